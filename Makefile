@@ -1,0 +1,58 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+FH := $(BIN)/funnelhouse
+DEMO_DIR ?= $(or $(FUNNELHOUSE_HOME),.funnelhouse)/demo-landing
+DEMO_CUSTOMERS ?= 2000
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv demo test lint format ui up down status bench bench-ingest clean
+
+# The virtualenv is rebuilt when the dependency pins change.
+$(BIN)/.installed: pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	$(FH) up
+	$(FH) migrate
+	$(FH) generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed 7
+	$(FH) ingest $(DEMO_DIR)
+	@echo
+	$(FH) status
+	@echo "Landing files: $(DEMO_DIR)   Dagster UI: make ui   Stop: make down"
+
+test: venv lint
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+
+format: venv
+	$(BIN)/ruff format orchestration ingestion devstack tests bench
+	$(BIN)/ruff check --fix .
+
+ui: venv
+	$(FH) up
+	DAGSTER_HOME=$$(realpath $(or $(FUNNELHOUSE_HOME),.funnelhouse))/dagster; mkdir -p $$DAGSTER_HOME; \
+	  DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+up: venv
+	$(FH) up
+down: venv
+	$(FH) down
+status: venv
+	$(FH) status
+
+bench-ingest: venv
+	$(BIN)/python bench/ingest.py
+
+clean: down
+	rm -rf .funnelhouse

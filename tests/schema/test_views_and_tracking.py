@@ -1,0 +1,142 @@
+"""Behaviour of the schema on a small hand-made fixture: the seed's views, partition upkeep,
+change tracking (updated_at, tombstones) and migrations being idempotent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from ingestion.schema import migrate
+
+FIXTURE = """
+INSERT INTO employees (employee_code, name, email, username, password_hash, role, department, level)
+VALUES ('EMP_001', '王经理', 'wang@example.com', 'wang', 'x', 'manager', 'BoFu', '主管'),
+       ('EMP_002', 'Li Na', 'li@example.com', 'lina', 'x', 'employee', 'MoFu', '组员'),
+       ('EMP_003', 'Idle', 'idle@example.com', 'idle', 'x', 'employee', 'ToFu', '新人');
+INSERT INTO customers (customer_code, name, tier, current_stage, status, assigned_employee_id, intention_score)
+VALUES ('CUST_A', '张三', 'S', 'Growth', 'active', 1, 50),
+       ('CUST_B', 'Bob', 'B', 'Action', 'inactive', 1, 30),
+       ('CUST_C', '李四', 'C', 'Trust', 'active', 2, 10);
+INSERT INTO funnel_tofu (source_key, customer_id, employee_id, contact_date, source_channel, stayed_in_group)
+VALUES ('T_A', 1, 1, '2026-01-01', 'TikTok', true), ('T_C', 3, 2, '2026-01-05', 'Facebook', false);
+INSERT INTO funnel_mofu (source_key, customer_id, employee_id, total_conversations, high_quality_conversations,
+                         account_opened)
+VALUES ('M_A', 1, 1, 40, 12, true), ('M_B', 2, 1, 10, 2, true), ('M_C', 3, 2, 3, 0, false);
+INSERT INTO funnel_bofu (source_key, customer_id, employee_id, total_deposits, total_withdrawals, net_deposit,
+                         withdrawal_rate, first_deposit_at, is_vip)
+VALUES ('B_A', 1, 1, 10000, 2000, 8000, 20, '2026-02-01', true),
+       ('B_B', 2, 1, 500, 0, 500, 0, '2026-03-01', false);
+"""
+
+
+@pytest.fixture
+def conn(pg_dsn):
+    with psycopg.connect(pg_dsn) as connection:
+        connection.execute(FIXTURE)
+        yield connection
+
+
+def test_customer_overview_view(conn):
+    rows = conn.execute(
+        """SELECT customer_code, source_channel, stayed_in_group, total_conversations, account_opened,
+                  net_deposit, is_vip, employee_code, employee_name
+           FROM v_customer_overview ORDER BY customer_code"""
+    ).fetchall()
+    assert rows == [
+        ("CUST_A", "TikTok", True, 40, True, Decimal("8000.00"), True, "EMP_001", "王经理"),
+        ("CUST_B", None, None, 10, True, Decimal("500.00"), False, "EMP_001", "王经理"),
+        ("CUST_C", "Facebook", False, 3, False, None, None, "EMP_002", "Li Na"),
+    ]
+
+
+def test_employee_performance_view(conn):
+    rows = conn.execute(
+        """SELECT employee_code, total_customers, active_customers, total_net_deposit,
+                  avg_withdrawal_rate, accounts_opened, first_deposits
+           FROM v_employee_performance ORDER BY employee_code"""
+    ).fetchall()
+    assert rows == [
+        ("EMP_001", 2, 1, Decimal("8500.00"), Decimal("10"), 2, 2),
+        ("EMP_002", 1, 1, None, None, 0, 0),
+        ("EMP_003", 0, 0, None, None, 0, 0),
+    ]
+
+
+def _insert_conversation(conn, message_id, sent_at):
+    return conn.execute(
+        """INSERT INTO conversations (source_message_id, customer_id, employee_id, message_type, direction,
+                                      content, sent_at)
+           VALUES (%s, 1, 1, 'text', 'inbound', '你好', %s) RETURNING id""",
+        (message_id, sent_at),
+    ).fetchone()[0]
+
+
+def test_row_outside_partitions_is_kept_then_moved_into_its_new_partition(conn):
+    conversation_id = _insert_conversation(conn, "MSG_far", "2031-03-15 10:00:00")
+    conn.execute(
+        """INSERT INTO conversation_events (source_key, conversation_id, conversation_sent_at, customer_id,
+                                            employee_id, event_type)
+           VALUES ('E1', %s, '2031-03-15 10:00:00', 1, 1, '反问')""",
+        (conversation_id,),
+    )
+    where = "SELECT tableoid::regclass::text FROM conversations WHERE source_message_id = 'MSG_far'"
+    assert conn.execute(where).fetchone()[0] == "conversations_default"
+    created = conn.execute("SELECT ensure_conversation_partitions('2031-02-01', '2031-04-01')").fetchone()[0]
+    assert created == 3
+    assert conn.execute(where).fetchone()[0] == "conversations_2031_03"
+    assert conn.execute("SELECT count(*) FROM sync_deletions").fetchone()[0] == 0, "a move is no deletion"
+    assert (
+        conn.execute("SELECT ensure_conversation_partitions('2031-02-01', '2031-04-01')").fetchone()[0] == 0
+    )
+    conn.commit()
+    assert conn.execute(
+        "SELECT conversation_id, conversation_sent_at::text FROM conversation_events"
+    ).fetchall() == [(conversation_id, "2031-03-15 10:00:00")]
+
+
+def test_event_must_reference_an_existing_conversation(conn):
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute(
+            """INSERT INTO conversation_events (source_key, conversation_id, conversation_sent_at, customer_id,
+                                                employee_id, event_type)
+               VALUES ('E2', 999, '2026-01-01', 1, 1, '反问')"""
+        )
+
+
+def test_updated_at_moves_only_on_real_changes_and_deletes_leave_tombstones(conn):
+    conn.commit()
+    before = conn.execute("SELECT updated_at FROM customers WHERE customer_code = 'CUST_A'").fetchone()[0]
+    conn.execute("UPDATE customers SET tier = 'S' WHERE customer_code = 'CUST_A'")  # unchanged
+    conn.commit()
+    same = conn.execute("SELECT updated_at FROM customers WHERE customer_code = 'CUST_A'").fetchone()[0]
+    assert same == before
+    conn.execute("UPDATE customers SET tier = 'A' WHERE customer_code = 'CUST_A'")
+    conn.commit()
+    moved = conn.execute("SELECT updated_at FROM customers WHERE customer_code = 'CUST_A'").fetchone()[0]
+    assert moved > before
+    conversation_id = _insert_conversation(conn, "MSG_del", "2025-11-20 08:00:00")
+    conn.execute("DELETE FROM conversations WHERE id = %s", (conversation_id,))
+    assert conn.execute("SELECT table_name, row_id FROM sync_deletions").fetchall() == [
+        ("conversations", conversation_id)
+    ]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE customers SET tier = 'Z' WHERE id = 1",
+        "UPDATE customers SET current_stage = 'Onboarding' WHERE id = 1",
+        "UPDATE customers SET intention_score = 61 WHERE id = 1",
+        "UPDATE funnel_mofu SET engagement_score = 101 WHERE id = 1",
+        "UPDATE employees SET level = '大师' WHERE id = 1",
+    ],
+)
+def test_closed_sets_and_ranges_are_enforced(conn, statement):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(statement)
+
+
+def test_second_migration_run_changes_nothing(pg_dsn):
+    assert migrate.apply(pg_dsn, log=lambda *_: None) == []
