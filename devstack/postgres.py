@@ -182,6 +182,17 @@ def stop(state_home: Path) -> None:
     state.forget_service(SERVICE, state_home)
 
 
+def adopt_data_dir(data: Path) -> None:
+    """Make a data directory restored from a backup startable: owned by the server's user, 0700."""
+    if _running_as_root():
+        import pwd
+
+        entry = pwd.getpwnam(_SYSTEM_USER)
+        for path in [data, *data.rglob("*")]:
+            os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    data.chmod(0o700)
+
+
 def binary(name: str) -> Path:
     """Path of a PostgreSQL client binary shipped with the wheel (pg_dump, pg_basebackup, psql ...)."""
     return POSTGRES_BIN_PATH / name

@@ -71,3 +71,54 @@ def clickhouse_settings() -> ClickHouseSettings:
     return ClickHouseSettings(
         host=info["host"], port=int(info["port"]), username=info["user"], password=info["password"]
     )
+
+
+def backup_dir():
+    """``FUNNELHOUSE_BACKUP_DIR``, else ``<state home>/backups``."""
+    from pathlib import Path
+
+    configured = os.environ.get("FUNNELHOUSE_BACKUP_DIR")
+    return Path(configured) if configured else state.home() / "backups"
+
+
+def backup_offsite_url() -> str | None:
+    """Where each backup is copied off the machine (any fsspec URL); unset = no off-site copy."""
+    return os.environ.get("FUNNELHOUSE_BACKUP_OFFSITE_URL") or None
+
+
+def schedule_timezone() -> str:
+    """The timezone every cron schedule runs in (the sales team's, not the server's)."""
+    return os.environ.get("FUNNELHOUSE_TIMEZONE", "Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    url: str
+    flavour: str  # elasticsearch | opensearch: picks the Python client (each refuses the other engine)
+    username: str | None = None
+    password: str | None = None
+    verify_tls: bool = True
+    ca_certs: str | None = None
+
+
+def search_settings() -> SearchSettings:
+    """``FUNNELHOUSE_SEARCH_URL`` (+ ``_FLAVOUR``, ``_USER``/``_PASSWORD``, ``_VERIFY_TLS``, ``_CA_CERTS``)
+    if set, else the embedded engine of the current stack."""
+    url = os.environ.get("FUNNELHOUSE_SEARCH_URL")
+    if url:
+        flavour = os.environ.get("FUNNELHOUSE_SEARCH_FLAVOUR", "elasticsearch")
+        if flavour not in {"elasticsearch", "opensearch"}:
+            raise ValueError(
+                f"FUNNELHOUSE_SEARCH_FLAVOUR must be elasticsearch or opensearch, not {flavour!r}"
+            )
+        return SearchSettings(
+            url=url,
+            flavour=flavour,
+            username=os.environ.get("FUNNELHOUSE_SEARCH_USER") or None,
+            password=os.environ.get("FUNNELHOUSE_SEARCH_PASSWORD") or None,
+            verify_tls=os.environ.get("FUNNELHOUSE_SEARCH_VERIFY_TLS", "true").lower()
+            not in {"0", "false", "no"},
+            ca_certs=os.environ.get("FUNNELHOUSE_SEARCH_CA_CERTS") or None,
+        )
+    info = _embedded("search")
+    return SearchSettings(url=info["url"], flavour=info["flavour"])

@@ -1,0 +1,52 @@
+"""Upkeep of the operational database: backups (seed section 6) and conversation partitions
+created ahead of time (seed section 5), as Dagster jobs so failures show up where everything else does."""
+
+from datetime import date
+
+import dagster as dg
+import psycopg
+from dateutil.relativedelta import relativedelta
+
+from ingestion.maintenance import backups
+from orchestration import environment
+
+PARTITION_MONTHS_AHEAD = 3
+
+
+class BackupConfig(dg.Config):
+    kind: str = "full"
+
+
+@dg.op
+def take_postgres_backup(context: dg.OpExecutionContext, config: BackupConfig) -> None:
+    root = environment.backup_dir()
+    backup = backups.take_backup(environment.pg_dsn(), root, config.kind)
+    context.log.info(f"{backup.kind} backup {backup.name} written to {root}")
+    offsite = environment.backup_offsite_url()
+    if offsite:
+        context.log.info(f"copied off-site to {backups.copy_offsite(backup, offsite)}")
+    removed = backups.prune(root)
+    if removed:
+        context.log.info(f"retention ({backups.RETENTION_DAYS} days) removed {', '.join(removed)}")
+    context.add_output_metadata({"backup": backup.name, "kind": backup.kind, "pruned": len(removed)})
+
+
+@dg.op
+def create_conversation_partitions_ahead(context: dg.OpExecutionContext) -> None:
+    today = date.today().replace(day=1)
+    with psycopg.connect(environment.pg_dsn()) as conn:
+        created = conn.execute(
+            "SELECT ensure_conversation_partitions(%s, %s)",
+            (today, today + relativedelta(months=PARTITION_MONTHS_AHEAD)),
+        ).fetchone()[0]
+    context.log.info(f"{created} new monthly partition(s) of conversations")
+
+
+@dg.job(description="pg_basebackup of the operational database, with retention and off-site copy")
+def postgres_backup_job():
+    take_postgres_backup()
+
+
+@dg.job(description="Create the next months' partitions of conversations before rows arrive")
+def conversation_partitions_job():
+    create_conversation_partitions_ahead()

@@ -1,0 +1,35 @@
+"""The seed's backup rhythm: full daily at 03:00, incremental every 6 hours; partitions monthly."""
+
+import dagster as dg
+
+from orchestration import environment
+from orchestration.defs.operations.jobs import conversation_partitions_job, postgres_backup_job
+
+
+def _backup_run_config(kind: str) -> dict:
+    return {"ops": {"take_postgres_backup": {"config": {"kind": kind}}}}
+
+
+full_backup_schedule = dg.ScheduleDefinition(
+    name="postgres_full_backup_daily",
+    job=postgres_backup_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone=environment.schedule_timezone(),
+    run_config=_backup_run_config("full"),
+)
+
+# 09:00, 15:00, 21:00: the 03:00 slot belongs to the full backup.
+incremental_backup_schedule = dg.ScheduleDefinition(
+    name="postgres_incremental_backup_6h",
+    job=postgres_backup_job,
+    cron_schedule="0 9,15,21 * * *",
+    execution_timezone=environment.schedule_timezone(),
+    run_config=_backup_run_config("incremental"),
+)
+
+partitions_ahead_schedule = dg.ScheduleDefinition(
+    name="conversation_partitions_monthly",
+    job=conversation_partitions_job,
+    cron_schedule="0 1 1 * *",
+    execution_timezone=environment.schedule_timezone(),
+)

@@ -1,0 +1,91 @@
+"""Backups restore: a full backup, a change, an incremental backup, then a server started on the
+combined chain holds the change. Retention keeps what a kept backup still needs."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from devstack import postgres
+from ingestion.maintenance import backups
+
+
+def test_full_then_incremental_backup_restores_the_latest_state(pg_server, tmp_path):
+    dsn = pg_server["dsn"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS backup_probe (note text)")
+        conn.execute("TRUNCATE backup_probe")
+        conn.execute("INSERT INTO backup_probe VALUES ('before full')")
+    root = tmp_path / "backups"
+    full = backups.take_backup(dsn, root, "full")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO backup_probe VALUES ('after full')")
+    incremental = backups.take_backup(dsn, root, "incremental")
+    assert (full.kind, incremental.kind, incremental.parent) == ("full", "incremental", full.name)
+    assert not list(root.glob(".*partial")), "no half-written backup left behind"
+
+    restored_home = tmp_path / "restored"
+    data = restored_home / "postgres" / "data"
+    data.parent.mkdir(parents=True)
+    backups.restore(root, data)
+    postgres.adopt_data_dir(data)
+    shutil.copytree(pg_server_home(pg_server) / "secrets", restored_home / "secrets")
+    info = postgres.start(restored_home)
+    try:
+        with psycopg.connect(info["dsn"]) as conn:
+            notes = [row[0] for row in conn.execute("SELECT note FROM backup_probe ORDER BY note")]
+        assert notes == ["after full", "before full"]
+    finally:
+        postgres.stop(restored_home)
+
+
+def pg_server_home(pg_server):
+    """The state home the session server runs in (its secrets are copied to the restored one)."""
+    from pathlib import Path
+
+    return Path(pg_server["data"]).parents[1]
+
+
+def test_incremental_without_a_full_backup_becomes_full(pg_server, tmp_path):
+    backup = backups.take_backup(pg_server["dsn"], tmp_path, "incremental")
+    assert backup.kind == "full" and backup.parent is None
+
+
+def test_retention_keeps_chains_that_kept_backups_need(pg_server, tmp_path):
+    start = datetime(2026, 1, 1, 3, tzinfo=UTC)
+    old_full = backups.take_backup(pg_server["dsn"], tmp_path, "full", now=start)
+    needed_incremental = backups.take_backup(
+        pg_server["dsn"], tmp_path, "incremental", now=start + timedelta(days=20)
+    )
+    removed = backups.prune(tmp_path, now=start + timedelta(days=40))
+    assert removed == [], "the old full backup is the base of a kept incremental one"
+    removed = backups.prune(tmp_path, now=start + timedelta(days=60))
+    assert removed == [old_full.name, needed_incremental.name]
+
+
+def test_offsite_copy_lands_whole(pg_server, tmp_path):
+    backup = backups.take_backup(pg_server["dsn"], tmp_path / "local", "full")
+    destination = backups.copy_offsite(backup, f"file://{tmp_path / 'offsite'}")
+    assert destination.endswith(f"{backup.name}.tar.gz")
+    copies = list((tmp_path / "offsite").iterdir())
+    assert [c.name for c in copies] == [f"{backup.name}.tar.gz"]
+    import tarfile
+
+    with tarfile.open(copies[0]) as tar:
+        assert f"{backup.name}/backup_manifest" in tar.getnames()
+
+
+def test_backup_job_runs_in_dagster(pg_server, tmp_path, monkeypatch):
+    from orchestration.defs.operations.jobs import postgres_backup_job
+
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", pg_server["dsn"])
+    monkeypatch.setenv("FUNNELHOUSE_BACKUP_DIR", str(tmp_path / "b"))
+    monkeypatch.setenv("FUNNELHOUSE_BACKUP_OFFSITE_URL", f"file://{tmp_path / 'offsite'}")
+    result = postgres_backup_job.execute_in_process(
+        run_config={"ops": {"take_postgres_backup": {"config": {"kind": "incremental"}}}}
+    )
+    assert result.success
+    assert [b.kind for b in backups.list_backups(tmp_path / "b")] == ["full"]
+    assert len(list((tmp_path / "offsite").glob("*.tar.gz"))) == 1
