@@ -12,7 +12,7 @@ from devstack import postgres
 from ingestion.maintenance import backups
 
 
-def test_full_then_incremental_backup_restores_the_latest_state(pg_server, tmp_path):
+def test_full_then_incremental_backup_restores_the_latest_state(pg_server, service_dirs, tmp_path):
     dsn = pg_server["dsn"]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS backup_probe (note text)")
@@ -26,7 +26,7 @@ def test_full_then_incremental_backup_restores_the_latest_state(pg_server, tmp_p
     assert (full.kind, incremental.kind, incremental.parent) == ("full", "incremental", full.name)
     assert not list(root.glob(".*partial")), "no half-written backup left behind"
 
-    restored_home = tmp_path / "restored"
+    restored_home = service_dirs("restored")
     data = restored_home / "postgres" / "data"
     data.parent.mkdir(parents=True)
     backups.restore(root, data)
