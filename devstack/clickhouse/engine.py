@@ -1,0 +1,267 @@
+"""The chDB store and its connections, with the state the HTTP layer must track around them.
+
+One process owns the store (chDB locks it; a second process fails). Inside that process every
+ClickHouse session gets its own chDB connection: connections keep their own SET values, current
+database and temporary tables, and separate connections run queries in parallel.
+
+Two chDB behaviours shape this module (guide hazards 1 and 2): INSERT data is always pushed through
+``send_insert`` (never ``query()``, which would run a blank-line-separated tail as a new statement),
+and a ``query()`` that fails after producing output leaves that output on the connection, where it
+would be prepended to the next answer -- so a failed connection is drained before it is used again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from chdb.state import sqlitelike
+
+from devstack.clickhouse.errors import ClickHouseError
+
+_SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DRAIN_MARKER = b"devstack-clean\n"
+
+
+class StoreBusyError(RuntimeError):
+    """Another process holds the store."""
+
+
+@dataclass
+class Outcome:
+    """A finished statement: its (buffered) answer and the statistics for X-ClickHouse-Summary."""
+
+    body: bytes = b""
+    read_rows: int = 0
+    read_bytes: int = 0
+    written_rows: int = 0
+    written_bytes: int = 0
+    elapsed: float = 0.0
+    streamed_bytes: int = 0  # answers streamed to the client have no buffered body
+
+    @property
+    def result_bytes(self) -> int:
+        return len(self.body) or self.streamed_bytes
+
+    def summary(self) -> dict[str, str]:
+        # ClickHouse sends every value as a string; clickhouse-connect reads written_rows for inserts.
+        return {
+            "read_rows": str(self.read_rows),
+            "read_bytes": str(self.read_bytes),
+            "written_rows": str(self.written_rows),
+            "written_bytes": str(self.written_bytes),
+            "total_rows_to_read": str(self.read_rows),
+            "result_rows": "0",
+            "result_bytes": str(self.result_bytes),
+            "elapsed_ns": str(int(self.elapsed * 1e9)),
+        }
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+class EngineConnection:
+    """One chDB connection and the settings/database this server applied to it.
+
+    A session's own ``SET`` and ``USE`` persist; settings and ``database`` sent as URL parameters
+    apply to one request only. Rather than resetting after every request, the connection remembers
+    what it currently holds and applies only the difference before the next one: clients such as
+    clickhouse-connect send the same settings with every request, so the usual difference is empty.
+    """
+
+    def __init__(self, store: Store, readonly: bool):
+        self._connection = sqlitelike.connect(store.connection_string)
+        self.readonly = readonly
+        self._applied: dict[str, str] = {}  # setting -> value this server SET on the connection
+        self._persistent: dict[str, str] = {}  # settings the session chose with SET statements
+        self._session_database: str | None = None  # chosen with USE
+        self._current_database: str | None = None  # what the connection is on now
+        self._dirty = False
+        if readonly:
+            self._execute("SET readonly = 1")
+            self._applied["readonly"] = "1"
+
+    def close(self) -> None:
+        self._connection.close()
+
+    # --- state around statements -------------------------------------------------------------
+
+    def prepare(self, request_settings: dict[str, str], database: str | None) -> None:
+        """Bring the connection to the session's state plus this request's settings and database."""
+        if self._dirty:
+            self._drain()
+        desired = {**self._persistent, **request_settings}
+        assignments = []
+        for name, value in desired.items():
+            if not _SETTING_NAME_RE.match(name):
+                raise ClickHouseError(115, f"Unknown setting '{name}'", None)
+            if self._applied.get(name) != value:
+                assignments.append(f"{name} = {_quote(value)}")
+        restores = [name for name in self._applied if name not in desired and name != "readonly"]
+        assignments += [f"{name} = DEFAULT" for name in restores]
+        if assignments:
+            self._execute("SET " + ", ".join(assignments))
+            for name in restores:
+                del self._applied[name]
+            self._applied.update({name: value for name, value in desired.items()})
+        wanted_database = database or self._session_database
+        if wanted_database and wanted_database != self._current_database:
+            self._execute(f"USE {_quote_identifier(wanted_database)}")
+            self._current_database = wanted_database
+
+    def remember_set(self, names: Iterable[str]) -> None:
+        """After a successful ``SET`` statement: its values now belong to the session."""
+        names = [name for name in names if _SETTING_NAME_RE.match(name)]
+        if not names:
+            return
+        listed = ", ".join(_quote(name) for name in names)
+        rows = self._execute(f"SELECT name, value FROM system.settings WHERE name IN ({listed})", "TSV")
+        for line in rows.body.decode().splitlines():
+            name, _, value = line.partition("\t")
+            self._persistent[name] = value
+            self._applied[name] = value
+
+    def remember_use(self) -> None:
+        """After a successful ``USE``: the session's database is whatever the connection is on now."""
+        current = self._execute("SELECT currentDatabase()", "TSV").body.decode().strip()
+        self._session_database = self._current_database = current
+
+    def _drain(self) -> None:
+        for _ in range(5):
+            if self._connection.query("SELECT 'devstack-clean'", "TSV").bytes() == _DRAIN_MARKER:
+                self._dirty = False
+                return
+        raise ClickHouseError(1001, "chDB connection could not be cleaned after a failed query")
+
+    # --- statements ----------------------------------------------------------------------------
+
+    def _execute(self, sql: str, output_format: str = "TSV", params: dict | None = None) -> Outcome:
+        try:
+            result = self._connection.query(sql, output_format, params=params or {})
+        except Exception as error:
+            self._dirty = True
+            raise ClickHouseError.from_engine(error) from None
+        return Outcome(
+            body=result.bytes(),
+            read_rows=result.rows_read(),
+            read_bytes=result.bytes_read(),
+            written_rows=result.rows_written(),
+            written_bytes=result.bytes_written(),
+            elapsed=result.elapsed(),
+        )
+
+    def run(self, sql: str, output_format: str, params: dict[str, str]) -> Outcome:
+        """Run a statement and buffer its whole answer."""
+        return self._execute(sql, output_format, params)
+
+    def stream(self, sql: str, output_format: str, params: dict[str, str]) -> Iterator[bytes]:
+        """Run a SELECT and yield its answer chunk by chunk. The first chunk is computed eagerly by
+        the caller (``next()``) so errors before any output still get a proper HTTP status."""
+        try:
+            result = self._connection.send_query(sql, output_format, params=params or {})
+        except Exception as error:
+            raise ClickHouseError.from_engine(error) from None
+        return _chunks(result)
+
+    def insert(self, head: str, input_format: str, data: Iterable[bytes]) -> Outcome:
+        """Stream ``data`` into ``head`` (an INSERT without FORMAT and data) through chDB's inserter."""
+        try:
+            inserter = self._connection.send_insert(head, input_format)
+        except Exception as error:
+            self._dirty = True
+            raise ClickHouseError.from_engine(error) from None
+        try:
+            for chunk in data:
+                if chunk:
+                    inserter.append(chunk)
+            result = inserter.finish()
+        except BaseException as error:
+            self._dirty = True
+            with contextlib.suppress(Exception):  # the engine may already have dropped the insert
+                inserter.cancel()
+            if isinstance(error, Exception):
+                raise ClickHouseError.from_engine(error) from None
+            raise
+        return Outcome(
+            written_rows=result.rows_written, written_bytes=result.bytes_written, elapsed=result.elapsed
+        )
+
+
+def _chunks(result) -> Iterator[bytes]:
+    try:
+        for chunk in result:
+            data = chunk.bytes()
+            if data:
+                yield data
+    except Exception as error:
+        raise ClickHouseError.from_engine(error) from None
+    finally:
+        result.close()
+
+
+class Store:
+    """The chDB store this process owns, guarded by an exclusive lock file next to chDB's own data.
+
+    chDB also locks its data path, but its error ("Cannot lock file .../status") names neither the
+    holder nor the remedy; this lock is taken first so the refusal says which process holds the store.
+    """
+
+    LOCK_NAME = ".devstack-server.lock"
+
+    def __init__(self, path: Path):
+        self.path = Path(path).resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.path / self.LOCK_NAME, "a+")  # noqa: SIM115 -- held for the process lifetime
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.seek(0)
+            holder = self._lock_file.read().strip() or "unknown"
+            self._lock_file.close()
+            raise StoreBusyError(
+                f"the ClickHouse store {self.path} is held by another process (pid {holder}); "
+                "stop that server (`funnelhouse down`) or choose another --path"
+            ) from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(str(os.getpid()))
+        self._lock_file.flush()
+        self.connection_string = f"file:{self.path}"
+        try:
+            # Kept open for the server's lifetime: the engine shuts down when its last connection closes.
+            self._keeper = sqlitelike.connect(self.connection_string)
+        except Exception as error:
+            self._release_lock()
+            if "Cannot lock file" in str(error):
+                raise StoreBusyError(
+                    f"the ClickHouse store {self.path} is open in another process: {error}"
+                ) from None
+            raise
+        version, timezone = self._keeper.query("SELECT version(), timezone()", "TSV").bytes().decode().split()
+        self.version, self.timezone = version, timezone
+        self._closed = threading.Event()
+
+    def connect(self, readonly: bool = False) -> EngineConnection:
+        return EngineConnection(self, readonly)
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._keeper.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._lock_file.close()

@@ -1,0 +1,161 @@
+"""Start, stop and inspect the local ClickHouse server of a stack (used by ``funnelhouse up/down/status``).
+
+The server runs as a detached process (its own session, so it outlives the command that started it)
+that owns ``<state_home>/clickhouse/store``. Its address, pid and credentials go to ``services.json``
+under the name ``clickhouse`` -- the keys ``host``, ``port``, ``user`` and ``password`` are what
+``orchestration.environment.clickhouse_settings()`` reads -- so every other process finds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from devstack import state
+from devstack.clickhouse.users import DEFAULT_USER, READONLY_USER, write_users_file
+
+SERVICE = "clickhouse"
+DEFAULT_PORT = 8123
+HOST = "127.0.0.1"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _directory(state_home: Path) -> Path:
+    return Path(state_home) / "clickhouse"
+
+
+def _ping(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/ping", timeout=timeout) as response:
+            return response.status == 200 and response.read() == b"Ok.\n"
+    except OSError:
+        return False
+
+
+def status(state_home: Path) -> dict | None:
+    """The recorded service info if its process is alive and answers /ping, else None."""
+    info = state.read_services(Path(state_home)).get(SERVICE)
+    if info and state.pid_alive(info.get("pid")) and _ping(info["host"], int(info["port"])):
+        return info
+    return None
+
+
+def _write_users(state_home: Path) -> tuple[Path, dict[str, str]]:
+    passwords = {
+        DEFAULT_USER: state.secret("clickhouse-default", state_home),
+        READONLY_USER: state.secret("clickhouse-bi-reader", state_home),
+    }
+    users_file = _directory(state_home) / "users.json"
+    write_users_file(
+        users_file,
+        {DEFAULT_USER: (passwords[DEFAULT_USER], False), READONLY_USER: (passwords[READONLY_USER], True)},
+    )
+    return users_file, passwords
+
+
+def _log_tail(log_path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start(state_home: Path, port: int | None = None) -> dict:
+    """Start the server (or return the running one's info) and record it in services.json."""
+    state_home = Path(state_home)
+    running = status(state_home)
+    if running:
+        return running
+    directory = _directory(state_home)
+    store = directory / "store"
+    store.mkdir(parents=True, exist_ok=True)
+    users_file, passwords = _write_users(state_home)
+    log_path = directory / "server.log"
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    last_error = ""
+    for _attempt in range(3):  # the chosen port may be taken between the check and the bind
+        chosen_port = port or state.free_port(DEFAULT_PORT, HOST)
+        with open(log_path, "ab") as log_file:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "devstack.clickhouse",
+                    "--path",
+                    str(store),
+                    "--port",
+                    str(chosen_port),
+                    "--host",
+                    HOST,
+                    "--users",
+                    str(users_file),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=_REPO_ROOT,
+                env=environment,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and process.poll() is None and not _ping(HOST, chosen_port, 0.5):
+            time.sleep(0.1)
+        if process.poll() is None and _ping(HOST, chosen_port):
+            info = {
+                "host": HOST,
+                "port": chosen_port,
+                "user": DEFAULT_USER,
+                "password": passwords[DEFAULT_USER],
+                "readonly_user": READONLY_USER,
+                "readonly_password": passwords[READONLY_USER],
+                "url": f"http://{HOST}:{chosen_port}",
+                "pid": process.pid,
+                "store": str(store),
+                "log": str(log_path),
+                "users_file": str(users_file),
+            }
+            state.record_service(SERVICE, info, state_home)
+            return info
+        if process.poll() is None:
+            process.terminate()
+            process.wait(10)
+        last_error = _log_tail(log_path)
+        if process.returncode != 4 or port:  # 4 = could not listen: retry on another port
+            break
+    raise RuntimeError(f"the local ClickHouse server did not start (log {log_path}):\n{last_error}")
+
+
+def stop(state_home: Path) -> None:
+    """SIGTERM the server, wait for it to finish running requests, and forget it."""
+    state_home = Path(state_home)
+    info = state.read_services(state_home).get(SERVICE)
+    if not info:
+        return
+    pid = info.get("pid")
+    if state.pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while state.pid_alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)
+        if state.pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+    state.forget_service(SERVICE, state_home)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the server is our own child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

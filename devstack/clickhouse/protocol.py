@@ -1,0 +1,204 @@
+"""ClickHouse's HTTP request semantics, independent of the socket handling in ``server``.
+
+What a request means: which URL parameters are transport and which are settings or query
+parameters, how much of the body is the statement (the rest of an INSERT is data, left unread for the
+inserter), which output formats may be streamed block by block, and what a read-only request or the
+read-only user may run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from devstack.clickhouse import sql
+from devstack.clickhouse.errors import ClickHouseError
+from devstack.clickhouse.users import User
+
+MAX_QUERY_BYTES = 64 << 20  # text of a non-INSERT statement (INSERT data is streamed, not limited)
+
+# URL parameters that steer the HTTP exchange itself; every other parameter (except param_*) is a setting.
+TRANSPORT_PARAMS = frozenset(
+    [
+        "query",
+        "database",
+        "user",
+        "password",
+        "quota_key",
+        "query_id",
+        "session_id",
+        "session_timeout",
+        "session_check",
+        "close_session",
+        "default_format",
+        "compress",
+        "decompress",
+        "buffer_size",
+        "wait_end_of_query",
+        "client_protocol_version",
+        "role",
+        "stacktrace",
+        "with_stacktrace",
+        "readonly",
+    ]
+)
+# Formats whose streamed blocks can simply be concatenated; the others (JSON, *WithNames*, Arrow,
+# Parquet, Pretty, ...) repeat a header per block in chDB's stream, so their answers are buffered.
+CONCATENABLE_FORMATS = frozenset(
+    [
+        "native",
+        "tabseparated",
+        "tsv",
+        "tabseparatedraw",
+        "tsvraw",
+        "csv",
+        "jsoneachrow",
+        "jsonlines",
+        "ndjson",
+        "jsoncompacteachrow",
+        "jsonstringseachrow",
+        "jsoncompactstringseachrow",
+        "rowbinary",
+        "values",
+        "tskv",
+        "lineasstring",
+        "null",
+    ]
+)
+
+
+def content_type(output_format: str) -> str:
+    name = output_format.lower()
+    if name.startswith(("json", "ndjson")):
+        return "application/json; charset=UTF-8"
+    if name.startswith(("tabseparated", "tsv")):
+        return "text/tab-separated-values; charset=UTF-8"
+    if name.startswith("csv"):
+        return "text/csv; charset=UTF-8; header=absent"
+    if name.startswith(("pretty", "vertical", "markdown", "xml")):
+        return "text/plain; charset=UTF-8"
+    return "application/octet-stream"
+
+
+@dataclass
+class Request:
+    """One HTTP query request after authentication, with its text split into parts."""
+
+    params: dict[str, str]
+    user: User
+    method: str
+    query_id: str
+    settings: dict[str, str] = field(default_factory=dict)
+    query_params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def split_params(cls, params: dict[str, str], user: User, method: str) -> Request:
+        request = cls(
+            params=params, user=user, method=method, query_id=params.get("query_id") or str(uuid.uuid4())
+        )
+        for name, value in params.items():
+            if name.startswith("param_"):
+                request.query_params[name[len("param_") :]] = value
+            elif name not in TRANSPORT_PARAMS:
+                request.settings[name] = value
+        return request
+
+    @property
+    def readonly_mode(self) -> int:
+        """ClickHouse's readonly level for this request: GET implies 2, the BI user always has 1."""
+        if self.user.readonly:
+            return 1
+        requested = self.params.get("readonly", "0")
+        if self.method == "GET":
+            return 2 if requested in ("0", "") else int(requested)
+        return int(requested) if requested.isdigit() else 0
+
+
+class StatementReader:
+    """Reads just enough of ``query`` param + body to know the statement, leaving INSERT data unread."""
+
+    HEAD_LIMIT = 1 << 20
+
+    def __init__(self, query_param: str | None, body: Iterator[bytes]):
+        self._body = body
+        self.exhausted = False
+        first = next(body, None)
+        self._buffer = bytearray((query_param or "").encode())
+        if first is None:
+            self.exhausted = True
+        else:
+            if query_param:
+                self._buffer += b"\n"
+            self._buffer += first
+
+    def _pull(self) -> bool:
+        chunk = next(self._body, None)
+        if chunk is None:
+            self.exhausted = True
+            return False
+        self._buffer += chunk
+        return True
+
+    def read(self) -> tuple[sql.Statement, sql.DataInsert | None, Iterator[bytes] | None]:
+        while True:
+            text = self._buffer[: self.HEAD_LIMIT].decode("latin-1")
+            try:
+                insert = sql.find_data_insert(
+                    text, complete=self.exhausted or len(self._buffer) > self.HEAD_LIMIT
+                )
+                break
+            except sql.NeedMoreInput:
+                self._pull()
+        if insert is not None:
+            head = bytes(self._buffer[: len(insert.head)]).decode(errors="replace")
+            statement = sql.classify(head)
+            insert.head = statement.sql
+            return statement, insert, self._data(insert.data_offset)
+        while not self.exhausted:
+            self._pull()
+            if len(self._buffer) > MAX_QUERY_BYTES:
+                raise ClickHouseError(
+                    229, f"Query is too large ({len(self._buffer)}). max_query_size = {MAX_QUERY_BYTES}"
+                )
+        text = bytes(self._buffer).decode(errors="replace").strip()
+        if not text:
+            raise ClickHouseError(62, "Empty query")
+        return sql.classify(text), None, None
+
+    def _data(self, offset: int) -> Iterator[bytes]:
+        leftover, self._buffer = bytes(self._buffer[offset:]), bytearray()
+        if leftover:
+            yield leftover
+        yield from self._body
+        self.exhausted = True
+
+
+def check_permissions(request: Request, statement: sql.Statement, is_insert: bool) -> None:
+    """Refuse what this request may not run, before the engine sees it.
+
+    GET requests and ``readonly`` ones may only read (ClickHouse's rule). The BI user additionally may
+    not write files, kill queries or reach host files and other servers through table functions:
+    chDB's ``readonly=1`` still allows ``INTO OUTFILE`` and ``KILL``, so those are refused here.
+    """
+    mode = request.readonly_mode
+    if not mode:
+        return
+    allowed = set(sql.READ_KINDS) | ({"SET", "USE"} if mode != 1 or request.user.readonly else set())
+    if is_insert or statement.kind not in allowed:
+        if request.method == "GET" and not request.user.readonly:
+            raise ClickHouseError(
+                164, "Cannot execute query in readonly mode. For queries over HTTP, method POST is required"
+            )
+        raise ClickHouseError(164, f"{request.user.name}: Cannot execute query in readonly mode")
+    if request.user.readonly:
+        if statement.writes_outfile():
+            raise ClickHouseError(
+                497, f"{request.user.name}: Not enough privileges. INTO OUTFILE is not allowed"
+            )
+        function = statement.external_function()
+        if function:
+            raise ClickHouseError(
+                497,
+                f"{request.user.name}: Not enough privileges. The function {function}() reaches outside the store",
+            )

@@ -1,0 +1,328 @@
+"""Just enough SQL lexing to route a request safely; parsing proper is left to the engine.
+
+The server must decide some things *before* chDB sees the text: where an INSERT's data begins (the
+data is streamed into chDB's inserter and never executed as SQL, see the guide's hazard 1), whether
+the request holds more than one statement (ClickHouse refuses them over HTTP; chDB would run them
+all), which output format answers, and, for the read-only user, whether the query reaches outside
+the store. All of these need a lexer that knows string literals, quoted identifiers and comments, so
+that a ``;`` or ``FORMAT`` inside a literal is not mistaken for syntax.
+
+The lexer works on latin-1 text: one character per byte, so positions are byte offsets into a request
+body whose tail may be binary (Native, Arrow) and must not be decoded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from devstack.clickhouse.errors import ClickHouseError
+
+WORD, STRING, QUOTED_ID, NUMBER, PUNCT, PARAM = "word", "string", "quoted_id", "number", "punct", "param"
+
+_WORD_RE = re.compile(r"[A-Za-z_\x80-\xff][A-Za-z0-9_$\x80-\xff]*")
+_NUMBER_RE = re.compile(r"[0-9][0-9A-Za-z_.]*")
+_SPACE_RE = re.compile(r"\s+")
+_HEREDOC_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+
+# Statements a GET request (ClickHouse's readonly=2 for GET) and the read-only user may run.
+READ_KINDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "("})
+# Statements chDB's send_query can stream (others fail with code 36).
+STREAMABLE_KINDS = frozenset({"SELECT", "WITH", "("})
+
+# Table functions (and the file() scalar function) that read host files or reach other servers. The
+# read-only BI user must not use them; chDB's readonly=1 blocks some but not all of these paths.
+EXTERNAL_FUNCTIONS = frozenset(
+    name.lower()
+    for name in [
+        "file",
+        "fileCluster",
+        "url",
+        "urlCluster",
+        "s3",
+        "s3Cluster",
+        "gcs",
+        "oss",
+        "cosn",
+        "azureBlobStorage",
+        "azureBlobStorageCluster",
+        "hdfs",
+        "hdfsCluster",
+        "remote",
+        "remoteSecure",
+        "cluster",
+        "clusterAllReplicas",
+        "mysql",
+        "postgresql",
+        "mongodb",
+        "redis",
+        "sqlite",
+        "jdbc",
+        "odbc",
+        "executable",
+        "input",
+        "deltaLake",
+        "deltaLakeCluster",
+        "deltaLakeS3",
+        "deltaLakeAzure",
+        "iceberg",
+        "icebergS3",
+        "icebergAzure",
+        "icebergHDFS",
+        "icebergLocal",
+        "icebergCluster",
+        "icebergS3Cluster",
+        "hudi",
+        "hudiCluster",
+        "hive",
+        "arrowFlight",
+        "arrowflight",
+        "ytsaurus",
+        "paimon",
+        "prometheusQuery",
+        "timeSeriesData",
+    ]
+)
+
+
+class NeedMoreInput(Exception):
+    """The text ends inside a token: more of the request body is needed to lex it."""
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    text: str
+    start: int
+    end: int
+    depth: int  # bracket nesting depth at the token; 0 = top level of the statement
+
+    def is_word(self, *words: str) -> bool:
+        return self.kind == WORD and self.text.upper() in words
+
+
+def _skip_block_comment(text: str, pos: int, complete: bool) -> int:
+    depth = 0
+    while pos < len(text):
+        if text.startswith("/*", pos):
+            depth += 1
+            pos += 2
+        elif text.startswith("*/", pos):
+            depth -= 1
+            pos += 2
+            if depth == 0:
+                return pos
+        else:
+            pos += 1
+    if not complete:
+        raise NeedMoreInput
+    return pos
+
+
+def _skip_quoted(text: str, pos: int, quote: str, complete: bool) -> int:
+    pos += 1
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\":
+            pos += 2
+        elif char == quote:
+            if text.startswith(quote * 2, pos):  # doubled quote inside the literal
+                pos += 2
+            else:
+                return pos + 1
+        else:
+            pos += 1
+    if not complete:
+        raise NeedMoreInput
+    return len(text)
+
+
+def tokens(text: str, complete: bool = True, stop=None):
+    """Yield tokens of ``text``. With ``complete=False`` a token cut by the end raises NeedMoreInput.
+
+    ``stop(token)`` returning True ends the scan early: the caller found what it needed and the rest
+    may be data rather than SQL.
+    """
+    pos, depth, length = 0, 0, len(text)
+    while pos < length:
+        char = text[pos]
+        if char.isspace():
+            pos = _SPACE_RE.match(text, pos).end()
+            continue
+        if text.startswith("--", pos) or char == "#":
+            newline = text.find("\n", pos)
+            if newline < 0:
+                if not complete:
+                    raise NeedMoreInput
+                return
+            pos = newline + 1
+            continue
+        if text.startswith("/*", pos):
+            pos = _skip_block_comment(text, pos, complete)
+            continue
+        start = pos
+        if char == "'":
+            kind, pos = STRING, _skip_quoted(text, pos, "'", complete)
+        elif char in '"`':
+            kind, pos = QUOTED_ID, _skip_quoted(text, pos, char, complete)
+        elif char == "$" and (heredoc := _HEREDOC_RE.match(text, pos)):
+            closing = text.find(heredoc.group(0), heredoc.end())
+            if closing < 0 and not complete:
+                raise NeedMoreInput
+            kind, pos = STRING, (length if closing < 0 else closing + len(heredoc.group(0)))
+        elif char == "{":
+            # Query parameter placeholder {name:Type}; braces also open map literals.
+            kind, pos = PARAM, pos + 1
+        elif word := _WORD_RE.match(text, pos):
+            kind, pos = WORD, word.end()
+        elif number := _NUMBER_RE.match(text, pos):
+            kind, pos = NUMBER, number.end()
+        else:
+            kind, pos = PUNCT, pos + 1
+        if pos == length and not complete and kind in (WORD, NUMBER):
+            raise NeedMoreInput  # a word at the very end may continue in the next chunk
+        if char in ")]}":
+            depth = max(depth - 1, 0)
+        token = Token(kind, text[start:pos], start, pos, depth)
+        if char in "([{":
+            depth += 1
+        yield token
+        if stop is not None and stop(token):
+            return
+
+
+def unquote_identifier(token: Token) -> str:
+    if token.kind == QUOTED_ID:
+        return token.text[1:-1].replace(token.text[0] * 2, token.text[0])
+    return token.text
+
+
+@dataclass
+class Statement:
+    """One classified SQL statement, ready to route."""
+
+    sql: str  # text to execute (for data inserts: the head without FORMAT and data)
+    kind: str  # first keyword, upper-case; "(" for a parenthesised SELECT
+    format: str | None = None  # FORMAT clause: output format, or the input format of a data insert
+    tokens: list[Token] = field(default_factory=list)
+
+    @property
+    def is_read(self) -> bool:
+        return self.kind in READ_KINDS
+
+    @property
+    def streamable(self) -> bool:
+        return self.kind in STREAMABLE_KINDS and not any(t.is_word("INTO") for t in self.top_level())
+
+    def top_level(self) -> list[Token]:
+        return [t for t in self.tokens if t.depth == 0]
+
+    def external_function(self) -> str | None:
+        """The first file/network-reaching function called, if any."""
+        for current, following in zip(self.tokens, self.tokens[1:], strict=False):
+            if current.kind == WORD and current.text.lower() in EXTERNAL_FUNCTIONS and following.text == "(":
+                return current.text
+        return None
+
+    def writes_outfile(self) -> bool:
+        top = self.top_level()
+        return any(a.is_word("INTO") and b.is_word("OUTFILE") for a, b in zip(top, top[1:], strict=False))
+
+    def set_names(self) -> list[str]:
+        """Setting names assigned by a ``SET a = 1, b = 'x'`` statement (empty for SET ROLE etc.)."""
+        if self.kind != "SET":
+            return []
+        top = self.top_level()[1:]
+        return [
+            unquote_identifier(name)
+            for index, (name, equals) in enumerate(zip(top, top[1:], strict=False))
+            if equals.text == "=" and (index == 0 or top[index - 1].text == ",")
+        ]
+
+
+@dataclass
+class DataInsert:
+    """An INSERT whose data follows the statement: ``head`` goes to chDB's inserter, data is streamed."""
+
+    head: str
+    format: str
+    data_offset: int  # where the data starts in the request text
+
+
+def _first_keyword(toks: list[Token]) -> str:
+    if not toks:
+        return ""
+    first = toks[0]
+    return "(" if first.text == "(" else first.text.upper()
+
+
+def _multi_statement_check(text: str, toks: list[Token]) -> int:
+    """End of the single statement in ``text``; raise ClickHouse's error 62 if another one follows."""
+    for index, token in enumerate(toks):
+        if token.text == ";" and token.depth == 0:
+            if index + 1 < len(toks):
+                raise ClickHouseError(
+                    62,
+                    "Syntax error (Multi-statements are not allowed): failed at position "
+                    f"{token.start + 1} (end of query): {text[token.start : token.start + 40]!r}",
+                )
+            return token.start
+    return len(text)
+
+
+def find_data_insert(text: str, complete: bool) -> DataInsert | None:
+    """Locate the data of an ``INSERT ... FORMAT x <data>`` or ``INSERT ... VALUES <data>`` statement.
+
+    Returns None when the text is not such an INSERT (INSERT ... SELECT included). Raises NeedMoreInput
+    when the head is not complete yet. Data starts after the format name, its trailing blanks and at
+    most one newline -- the rule ClickHouse's own INSERT parser applies.
+    """
+    found: list[Token] = []
+
+    def decisive(token: Token) -> bool:
+        found.append(token)
+        if len(found) == 1:
+            return not token.is_word("INSERT")
+        if token.depth != 0:
+            return False
+        if token.is_word("SELECT", "WITH", "VALUES"):
+            return True
+        return len(found) >= 3 and found[-2].is_word("FORMAT") and found[-2].depth == 0
+
+    for _ in tokens(text, complete, stop=decisive):
+        pass
+    if not found or not found[0].is_word("INSERT"):
+        return None
+    last = found[-1]
+    if last.is_word("VALUES"):
+        return DataInsert(head=text[: last.start], format="Values", data_offset=last.end)
+    if len(found) >= 3 and found[-2].is_word("FORMAT") and found[-2].depth == 0:
+        format_token = last
+        if not complete and format_token.end == len(text):
+            raise NeedMoreInput
+        pos = format_token.end
+        while pos < len(text) and text[pos] in " \t\f":
+            pos += 1
+        if pos < len(text) and text[pos] == "\r":
+            pos += 1
+        if pos < len(text) and text[pos] == "\n":
+            pos += 1
+        return DataInsert(
+            head=text[: found[-2].start], format=unquote_identifier(format_token), data_offset=pos
+        )
+    if not complete and not last.is_word("SELECT", "WITH"):
+        raise NeedMoreInput
+    return None
+
+
+def classify(text: str) -> Statement:
+    """Classify one complete statement (not a data insert), refusing multi-statements."""
+    toks = list(tokens(text))
+    end = _multi_statement_check(text, toks)
+    toks = [t for t in toks if t.start < end]
+    output_format = None
+    top = [t for t in toks if t.depth == 0]
+    for current, following in zip(top, top[1:], strict=False):
+        if current.is_word("FORMAT") and following.kind in (WORD, QUOTED_ID):
+            output_format = unquote_identifier(following)
+    return Statement(sql=text[:end], kind=_first_keyword(toks), format=output_format, tokens=toks)

@@ -1,0 +1,78 @@
+"""Shared helpers for the local ClickHouse server tests: real server (launcher), real clients.
+
+Until the root conftest registers ``tests.fixtures.clickhouse`` as a plugin, its fixture is imported here.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+from urllib.parse import urlencode
+
+import clickhouse_connect
+import pytest
+
+from tests.fixtures import clickhouse as server_fixtures
+
+# Re-exported so pytest finds it; the lead's root conftest will register the module as a plugin instead.
+clickhouse_server = server_fixtures.clickhouse_server
+
+TEST_DATABASE = "ch_tests"
+
+
+def connect(info: dict, readonly: bool = False, **settings):
+    """A clickhouse-connect client as an application (or, with ``readonly``, a BI tool) would make it."""
+    user, password = (
+        (info["readonly_user"], info["readonly_password"]) if readonly else (info["user"], info["password"])
+    )
+    return clickhouse_connect.get_client(
+        host=info["host"], port=int(info["port"]), username=user, password=password, **settings
+    )
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class Raw:
+    """Plain HTTP/1.1 requests on one keep-alive connection, to check the wire protocol itself."""
+
+    def __init__(self, info: dict):
+        self.info = info
+        self.connection = http.client.HTTPConnection(info["host"], int(info["port"]), timeout=60)
+
+    def request(self, method="POST", params=None, body=None, headers=None, path="/", auth=True):
+        all_headers = {
+            **(basic_auth(self.info["user"], self.info["password"]) if auth else {}),
+            **(headers or {}),
+        }
+        url = path + ("?" + urlencode(params) if params else "")
+        self.connection.request(method, url, body=body, headers=all_headers)
+        response = self.connection.getresponse()
+        return response.status, response, response.read()
+
+    def close(self):
+        self.connection.close()
+
+
+@pytest.fixture
+def raw(clickhouse_server, database):
+    connection = Raw(clickhouse_server)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def database(clickhouse_server):
+    """A test database: dbt-like schemas must not be ``default`` (engine Overlay in chDB, not Atomic)."""
+    client = connect(clickhouse_server)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {TEST_DATABASE}")
+    client.close()
+    return TEST_DATABASE
+
+
+@pytest.fixture
+def client(clickhouse_server, database):
+    client = connect(clickhouse_server, database=database)
+    yield client
+    client.close()

@@ -1,0 +1,144 @@
+"""The HTTP interface at the wire level: what curl, proxies and hand-written clients see."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+import zlib
+
+import lz4.frame
+import zstandard
+
+from tests.clickhouse.conftest import TEST_DATABASE, basic_auth
+
+
+def test_ping_and_root_answer_ok_without_credentials(raw):
+    assert raw.request("GET", path="/ping", auth=False)[::2] == (200, b"Ok.\n")
+    assert raw.request("GET", path="/", auth=False)[::2] == (200, b"Ok.\n")
+    assert raw.request("GET", path="/replicas_status", auth=False)[::2] == (200, b"Ok.\n")
+
+
+def test_get_select_and_post_json_on_one_keep_alive_connection(raw, clickhouse_server):
+    status, response, body = raw.request(
+        "GET", params={"query": "SELECT version()", "wait_end_of_query": "1"}
+    )
+    assert status == 200 and body.decode().startswith("26.9")
+    assert response.getheader("X-ClickHouse-Timezone")
+    assert response.getheader("X-ClickHouse-Query-Id")
+    assert json.loads(response.getheader("X-ClickHouse-Summary"))["read_rows"] == "1"
+    socket_before = raw.connection.sock
+    status, response, body = raw.request(body=b"SELECT 1 AS x, 'a' AS y FORMAT JSON")
+    assert raw.connection.sock is socket_before, "the connection was not kept alive"
+    answer = json.loads(body)
+    assert answer["data"] == [{"x": 1, "y": "a"}]
+    assert response.getheader("X-ClickHouse-Format") == "JSON"
+    assert response.getheader("Content-Type").startswith("application/json")
+
+
+def test_get_refuses_writes_with_code_164(raw):
+    status, response, body = raw.request(
+        "GET", params={"query": "CREATE TABLE nope (a Int8) ENGINE = Memory"}
+    )
+    assert status >= 400
+    assert response.getheader("X-ClickHouse-Exception-Code") == "164"
+    assert b"method POST is required" in body
+
+
+def test_errors_carry_clickhouse_code_status_and_text(raw):
+    status, response, body = raw.request(body=b"SELECT * FROM no_such_table")
+    assert status == 404
+    assert response.getheader("X-ClickHouse-Exception-Code") == "60"
+    assert body.startswith(b"Code: 60. DB::Exception:") and b"(UNKNOWN_TABLE)" in body
+    status, response, body = raw.request(body=b"SELECT 1; SELECT 2")
+    assert (status, response.getheader("X-ClickHouse-Exception-Code")) == (400, "62")
+    status, response, _ = raw.request(body=b"SELECT 1", headers=basic_auth("default", "wrong"), auth=False)
+    assert (status, response.getheader("X-ClickHouse-Exception-Code")) == (403, "516")
+    status, _, _ = raw.request("GET", path="/no/such/handler")
+    assert status == 404
+
+
+def test_chunked_and_compressed_request_bodies(raw):
+    table = f"{TEST_DATABASE}.bodies"
+    raw.request(
+        body=f"CREATE OR REPLACE TABLE {table} (n UInt32, s String) ENGINE = MergeTree ORDER BY n".encode()
+    )
+
+    def chunked(data: bytes, size: int = 7):
+        for start in range(0, len(data), size):
+            yield data[start : start + size]
+
+    rows = "".join(f"{n},row{n}\n" for n in range(1000)).encode()
+    statement = f"INSERT INTO {table} FORMAT CSV\n".encode()
+    # http.client sends an iterable body with Transfer-Encoding: chunked, one chunk per item.
+    assert raw.request(body=chunked(statement + rows))[0] == 200
+    encoders = {
+        "gzip": gzip.compress,
+        "deflate": zlib.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+        "lz4": lz4.frame.compress,
+    }
+    for encoding, compress in encoders.items():
+        status, _, body = raw.request(body=compress(statement + rows), headers={"Content-Encoding": encoding})
+        assert status == 200, body
+    _, _, body = raw.request(body=f"SELECT count(), uniqExact(s) FROM {table}".encode())
+    assert body == b"5000\t1000\n"
+
+
+def test_query_in_url_and_data_in_body(raw):
+    table = f"{TEST_DATABASE}.url_and_body"
+    raw.request(body=f"CREATE OR REPLACE TABLE {table} (n UInt8) ENGINE = Memory".encode())
+    status, response, _ = raw.request(params={"query": f"INSERT INTO {table} FORMAT TSV"}, body=b"1\n2\n3\n")
+    assert status == 200
+    assert json.loads(response.getheader("X-ClickHouse-Summary"))["written_rows"] == "3"
+    assert raw.request(body=f"SELECT sum(n) FROM {table}".encode())[2] == b"6\n"
+
+
+def test_injection_through_csv_data_is_loaded_as_data(raw):
+    table = f"{TEST_DATABASE}.injection"
+    raw.request(
+        body=f"CREATE OR REPLACE TABLE {table} (id UInt8, note String) ENGINE = MergeTree ORDER BY id".encode()
+    )
+    payload = f'INSERT INTO {table} FORMAT CSV\n1,"hello\n\nDROP TABLE {table}"\n2,plain\n'.encode()
+    assert raw.request(body=payload)[0] == 200
+    _, _, body = raw.request(body=f"SELECT note FROM {table} ORDER BY id FORMAT JSONEachRow".encode())
+    notes = [json.loads(line)["note"] for line in body.splitlines()]
+    assert notes == [f"hello\n\nDROP TABLE {table}", "plain"]
+
+
+def test_query_parameters_in_url_and_in_multipart_form(raw):
+    _, _, body = raw.request(
+        params={"query": "SELECT {s:String}, {n:UInt8} + 1", "param_s": "a\\tb", "param_n": "41"}
+    )
+    assert body == b"a\\tb\t42\n"
+    boundary = uuid.uuid4().hex
+    long_value = "x" * 5000
+    form = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="query"\r\n\r\nSELECT length({{v:String}})\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="param_v"\r\n\r\n{long_value}\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    status, _, body = raw.request(
+        body=form, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert (status, body) == (200, b"5000\n")
+
+
+def test_streamed_result_reports_a_mid_stream_error_in_the_tagged_trailer(raw):
+    sql = b"SELECT throwIf(number = 300000) FROM numbers(1000000) SETTINGS max_block_size = 1000"
+    status, response, body = raw.request(body=sql)
+    tag = response.getheader("X-ClickHouse-Exception-Tag")
+    assert status == 200 and tag  # the error came after the headers were sent
+    assert body.endswith(f"{tag}\r\n__exception__\r\n".encode())
+    assert f"__exception__\r\n{tag}\r\nCode: 395.".encode() in body
+
+
+def test_a_failed_query_never_leaks_output_into_the_next_answer(raw):
+    # Buffered (wait_end_of_query=1) so chDB's query() produces output before failing, in a session so
+    # the same chDB connection answers the next request.
+    session = {"session_id": str(uuid.uuid4()), "wait_end_of_query": "1"}
+    failing = b"SELECT throwIf(number = 900000) FROM numbers(1000000) SETTINGS max_block_size = 1000"
+    status, response, _ = raw.request(params=session, body=failing)
+    assert status == 500 and response.getheader("X-ClickHouse-Exception-Code") == "395"
+    status, _, body = raw.request(params=session, body=b"SELECT 'clean'")
+    assert (status, body) == (200, b"clean\n")

@@ -1,0 +1,53 @@
+"""The statement lexer decides where INSERT data starts and refuses multi-statements: check its edges."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.clickhouse import sql
+from devstack.clickhouse.errors import ClickHouseError
+
+
+def test_insert_data_starts_after_format_name_and_one_newline():
+    text = 'INSERT INTO t (`a`, `b`) FORMAT CSV\n1,"x\n\nDROP TABLE t"\n'
+    insert = sql.find_data_insert(text, complete=True)
+    assert insert.format == "CSV"
+    assert insert.head.strip() == "INSERT INTO t (`a`, `b`)"
+    assert text[insert.data_offset :] == '1,"x\n\nDROP TABLE t"\n'
+
+
+def test_values_insert_and_insert_select_are_told_apart():
+    values = sql.find_data_insert("insert into t values (1, 'a;b')", complete=True)
+    assert values.format == "Values" and values.head.strip() == "insert into t"
+    assert sql.find_data_insert("INSERT INTO t SELECT * FROM values('a Int8', 1)", complete=True) is None
+    assert sql.find_data_insert("INSERT INTO t (a) SELECT 1 FORMAT CSV", complete=True) is None
+
+
+def test_format_inside_literals_or_comments_is_not_syntax():
+    text = "INSERT INTO t /* FORMAT CSV */ SETTINGS x = 'FORMAT JSON' FORMAT TSV\n1\n"
+    insert = sql.find_data_insert(text, complete=True)
+    assert insert.format == "TSV"
+    assert text[insert.data_offset :] == "1\n"
+
+
+def test_incomplete_head_asks_for_more_input():
+    with pytest.raises(sql.NeedMoreInput):
+        sql.find_data_insert("INSERT INTO t FORMAT Nat", complete=False)
+    with pytest.raises(sql.NeedMoreInput):
+        sql.find_data_insert("INSERT INTO t SETTINGS x = 'unterminated", complete=False)
+
+
+def test_multi_statements_are_refused_but_a_trailing_semicolon_is_not():
+    with pytest.raises(ClickHouseError) as refused:
+        sql.classify("SELECT 1; DROP TABLE t")
+    assert refused.value.code == 62
+    assert sql.classify("SELECT ';' AS a; -- trailing comment\n").sql == "SELECT ';' AS a"
+
+
+def test_output_format_and_external_functions():
+    statement = sql.classify("SELECT x FROM (SELECT 1 AS x FORMAT CSV) FORMAT JSONEachRow")
+    assert statement.format == "JSONEachRow"
+    assert sql.classify("SELECT * FROM FILE('/etc/passwd', 'LineAsString')").external_function() == "FILE"
+    assert sql.classify("SELECT 'file(' AS a, s3 FROM t").external_function() is None
+    assert sql.classify("SELECT 1 INTO OUTFILE 'x'").writes_outfile()
+    assert sql.classify("SET a = 1, `b` = 'x,y'").set_names() == ["a", "b"]
