@@ -122,3 +122,49 @@ def search_settings() -> SearchSettings:
         )
     info = _embedded("search")
     return SearchSettings(url=info["url"], flavour=info["flavour"])
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    implicit_tls: bool = False  # smtps:// (port 465): TLS from the first byte
+    starttls: bool = False  # smtp:// upgraded with STARTTLS before AUTH
+    outbox: str | None = None  # only the embedded sink has one: where its messages land
+
+    def __repr__(self) -> str:  # keeps the password out of logs and tracebacks
+        return f"SmtpSettings(host={self.host!r}, port={self.port}, sender={self.sender!r}, tls={self.tls_mode})"
+
+    @property
+    def tls_mode(self) -> str:
+        return "implicit" if self.implicit_tls else "starttls" if self.starttls else "none"
+
+
+def smtp_settings() -> SmtpSettings:
+    """``FUNNELHOUSE_SMTP_URL`` (``smtp://`` or ``smtps://``, user and password in the URL or in
+    ``FUNNELHOUSE_SMTP_USER``/``_PASSWORD``, STARTTLS on for ``smtp://`` unless
+    ``FUNNELHOUSE_SMTP_STARTTLS=0``) if set, else the embedded SMTP sink of the current stack."""
+    sender = os.environ.get("FUNNELHOUSE_REPORT_FROM", "funnelhouse-reports@localhost")
+    url = os.environ.get("FUNNELHOUSE_SMTP_URL")
+    if url:
+        from urllib.parse import unquote, urlparse
+
+        parsed = urlparse(url)
+        if parsed.scheme not in {"smtp", "smtps"}:
+            raise ValueError(f"FUNNELHOUSE_SMTP_URL must start with smtp:// or smtps://, not {parsed.scheme}://")
+        implicit_tls = parsed.scheme == "smtps"
+        starttls_flag = os.environ.get("FUNNELHOUSE_SMTP_STARTTLS", "1").strip().lower()
+        return SmtpSettings(
+            host=parsed.hostname or "localhost",
+            port=parsed.port or (465 if implicit_tls else 587),
+            sender=sender,
+            username=os.environ.get("FUNNELHOUSE_SMTP_USER") or unquote(parsed.username or "") or None,
+            password=os.environ.get("FUNNELHOUSE_SMTP_PASSWORD") or unquote(parsed.password or "") or None,
+            implicit_tls=implicit_tls,
+            starttls=not implicit_tls and starttls_flag not in {"0", "false", "no", "off"},
+        )
+    info = _embedded("smtp")
+    return SmtpSettings(host=info["host"], port=int(info["port"]), sender=sender, outbox=info.get("outbox"))

@@ -1,0 +1,237 @@
+"""Search benchmark: full-rebuild throughput vs a raw bulk load, and change-to-searchable latency.
+
+One run per engine on generated conversations (default 1,000,000) in a throwaway stack:
+
+* full rebuild documents/s (``ingestion.search.rebuild``: PostgreSQL snapshot -> documents ->
+  redaction -> bulk) against the practical limit: the same documents, pre-serialised to NDJSON in
+  memory beforehand, bulk loaded into an identical index from the same number of sender threads
+  (goal: rebuild >= 0.7x raw);
+* the time from a committed new row in PostgreSQL to a search finding it via the sensor path
+  (change probe + incremental sync on a tick, 1 s refresh), p50/p95.
+
+Usage: ``.venv/bin/python bench/search.py [--rows N] [--engines elasticsearch,opensearch]``.
+Writes bench/results/search.json and search.md. Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from devstack import postgres  # noqa: E402
+from devstack.search import launcher  # noqa: E402
+from ingestion.schema import migrate  # noqa: E402
+from ingestion.search import documents, mapping, rebuild, sync  # noqa: E402
+from ingestion.search.client import SearchClient  # noqa: E402
+from ingestion.search.query import search_conversations  # noqa: E402
+from orchestration.environment import SearchSettings  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+TEMPLATES = [
+    "您好，我想了解一下美股投资，最近行情怎么样？编号{n}",
+    "I would like to deposit {n} USD next week, what is the minimum?",
+    "这个月收益不错，我打算追加入金{n}元",
+    "Can I withdraw my funds tomorrow? Ticket {n}",
+    "加我微信 user{n} 详细聊，或者打 138{n8}",
+    "My email is client{n}@example.com, call (415) 555-{n4}",
+    "美元汇率波动太大，我有点担心，订单{n}",
+    "The webinar about options trading was great, thanks! #{n}",
+]
+
+
+def generate(dsn: str, rows: int) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO employees (employee_code, name, email, username, password_hash, role, department)"
+            " SELECT 'EMP_' || g, 'e' || g, 'e' || g || '@corp.example', 'e' || g, 'x', 'employee',"
+            " (ARRAY['ToFu','MoFu','BoFu','VIP'])[1 + g % 4] FROM generate_series(1, 100) g"
+        )
+        conn.execute(
+            "INSERT INTO customers (customer_code, name, tier, current_stage)"
+            " SELECT 'CUST_' || g, 'c' || g, (ARRAY['S','A','B','C'])[1 + g % 4], 'Trust'"
+            " FROM generate_series(1, 10000) g"
+        )
+        conn.execute("SELECT ensure_conversation_partitions(DATE '2025-01-01', DATE '2025-12-01')")
+        templates = "ARRAY[" + ",".join("'" + t.replace("'", "''") + "'" for t in TEMPLATES) + "]"
+        conn.execute(
+            f"""INSERT INTO conversations (source_message_id, customer_id, employee_id, message_type, direction,
+                   content, sentiment, keywords, platform, quality_score, sent_at)
+            SELECT 'gen-' || g, 1 + g %% 10000, 1 + g %% 100, 'text',
+                   (ARRAY['inbound','outbound'])[1 + g %% 2],
+                   replace(replace(replace(({templates})[1 + g %% {len(TEMPLATES)}], '{{n8}}', lpad((g %% 100000000)::text, 8, '0')),
+                           '{{n4}}', lpad((g %% 10000)::text, 4, '0')), '{{n}}', g::text),
+                   (ARRAY['positive','neutral','negative'])[1 + g %% 3], '["投资","美股"]',
+                   (ARRAY['wechat','whatsapp','telegram'])[1 + g %% 3], 1 + g %% 10,
+                   TIMESTAMP '2025-01-01' + (g %% 330) * INTERVAL '1 day' + (g %% 86400) * INTERVAL '1 second'
+            FROM generate_series(1, %s) g""",
+            (rows,),
+        )
+        conn.commit()
+        conn.execute("ANALYZE conversations")
+
+
+def raw_bulk_load(dsn: str, client: SearchClient, alias: str, cjk: bool) -> dict:
+    """The practical limit: the same documents, already NDJSON in memory, sent the same way."""
+    chunks: list[bytes] = []
+    started = time.monotonic()
+    with documents.connect(dsn) as conn:
+        actions = []
+        for rows in documents.stream_all(conn):
+            actions.extend(documents.to_action(r) for r in rows)
+            while len(actions) >= rebuild.DEFAULT_CHUNK_DOCS:
+                chunk, actions = actions[: rebuild.DEFAULT_CHUNK_DOCS], actions[rebuild.DEFAULT_CHUNK_DOCS :]
+                chunks.append(b"".join(lines for _, lines in client.serialise(chunk, "x")))
+        if actions:
+            chunks.append(b"".join(lines for _, lines in client.serialise(actions, "x")))
+    prepare_s = time.monotonic() - started
+    index = f"{alias}_raw"
+    client.create_index(index, mapping.index_body(cjk))
+    docs = 0
+
+    def send(payload: bytes):
+        response = client.raw.bulk(index=index, body=payload.replace(b'"_index":"x",', b""),
+                                   filter_path="errors")
+        body = getattr(response, "body", response)
+        assert not body.get("errors"), "raw bulk had errors"
+        from ingestion.search.client import BulkOutcome
+
+        return BulkOutcome(succeeded=payload.count(b"\n") // 2)
+
+    started = time.monotonic()
+    outcome = rebuild.send_concurrently(client, chunks, index, rebuild.DEFAULT_SENDERS, send=send)
+    client.put_settings(index, mapping.serving_settings(0))
+    client.refresh(index)
+    seconds = time.monotonic() - started
+    docs = client.count(index)
+    assert docs == outcome.succeeded, (docs, outcome.succeeded)
+    client.delete_index(index)
+    return {"documents": docs, "seconds": round(seconds, 2), "docs_per_second": round(docs / seconds, 1),
+            "serialise_seconds_not_counted": round(prepare_s, 2)}
+
+
+def latency(dsn: str, client: SearchClient, alias: str, samples: int, tick_s: float, lag_s: float) -> dict:
+    """Commit a row, let a sensor-like loop (probe + incremental sync every tick) index it, and time
+    until a search finds it."""
+    lag = dt.timedelta(seconds=lag_s)
+    stop = threading.Event()
+
+    def sensor_loop():
+        while not stop.is_set():
+            if sync.pending(dsn, alias, lag):
+                sync.run_incremental(dsn, client, alias, lag=lag)
+            stop.wait(tick_s)
+
+    worker = threading.Thread(target=sensor_loop, daemon=True)
+    worker.start()
+    measured = []
+    try:
+        with psycopg.connect(dsn) as conn:
+            for i in range(samples):
+                # letters only: a long digit run would be redacted as a phone number
+                token = "probe" + "".join(chr(97 + int(d)) for d in f"{i}{time.time_ns()}")
+                conn.execute(
+                    "INSERT INTO conversations (source_message_id, customer_id, employee_id, message_type,"
+                    " direction, content, platform, sent_at) VALUES (%s, 1, 1, 'text', 'inbound', %s, 'wechat',"
+                    " TIMESTAMP '2025-06-01')",
+                    (f"probe-{token}", f"probe {token}"),
+                )
+                conn.commit()
+                committed = time.monotonic()
+                while search_conversations(client, token, alias=alias, size=1).total == 0:
+                    if time.monotonic() - committed > 60:
+                        raise TimeoutError(token)
+                    time.sleep(0.05)
+                measured.append(time.monotonic() - committed)
+                time.sleep(0.3 + (i % 7) * 0.13)  # land at different points of the tick
+    finally:
+        stop.set()
+        worker.join()
+    measured.sort()
+    return {
+        "samples": len(measured),
+        "tick_seconds": tick_s,
+        "lag_seconds": lag_s,
+        "p50_seconds": round(statistics.median(measured), 2),
+        "p95_seconds": round(measured[max(0, int(len(measured) * 0.95) - 1)], 2),
+        "max_seconds": round(measured[-1], 2),
+    }
+
+
+def bench_engine(flavour: str, dsn: str, rows: int, samples: int) -> dict:
+    home = Path(tempfile.mkdtemp(prefix=f"bench-search-{flavour}-"))
+    os.environ.setdefault("FUNNELHOUSE_SEARCH_HEAP", "2g")
+    info = launcher.start(home, flavour)
+    try:
+        client = SearchClient.connect(SearchSettings(url=info["url"], flavour=flavour), timeout=300)
+        alias = "bench_conversations"
+        report = rebuild.full_rebuild(dsn, client, alias)
+        full = {"documents": report.loaded, "seconds": report.load_seconds,
+                "docs_per_second": report.docs_per_second, "total_seconds_with_verify_and_swap": report.total_seconds}
+        raw = raw_bulk_load(dsn, client, alias, report.cjk)
+        return {
+            "engine": f"{flavour} {info['version']}",
+            "startup_seconds": info["startup_seconds"],
+            "cjk_subfield": report.cjk,
+            "full_rebuild": full,
+            "raw_bulk": raw,
+            "rebuild_vs_raw": round(full["docs_per_second"] / raw["docs_per_second"], 2),
+            "change_to_searchable": latency(dsn, client, alias, samples, tick_s=1.0, lag_s=1.0),
+        }
+    finally:
+        launcher.stop(home)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--engines", default="elasticsearch,opensearch")
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="bench-search-pg-"))
+    pg = postgres.start(home)
+    try:
+        migrate.apply(pg["dsn"], log=lambda *_: None)
+        started = time.monotonic()
+        generate(pg["dsn"], args.rows)
+        results = {
+            "rows": args.rows,
+            "generate_seconds": round(time.monotonic() - started, 1),
+            "machine": f"{os.cpu_count()} cores",
+            "engines": [bench_engine(f, pg["dsn"], args.rows, args.samples) for f in args.engines.split(",")],
+        }
+    finally:
+        postgres.stop(home)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "search.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [
+        f"# Search benchmark ({args.rows:,} conversations, {results['machine']})",
+        "",
+        "| engine | full rebuild docs/s | raw bulk docs/s | ratio (goal >= 0.7) | change -> searchable p50 / p95 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results["engines"]:
+        lat = r["change_to_searchable"]
+        lines.append(
+            f"| {r['engine']} | {r['full_rebuild']['docs_per_second']:,} | {r['raw_bulk']['docs_per_second']:,} "
+            f"| {r['rebuild_vs_raw']} | {lat['p50_seconds']} s / {lat['p95_seconds']} s |"
+        )
+    lines += ["", "Latency: sensor tick 1 s, cursor lag 1 s, refresh 1 s (production sensor default: 300 s).", ""]
+    (RESULTS / "search.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

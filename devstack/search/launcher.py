@@ -1,0 +1,178 @@
+"""Start, stop and inspect the embedded search engine of a state home.
+
+``start(state_home, flavour)`` fetches the engine into the artifact cache on first use, starts it
+detached (its own session, so `funnelhouse up` can exit and ``stop`` can end the whole process group),
+waits until the cluster answers yellow or better, and records it as the ``search`` service in
+``services.json``. Calling it again while the engine runs returns the recorded service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from devstack import state
+from devstack.search import elasticsearch, opensearch
+
+SERVICE = "search"
+FLAVOURS = {"elasticsearch": elasticsearch, "opensearch": opensearch}
+DEFAULT_HTTP_PORT = 9200
+DEFAULT_TRANSPORT_PORT = 9300
+START_TIMEOUT_S = float(os.environ.get("FUNNELHOUSE_SEARCH_START_TIMEOUT", 180))
+
+
+def _instance_dir(state_home: Path, flavour: str) -> Path:
+    return state_home / "search" / flavour
+
+
+def _health(url: str, timeout: float = 2.0) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"{url}/_cluster/health", timeout=timeout) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _healthy(url: str) -> bool:
+    health = _health(url)
+    return bool(health) and health.get("status") in {"green", "yellow"}
+
+
+def status(state_home: Path) -> dict | None:
+    """The recorded service if its process is alive, else None."""
+    info = state.read_services(state_home).get(SERVICE)
+    if info and state.pid_alive(info.get("pid")):
+        return info
+    return None
+
+
+def start(state_home: Path, flavour: str = "elasticsearch") -> dict:
+    if flavour not in FLAVOURS:
+        raise ValueError(f"search flavour must be one of {sorted(FLAVOURS)}, not {flavour!r}")
+    running = status(state_home)
+    if running:
+        if running["flavour"] != flavour:
+            raise RuntimeError(
+                f"{running['flavour']} already runs for {state_home}; `funnelhouse down` first to switch to {flavour}"
+            )
+        if _wait_healthy(running["url"], running["pid"], Path(running["log"]), timeout=START_TIMEOUT_S):
+            return running
+    engine = FLAVOURS[flavour]
+    prepared = engine.prepare()
+    instance = _instance_dir(state_home, flavour)
+    instance.mkdir(parents=True, exist_ok=True)
+    http_port = state.free_port(int(os.environ.get("FUNNELHOUSE_SEARCH_PORT", DEFAULT_HTTP_PORT)))
+    transport_port = state.free_port(DEFAULT_TRANSPORT_PORT)
+    while transport_port == http_port:
+        transport_port = state.free_port(transport_port + 1)
+    heap = os.environ.get("FUNNELHOUSE_SEARCH_HEAP", "1g")
+    argv, env = engine.command(prepared, instance, http_port, transport_port, heap)
+    log = instance / "logs" / "stdout.log"
+    started = time.monotonic()
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        if not _wait_healthy(url, process.pid, log, timeout=START_TIMEOUT_S):
+            raise RuntimeError(f"{flavour} not healthy within {START_TIMEOUT_S:.0f}s; log: {log}\n{_tail(log)}")
+        engine_version = _version(url)
+    except BaseException:
+        _terminate_group(process.pid)
+        raise
+    info = {
+        "flavour": flavour,
+        "url": url,
+        "host": "127.0.0.1",
+        "port": http_port,
+        "transport_port": transport_port,
+        "pid": process.pid,
+        "version": engine_version,
+        "data": str(instance / "data"),
+        "log": str(log),
+        "heap": heap,
+        "startup_seconds": round(time.monotonic() - started, 1),
+    }
+    state.record_service(SERVICE, info, state_home)
+    return info
+
+
+def _version(url: str) -> str:
+    # Not `GET /`: the integ-test-zip lacks the rest-root module that answers it.
+    with urllib.request.urlopen(f"{url}/_nodes/_local?filter_path=nodes.*.version", timeout=5) as response:
+        return next(iter(json.loads(response.read())["nodes"].values()))["version"]
+
+
+def _wait_healthy(url: str, pid: int, log: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _healthy(url):
+            return True
+        if not state.pid_alive(pid) or _reaped(pid):
+            raise RuntimeError(f"the search engine exited while starting; log: {log}\n{_tail(log)}")
+        time.sleep(0.3)
+    return False
+
+
+def _reaped(pid: int) -> bool:
+    """A child that exited stays a zombie (so pid_alive says yes) until we reap it."""
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return finished == pid
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    if not log.exists():
+        return ""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _terminate_group(pid: int, grace_s: float = 30.0) -> None:
+    """SIGTERM the engine's process group (both engines close their node on it), SIGKILL if it lingers."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        _reaped(pid)
+        if not state.pid_alive(pid):
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def stop(state_home: Path) -> None:
+    info = state.read_services(state_home).get(SERVICE)
+    if info and state.pid_alive(info.get("pid")):
+        _terminate_group(int(info["pid"]))
+    state.forget_service(SERVICE, state_home)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m devstack.search.launcher start [elasticsearch|opensearch] | stop | status``."""
+    action = argv[0] if argv else "status"
+    home = state.home()
+    if action == "start":
+        print(json.dumps(start(home, argv[1] if len(argv) > 1 else "elasticsearch"), indent=2))
+    elif action == "stop":
+        stop(home)
+    else:
+        print(json.dumps(status(home), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

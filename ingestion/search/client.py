@@ -1,0 +1,309 @@
+"""One small adapter so the indexer runs unchanged on Elasticsearch 8/9 and OpenSearch 2/3.
+
+The two Python clients refuse each other's server, and differ in details we absorb here: response
+objects (ES ``ObjectApiResponse`` vs plain dict), where an error's HTTP status lives, how to ignore a
+404. Everything else uses only the APIs both share (``index=``/``body=`` keywords).
+
+Bulk requests are built here as NDJSON bytes rather than through ``helpers.streaming_bulk``: the
+full rebuild sends them from several threads while the next chunk is read from PostgreSQL, and
+both 429 flavours (the whole request, or single items) need back-off without losing any document.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+# Bulk item outcomes that mean "the index already reflects this or something newer": a replayed or
+# stale write rejected by external versioning (409), a delete of a document that is not there (404).
+_HARMLESS = {("index", 409), ("delete", 409), ("delete", 404)}
+_RETRYABLE_STATUS = {429, 502, 503, 504}
+
+
+class SearchSettingsLike(Protocol):
+    url: str
+    flavour: str
+    username: str | None
+    password: str | None
+    verify_tls: bool
+    ca_certs: str | None
+
+
+@dataclass(frozen=True)
+class Action:
+    """One bulk operation: ``index`` (with the document) or ``delete``, versioned by the row's timestamp."""
+
+    op: str
+    doc_id: str
+    version: int
+    source: dict | None = None
+
+
+@dataclass
+class BulkOutcome:
+    succeeded: int = 0
+    harmless: int = 0  # replays and stale writes the engine rejected by version: nothing lost
+    failed: list[dict] = field(default_factory=list)  # per-document errors, reported, never dropped
+
+    def merge(self, other: BulkOutcome) -> None:
+        self.succeeded += other.succeeded
+        self.harmless += other.harmless
+        self.failed.extend(other.failed)
+
+
+class BulkFailed(RuntimeError):
+    def __init__(self, outcome: BulkOutcome):
+        sample = outcome.failed[:5]
+        super().__init__(f"{len(outcome.failed)} document(s) failed to index, e.g. {sample}")
+        self.outcome = outcome
+
+
+def _body(response: Any) -> Any:
+    return getattr(response, "body", response)
+
+
+def error_status(exc: BaseException) -> int | None:
+    """The HTTP status of a client error, for either client (``meta.status`` vs ``status_code``)."""
+    meta = getattr(exc, "meta", None)
+    if meta is not None and isinstance(getattr(meta, "status", None), int):
+        return meta.status
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _elasticsearch_client(settings: SearchSettingsLike, timeout: float):
+    import elasticsearch
+    from elastic_transport import Transport
+
+    class CompatTransport(Transport):
+        """Ask for the server's REST compatibility level, not the client's.
+
+        A 9.x Python client sends ``compatible-with=9``, which an 8.x server answers with
+        media_type_header_exception; declaring the server's own major makes the same client
+        work with both (the APIs used here did not change between 8 and 9).
+        """
+
+        server_major: int | None = None
+
+        def perform_request(self, method, target, *, headers=None, **kwargs):
+            client_major = elasticsearch.__versionstr__.split(".")[0]
+            if headers and self.server_major and str(self.server_major) != client_major:
+                headers = headers.copy()
+                for name in ("accept", "content-type"):
+                    value = headers.get(name)
+                    if value and f"compatible-with={client_major}" in value:
+                        headers[name] = value.replace(
+                            f"compatible-with={client_major}", f"compatible-with={self.server_major}"
+                        )
+            return super().perform_request(method, target, headers=headers, **kwargs)
+
+    kwargs: dict[str, Any] = {"request_timeout": timeout, "transport_class": CompatTransport}
+    if settings.username:
+        kwargs["basic_auth"] = (settings.username, settings.password or "")
+    if settings.url.startswith("https"):
+        kwargs["verify_certs"] = settings.verify_tls
+        if settings.ca_certs:
+            kwargs["ca_certs"] = settings.ca_certs
+    client = elasticsearch.Elasticsearch(settings.url, **kwargs)
+    # The raw transport skips the compatibility headers, so this works whatever the server major.
+    # (`GET /` is not used: Elasticsearch's integ-test-zip has no rest-root module to answer it.)
+    _, nodes = client.transport.perform_request(
+        "GET", "/_nodes/_local?filter_path=nodes.*.version", headers={"accept": "application/json"}
+    )
+    version = next(iter(nodes["nodes"].values()))["version"]
+    client.transport.server_major = int(version.split(".")[0])
+    return client, version
+
+
+def _opensearch_client(settings: SearchSettingsLike, timeout: float):
+    import opensearchpy
+
+    kwargs: dict[str, Any] = {"timeout": timeout}
+    if settings.username:
+        kwargs["http_auth"] = (settings.username, settings.password or "")
+    if settings.url.startswith("https"):
+        kwargs["use_ssl"] = True
+        kwargs["verify_certs"] = settings.verify_tls
+        if settings.ca_certs:
+            kwargs["ca_certs"] = settings.ca_certs
+    client = opensearchpy.OpenSearch([settings.url], **kwargs)
+    return client, client.info()["version"]["number"]
+
+
+class SearchClient:
+    """The operations the indexer needs, identical on both engines."""
+
+    def __init__(self, raw: Any, flavour: str, version: str):
+        self.raw = raw
+        self.flavour = flavour
+        self.version = version
+
+    @classmethod
+    def connect(cls, settings: SearchSettingsLike, timeout: float = 60.0) -> SearchClient:
+        if settings.flavour == "elasticsearch":
+            raw, version = _elasticsearch_client(settings, timeout)
+        elif settings.flavour == "opensearch":
+            raw, version = _opensearch_client(settings, timeout)
+        else:
+            raise ValueError(f"unknown search flavour {settings.flavour!r}")
+        return cls(raw, settings.flavour, version)
+
+    def close(self) -> None:
+        self.raw.close()
+
+    # -- indices and aliases -------------------------------------------------------------------
+
+    def _ignoring_404(self, call, *args, **kwargs):
+        try:
+            return _body(call(*args, **kwargs))
+        except Exception as exc:
+            if error_status(exc) == 404:
+                return None
+            raise
+
+    def create_index(self, name: str, body: dict) -> None:
+        self.raw.indices.create(index=name, body=body)
+
+    def delete_index(self, name: str) -> None:
+        """Delete one index by its exact name (never a wildcard: Elasticsearch 8+ refuses that)."""
+        if "*" in name or "," in name:
+            raise ValueError(f"refusing to delete by pattern: {name!r}")
+        self._ignoring_404(self.raw.indices.delete, index=name)
+
+    def index_exists(self, name: str) -> bool:
+        return bool(self.raw.indices.exists(index=name))
+
+    def indices_matching(self, pattern: str) -> list[str]:
+        found = self._ignoring_404(self.raw.indices.get_alias, index=pattern)
+        return sorted(found or {})
+
+    def alias_targets(self, alias: str) -> list[str]:
+        found = self._ignoring_404(self.raw.indices.get_alias, name=alias)
+        return sorted(found or {})
+
+    def update_aliases(self, actions: list[dict]) -> None:
+        """All actions in one ``_aliases`` call: readers see the old or the new index, never neither."""
+        self.raw.indices.update_aliases(body={"actions": actions})
+
+    def put_settings(self, index: str, settings: dict) -> None:
+        self.raw.indices.put_settings(index=index, body={"index": settings})
+
+    def mapping_meta(self, index: str) -> dict:
+        mappings = _body(self.raw.indices.get_mapping(index=index))
+        return next(iter(mappings.values()))["mappings"].get("_meta", {})
+
+    def refresh(self, index: str) -> None:
+        self.raw.indices.refresh(index=index)
+
+    def analyzer_available(self, analyzer: str) -> bool:
+        """Whether the engine has a built-in analyzer (``cjk`` lives in analysis-common, absent from
+        Elasticsearch's integ-test-zip)."""
+        try:
+            self.raw.indices.analyze(body={"analyzer": analyzer, "text": "测试"})
+        except Exception as exc:
+            if error_status(exc) == 400:
+                return False
+            raise
+        return True
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def count(self, index: str, query: dict | None = None) -> int:
+        body = {"query": query} if query else None
+        return int(_body(self.raw.count(index=index, body=body))["count"])
+
+    def search(self, index: str, body: dict) -> dict:
+        return _body(self.raw.search(index=index, body=body))
+
+    def get_source(self, index: str, doc_id: str) -> dict | None:
+        found = self._ignoring_404(self.raw.get, index=index, id=doc_id)
+        return found["_source"] if found and found.get("found") else None
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def serialise(actions: Iterable[Action], index: str) -> list[tuple[Action, bytes]]:
+        """Each action with its NDJSON lines. ``external_gte`` makes a replay of the same row
+        version a no-op success and an older version a 409, so re-sending a batch is harmless."""
+        serialised = []
+        for action in actions:
+            meta = {
+                action.op: {
+                    "_index": index,
+                    "_id": action.doc_id,
+                    "version": action.version,
+                    "version_type": "external_gte",
+                }
+            }
+            lines = json.dumps(meta, separators=(",", ":")) + "\n"
+            if action.op == "index":
+                lines += json.dumps(action.source, ensure_ascii=False, separators=(",", ":")) + "\n"
+            serialised.append((action, lines.encode()))
+        return serialised
+
+    def bulk(
+        self,
+        actions: Sequence[Action],
+        index: str,
+        *,
+        max_retries: int = 8,
+        initial_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        refresh: bool = False,
+    ) -> BulkOutcome:
+        """Send one chunk; back off and resend what the engine rejected as overloaded (429).
+
+        Returns per-document failures instead of raising, so the caller decides whether a
+        cursor may advance (it may not while any document failed)."""
+        pending = self.serialise(actions, index)
+        outcome = BulkOutcome()
+        for attempt in range(max_retries + 1):
+            payload = b"".join(lines for _, lines in pending)
+            try:
+                response = _body(
+                    self.raw.bulk(
+                        body=payload,
+                        filter_path="errors,items.*.error,items.*._id,items.*.status",
+                        **({"refresh": "wait_for"} if refresh else {}),
+                    )
+                )
+            except Exception as exc:
+                if error_status(exc) in _RETRYABLE_STATUS and attempt < max_retries:
+                    self._sleep(attempt, initial_backoff_s, max_backoff_s, f"bulk request: {exc}")
+                    continue
+                raise
+            retry: list[tuple[Action, bytes]] = []
+            if not response.get("errors"):
+                outcome.succeeded += len(pending)
+                return outcome
+            for (action, lines), item in zip(pending, response["items"], strict=True):
+                result = next(iter(item.values()))
+                status = int(result.get("status", 500))
+                if 200 <= status < 300:
+                    outcome.succeeded += 1
+                elif (action.op, status) in _HARMLESS:
+                    outcome.harmless += 1
+                elif status == 429 and attempt < max_retries:
+                    retry.append((action, lines))
+                else:
+                    outcome.failed.append(
+                        {"id": action.doc_id, "op": action.op, "status": status, "error": result.get("error")}
+                    )
+            if not retry:
+                return outcome
+            pending = retry
+            self._sleep(attempt, initial_backoff_s, max_backoff_s, f"{len(retry)} item(s) rejected with 429")
+        return outcome
+
+    @staticmethod
+    def _sleep(attempt: int, initial: float, maximum: float, why: str) -> None:
+        delay = min(maximum, initial * 2**attempt) * (0.5 + random.random() / 2)
+        log.warning("search engine overloaded (%s); retrying in %.1fs", why, delay)
+        time.sleep(delay)

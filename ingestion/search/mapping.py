@@ -1,0 +1,78 @@
+"""The ``conversations`` index: its mapping, and the settings used while a new version is loaded.
+
+Bump ``MAPPING_VERSION`` whenever the mapping or the document shape changes: the next sync sees the
+live index's ``_meta.mapping_version`` differ and runs a full rebuild into a new versioned index.
+"""
+
+from __future__ import annotations
+
+MAPPING_VERSION = 1
+DEFAULT_ALIAS = "conversations"
+
+_KEYWORD = {"type": "keyword"}
+
+
+def index_name(alias: str, stamp: str) -> str:
+    """A physical index behind the alias: ``conversations_v1_20260101t030000``."""
+    return f"{alias}_v{MAPPING_VERSION}_{stamp}"
+
+
+def index_pattern(alias: str) -> str:
+    return f"{alias}_v*"
+
+
+def content_field(cjk: bool) -> dict:
+    """``standard`` (one token per Han character, works everywhere) plus a ``cjk`` bigram sub-field
+    where the engine has that analyzer: bigrams rank "美股" above texts that merely contain 美 and 股."""
+    field = {"type": "text", "analyzer": "standard"}
+    if cjk:
+        field["fields"] = {"cjk": {"type": "text", "analyzer": "cjk"}}
+    return field
+
+
+def mappings(cjk: bool) -> dict:
+    return {
+        "dynamic": "strict",  # a field nobody mapped (a customer's phone...) is refused, not indexed
+        "_meta": {"mapping_version": MAPPING_VERSION, "cjk": cjk, "owner": "funnelhouse"},
+        "properties": {
+            "id": {"type": "long"},
+            "source_message_id": _KEYWORD,
+            "customer_code": _KEYWORD,
+            "customer_tier": _KEYWORD,
+            "customer_stage": _KEYWORD,
+            "employee_code": _KEYWORD,
+            "employee_department": _KEYWORD,
+            "platform": _KEYWORD,
+            "message_type": _KEYWORD,
+            "direction": _KEYWORD,
+            "content": content_field(cjk),
+            "has_media": {"type": "boolean"},
+            "sentiment": _KEYWORD,
+            "keywords": _KEYWORD,
+            "intention_signals": _KEYWORD,
+            "risk_keywords": _KEYWORD,
+            "is_counter_question": {"type": "boolean"},
+            "script_used_id": {"type": "long"},
+            "quality_score": {"type": "integer"},
+            "sent_at": {"type": "date"},
+            "created_at": {"type": "date"},
+            "updated_at": {"type": "date"},
+        },
+    }
+
+
+def load_settings() -> dict:
+    """While a new index is bulk loaded nobody searches it: no refreshes, no replicas, async translog
+    (Elastic's "tune for indexing speed"); ``serving_settings`` restores them before the alias swap."""
+    return {"refresh_interval": "-1", "number_of_replicas": 0, "translog.durability": "async"}
+
+
+def serving_settings(replicas: int) -> dict:
+    return {"refresh_interval": "1s", "number_of_replicas": replicas, "translog.durability": "request"}
+
+
+def index_body(cjk: bool, shards: int = 1) -> dict:
+    return {
+        "settings": {"index": {"number_of_shards": shards, **load_settings()}},
+        "mappings": mappings(cjk),
+    }

@@ -1,0 +1,158 @@
+"""Searching conversations by words (Chinese or English), customer, employee, platform, sentiment, time.
+
+Words: ``standard`` splits Chinese into single characters, so "美股" alone would match any text with
+美 and 股 anywhere. A phrase match on ``content`` ranks adjacent characters first, every
+character/word is required (``operator: and``), and where the engine has the ``cjk`` sub-field its
+bigrams count too. Fields that do not exist (no ``content.cjk`` on Elasticsearch's minimal
+distribution) simply match nothing, so one query serves both engines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from ingestion.search import mapping
+from ingestion.search.client import SearchClient, error_status
+
+HIGHLIGHT_PRE, HIGHLIGHT_POST = "<<", ">>"
+
+
+@dataclass(frozen=True)
+class Filters:
+    customer: str | None = None
+    employee: str | None = None
+    platform: str | None = None
+    sentiment: str | None = None
+    since: dt.date | dt.datetime | None = None
+    until: dt.date | dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    score: float | None
+    sent_at: str
+    customer_code: str
+    employee_code: str
+    platform: str | None
+    sentiment: str | None
+    direction: str
+    content: str | None
+    highlights: list[str]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    total: int
+    hits: list[Hit]
+    took_ms: int
+
+
+def _text_clause(text: str) -> dict:
+    return {
+        "bool": {
+            "should": [
+                {"match_phrase": {"content": {"query": text, "boost": 3}}},
+                {"match": {"content.cjk": {"query": text, "operator": "and", "boost": 2}}},
+                {"match": {"content": {"query": text, "operator": "and"}}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def _filter_clauses(filters: Filters) -> list[dict]:
+    clauses: list[dict] = []
+    for field, value in (
+        ("customer_code", filters.customer),
+        ("employee_code", filters.employee),
+        ("platform", filters.platform),
+        ("sentiment", filters.sentiment),
+    ):
+        if value:
+            clauses.append({"term": {field: value}})
+    window = {}
+    if filters.since:
+        window["gte"] = filters.since.isoformat()
+    if filters.until:
+        window["lt"] = filters.until.isoformat()
+    if window:
+        clauses.append({"range": {"sent_at": window}})
+    return clauses
+
+
+def build_query(text: str | None, filters: Filters, size: int = 10) -> dict:
+    query: dict = {"bool": {"filter": _filter_clauses(filters)}}
+    if text and text.strip():
+        query["bool"]["must"] = [_text_clause(text.strip())]
+        sort: list = ["_score", {"sent_at": "desc"}]
+    else:
+        sort = [{"sent_at": "desc"}]
+    return {
+        "query": query,
+        "size": size,
+        "sort": sort,
+        "track_total_hits": True,
+        "highlight": {
+            "pre_tags": [HIGHLIGHT_PRE],
+            "post_tags": [HIGHLIGHT_POST],
+            "fields": {"content": {"number_of_fragments": 2, "fragment_size": 120}, "content.cjk": {}},
+        },
+    }
+
+
+def search_conversations(
+    client: SearchClient,
+    text: str | None,
+    filters: Filters = Filters(),
+    *,
+    alias: str = mapping.DEFAULT_ALIAS,
+    size: int = 10,
+) -> SearchResult:
+    try:
+        response = client.search(alias, build_query(text, filters, size))
+    except Exception as exc:
+        if error_status(exc) == 404:
+            raise LookupError(f"no search index {alias!r} yet: run `funnelhouse reindex --full`") from exc
+        raise
+    hits = []
+    for hit in response["hits"]["hits"]:
+        source = hit["_source"]
+        highlight = hit.get("highlight", {})
+        hits.append(
+            Hit(
+                id=source["id"],
+                score=hit.get("_score"),
+                sent_at=source["sent_at"],
+                customer_code=source["customer_code"],
+                employee_code=source["employee_code"],
+                platform=source.get("platform"),
+                sentiment=source.get("sentiment"),
+                direction=source["direction"],
+                content=source.get("content"),
+                highlights=highlight.get("content") or highlight.get("content.cjk") or [],
+            )
+        )
+    return SearchResult(total=response["hits"]["total"]["value"], hits=hits, took_ms=response.get("took", 0))
+
+
+def counts_per_day(client: SearchClient, alias: str = mapping.DEFAULT_ALIAS) -> dict[str, int]:
+    """Documents per UTC day of ``sent_at``, for the asset check against PostgreSQL."""
+    response = client.search(
+        alias,
+        {
+            "size": 0,
+            "aggs": {
+                "days": {
+                    "date_histogram": {
+                        "field": "sent_at",
+                        "calendar_interval": "day",
+                        "min_doc_count": 1,
+                        "format": "yyyy-MM-dd",
+                    }
+                }
+            },
+        },
+    )
+    return {bucket["key_as_string"]: bucket["doc_count"] for bucket in response["aggregations"]["days"]["buckets"]}

@@ -1,0 +1,198 @@
+"""Full rebuild: a new versioned index loaded from one PostgreSQL snapshot, then an atomic alias swap.
+
+Searches keep hitting the alias, i.e. the previous index, until the very end. The steps, each there
+for a reason:
+
+1. create ``<alias>_v<N>_<stamp>`` with indexing-speed settings (no refresh, no replicas);
+2. read every conversation in one REPEATABLE READ snapshot and bulk load it from a few sender
+   threads while the next chunk is read (the engine, not Python, should be the bottleneck);
+3. restore serving settings, refresh, and verify the index count equals the snapshot's count;
+4. replay changes made since the snapshot (from slightly before it: replays are harmless), once
+   freely and once more under the alias lock so the sensor's sync cannot slip in between;
+5. swap the alias in one ``_aliases`` call, save the new cursor, keep the previous index for
+   rollback and delete older ones by exact name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import psycopg
+
+from ingestion.search import cursor_store, documents, mapping
+from ingestion.search.client import Action, BulkFailed, BulkOutcome, SearchClient
+from ingestion.search.documents import Cursor
+from ingestion.search.sync import DEFAULT_LAG, apply_changes
+
+DEFAULT_CHUNK_DOCS = 2000
+DEFAULT_SENDERS = 2
+# Changes are replayed from this long before the snapshot: a transaction that wrote a row before the
+# snapshot but committed after it is invisible to the snapshot, yet must reach the new index.
+DEFAULT_REPLAY_MARGIN = dt.timedelta(seconds=30)
+
+
+class RebuildInProgress(RuntimeError):
+    pass
+
+
+class RebuildVerificationFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class RebuildReport:
+    alias: str
+    index: str
+    cjk: bool
+    expected: int = 0
+    loaded: int = 0
+    replayed_indexed: int = 0
+    replayed_deleted: int = 0
+    previous: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    load_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+    @property
+    def docs_per_second(self) -> float:
+        return round(self.loaded / self.load_seconds, 1) if self.load_seconds else 0.0
+
+
+def _chunks(batches: Iterable[list[dict]], chunk_docs: int) -> Iterator[list[Action]]:
+    chunk: list[Action] = []
+    for rows in batches:
+        for row in rows:
+            chunk.append(documents.to_action(row))
+            if len(chunk) >= chunk_docs:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def send_concurrently(
+    client: SearchClient, chunks: Iterable, index: str, senders: int, send: Callable | None = None
+) -> BulkOutcome:
+    """Send chunks from ``senders`` threads, at most two chunks in flight per thread (bounded memory)."""
+    send = send or (lambda chunk: client.bulk(chunk, index))
+    total = BulkOutcome()
+    in_flight = threading.BoundedSemaphore(senders * 2)
+    futures: list[Future] = []
+    with ThreadPoolExecutor(max_workers=senders, thread_name_prefix="bulk") as pool:
+        for chunk in chunks:
+            in_flight.acquire()
+            future = pool.submit(send, chunk)
+            future.add_done_callback(lambda _: in_flight.release())
+            futures.append(future)
+            # Collect finished ones as we go so a failure surfaces early and memory stays flat.
+            while futures and futures[0].done():
+                total.merge(futures.pop(0).result())
+        for future in futures:
+            total.merge(future.result())
+    return total
+
+
+def _previous_versions_to_drop(client: SearchClient, alias: str, live: str, keep_previous: int) -> list[str]:
+    """All older versions but the newest ``keep_previous`` (the one the alias just left: for rollback)."""
+    # Names end with a sortable timestamp: newest last.
+    older = sorted(name for name in client.indices_matching(mapping.index_pattern(alias)) if name != live)
+    return older[: max(0, len(older) - keep_previous)]
+
+
+def full_rebuild(
+    dsn: str,
+    client: SearchClient,
+    alias: str = mapping.DEFAULT_ALIAS,
+    *,
+    lag: dt.timedelta = DEFAULT_LAG,
+    replicas: int = 0,
+    chunk_docs: int = DEFAULT_CHUNK_DOCS,
+    senders: int = DEFAULT_SENDERS,
+    keep_previous: int = 1,
+    replay_margin: dt.timedelta = DEFAULT_REPLAY_MARGIN,
+    after_load: Callable[[str], None] | None = None,
+) -> RebuildReport:
+    started = time.monotonic()
+    with documents.connect(dsn) as control:
+        cursor_store.ensure_table(control)
+        rebuild_lock = f"{alias}:rebuild"
+        if not cursor_store.try_lock(control, rebuild_lock):
+            raise RebuildInProgress(f"a full rebuild of {alias!r} is already running")
+        try:
+            cjk = client.analyzer_available("cjk")
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dt%H%M%S%f")
+            report = RebuildReport(alias=alias, index=mapping.index_name(alias, stamp), cjk=cjk)
+            client.create_index(report.index, mapping.index_body(cjk))
+            try:
+                _load_verify_and_swap(dsn, control, client, report, lag, replicas, chunk_docs, senders,
+                                      replay_margin, after_load)
+            except BaseException:
+                client.delete_index(report.index)
+                raise
+            report.dropped = _previous_versions_to_drop(client, alias, report.index, keep_previous)
+            for name in report.dropped:
+                client.delete_index(name)
+        finally:
+            cursor_store.unlock(control, rebuild_lock)
+    report.total_seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _load_verify_and_swap(
+    dsn: str,
+    control: psycopg.Connection,
+    client: SearchClient,
+    report: RebuildReport,
+    lag: dt.timedelta,
+    replicas: int,
+    chunk_docs: int,
+    senders: int,
+    replay_margin: dt.timedelta,
+    after_load: Callable[[str], None] | None,
+) -> None:
+    load_started = time.monotonic()
+    with documents.connect(dsn) as snapshot:
+        snapshot.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        snapshot.read_only = True
+        snapshot_at = documents.database_now(snapshot)  # the first statement fixes the snapshot
+        report.expected = documents.count_all(snapshot)
+        outcome = send_concurrently(
+            client, _chunks(documents.stream_all(snapshot), chunk_docs), report.index, senders
+        )
+        snapshot.commit()
+    if outcome.failed:
+        raise BulkFailed(outcome)
+    report.loaded = outcome.succeeded + outcome.harmless
+    client.put_settings(report.index, mapping.serving_settings(replicas))
+    client.refresh(report.index)
+    report.load_seconds = round(time.monotonic() - load_started, 3)
+    indexed = client.count(report.index)
+    if indexed != report.expected:
+        raise RebuildVerificationFailed(
+            f"{report.index} holds {indexed} documents, PostgreSQL's snapshot {report.expected}"
+        )
+    if after_load:
+        after_load(report.index)
+
+    start = Cursor(snapshot_at - max(lag, replay_margin), 0)
+    replay = apply_changes(control, client, report.index, start, start, lag=lag)
+    cursor_store.lock(control, report.alias)
+    try:
+        replay = apply_changes(control, client, report.index, replay.changes, replay.deletions, lag=lag, report=replay)
+        client.refresh(report.index)
+        report.previous = client.alias_targets(report.alias)
+        client.update_aliases(
+            [{"remove": {"index": name, "alias": report.alias}} for name in report.previous]
+            + [{"add": {"index": report.index, "alias": report.alias}}]
+        )
+        cursor_store.save_rebuild(
+            control, report.alias, report.index, mapping.MAPPING_VERSION, replay.changes, replay.deletions
+        )
+    finally:
+        cursor_store.unlock(control, report.alias)
+    report.replayed_indexed, report.replayed_deleted = replay.indexed, replay.deleted

@@ -1,0 +1,63 @@
+"""Contact details never reach the search index.
+
+Customers paste phone numbers, e-mails and messenger handles into chats ("加我微信 abc123",
+"WhatsApp +1 415 555 0123"). The index is read by many more people than the CRM, so these are
+replaced by placeholders before a document is built. Precision matters less than recall here:
+a long digit run that was an account number gets masked too, which costs nothing in search.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+EMAIL = "[email]"
+PHONE = "[phone]"
+HANDLE = "[handle]"
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+\s*(?:@|＠|\[at\]|\(at\))\s*[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+
+# Messenger labels in both languages, including the usual homophones used to dodge filters
+# (威信/薇信/V信/vx), followed by an optional "号/ID/账号" and a separator.
+_LABEL = (
+    r"(?:微信|威信|薇信|徽信|v信|V信|vx|VX|wx|WX|wechat|we\s?chat|weixin|whats\s?app|wa|telegram|tg|TG|电报|飞机|"
+    r"line|LINE|skype|signal|qq|QQ|kakao)"
+)
+_HANDLE_AFTER_LABEL = re.compile(
+    rf"(?i)(?P<label>{_LABEL}\s*(?:号|账号|帐号|id|ID|号码|number|no\.?)?\s*(?:is|是|为|:|：|=|-|\s)*\s*)"
+    r"(?P<handle>@?\+?[A-Za-z0-9][A-Za-z0-9_.\-]{2,}(?:[ \-][0-9]{2,})*)"
+)
+# Telegram-style @handles anywhere (after e-mails are gone, so no address is cut in half).
+_AT_HANDLE = re.compile(r"(?<![A-Za-z0-9_.])[@＠][A-Za-z][A-Za-z0-9_]{3,31}")
+
+_PHONES = [
+    # Chinese mobiles: "13800138000", "138-0013-8000", "138 0013 8000" (before the international
+    # rule, whose "00" prefix would otherwise bite into the middle of one).
+    re.compile(r"(?<!\d)(?:(?:\+|＋|00)86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"),
+    # International with + or 00: "+1 (415) 555-0123", "+852 9123-4567", "+44 7700 900123".
+    re.compile(r"(?<![\d\w])(?:\+|＋|00)\d{1,3}[\s\-.]?(?:\(?\d{1,4}\)?[\s\-.]?){1,4}\d{3,4}(?!\d)"),
+    # North American: "(415) 555-0123", "415-555-0123", "415.555.0123".
+    re.compile(r"(?<!\d)\(?\d{3}\)?[\s\-.]\d{3}[\s\-.]\d{4}(?!\d)"),
+    # Chinese landlines: "010-12345678", "0755-8888 6666".
+    re.compile(r"(?<!\d)0\d{2,3}[\s\-]\d{3,4}[\s\-]?\d{4}(?!\d)"),
+    # Any other run of 9+ digits (optionally spaced): phone-like, never worth indexing.
+    re.compile(r"(?<!\d)\d(?:[\s\-]?\d){8,}(?!\d)"),
+]
+_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
+def redact(text: str | None) -> str | None:
+    if not text:
+        return text
+    # Full-width digits are a common way to slip numbers past filters.
+    text = text.translate(_FULLWIDTH_DIGITS)
+    text = _EMAIL.sub(EMAIL, text)
+    text = _HANDLE_AFTER_LABEL.sub(lambda m: m.group("label") + HANDLE, text)
+    text = _AT_HANDLE.sub(HANDLE, text)
+    for pattern in _PHONES:
+        text = pattern.sub(PHONE, text)
+    return text
+
+
+def redact_all(values: Iterable[str]) -> list[str]:
+    return [redact(value) for value in values if value]

@@ -1,0 +1,39 @@
+"""The index holds, day by day, as many conversations as PostgreSQL."""
+
+import dagster as dg
+
+from ingestion.search import cursor_store, documents, query
+from orchestration.defs.search.assets import conversations_search_index
+from orchestration.defs.search.resources import SearchResource
+
+
+@dg.asset_check(asset=conversations_search_index, blocking=False,
+                description="Documents per day of sent_at equal PostgreSQL's conversations per day.")
+def counts_per_day_match(search_index: SearchResource) -> dg.AssetCheckResult:
+    client = search_index.client()
+    try:
+        indexed = query.counts_per_day(client, search_index.alias)
+    finally:
+        client.close()
+    with documents.connect(search_index.pg_dsn()) as conn:
+        expected = documents.counts_per_day(conn)
+        saved = cursor_store.load(conn, search_index.alias)
+        # Days with changes newer than the cursor may legitimately differ until the next sync.
+        pending = documents.pending_days(conn, saved.changes)
+    mismatched = {
+        day: {"postgres": expected.get(day, 0), "index": indexed.get(day, 0)}
+        for day in sorted(set(expected) | set(indexed))
+        if expected.get(day, 0) != indexed.get(day, 0)
+    }
+    unexplained = {day: counts for day, counts in mismatched.items() if day not in pending}
+    return dg.AssetCheckResult(
+        passed=not unexplained,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "days_compared": len(set(expected) | set(indexed)),
+            "mismatched_days": dg.MetadataValue.json(unexplained),
+            "days_with_pending_changes": dg.MetadataValue.json(sorted(set(mismatched) & pending)),
+            "postgres_total": sum(expected.values()),
+            "index_total": sum(indexed.values()),
+        },
+    )

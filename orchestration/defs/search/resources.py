@@ -1,0 +1,27 @@
+"""The search resource: where the engine and PostgreSQL are, read from ``orchestration.environment``
+when a run or sensor tick asks, never when Dagster imports the code location."""
+
+import datetime as dt
+
+import dagster as dg
+
+from ingestion.search import mapping
+from ingestion.search.client import SearchClient
+from orchestration import environment
+
+
+class SearchResource(dg.ConfigurableResource):
+    alias: str = mapping.DEFAULT_ALIAS
+    lag_seconds: float = 2.0
+    batch_size: int = 1000
+    replicas: int = 0
+
+    @property
+    def lag(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.lag_seconds)
+
+    def pg_dsn(self) -> str:
+        return environment.pg_dsn()
+
+    def client(self) -> SearchClient:
+        return SearchClient.connect(environment.search_settings())

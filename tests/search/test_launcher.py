@@ -1,0 +1,25 @@
+from pathlib import Path
+
+import pytest
+
+from devstack.search import java, launcher
+
+
+def test_engine_is_recorded_and_start_is_idempotent(search_engine):
+    home = Path(search_engine["state_home"])
+    recorded = launcher.status(home)
+    assert recorded["pid"] == search_engine["pid"]
+    assert recorded["flavour"] == search_engine["flavour"]
+    again = launcher.start(home, search_engine["flavour"])
+    assert again["pid"] == search_engine["pid"] and again["url"] == search_engine["url"]
+    other = "opensearch" if search_engine["flavour"] == "elasticsearch" else "elasticsearch"
+    with pytest.raises(RuntimeError, match="already runs"):
+        launcher.start(home, other)
+
+
+def test_missing_jvm_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(java, "JVM_ROOTS", (tmp_path,))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.delenv("FUNNELHOUSE_SEARCH_JAVA_HOME", raising=False)
+    with pytest.raises(java.NoSuitableJdk, match=r"OpenSearch 2\.19\.6 needs Java 17 to 21; found no JDK at all"):
+        java.choose("OpenSearch 2.19.6", 17, 21)

@@ -1,0 +1,88 @@
+import threading
+
+import psycopg
+
+from ingestion.search import indexer, mapping, rebuild
+from ingestion.search.query import search_conversations
+from ingestion.search.rebuild import RebuildReport
+from tests.search.crm import insert_conversation, seed_people, seed_samples
+from tests.search.helpers import NO_LAG, indexed_sources
+
+
+def _add_filler(conn, people, n):
+    conn.execute(
+        "INSERT INTO conversations (source_message_id, customer_id, employee_id, message_type, direction,"
+        " content, platform, sent_at) SELECT 'fill-' || g, %s, %s, 'text', 'outbound', 'follow-up note ' || g,"
+        " 'whatsapp', TIMESTAMP '2025-10-01' + g * INTERVAL '1 minute' FROM generate_series(1, %s) g",
+        (people["CUST_002"], people["EMP_002"], n),
+    )
+    conn.commit()
+
+
+def test_searches_keep_answering_during_rebuilds(pg_dsn, search_client, search_alias):
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        seed_samples(conn, people)
+        _add_filler(conn, people, 3000)
+    first = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert first.loaded == first.expected == 3008
+
+    problems, answers, done = [], [], threading.Event()
+
+    def search_continuously():
+        while not done.is_set():
+            try:
+                result = search_conversations(search_client, "美股", alias=search_alias)
+                answers.append(result.total)
+                if result.total != 1:
+                    problems.append(f"{result.total} hits")
+            except Exception as exc:  # any error during the rebuild is the failure we look for
+                problems.append(repr(exc))
+
+    searcher = threading.Thread(target=search_continuously)
+    searcher.start()
+    try:
+        reports = [
+            rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG, chunk_docs=200)
+            for _ in range(2)
+        ]
+    finally:
+        done.set()
+        searcher.join()
+    assert not problems, problems[:5]
+    assert len(answers) > 10
+    # the alias moved each time; the one before is kept for rollback, older ones are gone
+    assert search_client.alias_targets(search_alias) == [reports[1].index]
+    assert reports[1].previous == [reports[0].index]
+    assert reports[1].dropped == [first.index]
+    assert search_client.indices_matching(mapping.index_pattern(search_alias)) == sorted(
+        [reports[0].index, reports[1].index]
+    )
+
+
+def test_changes_during_the_load_are_replayed(pg_dsn, search_client, search_alias):
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        ids = seed_samples(conn, people)
+        added = []
+
+        def change_database(_index):
+            added.append(insert_conversation(conn, people, "written while the index was loading"))
+            conn.execute("DELETE FROM conversations WHERE id = %s", (ids[0],))
+            conn.commit()
+
+        report = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG, after_load=change_database)
+    assert report.loaded == 8 and report.replayed_indexed >= 1 and report.replayed_deleted >= 1
+    assert set(indexed_sources(search_client, search_alias)) == (set(ids) - {ids[0]}) | set(added)
+
+
+def test_new_mapping_version_triggers_a_full_rebuild(pg_dsn, search_client, search_alias, monkeypatch):
+    with psycopg.connect(pg_dsn) as conn:
+        seed_samples(conn, seed_people(conn))
+    indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert not isinstance(indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG), RebuildReport)
+    monkeypatch.setattr(mapping, "MAPPING_VERSION", mapping.MAPPING_VERSION + 1)
+    report = indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert isinstance(report, RebuildReport) and f"_v{mapping.MAPPING_VERSION}_" in report.index
+    assert search_client.mapping_meta(report.index)["mapping_version"] == mapping.MAPPING_VERSION
+    assert len(indexed_sources(search_client, search_alias)) == 8

@@ -1,0 +1,52 @@
+import json
+
+import psycopg
+import pytest
+
+from ingestion.search import rebuild
+from ingestion.search.redaction import redact
+from tests.search.crm import CONTACT_DETAILS, seed_people, seed_samples
+from tests.search.helpers import NO_LAG, indexed_sources
+
+
+@pytest.mark.parametrize(
+    ("text", "kept", "gone"),
+    [
+        ("您好，我的手机是+86 138 0013 8000，微信: abc_123x，邮箱 zhang.wei@example.com", ["您好"], ["138", "abc_123x", "zhang.wei"]),
+        ("加我VX：wxid_8x8x8x 或者 13800138000", ["加我"], ["wxid_8x8x8x", "13800138000"]),
+        ("我的号码138 0013 8000，明天联系", ["明天联系"], ["0013"]),
+        ("电话１３８００１３８０００", ["电话"], ["１３８", "138"]),
+        ("call me at (415) 555-0123 or WhatsApp +1 415 555 0199", ["call me"], ["555-0123", "0199"]),
+        ("Telegram @trader_joe is faster, tg: @moonboy99", ["faster"], ["trader_joe", "moonboy99"]),
+        ("My wechat is lily_invest, line id: happy.trader", ["My"], ["lily_invest", "happy.trader"]),
+        ("打 010-12345678 或 0755-8888 6666", ["打"], ["12345678", "8888"]),
+        ("WhatsApp me on +44 7700 900123", ["me on"], ["7700"]),
+    ],
+)
+def test_contact_details_are_redacted(text, kept, gone):
+    redacted = redact(text)
+    for fragment in kept:
+        assert fragment in redacted
+    for fragment in gone:
+        assert fragment not in redacted, redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["我想了解美股投资，入金 50000 美元", "Buy 100 shares on 2025-11-03 at 123.45", "S&P 500 rose 2% in 2025"],
+)
+def test_ordinary_text_is_untouched(text):
+    assert redact(text) == text
+
+
+def test_no_contact_detail_reaches_the_index(pg_dsn, search_client, search_alias):
+    with psycopg.connect(pg_dsn) as conn:
+        seed_samples(conn, seed_people(conn))
+    rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    stored = indexed_sources(search_client, search_alias)
+    assert len(stored) == 8
+    everything = json.dumps(list(stored.values()), ensure_ascii=False)
+    # message text, and the customer/employee rows' own name, phone, e-mail, wechat id
+    for detail in [*CONTACT_DETAILS, "张伟", "zhangwei@example.com", "zw_wechat", "137 0000 1111", "13911112222", "corp.example"]:
+        assert detail not in everything, detail
+    assert "[phone]" in everything and "[email]" in everything and "[handle]" in everything

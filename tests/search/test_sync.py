@@ -1,0 +1,111 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from ingestion.search import cursor_store, documents, indexer, sync
+from ingestion.search.documents import Cursor
+from ingestion.search.rebuild import RebuildReport
+from tests.search.crm import insert_conversation, seed_people, seed_samples
+from tests.search.helpers import NO_LAG, indexed_sources
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_inserts_updates_and_deletes_arrive_exactly_once(pg_dsn, search_client, search_alias):
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        ids = seed_samples(conn, people)
+        first = indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        assert isinstance(first, RebuildReport) and first.loaded == 8  # no index yet: built in full
+
+        added = insert_conversation(conn, people, "新消息：港股 IPO 什么时候开始认购？")
+        conn.execute("UPDATE conversations SET content = %s, sentiment = 'positive' WHERE id = %s",
+                     ("我改变主意了，准备入金", ids[0]))
+        conn.execute("DELETE FROM conversations WHERE id = %s", (ids[1],))
+        conn.commit()
+
+        report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        assert (report.indexed, report.deleted) == (2, 1)
+        stored = indexed_sources(search_client, search_alias)
+        assert set(stored) == (set(ids) - {ids[1]}) | {added}
+        assert stored[ids[0]]["content"] == "我改变主意了，准备入金"
+        assert stored[ids[0]]["sentiment"] == "positive"
+
+        again = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        assert (again.indexed, again.deleted, again.batches) == (0, 0, 0)
+        assert not sync.pending(pg_dsn, search_alias, lag=NO_LAG)
+
+        # Replaying everything from the start (a lost cursor) changes nothing in the index.
+        with documents.connect(pg_dsn) as state_conn:
+            cursor_store.save_progress(state_conn, search_alias, Cursor(), Cursor(), 0, 0)
+        replay = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        assert replay.indexed + replay.replayed == 8 and replay.deleted + replay.replayed >= 1
+        assert indexed_sources(search_client, search_alias) == stored
+
+
+def test_lagging_rows_wait_for_the_next_run(pg_dsn, search_client, search_alias):
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        insert_conversation(conn, people, "just now")
+    import datetime as dt
+
+    assert sync.run_incremental(pg_dsn, search_client, search_alias, lag=dt.timedelta(hours=1)).indexed == 0
+    assert sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG).indexed == 1
+
+
+_KILLABLE_SYNC = """
+import sys, datetime as dt
+from ingestion.search.client import SearchClient
+from ingestion.search.sync import run_incremental
+from orchestration.environment import SearchSettings
+client = SearchClient.connect(SearchSettings(url=sys.argv[2], flavour=sys.argv[3]))
+run_incremental(sys.argv[1], client, sys.argv[4], lag=dt.timedelta(0), batch_size=10)
+"""
+
+
+def test_killed_sync_resumes_without_loss_or_duplicates(pg_dsn, search_engine, search_client, search_alias):
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)  # empty index, alias ready
+        conn.execute(
+            "INSERT INTO conversations (source_message_id, customer_id, employee_id, message_type, direction,"
+            " content, platform, sent_at) SELECT 'bulk-' || g, %s, %s, 'text', 'outbound', 'message ' || g,"
+            " 'wechat', TIMESTAMP '2025-11-01' + g * INTERVAL '1 minute' FROM generate_series(1, 3000) g",
+            (people["CUST_001"], people["EMP_001"]),
+        )
+        conn.commit()
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE_SYNC, pg_dsn, search_engine["url"], search_engine["flavour"], search_alias],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        with documents.connect(pg_dsn) as conn:
+            while time.monotonic() < deadline:
+                written = cursor_store.load(conn, search_alias).documents_written
+                if written >= 200:
+                    break
+                assert process.poll() is None, "sync ended before it could be killed"
+                time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    with documents.connect(pg_dsn) as conn:
+        killed_at = cursor_store.load(conn, search_alias).documents_written
+    assert 200 <= killed_at < 3000, "the kill must land in the middle of the sync"
+    resumed = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert resumed.indexed + resumed.replayed >= 3000 - killed_at
+    stored = indexed_sources(search_client, search_alias)
+    assert len(stored) == 3000 == search_client.count(search_alias)
+    with psycopg.connect(pg_dsn) as conn:
+        assert set(stored) == {row[0] for row in conn.execute("SELECT id FROM conversations")}
