@@ -85,8 +85,14 @@ class KpiCounters:
                 "mofu_反问_count": counts["mofu_反问_count"], "mofu_accounts_opened": counts["mofu_accounts_opened"],
                 "bofu_deposits_count": counts["bofu_deposits_count"], "bofu_deposit_amount": money(deposit),
                 "bofu_withdrawal_amount": money(withdrawal), "bofu_net_deposit": money(deposit - withdrawal),
-                "bofu_withdrawal_rate": percent(withdrawal, deposit),
+                "bofu_withdrawal_rate": _storable_rate(percent(withdrawal, deposit)),
                 "overall_score": overall_score(counts, deposit - withdrawal),
                 "created_at": to_datetime(day_ts + DAY + 3600), "employee_code": employee_codes[emp],
             })
         yield rows
+
+
+def _storable_rate(rate):
+    """The seed stores the daily rate as DECIMAL(5,2): a day with withdrawals over ten times its
+    deposits has no meaningful rate (the operational system leaves it empty), so neither do we."""
+    return rate if rate is None or rate < 1000 else None

@@ -1,0 +1,231 @@
+"""Every query the reports run against the ClickHouse marts, and nothing else reads them.
+
+The marts belong to the dbt project (``dbt_project/models/marts``); when a column is renamed
+there, the mapping below is the one place to follow it. Amounts stay ``Decimal`` end to end so
+the numbers in a report are the marts' sums to the cent.
+
+First deposits come from the customer mart (first_deposit_date): mart_funnel_daily counts journey-stage
+entries, not deposits. Daily KPI sums are fetched once per scope over one window (30-day trend plus the comparison
+periods) and every period's headline is summed from those days, so headline, comparisons and
+trend can never disagree with each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import clickhouse_connect
+
+from ingestion.reports.periods import Period
+from ingestion.reports.recipients import ALL_DEPARTMENTS
+
+DEFAULT_DATABASE = "marts"
+
+# Physical names in the marts. Left: what the report calls it; right: the mart's column.
+KPI_DAILY_TABLE = "mart_kpi_employee_daily"
+KPI_DAILY = {
+    "day": "kpi_date",
+    "employee_code": "employee_code",
+    "employee_name": "employee_name",
+    "department": "department",
+    "new_contacts": "tofu_contacts",
+    "retained": "tofu_retained",
+    "quality_conversations": "mofu_quality_conversations",
+    "accounts_opened": "mofu_accounts_opened",
+    "deposits_count": "bofu_deposits_count",
+    "deposits": "bofu_deposit_amount",
+    "withdrawals": "bofu_withdrawal_amount",
+    "net_deposit": "bofu_net_deposit",
+    "overall_score": "overall_score",
+}
+# Summed per day for headlines and trends (rates are derived from these sums, never averaged).
+DAILY_SUMS = (
+    "new_contacts",
+    "retained",
+    "quality_conversations",
+    "accounts_opened",
+    "deposits_count",
+    "deposits",
+    "withdrawals",
+    "net_deposit",
+)
+EMPLOYEE_PERFORMANCE_TABLE = "mart_employee_performance"  # one row per employee: their current level
+EMPLOYEE_PERFORMANCE = {"employee_code": "employee_code", "level": "employee_level"}
+CUSTOMER_OVERVIEW_TABLE = "mart_customer_overview"
+CUSTOMER_OVERVIEW = {
+    "customer_code": "customer_code",
+    "stage": "current_stage",
+    "days_in_stage": "days_in_current_stage",
+    "employee_code": "employee_code",  # the assigned employee: their department scopes the customer
+    "status": "customer_status",
+    "first_deposit_day": "first_deposit_date",
+}
+# A customer in these stages has arrived; staying there is the goal, not a stall.
+SETTLED_STAGES = ("Loyal", "Advocate")
+# Result aliases are prefixed ``out_``: ClickHouse lets an alias shadow a column in WHERE, so an alias
+# equal to a mart column name would turn the filter into a filter on the aggregate.
+# "Longer than usual" = beyond this quantile of the days all customers now in the stage have spent there.
+USUAL_STAGE_QUANTILE = 0.9
+
+
+def connect(settings, database: str = DEFAULT_DATABASE):
+    """A clickhouse-connect client from ``orchestration.environment.clickhouse_settings()``."""
+    return clickhouse_connect.get_client(
+        host=settings.host,
+        port=settings.port,
+        username=settings.username,
+        password=settings.password,
+        secure=settings.secure,
+        database=database,
+    )
+
+
+def as_number(value):
+    """Ints stay ints, Decimals stay Decimals; a Float64 mart column is read to the cent."""
+    if value is None or isinstance(value, int | Decimal):
+        return value
+    return Decimal(repr(value)).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    employee_code: str
+    employee_name: str
+    department: str
+    level: str
+    net_deposit: Decimal
+    overall_score: Decimal | None
+
+
+@dataclass(frozen=True)
+class StalledCustomer:
+    customer_code: str
+    stage: str
+    days_in_stage: int
+    usual_days: int
+
+
+class MartReader:
+    def __init__(self, client, database: str = DEFAULT_DATABASE):
+        self.client = client
+        self.database = database
+
+    def _table(self, name: str) -> str:
+        return f"`{self.database}`.`{name}`"
+
+    @staticmethod
+    def _scope_filter(column: str, scope: str) -> str:
+        return "1" if scope == ALL_DEPARTMENTS else f"{column} = {{department:String}}"
+
+    def daily_sums(self, scope: str, first_day: date, last_day: date) -> dict[date, dict]:
+        """``{day: {metric: sum}}`` for every day in the window that has rows, within the scope."""
+        c = KPI_DAILY
+        sums = ", ".join(f"sum({c[name]}) AS out_{name}" for name in DAILY_SUMS)
+        result = self.client.query(
+            f"""SELECT {c["day"]} AS out_day, {sums}
+                FROM {self._table(KPI_DAILY_TABLE)}
+                WHERE {c["day"]} BETWEEN {{first:Date}} AND {{last:Date}} AND {self._scope_filter(c["department"], scope)}
+                GROUP BY out_day ORDER BY out_day""",
+            parameters={"first": first_day, "last": last_day, "department": scope},
+        )
+        days = {}
+        for day, *sums_of_day in result.result_rows:
+            days[day] = {name: as_number(value) for name, value in zip(DAILY_SUMS, sums_of_day, strict=True)}
+        first_deposits = self.first_deposits(scope, first_day, last_day)
+        for day, values in days.items():
+            values["first_deposits"] = first_deposits.get(day, 0)
+        for day, count in first_deposits.items():
+            days.setdefault(day, {name: 0 for name in DAILY_SUMS})["first_deposits"] = count
+        return dict(sorted(days.items()))
+
+    def _employee_departments(self) -> str:
+        """CTE: each employee's latest department. The customer mart names the assigned employee, not the
+        department, and the reports' database user sees the marts only (not dim_employees)."""
+        c = KPI_DAILY
+        return f"""employee_departments AS (
+                    SELECT {c["employee_code"]} AS employee_code, argMax({c["department"]}, {c["day"]}) AS department
+                    FROM {self._table(KPI_DAILY_TABLE)} GROUP BY employee_code)"""
+
+    def first_deposits(self, scope: str, first_day: date, last_day: date) -> dict[date, int]:
+        """Customers whose first confirmed deposit fell on each day, by their assigned employee's department."""
+        c = CUSTOMER_OVERVIEW
+        result = self.client.query(
+            f"""WITH {self._employee_departments()}
+                SELECT o.{c["first_deposit_day"]} AS out_day, count() AS out_first_deposits
+                FROM {self._table(CUSTOMER_OVERVIEW_TABLE)} AS o
+                LEFT JOIN employee_departments AS d ON d.employee_code = o.{c["employee_code"]}
+                WHERE o.{c["first_deposit_day"]} BETWEEN {{first:Date}} AND {{last:Date}}
+                  AND {self._scope_filter("d.department", scope)}
+                GROUP BY out_day""",
+            parameters={"first": first_day, "last": last_day, "department": scope},
+        )
+        return {day: int(count) for day, count in result.result_rows}
+
+    def leaderboard(self, scope: str, period: Period) -> list[LeaderboardRow]:
+        """Every employee with KPI rows in the period, best net deposit first; score = mean daily score."""
+        c = KPI_DAILY
+        p = EMPLOYEE_PERFORMANCE
+        result = self.client.query(
+            f"""WITH levels AS (
+                    SELECT {p["employee_code"]} AS code, any({p["level"]}) AS level
+                    FROM {self._table(EMPLOYEE_PERFORMANCE_TABLE)} GROUP BY code)
+                SELECT k.{c["employee_code"]} AS out_code,
+                       argMax(k.{c["employee_name"]}, k.{c["day"]}) AS out_name,
+                       argMax(k.{c["department"]}, k.{c["day"]}) AS out_department,
+                       any(l.level) AS out_level,
+                       sum(k.{c["net_deposit"]}) AS out_net_deposit,
+                       round(avg(k.{c["overall_score"]}), 2) AS out_score
+                FROM {self._table(KPI_DAILY_TABLE)} AS k
+                LEFT JOIN levels AS l ON l.code = k.{c["employee_code"]}
+                WHERE k.{c["day"]} BETWEEN {{first:Date}} AND {{last:Date}}
+                  AND {self._scope_filter("k." + c["department"], scope)}
+                GROUP BY out_code
+                ORDER BY out_net_deposit DESC, out_code""",
+            parameters={"first": period.start, "last": period.end, "department": scope},
+        )
+        return [
+            LeaderboardRow(
+                employee_code=code,
+                employee_name=name or "",
+                department=department or "",
+                level=level or "",
+                net_deposit=as_number(net_deposit),
+                overall_score=None if score is None else Decimal(str(score)).quantize(Decimal("0.01")),
+            )
+            for code, name, department, level, net_deposit, score in result.result_rows
+        ]
+
+    def stalled_customers(self, scope: str, limit: int = 10) -> list[StalledCustomer]:
+        """Active customers (codes only: a report never carries contact details) longest past their stage's
+        usual stay; "usual" is over every customer now in the stage, so a department is compared with the firm."""
+        c = CUSTOMER_OVERVIEW
+        settled = ", ".join(f"'{stage}'" for stage in SETTLED_STAGES)
+        result = self.client.query(
+            f"""WITH usual AS (
+                    SELECT {c["stage"]} AS stage,
+                           toInt64(ceil(quantileExact({USUAL_STAGE_QUANTILE})({c["days_in_stage"]}))) AS usual_days
+                    FROM {self._table(CUSTOMER_OVERVIEW_TABLE)}
+                    WHERE {c["stage"]} NOT IN ({settled}) AND {c["days_in_stage"]} IS NOT NULL
+                    GROUP BY stage),
+                {self._employee_departments()}
+                SELECT o.{c["customer_code"]} AS out_code, o.{c["stage"]} AS out_stage,
+                       toInt64(o.{c["days_in_stage"]}) AS out_days, u.usual_days AS out_usual
+                FROM {self._table(CUSTOMER_OVERVIEW_TABLE)} AS o
+                INNER JOIN usual AS u ON u.stage = o.{c["stage"]}
+                LEFT JOIN employee_departments AS d ON d.employee_code = o.{c["employee_code"]}
+                WHERE o.{c["days_in_stage"]} > u.usual_days AND o.{c["status"]} = 'active'
+                  AND {self._scope_filter("d.department", scope)}
+                ORDER BY out_days - out_usual DESC, out_code
+                LIMIT {int(limit)}""",
+            parameters={"department": scope},
+        )
+        return [StalledCustomer(*row) for row in result.result_rows]
+
+    def latest_kpi_day(self) -> date | None:
+        """The newest day the KPI mart has: the report's data freshness."""
+        value = self.client.query(
+            f"SELECT max({KPI_DAILY['day']}) FROM {self._table(KPI_DAILY_TABLE)}"
+        ).first_row[0]
+        return value if value and value.year > 1970 else None

@@ -1,0 +1,88 @@
+"""``funnelhouse.report_deliveries``: one report per (recipient, period kind, period start), ever.
+
+A run claims a row before sending and records the outcome after. The claim is a single
+INSERT ... ON CONFLICT DO UPDATE ... WHERE, so two runs at once (a schedule and a manual backfill)
+cannot both claim the same delivery. 'sent' rows are only reclaimed with ``resend``; 'sending' rows
+left by a crashed run are reclaimed after ``STALE_CLAIM``.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.rows import dict_row
+
+from ingestion.reports.delivery import SENT, DeliveryResult
+from ingestion.reports.periods import Period
+
+STALE_CLAIM = "15 minutes"
+
+
+class Ledger:
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    def claim(self, recipient: str, period: Period, scope: str, language: str, resend: bool = False) -> bool:
+        """True if this run may send (and now owns the row); False if it went out already."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            row = conn.execute(
+                f"""INSERT INTO funnelhouse.report_deliveries
+                        (recipient, period_kind, period_start, scope, language, status)
+                    VALUES (%(recipient)s, %(kind)s, %(start)s, %(scope)s, %(language)s, 'sending')
+                    ON CONFLICT (recipient, period_kind, period_start) DO UPDATE
+                    SET status = 'sending', scope = EXCLUDED.scope, language = EXCLUDED.language,
+                        updated_at = clock_timestamp()
+                    WHERE report_deliveries.status IN ('bounced', 'failed')
+                       OR (report_deliveries.status = 'sending'
+                           AND report_deliveries.updated_at < clock_timestamp() - interval '{STALE_CLAIM}')
+                       OR %(resend)s
+                    RETURNING id""",
+                {
+                    "recipient": recipient,
+                    "kind": period.kind,
+                    "start": period.start,
+                    "scope": scope,
+                    "language": language,
+                    "resend": resend,
+                },
+            ).fetchone()
+        return row is not None
+
+    def record(self, period: Period, result: DeliveryResult) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(
+                """UPDATE funnelhouse.report_deliveries
+                   SET status = %(status)s, attempts = attempts + %(attempts)s, error = %(error)s,
+                       message_id = COALESCE(%(message_id)s, message_id), size_bytes = %(size)s,
+                       sent_at = CASE WHEN %(status)s = %(sent)s THEN clock_timestamp() ELSE sent_at END,
+                       updated_at = clock_timestamp()
+                   WHERE recipient = %(recipient)s AND period_kind = %(kind)s AND period_start = %(start)s""",
+                {
+                    "status": result.status,
+                    "attempts": result.attempts,
+                    "error": result.error,
+                    "message_id": result.message_id,
+                    "size": result.size_bytes,
+                    "sent": SENT,
+                    "recipient": result.recipient,
+                    "kind": period.kind,
+                    "start": period.start,
+                },
+            )
+
+    def already_sent(self, period: Period) -> set[str]:
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                """SELECT recipient FROM funnelhouse.report_deliveries
+                   WHERE period_kind = %s AND period_start = %s AND status = 'sent'""",
+                (period.kind, period.start),
+            ).fetchall()
+        return {recipient for (recipient,) in rows}
+
+    def deliveries(self, period: Period) -> list[dict]:
+        with psycopg.connect(self.dsn, row_factory=dict_row) as conn:
+            return conn.execute(
+                """SELECT recipient, scope, language, status, message_id, attempts, error, size_bytes, sent_at
+                   FROM funnelhouse.report_deliveries WHERE period_kind = %s AND period_start = %s
+                   ORDER BY recipient""",
+                (period.kind, period.start),
+            ).fetchall()

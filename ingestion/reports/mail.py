@@ -1,0 +1,71 @@
+"""The MIME message of one report for one recipient.
+
+multipart/mixed
+  multipart/related
+    multipart/alternative
+      text/plain        (for clients that show no HTML, and for spam filters)
+      text/html         (images referenced as cid:...)
+    image/png ...       (inline, Content-ID = what the HTML's cid: URLs name)
+  application/pdf       (the same report, printable)
+  text/csv              (the full leaderboard)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, make_msgid
+
+from ingestion.reports.recipients import Recipient
+from ingestion.reports.render import RenderedReport, content_id
+
+
+def _ascii(text: str) -> str:
+    """File names stay ASCII: some clients garble RFC 2231 names (the 培训 department becomes its hex)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", lambda m: m.group(0).encode().hex(), text)
+
+
+def attachment_name(report: RenderedReport, extension: str, stem: str = "kpi-report") -> str:
+    return f"{stem}-{report.period_key}-{_ascii(report.scope)}-{report.language}.{extension}"
+
+
+def build_message(report: RenderedReport, recipient: Recipient, sender: str) -> EmailMessage:
+    message = EmailMessage(policy=SMTP)
+    message["Subject"] = report.subject
+    message["From"] = formataddr(("funnelhouse", sender))
+    message["To"] = formataddr((recipient.name, recipient.email))
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(
+        idstring=report.period_key, domain=sender.rpartition("@")[2] or "localhost"
+    )
+    message["X-Funnelhouse-Report"] = report.slug
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders must not answer
+    alternative = EmailMessage(policy=SMTP)
+    alternative.set_content(report.text, subtype="plain", charset="utf-8")
+    alternative.add_alternative(report.html, subtype="html", charset="utf-8")
+    message.make_related()  # the images belong to the HTML: related wraps the alternative and them
+    message.attach(alternative)
+    for name, png in report.charts.items():
+        message.add_related(
+            png,
+            maintype="image",
+            subtype="png",
+            cid=f"<{content_id(name)}>",
+            filename=f"{name}.png",
+            disposition="inline",
+        )
+    if report.pdf:
+        message.add_attachment(
+            report.pdf, maintype="application", subtype="pdf", filename=attachment_name(report, "pdf")
+        )
+    message.add_attachment(
+        report.leaderboard_csv.decode("utf-8"),
+        subtype="csv",
+        charset="utf-8",
+        filename=attachment_name(report, "csv", "leaderboard"),
+    )
+    # Last: make_related/make_mixed move every Content-* header of the top level into a subpart.
+    message["Content-Language"] = "zh-CN" if report.language == "zh" else "en"
+    return message

@@ -1,0 +1,144 @@
+"""Produce a period's reports for every recipient, write them locally, and (optionally) send them.
+
+Content is gathered once per scope and rendered once per (scope, language); recipients only get
+their own MIME envelope. Each recipient is claimed in the ledger, sent with retries and recorded
+on its own: a failure is an outcome in the summary, never an exception that stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingestion.reports import content as report_content
+from ingestion.reports import delivery, mail, render
+from ingestion.reports.data import MartReader
+from ingestion.reports.ledger import Ledger
+from ingestion.reports.periods import Period
+from ingestion.reports.recipients import Recipient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    recipient: Recipient
+    report_slug: str
+    status: str  # sent / bounced / failed / skipped (already sent) / written (not sending)
+    attempts: int = 0
+    message_id: str | None = None
+    error: str | None = None
+    size_bytes: int | None = None
+
+
+@dataclass
+class RunSummary:
+    period: Period
+    reports: dict[tuple[str, str], render.RenderedReport] = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # report slug -> its preview HTML
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status in (delivery.BOUNCED, delivery.FAILED)]
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+def write_files(report: render.RenderedReport, directory: Path, sample: bytes | None) -> Path:
+    """The report as a reader gets it: preview HTML, PDF, CSV, charts and one sample .eml."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "report.html").write_text(report.preview_html, encoding="utf-8")
+    (directory / "report.txt").write_text(report.text, encoding="utf-8")
+    (directory / "leaderboard.csv").write_bytes(report.leaderboard_csv)
+    if report.pdf:
+        (directory / "report.pdf").write_bytes(report.pdf)
+    for name, png in report.charts.items():
+        (directory / f"{name}.png").write_bytes(png)
+    if sample is not None:
+        (directory / "message.eml").write_bytes(sample)
+    return directory / "report.html"
+
+
+def produce_reports(
+    period: Period,
+    recipients: list[Recipient],
+    reader: MartReader,
+    *,
+    sender: str,
+    pg_dsn: str | None = None,
+    smtp_settings=None,  # None: render and write only
+    ledger: Ledger | None = None,
+    out_dir: Path | None = None,
+    resend: bool = False,
+    retry_policy: delivery.RetryPolicy = delivery.DEFAULT_RETRY,
+    with_pdf: bool = True,
+    progress: Callable[[str], None] = log.info,
+) -> RunSummary:
+    summary = RunSummary(period)
+    if smtp_settings is not None and ledger is not None and not resend:
+        # A retried schedule run renders nothing for people who already have their report.
+        done = ledger.already_sent(period)
+        summary.outcomes += [
+            Outcome(r, f"{period.key}-{r.scope}-{r.language}", delivery.SKIPPED)
+            for r in recipients
+            if r.email in done
+        ]
+        recipients = [r for r in recipients if r.email not in done]
+    contents = {}
+    for scope in sorted({r.scope for r in recipients}):
+        contents[scope] = report_content.gather(reader, scope, period, pg_dsn)
+    for recipient in recipients:
+        key = (recipient.scope, recipient.language)
+        if key not in summary.reports:
+            report = render.render(contents[recipient.scope], recipient.language, with_pdf=with_pdf)
+            summary.reports[key] = report
+            if out_dir is not None:
+                sample = mail.build_message(report, recipient, sender).as_bytes()
+                summary.files[report.slug] = write_files(
+                    report, Path(out_dir) / period.key / report.slug, sample
+                )
+            progress(f"rendered {report.slug}")
+        report = summary.reports[key]
+        if smtp_settings is None:
+            summary.outcomes.append(Outcome(recipient, report.slug, "written"))
+            continue
+        summary.outcomes.append(
+            _send(report, recipient, period, sender, smtp_settings, ledger, resend, retry_policy)
+        )
+        progress(f"{summary.outcomes[-1].status}: {recipient.email} ({report.slug})")
+    return summary
+
+
+def _send(report, recipient, period, sender, smtp_settings, ledger, resend, retry_policy) -> Outcome:
+    try:
+        if ledger is not None and not ledger.claim(
+            recipient.email, period, recipient.scope, recipient.language, resend
+        ):
+            return Outcome(recipient, report.slug, delivery.SKIPPED)
+        message = mail.build_message(report, recipient, sender)
+        result = delivery.deliver(smtp_settings, message, recipient.email, retry_policy)
+        if ledger is not None:
+            ledger.record(period, result)
+    except Exception as error:  # a broken row or address must not cost the other recipients their report
+        log.exception("report for %s failed", recipient.email)
+        result = delivery.DeliveryResult(
+            recipient.email, delivery.FAILED, 0, error=f"{type(error).__name__}: {error}"
+        )
+        if ledger is not None:
+            try:
+                ledger.record(period, result)
+            except Exception:  # the ledger itself may be what failed
+                log.exception("could not record the failure for %s", recipient.email)
+    return Outcome(
+        recipient,
+        report.slug,
+        result.status,
+        result.attempts,
+        result.message_id,
+        result.error,
+        result.size_bytes,
+    )

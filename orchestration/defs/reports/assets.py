@@ -1,0 +1,84 @@
+"""The KPI reports as assets downstream of the marts: materialising a partition renders and mails
+that period's reports (the ledger keeps re-materialisations from mailing anyone twice)."""
+
+from datetime import date
+
+import dagster as dg
+
+from ingestion.reports.periods import Period
+from orchestration.defs.reports import runner
+from orchestration.defs.reports.partitions import daily_partitions, weekly_partitions
+
+# dagster-dbt's default keys for the marts the reports read (ingestion/reports/data.py).
+MART_ASSETS = [
+    dg.AssetKey(name)
+    for name in ("mart_kpi_employee_daily", "mart_employee_performance", "mart_customer_overview")
+]
+
+
+class ReportRunConfig(dg.Config):
+    send: bool = True
+    resend: bool = False  # mail again even where the ledger says it went out
+
+
+def _metadata(summary) -> dict:
+    reports = list(summary.reports.values())
+    preview = next((summary.files[r.slug] for r in reports if r.scope == "all"), None) or next(
+        iter(summary.files.values()), None
+    )
+    metadata = {
+        "recipients": dg.MetadataValue.json(
+            [
+                {
+                    "email": o.recipient.email,
+                    "scope": o.recipient.scope,
+                    "language": o.recipient.language,
+                    "status": o.status,
+                    "attempts": o.attempts,
+                    "error": o.error,
+                    "message_bytes": o.size_bytes,
+                }
+                for o in summary.outcomes
+            ]
+        ),
+        "sent": summary.count("sent"),
+        "skipped_already_sent": summary.count("skipped"),
+        "failed": len(summary.failed),
+        "reports": dg.MetadataValue.md(
+            "\n".join(
+                f"| {r.slug} | {len(r.html):,} B html | {len(r.pdf):,} B pdf | "
+                f"{sum(len(png) for png in r.charts.values()):,} B charts |"
+                for r in reports
+            )
+        ),
+        "largest_message_bytes": max((o.size_bytes or 0 for o in summary.outcomes), default=0),
+    }
+    if preview:
+        metadata["preview"] = dg.MetadataValue.path(str(preview))
+        metadata["preview_url"] = dg.MetadataValue.url(preview.as_uri())
+    return metadata
+
+
+def _materialise(
+    context: dg.AssetExecutionContext, config: ReportRunConfig, period: Period
+) -> dg.MaterializeResult:
+    summary = runner.run(period, send=config.send, resend=config.resend, progress=context.log.info)
+    metadata = _metadata(summary)
+    if summary.failed:  # every recipient was attempted; now make the failures impossible to miss
+        failed = ", ".join(f"{o.recipient.email} ({o.status}: {o.error})" for o in summary.failed)
+        raise dg.Failure(
+            description=f"{len(summary.failed)} report(s) not delivered: {failed}", metadata=metadata
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(partitions_def=daily_partitions, deps=MART_ASSETS, group_name="reports", kinds={"email"})
+def daily_kpi_reports(context: dg.AssetExecutionContext, config: ReportRunConfig) -> dg.MaterializeResult:
+    """Yesterday's KPI report for every manager (their department) and admin (everything)."""
+    return _materialise(context, config, Period.daily(date.fromisoformat(context.partition_key)))
+
+
+@dg.asset(partitions_def=weekly_partitions, deps=MART_ASSETS, group_name="reports", kinds={"email"})
+def weekly_kpi_reports(context: dg.AssetExecutionContext, config: ReportRunConfig) -> dg.MaterializeResult:
+    """Last week's (Monday to Sunday) KPI report, sent on Monday morning."""
+    return _materialise(context, config, Period.weekly(date.fromisoformat(context.partition_key)))

@@ -1,0 +1,92 @@
+"""Real services for the report tests: the local ClickHouse server with sample marts, the embedded
+PostgreSQL (employees + delivery ledger) and the SMTP sink, all started through their launchers."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+
+import pytest
+
+from devstack import smtp
+from ingestion.reports.data import MartReader, connect
+from ingestion.reports.periods import Period
+from ingestion.reports.recipients import from_employees
+from orchestration.environment import ClickHouseSettings, smtp_settings
+from tests.fixtures.clickhouse import clickhouse_server  # noqa: F401
+from tests.reports import sample_marts
+
+MARTS_DATABASE = "report_test_marts"
+REPORT_DAY = sample_marts.END_DATE
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "reports"
+
+
+@pytest.fixture(scope="session")
+def clickhouse_settings(clickhouse_server):  # noqa: F811
+    return ClickHouseSettings(
+        host=clickhouse_server["host"],
+        port=int(clickhouse_server["port"]),
+        username=clickhouse_server["user"],
+        password=clickhouse_server["password"],
+    )
+
+
+@pytest.fixture(scope="session")
+def marts(clickhouse_settings):
+    """(client, employees) of the sample marts, built once per session."""
+    client = connect(clickhouse_settings, database="default")
+    people = sample_marts.build(client, MARTS_DATABASE)
+    yield client, people
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def reader(marts):
+    return MartReader(marts[0], MARTS_DATABASE)
+
+
+@pytest.fixture
+def employees_dsn(pg_dsn, marts):
+    sample_marts.insert_employees(pg_dsn, marts[1])
+    return pg_dsn
+
+
+@pytest.fixture
+def recipients(employees_dsn):
+    return from_employees(employees_dsn)
+
+
+@pytest.fixture(scope="session")
+def smtp_sink(stack_home):
+    """The sink of the test stack (FUNNELHOUSE_HOME = stack_home, so smtp_settings() finds it)."""
+    info = smtp.start(stack_home)
+    yield info
+    smtp.stop(stack_home)
+
+
+@pytest.fixture
+def mail_settings(smtp_sink, monkeypatch):
+    monkeypatch.delenv("FUNNELHOUSE_SMTP_URL", raising=False)
+    return smtp_settings()
+
+
+@pytest.fixture
+def daily():
+    return Period.daily(REPORT_DAY)
+
+
+def outbox_messages(outbox: str | Path) -> list[email.message.EmailMessage]:
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in sorted(Path(outbox).glob("*.eml"))
+    ]
+
+
+def messages_to(outbox: str | Path, address: str, report_slug: str | None = None) -> list:
+    return [
+        m
+        for m in outbox_messages(outbox)
+        if address in m["X-Sink-Envelope-To"]
+        and (report_slug is None or m["X-Funnelhouse-Report"] == report_slug)
+    ]

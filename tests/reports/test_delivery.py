@@ -1,0 +1,236 @@
+"""Reports reach a real SMTP server as valid MIME, once per recipient and period, and one refused
+address (a real 550 / 451 from the sink) never stops the others."""
+
+from __future__ import annotations
+
+import subprocess
+
+import psycopg
+import pytest
+
+from devstack import smtp
+from ingestion.reports import content, delivery, mail, pipeline, render
+from ingestion.reports.ledger import Ledger
+from ingestion.reports.recipients import Recipient
+from orchestration.environment import SmtpSettings
+from tests.reports.conftest import messages_to
+from tests.reports.report_html import images
+
+FAST_RETRY = delivery.RetryPolicy(attempts=3, first_delay=0.05, timeout=10)
+SENDER = "reports@funnelhouse.test"
+
+
+def _tree(part, depth=0) -> list[str]:
+    lines = ["  " * depth + part.get_content_type()]
+    if part.is_multipart():
+        for child in part.iter_parts():
+            lines += _tree(child, depth + 1)
+    return lines
+
+
+def _run(reader, recipients, period, settings, dsn, **options):
+    return pipeline.produce_reports(
+        period,
+        recipients,
+        reader,
+        sender=SENDER,
+        pg_dsn=dsn,
+        smtp_settings=settings,
+        ledger=Ledger(dsn),
+        retry_policy=FAST_RETRY,
+        **options,
+    )
+
+
+def test_message_arrives_with_valid_mime_and_attachments(
+    reader, recipients, employees_dsn, mail_settings, smtp_sink, daily, tmp_path
+):
+    manager = next(r for r in recipients if r.scope == "ToFu")
+    summary = _run(reader, [manager], daily, mail_settings, employees_dsn, out_dir=tmp_path)
+    assert [o.status for o in summary.outcomes] == ["sent"]
+    report = summary.reports[("ToFu", "zh")]
+
+    [received] = messages_to(smtp_sink["outbox"], manager.email, report.slug)
+    assert received["Message-ID"].strip() == summary.outcomes[0].message_id
+    assert _tree(received) == [
+        "multipart/mixed",
+        "  multipart/related",
+        "    multipart/alternative",
+        "      text/plain",
+        "      text/html",
+        "    image/png",
+        "    image/png",
+        "    image/png",
+        "  application/pdf",
+        "  text/csv",
+    ]
+    related = next(received.iter_parts())
+    html = related.get_body(("html",)).get_content()
+    content_ids = {
+        part["Content-ID"].strip("<>")
+        for part in related.iter_parts()
+        if part.get_content_maintype() == "image"
+    }
+    referenced = {src.removeprefix("cid:") for src in images(html)}
+    assert referenced == content_ids and len(referenced) == 3  # every image is inline, none is missing
+    for part in related.iter_parts():
+        if part.get_content_maintype() == "image":
+            assert part.get_content().startswith(b"\x89PNG") and part.get_content_disposition() == "inline"
+    attachments = {part.get_filename(): part.get_content() for part in received.iter_attachments()}
+    pdf = next(body for name, body in attachments.items() if name.endswith(".pdf"))
+    assert pdf == report.pdf and pdf.startswith(b"%PDF-")
+    csv_text = next(body for name, body in attachments.items() if name.endswith(".csv"))
+    assert (
+        csv_text == report.leaderboard_csv.decode("utf-8")
+        and "rank,employee_code" in csv_text.splitlines()[0]
+    )
+    assert "ToFu" in received["Subject"] or "ToFu" in str(received["Subject"])
+    # the local copy a reader can open: preview, PDF, CSV, a sample .eml
+    written = summary.files[report.slug].parent
+    assert {p.name for p in written.iterdir()} >= {
+        "report.html",
+        "report.pdf",
+        "leaderboard.csv",
+        "message.eml",
+    }
+
+
+def test_same_period_is_sent_once_unless_resent(
+    reader, recipients, employees_dsn, mail_settings, smtp_sink, daily
+):
+    admin = next(r for r in recipients if r.scope == "all")
+    first = _run(reader, [admin], daily, mail_settings, employees_dsn, with_pdf=False)
+    second = _run(reader, [admin], daily, mail_settings, employees_dsn, with_pdf=False)
+    assert [o.status for o in first.outcomes] == ["sent"]
+    assert [o.status for o in second.outcomes] == ["skipped"]
+    slug = first.reports[("all", "zh")].slug
+    assert len(messages_to(smtp_sink["outbox"], admin.email, slug)) == 1
+
+    forced = _run(reader, [admin], daily, mail_settings, employees_dsn, with_pdf=False, resend=True)
+    assert [o.status for o in forced.outcomes] == ["sent"]
+    assert len(messages_to(smtp_sink["outbox"], admin.email, slug)) == 2
+    [row] = Ledger(employees_dsn).deliveries(daily)
+    assert (
+        row["status"] == "sent"
+        and row["attempts"] == 2
+        and row["message_id"] == forced.outcomes[0].message_id
+    )
+
+
+def test_a_refused_recipient_does_not_block_the_others(
+    reader, recipients, employees_dsn, mail_settings, smtp_sink, daily
+):
+    bounced = Recipient("nobody@bounce.invalid", "Bounce", "MoFu")
+    flaky = Recipient("busy@tempfail.invalid", "Tempfail", "MoFu")
+    good = [r for r in recipients if r.scope in ("MoFu", "VIP")]
+    summary = _run(
+        reader, [bounced, *good[:1], flaky, *good[1:]], daily, mail_settings, employees_dsn, with_pdf=False
+    )
+    status = {o.recipient.email: o for o in summary.outcomes}
+    assert (
+        status["nobody@bounce.invalid"].status == "bounced" and status["nobody@bounce.invalid"].attempts == 1
+    )
+    assert "550" in status["nobody@bounce.invalid"].error
+    assert (
+        status["busy@tempfail.invalid"].status == "failed" and status["busy@tempfail.invalid"].attempts == 3
+    )
+    assert "451" in status["busy@tempfail.invalid"].error
+    for recipient in good:
+        assert status[recipient.email].status == "sent"
+        assert messages_to(smtp_sink["outbox"], recipient.email)
+    assert {o.recipient.email for o in summary.failed} == {"nobody@bounce.invalid", "busy@tempfail.invalid"}
+    ledger_rows = {row["recipient"]: row for row in Ledger(employees_dsn).deliveries(daily)}
+    assert ledger_rows["nobody@bounce.invalid"]["status"] == "bounced"
+    assert ledger_rows["busy@tempfail.invalid"]["status"] == "failed"
+    # failures are retried by the next run; what was sent is not
+    again = _run(reader, [bounced, good[0]], daily, mail_settings, employees_dsn, with_pdf=False)
+    assert {o.recipient.email: o.status for o in again.outcomes} == {
+        bounced.email: "bounced",
+        good[0].email: "skipped",
+    }
+
+
+def test_ledger_refuses_two_claims_at_once(employees_dsn, daily):
+    ledger = Ledger(employees_dsn)
+    assert ledger.claim("a@example.com", daily, "all", "zh") is True
+    assert ledger.claim("a@example.com", daily, "all", "zh") is False  # in flight elsewhere
+    with psycopg.connect(employees_dsn) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(
+            """INSERT INTO funnelhouse.report_deliveries (recipient, period_kind, period_start, scope,
+                        language, status) VALUES ('a@example.com', 'daily', %s, 'all', 'zh', 'failed')""",
+            (daily.start,),
+        )
+
+
+@pytest.fixture
+def secure_sink(service_dirs):
+    """A second sink that offers STARTTLS (self-signed certificate) and requires AUTH, like a real relay."""
+    home = service_dirs("secure-smtp")
+    cert, key, password_file = home / "cert.pem", home / "key.pem", home / "password"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    password_file.write_text("s3cret-pass")
+    info = smtp.start(
+        home,
+        extra_arguments=(
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            "--auth-user",
+            "reporter",
+            "--auth-password-file",
+            str(password_file),
+        ),
+    )
+    yield info, cert
+    smtp.stop(home)
+
+
+def test_starttls_and_auth_against_a_real_server(secure_sink, reader, daily, monkeypatch):
+    info, cert = secure_sink
+    monkeypatch.setenv(
+        "SSL_CERT_FILE", str(cert)
+    )  # trust the self-signed certificate, as a company CA would be
+    report = render.render(content.gather(reader, "VIP", daily), "en", with_pdf=False)
+    recipient = Recipient("vip.lead@example.com", "VIP lead", "VIP", "en")
+    message = mail.build_message(report, recipient, SENDER)
+    settings = SmtpSettings(
+        host="localhost",
+        port=info["port"],
+        sender=SENDER,
+        username="reporter",
+        password="s3cret-pass",
+        starttls=True,
+    )
+    assert delivery.deliver(settings, message, recipient.email, FAST_RETRY).status == "sent"
+    assert messages_to(info["outbox"], recipient.email)
+
+    wrong = SmtpSettings(
+        host="localhost",
+        port=info["port"],
+        sender=SENDER,
+        username="reporter",
+        password="nope",
+        starttls=True,
+    )
+    result = delivery.deliver(wrong, message, recipient.email, FAST_RETRY)
+    assert result.status == "failed" and result.attempts == 1 and "Authentication" in result.error

@@ -1,0 +1,184 @@
+"""Every number in a rendered report equals the mart's value, read back from the HTML.
+
+The expected values come from SQL written here, independently of ``ingestion.reports.data``: a
+shared bug in the report's queries would otherwise agree with itself.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+from ingestion.reports import content, render
+from ingestion.reports.periods import Period
+from tests.reports.conftest import MARTS_DATABASE, REPORT_DAY
+from tests.reports.report_html import by_metric, numbers, shown_value
+from tests.reports.sample_marts import customer_contact
+
+HEADLINE_SQL = """
+    SELECT sum(bofu_net_deposit), sum(bofu_deposit_amount), sum(bofu_withdrawal_amount), sum(mofu_accounts_opened),
+           sum(tofu_contacts), sum(tofu_retained), sum(mofu_quality_conversations)
+    FROM {database}.mart_kpi_employee_daily
+    WHERE kpi_date BETWEEN {{first:Date}} AND {{last:Date}} AND ({{scope:String}} = 'all' OR department = {{scope:String}})"""
+FIRST_DEPOSITS_SQL = """
+    SELECT count() FROM {database}.mart_customer_overview
+    WHERE first_deposit_date BETWEEN {{first:Date}} AND {{last:Date}}
+      AND ({{scope:String}} = 'all' OR employee_code IN (
+          SELECT employee_code FROM {database}.mart_kpi_employee_daily WHERE department = {{scope:String}}))"""
+
+
+def percent(part, whole) -> Decimal | None:
+    return (
+        None if not whole else (Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    )
+
+
+def mart_headline(client, scope: str, period: Period, database: str = MARTS_DATABASE) -> dict:
+    parameters = {"first": period.start, "last": period.end, "scope": scope}
+    net, deposits, withdrawals, opened, contacts, retained, quality = client.query(
+        HEADLINE_SQL.format(database=database), parameters=parameters
+    ).first_row
+    first_deposits = client.query(
+        FIRST_DEPOSITS_SQL.format(database=database), parameters=parameters
+    ).first_row[0]
+    return {
+        "net_deposit": Decimal(net or 0),
+        "deposits": Decimal(deposits or 0),
+        "withdrawals": Decimal(withdrawals or 0),
+        "withdrawal_rate": percent(withdrawals, deposits),
+        "accounts_opened": opened or 0,
+        "first_deposits": first_deposits or 0,
+        "new_contacts": contacts or 0,
+        "group_retention": percent(retained, contacts),
+        "quality_conversations": quality or 0,
+        "retained": retained or 0,
+    }
+
+
+def as_decimal(text: str) -> Decimal | None:
+    return None if text == "" else Decimal(text)
+
+
+@pytest.mark.parametrize(
+    ("scope", "language", "kind"),
+    [
+        ("all", "zh", "daily"),
+        ("BoFu", "en", "daily"),
+        ("培训", "zh", "weekly"),
+        ("all", "en", "weekly"),
+    ],
+)
+def test_every_number_equals_the_mart(marts, reader, scope, language, kind):
+    client = marts[0]
+    period = Period.daily(REPORT_DAY) if kind == "daily" else Period.weekly(REPORT_DAY - timedelta(days=7))
+    report = render.render(content.gather(reader, scope, period), language, with_pdf=False)
+    shown = by_metric(report.html)
+
+    expected = mart_headline(client, scope, period)
+    for metric, value in expected.items():
+        if metric == "retained":
+            continue
+        assert as_decimal(shown[f"headline.{metric}"].value) == value, metric
+    for stage in ("new_contacts", "retained", "quality_conversations", "accounts_opened", "first_deposits"):
+        assert as_decimal(shown[f"funnel.{stage}"].value) == expected[stage], stage
+
+    comparisons = {"previous": period.shifted(1 if kind == "daily" else 7)}
+    if kind == "daily":
+        comparisons["last_week"] = period.shifted(7)
+    for name, compared in comparisons.items():
+        base = mart_headline(client, scope, compared)
+        for metric in (
+            "net_deposit",
+            "deposits",
+            "withdrawals",
+            "withdrawal_rate",
+            "accounts_opened",
+            "first_deposits",
+            "new_contacts",
+            "group_retention",
+            "quality_conversations",
+        ):
+            change = shown[f"change.{name}.{metric}"]
+            assert as_decimal(change.attributes["data-base"]) == base[metric], (name, metric)
+            current, previous = expected[metric], base[metric]
+            if metric in ("withdrawal_rate", "group_retention"):
+                wanted = None if current is None or previous is None else current - previous
+            else:
+                wanted = (
+                    None
+                    if not previous
+                    else ((Decimal(current) - previous) * 100 / abs(Decimal(previous))).quantize(
+                        Decimal("0.01"), ROUND_HALF_UP
+                    )
+                )
+            assert as_decimal(change.value) == wanted, (name, metric)
+
+    leaderboard = client.query(
+        f"""SELECT employee_code, sum(bofu_net_deposit), round(avg(overall_score), 2)
+            FROM {MARTS_DATABASE}.mart_kpi_employee_daily
+            WHERE kpi_date BETWEEN {{first:Date}} AND {{last:Date}} AND ({{scope:String}} = 'all' OR department = {{scope:String}})
+            GROUP BY employee_code ORDER BY sum(bofu_net_deposit) DESC, employee_code LIMIT 10""",
+        parameters={"first": period.start, "last": period.end, "scope": scope},
+    ).result_rows
+    rows = {}
+    for number in numbers(report.html):
+        if "data-employee" in number.row:
+            rows.setdefault(number.row["data-employee"], {})[number.metric] = as_decimal(number.value)
+    assert list(rows) == [code for code, _, _ in leaderboard]  # same people, same order
+    for code, net_deposit, score in leaderboard:
+        assert rows[code]["leaderboard.net_deposit"] == net_deposit
+        assert rows[code]["leaderboard.overall_score"] == Decimal(str(score)).quantize(Decimal("0.01"))
+
+
+def test_what_a_reader_sees_is_the_exact_value(reader):
+    """The formatted text parses back to data-value (to the displayed precision) for every number."""
+    report = render.render(content.gather(reader, "all", Period.daily(REPORT_DAY)), "zh", with_pdf=False)
+    checked = 0
+    for number in numbers(report.html):
+        if number.value == "":
+            assert number.text.strip() == "–"
+            continue
+        if number.metric == "footer.latest_data_day":
+            assert number.text.strip() == number.value == REPORT_DAY.isoformat()
+            continue
+        assert shown_value(number.text) == Decimal(number.value), number
+        checked += 1
+    assert checked > 40
+
+
+def test_stalled_customers_are_past_their_stage_usual_stay(marts, reader):
+    client = marts[0]
+    department_of = {person.code: person.department for person in marts[1]}
+    stays = client.query(
+        f"SELECT customer_code, current_stage, days_in_current_stage, employee_code, customer_status "
+        f"FROM {MARTS_DATABASE}.mart_customer_overview"
+    ).result_rows
+    days_by_stage: dict[str, list[int]] = {}
+    for _, stage, days, _, _ in stays:
+        days_by_stage.setdefault(stage, []).append(days)
+    report = render.render(content.gather(reader, "MoFu", Period.daily(REPORT_DAY)), "en", with_pdf=False)
+    stalled = {}
+    for number in numbers(report.html):
+        if "data-customer" in number.row:
+            stalled.setdefault(number.row["data-customer"], {})[number.metric] = int(number.value)
+    assert stalled, "the sample marts have customers past the usual stay"
+    customers = {
+        code: (stage, days, department_of[owner], status) for code, stage, days, owner, status in stays
+    }
+    for code, shown in stalled.items():
+        stage, days, department, status = customers[code]
+        assert department == "MoFu" and status == "active" and stage not in ("Loyal", "Advocate")
+        assert shown["stalled.days_in_stage"] == days
+        ordered = sorted(days_by_stage[stage])
+        assert days > shown["stalled.usual_days"] >= ordered[int(0.9 * (len(ordered) - 1))]
+
+
+def test_no_customer_contact_details_anywhere(reader):
+    report = render.render(content.gather(reader, "all", Period.daily(REPORT_DAY)), "zh", with_pdf=False)
+    everything = report.html + report.text + report.leaderboard_csv.decode("utf-8-sig")
+    for index in range(400):
+        for secret in customer_contact(index):
+            assert secret not in everything
+    assert "CUST_" in report.html  # codes are there, and only codes

@@ -1,0 +1,107 @@
+"""The report assets, schedules and command, wired to the test services through the environment variables
+production uses (ClickHouse URL, PostgreSQL DSN, the stack's SMTP sink)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from typer.testing import CliRunner
+
+from orchestration.cli import app
+from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
+from tests.reports.conftest import MARTS_DATABASE, messages_to
+
+
+@pytest.fixture
+def report_environment(clickhouse_settings, employees_dsn, smtp_sink, tmp_path, monkeypatch):
+    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_URL", clickhouse_settings.url)
+    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_USER", clickhouse_settings.username)
+    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_PASSWORD", clickhouse_settings.password)
+    monkeypatch.setenv("FUNNELHOUSE_MARTS_DATABASE", MARTS_DATABASE)
+    monkeypatch.setenv("FUNNELHOUSE_REPORT_DIR", str(tmp_path / "reports"))
+    monkeypatch.delenv("FUNNELHOUSE_SMTP_URL", raising=False)
+    monkeypatch.delenv("FUNNELHOUSE_REPORT_RECIPIENTS", raising=False)
+    return tmp_path
+
+
+def test_schedules_run_daily_and_on_mondays_at_seven():
+    from orchestration.definitions import defs
+
+    daily = defs.resolve_schedule_def("daily_kpi_reports_schedule")
+    weekly = defs.resolve_schedule_def("weekly_kpi_reports_schedule")
+    assert daily.cron_schedule == "0 7 * * *" and weekly.cron_schedule == "0 7 * * 1"
+    assert daily.execution_timezone == weekly.execution_timezone == "Asia/Shanghai"
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("mart_kpi_employee_daily") in graph.get(dg.AssetKey("daily_kpi_reports")).parent_keys
+
+
+def test_daily_partition_mails_everyone_and_reports_metadata(report_environment, smtp_sink, recipients):
+    result = dg.materialize([daily_kpi_reports], partition_key="2026-11-26")
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("daily_kpi_reports")
+    metadata = materialization.metadata
+    assert metadata["sent"].value == len(recipients) and metadata["failed"].value == 0
+    assert {row["email"] for row in metadata["recipients"].value} == {r.email for r in recipients}
+    assert metadata["preview"].value.endswith("report.html")
+    for recipient in recipients:
+        assert messages_to(smtp_sink["outbox"], recipient.email, f"daily-2026-11-26-{recipient.scope}-zh")
+    again = dg.materialize(
+        [daily_kpi_reports], partition_key="2026-11-26"
+    )  # a retried run mails nobody twice
+    assert again.asset_materializations_for_node("daily_kpi_reports")[0].metadata[
+        "skipped_already_sent"
+    ].value == len(recipients)
+
+
+def test_a_bounce_fails_the_partition_after_the_others_were_mailed(
+    report_environment, smtp_sink, monkeypatch
+):
+    config = report_environment / "recipients.yaml"
+    config.write_text(
+        "replace: true\nrecipients:\n  - {email: gone@bounce.invalid, scope: VIP}\n"
+        "  - {email: admin@example.com, scope: all}\n"
+    )
+    monkeypatch.setenv("FUNNELHOUSE_REPORT_RECIPIENTS", str(config))
+    result = dg.materialize([weekly_kpi_reports], partition_key="2026-11-16", raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "gone@bounce.invalid" in failure.step_failure_data.user_failure_data.description
+    assert messages_to(smtp_sink["outbox"], "admin@example.com", "weekly-2026-11-16-all-zh")
+
+
+def test_command_writes_files_and_sends_to_one_address(report_environment, smtp_sink):
+    runner = CliRunner()
+    written = runner.invoke(
+        app,
+        [
+            "report",
+            "--date",
+            "2026-11-25",
+            "--to",
+            "admin@example.com",
+            "--out",
+            str(report_environment / "out"),
+        ],
+    )
+    assert written.exit_code == 0, written.output
+    folder = report_environment / "out" / "daily-2026-11-25" / "daily-2026-11-25-all-zh"
+    assert {"report.html", "report.pdf", "leaderboard.csv"} <= {p.name for p in folder.iterdir()}
+
+    sent = runner.invoke(
+        app,
+        [
+            "report",
+            "--date",
+            "2026-11-25",
+            "--weekly",
+            "--send",
+            "--to",
+            "someone@example.com",
+            "--scope",
+            "BoFu",
+            "--language",
+            "en",
+        ],
+    )
+    assert sent.exit_code == 0, sent.output
+    assert messages_to(smtp_sink["outbox"], "someone@example.com", "weekly-2026-11-23-BoFu-en")
