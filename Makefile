@@ -4,11 +4,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 FH := $(BIN)/funnelhouse
-DEMO_DIR ?= $(or $(FUNNELHOUSE_HOME),.funnelhouse)/demo-landing
+STATE := $(or $(FUNNELHOUSE_HOME),.funnelhouse)
+DEMO_DIR ?= $(STATE)/demo-landing
 DEMO_CUSTOMERS ?= 2000
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test lint format ui up down status bench bench-ingest clean
+.PHONY: venv demo test lint format ui up down status bench bench-ingest clean system-packages
 
 # The virtualenv is rebuilt when the dependency pins change.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -20,16 +21,29 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 venv: $(BIN)/.installed
 
-demo: venv
+demo: venv system-packages
 	$(FH) up
 	$(FH) migrate
-	$(FH) generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed 7
+	$(FH) generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed 7 --overwrite
 	$(FH) ingest $(DEMO_DIR)
+	$(FH) build
+	$(FH) marts
+	$(FH) reindex --full
+	$(FH) search "美股"
+	$(FH) search "withdraw" --since 2026-10-01
+	$(FH) report --send
+	$(FH) report --weekly --send
 	@echo
 	$(FH) status
-	@echo "Landing files: $(DEMO_DIR)   Dagster UI: make ui   Stop: make down"
+	@echo "Landing files: $(DEMO_DIR)"
+	@echo "Reports:       $(STATE)/reports    Mails: $(STATE)/outbox"
+	@echo "Dagster UI:    make ui             Stop:  make down"
 
-test: venv lint
+# Debian packages the reports need (Chromium for render tests, a CJK font, HarfBuzz for PDFs).
+system-packages:
+	bash devstack/system-packages.sh
+
+test: venv system-packages lint
 	$(BIN)/pytest -q
 
 lint: venv

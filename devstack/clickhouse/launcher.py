@@ -40,6 +40,22 @@ def _ping(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def _answers_as_ours(host: str, port: int, password: str, timeout: float = 1.0) -> bool:
+    """/ping alone would also accept another stack's server that grabbed the port first; only our
+    own server knows this stack's password."""
+    import base64
+
+    request = urllib.request.Request(
+        f"http://{host}:{port}/?query=SELECT%201",
+        headers={"Authorization": "Basic " + base64.b64encode(f"{DEFAULT_USER}:{password}".encode()).decode()},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status == 200 and response.read().strip() == b"1"
+    except OSError:
+        return False
+
+
 def status(state_home: Path) -> dict | None:
     """The recorded service info if its process is alive and answers /ping, else None."""
     info = state.read_services(Path(state_home)).get(SERVICE)
@@ -109,9 +125,14 @@ def start(state_home: Path, port: int | None = None) -> dict:
                 env=environment,
             )
         deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and process.poll() is None and not _ping(HOST, chosen_port, 0.5):
+        password = passwords[DEFAULT_USER]
+        while (
+            time.monotonic() < deadline
+            and process.poll() is None
+            and not _answers_as_ours(HOST, chosen_port, password, 0.5)
+        ):
             time.sleep(0.1)
-        if process.poll() is None and _ping(HOST, chosen_port):
+        if process.poll() is None and _answers_as_ours(HOST, chosen_port, password):
             info = {
                 "host": HOST,
                 "port": chosen_port,

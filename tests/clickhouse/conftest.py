@@ -1,6 +1,6 @@
 """Shared helpers for the local ClickHouse server tests: real server (launcher), real clients.
 
-Until the root conftest registers ``tests.fixtures.clickhouse`` as a plugin, its fixture is imported here.
+The ``clickhouse_server`` fixture itself comes from ``tests.fixtures.clickhouse`` (a root plugin).
 """
 
 from __future__ import annotations
@@ -11,11 +11,6 @@ from urllib.parse import urlencode
 
 import clickhouse_connect
 import pytest
-
-from tests.fixtures import clickhouse as server_fixtures
-
-# Re-exported so pytest finds it; the lead's root conftest will register the module as a plugin instead.
-clickhouse_server = server_fixtures.clickhouse_server
 
 TEST_DATABASE = "ch_tests"
 

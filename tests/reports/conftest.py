@@ -14,7 +14,6 @@ from ingestion.reports.data import MartReader, connect
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import from_employees
 from orchestration.environment import ClickHouseSettings, smtp_settings
-from tests.fixtures.clickhouse import clickhouse_server  # noqa: F401
 from tests.reports import sample_marts
 
 MARTS_DATABASE = "report_test_marts"
