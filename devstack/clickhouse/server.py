@@ -404,7 +404,7 @@ class Handler(BaseHTTPRequestHandler):
             outcome.read_rows,
             outcome.written_rows,
             outcome.result_bytes,
-            statement.sql[:300],
+            sql.loggable(statement.sql)[:300],
         )
 
     def _log_failure(self, user, query_id, statement, started, error: ClickHouseError) -> None:
@@ -416,6 +416,6 @@ class Handler(BaseHTTPRequestHandler):
             error.status,
             error.code,
             (time.perf_counter() - started) * 1000,
-            error.text[:300],
-            statement.sql[:300] if statement else "",
+            sql.loggable(error.text)[:300],
+            sql.loggable(statement.sql)[:300] if statement else "",
         )

@@ -51,3 +51,19 @@ def test_output_format_and_external_functions():
     assert sql.classify("SELECT 'file(' AS a, s3 FROM t").external_function() is None
     assert sql.classify("SELECT 1 INTO OUTFILE 'x'").writes_outfile()
     assert sql.classify("SET a = 1, `b` = 'x,y'").set_names() == ["a", "b"]
+
+
+def test_secrets_are_masked_in_logged_query_text():
+    from devstack.clickhouse.sql import loggable
+
+    statements = [
+        "CREATE NAMED COLLECTION pg AS host = '127.0.0.1', port = 5432, user = 'u', password = 's3cr3t'",
+        "ALTER NAMED COLLECTION pg SET password='s3cr3t'",
+        "SELECT * FROM postgresql('127.0.0.1:5432', 'db', 'customers', 'u', 's3cr3t')",
+        "CREATE USER bi IDENTIFIED WITH sha256_password BY 's3cr3t'",
+    ]
+    for statement in statements:
+        masked = loggable(statement)
+        assert "s3cr3t" not in masked, masked
+        assert "[HIDDEN]" in masked
+    assert loggable("SELECT 'password'") == "SELECT 'password'"

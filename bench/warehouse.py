@@ -1,0 +1,348 @@
+"""Warehouse benchmark: full build vs PostgreSQL, incremental vs full, dashboard query latency.
+
+One run, in a throwaway stack (its own embedded PostgreSQL and local ClickHouse server):
+
+1. synthetic CRM data written straight into PostgreSQL with SQL (``generate_series``): at 100,000
+   customers / 5 million conversations the landing-file generator + loader would take longer than
+   everything measured here, and the warehouse only sees PostgreSQL anyway;
+2. full ``funnelhouse build`` (replication + ``dbt build --full-refresh``, tests included) vs the seed's
+   two views plus a daily-KPI equivalent computed in PostgreSQL on the same data;
+3. 1% new rows, then an incremental build, as a share of the full build (goal <= 10%);
+4. ten typical dashboard queries on the marts, 20 runs each: p50/p95 (goal p95 < 100 ms).
+
+Figures go to bench/results/warehouse.json and .md. Usage:
+    python bench/warehouse.py [--customers 100000] [--conversations 5000000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from devstack import postgres  # noqa: E402
+from devstack.clickhouse import launcher  # noqa: E402
+from ingestion.schema import migrate  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+DEPARTMENTS = ("ToFu", "MoFu", "BoFu", "VIP", "培训")
+STAGES = "array['Awareness','Attention','Trust','Engage','Action','Subscribe','Growth','Loyal','Advocate']"
+
+SEED_SQL = """
+select ensure_conversation_partitions((current_date - 400)::date, current_date);
+insert into employees (employee_code, name, email, phone, username, password_hash, role, department, level, created_at)
+select 'EMP_' || i, 'Employee ' || i, 'e' || i || '@corp.example', '+1-555-' || i, 'user' || i, 'hash',
+       case when i <= 5 then 'manager' else 'employee' end,
+       (array['ToFu','MoFu','BoFu','VIP','培训'])[1 + i % 5], case when i <= 5 then '主管' else '组员' end,
+       now() - interval '2 years'
+from generate_series(1, 200) i;
+insert into customers (customer_code, name, age, wechat_id, email, phone, country, tier, intention_score,
+                       engagement_score, current_stage, source_channel, assigned_employee_id, status, created_at, last_contact_at)
+select 'CUST_' || i, 'Customer ' || i, 20 + i % 50, 'wx_' || i, 'c' || i || '@mail.example', '+86-' || i,
+       'CN', (array['S','A','B','C'])[1 + i % 4], i % 61, i % 101, ({stages})[1 + i % 9],
+       (array['TikTok','Facebook','推荐','小红书'])[1 + i % 4], 6 + i % 195,
+       case when i % 10 = 0 then 'inactive' else 'active' end,
+       now() - make_interval(days => {offset} + i % 365), now() - make_interval(days => i % 30)
+from generate_series({first}, {last}) i;
+insert into funnel_tofu (source_key, customer_id, employee_id, contact_date, source_channel, stayed_in_group, joined_group)
+select 'T' || c.id, c.id, c.assigned_employee_id, c.created_at::date, c.source_channel, c.id % 3 <> 0, true
+from customers c where c.id between {first} and {last};
+insert into customer_journey (source_key, customer_id, from_stage, to_stage, duration_days, created_at)
+select 'J' || c.id || '_' || s, c.id, ({stages})[s], ({stages})[s + 1], 3,
+       least(c.created_at + make_interval(days => 3 * s), now())
+from customers c cross join generate_series(1, 2) s where c.id between {first} and {last};
+insert into funnel_mofu (source_key, customer_id, employee_id, total_conversations, high_quality_conversations,
+                         account_opened, opened_at)
+select 'M' || c.id, c.id, c.assigned_employee_id, 50, 10, c.id % 3 = 0, case when c.id % 3 = 0 then least(c.created_at + interval '10 days', now()) end
+from customers c where c.id between {first} and {last} and c.id % 100 < 35;
+insert into funnel_bofu (source_key, customer_id, employee_id, total_deposits, total_withdrawals, net_deposit,
+                         deposit_count, first_deposit_amount, first_deposit_at, withdrawal_rate, is_vip)
+select 'B' || c.id, c.id, c.assigned_employee_id, 3000, 300, 2700, 3, 1000, least(c.created_at + interval '20 days', now()), 10, c.id % 7 = 0
+from customers c where c.id between {first} and {last} and c.id % 100 < 10;
+insert into deposits (deposit_code, customer_id, employee_id, amount, deposit_type, status, deposited_at)
+select 'DEP_20250101_' || c.id || 'x' || n, c.id, c.assigned_employee_id, 1000, case when n = 1 then '首金' else '复入金' end,
+       'confirmed', least(c.created_at + make_interval(days => 20 + 5 * n), now())
+from customers c cross join generate_series(1, 3) n where c.id between {first} and {last} and c.id % 100 < 10;
+insert into withdrawals (withdrawal_code, customer_id, employee_id, amount, reason, status, requested_at)
+select 'WTH_20250101_' || c.id, c.id, c.assigned_employee_id, 300, '盈利提现', 'confirmed', least(c.created_at + interval '40 days', now())
+from customers c where c.id between {first} and {last} and c.id % 100 < 2;
+insert into conversations (source_message_id, customer_id, employee_id, message_type, direction, content, sentiment,
+                           "is_反问", quality_score, platform, sent_at)
+select 'MSG' || i, 1 + i % {customers}, 6 + (1 + i % {customers}) % 195, 'text',
+       case when i % 2 = 0 then 'inbound' else 'outbound' end, 'message ' || i,
+       (array['positive','neutral','negative'])[1 + i % 3], i % 11 = 0, 1 + i % 10, 'wechat',
+       now() - make_interval(days => {offset} + i % 365, secs => i % 86400)
+from generate_series({first_message}, {last_message}) i;
+"""
+
+REFERENCE_SQL = """
+insert into tags (name, category) select 'tag' || i, '行为' from generate_series(1, 20) i;
+insert into customer_tags (customer_id, tag_id) select c.id, 1 + c.id % 20 from customers c;
+insert into scripts (script_code, category, content_cn) select 'SCR_' || i, '场景话术', '...' from generate_series(1, 50) i;
+insert into materials (material_code, type, category, views, likes) select 'MAT_' || i, 'video', '专业投资', 100 * i, i
+from generate_series(1, 100) i;
+insert into training_courses (course_code, title, course_type) select 'C' || i, 'Course ' || i, '7天上手' from generate_series(1, 10) i;
+insert into training_progress (employee_id, course_id, status, progress_percentage)
+select e.id, c.id, 'completed', 100 from employees e cross join training_courses c where (e.id + c.id) % 2 = 0;
+insert into employee_kpis (employee_id, date, tofu_contacts, overall_score)
+select e.id, current_date - d, 3, 50 from employees e cross join generate_series(1, 365) d;
+insert into system_settings (key, value) select 'k' || i, 'v' || i from generate_series(1, 10) i;
+"""
+
+# The same measures in PostgreSQL, materialised like the marts are (CREATE TEMP TABLE AS), so the
+# planner cannot drop unused joins: the seed's two views, and employee x day KPIs from the base tables.
+POSTGRES_EQUIVALENT = {
+    "v_customer_overview": "create temp table bench_customer_overview as select * from v_customer_overview",
+    "v_employee_performance": "create temp table bench_employee_performance as select * from v_employee_performance",
+    "daily_kpis": """
+        create temp table bench_kpi_daily as
+        with days as (
+            select generate_series((select min(sent_at)::date from conversations), current_date, '1 day')::date as d
+        ),
+        conv as (select employee_id, sent_at::date as d, count(*) filter (where quality_score >= 7) as quality,
+                        count(*) filter (where "is_反问") as counter_questions from conversations group by 1, 2),
+        tofu as (select employee_id, contact_date as d, count(*) as contacts,
+                        count(*) filter (where stayed_in_group) as retained from funnel_tofu group by 1, 2),
+        accounts as (select employee_id, opened_at::date as d, count(*) as opened from funnel_mofu
+                     where account_opened group by 1, 2),
+        dep as (select employee_id, deposited_at::date as d, count(*) as deposits, sum(amount) as amount
+                from deposits where status = 'confirmed' group by 1, 2),
+        wd as (select employee_id, requested_at::date as d, sum(amount) as amount from withdrawals
+               where status = 'confirmed' group by 1, 2)
+        select days.d, e.id as employee_id, coalesce(tofu.contacts, 0) as contacts, coalesce(tofu.retained, 0) as retained,
+               coalesce(conv.quality, 0) as quality, coalesce(conv.counter_questions, 0) as counter_questions,
+               coalesce(accounts.opened, 0) as opened, coalesce(dep.deposits, 0) as deposits,
+               coalesce(dep.amount, 0) as deposit_amount, coalesce(wd.amount, 0) as withdrawal_amount,
+               coalesce(dep.amount, 0) - coalesce(wd.amount, 0) as net_deposit
+        from days cross join employees e
+        left join conv on conv.employee_id = e.id and conv.d = days.d
+        left join tofu on tofu.employee_id = e.id and tofu.d = days.d
+        left join accounts on accounts.employee_id = e.id and accounts.d = days.d
+        left join dep on dep.employee_id = e.id and dep.d = days.d
+        left join wd on wd.employee_id = e.id and wd.d = days.d""",
+}
+
+DASHBOARD_QUERIES = {
+    "customer by code": "select * from marts.mart_customer_overview where customer_code = 'CUST_4242'",
+    "customers of an employee": "select customer_code, current_stage, net_deposit from marts.mart_customer_overview "
+    "where assigned_employee_id = 42 order by net_deposit desc limit 50",
+    "stage distribution": "select current_stage, count() from marts.mart_customer_overview group by current_stage",
+    "top employees this month": "select employee_name, net_deposit_this_month from marts.mart_employee_performance "
+    "order by net_deposit_this_month desc limit 10",
+    "department rollup": "select * from marts.mart_manager_performance order by net_deposit_all_time desc",
+    "kpi last 30 days": "select kpi_date, sum(bofu_net_deposit), avg(overall_score) from marts.mart_kpi_employee_daily "
+    "where kpi_date > today() - 30 group by kpi_date order by kpi_date",
+    "employee kpi trend": "select kpi_date, overall_score from marts.mart_kpi_employee_daily where employee_id = 42 "
+    "and kpi_date > today() - 90 order by kpi_date",
+    "funnel by channel": "select source_channel, stage, sum(stage_entries), avg(conversion_rate) "
+    "from marts.mart_funnel_daily where entry_date > today() - 90 group by source_channel, stage",
+    "cohorts": "select * from marts.mart_funnel_cohorts order by cohort_month desc limit 24",
+    "inactive big accounts": "select customer_code, confirmed_deposit_amount, days_since_last_contact "
+    "from marts.mart_customer_overview where days_since_last_contact > 14 order by confirmed_deposit_amount desc limit 20",
+}
+
+
+def _seconds(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def _load(
+    dsn: str, first: int, last: int, first_message: int, last_message: int, customers: int, offset: int
+) -> None:
+    sql = SEED_SQL.format(
+        stages=STAGES,
+        first=first,
+        last=last,
+        first_message=first_message,
+        last_message=last_message,
+        customers=customers,
+        offset=offset,
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("set synchronous_commit = off")
+        for statement in filter(str.strip, sql.split(";\n")):
+            if first > 1 and statement.strip().startswith("insert into employees"):
+                continue
+            conn.execute(statement)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--conversations", type=int, default=5_000_000)
+    parser.add_argument("--keep", action="store_true", help="Keep the throwaway stack (and print its home).")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="funnelhouse-bench-warehouse-"))
+    os.environ.update(FUNNELHOUSE_HOME=str(home), FUNNELHOUSE_ENV="local")
+    for name in (
+        "FUNNELHOUSE_PG_DSN",
+        "FUNNELHOUSE_CLICKHOUSE_URL",
+        "FUNNELHOUSE_SCHEMA_PREFIX",
+        "FUNNELHOUSE_RAW_DATABASE",
+    ):
+        os.environ.pop(name, None)
+    results: dict = {
+        "customers": args.customers,
+        "conversations": args.conversations,
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        postgres.start(home)
+        launcher.start(home)
+        from ingestion.replication.connections import clickhouse_client
+        from orchestration import environment
+        from orchestration.defs.warehouse.build import build
+
+        dsn = environment.pg_dsn()
+        migrate.apply(dsn, log=lambda *_: None)
+        print("loading PostgreSQL ...", flush=True)
+        results["load_seconds"] = round(
+            _seconds(lambda: _load(dsn, 1, args.customers, 1, args.conversations, args.customers, 0)), 1
+        )
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for statement in filter(str.strip, REFERENCE_SQL.split(";\n")):
+                conn.execute(statement)
+            conn.execute("vacuum analyze")
+            results["postgres_rows"] = {
+                table: conn.execute(f"select count(*) from {table}").fetchone()[0]
+                for table in (
+                    "customers",
+                    "conversations",
+                    "conversation_events",
+                    "customer_journey",
+                    "funnel_tofu",
+                    "funnel_mofu",
+                    "funnel_bofu",
+                    "deposits",
+                    "withdrawals",
+                    "employee_kpis",
+                    "employees",
+                )
+            }
+
+        log: list[str] = []
+        print("full build ...", flush=True)
+        full = build(full_refresh=True, log=log.append)
+        assert full.ok, "\n".join(log[-40:])
+        results["full_build"] = {
+            "replication_seconds": round(full.replication_seconds, 1),
+            "dbt_build_seconds": round(full.dbt_seconds, 1),
+            "total_seconds": round(full.replication_seconds + full.dbt_seconds, 1),
+            "rows_replicated": full.rows_copied,
+        }
+
+        print("PostgreSQL equivalent ...", flush=True)
+        postgres_seconds = {}
+        with psycopg.connect(dsn) as conn:
+            conn.execute("set max_parallel_workers_per_gather = 2")
+            for name, query in POSTGRES_EQUIVALENT.items():
+                postgres_seconds[name] = round(_seconds(lambda q=query: conn.execute(q)), 2)
+        results["postgres_equivalent_seconds"] = postgres_seconds
+        postgres_total = sum(postgres_seconds.values())
+        results["full_build_vs_postgres_ratio"] = round(
+            results["full_build"]["total_seconds"] / postgres_total, 2
+        )
+
+        print("1% new rows, incremental build ...", flush=True)
+        extra_customers = max(1, args.customers // 100)
+        extra_messages = max(1, args.conversations // 100)
+        _load(
+            dsn,
+            args.customers + 1,
+            args.customers + extra_customers,
+            args.conversations + 1,
+            args.conversations + extra_messages,
+            args.customers + extra_customers,
+            0,
+        )
+        log.clear()
+        incremental = build(log=log.append)
+        assert incremental.ok, "\n".join(log[-40:])
+        incremental_total = incremental.replication_seconds + incremental.dbt_seconds
+        results["incremental_build"] = {
+            "replication_seconds": round(incremental.replication_seconds, 1),
+            "dbt_build_seconds": round(incremental.dbt_seconds, 1),
+            "total_seconds": round(incremental_total, 1),
+            "rows_replicated": incremental.rows_copied,
+        }
+        results["incremental_vs_full_share"] = round(
+            incremental_total / results["full_build"]["total_seconds"], 3
+        )
+
+        print("dashboard queries ...", flush=True)
+        client = clickhouse_client()
+        latencies: dict[str, list[float]] = {}
+        for name, query in DASHBOARD_QUERIES.items():
+            client.query(query)  # warm-up
+            latencies[name] = [1000 * _seconds(lambda q=query: client.query(q)) for _ in range(20)]
+        every = [value for values in latencies.values() for value in values]
+        results["dashboard_ms"] = {
+            "p50": round(_percentile(every, 0.5), 1),
+            "p95": round(_percentile(every, 0.95), 1),
+            "per_query_p95": {
+                name: round(_percentile(values, 0.95), 1) for name, values in latencies.items()
+            },
+        }
+    finally:
+        launcher.stop(home)
+        postgres.stop(home)
+        if args.keep:
+            print(f"stack kept in {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "warehouse.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / "warehouse.md").write_text(_markdown(results))
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+def _markdown(results: dict) -> str:
+    full, incremental, dash = results["full_build"], results["incremental_build"], results["dashboard_ms"]
+    lines = [
+        "# Warehouse benchmark",
+        "",
+        f"Synthetic CRM in PostgreSQL: {results['customers']:,} customers, {results['conversations']:,} conversations "
+        f"({results['cpu_count']} CPUs, embedded PostgreSQL 18 and the chDB-backed local ClickHouse server).",
+        "",
+        "| measure | value | goal |",
+        "|---|---|---|",
+        f"| full build (replication + dbt build --full-refresh, tests included) | {full['total_seconds']} s "
+        f"(replication {full['replication_seconds']} s, dbt {full['dbt_build_seconds']} s) | |",
+        f"| PostgreSQL: seed views + daily KPI equivalent | {sum(results['postgres_equivalent_seconds'].values()):.1f} s "
+        f"{results['postgres_equivalent_seconds']} | |",
+        f"| full build / PostgreSQL | {results['full_build_vs_postgres_ratio']} | |",
+        f"| incremental build after 1% new rows | {incremental['total_seconds']} s "
+        f"(replication {incremental['replication_seconds']} s, dbt {incremental['dbt_build_seconds']} s) | |",
+        f"| incremental / full | {100 * results['incremental_vs_full_share']:.1f} % | <= 10 % |",
+        f"| dashboard queries p50 / p95 (10 queries x 20 runs) | {dash['p50']} ms / {dash['p95']} ms | p95 < 100 ms |",
+        "",
+        "Per-query p95 (ms): "
+        + ", ".join(f"{name} {value}" for name, value in dash["per_query_p95"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+-- One row per customer with its funnel rows. A customer may have several funnel_tofu/mofu/bofu
+-- rows (re-contact, re-assignment); the seed's v_customer_overview then repeats the customer.
+-- Rule, used by every mart: keep the row created last (greatest created_at, then greatest id).
+-- The *_row_count columns say how many rows the rule chose from.
+with customers as (
+    select * from {{ ref('stg_crm__customers') }}
+),
+
+tofu as (
+    select *, count() over (partition by customer_id) as tofu_row_count
+    from {{ ref('stg_crm__funnel_tofu') }}
+    order by customer_id, created_at desc, tofu_id desc
+    limit 1 by customer_id
+),
+
+mofu as (
+    select *, count() over (partition by customer_id) as mofu_row_count
+    from {{ ref('stg_crm__funnel_mofu') }}
+    order by customer_id, created_at desc, mofu_id desc
+    limit 1 by customer_id
+),
+
+bofu as (
+    select *, count() over (partition by customer_id) as bofu_row_count
+    from {{ ref('stg_crm__funnel_bofu') }}
+    order by customer_id, created_at desc, bofu_id desc
+    limit 1 by customer_id
+),
+
+first_contacts as (
+    select customer_id, min(contact_date) as first_contact_date
+    from {{ ref('stg_crm__funnel_tofu') }}
+    group by customer_id
+),
+
+final as (
+    select
+        customers.customer_id as customer_id,
+        tofu.tofu_id as tofu_id,
+        tofu.employee_id as tofu_employee_id,
+        tofu.source_channel as tofu_source_channel,
+        tofu.has_stayed_in_group as has_stayed_in_group,
+        first_contacts.first_contact_date as first_contact_date,
+        mofu.mofu_id as mofu_id,
+        mofu.employee_id as mofu_employee_id,
+        mofu.total_conversations as total_conversations,
+        mofu.high_quality_conversations as high_quality_conversations,
+        mofu.total_counter_question_count as total_counter_question_count,
+        mofu.is_account_opened as is_account_opened,
+        mofu.account_opened_at as account_opened_at,
+        bofu.bofu_id as bofu_id,
+        bofu.employee_id as bofu_employee_id,
+        bofu.total_deposits as total_deposits,
+        bofu.total_withdrawals as total_withdrawals,
+        bofu.net_deposit as net_deposit,
+        bofu.withdrawal_rate_percent as withdrawal_rate_percent,
+        bofu.first_deposit_at as recorded_first_deposit_at,
+        bofu.is_vip as is_vip,
+        ifNull(tofu.tofu_row_count, 0) as tofu_row_count,
+        ifNull(mofu.mofu_row_count, 0) as mofu_row_count,
+        ifNull(bofu.bofu_row_count, 0) as bofu_row_count
+    from customers
+    left join tofu on customers.customer_id = tofu.customer_id
+    left join mofu on customers.customer_id = mofu.customer_id
+    left join bofu on customers.customer_id = bofu.customer_id
+    left join first_contacts on customers.customer_id = first_contacts.customer_id
+)
+
+select * from final

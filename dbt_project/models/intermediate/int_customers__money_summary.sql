@@ -1,0 +1,42 @@
+-- One row per customer with confirmed money movements (pending and failed ones never count).
+with deposits as (
+    select * from {{ ref('fct_deposits') }} where is_confirmed
+),
+
+withdrawals as (
+    select * from {{ ref('fct_withdrawals') }} where is_confirmed
+),
+
+deposit_totals as (
+    select
+        customer_id,
+        count() as deposit_count,
+        sum(amount) as deposit_amount,
+        min(deposited_at) as first_deposit_at,
+        argMin(employee_id, (deposited_at, deposit_id)) as first_deposit_employee_id,
+        argMin(amount, (deposited_at, deposit_id)) as first_deposit_amount
+    from deposits
+    group by customer_id
+),
+
+withdrawal_totals as (
+    select customer_id, count() as withdrawal_count, sum(amount) as withdrawal_amount
+    from withdrawals
+    group by customer_id
+),
+
+final as (
+    select
+        coalesce(deposit_totals.customer_id, withdrawal_totals.customer_id) as customer_id,
+        ifNull(deposit_totals.deposit_count, 0) as deposit_count,
+        ifNull(deposit_totals.deposit_amount, 0) as deposit_amount,
+        ifNull(withdrawal_totals.withdrawal_count, 0) as withdrawal_count,
+        ifNull(withdrawal_totals.withdrawal_amount, 0) as withdrawal_amount,
+        deposit_totals.first_deposit_at as first_deposit_at,
+        deposit_totals.first_deposit_employee_id as first_deposit_employee_id,
+        deposit_totals.first_deposit_amount as first_deposit_amount
+    from deposit_totals
+    full outer join withdrawal_totals on deposit_totals.customer_id = withdrawal_totals.customer_id
+)
+
+select * from final

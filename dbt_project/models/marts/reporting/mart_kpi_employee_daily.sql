@@ -1,0 +1,145 @@
+{#- Daily partitions for Dagster, monthly partitions in ClickHouse: a run rebuilds whole months
+    (insert_overwrite), the months holding [kpi_start_date, kpi_end_date] when a backfill passes
+    them, else the months holding the last kpi_lookback_days days. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='insert_overwrite',
+    partition_by='toYYYYMM(kpi_date)',
+    order_by='(kpi_date, employee_id)',
+    on_schema_change='fail',
+) }}
+
+{%- if var('kpi_start_date') %}
+    {%- set window_start = "toStartOfMonth(toDate('" ~ var('kpi_start_date') ~ "'))" %}
+    {%- set window_end = "toLastDayOfMonth(toDate('" ~ (var('kpi_end_date') or var('kpi_start_date')) ~ "'))" %}
+{%- else %}
+    {%- set window_start = "toStartOfMonth(today() - " ~ var('kpi_lookback_days') ~ ")" %}
+    {%- set window_end = "today()" %}
+{%- endif %}
+
+with spine as (
+    select * from {{ ref('int_dates__spine') }}
+    {% if is_incremental() or var('kpi_start_date') %}
+    where date_day between {{ window_start }} and least({{ window_end }}, today())
+    {% endif %}
+),
+
+employees as (
+    select * from {{ ref('dim_employees') }}
+),
+
+tofu as (
+    select
+        employee_id,
+        contact_date as activity_date,
+        count() as tofu_contacts,
+        countIf(has_stayed_in_group) as tofu_retained
+    from {{ ref('stg_crm__funnel_tofu') }}
+    group by employee_id, contact_date
+),
+
+conversations as (
+    select
+        employee_id,
+        sent_date as activity_date,
+        countIf(is_quality_conversation) as quality_conversations,
+        countIf(is_counter_question) as counter_questions
+    from {{ ref('fct_conversations') }}
+    group by employee_id, sent_date
+),
+
+accounts as (
+    select
+        employee_id,
+        toDate(account_opened_at) as activity_date,
+        count() as accounts_opened
+    from {{ ref('stg_crm__funnel_mofu') }}
+    where is_account_opened and account_opened_at is not null
+    group by employee_id, activity_date
+),
+
+deposits as (
+    select employee_id, deposit_date as activity_date, count() as deposits_count, sum(amount) as deposit_amount
+    from {{ ref('fct_deposits') }}
+    where is_confirmed
+    group by employee_id, deposit_date
+),
+
+withdrawals as (
+    select employee_id, requested_date as activity_date, sum(amount) as withdrawal_amount
+    from {{ ref('fct_withdrawals') }}
+    where is_confirmed
+    group by employee_id, requested_date
+),
+
+reported as (
+    select * from {{ ref('stg_crm__employee_kpis') }}
+),
+
+daily as (
+    select
+        spine.date_day as kpi_date,
+        employees.employee_id as employee_id,
+        employees.employee_code as employee_code,
+        employees.employee_name as employee_name,
+        employees.department as department,
+        toInt64(ifNull(tofu.tofu_contacts, 0)) as tofu_contacts,
+        toInt64(ifNull(tofu.tofu_retained, 0)) as tofu_retained,
+        toInt64(ifNull(conversations.quality_conversations, 0)) as mofu_quality_conversations,
+        toInt64(ifNull(conversations.counter_questions, 0)) as mofu_counter_question_count,
+        toInt64(ifNull(accounts.accounts_opened, 0)) as mofu_accounts_opened,
+        toInt64(ifNull(deposits.deposits_count, 0)) as bofu_deposits_count,
+        toDecimal128(ifNull(deposits.deposit_amount, 0), 2) as bofu_deposit_amount,
+        toDecimal128(ifNull(withdrawals.withdrawal_amount, 0), 2) as bofu_withdrawal_amount
+    from spine
+    cross join employees
+    left join tofu on tofu.employee_id = employees.employee_id and tofu.activity_date = spine.date_day
+    left join conversations
+        on conversations.employee_id = employees.employee_id and conversations.activity_date = spine.date_day
+    left join accounts on accounts.employee_id = employees.employee_id and accounts.activity_date = spine.date_day
+    left join deposits on deposits.employee_id = employees.employee_id and deposits.activity_date = spine.date_day
+    left join withdrawals
+        on withdrawals.employee_id = employees.employee_id and withdrawals.activity_date = spine.date_day
+),
+
+scored as (
+    select
+        *,
+        {{ safe_ratio('tofu_retained', 'tofu_contacts') }} as tofu_retention_rate,
+        bofu_deposit_amount - bofu_withdrawal_amount as bofu_net_deposit,
+        {{ capped_ratio('bofu_withdrawal_amount', 'bofu_deposit_amount') }} as bofu_withdrawal_rate
+    from daily
+),
+
+final as (
+    select
+        scored.*,
+        {{ overall_score(
+            contacts='scored.tofu_contacts',
+            retention_rate='scored.tofu_retention_rate',
+            quality_conversations='scored.mofu_quality_conversations',
+            counter_questions='scored.mofu_counter_question_count',
+            accounts_opened='scored.mofu_accounts_opened',
+            net_deposit='scored.bofu_net_deposit',
+        ) }} as overall_score,
+        reported.employee_kpi_id is not null as has_reported_kpis,
+        reported.tofu_contacts as reported_tofu_contacts,
+        reported.mofu_quality_conversations as reported_quality_conversations,
+        reported.mofu_accounts_opened as reported_accounts_opened,
+        reported.bofu_deposits_count as reported_deposits_count,
+        reported.bofu_net_deposit as reported_net_deposit,
+        reported.overall_score as reported_overall_score,
+        if(
+            reported.employee_kpi_id is null,
+            null,
+            ifNull(reported.tofu_contacts, 0) = scored.tofu_contacts
+            and ifNull(reported.mofu_quality_conversations, 0) = scored.mofu_quality_conversations
+            and ifNull(reported.mofu_accounts_opened, 0) = scored.mofu_accounts_opened
+            and ifNull(reported.bofu_deposits_count, 0) = scored.bofu_deposits_count
+            and ifNull(reported.bofu_net_deposit, 0) = scored.bofu_net_deposit
+        ) as is_matching_reported
+    from scored
+    left join reported on reported.employee_id = scored.employee_id and reported.kpi_date = scored.kpi_date
+)
+
+select * from final

@@ -1,0 +1,27 @@
+with source as (
+    select * from {{ source('crm', 'funnel_tofu') }} final
+),
+
+renamed as (
+    select
+        id as tofu_id,
+        source_key,
+        customer_id,
+        employee_id,
+        contact_date,
+        source_channel,
+        source_detail,
+        toBool(ifNull(joined_group, 0)) as has_joined_group,
+        group_name,
+        joined_at,
+        cast(stayed_in_group as Nullable(Bool)) as has_stayed_in_group,
+        left_group_at,
+        leave_reason,
+        screening_result,
+        toBool(ifNull(has_screening_reason, 0)) as has_screening_reason,
+        created_at,
+        updated_at
+    from source
+)
+
+select * from renamed

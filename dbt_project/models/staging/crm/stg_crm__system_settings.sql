@@ -1,0 +1,19 @@
+with source as (
+    select * from {{ source('crm', 'system_settings') }} final
+),
+
+renamed as (
+    select
+        id as setting_id,
+        key as setting_key,
+        value_type,
+        category as setting_category,
+        description,
+        toBool(ifNull(is_public, 0)) as is_public,
+        toBool(ifNull(has_value, 0)) as has_value,
+        updated_by as updated_by_employee_id,
+        updated_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,42 @@
+-- Date-spine integrity of mart_kpi_employee_daily: every spine day is present, no day outside the
+-- spine exists, and every present day carries one row per employee (full builds and incremental
+-- month rebuilds alike; an employee added later appears on rebuilt months only, so the per-day
+-- check compares each day with the most common employee count of its month).
+with spine as (
+    select date_day from {{ ref('int_dates__spine') }}
+),
+
+kpi_days as (
+    select kpi_date, count() as employee_rows
+    from {{ ref('mart_kpi_employee_daily') }}
+    group by kpi_date
+),
+
+missing_days as (
+    select date_day as problem_date, 'spine day missing from the KPI mart' as problem
+    from spine
+    where date_day not in (select kpi_date from kpi_days)
+),
+
+extra_days as (
+    select kpi_date as problem_date, 'KPI day outside the date spine' as problem
+    from kpi_days
+    where kpi_date not in (select date_day from spine)
+),
+
+uneven_days as (
+    select kpi_date as problem_date, 'day with a different employee count than its month' as problem
+    from kpi_days
+    inner join (
+        select toStartOfMonth(kpi_date) as month_start, topK(1)(employee_rows)[1] as usual_rows
+        from kpi_days
+        group by month_start
+    ) as months on toStartOfMonth(kpi_days.kpi_date) = months.month_start
+    where kpi_days.employee_rows != months.usual_rows
+)
+
+select * from missing_days
+union all
+select * from extra_days
+union all
+select * from uneven_days

@@ -1,0 +1,53 @@
+"""The upper bound of one replication run: every change older than it is committed and visible.
+
+``updated_at`` is stamped with ``clock_timestamp()`` when a row is written, but the row becomes
+visible only when its transaction commits. A plain "updated_at > last watermark" misses rows of a
+long transaction that commits after a newer change was replicated. So each run reads the half-open
+window ``[previous bound, bound)`` where ``bound`` is the start of the oldest transaction that has
+written something and is still open (or now, if none): every row stamped before it belongs to a
+committed transaction, and every row written later is stamped after it. Windows tile time exactly,
+so no safety overlap and no (updated_at, id) tie-break is needed; re-reading a window anyway (a
+crash before the cursor was saved) is harmless because ReplacingMergeTree keeps one version.
+
+Seeing other sessions' transactions needs superuser or ``pg_read_all_stats``; without it the
+bound falls back to now minus a safety lag.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+
+FALLBACK_LAG = dt.timedelta(minutes=5)
+EPOCH = dt.datetime(1970, 1, 1)
+
+_BOUND_SQL = """
+select
+    (clock_timestamp() at time zone current_setting('TimeZone'))::timestamp as now_local,
+    (min(xact_start) filter (where backend_xid is not null and pid <> pg_backend_pid())
+        at time zone current_setting('TimeZone'))::timestamp as oldest_open_write,
+    pg_has_role(current_user, 'pg_read_all_stats', 'member') or
+        (select rolsuper from pg_roles where rolname = current_user) as sees_all_sessions
+from pg_stat_activity
+"""
+
+
+def visible_bound(pg_dsn: str) -> dt.datetime:
+    with psycopg.connect(pg_dsn) as conn:
+        now_local, oldest_open_write, sees_all = conn.execute(_BOUND_SQL).fetchone()
+    if not sees_all:
+        return now_local - FALLBACK_LAG
+    return min(now_local, oldest_open_write) if oldest_open_write else now_local
+
+
+def deletions(pg_dsn: str, table: str, start: dt.datetime, end: dt.datetime) -> list[tuple[int, dt.datetime]]:
+    """(id, deleted_at) of rows deleted from ``table`` in ``[start, end)``, from the tombstones the
+    triggers write."""
+    with psycopg.connect(pg_dsn) as conn:
+        rows = conn.execute(
+            "select row_id, max(deleted_at) from sync_deletions "
+            "where table_name = %s and deleted_at >= %s and deleted_at < %s group by row_id",
+            (table, start, end),
+        ).fetchall()
+    return [(row_id, deleted_at) for row_id, deleted_at in rows]

@@ -1,0 +1,115 @@
+"""What each seed table becomes in ClickHouse ``raw``: load mode, partitioning, and the PII rule.
+
+Every raw table is a ``ReplacingMergeTree(_version, _is_deleted)`` ordered by ``id``: an update
+is a newer version of the same id, a deletion is a newer version flagged ``_is_deleted = 1``,
+and ``FINAL`` (used by the staging models) returns each live row once. ``id`` is the ORDER BY
+because it is the only column that never changes; a changed sort key would leave the old version
+behind as a second row.
+
+Only ``conversations`` is partitioned (by month of ``sent_at``): it is the one large time series
+and ``sent_at`` is part of its PostgreSQL primary key, so it cannot change under an id.
+Other timestamps (deposited_at, created_at) may be corrected by a reload, which would move a row
+to another partition where ReplacingMergeTree no longer collapses it; those tables are small
+enough (hundreds of thousands of rows) to stay unpartitioned.
+
+PII (DEVELOPERS.md, data-protection rule): contact details, birth dates, names of customers,
+employee account data and free text that may carry contact details stay in PostgreSQL. A dropped
+column is replaced by a derived, non-identifying column where a report needs the signal
+(``has_phone``, ``age_band``, ``content_length``). Employee names are replicated: staff names
+are what the performance reports show, and they are not customer data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RawTable:
+    name: str
+    # incremental: pulled by the updated_at cursor, deletions by sync_deletions.
+    # snapshot: small reference tables, reloaded whole and swapped in atomically.
+    mode: str = "incremental"
+    partition_by: str | None = None
+    dropped: tuple[str, ...] = ()
+    # ClickHouse expressions over the source columns, evaluated while pulling.
+    derived: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def incremental(self) -> bool:
+        return self.mode == "incremental"
+
+
+def _present(column: str) -> str:
+    return f"toUInt8(ifNull({column}, '') != '')"
+
+
+_CONTACT_COLUMNS = ("wechat_id", "whatsapp", "telegram", "email", "phone")
+
+RAW_TABLES: tuple[RawTable, ...] = (
+    RawTable(
+        "employees",
+        dropped=("avatar_url", "email", "phone", "username", "password_hash"),
+    ),
+    RawTable(
+        "customers",
+        dropped=(
+            "name",
+            "avatar_url",
+            "age",
+            "birth_date",
+            *_CONTACT_COLUMNS,
+            "communication_style",
+            "blacklist_reason",
+        ),
+        derived={
+            **{f"has_{column.removesuffix('_id')}": _present(column) for column in _CONTACT_COLUMNS},
+            "age_band": (
+                "multiIf(age is null, 'unknown', age < 25, 'under 25', age < 35, '25-34', "
+                "age < 45, '35-44', age < 55, '45-54', '55 and over')"
+            ),
+            "has_blacklist_reason": _present("blacklist_reason"),
+        },
+    ),
+    RawTable("tags", mode="snapshot"),
+    RawTable("customer_tags"),
+    RawTable("customer_journey", dropped=("notes",), derived={"has_notes": _present("notes")}),
+    RawTable(
+        "funnel_tofu",
+        dropped=("screening_reason",),
+        derived={"has_screening_reason": _present("screening_reason")},
+    ),
+    RawTable("funnel_mofu"),
+    RawTable("funnel_bofu"),
+    RawTable("deposits", dropped=("notes",), derived={"has_notes": _present("notes")}),
+    RawTable(
+        "withdrawals",
+        dropped=("retention_action",),
+        derived={"has_retention_action": _present("retention_action")},
+    ),
+    RawTable("scripts", mode="snapshot", dropped=("content_cn", "content_en")),
+    RawTable(
+        "conversations",
+        partition_by="toYYYYMM(sent_at)",
+        dropped=("content", "media_url"),
+        derived={
+            "content_length": "toUInt32(lengthUTF8(ifNull(content, '')))",
+            "has_media": _present("media_url"),
+        },
+    ),
+    RawTable(
+        "conversation_events",
+        dropped=("event_data",),
+        derived={"has_event_data": "toUInt8(event_data is not null)"},
+    ),
+    RawTable("employee_kpis"),
+    RawTable("materials", mode="snapshot", dropped=("content", "caption", "media_url", "thumbnail_url")),
+    RawTable("training_courses", mode="snapshot", dropped=("content",)),
+    RawTable("training_progress"),
+    # Setting values may be secrets (SMTP passwords, API keys): only their presence leaves PostgreSQL.
+    RawTable(
+        "system_settings", mode="snapshot", dropped=("value",), derived={"has_value": _present("value")}
+    ),
+)
+
+BY_NAME = {table.name: table for table in RAW_TABLES}

@@ -1,0 +1,56 @@
+"""``funnelhouse build | marts``: the warehouse from the command line (replication + dbt, and a peek at the marts)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+_PREVIEW_COLUMNS = 8
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def build(
+        full_refresh: bool = typer.Option(
+            False, "--full-refresh", help="Reload raw tables and rebuild every model."
+        ),
+        select: Annotated[
+            list[str] | None, typer.Option("--select", "-s", help="dbt selector(s); default: everything.")
+        ] = None,
+        skip_replication: bool = typer.Option(False, help="Run dbt only, on what raw already holds."),
+    ) -> None:
+        """Replicate PostgreSQL into ClickHouse raw, then `dbt build` the staging, core and mart models."""
+        from orchestration.defs.warehouse import build as warehouse_build  # keeps `funnelhouse --help` fast
+
+        summary = warehouse_build.build(
+            full_refresh=full_refresh,
+            select=select or (),
+            skip_replication=skip_replication,
+            log=print,  # plain print: dbt lines carry their own colours
+        )
+        console.print(
+            f"replication: {len(summary.replication)} table(s), {summary.rows_copied} row(s) copied in "
+            f"{summary.replication_seconds:.1f}s; dbt build: exit {summary.dbt_exit_code} in {summary.dbt_seconds:.1f}s"
+        )
+        if not summary.ok:
+            raise typer.Exit(summary.dbt_exit_code)
+
+    @app.command()
+    def marts(rows: int = typer.Option(3, help="Rows to show per mart.")) -> None:
+        """Print the first rows (and first columns) of each mart."""
+        from ingestion.replication.connections import clickhouse_client
+        from orchestration.defs.warehouse.build import MARTS, marts_schema
+
+        client = clickhouse_client()
+        for mart in MARTS:
+            result = client.query(f"select * from `{marts_schema()}`.`{mart}` limit {int(rows)}")
+            total = client.query(f"select count() from `{marts_schema()}`.`{mart}`").result_rows[0][0]
+            columns = result.column_names[:_PREVIEW_COLUMNS]
+            table = Table(*columns, title=f"{mart} ({total} rows, {len(result.column_names)} columns)")
+            for row in result.result_rows:
+                table.add_row(*(str(value) for value in row[:_PREVIEW_COLUMNS]))
+            console.print(table)

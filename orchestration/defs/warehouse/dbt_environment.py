@@ -1,0 +1,54 @@
+"""The environment dbt runs in: where the project is, and the ClickHouse address for profiles.yml.
+
+profiles.yml reads only environment variables, so the same file serves the embedded server and a
+production one. For local/ci this exports the embedded server's address (from services.json via
+orchestration.environment) into the child process environment, never into a file. No Dagster
+imports: ``funnelhouse build`` uses it without loading the code location.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from orchestration import environment
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PROFILES_DIR = REPO_ROOT / "dbt_project"
+# DBT_TARGET_PATH (dbt's own variable) moves artifacts, e.g. for test builds.
+TARGET_DIR = Path(os.environ.get("DBT_TARGET_PATH") or REPO_ROOT / "dbt_project" / "target").resolve()
+MANIFEST = TARGET_DIR / "manifest.json"
+
+
+def dbt_executable() -> str:
+    beside_python = Path(sys.executable).parent / "dbt"
+    return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
+
+
+def dbt_target() -> str:
+    return os.environ.get("DBT_TARGET") or environment.env_name()
+
+
+def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a dbt process: the caller's, plus the ClickHouse address unless configured."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("DBT_TARGET", dbt_target())
+    env.setdefault("DBT_PROFILES_DIR", str(PROFILES_DIR))
+    # No phoning home, and no dbt_project/.user.yml left in the work tree.
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    if env["DBT_TARGET"] != "prod" and "FUNNELHOUSE_CLICKHOUSE_HOST" not in env:
+        settings = environment.clickhouse_settings()
+        env.update(
+            FUNNELHOUSE_CLICKHOUSE_HOST=settings.host,
+            FUNNELHOUSE_CLICKHOUSE_PORT=str(settings.port),
+            FUNNELHOUSE_CLICKHOUSE_USER=settings.username,
+            FUNNELHOUSE_CLICKHOUSE_PASSWORD=settings.password,
+        )
+    return env
+
+
+def export_dbt_env() -> None:
+    """Put the dbt environment into this process (for in-process runners such as dagster-dbt)."""
+    os.environ.update(dbt_env())

@@ -1,0 +1,33 @@
+"""Jobs select by group and asset, never by hand-listed dbt models."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.defs.warehouse.dbt_assets import KPI_MART
+from orchestration.defs.warehouse.replication_assets import REPLICATION_GROUP
+
+_unpartitioned_warehouse = dg.AssetSelection.groups(REPLICATION_GROUP) | (
+    dg.AssetSelection.groups("staging", "intermediate", "marts_core", "marts_reporting")
+    - dg.AssetSelection.assets(KPI_MART)
+)
+
+# Incremental models rebuild only the months replication touched; tables rebuild whole (small).
+hourly_refresh_job = dg.define_asset_job(
+    "warehouse_hourly_refresh",
+    selection=_unpartitioned_warehouse,
+    description="Replicate the changes since the last run, then dbt build (incremental).",
+)
+
+nightly_full_build_job = dg.define_asset_job(
+    "warehouse_nightly_full_build",
+    selection=_unpartitioned_warehouse,
+    config={"ops": {"warehouse_dbt_models": {"config": {"full_refresh": True}}}},
+    description="Replicate, then dbt build --full-refresh: every incremental model recomputed from raw.",
+)
+
+kpi_daily_job = dg.define_asset_job(
+    "warehouse_kpi_daily",
+    selection=dg.AssetSelection.assets(KPI_MART),
+    description="Daily partitions of mart_kpi_employee_daily; backfill a date range from the UI.",
+)

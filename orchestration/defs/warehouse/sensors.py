@@ -1,0 +1,49 @@
+"""A run-failure sensor for the warehouse jobs: always logs; mails FUNNELHOUSE_ALERT_EMAIL when set,
+through the project's SMTP settings (the embedded sink locally), read at failure time, not import."""
+
+import os
+import smtplib
+from email.message import EmailMessage
+
+import dagster as dg
+
+
+def _notify(subject: str, body: str) -> bool:
+    recipient = os.environ.get("FUNNELHOUSE_ALERT_EMAIL")
+    if not recipient:
+        return False
+    from orchestration import environment
+
+    settings = environment.smtp_settings()
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = settings.sender, recipient, subject
+    message.set_content(body)
+    smtp_class = smtplib.SMTP_SSL if settings.implicit_tls else smtplib.SMTP
+    with smtp_class(settings.host, settings.port, timeout=30) as smtp:
+        if settings.starttls:
+            smtp.starttls()
+        if settings.username:
+            smtp.login(settings.username, settings.password or "")
+        smtp.send_message(message)
+    return True
+
+
+def build_failure_sensor(jobs: list) -> dg.SensorDefinition:
+    """The sensor over the warehouse jobs that exist in this code location."""
+
+    @dg.run_failure_sensor(
+        name="warehouse_run_failure_sensor", monitored_jobs=jobs, minimum_interval_seconds=60
+    )
+    def warehouse_run_failure_sensor(context: dg.RunFailureSensorContext):
+        run = context.dagster_run
+        subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
+        body = f"{subject}\n\n{context.failure_event.message or 'no message'}"
+        context.log.error(body)
+        try:
+            sent = _notify(subject, body)
+        except OSError as error:  # a broken mail relay must not hide the original failure
+            context.log.error(f"alert mail not sent: {error}")
+            sent = False
+        context.log.info("alert mailed" if sent else "no FUNNELHOUSE_ALERT_EMAIL: logged only")
+
+    return warehouse_run_failure_sensor

@@ -1,0 +1,80 @@
+"""Mart values on the hand-made CRM equal numbers computed by hand from fixture_crm.sql."""
+
+from decimal import Decimal
+
+import pytest
+
+
+def _row(warehouse, mart: str, where: str) -> dict:
+    result = warehouse.client().query(f"select * from `{warehouse.schema('marts')}`.`{mart}` where {where}")
+    assert len(result.result_rows) == 1, (mart, where, result.result_rows)
+    return dict(zip(result.column_names, result.result_rows[0], strict=True))
+
+
+def test_customer_overview_by_hand(warehouse):
+    zhang = _row(warehouse, "mart_customer_overview", "customer_code = 'CUST_001'")
+    assert zhang["days_in_current_stage"] == 25  # entered Subscribe 25 days ago
+    assert zhang["days_to_first_deposit"] == 35  # contacted 60 days ago, first deposit 25 days ago
+    assert (zhang["deposit_count"], zhang["withdrawal_count"]) == (2, 1)
+    assert zhang["confirmed_deposit_amount"] == Decimal("1500.00")
+    assert (zhang["conversations_last_7_days"], zhang["conversations_last_30_days"]) == (3, 4)
+    assert (zhang["quality_conversations_last_7_days"], zhang["quality_conversations_last_30_days"]) == (2, 2)
+    assert zhang["positive_conversation_share"] == pytest.approx(0.5)
+    assert zhang["tag_names"] == ["VIP", "高意向"]
+    assert zhang["days_since_last_contact"] == 1
+    assert zhang["employee_name"] == "Alice Advisor"
+
+    li = _row(warehouse, "mart_customer_overview", "customer_code = 'CUST_002'")
+    assert li["deposit_count"] == 0  # her only deposit failed
+    assert li["negative_conversation_count"] == 1 and li["conversations_last_30_days"] == 0
+    assert li["first_deposit_date"] is None
+
+    wang = _row(warehouse, "mart_customer_overview", "customer_code = 'CUST_003'")
+    assert wang["has_multiple_funnel_rows"]
+    assert wang["has_stayed_in_group"] is True  # the later of the two funnel_tofu rows
+    assert wang["days_in_current_stage"] == 60
+
+
+def test_employee_performance_by_hand(warehouse):
+    alice = _row(warehouse, "mart_employee_performance", "employee_code = 'EMP_A1'")
+    assert (alice["total_customers"], alice["active_customers"]) == (2, 2)
+    assert alice["total_net_deposit"] == Decimal("1300.00")
+    assert alice["net_deposit_all_time"] == Decimal("1300.00")  # 1000 + 500 - 200, confirmed only
+    assert alice["deposit_count_all_time"] == 2 and alice["first_deposits_all_time"] == 1
+    assert alice["withdrawal_rate_all_time"] == pytest.approx(200 / 1500)
+    assert alice["quality_conversations_all_time"] == 2  # quality 8 and 9; 6, 5, 3 are not
+    assert alice["counter_questions_all_time"] == 2
+    assert alice["avg_days_contact_to_account"] == pytest.approx(30)
+    assert alice["avg_days_account_to_first_deposit"] == pytest.approx(5)
+    assert alice["account_opening_rate"] == pytest.approx(0.5)
+
+    mona = _row(warehouse, "mart_employee_performance", "employee_code = 'EMP_M1'")
+    assert mona["withdrawal_rate_all_time"] is None  # no deposits: no rate
+
+
+def test_manager_rollup_by_hand(warehouse):
+    mofu = _row(warehouse, "mart_manager_performance", "department = 'MoFu'")
+    assert (mofu["manager_name"], mofu["direct_report_count"], mofu["employee_count"]) == (
+        "Mona Manager",
+        1,
+        2,
+    )
+    bofu = _row(warehouse, "mart_manager_performance", "department = 'BoFu'")
+    assert bofu["manager_employee_id"] is None and bofu["direct_report_count"] == 1
+
+
+def test_kpi_daily_by_hand(warehouse):
+    day = _row(warehouse, "mart_kpi_employee_daily", "employee_id = 2 and kpi_date = today() - 3")
+    # 500 deposited, 1 quality conversation (quality 9): 20*0 + 0 + 20*0.1 + 0 + 0 + 25*0.05 = 3.25
+    assert day["bofu_net_deposit"] == Decimal("500.00")
+    assert day["overall_score"] == pytest.approx(3.25)
+    assert day["has_reported_kpis"] and day["is_matching_reported"]
+    assert day["reported_overall_score"] == Decimal("55.00")
+
+
+def test_funnel_cohorts_by_hand(warehouse):
+    cohort = _row(warehouse, "mart_funnel_cohorts", "source_channel = '推荐'")
+    # Wang Fang: contacted 100 days ago, account after 15 days, first deposit after 20 days.
+    assert cohort["account_opened_within_7_days_share"] == 0
+    assert cohort["account_opened_within_30_days_share"] == 1
+    assert cohort["first_deposit_within_30_days_share"] == 1
