@@ -9,7 +9,8 @@ DEMO_DIR ?= $(STATE)/demo-landing
 DEMO_CUSTOMERS ?= 2000
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv demo test lint format ui up down status bench bench-ingest clean system-packages
+.PHONY: venv manifest demo test lint format ui up down status clean system-packages \
+	bench bench-ingest bench-clickhouse bench-warehouse bench-search bench-reports
 
 # The virtualenv is rebuilt when the dependency pins change.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -21,7 +22,11 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 venv: $(BIN)/.installed
 
-demo: venv system-packages
+# The dbt manifest Dagster builds its dbt assets from; parsing needs no server.
+manifest: venv
+	DBT_PROFILES_DIR=dbt_project $(BIN)/dbt parse --quiet
+
+demo: venv system-packages manifest
 	$(FH) up
 	$(FH) migrate
 	$(FH) generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed 7 --overwrite
@@ -43,7 +48,7 @@ demo: venv system-packages
 system-packages:
 	bash devstack/system-packages.sh
 
-test: venv system-packages lint
+test: venv system-packages manifest lint
 	$(BIN)/pytest -q
 
 lint: venv
@@ -53,7 +58,7 @@ format: venv
 	$(BIN)/ruff format orchestration ingestion devstack tests bench
 	$(BIN)/ruff check --fix .
 
-ui: venv
+ui: venv manifest
 	$(FH) up
 	DAGSTER_HOME=$$(realpath $(or $(FUNNELHOUSE_HOME),.funnelhouse))/dagster; mkdir -p $$DAGSTER_HOME; \
 	  DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
@@ -67,6 +72,15 @@ status: venv
 
 bench-ingest: venv
 	$(BIN)/python bench/ingest.py
+bench-clickhouse: venv
+	$(BIN)/python bench/clickhouse_http.py
+bench-warehouse: venv manifest
+	$(BIN)/python bench/warehouse.py
+bench-search: venv
+	$(BIN)/python bench/search.py
+bench-reports: venv system-packages
+	$(BIN)/python bench/reports.py
+bench: bench-clickhouse bench-ingest bench-warehouse bench-search bench-reports
 
 clean: down
 	rm -rf .funnelhouse
