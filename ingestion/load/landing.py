@@ -1,0 +1,122 @@
+"""The landing zone: a folder (or any fsspec URL) of ``<table>__<batch>.<csv|jsonl|parquet>`` files.
+
+Everything goes through fsspec, so ``s3://bucket/landing`` works like a local folder. Files are
+identified by their sha256: the ledger keys on it, which is how the same content dropped again
+under another name is recognised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from ingestion.contracts import CONTRACTS, load_order
+
+FORMATS = ("csv", "jsonl", "parquet")
+_NAME = re.compile(r"^(?P<table>[a-z_]+)__(?P<batch>[^/]+?)\.(?P<ext>csv|jsonl|parquet)$")
+_HASH_BLOCK = 8 * 1024 * 1024
+
+
+def default_landing_url() -> str:
+    """``$FUNNELHOUSE_LANDING``, else ``<state dir>/landing`` (read when called, never at import)."""
+    configured = os.environ.get("FUNNELHOUSE_LANDING")
+    if configured:
+        return configured
+    from devstack import state
+
+    path = state.home() / "landing"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One landing file. ``url`` is what fsspec opens (a plain path for local files)."""
+
+    url: str
+    table: str
+    batch: str
+    format: str
+    size: int | None = None
+    modified: str | None = None  # the store's modification stamp, as text (mtime, LastModified ...)
+
+    @property
+    def name(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+    def open(self, mode: str = "rb"):
+        return fsspec.open(self.url, mode).open()
+
+    def checksum(self) -> str:
+        digest = hashlib.sha256()
+        with self.open() as handle:
+            while block := handle.read(_HASH_BLOCK):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+def parse_name(name: str) -> tuple[str, str, str] | None:
+    """``(table, batch, format)`` for a landing file name of a known table, else None."""
+    match = _NAME.match(name)
+    if not match or match["table"] not in CONTRACTS:
+        return None
+    return match["table"], match["batch"], match["ext"]
+
+
+def landing_file(url: str, size: int | None = None, modified: str | None = None) -> LandingFile:
+    parsed = parse_name(url.rstrip("/").rsplit("/", 1)[-1])
+    if parsed is None:
+        raise ValueError(
+            f"{url}: not a landing file name; expected <table>__<batch>.<csv|jsonl|parquet> "
+            f"with a table among {sorted(CONTRACTS)}"
+        )
+    return LandingFile(url, *parsed, size=size, modified=modified)
+
+
+def _modified(info: dict) -> str | None:
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        if info.get(key) is not None:
+            return str(info[key])
+    return None
+
+
+def _absolute(url: str) -> str:
+    return url if "://" in url else str(Path(url).expanduser().resolve())
+
+
+def _with_protocol(fs, path: str, original: str) -> str:
+    if "://" not in original:
+        return path
+    return fs.unstrip_protocol(path)
+
+
+def discover(locations: Iterable[str]) -> list[LandingFile]:
+    """Landing files at the given files/folders/URLs, in :func:`load_order` then batch order.
+
+    Folders are listed one level deep; names that are not landing files (the generator's
+    ``_manifest.json``, temporary files) are skipped there but refused when named explicitly.
+    """
+    found: dict[str, LandingFile] = {}
+    for location in locations:
+        location = _absolute(str(location))
+        fs, root = url_to_fs(location)
+        if fs.isdir(root):
+            for info in fs.ls(root, detail=True):
+                path = info["name"]
+                if info.get("type") == "file" and parse_name(path.rsplit("/", 1)[-1]):
+                    url = _with_protocol(fs, path, location)
+                    found[url] = landing_file(url, info.get("size"), _modified(info))
+        elif fs.exists(root):
+            info = fs.info(root)
+            found[location] = landing_file(location, info.get("size"), _modified(info))
+        else:
+            raise FileNotFoundError(f"{location}: no such landing file or folder")
+    rank = {table: i for i, table in enumerate(load_order())}
+    return sorted(found.values(), key=lambda f: (rank[f.table], f.batch, f.url))

@@ -1,0 +1,512 @@
+"""Load one landing file: validated rows merged by natural key, in one transaction, exactly once.
+
+Per file, inside a single transaction:
+
+1. an advisory lock per table (two loads of one table never interleave their merges) and the
+   ledger check by content checksum (a copy of loaded content is recorded as 'duplicate');
+2. the file is streamed chunk by chunk: each chunk is validated (:mod:`validate`), its bad rows
+   are COPYed into ``funnelhouse.ingest_rejects`` and its good rows, still as text, are COPYed
+   into a TEMP staging table. The staging table, not the Python process, holds the file, so
+   memory stays bounded whatever the file's size;
+3. checks that need the database run as SQL over the whole staging table: references (business
+   keys present in PostgreSQL, or for a self-reference earlier in this file), other unique keys
+   (an employee's email), a conversation's key seen before with another ``sent_at``. Failing
+   rows move from staging to the rejects table with the reason in words;
+4. ``INSERT ... SELECT`` from staging with business keys joined to ids, ``ON CONFLICT (natural
+   key) DO UPDATE ... WHERE (columns) IS DISTINCT FROM (new values)``: new rows are inserted,
+   changed rows updated (and ``updated_at`` moves, by trigger), identical rows untouched - so a
+   re-run, or an overlapping file, changes nothing and duplicates nothing;
+5. the ledger row is finished (rows in = loaded + rejected, enforced by a CHECK) and the
+   transaction commits. A kill at any point before that leaves no trace at all.
+
+A file that cannot be read, or that PostgreSQL refuses, rolls back and is then recorded as
+'failed' with the error; a file whose every row was rejected commits its rejects as 'failed'.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import orjson
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from ingestion.contracts import CONTRACTS, Reference, TableContract
+from ingestion.load import ledger
+from ingestion.load.landing import LandingFile
+from ingestion.load.readers import CHUNK_BYTES, LandingFileError, read_chunks
+from ingestion.load.validate import ChunkValidator, DbColumn, rule_words
+
+# A partitioned table's unique keys must include its partition column, so the merge's conflict
+# target is the natural key plus this column (conversations: UNIQUE (source_message_id, sent_at)).
+PARTITION_COLUMNS = {"conversations": "sent_at"}
+_PARTITION_ENSURERS = {"conversations": "ensure_conversation_partitions"}
+STAGE = "_funnelhouse_stage"
+_LOCK_NAMESPACE = "funnelhouse.ingest:"
+
+
+def q(name: str) -> str:
+    """A quoted identifier; column names come from the contract (some are Chinese: ``is_反问``)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class FileResult:
+    file: LandingFile
+    checksum: str
+    status: str  # loaded | failed | duplicate
+    rows_in: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_changed: int = 0
+    rows_superseded: int = 0
+    reasons: Counter = field(default_factory=Counter)  # rule id -> rows rejected by it (first failure)
+    error: str | None = None
+    seconds: float = 0.0
+    file_id: int | None = None
+    duplicate_of: str | None = None
+    validation: dict = field(default_factory=dict)
+    seconds_by_step: Counter = field(default_factory=Counter)  # read, validate, prepare, wait, database
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+def catalog(conn: psycopg.Connection, table: str) -> dict[str, DbColumn]:
+    rows = conn.execute(
+        """SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale
+           FROM information_schema.columns
+           WHERE table_name = %s
+             AND table_schema = (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass)""",
+        (table, table),
+    ).fetchall()
+    return {name: DbColumn(kind, length, precision, scale) for name, kind, length, precision, scale in rows}
+
+
+def unique_keys(conn: psycopg.Connection, table: str) -> list[tuple[str, ...]]:
+    rows = conn.execute(
+        """SELECT array_agg(a.attname::text ORDER BY k.ord)
+           FROM pg_index i
+           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+           WHERE i.indrelid = %s::regclass AND i.indisunique AND NOT i.indisprimary
+           GROUP BY i.indexrelid""",
+        (table,),
+    ).fetchall()
+    return [tuple(r[0]) for r in rows]
+
+
+class MergePlan:
+    """The SQL of one table's load, derived from its contract and PostgreSQL's catalog."""
+
+    def __init__(self, contract: TableContract, columns: dict[str, DbColumn], unique: list[tuple[str, ...]]):
+        self.contract = contract
+        self.table = contract.table
+        self.db = columns
+        self.landing = contract.landing_columns
+        self.plain = [c.name for c in contract.columns]
+        self.self_references = [r for r in contract.references if r.table == self.table]
+        self.references = [r for r in contract.references if r.table != self.table]
+        self.partition = PARTITION_COLUMNS.get(self.table)
+        by_landing = {r.landing_column: r for r in contract.references}
+        target: list[str] = []
+        for key in contract.natural_key:
+            target.extend(by_landing[key].db_columns if key in by_landing else (key,))
+        if self.partition and self.partition not in target:
+            target.append(self.partition)
+        self.conflict_target = target
+        natural_plain = all(k in self.plain for k in contract.natural_key)
+        self.other_unique = [
+            key for key in unique
+            if set(key) != set(target) and all(c in self.plain for c in key) and natural_plain
+        ]
+
+    # -- expressions -------------------------------------------------------------------------
+    def typed(self, column: str, alias: str = "s") -> str:
+        kind = self.db[column].data_type
+        value = f"{alias}.{q(column)}"
+        return value if kind in ("text", "character varying") else f"{value}::{kind}"
+
+    def create_stage(self) -> str:
+        columns = ", ".join(f"{q(c)} text" for c in self.landing)
+        return f"CREATE TEMP TABLE {STAGE} (_row bigint NOT NULL, {columns}) ON COMMIT DROP"
+
+    def copy_stage(self) -> str:
+        return f"COPY {STAGE} (_row, {', '.join(q(c) for c in self.landing)}) FROM STDIN (FORMAT csv)"
+
+    # -- checks over the whole staging table -----------------------------------------------------
+    def _reference_missing(self, ref: Reference, alias: str) -> str:
+        value = f"{alias}.{q(ref.landing_column)}"
+        in_db = f"EXISTS (SELECT 1 FROM {q(ref.table)} t WHERE t.{q(ref.key_column)} = {value})"
+        if ref.table == self.table:
+            in_file = f"EXISTS (SELECT 1 FROM {STAGE} o WHERE o.{q(ref.key_column)} = {value})"
+            return f"({value} IS NOT NULL AND NOT {in_db} AND NOT {in_file})"
+        return f"({value} IS NOT NULL AND NOT {in_db})"
+
+    def _reference_reason(self, ref: Reference) -> str:
+        where = "neither in PostgreSQL nor in this file" if ref.table == self.table else "not in PostgreSQL"
+        return (f"'{ref.landing_column} ' || quote_literal(bad.{q(ref.landing_column)}) || "
+                f"' is not a known {ref.table}.{ref.key_column} ({where})'")
+
+    def checks(self) -> list[tuple[str, list[tuple[str, Callable[[str], str], str]]]]:
+        """``(name, [(rule, condition(alias), reason on bad)])`` groups; a group is one staging pass.
+
+        Self-references are their own group, repeated until nothing moves: rejecting a referrer
+        can orphan the rows that point at it.
+        """
+        groups = []
+        refs = [(f"reference:{r.landing_column}", partial(self._reference_missing, r), self._reference_reason(r))
+                for r in self.references]
+        if refs:
+            groups.append(("references", refs))
+        if self.self_references:
+            groups.append(("self references", [
+                (f"reference:{r.landing_column}", partial(self._reference_missing, r), self._reference_reason(r))
+                for r in self.self_references]))
+        for key in self.other_unique:
+            shown = " || ', ' || ".join(f"quote_nullable(bad.{q(c)})" for c in key)
+            reason = (f"'{', '.join(key)} ' || {shown} || ' already belongs to another {self.table} row "
+                      f"(unique in PostgreSQL)'")
+            groups.append((f"unique {key}", [(f"unique:{','.join(key)}", partial(self._unique_clash, key), reason)]))
+        if self.partition:
+            reason = (f"'{', '.join(self.contract.natural_key)} already loaded with another {self.partition}; "
+                      f"{self.partition} of a loaded row cannot change'")
+            groups.append(("partition key", [(f"moved:{self.partition}", self._partition_moved, reason)]))
+        return groups
+
+    def _unique_clash(self, key: tuple[str, ...], alias: str) -> str:
+        """The row's value of another unique key belongs to another row, in the table or earlier in the file."""
+        natural = " AND ".join(f"t.{q(k)} = {self.typed(k, alias)}" for k in self.contract.natural_key)
+        same = " AND ".join(f"t.{q(c)} = {self.typed(c, alias)}" for c in key)
+        earlier_same = " AND ".join(f"o.{q(c)} = {alias}.{q(c)}" for c in key)
+        other_key = " OR ".join(f"o.{q(k)} IS DISTINCT FROM {alias}.{q(k)}" for k in self.contract.natural_key)
+        return (f"(EXISTS (SELECT 1 FROM {q(self.table)} t WHERE {same} AND NOT ({natural})) OR "
+                f"EXISTS (SELECT 1 FROM {STAGE} o WHERE {earlier_same} AND ({other_key}) "
+                f"AND o._row < {alias}._row))")
+
+    def _partition_moved(self, alias: str) -> str:
+        natural = " AND ".join(f"t.{q(k)} = {alias}.{q(k)}" for k in self.contract.natural_key)
+        return (f"EXISTS (SELECT 1 FROM {q(self.table)} t WHERE {natural} "
+                f"AND t.{q(self.partition)} <> {self.typed(self.partition, alias)})")
+
+    def reject_sql(self, group: list[tuple[str, Callable[[str], str], str]]) -> str:
+        conditions = " OR ".join(condition("s") for _, condition, _ in group)
+        rule = "COALESCE(" + ", ".join(f"CASE WHEN {c('bad')} THEN '{rule}' END" for rule, c, _ in group) + ")"
+        reason = "concat_ws('; ', " + ", ".join(f"CASE WHEN {c('bad')} THEN {r} END" for _, c, r in group) + ")"
+        return f"""WITH bad AS (DELETE FROM {STAGE} s WHERE {conditions} RETURNING s.*)
+                   INSERT INTO {ledger.REJECTS} ({', '.join(ledger.REJECT_COLUMNS)})
+                   SELECT %(file_id)s, %(path)s, %(table)s, bad._row, {rule}, {reason}, to_jsonb(bad) - '_row'
+                   FROM bad RETURNING rule"""
+
+    def drop_superseded(self) -> str:
+        """Earlier rows of a key repeated in the file: the last occurrence is the row's final state."""
+        same = " AND ".join(f"a.{q(k)} = b.{q(k)}" for k in self.contract.natural_key)
+        return f"DELETE FROM {STAGE} a USING {STAGE} b WHERE {same} AND a._row < b._row"
+
+    # -- the merge ---------------------------------------------------------------------------------
+    def merge(self) -> str:
+        columns = list(self.plain)
+        values = [self.typed(c) for c in self.plain]
+        joins = []
+        for i, ref in enumerate(self.references):
+            alias = f"r{i}"
+            joins.append(f"LEFT JOIN {q(ref.table)} {alias} ON {alias}.{q(ref.key_column)} = s.{q(ref.landing_column)}")
+            columns.extend(ref.db_columns)
+            values.extend(f"{alias}.{q(t)}" for t in ref.target_columns)
+        updated = [c for c in columns if c not in self.conflict_target]
+        update = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updated)
+        changed = (f"({', '.join(f't.{q(c)}' for c in updated)}) IS DISTINCT FROM "
+                   f"({', '.join(f'EXCLUDED.{q(c)}' for c in updated)})")
+        conflict = (f"DO UPDATE SET {update} WHERE {changed}" if updated else "DO NOTHING")
+        return (f"INSERT INTO {q(self.table)} AS t ({', '.join(q(c) for c in columns)}) "
+                f"SELECT {', '.join(values)} FROM {STAGE} s {' '.join(joins)} "
+                f"ON CONFLICT ({', '.join(q(c) for c in self.conflict_target)}) {conflict}")
+
+    def merge_self_references(self) -> list[str]:
+        """Second statement for a self-reference: every row of the file exists by now."""
+        statements = []
+        key = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in self.contract.natural_key)
+        for ref in self.self_references:
+            (column,), (target,) = ref.db_columns, ref.target_columns
+            statements.append(
+                f"UPDATE {q(self.table)} t SET {q(column)} = r.{q(target)} "
+                f"FROM {STAGE} s LEFT JOIN {q(self.table)} r ON r.{q(ref.key_column)} = s.{q(ref.landing_column)} "
+                f"WHERE {key} AND t.{q(column)} IS DISTINCT FROM r.{q(target)}"
+            )
+        return statements
+
+
+def _stage_bytes(frame: pd.DataFrame, columns: list[str]) -> memoryview:
+    """Good rows as CSV for COPY: nulls unquoted-empty, every string quoted (so '' stays '').
+
+    Written into an Arrow buffer and handed over without a copy: a chunk exists once in memory.
+    """
+    table = pa.table({"_row": pa.array(frame.index.to_numpy(dtype=np.int64)),
+                      **{c: pa.array(frame[c], type=pa.string(), from_pandas=True) for c in columns}})
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+    return memoryview(sink.getvalue())
+
+
+def _raw_row(frame: pd.DataFrame, row: int) -> str:
+    values = frame.loc[row]
+    return orjson.dumps({k: (None if pd.isna(v) else str(v)) for k, v in values.items()}).decode()
+
+
+@dataclass
+class _Batch:
+    """One validated chunk, ready for the database."""
+
+    rejects: list[tuple]  # rows of ingest_rejects
+    staged: memoryview | None  # the good rows as COPY input
+    months: tuple[str, str] | None  # first and last partition value of the good rows
+
+
+class _Writer(threading.Thread):
+    """Sends validated chunks to PostgreSQL while the next chunk is read and validated.
+
+    The two sides run at the same time (Arrow, pandas and psycopg's socket I/O release the GIL,
+    and PostgreSQL is another process), so a file takes about as long as the slower of them
+    rather than their sum. The queue holds one chunk: memory stays bounded.
+    """
+
+    def __init__(self, load: _FileLoad):
+        super().__init__(name=f"ingest-writer-{load.file.name}", daemon=True)
+        self.load = load
+        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.load.write(batch)
+                except BaseException as error:  # handed to the reading thread, which re-raises it
+                    self.error = error
+
+    def put(self, batch: _Batch) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(batch)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+class _FileLoad:
+    """One file's transaction.
+
+    Tables without a self-reference are merged chunk by chunk (staging holds one chunk at a time,
+    checked and merged before the next arrives), so merging overlaps reading and validating.
+    A table that references itself (customers.referrer_code) is staged whole and merged at the
+    end: a referrer may come later in the file than the row naming it.
+    """
+
+    def __init__(self, conn: psycopg.Connection, file: LandingFile, file_id: int):
+        self.conn, self.file, self.file_id = conn, file, file_id
+        contract = CONTRACTS[file.table]
+        self.plan = MergePlan(contract, catalog(conn, file.table), unique_keys(conn, file.table))
+        self.validator = ChunkValidator(file.table, self.plan.db)
+        self.per_chunk = not self.plan.self_references
+        self.rows_in = self.rows_changed = self.rows_superseded = 0
+        self.rejected: Counter[str] = Counter()  # by the reading thread
+        self.rejected_in_sql: Counter[str] = Counter()  # by the writer thread
+        self.key_hashes: list[np.ndarray] = []
+        self.months: tuple[str, str] | None = None
+        self.params = {"file_id": file_id, "path": file.url, "table": file.table}
+        self.seconds: Counter[str] = Counter()  # reading thread's steps, and the writer's "database"
+
+    # -- reading thread ------------------------------------------------------------------------
+    def run(self, chunk_bytes: int, on_rows: Callable[[int], None] | None) -> None:
+        self.conn.execute(self.plan.create_stage())
+        writer = _Writer(self)
+        writer.start()
+        try:
+            clock = time.perf_counter()
+            for chunk in read_chunks(self.file, chunk_bytes):
+                self.rows_in += len(chunk)
+                clock = self._tick("read", clock)
+                batch = self._prepare(chunk.frame)
+                clock = self._tick("prepare", clock)
+                writer.put(batch)
+                clock = self._tick("wait for database", clock)
+                if on_rows:
+                    on_rows(len(chunk))
+        finally:
+            writer.close()
+        if not self.per_chunk:
+            clock = time.perf_counter()
+            self._settle_file()
+            self._tick("database", clock)
+
+    def _tick(self, step: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[step] += now - since
+        return now
+
+    def _prepare(self, frame: pd.DataFrame) -> _Batch:
+        clock = time.perf_counter()
+        verdict = self.validator.validate(frame)
+        self.seconds["validate"] += time.perf_counter() - clock
+        rejects = []
+        for row, problems in sorted(verdict.failures.items()):
+            self.rejected[problems[0][0]] += 1
+            rejects.append((self.file_id, self.file.url, self.file.table, row, problems[0][0],
+                            "; ".join(reason for _, reason in problems), _raw_row(frame, row)))
+        good = frame.loc[~frame.index.isin(list(verdict.failures))] if verdict.failures else frame
+        key = list(self.plan.contract.natural_key)
+        repeated = good.duplicated(subset=key, keep="last")
+        if repeated.any():  # the last occurrence of a key in the chunk is the row's final state
+            self.rows_superseded += int(repeated.sum())
+            good = good.loc[~repeated.to_numpy()]
+        if not self.per_chunk and len(good):
+            self.key_hashes.append(pd.util.hash_pandas_object(good[key], index=False).to_numpy())
+        months = None
+        if self.plan.partition and len(good):
+            values = good[self.plan.partition]
+            months = (str(values.min()), str(values.max()))  # ISO text sorts as time does
+        return _Batch(rejects, _stage_bytes(good, self.plan.landing) if len(good) else None, months)
+
+    # -- writer thread ---------------------------------------------------------------------------
+    def write(self, batch: _Batch) -> None:
+        clock = time.perf_counter()
+        try:
+            self._write(batch)
+        finally:
+            self.seconds["database"] += time.perf_counter() - clock
+
+    def _write(self, batch: _Batch) -> None:
+        with self.conn.cursor() as cursor:
+            if batch.rejects:
+                with cursor.copy(f"COPY {ledger.REJECTS} ({', '.join(ledger.REJECT_COLUMNS)}) FROM STDIN") as copy:
+                    for reject in batch.rejects:
+                        copy.write_row(reject)
+            if batch.staged is None:
+                return
+            with cursor.copy(self.plan.copy_stage()) as copy:
+                copy.write(batch.staged)
+        if batch.months:
+            low, high = batch.months if self.months is None else (
+                min(batch.months[0], self.months[0]), max(batch.months[1], self.months[1]))
+            self.months = (low, high)
+        if self.per_chunk:
+            self._reject_in_sql()
+            self._ensure_partitions(batch.months)
+            self.rows_changed += self.conn.execute(self.plan.merge()).rowcount
+            self.conn.execute(f"TRUNCATE {STAGE}")
+
+    # -- SQL steps -----------------------------------------------------------------------------------
+    def _reject_in_sql(self) -> None:
+        for name, group in self.plan.checks():
+            sql = self.plan.reject_sql(group)
+            while True:
+                rules = [r[0] for r in self.conn.execute(sql, self.params).fetchall()]
+                self.rejected_in_sql.update(rules)
+                if not rules or name != "self references":
+                    break
+
+    def _ensure_partitions(self, months: tuple[str, str] | None) -> None:
+        if months and self.plan.table in _PARTITION_ENSURERS:
+            self.conn.execute(f"SELECT {_PARTITION_ENSURERS[self.plan.table]}(%s::date, %s::date)",
+                              (months[0][:10], months[1][:10]))
+
+    def _settle_file(self) -> None:
+        """Whole-file mode: repeated keys across chunks, checks, partitions, merge, self-references."""
+        if self.key_hashes:
+            hashes = np.concatenate(self.key_hashes)
+            if len(np.unique(hashes)) < len(hashes):  # a hash collision only costs this statement
+                self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
+        self._reject_in_sql()
+        self._ensure_partitions(self.months)
+        self.conn.execute(f"ANALYZE {STAGE}")
+        self.rows_changed += self.conn.execute(self.plan.merge()).rowcount
+        for statement in self.plan.merge_self_references():
+            self.rows_changed += self.conn.execute(statement).rowcount
+
+    @property
+    def reasons(self) -> Counter:
+        return self.rejected + self.rejected_in_sql
+
+
+def _lock_table(conn: psycopg.Connection, table: str) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LOCK_NAMESPACE + table,))
+
+
+def load_file(
+    conn: psycopg.Connection,
+    file: LandingFile,
+    checksum: str | None = None,
+    *,
+    run_id: str | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    on_rows: Callable[[int], None] | None = None,
+) -> FileResult:
+    """Ingest one file on ``conn`` (which must not be inside a transaction); never raises for bad data."""
+    started = time.monotonic()
+    checksum = checksum or file.checksum()
+    result = FileResult(file, checksum, "loaded")
+    try:
+        with conn.transaction():
+            conn.execute("SET LOCAL work_mem = '64MB'")
+            # A killed loader's server process notices the dead client within seconds instead of
+            # finishing its statement first; its transaction is rolled back either way.
+            conn.execute("SET LOCAL client_connection_check_interval = '2s'")
+            _lock_table(conn, file.table)
+            earlier = ledger.loaded_copy(conn, file.table, checksum)
+            if earlier:
+                result.status, result.duplicate_of = "duplicate", earlier[1]
+                result.file_id = ledger.record(conn, file, checksum, status="duplicate", run_id=run_id,
+                                               duplicate_of=earlier[0])
+                return result
+            result.file_id = ledger.start(conn, file, checksum, run_id)
+            load = _FileLoad(conn, file, result.file_id)
+            load.run(chunk_bytes, on_rows)
+            result.rows_changed, result.rows_superseded = load.rows_changed, load.rows_superseded
+            result.rows_in = load.rows_in
+            result.seconds_by_step = load.seconds
+            result.reasons = load.reasons
+            result.rows_rejected = sum(result.reasons.values())
+            result.rows_loaded = result.rows_in - result.rows_rejected
+            result.validation = load.validator.summary()
+            if result.rows_in and not result.rows_loaded:
+                result.status = "failed"
+                result.error = f"{file.url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)})"
+            ledger.finish(conn, result.file_id, status=result.status, rows_in=result.rows_in,
+                          rows_loaded=result.rows_loaded, rows_rejected=result.rows_rejected,
+                          rows_changed=result.rows_changed, validation=result.validation, error=result.error)
+    except (LandingFileError, psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as error:
+        _record_failure(conn, result, error, run_id)
+    finally:
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def _record_failure(conn: psycopg.Connection, result: FileResult, error: Exception, run_id: str | None) -> None:
+    message = str(error) if isinstance(error, LandingFileError) else f"{result.file.url}: PostgreSQL refused " \
+        f"the file: {str(error).strip()}"
+    result.status, result.error = "failed", message
+    result.rows_in = result.rows_loaded = result.rows_rejected = result.rows_changed = 0
+    result.reasons = Counter()
+    with conn.transaction():
+        result.file_id = ledger.record(conn, result.file, result.checksum, status="failed", run_id=run_id,
+                                       error=message)
+
+
+def describe_reasons(reasons: Counter, limit: int = 5) -> str:
+    """'3 x tier: not in the allowed set, 1 x age: out of range' (the most frequent first)."""
+    shown = [f"{count} x {rule_words(rule)}" for rule, count in reasons.most_common(limit)]
+    more = len(reasons) - limit
+    return ", ".join(shown) + (f", and {more} more rule(s)" if more > 0 else "")

@@ -1,0 +1,79 @@
+"""The one entry point every runner uses: Dagster assets, the sensor and ``funnelhouse ingest``.
+
+Files are loaded one after another in :func:`ingestion.contracts.load_order` (employees before
+customers before conversations ...), each in its own transaction (see :mod:`loader`), so a file's
+references can point at anything an earlier file of the same run loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+
+from ingestion.load import ledger
+from ingestion.load.landing import LandingFile, discover
+from ingestion.load.loader import FileResult, load_file
+from ingestion.load.readers import CHUNK_BYTES
+from ingestion.schema import migrate
+
+
+class Observer:
+    """Progress hooks (the CLI draws a progress bar with them; Dagster logs)."""
+
+    def file_started(self, file: LandingFile, index: int, total: int) -> None: ...
+
+    def rows_read(self, count: int) -> None: ...
+
+    def file_finished(self, result: FileResult) -> None: ...
+
+
+def connect(dsn: str) -> psycopg.Connection:
+    return psycopg.connect(dsn, autocommit=True, application_name="funnelhouse-ingest")
+
+
+def pending(conn: psycopg.Connection, files: Iterable[LandingFile]) -> list[tuple[LandingFile, str]]:
+    """The files needing an automatic attempt, with their checksums (see :func:`ledger.handled`)."""
+    files = list(files)
+    seen = ledger.seen(conn, files)
+    waiting = []
+    for file in files:
+        if file.url in seen:
+            continue
+        checksum = file.checksum()
+        if not ledger.handled(conn, file.table, file.url, checksum):
+            waiting.append((file, checksum))
+    return waiting
+
+
+def ingest(
+    dsn: str,
+    files: Iterable[LandingFile],
+    *,
+    only_pending: bool = False,
+    run_id: str | None = None,
+    observer: Observer | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> list[FileResult]:
+    """Load the files in order; ``only_pending`` skips those the ledger has handled (sensor/asset mode).
+
+    Without it (explicit paths on the command line) every file is attempted: loaded content is
+    recognised by checksum and recorded as a duplicate, a failed file is retried.
+    """
+    observer = observer or Observer()
+    migrate.apply(dsn, log=lambda *_: None)
+    results = []
+    with connect(dsn) as conn:
+        files = list(files)
+        todo = pending(conn, files) if only_pending else [(f, None) for f in files]
+        for index, (file, checksum) in enumerate(todo):
+            observer.file_started(file, index, len(todo))
+            result = load_file(conn, file, checksum, run_id=run_id, chunk_bytes=chunk_bytes,
+                               on_rows=observer.rows_read)
+            observer.file_finished(result)
+            results.append(result)
+    return results
+
+
+def ingest_locations(dsn: str, locations: Iterable[str], **options) -> list[FileResult]:
+    return ingest(dsn, discover(locations), **options)

@@ -1,0 +1,260 @@
+"""Streaming readers: a landing file as row-numbered chunks of text values, in bounded memory.
+
+Every format is turned into the same thing, a pandas frame per chunk whose index is the 1-based
+row number in the file (the data row for CSV - the header is not counted - the line for JSONL,
+the row for Parquet) and whose values are the landing text (null = missing). Text rather than
+typed values because validation must see what was written ("12x" is a type error to report, not
+a parse failure to crash on), and because text is what COPY consumes anyway.
+
+Whole-file problems raise :class:`LandingFileError` naming the file: bad encoding, a file that
+stops mid-row (truncated), a header lacking the contract's columns (not a CSV of that table),
+an unreadable Parquet footer. Row-level problems are validation's business, not the reader's.
+"""
+
+from __future__ import annotations
+
+import csv
+import ctypes
+import ctypes.util
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from ingestion.contracts import CONTRACTS
+from ingestion.load.landing import LandingFile
+
+# Chunks are cut by size, not row count: memory per chunk is then the same for a 200-byte
+# conversation and a 2 KB one, while a chunk stays big enough (~35k thin rows) that the fixed cost
+# of a great-expectations run per chunk stays small next to the rows' own cost.
+CHUNK_BYTES = 8 * 1024 * 1024
+
+
+def _return_big_buffers_to_the_os() -> None:
+    """Serve every allocation above 256 KiB with its own mmap (glibc only; elsewhere a no-op).
+
+    glibc raises its mmap threshold after the first big free, so the following chunk-sized
+    buffers (a CSV block, a column, the COPY text) come from the heap and the freed space is
+    kept: RSS then creeps up by several chunks over a 1 GB file. A fixed threshold returns each
+    chunk's memory when it is dropped, which is what keeps a load's memory flat.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+_return_big_buffers_to_the_os()
+
+
+class LandingFileError(Exception):
+    """The file as a whole cannot be read as a landing file of its table."""
+
+    def __init__(self, file: LandingFile, problem: str):
+        super().__init__(f"{file.url}: {problem}")
+        self.file = file
+        self.problem = problem
+
+
+@dataclass
+class Chunk:
+    frame: pd.DataFrame  # landing columns as text, index = 1-based row numbers
+
+    @property
+    def first_row(self) -> int:
+        return int(self.frame.index[0]) if len(self.frame) else 0
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def read_chunks(file: LandingFile, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """Chunks (about ``chunk_bytes`` of file each) of the rows with exactly the contract's landing columns."""
+    columns = CONTRACTS[file.table].landing_columns
+    reader = {"csv": _csv_chunks, "jsonl": _jsonl_chunks, "parquet": _parquet_chunks}[file.format]
+    try:
+        for chunk in reader(file, columns, chunk_bytes):
+            yield chunk
+            pa.default_memory_pool().release_unused()  # give freed Arrow buffers back (bounded RSS)
+    except LandingFileError:
+        raise
+    except (pa.ArrowInvalid, UnicodeDecodeError, orjson.JSONDecodeError, csv.Error) as error:
+        raise LandingFileError(file, f"not a readable {file.format} file: {error}") from error
+
+
+def _require_columns(file: LandingFile, present: list[str], columns: list[str]) -> None:
+    missing = [c for c in columns if c not in present]
+    if missing:
+        shown = ", ".join(present[:8]) + (" ..." if len(present) > 8 else "")
+        raise LandingFileError(
+            file,
+            f"not a {file.format} file of {file.table}: missing column(s) {', '.join(missing)} "
+            f"(found: {shown or 'nothing'})",
+        )
+
+
+def _check_complete(file: LandingFile, handle) -> None:
+    """A text file must end with a newline: one that stops mid-row was cut off in transfer."""
+    handle.seek(0, io.SEEK_END)
+    size = handle.tell()
+    if size == 0:
+        raise LandingFileError(file, "empty file (not even a header)")
+    handle.seek(size - 1)
+    if handle.read(1) != b"\n":
+        raise LandingFileError(file, "truncated: the last row is incomplete (no final newline)")
+    handle.seek(0)
+
+
+def _numbered(frame: pd.DataFrame, first_row: int) -> pd.DataFrame:
+    frame.index = pd.RangeIndex(first_row, first_row + len(frame))
+    return frame
+
+
+def _csv_header(file: LandingFile, handle) -> list[str]:
+    first_line = handle.readline(1024 * 1024)
+    handle.seek(0)
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise LandingFileError(file, f"header is not UTF-8 ({error.reason} at byte {error.start})") from error
+    return next(csv.reader([text]), [])
+
+
+def _last_row_end(buffer: bytes) -> int:
+    """Index of the last newline of ``buffer`` outside a quoted field, or -1.
+
+    In RFC 4180 CSV a quote inside a field is doubled, so a position is inside a quoted field
+    exactly when an odd number of quotes precede it.
+    """
+    end = buffer.rfind(b"\n")
+    quotes = buffer.count(b'"', 0, end) if end >= 0 else 0
+    while end >= 0 and quotes % 2:
+        previous = buffer.rfind(b"\n", 0, end)
+        quotes -= buffer.count(b'"', previous + 1, end)
+        end = previous
+    return end
+
+
+def _csv_blocks(handle, size: int) -> Iterator[bytes]:
+    """The data rows as pieces of about ``size`` bytes, each ending at a row boundary.
+
+    pyarrow's own streaming reader reads ahead and keeps far more than one block alive (hundreds
+    of MB on a 1 GB file); cutting the blocks here bounds the memory to a block or two.
+    """
+    carry = b""
+    while data := handle.read(size):
+        buffer = carry + data if carry else data
+        end = _last_row_end(buffer)
+        if end < 0:  # one row longer than a block: keep reading
+            carry = buffer
+            continue
+        yield buffer[: end + 1]
+        carry = buffer[end + 1 :]
+    if carry:
+        yield carry
+
+
+def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
+    with file.open() as handle:
+        _check_complete(file, handle)
+        header = [c.strip() for c in _csv_header(file, handle)]
+        _require_columns(file, header, columns)
+        handle.readline()  # past the header
+        read_options = pa_csv.ReadOptions(column_names=header, use_threads=False)
+        parse_options = pa_csv.ParseOptions(newlines_in_values=True)
+        convert_options = pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(columns, pa.string()), include_columns=columns,
+            strings_can_be_null=True, quoted_strings_can_be_null=True,
+        )
+        next_row = 1
+        for block in _csv_blocks(handle, chunk_bytes):
+            try:
+                table = pa_csv.read_csv(io.BytesIO(block), read_options=read_options,
+                                        parse_options=parse_options, convert_options=convert_options)
+            except pa.ArrowInvalid as error:
+                raise LandingFileError(file, f"unreadable CSV in the rows from data row {next_row} on: {error}") \
+                    from error
+            yield Chunk(_numbered(table.to_pandas(), next_row))
+            next_row += table.num_rows
+
+
+def _json_text(value, is_json: bool) -> str | None:
+    if value is None:
+        return None
+    if is_json:
+        return orjson.dumps(value).decode()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
+    contract = CONTRACTS[file.table]
+    json_columns = {c.name for c in contract.columns if c.kind == "json"}
+    with file.open() as handle:
+        _check_complete(file, handle)
+        rows: dict[str, list] = {c: [] for c in columns}
+        numbers: list[int] = []
+        size = 0
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue  # a blank line is no row; row numbers stay line numbers
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as error:
+                raise LandingFileError(file, f"line {line_number} is not JSON: {error}") from error
+            if not isinstance(record, dict):
+                raise LandingFileError(file, f"line {line_number} is not a JSON object")
+            for column in columns:
+                rows[column].append(_json_text(record.get(column), column in json_columns))
+            numbers.append(line_number)
+            size += len(line)
+            if size >= chunk_bytes:
+                yield Chunk(_text_frame(rows, numbers))
+                rows, numbers, size = {c: [] for c in columns}, [], 0
+        if numbers:
+            yield Chunk(_text_frame(rows, numbers))
+
+
+def _text_frame(rows: dict[str, list], numbers: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {name: pd.array(values, dtype="str") for name, values in rows.items()}, index=pd.Index(numbers)
+    )
+
+
+def _parquet_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # nested values: keep them as JSON text
+        return pa.array(
+            [None if v is None else orjson.dumps(v).decode() for v in column.to_pylist()], pa.string()
+        )
+
+
+def _parquet_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
+    with file.open() as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+        except (pa.ArrowInvalid, OSError) as error:
+            raise LandingFileError(file, f"not a readable Parquet file: {error}") from error
+        _require_columns(file, parquet.schema_arrow.names, columns)
+        meta = parquet.metadata
+        row_bytes = max(1, sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+                        // max(1, meta.num_rows))
+        next_row = 1
+        for batch in parquet.iter_batches(batch_size=max(1000, chunk_bytes // row_bytes), columns=columns):
+            table = pa.table({name: _parquet_text(batch.column(name)) for name in columns})
+            yield Chunk(_numbered(table.to_pandas(), next_row))
+            next_row += batch.num_rows

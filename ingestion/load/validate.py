@@ -1,0 +1,295 @@
+"""The landing contract as great-expectations expectations, evaluated chunk by chunk.
+
+Each rule of :mod:`ingestion.contracts` (presence, NOT NULL, type, closed set, range, pattern,
+length) becomes one GE expectation, plus the limits PostgreSQL itself would enforce and the
+contract does not state (varchar length, DECIMAL precision, INTEGER range), read from the
+catalog so a row can never make the load's transaction fail. GE runs in an ephemeral context on
+a pandas frame whose index is the file's row numbers, with ``result_format=COMPLETE``: each
+expectation's ``unexpected_index_list`` says exactly which rows broke it.
+
+Two checks GE cannot express vectorised are done here with Arrow kernels and reported the same
+way: calendar validity (``2025-02-30`` matches the date pattern) and JSON well-formedness (parsed
+once per distinct value). References (business keys existing in PostgreSQL or in the same file)
+are checked by the loader with SQL joins, against the data itself rather than a copy of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.execution_engine import pandas_execution_engine
+
+from ingestion.contracts import CONTRACTS, Column
+
+INT_PATTERN = r"^[+-]?[0-9]+$"
+DECIMAL_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
+BOOL_PATTERN = r"^(?i:true|false|t|f|yes|no|1|0)$"
+# Month 01-12, day 01-31, hour 00-23, minute and second 00-59: a pattern check cannot tell
+# Feb 30 from Mar 30, so _calendar_failures looks at days 29-31.
+_DAY = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+DATE_PATTERN = rf"^{_DAY}$"
+TIMESTAMP_PATTERN = rf"^{_DAY}[ T](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{{1,6}})?(?:Z|[+-][0-9]{{2}}(?::?[0-9]{{2}})?)?$"
+_TYPE_PATTERNS = {"int": INT_PATTERN, "decimal": DECIMAL_PATTERN, "bool": BOOL_PATTERN,
+                  "date": DATE_PATTERN, "timestamp": TIMESTAMP_PATTERN}
+_TYPE_WORDS = {"int": "an integer", "decimal": "a number", "bool": "true or false",
+               "date": "a date YYYY-MM-DD", "timestamp": "a timestamp YYYY-MM-DD HH:MM:SS"}
+INT4_RANGE = (-(2**31), 2**31 - 1)
+
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+# GE fingerprints every pandas batch by hashing all of its values (a batch marker nobody reads
+# here): a third of the validation time of a chunk. Frames at least this big are not hashed.
+pandas_execution_engine.HASH_THRESHOLD = 0
+
+
+@dataclass(frozen=True)
+class DbColumn:
+    """What PostgreSQL's catalog says about a target column (None where it sets no limit)."""
+
+    data_type: str
+    max_length: int | None = None
+    precision: int | None = None
+    scale: int | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One check of one landing column; ``explain(value)`` says in words why a value failed it."""
+
+    id: str
+    column: str
+    explain: Callable[[object], str]
+    expectation: gxe.Expectation | None = None
+    custom: Callable[[pd.Series], pd.Series] | None = None  # -> True where the value fails
+
+
+@dataclass
+class Verdict:
+    """Failures of one chunk: row number -> [(rule id, reason)], in rule order."""
+
+    failures: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def add(self, row: int, rule: str, reason: str) -> None:
+        self.failures.setdefault(row, []).append((rule, reason))
+
+
+def _shown(value) -> str:
+    text = str(value)
+    return repr(text[:60] + "..." if len(text) > 60 else text)
+
+
+def _numeric_name(column: str) -> str:
+    return f"{column}::number"
+
+
+def _calendar_failures(kind: str) -> Callable[[pd.Series], pd.Series]:
+    """Rows whose date/timestamp has the right shape but is no real day (Feb 30, Apr 31, Feb 29 of 2025).
+
+    The type pattern already bounds month, day, hour, minute and second, so only days 29-31 can
+    still be wrong: those few are parsed (Arrow's strptime rolls Feb 30 over to Mar 2, hence the
+    round trip through strftime).
+    """
+
+    def failing(values: pd.Series) -> pd.Series:
+        text = pa.array(values, type=pa.string())
+        day = pc.utf8_slice_codeunits(text, 0, 10)
+        suspect = pc.fill_null(pc.and_(pc.match_substring_regex(text, _TYPE_PATTERNS[kind]),
+                                       pc.match_substring_regex(day, r"-(29|30|31)$")), False)
+        bad = pd.Series(False, index=values.index)
+        if pc.any(suspect).as_py():
+            days = pc.filter(day, suspect)
+            parsed = pc.strptime(days, format="%Y-%m-%d", unit="s", error_is_null=True)
+            wrong = pc.invert(pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), days), False))
+            positions = pc.indices_nonzero(suspect).to_numpy()
+            bad.iloc[positions[wrong.to_numpy(zero_copy_only=False)]] = True
+        return bad
+
+    return failing
+
+
+def _json_failures(values: pd.Series) -> pd.Series:
+    """Rows whose text is not JSON; each distinct text is parsed once (JSON columns repeat a lot)."""
+    bad = []
+    for text in values.dropna().unique():
+        try:
+            orjson.loads(text)
+        except orjson.JSONDecodeError:
+            bad.append(text)
+    return values.isin(bad) if bad else pd.Series(False, index=values.index)
+
+
+def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
+    name = column.name
+    rules: list[Rule] = []
+    if column.required:
+        rules.append(Rule(f"not_null:{name}", name, lambda _v, n=name: f"{n} is required but empty",
+                          gxe.ExpectColumnValuesToNotBeNull(column=name)))
+    if column.kind in _TYPE_PATTERNS:
+        words = _TYPE_WORDS[column.kind]
+        rules.append(Rule(f"type:{name}", name, lambda v, n=name, w=words: f"{n} {_shown(v)} is not {w}",
+                          gxe.ExpectColumnValuesToMatchRegex(column=name, regex=_TYPE_PATTERNS[column.kind])))
+    if column.kind in ("date", "timestamp"):
+        rules.append(Rule(f"calendar:{name}", name,
+                          lambda v, n=name: f"{n} {_shown(v)} is no real calendar date/time",
+                          custom=_calendar_failures(column.kind)))
+    if column.kind == "json":
+        rules.append(Rule(f"json:{name}", name, lambda v, n=name: f"{n} {_shown(v)} is not valid JSON",
+                          custom=_json_failures))
+    if column.allowed:
+        allowed = list(column.allowed)
+        rules.append(Rule(f"in_set:{name}", name,
+                          lambda v, n=name, a=allowed: f"{n} {_shown(v)} is not one of {', '.join(a)}",
+                          gxe.ExpectColumnValuesToBeInSet(column=name, value_set=allowed)))
+    rules.extend(_range_rules(column, db))
+    if column.pattern:
+        rules.append(Rule(f"pattern:{name}", name,
+                          lambda v, n=name, p=column.pattern: f"{n} {_shown(v)} does not match {p}",
+                          gxe.ExpectColumnValuesToMatchRegex(column=name, regex=column.pattern)))
+    max_length = column.max_length or (db.max_length if db else None)
+    if max_length and column.kind == "text" and not column.allowed:  # a closed set bounds the length
+        rules.append(Rule(f"length:{name}", name,
+                          lambda v, n=name, m=max_length: f"{n} is {len(str(v))} characters, more than {m}",
+                          gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=max_length)))
+    return rules
+
+
+def _range_rules(column: Column, db: DbColumn | None) -> list[Rule]:
+    """The contract's range, then the storage limit of the PostgreSQL type (rows never abort a load)."""
+    if column.kind not in ("int", "decimal"):
+        return []
+    name, numeric = column.name, _numeric_name(column.name)
+    rules = []
+    if column.minimum is not None or column.maximum is not None:
+        low = "" if column.minimum is None else f"{'>' if column.exclusive_minimum else '>='} {column.minimum:g}"
+        high = "" if column.maximum is None else f"<= {column.maximum:g}"
+        bounds = " and ".join(b for b in (low, high) if b)
+        rules.append(Rule(f"range:{name}", name, lambda v, n=name, b=bounds: f"{n} {_shown(v)} is not {b}",
+                          gxe.ExpectColumnValuesToBeBetween(column=numeric, min_value=column.minimum,
+                                                            max_value=column.maximum,
+                                                            strict_min=column.exclusive_minimum)))
+    if column.kind == "int":
+        limit = INT4_RANGE if db is None or db.data_type == "integer" else (-(2**63), 2**63 - 1)
+        rules.append(Rule(f"storage:{name}", name, lambda v, n=name: f"{n} {_shown(v)} overflows {n}'s type",
+                          gxe.ExpectColumnValuesToBeBetween(column=numeric, min_value=limit[0],
+                                                            max_value=limit[1])))
+    elif db and db.precision:
+        bound = 10.0 ** (db.precision - (db.scale or 0))
+        rules.append(Rule(f"storage:{name}", name,
+                          lambda v, n=name, p=db.precision, s=db.scale: f"{n} {_shown(v)} does not fit DECIMAL({p},{s})",
+                          gxe.ExpectColumnValuesToBeBetween(column=numeric, min_value=-bound, max_value=bound,
+                                                            strict_min=True, strict_max=True)))
+    return rules
+
+
+class ChunkValidator:
+    """The rules of one table, compiled once into a GE suite, applied to each chunk of a file.
+
+    Also keeps the per-expectation totals of the whole file (``summary()``), which the ledger
+    stores and Dagster shows as the asset check's metadata.
+    """
+
+    def __init__(self, table: str, db_columns: dict[str, DbColumn] | None = None):
+        self.contract = CONTRACTS[table]
+        db_columns = db_columns or {}
+        self.rules: list[Rule] = []
+        for column in self.contract.columns:
+            self.rules.extend(_rules_for_column(column, db_columns.get(column.name)))
+        for reference in self.contract.references:
+            if reference.required:
+                name = reference.landing_column
+                self.rules.append(Rule(f"not_null:{name}", name, lambda _v, n=name: f"{n} is required but empty",
+                                       gxe.ExpectColumnValuesToNotBeNull(column=name)))
+        self._numeric = [c.name for c in self.contract.columns if c.kind in ("int", "decimal")]
+        self._by_expectation = [r for r in self.rules if r.expectation is not None]
+        self._custom = [r for r in self.rules if r.custom is not None]
+        self._ge_columns = list(dict.fromkeys(r.column for r in self._by_expectation))
+        self._unexpected: Counter[str] = Counter()
+        self.rows_checked = 0
+        self._suite, self._batch_definition = self._compile()
+
+    def _compile(self):
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        source = context.data_sources.add_pandas(f"landing_{self.contract.table}")
+        batch_definition = source.add_dataframe_asset("chunk").add_batch_definition_whole_dataframe("chunk")
+        # Column presence is the reader's check (a file without the contract's columns fails as a
+        # whole, with the missing names); the suite holds the per-row rules.
+        suite = gx.ExpectationSuite(name=f"landing_contract_{self.contract.table}")
+        for rule in self._by_expectation:
+            suite.add_expectation(rule.expectation)
+        return context.suites.add(suite), batch_definition
+
+    def _frame_for_ge(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Only the columns GE checks, plus a numeric twin of each number column for range checks.
+
+        Narrow on purpose: GE filters its input frame once per expectation, so a wide frame (a
+        conversation's content) would be copied a dozen times per chunk for nothing.
+        """
+        typed = {
+            _numeric_name(name): pd.to_numeric(frame[name].where(frame[name].str.fullmatch(
+                INT_PATTERN if self.contract.column(name).kind == "int" else DECIMAL_PATTERN, na=False)),
+                errors="coerce").astype("float64")
+            for name in self._numeric
+        }
+        checked = frame[self._ge_columns]
+        return pd.concat([checked, pd.DataFrame(typed, index=frame.index)], axis=1) if typed else checked
+
+    def validate(self, frame: pd.DataFrame) -> Verdict:
+        verdict = Verdict()
+        self.rows_checked += len(frame)
+        if frame.empty:
+            return verdict
+        batch = self._batch_definition.get_batch(batch_parameters={"dataframe": self._frame_for_ge(frame)})
+        result = batch.validate(self._suite, result_format={"result_format": "COMPLETE",
+                                                            "return_unexpected_index_query": False})
+        outcome = {r.expectation_config.id: r for r in result.results}
+        for rule, expectation in zip(self._by_expectation, self._suite.expectations, strict=True):
+            checked = outcome[expectation.id]
+            if checked.exception_info and checked.exception_info.get("raised_exception"):
+                raise RuntimeError(f"expectation {rule.id} could not run: "
+                                   f"{checked.exception_info.get('exception_message')}")
+            rows = checked.result.get("unexpected_index_list") or []
+            self._record(verdict, rule, frame, rows)
+        for rule in self._custom:
+            failing = rule.custom(frame[rule.column])
+            self._record(verdict, rule, frame, frame.index[failing.to_numpy(dtype=bool)])
+        return verdict
+
+    def _record(self, verdict: Verdict, rule: Rule, frame: pd.DataFrame, rows) -> None:
+        self._unexpected[rule.id] += len(rows)
+        if len(rows):
+            values = frame[rule.column].loc[list(rows)]
+            for row, value in zip(values.index.tolist(), values.tolist(), strict=True):
+                verdict.add(row, rule.id, rule.explain(value))
+
+    def summary(self) -> dict:
+        """Per rule: the GE expectation behind it and how many rows of the file broke it."""
+        return {
+            "rows_checked": self.rows_checked,
+            "expectations": [
+                {"rule": r.id, "expectation": r.expectation.expectation_type if r.expectation else "funnelhouse",
+                 "unexpected": self._unexpected[r.id], "success": self._unexpected[r.id] == 0}
+                for r in self.rules
+            ],
+        }
+
+
+def rule_words(rule_id: str) -> str:
+    """'in_set:direction' -> 'direction: not in the allowed set' (for summaries)."""
+    kind, _, column = rule_id.partition(":")
+    words = {"not_null": "required but empty", "type": "wrong type", "calendar": "no real date/time",
+             "json": "not JSON", "in_set": "not in the allowed set", "range": "out of range",
+             "storage": "does not fit the column type", "pattern": "does not match the code pattern",
+             "length": "too long", "reference": "unknown reference", "unique": "clashes with a unique value",
+             "moved": "key exists with another partition value"}
+    return f"{column}: {words.get(kind, kind)}" if column else kind
+

@@ -1,0 +1,144 @@
+"""``funnelhouse ingest [PATH...]``: load landing files into PostgreSQL outside (or through) Dagster.
+
+It runs :func:`ingestion.load.pipeline.ingest`, exactly what the ``crm/*`` assets run. Named
+files and folders are all attempted (content already loaded is recognised by checksum and
+recorded as a duplicate; a failed file is retried); with no PATH, the pending files of the
+landing zone are loaded, as the sensor would. ``--via-dagster`` instead materialises the
+``crm/*`` assets in-process with the folder as their landing zone - what ``make demo`` uses, so
+the demo goes through the same assets as production.
+
+Exit status: 0 when every file loaded (rows rejected are reported, and are not a failure: they
+are quarantined in ``funnelhouse.ingest_rejects``); 1 when any file failed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ingestion.load.landing import default_landing_url, discover
+from ingestion.load.loader import FileResult, describe_reasons
+from ingestion.load.pipeline import Observer, ingest
+from ingestion.load.readers import CHUNK_BYTES
+from orchestration import environment
+
+console = Console()
+_STATUS_STYLE = {"loaded": "green", "duplicate": "cyan", "failed": "red"}
+
+
+class _ProgressObserver(Observer):
+    """A bar over files, and a live count of the current file's rows."""
+
+    def __init__(self, progress: Progress, total: int):
+        self.progress = progress
+        self.task = progress.add_task("files", total=total)
+        self.rows = 0
+
+    def file_started(self, file, index, total):
+        self.rows = 0
+        self.progress.update(self.task, total=total, description=f"{file.name}")
+
+    def rows_read(self, count):
+        self.rows += count
+        self.progress.update(self.task, description=f"rows read: {self.rows:,}")
+
+    def file_finished(self, result):
+        self.progress.advance(self.task)
+
+
+def summary_table(results: list[FileResult]) -> Table:
+    table = Table(title="ingestion summary")
+    table.add_column("file", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    for name in ("in", "loaded", "rejected", "changed", "s"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for r in results:
+        style = _STATUS_STYLE.get(r.status, "")
+        table.add_row(r.file.name, f"[{style}]{r.status}[/]", f"{r.rows_in:,}", f"{r.rows_loaded:,}",
+                      f"{r.rows_rejected:,}", f"{r.rows_changed:,}", f"{r.seconds:.1f}")
+    return table
+
+
+def print_notes(results: list[FileResult]) -> None:
+    """Why rows were rejected, and why files failed, below the table (too long for a cell)."""
+    for r in results:
+        if r.error:
+            console.print(f"[red]failed[/] {r.error}")
+        elif r.duplicate_of:
+            console.print(f"[cyan]duplicate[/] {r.file.name}: same content as {r.duplicate_of} (nothing done)")
+        elif r.rows_rejected:
+            console.print(f"[yellow]rejected[/] {r.file.name}: {describe_reasons(r.reasons)}")
+
+
+def _run_direct(locations: list[str], only_pending: bool, chunk_bytes: int) -> list[FileResult]:
+    files = discover(locations)
+    if not files:
+        console.print(f"no landing files in {', '.join(locations)}")
+        return []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        return ingest(environment.pg_dsn(), files, only_pending=only_pending,
+                      observer=_ProgressObserver(progress, len(files)), chunk_bytes=chunk_bytes)
+
+
+def materialise_via_dagster(landing: str) -> bool:
+    """Materialise every ``crm/*`` asset in-process, ``landing`` as the landing zone; True on success."""
+    import dagster as dg
+
+    from orchestration.defs.ingestion import resources
+    from orchestration.defs.ingestion.assets import CRM_ASSETS
+    from orchestration.defs.ingestion.resources import LandingZone
+
+    # With DAGSTER_HOME set (as `make ui` sets it) the run is recorded where the UI shows it.
+    dagster_home = os.environ.get("DAGSTER_HOME")
+    persistent = bool(dagster_home) and os.path.isdir(dagster_home)
+    instance = dg.DagsterInstance.get() if persistent else dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        CRM_ASSETS,
+        resources={**resources(), "landing_zone": LandingZone(url=landing)},
+        instance=instance,
+        raise_on_error=False,
+    )
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        meta = materialization.metadata
+        console.print(f"{materialization.asset_key.to_user_string()}: "
+                      + ", ".join(f"{k} {meta[k].value}" for k in ("files", "rows_in", "rows_loaded",
+                                                                      "rows_rejected") if k in meta))
+    for event in result.all_events:
+        if event.is_step_failure:
+            console.print(f"[red]{event.step_key} failed[/]: {event.event_specific_data.error.message.strip()}")
+    return result.success
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(name="ingest")
+    def ingest_command(
+        paths: Annotated[list[str] | None, typer.Argument(
+            help="Landing files or folders (local or fsspec URLs).")] = None,
+        landing: Annotated[str, typer.Option(
+            help="Landing zone when no PATH is given (default: $FUNNELHOUSE_LANDING or <state dir>/landing).")] = "",
+        via_dagster: Annotated[bool, typer.Option(
+            "--via-dagster", help="Materialise the crm/* Dagster assets on the folder instead.")] = False,
+        chunk_bytes: Annotated[int, typer.Option(help="Bytes of file per validated chunk (memory vs. overhead).")] = CHUNK_BYTES,
+    ) -> None:
+        """Validate landing files and merge them into PostgreSQL, each file exactly once."""
+        locations = paths or [landing or default_landing_url()]
+        if via_dagster:
+            if len(locations) != 1:
+                raise typer.BadParameter("--via-dagster takes one landing folder")
+            raise typer.Exit(0 if materialise_via_dagster(locations[0]) else 1)
+        results = _run_direct(locations, only_pending=not paths, chunk_bytes=chunk_bytes)
+        if results:
+            console.print(summary_table(results))
+            print_notes(results)
+        failed = [r for r in results if not r.ok]
+        rejected = sum(r.rows_rejected for r in results)
+        console.print(f"{len(results)} file(s): {sum(r.rows_loaded for r in results):,} rows loaded, "
+                      f"{rejected:,} rejected (see funnelhouse.ingest_rejects), {len(failed)} file(s) failed")
+        raise typer.Exit(1 if failed else 0)

@@ -1,0 +1,149 @@
+"""One Dagster asset per seed table, ``crm/<table>``, ingesting that table's pending landing files.
+
+Dependencies follow the contract's references (employees before customers before funnel,
+deposits, conversations ...), so materialising the group loads a whole drop in an order where
+every business key can resolve. Each asset runs :func:`ingestion.load.pipeline.ingest` - the
+same code as ``funnelhouse ingest`` - and reports per file what came in, what loaded, what was
+rejected and why. The ``landing_contract`` asset check carries the great-expectations results:
+it passes when no row was rejected, and warns (rejected rows are quarantined, not lost) otherwise.
+A file that could not be loaded at all - unreadable, or every row rejected - fails the asset.
+
+(No ``from __future__ import annotations``: Dagster reads resource and config classes from
+the asset function's real annotations.)
+"""
+
+from collections import Counter
+
+import dagster as dg
+from pydantic import Field
+
+from ingestion.contracts import CONTRACTS, load_order
+from ingestion.load.landing import discover
+from ingestion.load.loader import FileResult, describe_reasons
+from ingestion.load.pipeline import Observer, ingest
+from ingestion.load.validate import rule_words
+from orchestration.defs.ingestion.resources import LandingZone, PostgresResource
+
+GROUP = "ingestion"
+CHECK = "landing_contract"
+
+
+def asset_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["crm", table])
+
+
+def op_name(table: str) -> str:
+    """The op behind ``crm/<table>`` (run config is keyed by it)."""
+    return f"crm__{table}"
+
+
+class IngestConfig(dg.Config):
+    paths: list[str] = Field(
+        default=[],
+        description="Landing files to ingest (the sensor sets one); empty: every pending file of the table.",
+    )
+
+
+class _LogObserver(Observer):
+    def __init__(self, log):
+        self.log = log
+
+    def file_finished(self, result: FileResult) -> None:
+        self.log.info(
+            f"{result.file.name}: {result.status}, {result.rows_in} in, {result.rows_loaded} loaded, "
+            f"{result.rows_rejected} rejected, {result.rows_changed} changed ({result.seconds:.1f}s)"
+            + (f" - {result.error}" if result.error else "")
+        )
+
+
+def _file_table(results: list[FileResult]) -> str:
+    lines = ["| file | status | in | loaded | rejected | changed | note |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        note = r.error or (f"same content as {r.duplicate_of}" if r.duplicate_of else describe_reasons(r.reasons))
+        lines.append(f"| {r.file.name} | {r.status} | {r.rows_in} | {r.rows_loaded} | {r.rows_rejected} "
+                     f"| {r.rows_changed} | {note.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def _reasons_table(reasons: Counter) -> str:
+    lines = ["| rule | meaning | rows |", "|---|---|---|"]
+    lines += [f"| {rule} | {rule_words(rule)} | {count} |" for rule, count in reasons.most_common()]
+    return "\n".join(lines)
+
+
+def summarise(results: list[FileResult]) -> dict:
+    reasons: Counter = Counter()
+    for r in results:
+        reasons.update(r.reasons)
+    return {
+        "files": len(results),
+        "files_failed": sum(not r.ok for r in results),
+        "rows_in": sum(r.rows_in for r in results),
+        "rows_loaded": sum(r.rows_loaded for r in results),
+        "rows_rejected": sum(r.rows_rejected for r in results),
+        "rows_changed": sum(r.rows_changed for r in results),
+        "reasons": reasons,
+    }
+
+
+def _expectations(results: list[FileResult]) -> dict:
+    """GE results of the run's files merged: per rule, rows that broke it."""
+    merged: Counter = Counter()
+    kinds: dict[str, str] = {}
+    for r in results:
+        for e in r.validation.get("expectations", []):
+            merged[e["rule"]] += e["unexpected"]
+            kinds[e["rule"]] = e["expectation"]
+    return {rule: {"expectation": kinds[rule], "unexpected": merged[rule]} for rule in kinds}
+
+
+def _ingestion_asset(table: str) -> dg.AssetsDefinition:
+    key = asset_key(table)
+
+    @dg.asset(
+        key=key,
+        deps=[asset_key(dep) for dep in CONTRACTS[table].depends_on],
+        group_name=GROUP,
+        kinds={"postgres"},
+        description=f"The seed table `{table}`, loaded from `{table}__<batch>.<csv|jsonl|parquet>` landing files.",
+        check_specs=[dg.AssetCheckSpec(CHECK, asset=key,
+                                       description="Landing rows obey the contract (great-expectations)")],
+    )
+    def _ingest(context: dg.AssetExecutionContext, config: IngestConfig, postgres: PostgresResource,
+                landing_zone: LandingZone):
+        locations = config.paths or [landing_zone.resolved_url()]
+        files = [f for f in discover(locations) if f.table == table]
+        results = ingest(postgres.resolved_dsn(), files, only_pending=True, run_id=context.run_id,
+                         observer=_LogObserver(context.log))
+        totals = summarise(results)
+        metadata = {
+            "files": [r.file.url for r in results],
+            **{k: dg.MetadataValue.int(v) for k, v in totals.items() if k != "reasons"},
+            "per_file": dg.MetadataValue.md(_file_table(results)) if results else "no pending file",
+            "rejected_by_rule": dg.MetadataValue.md(_reasons_table(totals["reasons"])),
+        }
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise dg.Failure(
+                description=f"{len(failed)} of {len(results)} {table} file(s) failed: "
+                + "; ".join(r.error or r.file.url for r in failed),
+                metadata=metadata,
+            )
+        yield dg.MaterializeResult(
+            metadata=metadata,
+            check_results=[dg.AssetCheckResult(
+                check_name=CHECK,
+                passed=totals["rows_rejected"] == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=(f"{totals['rows_rejected']} of {totals['rows_in']} rows rejected: "
+                             f"{describe_reasons(totals['reasons'])}" if totals["rows_rejected"]
+                             else f"all {totals['rows_in']} rows valid"),
+                metadata={"rows_checked": totals["rows_in"], "rows_rejected": totals["rows_rejected"],
+                          "expectations": dg.MetadataValue.json(_expectations(results))},
+            )],
+        )
+
+    return _ingest
+
+
+CRM_ASSETS = [_ingestion_asset(table) for table in load_order()]

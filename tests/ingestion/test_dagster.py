@@ -1,0 +1,99 @@
+"""The Dagster layer against the real PostgreSQL: the landing sensor, and the assets' failure and checks."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from orchestration.defs.ingestion import defs, resources
+from orchestration.defs.ingestion.assets import CRM_ASSETS, asset_key
+from orchestration.defs.ingestion.resources import LandingZone
+from orchestration.defs.ingestion.sensors import FILE_TAG, crm_landing_sensor
+from tests.ingestion import landing_rows as rows
+
+
+def tick(landing):
+    context = dg.build_sensor_context(resources={**resources(), "landing_zone": LandingZone(url=str(landing))},
+                                      definitions=defs)
+    return crm_landing_sensor(context)
+
+
+def run_requests(result) -> list[dg.RunRequest]:
+    return [] if isinstance(result, dg.SkipReason) else list(result)
+
+
+def materialise(landing, *tables, run_config=None):
+    selection = [a for a in CRM_ASSETS if a.key in {asset_key(t) for t in tables}]
+    return dg.materialize(selection, resources={**resources(), "landing_zone": LandingZone(url=str(landing))},
+                          run_config=run_config, raise_on_error=False)
+
+
+def execute(request: dg.RunRequest, landing):
+    """What the daemon would do with the request: run its asset with its config."""
+    (key,) = request.asset_selection
+    return materialise(landing, key.path[-1], run_config=request.run_config)
+
+
+def test_sensor_launches_one_run_per_new_file_in_dependency_order(landing, pg_dsn, sql):
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+    rows.write(landing, "customers", "b2", [rows.customer(2)])
+    rows.write(landing, "conversations", "b1", [rows.conversation(1)])
+    (landing / "_manifest.json").write_text("{}")  # not a landing file: ignored
+
+    # Customers wait for employees, conversations for both.
+    first = run_requests(tick(landing))
+    assert [r.tags[FILE_TAG] for r in first] == [str(landing / "employees__b1.csv")]
+    assert first[0].run_key.startswith(str(landing / "employees__b1.csv") + ":")
+    assert execute(first[0], landing).success
+
+    second = run_requests(tick(landing))
+    assert sorted(r.tags[FILE_TAG].rsplit("/", 1)[-1] for r in second) == ["customers__b1.csv", "customers__b2.csv"]
+    assert len({r.run_key for r in second}) == 2
+    for request in second:
+        assert execute(request, landing).success
+
+    third = run_requests(tick(landing))
+    assert [r.asset_selection for r in third] == [[asset_key("conversations")]]
+    assert execute(third[0], landing).success
+    assert sql("SELECT count(*) FROM conversations") == [(1,)]
+
+    # Everything is in the ledger now: nothing to launch, also for a re-dropped copy of a file.
+    (landing / "customers__again.csv").write_bytes((landing / "customers__b1.csv").read_bytes())
+    assert [r.tags[FILE_TAG].rsplit("/", 1)[-1] for r in run_requests(tick(landing))] == []
+    skipped = tick(landing)
+    assert isinstance(skipped, dg.SkipReason) and "no new landing file" in skipped.skip_message
+
+    # A changed file under a known name is new content: one run.
+    rows.write(landing, "customers", "b2", [rows.customer(2, tier="S")])
+    assert [r.tags[FILE_TAG].rsplit("/", 1)[-1] for r in run_requests(tick(landing))] == ["customers__b2.csv"]
+
+
+def test_asset_reports_rejects_in_its_check_and_fails_on_a_broken_file(landing, pg_dsn, sql):
+    rows.write(landing, "employees", "b1", [rows.employee(1), rows.employee(2, role="intern")])
+    result = materialise(landing, "employees")
+    assert result.success
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["rows_rejected"].value == 1
+    assert check.metadata["expectations"].value["in_set:role"] == {
+        "expectation": "expect_column_values_to_be_in_set", "unexpected": 1}
+    (materialization,) = result.asset_materializations_for_node("crm__employees")
+    assert materialization.metadata["rows_loaded"].value == 1
+
+    (landing / "employees__b2.csv").write_bytes(b"not,a,landing,file\n1,2,3,4\n")
+    broken = materialise(landing, "employees")
+    assert not broken.success
+    failure = next(e for e in broken.all_events if e.is_step_failure)
+    message = failure.event_specific_data.error.message
+    assert "employees__b2.csv" in message and "missing column" in message
+
+
+@pytest.mark.parametrize("asset", CRM_ASSETS, ids=lambda a: a.key.to_user_string())
+def test_assets_follow_the_contract_dependencies(asset):
+    from ingestion.contracts import CONTRACTS
+
+    table = asset.key.path[-1]
+    assert asset.key == dg.AssetKey(["crm", table])
+    deps = {dep.path[-1] for dep in asset.asset_deps[asset.key]}
+    assert deps == set(CONTRACTS[table].depends_on)

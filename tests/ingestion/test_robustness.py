@@ -1,0 +1,93 @@
+"""A load killed mid-file leaves nothing behind; a 1 GB file loads in bounded memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from tests.ingestion import landing_rows as rows
+from tests.ingestion.big_files import write_conversations_csv
+
+FUNNELHOUSE = str(Path(sys.executable).with_name("funnelhouse"))
+
+
+@pytest.fixture
+def parents(landing, run_ingest):
+    """The customer and employee every big conversations file refers to."""
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+    assert {r.status for r in run_ingest(landing).values()} == {"loaded"}
+
+
+def _ingest_process(path: Path, dsn: str) -> subprocess.Popen:
+    env = {**os.environ, "FUNNELHOUSE_PG_DSN": dsn}
+    return subprocess.Popen([FUNNELHOUSE, "ingest", str(path)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _peak_rss_mb(process: subprocess.Popen) -> float:
+    """The child's peak RSS, sampled (getrusage would count the pre-exec fork of this big test process)."""
+    watched = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+            peak = max(peak, watched.memory_info().rss)
+        time.sleep(0.05)
+    return peak / 2**20
+
+
+def _wait_for_merge(dsn: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the loader is merging rows into conversations (so some chunks are in, more to come)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()
+            merging = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'funnelhouse-ingest' "
+                "AND query LIKE 'INSERT INTO \"conversations\"%%'").fetchone()[0]
+            if merging:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the loader never started merging")
+
+
+def test_a_load_killed_mid_file_leaves_no_rows_and_the_next_run_loads_it_all(parents, tmp_path, pg_dsn,
+                                                                              run_ingest, sql):
+    big = write_conversations_csv(tmp_path / "conversations__big.csv", 250_000)
+    process = _ingest_process(big, pg_dsn)
+    _wait_for_merge(pg_dsn, process)
+    time.sleep(1.0)  # a few chunks further into the file
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    assert sql("SELECT count(*) FROM conversations") == [(0,)]
+    assert sql("SELECT count(*) FROM funnelhouse.ingest_files WHERE table_name = 'conversations'") == [(0,)]
+    assert sql("SELECT count(*) FROM funnelhouse.ingest_rejects") == [(0,)]
+
+    # The next run waits for the dead load's server process to roll back, then loads everything.
+    result = run_ingest(big)["conversations__big.csv"]
+    assert (result.status, result.rows_loaded, result.rows_rejected) == ("loaded", 250_000, 0)
+    assert sql("SELECT count(*), count(DISTINCT source_message_id) FROM conversations") == [(250_000, 250_000)]
+
+
+# About 60 s on two cores: a 1 GB file, 250k conversations of 4 KB each (fewer, fatter rows keep the
+# database's share of the time down; the reader's memory depends on bytes, not rows).
+@pytest.mark.slow
+def test_a_1gb_conversations_file_loads_in_bounded_memory(parents, tmp_path, pg_dsn, sql):
+    big = write_conversations_csv(tmp_path / "conversations__1gb.csv", 250_000, content_bytes=4200)
+    assert big.stat().st_size > 1_000_000_000
+    process = _ingest_process(big, pg_dsn)
+    peak = _peak_rss_mb(process)
+    assert process.returncode == 0, process.stderr.read().decode()
+    assert peak < 500, f"peak RSS {peak:.0f} MB"
+    assert sql("SELECT count(*) FROM conversations") == [(250_000,)]
