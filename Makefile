@@ -30,7 +30,7 @@ demo: venv system-packages manifest
 	$(FH) up
 	$(FH) migrate
 	$(FH) generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed 7 --overwrite
-	$(FH) ingest $(DEMO_DIR)
+	$(FH) ingest --via-dagster $(DEMO_DIR)
 	$(FH) build
 	$(FH) marts
 	$(FH) reindex --full
