@@ -8,6 +8,9 @@ STATE := $(or $(FUNNELHOUSE_HOME),.funnelhouse)
 DEMO_DIR ?= $(STATE)/demo-landing
 DEMO_CUSTOMERS ?= 2000
 export PYTHONUNBUFFERED := 1
+# dbt's own files stay under dbt_project/ (Dagster reads the manifest there).
+export DBT_TARGET_PATH := $(CURDIR)/dbt_project/target
+export DBT_LOG_PATH := $(CURDIR)/dbt_project/logs
 
 .PHONY: venv manifest demo test lint format ui up down status clean system-packages \
 	bench bench-ingest bench-clickhouse bench-warehouse bench-search bench-reports

@@ -2,6 +2,10 @@
 
 Idempotent by construction: a window of changes read twice inserts the same versions again, which
 ReplacingMergeTree collapses; a snapshot is built beside the live table and swapped in atomically.
+
+Each run also says which tables changed (rows inserted or updated, tombstones, a snapshot whose
+content differs) and records when a table last changed (``changed_at`` in the state table): an
+incremental dbt build then runs only the models downstream of those tables.
 """
 
 from __future__ import annotations
@@ -28,9 +32,16 @@ class TableResult:
     seconds: float
     window_start: str
     window_end: str
+    # Rows inserted, updated or deleted; for a snapshot, content different from the previous one.
+    changed: bool
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def utc_now() -> dt.datetime:
+    """The clock of the state table's timestamps (naive UTC), shared with the build's refresh marks."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _timestamp_literal(value: dt.datetime) -> str:
@@ -52,20 +63,30 @@ class Replicator:
     def _qualified(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
 
-    def _cursors(self, table: str) -> tuple[dt.datetime, dt.datetime]:
+    def _state(self, table: str) -> tuple[dt.datetime, dt.datetime, dt.datetime | None]:
+        """(rows cursor, deletions cursor, last change) of ``table``; a new table never changed."""
         rows = self.client.query(
-            f"select rows_cursor, deletions_cursor from {self._qualified(schema.STATE_TABLE)} final "
-            "where table_name = {table:String}",
+            f"select rows_cursor, deletions_cursor, changed_at from {self._qualified(schema.STATE_TABLE)} "
+            "final where table_name = {table:String}",
             parameters={"table": table},
         ).result_rows
-        return rows[0] if rows else (cursor.EPOCH, cursor.EPOCH)
+        return rows[0] if rows else (cursor.EPOCH, cursor.EPOCH, None)
 
-    def _save_cursors(
-        self, table: str, bound: dt.datetime, rows_copied: int = 0, tombstones: int = 0
+    def _save_state(
+        self,
+        table: str,
+        bound: dt.datetime,
+        rows_copied: int = 0,
+        tombstones: int = 0,
+        changed: bool = True,
     ) -> None:
+        """Record the cursors; ``changed_at`` moves only when the run changed the table (and is
+        written after the rows are visible, so a build started later sees them)."""
+        recorded_at = utc_now()
+        changed_at = recorded_at if changed else (self._state(table)[2] or recorded_at)
         self.client.insert(
             f"{self.database}.{schema.STATE_TABLE}",
-            [[table, bound, bound, rows_copied, tombstones, dt.datetime.now(dt.UTC).replace(tzinfo=None)]],
+            [[table, bound, bound, rows_copied, tombstones, recorded_at, changed_at]],
             column_names=[
                 "table_name",
                 "rows_cursor",
@@ -73,6 +94,7 @@ class Replicator:
                 "rows_copied",
                 "tombstones",
                 "recorded_at",
+                "changed_at",
             ],
         )
 
@@ -82,20 +104,21 @@ class Replicator:
     def drop(self, table: RawTable) -> None:
         """Forget a table and its cursors, so the next run reloads it from scratch (--full-refresh)."""
         self.client.command(f"drop table if exists {self._qualified(table.name)}")
-        self._save_cursors(table.name, cursor.EPOCH)
+        self._save_state(table.name, cursor.EPOCH)
 
     def replicate(self, table: RawTable) -> TableResult:
         started = time.perf_counter()
         columns = schema.select_list(self.client, table, self.collection)
         schema.create_table(self.client, self.database, table, columns, self.collection)
         if table.incremental:
-            rows_start, deletions_start = self._cursors(table.name)
+            rows_start, deletions_start, _ = self._state(table.name)
             copied = self._copy_window(table, columns, rows_start)
             tombstones = self._tombstone(table, deletions_start)
+            changed = bool(copied or tombstones)
         else:
             rows_start = cursor.EPOCH
-            copied, tombstones = self._snapshot(table, columns), 0
-        self._save_cursors(table.name, self.bound, copied, tombstones)
+            (copied, changed), tombstones = self._snapshot(table, columns), 0
+        self._save_state(table.name, self.bound, copied, tombstones, changed)
         result = TableResult(
             table=table.name,
             mode=table.mode,
@@ -105,9 +128,11 @@ class Replicator:
             seconds=round(time.perf_counter() - started, 3),
             window_start=rows_start.isoformat(),
             window_end=self.bound.isoformat(),
+            changed=changed,
         )
         self.log(
-            f"{table.name}: {result.mode}, {copied} row(s) copied, {tombstones} deletion(s), "
+            f"{table.name}: {result.mode}{'' if changed else ' (unchanged)'}, {copied} row(s) copied, "
+            f"{tombstones} deletion(s), "
             f"{result.live_rows} live, {result.seconds:.2f}s"
         )
         return result
@@ -150,16 +175,21 @@ class Replicator:
             written += int(summary.written_rows)
         return written
 
-    def _snapshot(self, table: RawTable, columns) -> int:
+    def _snapshot(self, table: RawTable, columns) -> tuple[int, bool]:
+        """Rows copied, and whether the new snapshot differs from the live one. It is swapped in
+        either way, so its _replicated_at (source freshness) says the table was checked just now."""
         swap = f"{table.name}__snapshot"
         self.client.command(f"drop table if exists {self._qualified(swap)}")
         schema.create_table(self.client, self.database, table, columns, self.collection, name=swap)
         summary = self.client.command(
             f"insert into {self._qualified(swap)} {schema.pull_sql(table, columns, self.collection)}"
         )
+        changed = schema.content_fingerprint(self.client, self.database, swap) != schema.content_fingerprint(
+            self.client, self.database, table.name
+        )
         self.client.command(f"exchange tables {self._qualified(swap)} and {self._qualified(table.name)}")
         self.client.command(f"drop table if exists {self._qualified(swap)}")
-        return int(summary.written_rows)
+        return int(summary.written_rows), changed
 
 
 def replicate_tables(

@@ -49,9 +49,22 @@ def create_database(client, database: str) -> None:
             deletions_cursor DateTime64(6),
             rows_copied UInt64,
             tombstones UInt64,
-            recorded_at DateTime64(6) default now64(6)
+            recorded_at DateTime64(6) default now64(6),
+            changed_at DateTime64(6) default recorded_at
         ) engine = ReplacingMergeTree(recorded_at) order by table_name"""
     )
+    # State tables created before changed_at existed: their rows count as changed when recorded.
+    client.command(
+        f"alter table `{database}`.{STATE_TABLE} "
+        "add column if not exists changed_at DateTime64(6) default recorded_at"
+    )
+
+
+def content_fingerprint(client, database: str, name: str) -> tuple[int, int]:
+    """(rows, hash of every row but its load time): equal fingerprints mean the same content."""
+    return client.query(
+        f"select count(), sum(cityHash64(* except (_replicated_at))) from `{database}`.`{name}`"
+    ).result_rows[0]
 
 
 def create_table(

@@ -4,20 +4,22 @@ The two Python clients refuse each other's server, and differ in details we abso
 objects (ES ``ObjectApiResponse`` vs plain dict), where an error's HTTP status lives, how to ignore a
 404. Everything else uses only the APIs both share (``index=``/``body=`` keywords).
 
-Bulk requests are built here as NDJSON bytes rather than through ``helpers.streaming_bulk``: the
-full rebuild sends them from several threads while the next chunk is read from PostgreSQL, and
-both 429 flavours (the whole request, or single items) need back-off without losing any document.
+Bulk requests arrive here as NDJSON bytes (``bulk_lines``) rather than going through
+``helpers.streaming_bulk``: the full rebuild sends them from several threads while the next chunk
+is read from PostgreSQL, and both 429 flavours (the whole request, or single items) need back-off
+without losing any document.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from ingestion.search.bulk_lines import BulkItem
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +36,6 @@ class SearchSettingsLike(Protocol):
     password: str | None
     verify_tls: bool
     ca_certs: str | None
-
-
-@dataclass(frozen=True)
-class Action:
-    """One bulk operation: ``index`` (with the document) or ``delete``, versioned by the row's timestamp."""
-
-    op: str
-    doc_id: str
-    version: int
-    source: dict | None = None
 
 
 @dataclass
@@ -228,30 +220,9 @@ class SearchClient:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def serialise(actions: Iterable[Action], index: str) -> list[tuple[Action, bytes]]:
-        """Each action with its NDJSON lines. ``external_gte`` makes a replay of the same row
-        version a no-op success and an older version a 409, so re-sending a batch is harmless."""
-        serialised = []
-        for action in actions:
-            meta = {
-                action.op: {
-                    "_index": index,
-                    "_id": action.doc_id,
-                    "version": action.version,
-                    "version_type": "external_gte",
-                }
-            }
-            lines = json.dumps(meta, separators=(",", ":")) + "\n"
-            if action.op == "index":
-                lines += json.dumps(action.source, ensure_ascii=False, separators=(",", ":")) + "\n"
-            serialised.append((action, lines.encode()))
-        return serialised
-
     def bulk(
         self,
-        actions: Sequence[Action],
-        index: str,
+        items: Sequence[BulkItem],
         *,
         max_retries: int = 8,
         initial_backoff_s: float = 0.5,
@@ -262,10 +233,10 @@ class SearchClient:
 
         Returns per-document failures instead of raising, so the caller decides whether a
         cursor may advance (it may not while any document failed)."""
-        pending = self.serialise(actions, index)
+        pending = list(items)
         outcome = BulkOutcome()
         for attempt in range(max_retries + 1):
-            payload = b"".join(lines for _, lines in pending)
+            payload = b"".join(item.lines for item in pending)
             try:
                 response = _body(
                     self.raw.bulk(
@@ -279,22 +250,22 @@ class SearchClient:
                     self._sleep(attempt, initial_backoff_s, max_backoff_s, f"bulk request: {exc}")
                     continue
                 raise
-            retry: list[tuple[Action, bytes]] = []
+            retry: list[BulkItem] = []
             if not response.get("errors"):
                 outcome.succeeded += len(pending)
                 return outcome
-            for (action, lines), item in zip(pending, response["items"], strict=True):
-                result = next(iter(item.values()))
+            for sent, answer in zip(pending, response["items"], strict=True):
+                result = next(iter(answer.values()))
                 status = int(result.get("status", 500))
                 if 200 <= status < 300:
                     outcome.succeeded += 1
-                elif (action.op, status) in _HARMLESS:
+                elif (sent.op, status) in _HARMLESS:
                     outcome.harmless += 1
                 elif status == 429 and attempt < max_retries:
-                    retry.append((action, lines))
+                    retry.append(sent)
                 else:
                     outcome.failed.append(
-                        {"id": action.doc_id, "op": action.op, "status": status, "error": result.get("error")}
+                        {"id": sent.doc_id, "op": sent.op, "status": status, "error": result.get("error")}
                     )
             if not retry:
                 return outcome

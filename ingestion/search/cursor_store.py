@@ -1,35 +1,49 @@
 """Where the sync keeps its place: a row per alias in PostgreSQL, next to the data it tracks.
 
-One place of truth: the cursor is saved only after the engine acknowledged a bulk, so a crash
-replays at most one batch (harmless, see ``client.Action`` versions). A session-level advisory lock
-per alias keeps the sensor's sync and a rebuild's alias swap from interleaving; a killed process
-loses its session and so its lock.
+One place of truth: a cursor is saved only after the engine acknowledged a bulk, so a crash
+replays at most one batch (harmless: documents carry their rows' version, see ``bulk_lines``).
+A session-level advisory lock per alias keeps the sensor's sync and a rebuild's alias swap from
+interleaving; a killed process loses its session and so its lock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
-from ingestion.search.documents import EPOCH, Cursor
+from ingestion.search import related
+from ingestion.search.documents import EPOCH, Cursor, Cursors
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS search_sync_state (
-    index_alias TEXT PRIMARY KEY,
-    physical_index TEXT,
-    mapping_version INTEGER,
-    changes_updated_at TIMESTAMP NOT NULL DEFAULT '1970-01-01',
-    changes_id BIGINT NOT NULL DEFAULT 0,
-    deletions_deleted_at TIMESTAMP NOT NULL DEFAULT '1970-01-01',
-    deletions_id BIGINT NOT NULL DEFAULT 0,
-    documents_written BIGINT NOT NULL DEFAULT 0,
-    documents_deleted BIGINT NOT NULL DEFAULT 0,
-    last_sync_at TIMESTAMP,
-    last_rebuild_at TIMESTAMP
-)
-"""
+# One (timestamp, id) column pair per followed table, named after the ``Cursors`` field.
+_CURSOR_COLUMNS = {
+    "changes": ("changes_updated_at", "changes_id"),
+    "deletions": ("deletions_deleted_at", "deletions_id"),
+    "customers": ("customers_updated_at", "customers_id"),
+    "employees": ("employees_updated_at", "employees_id"),
+}
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS search_sync_state (
+        index_alias TEXT PRIMARY KEY,
+        physical_index TEXT,
+        mapping_version INTEGER,
+        documents_written BIGINT NOT NULL DEFAULT 0,
+        documents_deleted BIGINT NOT NULL DEFAULT 0,
+        last_sync_at TIMESTAMP,
+        last_rebuild_at TIMESTAMP
+    )""",
+    # Added one by one so that a table created by an older version gains the newer cursors.
+    *(
+        f"ALTER TABLE search_sync_state ADD COLUMN IF NOT EXISTS {at} TIMESTAMP NOT NULL DEFAULT '1970-01-01', "
+        f"ADD COLUMN IF NOT EXISTS {row_id} BIGINT NOT NULL DEFAULT 0"
+        for at, row_id in _CURSOR_COLUMNS.values()
+    ),
+]
+_CURSOR_ASSIGNMENTS = ", ".join(f"{c} = EXCLUDED.{c}" for pair in _CURSOR_COLUMNS.values() for c in pair)
+_CURSOR_NAMES = ", ".join(c for pair in _CURSOR_COLUMNS.values() for c in pair)
+_CURSOR_PLACEHOLDERS = ", ".join(["%s"] * 2 * len(_CURSOR_COLUMNS))
+_UTC_NOW = "clock_timestamp() AT TIME ZONE 'UTC'"
 
 
 @dataclass(frozen=True)
@@ -37,8 +51,7 @@ class SyncState:
     alias: str
     physical_index: str | None = None
     mapping_version: int | None = None
-    changes: Cursor = Cursor()
-    deletions: Cursor = Cursor()
+    cursors: Cursors = field(default_factory=Cursors)
     documents_written: int = 0
     documents_deleted: int = 0
     last_sync_at: dt.datetime | None = None
@@ -48,8 +61,14 @@ class SyncState:
 def ensure_table(conn: psycopg.Connection) -> None:
     # Serialise concurrent first runs: CREATE TABLE IF NOT EXISTS can still race on the catalog.
     conn.execute("SELECT pg_advisory_xact_lock(hashtext('search_sync_state ddl'))")
-    conn.execute(_DDL)
+    for statement in _DDL:
+        conn.execute(statement)
+    related.ensure_table(conn)
     conn.commit()
+
+
+def _cursor_values(cursors: Cursors) -> list:
+    return [value for name in _CURSOR_COLUMNS for value in cursors.of(name).as_tuple()]
 
 
 def load(conn: psycopg.Connection, alias: str) -> SyncState:
@@ -57,12 +76,12 @@ def load(conn: psycopg.Connection, alias: str) -> SyncState:
     conn.commit()
     if row is None:
         return SyncState(alias)
+    cursors = Cursors(**{name: Cursor(row[at], row[row_id]) for name, (at, row_id) in _CURSOR_COLUMNS.items()})
     return SyncState(
         alias=alias,
         physical_index=row["physical_index"],
         mapping_version=row["mapping_version"],
-        changes=Cursor(row["changes_updated_at"], row["changes_id"]),
-        deletions=Cursor(row["deletions_deleted_at"], row["deletions_id"]),
+        cursors=cursors,
         documents_written=row["documents_written"],
         documents_deleted=row["documents_deleted"],
         last_sync_at=row["last_sync_at"],
@@ -70,37 +89,30 @@ def load(conn: psycopg.Connection, alias: str) -> SyncState:
     )
 
 
-def save_progress(
-    conn: psycopg.Connection, alias: str, changes: Cursor, deletions: Cursor, written: int, deleted: int
-) -> None:
+def save_progress(conn: psycopg.Connection, alias: str, cursors: Cursors, written: int, deleted: int) -> None:
     conn.execute(
-        """INSERT INTO search_sync_state AS s (index_alias, changes_updated_at, changes_id,
-                   deletions_deleted_at, deletions_id, documents_written, documents_deleted, last_sync_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp() AT TIME ZONE 'UTC')
-           ON CONFLICT (index_alias) DO UPDATE SET
-               changes_updated_at = EXCLUDED.changes_updated_at, changes_id = EXCLUDED.changes_id,
-               deletions_deleted_at = EXCLUDED.deletions_deleted_at, deletions_id = EXCLUDED.deletions_id,
+        f"""INSERT INTO search_sync_state AS s (index_alias, {_CURSOR_NAMES}, documents_written,
+                   documents_deleted, last_sync_at)
+           VALUES (%s, {_CURSOR_PLACEHOLDERS}, %s, %s, {_UTC_NOW})
+           ON CONFLICT (index_alias) DO UPDATE SET {_CURSOR_ASSIGNMENTS},
                documents_written = s.documents_written + EXCLUDED.documents_written,
                documents_deleted = s.documents_deleted + EXCLUDED.documents_deleted,
                last_sync_at = EXCLUDED.last_sync_at""",
-        (alias, changes.at, changes.id, deletions.at, deletions.id, written, deleted),
+        (alias, *_cursor_values(cursors), written, deleted),
     )
     conn.commit()
 
 
-def save_rebuild(
-    conn: psycopg.Connection, alias: str, index: str, mapping_version: int, changes: Cursor, deletions: Cursor
-) -> None:
+def save_rebuild(conn: psycopg.Connection, alias: str, index: str, mapping_version: int, cursors: Cursors) -> None:
     conn.execute(
-        """INSERT INTO search_sync_state AS s (index_alias, physical_index, mapping_version,
-                   changes_updated_at, changes_id, deletions_deleted_at, deletions_id, last_rebuild_at, last_sync_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, clock_timestamp() AT TIME ZONE 'UTC', clock_timestamp() AT TIME ZONE 'UTC')
+        f"""INSERT INTO search_sync_state AS s (index_alias, physical_index, mapping_version, {_CURSOR_NAMES},
+                   last_rebuild_at, last_sync_at)
+           VALUES (%s, %s, %s, {_CURSOR_PLACEHOLDERS}, {_UTC_NOW}, {_UTC_NOW})
            ON CONFLICT (index_alias) DO UPDATE SET
                physical_index = EXCLUDED.physical_index, mapping_version = EXCLUDED.mapping_version,
-               changes_updated_at = EXCLUDED.changes_updated_at, changes_id = EXCLUDED.changes_id,
-               deletions_deleted_at = EXCLUDED.deletions_deleted_at, deletions_id = EXCLUDED.deletions_id,
+               {_CURSOR_ASSIGNMENTS},
                last_rebuild_at = EXCLUDED.last_rebuild_at, last_sync_at = EXCLUDED.last_sync_at""",
-        (alias, index, mapping_version, changes.at, changes.id, deletions.at, deletions.id),
+        (alias, index, mapping_version, *_cursor_values(cursors)),
     )
     conn.commit()
 

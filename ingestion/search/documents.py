@@ -4,6 +4,14 @@ A document is one conversation joined to its customer (code, tier, stage) and em
 department). Names, phone numbers, e-mails, messenger ids and birth dates of customers and
 employees are never selected, and the message text goes through ``redaction`` first.
 
+PostgreSQL builds each document's JSON itself (``json_build_object`` runs in C, next to the
+data), except the free text that must be redacted in Python: the message and its tags. That
+keeps a full rebuild's Python work to one redaction and a string splice per conversation.
+
+A document's version is the newest ``updated_at`` of its three rows, so a customer's or an
+employee's change makes a newer version of every conversation that shows it, and a document read
+earlier (a replay, a slower writer) can never overwrite one read later.
+
 Timestamps are ``TIMESTAMP`` without zone meaning UTC; every session here runs in UTC so that
 ``clock_timestamp()`` compares with ``updated_at`` as the triggers wrote it.
 """
@@ -11,31 +19,43 @@ Timestamps are ``TIMESTAMP`` without zone meaning UTC; every session here runs i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import psycopg
-from psycopg.rows import dict_row
-
-from ingestion.search.client import Action
-from ingestion.search.redaction import redact, redact_all
+from psycopg.rows import dict_row, namedtuple_row
 
 EPOCH = dt.datetime(1970, 1, 1)
 
-_SELECT = """
-SELECT c.id, c.source_message_id, c.message_type, c.direction, c.content,
-       c.media_url IS NOT NULL AS has_media, c.sentiment, c.keywords, c.intention_signals,
-       c.risk_keywords, c.script_used_id, c."is_反问" AS is_counter_question, c.quality_score,
-       c.platform, c.sent_at, c.created_at, c.updated_at,
-       cu.customer_code, cu.tier AS customer_tier, cu.current_stage AS customer_stage,
-       e.employee_code, e.department AS employee_department
+# Microseconds since the epoch, exact (numeric ``extract`` since PostgreSQL 14).
+_VERSION_SQL = "(extract(epoch FROM {}) * 1000000)::bigint"
+_ISO_SQL = """to_char({}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+# One row per document: its keyset position, its version, the fields PostgreSQL renders as JSON,
+# and the free text (message, tags) that ``bulk_lines`` redacts before adding it.
+_SELECT = f"""
+SELECT c.id, c.updated_at AS cursor_at,
+       {_VERSION_SQL.format("greatest(c.updated_at, cu.updated_at, e.updated_at)")} AS version,
+       json_build_object(
+           'id', c.id, 'source_message_id', c.source_message_id,
+           'customer_code', cu.customer_code, 'customer_tier', cu.tier, 'customer_stage', cu.current_stage,
+           'employee_code', e.employee_code, 'employee_department', e.department,
+           'platform', c.platform, 'message_type', c.message_type, 'direction', c.direction,
+           'has_media', c.media_url IS NOT NULL, 'sentiment', c.sentiment,
+           'is_counter_question', coalesce(c."is_反问", false), 'script_used_id', c.script_used_id,
+           'quality_score', c.quality_score, 'sent_at', {_ISO_SQL.format("c.sent_at")},
+           'created_at', {_ISO_SQL.format("c.created_at")}, 'updated_at', {_ISO_SQL.format("c.updated_at")}
+       )::text AS fields,
+       c.content, c.keywords::text AS keywords, c.intention_signals::text AS intention_signals,
+       c.risk_keywords::text AS risk_keywords
 FROM conversations c
 JOIN customers cu ON cu.id = c.customer_id
 JOIN employees e ON e.id = c.employee_id
 """
+FREE_TEXT_TAGS = ("keywords", "intention_signals", "risk_keywords")
 
 # "now" for the cursor's upper bound, in the same UTC wall-clock the triggers write.
-_NOW = "(clock_timestamp() AT TIME ZONE 'UTC')"
+NOW = "(clock_timestamp() AT TIME ZONE 'UTC')"
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,27 @@ class Cursor:
         return (self.at, self.id)
 
 
+@dataclass(frozen=True)
+class Cursors:
+    """Where the sync stands in each table it follows: conversations, their tombstones, and the
+    customers and employees whose attributes documents copy."""
+
+    changes: Cursor = Cursor()
+    deletions: Cursor = Cursor()
+    customers: Cursor = Cursor()
+    employees: Cursor = Cursor()
+
+    @classmethod
+    def all_at(cls, cursor: Cursor) -> Cursors:
+        return cls(cursor, cursor, cursor, cursor)
+
+    def of(self, table: str) -> Cursor:
+        return getattr(self, table)
+
+    def moved(self, table: str, cursor: Cursor) -> Cursors:
+        return replace(self, **{table: cursor})
+
+
 def connect(dsn: str, **kwargs) -> psycopg.Connection:
     conn = psycopg.connect(dsn, row_factory=dict_row, **kwargs)
     conn.execute("SET TIME ZONE 'UTC'")
@@ -57,110 +98,55 @@ def connect(dsn: str, **kwargs) -> psycopg.Connection:
 
 
 def version_of(timestamp: dt.datetime) -> int:
-    """External document version: the row timestamp in microseconds, so newer always wins."""
-    return int((timestamp - EPOCH).total_seconds() * 1_000_000)
+    """External document version: the row timestamp in microseconds, so newer always wins
+    (integer arithmetic, equal to ``_VERSION_SQL``)."""
+    return (timestamp - EPOCH) // dt.timedelta(microseconds=1)
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat(timespec="milliseconds") + "Z" if value else None
-
-
-def _strings(value) -> list[str]:
-    """JSONB tags to a flat list of strings ("keywords": ["美股"], or {"signal": score} objects)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [str(k) for k in value]
-    if isinstance(value, list):
-        flat: list[str] = []
-        for item in value:
-            if isinstance(item, dict):
-                flat.extend(str(v) for v in item.values() if isinstance(v, str))
-            elif item is not None:
-                flat.append(str(item))
-        return flat
-    return [str(value)]
-
-
-def to_document(row: dict) -> dict:
-    return {
-        "id": row["id"],
-        "source_message_id": row["source_message_id"],
-        "customer_code": row["customer_code"],
-        "customer_tier": row["customer_tier"],
-        "customer_stage": row["customer_stage"],
-        "employee_code": row["employee_code"],
-        "employee_department": row["employee_department"],
-        "platform": row["platform"],
-        "message_type": row["message_type"],
-        "direction": row["direction"],
-        "content": redact(row["content"]),
-        "has_media": bool(row["has_media"]),
-        "sentiment": row["sentiment"],
-        "keywords": redact_all(_strings(row["keywords"])),
-        "intention_signals": redact_all(_strings(row["intention_signals"])),
-        "risk_keywords": redact_all(_strings(row["risk_keywords"])),
-        "is_counter_question": bool(row["is_counter_question"]),
-        "script_used_id": row["script_used_id"],
-        "quality_score": row["quality_score"],
-        "sent_at": _iso(row["sent_at"]),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-    }
-
-
-def to_action(row: dict) -> Action:
-    return Action("index", str(row["id"]), version_of(row["updated_at"]), to_document(row))
-
-
-def changed_rows(conn: psycopg.Connection, after: Cursor, lag: dt.timedelta, limit: int) -> list[dict]:
+def changed_rows(conn: psycopg.Connection, after: Cursor, lag: dt.timedelta, limit: int) -> list:
     """Rows changed after the cursor, oldest first, excluding the last ``lag``: a transaction that
     wrote a row a moment ago may commit after a later one, and the cursor must not pass it by."""
-    return conn.execute(
-        _SELECT + f"WHERE (c.updated_at, c.id) > (%s, %s) AND c.updated_at < {_NOW} - %s "
-        "ORDER BY c.updated_at, c.id LIMIT %s",
-        (after.at, after.id, lag, limit),
-    ).fetchall()
+    with conn.cursor(row_factory=namedtuple_row) as cursor:
+        return cursor.execute(
+            _SELECT + f"WHERE (c.updated_at, c.id) > (%s, %s) AND c.updated_at < {NOW} - %s "
+            "ORDER BY c.updated_at, c.id LIMIT %s",
+            (after.at, after.id, lag, limit),
+        ).fetchall()
 
 
 def deleted_rows(conn: psycopg.Connection, after: Cursor, lag: dt.timedelta, limit: int) -> list[dict]:
     """Tombstones of deleted conversations after the cursor (same lag rule)."""
     return conn.execute(
-        "SELECT id, row_id, deleted_at FROM sync_deletions WHERE table_name = 'conversations' "
-        f"AND (deleted_at, id) > (%s, %s) AND deleted_at < {_NOW} - %s ORDER BY deleted_at, id LIMIT %s",
+        f"SELECT id, row_id, deleted_at, {_VERSION_SQL.format('deleted_at')} AS version FROM sync_deletions "
+        f"WHERE table_name = 'conversations' AND (deleted_at, id) > (%s, %s) AND deleted_at < {NOW} - %s "
+        "ORDER BY deleted_at, id LIMIT %s",
         (after.at, after.id, lag, limit),
     ).fetchall()
 
 
-def delete_action(tombstone: dict) -> Action:
-    return Action("delete", str(tombstone["row_id"]), version_of(tombstone["deleted_at"]))
-
-
-def has_changes(conn: psycopg.Connection, changes: Cursor, deletions: Cursor, lag: dt.timedelta) -> bool:
-    """Cheap probe for the sensor: one index lookup per table, no documents built."""
-    row = conn.execute(
-        f"""SELECT EXISTS (SELECT 1 FROM conversations WHERE (updated_at, id) > (%s, %s)
-                                AND updated_at < {_NOW} - %s)
-               OR EXISTS (SELECT 1 FROM sync_deletions WHERE table_name = 'conversations'
-                          AND (deleted_at, id) > (%s, %s) AND deleted_at < {_NOW} - %s) AS pending""",
-        (changes.at, changes.id, lag, deletions.at, deletions.id, lag),
-    ).fetchone()
-    return bool(row["pending"])
-
-
-def stream_all(conn: psycopg.Connection, batch_rows: int = 5000) -> Iterator[list[dict]]:
-    """Every conversation, in batches, through a server-side cursor (constant memory at 1M rows).
-    Call inside the caller's snapshot transaction."""
-    with conn.cursor(name="search_rebuild", row_factory=dict_row) as cursor:
+def _stream(conn: psycopg.Connection, name: str, sql: str, params: Sequence, batch_rows: int) -> Iterator[list]:
+    """Rows in batches through a server-side cursor (constant memory at any size). Call inside a
+    transaction the caller commits afterwards."""
+    with conn.cursor(name=name, row_factory=namedtuple_row) as cursor:
         cursor.itersize = batch_rows
-        cursor.execute(_SELECT)
-        while True:
-            rows = cursor.fetchmany(batch_rows)
-            if not rows:
-                return
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(batch_rows):
             yield rows
+
+
+def stream_all(conn: psycopg.Connection, batch_rows: int = 5000) -> Iterator[list]:
+    """Every conversation (inside the caller's snapshot transaction)."""
+    return _stream(conn, "search_rebuild", _SELECT, (), batch_rows)
+
+
+def stream_conversations_of(
+    conn: psycopg.Connection, foreign_key: str, row_ids: list[int], batch_rows: int
+) -> Iterator[list]:
+    """Every conversation of these customers (``customer_id``) or employees (``employee_id``): one
+    customer may have thousands, so they are streamed, never loaded at once."""
+    if foreign_key not in ("customer_id", "employee_id"):
+        raise ValueError(f"not a conversations foreign key: {foreign_key!r}")
+    return _stream(conn, "search_related", _SELECT + f"WHERE c.{foreign_key} = ANY(%s)", (row_ids,), batch_rows)
 
 
 def count_all(conn: psycopg.Connection) -> int:
@@ -184,14 +170,4 @@ def pending_days(conn: psycopg.Connection, changes: Cursor) -> set[str]:
 
 
 def database_now(conn: psycopg.Connection) -> dt.datetime:
-    return conn.execute(f"SELECT {_NOW} AS now").fetchone()["now"]
-
-
-def change_marker(conn: psycopg.Connection) -> str:
-    """A string that changes whenever conversations change (the sensor's run key, so one pending
-    state launches one run however many ticks see it)."""
-    row = conn.execute(
-        """SELECT (SELECT max(updated_at) FROM conversations) AS changed,
-                  (SELECT max(id) FROM sync_deletions WHERE table_name = 'conversations') AS deleted"""
-    ).fetchone()
-    return f"{row['changed']}|{row['deleted']}"
+    return conn.execute(f"SELECT {NOW} AS now").fetchone()["now"]

@@ -2,11 +2,15 @@
 
 Bump ``MAPPING_VERSION`` whenever the mapping or the document shape changes: the next sync sees the
 live index's ``_meta.mapping_version`` differ and runs a full rebuild into a new versioned index.
+
+History: 2 - documents are versioned by the newest of their conversation, customer and employee
+rows, and each index has its customer/employee attributes recorded (``related``), which only a
+rebuild writes for all rows.
 """
 
 from __future__ import annotations
 
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2
 DEFAULT_ALIAS = "conversations"
 
 _KEYWORD = {"type": "keyword"}

@@ -4,8 +4,10 @@ Searches keep hitting the alias, i.e. the previous index, until the very end. Th
 for a reason:
 
 1. create ``<alias>_v<N>_<stamp>`` with indexing-speed settings (no refresh, no replicas);
-2. read every conversation in one REPEATABLE READ snapshot and bulk load it from a few sender
-   threads while the next chunk is read (the engine, not Python, should be the bottleneck);
+2. read every conversation in one REPEATABLE READ snapshot, PostgreSQL rendering most of each
+   document (``documents``), and bulk load it from a few sender threads while this thread builds
+   the next request body (the engine, not Python, should be the bottleneck); the same snapshot
+   transaction records the customer/employee attributes the documents hold (``related``);
 3. restore serving settings, refresh, and verify the index count equals the snapshot's count;
 4. replay changes made since the snapshot (from slightly before it: replays are harmless), once
    freely and once more under the alias lock so the sensor's sync cannot slip in between;
@@ -18,15 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg
 
-from ingestion.search import cursor_store, documents, mapping
-from ingestion.search.client import Action, BulkFailed, BulkOutcome, SearchClient
-from ingestion.search.documents import Cursor
+from ingestion.search import bulk_lines, cursor_store, documents, mapping, related
+from ingestion.search.client import BulkFailed, BulkOutcome, SearchClient
+from ingestion.search.documents import Cursor, Cursors
 from ingestion.search.sync import DEFAULT_LAG, apply_changes
 
 DEFAULT_CHUNK_DOCS = 2000
@@ -63,23 +65,9 @@ class RebuildReport:
         return round(self.loaded / self.load_seconds, 1) if self.load_seconds else 0.0
 
 
-def _chunks(batches: Iterable[list[dict]], chunk_docs: int) -> Iterator[list[Action]]:
-    chunk: list[Action] = []
-    for rows in batches:
-        for row in rows:
-            chunk.append(documents.to_action(row))
-            if len(chunk) >= chunk_docs:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
-
-
-def send_concurrently(
-    client: SearchClient, chunks: Iterable, index: str, senders: int, send: Callable | None = None
-) -> BulkOutcome:
-    """Send chunks from ``senders`` threads, at most two chunks in flight per thread (bounded memory)."""
-    send = send or (lambda chunk: client.bulk(chunk, index))
+def send_concurrently(send: Callable[[list], BulkOutcome], chunks: Iterable[list], senders: int) -> BulkOutcome:
+    """Send chunks from ``senders`` threads while this thread builds the next ones (iterating
+    ``chunks``); at most two chunks in flight per sender, so memory stays bounded."""
     total = BulkOutcome()
     in_flight = threading.BoundedSemaphore(senders * 2)
     futures: list[Future] = []
@@ -133,10 +121,13 @@ def full_rebuild(
                                       replay_margin, after_load)
             except BaseException:
                 client.delete_index(report.index)
+                control.rollback()  # whatever statement failed, the session can clean up after it
+                related.forget(control, report.index)
                 raise
             report.dropped = _previous_versions_to_drop(client, alias, report.index, keep_previous)
             for name in report.dropped:
                 client.delete_index(name)
+                related.forget(control, name)
         finally:
             cursor_store.unlock(control, rebuild_lock)
     report.total_seconds = round(time.monotonic() - started, 3)
@@ -158,12 +149,11 @@ def _load_verify_and_swap(
     load_started = time.monotonic()
     with documents.connect(dsn) as snapshot:
         snapshot.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        snapshot.read_only = True
         snapshot_at = documents.database_now(snapshot)  # the first statement fixes the snapshot
         report.expected = documents.count_all(snapshot)
-        outcome = send_concurrently(
-            client, _chunks(documents.stream_all(snapshot), chunk_docs), report.index, senders
-        )
+        related.remember_snapshot(snapshot, report.index)  # committed with the snapshot, if it loads
+        chunks = bulk_lines.chunks(documents.stream_all(snapshot), report.index, chunk_docs)
+        outcome = send_concurrently(client.bulk, chunks, senders)
         snapshot.commit()
     if outcome.failed:
         raise BulkFailed(outcome)
@@ -179,20 +169,18 @@ def _load_verify_and_swap(
     if after_load:
         after_load(report.index)
 
-    start = Cursor(snapshot_at - max(lag, replay_margin), 0)
-    replay = apply_changes(control, client, report.index, start, start, lag=lag)
+    start = Cursors.all_at(Cursor(snapshot_at - max(lag, replay_margin), 0))
+    replay = apply_changes(control, client, report.index, start, lag=lag)
     cursor_store.lock(control, report.alias)
     try:
-        replay = apply_changes(control, client, report.index, replay.changes, replay.deletions, lag=lag, report=replay)
+        replay = apply_changes(control, client, report.index, replay.cursors, lag=lag, report=replay)
         client.refresh(report.index)
         report.previous = client.alias_targets(report.alias)
         client.update_aliases(
             [{"remove": {"index": name, "alias": report.alias}} for name in report.previous]
             + [{"add": {"index": report.index, "alias": report.alias}}]
         )
-        cursor_store.save_rebuild(
-            control, report.alias, report.index, mapping.MAPPING_VERSION, replay.changes, replay.deletions
-        )
+        cursor_store.save_rebuild(control, report.alias, report.index, mapping.MAPPING_VERSION, replay.cursors)
     finally:
         cursor_store.unlock(control, report.alias)
     report.replayed_indexed, report.replayed_deleted = replay.indexed, replay.deleted

@@ -1,10 +1,11 @@
 """Incremental sync: apply PostgreSQL changes to the index, in keyset order, exactly once in effect.
 
-Each round reads a batch of changed rows ``(updated_at, id) > cursor`` (minus a small lag), bulk
-indexes them, and only then moves the cursor; then the same for tombstones in ``sync_deletions``.
-A crash between the bulk and the cursor save replays that batch next time, which changes nothing:
-documents carry their row version (``external_gte``), so the same version rewrites itself and an
-older one is refused.
+Each round reads a batch of changed conversations ``(updated_at, id) > cursor`` (minus a small
+lag), bulk indexes them, and only then moves the cursor; then the same for tombstones in
+``sync_deletions``; then for customers and employees whose copied attributes changed (``related``),
+whose conversations are re-sent from PostgreSQL, streamed. A crash between a bulk and the cursor
+save replays that batch next time, which changes nothing: documents carry their rows' version
+(``external_gte``), so the same version rewrites itself and an older one is refused.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from ingestion.search import cursor_store, documents, mapping
+from ingestion.search import bulk_lines, cursor_store, documents, mapping, probe, related
+from ingestion.search.bulk_lines import BulkItem
 from ingestion.search.client import BulkFailed, BulkOutcome, SearchClient
-from ingestion.search.documents import Cursor
+from ingestion.search.documents import Cursor, Cursors
 
 DEFAULT_LAG = dt.timedelta(seconds=2)
 DEFAULT_BATCH = 1000
@@ -30,64 +32,104 @@ class SyncReport:
     indexed: int = 0
     deleted: int = 0
     replayed: int = 0  # writes the engine already had (replays, stale versions)
+    related_reindexed: int = 0  # of ``indexed``: re-sent because their customer or employee changed
     batches: int = 0
-    changes: Cursor = field(default_factory=Cursor)
-    deletions: Cursor = field(default_factory=Cursor)
+    cursors: Cursors = field(default_factory=Cursors)
     skipped: str | None = None
     needs_rebuild: str | None = None
     seconds: float = 0.0
 
 
-ProgressCallback = Callable[[Cursor, Cursor, int, int], None]
+ProgressCallback = Callable[[Cursors, int, int], None]
 
 
-def _bulk_or_raise(client: SearchClient, actions, index: str, refresh: bool) -> BulkOutcome:
-    outcome = client.bulk(actions, index, refresh=refresh)
+def _bulk_or_raise(client: SearchClient, items: list[BulkItem], refresh: bool) -> BulkOutcome:
+    outcome = client.bulk(items, refresh=refresh)
     if outcome.failed:
         # The cursor stays where it is: the next run retries this batch, and the error is visible.
         raise BulkFailed(outcome)
     return outcome
 
 
+def _resend_conversations_of(
+    conn: psycopg.Connection, client: SearchClient, index: str, table: related.RelatedTable,
+    row_ids: list[int], batch_size: int, refresh: bool,
+) -> BulkOutcome:
+    """Every conversation of these customers/employees, read now and sent in ``batch_size`` chunks."""
+    total = BulkOutcome()
+    for rows in documents.stream_conversations_of(conn, table.foreign_key, row_ids, batch_size):
+        total.merge(_bulk_or_raise(client, bulk_lines.index_items(rows, index), refresh))
+    conn.commit()  # ends the streaming cursor's transaction
+    return total
+
+
 def apply_changes(
     conn: psycopg.Connection,
     client: SearchClient,
     index: str,
-    changes: Cursor,
-    deletions: Cursor,
+    cursors: Cursors,
     *,
+    physical_index: str | None = None,
     lag: dt.timedelta = DEFAULT_LAG,
     batch_size: int = DEFAULT_BATCH,
     on_progress: ProgressCallback | None = None,
     refresh: bool = False,
     report: SyncReport | None = None,
 ) -> SyncReport:
-    """Apply every change visible now (beyond the lag) to ``index`` (an alias or a physical index)."""
+    """Apply every change visible now (beyond the lag) to ``index`` (an alias or a physical index;
+    ``physical_index`` names the index behind it, whose customer/employee attributes are tracked)."""
     report = report or SyncReport(alias=index)
+    physical_index = physical_index or index
+
+    def progress(written: int, deleted: int, *, sent: bool = True) -> None:
+        report.batches += sent
+        if on_progress:
+            on_progress(cursors, written, deleted)
+
     while True:
-        rows = documents.changed_rows(conn, changes, lag, batch_size)
+        full_batches = 0
+        rows = documents.changed_rows(conn, cursors.changes, lag, batch_size)
         conn.commit()
         if rows:
-            outcome = _bulk_or_raise(client, [documents.to_action(r) for r in rows], index, refresh)
-            changes = Cursor(rows[-1]["updated_at"], rows[-1]["id"])
+            outcome = _bulk_or_raise(client, bulk_lines.index_items(rows, index), refresh)
+            cursors = cursors.moved("changes", Cursor(rows[-1].cursor_at, rows[-1].id))
             report.indexed += outcome.succeeded
             report.replayed += outcome.harmless
-            report.batches += 1
-            if on_progress:
-                on_progress(changes, deletions, outcome.succeeded, 0)
-        tombstones = documents.deleted_rows(conn, deletions, lag, batch_size)
+            progress(outcome.succeeded, 0)
+        full_batches += len(rows) == batch_size
+
+        tombstones = documents.deleted_rows(conn, cursors.deletions, lag, batch_size)
         conn.commit()
         if tombstones:
-            outcome = _bulk_or_raise(client, [documents.delete_action(t) for t in tombstones], index, refresh)
-            deletions = Cursor(tombstones[-1]["deleted_at"], tombstones[-1]["id"])
+            index_json = bulk_lines.index_name_json(index)
+            outcome = _bulk_or_raise(client, [bulk_lines.delete_item(t, index_json) for t in tombstones], refresh)
+            cursors = cursors.moved("deletions", Cursor(tombstones[-1]["deleted_at"], tombstones[-1]["id"]))
             report.deleted += outcome.succeeded
             report.replayed += outcome.harmless
-            report.batches += 1
-            if on_progress:
-                on_progress(changes, deletions, 0, outcome.succeeded + outcome.harmless)
-        if len(rows) < batch_size and len(tombstones) < batch_size:
+            progress(0, outcome.succeeded + outcome.harmless)
+        full_batches += len(tombstones) == batch_size
+
+        for table in related.RELATED_TABLES:
+            changed = related.changed_rows(conn, table, physical_index, cursors.of(table.table), lag, batch_size)
+            conn.commit()
+            if not changed:
+                continue
+            stale = [row for row in changed if row["stale"]]
+            outcome = BulkOutcome()
+            if stale:
+                outcome = _resend_conversations_of(
+                    conn, client, index, table, [row["id"] for row in stale], batch_size, refresh
+                )
+                related.remember(conn, table, physical_index, stale)
+            cursors = cursors.moved(table.table, Cursor(changed[-1]["updated_at"], changed[-1]["id"]))
+            report.indexed += outcome.succeeded
+            report.related_reindexed += outcome.succeeded
+            report.replayed += outcome.harmless
+            progress(outcome.succeeded, 0, sent=bool(stale))
+            full_batches += len(changed) == batch_size
+        if not full_batches:
             break
-    report.changes, report.deletions = changes, deletions
+    report.cursors = cursors
     return report
 
 
@@ -126,11 +168,11 @@ def run_incremental(
                 return report
             saved = cursor_store.load(conn, alias)
 
-            def save(changes: Cursor, deletions: Cursor, written: int, deleted: int) -> None:
-                cursor_store.save_progress(conn, alias, changes, deletions, written, deleted)
+            def save(cursors: Cursors, written: int, deleted: int) -> None:
+                cursor_store.save_progress(conn, alias, cursors, written, deleted)
 
             apply_changes(
-                conn, client, alias, saved.changes, saved.deletions,
+                conn, client, alias, saved.cursors, physical_index=client.alias_targets(alias)[0],
                 lag=lag, batch_size=batch_size, on_progress=save, refresh=refresh, report=report,
             )
         finally:
@@ -144,4 +186,4 @@ def pending(dsn: str, alias: str = mapping.DEFAULT_ALIAS, lag: dt.timedelta = DE
     with documents.connect(dsn) as conn:
         cursor_store.ensure_table(conn)
         saved = cursor_store.load(conn, alias)
-        return documents.has_changes(conn, saved.changes, saved.deletions, lag)
+        return probe.has_changes(conn, saved.cursors, lag, saved.physical_index)

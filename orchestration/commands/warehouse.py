@@ -22,19 +22,32 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--select", "-s", help="dbt selector(s); default: everything.")
         ] = None,
         skip_replication: bool = typer.Option(False, help="Run dbt only, on what raw already holds."),
+        freshness: bool = typer.Option(True, help="Report `dbt source freshness` afterwards (never fails)."),
     ) -> None:
-        """Replicate PostgreSQL into ClickHouse raw, then `dbt build` the staging, core and mart models."""
+        """Replicate PostgreSQL into ClickHouse raw, then dbt, then report source freshness.
+
+        Default (incremental): `dbt run` of the models downstream of the raw tables changed since the
+        last build, nothing if none changed. --full-refresh / --select: `dbt build`, tests included."""
         from orchestration.defs.warehouse import build as warehouse_build  # keeps `funnelhouse --help` fast
 
         summary = warehouse_build.build(
             full_refresh=full_refresh,
             select=select or (),
             skip_replication=skip_replication,
+            freshness=freshness,
             log=print,  # plain print: dbt lines carry their own colours
         )
+        plan = summary.dbt_plan
+        dbt_step = (
+            f"dbt {plan.arguments[0]}: exit {summary.dbt_exit_code} in {summary.dbt_seconds:.1f}s"
+            if plan and not plan.skip
+            else "dbt: skipped"
+        )
         console.print(
-            f"replication: {len(summary.replication)} table(s), {summary.rows_copied} row(s) copied in "
-            f"{summary.replication_seconds:.1f}s; dbt build: exit {summary.dbt_exit_code} in {summary.dbt_seconds:.1f}s"
+            f"replication: {len(summary.replication)} table(s), {summary.rows_copied} row(s) copied, "
+            f"{len(summary.changed_tables)} changed in {summary.replication_seconds:.1f}s; {dbt_step}"
+            + (f" ({plan.reason})" if plan else ""),
+            highlight=False,
         )
         if not summary.ok:
             raise typer.Exit(summary.dbt_exit_code)

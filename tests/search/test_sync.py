@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 
 from ingestion.search import cursor_store, documents, indexer, sync
-from ingestion.search.documents import Cursor
+from ingestion.search.documents import Cursors
 from ingestion.search.rebuild import RebuildReport
 from tests.search.crm import insert_conversation, seed_people, seed_samples
 from tests.search.helpers import NO_LAG, indexed_sources
@@ -42,7 +42,7 @@ def test_inserts_updates_and_deletes_arrive_exactly_once(pg_dsn, search_client, 
 
         # Replaying everything from the start (a lost cursor) changes nothing in the index.
         with documents.connect(pg_dsn) as state_conn:
-            cursor_store.save_progress(state_conn, search_alias, Cursor(), Cursor(), 0, 0)
+            cursor_store.save_progress(state_conn, search_alias, Cursors(), 0, 0)
         replay = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
         assert replay.indexed + replay.replayed == 8 and replay.deleted + replay.replayed >= 1
         assert indexed_sources(search_client, search_alias) == stored

@@ -33,6 +33,11 @@ def test_incremental_updates_deletes_and_idempotent_reruns(pg_dsn, clickhouse_en
 
     second = _by_table(replicate_tables(pg_dsn))
     assert second["customers"].rows_copied == 1
+    assert {name for name, result in second.items() if result.changed} == {
+        "customers",
+        "conversations",
+        "customer_tags",
+    }
     assert second["conversations"].tombstones == 1 and second["conversations"].live_rows == 5
     assert second["customer_tags"].tombstones == 1 and second["customer_tags"].live_rows == 2
     assert _live(clickhouse_env, "customers", "tier") and ("S",) in _live(clickhouse_env, "customers", "tier")
@@ -43,6 +48,7 @@ def test_incremental_updates_deletes_and_idempotent_reruns(pg_dsn, clickhouse_en
         for result in third.values()
         if result.mode == "incremental"
     )
+    assert not any(result.changed for result in third.values())  # snapshots reloaded, same content
     assert {name: result.live_rows for name, result in third.items()} == {
         name: result.live_rows for name, result in second.items()
     }
@@ -65,7 +71,7 @@ def test_snapshot_tables_follow_deletes_without_tombstones(pg_dsn, clickhouse_en
         conn.execute("delete from customer_tags where tag_id = 2")
         conn.execute("delete from tags where id = 2")
     result = _by_table(replicate_tables(pg_dsn, ["tags"]))["tags"]
-    assert (result.mode, result.rows_copied, result.live_rows) == ("snapshot", 1, 1)
+    assert (result.mode, result.rows_copied, result.live_rows, result.changed) == ("snapshot", 1, 1, True)
 
 
 def test_rows_of_an_open_transaction_are_not_skipped(pg_dsn, clickhouse_env):

@@ -15,11 +15,12 @@ def _index_metadata(search: SearchResource, client) -> dict:
     with documents.connect(search.pg_dsn()) as conn:
         saved = cursor_store.load(conn, search.alias)
         now = documents.database_now(conn)
-    lag = (now - saved.changes.at).total_seconds() if saved.last_sync_at else None
+    changes = saved.cursors.changes
+    lag = (now - changes.at).total_seconds() if saved.last_sync_at else None
     return {
         "documents": dg.MetadataValue.int(client.count(search.alias)),
         "index": dg.MetadataValue.text(saved.physical_index or "-"),
-        "last_cursor": dg.MetadataValue.text(f"{saved.changes.at.isoformat()} / id {saved.changes.id}"),
+        "last_cursor": dg.MetadataValue.text(f"{changes.at.isoformat()} / id {changes.id}"),
         "lag_seconds": dg.MetadataValue.float(round(lag, 1) if lag is not None else -1.0),
         "last_rebuild_at": dg.MetadataValue.text(str(saved.last_rebuild_at or "-")),
     }
@@ -52,7 +53,8 @@ def conversations_search_index(
             context.log.info(f"sync skipped: {report.skipped}")
             run = {"mode": "skipped"}
         else:
-            run = {"mode": "incremental", "indexed": report.indexed, "deleted": report.deleted}
+            run = {"mode": "incremental", "indexed": report.indexed, "deleted": report.deleted,
+                   "reindexed_for_customer_or_employee": report.related_reindexed}
         return dg.MaterializeResult(metadata={**_index_metadata(search_index, client), **run})
     finally:
         client.close()

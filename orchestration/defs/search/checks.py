@@ -19,7 +19,7 @@ def counts_per_day_match(search_index: SearchResource) -> dg.AssetCheckResult:
         expected = documents.counts_per_day(conn)
         saved = cursor_store.load(conn, search_index.alias)
         # Days with changes newer than the cursor may legitimately differ until the next sync.
-        pending = documents.pending_days(conn, saved.changes)
+        pending = documents.pending_days(conn, saved.cursors.changes)
     mismatched = {
         day: {"postgres": expected.get(day, 0), "index": indexed.get(day, 0)}
         for day in sorted(set(expected) | set(indexed))

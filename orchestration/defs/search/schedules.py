@@ -1,5 +1,5 @@
-"""Nightly full rebuild: picks up what incremental sync cannot see (a customer's new tier or stage,
-an employee's new department) and compacts the index."""
+"""Nightly full rebuild: compacts the index and is the safety net for anything incremental sync
+could have missed (a change committed later than the cursor lag allows for)."""
 
 import dagster as dg
 

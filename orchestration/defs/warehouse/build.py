@@ -1,4 +1,5 @@
-"""``funnelhouse build`` without Dagster: replication, then ``dbt build``, with a summary.
+"""``funnelhouse build`` without Dagster: replication, then dbt (see dbt_plan.py for what runs), then
+``dbt source freshness`` as a report, with a summary.
 
 dbt runs as a child process (the venv's ``dbt``) so its logs stream to the terminal and a dbt crash
 cannot take the caller down; the ClickHouse address reaches it through the environment only.
@@ -11,10 +12,16 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ingestion.replication.replicate import TableResult, replicate_tables
+from ingestion.replication import schema
+from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.replicate import TableResult, replicate_tables, utc_now
 from orchestration import environment
+from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.dbt_environment import REPO_ROOT, dbt_env, dbt_executable
+from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan
+from orchestration.defs.warehouse.freshness import FreshnessReport, read_sources_json
 
 MARTS = (
     "mart_customer_overview",
@@ -53,8 +60,11 @@ def run_dbt(arguments: Sequence[str], log: Callable[[str], None] = print, env: d
 class BuildSummary:
     replication: list[TableResult] = field(default_factory=list)
     replication_seconds: float = 0.0
+    dbt_plan: DbtPlan | None = None
     dbt_seconds: float = 0.0
     dbt_exit_code: int = 0
+    freshness: FreshnessReport | None = None
+    freshness_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -64,6 +74,35 @@ class BuildSummary:
     def rows_copied(self) -> int:
         return sum(result.rows_copied for result in self.replication)
 
+    @property
+    def changed_tables(self) -> list[str]:
+        """Tables this run's replication changed (the dbt plan also covers earlier, unbuilt changes)."""
+        return [result.table for result in self.replication if result.changed]
+
+
+def _dbt_step(plan: DbtPlan, summary: BuildSummary, client, log: Callable[[str], None]) -> None:
+    """Run the plan; on success move the refresh mark to when it started (if it covered every change)."""
+    summary.dbt_plan = plan
+    log(f"dbt: {' '.join(plan.arguments) or 'nothing to run'} ({plan.reason})")
+    if plan.skip:
+        return
+    started_at, started = utc_now(), time.perf_counter()
+    summary.dbt_exit_code = run_dbt(plan.arguments, log=log)
+    summary.dbt_seconds = time.perf_counter() - started
+    if summary.ok and plan.covers_all_changes:
+        refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)
+
+
+def source_freshness(log: Callable[[str], None] = print) -> FreshnessReport:
+    """``dbt source freshness``, read back from the sources.json it writes."""
+    env = dbt_env()
+    target_path = Path(env["DBT_TARGET_PATH"])
+    if not target_path.is_absolute():
+        target_path = REPO_ROOT / target_path
+    (target_path / "sources.json").unlink(missing_ok=True)  # never report a previous run's result
+    exit_code = run_dbt(["source", "freshness"], log=log, env=env)
+    return read_sources_json(target_path, exit_code)
+
 
 def build(
     *,
@@ -71,21 +110,26 @@ def build(
     select: Sequence[str] = (),
     skip_replication: bool = False,
     dbt_vars: str | None = None,
+    freshness: bool = True,
     log: Callable[[str], None] = print,
 ) -> BuildSummary:
     summary = BuildSummary()
+    client = clickhouse_client()
     if not skip_replication:
         started = time.perf_counter()
-        summary.replication = replicate_tables(environment.pg_dsn(), full_refresh=full_refresh, log=log)
+        summary.replication = replicate_tables(
+            environment.pg_dsn(), full_refresh=full_refresh, client=client, log=log
+        )
         summary.replication_seconds = time.perf_counter() - started
-    arguments = ["build"]
-    if full_refresh:
-        arguments.append("--full-refresh")
-    if select:
-        arguments += ["--select", *select]
-    if dbt_vars:
-        arguments += ["--vars", dbt_vars]
-    started = time.perf_counter()
-    summary.dbt_exit_code = run_dbt(arguments, log=log)
-    summary.dbt_seconds = time.perf_counter() - started
+    if full_refresh or select:
+        plan = complete_plan(full_refresh=full_refresh, select=select, dbt_vars=dbt_vars)
+    else:
+        changed = refresh_state.tables_changed_since_refresh(client, schema.raw_database(), marts_schema())
+        plan = incremental_plan(changed, dbt_vars)
+    _dbt_step(plan, summary, client, log)
+    if freshness:
+        started = time.perf_counter()
+        summary.freshness = source_freshness(log=log)
+        summary.freshness_seconds = time.perf_counter() - started
+        log(summary.freshness.summary())
     return summary

@@ -2,6 +2,9 @@
 
 Two asset definitions over one manifest: the daily-partitioned KPI mart (a partition run or a
 backfill passes its date range to dbt, which rebuilds the months holding it) and everything else.
+The hourly job runs the second incrementally (``dbt run`` of the models downstream of the raw
+tables changed since the last build, nothing when none changed; see dbt_plan.py), the nightly job
+builds it whole with every test.
 """
 
 import datetime as dt
@@ -10,7 +13,13 @@ import json
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from ingestion.replication import schema
+from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.replicate import utc_now
+from orchestration.defs.warehouse import refresh_state
+from orchestration.defs.warehouse.build import marts_schema
 from orchestration.defs.warehouse.dbt_environment import MANIFEST, export_dbt_env
+from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan
 from orchestration.defs.warehouse.resources import dbt_project
 from orchestration.defs.warehouse.translator import WarehouseTranslator
 
@@ -32,6 +41,13 @@ def _build_arguments(config: DbtBuildConfig, extra_vars: dict | None = None) -> 
     return arguments
 
 
+def _models_plan(config: DbtBuildConfig, client) -> DbtPlan:
+    if config.full_refresh:
+        return complete_plan(full_refresh=True)
+    changed = refresh_state.tables_changed_since_refresh(client, schema.raw_database(), marts_schema())
+    return incremental_plan(changed, manifest=json.loads(dbt_project.manifest_path.read_text()))
+
+
 def build_dbt_assets() -> list[dg.AssetsDefinition]:
     if not MANIFEST.exists():
         return []  # fresh clone outside `dagster dev`: the code location loads without dbt assets
@@ -46,7 +62,16 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
     )
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()
-        yield from dbt.cli(_build_arguments(config), context=context).stream()
+        client = clickhouse_client()
+        plan = _models_plan(config, client)
+        context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
+        if plan.skip:
+            return
+        started_at = utc_now()
+        yield from dbt.cli(list(plan.arguments), context=context).stream()  # raises if dbt fails
+        # Only a run of every model of this definition may mark the changes as built.
+        if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
+            refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,

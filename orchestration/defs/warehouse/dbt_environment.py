@@ -17,8 +17,12 @@ from orchestration import environment
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROFILES_DIR = REPO_ROOT / "dbt_project"
-# DBT_TARGET_PATH (dbt's own variable) moves artifacts, e.g. for test builds.
-TARGET_DIR = Path(os.environ.get("DBT_TARGET_PATH") or REPO_ROOT / "dbt_project" / "target").resolve()
+# Artifacts and logs live under dbt_project/. dbt deprecated target-path/log-path in dbt_project.yml,
+# so every dbt process gets them as DBT_TARGET_PATH/DBT_LOG_PATH (dbt's own variables), which a
+# caller may set to move them, e.g. for test builds; the Makefile exports the same defaults.
+DEFAULT_TARGET_DIR = REPO_ROOT / "dbt_project" / "target"
+DEFAULT_LOG_DIR = REPO_ROOT / "dbt_project" / "logs"
+TARGET_DIR = Path(os.environ.get("DBT_TARGET_PATH") or DEFAULT_TARGET_DIR).resolve()
 MANIFEST = TARGET_DIR / "manifest.json"
 
 
@@ -36,6 +40,8 @@ def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env.setdefault("DBT_TARGET", dbt_target())
     env.setdefault("DBT_PROFILES_DIR", str(PROFILES_DIR))
+    env.setdefault("DBT_TARGET_PATH", str(DEFAULT_TARGET_DIR))
+    env.setdefault("DBT_LOG_PATH", str(DEFAULT_LOG_DIR))
     # No phoning home, and no dbt_project/.user.yml left in the work tree.
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     if env["DBT_TARGET"] != "prod" and "FUNNELHOUSE_CLICKHOUSE_HOST" not in env:

@@ -12,18 +12,24 @@ _unpartitioned_warehouse = dg.AssetSelection.groups(REPLICATION_GROUP) | (
     - dg.AssetSelection.assets(KPI_MART)
 )
 
-# Incremental models rebuild only the months replication touched; tables rebuild whole (small).
+# Only the models downstream of changed raw tables run, without tests (dbt_plan.py); incremental
+# models rebuild only the months replication touched.
 hourly_refresh_job = dg.define_asset_job(
     "warehouse_hourly_refresh",
     selection=_unpartitioned_warehouse,
-    description="Replicate the changes since the last run, then dbt build (incremental).",
+    description=(
+        "Replicate the changes since the last run, then dbt run the models downstream of the raw "
+        "tables changed since the last build (none changed: dbt is skipped). No tests: nightly."
+    ),
 )
 
 nightly_full_build_job = dg.define_asset_job(
     "warehouse_nightly_full_build",
     selection=_unpartitioned_warehouse,
     config={"ops": {"warehouse_dbt_models": {"config": {"full_refresh": True}}}},
-    description="Replicate, then dbt build --full-refresh: every incremental model recomputed from raw.",
+    description=(
+        "Replicate, then dbt build --full-refresh: every model recomputed from raw, every data test."
+    ),
 )
 
 kpi_daily_job = dg.define_asset_job(

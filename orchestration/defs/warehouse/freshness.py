@@ -1,0 +1,67 @@
+"""``dbt source freshness`` after a build: a report, never a reason to fail the build.
+
+Freshness is the age of the newest replicated row of each raw table (``_replicated_at``; warn after
+24 h, error after 72 h, see _crm__sources.yml). An incremental table gets rows only when PostgreSQL
+changes, so a quiet table (no new employees for three days, no conversation events at all) reads
+"error" in a healthy pipeline: the result is printed for people to judge, and the build's exit code
+stays the dbt run's. Snapshot tables are reloaded every run, so they read "pass" while replication runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATUSES = ("pass", "warn", "error", "runtime error")
+_EPOCH_YEAR = "1970-"
+
+
+@dataclass(frozen=True)
+class SourceFreshness:
+    table: str
+    status: str
+    age_hours: float | None
+
+
+@dataclass
+class FreshnessReport:
+    exit_code: int = 0
+    sources: list[SourceFreshness] = field(default_factory=list)
+
+    def counts(self) -> Counter:
+        return Counter(source.status for source in self.sources)
+
+    def summary(self) -> str:
+        if not self.sources:
+            return f"source freshness: no result (dbt exit {self.exit_code})"
+        counts = self.counts()
+        stale = [
+            f"{source.table} {source.status}"
+            + (f" ({source.age_hours:.0f} h)" if source.age_hours is not None else " (no rows)")
+            for source in self.sources
+            if source.status != "pass"
+        ]
+        totals = ", ".join(f"{counts[status]} {status}" for status in STATUSES if counts[status])
+        return f"source freshness: {totals}" + (f"; {'; '.join(stale)}" if stale else "")
+
+
+def read_sources_json(target_path: Path, exit_code: int = 0) -> FreshnessReport:
+    """The report dbt wrote to ``<target>/sources.json`` (empty if dbt wrote none)."""
+    path = Path(target_path) / "sources.json"
+    report = FreshnessReport(exit_code=exit_code)
+    if not path.exists():
+        return report
+    for result in json.loads(path.read_text())["results"]:
+        # An empty table has no load time: dbt reports the epoch; say "no rows" instead of 56 years.
+        loaded = result.get("max_loaded_at") and not result["max_loaded_at"].startswith(_EPOCH_YEAR)
+        age = result.get("max_loaded_at_time_ago_in_s") if loaded else None
+        report.sources.append(
+            SourceFreshness(
+                table=result["unique_id"].rsplit(".", 1)[-1],
+                status=result["status"],
+                age_hours=round(age / 3600, 1) if age is not None else None,
+            )
+        )
+    return report

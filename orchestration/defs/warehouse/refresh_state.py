@@ -1,0 +1,65 @@
+"""Which raw tables changed since the dbt models were last refreshed.
+
+Replication stamps each table's last change (``changed_at`` in ``raw._replication_state``); a
+successful build records the time it started (``raw._model_refreshes``, one row per set of models,
+keyed by their marts schema so test builds with a schema prefix keep their own). The tables changed
+after that mark are what the next incremental build must carry downstream. Reading the mark rather
+than only the current replication run's result means a failed dbt run, or replication done by
+another process (the Dagster raw assets), is caught up by the next build instead of being lost.
+
+Both timestamps are naive UTC from :func:`ingestion.replication.replicate.utc_now`. A table's
+``changed_at`` is written after its rows are visible, so a build that started later has read them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ingestion.replication import schema
+from ingestion.replication.replicate import utc_now
+
+REFRESH_TABLE = "_model_refreshes"
+
+
+def _ensure_table(client, raw_database: str) -> None:
+    client.command(
+        f"""create table if not exists `{raw_database}`.{REFRESH_TABLE} (
+            marts_schema String,
+            refreshed_through DateTime64(6),
+            recorded_at DateTime64(6) default now64(6)
+        ) engine = ReplacingMergeTree(recorded_at) order by marts_schema"""
+    )
+
+
+def last_refresh(client, raw_database: str, marts_schema: str) -> dt.datetime | None:
+    _ensure_table(client, raw_database)
+    rows = client.query(
+        f"select refreshed_through from `{raw_database}`.{REFRESH_TABLE} final "
+        "where marts_schema = {marts_schema:String}",
+        parameters={"marts_schema": marts_schema},
+    ).result_rows
+    return rows[0][0] if rows else None
+
+
+def tables_changed_since_refresh(client, raw_database: str, marts_schema: str) -> list[str] | None:
+    """Raw tables changed after the last successful refresh, or None if the models were never built."""
+    refreshed_through = last_refresh(client, raw_database, marts_schema)
+    if refreshed_through is None:
+        return None
+    schema.create_database(client, raw_database)
+    rows = client.query(
+        f"select table_name from `{raw_database}`.{schema.STATE_TABLE} final "
+        "where changed_at > {refreshed_through:DateTime64(6)} order by table_name",
+        parameters={"refreshed_through": refreshed_through},
+    ).result_rows
+    return [table for (table,) in rows]
+
+
+def record_refresh(client, raw_database: str, marts_schema: str, started_at: dt.datetime) -> None:
+    """Mark every change stamped before ``started_at`` (when the successful dbt run began) as built."""
+    _ensure_table(client, raw_database)
+    client.insert(
+        f"{raw_database}.{REFRESH_TABLE}",
+        [[marts_schema, started_at, utc_now()]],
+        column_names=["marts_schema", "refreshed_through", "recorded_at"],
+    )
