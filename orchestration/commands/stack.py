@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from devstack import stack
+from devstack import stack, state
 from ingestion.schema import migrate as schema_migrate
 from orchestration import environment
 
@@ -46,9 +46,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_status() -> None:
-    table = Table("service", "state", "address")
+    table = Table("service", "state")
+    table.add_column("address", overflow="fold")  # a DSN is copied from here: never cut it short
     for name, running, address in stack.status():
         table.add_row(name, "[green]running[/]" if running else "[red]stopped[/]", address)
     console.print(table)
+    console.print(f"passwords of the embedded services: {state.home() / 'secrets'} (never printed)")
     if os.environ.get("FUNNELHOUSE_PG_DSN"):
         console.print("PostgreSQL from FUNNELHOUSE_PG_DSN (not embedded)")
