@@ -57,9 +57,11 @@ from ingestion.schema import migrate  # noqa: E402
 RESULTS = REPO / "bench" / "results"
 ROWS_PER_FILE = 1_000_000
 CONVERSATION_COLUMNS = CONTRACTS["conversations"].landing_columns
-REFERENCES = {"customer_code": ("customers", "customer_code", "customer_id"),
-              "employee_code": ("employees", "employee_code", "employee_id"),
-              "script_used_code": ("scripts", "script_code", "script_used_id")}
+REFERENCES = {
+    "customer_code": ("customers", "customer_code", "customer_id"),
+    "employee_code": ("employees", "employee_code", "employee_id"),
+    "script_used_code": ("scripts", "script_code", "script_used_id"),
+}
 JSON_COLUMNS = [c.name for c in CONTRACTS["conversations"].columns if c.kind == "json"]
 CSV_WRITE = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 
@@ -72,8 +74,14 @@ def q(name: str) -> str:
 def sample_conversations(sample: Path) -> pa.Table:
     tables = [pq.read_table(p) for p in sorted(sample.glob("conversations__*.parquet"))]
     table = pa.concat_tables(tables) if tables else pa.table({})
-    return pa.table({name: pc.cast(table[name], pa.string()) if name != "sent_at"
-                     else pc.strftime(table[name], "%Y-%m-%d %H:%M:%S") for name in CONVERSATION_COLUMNS})
+    return pa.table(
+        {
+            name: pc.cast(table[name], pa.string())
+            if name != "sent_at"
+            else pc.strftime(table[name], "%Y-%m-%d %H:%M:%S")
+            for name in CONVERSATION_COLUMNS
+        }
+    )
 
 
 def write_landing(base: pa.Table, rows: int, out: Path) -> list[Path]:
@@ -102,18 +110,25 @@ def write_landing(base: pa.Table, rows: int, out: Path) -> list[Path]:
 def resolved_copy_data(dsn: str, landing: list[Path]) -> tuple[list[bytes], list[str]]:
     """The landing rows as ``conversations`` rows (codes replaced by ids): the raw-COPY input."""
     with psycopg.connect(dsn) as conn:
-        ids = {landing_column: dict(conn.execute(f"SELECT {key}, id FROM {table}").fetchall())
-               for landing_column, (table, key, _) in REFERENCES.items()}
+        ids = {
+            landing_column: dict(conn.execute(f"SELECT {key}, id FROM {table}").fetchall())
+            for landing_column, (table, key, _) in REFERENCES.items()
+        }
     columns = [c for c in CONVERSATION_COLUMNS if c not in REFERENCES] + [v[2] for v in REFERENCES.values()]
     payloads = []
     for path in landing:
-        table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(CONVERSATION_COLUMNS, pa.string()), strings_can_be_null=True))
+        table = pa_csv.read_csv(
+            path,
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(CONVERSATION_COLUMNS, pa.string()), strings_can_be_null=True
+            ),
+        )
         for landing_column in REFERENCES:
             codes = table[landing_column].to_pylist()
             mapping = ids[landing_column]
-            table = table.append_column(REFERENCES[landing_column][2],
-                                        pa.array([mapping.get(c) for c in codes], pa.int64()))
+            table = table.append_column(
+                REFERENCES[landing_column][2], pa.array([mapping.get(c) for c in codes], pa.int64())
+            )
         sink = io.BytesIO()
         pa_csv.write_csv(table.select(columns), sink, CSV_WRITE)
         payloads.append(sink.getvalue())
@@ -134,11 +149,12 @@ def reset(dsn: str, months: tuple[str, str]) -> None:
 def run_raw_copy(dsn: str, payloads: list[bytes], columns: list[str]) -> None:
     with psycopg.connect(dsn) as conn:
         for payload in payloads:
-            with conn.cursor().copy(f"COPY conversations ({', '.join(q(c) for c in columns)}) FROM STDIN "
-                                    "(FORMAT csv)") as copy:
+            with conn.cursor().copy(
+                f"COPY conversations ({', '.join(q(c) for c in columns)}) FROM STDIN (FORMAT csv)"
+            ) as copy:
                 view = memoryview(payload)
                 for start in range(0, len(view), 1 << 20):
-                    copy.write(view[start:start + (1 << 20)])
+                    copy.write(view[start : start + (1 << 20)])
             conn.commit()
 
 
@@ -161,8 +177,10 @@ def run_to_sql(dsn: str, landing: list[Path], limit: int) -> int:
 
     engine = sqlalchemy.create_engine(dsn.replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as conn:
-        ids = {landing_column: dict(conn.exec_driver_sql(f"SELECT {key}, id FROM {table}").fetchall())
-               for landing_column, (table, key, _) in REFERENCES.items()}
+        ids = {
+            landing_column: dict(conn.exec_driver_sql(f"SELECT {key}, id FROM {table}").fetchall())
+            for landing_column, (table, key, _) in REFERENCES.items()
+        }
     done = 0
     for path in landing:
         for frame in pd.read_csv(path, chunksize=100_000, dtype=str, keep_default_na=False, na_values=[""]):
@@ -175,8 +193,15 @@ def run_to_sql(dsn: str, landing: list[Path], limit: int) -> int:
             frame["quality_score"] = pd.to_numeric(frame["quality_score"]).astype("Int64")
             for column in ("sent_at", "created_at"):
                 frame[column] = pd.to_datetime(frame[column])
-            frame.to_sql("conversations", engine, if_exists="append", index=False, method="multi",
-                         chunksize=2_000, dtype=dict.fromkeys(JSON_COLUMNS, JSONB))
+            frame.to_sql(
+                "conversations",
+                engine,
+                if_exists="append",
+                index=False,
+                method="multi",
+                chunksize=2_000,
+                dtype=dict.fromkeys(JSON_COLUMNS, JSONB),
+            )
             done += len(frame)
             if done >= limit:
                 return done
@@ -193,20 +218,32 @@ def run_dlt(dsn: str, landing: list[Path], workdir: Path, disposition: str) -> N
     @dlt.resource(name="conversations", write_disposition=disposition, **hints)
     def conversations():
         for path in landing:
-            reader = pa_csv.open_csv(path, convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(CONVERSATION_COLUMNS, pa.string()), strings_can_be_null=True))
+            reader = pa_csv.open_csv(
+                path,
+                convert_options=pa_csv.ConvertOptions(
+                    column_types=dict.fromkeys(CONVERSATION_COLUMNS, pa.string()), strings_can_be_null=True
+                ),
+            )
             for batch in reader:
                 yield pa.Table.from_batches([batch])
 
-    pipeline = dlt.pipeline(pipeline_name=f"bench_ingest_{disposition}", destination=dlt.destinations.postgres(credentials=dsn),
-                            dataset_name="bench_dlt", pipelines_dir=str(workdir / "dlt"))
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_ingest_{disposition}",
+        destination=dlt.destinations.postgres(credentials=dsn),
+        dataset_name="bench_dlt",
+        pipelines_dir=str(workdir / "dlt"),
+    )
     info = pipeline.run(conversations(), loader_file_format="csv")
     info.raise_on_failed_jobs()
 
 
 def month_range(landing: Path) -> tuple[str, str]:
-    sent = pa_csv.read_csv(landing, convert_options=pa_csv.ConvertOptions(
-        include_columns=["sent_at"], column_types={"sent_at": pa.string()}))["sent_at"]
+    sent = pa_csv.read_csv(
+        landing,
+        convert_options=pa_csv.ConvertOptions(
+            include_columns=["sent_at"], column_types={"sent_at": pa.string()}
+        ),
+    )["sent_at"]
     bounds = pc.min_max(sent)
     return bounds["min"].as_py()[:10], bounds["max"].as_py()[:10]
 
@@ -225,9 +262,11 @@ def timed(label: str, action) -> tuple[float, object]:
     return seconds, value
 
 
-# -- main --------------------------------------------------------------------------------------------------------
+# -- main ------------------------------------------------------------------------------------------
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--slow-rows", type=int, default=200_000, help="rows given to pandas.to_sql")
     parser.add_argument("--customers", type=int, default=2000)
@@ -242,7 +281,9 @@ def main() -> None:
         migrate.apply(dsn, log=lambda *_: None)
         sample = home / "sample"
         generate(sample, args.customers, seed=3)
-        others = [f for f in discover([str(sample)]) if f.table not in ("conversations", "conversation_events")]
+        others = [
+            f for f in discover([str(sample)]) if f.table not in ("conversations", "conversation_events")
+        ]
         assert all(r.ok for r in ingest(dsn, others)), "sample tables did not load"
         landing = write_landing(sample_conversations(sample), args.rows, home / "landing")
         payloads, columns = resolved_copy_data(dsn, landing)
@@ -261,7 +302,10 @@ def main() -> None:
         for disposition in ("merge", "append"):
             reset(dsn, months)
             seconds, _ = timed(f"dlt ({disposition})", lambda d=disposition: run_dlt(dsn, landing, home, d))
-            figures[f"dlt ({disposition})"] = {"rows": count(dsn, "bench_dlt.conversations"), "seconds": seconds}
+            figures[f"dlt ({disposition})"] = {
+                "rows": count(dsn, "bench_dlt.conversations"),
+                "seconds": seconds,
+            }
 
         reset(dsn, months)
         seconds, _ = timed("pandas.to_sql", lambda: run_to_sql(dsn, landing, args.slow_rows))
@@ -282,13 +326,20 @@ def main() -> None:
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, embedded PostgreSQL 18",
         "methods": figures,
         "vs_raw_copy": ratios,
-        "funnelhouse_vs_dlt": {name: round(figures["funnelhouse"]["rows_per_s"] / f["rows_per_s"], 2)
-                               for name, f in figures.items() if name.startswith("dlt")},
-        "goals": {"funnelhouse >= 0.6x raw COPY": ratios["funnelhouse"] >= 0.6,
-                  "funnelhouse faster than dlt (merge, the same exactly-once guarantee)":
-                      figures["funnelhouse"]["rows_per_s"] > figures["dlt (merge)"]["rows_per_s"],
-                  "funnelhouse faster than dlt (append, a bare table)":
-                      figures["funnelhouse"]["rows_per_s"] > figures["dlt (append)"]["rows_per_s"]},
+        "funnelhouse_vs_dlt": {
+            name: round(figures["funnelhouse"]["rows_per_s"] / f["rows_per_s"], 2)
+            for name, f in figures.items()
+            if name.startswith("dlt")
+        },
+        "goals": {
+            "funnelhouse >= 0.6x raw COPY": ratios["funnelhouse"] >= 0.6,
+            "funnelhouse faster than dlt (merge, the same exactly-once guarantee)": figures["funnelhouse"][
+                "rows_per_s"
+            ]
+            > figures["dlt (merge)"]["rows_per_s"],
+            "funnelhouse faster than dlt (append, a bare table)": figures["funnelhouse"]["rows_per_s"]
+            > figures["dlt (append)"]["rows_per_s"],
+        },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
@@ -307,17 +358,23 @@ def markdown(summary: dict) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for name, figure in summary["methods"].items():
-        lines.append(f"| {name} | {figure['rows']:,} | {figure['seconds']} | {figure['rows_per_s']:,} "
-                     f"| {summary['vs_raw_copy'][name]} |")
+        lines.append(
+            f"| {name} | {figure['rows']:,} | {figure['seconds']} | {figure['rows_per_s']:,} "
+            f"| {summary['vs_raw_copy'][name]} |"
+        )
     steps = summary["methods"]["funnelhouse"].get("steps", {})
     lines += [
         "",
-        "funnelhouse / dlt: " + ", ".join(f"{k} {v}x" for k, v in summary["funnelhouse_vs_dlt"].items())
+        "funnelhouse / dlt: "
+        + ", ".join(f"{k} {v}x" for k, v in summary["funnelhouse_vs_dlt"].items())
         + ". Goals: "
-        + ", ".join(f"{goal}: {'met' if met else 'NOT met'}" for goal, met in summary["goals"].items()) + ".",
+        + ", ".join(f"{goal}: {'met' if met else 'NOT met'}" for goal, met in summary["goals"].items())
+        + ".",
         "",
-        "funnelhouse's seconds by step (reading thread: read, prepare = validate + COPY text, wait for "
-        "database; writer thread: database): " + ", ".join(f"{k} {v}" for k, v in steps.items()) + ".",
+        "funnelhouse's seconds by step (reading thread: read, validate, prepare = validate + COPY text, "
+        "wait for database; writer thread, at the same time: db: copy, db: checks, db: merge): "
+        + ", ".join(f"{k} {v}" for k, v in steps.items())
+        + ".",
         "raw COPY loads pre-validated rows with ids already resolved into the real table (its 8 indexes, "
         "3 foreign keys and updated_at trigger); funnelhouse validates every row with great-expectations, "
         "quarantines rejects, resolves ids and merges idempotently into that same table; pandas.to_sql "

@@ -37,8 +37,18 @@ def start(conn: psycopg.Connection, file: LandingFile, checksum: str, run_id: st
     ).fetchone()[0]
 
 
-def finish(conn: psycopg.Connection, file_id: int, *, status: str, rows_in: int, rows_loaded: int,
-           rows_rejected: int, rows_changed: int, validation: dict, error: str | None = None) -> None:
+def finish(
+    conn: psycopg.Connection,
+    file_id: int,
+    *,
+    status: str,
+    rows_in: int,
+    rows_loaded: int,
+    rows_rejected: int,
+    rows_changed: int,
+    validation: dict,
+    error: str | None = None,
+) -> None:
     conn.execute(
         f"""UPDATE {FILES} SET status = %s, rows_in = %s, rows_loaded = %s, rows_rejected = %s,
                    rows_changed = %s, validation = %s, error = %s, finished_at = clock_timestamp()
@@ -47,16 +57,34 @@ def finish(conn: psycopg.Connection, file_id: int, *, status: str, rows_in: int,
     )
 
 
-def record(conn: psycopg.Connection, file: LandingFile, checksum: str, *, status: str, run_id: str | None,
-           error: str | None = None, duplicate_of: int | None = None) -> int:
+def record(
+    conn: psycopg.Connection,
+    file: LandingFile,
+    checksum: str,
+    *,
+    status: str,
+    run_id: str | None,
+    error: str | None = None,
+    duplicate_of: int | None = None,
+) -> int:
     """A finished ledger row in one statement: a failed file (after its rollback) or a duplicate."""
     return conn.execute(
         f"""INSERT INTO {FILES} (path, checksum, size_bytes, modified, table_name, format, status, run_id,
                                  error, duplicate_of, rows_in, rows_loaded, rows_rejected, rows_changed,
                                  finished_at)
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 0, clock_timestamp()) RETURNING id""",
-        (file.url, checksum, file.size, file.modified, file.table, file.format, status, run_id, error,
-         duplicate_of),
+        (
+            file.url,
+            checksum,
+            file.size,
+            file.modified,
+            file.table,
+            file.format,
+            status,
+            run_id,
+            error,
+            duplicate_of,
+        ),
     ).fetchone()[0]
 
 

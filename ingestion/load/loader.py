@@ -6,18 +6,23 @@ Per file, inside a single transaction:
    ledger check by content checksum (a copy of loaded content is recorded as 'duplicate');
 2. the file is streamed chunk by chunk: each chunk is validated (:mod:`validate`), its bad rows
    are COPYed into ``funnelhouse.ingest_rejects`` and its good rows, still as text, are COPYed
-   into a TEMP staging table. The staging table, not the Python process, holds the file, so
-   memory stays bounded whatever the file's size;
-3. checks that need the database run as SQL over the whole staging table: references (business
-   keys present in PostgreSQL, or for a self-reference earlier in this file), other unique keys
-   (an employee's email), a conversation's key seen before with another ``sent_at``. Failing
-   rows move from staging to the rejects table with the reason in words;
+   into a TEMP staging table; a key repeated within the file keeps its last row (the others
+   count as loaded, ``rows_superseded``);
+3. checks that need the database run as SQL over the staging table: references (business keys
+   present in PostgreSQL, or for a self-reference anywhere in this file), other unique keys (an
+   employee's email), a conversation's key loaded before with another ``sent_at`` (a second row,
+   as the partitioned table's unique key includes sent_at). Failing rows move from staging to the
+   rejects table with the reason in words;
 4. ``INSERT ... SELECT`` from staging with business keys joined to ids, ``ON CONFLICT (natural
    key) DO UPDATE ... WHERE (columns) IS DISTINCT FROM (new values)``: new rows are inserted,
    changed rows updated (and ``updated_at`` moves, by trigger), identical rows untouched - so a
    re-run, or an overlapping file, changes nothing and duplicates nothing;
 5. the ledger row is finished (rows in = loaded + rejected, enforced by a CHECK) and the
    transaction commits. A kill at any point before that leaves no trace at all.
+
+Steps 3-4 run per chunk (staging holds one chunk), in a writer thread that overlaps the reading
+and validating of the next chunk, except for a table that references itself (customers), staged
+whole and merged at the end. Memory is bounded by the chunk size, never by the file's.
 
 A file that cannot be read, or that PostgreSQL refuses, rolls back and is then recorded as
 'failed' with the error; a file whose every row was rejected commits its rejects as 'failed'.
@@ -75,7 +80,9 @@ class FileResult:
     file_id: int | None = None
     duplicate_of: str | None = None
     validation: dict = field(default_factory=dict)
-    seconds_by_step: Counter = field(default_factory=Counter)  # read, validate, prepare, wait, database
+    # Reading thread: read, validate, prepare (validation included), wait for database; writer
+    # thread: db: copy, db: checks, db: merge. The threads overlap, so steps add up to more than seconds.
+    seconds_by_step: Counter = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -87,7 +94,8 @@ def catalog(conn: psycopg.Connection, table: str) -> dict[str, DbColumn]:
         """SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale
            FROM information_schema.columns
            WHERE table_name = %s
-             AND table_schema = (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = %s::regclass)""",
+             AND table_schema = (SELECT relnamespace::regnamespace::text
+                                  FROM pg_class WHERE oid = %s::regclass)""",
         (table, table),
     ).fetchall()
     return {name: DbColumn(kind, length, precision, scale) for name, kind, length, precision, scale in rows}
@@ -127,7 +135,8 @@ class MergePlan:
         self.conflict_target = target
         natural_plain = all(k in self.plain for k in contract.natural_key)
         self.other_unique = [
-            key for key in unique
+            key
+            for key in unique
             if set(key) != set(target) and all(c in self.plain for c in key) and natural_plain
         ]
 
@@ -155,8 +164,10 @@ class MergePlan:
 
     def _reference_reason(self, ref: Reference) -> str:
         where = "neither in PostgreSQL nor in this file" if ref.table == self.table else "not in PostgreSQL"
-        return (f"'{ref.landing_column} ' || quote_literal(bad.{q(ref.landing_column)}) || "
-                f"' is not a known {ref.table}.{ref.key_column} ({where})'")
+        return (
+            f"'{ref.landing_column} ' || quote_literal(bad.{q(ref.landing_column)}) || "
+            f"' is not a known {ref.table}.{ref.key_column} ({where})'"
+        )
 
     def checks(self) -> list[tuple[str, list[tuple[str, Callable[[str], str], str]]]]:
         """``(name, [(rule, condition(alias), reason on bad)])`` groups; a group is one staging pass.
@@ -165,46 +176,74 @@ class MergePlan:
         can orphan the rows that point at it.
         """
         groups = []
-        refs = [(f"reference:{r.landing_column}", partial(self._reference_missing, r), self._reference_reason(r))
-                for r in self.references]
+        refs = [
+            (f"reference:{r.landing_column}", partial(self._reference_missing, r), self._reference_reason(r))
+            for r in self.references
+        ]
         if refs:
             groups.append(("references", refs))
         if self.self_references:
-            groups.append(("self references", [
-                (f"reference:{r.landing_column}", partial(self._reference_missing, r), self._reference_reason(r))
-                for r in self.self_references]))
+            groups.append(
+                (
+                    "self references",
+                    [
+                        (
+                            f"reference:{r.landing_column}",
+                            partial(self._reference_missing, r),
+                            self._reference_reason(r),
+                        )
+                        for r in self.self_references
+                    ],
+                )
+            )
         for key in self.other_unique:
             shown = " || ', ' || ".join(f"quote_nullable(bad.{q(c)})" for c in key)
-            reason = (f"'{', '.join(key)} ' || {shown} || ' already belongs to another {self.table} row "
-                      f"(unique in PostgreSQL)'")
-            groups.append((f"unique {key}", [(f"unique:{','.join(key)}", partial(self._unique_clash, key), reason)]))
+            reason = (
+                f"'{', '.join(key)} ' || {shown} || ' already belongs to another {self.table} row "
+                f"(unique in PostgreSQL)'"
+            )
+            groups.append(
+                (f"unique {key}", [(f"unique:{','.join(key)}", partial(self._unique_clash, key), reason)])
+            )
         if self.partition:
-            reason = (f"'{', '.join(self.contract.natural_key)} already loaded with another {self.partition}; "
-                      f"{self.partition} of a loaded row cannot change'")
+            reason = (
+                f"'{', '.join(self.contract.natural_key)} already loaded with another {self.partition}; "
+                f"{self.partition} of a loaded row cannot change'"
+            )
             groups.append(("partition key", [(f"moved:{self.partition}", self._partition_moved, reason)]))
         return groups
 
     def _unique_clash(self, key: tuple[str, ...], alias: str) -> str:
-        """The row's value of another unique key belongs to another row, in the table or earlier in the file."""
+        """The row's value of another unique key belongs to another row, in the table or earlier in file."""
         natural = " AND ".join(f"t.{q(k)} = {self.typed(k, alias)}" for k in self.contract.natural_key)
         same = " AND ".join(f"t.{q(c)} = {self.typed(c, alias)}" for c in key)
         earlier_same = " AND ".join(f"o.{q(c)} = {alias}.{q(c)}" for c in key)
-        other_key = " OR ".join(f"o.{q(k)} IS DISTINCT FROM {alias}.{q(k)}" for k in self.contract.natural_key)
-        return (f"(EXISTS (SELECT 1 FROM {q(self.table)} t WHERE {same} AND NOT ({natural})) OR "
-                f"EXISTS (SELECT 1 FROM {STAGE} o WHERE {earlier_same} AND ({other_key}) "
-                f"AND o._row < {alias}._row))")
+        other_key = " OR ".join(
+            f"o.{q(k)} IS DISTINCT FROM {alias}.{q(k)}" for k in self.contract.natural_key
+        )
+        return (
+            f"(EXISTS (SELECT 1 FROM {q(self.table)} t WHERE {same} AND NOT ({natural})) OR "
+            f"EXISTS (SELECT 1 FROM {STAGE} o WHERE {earlier_same} AND ({other_key}) "
+            f"AND o._row < {alias}._row))"
+        )
 
     def _partition_moved(self, alias: str) -> str:
         natural = " AND ".join(f"t.{q(k)} = {alias}.{q(k)}" for k in self.contract.natural_key)
-        return (f"EXISTS (SELECT 1 FROM {q(self.table)} t WHERE {natural} "
-                f"AND t.{q(self.partition)} <> {self.typed(self.partition, alias)})")
+        return (
+            f"EXISTS (SELECT 1 FROM {q(self.table)} t WHERE {natural} "
+            f"AND t.{q(self.partition)} <> {self.typed(self.partition, alias)})"
+        )
 
     def reject_sql(self, group: list[tuple[str, Callable[[str], str], str]]) -> str:
         conditions = " OR ".join(condition("s") for _, condition, _ in group)
-        rule = "COALESCE(" + ", ".join(f"CASE WHEN {c('bad')} THEN '{rule}' END" for rule, c, _ in group) + ")"
-        reason = "concat_ws('; ', " + ", ".join(f"CASE WHEN {c('bad')} THEN {r} END" for _, c, r in group) + ")"
+        rule = (
+            "COALESCE(" + ", ".join(f"CASE WHEN {c('bad')} THEN '{rule}' END" for rule, c, _ in group) + ")"
+        )
+        reason = (
+            "concat_ws('; ', " + ", ".join(f"CASE WHEN {c('bad')} THEN {r} END" for _, c, r in group) + ")"
+        )
         return f"""WITH bad AS (DELETE FROM {STAGE} s WHERE {conditions} RETURNING s.*)
-                   INSERT INTO {ledger.REJECTS} ({', '.join(ledger.REJECT_COLUMNS)})
+                   INSERT INTO {ledger.REJECTS} ({", ".join(ledger.REJECT_COLUMNS)})
                    SELECT %(file_id)s, %(path)s, %(table)s, bad._row, {rule}, {reason}, to_jsonb(bad) - '_row'
                    FROM bad RETURNING rule"""
 
@@ -220,17 +259,23 @@ class MergePlan:
         joins = []
         for i, ref in enumerate(self.references):
             alias = f"r{i}"
-            joins.append(f"LEFT JOIN {q(ref.table)} {alias} ON {alias}.{q(ref.key_column)} = s.{q(ref.landing_column)}")
+            joins.append(
+                f"LEFT JOIN {q(ref.table)} {alias} ON {alias}.{q(ref.key_column)} = s.{q(ref.landing_column)}"
+            )
             columns.extend(ref.db_columns)
             values.extend(f"{alias}.{q(t)}" for t in ref.target_columns)
         updated = [c for c in columns if c not in self.conflict_target]
         update = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updated)
-        changed = (f"({', '.join(f't.{q(c)}' for c in updated)}) IS DISTINCT FROM "
-                   f"({', '.join(f'EXCLUDED.{q(c)}' for c in updated)})")
-        conflict = (f"DO UPDATE SET {update} WHERE {changed}" if updated else "DO NOTHING")
-        return (f"INSERT INTO {q(self.table)} AS t ({', '.join(q(c) for c in columns)}) "
-                f"SELECT {', '.join(values)} FROM {STAGE} s {' '.join(joins)} "
-                f"ON CONFLICT ({', '.join(q(c) for c in self.conflict_target)}) {conflict}")
+        changed = (
+            f"({', '.join(f't.{q(c)}' for c in updated)}) IS DISTINCT FROM "
+            f"({', '.join(f'EXCLUDED.{q(c)}' for c in updated)})"
+        )
+        conflict = f"DO UPDATE SET {update} WHERE {changed}" if updated else "DO NOTHING"
+        return (
+            f"INSERT INTO {q(self.table)} AS t ({', '.join(q(c) for c in columns)}) "
+            f"SELECT {', '.join(values)} FROM {STAGE} s {' '.join(joins)} "
+            f"ON CONFLICT ({', '.join(q(c) for c in self.conflict_target)}) {conflict}"
+        )
 
     def merge_self_references(self) -> list[str]:
         """Second statement for a self-reference: every row of the file exists by now."""
@@ -240,7 +285,8 @@ class MergePlan:
             (column,), (target,) = ref.db_columns, ref.target_columns
             statements.append(
                 f"UPDATE {q(self.table)} t SET {q(column)} = r.{q(target)} "
-                f"FROM {STAGE} s LEFT JOIN {q(self.table)} r ON r.{q(ref.key_column)} = s.{q(ref.landing_column)} "
+                f"FROM {STAGE} s LEFT JOIN {q(self.table)} r "
+                f"ON r.{q(ref.key_column)} = s.{q(ref.landing_column)} "
                 f"WHERE {key} AND t.{q(column)} IS DISTINCT FROM r.{q(target)}"
             )
         return statements
@@ -251,8 +297,12 @@ def _stage_bytes(frame: pd.DataFrame, columns: list[str]) -> memoryview:
 
     Written into an Arrow buffer and handed over without a copy: a chunk exists once in memory.
     """
-    table = pa.table({"_row": pa.array(frame.index.to_numpy(dtype=np.int64)),
-                      **{c: pa.array(frame[c], type=pa.string(), from_pandas=True) for c in columns}})
+    table = pa.table(
+        {
+            "_row": pa.array(frame.index.to_numpy(dtype=np.int64)),
+            **{c: pa.array(frame[c], type=pa.string(), from_pandas=True) for c in columns},
+        }
+    )
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
     return memoryview(sink.getvalue())
@@ -327,7 +377,7 @@ class _FileLoad:
         self.key_hashes: list[np.ndarray] = []
         self.months: tuple[str, str] | None = None
         self.params = {"file_id": file_id, "path": file.url, "table": file.table}
-        self.seconds: Counter[str] = Counter()  # reading thread's steps, and the writer's "database"
+        self.seconds: Counter[str] = Counter()  # see FileResult.seconds_by_step
 
     # -- reading thread ------------------------------------------------------------------------
     def run(self, chunk_bytes: int, on_rows: Callable[[int], None] | None) -> None:
@@ -350,7 +400,7 @@ class _FileLoad:
         if not self.per_chunk:
             clock = time.perf_counter()
             self._settle_file()
-            self._tick("database", clock)
+            self._tick("db: checks and merge", clock)
 
     def _tick(self, step: str, since: float) -> float:
         now = time.perf_counter()
@@ -364,8 +414,17 @@ class _FileLoad:
         rejects = []
         for row, problems in sorted(verdict.failures.items()):
             self.rejected[problems[0][0]] += 1
-            rejects.append((self.file_id, self.file.url, self.file.table, row, problems[0][0],
-                            "; ".join(reason for _, reason in problems), _raw_row(frame, row)))
+            rejects.append(
+                (
+                    self.file_id,
+                    self.file.url,
+                    self.file.table,
+                    row,
+                    problems[0][0],
+                    "; ".join(reason for _, reason in problems),
+                    _raw_row(frame, row),
+                )
+            )
         good = frame.loc[~frame.index.isin(list(verdict.failures))] if verdict.failures else frame
         key = list(self.plan.contract.natural_key)
         repeated = good.duplicated(subset=key, keep="last")
@@ -382,31 +441,34 @@ class _FileLoad:
 
     # -- writer thread ---------------------------------------------------------------------------
     def write(self, batch: _Batch) -> None:
-        clock = time.perf_counter()
-        try:
-            self._write(batch)
-        finally:
-            self.seconds["database"] += time.perf_counter() - clock
-
-    def _write(self, batch: _Batch) -> None:
         with self.conn.cursor() as cursor:
+            clock = time.perf_counter()
             if batch.rejects:
-                with cursor.copy(f"COPY {ledger.REJECTS} ({', '.join(ledger.REJECT_COLUMNS)}) FROM STDIN") as copy:
+                with cursor.copy(
+                    f"COPY {ledger.REJECTS} ({', '.join(ledger.REJECT_COLUMNS)}) FROM STDIN"
+                ) as copy:
                     for reject in batch.rejects:
                         copy.write_row(reject)
-            if batch.staged is None:
-                return
-            with cursor.copy(self.plan.copy_stage()) as copy:
-                copy.write(batch.staged)
+            if batch.staged is not None:
+                with cursor.copy(self.plan.copy_stage()) as copy:
+                    copy.write(batch.staged)
+            clock = self._tick("db: copy", clock)
+        if batch.staged is None:
+            return
         if batch.months:
-            low, high = batch.months if self.months is None else (
-                min(batch.months[0], self.months[0]), max(batch.months[1], self.months[1]))
+            low, high = (
+                batch.months
+                if self.months is None
+                else (min(batch.months[0], self.months[0]), max(batch.months[1], self.months[1]))
+            )
             self.months = (low, high)
         if self.per_chunk:
             self._reject_in_sql()
             self._ensure_partitions(batch.months)
+            clock = self._tick("db: checks", clock)
             self.rows_changed += self.conn.execute(self.plan.merge()).rowcount
             self.conn.execute(f"TRUNCATE {STAGE}")
+            self._tick("db: merge", clock)
 
     # -- SQL steps -----------------------------------------------------------------------------------
     def _reject_in_sql(self) -> None:
@@ -420,8 +482,10 @@ class _FileLoad:
 
     def _ensure_partitions(self, months: tuple[str, str] | None) -> None:
         if months and self.plan.table in _PARTITION_ENSURERS:
-            self.conn.execute(f"SELECT {_PARTITION_ENSURERS[self.plan.table]}(%s::date, %s::date)",
-                              (months[0][:10], months[1][:10]))
+            self.conn.execute(
+                f"SELECT {_PARTITION_ENSURERS[self.plan.table]}(%s::date, %s::date)",
+                (months[0][:10], months[1][:10]),
+            )
 
     def _settle_file(self) -> None:
         """Whole-file mode: repeated keys across chunks, checks, partitions, merge, self-references."""
@@ -468,8 +532,9 @@ def load_file(
             earlier = ledger.loaded_copy(conn, file.table, checksum)
             if earlier:
                 result.status, result.duplicate_of = "duplicate", earlier[1]
-                result.file_id = ledger.record(conn, file, checksum, status="duplicate", run_id=run_id,
-                                               duplicate_of=earlier[0])
+                result.file_id = ledger.record(
+                    conn, file, checksum, status="duplicate", run_id=run_id, duplicate_of=earlier[0]
+                )
                 return result
             result.file_id = ledger.start(conn, file, checksum, run_id)
             load = _FileLoad(conn, file, result.file_id)
@@ -483,10 +548,20 @@ def load_file(
             result.validation = load.validator.summary()
             if result.rows_in and not result.rows_loaded:
                 result.status = "failed"
-                result.error = f"{file.url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)})"
-            ledger.finish(conn, result.file_id, status=result.status, rows_in=result.rows_in,
-                          rows_loaded=result.rows_loaded, rows_rejected=result.rows_rejected,
-                          rows_changed=result.rows_changed, validation=result.validation, error=result.error)
+                result.error = (
+                    f"{file.url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)})"
+                )
+            ledger.finish(
+                conn,
+                result.file_id,
+                status=result.status,
+                rows_in=result.rows_in,
+                rows_loaded=result.rows_loaded,
+                rows_rejected=result.rows_rejected,
+                rows_changed=result.rows_changed,
+                validation=result.validation,
+                error=result.error,
+            )
     except (LandingFileError, psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as error:
         _record_failure(conn, result, error, run_id)
     finally:
@@ -494,15 +569,21 @@ def load_file(
     return result
 
 
-def _record_failure(conn: psycopg.Connection, result: FileResult, error: Exception, run_id: str | None) -> None:
-    message = str(error) if isinstance(error, LandingFileError) else f"{result.file.url}: PostgreSQL refused " \
-        f"the file: {str(error).strip()}"
+def _record_failure(
+    conn: psycopg.Connection, result: FileResult, error: Exception, run_id: str | None
+) -> None:
+    message = (
+        str(error)
+        if isinstance(error, LandingFileError)
+        else f"{result.file.url}: PostgreSQL refused the file: {str(error).strip()}"
+    )
     result.status, result.error = "failed", message
     result.rows_in = result.rows_loaded = result.rows_rejected = result.rows_changed = 0
     result.reasons = Counter()
     with conn.transaction():
-        result.file_id = ledger.record(conn, result.file, result.checksum, status="failed", run_id=run_id,
-                                       error=message)
+        result.file_id = ledger.record(
+            conn, result.file, result.checksum, status="failed", run_id=run_id, error=message
+        )
 
 
 def describe_reasons(reasons: Counter, limit: int = 5) -> str:

@@ -68,8 +68,9 @@ def ingest(
         todo = pending(conn, files) if only_pending else [(f, None) for f in files]
         for index, (file, checksum) in enumerate(todo):
             observer.file_started(file, index, len(todo))
-            result = load_file(conn, file, checksum, run_id=run_id, chunk_bytes=chunk_bytes,
-                               on_rows=observer.rows_read)
+            result = load_file(
+                conn, file, checksum, run_id=run_id, chunk_bytes=chunk_bytes, on_rows=observer.rows_read
+            )
             observer.file_finished(result)
             results.append(result)
     return results

@@ -169,17 +169,24 @@ def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iter
         read_options = pa_csv.ReadOptions(column_names=header, use_threads=False)
         parse_options = pa_csv.ParseOptions(newlines_in_values=True)
         convert_options = pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(columns, pa.string()), include_columns=columns,
-            strings_can_be_null=True, quoted_strings_can_be_null=True,
+            column_types=dict.fromkeys(columns, pa.string()),
+            include_columns=columns,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
         )
         next_row = 1
         for block in _csv_blocks(handle, chunk_bytes):
             try:
-                table = pa_csv.read_csv(io.BytesIO(block), read_options=read_options,
-                                        parse_options=parse_options, convert_options=convert_options)
+                table = pa_csv.read_csv(
+                    io.BytesIO(block),
+                    read_options=read_options,
+                    parse_options=parse_options,
+                    convert_options=convert_options,
+                )
             except pa.ArrowInvalid as error:
-                raise LandingFileError(file, f"unreadable CSV in the rows from data row {next_row} on: {error}") \
-                    from error
+                raise LandingFileError(
+                    file, f"unreadable CSV in the rows from data row {next_row} on: {error}"
+                ) from error
             yield Chunk(_numbered(table.to_pandas(), next_row))
             next_row += table.num_rows
 
@@ -251,8 +258,11 @@ def _parquet_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> 
             raise LandingFileError(file, f"not a readable Parquet file: {error}") from error
         _require_columns(file, parquet.schema_arrow.names, columns)
         meta = parquet.metadata
-        row_bytes = max(1, sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-                        // max(1, meta.num_rows))
+        row_bytes = max(
+            1,
+            sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            // max(1, meta.num_rows),
+        )
         next_row = 1
         for batch in parquet.iter_batches(batch_size=max(1000, chunk_bytes // row_bytes), columns=columns):
             table = pa.table({name: _parquet_text(batch.column(name)) for name in columns})

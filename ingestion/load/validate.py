@@ -38,11 +38,23 @@ BOOL_PATTERN = r"^(?i:true|false|t|f|yes|no|1|0)$"
 # Feb 30 from Mar 30, so _calendar_failures looks at days 29-31.
 _DAY = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
 DATE_PATTERN = rf"^{_DAY}$"
-TIMESTAMP_PATTERN = rf"^{_DAY}[ T](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{{1,6}})?(?:Z|[+-][0-9]{{2}}(?::?[0-9]{{2}})?)?$"
-_TYPE_PATTERNS = {"int": INT_PATTERN, "decimal": DECIMAL_PATTERN, "bool": BOOL_PATTERN,
-                  "date": DATE_PATTERN, "timestamp": TIMESTAMP_PATTERN}
-_TYPE_WORDS = {"int": "an integer", "decimal": "a number", "bool": "true or false",
-               "date": "a date YYYY-MM-DD", "timestamp": "a timestamp YYYY-MM-DD HH:MM:SS"}
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{1,6})?"
+_ZONE = r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+TIMESTAMP_PATTERN = rf"^{_DAY}[ T]{_TIME}{_ZONE}$"
+_TYPE_PATTERNS = {
+    "int": INT_PATTERN,
+    "decimal": DECIMAL_PATTERN,
+    "bool": BOOL_PATTERN,
+    "date": DATE_PATTERN,
+    "timestamp": TIMESTAMP_PATTERN,
+}
+_TYPE_WORDS = {
+    "int": "an integer",
+    "decimal": "a number",
+    "bool": "true or false",
+    "date": "a date YYYY-MM-DD",
+    "timestamp": "a timestamp YYYY-MM-DD HH:MM:SS",
+}
 INT4_RANGE = (-(2**31), 2**31 - 1)
 
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -102,8 +114,13 @@ def _calendar_failures(kind: str) -> Callable[[pd.Series], pd.Series]:
     def failing(values: pd.Series) -> pd.Series:
         text = pa.array(values, type=pa.string())
         day = pc.utf8_slice_codeunits(text, 0, 10)
-        suspect = pc.fill_null(pc.and_(pc.match_substring_regex(text, _TYPE_PATTERNS[kind]),
-                                       pc.match_substring_regex(day, r"-(29|30|31)$")), False)
+        suspect = pc.fill_null(
+            pc.and_(
+                pc.match_substring_regex(text, _TYPE_PATTERNS[kind]),
+                pc.match_substring_regex(day, r"-(29|30|31)$"),
+            ),
+            False,
+        )
         bad = pd.Series(False, index=values.index)
         if pc.any(suspect).as_py():
             days = pc.filter(day, suspect)
@@ -131,34 +148,72 @@ def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
     name = column.name
     rules: list[Rule] = []
     if column.required:
-        rules.append(Rule(f"not_null:{name}", name, lambda _v, n=name: f"{n} is required but empty",
-                          gxe.ExpectColumnValuesToNotBeNull(column=name)))
+        rules.append(
+            Rule(
+                f"not_null:{name}",
+                name,
+                lambda _v, n=name: f"{n} is required but empty",
+                gxe.ExpectColumnValuesToNotBeNull(column=name),
+            )
+        )
     if column.kind in _TYPE_PATTERNS:
         words = _TYPE_WORDS[column.kind]
-        rules.append(Rule(f"type:{name}", name, lambda v, n=name, w=words: f"{n} {_shown(v)} is not {w}",
-                          gxe.ExpectColumnValuesToMatchRegex(column=name, regex=_TYPE_PATTERNS[column.kind])))
+        rules.append(
+            Rule(
+                f"type:{name}",
+                name,
+                lambda v, n=name, w=words: f"{n} {_shown(v)} is not {w}",
+                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=_TYPE_PATTERNS[column.kind]),
+            )
+        )
     if column.kind in ("date", "timestamp"):
-        rules.append(Rule(f"calendar:{name}", name,
-                          lambda v, n=name: f"{n} {_shown(v)} is no real calendar date/time",
-                          custom=_calendar_failures(column.kind)))
+        rules.append(
+            Rule(
+                f"calendar:{name}",
+                name,
+                lambda v, n=name: f"{n} {_shown(v)} is no real calendar date/time",
+                custom=_calendar_failures(column.kind),
+            )
+        )
     if column.kind == "json":
-        rules.append(Rule(f"json:{name}", name, lambda v, n=name: f"{n} {_shown(v)} is not valid JSON",
-                          custom=_json_failures))
+        rules.append(
+            Rule(
+                f"json:{name}",
+                name,
+                lambda v, n=name: f"{n} {_shown(v)} is not valid JSON",
+                custom=_json_failures,
+            )
+        )
     if column.allowed:
         allowed = list(column.allowed)
-        rules.append(Rule(f"in_set:{name}", name,
-                          lambda v, n=name, a=allowed: f"{n} {_shown(v)} is not one of {', '.join(a)}",
-                          gxe.ExpectColumnValuesToBeInSet(column=name, value_set=allowed)))
+        rules.append(
+            Rule(
+                f"in_set:{name}",
+                name,
+                lambda v, n=name, a=allowed: f"{n} {_shown(v)} is not one of {', '.join(a)}",
+                gxe.ExpectColumnValuesToBeInSet(column=name, value_set=allowed),
+            )
+        )
     rules.extend(_range_rules(column, db))
     if column.pattern:
-        rules.append(Rule(f"pattern:{name}", name,
-                          lambda v, n=name, p=column.pattern: f"{n} {_shown(v)} does not match {p}",
-                          gxe.ExpectColumnValuesToMatchRegex(column=name, regex=column.pattern)))
+        rules.append(
+            Rule(
+                f"pattern:{name}",
+                name,
+                lambda v, n=name, p=column.pattern: f"{n} {_shown(v)} does not match {p}",
+                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=column.pattern),
+            )
+        )
     max_length = column.max_length or (db.max_length if db else None)
     if max_length and column.kind == "text" and not column.allowed:  # a closed set bounds the length
-        rules.append(Rule(f"length:{name}", name,
-                          lambda v, n=name, m=max_length: f"{n} is {len(str(v))} characters, more than {m}",
-                          gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=max_length)))
+        rules.append(
+            Rule(
+                f"length:{name}",
+                name,
+                lambda v, n=name, m=max_length: f"{n} is {len(str(v))} characters, more than {m}",
+                gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=max_length),
+            )
+        )
     return rules
 
 
@@ -169,24 +224,50 @@ def _range_rules(column: Column, db: DbColumn | None) -> list[Rule]:
     name, numeric = column.name, _numeric_name(column.name)
     rules = []
     if column.minimum is not None or column.maximum is not None:
-        low = "" if column.minimum is None else f"{'>' if column.exclusive_minimum else '>='} {column.minimum:g}"
+        low = (
+            ""
+            if column.minimum is None
+            else f"{'>' if column.exclusive_minimum else '>='} {column.minimum:g}"
+        )
         high = "" if column.maximum is None else f"<= {column.maximum:g}"
         bounds = " and ".join(b for b in (low, high) if b)
-        rules.append(Rule(f"range:{name}", name, lambda v, n=name, b=bounds: f"{n} {_shown(v)} is not {b}",
-                          gxe.ExpectColumnValuesToBeBetween(column=numeric, min_value=column.minimum,
-                                                            max_value=column.maximum,
-                                                            strict_min=column.exclusive_minimum)))
+        rules.append(
+            Rule(
+                f"range:{name}",
+                name,
+                lambda v, n=name, b=bounds: f"{n} {_shown(v)} is not {b}",
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=numeric,
+                    min_value=column.minimum,
+                    max_value=column.maximum,
+                    strict_min=column.exclusive_minimum,
+                ),
+            )
+        )
     if column.kind == "int":
         limit = INT4_RANGE if db is None or db.data_type == "integer" else (-(2**63), 2**63 - 1)
-        rules.append(Rule(f"storage:{name}", name, lambda v, n=name: f"{n} {_shown(v)} overflows {n}'s type",
-                          gxe.ExpectColumnValuesToBeBetween(column=numeric, min_value=limit[0],
-                                                            max_value=limit[1])))
+        rules.append(
+            Rule(
+                f"storage:{name}",
+                name,
+                lambda v, n=name: f"{n} {_shown(v)} overflows {n}'s type",
+                gxe.ExpectColumnValuesToBeBetween(column=numeric, min_value=limit[0], max_value=limit[1]),
+            )
+        )
     elif db and db.precision:
         bound = 10.0 ** (db.precision - (db.scale or 0))
-        rules.append(Rule(f"storage:{name}", name,
-                          lambda v, n=name, p=db.precision, s=db.scale: f"{n} {_shown(v)} does not fit DECIMAL({p},{s})",
-                          gxe.ExpectColumnValuesToBeBetween(column=numeric, min_value=-bound, max_value=bound,
-                                                            strict_min=True, strict_max=True)))
+        rules.append(
+            Rule(
+                f"storage:{name}",
+                name,
+                lambda v, n=name, p=db.precision, s=db.scale: (
+                    f"{n} {_shown(v)} does not fit DECIMAL({p},{s})"
+                ),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=numeric, min_value=-bound, max_value=bound, strict_min=True, strict_max=True
+                ),
+            )
+        )
     return rules
 
 
@@ -206,8 +287,14 @@ class ChunkValidator:
         for reference in self.contract.references:
             if reference.required:
                 name = reference.landing_column
-                self.rules.append(Rule(f"not_null:{name}", name, lambda _v, n=name: f"{n} is required but empty",
-                                       gxe.ExpectColumnValuesToNotBeNull(column=name)))
+                self.rules.append(
+                    Rule(
+                        f"not_null:{name}",
+                        name,
+                        lambda _v, n=name: f"{n} is required but empty",
+                        gxe.ExpectColumnValuesToNotBeNull(column=name),
+                    )
+                )
         self._numeric = [c.name for c in self.contract.columns if c.kind in ("int", "decimal")]
         self._by_expectation = [r for r in self.rules if r.expectation is not None]
         self._custom = [r for r in self.rules if r.custom is not None]
@@ -235,9 +322,14 @@ class ChunkValidator:
         conversation's content) would be copied a dozen times per chunk for nothing.
         """
         typed = {
-            _numeric_name(name): pd.to_numeric(frame[name].where(frame[name].str.fullmatch(
-                INT_PATTERN if self.contract.column(name).kind == "int" else DECIMAL_PATTERN, na=False)),
-                errors="coerce").astype("float64")
+            _numeric_name(name): pd.to_numeric(
+                frame[name].where(
+                    frame[name].str.fullmatch(
+                        INT_PATTERN if self.contract.column(name).kind == "int" else DECIMAL_PATTERN, na=False
+                    )
+                ),
+                errors="coerce",
+            ).astype("float64")
             for name in self._numeric
         }
         checked = frame[self._ge_columns]
@@ -249,14 +341,16 @@ class ChunkValidator:
         if frame.empty:
             return verdict
         batch = self._batch_definition.get_batch(batch_parameters={"dataframe": self._frame_for_ge(frame)})
-        result = batch.validate(self._suite, result_format={"result_format": "COMPLETE",
-                                                            "return_unexpected_index_query": False})
+        result = batch.validate(
+            self._suite, result_format={"result_format": "COMPLETE", "return_unexpected_index_query": False}
+        )
         outcome = {r.expectation_config.id: r for r in result.results}
         for rule, expectation in zip(self._by_expectation, self._suite.expectations, strict=True):
             checked = outcome[expectation.id]
             if checked.exception_info and checked.exception_info.get("raised_exception"):
-                raise RuntimeError(f"expectation {rule.id} could not run: "
-                                   f"{checked.exception_info.get('exception_message')}")
+                raise RuntimeError(
+                    f"expectation {rule.id} could not run: {checked.exception_info.get('exception_message')}"
+                )
             rows = checked.result.get("unexpected_index_list") or []
             self._record(verdict, rule, frame, rows)
         for rule in self._custom:
@@ -276,8 +370,12 @@ class ChunkValidator:
         return {
             "rows_checked": self.rows_checked,
             "expectations": [
-                {"rule": r.id, "expectation": r.expectation.expectation_type if r.expectation else "funnelhouse",
-                 "unexpected": self._unexpected[r.id], "success": self._unexpected[r.id] == 0}
+                {
+                    "rule": r.id,
+                    "expectation": r.expectation.expectation_type if r.expectation else "funnelhouse",
+                    "unexpected": self._unexpected[r.id],
+                    "success": self._unexpected[r.id] == 0,
+                }
                 for r in self.rules
             ],
         }
@@ -286,10 +384,18 @@ class ChunkValidator:
 def rule_words(rule_id: str) -> str:
     """'in_set:direction' -> 'direction: not in the allowed set' (for summaries)."""
     kind, _, column = rule_id.partition(":")
-    words = {"not_null": "required but empty", "type": "wrong type", "calendar": "no real date/time",
-             "json": "not JSON", "in_set": "not in the allowed set", "range": "out of range",
-             "storage": "does not fit the column type", "pattern": "does not match the code pattern",
-             "length": "too long", "reference": "unknown reference", "unique": "clashes with a unique value",
-             "moved": "key exists with another partition value"}
+    words = {
+        "not_null": "required but empty",
+        "type": "wrong type",
+        "calendar": "no real date/time",
+        "json": "not JSON",
+        "in_set": "not in the allowed set",
+        "range": "out of range",
+        "storage": "does not fit the column type",
+        "pattern": "does not match the code pattern",
+        "length": "too long",
+        "reference": "unknown reference",
+        "unique": "clashes with a unique value",
+        "moved": "key exists with another partition value",
+    }
     return f"{column}: {words.get(kind, kind)}" if column else kind
-

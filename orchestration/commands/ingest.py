@@ -59,8 +59,15 @@ def summary_table(results: list[FileResult]) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     for r in results:
         style = _STATUS_STYLE.get(r.status, "")
-        table.add_row(r.file.name, f"[{style}]{r.status}[/]", f"{r.rows_in:,}", f"{r.rows_loaded:,}",
-                      f"{r.rows_rejected:,}", f"{r.rows_changed:,}", f"{r.seconds:.1f}")
+        table.add_row(
+            r.file.name,
+            f"[{style}]{r.status}[/]",
+            f"{r.rows_in:,}",
+            f"{r.rows_loaded:,}",
+            f"{r.rows_rejected:,}",
+            f"{r.rows_changed:,}",
+            f"{r.seconds:.1f}",
+        )
     return table
 
 
@@ -70,7 +77,9 @@ def print_notes(results: list[FileResult]) -> None:
         if r.error:
             console.print(f"[red]failed[/] {r.error}")
         elif r.duplicate_of:
-            console.print(f"[cyan]duplicate[/] {r.file.name}: same content as {r.duplicate_of} (nothing done)")
+            console.print(
+                f"[cyan]duplicate[/] {r.file.name}: same content as {r.duplicate_of} (nothing done)"
+            )
         elif r.rows_rejected:
             console.print(f"[yellow]rejected[/] {r.file.name}: {describe_reasons(r.reasons)}")
 
@@ -82,8 +91,13 @@ def _run_direct(locations: list[str], only_pending: bool, chunk_bytes: int) -> l
         return []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        return ingest(environment.pg_dsn(), files, only_pending=only_pending,
-                      observer=_ProgressObserver(progress, len(files)), chunk_bytes=chunk_bytes)
+        return ingest(
+            environment.pg_dsn(),
+            files,
+            only_pending=only_pending,
+            observer=_ProgressObserver(progress, len(files)),
+            chunk_bytes=chunk_bytes,
+        )
 
 
 def materialise_via_dagster(landing: str) -> bool:
@@ -107,25 +121,42 @@ def materialise_via_dagster(landing: str) -> bool:
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         meta = materialization.metadata
-        console.print(f"{materialization.asset_key.to_user_string()}: "
-                      + ", ".join(f"{k} {meta[k].value}" for k in ("files", "rows_in", "rows_loaded",
-                                                                      "rows_rejected") if k in meta))
+        console.print(
+            f"{materialization.asset_key.to_user_string()}: "
+            + ", ".join(
+                f"{k} {meta[k].value}"
+                for k in ("files", "rows_in", "rows_loaded", "rows_rejected")
+                if k in meta
+            )
+        )
     for event in result.all_events:
         if event.is_step_failure:
-            console.print(f"[red]{event.step_key} failed[/]: {event.event_specific_data.error.message.strip()}")
+            console.print(
+                f"[red]{event.step_key} failed[/]: {event.event_specific_data.error.message.strip()}"
+            )
     return result.success
 
 
 def register(app: typer.Typer) -> None:
     @app.command(name="ingest")
     def ingest_command(
-        paths: Annotated[list[str] | None, typer.Argument(
-            help="Landing files or folders (local or fsspec URLs).")] = None,
-        landing: Annotated[str, typer.Option(
-            help="Landing zone when no PATH is given (default: $FUNNELHOUSE_LANDING or <state dir>/landing).")] = "",
-        via_dagster: Annotated[bool, typer.Option(
-            "--via-dagster", help="Materialise the crm/* Dagster assets on the folder instead.")] = False,
-        chunk_bytes: Annotated[int, typer.Option(help="Bytes of file per validated chunk (memory vs. overhead).")] = CHUNK_BYTES,
+        paths: Annotated[
+            list[str] | None, typer.Argument(help="Landing files or folders (local or fsspec URLs).")
+        ] = None,
+        landing: Annotated[
+            str,
+            typer.Option(
+                help="Landing zone when no PATH is given "
+                "(default: $FUNNELHOUSE_LANDING or <state dir>/landing)."
+            ),
+        ] = "",
+        via_dagster: Annotated[
+            bool,
+            typer.Option("--via-dagster", help="Materialise the crm/* Dagster assets on the folder instead."),
+        ] = False,
+        chunk_bytes: Annotated[
+            int, typer.Option(help="Bytes of file per validated chunk (memory vs. overhead).")
+        ] = CHUNK_BYTES,
     ) -> None:
         """Validate landing files and merge them into PostgreSQL, each file exactly once."""
         locations = paths or [landing or default_landing_url()]
@@ -139,6 +170,8 @@ def register(app: typer.Typer) -> None:
             print_notes(results)
         failed = [r for r in results if not r.ok]
         rejected = sum(r.rows_rejected for r in results)
-        console.print(f"{len(results)} file(s): {sum(r.rows_loaded for r in results):,} rows loaded, "
-                      f"{rejected:,} rejected (see funnelhouse.ingest_rejects), {len(failed)} file(s) failed")
+        console.print(
+            f"{len(results)} file(s): {sum(r.rows_loaded for r in results):,} rows loaded, "
+            f"{rejected:,} rejected (see funnelhouse.ingest_rejects), {len(failed)} file(s) failed"
+        )
         raise typer.Exit(1 if failed else 0)

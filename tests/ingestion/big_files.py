@@ -24,9 +24,18 @@ def _piece(first: int, count: int, content: str) -> pa.Table:
     minutes = pc.utf8_lpad(pc.cast(pc.bit_wise_and(minute, 31), pa.string()), 2, "0")
     seconds = pc.utf8_lpad(pc.cast(pc.bit_wise_and(numbers, 31), pa.string()), 2, "0")
     sent_at = pc.binary_join_element_wise("2025-03-", day_text, " ", hour, ":", minutes, ":", seconds, "")
-    constant = {"message_type": "text", "direction": "inbound", "content": content, "sentiment": "neutral",
-                "keywords": '["收益","风险"]', "quality_score": "7", "platform": "wechat",
-                "created_at": "2025-03-01 00:00:00", "customer_code": "CUST_0001", "employee_code": "EMP_001"}
+    constant = {
+        "message_type": "text",
+        "direction": "inbound",
+        "content": content,
+        "sentiment": "neutral",
+        "keywords": '["收益","风险"]',
+        "quality_score": "7",
+        "platform": "wechat",
+        "created_at": "2025-03-01 00:00:00",
+        "customer_code": "CUST_0001",
+        "employee_code": "EMP_001",
+    }
     columns = {}
     for name in CONTRACTS["conversations"].landing_columns:
         if name == "source_message_id":
@@ -40,7 +49,11 @@ def _piece(first: int, count: int, content: str) -> pa.Table:
 
 def write_conversations_csv(path: Path, rows: int, content_bytes: int = 100) -> Path:
     """``rows`` valid conversations of one customer/employee (CUST_0001, EMP_001), as landing CSV."""
-    content = ("你好，这是一条很长的消息。" * (content_bytes // 36 + 1)).encode()[:content_bytes].decode(errors="ignore")
+    content = (
+        ("你好，这是一条很长的消息。" * (content_bytes // 36 + 1))
+        .encode()[:content_bytes]
+        .decode(errors="ignore")
+    )
     options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
     with open(path, "wb") as handle:
         handle.write((",".join(CONTRACTS["conversations"].landing_columns) + "\n").encode())

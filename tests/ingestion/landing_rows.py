@@ -18,18 +18,36 @@ from ingestion.contracts import CONTRACTS
 
 def employee(n: int, **overrides) -> dict:
     row = {c: None for c in CONTRACTS["employees"].landing_columns}
-    row.update(employee_code=f"EMP_{n:03d}", name=f"Emp {n}", email=f"e{n}@example.com", username=f"user{n}",
-               password_hash="x", role="employee", department="MoFu", level="组员", status="active",
-               created_at="2025-01-01 09:00:00")
+    row.update(
+        employee_code=f"EMP_{n:03d}",
+        name=f"Emp {n}",
+        email=f"e{n}@example.com",
+        username=f"user{n}",
+        password_hash="x",
+        role="employee",
+        department="MoFu",
+        level="组员",
+        status="active",
+        created_at="2025-01-01 09:00:00",
+    )
     row.update(overrides)
     return row
 
 
 def customer(n: int, **overrides) -> dict:
     row = {c: None for c in CONTRACTS["customers"].landing_columns}
-    row.update(customer_code=f"CUST_{n:04d}", name=f"客户{n}", gender="女", age="35", tier="B",
-               current_stage="Trust", status="active", language='["zh","en"]', created_at="2025-01-02 10:00:00",
-               assigned_employee_code="EMP_001")
+    row.update(
+        customer_code=f"CUST_{n:04d}",
+        name=f"客户{n}",
+        gender="女",
+        age="35",
+        tier="B",
+        current_stage="Trust",
+        status="active",
+        language='["zh","en"]',
+        created_at="2025-01-02 10:00:00",
+        assigned_employee_code="EMP_001",
+    )
     row.update(overrides)
     return row
 
@@ -37,19 +55,36 @@ def customer(n: int, **overrides) -> dict:
 def conversation(n: int, **overrides) -> dict:
     row = {c: None for c in CONTRACTS["conversations"].landing_columns}
     day = 1 + n % 28
-    row.update(source_message_id=f"MSG_{n:06d}", message_type="text", direction="inbound" if n % 2 else "outbound",
-               content=f"你好 {n}, \"quoted\", comma", sentiment="neutral", keywords='["收益"]', quality_score="7",
-               platform="wechat", sent_at=f"2025-03-{day:02d} 10:{n % 60:02d}:00", created_at="2025-03-01 00:00:00",
-               customer_code="CUST_0001", employee_code="EMP_001")
+    row.update(
+        source_message_id=f"MSG_{n:06d}",
+        message_type="text",
+        direction="inbound" if n % 2 else "outbound",
+        content=f'你好 {n}, "quoted", comma',
+        sentiment="neutral",
+        keywords='["收益"]',
+        quality_score="7",
+        platform="wechat",
+        sent_at=f"2025-03-{day:02d} 10:{n % 60:02d}:00",
+        created_at="2025-03-01 00:00:00",
+        customer_code="CUST_0001",
+        employee_code="EMP_001",
+    )
     row.update(overrides)
     return row
 
 
 def conversation_event(n: int, message: str, **overrides) -> dict:
     row = {c: None for c in CONTRACTS["conversation_events"].landing_columns}
-    row.update(source_key=f"EVT_{n}", event_type="意向信号", event_data='{"k": 1}', impact_score="3",
-               created_at="2025-03-02 00:00:00", conversation_message_id=message, customer_code="CUST_0001",
-               employee_code="EMP_001")
+    row.update(
+        source_key=f"EVT_{n}",
+        event_type="意向信号",
+        event_data='{"k": 1}',
+        impact_score="3",
+        created_at="2025-03-02 00:00:00",
+        conversation_message_id=message,
+        customer_code="CUST_0001",
+        employee_code="EMP_001",
+    )
     row.update(overrides)
     return row
 
@@ -68,9 +103,13 @@ def write(folder: Path, table: str, batch: str, rows: list[dict], fmt: str = "cs
         json_columns = {c.name for c in CONTRACTS[table].columns if c.kind == "json"}
         with open(path, "w", encoding="utf-8") as handle:
             for row in rows:
-                record = {c: (json.loads(row[c]) if c in json_columns and row.get(c) is not None else row.get(c))
-                          for c in columns}
+                record = {
+                    c: (json.loads(row[c]) if c in json_columns and row.get(c) is not None else row.get(c))
+                    for c in columns
+                }
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     else:
-        pq.write_table(pa.table({c: pa.array([row.get(c) for row in rows], pa.string()) for c in columns}), path)
+        pq.write_table(
+            pa.table({c: pa.array([row.get(c) for row in rows], pa.string()) for c in columns}), path
+        )
     return path

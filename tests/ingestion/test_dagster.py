@@ -13,8 +13,9 @@ from tests.ingestion import landing_rows as rows
 
 
 def tick(landing):
-    context = dg.build_sensor_context(resources={**resources(), "landing_zone": LandingZone(url=str(landing))},
-                                      definitions=defs)
+    context = dg.build_sensor_context(
+        resources={**resources(), "landing_zone": LandingZone(url=str(landing))}, definitions=defs
+    )
     return crm_landing_sensor(context)
 
 
@@ -24,8 +25,12 @@ def run_requests(result) -> list[dg.RunRequest]:
 
 def materialise(landing, *tables, run_config=None):
     selection = [a for a in CRM_ASSETS if a.key in {asset_key(t) for t in tables}]
-    return dg.materialize(selection, resources={**resources(), "landing_zone": LandingZone(url=str(landing))},
-                          run_config=run_config, raise_on_error=False)
+    return dg.materialize(
+        selection,
+        resources={**resources(), "landing_zone": LandingZone(url=str(landing))},
+        run_config=run_config,
+        raise_on_error=False,
+    )
 
 
 def execute(request: dg.RunRequest, landing):
@@ -48,7 +53,10 @@ def test_sensor_launches_one_run_per_new_file_in_dependency_order(landing, pg_ds
     assert execute(first[0], landing).success
 
     second = run_requests(tick(landing))
-    assert sorted(r.tags[FILE_TAG].rsplit("/", 1)[-1] for r in second) == ["customers__b1.csv", "customers__b2.csv"]
+    assert sorted(r.tags[FILE_TAG].rsplit("/", 1)[-1] for r in second) == [
+        "customers__b1.csv",
+        "customers__b2.csv",
+    ]
     assert len({r.run_key for r in second}) == 2
     for request in second:
         assert execute(request, landing).success
@@ -77,7 +85,9 @@ def test_asset_reports_rejects_in_its_check_and_fails_on_a_broken_file(landing, 
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["rows_rejected"].value == 1
     assert check.metadata["expectations"].value["in_set:role"] == {
-        "expectation": "expect_column_values_to_be_in_set", "unexpected": 1}
+        "expectation": "expect_column_values_to_be_in_set",
+        "unexpected": 1,
+    }
     (materialization,) = result.asset_materializations_for_node("crm__employees")
     assert materialization.metadata["rows_loaded"].value == 1
 

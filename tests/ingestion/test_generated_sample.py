@@ -28,18 +28,26 @@ def dirty_sample(tmp_path_factory):
 def table_fingerprints(sql) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent checksum of every seed table, all columns (updated_at too)."""
     return {
-        table: tuple(sql(f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "
-                         f"FROM {table} t")[0])
+        table: tuple(
+            sql(
+                f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') "
+                f"FROM {table} t"
+            )[0]
+        )
         for table in load_order()
     }
 
 
-def test_the_sample_loads_through_the_assets_and_ingesting_again_changes_nothing(clean_sample, run_ingest, sql):
+def test_the_sample_loads_through_the_assets_and_ingesting_again_changes_nothing(
+    clean_sample, run_ingest, sql
+):
     # First through the Dagster assets (what `make demo` does): one run, every file loaded.
     assert materialise_via_dagster(str(clean_sample))
     manifest = Manifest.read(clean_sample)
     ledger = dict(sql("SELECT path, rows_loaded FROM funnelhouse.ingest_files WHERE status = 'loaded'"))
-    assert {path.rsplit("/", 1)[-1]: n for path, n in ledger.items()} == {f.file: f.rows for f in manifest.files}
+    assert {path.rsplit("/", 1)[-1]: n for path, n in ledger.items()} == {
+        f.file: f.rows for f in manifest.files
+    }
     assert sql("SELECT count(DISTINCT run_id) FROM funnelhouse.ingest_files") == [(1,)]
     loaded = table_fingerprints(sql)
     assert all(loaded[t][0] == manifest.table_rows(t) for t in load_order())
@@ -63,7 +71,9 @@ def test_every_bad_row_is_rejected_and_every_good_row_loaded(dirty_sample, run_i
     results = run_ingest(dirty_sample)
     rejects: dict[str, set[int]] = {}
     unstorable: dict[str, set[int]] = {}
-    for path, row, rule, reason in sql("SELECT path, row_number, rule, reason FROM funnelhouse.ingest_rejects"):
+    for path, row, rule, reason in sql(
+        "SELECT path, row_number, rule, reason FROM funnelhouse.ingest_rejects"
+    ):
         assert reason
         rejects.setdefault(path.rsplit("/", 1)[-1], set()).add(row)
         if rule.startswith("storage:"):
@@ -75,10 +85,14 @@ def test_every_bad_row_is_rejected_and_every_good_row_loaded(dirty_sample, run_i
         # generator can write e.g. a withdrawal rate of 3303.95 for a DECIMAL(5,2) column).
         assert planned <= rejects.get(entry.file, set()), entry.file
         assert rejects.get(entry.file, set()) - planned <= unstorable.get(entry.file, set()), entry.file
-        assert (result.rows_in, result.rows_rejected) == (entry.rows, len(rejects.get(entry.file, ()))), entry.file
+        assert (result.rows_in, result.rows_rejected) == (entry.rows, len(rejects.get(entry.file, ()))), (
+            entry.file
+        )
         assert result.rows_in == result.rows_loaded + result.rows_rejected
-    ledger = sql("SELECT count(*) FILTER (WHERE rows_in <> rows_loaded + rows_rejected), sum(rows_rejected) "
-                 "FROM funnelhouse.ingest_files WHERE status = 'loaded'")
+    ledger = sql(
+        "SELECT count(*) FILTER (WHERE rows_in <> rows_loaded + rows_rejected), sum(rows_rejected) "
+        "FROM funnelhouse.ingest_files WHERE status = 'loaded'"
+    )
     assert ledger == [(0, sum(len(rows) for rows in rejects.values()))]
     for table in load_order():
         loaded = sum(r.rows_loaded for r in results.values() if r.file.table == table)

@@ -30,11 +30,23 @@ def test_reingesting_changes_nothing_and_updates_apply(people, run_ingest, sql, 
     assert copy.duplicate_of == str(people / "customers__b1.csv")
 
     # An overlapping file: two identical rows, one changed (stage and tier), one new.
-    overlap = rows.write(tmp_path, "customers", "b2", [
-        rows.customer(1), rows.customer(2, tier="S", current_stage="Action"), rows.customer(3), rows.customer(4)])
+    overlap = rows.write(
+        tmp_path,
+        "customers",
+        "b2",
+        [
+            rows.customer(1),
+            rows.customer(2, tier="S", current_stage="Action"),
+            rows.customer(3),
+            rows.customer(4),
+        ],
+    )
     result = run_ingest(overlap)["customers__b2.csv"]
     assert (result.status, result.rows_in, result.rows_loaded, result.rows_changed) == ("loaded", 4, 4, 2)
-    after = {code: (tier, stamp) for code, tier, stamp in sql("SELECT customer_code, tier, updated_at FROM customers")}
+    after = {
+        code: (tier, stamp)
+        for code, tier, stamp in sql("SELECT customer_code, tier, updated_at FROM customers")
+    }
     assert len(after) == 4
     for code, tier, stamp in before:
         if code == "CUST_0002":
@@ -57,8 +69,12 @@ def test_bad_rows_are_quarantined_with_reasons(people, run_ingest, sql):
     ]
     result = run_ingest(rows.write(people, "customers", "b3", batch))["customers__b3.csv"]
     assert (result.rows_in, result.rows_loaded, result.rows_rejected) == (9, 3, 6)
-    rejects = {n: (rule, reason) for n, rule, reason in sql(
-        "SELECT row_number, rule, reason FROM funnelhouse.ingest_rejects WHERE path LIKE '%%b3.csv'")}
+    rejects = {
+        n: (rule, reason)
+        for n, rule, reason in sql(
+            "SELECT row_number, rule, reason FROM funnelhouse.ingest_rejects WHERE path LIKE '%%b3.csv'"
+        )
+    }
     assert set(rejects) == {2, 3, 4, 5, 8, 9}
     assert rejects[2] == ("in_set:tier", "tier 'Z' is not one of S, A, B, C")
     assert rejects[3][0] == "type:age" and "'abc' is not an integer" in rejects[3][1]
@@ -66,19 +82,29 @@ def test_bad_rows_are_quarantined_with_reasons(people, run_ingest, sql):
     assert rejects[5][0] == "reference:assigned_employee_code" and "EMP_999" in rejects[5][1]
     assert "name is required" in rejects[8][1] and "not valid JSON" in rejects[8][1]
     assert rejects[9][0] == "reference:referrer_code"
-    raw = sql("SELECT raw_row FROM funnelhouse.ingest_rejects WHERE row_number = 2 AND path LIKE '%%b3.csv'")[0][0]
+    raw = sql("SELECT raw_row FROM funnelhouse.ingest_rejects WHERE row_number = 2 AND path LIKE '%%b3.csv'")[
+        0
+    ][0]
     assert raw["customer_code"] == "CUST_0011" and raw["tier"] == "Z"
-    referrer = sql("SELECT r.customer_code FROM customers c JOIN customers r ON r.id = c.referrer_id "
-                   "WHERE c.customer_code = 'CUST_0015'")
+    referrer = sql(
+        "SELECT r.customer_code FROM customers c JOIN customers r ON r.id = c.referrer_id "
+        "WHERE c.customer_code = 'CUST_0015'"
+    )
     assert referrer == [("CUST_0016",)]
-    ledger = sql("SELECT status, rows_in, rows_loaded, rows_rejected FROM funnelhouse.ingest_files "
-                 "WHERE path LIKE '%%b3.csv'")
+    ledger = sql(
+        "SELECT status, rows_in, rows_loaded, rows_rejected FROM funnelhouse.ingest_files "
+        "WHERE path LIKE '%%b3.csv'"
+    )
     assert ledger == [("loaded", 9, 3, 6)]
 
 
 def test_unique_columns_and_duplicate_keys_in_one_file(landing, run_ingest, sql):
-    employees = [rows.employee(1), rows.employee(2, email="e1@example.com"), rows.employee(3),
-                 rows.employee(3, name="Emp 3 renamed")]
+    employees = [
+        rows.employee(1),
+        rows.employee(2, email="e1@example.com"),
+        rows.employee(3),
+        rows.employee(3, name="Emp 3 renamed"),
+    ]
     result = run_ingest(rows.write(landing, "employees", "b1", employees))["employees__b1.csv"]
     assert (result.rows_loaded, result.rows_rejected, result.rows_superseded) == (3, 1, 1)
     assert sql("SELECT rule FROM funnelhouse.ingest_rejects") == [("unique:email",)]
@@ -86,28 +112,42 @@ def test_unique_columns_and_duplicate_keys_in_one_file(landing, run_ingest, sql)
 
 
 def test_file_of_only_bad_rows_fails_but_keeps_its_rejects(people, run_ingest, sql):
-    result = run_ingest(rows.write(people, "customers", "bad", [rows.customer(30, tier="Q"),
-                                                                rows.customer(31, status="gone")]))
+    result = run_ingest(
+        rows.write(
+            people, "customers", "bad", [rows.customer(30, tier="Q"), rows.customer(31, status="gone")]
+        )
+    )
     result = result["customers__bad.csv"]
-    assert result.status == "failed" and "all 2 rows rejected" in result.error and "customers__bad.csv" in result.error
+    assert (
+        result.status == "failed"
+        and "all 2 rows rejected" in result.error
+        and "customers__bad.csv" in result.error
+    )
     assert sql("SELECT count(*) FROM funnelhouse.ingest_rejects WHERE path LIKE '%%bad.csv'") == [(2,)]
     assert sql("SELECT status FROM funnelhouse.ingest_files WHERE path LIKE '%%bad.csv'") == [("failed",)]
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda text: text.replace("客户2".encode(), b"\xff\xfe\xfa"), "invalid UTF8"),
-    (lambda text: text[:-25], "truncated"),
-    (lambda text: b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4 + b"\n", "not"),
-    (lambda text: b"<html><body>oops</body></html>\n", "missing column"),
-])
-def test_malformed_file_fails_names_the_file_and_can_be_fixed(people, run_ingest, sql, tmp_path, damage, message):
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda text: text.replace("客户2".encode(), b"\xff\xfe\xfa"), "invalid UTF8"),
+        (lambda text: text[:-25], "truncated"),
+        (lambda text: b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4 + b"\n", "not"),
+        (lambda text: b"<html><body>oops</body></html>\n", "missing column"),
+    ],
+    ids=["bad-encoding", "truncated", "binary", "not-csv"],
+)
+def test_malformed_file_fails_names_the_file_and_can_be_fixed(
+    people, run_ingest, sql, tmp_path, damage, message
+):
     good = rows.write(tmp_path / "fixed", "customers", "b9", [rows.customer(40), rows.customer(2, tier="A")])
     broken = tmp_path / "customers__b9.csv"
     broken.write_bytes(damage(good.read_bytes()))
     result = run_ingest(broken)["customers__b9.csv"]
     assert result.status == "failed" and str(broken) in result.error and message in result.error
-    assert sql("SELECT status, error IS NOT NULL FROM funnelhouse.ingest_files WHERE path = %s", str(broken)) \
-        == [("failed", True)]
+    assert sql(
+        "SELECT status, error IS NOT NULL FROM funnelhouse.ingest_files WHERE path = %s", str(broken)
+    ) == [("failed", True)]
     assert sql("SELECT count(*) FROM customers") == [(3,)]  # nothing of it loaded
 
     shutil.copy(good, broken)  # the fixed file, dropped under the same name
@@ -121,23 +161,33 @@ def test_conversations_and_events_in_every_format(people, run_ingest, sql, fmt):
     messages = [rows.conversation(n) for n in range(1, 41)]
     messages.append(rows.conversation(41, sent_at="2031-07-04 08:00:00"))  # a month with no partition yet
     messages.append(rows.conversation(42, quality_score="11"))
-    events = [rows.conversation_event(1, "MSG_000001"), rows.conversation_event(2, "MSG_999999"),
-              rows.conversation_event(3, None)]
-    results = run_ingest(rows.write(people, "conversations", "m1", messages, fmt),
-                         rows.write(people, "conversation_events", "m1", events, fmt))
+    events = [
+        rows.conversation_event(1, "MSG_000001"),
+        rows.conversation_event(2, "MSG_999999"),
+        rows.conversation_event(3, None),
+    ]
+    results = run_ingest(
+        rows.write(people, "conversations", "m1", messages, fmt),
+        rows.write(people, "conversation_events", "m1", events, fmt),
+    )
     conv, evt = results[f"conversations__m1.{fmt}"], results[f"conversation_events__m1.{fmt}"]
     assert (conv.rows_in, conv.rows_loaded, conv.rows_rejected) == (42, 41, 1)
     assert (evt.rows_loaded, evt.rows_rejected) == (2, 1)
     assert sql("SELECT count(*) FROM ONLY conversations_default") == [(0,)]
-    assert sql("SELECT tableoid::regclass::text FROM conversations WHERE source_message_id = 'MSG_000041'") \
-        == [("conversations_2031_07",)]
-    linked = sql("SELECT c.source_message_id FROM conversation_events e JOIN conversations c "
-                 "ON (c.id, c.sent_at) = (e.conversation_id, e.conversation_sent_at) WHERE e.source_key = 'EVT_1'")
+    assert sql(
+        "SELECT tableoid::regclass::text FROM conversations WHERE source_message_id = 'MSG_000041'"
+    ) == [("conversations_2031_07",)]
+    linked = sql(
+        "SELECT c.source_message_id FROM conversation_events e JOIN conversations c "
+        "ON (c.id, c.sent_at) = (e.conversation_id, e.conversation_sent_at) WHERE e.source_key = 'EVT_1'"
+    )
     assert linked == [("MSG_000001",)]
     content = sql("SELECT content, keywords FROM conversations WHERE source_message_id = 'MSG_000003'")
     assert content == [('你好 3, "quoted", comma', ["收益"])]
     # A message seen again with another sent_at would be a second row: refused instead.
-    moved = run_ingest(rows.write(people, "conversations", "m2", [rows.conversation(1, sent_at="2025-03-20 00:00:00")]))
+    moved = run_ingest(
+        rows.write(people, "conversations", "m2", [rows.conversation(1, sent_at="2025-03-20 00:00:00")])
+    )
     assert moved["conversations__m2.csv"].reasons == {"moved:sent_at": 1}
 
 
@@ -154,8 +204,10 @@ def test_any_fsspec_url_works_like_a_folder(pg_dsn, tmp_path, sql):
 
     local = tmp_path / "files"
     memory = fsspec.filesystem("memory")
-    for path in (rows.write(local, "employees", "b1", [rows.employee(1)]),
-                 rows.write(local, "customers", "b1", [rows.customer(1), rows.customer(2)], "jsonl")):
+    for path in (
+        rows.write(local, "employees", "b1", [rows.employee(1)]),
+        rows.write(local, "customers", "b1", [rows.customer(1), rows.customer(2)], "jsonl"),
+    ):
         memory.pipe(f"/fsspec-landing/{path.name}", path.read_bytes())
     results = ingest_locations(pg_dsn, ["memory://fsspec-landing"], only_pending=True)
     assert [(r.file.url, r.status, r.rows_loaded) for r in results] == [

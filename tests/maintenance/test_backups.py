@@ -1,5 +1,8 @@
 """Backups restore: a full backup, a change, an incremental backup, then a server started on the
-combined chain holds the change. Retention keeps what a kept backup still needs."""
+combined chain holds the change. Retention keeps what a kept backup still needs.
+
+They run against a PostgreSQL server of their own: a physical backup copies the whole cluster, and
+the session's shared server holds every other test's data."""
 
 from __future__ import annotations
 
@@ -7,9 +10,19 @@ import shutil
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
 from devstack import postgres
 from ingestion.maintenance import backups
+
+
+@pytest.fixture(scope="module")
+def pg_server(service_dirs):
+    """A small cluster of the module's own (shadows the session's shared server)."""
+    home = service_dirs("backup-source")
+    info = postgres.start(home)
+    yield info
+    postgres.stop(home)
 
 
 def test_full_then_incremental_backup_restores_the_latest_state(pg_server, service_dirs, tmp_path):

@@ -103,9 +103,21 @@ def test_killed_sync_resumes_without_loss_or_duplicates(pg_dsn, search_engine, s
     with documents.connect(pg_dsn) as conn:
         killed_at = cursor_store.load(conn, search_alias).documents_written
     assert 200 <= killed_at < 3000, "the kill must land in the middle of the sync"
+    _wait_for_killed_session_to_end(pg_dsn)
     resumed = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
     assert resumed.indexed + resumed.replayed >= 3000 - killed_at
     stored = indexed_sources(search_client, search_alias)
     assert len(stored) == 3000 == search_client.count(search_alias)
     with psycopg.connect(pg_dsn) as conn:
         assert set(stored) == {row[0] for row in conn.execute("SELECT id FROM conversations")}
+
+
+def _wait_for_killed_session_to_end(dsn, timeout=30.0):
+    """PostgreSQL ends a killed client's session only when its backend notices the closed socket
+    (at once when idle, after the running statement otherwise); until then the session's advisory
+    lock stands and a new sync rightly skips. Production retries on the sensor's next tick."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]:
+            assert time.monotonic() < deadline, "the killed sync's session never ended"
+            time.sleep(0.1)

@@ -59,9 +59,13 @@ class _LogObserver(Observer):
 def _file_table(results: list[FileResult]) -> str:
     lines = ["| file | status | in | loaded | rejected | changed | note |", "|---|---|---|---|---|---|---|"]
     for r in results:
-        note = r.error or (f"same content as {r.duplicate_of}" if r.duplicate_of else describe_reasons(r.reasons))
-        lines.append(f"| {r.file.name} | {r.status} | {r.rows_in} | {r.rows_loaded} | {r.rows_rejected} "
-                     f"| {r.rows_changed} | {note.replace('|', '/')} |")
+        note = r.error or (
+            f"same content as {r.duplicate_of}" if r.duplicate_of else describe_reasons(r.reasons)
+        )
+        lines.append(
+            f"| {r.file.name} | {r.status} | {r.rows_in} | {r.rows_loaded} | {r.rows_rejected} "
+            f"| {r.rows_changed} | {note.replace('|', '/')} |"
+        )
     return "\n".join(lines)
 
 
@@ -105,16 +109,28 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
         deps=[asset_key(dep) for dep in CONTRACTS[table].depends_on],
         group_name=GROUP,
         kinds={"postgres"},
-        description=f"The seed table `{table}`, loaded from `{table}__<batch>.<csv|jsonl|parquet>` landing files.",
-        check_specs=[dg.AssetCheckSpec(CHECK, asset=key,
-                                       description="Landing rows obey the contract (great-expectations)")],
+        description=f"The seed table `{table}`, from `{table}__<batch>.<csv|jsonl|parquet>` landing files.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECK, asset=key, description="Landing rows obey the contract (great-expectations)"
+            )
+        ],
     )
-    def _ingest(context: dg.AssetExecutionContext, config: IngestConfig, postgres: PostgresResource,
-                landing_zone: LandingZone):
+    def _ingest(
+        context: dg.AssetExecutionContext,
+        config: IngestConfig,
+        postgres: PostgresResource,
+        landing_zone: LandingZone,
+    ):
         locations = config.paths or [landing_zone.resolved_url()]
         files = [f for f in discover(locations) if f.table == table]
-        results = ingest(postgres.resolved_dsn(), files, only_pending=True, run_id=context.run_id,
-                         observer=_LogObserver(context.log))
+        results = ingest(
+            postgres.resolved_dsn(),
+            files,
+            only_pending=True,
+            run_id=context.run.run_id,
+            observer=_LogObserver(context.log),
+        )
         totals = summarise(results)
         metadata = {
             "files": [r.file.url for r in results],
@@ -131,16 +147,26 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
             )
         yield dg.MaterializeResult(
             metadata=metadata,
-            check_results=[dg.AssetCheckResult(
-                check_name=CHECK,
-                passed=totals["rows_rejected"] == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=(f"{totals['rows_rejected']} of {totals['rows_in']} rows rejected: "
-                             f"{describe_reasons(totals['reasons'])}" if totals["rows_rejected"]
-                             else f"all {totals['rows_in']} rows valid"),
-                metadata={"rows_checked": totals["rows_in"], "rows_rejected": totals["rows_rejected"],
-                          "expectations": dg.MetadataValue.json(_expectations(results))},
-            )],
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=CHECK,
+                    passed=totals["rows_rejected"] == 0,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=(
+                        f"{totals['rows_rejected']} of {totals['rows_in']} rows rejected: "
+                        f"{describe_reasons(totals['reasons'])}"
+                        if totals["rows_rejected"]
+                        else f"all {totals['rows_in']} rows valid"
+                        if results
+                        else "no pending landing file"
+                    ),
+                    metadata={
+                        "rows_checked": totals["rows_in"],
+                        "rows_rejected": totals["rows_rejected"],
+                        "expectations": dg.MetadataValue.json(_expectations(results)),
+                    },
+                )
+            ],
         )
 
     return _ingest

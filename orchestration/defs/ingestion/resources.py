@@ -23,7 +23,7 @@ class PostgresResource(dg.ConfigurableResource):
 
 
 class LandingZone(dg.ConfigurableResource):
-    """A folder or fsspec URL of landing files; empty ``url`` means ``$FUNNELHOUSE_LANDING`` or the state dir."""
+    """A folder or fsspec URL of landing files; empty ``url``: ``$FUNNELHOUSE_LANDING`` or the state dir."""
 
     url: str = ""
 

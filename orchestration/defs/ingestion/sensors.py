@@ -10,6 +10,10 @@ rejected as an unknown reference. So a file waits (no request this tick) while a
 table it depends on is still pending; it is requested on a later tick, once those have loaded
 (or failed, which is recorded, so nothing waits forever on a bad file).
 
+A run killed before its file's transaction committed leaves no ledger row, so the file stays
+pending; Dagster will not reuse its run_key, so recover by materialising the table's asset
+without config (it loads every pending file of the table) or with ``funnelhouse ingest PATH``.
+
 (No ``from __future__ import annotations``: Dagster reads resource and config classes from
 the sensor function's real annotations.)
 """
@@ -38,10 +42,14 @@ def upstream(table: str) -> set[str]:
     return found
 
 
-@dg.sensor(job=crm_ingest_job, minimum_interval_seconds=30,
-           description="Launch one ingestion run per new landing file.")
-def crm_landing_sensor(context: dg.SensorEvaluationContext, postgres: PostgresResource,
-                       landing_zone: LandingZone):
+@dg.sensor(
+    job=crm_ingest_job,
+    minimum_interval_seconds=30,
+    description="Launch one ingestion run per new landing file.",
+)
+def crm_landing_sensor(
+    context: dg.SensorEvaluationContext, postgres: PostgresResource, landing_zone: LandingZone
+):
     from ingestion.schema import migrate
 
     dsn = postgres.resolved_dsn()
@@ -56,15 +64,19 @@ def crm_landing_sensor(context: dg.SensorEvaluationContext, postgres: PostgresRe
         if blocked:
             held.append(f"{file.name} (waits for {', '.join(sorted(blocked))})")
             continue
-        requests.append(dg.RunRequest(
-            run_key=f"{file.url}:{checksum}",
-            asset_selection=[asset_key(file.table)],
-            run_config={"ops": {op_name(file.table): {"config": {"paths": [file.url]}}}},
-            tags={FILE_TAG: file.url, "funnelhouse/checksum": checksum, "funnelhouse/table": file.table},
-        ))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{file.url}:{checksum}",
+                asset_selection=[asset_key(file.table)],
+                run_config={"ops": {op_name(file.table): {"config": {"paths": [file.url]}}}},
+                tags={FILE_TAG: file.url, "funnelhouse/checksum": checksum, "funnelhouse/table": file.table},
+            )
+        )
     if held:
         context.log.info("held until their references load: " + "; ".join(held))
     if not requests:
-        return dg.SkipReason(f"no new landing file in {landing_zone.resolved_url()}"
-                             + (f" ready to load ({len(held)} waiting on upstream files)" if held else ""))
+        return dg.SkipReason(
+            f"no new landing file in {landing_zone.resolved_url()}"
+            + (f" ready to load ({len(held)} waiting on upstream files)" if held else "")
+        )
     return requests
