@@ -16,9 +16,15 @@ import pyarrow.parquet as pq
 from ingestion.contracts import CONTRACTS
 
 
+def _landing_row(table: str, overrides: dict, **defaults) -> dict:
+    """Every landing column of ``table`` (NULL unless given): defaults, then the test's overrides."""
+    return {**dict.fromkeys(CONTRACTS[table].landing_columns), **defaults, **overrides}
+
+
 def employee(n: int, **overrides) -> dict:
-    row = {c: None for c in CONTRACTS["employees"].landing_columns}
-    row.update(
+    return _landing_row(
+        "employees",
+        overrides,
         employee_code=f"EMP_{n:03d}",
         name=f"Emp {n}",
         email=f"e{n}@example.com",
@@ -30,13 +36,12 @@ def employee(n: int, **overrides) -> dict:
         status="active",
         created_at="2025-01-01 09:00:00",
     )
-    row.update(overrides)
-    return row
 
 
 def customer(n: int, **overrides) -> dict:
-    row = {c: None for c in CONTRACTS["customers"].landing_columns}
-    row.update(
+    return _landing_row(
+        "customers",
+        overrides,
         customer_code=f"CUST_{n:04d}",
         name=f"客户{n}",
         gender="女",
@@ -48,14 +53,13 @@ def customer(n: int, **overrides) -> dict:
         created_at="2025-01-02 10:00:00",
         assigned_employee_code="EMP_001",
     )
-    row.update(overrides)
-    return row
 
 
 def conversation(n: int, **overrides) -> dict:
-    row = {c: None for c in CONTRACTS["conversations"].landing_columns}
     day = 1 + n % 28
-    row.update(
+    return _landing_row(
+        "conversations",
+        overrides,
         source_message_id=f"MSG_{n:06d}",
         message_type="text",
         direction="inbound" if n % 2 else "outbound",
@@ -69,13 +73,12 @@ def conversation(n: int, **overrides) -> dict:
         customer_code="CUST_0001",
         employee_code="EMP_001",
     )
-    row.update(overrides)
-    return row
 
 
 def conversation_event(n: int, message: str, **overrides) -> dict:
-    row = {c: None for c in CONTRACTS["conversation_events"].landing_columns}
-    row.update(
+    return _landing_row(
+        "conversation_events",
+        overrides,
         source_key=f"EVT_{n}",
         event_type="意向信号",
         event_data='{"k": 1}',
@@ -85,8 +88,6 @@ def conversation_event(n: int, message: str, **overrides) -> dict:
         customer_code="CUST_0001",
         employee_code="EMP_001",
     )
-    row.update(overrides)
-    return row
 
 
 def write(folder: Path, table: str, batch: str, rows: list[dict], fmt: str = "csv") -> Path:
