@@ -6,26 +6,19 @@ from orchestration import environment
 from orchestration.defs.operations.jobs import conversation_partitions_job, postgres_backup_job
 
 
-def _backup_run_config(kind: str) -> dict:
-    return {"ops": {"take_postgres_backup": {"config": {"kind": kind}}}}
+def _backup_schedule(name: str, cron: str, kind: str) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=name,
+        job=postgres_backup_job,
+        cron_schedule=cron,
+        execution_timezone=environment.schedule_timezone(),
+        run_config={"ops": {"take_postgres_backup": {"config": {"kind": kind}}}},
+    )
 
 
-full_backup_schedule = dg.ScheduleDefinition(
-    name="postgres_full_backup_daily",
-    job=postgres_backup_job,
-    cron_schedule="0 3 * * *",
-    execution_timezone=environment.schedule_timezone(),
-    run_config=_backup_run_config("full"),
-)
-
+full_backup_schedule = _backup_schedule("postgres_full_backup_daily", "0 3 * * *", "full")
 # 09:00, 15:00, 21:00: the 03:00 slot belongs to the full backup.
-incremental_backup_schedule = dg.ScheduleDefinition(
-    name="postgres_incremental_backup_6h",
-    job=postgres_backup_job,
-    cron_schedule="0 9,15,21 * * *",
-    execution_timezone=environment.schedule_timezone(),
-    run_config=_backup_run_config("incremental"),
-)
+incremental_backup_schedule = _backup_schedule("postgres_incremental_backup_6h", "0 9,15,21 * * *", "incremental")
 
 partitions_ahead_schedule = dg.ScheduleDefinition(
     name="conversation_partitions_monthly",
