@@ -2,8 +2,8 @@
 
 That zip is a real server (core, HTTP transport, x-pack core/security) without a bundled JDK and
 without analysis-common, so no ``cjk`` analyzer: the indexer detects that and uses ``standard``.
-Maven Central publishes it up to 8.19.x (no 9.x is served there), so 8.19 is the default; set
-``FUNNELHOUSE_ES_VERSION`` to use another one (9.x needs Java 21+).
+9.2.0 is the default (9.x needs Java 21+; the JDK is chosen by version, see ``java.py``); set
+``FUNNELHOUSE_ES_VERSION`` to use another one, e.g. 8.19.21 where only Java 17 is present.
 
 Elasticsearch refuses to run as root. When we are root it runs in a user namespace where it has an
 ordinary uid (``unshare --map-user``): the files it writes still belong to us outside, and no
@@ -19,7 +19,7 @@ from pathlib import Path
 from devstack.search import artifacts, java
 
 NAME = "elasticsearch"
-DEFAULT_VERSION = "8.19.21"
+DEFAULT_VERSION = "9.2.0"
 _COORDINATES = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 _NAMESPACE_UID = "1000"
 

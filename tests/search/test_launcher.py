@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,14 @@ def test_missing_jvm_is_named(monkeypatch, tmp_path):
     monkeypatch.delenv("FUNNELHOUSE_SEARCH_JAVA_HOME", raising=False)
     with pytest.raises(java.NoSuitableJdk, match=r"OpenSearch 2\.19\.6 needs Java 17 to 21; found no JDK at all"):
         java.choose("OpenSearch 2.19.6", 17, 21)
+
+
+def test_embedded_engine_runs_the_version_the_launcher_names(search_engine, search_client):
+    """The default Elasticsearch is a 9.x server, spoken to natively by the pinned 9.x client."""
+    from devstack.search import elasticsearch, opensearch
+
+    expected = elasticsearch.version() if search_engine["flavour"] == "elasticsearch" else opensearch.VERSION
+    assert search_client.version == expected
+    if search_engine["flavour"] == "elasticsearch" and "FUNNELHOUSE_ES_VERSION" not in os.environ:
+        assert search_client.version.startswith("9.")
+        assert search_client.raw.transport.server_major == 9
