@@ -15,19 +15,21 @@ are checked by the loader with SQL joins, against the data itself rather than a 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import great_expectations as gx
-import great_expectations.expectations as gxe
 import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.execution_engine import pandas_execution_engine
+
+if TYPE_CHECKING:
+    import great_expectations.expectations as gxe
 
 from ingestion.contracts import CONTRACTS, Column
 
@@ -57,10 +59,27 @@ _TYPE_WORDS = {
 }
 INT4_RANGE = (-(2**31), 2**31 - 1)
 
-logging.getLogger("great_expectations").setLevel(logging.WARNING)
-# GE fingerprints every pandas batch by hashing all of its values (a batch marker nobody reads
-# here): a third of the validation time of a chunk. Frames at least this big are not hashed.
-pandas_execution_engine.HASH_THRESHOLD = 0
+
+
+@functools.cache
+def _great_expectations() -> ModuleType:
+    """great_expectations, imported and tuned on first use: the import takes seconds, and every
+    ``funnelhouse`` command (``--help`` included) imports this module through the CLI."""
+    import great_expectations as gx
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # GE fingerprints every pandas batch by hashing all of its values (a batch marker nobody reads
+    # here): a third of the validation time of a chunk. Frames at least this big are not hashed.
+    pandas_execution_engine.HASH_THRESHOLD = 0
+    return gx
+
+
+def _expectations() -> ModuleType:
+    _great_expectations()
+    import great_expectations.expectations as gxe
+
+    return gxe
 
 
 @dataclass(frozen=True)
@@ -145,6 +164,7 @@ def _json_failures(values: pd.Series) -> pd.Series:
 
 
 def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
+    gxe = _expectations()
     name = column.name
     rules: list[Rule] = []
     if column.required:
@@ -221,6 +241,7 @@ def _range_rules(column: Column, db: DbColumn | None) -> list[Rule]:
     """The contract's range, then the storage limit of the PostgreSQL type (rows never abort a load)."""
     if column.kind not in ("int", "decimal"):
         return []
+    gxe = _expectations()
     name, numeric = column.name, _numeric_name(column.name)
     rules = []
     if column.minimum is not None or column.maximum is not None:
@@ -279,6 +300,7 @@ class ChunkValidator:
     """
 
     def __init__(self, table: str, db_columns: dict[str, DbColumn] | None = None):
+        gxe = _expectations()
         self.contract = CONTRACTS[table]
         db_columns = db_columns or {}
         self.rules: list[Rule] = []
@@ -304,6 +326,9 @@ class ChunkValidator:
         self._suite, self._batch_definition = self._compile()
 
     def _compile(self):
+        gx = _great_expectations()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         source = context.data_sources.add_pandas(f"landing_{self.contract.table}")

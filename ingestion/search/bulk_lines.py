@@ -9,6 +9,7 @@ writes non-ASCII text as UTF-8, as the engines expect.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
@@ -57,19 +58,29 @@ def _strings(value) -> list[str]:
     return [str(value)]
 
 
+_TAG_KEYS = tuple(b',"%s":' % tag.encode() for tag in FREE_TEXT_TAGS)
+_tags_of = operator.attrgetter(*FREE_TEXT_TAGS)
+
+
 @functools.lru_cache(maxsize=16384)
-def redacted_tags(raw_json: str | None) -> bytes:
-    """Tags repeat across messages (a small vocabulary), so each distinct value is redacted once."""
-    return orjson.dumps(redact_all(_strings(orjson.loads(raw_json) if raw_json is not None else None)))
+def redacted_tag_fields(*raw_json: str | None) -> bytes:
+    """The tag fields of a document (``,"keywords":[...]`` and so on), redacted. Tags repeat across
+    messages (a small vocabulary), so each distinct combination is redacted and serialised once."""
+    return b"".join(
+        key + orjson.dumps(redact_all(_strings(orjson.loads(raw) if raw is not None else None)))
+        for key, raw in zip(_TAG_KEYS, raw_json, strict=True)
+    )
 
 
 def document_source(row) -> bytes:
     """The ``_source`` line: PostgreSQL's JSON with the redacted message and tags appended."""
-    parts = [row.fields.encode()[:-1], b',"content":', orjson.dumps(redact(row.content))]
-    for tag in FREE_TEXT_TAGS:
-        parts += [b',"', tag.encode(), b'":', redacted_tags(getattr(row, tag))]
-    parts.append(b"}\n")
-    return b"".join(parts)
+    return b"".join((
+        row.fields.encode()[:-1],
+        b',"content":',
+        orjson.dumps(redact(row.content)),
+        redacted_tag_fields(*_tags_of(row)),
+        b"}\n",
+    ))
 
 
 def index_item(row, index_json: bytes) -> BulkItem:

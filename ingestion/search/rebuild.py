@@ -6,7 +6,8 @@ for a reason:
 1. create ``<alias>_v<N>_<stamp>`` with indexing-speed settings (no refresh, no replicas);
 2. read every conversation in one REPEATABLE READ snapshot, PostgreSQL rendering most of each
    document (``documents``), and bulk load it from a few sender threads while this thread builds
-   the next request body (the engine, not Python, should be the bottleneck); the same snapshot
+   the next request body and a reader thread fetches the next rows (PostgreSQL, Python and the
+   engine all busy at once: the engine, not Python, should be the bottleneck); the same snapshot
    transaction records the customer/employee attributes the documents hold (``related``);
 3. restore serving settings, refresh, and verify the index count equals the snapshot's count;
 4. replay changes made since the snapshot (from slightly before it: replays are harmless), once
@@ -20,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -83,6 +84,19 @@ def send_concurrently(send: Callable[[list], BulkOutcome], chunks: Iterable[list
         for future in futures:
             total.merge(future.result())
     return total
+
+
+def read_ahead(batches: Iterable[list]) -> Iterator[list]:
+    """The same batches, the next one fetched by a helper thread while the caller works on this one:
+    PostgreSQL renders rows while Python redacts the previous ones, instead of each waiting for the
+    other (psycopg releases the GIL while it waits). One batch ahead, so memory stays bounded; an
+    error while fetching is raised here, at the batch it would have been."""
+    iterator = iter(batches)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+        pending = reader.submit(next, iterator, None)
+        while (batch := pending.result()) is not None:
+            pending = reader.submit(next, iterator, None)
+            yield batch
 
 
 def _previous_versions_to_drop(client: SearchClient, alias: str, live: str, keep_previous: int) -> list[str]:
@@ -152,7 +166,7 @@ def _load_verify_and_swap(
         snapshot_at = documents.database_now(snapshot)  # the first statement fixes the snapshot
         report.expected = documents.count_all(snapshot)
         related.remember_snapshot(snapshot, report.index)  # committed with the snapshot, if it loads
-        chunks = bulk_lines.chunks(documents.stream_all(snapshot), report.index, chunk_docs)
+        chunks = bulk_lines.chunks(read_ahead(documents.stream_all(snapshot)), report.index, chunk_docs)
         outcome = send_concurrently(client.bulk, chunks, senders)
         snapshot.commit()
     if outcome.failed:

@@ -52,8 +52,13 @@ _PHONES = [
     # Any other run of 9+ digits (optionally spaced): phone-like, never worth indexing.
     re.compile(r"(?<!\d)\d(?:[\s\-]?\d){8,}(?!\d)"),
 ]
-# The shortest number any phone rule matches has five digits ("+1 1 123").
-_FIVE_DIGITS = re.compile(r"\d(?:\D*\d){4}")
+_INTERNATIONAL = 1  # the one rule that matches fewer than nine digits, and only after + or 00
+# The shortest number any phone rule matches has five digits ("+1 1 123"); every rule but the
+# international one needs nine or more. Amounts and ticket numbers ("入金50000元") have five but
+# not nine, so most texts with digits skip four of the five rules. One left-to-right ``match``
+# answers both: it fails below five digits, and group 1 is set from nine on.
+_DIGIT_COUNT = re.compile(r"(?:\D*\d){5}((?:\D*\d){4})?")
+_INTERNATIONAL_PREFIX = re.compile(r"[+＋]|00")
 _FULLWIDTH_DIGIT = re.compile("[０-９]")
 _FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 
@@ -73,9 +78,12 @@ def redact(text: str | None) -> str | None:
     text = _HANDLE_AFTER_LABEL.sub(_keep_label, text)
     if "@" in text or "＠" in text:
         text = _AT_HANDLE.sub(HANDLE, text)
-    if _FIVE_DIGITS.search(text):
+    digits = _DIGIT_COUNT.match(text)
+    if digits and digits.group(1) is not None:
         for pattern in _PHONES:
             text = pattern.sub(PHONE, text)
+    elif digits and _INTERNATIONAL_PREFIX.search(text):
+        text = _PHONES[_INTERNATIONAL].sub(PHONE, text)
     return text
 
 

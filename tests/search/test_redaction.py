@@ -21,6 +21,9 @@ from tests.search.helpers import NO_LAG, indexed_sources
         ("My wechat is lily_invest, line id: happy.trader", ["My"], ["lily_invest", "happy.trader"]),
         ("打 010-12345678 或 0755-8888 6666", ["打"], ["12345678", "8888"]),
         ("WhatsApp me on +44 7700 900123", ["me on"], ["7700"]),
+        # fewer than nine digits: only the international rule applies, and it still does
+        ("call +44 20 7946 now", ["call", "now"], ["7946"]),
+        ("编号 123456789 的单子", ["编号", "的单子"], ["123456789"]),
     ],
 )
 def test_contact_details_are_redacted(text, kept, gone):
@@ -33,7 +36,12 @@ def test_contact_details_are_redacted(text, kept, gone):
 
 @pytest.mark.parametrize(
     "text",
-    ["我想了解美股投资，入金 50000 美元", "Buy 100 shares on 2025-11-03 at 123.45", "S&P 500 rose 2% in 2025"],
+    [
+        "我想了解美股投资，入金 50000 美元",
+        "Buy 100 shares on 2025-11-03 at 123.45",
+        "S&P 500 rose 2% in 2025",
+        "入金50000元，订单12345678",
+    ],
 )
 def test_ordinary_text_is_untouched(text):
     assert redact(text) == text
