@@ -183,6 +183,7 @@ def _load(
 
 def _incremental_figures(summary) -> dict:
     total = summary.replication_seconds + summary.dbt_seconds
+    elapsed, models = _run_results() if not summary.dbt_plan.skip else (0, {})
     return {
         "replication_seconds": round(summary.replication_seconds, 1),
         "dbt_seconds": round(summary.dbt_seconds, 1),
@@ -190,16 +191,25 @@ def _incremental_figures(summary) -> dict:
         "rows_replicated": summary.rows_copied,
         "changed_tables": summary.changed_tables,
         "dbt_command": " ".join(summary.dbt_plan.arguments) or "(skipped)",
-        "models_run": _nodes_run() if not summary.dbt_plan.skip else 0,
+        "models_run": len(models) if not summary.dbt_plan.skip else 0,
+        # Where the time goes: dbt's own elapsed time (the rest of dbt_seconds is process start-up,
+        # parsing and connecting), each model's time, and each replicated table's time.
+        "dbt_elapsed_seconds": elapsed if not summary.dbt_plan.skip else 0,
+        "model_seconds": models if not summary.dbt_plan.skip else {},
+        "replication_table_seconds": {
+            result.table: round(result.seconds, 2) for result in summary.replication
+        },
     }
 
 
-def _nodes_run() -> int:
-    """Nodes in the run_results.json of the last dbt command (it writes to dbt_project/target)."""
+def _run_results() -> tuple[float, dict[str, float]]:
+    """(elapsed, seconds per node, slowest first) of the last dbt command's run_results.json."""
     from orchestration.defs.warehouse.dbt_environment import dbt_env
 
-    run_results = Path(dbt_env()["DBT_TARGET_PATH"]) / "run_results.json"
-    return len(json.loads(run_results.read_text())["results"])
+    run_results = json.loads((Path(dbt_env()["DBT_TARGET_PATH"]) / "run_results.json").read_text())
+    nodes = sorted(run_results["results"], key=lambda result: -result["execution_time"])
+    seconds = {node["unique_id"].split(".")[-1]: round(node["execution_time"], 2) for node in nodes}
+    return round(run_results["elapsed_time"], 1), seconds
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -366,6 +376,18 @@ def _markdown(results: dict) -> str:
         f"| dashboard queries p50 / p95 (10 queries x 20 runs) | {dash['p50']} ms / {dash['p95']} ms | p95 < 100 ms |",
         "",
         f"Incremental dbt command: `dbt {incremental['dbt_command']}`.",
+        "",
+        f"Where the incremental build's time goes: dbt ran its models for {incremental['dbt_elapsed_seconds']} s "
+        f"of its {incremental['dbt_seconds']} s (the rest is dbt's start-up, parsing and artifacts); slowest models (s): "
+        + ", ".join(f"{name} {seconds}" for name, seconds in list(incremental["model_seconds"].items())[:6])
+        + "; slowest replicated tables (s): "
+        + ", ".join(
+            f"{name} {seconds}"
+            for name, seconds in sorted(
+                incremental["replication_table_seconds"].items(), key=lambda item: -item[1]
+            )[:4]
+        )
+        + ".",
         "",
         "Per-query p95 (ms): "
         + ", ".join(f"{name} {value}" for name, value in dash["per_query_p95"].items()),

@@ -63,14 +63,15 @@ class Replicator:
     def _qualified(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
 
-    def _state(self, table: str) -> tuple[dt.datetime, dt.datetime, dt.datetime | None]:
-        """(rows cursor, deletions cursor, last change) of ``table``; a new table never changed."""
+    def _state(self, table: str) -> tuple[dt.datetime, dt.datetime, dt.datetime | None, int | None]:
+        """(rows cursor, deletions cursor, last change, live rows then) of ``table``; a new table
+        never changed, and live rows are unknown until a run counted them."""
         rows = self.client.query(
-            f"select rows_cursor, deletions_cursor, changed_at from {self._qualified(schema.STATE_TABLE)} "
-            "final where table_name = {table:String}",
+            f"select rows_cursor, deletions_cursor, changed_at, live_rows "
+            f"from {self._qualified(schema.STATE_TABLE)} final where table_name = {{table:String}}",
             parameters={"table": table},
         ).result_rows
-        return rows[0] if rows else (cursor.EPOCH, cursor.EPOCH, None)
+        return rows[0] if rows else (cursor.EPOCH, cursor.EPOCH, None, None)
 
     def _save_state(
         self,
@@ -79,14 +80,16 @@ class Replicator:
         rows_copied: int = 0,
         tombstones: int = 0,
         changed: bool = True,
+        live_rows: int | None = None,
+        changed_before: dt.datetime | None = None,
     ) -> None:
         """Record the cursors; ``changed_at`` moves only when the run changed the table (and is
         written after the rows are visible, so a build started later sees them)."""
         recorded_at = utc_now()
-        changed_at = recorded_at if changed else (self._state(table)[2] or recorded_at)
+        changed_at = recorded_at if changed else (changed_before or recorded_at)
         self.client.insert(
             f"{self.database}.{schema.STATE_TABLE}",
-            [[table, bound, bound, rows_copied, tombstones, recorded_at, changed_at]],
+            [[table, bound, bound, rows_copied, tombstones, recorded_at, changed_at, live_rows]],
             column_names=[
                 "table_name",
                 "rows_cursor",
@@ -95,6 +98,7 @@ class Replicator:
                 "tombstones",
                 "recorded_at",
                 "changed_at",
+                "live_rows",
             ],
         )
 
@@ -110,21 +114,27 @@ class Replicator:
         started = time.perf_counter()
         columns = schema.select_list(self.client, table, self.collection)
         schema.create_table(self.client, self.database, table, columns, self.collection)
+        rows_start, deletions_start, changed_before, live_before = self._state(table.name)
         if table.incremental:
-            rows_start, deletions_start, _ = self._state(table.name)
             copied = self._copy_window(table, columns, rows_start)
             tombstones = self._tombstone(table, deletions_start)
             changed = bool(copied or tombstones)
+            # Counting live rows needs a FINAL scan (seconds on millions of conversations): an
+            # unchanged table keeps the count of the run that last changed it.
+            live_rows = (
+                live_before if not changed and live_before is not None else self._live_rows(table.name)
+            )
         else:
             rows_start = cursor.EPOCH
             (copied, changed), tombstones = self._snapshot(table, columns), 0
-        self._save_state(table.name, self.bound, copied, tombstones, changed)
+            live_rows = copied  # a fresh copy of a table keyed by id: one row per id
+        self._save_state(table.name, self.bound, copied, tombstones, changed, live_rows, changed_before)
         result = TableResult(
             table=table.name,
             mode=table.mode,
             rows_copied=copied,
             tombstones=tombstones,
-            live_rows=self._live_rows(table.name),
+            live_rows=live_rows,
             seconds=round(time.perf_counter() - started, 3),
             window_start=rows_start.isoformat(),
             window_end=self.bound.isoformat(),

@@ -50,13 +50,16 @@ def create_database(client, database: str) -> None:
             rows_copied UInt64,
             tombstones UInt64,
             recorded_at DateTime64(6) default now64(6),
-            changed_at DateTime64(6) default recorded_at
+            changed_at DateTime64(6) default recorded_at,
+            live_rows Nullable(UInt64)
         ) engine = ReplacingMergeTree(recorded_at) order by table_name"""
     )
-    # State tables created before changed_at existed: their rows count as changed when recorded.
+    # State tables created before changed_at / live_rows existed: their rows count as changed when
+    # recorded, and their live rows as unknown (counted by the next run).
     client.command(
         f"alter table `{database}`.{STATE_TABLE} "
-        "add column if not exists changed_at DateTime64(6) default recorded_at"
+        "add column if not exists changed_at DateTime64(6) default recorded_at, "
+        "add column if not exists live_rows Nullable(UInt64)"
     )
 
 

@@ -14,10 +14,11 @@ import psycopg
 import pytest
 
 from ingestion.replication.connections import clickhouse_client
-from ingestion.replication.replicate import replicate_tables
+from ingestion.replication.replicate import replicate_tables, utc_now
+from orchestration.defs.warehouse import refresh_state
 
 # Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
-from orchestration.defs.warehouse.build import run_dbt
+from orchestration.defs.warehouse.build import marts_schema, run_dbt
 from tests.fixtures.postgres import new_database
 
 FIXTURE_SQL = Path(__file__).with_name("fixture_crm.sql")
@@ -88,3 +89,24 @@ def warehouse(pg_server, clickhouse_server, tmp_path_factory):  # noqa: F811
         output: list[str] = []
         exit_code = run_dbt(["build"], log=output.append)
         yield Warehouse(dsn, raw_database, prefix, exit_code, "\n".join(output))
+
+
+@pytest.fixture
+def built_warehouse(pg_dsn, clickhouse_env, monkeypatch, tmp_path) -> Path:
+    """The hand-made CRM replicated and every model built; returns dbt's target directory."""
+    load_fixture(pg_dsn)
+    _, prefix = isolated_names()
+    for name, value in {
+        "FUNNELHOUSE_SCHEMA_PREFIX": prefix,
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
+        "DBT_LOG_PATH": str(tmp_path / "logs"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    replicate_tables(pg_dsn)
+    # A first `funnelhouse build` would be a complete `dbt build` with every test (test_dbt_build
+    # covers that); `dbt run` plus the refresh mark it would leave is enough here and much faster.
+    started_at = utc_now()
+    output: list[str] = []
+    assert run_dbt(["run"], log=output.append) == 0, "\n".join(output[-40:])
+    refresh_state.record_refresh(clickhouse_client(), clickhouse_env, marts_schema(), started_at)
+    return tmp_path / "target"

@@ -8,13 +8,11 @@ import json
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from ingestion.replication.connections import clickhouse_client
-from ingestion.replication.replicate import replicate_tables, utc_now
+from ingestion.replication.replicate import replicate_tables
 from orchestration.defs.warehouse import refresh_state
-from orchestration.defs.warehouse.build import build, marts_schema, run_dbt
-from tests.warehouse.conftest import isolated_names, load_fixture
+from orchestration.defs.warehouse.build import build, marts_schema
 
 # Models reading raw conversations, views excluded (stg_crm__conversations reads raw at query time).
 DOWNSTREAM_OF_CONVERSATIONS = {
@@ -27,27 +25,6 @@ DOWNSTREAM_OF_CONVERSATIONS = {
     "mart_kpi_employee_daily",
     "mart_script_performance",
 }
-
-
-@pytest.fixture
-def built_warehouse(pg_dsn, clickhouse_env, monkeypatch, tmp_path) -> Path:
-    """The hand-made CRM replicated and every model built; returns dbt's target directory."""
-    load_fixture(pg_dsn)
-    _, prefix = isolated_names()
-    for name, value in {
-        "FUNNELHOUSE_SCHEMA_PREFIX": prefix,
-        "DBT_TARGET_PATH": str(tmp_path / "target"),
-        "DBT_LOG_PATH": str(tmp_path / "logs"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    replicate_tables(pg_dsn)
-    # A first `funnelhouse build` would be a complete `dbt build` with every test (test_dbt_build
-    # covers that); `dbt run` plus the refresh mark it would leave is enough here and much faster.
-    started_at = utc_now()
-    output: list[str] = []
-    assert run_dbt(["run"], log=output.append) == 0, "\n".join(output[-40:])
-    refresh_state.record_refresh(clickhouse_client(), clickhouse_env, marts_schema(), started_at)
-    return tmp_path / "target"
 
 
 def _mart_value(column: str, mart: str, where: str):

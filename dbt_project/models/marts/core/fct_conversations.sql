@@ -1,16 +1,18 @@
+-- Incremental: each run deletes the conversations replicated since the fact's watermark (new, updated or
+-- deleted in PostgreSQL) and appends their live versions, so only changed rows are read and written
+-- (macros/incremental_changes.sql). --full-refresh rebuilds it from raw.
 {{ config(
     materialized='incremental',
-    incremental_strategy='insert_overwrite',
+    incremental_strategy='append',
     partition_by='toYYYYMM(sent_date)',
     order_by='(employee_id, sent_date, conversation_id)',
+    pre_hook="{{ delete_replicated_ids(source('crm', 'conversations'), 'conversation_id') }}",
 ) }}
 
 with conversations as (
     select * from {{ ref('stg_crm__conversations') }}
     {% if is_incremental() %}
-    where toYYYYMM(sent_at) in (
-        {{ changed_months(source('crm', 'conversations'), 'sent_at', 'select max(replicated_at) from ' ~ this) }}
-    )
+    where conversation_id in ({{ ids_replicated_since(source('crm', 'conversations'), fact_watermark()) }})
     {% endif %}
 ),
 

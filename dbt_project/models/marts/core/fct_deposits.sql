@@ -1,16 +1,18 @@
+-- Incremental: each run deletes the deposits replicated since the fact's watermark (new, updated or
+-- deleted in PostgreSQL) and appends their live versions, so only changed rows are read and written
+-- (macros/incremental_changes.sql). --full-refresh rebuilds it from raw.
 {{ config(
     materialized='incremental',
-    incremental_strategy='insert_overwrite',
+    incremental_strategy='append',
     partition_by='toYYYYMM(deposit_date)',
     order_by='(employee_id, deposit_date, deposit_id)',
+    pre_hook="{{ delete_replicated_ids(source('crm', 'deposits'), 'deposit_id') }}",
 ) }}
 
 with deposits as (
     select * from {{ ref('stg_crm__deposits') }}
     {% if is_incremental() %}
-    where toYYYYMM(deposited_at) in (
-        {{ changed_months(source('crm', 'deposits'), 'deposited_at', 'select max(replicated_at) from ' ~ this) }}
-    )
+    where deposit_id in ({{ ids_replicated_since(source('crm', 'deposits'), fact_watermark()) }})
     {% endif %}
 ),
 

@@ -1,6 +1,12 @@
 {#- Daily partitions for Dagster, monthly partitions in ClickHouse: a run rebuilds whole months
-    (insert_overwrite), the months holding [kpi_start_date, kpi_end_date] when a backfill passes
-    them, else the months holding the last kpi_lookback_days days. -#}
+    (insert_overwrite) and reads its inputs for those months only.
+    * Dagster partition run / backfill: the months holding [kpi_start_date, kpi_end_date].
+    * Incremental run: the months holding the last kpi_lookback_days (days roll over with the build
+      date), plus every month an input row replicated since the last successful build was or is in
+      (new, updated and deleted rows: kpi_changed_months below), plus the days before the table's first
+      day (the spine grew backwards). A changed employee touches every month. Without a recorded build
+      (a bare `dbt run`) every month is rebuilt.
+    * Full refresh: everything. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='insert_overwrite',
@@ -9,19 +15,42 @@
     on_schema_change='fail',
 ) }}
 
+{#- The raw inputs of this mart and their day column (as in raw). -#}
+{%- set dated_inputs = {
+    'funnel_tofu': 'contact_date',
+    'conversations': 'sent_at',
+    'funnel_mofu': 'opened_at',
+    'deposits': 'deposited_at',
+    'withdrawals': 'requested_at',
+    'employee_kpis': 'date',
+} -%}
+
+{#- in_window: a condition on a Date expression ({col}) selecting the days this run rebuilds. -#}
+{%- set in_window = '1 = 1' -%}
 {%- if var('kpi_start_date') %}
-    {%- set window_start = "toStartOfMonth(toDate('" ~ var('kpi_start_date') ~ "'))" %}
-    {%- set window_end = "toLastDayOfMonth(toDate('" ~ (var('kpi_end_date') or var('kpi_start_date')) ~ "'))" %}
-{%- else %}
-    {%- set window_start = "toStartOfMonth(today() - " ~ var('kpi_lookback_days') ~ ")" %}
-    {%- set window_end = "today()" %}
+    {%- set in_window = "{col} between toStartOfMonth(toDate('" ~ var('kpi_start_date') ~ "')) and toLastDayOfMonth(toDate('"
+        ~ (var('kpi_end_date') or var('kpi_start_date')) ~ "'))" -%}
+{%- elif is_incremental() %}
+    {%- set since = last_refresh_mark(this.schema) -%}
+    {%- set employees_changed = since is none or run_query(
+        'select count() from (' ~ ids_replicated_since(source('crm', 'employees'), since) ~ ')'
+    ).columns[0].values()[0] > 0 -%}
+    {%- if not employees_changed %}
+        {%- set month_queries = ["select toYYYYMM(today() - " ~ var('kpi_lookback_days') ~ " + number) from numbers("
+            ~ (var('kpi_lookback_days') + 1) ~ ")"] -%}
+        {%- for table, column in dated_inputs.items() %}
+            {%- do month_queries.append(changed_months(source('crm', table), column, since)) -%}
+        {%- endfor %}
+        {%- set months = run_query('select distinct * from (' ~ month_queries | join(' union all ') ~ ') order by 1')
+            .columns[0].values() | map('int') | list -%}
+        {%- set in_window = "(toYYYYMM({col}) in (" ~ months | join(', ') ~ ") or {col} < (select min(kpi_date) from "
+            ~ this ~ "))" -%}
+    {%- endif %}
 {%- endif %}
 
 with spine as (
     select * from {{ ref('int_dates__spine') }}
-    {% if is_incremental() or var('kpi_start_date') %}
-    where date_day between {{ window_start }} and least({{ window_end }}, today())
-    {% endif %}
+    where {{ in_window.replace('{col}', 'date_day') }}
 ),
 
 employees as (
@@ -35,6 +64,7 @@ tofu as (
         count() as tofu_contacts,
         countIf(has_stayed_in_group) as tofu_retained
     from {{ ref('stg_crm__funnel_tofu') }}
+    where {{ in_window.replace('{col}', 'contact_date') }}
     group by employee_id, contact_date
 ),
 
@@ -45,6 +75,7 @@ conversations as (
         countIf(is_quality_conversation) as quality_conversations,
         countIf(is_counter_question) as counter_questions
     from {{ ref('fct_conversations') }}
+    where {{ in_window.replace('{col}', 'sent_date') }}
     group by employee_id, sent_date
 ),
 
@@ -55,25 +86,27 @@ accounts as (
         count() as accounts_opened
     from {{ ref('stg_crm__funnel_mofu') }}
     where is_account_opened and account_opened_at is not null
+        and {{ in_window.replace('{col}', 'toDate(account_opened_at)') }}
     group by employee_id, activity_date
 ),
 
 deposits as (
     select employee_id, deposit_date as activity_date, count() as deposits_count, sum(amount) as deposit_amount
     from {{ ref('fct_deposits') }}
-    where is_confirmed
+    where is_confirmed and {{ in_window.replace('{col}', 'deposit_date') }}
     group by employee_id, deposit_date
 ),
 
 withdrawals as (
     select employee_id, requested_date as activity_date, sum(amount) as withdrawal_amount
     from {{ ref('fct_withdrawals') }}
-    where is_confirmed
+    where is_confirmed and {{ in_window.replace('{col}', 'requested_date') }}
     group by employee_id, requested_date
 ),
 
 reported as (
     select * from {{ ref('stg_crm__employee_kpis') }}
+    where {{ in_window.replace('{col}', 'kpi_date') }}
 ),
 
 daily as (

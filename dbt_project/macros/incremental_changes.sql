@@ -1,0 +1,60 @@
+{#- What changed in raw since an incremental model was last built.
+
+    Raw tables are ReplacingMergeTree copies of PostgreSQL: an insert, an update and a deletion all
+    arrive as a new version of the row's id with a fresh _replicated_at (a deletion as a copy of the
+    row's last version flagged _is_deleted). So the rows changed since a moment are the ids with a
+    version replicated after it, and the values an updated or deleted row had before are among the
+    versions of those ids (until ReplacingMergeTree merges an older version away). -#}
+
+{#- Ids of `source_relation` (a crm source) with a version replicated after `since` (SQL). -#}
+{% macro ids_replicated_since(source_relation, since) -%}
+    select id from {{ source_relation }} where _replicated_at > {{ since }}
+{%- endmacro %}
+
+{#- An incremental fact's watermark: the latest replicated_at it holds, as a literal. It is read once
+    per statement rendering, before anything is written, so the pre-hook that deletes changed ids and
+    the query that inserts them agree on it (read after the delete it could be lower, and rows already
+    in the fact would be inserted twice). -#}
+{% macro fact_watermark() -%}
+    {%- set result = run_query('select toUnixTimestamp64Milli(max(replicated_at)) from ' ~ this) -%}
+    {{- return('fromUnixTimestamp64Milli(toInt64(' ~ result.columns[0].values()[0] ~ '))') -}}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental fact (one row per `key_column`, the raw id): delete every id
+    replicated since the watermark (new, updated or deleted in PostgreSQL); the model's incremental
+    query then inserts the live version of those ids (incremental_strategy append). Nothing is run
+    when none of them is in the fact yet (the usual case: new rows only), so no mutation is started. -#}
+{% macro delete_replicated_ids(source_relation, key_column) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set condition = key_column ~ ' in (' ~ ids_replicated_since(source_relation, fact_watermark()) ~ ')' -%}
+        {%- set present = run_query('select count() from ' ~ this ~ ' where ' ~ condition).columns[0].values()[0] -%}
+        {%- if present > 0 -%}
+            delete from {{ this }} where {{ condition }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The start of the last successful build of the models of `marts_schema`, as a SQL DateTime64, or
+    none when no build was recorded. funnelhouse build and Dagster record it in
+    <raw>._model_refreshes (orchestration/defs/warehouse/refresh_state.py) as naive UTC; it is read
+    back as text and re-read as UTC, so a server in another time zone compares it correctly with
+    _replicated_at. -#}
+{% macro last_refresh_mark(marts_schema) -%}
+    {%- set raw_schema = source('crm', 'employees').schema -%}
+    {%- set found = run_query(
+        "select count() from system.tables where database = '" ~ raw_schema ~ "' and name = '_model_refreshes'"
+    ).columns[0].values()[0] -%}
+    {%- if found == 0 -%}{{ return(none) }}{%- endif -%}
+    {%- set rows = run_query(
+        "select toString(refreshed_through) from `" ~ raw_schema ~ "`._model_refreshes final "
+        ~ "where marts_schema = '" ~ marts_schema ~ "'"
+    ).columns[0].values() -%}
+    {{- return(("toDateTime64('" ~ rows[0] ~ "', 6, 'UTC')") if rows else none) -}}
+{%- endmacro %}
+
+{#- Months (YYYYMM) of `date_column` over every version of the rows of `source_relation` replicated
+    since `since`: the months such a change can have added a row to or removed one from. -#}
+{% macro changed_months(source_relation, date_column, since) -%}
+    select distinct toYYYYMM({{ date_column }}) from {{ source_relation }}
+    where {{ date_column }} is not null and id in ({{ ids_replicated_since(source_relation, since) }})
+{%- endmacro %}
