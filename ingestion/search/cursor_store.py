@@ -39,7 +39,17 @@ _DDL = [
         f"ADD COLUMN IF NOT EXISTS {row_id} BIGINT NOT NULL DEFAULT 0"
         for at, row_id in _CURSOR_COLUMNS.values()
     ),
+    "ALTER TABLE search_sync_state ADD COLUMN IF NOT EXISTS previous JSONB",
 ]
+# The columns of one index's state, with their types; a rebuild keeps the state it replaced in
+# ``previous`` so that a rollback restores it exactly (the previous index then catches up from its
+# own cursors).
+_STATE_COLUMNS = {
+    "physical_index": "text",
+    "mapping_version": "integer",
+    **{c: "timestamp" if c.endswith("_at") else "bigint" for pair in _CURSOR_COLUMNS.values() for c in pair},
+}
+_STATE_AS_JSON = "jsonb_build_object(" + ", ".join(f"'{c}', s.{c}" for c in _STATE_COLUMNS) + ")"
 _CURSOR_ASSIGNMENTS = ", ".join(f"{c} = EXCLUDED.{c}" for pair in _CURSOR_COLUMNS.values() for c in pair)
 _CURSOR_NAMES = ", ".join(c for pair in _CURSOR_COLUMNS.values() for c in pair)
 _CURSOR_PLACEHOLDERS = ", ".join(["%s"] * 2 * len(_CURSOR_COLUMNS))
@@ -109,12 +119,38 @@ def save_rebuild(conn: psycopg.Connection, alias: str, index: str, mapping_versi
                    last_rebuild_at, last_sync_at)
            VALUES (%s, %s, %s, {_CURSOR_PLACEHOLDERS}, {_UTC_NOW}, {_UTC_NOW})
            ON CONFLICT (index_alias) DO UPDATE SET
+               previous = CASE WHEN s.physical_index IS NOT NULL THEN {_STATE_AS_JSON} END,
                physical_index = EXCLUDED.physical_index, mapping_version = EXCLUDED.mapping_version,
                {_CURSOR_ASSIGNMENTS},
                last_rebuild_at = EXCLUDED.last_rebuild_at, last_sync_at = EXCLUDED.last_sync_at""",
         (alias, index, mapping_version, *_cursor_values(cursors)),
     )
     conn.commit()
+
+
+def previous(conn: psycopg.Connection, alias: str) -> SyncState | None:
+    """The state the last rebuild (or rollback) replaced, if any."""
+    row = conn.execute("SELECT previous FROM search_sync_state WHERE index_alias = %s", (alias,)).fetchone()
+    conn.commit()
+    saved = row and row["previous"]
+    if not saved:
+        return None
+    at = dt.datetime.fromisoformat
+    cursors = Cursors(**{name: Cursor(at(saved[a]), saved[i]) for name, (a, i) in _CURSOR_COLUMNS.items()})
+    return SyncState(alias, saved["physical_index"], saved["mapping_version"], cursors)
+
+
+def swap_with_previous(conn: psycopg.Connection, alias: str) -> None:
+    """Make the previous state current and the current one previous, in the caller's transaction
+    (committed by the caller once the alias points where the state says)."""
+    assignments = ", ".join(
+        f"{c} = (s.previous->>'{c}')::{kind}" for c, kind in _STATE_COLUMNS.items()
+    )
+    conn.execute(
+        f"UPDATE search_sync_state AS s SET {assignments}, previous = {_STATE_AS_JSON}, "
+        f"last_rebuild_at = {_UTC_NOW} WHERE index_alias = %s AND previous IS NOT NULL",
+        (alias,),
+    )
 
 
 def _lock_key(alias: str) -> str:
@@ -137,4 +173,7 @@ def unlock(conn: psycopg.Connection, alias: str) -> None:
     conn.commit()
 
 
-__all__ = ["EPOCH", "SyncState", "ensure_table", "load", "lock", "save_progress", "save_rebuild", "try_lock", "unlock"]
+__all__ = [
+    "EPOCH", "SyncState", "ensure_table", "load", "lock", "previous", "save_progress", "save_rebuild",
+    "swap_with_previous", "try_lock", "unlock",
+]

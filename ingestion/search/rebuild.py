@@ -12,8 +12,8 @@ for a reason:
 3. restore serving settings, refresh, and verify the index count equals the snapshot's count;
 4. replay changes made since the snapshot (from slightly before it: replays are harmless), once
    freely and once more under the alias lock so the sensor's sync cannot slip in between;
-5. swap the alias in one ``_aliases`` call, save the new cursor, keep the previous index for
-   rollback and delete older ones by exact name.
+5. swap the alias in one ``_aliases`` call, save the new cursor (and the replaced index's state),
+   keep the previous index for rollback (``roll_back``) and delete older ones by exact name.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import psycopg
 from ingestion.search import bulk_lines, cursor_store, documents, mapping, related
 from ingestion.search.client import BulkFailed, BulkOutcome, SearchClient
 from ingestion.search.documents import Cursor, Cursors
-from ingestion.search.sync import DEFAULT_LAG, apply_changes
+from ingestion.search.sync import DEFAULT_LAG, SyncReport, apply_changes, run_incremental
 
 DEFAULT_CHUNK_DOCS = 2000
 DEFAULT_SENDERS = 2
@@ -99,11 +99,64 @@ def read_ahead(batches: Iterable[list]) -> Iterator[list]:
             yield batch
 
 
-def _previous_versions_to_drop(client: SearchClient, alias: str, live: str, keep_previous: int) -> list[str]:
-    """All older versions but the newest ``keep_previous`` (the one the alias just left: for rollback)."""
+def _previous_versions_to_drop(client: SearchClient, alias: str, live: str, left: list[str], keep_previous: int) -> list[str]:
+    """All older versions but ``keep_previous`` of them: first the ones the alias just left (what a
+    rollback returns to), then the newest."""
     # Names end with a sortable timestamp: newest last.
     older = sorted(name for name in client.indices_matching(mapping.index_pattern(alias)) if name != live)
-    return older[: max(0, len(older) - keep_previous)]
+    preferred = [name for name in left if name in older] + [name for name in reversed(older) if name not in left]
+    kept = set(preferred[:keep_previous])
+    return [name for name in older if name not in kept]
+
+
+class NothingToRollBackTo(RuntimeError):
+    pass
+
+
+@dataclass
+class RollbackReport:
+    alias: str
+    index: str
+    left: list[str]
+    caught_up: SyncReport
+
+
+def roll_back(dsn: str, client: SearchClient, alias: str = mapping.DEFAULT_ALIAS, *, lag: dt.timedelta = DEFAULT_LAG) -> RollbackReport:
+    """Point the alias back at the index the last rebuild replaced (a bad rebuild's way out).
+
+    The state that index had when it was replaced (its cursors) comes back with it, so the
+    incremental sync then brings it up to date from exactly where it stood; the index left
+    becomes the one to roll back to, so rolling back twice returns to it. An index of another
+    mapping version is refused: the next sync would rebuild it straight away."""
+    with documents.connect(dsn) as control:
+        cursor_store.ensure_table(control)
+        if not cursor_store.try_lock(control, f"{alias}:rebuild"):
+            raise RebuildInProgress(f"a full rebuild of {alias!r} is running; roll back after it")
+        try:
+            cursor_store.lock(control, alias)
+            try:
+                previous = cursor_store.previous(control, alias)
+                if previous is None or not client.index_exists(previous.physical_index):
+                    raise NothingToRollBackTo(f"{alias!r} has no previous index to roll back to")
+                if previous.mapping_version != mapping.MAPPING_VERSION:
+                    raise NothingToRollBackTo(
+                        f"{previous.physical_index} has mapping version {previous.mapping_version}, the code "
+                        f"{mapping.MAPPING_VERSION}: the next sync would rebuild it; deploy the older code instead"
+                    )
+                left = client.alias_targets(alias)
+                cursor_store.swap_with_previous(control, alias)
+                client.update_aliases(
+                    [{"remove": {"index": name, "alias": alias}} for name in left]
+                    + [{"add": {"index": previous.physical_index, "alias": alias}}]
+                )
+                control.commit()  # the state follows the alias only once the alias has moved
+            finally:
+                control.rollback()
+                cursor_store.unlock(control, alias)
+        finally:
+            cursor_store.unlock(control, f"{alias}:rebuild")
+    caught_up = run_incremental(dsn, client, alias, lag=lag)
+    return RollbackReport(alias, previous.physical_index, left, caught_up)
 
 
 def full_rebuild(
@@ -138,7 +191,7 @@ def full_rebuild(
                 control.rollback()  # whatever statement failed, the session can clean up after it
                 related.forget(control, report.index)
                 raise
-            report.dropped = _previous_versions_to_drop(client, alias, report.index, keep_previous)
+            report.dropped = _previous_versions_to_drop(client, alias, report.index, report.previous, keep_previous)
             for name in report.dropped:
                 client.delete_index(name)
                 related.forget(control, name)

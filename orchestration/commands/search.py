@@ -68,16 +68,32 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def reindex(
         full: bool = typer.Option(False, "--full", help="Rebuild into a new versioned index and swap the alias."),
+        rollback: bool = typer.Option(
+            False, "--rollback", help="Point the alias back at the index the last rebuild replaced, and catch it up."
+        ),
         alias: str = typer.Option(mapping.DEFAULT_ALIAS, hidden=True),
     ) -> None:
         """Bring the search index up to date with PostgreSQL (incremental unless --full or needed)."""
+        if full and rollback:
+            raise typer.BadParameter("--full and --rollback exclude each other")
         client = _client()
         dsn = environment.pg_dsn()
         try:
-            report = rebuild.full_rebuild(dsn, client, alias) if full else indexer.synchronise(dsn, client, alias)
+            if rollback:
+                report = rebuild.roll_back(dsn, client, alias)
+            else:
+                report = rebuild.full_rebuild(dsn, client, alias) if full else indexer.synchronise(dsn, client, alias)
+        except rebuild.NothingToRollBackTo as exc:
+            console.print(f"[red]cannot roll back:[/] {exc}")
+            raise typer.Exit(1) from exc
         finally:
             client.close()
-        if isinstance(report, RebuildReport):
+        if isinstance(report, rebuild.RollbackReport):
+            console.print(
+                f"alias {alias} rolled back from {report.left} to [bold]{report.index}[/]; caught up: "
+                f"{report.caught_up.indexed} indexed, {report.caught_up.deleted} deleted"
+            )
+        elif isinstance(report, RebuildReport):
             console.print(
                 f"rebuilt [bold]{report.index}[/] ({client.flavour} {client.version}, cjk={report.cjk}): "
                 f"{report.loaded} documents verified against PostgreSQL in {report.load_seconds}s "

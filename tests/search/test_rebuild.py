@@ -1,6 +1,7 @@
 import threading
 
 import psycopg
+import pytest
 
 from ingestion.search import indexer, mapping, rebuild
 from ingestion.search.query import search_conversations
@@ -86,3 +87,37 @@ def test_new_mapping_version_triggers_a_full_rebuild(pg_dsn, search_client, sear
     assert isinstance(report, RebuildReport) and f"_v{mapping.MAPPING_VERSION}_" in report.index
     assert search_client.mapping_meta(report.index)["mapping_version"] == mapping.MAPPING_VERSION
     assert len(indexed_sources(search_client, search_alias)) == 8
+
+
+def test_rollback_returns_to_the_previous_index_and_catches_it_up(pg_dsn, search_client, search_alias):
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        ids = seed_samples(conn, people)
+    with pytest.raises(rebuild.NothingToRollBackTo):
+        rebuild.roll_back(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    first = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    with psycopg.connect(pg_dsn) as conn:  # the first index sees this change before it is replaced
+        conn.execute("UPDATE conversations SET sentiment = 'positive' WHERE id = %s", (ids[1],))
+        conn.commit()
+    indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    second = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    with psycopg.connect(pg_dsn) as conn:  # made after the swap: only the second index has them
+        added = insert_conversation(conn, people, "rollback check 回滚")
+        conn.execute("DELETE FROM conversations WHERE id = %s", (ids[0],))
+        conn.commit()
+    indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+
+    back = rebuild.roll_back(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert (back.index, back.left) == (first.index, [second.index])
+    assert search_client.alias_targets(search_alias) == [first.index]
+    # caught up from the cursors the first index had: exactly the changes it had not seen
+    assert (back.caught_up.indexed, back.caught_up.deleted) == (1, 1)
+    docs = indexed_sources(search_client, search_alias)
+    assert added in docs and ids[0] not in docs and docs[ids[1]]["sentiment"] == "positive"
+
+    forward = rebuild.roll_back(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert (forward.index, forward.left) == (second.index, [first.index])
+    assert (forward.caught_up.indexed, forward.caught_up.deleted) == (0, 0)
+    # the next rebuild keeps the index the alias left (the second), not merely the newest older one
+    third = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert third.previous == [second.index] and third.dropped == [first.index]
