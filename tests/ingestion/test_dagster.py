@@ -8,13 +8,15 @@ import pytest
 from orchestration.defs.ingestion import defs, resources
 from orchestration.defs.ingestion.assets import CRM_ASSETS, asset_key
 from orchestration.defs.ingestion.resources import LandingZone
-from orchestration.defs.ingestion.sensors import FILE_TAG, crm_landing_sensor
+from orchestration.defs.ingestion.sensors import FILE_TAG, MAX_ATTEMPTS, crm_landing_sensor
 from tests.ingestion import landing_rows as rows
 
 
-def tick(landing):
+def tick(landing, instance: dg.DagsterInstance | None = None):
     context = dg.build_sensor_context(
-        resources={**resources(), "landing_zone": LandingZone(url=str(landing))}, definitions=defs
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        resources={**resources(), "landing_zone": LandingZone(url=str(landing))},
+        definitions=defs,
     )
     return crm_landing_sensor(context)
 
@@ -75,6 +77,33 @@ def test_sensor_launches_one_run_per_new_file_in_dependency_order(landing, pg_ds
     # A changed file under a known name is new content: one run.
     rows.write(landing, "customers", "b2", [rows.customer(2, tier="S")])
     assert [r.tags[FILE_TAG].rsplit("/", 1)[-1] for r in run_requests(tick(landing))] == ["customers__b2.csv"]
+
+
+@dg.op
+def _noop():
+    pass
+
+
+@dg.job
+def _stand_in():
+    _noop()
+
+
+def test_a_killed_run_is_requested_again_until_its_attempts_are_used(landing, pg_dsn):
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    instance = dg.DagsterInstance.ephemeral()
+    keys = []
+    for _ in range(MAX_ATTEMPTS):
+        (request,) = run_requests(tick(landing, instance))
+        keys.append(request.run_key)
+        # the daemon starts it: while it is queued or running, nothing more is requested
+        run = instance.create_run_for_job(_stand_in, tags=request.tags, status=dg.DagsterRunStatus.STARTED)
+        assert "queued or running" in tick(landing, instance).skip_message
+        # ... and it is killed before the file's transaction commits: the file is still pending
+        instance.report_run_canceled(run)
+    assert len(set(keys)) == MAX_ATTEMPTS and keys[1].endswith(":attempt-2")
+    held = tick(landing, instance)
+    assert isinstance(held, dg.SkipReason) and f"{MAX_ATTEMPTS} runs of it ended" in held.skip_message
 
 
 def test_asset_reports_rejects_in_its_check_and_fails_on_a_broken_file(landing, pg_dsn, sql):

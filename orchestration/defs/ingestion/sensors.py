@@ -11,8 +11,11 @@ table it depends on is still pending; it is requested on a later tick, once thos
 (or failed, which is recorded, so nothing waits forever on a bad file).
 
 A run killed before its file's transaction committed leaves no ledger row, so the file stays
-pending; Dagster will not reuse its run_key, so recover by materialising the table's asset
-without config (it loads every pending file of the table) or with ``funnelhouse ingest PATH``.
+pending. Once no run of that file is queued or running any more, the sensor requests it again
+under a new run_key (``...:attempt-2``), up to ``MAX_ATTEMPTS`` runs; after that it is held and
+named in the tick's log (a file that kills its run every time needs a person: materialise the
+table's asset without config, or ``funnelhouse ingest PATH``, once the cause is fixed). A run
+that fails inside the loader records the failure in the ledger, so only killed runs repeat.
 
 (No ``from __future__ import annotations``: Dagster reads resource and config classes from
 the sensor function's real annotations.)
@@ -28,6 +31,18 @@ from orchestration.defs.ingestion.jobs import crm_ingest_job
 from orchestration.defs.ingestion.resources import LandingZone, PostgresResource
 
 FILE_TAG = "funnelhouse/landing_file"
+CHECKSUM_TAG = "funnelhouse/checksum"
+MAX_ATTEMPTS = 3
+
+
+def next_attempt(instance: dg.DagsterInstance, url: str, checksum: str) -> tuple[int | None, str]:
+    """The attempt number of a new run of this pending file, or None and why there is none."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={FILE_TAG: url, CHECKSUM_TAG: checksum}))
+    if any(not run.is_finished for run in runs):
+        return None, "a run of it is queued or running"
+    if len(runs) >= MAX_ATTEMPTS:
+        return None, f"{len(runs)} runs of it ended without loading it: load it by hand once fixed"
+    return len(runs) + 1, ""
 
 
 def upstream(table: str) -> set[str]:
@@ -64,19 +79,23 @@ def crm_landing_sensor(
         if blocked:
             held.append(f"{file.name} (waits for {', '.join(sorted(blocked))})")
             continue
+        attempt, why_not = next_attempt(context.instance, file.url, checksum)
+        if attempt is None:
+            held.append(f"{file.name} ({why_not})")
+            continue
         requests.append(
             dg.RunRequest(
-                run_key=f"{file.url}:{checksum}",
+                run_key=f"{file.url}:{checksum}" + (f":attempt-{attempt}" if attempt > 1 else ""),
                 asset_selection=[asset_key(file.table)],
                 run_config={"ops": {op_name(file.table): {"config": {"paths": [file.url]}}}},
-                tags={FILE_TAG: file.url, "funnelhouse/checksum": checksum, "funnelhouse/table": file.table},
+                tags={FILE_TAG: file.url, CHECKSUM_TAG: checksum, "funnelhouse/table": file.table},
             )
         )
     if held:
-        context.log.info("held until their references load: " + "; ".join(held))
+        context.log.info("held: " + "; ".join(held))
     if not requests:
         return dg.SkipReason(
             f"no new landing file in {landing_zone.resolved_url()}"
-            + (f" ready to load ({len(held)} waiting on upstream files)" if held else "")
+            + (f" ready to load ({len(held)} held: {'; '.join(held)})" if held else "")
         )
     return requests
