@@ -5,7 +5,8 @@ One run per engine on generated conversations (default 1,000,000) in a throwaway
 * full rebuild documents/s (``ingestion.search.rebuild``: PostgreSQL snapshot -> documents ->
   redaction -> bulk) against the practical limit: the same documents, pre-serialised to NDJSON in
   memory beforehand, bulk loaded into an identical index from the same number of sender threads
-  (goal: rebuild >= 0.7x raw); both after a 50,000-document warm-up load of the engine;
+  (goal: rebuild >= 0.7x raw); both after a 50,000-document warm-up load of the engine, alternated
+  ``--repeats`` times, best of each;
 * the time from a committed new row in PostgreSQL to a search finding it via the sensor path
   (change probe + incremental sync on a tick, 1 s refresh), p50/p95.
 
@@ -162,7 +163,7 @@ def latency(dsn: str, client: SearchClient, alias: str, samples: int, tick_s: fl
     }
 
 
-def bench_engine(flavour: str, dsn: str, rows: int, samples: int) -> dict:
+def bench_engine(flavour: str, dsn: str, rows: int, samples: int, repeats: int) -> dict:
     home = Path(tempfile.mkdtemp(prefix=f"bench-search-{flavour}-"))
     os.environ.setdefault("FUNNELHOUSE_SEARCH_HEAP", "2g")
     info = launcher.start(home, flavour)
@@ -171,17 +172,24 @@ def bench_engine(flavour: str, dsn: str, rows: int, samples: int) -> dict:
         alias = "bench_conversations"
         # Both measurements on a warm JVM: otherwise whichever runs first also pays the JIT warm-up.
         warm_up = raw_bulk_load(dsn, client, f"{alias}_warmup", client.analyzer_available("cjk"), max_chunks=25)
-        report = rebuild.full_rebuild(dsn, client, alias)
-        full = {"documents": report.loaded, "seconds": report.load_seconds,
-                "docs_per_second": report.docs_per_second, "total_seconds_with_verify_and_swap": report.total_seconds}
-        raw = raw_bulk_load(dsn, client, f"{alias}_raw", report.cjk)
+        # Alternated and repeated, best of each kept: a machine shared with other work slows
+        # whichever happens to run at the time, and the best run is the one least disturbed.
+        rebuilds, raws = [], []
+        for _ in range(repeats):
+            report = rebuild.full_rebuild(dsn, client, alias)
+            rebuilds.append({"documents": report.loaded, "seconds": report.load_seconds,
+                             "docs_per_second": report.docs_per_second,
+                             "total_seconds_with_verify_and_swap": report.total_seconds})
+            raws.append(raw_bulk_load(dsn, client, f"{alias}_raw", report.cjk))
+        full = max(rebuilds, key=lambda r: r["docs_per_second"])
+        raw = max(raws, key=lambda r: r["docs_per_second"])
         return {
             "engine": f"{flavour} {info['version']}",
             "startup_seconds": info["startup_seconds"],
             "warm_up_documents": warm_up["documents"],
             "cjk_subfield": report.cjk,
-            "full_rebuild": full,
-            "raw_bulk": raw,
+            "full_rebuild": {**full, "all_docs_per_second": [r["docs_per_second"] for r in rebuilds]},
+            "raw_bulk": {**raw, "all_docs_per_second": [r["docs_per_second"] for r in raws]},
             "rebuild_vs_raw": round(full["docs_per_second"] / raw["docs_per_second"], 2),
             "change_to_searchable": latency(dsn, client, alias, samples, tick_s=1.0, lag_s=1.0),
         }
@@ -194,6 +202,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--engines", default="elasticsearch,opensearch")
     parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=2, help="rebuild/raw pairs per engine (best of each)")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="bench-search-pg-"))
     pg = postgres.start(home)
@@ -205,7 +214,7 @@ def main() -> None:
             "rows": args.rows,
             "generate_seconds": round(time.monotonic() - started, 1),
             "machine": f"{os.cpu_count()} cores",
-            "engines": [bench_engine(f, pg["dsn"], args.rows, args.samples) for f in args.engines.split(",")],
+            "engines": [bench_engine(f, pg["dsn"], args.rows, args.samples, args.repeats) for f in args.engines.split(",")],
         }
     finally:
         postgres.stop(home)

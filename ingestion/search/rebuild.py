@@ -18,7 +18,9 @@ for a reason:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -66,9 +68,41 @@ class RebuildReport:
         return round(self.loaded / self.load_seconds, 1) if self.load_seconds else 0.0
 
 
+# While this thread builds request bodies (CPU-bound), a sender thread that got the engine's answer
+# needs the GIL to send the next request; with Python's default 5 ms switch interval it can wait
+# that long per hand-over while the engine idles. 0.5 ms measured ~9% more documents/s.
+_SWITCH_INTERVAL_S = 0.0005
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_default = sys.getswitchinterval()
+
+
+@contextlib.contextmanager
+def _responsive_threads() -> Iterator[None]:
+    """A short GIL switch interval while any load runs in this process, the default again after."""
+    global _switch_users, _switch_default
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_default = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_default, _SWITCH_INTERVAL_S))
+        _switch_users += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_default)
+
+
 def send_concurrently(send: Callable[[list], BulkOutcome], chunks: Iterable[list], senders: int) -> BulkOutcome:
     """Send chunks from ``senders`` threads while this thread builds the next ones (iterating
     ``chunks``); at most two chunks in flight per sender, so memory stays bounded."""
+    with _responsive_threads():
+        return _send_concurrently(send, chunks, senders)
+
+
+def _send_concurrently(send: Callable[[list], BulkOutcome], chunks: Iterable[list], senders: int) -> BulkOutcome:
     total = BulkOutcome()
     in_flight = threading.BoundedSemaphore(senders * 2)
     futures: list[Future] = []

@@ -1,8 +1,10 @@
+import sys
 import threading
 
 import pytest
 
-from ingestion.search.rebuild import read_ahead
+from ingestion.search.client import BulkOutcome
+from ingestion.search.rebuild import read_ahead, send_concurrently
 
 
 def test_batches_arrive_in_order_fetched_by_another_thread():
@@ -26,3 +28,17 @@ def test_an_error_while_fetching_surfaces_at_its_batch():
     assert next(reader) == [1]
     with pytest.raises(RuntimeError, match="connection lost"):
         next(reader)
+
+
+def test_loads_shorten_the_switch_interval_only_while_they_run():
+    default = sys.getswitchinterval()
+    seen = []
+
+    def send(chunk):
+        seen.append(sys.getswitchinterval())
+        return BulkOutcome(succeeded=len(chunk))
+
+    outcome = send_concurrently(send, ([n] for n in range(6)), senders=2)
+    assert outcome.succeeded == 6
+    assert seen and max(seen) < default
+    assert sys.getswitchinterval() == default
