@@ -11,22 +11,29 @@
     select id from {{ source_relation }} where _replicated_at > {{ since }}
 {%- endmacro %}
 
-{#- An incremental fact's watermark: the latest replicated_at it holds, as a literal. It is read once
-    per statement rendering, before anything is written, so the pre-hook that deletes changed ids and
-    the query that inserts them agree on it (read after the delete it could be lower, and rows already
-    in the fact would be inserted twice). -#}
-{% macro fact_watermark() -%}
-    {%- set result = run_query('select toUnixTimestamp64Milli(max(replicated_at)) from ' ~ this) -%}
-    {{- return('fromUnixTimestamp64Milli(toInt64(' ~ result.columns[0].values()[0] ~ '))') -}}
+{#- Ids of the raw table `table` an incremental fact replaces this run: those with a version stamped
+    after the fact's own watermark and at or before the table's committed watermark (watermarks.sql).
+    The pre-hook and the model's query render it separately but read the same values (nothing is
+    recorded before the insert succeeded, and the committed watermark is fixed for the run). A fact
+    built before watermarks were recorded starts from the newest replicated_at it holds. -#}
+{% macro fact_changed_ids(table) -%}
+    {%- set stored = stored_watermarks().get(table) -%}
+    {%- if stored is not none -%}
+        {%- set since = stored.ms -%}
+    {%- else -%}
+        {%- set since = run_query('select toUnixTimestamp64Milli(max(replicated_at)) from ' ~ this).columns[0].values()[0] -%}
+    {%- endif -%}
+    select id from {{ source('crm', table) }} where {{ replicated_between(since, committed_through(table)) }}
 {%- endmacro %}
 
-{#- Pre-hook of an incremental fact (one row per `key_column`, the raw id): delete every id
-    replicated since the watermark (new, updated or deleted in PostgreSQL); the model's incremental
-    query then inserts the live version of those ids (incremental_strategy append). Nothing is run
-    when none of them is in the fact yet (the usual case: new rows only), so no mutation is started. -#}
-{% macro delete_replicated_ids(source_relation, key_column) -%}
+{#- Pre-hook of an incremental fact (one row per `key_column`, the id of raw `table`): delete the ids
+    fact_changed_ids returns (new, updated or deleted in PostgreSQL); the model's incremental query
+    then inserts the live version of those ids (incremental_strategy append) and the post-hook
+    record_watermarks moves the fact's watermark. Nothing is run when none of them is in the fact yet
+    (the usual case: new rows only), so no mutation is started. -#}
+{% macro delete_replicated_ids(table, key_column) -%}
     {%- if execute and is_incremental() -%}
-        {%- set condition = key_column ~ ' in (' ~ ids_replicated_since(source_relation, fact_watermark()) ~ ')' -%}
+        {%- set condition = key_column ~ ' in (' ~ fact_changed_ids(table) ~ ')' -%}
         {%- set present = run_query('select count() from ' ~ this ~ ' where ' ~ condition).columns[0].values()[0] -%}
         {%- if present > 0 -%}
             delete from {{ this }} where {{ condition }}

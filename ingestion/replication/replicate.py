@@ -6,6 +6,14 @@ ReplacingMergeTree collapses; a snapshot is built beside the live table and swap
 Each run also says which tables changed (rows inserted or updated, tombstones, a snapshot whose
 content differs) and records when a table last changed (``changed_at`` in the state table): an
 incremental dbt build then runs only the models downstream of those tables.
+
+``replicated_through_ms`` in the state table is the table's committed watermark: the greatest
+``_replicated_at`` (Unix milliseconds, free of time zones) of the last run that changed it, written only after that run's rows are all
+visible. ClickHouse commits a large INSERT ... SELECT part by part, so ``max(_replicated_at)`` of
+what a reader sees may belong to a load still in progress; every row stamped at or before
+``replicated_through_ms`` is committed, which is what the incremental models bound their windows by
+(dbt_project/macros/watermarks.sql). Runs of one table must not overlap (the Dagster raw assets and
+dbt share the ``warehouse`` pool), or a later run's stamp could pass an earlier run's uncommitted rows.
 """
 
 from __future__ import annotations
@@ -63,15 +71,15 @@ class Replicator:
     def _qualified(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
 
-    def _state(self, table: str) -> tuple[dt.datetime, dt.datetime, dt.datetime | None, int | None]:
-        """(rows cursor, deletions cursor, last change, live rows then) of ``table``; a new table
-        never changed, and live rows are unknown until a run counted them."""
+    def _state(self, table: str) -> tuple:
+        """(rows cursor, deletions cursor, last change, live rows then, committed watermark) of
+        ``table``; a new table never changed, and live rows are unknown until a run counted them."""
         rows = self.client.query(
-            f"select rows_cursor, deletions_cursor, changed_at, live_rows "
+            f"select rows_cursor, deletions_cursor, changed_at, live_rows, replicated_through_ms "
             f"from {self._qualified(schema.STATE_TABLE)} final where table_name = {{table:String}}",
             parameters={"table": table},
         ).result_rows
-        return rows[0] if rows else (cursor.EPOCH, cursor.EPOCH, None, None)
+        return rows[0] if rows else (cursor.EPOCH, cursor.EPOCH, None, None, None)
 
     def _save_state(
         self,
@@ -82,14 +90,32 @@ class Replicator:
         changed: bool = True,
         live_rows: int | None = None,
         changed_before: dt.datetime | None = None,
+        replicated_before: int | None = None,
     ) -> None:
-        """Record the cursors; ``changed_at`` moves only when the run changed the table (and is
-        written after the rows are visible, so a build started later sees them)."""
+        """Record the cursors; ``changed_at`` and ``replicated_through_ms`` move only when the run
+        changed the table (and are written after the rows are visible, so a build started later,
+        or bounded by them, sees every row they cover)."""
         recorded_at = utc_now()
         changed_at = recorded_at if changed else (changed_before or recorded_at)
+        # (A state recorded before the watermark existed gets one now.)
+        replicated_through = (
+            self._max_replicated_at(table) if changed or replicated_before is None else replicated_before
+        )
         self.client.insert(
             f"{self.database}.{schema.STATE_TABLE}",
-            [[table, bound, bound, rows_copied, tombstones, recorded_at, changed_at, live_rows]],
+            [
+                [
+                    table,
+                    bound,
+                    bound,
+                    rows_copied,
+                    tombstones,
+                    recorded_at,
+                    changed_at,
+                    live_rows,
+                    replicated_through,
+                ]
+            ],
             column_names=[
                 "table_name",
                 "rows_cursor",
@@ -99,8 +125,17 @@ class Replicator:
                 "recorded_at",
                 "changed_at",
                 "live_rows",
+                "replicated_through_ms",
             ],
         )
+
+    def _max_replicated_at(self, table: str) -> int | None:
+        """The newest load stamp in ``table`` in Unix ms (a column scan: tens of ms on millions of rows)."""
+        if not self.client.query(f"exists table {self._qualified(table)}").result_rows[0][0]:
+            return None  # dropped (--full-refresh): nothing replicated yet
+        return self.client.query(
+            f"select if(count() = 0, null, toUnixTimestamp64Milli(max(_replicated_at))) from {self._qualified(table)}"
+        ).result_rows[0][0]
 
     def _live_rows(self, table: str) -> int:
         return self.client.query(f"select count() from {self._qualified(table)} final").result_rows[0][0]
@@ -114,7 +149,7 @@ class Replicator:
         started = time.perf_counter()
         columns = schema.select_list(self.client, table, self.collection)
         schema.create_table(self.client, self.database, table, columns, self.collection)
-        rows_start, deletions_start, changed_before, live_before = self._state(table.name)
+        rows_start, deletions_start, changed_before, live_before, replicated_before = self._state(table.name)
         if table.incremental:
             copied = self._copy_window(table, columns, rows_start)
             tombstones = self._tombstone(table, deletions_start)
@@ -128,7 +163,9 @@ class Replicator:
             rows_start = cursor.EPOCH
             (copied, changed), tombstones = self._snapshot(table, columns), 0
             live_rows = copied  # a fresh copy of a table keyed by id: one row per id
-        self._save_state(table.name, self.bound, copied, tombstones, changed, live_rows, changed_before)
+        self._save_state(
+            table.name, self.bound, copied, tombstones, changed, live_rows, changed_before, replicated_before
+        )
         result = TableResult(
             table=table.name,
             mode=table.mode,

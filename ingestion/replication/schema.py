@@ -51,15 +51,18 @@ def create_database(client, database: str) -> None:
             tombstones UInt64,
             recorded_at DateTime64(6) default now64(6),
             changed_at DateTime64(6) default recorded_at,
-            live_rows Nullable(UInt64)
+            live_rows Nullable(UInt64),
+            replicated_through_ms Nullable(Int64)
         ) engine = ReplacingMergeTree(recorded_at) order by table_name"""
     )
-    # State tables created before changed_at / live_rows existed: their rows count as changed when
-    # recorded, and their live rows as unknown (counted by the next run).
+    # State tables created before changed_at / live_rows / replicated_through existed: their rows
+    # count as changed when recorded, their live rows as unknown (counted by the next run), and
+    # their committed watermark as unknown (the models then rebuild what depends on them).
     client.command(
         f"alter table `{database}`.{STATE_TABLE} "
         "add column if not exists changed_at DateTime64(6) default recorded_at, "
-        "add column if not exists live_rows Nullable(UInt64)"
+        "add column if not exists live_rows Nullable(UInt64), "
+        "add column if not exists replicated_through_ms Nullable(Int64)"
     )
 
 

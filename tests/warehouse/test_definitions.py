@@ -9,7 +9,7 @@ import pytest
 
 from ingestion.replication.tables import RAW_TABLES
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
-from orchestration.defs.warehouse.replication_assets import replication_assets
+from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL, replication_assets
 from orchestration.defs.warehouse.translator import WarehouseTranslator
 
 
@@ -19,6 +19,7 @@ def test_replication_assets_follow_the_ingestion_assets():
         (key,) = asset.keys
         assert key.path[0] == "raw"
         assert asset.asset_deps[key] == {dg.AssetKey(["crm", key.path[1]])}
+        assert asset.op.pool == WAREHOUSE_POOL  # never beside another replication or a dbt run
 
 
 def test_translator_maps_crm_sources_to_raw_assets_and_groups_by_folder():
@@ -61,6 +62,7 @@ def test_code_location_has_one_lineage_graph_from_landing_file_to_mart():
     assert {"warehouse_hourly_refresh_schedule", "warehouse_nightly_full_build_schedule"} <= {
         schedule.name for schedule in repository.schedule_defs
     }
+    assert {definition.op.pool for definition in dbt_assets_module.build_dbt_assets()} == {WAREHOUSE_POOL}
     kpi = graph.get(dg.AssetKey(["mart_kpi_employee_daily"]))
     assert isinstance(kpi.partitions_def, dg.DailyPartitionsDefinition)
 

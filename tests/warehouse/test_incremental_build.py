@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from ingestion.replication.connections import clickhouse_client
-from ingestion.replication.replicate import replicate_tables
+from ingestion.replication.replicate import replicate_tables, utc_now
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import build, marts_schema
 
@@ -64,3 +64,59 @@ def test_incremental_build_runs_only_what_the_changed_table_feeds(built_warehous
     assert unchanged.ok and unchanged.dbt_plan.skip and unchanged.dbt_seconds == 0
     assert len(unchanged.freshness.sources) == 18  # freshness is reported even when dbt is skipped
     assert unchanged.freshness.counts()["pass"] >= 17  # conversation_events may be old: reported only
+
+
+def _conversation_state(client, raw_database: str) -> dict:
+    query = client.query(
+        f"select * from `{raw_database}`._replication_state final where table_name = 'conversations'"
+    )
+    return dict(zip(query.column_names, query.result_rows[0], strict=True))
+
+
+def _record_conversation_state(client, raw_database: str, replicated_through_ms: int) -> None:
+    """What replication writes once a load of conversations is wholly visible (or, with the previous
+    watermark, what the state still says while a load is committing)."""
+    state = _conversation_state(client, raw_database)
+    now = utc_now()
+    state.update(recorded_at=now, changed_at=now, replicated_through_ms=replicated_through_ms)
+    client.insert(f"{raw_database}._replication_state", [list(state.values())], column_names=list(state))
+
+
+def test_rows_committed_while_dbt_reads_are_not_lost(built_warehouse, pg_dsn, clickhouse_env):
+    """A load of conversations commits part by part under one _replicated_at. A build that runs
+    between the parts reads up to the committed watermark only, so the second part (stamped no
+    later than the first) is still taken by the next build."""
+    client, raw = clickhouse_client(), clickhouse_env
+    committed_before = _conversation_state(client, raw)["replicated_through_ms"]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction,"
+            " sentiment, script_used_id, quality_score, platform, sent_at) values"
+            " ('MSG_A', 4, 3, 'text', 'outbound', 'positive', 2, 9, 'wechat', now() - interval '1 hour'),"
+            " ('MSG_B', 2, 2, 'text', 'inbound', 'neutral', 1, 8, 'wechat', now() - interval '1 hour')"
+        )
+    replicate_tables(pg_dsn, ["conversations"])
+    committed = _conversation_state(client, raw)["replicated_through_ms"]
+    # Roll back to "part one visible, load still committing": MSG_B's row not yet in raw, state not written.
+    client.command(f"create table `{raw}`.part_two as `{raw}`.conversations")
+    client.command(
+        f"insert into `{raw}`.part_two select * from `{raw}`.conversations where source_message_id = 'MSG_B'"
+    )
+    client.command(f"delete from `{raw}`.conversations where source_message_id = 'MSG_B'")
+    _record_conversation_state(client, raw, committed_before)
+    assert build(skip_replication=True, freshness=False, log=lambda _line: None).ok
+
+    client.command(f"insert into `{raw}`.conversations select * from `{raw}`.part_two")  # part two commits
+    _record_conversation_state(client, raw, committed)
+    assert build(skip_replication=True, freshness=False, log=lambda _line: None).ok
+    facts = client.query(
+        f"select source_message_id, count() from `{marts_schema().removesuffix('marts')}core`.fct_conversations"
+        " where source_message_id in ('MSG_A', 'MSG_B') group by all order by all"
+    ).result_rows
+    assert facts == [("MSG_A", 1), ("MSG_B", 1)]
+    core = f"`{marts_schema().removesuffix('marts')}core`"
+    # and the customer-grain summary was recomputed for MSG_B's customer
+    assert client.query(
+        f"select conversation_count = (select count() from {core}.fct_conversations where customer_id = 2)"
+        f" from {core}.int_customers__conversation_summary where customer_id = 2"
+    ).result_rows == [(1,)]

@@ -1,9 +1,10 @@
 """An incremental build and a full refresh of the same data leave identical facts and marts.
 
 The incremental models write only what changed (facts: delete + append of the ids replicated since
-their watermark; the KPI mart: the months a changed row was or is in), so this compares every row of
-them after inserts, updates and deletions in PostgreSQL, including changes to months outside the KPI
-lookback, with what `dbt run --full-refresh` computes from raw."""
+their watermark; the KPI mart: the months a changed row was or is in; customer-grain models are
+tables rebuilt whole), so this compares every row of them after inserts, updates and deletions in
+PostgreSQL, including changes to months outside the KPI lookback and rows moved to another customer,
+with what `dbt run --full-refresh` computes from raw."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ import psycopg
 from ingestion.replication.connections import clickhouse_client
 from orchestration.defs.warehouse.build import MARTS, build, marts_schema, run_dbt
 
-FACTS = ("fct_conversations", "fct_deposits")
+FACTS = ("fct_conversations", "fct_deposits", "fct_withdrawals")
+CUSTOMER_GRAIN = (
+    "fct_stage_transitions",
+    "dim_customers",
+    "int_customers__latest_funnel",
+    "int_customers__money_summary",
+    "int_customers__conversation_summary",
+)
 
 CHANGES = (
     # new conversations: today, and in a month older than the KPI lookback (partition made here)
@@ -33,12 +41,19 @@ CHANGES = (
     " values ('DEP_20250101_9', 2, 2, 700, '首金', 'confirmed', now() - interval '2 hours')",
     "update customers set tier = 'S' where id = 2",
     "update funnel_tofu set stayed_in_group = not stayed_in_group where customer_id = 3",
+    # customer grain: a deposit moves to another customer (both change), a withdrawal disappears (its
+    # customer has none left), a tag and a journey step arrive
+    "update deposits set customer_id = 2 where deposit_code = 'DEP_20250101_1'",
+    "delete from withdrawals where withdrawal_code = 'WTH_20250101_1'",
+    "insert into customer_tags (customer_id, tag_id, tagged_by) values (2, 1, 2)",
+    "insert into customer_journey (source_key, customer_id, from_stage, to_stage, duration_days, trigger_event,"
+    " created_at) values ('J99', 2, 'Attention', 'Trust', 1, 'manual', now() - interval '30 minutes')",
 )
 
 
 def _contents(relation: str) -> list[tuple]:
     # replicated_at is when a row was loaded, not data: a full refresh reloads raw and changes it.
-    columns = "* except (replicated_at)" if relation.startswith("fct_") else "*"
+    columns = "* except (replicated_at)" if relation in FACTS else "*"
     schema = marts_schema() if relation.startswith("mart_") else marts_schema().removesuffix("marts") + "core"
     return (
         clickhouse_client().query(f"select {columns} from `{schema}`.`{relation}` order by all").result_rows
@@ -49,13 +64,27 @@ def _days_ago(days: int) -> dt.date:
     return dt.date.today() - dt.timedelta(days=days)
 
 
-def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn):
+def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhouse_env):
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         for statement in CHANGES:
             conn.execute(statement)
     incremental = build(freshness=False, log=lambda _line: None)
     assert incremental.ok and incremental.dbt_plan.arguments[0] == "run"
-    after_incremental = {relation: _contents(relation) for relation in (*FACTS, *MARTS)}
+    # every watermarked model now stands at the committed watermark of each table it reads
+    client = clickhouse_client()
+    committed = dict(
+        client.query(
+            f"select table_name, replicated_through_ms from `{clickhouse_env}`._replication_state final"
+        ).result_rows
+    )
+    stored = client.query(
+        f"select model, table_name, watermark_ms from `{clickhouse_env}`._model_watermarks final"
+        " where model like {prefix:String}",
+        parameters={"prefix": marts_schema().removesuffix("marts") + "%"},
+    ).result_rows
+    assert {model.split(".")[1] for model, _, _ in stored} >= set(FACTS)
+    assert all(watermark == committed[table] for _, table, watermark in stored)
+    after_incremental = {relation: _contents(relation) for relation in (*FACTS, *CUSTOMER_GRAIN, *MARTS)}
 
     output: list[str] = []
     assert run_dbt(["run", "--full-refresh"], log=output.append) == 0, "\n".join(output[-40:])
@@ -71,3 +100,5 @@ def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn):
     assert "MSG8" in messages and "MSG5" not in messages
     deposits = {row[1]: row[4] for row in after_incremental["fct_deposits"]}
     assert "DEP_20250101_2" not in deposits and deposits["DEP_20250101_3"] == 4000
+    money = {row[0]: row[1:] for row in after_incremental["int_customers__money_summary"]}
+    assert money[2][0] == 2 and 1 not in money  # deposit count of customer 2; customer 1 has nothing left

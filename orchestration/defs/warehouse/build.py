@@ -87,7 +87,9 @@ def _dbt_step(plan: DbtPlan, summary: BuildSummary, client, log: Callable[[str],
     if plan.skip:
         return
     started_at, started = utc_now(), time.perf_counter()
-    summary.dbt_exit_code = run_dbt(plan.arguments, log=log)
+    # Read after started_at: a table committed in between is both built now and marked changed.
+    env = {**dbt_env(), **refresh_state.watermark_environment(client, schema.raw_database())}
+    summary.dbt_exit_code = run_dbt(plan.arguments, log=log, env=env)
     summary.dbt_seconds = time.perf_counter() - started
     if summary.ok and plan.covers_all_changes:
         refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)

@@ -9,6 +9,7 @@ builds it whole with every test.
 
 import datetime as dt
 import json
+import os
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
@@ -20,6 +21,7 @@ from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import marts_schema
 from orchestration.defs.warehouse.dbt_environment import MANIFEST, export_dbt_env
 from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan
+from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL
 from orchestration.defs.warehouse.resources import dbt_project
 from orchestration.defs.warehouse.translator import WarehouseTranslator
 
@@ -58,6 +60,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         exclude=KPI_MART,
         dagster_dbt_translator=WarehouseTranslator(),
         retry_policy=RETRY,
+        pool=WAREHOUSE_POOL,
         name="warehouse_dbt_models",
     )
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
@@ -68,6 +71,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         if plan.skip:
             return
         started_at = utc_now()
+        os.environ.update(refresh_state.watermark_environment(client, schema.raw_database()))
         yield from dbt.cli(list(plan.arguments), context=context).stream()  # raises if dbt fails
         # Only a run of every model of this definition may mark the changes as built.
         if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
@@ -80,6 +84,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         partitions_def=KPI_PARTITIONS,
         dagster_dbt_translator=WarehouseTranslator(),
         retry_policy=RETRY,
+        pool=WAREHOUSE_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
         name="warehouse_dbt_kpi_daily",
     )

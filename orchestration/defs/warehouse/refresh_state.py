@@ -9,16 +9,23 @@ another process (the Dagster raw assets), is caught up by the next build instead
 
 Both timestamps are naive UTC from :func:`ingestion.replication.replicate.utc_now`. A table's
 ``changed_at`` is written after its rows are visible, so a build that started later has read them.
+
+What the incremental models read is bounded differently: by each table's committed watermark
+(``replicated_through_ms``), read once here before dbt starts and handed to every model of the run
+through ``FUNNELHOUSE_REPLICATED_THROUGH`` (dbt_project/macros/watermarks.sql), so rows a concurrent
+replication is still committing are left whole to the next build instead of being half read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from ingestion.replication import schema
 from ingestion.replication.replicate import utc_now
 
 REFRESH_TABLE = "_model_refreshes"
+REPLICATED_THROUGH_ENV = "FUNNELHOUSE_REPLICATED_THROUGH"
 
 
 def _ensure_table(client, raw_database: str) -> None:
@@ -63,3 +70,18 @@ def record_refresh(client, raw_database: str, marts_schema: str, started_at: dt.
         [[marts_schema, started_at, utc_now()]],
         column_names=["marts_schema", "refreshed_through", "recorded_at"],
     )
+
+
+def replicated_through(client, raw_database: str) -> dict[str, int]:
+    """Each raw table's committed watermark (Unix ms): every row stamped up to it is visible."""
+    schema.create_database(client, raw_database)
+    rows = client.query(
+        f"select table_name, replicated_through_ms from `{raw_database}`.{schema.STATE_TABLE} final "
+        "where replicated_through_ms is not null"
+    ).result_rows
+    return dict(rows)
+
+
+def watermark_environment(client, raw_database: str) -> dict[str, str]:
+    """What a dbt process of a build needs to bound its incremental reads (read before it starts)."""
+    return {REPLICATED_THROUGH_ENV: json.dumps(replicated_through(client, raw_database), sort_keys=True)}

@@ -11,6 +11,13 @@ from ingestion.replication.tables import RAW_TABLES, RawTable
 from orchestration import environment
 
 REPLICATION_GROUP = "replication"
+# Every op that writes the warehouse (these assets and both dbt asset definitions) is in this pool.
+# With its limit at 1 (`dagster instance concurrency set warehouse 1`, or `concurrency: pools:
+# default_limit: 1` in dagster.yaml) no two of them run at once, in one run or across runs: a
+# replication never overlaps another of the same table (whose later stamp could pass the first
+# one's uncommitted rows) nor a dbt run. Correctness does not rest on it alone: dbt reads only
+# up to each table's committed watermark (ingestion/replication/replicate.py).
+WAREHOUSE_POOL = "warehouse"
 RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
 
@@ -21,6 +28,7 @@ def _replication_asset(table: RawTable) -> dg.AssetsDefinition:
         group_name=REPLICATION_GROUP,
         kinds={"clickhouse", "postgres"},
         retry_policy=RETRY,
+        pool=WAREHOUSE_POOL,
         description=f"ClickHouse raw.{table.name}: {table.mode} replication of PostgreSQL {table.name}.",
     )
     def replicate(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

@@ -1,18 +1,20 @@
--- Incremental: each run deletes the conversations replicated since the fact's watermark (new, updated or
--- deleted in PostgreSQL) and appends their live versions, so only changed rows are read and written
--- (macros/incremental_changes.sql). --full-refresh rebuilds it from raw.
+-- Incremental: each run deletes the conversations with a raw version stamped after the fact's watermark and
+-- at or before the committed one (new, updated or deleted in PostgreSQL) and appends their live
+-- versions, so only changed rows are read and written; the post-hook then records the committed
+-- watermark as the fact's (macros/incremental_changes.sql, watermarks.sql). --full-refresh rebuilds it.
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     partition_by='toYYYYMM(sent_date)',
     order_by='(employee_id, sent_date, conversation_id)',
-    pre_hook="{{ delete_replicated_ids(source('crm', 'conversations'), 'conversation_id') }}",
+    pre_hook="{{ delete_replicated_ids('conversations', 'conversation_id') }}",
+    post_hook="{{ record_watermarks() }}",
 ) }}
 
 with conversations as (
     select * from {{ ref('stg_crm__conversations') }}
     {% if is_incremental() %}
-    where conversation_id in ({{ ids_replicated_since(source('crm', 'conversations'), fact_watermark()) }})
+    where conversation_id in ({{ fact_changed_ids('conversations') }})
     {% endif %}
 ),
 

@@ -1,18 +1,20 @@
--- Incremental: each run deletes the deposits replicated since the fact's watermark (new, updated or
--- deleted in PostgreSQL) and appends their live versions, so only changed rows are read and written
--- (macros/incremental_changes.sql). --full-refresh rebuilds it from raw.
+-- Incremental: each run deletes the deposits with a raw version stamped after the fact's watermark and
+-- at or before the committed one (new, updated or deleted in PostgreSQL) and appends their live
+-- versions, so only changed rows are read and written; the post-hook then records the committed
+-- watermark as the fact's (macros/incremental_changes.sql, watermarks.sql). --full-refresh rebuilds it.
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     partition_by='toYYYYMM(deposit_date)',
     order_by='(employee_id, deposit_date, deposit_id)',
-    pre_hook="{{ delete_replicated_ids(source('crm', 'deposits'), 'deposit_id') }}",
+    pre_hook="{{ delete_replicated_ids('deposits', 'deposit_id') }}",
+    post_hook="{{ record_watermarks() }}",
 ) }}
 
 with deposits as (
     select * from {{ ref('stg_crm__deposits') }}
     {% if is_incremental() %}
-    where deposit_id in ({{ ids_replicated_since(source('crm', 'deposits'), fact_watermark()) }})
+    where deposit_id in ({{ fact_changed_ids('deposits') }})
     {% endif %}
 ),
 

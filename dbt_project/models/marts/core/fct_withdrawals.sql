@@ -1,5 +1,19 @@
+-- Incremental like fct_deposits: each run deletes the withdrawals with a raw version stamped after the
+-- fact's watermark and at or before the committed one, and appends their live versions
+-- (macros/incremental_changes.sql, watermarks.sql). --full-refresh rebuilds it.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    order_by='(employee_id, requested_date, withdrawal_id)',
+    pre_hook="{{ delete_replicated_ids('withdrawals', 'withdrawal_id') }}",
+    post_hook="{{ record_watermarks() }}",
+) }}
+
 with withdrawals as (
     select * from {{ ref('stg_crm__withdrawals') }}
+    {% if is_incremental() %}
+    where withdrawal_id in ({{ fact_changed_ids('withdrawals') }})
+    {% endif %}
 ),
 
 final as (
@@ -19,7 +33,8 @@ final as (
         requested_at,
         toDate(requested_at) as requested_date,
         processed_at,
-        created_at
+        created_at,
+        replicated_at
     from withdrawals
 )
 
