@@ -64,6 +64,7 @@ format: venv
 ui: venv manifest
 	$(FH) up
 	DAGSTER_HOME=$$(realpath $(or $(FUNNELHOUSE_HOME),.funnelhouse))/dagster; mkdir -p $$DAGSTER_HOME; \
+	  cp -n devstack/dagster.yaml $$DAGSTER_HOME/dagster.yaml; \
 	  DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 up: venv

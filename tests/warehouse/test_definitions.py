@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -11,6 +12,8 @@ from ingestion.replication.tables import RAW_TABLES
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL, replication_assets
 from orchestration.defs.warehouse.translator import WarehouseTranslator
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_replication_assets_follow_the_ingestion_assets():
@@ -95,3 +98,12 @@ def test_replication_asset_materializes(pg_dsn, clickhouse_env):
     assert result.success
     (materialization,) = result.asset_materializations_for_node("raw__customers")
     assert materialization.metadata["live_rows"].value == 4
+
+
+def test_the_instance_settings_limit_the_warehouse_pool_to_one_run(tmp_path, monkeypatch):
+    """`make ui` starts Dagster on devstack/dagster.yaml: one run at a time holds the warehouse pool."""
+    (tmp_path / "dagster.yaml").write_bytes((REPO / "devstack" / "dagster.yaml").read_bytes())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        pools = instance.get_concurrency_config().pool_config
+    assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "run"
