@@ -71,6 +71,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         if plan.skip:
             return
         started_at = utc_now()
+        # DbtCliResource.cli takes no environment: the dbt subprocess inherits this run worker's.
         os.environ.update(refresh_state.watermark_environment(client, schema.raw_database()))
         yield from dbt.cli(list(plan.arguments), context=context).stream()  # raises if dbt fails
         # Only a run of every model of this definition may mark the changes as built.
