@@ -24,6 +24,9 @@ from tests.search.helpers import NO_LAG, indexed_sources
         # fewer than nine digits: only the international rule applies, and it still does
         ("call +44 20 7946 now", ["call", "now"], ["7946"]),
         ("编号 123456789 的单子", ["编号", "的单子"], ["123456789"]),
+        # digits of other scripts are read as digits too
+        ("رقمي ٠١٣٨٠٠١٣٨٠٠٠ شكرا", ["شكرا"], ["٠١٣٨", "0138"]),
+        ("WA: 8613800138000, wxid_abc123", [], ["8613800138000", "abc123"]),
     ],
 )
 def test_contact_details_are_redacted(text, kept, gone):
@@ -41,6 +44,9 @@ def test_contact_details_are_redacted(text, kept, gone):
         "Buy 100 shares on 2025-11-03 at 123.45",
         "S&P 500 rose 2% in 2025",
         "入金50000元，订单12345678",
+        # Latin labels are whole words: "wa" of "wanted", "line" of "online", "tg" of "stgx"
+        "I wanted to deposit more, the waiting list is long",
+        "online trading signals from stgx desk",
     ],
 )
 def test_ordinary_text_is_untouched(text):
