@@ -8,7 +8,11 @@ One run per engine on generated conversations (default 1,000,000) in a throwaway
   (goal: rebuild >= 0.7x raw); both after a 50,000-document warm-up load of the engine, alternated
   ``--repeats`` times, best of each;
 * the time from a committed new row in PostgreSQL to a search finding it via the sensor path
-  (change probe + incremental sync on a tick, 1 s refresh), p50/p95.
+  (change probe + incremental sync on a tick, 1 s refresh), p50/p95;
+* where the CPU went in each run (engine, PostgreSQL, this Python process, in core-seconds): on a
+  machine whose cores the engine alone can keep busy, whatever PostgreSQL and Python spend on
+  building the documents is taken from the engine, and the ratio can be no better than
+  engine / (engine + PostgreSQL + Python).
 
 Usage: ``.venv/bin/python bench/search.py [--rows N] [--engines elasticsearch,opensearch]``.
 Writes bench/results/search.json and search.md. Not a test: numbers depend on the machine.
@@ -17,10 +21,12 @@ Writes bench/results/search.json and search.md. Not a test: numbers depend on th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import itertools
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -28,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +92,49 @@ def generate(dsn: str, rows: int) -> None:
         conn.execute("ANALYZE conversations")
 
 
-def raw_bulk_load(dsn: str, client: SearchClient, index: str, cjk: bool, max_chunks: int | None = None) -> dict:
+class CpuMeter:
+    """Core-seconds spent by the engine's process tree, PostgreSQL (backends that exited are
+    counted in the postmaster's children times) and this process, between ``start`` and ``read``."""
+
+    def __init__(self, engine_pid: int, postmaster_pid: int):
+        self.engine = psutil.Process(engine_pid)
+        self.postmaster = psutil.Process(postmaster_pid)
+        self.started: dict[str, float] = {}
+
+    @staticmethod
+    def _tree(process: psutil.Process, with_reaped: bool = False) -> float:
+        total = 0.0
+        for member in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = member.cpu_times()
+                total += times.user + times.system
+                if with_reaped and member is process:
+                    total += times.children_user + times.children_system
+        return total
+
+    def _now(self) -> dict[str, float]:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "engine": self._tree(self.engine),
+            "postgres": self._tree(self.postmaster, with_reaped=True),
+            "python": own.ru_utime + own.ru_stime,
+        }
+
+    def start(self) -> None:
+        self.started = self._now()
+
+    def read(self) -> dict[str, float]:
+        return {name: round(value - self.started[name], 1) for name, value in self._now().items()}
+
+
+def raw_bulk_load(
+    dsn: str,
+    client: SearchClient,
+    index: str,
+    cjk: bool,
+    max_chunks: int | None = None,
+    meter: CpuMeter | None = None,
+) -> dict:
     """The practical limit: the same documents, already NDJSON in memory, sent the same way."""
     started = time.monotonic()
     with documents.connect(dsn) as conn:
@@ -97,6 +146,8 @@ def raw_bulk_load(dsn: str, client: SearchClient, index: str, cjk: bool, max_chu
         ]
     prepare_s = time.monotonic() - started
     client.create_index(index, mapping.index_body(cjk))
+    if meter:
+        meter.start()
 
     def send(payload: bytes) -> BulkOutcome:
         response = client.raw.bulk(body=payload, filter_path="errors")
@@ -108,11 +159,17 @@ def raw_bulk_load(dsn: str, client: SearchClient, index: str, cjk: bool, max_chu
     client.put_settings(index, mapping.serving_settings(0))
     client.refresh(index)
     seconds = time.monotonic() - started
+    cpu = meter.read() if meter else {}
     docs = client.count(index)
     assert docs == outcome.succeeded, (docs, outcome.succeeded)
     client.delete_index(index)
-    return {"documents": docs, "seconds": round(seconds, 2), "docs_per_second": round(docs / seconds, 1),
-            "serialise_seconds_not_counted": round(prepare_s, 2)}
+    return {
+        "documents": docs,
+        "seconds": round(seconds, 2),
+        "docs_per_second": round(docs / seconds, 1),
+        "serialise_seconds_not_counted": round(prepare_s, 2),
+        "cpu_core_seconds": cpu,
+    }
 
 
 def latency(dsn: str, client: SearchClient, alias: str, samples: int, tick_s: float, lag_s: float) -> dict:
@@ -163,24 +220,41 @@ def latency(dsn: str, client: SearchClient, alias: str, samples: int, tick_s: fl
     }
 
 
-def bench_engine(flavour: str, dsn: str, rows: int, samples: int, repeats: int) -> dict:
+def _ratio_ceiling(cpu: dict[str, float]) -> float:
+    """The engine's share of the rebuild's CPU: the best ratio when cores, not waiting, limit both runs."""
+    spent = cpu["engine"] + cpu["postgres"] + cpu["python"]
+    return round(cpu["engine"] / spent, 2) if spent else 0.0
+
+
+def bench_engine(flavour: str, pg: dict, rows: int, samples: int, repeats: int) -> dict:
+    dsn = pg["dsn"]
     home = Path(tempfile.mkdtemp(prefix=f"bench-search-{flavour}-"))
     os.environ.setdefault("FUNNELHOUSE_SEARCH_HEAP", "2g")
     info = launcher.start(home, flavour)
     try:
         client = SearchClient.connect(SearchSettings(url=info["url"], flavour=flavour), timeout=300)
+        meter = CpuMeter(info["pid"], pg["pid"])
         alias = "bench_conversations"
         # Both measurements on a warm JVM: otherwise whichever runs first also pays the JIT warm-up.
-        warm_up = raw_bulk_load(dsn, client, f"{alias}_warmup", client.analyzer_available("cjk"), max_chunks=25)
+        warm_up = raw_bulk_load(
+            dsn, client, f"{alias}_warmup", client.analyzer_available("cjk"), max_chunks=25
+        )
         # Alternated and repeated, best of each kept: a machine shared with other work slows
         # whichever happens to run at the time, and the best run is the one least disturbed.
         rebuilds, raws = [], []
         for _ in range(repeats):
+            meter.start()
             report = rebuild.full_rebuild(dsn, client, alias)
-            rebuilds.append({"documents": report.loaded, "seconds": report.load_seconds,
-                             "docs_per_second": report.docs_per_second,
-                             "total_seconds_with_verify_and_swap": report.total_seconds})
-            raws.append(raw_bulk_load(dsn, client, f"{alias}_raw", report.cjk))
+            rebuilds.append(
+                {
+                    "documents": report.loaded,
+                    "seconds": report.load_seconds,
+                    "docs_per_second": report.docs_per_second,
+                    "total_seconds_with_verify_and_swap": report.total_seconds,
+                    "cpu_core_seconds": meter.read(),
+                }
+            )
+            raws.append(raw_bulk_load(dsn, client, f"{alias}_raw", report.cjk, meter=meter))
         full = max(rebuilds, key=lambda r: r["docs_per_second"])
         raw = max(raws, key=lambda r: r["docs_per_second"])
         return {
@@ -191,6 +265,7 @@ def bench_engine(flavour: str, dsn: str, rows: int, samples: int, repeats: int) 
             "full_rebuild": {**full, "all_docs_per_second": [r["docs_per_second"] for r in rebuilds]},
             "raw_bulk": {**raw, "all_docs_per_second": [r["docs_per_second"] for r in raws]},
             "rebuild_vs_raw": round(full["docs_per_second"] / raw["docs_per_second"], 2),
+            "ratio_ceiling": _ratio_ceiling(full["cpu_core_seconds"]),
             "change_to_searchable": latency(dsn, client, alias, samples, tick_s=1.0, lag_s=1.0),
         }
     finally:
@@ -214,7 +289,9 @@ def main() -> None:
             "rows": args.rows,
             "generate_seconds": round(time.monotonic() - started, 1),
             "machine": f"{os.cpu_count()} cores",
-            "engines": [bench_engine(f, pg["dsn"], args.rows, args.samples, args.repeats) for f in args.engines.split(",")],
+            "engines": [
+                bench_engine(f, pg, args.rows, args.samples, args.repeats) for f in args.engines.split(",")
+            ],
         }
     finally:
         postgres.stop(home)
@@ -232,7 +309,24 @@ def main() -> None:
             f"| {r['engine']} | {r['full_rebuild']['docs_per_second']:,} | {r['raw_bulk']['docs_per_second']:,} "
             f"| {r['rebuild_vs_raw']} | {lat['p50_seconds']} s / {lat['p95_seconds']} s |"
         )
-    lines += ["", "Latency: sensor tick 1 s, cursor lag 1 s, refresh 1 s (production sensor default: 300 s).", ""]
+    lines += [
+        "",
+        "Latency: sensor tick 1 s, cursor lag 1 s, refresh 1 s (production sensor default: 300 s).",
+        "",
+        "CPU core-seconds of the best runs (engine / PostgreSQL / this Python process), and the best ratio",
+        "the cores allow: engine / (engine + PostgreSQL + Python) of the rebuild, reached only if every",
+        "core is busy all the time.",
+        "",
+        "| engine | full rebuild | raw bulk | ratio ceiling on this machine |",
+        "|---|---|---|---|",
+    ]
+    for r in results["engines"]:
+        rebuild_cpu, raw_cpu = r["full_rebuild"]["cpu_core_seconds"], r["raw_bulk"]["cpu_core_seconds"]
+        lines.append(
+            f"| {r['engine']} | {rebuild_cpu['engine']} / {rebuild_cpu['postgres']} / {rebuild_cpu['python']} "
+            f"| {raw_cpu['engine']} / {raw_cpu['postgres']} / {raw_cpu['python']} | {r['ratio_ceiling']} |"
+        )
+    lines.append("")
     (RESULTS / "search.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

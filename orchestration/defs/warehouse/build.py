@@ -119,9 +119,8 @@ def build(
     client = clickhouse_client()
     if not skip_replication:
         started = time.perf_counter()
-        summary.replication = replicate_tables(
-            environment.pg_dsn(), full_refresh=full_refresh, client=client, log=log
-        )
+        # (its own connections: tables are replicated several at a time)
+        summary.replication = replicate_tables(environment.pg_dsn(), full_refresh=full_refresh, log=log)
         summary.replication_seconds = time.perf_counter() - started
     if full_refresh or select:
         plan = complete_plan(full_refresh=full_refresh, select=select, dbt_vars=dbt_vars)
