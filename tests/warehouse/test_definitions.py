@@ -1,5 +1,6 @@
 """The warehouse domain's Dagster wiring: one lineage graph, tests as checks, jobs, schedules, sensor."""
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -107,3 +108,25 @@ def test_the_instance_settings_limit_the_warehouse_pool_to_one_run(tmp_path, mon
     with dg.DagsterInstance.get() as instance:
         pools = instance.get_concurrency_config().pool_config
     assert pools.default_pool_limit == 1 and pools.pool_granularity.value == "run"
+
+
+@pytest.mark.skipif(
+    not dbt_assets_module.MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
+)
+def test_kpi_schedule_follows_today_hourly_and_each_run_completes_the_day_before():
+    """Reports read the KPI mart late in the UTC day: it must not hold the day as one early run saw it,
+    and the day a month ends must be rebuilt once complete although the next run is in a new month."""
+    from orchestration.definitions import defs
+
+    repository = defs.get_repository_def()
+    schedule = repository.get_schedule_def("warehouse_kpi_daily_schedule")
+    assert schedule.cron_schedule == "45 * * * *"
+    at = dt.datetime(2026, 11, 1, 0, 45, tzinfo=dt.UTC)
+    context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=repository)
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-11-01"
+    window = dbt_assets_module.KPI_PARTITIONS.time_window_for_partition_key(request.partition_key)
+    assert dbt_assets_module.kpi_window_vars(window) == {
+        "kpi_start_date": "2026-10-31",
+        "kpi_end_date": "2026-11-01",
+    }

@@ -50,6 +50,18 @@ def _models_plan(config: DbtBuildConfig, client) -> DbtPlan:
     return incremental_plan(changed, manifest=json.loads(dbt_project.manifest_path.read_text()))
 
 
+def kpi_window_vars(window: dg.TimeWindow) -> dict[str, str]:
+    """The dbt vars of a KPI partition run: its days (a backfill of many arrives as one range) and the
+    day before them. A day's partition runs while the day is still open; the run of the next day
+    rebuilds it once more, complete (the mart rebuilds whole months, so without the extra day the
+    last day of a month would keep the figures of its own last run)."""
+    last_day = window.end - dt.timedelta(days=1)  # the window's end is exclusive
+    return {
+        "kpi_start_date": (window.start - dt.timedelta(days=1)).date().isoformat(),
+        "kpi_end_date": last_day.date().isoformat(),
+    }
+
+
 def build_dbt_assets() -> list[dg.AssetsDefinition]:
     if not MANIFEST.exists():
         return []  # fresh clone outside `dagster dev`: the code location loads without dbt assets
@@ -91,12 +103,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
     )
     def kpi_daily(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()
-        window = context.partition_time_window  # a backfill of many days arrives as one range
-        last_day = window.end - dt.timedelta(days=1)  # the window's end is exclusive
-        dates = {
-            "kpi_start_date": window.start.date().isoformat(),
-            "kpi_end_date": last_day.date().isoformat(),
-        }
+        dates = kpi_window_vars(context.partition_time_window)
         yield from dbt.cli(_build_arguments(config, dates), context=context).stream()
 
     return [warehouse_models, kpi_daily]

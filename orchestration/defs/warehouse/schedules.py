@@ -1,5 +1,6 @@
-"""Hourly incremental refresh, nightly full build, daily KPI partition. FUNNELHOUSE_SCHEDULE_TIMEZONE
-sets the schedules' time zone (default UTC); it is read when the code location loads, not a secret."""
+"""Hourly incremental refresh, nightly full build, today's KPI partition every hour.
+FUNNELHOUSE_SCHEDULE_TIMEZONE sets the refresh and full build's time zone (default UTC); it is read
+when the code location loads, not a secret. KPI partitions are UTC days, so their schedule runs on UTC."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 
 import dagster as dg
 
+from orchestration.defs.warehouse.dbt_assets import KPI_PARTITIONS
 from orchestration.defs.warehouse.jobs import hourly_refresh_job, kpi_daily_job, nightly_full_build_job
 
 
@@ -30,6 +32,16 @@ nightly_full_build_schedule = dg.ScheduleDefinition(
 
 
 def kpi_daily_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
-    return dg.build_schedule_from_partitioned_job(
-        job, hour_of_day=3, minute_of_hour=0, name="warehouse_kpi_daily_schedule"
+    """Today's partition every hour, half an hour after the refresh: a day's KPIs follow the day as it
+    happens, so a report read at any hour (the managers' 07:00 is 23:00 UTC) finds them at most an
+    hour old rather than as they stood at one early run. Each run also rebuilds yesterday
+    (``kpi_window_vars``), which completes the day that just ended, also across a month's end."""
+
+    @dg.schedule(
+        name="warehouse_kpi_daily_schedule", job=job, cron_schedule="45 * * * *", execution_timezone="UTC"
     )
+    def kpi_today(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        today = KPI_PARTITIONS.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
+        return dg.RunRequest(partition_key=today)
+
+    return kpi_today
