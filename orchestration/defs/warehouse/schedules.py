@@ -1,33 +1,28 @@
 """Hourly incremental refresh, nightly full build, today's KPI partition every hour.
-FUNNELHOUSE_SCHEDULE_TIMEZONE sets the refresh and full build's time zone (default UTC); it is read
-when the code location loads, not a secret. KPI partitions are UTC days, so their schedule runs on UTC."""
+
+The refresh and the full build run on the sales team's clock like every other schedule
+(``FUNNELHOUSE_TIMEZONE``); KPI partitions are UTC days, so their schedule runs on UTC."""
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
+from orchestration import environment
 from orchestration.defs.warehouse.dbt_assets import KPI_PARTITIONS
 from orchestration.defs.warehouse.jobs import hourly_refresh_job, kpi_daily_job, nightly_full_build_job
-
-
-def schedule_timezone() -> str:
-    return os.environ.get("FUNNELHOUSE_SCHEDULE_TIMEZONE", "UTC")
-
 
 hourly_refresh_schedule = dg.ScheduleDefinition(
     name="warehouse_hourly_refresh_schedule",
     job=hourly_refresh_job,
     cron_schedule="15 * * * *",
-    execution_timezone=schedule_timezone(),
+    execution_timezone=environment.schedule_timezone(),
 )
 
 nightly_full_build_schedule = dg.ScheduleDefinition(
     name="warehouse_nightly_full_build_schedule",
     job=nightly_full_build_job,
     cron_schedule="30 2 * * *",
-    execution_timezone=schedule_timezone(),
+    execution_timezone=environment.schedule_timezone(),
 )
 
 
