@@ -162,6 +162,7 @@ class Replicator:
     def replicate(self, table: RawTable) -> TableResult:
         started = time.perf_counter()
         columns = schema.select_list(self.client, table, self.collection)
+        self._reload_if_columns_changed(table, columns)
         schema.create_table(self.client, self.database, table, columns, self.collection)
         rows_start, deletions_start, changed_before, live_before, replicated_before = self._state(table.name)
         if table.incremental:
@@ -197,6 +198,20 @@ class Replicator:
             f"{result.live_rows} live, {result.seconds:.2f}s"
         )
         return result
+
+    def _reload_if_columns_changed(self, table: RawTable, columns) -> None:
+        """INSERT ... SELECT fills columns by position: a raw table created for another column list (a
+        column added to PostgreSQL, or dropped or derived here since) would take later values into the
+        wrong columns without an error, and keep what it held in a column no longer replicated (a
+        column found to hold contact details). Such a table is dropped and reloaded from scratch."""
+        existing = schema.existing_columns(self.client, self.database, table.name)
+        pulled = [name for name, _ in schema.pulled_columns(self.client, table, columns, self.collection)]
+        if existing is not None and existing != pulled:
+            self.log(
+                f"{table.name}: columns changed (now {', '.join(sorted(set(pulled) - set(existing))) or '-'}, "
+                f"gone {', '.join(sorted(set(existing) - set(pulled))) or '-'}); reloading it from scratch"
+            )
+            self.drop(table)
 
     def _copy_window(self, table: RawTable, columns, start: dt.datetime) -> int:
         where = f"updated_at >= {_timestamp_literal(start)} and updated_at < {_timestamp_literal(self.bound)}"

@@ -73,11 +73,24 @@ def content_fingerprint(client, database: str, name: str) -> tuple[int, int]:
     ).result_rows[0]
 
 
+def pulled_columns(client, table: RawTable, columns: list[tuple[str, str]], collection: str) -> list[tuple[str, str]]:
+    """(name, ClickHouse type) of each column the pull writes, in order."""
+    described = client.query(f"describe ({pull_sql(table, columns, collection)} limit 0)").result_rows
+    return [(column, column_type) for column, column_type, *_ in described]
+
+
+def existing_columns(client, database: str, name: str) -> list[str] | None:
+    """The columns of a raw table as it stands, None if there is none."""
+    if not client.query(f"exists table `{database}`.`{name}`").result_rows[0][0]:
+        return None
+    return [column for column, *_ in client.query(f"describe table `{database}`.`{name}`").result_rows]
+
+
 def create_table(
     client, database: str, table: RawTable, columns: list[tuple[str, str]], collection: str, name: str = ""
 ) -> None:
-    described = client.query(f"describe ({pull_sql(table, columns, collection)} limit 0)").result_rows
-    column_ddl = ",\n    ".join(f"`{column}` {column_type}" for column, column_type, *_ in described)
+    described = pulled_columns(client, table, columns, collection)
+    column_ddl = ",\n    ".join(f"`{column}` {column_type}" for column, column_type in described)
     partition = f" partition by {table.partition_by}" if table.partition_by else ""
     client.command(
         f"create table if not exists `{database}`.`{name or table.name}` (\n    {column_ddl}\n)"

@@ -76,8 +76,11 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable("customer_journey", dropped=("notes",), derived={"has_notes": _present("notes")}),
     RawTable(
         "funnel_tofu",
-        dropped=("screening_reason",),
-        derived={"has_screening_reason": _present("screening_reason")},
+        dropped=("screening_reason", "leave_reason"),
+        derived={
+            "has_screening_reason": _present("screening_reason"),
+            "has_leave_reason": _present("leave_reason"),
+        },
     ),
     RawTable("funnel_mofu"),
     RawTable("funnel_bofu"),

@@ -7,6 +7,7 @@ caller gets a result per recipient, so one bad address never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import smtplib
 import ssl
@@ -64,7 +65,7 @@ def _send_once(settings, message: bytes, recipient: str, timeout: float) -> None
         client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout, context=context)
     else:
         client = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
-    with client:
+    try:
         client.ehlo()
         if settings.starttls:
             client.starttls(context=context)
@@ -72,6 +73,12 @@ def _send_once(settings, message: bytes, recipient: str, timeout: float) -> None
         if settings.username:
             client.login(settings.username, settings.password or "")
         client.sendmail(settings.sender, [recipient], message)
+    finally:
+        # Not ``with client``: its exit raises on a QUIT answered with anything but 221, and once
+        # sendmail returned the server has the message, so a retry would deliver it twice.
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            client.quit()
+        client.close()
 
 
 def deliver(

@@ -121,18 +121,19 @@ def _send(report, recipient, period, sender, smtp_settings, ledger, resend, retr
             return Outcome(recipient, report.slug, delivery.SKIPPED)
         message = mail.build_message(report, recipient, sender)
         result = delivery.deliver(smtp_settings, message, recipient.email, retry_policy)
-        if ledger is not None:
-            ledger.record(period, result)
     except Exception as error:  # a broken row or address must not cost the other recipients their report
         log.exception("report for %s failed", recipient.email)
         result = delivery.DeliveryResult(
             recipient.email, delivery.FAILED, 0, error=f"{type(error).__name__}: {error}"
         )
-        if ledger is not None:
-            try:
-                ledger.record(period, result)
-            except Exception:  # the ledger itself may be what failed
-                log.exception("could not record the failure for %s", recipient.email)
+    # Recorded outside the try: a ledger error after the server accepted the mail must not turn a
+    # delivered report into 'failed', which the next run would send again. Unrecorded, the claim
+    # stays 'sending' and blocks other runs until it is stale (ledger.STALE_CLAIM).
+    if ledger is not None:
+        try:
+            ledger.record(period, result)
+        except Exception:  # the ledger itself may be what failed
+            log.exception("could not record %s for %s in the ledger", result.status, recipient.email)
     return Outcome(
         recipient,
         report.slug,

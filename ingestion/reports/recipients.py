@@ -12,10 +12,14 @@ The default list comes from the seed's ``employees`` (active managers and admins
         language: en
       - email: tofu.lead@example.com
         language: en          # an entry for an existing recipient changes only what it names
+
+An entry without ``scope`` only changes a recipient the table already gives (an active manager or
+admin); for anyone else it is skipped with a warning, never a whole-company report by default.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, replace
@@ -23,7 +27,13 @@ from pathlib import Path
 
 import psycopg
 
+from ingestion.contracts import CONTRACTS
+
+log = logging.getLogger(__name__)
+
 ALL_DEPARTMENTS = "all"
+# employees.department's CHECK set, as the landing contract declares it
+DEPARTMENTS = next(c.allowed for c in CONTRACTS["employees"].columns if c.name == "department")
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 CONFIG_ENV = "FUNNELHOUSE_REPORT_RECIPIENTS"
@@ -79,10 +89,14 @@ def apply_config(recipients: list[Recipient], config: dict) -> list[Recipient]:
     )
     for entry in config.get("recipients", []):
         email = entry["email"].strip().lower()
+        if email not in by_email and "scope" not in entry:
+            # Most likely a manager who left: defaulting to a scope would hand them the whole company.
+            log.warning("recipient %s: not an active manager or admin and no scope given: skipped", email)
+            continue
         base = by_email.get(email) or Recipient(
             email=email,
             name=entry.get("name", email),
-            scope=entry.get("scope", ALL_DEPARTMENTS),
+            scope=entry["scope"],
             language=default_language,
             role="configured",
         )
@@ -91,6 +105,12 @@ def apply_config(recipients: list[Recipient], config: dict) -> list[Recipient]:
     for email in config.get("exclude", []):
         by_email.pop(email.strip().lower(), None)
     for recipient in by_email.values():
+        if recipient.scope != ALL_DEPARTMENTS and recipient.scope not in DEPARTMENTS:
+            # A misspelt department would filter every number out: an empty report, sent as if fine.
+            raise ValueError(
+                f"{recipient.email}: scope must be {ALL_DEPARTMENTS!r} or one of {DEPARTMENTS}, "
+                f"not {recipient.scope!r}"
+            )
         if recipient.language not in LANGUAGES:
             raise ValueError(
                 f"{recipient.email}: language must be one of {LANGUAGES}, not {recipient.language!r}"

@@ -4,11 +4,14 @@ address (a real 550 / 451 from the sink) never stops the others."""
 from __future__ import annotations
 
 import subprocess
+from email.message import EmailMessage
+from email.utils import make_msgid
 
 import psycopg
 import pytest
 
 from devstack import smtp
+from devstack.state import free_port
 from ingestion.reports import content, delivery, mail, pipeline, render
 from ingestion.reports.ledger import Ledger
 from ingestion.reports.recipients import Recipient
@@ -234,3 +237,77 @@ def test_starttls_and_auth_against_a_real_server(secure_sink, reader, daily, mon
     )
     result = delivery.deliver(wrong, message, recipient.email, FAST_RETRY)
     assert result.status == "failed" and result.attempts == 1 and "Authentication" in result.error
+
+
+def test_a_delivered_report_is_not_sent_again_when_the_ledger_write_fails(
+    reader, employees_dsn, mail_settings, smtp_sink, daily
+):
+    """The server accepted the mail, then recording it failed: the outcome is still 'sent', and
+    the claim left behind keeps the next run from mailing the report a second time."""
+    recipient = Recipient("ledger.hiccup@example.com", "Hiccup", "BoFu")
+    with psycopg.connect(employees_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER ledger_hiccup BEFORE UPDATE ON funnelhouse.report_deliveries "
+            "FOR EACH ROW WHEN (NEW.status = 'sent') EXECUTE FUNCTION refuse_update()"
+        )
+    first = _run(reader, [recipient], daily, mail_settings, employees_dsn, with_pdf=False)
+    assert [o.status for o in first.outcomes] == ["sent"]
+    [row] = Ledger(employees_dsn).deliveries(daily)
+    assert row["status"] == "sending"  # what the failed write left
+
+    with psycopg.connect(employees_dsn, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER ledger_hiccup ON funnelhouse.report_deliveries")
+    again = _run(reader, [recipient], daily, mail_settings, employees_dsn, with_pdf=False)
+    assert [o.status for o in again.outcomes] == ["skipped"]
+    assert len(messages_to(smtp_sink["outbox"], recipient.email)) == 1
+
+
+class _GrumblingQuit(smtp.OutboxHandler):
+    """The sink's handler, answering QUIT with 421 instead of 221 (a relay closing down)."""
+
+    async def handle_QUIT(self, server, session, envelope):  # noqa: N802
+        return "421 4.4.2 closing connection"
+
+
+@pytest.fixture
+def grumbling_sink(service_dirs):
+    from aiosmtpd.controller import Controller
+
+    outbox = service_dirs("grumbling-smtp")
+    port = free_port(smtp.DEFAULT_PORT, smtp.HOST)
+    handler = _GrumblingQuit(outbox, smtp.DEFAULT_REJECT, smtp.DEFAULT_TEMPFAIL)
+    controller = Controller(handler, hostname=smtp.HOST, port=port)
+    controller.start()
+    yield SmtpSettings(host=smtp.HOST, port=port, sender=SENDER), outbox
+    controller.stop()
+
+
+def test_an_odd_reply_to_quit_after_the_message_was_accepted_is_no_failure(grumbling_sink):
+    settings, outbox = grumbling_sink
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = SENDER, "quit@example.com", "report"
+    message["Message-ID"] = make_msgid()
+    message.set_content("numbers")
+    result = delivery.deliver(settings, message, "quit@example.com", FAST_RETRY)
+    assert (result.status, result.attempts, result.error) == ("sent", 1, None)
+    assert len(messages_to(outbox, "quit@example.com")) == 1  # not re-sent by a retry
+
+
+def test_the_failure_alert_mail_verifies_the_relay_certificate(secure_sink, monkeypatch):
+    """The warehouse run-failure alert logs in with the relay password only over verified TLS."""
+    from orchestration.defs.warehouse.sensors import AlertNotDelivered, _notify
+
+    info, cert = secure_sink
+    monkeypatch.setenv("FUNNELHOUSE_ALERT_EMAIL", "oncall@example.com")
+    monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", f"smtp://reporter:s3cret-pass@localhost:{info['port']}")
+    with pytest.raises(AlertNotDelivered, match="SSLCertVerificationError"):  # self-signed, untrusted
+        _notify("[funnelhouse] job failed", "details")
+    assert not messages_to(info["outbox"], "oncall@example.com")
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    assert _notify("[funnelhouse] job failed", "details") is True
+    assert messages_to(info["outbox"], "oncall@example.com")

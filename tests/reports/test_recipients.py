@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ingestion.reports.recipients import ALL_DEPARTMENTS, resolve
 
 
@@ -44,3 +46,22 @@ def test_toml_config_can_replace_the_table(employees_dsn, tmp_path):
     config.write_text('replace = true\n[[recipients]]\nemail = "only@example.com"\nscope = "BoFu"\n')
     recipients = resolve(employees_dsn, config)
     assert [(r.email, r.scope) for r in recipients] == [("only@example.com", "BoFu")]
+
+
+def test_an_entry_without_scope_only_changes_someone_who_gets_a_report(employees_dsn, tmp_path, caplog):
+    """A language-only entry for a manager who left (inactive) must not make them a whole-company reader."""
+    config = tmp_path / "recipients.yaml"
+    config.write_text(
+        "recipients:\n  - {email: gone@example.com, language: en}\n  - {email: stranger@example.com}\n"
+    )
+    recipients = {r.email for r in resolve(employees_dsn, config)}
+    assert "manager0.0@example.com" in recipients
+    assert not {"gone@example.com", "stranger@example.com"} & recipients
+    assert "gone@example.com" in caplog.text and "stranger@example.com" in caplog.text
+
+
+def test_a_scope_must_be_all_or_a_department(employees_dsn, tmp_path):
+    config = tmp_path / "recipients.yaml"
+    config.write_text("recipients:\n  - {email: tofu.deputy@example.com, scope: tofu}\n")
+    with pytest.raises(ValueError, match="tofu.deputy@example.com: scope must be"):
+        resolve(employees_dsn, config)

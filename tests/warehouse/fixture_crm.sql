@@ -45,12 +45,12 @@ from (values
 ) as j (n, customer_id, from_stage, to_stage, duration_days, days_ago);
 
 -- Customer 3 was contacted twice: the seed view shows two rows for it, the mart keeps the latest contact.
-insert into funnel_tofu (source_key, customer_id, employee_id, contact_date, source_channel, stayed_in_group, joined_group, screening_reason)
+insert into funnel_tofu (source_key, customer_id, employee_id, contact_date, source_channel, stayed_in_group, joined_group, screening_reason, leave_reason)
 values
-    ('T1', 1, 2, current_date - 60, 'TikTok', true, true, 'said: add me wx_zhangwei_001'),
-    ('T2', 2, 2, current_date - 20, 'Facebook', false, true, null),
-    ('T3a', 3, 3, current_date - 100, '推荐', false, false, null),
-    ('T3b', 3, 3, current_date - 95, '推荐', true, true, null);
+    ('T1', 1, 2, current_date - 60, 'TikTok', true, true, 'said: add me wx_zhangwei_001', null),
+    ('T2', 2, 2, current_date - 20, 'Facebook', false, true, null, 'left the group, call +86-139-0000-0002'),
+    ('T3a', 3, 3, current_date - 100, '推荐', false, false, null, null),
+    ('T3b', 3, 3, current_date - 95, '推荐', true, true, null, null);
 
 insert into funnel_mofu (source_key, customer_id, employee_id, total_conversations, high_quality_conversations,
                          "total_反问_count", account_opened, opened_at, days_to_open, intention_score, engagement_score)

@@ -52,3 +52,16 @@ def test_no_pii_in_clickhouse(warehouse):
         hits = _hits(client, f"`{database}`.`{table}`", f"`{column}`", sensitive)
         assert hits == 0, f"{database}.{table}.{column} holds PII"
     assert len(scanned_tables) >= 18
+
+
+def test_leave_reason_reaches_clickhouse_only_as_a_flag(warehouse):
+    """Customers leave phone numbers in the reason they left a group: only whether there is one is kept."""
+    rows = (
+        warehouse.client()
+        .query(
+            f"select source_key, has_leave_reason from `{warehouse.schema('staging')}`.stg_crm__funnel_tofu "
+            "order by source_key"
+        )
+        .result_rows
+    )
+    assert rows == [("T1", False), ("T2", True), ("T3a", False), ("T3b", False)]

@@ -2,29 +2,36 @@
 through the project's SMTP settings (the embedded sink locally), read at failure time, not import."""
 
 import os
-import smtplib
 from email.message import EmailMessage
 
 import dagster as dg
 
+# A sensor evaluation has a time limit: two quick tries, not the reports' patient back-off.
+_ALERT_RETRY_ATTEMPTS = 2
+
+
+class AlertNotDelivered(RuntimeError):
+    pass
+
 
 def _notify(subject: str, body: str) -> bool:
+    """Mail the alert through the reports' sender (``delivery.deliver``: verified TLS, no retry once
+    the server has the message); an alert that cannot be delivered raises, so the sensor shows it."""
     recipient = os.environ.get("FUNNELHOUSE_ALERT_EMAIL")
     if not recipient:
         return False
+    from ingestion.reports import delivery
     from orchestration import environment
 
     settings = environment.smtp_settings()
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = settings.sender, recipient, subject
     message.set_content(body)
-    smtp_class = smtplib.SMTP_SSL if settings.implicit_tls else smtplib.SMTP
-    with smtp_class(settings.host, settings.port, timeout=30) as smtp:
-        if settings.starttls:
-            smtp.starttls()
-        if settings.username:
-            smtp.login(settings.username, settings.password or "")
-        smtp.send_message(message)
+    result = delivery.deliver(
+        settings, message, recipient, delivery.RetryPolicy(attempts=_ALERT_RETRY_ATTEMPTS, first_delay=1.0)
+    )
+    if result.status != delivery.SENT:
+        raise AlertNotDelivered(f"alert to {recipient} not delivered: {result.error}")
     return True
 
 

@@ -16,7 +16,7 @@ renamed as (
         joined_at,
         cast(stayed_in_group as Nullable(Bool)) as has_stayed_in_group,
         left_group_at,
-        leave_reason,
+        toBool(ifNull(has_leave_reason, 0)) as has_leave_reason,
         screening_result,
         toBool(ifNull(has_screening_reason, 0)) as has_screening_reason,
         created_at,
