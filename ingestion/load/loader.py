@@ -6,13 +6,13 @@ Per file, inside a single transaction:
    ledger check by content checksum (a copy of loaded content is recorded as 'duplicate');
 2. the file is streamed chunk by chunk: each chunk is validated (:mod:`validate`), its bad rows
    are COPYed into ``funnelhouse.ingest_rejects`` and its good rows, still as text, are COPYed
-   into a TEMP staging table; a key repeated within the file keeps its last row (the others
-   count as loaded, ``rows_superseded``);
+   into a TEMP staging table;
 3. checks that need the database run as SQL over the staging table: references (business keys
    present in PostgreSQL, or for a self-reference anywhere in this file), other unique keys (an
    employee's email), a conversation's key loaded before with another ``sent_at`` (a second row,
    as the partitioned table's unique key includes sent_at). Failing rows move from staging to the
-   rejects table with the reason in words;
+   rejects table with the reason in words. Then a key repeated within the file keeps its last
+   remaining row (the others count as loaded, ``rows_superseded``);
 4. ``INSERT ... SELECT`` from staging with business keys joined to ids, ``ON CONFLICT (natural
    key) DO UPDATE ... WHERE (columns) IS DISTINCT FROM (new values)``: new rows are inserted,
    changed rows updated (and ``updated_at`` moves, by trigger), identical rows untouched - so a
@@ -309,8 +309,12 @@ def _stage_bytes(frame: pd.DataFrame, columns: list[str]) -> memoryview:
 
 
 def _raw_row(frame: pd.DataFrame, row: int) -> str:
+    """The row as JSON for ``raw_row``; a NUL (rejected for that very reason) becomes U+FFFD, as
+    jsonb cannot hold it and would fail the file instead of quarantining the row."""
     values = frame.loc[row]
-    return orjson.dumps({k: (None if pd.isna(v) else str(v)) for k, v in values.items()}).decode()
+    return orjson.dumps(
+        {k: (None if pd.isna(v) else str(v).replace("\x00", "\ufffd")) for k, v in values.items()}
+    ).decode()
 
 
 @dataclass
@@ -320,6 +324,7 @@ class _Batch:
     rejects: list[tuple]  # rows of ingest_rejects
     staged: memoryview | None  # the good rows as COPY input
     months: tuple[str, str] | None  # first and last partition value of the good rows
+    repeats: bool  # a key occurs more than once among the good rows
 
 
 class _Writer(threading.Thread):
@@ -427,17 +432,16 @@ class _FileLoad:
             )
         good = frame.loc[~frame.index.isin(list(verdict.failures))] if verdict.failures else frame
         key = list(self.plan.contract.natural_key)
-        repeated = good.duplicated(subset=key, keep="last")
-        if repeated.any():  # the last occurrence of a key in the chunk is the row's final state
-            self.rows_superseded += int(repeated.sum())
-            good = good.loc[~repeated.to_numpy()]
+        # Repeated keys stay staged until the SQL checks have run: dropping the earlier rows here
+        # would lose one (neither loaded nor quarantined) whose later repeat is then rejected.
+        repeats = bool(good.duplicated(subset=key).any())
         if not self.per_chunk and len(good):
             self.key_hashes.append(pd.util.hash_pandas_object(good[key], index=False).to_numpy())
         months = None
         if self.plan.partition and len(good):
             values = good[self.plan.partition]
             months = (str(values.min()), str(values.max()))  # ISO text sorts as time does
-        return _Batch(rejects, _stage_bytes(good, self.plan.landing) if len(good) else None, months)
+        return _Batch(rejects, _stage_bytes(good, self.plan.landing) if len(good) else None, months, repeats)
 
     # -- writer thread ---------------------------------------------------------------------------
     def write(self, batch: _Batch) -> None:
@@ -464,6 +468,8 @@ class _FileLoad:
             self.months = (low, high)
         if self.per_chunk:
             self._reject_in_sql()
+            if batch.repeats:
+                self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
             self._ensure_partitions(batch.months)
             clock = self._tick("db: checks", clock)
             self.rows_changed += self.conn.execute(self.plan.merge()).rowcount
@@ -488,17 +494,19 @@ class _FileLoad:
             )
 
     def _settle_file(self) -> None:
-        """Whole-file mode: repeated keys across chunks, checks, partitions, merge, self-references."""
+        """Whole-file mode: checks, repeated keys, partitions, merge, self-references."""
+        self._reject_in_sql()
         if self.key_hashes:
             hashes = np.concatenate(self.key_hashes)
             if len(np.unique(hashes)) < len(hashes):  # a hash collision only costs this statement
                 self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
-        self._reject_in_sql()
         self._ensure_partitions(self.months)
         self.conn.execute(f"ANALYZE {STAGE}")
-        self.rows_changed += self.conn.execute(self.plan.merge()).rowcount
+        # A new row that is then given its referrer is one changed row, not two: count the ids.
+        changed = {row_id for (row_id,) in self.conn.execute(self.plan.merge() + " RETURNING t.id")}
         for statement in self.plan.merge_self_references():
-            self.rows_changed += self.conn.execute(statement).rowcount
+            changed.update(row_id for (row_id,) in self.conn.execute(statement + " RETURNING t.id"))
+        self.rows_changed += len(changed)
 
     @property
     def reasons(self) -> Counter:
@@ -572,12 +580,17 @@ def load_file(
 def _record_failure(
     conn: psycopg.Connection, result: FileResult, error: Exception, run_id: str | None
 ) -> None:
-    message = (
-        str(error)
-        if isinstance(error, LandingFileError)
-        else f"{result.file.url}: PostgreSQL refused the file: {str(error).strip()}"
-    )
-    result.status, result.error = "failed", message
+    message = shown = str(error)
+    if isinstance(error, psycopg.Error):
+        # The full text stays in the ledger, inside PostgreSQL; its DETAIL can quote the row
+        # ("Failing row contains (... e-mail, phone ...)"), so logs and Dagster get the primary
+        # message only.
+        refused = f"{result.file.url}: PostgreSQL refused the file: "
+        message = refused + message.strip()
+        shown = refused + (error.diag.message_primary or type(error).__name__)
+        if error.sqlstate:
+            shown += f" (SQLSTATE {error.sqlstate})"
+    result.status, result.error = "failed", shown
     result.rows_in = result.rows_loaded = result.rows_rejected = result.rows_changed = 0
     result.reasons = Counter()
     with conn.transaction():

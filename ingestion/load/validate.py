@@ -7,9 +7,9 @@ catalog so a row can never make the load's transaction fail. GE runs in an ephem
 a pandas frame whose index is the file's row numbers, with ``result_format=COMPLETE``: each
 expectation's ``unexpected_index_list`` says exactly which rows broke it.
 
-Two checks GE cannot express vectorised are done here with Arrow kernels and reported the same
-way: calendar validity (``2025-02-30`` matches the date pattern) and JSON well-formedness (parsed
-once per distinct value). References (business keys existing in PostgreSQL or in the same file)
+Checks GE cannot express vectorised are done here and reported the same way: calendar validity
+(``2025-02-30`` matches the date pattern), JSON well-formedness (parsed once per distinct value)
+and NUL characters, which PostgreSQL's text cannot hold. References (business keys existing in PostgreSQL or in the same file)
 are checked by the loader with SQL joins, against the data itself rather than a copy of it.
 """
 
@@ -20,6 +20,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -36,12 +37,14 @@ from ingestion.contracts import CONTRACTS, Column
 INT_PATTERN = r"^[+-]?[0-9]+$"
 DECIMAL_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
 BOOL_PATTERN = r"^(?i:true|false|t|f|yes|no|1|0)$"
-# Month 01-12, day 01-31, hour 00-23, minute and second 00-59: a pattern check cannot tell
-# Feb 30 from Mar 30, so _calendar_failures looks at days 29-31.
-_DAY = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+# Year 0001-9999, month 01-12, day 01-31, hour 00-23, minute and second 00-59, zone offset up to
+# +-15:59 (PostgreSQL refuses year 0000 and bigger offsets). A pattern check cannot tell Feb 30
+# from Mar 30, so _calendar_failures looks at days 29-31. No lookahead: RE2 runs these too.
+_YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
+_DAY = rf"{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
 DATE_PATTERN = rf"^{_DAY}$"
 _TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{1,6})?"
-_ZONE = r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+_ZONE = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)?"
 TIMESTAMP_PATTERN = rf"^{_DAY}[ T]{_TIME}{_ZONE}$"
 _TYPE_PATTERNS = {
     "int": INT_PATTERN,
@@ -118,8 +121,32 @@ def _shown(value) -> str:
     return repr(text[:60] + "..." if len(text) > 60 else text)
 
 
+def _whole_value(pattern: str) -> str:
+    """``pattern`` matched against the whole value, as PostgreSQL's ``~`` does: Python's ``$`` also
+    matches before a final newline, so 'CUST_1\\n' would pass here, then break a CHECK (or a cast)
+    and fail the whole file."""
+    return rf"(?:{pattern})\Z"
+
+
 def _numeric_name(column: str) -> str:
     return f"{column}::number"
+
+
+def _as_stored(texts: pd.Series, numbers: pd.Series, scale: int) -> pd.Series:
+    """``numbers`` rounded as PostgreSQL stores them at ``scale`` before its checks see them: 0.004
+    becomes 0.00 (failing amount > 0), 999.995 becomes 1000.00 (overflowing DECIMAL(5,2)).
+
+    Decimal arithmetic (float rounding gets 1.005 wrong), only for the values with more fraction
+    digits than the column keeps. Beyond 1e15 float64 has no cents left to round (and Decimal's
+    default precision would overflow).
+    """
+    finer = texts.str.contains(rf"[.][0-9]{{{scale + 1}}}|[eE]", na=False) & (numbers.abs() < 1e15)
+    if not finer.any():
+        return numbers
+    step = Decimal(1).scaleb(-scale)
+    rounded = numbers.copy()
+    rounded[finer] = [float(Decimal(text).quantize(step, ROUND_HALF_UP)) for text in texts[finer]]
+    return rounded
 
 
 def _calendar_failures(kind: str) -> Callable[[pd.Series], pd.Series]:
@@ -152,15 +179,40 @@ def _calendar_failures(kind: str) -> Callable[[pd.Series], pd.Series]:
     return failing
 
 
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 def _json_failures(values: pd.Series) -> pd.Series:
-    """Rows whose text is not JSON; each distinct text is parsed once (JSON columns repeat a lot)."""
+    """Rows whose text is not JSON, or decodes to a NUL character (which jsonb refuses, failing the
+    whole file); each distinct text is parsed once (JSON columns repeat a lot)."""
     bad = []
     for text in values.dropna().unique():
         try:
-            orjson.loads(text)
+            value = orjson.loads(text)
         except orjson.JSONDecodeError:
             bad.append(text)
+            continue
+        # Valid JSON text cannot hold a raw NUL, so a decoded one was written as \u0000.
+        if "\\u0000" in text and _holds_nul(value):
+            bad.append(text)
     return values.isin(bad) if bad else pd.Series(False, index=values.index)
+
+
+def _nul_rule(name: str) -> Rule:
+    """PostgreSQL's text cannot hold a NUL character: COPY would fail the whole file."""
+    return Rule(
+        f"nul:{name}",
+        name,
+        lambda _v, n=name: f"{n} contains a NUL character",
+        custom=lambda values: values.str.contains("\x00", regex=False, na=False),
+    )
 
 
 def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
@@ -183,7 +235,9 @@ def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
                 f"type:{name}",
                 name,
                 lambda v, n=name, w=words: f"{n} {_shown(v)} is not {w}",
-                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=_TYPE_PATTERNS[column.kind]),
+                gxe.ExpectColumnValuesToMatchRegex(
+                    column=name, regex=_whole_value(_TYPE_PATTERNS[column.kind])
+                ),
             )
         )
     if column.kind in ("date", "timestamp"):
@@ -204,6 +258,8 @@ def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
                 custom=_json_failures,
             )
         )
+    if column.kind == "text":
+        rules.append(_nul_rule(name))
     if column.allowed:
         allowed = list(column.allowed)
         rules.append(
@@ -221,7 +277,7 @@ def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
                 f"pattern:{name}",
                 name,
                 lambda v, n=name, p=column.pattern: f"{n} {_shown(v)} does not match {p}",
-                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=column.pattern),
+                gxe.ExpectColumnValuesToMatchRegex(column=name, regex=_whole_value(column.pattern)),
             )
         )
     max_length = column.max_length or (db.max_length if db else None)
@@ -307,8 +363,9 @@ class ChunkValidator:
         for column in self.contract.columns:
             self.rules.extend(_rules_for_column(column, db_columns.get(column.name)))
         for reference in self.contract.references:
+            name = reference.landing_column
+            self.rules.append(_nul_rule(name))
             if reference.required:
-                name = reference.landing_column
                 self.rules.append(
                     Rule(
                         f"not_null:{name}",
@@ -318,6 +375,11 @@ class ChunkValidator:
                     )
                 )
         self._numeric = [c.name for c in self.contract.columns if c.kind in ("int", "decimal")]
+        self._scales = {
+            c.name: db.scale
+            for c in self.contract.columns
+            if c.kind == "decimal" and (db := db_columns.get(c.name)) and db.scale is not None
+        }
         self._by_expectation = [r for r in self.rules if r.expectation is not None]
         self._custom = [r for r in self.rules if r.custom is not None]
         self._ge_columns = list(dict.fromkeys(r.column for r in self._by_expectation))
@@ -357,6 +419,8 @@ class ChunkValidator:
             ).astype("float64")
             for name in self._numeric
         }
+        for name, scale in self._scales.items():
+            typed[_numeric_name(name)] = _as_stored(frame[name], typed[_numeric_name(name)], scale)
         checked = frame[self._ge_columns]
         return pd.concat([checked, pd.DataFrame(typed, index=frame.index)], axis=1) if typed else checked
 
@@ -414,6 +478,7 @@ def rule_words(rule_id: str) -> str:
         "type": "wrong type",
         "calendar": "no real date/time",
         "json": "not JSON",
+        "nul": "contains a NUL character",
         "in_set": "not in the allowed set",
         "range": "out of range",
         "storage": "does not fit the column type",

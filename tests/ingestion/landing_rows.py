@@ -90,6 +90,32 @@ def conversation_event(n: int, message: str, **overrides) -> dict:
     )
 
 
+def deposit(n: int, **overrides) -> dict:
+    return _landing_row(
+        "deposits",
+        overrides,
+        deposit_code=f"DEP_20250101_{n}",
+        amount="10.00",
+        currency="USD",
+        deposit_type="首金",
+        status="confirmed",
+        deposited_at="2025-01-01 10:00:00",
+        created_at="2025-01-01 10:00:00",
+        customer_code="CUST_0001",
+        employee_code="EMP_001",
+    )
+
+
+def employee_kpi(day: int, **overrides) -> dict:
+    return _landing_row(
+        "employee_kpis",
+        overrides,
+        date=f"2025-01-{day:02d}",
+        created_at="2025-01-01 10:00:00",
+        employee_code="EMP_001",
+    )
+
+
 def write(folder: Path, table: str, batch: str, rows: list[dict], fmt: str = "csv") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{table}__{batch}.{fmt}"

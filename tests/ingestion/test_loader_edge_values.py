@@ -1,0 +1,140 @@
+"""Values PostgreSQL refuses are quarantined row by row, never fail the whole file; repeated keys,
+counts and error texts on the edges of the loader."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.ingestion import landing_rows as rows
+
+
+@pytest.fixture
+def parents(landing, run_ingest):
+    """EMP_001 and CUST_0001, loaded: what the rows below refer to."""
+    rows.write(landing, "employees", "p", [rows.employee(1)])
+    rows.write(landing, "customers", "p", [rows.customer(1)])
+    assert {r.status for r in run_ingest(landing).values()} == {"loaded"}
+    return landing
+
+
+def test_a_trailing_newline_fails_the_pattern_and_the_type(parents, run_ingest):
+    """Python's $ matches before a final newline, PostgreSQL's ~ and casts do not."""
+    batch = [
+        rows.customer(2),
+        rows.customer(3, customer_code="CUST_0003\n"),
+        rows.customer(4, birth_date="2025-02-30\n"),
+    ]
+    result = run_ingest(rows.write(parents, "customers", "nl", batch))["customers__nl.csv"]
+    assert (result.status, result.rows_loaded) == ("loaded", 1)
+    assert result.reasons == {"pattern:customer_code": 1, "type:birth_date": 1}
+
+
+def test_decimals_are_checked_as_rounded_to_the_column_scale(parents, run_ingest, sql):
+    deposits = [
+        rows.deposit(1, amount="0.005"),  # 0.01: fine
+        rows.deposit(2, amount="0.004"),  # 0.00: not > 0
+        rows.deposit(3, amount="-0.005"),  # -0.01
+    ]
+    kpis = [
+        rows.employee_kpi(1, bofu_withdrawal_rate="999.994"),  # 999.99: fits DECIMAL(5,2)
+        rows.employee_kpi(2, bofu_withdrawal_rate="999.995"),  # 1000.00: does not
+    ]
+    results = run_ingest(
+        rows.write(parents, "deposits", "r", deposits), rows.write(parents, "employee_kpis", "r", kpis)
+    )
+    assert results["deposits__r.csv"].reasons == {"range:amount": 2}
+    assert results["employee_kpis__r.csv"].reasons == {"storage:bofu_withdrawal_rate": 1}
+    assert sql("SELECT deposit_code, amount::text FROM deposits") == [("DEP_20250101_1", "0.01")]
+    assert sql("SELECT bofu_withdrawal_rate::text FROM employee_kpis") == [("999.99",)]
+
+
+def test_nul_characters_are_quarantined(parents, run_ingest, sql):
+    batch = [
+        rows.customer(5),
+        rows.customer(6, name="a\x00b"),
+        rows.customer(7, language='["zh\\u0000"]'),
+        rows.customer(8, assigned_employee_code="EMP_001\x00"),
+    ]
+    result = run_ingest(rows.write(parents, "customers", "nul", batch, "jsonl"))["customers__nul.jsonl"]
+    assert (result.status, result.rows_loaded) == ("loaded", 1)
+    assert result.reasons == {"nul:name": 1, "json:language": 1, "nul:assigned_employee_code": 1}
+    raw = sql("SELECT raw_row ->> 'name' FROM funnelhouse.ingest_rejects WHERE row_number = 2")
+    assert raw == [("a\ufffdb",)]
+
+
+def test_dates_postgresql_refuses_are_rejected(parents, run_ingest, sql):
+    batch = [
+        rows.customer(9, birth_date="0001-01-01", created_at="2025-01-01 10:00:00+15:59"),
+        rows.customer(10, birth_date="0000-01-01"),
+        rows.customer(11, created_at="2025-01-01 10:00:00+16"),
+        rows.customer(12, created_at="2025-01-01 10:00:00+05:60"),
+    ]
+    result = run_ingest(rows.write(parents, "customers", "d", batch))["customers__d.csv"]
+    assert (result.status, result.rows_loaded) == ("loaded", 1)
+    assert result.reasons == {"type:birth_date": 1, "type:created_at": 2}
+    assert sql("SELECT birth_date::text FROM customers WHERE customer_code = 'CUST_0009'") == [
+        ("0001-01-01",)
+    ]
+
+
+def test_errors_keep_row_contents_out_of_logs(parents, run_ingest, sql, monkeypatch):
+    # Arrow quotes the row it cannot parse.
+    path = rows.write(parents, "customers", "cols", [rows.customer(13, email="alice@example.com")])
+    path.write_text(path.read_text().rstrip("\n") + ",surplus\n")
+    result = run_ingest(path)["customers__cols.csv"]
+    assert result.status == "failed" and "columns" in result.error
+    assert "alice@example.com" not in result.error
+
+    # PostgreSQL's DETAIL quotes the failing row: kept in the ledger (inside PostgreSQL) only.
+    from ingestion.load.validate import ChunkValidator, Verdict
+
+    monkeypatch.setattr(ChunkValidator, "validate", lambda self, frame: Verdict())
+    path = rows.write(parents, "customers", "pg", [rows.customer(14, tier="Z", email="bob@example.com")])
+    result = run_ingest(path)["customers__pg.csv"]
+    assert result.status == "failed" and "SQLSTATE 23514" in result.error
+    assert "bob@example.com" not in result.error
+    [(error,)] = sql("SELECT error FROM funnelhouse.ingest_files WHERE path = %s", str(path))
+    assert "bob@example.com" in error
+
+
+def test_parquet_nanosecond_timestamps_load(parents, run_ingest, sql):
+    """pandas and Spark write timestamp[ns]: 9 fraction digits as text."""
+    batch = [rows.customer(15), rows.customer(16, created_at="2025-01-02 10:00:00.123456789")]
+    path = rows.write(parents, "customers", "ns", batch, "parquet")
+    table = pq.read_table(path)
+    stamps = pd.to_datetime([r["created_at"] for r in batch], format="ISO8601")
+    column = table.schema.get_field_index("created_at")
+    pq.write_table(table.set_column(column, "created_at", pa.array(stamps, pa.timestamp("ns"))), path)
+    assert pq.read_schema(path).field("created_at").type == pa.timestamp("ns")
+    result = run_ingest(path)["customers__ns.parquet"]
+    assert (result.status, result.rows_loaded, result.rows_rejected) == ("loaded", 2, 0)
+    assert sql("SELECT created_at::text FROM customers WHERE customer_code = 'CUST_0016'") == [
+        ("2025-01-02 10:00:00.123456",)
+    ]
+
+
+def test_a_new_customer_given_its_referrer_is_one_changed_row(parents, run_ingest):
+    batch = [rows.customer(21, referrer_code="CUST_0022"), rows.customer(22)]
+    result = run_ingest(rows.write(parents, "customers", "ref", batch))["customers__ref.csv"]
+    assert (result.rows_loaded, result.rows_changed) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "table, good, rejected_repeat, key",
+    [
+        # Merged chunk by chunk.
+        ("deposits", rows.deposit(5), rows.deposit(5, customer_code="CUST_9999"), "deposit_code"),
+        # Staged whole (customers refer to customers).
+        ("customers", rows.customer(30), rows.customer(30, referrer_code="CUST_NOPE"), "customer_code"),
+    ],
+    ids=["per-chunk", "whole-file"],
+)
+def test_a_row_is_kept_when_its_later_repeat_is_rejected(
+    parents, run_ingest, sql, table, good, rejected_repeat, key
+):
+    result = run_ingest(rows.write(parents, table, "rep", [good, rejected_repeat]))[f"{table}__rep.csv"]
+    assert (result.rows_loaded, result.rows_rejected, result.rows_superseded) == (1, 1, 0)
+    assert sql(f"SELECT count(*) FROM {table} WHERE {key} = %s", good[key]) == [(1,)]
