@@ -113,6 +113,16 @@ def _context(content: ReportContent, language: str, image_src: Callable[[str], s
     }
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text_cell(value: str | None) -> str:
+    """A name a spreadsheet would run as a formula ("=HYPERLINK(...)", "@SUM(...)") gets a leading
+    apostrophe, which shows it as the text it is (OWASP's CSV injection advice)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def leaderboard_csv(content: ReportContent) -> bytes:
     """The full leaderboard; UTF-8 with a BOM so spreadsheet programs show Chinese names correctly."""
     buffer = io.StringIO()
@@ -124,8 +134,8 @@ def leaderboard_csv(content: ReportContent) -> bytes:
         writer.writerow(
             [
                 rank,
-                row.employee_code,
-                row.employee_name,
+                _as_text_cell(row.employee_code),
+                _as_text_cell(row.employee_name),
                 row.department,
                 row.level,
                 row.net_deposit,

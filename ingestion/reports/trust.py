@@ -13,9 +13,18 @@ from pathlib import Path
 import psycopg
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-DBT_RUN_RESULTS = (
-    Path(os.environ.get("FUNNELHOUSE_DBT_TARGET", _REPO_ROOT / "dbt_project" / "target")) / "run_results.json"
-)
+
+
+def dbt_target() -> Path:
+    """Where dbt writes its artifacts: dbt's own DBT_TARGET_PATH, as every dbt process here gets it."""
+    target = Path(os.environ.get("DBT_TARGET_PATH") or "dbt_project/target")
+    return target if target.is_absolute() else _REPO_ROOT / target  # dbt runs from the repository root
+
+
+# Dagster's dbt runs each leave a run_results.json in a folder of their own under the target; the
+# newest ones hold every test's latest outcome (the nightly build runs them all, each KPI partition
+# run its mart's). Bounded, so months of run folders do not slow a report down.
+_RECENT_RESULT_FILES = 50
 
 
 @dataclass(frozen=True)
@@ -51,21 +60,37 @@ def ingestion_rejects(dsn: str | None, first_day: date, last_day: date) -> int |
         ).fetchone()[0]
 
 
-def dbt_test_results(path: Path = DBT_RUN_RESULTS) -> tuple[dict[str, int] | None, str | None]:
-    """Status counts of the tests in dbt's last ``run_results.json`` (a build or test run)."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+def _run_results_files(target: Path) -> list[Path]:
+    """The newest ``run_results.json`` files under ``target`` (its own and its run folders'), newest last."""
+    found = []
+    for path in target.glob("**/run_results.json"):
+        try:
+            found.append((path.stat().st_mtime, path))
+        except OSError:  # a run folder cleaned up meanwhile
+            continue
+    return [path for _, path in sorted(found)[-_RECENT_RESULT_FILES:]]
+
+
+def dbt_test_results(target: Path | None = None) -> tuple[dict[str, int] | None, str | None]:
+    """Status counts of every dbt test's latest outcome, and when the newest of them was produced.
+
+    Each dbt command writes its own results: an hourly ``dbt run`` has no tests, a KPI partition's
+    build only its mart's. A test's latest outcome wherever it ran, not one file's, is what the
+    numbers in the report were last checked against."""
+    latest: dict[str, tuple[str, str]] = {}  # test id -> (generated_at, status)
+    for path in _run_results_files(target or dbt_target()):
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        generated = document.get("metadata", {}).get("generated_at", "")
+        for result in document.get("results", []):
+            test_id = str(result.get("unique_id", ""))
+            if test_id.startswith(("test.", "unit_test.")) and generated >= latest.get(test_id, ("", ""))[0]:
+                latest[test_id] = (generated, result.get("status", "unknown"))
+    if not latest:
         return None, None
-    statuses = Counter(
-        result.get("status", "unknown")
-        for result in document.get("results", [])
-        if str(result.get("unique_id", "")).startswith(("test.", "unit_test."))
-    )
-    generated = document.get("metadata", {}).get("generated_at")
-    if not statuses:
-        return None, generated
-    return dict(statuses), generated
+    return dict(Counter(status for _, status in latest.values())), max(at for at, _ in latest.values())
 
 
 def footer(
@@ -73,9 +98,9 @@ def footer(
     dsn: str | None,
     first_day: date,
     last_day: date,
-    run_results: Path = DBT_RUN_RESULTS,
+    target: Path | None = None,
 ) -> TrustFooter:
-    tests, generated = dbt_test_results(run_results)
+    tests, generated = dbt_test_results(target)
     if generated:
         generated = datetime.fromisoformat(generated.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
     return TrustFooter(latest_data_day, ingestion_rejects(dsn, first_day, last_day), tests, generated)

@@ -1,0 +1,59 @@
+"""The footer's dbt line: every test's latest outcome across the results dbt and Dagster's dbt runs
+leave (the hourly run has no tests, a KPI partition build only its mart's)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ingestion.reports import trust
+
+
+def _results(path, generated_at: str, results: list[tuple[str, str]], mtime: int):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "metadata": {"generated_at": generated_at},
+                "results": [{"unique_id": unique_id, "status": status} for unique_id, status in results],
+            }
+        )
+    )
+    os.utime(path, (mtime, mtime))
+
+
+def test_each_test_counts_with_its_latest_outcome_wherever_it_ran(tmp_path):
+    nightly = [
+        ("test.funnelhouse.unique_a", "pass"),
+        ("test.funnelhouse.kpi_range", "fail"),
+        ("model.x", "success"),
+    ]
+    _results(
+        tmp_path / "warehouse_dbt_models-run1-abc" / "run_results.json", "2026-11-27T02:31:00Z", nightly, 100
+    )
+    kpi = [("model.funnelhouse.mart_kpi_employee_daily", "success"), ("test.funnelhouse.kpi_range", "pass")]
+    _results(
+        tmp_path / "warehouse_dbt_kpi_daily-run2-def" / "run_results.json", "2026-11-27T03:45:00Z", kpi, 200
+    )
+    _results(
+        tmp_path / "run_results.json", "2026-11-27T04:15:00Z", [("model.x", "success")], 300
+    )  # hourly run
+
+    assert trust.dbt_test_results(tmp_path) == ({"pass": 2}, "2026-11-27T03:45:00Z")
+
+    _results(
+        tmp_path / "run3" / "run_results.json",
+        "2026-11-28T02:31:00Z",
+        [("test.funnelhouse.unique_a", "error")],
+        400,
+    )
+    tests, _ = trust.dbt_test_results(tmp_path)
+    assert tests == {"pass": 1, "error": 1}
+    assert trust.TrustFooter(None, 0, tests).dbt_ok is False
+
+
+def test_no_results_mean_unknown_not_passed(tmp_path):
+    assert trust.dbt_test_results(tmp_path) == (None, None)
+    _results(tmp_path / "run_results.json", "2026-11-27T04:15:00Z", [("model.x", "success")], 300)
+    assert trust.dbt_test_results(tmp_path) == (None, None)
+    assert trust.TrustFooter(None, 0, None).dbt_ok is None
