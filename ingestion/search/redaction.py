@@ -13,8 +13,11 @@ looks for (no address marker, no @, fewer digits than the shortest phone number)
 rule rejects most positions with a single character test. The skips are plain substring tests
 and a byte count, not regexes: on a million messages they cost a fraction of the rules they skip.
 
-Latin labels count only as whole words ("wa" is WhatsApp in "wa: 8613...", not in "wanted"),
-otherwise ordinary English would lose words to ``[handle]``.
+Latin labels count only as whole words ("wa" is WhatsApp in "wa: 8613...", not in "wanted"), and
+after a label that is also an English word ("signal", "line", "we chat", "QQ is fine") a plain word
+is left alone unless the text says it is a handle (":", "号", "id") or it looks like one (digits,
+"_" or "." inside): otherwise ordinary English would lose words to ``[handle]``. The price: a
+letters-only handle after such a label and a bare space ("tg moonboy") stays; "@moonboy" does not.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ EMAIL = "[email]"
 PHONE = "[phone]"
 HANDLE = "[handle]"
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+\s*(?:@|＠|\[at\]|\(at\))\s*[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+\-]+\s*(?:@|＠|\[at\]|\(at\))\s*[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+)
 
 # Messenger labels in both languages, including the usual homophones used to dodge filters
 # (威信/薇信/V信/vx), followed by an optional "号/ID/账号" and a separator. The lookahead holds
@@ -81,8 +86,32 @@ def _digit_count(text: str) -> int:
     return len(encoded) - len(encoded.translate(None, _ASCII_DIGITS))
 
 
-def _keep_label(match: re.Match) -> str:
-    return match.group("label") + HANDLE
+# Labels that are also everyday English ("buy signal is strong", "we chat every week", "QQ is
+# fine"): after one of them, a plain word is a word. It counts as a handle only when the label says
+# so (":", "=", "号", "id"...) or when it looks like one (a digit, or "_"/"." inside it).
+_WORD_LABEL = re.compile(r"(?i)(?:we\s+chat|wa|tg|line|signal|qq)(?![a-z])")
+_SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no)\b")
+_LOOKS_LIKE_A_HANDLE = re.compile(r"[0-9@+]|[_.][A-Za-z0-9]")
+
+
+def _is_ordinary_word(match: re.Match) -> bool:
+    label = match.group("label")
+    return (
+        _WORD_LABEL.match(label) is not None
+        and _SAID_TO_BE_A_HANDLE.search(label) is None
+        and _LOOKS_LIKE_A_HANDLE.search(match.group("handle")) is None
+    )
+
+
+def _redact_labelled_handles(text: str) -> str:
+    parts, start, position = [], 0, 0
+    while match := _HANDLE_AFTER_LABEL.search(text, position):
+        if _is_ordinary_word(match):
+            position = match.start("handle")  # the word may itself be a label ("signal wechat: abc")
+            continue
+        parts += [text[start : match.start()], match.group("label"), HANDLE]
+        start = position = match.end()
+    return "".join(parts) + text[start:] if parts else text
 
 
 def redact(text: str | None) -> str | None:
@@ -92,7 +121,7 @@ def redact(text: str | None) -> str | None:
         text = _NON_ASCII_DIGIT.sub(_ascii_digit, text)
     if "@" in text or "＠" in text or "[at]" in text or "(at)" in text:
         text = _EMAIL.sub(EMAIL, text)
-    text = _HANDLE_AFTER_LABEL.sub(_keep_label, text)
+    text = _redact_labelled_handles(text)
     if "@" in text or "＠" in text:
         text = _AT_HANDLE.sub(HANDLE, text)
     digits = _digit_count(text)

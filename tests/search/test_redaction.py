@@ -12,7 +12,11 @@ from tests.search.helpers import NO_LAG, indexed_sources
 @pytest.mark.parametrize(
     ("text", "kept", "gone"),
     [
-        ("您好，我的手机是+86 138 0013 8000，微信: abc_123x，邮箱 zhang.wei@example.com", ["您好"], ["138", "abc_123x", "zhang.wei"]),
+        (
+            "您好，我的手机是+86 138 0013 8000，微信: abc_123x，邮箱 zhang.wei@example.com",
+            ["您好"],
+            ["138", "abc_123x", "zhang.wei"],
+        ),
         ("加我VX：wxid_8x8x8x 或者 13800138000", ["加我"], ["wxid_8x8x8x", "13800138000"]),
         ("我的号码138 0013 8000，明天联系", ["明天联系"], ["0013"]),
         ("电话１３８００１３８０００", ["电话"], ["１３８", "138"]),
@@ -27,6 +31,12 @@ from tests.search.helpers import NO_LAG, indexed_sources
         # digits of other scripts are read as digits too
         ("رقمي ٠١٣٨٠٠١٣٨٠٠٠ شكرا", ["شكرا"], ["٠١٣٨", "0138"]),
         ("WA: 8613800138000, wxid_abc123", [], ["8613800138000", "abc123"]),
+        # labels that are English words too: a handle when said to be one or shaped like one
+        (
+            "QQ号 abcdef, my line is lily.invest, signal wechat: abc_12",
+            ["QQ号"],
+            ["abcdef", "lily.invest", "abc_12"],
+        ),
     ],
 )
 def test_contact_details_are_redacted(text, kept, gone):
@@ -47,6 +57,7 @@ def test_contact_details_are_redacted(text, kept, gone):
         # Latin labels are whole words: "wa" of "wanted", "line" of "online", "tg" of "stgx"
         "I wanted to deposit more, the waiting list is long",
         "online trading signals from stgx desk",
+        "The buy signal is strong, we chat every week; the bottom line is good. QQ is fine",
     ],
 )
 def test_ordinary_text_is_untouched(text):
@@ -61,6 +72,14 @@ def test_no_contact_detail_reaches_the_index(pg_dsn, search_client, search_alias
     assert len(stored) == 8
     everything = json.dumps(list(stored.values()), ensure_ascii=False)
     # message text, and the customer/employee rows' own name, phone, e-mail, wechat id
-    for detail in [*CONTACT_DETAILS, "张伟", "zhangwei@example.com", "zw_wechat", "137 0000 1111", "13911112222", "corp.example"]:
+    for detail in [
+        *CONTACT_DETAILS,
+        "张伟",
+        "zhangwei@example.com",
+        "zw_wechat",
+        "137 0000 1111",
+        "13911112222",
+        "corp.example",
+    ]:
         assert detail not in everything, detail
     assert "[phone]" in everything and "[email]" in everything and "[handle]" in everything
