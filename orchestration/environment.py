@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from devstack import state
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def env_name() -> str:
@@ -18,6 +21,13 @@ def env_name() -> str:
     if name not in {"local", "ci", "prod"}:
         raise ValueError(f"FUNNELHOUSE_ENV must be local, ci or prod, not {name!r}")
     return name
+
+
+def dbt_target_dir() -> Path:
+    """Where dbt writes its artifacts: dbt's own ``DBT_TARGET_PATH`` (relative to the repository
+    root, where every dbt process here runs), else ``dbt_project/target``."""
+    target = Path(os.environ.get("DBT_TARGET_PATH") or "dbt_project/target")
+    return target if target.is_absolute() else _REPO_ROOT / target
 
 
 def _embedded(service: str) -> dict:
@@ -136,7 +146,9 @@ class SmtpSettings:
     outbox: str | None = None  # only the embedded sink has one: where its messages land
 
     def __repr__(self) -> str:  # keeps the password out of logs and tracebacks
-        return f"SmtpSettings(host={self.host!r}, port={self.port}, sender={self.sender!r}, tls={self.tls_mode})"
+        return (
+            f"SmtpSettings(host={self.host!r}, port={self.port}, sender={self.sender!r}, tls={self.tls_mode})"
+        )
 
     @property
     def tls_mode(self) -> str:
@@ -154,7 +166,9 @@ def smtp_settings() -> SmtpSettings:
 
         parsed = urlparse(url)
         if parsed.scheme not in {"smtp", "smtps"}:
-            raise ValueError(f"FUNNELHOUSE_SMTP_URL must start with smtp:// or smtps://, not {parsed.scheme}://")
+            raise ValueError(
+                f"FUNNELHOUSE_SMTP_URL must start with smtp:// or smtps://, not {parsed.scheme}://"
+            )
         implicit_tls = parsed.scheme == "smtps"
         starttls_flag = os.environ.get("FUNNELHOUSE_SMTP_STARTTLS", "1").strip().lower()
         return SmtpSettings(

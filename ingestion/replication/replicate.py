@@ -162,8 +162,9 @@ class Replicator:
     def replicate(self, table: RawTable) -> TableResult:
         started = time.perf_counter()
         columns = schema.select_list(self.client, table, self.collection)
-        self._reload_if_columns_changed(table, columns)
-        schema.create_table(self.client, self.database, table, columns, self.collection)
+        pulled = schema.pulled_columns(self.client, table, columns, self.collection)
+        self._reload_if_columns_changed(table, pulled)
+        schema.create_table(self.client, self.database, table, pulled)
         rows_start, deletions_start, changed_before, live_before, replicated_before = self._state(table.name)
         if table.incremental:
             copied = self._copy_window(table, columns, rows_start)
@@ -176,7 +177,7 @@ class Replicator:
             )
         else:
             rows_start = cursor.EPOCH
-            (copied, changed), tombstones = self._snapshot(table, columns), 0
+            (copied, changed), tombstones = self._snapshot(table, columns, pulled), 0
             live_rows = copied  # a fresh copy of a table keyed by id: one row per id
         self._save_state(
             table.name, self.bound, copied, tombstones, changed, live_rows, changed_before, replicated_before
@@ -199,17 +200,17 @@ class Replicator:
         )
         return result
 
-    def _reload_if_columns_changed(self, table: RawTable, columns) -> None:
+    def _reload_if_columns_changed(self, table: RawTable, pulled: list[tuple[str, str]]) -> None:
         """INSERT ... SELECT fills columns by position: a raw table created for another column list (a
         column added to PostgreSQL, or dropped or derived here since) would take later values into the
         wrong columns without an error, and keep what it held in a column no longer replicated (a
         column found to hold contact details). Such a table is dropped and reloaded from scratch."""
         existing = schema.existing_columns(self.client, self.database, table.name)
-        pulled = [name for name, _ in schema.pulled_columns(self.client, table, columns, self.collection)]
-        if existing is not None and existing != pulled:
+        names = [name for name, _ in pulled]
+        if existing is not None and existing != names:
             self.log(
-                f"{table.name}: columns changed (now {', '.join(sorted(set(pulled) - set(existing))) or '-'}, "
-                f"gone {', '.join(sorted(set(existing) - set(pulled))) or '-'}); reloading it from scratch"
+                f"{table.name}: columns changed (now {', '.join(sorted(set(names) - set(existing))) or '-'}, "
+                f"gone {', '.join(sorted(set(existing) - set(names))) or '-'}); reloading it from scratch"
             )
             self.drop(table)
 
@@ -251,12 +252,12 @@ class Replicator:
             written += int(summary.written_rows)
         return written
 
-    def _snapshot(self, table: RawTable, columns) -> tuple[int, bool]:
+    def _snapshot(self, table: RawTable, columns, pulled: list[tuple[str, str]]) -> tuple[int, bool]:
         """Rows copied, and whether the new snapshot differs from the live one. It is swapped in
         either way, so its _replicated_at (source freshness) says the table was checked just now."""
         swap = f"{table.name}__snapshot"
         self.client.command(f"drop table if exists {self._qualified(swap)}")
-        schema.create_table(self.client, self.database, table, columns, self.collection, name=swap)
+        schema.create_table(self.client, self.database, table, pulled, name=swap)
         summary = self.client.command(
             f"insert into {self._qualified(swap)} {schema.pull_sql(table, columns, self.collection)}"
         )

@@ -73,7 +73,9 @@ def content_fingerprint(client, database: str, name: str) -> tuple[int, int]:
     ).result_rows[0]
 
 
-def pulled_columns(client, table: RawTable, columns: list[tuple[str, str]], collection: str) -> list[tuple[str, str]]:
+def pulled_columns(
+    client, table: RawTable, columns: list[tuple[str, str]], collection: str
+) -> list[tuple[str, str]]:
     """(name, ClickHouse type) of each column the pull writes, in order."""
     described = client.query(f"describe ({pull_sql(table, columns, collection)} limit 0)").result_rows
     return [(column, column_type) for column, column_type, *_ in described]
@@ -87,10 +89,10 @@ def existing_columns(client, database: str, name: str) -> list[str] | None:
 
 
 def create_table(
-    client, database: str, table: RawTable, columns: list[tuple[str, str]], collection: str, name: str = ""
+    client, database: str, table: RawTable, pulled: list[tuple[str, str]], name: str = ""
 ) -> None:
-    described = pulled_columns(client, table, columns, collection)
-    column_ddl = ",\n    ".join(f"`{column}` {column_type}" for column, column_type in described)
+    """The raw table for the columns the pull writes (``pulled_columns``), unless it exists."""
+    column_ddl = ",\n    ".join(f"`{column}` {column_type}" for column, column_type in pulled)
     partition = f" partition by {table.partition_by}" if table.partition_by else ""
     client.command(
         f"create table if not exists `{database}`.`{name or table.name}` (\n    {column_ddl}\n)"

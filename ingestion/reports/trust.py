@@ -4,7 +4,6 @@ in, whether dbt's tests passed. Each is "unknown" rather than absent when its so
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -12,14 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def dbt_target() -> Path:
-    """Where dbt writes its artifacts: dbt's own DBT_TARGET_PATH, as every dbt process here gets it."""
-    target = Path(os.environ.get("DBT_TARGET_PATH") or "dbt_project/target")
-    return target if target.is_absolute() else _REPO_ROOT / target  # dbt runs from the repository root
-
+from orchestration import environment
 
 # Dagster's dbt runs each leave a run_results.json in a folder of their own under the target; the
 # newest ones hold every test's latest outcome (the nightly build runs them all, each KPI partition
@@ -78,7 +70,7 @@ def dbt_test_results(target: Path | None = None) -> tuple[dict[str, int] | None,
     build only its mart's. A test's latest outcome wherever it ran, not one file's, is what the
     numbers in the report were last checked against."""
     latest: dict[str, tuple[str, str]] = {}  # test id -> (generated_at, status)
-    for path in _run_results_files(target or dbt_target()):
+    for path in _run_results_files(target or environment.dbt_target_dir()):
         try:
             document = json.loads(path.read_text())
         except (OSError, ValueError):

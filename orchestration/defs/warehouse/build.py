@@ -12,7 +12,6 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
@@ -98,9 +97,7 @@ def _dbt_step(plan: DbtPlan, summary: BuildSummary, client, log: Callable[[str],
 def source_freshness(log: Callable[[str], None] = print) -> FreshnessReport:
     """``dbt source freshness``, read back from the sources.json it writes."""
     env = dbt_env()
-    target_path = Path(env["DBT_TARGET_PATH"])
-    if not target_path.is_absolute():
-        target_path = REPO_ROOT / target_path
+    target_path = environment.dbt_target_dir()
     (target_path / "sources.json").unlink(missing_ok=True)  # never report a previous run's result
     exit_code = run_dbt(["source", "freshness"], log=log, env=env)
     return read_sources_json(target_path, exit_code)

@@ -22,7 +22,7 @@ PROFILES_DIR = REPO_ROOT / "dbt_project"
 # caller may set to move them, e.g. for test builds; the Makefile exports the same defaults.
 DEFAULT_TARGET_DIR = REPO_ROOT / "dbt_project" / "target"
 DEFAULT_LOG_DIR = REPO_ROOT / "dbt_project" / "logs"
-TARGET_DIR = Path(os.environ.get("DBT_TARGET_PATH") or DEFAULT_TARGET_DIR).resolve()
+TARGET_DIR = environment.dbt_target_dir()
 MANIFEST = TARGET_DIR / "manifest.json"
 
 
