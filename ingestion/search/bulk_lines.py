@@ -1,8 +1,8 @@
-"""Bulk request lines, built once as bytes: what PostgreSQL rendered, plus the redacted free text.
+"""Bulk request lines, built once as bytes: the document's fields, plus the redacted free text.
 
 A full rebuild writes every conversation, and the two cores it runs on are shared with the
 search engine, so the Python step is kept to the minimum: redact the message, splice it and the
-(cached) redacted tags into the JSON PostgreSQL produced, and prefix the action line. ``orjson``
+(cached) redacted tags into the JSON ``documents`` wrote, and prefix the action line. ``orjson``
 writes non-ASCII text as UTF-8, as the engines expect.
 """
 
@@ -35,7 +35,10 @@ def _action_line(op: str, index_json: bytes, doc_id: str, version: int) -> bytes
     # ``external_gte``: a replay of the same version rewrites itself, an older version gets a 409,
     # so re-sending a batch is harmless.
     return b'{"%s":{"_index":%s,"_id":"%s","version":%d,"version_type":"external_gte"}}\n' % (
-        op.encode(), index_json, doc_id.encode(), version,
+        op.encode(),
+        index_json,
+        doc_id.encode(),
+        version,
     )
 
 
@@ -73,19 +76,23 @@ def redacted_tag_fields(*raw_json: str | None) -> bytes:
 
 
 def document_source(row) -> bytes:
-    """The ``_source`` line: PostgreSQL's JSON with the redacted message and tags appended."""
-    return b"".join((
-        row.fields.encode()[:-1],
-        b',"content":',
-        orjson.dumps(redact(row.content)),
-        redacted_tag_fields(*_tags_of(row)),
-        b"}\n",
-    ))
+    """The ``_source`` line: the document's fields with the redacted message and tags appended."""
+    return b"".join(
+        (
+            row.fields,
+            b',"content":',
+            orjson.dumps(redact(row.content)),
+            redacted_tag_fields(*_tags_of(row)),
+            b"}\n",
+        )
+    )
 
 
 def index_item(row, index_json: bytes) -> BulkItem:
     doc_id = str(row.id)
-    return BulkItem("index", doc_id, _action_line("index", index_json, doc_id, row.version) + document_source(row))
+    return BulkItem(
+        "index", doc_id, _action_line("index", index_json, doc_id, row.version) + document_source(row)
+    )
 
 
 def delete_item(tombstone: dict, index_json: bytes) -> BulkItem:

@@ -15,11 +15,10 @@ change racing the re-send is seen again, not lost). A row missing from it counts
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import psycopg
 
-from ingestion.search.documents import NOW, Cursor
+from ingestion.search.documents import CUSTOMER, EMPLOYEE, NOW, Cursor, Party
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS search_indexed_attributes (
@@ -32,23 +31,20 @@ CREATE TABLE IF NOT EXISTS search_indexed_attributes (
 """
 
 
-@dataclass(frozen=True)
-class RelatedTable:
-    table: str  # also the name of its cursor in ``documents.Cursors``
-    foreign_key: str  # the conversations column that points at it
-    attributes: str  # what documents copy from a row ``t``, as one comparable JSONB value
+# Each table's name is also the name of its cursor in ``documents.Cursors``.
+RELATED_TABLES = (CUSTOMER, EMPLOYEE)
 
 
-CUSTOMERS = RelatedTable("customers", "customer_id", "jsonb_build_array(t.customer_code, t.tier, t.current_stage)")
-EMPLOYEES = RelatedTable("employees", "employee_id", "jsonb_build_array(t.employee_code, t.department)")
-RELATED_TABLES = (CUSTOMERS, EMPLOYEES)
+def _attributes(related: Party) -> str:
+    """What documents copy from a row ``t``, as one comparable JSONB value."""
+    return "jsonb_build_array(" + ", ".join(f"t.{column}" for column in related.fields.values()) + ")"
 
 
 def ensure_table(conn: psycopg.Connection) -> None:
     conn.execute(_DDL)
 
 
-def _changed_after(related: RelatedTable) -> str:
+def _changed_after(related: Party) -> str:
     """FROM/WHERE of the rows changed after a cursor (params: physical index, cursor at, id, lag)."""
     return f"""FROM {related.table} t
         LEFT JOIN search_indexed_attributes a ON a.physical_index = %s
@@ -57,25 +53,29 @@ def _changed_after(related: RelatedTable) -> str:
 
 
 def changed_rows(
-    conn: psycopg.Connection, related: RelatedTable, physical_index: str, after: Cursor, lag: dt.timedelta,
+    conn: psycopg.Connection,
+    related: Party,
+    physical_index: str,
+    after: Cursor,
+    lag: dt.timedelta,
     limit: int,
 ) -> list[dict]:
     """Rows changed after the cursor (oldest first, same lag rule as conversations), each with its
     attributes and whether they differ from those the index holds (``stale``)."""
     return conn.execute(
-        f"""SELECT t.id, t.updated_at, {related.attributes}::text AS attributes,
-                   {related.attributes} IS DISTINCT FROM a.attributes AS stale
+        f"""SELECT t.id, t.updated_at, {_attributes(related)}::text AS attributes,
+                   {_attributes(related)} IS DISTINCT FROM a.attributes AS stale
             {_changed_after(related)} ORDER BY t.updated_at, t.id LIMIT %s""",
         (physical_index, after.at, after.id, lag, limit),
     ).fetchall()
 
 
-def stale_exists_sql(related: RelatedTable) -> str:
+def stale_exists_sql(related: Party) -> str:
     """An EXISTS for the sensor's probe (params as ``_changed_after``)."""
-    return f"EXISTS (SELECT 1 {_changed_after(related)} AND {related.attributes} IS DISTINCT FROM a.attributes)"
+    return f"EXISTS (SELECT 1 {_changed_after(related)} AND {_attributes(related)} IS DISTINCT FROM a.attributes)"
 
 
-def remember(conn: psycopg.Connection, related: RelatedTable, physical_index: str, rows: list[dict]) -> None:
+def remember(conn: psycopg.Connection, related: Party, physical_index: str, rows: list[dict]) -> None:
     """The attributes the index now holds for these rows (as read before their conversations)."""
     if not rows:
         return
@@ -93,7 +93,7 @@ def remember_snapshot(conn: psycopg.Connection, physical_index: str) -> None:
     for related in RELATED_TABLES:
         conn.execute(
             f"""INSERT INTO search_indexed_attributes (physical_index, source_table, row_id, attributes)
-                SELECT %s, %s, t.id, {related.attributes} FROM {related.table} t""",
+                SELECT %s, %s, t.id, {_attributes(related)} FROM {related.table} t""",
             (physical_index, related.table),
         )
 

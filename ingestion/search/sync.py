@@ -52,7 +52,7 @@ def _bulk_or_raise(client: SearchClient, items: list[BulkItem], refresh: bool) -
 
 
 def _resend_conversations_of(
-    conn: psycopg.Connection, client: SearchClient, index: str, table: related.RelatedTable,
+    conn: psycopg.Connection, client: SearchClient, index: str, table: documents.Party,
     row_ids: list[int], batch_size: int, refresh: bool,
 ) -> BulkOutcome:
     """Every conversation of these customers/employees, read now and sent in ``batch_size`` chunks."""
