@@ -35,18 +35,48 @@ _EMAIL = re.compile(
 )
 
 # Messenger labels in both languages, including the usual homophones used to dodge filters
-# (威信/薇信/V信/vx), followed by an optional "号/ID/账号" and a separator. The lookahead holds
-# the labels' first letters (case-insensitive like the rest). A Latin label is a whole word: no
-# letter or digit before it, and after it no letter but the start of "id"/"no"/"number".
-_LATIN_LABEL = r"vx|wx|wechat|we\s?chat|weixin|whats\s?app|wa|telegram|tg|line|skype|signal|qq|kakao"
-_LABEL = (
-    r"(?=[微威薇徽vwtl电飞sqk])(?:微信|威信|薇信|徽信|v信|电报|飞机|"
-    rf"(?<![a-z0-9])(?:{_LATIN_LABEL})(?:(?![a-z])|(?=id|no|number)))"
+# (威信/薇信/V信/vx), followed by an optional "号/ID/账号" and a separator. A Latin label is a whole
+# word: no letter or digit before it (checked in ``_redact_labelled_handles``), and after it no
+# letter but the start of "id"/"no"/"number".
+#
+# The pattern runs on the lowercased text, case-sensitively, and every alternative starts with a
+# literal: Python's ``re`` then jumps between positions that can start a label instead of trying
+# each one, which measured twice as fast as ``(?i)`` with a lookbehind on English text.
+_LATIN_LABELS = (
+    "vx",
+    "wx",
+    "wechat",
+    r"we\s?chat",
+    "weixin",
+    r"whats\s?app",
+    "wa",
+    "telegram",
+    "tg",
+    "line",
+    "skype",
+    "signal",
+    "qq",
+    "kakao",
+)
+_LATIN_LABEL_END = r"(?!(?!id|no|number)[a-z])"
+_LABEL = "|".join(
+    [
+        "微信",
+        "威信",
+        "薇信",
+        "徽信",
+        "v信",
+        "电报",
+        "飞机",
+        *(label + _LATIN_LABEL_END for label in _LATIN_LABELS),
+    ]
 )
 _HANDLE_AFTER_LABEL = re.compile(
-    rf"(?i)(?P<label>{_LABEL}\s*(?:号|账号|帐号|id|号码|number|no\.?)?\s*(?:is|是|为|:|：|=|-|\s)*\s*)"
-    r"(?P<handle>@?\+?[A-Za-z0-9][A-Za-z0-9_.\-]{2,}(?:[ \-][0-9]{2,})*)"
+    rf"(?P<label>(?:{_LABEL})\s*(?:号|账号|帐号|id|号码|number|no\.?)?\s*(?:is|是|为|:|：|=|-|\s)*\s*)"
+    r"(?P<handle>@?\+?[a-z0-9][a-z0-9_.\-]{2,}(?:[ \-][0-9]{2,})*)"
 )
+_WORD_CHARACTER_BEFORE_LABEL = re.compile(r"[a-z0-9]")
+_ASCII_LOWERCASE = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 # Telegram-style @handles anywhere (after e-mails are gone, so no address is cut in half).
 _AT_HANDLE = re.compile(r"(?<![A-Za-z0-9_.])[@＠][A-Za-z][A-Za-z0-9_]{3,31}")
 
@@ -69,7 +99,6 @@ _INTERNATIONAL = 1  # the one rule that matches fewer than nine digits, and only
 # not nine, so most texts with digits skip four of the five rules.
 _MIN_DIGITS_ANY_RULE = 5
 _MIN_DIGITS_OTHER_RULES = 9
-_INTERNATIONAL_PREFIX = re.compile(r"[+＋]|00")
 _ASCII_DIGITS = b"0123456789"
 # Decimal digits of any other script (full-width "１３８" is the usual way to slip a number past a
 # filter): written as ASCII digits first, so the rules and the digit count see one alphabet.
@@ -94,22 +123,48 @@ _SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no)\b")
 _LOOKS_LIKE_A_HANDLE = re.compile(r"[0-9@+]|[_.][A-Za-z0-9]")
 
 
-def _is_ordinary_word(match: re.Match) -> bool:
-    label = match.group("label")
+def _is_ordinary_word(text: str, match: re.Match) -> bool:
+    """``match`` (found in the lowercased text) is a label followed by a plain word of ``text``."""
+    label = text[match.start("label") : match.end("label")]
     return (
         _WORD_LABEL.match(label) is not None
         and _SAID_TO_BE_A_HANDLE.search(label) is None
-        and _LOOKS_LIKE_A_HANDLE.search(match.group("handle")) is None
+        and _LOOKS_LIKE_A_HANDLE.search(text, match.start("handle"), match.end("handle")) is None
+    )
+
+
+def _lowercase_same_positions(text: str) -> str:
+    """``text`` lowercased letter by letter, as ``re``'s IGNORECASE compares, each character at its
+    index. ``str.lower`` differs only for "İ" (U+0130), the one letter whose lowercase is two
+    characters in Unicode; ``re`` takes it as "i"."""
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        lowered = text.replace("\u0130", "i").lower()
+    return lowered if len(lowered) == len(text) else text.translate(_ASCII_LOWERCASE)
+
+
+def _inside_a_word(lowered: str, begin: int) -> bool:
+    """A Latin label must start a word ("twa" holds none); the Chinese ones, "v信" included, need not."""
+    return (
+        begin > 0
+        and lowered[begin].isascii()
+        and not lowered.startswith("v信", begin)
+        and _WORD_CHARACTER_BEFORE_LABEL.match(lowered, begin - 1) is not None
     )
 
 
 def _redact_labelled_handles(text: str) -> str:
+    lowered = _lowercase_same_positions(text)
     parts, start, position = [], 0, 0
-    while match := _HANDLE_AFTER_LABEL.search(text, position):
-        if _is_ordinary_word(match):
+    while match := _HANDLE_AFTER_LABEL.search(lowered, position):
+        begin = match.start()
+        if _inside_a_word(lowered, begin):
+            position = begin + 1
+            continue
+        if _is_ordinary_word(text, match):
             position = match.start("handle")  # the word may itself be a label ("signal wechat: abc")
             continue
-        parts += [text[start : match.start()], match.group("label"), HANDLE]
+        parts += [text[start:begin], text[begin : match.end("label")], HANDLE]
         start = position = match.end()
     return "".join(parts) + text[start:] if parts else text
 
@@ -128,7 +183,7 @@ def redact(text: str | None) -> str | None:
     if digits >= _MIN_DIGITS_OTHER_RULES:
         for pattern in _PHONES:
             text = pattern.sub(PHONE, text)
-    elif digits >= _MIN_DIGITS_ANY_RULE and _INTERNATIONAL_PREFIX.search(text):
+    elif digits >= _MIN_DIGITS_ANY_RULE and ("+" in text or "＋" in text or "00" in text):
         text = _PHONES[_INTERNATIONAL].sub(PHONE, text)
     return text
 

@@ -37,6 +37,12 @@ from tests.search.helpers import NO_LAG, indexed_sources
             ["QQ号"],
             ["abcdef", "lily.invest", "abc_12"],
         ),
+        # labels in any case, and found at the right place after a letter whose lowercase is longer
+        (
+            "İstanbul desk: WeChat: MoonBoy_88, TELEGRAM Trader_X",
+            ["İstanbul desk: WeChat: ", "TELEGRAM"],
+            ["MoonBoy", "Trader_X"],
+        ),
     ],
 )
 def test_contact_details_are_redacted(text, kept, gone):
