@@ -179,12 +179,24 @@ def redact(text: str | None) -> str | None:
     text = _redact_labelled_handles(text)
     if "@" in text or "＠" in text:
         text = _AT_HANDLE.sub(HANDLE, text)
+    return _redact_phone_numbers(text)
+
+
+def _redact_phone_numbers(text: str) -> str:
+    """The phone rules in order, each skipped when the digits left cannot make its shortest number:
+    once the one phone number of a message is masked, the rules after it have nothing to look at."""
     digits = _digit_count(text)
-    if digits >= _MIN_DIGITS_OTHER_RULES:
-        for pattern in _PHONES:
-            text = pattern.sub(PHONE, text)
-    elif digits >= _MIN_DIGITS_ANY_RULE and ("+" in text or "＋" in text or "00" in text):
-        text = _PHONES[_INTERNATIONAL].sub(PHONE, text)
+    for rule, pattern in enumerate(_PHONES):
+        if digits < _MIN_DIGITS_ANY_RULE:
+            break
+        if rule == _INTERNATIONAL:
+            if not ("+" in text or "＋" in text or "00" in text):
+                continue
+        elif digits < _MIN_DIGITS_OTHER_RULES:
+            continue
+        text, masked = pattern.subn(PHONE, text)
+        if masked:
+            digits = _digit_count(text)
     return text
 
 
