@@ -88,6 +88,8 @@ class DocumentRow(NamedTuple):
 
 # orjson writes a naive datetime as ISO 8601; these mark it UTC ("2025-11-03T10:00:00Z").
 _JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
+# Customers (or employees) remembered by one stream before it starts over: ~200 bytes each.
+_REMEMBERED_PER_PARTY = 200_000
 
 
 @dataclass
@@ -100,8 +102,12 @@ class Parties:
 
     def _of(self, party: Party, ids: Iterable[int]) -> dict[int, tuple[bytes, int]]:
         """id -> (the party's fields as JSON members, its version), reading ids not seen yet."""
-        known = self._known.setdefault(party.table, {})
-        if missing := {row_id for row_id in ids if row_id not in known}:
+        wanted = set(ids)
+        known = self._known.get(party.table, {})
+        if len(known) > _REMEMBERED_PER_PARTY:  # memory stays bounded however many customers there are
+            known = {row_id: known[row_id] for row_id in wanted if row_id in known}
+        self._known[party.table] = known
+        if missing := wanted - known.keys():
             columns = ", ".join(party.fields.values())
             with self.conn.cursor(row_factory=tuple_row, binary=True) as cursor:
                 for row_id, version, *values in cursor.execute(
