@@ -9,9 +9,10 @@ The rules run one after the other, each on the previous one's output: a later ru
 earlier one left, which masks more than one combined pattern would (measured: a single
 alternation let handles and phone numbers through in ~8% of mixed samples). Redaction runs once
 per message of every full rebuild, so each rule is skipped when the text cannot hold what it
-looks for (no address marker, no @, fewer digits than the shortest phone number), and the label
-rule rejects most positions with a single character test. The skips are plain substring tests
-and a byte count, not regexes: on a million messages they cost a fraction of the rules they skip.
+looks for (no address marker, no @, fewer digits than the shortest number a phone rule matches,
+counted again after each rule that masked one), and the label rule skips every position that
+cannot start a label. The skips are plain substring tests and a byte count, not regexes: on a
+million messages they cost a fraction of the rules they skip.
 
 Latin labels count only as whole words ("wa" is WhatsApp in "wa: 8613...", not in "wanted"), and
 after a label that is also an English word ("signal", "line", "we chat", "QQ is fine") a plain word
