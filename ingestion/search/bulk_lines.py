@@ -1,22 +1,16 @@
-"""Bulk request lines, built once as bytes: the document's fields, plus the redacted free text.
+"""Bulk request lines, built once as bytes: an action line, and the document ``documents`` wrote.
 
-A full rebuild writes every conversation, and the two cores it runs on are shared with the
-search engine, so the Python step is kept to the minimum: redact the message, splice it and the
-(cached) redacted tags into the JSON ``documents`` wrote, and prefix the action line. ``orjson``
-writes non-ASCII text as UTF-8, as the engines expect.
+``orjson`` writes non-ASCII text as UTF-8, as the engines expect. A full rebuild writes every
+conversation on two cores shared with the search engine, so this step only prefixes each
+document with its action line.
 """
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import orjson
-
-from ingestion.search.documents import FREE_TEXT_TAGS
-from ingestion.search.redaction import redact, redact_all
 
 
 class BulkItem(NamedTuple):
@@ -42,56 +36,10 @@ def _action_line(op: str, index_json: bytes, doc_id: str, version: int) -> bytes
     )
 
 
-def _strings(value) -> list[str]:
-    """JSONB tags to a flat list of strings ("keywords": ["美股"], or {"signal": score} objects)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [str(k) for k in value]
-    if isinstance(value, list):
-        flat: list[str] = []
-        for item in value:
-            if isinstance(item, dict):
-                flat.extend(str(v) for v in item.values() if isinstance(v, str))
-            elif item is not None:
-                flat.append(str(item))
-        return flat
-    return [str(value)]
-
-
-_TAG_KEYS = tuple(b',"%s":' % tag.encode() for tag in FREE_TEXT_TAGS)
-_tags_of = operator.attrgetter(*FREE_TEXT_TAGS)
-
-
-@functools.lru_cache(maxsize=16384)
-def redacted_tag_fields(*raw_json: str | None) -> bytes:
-    """The tag fields of a document (``,"keywords":[...]`` and so on), redacted. Tags repeat across
-    messages (a small vocabulary), so each distinct combination is redacted and serialised once."""
-    return b"".join(
-        key + orjson.dumps(redact_all(_strings(orjson.loads(raw) if raw is not None else None)))
-        for key, raw in zip(_TAG_KEYS, raw_json, strict=True)
-    )
-
-
-def document_source(row) -> bytes:
-    """The ``_source`` line: the document's fields with the redacted message and tags appended."""
-    return b"".join(
-        (
-            row.fields,
-            b',"content":',
-            orjson.dumps(redact(row.content)),
-            redacted_tag_fields(*_tags_of(row)),
-            b"}\n",
-        )
-    )
-
-
 def index_item(row, index_json: bytes) -> BulkItem:
     doc_id = str(row.id)
     return BulkItem(
-        "index", doc_id, _action_line("index", index_json, doc_id, row.version) + document_source(row)
+        "index", doc_id, b"".join((_action_line("index", index_json, doc_id, row.version), row.source, b"\n"))
     )
 
 

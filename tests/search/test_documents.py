@@ -5,14 +5,14 @@ import datetime as dt
 import orjson
 import psycopg
 
-from ingestion.search import bulk_lines, documents
+from ingestion.search import documents
 from tests.search.crm import insert_conversation, seed_people
 
 
 def _sources(conn: psycopg.Connection) -> dict[int, dict]:
     with conn.transaction():
         rows = [row for batch in documents.stream_all(conn, batch_rows=2) for row in batch]
-    return {row.id: (row, orjson.loads(bulk_lines.document_source(row))) for row in rows}
+    return {row.id: (row, orjson.loads(row.source)) for row in rows}
 
 
 def test_a_document_quotes_its_customer_and_employee_and_takes_the_newest_version(pg_dsn):
