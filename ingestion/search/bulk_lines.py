@@ -25,27 +25,22 @@ def index_name_json(index: str) -> bytes:
     return orjson.dumps(index)
 
 
-def _action_line(op: str, index_json: bytes, doc_id: str, version: int) -> bytes:
-    # ``external_gte``: a replay of the same version rewrites itself, an older version gets a 409,
-    # so re-sending a batch is harmless.
-    return b'{"%s":{"_index":%s,"_id":"%s","version":%d,"version_type":"external_gte"}}\n' % (
-        op.encode(),
-        index_json,
-        doc_id.encode(),
-        version,
-    )
+# ``external_gte``: a replay of the same version rewrites itself, an older version gets a 409, so
+# re-sending a batch is harmless.
+_ACTION_LINE = b'{"%s":{"_index":%s,"_id":"%d","version":%d,"version_type":"external_gte"}}\n'
+# An index operation's two lines in one formatting step (a full rebuild writes a million of them).
+_INDEX_LINES = _ACTION_LINE.replace(b'"%s":', b'"index":', 1) + b"%s\n"
 
 
 def index_item(row, index_json: bytes) -> BulkItem:
-    doc_id = str(row.id)
-    return BulkItem(
-        "index", doc_id, b"".join((_action_line("index", index_json, doc_id, row.version), row.source, b"\n"))
-    )
+    return BulkItem("index", str(row.id), _INDEX_LINES % (index_json, row.id, row.version, row.source))
 
 
 def delete_item(tombstone: dict, index_json: bytes) -> BulkItem:
-    doc_id = str(tombstone["row_id"])
-    return BulkItem("delete", doc_id, _action_line("delete", index_json, doc_id, tombstone["version"]))
+    row_id = tombstone["row_id"]
+    return BulkItem(
+        "delete", str(row_id), _ACTION_LINE % (b"delete", index_json, row_id, tombstone["version"])
+    )
 
 
 def index_items(rows: Iterable, index: str) -> list[BulkItem]:

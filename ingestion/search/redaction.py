@@ -79,18 +79,29 @@ _HANDLE_AFTER_LABEL = re.compile(
 _WORD_CHARACTER_BEFORE_LABEL = re.compile(r"[a-z0-9]")
 _ASCII_LOWERCASE = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 # Telegram-style @handles anywhere (after e-mails are gone, so no address is cut in half).
-_AT_HANDLE = re.compile(r"(?<![A-Za-z0-9_.])[@＠][A-Za-z][A-Za-z0-9_]{3,31}")
+_AT_HANDLE = re.compile(r"[@＠](?<![A-Za-z0-9_.].)[A-Za-z][A-Za-z0-9_]{3,31}")
 
+# A pattern that starts with a lookbehind makes ``re`` try a match at every position of the text;
+# one that starts with a literal (or a choice of literals) lets it jump from one candidate to the
+# next. So where a rule's first character is known, it comes first and the "no digit before"
+# test follows it: ``0(?<!\d.)`` is ``(?<!\d)0`` (checked equal on a million random texts), at a
+# third to a half of the cost on texts holding numbers.
 _PHONES = [
-    # Chinese mobiles: "13800138000", "138-0013-8000", "138 0013 8000" (before the international
-    # rule, whose "00" prefix would otherwise bite into the middle of one).
-    re.compile(r"(?<!\d)(?:(?:\+|＋|00)86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"),
+    # Chinese mobiles: "13800138000", "138-0013-8000", "138 0013 8000", after an optional +86/0086
+    # (before the international rule, whose "00" prefix would otherwise bite into one's middle).
+    re.compile(
+        r"(?:\+(?<!\d.)86[\s\-]?1|＋(?<!\d.)86[\s\-]?1|0(?<!\d.)086[\s\-]?1|1(?<!\d.))"
+        r"[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"
+    ),
     # International with + or 00: "+1 (415) 555-0123", "+852 9123-4567", "+44 7700 900123".
-    re.compile(r"(?<![\d\w])(?:\+|＋|00)\d{1,3}[\s\-.]?(?:\(?\d{1,4}\)?[\s\-.]?){1,4}\d{3,4}(?!\d)"),
-    # North American: "(415) 555-0123", "415-555-0123", "415.555.0123".
+    re.compile(
+        r"(?:\+(?<![\d\w].)|＋(?<![\d\w].)|0(?<![\d\w].)0)\d{1,3}[\s\-.]?(?:\(?\d{1,4}\)?[\s\-.]?){1,4}\d{3,4}(?!\d)"
+    ),
+    # North American: "(415) 555-0123", "415-555-0123", "415.555.0123" (starting with "(" or a
+    # digit, it gains nothing from the literal-first form).
     re.compile(r"(?<!\d)\(?\d{3}\)?[\s\-.]\d{3}[\s\-.]\d{4}(?!\d)"),
     # Chinese landlines: "010-12345678", "0755-8888 6666".
-    re.compile(r"(?<!\d)0\d{2,3}[\s\-]\d{3,4}[\s\-]?\d{4}(?!\d)"),
+    re.compile(r"0(?<!\d.)\d{2,3}[\s\-]\d{3,4}[\s\-]?\d{4}(?!\d)"),
     # Any other run of 9+ digits (optionally spaced): phone-like, never worth indexing.
     re.compile(r"(?<!\d)\d(?:[\s\-]?\d){8,}(?!\d)"),
 ]
