@@ -4,9 +4,9 @@ Searches keep hitting the alias, i.e. the previous index, until the very end. Th
 for a reason:
 
 1. create ``<alias>_v<N>_<stamp>`` with indexing-speed settings (no refresh, no replicas);
-2. read every conversation in one REPEATABLE READ snapshot, PostgreSQL rendering most of each
-   document (``documents``), and bulk load it from a few sender threads while this thread builds
-   the next request body and a reader thread fetches the next rows (PostgreSQL, Python and the
+2. read every conversation in one REPEATABLE READ snapshot and bulk load it from a few sender
+   threads: a reader thread fetches the next rows and writes their redacted documents
+   (``documents``) while this thread builds the next request body (PostgreSQL, Python and the
    engine all busy at once: the engine, not Python, should be the bottleneck); the same snapshot
    transaction records the customer/employee attributes the documents hold (``related``);
 3. restore serving settings, refresh, and verify the index count equals the snapshot's count;
@@ -122,7 +122,7 @@ def _send_concurrently(send: Callable[[list], BulkOutcome], chunks: Iterable[lis
 
 def read_ahead(batches: Iterable[list]) -> Iterator[list]:
     """The same batches, the next one fetched by a helper thread while the caller works on this one:
-    PostgreSQL renders rows while Python redacts the previous ones, instead of each waiting for the
+    PostgreSQL reads the next rows while Python works on these, instead of each waiting for the
     other (psycopg releases the GIL while it waits). One batch ahead, so memory stays bounded; an
     error while fetching is raised here, at the batch it would have been."""
     iterator = iter(batches)
