@@ -23,7 +23,10 @@ def register(app: typer.Typer) -> None:
             False, "--send", help="Mail the reports (SMTP from FUNNELHOUSE_SMTP_URL or the sink)."
         ),
         to: str = typer.Option(None, "--to", help="Only this address (its own scope if it is a recipient)."),
-        scope: str = typer.Option("all", help="With --to for an unknown address: a department, or all."),
+        scope: str = typer.Option(
+            None,
+            help="With --to for an address that is not a recipient (required then): a department, or all.",
+        ),
         language: str = typer.Option("zh", help="With --to for an unknown address: zh or en."),
         resend: bool = typer.Option(
             False, "--resend", help="Mail again even if the ledger says it was sent."
@@ -40,16 +43,19 @@ def register(app: typer.Typer) -> None:
         if when is None:
             raise typer.BadParameter("the KPI mart is empty: run `funnelhouse build` first, or pass --date")
         period = Period.weekly(when) if weekly else Period.daily(when)
-        summary = runner.run(
-            period,
-            send=send,
-            resend=resend,
-            to=to,
-            scope=scope,
-            language=language,
-            out_dir=Path(out) if out else None,
-            progress=lambda line: console.print(f"[dim]{line}[/]"),
-        )
+        try:
+            summary = runner.run(
+                period,
+                send=send,
+                resend=resend,
+                to=to,
+                scope=scope,
+                language=language,
+                out_dir=Path(out) if out else None,
+                progress=lambda line: console.print(f"[dim]{line}[/]"),
+            )
+        except runner.ScopeNeeded as exc:
+            raise typer.BadParameter(str(exc), param_hint="--scope") from exc
         table = Table("recipient", "scope", "lang", "status", "attempts", "error")
         for outcome in summary.outcomes:
             table.add_row(

@@ -105,3 +105,25 @@ def test_command_writes_files_and_sends_to_one_address(report_environment, smtp_
     )
     assert sent.exit_code == 0, sent.output
     assert messages_to(smtp_sink["outbox"], "someone@example.com", "weekly-2026-11-23-BoFu-en")
+
+
+def test_an_address_nobody_configured_gets_nothing_without_a_scope(report_environment, smtp_sink):
+    """A mistyped address must not receive every department's numbers by default."""
+    refused = CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--date",
+            "2026-11-25",
+            "--send",
+            "--to",
+            "admin@exmaple.com",
+            "--out",
+            str(report_environment / "out"),
+        ],
+    )
+    assert refused.exit_code != 0
+    said = " ".join(refused.output.replace("│", " ").split())  # however the terminal wrapped it
+    assert "--scope" in said and "admin@exmaple.com is not a report recipient" in said
+    assert not messages_to(smtp_sink["outbox"], "admin@exmaple.com")
+    assert not (report_environment / "out").exists()

@@ -33,11 +33,24 @@ def latest_data_day():
         client.close()
 
 
-def only_to(address: str, everyone: list[Recipient], scope: str, language: str) -> list[Recipient]:
-    """``--to``: that one address, with its own scope if it is a known recipient, else the given one."""
+class ScopeNeeded(ValueError):
+    """An address that is not a recipient was given no scope."""
+
+
+def only_to(address: str, everyone: list[Recipient], scope: str | None, language: str) -> list[Recipient]:
+    """``--to``: that one address, with its own scope if it is a known recipient, else the given one.
+
+    An address nobody configured gets no scope by default: a mistyped one would otherwise receive
+    every department's numbers (each employee's deposits and ranking)."""
     address = address.strip().lower()
-    known = [r for r in everyone if r.email == address]
-    return known or [Recipient(address, address, scope, language, role="ad hoc")]
+    if known := [r for r in everyone if r.email == address]:
+        return known
+    if scope is None:
+        raise ScopeNeeded(
+            f"{address} is not a report recipient (active managers/admins, or the recipients file): "
+            f"say which report it gets with --scope (a department, or {ALL_DEPARTMENTS!r})"
+        )
+    return [Recipient(address, address, scope, language, role="ad hoc")]
 
 
 def run(
@@ -46,7 +59,7 @@ def run(
     send: bool,
     resend: bool = False,
     to: str | None = None,
-    scope: str = ALL_DEPARTMENTS,
+    scope: str | None = None,
     language: str = DEFAULT_LANGUAGE,
     out_dir: Path | None = None,
     progress: Callable[[str], None] = print,
