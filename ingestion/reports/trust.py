@@ -17,6 +17,9 @@ from orchestration import environment
 # newest ones hold every test's latest outcome (the nightly build runs them all, each KPI partition
 # run its mart's). Bounded, so months of run folders do not slow a report down.
 _RECENT_RESULT_FILES = 50
+# A test that ran passed, failed, warned, errored or was skipped; ``dbt compile`` and ``dbt docs
+# generate`` list every test they only compiled as "success", which must not hide a failure.
+_COMPILED_ONLY = "success"
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,11 @@ def dbt_test_results(target: Path | None = None) -> tuple[dict[str, int] | None,
             continue
         generated = document.get("metadata", {}).get("generated_at", "")
         for result in document.get("results", []):
-            test_id = str(result.get("unique_id", ""))
+            test_id, status = str(result.get("unique_id", "")), result.get("status", "unknown")
+            if status == _COMPILED_ONLY:
+                continue
             if test_id.startswith(("test.", "unit_test.")) and generated >= latest.get(test_id, ("", ""))[0]:
-                latest[test_id] = (generated, result.get("status", "unknown"))
+                latest[test_id] = (generated, status)
     if not latest:
         return None, None
     return dict(Counter(status for _, status in latest.values())), max(at for at, _ in latest.values())

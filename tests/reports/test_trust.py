@@ -57,3 +57,22 @@ def test_no_results_mean_unknown_not_passed(tmp_path):
     _results(tmp_path / "run_results.json", "2026-11-27T04:15:00Z", [("model.x", "success")], 300)
     assert trust.dbt_test_results(tmp_path) == (None, None)
     assert trust.TrustFooter(None, 0, None).dbt_ok is None
+
+
+def test_compiling_the_tests_does_not_hide_a_failure(tmp_path):
+    """An analyst's ``dbt compile`` or ``dbt docs generate`` lists every test as "success" without running it."""
+    _results(
+        tmp_path / "run1" / "run_results.json",
+        "2026-11-27T02:31:00Z",
+        [("test.funnelhouse.kpi_range", "fail")],
+        100,
+    )
+    _results(
+        tmp_path / "run_results.json",
+        "2026-11-27T09:00:00Z",
+        [("test.funnelhouse.kpi_range", "success")],
+        200,
+    )
+    tests, generated = trust.dbt_test_results(tmp_path)
+    assert tests == {"fail": 1} and generated == "2026-11-27T02:31:00Z"
+    assert trust.TrustFooter(None, 0, tests).dbt_ok is False
