@@ -36,6 +36,7 @@ demo: venv system-packages manifest
 	$(FH) ingest --via-dagster $(DEMO_DIR)
 	$(FH) build
 	$(FH) marts
+	$(FH) docs
 	$(FH) reindex --full
 	$(FH) search "美股"
 	$(FH) search "withdraw" --since 2026-10-01
@@ -46,6 +47,7 @@ demo: venv system-packages manifest
 	@echo "Landing files: $(DEMO_DIR)"
 	@echo "Reports:       $(STATE)/reports    Mails: $(STATE)/outbox"
 	@echo "Dagster UI:    make ui             Stop:  make down"
+	@echo "dbt docs:      $(FH) docs --serve"
 
 # Debian packages the reports need (Chromium for render tests, a CJK font, HarfBuzz for PDFs).
 system-packages:

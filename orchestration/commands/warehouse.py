@@ -1,4 +1,5 @@
-"""``funnelhouse build | marts``: the warehouse from the command line (replication + dbt, and a peek at the marts)."""
+"""``funnelhouse build | marts | docs``: the warehouse from the command line (replication + dbt, a peek at
+the marts, dbt's documentation site)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,18 @@ def register(app: typer.Typer) -> None:
             for row in result.result_rows:
                 table.add_row(*(str(value) for value in row[:_PREVIEW_COLUMNS]))
             console.print(table)
+
+    @app.command()
+    def docs(
+        serve: bool = typer.Option(False, "--serve", help="Then serve the site until interrupted."),
+        host: str = typer.Option("127.0.0.1", help="With --serve: the address to listen on."),
+        port: int = typer.Option(8080, help="With --serve: the port."),
+    ) -> None:
+        """dbt docs: every model's grain and columns, lineage, and the warehouse's catalog."""
+        from orchestration.defs.warehouse.build import generate_docs, serve_docs
+
+        site = generate_docs(log=print)
+        console.print(f"dbt docs: {site} (browse it with `funnelhouse docs --serve`)", highlight=False)
+        if serve:
+            console.print(f"serving on http://{host}:{port} (Ctrl-C stops)", highlight=False)
+            raise typer.Exit(serve_docs(host, port, log=print))

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
@@ -101,6 +102,20 @@ def source_freshness(log: Callable[[str], None] = print) -> FreshnessReport:
     (target_path / "sources.json").unlink(missing_ok=True)  # never report a previous run's result
     exit_code = run_dbt(["source", "freshness"], log=log, env=env)
     return read_sources_json(target_path, exit_code)
+
+
+def generate_docs(log: Callable[[str], None] = print) -> Path:
+    """``dbt docs generate``: the models' documentation with the warehouse's catalog (each table's
+    real columns, types and size, read from ClickHouse); returns the site's ``index.html``."""
+    exit_code = run_dbt(["docs", "generate"], log=log)
+    if exit_code != 0:
+        raise RuntimeError(f"dbt docs generate failed with exit {exit_code} (its output is above)")
+    return environment.dbt_target_dir() / "index.html"
+
+
+def serve_docs(host: str, port: int, log: Callable[[str], None] = print) -> int:
+    """``dbt docs serve`` of what ``generate_docs`` wrote (the site loads its JSON over HTTP)."""
+    return run_dbt(["docs", "serve", "--host", host, "--port", str(port), "--no-browser"], log=log)
 
 
 def build(
