@@ -104,18 +104,30 @@ def source_freshness(log: Callable[[str], None] = print) -> FreshnessReport:
     return read_sources_json(target_path, exit_code)
 
 
+def docs_dir() -> Path:
+    """Where the documentation site goes: its own folder under dbt's target, so generating it never
+    replaces the artifacts of the last build (its run_results.json holds the tests the reports cite)."""
+    return environment.dbt_target_dir() / "docs"
+
+
+def _docs_env() -> dict[str, str]:
+    return {**dbt_env(), "DBT_TARGET_PATH": str(docs_dir())}
+
+
 def generate_docs(log: Callable[[str], None] = print) -> Path:
     """``dbt docs generate``: the models' documentation with the warehouse's catalog (each table's
     real columns, types and size, read from ClickHouse); returns the site's ``index.html``."""
-    exit_code = run_dbt(["docs", "generate"], log=log)
+    exit_code = run_dbt(["docs", "generate"], log=log, env=_docs_env())
     if exit_code != 0:
         raise RuntimeError(f"dbt docs generate failed with exit {exit_code} (its output is above)")
-    return environment.dbt_target_dir() / "index.html"
+    return docs_dir() / "index.html"
 
 
 def serve_docs(host: str, port: int, log: Callable[[str], None] = print) -> int:
     """``dbt docs serve`` of what ``generate_docs`` wrote (the site loads its JSON over HTTP)."""
-    return run_dbt(["docs", "serve", "--host", host, "--port", str(port), "--no-browser"], log=log)
+    return run_dbt(
+        ["docs", "serve", "--host", host, "--port", str(port), "--no-browser"], log=log, env=_docs_env()
+    )
 
 
 def build(
