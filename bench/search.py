@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -284,6 +285,7 @@ def bench_engine(flavour: str, pg: dict, rows: int, samples: int, repeats: int) 
         }
     finally:
         launcher.stop(home)
+        shutil.rmtree(home, ignore_errors=True)  # a million documents' index, no longer needed
 
 
 def main() -> None:
@@ -309,6 +311,7 @@ def main() -> None:
         }
     finally:
         postgres.stop(home)
+        shutil.rmtree(home, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "search.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
