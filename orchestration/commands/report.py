@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
             False, "--send", help="Mail the reports (SMTP from FUNNELHOUSE_SMTP_URL or the sink)."
         ),
         to: str = typer.Option(None, "--to", help="Only this address (its own scope if it is a recipient)."),
-        scope: str = typer.Option(
+        scope: str | None = typer.Option(
             None,
             help="With --to for an address that is not a recipient (required then): a department, or all.",
         ),

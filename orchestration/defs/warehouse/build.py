@@ -1,5 +1,5 @@
 """``funnelhouse build`` without Dagster: replication, then dbt (see dbt_plan.py for what runs), then
-``dbt source freshness`` as a report, with a summary.
+``dbt source freshness`` as a report, with a summary; and ``funnelhouse docs`` (dbt's documentation site).
 
 dbt runs as a child process (the venv's ``dbt``) so its logs stream to the terminal and a dbt crash
 cannot take the caller down; the ClickHouse address reaches it through the environment only.
