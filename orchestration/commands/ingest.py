@@ -104,9 +104,8 @@ def materialise_via_dagster(landing: str) -> bool:
     """Materialise every ``crm/*`` asset in-process, ``landing`` as the landing zone; True on success."""
     import dagster as dg
 
-    from orchestration.defs.ingestion import resources
     from orchestration.defs.ingestion.assets import CRM_ASSETS
-    from orchestration.defs.ingestion.resources import LandingZone
+    from orchestration.defs.ingestion.resources import LandingZone, ingestion_resources
 
     # With DAGSTER_HOME set (as `make ui` sets it) the run is recorded where the UI shows it.
     dagster_home = os.environ.get("DAGSTER_HOME")
@@ -114,7 +113,7 @@ def materialise_via_dagster(landing: str) -> bool:
     instance = dg.DagsterInstance.get() if persistent else dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         CRM_ASSETS,
-        resources={**resources(), "landing_zone": LandingZone(url=landing)},
+        resources={**ingestion_resources(), "landing_zone": LandingZone(url=landing)},
         instance=instance,
         raise_on_error=False,
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from orchestration.defs.ingestion import defs, resources
 from orchestration.defs.ingestion.assets import CRM_ASSETS, asset_key
-from orchestration.defs.ingestion.resources import LandingZone
+from orchestration.defs.ingestion.definitions import defs
+from orchestration.defs.ingestion.resources import LandingZone, ingestion_resources
 from orchestration.defs.ingestion.sensors import FILE_TAG, MAX_ATTEMPTS, crm_landing_sensor
 from tests.ingestion import landing_rows as rows
 
@@ -15,7 +15,7 @@ from tests.ingestion import landing_rows as rows
 def tick(landing, instance: dg.DagsterInstance | None = None):
     context = dg.build_sensor_context(
         instance=instance or dg.DagsterInstance.ephemeral(),
-        resources={**resources(), "landing_zone": LandingZone(url=str(landing))},
+        resources={**ingestion_resources(), "landing_zone": LandingZone(url=str(landing))},
         definitions=defs,
     )
     return crm_landing_sensor(context)
@@ -29,7 +29,7 @@ def materialise(landing, *tables, run_config=None):
     selection = [a for a in CRM_ASSETS if a.key in {asset_key(t) for t in tables}]
     return dg.materialize(
         selection,
-        resources={**resources(), "landing_zone": LandingZone(url=str(landing))},
+        resources={**ingestion_resources(), "landing_zone": LandingZone(url=str(landing))},
         run_config=run_config,
         raise_on_error=False,
     )

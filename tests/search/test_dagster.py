@@ -2,9 +2,9 @@ import dagster as dg
 import psycopg
 import pytest
 
-from orchestration.defs.search import defs
 from orchestration.defs.search.assets import conversations_search_index
 from orchestration.defs.search.checks import counts_per_day_match
+from orchestration.defs.search.definitions import defs
 from orchestration.defs.search.resources import SearchResource
 from orchestration.defs.search.sensors import search_changes_sensor
 from tests.search.crm import insert_conversation, seed_people, seed_samples
@@ -24,7 +24,9 @@ def _tick(resource):
 
 def _materialize(resource):
     result = dg.materialize(
-        [conversations_search_index], resources={"search_index": resource}, selection=[conversations_search_index]
+        [conversations_search_index],
+        resources={"search_index": resource},
+        selection=[conversations_search_index],
     )
     assert result.success
     return result.asset_materializations_for_node("search__conversations_index")[0].metadata

@@ -29,3 +29,8 @@ class LandingZone(dg.ConfigurableResource):
 
     def resolved_url(self) -> str:
         return self.url or default_landing_url()
+
+
+def ingestion_resources() -> dict:
+    """The resources the ingestion assets run with, each resolving its address at run time."""
+    return {"postgres": PostgresResource(), "landing_zone": LandingZone()}

@@ -1,17 +1,1 @@
 """KPI reports: daily and weekly partitioned assets downstream of the marts, and their schedules."""
-
-import dagster as dg
-
-from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
-from orchestration.defs.reports.schedules import (
-    daily_reports_job,
-    daily_reports_schedule,
-    weekly_reports_job,
-    weekly_reports_schedule,
-)
-
-defs = dg.Definitions(
-    assets=[daily_kpi_reports, weekly_kpi_reports],
-    jobs=[daily_reports_job, weekly_reports_job],
-    schedules=[daily_reports_schedule, weekly_reports_schedule],
-)

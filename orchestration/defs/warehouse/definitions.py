@@ -1,0 +1,30 @@
+"""The warehouse domain's Dagster definitions (here, not in the package's ``__init__``: see
+``orchestration.definitions``)."""
+
+import dagster as dg
+
+from orchestration.defs.warehouse.checks import reconciliation_checks
+from orchestration.defs.warehouse.dbt_assets import build_dbt_assets
+from orchestration.defs.warehouse.jobs import hourly_refresh_job, kpi_daily_job, nightly_full_build_job
+from orchestration.defs.warehouse.replication_assets import replication_assets
+from orchestration.defs.warehouse.resources import dbt_resource
+from orchestration.defs.warehouse.schedules import (
+    hourly_refresh_schedule,
+    kpi_daily_schedule,
+    nightly_full_build_schedule,
+)
+from orchestration.defs.warehouse.sensors import build_failure_sensor
+
+_dbt_assets = build_dbt_assets()
+# Without a manifest there are no dbt ops to configure (nightly --full-refresh) or partitions to run.
+_dbt_jobs = [nightly_full_build_job, kpi_daily_job] if _dbt_assets else []
+_dbt_schedules = [nightly_full_build_schedule, kpi_daily_schedule()] if _dbt_assets else []
+
+defs = dg.Definitions(
+    assets=[*replication_assets, *_dbt_assets],
+    asset_checks=reconciliation_checks if _dbt_assets else [],
+    jobs=[hourly_refresh_job, *_dbt_jobs],
+    schedules=[hourly_refresh_schedule, *_dbt_schedules],
+    sensors=[build_failure_sensor([hourly_refresh_job, *_dbt_jobs])],
+    resources={"dbt": dbt_resource()},
+)
