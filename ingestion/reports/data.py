@@ -18,6 +18,7 @@ from decimal import Decimal
 
 import clickhouse_connect
 
+from ingestion.reports.metrics import DAILY_SUMS
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import ALL_DEPARTMENTS
 
@@ -40,17 +41,6 @@ KPI_DAILY = {
     "net_deposit": "bofu_net_deposit",
     "overall_score": "overall_score",
 }
-# Summed per day for headlines and trends (rates are derived from these sums, never averaged).
-DAILY_SUMS = (
-    "new_contacts",
-    "retained",
-    "quality_conversations",
-    "accounts_opened",
-    "deposits_count",
-    "deposits",
-    "withdrawals",
-    "net_deposit",
-)
 EMPLOYEE_PERFORMANCE_TABLE = "mart_employee_performance"  # one row per employee: their current level
 EMPLOYEE_PERFORMANCE = {"employee_code": "employee_code", "level": "employee_level"}
 CUSTOMER_OVERVIEW_TABLE = "mart_customer_overview"

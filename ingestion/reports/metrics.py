@@ -34,7 +34,8 @@ HEADLINE = (
     Metric("quality_conversations", "count"),
 )
 FUNNEL_STAGES = ("new_contacts", "retained", "quality_conversations", "accounts_opened", "first_deposits")
-SUMMED = (
+# Summed per day from the daily KPI mart (rates are derived from these sums, never averaged).
+DAILY_SUMS = (
     "new_contacts",
     "retained",
     "quality_conversations",
@@ -43,8 +44,9 @@ SUMMED = (
     "deposits",
     "withdrawals",
     "net_deposit",
-    "first_deposits",
 )
+# Everything a period's totals add up: the daily sums and first deposits (counted from the customers).
+SUMMED = (*DAILY_SUMS, "first_deposits")
 
 
 def rate(part, whole) -> Decimal | None:
