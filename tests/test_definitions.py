@@ -1,5 +1,6 @@
 """The whole Dagster code location loads, as `dagster dev -w workspace.yaml` would load it."""
 
+import os
 import subprocess
 import sys
 
@@ -27,3 +28,22 @@ def test_command_line_modules_do_not_load_dagster():
     probe = f"import sys; import {', '.join(plain_modules)}; print(sorted({{'dagster', 'dbt'}} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_dagster_dev_without_the_venv_on_path_still_loads_the_dbt_assets(tmp_path):
+    """`dagster dev` parses the dbt project with a bare `dbt` from PATH; started as .venv/bin/dagster
+    (as `make ui` does) the venv is not on PATH, and the code location must still find dbt."""
+    probe = (
+        "from orchestration.definitions import defs; "
+        "print(sum(1 for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[-1].startswith('mart_')))"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "DAGSTER_IS_DEV_CLI": "1",
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
+        "DBT_LOG_PATH": str(tmp_path / "logs"),
+    }
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert int(loaded.stdout.split()[-1]) > 0

@@ -8,6 +8,9 @@ loads, with the replication assets only (see dbt_assets.py).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from dagster_dbt import DbtCliResource, DbtProject
 
 from orchestration.defs.warehouse.dbt_environment import (
@@ -24,6 +27,11 @@ dbt_project = DbtProject(
     target=dbt_target(),
     target_path=MANIFEST.parent,
 )
+# dagster-dbt's preparer runs a bare `dbt` from PATH (it takes no executable), and `dagster dev`
+# started as .venv/bin/dagster has no venv on PATH: the venv's dbt goes first for this process.
+_DBT = Path(dbt_executable())
+if _DBT.is_absolute() and str(_DBT.parent) not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join(filter(None, [str(_DBT.parent), os.environ.get("PATH")]))
 dbt_project.prepare_if_dev()
 
 
