@@ -44,7 +44,23 @@ def _present(column: str) -> str:
     return f"toUInt8(ifNull({column}, '') != '')"
 
 
+def _tags_without_contact_details(column: str) -> str:
+    """A JSON array of extracted tags (keywords, intention signals, risk keywords) without any tag that
+    holds a digit or an "@": tags are vocabulary ("美股", "ETF"), and one copied from a message that
+    carries a phone number, an e-mail or a numbered handle is not a tag anyone analyses. (The search
+    index redacts them instead: ``ingestion.search.redaction``.) An object becomes the array of its
+    keys; anything else but an array, an empty array."""
+    value = f"ifNull({column}, '')"
+    elements = (
+        f"if(JSONType({value}) = 'Object', arrayMap(key -> toJSONString(key), JSONExtractKeys({value})), "
+        f"JSONExtractArrayRaw({value}))"
+    )
+    kept = f"arrayFilter(element -> not match(element, '[0-9０-９@＠]'), {elements})"
+    return f"if({column} is null, null, concat('[', arrayStringConcat({kept}, ','), ']'))"
+
+
 _CONTACT_COLUMNS = ("wechat_id", "whatsapp", "telegram", "email", "phone")
+_TAG_COLUMNS = ("keywords", "intention_signals", "risk_keywords")
 
 RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
@@ -94,10 +110,11 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "conversations",
         partition_by="toYYYYMM(sent_at)",
-        dropped=("content", "media_url"),
+        dropped=("content", "media_url", *_TAG_COLUMNS),
         derived={
             "content_length": "toUInt32(lengthUTF8(ifNull(content, '')))",
             "has_media": _present("media_url"),
+            **{column: _tags_without_contact_details(column) for column in _TAG_COLUMNS},
         },
     ),
     RawTable(

@@ -83,9 +83,11 @@ values (1, 'SCR_001', '12大模型', '你好', 10, 4, 40, 1), (2, 'SCR_002', '�
 select ensure_conversation_partitions((current_date - 45)::date, current_date);
 
 insert into conversations (source_message_id, customer_id, employee_id, message_type, direction, content, sentiment,
-                           script_used_id, "is_反问", quality_score, platform, sent_at)
+                           script_used_id, "is_反问", quality_score, platform, sent_at, keywords)
 select 'MSG' || n, customer_id, employee_id, 'text', direction, content, sentiment, script_id, counter_question, quality,
-       'wechat', date_trunc('day', now()) - make_interval(days => days_ago) + interval '12 hours'
+       'wechat', date_trunc('day', now()) - make_interval(days => days_ago) + interval '12 hours',
+       -- an extracted tag that copied the customer's phone number: only "美股" may reach ClickHouse
+       case n when 2 then '["美股", "+86-138-0000-0001"]'::jsonb end
 from (values
     (1, 1, 2, 'outbound', 'hello', 'positive', 1, true, 8, 1),
     (2, 1, 2, 'inbound', 'my phone is +86-138-0000-0001', 'neutral', null, false, 6, 2),

@@ -65,3 +65,15 @@ def test_leave_reason_reaches_clickhouse_only_as_a_flag(warehouse):
         .result_rows
     )
     assert rows == [("T1", False), ("T2", True), ("T3a", False), ("T3b", False)]
+
+
+def test_extracted_tags_reach_clickhouse_without_the_ones_holding_contact_details(warehouse):
+    rows = (
+        warehouse.client()
+        .query(
+            f"select source_message_id, keywords_json from `{warehouse.schema('staging')}`.stg_crm__conversations "
+            "where keywords_json is not null"
+        )
+        .result_rows
+    )
+    assert rows == [("MSG2", '["美股"]')]
