@@ -109,7 +109,7 @@ def _trend_axes(content: ReportContent, height: float = 2.4):
     return figure, axes, days
 
 
-def money_trend_chart(content: ReportContent, language: str) -> bytes:
+def money_trend_figure(content: ReportContent, language: str) -> Figure:
     words = i18n.texts(chart_language(language))
     figure, axes, days = _trend_axes(content)
     series = {
@@ -122,30 +122,51 @@ def money_trend_chart(content: ReportContent, language: str) -> bytes:
         days, series["withdrawals"], color=COLOURS["withdrawals"], linewidth=1.4, label=words["withdrawals"]
     )
     axes.axhline(0, color="#8c959f", linewidth=0.6)
-    _finish_trend(axes)
-    return _png(figure)
+    _finish_trend(axes, [value for values in series.values() for value in values])
+    return figure
 
 
-def activity_trend_chart(content: ReportContent, language: str) -> bytes:
+def money_trend_chart(content: ReportContent, language: str) -> bytes:
+    return _png(money_trend_figure(content, language))
+
+
+def activity_trend_figure(content: ReportContent, language: str) -> Figure:
     words = i18n.texts(chart_language(language))
     figure, axes, days = _trend_axes(content)
+    plotted = []
     for name, colour in (("new_contacts", "contacts"), ("accounts_opened", "opened")):
+        counts = [int(values[name]) for _, values in content.trend]
+        plotted += counts
         axes.plot(
             days,
-            [int(values[name]) for _, values in content.trend],
+            counts,
             color=COLOURS[colour],
             linewidth=1.4,
             marker="o",
             markersize=2,
             label=words[name],
         )
-    _finish_trend(axes)
-    return _png(figure)
+    _finish_trend(axes, plotted)
+    return figure
 
 
-def _finish_trend(axes) -> None:
+def activity_trend_chart(content: ReportContent, language: str) -> bytes:
+    return _png(activity_trend_figure(content, language))
+
+
+def _whole_number(value: float, _position=None) -> str:
+    """A y tick as a whole number with thousands separators; never "-0" (round(-0.3) is int 0)."""
+    return f"{round(value):,}"
+
+
+def _finish_trend(axes, values: list[float]) -> None:
     axes.xaxis.set_major_formatter(dates.DateFormatter("%m-%d"))
-    axes.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    # Counts and amounts: whole-number ticks only, so a small range never shows one label twice.
+    axes.yaxis.set_major_locator(ticker.MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True))
+    axes.yaxis.set_major_formatter(ticker.FuncFormatter(_whole_number))
+    if not any(values):
+        # Nothing to scale to: matplotlib would centre on 0 with ±0.05 ticks (shown as "0, 0, -0, -0").
+        axes.set_ylim(0, 1)
     axes.legend(fontsize=7, frameon=False, loc="upper left", ncols=3)
     _style(axes)
 

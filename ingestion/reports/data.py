@@ -213,9 +213,33 @@ class MartReader:
         )
         return [StalledCustomer(*row) for row in result.result_rows]
 
+    @staticmethod
+    def _has_activity() -> str:
+        """A KPI row with any non-zero number the report sums. mart_kpi_employee_daily is on a date
+        spine (every employee, every day up to the build date), so a row alone proves nothing."""
+        return "(" + " OR ".join(f"{KPI_DAILY[name]} != 0" for name in DAILY_SUMS) + ")"
+
+    def activity_range(self) -> tuple[date, date] | None:
+        """The first and last day with any activity in the KPI mart, or None when it has none."""
+        day = KPI_DAILY["day"]
+        first, last = self.client.query(
+            f"SELECT min({day}), max({day}) FROM {self._table(KPI_DAILY_TABLE)} WHERE {self._has_activity()}"
+        ).first_row
+        # min/max over no rows are the epoch, not NULL
+        return (first, last) if last and last.year > 1970 else None
+
+    def has_activity(self, first_day: date, last_day: date) -> bool:
+        """Whether any employee of any department has activity on a day of [first_day, last_day]."""
+        day = KPI_DAILY["day"]
+        rows = self.client.query(
+            f"""SELECT 1 FROM {self._table(KPI_DAILY_TABLE)}
+                WHERE {day} BETWEEN {{first:Date}} AND {{last:Date}} AND {self._has_activity()} LIMIT 1""",
+            parameters={"first": first_day, "last": last_day},
+        ).result_rows
+        return bool(rows)
+
     def latest_kpi_day(self) -> date | None:
-        """The newest day the KPI mart has: the report's data freshness."""
-        value = self.client.query(
-            f"SELECT max({KPI_DAILY['day']}) FROM {self._table(KPI_DAILY_TABLE)}"
-        ).first_row[0]
-        return value if value and value.year > 1970 else None
+        """The newest day with activity in the KPI mart: the report's data freshness (not the date
+        spine's end, which is the build date whether or not any data arrived for it)."""
+        days = self.activity_range()
+        return days[1] if days else None

@@ -39,6 +39,28 @@ DEFAULT_LANGUAGE = "zh"
 CONFIG_ENV = "FUNNELHOUSE_REPORT_RECIPIENTS"
 
 
+class RecipientError(ValueError):
+    """A scope, language or recipients file that cannot be used: a one-line message, no traceback needed."""
+
+
+def valid_scopes() -> tuple[str, ...]:
+    return (ALL_DEPARTMENTS, *DEPARTMENTS)
+
+
+def check_scope(scope: str) -> str:
+    """``scope`` if it is a department or ``all``. A misspelt department would filter every number out:
+    an empty report, sent as if fine. The recipients file and ``funnelhouse report --scope`` both use this."""
+    if scope not in valid_scopes():
+        raise RecipientError(f"scope must be one of {', '.join(valid_scopes())}, not {scope!r}")
+    return scope
+
+
+def check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise RecipientError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
+    return language
+
+
 @dataclass(frozen=True)
 class Recipient:
     email: str
@@ -74,12 +96,27 @@ def from_employees(dsn: str, default_language: str = DEFAULT_LANGUAGE) -> list[R
 
 
 def load_config(path: Path) -> dict:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".toml":
-        return tomllib.loads(text)
+    """The file's mapping; a missing, unreadable or malformed file is a RecipientError saying which."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipientError("no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecipientError(f"cannot read it: {getattr(error, 'strerror', None) or error}") from None
     import yaml
 
-    return yaml.safe_load(text) or {}
+    try:
+        config = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RecipientError(
+            f"not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {first_line}"
+        ) from None
+    if not isinstance(config, dict):
+        raise RecipientError(
+            f"expected a mapping (replace / recipients / exclude ...), not {type(config).__name__}"
+        )
+    return config
 
 
 def apply_config(recipients: list[Recipient], config: dict) -> list[Recipient]:
@@ -87,7 +124,9 @@ def apply_config(recipients: list[Recipient], config: dict) -> list[Recipient]:
     by_email = (
         {} if config.get("replace") else {r.email: replace(r, language=default_language) for r in recipients}
     )
-    for entry in config.get("recipients", []):
+    for entry in config.get("recipients") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("email"), str):
+            raise RecipientError(f"every entry of recipients needs an email: {entry!r}")
         email = entry["email"].strip().lower()
         if email not in by_email and "scope" not in entry:
             # Most likely a manager who left: defaulting to a scope would hand them the whole company.
@@ -102,25 +141,28 @@ def apply_config(recipients: list[Recipient], config: dict) -> list[Recipient]:
         )
         changes = {key: entry[key] for key in ("name", "scope", "language") if key in entry}
         by_email[email] = replace(base, **changes)
-    for email in config.get("exclude", []):
+    for email in config.get("exclude") or []:
         by_email.pop(email.strip().lower(), None)
     for recipient in by_email.values():
-        if recipient.scope != ALL_DEPARTMENTS and recipient.scope not in DEPARTMENTS:
-            # A misspelt department would filter every number out: an empty report, sent as if fine.
-            raise ValueError(
-                f"{recipient.email}: scope must be {ALL_DEPARTMENTS!r} or one of {DEPARTMENTS}, "
-                f"not {recipient.scope!r}"
-            )
-        if recipient.language not in LANGUAGES:
-            raise ValueError(
-                f"{recipient.email}: language must be one of {LANGUAGES}, not {recipient.language!r}"
-            )
+        try:
+            check_scope(recipient.scope)
+            check_language(recipient.language)
+        except RecipientError as error:
+            raise RecipientError(f"{recipient.email}: {error}") from None
     return sorted(by_email.values(), key=lambda r: (r.scope != ALL_DEPARTMENTS, r.scope, r.email))
 
 
 def resolve(dsn: str, config_path: str | os.PathLike | None = None) -> list[Recipient]:
-    """The employees table, changed by the config file (argument, else ``$FUNNELHOUSE_REPORT_RECIPIENTS``)."""
-    config_path = config_path or os.environ.get(CONFIG_ENV)
-    config = load_config(Path(config_path)) if config_path else {}
-    recipients = [] if config.get("replace") else from_employees(dsn)
-    return apply_config(recipients, config)
+    """The employees table, changed by the config file (argument, else ``$FUNNELHOUSE_REPORT_RECIPIENTS``).
+
+    Anything wrong with the file is a RecipientError naming the file (and the variable that named it)."""
+    source = f"recipients file {config_path}" if config_path else "employees table"
+    if not config_path and os.environ.get(CONFIG_ENV):
+        config_path = os.environ[CONFIG_ENV]
+        source = f"{CONFIG_ENV}={config_path}"
+    try:
+        config = load_config(Path(config_path)) if config_path else {}
+        recipients = [] if config.get("replace") else from_employees(dsn)
+        return apply_config(recipients, config)
+    except RecipientError as error:
+        raise RecipientError(f"{source}: {error}") from None

@@ -12,11 +12,47 @@ from rich.table import Table
 console = Console()
 
 
+def _parse_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-25") from None
+
+
+def _valid(what: str):
+    """A callback applying ingestion.reports.recipients' check_<what>: the rule the recipients file obeys
+    is the rule the option obeys, and a bad value is a usage error naming the valid ones."""
+
+    def callback(value: str | None) -> str | None:
+        from ingestion.reports import recipients
+
+        if value is None:
+            return None
+        try:
+            return getattr(recipients, f"check_{what}")(value)
+        except recipients.RecipientError as error:
+            raise typer.BadParameter(str(error)) from None
+
+    return callback
+
+
+def _fail(message: str) -> typer.Exit:
+    """One line on stderr and a non-zero exit: for what is wrong in the environment, not an option."""
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def report(
         day: str = typer.Option(
-            None, "--date", help="Report day YYYY-MM-DD (default: the marts' newest day); --weekly: its week."
+            None,
+            "--date",
+            callback=_parse_day,
+            help="Report day YYYY-MM-DD (default: the newest day with any activity in the marts); "
+            "--weekly: its week.",
         ),
         weekly: bool = typer.Option(False, "--weekly", help="The Monday-to-Sunday week containing --date."),
         send: bool = typer.Option(
@@ -25,9 +61,14 @@ def register(app: typer.Typer) -> None:
         to: str = typer.Option(None, "--to", help="Only this address (its own scope if it is a recipient)."),
         scope: str | None = typer.Option(
             None,
-            help="With --to for an address that is not a recipient (required then): a department, or all.",
+            callback=_valid("scope"),
+            help="Only with --to, for an address that is not a recipient (required then): a department, or all.",
         ),
-        language: str = typer.Option("zh", help="With --to for an unknown address: zh or en."),
+        language: str | None = typer.Option(
+            None,
+            callback=_valid("language"),
+            help="Only with --to, for an unknown address: zh (default) or en.",
+        ),
         resend: bool = typer.Option(
             False, "--resend", help="Mail again even if the ledger says it was sent."
         ),
@@ -37,11 +78,23 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Render (and with --send, mail) the KPI reports of a period; prints where the files are."""
         from ingestion.reports.periods import Period
+        from ingestion.reports.recipients import DEFAULT_LANGUAGE, RecipientError
         from orchestration.defs.reports import runner
 
-        when = date.fromisoformat(day) if day else runner.latest_data_day()
+        # Without --to they would be ignored: everyone would get their own report instead.
+        for value, name in ((scope, "--scope"), (language, "--language")):
+            if value is not None and not to:
+                raise typer.BadParameter(
+                    f"only applies with --to (without it every recipient gets their own report): "
+                    f"add --to ADDRESS or drop {name}",
+                    param_hint=f"'{name}'",
+                )
+        when = day  # a date: parsed by _parse_day
         if when is None:
-            raise typer.BadParameter("the KPI mart is empty: run `funnelhouse build` first, or pass --date")
+            when = runner.latest_data_day()
+            if when is None:
+                raise _fail("the KPI mart has no activity at all: run `funnelhouse build` first")
+            console.print(f"[dim]report day: {when} (the newest day with activity; --date to choose)[/]")
         period = Period.weekly(when) if weekly else Period.daily(when)
         try:
             summary = runner.run(
@@ -50,12 +103,17 @@ def register(app: typer.Typer) -> None:
                 resend=resend,
                 to=to,
                 scope=scope,
-                language=language,
+                language=language or DEFAULT_LANGUAGE,
                 out_dir=Path(out) if out else None,
                 progress=lambda line: console.print(f"[dim]{line}[/]"),
+                require_activity=True,
             )
         except runner.ScopeNeeded as exc:
-            raise typer.BadParameter(str(exc), param_hint="--scope") from exc
+            raise typer.BadParameter(str(exc), param_hint="'--scope'") from None
+        except runner.NoActivity as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--date'") from None
+        except (RecipientError, runner.NoRecipients) as exc:
+            raise _fail(str(exc)) from None
         table = Table("recipient", "scope", "lang", "status", "attempts", "error")
         for outcome in summary.outcomes:
             table.add_row(

@@ -71,6 +71,20 @@ def mail_settings(smtp_sink, monkeypatch):
 
 
 @pytest.fixture
+def report_environment(clickhouse_settings, employees_dsn, smtp_sink, tmp_path, monkeypatch):
+    """What the command and the assets read, through the environment variables production uses
+    (ClickHouse URL, PostgreSQL DSN, the stack's SMTP sink); the test's folder."""
+    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_URL", clickhouse_settings.url)
+    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_USER", clickhouse_settings.username)
+    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_PASSWORD", clickhouse_settings.password)
+    monkeypatch.setenv("FUNNELHOUSE_MARTS_DATABASE", MARTS_DATABASE)
+    monkeypatch.setenv("FUNNELHOUSE_REPORT_DIR", str(tmp_path / "reports"))
+    monkeypatch.delenv("FUNNELHOUSE_SMTP_URL", raising=False)
+    monkeypatch.delenv("FUNNELHOUSE_REPORT_RECIPIENTS", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
 def daily():
     return Period.daily(REPORT_DAY)
 

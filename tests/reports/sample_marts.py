@@ -223,3 +223,33 @@ def insert_employees(dsn: str, people: list[Employee], inactive_manager: bool = 
                                              level, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
             rows,
         )
+
+
+def add_spine_days(client, database: str, people: list[Employee], first: date, last: date) -> None:
+    """Rows without any activity for every employee on [first, last], as the real mart's date spine
+    writes them up to its build date whether or not any data arrived (score 0, rates NULL)."""
+    workers = [p for p in people if p.role == "employee"]
+    zero_money = Decimal("0.00")
+    rows = [
+        [
+            first + timedelta(days=offset),
+            index + 1,
+            person.code,
+            person.name,
+            person.department,
+            person.level,
+            *([0] * 2),  # contacts, retained
+            None,  # retention rate
+            *([0] * 4),  # quality conversations, counter questions, accounts opened, deposits count
+            zero_money,
+            zero_money,
+            zero_money,
+            None,  # withdrawal rate
+            Decimal("0.00"),  # overall score
+        ]
+        for offset in range((last - first).days + 1)
+        for index, person in enumerate(workers)
+    ]
+    client.insert(
+        f"`{database}`.`mart_kpi_employee_daily`", rows, column_names=[name for name, _ in KPI_COLUMNS]
+    )

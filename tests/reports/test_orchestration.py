@@ -4,24 +4,11 @@ production uses (ClickHouse URL, PostgreSQL DSN, the stack's SMTP sink)."""
 from __future__ import annotations
 
 import dagster as dg
-import pytest
 from typer.testing import CliRunner
 
 from orchestration.cli import app
 from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
-from tests.reports.conftest import MARTS_DATABASE, messages_to
-
-
-@pytest.fixture
-def report_environment(clickhouse_settings, employees_dsn, smtp_sink, tmp_path, monkeypatch):
-    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_URL", clickhouse_settings.url)
-    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_USER", clickhouse_settings.username)
-    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_PASSWORD", clickhouse_settings.password)
-    monkeypatch.setenv("FUNNELHOUSE_MARTS_DATABASE", MARTS_DATABASE)
-    monkeypatch.setenv("FUNNELHOUSE_REPORT_DIR", str(tmp_path / "reports"))
-    monkeypatch.delenv("FUNNELHOUSE_SMTP_URL", raising=False)
-    monkeypatch.delenv("FUNNELHOUSE_REPORT_RECIPIENTS", raising=False)
-    return tmp_path
+from tests.reports.conftest import messages_to
 
 
 def test_schedules_run_daily_and_on_mondays_at_seven():

@@ -11,7 +11,14 @@ from devstack import state
 from ingestion.reports import data, delivery, pipeline
 from ingestion.reports.ledger import Ledger
 from ingestion.reports.periods import Period
-from ingestion.reports.recipients import ALL_DEPARTMENTS, DEFAULT_LANGUAGE, Recipient, resolve
+from ingestion.reports.recipients import (
+    ALL_DEPARTMENTS,
+    DEFAULT_LANGUAGE,
+    Recipient,
+    check_language,
+    check_scope,
+    resolve,
+)
 from orchestration import environment
 
 
@@ -25,12 +32,37 @@ def default_out_dir() -> Path:
 
 
 def latest_data_day():
-    """The newest day in the KPI mart: what ``funnelhouse report`` reports on when no date is given."""
+    """The newest day with any activity in the KPI mart: what ``funnelhouse report`` reports on when no
+    date is given. Not the mart's newest row: it is on a date spine that runs to the build date."""
     client = data.connect(environment.clickhouse_settings(), database=marts_database())
     try:
         return data.MartReader(client, marts_database()).latest_kpi_day()
     finally:
         client.close()
+
+
+class NoActivity(ValueError):
+    """The period has no activity at all in the marts: its report would be all zeros."""
+
+
+def check_activity(reader: data.MartReader, period: Period) -> None:
+    """Refuse a period without any activity (before the data starts, after it ends, or a gap in it)."""
+    if reader.has_activity(period.start, period.end):
+        return
+    what = period.start.isoformat() if period.kind == "daily" else f"{period.start} .. {period.end}"
+    days = reader.activity_range()
+    raise NoActivity(
+        f"no activity in the marts on {what}: "
+        + (
+            f"days with activity run from {days[0]} to {days[1]}"
+            if days
+            else "the KPI mart has none at all (run `funnelhouse build` first)"
+        )
+    )
+
+
+class NoRecipients(RuntimeError):
+    """Nobody to report to: no active manager/admin and no recipients file entry."""
 
 
 class ScopeNeeded(ValueError):
@@ -43,6 +75,9 @@ def only_to(address: str, everyone: list[Recipient], scope: str | None, language
     An address nobody configured gets no scope by default: a mistyped one would otherwise receive
     every department's numbers (each employee's deposits and ranking)."""
     address = address.strip().lower()
+    if scope is not None:
+        check_scope(scope)
+    check_language(language)
     if known := [r for r in everyone if r.email == address]:
         return known
     if scope is None:
@@ -63,22 +98,28 @@ def run(
     language: str = DEFAULT_LANGUAGE,
     out_dir: Path | None = None,
     progress: Callable[[str], None] = print,
+    require_activity: bool = False,
 ) -> pipeline.RunSummary:
+    """Render (and send) the period's reports. ``require_activity``: raise NoActivity rather than render a
+    period without any activity in the marts (``funnelhouse report``; scheduled runs render what is there)."""
     dsn = environment.pg_dsn()
     recipients = resolve(dsn)
     if to:
         recipients = only_to(to, recipients, scope, language)
     if not recipients:
-        raise RuntimeError(
+        raise NoRecipients(
             "no report recipients: no active manager/admin in employees and no config file entries"
         )
     client = data.connect(environment.clickhouse_settings(), database=marts_database())
     try:
+        reader = data.MartReader(client, marts_database())
+        if require_activity:
+            check_activity(reader, period)
         smtp = environment.smtp_settings() if send else None
         return pipeline.produce_reports(
             period,
             recipients,
-            data.MartReader(client, marts_database()),
+            reader,
             sender=smtp.sender
             if smtp
             else os.environ.get("FUNNELHOUSE_REPORT_FROM", "funnelhouse-reports@localhost"),

@@ -1,0 +1,246 @@
+"""``funnelhouse report`` by hand: the day it picks by default, the periods and options it refuses, and
+a one-line error instead of a traceback for every bad input (the scheduled assets:
+tests/reports/test_orchestration.py)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from ingestion.reports import charts, content
+from ingestion.reports.data import MartReader
+from ingestion.reports.periods import Period
+from ingestion.reports.recipients import DEPARTMENTS, RecipientError, apply_config, check_scope
+from orchestration.cli import app
+from tests.reports import sample_marts
+from tests.reports.conftest import REPORT_DAY, outbox_messages
+from tests.reports.report_html import by_metric
+
+# The sample marts have activity on 45 days up to END_DATE (sample_marts.build's defaults).
+FIRST_ACTIVE, LAST_ACTIVE = sample_marts.END_DATE - timedelta(days=44), sample_marts.END_DATE
+SPINE_DATABASE = "report_test_marts_spine"
+QUIET_DAY = date(2026, 11, 20)  # a day with data that no other test mails (so the outbox says what happened)
+
+
+def invoke(*arguments: str):
+    return CliRunner().invoke(app, ["report", *arguments])
+
+
+def said(result) -> str:
+    """The command's output as one line, however the terminal wrapped it (and the box drawn round it)."""
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def assert_clean_failure(result, exit_code: int) -> None:
+    """Refused with the given exit code and a message, not a traceback."""
+    assert result.exit_code == exit_code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+
+
+def mailed(outbox, period_key: str) -> list:
+    return [m for m in outbox_messages(outbox) if m["X-Funnelhouse-Report"].startswith(period_key)]
+
+
+@pytest.fixture(scope="module")
+def spine_reader(marts):
+    """The sample marts as the real mart is built: a date spine with activity-free rows for every
+    employee on days without data (three after the data ends, as when it stopped arriving, and some before)."""
+    client = marts[0]
+    people = sample_marts.build(client, SPINE_DATABASE)
+    sample_marts.add_spine_days(
+        client, SPINE_DATABASE, people, LAST_ACTIVE + timedelta(days=1), LAST_ACTIVE + timedelta(days=3)
+    )
+    sample_marts.add_spine_days(
+        client, SPINE_DATABASE, people, FIRST_ACTIVE - timedelta(days=5), FIRST_ACTIVE - timedelta(days=1)
+    )
+    return MartReader(client, SPINE_DATABASE)
+
+
+# 1. the default day
+
+
+def test_the_data_day_is_the_newest_with_activity_not_the_spine_end(spine_reader):
+    assert spine_reader.activity_range() == (FIRST_ACTIVE, LAST_ACTIVE)
+    assert spine_reader.latest_kpi_day() == LAST_ACTIVE
+    footer = content.gather(spine_reader, "all", Period.daily(LAST_ACTIVE)).footer
+    assert footer.latest_data_day == LAST_ACTIVE  # "data up to": the last day with data, not the build date
+
+
+def test_without_date_the_report_is_on_the_newest_day_with_activity(
+    report_environment, spine_reader, monkeypatch
+):
+    monkeypatch.setenv("FUNNELHOUSE_MARTS_DATABASE", SPINE_DATABASE)
+    out = report_environment / "out"
+    result = invoke("--to", "admin@example.com", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in out.iterdir()] == [f"daily-{LAST_ACTIVE}"]
+    html = (out / f"daily-{LAST_ACTIVE}" / f"daily-{LAST_ACTIVE}-all-zh" / "report.html").read_text()
+    shown = by_metric(html)
+    assert shown["footer.latest_data_day"].value == LAST_ACTIVE.isoformat()
+    assert shown["headline.deposits"].value not in ("0", "0.00")
+
+
+# 2. --scope / --language only with --to
+
+
+@pytest.mark.parametrize("option", [("--scope", "BoFu"), ("--language", "en")], ids=["scope", "language"])
+def test_scope_and_language_without_to_are_refused(report_environment, smtp_sink, option):
+    out = report_environment / "out"
+    result = invoke("--date", QUIET_DAY.isoformat(), "--send", *option, "--out", str(out))
+    assert_clean_failure(result, 2)
+    assert option[0] in said(result) and "only applies with --to" in said(result)
+    assert not out.exists()
+    assert not mailed(smtp_sink["outbox"], f"daily-{QUIET_DAY}")
+
+
+# 3. one rule for scopes, whether from the command line or the recipients file
+
+
+@pytest.mark.parametrize("scope", ["Sales", "bofu"])
+def test_a_scope_that_is_no_department_is_refused_naming_the_valid_ones(report_environment, scope):
+    out = report_environment / "out"
+    result = invoke(
+        "--date", QUIET_DAY.isoformat(), "--to", "nobody@example.com", "--scope", scope, "--out", str(out)
+    )
+    assert_clean_failure(result, 2)
+    message = said(result)
+    assert f"'{scope}'" in message and "--scope" in message
+    assert all(department in message for department in ("all", *DEPARTMENTS))
+    assert not out.exists()
+    with pytest.raises(RecipientError) as rule:
+        check_scope(scope)
+    with pytest.raises(RecipientError) as from_file:
+        apply_config([], {"recipients": [{"email": "x@example.com", "scope": scope}]})
+    assert str(rule.value) in str(from_file.value) and str(rule.value) in message
+
+
+# 4. bad input: a message, no traceback
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (("--date", "2026-13-40"), ["--date", "'2026-13-40' is not a date", "YYYY-MM-DD"]),
+        (("--date", "yesterday"), ["--date", "'yesterday' is not a date"]),
+        (
+            ("--date", "2026-11-20", "--to", "x@example.com", "--scope", "all", "--language", "fr"),
+            ["--language", "language must be one of zh, en, not 'fr'"],
+        ),
+    ],
+    ids=["impossible-date", "word-date", "language"],
+)
+def test_bad_options_are_usage_errors(report_environment, arguments, expected):
+    result = invoke(*arguments, "--out", str(report_environment / "out"))
+    assert_clean_failure(result, 2)
+    for words in expected:
+        assert words in said(result)
+    assert not (report_environment / "out").exists()
+
+
+def test_a_recipients_variable_naming_no_file_is_a_clear_error(report_environment, monkeypatch):
+    monkeypatch.setenv("FUNNELHOUSE_REPORT_RECIPIENTS", "garbage")
+    result = invoke("--date", QUIET_DAY.isoformat(), "--out", str(report_environment / "out"))
+    assert_clean_failure(result, 1)
+    assert result.stderr.strip() == "Error: FUNNELHOUSE_REPORT_RECIPIENTS=garbage: no such file"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "recipients:\n  - {email: tofu.deputy@example.com, scope: tofu}\n",
+            "tofu.deputy@example.com: scope must be one of all, ToFu",
+        ),
+        (
+            "recipients:\n  - {email: en.deputy@example.com, scope: ToFu, language: fr}\n",
+            "language must be one of zh, en",
+        ),
+        ("recipients: [\n", "not valid YAML"),
+        ("- someone@example.com\n", "expected a mapping"),
+        ("recipients:\n  - {scope: all}\n", "every entry of recipients needs an email"),
+    ],
+    ids=["scope", "language", "yaml", "list", "no-email"],
+)
+def test_a_bad_recipients_file_is_a_clear_error_naming_it(report_environment, monkeypatch, text, expected):
+    config = report_environment / "recipients.yaml"
+    config.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("FUNNELHOUSE_REPORT_RECIPIENTS", str(config))
+    result = invoke("--date", QUIET_DAY.isoformat(), "--out", str(report_environment / "out"))
+    assert_clean_failure(result, 1)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: FUNNELHOUSE_REPORT_RECIPIENTS={config}: ") and expected in line
+
+
+# 5. a period without any activity
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [("--date", "2020-01-01"), ("--date", "2030-01-01"), ("--date", "2030-01-01", "--weekly")],
+    ids=["before", "after", "week-after"],
+)
+def test_a_period_without_activity_is_refused_with_the_days_that_have_some(
+    report_environment, smtp_sink, arguments
+):
+    out = report_environment / "out"
+    result = invoke(*arguments, "--send", "--out", str(out))
+    assert_clean_failure(result, 2)
+    assert f"days with activity run from {FIRST_ACTIVE} to {LAST_ACTIVE}" in said(result)
+    assert not out.exists()
+    assert not mailed(smtp_sink["outbox"], "daily-2020-") and not mailed(smtp_sink["outbox"], "daily-2030-")
+    assert not mailed(smtp_sink["outbox"], "weekly-2029-12-30")
+
+
+def test_a_spine_day_after_the_data_is_refused(report_environment, spine_reader, monkeypatch):
+    monkeypatch.setenv("FUNNELHOUSE_MARTS_DATABASE", SPINE_DATABASE)
+    day = LAST_ACTIVE + timedelta(days=2)  # the mart has rows for it, all zero
+    result = invoke(
+        "--date", day.isoformat(), "--to", "admin@example.com", "--out", str(report_environment / "out")
+    )
+    assert_clean_failure(result, 2)
+    assert f"no activity in the marts on {day}" in said(result)
+    # a week with some activity in it is a report (the spine's zero days are simply quiet days)
+    week = invoke(
+        "--date",
+        day.isoformat(),
+        "--weekly",
+        "--to",
+        "admin@example.com",
+        "--out",
+        str(report_environment / "out"),
+    )
+    assert week.exit_code == 0, week.output
+
+
+# 6. charts of an all-zero series
+
+
+def y_labels(figure) -> list[str]:
+    figure.canvas.draw()
+    axes = figure.axes[0]
+    low, high = axes.get_ylim()
+    return [
+        label.get_text()
+        for label, value in zip(axes.get_yticklabels(), axes.get_yticks(), strict=True)
+        if low <= value <= high
+    ]
+
+
+def test_an_all_zero_chart_has_a_zero_to_one_axis(reader):
+    quiet = content.gather(reader, "all", Period.daily(date(2020, 1, 1)))
+    assert not any(value for _, values in quiet.trend for value in values.values())
+    for draw in (charts.money_trend_figure, charts.activity_trend_figure):
+        figure = draw(quiet, "en")
+        assert figure.axes[0].get_ylim() == (0, 1)
+        assert y_labels(figure) == ["0", "1"]
+
+
+def test_chart_ticks_are_distinct_whole_numbers(reader):
+    busy = content.gather(reader, "VIP", Period.daily(REPORT_DAY))
+    for draw in (charts.money_trend_figure, charts.activity_trend_figure):
+        labels = y_labels(draw(busy, "en"))
+        assert len(labels) >= 3 and len(set(labels)) == len(labels)
+        assert "-0" not in labels and all("." not in label for label in labels)
