@@ -97,26 +97,68 @@ def _with_protocol(fs, path: str, original: str) -> str:
     return fs.unstrip_protocol(path)
 
 
-def discover(locations: Iterable[str]) -> list[LandingFile]:
-    """Landing files at the given files/folders/URLs, in :func:`load_order` then batch order.
+@dataclass(frozen=True)
+class Skipped:
+    """A file in a landing folder that looks like data but is not a landing file: never loaded."""
 
-    Folders are listed one level deep; names that are not landing files (the generator's
-    ``_manifest.json``, temporary files) are skipped there but refused when named explicitly.
+    url: str
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _skip_reason(name: str) -> str | None:
+    """Why a data-looking file in a landing folder is skipped; None for one ignored silently
+    (hidden or temporary files, the generator's ``_manifest.json``) or for a landing file."""
+    if name.startswith((".", "_")) or not name.lower().endswith(tuple(f".{ext}" for ext in FORMATS)):
+        return None
+    if parse_name(name) is not None:
+        return None
+    match = _NAME.match(name)
+    if match:
+        return f"unknown table {match['table']!r} (known: {', '.join(sorted(CONTRACTS))})"
+    return "name is not <table>__<batch>.<csv|jsonl|parquet>"
+
+
+def survey(locations: Iterable[str]) -> tuple[list[LandingFile], list[Skipped]]:
+    """:func:`discover`, and the data files of the listed folders it skips, with why.
+
+    A skipped file is a ``.csv``/``.jsonl``/``.parquet`` whose name does not name a known table
+    (``notatable__a.csv``, ``Customers.csv``): someone meant it to load, so say it was left out.
     """
     found: dict[str, LandingFile] = {}
+    skipped: dict[str, Skipped] = {}
     for location in locations:
         location = _absolute(str(location))
         fs, root = url_to_fs(location)
         if fs.isdir(root):
             for info in fs.ls(root, detail=True):
                 path = info["name"]
-                if info.get("type") == "file" and parse_name(path.rsplit("/", 1)[-1]):
-                    url = _with_protocol(fs, path, location)
+                if info.get("type") != "file":
+                    continue
+                name = path.rsplit("/", 1)[-1]
+                url = _with_protocol(fs, path, location)
+                if parse_name(name):
                     found[url] = landing_file(url, info.get("size"), _modified(info))
+                elif (reason := _skip_reason(name)) is not None:
+                    skipped[url] = Skipped(url, reason)
         elif fs.exists(root):
             info = fs.info(root)
             found[location] = landing_file(location, info.get("size"), _modified(info))
         else:
             raise FileNotFoundError(f"{location}: no such landing file or folder")
     rank = {table: i for i, table in enumerate(load_order())}
-    return sorted(found.values(), key=lambda f: (rank[f.table], f.batch, f.url))
+    files = sorted(found.values(), key=lambda f: (rank[f.table], f.batch, f.url))
+    return files, sorted(skipped.values(), key=lambda s: s.url)
+
+
+def discover(locations: Iterable[str]) -> list[LandingFile]:
+    """Landing files at the given files/folders/URLs, in :func:`load_order` then batch order.
+
+    Folders are listed one level deep; names that are not landing files (the generator's
+    ``_manifest.json``, temporary files, unknown tables - see :func:`survey`) are skipped there
+    but refused when named explicitly.
+    """
+    return survey(locations)[0]

@@ -32,12 +32,24 @@ def connect(dsn: str) -> psycopg.Connection:
     return psycopg.connect(dsn, autocommit=True, application_name="funnelhouse-ingest")
 
 
-def pending(conn: psycopg.Connection, files: Iterable[LandingFile]) -> list[tuple[LandingFile, str]]:
-    """The files needing an automatic attempt, with their checksums (see :func:`ledger.handled`)."""
+def pending(
+    conn: psycopg.Connection, files: Iterable[LandingFile], *, retry_failed: bool = False
+) -> list[tuple[LandingFile, str]]:
+    """The files needing an automatic attempt, with their checksums (see :func:`ledger.handled`).
+
+    ``retry_failed`` also returns files whose content failed at this path before (never loaded
+    anywhere): what a person running ``funnelhouse ingest --via-dagster DIR`` expects, as plain
+    ``funnelhouse ingest DIR`` retries them. The sensor leaves it off (it would retry every tick).
+    """
     files = list(files)
     seen = ledger.seen(conn, files)
     waiting = []
     for file in files:
+        if retry_failed:
+            checksum = seen.get(file.url) or file.checksum()
+            if ledger.loaded_copy(conn, file.table, checksum) is None:
+                waiting.append((file, checksum))
+            continue
         if file.url in seen:
             continue
         checksum = file.checksum()
@@ -51,11 +63,13 @@ def ingest(
     files: Iterable[LandingFile],
     *,
     only_pending: bool = False,
+    retry_failed: bool = False,
     run_id: str | None = None,
     observer: Observer | None = None,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> list[FileResult]:
-    """Load the files in order; ``only_pending`` skips those the ledger has handled (sensor/asset mode).
+    """Load the files in order; ``only_pending`` skips those the ledger has handled (sensor/asset mode),
+    except, with ``retry_failed``, files that failed before (see :func:`pending`).
 
     Without it (explicit paths on the command line) every file is attempted: loaded content is
     recognised by checksum and recorded as a duplicate, a failed file is retried.
@@ -65,7 +79,7 @@ def ingest(
     results = []
     with connect(dsn) as conn:
         files = list(files)
-        todo = pending(conn, files) if only_pending else [(f, None) for f in files]
+        todo = pending(conn, files, retry_failed=retry_failed) if only_pending else [(f, None) for f in files]
         for index, (file, checksum) in enumerate(todo):
             observer.file_started(file, index, len(todo))
             result = load_file(

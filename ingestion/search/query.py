@@ -137,6 +137,14 @@ def search_conversations(
     return SearchResult(total=response["hits"]["total"]["value"], hits=hits, took_ms=response.get("took", 0))
 
 
+def count_conversations(client: SearchClient, filters: Filters, *, alias: str = mapping.DEFAULT_ALIAS) -> int:
+    """How many conversations match ``filters`` (no words, no hits fetched)."""
+    response = client.search(
+        alias, {"query": {"bool": {"filter": _filter_clauses(filters)}}, "size": 0, "track_total_hits": True}
+    )
+    return response["hits"]["total"]["value"]
+
+
 def counts_per_day(client: SearchClient, alias: str = mapping.DEFAULT_ALIAS) -> dict[str, int]:
     """Documents per UTC day of ``sent_at``, for the asset check against PostgreSQL."""
     response = client.search(

@@ -5,10 +5,16 @@ files and folders are all attempted (content already loaded is recognised by che
 recorded as a duplicate; a failed file is retried); with no PATH, the pending files of the
 landing zone are loaded, as the sensor would. ``--via-dagster`` instead materialises the
 ``crm/*`` assets in-process with the folder as their landing zone - what ``make demo`` uses, so
-the demo goes through the same assets as production.
+the demo goes through the same assets as production. Those load the folder's pending files, and
+retry files that failed before when the folder is named (as plain ``ingest DIR`` does); content
+loaded before is left alone rather than recorded again as a duplicate.
+
+Files of a folder that look like data but name no known table (``notatable__a.csv``) are listed
+in a warning and skipped; they do not change the exit status.
 
 Exit status: 0 when every file loaded (rows rejected are reported, and are not a failure: they
-are quarantined in ``funnelhouse.ingest_rejects``); 1 when any file failed.
+are quarantined in ``funnelhouse.ingest_rejects``); 1 when any file failed; 2 when a PATH does
+not exist or a file named explicitly is not a landing file.
 """
 
 from __future__ import annotations
@@ -18,16 +24,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ingestion.load.landing import default_landing_url, discover
+from ingestion.load.landing import LandingFile, Skipped, default_landing_url, survey
 from ingestion.load.loader import FileResult, describe_reasons
 from ingestion.load.pipeline import Observer, ingest
 from ingestion.load.readers import CHUNK_BYTES
 from orchestration import environment
 
 console = Console()
+err_console = Console(stderr=True)
 _STATUS_STYLE = {"loaded": "green", "duplicate": "cyan", "failed": "red"}
 
 
@@ -84,8 +92,33 @@ def print_notes(results: list[FileResult]) -> None:
             console.print(f"[yellow]rejected[/] {r.file.name}: {describe_reasons(r.reasons)}")
 
 
-def _run_direct(locations: list[str], only_pending: bool, chunk_bytes: int) -> list[FileResult]:
-    files = discover(locations)
+def _survey(locations: list[str]) -> list[LandingFile]:
+    """The landing files at ``locations``, warning about skipped ones; a clean exit 2 when a PATH
+    is missing or a named file is not a landing file."""
+    try:
+        files, skipped = survey(locations)
+    except (FileNotFoundError, ValueError) as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    warn_skipped(skipped)
+    return files
+
+
+def warn_skipped(skipped: list[Skipped]) -> None:
+    if not skipped:
+        return
+    err_console.print(
+        f"[yellow]warning:[/] {len(skipped)} file(s) skipped, not landing files "
+        "(expected <table>__<batch>.<csv|jsonl|parquet>):",
+        highlight=False,
+    )
+    for entry in skipped:
+        err_console.print(f"  {escape(entry.name)}: {escape(entry.reason)}", highlight=False)
+
+
+def _run_direct(
+    locations: list[str], files: list[LandingFile], only_pending: bool, chunk_bytes: int
+) -> list[FileResult]:
     if not files:
         console.print(f"no landing files in {', '.join(locations)}")
         return []
@@ -100,11 +133,15 @@ def _run_direct(locations: list[str], only_pending: bool, chunk_bytes: int) -> l
         )
 
 
-def materialise_via_dagster(landing: str) -> bool:
-    """Materialise every ``crm/*`` asset in-process, ``landing`` as the landing zone; True on success."""
+def materialise_via_dagster(landing: str, retry_failed: bool = True) -> bool:
+    """Materialise every ``crm/*`` asset in-process, ``landing`` as the landing zone; True on success.
+
+    ``retry_failed``: files that failed before are attempted again, as ``funnelhouse ingest DIR``
+    does (without it, as for the sensor, a failed file waits until its content changes)."""
     import dagster as dg
 
-    from orchestration.defs.ingestion.assets import CRM_ASSETS
+    from ingestion.contracts import load_order
+    from orchestration.defs.ingestion.assets import CRM_ASSETS, op_name
     from orchestration.defs.ingestion.resources import LandingZone, ingestion_resources
 
     # With DAGSTER_HOME set (as `make ui` sets it) the run is recorded where the UI shows it.
@@ -116,10 +153,15 @@ def materialise_via_dagster(landing: str) -> bool:
         resources={**ingestion_resources(), "landing_zone": LandingZone(url=landing)},
         instance=instance,
         raise_on_error=False,
+        run_config={
+            "ops": {op_name(table): {"config": {"retry_failed": retry_failed}} for table in load_order()}
+        },
     )
+    attempted = 0
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         meta = materialization.metadata
+        attempted += meta["files"].value if "files" in meta else 0
         console.print(
             f"{materialization.asset_key.to_user_string()}: "
             + ", ".join(
@@ -128,11 +170,15 @@ def materialise_via_dagster(landing: str) -> bool:
                 if k in meta
             )
         )
-    for event in result.all_events:
-        if event.is_step_failure:
-            console.print(
-                f"[red]{event.step_key} failed[/]: {event.event_specific_data.error.message.strip()}"
-            )
+    failures = [event for event in result.all_events if event.is_step_failure]
+    for event in failures:
+        console.print(f"[red]{event.step_key} failed[/]: {event.event_specific_data.error.message.strip()}")
+    if not attempted and not failures:
+        console.print(
+            f"no file attempted: nothing pending in {landing} (content loaded before is not loaded again"
+            + (")" if retry_failed else "; a file that failed waits for new content or `ingest PATH`)"),
+            highlight=False,
+        )
     return result.success
 
 
@@ -159,11 +205,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Validate landing files and merge them into PostgreSQL, each file exactly once."""
         locations = paths or [landing or default_landing_url()]
+        if via_dagster and len(locations) != 1:
+            raise typer.BadParameter("--via-dagster takes one landing folder")
+        files = _survey(locations)
         if via_dagster:
-            if len(locations) != 1:
-                raise typer.BadParameter("--via-dagster takes one landing folder")
-            raise typer.Exit(0 if materialise_via_dagster(locations[0]) else 1)
-        results = _run_direct(locations, only_pending=not paths, chunk_bytes=chunk_bytes)
+            # A named folder retries failed files, like plain `ingest DIR`; the landing zone (no PATH)
+            # is left to its pending files, as the sensor and plain `ingest` do.
+            raise typer.Exit(0 if materialise_via_dagster(locations[0], retry_failed=bool(paths)) else 1)
+        results = _run_direct(locations, files, only_pending=not paths, chunk_bytes=chunk_bytes)
         if results:
             console.print(summary_table(results))
             print_notes(results)

@@ -4,19 +4,37 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ingestion.contracts import CONTRACTS
 from ingestion.search import indexer, mapping, rebuild
 from ingestion.search.client import SearchClient
-from ingestion.search.query import HIGHLIGHT_POST, HIGHLIGHT_PRE, Filters, search_conversations
+from ingestion.search.query import (
+    HIGHLIGHT_POST,
+    HIGHLIGHT_PRE,
+    Filters,
+    count_conversations,
+    search_conversations,
+)
 from ingestion.search.rebuild import RebuildReport
 from orchestration import environment
 
 console = Console()
+
+
+def _allowed(column: str) -> type[StrEnum]:
+    """The values the landing contract allows in ``conversations.<column>``, as a typer choice."""
+    values = CONTRACTS["conversations"].column(column).allowed
+    return StrEnum(column.capitalize(), {value: value for value in values})
+
+
+Platform = _allowed("platform")
+Sentiment = _allowed("sentiment")
 
 
 def _client() -> SearchClient:
@@ -32,14 +50,30 @@ def _day_option(help_text: str):
     return typer.Option(formats=["%Y-%m-%d"], help=help_text)
 
 
+_CODE_EXAMPLES = {"customer": "CUST_0000042", "employee": "EMP_0007"}
+
+
+def _unknown_people(client: SearchClient, filters: Filters, alias: str) -> list[str]:
+    """Why a search found nothing, when a customer or employee code has no conversation at all
+    (a mistyped code would otherwise look like any other filter that matched nothing)."""
+    hints = []
+    for role, example in _CODE_EXAMPLES.items():
+        code = getattr(filters, role)
+        if code and not count_conversations(client, Filters(**{role: code}), alias=alias):
+            hints.append(f"no conversation of {role} {code} in the index (codes look like {example})")
+    return hints
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def search(
-        text: str = typer.Argument("", help="Words to find, Chinese or English (empty: latest matching filters)."),
-        customer: str = typer.Option(None, help="Customer code, e.g. CUST_00042."),
-        employee: str = typer.Option(None, help="Employee code, e.g. EMP_007."),
-        platform: str = typer.Option(None, help="wechat, whatsapp or telegram."),
-        sentiment: str = typer.Option(None, help="positive, neutral or negative."),
+        text: str = typer.Argument(
+            "", help="Words to find, Chinese or English (empty: latest matching filters)."
+        ),
+        customer: str = typer.Option(None, help=f"Customer code, e.g. {_CODE_EXAMPLES['customer']}."),
+        employee: str = typer.Option(None, help=f"Employee code, e.g. {_CODE_EXAMPLES['employee']}."),
+        platform: Annotated[Platform | None, typer.Option(help="Messaging platform.")] = None,
+        sentiment: Annotated[Sentiment | None, typer.Option(help="Sentiment of the message.")] = None,
         since: Annotated[dt.datetime | None, _day_option("Sent on or after this day (UTC).")] = None,
         until: Annotated[dt.datetime | None, _day_option("Sent before this day (UTC).")] = None,
         limit: int = typer.Option(10, min=1, max=100),
@@ -48,14 +82,24 @@ def register(app: typer.Typer) -> None:
         """Search customer conversations; prints the best hits with the matching words highlighted."""
         client = _client()
         try:
-            filters = Filters(customer, employee, platform, sentiment, since, until)
+            filters = Filters(
+                customer,
+                employee,
+                platform.value if platform else None,
+                sentiment.value if sentiment else None,
+                since,
+                until,
+            )
             result = search_conversations(client, text, filters, alias=alias, size=limit)
+            unknown = _unknown_people(client, filters, alias) if not result.total else []
         except LookupError as exc:
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1) from exc
         finally:
             client.close()
         console.print(f"{result.total} conversation(s) in {result.took_ms} ms")
+        for hint in unknown:
+            console.print(f"[yellow]hint:[/] {escape(hint)}", highlight=False)
         for hit in result.hits:
             console.print(
                 f"[cyan]{hit.sent_at[:16].replace('T', ' ')}[/] {hit.customer_code} ↔ {hit.employee_code} "
@@ -67,9 +111,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def reindex(
-        full: bool = typer.Option(False, "--full", help="Rebuild into a new versioned index and swap the alias."),
+        full: bool = typer.Option(
+            False, "--full", help="Rebuild into a new versioned index and swap the alias."
+        ),
         rollback: bool = typer.Option(
-            False, "--rollback", help="Point the alias back at the index the last rebuild replaced, and catch it up."
+            False,
+            "--rollback",
+            help="Point the alias back at the index the last rebuild replaced, and catch it up.",
         ),
         alias: str = typer.Option(mapping.DEFAULT_ALIAS, hidden=True),
     ) -> None:
@@ -82,7 +130,11 @@ def register(app: typer.Typer) -> None:
             if rollback:
                 report = rebuild.roll_back(dsn, client, alias)
             else:
-                report = rebuild.full_rebuild(dsn, client, alias) if full else indexer.synchronise(dsn, client, alias)
+                report = (
+                    rebuild.full_rebuild(dsn, client, alias)
+                    if full
+                    else indexer.synchronise(dsn, client, alias)
+                )
         except rebuild.NothingToRollBackTo as exc:
             console.print(f"[red]cannot roll back:[/] {exc}")
             raise typer.Exit(1) from exc

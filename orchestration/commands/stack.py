@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from devstack import stack, state
+from devstack.search.launcher import FLAVOURS
 from ingestion.schema import migrate as schema_migrate
 from orchestration import environment
 
 console = Console()
 
+# The engines the launcher knows, and "none": typer validates the choice and lists it in --help.
+SearchChoice = StrEnum("SearchChoice", {name: name for name in (*FLAVOURS, "none")})
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def up(
-        search: str = typer.Option(
-            "elasticsearch", help="Search engine to start: elasticsearch, opensearch or none."
-        ),
+        search: Annotated[
+            SearchChoice, typer.Option(help="Search engine to start.")
+        ] = SearchChoice.elasticsearch,
     ) -> None:
         """Start the embedded services (those not replaced by a configured URL/DSN)."""
-        for line in stack.up(search=search):
+        for line in stack.up(search=search.value):
             console.print(line)
         _print_status()
 

@@ -20,3 +20,48 @@ def test_ingest_command_reports_rejects_and_fails_only_on_failed_files(landing, 
     assert result.exit_code == 1
     assert "customers__b1.csv" in result.output and "failed" in result.output
     assert sql("SELECT status FROM funnelhouse.ingest_files WHERE table_name = 'customers'") == [("failed",)]
+
+
+def test_a_missing_path_is_one_clean_error_not_a_traceback(landing):
+    for arguments in (["ingest", "/no/such/path"], ["ingest", "--via-dagster", "/no/such/path"]):
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 2, result.output
+        assert isinstance(result.exception, SystemExit), result.exception  # not FileNotFoundError
+        assert result.output.strip() == "error: /no/such/path: no such landing file or folder"
+
+
+def test_files_of_unknown_tables_are_skipped_with_a_warning(landing, pg_dsn, sql):
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    (landing / "notatable__a.csv").write_text("x\n1\n")
+    (landing / "Employees.csv").write_text("x\n1\n")
+    (landing / "_manifest.json").write_text("{}")  # the generator's: skipped silently
+    for arguments in (["ingest", str(landing)], ["ingest", "--via-dagster", str(landing)]):
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 0, result.output  # a warning, not a failure
+        assert "2 file(s) skipped" in result.output, result.output
+        assert "notatable__a.csv: unknown table 'notatable'" in result.output
+        assert "Employees.csv: name is not <table>__<batch>" in result.output
+        assert "_manifest.json" not in result.output
+    assert sql("SELECT DISTINCT table_name FROM funnelhouse.ingest_files") == [("employees",)]
+
+
+def test_via_dagster_retries_files_that_failed_before_as_plain_ingest_does(landing, pg_dsn, sql):
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    (landing / "customers__b1.csv").write_bytes(b"\xff\xfe not a csv\n")
+    assert CliRunner().invoke(app, ["ingest", str(landing)]).exit_code == 1
+
+    # Not "files 0" and exit 0: the failed file is attempted again, and fails again.
+    result = CliRunner().invoke(app, ["ingest", "--via-dagster", str(landing)])
+    assert result.exit_code == 1, result.output
+    assert "crm__customers failed" in result.output and "customers__b1.csv" in result.output
+    assert sql(
+        "SELECT status, count(*) FROM funnelhouse.ingest_files WHERE table_name = 'customers' GROUP BY 1"
+    ) == [("failed", 2)]
+    # What loaded is left alone (not recorded again as a duplicate, as plain `ingest DIR` would).
+    assert sql("SELECT status FROM funnelhouse.ingest_files WHERE table_name = 'employees'") == [("loaded",)]
+
+    # Once fixed, the same folder through Dagster loads it.
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+    result = CliRunner().invoke(app, ["ingest", "--via-dagster", str(landing)])
+    assert result.exit_code == 0, result.output
+    assert "crm/customers: files 1, rows_in 1, rows_loaded 1" in result.output

@@ -26,7 +26,13 @@ def _manifest() -> dict:
 def test_nightly_and_selected_builds_run_everything_with_tests():
     assert complete_plan(full_refresh=True).arguments == ("build", "--full-refresh")
     selected = complete_plan(select=["mart_funnel_daily+"])
-    assert selected.arguments == ("build", "--select", "mart_funnel_daily+")
+    assert selected.arguments == (
+        "build",
+        "--select",
+        "mart_funnel_daily+",
+        "--warn-error-options",
+        '{"error": ["NoNodesForSelectionCriteria"]}',  # a selector matching nothing fails the build
+    )
     assert not selected.covers_all_changes  # a partial build must not mark changes as built
 
 

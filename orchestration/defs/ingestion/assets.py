@@ -42,6 +42,11 @@ class IngestConfig(dg.Config):
         default=[],
         description="Landing files to ingest (the sensor sets one); empty: every pending file of the table.",
     )
+    retry_failed: bool = Field(
+        default=False,
+        description="Also retry files that failed at their path before (as `funnelhouse ingest PATH` does); "
+        "off for the sensor, which would otherwise retry a bad file on every tick.",
+    )
 
 
 class _LogObserver(Observer):
@@ -128,6 +133,7 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
             postgres.resolved_dsn(),
             files,
             only_pending=True,
+            retry_failed=config.retry_failed,
             run_id=context.run.run_id,
             observer=_LogObserver(context.log),
         )

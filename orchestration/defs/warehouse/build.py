@@ -7,8 +7,11 @@ cannot take the caller down; the ClickHouse address reaches it through the envir
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +44,11 @@ def marts_schema() -> str:
 
 
 def run_dbt(arguments: Sequence[str], log: Callable[[str], None] = print, env: dict | None = None) -> int:
-    """Run one dbt command from the repository root, streaming its output to ``log``."""
+    """Run one dbt command from the repository root, streaming its output to ``log``.
+
+    dbt never outlives the caller: on Ctrl-C, on SIGTERM (``kill``, a supervisor stopping
+    ``funnelhouse docs --serve``) or any other way out of here it is terminated first; a SIGTERM then
+    goes on to whatever handled it before (by default: the caller ends, as it would have)."""
     process = subprocess.Popen(
         [dbt_executable(), *arguments],
         cwd=REPO_ROOT,
@@ -50,10 +57,58 @@ def run_dbt(arguments: Sequence[str], log: Callable[[str], None] = print, env: d
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert process.stdout is not None
-    for line in process.stdout:
-        log(line.rstrip())
-    return process.wait()
+    try:
+        with _terminating_on_sigterm(process):
+            assert process.stdout is not None
+            for line in process.stdout:
+                log(line.rstrip())
+            return process.wait()
+    finally:
+        _stop(process)
+        process.stdout.close()
+
+
+def _stop(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """Terminate ``process`` if it still runs (kill it if it ignores that), and reap it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def _terminating_on_sigterm(process: subprocess.Popen):
+    """While inside, a SIGTERM stops ``process`` before the previous SIGTERM handler runs.
+
+    Python's default for SIGTERM ends the interpreter at once, with no ``finally``, which would
+    leave dbt running as an orphan. Signal handlers can only be set from the main thread; elsewhere
+    (a Dagster worker thread) this does nothing and the ``finally`` of run_dbt still applies."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN:
+        yield
+        return
+    if previous is None:  # set outside Python: treat as the default
+        previous = signal.SIG_DFL
+
+    def on_sigterm(signum, frame):
+        _stop(process)
+        signal.signal(signal.SIGTERM, previous)
+        if callable(previous):
+            previous(signum, frame)
+        else:  # SIG_DFL: end as the signal would have
+            os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 * Complete build (nightly ``--full-refresh``, the first build of a set of models): ``dbt build`` of
   every model, data test and unit test.
-* Explicit ``--select``: ``dbt build`` of that selection, tests included.
+* Explicit ``--select``: ``dbt build`` of that selection, tests included. A selector that matches
+  nothing fails the build (dbt only warns, and would "succeed" having built nothing - a typo).
 * Incremental (hourly): ``dbt run`` of the models downstream of the raw tables changed since the
   last successful build (``source:crm.<table>+``), and nothing at all when no table changed. Data
   tests run nightly, not hourly: with 1% new rows nearly every source changes, and their ~200 tests
@@ -23,6 +24,8 @@ from typing import Any
 
 SOURCE = "crm"
 INCREMENTAL_EXCLUDE = "config.materialized:view"
+# dbt's warning for a --select that matches no node, raised as an error for explicit selections.
+SELECTION_MUST_MATCH = ("--warn-error-options", '{"error": ["NoNodesForSelectionCriteria"]}')
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def complete_plan(
     arguments = [
         "build",
         *(["--full-refresh"] if full_refresh else []),
-        *(["--select", *select] if select else []),
+        *(["--select", *select, *SELECTION_MUST_MATCH] if select else []),
     ]
     return DbtPlan(
         _with_vars(arguments, dbt_vars),

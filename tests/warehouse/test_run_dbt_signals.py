@@ -1,0 +1,76 @@
+"""dbt never outlives the command that started it (``funnelhouse docs --serve`` stopped with SIGTERM
+used to leave ``dbt docs serve`` running, adopted by init). No servers needed: the "dbt" here is a
+Python process that prints its pid and sleeps, started through the real :func:`run_dbt`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
+
+_PARENT = """
+import os, sys
+from orchestration.defs.warehouse import build
+
+build.dbt_executable = lambda: sys.executable  # "dbt" = a Python that reports its pid and waits
+child = "import os, time; print('child-pid', os.getpid(), flush=True); time.sleep(300)"
+build.run_dbt(["-c", child], log=lambda line: print(line, flush=True), env=dict(os.environ))
+print("run_dbt returned", flush=True)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _running(pid):
+            return True
+        time.sleep(0.1)
+    return not _running(pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_dbt_child_ends_with_its_parent(signum):
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    child_pid = None
+    try:
+        assert parent.stdout is not None
+        for line in parent.stdout:
+            if line.startswith("child-pid "):
+                child_pid = int(line.split()[1])
+                break
+        assert child_pid is not None, "the fake dbt never started"
+        assert _running(child_pid)
+        parent.send_signal(signum)  # to the parent only, as `kill` or a supervisor does
+        parent.wait(timeout=30)
+        assert _wait_gone(child_pid, 5), f"dbt (pid {child_pid}) outlived its parent"
+        if signum == signal.SIGTERM:
+            assert parent.returncode == -signal.SIGTERM  # still ends as SIGTERM would have
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if child_pid is not None and _running(child_pid):
+            os.kill(child_pid, signal.SIGKILL)
