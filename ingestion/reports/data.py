@@ -56,7 +56,9 @@ CUSTOMER_OVERVIEW = {
 SETTLED_STAGES = ("Loyal", "Advocate")
 # Result aliases are prefixed ``out_``: ClickHouse lets an alias shadow a column in WHERE, so an alias
 # equal to a mart column name would turn the filter into a filter on the aggregate.
-# "Longer than usual" = beyond this quantile of the days all customers now in the stage have spent there.
+# "Longer than usual" = beyond this quantile of the days the active customers now in the stage have
+# spent there. Inactive customers are left out: lost ones sit in their last stage for good, and with
+# them in, the quantile grew past every active customer's stay (the demo's list was always empty).
 USUAL_STAGE_QUANTILE = 0.9
 
 
@@ -189,7 +191,8 @@ class MartReader:
 
     def stalled_customers(self, scope: str, limit: int = 10) -> list[StalledCustomer]:
         """Active customers (codes only: a report never carries contact details) longest past their stage's
-        usual stay; "usual" is over every customer now in the stage, so a department is compared with the firm."""
+        usual stay; "usual" is over every active customer now in the stage, so a department is compared with
+        the firm."""
         c = CUSTOMER_OVERVIEW
         settled = ", ".join(f"'{stage}'" for stage in SETTLED_STAGES)
         result = self.client.query(
@@ -198,6 +201,7 @@ class MartReader:
                            toInt64(ceil(quantileExact({USUAL_STAGE_QUANTILE})({c["days_in_stage"]}))) AS usual_days
                     FROM {self._table(CUSTOMER_OVERVIEW_TABLE)}
                     WHERE {c["stage"]} NOT IN ({settled}) AND {c["days_in_stage"]} IS NOT NULL
+                      AND {c["status"]} = 'active'
                     GROUP BY stage),
                 {self._employee_departments()}
                 SELECT o.{c["customer_code"]} AS out_code, o.{c["stage"]} AS out_stage,
