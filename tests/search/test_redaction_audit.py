@@ -1,0 +1,93 @@
+"""The data-protection audit's misses: contact details in the forms people use to get past
+filters, and birth dates. Engine-free: ``redact`` only."""
+
+import pytest
+
+from ingestion.search.redaction import BIRTHDATE, EMAIL, HANDLE, PHONE, redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a lone "v" as the WeChat label, after 加/我的/+ or before a separator
+        ("加V: zhangsan_88", f"加V: {HANDLE}"),
+        ("我的v：abc_123", f"我的v：{HANDLE}"),
+        ("加v zhangsan88", f"加v {HANDLE}"),
+        ("方便的话加V zhangsan88 聊", f"方便的话加V {HANDLE} 聊"),
+        ("私聊+v lily_2024", f"私聊+v {HANDLE}"),
+        ("v号: wxid_8x8x8x, 备注开户", f"v号: {HANDLE}, 备注开户"),
+        # labels spaced out
+        ("微 信: lisi1990", f"微 信: {HANDLE}"),
+        ("V 信 abc123", f"V 信 {HANDLE}"),
+        ("有事加威 信 zhang_88", f"有事加威 信 {HANDLE}"),
+        ("微\u3000信：moon_boy", f"微\u3000信：{HANDLE}"),
+        # Telegram links
+        ("t.me/moonboy_88", f"t.me/{HANDLE}"),
+        ("join us: https://t.me/moonboy_88 today", f"join us: https://t.me/{HANDLE} today"),
+        ("电报 telegram.me/trader_x", f"电报 {HANDLE}"),  # the link after a label: all of it
+        ("HTTPS://T.ME/MoonBoy", f"HTTPS://T.ME/{HANDLE}"),
+        # the handle before its label
+        ("zhangsan88 是我微信", f"{HANDLE} 是我微信"),
+        ("abc_123是我的微信号，加一下", f"{HANDLE}是我的微信号，加一下"),
+        ("moon_boy99是我电报", f"{HANDLE}是我电报"),
+        ("lily2024 是我的WhatsApp", f"{HANDLE} 是我的WhatsApp"),
+        ("trader_x是我的VX, 备注姓名", f"{HANDLE}是我的VX, 备注姓名"),
+        # Skype ids whole
+        ("skype live:abc.def", f"skype {HANDLE}"),
+        ("Skype: live:.cid.6d2f0c1a", f"Skype: {HANDLE}"),
+        # spelled-out e-mails
+        ("john.doe at gmail dot com", EMAIL),
+        ("邮箱 john [at] gmail [dot] com 谢谢", f"邮箱 {EMAIL} 谢谢"),
+        ("mail john(at)gmail(dot)com", f"mail {EMAIL}"),
+        ("write to JOHN AT QQ DOT COM please", f"write to {EMAIL} please"),
+        ("lily_w at outlook dot co dot uk", EMAIL),
+        # phone numbers in Chinese numerals
+        ("一三八零零一三八零零零", PHONE),
+        ("我电话幺三八 零零一三 八零零零，晚上打", f"我电话{PHONE}，晚上打"),
+        ("打这个: 一三九-一二三四-五六七八", f"打这个: {PHONE}"),
+        ("座机 零二一 六二三四五六七八", f"座机 {PHONE}"),
+        # birth dates after a birthday label
+        ("生日 1985-03-12", f"生日 {BIRTHDATE}"),
+        ("出生日期：1985年3月12日", f"出生日期：{BIRTHDATE}"),
+        ("我的生日是1990/7/1，身份证还在办", f"我的生日是{BIRTHDATE}，身份证还在办"),
+        ("DOB 12/03/1985", f"DOB {BIRTHDATE}"),
+        ("birthday: March 12, 1985", f"birthday: {BIRTHDATE}"),
+        ("Date of birth: 12 March 1985, passport attached", f"Date of birth: {BIRTHDATE}, passport attached"),
+    ],
+)
+def test_audit_misses_are_redacted(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # "v" in ordinary words and expressions
+        "V型反转, 明天看",
+        "我的V型反转策略还有效",
+        "I love you",
+        "Vanguard funds are cheap, TV: later",
+        "加vip群需要审核",
+        # label words in ordinary text
+        "line chart of NVDA",
+        "微信群里已经发了",
+        "这是我第一次投资美股",
+        "是我的错, 下次注意",
+        # handle-looking words that are not before a label
+        "abc_123 是新的代码吗",
+        # dates and numbers without a birthday label
+        "生日快乐!",
+        "2026-03-12 的行情",
+        "财报日期 2026-03-12, 生日那天再聊",
+        "we meet at the dot of noon",
+        "at the dot of noon",
+        "sign up at robinhood.com, dot your i's",
+        "anecdote: look at example.com",
+        # numerals in prose
+        "一步步来, 分三批建仓",
+        "星期一二三都可以, 一二三四五六",
+        "三三两两",
+    ],
+)
+def test_ordinary_text_stays(text):
+    assert redact(text) == text
