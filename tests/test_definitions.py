@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 
@@ -47,3 +48,18 @@ def test_dagster_dev_without_the_venv_on_path_still_loads_the_dbt_assets(tmp_pat
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert int(loaded.stdout.split()[-1]) > 0
+
+
+def test_the_workspace_validates_as_dagster_loads_it(tmp_path):
+    """`dagster dev -w workspace.yaml` (make ui) loads the module and validates the whole asset graph,
+    partition mappings included: importing ``defs`` in Python checks less."""
+    dagster = Path(sys.executable).with_name("dagster")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    validated = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert validated.returncode == 0, (validated.stdout + validated.stderr)[-3000:]

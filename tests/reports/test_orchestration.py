@@ -3,6 +3,9 @@ production uses (ClickHouse URL, PostgreSQL DSN, the stack's SMTP sink)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import dagster as dg
 from typer.testing import CliRunner
 
@@ -20,6 +23,31 @@ def test_schedules_run_daily_and_on_mondays_at_seven():
     assert daily.execution_timezone == weekly.execution_timezone == "Asia/Shanghai"
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("mart_kpi_employee_daily") in graph.get(dg.AssetKey("daily_kpi_reports")).parent_keys
+
+
+def _requested_partition(defs, schedule, at: datetime) -> str:
+    with dg.build_schedule_context(
+        scheduled_execution_time=at, repository_def=defs.get_repository_def()
+    ) as context:
+        return schedule.evaluate_tick(context).run_requests[0].partition_key
+
+
+def test_seven_in_shanghai_reports_the_kpi_day_and_week_that_just_ended():
+    """07:00 in Shanghai is 23:00 UTC the day before: the KPI (UTC) day being reported."""
+    from orchestration.definitions import defs
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    daily = defs.resolve_schedule_def("daily_kpi_reports_schedule")
+    weekly = defs.resolve_schedule_def("weekly_kpi_reports_schedule")
+    assert _requested_partition(defs, daily, datetime(2026, 11, 27, 7, tzinfo=shanghai)) == "2026-11-26"
+    # Monday 2026-11-23 07:00: the week of Monday 2026-11-16 to Sunday 2026-11-22
+    assert _requested_partition(defs, weekly, datetime(2026, 11, 23, 7, tzinfo=shanghai)) == "2026-11-16"
+    # Dagster maps a report partition to the KPI partitions it reads: a week to its seven days
+    graph = defs.resolve_asset_graph()
+    kpi_days = graph.get_parent_partition_keys_for_child(
+        "2026-11-16", dg.AssetKey("mart_kpi_employee_daily"), dg.AssetKey("weekly_kpi_reports")
+    ).partitions_subset.get_partition_keys()
+    assert sorted(kpi_days) == [f"2026-11-{day}" for day in range(16, 23)]
 
 
 def test_daily_partition_mails_everyone_and_reports_metadata(report_environment, smtp_sink, recipients):

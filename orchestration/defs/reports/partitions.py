@@ -1,7 +1,11 @@
-"""Report partitions: one per day and one per Monday-to-Sunday week, on the managers' clock.
+"""Report partitions: one per KPI day and one per Monday-to-Sunday week of KPI days.
 
-``hour_offset=7`` makes a day's partition complete at 07:00 the next morning in
-``FUNNELHOUSE_REPORT_TIMEZONE`` (default Asia/Shanghai), which is exactly when its schedule runs it.
+KPI days are UTC days (``mart_kpi_employee_daily``, ``KPI_PARTITIONS``), and a report of day D reads
+KPI day D, so the report partitions are UTC days too: Dagster maps a report partition to the KPI
+partitions it reads (a day to its day, a week to its seven), which it cannot do across timezones.
+The managers' clock (``FUNNELHOUSE_REPORT_TIMEZONE``, default Asia/Shanghai) is the schedules'
+(``schedules.py``): 07:00 there is 23:00 UTC, in the KPI day being reported, so the current day's
+and week's partitions exist already (``end_offset=1``), as the KPI mart's do.
 """
 
 from __future__ import annotations
@@ -14,12 +18,7 @@ REPORT_TIMEZONE = os.environ.get("FUNNELHOUSE_REPORT_TIMEZONE", "Asia/Shanghai")
 REPORT_HOUR = 7
 FIRST_REPORT_DAY = os.environ.get("FUNNELHOUSE_REPORT_START", "2026-01-01")
 
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=FIRST_REPORT_DAY, timezone=REPORT_TIMEZONE, hour_offset=REPORT_HOUR
-)
+daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_REPORT_DAY, end_offset=1)
 weekly_partitions = dg.WeeklyPartitionsDefinition(
-    start_date=FIRST_REPORT_DAY,
-    timezone=REPORT_TIMEZONE,
-    day_offset=1,
-    hour_offset=REPORT_HOUR,  # Monday
-)
+    start_date=FIRST_REPORT_DAY, day_offset=1, end_offset=1
+)  # Monday
