@@ -345,5 +345,13 @@ def pending_days(conn: psycopg.Connection, changes: Cursor) -> set[str]:
     return {row["day"].isoformat() for row in rows}
 
 
+def oldest_pending_change(conn: psycopg.Connection, changes: Cursor) -> dt.datetime | None:
+    """When the oldest change the index has not seen was written (None: it has seen them all)."""
+    return conn.execute(
+        "SELECT min(updated_at) AS at FROM conversations WHERE (updated_at, id) > (%s, %s)",
+        changes.as_tuple(),
+    ).fetchone()["at"]
+
+
 def database_now(conn: psycopg.Connection) -> dt.datetime:
     return conn.execute(f"SELECT {NOW} AS now").fetchone()["now"]

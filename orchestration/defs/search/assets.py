@@ -15,8 +15,13 @@ def _index_metadata(search: SearchResource, client) -> dict:
     with documents.connect(search.pg_dsn()) as conn:
         saved = cursor_store.load(conn, search.alias)
         now = documents.database_now(conn)
+        oldest_pending = documents.oldest_pending_change(conn, saved.cursors.changes)
     changes = saved.cursors.changes
-    lag = (now - changes.at).total_seconds() if saved.last_sync_at else None
+    # How long the oldest change not in the index has waited: 0 when the index is up to date, however
+    # long ago the last change was (-1: never synchronised).
+    lag = (
+        None if not saved.last_sync_at else (now - oldest_pending).total_seconds() if oldest_pending else 0.0
+    )
     return {
         "documents": dg.MetadataValue.int(client.count(search.alias)),
         "index": dg.MetadataValue.text(saved.physical_index or "-"),
@@ -40,21 +45,34 @@ def conversations_search_index(
     try:
         dsn = search_index.pg_dsn()
         if config.full_rebuild:
-            report = rebuild.full_rebuild(dsn, client, search_index.alias, lag=search_index.lag,
-                                          replicas=search_index.replicas)
+            report = rebuild.full_rebuild(
+                dsn, client, search_index.alias, lag=search_index.lag, replicas=search_index.replicas
+            )
         else:
-            report = indexer.synchronise(dsn, client, search_index.alias, lag=search_index.lag,
-                                         batch_size=search_index.batch_size, replicas=search_index.replicas)
+            report = indexer.synchronise(
+                dsn,
+                client,
+                search_index.alias,
+                lag=search_index.lag,
+                batch_size=search_index.batch_size,
+                replicas=search_index.replicas,
+            )
         if isinstance(report, RebuildReport):
-            context.log.info(f"full rebuild into {report.index}: {report.loaded} documents, "
-                             f"{report.docs_per_second} docs/s, previous kept: {report.previous}")
+            context.log.info(
+                f"full rebuild into {report.index}: {report.loaded} documents, "
+                f"{report.docs_per_second} docs/s, previous kept: {report.previous}"
+            )
             run = {"mode": "full rebuild", "loaded": report.loaded, "docs_per_second": report.docs_per_second}
         elif report.skipped:
             context.log.info(f"sync skipped: {report.skipped}")
             run = {"mode": "skipped"}
         else:
-            run = {"mode": "incremental", "indexed": report.indexed, "deleted": report.deleted,
-                   "reindexed_for_customer_or_employee": report.related_reindexed}
+            run = {
+                "mode": "incremental",
+                "indexed": report.indexed,
+                "deleted": report.deleted,
+                "reindexed_for_customer_or_employee": report.related_reindexed,
+            }
         return dg.MaterializeResult(metadata={**_index_metadata(search_index, client), **run})
     finally:
         client.close()
