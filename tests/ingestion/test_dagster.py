@@ -119,6 +119,10 @@ def test_asset_reports_rejects_in_its_check_and_fails_on_a_broken_file(landing, 
     }
     (materialization,) = result.asset_materializations_for_node("crm__employees")
     assert materialization.metadata["rows_loaded"].value == 1
+    assert materialization.metadata["files"].value == 1
+    assert [url.rsplit("/", 1)[-1] for url in materialization.metadata["file_urls"].value] == [
+        "employees__b1.csv"
+    ]
 
     (landing / "employees__b2.csv").write_bytes(b"not,a,landing,file\n1,2,3,4\n")
     broken = materialise(landing, "employees")

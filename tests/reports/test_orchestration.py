@@ -58,6 +58,8 @@ def test_daily_partition_mails_everyone_and_reports_metadata(report_environment,
     assert metadata["sent"].value == len(recipients) and metadata["failed"].value == 0
     assert {row["email"] for row in metadata["recipients"].value} == {r.email for r in recipients}
     assert metadata["preview"].value.endswith("report.html")
+    table = metadata["reports"].value.splitlines()  # a Markdown table: header, rule, a row per report
+    assert table[0].startswith("| report |") and table[1].startswith("|---") and len(table) > 2
     for recipient in recipients:
         assert messages_to(smtp_sink["outbox"], recipient.email, f"daily-2026-11-26-{recipient.scope}-zh")
     again = dg.materialize(

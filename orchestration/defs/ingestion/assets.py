@@ -139,7 +139,7 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
         )
         totals = summarise(results)
         metadata = {
-            "files": [r.file.url for r in results],
+            "file_urls": [r.file.url for r in results],  # (and "files", their count, from the totals)
             **{k: dg.MetadataValue.int(v) for k, v in totals.items() if k != "reasons"},
             "per_file": dg.MetadataValue.md(_file_table(results)) if results else "no pending file",
             "rejected_by_rule": dg.MetadataValue.md(_reasons_table(totals["reasons"])),

@@ -46,10 +46,18 @@ def _metadata(summary) -> dict:
         "failed": len(summary.failed),
         "reports": dg.MetadataValue.md(
             "\n".join(
-                f"| {r.slug} | {len(r.html):,} B html | {len(r.pdf):,} B pdf | "
-                f"{sum(len(png) for png in r.charts.values()):,} B charts |"
-                for r in reports
+                [
+                    "| report | html | pdf | charts |",
+                    "|---|---:|---:|---:|",
+                    *(
+                        f"| {r.slug} | {len(r.html):,} B | {len(r.pdf):,} B | "
+                        f"{sum(len(png) for png in r.charts.values()):,} B |"
+                        for r in reports
+                    ),
+                ]
             )
+            if reports
+            else "no report rendered (every recipient had it already)"
         ),
         "largest_message_bytes": max((o.size_bytes or 0 for o in summary.outcomes), default=0),
     }
