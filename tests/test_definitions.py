@@ -63,3 +63,15 @@ def test_the_workspace_validates_as_dagster_loads_it(tmp_path):
         cwd=Path(__file__).resolve().parents[1],
     )
     assert validated.returncode == 0, (validated.stdout + validated.stderr)[-3000:]
+
+
+def test_every_schedule_and_sensor_runs_once_the_daemon_does():
+    """Reports are on by default, so everything they read must be too (refresh, KPI days, search)."""
+    repository = defs.get_repository_def()
+    assert len(repository.schedule_defs) >= 9 and len(repository.sensor_defs) >= 3
+    stopped = [
+        definition.name
+        for definition in (*repository.schedule_defs, *repository.sensor_defs)
+        if definition.default_status.value != "RUNNING"
+    ]
+    assert stopped == []

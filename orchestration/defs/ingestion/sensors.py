@@ -61,6 +61,7 @@ def upstream(table: str) -> set[str]:
     job=crm_ingest_job,
     minimum_interval_seconds=30,
     description="Launch one ingestion run per new landing file.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def crm_landing_sensor(
     context: dg.SensorEvaluationContext, postgres: PostgresResource, landing_zone: LandingZone

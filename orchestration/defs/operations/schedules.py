@@ -13,16 +13,20 @@ def _backup_schedule(name: str, cron: str, kind: str) -> dg.ScheduleDefinition:
         cron_schedule=cron,
         execution_timezone=environment.schedule_timezone(),
         run_config={"ops": {"take_postgres_backup": {"config": {"kind": kind}}}},
+        default_status=dg.DefaultScheduleStatus.RUNNING,
     )
 
 
 full_backup_schedule = _backup_schedule("postgres_full_backup_daily", "0 3 * * *", "full")
 # 09:00, 15:00, 21:00: the 03:00 slot belongs to the full backup.
-incremental_backup_schedule = _backup_schedule("postgres_incremental_backup_6h", "0 9,15,21 * * *", "incremental")
+incremental_backup_schedule = _backup_schedule(
+    "postgres_incremental_backup_6h", "0 9,15,21 * * *", "incremental"
+)
 
 partitions_ahead_schedule = dg.ScheduleDefinition(
     name="conversation_partitions_monthly",
     job=conversation_partitions_job,
     cron_schedule="0 1 1 * *",
     execution_timezone=environment.schedule_timezone(),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )

@@ -16,6 +16,7 @@ hourly_refresh_schedule = dg.ScheduleDefinition(
     job=hourly_refresh_job,
     cron_schedule="15 * * * *",
     execution_timezone=environment.schedule_timezone(),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
 nightly_full_build_schedule = dg.ScheduleDefinition(
@@ -23,6 +24,7 @@ nightly_full_build_schedule = dg.ScheduleDefinition(
     job=nightly_full_build_job,
     cron_schedule="30 2 * * *",
     execution_timezone=environment.schedule_timezone(),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
 
@@ -33,7 +35,11 @@ def kpi_daily_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
     (``kpi_window_vars``), which completes the day that just ended, also across a month's end."""
 
     @dg.schedule(
-        name="warehouse_kpi_daily_schedule", job=job, cron_schedule="45 * * * *", execution_timezone="UTC"
+        name="warehouse_kpi_daily_schedule",
+        job=job,
+        cron_schedule="45 * * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def kpi_today(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         today = KPI_PARTITIONS.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())

@@ -39,7 +39,10 @@ def build_failure_sensor(jobs: list) -> dg.SensorDefinition:
     """The sensor over the warehouse jobs that exist in this code location."""
 
     @dg.run_failure_sensor(
-        name="warehouse_run_failure_sensor", monitored_jobs=jobs, minimum_interval_seconds=60
+        name="warehouse_run_failure_sensor",
+        monitored_jobs=jobs,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def warehouse_run_failure_sensor(context: dg.RunFailureSensorContext):
         run = context.dagster_run
