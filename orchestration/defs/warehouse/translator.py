@@ -11,7 +11,12 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 class WarehouseTranslator(DagsterDbtTranslator):
     def __init__(self):
-        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        # dbt tests of models and of sources (the raw tables) both become asset checks.
+        super().__init__(
+            settings=DagsterDbtTranslatorSettings(
+                enable_asset_checks=True, enable_source_tests_as_checks=True
+            )
+        )
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":

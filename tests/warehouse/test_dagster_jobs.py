@@ -1,0 +1,57 @@
+"""The warehouse jobs as Dagster runs them (in process, through the whole code location): the
+hourly refresh carries a new PostgreSQL row to the marts, a KPI partition run builds its mart, and the
+nightly full build reports every dbt test (of models and of the raw sources) as an asset check."""
+
+from __future__ import annotations
+
+import dagster as dg
+import psycopg
+
+from ingestion.replication.connections import clickhouse_client
+from orchestration.defs.warehouse.build import marts_schema
+
+
+def _run(job_name: str, **kwargs) -> dg.ExecuteInProcessResult:
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    return job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, **kwargs)
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    return "\n".join(str(event.event_specific_data) for event in result.all_events if event.is_failure)[
+        -3000:
+    ]
+
+
+def test_hourly_refresh_and_a_kpi_partition_run_through_dagster(built_warehouse, pg_dsn, clickhouse_env):
+    core = marts_schema().removesuffix("marts") + "core"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction,"
+            " sentiment, quality_score, platform, sent_at)"
+            " values ('MSG_DAGSTER', 4, 3, 'text', 'outbound', 'positive', 9, 'wechat', now() - interval '1 hour')"
+        )
+
+    refresh = _run("warehouse_hourly_refresh")
+    assert refresh.success, _failure(refresh)
+    client = clickhouse_client()
+    messages = client.query(f"select source_message_id from `{core}`.fct_conversations").result_rows
+    assert ("MSG_DAGSTER",) in messages
+
+    today = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1).get_last_partition_key()
+    kpi = _run("warehouse_kpi_daily", partition_key=today)
+    assert kpi.success, _failure(kpi)
+    checks = kpi.get_asset_check_evaluations()
+    assert checks and all(check.passed for check in checks)  # dbt tests of the mart, as asset checks
+    days = client.query(f"select max(kpi_date) from `{marts_schema()}`.mart_kpi_employee_daily").result_rows
+    assert str(days[0][0]) == today
+
+
+def test_nightly_full_build_reports_dbt_tests_as_asset_checks(built_warehouse, clickhouse_env):
+    nightly = _run("warehouse_nightly_full_build")
+    assert nightly.success, _failure(nightly)
+    checks = nightly.get_asset_check_evaluations()
+    assert checks and all(check.passed for check in checks)
+    checked = {check.asset_key.path[0] for check in checks}
+    assert "raw" in checked and "mart_customer_overview" in checked  # source tests too, not observations
