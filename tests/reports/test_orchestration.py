@@ -144,3 +144,20 @@ def test_an_address_nobody_configured_gets_nothing_without_a_scope(report_enviro
     assert "--scope" in said and "admin@exmaple.com is not a report recipient" in said
     assert not messages_to(smtp_sink["outbox"], "admin@exmaple.com")
     assert not (report_environment / "out").exists()
+
+
+def test_the_daily_job_runs_through_the_whole_code_location(report_environment, smtp_sink, recipients):
+    """As the schedule launches it: Dagster maps the report's partition to the KPI mart's partitions
+    (it failed every run while the two were on different timezones)."""
+    from orchestration.definitions import defs
+
+    instance = dg.DagsterInstance.ephemeral()
+    # the KPI partition the report reads has been built, as it has in production
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("mart_kpi_employee_daily", partition="2026-11-24")
+    )
+    job = defs.resolve_job_def("daily_kpi_reports_job")
+    result = job.execute_in_process(partition_key="2026-11-24", instance=instance)
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("daily_kpi_reports")
+    assert materialization.metadata["sent"].value == len(recipients)
