@@ -140,3 +140,21 @@ def test_closed_sets_and_ranges_are_enforced(conn, statement):
 
 def test_second_migration_run_changes_nothing(pg_dsn):
     assert migrate.apply(pg_dsn, log=lambda *_: None) == []
+
+
+def test_partitions_job_creates_the_coming_months(pg_dsn, monkeypatch):
+    from orchestration.defs.operations.jobs import PARTITION_MONTHS_AHEAD, conversation_partitions_job
+
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", pg_dsn)
+    assert conversation_partitions_job.execute_in_process().success
+    with psycopg.connect(pg_dsn) as conn:
+        names = {
+            row[0]
+            for row in conn.execute("SELECT relname FROM pg_class WHERE relname LIKE 'conversations_2%'")
+        }
+        months = conn.execute(
+            "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => m), "
+            "'YYYY_MM') FROM generate_series(0, %s) AS m",
+            (PARTITION_MONTHS_AHEAD,),
+        ).fetchall()
+    assert {f"conversations_{month}" for (month,) in months} <= names

@@ -1,8 +1,6 @@
 """Upkeep of the operational database: backups (seed section 6) and conversation partitions
 created ahead of time (seed section 5), as Dagster jobs so failures show up where everything else does."""
 
-from datetime import date
-
 import dagster as dg
 import psycopg
 from dateutil.relativedelta import relativedelta
@@ -33,11 +31,13 @@ def take_postgres_backup(context: dg.OpExecutionContext, config: BackupConfig) -
 
 @dg.op
 def create_conversation_partitions_ahead(context: dg.OpExecutionContext) -> None:
-    today = date.today().replace(day=1)
     with psycopg.connect(environment.pg_dsn()) as conn:
+        # This month on the clock of sent_at (UTC), whatever the server's timezone; months ahead are
+        # created long before their first row (the schedule fires on the 1st, on the team's clock).
+        this_month = conn.execute("SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date").fetchone()[0]
         created = conn.execute(
             "SELECT ensure_conversation_partitions(%s, %s)",
-            (today, today + relativedelta(months=PARTITION_MONTHS_AHEAD)),
+            (this_month, this_month + relativedelta(months=PARTITION_MONTHS_AHEAD)),
         ).fetchone()[0]
     context.log.info(f"{created} new monthly partition(s) of conversations")
 
