@@ -24,7 +24,7 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
     ]
 
 
-def test_hourly_refresh_and_a_kpi_partition_run_through_dagster(built_warehouse, pg_dsn, clickhouse_env):
+def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickhouse_env):
     core = marts_schema().removesuffix("marts") + "core"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
@@ -47,8 +47,7 @@ def test_hourly_refresh_and_a_kpi_partition_run_through_dagster(built_warehouse,
     days = client.query(f"select max(kpi_date) from `{marts_schema()}`.mart_kpi_employee_daily").result_rows
     assert str(days[0][0]) == today
 
-
-def test_nightly_full_build_reports_dbt_tests_as_asset_checks(built_warehouse, clickhouse_env):
+    # (one test, one warehouse: building it is most of the cost)
     nightly = _run("warehouse_nightly_full_build")
     assert nightly.success, _failure(nightly)
     checks = nightly.get_asset_check_evaluations()
