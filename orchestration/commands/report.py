@@ -44,6 +44,10 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def _progress(line: str) -> None:
+    console.print(f"[yellow]{line}[/]" if line.startswith("warning:") else f"[dim]{line}[/]")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def report(
@@ -105,7 +109,7 @@ def register(app: typer.Typer) -> None:
                 scope=scope,
                 language=language or DEFAULT_LANGUAGE,
                 out_dir=Path(out) if out else None,
-                progress=lambda line: console.print(f"[dim]{line}[/]"),
+                progress=_progress,
                 require_activity=True,
             )
         except runner.ScopeNeeded as exc:

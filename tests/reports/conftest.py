@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 
 from devstack import smtp
+from ingestion.replication.replicate import utc_now
 from ingestion.reports.data import MartReader, connect
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import from_employees
+from orchestration.defs.warehouse import refresh_state
 from orchestration.environment import ClickHouseSettings, smtp_settings
 from tests.reports import sample_marts
 
 MARTS_DATABASE = "report_test_marts"
+RAW_DATABASE = "report_test_raw"
 REPORT_DAY = sample_marts.END_DATE
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "reports"
 
@@ -71,13 +74,17 @@ def mail_settings(smtp_sink, monkeypatch):
 
 
 @pytest.fixture
-def report_environment(clickhouse_settings, employees_dsn, smtp_sink, tmp_path, monkeypatch):
+def report_environment(clickhouse_settings, marts, employees_dsn, smtp_sink, tmp_path, monkeypatch):
     """What the command and the assets read, through the environment variables production uses
     (ClickHouse URL, PostgreSQL DSN, the stack's SMTP sink); the test's folder."""
     monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_URL", clickhouse_settings.url)
     monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_USER", clickhouse_settings.username)
     monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_PASSWORD", clickhouse_settings.password)
     monkeypatch.setenv("FUNNELHOUSE_MARTS_DATABASE", MARTS_DATABASE)
+    # The sample marts count as refreshed now (after every sample day ended): a refresh mark of their
+    # own, in a raw database of their own.
+    monkeypatch.setenv("FUNNELHOUSE_RAW_DATABASE", RAW_DATABASE)
+    refresh_state.record_refresh(marts[0], RAW_DATABASE, MARTS_DATABASE, utc_now())
     monkeypatch.setenv("FUNNELHOUSE_REPORT_DIR", str(tmp_path / "reports"))
     monkeypatch.delenv("FUNNELHOUSE_SMTP_URL", raising=False)
     monkeypatch.delenv("FUNNELHOUSE_REPORT_RECIPIENTS", raising=False)

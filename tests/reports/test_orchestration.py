@@ -3,7 +3,7 @@ production uses (ClickHouse URL, PostgreSQL DSN, the stack's SMTP sink)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -11,15 +11,17 @@ from typer.testing import CliRunner
 
 from orchestration.cli import app
 from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
-from tests.reports.conftest import messages_to
+from orchestration.defs.warehouse import refresh_state
+from tests.reports import sample_marts
+from tests.reports.conftest import MARTS_DATABASE, RAW_DATABASE, messages_to, outbox_messages
 
 
-def test_schedules_run_daily_and_on_mondays_at_seven():
+def test_schedules_run_daily_and_on_mondays_at_nine():
     from orchestration.definitions import defs
 
     daily = defs.resolve_schedule_def("daily_kpi_reports_schedule")
     weekly = defs.resolve_schedule_def("weekly_kpi_reports_schedule")
-    assert daily.cron_schedule == "0 7 * * *" and weekly.cron_schedule == "0 7 * * 1"
+    assert daily.cron_schedule == "0 9 * * *" and weekly.cron_schedule == "0 9 * * 1"
     assert daily.execution_timezone == weekly.execution_timezone == "Asia/Shanghai"
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("mart_kpi_employee_daily") in graph.get(dg.AssetKey("daily_kpi_reports")).parent_keys
@@ -32,16 +34,20 @@ def _requested_partition(defs, schedule, at: datetime) -> str:
         return schedule.evaluate_tick(context).run_requests[0].partition_key
 
 
-def test_seven_in_shanghai_reports_the_kpi_day_and_week_that_just_ended():
-    """07:00 in Shanghai is 23:00 UTC the day before: the KPI (UTC) day being reported."""
+def test_a_schedule_reports_the_newest_kpi_day_and_week_that_had_ended():
+    """09:00 in Shanghai is 01:00 UTC: the KPI (UTC) day before has ended. At 07:00 (23:00 UTC) it
+    has not, and the report is of the day before it, never of a day still running."""
     from orchestration.definitions import defs
 
     shanghai = ZoneInfo("Asia/Shanghai")
     daily = defs.resolve_schedule_def("daily_kpi_reports_schedule")
     weekly = defs.resolve_schedule_def("weekly_kpi_reports_schedule")
-    assert _requested_partition(defs, daily, datetime(2026, 11, 27, 7, tzinfo=shanghai)) == "2026-11-26"
-    # Monday 2026-11-23 07:00: the week of Monday 2026-11-16 to Sunday 2026-11-22
-    assert _requested_partition(defs, weekly, datetime(2026, 11, 23, 7, tzinfo=shanghai)) == "2026-11-16"
+    assert _requested_partition(defs, daily, datetime(2026, 11, 27, 9, tzinfo=shanghai)) == "2026-11-26"
+    assert _requested_partition(defs, daily, datetime(2026, 11, 27, 7, tzinfo=shanghai)) == "2026-11-25"
+    # Monday 2026-11-23 09:00: the week of Monday 2026-11-16 to Sunday 2026-11-22
+    assert _requested_partition(defs, weekly, datetime(2026, 11, 23, 9, tzinfo=shanghai)) == "2026-11-16"
+    # at 07:00 that week still runs (Sunday 23:00 UTC): the week before
+    assert _requested_partition(defs, weekly, datetime(2026, 11, 23, 7, tzinfo=shanghai)) == "2026-11-09"
     # Dagster maps a report partition to the KPI partitions it reads: a week to its seven days
     graph = defs.resolve_asset_graph()
     kpi_days = graph.get_parent_partition_keys_for_child(
@@ -161,3 +167,39 @@ def test_the_daily_job_runs_through_the_whole_code_location(report_environment, 
     assert result.success
     [materialization] = result.asset_materializations_for_node("daily_kpi_reports")
     assert materialization.metadata["sent"].value == len(recipients)
+
+
+def test_marts_refreshed_before_the_day_ended_mail_nothing_and_retry(report_environment, smtp_sink, marts):
+    """A refresh mark from before the period's end: the run waits for the next refresh (its retries),
+    and when none comes, fails saying why, with nobody mailed a day without its last hours."""
+    refresh_state.record_refresh(
+        marts[0], RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 26, 23, 15)
+    )  # 23:15 UTC on the day reported
+    mailed_before = len(outbox_messages(smtp_sink["outbox"]))
+    result = dg.materialize(
+        [daily_kpi_reports],
+        partition_key="2026-11-26",
+        run_config={
+            "ops": {"daily_kpi_reports": {"config": {"refresh_retries": 1, "refresh_retry_seconds": 0}}}
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == 1
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    said = str(failure.step_failure_data.error)
+    assert "last refreshed at 2026-11-26 23:15 UTC" in said and "daily-2026-11-26" in said
+    assert len(outbox_messages(smtp_sink["outbox"])) == mailed_before
+    # the day before had ended by then: its report goes out
+    assert dg.materialize([daily_kpi_reports], partition_key="2026-11-25").success
+
+
+def test_a_day_without_any_activity_fails_instead_of_mailing_zeros(report_environment, smtp_sink):
+    day = (sample_marts.END_DATE - timedelta(days=60)).isoformat()  # the sample's 45 days start later
+    mailed_before = len(outbox_messages(smtp_sink["outbox"]))
+    result = dg.materialize([daily_kpi_reports], partition_key=day, raise_on_error=False)
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "no activity in the marts" in failure.step_failure_data.user_failure_data.description
+    assert len(outbox_messages(smtp_sink["outbox"])) == mailed_before

@@ -4,7 +4,7 @@ tests/reports/test_orchestration.py)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -14,8 +14,9 @@ from ingestion.reports.data import MartReader
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import DEPARTMENTS, RecipientError, apply_config, check_scope
 from orchestration.cli import app
+from orchestration.defs.warehouse import refresh_state
 from tests.reports import sample_marts
-from tests.reports.conftest import REPORT_DAY, outbox_messages
+from tests.reports.conftest import MARTS_DATABASE, RAW_DATABASE, REPORT_DAY, outbox_messages
 from tests.reports.report_html import by_metric
 
 # The sample marts have activity on 45 days up to END_DATE (sample_marts.build's defaults).
@@ -244,3 +245,13 @@ def test_chart_ticks_are_distinct_whole_numbers(reader):
         labels = y_labels(draw(busy, "en"))
         assert len(labels) >= 3 and len(set(labels)) == len(labels)
         assert "-0" not in labels and all("." not in label for label in labels)
+
+
+def test_a_day_the_marts_were_refreshed_during_is_reported_with_a_warning(report_environment, marts):
+    """By hand the report is written (someone asked for it), saying its numbers may lack the day's end."""
+    refresh_state.record_refresh(marts[0], RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 20, 18, 30))
+    result = invoke("--date", QUIET_DAY.isoformat(), "--to", "admin@example.com")
+    assert result.exit_code == 0, result.output
+    assert "warning: the marts were last refreshed at 2026-11-20 18:30 UTC" in said(result)
+    refresh_state.record_refresh(marts[0], RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 21, 0, 30))
+    assert "warning" not in said(invoke("--date", QUIET_DAY.isoformat(), "--to", "admin@example.com"))

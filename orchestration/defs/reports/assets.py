@@ -1,5 +1,10 @@
 """The KPI reports as assets downstream of the marts: materialising a partition renders and mails
-that period's reports (the ledger keeps re-materialisations from mailing anyone twice)."""
+that period's reports (the ledger keeps re-materialisations from mailing anyone twice).
+
+Nothing is mailed from marts that cannot hold the whole period: a run whose marts were last refreshed
+before the period ended waits for the next refresh (retries), and a period without any activity fails
+the run (an all-zero report to every manager says the pipeline stopped, not that the team did; the
+run-failure sensor says it instead)."""
 
 from datetime import date
 
@@ -19,6 +24,10 @@ MART_ASSETS = [
 class ReportRunConfig(dg.Config):
     send: bool = True
     resend: bool = False  # mail again even where the ledger says it went out
+    # Marts not yet refreshed past the period's end: try again this many times, this long apart (the
+    # hourly refresh runs at :15, today's KPI partition at :45).
+    refresh_retries: int = 4
+    refresh_retry_seconds: int = 15 * 60
 
 
 def _metadata(summary) -> dict:
@@ -70,7 +79,22 @@ def _metadata(summary) -> dict:
 def _materialise(
     context: dg.AssetExecutionContext, config: ReportRunConfig, period: Period
 ) -> dg.MaterializeResult:
-    summary = runner.run(period, send=config.send, resend=config.resend, progress=context.log.info)
+    try:
+        summary = runner.run(
+            period,
+            send=config.send,
+            resend=config.resend,
+            progress=context.log.info,
+            require_activity=True,
+            require_complete=True,
+        )
+    except runner.Incomplete as incomplete:
+        context.log.warning(str(incomplete))
+        raise dg.RetryRequested(
+            max_retries=config.refresh_retries, seconds_to_wait=config.refresh_retry_seconds
+        ) from incomplete
+    except runner.NoActivity as no_activity:
+        raise dg.Failure(description=f"nothing mailed: {no_activity} (has ingestion stopped?)") from None
     metadata = _metadata(summary)
     if summary.failed:  # every recipient was attempted; now make the failures impossible to miss
         failed = ", ".join(f"{o.recipient.email} ({o.status}: {o.error})" for o in summary.failed)

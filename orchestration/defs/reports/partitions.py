@@ -4,8 +4,10 @@ KPI days are UTC days (``mart_kpi_employee_daily``, ``KPI_PARTITIONS``), and a r
 KPI day D, so the report partitions are UTC days too: Dagster maps a report partition to the KPI
 partitions it reads (a day to its day, a week to its seven), which it cannot do across timezones.
 The managers' clock (``FUNNELHOUSE_REPORT_TIMEZONE``, default Asia/Shanghai) is the schedules'
-(``schedules.py``): 07:00 there is 23:00 UTC, in the KPI day being reported, so the current day's
-and week's partitions exist already (``end_offset=1``), as the KPI mart's do.
+(``schedules.py``), at ``FUNNELHOUSE_REPORT_HOUR`` (default 9): 09:00 in Shanghai is 01:00 UTC, after
+the day being reported has ended and the warehouse's first refreshes of the next one (:15 and :45)
+have completed it. The current day's and week's partitions exist already (``end_offset=1``), as the
+KPI mart's do, so a partition can be looked at by hand while its day runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import dagster as dg
 
 REPORT_TIMEZONE = os.environ.get("FUNNELHOUSE_REPORT_TIMEZONE", "Asia/Shanghai")
-REPORT_HOUR = 7
+REPORT_HOUR = int(os.environ.get("FUNNELHOUSE_REPORT_HOUR", "9"))
 FIRST_REPORT_DAY = os.environ.get("FUNNELHOUSE_REPORT_START", "2026-01-01")
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_REPORT_DAY, end_offset=1)

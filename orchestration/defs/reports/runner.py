@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from devstack import state
+from ingestion.replication import schema
 from ingestion.reports import data, delivery, pipeline
 from ingestion.reports.ledger import Ledger
 from ingestion.reports.periods import Period
@@ -20,6 +22,7 @@ from ingestion.reports.recipients import (
     resolve,
 )
 from orchestration import environment
+from orchestration.defs.warehouse import refresh_state
 
 
 def marts_database() -> str:
@@ -61,6 +64,36 @@ def check_activity(reader: data.MartReader, period: Period) -> None:
     )
 
 
+class Incomplete(RuntimeError):
+    """The marts were last refreshed before the period ended: its report would miss activity."""
+
+
+def period_end(period: Period) -> dt.datetime:
+    """When the period's last KPI day ends (naive UTC, as refresh marks are: KPI days are UTC days)."""
+    return dt.datetime.combine(period.end + dt.timedelta(days=1), dt.time())
+
+
+def check_complete(client, period: Period) -> dt.datetime:
+    """The marts' last refresh mark (``refresh_state``: every change replicated before it is built),
+    if it is after the period ended; raise Incomplete otherwise. A report from marts refreshed
+    before then would state a day's or week's totals without its last hours, and nothing would
+    ever correct the mail."""
+    refreshed = refresh_state.last_refresh(client, schema.raw_database(), marts_database())
+    ended = period_end(period)
+    if refreshed is None:
+        raise Incomplete(
+            f"the marts ({marts_database()}) have no recorded refresh: run `funnelhouse build` "
+            "or the warehouse refresh job first"
+        )
+    if refreshed < ended:
+        raise Incomplete(
+            f"the marts were last refreshed at {refreshed:%Y-%m-%d %H:%M} UTC, before {period.key} "
+            f"ended ({ended:%Y-%m-%d %H:%M} UTC): its report would miss activity. The hourly "
+            "refresh brings them up to date"
+        )
+    return refreshed
+
+
 class NoRecipients(RuntimeError):
     """Nobody to report to: no active manager/admin and no recipients file entry."""
 
@@ -99,9 +132,12 @@ def run(
     out_dir: Path | None = None,
     progress: Callable[[str], None] = print,
     require_activity: bool = False,
+    require_complete: bool = False,
 ) -> pipeline.RunSummary:
     """Render (and send) the period's reports. ``require_activity``: raise NoActivity rather than render a
-    period without any activity in the marts (``funnelhouse report``; scheduled runs render what is there)."""
+    period without any activity in the marts. ``require_complete``: raise Incomplete rather than render
+    a period from marts last refreshed before it ended (scheduled runs; ``funnelhouse report`` only
+    warns, through ``progress``)."""
     dsn = environment.pg_dsn()
     recipients = resolve(dsn)
     if to:
@@ -115,6 +151,12 @@ def run(
         reader = data.MartReader(client, marts_database())
         if require_activity:
             check_activity(reader, period)
+        try:
+            check_complete(client, period)
+        except Incomplete as incomplete:
+            if require_complete:
+                raise
+            progress(f"warning: {incomplete}")
         smtp = environment.smtp_settings() if send else None
         return pipeline.produce_reports(
             period,

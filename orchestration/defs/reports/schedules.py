@@ -1,7 +1,10 @@
-"""Daily reports at 07:00 and weekly ones on Monday 07:00, on the managers' clock (the report timezone).
+"""Daily reports and weekly ones on Mondays at the report hour, on the managers' clock (the report
+timezone; ``partitions.py``).
 
-Each run reports the KPI day (or week) the schedule fires in: 07:00 in Asia/Shanghai is 23:00 UTC of
-the day being reported (``partitions.py``), the week's last day on a Monday morning."""
+Each run reports the newest KPI day (or week) that had ended when the schedule fired: 09:00 in
+Asia/Shanghai is 01:00 UTC, so the day before; a report hour before the UTC day's end reports the day
+before that rather than a day still running. The assets then wait for a refresh made after that end
+(``assets.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,12 @@ from orchestration.defs.reports.partitions import REPORT_HOUR, REPORT_TIMEZONE
 
 daily_reports_job = dg.define_asset_job("daily_kpi_reports_job", selection=[daily_kpi_reports])
 weekly_reports_job = dg.define_asset_job("weekly_kpi_reports_job", selection=[weekly_kpi_reports])
+
+
+def last_ended_partition(partitions: dg.TimeWindowPartitionsDefinition, timestamp: float) -> str:
+    """The newest partition whose time window had ended at ``timestamp``."""
+    running = partitions.time_window_for_partition_key(partitions.get_partition_key_for_timestamp(timestamp))
+    return partitions.get_partition_key_for_timestamp(running.start.timestamp() - 1)
 
 
 def _reports_schedule(
@@ -25,7 +34,7 @@ def _reports_schedule(
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def reports(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        reported = partitions.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
+        reported = last_ended_partition(partitions, context.scheduled_execution_time.timestamp())
         return dg.RunRequest(run_key=reported, partition_key=reported)
 
     return reports

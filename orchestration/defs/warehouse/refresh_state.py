@@ -29,6 +29,7 @@ REPLICATED_THROUGH_ENV = "FUNNELHOUSE_REPLICATED_THROUGH"
 
 
 def _ensure_table(client, raw_database: str) -> None:
+    schema.create_database(client, raw_database)
     client.command(
         f"""create table if not exists `{raw_database}`.{REFRESH_TABLE} (
             marts_schema String,

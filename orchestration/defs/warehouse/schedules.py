@@ -30,9 +30,9 @@ nightly_full_build_schedule = dg.ScheduleDefinition(
 
 def kpi_daily_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
     """Today's partition every hour, half an hour after the refresh: a day's KPIs follow the day as it
-    happens, so a report read at any hour (the managers' 07:00 is 23:00 UTC) finds them at most an
-    hour old rather than as they stood at one early run. Each run also rebuilds yesterday
-    (``kpi_window_vars``), which completes the day that just ended, also across a month's end."""
+    happens, so a report read at any hour finds them at most an hour old rather than as they stood
+    at one early run. Each run also rebuilds yesterday (``kpi_window_vars``), which completes the
+    day that just ended (by 00:45 UTC, before the managers' reports), also across a month's end."""
 
     @dg.schedule(
         name="warehouse_kpi_daily_schedule",
