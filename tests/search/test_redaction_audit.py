@@ -60,6 +60,64 @@ def test_audit_misses_are_redacted(text, expected):
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Chinese: month and day, no year
+        ("我生日是3月12日", f"我生日是{BIRTHDATE}"),
+        ("生日 3.12", f"生日 {BIRTHDATE}"),
+        ("生日：12月3号", f"生日：{BIRTHDATE}"),
+        ("生日在3月12号, 到时候提醒我", f"生日在{BIRTHDATE}, 到时候提醒我"),
+        ("我的生日3月12", f"我的生日{BIRTHDATE}"),
+        ("出生日期: 03-12", f"出生日期: {BIRTHDATE}"),
+        ("生日 3/12, 身份证明天发", f"生日 {BIRTHDATE}, 身份证明天发"),
+        # English: month names (one or two digits), numeric day/month
+        ("birthday is March 12", f"birthday is {BIRTHDATE}"),
+        ("my birthday: 12 March", f"my birthday: {BIRTHDATE}"),
+        ("my birthday: 12 March, thanks", f"my birthday: {BIRTHDATE}, thanks"),
+        ("DOB 12/03", f"DOB {BIRTHDATE}"),
+        ("D.O.B.: 03.12", f"D.O.B.: {BIRTHDATE}"),
+        ("birthday on the 5th of May", f"birthday on the {BIRTHDATE}"),
+        ("My birthday is on the 5th of May, see you", f"My birthday is on the {BIRTHDATE}, see you"),
+        ("my birthday's Sept 3rd", f"my birthday's {BIRTHDATE}"),
+        ("Birthday: Mar. 12", f"Birthday: {BIRTHDATE}"),
+        ("BIRTH DATE 7 JULY", f"BIRTH DATE {BIRTHDATE}"),
+    ],
+)
+def test_birth_dates_without_a_year_are_redacted(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # dates without a birthday label
+        "3月12日的行情",
+        "March 12 earnings call",
+        "2026-03-12 的行情",
+        "see you on 3/12, DOB form attached later",
+        "财报 3.12 发布",
+        "NVDA reports on the 5th of May",
+        # a birthday label that the date does not follow
+        "生日快乐, 3月12日见",
+        "生日那天 3.12 再聊",
+        "Happy birthday! 3/12 deposit confirmed",
+        # label letters inside a word, month letters starting a word
+        "rebirth 2.0 of the fund",
+        "adobe 3.12 update",
+        "birthday maybe 5 people come",
+        "birthday market 5 stars",
+    ],
+)
+def test_unlabelled_dates_stay(text):
+    assert redact(text) == text
+
+
+def test_a_run_of_spaces_after_a_label_is_quick():
+    text = "生日" + " " * 5000 + "x1"
+    assert redact(text) == text  # nested separator loops took seconds here
+
+
+@pytest.mark.parametrize(
     "text",
     [
         # "v" in ordinary words and expressions
