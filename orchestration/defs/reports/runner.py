@@ -88,8 +88,8 @@ def check_complete(client, period: Period) -> dt.datetime:
     if refreshed < ended:
         raise Incomplete(
             f"the marts were last refreshed at {refreshed:%Y-%m-%d %H:%M} UTC, before {period.key} "
-            f"ended ({ended:%Y-%m-%d %H:%M} UTC): its report would miss activity. The hourly "
-            "refresh brings them up to date"
+            f"ended ({ended:%Y-%m-%d %H:%M} UTC): activity after that is not in its report. The "
+            "hourly refresh brings them up to date"
         )
     return refreshed
 
