@@ -35,6 +35,10 @@ def dbt(clickhouse_server, tmp_path_factory):
         "CH_PASSWORD": clickhouse_server["password"],
         "CH_SCHEMA": SCHEMA,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        # Its own artifacts: `make test` exports the project's dbt_project/target, whose manifest
+        # Dagster loads and whose run_results the reports read; this project must not replace them.
+        "DBT_TARGET_PATH": str(project / "target"),
+        "DBT_LOG_PATH": str(project / "logs"),
     }
 
     def run(*args: str) -> str:
@@ -49,6 +53,7 @@ def dbt(clickhouse_server, tmp_path_factory):
         assert result.returncode == 0, f"dbt {' '.join(args)} failed:\n{result.stdout[-4000:]}"
         return result.stdout
 
+    run.project = project
     return run
 
 
@@ -104,6 +109,7 @@ def test_dbt_lifecycle(dbt, warehouse):
     tested = dbt("test", BATCH_2)
     assert "PASS=7" in tested  # six data tests and the unit test
     dbt("docs", "generate")
+    assert (dbt.project / "target" / "manifest.json").exists()  # its own, not the warehouse's target
     dbt("run", "--full-refresh", BATCH_2)
     assert warehouse(f"SELECT count(), sum(amount) FROM {SCHEMA}.orders_append") == [(10, 475)]
     assert warehouse(f"SELECT sum(revenue) FROM {SCHEMA}.daily_revenue") == [(455,)]
