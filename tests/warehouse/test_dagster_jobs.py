@@ -4,11 +4,29 @@ nightly full build reports every dbt test (of models and of the raw sources) as 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import psycopg
 
 from ingestion.replication.connections import clickhouse_client
 from orchestration.defs.warehouse.build import marts_schema
+
+LATE_DAY_SQL = "date_trunc('day', now()) - interval '65 days' + interval '12 hours'"
+
+
+def _quality_conversations_on_the_late_day(client, core: str) -> tuple[int, int]:
+    """Employee 3's quality conversations that day: (in the KPI mart, in fct_conversations)."""
+    day = "today() - 65"
+    [(in_mart,)] = client.query(
+        f"select mofu_quality_conversations from `{marts_schema()}`.mart_kpi_employee_daily"
+        f" where employee_id = 3 and kpi_date = {day}"
+    ).result_rows
+    [(in_facts,)] = client.query(
+        f"select countIf(is_quality_conversation) from `{core}`.fct_conversations"
+        f" where employee_id = 3 and sent_date = {day}"
+    ).result_rows
+    return in_mart, in_facts
 
 
 def _run(job_name: str, **kwargs) -> dg.ExecuteInProcessResult:
@@ -30,7 +48,9 @@ def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickho
         conn.execute(
             "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction,"
             " sentiment, quality_score, platform, sent_at)"
-            " values ('MSG_DAGSTER', 4, 3, 'text', 'outbound', 'positive', 9, 'wechat', now() - interval '1 hour')"
+            " values ('MSG_DAGSTER', 4, 3, 'text', 'outbound', 'positive', 9, 'wechat', now() - interval '1 hour'),"
+            # late news of an older month: neither the mart's first month nor yesterday's or today's
+            f"        ('MSG_LATE', 4, 3, 'text', 'outbound', 'positive', 9, 'wechat', {LATE_DAY_SQL})"
         )
 
     refresh = _run("warehouse_hourly_refresh")
@@ -46,6 +66,20 @@ def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickho
     assert checks and all(check.passed for check in checks)  # dbt tests of the mart, as asset checks
     days = client.query(f"select max(kpi_date) from `{marts_schema()}`.mart_kpi_employee_daily").result_rows
     assert str(days[0][0]) == today
+    in_mart, in_facts = _quality_conversations_on_the_late_day(client, core)
+    assert in_mart == in_facts - 1  # the hourly partition run leaves that month as it was
+
+    # the nightly KPI schedule: every partition in one run, every month rebuilt
+    from orchestration.definitions import defs
+
+    nightly_kpi = defs.resolve_schedule_def("warehouse_kpi_nightly_rebuild_schedule")
+    with dg.build_schedule_context(
+        repository_def=defs.get_repository_def(), scheduled_execution_time=dt.datetime.now(dt.UTC)
+    ) as context:
+        (request,) = nightly_kpi.evaluate_tick(context).run_requests
+    everything = _run("warehouse_kpi_daily", tags=request.tags)
+    assert everything.success, _failure(everything)
+    assert _quality_conversations_on_the_late_day(client, core) == (in_facts, in_facts)
 
     # (one test, one warehouse: building it is most of the cost)
     nightly = _run("warehouse_nightly_full_build")

@@ -11,6 +11,7 @@ from orchestration.defs.warehouse.resources import dbt_resource
 from orchestration.defs.warehouse.schedules import (
     hourly_refresh_schedule,
     kpi_daily_schedule,
+    kpi_nightly_schedule,
     nightly_full_build_schedule,
 )
 from orchestration.defs.warehouse.sensors import build_failure_sensor
@@ -18,7 +19,9 @@ from orchestration.defs.warehouse.sensors import build_failure_sensor
 _dbt_assets = build_dbt_assets()
 # Without a manifest there are no dbt ops to configure (nightly --full-refresh) or partitions to run.
 _dbt_jobs = [nightly_full_build_job, kpi_daily_job] if _dbt_assets else []
-_dbt_schedules = [nightly_full_build_schedule, kpi_daily_schedule()] if _dbt_assets else []
+_dbt_schedules = (
+    [nightly_full_build_schedule, kpi_daily_schedule(), kpi_nightly_schedule()] if _dbt_assets else []
+)
 
 defs = dg.Definitions(
     assets=[*replication_assets, *_dbt_assets],

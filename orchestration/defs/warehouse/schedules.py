@@ -1,11 +1,13 @@
-"""Hourly incremental refresh, nightly full build, today's KPI partition every hour.
+"""Hourly incremental refresh, nightly full build, today's KPI partition every hour, every KPI
+partition nightly.
 
-The refresh and the full build run on the sales team's clock like every other schedule
-(``FUNNELHOUSE_TIMEZONE``); KPI partitions are UTC days, so their schedule runs on UTC."""
+The refresh and the nightly builds run on the sales team's clock like every other schedule
+(``FUNNELHOUSE_TIMEZONE``); KPI partitions are UTC days, so their hourly schedule runs on UTC."""
 
 from __future__ import annotations
 
 import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration import environment
 from orchestration.defs.warehouse.dbt_assets import KPI_PARTITIONS
@@ -46,3 +48,28 @@ def kpi_daily_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
         return dg.RunRequest(partition_key=today)
 
     return kpi_today
+
+
+def kpi_nightly_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
+    """Every KPI partition in one run (one ``dbt build`` of the mart over its whole range: every month
+    rebuilt), an hour after the nightly full build. The hourly partition runs rebuild only the months
+    of yesterday and today (and the table's first and last): a late change to an older month (a
+    deposit confirmed late, a corrected ``employee_kpis`` row, a deletion) reaches the mart here."""
+
+    @dg.schedule(
+        name="warehouse_kpi_nightly_rebuild_schedule",
+        job=job,
+        cron_schedule="30 3 * * *",
+        execution_timezone=environment.schedule_timezone(),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def kpi_every_day(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        today = KPI_PARTITIONS.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
+        return dg.RunRequest(
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: KPI_PARTITIONS.get_first_partition_key(),
+                ASSET_PARTITION_RANGE_END_TAG: today,
+            }
+        )
+
+    return kpi_every_day
