@@ -8,7 +8,7 @@ read here and nowhere else; secrets are read when asked for, never at import tim
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack import state
@@ -106,7 +106,7 @@ class SearchSettings:
     url: str
     flavour: str  # elasticsearch | opensearch: picks the Python client (each refuses the other engine)
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # kept out of logs and tracebacks
     verify_tls: bool = True
     ca_certs: str | None = None
 

@@ -37,8 +37,14 @@ class MissingTool(RuntimeError):
     pass
 
 
+class FetchFailed(RuntimeError):
+    """Maven ran but could not fetch or build an engine; the first line of the message says why."""
+
+
 def mvn(*args: str, cwd: Path | None = None, java_home: Path | None = None) -> None:
-    """Run Maven in batch mode; the error names what is missing instead of a bare traceback."""
+    """Run Maven in batch mode; the error names what is missing instead of a bare traceback.
+
+    A failure's first line is Maven's own first ``[ERROR]`` and where its full output was kept."""
     executable = shutil.which("mvn")
     if executable is None:
         raise MissingTool(
@@ -52,7 +58,16 @@ def mvn(*args: str, cwd: Path | None = None, java_home: Path | None = None) -> N
         [executable, "-B", "-q", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise RuntimeError(f"mvn {' '.join(args)} failed:\n{(result.stdout + result.stderr)[-4000:]}")
+        output = result.stdout + result.stderr
+        log = cache_dir() / "mvn-failed.log"
+        log.write_text(f"$ mvn -B -q {' '.join(args)}\n{output}")
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        errors = [line.removeprefix("[ERROR]").strip() for line in lines if line.startswith("[ERROR]")]
+        reason = next((line for line in [*errors, *lines] if line), f"exit status {result.returncode}")[:300]
+        raise FetchFailed(
+            f"Maven failed to fetch (or build) the search engine from Maven Central: {reason} (full output: {log}; "
+            "a proxy goes in ~/.m2/settings.xml)\n" + output[-4000:]
+        )
 
 
 def unzip_keeping_modes(archive: Path, target: Path) -> None:

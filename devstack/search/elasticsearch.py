@@ -32,6 +32,12 @@ def _java_range(engine_version: str) -> tuple[int, int | None]:
     return (21, None) if int(engine_version.split(".")[0]) >= 9 else (17, None)
 
 
+def jdk() -> java.Jdk:
+    """The JDK this version runs on; raises ``java.NoSuitableJdk`` (checked before any download)."""
+    minimum, maximum = _java_range(version())
+    return java.choose("Elasticsearch " + version(), minimum, maximum)
+
+
 def prepare() -> Path:
     """The unpacked distribution in the cache, fetched on first use."""
     engine_version = version()
@@ -60,8 +66,7 @@ def command(
     install: Path, instance: Path, http_port: int, transport_port: int, heap: str
 ) -> tuple[list[str], dict[str, str]]:
     """argv and environment for one node whose config, data and logs live under ``instance``."""
-    minimum, maximum = _java_range(version())
-    jdk = java.choose("Elasticsearch " + version(), minimum, maximum)
+    java_home = jdk().home
     config = instance / "config"
     if not config.exists():
         shutil.copytree(install / "config", config)
@@ -89,7 +94,7 @@ def command(
     env = {
         **os.environ,
         "ES_PATH_CONF": str(config),
-        "ES_JAVA_HOME": str(jdk.home),
+        "ES_JAVA_HOME": str(java_home),
         "ES_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
         "ES_TMPDIR": str(instance / "tmp"),
     }

@@ -1,9 +1,12 @@
 """Start, stop and inspect the embedded search engine of a state home.
 
-``start(state_home, flavour)`` fetches the engine into the artifact cache on first use, starts it
-detached (its own session, so `funnelhouse up` can exit and ``stop`` can end the whole process group),
-waits until the cluster answers yellow or better, and records it as the ``search`` service in
-``services.json``. Calling it again while the engine runs returns the recorded service.
+``start(state_home, flavour)`` checks that a suitable JDK exists, fetches the engine into the
+artifact cache on first use, starts it detached (its own session, so `funnelhouse up` can exit and
+``stop`` can end the whole process group), waits until the cluster answers yellow or better, and
+records it as the ``search`` service in ``services.json``. Calling it again while the engine runs
+returns the recorded service. What can go wrong on an ordinary machine (no suitable JDK, no Maven, a
+failed download, an engine that does not come up) raises one of ``START_ERRORS``, whose first line
+says what and how to fix it.
 """
 
 from __future__ import annotations
@@ -20,13 +23,31 @@ import urllib.request
 from pathlib import Path
 
 from devstack import state
-from devstack.search import elasticsearch, opensearch
+from devstack.search import artifacts, elasticsearch, java, opensearch
 
 SERVICE = "search"
 FLAVOURS = {"elasticsearch": elasticsearch, "opensearch": opensearch}
 DEFAULT_HTTP_PORT = 9200
 DEFAULT_TRANSPORT_PORT = 9300
 START_TIMEOUT_S = float(os.environ.get("FUNNELHOUSE_SEARCH_START_TIMEOUT", 180))
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+class EngineDidNotStart(RuntimeError):
+    """The engine exited while starting or was not healthy in time; the first line names its log."""
+
+
+# The failures a user can fix (install something, free the state home, read the log), as opposed to bugs.
+START_ERRORS = (
+    java.NoSuitableJdk,
+    artifacts.MissingTool,
+    artifacts.FetchFailed,
+    AlreadyRunning,
+    EngineDidNotStart,
+)
 
 
 def _instance_dir(state_home: Path, flavour: str) -> Path:
@@ -60,12 +81,13 @@ def start(state_home: Path, flavour: str = "elasticsearch") -> dict:
     running = status(state_home)
     if running:
         if running["flavour"] != flavour:
-            raise RuntimeError(
+            raise AlreadyRunning(
                 f"{running['flavour']} already runs for {state_home}; `funnelhouse down` first to switch to {flavour}"
             )
         if _wait_healthy(running["url"], running["pid"], Path(running["log"]), timeout=START_TIMEOUT_S):
             return running
     engine = FLAVOURS[flavour]
+    engine.jdk()  # no suitable JDK: say so before Maven (which needs one too) fails on a download
     prepared = engine.prepare()
     instance = _instance_dir(state_home, flavour)
     instance.mkdir(parents=True, exist_ok=True)
@@ -79,12 +101,20 @@ def start(state_home: Path, flavour: str = "elasticsearch") -> dict:
     started = time.monotonic()
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{http_port}"
     try:
         if not _wait_healthy(url, process.pid, log, timeout=START_TIMEOUT_S):
-            raise RuntimeError(f"{flavour} not healthy within {START_TIMEOUT_S:.0f}s; log: {log}\n{_tail(log)}")
+            raise EngineDidNotStart(
+                f"{flavour} not healthy within {START_TIMEOUT_S:.0f}s (FUNNELHOUSE_SEARCH_START_TIMEOUT to wait "
+                f"longer); log: {log}\n{_tail(log)}"
+            )
         engine_version = _version(url)
     except BaseException:
         _terminate_group(process.pid)
@@ -118,7 +148,7 @@ def _wait_healthy(url: str, pid: int, log: Path, timeout: float) -> bool:
         if _healthy(url):
             return True
         if not state.pid_alive(pid) or _reaped(pid):
-            raise RuntimeError(f"the search engine exited while starting; log: {log}\n{_tail(log)}")
+            raise EngineDidNotStart(f"the search engine exited while starting; log: {log}\n{_tail(log)}")
         time.sleep(0.3)
     return False
 

@@ -20,7 +20,8 @@ LAUNCHER_SOURCE = Path(__file__).parent / "opensearch-launcher"
 MAIN_CLASS = "dev.funnelhouse.search.OpenSearchLauncher"
 
 
-def _jdk() -> java.Jdk:
+def jdk() -> java.Jdk:
+    """The JDK OpenSearch runs on; raises ``java.NoSuitableJdk`` (checked before any download)."""
     # 2.19 is built for 17 and tested up to 21; the oldest fitting JDK is the safest.
     return java.choose(f"OpenSearch {VERSION}", 17, 21, prefer_newest=False)
 
@@ -50,7 +51,7 @@ def prepare() -> Path:
             "compile",
             "dependency:copy-dependencies",
             cwd=LAUNCHER_SOURCE,
-            java_home=_jdk().home,
+            java_home=jdk().home,
         )
         (build / "ready").write_text(VERSION)
     return build
@@ -59,7 +60,7 @@ def prepare() -> Path:
 def command(
     build: Path, instance: Path, http_port: int, transport_port: int, heap: str
 ) -> tuple[list[str], dict[str, str]]:
-    jdk = _jdk()
+    runtime = jdk()
     home = instance / "home"
     (home / "config").mkdir(parents=True, exist_ok=True)
     (home / "plugins").mkdir(exist_ok=True)
@@ -79,7 +80,7 @@ def command(
         "action.destructive_requires_name": "true",
     }
     argv = [
-        str(jdk.java),
+        str(runtime.java),
         f"-Xms{heap}",
         f"-Xmx{heap}",
         "-XX:+UseG1GC",

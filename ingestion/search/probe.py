@@ -1,4 +1,4 @@
-"""The sensor's cheap questions: has anything the index shows changed, and a marker of that state.
+"""The sensor's cheap question: has anything the index shows changed since the saved cursors?
 
 One index range lookup per followed table, no document built. Customers and employees count only
 when an attribute documents copy differs from what the index holds, so logins and score updates
@@ -15,7 +15,9 @@ from ingestion.search.documents import NOW, Cursors
 from ingestion.search.related import RELATED_TABLES, stale_exists_sql
 
 
-def has_changes(conn: psycopg.Connection, cursors: Cursors, lag: dt.timedelta, physical_index: str | None) -> bool:
+def has_changes(
+    conn: psycopg.Connection, cursors: Cursors, lag: dt.timedelta, physical_index: str | None
+) -> bool:
     conditions = [
         f"EXISTS (SELECT 1 FROM conversations WHERE (updated_at, id) > (%s, %s) AND updated_at < {NOW} - %s)",
         "EXISTS (SELECT 1 FROM sync_deletions WHERE table_name = 'conversations'"
@@ -27,15 +29,3 @@ def has_changes(conn: psycopg.Connection, cursors: Cursors, lag: dt.timedelta, p
         params += [physical_index, *cursors.of(related.table).as_tuple(), lag]
     row = conn.execute(f"SELECT {' OR '.join(conditions)} AS pending", params).fetchone()
     return bool(row["pending"])
-
-
-def change_marker(conn: psycopg.Connection) -> str:
-    """A string that changes whenever a followed table changes (the sensor's run key, so one
-    pending state launches one run however many ticks see it)."""
-    row = conn.execute(
-        """SELECT (SELECT max(updated_at) FROM conversations) AS changed,
-                  (SELECT max(id) FROM sync_deletions WHERE table_name = 'conversations') AS deleted,
-                  (SELECT max(updated_at) FROM customers) AS customers,
-                  (SELECT max(updated_at) FROM employees) AS employees"""
-    ).fetchone()
-    return "|".join(str(row[key]) for key in ("changed", "deleted", "customers", "employees"))

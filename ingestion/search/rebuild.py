@@ -14,6 +14,11 @@ for a reason:
    freely and once more under the alias lock so the sensor's sync cannot slip in between;
 5. swap the alias in one ``_aliases`` call, save the new cursor (and the replaced index's state),
    keep the previous index for rollback (``roll_back``) and delete older ones by exact name.
+
+A failure deletes the new index, unless the alias already points to it (the swap went through, and
+what failed came after it): searches then keep answering from the new index, and the error still
+propagates. The saved state may then lag the alias (the next sync replays from its cursors, which
+is harmless); an index that may be live is never deleted (a later rebuild drops it if it is not).
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class RebuildReport:
     dropped: list[str] = field(default_factory=list)
     load_seconds: float = 0.0
     total_seconds: float = 0.0
+    swap_sent: bool = False  # the alias swap was requested: the alias may point to ``index`` from then on
 
     @property
     def docs_per_second(self) -> float:
@@ -95,14 +101,18 @@ def _responsive_threads() -> Iterator[None]:
                 sys.setswitchinterval(_switch_default)
 
 
-def send_concurrently(send: Callable[[list], BulkOutcome], chunks: Iterable[list], senders: int) -> BulkOutcome:
+def send_concurrently(
+    send: Callable[[list], BulkOutcome], chunks: Iterable[list], senders: int
+) -> BulkOutcome:
     """Send chunks from ``senders`` threads while this thread builds the next ones (iterating
     ``chunks``); at most two chunks in flight per sender, so memory stays bounded."""
     with _responsive_threads():
         return _send_concurrently(send, chunks, senders)
 
 
-def _send_concurrently(send: Callable[[list], BulkOutcome], chunks: Iterable[list], senders: int) -> BulkOutcome:
+def _send_concurrently(
+    send: Callable[[list], BulkOutcome], chunks: Iterable[list], senders: int
+) -> BulkOutcome:
     total = BulkOutcome()
     in_flight = threading.BoundedSemaphore(senders * 2)
     futures: list[Future] = []
@@ -133,12 +143,16 @@ def read_ahead(batches: Iterable[list]) -> Iterator[list]:
             yield batch
 
 
-def _previous_versions_to_drop(client: SearchClient, alias: str, live: str, left: list[str], keep_previous: int) -> list[str]:
+def _previous_versions_to_drop(
+    client: SearchClient, alias: str, live: str, left: list[str], keep_previous: int
+) -> list[str]:
     """All older versions but ``keep_previous`` of them: first the ones the alias just left (what a
     rollback returns to), then the newest."""
     # Names end with a sortable timestamp: newest last.
     older = sorted(name for name in client.indices_matching(mapping.index_pattern(alias)) if name != live)
-    preferred = [name for name in left if name in older] + [name for name in reversed(older) if name not in left]
+    preferred = [name for name in left if name in older] + [
+        name for name in reversed(older) if name not in left
+    ]
     kept = set(preferred[:keep_previous])
     return [name for name in older if name not in kept]
 
@@ -155,7 +169,9 @@ class RollbackReport:
     caught_up: SyncReport
 
 
-def roll_back(dsn: str, client: SearchClient, alias: str = mapping.DEFAULT_ALIAS, *, lag: dt.timedelta = DEFAULT_LAG) -> RollbackReport:
+def roll_back(
+    dsn: str, client: SearchClient, alias: str = mapping.DEFAULT_ALIAS, *, lag: dt.timedelta = DEFAULT_LAG
+) -> RollbackReport:
     """Point the alias back at the index the last rebuild replaced (a bad rebuild's way out).
 
     The state that index had when it was replaced (its cursors) comes back with it, so the
@@ -218,14 +234,24 @@ def full_rebuild(
             report = RebuildReport(alias=alias, index=mapping.index_name(alias, stamp), cjk=cjk)
             client.create_index(report.index, mapping.index_body(cjk))
             try:
-                _load_verify_and_swap(dsn, control, client, report, lag, replicas, chunk_docs, senders,
-                                      replay_margin, after_load)
+                _load_verify_and_swap(
+                    dsn,
+                    control,
+                    client,
+                    report,
+                    lag,
+                    replicas,
+                    chunk_docs,
+                    senders,
+                    replay_margin,
+                    after_load,
+                )
             except BaseException:
-                client.delete_index(report.index)
-                control.rollback()  # whatever statement failed, the session can clean up after it
-                related.forget(control, report.index)
+                _discard_unless_live(control, client, report)
                 raise
-            report.dropped = _previous_versions_to_drop(client, alias, report.index, report.previous, keep_previous)
+            report.dropped = _previous_versions_to_drop(
+                client, alias, report.index, report.previous, keep_previous
+            )
             for name in report.dropped:
                 client.delete_index(name)
                 related.forget(control, name)
@@ -233,6 +259,23 @@ def full_rebuild(
             cursor_store.unlock(control, rebuild_lock)
     report.total_seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _discard_unless_live(control: psycopg.Connection, client: SearchClient, report: RebuildReport) -> None:
+    """After a failed rebuild, delete the new index and its attribute snapshot, unless the alias points
+    to it: once the swap is sent, searches may answer from the new index, so it stays (and so do the
+    attributes the sync compares its customers/employees against)."""
+    if report.swap_sent:
+        try:
+            live = report.index in client.alias_targets(report.alias)
+        except Exception:
+            live = True  # the engine cannot say: an index that may be live is never deleted
+        if live:
+            control.rollback()
+            return
+    client.delete_index(report.index)
+    control.rollback()  # whatever statement failed, the session can clean up after it
+    related.forget(control, report.index)
 
 
 def _load_verify_and_swap(
@@ -277,11 +320,20 @@ def _load_verify_and_swap(
         replay = apply_changes(control, client, report.index, replay.cursors, lag=lag, report=replay)
         client.refresh(report.index)
         report.previous = client.alias_targets(report.alias)
+        report.swap_sent = True  # from here on a failure may leave the alias on the new index
         client.update_aliases(
             [{"remove": {"index": name, "alias": report.alias}} for name in report.previous]
             + [{"add": {"index": report.index, "alias": report.alias}}]
         )
-        cursor_store.save_rebuild(control, report.alias, report.index, mapping.MAPPING_VERSION, replay.cursors)
-    finally:
-        cursor_store.unlock(control, report.alias)
+        cursor_store.save_rebuild(
+            control, report.alias, report.index, mapping.MAPPING_VERSION, replay.cursors
+        )
+    except BaseException:
+        # A failed statement aborts the transaction, yet the lock must go and the error that propagates
+        # must be the one that failed the rebuild (a lost connection has lost its lock anyway).
+        with contextlib.suppress(psycopg.Error):
+            control.rollback()
+            cursor_store.unlock(control, report.alias)
+        raise
+    cursor_store.unlock(control, report.alias)
     report.replayed_indexed, report.replayed_deleted = replay.indexed, replay.deleted

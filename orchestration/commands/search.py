@@ -1,19 +1,27 @@
-"""``funnelhouse search`` and ``funnelhouse reindex``: the conversations index from the command line."""
+"""``funnelhouse search`` and ``funnelhouse reindex``: the conversations index from the command line.
+
+What a user can run into (no engine at the configured address, a rebuild already running, a rebuild
+that failed its checks) ends the command with one ``Error: ...`` line on stderr and exit status 1.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import re
+from collections.abc import Iterator
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from ingestion.contracts import CONTRACTS
 from ingestion.search import indexer, mapping, rebuild
-from ingestion.search.client import SearchClient
+from ingestion.search.client import BulkFailed, SearchClient
 from ingestion.search.query import (
     HIGHLIGHT_POST,
     HIGHLIGHT_PRE,
@@ -37,8 +45,58 @@ Platform = _allowed("platform")
 Sentiment = _allowed("sentiment")
 
 
-def _client() -> SearchClient:
-    return SearchClient.connect(environment.search_settings())
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    """Both clients' "could not reach the server" errors (timeouts included)."""
+    errors: list[type[Exception]] = []
+    with contextlib.suppress(ImportError):
+        import elastic_transport
+
+        errors += [elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout]
+    with contextlib.suppress(ImportError):
+        import opensearchpy
+
+        errors.append(opensearchpy.ConnectionError)  # its ConnectionTimeout is one
+    return tuple(errors)
+
+
+def _reason(exc: BaseException) -> str:
+    """The cause in a few words (e.g. "Connection refused"), not the clients' nested urllib3 reprs."""
+    text = " ".join([str(exc), *map(str, exc.args)])  # elastic_transport's str() may omit the cause
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if found:
+        return found.group(1).strip()
+    return "timed out" if "Timeout" in type(exc).__name__ else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _engine() -> Iterator[SearchClient]:
+    """A connected client, closed afterwards; an engine that cannot be reached (now or mid-command)
+    is one line naming its URL instead of a traceback."""
+    try:
+        settings = environment.search_settings()
+    except (RuntimeError, ValueError) as exc:  # nothing configured and nothing running; a bad flavour
+        _fail(str(exc))
+    url = re.sub(r"//[^/@]*@", "//", settings.url)  # never print credentials written into the URL
+    client = None
+    try:
+        client = SearchClient.connect(settings)
+        yield client
+    except _connection_errors() as exc:
+        configured = bool(os.environ.get("FUNNELHOUSE_SEARCH_URL"))
+        fix = (
+            "check FUNNELHOUSE_SEARCH_URL, or unset it and run `funnelhouse up` for the embedded engine"
+            if configured
+            else "start it with `funnelhouse up`"
+        )
+        _fail(f"cannot reach the {settings.flavour} search engine at {url} ({_reason(exc)}): {fix}")
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _highlighted(fragment: str) -> str:
@@ -80,23 +138,20 @@ def register(app: typer.Typer) -> None:
         alias: str = typer.Option(mapping.DEFAULT_ALIAS, hidden=True),
     ) -> None:
         """Search customer conversations; prints the best hits with the matching words highlighted."""
-        client = _client()
-        try:
-            filters = Filters(
-                customer,
-                employee,
-                platform.value if platform else None,
-                sentiment.value if sentiment else None,
-                since,
-                until,
-            )
-            result = search_conversations(client, text, filters, alias=alias, size=limit)
-            unknown = _unknown_people(client, filters, alias) if not result.total else []
-        except LookupError as exc:
-            console.print(f"[red]{exc}[/]")
-            raise typer.Exit(1) from exc
-        finally:
-            client.close()
+        filters = Filters(
+            customer,
+            employee,
+            platform.value if platform else None,
+            sentiment.value if sentiment else None,
+            since,
+            until,
+        )
+        with _engine() as client:
+            try:
+                result = search_conversations(client, text, filters, alias=alias, size=limit)
+                unknown = _unknown_people(client, filters, alias) if not result.total else []
+            except LookupError as exc:  # no index yet
+                _fail(str(exc))
         console.print(f"{result.total} conversation(s) in {result.took_ms} ms")
         for hint in unknown:
             console.print(f"[yellow]hint:[/] {escape(hint)}", highlight=False)
@@ -124,22 +179,32 @@ def register(app: typer.Typer) -> None:
         """Bring the search index up to date with PostgreSQL (incremental unless --full or needed)."""
         if full and rollback:
             raise typer.BadParameter("--full and --rollback exclude each other")
-        client = _client()
-        dsn = environment.pg_dsn()
         try:
-            if rollback:
-                report = rebuild.roll_back(dsn, client, alias)
-            else:
-                report = (
-                    rebuild.full_rebuild(dsn, client, alias)
-                    if full
-                    else indexer.synchronise(dsn, client, alias)
+            dsn = environment.pg_dsn()
+        except RuntimeError as exc:  # no PostgreSQL configured and none running
+            _fail(str(exc))
+        with _engine() as client:
+            try:
+                if rollback:
+                    report = rebuild.roll_back(dsn, client, alias)
+                else:
+                    report = (
+                        rebuild.full_rebuild(dsn, client, alias)
+                        if full
+                        else indexer.synchronise(dsn, client, alias)
+                    )
+            except rebuild.NothingToRollBackTo as exc:
+                _fail(f"cannot roll back: {exc}")
+            except rebuild.RebuildInProgress as exc:
+                _fail(f"{exc} (try again when it has finished)")
+            except rebuild.RebuildVerificationFailed as exc:
+                _fail(f"the rebuild failed its check and was dropped, the alias did not move: {exc}")
+            except BulkFailed as exc:
+                _fail(
+                    f"{str(exc)[:500]}; neither the alias nor the sync cursor moved, so the next run retries"
                 )
-        except rebuild.NothingToRollBackTo as exc:
-            console.print(f"[red]cannot roll back:[/] {exc}")
-            raise typer.Exit(1) from exc
-        finally:
-            client.close()
+            except psycopg.OperationalError as exc:
+                _fail(f"cannot use PostgreSQL: {str(exc).strip().splitlines()[0]}")
         if isinstance(report, rebuild.RollbackReport):
             console.print(
                 f"alias {alias} rolled back from {report.left} to [bold]{report.index}[/]; caught up: "

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from devstack import stack, state
-from devstack.search.launcher import FLAVOURS
+from devstack.search.launcher import FLAVOURS, START_ERRORS
 from ingestion.schema import migrate as schema_migrate
 from orchestration import environment
 
@@ -29,8 +29,19 @@ def register(app: typer.Typer) -> None:
         ] = SearchChoice.elasticsearch,
     ) -> None:
         """Start the embedded services (those not replaced by a configured URL/DSN)."""
-        for line in stack.up(search=search.value):
-            console.print(line)
+        try:
+            for line in stack.up(search=search.value):
+                console.print(line)
+        except START_ERRORS as exc:
+            # One line on what is missing and how to fix it (the launcher's messages lead with that);
+            # Maven's output or the engine's log is where the message's first line points.
+            reason = str(exc).splitlines()[0].rstrip(". ")
+            typer.echo(
+                f"Error: search did not start: {reason}; or start the stack without search: "
+                "`funnelhouse up --search none`",
+                err=True,
+            )
+            raise typer.Exit(1) from exc
         _print_status()
 
     @app.command()

@@ -1,12 +1,19 @@
+import subprocess
+import sys
+import uuid
+
 import dagster as dg
 import psycopg
 import pytest
 
-from orchestration.defs.search.assets import conversations_search_index
+from devstack import state
+from ingestion.search import mapping
+from orchestration.defs.search.assets import conversations_search_index, search_rebuild_job, search_sync_job
 from orchestration.defs.search.checks import counts_per_day_match
 from orchestration.defs.search.definitions import defs
 from orchestration.defs.search.resources import SearchResource
-from orchestration.defs.search.sensors import search_changes_sensor
+from orchestration.defs.search.schedules import nightly_search_rebuild
+from orchestration.defs.search.sensors import REASON_TAG, search_changes_sensor
 from tests.search.crm import insert_conversation, seed_people, seed_samples
 
 
@@ -17,9 +24,15 @@ def search_resource(pg_dsn, search_engine, search_alias, monkeypatch):
     return SearchResource(alias=search_alias, lag_seconds=0)
 
 
-def _tick(resource):
-    with dg.build_sensor_context(resources={"search_index": resource}) as context:
+def _tick(resource, instance=None):
+    instance = instance or dg.DagsterInstance.ephemeral()
+    with dg.build_sensor_context(instance=instance, resources={"search_index": resource}) as context:
         return search_changes_sensor(context)
+
+
+def _add_run(instance, job, status):
+    """A run record as the daemon would have made it (its status is all the sensor looks at)."""
+    return instance.add_run(dg.DagsterRun(job_name=job.name, run_id=str(uuid.uuid4()), status=status))
 
 
 def _materialize(resource):
@@ -41,18 +54,29 @@ def test_sensor_asset_and_check(pg_dsn, search_client, search_resource):
     with psycopg.connect(pg_dsn) as conn:
         people = seed_people(conn)
         seed_samples(conn, people)
-    assert isinstance(_tick(search_resource), dg.RunRequest)  # never built yet
+    instance = dg.DagsterInstance.ephemeral()
+    request = _tick(search_resource, instance)  # never built yet
+    assert isinstance(request, dg.RunRequest) and "does not exist" in request.tags[REASON_TAG]
 
     first = _materialize(search_resource)
     assert first["mode"].value == "full rebuild" and first["documents"].value == 8
     assert first["lag_seconds"].value == 0.0  # up to date, however old the last change is
-    assert isinstance(_tick(search_resource), dg.SkipReason)
+    assert isinstance(_tick(search_resource, instance), dg.SkipReason)
 
     with psycopg.connect(pg_dsn) as conn:
         insert_conversation(conn, people, "sensor path")
-    request = _tick(search_resource)
-    assert isinstance(request, dg.RunRequest)
-    assert _tick(search_resource).run_key == request.run_key  # same pending state, same run
+    request = _tick(search_resource, instance)
+    assert isinstance(request, dg.RunRequest) and request.run_key is None
+    assert request.tags[REASON_TAG] == "pending changes"
+    # while the requested run is in flight, ticks that see the same changes add nothing
+    run = _add_run(instance, search_sync_job, dg.DagsterRunStatus.STARTED)
+    waiting = _tick(search_resource, instance)
+    assert isinstance(waiting, dg.SkipReason) and run.run_id[:8] in waiting.skip_message
+    # the run failed (engine down, bulk refused): a later tick retries the same pending changes
+    instance.report_run_failed(run)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    _add_run(instance, search_rebuild_job, dg.DagsterRunStatus.STARTED)  # a rebuild does not hold it back
+    assert isinstance(_tick(search_resource, instance), dg.RunRequest)
 
     second = _materialize(search_resource)
     assert second["mode"].value == "incremental" and second["indexed"].value == 1
@@ -64,3 +88,47 @@ def test_sensor_asset_and_check(pg_dsn, search_client, search_resource):
         conn.execute("SET funnelhouse.moving_rows = 'on'")  # delete without a tombstone
         conn.execute("DELETE FROM conversations WHERE content = 'sensor path'")
     assert not counts_per_day_match(search_index=search_resource).passed
+
+
+def test_sensor_requests_a_rebuild_when_the_mapping_version_changes(
+    pg_dsn, search_client, search_resource, monkeypatch
+):
+    with psycopg.connect(pg_dsn) as conn:
+        seed_samples(conn, seed_people(conn))
+    _materialize(search_resource)
+    assert isinstance(_tick(search_resource), dg.SkipReason)
+    # a deploy changed the mapping; PostgreSQL did not change
+    monkeypatch.setattr(mapping, "MAPPING_VERSION", mapping.MAPPING_VERSION + 1)
+    request = _tick(search_resource)
+    assert isinstance(request, dg.RunRequest) and "mapping version" in request.tags[REASON_TAG]
+    rebuilt = _materialize(search_resource)
+    assert rebuilt["mode"].value == "full rebuild" and rebuilt["documents"].value == 8
+    assert f"_v{mapping.MAPPING_VERSION}_" in rebuilt["index"].value
+    assert isinstance(_tick(search_resource), dg.SkipReason)
+
+
+def _evaluate_schedule():
+    with dg.build_schedule_context(instance=dg.DagsterInstance.ephemeral()) as context:
+        return nightly_search_rebuild.evaluate_tick(context)
+
+
+def test_without_a_search_engine_sensor_and_schedule_skip(tmp_path, monkeypatch):
+    monkeypatch.delenv("FUNNELHOUSE_SEARCH_URL", raising=False)
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path))  # a stack started with `--search none`
+    never_started = _tick(SearchResource())
+    assert isinstance(never_started, dg.SkipReason)
+    assert "no search engine" in never_started.skip_message
+    assert "funnelhouse up --search elasticsearch" in never_started.skip_message
+    nightly = _evaluate_schedule()
+    assert not nightly.run_requests and "funnelhouse up --search" in nightly.skip_message
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    state.record_service("search", {"pid": gone.pid, "url": "http://127.0.0.1:1", "flavour": "opensearch"})
+    stale = _tick(SearchResource())  # recorded, but its process is gone (machine restarted, killed)
+    assert isinstance(stale, dg.SkipReason) and f"not running (pid {gone.pid})" in stale.skip_message
+
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_URL", "http://127.0.0.1:1")  # a configured server: runs go ahead
+    (request,) = _evaluate_schedule().run_requests
+    assert request.run_config == {}  # the job's own config: a full rebuild
+    assert search_rebuild_job.config["ops"]["search__conversations_index"]["config"]["full_rebuild"]

@@ -22,7 +22,9 @@ def test_missing_jvm_is_named(monkeypatch, tmp_path):
     monkeypatch.setattr(java, "JVM_ROOTS", (tmp_path,))
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.delenv("FUNNELHOUSE_SEARCH_JAVA_HOME", raising=False)
-    with pytest.raises(java.NoSuitableJdk, match=r"OpenSearch 2\.19\.6 needs Java 17 to 21; found no JDK at all"):
+    with pytest.raises(
+        java.NoSuitableJdk, match=r"OpenSearch 2\.19\.6 needs Java 17 to 21; found no JDK at all"
+    ):
         java.choose("OpenSearch 2.19.6", 17, 21)
 
 
@@ -35,3 +37,15 @@ def test_embedded_engine_runs_the_version_the_launcher_names(search_engine, sear
     if search_engine["flavour"] == "elasticsearch" and "FUNNELHOUSE_ES_VERSION" not in os.environ:
         assert search_client.version.startswith("9.")
         assert search_client.raw.transport.server_major == 9
+
+
+def test_no_jdk_is_reported_before_the_engine_is_fetched(monkeypatch, tmp_path):
+    monkeypatch.setattr(java, "JVM_ROOTS", (tmp_path,))
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.delenv("FUNNELHOUSE_SEARCH_JAVA_HOME", raising=False)
+    for flavour, engine in launcher.FLAVOURS.items():
+        monkeypatch.setattr(engine, "prepare", lambda: pytest.fail("fetched before the JDK was checked"))
+        with pytest.raises(java.NoSuitableJdk, match="found no JDK at all"):
+            launcher.start(tmp_path / "home", flavour)
+    assert launcher.status(tmp_path / "home") is None
+    assert issubclass(java.NoSuitableJdk, launcher.START_ERRORS)

@@ -3,7 +3,7 @@ import threading
 import psycopg
 import pytest
 
-from ingestion.search import indexer, mapping, rebuild
+from ingestion.search import cursor_store, indexer, mapping, rebuild, sync
 from ingestion.search.query import search_conversations
 from ingestion.search.rebuild import RebuildReport
 from tests.search.crm import insert_conversation, seed_people, seed_samples
@@ -72,9 +72,59 @@ def test_changes_during_the_load_are_replayed(pg_dsn, search_client, search_alia
             conn.execute("DELETE FROM conversations WHERE id = %s", (ids[0],))
             conn.commit()
 
-        report = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG, after_load=change_database)
+        report = rebuild.full_rebuild(
+            pg_dsn, search_client, search_alias, lag=NO_LAG, after_load=change_database
+        )
     assert report.loaded == 8 and report.replayed_indexed >= 1 and report.replayed_deleted >= 1
     assert set(indexed_sources(search_client, search_alias)) == (set(ids) - {ids[0]}) | set(added)
+
+
+def test_a_failure_after_the_alias_swap_leaves_searches_on_the_new_index(
+    pg_dsn, search_client, search_alias, monkeypatch
+):
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        seed_samples(conn, people)
+        _add_filler(conn, people, 50)
+    first = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    saved_state = cursor_store.save_rebuild
+
+    def fail_after_the_swap(conn, *args):  # a statement error, so the transaction is aborted too
+        conn.execute("SELECT 1 / 0")
+
+    monkeypatch.setattr(cursor_store, "save_rebuild", fail_after_the_swap)
+    with pytest.raises(psycopg.errors.DivisionByZero):  # the original error, not a cleanup's
+        rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    (live,) = search_client.alias_targets(search_alias)
+    assert live != first.index  # swapped to the new index, which was kept
+    assert search_client.count(search_alias) == first.expected == 58
+    assert search_conversations(search_client, "美股", alias=search_alias).total == 1
+    assert search_client.index_exists(first.index)  # nothing dropped after a failure
+
+    monkeypatch.setattr(cursor_store, "save_rebuild", saved_state)
+    # both locks were released: the sync runs (not skipped) and finds the new index current
+    with psycopg.connect(pg_dsn) as conn:
+        insert_conversation(conn, people, "after the failed save 保存")
+    caught_up = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG, refresh=True)
+    assert not caught_up.skipped and not caught_up.needs_rebuild and caught_up.indexed >= 1
+    assert search_client.count(search_alias) == 59
+    third = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert third.previous == [live] and search_client.count(search_alias) == 59
+
+
+def test_a_failure_before_the_swap_deletes_the_new_index(pg_dsn, search_client, search_alias, monkeypatch):
+    with psycopg.connect(pg_dsn) as conn:
+        seed_samples(conn, seed_people(conn))
+    first = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+
+    def fail(_index):
+        raise RuntimeError("load interrupted")
+
+    with pytest.raises(RuntimeError, match="load interrupted"):
+        rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG, after_load=fail)
+    assert search_client.alias_targets(search_alias) == [first.index]
+    assert search_client.indices_matching(mapping.index_pattern(search_alias)) == [first.index]
+    assert search_client.count(search_alias) == 8
 
 
 def test_new_mapping_version_triggers_a_full_rebuild(pg_dsn, search_client, search_alias, monkeypatch):

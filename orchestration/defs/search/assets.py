@@ -1,10 +1,41 @@
 """The search index as an asset: materialising it brings ``conversations`` up to date with PostgreSQL."""
 
+import os
+
 import dagster as dg
 
+from devstack import state
+from devstack.search import launcher
 from ingestion.search import cursor_store, documents, indexer, rebuild
 from ingestion.search.rebuild import RebuildReport
 from orchestration.defs.search.resources import SearchResource
+
+# A failed step (engine restarting, a bulk refused under load) is tried again in the same run.
+RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
+
+
+def missing_search_engine() -> str | None:
+    """Why no run of the search asset can succeed here (no engine configured, none running), or None.
+
+    The same rule as ``environment.search_settings``: ``FUNNELHOUSE_SEARCH_URL`` if set, else the
+    embedded engine recorded in the state home, which must also still be running
+    (``funnelhouse up --search none`` starts none). The sensor and the nightly schedule skip with
+    this message instead of launching runs that fail every time."""
+    if os.environ.get("FUNNELHOUSE_SEARCH_URL"):
+        return None
+    home = state.home()
+    if launcher.status(home) is not None:
+        return None
+    recorded = state.read_services(home).get(launcher.SERVICE)
+    why = (
+        f"the embedded engine recorded in {home} is not running (pid {recorded.get('pid')})"
+        if recorded
+        else f"FUNNELHOUSE_SEARCH_URL is unset and no embedded engine runs in {home}"
+    )
+    return (
+        f"no search engine: {why}; start one with `funnelhouse up --search elasticsearch` "
+        "(or `--search opensearch`), or set FUNNELHOUSE_SEARCH_URL (+ FUNNELHOUSE_SEARCH_FLAVOUR)"
+    )
 
 
 class SearchIndexConfig(dg.Config):
@@ -35,6 +66,7 @@ def _index_metadata(search: SearchResource, client) -> dict:
     key=["search", "conversations_index"],
     group_name="search",
     kinds={"elasticsearch"},
+    retry_policy=RETRY,
     description="Conversations searchable by words (Chinese/English), customer, employee, platform, "
     "sentiment and time; rebuilt from PostgreSQL at any time. Contact details are redacted.",
 )

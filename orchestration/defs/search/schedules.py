@@ -1,15 +1,24 @@
 """Nightly full rebuild: compacts the index and is the safety net for anything incremental sync
-could have missed (a change committed later than the cursor lag allows for)."""
+could have missed (a change committed later than the cursor lag allows for). Skipped, with how to
+start one, when no search engine is configured or running."""
 
 import dagster as dg
 
 from orchestration import environment
-from orchestration.defs.search.assets import search_rebuild_job
+from orchestration.defs.search.assets import missing_search_engine, search_rebuild_job
 
-nightly_search_rebuild = dg.ScheduleDefinition(
+
+@dg.schedule(
     name="nightly_search_rebuild",
     job=search_rebuild_job,
     cron_schedule="0 4 * * *",  # on the team's clock, after the warehouse build (02:30) and backup (03:00)
     execution_timezone=environment.schedule_timezone(),
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Full rebuild of the search index into a new versioned index, then an alias swap "
+    "(SkipReason when no search engine runs).",
 )
+def nightly_search_rebuild(context: dg.ScheduleEvaluationContext):
+    missing = missing_search_engine()
+    if missing:
+        return dg.SkipReason(missing)
+    return dg.RunRequest()  # the job's own config: full_rebuild=True
