@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from orchestration import environment
+from orchestration.defs.warehouse import mart_docs
 from orchestration.defs.warehouse.build import MARTS, generate_docs
 
 
@@ -27,3 +28,10 @@ def test_every_mart_column_in_clickhouse_is_documented(warehouse):
     # The build's own results, whose test outcomes the reports' footer cites, are still the build's.
     build_results = json.loads((target / "run_results.json").read_text())
     assert build_results["args"]["which"] == "build"
+
+
+def test_the_marts_section_of_the_warehouse_doc_is_the_yaml_rendered():
+    """docs/warehouse.md copies every mart's grain and columns from the dbt YAML: regenerated, never
+    edited apart (run `.venv/bin/python -m orchestration.defs.warehouse.mart_docs`)."""
+    document = mart_docs.WAREHOUSE_DOC.read_text()
+    assert document == mart_docs.with_marts_section(document, mart_docs.render())

@@ -1,3 +1,7 @@
+-- The test reads two models; dagster-dbt attaches a test with several parents to the asset named
+-- in meta.dagster.ref (dagster_dbt.asset_utils.get_asset_check_key_for_test), else to none.
+{{ config(meta={'dagster': {'ref': {'name': 'mart_kpi_employee_daily'}}}) }}
+
 -- Date-spine integrity of mart_kpi_employee_daily: every spine day is present, no day outside the
 -- spine exists, and every present day carries one row per employee (full builds and incremental
 -- month rebuilds alike; an employee added later appears on rebuilt months only, so the per-day
