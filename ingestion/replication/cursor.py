@@ -41,6 +41,32 @@ def visible_bound(pg_dsn: str) -> dt.datetime:
     return min(now_local, oldest_open_write) if oldest_open_write else now_local
 
 
+# Run bounds are looked up while their run lasts; a week covers any run and its retries.
+RUN_BOUNDS_KEPT = dt.timedelta(days=7)
+
+
+def run_bound(pg_dsn: str, run_id: str) -> dt.datetime:
+    """The bound of an orchestrated run that replicates its tables in separate steps (Dagster: a step
+    per raw table): fixed by the first step that asks (``funnelhouse.replication_run_bounds``), read
+    back by the others and by retries, so every table of the run is read up to the same instant, as
+    in ``replicate_tables``. Two steps asking at once agree: the first insert wins."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        select = "select bound from funnelhouse.replication_run_bounds where run_id = %s"
+        if row := conn.execute(select, (run_id,)).fetchone():
+            return row[0]
+        conn.execute(
+            "delete from funnelhouse.replication_run_bounds"
+            " where fixed_at < (clock_timestamp() at time zone 'UTC') - %s",
+            (RUN_BOUNDS_KEPT,),
+        )
+        conn.execute(
+            "insert into funnelhouse.replication_run_bounds (run_id, bound) values (%s, %s)"
+            " on conflict (run_id) do nothing",
+            (run_id, visible_bound(pg_dsn)),
+        )
+        return conn.execute(select, (run_id,)).fetchone()[0]
+
+
 def deletions(pg_dsn: str, table: str, start: dt.datetime, end: dt.datetime) -> list[tuple[int, dt.datetime]]:
     """(id, deleted_at) of rows deleted from ``table`` in ``[start, end)``, from the tombstones the
     triggers write."""

@@ -66,14 +66,23 @@ def _timestamp_literal(value: dt.datetime) -> str:
 class Replicator:
     """One replication run: a single visibility bound shared by every table of the run."""
 
-    def __init__(self, pg_dsn: str, client=None, database: str | None = None, log=None):
+    def __init__(
+        self,
+        pg_dsn: str,
+        client=None,
+        database: str | None = None,
+        log=None,
+        bound: dt.datetime | None = None,
+    ):
+        """``bound``: the run's visibility bound when the run spans several of these (``cursor.run_bound``);
+        by default this one fixes its own."""
         self.pg_dsn = pg_dsn
         self.client = client or clickhouse_client()
         self.database = database or schema.raw_database()
         self.log: Callable[[str], None] = log or (lambda _message: None)
         self.collection = ensure_named_collection(self.client, pg_dsn)
         schema.create_database(self.client, self.database)
-        self.bound = cursor.visible_bound(pg_dsn)
+        self.bound = bound or cursor.visible_bound(pg_dsn)
 
     def with_client(self, client) -> Replicator:
         """The same run (bound, collection, database) on another connection: a ClickHouse session
@@ -166,6 +175,12 @@ class Replicator:
         self._reload_if_columns_changed(table, pulled)
         schema.create_table(self.client, self.database, table, pulled)
         rows_start, deletions_start, changed_before, live_before, replicated_before = self._state(table.name)
+        if table.incremental and rows_start > self.bound:
+            # Another run read this table further (a shared run bound fixed before it ran): nothing
+            # older is left to read, and the cursors must not move back.
+            twin = copy.copy(self)
+            twin.bound = rows_start
+            return twin.replicate(table)
         if table.incremental:
             copied = self._copy_window(table, columns, rows_start)
             tombstones = self._tombstone(table, deletions_start)

@@ -7,7 +7,8 @@ import psycopg
 
 from ingestion.replication import cursor
 from ingestion.replication.connections import clickhouse_client
-from ingestion.replication.replicate import replicate_tables
+from ingestion.replication.replicate import Replicator, replicate_tables
+from ingestion.replication.tables import BY_NAME
 from tests.warehouse.conftest import load_fixture
 
 
@@ -115,7 +116,9 @@ def test_a_raw_table_of_another_column_list_is_reloaded_not_filled_by_position(p
     load_fixture(pg_dsn)
     replicate_tables(pg_dsn, ["customers"])
     client = clickhouse_client()
-    client.command(f"alter table `{clickhouse_env}`.customers add column phone_in_clear String default 'secret'")
+    client.command(
+        f"alter table `{clickhouse_env}`.customers add column phone_in_clear String default 'secret'"
+    )
     messages = []
     result = _by_table(replicate_tables(pg_dsn, ["customers"], log=messages.append))["customers"]
     columns = [row[0] for row in client.query(f"describe table `{clickhouse_env}`.customers").result_rows]
@@ -124,3 +127,33 @@ def test_a_raw_table_of_another_column_list_is_reloaded_not_filled_by_position(p
     assert any("reloading it from scratch" in message for message in messages)
     again = _by_table(replicate_tables(pg_dsn, ["customers"]))["customers"]
     assert again.rows_copied == 0 and again.live_rows == 4  # and incremental again after that
+
+
+def test_the_steps_of_one_orchestrated_run_share_its_bound(pg_dsn, clickhouse_env):
+    """Dagster replicates each table in a step of its own: a customer created between the customers
+    step and the funnel_tofu step must not arrive as a funnel row without its customer."""
+    load_fixture(pg_dsn)
+    bound = cursor.run_bound(pg_dsn, "run-before")  # the run's first step fixed it
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into customers (id, customer_code, name, current_stage) values (5, 'CUST_LATE', 'Late', 'Awareness')"
+        )
+        conn.execute(
+            "insert into funnel_tofu (source_key, customer_id, employee_id, contact_date, source_channel)"
+            " values ('T_LATE', 5, 2, current_date, 'TikTok')"
+        )
+    assert cursor.run_bound(pg_dsn, "run-before") == bound  # a later step (or a retry) reads it back
+    for table in ("customers", "funnel_tofu"):
+        Replicator(pg_dsn, bound=cursor.run_bound(pg_dsn, "run-before")).replicate(BY_NAME[table])
+    assert (5,) not in _live(clickhouse_env, "customers", "id")
+    assert (5,) not in _live(clickhouse_env, "funnel_tofu", "customer_id")
+
+    later = cursor.run_bound(pg_dsn, "run-after")
+    assert later > bound
+    for table in ("funnel_tofu", "customers"):
+        Replicator(pg_dsn, bound=later).replicate(BY_NAME[table])
+    assert (5,) in _live(clickhouse_env, "customers", "id")
+    assert (5,) in _live(clickhouse_env, "funnel_tofu", "customer_id")
+    # a step of the older run that comes last reads nothing more and leaves the cursor where it is
+    stale = Replicator(pg_dsn, bound=bound).replicate(BY_NAME["customers"])
+    assert stale.rows_copied == 0 and stale.window_end == later.isoformat()

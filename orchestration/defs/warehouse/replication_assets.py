@@ -6,6 +6,7 @@ lineage runs landing file -> ``crm/<table>`` -> ``raw/<table>`` -> staging -> ma
 
 import dagster as dg
 
+from ingestion.replication import cursor
 from ingestion.replication.replicate import Replicator
 from ingestion.replication.tables import RAW_TABLES, RawTable
 from orchestration import environment
@@ -32,7 +33,11 @@ def _replication_asset(table: RawTable) -> dg.AssetsDefinition:
         description=f"ClickHouse raw.{table.name}: {table.mode} replication of PostgreSQL {table.name}.",
     )
     def replicate(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        result = Replicator(environment.pg_dsn(), log=context.log.info).replicate(table)
+        # Every table of the run up to one instant (the run's first step fixes it): a child table
+        # replicated after its parent never references a parent row created between the two steps.
+        dsn = environment.pg_dsn()
+        replicator = Replicator(dsn, log=context.log.info, bound=cursor.run_bound(dsn, context.run_id))
+        result = replicator.replicate(table)
         return dg.MaterializeResult(metadata=result.as_dict())
 
     return replicate
