@@ -1,7 +1,10 @@
 -- One row per customer with its funnel rows. A customer may have several funnel_tofu/mofu/bofu
 -- rows (re-contact, re-assignment); the seed's v_customer_overview then repeats the customer.
 -- Rule, used by every mart: keep the row created last (greatest created_at, then greatest id).
--- The *_row_count columns say how many rows the rule chose from.
+-- The *_row_count columns say how many rows the rule chose from. Two facts are about any of the rows,
+-- not the chosen one, as the seed's v_employee_performance counts them (COUNT DISTINCT over the joined
+-- rows): a customer whose account was opened, or first deposit recorded, on any row has one, whatever
+-- a newer row (a re-contact) says.
 with customers as (
     select * from {{ ref('stg_crm__customers') }}
 ),
@@ -14,14 +17,20 @@ tofu as (
 ),
 
 mofu as (
-    select *, count() over (partition by customer_id) as mofu_row_count
+    select
+        *,
+        count() over (partition by customer_id) as mofu_row_count,
+        max(ifNull(is_account_opened, false)) over (partition by customer_id) as any_account_opened
     from {{ ref('stg_crm__funnel_mofu') }}
     order by customer_id, created_at desc, mofu_id desc
     limit 1 by customer_id
 ),
 
 bofu as (
-    select *, count() over (partition by customer_id) as bofu_row_count
+    select
+        *,
+        count() over (partition by customer_id) as bofu_row_count,
+        max(toBool(first_deposit_at is not null)) over (partition by customer_id) as any_first_deposit_recorded
     from {{ ref('stg_crm__funnel_bofu') }}
     order by customer_id, created_at desc, bofu_id desc
     limit 1 by customer_id
@@ -58,7 +67,9 @@ final as (
         bofu.is_vip as is_vip,
         ifNull(tofu.tofu_row_count, 0) as tofu_row_count,
         ifNull(mofu.mofu_row_count, 0) as mofu_row_count,
-        ifNull(bofu.bofu_row_count, 0) as bofu_row_count
+        ifNull(bofu.bofu_row_count, 0) as bofu_row_count,
+        ifNull(mofu.any_account_opened, false) as has_any_account_opened,
+        ifNull(bofu.any_first_deposit_recorded, false) as has_any_first_deposit_recorded
     from customers
     left join tofu on customers.customer_id = tofu.customer_id
     left join mofu on customers.customer_id = mofu.customer_id

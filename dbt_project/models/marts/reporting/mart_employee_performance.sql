@@ -27,7 +27,8 @@ conversations as (
     select * from {{ ref('fct_conversations') }}
 ),
 
--- The seed view's measures, one funnel row per customer (int_customers__latest_funnel's rule).
+-- The seed view's measures, one funnel row per customer (int_customers__latest_funnel's rule); accounts opened
+-- and first deposits count a customer whose any row has one, as the view's COUNT DISTINCT does.
 portfolio as (
     select
         customers.assigned_employee_id as employee_id,
@@ -35,8 +36,8 @@ portfolio as (
         countIf(customers.customer_status = 'active') as active_customers,
         sum(funnel.net_deposit) as total_net_deposit,
         avg(funnel.withdrawal_rate_percent) as avg_withdrawal_rate_percent,
-        countIf(funnel.is_account_opened) as accounts_opened,
-        countIf(funnel.recorded_first_deposit_at is not null) as first_deposits,
+        countIf(funnel.has_any_account_opened) as accounts_opened,
+        countIf(funnel.has_any_first_deposit_recorded) as first_deposits,
         countIf(customers.current_stage_order >= {{ stage_order("'Trust'") }}) as customers_reached_trust,
         countIf(customers.current_stage_order >= {{ stage_order("'Action'") }}) as customers_reached_action,
         countIf(customers.current_stage_order >= {{ stage_order("'Subscribe'") }}) as customers_reached_subscribe,
