@@ -167,13 +167,23 @@ final as (
         reported.bofu_deposits_count as reported_deposits_count,
         reported.bofu_net_deposit as reported_net_deposit,
         reported.overall_score as reported_overall_score,
+        reported.tofu_retained as reported_tofu_retained,
+        reported.mofu_counter_question_count as reported_counter_question_count,
+        reported.bofu_deposit_amount as reported_deposit_amount,
+        reported.bofu_withdrawal_amount as reported_withdrawal_amount,
+        {#- Every counted or summed metric; the rates follow from them (and the operational table keeps
+            them as percentages), the score is the CRM's own formula. -#}
         if(
             reported.employee_kpi_id is null,
             null,
             ifNull(reported.tofu_contacts, 0) = scored.tofu_contacts
+            and ifNull(reported.tofu_retained, 0) = scored.tofu_retained
             and ifNull(reported.mofu_quality_conversations, 0) = scored.mofu_quality_conversations
+            and ifNull(reported.mofu_counter_question_count, 0) = scored.mofu_counter_question_count
             and ifNull(reported.mofu_accounts_opened, 0) = scored.mofu_accounts_opened
             and ifNull(reported.bofu_deposits_count, 0) = scored.bofu_deposits_count
+            and ifNull(reported.bofu_deposit_amount, 0) = scored.bofu_deposit_amount
+            and ifNull(reported.bofu_withdrawal_amount, 0) = scored.bofu_withdrawal_amount
             and ifNull(reported.bofu_net_deposit, 0) = scored.bofu_net_deposit
         ) as is_matching_reported
     from scored
