@@ -1,5 +1,6 @@
 """Mart values on the hand-made CRM equal numbers computed by hand from fixture_crm.sql."""
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -78,3 +79,29 @@ def test_funnel_cohorts_by_hand(warehouse):
     assert cohort["account_opened_within_7_days_share"] == 0
     assert cohort["account_opened_within_30_days_share"] == 1
     assert cohort["first_deposit_within_30_days_share"] == 1
+
+
+@pytest.mark.parametrize("period", ["this_month", "this_quarter"])
+def test_employee_period_averages_and_stage_conversion_by_hand(warehouse, period):
+    """Alice's customer 1: contacted 60 days ago, Trust 50, account and Action 30, first deposit and
+    Subscribe 25 days ago; whether each falls in the current month or quarter depends on today."""
+    today = dt.date.today()
+
+    def within(days_ago: int) -> bool:
+        day = today - dt.timedelta(days=days_ago)
+        if period == "this_month":
+            return (day.year, day.month) == (today.year, today.month)
+        return (day.year, (day.month - 1) // 3) == (today.year, (today.month - 1) // 3)
+
+    alice = _row(warehouse, "mart_employee_performance", "employee_code = 'EMP_A1'")
+    entered = {stage: int(within(days)) for stage, days in (("trust", 50), ("action", 30), ("subscribe", 25))}
+    assert {stage: alice[f"customers_entered_{stage}_{period}"] for stage in entered} == entered
+    assert alice[f"trust_to_action_rate_{period}"] == (
+        min(entered["action"] / entered["trust"], 1) if entered["trust"] else None
+    )
+    assert alice[f"action_to_subscribe_rate_{period}"] == (
+        min(entered["subscribe"] / entered["action"], 1) if entered["action"] else None
+    )
+    assert alice[f"avg_days_contact_to_account_{period}"] == (30 if within(30) else None)
+    assert alice[f"avg_days_account_to_first_deposit_{period}"] == (5 if within(25) else None)
+    assert alice[f"avg_days_contact_to_first_deposit_{period}"] == (35 if within(25) else None)

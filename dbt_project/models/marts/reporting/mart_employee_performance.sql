@@ -78,27 +78,65 @@ withdrawal_periods as (
 
 -- Accounts opened are credited to the employee on the funnel_mofu row, first deposits to the
 -- employee of the customer's first confirmed deposit.
+-- The average days to an account (to a first deposit) of a period are over the accounts opened (first
+-- deposits made) in it, credited the same way; days count from the customer's first contact.
 account_periods as (
     select
-        mofu_employee_id as employee_id,
+        funnel.mofu_employee_id as employee_id,
         {%- for period in periods %}
-        countIf(is_account_opened and {{ in_period(period, 'toDate(account_opened_at)') }})
-            as accounts_opened_{{ period }}{{ ',' if not loop.last }}
+        {%- set opened_in_period = 'funnel.is_account_opened and ' ~ in_period(period, 'toDate(funnel.account_opened_at)') %}
+        countIf({{ opened_in_period }}) as accounts_opened_{{ period }},
+        avgIf(
+            toNullable(dateDiff('day', customers.first_contact_date, toDate(funnel.account_opened_at))),
+            {{ opened_in_period }}
+        ) as avg_days_contact_to_account_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
     from funnel
-    where mofu_employee_id is not null
-    group by mofu_employee_id
+    inner join customers on funnel.customer_id = customers.customer_id
+    where funnel.mofu_employee_id is not null
+    group by funnel.mofu_employee_id
 ),
 
 first_deposit_periods as (
     select
-        first_deposit_employee_id as employee_id,
+        money.first_deposit_employee_id as employee_id,
         {%- for period in periods %}
-        countIf({{ in_period(period, 'toDate(first_deposit_at)') }}) as first_deposits_{{ period }}{{ ',' if not loop.last }}
+        {%- set deposited_in_period = in_period(period, 'toDate(money.first_deposit_at)') %}
+        countIf({{ deposited_in_period }}) as first_deposits_{{ period }},
+        avgIf(
+            toNullable(dateDiff('day', toDate(funnel.account_opened_at), toDate(money.first_deposit_at))),
+            {{ deposited_in_period }}
+        ) as avg_days_account_to_first_deposit_{{ period }},
+        avgIf(
+            toNullable(dateDiff('day', customers.first_contact_date, toDate(money.first_deposit_at))),
+            {{ deposited_in_period }}
+        ) as avg_days_contact_to_first_deposit_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
     from money
-    where first_deposit_at is not null
-    group by first_deposit_employee_id
+    left join funnel on money.customer_id = funnel.customer_id
+    left join customers on money.customer_id = customers.customer_id
+    where money.first_deposit_at is not null
+    group by money.first_deposit_employee_id
+),
+
+-- Stage conversion in a period: of the employee's customers (assigned now), how many entered Trust,
+-- Action and Subscribe in it (customer_journey), and the share of entries into one that a period
+-- saw into the next, capped at 1 (the entries into the later stage may come from earlier entrants).
+stage_periods as (
+    select
+        customers.assigned_employee_id as employee_id,
+        {%- for period in periods %}
+        {%- set entered_in_period = in_period(period, 'toDate(transitions.entered_at)') %}
+        {%- set last_period = loop.last %}
+        {%- for stage in ('Trust', 'Action', 'Subscribe') %}
+        uniqExactIf(transitions.customer_id, transitions.stage = '{{ stage }}' and {{ entered_in_period }})
+            as entered_{{ stage | lower }}_{{ period }}{{ ',' if not (loop.last and last_period) }}
+        {%- endfor %}
+        {%- endfor %}
+    from {{ ref('fct_stage_transitions') }} as transitions
+    inner join customers on transitions.customer_id = customers.customer_id
+    where customers.assigned_employee_id is not null
+    group by customers.assigned_employee_id
 ),
 
 conversation_periods as (
@@ -157,7 +195,22 @@ final as (
             as reached_subscribe_rate,
         {{ safe_ratio('portfolio.accounts_opened', 'portfolio.total_customers') }} as account_opening_rate,
         {{ capped_ratio('portfolio.first_deposits', 'portfolio.accounts_opened') }}
-            as account_to_first_deposit_rate
+            as account_to_first_deposit_rate,
+        {#- The averages and stage conversion of this month and quarter (all time: the columns above). #}
+        {%- for period in periods if period != 'all_time' %}
+        account_periods.avg_days_contact_to_account_{{ period }} as avg_days_contact_to_account_{{ period }},
+        first_deposit_periods.avg_days_account_to_first_deposit_{{ period }}
+            as avg_days_account_to_first_deposit_{{ period }},
+        first_deposit_periods.avg_days_contact_to_first_deposit_{{ period }}
+            as avg_days_contact_to_first_deposit_{{ period }},
+        {%- for stage in ('trust', 'action', 'subscribe') %}
+        ifNull(stage_periods.entered_{{ stage }}_{{ period }}, 0) as customers_entered_{{ stage }}_{{ period }},
+        {%- endfor %}
+        {{ capped_ratio('ifNull(stage_periods.entered_action_' ~ period ~ ', 0)', 'stage_periods.entered_trust_' ~ period) }}
+            as trust_to_action_rate_{{ period }},
+        {{ capped_ratio('ifNull(stage_periods.entered_subscribe_' ~ period ~ ', 0)', 'stage_periods.entered_action_' ~ period) }}
+            as action_to_subscribe_rate_{{ period }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from employees
     left join portfolio on employees.employee_id = portfolio.employee_id
     left join deposit_periods on employees.employee_id = deposit_periods.employee_id
@@ -165,6 +218,7 @@ final as (
     left join account_periods on employees.employee_id = account_periods.employee_id
     left join first_deposit_periods on employees.employee_id = first_deposit_periods.employee_id
     left join conversation_periods on employees.employee_id = conversation_periods.employee_id
+    left join stage_periods on employees.employee_id = stage_periods.employee_id
 )
 
 select * from final
