@@ -345,6 +345,16 @@ def pending_days(conn: psycopg.Connection, changes: Cursor) -> set[str]:
     return {row["day"].isoformat() for row in rows}
 
 
+def pending_deletions(conn: psycopg.Connection, deletions: Cursor) -> list[int]:
+    """Ids of conversations deleted after the deletions cursor: still in the index until the next sync
+    (their days are found in the index, ``query.days_of``: PostgreSQL no longer has them)."""
+    rows = conn.execute(
+        "SELECT DISTINCT row_id FROM sync_deletions WHERE table_name = 'conversations' AND (deleted_at, id) > (%s, %s)",
+        deletions.as_tuple(),
+    ).fetchall()
+    return [row["row_id"] for row in rows]
+
+
 def oldest_pending_change(conn: psycopg.Connection, changes: Cursor) -> dt.datetime | None:
     """When the oldest change the index has not seen was written (None: it has seen them all)."""
     return conn.execute(

@@ -145,12 +145,31 @@ def count_conversations(client: SearchClient, filters: Filters, *, alias: str = 
     return response["hits"]["total"]["value"]
 
 
-def counts_per_day(client: SearchClient, alias: str = mapping.DEFAULT_ALIAS) -> dict[str, int]:
-    """Documents per UTC day of ``sent_at``, for the asset check against PostgreSQL."""
+# Ids per request when asking for the days of given documents: far below any engine's terms limit.
+_IDS_PER_REQUEST = 10_000
+
+
+def counts_per_day(
+    client: SearchClient, alias: str = mapping.DEFAULT_ALIAS, ids: list[int] | None = None
+) -> dict[str, int]:
+    """Documents per UTC day of ``sent_at``, for the asset check against PostgreSQL (``ids``: of
+    those documents only)."""
+    if ids is not None:
+        counts: dict[str, int] = {}
+        for start in range(0, len(ids), _IDS_PER_REQUEST):
+            chunk = [str(row_id) for row_id in ids[start : start + _IDS_PER_REQUEST]]
+            for day, count in _counts_per_day(client, alias, {"ids": {"values": chunk}}).items():
+                counts[day] = counts.get(day, 0) + count
+        return counts
+    return _counts_per_day(client, alias, None)
+
+
+def _counts_per_day(client: SearchClient, alias: str, query: dict | None) -> dict[str, int]:
     response = client.search(
         alias,
         {
             "size": 0,
+            **({"query": query} if query else {}),
             "aggs": {
                 "days": {
                     "date_histogram": {
@@ -163,4 +182,6 @@ def counts_per_day(client: SearchClient, alias: str = mapping.DEFAULT_ALIAS) -> 
             },
         },
     )
-    return {bucket["key_as_string"]: bucket["doc_count"] for bucket in response["aggregations"]["days"]["buckets"]}
+    return {
+        bucket["key_as_string"]: bucket["doc_count"] for bucket in response["aggregations"]["days"]["buckets"]
+    }

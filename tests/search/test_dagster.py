@@ -84,6 +84,14 @@ def test_sensor_asset_and_check(pg_dsn, search_client, search_resource):
     check = counts_per_day_match(search_index=search_resource)
     assert check.passed, check.metadata
 
+    with psycopg.connect(pg_dsn) as conn:  # a deletion the sync has not applied yet is pending, no mismatch
+        conn.execute("DELETE FROM conversations WHERE id = (SELECT min(id) FROM conversations)")
+    pending = counts_per_day_match(search_index=search_resource)
+    assert pending.passed, pending.metadata
+    assert pending.metadata["days_with_pending_changes"].value
+    assert _materialize(search_resource)["deleted"].value == 1
+    search_client.refresh(search_resource.alias)
+
     with psycopg.connect(pg_dsn) as conn:  # an index that silently lost documents fails the check
         conn.execute("SET funnelhouse.moving_rows = 'on'")  # delete without a tombstone
         conn.execute("DELETE FROM conversations WHERE content = 'sensor path'")

@@ -7,19 +7,26 @@ from orchestration.defs.search.assets import conversations_search_index
 from orchestration.defs.search.resources import SearchResource
 
 
-@dg.asset_check(asset=conversations_search_index, blocking=False,
-                description="Documents per day of sent_at equal PostgreSQL's conversations per day.")
+@dg.asset_check(
+    asset=conversations_search_index,
+    blocking=False,
+    description="Documents per day of sent_at equal PostgreSQL's conversations per day.",
+)
 def counts_per_day_match(search_index: SearchResource) -> dg.AssetCheckResult:
-    client = search_index.client()
-    try:
-        indexed = query.counts_per_day(client, search_index.alias)
-    finally:
-        client.close()
     with documents.connect(search_index.pg_dsn()) as conn:
         expected = documents.counts_per_day(conn)
         saved = cursor_store.load(conn, search_index.alias)
-        # Days with changes newer than the cursor may legitimately differ until the next sync.
+        # Days with changes newer than the cursors may legitimately differ until the next sync: rows
+        # changed since (their days in PostgreSQL), and rows deleted since (their days in the index).
         pending = documents.pending_days(conn, saved.cursors.changes)
+        deleted = documents.pending_deletions(conn, saved.cursors.deletions)
+    client = search_index.client()
+    try:
+        indexed = query.counts_per_day(client, search_index.alias)
+        if deleted:
+            pending |= set(query.counts_per_day(client, search_index.alias, ids=deleted))
+    finally:
+        client.close()
     mismatched = {
         day: {"postgres": expected.get(day, 0), "index": indexed.get(day, 0)}
         for day in sorted(set(expected) | set(indexed))
