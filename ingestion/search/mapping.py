@@ -6,14 +6,20 @@ live index's ``_meta.mapping_version`` differ and runs a full rebuild into a new
 History: 2 - documents are versioned by the newest of their conversation, customer and employee
 rows, and each index has its customer/employee attributes recorded (``related``), which only a
 rebuild writes for all rows.
+3 - the free-text tags (keywords, intention signals, risk keywords) index only terms up to 256
+characters: Lucene refuses a term over 32,766 bytes, and the one document holding it would fail every
+bulk, keeping the sync's cursor (and every rebuild) from ever getting past it. A longer tag stays in
+``_source``, unsearchable.
 """
 
 from __future__ import annotations
 
-MAPPING_VERSION = 2
+MAPPING_VERSION = 3
 DEFAULT_ALIAS = "conversations"
 
 _KEYWORD = {"type": "keyword"}
+# CRM tags are free text typed by people: a term too long to be a tag is left out of the index.
+_TAG = {"type": "keyword", "ignore_above": 256}
 
 
 def index_name(alias: str, stamp: str) -> str:
@@ -52,9 +58,9 @@ def mappings(cjk: bool) -> dict:
             "content": content_field(cjk),
             "has_media": {"type": "boolean"},
             "sentiment": _KEYWORD,
-            "keywords": _KEYWORD,
-            "intention_signals": _KEYWORD,
-            "risk_keywords": _KEYWORD,
+            "keywords": _TAG,
+            "intention_signals": _TAG,
+            "risk_keywords": _TAG,
             "is_counter_question": {"type": "boolean"},
             "script_used_id": {"type": "long"},
             "quality_score": {"type": "integer"},

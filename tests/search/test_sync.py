@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -24,8 +25,10 @@ def test_inserts_updates_and_deletes_arrive_exactly_once(pg_dsn, search_client, 
         assert isinstance(first, RebuildReport) and first.loaded == 8  # no index yet: built in full
 
         added = insert_conversation(conn, people, "新消息：港股 IPO 什么时候开始认购？")
-        conn.execute("UPDATE conversations SET content = %s, sentiment = 'positive' WHERE id = %s",
-                     ("我改变主意了，准备入金", ids[0]))
+        conn.execute(
+            "UPDATE conversations SET content = %s, sentiment = 'positive' WHERE id = %s",
+            ("我改变主意了，准备入金", ids[0]),
+        )
         conn.execute("DELETE FROM conversations WHERE id = %s", (ids[1],))
         conn.commit()
 
@@ -82,8 +85,17 @@ def test_killed_sync_resumes_without_loss_or_duplicates(pg_dsn, search_engine, s
         conn.commit()
 
     process = subprocess.Popen(
-        [sys.executable, "-c", _KILLABLE_SYNC, pg_dsn, search_engine["url"], search_engine["flavour"], search_alias],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        [
+            sys.executable,
+            "-c",
+            _KILLABLE_SYNC,
+            pg_dsn,
+            search_engine["url"],
+            search_engine["flavour"],
+            search_alias,
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     try:
         deadline = time.monotonic() + 60
@@ -121,3 +133,20 @@ def _wait_for_killed_session_to_end(dsn, timeout=30.0):
         while conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]:
             assert time.monotonic() < deadline, "the killed sync's session never ended"
             time.sleep(0.1)
+
+
+def test_a_tag_too_long_to_index_does_not_block_the_sync(pg_dsn, search_client, search_alias):
+    """Lucene refuses a term over 32,766 bytes: without ignore_above the document holding one failed
+    every bulk and the cursor never passed it."""
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        seed_samples(conn, people)
+        indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        row_id = insert_conversation(conn, people, "tag pasted by mistake")
+        conn.execute(
+            "UPDATE conversations SET keywords = %s WHERE id = %s", (json.dumps(["美股" * 12000]), row_id)
+        )
+        conn.commit()
+        report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        assert report.indexed == 1 and not sync.pending(pg_dsn, search_alias, lag=NO_LAG)
+        assert row_id in indexed_sources(search_client, search_alias)
