@@ -53,7 +53,7 @@ class ClickHouseSettings:
     host: str
     port: int
     username: str
-    password: str
+    password: str = field(repr=False)  # settings get logged and printed: never the password
     secure: bool = False
     database: str = "default"
 

@@ -86,6 +86,11 @@ def start(state_home: Path, flavour: str = "elasticsearch") -> dict:
             )
         if _wait_healthy(running["url"], running["pid"], Path(running["log"]), timeout=START_TIMEOUT_S):
             return running
+        # Alive but not answering: a second node on the same data directory would only fail on its lock.
+        raise EngineDidNotStart(
+            f"{flavour} (pid {running['pid']}) runs for {state_home} but is not healthy after "
+            f"{START_TIMEOUT_S:.0f}s; `funnelhouse down` stops it; log: {running['log']}"
+        )
     engine = FLAVOURS[flavour]
     engine.jdk()  # no suitable JDK: say so before Maven (which needs one too) fails on a download
     prepared = engine.prepare()

@@ -95,3 +95,11 @@ def test_shutdown_lets_a_running_insert_finish(tmp_path):
         )
     finally:
         launcher.stop(state_home)
+
+
+def test_clickhouse_settings_keep_the_password_out_of_their_repr():
+    from orchestration.environment import ClickHouseSettings
+
+    settings = ClickHouseSettings("ch.internal", 8443, "etl", "s3cret", secure=True)
+    assert "s3cret" not in repr(settings) and settings.password == "s3cret"
+    assert settings.url == "https://ch.internal:8443"

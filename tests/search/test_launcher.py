@@ -1,8 +1,11 @@
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from devstack import state
 from devstack.search import java, launcher
 
 
@@ -49,3 +52,29 @@ def test_no_jdk_is_reported_before_the_engine_is_fetched(monkeypatch, tmp_path):
             launcher.start(tmp_path / "home", flavour)
     assert launcher.status(tmp_path / "home") is None
     assert issubclass(java.NoSuitableJdk, launcher.START_ERRORS)
+
+
+def test_a_recorded_engine_that_runs_but_never_answers_is_not_started_twice(monkeypatch, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    hung = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        state.record_service(
+            launcher.SERVICE,
+            {
+                "flavour": "elasticsearch",
+                "url": "http://127.0.0.1:9",
+                "pid": hung.pid,
+                "log": str(tmp_path / "log"),
+            },
+            home,
+        )
+        monkeypatch.setattr(launcher, "START_TIMEOUT_S", 0.5)
+        monkeypatch.setattr(
+            launcher.elasticsearch, "prepare", lambda: pytest.fail("a second engine was started")
+        )
+        with pytest.raises(launcher.EngineDidNotStart, match="not healthy"):
+            launcher.start(home, "elasticsearch")
+    finally:
+        hung.kill()
+        hung.wait()
