@@ -19,6 +19,8 @@ import datetime as dt
 
 import psycopg
 
+from ingestion.schema import migrate
+
 FALLBACK_LAG = dt.timedelta(minutes=5)
 EPOCH = dt.datetime(1970, 1, 1)
 
@@ -49,7 +51,16 @@ def run_bound(pg_dsn: str, run_id: str) -> dt.datetime:
     """The bound of an orchestrated run that replicates its tables in separate steps (Dagster: a step
     per raw table): fixed by the first step that asks (``funnelhouse.replication_run_bounds``), read
     back by the others and by retries, so every table of the run is read up to the same instant, as
-    in ``replicate_tables``. Two steps asking at once agree: the first insert wins."""
+    in ``replicate_tables``. Two steps asking at once agree: the first insert wins. A database not
+    migrated since the table was added (a deployment whose first run replicates) is migrated first."""
+    try:
+        return _run_bound(pg_dsn, run_id)
+    except psycopg.errors.UndefinedTable:
+        migrate.apply(pg_dsn, log=lambda *_: None)
+        return _run_bound(pg_dsn, run_id)
+
+
+def _run_bound(pg_dsn: str, run_id: str) -> dt.datetime:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         select = "select bound from funnelhouse.replication_run_bounds where run_id = %s"
         if row := conn.execute(select, (run_id,)).fetchone():

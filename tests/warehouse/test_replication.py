@@ -157,3 +157,12 @@ def test_the_steps_of_one_orchestrated_run_share_its_bound(pg_dsn, clickhouse_en
     # a step of the older run that comes last reads nothing more and leaves the cursor where it is
     stale = Replicator(pg_dsn, bound=bound).replicate(BY_NAME["customers"])
     assert stale.rows_copied == 0 and stale.window_end == later.isoformat()
+
+
+def test_a_database_without_the_run_bounds_table_gets_it_on_first_use(pg_dsn, clickhouse_env):
+    """A deployment whose first Dagster run replicates before anything migrated the database."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE funnelhouse.replication_run_bounds")
+        conn.execute("DELETE FROM funnelhouse.schema_migrations WHERE version LIKE '0009%%'")
+    bound = cursor.run_bound(pg_dsn, "first-run")
+    assert cursor.run_bound(pg_dsn, "first-run") == bound
