@@ -54,7 +54,6 @@ def tables_changed_since_refresh(client, raw_database: str, marts_schema: str) -
     refreshed_through = last_refresh(client, raw_database, marts_schema)
     if refreshed_through is None:
         return None
-    schema.create_database(client, raw_database)
     rows = client.query(
         f"select table_name from `{raw_database}`.{schema.STATE_TABLE} final "
         "where changed_at > {refreshed_through:DateTime64(6)} order by table_name",
