@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from ingestion.search import related
+from ingestion.search import quarantine, related
 from ingestion.search.documents import EPOCH, Cursor, Cursors
 
 # One (timestamp, id) column pair per followed table, named after the ``Cursors`` field.
@@ -74,6 +74,7 @@ def ensure_table(conn: psycopg.Connection) -> None:
     for statement in _DDL:
         conn.execute(statement)
     related.ensure_table(conn)
+    quarantine.ensure_table(conn)
     conn.commit()
 
 
@@ -86,7 +87,9 @@ def load(conn: psycopg.Connection, alias: str) -> SyncState:
     conn.commit()
     if row is None:
         return SyncState(alias)
-    cursors = Cursors(**{name: Cursor(row[at], row[row_id]) for name, (at, row_id) in _CURSOR_COLUMNS.items()})
+    cursors = Cursors(
+        **{name: Cursor(row[at], row[row_id]) for name, (at, row_id) in _CURSOR_COLUMNS.items()}
+    )
     return SyncState(
         alias=alias,
         physical_index=row["physical_index"],
@@ -113,7 +116,9 @@ def save_progress(conn: psycopg.Connection, alias: str, cursors: Cursors, writte
     conn.commit()
 
 
-def save_rebuild(conn: psycopg.Connection, alias: str, index: str, mapping_version: int, cursors: Cursors) -> None:
+def save_rebuild(
+    conn: psycopg.Connection, alias: str, index: str, mapping_version: int, cursors: Cursors
+) -> None:
     conn.execute(
         f"""INSERT INTO search_sync_state AS s (index_alias, physical_index, mapping_version, {_CURSOR_NAMES},
                    last_rebuild_at, last_sync_at)
@@ -143,9 +148,7 @@ def previous(conn: psycopg.Connection, alias: str) -> SyncState | None:
 def swap_with_previous(conn: psycopg.Connection, alias: str) -> None:
     """Make the previous state current and the current one previous, in the caller's transaction
     (committed by the caller once the alias points where the state says)."""
-    assignments = ", ".join(
-        f"{c} = (s.previous->>'{c}')::{kind}" for c, kind in _STATE_COLUMNS.items()
-    )
+    assignments = ", ".join(f"{c} = (s.previous->>'{c}')::{kind}" for c, kind in _STATE_COLUMNS.items())
     conn.execute(
         f"UPDATE search_sync_state AS s SET {assignments}, previous = {_STATE_AS_JSON}, "
         f"last_rebuild_at = {_UTC_NOW} WHERE index_alias = %s AND previous IS NOT NULL",
@@ -174,6 +177,15 @@ def unlock(conn: psycopg.Connection, alias: str) -> None:
 
 
 __all__ = [
-    "EPOCH", "SyncState", "ensure_table", "load", "lock", "previous", "save_progress", "save_rebuild",
-    "swap_with_previous", "try_lock", "unlock",
+    "EPOCH",
+    "SyncState",
+    "ensure_table",
+    "load",
+    "lock",
+    "previous",
+    "save_progress",
+    "save_rebuild",
+    "swap_with_previous",
+    "try_lock",
+    "unlock",
 ]

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from ingestion.search import bulk_lines, cursor_store, documents, mapping, related
-from ingestion.search.client import BulkFailed, BulkOutcome, SearchClient
+from ingestion.search import bulk_lines, cursor_store, documents, mapping, quarantine, related
+from ingestion.search.client import BulkOutcome, SearchClient
 from ingestion.search.documents import Cursor, Cursors
 from ingestion.search.sync import DEFAULT_LAG, SyncReport, apply_changes, run_incremental
 
@@ -61,6 +61,7 @@ class RebuildReport:
     cjk: bool
     expected: int = 0
     loaded: int = 0
+    quarantined: int = 0  # refused by the engine for good: listed in ``quarantine``, not in the index
     replayed_indexed: int = 0
     replayed_deleted: int = 0
     previous: list[str] = field(default_factory=list)
@@ -255,6 +256,7 @@ def full_rebuild(
             for name in report.dropped:
                 client.delete_index(name)
                 related.forget(control, name)
+                quarantine.forget(control, name)
         finally:
             cursor_store.unlock(control, rebuild_lock)
     report.total_seconds = round(time.monotonic() - started, 3)
@@ -276,6 +278,7 @@ def _discard_unless_live(control: psycopg.Connection, client: SearchClient, repo
     client.delete_index(report.index)
     control.rollback()  # whatever statement failed, the session can clean up after it
     related.forget(control, report.index)
+    quarantine.forget(control, report.index)
 
 
 def _load_verify_and_swap(
@@ -299,16 +302,20 @@ def _load_verify_and_swap(
         chunks = bulk_lines.chunks(read_ahead(documents.stream_all(snapshot)), report.index, chunk_docs)
         outcome = send_concurrently(client.bulk, chunks, senders)
         snapshot.commit()
-    if outcome.failed:
-        raise BulkFailed(outcome)
+    refused = quarantine.refusals(outcome)  # transient failures raise: the rebuild fails, nothing swapped
+    if refused:
+        quarantine.settle(control, report.index, (), refused)
+        control.commit()
+        report.quarantined = len(refused)
     report.loaded = outcome.succeeded + outcome.harmless
     client.put_settings(report.index, mapping.serving_settings(replicas))
     client.refresh(report.index)
     report.load_seconds = round(time.monotonic() - load_started, 3)
     indexed = client.count(report.index)
-    if indexed != report.expected:
+    if indexed != report.expected - report.quarantined:
         raise RebuildVerificationFailed(
             f"{report.index} holds {indexed} documents, PostgreSQL's snapshot {report.expected}"
+            + (f" of which {report.quarantined} were refused (quarantined)" if report.quarantined else "")
         )
     if after_load:
         after_load(report.index)

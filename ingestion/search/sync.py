@@ -3,7 +3,8 @@
 Each round reads a batch of changed conversations ``(updated_at, id) > cursor`` (minus a small
 lag), bulk indexes them, and only then moves the cursor; then the same for tombstones in
 ``sync_deletions``; then for customers and employees whose copied attributes changed (``related``),
-whose conversations are re-sent from PostgreSQL, streamed. A crash between a bulk and the cursor
+whose conversations are re-sent from PostgreSQL, streamed. A document the engine refuses for good is
+set aside with the reason (``quarantine``) and the cursor moves past it. A crash between a bulk and the cursor
 save replays that batch next time, which changes nothing: documents carry their rows' version
 (``external_gte``), so the same version rewrites itself and an older one is refused.
 """
@@ -11,16 +12,19 @@ save replays that batch next time, which changes nothing: documents carry their 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
 
-from ingestion.search import bulk_lines, cursor_store, documents, mapping, probe, related
+from ingestion.search import bulk_lines, cursor_store, documents, mapping, probe, quarantine, related
 from ingestion.search.bulk_lines import BulkItem
-from ingestion.search.client import BulkFailed, BulkOutcome, SearchClient
+from ingestion.search.client import BulkOutcome, SearchClient
 from ingestion.search.documents import Cursor, Cursors
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LAG = dt.timedelta(seconds=2)
 DEFAULT_BATCH = 1000
@@ -33,6 +37,7 @@ class SyncReport:
     deleted: int = 0
     replayed: int = 0  # writes the engine already had (replays, stale versions)
     related_reindexed: int = 0  # of ``indexed``: re-sent because their customer or employee changed
+    quarantined: int = 0  # refused by the engine for good, set aside with the reason (``quarantine``)
     batches: int = 0
     cursors: Cursors = field(default_factory=Cursors)
     skipped: str | None = None
@@ -43,22 +48,47 @@ class SyncReport:
 ProgressCallback = Callable[[Cursors, int, int], None]
 
 
-def _bulk_or_raise(client: SearchClient, items: list[BulkItem], refresh: bool) -> BulkOutcome:
+def _send(
+    conn: psycopg.Connection,
+    client: SearchClient,
+    items: list[BulkItem],
+    refresh: bool,
+    report: SyncReport,
+    physical_index: str,
+) -> BulkOutcome:
+    """Bulk ``items``. A transient failure raises: the cursor stays where it is, the next run sends the
+    batch again, and the error is visible. A document the engine refuses for good is quarantined
+    (with the reason, in the transaction that moves the cursor) instead of blocking every row after it."""
     outcome = client.bulk(items, refresh=refresh)
-    if outcome.failed:
-        # The cursor stays where it is: the next run retries this batch, and the error is visible.
-        raise BulkFailed(outcome)
+    refused = quarantine.refusals(outcome)
+    quarantine.settle(conn, physical_index, items, refused)
+    if refused:
+        report.quarantined += len(refused)
+        log.warning(
+            "%d document(s) refused by the search engine, quarantined (search_sync_quarantine), e.g. %s: %s",
+            len(refused),
+            refused[0]["id"],
+            quarantine.reason(refused[0]),
+        )
     return outcome
 
 
 def _resend_conversations_of(
-    conn: psycopg.Connection, client: SearchClient, index: str, table: documents.Party,
-    row_ids: list[int], batch_size: int, refresh: bool,
+    conn: psycopg.Connection,
+    client: SearchClient,
+    index: str,
+    table: documents.Party,
+    row_ids: list[int],
+    batch_size: int,
+    refresh: bool,
+    report: SyncReport,
+    physical_index: str,
 ) -> BulkOutcome:
     """Every conversation of these customers/employees, read now and sent in ``batch_size`` chunks."""
     total = BulkOutcome()
     for rows in documents.stream_conversations_of(conn, table.foreign_key, row_ids, batch_size):
-        total.merge(_bulk_or_raise(client, bulk_lines.index_items(rows, index), refresh))
+        items = bulk_lines.index_items(rows, index)
+        total.merge(_send(conn, client, items, refresh, report, physical_index))
     conn.commit()  # ends the streaming cursor's transaction
     return total
 
@@ -91,7 +121,9 @@ def apply_changes(
         rows = documents.changed_rows(conn, cursors.changes, lag, batch_size)
         conn.commit()
         if rows:
-            outcome = _bulk_or_raise(client, bulk_lines.index_items(rows, index), refresh)
+            outcome = _send(
+                conn, client, bulk_lines.index_items(rows, index), refresh, report, physical_index
+            )
             cursors = cursors.moved("changes", Cursor(rows[-1].cursor_at, rows[-1].id))
             report.indexed += outcome.succeeded
             report.replayed += outcome.harmless
@@ -102,7 +134,8 @@ def apply_changes(
         conn.commit()
         if tombstones:
             index_json = bulk_lines.index_name_json(index)
-            outcome = _bulk_or_raise(client, [bulk_lines.delete_item(t, index_json) for t in tombstones], refresh)
+            deletes = [bulk_lines.delete_item(t, index_json) for t in tombstones]
+            outcome = _send(conn, client, deletes, refresh, report, physical_index)
             cursors = cursors.moved("deletions", Cursor(tombstones[-1]["deleted_at"], tombstones[-1]["id"]))
             report.deleted += outcome.succeeded
             report.replayed += outcome.harmless
@@ -110,7 +143,9 @@ def apply_changes(
         full_batches += len(tombstones) == batch_size
 
         for table in related.RELATED_TABLES:
-            changed = related.changed_rows(conn, table, physical_index, cursors.of(table.table), lag, batch_size)
+            changed = related.changed_rows(
+                conn, table, physical_index, cursors.of(table.table), lag, batch_size
+            )
             conn.commit()
             if not changed:
                 continue
@@ -118,7 +153,15 @@ def apply_changes(
             outcome = BulkOutcome()
             if stale:
                 outcome = _resend_conversations_of(
-                    conn, client, index, table, [row["id"] for row in stale], batch_size, refresh
+                    conn,
+                    client,
+                    index,
+                    table,
+                    [row["id"] for row in stale],
+                    batch_size,
+                    refresh,
+                    report,
+                    physical_index,
                 )
                 related.remember(conn, table, physical_index, stale)
             cursors = cursors.moved(table.table, Cursor(changed[-1]["updated_at"], changed[-1]["id"]))
@@ -172,8 +215,16 @@ def run_incremental(
                 cursor_store.save_progress(conn, alias, cursors, written, deleted)
 
             apply_changes(
-                conn, client, alias, saved.cursors, physical_index=client.alias_targets(alias)[0],
-                lag=lag, batch_size=batch_size, on_progress=save, refresh=refresh, report=report,
+                conn,
+                client,
+                alias,
+                saved.cursors,
+                physical_index=client.alias_targets(alias)[0],
+                lag=lag,
+                batch_size=batch_size,
+                on_progress=save,
+                refresh=refresh,
+                report=report,
             )
         finally:
             cursor_store.unlock(conn, alias)

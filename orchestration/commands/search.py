@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ingestion.contracts import CONTRACTS
-from ingestion.search import indexer, mapping, rebuild
+from ingestion.search import cursor_store, documents, indexer, mapping, quarantine, rebuild
 from ingestion.search.client import BulkFailed, SearchClient
 from ingestion.search.query import (
     HIGHLIGHT_POST,
@@ -221,3 +221,31 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]skipped:[/] {report.skipped}")
         else:
             console.print(f"synced: {report.indexed} indexed, {report.deleted} deleted in {report.seconds}s")
+        if getattr(report, "quarantined", 0):
+            console.print(
+                f"[yellow]{report.quarantined} document(s) refused by the engine were quarantined[/]: "
+                "`funnelhouse search-quarantine` lists them with the reason"
+            )
+
+    @app.command("search-quarantine")
+    def search_quarantine(
+        limit: int = typer.Option(50, help="Show at most this many documents."),
+        alias: str = typer.Option(mapping.DEFAULT_ALIAS, hidden=True),
+    ) -> None:
+        """Documents the search engine refused for good (the sync moved past them), with the reason."""
+        try:
+            with documents.connect(environment.pg_dsn()) as conn:
+                cursor_store.ensure_table(conn)
+                index = cursor_store.load(conn, alias).physical_index
+                refused = quarantine.listed(conn, index, limit) if index else []
+        except (RuntimeError, psycopg.OperationalError) as exc:
+            _fail(f"cannot use PostgreSQL: {str(exc).strip().splitlines()[0]}")
+        if not refused:
+            console.print(f"no quarantined documents in {index or alias}")
+            return
+        console.print(f"[bold]{len(refused)}[/] quarantined document(s) in {index} (conversation id, why):")
+        for entry in refused:
+            console.print(
+                f"#{entry.doc_id} {entry.operation} HTTP {entry.status} x{entry.attempts}, "
+                f"last {entry.last_failed_at:%Y-%m-%d %H:%M}: {escape(entry.reason[:300])}"
+            )

@@ -61,6 +61,7 @@ def test_sensor_asset_and_check(pg_dsn, search_client, search_resource):
     first = _materialize(search_resource)
     assert first["mode"].value == "full rebuild" and first["documents"].value == 8
     assert first["lag_seconds"].value == 0.0  # up to date, however old the last change is
+    assert first["quarantined_documents"].value == 0
     assert isinstance(_tick(search_resource, instance), dg.SkipReason)
 
     with psycopg.connect(pg_dsn) as conn:

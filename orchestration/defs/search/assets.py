@@ -6,7 +6,7 @@ import dagster as dg
 
 from devstack import state
 from devstack.search import launcher
-from ingestion.search import cursor_store, documents, indexer, rebuild
+from ingestion.search import cursor_store, documents, indexer, quarantine, rebuild
 from ingestion.search.rebuild import RebuildReport
 from orchestration.defs.search.resources import SearchResource
 
@@ -47,6 +47,7 @@ def _index_metadata(search: SearchResource, client) -> dict:
         saved = cursor_store.load(conn, search.alias)
         now = documents.database_now(conn)
         oldest_pending = documents.oldest_pending_change(conn, saved.cursors.changes)
+        quarantined = quarantine.count(conn, saved.physical_index) if saved.physical_index else 0
     changes = saved.cursors.changes
     # How long the oldest change not in the index has waited: 0 when the index is up to date, however
     # long ago the last change was (-1: never synchronised).
@@ -59,6 +60,8 @@ def _index_metadata(search: SearchResource, client) -> dict:
         "last_cursor": dg.MetadataValue.text(f"{changes.at.isoformat()} / id {changes.id}"),
         "lag_seconds": dg.MetadataValue.float(round(lag, 1) if lag is not None else -1.0),
         "last_rebuild_at": dg.MetadataValue.text(str(saved.last_rebuild_at or "-")),
+        # Refused by the engine for good, listed with the reason by `funnelhouse search-quarantine`.
+        "quarantined_documents": dg.MetadataValue.int(quarantined),
     }
 
 
@@ -105,6 +108,11 @@ def conversations_search_index(
                 "deleted": report.deleted,
                 "reindexed_for_customer_or_employee": report.related_reindexed,
             }
+        if report.quarantined:
+            context.log.warning(
+                f"{report.quarantined} document(s) refused by the search engine were quarantined: "
+                "`funnelhouse search-quarantine` lists them with the reason"
+            )
         return dg.MaterializeResult(metadata={**_index_metadata(search_index, client), **run})
     finally:
         client.close()

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ingestion.search import cursor_store, documents, query
+from ingestion.search import cursor_store, documents, quarantine, query
 from orchestration.defs.search.assets import conversations_search_index
 from orchestration.defs.search.resources import SearchResource
 
@@ -20,6 +20,7 @@ def counts_per_day_match(search_index: SearchResource) -> dg.AssetCheckResult:
         # changed since (their days in PostgreSQL), and rows deleted since (their days in the index).
         pending = documents.pending_days(conn, saved.cursors.changes)
         deleted = documents.pending_deletions(conn, saved.cursors.deletions)
+        refused = quarantine.listed(conn, saved.physical_index, 20) if saved.physical_index else []
     client = search_index.client()
     try:
         indexed = query.counts_per_day(client, search_index.alias)
@@ -42,5 +43,12 @@ def counts_per_day_match(search_index: SearchResource) -> dg.AssetCheckResult:
             "days_with_pending_changes": dg.MetadataValue.json(sorted(set(mismatched) & pending)),
             "postgres_total": sum(expected.values()),
             "index_total": sum(indexed.values()),
+            # Refused by the engine for good: missing from the index, hence from its counts.
+            "quarantined_documents": dg.MetadataValue.json(
+                [
+                    {"id": entry.doc_id, "status": entry.status, "reason": entry.reason[:300]}
+                    for entry in refused
+                ]
+            ),
         },
     )

@@ -1,0 +1,137 @@
+"""A document the engine refuses for good is set aside with the engine's reason, and the sync (or the
+rebuild) goes on past it: before, it failed every bulk and held the cursor back for every row after it.
+
+The engines are made to refuse documents the way a real mapping conflict does: a numeric sub-field
+on ``content``, so that a conversation whose text is not a number gets a 400
+(document_parsing_exception), while one whose text is a number is indexed."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from ingestion.search import documents, indexer, mapping, quarantine, rebuild, sync
+from orchestration.cli import app
+from orchestration.defs.search.checks import counts_per_day_match
+from orchestration.defs.search.resources import SearchResource
+from tests.search.crm import insert_conversation, seed_people, seed_samples
+from tests.search.helpers import NO_LAG, indexed_sources
+
+_NUMERIC_CONTENT = {"as_number": {"type": "integer"}}
+
+
+def _refuse_non_numeric_content(client, index: str) -> None:
+    live = client.raw.indices.get_mapping(index=index)
+    content = dict(live[index]["mappings"]["properties"]["content"])
+    content["fields"] = {**content.get("fields", {}), **_NUMERIC_CONTENT}
+    client.raw.indices.put_mapping(index=index, body={"properties": {"content": content}})
+
+
+def test_a_refused_document_is_quarantined_and_leaves_when_it_is_accepted(
+    pg_dsn, search_engine, search_client, search_alias, monkeypatch
+):
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        seed_samples(conn, people)
+        indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        index = search_client.alias_targets(search_alias)[0]
+        _refuse_non_numeric_content(search_client, index)
+        refused = insert_conversation(conn, people, "not a number")
+        accepted = insert_conversation(conn, people, "42")
+
+    report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert (report.indexed, report.quarantined) == (1, 1)
+    assert not sync.pending(pg_dsn, search_alias, lag=NO_LAG)  # the cursor moved past the refused row
+    stored = indexed_sources(search_client, search_alias)
+    assert accepted in stored and refused not in stored
+    with documents.connect(pg_dsn) as conn:
+        [entry] = quarantine.listed(conn, index)
+    assert (entry.doc_id, entry.operation, entry.status, entry.attempts) == (refused, "index", 400, 1)
+    assert "as_number" in entry.reason, entry.reason
+
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", pg_dsn)
+    listing = CliRunner().invoke(app, ["search-quarantine", "--alias", search_alias], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0, listing.output
+    assert f"#{refused} index HTTP 400 x1" in listing.output and "as_number" in listing.output
+
+    # The index lacks the document: the count check fails, and says which one and why.
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_URL", search_engine["url"])
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_FLAVOUR", search_engine["flavour"])
+    check = counts_per_day_match(search_index=SearchResource(alias=search_alias, lag_seconds=0))
+    assert not check.passed
+    [named] = check.metadata["quarantined_documents"].value
+    assert named["id"] == refused and named["status"] == 400 and "as_number" in named["reason"]
+
+    # Nothing new: nothing re-sent, the entry stays as it was.
+    again = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert (again.indexed, again.quarantined, again.batches) == (0, 0, 0)
+
+    # The row is corrected in PostgreSQL: the sync sends it again, the engine takes it, it leaves.
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("UPDATE conversations SET content = '7' WHERE id = %s", (refused,))
+    fixed = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert (fixed.indexed, fixed.quarantined) == (1, 0)
+    assert indexed_sources(search_client, search_alias)[refused]["content"] == "7"
+    with documents.connect(pg_dsn) as conn:
+        assert quarantine.listed(conn, index) == []
+
+
+def test_a_rebuild_swaps_in_without_the_refused_documents_and_lists_them(
+    pg_dsn, search_client, search_alias, monkeypatch
+):
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        samples = seed_samples(conn, people)
+        numeric = insert_conversation(conn, people, "42")
+
+    def refusing_index_body(cjk: bool, shards: int = 1) -> dict:
+        body = original_index_body(cjk, shards)
+        content = body["mappings"]["properties"]["content"]
+        content["fields"] = {**content.get("fields", {}), **_NUMERIC_CONTENT}
+        return body
+
+    original_index_body = mapping.index_body
+    monkeypatch.setattr(mapping, "index_body", refusing_index_body)
+    report = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    # The count check allows for exactly the refused documents, and the alias moved.
+    assert (report.expected, report.quarantined) == (len(samples) + 1, len(samples))
+    assert search_client.alias_targets(search_alias) == [report.index]
+    assert set(indexed_sources(search_client, search_alias)) == {numeric}
+    with documents.connect(pg_dsn) as conn:
+        assert sorted(entry.doc_id for entry in quarantine.listed(conn, report.index)) == sorted(samples)
+
+    # A rebuild with the real mapping takes every row; the new index has nothing in quarantine.
+    monkeypatch.setattr(mapping, "index_body", original_index_body)
+    clean = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert clean.quarantined == 0 and clean.loaded == len(samples) + 1
+    with documents.connect(pg_dsn) as conn:
+        assert quarantine.count(conn, clean.index) == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "permanent"),
+    [(400, True), (403, False), (404, False), (429, False), (500, False), (503, False)],
+)
+def test_only_a_refused_document_is_permanent(status, permanent):
+    """403 (an index-wide block), 404 (no index) and 5xx say nothing about the document: retried."""
+    assert quarantine.is_permanent({"id": "1", "op": "index", "status": status}) is permanent
+
+
+def test_the_reason_reads_as_one_line_with_its_causes():
+    failure = {
+        "id": "7",
+        "op": "index",
+        "status": 400,
+        "error": {
+            "type": "document_parsing_exception",
+            "reason": "failed to parse field [content.as_number] of type [integer]",
+            "caused_by": {"type": "number_format_exception", "reason": 'For input string: "x"'},
+        },
+    }
+    assert quarantine.reason(failure) == (
+        "document_parsing_exception: failed to parse field [content.as_number] of type [integer]"
+        ' <- number_format_exception: For input string: "x"'
+    )
+    assert quarantine.reason({"id": "7", "op": "index", "status": 400}) == "HTTP 400"
+    assert len(quarantine.reason({**failure, "error": "x" * 5000})) == 2000
