@@ -4,6 +4,7 @@ when nothing changed, and leaves the marts with the new rows in them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import psycopg
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables, utc_now
 from orchestration.defs.warehouse import refresh_state
-from orchestration.defs.warehouse.build import build, marts_schema
+from orchestration.defs.warehouse.build import build, marts_schema, source_freshness
 
 # Models reading raw conversations, views excluded (stg_crm__conversations reads raw at query time).
 DOWNSTREAM_OF_CONVERSATIONS = {
@@ -63,23 +64,40 @@ def test_incremental_build_runs_only_what_the_changed_table_feeds(built_warehous
     unchanged = build(skip_replication=True, log=lambda _line: None)
     assert unchanged.ok and unchanged.dbt_plan.skip and unchanged.dbt_seconds == 0
     assert len(unchanged.freshness.sources) == 18  # freshness is reported even when dbt is skipped
-    assert unchanged.freshness.counts()["pass"] >= 17  # conversation_events may be old: reported only
+    # Freshness is replication lag: tables nobody changed for days (employees, tags) are fresh ...
+    assert unchanged.freshness.counts()["pass"] == 18, unchanged.freshness.summary()
+
+    # ... and one whose replication last completed 80 hours ago is stale (error after 72 h).
+    stalled_at = utc_now() - dt.timedelta(hours=80)
+    _record_replication_state(
+        client, clickhouse_env, "tags", rows_cursor=stalled_at, deletions_cursor=stalled_at
+    )
+    report = source_freshness(log=lambda _line: None)
+    statuses = {source.table: (source.status, source.age_hours) for source in report.sources}
+    assert statuses["tags"][0] == "error" and 79.9 <= statuses["tags"][1] <= 80.5, statuses["tags"]
+    assert report.counts()["pass"] == 17
 
 
-def _conversation_state(client, raw_database: str) -> dict:
+def _replication_state(client, raw_database: str, table: str = "conversations") -> dict:
     query = client.query(
-        f"select * from `{raw_database}`._replication_state final where table_name = 'conversations'"
+        f"select * from `{raw_database}`._replication_state final where table_name = {{table:String}}",
+        parameters={"table": table},
     )
     return dict(zip(query.column_names, query.result_rows[0], strict=True))
+
+
+def _record_replication_state(client, raw_database: str, table: str = "conversations", **changes) -> None:
+    """A newer state row for ``table``, as replication writes one at the end of a run."""
+    state = {**_replication_state(client, raw_database, table), "recorded_at": utc_now(), **changes}
+    client.insert(f"{raw_database}._replication_state", [list(state.values())], column_names=list(state))
 
 
 def _record_conversation_state(client, raw_database: str, replicated_through_ms: int) -> None:
     """What replication writes once a load of conversations is wholly visible (or, with the previous
     watermark, what the state still says while a load is committing)."""
-    state = _conversation_state(client, raw_database)
-    now = utc_now()
-    state.update(recorded_at=now, changed_at=now, replicated_through_ms=replicated_through_ms)
-    client.insert(f"{raw_database}._replication_state", [list(state.values())], column_names=list(state))
+    _record_replication_state(
+        client, raw_database, changed_at=utc_now(), replicated_through_ms=replicated_through_ms
+    )
 
 
 def test_rows_committed_while_dbt_reads_are_not_lost(built_warehouse, pg_dsn, clickhouse_env):
@@ -87,7 +105,7 @@ def test_rows_committed_while_dbt_reads_are_not_lost(built_warehouse, pg_dsn, cl
     between the parts reads up to the committed watermark only, so the second part (stamped no
     later than the first) is still taken by the next build."""
     client, raw = clickhouse_client(), clickhouse_env
-    committed_before = _conversation_state(client, raw)["replicated_through_ms"]
+    committed_before = _replication_state(client, raw)["replicated_through_ms"]
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
             "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction,"
@@ -96,7 +114,7 @@ def test_rows_committed_while_dbt_reads_are_not_lost(built_warehouse, pg_dsn, cl
             " ('MSG_B', 2, 2, 'text', 'inbound', 'neutral', 1, 8, 'wechat', now() - interval '1 hour')"
         )
     replicate_tables(pg_dsn, ["conversations"])
-    committed = _conversation_state(client, raw)["replicated_through_ms"]
+    committed = _replication_state(client, raw)["replicated_through_ms"]
     # Roll back to "part one visible, load still committing": MSG_B's row not yet in raw, state not written.
     client.command(f"create table `{raw}`.part_two as `{raw}`.conversations")
     client.command(

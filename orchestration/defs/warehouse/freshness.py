@@ -1,10 +1,11 @@
 """``dbt source freshness`` after a build: a report, never a reason to fail the build.
 
-Freshness is the age of the newest replicated row of each raw table (``_replicated_at``; warn after
-24 h, error after 72 h, see _crm__sources.yml). An incremental table gets rows only when PostgreSQL
-changes, so a quiet table (no new employees for three days, no conversation events at all) reads
-"error" in a healthy pipeline: the result is printed for people to judge, and the build's exit code
-stays the dbt run's. Snapshot tables are reloaded every run, so they read "pass" while replication runs.
+Freshness is replication lag: for each raw table, the point in PostgreSQL's time through which the
+last successful replication run copied every change (``rows_cursor`` in ``raw._replication_state``,
+the sources' ``loaded_at_query``; warn after 24 h, error after 72 h, see _crm__sources.yml). A quiet
+table that replication keeps checking is fresh; a replication that stopped makes every table stale.
+The result is printed for people to judge (Dagster's schedules alert on failed runs), and the
+build's exit code stays the dbt run's.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class FreshnessReport:
         counts = self.counts()
         stale = [
             f"{source.table} {source.status}"
-            + (f" ({source.age_hours:.0f} h)" if source.age_hours is not None else " (no rows)")
+            + (f" ({source.age_hours:.0f} h)" if source.age_hours is not None else " (never replicated)")
             for source in self.sources
             if source.status != "pass"
         ]
@@ -54,7 +55,7 @@ def read_sources_json(target_path: Path, exit_code: int = 0) -> FreshnessReport:
     if not path.exists():
         return report
     for result in json.loads(path.read_text())["results"]:
-        # An empty table has no load time: dbt reports the epoch; say "no rows" instead of 56 years.
+        # A table never replicated has no bound yet: dbt reports the epoch; say so instead of 56 years.
         loaded = result.get("max_loaded_at") and not result["max_loaded_at"].startswith(_EPOCH_YEAR)
         age = result.get("max_loaded_at_time_ago_in_s") if loaded else None
         report.sources.append(
