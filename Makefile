@@ -40,6 +40,7 @@ demo: venv system-packages manifest
 	$(FH) reindex --full
 	$(FH) search "美股"
 	$(FH) search "withdraw" --since 2026-10-01
+	$(FH) search-quarantine
 	$(FH) report --send
 	$(FH) report --weekly --send
 	@echo

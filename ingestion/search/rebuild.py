@@ -44,6 +44,9 @@ DEFAULT_SENDERS = 2
 # Changes are replayed from this long before the snapshot: a transaction that wrote a row before the
 # snapshot but committed after it is invisible to the snapshot, yet must reach the new index.
 DEFAULT_REPLAY_MARGIN = dt.timedelta(seconds=30)
+# A rebuild may leave out documents the engine refuses for good (quarantined), but only a few: a
+# mapping that refuses many is a bug, and swapping in an index without them would hide the data.
+DEFAULT_MAX_REFUSED_SHARE = 0.01
 
 
 class RebuildInProgress(RuntimeError):
@@ -222,6 +225,7 @@ def full_rebuild(
     keep_previous: int = 1,
     replay_margin: dt.timedelta = DEFAULT_REPLAY_MARGIN,
     after_load: Callable[[str], None] | None = None,
+    max_refused_share: float = DEFAULT_MAX_REFUSED_SHARE,
 ) -> RebuildReport:
     started = time.monotonic()
     with documents.connect(dsn) as control:
@@ -246,6 +250,7 @@ def full_rebuild(
                     senders,
                     replay_margin,
                     after_load,
+                    max_refused_share=max_refused_share,
                 )
             except BaseException:
                 _discard_unless_live(control, client, report)
@@ -292,6 +297,8 @@ def _load_verify_and_swap(
     senders: int,
     replay_margin: dt.timedelta,
     after_load: Callable[[str], None] | None,
+    *,
+    max_refused_share: float,
 ) -> None:
     load_started = time.monotonic()
     with documents.connect(dsn) as snapshot:
@@ -303,6 +310,11 @@ def _load_verify_and_swap(
         outcome = send_concurrently(client.bulk, chunks, senders)
         snapshot.commit()
     refused = quarantine.refusals(outcome)  # transient failures raise: the rebuild fails, nothing swapped
+    if len(refused) > max_refused_share * report.expected:
+        raise RebuildVerificationFailed(
+            f"the engine refused {len(refused)} of {report.expected} documents, more than the "
+            f"{max_refused_share:.0%} a rebuild may leave out; e.g. #{refused[0]['id']}: {quarantine.reason(refused[0])}"
+        )
     if refused:
         quarantine.settle(control, report.index, (), refused)
         control.commit()
