@@ -13,8 +13,9 @@ One run, in a throwaway stack (its own embedded PostgreSQL and local ClickHouse 
    after either build as a report and is timed on its own;
 4. ten typical dashboard queries on the marts, 20 runs each: p50/p95 (goal p95 < 100 ms).
 
-Figures go to bench/results/warehouse.json and .md. Usage:
-    python bench/warehouse.py [--customers 100000] [--conversations 5000000] [--keep]
+Figures go to bench/results/warehouse.json and .md (``--name`` picks another name, e.g. for a run at
+another scale). Usage:
+    python bench/warehouse.py [--customers 100000] [--conversations 5000000] [--name warehouse] [--keep]
 """
 
 from __future__ import annotations
@@ -224,6 +225,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--conversations", type=int, default=5_000_000)
     parser.add_argument("--keep", action="store_true", help="Keep the throwaway stack (and print its home).")
+    parser.add_argument("--name", default="warehouse", help="Results file name under bench/results/.")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="funnelhouse-bench-warehouse-"))
@@ -345,8 +347,8 @@ def main() -> None:
             shutil.rmtree(home, ignore_errors=True)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "warehouse.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    (RESULTS / "warehouse.md").write_text(_markdown(results))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(_markdown(results))
     print(json.dumps(results, indent=2, ensure_ascii=False))
 
 
