@@ -24,11 +24,17 @@ def register(app: typer.Typer) -> None:
         ] = None,
         skip_replication: bool = typer.Option(False, help="Run dbt only, on what raw already holds."),
         freshness: bool = typer.Option(True, help="Report `dbt source freshness` afterwards (never fails)."),
+        test: bool = typer.Option(
+            False,
+            "--test",
+            help="Incremental build: `dbt build`, also running the tests of what it rebuilds.",
+        ),
     ) -> None:
         """Replicate PostgreSQL into ClickHouse raw, then dbt, then report source freshness.
 
         Default (incremental): `dbt run` of the models downstream of the raw tables changed since the
-        last build, nothing if none changed. --full-refresh / --select: `dbt build`, tests included."""
+        last build (`dbt build` with --test), nothing if none changed. --full-refresh / --select / the
+        first build: `dbt build`, tests included."""
         from orchestration.defs.warehouse import build as warehouse_build  # keeps `funnelhouse --help` fast
 
         summary = warehouse_build.build(
@@ -36,6 +42,7 @@ def register(app: typer.Typer) -> None:
             select=select or (),
             skip_replication=skip_replication,
             freshness=freshness,
+            with_tests=test,
             log=print,  # plain print: dbt lines carry their own colours
         )
         plan = summary.dbt_plan

@@ -51,6 +51,12 @@ def test_incremental_runs_downstream_of_changed_tables_only():
     )
 
 
+def test_with_tests_the_same_selection_is_built_and_tested():
+    plan = incremental_plan(["deposits"], with_tests=True)
+    assert plan.arguments == ("build", *incremental_plan(["deposits"]).arguments[1:])
+    assert incremental_plan([], with_tests=True).skip
+
+
 def test_inside_dagster_the_selection_is_an_exclude_of_the_unaffected_models():
     manifest = _manifest()
     assert models_downstream_of(manifest, ["deposits"]) == {"stg_deposits", "fct_deposits", "mart"}

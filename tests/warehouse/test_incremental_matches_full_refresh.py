@@ -68,8 +68,13 @@ def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhou
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         for statement in CHANGES:
             conn.execute(statement)
-    incremental = build(freshness=False, log=lambda _line: None)
-    assert incremental.ok and incremental.dbt_plan.arguments[0] == "run"
+    # With --test (`dbt build` of the same selection) the data tests of what it rebuilt check it too.
+    incremental = build(freshness=False, with_tests=True, log=lambda _line: None)
+    assert incremental.ok and incremental.dbt_plan.arguments[0] == "build"
+    results = json.loads((built_warehouse / "run_results.json").read_text())["results"]
+    tests = [result for result in results if result["unique_id"].startswith("test.")]
+    assert len(tests) > 50 and all(result["status"] == "pass" for result in tests)
+    assert any(".relationships_" in result["unique_id"] for result in tests)
     # every watermarked model now stands at the committed watermark of each table it reads
     client = clickhouse_client()
     committed = dict(

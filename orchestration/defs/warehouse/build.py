@@ -192,6 +192,7 @@ def build(
     skip_replication: bool = False,
     dbt_vars: str | None = None,
     freshness: bool = True,
+    with_tests: bool = False,
     log: Callable[[str], None] = print,
 ) -> BuildSummary:
     summary = BuildSummary()
@@ -205,7 +206,7 @@ def build(
         plan = complete_plan(full_refresh=full_refresh, select=select, dbt_vars=dbt_vars)
     else:
         changed = refresh_state.tables_changed_since_refresh(client, schema.raw_database(), marts_schema())
-        plan = incremental_plan(changed, dbt_vars)
+        plan = incremental_plan(changed, dbt_vars, with_tests=with_tests)
     _dbt_step(plan, summary, client, log)
     if freshness:
         started = time.perf_counter()

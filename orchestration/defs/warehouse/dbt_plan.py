@@ -7,7 +7,8 @@
 * Incremental (hourly): ``dbt run`` of the models downstream of the raw tables changed since the
   last successful build (``source:crm.<table>+``), and nothing at all when no table changed. Data
   tests run nightly, not hourly: with 1% new rows nearly every source changes, and their ~200 tests
-  would cost more than the models. Contracts are still enforced, since they are checked when a
+  would cost more than the models. ``with_tests`` (``funnelhouse build --test``) makes it a ``dbt
+  build`` of the same selection: the selected models' and sources' tests run too. Contracts are still enforced, since they are checked when a
   model is built. Views are left out: a staging view reads raw at query time, so new rows reach it
   without a rebuild; a changed view definition arrives with a deploy, which the nightly full build
   (or ``funnelhouse build --full-refresh``) applies.
@@ -67,6 +68,8 @@ def incremental_plan(
     changed_tables: Sequence[str] | None,
     dbt_vars: str | None = None,
     manifest: Mapping[str, Any] | None = None,
+    *,
+    with_tests: bool = False,
 ) -> DbtPlan:
     """``changed_tables`` None means the models were never built: build everything, tests included.
 
@@ -90,7 +93,10 @@ def incremental_plan(
             "--exclude",
             " ".join([*unaffected_models(manifest, changed_tables), INCREMENTAL_EXCLUDE]),
         ]
-    return DbtPlan(_with_vars(["run", *selection], dbt_vars), f"changed: {', '.join(sorted(changed_tables))}")
+    command = "build" if with_tests else "run"
+    return DbtPlan(
+        _with_vars([command, *selection], dbt_vars), f"changed: {', '.join(sorted(changed_tables))}"
+    )
 
 
 def models_downstream_of(manifest: Mapping[str, Any], tables: Iterable[str]) -> set[str]:
