@@ -238,12 +238,14 @@ def register(app: typer.Typer) -> None:
                 cursor_store.ensure_table(conn)
                 index = cursor_store.load(conn, alias).physical_index
                 refused = quarantine.listed(conn, index, limit) if index else []
+                total = quarantine.count(conn, index) if index else 0
         except (RuntimeError, psycopg.OperationalError) as exc:
             _fail(f"cannot use PostgreSQL: {str(exc).strip().splitlines()[0]}")
         if not refused:
             console.print(f"no quarantined documents in {index or alias}")
             return
-        console.print(f"[bold]{len(refused)}[/] quarantined document(s) in {index} (conversation id, why):")
+        shown = f", the first {len(refused)}" if total > len(refused) else ""
+        console.print(f"[bold]{total}[/] quarantined document(s) in {index}{shown} (conversation id, why):")
         for entry in refused:
             console.print(
                 f"#{entry.doc_id} {entry.operation} HTTP {entry.status} x{entry.attempts}, "

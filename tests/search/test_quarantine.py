@@ -7,6 +7,8 @@ on ``content``, so that a conversation whose text is not a number gets a 400
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -53,6 +55,7 @@ def test_a_refused_document_is_quarantined_and_leaves_when_it_is_accepted(
     monkeypatch.setenv("FUNNELHOUSE_PG_DSN", pg_dsn)
     listing = CliRunner().invoke(app, ["search-quarantine", "--alias", search_alias], env={"COLUMNS": "200"})
     assert listing.exit_code == 0, listing.output
+    assert "1 quarantined document(s) in" in listing.output
     assert f"#{refused} index HTTP 400 x1" in listing.output and "as_number" in listing.output
 
     # The index lacks the document: the count check fails, and says which one and why.
@@ -109,6 +112,14 @@ def test_a_rebuild_swaps_in_without_the_refused_documents_and_lists_them(
     assert set(indexed_sources(search_client, search_alias)) == {numeric}
     with documents.connect(pg_dsn) as conn:
         assert sorted(entry.doc_id for entry in quarantine.listed(conn, report.index)) == sorted(samples)
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", pg_dsn)
+    listing = CliRunner().invoke(
+        app, ["search-quarantine", "--alias", search_alias, "--limit", "3"], env={"COLUMNS": "200"}
+    )
+    assert listing.exit_code == 0, listing.output
+    assert f"8 quarantined document(s) in {report.index}, the first 3" in listing.output
+    # (refused twice when the rebuild's replay of recent changes sent them again)
+    assert len(re.findall(r"^#\d+ index HTTP 400 x\d, ", listing.output, flags=re.M)) == 3
 
     # A rebuild with the real mapping takes every row; the new index has nothing in quarantine.
     monkeypatch.setattr(mapping, "index_body", original_index_body)
