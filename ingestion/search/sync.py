@@ -3,10 +3,10 @@
 Each round reads a batch of changed conversations ``(updated_at, id) > cursor`` (minus a small
 lag), bulk indexes them, and only then moves the cursor; then the same for tombstones in
 ``sync_deletions``; then for customers and employees whose copied attributes changed (``related``),
-whose conversations are re-sent from PostgreSQL, streamed. A document the engine refuses for good is
-set aside with the reason (``quarantine``) and the cursor moves past it. A crash between a bulk and the cursor
-save replays that batch next time, which changes nothing: documents carry their rows' version
-(``external_gte``), so the same version rewrites itself and an older one is refused.
+whose conversations are re-sent from PostgreSQL, streamed. A document the engine refuses for good
+is set aside with the reason (``quarantine``) and the cursor moves past it. A crash between a bulk
+and the cursor save replays that batch next time, which changes nothing: documents carry their
+rows' version (``external_gte``), so the same version rewrites itself and an older one is refused.
 """
 
 from __future__ import annotations

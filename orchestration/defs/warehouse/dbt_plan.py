@@ -8,8 +8,8 @@
   last successful build (``source:crm.<table>+``), and nothing at all when no table changed. Data
   tests run nightly, not hourly: with 1% new rows nearly every source changes, and their ~200 tests
   would cost more than the models. ``with_tests`` (``funnelhouse build --test``) makes it a ``dbt
-  build`` of the same selection: the selected models' and sources' tests run too. Contracts are still enforced, since they are checked when a
-  model is built. Views are left out: a staging view reads raw at query time, so new rows reach it
+  build`` of the same selection: the selected models' and sources' tests run too. Contracts are
+  still enforced, since they are checked when a model is built. Views are left out: a staging view reads raw at query time, so new rows reach it
   without a rebuild; a changed view definition arrives with a deploy, which the nightly full build
   (or ``funnelhouse build --full-refresh``) applies.
 
