@@ -9,9 +9,10 @@
   tests run nightly, not hourly: with 1% new rows nearly every source changes, and their ~200 tests
   would cost more than the models. ``with_tests`` (``funnelhouse build --test``) makes it a ``dbt
   build`` of the same selection: the selected models' and sources' tests run too. Contracts are
-  still enforced, since they are checked when a model is built. Views are left out: a staging view reads raw at query time, so new rows reach it
-  without a rebuild; a changed view definition arrives with a deploy, which the nightly full build
-  (or ``funnelhouse build --full-refresh``) applies.
+  still enforced, since they are checked when a model is built. Views are left out: a staging
+  view reads raw at query time, so new rows reach it without a rebuild; a changed view definition
+  arrives with a deploy, which the nightly full build (or ``funnelhouse build --full-refresh``)
+  applies.
 
 Date-relative columns (last 7 days, days in stage) move with the build date; when nothing changes
 for hours they roll over with the nightly build.
