@@ -57,6 +57,14 @@ class QuarantinedDocument:
     attempts: int
 
 
+def notice(quarantined: int) -> str:
+    """What a sync or rebuild that quarantined documents tells its operator."""
+    return (
+        f"{quarantined} document(s) refused by the search engine were quarantined: "
+        "`funnelhouse search-quarantine` lists them with the reason"
+    )
+
+
 def ensure_table(conn: psycopg.Connection) -> None:
     conn.execute(_DDL)
 

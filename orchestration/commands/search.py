@@ -222,10 +222,7 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(f"synced: {report.indexed} indexed, {report.deleted} deleted in {report.seconds}s")
         if getattr(report, "quarantined", 0):
-            console.print(
-                f"[yellow]{report.quarantined} document(s) refused by the engine were quarantined[/]: "
-                "`funnelhouse search-quarantine` lists them with the reason"
-            )
+            console.print(f"[yellow]{escape(quarantine.notice(report.quarantined))}[/]")
 
     @app.command("search-quarantine")
     def search_quarantine(

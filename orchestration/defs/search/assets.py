@@ -109,10 +109,7 @@ def conversations_search_index(
                 "reindexed_for_customer_or_employee": report.related_reindexed,
             }
         if report.quarantined:
-            context.log.warning(
-                f"{report.quarantined} document(s) refused by the search engine were quarantined: "
-                "`funnelhouse search-quarantine` lists them with the reason"
-            )
+            context.log.warning(quarantine.notice(report.quarantined))
         return dg.MaterializeResult(metadata={**_index_metadata(search_index, client), **run})
     finally:
         client.close()
