@@ -15,9 +15,15 @@ import pytest
 
 from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
 
+# The parent starts with the dispositions of an interactive command. A test runner started in the
+# background by a non-interactive shell has SIGINT ignored (and a supervisor may ignore SIGTERM);
+# children inherit that, and a parent ignoring the signal under test would never end.
 _PARENT = """
-import os, sys
+import os, signal, sys
 from orchestration.defs.warehouse import build
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 build.dbt_executable = lambda: sys.executable  # "dbt" = a Python that reports its pid and waits
 child = "import os, time; print('child-pid', os.getpid(), flush=True); time.sleep(300)"
