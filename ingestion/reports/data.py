@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-import clickhouse_connect
-
+from ingestion.replication.connections import clickhouse_client
 from ingestion.reports.metrics import DAILY_SUMS
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import ALL_DEPARTMENTS
@@ -64,14 +63,7 @@ USUAL_STAGE_QUANTILE = 0.9
 
 def connect(settings, database: str = DEFAULT_DATABASE):
     """A clickhouse-connect client from ``orchestration.environment.clickhouse_settings()``."""
-    return clickhouse_connect.get_client(
-        host=settings.host,
-        port=settings.port,
-        username=settings.username,
-        password=settings.password,
-        secure=settings.secure,
-        database=database,
-    )
+    return clickhouse_client(settings, database=database)
 
 
 def as_number(value):
