@@ -1,9 +1,11 @@
-"""``funnelhouse.report_deliveries``: one report per (recipient, period kind, period start), ever.
+"""``funnelhouse.report_deliveries``: one report per (recipient, period kind, period start), ever; one
+more if the first was preliminary.
 
 A run claims a row before sending and records the outcome after. The claim is a single
 INSERT ... ON CONFLICT DO UPDATE ... WHERE, so two runs at once (a schedule and a manual backfill)
-cannot both claim the same delivery. 'sent' rows are only reclaimed with ``resend``; 'sending' rows
-left by a crashed run are reclaimed after ``STALE_CLAIM``.
+cannot both claim the same delivery. 'sent' rows are only reclaimed with ``resend``, or by a complete
+run when what was sent is preliminary (rendered from marts refreshed before the period ended, see
+``complete``); 'sending' rows left by a crashed run are reclaimed after ``STALE_CLAIM``.
 """
 
 from __future__ import annotations
@@ -18,22 +20,28 @@ STALE_CLAIM = "15 minutes"
 
 
 class Ledger:
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str, complete: bool = True):
+        """``complete``: whether this run's reports hold their whole period (the marts were refreshed
+        after it ended); a preliminary report never stands in for a complete one."""
         self.dsn = dsn
+        self.complete = complete
 
     def claim(self, recipient: str, period: Period, scope: str, language: str, resend: bool = False) -> bool:
         """True if this run may send (and now owns the row); False if it went out already."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             row = conn.execute(
                 f"""INSERT INTO funnelhouse.report_deliveries
-                        (recipient, period_kind, period_start, scope, language, status)
-                    VALUES (%(recipient)s, %(kind)s, %(start)s, %(scope)s, %(language)s, 'sending')
+                        (recipient, period_kind, period_start, scope, language, status, complete)
+                    VALUES (%(recipient)s, %(kind)s, %(start)s, %(scope)s, %(language)s, 'sending',
+                            %(complete)s)
                     ON CONFLICT (recipient, period_kind, period_start) DO UPDATE
                     SET status = 'sending', scope = EXCLUDED.scope, language = EXCLUDED.language,
-                        updated_at = clock_timestamp()
+                        complete = EXCLUDED.complete, updated_at = clock_timestamp()
                     WHERE report_deliveries.status IN ('bounced', 'failed')
                        OR (report_deliveries.status = 'sending'
                            AND report_deliveries.updated_at < clock_timestamp() - interval '{STALE_CLAIM}')
+                       OR (report_deliveries.status = 'sent' AND NOT report_deliveries.complete
+                           AND EXCLUDED.complete)
                        OR %(resend)s
                     RETURNING id""",
                 {
@@ -42,6 +50,7 @@ class Ledger:
                     "start": period.start,
                     "scope": scope,
                     "language": language,
+                    "complete": self.complete,
                     "resend": resend,
                 },
             ).fetchone()
@@ -70,11 +79,13 @@ class Ledger:
             )
 
     def already_sent(self, period: Period) -> set[str]:
+        """Who has this period's report: any, for a preliminary run; a complete one, for a complete run."""
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
                 """SELECT recipient FROM funnelhouse.report_deliveries
-                   WHERE period_kind = %s AND period_start = %s AND status = 'sent'""",
-                (period.kind, period.start),
+                   WHERE period_kind = %s AND period_start = %s AND status = 'sent'
+                     AND (complete OR NOT %s)""",
+                (period.kind, period.start, self.complete),
             ).fetchall()
         return {recipient for (recipient,) in rows}
 

@@ -195,6 +195,43 @@ def test_marts_refreshed_before_the_day_ended_mail_nothing_and_retry(report_envi
     assert dg.materialize([daily_kpi_reports], partition_key="2026-11-25").success
 
 
+def test_a_report_sent_before_its_day_ended_does_not_stand_in_for_the_complete_one(
+    report_environment, smtp_sink, marts, recipients
+):
+    """`funnelhouse report --send` on a day the marts have not been refreshed after (as `make demo` does
+    for the current week): sent with a warning and recorded as preliminary. Sending it again changes
+    nothing; the scheduled run, once the marts are refreshed, still mails everyone the complete report,
+    once."""
+    day, slug = "2026-11-26", "daily-2026-11-26-"
+    outbox = smtp_sink["outbox"]
+
+    def mailed() -> int:
+        return sum(1 for m in outbox_messages(outbox) if m["X-Funnelhouse-Report"].startswith(slug))
+
+    refresh_state.record_refresh(marts[0], RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 26, 23, 15))
+    before = mailed()
+    preliminary = CliRunner().invoke(app, ["report", "--date", day, "--send"])
+    assert preliminary.exit_code == 0, preliminary.output
+    assert "warning: the marts were last refreshed at 2026-11-26 23:15 UTC" in " ".join(
+        preliminary.output.split()
+    )
+    assert mailed() == before + len(recipients)
+    again = CliRunner().invoke(app, ["report", "--date", day, "--send"])
+    assert f"already sent {len(recipients)}" in again.output and mailed() == before + len(recipients)
+
+    refresh_state.record_refresh(marts[0], RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 27, 0, 15))
+    complete = dg.materialize([daily_kpi_reports], partition_key=day)
+    assert complete.success
+    assert complete.asset_materializations_for_node("daily_kpi_reports")[0].metadata["sent"].value == len(
+        recipients
+    )
+    assert mailed() == before + 2 * len(recipients)
+    # Complete now: neither the schedule nor the command mails anyone a third time.
+    assert dg.materialize([daily_kpi_reports], partition_key=day).success
+    late = CliRunner().invoke(app, ["report", "--date", day, "--send"])
+    assert late.exit_code == 0 and mailed() == before + 2 * len(recipients)
+
+
 def test_a_day_without_any_activity_fails_instead_of_mailing_zeros(report_environment, smtp_sink):
     day = (sample_marts.END_DATE - timedelta(days=60)).isoformat()  # the sample's 45 days start later
     mailed_before = len(outbox_messages(smtp_sink["outbox"]))

@@ -151,12 +151,14 @@ def run(
         reader = data.MartReader(client, marts_database())
         if require_activity:
             check_activity(reader, period)
+        complete = True
         try:
             check_complete(client, period)
         except Incomplete as incomplete:
             if require_complete:
                 raise
             progress(f"warning: {incomplete}")
+            complete = False  # sent as a preliminary report: the complete one still goes out later
         smtp = environment.smtp_settings() if send else None
         return pipeline.produce_reports(
             period,
@@ -167,7 +169,7 @@ def run(
             else os.environ.get("FUNNELHOUSE_REPORT_FROM", "funnelhouse-reports@localhost"),
             pg_dsn=dsn,
             smtp_settings=smtp,
-            ledger=Ledger(dsn) if send else None,
+            ledger=Ledger(dsn, complete=complete) if send else None,
             out_dir=out_dir or default_out_dir(),
             resend=resend,
             retry_policy=delivery.DEFAULT_RETRY,
