@@ -24,6 +24,8 @@ class ReportContent:
     leaderboard: list[LeaderboardRow]
     stalled: list[StalledCustomer]
     footer: trust.TrustFooter
+    # Rendered from marts last refreshed before the period ended (sent by hand; see ledger.py).
+    preliminary: bool = False
     generated_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
 
     @property
@@ -41,7 +43,12 @@ def _days(first: date, last: date) -> list[date]:
 
 
 def gather(
-    reader: MartReader, scope: str, period: Period, pg_dsn: str | None = None, stalled_limit: int = 10
+    reader: MartReader,
+    scope: str,
+    period: Period,
+    pg_dsn: str | None = None,
+    stalled_limit: int = 10,
+    preliminary: bool = False,
 ) -> ReportContent:
     comparisons = period.comparisons()
     first_day = min([period.trend_start, period.start, *(p.start for p in comparisons.values())])
@@ -60,4 +67,5 @@ def gather(
         leaderboard=reader.leaderboard(scope, period),
         stalled=reader.stalled_customers(scope, stalled_limit),
         footer=trust.footer(reader.latest_kpi_day(), pg_dsn, period.start, period.end),
+        preliminary=preliminary,
     )

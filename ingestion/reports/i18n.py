@@ -49,6 +49,8 @@ TEXTS = {
         "font_missing": "未找到中文字体：图表中的中文可能显示为方框。",
         "no_customer_details": "本报告仅含客户编号，不含任何客户联系方式。",
         "attachments": "附件：PDF 版报告、员工排行榜 CSV。",
+        "preliminary": "初步",
+        "preliminary_note": "初步报告：数据刷新于本期结束之前，本期最后几小时的数据尚未计入。本期结束后将发送完整报告。",
     },
     "en": {
         "title_daily": "Daily KPI report",
@@ -96,6 +98,9 @@ TEXTS = {
         "font_missing": "No CJK font found: Chinese text in charts may show as boxes.",
         "no_customer_details": "Customer codes only: this report holds no customer contact details.",
         "attachments": "Attached: the report as PDF, the employee leaderboard as CSV.",
+        "preliminary": "preliminary",
+        "preliminary_note": "Preliminary report: the data was refreshed before this period ended, so its last hours "
+        "are missing. The complete report follows once the period is over.",
     },
 }
 

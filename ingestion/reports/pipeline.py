@@ -77,7 +77,11 @@ def produce_reports(
     retry_policy: delivery.RetryPolicy = delivery.DEFAULT_RETRY,
     with_pdf: bool = True,
     progress: Callable[[str], None] = log.info,
+    preliminary: bool = False,
 ) -> RunSummary:
+    """Render each recipient's report (written to ``out_dir``, sent when ``smtp_settings`` is given,
+    once per recipient and period through ``ledger``). ``preliminary``: the marts were refreshed
+    before the period ended; the reports say so."""
     summary = RunSummary(period)
     if smtp_settings is not None and ledger is not None and not resend:
         # A retried schedule run renders nothing for people who already have their report.
@@ -90,7 +94,7 @@ def produce_reports(
         recipients = [r for r in recipients if r.email not in done]
     contents = {}
     for scope in sorted({r.scope for r in recipients}):
-        contents[scope] = report_content.gather(reader, scope, period, pg_dsn)
+        contents[scope] = report_content.gather(reader, scope, period, pg_dsn, preliminary=preliminary)
     for recipient in recipients:
         key = (recipient.scope, recipient.language)
         if key not in summary.reports:

@@ -78,7 +78,11 @@ def period_label(content: ReportContent) -> str:
 
 def subject(content: ReportContent, language: str) -> str:
     words = i18n.texts(language)
-    return f"[funnelhouse] {words['title_' + content.period.kind]} · {scope_label(content.scope, language)} · {period_label(content)}"
+    preliminary = f" · {words['preliminary']}" if content.preliminary else ""
+    return (
+        f"[funnelhouse] {words['title_' + content.period.kind]} · {scope_label(content.scope, language)}"
+        f" · {period_label(content)}{preliminary}"
+    )
 
 
 def _delta_colour(delta: Decimal | None, metric: metrics.Metric) -> str:

@@ -205,8 +205,14 @@ def test_a_report_sent_before_its_day_ended_does_not_stand_in_for_the_complete_o
     day, slug = "2026-11-26", "daily-2026-11-26-"
     outbox = smtp_sink["outbox"]
 
-    def mailed() -> int:
-        return sum(1 for m in outbox_messages(outbox) if m["X-Funnelhouse-Report"].startswith(slug))
+    def mailed(preliminary: bool | None = None) -> int:
+        """Reports of the day in the sink (only the preliminary ones / only the others)."""
+        return sum(
+            1
+            for m in outbox_messages(outbox)
+            if m["X-Funnelhouse-Report"].startswith(slug)
+            and (preliminary is None or ("初步" in m["Subject"]) == preliminary)
+        )
 
     refresh_state.record_refresh(marts[0], RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 26, 23, 15))
     before = mailed()
@@ -216,6 +222,7 @@ def test_a_report_sent_before_its_day_ended_does_not_stand_in_for_the_complete_o
         preliminary.output.split()
     )
     assert mailed() == before + len(recipients)
+    assert mailed(preliminary=True) == len(recipients)  # and each says so
     again = CliRunner().invoke(app, ["report", "--date", day, "--send"])
     assert f"already sent {len(recipients)}" in again.output and mailed() == before + len(recipients)
 
@@ -225,7 +232,7 @@ def test_a_report_sent_before_its_day_ended_does_not_stand_in_for_the_complete_o
     assert complete.asset_materializations_for_node("daily_kpi_reports")[0].metadata["sent"].value == len(
         recipients
     )
-    assert mailed() == before + 2 * len(recipients)
+    assert mailed() == before + 2 * len(recipients) and mailed(preliminary=True) == len(recipients)
     # Complete now: neither the schedule nor the command mails anyone a third time.
     assert dg.materialize([daily_kpi_reports], partition_key=day).success
     late = CliRunner().invoke(app, ["report", "--date", day, "--send"])

@@ -174,6 +174,7 @@ def run(
             resend=resend,
             retry_policy=delivery.DEFAULT_RETRY,
             progress=progress,
+            preliminary=not complete,
         )
     finally:
         client.close()
