@@ -21,7 +21,7 @@ from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import TableResult, replicate_tables, utc_now
 from orchestration import environment
-from orchestration.defs.warehouse import refresh_state
+from orchestration.defs.warehouse import refresh_state, writers
 from orchestration.defs.warehouse.dbt_environment import REPO_ROOT, dbt_env, dbt_executable
 from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan
 from orchestration.defs.warehouse.freshness import FreshnessReport, read_sources_json
@@ -197,17 +197,20 @@ def build(
 ) -> BuildSummary:
     summary = BuildSummary()
     client = clickhouse_client()
-    if not skip_replication:
-        started = time.perf_counter()
-        # (its own connections: tables are replicated several at a time)
-        summary.replication = replicate_tables(environment.pg_dsn(), full_refresh=full_refresh, log=log)
-        summary.replication_seconds = time.perf_counter() - started
-    if full_refresh or select:
-        plan = complete_plan(full_refresh=full_refresh, select=select, dbt_vars=dbt_vars)
-    else:
-        changed = refresh_state.tables_changed_since_refresh(client, schema.raw_database(), marts_schema())
-        plan = incremental_plan(changed, dbt_vars, with_tests=with_tests)
-    _dbt_step(plan, summary, client, log)
+    with writers.for_command(log):
+        if not skip_replication:
+            started = time.perf_counter()
+            # (its own connections: tables are replicated several at a time)
+            summary.replication = replicate_tables(environment.pg_dsn(), full_refresh=full_refresh, log=log)
+            summary.replication_seconds = time.perf_counter() - started
+        if full_refresh or select:
+            plan = complete_plan(full_refresh=full_refresh, select=select, dbt_vars=dbt_vars)
+        else:
+            changed = refresh_state.tables_changed_since_refresh(
+                client, schema.raw_database(), marts_schema()
+            )
+            plan = incremental_plan(changed, dbt_vars, with_tests=with_tests)
+        _dbt_step(plan, summary, client, log)
     if freshness:
         started = time.perf_counter()
         summary.freshness = source_freshness(log=log)

@@ -17,7 +17,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import utc_now
-from orchestration.defs.warehouse import refresh_state
+from orchestration.defs.warehouse import refresh_state, writers
 from orchestration.defs.warehouse.build import marts_schema
 from orchestration.defs.warehouse.dbt_environment import MANIFEST, export_dbt_env
 from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan
@@ -78,17 +78,18 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()
         client = clickhouse_client()
-        plan = _models_plan(config, client)
-        context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
-        if plan.skip:
-            return
-        started_at = utc_now()
-        # DbtCliResource.cli takes no environment: the dbt subprocess inherits this run worker's.
-        os.environ.update(refresh_state.watermark_environment(client, schema.raw_database()))
-        yield from dbt.cli(list(plan.arguments), context=context).stream()  # raises if dbt fails
-        # Only a run of every model of this definition may mark the changes as built.
-        if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
-            refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)
+        with writers.for_dagster_step(context):
+            plan = _models_plan(config, client)
+            context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
+            if plan.skip:
+                return
+            started_at = utc_now()
+            # DbtCliResource.cli takes no environment: the dbt subprocess inherits this run worker's.
+            os.environ.update(refresh_state.watermark_environment(client, schema.raw_database()))
+            yield from dbt.cli(list(plan.arguments), context=context).stream()  # raises if dbt fails
+            # Only a run of every model of this definition may mark the changes as built.
+            if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
+                refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,
@@ -104,6 +105,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
     def kpi_daily(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()
         dates = kpi_window_vars(context.partition_time_window)
-        yield from dbt.cli(_build_arguments(config, dates), context=context).stream()
+        with writers.for_dagster_step(context):
+            yield from dbt.cli(_build_arguments(config, dates), context=context).stream()
 
     return [warehouse_models, kpi_daily]

@@ -10,14 +10,16 @@ from ingestion.replication import cursor
 from ingestion.replication.replicate import Replicator
 from ingestion.replication.tables import RAW_TABLES, RawTable
 from orchestration import environment
+from orchestration.defs.warehouse import writers
 
 REPLICATION_GROUP = "replication"
 # Every op that writes the warehouse (these assets and both dbt asset definitions) is in this pool.
 # With its limit at 1 (`dagster instance concurrency set warehouse 1`, or `concurrency: pools:
 # default_limit: 1` in dagster.yaml) no two of them run at once, in one run or across runs: a
 # replication never overlaps another of the same table (whose later stamp could pass the first
-# one's uncommitted rows) nor a dbt run. Correctness does not rest on it alone: dbt reads only
-# up to each table's committed watermark (ingestion/replication/replicate.py).
+# one's uncommitted rows) nor a dbt run. Each of them also holds the warehouse's writer lock
+# (writers.py), which keeps them apart from a `funnelhouse build` started outside Dagster; and dbt
+# reads only up to each table's committed watermark (ingestion/replication/replicate.py).
 WAREHOUSE_POOL = "warehouse"
 RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
@@ -36,8 +38,11 @@ def _replication_asset(table: RawTable) -> dg.AssetsDefinition:
         # Every table of the run up to one instant (the run's first step fixes it): a child table
         # replicated after its parent never references a parent row created between the two steps.
         dsn = environment.pg_dsn()
-        replicator = Replicator(dsn, log=context.log.info, bound=cursor.run_bound(dsn, context.run_id))
-        result = replicator.replicate(table)
+        with writers.for_dagster_step(context):
+            replicator = Replicator(
+                dsn, log=context.log.info, bound=cursor.run_bound(dsn, context.run.run_id)
+            )
+            result = replicator.replicate(table)
         return dg.MaterializeResult(metadata=result.as_dict())
 
     return replicate

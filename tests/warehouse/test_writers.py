@@ -1,0 +1,151 @@
+"""One writer at a time per part of the warehouse (orchestration/defs/warehouse/writers.py), on the
+real PostgreSQL that holds the locks: a second writer waits and names the first, gives up with a
+clear error, and gets the lock when the first ends, even by being killed. ``funnelhouse build`` and
+the Dagster replication assets take the locks."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import dagster as dg
+import psycopg
+import pytest
+
+from ingestion.replication import schema
+from ingestion.replication.connections import clickhouse_client
+from orchestration.defs.warehouse import build as warehouse_build
+from orchestration.defs.warehouse import writers
+from tests.warehouse.conftest import load_fixture
+
+WAREHOUSE = writers.lock_name("raw_under_test")
+OTHER_WAREHOUSE = writers.lock_name("raw_of_another_warehouse")
+
+
+def _holding(pg_dsn: str, name: str, holder: str = "the first writer"):
+    """Hold ``name`` in a thread until the returned event is set; returns (event, thread)."""
+    acquired, release = threading.Event(), threading.Event()
+
+    def hold():
+        with writers.exclusive(pg_dsn, name, holder=holder, wait=5):
+            acquired.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert acquired.wait(10), "the first writer never got the lock"
+    return release, thread
+
+
+def test_a_second_writer_waits_for_the_first_and_names_it(pg_dsn):
+    release, first = _holding(pg_dsn, WAREHOUSE)
+    messages: list[str] = []
+    second_done = threading.Event()
+
+    def second():
+        with writers.exclusive(pg_dsn, WAREHOUSE, holder="the second writer", log=messages.append, wait=30):
+            second_done.set()
+
+    thread = threading.Thread(target=second, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert messages and "held by the first writer (pid " in messages[0], messages
+        assert not second_done.is_set()
+        # Another warehouse (another raw database on the same servers) has its own writer.
+        with writers.exclusive(pg_dsn, OTHER_WAREHOUSE, holder="its builder", wait=0):
+            pass
+    finally:
+        release.set()
+    first.join(10)
+    assert second_done.wait(10), "the second writer did not get the lock once the first let go"
+    thread.join(10)
+    assert messages[-1].startswith(f"{WAREHOUSE}: acquired after ")
+
+
+def test_a_writer_gives_up_with_a_clear_error(pg_dsn):
+    release, first = _holding(pg_dsn, WAREHOUSE, holder="funnelhouse build pid 42@elsewhere")
+    try:
+        with (
+            pytest.raises(
+                writers.WarehouseBusy, match=r"held by funnelhouse build pid 42@elsewhere .*gave up"
+            ),
+            writers.exclusive(pg_dsn, WAREHOUSE, holder="impatient", log=lambda _: None, wait=0.3),
+        ):
+            pytest.fail("got a lock that another writer holds")
+    finally:
+        release.set()
+        first.join(10)
+
+
+def test_a_killed_writer_leaves_no_lock_behind(pg_dsn):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from orchestration.defs.warehouse import writers\n"
+            f"with writers.exclusive(sys.argv[1], {WAREHOUSE!r}, holder='doomed', wait=5):\n"
+            "    print('holding', flush=True); time.sleep(300)\n",
+            pg_dsn,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with (
+            pytest.raises(writers.WarehouseBusy),
+            writers.exclusive(pg_dsn, WAREHOUSE, holder="next", log=lambda _: None, wait=0),
+        ):
+            pass
+        holder.send_signal(signal.SIGKILL)  # no unlock, no clean close: only the lost session
+        holder.wait(10)
+        with writers.exclusive(pg_dsn, WAREHOUSE, holder="next", log=lambda _: None, wait=10):
+            pass
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def test_a_build_does_not_start_while_another_writer_runs(pg_dsn, clickhouse_env, monkeypatch):
+    load_fixture(pg_dsn)
+    monkeypatch.setenv("FUNNELHOUSE_WAREHOUSE_LOCK_WAIT", "0.5")
+    release, first = _holding(pg_dsn, writers.lock_name(clickhouse_env), holder="a Dagster step")
+    try:
+        with pytest.raises(writers.WarehouseBusy, match="held by a Dagster step"):
+            warehouse_build.build(freshness=False, log=lambda _: None)
+    finally:
+        release.set()
+        first.join(10)
+    tables = clickhouse_client().query(
+        "select count() from system.tables where database = {db:String}", parameters={"db": clickhouse_env}
+    )
+    assert tables.result_rows == [(0,)]  # nothing was replicated
+
+
+def test_the_dagster_replication_step_waits_for_a_running_build(pg_dsn, clickhouse_env):
+    from orchestration.defs.warehouse.replication_assets import replication_assets
+
+    load_fixture(pg_dsn)
+    release, first = _holding(pg_dsn, writers.lock_name(schema.raw_database()), holder="a shell build")
+    threading.Timer(2.0, release.set).start()
+    [employees] = [asset for asset in replication_assets if asset.key == dg.AssetKey(["raw", "employees"])]
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([employees], instance=instance)
+    first.join(10)
+    assert result.success
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any("held by a shell build" in message for message in logged), logged
+    with psycopg.connect(pg_dsn) as conn:
+        [(employees_in_pg,)] = conn.execute("select count(*) from employees").fetchall()
+    [(employees_in_raw,)] = (
+        clickhouse_client().query(f"select count() from `{clickhouse_env}`.employees final").result_rows
+    )
+    assert employees_in_raw == employees_in_pg > 0
