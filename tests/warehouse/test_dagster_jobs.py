@@ -10,6 +10,7 @@ import dagster as dg
 import psycopg
 
 from ingestion.replication.connections import clickhouse_client
+from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import marts_schema
 
 LATE_DAY_SQL = "date_trunc('day', now()) - interval '65 days' + interval '12 hours'"
@@ -58,6 +59,11 @@ def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickho
     client = clickhouse_client()
     messages = client.query(f"select source_message_id from `{core}`.fct_conversations").result_rows
     assert ("MSG_DAGSTER",) in messages
+    # An hour without changes: dbt has nothing to run, and the refresh mark moves on all the same.
+    marked = refresh_state.last_refresh(client, clickhouse_env, marts_schema())
+    quiet = _run("warehouse_hourly_refresh")
+    assert quiet.success, _failure(quiet)
+    assert refresh_state.last_refresh(client, clickhouse_env, marts_schema()) > marked
 
     today = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1).get_last_partition_key()
     kpi = _run("warehouse_kpi_daily", partition_key=today)

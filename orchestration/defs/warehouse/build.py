@@ -8,6 +8,7 @@ cannot take the caller down; the ClickHouse address reaches it through the envir
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -135,11 +136,16 @@ class BuildSummary:
         return [result.table for result in self.replication if result.changed]
 
 
-def _dbt_step(plan: DbtPlan, summary: BuildSummary, client, log: Callable[[str], None]) -> None:
-    """Run the plan; on success move the refresh mark to when it started (if it covered every change)."""
+def _dbt_step(
+    plan: DbtPlan, summary: BuildSummary, client, log: Callable[[str], None], planned_at: dt.datetime
+) -> None:
+    """Run the plan; on success move the refresh mark to when it started (if it covered every change).
+    Nothing to run (no raw table changed since the mark): the models hold every change made before
+    the plan was made, so the mark moves to ``planned_at``."""
     summary.dbt_plan = plan
     log(f"dbt: {' '.join(plan.arguments) or 'nothing to run'} ({plan.reason})")
     if plan.skip:
+        refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), planned_at)
         return
     started_at, started = utc_now(), time.perf_counter()
     # Read after started_at: a table committed in between is both built now and marked changed.
@@ -203,6 +209,7 @@ def build(
             # (its own connections: tables are replicated several at a time)
             summary.replication = replicate_tables(environment.pg_dsn(), full_refresh=full_refresh, log=log)
             summary.replication_seconds = time.perf_counter() - started
+        planned_at = utc_now()  # before reading what changed: see _dbt_step
         if full_refresh or select:
             plan = complete_plan(full_refresh=full_refresh, select=select, dbt_vars=dbt_vars)
         else:
@@ -210,7 +217,7 @@ def build(
                 client, schema.raw_database(), marts_schema()
             )
             plan = incremental_plan(changed, dbt_vars, with_tests=with_tests)
-        _dbt_step(plan, summary, client, log)
+        _dbt_step(plan, summary, client, log, planned_at)
     if freshness:
         started = time.perf_counter()
         summary.freshness = source_freshness(log=log)
