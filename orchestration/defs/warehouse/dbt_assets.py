@@ -82,18 +82,16 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             planned_at = utc_now()  # before reading what changed
             plan = _models_plan(config, client)
             context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
-            whole_definition = context.selected_asset_keys == context.assets_def.keys
             if plan.skip:
-                # Nothing changed since the mark: the models hold every change made before the plan.
-                if whole_definition:
-                    refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), planned_at)
+                # Nothing changed since the mark: every model holds every change made before the plan.
+                refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), planned_at)
                 return
             started_at = utc_now()
             # DbtCliResource.cli takes no environment: the dbt subprocess inherits this run worker's.
             os.environ.update(refresh_state.watermark_environment(client, schema.raw_database()))
             yield from dbt.cli(list(plan.arguments), context=context).stream()  # raises if dbt fails
             # Only a run of every model of this definition may mark the changes as built.
-            if plan.covers_all_changes and whole_definition:
+            if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
                 refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)
 
     @dbt_assets(
