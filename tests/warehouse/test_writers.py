@@ -130,12 +130,26 @@ def test_a_build_does_not_start_while_another_writer_runs(pg_dsn, clickhouse_env
     assert tables.result_rows == [(0,)]  # nothing was replicated
 
 
+def _release_once_a_dagster_step_waits(pg_dsn: str, release: threading.Event) -> None:
+    """Let go of the lock once a Dagster step's lock session is there and has tried it (it tries as
+    soon as it connects, then every half second): however slowly Dagster starts, the step waits."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            waiting = "select count(*) from pg_stat_activity where application_name like 'dagster run %%'"
+            if conn.execute(waiting).fetchone()[0]:
+                time.sleep(1.5)
+                break
+            time.sleep(0.05)
+    release.set()
+
+
 def test_the_dagster_replication_step_waits_for_a_running_build(pg_dsn, clickhouse_env):
     from orchestration.defs.warehouse.replication_assets import replication_assets
 
     load_fixture(pg_dsn)
     release, first = _holding(pg_dsn, writers.lock_name(schema.raw_database()), holder="a shell build")
-    threading.Timer(2.0, release.set).start()
+    threading.Thread(target=_release_once_a_dagster_step_waits, args=(pg_dsn, release), daemon=True).start()
     [employees] = [asset for asset in replication_assets if asset.key == dg.AssetKey(["raw", "employees"])]
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([employees], instance=instance)
