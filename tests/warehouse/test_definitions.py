@@ -130,3 +130,13 @@ def test_kpi_schedule_follows_today_hourly_and_each_run_completes_the_day_before
         "kpi_start_date": "2026-10-31",
         "kpi_end_date": "2026-11-01",
     }
+
+
+def test_only_a_kpi_run_reaching_the_refreshed_days_moves_the_kpi_mark():
+    """The hourly run of today's partition does; a backfill of older days (today's rows untouched) does
+    not, or a report would count on KPI rows that no run built from the newer facts."""
+    mark = dt.datetime(2026, 11, 1, 0, 15)
+    hourly = dbt_assets_module.KPI_PARTITIONS.time_window_for_partition_key("2026-11-01")
+    assert dbt_assets_module.reaches(dbt_assets_module.kpi_window_vars(hourly), mark)
+    backfill = dg.TimeWindow(dt.datetime(2026, 9, 1, tzinfo=dt.UTC), dt.datetime(2026, 10, 1, tzinfo=dt.UTC))
+    assert not dbt_assets_module.reaches(dbt_assets_module.kpi_window_vars(backfill), mark)

@@ -74,22 +74,27 @@ def period_end(period: Period) -> dt.datetime:
 
 
 def check_complete(client, period: Period) -> dt.datetime:
-    """The marts' last refresh mark (``refresh_state``: every change replicated before it is built),
-    if it is after the period ended; raise Incomplete otherwise. A report from marts refreshed
-    before then would state a day's or week's totals without its last hours, and nothing would
-    ever correct the mail."""
-    refreshed = refresh_state.last_refresh(client, schema.raw_database(), marts_database())
+    """The marts' refresh mark (``refresh_state``: every change replicated before it is built; the
+    earlier of the models' and the KPI mart's, which Dagster builds in a job of its own), if it is
+    after the period ended; raise Incomplete otherwise. A report from marts refreshed before then
+    would state a day's or week's totals without its last hours, and nothing would ever correct
+    the mail."""
+    refreshed, of_what = refresh_state.reports_refresh(client, schema.raw_database(), marts_database())
+    # what lags: every model, or the KPI mart alone (its Dagster job failed or has not run since)
+    subject, verb, pronoun = (
+        ("the marts", "were", "them") if of_what == "the marts" else (of_what, "was", "it")
+    )
     ended = period_end(period)
     if refreshed is None:
         raise Incomplete(
-            f"the marts ({marts_database()}) have no recorded refresh: run `funnelhouse build` "
-            "or the warehouse refresh job first"
+            f"{subject} ({marts_database()}) {'have' if verb == 'were' else 'has'} no recorded refresh: "
+            "run `funnelhouse build` or the warehouse Dagster jobs first"
         )
     if refreshed < ended:
         raise Incomplete(
-            f"the marts were last refreshed at {refreshed:%Y-%m-%d %H:%M} UTC, before {period.key} "
+            f"{subject} {verb} last refreshed at {refreshed:%Y-%m-%d %H:%M} UTC, before {period.key} "
             f"ended ({ended:%Y-%m-%d %H:%M} UTC): activity after that is not in its report. The "
-            "hourly refresh brings them up to date"
+            f"hourly refresh brings {pronoun} up to date"
         )
     return refreshed
 

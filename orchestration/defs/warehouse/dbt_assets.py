@@ -25,7 +25,7 @@ from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL
 from orchestration.defs.warehouse.resources import dbt_project
 from orchestration.defs.warehouse.translator import WarehouseTranslator
 
-KPI_MART = "mart_kpi_employee_daily"
+KPI_MART = refresh_state.KPI_MART
 KPI_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
 RETRY = dg.RetryPolicy(max_retries=2, delay=60)
 
@@ -62,6 +62,16 @@ def kpi_window_vars(window: dg.TimeWindow) -> dict[str, str]:
     }
 
 
+def reaches(kpi_vars: dict[str, str], mark: dt.datetime) -> bool:
+    """Whether a KPI run of these dates rebuilt the newest days (up to the mark's): only then does it
+    move the KPI mart's refresh mark. A backfill of older dates leaves the current days as they were.
+
+    The mark is one time for the whole mart: it holds for the days the run rebuilt (the months of its
+    window), and for older days as of the runs that rebuilt them after they ended (every hourly run
+    rebuilds yesterday; the nightly run rebuilds everything)."""
+    return dt.date.fromisoformat(kpi_vars["kpi_end_date"]) >= mark.date()
+
+
 def build_dbt_assets() -> list[dg.AssetsDefinition]:
     if not MANIFEST.exists():
         return []  # fresh clone outside `dagster dev`: the code location loads without dbt assets
@@ -84,7 +94,9 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
             if plan.skip:
                 # Nothing changed since the mark: every model holds every change made before the plan.
-                refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), planned_at)
+                refresh_state.record_refresh(
+                    client, schema.raw_database(), marts_schema(), planned_at, kpi_mart=False
+                )
                 return
             started_at = utc_now()
             # DbtCliResource.cli takes no environment: the dbt subprocess inherits this run worker's.
@@ -92,7 +104,9 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             yield from dbt.cli(list(plan.arguments), context=context).stream()  # raises if dbt fails
             # Only a run of every model of this definition may mark the changes as built.
             if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
-                refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)
+                refresh_state.record_refresh(
+                    client, schema.raw_database(), marts_schema(), started_at, kpi_mart=False
+                )
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,
@@ -108,7 +122,12 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
     def kpi_daily(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()
         dates = kpi_window_vars(context.partition_time_window)
+        client = clickhouse_client()
         with writers.for_dagster_step(context):
+            # Under the writer lock: no refresh moves the facts while the mart is built from them.
+            built_from = refresh_state.last_refresh(client, schema.raw_database(), marts_schema())
             yield from dbt.cli(_build_arguments(config, dates), context=context).stream()
+            if built_from is not None and (config.full_refresh or reaches(dates, built_from)):
+                refresh_state.record_kpi_refresh(client, schema.raw_database(), marts_schema(), built_from)
 
     return [warehouse_models, kpi_daily]

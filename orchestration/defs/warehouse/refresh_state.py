@@ -10,6 +10,12 @@ another process (the Dagster raw assets), is caught up by the next build instead
 Both timestamps are naive UTC from :func:`ingestion.replication.replicate.utc_now`. A table's
 ``changed_at`` is written after its rows are visible, so a build that started later has read them.
 
+The KPI mart has a mark of its own (same table, key ``<marts schema>.mart_kpi_employee_daily``): in
+Dagster it is built by its own daily-partitioned job from the facts the hourly refresh built, so the
+other models' mark says nothing of it. ``funnelhouse build`` builds it with every other model and
+moves both marks; the Dagster KPI op records the models' mark it read before building (the facts it
+was built from). Reports read the earlier of the two (:func:`reports_refresh`).
+
 What the incremental models read is bounded differently: by each table's committed watermark
 (``replicated_through_ms``), read once here before dbt starts and handed to every model of the run
 through ``FUNNELHOUSE_REPLICATED_THROUGH`` (dbt_project/macros/watermarks.sql), so rows a concurrent
@@ -25,6 +31,7 @@ from ingestion.replication import schema
 from ingestion.replication.replicate import utc_now
 
 REFRESH_TABLE = "_model_refreshes"
+KPI_MART = "mart_kpi_employee_daily"
 REPLICATED_THROUGH_ENV = "FUNNELHOUSE_REPLICATED_THROUGH"
 
 
@@ -49,6 +56,25 @@ def last_refresh(client, raw_database: str, marts_schema: str) -> dt.datetime | 
     return rows[0][0] if rows else None
 
 
+def kpi_mark_key(marts_schema: str) -> str:
+    return f"{marts_schema}.{KPI_MART}"
+
+
+def last_kpi_refresh(client, raw_database: str, marts_schema: str) -> dt.datetime | None:
+    """The models' refresh mark the KPI mart was last built from (None: never recorded)."""
+    return last_refresh(client, raw_database, kpi_mark_key(marts_schema))
+
+
+def reports_refresh(client, raw_database: str, marts_schema: str) -> tuple[dt.datetime | None, str]:
+    """(mark, what it is of) that the marts reports read hold every change up to: the earlier of the
+    models' mark and the KPI mart's, and None when either was never recorded."""
+    models = last_refresh(client, raw_database, marts_schema)
+    kpi = last_kpi_refresh(client, raw_database, marts_schema)
+    if models is None or (kpi is not None and kpi >= models):
+        return models, "the marts"
+    return kpi, KPI_MART
+
+
 def tables_changed_since_refresh(client, raw_database: str, marts_schema: str) -> list[str] | None:
     """Raw tables changed after the last successful refresh, or None if the models were never built."""
     refreshed_through = last_refresh(client, raw_database, marts_schema)
@@ -62,12 +88,26 @@ def tables_changed_since_refresh(client, raw_database: str, marts_schema: str) -
     return [table for (table,) in rows]
 
 
-def record_refresh(client, raw_database: str, marts_schema: str, started_at: dt.datetime) -> None:
-    """Mark every change stamped before ``started_at`` (when the successful dbt run began) as built."""
+def record_refresh(
+    client, raw_database: str, marts_schema: str, started_at: dt.datetime, *, kpi_mart: bool = True
+) -> None:
+    """Mark every change stamped before ``started_at`` (when the successful dbt run began) as built:
+    in every model, and in the KPI mart too unless ``kpi_mart`` is False (a run that left it out)."""
+    keys = [marts_schema] + ([kpi_mark_key(marts_schema)] if kpi_mart else [])
+    _insert_marks(client, raw_database, keys, started_at)
+
+
+def record_kpi_refresh(client, raw_database: str, marts_schema: str, built_from: dt.datetime) -> None:
+    """The KPI mart was built from models holding every change stamped before ``built_from``."""
+    _insert_marks(client, raw_database, [kpi_mark_key(marts_schema)], built_from)
+
+
+def _insert_marks(client, raw_database: str, keys: list[str], through: dt.datetime) -> None:
     _ensure_table(client, raw_database)
+    recorded_at = utc_now()
     client.insert(
         f"{raw_database}.{REFRESH_TABLE}",
-        [[marts_schema, started_at, utc_now()]],
+        [[key, through, recorded_at] for key in keys],
         column_names=["marts_schema", "refreshed_through", "recorded_at"],
     )
 
