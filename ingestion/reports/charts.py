@@ -51,13 +51,33 @@ COLOURS = {
 }
 
 
+def _known_cjk_family() -> str | None:
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    return next((family for family in CJK_FONT_FAMILIES if family in installed), None)
+
+
+def _add_fonts_missing_from_the_cache() -> None:
+    """matplotlib lists the system's fonts once and caches the list (``~/.cache/matplotlib``); a font
+    installed after that, e.g. by devstack/system-packages.sh on a machine that had already drawn a
+    chart, is not in it. Add the font files the list lacks."""
+    known = {entry.fname for entry in font_manager.fontManager.ttflist}
+    for path in font_manager.findSystemFonts():
+        if path not in known:
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError) as unreadable:  # a broken file: not ours to fix
+                log.debug("font %s skipped: %s", path, unreadable)
+
+
 @functools.cache
 def cjk_font() -> str | None:
     """The first installed CJK font family, or None (after a warning that says what to do)."""
-    installed = {entry.name for entry in font_manager.fontManager.ttflist}
-    for family in CJK_FONT_FAMILIES:
-        if family in installed:
-            return family
+    family = _known_cjk_family()
+    if family is None:
+        _add_fonts_missing_from_the_cache()
+        family = _known_cjk_family()
+    if family is not None:
+        return family
     message = (
         "no CJK font found for the report charts: Chinese labels fall back to English. "
         "Install one, e.g. `apt-get install fonts-noto-cjk` (devstack/system-packages.sh does it)."
