@@ -148,7 +148,9 @@ class MartReader:
         return {day: int(count) for day, count in result.result_rows}
 
     def leaderboard(self, scope: str, period: Period) -> list[LeaderboardRow]:
-        """Every employee with KPI rows in the period, best net deposit first; score = mean daily score."""
+        """Every employee with KPI rows in the period, best net deposit first, then best score (mean daily
+        score): in a department that takes no deposits (ToFu, MoFu) everyone's net deposit is 0, and the
+        score is what ranks them."""
         c = KPI_DAILY
         p = EMPLOYEE_PERFORMANCE
         result = self.client.query(
@@ -166,7 +168,7 @@ class MartReader:
                 WHERE k.{c["day"]} BETWEEN {{first:Date}} AND {{last:Date}}
                   AND {self._scope_filter("k." + c["department"], scope)}
                 GROUP BY out_code
-                ORDER BY out_net_deposit DESC, out_code""",
+                ORDER BY out_net_deposit DESC, out_score DESC NULLS LAST, out_code""",
             parameters={"first": period.start, "last": period.end, "department": scope},
         )
         return [

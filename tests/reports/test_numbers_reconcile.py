@@ -12,7 +12,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 
 from ingestion.reports import content, render
+from ingestion.reports.data import MartReader
 from ingestion.reports.periods import Period
+from tests.reports import sample_marts
 from tests.reports.conftest import MARTS_DATABASE, REPORT_DAY
 from tests.reports.report_html import by_metric, numbers, shown_value
 from tests.reports.sample_marts import customer_contact
@@ -119,7 +121,8 @@ def test_every_number_equals_the_mart(marts, reader, scope, language, kind):
         f"""SELECT employee_code, sum(bofu_net_deposit), round(avg(overall_score), 2)
             FROM {MARTS_DATABASE}.mart_kpi_employee_daily
             WHERE kpi_date BETWEEN {{first:Date}} AND {{last:Date}} AND ({{scope:String}} = 'all' OR department = {{scope:String}})
-            GROUP BY employee_code ORDER BY sum(bofu_net_deposit) DESC, employee_code LIMIT 10""",
+            GROUP BY employee_code
+            ORDER BY sum(bofu_net_deposit) DESC, round(avg(overall_score), 2) DESC, employee_code LIMIT 10""",
         parameters={"first": period.start, "last": period.end, "scope": scope},
     ).result_rows
     rows = {}
@@ -130,6 +133,23 @@ def test_every_number_equals_the_mart(marts, reader, scope, language, kind):
     for code, net_deposit, score in leaderboard:
         assert rows[code]["leaderboard.net_deposit"] == net_deposit
         assert rows[code]["leaderboard.overall_score"] == Decimal(str(score)).quantize(Decimal("0.01"))
+
+
+def test_where_nobody_takes_deposits_the_score_ranks_the_leaderboard(marts):
+    """ToFu and MoFu take no deposits: every net deposit there is 0, and a leaderboard in employee-code
+    order would rank nobody. The mean score breaks the tie."""
+    client, _ = marts
+    database = "reports_no_deposits"
+    sample_marts.build(client, database)
+    client.command(
+        f"ALTER TABLE `{database}`.mart_kpi_employee_daily UPDATE bofu_deposit_amount = 0,"
+        " bofu_withdrawal_amount = 0, bofu_net_deposit = 0 WHERE department = 'ToFu'"
+        " SETTINGS mutations_sync = 2"
+    )
+    board = MartReader(client, database).leaderboard("ToFu", Period.weekly(REPORT_DAY - timedelta(days=7)))
+    assert len(board) > 2 and {row.net_deposit for row in board} == {0}
+    scores = [row.overall_score for row in board]
+    assert len(set(scores)) > 1 and scores == sorted(scores, reverse=True)
 
 
 def test_what_a_reader_sees_is_the_exact_value(reader):
