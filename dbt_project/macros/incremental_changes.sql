@@ -41,12 +41,12 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The start of the last successful build of the models of `marts_schema`, as a SQL DateTime64, or
-    none when no build was recorded. funnelhouse build and Dagster record it in
-    <raw>._model_refreshes (orchestration/defs/warehouse/refresh_state.py) as naive UTC; it is read
+{#- The start of the last successful build of the models of a marts schema (`mark_key`: its name; the
+    KPI mart's own: `<marts schema>.mart_kpi_employee_daily`), as a SQL DateTime64, or none when no
+    build was recorded. funnelhouse build and Dagster record it in <raw>._model_refreshes (orchestration/defs/warehouse/refresh_state.py) as naive UTC; it is read
     back as text and re-read as UTC, so a server in another time zone compares it correctly with
     _replicated_at. -#}
-{% macro last_refresh_mark(marts_schema) -%}
+{% macro last_refresh_mark(mark_key) -%}
     {%- set raw_schema = source('crm', 'employees').schema -%}
     {%- set found = run_query(
         "select count() from system.tables where database = '" ~ raw_schema ~ "' and name = '_model_refreshes'"
@@ -54,7 +54,7 @@
     {%- if found == 0 -%}{{ return(none) }}{%- endif -%}
     {%- set rows = run_query(
         "select toString(refreshed_through) from `" ~ raw_schema ~ "`._model_refreshes final "
-        ~ "where marts_schema = '" ~ marts_schema ~ "'"
+        ~ "where marts_schema = '" ~ mark_key ~ "'"
     ).columns[0].values() -%}
     {{- return(("toDateTime64('" ~ rows[0] ~ "', 6, 'UTC')") if rows else none) -}}
 {%- endmacro %}

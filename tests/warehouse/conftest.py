@@ -22,6 +22,8 @@ from orchestration.defs.warehouse.build import marts_schema, run_dbt
 from tests.fixtures.postgres import new_database
 
 FIXTURE_SQL = Path(__file__).with_name("fixture_crm.sql")
+# A day of an older month: neither the KPI mart's first month nor yesterday's or today's.
+LATE_DAY_SQL = "date_trunc('day', now()) - interval '65 days' + interval '12 hours'"
 _isolation_counter = itertools.count()
 
 
@@ -38,6 +40,20 @@ class Warehouse:
 
     def client(self):
         return clickhouse_client()
+
+
+def quality_conversations_on_the_late_day(client, core: str) -> tuple[int, int]:
+    """Employee 3's quality conversations on the LATE_DAY_SQL day: (in the KPI mart, in fct_conversations)."""
+    day = "today() - 65"
+    [(in_mart,)] = client.query(
+        f"select mofu_quality_conversations from `{marts_schema()}`.mart_kpi_employee_daily"
+        f" where employee_id = 3 and kpi_date = {day}"
+    ).result_rows
+    [(in_facts,)] = client.query(
+        f"select countIf(is_quality_conversation) from `{core}`.fct_conversations"
+        f" where employee_id = 3 and sent_date = {day}"
+    ).result_rows
+    return in_mart, in_facts
 
 
 def isolated_names() -> tuple[str, str]:

@@ -12,22 +12,7 @@ import psycopg
 from ingestion.replication.connections import clickhouse_client
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import marts_schema
-
-LATE_DAY_SQL = "date_trunc('day', now()) - interval '65 days' + interval '12 hours'"
-
-
-def _quality_conversations_on_the_late_day(client, core: str) -> tuple[int, int]:
-    """Employee 3's quality conversations that day: (in the KPI mart, in fct_conversations)."""
-    day = "today() - 65"
-    [(in_mart,)] = client.query(
-        f"select mofu_quality_conversations from `{marts_schema()}`.mart_kpi_employee_daily"
-        f" where employee_id = 3 and kpi_date = {day}"
-    ).result_rows
-    [(in_facts,)] = client.query(
-        f"select countIf(is_quality_conversation) from `{core}`.fct_conversations"
-        f" where employee_id = 3 and sent_date = {day}"
-    ).result_rows
-    return in_mart, in_facts
+from tests.warehouse.conftest import LATE_DAY_SQL, quality_conversations_on_the_late_day
 
 
 def _run(job_name: str, **kwargs) -> dg.ExecuteInProcessResult:
@@ -78,7 +63,7 @@ def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickho
     assert str(days[0][0]) == today
     # ... and then it was built from the facts as of the last refresh (what the reports wait for)
     assert refresh_state.last_kpi_refresh(client, clickhouse_env, marts_schema()) == refreshed
-    in_mart, in_facts = _quality_conversations_on_the_late_day(client, core)
+    in_mart, in_facts = quality_conversations_on_the_late_day(client, core)
     assert in_mart == in_facts - 1  # the hourly partition run leaves that month as it was
 
     # the nightly KPI schedule: every partition in one run, every month rebuilt
@@ -91,7 +76,7 @@ def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickho
         (request,) = nightly_kpi.evaluate_tick(context).run_requests
     everything = _run("warehouse_kpi_daily", tags=request.tags)
     assert everything.success, _failure(everything)
-    assert _quality_conversations_on_the_late_day(client, core) == (in_facts, in_facts)
+    assert quality_conversations_on_the_late_day(client, core) == (in_facts, in_facts)
 
     # (one test, one warehouse: building it is most of the cost)
     nightly = _run("warehouse_nightly_full_build")

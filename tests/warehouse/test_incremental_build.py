@@ -14,7 +14,9 @@ import psycopg
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables, utc_now
 from orchestration.defs.warehouse import refresh_state
-from orchestration.defs.warehouse.build import build, marts_schema, source_freshness
+from orchestration.defs.warehouse.build import build, marts_schema, run_dbt, source_freshness
+from orchestration.defs.warehouse.dbt_environment import dbt_env
+from tests.warehouse.conftest import LATE_DAY_SQL, quality_conversations_on_the_late_day
 
 # Models reading raw conversations, views excluded (stg_crm__conversations reads raw at query time).
 DOWNSTREAM_OF_CONVERSATIONS = {
@@ -146,3 +148,35 @@ def test_rows_committed_while_dbt_reads_are_not_lost(built_warehouse, pg_dsn, cl
         f"select conversation_count = (select count() from {core}.fct_conversations where customer_id = 2)"
         f" from {core}.int_customers__conversation_summary where customer_id = 2"
     ).result_rows == [(1,)]
+
+
+def test_changes_the_kpi_mart_has_not_taken_up_reach_it_with_the_next_build(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    """Dagster's hourly job builds the facts and moves the models' mark, leaving the KPI mart to its own
+    job. A `funnelhouse build` run before that job must still carry those changes into the KPI mart
+    (here a late conversation of an older month, which only the mart's changed months bring in), not
+    find "nothing changed" since the models' mark and declare the KPI mart current."""
+    client, core = clickhouse_client(), marts_schema().removesuffix("marts") + "core"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction,"
+            " sentiment, quality_score, platform, sent_at)"
+            f" values ('MSG_LATE_KPI', 4, 3, 'text', 'outbound', 'positive', 9, 'wechat', {LATE_DAY_SQL})"
+        )
+    # What the hourly job does: replicate, build the models but the KPI mart, move their mark only.
+    replicate_tables(pg_dsn)
+    started_at = utc_now()
+    env = {**dbt_env(), **refresh_state.watermark_environment(client, clickhouse_env)}
+    selection = ["--select", "source:crm.conversations+", "--exclude", "mart_kpi_employee_daily"]
+    assert run_dbt(["run", *selection], log=lambda _line: None, env=env) == 0
+    refresh_state.record_refresh(client, clickhouse_env, marts_schema(), started_at, kpi_mart=False)
+    in_mart, in_facts = quality_conversations_on_the_late_day(client, core)
+    assert in_mart == in_facts - 1
+    assert refresh_state.reports_refresh(client, clickhouse_env, marts_schema())[1] == refresh_state.KPI_MART
+
+    summary = build(skip_replication=True, freshness=False, log=lambda _line: None)
+    assert summary.ok and not summary.dbt_plan.skip, summary.dbt_plan
+    assert quality_conversations_on_the_late_day(client, core) == (in_facts, in_facts)
+    mark = refresh_state.last_refresh(client, clickhouse_env, marts_schema())
+    assert refresh_state.last_kpi_refresh(client, clickhouse_env, marts_schema()) == mark

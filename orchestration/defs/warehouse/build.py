@@ -214,7 +214,7 @@ def build(
             plan = complete_plan(full_refresh=full_refresh, select=select, dbt_vars=dbt_vars)
         else:
             changed = refresh_state.tables_changed_since_refresh(
-                client, schema.raw_database(), marts_schema()
+                client, schema.raw_database(), marts_schema(), kpi_mart=True
             )
             plan = incremental_plan(changed, dbt_vars, with_tests=with_tests)
         _dbt_step(plan, summary, client, log, planned_at)

@@ -12,9 +12,10 @@ Both timestamps are naive UTC from :func:`ingestion.replication.replicate.utc_no
 
 The KPI mart has a mark of its own (same table, key ``<marts schema>.mart_kpi_employee_daily``): in
 Dagster it is built by its own daily-partitioned job from the facts the hourly refresh built, so the
-other models' mark says nothing of it. ``funnelhouse build`` builds it with every other model and
-moves both marks; the Dagster KPI op records the models' mark it read before building (the facts it
-was built from). Reports read the earlier of the two (:func:`reports_refresh`).
+other models' mark says nothing of it. ``funnelhouse build`` builds it with every other model: it
+carries the changes made since the earlier of the two marks (the KPI mart rebuilds the months changed
+since its own) and moves both. The Dagster KPI op records the models' mark it read before building
+(the facts it was built from). Reports read the earlier of the two (:func:`reports_refresh`).
 
 What the incremental models read is bounded differently: by each table's committed watermark
 (``replicated_through_ms``), read once here before dbt starts and handed to every model of the run
@@ -75,11 +76,20 @@ def reports_refresh(client, raw_database: str, marts_schema: str) -> tuple[dt.da
     return kpi, KPI_MART
 
 
-def tables_changed_since_refresh(client, raw_database: str, marts_schema: str) -> list[str] | None:
-    """Raw tables changed after the last successful refresh, or None if the models were never built."""
+def tables_changed_since_refresh(
+    client, raw_database: str, marts_schema: str, *, kpi_mart: bool = False
+) -> list[str] | None:
+    """Raw tables changed after the last successful refresh, or None if the models were never built.
+
+    ``kpi_mart`` (a run that builds the KPI mart with the other models): after the earlier of the two
+    marks, so that changes the Dagster hourly job built into the facts but no KPI run has taken up yet
+    reach the KPI mart too (the mart finds its changed months by its own mark the same way)."""
     refreshed_through = last_refresh(client, raw_database, marts_schema)
     if refreshed_through is None:
         return None
+    kpi_refreshed_through = last_kpi_refresh(client, raw_database, marts_schema) if kpi_mart else None
+    if kpi_refreshed_through is not None:
+        refreshed_through = min(refreshed_through, kpi_refreshed_through)
     rows = client.query(
         f"select table_name from `{raw_database}`.{schema.STATE_TABLE} final "
         "where changed_at > {refreshed_through:DateTime64(6)} order by table_name",

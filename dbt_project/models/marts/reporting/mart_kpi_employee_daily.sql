@@ -8,8 +8,9 @@
     * Incremental run: the months holding the last kpi_lookback_days (days roll over with the build
       date), plus every month an input row replicated since the last successful build was or is in
       (new, updated and deleted rows: kpi_changed_months below), plus the days before the table's first
-      day (the spine grew backwards). A changed employee touches every month. Without a recorded build
-      (a bare `dbt run`) every month is rebuilt.
+      day (the spine grew backwards). "Since" is this mart's own refresh mark (refresh_state.py: in
+      Dagster it is built apart from the facts). A changed employee touches every month. Without a
+      recorded build (a bare `dbt run`) every month is rebuilt.
     * Full refresh: everything. -#}
 {{ config(
     materialized='incremental',
@@ -36,7 +37,7 @@
         ~ (var('kpi_end_date') or var('kpi_start_date')) ~ "')) or toYYYYMM({col}) <= (select toYYYYMM(min(kpi_date)) from "
         ~ this ~ ") or toYYYYMM({col}) >= (select toYYYYMM(max(kpi_date)) from " ~ this ~ "))" -%}
 {%- elif is_incremental() %}
-    {%- set since = last_refresh_mark(this.schema) -%}
+    {%- set since = last_refresh_mark(this.schema ~ '.' ~ this.identifier) -%}
     {%- set employees_changed = since is none or run_query(
         'select count() from (' ~ ids_replicated_since(source('crm', 'employees'), since) ~ ')'
     ).columns[0].values()[0] > 0 -%}
