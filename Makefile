@@ -36,6 +36,7 @@ demo: venv system-packages manifest
 	$(FH) ingest --via-dagster $(DEMO_DIR)
 	$(FH) build
 	$(FH) marts
+	$(FH) dbt build --select mart_funnel_cohorts
 	$(FH) docs
 	$(FH) reindex --full
 	$(FH) search "美股"

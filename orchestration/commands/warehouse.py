@@ -1,8 +1,9 @@
-"""``funnelhouse build | marts | docs``: the warehouse from the command line (replication + dbt, a peek at
-the marts, dbt's documentation site)."""
+"""``funnelhouse build | dbt | marts | docs``: the warehouse from the command line (replication + dbt,
+any dbt command, a peek at the marts, dbt's documentation site)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
@@ -11,6 +12,18 @@ from rich.table import Table
 
 console = Console()
 _PREVIEW_COLUMNS = 8
+
+
+@contextlib.contextmanager
+def _busy_is_an_error():
+    """Another writer kept the warehouse past the wait: one line saying who, exit 1 (no traceback)."""
+    from orchestration.defs.warehouse.writers import WarehouseBusy
+
+    try:
+        yield
+    except WarehouseBusy as busy:
+        typer.echo(f"Error: {busy}", err=True)
+        raise typer.Exit(1) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -37,14 +50,15 @@ def register(app: typer.Typer) -> None:
         first build: `dbt build`, tests included."""
         from orchestration.defs.warehouse import build as warehouse_build  # keeps `funnelhouse --help` fast
 
-        summary = warehouse_build.build(
-            full_refresh=full_refresh,
-            select=select or (),
-            skip_replication=skip_replication,
-            freshness=freshness,
-            with_tests=test,
-            log=print,  # plain print: dbt lines carry their own colours
-        )
+        with _busy_is_an_error():
+            summary = warehouse_build.build(
+                full_refresh=full_refresh,
+                select=select or (),
+                skip_replication=skip_replication,
+                freshness=freshness,
+                with_tests=test,
+                log=print,  # plain print: dbt lines carry their own colours
+            )
         plan = summary.dbt_plan
         dbt_step = (
             f"dbt {plan.arguments[0]}: exit {summary.dbt_exit_code} in {summary.dbt_seconds:.1f}s"
@@ -59,6 +73,21 @@ def register(app: typer.Typer) -> None:
         )
         if not summary.ok:
             raise typer.Exit(summary.dbt_exit_code)
+
+    @app.command(
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+        add_help_option=False,
+    )
+    def dbt(context: typer.Context) -> None:
+        """Any dbt command against this stack's warehouse (`funnelhouse dbt --help`: dbt's own help).
+
+        E.g. `funnelhouse dbt build --select mart_funnel_daily+`. A command that writes (run, build,
+        seed, ...) waits for the warehouse's other writers; a bare `dbt` would need the environment
+        set by hand."""
+        from orchestration.defs.warehouse.build import dbt_command
+
+        with _busy_is_an_error():
+            raise typer.Exit(dbt_command(context.args, log=print))
 
     @app.command()
     def marts(rows: int = typer.Option(3, help="Rows to show per mart.")) -> None:

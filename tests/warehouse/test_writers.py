@@ -1,7 +1,7 @@
 """One writer at a time per part of the warehouse (orchestration/defs/warehouse/writers.py), on the
 real PostgreSQL that holds the locks: a second writer waits and names the first, gives up with a
 clear error, and gets the lock when the first ends, even by being killed. ``funnelhouse build`` and
-the Dagster replication assets take the locks."""
+the Dagster replication assets take the locks, and `funnelhouse dbt` when its command writes."""
 
 from __future__ import annotations
 
@@ -128,6 +128,35 @@ def test_a_build_does_not_start_while_another_writer_runs(pg_dsn, clickhouse_env
         "select count() from system.tables where database = {db:String}", parameters={"db": clickhouse_env}
     )
     assert tables.result_rows == [(0,)]  # nothing was replicated
+
+
+def test_funnelhouse_dbt_waits_for_the_other_writers_only_when_it_writes(
+    pg_dsn, clickhouse_env, monkeypatch, tmp_path
+):
+    """`funnelhouse dbt run` is a writer like a build: with the warehouse busy it says who holds it and
+    exits 1 without starting dbt. A command that only reads (`ls`) runs all the same."""
+    from typer.testing import CliRunner
+
+    from orchestration.cli import app
+
+    monkeypatch.setenv("FUNNELHOUSE_WAREHOUSE_LOCK_WAIT", "0.5")
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    release, first = _holding(pg_dsn, writers.lock_name(clickhouse_env), holder="a Dagster step")
+    try:
+        busy = CliRunner().invoke(app, ["dbt", "run", "--select", "int_dates__spine"])
+        listed = CliRunner().invoke(
+            app,
+            ["dbt", "ls", "--select", "mart_funnel_daily", "--resource-type", "model", "--output", "name"],
+        )
+    finally:
+        release.set()
+        first.join(10)
+    assert busy.exit_code == 1 and "Error:" in busy.output and "held by a Dagster step" in busy.output
+    assert "Running with dbt" not in busy.output  # dbt never started
+    assert not isinstance(busy.exception, writers.WarehouseBusy)  # one line, no traceback
+    assert listed.exit_code == 0, listed.output
+    assert "mart_funnel_daily" in listed.output.splitlines()
 
 
 def _release_once_a_dagster_step_waits(pg_dsn: str, release: threading.Event) -> None:

@@ -1,5 +1,6 @@
 """``funnelhouse build`` without Dagster: replication, then dbt (see dbt_plan.py for what runs), then
-``dbt source freshness`` as a report, with a summary; and ``funnelhouse docs`` (dbt's documentation site).
+``dbt source freshness`` as a report, with a summary; ``funnelhouse docs`` (dbt's documentation site);
+``funnelhouse dbt ARGS`` (any dbt command against this stack).
 
 dbt runs as a child process (the venv's ``dbt``) so its logs stream to the terminal and a dbt crash
 cannot take the caller down; the ClickHouse address reaches it through the environment only.
@@ -154,6 +155,28 @@ def _dbt_step(
     summary.dbt_seconds = time.perf_counter() - started
     if summary.ok and plan.covers_all_changes:
         refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)
+
+
+# dbt commands that write to the warehouse (``run-operation`` and ``retry`` may: a macro, the last
+# command again). The others (compile, show, test, ls, docs ...) only read.
+WRITING_DBT_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "clone", "run-operation", "retry"})
+DBT_COMMANDS = WRITING_DBT_COMMANDS | {
+    "clean", "compile", "debug", "deps", "docs", "init", "list", "ls", "parse", "show", "source", "test",
+}  # fmt: skip
+
+
+def dbt_command(arguments: Sequence[str], log: Callable[[str], None] = print) -> int:
+    """``funnelhouse dbt ARGS``: any dbt command with this stack's environment (profile, ClickHouse
+    address, target and log paths), its exit code returned. One that writes holds the writer lock and
+    reads up to the committed watermarks, as a build does; it moves no refresh mark (only a build of
+    every change does), so the next ``funnelhouse build`` still carries every change."""
+    command = next((argument for argument in arguments if argument in DBT_COMMANDS), None)
+    if command not in WRITING_DBT_COMMANDS:
+        return run_dbt(arguments, log=log)
+    with writers.for_command(log, command=f"funnelhouse dbt {command}"):
+        client = clickhouse_client()
+        env = {**dbt_env(), **refresh_state.watermark_environment(client, schema.raw_database())}
+        return run_dbt(arguments, log=log, env=env)
 
 
 def source_freshness(log: Callable[[str], None] = print) -> FreshnessReport:

@@ -19,7 +19,8 @@ that dies loses its session and with it the lock. A writer that finds the lock t
 who holds it, for up to ``FUNNELHOUSE_WAREHOUSE_LOCK_WAIT`` seconds (default one hour), then fails
 with :class:`WarehouseBusy` (a Dagster step then retries).
 
-A bare ``dbt run`` takes no lock: it is the analyst's own tool, meant for their own schemas.
+``funnelhouse dbt run|build|...`` (any dbt command that writes) holds it too. A bare ``dbt run``
+takes none: it is the analyst's own tool, meant for their own schemas.
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ def lock_name(raw_database: str) -> str:
     return f"funnelhouse warehouse {raw_database}"
 
 
-def for_command(log: Callable[[str], None] = print) -> contextlib.AbstractContextManager:
-    """The lock of the configured warehouse for this process (``funnelhouse build``)."""
-    holder = f"funnelhouse build pid {os.getpid()}@{socket.gethostname()}"
+def for_command(
+    log: Callable[[str], None] = print, command: str = "funnelhouse build"
+) -> contextlib.AbstractContextManager:
+    """The lock of the configured warehouse for this process (``command``, as waiters see it named)."""
+    holder = f"{command} pid {os.getpid()}@{socket.gethostname()}"
     return exclusive(environment.pg_dsn(), lock_name(schema.raw_database()), holder=holder, log=log)
 
 
