@@ -41,6 +41,7 @@ SESSIONS_PER_DAY = 0.32  # at Awareness; each stage reached adds SESSIONS_PER_ST
 SESSIONS_PER_STAGE = 0.04
 MEAN_SESSION_MESSAGES = 5.5
 SCRIPT_SHARE = 0.15  # outbound messages that use a script
+SCRIPT_BASE_QUALITIES = (8, 6, 9, 7)  # see _script_quality
 CONTACT_SHARE = 0.012  # ToFu-phase messages that share contact details
 EVENT_SHARE = 0.35  # analysed messages that get an event row
 NEVER = np.iinfo(np.int64).max // 4
@@ -82,7 +83,8 @@ class MessagePool:
                 ])
                 self.scripted[lang, direction, phase] = np.array([
                     add(_analysed(s.content_en if lang == vocab.LANG_EN else s.content_cn, "positive",
-                                  s.content_cn.endswith("?"), [], 8, script=i, event=EVENT_TYPES.index(s.event_type)))
+                                  s.content_cn.endswith("?"), [], _script_quality(i), script=i,
+                                  event=EVENT_TYPES.index(s.event_type)))
                     for i, s in enumerate(scripts) if s.phase == phase and direction == phrases.OUTBOUND
                 ], dtype=np.int64)
             templates = phrases.CONTACT_EN if lang == vocab.LANG_EN else phrases.CONTACT_ZH
@@ -105,6 +107,13 @@ class MessagePool:
         self.keywords_json = pa.array([json_text(e.keywords) if e.keywords else None for e in entries], pa.string())
         self.signals_json = pa.array([json_text(e.signals) if e.signals else None for e in entries], pa.string())
         self.risk_json = pa.array([json_text(e.risk) if e.risk else None for e in entries], pa.string())
+
+
+def _script_quality(index: int) -> int:
+    """Base quality of the messages of script ``index`` (each message varies by one either way): some
+    scripts work better than others, so the share of quality conversations per script (>= 7) spreads
+    from about a third to all, as a script-performance mart should show."""
+    return SCRIPT_BASE_QUALITIES[index % len(SCRIPT_BASE_QUALITIES)]
 
 
 def _analysed(text: str, sentiment: str, asks_back: bool, signals: list[str], quality: int, script: int = -1,
