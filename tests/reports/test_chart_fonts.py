@@ -15,11 +15,12 @@ from ingestion.reports import charts
 
 @pytest.fixture
 def font_list_cached_before_the_cjk_fonts_were_installed(monkeypatch):
-    """matplotlib's font list as a cache from before the install: every CJK family missing."""
+    """matplotlib's font list as a cache from before the install: no entry of any file holding a CJK
+    family (a .ttc collection has many: Noto Sans CJK SC, ... Noto Sans Mono CJK HK)."""
     charts.cjk_font.cache_clear()
-    stale = [
-        entry for entry in font_manager.fontManager.ttflist if entry.name not in charts.CJK_FONT_FAMILIES
-    ]
+    entries = font_manager.fontManager.ttflist
+    installed_later = {entry.fname for entry in entries if entry.name in charts.CJK_FONT_FAMILIES}
+    stale = [entry for entry in entries if entry.fname not in installed_later]
     monkeypatch.setattr(font_manager.fontManager, "ttflist", stale)
     yield
     charts.cjk_font.cache_clear()
