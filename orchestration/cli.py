@@ -8,7 +8,7 @@ import pkgutil
 
 import typer
 
-from orchestration import commands
+from orchestration import commands, environment
 
 app = typer.Typer(
     name="funnelhouse",
@@ -21,5 +21,15 @@ for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m:
     importlib.import_module(f"{commands.__name__}.{module_info.name}").register(app)
 
 
+def main() -> None:
+    """The console script: a service that is neither configured nor running is one line saying what
+    to do (``funnelhouse up``), whichever command needed it, not a traceback."""
+    try:
+        app()
+    except environment.ServiceNotRunning as missing:
+        typer.echo(f"Error: {missing}", err=True)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -30,10 +30,14 @@ def dbt_target_dir() -> Path:
     return target if target.is_absolute() else _REPO_ROOT / target
 
 
+class ServiceNotRunning(RuntimeError):
+    """A service has no configured address and no embedded one is running: the message says what to do."""
+
+
 def _embedded(service: str) -> dict:
     services = state.read_services()
     if service not in services:
-        raise RuntimeError(
+        raise ServiceNotRunning(
             f"no {service} address configured and no embedded {service} running in {state.home()}: "
             "run `funnelhouse up` (or set the FUNNELHOUSE_* variable for a real server, see README)"
         )
