@@ -43,9 +43,9 @@
 
 {#- The start of the last successful build of the models of a marts schema (`mark_key`: its name; the
     KPI mart's own: `<marts schema>.mart_kpi_employee_daily`), as a SQL DateTime64, or none when no
-    build was recorded. funnelhouse build and Dagster record it in <raw>._model_refreshes (orchestration/defs/warehouse/refresh_state.py) as naive UTC; it is read
-    back as text and re-read as UTC, so a server in another time zone compares it correctly with
-    _replicated_at. -#}
+    build was recorded. funnelhouse build and Dagster record it in <raw>._model_refreshes
+    (orchestration/defs/warehouse/refresh_state.py) as naive UTC; it is read back as text and re-read
+    as UTC, so a server in another time zone compares it correctly with _replicated_at. -#}
 {% macro last_refresh_mark(mark_key) -%}
     {%- set raw_schema = source('crm', 'employees').schema -%}
     {%- set found = run_query(

@@ -80,21 +80,19 @@ def check_complete(client, period: Period) -> dt.datetime:
     would state a day's or week's totals without its last hours, and nothing would ever correct
     the mail."""
     refreshed, of_what = refresh_state.reports_refresh(client, schema.raw_database(), marts_database())
-    # what lags: every model, or the KPI mart alone (its Dagster job failed or has not run since)
-    subject, verb, pronoun = (
-        ("the marts", "were", "them") if of_what == "the marts" else (of_what, "was", "it")
-    )
+    # What lags: every model, or the KPI mart alone (its Dagster job failed or has not run since).
+    subject = "the marts were" if of_what == "the marts" else f"{of_what} was"
     ended = period_end(period)
     if refreshed is None:
         raise Incomplete(
-            f"{subject} ({marts_database()}) {'have' if verb == 'were' else 'has'} no recorded refresh: "
-            "run `funnelhouse build` or the warehouse Dagster jobs first"
+            f"no refresh of {of_what} ({marts_database()}) is recorded: run `funnelhouse build` "
+            "or the warehouse Dagster jobs first"
         )
     if refreshed < ended:
         raise Incomplete(
-            f"{subject} {verb} last refreshed at {refreshed:%Y-%m-%d %H:%M} UTC, before {period.key} "
+            f"{subject} last refreshed at {refreshed:%Y-%m-%d %H:%M} UTC, before {period.key} "
             f"ended ({ended:%Y-%m-%d %H:%M} UTC): activity after that is not in its report. The "
-            f"hourly refresh brings {pronoun} up to date"
+            "hourly refresh catches up"
         )
     return refreshed
 
