@@ -71,3 +71,25 @@ def _print_status() -> None:
     console.print(f"passwords of the embedded services: {state.home() / 'secrets'} (never printed)")
     if os.environ.get("FUNNELHOUSE_PG_DSN"):
         console.print("PostgreSQL from FUNNELHOUSE_PG_DSN (not embedded)")
+    _print_refresh_marks()
+
+
+def _print_refresh_marks() -> None:
+    """How far the marts are built: what a scheduled report waits for (every model's mark and the
+    KPI mart's, past its period's end). Nothing when ClickHouse is not there to ask."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from ingestion.replication import schema
+    from ingestion.replication.connections import clickhouse_client
+    from orchestration.defs.warehouse import refresh_state
+    from orchestration.defs.warehouse.build import marts_schema
+
+    try:
+        models, kpi = refresh_state.recorded_marks(clickhouse_client(), schema.raw_database(), marts_schema())
+    except (environment.ServiceNotRunning, ClickHouseError, OSError):
+        return
+    if models is None:
+        console.print("marts: no build recorded yet (`funnelhouse build`)")
+        return
+    kpi_text = f"KPI mart through {kpi:%Y-%m-%d %H:%M} UTC" if kpi else "KPI mart: no build recorded yet"
+    console.print(f"marts: refreshed through {models:%Y-%m-%d %H:%M} UTC; {kpi_text}", highlight=False)

@@ -76,6 +76,24 @@ def reports_refresh(client, raw_database: str, marts_schema: str) -> tuple[dt.da
     return kpi, KPI_MART
 
 
+def recorded_marks(
+    client, raw_database: str, marts_schema: str
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """(the models' mark, the KPI mart's mark), reading only (``funnelhouse status``): None for a mark
+    never recorded, both before the first build."""
+    if not int(client.command(f"exists table `{raw_database}`.{REFRESH_TABLE}")):
+        return None, None
+    keys = [marts_schema, kpi_mark_key(marts_schema)]
+    rows = dict(
+        client.query(
+            f"select marts_schema, refreshed_through from `{raw_database}`.{REFRESH_TABLE} final "
+            "where marts_schema in {keys:Array(String)}",
+            parameters={"keys": keys},
+        ).result_rows
+    )
+    return rows.get(keys[0]), rows.get(keys[1])
+
+
 def tables_changed_since_refresh(
     client, raw_database: str, marts_schema: str, *, kpi_mart: bool = False
 ) -> list[str] | None:
