@@ -10,8 +10,8 @@ One run, in a throwaway stack (its own embedded PostgreSQL and local ClickHouse 
 3. 1% new rows stamped over the whole year, then an incremental build (replication + ``dbt run`` of
    the models downstream of the changed raw tables, no tests), as a share of the full build (goal
    <= 10%); the same again with 1% new rows all within the last day, as the hourly refresh meets
-   them (the incremental models then rebuild only the current month); then a build with no new
-   rows (replication only, dbt skipped) and ``dbt source freshness``, which ``funnelhouse build`` runs
+   them (the incremental facts and KPI months then touch only the recent months); then a build with
+   no new rows (replication only, dbt skipped) and ``dbt source freshness``, which ``funnelhouse build`` runs
    after either build as a report and is timed on its own;
 4. ten typical dashboard queries on the marts, 20 runs each: p50/p95 (goal p95 < 100 ms).
 

@@ -51,8 +51,6 @@ CUSTOMER_OVERVIEW = {
     "status": "customer_status",
     "first_deposit_day": "first_deposit_date",
 }
-# Every mart a report reads (the dbt exposure `kpi_reports` lists the same).
-MARTS_READ = (KPI_DAILY_TABLE, EMPLOYEE_PERFORMANCE_TABLE, CUSTOMER_OVERVIEW_TABLE)
 # A customer in these stages has arrived; staying there is the goal, not a stall.
 SETTLED_STAGES = ("Loyal", "Advocate")
 # Result aliases are prefixed ``out_``: ClickHouse lets an alias shadow a column in WHERE, so an alias
