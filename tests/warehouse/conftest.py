@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ingestion.replication.replicate import replicate_tables, utc_now
 from orchestration.defs.warehouse import refresh_state
 
 # Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
-from orchestration.defs.warehouse.build import marts_schema, run_dbt
+from orchestration.defs.warehouse.build import PARTIAL_PARSE, marts_schema, run_dbt
 from tests.fixtures.postgres import new_database
 
 FIXTURE_SQL = Path(__file__).with_name("fixture_crm.sql")
@@ -62,6 +63,22 @@ def isolated_names() -> tuple[str, str]:
     return f"raw_t{suffix}", f"t{suffix}_"
 
 
+# The raw database and dbt schema prefix of every function-scoped test of this process, emptied
+# before each. The same names each time let dbt's partial parse carry over from one test to the next:
+# a new prefix (read by generate_schema_name) or raw database (read by the sources) forces a full
+# re-parse of the project, ~6 s per test. Tests run one at a time, so no two meet.
+REUSED_RAW_DATABASE, REUSED_SCHEMA_PREFIX = isolated_names()
+
+
+def drop_databases(client, raw_database: str, schema_prefix: str) -> None:
+    databases = client.query(
+        "select name from system.databases where name = {raw:String} or startsWith(name, {prefix:String})",
+        parameters={"raw": raw_database, "prefix": schema_prefix},
+    ).result_rows
+    for (database,) in databases:
+        client.command(f"drop database if exists `{database}`")
+
+
 def clickhouse_environment(server: dict) -> dict[str, str]:
     return {
         "FUNNELHOUSE_CLICKHOUSE_URL": f"http://{server['host']}:{server['port']}",
@@ -73,11 +90,36 @@ def clickhouse_environment(server: dict) -> dict[str, str]:
 
 @pytest.fixture
 def clickhouse_env(clickhouse_server, monkeypatch):  # noqa: F811
-    for name, value in clickhouse_environment(clickhouse_server).items():
+    """An empty raw database and empty dbt schemas (REUSED_*); returns the raw database's name."""
+    for name, value in {
+        **clickhouse_environment(clickhouse_server),
+        "FUNNELHOUSE_RAW_DATABASE": REUSED_RAW_DATABASE,
+        "FUNNELHOUSE_SCHEMA_PREFIX": REUSED_SCHEMA_PREFIX,
+    }.items():
         monkeypatch.setenv(name, value)
-    raw_database, _ = isolated_names()
-    monkeypatch.setenv("FUNNELHOUSE_RAW_DATABASE", raw_database)
-    return raw_database
+    drop_databases(clickhouse_client(), REUSED_RAW_DATABASE, REUSED_SCHEMA_PREFIX)
+    return REUSED_RAW_DATABASE
+
+
+@pytest.fixture(scope="session")
+def dbt_parse_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dbt-parse-cache")
+
+
+@pytest.fixture
+def dbt_dirs(tmp_path, monkeypatch, dbt_parse_cache) -> Path:
+    """The test's own dbt target and log directories (the developer's dbt_project/target is left
+    alone), the target seeded with the partial parse the previous test left; returns the target."""
+    target = tmp_path / "target"
+    target.mkdir()
+    monkeypatch.setenv("DBT_TARGET_PATH", str(target))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    if (dbt_parse_cache / PARTIAL_PARSE).exists():
+        shutil.copy(dbt_parse_cache / PARTIAL_PARSE, target / PARTIAL_PARSE)
+    yield target
+    # dbt itself decides whether it is still valid (files, vars, profile, env vars all checked).
+    if (target / PARTIAL_PARSE).exists():
+        shutil.copy(target / PARTIAL_PARSE, dbt_parse_cache / PARTIAL_PARSE)
 
 
 def load_fixture(dsn: str) -> None:
@@ -108,16 +150,9 @@ def warehouse(pg_server, clickhouse_server, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture
-def built_warehouse(pg_dsn, clickhouse_env, monkeypatch, tmp_path) -> Path:
+def built_warehouse(pg_dsn, clickhouse_env, dbt_dirs) -> Path:
     """The hand-made CRM replicated and every model built; returns dbt's target directory."""
     load_fixture(pg_dsn)
-    _, prefix = isolated_names()
-    for name, value in {
-        "FUNNELHOUSE_SCHEMA_PREFIX": prefix,
-        "DBT_TARGET_PATH": str(tmp_path / "target"),
-        "DBT_LOG_PATH": str(tmp_path / "logs"),
-    }.items():
-        monkeypatch.setenv(name, value)
     replicate_tables(pg_dsn)
     # A first `funnelhouse build` would be a complete `dbt build` with every test (test_dbt_build
     # covers that); `dbt run` plus the refresh mark it would leave is enough here and much faster.
@@ -125,4 +160,4 @@ def built_warehouse(pg_dsn, clickhouse_env, monkeypatch, tmp_path) -> Path:
     output: list[str] = []
     assert run_dbt(["run"], log=output.append) == 0, "\n".join(output[-40:])
     refresh_state.record_refresh(clickhouse_client(), clickhouse_env, marts_schema(), started_at)
-    return tmp_path / "target"
+    return dbt_dirs

@@ -7,9 +7,7 @@ from typer.testing import CliRunner
 from orchestration.cli import app
 
 
-def test_a_selection_matching_nothing_fails_the_build(pg_dsn, clickhouse_env, monkeypatch, tmp_path):
-    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
-    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+def test_a_selection_matching_nothing_fails_the_build(pg_dsn, clickhouse_env, dbt_dirs):
     result = CliRunner().invoke(
         app, ["build", "--select", "no_such_model", "--skip-replication", "--no-freshness"]
     )

@@ -131,7 +131,7 @@ def test_a_build_does_not_start_while_another_writer_runs(pg_dsn, clickhouse_env
 
 
 def test_funnelhouse_dbt_waits_for_the_other_writers_only_when_it_writes(
-    pg_dsn, clickhouse_env, monkeypatch, tmp_path
+    pg_dsn, clickhouse_env, dbt_dirs, monkeypatch
 ):
     """`funnelhouse dbt run` is a writer like a build: with the warehouse busy it says who holds it and
     exits 1 without starting dbt. A command that only reads (`ls`) runs all the same."""
@@ -140,8 +140,6 @@ def test_funnelhouse_dbt_waits_for_the_other_writers_only_when_it_writes(
     from orchestration.cli import app
 
     monkeypatch.setenv("FUNNELHOUSE_WAREHOUSE_LOCK_WAIT", "0.5")
-    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
-    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
     release, first = _holding(pg_dsn, writers.lock_name(clickhouse_env), holder="a Dagster step")
     try:
         busy = CliRunner().invoke(app, ["dbt", "run", "--select", "int_dates__spine"])
