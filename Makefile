@@ -26,13 +26,13 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 venv: $(BIN)/.installed
 
 # The dbt manifest Dagster builds its dbt assets from; parsing needs no server. Parsed again only when
-# the project changed: otherwise the parse the last build left (made with the stack's profile, which
-# this one lacks) stays for the next build, which would parse the whole project again after this one.
+# the project changed: otherwise the parse the last build left stays for the next build to reuse.
 DBT_PROJECT_FILES := dbt_project.yml $(shell find dbt_project -type f -not -path 'dbt_project/target/*' \
 	-not -path 'dbt_project/logs/*' -not -path 'dbt_project/dbt_packages/*' -not -name .user.yml)
+# The target as builds name it (dbt_environment.dbt_target): dbt re-parses when it changes.
 manifest: dbt_project/target/manifest.json
 dbt_project/target/manifest.json: $(BIN)/.installed $(DBT_PROJECT_FILES)
-	DBT_PROFILES_DIR=dbt_project $(BIN)/dbt parse --quiet
+	DBT_PROFILES_DIR=dbt_project DBT_TARGET=$(or $(DBT_TARGET),$(FUNNELHOUSE_ENV),local) $(BIN)/dbt parse --quiet
 	touch $@
 
 demo: venv system-packages manifest
