@@ -1,8 +1,10 @@
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -150,3 +152,34 @@ def test_a_tag_too_long_to_index_does_not_block_the_sync(pg_dsn, search_client, 
         report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
         assert report.indexed == 1 and not sync.pending(pg_dsn, search_alias, lag=NO_LAG)
         assert row_id in indexed_sources(search_client, search_alias)
+
+
+def test_writes_the_engine_refuses_as_overloaded_wait_and_arrive_once(
+    pg_dsn, search_client, search_alias, caplog
+):
+    """A real 429 from the engine: the flood-stage disk block (set by the engine itself when a disk
+    fills up) refuses every write with TOO_MANY_REQUESTS. The sync backs off and sends again; once
+    the block is lifted (disk freed) every change arrives, once, and the cursor moves only then."""
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        ids = seed_samples(conn, people)
+        indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        added = insert_conversation(conn, people, "磁盘满了也不能丢消息")
+
+    def flood_stage_block(on: bool | None) -> None:
+        search_client.put_settings(search_alias, {"blocks.read_only_allow_delete": on})
+
+    flood_stage_block(True)
+    lifted = threading.Timer(1.5, flood_stage_block, args=(None,))
+    lifted.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="ingestion.search.client"):
+            report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    finally:
+        lifted.cancel()
+        lifted.join()
+        flood_stage_block(None)
+    assert "rejected with 429" in caplog.text  # it was refused, and waited
+    assert (report.indexed, report.deleted) == (1, 0)
+    assert set(indexed_sources(search_client, search_alias)) == set(ids) | {added}
+    assert not sync.pending(pg_dsn, search_alias, lag=NO_LAG)
