@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingestion.generate import DEFAULT_DAYS, DEFAULT_END_DATE, Manifest, generate
+from orchestration.console import make_console
 
-console = Console()
+console = make_console()
 _DEFAULT_END = datetime.combine(DEFAULT_END_DATE, datetime.min.time())
 
 

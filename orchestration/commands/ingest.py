@@ -23,7 +23,6 @@ import os
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -33,9 +32,10 @@ from ingestion.load.loader import FileResult, describe_reasons
 from ingestion.load.pipeline import Observer, ingest
 from ingestion.load.readers import CHUNK_BYTES
 from orchestration import environment
+from orchestration.console import make_console
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 _STATUS_STYLE = {"loaded": "green", "duplicate": "cyan", "failed": "red"}
 
 

@@ -6,10 +6,11 @@ from datetime import date
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from orchestration.console import make_console
+
+console = make_console()
 
 
 def _parse_day(value: str | None) -> date | None:

@@ -16,7 +16,6 @@ from typing import Annotated, NoReturn
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ingestion.contracts import CONTRACTS
@@ -31,8 +30,9 @@ from ingestion.search.query import (
 )
 from ingestion.search.rebuild import RebuildReport
 from orchestration import environment
+from orchestration.console import make_console
 
-console = Console()
+console = make_console()
 
 
 def _allowed(column: str) -> type[StrEnum]:

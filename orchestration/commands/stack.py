@@ -7,15 +7,15 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from devstack import stack, state
 from devstack.search.launcher import FLAVOURS, START_ERRORS
 from ingestion.schema import migrate as schema_migrate
 from orchestration import environment
+from orchestration.console import make_console
 
-console = Console()
+console = make_console()
 
 # The engines the launcher knows, and "none": typer validates the choice and lists it in --help.
 SearchChoice = StrEnum("SearchChoice", {name: name for name in (*FLAVOURS, "none")})

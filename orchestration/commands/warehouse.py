@@ -7,10 +7,11 @@ import contextlib
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from orchestration.console import make_console
+
+console = make_console()
 _PREVIEW_COLUMNS = 8
 
 
