@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from orchestration.console import make_console
 
@@ -119,7 +119,15 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc), param_hint="'--date'") from None
         except (RecipientError, runner.NoRecipients) as exc:
             raise _fail(str(exc)) from None
-        table = Table("recipient", "scope", "lang", "status", "attempts", "error")
+        # In a narrow terminal an address or error folds onto the next line rather than losing its end.
+        table = Table(
+            Column("recipient", overflow="fold"),
+            "scope",
+            "lang",
+            "status",
+            "attempts",
+            Column("error", overflow="fold"),
+        )
         for outcome in summary.outcomes:
             table.add_row(
                 outcome.recipient.email,
