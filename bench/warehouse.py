@@ -259,7 +259,7 @@ def main() -> None:
         launcher.start(home)
         from ingestion.replication.connections import clickhouse_client
         from orchestration import environment
-        from orchestration.defs.warehouse.build import build
+        from orchestration.defs.warehouse.build import build, run_dbt
 
         dsn = environment.pg_dsn()
         migrate.apply(dsn, log=lambda *_: None)
@@ -344,6 +344,21 @@ def main() -> None:
         assert unchanged.ok and unchanged.dbt_plan.skip, "\n".join(log[-40:])
         results["unchanged_build"] = _incremental_figures(unchanged)
         results["source_freshness_seconds"] = round(unchanged.freshness_seconds, 1)
+        # The least a dbt process costs here: a `dbt run` that selects nothing (start-up, partial
+        # parse, manifest; no model, no connection). With the unchanged build's replication, the floor
+        # of any incremental build that runs dbt as a process, as a share of the full build.
+        print("dbt run selecting nothing ...", flush=True)
+        floor_log: list[str] = []
+        started = time.perf_counter()
+        assert run_dbt(["run", "--select", "tag:selects_nothing"], log=floor_log.append) == 0, "\n".join(
+            floor_log
+        )
+        results["dbt_invocation_floor_seconds"] = round(time.perf_counter() - started, 1)
+        results["incremental_floor_vs_full_share"] = round(
+            (unchanged.replication_seconds + results["dbt_invocation_floor_seconds"])
+            / results["full_build"]["total_seconds"],
+            3,
+        )
 
         print("dashboard queries ...", flush=True)
         client = clickhouse_client()
@@ -399,6 +414,9 @@ def _markdown(results: dict) -> str:
         f"| build with no new rows (replication only, dbt skipped) | {unchanged['total_seconds']} s | |",
         f"| `dbt source freshness` (reported after each `funnelhouse build`, timed apart) | "
         f"{results['source_freshness_seconds']} s | |",
+        f"| floor of an incremental build with dbt as a process: the no-change build's replication + a `dbt run` "
+        f"selecting nothing ({results['dbt_invocation_floor_seconds']} s) | "
+        f"{100 * results['incremental_floor_vs_full_share']:.1f} % of full | |",
         f"| dashboard queries p50 / p95 (10 queries x 20 runs) | {dash['p50']} ms / {dash['p95']} ms | p95 < 100 ms |",
         "",
         f"Incremental dbt command: `dbt {incremental['dbt_command']}`.",
