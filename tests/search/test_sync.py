@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -154,12 +153,25 @@ def test_a_tag_too_long_to_index_does_not_block_the_sync(pg_dsn, search_client, 
         assert row_id in indexed_sources(search_client, search_alias)
 
 
-def test_writes_the_engine_refuses_as_overloaded_wait_and_arrive_once(
-    pg_dsn, search_client, search_alias, caplog
-):
+class _LiftAfterRefusals(logging.Handler):
+    """Calls ``lift`` when the search client has logged its ``times``-th back-off after a 429."""
+
+    def __init__(self, lift, times: int):
+        super().__init__(logging.WARNING)
+        self.lift, self.times, self.refusals = lift, times, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "rejected with 429" in record.getMessage():
+            self.refusals += 1
+            if self.refusals == self.times:
+                self.lift()
+
+
+def test_writes_the_engine_refuses_as_overloaded_wait_and_arrive_once(pg_dsn, search_client, search_alias):
     """A real 429 from the engine: the flood-stage disk block (set by the engine itself when a disk
     fills up) refuses every write with TOO_MANY_REQUESTS. The sync backs off and sends again; once
-    the block is lifted (disk freed) every change arrives, once, and the cursor moves only then."""
+    the block is lifted (disk freed; here after its second back-off) every change arrives, once, and
+    the cursor moves only then."""
     with psycopg.connect(pg_dsn) as conn:
         people = seed_people(conn)
         ids = seed_samples(conn, people)
@@ -169,17 +181,19 @@ def test_writes_the_engine_refuses_as_overloaded_wait_and_arrive_once(
     def flood_stage_block(on: bool | None) -> None:
         search_client.put_settings(search_alias, {"blocks.read_only_allow_delete": on})
 
+    client_log = logging.getLogger("ingestion.search.client")
+    lifter = _LiftAfterRefusals(lambda: flood_stage_block(None), times=2)
+    level = client_log.level
     flood_stage_block(True)
-    lifted = threading.Timer(1.5, flood_stage_block, args=(None,))
-    lifted.start()
+    client_log.addHandler(lifter)
+    client_log.setLevel(logging.WARNING)  # whatever the root logger's level
     try:
-        with caplog.at_level(logging.WARNING, logger="ingestion.search.client"):
-            report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
     finally:
-        lifted.cancel()
-        lifted.join()
+        client_log.setLevel(level)
+        client_log.removeHandler(lifter)
         flood_stage_block(None)
-    assert "rejected with 429" in caplog.text  # it was refused, and waited
+    assert lifter.refusals == 2  # refused twice, waited each time, then let through
     assert (report.indexed, report.deleted) == (1, 0)
     assert set(indexed_sources(search_client, search_alias)) == set(ids) | {added}
     assert not sync.pending(pg_dsn, search_alias, lag=NO_LAG)
