@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.clickhouse"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.clickhouse", "tests.fixtures.warehouse"]

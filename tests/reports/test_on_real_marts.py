@@ -17,9 +17,8 @@ from ingestion.reports.recipients import from_employees
 from tests.reports.conftest import messages_to
 from tests.reports.report_html import by_metric
 from tests.reports.test_numbers_reconcile import as_decimal, mart_headline
-from tests.warehouse.conftest import warehouse  # noqa: F401
 
-# Builds the warehouse (replication + dbt build, ~70 s) unless tests/warehouse already did in this session.
+# The session's shared warehouse (tests/fixtures/warehouse.py): built here if no test before needed it.
 pytestmark = pytest.mark.slow
 
 

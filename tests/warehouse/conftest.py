@@ -1,17 +1,13 @@
-"""One warehouse built once per session on the hand-made CRM (fixture_crm.sql): its own PostgreSQL
-database, raw database and dbt schemas on the session's local ClickHouse server, so it never meets
-another test's data. Building it (replication + dbt build) is the expensive part; every test in
-this directory that only reads marts shares it."""
+"""Warehouse test fixtures: an emptied raw database and dbt schemas per test (``clickhouse_env``),
+dbt directories that carry the partial parse from test to test (``dbt_dirs``), the hand-made CRM
+replicated with every model built (``built_warehouse``). The session's shared warehouse, for tests
+that only read marts, is ``warehouse`` in tests/fixtures/warehouse.py."""
 
 from __future__ import annotations
 
-import itertools
-import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from ingestion.replication.connections import clickhouse_client
@@ -20,27 +16,14 @@ from orchestration.defs.warehouse import refresh_state
 
 # Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
 from orchestration.defs.warehouse.build import PARTIAL_PARSE, marts_schema, run_dbt
-from tests.fixtures.postgres import new_database
+from tests.fixtures.warehouse import (
+    clickhouse_environment,
+    isolated_names,
+    load_fixture,
+)
 
-FIXTURE_SQL = Path(__file__).with_name("fixture_crm.sql")
 # A day of an older month: neither the KPI mart's first month nor yesterday's or today's.
 LATE_DAY_SQL = "date_trunc('day', now()) - interval '65 days' + interval '12 hours'"
-_isolation_counter = itertools.count()
-
-
-@dataclass
-class Warehouse:
-    pg_dsn: str
-    raw_database: str
-    schema_prefix: str
-    dbt_exit_code: int
-    dbt_output: str
-
-    def schema(self, name: str) -> str:
-        return f"{self.schema_prefix}{name}"
-
-    def client(self):
-        return clickhouse_client()
 
 
 def quality_conversations_on_the_late_day(client, core: str) -> tuple[int, int]:
@@ -57,12 +40,6 @@ def quality_conversations_on_the_late_day(client, core: str) -> tuple[int, int]:
     return in_mart, in_facts
 
 
-def isolated_names() -> tuple[str, str]:
-    """A raw database and a dbt schema prefix nobody else on the server uses."""
-    suffix = f"{os.getpid()}_{next(_isolation_counter)}"
-    return f"raw_t{suffix}", f"t{suffix}_"
-
-
 # The raw database and dbt schema prefix of every function-scoped test of this process, emptied
 # before each. The same names each time let dbt's partial parse carry over from one test to the next:
 # a new prefix (read by generate_schema_name) or raw database (read by the sources) forces a full
@@ -77,15 +54,6 @@ def drop_databases(client, raw_database: str, schema_prefix: str) -> None:
     ).result_rows
     for (database,) in databases:
         client.command(f"drop database if exists `{database}`")
-
-
-def clickhouse_environment(server: dict) -> dict[str, str]:
-    return {
-        "FUNNELHOUSE_CLICKHOUSE_URL": f"http://{server['host']}:{server['port']}",
-        "FUNNELHOUSE_CLICKHOUSE_USER": server["user"],
-        "FUNNELHOUSE_CLICKHOUSE_PASSWORD": server["password"],
-        "DBT_TARGET": "ci",
-    }
 
 
 @pytest.fixture
@@ -120,33 +88,6 @@ def dbt_dirs(tmp_path, monkeypatch, dbt_parse_cache) -> Path:
     # dbt itself decides whether it is still valid (files, vars, profile, env vars all checked).
     if (target / PARTIAL_PARSE).exists():
         shutil.copy(target / PARTIAL_PARSE, dbt_parse_cache / PARTIAL_PARSE)
-
-
-def load_fixture(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(FIXTURE_SQL.read_text())
-
-
-@pytest.fixture(scope="session")
-def warehouse(pg_server, clickhouse_server, tmp_path_factory):  # noqa: F811
-    dsn = new_database(pg_server, name=f"warehouse_{os.getpid()}")
-    load_fixture(dsn)
-    raw_database, prefix = isolated_names()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            **clickhouse_environment(clickhouse_server),
-            "FUNNELHOUSE_PG_DSN": dsn,
-            "FUNNELHOUSE_RAW_DATABASE": raw_database,
-            "FUNNELHOUSE_SCHEMA_PREFIX": prefix,
-            # Keep the developer's dbt_project/target (manifest, logs) untouched.
-            "DBT_TARGET_PATH": str(tmp_path_factory.mktemp("dbt-target")),
-            "DBT_LOG_PATH": str(tmp_path_factory.mktemp("dbt-logs")),
-        }.items():
-            patch.setenv(name, value)
-        replicate_tables(dsn)
-        output: list[str] = []
-        exit_code = run_dbt(["build"], log=output.append)
-        yield Warehouse(dsn, raw_database, prefix, exit_code, "\n".join(output))
 
 
 @pytest.fixture
