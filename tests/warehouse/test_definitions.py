@@ -91,7 +91,7 @@ def test_code_location_loads_without_a_manifest(tmp_path):
 
 
 def test_replication_asset_materializes(pg_dsn, clickhouse_env):
-    from tests.warehouse.conftest import load_fixture
+    from tests.fixtures.warehouse import load_fixture
 
     load_fixture(pg_dsn)
     customers = next(asset for asset in replication_assets if asset.key == dg.AssetKey(["raw", "customers"]))

@@ -9,7 +9,7 @@ from ingestion.replication import cursor
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import Replicator, replicate_tables
 from ingestion.replication.tables import BY_NAME
-from tests.warehouse.conftest import load_fixture
+from tests.fixtures.warehouse import load_fixture
 
 
 def _live(raw_database: str, table: str, columns: str = "count()"):

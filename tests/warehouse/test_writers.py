@@ -19,7 +19,7 @@ from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from orchestration.defs.warehouse import build as warehouse_build
 from orchestration.defs.warehouse import writers
-from tests.warehouse.conftest import load_fixture
+from tests.fixtures.warehouse import load_fixture
 
 WAREHOUSE = writers.lock_name("raw_under_test")
 OTHER_WAREHOUSE = writers.lock_name("raw_of_another_warehouse")
