@@ -6,11 +6,11 @@ and ``FINAL`` (used by the staging models) returns each live row once. ``id`` is
 because it is the only column that never changes; a changed sort key would leave the old version
 behind as a second row.
 
-Only ``conversations`` is partitioned (by month of ``sent_at``): it is the one large time series
-and ``sent_at`` is part of its PostgreSQL primary key, so it cannot change under an id.
-Other timestamps (deposited_at, created_at) may be corrected by a reload, which would move a row
-to another partition where ReplacingMergeTree no longer collapses it; those tables are small
-enough (hundreds of thousands of rows) to stay unpartitioned.
+Only ``conversations`` is partitioned (by month of ``sent_at``): it is the one large time series.
+A ``sent_at`` changed to another month puts the row's new version in another partition, where
+merges no longer collapse it with the old one; ``FINAL`` still returns one row per id, because the
+partition key is not part of the sort key, so ``FINAL`` merges across partitions. Other tables are
+small enough (hundreds of thousands of rows) to stay unpartitioned and merge fully.
 
 PII (DEVELOPERS.md, data-protection rule): contact details, birth dates, names of customers,
 employee account data and free text that may carry contact details stay in PostgreSQL. A dropped

@@ -96,6 +96,21 @@ def test_row_outside_partitions_is_kept_then_moved_into_its_new_partition(conn):
     ).fetchall() == [(conversation_id, "2031-03-15 10:00:00")]
 
 
+def test_a_conversation_moved_to_another_month_by_an_update_is_no_deletion(conn):
+    """PostgreSQL moves the row between partitions as a DELETE and an INSERT: the deletion trigger
+    fires, and must not leave a tombstone for a row that is still there."""
+    conversation_id = _insert_conversation(conn, "MSG_moved", "2025-11-20 08:00:00")
+    where = "SELECT tableoid::regclass::text FROM conversations WHERE id = %s"
+    assert conn.execute(where, (conversation_id,)).fetchone()[0] == "conversations_2025_11"
+    conn.execute("UPDATE conversations SET sent_at = '2025-12-02 08:00:00' WHERE id = %s", (conversation_id,))
+    assert conn.execute(where, (conversation_id,)).fetchone()[0] == "conversations_2025_12"
+    assert conn.execute("SELECT count(*) FROM sync_deletions").fetchone()[0] == 0
+    conn.execute("DELETE FROM conversations WHERE id = %s", (conversation_id,))
+    assert conn.execute("SELECT table_name, row_id FROM sync_deletions").fetchall() == [
+        ("conversations", conversation_id)
+    ]
+
+
 def test_event_must_reference_an_existing_conversation(conn):
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         conn.execute(

@@ -65,6 +65,36 @@ def test_deleted_row_in_a_monthly_partition_disappears(pg_dsn, clickhouse_env):
     assert remaining == {"MSG2", "MSG3", "MSG5", "MSG6"}
 
 
+def test_a_conversation_moved_to_another_month_stays_one_live_row(pg_dsn, clickhouse_env):
+    """An update of sent_at to another month moves the row to another partition, in PostgreSQL (as a
+    delete and an insert) and in raw: it is no deletion, and FINAL (which merges across partitions,
+    the key being id alone) returns its moved version once."""
+    load_fixture(pg_dsn)
+    replicate_tables(pg_dsn, ["conversations"])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "update conversations set sent_at = sent_at - interval '62 days' where source_message_id = 'MSG1'"
+        )
+        moved_to = conn.execute(
+            "select sent_at from conversations where source_message_id = 'MSG1'"
+        ).fetchone()[0]
+    moved = _by_table(replicate_tables(pg_dsn, ["conversations"]))["conversations"]
+    assert (moved.rows_copied, moved.tombstones, moved.live_rows) == (1, 0, 6)
+    assert _live(clickhouse_env, "conversations", "sent_at") and [
+        row
+        for row in _live(clickhouse_env, "conversations", "source_message_id, sent_at")
+        if row[0] == "MSG1"
+    ] == [("MSG1", moved_to)]
+    again = _by_table(replicate_tables(pg_dsn, ["conversations"]))["conversations"]
+    assert (again.rows_copied, again.tombstones, again.live_rows, again.changed) == (0, 0, 6, False)
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("delete from conversations where source_message_id = 'MSG1'")
+    deleted = _by_table(replicate_tables(pg_dsn, ["conversations"]))["conversations"]
+    assert deleted.live_rows == 5
+    assert "MSG1" not in {row[0] for row in _live(clickhouse_env, "conversations", "source_message_id")}
+
+
 def test_snapshot_tables_follow_deletes_without_tombstones(pg_dsn, clickhouse_env):
     load_fixture(pg_dsn)
     replicate_tables(pg_dsn, ["tags"])
