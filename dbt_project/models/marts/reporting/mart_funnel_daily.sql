@@ -1,5 +1,5 @@
--- Stage entries by day, source channel, department and stage. "Converted" means the customer
--- later moved on to a further stage (stage order greater than this one's).
+-- Stage entries by day, source channel, department and stage. "Converted" means a later transition
+-- of the customer reached a further stage (stage order greater than this one's).
 with transitions as (
     select * from {{ ref('fct_stage_transitions') }}
 ),
@@ -12,10 +12,17 @@ employees as (
     select * from {{ ref('dim_employees') }}
 ),
 
-reached as (
-    select customer_id, max(stage_order) as highest_stage_order
+-- The furthest stage of the customer's transitions after this one (in the order the journey
+-- records them): a customer who steps back and then forward again to an earlier stage has not
+-- converted from the stage it left. Null when no transition followed.
+later as (
+    select
+        transition_id,
+        max(toNullable(stage_order)) over (
+            partition by customer_id order by entered_at, transition_id
+            rows between 1 following and unbounded following
+        ) as furthest_later_stage_order
     from transitions
-    group by customer_id
 ),
 
 entries as (
@@ -26,13 +33,13 @@ entries as (
         transitions.stage as stage,
         transitions.stage_order as stage_order,
         transitions.customer_id as customer_id,
-        reached.highest_stage_order > transitions.stage_order as has_converted,
+        ifNull(later.furthest_later_stage_order > transitions.stage_order, false) as has_converted,
         transitions.exited_at is not null as has_exited,
         transitions.days_in_stage as days_in_stage
     from transitions
     inner join customers on transitions.customer_id = customers.customer_id
     left join employees on customers.assigned_employee_id = employees.employee_id
-    inner join reached on transitions.customer_id = reached.customer_id
+    inner join later on transitions.transition_id = later.transition_id
 ),
 
 final as (

@@ -42,8 +42,9 @@ final as (
         toUInt64(ifNull(employee_progress.courses_in_progress, 0)) as courses_in_progress,
         toUInt64(ifNull(employee_progress.courses_failed, 0)) as courses_failed,
         toUInt64(ifNull(employee_progress.required_courses_completed, 0)) as required_courses_completed,
-        {{ safe_ratio('employee_progress.courses_completed', 'course_counts.course_count') }} as completion_rate,
-        {{ safe_ratio('employee_progress.required_courses_completed', 'course_counts.required_course_count') }}
+        -- (an employee without progress rows completed 0 of the courses: a rate of 0, not unknown)
+        {{ safe_ratio('ifNull(employee_progress.courses_completed, 0)', 'course_counts.course_count') }} as completion_rate,
+        {{ safe_ratio('ifNull(employee_progress.required_courses_completed, 0)', 'course_counts.required_course_count') }}
             as required_completion_rate,
         employee_progress.average_score as average_score,
         employee_progress.last_completed_at as last_completed_at
