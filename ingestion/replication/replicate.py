@@ -59,6 +59,11 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def _before_reload(table: RawTable) -> str:
+    """The name a raw table is kept under while its reload runs."""
+    return f"{table.name}__before_reload"
+
+
 def _timestamp_literal(value: dt.datetime) -> str:
     return f"toDateTime64('{value.isoformat(sep=' ', timespec='microseconds')}', 6)"
 
@@ -183,7 +188,7 @@ class Replicator:
             return twin.replicate(table)
         if table.incremental:
             copied = self._copy_window(table, columns, rows_start)
-            tombstones = self._tombstone(table, deletions_start)
+            tombstones = self._tombstone(table, deletions_start) + self._tombstone_vanished(table)
             changed = bool(copied or tombstones)
             # Counting live rows needs a FINAL scan (seconds on millions of conversations): an
             # unchanged table keeps the count of the run that last changed it.
@@ -219,7 +224,8 @@ class Replicator:
         """INSERT ... SELECT fills columns by position: a raw table created for another column list (a
         column added to PostgreSQL, or dropped or derived here since) would take later values into the
         wrong columns without an error, and keep what it held in a column no longer replicated (a
-        column found to hold contact details). Such a table is dropped and reloaded from scratch."""
+        column found to hold contact details). Such a table is reloaded from scratch; the old one is
+        set aside until the reload is done (``_tombstone_vanished``)."""
         existing = schema.existing_columns(self.client, self.database, table.name)
         names = [name for name, _ in pulled]
         if existing is not None and existing != names:
@@ -227,7 +233,39 @@ class Replicator:
                 f"{table.name}: columns changed (now {', '.join(sorted(set(names) - set(existing))) or '-'}, "
                 f"gone {', '.join(sorted(set(existing) - set(names))) or '-'}); reloading it from scratch"
             )
+            aside = schema.existing_columns(self.client, self.database, _before_reload(table))
+            if table.incremental and aside is None:
+                self.client.command(
+                    f"rename table {self._qualified(table.name)} to {self._qualified(_before_reload(table))}"
+                )
+            # (else a reload that did not finish set the last complete table aside already)
             self.drop(table)
+
+    def _tombstone_vanished(self, table: RawTable) -> int:
+        """After a reload: a tombstone for each live row of the table set aside that PostgreSQL no
+        longer has, then the old table goes.
+
+        The reload copies live rows only, so a row deleted since the last run would leave no trace,
+        and the incremental facts, which remove the ids that have a new raw version, would keep it.
+        The tombstone copies the columns the two tables share (the rest take their defaults), keeps
+        the old version, and is stamped now, as every row of the reload is."""
+        aside = _before_reload(table)
+        old_columns = schema.existing_columns(self.client, self.database, aside)
+        if old_columns is None:
+            return 0
+        shared = [
+            column
+            for column in schema.existing_columns(self.client, self.database, table.name) or []
+            if column in old_columns and column not in ("_is_deleted", "_replicated_at")
+        ]
+        listed = ", ".join(f"`{column}`" for column in shared)
+        summary = self.client.command(
+            f"insert into {self._qualified(table.name)} ({listed}, `_is_deleted`, `_replicated_at`) "
+            f"select {listed}, toUInt8(1), now64(3) from {self._qualified(aside)} final "
+            f"where not _is_deleted and id not in (select id from {self._qualified(table.name)})"
+        )
+        self.client.command(f"drop table if exists {self._qualified(aside)}")
+        return int(summary.written_rows)
 
     def _copy_window(self, table: RawTable, columns, start: dt.datetime) -> int:
         where = f"updated_at >= {_timestamp_literal(start)} and updated_at < {_timestamp_literal(self.bound)}"

@@ -159,6 +159,38 @@ def test_a_raw_table_of_another_column_list_is_reloaded_not_filled_by_position(p
     assert again.rows_copied == 0 and again.live_rows == 4  # and incremental again after that
 
 
+def test_a_reload_leaves_a_tombstone_for_each_row_deleted_since_the_last_run(pg_dsn, clickhouse_env):
+    """A reload (here: a column added in PostgreSQL) copies live rows only; a row deleted since the
+    last run must still arrive as a deletion, or the incremental facts, which remove only ids with a
+    new raw version, keep it."""
+    load_fixture(pg_dsn)
+    first = _by_table(replicate_tables(pg_dsn, ["deposits"]))["deposits"]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        (deleted_id,) = conn.execute(
+            "delete from deposits where id = (select min(id) from deposits) returning id"
+        ).fetchone()
+        conn.execute("alter table deposits add column channel_note text")
+    reloaded = _by_table(replicate_tables(pg_dsn, ["deposits"]))["deposits"]
+    assert (reloaded.tombstones, reloaded.live_rows) == (1, first.live_rows - 1)
+    versions = (
+        clickhouse_client()
+        .query(
+            f"select _is_deleted, _replicated_at > now64(3) - interval 1 minute "
+            f"from `{clickhouse_env}`.deposits where id = {{id:Int64}}",
+            parameters={"id": deleted_id},
+        )
+        .result_rows
+    )
+    assert versions == [(1, True)]  # a deletion, stamped with the reload (what the facts look for)
+    assert (
+        not clickhouse_client()
+        .query(f"exists table `{clickhouse_env}`.deposits__before_reload")
+        .result_rows[0][0]
+    )
+    again = _by_table(replicate_tables(pg_dsn, ["deposits"]))["deposits"]
+    assert (again.rows_copied, again.tombstones, again.changed) == (0, 0, False)
+
+
 def test_the_steps_of_one_orchestrated_run_share_its_bound(pg_dsn, clickhouse_env):
     """Dagster replicates each table in a step of its own: a customer created between the customers
     step and the funnel_tofu step must not arrive as a funnel row without its customer."""
