@@ -8,7 +8,11 @@ launches the same content at the same path twice, even across ticks before the r
 Order matters across runs: a conversations file loaded before its customers would have every row
 rejected as an unknown reference. So a file waits (no request this tick) while any file of a
 table it depends on is still pending; it is requested on a later tick, once those have loaded
-(or failed, which is recorded, so nothing waits forever on a bad file).
+(or failed, which is recorded, so nothing waits forever on a bad file). Batches of one table wait
+for each other too: two runs of one table would take turns on the table's lock in no set order, and
+an older batch loaded after a newer one would overwrite its rows. So only the first pending batch
+of a table is requested; the next one on the tick after it has loaded, as ``funnelhouse ingest``
+loads them.
 
 A run killed before its file's transaction committed leaves no ledger row, so the file stays
 pending. Once no run of that file is queued or running any more, the sensor requests it again
@@ -75,7 +79,12 @@ def crm_landing_sensor(
         waiting = pending(conn, files)
     waiting_tables = {file.table for file, _ in waiting}
     requests, held = [], []
-    for file, checksum in waiting:
+    first_pending_of_table: dict[str, str] = {}
+    for file, checksum in waiting:  # (in load order, then batch order)
+        earlier = first_pending_of_table.setdefault(file.table, file.name)
+        if earlier != file.name:
+            held.append(f"{file.name} (waits for the earlier batch {earlier})")
+            continue
         blocked = upstream(file.table) & waiting_tables
         if blocked:
             held.append(f"{file.name} (waits for {', '.join(sorted(blocked))})")
