@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 
-from ingestion.reports.recipients import Recipient
+from ingestion.reports.recipients import Recipient, check_email
 from ingestion.reports.render import RenderedReport, content_id
 
 
@@ -32,6 +32,9 @@ def attachment_name(report: RenderedReport, extension: str, stem: str = "kpi-rep
 
 
 def build_message(report: RenderedReport, recipient: Recipient, sender: str) -> EmailMessage:
+    """``report`` as ``recipient`` receives it. An address it cannot be mailed to is a RecipientError
+    saying why, rather than the UnicodeEncodeError the SMTP policy raises for a non-ASCII one."""
+    check_email(recipient.email)
     message = EmailMessage(policy=SMTP)
     message["Subject"] = report.subject
     message["From"] = formataddr(("funnelhouse", sender))

@@ -17,7 +17,7 @@ from ingestion.reports import delivery, mail, render
 from ingestion.reports.data import MartReader
 from ingestion.reports.ledger import Ledger
 from ingestion.reports.periods import Period
-from ingestion.reports.recipients import Recipient
+from ingestion.reports.recipients import Recipient, email_problem
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +101,40 @@ def produce_reports(
             report = render.render(contents[recipient.scope], recipient.language, with_pdf=with_pdf)
             summary.reports[key] = report
             if out_dir is not None:
-                sample = mail.build_message(report, recipient, sender).as_bytes()
                 summary.files[report.slug] = write_files(
-                    report, Path(out_dir) / period.key / report.slug, sample
+                    report,
+                    Path(out_dir) / period.key / report.slug,
+                    _sample_message(report, recipients, sender),
                 )
             progress(f"rendered {report.slug}")
         report = summary.reports[key]
         if smtp_settings is None:
-            summary.outcomes.append(Outcome(recipient, report.slug, "written"))
+            # Nothing is sent, but whoever the report could not be mailed to is named now, not at 09:00.
+            summary.outcomes.append(
+                Outcome(recipient, report.slug, "written", error=email_problem(recipient.email))
+            )
             continue
         summary.outcomes.append(
             _send(report, recipient, period, sender, smtp_settings, ledger, resend, retry_policy)
         )
         progress(f"{summary.outcomes[-1].status}: {recipient.email} ({report.slug})")
     return summary
+
+
+def _sample_message(report: render.RenderedReport, recipients: list[Recipient], sender: str) -> bytes | None:
+    """The message of the first of ``report``'s recipients it can be built for, as the sample .eml.
+
+    Built outside the per-recipient handling of ``_send``, one recipient's bad address (a non-ASCII
+    one, say) would otherwise end the run for everybody after it, on every retry; that recipient's
+    own delivery reports it as failed instead. None if no recipient's message can be built."""
+    for recipient in recipients:
+        if (recipient.scope, recipient.language) != (report.scope, report.language):
+            continue
+        try:
+            return mail.build_message(report, recipient, sender).as_bytes()
+        except ValueError as error:  # RecipientError, or what the SMTP policy refuses in a header
+            log.warning("no sample message of %s for %s: %s", report.slug, recipient.email, error)
+    return None
 
 
 def _send(report, recipient, period, sender, smtp_settings, ledger, resend, retry_policy) -> Outcome:

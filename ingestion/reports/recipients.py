@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,6 +60,33 @@ def check_language(language: str) -> str:
     if language not in LANGUAGES:
         raise RecipientError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
     return language
+
+
+# One local part and one domain, nothing that would end an SMTP path or a header (space, <, >).
+_ADDRESS_SHAPE = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+
+
+def email_problem(email: str) -> str | None:
+    """Why a report cannot be mailed to ``email``, or None if it can.
+
+    Reports are sent without SMTPUTF8 (RFC 6531): neither the local SMTP sink nor every relay offers
+    it, and without it an SMTP envelope and a To header hold ASCII only. So ``josé@example.com`` and
+    ``张三@例子.中国`` cannot be delivered, however valid they are."""
+    if not email.isascii():
+        return (
+            "not an ASCII address: reports are mailed without SMTPUTF8, so an internationalised "
+            "address cannot be delivered (give this recipient an ASCII one; a domain in its xn-- form)"
+        )
+    if not _ADDRESS_SHAPE.fullmatch(email.strip()):
+        return "not an e-mail address: expected local part@domain"
+    return None
+
+
+def check_email(email: str) -> str:
+    """``email`` if a report can be mailed to it; else a RecipientError naming it and saying why."""
+    if problem := email_problem(email):
+        raise RecipientError(f"{email!r}: {problem}")
+    return email
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ def _parse_day(value: str | None) -> date | None:
 
 
 def _valid(what: str):
-    """A callback applying ingestion.reports.recipients' check_<what>: the rule the recipients file obeys
-    is the rule the option obeys, and a bad value is a usage error naming the valid ones."""
+    """A callback applying ingestion.reports.recipients' check_<what>: the rule the recipients file (for an
+    address, the mail) obeys is the rule the option obeys, and a bad value is a usage error saying why."""
 
     def callback(value: str | None) -> str | None:
         from ingestion.reports import recipients
@@ -63,7 +63,12 @@ def register(app: typer.Typer) -> None:
         send: bool = typer.Option(
             False, "--send", help="Mail the reports (SMTP from FUNNELHOUSE_SMTP_URL or the sink)."
         ),
-        to: str = typer.Option(None, "--to", help="Only this address (its own scope if it is a recipient)."),
+        to: str = typer.Option(
+            None,
+            "--to",
+            callback=_valid("email"),
+            help="Only this address (its own scope if it is a recipient).",
+        ),
         scope: str | None = typer.Option(
             None,
             callback=_valid("scope"),

@@ -153,6 +153,54 @@ def test_a_refused_recipient_does_not_block_the_others(
     }
 
 
+# Reports go out without SMTPUTF8 (RFC 6531), which the sink does not offer either.
+UNMAILABLE = (
+    Recipient("josé@example.com", "José", "all"),
+    Recipient("张三@例子.中国", "张三", "ToFu"),
+)
+
+
+def test_a_non_ascii_address_fails_alone_and_is_recorded(
+    reader, recipients, employees_dsn, mail_settings, smtp_sink, daily, tmp_path
+):
+    """Each unmailable address is first of its report (whose sample .eml is written from someone's
+    message): it fails with its reason, in the ledger too, and everyone after it is mailed."""
+    good = [next(r for r in recipients if r.scope == scope) for scope in ("all", "ToFu")]
+    summary = _run(
+        reader, [*UNMAILABLE, *good], daily, mail_settings, employees_dsn, with_pdf=False, out_dir=tmp_path
+    )
+    status = {o.recipient.email: o for o in summary.outcomes}
+    ledger_rows = {row["recipient"]: row for row in Ledger(employees_dsn).deliveries(daily)}
+    for recipient in UNMAILABLE:
+        outcome = status[recipient.email]
+        assert (outcome.status, outcome.attempts) == ("failed", 0)
+        assert recipient.email in outcome.error and "SMTPUTF8" in outcome.error
+        assert (ledger_rows[recipient.email]["status"], ledger_rows[recipient.email]["error"]) == (
+            "failed",
+            outcome.error,
+        )
+    assert {o.recipient.email for o in summary.failed} == {r.email for r in UNMAILABLE}
+    for recipient in good:
+        assert status[recipient.email].status == "sent"
+        assert messages_to(smtp_sink["outbox"], recipient.email)
+        sample = summary.files[summary.reports[(recipient.scope, "zh")].slug].with_name("message.eml")
+        assert recipient.email in sample.read_text()  # the sample is the first mailable recipient's
+
+
+def test_writing_reports_names_an_address_that_cannot_be_mailed(reader, recipients, daily, tmp_path):
+    """Without sending (``funnelhouse report`` without --send) every report is still written, and the
+    recipient it could not be mailed to is named with the reason."""
+    good = next(r for r in recipients if r.scope == "ToFu")
+    summary = pipeline.produce_reports(
+        daily, [*UNMAILABLE, good], reader, sender=SENDER, out_dir=tmp_path, with_pdf=False
+    )
+    status = {o.recipient.email: o for o in summary.outcomes}
+    assert [status[r.email].status for r in (*UNMAILABLE, good)] == ["written"] * 3
+    assert all("SMTPUTF8" in status[r.email].error for r in UNMAILABLE) and status[good.email].error is None
+    assert set(summary.files) == {summary.reports[key].slug for key in (("all", "zh"), ("ToFu", "zh"))}
+    assert all(path.exists() for path in summary.files.values())
+
+
 def test_ledger_refuses_two_claims_at_once(employees_dsn, daily):
     ledger = Ledger(employees_dsn)
     assert ledger.claim("a@example.com", daily, "all", "zh") is True

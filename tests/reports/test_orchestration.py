@@ -27,11 +27,15 @@ def test_schedules_run_daily_and_on_mondays_at_nine():
     assert dg.AssetKey("mart_kpi_employee_daily") in graph.get(dg.AssetKey("daily_kpi_reports")).parent_keys
 
 
-def _requested_partition(defs, schedule, at: datetime) -> str:
+def _tick(defs, schedule, at: datetime):
     with dg.build_schedule_context(
         scheduled_execution_time=at, repository_def=defs.get_repository_def()
     ) as context:
-        return schedule.evaluate_tick(context).run_requests[0].partition_key
+        return schedule.evaluate_tick(context)
+
+
+def _requested_partition(defs, schedule, at: datetime) -> str:
+    return _tick(defs, schedule, at).run_requests[0].partition_key
 
 
 def test_a_schedule_reports_the_newest_kpi_day_and_week_that_had_ended():
@@ -54,6 +58,23 @@ def test_a_schedule_reports_the_newest_kpi_day_and_week_that_had_ended():
         "2026-11-16", dg.AssetKey("mart_kpi_employee_daily"), dg.AssetKey("weekly_kpi_reports")
     ).partitions_subset.get_partition_keys()
     assert sorted(kpi_days) == [f"2026-11-{day}" for day in range(16, 23)]
+
+
+def test_the_first_ticks_skip_a_period_before_the_first_partition():
+    """The first day's tick would report the day before FUNNELHOUSE_REPORT_START, the first Monday's
+    the week before the first weekly partition: neither exists, so both ticks skip and say why."""
+    from orchestration.definitions import defs
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    for name, asset in (("daily", daily_kpi_reports), ("weekly", weekly_kpi_reports)):
+        schedule = defs.resolve_schedule_def(f"{name}_kpi_reports_schedule")
+        first = asset.partitions_def.get_first_partition_key()
+        first_tick = datetime.fromisoformat(first).replace(hour=9, tzinfo=shanghai)
+        skipped = _tick(defs, schedule, first_tick)
+        assert not skipped.run_requests, (name, skipped.run_requests)
+        assert first in skipped.skip_message and "first" in skipped.skip_message
+        next_tick = first_tick + timedelta(days=1 if name == "daily" else 7)
+        assert _requested_partition(defs, schedule, next_tick) == first
 
 
 def test_daily_partition_mails_everyone_and_reports_metadata(report_environment, smtp_sink, recipients):

@@ -130,8 +130,13 @@ def test_a_scope_that_is_no_department_is_refused_naming_the_valid_ones(report_e
             ("--date", "2026-11-20", "--to", "x@example.com", "--scope", "all", "--language", "fr"),
             ["--language", "language must be one of zh, en, not 'fr'"],
         ),
+        (
+            ("--date", "2026-11-20", "--to", "josé@example.com", "--scope", "all"),
+            ["--to", "josé@example.com", "SMTPUTF8"],
+        ),
+        (("--date", "2026-11-20", "--to", "boss", "--scope", "all"), ["--to", "'boss'", "local part@domain"]),
     ],
-    ids=["impossible-date", "word-date", "language"],
+    ids=["impossible-date", "word-date", "language", "non-ascii-address", "no-address"],
 )
 def test_bad_options_are_usage_errors(report_environment, arguments, expected):
     result = invoke(*arguments, "--out", str(report_environment / "out"))

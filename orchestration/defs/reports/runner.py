@@ -17,6 +17,7 @@ from ingestion.reports.recipients import (
     ALL_DEPARTMENTS,
     DEFAULT_LANGUAGE,
     Recipient,
+    check_email,
     check_language,
     check_scope,
     resolve,
@@ -110,7 +111,7 @@ def only_to(address: str, everyone: list[Recipient], scope: str | None, language
 
     An address nobody configured gets no scope by default: a mistyped one would otherwise receive
     every department's numbers (each employee's deposits and ranking)."""
-    address = address.strip().lower()
+    address = check_email(address.strip().lower())  # refused now: it would only fail at sending
     if scope is not None:
         check_scope(scope)
     check_language(language)
