@@ -11,6 +11,8 @@ crash before the cursor was saved) is harmless because ReplacingMergeTree keeps 
 
 Seeing other sessions' transactions needs superuser or ``pg_read_all_stats``; without it the
 bound falls back to now minus a safety lag.
+
+The search sync bounds its reads the same way (``ingestion.search.documents.read_bound``).
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from __future__ import annotations
 import datetime as dt
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from ingestion.schema import migrate
 
 FALLBACK_LAG = dt.timedelta(minutes=5)
 EPOCH = dt.datetime(1970, 1, 1)
 
-_BOUND_SQL = """
+# The zone the triggers stamp in: the TimeZone a session starts with (server, database or role
+# default), which a later SET TIME ZONE of this session does not change (see ``visible_bound_of``).
+_STAMP_ZONE = "(select reset_val from pg_settings where name = 'TimeZone')"
+_BOUND_SQL = f"""
 select
-    (clock_timestamp() at time zone current_setting('TimeZone'))::timestamp as now_local,
+    (clock_timestamp() at time zone {_STAMP_ZONE})::timestamp as now_local,
     (min(xact_start) filter (where backend_xid is not null and pid <> pg_backend_pid())
-        at time zone current_setting('TimeZone'))::timestamp as oldest_open_write,
+        at time zone {_STAMP_ZONE})::timestamp as oldest_open_write,
     pg_has_role(current_user, 'pg_read_all_stats', 'member') or
         (select rolsuper from pg_roles where rolname = current_user) as sees_all_sessions
 from pg_stat_activity
@@ -37,7 +43,23 @@ from pg_stat_activity
 
 def visible_bound(pg_dsn: str) -> dt.datetime:
     with psycopg.connect(pg_dsn) as conn:
-        now_local, oldest_open_write, sees_all = conn.execute(_BOUND_SQL).fetchone()
+        return visible_bound_of(conn)
+
+
+def visible_bound_of(conn: psycopg.Connection) -> dt.datetime:
+    """The bound, read through ``conn`` (any row factory) at the start of a transaction: PostgreSQL
+    shows a transaction one unchanging view of ``pg_stat_activity``.
+
+    ``updated_at`` and ``deleted_at`` are ``TIMESTAMP`` without zone: the trigger turns
+    ``clock_timestamp()`` into the wall-clock time of the *writing* session's TimeZone. Writers never
+    set one, so they stamp in the default zone of a new session (the server's, or the database's or
+    role's). The bound is written in that zone too, taken from the TimeZone this session started
+    with (``reset_val``), not from its current one: a reader that ran ``SET TIME ZONE 'UTC'`` (the
+    search sync does) still gets a bound comparable with the stamps on a server that is not on UTC.
+    The bound is returned naive and compared as a plain ``timestamp`` parameter, which PostgreSQL
+    compares with the stamps as they are, whatever the reading session's TimeZone."""
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        now_local, oldest_open_write, sees_all = cursor.execute(_BOUND_SQL).fetchone()
     if not sees_all:
         return now_local - FALLBACK_LAG
     return min(now_local, oldest_open_write) if oldest_open_write else now_local

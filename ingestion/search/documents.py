@@ -18,8 +18,9 @@ A document's version is the newest ``updated_at`` of its three rows, so a custom
 employee's change makes a newer version of every conversation that shows it, and a document read
 earlier (a replay, a slower writer) can never overwrite one read later.
 
-Timestamps are ``TIMESTAMP`` without zone meaning UTC; every session here runs in UTC so that
-``clock_timestamp()`` compares with ``updated_at`` as the triggers wrote it.
+Timestamps are ``TIMESTAMP`` without zone; every session here runs in UTC, the zone the embedded
+server stamps in, for the times it writes and shows. The upper bound of what a sync reads does not
+rely on that: it comes from ``read_bound``, in the zone the triggers stamp with whatever the server's.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
+from ingestion.replication.cursor import visible_bound_of
 from ingestion.search.redaction import redact, redact_all
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -52,7 +54,7 @@ FROM conversations c
 """
 FREE_TEXT_TAGS = ("keywords", "intention_signals", "risk_keywords")
 
-# "now" for the cursor's upper bound, in the same UTC wall-clock the triggers write.
+# "now" in UTC wall-clock (``database_now``: how long the oldest change not yet indexed has waited).
 NOW = "(clock_timestamp() AT TIME ZONE 'UTC')"
 
 
@@ -273,25 +275,38 @@ def version_of(timestamp: dt.datetime) -> int:
     return (timestamp - EPOCH) // dt.timedelta(microseconds=1)
 
 
-def changed_rows(conn: psycopg.Connection, after: Cursor, lag: dt.timedelta, limit: int) -> list[DocumentRow]:
-    """Rows changed after the cursor, oldest first, excluding the last ``lag``: a transaction that
-    wrote a row a moment ago may commit after a later one, and the cursor must not pass it by."""
+def read_bound(conn: psycopg.Connection, lag: dt.timedelta = dt.timedelta(0)) -> dt.datetime:
+    """The exclusive upper bound of the ``updated_at``/``deleted_at`` a sync may read now.
+
+    They are stamped when a row is written, not when its transaction commits: a row may become
+    visible after rows stamped later were synced, and a cursor already past it would never read it.
+    So reads stop at the replication's ``visible_bound``: the start of the oldest transaction that
+    has written and is still open (every row stamped before it is committed). ``lag`` only holds
+    changes back further (tests); no fixed lag can know how long a transaction stays open. Call at
+    the start of a transaction (PostgreSQL's view of other sessions is fixed per transaction)."""
+    return visible_bound_of(conn) - lag
+
+
+def changed_rows(
+    conn: psycopg.Connection, after: Cursor, bound: dt.datetime, limit: int
+) -> list[DocumentRow]:
+    """Rows changed after the cursor and before ``bound`` (``read_bound``), oldest first."""
     with conn.cursor(row_factory=tuple_row, binary=True) as cursor:
         rows = cursor.execute(
-            _SELECT + f"WHERE (c.updated_at, c.id) > (%s, %s) AND c.updated_at < {NOW} - %s "
+            _SELECT + "WHERE (c.updated_at, c.id) > (%s, %s) AND c.updated_at < %s "
             "ORDER BY c.updated_at, c.id LIMIT %s",
-            (after.at, after.id, lag, limit),
+            (after.at, after.id, bound, limit),
         ).fetchall()
     return Parties(conn).documents(rows)
 
 
-def deleted_rows(conn: psycopg.Connection, after: Cursor, lag: dt.timedelta, limit: int) -> list[dict]:
-    """Tombstones of deleted conversations after the cursor (same lag rule)."""
+def deleted_rows(conn: psycopg.Connection, after: Cursor, bound: dt.datetime, limit: int) -> list[dict]:
+    """Tombstones of deleted conversations after the cursor and before ``bound`` (``read_bound``)."""
     return conn.execute(
         f"SELECT id, row_id, deleted_at, {_VERSION_SQL.format('deleted_at')} AS version FROM sync_deletions "
-        f"WHERE table_name = 'conversations' AND (deleted_at, id) > (%s, %s) AND deleted_at < {NOW} - %s "
+        "WHERE table_name = 'conversations' AND (deleted_at, id) > (%s, %s) AND deleted_at < %s "
         "ORDER BY deleted_at, id LIMIT %s",
-        (after.at, after.id, lag, limit),
+        (after.at, after.id, bound, limit),
     ).fetchall()
 
 

@@ -2,7 +2,8 @@
 
 One index range lookup per followed table, no document built. Customers and employees count only
 when an attribute documents copy differs from what the index holds, so logins and score updates
-do not launch runs.
+do not launch runs. It looks up to the same bound as the sync (``documents.read_bound``): a change
+that an open transaction holds back is not pending yet.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ import datetime as dt
 
 import psycopg
 
-from ingestion.search.documents import NOW, Cursors
+from ingestion.search.documents import Cursors, read_bound
 from ingestion.search.related import RELATED_TABLES, stale_exists_sql
 
 
 def has_changes(
     conn: psycopg.Connection, cursors: Cursors, lag: dt.timedelta, physical_index: str | None
 ) -> bool:
+    bound = read_bound(conn, lag)
     conditions = [
-        f"EXISTS (SELECT 1 FROM conversations WHERE (updated_at, id) > (%s, %s) AND updated_at < {NOW} - %s)",
+        "EXISTS (SELECT 1 FROM conversations WHERE (updated_at, id) > (%s, %s) AND updated_at < %s)",
         "EXISTS (SELECT 1 FROM sync_deletions WHERE table_name = 'conversations'"
-        f" AND (deleted_at, id) > (%s, %s) AND deleted_at < {NOW} - %s)",
+        " AND (deleted_at, id) > (%s, %s) AND deleted_at < %s)",
     ]
-    params: list = [*cursors.changes.as_tuple(), lag, *cursors.deletions.as_tuple(), lag]
+    params: list = [*cursors.changes.as_tuple(), bound, *cursors.deletions.as_tuple(), bound]
     for related in RELATED_TABLES:
         conditions.append(stale_exists_sql(related))
-        params += [physical_index, *cursors.of(related.table).as_tuple(), lag]
+        params += [physical_index, *cursors.of(related.table).as_tuple(), bound]
     row = conn.execute(f"SELECT {' OR '.join(conditions)} AS pending", params).fetchone()
     return bool(row["pending"])

@@ -10,8 +10,9 @@ for a reason:
    engine all busy at once: the engine, not Python, should be the bottleneck); the same snapshot
    transaction records the customer/employee attributes the documents hold (``related``);
 3. restore serving settings, refresh, and verify the index count equals the snapshot's count;
-4. replay changes made since the snapshot (from slightly before it: replays are harmless), once
-   freely and once more under the alias lock so the sensor's sync cannot slip in between;
+4. replay changes the snapshot may lack (from the bound read just before it, ``documents.read_bound``:
+   a row stamped earlier belongs to a transaction committed before the snapshot), once freely and
+   once more under the alias lock so the sensor's sync cannot slip in between;
 5. swap the alias in one ``_aliases`` call, save the new cursor (and the replaced index's state),
    keep the previous index for rollback (``roll_back``) and delete older ones by exact name.
 
@@ -41,9 +42,6 @@ from ingestion.search.sync import DEFAULT_LAG, SyncReport, apply_changes, run_in
 
 DEFAULT_CHUNK_DOCS = 2000
 DEFAULT_SENDERS = 2
-# Changes are replayed from this long before the snapshot: a transaction that wrote a row before the
-# snapshot but committed after it is invisible to the snapshot, yet must reach the new index.
-DEFAULT_REPLAY_MARGIN = dt.timedelta(seconds=30)
 # A rebuild may leave out documents the engine refuses for good (quarantined), but only a few: a
 # mapping that refuses many is a bug, and swapping in an index without them would hide the data.
 DEFAULT_MAX_REFUSED_SHARE = 0.01
@@ -223,7 +221,6 @@ def full_rebuild(
     chunk_docs: int = DEFAULT_CHUNK_DOCS,
     senders: int = DEFAULT_SENDERS,
     keep_previous: int = 1,
-    replay_margin: dt.timedelta = DEFAULT_REPLAY_MARGIN,
     after_load: Callable[[str], None] | None = None,
     max_refused_share: float = DEFAULT_MAX_REFUSED_SHARE,
 ) -> RebuildReport:
@@ -248,7 +245,6 @@ def full_rebuild(
                     replicas,
                     chunk_docs,
                     senders,
-                    replay_margin,
                     after_load,
                     max_refused_share=max_refused_share,
                 )
@@ -295,16 +291,20 @@ def _load_verify_and_swap(
     replicas: int,
     chunk_docs: int,
     senders: int,
-    replay_margin: dt.timedelta,
     after_load: Callable[[str], None] | None,
     *,
     max_refused_share: float,
 ) -> None:
     load_started = time.monotonic()
     with documents.connect(dsn) as snapshot:
+        # Read before the snapshot, in a transaction of its own: a transaction that wrote a row
+        # stamped before this bound had committed when it was read, so the snapshot holds the row;
+        # anything stamped later is replayed. (A bound read inside the snapshot could pass a
+        # transaction that committed between the snapshot and the read.)
+        replay_from = documents.read_bound(snapshot)
+        snapshot.commit()
         snapshot.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        snapshot_at = documents.database_now(snapshot)  # the first statement fixes the snapshot
-        report.expected = documents.count_all(snapshot)
+        report.expected = documents.count_all(snapshot)  # the first statement fixes the snapshot
         related.remember_snapshot(snapshot, report.index)  # committed with the snapshot, if it loads
         chunks = bulk_lines.chunks(read_ahead(documents.stream_all(snapshot)), report.index, chunk_docs)
         outcome = send_concurrently(client.bulk, chunks, senders)
@@ -332,7 +332,7 @@ def _load_verify_and_swap(
     if after_load:
         after_load(report.index)
 
-    start = Cursors.all_at(Cursor(snapshot_at - max(lag, replay_margin), 0))
+    start = Cursors.all_at(Cursor(replay_from, 0))
     replay = apply_changes(control, client, report.index, start, lag=lag)
     cursor_store.lock(control, report.alias)
     try:

@@ -3,10 +3,16 @@
 Customers paste phone numbers, e-mails and messenger handles into chats ("加我微信 abc123",
 "WhatsApp +1 415 555 0123"), also in the forms people use to get past filters ("加V: abc_123",
 "微 信", "abc_123是我微信", "john at gmail dot com", "一三八零零一三八零零零"), and now and then a
-birth date ("生日 1985-03-12", "生日 3.12"). The index is read by many more people than the CRM, so
-these are replaced by placeholders before a document is built. Precision matters less than recall
-here: a long digit run that was an account number gets masked too, which costs nothing in search.
-A date is masked only after a birthday label: market dates are what search is for.
+birth date ("生日 1985-03-12", "生日 3.12", "1985年3月12日出生"). The index is read by many more
+people than the CRM, so these are replaced by placeholders before a document is built. Precision
+matters less than recall here: a long digit run that was an account number gets masked too, which
+costs nothing in search. A date is masked only next to a birthday label (after it, or before a
+Chinese one), and seven or eight digits only after a phone word: market dates, amounts and order
+numbers are what search is for.
+
+Full-width and other compatibility forms ("Ｗｅｃｈａｔ：ｚｈａｎｇｓａｎ", "１３８－００１３－８０００") are
+rewritten in NFKC first, Chinese punctuation aside (``_plain_forms``), so every rule sees plain
+letters, digits and signs; the index holds that form of the text.
 
 The rules run one after the other, each on the previous one's output: a later rule sees what an
 earlier one left, which masks more than one combined pattern would (measured: a single
@@ -32,20 +38,30 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 EMAIL = "[email]"
 PHONE = "[phone]"
 HANDLE = "[handle]"
 BIRTHDATE = "[birthdate]"
 
+# Addresses in any script ("张三@qq.com", "müller@bücher.de", "josé.garcía@correo.es"): the local
+# part and the domain are word characters of any alphabet. Chinese has no space before an address,
+# so a local part in a script written without spaces is at most four characters (a name: "我的邮箱是
+# 张三@qq.com" keeps "我的邮"), and a Latin one stops at such a script ("邮箱zhang@qq.com" keeps
+# "邮箱"). A dot of the domain may be the ideographic "。" ("zhangsan@163。com"); the top-level
+# domain is Latin letters, so an address's end is found before the Chinese text after it.
+# Thai and Lao, kana, CJK ideographs, Hangul.
+_UNSPACED_SCRIPTS = "\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _EMAIL = re.compile(
-    r"[A-Za-z0-9._%+\-]+\s*(?:@|＠|\[at\]|\(at\))\s*[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+    rf"(?:[{_UNSPACED_SCRIPTS}]{{1,4}}|(?:(?![{_UNSPACED_SCRIPTS}])[\w.%+\-])+)"
+    r"\s*(?:@|\[at\]|\(at\))\s*[\w\-]+(?:[.。][\w\-]+)*[.。][A-Za-z]{2,}"
 )
 # Spelled out: "john.doe at gmail dot com", "john [at] gmail [dot] com", "john(at)gmail(dot)com".
 # Only texts with "dot" in them get here, and only a match with a spelled-out dot counts (an
 # address with a real one is caught above, or is a web site: "sign up at example.com"). The domain
 # must end in a known top-level domain, so "meet at the dot of noon" keeps its words.
-_SPELLED_AT = r"(?:\s*(?:@|＠|\[at\]|\(at\)|\{at\})\s*|\s+at\s+)"
+_SPELLED_AT = r"(?:\s*(?:@|\[at\]|\(at\)|\{at\})\s*|\s+at\s+)"
 _SPELLED_DOT = r"(?:\s*(?:\.|\[dot\]|\(dot\)|\{dot\})\s*|\s+dot\s+)"
 _TOP_LEVEL_DOMAINS = (
     "com|net|org|edu|gov|info|biz|io|co|me|cn|hk|tw|mo|sg|my|jp|kr|uk|us|ca|au|nz|de|fr|ru|in|vn|th|ph"
@@ -62,12 +78,13 @@ def _spelled_email(match: re.Match) -> str:
 
 
 # Birth dates after a label ("生日 1985-03-12", "出生日期：1985年3月12日", "DOB 12/03/1985",
-# "birthday: March 12, 1985"); a date without one stays ("2026-03-12 的行情", "March 12 earnings
+# "birthday: March 12, 1985", "born on March 12, 1985", "生日是85年3月12号") or before a Chinese one
+# (``_BIRTHDATE_BEFORE_LABEL``); a date without one stays ("2026-03-12 的行情", "March 12 earnings
 # call" are what search is for). In chats a birth date often has no year ("我生日是3月12日", "生日
 # 3.12", "DOB 12/03", "birthday is March 12", "birthday on the 5th of May"), and it is personal data
 # all the same; what every form has is a day in digits. So texts without a digit (three in ten of
 # the benchmark's templates mixed with chat phrases) skip the label test, the others test for
-# "birth"/"dob"/"生日"/"出生" on the lowercased text before this rule runs (a few substring tests:
+# "birth"/"born"/"dob"/"生日"/"出生" on the lowercased text before these rules run (a few substring tests:
 # measured within the noise of the whole ``redact``). The pattern itself decides: the date must
 # follow the label and its separators directly ("生日快乐, 3月12日见" stays), a Latin label must
 # start a word ("rebirth 2.0" stays), and a month name must be a whole word ("birthday maybe 5
@@ -79,17 +96,25 @@ _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?"
     r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)(?![a-z])\.?"
 )
-_BIRTHDATE = re.compile(
-    r"(?i)(?P<label>(?:生日|出生(?:日期|年月日|年月|于|在)?"
-    r"|(?<![a-z])(?:date\s+of\s+birth|birth\s*date|birthday|birth|d\.?o\.?b\.?))"
-    r"(?:是|为|在|:|：|=|-|is|was|on|the|'s|’s|\s)*)"
-    r"(?P<date>\d{4}\s*[-/.年]\s*\d{1,2}(?:\s*[-/.月]\s*\d{1,2}\s*[日号]?|\s*月)?"
+# A date that may be a birth date: what follows a birthday label, or precedes a Chinese one.
+_DATE = (
+    r"(?:(?:\d{4}\s*[-/.年]|\d{2}\s*年)\s*\d{1,2}(?:\s*[-/.月]\s*\d{1,2}\s*[日号]?|\s*月)?"  # "85年3月12号"
     r"|\d{1,2}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{2,4}"
     r"|\d{1,2}[-/.]\d{1,2}"  # no year: "3.12", "12/03"
     r"|\d{1,2}\s*月\s*\d{1,2}\s*[日号]?"
     rf"|{_MONTH}\s*\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
+    rf"|\d{{1,2}}[-/.\s]{_MONTH}[-/.\s]\d{{2,4}}"  # "12-Mar-1985"
     rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?)(?![0-9])"
 )
+_BIRTHDATE = re.compile(
+    r"(?i)(?P<label>(?:生日|出生(?:日期|年月日|年月|于|在)?"
+    r"|(?<![a-z])(?:date\s+of\s+birth|birth\s*date|birthday|birth|born|d\.?o\.?b\.?))"
+    r"(?:是|为|在|:|：|=|-|is|was|on|the|'s|’s|\s)*)"
+    rf"(?P<date>{_DATE})"
+)
+# Chinese says it the other way round as often: "我是1985年3月12日出生的", "1985-03-12出生", "3月12日
+# 是我的生日" (the label directly after the date: "2026-03-12, 生日那天再聊" stays).
+_BIRTHDATE_BEFORE_LABEL = re.compile(rf"(?i)(?<![0-9]){_DATE}(?=\s*(?:是我的?|是)?\s*(?:出生|生日))")
 
 
 def _has_birthday_label(lowered: str) -> bool:
@@ -97,7 +122,10 @@ def _has_birthday_label(lowered: str) -> bool:
     # without one skips the three longer ones, each first copied to wide characters (a third less
     # time for this test, now that texts with one digit make it).
     return (
-        ("b" in lowered and ("birth" in lowered or "dob" in lowered or "d.o.b" in lowered))
+        (
+            "b" in lowered
+            and ("birth" in lowered or "dob" in lowered or "d.o.b" in lowered or "born" in lowered)
+        )
         or "生日" in lowered
         or "出生" in lowered
     )
@@ -207,42 +235,96 @@ _WORD_CHARACTER_BEFORE_LABEL = re.compile(r"[a-z0-9]")
 _V_XIN = re.compile(r"v\s*信")
 _ASCII_LOWERCASE = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 # Telegram-style @handles anywhere (after e-mails are gone, so no address is cut in half).
-_AT_HANDLE = re.compile(r"[@＠](?<![A-Za-z0-9_.].)[A-Za-z][A-Za-z0-9_]{3,31}")
+_AT_HANDLE = re.compile(r"@(?<![A-Za-z0-9_.].)[A-Za-z][A-Za-z0-9_]{3,31}")
 
 # A pattern that starts with a lookbehind makes ``re`` try a match at every position of the text;
 # one that starts with a literal (or a choice of literals) lets it jump from one candidate to the
 # next. So where a rule's first character is known, it comes first and the "no digit before"
 # test follows it: ``0(?<!\d.)`` is ``(?<!\d)0`` (checked equal on a million random texts). Each
 # rule so written measured a fifth to two thirds of its former cost on the search benchmark's texts.
-_PHONES = [
+#
+# Between the digit groups of a Chinese number people write a space, any dash ("138–0013–8000",
+# U+2011, the minus sign), " - ", "/", ".", "_" or a middle dot ("138·0013·8000"): ``_GROUP_GAP``.
+# The other rules take one space or dash of any kind (and "." where they did): one character, as
+# cheap to try as before, and the catch-all rule for long digit runs with "/" or "." would take
+# dates with a time and decimal numbers for phone numbers.
+_DASHES = "\\-\u2010-\u2015\u2212"
+_GROUP_GAP = rf"(?:[ ]?[{_DASHES}/._·・•][ ]?|\s)"
+_SPACE_OR_DASH = rf"[\s{_DASHES}]"
+_SPACE_DASH_OR_DOT = rf"[\s.{_DASHES}]"
+
+
+@dataclass(frozen=True)
+class _PhoneRule:
+    pattern: re.Pattern
+    min_digits: int  # the fewest digits a number it matches has: a text with fewer skips it
+    needles: tuple[str, ...] = ()  # a match holds one of them (in the lowercased text): else skipped
+
+
+_PHONE_RULES = (
     # Chinese mobiles: "13800138000", "138-0013-8000", "138 0013 8000", after an optional +86/0086
     # (before the international rule, whose "00" prefix would otherwise bite into one's middle).
-    re.compile(
-        r"(?:\+(?<!\d.)86[\s\-]?1|＋(?<!\d.)86[\s\-]?1|0(?<!\d.)086[\s\-]?1|1(?<!\d.))"
-        r"[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"
+    _PhoneRule(
+        re.compile(
+            rf"(?:\+(?<!\d.)86{_GROUP_GAP}?1|0(?<!\d.)086{_GROUP_GAP}?1|1(?<!\d.))"
+            rf"[3-9]\d{_GROUP_GAP}?\d{{4}}{_GROUP_GAP}?\d{{4}}(?!\d)"
+        ),
+        9,
     ),
-    # International with + or 00: "+1 (415) 555-0123", "+852 9123-4567", "+44 7700 900123".
-    re.compile(
-        r"(?:\+(?<![\d\w].)|＋(?<![\d\w].)|0(?<![\d\w].)0)\d{1,3}[\s\-.]?(?:\(?\d{1,4}\)?[\s\-.]?){1,4}\d{3,4}(?!\d)"
+    # International with + or 00: "+1 (415) 555-0123", "+852 9123-4567", "+44 7700 900123"; the one
+    # rule that matches fewer than nine digits without a label ("+1 1 123"), only after + or 00.
+    _PhoneRule(
+        re.compile(
+            rf"(?:\+(?<![\d\w].)|0(?<![\d\w].)0)\d{{1,3}}{_SPACE_DASH_OR_DOT}?"
+            rf"(?:\(?\d{{1,4}}\)?{_SPACE_DASH_OR_DOT}?){{1,4}}\d{{3,4}}(?!\d)"
+        ),
+        5,
+        ("+", "00"),
     ),
     # North American: "(415) 555-0123", "415-555-0123", "415.555.0123" (starting with "(" or a
     # digit, it gains nothing from the literal-first form).
-    re.compile(r"(?<!\d)\(?\d{3}\)?[\s\-.]\d{3}[\s\-.]\d{4}(?!\d)"),
+    _PhoneRule(
+        re.compile(rf"(?<!\d)\(?\d{{3}}\)?{_SPACE_DASH_OR_DOT}\d{{3}}{_SPACE_DASH_OR_DOT}\d{{4}}(?!\d)"), 9
+    ),
     # Chinese landlines: "010-12345678", "0755-8888 6666".
-    re.compile(r"0(?<!\d.)\d{2,3}[\s\-]\d{3,4}[\s\-]?\d{4}(?!\d)"),
+    _PhoneRule(re.compile(rf"0(?<!\d.)\d{{2,3}}{_GROUP_GAP}\d{{3,4}}{_GROUP_GAP}?\d{{4}}(?!\d)"), 9),
+    # Local numbers of seven or eight digits after a phone word ("电话 91234567", "香港电话 9123
+    # 4567", "tel: 6234 5678"): too short to tell from an amount or an order number without one.
+    _PhoneRule(
+        re.compile(
+            r"(?i)(?P<label>(?:电话|手机|座机|固话)(?:号码?)?(?:是|为|[:：=\s])*"
+            r"|(?<![a-z])(?:tel|phone|mobile|cell)(?![a-z])(?:\s*(?:no\.?|number|#))?(?:\s*(?:is|:|：|=))*\s*)"
+            rf"\d{{3,4}}{_GROUP_GAP}?\d{{4}}(?!\d)"
+        ),
+        7,
+        ("电话", "手机", "座机", "固话", "tel", "phone", "mobile", "cell"),
+    ),
     # Any other run of 9+ digits (optionally spaced): phone-like, never worth indexing.
-    re.compile(r"(?<!\d)\d(?:[\s\-]?\d){8,}(?!\d)"),
-]
-_INTERNATIONAL = 1  # the one rule that matches fewer than nine digits, and only after + or 00
-# The shortest number any phone rule matches has five digits ("+1 1 123"); every rule but the
-# international one needs nine or more. Amounts and ticket numbers ("入金50000元") have five but
-# not nine, so most texts with digits skip four of the five rules.
-_MIN_DIGITS_ANY_RULE = 5
-_MIN_DIGITS_OTHER_RULES = 9
+    _PhoneRule(re.compile(rf"(?<!\d)\d(?:{_SPACE_OR_DASH}?\d){{8,}}(?!\d)"), 9),
+)
+# Amounts and ticket numbers ("入金50000元") have five digits but not seven, so most texts with
+# digits skip every rule but the international one.
+_MIN_DIGITS_ANY_RULE = min(rule.min_digits for rule in _PHONE_RULES)
 _ASCII_DIGITS = b"0123456789"
 # Decimal digits of any other script (full-width "１３８" is the usual way to slip a number past a
 # filter): written as ASCII digits first, so the rules and the digit count see one alphabet.
 _NON_ASCII_DIGIT = re.compile(r"[^\D0-9]")
+# Full-width letters and signs ("Ｗｅｃｈａｔ：ｚｈａｎｇｓａｎ", "ｚｈａｎｇｓａｎ＠１６３．ｃｏｍ", "１３８－００１３－８０００")
+# and other compatibility forms are the IME's way past a filter: NFKC writes them as the plain
+# characters the rules know (so no rule looks for "＠" or "＋"), and the index holds that form.
+# The Chinese punctuation NFKC would rewrite too stays as written: the rules read it as it is ("："
+# after a label, the ideographic space as a space), and messages keep their own look ("，" and
+# "…" are in most of them).
+_COMPATIBILITY_FORMS_OUTSIDE_PUNCTUATION = re.compile("[^，：；！？（）～…\u3000]+")
+
+
+def _plain_forms(text: str) -> str:
+    """``text`` in NFKC, but for the Chinese punctuation in it."""
+    if unicodedata.is_normalized("NFKC", text):
+        return text
+    return _COMPATIBILITY_FORMS_OUTSIDE_PUNCTUATION.sub(
+        lambda run: unicodedata.normalize("NFKC", run.group()), text
+    )
 
 
 def _ascii_digit(match: re.Match) -> str:
@@ -327,38 +409,41 @@ def _redact_labelled_handles(text: str, lowered: str) -> str:
 def redact(text: str | None) -> str | None:
     if not text:
         return text
-    if not text.isascii() and _NON_ASCII_DIGIT.search(text):
-        text = _NON_ASCII_DIGIT.sub(_ascii_digit, text)
+    if not text.isascii():
+        text = _plain_forms(text)
+        if _NON_ASCII_DIGIT.search(text):
+            text = _NON_ASCII_DIGIT.sub(_ascii_digit, text)
     # A one-character needle is looked for as it is, a longer ASCII one is first copied to wider
     # characters when the text has any (Chinese does): "[" and "(" go first, as cheap as "@".
-    if "@" in text or "＠" in text or ("[" in text and "[at]" in text) or ("(" in text and "(at)" in text):
+    if "@" in text or ("[" in text and "[at]" in text) or ("(" in text and "(at)" in text):
         text = _EMAIL.sub(EMAIL, text)
     lowered = _lowercase_same_positions(text)
     if "dot" in lowered:
         text = _SPELLED_EMAIL.sub(_spelled_email, text)
         lowered = _lowercase_same_positions(text)
     text = _redact_labelled_handles(text, lowered)
-    if "@" in text or "＠" in text:
+    if "@" in text:
         text = _AT_HANDLE.sub(HANDLE, text)
     digits = _digit_count(text)
     if digits >= _MIN_DIGITS_BIRTHDATE and _has_birthday_label(lowered):
         text = _BIRTHDATE.sub(rf"\g<label>{BIRTHDATE}", text)
+        text = _BIRTHDATE_BEFORE_LABEL.sub(BIRTHDATE, text)
         digits = _digit_count(text)
-    return _redact_phone_numbers(text, digits)
+    return _redact_phone_numbers(text, lowered, digits)
 
 
-def _redact_phone_numbers(text: str, digits: int) -> str:
-    """The phone rules in order, each skipped when the digits left cannot make its shortest number:
-    once the one phone number of a message is masked, the rules after it have nothing to look at."""
-    for rule, pattern in enumerate(_PHONES):
+def _redact_phone_numbers(text: str, lowered: str, digits: int) -> str:
+    """The phone rules in order, each skipped when the digits left cannot make its shortest number
+    or when ``lowered`` (lowercased before the handle rules, which like these put in placeholders
+    only) holds none of its needles: once the one phone number of a message is masked, the rules
+    after it have nothing to look at. A rule with a label keeps the label."""
+    for rule in _PHONE_RULES:
         if digits < _MIN_DIGITS_ANY_RULE:
             break
-        if rule == _INTERNATIONAL:
-            if not ("+" in text or "＋" in text or "00" in text):
-                continue
-        elif digits < _MIN_DIGITS_OTHER_RULES:
+        if digits < rule.min_digits or (rule.needles and not any(n in lowered for n in rule.needles)):
             continue
-        text, masked = pattern.subn(PHONE, text)
+        replacement = rf"\g<label>{PHONE}" if "label" in rule.pattern.groupindex else PHONE
+        text, masked = rule.pattern.subn(replacement, text)
         if masked:
             digits = _digit_count(text)
     return text

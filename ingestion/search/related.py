@@ -18,7 +18,7 @@ import datetime as dt
 
 import psycopg
 
-from ingestion.search.documents import CUSTOMER, EMPLOYEE, NOW, Cursor, Party
+from ingestion.search.documents import CUSTOMER, EMPLOYEE, Cursor, Party
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS search_indexed_attributes (
@@ -45,11 +45,12 @@ def ensure_table(conn: psycopg.Connection) -> None:
 
 
 def _changed_after(related: Party) -> str:
-    """FROM/WHERE of the rows changed after a cursor (params: physical index, cursor at, id, lag)."""
+    """FROM/WHERE of the rows changed after a cursor and before a bound (params: physical index,
+    cursor at, id, bound from ``documents.read_bound``)."""
     return f"""FROM {related.table} t
         LEFT JOIN search_indexed_attributes a ON a.physical_index = %s
              AND a.source_table = '{related.table}' AND a.row_id = t.id
-        WHERE (t.updated_at, t.id) > (%s, %s) AND t.updated_at < {NOW} - %s"""
+        WHERE (t.updated_at, t.id) > (%s, %s) AND t.updated_at < %s"""
 
 
 def changed_rows(
@@ -57,16 +58,16 @@ def changed_rows(
     related: Party,
     physical_index: str,
     after: Cursor,
-    lag: dt.timedelta,
+    bound: dt.datetime,
     limit: int,
 ) -> list[dict]:
-    """Rows changed after the cursor (oldest first, same lag rule as conversations), each with its
+    """Rows changed after the cursor (oldest first, same bound as conversations), each with its
     attributes and whether they differ from those the index holds (``stale``)."""
     return conn.execute(
         f"""SELECT t.id, t.updated_at, {_attributes(related)}::text AS attributes,
                    {_attributes(related)} IS DISTINCT FROM a.attributes AS stale
             {_changed_after(related)} ORDER BY t.updated_at, t.id LIMIT %s""",
-        (physical_index, after.at, after.id, lag, limit),
+        (physical_index, after.at, after.id, bound, limit),
     ).fetchall()
 
 

@@ -1,12 +1,14 @@
 """Incremental sync: apply PostgreSQL changes to the index, in keyset order, exactly once in effect.
 
-Each round reads a batch of changed conversations ``(updated_at, id) > cursor`` (minus a small
-lag), bulk indexes them, and only then moves the cursor; then the same for tombstones in
-``sync_deletions``; then for customers and employees whose copied attributes changed (``related``),
-whose conversations are re-sent from PostgreSQL, streamed. A document the engine refuses for good
-is set aside with the reason (``quarantine``) and the cursor moves past it. A crash between a bulk
-and the cursor save replays that batch next time, which changes nothing: documents carry their
-rows' version (``external_gte``), so the same version rewrites itself and an older one is refused.
+Each round reads a batch of changed conversations ``(updated_at, id) > cursor``, stamped before the
+start of the oldest transaction still writing (``documents.read_bound``: a row of a transaction
+that commits later is not passed by), bulk indexes them, and only then moves the cursor; then the
+same for tombstones in ``sync_deletions``; then for customers and employees whose copied attributes
+changed (``related``), whose conversations are re-sent from PostgreSQL, streamed. A document the
+engine refuses for good is set aside with the reason (``quarantine``) and the cursor moves past it.
+A crash between a bulk and the cursor save replays that batch next time, which changes nothing:
+documents carry their rows' version (``external_gte``), so the same version rewrites itself and an
+older one is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from ingestion.search.documents import Cursor, Cursors
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LAG = dt.timedelta(seconds=2)
+# No fixed lag is needed: reads stop at ``documents.read_bound``; a lag only holds changes back more.
+DEFAULT_LAG = dt.timedelta(0)
 DEFAULT_BATCH = 1000
 
 
@@ -106,10 +109,13 @@ def apply_changes(
     refresh: bool = False,
     report: SyncReport | None = None,
 ) -> SyncReport:
-    """Apply every change visible now (beyond the lag) to ``index`` (an alias or a physical index;
-    ``physical_index`` names the index behind it, whose customer/employee attributes are tracked)."""
+    """Apply every change committed now (stamped before ``documents.read_bound``, taken once per
+    call) to ``index`` (an alias or a physical index; ``physical_index`` names the index behind it,
+    whose customer/employee attributes are tracked)."""
     report = report or SyncReport(alias=index)
     physical_index = physical_index or index
+    bound = documents.read_bound(conn, lag)
+    conn.commit()  # as after every read here: no transaction stays open while the engine works
 
     def progress(written: int, deleted: int, *, sent: bool = True) -> None:
         report.batches += sent
@@ -118,7 +124,7 @@ def apply_changes(
 
     while True:
         full_batches = 0
-        rows = documents.changed_rows(conn, cursors.changes, lag, batch_size)
+        rows = documents.changed_rows(conn, cursors.changes, bound, batch_size)
         conn.commit()
         if rows:
             outcome = _send(
@@ -130,7 +136,7 @@ def apply_changes(
             progress(outcome.succeeded, 0)
         full_batches += len(rows) == batch_size
 
-        tombstones = documents.deleted_rows(conn, cursors.deletions, lag, batch_size)
+        tombstones = documents.deleted_rows(conn, cursors.deletions, bound, batch_size)
         conn.commit()
         if tombstones:
             index_json = bulk_lines.index_name_json(index)
@@ -144,7 +150,7 @@ def apply_changes(
 
         for table in related.RELATED_TABLES:
             changed = related.changed_rows(
-                conn, table, physical_index, cursors.of(table.table), lag, batch_size
+                conn, table, physical_index, cursors.of(table.table), bound, batch_size
             )
             conn.commit()
             if not changed:

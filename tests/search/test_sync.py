@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from ingestion.search import cursor_store, documents, indexer, sync
-from ingestion.search.documents import Cursors
+from ingestion.search.documents import Cursor, Cursors
 from ingestion.search.rebuild import RebuildReport
 from tests.search.crm import insert_conversation, seed_people, seed_samples
 from tests.search.helpers import NO_LAG, indexed_sources
@@ -61,6 +61,49 @@ def test_lagging_rows_wait_for_the_next_run(pg_dsn, search_client, search_alias)
 
     assert sync.run_incremental(pg_dsn, search_client, search_alias, lag=dt.timedelta(hours=1)).indexed == 0
     assert sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG).indexed == 1
+
+
+def test_a_change_committed_after_a_later_one_still_arrives(pg_dsn, search_client, search_alias):
+    """``updated_at``/``deleted_at`` are stamped when a row is written, not when its transaction
+    commits. A sync tick while a slow transaction is open, after later changes committed, must not
+    move the cursors past the slow transaction's rows: its update and its delete arrive once it
+    commits."""
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        ids = seed_samples(conn, people)
+        updated_slowly, deleted_slowly, deleted_quickly = ids[:3]
+        indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        with psycopg.connect(pg_dsn) as slow:
+            slow.execute(
+                "UPDATE conversations SET content = 'written first' WHERE id = %s", (updated_slowly,)
+            )
+            slow.execute("DELETE FROM conversations WHERE id = %s", (deleted_slowly,))
+            # stamped after the slow transaction's rows, committed before them
+            added = insert_conversation(conn, people, "committed first")
+            conn.execute("DELETE FROM conversations WHERE id = %s", (deleted_quickly,))
+            conn.commit()
+            sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)  # a tick meanwhile
+            slow.commit()
+    sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    stored = indexed_sources(search_client, search_alias)
+    assert set(stored) == set(ids) - {deleted_slowly, deleted_quickly} | {added}
+    assert stored[updated_slowly]["content"] == "written first"
+    assert stored[added]["content"] == "committed first"
+
+
+def test_rows_stamped_on_a_server_clock_other_than_utc_are_read(pg_dsn):
+    """Writers stamp ``updated_at`` in their session's zone, the database's default; the sync's own
+    session runs in UTC. Shanghai stamps are eight hours ahead of UTC: a bound taken on the UTC clock
+    would hold every change back for eight hours."""
+    dbname = psycopg.conninfo.conninfo_to_dict(pg_dsn)["dbname"]
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE \"{dbname}\" SET timezone = 'Asia/Shanghai'")
+    with psycopg.connect(pg_dsn) as writer:
+        added = insert_conversation(writer, seed_people(writer), "stamped on Shanghai time")
+    assert sync.pending(pg_dsn, "conversations_clock_test", lag=NO_LAG)
+    with documents.connect(pg_dsn) as conn:
+        rows = documents.changed_rows(conn, Cursor(), documents.read_bound(conn), 10)
+    assert [row.id for row in rows] == [added]
 
 
 _KILLABLE_SYNC = """
