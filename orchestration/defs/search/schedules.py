@@ -1,5 +1,5 @@
 """Nightly full rebuild: compacts the index and is the safety net for anything incremental sync
-could have missed (a change committed later than the cursor lag allows for). Skipped, with how to
+could have missed (a document refused for a while, a change an engine lost). Skipped, with how to
 start one, when no search engine is configured or running."""
 
 import dagster as dg
