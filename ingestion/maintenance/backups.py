@@ -20,7 +20,8 @@ import tarfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlparse
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from devstack.postgres import binary
 
@@ -42,14 +43,19 @@ class Backup:
 
 def _connection_args(dsn: str) -> tuple[list[str], dict[str, str]]:
     """pg_basebackup takes a connection string, but the password goes through the environment so it
-    never shows in a process list or a log line."""
-    parsed = urlparse(dsn)
+    never shows in a process list or a log line.
+
+    The DSN is read by libpq's own parser, as psycopg reads it everywhere else: a URL's
+    percent-encoded parts are decoded, a keyword/value DSN (``host=... password=...``) and query
+    parameters (``sslmode``, ``host=/socket/dir``) are understood, and what is not given takes
+    libpq's defaults.
+    """
+    params = conninfo_to_dict(dsn)
+    password = params.pop("password", None)
     env = dict(os.environ)
-    if parsed.password:
-        env["PGPASSWORD"] = parsed.password
-    host = parsed.hostname or "127.0.0.1"
-    args = ["-h", host, "-p", str(parsed.port or 5432), "-U", parsed.username or "postgres"]
-    return args, env
+    if password:
+        env["PGPASSWORD"] = str(password)
+    return ["-d", make_conninfo(**params)], env
 
 
 def list_backups(backup_root: Path) -> list[Backup]:

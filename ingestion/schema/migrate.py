@@ -43,15 +43,18 @@ def apply(dsn: str, log=print) -> list[str]:
         # The seed's tables live in public. The default search_path starts with "$user", and the
         # embedded superuser is called funnelhouse like the tooling schema, so pin it.
         conn.execute("SET search_path TO public")
-        conn.execute("CREATE SCHEMA IF NOT EXISTS funnelhouse")
-        conn.execute(
-            """CREATE TABLE IF NOT EXISTS funnelhouse.schema_migrations (
-                   version TEXT PRIMARY KEY,
-                   checksum TEXT NOT NULL,
-                   applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
-        )
+        # The lock comes first: two processes migrating a new database at once would otherwise
+        # both create the schema and its table (IF NOT EXISTS does not guard against a concurrent
+        # creation: one of them fails with a unique violation in the catalog).
         conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
         try:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS funnelhouse")
+            conn.execute(
+                """CREATE TABLE IF NOT EXISTS funnelhouse.schema_migrations (
+                       version TEXT PRIMARY KEY,
+                       checksum TEXT NOT NULL,
+                       applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+            )
             done = dict(
                 conn.execute("SELECT version, checksum FROM funnelhouse.schema_migrations").fetchall()
             )

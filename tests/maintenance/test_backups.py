@@ -102,3 +102,29 @@ def test_backup_job_runs_in_dagster(pg_server, tmp_path, monkeypatch):
     assert result.success
     assert [b.kind for b in backups.list_backups(tmp_path / "b")] == ["full"]
     assert len(list((tmp_path / "offsite").glob("*.tar.gz"))) == 1
+
+
+def test_connection_string_is_read_as_libpq_reads_it():
+    """Percent-encoded URL parts are decoded, query parameters kept; the password only in the environment."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    args, env = backups._connection_args("postgresql://app:p%40ss%2Fw@db.internal:6432/crm?sslmode=require")
+    assert env["PGPASSWORD"] == "p@ss/w"
+    assert args[0] == "-d" and "p@ss" not in args[1] and "p%40ss" not in args[1]
+    assert conninfo_to_dict(args[1]) == {
+        "host": "db.internal",
+        "port": "6432",
+        "user": "app",
+        "dbname": "crm",
+        "sslmode": "require",
+    }
+
+
+def test_backup_with_a_keyword_value_dsn(pg_server, tmp_path):
+    """``host=... port=... password=...``, accepted by psycopg everywhere else, backs up that server."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    keyword_dsn = make_conninfo(**conninfo_to_dict(pg_server["dsn"]))
+    assert not keyword_dsn.startswith("postgresql://")
+    backup = backups.take_backup(keyword_dsn, tmp_path, "full")
+    assert (backup.path / "backup_manifest").exists()

@@ -3,6 +3,9 @@ change tracking (updated_at, tombstones) and migrations being idempotent."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
+import time
 from decimal import Decimal
 
 import psycopg
@@ -111,6 +114,24 @@ def test_a_conversation_moved_to_another_month_by_an_update_is_no_deletion(conn)
     ]
 
 
+def test_the_large_references_are_indexed_for_deletes(conn):
+    """Deleting a conversation (or a customer) looks up the rows still referencing it: without an
+    index on the referencing columns, one scan of the referencing table per deleted row."""
+    unindexed = conn.execute(
+        """SELECT c.conrelid::regclass::text, c.confrelid::regclass::text
+           FROM pg_constraint c
+           WHERE c.contype = 'f' AND c.conparentid = 0
+             AND (c.conrelid, c.confrelid) IN (('conversation_events'::regclass, 'conversations'::regclass),
+                                               ('customers'::regclass, 'customers'::regclass))
+             AND NOT EXISTS (
+                 SELECT 1 FROM pg_index i
+                 WHERE i.indrelid = c.conrelid
+                   AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] @> c.conkey
+                   AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] <@ c.conkey)"""
+    ).fetchall()
+    assert unindexed == []
+
+
 def test_event_must_reference_an_existing_conversation(conn):
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         conn.execute(
@@ -173,3 +194,86 @@ def test_partitions_job_creates_the_coming_months(pg_dsn, monkeypatch):
             (PARTITION_MONTHS_AHEAD,),
         ).fetchall()
     assert {f"conversations_{month}" for (month,) in months} <= names
+
+
+def _partition_schema(conn, name: str) -> str | None:
+    row = conn.execute(
+        "SELECT relnamespace::regnamespace::text FROM pg_class WHERE relname = %s", (name,)
+    ).fetchone()
+    return row and row[0]
+
+
+def test_partitions_are_created_in_public_whatever_the_search_path(pg_dsn):
+    """The embedded role is called funnelhouse like the tooling schema, and the default search_path
+    starts with "$user": unqualified names would put seed data there."""
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == "funnelhouse"
+        conn.execute('SET search_path = "$user", public')
+        conn.execute("SELECT ensure_conversation_partitions('2033-01-01', '2033-01-01')")
+        assert _partition_schema(conn, "conversations_2033_01") == "public"
+
+
+def test_migration_moves_partitions_out_of_the_tooling_schema(conn, pg_dsn):
+    """Databases migrated before 0012 may hold partitions in schema funnelhouse: they move to public."""
+    conn.execute(
+        "CREATE TABLE funnelhouse.conversations_2034_01 PARTITION OF public.conversations "
+        "FOR VALUES FROM ('2034-01-01') TO ('2034-02-01')"
+    )
+    _insert_conversation(conn, "MSG_misplaced", "2034-01-10 08:00:00")
+    conn.execute("DELETE FROM funnelhouse.schema_migrations WHERE version LIKE '0012%'")
+    conn.commit()
+    assert [version[:4] for version in migrate.apply(pg_dsn, log=lambda *_: None)] == ["0012"]
+    assert _partition_schema(conn, "conversations_2034_01") == "public"
+    assert conn.execute(
+        "SELECT tableoid::regclass::text FROM conversations WHERE source_message_id = 'MSG_misplaced'"
+    ).fetchone() == ("conversations_2034_01",)
+
+
+@pytest.fixture
+def empty_database(pg_server):
+    """A new database nothing was migrated into; its DSN."""
+    from devstack import postgres
+
+    admin = postgres.dsn_for(pg_server["port"], pg_server["password"], "postgres")
+    name = f"unmigrated_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres.dsn_for(pg_server["port"], pg_server["password"], name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_migration_waiting_for_another_has_touched_nothing(empty_database):
+    """Migrations of two processes at once on a new database: the waiting one must not have raced
+    the other into creating the tooling schema and the migrations table (a UniqueViolation)."""
+    waiting = concurrent.futures.ThreadPoolExecutor(1)
+    with psycopg.connect(empty_database, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (migrate._ADVISORY_LOCK_KEY,))
+        applying = waiting.submit(migrate.apply, empty_database, lambda *_: None)
+        _wait_until_waiting_for_the_lock(holder, applying)
+        created = holder.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'funnelhouse'").fetchone()
+        holder.execute("SELECT pg_advisory_unlock(%s)", (migrate._ADVISORY_LOCK_KEY,))
+        applied = applying.result(timeout=120)
+    assert created == (0,)
+    assert applied == [m.version for m in migrate.available()]
+
+
+def _wait_until_waiting_for_the_lock(conn, applying: concurrent.futures.Future) -> None:
+    for _ in range(200):
+        assert not applying.done(), applying.exception()
+        waiting = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone()[0]
+        if waiting:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the migration never waited for the lock")
+
+
+def test_concurrent_first_migrations_all_succeed(empty_database):
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        runs = [pool.submit(migrate.apply, empty_database, lambda *_: None) for _ in range(4)]
+        applied = sorted((run.result(timeout=120) for run in runs), key=len)
+    assert applied[:3] == [[], [], []] and len(applied[3]) == len(migrate.available())
