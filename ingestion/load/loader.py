@@ -1,6 +1,10 @@
 """Load one landing file: validated rows merged by natural key, in one transaction, exactly once.
 
-Per file, inside a single transaction:
+First, for a partitioned table (conversations), the partitions of the months the file's rows
+fall in are created, each in a short transaction of its own: creating one locks the whole table,
+which the file's transaction must not hold for the length of a load.
+
+Then per file, inside a single transaction:
 
 1. an advisory lock per table (two loads of one table never interleave their merges) and the
    ledger check by content checksum (a copy of loaded content is recorded as 'duplicate');
@@ -55,6 +59,10 @@ from ingestion.load.validate import ChunkValidator, DbColumn, rule_words
 # target is the natural key plus this column (conversations: UNIQUE (source_message_id, sent_at)).
 PARTITION_COLUMNS = {"conversations": "sent_at"}
 _PARTITION_ENSURERS = {"conversations": "ensure_conversation_partitions"}
+# Partitions are created for the months of this range only. A stray date (an exporter's epoch
+# zero 1970-01-01, 1900, 9999) would otherwise get a partition of its own; its row is held by the
+# default partition, where nothing is lost.
+PARTITION_RANGE = (pd.Timestamp("2000-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))
 STAGE = "_funnelhouse_stage"
 _LOCK_NAMESPACE = "funnelhouse.ingest:"
 
@@ -114,6 +122,21 @@ def unique_keys(conn: psycopg.Connection, table: str) -> list[tuple[str, ...]]:
     return [tuple(r[0]) for r in rows]
 
 
+def utc_timestamp(text: str) -> str:
+    """SQL for the landing timestamp ``text`` as a UTC ``timestamp``.
+
+    Landing timestamps are UTC. One written with an offset ('...+08:00', '...Z') is converted to
+    UTC: a plain ``::timestamp`` cast would drop the offset and keep the local clock time (8 hours
+    off, possibly another day and partition). One without an offset is taken as it is, never read
+    on the session's time zone. Validation guarantees 'YYYY-MM-DD HH:MM:SS' first, so an offset
+    is a sign or a Z after those 19 characters.
+    """
+    return (
+        f"(CASE WHEN substr({text}, 20) ~ '[-+Z]' THEN {text}::timestamptz AT TIME ZONE 'UTC' "
+        f"ELSE {text}::timestamp END)"
+    )
+
+
 class MergePlan:
     """The SQL of one table's load, derived from its contract and PostgreSQL's catalog."""
 
@@ -144,6 +167,8 @@ class MergePlan:
     def typed(self, column: str, alias: str = "s") -> str:
         kind = self.db[column].data_type
         value = f"{alias}.{q(column)}"
+        if kind == "timestamp without time zone":
+            return utc_timestamp(value)
         return value if kind in ("text", "character varying") else f"{value}::{kind}"
 
     def create_stage(self) -> str:
@@ -323,7 +348,6 @@ class _Batch:
 
     rejects: list[tuple]  # rows of ingest_rejects
     staged: memoryview | None  # the good rows as COPY input
-    months: tuple[str, str] | None  # first and last partition value of the good rows
     repeats: bool  # a key occurs more than once among the good rows
 
 
@@ -380,7 +404,6 @@ class _FileLoad:
         self.rejected: Counter[str] = Counter()  # by the reading thread
         self.rejected_in_sql: Counter[str] = Counter()  # by the writer thread
         self.key_hashes: list[np.ndarray] = []
-        self.months: tuple[str, str] | None = None
         self.params = {"file_id": file_id, "path": file.url, "table": file.table}
         self.seconds: Counter[str] = Counter()  # see FileResult.seconds_by_step
 
@@ -437,11 +460,7 @@ class _FileLoad:
         repeats = bool(good.duplicated(subset=key).any())
         if not self.per_chunk and len(good):
             self.key_hashes.append(pd.util.hash_pandas_object(good[key], index=False).to_numpy())
-        months = None
-        if self.plan.partition and len(good):
-            values = good[self.plan.partition]
-            months = (str(values.min()), str(values.max()))  # ISO text sorts as time does
-        return _Batch(rejects, _stage_bytes(good, self.plan.landing) if len(good) else None, months, repeats)
+        return _Batch(rejects, _stage_bytes(good, self.plan.landing) if len(good) else None, repeats)
 
     # -- writer thread ---------------------------------------------------------------------------
     def write(self, batch: _Batch) -> None:
@@ -459,18 +478,10 @@ class _FileLoad:
             clock = self._tick("db: copy", clock)
         if batch.staged is None:
             return
-        if batch.months:
-            low, high = (
-                batch.months
-                if self.months is None
-                else (min(batch.months[0], self.months[0]), max(batch.months[1], self.months[1]))
-            )
-            self.months = (low, high)
         if self.per_chunk:
             self._reject_in_sql()
             if batch.repeats:
                 self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
-            self._ensure_partitions(batch.months)
             clock = self._tick("db: checks", clock)
             self.rows_changed += self.conn.execute(self.plan.merge()).rowcount
             self.conn.execute(f"TRUNCATE {STAGE}")
@@ -486,21 +497,13 @@ class _FileLoad:
                 if not rules or name != "self references":
                     break
 
-    def _ensure_partitions(self, months: tuple[str, str] | None) -> None:
-        if months and self.plan.table in _PARTITION_ENSURERS:
-            self.conn.execute(
-                f"SELECT {_PARTITION_ENSURERS[self.plan.table]}(%s::date, %s::date)",
-                (months[0][:10], months[1][:10]),
-            )
-
     def _settle_file(self) -> None:
-        """Whole-file mode: checks, repeated keys, partitions, merge, self-references."""
+        """Whole-file mode: checks, repeated keys, merge, self-references."""
         self._reject_in_sql()
         if self.key_hashes:
             hashes = np.concatenate(self.key_hashes)
             if len(np.unique(hashes)) < len(hashes):  # a hash collision only costs this statement
                 self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
-        self._ensure_partitions(self.months)
         self.conn.execute(f"ANALYZE {STAGE}")
         # A new row that is then given its referrer is one changed row, not two: count the ids.
         changed = {row_id for (row_id,) in self.conn.execute(self.plan.merge() + " RETURNING t.id")}
@@ -511,6 +514,45 @@ class _FileLoad:
     @property
     def reasons(self) -> Counter:
         return self.rejected + self.rejected_in_sql
+
+
+def _months_present(file: LandingFile, column: str, chunk_bytes: int) -> set[str]:
+    """First days ('YYYY-MM-01') of the UTC months of ``column`` in the file, within PARTITION_RANGE.
+
+    Only the months that occur: one stray date must not stand for every month up to it. Values
+    that are no timestamp are skipped (validation rejects their rows).
+    """
+    low, high = PARTITION_RANGE
+    months: set[str] = set()
+    for chunk in read_chunks(file, chunk_bytes):
+        stamps = pd.to_datetime(chunk.frame[column], utc=True, format="ISO8601", errors="coerce")
+        months.update(stamps[(stamps >= low) & (stamps < high)].dt.strftime("%Y-%m-01").unique())
+    return months
+
+
+def _create_partitions(conn: psycopg.Connection, file: LandingFile, checksum: str, chunk_bytes: int) -> None:
+    """The partitions the file's rows need, each created in a short transaction of its own, before
+    the file's transaction.
+
+    Creating a partition locks the whole partitioned table (ACCESS EXCLUSIVE) until its transaction
+    ends: inside the file's transaction, every reader of the table (replication, search sync,
+    reports) would wait for the whole load. A partition created for a load that then fails stays,
+    empty and harmless. A month the file brings that has no partition (outside PARTITION_RANGE) is
+    held by the default partition.
+
+    The table's load lock is taken first: while another file of the table loads, this one waits
+    for it there, not in the table's lock queue, where every new reader would queue behind it.
+    """
+    ensurer = _PARTITION_ENSURERS.get(file.table)
+    if ensurer is None:
+        return
+    with conn.transaction():
+        if ledger.loaded_copy(conn, file.table, checksum):
+            return  # loaded before: this copy loads nothing
+    for month in sorted(_months_present(file, PARTITION_COLUMNS[file.table], chunk_bytes)):
+        with conn.transaction():
+            _lock_table(conn, file.table)
+            conn.execute(f"SELECT {ensurer}(%s::date, %s::date)", (month, month))
 
 
 def _lock_table(conn: psycopg.Connection, table: str) -> None:
@@ -531,6 +573,7 @@ def load_file(
     checksum = checksum or file.checksum()
     result = FileResult(file, checksum, "loaded")
     try:
+        _create_partitions(conn, file, checksum, chunk_bytes)
         with conn.transaction():
             conn.execute("SET LOCAL work_mem = '64MB'")
             # A killed loader's server process notices the dead client within seconds instead of

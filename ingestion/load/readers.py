@@ -8,7 +8,8 @@ a parse failure to crash on), and because text is what COPY consumes anyway.
 
 Whole-file problems raise :class:`LandingFileError` naming the file: bad encoding, a file that
 stops mid-row (truncated), a header lacking the contract's columns (not a CSV of that table),
-an unreadable Parquet footer. Row-level problems are validation's business, not the reader's.
+an unreadable Parquet footer. Row-level problems are validation's business, not the reader's: a
+JSONL row's keys outside the contract are handed over in :data:`UNKNOWN_KEYS` for it to quarantine.
 """
 
 from __future__ import annotations
@@ -34,6 +35,21 @@ from ingestion.load.landing import LandingFile
 # conversation and a 2 KB one, while a chunk stays big enough (~35k thin rows) that the fixed cost
 # of a great-expectations run per chunk stays small next to the rows' own cost.
 CHUNK_BYTES = 8 * 1024 * 1024
+
+# A JSONL row's keys outside the contract (a misspelled "Country"), as a JSON object: an extra
+# column of the chunks that have any, so validation quarantines those rows with them instead of
+# the row loading without their values. CSV and Parquet name their columns once, in the header,
+# where a misspelled one is a missing contract column, which fails the file.
+UNKNOWN_KEYS = "_unknown_keys"
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+# RFC 4180 as pyarrow parses it: only a quote opening a field starts a quoted field (a quote
+# anywhere else is text, as in `a 5" screen`); inside one, "" is a quote and a lone quote ends it
+# (pyarrow keeps what follows, up to the delimiter, as text). CR, LF and CRLF end a row.
+_CSV_FIELD = rb'(?>"(?:[^"]++|"")*+"|(?!"))[^,\r\n]*+'
+_CSV_ROW = rb"%s(?:[,\r]%s)*+" % (_CSV_FIELD, _CSV_FIELD)
+_CSV_WHOLE_ROWS = re.compile(rb"(?:%s\n)*+" % _CSV_ROW)
+_CSV_LAST_ROW = re.compile(_CSV_ROW + rb"\Z")
 
 
 def _return_big_buffers_to_the_os() -> None:
@@ -82,7 +98,8 @@ class Chunk:
 
 
 def read_chunks(file: LandingFile, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
-    """Chunks (about ``chunk_bytes`` of file each) of the rows with exactly the contract's landing columns."""
+    """Chunks (about ``chunk_bytes`` of file each) of the rows with the contract's landing columns
+    (and :data:`UNKNOWN_KEYS` where JSONL rows carry others)."""
     columns = CONTRACTS[file.table].landing_columns
     reader = {"csv": _csv_chunks, "jsonl": _jsonl_chunks, "parquet": _parquet_chunks}[file.format]
     try:
@@ -106,15 +123,15 @@ def _require_columns(file: LandingFile, present: list[str], columns: list[str]) 
         )
 
 
-def _check_complete(file: LandingFile, handle) -> None:
-    """A text file must end with a newline: one that stops mid-row was cut off in transfer."""
+def _check_not_empty(file: LandingFile, handle) -> None:
+    """A file without a byte is no export (even one of no rows has a CSV header).
+
+    A missing final line break is fine (RFC 4180 allows it); a row cut off in transfer shows
+    in that last row itself (see :func:`_csv_blocks`, :func:`_jsonl_record`).
+    """
     handle.seek(0, io.SEEK_END)
-    size = handle.tell()
-    if size == 0:
+    if handle.tell() == 0:
         raise LandingFileError(file, "empty file (not even a header)")
-    handle.seek(size - 1)
-    if handle.read(1) != b"\n":
-        raise LandingFileError(file, "truncated: the last row is incomplete (no final newline)")
     handle.seek(0)
 
 
@@ -133,67 +150,68 @@ def _csv_header(file: LandingFile, handle) -> list[str]:
     return next(csv.reader([text]), [])
 
 
-def _last_row_end(buffer: bytes) -> int:
-    """Index of the last newline of ``buffer`` outside a quoted field, or -1.
-
-    In RFC 4180 CSV a quote inside a field is doubled, so a position is inside a quoted field
-    exactly when an odd number of quotes precede it.
-    """
-    end = buffer.rfind(b"\n")
-    quotes = buffer.count(b'"', 0, end) if end >= 0 else 0
-    while end >= 0 and quotes % 2:
-        previous = buffer.rfind(b"\n", 0, end)
-        quotes -= buffer.count(b'"', previous + 1, end)
-        end = previous
-    return end
-
-
-def _csv_blocks(handle, size: int) -> Iterator[bytes]:
+def _csv_blocks(file: LandingFile, handle, size: int) -> Iterator[bytes]:
     """The data rows as pieces of about ``size`` bytes, each ending at a row boundary.
 
     pyarrow's own streaming reader reads ahead and keeps far more than one block alive (hundreds
-    of MB on a 1 GB file); cutting the blocks here bounds the memory to a block or two.
+    of MB on a 1 GB file); cutting the blocks here bounds the memory to a block or two. A row
+    longer than a block is kept whole. What follows the file's last line break is its last row,
+    complete (RFC 4180 allows it without a line break) unless it ends inside a quoted field.
     """
     carry = b""
     while data := handle.read(size):
         buffer = carry + data if carry else data
-        end = _last_row_end(buffer)
-        if end < 0:  # one row longer than a block: keep reading
-            carry = buffer
-            continue
-        yield buffer[: end + 1]
-        carry = buffer[end + 1 :]
+        end = _CSV_WHOLE_ROWS.match(buffer).end()
+        if end:
+            yield buffer[:end]
+        carry = buffer[end:]
+    if carry and not _CSV_LAST_ROW.match(carry):
+        raise LandingFileError(
+            file,
+            "truncated: the file ends inside a quoted field (or a field's opening quote is never closed)",
+        )
     if carry:
         yield carry
 
 
+def _read_csv_block(
+    file: LandingFile, block: bytes, first_row: int, header: list[str], columns: list[str]
+) -> pa.Table:
+    """One block as text columns. Only an empty field is NULL: pyarrow's default also takes NA,
+    N/A, null, NaN, #N/A... for NULL, erasing real values (Namibia's country code "NA")."""
+    try:
+        return pa_csv.read_csv(
+            io.BytesIO(block),
+            # The block is made of whole rows: read it as one, however long a row.
+            read_options=pa_csv.ReadOptions(
+                column_names=header, use_threads=False, block_size=len(block) + 1
+            ),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(columns, pa.string()),
+                include_columns=columns,
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        if not block.endswith(b"\n"):  # the file's last row, with fields missing
+            problem = f"truncated: the last row (data row {first_row}, no final line break) is incomplete"
+        else:
+            problem = f"unreadable CSV in the rows from data row {first_row} on"
+        raise LandingFileError(file, f"{problem}: {_without_row(error)}") from error
+
+
 def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
     with file.open() as handle:
-        _check_complete(file, handle)
+        _check_not_empty(file, handle)
         header = [c.strip() for c in _csv_header(file, handle)]
         _require_columns(file, header, columns)
         handle.readline()  # past the header
-        read_options = pa_csv.ReadOptions(column_names=header, use_threads=False)
-        parse_options = pa_csv.ParseOptions(newlines_in_values=True)
-        convert_options = pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(columns, pa.string()),
-            include_columns=columns,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        )
         next_row = 1
-        for block in _csv_blocks(handle, chunk_bytes):
-            try:
-                table = pa_csv.read_csv(
-                    io.BytesIO(block),
-                    read_options=read_options,
-                    parse_options=parse_options,
-                    convert_options=convert_options,
-                )
-            except pa.ArrowInvalid as error:
-                raise LandingFileError(
-                    file, f"unreadable CSV in the rows from data row {next_row} on: {_without_row(error)}"
-                ) from error
+        for block in _csv_blocks(file, handle, chunk_bytes):
+            table = _read_csv_block(file, block, next_row, header, columns)
             yield Chunk(_numbered(table.to_pandas(), next_row))
             next_row += table.num_rows
 
@@ -212,35 +230,58 @@ def _json_text(value, is_json: bool) -> str | None:
     return str(value)
 
 
+def _jsonl_record(file: LandingFile, line: bytes, line_number: int) -> dict:
+    if line_number == 1:
+        line = line.removeprefix(_UTF8_BOM)  # Windows tools write one; CSV's header drops it too
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        if not line.endswith(b"\n"):  # the last line, without a line break: cut off in transfer
+            raise LandingFileError(
+                file, f"truncated: the last line ({line_number}) is incomplete JSON"
+            ) from error
+        raise LandingFileError(file, f"line {line_number} is not JSON: {error}") from error
+    if not isinstance(record, dict):
+        raise LandingFileError(file, f"line {line_number} is not a JSON object")
+    return record
+
+
+def _unknown_keys(record: dict, columns: frozenset[str]) -> str | None:
+    """The record's keys outside the contract with their values, as JSON (None if none)."""
+    if record.keys() <= columns:
+        return None
+    return orjson.dumps({key: value for key, value in record.items() if key not in columns}).decode()
+
+
 def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
     contract = CONTRACTS[file.table]
     json_columns = {c.name for c in contract.columns if c.kind == "json"}
+    known = frozenset(columns)
     with file.open() as handle:
-        _check_complete(file, handle)
-        rows: dict[str, list] = {c: [] for c in columns}
+        _check_not_empty(file, handle)
+        rows: dict[str, list] = {c: [] for c in (*columns, UNKNOWN_KEYS)}
         numbers: list[int] = []
         size = 0
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue  # a blank line is no row; row numbers stay line numbers
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                raise LandingFileError(file, f"line {line_number} is not JSON: {error}") from error
-            if not isinstance(record, dict):
-                raise LandingFileError(file, f"line {line_number} is not a JSON object")
+            record = _jsonl_record(file, line, line_number)
             for column in columns:
                 rows[column].append(_json_text(record.get(column), column in json_columns))
+            rows[UNKNOWN_KEYS].append(_unknown_keys(record, known))
             numbers.append(line_number)
             size += len(line)
             if size >= chunk_bytes:
                 yield Chunk(_text_frame(rows, numbers))
-                rows, numbers, size = {c: [] for c in columns}, [], 0
+                rows, numbers, size = {c: [] for c in rows}, [], 0
         if numbers:
             yield Chunk(_text_frame(rows, numbers))
 
 
 def _text_frame(rows: dict[str, list], numbers: list[int]) -> pd.DataFrame:
+    """A JSONL chunk's columns; :data:`UNKNOWN_KEYS` only if some row has such keys."""
+    if not any(rows[UNKNOWN_KEYS]):
+        rows = {name: values for name, values in rows.items() if name != UNKNOWN_KEYS}
     return pd.DataFrame(
         {name: pd.array(values, dtype="str") for name, values in rows.items()}, index=pd.Index(numbers)
     )
@@ -249,10 +290,12 @@ def _text_frame(rows: dict[str, list], numbers: list[int]) -> pd.DataFrame:
 def _parquet_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return column
-    if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
+    if pa.types.is_timestamp(column.type) and (column.type.unit == "ns" or column.type.tz):
         # pandas and Spark write nanoseconds: as text, 9 fraction digits, which the timestamp
         # rule refuses (every row rejected). PostgreSQL keeps microseconds anyway.
-        column = column.cast(pa.timestamp("us", column.type.tz), safe=False)
+        # A zoned column holds UTC instants: dropping the zone leaves them as UTC text.
+        unit = "us" if column.type.unit == "ns" else column.type.unit
+        column = column.cast(pa.timestamp(unit), safe=False)
     try:
         return column.cast(pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # nested values: keep them as JSON text

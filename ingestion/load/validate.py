@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import great_expectations.expectations as gxe
 
 from ingestion.contracts import CONTRACTS, Column
+from ingestion.load.readers import UNKNOWN_KEYS
 
 INT_PATTERN = r"^[+-]?[0-9]+$"
 DECIMAL_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
@@ -40,6 +41,7 @@ BOOL_PATTERN = r"^(?i:true|false|t|f|yes|no|1|0)$"
 # Year 0001-9999, month 01-12, day 01-31, hour 00-23, minute and second 00-59, zone offset up to
 # +-15:59 (PostgreSQL refuses year 0000 and bigger offsets). A pattern check cannot tell Feb 30
 # from Mar 30, so _calendar_failures looks at days 29-31. No lookahead: RE2 runs these too.
+# A timestamp with an offset is valid: the loader stores it converted to UTC (loader.utc_timestamp).
 _YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
 _DAY = rf"{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
 DATE_PATTERN = rf"^{_DAY}$"
@@ -61,7 +63,6 @@ _TYPE_WORDS = {
     "timestamp": "a timestamp YYYY-MM-DD HH:MM:SS",
 }
 INT4_RANGE = (-(2**31), 2**31 - 1)
-
 
 
 @functools.cache
@@ -212,6 +213,17 @@ def _nul_rule(name: str) -> Rule:
         name,
         lambda _v, n=name: f"{n} contains a NUL character",
         custom=lambda values: values.str.contains("\x00", regex=False, na=False),
+    )
+
+
+def _unknown_keys_rule(table: str) -> Rule:
+    """A JSONL row with keys outside the contract (the reader hands them over): quarantined, as
+    loading it would silently drop their values (a misspelled "Country")."""
+    return Rule(
+        "unknown_keys",
+        UNKNOWN_KEYS,
+        lambda v: f"keys outside the {table} contract: {', '.join(orjson.loads(v))}",
+        custom=lambda values: values.notna(),
     )
 
 
@@ -374,6 +386,7 @@ class ChunkValidator:
                         gxe.ExpectColumnValuesToNotBeNull(column=name),
                     )
                 )
+        self.rules.append(_unknown_keys_rule(table))
         self._numeric = [c.name for c in self.contract.columns if c.kind in ("int", "decimal")]
         self._scales = {
             c.name: db.scale
@@ -443,6 +456,8 @@ class ChunkValidator:
             rows = checked.result.get("unexpected_index_list") or []
             self._record(verdict, rule, frame, rows)
         for rule in self._custom:
+            if rule.column not in frame:  # UNKNOWN_KEYS, only in chunks with such keys
+                continue
             failing = rule.custom(frame[rule.column])
             self._record(verdict, rule, frame, frame.index[failing.to_numpy(dtype=bool)])
         return verdict

@@ -138,3 +138,105 @@ def test_a_row_is_kept_when_its_later_repeat_is_rejected(
     result = run_ingest(rows.write(parents, table, "rep", [good, rejected_repeat]))[f"{table}__rep.csv"]
     assert (result.rows_loaded, result.rows_rejected, result.rows_superseded) == (1, 1, 0)
     assert sql(f"SELECT count(*) FROM {table} WHERE {key} = %s", good[key]) == [(1,)]
+
+
+@pytest.fixture
+def shanghai_sessions(pg_dsn, sql):
+    """Sessions of the test database run on Asia/Shanghai time: a timestamp without an offset must
+    not be read on the session's clock."""
+    [(database,)] = sql("SELECT current_database()")
+    sql(f"ALTER DATABASE \"{database}\" SET timezone = 'Asia/Shanghai'")
+
+
+def test_timestamps_with_an_offset_are_stored_in_utc(parents, shanghai_sessions, run_ingest, sql):
+    batch = [
+        rows.customer(
+            50,
+            assigned_at="2025-11-30 23:30:00+08:00",
+            last_contact_at="2025-11-30T23:30:00Z",
+            created_at="2025-01-01 10:00:00.5-0530",
+        ),
+        rows.customer(51, assigned_at="2025-11-30 23:30:00", last_contact_at="2025-11-30T23:30:00"),
+    ]
+    result = run_ingest(rows.write(parents, "customers", "tz", batch))["customers__tz.csv"]
+    assert (result.status, result.rows_loaded) == ("loaded", 2)
+    stored = sql(
+        "SELECT customer_code, assigned_at::text, last_contact_at::text, created_at::text FROM customers "
+        "WHERE customer_code IN ('CUST_0050', 'CUST_0051') ORDER BY 1"
+    )
+    assert stored == [
+        ("CUST_0050", "2025-11-30 15:30:00", "2025-11-30 23:30:00", "2025-01-01 15:30:00.5"),
+        ("CUST_0051", "2025-11-30 23:30:00", "2025-11-30 23:30:00", "2025-01-02 10:00:00"),
+    ]
+
+
+def test_parquet_zoned_timestamps_are_stored_in_utc(parents, shanghai_sessions, run_ingest, sql):
+    path = rows.write(parents, "customers", "zoned", [rows.customer(52)], "parquet")
+    table = pq.read_table(path)
+    ten_utc = pa.array([pd.Timestamp("2025-11-05 10:00:00", tz="UTC")], pa.timestamp("us", "UTC"))
+    zoned = ten_utc.cast(pa.timestamp("us", "Asia/Shanghai"))
+    pq.write_table(table.set_column(table.schema.get_field_index("assigned_at"), "assigned_at", zoned), path)
+    result = run_ingest(path)["customers__zoned.parquet"]
+    assert (result.status, result.rows_loaded) == ("loaded", 1)
+    assert sql("SELECT assigned_at::text FROM customers WHERE customer_code = 'CUST_0052'") == [
+        ("2025-11-05 10:00:00",)
+    ]
+
+
+def _conversation_partitions(sql) -> set[str]:
+    return {
+        name
+        for (name,) in sql(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'conversations'::regclass"
+        )
+    }
+
+
+def test_partitions_are_made_for_the_months_present_only(parents, run_ingest, sql):
+    """Not for every month between the earliest and the latest row: one stray date would make
+    hundreds (a 1900 one exhausted the lock table and aborted the run)."""
+    before = _conversation_partitions(sql)
+    messages = [
+        rows.conversation(1, sent_at="2031-03-05 10:00:00"),
+        rows.conversation(2, sent_at="2031-06-01 02:00:00+08:00"),  # May in UTC
+        rows.conversation(3, sent_at="1970-01-01 00:00:00"),  # epoch zero of an exporter
+        rows.conversation(4, sent_at="1900-01-01 00:00:00"),
+        rows.conversation(5, sent_at="9999-12-31 23:59:59"),
+    ]
+    result = run_ingest(rows.write(parents, "conversations", "far", messages))["conversations__far.csv"]
+    assert (result.status, result.rows_loaded) == ("loaded", 5)
+    assert _conversation_partitions(sql) - before == {"conversations_2031_03", "conversations_2031_05"}
+    placed = sql(
+        "SELECT source_message_id, tableoid::regclass::text, sent_at::text FROM conversations ORDER BY 1"
+    )
+    assert placed == [
+        ("MSG_000001", "conversations_2031_03", "2031-03-05 10:00:00"),
+        ("MSG_000002", "conversations_2031_05", "2031-05-31 18:00:00"),
+        ("MSG_000003", "conversations_default", "1970-01-01 00:00:00"),
+        ("MSG_000004", "conversations_default", "1900-01-01 00:00:00"),
+        ("MSG_000005", "conversations_default", "9999-12-31 23:59:59"),
+    ]
+
+
+def test_a_load_that_creates_a_partition_does_not_lock_out_readers(parents, run_ingest, pg_dsn, monkeypatch):
+    """Creating a partition locks the whole table until commit: done inside the file's transaction,
+    it would block replication, search and reports for the whole load."""
+    import psycopg
+
+    from ingestion.load import ledger
+
+    finish = ledger.finish
+    reads = []
+
+    def finish_after_a_read(conn, *args, **kwargs):  # the file's transaction, all rows merged
+        with psycopg.connect(pg_dsn, autocommit=True) as reader:
+            reader.execute("SET lock_timeout = '300ms'")
+            reads.append(reader.execute("SELECT count(*) FROM conversations").fetchone()[0])
+        finish(conn, *args, **kwargs)
+
+    monkeypatch.setattr(ledger, "finish", finish_after_a_read)
+    path = rows.write(
+        parents, "conversations", "new_month", [rows.conversation(1, sent_at="2032-02-02 10:00:00")]
+    )
+    result = run_ingest(path)["conversations__new_month.csv"]
+    assert (result.status, result.rows_loaded, reads) == ("loaded", 1, [0])

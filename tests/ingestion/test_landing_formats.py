@@ -1,0 +1,171 @@
+"""The landing formats read as the README's contract says: RFC 4180 CSV (empty field = NULL, any
+row length, a stray quote in an unquoted field, no final line break) and JSONL (a byte-order mark,
+keys outside the contract)."""
+
+from __future__ import annotations
+
+import csv
+
+import orjson
+import pandas as pd
+import pytest
+
+from ingestion.contracts import CONTRACTS
+from ingestion.load.landing import landing_file
+from ingestion.load.readers import LandingFileError, read_chunks
+from tests.ingestion import landing_rows as rows
+
+CUSTOMER_COLUMNS = CONTRACTS["customers"].landing_columns
+
+
+def _csv_field(value: str | None) -> str:
+    if value is None:
+        return ""
+    if any(special in value for special in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _csv_line(customer: dict, **verbatim: str) -> str:
+    """The customer as one CSV line; ``verbatim`` fields are written as given (the test's quotes)."""
+    return ",".join(verbatim[c] if c in verbatim else _csv_field(customer[c]) for c in CUSTOMER_COLUMNS)
+
+
+def _write_csv(folder, batch: str, lines: list[str], newline: str = "\n", last_newline: bool = True):
+    path = folder / f"customers__{batch}.csv"
+    text = newline.join([",".join(CUSTOMER_COLUMNS), *lines])
+    path.write_bytes((text + (newline if last_newline else "")).encode())
+    return path
+
+
+def _read(path, chunk_bytes: int = 8 * 1024 * 1024) -> list:
+    return [chunk.frame for chunk in read_chunks(landing_file(str(path)), chunk_bytes)]
+
+
+def _quote_every_field(path) -> None:
+    with open(path, newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(table)
+
+
+@pytest.fixture
+def parents(landing, run_ingest):
+    rows.write(landing, "employees", "p", [rows.employee(1)])
+    assert run_ingest(landing)["employees__p.csv"].status == "loaded"
+    return landing
+
+
+@pytest.mark.parametrize("quoting", ["minimal", "all"])
+def test_csv_words_that_look_like_null_are_text(parents, run_ingest, sql, quoting):
+    """Only an empty field is NULL (quoted or not): "NA" is Namibia, "nan" a name."""
+    batch = [
+        rows.customer(1, name="NA", country="NA", wechat_id="null", phone="N/A", city="NaN"),
+        rows.customer(2, name="nan", country="#N/A", wechat_id="NULL", phone="", city=None),
+    ]
+    path = rows.write(parents, "customers", f"null_{quoting}", batch)
+    if quoting == "all":
+        _quote_every_field(path)  # "" included: a quoted empty field is an empty field
+    result = run_ingest(path)[path.name]
+    assert (result.status, result.rows_loaded, result.rows_rejected) == ("loaded", 2, 0)
+    assert sql("SELECT name, country, wechat_id, phone, city FROM customers ORDER BY customer_code") == [
+        ("NA", "NA", "null", "N/A", "NaN"),
+        ("nan", "#N/A", "NULL", None, None),
+    ]
+
+
+MULTI_LINE = '"multi\nline ""quoted"""'
+
+
+@pytest.mark.parametrize("later_multi_line", [True, False], ids=["multi-line-later", "one-line-rows"])
+@pytest.mark.parametrize("chunk_bytes", [300, 2000, 8 * 1024 * 1024])
+def test_a_stray_quote_in_an_unquoted_field_is_text(tmp_path, chunk_bytes, later_multi_line):
+    """`a 5" screen` opens no quoted field: later multi-line values stay whole, and blocks stay
+    about chunk_bytes long (a flipped quote count cut a later multi-line value, or carried the
+    rest of the file as one row)."""
+    lines = [_csv_line(rows.customer(1), blacklist_reason='a 5" screen')]
+    lines += [
+        _csv_line(rows.customer(n), blacklist_reason=MULTI_LINE if later_multi_line and n % 5 == 0 else "x")
+        for n in range(2, 40)
+    ]
+    path = _write_csv(tmp_path, "stray", lines)
+    frames = _read(path, chunk_bytes)
+    reasons = [value for frame in frames for value in frame["blacklist_reason"]]
+    fifth = 'multi\nline "quoted"' if later_multi_line else "x"
+    assert reasons[:6] == ['a 5" screen', "x", "x", "x", fifth, "x"]
+    assert len(reasons) == 39
+    if chunk_bytes < path.stat().st_size // 4:
+        assert len(frames) >= 4
+
+
+def test_a_csv_row_longer_than_arrow_blocks_loads(tmp_path):
+    """pyarrow reads 1 MiB blocks by default: a longer row failed the whole file."""
+    long_text = "长" * (1024 * 1024)  # 3 MiB of UTF-8
+    lines = [
+        _csv_line(rows.customer(1, communication_style=long_text)),
+        _csv_line(rows.customer(2, communication_style=f"line 1\n{long_text}")),
+        _csv_line(rows.customer(3)),
+    ]
+    path = _write_csv(tmp_path, "long", lines)
+    for chunk_bytes in (1024 * 1024, 8 * 1024 * 1024):
+        styles = [value for frame in _read(path, chunk_bytes) for value in frame["communication_style"]]
+        assert styles[0] == long_text and styles[1] == f"line 1\n{long_text}"
+        assert len(styles) == 3
+
+
+def test_a_csv_without_a_final_line_break_loads(tmp_path):
+    """RFC 4180: the last record may have no line break (CRLF files here)."""
+    lines = [_csv_line(rows.customer(1)), _csv_line(rows.customer(2, blacklist_reason="two\r\nlines"))]
+    path = _write_csv(tmp_path, "nolb", lines, newline="\r\n", last_newline=False)
+    frame = pd.concat(_read(path))
+    assert frame.index.tolist() == [1, 2]
+    assert frame["customer_code"].tolist() == ["CUST_0001", "CUST_0002"]
+    assert frame["blacklist_reason"].tolist()[1] == "two\r\nlines"
+    assert frame["assigned_employee_code"].tolist() == ["EMP_001", "EMP_001"]
+
+
+@pytest.mark.parametrize(
+    "cut, message",
+    [
+        (lambda text: text[: text.rindex("2025-01-02")], "last row (data row 2, no final line break)"),
+        (lambda text: text[: text.rindex("two")], "ends inside a quoted field"),
+    ],
+    ids=["fields-missing", "inside-quotes"],
+)
+def test_a_csv_cut_off_in_transfer_is_still_truncated(tmp_path, cut, message):
+    lines = [_csv_line(rows.customer(1)), _csv_line(rows.customer(2, blacklist_reason="two\nlines"))]
+    path = _write_csv(tmp_path, "cut", lines)
+    path.write_text(cut(path.read_text()))
+    with pytest.raises(LandingFileError, match="truncated") as error:
+        _read(path)
+    assert message in error.value.problem
+
+
+def test_jsonl_byte_order_mark_and_keys_outside_the_contract(parents, run_ingest, sql):
+    """A BOM (Windows tools) is no reason to fail the file; a misspelled key is no reason to load
+    the row without its value: the row is quarantined, its stray keys kept in raw_row."""
+    path = parents / "customers__keys.jsonl"
+    records = [
+        rows.customer(1, language=["zh"]),
+        {**rows.customer(2, language=["zh"]), "Country": "FR", "referer_code": "CUST_0001"},
+        rows.customer(3, language=["zh"]),
+    ]
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(orjson.dumps(r) + b"\n" for r in records))
+    result = run_ingest(path)[path.name]
+    assert (result.status, result.rows_loaded, result.rows_rejected) == ("loaded", 2, 1)
+    assert result.reasons == {"unknown_keys": 1}
+    [(row, reason, raw)] = sql("SELECT row_number, reason, raw_row FROM funnelhouse.ingest_rejects")
+    assert row == 2 and "Country, referer_code" in reason
+    assert orjson.loads(raw["_unknown_keys"]) == {"Country": "FR", "referer_code": "CUST_0001"}
+    assert sql("SELECT customer_code FROM customers ORDER BY 1") == [("CUST_0001",), ("CUST_0003",)]
+
+
+def test_jsonl_without_a_final_line_break_loads_unless_cut_off(tmp_path):
+    line = orjson.dumps({"customer_code": "CUST_0001", "name": "N"})
+    complete = tmp_path / "customers__done.jsonl"
+    complete.write_bytes(line + b"\n" + line)
+    assert sum(len(frame) for frame in _read(complete)) == 2
+    cut = tmp_path / "customers__cut.jsonl"
+    cut.write_bytes(line + b"\n" + line[:-5])
+    with pytest.raises(LandingFileError, match=r"truncated: the last line \(2\)"):
+        _read(cut)
