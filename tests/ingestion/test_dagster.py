@@ -138,3 +138,29 @@ def test_assets_follow_the_contract_dependencies(asset):
     assert asset.key == dg.AssetKey(["crm", table])
     deps = {dep.path[-1] for dep in asset.asset_deps[asset.key]}
     assert deps == set(CONTRACTS[table].depends_on)
+
+
+def test_the_run_log_shows_a_long_load_progressing_without_a_line_per_chunk():
+    from ingestion.load.landing import LandingFile
+    from orchestration.defs.ingestion.assets import _LogObserver
+
+    class Log:
+        def __init__(self):
+            self.lines: list[str] = []
+
+        def info(self, line: str) -> None:
+            self.lines.append(line)
+
+    log, now = Log(), [0.0]
+    observer = _LogObserver(log, every_seconds=15, clock=lambda: now[0])
+    observer.file_started(
+        LandingFile("/landing/conversations__b1.csv", "conversations", "b1", "csv", size=2_500_000_000), 0, 2
+    )
+    for _ in range(100):  # a chunk of 50,000 rows every second for 100 s
+        now[0] += 1
+        observer.rows_read(50_000)
+    assert log.lines[0] == "conversations__b1.csv: loading (file 1 of 2, 2,500.0 MB)"
+    progress = log.lines[1:]
+    assert len(progress) == 6  # at 15, 30, ... 90 s
+    assert progress[0] == "conversations__b1.csv: 750,000 rows read so far"
+    assert progress[-1] == "conversations__b1.csv: 4,500,000 rows read so far"

@@ -12,6 +12,7 @@ A file that could not be loaded at all - unreadable, or every row rejected - fai
 the asset function's real annotations.)
 """
 
+import time
 from collections import Counter
 
 import dagster as dg
@@ -49,9 +50,30 @@ class IngestConfig(dg.Config):
     )
 
 
+# A multi-GB file loads for minutes: its run log says how far it got at most this often.
+PROGRESS_EVERY_SECONDS = 15.0
+
+
 class _LogObserver(Observer):
-    def __init__(self, log):
+    """The run log's view of a load: a line when a file starts, the rows read so far every
+    ``every_seconds`` while it loads (not per chunk: the event log would drown), and its outcome."""
+
+    def __init__(self, log, every_seconds: float = PROGRESS_EVERY_SECONDS, clock=time.monotonic):
         self.log = log
+        self.every_seconds = every_seconds
+        self.clock = clock
+        self.name, self.rows, self.reported_at = "", 0, 0.0
+
+    def file_started(self, file, index: int, total: int) -> None:
+        self.name, self.rows, self.reported_at = file.name, 0, self.clock()
+        size = f", {file.size / 1e6:,.1f} MB" if file.size else ""
+        self.log.info(f"{file.name}: loading (file {index + 1} of {total}{size})")
+
+    def rows_read(self, count: int) -> None:
+        self.rows += count
+        if self.clock() - self.reported_at >= self.every_seconds:
+            self.reported_at = self.clock()
+            self.log.info(f"{self.name}: {self.rows:,} rows read so far")
 
     def file_finished(self, result: FileResult) -> None:
         self.log.info(
