@@ -14,6 +14,7 @@ import psutil
 import psycopg
 import pytest
 
+from tests.fixtures.postgres import wait_for_count
 from tests.ingestion import landing_rows as rows
 from tests.ingestion.big_files import write_conversations_csv
 
@@ -48,18 +49,19 @@ def _peak_rss_mb(process: subprocess.Popen) -> float:
 
 def _wait_for_merge(dsn: str, process: subprocess.Popen, timeout: float = 120) -> None:
     """Until the loader is merging rows into conversations (so some chunks are in, more to come)."""
-    deadline = time.monotonic() + timeout
+
+    def loader_alive() -> None:
+        assert process.poll() is None, process.stderr.read().decode()
+
     with psycopg.connect(dsn, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read().decode()
-            merging = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'funnelhouse-ingest' "
-                "AND query LIKE 'INSERT INTO \"conversations\"%%'"
-            ).fetchone()[0]
-            if merging:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the loader never started merging")
+        wait_for_count(
+            conn,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'funnelhouse-ingest' "
+            "AND query LIKE 'INSERT INTO \"conversations\"%%'",
+            "the loader merging rows into conversations",
+            timeout,
+            loader_alive,
+        )
 
 
 def test_a_load_killed_mid_file_leaves_no_rows_and_the_next_run_loads_it_all(

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
-import time
 from decimal import Decimal
 
 import psycopg
 import pytest
 
 from ingestion.schema import migrate
+from tests.fixtures.postgres import wait_for_count
 
 FIXTURE = """
 INSERT INTO employees (employee_code, name, email, username, password_hash, role, department, level)
@@ -260,16 +260,16 @@ def test_a_migration_waiting_for_another_has_touched_nothing(empty_database):
 
 
 def _wait_until_waiting_for_the_lock(conn, applying: concurrent.futures.Future) -> None:
-    for _ in range(200):
+    def migration_running() -> None:
         assert not applying.done(), applying.exception()
-        waiting = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        ).fetchone()[0]
-        if waiting:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the migration never waited for the lock")
+
+    wait_for_count(
+        conn,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        "the migration waiting for the lock",
+        still_running=migration_running,
+    )
 
 
 def test_concurrent_first_migrations_all_succeed(empty_database):
