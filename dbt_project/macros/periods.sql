@@ -1,9 +1,9 @@
-{#- The reporting periods of the performance marts, relative to the build date (server time zone):
+{#- The reporting periods of the performance marts, relative to the build date (as_of_date: a UTC day):
     name -> condition on a Date expression. -#}
 {% macro reporting_periods() -%}
     {{ return({
-        'this_month': "toStartOfMonth({col}) = toStartOfMonth(today())",
-        'this_quarter': "toStartOfQuarter({col}) = toStartOfQuarter(today())",
+        'this_month': "toStartOfMonth({col}) = toStartOfMonth(" ~ as_of_date() ~ ")",
+        'this_quarter': "toStartOfQuarter({col}) = toStartOfQuarter(" ~ as_of_date() ~ ")",
         'all_time': "1 = 1",
     }) }}
 {%- endmacro %}

@@ -5,8 +5,11 @@
 {%- endmacro %}
 
 {#- safe_ratio capped at 1, for rates whose numerator can exceed the denominator within a period
-    (withdrawals of older deposits, likes without recorded views). ClickHouse's least() returns
-    the non-NULL argument, so the cap is applied only to a non-NULL ratio. -#}
+    (withdrawals of older deposits, likes without recorded views). A NULL numerator gives NULL, as
+    in safe_ratio: not least(NULL, 1), which ClickHouse answers with 1 (least() skips NULLs), and
+    which made "no withdrawal row" read as a withdrawal rate of 100 %. A caller for whom a missing
+    numerator means none passes ifNull(numerator, 0). -#}
 {% macro capped_ratio(numerator, denominator) -%}
-    if(ifNull(toFloat64({{ denominator }}), 0) = 0, null, least(toFloat64({{ numerator }}) / toFloat64({{ denominator }}), 1))
+    if(ifNull(toFloat64({{ denominator }}), 0) = 0, null,
+       if(toFloat64({{ numerator }}) / toFloat64({{ denominator }}) > 1, 1, toFloat64({{ numerator }}) / toFloat64({{ denominator }})))
 {%- endmacro %}

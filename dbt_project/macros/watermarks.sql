@@ -66,7 +66,7 @@
     {{- return(rows[0] if rows else none) -}}
 {%- endmacro %}
 
-{#- This model's recorded watermarks: {table: {'ms': ..., 'today': bool}} (empty when never recorded). -#}
+{#- This model's recorded watermarks: {table: {'ms': ...}} (empty when never recorded). -#}
 {% macro stored_watermarks() -%}
     {%- do run_query(
         "create table if not exists " ~ watermark_relation() ~ " (model String, table_name String, "
@@ -74,12 +74,12 @@
         ~ "engine = ReplacingMergeTree(recorded_at) order by (model, table_name)"
     ) -%}
     {%- set rows = run_query(
-        "select table_name, watermark_ms, toDate(recorded_at) = today() from " ~ watermark_relation()
+        "select table_name, watermark_ms from " ~ watermark_relation()
         ~ " final where model = '" ~ model_key() ~ "'"
     ) -%}
     {%- set stored = {} -%}
     {%- for row in rows -%}
-        {%- do stored.update({row[0]: {'ms': row[1], 'today': row[2] == 1}}) -%}
+        {%- do stored.update({row[0]: {'ms': row[1]}}) -%}
     {%- endfor -%}
     {{- return(stored) -}}
 {%- endmacro %}

@@ -51,6 +51,9 @@ def test_employee_performance_by_hand(warehouse):
 
     mona = _row(warehouse, "mart_employee_performance", "employee_code = 'EMP_M1'")
     assert mona["withdrawal_rate_all_time"] is None  # no deposits: no rate
+    bob = _row(warehouse, "mart_employee_performance", "employee_code = 'EMP_B1'")
+    assert bob["deposit_count_all_time"] == 1 and bob["withdrawal_count_all_time"] == 0
+    assert bob["withdrawal_rate_all_time"] == 0  # deposits, no withdrawal: 0, not the cap of 1
 
 
 def test_manager_rollup_by_hand(warehouse):

@@ -3,7 +3,7 @@
 -- facts (plain MergeTree, same rows) rather than from staging, whose FINAL over millions of raw
 -- conversation versions would cost more than the rest of the model.
 with activity_bounds as (
-    select coalesce(min(first_day), today()) as first_day
+    select coalesce(min(first_day), {{ as_of_date() }}) as first_day
     from (
         select min(toNullable(contact_date)) as first_day from {{ ref('stg_crm__funnel_tofu') }}
         union all
@@ -18,7 +18,7 @@ with activity_bounds as (
 ),
 
 spine as (
-    {{ date_spine('assumeNotNull(first_day)', 'today()', 'activity_bounds') }}
+    {{ date_spine('assumeNotNull(first_day)', as_of_date(), 'activity_bounds') }}
 )
 
 select * from spine

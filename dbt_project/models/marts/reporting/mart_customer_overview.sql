@@ -55,7 +55,7 @@ final as (
         toInt32(dateDiff(
             'day',
             toDate(if(current_stages.stage = customers.current_stage, current_stages.entered_at, customers.created_at)),
-            today()
+            {{ as_of_date() }}
         )) as days_in_current_stage,
         customers.first_contact_date as first_contact_date,
         toDate(money.first_deposit_at) as first_deposit_date,
@@ -77,7 +77,7 @@ final as (
             as negative_conversation_share,
         customers.tag_names as tag_names,
         toUInt32(length(customers.tag_names)) as tag_count,
-        toInt32(dateDiff('day', toDate(customers.last_contact_at), today())) as days_since_last_contact,
+        toInt32(dateDiff('day', toDate(customers.last_contact_at), {{ as_of_date() }})) as days_since_last_contact,
         greatest(funnel.tofu_row_count, funnel.mofu_row_count, funnel.bofu_row_count) > 1
             as has_multiple_funnel_rows
     from customers

@@ -178,7 +178,7 @@ final as (
             - ifNull(withdrawal_periods.withdrawal_amount_{{ period }}, 0) as net_deposit_{{ period }},
         ifNull(deposit_periods.deposit_count_{{ period }}, 0) as deposit_count_{{ period }},
         ifNull(withdrawal_periods.withdrawal_count_{{ period }}, 0) as withdrawal_count_{{ period }},
-        {{ capped_ratio('withdrawal_periods.withdrawal_amount_' ~ period, 'deposit_periods.deposit_amount_' ~ period) }}
+        {{ capped_ratio('ifNull(withdrawal_periods.withdrawal_amount_' ~ period ~ ', 0)', 'deposit_periods.deposit_amount_' ~ period) }}
             as withdrawal_rate_{{ period }},
         ifNull(account_periods.accounts_opened_{{ period }}, 0) as accounts_opened_{{ period }},
         ifNull(first_deposit_periods.first_deposits_{{ period }}, 0) as first_deposits_{{ period }},

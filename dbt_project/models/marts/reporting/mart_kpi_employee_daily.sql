@@ -42,7 +42,7 @@
         'select count() from (' ~ ids_replicated_since(source('crm', 'employees'), since) ~ ')'
     ).columns[0].values()[0] > 0 -%}
     {%- if not employees_changed %}
-        {%- set month_queries = ["select toYYYYMM(today() - " ~ var('kpi_lookback_days') ~ " + number) from numbers("
+        {%- set month_queries = ["select toYYYYMM(" ~ as_of_date() ~ " - " ~ var('kpi_lookback_days') ~ " + number) from numbers("
             ~ (var('kpi_lookback_days') + 1) ~ ")"] -%}
         {%- for table, column in dated_inputs.items() %}
             {%- do month_queries.append(changed_months(source('crm', table), column, since)) -%}
