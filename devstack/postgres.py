@@ -80,13 +80,12 @@ def _prepare_ownership(root: Path) -> None:
 
 def _initialise(root: Path, data: Path, password: str) -> None:
     password_file = root / "initdb.pw"
-    password_file.write_text(password)
+    state.write_private(password_file, password)
     if _running_as_root():
         import pwd
 
         entry = pwd.getpwnam(_SYSTEM_USER)
         os.chown(password_file, entry.pw_uid, entry.pw_gid)
-    password_file.chmod(0o600)
     try:
         _run(
             "initdb",

@@ -150,14 +150,16 @@ def start(state_home: Path, port: int | None = None, extra_arguments: tuple[str,
             env=environment,
         )
     deadline = time.monotonic() + START_TIMEOUT
-    while process.poll() is None and not _answers(HOST, chosen_port):
-        if time.monotonic() > deadline:
-            process.terminate()
-            break
+    while not _answers(HOST, chosen_port):
+        ended = process.poll() is not None
+        if ended or time.monotonic() > deadline:
+            if not ended:  # (not a start: stopped, and waited for, so it is not recorded as running)
+                process.terminate()
+                process.wait(10)
+            tail = log_path.read_text(errors="replace").splitlines()[-10:]
+            why = "it exited" if ended else f"no answer within {START_TIMEOUT} s"
+            raise RuntimeError(f"the SMTP sink did not start, {why} (log {log_path}):\n" + "\n".join(tail))
         time.sleep(0.1)
-    if process.poll() is not None:
-        tail = log_path.read_text(errors="replace").splitlines()[-10:]
-        raise RuntimeError(f"the SMTP sink did not start (log {log_path}):\n" + "\n".join(tail))
     info = {
         "host": HOST,
         "port": chosen_port,

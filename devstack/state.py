@@ -39,6 +39,19 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, from the first byte: created 0600,
+    not written under the umask (0644 mostly) and narrowed afterwards, which left a moment in which
+    any local user could read a password. Written beside it and renamed over it: readers never see
+    half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # a leftover keeps its old mode: O_CREAT's mode applies to new files
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)
+
+
 def read_services(state_home: Path | None = None) -> dict[str, dict]:
     path = (state_home or home()) / SERVICES_FILE
     if not path.exists():
@@ -52,10 +65,7 @@ def record_service(name: str, info: dict, state_home: Path | None = None) -> Non
     with _locked(path):
         services = read_services(path.parent)
         services[name] = info
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(services, indent=2, sort_keys=True))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, json.dumps(services, indent=2, sort_keys=True))
 
 
 def forget_service(name: str, state_home: Path | None = None) -> None:
@@ -63,10 +73,7 @@ def forget_service(name: str, state_home: Path | None = None) -> None:
     with _locked(path):
         services = read_services(path.parent)
         if services.pop(name, None) is not None:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(services, indent=2, sort_keys=True))
-            tmp.chmod(0o600)
-            tmp.replace(path)
+            write_private(path, json.dumps(services, indent=2, sort_keys=True))
 
 
 def secret(name: str, state_home: Path | None = None) -> str:
@@ -75,8 +82,7 @@ def secret(name: str, state_home: Path | None = None) -> str:
     directory.mkdir(mode=0o700, exist_ok=True)
     path = directory / name
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(24))
     return path.read_text().strip()
 
 

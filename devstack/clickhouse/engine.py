@@ -71,6 +71,10 @@ def _quote_identifier(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+# The database a new chDB connection is on, and a session returns to when nothing names another.
+_DEFAULT_DATABASE = "default"
+
+
 class EngineConnection:
     """One chDB connection and the settings/database this server applied to it.
 
@@ -86,7 +90,7 @@ class EngineConnection:
         self._applied: dict[str, str] = {}  # setting -> value this server SET on the connection
         self._persistent: dict[str, str] = {}  # settings the session chose with SET statements
         self._session_database: str | None = None  # chosen with USE
-        self._current_database: str | None = None  # what the connection is on now
+        self._current_database = _DEFAULT_DATABASE  # what the connection is on now
         self._dirty = False
         if readonly:
             self._execute("SET readonly = 1")
@@ -115,8 +119,9 @@ class EngineConnection:
             for name in restores:
                 del self._applied[name]
             self._applied.update({name: value for name, value in desired.items()})
-        wanted_database = database or self._session_database
-        if wanted_database and wanted_database != self._current_database:
+        # (the connection's own default when neither names one: a request's database is its own)
+        wanted_database = database or self._session_database or _DEFAULT_DATABASE
+        if wanted_database != self._current_database:
             self._execute(f"USE {_quote_identifier(wanted_database)}")
             self._current_database = wanted_database
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack import state
 from devstack.clickhouse.errors import ClickHouseError
 
 ITERATIONS = 100_000
@@ -54,11 +54,7 @@ def write_users_file(path: Path, users: dict[str, tuple[str | None, bool]]) -> N
         entry = hash_password(password) if password else {}
         entries[name] = {**entry, "readonly": readonly}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump({"users": entries}, out, indent=2, sort_keys=True)
-    tmp.replace(path)
+    state.write_private(path, json.dumps({"users": entries}, indent=2, sort_keys=True))
 
 
 class UserDirectory:

@@ -43,6 +43,10 @@ def test_reader_reads(reader, bi_table):
         ("DROP TABLE {table}", 164),
         ("SELECT * FROM file('/etc/passwd', 'LineAsString')", 497),
         ("SELECT file('/etc/passwd')", 497),
+        ("SELECT `file`('/etc/passwd')", 497),  # a function name may be quoted
+        ("SELECT \"FILE\"('/etc/passwd')", 497),
+        ("SELECT `\\x66ile`('/etc/passwd')", 497),  # ... and spelled with escapes
+        ("SELECT * FROM `url`('http://127.0.0.1:9/', 'CSV', 'a String')", 497),
         ("SELECT * FROM url('http://127.0.0.1:9/', 'CSV', 'a String')", 497),
         ("SELECT * FROM remote('127.0.0.1', system.one)", 497),
         ("SELECT 1 INTO OUTFILE '/tmp/bi_reader_outfile.txt'", 497),

@@ -31,6 +31,13 @@ def test_use_persists_in_the_session_and_database_param_does_not(raw, database):
     assert raw.request(params=session, body=b"SELECT currentDatabase()")[2] == f"{database}\n".encode()
 
 
+def test_a_database_param_does_not_outlive_its_request_in_a_session_without_use(raw, database):
+    session = {"session_id": str(uuid.uuid4())}
+    answer = raw.request(params={**session, "database": database}, body=b"SELECT currentDatabase()")[2]
+    assert answer == f"{database}\n".encode()
+    assert raw.request(params=session, body=b"SELECT currentDatabase()")[2] == b"default\n"
+
+
 def test_temporary_tables_are_private_and_expire_with_the_session(raw):
     owner = {"session_id": str(uuid.uuid4()), "session_timeout": "1"}
     assert raw.request(params=owner, body=b"CREATE TEMPORARY TABLE scratch (a UInt8)")[0] == 200
