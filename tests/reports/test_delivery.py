@@ -359,3 +359,12 @@ def test_the_failure_alert_mail_verifies_the_relay_certificate(secure_sink, monk
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     assert _notify("[funnelhouse] job failed", "details") is True
     assert messages_to(info["outbox"], "oncall@example.com")
+
+
+def test_a_sink_that_never_answers_is_stopped_and_not_recorded_as_started(tmp_path, monkeypatch):
+    """`funnelhouse up` must fail, not record a dying sink as running (mail would fail much later)."""
+    monkeypatch.setattr(smtp, "START_TIMEOUT", 1.0)
+    monkeypatch.setattr(smtp, "_answers", lambda host, port: False)  # the sink starts, nobody hears it
+    with pytest.raises(RuntimeError, match="no answer within 1.0 s"):
+        smtp.start(tmp_path)
+    assert smtp.status(tmp_path) is None and "smtp" not in smtp.state.read_services(tmp_path)
