@@ -143,6 +143,10 @@ def test_funnelhouse_dbt_waits_for_the_other_writers_only_when_it_writes(
     release, first = _holding(pg_dsn, writers.lock_name(clickhouse_env), holder="a Dagster step")
     try:
         busy = CliRunner().invoke(app, ["dbt", "run", "--select", "int_dates__spine"])
+        # a global option's value that is also a command's name ("debug") does not hide the command
+        busy_too = CliRunner().invoke(
+            app, ["dbt", "--log-level", "debug", "run", "--select", "int_dates__spine"]
+        )
         listed = CliRunner().invoke(
             app,
             ["dbt", "ls", "--select", "mart_funnel_daily", "--resource-type", "model", "--output", "name"],
@@ -153,6 +157,7 @@ def test_funnelhouse_dbt_waits_for_the_other_writers_only_when_it_writes(
     assert busy.exit_code == 1 and "Error:" in busy.output and "held by a Dagster step" in busy.output
     assert "Running with dbt" not in busy.output  # dbt never started
     assert not isinstance(busy.exception, writers.WarehouseBusy)  # one line, no traceback
+    assert busy_too.exit_code == 1 and "held by a Dagster step" in busy_too.output
     assert listed.exit_code == 0, listed.output
     assert "mart_funnel_daily" in listed.output.splitlines()
 

@@ -161,9 +161,6 @@ def _dbt_step(
 # dbt commands that write to the warehouse (``run-operation`` and ``retry`` may: a macro, the last
 # command again). The others (compile, show, test, ls, docs ...) only read.
 WRITING_DBT_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "clone", "run-operation", "retry"})
-DBT_COMMANDS = WRITING_DBT_COMMANDS | {
-    "clean", "compile", "debug", "deps", "docs", "init", "list", "ls", "parse", "show", "source", "test",
-}  # fmt: skip
 
 
 def dbt_command(arguments: Sequence[str], log: Callable[[str], None] = print) -> int:
@@ -171,8 +168,11 @@ def dbt_command(arguments: Sequence[str], log: Callable[[str], None] = print) ->
     address, target and log paths), its exit code returned. One that writes holds the writer lock and
     reads up to the committed watermarks, as a build does; it moves no refresh mark (only a build of
     every change does), so the next ``funnelhouse build`` still carries every change."""
-    command = next((argument for argument in arguments if argument in DBT_COMMANDS), None)
-    if command not in WRITING_DBT_COMMANDS:
+    # Any argument naming a writing command makes it a writer: the first known command word is not
+    # always the command (`--log-level debug run`: "debug" is the option's value). A reading command
+    # with such a word in it (`ls --select build`) waits for the lock for nothing, and that is all.
+    command = next((argument for argument in arguments if argument in WRITING_DBT_COMMANDS), None)
+    if command is None:
         return run_dbt(arguments, log=log)
     with writers.for_command(log, command=f"funnelhouse dbt {command}"):
         client = clickhouse_client()

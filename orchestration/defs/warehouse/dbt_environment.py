@@ -44,13 +44,19 @@ def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("DBT_LOG_PATH", str(DEFAULT_LOG_DIR))
     # No phoning home, and no dbt_project/.user.yml left in the work tree.
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    if env["DBT_TARGET"] != "prod" and "FUNNELHOUSE_CLICKHOUSE_HOST" not in env:
+    # dbt gets the server replication writes to: the embedded one (local/ci), or the one of
+    # FUNNELHOUSE_CLICKHOUSE_URL (+ _USER/_PASSWORD), the variable README's production setup sets;
+    # only explicit FUNNELHOUSE_CLICKHOUSE_HOST/_PORT/_SECURE (prod's profile) point dbt elsewhere.
+    if "FUNNELHOUSE_CLICKHOUSE_HOST" not in env and (
+        env["DBT_TARGET"] != "prod" or env.get("FUNNELHOUSE_CLICKHOUSE_URL")
+    ):
         settings = environment.clickhouse_settings()
         env.update(
             FUNNELHOUSE_CLICKHOUSE_HOST=settings.host,
             FUNNELHOUSE_CLICKHOUSE_PORT=str(settings.port),
             FUNNELHOUSE_CLICKHOUSE_USER=settings.username,
             FUNNELHOUSE_CLICKHOUSE_PASSWORD=settings.password,
+            FUNNELHOUSE_CLICKHOUSE_SECURE="true" if settings.secure else "false",
         )
     return env
 
