@@ -131,8 +131,11 @@ def utc_timestamp(text: str) -> str:
     on the session's time zone. Validation guarantees 'YYYY-MM-DD HH:MM:SS' first, so an offset
     is a sign or a Z after those 19 characters.
     """
+    # The usual value, 19 characters, is told apart by its length, before any pattern is tried:
+    # this runs for every timestamp of every row merged.
     return (
-        f"(CASE WHEN substr({text}, 20) ~ '[-+Z]' THEN {text}::timestamptz AT TIME ZONE 'UTC' "
+        f"(CASE WHEN length({text}) <= 19 THEN {text}::timestamp "
+        f"WHEN substr({text}, 20) ~ '[-+Z]' THEN {text}::timestamptz AT TIME ZONE 'UTC' "
         f"ELSE {text}::timestamp END)"
     )
 

@@ -339,11 +339,16 @@ def replicate_tables(
     after the other."""
     selected = [BY_NAME[name] for name in tables] if tables is not None else list(RAW_TABLES)
     replicator = Replicator(pg_dsn, client=client, database=database, log=log)
-    if full_refresh:
-        for table in selected:
+
+    def reload(replicator: Replicator, table: RawTable) -> TableResult:
+        # A full refresh drops each table just before its own reload, not all of them first: a run
+        # that fails half-way leaves the tables it had not reached as they were, not missing.
+        if full_refresh:
             replicator.drop(table)
+        return replicator.replicate(table)
+
     if client is not None or workers <= 1 or len(selected) <= 1:
-        return [replicator.replicate(table) for table in selected]
+        return [reload(replicator, table) for table in selected]
     own = threading.local()
     clients = []
     clients_lock = threading.Lock()
@@ -354,7 +359,7 @@ def replicate_tables(
             with clients_lock:
                 clients.append(worker_client)
             own.replicator = replicator.with_client(worker_client)
-        return own.replicator.replicate(table)
+        return reload(own.replicator, table)
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
