@@ -14,6 +14,7 @@ import binascii
 import contextlib
 import json
 import logging
+import re
 import secrets
 import socket
 import threading
@@ -95,6 +96,9 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         self.server_close()
 
 
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&\s]*")
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ClickHouse-devstack"
@@ -102,7 +106,8 @@ class Handler(BaseHTTPRequestHandler):
     server: ClickHouseHTTPServer
 
     def log_message(self, format, *args):  # noqa: A002 -- BaseHTTPRequestHandler's signature
-        log.debug("%s %s", self.address_string(), format % args)
+        # The request line carries the URL's parameters: a client may send its password as one.
+        log.debug("%s %s", self.address_string(), _PASSWORD_PARAMETER.sub(r"\1***", format % args))
 
     def handle_one_request(self):
         if not self.server.mark_idle(self):

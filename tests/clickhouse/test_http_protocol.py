@@ -142,3 +142,16 @@ def test_a_failed_query_never_leaks_output_into_the_next_answer(raw):
     assert status == 500 and response.getheader("X-ClickHouse-Exception-Code") == "395"
     status, _, body = raw.request(params=session, body=b"SELECT 'clean'")
     assert (status, body) == (200, b"clean\n")
+
+
+def test_the_debug_log_of_a_request_line_hides_a_password_parameter(caplog):
+    """Clients may send credentials as URL parameters: at DEBUG the server logs request lines."""
+    import logging
+
+    from devstack.clickhouse.server import Handler
+
+    handler = Handler.__new__(Handler)  # (no connection needed to format a log line)
+    handler.client_address = ("127.0.0.1", 50000)
+    with caplog.at_level(logging.DEBUG, logger="devstack.clickhouse"):
+        handler.log_message('"%s" %s %s', "GET /?user=bi&password=s3cret&query=SELECT+1 HTTP/1.1", "200", "-")
+    assert "s3cret" not in caplog.text and "password=***&query=SELECT+1" in caplog.text
