@@ -7,7 +7,10 @@ runs with ``summarize_wal = on``); ``pg_combinebackup`` rebuilds a restorable da
 chain. A logical dump would be simpler but has no incremental form. Each backup is written to a
 temporary folder and renamed into place only when complete, so a crash never leaves a backup that
 looks finished. The off-site copy goes to any fsspec URL (``FUNNELHOUSE_BACKUP_OFFSITE_URL``:
-s3://, oss:// via s3 compatibility, a mounted folder ...).
+s3://, oss:// via s3 compatibility, a mounted folder ...): one ``<name>.tar.gz`` per backup with a
+``<name>.json`` beside it, written last, so an archive without its JSON is an interrupted upload. The
+off-site copy keeps whole chains (an incremental archive is useless without the ones it builds on)
+and follows the same 30-day retention as the local folder.
 """
 
 from __future__ import annotations
@@ -39,6 +42,19 @@ class Backup:
     @property
     def name(self) -> str:
         return self.path.name
+
+    def meta(self) -> dict:
+        return {"kind": self.kind, "taken_at": self.taken_at.isoformat(), "parent": self.parent}
+
+
+@dataclass(frozen=True)
+class OffsiteBackup:
+    """A backup as the off-site store holds it: its archive's name and the same metadata."""
+
+    name: str
+    kind: str
+    taken_at: datetime
+    parent: str | None
 
 
 def _connection_args(dsn: str) -> tuple[list[str], dict[str, str]]:
@@ -98,14 +114,13 @@ def take_backup(dsn: str, backup_root: Path, kind: str, now: datetime | None = N
     if result.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         raise RuntimeError(f"pg_basebackup failed: {result.stderr.strip()}")
-    (partial / "funnelhouse_backup.json").write_text(
-        json.dumps({"kind": kind, "taken_at": now.isoformat(), "parent": parent.name if parent else None})
-    )
+    backup = Backup(final, kind, now, parent.name if parent else None)
+    (partial / "funnelhouse_backup.json").write_text(json.dumps(backup.meta()))
     partial.rename(final)
-    return Backup(final, kind, now, parent.name if parent else None)
+    return backup
 
 
-def chain(backups: list[Backup], target: Backup) -> list[Backup]:
+def chain(backups: list, target):
     """The full backup and every incremental one leading to ``target``, oldest first."""
     by_name = {backup.name: backup for backup in backups}
     links = [target]
@@ -138,31 +153,74 @@ def restore(backup_root: Path, target_dir: Path, backup_name: str | None = None)
     return target_dir
 
 
-def prune(backup_root: Path, now: datetime | None = None, keep_days: int = RETENTION_DAYS) -> list[str]:
-    """Delete backups older than the retention window, except those a kept backup still builds on."""
-    now = now or datetime.now(UTC)
-    backups = list_backups(backup_root)
+def expired(backups: list, now: datetime, keep_days: int = RETENTION_DAYS) -> list:
+    """Backups older than the retention window that no kept backup builds on (local or off-site)."""
     kept = [b for b in backups if now - b.taken_at <= timedelta(days=keep_days)]
     needed = {link.name for backup in kept for link in chain(backups, backup)}
-    removed = []
-    for backup in backups:
-        if backup.name not in needed:
-            shutil.rmtree(backup.path)
-            removed.append(backup.name)
-    return removed
+    return [backup for backup in backups if backup.name not in needed]
 
 
-def copy_offsite(backup: Backup, url: str) -> str:
-    """Copy one backup as a tar.gz to an fsspec URL; written under a temporary name, then moved."""
+def prune(backup_root: Path, now: datetime | None = None, keep_days: int = RETENTION_DAYS) -> list[str]:
+    """Delete backups older than the retention window, except those a kept backup still builds on."""
+    removed = expired(list_backups(backup_root), now or datetime.now(UTC), keep_days)
+    for backup in removed:
+        shutil.rmtree(backup.path)
+    return [backup.name for backup in removed]
+
+
+def _offsite_store(url: str):
     import fsspec
 
-    archive = backup.path.parent / f".{backup.name}.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(backup.path, arcname=backup.name)
-    destination = f"{url.rstrip('/')}/{backup.name}.tar.gz"
-    filesystem, path = fsspec.core.url_to_fs(destination)
-    filesystem.makedirs(filesystem._parent(path), exist_ok=True)
-    filesystem.put_file(str(archive), path + ".partial")
-    filesystem.mv(path + ".partial", path)
-    archive.unlink()
-    return destination
+    filesystem, root = fsspec.core.url_to_fs(url.rstrip("/"))
+    return filesystem, root
+
+
+def list_offsite(url: str) -> list[OffsiteBackup]:
+    """The complete archives of the off-site store (those whose JSON was written), oldest first."""
+    filesystem, root = _offsite_store(url)
+    if not filesystem.exists(root):
+        return []
+    copies = []
+    for meta_path in filesystem.glob(f"{root}/*.json"):
+        meta = json.loads(filesystem.cat_file(meta_path))
+        name = meta_path.rsplit("/", 1)[-1].removesuffix(".json")
+        copies.append(
+            OffsiteBackup(name, meta["kind"], datetime.fromisoformat(meta["taken_at"]), meta["parent"])
+        )
+    return sorted(copies, key=lambda copy: copy.taken_at)
+
+
+def copy_offsite(backup: Backup, url: str) -> list[str]:
+    """Copy ``backup`` and every backup of its chain not yet off-site; returns the names copied.
+
+    Each archive is uploaded under a temporary name and moved into place, then its JSON is written:
+    a reader (or the next run) trusts only archives with their JSON, and re-uploads the others.
+    """
+    filesystem, root = _offsite_store(url)
+    filesystem.makedirs(root, exist_ok=True)
+    already = {copy.name for copy in list_offsite(url)}
+    copied = []
+    for link in chain(list_backups(backup.path.parent), backup):
+        if link.name in already:
+            continue
+        archive = link.path.parent / f".{link.name}.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(link.path, arcname=link.name)
+        destination = f"{root}/{link.name}.tar.gz"
+        filesystem.put_file(str(archive), destination + ".partial")
+        filesystem.mv(destination + ".partial", destination)
+        archive.unlink()
+        filesystem.pipe_file(f"{root}/{link.name}.json", json.dumps(link.meta()).encode())
+        copied.append(link.name)
+    return copied
+
+
+def prune_offsite(url: str, now: datetime | None = None, keep_days: int = RETENTION_DAYS) -> list[str]:
+    """The local retention rule applied to the off-site store: JSON first, so a half-pruned copy
+    reads as an interrupted upload, never as a complete archive."""
+    filesystem, root = _offsite_store(url)
+    removed = expired(list_offsite(url), now or datetime.now(UTC), keep_days)
+    for copy in removed:
+        filesystem.rm_file(f"{root}/{copy.name}.json")
+        filesystem.rm_file(f"{root}/{copy.name}.tar.gz")
+    return [copy.name for copy in removed]

@@ -80,14 +80,36 @@ def test_retention_keeps_chains_that_kept_backups_need(pg_server, tmp_path):
 
 def test_offsite_copy_lands_whole(pg_server, tmp_path):
     backup = backups.take_backup(pg_server["dsn"], tmp_path / "local", "full")
-    destination = backups.copy_offsite(backup, f"file://{tmp_path / 'offsite'}")
-    assert destination.endswith(f"{backup.name}.tar.gz")
-    copies = list((tmp_path / "offsite").iterdir())
-    assert [c.name for c in copies] == [f"{backup.name}.tar.gz"]
+    assert backups.copy_offsite(backup, f"file://{tmp_path / 'offsite'}") == [backup.name]
+    copies = sorted(c.name for c in (tmp_path / "offsite").iterdir())
+    assert copies == [f"{backup.name}.json", f"{backup.name}.tar.gz"]
     import tarfile
 
-    with tarfile.open(copies[0]) as tar:
+    with tarfile.open(tmp_path / "offsite" / f"{backup.name}.tar.gz") as tar:
         assert f"{backup.name}/backup_manifest" in tar.getnames()
+
+
+def test_offsite_copy_keeps_whole_chains_and_the_retention_rule(pg_server, tmp_path):
+    """Off-site turned on after a full backup: the first incremental copied brings its base along.
+    An interrupted upload (archive without its JSON) is sent again. Old chains are pruned off-site
+    by the local rule, never a base a kept backup needs."""
+    url = f"file://{tmp_path / 'offsite'}"
+    start = datetime(2026, 1, 1, 3, tzinfo=UTC)
+    full = backups.take_backup(pg_server["dsn"], tmp_path / "local", "full", now=start)
+    incremental = backups.take_backup(
+        pg_server["dsn"], tmp_path / "local", "incremental", now=start + timedelta(days=20)
+    )
+    (tmp_path / "offsite").mkdir()
+    (tmp_path / "offsite" / f"{full.name}.tar.gz").write_bytes(b"cut off")
+
+    assert backups.copy_offsite(incremental, url) == [full.name, incremental.name]
+    assert [c.name for c in backups.list_offsite(url)] == [full.name, incremental.name]
+    assert (tmp_path / "offsite" / f"{full.name}.tar.gz").stat().st_size > len(b"cut off")
+    assert backups.copy_offsite(incremental, url) == [], "a second run copies nothing again"
+
+    assert backups.prune_offsite(url, now=start + timedelta(days=40)) == []
+    assert backups.prune_offsite(url, now=start + timedelta(days=60)) == [full.name, incremental.name]
+    assert list((tmp_path / "offsite").iterdir()) == []
 
 
 def test_backup_job_runs_in_dagster(pg_server, tmp_path, monkeypatch):
@@ -102,6 +124,31 @@ def test_backup_job_runs_in_dagster(pg_server, tmp_path, monkeypatch):
     assert result.success
     assert [b.kind for b in backups.list_backups(tmp_path / "b")] == ["full"]
     assert len(list((tmp_path / "offsite").glob("*.tar.gz"))) == 1
+    assert _step_metadata(result)["offsite"] is True
+
+
+def _step_metadata(result) -> dict:
+    (output,) = [event for event in result.all_events if event.event_type_value == "STEP_OUTPUT"]
+    return {key: value.value for key, value in output.event_specific_data.metadata.items()}
+
+
+def test_backup_job_warns_without_an_offsite_copy(pg_server, tmp_path, monkeypatch):
+    import logging
+
+    import dagster as dg
+
+    from orchestration.defs.operations.jobs import postgres_backup_job
+
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", pg_server["dsn"])
+    monkeypatch.setenv("FUNNELHOUSE_BACKUP_DIR", str(tmp_path / "b"))
+    monkeypatch.delenv("FUNNELHOUSE_BACKUP_OFFSITE_URL", raising=False)
+    with dg.instance_for_test() as instance:
+        result = postgres_backup_job.execute_in_process(instance=instance)
+        assert result.success and _step_metadata(result)["offsite"] is False
+        warnings = [
+            entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING
+        ]
+    assert any("FUNNELHOUSE_BACKUP_OFFSITE_URL" in message for message in warnings), warnings
 
 
 def test_connection_string_is_read_as_libpq_reads_it():

@@ -21,12 +21,28 @@ def take_postgres_backup(context: dg.OpExecutionContext, config: BackupConfig) -
     backup = backups.take_backup(environment.pg_dsn(), root, config.kind)
     context.log.info(f"{backup.kind} backup {backup.name} written to {root}")
     offsite = environment.backup_offsite_url()
+    offsite_removed: list[str] = []
     if offsite:
-        context.log.info(f"copied off-site to {backups.copy_offsite(backup, offsite)}")
+        copied = backups.copy_offsite(backup, offsite)
+        context.log.info(f"copied off-site: {', '.join(copied) or 'nothing new'}")
+        offsite_removed = backups.prune_offsite(offsite)
+        if offsite_removed:
+            context.log.info(f"off-site retention removed {', '.join(offsite_removed)}")
+    else:
+        # Seed section 6 asks for an off-site copy; a machine-only backup dies with the machine.
+        context.log.warning("no off-site copy: set FUNNELHOUSE_BACKUP_OFFSITE_URL (seed section 6)")
     removed = backups.prune(root)
     if removed:
         context.log.info(f"retention ({backups.RETENTION_DAYS} days) removed {', '.join(removed)}")
-    context.add_output_metadata({"backup": backup.name, "kind": backup.kind, "pruned": len(removed)})
+    context.add_output_metadata(
+        {
+            "backup": backup.name,
+            "kind": backup.kind,
+            "pruned": len(removed),
+            "offsite": offsite is not None,
+            "offsite_pruned": len(offsite_removed),
+        }
+    )
 
 
 @dg.op
