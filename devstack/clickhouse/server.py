@@ -96,6 +96,11 @@ class ClickHouseHTTPServer(ThreadingHTTPServer):
         self.server_close()
 
 
+def _unexpected(error: Exception) -> ClickHouseError:
+    """A failure of this server's own code (not the engine's), as ClickHouse reports a std::exception."""
+    return ClickHouseError(1001, f"{type(error).__name__}: {error}")
+
+
 _PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&\s]*")
 
 
@@ -104,6 +109,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "ClickHouse-devstack"
     disable_nagle_algorithm = True
     server: ClickHouseHTTPServer
+    _head_sent = False  # whether this request's status line is already on the wire
 
     def log_message(self, format, *args):  # noqa: A002 -- BaseHTTPRequestHandler's signature
         # The request line carries the URL's parameters: a client may send its password as one.
@@ -121,6 +127,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.server.mark_busy(self, True)
+        self._head_sent = False
         try:
             self.connection.settimeout(ACTIVE_SOCKET_TIMEOUT)
             if not self.raw_requestline:
@@ -231,7 +238,7 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as error:
             log.exception("unexpected failure in query %s", query_id)
             self.close_connection = True
-            self._send_error(ClickHouseError(1001, f"{type(error).__name__}: {error}"), query_id)
+            self._send_error(_unexpected(error), query_id)
 
     def _finish_failed_body(self, reader: StatementReader | None, body: Iterator[bytes]) -> None:
         """A failed request may leave body bytes unread; the connection cannot carry another request."""
@@ -316,25 +323,38 @@ class Handler(BaseHTTPRequestHandler):
         )
         self._send_head(200, headers)
         sent = len(first)
+        # From here on the status line is out: whatever fails (the engine, this server's own code,
+        # releasing the connection) must end the body with the tagged trailer, never a second response.
         try:
             if first:
                 self._write_chunk(first)
             for chunk in chunks:
                 self._write_chunk(chunk)
                 sent += len(chunk)
-        except ClickHouseError as error:
             release()
-            self._write_exception_trailer(error, tag)
-            self._log_failure(request.user.name, request.query_id, statement, started, error)
-            return None
         except (ConnectionError, BrokenPipeError, TimeoutError):
-            chunks.close()  # client went away: cancel the query
-            release()
             self.close_connection = True
+            self._abandon(chunks, release, request.query_id)  # client went away: cancel the query
             return None
-        release()
+        except Exception as error:
+            failure = error if isinstance(error, ClickHouseError) else _unexpected(error)
+            if failure is not error:
+                log.exception("unexpected failure while streaming query %s", request.query_id)
+            self._abandon(chunks, release, request.query_id)
+            self._write_exception_trailer(failure, tag)
+            self._log_failure(request.user.name, request.query_id, statement, started, failure)
+            return None
         self.wfile.write(b"0\r\n\r\n")
         return Outcome(streamed_bytes=sent, elapsed=time.perf_counter() - started)
+
+    @staticmethod
+    def _abandon(chunks: Iterator[bytes], release, query_id: str) -> None:
+        """Cancel an unfinished stream and free its connection; a failure here must not hide the first."""
+        for step in (chunks.close, release):
+            try:
+                step()
+            except Exception:
+                log.exception("could not clean up after query %s", query_id)
 
     def _write_exception_trailer(self, error: ClickHouseError, tag: str) -> None:
         """ClickHouse 25.11+'s mid-stream error block, which clickhouse-connect scans for by tag."""
@@ -356,6 +376,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_head(self, status: int, headers: dict[str, str], small_body: bytes = b"") -> None:
         """Status line and headers (plus a small body, so a short answer leaves in one packet)."""
+        self._head_sent = True
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -385,6 +406,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"\r\n")
 
     def _send_error(self, error: ClickHouseError, query_id: str, status: int | None = None) -> None:
+        if self._head_sent:
+            # An answer is already on the wire: a second status line would land inside its body, where
+            # a client reads it as data. Cutting the connection makes the client report a broken answer.
+            log.warning(
+                "query %s failed after its answer started; closing the connection: %s", query_id, error
+            )
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         headers = self._headers(query_id, Outcome())
         headers.update(
             {

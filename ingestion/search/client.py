@@ -44,11 +44,15 @@ class BulkOutcome:
     succeeded: int = 0
     harmless: int = 0  # replays and stale writes the engine rejected by version: nothing lost
     failed: list[dict] = field(default_factory=list)  # per-document errors, reported, never dropped
+    # Ids of deletes (counted in ``harmless``) the engine refused because the document it holds has a
+    # newer version: the caller decides whether that newer version may outlive the delete.
+    outranked_deletes: list[str] = field(default_factory=list)
 
     def merge(self, other: BulkOutcome) -> None:
         self.succeeded += other.succeeded
         self.harmless += other.harmless
         self.failed.extend(other.failed)
+        self.outranked_deletes.extend(other.outranked_deletes)
 
 
 class BulkFailed(RuntimeError):
@@ -219,6 +223,19 @@ class SearchClient:
         found = self._ignoring_404(self.raw.get, index=index, id=doc_id)
         return found["_source"] if found and found.get("found") else None
 
+    def versions(self, index: str, doc_ids: Sequence[str]) -> dict[str, int]:
+        """The version the index holds of each of these documents (those it has)."""
+        if not doc_ids:
+            return {}
+        found = _body(
+            self.raw.mget(
+                index=index,
+                body={"docs": [{"_id": doc_id, "_source": False} for doc_id in doc_ids]},
+                filter_path="docs._id,docs._version,docs.found",
+            )
+        )
+        return {doc["_id"]: int(doc["_version"]) for doc in found.get("docs", []) if doc.get("found")}
+
     # -- writing ----------------------------------------------------------------------------------
 
     def bulk(
@@ -273,6 +290,8 @@ class SearchClient:
                     outcome.succeeded += 1
                 elif (sent.op, status) in _HARMLESS:
                     outcome.harmless += 1
+                    if (sent.op, status) == ("delete", 409):
+                        outcome.outranked_deletes.append(sent.doc_id)
                 elif status == 429 and attempt < max_retries:
                     retry.append(sent)
                 else:

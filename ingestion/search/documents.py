@@ -360,6 +360,12 @@ def pending_days(conn: psycopg.Connection, changes: Cursor) -> set[str]:
     return {row["day"].isoformat() for row in rows}
 
 
+def present_conversations(conn: psycopg.Connection, ids: Sequence[int]) -> set[int]:
+    """Which of these conversations exist (again: a deleted id can be inserted anew)."""
+    rows = conn.execute("SELECT id FROM conversations WHERE id = ANY(%s)", (list(ids),)).fetchall()
+    return {row["id"] for row in rows}
+
+
 def pending_deletions(conn: psycopg.Connection, deletions: Cursor) -> list[int]:
     """Ids of conversations deleted after the deletions cursor: still in the index until the next sync
     (their days are found in the index, ``query.days_of``: PostgreSQL no longer has them)."""

@@ -8,7 +8,8 @@ changed (``related``), whose conversations are re-sent from PostgreSQL, streamed
 engine refuses for good is set aside with the reason (``quarantine``) and the cursor moves past it.
 A crash between a bulk and the cursor save replays that batch next time, which changes nothing:
 documents carry their rows' version (``external_gte``), so the same version rewrites itself and an
-older one is refused.
+older one is refused. A delete the engine refuses as older than the document it holds is not taken
+as done while the conversation is gone from PostgreSQL (``_delete``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,55 @@ def _send(
     return outcome
 
 
+def _delete(
+    conn: psycopg.Connection,
+    client: SearchClient,
+    index: str,
+    tombstones: list[dict],
+    refresh: bool,
+    report: SyncReport,
+    physical_index: str,
+) -> BulkOutcome:
+    """Delete the tombstones' documents, also those whose version outranks their tombstone.
+
+    A delete carries the time it ran, a document the newest change of its conversation, customer and
+    employee. A customer change committed while the delete's transaction was still open can reach the
+    index first (a sync reads the conversation, still there, with the customer's newer version), and
+    then the engine refuses the older delete. Refused deletes of conversations PostgreSQL no longer
+    has are sent again with the version the index holds; a conversation inserted again under the
+    same id keeps its document, which is newer than the delete and belongs to the new row."""
+    index_json = bulk_lines.index_name_json(index)
+    deletes = [bulk_lines.delete_item(tombstone, index_json) for tombstone in tombstones]
+    outcome = _send(conn, client, deletes, refresh, report, physical_index)
+    if not outcome.outranked_deletes:
+        return outcome
+    # (in the transaction that moves the cursor, like the quarantine's records of this batch)
+    present = documents.present_conversations(conn, [int(doc_id) for doc_id in outcome.outranked_deletes])
+    gone = [doc_id for doc_id in dict.fromkeys(outcome.outranked_deletes) if int(doc_id) not in present]
+    held = client.versions(index, gone)
+    last_tombstone = {str(tombstone["row_id"]): tombstone for tombstone in tombstones}
+    again = [
+        bulk_lines.delete_item(
+            {**last_tombstone[doc_id], "version": max(last_tombstone[doc_id]["version"], held[doc_id])},
+            index_json,
+        )
+        for doc_id in gone
+        if doc_id in held  # (one gone meanwhile needs no delete)
+    ]
+    if not again:
+        return outcome
+    resent = _send(conn, client, again, refresh, report, physical_index)
+    if resent.outranked_deletes:
+        # Nothing else writes this index while the sync holds its lock: fail, keep the cursor, retry.
+        raise RuntimeError(
+            f"deletes of conversations {resent.outranked_deletes[:5]} were refused again by version"
+        )
+    outcome.harmless -= len(again)
+    outcome.succeeded += resent.succeeded
+    outcome.harmless += resent.harmless
+    return outcome
+
+
 def _resend_conversations_of(
     conn: psycopg.Connection,
     client: SearchClient,
@@ -139,9 +189,7 @@ def apply_changes(
         tombstones = documents.deleted_rows(conn, cursors.deletions, bound, batch_size)
         conn.commit()
         if tombstones:
-            index_json = bulk_lines.index_name_json(index)
-            deletes = [bulk_lines.delete_item(t, index_json) for t in tombstones]
-            outcome = _send(conn, client, deletes, refresh, report, physical_index)
+            outcome = _delete(conn, client, index, tombstones, refresh, report, physical_index)
             cursors = cursors.moved("deletions", Cursor(tombstones[-1]["deleted_at"], tombstones[-1]["id"]))
             report.deleted += outcome.succeeded
             report.replayed += outcome.harmless

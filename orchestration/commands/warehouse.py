@@ -17,13 +17,14 @@ _PREVIEW_COLUMNS = 8
 
 @contextlib.contextmanager
 def _busy_is_an_error():
-    """Another writer kept the warehouse past the wait: one line saying who, exit 1 (no traceback)."""
-    from orchestration.defs.warehouse.writers import WarehouseBusy
+    """Another writer kept the warehouse past the wait, or took it while this one's lock was lost:
+    one line saying so, exit 1 (no traceback)."""
+    from orchestration.defs.warehouse.writers import WarehouseBusy, WarehouseLockLost
 
     try:
         yield
-    except WarehouseBusy as busy:
-        typer.echo(f"Error: {busy}", err=True)
+    except (WarehouseBusy, WarehouseLockLost) as contention:
+        typer.echo(f"Error: {contention}", err=True)
         raise typer.Exit(1) from None
 
 

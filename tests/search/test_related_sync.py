@@ -27,9 +27,13 @@ def test_customer_tier_and_stage_reach_all_their_conversations(pg_dsn, search_cl
         seed_samples(conn, people)
         _add_conversations(conn, people, "CUST_001", "EMP_002", 1200)  # more than one bulk: streamed
         indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
-        conn.execute("UPDATE customers SET tier = 'S', current_stage = 'Action' WHERE customer_code = 'CUST_001'")
+        conn.execute(
+            "UPDATE customers SET tier = 'S', current_stage = 'Action' WHERE customer_code = 'CUST_001'"
+        )
         # Changes no document shows: must not re-send CUST_002's conversations.
-        conn.execute("UPDATE customers SET last_contact_at = now(), intention_score = 42 WHERE customer_code = 'CUST_002'")
+        conn.execute(
+            "UPDATE customers SET last_contact_at = now(), intention_score = 42 WHERE customer_code = 'CUST_002'"
+        )
         conn.commit()
     assert sync.pending(pg_dsn, search_alias, lag=NO_LAG)
 
@@ -56,18 +60,65 @@ def test_employee_department_reaches_their_conversations_and_old_copies_stay_out
         seed_samples(conn, people)
         indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
         with documents.connect(pg_dsn) as reader, reader.transaction():
-            before = [item for rows in documents.stream_conversations_of(reader, "employee_id", [people["EMP_002"]], 100)
-                      for item in bulk_lines.index_items(rows, search_alias)]
+            before = [
+                item
+                for rows in documents.stream_conversations_of(reader, "employee_id", [people["EMP_002"]], 100)
+                for item in bulk_lines.index_items(rows, search_alias)
+            ]
         conn.execute("UPDATE employees SET department = 'BoFu' WHERE employee_code = 'EMP_002'")
         conn.commit()
 
     report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
     assert report.related_reindexed == 4
     stored = indexed_sources(search_client, search_alias)
-    assert {doc["employee_department"] for doc in _shown(stored, "employee_code", "EMP_002").values()} == {"BoFu"}
-    assert {doc["employee_department"] for doc in _shown(stored, "employee_code", "EMP_001").values()} == {"ToFu"}
+    assert {doc["employee_department"] for doc in _shown(stored, "employee_code", "EMP_002").values()} == {
+        "BoFu"
+    }
+    assert {doc["employee_department"] for doc in _shown(stored, "employee_code", "EMP_001").values()} == {
+        "ToFu"
+    }
 
     # A late copy read before the change (a replayed batch, a slower writer) is refused by version.
     late = search_client.bulk(before, refresh=True)
     assert (late.succeeded, late.harmless, late.failed) == (0, 4, [])
     assert indexed_sources(search_client, search_alias) == stored
+
+
+def test_a_delete_outranked_by_a_customer_change_still_removes_the_document(
+    pg_dsn, search_client, search_alias
+):
+    """A delete is versioned by when it ran, a document by the newest change of its conversation,
+    customer and employee. Here the customer changes after the delete ran but commits before it, and
+    a sync in between reads the conversation (still there) with the customer's newer version: the
+    delete's version is older than the document's, yet the conversation is gone and must be too."""
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        doomed, *others = seed_samples(conn, people)
+        indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        conn.execute("UPDATE conversations SET content = 'changed, then deleted' WHERE id = %s", (doomed,))
+        conn.commit()
+        with psycopg.connect(pg_dsn) as slow:
+            slow.execute("DELETE FROM conversations WHERE id = %s", (doomed,))
+            conn.execute("UPDATE customers SET tier = 'S' WHERE id = %s", (people["CUST_001"],))
+            conn.commit()
+            sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)  # a tick meanwhile
+            slow.commit()
+        assert (
+            indexed_sources(search_client, search_alias)[doomed]["customer_tier"] == "S"
+        )  # the newer version
+        # A conversation deleted and inserted again under its id: its delete is outranked by the new
+        # row's document, which stays.
+        reborn = others[0]
+        conn.execute("CREATE TEMP TABLE reborn AS SELECT * FROM conversations WHERE id = %s", (reborn,))
+        conn.execute("DELETE FROM conversations WHERE id = %s", (reborn,))
+        conn.execute("INSERT INTO conversations SELECT * FROM reborn")
+        conn.execute("UPDATE conversations SET content = 'inserted again' WHERE id = %s", (reborn,))
+        conn.commit()
+
+    report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    stored = indexed_sources(search_client, search_alias)
+    assert doomed not in stored and set(stored) == set(others)
+    assert stored[reborn]["content"] == "inserted again"
+    assert report.deleted == 1
+    again = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert (again.indexed, again.deleted) == (0, 0)

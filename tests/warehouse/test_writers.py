@@ -17,8 +17,9 @@ import pytest
 
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.replicate import utc_now
 from orchestration.defs.warehouse import build as warehouse_build
-from orchestration.defs.warehouse import writers
+from orchestration.defs.warehouse import refresh_state, writers
 from tests.fixtures.warehouse import load_fixture
 
 WAREHOUSE = writers.lock_name("raw_under_test")
@@ -195,3 +196,53 @@ def test_the_dagster_replication_step_waits_for_a_running_build(pg_dsn, clickhou
         clickhouse_client().query(f"select count() from `{clickhouse_env}`.employees final").result_rows
     )
     assert employees_in_raw == employees_in_pg > 0
+
+
+def _terminate_holder(pg_dsn: str, name: str) -> None:
+    """End the session holding ``name`` as an administrator or a dropped connection would."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        [(pid, _, _)] = conn.execute(writers._HOLDERS_SQL, {"name": name}).fetchall()
+        # (waits up to 10 s until the backend is gone, and its lock with it)
+        assert conn.execute("select pg_terminate_backend(%s, 10000)", (pid,)).fetchone()[0]
+
+
+def test_a_writer_whose_lock_was_lost_fails_loudly(pg_dsn):
+    with (
+        pytest.raises(writers.WarehouseLockLost, match="was lost while this writer held it"),
+        writers.exclusive(pg_dsn, WAREHOUSE, holder="the first writer", wait=5) as lock,
+    ):
+        _terminate_holder(pg_dsn, WAREHOUSE)
+        # Nothing stops a second writer now: why the first must not finish as if it had been alone.
+        with writers.exclusive(pg_dsn, WAREHOUSE, holder="the second writer", wait=0):
+            pass
+        with pytest.raises(writers.WarehouseLockLost, match="its session was lost"):
+            lock.ensure_held()  # what a writer can ask before a step that must not run unprotected
+
+
+def test_a_writer_that_fails_after_losing_its_lock_keeps_its_own_error(pg_dsn):
+    with (
+        pytest.raises(ValueError, match="the writer's own failure") as failure,
+        writers.exclusive(pg_dsn, WAREHOUSE, holder="the first writer", wait=5),
+    ):
+        _terminate_holder(pg_dsn, WAREHOUSE)
+        raise ValueError("the writer's own failure")
+    assert any("had been lost meanwhile" in note for note in failure.value.__notes__)
+
+
+def test_a_build_notices_that_its_lock_was_lost(pg_dsn, clickhouse_env):
+    """The lock's session ends while the build works (here: right when it plans dbt, with nothing
+    to run); the build fails instead of reporting success."""
+    client = clickhouse_client()
+    schema.create_database(client, clickhouse_env)
+    refresh_state.record_refresh(client, clickhouse_env, warehouse_build.marts_schema(), utc_now())
+    lock = writers.lock_name(clickhouse_env)
+    messages: list[str] = []
+
+    def log(message: str) -> None:
+        if not messages:
+            _terminate_holder(pg_dsn, lock)
+        messages.append(message)
+
+    with pytest.raises(writers.WarehouseLockLost, match=f"{lock} was lost"):
+        warehouse_build.build(skip_replication=True, freshness=False, log=log)
+    assert messages and messages[0].startswith("dbt: nothing to run"), messages

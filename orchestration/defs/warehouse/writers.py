@@ -21,6 +21,14 @@ with :class:`WarehouseBusy` (a Dagster step then retries).
 
 ``funnelhouse dbt run|build|...`` (any dbt command that writes) holds it too. A bare ``dbt run``
 takes none: it is the analyst's own tool, meant for their own schemas.
+
+The lock lives as long as its session, which sits idle while the writer works. So the session sends
+TCP keepalives (a firewall or NAT that drops idle connections would otherwise end it, and the lock
+with it), opts out of ``idle_session_timeout``, and the lock is checked again when the writer is done:
+a writer whose lock went away meanwhile (connection dropped, backend terminated, server restarted)
+fails with :class:`WarehouseLockLost` instead of reporting success, since another writer may have run
+at the same time. Callers can also check with :meth:`HeldLock.ensure_held` before a step that must
+not run unprotected.
 """
 
 from __future__ import annotations
@@ -50,8 +58,52 @@ where l.locktype = 'advisory' and l.granted and l.objsubid = 1
 """
 
 
+# TCP keepalives of the lock's connection: first probe after 60 idle seconds, then every 15 s; 4
+# unanswered probes end the connection (libpq's names; the server keeps its own settings).
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 15, "keepalives_count": 4}
+
+_HELD_SQL = """
+select exists(
+  select 1 from pg_locks
+  where locktype = 'advisory' and granted and objsubid = 1 and pid = pg_backend_pid()
+    and classid::bigint = (hashtext(%(name)s)::bigint >> 32) & 4294967295
+    and objid::bigint = hashtext(%(name)s)::bigint & 4294967295
+)
+"""
+
+
 class WarehouseBusy(RuntimeError):
     """Another writer kept the lock for longer than this one would wait."""
+
+
+class WarehouseLockLost(RuntimeError):
+    """The lock went away while this writer held it: another writer may have run at the same time."""
+
+
+class HeldLock:
+    """The writer lock while it is held: :meth:`ensure_held` says whether it still is."""
+
+    def __init__(self, conn: psycopg.Connection, name: str):
+        self._conn = conn
+        self.name = name
+
+    def ensure_held(self) -> None:
+        """Raise :class:`WarehouseLockLost` unless this session still holds the lock."""
+        reason = self.lost_because()
+        if reason:
+            raise WarehouseLockLost(
+                f"{self.name} was lost while this writer held it: {reason}. Another writer may have "
+                "written at the same time; check the warehouse (a full refresh rebuilds it) and run again."
+            )
+
+    def lost_because(self) -> str | None:
+        """Why the lock is no longer held, or None while it is."""
+        try:
+            if self._conn.execute(_HELD_SQL, {"name": self.name}).fetchone()[0]:
+                return None
+            return "its session no longer holds it"
+        except psycopg.Error as error:
+            return f"its session was lost ({type(error).__name__}: {str(error).strip()})"
 
 
 def lock_name(raw_database: str) -> str:
@@ -88,15 +140,27 @@ def exclusive(
     holder: str,
     log: Callable[[str], None] = print,
     wait: float | None = None,
-) -> Iterator[None]:
+) -> Iterator[HeldLock]:
     """Hold the advisory lock ``name`` while inside; wait up to ``wait`` seconds (default
-    :func:`wait_seconds`) for it, telling ``log`` who holds it."""
+    :func:`wait_seconds`) for it, telling ``log`` who holds it. Leaving without error raises
+    :class:`WarehouseLockLost` if the lock went away meanwhile."""
     wait = wait_seconds() if wait is None else wait
     # The holder's label is what a waiter reads in pg_stat_activity (PostgreSQL keeps 63 bytes of it).
     # Closing the session releases the lock (also when the session was lost meanwhile).
-    with psycopg.connect(pg_dsn, autocommit=True, application_name=holder) as conn:
+    with psycopg.connect(pg_dsn, autocommit=True, application_name=holder, **_KEEPALIVES) as conn:
+        if conn.info.server_version >= 140000:  # (a server setting may end idle sessions)
+            conn.execute("set idle_session_timeout = 0")
         _acquire(conn, name, wait, log)
-        yield
+        lock = HeldLock(conn, name)
+        try:
+            yield lock
+        except Exception as error:
+            # The writer failed anyway: its own error stays the one raised, noting a lost lock too.
+            lost = None if isinstance(error, WarehouseLockLost) else lock.lost_because()
+            if lost:
+                error.add_note(f"{name} had been lost meanwhile: {lost}")
+            raise
+        lock.ensure_held()
 
 
 def _acquire(conn: psycopg.Connection, name: str, wait: float, log: Callable[[str], None]) -> None:
