@@ -139,14 +139,21 @@ class BuildSummary:
 
 
 def _dbt_step(
-    plan: DbtPlan, summary: BuildSummary, client, log: Callable[[str], None], planned_at: dt.datetime
+    plan: DbtPlan,
+    summary: BuildSummary,
+    client,
+    log: Callable[[str], None],
+    planned_at: dt.datetime,
+    lock: writers.HeldLock,
 ) -> None:
     """Run the plan; on success move the refresh mark to when it started (if it covered every change).
     Nothing to run (no raw table changed since the mark): the models hold every change made before
-    the plan was made, so the mark moves to ``planned_at``."""
+    the plan was made, so the mark moves to ``planned_at``. The mark moves only while the writer lock
+    is still held: a writer that lost it may have raced another one."""
     summary.dbt_plan = plan
     log(f"dbt: {' '.join(plan.arguments) or 'nothing to run'} ({plan.reason})")
     if plan.skip:
+        lock.ensure_held()
         refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), planned_at)
         return
     started_at, started = utc_now(), time.perf_counter()
@@ -155,6 +162,7 @@ def _dbt_step(
     summary.dbt_exit_code = run_dbt(plan.arguments, log=log, env=env)
     summary.dbt_seconds = time.perf_counter() - started
     if summary.ok and plan.covers_all_changes:
+        lock.ensure_held()
         refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)
 
 
@@ -242,7 +250,7 @@ def build(
 ) -> BuildSummary:
     summary = BuildSummary()
     client = clickhouse_client()
-    with writers.for_command(log):
+    with writers.for_command(log) as lock:
         if not skip_replication:
             started = time.perf_counter()
             # (its own connections: tables are replicated several at a time)
@@ -256,7 +264,7 @@ def build(
                 client, schema.raw_database(), marts_schema(), kpi_mart=True
             )
             plan = incremental_plan(changed, dbt_vars, with_tests=with_tests)
-        _dbt_step(plan, summary, client, log, planned_at)
+        _dbt_step(plan, summary, client, log, planned_at, lock)
     if freshness:
         started = time.perf_counter()
         summary.freshness = source_freshness(log=log)

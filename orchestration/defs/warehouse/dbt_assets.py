@@ -88,12 +88,13 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()
         client = clickhouse_client()
-        with writers.for_dagster_step(context):
+        with writers.for_dagster_step(context) as lock:
             planned_at = utc_now()  # before reading what changed
             plan = _models_plan(config, client)
             context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
             if plan.skip:
                 # Nothing changed since the mark: every model holds every change made before the plan.
+                lock.ensure_held()
                 refresh_state.record_refresh(
                     client, schema.raw_database(), marts_schema(), planned_at, kpi_mart=False
                 )
@@ -104,6 +105,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             yield from dbt.cli(list(plan.arguments), context=context).stream()  # raises if dbt fails
             # Only a run of every model of this definition may mark the changes as built.
             if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
+                lock.ensure_held()  # (a writer that lost its lock may have raced another: no mark)
                 refresh_state.record_refresh(
                     client, schema.raw_database(), marts_schema(), started_at, kpi_mart=False
                 )
@@ -123,11 +125,12 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         export_dbt_env()
         dates = kpi_window_vars(context.partition_time_window)
         client = clickhouse_client()
-        with writers.for_dagster_step(context):
+        with writers.for_dagster_step(context) as lock:
             # Under the writer lock: no refresh moves the facts while the mart is built from them.
             built_from = refresh_state.last_refresh(client, schema.raw_database(), marts_schema())
             yield from dbt.cli(_build_arguments(config, dates), context=context).stream()
             if built_from is not None and (config.full_refresh or reaches(dates, built_from)):
+                lock.ensure_held()
                 refresh_state.record_kpi_refresh(client, schema.raw_database(), marts_schema(), built_from)
 
     return [warehouse_models, kpi_daily]
