@@ -33,7 +33,8 @@ def clickhouse_client(settings: ClickHouseSettings | None = None, **extra):
     )
 
 
-def _quote(value: object) -> str:
+def string_literal(value: object) -> str:
+    """``value`` as a ClickHouse string literal."""
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -57,7 +58,7 @@ def ensure_named_collection(client, pg_dsn: str) -> str:
         "database": parts.get("dbname", "postgres"),
         "schema": "public",
     }
-    assignments = ", ".join(f"{key} = {_quote(value)}" for key, value in values.items())
+    assignments = ", ".join(f"{key} = {string_literal(value)}" for key, value in values.items())
     client.command(f"create named collection if not exists {name} as {assignments}")
     client.command(f"alter named collection {name} set {assignments}")
     return name
@@ -65,4 +66,4 @@ def ensure_named_collection(client, pg_dsn: str) -> str:
 
 def source(table: str, collection: str) -> str:
     """The table function that reads one seed table through a named collection."""
-    return f"postgresql({collection}, table = {_quote(table)})"
+    return f"postgresql({collection}, table = {string_literal(table)})"

@@ -41,6 +41,18 @@ from pg_stat_activity
 """
 
 
+def utc_offset_seconds(pg_dsn: str, stamp: dt.datetime) -> int:
+    """How far the stamps' wall clock was ahead of UTC at ``stamp`` (a bound, in the zone of the
+    stamps): what turns a cursor into a UTC time (source freshness: dbt compares it with UTC)."""
+    with psycopg.connect(pg_dsn) as conn:
+        (offset,) = conn.execute(
+            f"select extract(epoch from %(stamp)s::timestamp"
+            f" - ((%(stamp)s::timestamp at time zone {_STAMP_ZONE}) at time zone 'UTC'))::integer",
+            {"stamp": stamp},
+        ).fetchone()
+    return offset
+
+
 def visible_bound(pg_dsn: str) -> dt.datetime:
     with psycopg.connect(pg_dsn) as conn:
         return visible_bound_of(conn)

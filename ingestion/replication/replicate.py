@@ -1,7 +1,11 @@
 """Run replication: each seed table into ``raw``, incremental or snapshot, deletions as tombstones.
 
 Idempotent by construction: a window of changes read twice inserts the same versions again, which
-ReplacingMergeTree collapses; a snapshot is built beside the live table and swapped in atomically.
+ReplacingMergeTree collapses. A table copied whole (a snapshot table each run; an incremental one on
+``--full-refresh`` or when its columns changed) is built beside the live table and swapped in with
+``EXCHANGE TABLES``, atomic on the Atomic database engine (ClickHouse's default, which ``raw`` is
+created with): readers see the old complete table or the new one, never none or half of one, and a
+run that fails half-way leaves every table as it was.
 
 Each run also says which tables changed (rows inserted or updated, tombstones, a snapshot whose
 content differs) and records when a table last changed (``changed_at`` in the state table): an
@@ -18,6 +22,7 @@ dbt share the ``warehouse`` pool), or a later run's stamp could pass an earlier 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import threading
@@ -59,9 +64,22 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _before_reload(table: RawTable) -> str:
-    """The name a raw table is kept under while its reload runs."""
+def _beside(table: RawTable) -> str:
+    """The name a complete new copy of a raw table is built under, before it is swapped in."""
+    return f"{table.name}__snapshot"
+
+
+def _set_aside_by_older_versions(table: RawTable) -> str:
+    """Where replication before the swapped reloads kept a table while reloading it in place: left
+    behind by a reload that did not finish, it is the last complete table (its deletions are owed)."""
     return f"{table.name}__before_reload"
+
+
+def _stored_as_is(value: dt.datetime | None) -> dt.datetime | None:
+    """A naive time to write into a zone-less DateTime64 unchanged: clickhouse-connect takes a naive
+    value for the replicating process's local time (converting it to UTC on the way, and so moving it
+    by that zone's offset), an aware UTC one for what it says."""
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 def _timestamp_literal(value: dt.datetime) -> str:
@@ -134,14 +152,15 @@ class Replicator:
             [
                 [
                     table,
-                    bound,
-                    bound,
+                    _stored_as_is(bound),
+                    _stored_as_is(bound),
                     rows_copied,
                     tombstones,
-                    recorded_at,
-                    changed_at,
+                    _stored_as_is(recorded_at),
+                    _stored_as_is(changed_at),
                     live_rows,
                     replicated_through,
+                    cursor.utc_offset_seconds(self.pg_dsn, bound),
                 ]
             ],
             column_names=[
@@ -154,13 +173,12 @@ class Replicator:
                 "changed_at",
                 "live_rows",
                 "replicated_through_ms",
+                "cursor_utc_offset_seconds",
             ],
         )
 
     def _max_replicated_at(self, table: str) -> int | None:
         """The newest load stamp in ``table`` in Unix ms (a column scan: tens of ms on millions of rows)."""
-        if not self.client.query(f"exists table {self._qualified(table)}").result_rows[0][0]:
-            return None  # dropped (--full-refresh): nothing replicated yet
         return self.client.query(
             f"select if(count() = 0, null, toUnixTimestamp64Milli(max(_replicated_at))) from {self._qualified(table)}"
         ).result_rows[0][0]
@@ -168,27 +186,26 @@ class Replicator:
     def _live_rows(self, table: str) -> int:
         return self.client.query(f"select count() from {self._qualified(table)} final").result_rows[0][0]
 
-    def drop(self, table: RawTable) -> None:
-        """Forget a table and its cursors, so the next run reloads it from scratch (--full-refresh)."""
-        self.client.command(f"drop table if exists {self._qualified(table.name)}")
-        self._save_state(table.name, cursor.EPOCH)
-
-    def replicate(self, table: RawTable) -> TableResult:
+    def replicate(self, table: RawTable, full_refresh: bool = False) -> TableResult:
+        """Bring ``table`` up to the run's bound; ``full_refresh`` copies it whole even if a window
+        of changes would do."""
         started = time.perf_counter()
         columns = schema.select_list(self.client, table, self.collection)
         pulled = schema.pulled_columns(self.client, table, columns, self.collection)
-        self._reload_if_columns_changed(table, pulled)
-        schema.create_table(self.client, self.database, table, pulled)
         rows_start, deletions_start, changed_before, live_before, replicated_before = self._state(table.name)
         if table.incremental and rows_start > self.bound:
             # Another run read this table further (a shared run bound fixed before it ran): nothing
             # older is left to read, and the cursors must not move back.
             twin = copy.copy(self)
             twin.bound = rows_start
-            return twin.replicate(table)
-        if table.incremental:
+            return twin.replicate(table, full_refresh)
+        if table.incremental and (full_refresh or self._needs_reload(table, columns, pulled)):
+            rows_start = cursor.EPOCH
+            copied, tombstones = self._reload(table, columns, pulled)
+            changed, live_rows = True, self._live_rows(table.name)
+        elif table.incremental:
             copied = self._copy_window(table, columns, rows_start)
-            tombstones = self._tombstone(table, deletions_start) + self._tombstone_vanished(table)
+            tombstones = self._tombstone(table, deletions_start)
             changed = bool(copied or tombstones)
             # Counting live rows needs a FINAL scan (seconds on millions of conversations): an
             # unchanged table keeps the count of the run that last changed it.
@@ -196,6 +213,7 @@ class Replicator:
                 live_before if not changed and live_before is not None else self._live_rows(table.name)
             )
         else:
+            schema.create_table(self.client, self.database, table, pulled, schema.definitions(columns))
             rows_start = cursor.EPOCH
             (copied, changed), tombstones = self._snapshot(table, columns, pulled), 0
             live_rows = copied  # a fresh copy of a table keyed by id: one row per id
@@ -220,57 +238,102 @@ class Replicator:
         )
         return result
 
-    def _reload_if_columns_changed(self, table: RawTable, pulled: list[tuple[str, str]]) -> None:
+    def _needs_reload(self, table: RawTable, columns, pulled: list[tuple[str, str]]) -> bool:
         """INSERT ... SELECT fills columns by position: a raw table created for another column list (a
         column added to PostgreSQL, or dropped or derived here since) would take later values into the
         wrong columns without an error, and keep what it held in a column no longer replicated (a
-        column found to hold contact details). Such a table is reloaded from scratch; the old one is
-        set aside until the reload is done (``_tombstone_vanished``)."""
-        existing = schema.existing_columns(self.client, self.database, table.name)
-        names = [name for name, _ in pulled]
-        if existing is not None and existing != names:
+        column found to hold contact details). A column now filled by another expression (a derived
+        column's rule changed: a stricter tag filter) keeps what the old one let through. Such a table
+        is reloaded from scratch, as is one an older reload in place left unfinished, and one not there
+        (a first run, or a table dropped by hand whose cursors would otherwise fill it from the middle)."""
+        existing = schema.existing_definitions(self.client, self.database, table.name)
+        if existing is None:
+            return True
+        names, existing_names = [name for name, _ in pulled], [name for name, _ in existing]
+        definitions = schema.definitions(columns)
+        if existing_names != names:
             self.log(
-                f"{table.name}: columns changed (now {', '.join(sorted(set(names) - set(existing))) or '-'}, "
-                f"gone {', '.join(sorted(set(existing) - set(names))) or '-'}); reloading it from scratch"
+                f"{table.name}: columns changed (now {', '.join(sorted(set(names) - set(existing_names))) or '-'}, "
+                f"gone {', '.join(sorted(set(existing_names) - set(names))) or '-'}); reloading it from scratch"
             )
-            aside = schema.existing_columns(self.client, self.database, _before_reload(table))
-            if table.incremental and aside is None:
-                self.client.command(
-                    f"rename table {self._qualified(table.name)} to {self._qualified(_before_reload(table))}"
-                )
-            # (else a reload that did not finish set the last complete table aside already)
-            self.drop(table)
+            return True
+        if redefined := [name for name, definition in existing if definitions[name] != definition]:
+            self.log(
+                f"{table.name}: {', '.join(redefined)} filled differently now (or recorded by an older"
+                " replication without their definitions); reloading it from scratch"
+            )
+            return True
+        return schema.table_exists(self.client, self.database, _set_aside_by_older_versions(table))
 
-    def _tombstone_vanished(self, table: RawTable) -> int:
-        """After a reload: a tombstone for each live row of the table set aside that PostgreSQL no
-        longer has, then the old table goes.
+    @contextlib.contextmanager
+    def _built_beside(self, table: RawTable, columns, pulled: list[tuple[str, str]]):
+        """An empty table beside ``table`` for a complete new copy of it. Gone afterwards: swapped in,
+        it holds the old table then; and a run that failed leaves no half-built copy behind (if the
+        failure also prevents dropping it, the next run does)."""
+        name = _beside(table)
+        drop = f"drop table if exists {self._qualified(name)}"
+        self.client.command(drop)
+        schema.create_table(self.client, self.database, table, pulled, schema.definitions(columns), name=name)
+        try:
+            yield name
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.command(drop)
+            raise
+        self.client.command(drop)
+
+    def _swap_in(self, table: RawTable, new: str) -> None:
+        """Put the complete copy ``new`` in the place of the live table in one step."""
+        if schema.table_exists(self.client, self.database, table.name):
+            self.client.command(f"exchange tables {self._qualified(new)} and {self._qualified(table.name)}")
+        else:
+            self.client.command(f"rename table {self._qualified(new)} to {self._qualified(table.name)}")
+
+    def _reload(self, table: RawTable, columns, pulled: list[tuple[str, str]]) -> tuple[int, int]:
+        """(rows copied, tombstones) of a reload from scratch: every row up to the bound, built beside
+        the live table, plus a tombstone for each of its rows deleted since (``_tombstone_vanished``),
+        then swapped in."""
+        older_aside = _set_aside_by_older_versions(table)
+        with self._built_beside(table, columns, pulled) as new:
+            copied = self._copy_window(table, columns, cursor.EPOCH, into=new)
+            tombstones = sum(self._tombstone_vanished(old, new, columns) for old in (table.name, older_aside))
+            self._swap_in(table, new)
+        self.client.command(f"drop table if exists {self._qualified(older_aside)}")
+        return copied, tombstones
+
+    def _tombstone_vanished(self, old: str, new: str, columns) -> int:
+        """A tombstone in ``new`` (a reload) for each live row of ``old`` that PostgreSQL no longer has.
 
         The reload copies live rows only, so a row deleted since the last run would leave no trace,
         and the incremental facts, which remove the ids that have a new raw version, would keep it.
-        The tombstone copies the columns the two tables share (the rest take their defaults), keeps
-        the old version, and is stamped now, as every row of the reload is."""
-        aside = _before_reload(table)
-        old_columns = schema.existing_columns(self.client, self.database, aside)
-        if old_columns is None:
+        The tombstone keeps the old version and is stamped now, as every row of the reload is. It
+        copies the columns the two tables mean alike: source columns copied as they are, and derived
+        ones still defined the same way. The rest take their defaults: a value the old definition let
+        through (a tag now filtered out) must not come back with the tombstone."""
+        old_definitions = dict(schema.existing_definitions(self.client, self.database, old) or [])
+        if not old_definitions:
             return 0
-        shared = [
+        definitions, plain = schema.definitions(columns), schema.plain_copies(columns)
+        copied = [
             column
-            for column in schema.existing_columns(self.client, self.database, table.name) or []
-            if column in old_columns and column not in ("_is_deleted", "_replicated_at")
+            for column, _ in schema.existing_definitions(self.client, self.database, new) or []
+            if column in old_definitions
+            and column not in ("_is_deleted", "_replicated_at")
+            and (column in plain or column == "_version" or old_definitions[column] == definitions[column])
         ]
-        listed = ", ".join(f"`{column}`" for column in shared)
+        listed = ", ".join(f"`{column}`" for column in copied)
         summary = self.client.command(
-            f"insert into {self._qualified(table.name)} ({listed}, `_is_deleted`, `_replicated_at`) "
-            f"select {listed}, toUInt8(1), now64(3) from {self._qualified(aside)} final "
-            f"where not _is_deleted and id not in (select id from {self._qualified(table.name)})"
+            f"insert into {self._qualified(new)} ({listed}, `_is_deleted`, `_replicated_at`) "
+            f"select {listed}, toUInt8(1), now64(3) from {self._qualified(old)} final "
+            f"where not _is_deleted and id not in (select id from {self._qualified(new)})"
         )
-        self.client.command(f"drop table if exists {self._qualified(aside)}")
         return int(summary.written_rows)
 
-    def _copy_window(self, table: RawTable, columns, start: dt.datetime) -> int:
+    def _copy_window(self, table: RawTable, columns, start: dt.datetime, into: str = "") -> int:
         where = f"updated_at >= {_timestamp_literal(start)} and updated_at < {_timestamp_literal(self.bound)}"
         summary = self.client.command(
-            f"insert into {self._qualified(table.name)} {schema.pull_sql(table, columns, self.collection, where)}"
+            f"insert into {self._qualified(into or table.name)} "
+            f"{schema.pull_sql(table, columns, self.collection, where)}"
         )
         return int(summary.written_rows)
 
@@ -308,17 +371,14 @@ class Replicator:
     def _snapshot(self, table: RawTable, columns, pulled: list[tuple[str, str]]) -> tuple[int, bool]:
         """Rows copied, and whether the new snapshot differs from the live one. It is swapped in
         either way, so its _replicated_at (source freshness) says the table was checked just now."""
-        swap = f"{table.name}__snapshot"
-        self.client.command(f"drop table if exists {self._qualified(swap)}")
-        schema.create_table(self.client, self.database, table, pulled, name=swap)
-        summary = self.client.command(
-            f"insert into {self._qualified(swap)} {schema.pull_sql(table, columns, self.collection)}"
-        )
-        changed = schema.content_fingerprint(self.client, self.database, swap) != schema.content_fingerprint(
-            self.client, self.database, table.name
-        )
-        self.client.command(f"exchange tables {self._qualified(swap)} and {self._qualified(table.name)}")
-        self.client.command(f"drop table if exists {self._qualified(swap)}")
+        with self._built_beside(table, columns, pulled) as new:
+            summary = self.client.command(
+                f"insert into {self._qualified(new)} {schema.pull_sql(table, columns, self.collection)}"
+            )
+            changed = schema.content_fingerprint(
+                self.client, self.database, new
+            ) != schema.content_fingerprint(self.client, self.database, table.name)
+            self._swap_in(table, new)
         return int(summary.written_rows), changed
 
 
@@ -340,15 +400,8 @@ def replicate_tables(
     selected = [BY_NAME[name] for name in tables] if tables is not None else list(RAW_TABLES)
     replicator = Replicator(pg_dsn, client=client, database=database, log=log)
 
-    def reload(replicator: Replicator, table: RawTable) -> TableResult:
-        # A full refresh drops each table just before its own reload, not all of them first: a run
-        # that fails half-way leaves the tables it had not reached as they were, not missing.
-        if full_refresh:
-            replicator.drop(table)
-        return replicator.replicate(table)
-
     if client is not None or workers <= 1 or len(selected) <= 1:
-        return [reload(replicator, table) for table in selected]
+        return [replicator.replicate(table, full_refresh) for table in selected]
     own = threading.local()
     clients = []
     clients_lock = threading.Lock()
@@ -359,7 +412,7 @@ def replicate_tables(
             with clients_lock:
                 clients.append(worker_client)
             own.replicator = replicator.with_client(worker_client)
-        return reload(own.replicator, table)
+        return own.replicator.replicate(table, full_refresh)
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:

@@ -6,14 +6,20 @@ pulling SELECT), so raw types are exactly what the pull produces and no type map
 
 from __future__ import annotations
 
+import hashlib
 import os
 
-from ingestion.replication.connections import source
+from ingestion.replication.connections import source, string_literal
 from ingestion.replication.tables import RawTable
 
 DEFAULT_DATABASE = "raw"
 STATE_TABLE = "_replication_state"
-VERSION_COLUMNS = ("_version", "_is_deleted", "_replicated_at")
+# The columns every pull adds: the row's version (its updated_at), the deletion flag, the load time.
+VERSION_EXPRESSIONS = (
+    ("_version", "toUInt64(toUnixTimestamp64Micro(updated_at))"),
+    ("_is_deleted", "toUInt8(0)"),
+    ("_replicated_at", "now64(3)"),
+)
 
 
 def raw_database() -> str:
@@ -33,14 +39,30 @@ def _select_sql(columns: list[tuple[str, str]]) -> str:
 
 
 def pull_sql(table: RawTable, columns: list[tuple[str, str]], collection: str, where: str = "") -> str:
-    return (
-        f"select {_select_sql(columns)}, toUInt64(toUnixTimestamp64Micro(updated_at)) as _version, "
-        f"toUInt8(0) as _is_deleted, now64(3) as _replicated_at "
-        f"from {source(table.name, collection)}" + (f" where {where}" if where else "")
+    return f"select {_select_sql([*columns, *VERSION_EXPRESSIONS])} from {source(table.name, collection)}" + (
+        f" where {where}" if where else ""
     )
 
 
+def definitions(columns: list[tuple[str, str]]) -> dict[str, str]:
+    """Each pulled column's definition, kept as its raw column's comment: a digest of the expression
+    that fills it. A raw table whose comments differ was filled by another pull (a derived column's
+    expression changed since, say a stricter tag filter) and is reloaded; columns recorded without
+    one were created by an older version of replication."""
+    return {
+        name: "pull " + hashlib.sha256(expression.encode()).hexdigest()[:16]
+        for name, expression in [*columns, *VERSION_EXPRESSIONS]
+    }
+
+
+def plain_copies(columns: list[tuple[str, str]]) -> set[str]:
+    """The pulled columns that copy a source column as it is (the others are derived)."""
+    return {name for name, expression in columns if expression == f"`{name}`"}
+
+
 def create_database(client, database: str) -> None:
+    """The raw database and its state table. The cursors are PostgreSQL's wall-clock time in the zone
+    the rows are stamped in (``cursor.py``); ``cursor_utc_offset_seconds`` turns them into UTC."""
     client.command(f"create database if not exists `{database}`")
     client.command(
         f"""create table if not exists `{database}`.{STATE_TABLE} (
@@ -52,24 +74,31 @@ def create_database(client, database: str) -> None:
             recorded_at DateTime64(6) default now64(6),
             changed_at DateTime64(6) default recorded_at,
             live_rows Nullable(UInt64),
-            replicated_through_ms Nullable(Int64)
+            replicated_through_ms Nullable(Int64),
+            cursor_utc_offset_seconds Int32 default 0
         ) engine = ReplacingMergeTree(recorded_at) order by table_name"""
     )
     # State tables created before changed_at / live_rows / replicated_through existed: their rows
     # count as changed when recorded, their live rows as unknown (counted by the next run), and
-    # their committed watermark as unknown (the models then rebuild what depends on them).
+    # their committed watermark as unknown (the models then rebuild what depends on them), and their
+    # cursors as UTC (what freshness took them for; the next run records the real offset).
     client.command(
         f"alter table `{database}`.{STATE_TABLE} "
         "add column if not exists changed_at DateTime64(6) default recorded_at, "
         "add column if not exists live_rows Nullable(UInt64), "
-        "add column if not exists replicated_through_ms Nullable(Int64)"
+        "add column if not exists replicated_through_ms Nullable(Int64), "
+        "add column if not exists cursor_utc_offset_seconds Int32 default 0"
     )
 
 
 def content_fingerprint(client, database: str, name: str) -> tuple[int, int]:
-    """(rows, hash of every row but its load time): equal fingerprints mean the same content."""
+    """(rows, hash of every row but its load time): equal fingerprints mean the same content.
+
+    The row is hashed as one tuple: ``cityHash64(a, b, ...)`` of several arguments is NULL as soon as
+    one of them is, which made the sum NULL (and every content change with the same row count
+    invisible) for any table with a NULL in each row."""
     return client.query(
-        f"select count(), sum(cityHash64(* except (_replicated_at))) from `{database}`.`{name}`"
+        f"select count(), sum(cityHash64(tuple(* except (_replicated_at)))) from `{database}`.`{name}`"
     ).result_rows[0]
 
 
@@ -81,18 +110,36 @@ def pulled_columns(
     return [(column, column_type) for column, column_type, *_ in described]
 
 
-def existing_columns(client, database: str, name: str) -> list[str] | None:
-    """The columns of a raw table as it stands, None if there is none."""
-    if not client.query(f"exists table `{database}`.`{name}`").result_rows[0][0]:
+def table_exists(client, database: str, name: str) -> bool:
+    return bool(client.query(f"exists table `{database}`.`{name}`").result_rows[0][0])
+
+
+def existing_definitions(client, database: str, name: str) -> list[tuple[str, str]] | None:
+    """(column, definition) of each column of a raw table as it stands, in order; None if there is
+    no such table."""
+    if not table_exists(client, database, name):
         return None
-    return [column for column, *_ in client.query(f"describe table `{database}`.`{name}`").result_rows]
+    return client.query(
+        "select name, comment from system.columns where database = {database:String} and table = {name:String}"
+        " order by position",
+        parameters={"database": database, "name": name},
+    ).result_rows
 
 
 def create_table(
-    client, database: str, table: RawTable, pulled: list[tuple[str, str]], name: str = ""
+    client,
+    database: str,
+    table: RawTable,
+    pulled: list[tuple[str, str]],
+    column_definitions: dict[str, str],
+    name: str = "",
 ) -> None:
-    """The raw table for the columns the pull writes (``pulled_columns``), unless it exists."""
-    column_ddl = ",\n    ".join(f"`{column}` {column_type}" for column, column_type in pulled)
+    """The raw table for the columns the pull writes (``pulled_columns``), each with its definition
+    (``definitions``), unless it exists."""
+    column_ddl = ",\n    ".join(
+        f"`{column}` {column_type} comment {string_literal(column_definitions[column])}"
+        for column, column_type in pulled
+    )
     partition = f" partition by {table.partition_by}" if table.partition_by else ""
     client.command(
         f"create table if not exists `{database}`.`{name or table.name}` (\n    {column_ddl}\n)"

@@ -21,7 +21,11 @@ are what the performance reports show, and they are not customer data.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from ingestion.generate import phrases, vocab
+from ingestion.replication.connections import string_literal
 
 
 @dataclass(frozen=True)
@@ -44,18 +48,52 @@ def _present(column: str) -> str:
     return f"toUInt8(ifNull({column}, '') != '')"
 
 
+# A tag with any of these copied a phone number, an e-mail address or a numbered handle.
+_CONTACT_CHARACTERS = "[0-9０-９@＠]"
+# A run of Latin letters, "_", "-" or "." long enough to be a messenger handle without digits: WeChat
+# ids are 6-20 characters and Telegram usernames 5-32 (letters, digits, "_", WeChat also "-"), and
+# "zhang.wei" is an e-mail address without its domain. Full-width forms count as the ASCII ones.
+_HANDLE_SHAPED = "[A-Za-zＡ-Ｚａ-ｚ_＿.．－-]{5,}"
+
+
+def _known_tags_shaped_like_handles() -> list[str]:
+    """The tags of the CRM's text analysis (keywords, risk keywords, intention signals, modelled by
+    the generator: ingestion/generate/vocab.py and phrases.py) that hold a handle-shaped run, such as
+    "crypto", "withdraw" or "asked about fees", lower-cased: replicated because they are known words."""
+    signals = (
+        signal
+        for by_phase in (phrases.ZH, phrases.EN)
+        for phrase_list in by_phase.values()
+        for phrase in phrase_list
+        for signal in phrase.signals
+    )
+    vocabulary = {*vocab.KEYWORDS, *vocab.RISK_KEYWORDS, *signals}
+    return sorted({tag.lower() for tag in vocabulary if re.search(_HANDLE_SHAPED, tag)})
+
+
 def _tags_without_contact_details(column: str) -> str:
-    """A JSON array of extracted tags (keywords, intention signals, risk keywords) without any tag that
-    holds a digit or an "@": tags are vocabulary ("美股", "ETF"), and one copied from a message that
-    carries a phone number, an e-mail or a numbered handle is not a tag anyone analyses. (The search
-    index redacts them instead: ``ingestion.search.redaction``.) An object becomes the array of its
+    """A JSON array of extracted tags (keywords, intention signals, risk keywords) with only the tags
+    that cannot be contact details. Tags are vocabulary: Chinese words ("美股", "询问费用"), tickers
+    ("TSLA") and a few English words and phrases ("crypto", "wants to withdraw"). A tag is dropped if it
+    holds a digit or an "@" (a phone number, an e-mail, a numbered handle), or a handle-shaped run of
+    Latin letters (a WeChat id or Telegram username without digits, "zhangwei", "加我li_na") unless it
+    is one of the analysis's known words. What is lost is an English tag outside the vocabulary with a
+    word of five letters or more; Chinese tags and short words (tickers, "risk") all pass. (The search
+    index redacts tags instead: ``ingestion.search.redaction``.) An object becomes the array of its
     keys; anything else but an array, an empty array."""
     value = f"ifNull({column}, '')"
     elements = (
         f"if(JSONType({value}) = 'Object', arrayMap(key -> toJSONString(key), JSONExtractKeys({value})), "
         f"JSONExtractArrayRaw({value}))"
     )
-    kept = f"arrayFilter(element -> not match(element, '[0-9０-９@＠]'), {elements})"
+    known = "[" + ", ".join(string_literal(tag) for tag in _known_tags_shaped_like_handles()) + "]"
+    # The raw element is matched (a number or a nested value is checked too), the string it holds is
+    # looked up.
+    safe = (
+        f"not match(element, '{_CONTACT_CHARACTERS}') and (not match(element, '{_HANDLE_SHAPED}') "
+        f"or has({known}, lowerUTF8(JSONExtractString(element))))"
+    )
+    kept = f"arrayFilter(element -> {safe}, {elements})"
     return f"if({column} is null, null, concat('[', arrayStringConcat({kept}, ','), ']'))"
 
 
