@@ -22,11 +22,20 @@ CURRENCY_PATTERN = r"^[A-Z]{3}$"
 
 @dataclass(frozen=True)
 class Column:
-    """A landing column stored as-is in the database column of the same name."""
+    """A landing column stored as-is in the database column of the same name.
+
+    ``required``: an empty value quarantines the row. ``default``: the seed's DEFAULT of a NOT NULL
+    column; an empty value is not NULL there but "not given": a new row takes the default (as an
+    INSERT without the column would), an existing row keeps its stored value (re-sending a row
+    without it changes nothing). Timestamps whose DEFAULT is CURRENT_TIMESTAMP (``created_at``,
+    ``tagged_at``) stay required: the time of the load is not the time of the event, and would
+    move the row in every report by date.
+    """
 
     name: str
     kind: str  # text | int | decimal | bool | date | timestamp | json
     required: bool = False
+    default: str | None = None
     max_length: int | None = None
     allowed: tuple[str, ...] | None = None
     minimum: float | None = None
@@ -127,9 +136,9 @@ CONTRACTS: dict[str, TableContract] = {
                 text("role", 50, required=True, allowed=("admin", "manager", "employee", "trainer")),
                 text("department", 100, allowed=("ToFu", "MoFu", "BoFu", "VIP", "培训")),
                 text(
-                    "level", 50, required=True, allowed=("新人", "组员", "A级执行者", "精英", "高手", "主管")
+                    "level", 50, default="新人", allowed=("新人", "组员", "A级执行者", "精英", "高手", "主管")
                 ),
-                text("status", 20, required=True, allowed=("active", "inactive", "suspended")),
+                text("status", 20, default="active", allowed=("active", "inactive", "suspended")),
                 integer("total_customers", minimum=0),
                 integer("active_customers", minimum=0),
                 decimal("total_net_deposit"),
@@ -168,15 +177,15 @@ CONTRACTS: dict[str, TableContract] = {
                 json("personality_traits"),
                 text("communication_style"),
                 text("decision_style", 100),
-                text("tier", 10, required=True, allowed=TIERS),
+                text("tier", 10, default="C", allowed=TIERS),
                 text("persona_type", 50),
                 integer("intention_score", minimum=0, maximum=60),
                 integer("engagement_score", minimum=0, maximum=100),
                 decimal("ltv_prediction"),
-                stage("current_stage", required=True),
+                stage("current_stage", default="Awareness"),
                 text("source_channel", 100),
                 timestamp("assigned_at"),
-                text("status", 20, required=True, allowed=("active", "inactive", "blacklist")),
+                text("status", 20, default="active", allowed=("active", "inactive", "blacklist")),
                 text("blacklist_reason"),
                 json("risk_flags"),
                 timestamp("created_at", required=True),
@@ -292,10 +301,10 @@ CONTRACTS: dict[str, TableContract] = {
             (
                 text("deposit_code", 50, required=True, pattern=r"^DEP_[0-9]{8}_[A-Za-z0-9]+$"),
                 money("amount", required=True),
-                text("currency", 10, required=True, pattern=CURRENCY_PATTERN),
+                text("currency", 10, default="USD", pattern=CURRENCY_PATTERN),
                 text("deposit_type", 50, required=True, allowed=("首金", "复入金", "大额入金")),
                 text("platform", 100),
-                text("status", 20, required=True, allowed=("pending", "confirmed", "failed")),
+                text("status", 20, default="pending", allowed=("pending", "confirmed", "failed")),
                 text("notes"),
                 timestamp("deposited_at", required=True),
                 timestamp("confirmed_at"),
@@ -309,12 +318,12 @@ CONTRACTS: dict[str, TableContract] = {
             (
                 text("withdrawal_code", 50, required=True, pattern=r"^WTH_[0-9]{8}_[A-Za-z0-9]+$"),
                 money("amount", required=True),
-                text("currency", 10, required=True, pattern=CURRENCY_PATTERN),
+                text("currency", 10, default="USD", pattern=CURRENCY_PATTERN),
                 text("reason", 100, allowed=("盈利提现", "恐慌离场", "资金需求", "其他")),
                 text("risk_level", 20, allowed=("低", "中", "高")),
                 text("retention_action"),
                 boolean("retention_success"),
-                text("status", 20, required=True, allowed=("pending", "confirmed", "failed")),
+                text("status", 20, default="pending", allowed=("pending", "confirmed", "failed")),
                 timestamp("requested_at", required=True),
                 timestamp("processed_at"),
                 timestamp("created_at", required=True),
@@ -473,7 +482,10 @@ CONTRACTS: dict[str, TableContract] = {
             ("employee_code", "course_code"),
             (
                 text(
-                    "status", 20, required=True, allowed=("not_started", "in_progress", "completed", "failed")
+                    "status",
+                    20,
+                    default="not_started",
+                    allowed=("not_started", "in_progress", "completed", "failed"),
                 ),
                 integer("progress_percentage", minimum=0, maximum=100),
                 decimal("score", minimum=0, maximum=100),

@@ -9,18 +9,22 @@ Then per file, inside a single transaction:
 1. an advisory lock per table (two loads of one table never interleave their merges) and the
    ledger check by content checksum (a copy of loaded content is recorded as 'duplicate');
 2. the file is streamed chunk by chunk: each chunk is validated (:mod:`validate`), its bad rows
-   are COPYed into ``funnelhouse.ingest_rejects`` and its good rows, still as text, are COPYed
-   into a TEMP staging table;
+   and the rows the reader could not split into columns (``malformed_row``, their text kept in
+   ``raw_row._raw_text``) are COPYed into ``funnelhouse.ingest_rejects`` and its good rows, still
+   as text, are COPYed into a TEMP staging table;
 3. checks that need the database run as SQL over the staging table: references (business keys
    present in PostgreSQL, or for a self-reference anywhere in this file), other unique keys (an
-   employee's email), a conversation's key loaded before with another ``sent_at`` (a second row,
-   as the partitioned table's unique key includes sent_at). Failing rows move from staging to the
-   rejects table with the reason in words. Then a key repeated within the file keeps its last
+   employee's email), a conversation's key loaded before, or given earlier in the file, with
+   another ``sent_at`` (it would be a second row, as the partitioned table's unique key includes
+   sent_at: the first ``sent_at`` stands, later ones are rejected). Failing rows move from
+   staging to the rejects table with the reason in words. Then a key repeated within the file keeps its last
    remaining row (the others count as loaded, ``rows_superseded``);
 4. ``INSERT ... SELECT`` from staging with business keys joined to ids, ``ON CONFLICT (natural
    key) DO UPDATE ... WHERE (columns) IS DISTINCT FROM (new values)``: new rows are inserted,
    changed rows updated (and ``updated_at`` moves, by trigger), identical rows untouched - so a
-   re-run, or an overlapping file, changes nothing and duplicates nothing;
+   re-run, or an overlapping file, changes nothing and duplicates nothing. An empty value of a
+   NOT NULL column with a DEFAULT (``tier``, ``currency``, statuses) is "not given": a new row
+   takes the DEFAULT, an existing one keeps its value (:meth:`MergePlan.merge`);
 5. the ledger row is finished (rows in = loaded + rejected, enforced by a CHECK) and the
    transaction commits. A kill at any point before that leaves no trace at all.
 
@@ -52,7 +56,7 @@ import pyarrow.csv as pa_csv
 from ingestion.contracts import CONTRACTS, Reference, TableContract
 from ingestion.load import ledger
 from ingestion.load.landing import LandingFile
-from ingestion.load.readers import CHUNK_BYTES, LandingFileError, read_chunks
+from ingestion.load.readers import CHUNK_BYTES, MALFORMED_ROW, Chunk, LandingFileError, read_chunks
 from ingestion.load.validate import ChunkValidator, DbColumn, rule_words
 
 # A partitioned table's unique keys must include its partition column, so the merge's conflict
@@ -65,6 +69,8 @@ _PARTITION_ENSURERS = {"conversations": "ensure_conversation_partitions"}
 PARTITION_RANGE = (pd.Timestamp("2000-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))
 STAGE = "_funnelhouse_stage"
 _LOCK_NAMESPACE = "funnelhouse.ingest:"
+# The key of a malformed row's raw_row: the row's text as written (it has no columns to name).
+RAW_TEXT = "_raw_text"
 
 
 def q(name: str) -> str:
@@ -99,14 +105,15 @@ class FileResult:
 
 def catalog(conn: psycopg.Connection, table: str) -> dict[str, DbColumn]:
     rows = conn.execute(
-        """SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale
+        """SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale,
+                  column_default
            FROM information_schema.columns
            WHERE table_name = %s
              AND table_schema = (SELECT relnamespace::regnamespace::text
                                   FROM pg_class WHERE oid = %s::regclass)""",
         (table, table),
     ).fetchall()
-    return {name: DbColumn(kind, length, precision, scale) for name, kind, length, precision, scale in rows}
+    return {name: DbColumn(*description) for name, *description in rows}
 
 
 def unique_keys(conn: psycopg.Connection, table: str) -> list[tuple[str, ...]]:
@@ -149,6 +156,8 @@ class MergePlan:
         self.db = columns
         self.landing = contract.landing_columns
         self.plain = [c.name for c in contract.columns]
+        # NOT NULL columns with a DEFAULT: an empty value takes it on insert, keeps the row's on update.
+        self.defaulted = [c.name for c in contract.columns if c.default is not None]
         self.self_references = [r for r in contract.references if r.table == self.table]
         self.references = [r for r in contract.references if r.table != self.table]
         self.partition = PARTITION_COLUMNS.get(self.table)
@@ -255,6 +264,30 @@ class MergePlan:
             f"AND o._row < {alias}._row))"
         )
 
+    def moved_in_file(self) -> list[tuple[str, Callable[[str], str], str]]:
+        """The check group for a key new to the table given again in the file with another
+        partition value (a message repeated with another ``sent_at``): the key's first row in
+        file order sets it, later rows with another one are rejected, as they would be in a
+        later chunk or file (by :meth:`_partition_moved`) - so where chunks end does not matter.
+
+        Run only on a chunk with repeated keys: one window pass over staging (uncorrelated, so
+        evaluated once, not per row).
+        """
+        key = ", ".join(f"o.{q(k)}" for k in self.contract.natural_key)
+        in_table = " AND ".join(f"t.{q(k)} = o.{q(k)}" for k in self.contract.natural_key)
+        value = self.typed(self.partition, "o")
+        later = (
+            f"(SELECT _row FROM (SELECT o._row, {value} AS value, "
+            f"first_value({value}) OVER (PARTITION BY {key} ORDER BY o._row) AS first "
+            f"FROM {STAGE} o WHERE NOT EXISTS (SELECT 1 FROM {q(self.table)} t WHERE {in_table})) w "
+            f"WHERE w.value IS DISTINCT FROM w.first)"
+        )
+        reason = (
+            f"'{', '.join(self.contract.natural_key)} given earlier in this file with another "
+            f"{self.partition}; the first {self.partition} of a row stands'"
+        )
+        return [(f"moved:{self.partition}", lambda alias: f"{alias}._row IN {later}", reason)]
+
     def _partition_moved(self, alias: str) -> str:
         natural = " AND ".join(f"t.{q(k)} = {alias}.{q(k)}" for k in self.contract.natural_key)
         return (
@@ -275,13 +308,37 @@ class MergePlan:
                    SELECT %(file_id)s, %(path)s, %(table)s, bad._row, {rule}, {reason}, to_jsonb(bad) - '_row'
                    FROM bad RETURNING rule"""
 
+    def carry_stored_values(self) -> str:
+        """Before :meth:`drop_superseded`: a repeated key's last row gets, for each defaulted column
+        it leaves empty, the latest value an earlier row of the key gave (an empty value keeps the
+        value the row had, whether stored or written earlier in the file: where chunks end does not
+        matter)."""
+        key = [q(k) for k in self.contract.natural_key]
+        latest = ", ".join(
+            f"(array_agg({q(c)} ORDER BY _row DESC) FILTER (WHERE {q(c)} IS NOT NULL))[1] AS {q(c)}"
+            for c in self.defaulted
+        )
+        fill = ", ".join(f"{q(c)} = COALESCE(b.{q(c)}, f.{q(c)})" for c in self.defaulted)
+        return (
+            f"UPDATE {STAGE} b SET {fill} FROM (SELECT {', '.join(key)}, max(_row) AS _last, {latest} "
+            f"FROM {STAGE} GROUP BY {', '.join(key)} HAVING count(*) > 1) f "
+            f"WHERE {' AND '.join(f'b.{k} = f.{k}' for k in key)} AND b._row = f._last"
+        )
+
     def drop_superseded(self) -> str:
         """Earlier rows of a key repeated in the file: the last occurrence is the row's final state."""
         same = " AND ".join(f"a.{q(k)} = b.{q(k)}" for k in self.contract.natural_key)
         return f"DELETE FROM {STAGE} a USING {STAGE} b WHERE {same} AND a._row < b._row"
 
     # -- the merge ---------------------------------------------------------------------------------
-    def merge(self) -> str:
+    def merge(self, fill_defaults: bool = False) -> str:
+        """The upsert of the staged rows.
+
+        ``fill_defaults``: some staged row leaves a :attr:`defaulted` column empty. Its value is
+        then the stored one when the key exists (joined as ``cur``: an upsert that does not name
+        a value keeps it) and the column's DEFAULT otherwise, as an INSERT without the column
+        would give. Only then, as the join costs a lookup per row.
+        """
         columns = list(self.plain)
         values = [self.typed(c) for c in self.plain]
         joins = []
@@ -292,6 +349,14 @@ class MergePlan:
             )
             columns.extend(ref.db_columns)
             values.extend(f"{alias}.{q(t)}" for t in ref.target_columns)
+        if fill_defaults and self.defaulted:
+            value_of = dict(zip(columns, values, strict=True))
+            stored = " AND ".join(f"cur.{q(c)} = {value_of[c]}" for c in self.conflict_target)
+            joins.append(f"LEFT JOIN {q(self.table)} cur ON {stored}")
+            values = [
+                f"COALESCE({value}, cur.{q(c)}, {self.db[c].default})" if c in self.defaulted else value
+                for c, value in zip(columns, values, strict=True)
+            ]
         updated = [c for c in columns if c not in self.conflict_target]
         update = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updated)
         changed = (
@@ -345,6 +410,12 @@ def _raw_row(frame: pd.DataFrame, row: int) -> str:
     ).decode()
 
 
+def _raw_text(text: str) -> str:
+    """A row the reader could not split into columns, as ``raw_row``: its text, whole (NUL made
+    U+FFFD, as in :func:`_raw_row`)."""
+    return orjson.dumps({RAW_TEXT: text.replace("\x00", "\ufffd")}).decode()
+
+
 @dataclass
 class _Batch:
     """One validated chunk, ready for the database."""
@@ -352,6 +423,7 @@ class _Batch:
     rejects: list[tuple]  # rows of ingest_rejects
     staged: memoryview | None  # the good rows as COPY input
     repeats: bool  # a key occurs more than once among the good rows
+    fill_defaults: bool  # a good row leaves a defaulted column empty (see MergePlan.merge)
 
 
 class _Writer(threading.Thread):
@@ -407,6 +479,7 @@ class _FileLoad:
         self.rejected: Counter[str] = Counter()  # by the reading thread
         self.rejected_in_sql: Counter[str] = Counter()  # by the writer thread
         self.key_hashes: list[np.ndarray] = []
+        self.fill_defaults = False  # whole-file mode: some row leaves a defaulted column empty
         self.params = {"file_id": file_id, "path": file.url, "table": file.table}
         self.seconds: Counter[str] = Counter()  # see FileResult.seconds_by_step
 
@@ -420,7 +493,7 @@ class _FileLoad:
             for chunk in read_chunks(self.file, chunk_bytes):
                 self.rows_in += len(chunk)
                 clock = self._tick("read", clock)
-                batch = self._prepare(chunk.frame)
+                batch = self._prepare(chunk)
                 clock = self._tick("prepare", clock)
                 writer.put(batch)
                 clock = self._tick("wait for database", clock)
@@ -438,32 +511,31 @@ class _FileLoad:
         self.seconds[step] += now - since
         return now
 
-    def _prepare(self, frame: pd.DataFrame) -> _Batch:
+    def _prepare(self, chunk: Chunk) -> _Batch:
+        frame = chunk.frame
         clock = time.perf_counter()
         verdict = self.validator.validate(frame)
         self.seconds["validate"] += time.perf_counter() - clock
-        rejects = []
+        rejects = [self._reject(m.row, MALFORMED_ROW, m.reason, _raw_text(m.text)) for m in chunk.malformed]
         for row, problems in sorted(verdict.failures.items()):
-            self.rejected[problems[0][0]] += 1
-            rejects.append(
-                (
-                    self.file_id,
-                    self.file.url,
-                    self.file.table,
-                    row,
-                    problems[0][0],
-                    "; ".join(reason for _, reason in problems),
-                    _raw_row(frame, row),
-                )
-            )
+            reason = "; ".join(reason for _, reason in problems)
+            rejects.append(self._reject(row, problems[0][0], reason, _raw_row(frame, row)))
         good = frame.loc[~frame.index.isin(list(verdict.failures))] if verdict.failures else frame
         key = list(self.plan.contract.natural_key)
         # Repeated keys stay staged until the SQL checks have run: dropping the earlier rows here
         # would lose one (neither loaded nor quarantined) whose later repeat is then rejected.
         repeats = bool(good.duplicated(subset=key).any())
+        fill_defaults = bool(self.plan.defaulted) and bool(good[self.plan.defaulted].isna().to_numpy().any())
         if not self.per_chunk and len(good):
             self.key_hashes.append(pd.util.hash_pandas_object(good[key], index=False).to_numpy())
-        return _Batch(rejects, _stage_bytes(good, self.plan.landing) if len(good) else None, repeats)
+            self.fill_defaults |= fill_defaults
+        staged = _stage_bytes(good, self.plan.landing) if len(good) else None
+        return _Batch(rejects, staged, repeats, fill_defaults)
+
+    def _reject(self, row: int, rule: str, reason: str, raw_row: str) -> tuple:
+        """A row of ``ingest_rejects``, counted under its (first) rule."""
+        self.rejected[rule] += 1
+        return (self.file_id, self.file.url, self.file.table, row, rule, reason, raw_row)
 
     # -- writer thread ---------------------------------------------------------------------------
     def write(self, batch: _Batch) -> None:
@@ -482,17 +554,21 @@ class _FileLoad:
         if batch.staged is None:
             return
         if self.per_chunk:
-            self._reject_in_sql()
+            self._reject_in_sql(batch.repeats)
             if batch.repeats:
-                self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
+                self._supersede(batch.fill_defaults)
             clock = self._tick("db: checks", clock)
-            self.rows_changed += self.conn.execute(self.plan.merge()).rowcount
+            self.rows_changed += self.conn.execute(self.plan.merge(batch.fill_defaults)).rowcount
             self.conn.execute(f"TRUNCATE {STAGE}")
             self._tick("db: merge", clock)
 
     # -- SQL steps -----------------------------------------------------------------------------------
-    def _reject_in_sql(self) -> None:
-        for name, group in self.plan.checks():
+    def _reject_in_sql(self, repeats: bool) -> None:
+        """The SQL checks; ``repeats``: some key occurs more than once in staging."""
+        groups = self.plan.checks()
+        if repeats and self.plan.partition:
+            groups.append(("partition key in file", self.plan.moved_in_file()))
+        for name, group in groups:
             sql = self.plan.reject_sql(group)
             while True:
                 rules = [r[0] for r in self.conn.execute(sql, self.params).fetchall()]
@@ -500,16 +576,23 @@ class _FileLoad:
                 if not rules or name != "self references":
                     break
 
+    def _supersede(self, fill_defaults: bool) -> None:
+        """Keep the last staged row of each repeated key (empty defaulted values carried over)."""
+        if fill_defaults and self.plan.defaulted:
+            self.conn.execute(self.plan.carry_stored_values())
+        self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
+
     def _settle_file(self) -> None:
         """Whole-file mode: checks, repeated keys, merge, self-references."""
-        self._reject_in_sql()
-        if self.key_hashes:
-            hashes = np.concatenate(self.key_hashes)
-            if len(np.unique(hashes)) < len(hashes):  # a hash collision only costs this statement
-                self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
+        hashes = np.concatenate(self.key_hashes) if self.key_hashes else np.empty(0)
+        repeats = len(np.unique(hashes)) < len(hashes)  # a hash collision only costs a statement or two
+        self._reject_in_sql(repeats)
+        if repeats:
+            self._supersede(self.fill_defaults)
         self.conn.execute(f"ANALYZE {STAGE}")
         # A new row that is then given its referrer is one changed row, not two: count the ids.
-        changed = {row_id for (row_id,) in self.conn.execute(self.plan.merge() + " RETURNING t.id")}
+        merge = self.plan.merge(self.fill_defaults) + " RETURNING t.id"
+        changed = {row_id for (row_id,) in self.conn.execute(merge)}
         for statement in self.plan.merge_self_references():
             changed.update(row_id for (row_id,) in self.conn.execute(statement + " RETURNING t.id"))
         self.rows_changed += len(changed)

@@ -7,9 +7,12 @@ typed values because validation must see what was written ("12x" is a type error
 a parse failure to crash on), and because text is what COPY consumes anyway.
 
 Whole-file problems raise :class:`LandingFileError` naming the file: bad encoding, a file that
-stops mid-row (truncated), a header lacking the contract's columns (not a CSV of that table),
-an unreadable Parquet footer. Row-level problems are validation's business, not the reader's: a
-JSONL row's keys outside the contract are handed over in :data:`UNKNOWN_KEYS` for it to quarantine.
+stops mid-row (truncated), a header lacking the contract's columns (not a CSV of that table) or
+naming columns outside it, an unreadable Parquet footer. Row-level problems are quarantined, not
+fatal: a row the reader cannot split into the header's columns (a CSV row with another number of
+fields, a JSONL line that is no JSON object) comes out as a :class:`MalformedRow` of its chunk,
+with its row number and raw text; a JSONL row's keys outside the contract are handed over in
+:data:`UNKNOWN_KEYS` for validation to quarantine.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import ctypes
 import ctypes.util
 import io
 import re
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -38,10 +43,13 @@ CHUNK_BYTES = 8 * 1024 * 1024
 
 # A JSONL row's keys outside the contract (a misspelled "Country"), as a JSON object: an extra
 # column of the chunks that have any, so validation quarantines those rows with them instead of
-# the row loading without their values. CSV and Parquet name their columns once, in the header,
-# where a misspelled one is a missing contract column, which fails the file.
+# the row loading without their values. CSV and Parquet name their columns once, in the header
+# or schema, where a column outside the contract fails the file (see _require_columns).
 UNKNOWN_KEYS = "_unknown_keys"
 _UTF8_BOM = b"\xef\xbb\xbf"
+
+# The rule of a row the reader could not split into columns (see MalformedRow).
+MALFORMED_ROW = "malformed_row"
 
 # RFC 4180 as pyarrow parses it: only a quote opening a field starts a quoted field (a quote
 # anywhere else is text, as in `a 5" screen`); inside one, "" is a quote and a lone quote ends it
@@ -85,16 +93,23 @@ class LandingFileError(Exception):
         self.problem = problem
 
 
+@dataclass(frozen=True)
+class MalformedRow:
+    """A row that cannot be read as the header's columns, kept whole for the rejects table."""
+
+    row: int  # 1-based row number, numbered like the chunk's frame
+    reason: str
+    text: str  # the row as written (a CSV record, a JSONL line without its line break)
+
+
 @dataclass
 class Chunk:
     frame: pd.DataFrame  # landing columns as text, index = 1-based row numbers
-
-    @property
-    def first_row(self) -> int:
-        return int(self.frame.index[0]) if len(self.frame) else 0
+    malformed: list[MalformedRow] = field(default_factory=list)  # rows of the chunk not in frame
 
     def __len__(self) -> int:
-        return len(self.frame)
+        """Rows of the file in this chunk, malformed ones included (rows in = loaded + rejected)."""
+        return len(self.frame) + len(self.malformed)
 
 
 def read_chunks(file: LandingFile, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
@@ -113,6 +128,14 @@ def read_chunks(file: LandingFile, chunk_bytes: int = CHUNK_BYTES) -> Iterator[C
 
 
 def _require_columns(file: LandingFile, present: list[str], columns: list[str]) -> None:
+    """The file's columns must be exactly the contract's, in any order.
+
+    A missing column: not a file of this table. A column outside the contract (a misspelled
+    "Country", a database ``id``) or one named twice: loading the others would silently drop its
+    values, so the file is refused as a whole (nothing loaded, the file kept) with the names, as a
+    JSONL row with such keys is quarantined. A whole-file error rather than every row quarantined:
+    the fix is one edit of the header and a re-drop.
+    """
     missing = [c for c in columns if c not in present]
     if missing:
         shown = ", ".join(present[:8]) + (" ..." if len(present) > 8 else "")
@@ -120,6 +143,20 @@ def _require_columns(file: LandingFile, present: list[str], columns: list[str]) 
             file,
             f"not a {file.format} file of {file.table}: missing column(s) {', '.join(missing)} "
             f"(found: {shown or 'nothing'})",
+        )
+    known = set(columns)
+    unknown = [c or "(unnamed)" for c in dict.fromkeys(present) if c not in known]
+    repeated = [c for c, n in Counter(present).items() if n > 1]
+    if unknown or repeated:
+        problems = []
+        if unknown:
+            problems.append(f"column(s) outside the {file.table} contract: {', '.join(unknown)}")
+        if repeated:
+            problems.append(f"column(s) named more than once: {', '.join(repeated)}")
+        raise LandingFileError(
+            file,
+            f"{'; '.join(problems)}. Nothing was loaded, as their values would be lost: "
+            f"rename or remove them and drop the file again",
         )
 
 
@@ -176,17 +213,32 @@ def _csv_blocks(file: LandingFile, handle, size: int) -> Iterator[bytes]:
 
 def _read_csv_block(
     file: LandingFile, block: bytes, first_row: int, header: list[str], columns: list[str]
-) -> pa.Table:
-    """One block as text columns. Only an empty field is NULL: pyarrow's default also takes NA,
-    N/A, null, NaN, #N/A... for NULL, erasing real values (Namibia's country code "NA")."""
+) -> tuple[pa.Table, list[MalformedRow]]:
+    """One block as text columns, and its rows with another number of fields than the header.
+
+    Only an empty field is NULL: pyarrow's default also takes NA, N/A, null, NaN, #N/A... for
+    NULL, erasing real values (Namibia's country code "NA").
+
+    pyarrow hands each row with the wrong number of fields to ``invalid_row_handler`` (valid rows
+    never reach Python) with its record number in the block, counted like the frame's rows (blank
+    lines are no records), so its data row number is ``first_row + number - 1``. The block's
+    last row without a final line break, with fields missing, is the file cut off in transfer:
+    that fails the file (truncated).
+    """
+    invalid = []  # pyarrow's InvalidRow of each: number, expected_columns, actual_columns, text
+
+    def quarantine(row) -> str:
+        invalid.append(row)
+        return "skip"
+
     try:
-        return pa_csv.read_csv(
+        table = pa_csv.read_csv(
             io.BytesIO(block),
             # The block is made of whole rows: read it as one, however long a row.
             read_options=pa_csv.ReadOptions(
                 column_names=header, use_threads=False, block_size=len(block) + 1
             ),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=quarantine),
             convert_options=pa_csv.ConvertOptions(
                 column_types=dict.fromkeys(columns, pa.string()),
                 include_columns=columns,
@@ -195,12 +247,30 @@ def _read_csv_block(
                 quoted_strings_can_be_null=True,
             ),
         )
-    except pa.ArrowInvalid as error:
-        if not block.endswith(b"\n"):  # the file's last row, with fields missing
-            problem = f"truncated: the last row (data row {first_row}, no final line break) is incomplete"
-        else:
-            problem = f"unreadable CSV in the rows from data row {first_row} on"
-        raise LandingFileError(file, f"{problem}: {_without_row(error)}") from error
+    except pa.ArrowInvalid as error:  # a row the handler could not take (not UTF-8)
+        raise LandingFileError(
+            file, f"unreadable CSV in the rows from data row {first_row} on: {_without_row(error)}"
+        ) from error
+    last = invalid[-1] if invalid else None
+    if (
+        last is not None
+        and not block.endswith(b"\n")  # the file's last row, without a line break
+        and last.number == table.num_rows + len(invalid)
+        and last.actual_columns < last.expected_columns
+    ):
+        raise LandingFileError(
+            file,
+            f"truncated: the last row (data row {first_row + last.number - 1}, no final line break) is "
+            f"incomplete: {last.actual_columns} fields where the header has {last.expected_columns}",
+        )
+    return table, [
+        MalformedRow(
+            first_row + row.number - 1,
+            f"{row.actual_columns} fields where the header has {row.expected_columns}",
+            row.text,
+        )
+        for row in invalid
+    ]
 
 
 def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
@@ -211,9 +281,16 @@ def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iter
         handle.readline()  # past the header
         next_row = 1
         for block in _csv_blocks(file, handle, chunk_bytes):
-            table = _read_csv_block(file, block, next_row, header, columns)
-            yield Chunk(_numbered(table.to_pandas(), next_row))
-            next_row += table.num_rows
+            table, malformed = _read_csv_block(file, block, next_row, header, columns)
+            rows = table.num_rows + len(malformed)
+            frame = table.to_pandas()
+            if malformed:
+                numbers = np.arange(next_row, next_row + rows)
+                frame.index = pd.Index(np.delete(numbers, [m.row - next_row for m in malformed]))
+            else:
+                _numbered(frame, next_row)
+            yield Chunk(frame, malformed)
+            next_row += rows
 
 
 def _json_text(value, is_json: bool) -> str | None:
@@ -230,7 +307,31 @@ def _json_text(value, is_json: bool) -> str | None:
     return str(value)
 
 
+_JSON_KINDS = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+class _MalformedLine(Exception):
+    """A JSONL line without a JSON object: raised rather than returned, so that a good line costs
+    no check at all (a ``try`` is free in Python 3.11 until something is raised)."""
+
+    def __init__(self, row: MalformedRow):
+        self.row = row
+
+
 def _jsonl_record(file: LandingFile, line: bytes, line_number: int) -> dict:
+    """The line's JSON object; :class:`_MalformedLine` with the line if it holds none.
+
+    Not a file-level failure: one bad line is quarantined and the rest of the file loads. Two
+    exceptions fail the file, as a CSV's would: a last line without a line break that is not
+    JSON (the file was cut off in transfer) and a line that is not UTF-8 (its text cannot be kept).
+    """
     if line_number == 1:
         line = line.removeprefix(_UTF8_BOM)  # Windows tools write one; CSV's header drops it too
     try:
@@ -240,9 +341,20 @@ def _jsonl_record(file: LandingFile, line: bytes, line_number: int) -> dict:
             raise LandingFileError(
                 file, f"truncated: the last line ({line_number}) is incomplete JSON"
             ) from error
-        raise LandingFileError(file, f"line {line_number} is not JSON: {error}") from error
+        try:
+            text = line.decode()
+        except UnicodeDecodeError as not_utf8:
+            raise LandingFileError(
+                file, f"line {line_number} is not UTF-8 ({not_utf8.reason} at byte {not_utf8.start})"
+            ) from not_utf8
+        raise _MalformedLine(
+            MalformedRow(line_number, f"line is not JSON: {error}", text.rstrip("\r\n"))
+        ) from None
     if not isinstance(record, dict):
-        raise LandingFileError(file, f"line {line_number} is not a JSON object")
+        kind = _JSON_KINDS.get(type(record), type(record).__name__)
+        raise _MalformedLine(
+            MalformedRow(line_number, f"line is a JSON {kind}, not an object", line.decode().rstrip("\r\n"))
+        )
     return record
 
 
@@ -261,21 +373,26 @@ def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> It
         _check_not_empty(file, handle)
         rows: dict[str, list] = {c: [] for c in (*columns, UNKNOWN_KEYS)}
         numbers: list[int] = []
+        malformed: list[MalformedRow] = []
         size = 0
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue  # a blank line is no row; row numbers stay line numbers
-            record = _jsonl_record(file, line, line_number)
-            for column in columns:
-                rows[column].append(_json_text(record.get(column), column in json_columns))
-            rows[UNKNOWN_KEYS].append(_unknown_keys(record, known))
-            numbers.append(line_number)
             size += len(line)
+            try:
+                record = _jsonl_record(file, line, line_number)
+            except _MalformedLine as bad:
+                malformed.append(bad.row)
+            else:
+                for column in columns:
+                    rows[column].append(_json_text(record.get(column), column in json_columns))
+                rows[UNKNOWN_KEYS].append(_unknown_keys(record, known))
+                numbers.append(line_number)
             if size >= chunk_bytes:
-                yield Chunk(_text_frame(rows, numbers))
-                rows, numbers, size = {c: [] for c in rows}, [], 0
-        if numbers:
-            yield Chunk(_text_frame(rows, numbers))
+                yield Chunk(_text_frame(rows, numbers), malformed)
+                rows, numbers, malformed, size = {c: [] for c in rows}, [], [], 0
+        if numbers or malformed:
+            yield Chunk(_text_frame(rows, numbers), malformed)
 
 
 def _text_frame(rows: dict[str, list], numbers: list[int]) -> pd.DataFrame:
@@ -304,13 +421,20 @@ def _parquet_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
         )
 
 
+def _parquet_data_columns(schema: pa.Schema) -> list[str]:
+    """The Parquet file's columns, without the pandas index ``DataFrame.to_parquet`` writes as a
+    column (``__index_level_0__``): row labels of the writer's frame, not landing data."""
+    index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+    return [name for name in schema.names if name not in index]
+
+
 def _parquet_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
     with file.open() as handle:
         try:
             parquet = pq.ParquetFile(handle)
         except (pa.ArrowInvalid, OSError) as error:
             raise LandingFileError(file, f"not a readable Parquet file: {error}") from error
-        _require_columns(file, parquet.schema_arrow.names, columns)
+        _require_columns(file, _parquet_data_columns(parquet.schema_arrow), columns)
         meta = parquet.metadata
         row_bytes = max(
             1,

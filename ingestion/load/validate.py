@@ -94,6 +94,7 @@ class DbColumn:
     max_length: int | None = None
     precision: int | None = None
     scale: int | None = None
+    default: str | None = None  # the DEFAULT expression, as SQL
 
 
 @dataclass(frozen=True)
@@ -487,6 +488,12 @@ class ChunkValidator:
 
 def rule_words(rule_id: str) -> str:
     """'in_set:direction' -> 'direction: not in the allowed set' (for summaries)."""
+    whole_row = {
+        "malformed_row": "malformed row (not the header's fields, or no JSON object)",
+        "unknown_keys": "keys outside the contract",
+    }
+    if rule_id in whole_row:
+        return whole_row[rule_id]
     kind, _, column = rule_id.partition(":")
     words = {
         "not_null": "required but empty",

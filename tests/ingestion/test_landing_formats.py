@@ -8,6 +8,8 @@ import csv
 
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ingestion.contracts import CONTRACTS
@@ -169,3 +171,109 @@ def test_jsonl_without_a_final_line_break_loads_unless_cut_off(tmp_path):
     cut.write_bytes(line + b"\n" + line[:-5])
     with pytest.raises(LandingFileError, match=r"truncated: the last line \(2\)"):
         _read(cut)
+
+
+@pytest.mark.parametrize("chunk_bytes", [200, 8 * 1024 * 1024])
+def test_csv_rows_with_the_wrong_number_of_fields_keep_their_row_numbers(tmp_path, chunk_bytes):
+    """pyarrow's invalid_row_handler numbers a row within its block: the reader turns that into
+    the file's data row, past multi-line values, blank lines and earlier bad rows."""
+    lines = [
+        _csv_line(rows.customer(1)),
+        _csv_line(rows.customer(2)) + ",surplus",
+        _csv_line(rows.customer(3), blacklist_reason=MULTI_LINE),
+        "",
+        "CUST_0004,too few",
+        _csv_line(rows.customer(5)),
+    ]
+    frames, malformed = [], []
+    for chunk in read_chunks(landing_file(str(_write_csv(tmp_path, "fields", lines))), chunk_bytes):
+        frames.append(chunk.frame)
+        malformed.extend(chunk.malformed)
+    frame = pd.concat(frames)
+    assert frame.index.tolist() == [1, 3, 5]
+    assert frame["customer_code"].tolist() == ["CUST_0001", "CUST_0003", "CUST_0005"]
+    assert [(m.row, m.reason) for m in malformed] == [
+        (2, f"{len(CUSTOMER_COLUMNS) + 1} fields where the header has {len(CUSTOMER_COLUMNS)}"),
+        (4, f"2 fields where the header has {len(CUSTOMER_COLUMNS)}"),
+    ]
+    assert malformed[0].text.endswith(",surplus") and malformed[1].text == "CUST_0004,too few"
+
+
+def test_malformed_rows_are_quarantined_and_the_rest_of_the_file_loads(parents, run_ingest, sql):
+    """A CSV row with the wrong number of fields, a JSONL line that is no JSON object: quarantined
+    with their row numbers and their text as written; the other rows load."""
+    csv_path = _write_csv(
+        parents,
+        "fields",
+        [_csv_line(rows.customer(1)), _csv_line(rows.customer(2)) + ",surplus", _csv_line(rows.customer(3))],
+    )
+    jsonl_path = parents / "customers__lines.jsonl"
+    jsonl_path.write_bytes(
+        orjson.dumps(rows.customer(4, language=["zh"]))
+        + b'\n{"customer_code": "CUST_0005", \n'  # not JSON
+        + b'["CUST_0006"]\n'  # JSON, no object
+        + orjson.dumps(rows.customer(7, language=["zh"]))
+        + b"\n"
+    )
+    results = run_ingest(csv_path, jsonl_path)
+    counts = {
+        name: (r.status, r.rows_in, r.rows_loaded, r.rows_rejected, dict(r.reasons))
+        for name, r in results.items()
+    }
+    assert counts == {
+        "customers__fields.csv": ("loaded", 3, 2, 1, {"malformed_row": 1}),
+        "customers__lines.jsonl": ("loaded", 4, 2, 2, {"malformed_row": 2}),
+    }
+    rejects = sql(
+        "SELECT row_number, rule, reason, raw_row FROM funnelhouse.ingest_rejects ORDER BY path, row_number"
+    )
+    assert [(row, rule) for row, rule, _, _ in rejects] == [
+        (2, "malformed_row"),
+        (2, "malformed_row"),
+        (3, "malformed_row"),
+    ]
+    assert rejects[0][2] == f"{len(CUSTOMER_COLUMNS) + 1} fields where the header has {len(CUSTOMER_COLUMNS)}"
+    assert rejects[0][3] == {"_raw_text": _csv_line(rows.customer(2)) + ",surplus"}
+    assert rejects[1][2].startswith("line is not JSON")
+    assert rejects[1][3] == {"_raw_text": '{"customer_code": "CUST_0005", '}
+    assert (rejects[2][2], rejects[2][3]) == (
+        "line is a JSON array, not an object",
+        {"_raw_text": '["CUST_0006"]'},
+    )
+    assert sql("SELECT customer_code FROM customers ORDER BY 1") == [
+        ("CUST_0001",),
+        ("CUST_0003",),
+        ("CUST_0004",),
+        ("CUST_0007",),
+    ]
+
+
+def test_columns_outside_the_contract_refuse_the_file(parents, run_ingest, sql):
+    """A CSV or Parquet column the contract does not have would lose its values: the file is
+    refused with the names (as a JSONL row with such keys is quarantined), nothing loaded."""
+    csv_path = rows.write(parents, "customers", "extra", [rows.customer(1), rows.customer(2)])
+    header, *data = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join([header + ",Country,name", *(line + ",FR,x" for line in data)]) + "\n")
+    parquet_path = rows.write(parents, "customers", "extra", [rows.customer(3)], "parquet")
+    table = pq.read_table(parquet_path)
+    pq.write_table(table.append_column("id", pa.array(["7"])), parquet_path)
+
+    results = run_ingest(csv_path, parquet_path)
+    csv_result, parquet_result = results["customers__extra.csv"], results["customers__extra.parquet"]
+    assert csv_result.status == parquet_result.status == "failed"
+    assert "column(s) outside the customers contract: Country;" in csv_result.error
+    assert "column(s) named more than once: name" in csv_result.error
+    assert "column(s) outside the customers contract: id." in parquet_result.error
+    assert "Nothing was loaded" in parquet_result.error
+    assert sql("SELECT count(*) FROM customers") == [(0,)]
+    assert sql(
+        "SELECT status, count(*) FROM funnelhouse.ingest_files WHERE table_name = 'customers' GROUP BY 1"
+    ) == [("failed", 2)]
+
+
+def test_the_pandas_index_of_a_parquet_file_is_no_column(tmp_path):
+    frame = pd.DataFrame([rows.customer(1), rows.customer(2)], index=[7, 3]).astype("string")
+    path = tmp_path / "customers__pandas.parquet"
+    frame.to_parquet(path)  # a non-range index: written as column __index_level_0__
+    assert "__index_level_0__" in pq.read_schema(path).names
+    assert [f["customer_code"].tolist() for f in _read(path)] == [["CUST_0001", "CUST_0002"]]

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from ingestion.contracts import CONTRACTS
 from tests.ingestion import landing_rows as rows
 
 
@@ -216,3 +217,87 @@ def test_any_fsspec_url_works_like_a_folder(pg_dsn, tmp_path, sql):
     ]
     assert ingest_locations(pg_dsn, ["memory://fsspec-landing"], only_pending=True) == []
     assert sql("SELECT count(*) FROM customers") == [(2,)]
+
+
+def test_contract_defaults_are_the_database_defaults(sql):
+    """A column the contract lets be empty because of its DEFAULT is NOT NULL with that DEFAULT."""
+    for table, contract in CONTRACTS.items():
+        for column in (c for c in contract.columns if c.default is not None):
+            [(nullable, default)] = sql(
+                "SELECT is_nullable, column_default FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND table_name = %s AND column_name = %s",
+                table,
+                column.name,
+            )
+            assert nullable == "NO" and default is not None, (table, column.name)
+            assert sql(f"SELECT ({default})::text") == [(column.default,)], (table, column.name)
+
+
+@pytest.mark.parametrize("chunk_bytes", [100, 8 * 1024 * 1024], ids=["row-per-chunk", "one-chunk"])
+def test_an_empty_value_takes_the_default_on_insert_and_keeps_the_stored_one_on_update(
+    people, run_ingest, sql, chunk_bytes
+):
+    """deposits merge chunk by chunk, customers (self-referencing) as a whole file."""
+    first = run_ingest(
+        rows.write(
+            people,
+            "deposits",
+            "d1",
+            [
+                rows.deposit(1, currency="EUR", status="confirmed"),
+                rows.deposit(2, currency=None, status=None),
+            ],
+            "jsonl",
+        ),
+        rows.write(people, "customers", "d1", [rows.customer(4, tier=None, current_stage=None, status=None)]),
+        chunk_bytes=chunk_bytes,
+    )
+    assert {r.rows_rejected for r in first.values()} == {0}
+    assert sql("SELECT deposit_code, currency, status FROM deposits ORDER BY 1") == [
+        ("DEP_20250101_1", "EUR", "confirmed"),
+        ("DEP_20250101_2", "USD", "pending"),
+    ]
+    assert sql("SELECT tier, current_stage, status FROM customers WHERE customer_code = 'CUST_0004'") == [
+        ("C", "Awareness", "active")
+    ]
+    stamps = dict(sql("SELECT customer_code, updated_at FROM customers"))
+
+    # Re-sent without the values: the stored ones stay (nothing changes, updated_at included);
+    # a key repeated in the file keeps what its earlier row gave, wherever the chunks end.
+    second = run_ingest(
+        rows.write(
+            people,
+            "deposits",
+            "d2",
+            [
+                rows.deposit(1, currency=None, status=None),
+                rows.deposit(2, currency="JPY", status=None),
+                rows.deposit(2, currency=None, status="failed", notes="again"),
+            ],
+        ),
+        rows.write(
+            people,
+            "customers",
+            "d2",
+            [
+                rows.customer(1, tier="S"),
+                rows.customer(1, tier=None),
+                rows.customer(2, tier=None, status=None),
+            ],
+        ),
+        chunk_bytes=chunk_bytes,
+    )
+    assert {r.rows_rejected for r in second.values()} == {0}
+    assert second["customers__d2.csv"].rows_changed == 1  # CUST_0001's tier; CUST_0002 untouched
+    assert sql("SELECT deposit_code, currency, status, notes FROM deposits ORDER BY 1") == [
+        ("DEP_20250101_1", "EUR", "confirmed", None),
+        ("DEP_20250101_2", "JPY", "failed", "again"),
+    ]
+    assert sql("SELECT customer_code, tier, status FROM customers ORDER BY 1") == [
+        ("CUST_0001", "S", "active"),
+        ("CUST_0002", "B", "active"),
+        ("CUST_0003", "B", "active"),
+        ("CUST_0004", "C", "active"),
+    ]
+    after = dict(sql("SELECT customer_code, updated_at FROM customers"))
+    assert after["CUST_0002"] == stamps["CUST_0002"] and after["CUST_0001"] > stamps["CUST_0001"]

@@ -81,12 +81,15 @@ def test_dates_postgresql_refuses_are_rejected(parents, run_ingest, sql):
 
 
 def test_errors_keep_row_contents_out_of_logs(parents, run_ingest, sql, monkeypatch):
-    # Arrow quotes the row it cannot parse.
+    # A row with a surplus field is quarantined: its text is kept in raw_row, not in the reason
+    # (shown in summaries) nor in the file's error.
     path = rows.write(parents, "customers", "cols", [rows.customer(13, email="alice@example.com")])
     path.write_text(path.read_text().rstrip("\n") + ",surplus\n")
     result = run_ingest(path)["customers__cols.csv"]
-    assert result.status == "failed" and "columns" in result.error
+    assert result.status == "failed" and "all 1 rows rejected (1 x malformed row" in result.error
     assert "alice@example.com" not in result.error
+    [(reason, raw)] = sql("SELECT reason, raw_row ->> '_raw_text' FROM funnelhouse.ingest_rejects")
+    assert "alice@example.com" not in reason and "alice@example.com" in raw
 
     # PostgreSQL's DETAIL quotes the failing row: kept in the ledger (inside PostgreSQL) only.
     from ingestion.load.validate import ChunkValidator, Verdict
@@ -240,3 +243,26 @@ def test_a_load_that_creates_a_partition_does_not_lock_out_readers(parents, run_
     )
     result = run_ingest(path)["conversations__new_month.csv"]
     assert (result.status, result.rows_loaded, reads) == ("loaded", 1, [0])
+
+
+@pytest.mark.parametrize("chunk_bytes", [100, 8 * 1024 * 1024], ids=["row-per-chunk", "one-chunk"])
+def test_a_message_repeated_with_another_sent_at_keeps_its_first_wherever_chunks_end(
+    parents, run_ingest, sql, chunk_bytes
+):
+    """The first sent_at of a message stands, as for one loaded before; the same sent_at again
+    updates the row. (In one chunk the last row used to win; in two, the first.)"""
+    messages = [
+        rows.conversation(1, sent_at="2025-03-05 10:00:00", content="first"),
+        rows.conversation(2),
+        rows.conversation(1, sent_at="2025-03-06 10:00:00", content="moved"),
+        rows.conversation(1, sent_at="2025-03-05 18:00:00+08:00", content="same instant, edited"),
+    ]
+    result = run_ingest(rows.write(parents, "conversations", "rep", messages), chunk_bytes=chunk_bytes)
+    assert (result["conversations__rep.csv"].rows_loaded, result["conversations__rep.csv"].reasons) == (
+        3,
+        {"moved:sent_at": 1},
+    )
+    assert sql("SELECT row_number, rule FROM funnelhouse.ingest_rejects") == [(3, "moved:sent_at")]
+    assert sql("SELECT sent_at::text, content FROM conversations WHERE source_message_id = 'MSG_000001'") == [
+        ("2025-03-05 10:00:00", "same instant, edited")
+    ]
