@@ -7,8 +7,10 @@ Reports are delivered to it exactly as to a production relay (same smtplib code 
 Failures are simulated by real SMTP replies, not mocks: recipients matching a ``--reject``
 pattern (default ``*@bounce.invalid``) get ``550`` at RCPT, those matching ``--tempfail``
 (default ``*@tempfail.invalid``) get ``451``. ``.invalid`` is reserved (RFC 2606), so no real
-address ever matches. With ``--tls-cert/--tls-key`` and ``--auth-user/--auth-password-file`` it
-also offers STARTTLS and requires AUTH, to exercise the production login path.
+address ever matches. It offers SMTPUTF8 (RFC 6531), as production relays do, so a message to a
+non-ASCII local part is accepted and stored as received (UTF-8 headers). With
+``--tls-cert/--tls-key`` and ``--auth-user/--auth-password-file`` it also offers STARTTLS and
+requires AUTH, to exercise the production login path.
 """
 
 from __future__ import annotations
@@ -58,10 +60,11 @@ class OutboxHandler:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         name = f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
         # The envelope is not part of the message; keep it in headers so the outbox shows who got what.
+        # (UTF-8 with SMTPUTF8; surrogateescape gives back the very bytes aiosmtpd decoded.)
         envelope_headers = (
             f"X-Sink-Envelope-From: {envelope.mail_from}\r\n"
             f"X-Sink-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
-        ).encode()
+        ).encode("utf-8", "surrogateescape")
         partial = self.outbox / f".{name}.part"
         partial.write_bytes(envelope_headers + envelope.original_content)
         partial.rename(self.outbox / name)  # readers never see half a message
@@ -87,7 +90,7 @@ def serve(arguments: argparse.Namespace) -> None:
     handler = OutboxHandler(
         outbox, tuple(arguments.reject or DEFAULT_REJECT), tuple(arguments.tempfail or DEFAULT_TEMPFAIL)
     )
-    options: dict = {}
+    options: dict = {"enable_SMTPUTF8": True}  # aiosmtpd's Controller default today; said, not assumed
     if arguments.tls_cert:
         import ssl
 

@@ -3,6 +3,11 @@
 A permanent refusal (5xx: no such mailbox, policy) is a bounce and is not retried; a temporary one
 (4xx, dropped connection, timeout) is retried with exponential back-off. Nothing here raises: the
 caller gets a result per recipient, so one bad address never stops the others.
+
+One failure is neither: the connection lost once the message was handed over (DATA), before the
+server answered it. SMTP cannot tell whether the server had taken the message (RFC 5321 6.1 warns of
+exactly this duplicate), so the outcome is 'unknown' and it is not retried: a report possibly
+delivered twice is worse than one someone has to re-send by hand (``funnelhouse report --resend``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-SENT, BOUNCED, FAILED, SKIPPED = "sent", "bounced", "failed", "skipped"
+from ingestion.reports import addresses
+
+SENT, BOUNCED, FAILED, SKIPPED, UNKNOWN = "sent", "bounced", "failed", "skipped", "unknown"
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,17 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _send_once(settings, message: bytes, recipient: str, timeout: float) -> None:
+class OutcomeUnknown(Exception):
+    """The connection was lost after the message was handed over: it may or may not have arrived."""
+
+
+class SmtpUtf8NotOffered(smtplib.SMTPException):
+    """The recipient's local part is not ASCII and the server does not offer SMTPUTF8: no retry
+    changes that."""
+
+
+def _open(settings, timeout: float) -> smtplib.SMTP:
+    """A session with ``settings``' server, greeted (EHLO), secured and logged in as they say."""
     context = ssl.create_default_context()
     if settings.implicit_tls:
         client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout, context=context)
@@ -69,30 +86,94 @@ def _send_once(settings, message: bytes, recipient: str, timeout: float) -> None
         client.ehlo()
         if settings.starttls:
             client.starttls(context=context)
-            client.ehlo()
+            client.ehlo()  # what the server offers may change once the session is encrypted
         if settings.username:
             client.login(settings.username, settings.password or "")
-        client.sendmail(settings.sender, [recipient], message)
-    finally:
-        # Not ``with client``: its exit raises on a QUIT answered with anything but 221, and once
-        # sendmail returned the server has the message, so a retry would deliver it twice.
-        with contextlib.suppress(smtplib.SMTPException, OSError):
-            client.quit()
+    except BaseException:
         client.close()
+        raise
+    return client
+
+
+def _close(client: smtplib.SMTP) -> None:
+    # Not ``with client``: its exit raises on a QUIT answered with anything but 221, and once the
+    # server accepted the message, a retry would deliver it twice.
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        client.quit()
+    client.close()
+
+
+def offers_smtputf8(settings, timeout: float = DEFAULT_RETRY.timeout) -> bool | None:
+    """Whether ``settings``' server offers SMTPUTF8; None if it cannot be asked now (unreachable,
+    refusing the login): the delivery then says what is wrong."""
+    try:
+        client = _open(settings, timeout)
+    except (smtplib.SMTPException, OSError):
+        return None
+    try:
+        return client.has_extn("smtputf8")
+    finally:
+        _close(client)
+
+
+def _mail_options(client: smtplib.SMTP, message: bytes, recipient: str) -> list[str]:
+    options = [f"SIZE={len(message)}"] if client.has_extn("size") else []  # too large: refused now
+    if addresses.needs_smtputf8(recipient):
+        if not client.has_extn("smtputf8"):
+            raise SmtpUtf8NotOffered(f"{recipient!r}: {addresses.SMTPUTF8_NOT_OFFERED}")
+        options += ["SMTPUTF8", "BODY=8BITMIME"]  # as smtplib's send_message does (RFC 6531)
+    return options
+
+
+def _send_once(settings, message: bytes, recipient: str, timeout: float, before_data) -> None:
+    client = _open(settings, timeout)
+    try:
+        # sendmail's steps, each refusal raised as sendmail raises it
+        options = _mail_options(client, message, recipient)
+        code, reply = client.mail(settings.sender, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, settings.sender)
+        envelope_recipient = addresses.ascii_domain(recipient)
+        code, reply = client.rcpt(envelope_recipient)
+        if code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({envelope_recipient: (code, reply)})
+        before_data()
+        try:
+            code, reply = client.data(message)
+        except smtplib.SMTPResponseException:  # an answer (DATA refused): the message was not taken
+            raise
+        except OSError as error:  # disconnected, timed out: perhaps after the server took it
+            raise OutcomeUnknown(
+                f"connection lost after the message was handed over ({_describe(error)}): it may have "
+                "been delivered; not sent again automatically (check, then resend by hand)"
+            ) from error
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+    finally:
+        _close(client)
 
 
 def deliver(
-    settings, message: EmailMessage, recipient: str, policy: RetryPolicy = DEFAULT_RETRY, sleep=time.sleep
+    settings,
+    message: EmailMessage,
+    recipient: str,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    sleep=time.sleep,
+    before_data=lambda: None,
 ) -> DeliveryResult:
-    """Send ``message`` to ``recipient`` (the envelope recipient) through ``settings`` (SmtpSettings)."""
+    """Send ``message`` to ``recipient`` (the envelope recipient) through ``settings`` (SmtpSettings).
+    ``before_data`` is called before each attempt hands the message over (the ledger notes it: a run
+    that dies after that leaves an outcome nobody knows); if it raises, nothing is handed over."""
     flattened = message.as_bytes()  # once: flattening a 600 kB message is not free
     size = len(flattened)
     last_error = "not attempted"
     for attempt in range(1, policy.attempts + 1):
         try:
-            _send_once(settings, flattened, recipient, policy.timeout)
+            _send_once(settings, flattened, recipient, policy.timeout, before_data)
             return DeliveryResult(recipient, SENT, attempt, message["Message-ID"], None, size)
-        except smtplib.SMTPAuthenticationError as error:  # wrong credentials do not fix themselves
+        except OutcomeUnknown as error:  # the Message-ID: what to look for in the relay's log
+            return DeliveryResult(recipient, UNKNOWN, attempt, message["Message-ID"], str(error), size)
+        except (smtplib.SMTPAuthenticationError, SmtpUtf8NotOffered) as error:  # neither fixes itself
             return DeliveryResult(recipient, FAILED, attempt, None, _describe(error), size)
         except (smtplib.SMTPException, OSError) as error:
             last_error = _describe(error)

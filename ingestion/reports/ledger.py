@@ -5,10 +5,19 @@ A run claims a row before sending and records the outcome after. The claim is a 
 INSERT ... ON CONFLICT DO UPDATE ... WHERE, so two runs at once (a schedule and a manual backfill)
 cannot both claim the same delivery. 'sent' rows are only reclaimed with ``resend``, or by a complete
 run when what was sent is preliminary (rendered from marts refreshed before the period ended, see
-``complete``); 'sending' rows left by a crashed run are reclaimed after ``STALE_CLAIM``.
+``complete``); 'sending' rows left by a crashed run are reclaimed after ``STALE_CLAIM``, unless that
+run had begun handing the message over (``data_started``).
+
+'failed' deliveries are tried again by any later run of their period, and by the redelivery sensor's
+runs (``redeliveries_due``) until each has had ``MAX_RUNS`` runs. 'unknown' ones (the connection was
+lost after the message was handed over: it may have arrived) are only sent again with ``resend``:
+a possible second copy is for someone to decide, not for a retry loop.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
 
 import psycopg
 from psycopg.rows import dict_row
@@ -17,6 +26,18 @@ from ingestion.reports.delivery import SENT, DeliveryResult
 from ingestion.reports.periods import Period
 
 STALE_CLAIM = "15 minutes"
+# Runs that try a delivery before automatic re-delivery gives up: the scheduled one and three more.
+MAX_RUNS = 4
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """A period with failed deliveries due for another run. ``key`` changes with every run that
+    claims one of the period's deliveries, so each state of the period is asked for once."""
+
+    period_kind: str
+    period_start: date
+    key: str
 
 
 class Ledger:
@@ -36,9 +57,11 @@ class Ledger:
                             %(complete)s)
                     ON CONFLICT (recipient, period_kind, period_start) DO UPDATE
                     SET status = 'sending', scope = EXCLUDED.scope, language = EXCLUDED.language,
-                        complete = EXCLUDED.complete, updated_at = clock_timestamp()
+                        complete = EXCLUDED.complete, runs = report_deliveries.runs + 1,
+                        data_started_at = NULL, updated_at = clock_timestamp()
                     WHERE report_deliveries.status IN ('bounced', 'failed')
                        OR (report_deliveries.status = 'sending'
+                           AND report_deliveries.data_started_at IS NULL
                            AND report_deliveries.updated_at < clock_timestamp() - interval '{STALE_CLAIM}')
                        OR (report_deliveries.status = 'sent' AND NOT report_deliveries.complete
                            AND EXCLUDED.complete)
@@ -55,6 +78,15 @@ class Ledger:
                 },
             ).fetchone()
         return row is not None
+
+    def data_started(self, period: Period, recipient: str) -> None:
+        """The claimed message is about to be handed over: from now on its fate may be unknown."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(
+                """UPDATE funnelhouse.report_deliveries SET data_started_at = clock_timestamp()
+                   WHERE recipient = %s AND period_kind = %s AND period_start = %s AND status = 'sending'""",
+                (recipient, period.kind, period.start),
+            )
 
     def record(self, period: Period, result: DeliveryResult) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
@@ -89,10 +121,42 @@ class Ledger:
             ).fetchall()
         return {recipient for (recipient,) in rows}
 
+    def failed(self, period: Period) -> set[str]:
+        """Whose delivery of this period failed and may have another run (fewer than MAX_RUNS)."""
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                """SELECT recipient FROM funnelhouse.report_deliveries
+                   WHERE period_kind = %s AND period_start = %s AND status = 'failed' AND runs < %s""",
+                (period.kind, period.start, MAX_RUNS),
+            ).fetchall()
+        return {recipient for (recipient,) in rows}
+
+    def redeliveries_due(self, delay_minutes: float) -> list[Redelivery]:
+        """Periods with a failed delivery that may have another run and has waited long enough since
+        its last one: ``delay_minutes``, doubled after each run (30, 60, 120 ... for 30)."""
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                """SELECT period_kind, period_start,
+                          (SELECT sum(runs) FROM funnelhouse.report_deliveries every_row
+                           WHERE every_row.period_kind = due.period_kind
+                             AND every_row.period_start = due.period_start)
+                   FROM funnelhouse.report_deliveries due
+                   WHERE status = 'failed' AND runs < %(max_runs)s
+                     AND updated_at < clock_timestamp()
+                                      - interval '1 minute' * %(delay)s * power(2, runs - 1)
+                   GROUP BY period_kind, period_start
+                   ORDER BY period_start, period_kind""",
+                {"max_runs": MAX_RUNS, "delay": delay_minutes},
+            ).fetchall()
+        # The period's runs in all, not only its failed rows': a run that sends one and fails
+        # another again must still change the key.
+        return [Redelivery(kind, start, f"{kind}-{start}-runs-{runs}") for kind, start, runs in rows]
+
     def deliveries(self, period: Period) -> list[dict]:
         with psycopg.connect(self.dsn, row_factory=dict_row) as conn:
             return conn.execute(
-                """SELECT recipient, scope, language, status, message_id, attempts, error, size_bytes, sent_at
+                """SELECT recipient, scope, language, status, message_id, attempts, error, size_bytes,
+                          sent_at, runs, data_started_at
                    FROM funnelhouse.report_deliveries WHERE period_kind = %s AND period_start = %s
                    ORDER BY recipient""",
                 (period.kind, period.start),

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, formataddr, make_msgid
 
+from ingestion.reports import addresses
 from ingestion.reports.recipients import Recipient, check_email
 from ingestion.reports.render import RenderedReport, content_id
 
@@ -31,14 +33,26 @@ def attachment_name(report: RenderedReport, extension: str, stem: str = "kpi-rep
     return f"{stem}-{report.period_key}-{_ascii(report.scope)}-{report.language}.{extension}"
 
 
+def _to_header(recipient: Recipient) -> str | Address:
+    """The To header's value: the address as the envelope has it (its domain in ``xn--`` form)."""
+    address = addresses.ascii_domain(recipient.email)
+    if not addresses.needs_smtputf8(address):
+        return formataddr((recipient.name, address))
+    # formataddr and Address(addr_spec=...) refuse a non-ASCII local part; given as its parts, the
+    # SMTPUTF8 policy writes it as UTF-8 (RFC 6532).
+    local, _, domain = address.rpartition("@")
+    return Address(display_name=recipient.name, username=local, domain=domain)
+
+
 def build_message(report: RenderedReport, recipient: Recipient, sender: str) -> EmailMessage:
-    """``report`` as ``recipient`` receives it. An address it cannot be mailed to is a RecipientError
-    saying why, rather than the UnicodeEncodeError the SMTP policy raises for a non-ASCII one."""
+    """``report`` as ``recipient`` receives it. An address that is no address is a RecipientError
+    saying why. One whose local part is not ASCII gets a message with UTF-8 headers, which only a
+    server offering SMTPUTF8 takes (``delivery`` checks that before sending)."""
     check_email(recipient.email)
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=SMTPUTF8 if addresses.needs_smtputf8(recipient.email) else SMTP)
     message["Subject"] = report.subject
     message["From"] = formataddr(("funnelhouse", sender))
-    message["To"] = formataddr((recipient.name, recipient.email))
+    message["To"] = _to_header(recipient)
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(
         idstring=report.period_key, domain=sender.rpartition("@")[2] or "localhost"

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     recipient: Recipient
     report_slug: str
-    status: str  # sent / bounced / failed / skipped (already sent) / written (not sending)
+    status: str  # sent / bounced / failed / unknown / skipped (already sent) / written (not sending)
     attempts: int = 0
     message_id: str | None = None
     error: str | None = None
@@ -42,7 +42,8 @@ class RunSummary:
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status in (delivery.BOUNCED, delivery.FAILED)]
+        """Not delivered, or not known to be (``delivery.UNKNOWN``)."""
+        return [o for o in self.outcomes if o.status in (delivery.BOUNCED, delivery.FAILED, delivery.UNKNOWN)]
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -124,9 +125,9 @@ def produce_reports(
 def _sample_message(report: render.RenderedReport, recipients: list[Recipient], sender: str) -> bytes | None:
     """The message of the first of ``report``'s recipients it can be built for, as the sample .eml.
 
-    Built outside the per-recipient handling of ``_send``, one recipient's bad address (a non-ASCII
-    one, say) would otherwise end the run for everybody after it, on every retry; that recipient's
-    own delivery reports it as failed instead. None if no recipient's message can be built."""
+    Built outside the per-recipient handling of ``_send``, one recipient's bad address (a domain
+    with no IDNA form, say) would otherwise end the run for everybody after it, on every retry; that
+    recipient's own delivery reports it as failed instead. None if no recipient's message can be built."""
     for recipient in recipients:
         if (recipient.scope, recipient.language) != (report.scope, report.language):
             continue
@@ -144,7 +145,13 @@ def _send(report, recipient, period, sender, smtp_settings, ledger, resend, retr
         ):
             return Outcome(recipient, report.slug, delivery.SKIPPED)
         message = mail.build_message(report, recipient, sender)
-        result = delivery.deliver(smtp_settings, message, recipient.email, retry_policy)
+        result = delivery.deliver(
+            smtp_settings,
+            message,
+            recipient.email,
+            retry_policy,
+            before_data=(lambda: ledger.data_started(period, recipient.email)) if ledger else lambda: None,
+        )
     except Exception as error:  # a broken row or address must not cost the other recipients their report
         log.exception("report for %s failed", recipient.email)
         result = delivery.DeliveryResult(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import psycopg
 
 from ingestion.contracts import CONTRACTS
+from ingestion.reports import addresses
 
 log = logging.getLogger(__name__)
 
@@ -62,29 +62,23 @@ def check_language(language: str) -> str:
     return language
 
 
-# One local part and one domain, nothing that would end an SMTP path or a header (space, <, >).
-_ADDRESS_SHAPE = re.compile(r"[^@\s<>]+@[^@\s<>]+")
-
-
-def email_problem(email: str) -> str | None:
+def email_problem(email: str, smtputf8: bool | None = None) -> str | None:
     """Why a report cannot be mailed to ``email``, or None if it can.
 
-    Reports are sent without SMTPUTF8 (RFC 6531): neither the local SMTP sink nor every relay offers
-    it, and without it an SMTP envelope and a To header hold ASCII only. So ``josé@example.com`` and
-    ``张三@例子.中国`` cannot be delivered, however valid they are."""
-    if not email.isascii():
-        return (
-            "not an ASCII address: reports are mailed without SMTPUTF8, so an internationalised "
-            "address cannot be delivered (give this recipient an ASCII one; a domain in its xn-- form)"
-        )
-    if not _ADDRESS_SHAPE.fullmatch(email.strip()):
-        return "not an e-mail address: expected local part@domain"
+    ``smtputf8``: whether the SMTP server offers SMTPUTF8 (RFC 6531), None if not known (nothing is
+    sent, or the server could not be asked). Without it an address whose local part is not ASCII
+    (``josé@example.com``, ``张三@例子.中国``) cannot be delivered, however valid it is; an
+    internationalised domain always can (``addresses``)."""
+    if problem := addresses.shape_problem(email):
+        return problem
+    if smtputf8 is False and addresses.needs_smtputf8(email):
+        return addresses.SMTPUTF8_NOT_OFFERED
     return None
 
 
-def check_email(email: str) -> str:
+def check_email(email: str, smtputf8: bool | None = None) -> str:
     """``email`` if a report can be mailed to it; else a RecipientError naming it and saying why."""
-    if problem := email_problem(email):
+    if problem := email_problem(email, smtputf8):
         raise RecipientError(f"{email!r}: {problem}")
     return email
 

@@ -80,7 +80,10 @@ def register(app: typer.Typer) -> None:
             help="Only with --to, for an unknown address: zh (default) or en.",
         ),
         resend: bool = typer.Option(
-            False, "--resend", help="Mail again even if the ledger says it was sent."
+            False,
+            "--resend",
+            help="Mail again even if the ledger says it was sent, or that whether it arrived is "
+            "unknown (the connection was lost after the message was handed over: check first).",
         ),
         out: str = typer.Option(
             None, "--out", help="Where to write the files (default <state home>/reports)."

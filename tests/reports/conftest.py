@@ -3,6 +3,7 @@ PostgreSQL (employees + delivery ledger) and the SMTP sink, all started through 
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 from pathlib import Path
@@ -10,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from devstack import smtp
+from devstack.state import free_port
 from ingestion.replication.replicate import utc_now
 from ingestion.reports.data import MartReader, connect
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import from_employees
 from orchestration.defs.warehouse import refresh_state
-from orchestration.environment import ClickHouseSettings, smtp_settings
+from orchestration.environment import ClickHouseSettings, SmtpSettings, smtp_settings
 from tests.reports import sample_marts
 
 MARTS_DATABASE = "report_test_marts"
@@ -67,6 +69,30 @@ def smtp_sink(stack_home):
     smtp.stop(stack_home)
 
 
+@contextlib.contextmanager
+def sink_in_this_process(outbox: Path, handler_class=smtp.OutboxHandler, **options):
+    """A real aiosmtpd server with the sink's handler (or a variant of it) and ``options`` (aiosmtpd's:
+    ``enable_SMTPUTF8`` ...); yields the settings to send through it."""
+    from aiosmtpd.controller import Controller
+
+    port = free_port(smtp.DEFAULT_PORT, smtp.HOST)
+    handler = handler_class(outbox, smtp.DEFAULT_REJECT, smtp.DEFAULT_TEMPFAIL)
+    controller = Controller(handler, hostname=smtp.HOST, port=port, **options)
+    controller.start()
+    try:
+        yield SmtpSettings(host=smtp.HOST, port=port, sender="reports@funnelhouse.test")
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def ascii_only_sink(service_dirs):
+    """(settings, outbox) of a sink that does not offer SMTPUTF8, as some relays do not."""
+    outbox = service_dirs("ascii-only-smtp")
+    with sink_in_this_process(outbox, enable_SMTPUTF8=False) as settings:  # aiosmtpd's default: on
+        yield settings, outbox
+
+
 @pytest.fixture
 def mail_settings(smtp_sink, monkeypatch):
     monkeypatch.delenv("FUNNELHOUSE_SMTP_URL", raising=False)
@@ -110,3 +136,10 @@ def messages_to(outbox: str | Path, address: str, report_slug: str | None = None
         if address in m["X-Sink-Envelope-To"]
         and (report_slug is None or m["X-Funnelhouse-Report"] == report_slug)
     ]
+
+
+def raw_messages_to(outbox: str | Path, envelope_address: str) -> list[bytes]:
+    """The stored bytes of the messages whose envelope went to ``envelope_address``: with SMTPUTF8 the
+    headers are UTF-8, which the email package's byte parser does not give back as text."""
+    wanted = f"X-Sink-Envelope-To: {envelope_address}\r\n".encode()
+    return [raw for path in sorted(Path(outbox).glob("*.eml")) if wanted in (raw := path.read_bytes())]

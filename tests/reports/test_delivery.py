@@ -11,12 +11,11 @@ import psycopg
 import pytest
 
 from devstack import smtp
-from devstack.state import free_port
 from ingestion.reports import content, delivery, mail, pipeline, render
 from ingestion.reports.ledger import Ledger
 from ingestion.reports.recipients import Recipient
 from orchestration.environment import SmtpSettings
-from tests.reports.conftest import messages_to
+from tests.reports.conftest import messages_to, raw_messages_to, sink_in_this_process
 from tests.reports.report_html import images
 
 FAST_RETRY = delivery.RetryPolicy(attempts=3, first_delay=0.05, timeout=10)
@@ -153,52 +152,77 @@ def test_a_refused_recipient_does_not_block_the_others(
     }
 
 
-# Reports go out without SMTPUTF8 (RFC 6531), which the sink does not offer either.
-UNMAILABLE = (
+# Addresses whose local part is not ASCII: only a server offering SMTPUTF8 (RFC 6531) takes them.
+INTERNATIONAL = (
     Recipient("josé@example.com", "José", "all"),
     Recipient("张三@例子.中国", "张三", "ToFu"),
 )
+# ... as the envelope and the To header carry them: an internationalised domain in its IDNA form
+ON_THE_WIRE = ("josé@example.com", "张三@xn--fsqu00a.xn--fiqs8s")
 
 
-def test_a_non_ascii_address_fails_alone_and_is_recorded(
-    reader, recipients, employees_dsn, mail_settings, smtp_sink, daily, tmp_path
+def test_non_ascii_addresses_are_mailed_with_smtputf8(reader, employees_dsn, mail_settings, smtp_sink, daily):
+    """The local sink offers SMTPUTF8, as production relays do: the reports go out, envelope and To
+    header in UTF-8 (RFC 6532), and the ledger has them as sent."""
+    summary = _run(reader, list(INTERNATIONAL), daily, mail_settings, employees_dsn, with_pdf=False)
+    assert [(o.status, o.error) for o in summary.outcomes] == [("sent", None)] * 2
+    for recipient, address in zip(INTERNATIONAL, ON_THE_WIRE, strict=True):
+        [raw] = raw_messages_to(smtp_sink["outbox"], address)
+        assert f"To: {recipient.name} <{address}>\r\n".encode() in raw
+    ledger_rows = {row["recipient"]: row["status"] for row in Ledger(employees_dsn).deliveries(daily)}
+    assert ledger_rows == {r.email: "sent" for r in INTERNATIONAL}
+
+
+def test_without_smtputf8_a_non_ascii_address_fails_alone_and_is_recorded(
+    reader, recipients, employees_dsn, ascii_only_sink, daily
 ):
-    """Each unmailable address is first of its report (whose sample .eml is written from someone's
-    message): it fails with its reason, in the ledger too, and everyone after it is mailed."""
+    """A server without SMTPUTF8: each such address fails at once with its reason, in the ledger too,
+    and everyone after it is mailed, an internationalised domain (in its xn-- form) included."""
+    settings, outbox = ascii_only_sink
+    idn_domain = Recipient("boss@例子.中国", "Boss", "VIP")
     good = [next(r for r in recipients if r.scope == scope) for scope in ("all", "ToFu")]
     summary = _run(
-        reader, [*UNMAILABLE, *good], daily, mail_settings, employees_dsn, with_pdf=False, out_dir=tmp_path
+        reader, [*INTERNATIONAL, idn_domain, *good], daily, settings, employees_dsn, with_pdf=False
     )
     status = {o.recipient.email: o for o in summary.outcomes}
     ledger_rows = {row["recipient"]: row for row in Ledger(employees_dsn).deliveries(daily)}
-    for recipient in UNMAILABLE:
+    for recipient, address in zip(INTERNATIONAL, ON_THE_WIRE, strict=True):
         outcome = status[recipient.email]
-        assert (outcome.status, outcome.attempts) == ("failed", 0)
+        assert (outcome.status, outcome.attempts) == ("failed", 1)  # no retry: it would not change
         assert recipient.email in outcome.error and "SMTPUTF8" in outcome.error
         assert (ledger_rows[recipient.email]["status"], ledger_rows[recipient.email]["error"]) == (
             "failed",
             outcome.error,
         )
-    assert {o.recipient.email for o in summary.failed} == {r.email for r in UNMAILABLE}
+        assert not raw_messages_to(outbox, address)
+    assert {o.recipient.email for o in summary.failed} == {r.email for r in INTERNATIONAL}
+    assert status[idn_domain.email].status == "sent"
+    [raw] = raw_messages_to(outbox, "boss@xn--fsqu00a.xn--fiqs8s")
+    headers = raw.partition(b"\r\n\r\n")[0]
+    assert b"To: Boss <boss@xn--fsqu00a.xn--fiqs8s>\r\n" in headers and headers.isascii()
     for recipient in good:
         assert status[recipient.email].status == "sent"
-        assert messages_to(smtp_sink["outbox"], recipient.email)
-        sample = summary.files[summary.reports[(recipient.scope, "zh")].slug].with_name("message.eml")
-        assert recipient.email in sample.read_text()  # the sample is the first mailable recipient's
+        assert messages_to(outbox, recipient.email)
 
 
 def test_writing_reports_names_an_address_that_cannot_be_mailed(reader, recipients, daily, tmp_path):
     """Without sending (``funnelhouse report`` without --send) every report is still written, and the
-    recipient it could not be mailed to is named with the reason."""
+    recipient it could not be mailed to is named with the reason; one whose local part is not ASCII
+    may be mailed (that depends on the server)."""
+    no_domain = Recipient("boss@例子..中国", "Boss", "all")  # an empty label: no IDNA form
     good = next(r for r in recipients if r.scope == "ToFu")
     summary = pipeline.produce_reports(
-        daily, [*UNMAILABLE, good], reader, sender=SENDER, out_dir=tmp_path, with_pdf=False
+        daily, [no_domain, *INTERNATIONAL, good], reader, sender=SENDER, out_dir=tmp_path, with_pdf=False
     )
     status = {o.recipient.email: o for o in summary.outcomes}
-    assert [status[r.email].status for r in (*UNMAILABLE, good)] == ["written"] * 3
-    assert all("SMTPUTF8" in status[r.email].error for r in UNMAILABLE) and status[good.email].error is None
+    assert [status[r.email].status for r in (no_domain, *INTERNATIONAL, good)] == ["written"] * 4
+    assert "not a valid internationalised domain name" in status[no_domain.email].error
+    assert [status[r.email].error for r in (*INTERNATIONAL, good)] == [None] * 3
     assert set(summary.files) == {summary.reports[key].slug for key in (("all", "zh"), ("ToFu", "zh"))}
     assert all(path.exists() for path in summary.files.values())
+    # the sample message of the whole-company report is the first one that can be built: José's
+    sample = summary.files[summary.reports[("all", "zh")].slug].with_name("message.eml")
+    assert "<josé@example.com>".encode() in sample.read_bytes()
 
 
 def test_ledger_refuses_two_claims_at_once(employees_dsn, daily):
@@ -323,15 +347,9 @@ class _GrumblingQuit(smtp.OutboxHandler):
 
 @pytest.fixture
 def grumbling_sink(service_dirs):
-    from aiosmtpd.controller import Controller
-
     outbox = service_dirs("grumbling-smtp")
-    port = free_port(smtp.DEFAULT_PORT, smtp.HOST)
-    handler = _GrumblingQuit(outbox, smtp.DEFAULT_REJECT, smtp.DEFAULT_TEMPFAIL)
-    controller = Controller(handler, hostname=smtp.HOST, port=port)
-    controller.start()
-    yield SmtpSettings(host=smtp.HOST, port=port, sender=SENDER), outbox
-    controller.stop()
+    with sink_in_this_process(outbox, _GrumblingQuit) as settings:
+        yield settings, outbox
 
 
 def test_an_odd_reply_to_quit_after_the_message_was_accepted_is_no_failure(grumbling_sink):

@@ -16,7 +16,13 @@ from ingestion.reports.recipients import DEPARTMENTS, RecipientError, apply_conf
 from orchestration.cli import app
 from orchestration.defs.warehouse import refresh_state
 from tests.reports import sample_marts
-from tests.reports.conftest import MARTS_DATABASE, RAW_DATABASE, REPORT_DAY, outbox_messages
+from tests.reports.conftest import (
+    MARTS_DATABASE,
+    RAW_DATABASE,
+    REPORT_DAY,
+    outbox_messages,
+    raw_messages_to,
+)
 from tests.reports.report_html import by_metric
 
 # The sample marts have activity on 45 days up to END_DATE (sample_marts.build's defaults).
@@ -131,12 +137,12 @@ def test_a_scope_that_is_no_department_is_refused_naming_the_valid_ones(report_e
             ["--language", "language must be one of zh, en, not 'fr'"],
         ),
         (
-            ("--date", "2026-11-20", "--to", "josé@example.com", "--scope", "all"),
-            ["--to", "josé@example.com", "SMTPUTF8"],
+            ("--date", "2026-11-20", "--to", "boss@例子..中国", "--scope", "all"),
+            ["--to", "boss@例子..中国", "not a valid internationalised domain name"],
         ),
         (("--date", "2026-11-20", "--to", "boss", "--scope", "all"), ["--to", "'boss'", "local part@domain"]),
     ],
-    ids=["impossible-date", "word-date", "language", "non-ascii-address", "no-address"],
+    ids=["impossible-date", "word-date", "language", "idn-without-ascii-form", "no-address"],
 )
 def test_bad_options_are_usage_errors(report_environment, arguments, expected):
     result = invoke(*arguments, "--out", str(report_environment / "out"))
@@ -144,6 +150,27 @@ def test_bad_options_are_usage_errors(report_environment, arguments, expected):
     for words in expected:
         assert words in said(result)
     assert not (report_environment / "out").exists()
+
+
+def test_to_a_non_ascii_address_needs_a_server_offering_smtputf8(
+    report_environment, smtp_sink, ascii_only_sink, monkeypatch
+):
+    """The rule of every recipient's delivery, applied before anything is rendered: the local sink
+    offers SMTPUTF8 and the report goes out; a relay without it is an error naming the address."""
+    address, day, out = "renée@example.com", "2026-11-18", report_environment / "out"
+    sent = invoke("--date", day, "--send", "--to", address, "--scope", "VIP")
+    assert sent.exit_code == 0, sent.output
+    assert len(raw_messages_to(smtp_sink["outbox"], address)) == 1
+
+    settings, ascii_only_outbox = ascii_only_sink
+    monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", f"smtp://{settings.host}:{settings.port}")
+    monkeypatch.setenv("FUNNELHOUSE_SMTP_STARTTLS", "0")
+    refused = invoke(
+        "--date", day, "--send", "--to", address, "--scope", "VIP", "--resend", "--out", str(out)
+    )
+    assert_clean_failure(refused, 1)
+    assert address in said(refused) and "does not offer SMTPUTF8" in said(refused)
+    assert not out.exists() and not raw_messages_to(ascii_only_outbox, address)
 
 
 def test_a_recipients_variable_naming_no_file_is_a_clear_error(report_environment, monkeypatch):

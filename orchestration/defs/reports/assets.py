@@ -10,6 +10,7 @@ from datetime import date
 
 import dagster as dg
 
+from ingestion.reports.ledger import MAX_RUNS
 from ingestion.reports.periods import Period
 from orchestration.defs.reports import runner
 from orchestration.defs.reports.partitions import daily_partitions, weekly_partitions
@@ -21,9 +22,18 @@ MART_ASSETS = [
 ]
 
 
+REDELIVERY_NOTE = (
+    f"'failed' ones are sent again by report_redelivery_sensor ({MAX_RUNS} runs in all at most), "
+    "'bounced' ones by the next run of this partition; 'unknown' ones (they may have arrived: check "
+    "first) only by a run with resend"
+)
+
+
 class ReportRunConfig(dg.Config):
     send: bool = True
     resend: bool = False  # mail again even where the ledger says it went out
+    # only the deliveries the ledger has as failed and due another run (the redelivery sensor's runs)
+    redeliver: bool = False
     # Marts not yet refreshed past the period's end: try again this many times, this long apart (the
     # hourly refresh runs at :15, today's KPI partition at :45).
     refresh_retries: int = 4
@@ -87,6 +97,7 @@ def _materialise(
             progress=context.log.info,
             require_activity=True,
             require_complete=True,
+            only_failed=config.redeliver,
         )
     except runner.Incomplete as incomplete:
         context.log.warning(str(incomplete))
@@ -99,7 +110,8 @@ def _materialise(
     if summary.failed:  # every recipient was attempted; now make the failures impossible to miss
         failed = ", ".join(f"{o.recipient.email} ({o.status}: {o.error})" for o in summary.failed)
         raise dg.Failure(
-            description=f"{len(summary.failed)} report(s) not delivered: {failed}", metadata=metadata
+            description=f"{len(summary.failed)} report(s) not delivered: {failed}. {REDELIVERY_NOTE}",
+            metadata=metadata,
         )
     return dg.MaterializeResult(metadata=metadata)
 

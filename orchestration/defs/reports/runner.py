@@ -10,7 +10,7 @@ from pathlib import Path
 
 from devstack import state
 from ingestion.replication import schema
-from ingestion.reports import data, delivery, pipeline
+from ingestion.reports import addresses, data, delivery, pipeline
 from ingestion.reports.ledger import Ledger
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import (
@@ -106,12 +106,20 @@ class ScopeNeeded(ValueError):
     """An address that is not a recipient was given no scope."""
 
 
-def only_to(address: str, everyone: list[Recipient], scope: str | None, language: str) -> list[Recipient]:
+def only_to(
+    address: str,
+    everyone: list[Recipient],
+    scope: str | None,
+    language: str,
+    smtputf8: bool | None = None,
+) -> list[Recipient]:
     """``--to``: that one address, with its own scope if it is a known recipient, else the given one.
 
     An address nobody configured gets no scope by default: a mistyped one would otherwise receive
-    every department's numbers (each employee's deposits and ranking)."""
-    address = check_email(address.strip().lower())  # refused now: it would only fail at sending
+    every department's numbers (each employee's deposits and ranking). ``smtputf8``: whether the
+    server it is to be sent through offers SMTPUTF8 (None: not sending, or not known)."""
+    # refused now: it would only fail at sending
+    address = check_email(address.strip().lower(), smtputf8)
     if scope is not None:
         check_scope(scope)
     check_language(language)
@@ -137,19 +145,30 @@ def run(
     progress: Callable[[str], None] = print,
     require_activity: bool = False,
     require_complete: bool = False,
+    only_failed: bool = False,
 ) -> pipeline.RunSummary:
     """Render (and send) the period's reports. ``require_activity``: raise NoActivity rather than render a
     period without any activity in the marts. ``require_complete``: raise Incomplete rather than render
     a period from marts last refreshed before it ended (scheduled runs; ``funnelhouse report`` only
-    warns, through ``progress``)."""
+    warns, through ``progress``). ``only_failed``: send only to the recipients whose delivery the
+    ledger has as failed and due another run (``Ledger.failed``): the redelivery sensor's runs. An
+    address no longer among the recipients (a manager who left, a ``--to`` address) is not mailed
+    again by itself."""
     dsn = environment.pg_dsn()
     recipients = resolve(dsn)
+    smtp = environment.smtp_settings() if send else None
     if to:
-        recipients = only_to(to, recipients, scope, language)
+        # An address with a non-ASCII local part goes only through a server offering SMTPUTF8: the
+        # rule every recipient's delivery follows, asked of the server before anything is rendered.
+        smtputf8 = delivery.offers_smtputf8(smtp) if smtp and addresses.needs_smtputf8(to) else None
+        recipients = only_to(to, recipients, scope, language, smtputf8)
     if not recipients:
         raise NoRecipients(
             "no report recipients: no active manager/admin in employees and no config file entries"
         )
+    if only_failed:
+        failed = Ledger(dsn).failed(period)
+        recipients = [r for r in recipients if r.email in failed]
     client = data.connect(environment.clickhouse_settings(), database=marts_database())
     try:
         reader = data.MartReader(client, marts_database())
@@ -163,7 +182,6 @@ def run(
                 raise
             progress(f"warning: {incomplete}")
             complete = False  # sent as a preliminary report: the complete one still goes out later
-        smtp = environment.smtp_settings() if send else None
         return pipeline.produce_reports(
             period,
             recipients,
