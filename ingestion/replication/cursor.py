@@ -18,6 +18,7 @@ The search sync bounds its reads the same way (``ingestion.search.documents.read
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -41,9 +42,11 @@ from pg_stat_activity
 """
 
 
+@functools.lru_cache(maxsize=64)
 def utc_offset_seconds(pg_dsn: str, stamp: dt.datetime) -> int:
     """How far the stamps' wall clock was ahead of UTC at ``stamp`` (a bound, in the zone of the
-    stamps): what turns a cursor into a UTC time (source freshness: dbt compares it with UTC)."""
+    stamps): what turns a cursor into a UTC time (source freshness: dbt compares it with UTC).
+    Asked once per run bound, not once per table (every table of a run shares its bound)."""
     with psycopg.connect(pg_dsn) as conn:
         (offset,) = conn.execute(
             f"select extract(epoch from %(stamp)s::timestamp"
