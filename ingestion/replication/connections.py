@@ -4,10 +4,15 @@ ClickHouse reads PostgreSQL itself (``postgresql(funnelhouse_pg_<db>, table=...)
 through Python. The credentials live in a named collection: the pulling queries, and so every
 query log, name the collection and never carry the password. The collection is (re)written at the
 start of each run because the embedded PostgreSQL may come back on another port.
+
+Every session runs in UTC, whatever zone the server is configured with (``<timezone>`` in its
+config; Asia/Shanghai is common on servers in China): the CRM's timestamps are UTC wall-clock values
+and KPI days are UTC days. See :func:`clickhouse_client`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import clickhouse_connect
@@ -18,19 +23,41 @@ from orchestration.environment import ClickHouseSettings, clickhouse_settings
 COLLECTION_PREFIX = "funnelhouse_pg_"
 # Large INSERT ... SELECT statements run server-side for minutes on a 100k-customer load.
 _QUERY_TIMEOUT_SECONDS = 3600
+# The session's zone is what a zone-less timestamp means on the server: string literals
+# (toDateTime64('2026-01-01 00:00:00', 6)), timestamps pulled from PostgreSQL's `timestamp without
+# time zone` columns, now() and toDate(now()). dbt's sessions get the same setting (profiles.yml).
+_UTC_SESSION = {"session_timezone": "UTC"}
 
 
 def clickhouse_client(settings: ClickHouseSettings | None = None, **extra):
+    """A clickhouse-connect client whose session runs in UTC, exchanging naive UTC datetimes.
+
+    clickhouse-connect learns the server's own zone when it connects (before any setting applies)
+    and, by default, returns zone-less values converted to the zone a response names, which need not
+    be the session's (the embedded server names its own). ``tz_mode="schema"`` returns them naive,
+    as their UTC wall clock, like every value funnelhouse writes; a column declared with a zone still
+    comes back aware. ``server_tz`` is what it renders an aware query parameter in.
+    """
     settings = settings or clickhouse_settings()
-    return clickhouse_connect.get_client(
+    client = clickhouse_connect.get_client(
         host=settings.host,
         port=settings.port,
         username=settings.username,
         password=settings.password,
         secure=settings.secure,
         send_receive_timeout=_QUERY_TIMEOUT_SECONDS,
+        settings={**(extra.pop("settings", None) or {}), **_UTC_SESSION},
+        tz_mode="schema",
         **extra,
     )
+    client.server_tz = dt.UTC
+    return client
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A naive UTC wall-clock time, marked as UTC for an insert: clickhouse-connect takes a naive
+    value for the inserting process's local time (and would move it by that zone's offset)."""
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 def string_literal(value: object) -> str:

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from ingestion.replication import cursor, schema
-from ingestion.replication.connections import clickhouse_client, ensure_named_collection
+from ingestion.replication.connections import as_utc, clickhouse_client, ensure_named_collection
 from ingestion.replication.tables import BY_NAME, RAW_TABLES, RawTable
 
 _TOMBSTONE_BATCH = 10_000
@@ -73,13 +73,6 @@ def _set_aside_by_older_versions(table: RawTable) -> str:
     """Where replication before the swapped reloads kept a table while reloading it in place: left
     behind by a reload that did not finish, it is the last complete table (its deletions are owed)."""
     return f"{table.name}__before_reload"
-
-
-def _stored_as_is(value: dt.datetime | None) -> dt.datetime | None:
-    """A naive time to write into a zone-less DateTime64 unchanged: clickhouse-connect takes a naive
-    value for the replicating process's local time (converting it to UTC on the way, and so moving it
-    by that zone's offset), an aware UTC one for what it says."""
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 def _timestamp_literal(value: dt.datetime) -> str:
@@ -152,12 +145,12 @@ class Replicator:
             [
                 [
                     table,
-                    _stored_as_is(bound),
-                    _stored_as_is(bound),
+                    as_utc(bound),
+                    as_utc(bound),
                     rows_copied,
                     tombstones,
-                    _stored_as_is(recorded_at),
-                    _stored_as_is(changed_at),
+                    as_utc(recorded_at),
+                    as_utc(changed_at),
                     live_rows,
                     replicated_through,
                     cursor.utc_offset_seconds(self.pg_dsn, bound),

@@ -80,3 +80,12 @@ def test_cursors_and_freshness_do_not_move_with_the_replicating_process_zone(
     _add_customer_tag(pg_dsn)
     again = replicate_tables(pg_dsn, ["customer_tags"])[0]
     assert (again.rows_copied, again.live_rows) == (1, 4)
+
+
+def test_refresh_marks_do_not_move_with_the_process_zone(clickhouse_env, python_in_new_york):
+    """A refresh mark reads back as written: one read back hours late would pass changes by."""
+    from orchestration.defs.warehouse import refresh_state
+
+    through = utc_now() - dt.timedelta(minutes=3)
+    refresh_state.record_refresh(clickhouse_client(), clickhouse_env, "tz_marts", through)
+    assert refresh_state.last_refresh(clickhouse_client(), clickhouse_env, "tz_marts") == through

@@ -29,6 +29,7 @@ import datetime as dt
 import json
 
 from ingestion.replication import schema
+from ingestion.replication.connections import as_utc
 from ingestion.replication.replicate import utc_now
 
 REFRESH_TABLE = "_model_refreshes"
@@ -135,7 +136,7 @@ def _insert_marks(client, raw_database: str, keys: list[str], through: dt.dateti
     recorded_at = utc_now()
     client.insert(
         f"{raw_database}.{REFRESH_TABLE}",
-        [[key, through, recorded_at] for key in keys],
+        [[key, as_utc(through), as_utc(recorded_at)] for key in keys],
         column_names=["marts_schema", "refreshed_through", "recorded_at"],
     )
 
