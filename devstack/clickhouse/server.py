@@ -273,7 +273,7 @@ class Handler(BaseHTTPRequestHandler):
             if insert is not None:
                 outcome = connection.insert(insert.head, insert.format, data)
                 release()
-                self._send(200, b"", self._headers(request.query_id, outcome))
+                self._send(200, b"", self._headers(request.query_id, outcome, request.settings))
                 return outcome
             output_format = (
                 statement.format
@@ -290,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
             outcome = connection.run(statement.sql, output_format, request.query_params)
             self._remember_session_state(statement, connection)
             release()
-            headers = self._headers(request.query_id, outcome)
+            headers = self._headers(request.query_id, outcome, request.settings)
             if statement.is_read or outcome.body:
                 headers.update(
                     {"X-ClickHouse-Format": output_format, "Content-Type": content_type(output_format)}
@@ -312,7 +312,7 @@ class Handler(BaseHTTPRequestHandler):
         chunks = connection.stream(statement.sql, output_format, request.query_params)
         first = next(chunks, b"")  # errors before any output still get a proper status
         tag = secrets.token_hex(8)
-        headers = self._headers(request.query_id, Outcome())
+        headers = self._headers(request.query_id, Outcome(), request.settings)
         headers.update(
             {
                 "X-ClickHouse-Format": output_format,
@@ -366,10 +366,15 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- response writing --------------------------------------------------------------------
 
-    def _headers(self, query_id: str, outcome: Outcome) -> dict[str, str]:
+    def _headers(
+        self, query_id: str, outcome: Outcome, settings: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        """ClickHouse's response headers. The time zone named is the session's, as ClickHouse names
+        it: a request's ``session_timezone`` (what clients such as clickhouse-connect convert
+        zone-less values to), else the server's."""
         return {
             "X-ClickHouse-Query-Id": query_id,
-            "X-ClickHouse-Timezone": self.server.store.timezone,
+            "X-ClickHouse-Timezone": (settings or {}).get("session_timezone") or self.server.store.timezone,
             "X-ClickHouse-Server-Display-Name": self.server.display_name,
             "X-ClickHouse-Summary": json.dumps(outcome.summary(), separators=(",", ":")),
         }

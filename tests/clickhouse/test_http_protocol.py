@@ -36,6 +36,19 @@ def test_get_select_and_post_json_on_one_keep_alive_connection(raw, clickhouse_s
     assert response.getheader("Content-Type").startswith("application/json")
 
 
+def test_the_timezone_header_names_the_sessions_zone(raw):
+    """As ClickHouse does: clients convert zone-less values to the zone this header names, so a
+    request's session_timezone must be the one named, streamed or not."""
+    for params in ({"wait_end_of_query": "1"}, {}):
+        status, response, body = raw.request(
+            "GET", params={"query": "SELECT timezone()", "session_timezone": "Asia/Shanghai", **params}
+        )
+        assert (status, body) == (200, b"Asia/Shanghai\n")
+        assert response.getheader("X-ClickHouse-Timezone") == "Asia/Shanghai"
+    status, response, body = raw.request("GET", params={"query": "SELECT timezone()"})
+    assert response.getheader("X-ClickHouse-Timezone") == body.decode().strip()
+
+
 def test_get_refuses_writes_with_code_164(raw):
     status, response, body = raw.request(
         "GET", params={"query": "CREATE TABLE nope (a Int8) ENGINE = Memory"}
