@@ -9,19 +9,13 @@ runs the real server in its own process with one fault added: a SELECT of a colu
 from __future__ import annotations
 
 import http.client
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.exceptions import StreamFailureError
 
-from devstack import state
-from devstack.clickhouse.launcher import _ping
+from tests.fixtures.clickhouse import server_process
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 FAILING_SELECT = "SELECT number AS fail_after_first_block FROM numbers(100000) SETTINGS max_block_size = 1000"
 _SERVER_WITH_FAULT = """
 import sys
@@ -48,31 +42,9 @@ sys.exit(server_main.main(sys.argv[1:]))
 
 @pytest.fixture(scope="module")
 def faulty_server(tmp_path_factory):
-    port = state.free_port(18123)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _SERVER_WITH_FAULT,
-            "--path",
-            str(tmp_path_factory.mktemp("clickhouse-fault") / "store"),
-            "--port",
-            str(port),
-        ],
-        cwd=_REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while process.poll() is None and not _ping("127.0.0.1", port) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _ping("127.0.0.1", port), "the server with the injected fault did not start"
+    store = tmp_path_factory.mktemp("clickhouse-fault") / "store"
+    with server_process(["-c", _SERVER_WITH_FAULT], store, 18123) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def test_raw_http_sees_the_tagged_trailer_and_no_second_status_line(faulty_server):

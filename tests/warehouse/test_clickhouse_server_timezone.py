@@ -7,26 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from devstack import state
-from devstack.clickhouse.launcher import _ping
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables, utc_now
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
+from tests.fixtures.clickhouse import server_process
 from tests.fixtures.warehouse import load_fixture
 from tests.warehouse.conftest import REUSED_RAW_DATABASE, REUSED_SCHEMA_PREFIX
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_ZONE = "Asia/Shanghai"
 # 2026-01-01 00:00:00 read as UTC; read in the server's zone it would be 8 hours (28800 s) earlier.
 NEW_YEAR_UTC = 1767225600
@@ -35,38 +28,14 @@ NEW_YEAR_UTC = 1767225600
 @pytest.fixture(scope="module")
 def shanghai_server(service_dirs):
     """A second local server whose own zone (``timezone()`` without settings) is Asia/Shanghai."""
-    port = state.free_port(18223)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devstack.clickhouse",
-            "--path",
-            str(service_dirs("clickhouse-shanghai") / "store"),
-            "--port",
-            str(port),
-        ],
-        cwd=_REPO_ROOT,
-        env={**os.environ, "TZ": SERVER_ZONE},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while process.poll() is None and not _ping("127.0.0.1", port) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _ping("127.0.0.1", port), "the Asia/Shanghai server did not start"
+    store = service_dirs("clickhouse-shanghai") / "store"
+    with server_process(["-m", "devstack.clickhouse"], store, 18223, env={"TZ": SERVER_ZONE}) as port:
         with urllib.request.urlopen(
             f"http://127.0.0.1:{port}/?query=select%20timezone()", timeout=10
         ) as answer:
-            assert (
-                answer.read().decode().strip() == SERVER_ZONE
-            )  # what a session gets unless it says otherwise
+            # what a session gets unless it says otherwise
+            assert answer.read().decode().strip() == SERVER_ZONE
         yield port
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 @pytest.fixture
