@@ -11,6 +11,7 @@ import pytest
 
 from ingestion.replication.tables import RAW_TABLES
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
+from orchestration.defs.warehouse.dbt_environment import kpi_window_environment
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL, replication_assets
 from orchestration.defs.warehouse.translator import WarehouseTranslator
 
@@ -140,3 +141,15 @@ def test_only_a_kpi_run_reaching_the_refreshed_days_moves_the_kpi_mark():
     assert dbt_assets_module.reaches(dbt_assets_module.kpi_window_vars(hourly), mark)
     backfill = dg.TimeWindow(dt.datetime(2026, 9, 1, tzinfo=dt.UTC), dt.datetime(2026, 10, 1, tzinfo=dt.UTC))
     assert not dbt_assets_module.reaches(dbt_assets_module.kpi_window_vars(backfill), mark)
+
+
+def test_a_kpi_runs_dates_leave_the_environment_as_they_found_it(monkeypatch):
+    """Dagster runs steps in process too (execute_in_process, the tests): a KPI run's dates must not
+    reach the next dbt command of the process, and a date set beforehand comes back."""
+    monkeypatch.setenv("FUNNELHOUSE_KPI_END_DATE", "2026-01-31")
+    monkeypatch.delenv("FUNNELHOUSE_KPI_START_DATE", raising=False)
+    with kpi_window_environment({"kpi_start_date": "2026-10-31", "kpi_end_date": "2026-11-01"}):
+        assert os.environ["FUNNELHOUSE_KPI_START_DATE"] == "2026-10-31"
+        assert os.environ["FUNNELHOUSE_KPI_END_DATE"] == "2026-11-01"
+    assert "FUNNELHOUSE_KPI_START_DATE" not in os.environ
+    assert os.environ["FUNNELHOUSE_KPI_END_DATE"] == "2026-01-31"

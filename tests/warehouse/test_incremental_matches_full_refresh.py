@@ -15,6 +15,7 @@ import psycopg
 
 from ingestion.replication.connections import clickhouse_client
 from orchestration.defs.warehouse.build import MARTS, build, marts_schema, run_dbt
+from orchestration.defs.warehouse.dbt_environment import kpi_window_environment
 
 FACTS = ("fct_conversations", "fct_deposits", "fct_withdrawals")
 CUSTOMER_GRAIN = (
@@ -96,9 +97,12 @@ def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhou
     for relation, rows in after_incremental.items():
         assert rows == _contents(relation), relation
 
-    # A Dagster partition backfill (a date range as vars) rewrites its months with the same rows.
-    backfill = json.dumps({"kpi_start_date": str(_days_ago(100)), "kpi_end_date": str(_days_ago(90))})
-    assert run_dbt(["run", "--select", "mart_kpi_employee_daily", "--vars", backfill], log=output.append) == 0
+    # A Dagster partition backfill (a date range in dbt's environment) rewrites its months with the
+    # same rows.
+    dates = {"kpi_start_date": str(_days_ago(100)), "kpi_end_date": str(_days_ago(90))}
+    with kpi_window_environment(dates):
+        assert run_dbt(["run", "--select", "mart_kpi_employee_daily"], log=output.append) == 0
+    assert _contents("mart_kpi_employee_daily") == after_incremental["mart_kpi_employee_daily"]
     assert _contents("mart_kpi_employee_daily") == after_incremental["mart_kpi_employee_daily"]
     # A backfill of old months after the spine grew (its newest month is missing here) builds that
     # month too, and on a fresh warehouse (no mart yet) a partition run builds every month: either
@@ -110,9 +114,8 @@ def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhou
     )
     for prepare in (lambda: None, lambda: client.command(f"drop table {kpi_mart}")):
         prepare()
-        built = run_dbt(
-            ["build", "--select", "mart_kpi_employee_daily", "--vars", backfill], log=output.append
-        )
+        with kpi_window_environment(dates):
+            built = run_dbt(["build", "--select", "mart_kpi_employee_daily"], log=output.append)
         assert built == 0, "\n".join(output[-40:])
         assert _contents("mart_kpi_employee_daily") == after_incremental["mart_kpi_employee_daily"]
     # and the changes did reach them (column 1 is the business key, 4 the deposit amount)

@@ -2,6 +2,9 @@
 
 Two asset definitions over one manifest: the daily-partitioned KPI mart (a partition run or a
 backfill passes its date range to dbt, which rebuilds the months holding it) and everything else.
+Both hand dbt their run's values through its environment, not ``--vars``: dbt re-parses the whole
+project when --vars differ from its last parse (several seconds a run), not when an environment
+variable read only at execution time does.
 The hourly job runs the second incrementally (``dbt run`` of the models downstream of the raw
 tables changed since the last build, nothing when none changed; see dbt_plan.py), the nightly job
 builds it whole with every test.
@@ -19,7 +22,7 @@ from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import utc_now
 from orchestration.defs.warehouse import refresh_state, writers
 from orchestration.defs.warehouse.build import marts_schema
-from orchestration.defs.warehouse.dbt_environment import MANIFEST, export_dbt_env
+from orchestration.defs.warehouse.dbt_environment import MANIFEST, export_dbt_env, kpi_window_environment
 from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL
 from orchestration.defs.warehouse.resources import dbt_project
@@ -34,13 +37,8 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-def _build_arguments(config: DbtBuildConfig, extra_vars: dict | None = None) -> list[str]:
-    arguments = ["build"]
-    if config.full_refresh:
-        arguments.append("--full-refresh")
-    if extra_vars:
-        arguments += ["--vars", json.dumps(extra_vars)]
-    return arguments
+def _build_arguments(config: DbtBuildConfig) -> list[str]:
+    return ["build", "--full-refresh"] if config.full_refresh else ["build"]
 
 
 def _models_plan(config: DbtBuildConfig, client) -> DbtPlan:
@@ -51,7 +49,8 @@ def _models_plan(config: DbtBuildConfig, client) -> DbtPlan:
 
 
 def kpi_window_vars(window: dg.TimeWindow) -> dict[str, str]:
-    """The dbt vars of a KPI partition run: its days (a backfill of many arrives as one range) and the
+    """The dates of a KPI partition run, by the dbt vars' names (dbt gets them through
+    ``kpi_window_environment``): its days (a backfill of many arrives as one range) and the
     day before them. A day's partition runs while the day is still open; the run of the next day
     rebuilds it once more, complete (the mart rebuilds whole months, so without the extra day the
     last day of a month would keep the figures of its own last run)."""
@@ -128,7 +127,8 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         with writers.for_dagster_step(context) as lock:
             # Under the writer lock: no refresh moves the facts while the mart is built from them.
             built_from = refresh_state.last_refresh(client, schema.raw_database(), marts_schema())
-            yield from dbt.cli(_build_arguments(config, dates), context=context).stream()
+            with kpi_window_environment(dates):
+                yield from dbt.cli(_build_arguments(config), context=context).stream()
             if built_from is not None and (config.full_refresh or reaches(dates, built_from)):
                 lock.ensure_held()
                 refresh_state.record_kpi_refresh(client, schema.raw_database(), marts_schema(), built_from)

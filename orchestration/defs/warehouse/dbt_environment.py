@@ -8,6 +8,7 @@ imports: ``funnelhouse build`` uses it without loading the code location.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -64,3 +65,28 @@ def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
 def export_dbt_env() -> None:
     """Put the dbt environment into this process (for in-process runners such as dagster-dbt)."""
     os.environ.update(dbt_env())
+
+
+# The environment variables macros/kpi_window.sql reads a KPI run's dates from.
+KPI_WINDOW_ENVIRONMENT = {
+    "kpi_start_date": "FUNNELHOUSE_KPI_START_DATE",
+    "kpi_end_date": "FUNNELHOUSE_KPI_END_DATE",
+}
+
+
+@contextlib.contextmanager
+def kpi_window_environment(kpi_vars: dict[str, str]):
+    """The KPI run's dates in this process's environment while inside (the dbt subprocess of
+    DbtCliResource.cli inherits it; it takes no environment of its own), as they were afterwards: an
+    in-process run must not leave its dates to the next dbt command of the process."""
+    names = {KPI_WINDOW_ENVIRONMENT[key]: value for key, value in kpi_vars.items()}
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

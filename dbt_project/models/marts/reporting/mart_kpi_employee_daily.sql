@@ -1,6 +1,6 @@
 {#- Daily partitions for Dagster, monthly partitions in ClickHouse: a run rebuilds whole months
     (insert_overwrite) and reads its inputs for those months only.
-    * Dagster partition run / backfill: the months holding [kpi_start_date, kpi_end_date], plus the
+    * Dagster partition run / backfill: the months holding its days (macros/kpi_window.sql), plus the
       table's first and last months and any beyond them, so that a run leaves the whole spine built
       (a new spine day after the last build, a spine grown backwards). On a fresh warehouse (no table
       yet) the first run builds every month: a mart of only the requested months would fail the
@@ -32,9 +32,10 @@
 
 {#- in_window: a condition on a Date expression ({col}) selecting the days this run rebuilds. -#}
 {%- set in_window = '1 = 1' -%}
-{%- if var('kpi_start_date') and is_incremental() %}
-    {%- set in_window = "({col} between toStartOfMonth(toDate('" ~ var('kpi_start_date') ~ "')) and toLastDayOfMonth(toDate('"
-        ~ (var('kpi_end_date') or var('kpi_start_date')) ~ "')) or toYYYYMM({col}) <= (select toYYYYMM(min(kpi_date)) from "
+{%- set requested = kpi_window() if is_incremental() else {'start': ''} -%}
+{%- if requested.start %}
+    {%- set in_window = "({col} between toStartOfMonth(toDate('" ~ requested.start ~ "')) and toLastDayOfMonth(toDate('"
+        ~ requested.end ~ "')) or toYYYYMM({col}) <= (select toYYYYMM(min(kpi_date)) from "
         ~ this ~ ") or toYYYYMM({col}) >= (select toYYYYMM(max(kpi_date)) from " ~ this ~ "))" -%}
 {%- elif is_incremental() %}
     {%- set since = last_refresh_mark(this.schema ~ '.' ~ this.identifier) -%}
