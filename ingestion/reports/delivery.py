@@ -2,7 +2,9 @@
 
 A permanent refusal (5xx: no such mailbox, policy) is a bounce and is not retried; a temporary one
 (4xx, dropped connection, timeout) is retried with exponential back-off. Nothing here raises: the
-caller gets a result per recipient, so one bad address never stops the others.
+caller gets a result per recipient, so one bad address never stops the others. A result says
+whether it is ``permanent``: a bounce, or a failure no later try changes either (a relay without
+SMTPUTF8 for a non-ASCII local part); the ledger keeps that, so the redelivery sensor leaves it alone.
 
 One failure is neither: the connection lost once the message was handed over (DATA), before the
 server answered it. SMTP cannot tell whether the server had taken the message (RFC 5321 6.1 warns of
@@ -23,6 +25,8 @@ from email.message import EmailMessage
 from ingestion.reports import addresses
 
 SENT, BOUNCED, FAILED, SKIPPED, UNKNOWN = "sent", "bounced", "failed", "skipped", "unknown"
+# Not an outcome of this run: an earlier one's delivery is 'unknown', and stays so until someone decides.
+AWAITING_DECISION = "awaiting_decision"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class DeliveryResult:
     message_id: str | None = None
     error: str | None = None
     size_bytes: int | None = None
+    # True when trying again cannot help until someone changes the address or the relay
+    permanent: bool = False
 
 
 def _smtp_code(error: Exception) -> int | None:
@@ -173,13 +179,15 @@ def deliver(
             return DeliveryResult(recipient, SENT, attempt, message["Message-ID"], None, size)
         except OutcomeUnknown as error:  # the Message-ID: what to look for in the relay's log
             return DeliveryResult(recipient, UNKNOWN, attempt, message["Message-ID"], str(error), size)
-        except (smtplib.SMTPAuthenticationError, SmtpUtf8NotOffered) as error:  # neither fixes itself
+        except SmtpUtf8NotOffered as error:  # this relay never takes this address
+            return DeliveryResult(recipient, FAILED, attempt, None, _describe(error), size, permanent=True)
+        except smtplib.SMTPAuthenticationError as error:  # not now; fixed settings make it pass later
             return DeliveryResult(recipient, FAILED, attempt, None, _describe(error), size)
         except (smtplib.SMTPException, OSError) as error:
             last_error = _describe(error)
             code = _smtp_code(error)
             if code is not None and 500 <= code < 600:
-                return DeliveryResult(recipient, BOUNCED, attempt, None, last_error, size)
+                return DeliveryResult(recipient, BOUNCED, attempt, None, last_error, size, permanent=True)
             if isinstance(error, ssl.SSLCertVerificationError):
                 return DeliveryResult(recipient, FAILED, attempt, None, last_error, size)
         if attempt < policy.attempts:

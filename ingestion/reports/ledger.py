@@ -8,16 +8,21 @@ run when what was sent is preliminary (rendered from marts refreshed before the 
 ``complete``); 'sending' rows left by a crashed run are reclaimed after ``STALE_CLAIM``, unless that
 run had begun handing the message over (``data_started``).
 
-'failed' deliveries are tried again by any later run of their period, and by the redelivery sensor's
-runs (``redeliveries_due``) until each has had ``MAX_RUNS`` runs. 'unknown' ones (the connection was
-lost after the message was handed over: it may have arrived) are only sent again with ``resend``:
-a possible second copy is for someone to decide, not for a retry loop.
+'failed' and 'bounced' deliveries are tried again by any later run of their period. The redelivery
+sensor's runs (``redeliveries_due``, ``failed``) retry only 'failed' ones a retry may cure, until each
+has had ``MAX_RUNS`` runs: not those marked ``permanent`` (bounces; a relay without SMTPUTF8 for a
+non-ASCII local part; no address at all), which only another run of the period retries, once someone has changed the
+address or the relay (re-materialise the partition without ``redeliver``, or ``funnelhouse report
+--date D --send``). 'unknown' ones (the connection was lost after the message was handed over: it may
+have arrived) are only sent again with ``resend``: a possible second copy is for someone to decide,
+not for a retry loop; until then every run of the period reports them as awaiting that decision
+(``undecided``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import psycopg
 from psycopg.rows import dict_row
@@ -38,6 +43,27 @@ class Redelivery:
     period_kind: str
     period_start: date
     key: str
+    runs: int  # the fewest runs any of its due deliveries has had: what is left of the bound
+
+
+def backoff(delay_minutes: float, runs: int) -> timedelta:
+    """How long after its last run a delivery that has had ``runs`` runs waits for the next one:
+    ``delay_minutes``, doubled after each run (30, 60, 120 ... for 30). ``redeliveries_due`` says the
+    same in SQL."""
+    return timedelta(minutes=delay_minutes * 2 ** (runs - 1))
+
+
+@dataclass(frozen=True)
+class Undecided:
+    """A delivery whose outcome nobody knows: the message was being handed over when the connection
+    (or the run) was lost. Only someone who checked the relay's log can say whether to send it again."""
+
+    row_id: int  # funnelhouse.report_deliveries.id
+    recipient: str
+    scope: str
+    language: str
+    message_id: str | None  # None if the run died before recording it
+    handed_over_at: datetime
 
 
 class Ledger:
@@ -58,7 +84,7 @@ class Ledger:
                     ON CONFLICT (recipient, period_kind, period_start) DO UPDATE
                     SET status = 'sending', scope = EXCLUDED.scope, language = EXCLUDED.language,
                         complete = EXCLUDED.complete, runs = report_deliveries.runs + 1,
-                        data_started_at = NULL, updated_at = clock_timestamp()
+                        data_started_at = NULL, permanent = false, updated_at = clock_timestamp()
                     WHERE report_deliveries.status IN ('bounced', 'failed')
                        OR (report_deliveries.status = 'sending'
                            AND report_deliveries.data_started_at IS NULL
@@ -93,7 +119,8 @@ class Ledger:
             conn.execute(
                 """UPDATE funnelhouse.report_deliveries
                    SET status = %(status)s, attempts = attempts + %(attempts)s, error = %(error)s,
-                       message_id = COALESCE(%(message_id)s, message_id), size_bytes = %(size)s,
+                       permanent = %(permanent)s, message_id = COALESCE(%(message_id)s, message_id),
+                       size_bytes = %(size)s,
                        sent_at = CASE WHEN %(status)s = %(sent)s THEN clock_timestamp() ELSE sent_at END,
                        updated_at = clock_timestamp()
                    WHERE recipient = %(recipient)s AND period_kind = %(kind)s AND period_start = %(start)s""",
@@ -101,6 +128,7 @@ class Ledger:
                     "status": result.status,
                     "attempts": result.attempts,
                     "error": result.error,
+                    "permanent": result.permanent,
                     "message_id": result.message_id,
                     "size": result.size_bytes,
                     "sent": SENT,
@@ -122,26 +150,29 @@ class Ledger:
         return {recipient for (recipient,) in rows}
 
     def failed(self, period: Period) -> set[str]:
-        """Whose delivery of this period failed and may have another run (fewer than MAX_RUNS)."""
+        """Whose delivery of this period failed in a way a retry may cure, and may have another run
+        (fewer than MAX_RUNS): what a redelivery run sends."""
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
                 """SELECT recipient FROM funnelhouse.report_deliveries
-                   WHERE period_kind = %s AND period_start = %s AND status = 'failed' AND runs < %s""",
+                   WHERE period_kind = %s AND period_start = %s AND status = 'failed' AND NOT permanent
+                     AND runs < %s""",
                 (period.kind, period.start, MAX_RUNS),
             ).fetchall()
         return {recipient for (recipient,) in rows}
 
     def redeliveries_due(self, delay_minutes: float) -> list[Redelivery]:
-        """Periods with a failed delivery that may have another run and has waited long enough since
-        its last one: ``delay_minutes``, doubled after each run (30, 60, 120 ... for 30)."""
+        """Periods with a failed delivery that a retry may cure, may have another run and has waited
+        long enough since its last one (``backoff``)."""
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
                 """SELECT period_kind, period_start,
                           (SELECT sum(runs) FROM funnelhouse.report_deliveries every_row
                            WHERE every_row.period_kind = due.period_kind
-                             AND every_row.period_start = due.period_start)
+                             AND every_row.period_start = due.period_start),
+                          min(runs)
                    FROM funnelhouse.report_deliveries due
-                   WHERE status = 'failed' AND runs < %(max_runs)s
+                   WHERE status = 'failed' AND NOT permanent AND runs < %(max_runs)s
                      AND updated_at < clock_timestamp()
                                       - interval '1 minute' * %(delay)s * power(2, runs - 1)
                    GROUP BY period_kind, period_start
@@ -150,13 +181,31 @@ class Ledger:
             ).fetchall()
         # The period's runs in all, not only its failed rows': a run that sends one and fails
         # another again must still change the key.
-        return [Redelivery(kind, start, f"{kind}-{start}-runs-{runs}") for kind, start, runs in rows]
+        return [
+            Redelivery(kind, start, f"{kind}-{start}-runs-{runs}", fewest)
+            for kind, start, runs, fewest in rows
+        ]
+
+    def undecided(self, period: Period) -> dict[str, Undecided]:
+        """The period's deliveries whose outcome is unknown, by recipient: 'unknown' ones, and claims
+        left 'sending' by a run that died while handing the message over (``STALE_CLAIM`` ago)."""
+        with psycopg.connect(self.dsn) as conn:
+            rows = conn.execute(
+                f"""SELECT id, recipient, scope, language, message_id, data_started_at
+                    FROM funnelhouse.report_deliveries
+                    WHERE period_kind = %s AND period_start = %s AND data_started_at IS NOT NULL
+                      AND (status = 'unknown'
+                           OR (status = 'sending'
+                               AND updated_at < clock_timestamp() - interval '{STALE_CLAIM}'))""",
+                (period.kind, period.start),
+            ).fetchall()
+        return {row[1]: Undecided(*row) for row in rows}
 
     def deliveries(self, period: Period) -> list[dict]:
         with psycopg.connect(self.dsn, row_factory=dict_row) as conn:
             return conn.execute(
-                """SELECT recipient, scope, language, status, message_id, attempts, error, size_bytes,
-                          sent_at, runs, data_started_at
+                """SELECT id, recipient, scope, language, status, permanent, message_id, attempts, error,
+                          size_bytes, sent_at, runs, data_started_at
                    FROM funnelhouse.report_deliveries WHERE period_kind = %s AND period_start = %s
                    ORDER BY recipient""",
                 (period.kind, period.start),

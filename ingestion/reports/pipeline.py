@@ -3,6 +3,10 @@
 Content is gathered once per scope and rendered once per (scope, language); recipients only get
 their own MIME envelope. Each recipient is claimed in the ledger, sent with retries and recorded
 on its own: a failure is an outcome in the summary, never an exception that stops the others.
+
+A delivery an earlier run left 'unknown' (it may have arrived) is neither sent nor "skipped": it is
+``AWAITING_DECISION``, saying how to find out and how to settle it, and it fails no run (the run that
+lost the connection failed already; every later one would otherwise fail until someone acts).
 """
 
 from __future__ import annotations
@@ -10,14 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 from ingestion.reports import content as report_content
 from ingestion.reports import delivery, mail, render
 from ingestion.reports.data import MartReader
-from ingestion.reports.ledger import Ledger
+from ingestion.reports.ledger import Ledger, Undecided
 from ingestion.reports.periods import Period
-from ingestion.reports.recipients import Recipient, email_problem
+from ingestion.reports.recipients import Recipient, RecipientError, email_problem
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +31,14 @@ log = logging.getLogger(__name__)
 class Outcome:
     recipient: Recipient
     report_slug: str
-    status: str  # sent / bounced / failed / unknown / skipped (already sent) / written (not sending)
+    # sent / bounced / failed / unknown / skipped (already sent) / awaiting_decision (an earlier run's
+    # 'unknown') / written (not sending)
+    status: str
     attempts: int = 0
     message_id: str | None = None
-    error: str | None = None
+    error: str | None = None  # for awaiting_decision: how to find out and settle it
     size_bytes: int | None = None
+    permanent: bool = False  # a failure no retry cures: the redelivery sensor leaves it alone
 
 
 @dataclass
@@ -44,6 +52,10 @@ class RunSummary:
     def failed(self) -> list[Outcome]:
         """Not delivered, or not known to be (``delivery.UNKNOWN``)."""
         return [o for o in self.outcomes if o.status in (delivery.BOUNCED, delivery.FAILED, delivery.UNKNOWN)]
+
+    @property
+    def awaiting_decision(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == delivery.AWAITING_DECISION]
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -85,14 +97,16 @@ def produce_reports(
     before the period ended; the reports say so."""
     summary = RunSummary(period)
     if smtp_settings is not None and ledger is not None and not resend:
-        # A retried schedule run renders nothing for people who already have their report.
-        done = ledger.already_sent(period)
-        summary.outcomes += [
-            Outcome(r, f"{period.key}-{r.scope}-{r.language}", delivery.SKIPPED)
-            for r in recipients
-            if r.email in done
-        ]
-        recipients = [r for r in recipients if r.email not in done]
+        # A retried schedule run renders nothing for people who already have their report, or whose
+        # report may have arrived (someone has to decide about those).
+        done, undecided = ledger.already_sent(period), ledger.undecided(period)
+        for r in recipients:
+            slug = f"{period.key}-{r.scope}-{r.language}"
+            if r.email in done:
+                summary.outcomes.append(Outcome(r, slug, delivery.SKIPPED))
+            elif r.email in undecided:
+                summary.outcomes.append(_awaiting_decision(r, slug, period, undecided[r.email]))
+        recipients = [r for r in recipients if r.email not in done and r.email not in undecided]
     contents = {}
     for scope in sorted({r.scope for r in recipients}):
         contents[scope] = report_content.gather(reader, scope, period, pg_dsn, preliminary=preliminary)
@@ -138,12 +152,51 @@ def _sample_message(report: render.RenderedReport, recipients: list[Recipient], 
     return None
 
 
+def _awaiting_decision(recipient: Recipient, slug: str, period: Period, row: Undecided) -> Outcome:
+    """An earlier run's delivery whose outcome is unknown, with what an operator does about it."""
+    look_for = (
+        f"Message-ID {row.message_id}"
+        if row.message_id
+        else f"a message to {recipient.email} (no Message-ID was recorded)"
+    )
+    resend = (
+        f"funnelhouse report --date {period.start}{' --weekly' if period.kind == 'weekly' else ''} "
+        f"--send --resend --to {recipient.email} --scope {row.scope} --language {row.language}"
+    )
+    return Outcome(
+        recipient,
+        slug,
+        delivery.AWAITING_DECISION,
+        message_id=row.message_id,
+        error=(
+            f"outcome unknown since {row.handed_over_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC (the "
+            "connection, or its run, was lost while handing the message over): not sent again by itself. Look "
+            f"for {look_for} in the relay's log. Not there: `{resend}`. There: nothing to send; no "
+            f"command records it as sent, so it is named here until someone sets ledger row "
+            f"funnelhouse.report_deliveries id={row.row_id} to 'sent' by hand"
+        ),
+    )
+
+
+def _unclaimed(ledger: Ledger, recipient: Recipient, slug: str, period: Period) -> Outcome:
+    """The outcome for a delivery this run could not claim: sent, being sent by another run, or left
+    'unknown' by one since this run began. Never raises: the row is not this run's to record."""
+    try:
+        row = ledger.undecided(period).get(recipient.email)
+    except Exception:
+        log.exception("could not tell whether %s awaits a decision", recipient.email)
+        row = None
+    if row is not None:
+        return _awaiting_decision(recipient, slug, period, row)
+    return Outcome(recipient, slug, delivery.SKIPPED)
+
+
 def _send(report, recipient, period, sender, smtp_settings, ledger, resend, retry_policy) -> Outcome:
     try:
         if ledger is not None and not ledger.claim(
             recipient.email, period, recipient.scope, recipient.language, resend
         ):
-            return Outcome(recipient, report.slug, delivery.SKIPPED)
+            return _unclaimed(ledger, recipient, report.slug, period)
         message = mail.build_message(report, recipient, sender)
         result = delivery.deliver(
             smtp_settings,
@@ -151,6 +204,10 @@ def _send(report, recipient, period, sender, smtp_settings, ledger, resend, retr
             recipient.email,
             retry_policy,
             before_data=(lambda: ledger.data_started(period, recipient.email)) if ledger else lambda: None,
+        )
+    except RecipientError as error:  # no address (a file's typo): no retry changes that
+        result = delivery.DeliveryResult(
+            recipient.email, delivery.FAILED, 0, error=str(error), permanent=True
         )
     except Exception as error:  # a broken row or address must not cost the other recipients their report
         log.exception("report for %s failed", recipient.email)
@@ -173,4 +230,5 @@ def _send(report, recipient, period, sender, smtp_settings, ledger, resend, retr
         result.message_id,
         result.error,
         result.size_bytes,
+        result.permanent,
     )

@@ -152,6 +152,11 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"sent {summary.count('sent')}, already sent {summary.count('skipped')}, "
                 f"failed {len(summary.failed)}"
+                + (
+                    f", awaiting a decision {len(summary.awaiting_decision)} (see the table)"
+                    if summary.awaiting_decision
+                    else ""
+                )
             )
         if summary.failed:
             raise typer.Exit(code=1)

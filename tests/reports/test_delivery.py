@@ -124,9 +124,15 @@ def test_a_refused_recipient_does_not_block_the_others(
 ):
     bounced = Recipient("nobody@bounce.invalid", "Bounce", "MoFu")
     flaky = Recipient("busy@tempfail.invalid", "Tempfail", "MoFu")
+    no_address = Recipient("nobody at example.com", "Typo", "MoFu")  # a recipients file's typo
     good = [r for r in recipients if r.scope in ("MoFu", "VIP")]
     summary = _run(
-        reader, [bounced, *good[:1], flaky, *good[1:]], daily, mail_settings, employees_dsn, with_pdf=False
+        reader,
+        [bounced, *good[:1], flaky, no_address, *good[1:]],
+        daily,
+        mail_settings,
+        employees_dsn,
+        with_pdf=False,
     )
     status = {o.recipient.email: o for o in summary.outcomes}
     assert (
@@ -137,13 +143,28 @@ def test_a_refused_recipient_does_not_block_the_others(
         status["busy@tempfail.invalid"].status == "failed" and status["busy@tempfail.invalid"].attempts == 3
     )
     assert "451" in status["busy@tempfail.invalid"].error
+    assert (status[no_address.email].status, status[no_address.email].attempts) == ("failed", 0)
+    assert "not an e-mail address" in status[no_address.email].error
     for recipient in good:
         assert status[recipient.email].status == "sent"
         assert messages_to(smtp_sink["outbox"], recipient.email)
-    assert {o.recipient.email for o in summary.failed} == {"nobody@bounce.invalid", "busy@tempfail.invalid"}
+    assert {o.recipient.email for o in summary.failed} == {
+        "nobody@bounce.invalid",
+        "busy@tempfail.invalid",
+        no_address.email,
+    }
+    # What a retry cannot cure is recorded as permanent (the redelivery sensor leaves it alone)
     ledger_rows = {row["recipient"]: row for row in Ledger(employees_dsn).deliveries(daily)}
-    assert ledger_rows["nobody@bounce.invalid"]["status"] == "bounced"
-    assert ledger_rows["busy@tempfail.invalid"]["status"] == "failed"
+    assert {
+        email: (row["status"], row["permanent"])
+        for email, row in ledger_rows.items()
+        if row["status"] != "sent"
+    } == {
+        "nobody@bounce.invalid": ("bounced", True),
+        "busy@tempfail.invalid": ("failed", False),  # the sensor tries again
+        no_address.email: ("failed", True),
+    }
+    assert [o.permanent for o in summary.failed] == [True, False, True]
     # failures are retried by the next run; what was sent is not
     again = _run(reader, [bounced, good[0]], daily, mail_settings, employees_dsn, with_pdf=False)
     assert {o.recipient.email: o.status for o in again.outcomes} == {
@@ -190,10 +211,9 @@ def test_without_smtputf8_a_non_ascii_address_fails_alone_and_is_recorded(
         outcome = status[recipient.email]
         assert (outcome.status, outcome.attempts) == ("failed", 1)  # no retry: it would not change
         assert recipient.email in outcome.error and "SMTPUTF8" in outcome.error
-        assert (ledger_rows[recipient.email]["status"], ledger_rows[recipient.email]["error"]) == (
-            "failed",
-            outcome.error,
-        )
+        row = ledger_rows[recipient.email]
+        # permanent: nor would the redelivery sensor's runs change it
+        assert (row["status"], row["error"], row["permanent"]) == ("failed", outcome.error, True)
         assert not raw_messages_to(outbox, address)
     assert {o.recipient.email for o in summary.failed} == {r.email for r in INTERNATIONAL}
     assert status[idn_domain.email].status == "sent"

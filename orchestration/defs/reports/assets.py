@@ -24,8 +24,9 @@ MART_ASSETS = [
 
 REDELIVERY_NOTE = (
     f"'failed' ones are sent again by report_redelivery_sensor ({MAX_RUNS} runs in all at most), "
-    "'bounced' ones by the next run of this partition; 'unknown' ones (they may have arrived: check "
-    "first) only by a run with resend"
+    "except permanent ones (no retry changes them: fix the address or the relay); those and "
+    "'bounced' ones by the next run of this partition (materialise it again, without redeliver); "
+    "'unknown' ones (they may have arrived: check first) only by a run with resend"
 )
 
 
@@ -55,6 +56,7 @@ def _metadata(summary) -> dict:
                     "status": o.status,
                     "attempts": o.attempts,
                     "error": o.error,
+                    "permanent": o.permanent,
                     "message_bytes": o.size_bytes,
                 }
                 for o in summary.outcomes
@@ -62,6 +64,8 @@ def _metadata(summary) -> dict:
         ),
         "sent": summary.count("sent"),
         "skipped_already_sent": summary.count("skipped"),
+        # an earlier run's 'unknown' deliveries: for an operator to settle, no failure of this run
+        "awaiting_decision": len(summary.awaiting_decision),
         "failed": len(summary.failed),
         "reports": dg.MetadataValue.md(
             "\n".join(
@@ -107,8 +111,13 @@ def _materialise(
     except runner.NoActivity as no_activity:
         raise dg.Failure(description=f"nothing mailed: {no_activity} (has ingestion stopped?)") from None
     metadata = _metadata(summary)
+    for outcome in summary.awaiting_decision:
+        context.log.warning(f"{outcome.recipient.email} ({outcome.report_slug}): {outcome.error}")
     if summary.failed:  # every recipient was attempted; now make the failures impossible to miss
-        failed = ", ".join(f"{o.recipient.email} ({o.status}: {o.error})" for o in summary.failed)
+        failed = ", ".join(
+            f"{o.recipient.email} ({o.status}{', permanent' if o.permanent else ''}: {o.error})"
+            for o in summary.failed
+        )
         raise dg.Failure(
             description=f"{len(summary.failed)} report(s) not delivered: {failed}. {REDELIVERY_NOTE}",
             metadata=metadata,

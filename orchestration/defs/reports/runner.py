@@ -151,7 +151,8 @@ def run(
     period without any activity in the marts. ``require_complete``: raise Incomplete rather than render
     a period from marts last refreshed before it ended (scheduled runs; ``funnelhouse report`` only
     warns, through ``progress``). ``only_failed``: send only to the recipients whose delivery the
-    ledger has as failed and due another run (``Ledger.failed``): the redelivery sensor's runs. An
+    ledger has as failed, not permanently, and due another run (``Ledger.failed``): the redelivery
+    sensor's runs; any other run also tries the permanent failures (after a fixed address or relay). An
     address no longer among the recipients (a manager who left, a ``--to`` address) is not mailed
     again by itself."""
     dsn = environment.pg_dsn()

@@ -8,15 +8,21 @@ after each run) and has had fewer than ``MAX_RUNS`` runs, and runs that period's
 ``redeliver``: only those deliveries are sent (``runner.run(only_failed=True)``), nobody who has the
 report gets it twice (the ledger's claims), and each run counts against the bound.
 
-Not retried here: 'bounced' deliveries (the server refused them for good) and 'unknown' ones (they
-may have arrived; ``ledger``). The run key is the period's count of runs, so a period is asked for
-once per state: a re-delivery run that fails before it reaches the ledger (ClickHouse down, say) is
-not asked for again until another run of that partition moves the count on.
+Not retried here: 'bounced' deliveries and 'failed' ones marked permanent (no retry changes them: a
+relay without SMTPUTF8 for a non-ASCII local part; another run of the partition, without
+``redeliver``, tries them once the address or the relay is fixed), and 'unknown' ones (they may have
+arrived; ``ledger``).
+
+The run key is the period's count of ledger runs, so each state of the period is asked for once. A
+re-delivery run that fails before it reaches the ledger (ClickHouse down, say) leaves that count as it
+was; the sensor finds such runs by their tag (``REDELIVERY_TAG``, the key) in Dagster's run records,
+counts each as a run against the bound and the back-off, and asks again under a key of its own.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 import dagster as dg
 
@@ -25,10 +31,12 @@ from orchestration.defs.reports.schedules import daily_reports_job, weekly_repor
 
 DELAY_ENV = "FUNNELHOUSE_REPORT_REDELIVERY_MINUTES"
 DEFAULT_DELAY_MINUTES = 30.0
+REDELIVERY_TAG = "funnelhouse/redelivery"  # on the sensor's runs: the ledger state they were asked for
 _BY_KIND = {
     "daily": (daily_reports_job, daily_kpi_reports),
     "weekly": (weekly_reports_job, weekly_kpi_reports),
 }
+_ENDED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 def redelivery_delay() -> float:
@@ -38,6 +46,32 @@ def redelivery_delay() -> float:
         return float(value) if value else DEFAULT_DELAY_MINUTES
     except ValueError:
         raise ValueError(f"{DELAY_ENV} must be a number of minutes, not {value!r}") from None
+
+
+def _run_key(instance: dg.DagsterInstance, due, delay_minutes: float) -> tuple[str | None, str]:
+    """The run key to ask for ``due`` (a ``ledger.Redelivery``) under, or None; and why.
+
+    Runs already asked for in this ledger state (tagged with its key) left the ledger as it was: they
+    are queued or running, ended without anything to send (success) or stopped by someone
+    (canceled), or failed before they reached it. Only the last kind is asked for again, each one
+    counted as a run of the period's deliveries."""
+    from ingestion.reports import ledger
+
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={REDELIVERY_TAG: due.key}))
+    statuses = {record.dagster_run.status for record in records}
+    if statuses - _ENDED:
+        return None, "its re-delivery run has not ended yet"
+    if statuses & {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.CANCELED}:
+        return None, "its re-delivery run ended without changing the ledger (succeeded or canceled)"
+    if not records:
+        return f"redeliver-{due.key}", "due"
+    runs = due.runs + len(records)  # every one of them failed before it reached the ledger
+    if runs >= ledger.MAX_RUNS:
+        return None, f"{len(records)} re-delivery run(s) failed before reaching the ledger: out of runs"
+    last_ended = max(record.end_time or record.update_timestamp.timestamp() for record in records)
+    if time.time() - last_ended < ledger.backoff(delay_minutes, runs).total_seconds():
+        return None, "its last re-delivery run failed before reaching the ledger; waiting to try again"
+    return f"redeliver-{due.key}-after-{len(records)}-failed", "due again"
 
 
 @dg.sensor(
@@ -50,21 +84,26 @@ def report_redelivery_sensor(context: dg.SensorEvaluationContext):
     from ingestion.reports.ledger import Ledger
     from orchestration import environment
 
+    delay = redelivery_delay()
     requests = []
-    for due in Ledger(environment.pg_dsn()).redeliveries_due(redelivery_delay()):
+    for due in Ledger(environment.pg_dsn()).redeliveries_due(delay):
         job, asset = _BY_KIND[due.period_kind]
         partition = due.period_start.isoformat()
         if not asset.partitions_def.has_partition_key(partition):
             # sent by hand for a period the schedule does not cover: `funnelhouse report` re-sends it
             context.log.info(f"failed {due.period_kind} deliveries of {partition}: no partition, skipped")
             continue
+        run_key, why = _run_key(context.instance, due, delay)
+        if run_key is None:
+            context.log.info(f"failed {due.period_kind} deliveries of {partition}: {why}")
+            continue
         requests.append(
             dg.RunRequest(
-                run_key=f"redeliver-{due.key}",
+                run_key=run_key,
                 job_name=job.name,
                 partition_key=partition,
                 run_config={"ops": {asset.key.path[-1]: {"config": {"redeliver": True}}}},
-                tags={"funnelhouse/redelivery": due.key},
+                tags={REDELIVERY_TAG: due.key},
             )
         )
     return requests or dg.SkipReason("no failed report delivery is due for another run")
