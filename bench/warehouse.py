@@ -198,6 +198,21 @@ def _load(
             conn.execute(statement)
 
 
+def _full_build(build, log: list[str]) -> dict:
+    """``funnelhouse build --full-refresh`` (without the freshness report), timed."""
+    summary = build(full_refresh=True, freshness=False, log=log.append)
+    assert summary.ok, "\n".join(log[-40:])
+    return {
+        "replication_seconds": round(summary.replication_seconds, 1),
+        "dbt_build_seconds": round(summary.dbt_seconds, 1),
+        "total_seconds": round(summary.replication_seconds + summary.dbt_seconds, 1),
+        "rows_replicated": summary.rows_copied,
+        "replication_table_seconds": {
+            result.table: round(result.seconds, 2) for result in summary.replication
+        },
+    }
+
+
 def _dbt_ok(arguments: list[str]) -> None:
     from orchestration.defs.warehouse.build import run_dbt
 
@@ -302,14 +317,7 @@ def main() -> None:
 
         log: list[str] = []
         print("full build ...", flush=True)
-        full = build(full_refresh=True, freshness=False, log=log.append)
-        assert full.ok, "\n".join(log[-40:])
-        results["full_build"] = {
-            "replication_seconds": round(full.replication_seconds, 1),
-            "dbt_build_seconds": round(full.dbt_seconds, 1),
-            "total_seconds": round(full.replication_seconds + full.dbt_seconds, 1),
-            "rows_replicated": full.rows_copied,
-        }
+        results["full_build"] = _full_build(build, log)
 
         print("PostgreSQL equivalent ...", flush=True)
         postgres_seconds = {}
@@ -391,16 +399,7 @@ def main() -> None:
         # (tombstones) and swaps it in.
         print("nightly full refresh over the existing warehouse ...", flush=True)
         log.clear()
-        nightly = build(full_refresh=True, freshness=False, log=log.append)
-        assert nightly.ok, "\n".join(log[-40:])
-        results["nightly_full_build"] = {
-            "replication_seconds": round(nightly.replication_seconds, 1),
-            "dbt_build_seconds": round(nightly.dbt_seconds, 1),
-            "total_seconds": round(nightly.replication_seconds + nightly.dbt_seconds, 1),
-            "replication_table_seconds": {
-                result.table: round(result.seconds, 2) for result in nightly.replication
-            },
-        }
+        results["nightly_full_build"] = _full_build(build, log)
 
         print("dashboard queries ...", flush=True)
         client = clickhouse_client()

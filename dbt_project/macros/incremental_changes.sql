@@ -30,9 +30,11 @@
     fact_changed_ids returns (new, updated or deleted in PostgreSQL); the model's incremental query
     then inserts the live version of those ids (incremental_strategy append) and the post-hook
     record_watermarks moves the fact's watermark. Nothing is run when none of them is in the fact yet
-    (the usual case: new rows only), so no mutation is started. -#}
+    (the usual case: new rows only), so no mutation is started. A fact built before the raw
+    timestamps were declared in UTC gets its timestamp columns declared so first. -#}
 {% macro delete_replicated_ids(table, key_column) -%}
     {%- if execute and is_incremental() -%}
+        {%- do declare_timestamps_in_utc(this) -%}
         {%- set condition = key_column ~ ' in (' ~ fact_changed_ids(table) ~ ')' -%}
         {%- set present = run_query('select count() from ' ~ this ~ ' where ' ~ condition).columns[0].values()[0] -%}
         {%- if present > 0 -%}
@@ -41,11 +43,36 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Declare in UTC each timestamp column of the existing table `relation` declared without a zone
+    (DateTime64(6) -> DateTime64(6, 'UTC'), also inside Nullable), as raw's are
+    (ingestion/replication/schema.py, declared_type). Incremental models keep the column types they
+    were first built with; a zone-less one would read in the server's zone after a restart (ClickHouse
+    issue 93613) and pass that type on (max(sent_at) in a mart whose contract says UTC). Only metadata
+    changes: the stored instants stay. -#}
+{% macro declare_timestamps_in_utc(relation) -%}
+    {%- set declared -%}
+        replaceRegexpAll(replaceRegexpAll(type, 'DateTime64\\((\\d+)\\)', 'DateTime64(\\1, \'UTC\')'),
+                         'DateTime(\\)|,|$)', 'DateTime(\'UTC\')\\1')
+    {%- endset -%}
+    {%- set changes = run_query(
+        "select name, " ~ declared ~ " as declared from system.columns where database = '" ~ relation.schema
+        ~ "' and table = '" ~ relation.identifier ~ "' and declared != type order by position"
+    ) -%}
+    {%- if changes | length > 0 -%}
+        {%- set modified = [] -%}
+        {%- for change in changes -%}
+            {%- do modified.append('modify column `' ~ change[0] ~ '` ' ~ change[1]) -%}
+        {%- endfor -%}
+        {%- do run_query('alter table ' ~ relation ~ ' ' ~ modified | join(', ')) -%}
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The start of the last successful build of the models of a marts schema (`mark_key`: its name; the
     KPI mart's own: `<marts schema>.mart_kpi_employee_daily`), as a SQL DateTime64, or none when no
     build was recorded. funnelhouse build and Dagster record it in <raw>._model_refreshes
-    (orchestration/defs/warehouse/refresh_state.py) as naive UTC; it is read back as text and re-read
-    as UTC, so a server in another time zone compares it correctly with _replicated_at. -#}
+    (orchestration/defs/warehouse/refresh_state.py) in a column declared in UTC, so its text is the
+    UTC wall clock on a server in any time zone, also after a restart (a zone-less column would then
+    follow the server's zone); re-read as UTC, it compares correctly with _replicated_at. -#}
 {% macro last_refresh_mark(mark_key) -%}
     {%- set raw_schema = source('crm', 'employees').schema -%}
     {%- set found = run_query(

@@ -70,7 +70,7 @@
 {% macro stored_watermarks() -%}
     {%- do run_query(
         "create table if not exists " ~ watermark_relation() ~ " (model String, table_name String, "
-        ~ "watermark_ms Int64, recorded_at DateTime64(6) default now64(6)) "
+        ~ "watermark_ms Int64, recorded_at DateTime64(6, 'UTC') default now64(6)) "
         ~ "engine = ReplacingMergeTree(recorded_at) order by (model, table_name)"
     ) -%}
     {%- set rows = run_query(

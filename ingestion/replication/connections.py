@@ -7,7 +7,9 @@ start of each run because the embedded PostgreSQL may come back on another port.
 
 Every session runs in UTC, whatever zone the server is configured with (``<timezone>`` in its
 config; Asia/Shanghai is common on servers in China): the CRM's timestamps are UTC wall-clock values
-and KPI days are UTC days. See :func:`clickhouse_client`.
+and KPI days are UTC days. See :func:`clickhouse_client`. The stored timestamps are declared in UTC
+as well (``schema.declared_type``): a column without a zone would follow the server's zone again
+after a restart.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ _UTC_SESSION = {"session_timezone": "UTC"}
 def clickhouse_client(settings: ClickHouseSettings | None = None, **extra):
     """A clickhouse-connect client whose session runs in UTC, exchanging naive UTC datetimes.
 
-    clickhouse-connect learns the server's own zone when it connects (before any setting applies)
-    and, by default, returns zone-less values converted to the zone a response names, which need not
-    be the session's (the embedded server names its own). ``tz_mode="schema"`` returns them naive,
-    as their UTC wall clock, like every value funnelhouse writes; a column declared with a zone still
-    comes back aware. ``server_tz`` is what it renders an aware query parameter in.
+    funnelhouse's timestamps are declared in UTC (``schema.declared_type``), which
+    ``tz_mode="naive_utc"`` returns naive, as their UTC wall clock, like every value funnelhouse
+    writes and compares them with. A zone-less value (``now64()``, a column of an older table) comes
+    back in the zone the response names, the session's (UTC) on ClickHouse and on the local server;
+    failing that, in ``server_tz`` (``tz_source="server"``), never in the process's own zone.
+    clickhouse-connect learns the server's configured zone when it connects (before any setting
+    applies): ``server_tz`` is set to UTC after it, and is also what an aware query parameter is
+    rendered in. A column declared in another zone would still come back aware.
     """
     settings = settings or clickhouse_settings()
     client = clickhouse_connect.get_client(
@@ -47,7 +52,8 @@ def clickhouse_client(settings: ClickHouseSettings | None = None, **extra):
         secure=settings.secure,
         send_receive_timeout=_QUERY_TIMEOUT_SECONDS,
         settings={**(extra.pop("settings", None) or {}), **_UTC_SESSION},
-        tz_mode="schema",
+        tz_mode="naive_utc",
+        tz_source="server",
         **extra,
     )
     client.server_tz = dt.UTC

@@ -18,6 +18,10 @@ what a reader sees may belong to a load still in progress; every row stamped at 
 ``replicated_through_ms`` is committed, which is what the incremental models bound their windows by
 (dbt_project/macros/watermarks.sql). Runs of one table must not overlap (the Dagster raw assets and
 dbt share the ``warehouse`` pool), or a later run's stamp could pass an earlier run's uncommitted rows.
+
+A row holding a value ClickHouse cannot read (a timestamp 'infinity', a numeric 'NaN') is left out of
+the pull and quarantined instead of failing it (``quarantine.py``); ``TableResult.quarantined`` counts
+a table's rows in quarantine.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from ingestion.replication import cursor, schema
+from ingestion.replication import cursor, quarantine, schema, tag_words
 from ingestion.replication.connections import as_utc, clickhouse_client, ensure_named_collection
 from ingestion.replication.tables import BY_NAME, RAW_TABLES, RawTable
 
@@ -54,6 +59,8 @@ class TableResult:
     window_end: str
     # Rows inserted, updated or deleted; for a snapshot, content different from the previous one.
     changed: bool
+    # Rows left in quarantine after the run: values ClickHouse cannot read (``quarantine.py``).
+    quarantined: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +105,7 @@ class Replicator:
         self.log: Callable[[str], None] = log or (lambda _message: None)
         self.collection = ensure_named_collection(self.client, pg_dsn)
         schema.create_database(self.client, self.database)
+        quarantine.create_table(self.client, self.database)
         self.bound = bound or cursor.visible_bound(pg_dsn)
 
     def with_client(self, client) -> Replicator:
@@ -106,6 +114,11 @@ class Replicator:
         twin = copy.copy(self)
         twin.client = client
         return twin
+
+    @functools.cached_property
+    def known_tag_words(self) -> tuple[str, ...]:
+        """The deployment's words for the tag filter (``tag_words``), read once per run."""
+        return tag_words.configured(self.pg_dsn)
 
     def _qualified(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
@@ -183,6 +196,8 @@ class Replicator:
         """Bring ``table`` up to the run's bound; ``full_refresh`` copies it whole even if a window
         of changes would do."""
         started = time.perf_counter()
+        if table.tag_columns:
+            table = table.with_known_tag_words(self.known_tag_words)
         columns = schema.select_list(self.client, table, self.collection)
         pulled = schema.pulled_columns(self.client, table, columns, self.collection)
         rows_start, deletions_start, changed_before, live_before, replicated_before = self._state(table.name)
@@ -194,10 +209,12 @@ class Replicator:
             return twin.replicate(table, full_refresh)
         if table.incremental and (full_refresh or self._needs_reload(table, columns, pulled)):
             rows_start = cursor.EPOCH
-            copied, tombstones = self._reload(table, columns, pulled)
+            unreadable = self._check_readable(table, columns, (rows_start, self.bound))
+            copied, tombstones = self._reload(table, columns, pulled, unreadable)
             changed, live_rows = True, self._live_rows(table.name)
         elif table.incremental:
-            copied = self._copy_window(table, columns, rows_start)
+            unreadable = self._check_readable(table, columns, (rows_start, self.bound))
+            copied = self._copy_window(table, columns, rows_start, unreadable)
             tombstones = self._tombstone(table, deletions_start)
             changed = bool(copied or tombstones)
             # Counting live rows needs a FINAL scan (seconds on millions of conversations): an
@@ -208,8 +225,11 @@ class Replicator:
         else:
             schema.create_table(self.client, self.database, table, pulled, schema.definitions(columns))
             rows_start = cursor.EPOCH
-            (copied, changed), tombstones = self._snapshot(table, columns, pulled), 0
-            live_rows = copied  # a fresh copy of a table keyed by id: one row per id
+            unreadable = self._check_readable(table, columns, None)
+            (copied, changed), tombstones = self._snapshot(table, columns, pulled, unreadable), 0
+            # A fresh copy of a table keyed by id: one row per id (and those held back in quarantine).
+            live_rows = self._live_rows(table.name) if unreadable.held_back else copied
+        quarantine.settle(self.client, self.database, table.name, unreadable, utc_now())
         self._save_state(
             table.name, self.bound, copied, tombstones, changed, live_rows, changed_before, replicated_before
         )
@@ -223,11 +243,14 @@ class Replicator:
             window_start=rows_start.isoformat(),
             window_end=self.bound.isoformat(),
             changed=changed,
+            quarantined=unreadable.in_quarantine,
         )
         self.log(
             f"{table.name}: {result.mode}{'' if changed else ' (unchanged)'}, {copied} row(s) copied, "
             f"{tombstones} deletion(s), "
-            f"{result.live_rows} live, {result.seconds:.2f}s"
+            f"{result.live_rows} live, "
+            + (f"{result.quarantined} in quarantine (unreadable), " if result.quarantined else "")
+            + f"{result.seconds:.2f}s"
         )
         return result
 
@@ -282,17 +305,52 @@ class Replicator:
         else:
             self.client.command(f"rename table {self._qualified(new)} to {self._qualified(table.name)}")
 
-    def _reload(self, table: RawTable, columns, pulled: list[tuple[str, str]]) -> tuple[int, int]:
-        """(rows copied, tombstones) of a reload from scratch: every row up to the bound, built beside
-        the live table, plus a tombstone for each of its rows deleted since (``_tombstone_vanished``),
+    def _reload(
+        self, table: RawTable, columns, pulled: list[tuple[str, str]], unreadable: quarantine.Check
+    ) -> tuple[int, int]:
+        """(rows copied, tombstones) of a reload from scratch: every readable row up to the bound, built
+        beside the live table, plus a tombstone for each of its rows deleted since (``_tombstone_vanished``),
         then swapped in."""
         older_aside = _set_aside_by_older_versions(table)
         with self._built_beside(table, columns, pulled) as new:
-            copied = self._copy_window(table, columns, cursor.EPOCH, into=new)
+            copied = self._copy_window(table, columns, cursor.EPOCH, unreadable, into=new)
+            for old in (table.name, older_aside):
+                self._keep_held_back(old, new, columns, unreadable.held_back)
             tombstones = sum(self._tombstone_vanished(old, new, columns) for old in (table.name, older_aside))
             self._swap_in(table, new)
         self.client.command(f"drop table if exists {self._qualified(older_aside)}")
         return copied, tombstones
+
+    def _columns_alike(self, old: str, new: str, columns) -> list[str]:
+        """The columns of ``new`` (a complete new copy) that the table ``old`` means alike, but the
+        deletion flag and load time: source columns copied as they are, and derived ones still defined
+        the same way. Empty if there is no table ``old``."""
+        old_definitions = dict(schema.existing_definitions(self.client, self.database, old) or [])
+        if not old_definitions:
+            return []
+        definitions, plain = schema.definitions(columns), schema.plain_copies(columns)
+        return [
+            column
+            for column, _ in schema.existing_definitions(self.client, self.database, new) or []
+            if column in old_definitions
+            and column not in ("_is_deleted", "_replicated_at")
+            and (column in plain or column == "_version" or old_definitions[column] == definitions[column])
+        ]
+
+    def _keep_held_back(self, old: str, new: str, columns, held_back: list[int]) -> None:
+        """The version ``old`` had of each row ``held_back`` in quarantine, copied into ``new`` (a
+        reload or a snapshot): such a row is no deletion, and keeps its last readable version as an
+        incremental run would leave it, load time included (nothing new of it reached raw). Columns
+        ``old`` does not mean alike take their defaults (``_columns_alike``)."""
+        if not held_back or not (alike := self._columns_alike(old, new, columns)):
+            return
+        listed = ", ".join(f"`{column}`" for column in alike)
+        self.client.command(
+            f"insert into {self._qualified(new)} ({listed}, `_is_deleted`, `_replicated_at`) "
+            f"select {listed}, _is_deleted, _replicated_at from {self._qualified(old)} final "
+            f"where not _is_deleted and {quarantine.inclusion(held_back)} "
+            f"and id not in (select id from {self._qualified(new)})"
+        )
 
     def _tombstone_vanished(self, old: str, new: str, columns) -> int:
         """A tombstone in ``new`` (a reload) for each live row of ``old`` that PostgreSQL no longer has.
@@ -300,21 +358,12 @@ class Replicator:
         The reload copies live rows only, so a row deleted since the last run would leave no trace,
         and the incremental facts, which remove the ids that have a new raw version, would keep it.
         The tombstone keeps the old version and is stamped now, as every row of the reload is. It
-        copies the columns the two tables mean alike: source columns copied as they are, and derived
-        ones still defined the same way. The rest take their defaults: a value the old definition let
-        through (a tag now filtered out) must not come back with the tombstone."""
-        old_definitions = dict(schema.existing_definitions(self.client, self.database, old) or [])
-        if not old_definitions:
+        copies the columns the two tables mean alike (``_columns_alike``). The rest take their
+        defaults: a value the old definition let through (a tag now filtered out) must not come back
+        with the tombstone. (Rows held back in quarantine are in ``new`` already: ``_keep_held_back``.)"""
+        if not (alike := self._columns_alike(old, new, columns)):
             return 0
-        definitions, plain = schema.definitions(columns), schema.plain_copies(columns)
-        copied = [
-            column
-            for column, _ in schema.existing_definitions(self.client, self.database, new) or []
-            if column in old_definitions
-            and column not in ("_is_deleted", "_replicated_at")
-            and (column in plain or column == "_version" or old_definitions[column] == definitions[column])
-        ]
-        listed = ", ".join(f"`{column}`" for column in copied)
+        listed = ", ".join(f"`{column}`" for column in alike)
         summary = self.client.command(
             f"insert into {self._qualified(new)} ({listed}, `_is_deleted`, `_replicated_at`) "
             f"select {listed}, toUInt8(1), now64(3) from {self._qualified(old)} final "
@@ -322,13 +371,46 @@ class Replicator:
         )
         return int(summary.written_rows)
 
-    def _copy_window(self, table: RawTable, columns, start: dt.datetime, into: str = "") -> int:
-        where = f"updated_at >= {_timestamp_literal(start)} and updated_at < {_timestamp_literal(self.bound)}"
+    def _check_readable(
+        self, table: RawTable, columns, window: tuple[dt.datetime, dt.datetime] | None
+    ) -> quarantine.Check:
+        """What the pull of ``window`` (None: a snapshot) must leave out, and the rows in quarantine
+        it can take again."""
+        entries = quarantine.open_entries(self.client, self.database, table.name)
+        expressions = [expression for _, expression in columns]
+        return quarantine.check(self.pg_dsn, table.name, expressions, window, entries)
+
+    def _pull(self, table: RawTable, columns, into: str, *conditions: str) -> int:
+        """Rows inserted into ``into`` by a pull of the rows meeting every condition. ClickHouse must
+        hand the whole WHERE clause to PostgreSQL (``external_table_strict_query``), or fail: a
+        condition it kept would read the whole table, and parse the rows left out for being unreadable."""
+        where = " and ".join(condition for condition in conditions if condition)
         summary = self.client.command(
-            f"insert into {self._qualified(into or table.name)} "
-            f"{schema.pull_sql(table, columns, self.collection, where)}"
+            f"insert into {self._qualified(into)} {schema.pull_sql(table, columns, self.collection, where)}",
+            settings={"external_table_strict_query": 1} if where else None,
         )
         return int(summary.written_rows)
+
+    def _copy_window(
+        self, table: RawTable, columns, start: dt.datetime, unreadable: quarantine.Check, into: str = ""
+    ) -> int:
+        """Rows copied from the window ``[start, bound)``, less the unreadable ones, and the rows
+        leaving quarantine whose ``updated_at`` lies before it (fixed without it moving)."""
+        into = into or table.name
+        before_bound = f"updated_at < {_timestamp_literal(self.bound)}"
+        copied = self._pull(
+            table,
+            columns,
+            into,
+            f"updated_at >= {_timestamp_literal(start)}",
+            before_bound,
+            quarantine.exclusion(unreadable.held_back),
+        )
+        if unreadable.behind_window:
+            copied += self._pull(
+                table, columns, into, quarantine.inclusion(unreadable.behind_window), before_bound
+            )
+        return copied
 
     def _tombstone(self, table: RawTable, start: dt.datetime) -> int:
         """Re-insert each deleted row's last version flagged deleted, versioned by its deletion time.
@@ -361,18 +443,20 @@ class Replicator:
             written += int(summary.written_rows)
         return written
 
-    def _snapshot(self, table: RawTable, columns, pulled: list[tuple[str, str]]) -> tuple[int, bool]:
-        """Rows copied, and whether the new snapshot differs from the live one. It is swapped in
-        either way, so its _replicated_at (source freshness) says the table was checked just now."""
+    def _snapshot(
+        self, table: RawTable, columns, pulled: list[tuple[str, str]], unreadable: quarantine.Check
+    ) -> tuple[int, bool]:
+        """Rows copied (all but the unreadable ones), and whether the new snapshot differs from the
+        live one. It is swapped in either way, so its _replicated_at (source freshness) says the table
+        was checked just now."""
         with self._built_beside(table, columns, pulled) as new:
-            summary = self.client.command(
-                f"insert into {self._qualified(new)} {schema.pull_sql(table, columns, self.collection)}"
-            )
+            copied = self._pull(table, columns, new, quarantine.exclusion(unreadable.held_back))
+            self._keep_held_back(table.name, new, columns, unreadable.held_back)
             changed = schema.content_fingerprint(
                 self.client, self.database, new
             ) != schema.content_fingerprint(self.client, self.database, table.name)
             self._swap_in(table, new)
-        return int(summary.written_rows), changed
+        return copied, changed
 
 
 def replicate_tables(

@@ -1,13 +1,15 @@
 """DDL of the ``raw`` database: one ReplacingMergeTree per seed table, and the cursor table.
 
 Column types come from ClickHouse's own reading of the PostgreSQL table (``DESCRIBE`` of the
-pulling SELECT), so raw types are exactly what the pull produces and no type map is kept by hand.
+pulling SELECT), so raw types are exactly what the pull produces and no type map is kept by hand,
+except that every timestamp is declared in UTC (:func:`declared_type`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 from ingestion.replication.connections import source, string_literal
 from ingestion.replication.tables import RawTable
@@ -20,6 +22,41 @@ VERSION_EXPRESSIONS = (
     ("_is_deleted", "toUInt8(0)"),
     ("_replicated_at", "now64(3)"),
 )
+
+
+# A DateTime or DateTime64(p) without a zone argument (DateTime64 takes its precision first).
+_ZONE_LESS_TIMESTAMP = re.compile(r"\bDateTime64\((\d+)\)|\bDateTime\b(?!\()")
+
+
+def declared_type(column_type: str) -> str:
+    """``column_type`` with each timestamp in it declared in UTC: ``DateTime64(6)`` becomes
+    ``DateTime64(6, 'UTC')``, ``Nullable(DateTime)`` ``Nullable(DateTime('UTC'))``.
+
+    A stored timestamp is an instant; a column without a zone of its own shows it (``toDate``,
+    ``toString``, ``toYYYYMM``) in the zone of the session that created the table only until the
+    server restarts, and then in the server's ``<timezone>`` (ClickHouse issue 93613): on a server
+    set to Asia/Shanghai, KPI days, partitions and refresh marks would move 8 hours. Declared in
+    UTC, they read as UTC on any server. The instants are the same either way: the UTC session
+    reads PostgreSQL's ``timestamp without time zone`` values as UTC."""
+    return _ZONE_LESS_TIMESTAMP.sub(
+        lambda found: f"DateTime64({found[1]}, 'UTC')" if found[1] else "DateTime('UTC')", column_type
+    )
+
+
+def declare_timestamps_in_utc(client, database: str, table: str) -> None:
+    """Declare in UTC each timestamp column of ``table`` created without a zone (by an older
+    version). Only metadata changes: the stored instants stay, and a column already in UTC is left
+    alone, so this is cheap to repeat."""
+    columns = client.query(
+        "select name, type from system.columns where database = {database:String} and table = {table:String}",
+        parameters={"database": database, "table": table},
+    ).result_rows
+    if changes := [
+        f"modify column `{name}` {declared_type(column_type)}"
+        for name, column_type in columns
+        if declared_type(column_type) != column_type
+    ]:
+        client.command(f"alter table `{database}`.`{table}` {', '.join(changes)}")
 
 
 def raw_database() -> str:
@@ -67,12 +104,12 @@ def create_database(client, database: str) -> None:
     client.command(
         f"""create table if not exists `{database}`.{STATE_TABLE} (
             table_name String,
-            rows_cursor DateTime64(6),
-            deletions_cursor DateTime64(6),
+            rows_cursor DateTime64(6, 'UTC'),
+            deletions_cursor DateTime64(6, 'UTC'),
             rows_copied UInt64,
             tombstones UInt64,
-            recorded_at DateTime64(6) default now64(6),
-            changed_at DateTime64(6) default recorded_at,
+            recorded_at DateTime64(6, 'UTC') default now64(6),
+            changed_at DateTime64(6, 'UTC') default recorded_at,
             live_rows Nullable(UInt64),
             replicated_through_ms Nullable(Int64),
             cursor_utc_offset_seconds Int32 default 0
@@ -84,30 +121,40 @@ def create_database(client, database: str) -> None:
     # cursors as UTC (what freshness took them for; the next run records the real offset).
     client.command(
         f"alter table `{database}`.{STATE_TABLE} "
-        "add column if not exists changed_at DateTime64(6) default recorded_at, "
+        "add column if not exists changed_at DateTime64(6, 'UTC') default recorded_at, "
         "add column if not exists live_rows Nullable(UInt64), "
         "add column if not exists replicated_through_ms Nullable(Int64), "
         "add column if not exists cursor_utc_offset_seconds Int32 default 0"
     )
+    declare_timestamps_in_utc(client, database, STATE_TABLE)
 
 
-def content_fingerprint(client, database: str, name: str) -> tuple[int, int]:
-    """(rows, hash of every row but its load time): equal fingerprints mean the same content.
+def content_fingerprint(client, database: str, name: str) -> tuple[int, int, list[str]]:
+    """(rows, hash of every row but its load time, column types): equal fingerprints mean the same
+    content, declared the same way. (A snapshot whose timestamps an upgrade declared in UTC counts as
+    changed once, so the models built from it are rebuilt with UTC columns too.)
 
     The row is hashed as one tuple: ``cityHash64(a, b, ...)`` of several arguments is NULL as soon as
     one of them is, which made the sum NULL (and every content change with the same row count
     invisible) for any table with a NULL in each row."""
-    return client.query(
+    rows, content_hash = client.query(
         f"select count(), sum(cityHash64(tuple(* except (_replicated_at)))) from `{database}`.`{name}`"
     ).result_rows[0]
+    types = client.query(
+        "select type from system.columns where database = {database:String} and table = {name:String}"
+        " order by position",
+        parameters={"database": database, "name": name},
+    ).result_rows
+    return rows, content_hash, [column_type for (column_type,) in types]
 
 
 def pulled_columns(
     client, table: RawTable, columns: list[tuple[str, str]], collection: str
 ) -> list[tuple[str, str]]:
-    """(name, ClickHouse type) of each column the pull writes, in order."""
+    """(name, ClickHouse type) of each column the pull writes, in order: the type the pull produces,
+    with timestamps declared in UTC (:func:`declared_type`)."""
     described = client.query(f"describe ({pull_sql(table, columns, collection)} limit 0)").result_rows
-    return [(column, column_type) for column, column_type, *_ in described]
+    return [(column, declared_type(column_type)) for column, column_type, *_ in described]
 
 
 def table_exists(client, database: str, name: str) -> bool:
@@ -116,14 +163,25 @@ def table_exists(client, database: str, name: str) -> bool:
 
 def existing_definitions(client, database: str, name: str) -> list[tuple[str, str]] | None:
     """(column, definition) of each column of a raw table as it stands, in order; None if there is
-    no such table."""
+    no such table.
+
+    A column declared otherwise than the pull's columns are now (a timestamp without a zone, from
+    replication before :func:`declared_type`) has a definition no pull gives: its table is reloaded
+    once, into columns declared in UTC."""
     if not table_exists(client, database, name):
         return None
-    return client.query(
-        "select name, comment from system.columns where database = {database:String} and table = {name:String}"
-        " order by position",
+    columns = client.query(
+        "select name, comment, type from system.columns"
+        " where database = {database:String} and table = {name:String} order by position",
         parameters={"database": database, "name": name},
     ).result_rows
+    return [
+        (
+            column,
+            comment if declared_type(column_type) == column_type else f"{comment} declared as {column_type}",
+        )
+        for column, comment, column_type in columns
+    ]
 
 
 def create_table(

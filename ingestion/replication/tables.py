@@ -21,7 +21,9 @@ are what the performance reports show, and they are not customer data.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ingestion.generate import phrases, vocab
@@ -38,10 +40,18 @@ class RawTable:
     dropped: tuple[str, ...] = ()
     # ClickHouse expressions over the source columns, evaluated while pulling.
     derived: dict[str, str] = field(default_factory=dict)
+    # Columns of extracted tags, derived by the tag filter: a deployment extends its known words.
+    tag_columns: tuple[str, ...] = ()
 
     @property
     def incremental(self) -> bool:
         return self.mode == "incremental"
+
+    def with_known_tag_words(self, extra: Iterable[str]) -> RawTable:
+        """This table with its tag filter also knowing the deployment's ``extra`` words (``tag_words``)."""
+        if not self.tag_columns:
+            return self
+        return dataclasses.replace(self, derived={**self.derived, **_tag_filters(self.tag_columns, extra)})
 
 
 def _present(column: str) -> str:
@@ -56,10 +66,12 @@ _CONTACT_CHARACTERS = "[0-9０-９@＠]"
 _HANDLE_SHAPED = "[A-Za-zＡ-Ｚａ-ｚ_＿.．－-]{5,}"
 
 
-def _known_tags_shaped_like_handles() -> list[str]:
+def _known_tags_shaped_like_handles(extra: Iterable[str] = ()) -> list[str]:
     """The tags of the CRM's text analysis (keywords, risk keywords, intention signals, modelled by
-    the generator: ingestion/generate/vocab.py and phrases.py) that hold a handle-shaped run, such as
-    "crypto", "withdraw" or "asked about fees", lower-cased: replicated because they are known words."""
+    the generator: ingestion/generate/vocab.py and phrases.py) and the deployment's ``extra`` words
+    that hold a handle-shaped run, such as "crypto", "withdraw" or "asked about fees", lower-cased and
+    sorted (the filter's definition must not change with their order): replicated because they are
+    known words."""
     signals = (
         signal
         for by_phase in (phrases.ZH, phrases.EN)
@@ -67,18 +79,18 @@ def _known_tags_shaped_like_handles() -> list[str]:
         for phrase in phrase_list
         for signal in phrase.signals
     )
-    vocabulary = {*vocab.KEYWORDS, *vocab.RISK_KEYWORDS, *signals}
+    vocabulary = {*vocab.KEYWORDS, *vocab.RISK_KEYWORDS, *signals, *extra}
     return sorted({tag.lower() for tag in vocabulary if re.search(_HANDLE_SHAPED, tag)})
 
 
-def _tags_without_contact_details(column: str) -> str:
+def _tags_without_contact_details(column: str, extra_known_words: Iterable[str] = ()) -> str:
     """A JSON array of extracted tags (keywords, intention signals, risk keywords) with only the tags
     that cannot be contact details. Tags are vocabulary: Chinese words ("美股", "询问费用"), tickers
     ("TSLA") and a few English words and phrases ("crypto", "wants to withdraw"). A tag is dropped if it
     holds a digit or an "@" (a phone number, an e-mail, a numbered handle), or a handle-shaped run of
     Latin letters (a WeChat id or Telegram username without digits, "zhangwei", "加我li_na") unless it
-    is one of the analysis's known words. What is lost is an English tag outside the vocabulary with a
-    word of five letters or more; Chinese tags and short words (tickers, "risk") all pass. (The search
+    is one of the analysis's known words, or of the deployment's (``tag_words``). What is lost is an
+    English tag outside the vocabulary with a word of five letters or more; Chinese tags and short words (tickers, "risk") all pass. (The search
     index redacts tags instead: ``ingestion.search.redaction``.) An object becomes the array of its
     keys; anything else but an array, an empty array."""
     value = f"ifNull({column}, '')"
@@ -86,7 +98,11 @@ def _tags_without_contact_details(column: str) -> str:
         f"if(JSONType({value}) = 'Object', arrayMap(key -> toJSONString(key), JSONExtractKeys({value})), "
         f"JSONExtractArrayRaw({value}))"
     )
-    known = "[" + ", ".join(string_literal(tag) for tag in _known_tags_shaped_like_handles()) + "]"
+    known = (
+        "["
+        + ", ".join(string_literal(tag) for tag in _known_tags_shaped_like_handles(extra_known_words))
+        + "]"
+    )
     # The raw element is matched (a number or a nested value is checked too), the string it holds is
     # looked up.
     safe = (
@@ -95,6 +111,11 @@ def _tags_without_contact_details(column: str) -> str:
     )
     kept = f"arrayFilter(element -> {safe}, {elements})"
     return f"if({column} is null, null, concat('[', arrayStringConcat({kept}, ','), ']'))"
+
+
+def _tag_filters(columns: Iterable[str], extra_known_words: Iterable[str] = ()) -> dict[str, str]:
+    extra = tuple(extra_known_words)
+    return {column: _tags_without_contact_details(column, extra) for column in columns}
 
 
 _CONTACT_COLUMNS = ("wechat_id", "whatsapp", "telegram", "email", "phone")
@@ -152,8 +173,9 @@ RAW_TABLES: tuple[RawTable, ...] = (
         derived={
             "content_length": "toUInt32(lengthUTF8(ifNull(content, '')))",
             "has_media": _present("media_url"),
-            **{column: _tags_without_contact_details(column) for column in _TAG_COLUMNS},
+            **_tag_filters(_TAG_COLUMNS),
         },
+        tag_columns=_TAG_COLUMNS,
     ),
     RawTable(
         "conversation_events",

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 from psycopg.types.json import Jsonb
 
 from ingestion.generate import phrases, vocab
+from ingestion.replication import tag_words
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
 from tests.fixtures.warehouse import load_fixture
@@ -29,6 +31,11 @@ def _replicated_tags(pg_dsn: str, raw_database: str, tags: dict[str, object]) ->
             [Jsonb(tags[column]) if column in tags else None for column in TAG_COLUMNS],
         )
     replicate_tables(pg_dsn, ["conversations"])
+    return _raw_tags(raw_database)
+
+
+def _raw_tags(raw_database: str) -> dict[str, object]:
+    """The tag columns of the MSG_TAGS conversation in raw, parsed."""
     [row] = (
         clickhouse_client()
         .query(
@@ -102,3 +109,38 @@ def test_tags_an_older_filter_let_through_are_reloaded_away(pg_dsn, clickhouse_e
         f"select source_message_id, keywords from {raw} final where source_message_id = 'MSG_TAGS'"
     ).result_rows == [("MSG_TAGS", '["美股"]')]
     assert client.query(f"select count() from {raw} where keywords like '%zhangwei%'").result_rows == [(0,)]
+
+
+def test_a_deployments_own_tag_words_are_replicated_once_configured(pg_dsn, clickhouse_env, monkeypatch):
+    """A word outside the CRM analysis's vocabulary ("dividend") cannot be told from a handle and is
+    dropped, until the deployment lists it (system_settings, or the environment): then the raw table
+    is reloaded with it, and reloaded without it once it is taken off the list."""
+    monkeypatch.delenv(tag_words.ENVIRONMENT_VARIABLE, raising=False)
+    tags = {"keywords": ["美股", "dividend", "coupon", "zhangwei"]}
+    assert _replicated_tags(pg_dsn, clickhouse_env, tags)["keywords"] == ["美股"]
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into system_settings (key, value, value_type, category) values (%s, %s, 'json', 'replication')",
+            (tag_words.SETTING_KEY, '["Dividend"]'),
+        )
+    monkeypatch.setenv(tag_words.ENVIRONMENT_VARIABLE, "coupon, bond")
+    messages: list[str] = []
+    replicate_tables(pg_dsn, ["conversations"], log=messages.append)
+    assert _raw_tags(clickhouse_env)["keywords"] == ["美股", "dividend", "coupon"]
+    assert any("reloading it from scratch" in message for message in messages)
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("delete from system_settings where key = %s", (tag_words.SETTING_KEY,))
+    replicate_tables(pg_dsn, ["conversations"])
+    assert _raw_tags(clickhouse_env)["keywords"] == ["美股", "coupon"]
+
+
+def test_a_malformed_tag_word_setting_is_a_clear_error(pg_dsn):
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into system_settings (key, value) values (%s, %s)",
+            (tag_words.SETTING_KEY, "dividend, coupon"),
+        )
+    with pytest.raises(tag_words.BadKnownTagWords, match="replication.known_tag_words.*JSON array"):
+        tag_words.configured(pg_dsn)

@@ -7,8 +7,10 @@ after that mark are what the next incremental build must carry downstream. Readi
 than only the current replication run's result means a failed dbt run, or replication done by
 another process (the Dagster raw assets), is caught up by the next build instead of being lost.
 
-Both timestamps are naive UTC from :func:`ingestion.replication.replicate.utc_now`. A table's
-``changed_at`` is written after its rows are visible, so a build that started later has read them.
+Both timestamps are naive UTC from :func:`ingestion.replication.replicate.utc_now`, stored in
+columns declared in UTC (so they read the same on a server in another zone, also after it restarts:
+``schema.declared_type``). A table's ``changed_at`` is written after its rows are visible, so a build
+that started later has read them.
 
 The KPI mart has a mark of its own (same table, key ``<marts schema>.mart_kpi_employee_daily``): in
 Dagster it is built by its own daily-partitioned job from the facts the hourly refresh built, so the
@@ -42,10 +44,11 @@ def _ensure_table(client, raw_database: str) -> None:
     client.command(
         f"""create table if not exists `{raw_database}`.{REFRESH_TABLE} (
             marts_schema String,
-            refreshed_through DateTime64(6),
-            recorded_at DateTime64(6) default now64(6)
+            refreshed_through DateTime64(6, 'UTC'),
+            recorded_at DateTime64(6, 'UTC') default now64(6)
         ) engine = ReplacingMergeTree(recorded_at) order by marts_schema"""
     )
+    schema.declare_timestamps_in_utc(client, raw_database, REFRESH_TABLE)
 
 
 def last_refresh(client, raw_database: str, marts_schema: str) -> dt.datetime | None:
@@ -111,7 +114,7 @@ def tables_changed_since_refresh(
         refreshed_through = min(refreshed_through, kpi_refreshed_through)
     rows = client.query(
         f"select table_name from `{raw_database}`.{schema.STATE_TABLE} final "
-        "where changed_at > {refreshed_through:DateTime64(6)} order by table_name",
+        "where changed_at > {refreshed_through:DateTime64(6, 'UTC')} order by table_name",
         parameters={"refreshed_through": refreshed_through},
     ).result_rows
     return [table for (table,) in rows]

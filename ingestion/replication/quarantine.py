@@ -1,0 +1,277 @@
+"""Rows ClickHouse cannot read: kept out of the pull and listed in ``raw._replication_quarantine``.
+
+PostgreSQL's ``timestamp`` and ``date`` hold 'infinity' and '-infinity', its ``numeric`` 'NaN' (and
+'Infinity' without a declared precision); ClickHouse's DateTime64, Date and Decimal have no such value,
+and a pull that meets one fails whole ("Cannot parse PostgreSQL value 'infinity' as DateTime64(6)"):
+one such row, written by the CRM app or an operator (landing files cannot carry one: the loader
+refuses it), stopped its table's replication for good. (Dates outside ClickHouse's range, year 1 or
+9999, and floats' NaN are read without an error; a number too long for ClickHouse's widest Decimal,
+which only a column without a declared precision could hold, still fails the pull.) So before each
+pull the rows it would read are checked on the PostgreSQL side, each timestamp, date and numeric
+column the pull reads (``not isfinite(...)``, NaN); their ids are left out of the pull (``id not in (...)``, a condition ClickHouse hands to PostgreSQL: see
+``exclusion``), and each is recorded here with nothing of the row but its id (data protection):
+table, id, column, reason, when it was quarantined and when resolved.
+
+What the check reads is bounded by what the pull reads: an incremental pull's window (``updated_at``
+in ``[start, bound)``, found through the ``(updated_at, id)`` index every seed table has), the rows
+whose ``updated_at`` is itself infinite (no window holds them; the same index finds them), and the
+rows already in quarantine (by id). A quarantined row does not hold the cursor back: it is looked at
+again by id on every run until it can be read. Fixed in PostgreSQL (its ``updated_at`` moves into a
+later window) it is pulled, and its entry is marked resolved; one fixed without its ``updated_at``
+moving (triggers bypassed) is pulled by id. A quarantined row deleted from PostgreSQL is resolved too
+(its deletion reaches raw as a tombstone). Until then raw keeps the row's last readable version, if
+it had one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from ingestion.replication.connections import as_utc
+
+TABLE = "_replication_quarantine"
+CURSOR_COLUMN = "updated_at"
+# What makes a value of each PostgreSQL type (information_schema.columns.data_type) unreadable for
+# ClickHouse, over the column ``{column}``. Numbers are compared as text: 'Infinity'::numeric is not
+# valid input before PostgreSQL 14.
+_UNREADABLE_WHEN = {
+    "timestamp without time zone": "not isfinite({column})",
+    "timestamp with time zone": "not isfinite({column})",
+    "date": "not isfinite({column})",
+    "numeric": "{column}::text in ('NaN', 'Infinity', '-Infinity')",
+}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Check:
+    """What the check before one pull of a table found."""
+
+    # (id, column) -> reason of each unreadable value in the rows this pull would read, or in rows
+    # already in quarantine.
+    unreadable: dict[tuple[int, str], str] = field(default_factory=dict)
+    # Rows in quarantine that can be read now and are pulled by this run (or gone from PostgreSQL).
+    resolved: set[int] = field(default_factory=set)
+    # Of those, the rows whose updated_at lies before the window (fixed without it moving): pulled by id.
+    behind_window: list[int] = field(default_factory=list)
+    # Rows in quarantine that can be read now but changed after the run's bound: the next run pulls them.
+    pending: set[int] = field(default_factory=set)
+    # The table's entries in quarantine before this run (``open_entries``).
+    entries: dict[tuple[int, str], tuple[str, dt.datetime]] = field(default_factory=dict)
+
+    @property
+    def held_back(self) -> list[int]:
+        """The ids this pull leaves out."""
+        return sorted({row_id for row_id, _ in self.unreadable})
+
+    @property
+    def in_quarantine(self) -> int:
+        """Rows of the table in quarantine once this run is done."""
+        return len(set(self.held_back) | self.pending)
+
+
+def create_table(client, database: str) -> None:
+    """One entry per (table, row, column), its newest version (``recorded_at``) standing: quarantining
+    a row again and resolving it write new versions of the same entry, so re-runs add nothing."""
+    client.command(
+        f"""create table if not exists `{database}`.{TABLE} (
+            table_name String,
+            row_id Int64,
+            column_name String,
+            reason String,
+            quarantined_at DateTime64(6, 'UTC'),
+            resolved_at Nullable(DateTime64(6, 'UTC')),
+            recorded_at DateTime64(6, 'UTC')
+        ) engine = ReplacingMergeTree(recorded_at) order by (table_name, row_id, column_name)"""
+    )
+
+
+def open_entries(client, database: str, table: str) -> dict[tuple[int, str], tuple[str, dt.datetime]]:
+    """(id, column) -> (reason, quarantined_at) of the table's rows in quarantine now."""
+    rows = client.query(
+        f"select row_id, column_name, reason, quarantined_at from `{database}`.{TABLE} final"
+        " where table_name = {table:String} and resolved_at is null",
+        parameters={"table": table},
+    ).result_rows
+    return {(row_id, column): (reason, quarantined_at) for row_id, column, reason, quarantined_at in rows}
+
+
+def checked_columns(
+    conn: psycopg.Connection, table: str, expressions: Iterable[str]
+) -> list[tuple[str, str]]:
+    """(name, type) of the table's timestamp, date and numeric columns that the pull reads: named by
+    one of the select list's ``expressions``, or the cursor column (``_version`` is computed from it).
+    ClickHouse asks PostgreSQL for those columns only, so an infinity elsewhere (a dropped birth date)
+    harms nothing."""
+    typed = conn.execute(
+        "select column_name, data_type from information_schema.columns"
+        " where table_schema = 'public' and table_name = %s and data_type = any(%s)"
+        " order by ordinal_position",
+        (table, list(_UNREADABLE_WHEN)),
+    ).fetchall()
+    read = " ".join(expressions)
+    return [
+        (name, data_type)
+        for name, data_type in typed
+        if name == CURSOR_COLUMN or re.search(rf"\b{re.escape(name)}\b", read)
+    ]
+
+
+def check(
+    pg_dsn: str,
+    table: str,
+    expressions: Iterable[str],
+    window: tuple[dt.datetime, dt.datetime] | None,
+    entries: dict[tuple[int, str], tuple[str, dt.datetime]],
+) -> Check:
+    """Look for unreadable values in the rows a pull of ``window`` (``[start, bound)`` of
+    ``updated_at``; None: the whole table, a snapshot) would read, in the columns its select list's
+    ``expressions`` read, and look again at the rows in quarantine (``entries``: ``open_entries``)."""
+    in_quarantine = sorted({row_id for row_id, _ in entries})
+    start, bound = window or (None, None)
+    with psycopg.connect(pg_dsn) as conn:
+        if not (columns := checked_columns(conn, table, expressions)):
+            return Check(resolved=set(in_quarantine), entries=entries)  # nothing it reads can be unreadable
+        rows = conn.execute(
+            check_query(table, columns, windowed=window is not None),
+            {"start": start, "bound": bound, "in_quarantine": in_quarantine},
+        ).fetchall()
+    found = Check(entries=entries)
+    readable: dict[int, tuple[bool, bool]] = {}
+    for row_id, before_window, before_bound, column, value in rows:
+        if column is None:
+            readable[row_id] = (bool(before_window), bool(before_bound))
+        else:
+            found.unreadable[(row_id, column)] = _reason(column, value)
+    still_unreadable = set(found.held_back)
+    for row_id in in_quarantine:
+        if row_id in still_unreadable:
+            continue
+        if row_id in readable and window is not None:
+            before_window, before_bound = readable[row_id]
+            if not before_bound:
+                found.pending.add(row_id)
+                continue
+            if before_window:
+                found.behind_window.append(row_id)
+        found.resolved.add(row_id)  # readable and pulled now, or no longer in PostgreSQL
+    return found
+
+
+def check_query(table: str, columns: list[tuple[str, str]], windowed: bool) -> sql.Composed:
+    """(id, updated_at before the window, before the bound, column, value) of each unreadable value of
+    ``columns`` in the rows of the window (``windowed``; else the whole table), in the rows whose
+    updated_at is infinite, and in the rows in quarantine; and a row without column for each row in
+    quarantine that can be read. What it reads is what the pull reads: the window's rows, through the
+    ``(updated_at, id)`` index; the infinite ones, through the same index; and the quarantined ones,
+    through the primary key."""
+    cursor = sql.Identifier(CURSOR_COLUMN)
+    unreadable = {
+        column: sql.SQL(_UNREADABLE_WHEN[data_type]).format(column=sql.SQL("t.") + sql.Identifier(column))
+        for column, data_type in columns
+    }
+    tests = sql.SQL(", ").join(
+        sql.SQL("({name}, case when {unreadable} then t.{column}::text end)").format(
+            name=sql.Literal(column), unreadable=test, column=sql.Identifier(column)
+        )
+        for column, test in unreadable.items()
+    )
+    in_window = (
+        sql.SQL("(t.{cursor} >= %(start)s and t.{cursor} < %(bound)s)").format(cursor=cursor)
+        if windowed
+        else sql.SQL("true")
+    )
+    # The cheap test first, so that only the rows it finds are taken apart column by column.
+    all_readable = sql.SQL(" and ").join(
+        sql.SQL("coalesce(not ({unreadable}), true)").format(unreadable=test) for test in unreadable.values()
+    )
+    # -infinity lies before every window and infinity after it: a row stamped so is in none.
+    return sql.SQL(
+        """select t.id, t.{cursor} < %(start)s, t.{cursor} < %(bound)s, bad.column_name, bad.value
+        from public.{table} t
+        left join lateral (select * from (values {tests}) as v(column_name, value) where value is not null)
+            as bad on true
+        where ({in_window} or t.{cursor} = any('{{infinity,-infinity}}'::timestamp[])
+                or t.id = any(%(in_quarantine)s::bigint[]))
+            and (not ({all_readable}) or t.id = any(%(in_quarantine)s::bigint[]))
+            and (bad.value is not null or t.id = any(%(in_quarantine)s::bigint[]))"""
+    ).format(
+        cursor=cursor,
+        table=sql.Identifier(table),
+        tests=tests,
+        in_window=in_window,
+        all_readable=all_readable,
+    )
+
+
+def _reason(column: str, value: str) -> str:
+    what = "cursor column" if column == CURSOR_COLUMN else "column"
+    return f"{what} {column} is {value}, which ClickHouse cannot read (no infinite or NaN timestamp, date or decimal)"
+
+
+def exclusion(ids: list[int]) -> str:
+    """The pull's condition that leaves ``ids`` out: a literal list, which ClickHouse hands to
+    PostgreSQL with the rest of the WHERE clause (an array parameter it would evaluate itself, after
+    reading, and failing to parse, every row). The pulls insist on it (``external_table_strict_query``)."""
+    return f"id not in ({_listed(ids)})" if ids else ""
+
+
+def inclusion(ids: list[int]) -> str:
+    """The pull's condition that takes ``ids`` only (the rows behind the window: ``Check.behind_window``)."""
+    return f"id in ({_listed(ids)})"
+
+
+def _listed(ids: Iterable[int]) -> str:
+    return ", ".join(str(int(row_id)) for row_id in ids)
+
+
+def settle(client, database: str, table: str, found: Check, now: dt.datetime) -> None:
+    """After the pull: record the rows it left out, and resolve the entries of rows it pulled (or that
+    are gone, or whose column is fixed while another is not). An entry already recorded as it is keeps
+    its version: re-runs write nothing."""
+    entries = found.entries
+    rows = [
+        [table, row_id, column, reason, as_utc(now), None, as_utc(now)]
+        for (row_id, column), reason in found.unreadable.items()
+        if entries.get((row_id, column), (None,))[0] != reason
+    ]
+    still_unreadable = set(found.held_back)
+    rows += [
+        [table, row_id, column, reason, as_utc(quarantined_at), as_utc(now), as_utc(now)]
+        for (row_id, column), (reason, quarantined_at) in entries.items()
+        if row_id in found.resolved
+        or (row_id in still_unreadable and (row_id, column) not in found.unreadable)
+    ]
+    if rows:
+        client.insert(
+            f"{database}.{TABLE}",
+            rows,
+            column_names=[
+                "table_name",
+                "row_id",
+                "column_name",
+                "reason",
+                "quarantined_at",
+                "resolved_at",
+                "recorded_at",
+            ],
+        )
+    if found.held_back:
+        log.warning(
+            "%s: %d row(s) ClickHouse cannot read were left out of the pull and quarantined (%s.%s), "
+            "e.g. id %d: %s",
+            table,
+            len(found.held_back),
+            database,
+            TABLE,
+            found.held_back[0],
+            next(reason for (row_id, _), reason in found.unreadable.items() if row_id == found.held_back[0]),
+        )
