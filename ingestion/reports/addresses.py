@@ -6,13 +6,16 @@ server offering SMTPUTF8 (RFC 6531) takes it, in the envelope and in the headers
 is known only once it answered EHLO, so the rule is the same for the scheduled runs (checked per
 recipient at delivery) and ``funnelhouse report --send --to`` (checked before anything is rendered).
 
-The domain is encoded with Python's ``idna`` codec (IDNA 2003, the one the standard library has): it
-maps a few characters differently from IDNA 2008 (``ß`` becomes ``ss``).
+The domain is encoded by IDNA 2008 with the UTS #46 mapping (the ``idna`` package), as today's mail
+clients and registries do: Python's own ``idna`` codec is IDNA 2003, which maps a few characters
+differently and would send ``anna@straße.de`` to ``strasse.de``, another domain.
 """
 
 from __future__ import annotations
 
 import re
+
+import idna
 
 # One local part and one domain, nothing that would end an SMTP path or a header (space, <, >).
 _ADDRESS_SHAPE = re.compile(r"[^@\s<>]+@[^@\s<>]+")
@@ -29,11 +32,12 @@ def needs_smtputf8(address: str) -> bool:
 
 
 def ascii_domain(address: str) -> str:
-    """``address`` with its domain in IDNA (``xn--``) form; UnicodeError if the domain has none."""
+    """``address`` with its domain in IDNA (``xn--``) form; UnicodeError (``idna.IDNAError``) if the
+    domain has none."""
     local, _, domain = address.rpartition("@")
     if domain.isascii():
         return address
-    return f"{local}@{domain.encode('idna').decode('ascii')}"
+    return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
 
 
 def shape_problem(address: str) -> str | None:
