@@ -94,56 +94,65 @@ def create_table(client, database: str) -> None:
     )
 
 
-def open_entries(client, database: str, table: str) -> dict[tuple[int, str], tuple[str, dt.datetime]]:
-    """(id, column) -> (reason, quarantined_at) of the table's rows in quarantine now."""
+def open_entries(client, database: str) -> dict[str, dict[tuple[int, str], tuple[str, dt.datetime]]]:
+    """Table -> (id, column) -> (reason, quarantined_at) of the rows in quarantine now: read once per
+    run (a table is replicated once in a run, and only its own run settles its entries)."""
     rows = client.query(
-        f"select row_id, column_name, reason, quarantined_at from `{database}`.{TABLE} final"
-        " where table_name = {table:String} and resolved_at is null",
-        parameters={"table": table},
+        f"select table_name, row_id, column_name, reason, quarantined_at from `{database}`.{TABLE} final"
+        " where resolved_at is null"
     ).result_rows
-    return {(row_id, column): (reason, quarantined_at) for row_id, column, reason, quarantined_at in rows}
+    entries: dict[str, dict[tuple[int, str], tuple[str, dt.datetime]]] = {}
+    for table, row_id, column, reason, quarantined_at in rows:
+        entries.setdefault(table, {})[(row_id, column)] = (reason, quarantined_at)
+    return entries
 
 
-def checked_columns(
-    conn: psycopg.Connection, table: str, expressions: Iterable[str]
-) -> list[tuple[str, str]]:
-    """(name, type) of the table's timestamp, date and numeric columns that the pull reads: named by
-    one of the select list's ``expressions``, or the cursor column (``_version`` is computed from it).
-    ClickHouse asks PostgreSQL for those columns only, so an infinity elsewhere (a dropped birth date)
-    harms nothing."""
-    typed = conn.execute(
-        "select column_name, data_type from information_schema.columns"
-        " where table_schema = 'public' and table_name = %s and data_type = any(%s)"
-        " order by ordinal_position",
-        (table, list(_UNREADABLE_WHEN)),
-    ).fetchall()
+def checkable_columns(pg_dsn: str) -> dict[str, list[tuple[str, str]]]:
+    """Table -> (name, type) of its timestamp, date and numeric columns, in order: where a value
+    ClickHouse cannot read may be. Read once per run, for every table."""
+    with psycopg.connect(pg_dsn) as conn:
+        typed = conn.execute(
+            "select table_name, column_name, data_type from information_schema.columns"
+            " where table_schema = 'public' and data_type = any(%s) order by table_name, ordinal_position",
+            (list(_UNREADABLE_WHEN),),
+        ).fetchall()
+    columns: dict[str, list[tuple[str, str]]] = {}
+    for table, name, data_type in typed:
+        columns.setdefault(table, []).append((name, data_type))
+    return columns
+
+
+def read_by_pull(checkable: list[tuple[str, str]], expressions: Iterable[str]) -> list[tuple[str, str]]:
+    """Of a table's ``checkable`` columns, those the pull reads: named by one of the select list's
+    ``expressions``, or the cursor column (``_version`` is computed from it). ClickHouse asks
+    PostgreSQL for those columns only, so an infinity elsewhere (a dropped birth date) harms nothing."""
     read = " ".join(expressions)
     return [
         (name, data_type)
-        for name, data_type in typed
+        for name, data_type in checkable
         if name == CURSOR_COLUMN or re.search(rf"\b{re.escape(name)}\b", read)
     ]
 
 
 def check(
-    pg_dsn: str,
+    conn: psycopg.Connection,
     table: str,
-    expressions: Iterable[str],
+    columns: list[tuple[str, str]],
     window: tuple[dt.datetime, dt.datetime] | None,
     entries: dict[tuple[int, str], tuple[str, dt.datetime]],
 ) -> Check:
     """Look for unreadable values in the rows a pull of ``window`` (``[start, bound)`` of
-    ``updated_at``; None: the whole table, a snapshot) would read, in the columns its select list's
-    ``expressions`` read, and look again at the rows in quarantine (``entries``: ``open_entries``)."""
+    ``updated_at``; None: the whole table, a snapshot) would read, in the ``columns`` it reads
+    (``read_by_pull``), and look again at the table's rows in quarantine (``entries``, of
+    ``open_entries``)."""
     in_quarantine = sorted({row_id for row_id, _ in entries})
     start, bound = window or (None, None)
-    with psycopg.connect(pg_dsn) as conn:
-        if not (columns := checked_columns(conn, table, expressions)):
-            return Check(resolved=set(in_quarantine), entries=entries)  # nothing it reads can be unreadable
-        rows = conn.execute(
-            check_query(table, columns, windowed=window is not None),
-            {"start": start, "bound": bound, "in_quarantine": in_quarantine},
-        ).fetchall()
+    if not columns:
+        return Check(resolved=set(in_quarantine), entries=entries)  # nothing it reads can be unreadable
+    rows = conn.execute(
+        check_query(table, columns, windowed=window is not None),
+        {"start": start, "bound": bound, "in_quarantine": in_quarantine},
+    ).fetchall()
     found = Check(entries=entries)
     readable: dict[int, tuple[bool, bool]] = {}
     for row_id, before_window, before_bound, column, value in rows:

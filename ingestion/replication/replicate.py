@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+import psycopg
+
 from ingestion.replication import cursor, quarantine, schema, tag_words
 from ingestion.replication.connections import as_utc, clickhouse_client, ensure_named_collection
 from ingestion.replication.tables import BY_NAME, RAW_TABLES, RawTable
@@ -107,12 +109,37 @@ class Replicator:
         schema.create_database(self.client, self.database)
         quarantine.create_table(self.client, self.database)
         self.bound = bound or cursor.visible_bound(pg_dsn)
+        # Read once for the run's every table (not one query each per table): what quarantine holds,
+        # and where an unreadable value may be.
+        self.quarantined = quarantine.open_entries(self.client, self.database)
+        self.checkable_columns = quarantine.checkable_columns(pg_dsn)
+        self._pg: psycopg.Connection | None = None
+
+    def __enter__(self) -> Replicator:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this run's PostgreSQL session (the ClickHouse client is the caller's to close)."""
+        if self._pg is not None:
+            self._pg.close()
+            self._pg = None
+
+    def _pg_connection(self) -> psycopg.Connection:
+        """This run's (this worker's) PostgreSQL session for the checks before each pull: one per
+        run, not one per table. Autocommit: each check reads what is committed when it runs."""
+        if self._pg is None or self._pg.closed:
+            self._pg = psycopg.connect(self.pg_dsn, autocommit=True)
+        return self._pg
 
     def with_client(self, client) -> Replicator:
         """The same run (bound, collection, database) on another connection: a ClickHouse session
         serves one query at a time, so each concurrent worker needs its own."""
         twin = copy.copy(self)
         twin.client = client
+        twin._pg = None  # a session of its own too
         return twin
 
     @functools.cached_property
@@ -376,9 +403,11 @@ class Replicator:
     ) -> quarantine.Check:
         """What the pull of ``window`` (None: a snapshot) must leave out, and the rows in quarantine
         it can take again."""
-        entries = quarantine.open_entries(self.client, self.database, table.name)
-        expressions = [expression for _, expression in columns]
-        return quarantine.check(self.pg_dsn, table.name, expressions, window, entries)
+        read = quarantine.read_by_pull(
+            self.checkable_columns.get(table.name, []), [expression for _, expression in columns]
+        )
+        entries = self.quarantined.get(table.name, {})
+        return quarantine.check(self._pg_connection(), table.name, read, window, entries)
 
     def _pull(self, table: RawTable, columns, into: str, *conditions: str) -> int:
         """Rows inserted into ``into`` by a pull of the rows meeting every condition. ClickHouse must
@@ -478,22 +507,23 @@ def replicate_tables(
     replicator = Replicator(pg_dsn, client=client, database=database, log=log)
 
     if client is not None or workers <= 1 or len(selected) <= 1:
-        return [replicator.replicate(table, full_refresh) for table in selected]
+        with replicator:
+            return [replicator.replicate(table, full_refresh) for table in selected]
     own = threading.local()
-    clients = []
-    clients_lock = threading.Lock()
+    twins: list[Replicator] = []
+    twins_lock = threading.Lock()
 
     def replicate(table: RawTable) -> TableResult:
         if not hasattr(own, "replicator"):
-            worker_client = clickhouse_client()
-            with clients_lock:
-                clients.append(worker_client)
-            own.replicator = replicator.with_client(worker_client)
+            own.replicator = replicator.with_client(clickhouse_client())
+            with twins_lock:
+                twins.append(own.replicator)
         return own.replicator.replicate(table, full_refresh)
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
             return list(pool.map(replicate, selected))
     finally:
-        for worker_client in [*clients, replicator.client]:
-            worker_client.close()
+        for worker in [*twins, replicator]:
+            worker.close()
+            worker.client.close()

@@ -38,10 +38,12 @@ def _replication_asset(table: RawTable) -> dg.AssetsDefinition:
         # Every table of the run up to one instant (the run's first step fixes it): a child table
         # replicated after its parent never references a parent row created between the two steps.
         dsn = environment.pg_dsn()
-        with writers.for_dagster_step(context):
-            replicator = Replicator(
+        with (
+            writers.for_dagster_step(context),
+            Replicator(
                 dsn, log=context.log.info, bound=cursor.run_bound(dsn, context.run.run_id)
-            )
+            ) as replicator,
+        ):
             result = replicator.replicate(table)
         return dg.MaterializeResult(metadata=result.as_dict())
 
