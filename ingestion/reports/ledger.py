@@ -14,9 +14,9 @@ has had ``MAX_RUNS`` runs: not those marked ``permanent`` (bounces; a relay with
 non-ASCII local part; no address at all), which only another run of the period retries, once someone has changed the
 address or the relay (re-materialise the partition without ``redeliver``, or ``funnelhouse report
 --date D --send``). 'unknown' ones (the connection was lost after the message was handed over: it may
-have arrived) are only sent again with ``resend``: a possible second copy is for someone to decide,
-not for a retry loop; until then every run of the period reports them as awaiting that decision
-(``undecided``).
+have arrived) are only sent again with ``resend``, or recorded as sent (``mark_delivered``) once the
+relay's log shows they arrived: a possible second copy is for someone to decide, not for a retry loop;
+until then every run of the period reports them as awaiting that decision (``undecided``).
 """
 
 from __future__ import annotations
@@ -137,6 +137,35 @@ class Ledger:
                     "start": period.start,
                 },
             )
+
+    def mark_delivered(self, recipient: str, period: Period, message_id: str | None = None) -> int | None:
+        """Record an undecided delivery (``undecided``) as sent, once someone found it in the relay's
+        log: ``funnelhouse report-delivered``. It counts as sent from when it was handed over. A run
+        that died before recording the Message-ID needs the one from the log (``message_id``), as every
+        sent row names its message. Returns the ledger row's id, or None if the recipient had no
+        undecided delivery in the period (or, without a Message-ID to name, was left as it was)."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            row = conn.execute(
+                f"""UPDATE funnelhouse.report_deliveries
+                    SET status = 'sent', sent_at = data_started_at,
+                        message_id = COALESCE(message_id, %(message_id)s),
+                        error = 'recorded as delivered by an operator (found in the relay''s log)',
+                        updated_at = clock_timestamp()
+                    WHERE recipient = %(recipient)s AND period_kind = %(kind)s AND period_start = %(start)s
+                      AND data_started_at IS NOT NULL
+                      AND COALESCE(message_id, %(message_id)s) IS NOT NULL
+                      AND (status = 'unknown'
+                           OR (status = 'sending'
+                               AND updated_at < clock_timestamp() - interval '{STALE_CLAIM}'))
+                    RETURNING id""",
+                {
+                    "recipient": recipient,
+                    "kind": period.kind,
+                    "start": period.start,
+                    "message_id": message_id,
+                },
+            ).fetchone()
+        return row[0] if row else None
 
     def already_sent(self, period: Period) -> set[str]:
         """Who has this period's report: any, for a preliminary run; a complete one, for a complete run."""

@@ -163,6 +163,10 @@ def _awaiting_decision(recipient: Recipient, slug: str, period: Period, row: Und
         f"funnelhouse report --date {period.start}{' --weekly' if period.kind == 'weekly' else ''} "
         f"--send --resend --to {recipient.email} --scope {row.scope} --language {row.language}"
     )
+    delivered = (
+        f"funnelhouse report-delivered --date {period.start}{' --weekly' if period.kind == 'weekly' else ''} "
+        f"--to {recipient.email}" + ("" if row.message_id else " --message-id <the Message-ID in the log>")
+    )
     return Outcome(
         recipient,
         slug,
@@ -171,9 +175,8 @@ def _awaiting_decision(recipient: Recipient, slug: str, period: Period, row: Und
         error=(
             f"outcome unknown since {row.handed_over_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC (the "
             "connection, or its run, was lost while handing the message over): not sent again by itself. Look "
-            f"for {look_for} in the relay's log. Not there: `{resend}`. There: nothing to send; no "
-            f"command records it as sent, so it is named here until someone sets ledger row "
-            f"funnelhouse.report_deliveries id={row.row_id} to 'sent' by hand"
+            f"for {look_for} in the relay's log. Not there: `{resend}`. There: `{delivered}` records it "
+            f"as sent (ledger row funnelhouse.report_deliveries id={row.row_id})"
         ),
     )
 

@@ -50,6 +50,35 @@ def _progress(line: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    @app.command("report-delivered")
+    def report_delivered(
+        day: str = typer.Option(..., "--date", callback=_parse_day, help="The report's day YYYY-MM-DD."),
+        weekly: bool = typer.Option(
+            False, "--weekly", help="The weekly report of the week containing --date."
+        ),
+        to: str = typer.Option(..., "--to", callback=_valid("email"), help="The recipient."),
+        message_id: str | None = typer.Option(
+            None,
+            "--message-id",
+            help="The Message-ID found in the relay's log, if the ledger has none (its run died first).",
+        ),
+    ) -> None:
+        """Record a report whose delivery is unknown (awaiting_decision) as sent: the relay's log shows
+        it arrived. Nothing is mailed; no later run sends it again."""
+        from ingestion.reports.ledger import Ledger
+        from ingestion.reports.periods import Period
+        from orchestration import environment
+
+        period = Period.weekly(day) if weekly else Period.daily(day)
+        row_id = Ledger(environment.pg_dsn()).mark_delivered(to, period, message_id)
+        if row_id is None:
+            raise _fail(
+                f"no delivery of the {period.kind} report of {period.start} to {to} awaits a decision "
+                "(see `funnelhouse report --date ... --send`: it lists them), or it has no Message-ID "
+                "recorded: give the one from the relay's log with --message-id"
+            )
+        console.print(f"recorded as sent: {to}, {period.kind} report of {period.start} (ledger row {row_id})")
+
     @app.command()
     def report(
         day: str = typer.Option(

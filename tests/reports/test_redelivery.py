@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from devstack import smtp
 from devstack.state import free_port
@@ -22,6 +23,7 @@ from ingestion.reports.ledger import Ledger
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import Recipient
 from ingestion.schema.migrate import MIGRATIONS_DIR
+from orchestration.cli import app
 from orchestration.defs.reports.assets import daily_kpi_reports
 from tests.reports.conftest import messages_to, sink_in_this_process
 from tests.reports.test_delivery import FAST_RETRY, _run
@@ -189,6 +191,30 @@ def test_a_connection_lost_after_data_is_an_unknown_outcome_never_sent_again_by_
     resend = f"funnelhouse report --date {daily.start} --send --resend --to {recipient.email} --scope BoFu"
     assert resend in later.error
     assert f"funnelhouse.report_deliveries id={row['id']}" in later.error
+
+
+def test_an_unknown_delivery_found_in_the_relays_log_is_recorded_as_sent(
+    reader, employees_dsn, service_dirs, daily, monkeypatch
+):
+    """`funnelhouse report-delivered`: the operator found the message in the relay's log. The ledger
+    then says sent (from when it was handed over), later runs count it as had, and nothing is mailed."""
+    outbox = service_dirs("dropping-smtp-settled")
+    recipient = Recipient("found@example.com", "Found", "BoFu")
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", employees_dsn)
+    settle = ["report-delivered", "--date", str(daily.start), "--to", recipient.email]
+    with sink_in_this_process(outbox, _DropsAfterData) as settings:
+        [lost] = _run(reader, [recipient], daily, settings, employees_dsn, with_pdf=False).outcomes
+        assert lost.status == "unknown"
+        settled = CliRunner().invoke(app, settle)
+        assert settled.exit_code == 0, settled.output
+        [later] = _run(reader, [recipient], daily, settings, employees_dsn, with_pdf=False).outcomes
+    [row] = Ledger(employees_dsn).deliveries(daily)
+    assert (row["status"], row["message_id"]) == ("sent", lost.message_id)
+    assert row["sent_at"] == row["data_started_at"]
+    assert later.status == "skipped"  # had it: neither mailed again nor awaiting a decision
+    assert len(messages_to(outbox, recipient.email)) == 1
+    again = CliRunner().invoke(app, settle)  # nothing is left to decide
+    assert again.exit_code == 1 and "awaits a decision" in again.output
 
 
 def test_a_claim_left_while_handing_the_message_over_awaits_a_decision_once_stale(employees_dsn, daily):
