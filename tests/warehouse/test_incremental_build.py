@@ -13,6 +13,7 @@ import psycopg
 
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables, utc_now
+from orchestration.defs.warehouse import build as warehouse_build
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import build, marts_schema, run_dbt, source_freshness
 from orchestration.defs.warehouse.dbt_environment import dbt_env
@@ -41,7 +42,27 @@ def _models_run(target: Path) -> set[str]:
     return {result["unique_id"].removeprefix("model.funnelhouse.") for result in results}
 
 
-def test_incremental_build_runs_only_what_the_changed_table_feeds(built_warehouse, pg_dsn, clickhouse_env):
+def _record_dbt_starts(monkeypatch) -> list[str]:
+    """The dbt commands a build starts, in order, with how: "foreground run" or "background source"."""
+    started: list[str] = []
+    in_foreground, in_background = warehouse_build.run_dbt, warehouse_build.dbt_in_background
+
+    def foreground(arguments, *args, **kwargs):
+        started.append(f"foreground {arguments[0]}")
+        return in_foreground(arguments, *args, **kwargs)
+
+    def background(arguments, *args, **kwargs):
+        started.append(f"background {arguments[0]}")
+        return in_background(arguments, *args, **kwargs)
+
+    monkeypatch.setattr(warehouse_build, "run_dbt", foreground)
+    monkeypatch.setattr(warehouse_build, "dbt_in_background", background)
+    return started
+
+
+def test_incremental_build_runs_only_what_the_changed_table_feeds(
+    built_warehouse, pg_dsn, clickhouse_env, monkeypatch
+):
     before = _mart_value("conversations_last_7_days", "mart_customer_overview", "customer_id = 4")
     script_uses = _mart_value("conversation_uses", "mart_script_performance", "script_id = 2")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
@@ -57,9 +78,19 @@ def test_incremental_build_runs_only_what_the_changed_table_feeds(built_warehous
         "conversations"
     ]
 
-    summary = build(skip_replication=True, freshness=False, log=lambda _line: None)
+    dbt_started, output = _record_dbt_starts(monkeypatch), []
+    summary = build(skip_replication=True, log=output.append)
     assert summary.ok and summary.dbt_plan.arguments[0] == "run"  # the pending change, without tests
+    # Source freshness runs beside the models (started first), its artifacts apart from the build's
+    # run_results.json, its output shown whole after the build's.
+    assert dbt_started == ["background source", "foreground run"]
     assert _models_run(built_warehouse) == DOWNSTREAM_OF_CONVERSATIONS
+    assert summary.freshness.counts()["pass"] == 18, summary.freshness.summary()
+    freshness_lines = [index for index, line in enumerate(output) if "freshness of crm." in line]
+    run_lines = [index for index, line in enumerate(output) if " of 8 START sql " in line]
+    assert len(freshness_lines) == 36 and len(run_lines) == 8  # 18 sources started and done; 8 models
+    assert freshness_lines == list(range(freshness_lines[0], freshness_lines[0] + 36))
+    assert freshness_lines[0] > run_lines[-1]
     assert _mart_value("conversations_last_7_days", "mart_customer_overview", "customer_id = 4") == before + 1
     assert _mart_value("conversation_uses", "mart_script_performance", "script_id = 2") == script_uses + 1
     assert refresh_state.tables_changed_since_refresh(client, clickhouse_env, marts_schema()) == []

@@ -20,6 +20,7 @@ from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
 # children inherit that, and a parent ignoring the signal under test would never end.
 _PARENT = """
 import os, signal, sys
+from contextlib import nullcontext
 from orchestration.defs.warehouse import build
 
 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -27,9 +28,16 @@ signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 build.dbt_executable = lambda: sys.executable  # "dbt" = a Python that reports its pid and waits
 child = "import os, time; print('child-pid', os.getpid(), flush=True); time.sleep(300)"
-build.run_dbt(["-c", child], log=lambda line: print(line, flush=True), env=dict(os.environ))
+with build.dbt_in_background(["-c", BESIDE], env=dict(os.environ)) if BESIDE else nullcontext():
+    build.run_dbt(["-c", child], log=lambda line: print(line, flush=True), env=dict(os.environ))
 print("run_dbt returned", flush=True)
 """
+# A second "dbt" started beside the first, as a build starts source freshness: it writes its pid to
+# the file named by FAKE_DBT_PID_FILE (its output is kept until it ends).
+_BESIDE = (
+    "import os, pathlib, time; pathlib.Path(os.environ['FAKE_DBT_PID_FILE']).write_text(str(os.getpid()));"
+    " time.sleep(300)"
+)
 
 
 def _running(pid: int) -> bool:
@@ -50,17 +58,29 @@ def _wait_gone(pid: int, seconds: float) -> bool:
     return not _running(pid)
 
 
+def _pid_written_to(path: Path, seconds: float) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.05)
+    raise AssertionError("the dbt beside it never started")
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "with-one-beside"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
-def test_dbt_child_ends_with_its_parent(signum):
+def test_dbt_child_ends_with_its_parent(signum, beside, tmp_path):
+    pid_file = tmp_path / "beside.pid"
     parent = subprocess.Popen(
-        [sys.executable, "-c", _PARENT],
+        [sys.executable, "-c", f"BESIDE = {_BESIDE if beside else ''!r}\n" + _PARENT],
+        env={**os.environ, "FAKE_DBT_PID_FILE": str(pid_file)},
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    child_pid = None
+    child_pid = beside_pid = None
     try:
         assert parent.stdout is not None
         for line in parent.stdout:
@@ -69,14 +89,20 @@ def test_dbt_child_ends_with_its_parent(signum):
                 break
         assert child_pid is not None, "the fake dbt never started"
         assert _running(child_pid)
+        if beside:
+            beside_pid = _pid_written_to(pid_file, 10)
+            assert _running(beside_pid)
         parent.send_signal(signum)  # to the parent only, as `kill` or a supervisor does
         parent.wait(timeout=30)
         assert _wait_gone(child_pid, 5), f"dbt (pid {child_pid}) outlived its parent"
+        if beside:
+            assert _wait_gone(beside_pid, 5), f"the dbt beside it (pid {beside_pid}) outlived its parent"
         if signum == signal.SIGTERM:
             assert parent.returncode == -signal.SIGTERM  # still ends as SIGTERM would have
     finally:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
-        if child_pid is not None and _running(child_pid):
-            os.kill(child_pid, signal.SIGKILL)
+        for pid in (child_pid, beside_pid):
+            if pid is not None and _running(pid):
+                os.kill(pid, signal.SIGKILL)
