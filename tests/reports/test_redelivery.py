@@ -132,6 +132,18 @@ def test_failed_deliveries_are_run_again_until_sent_or_out_of_runs(
 
     assert not _requests(instance)  # not due yet: 30 minutes by default
     monkeypatch.setenv("FUNNELHOUSE_REPORT_REDELIVERY_MINUTES", "0")
+    # While a run of the day is under way (someone materialises it by hand), nothing is asked for:
+    # that run sends what is due itself.
+    by_hand = instance.add_run(
+        dg.DagsterRun(
+            job_name="__ASSET_JOB",
+            asset_selection={daily_kpi_reports.key},
+            status=dg.DagsterRunStatus.STARTED,
+            tags={"dagster/partition": DAY},
+        )
+    )
+    assert not _requests(instance)
+    instance.report_run_canceled(by_hand)
     [first] = _requests(instance)
     assert [r.run_key for r in _requests(instance)] == [first.run_key]  # asked for once
     assert not _redeliver(first, instance).success  # the relay still refuses both
@@ -139,6 +151,17 @@ def test_failed_deliveries_are_run_again_until_sent_or_out_of_runs(
     _TempfailsOnDemand.failing.discard("flaky@example.com")
     [second] = _requests(instance)
     assert second.run_key != first.run_key
+    # Nor while an earlier re-delivery run of the day (another ledger state's key) is starting.
+    earlier = instance.add_run(
+        dg.DagsterRun(
+            job_name=second.job_name,
+            status=dg.DagsterRunStatus.STARTING,
+            tags={**first.tags, "dagster/partition": DAY, "dagster/run_key": "redeliver-earlier"},
+        )
+    )
+    assert not _requests(instance)
+    instance.report_run_canceled(earlier)
+    assert [r.run_key for r in _requests(instance)] == [second.run_key]
     assert not _redeliver(second, instance).success  # flaky has it now; dead fails again
     assert not _requests(instance)  # dead has had its runs
 

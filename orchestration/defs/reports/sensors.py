@@ -13,6 +13,10 @@ relay without SMTPUTF8 for a non-ASCII local part; another run of the partition,
 ``redeliver``, tries them once the address or the relay is fixed), and 'unknown' ones (they may have
 arrived; ``ledger``).
 
+While any run of the period's reports is under way (an earlier re-delivery, the schedule's run, one
+started by hand), nothing is asked for: that run sends what is due itself, and one beside it would
+only race it for the ledger's claims.
+
 The run key is the period's count of ledger runs, so each state of the period is asked for once. A
 re-delivery run that fails before it reaches the ledger (ClickHouse down, say) leaves that count as it
 was; the sensor finds such runs by their tag (``REDELIVERY_TAG``, the key) in Dagster's run records,
@@ -48,19 +52,30 @@ def redelivery_delay() -> float:
         raise ValueError(f"{DELAY_ENV} must be a number of minutes, not {value!r}") from None
 
 
+def _period_run_under_way(instance: dg.DagsterInstance, job: dg.JobDefinition, asset, partition: str) -> bool:
+    """Whether a run of ``asset``'s ``partition`` has not ended: one of ``job`` (the schedule's, the
+    sensor's) or another job selecting the asset (materialised by hand)."""
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={"dagster/partition": partition}))
+    return any(
+        record.dagster_run.status not in _ENDED
+        and (
+            record.dagster_run.job_name == job.name or asset.key in (record.dagster_run.asset_selection or ())
+        )
+        for record in records
+    )
+
+
 def _run_key(instance: dg.DagsterInstance, due, delay_minutes: float) -> tuple[str | None, str]:
     """The run key to ask for ``due`` (a ``ledger.Redelivery``) under, or None; and why.
 
-    Runs already asked for in this ledger state (tagged with its key) left the ledger as it was: they
-    are queued or running, ended without anything to send (success) or stopped by someone
-    (canceled), or failed before they reached it. Only the last kind is asked for again, each one
-    counted as a run of the period's deliveries."""
+    Runs already asked for in this ledger state (tagged with its key; all ended, see
+    ``_period_run_under_way``) left the ledger as it was: they ended without anything to send
+    (success), were stopped by someone (canceled), or failed before they reached it. Only the last
+    kind is asked for again, each one counted as a run of the period's deliveries."""
     from ingestion.reports import ledger
 
     records = instance.get_run_records(filters=dg.RunsFilter(tags={REDELIVERY_TAG: due.key}))
     statuses = {record.dagster_run.status for record in records}
-    if statuses - _ENDED:
-        return None, "its re-delivery run has not ended yet"
     if statuses & {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.CANCELED}:
         return None, "its re-delivery run ended without changing the ledger (succeeded or canceled)"
     if not records:
@@ -92,6 +107,11 @@ def report_redelivery_sensor(context: dg.SensorEvaluationContext):
         if not asset.partitions_def.has_partition_key(partition):
             # sent by hand for a period the schedule does not cover: `funnelhouse report` re-sends it
             context.log.info(f"failed {due.period_kind} deliveries of {partition}: no partition, skipped")
+            continue
+        if _period_run_under_way(context.instance, job, asset, partition):
+            context.log.info(
+                f"failed {due.period_kind} deliveries of {partition}: a run of it has not ended yet"
+            )
             continue
         run_key, why = _run_key(context.instance, due, delay)
         if run_key is None:
