@@ -1,4 +1,5 @@
--- One row per customer who had a conversation: activity windows relative to the build date.
+-- One row per customer who had a conversation: activity windows ending on the build date (a message
+-- stamped after it, e.g. in a rebuild as of an earlier day, is in no window; macros/periods.sql).
 with conversations as (
     select * from {{ ref('fct_conversations') }}
 ),
@@ -7,10 +8,10 @@ final as (
     select
         customer_id,
         count() as conversation_count,
-        countIf(sent_date > {{ as_of_date() }} - 7) as conversations_last_7_days,
-        countIf(sent_date > {{ as_of_date() }} - 30) as conversations_last_30_days,
-        countIf(is_quality_conversation and sent_date > {{ as_of_date() }} - 7) as quality_conversations_last_7_days,
-        countIf(is_quality_conversation and sent_date > {{ as_of_date() }} - 30) as quality_conversations_last_30_days,
+        countIf({{ in_last_days('sent_date', 7) }}) as conversations_last_7_days,
+        countIf({{ in_last_days('sent_date', 30) }}) as conversations_last_30_days,
+        countIf(is_quality_conversation and {{ in_last_days('sent_date', 7) }}) as quality_conversations_last_7_days,
+        countIf(is_quality_conversation and {{ in_last_days('sent_date', 30) }}) as quality_conversations_last_30_days,
         countIf(sentiment = 'positive') as positive_conversation_count,
         countIf(sentiment = 'neutral') as neutral_conversation_count,
         countIf(sentiment = 'negative') as negative_conversation_count,

@@ -4,7 +4,8 @@
 -- The *_row_count columns say how many rows the rule chose from. Two facts are about any of the rows,
 -- not the chosen one, as the seed's v_employee_performance counts them (COUNT DISTINCT over the joined
 -- rows): a customer whose account was opened, or first deposit recorded, on any row has one, whatever
--- a newer row (a re-contact) says.
+-- a newer row (a re-contact) says; first_account_opened_at is the earliest such opening and
+-- first_account_opened_employee_id the employee of its row.
 with customers as (
     select * from {{ ref('stg_crm__customers') }}
 ),
@@ -20,7 +21,15 @@ mofu as (
     select
         *,
         count() over (partition by customer_id) as mofu_row_count,
-        max(ifNull(is_account_opened, false)) over (partition by customer_id) as any_account_opened
+        max(ifNull(is_account_opened, false)) over (partition by customer_id) as any_account_opened,
+        minIf(account_opened_at, ifNull(is_account_opened, false)) over (partition by customer_id)
+            as first_account_opened_at,
+        -- (an opening without a date sorts last)
+        argMinIf(
+            employee_id,
+            (ifNull(account_opened_at, toDateTime64('2299-12-31 00:00:00', 6, 'UTC')), mofu_id),
+            ifNull(is_account_opened, false)
+        ) over (partition by customer_id) as first_account_opened_employee_id
     from {{ ref('stg_crm__funnel_mofu') }}
     order by customer_id, created_at desc, mofu_id desc
     limit 1 by customer_id
@@ -69,6 +78,8 @@ final as (
         ifNull(mofu.mofu_row_count, 0) as mofu_row_count,
         ifNull(bofu.bofu_row_count, 0) as bofu_row_count,
         ifNull(mofu.any_account_opened, false) as has_any_account_opened,
+        mofu.first_account_opened_at as first_account_opened_at,
+        mofu.first_account_opened_employee_id as first_account_opened_employee_id,
         ifNull(bofu.any_first_deposit_recorded, false) as has_any_first_deposit_recorded
     from customers
     left join tofu on customers.customer_id = tofu.customer_id

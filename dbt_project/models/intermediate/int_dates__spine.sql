@@ -14,6 +14,10 @@ with activity_bounds as (
         select min(toNullable(requested_date)) from {{ ref('fct_withdrawals') }}
         union all
         select min(toNullable(kpi_date)) from {{ ref('stg_crm__employee_kpis') }}
+        union all
+        -- an account opening is a KPI (mofu_accounts_opened) too, and may precede every other activity
+        select min(toNullable(toDate(account_opened_at))) from {{ ref('stg_crm__funnel_mofu') }}
+        where is_account_opened
     )
 ),
 

@@ -28,7 +28,8 @@ conversations as (
 ),
 
 -- The seed view's measures, one funnel row per customer (int_customers__latest_funnel's rule); accounts opened
--- and first deposits count a customer whose any row has one, as the view's COUNT DISTINCT does.
+-- and first deposits count a customer whose any row has one, as the view's COUNT DISTINCT does, and the
+-- average days to an account are over those same customers (from the first opening on any row).
 portfolio as (
     select
         customers.assigned_employee_id as employee_id,
@@ -41,9 +42,9 @@ portfolio as (
         countIf(customers.current_stage_order >= {{ stage_order("'Trust'") }}) as customers_reached_trust,
         countIf(customers.current_stage_order >= {{ stage_order("'Action'") }}) as customers_reached_action,
         countIf(customers.current_stage_order >= {{ stage_order("'Subscribe'") }}) as customers_reached_subscribe,
-        avg(dateDiff('day', customers.first_contact_date, toDate(funnel.account_opened_at)))
+        avg(dateDiff('day', customers.first_contact_date, toDate(funnel.first_account_opened_at)))
             as avg_days_contact_to_account,
-        avg(dateDiff('day', toDate(funnel.account_opened_at), toDate(money.first_deposit_at)))
+        avg(dateDiff('day', toDate(funnel.first_account_opened_at), toDate(money.first_deposit_at)))
             as avg_days_account_to_first_deposit,
         avg(dateDiff('day', customers.first_contact_date, toDate(money.first_deposit_at)))
             as avg_days_contact_to_first_deposit
@@ -76,25 +77,26 @@ withdrawal_periods as (
     group by employee_id
 ),
 
--- Accounts opened are credited to the employee on the funnel_mofu row, first deposits to the
--- employee of the customer's first confirmed deposit.
--- The average days to an account (to a first deposit) of a period are over the accounts opened (first
--- deposits made) in it, credited the same way; days count from the customer's first contact.
+-- A customer's account is credited to the employee of the funnel_mofu row that recorded its first
+-- opening (an account opened on any row counts, as in accounts_opened: a newer row of a re-contact
+-- that says none does not undo it), first deposits to the employee of the customer's first confirmed
+-- deposit. The average days to an account (to a first deposit) of a period are over the accounts
+-- opened (first deposits made) in it, credited the same way; days count from the customer's first contact.
 account_periods as (
     select
-        funnel.mofu_employee_id as employee_id,
+        funnel.first_account_opened_employee_id as employee_id,
         {%- for period in periods %}
-        {%- set opened_in_period = 'funnel.is_account_opened and ' ~ in_period(period, 'toDate(funnel.account_opened_at)') %}
+        {%- set opened_in_period = in_period(period, 'toDate(funnel.first_account_opened_at)') %}
         countIf({{ opened_in_period }}) as accounts_opened_{{ period }},
         avgIf(
-            toNullable(dateDiff('day', customers.first_contact_date, toDate(funnel.account_opened_at))),
+            toNullable(dateDiff('day', customers.first_contact_date, toDate(funnel.first_account_opened_at))),
             {{ opened_in_period }}
         ) as avg_days_contact_to_account_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
     from funnel
     inner join customers on funnel.customer_id = customers.customer_id
-    where funnel.mofu_employee_id is not null
-    group by funnel.mofu_employee_id
+    where funnel.first_account_opened_employee_id is not null
+    group by funnel.first_account_opened_employee_id
 ),
 
 first_deposit_periods as (
@@ -104,7 +106,7 @@ first_deposit_periods as (
         {%- set deposited_in_period = in_period(period, 'toDate(money.first_deposit_at)') %}
         countIf({{ deposited_in_period }}) as first_deposits_{{ period }},
         avgIf(
-            toNullable(dateDiff('day', toDate(funnel.account_opened_at), toDate(money.first_deposit_at))),
+            toNullable(dateDiff('day', toDate(funnel.first_account_opened_at), toDate(money.first_deposit_at))),
             {{ deposited_in_period }}
         ) as avg_days_account_to_first_deposit_{{ period }},
         avgIf(
