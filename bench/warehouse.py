@@ -12,7 +12,8 @@ One run, in a throwaway stack (its own embedded PostgreSQL and local ClickHouse 
    <= 10%); the same again with 1% new rows all within the last day, as the hourly refresh meets
    them (the incremental facts and KPI months then touch only the recent months); then a build with
    no new rows (replication only, dbt skipped) and ``dbt source freshness``, which ``funnelhouse build`` runs
-   after either build as a report and is timed on its own;
+   beside the models as a report and is timed on its own; and a build with that report beside the
+   models against the same with the report after them (how it ran before), each after 1% new rows;
 4. a KPI partition run with its dates in dbt's environment (as Dagster passes them) against the same
    run given them as ``--vars`` (which re-parses the project), and the nightly full refresh over the
    existing warehouse (replication builds each table beside the live one, with tombstones);
@@ -285,7 +286,7 @@ def main() -> None:
         launcher.start(home)
         from ingestion.replication.connections import clickhouse_client
         from orchestration import environment
-        from orchestration.defs.warehouse.build import build, run_dbt
+        from orchestration.defs.warehouse.build import build, run_dbt, source_freshness
         from orchestration.defs.warehouse.dbt_environment import kpi_window_environment
 
         dsn = environment.pg_dsn()
@@ -333,11 +334,10 @@ def main() -> None:
 
         extra_customers = max(1, args.customers // 100)
         extra_messages = max(1, args.conversations // 100)
-        customers, messages = args.customers, args.conversations
-        # Twice 1% new rows: stamped over the whole year (every month of the incremental models
-        # rebuilt: the goal's measure), then all within the last day, as an hourly refresh meets them.
-        for key, spread_days in (("incremental_build", 365), ("incremental_build_recent", 1)):
-            print(f"1% new rows over {spread_days} day(s), incremental build ...", flush=True)
+        grown = {"customers": args.customers, "messages": args.conversations}
+
+        def add_one_percent(spread_days: int) -> None:
+            customers, messages = grown["customers"], grown["messages"]
             _load(
                 dsn,
                 customers + 1,
@@ -348,11 +348,28 @@ def main() -> None:
                 0,
                 spread_days,
             )
-            customers, messages = customers + extra_customers, messages + extra_messages
+            grown.update(customers=customers + extra_customers, messages=messages + extra_messages)
+
+        # Twice 1% new rows: stamped over the whole year (every month of the incremental models
+        # rebuilt: the goal's measure), then all within the last day, as an hourly refresh meets them.
+        for key, spread_days in (("incremental_build", 365), ("incremental_build_recent", 1)):
+            print(f"1% new rows over {spread_days} day(s), incremental build ...", flush=True)
+            add_one_percent(spread_days)
             log.clear()
             incremental = build(freshness=False, log=log.append)
             assert incremental.ok, "\n".join(log[-40:])
             results[key] = _incremental_figures(incremental)
+        # `funnelhouse build` as people run it, with its freshness report: the report after the models
+        # (how it ran before) against beside them (how it runs now), each after 1% new recent rows.
+        for key, beside in (("build_with_freshness_after", False), ("build_with_freshness_beside", True)):
+            print(f"1% new rows over 1 day, build with {key.rsplit('_', 1)[-1]} freshness ...", flush=True)
+            add_one_percent(1)
+            log.clear()
+            started = time.perf_counter()
+            summary = build(freshness=beside, log=log.append)
+            report = summary.freshness if beside else source_freshness(log=log.append)
+            results[key] = round(time.perf_counter() - started, 1)
+            assert summary.ok and report.sources, "\n".join(log[-40:])
         results["incremental_vs_full_share"] = round(
             results["incremental_build"]["total_seconds"] / results["full_build"]["total_seconds"], 3
         )
@@ -454,8 +471,10 @@ def _markdown(results: dict) -> str:
         f"{recent['total_seconds']} s (replication {recent['replication_seconds']} s, dbt {recent['dbt_seconds']} s; "
         f"{100 * results['incremental_recent_vs_full_share']:.1f} % of full) | |",
         f"| build with no new rows (replication only, dbt skipped) | {unchanged['total_seconds']} s | |",
-        f"| `dbt source freshness` (reported after each `funnelhouse build`, timed apart) | "
+        f"| `dbt source freshness` (reported by each `funnelhouse build`, timed apart) | "
         f"{results['source_freshness_seconds']} s | |",
+        f"| `funnelhouse build` with its freshness report, after 1% new recent rows: the report beside the models / "
+        f"after them (as before) | {results['build_with_freshness_beside']} s / {results['build_with_freshness_after']} s | |",
         f"| floor of an incremental build with dbt as a process: the no-change build's replication + a `dbt run` "
         f"selecting nothing ({results['dbt_invocation_floor_seconds']} s) | "
         f"{100 * results['incremental_floor_vs_full_share']:.1f} % of full | |",
