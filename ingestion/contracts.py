@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 
 STAGES = ("Awareness", "Attention", "Trust", "Engage", "Action", "Subscribe", "Growth", "Loyal", "Advocate")
 TIERS = ("S", "A", "B", "C")
-CURRENCY_PATTERN = r"^[A-Z]{3}$"
+# The seed's currency is VARCHAR(10) with no closed set: ISO 4217's three letters (USD, EUR) and
+# the codes trading platforms settle in beside them (USDT, USDC, BTC, 1INCH) all fit. Upper case
+# only, so that 'usdt' and 'USDT' never count as two currencies in a report; 3 to 10 characters,
+# as no currency code is shorter and the column holds no more.
+CURRENCY_PATTERN = r"^[A-Z0-9]{3,10}$"
 
 
 @dataclass(frozen=True)

@@ -408,8 +408,8 @@ def _parquet_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return column
     if pa.types.is_timestamp(column.type) and (column.type.unit == "ns" or column.type.tz):
-        # pandas and Spark write nanoseconds: as text, 9 fraction digits, which the timestamp
-        # rule refuses (every row rejected). PostgreSQL keeps microseconds anyway.
+        # pandas and Spark write nanoseconds; PostgreSQL keeps microseconds, so the text carries
+        # those (truncated, as Arrow casts) rather than 9 fraction digits for PostgreSQL to round.
         # A zoned column holds UTC instants: dropping the zone leaves them as UTC text.
         unit = "us" if column.type.unit == "ns" else column.type.unit
         column = column.cast(pa.timestamp(unit), safe=False)

@@ -8,7 +8,7 @@ a pandas frame whose index is the file's row numbers, with ``result_format=COMPL
 expectation's ``unexpected_index_list`` says exactly which rows broke it.
 
 Checks GE cannot express vectorised are done here and reported the same way: calendar validity
-(``2025-02-30`` matches the date pattern), JSON well-formedness (parsed once per distinct value)
+(``2025-02-30`` matches the date pattern), JSON as jsonb takes it (parsed once per distinct value)
 and NUL characters, which PostgreSQL's text cannot hold. References (business keys existing in PostgreSQL or in the same file)
 are checked by the loader with SQL joins, against the data itself rather than a copy of it.
 """
@@ -16,14 +16,18 @@ are checked by the loader with SQL joins, against the data itself rather than a 
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import math
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
@@ -37,15 +41,18 @@ from ingestion.load.readers import UNKNOWN_KEYS
 
 INT_PATTERN = r"^[+-]?[0-9]+$"
 DECIMAL_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
-BOOL_PATTERN = r"^(?i:true|false|t|f|yes|no|1|0)$"
+# PostgreSQL's boolean words (its unique prefixes such as 'tr' or 'of' aside: no exporter writes them).
+BOOL_PATTERN = r"^(?i:true|false|t|f|yes|no|y|n|on|off|1|0)$"
 # Year 0001-9999, month 01-12, day 01-31, hour 00-23, minute and second 00-59, zone offset up to
 # +-15:59 (PostgreSQL refuses year 0000 and bigger offsets). A pattern check cannot tell Feb 30
 # from Mar 30, so _calendar_failures looks at days 29-31. No lookahead: RE2 runs these too.
 # A timestamp with an offset is valid: the loader stores it converted to UTC (loader.utc_timestamp).
+# Up to 9 fraction digits: .NET writes 7, Java, pandas and Spark 9; PostgreSQL rounds them to the
+# microseconds it stores, as it would any other value it keeps at a coarser precision.
 _YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
 _DAY = rf"{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
 DATE_PATTERN = rf"^{_DAY}$"
-_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{1,6})?"
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:[.][0-9]{1,9})?"
 _ZONE = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)?"
 TIMESTAMP_PATTERN = rf"^{_DAY}[ T]{_TIME}{_ZONE}$"
 _TYPE_PATTERNS = {
@@ -63,6 +70,12 @@ _TYPE_WORDS = {
     "timestamp": "a timestamp YYYY-MM-DD HH:MM:SS",
 }
 INT4_RANGE = (-(2**31), 2**31 - 1)
+# PostgreSQL's numeric (DECIMAL columns, and every number inside a jsonb value) holds at most 16383
+# digits after the point and values below 10**131072. Its input refuses anything beyond ("value
+# overflows numeric format"), even a value that DECIMAL(12,2) would round to 0.00 (1e-16384), and
+# the whole file with it.
+NUMERIC_MAX_SCALE = 16383
+NUMERIC_MAX_WHOLE_DIGITS = 131072
 
 
 @functools.cache
@@ -134,9 +147,38 @@ def _numeric_name(column: str) -> str:
     return f"{column}::number"
 
 
+def _as_float(texts: pd.Series, pattern: str) -> pd.Series:
+    """The values written as numbers (``pattern``: the type's shape), as floats; others NaN, which
+    the range checks skip (the type rule reports them).
+
+    pandas gives NaN for an integer of more than 4300 digits (Python's limit on parsing one): that
+    would pass every range. Such a value is infinite here, beyond any column's range, as it is.
+    """
+    shaped = texts.str.fullmatch(pattern, na=False)
+    numbers = pd.to_numeric(texts.where(shaped), errors="coerce").astype("float64")
+    unread = shaped & numbers.isna()
+    if unread.any():
+        numbers[unread] = np.where(texts[unread].str.startswith("-"), -math.inf, math.inf)
+    return numbers
+
+
+def _numeric(text: str) -> Decimal | None:
+    """``text`` (a number) as PostgreSQL's numeric reads it, None where it refuses it (see
+    NUMERIC_MAX_SCALE)."""
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # an exponent beyond even Decimal's: 1e-99999999999999999999
+        return None
+    fits = number.as_tuple().exponent >= -NUMERIC_MAX_SCALE and (
+        not number or number.adjusted() < NUMERIC_MAX_WHOLE_DIGITS
+    )
+    return number if fits else None
+
+
 def _as_stored(texts: pd.Series, numbers: pd.Series, scale: int) -> pd.Series:
     """``numbers`` rounded as PostgreSQL stores them at ``scale`` before its checks see them: 0.004
-    becomes 0.00 (failing amount > 0), 999.995 becomes 1000.00 (overflowing DECIMAL(5,2)).
+    becomes 0.00 (failing amount > 0), 999.995 becomes 1000.00 (overflowing DECIMAL(5,2)). A value
+    numeric cannot even read (1e-16384) becomes infinite, which no storage range holds.
 
     Decimal arithmetic (float rounding gets 1.005 wrong), only for the values with more fraction
     digits than the column keeps. Beyond 1e15 float64 has no cents left to round (and Decimal's
@@ -147,7 +189,10 @@ def _as_stored(texts: pd.Series, numbers: pd.Series, scale: int) -> pd.Series:
         return numbers
     step = Decimal(1).scaleb(-scale)
     rounded = numbers.copy()
-    rounded[finer] = [float(Decimal(text).quantize(step, ROUND_HALF_UP)) for text in texts[finer]]
+    rounded[finer] = [
+        math.inf if number is None else float(number.quantize(step, ROUND_HALF_UP))
+        for number in map(_numeric, texts[finer])
+    ]
     return rounded
 
 
@@ -181,28 +226,66 @@ def _calendar_failures(kind: str) -> Callable[[pd.Series], pd.Series]:
     return failing
 
 
-def _holds_nul(value) -> bool:
+# A JSON number orjson's doubles cannot judge: one with an exponent (1e400 is infinite as a double,
+# 1e-16384 is 0.0) or more digits than numeric keeps after the point.
+_JSON_NUMBER_BEYOND_DOUBLE = re.compile(rf"[0-9][eE][+-]?[0-9]|[0-9]{{{NUMERIC_MAX_SCALE + 1}}}")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _jsonb_refuses(value) -> bool:
+    """Whether decoded JSON holds a string jsonb cannot: with a NUL character, or a lone surrogate
+    (which only the exact decoder lets through)."""
     if isinstance(value, str):
-        return "\x00" in value
+        return "\x00" in value or _LONE_SURROGATE.search(value) is not None
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+        return any(_jsonb_refuses(k) or _jsonb_refuses(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
+        return any(_jsonb_refuses(v) for v in value)
     return False
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_number(text: str) -> Decimal:
+    number = _numeric(text)
+    if number is None:
+        raise ValueError(f"{text[:20]} overflows numeric")
+    return number
+
+
+def _exact_json(text: str):
+    """``text`` decoded with its numbers as exact decimals, as jsonb reads them (JSON's grammar
+    only: NaN and Infinity are refused). Raises ValueError if jsonb refuses it."""
+    try:
+        return json.loads(
+            text, parse_float=_json_number, parse_int=_json_number, parse_constant=_refuse_constant
+        )
+    except RecursionError as error:
+        raise ValueError("nested too deeply") from error
+
+
 def _json_failures(values: pd.Series) -> pd.Series:
-    """Rows whose text is not JSON, or decodes to a NUL character (which jsonb refuses, failing the
-    whole file); each distinct text is parsed once (JSON columns repeat a lot)."""
+    """Rows whose text jsonb refuses (which would fail the whole file): not JSON, a NUL character,
+    a number beyond numeric's range. Each distinct text is parsed once (JSON columns repeat a lot),
+    by orjson; only a text with a number a double cannot judge (or that orjson refuses, as it does
+    1e400, which jsonb keeps) is decoded again exactly."""
     bad = []
     for text in values.dropna().unique():
         try:
             value = orjson.loads(text)
+            exact = _JSON_NUMBER_BEYOND_DOUBLE.search(text) is not None
         except orjson.JSONDecodeError:
-            bad.append(text)
-            continue
+            exact = True
+        if exact:
+            try:
+                value = _exact_json(text)
+            except ValueError:
+                bad.append(text)
+                continue
         # Valid JSON text cannot hold a raw NUL, so a decoded one was written as \u0000.
-        if "\\u0000" in text and _holds_nul(value):
+        if (exact or "\\u0000" in text) and _jsonb_refuses(value):
             bad.append(text)
     return values.isin(bad) if bad else pd.Series(False, index=values.index)
 
@@ -423,14 +506,9 @@ class ChunkValidator:
         conversation's content) would be copied a dozen times per chunk for nothing.
         """
         typed = {
-            _numeric_name(name): pd.to_numeric(
-                frame[name].where(
-                    frame[name].str.fullmatch(
-                        INT_PATTERN if self.contract.column(name).kind == "int" else DECIMAL_PATTERN, na=False
-                    )
-                ),
-                errors="coerce",
-            ).astype("float64")
+            _numeric_name(name): _as_float(
+                frame[name], INT_PATTERN if self.contract.column(name).kind == "int" else DECIMAL_PATTERN
+            )
             for name in self._numeric
         }
         for name, scale in self._scales.items():

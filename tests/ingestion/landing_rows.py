@@ -106,6 +106,25 @@ def deposit(n: int, **overrides) -> dict:
     )
 
 
+def withdrawal(n: int, **overrides) -> dict:
+    return _landing_row(
+        "withdrawals",
+        overrides,
+        withdrawal_code=f"WTH_20250102_{n}",
+        amount="5.00",
+        currency="USD",
+        status="confirmed",
+        requested_at="2025-01-02 10:00:00",
+        created_at="2025-01-02 10:00:00",
+        customer_code="CUST_0001",
+        employee_code="EMP_001",
+    )
+
+
+def tag(n: int, **overrides) -> dict:
+    return _landing_row("tags", overrides, name=f"标签{n}", category="行为", created_at="2025-01-01 09:00:00")
+
+
 def employee_kpi(day: int, **overrides) -> dict:
     return _landing_row(
         "employee_kpis",

@@ -51,6 +51,74 @@ def test_decimals_are_checked_as_rounded_to_the_column_scale(parents, run_ingest
     assert sql("SELECT bofu_withdrawal_rate::text FROM employee_kpis") == [("999.99",)]
 
 
+def test_values_postgresql_reads_load_and_those_it_cannot_read_are_quarantined(parents, run_ingest, sql):
+    """Numbers, JSON, timestamps and booleans as PostgreSQL's input reads them: what it takes loads
+    (7 or 9 fraction digits rounded to its microseconds, 1e400 in jsonb), what it refuses is
+    quarantined instead of failing the file (numeric holds no more than 16383 digits after the
+    point, even where DECIMAL(12,2) would round the value to 0.00)."""
+    customers = [
+        rows.customer(
+            60,
+            ltv_prediction="1e-16383",
+            language="[1e400]",
+            created_at="2025-01-02 10:00:00.1234567",
+            assigned_at="2025-01-02 10:00:00.123456789+08:00",
+        ),
+        rows.customer(61, ltv_prediction="1e-16384"),
+        rows.customer(62, ltv_prediction="0." + "0" * 16383 + "1"),
+        rows.customer(63, language="[1.0e-16383]"),
+        rows.customer(64, language='["\\ud800"]'),
+        # More digits than pandas reads (4300): not a missing number that every range lets pass.
+        rows.customer(65, age="1" * 5000),
+        rows.customer(66, ltv_prediction="-" + "2" * 5000),
+        # An exponent beyond even Python's Decimal: quarantined, not an exception ending the run.
+        rows.customer(67, ltv_prediction="1e-99999999999999999999999"),
+        rows.customer(68, language="[1e-99999999999999999999999]"),
+    ]
+    tags = [rows.tag(1, is_system="on"), rows.tag(2, is_system="OFF"), rows.tag(3, is_system="y")]
+    tags += [rows.tag(4, is_system="n"), rows.tag(5, is_system="maybe")]
+    results = run_ingest(
+        rows.write(parents, "customers", "pg", customers), rows.write(parents, "tags", "pg", tags)
+    )
+    loaded = results["customers__pg.csv"]
+    assert (loaded.status, loaded.rows_loaded) == ("loaded", 1)
+    assert loaded.reasons == {"storage:ltv_prediction": 4, "json:language": 3, "range:age": 1}
+    assert sql(
+        "SELECT ltv_prediction::text, language::text, created_at::text, assigned_at::text FROM customers "
+        "WHERE customer_code = 'CUST_0060'"
+    ) == [("0.00", "[1" + "0" * 400 + "]", "2025-01-02 10:00:00.123457", "2025-01-02 02:00:00.123457")]
+    assert (results["tags__pg.csv"].rows_loaded, results["tags__pg.csv"].reasons) == (
+        4,
+        {"type:is_system": 1},
+    )
+    assert sql("SELECT name, is_system FROM tags ORDER BY name") == [
+        ("标签1", True),
+        ("标签2", False),
+        ("标签3", True),
+        ("标签4", False),
+    ]
+
+
+def test_settlement_currencies_load(parents, run_ingest, sql):
+    """currency is VARCHAR(10) in the seed: USDT and USDC are currencies a platform settles in.
+    Lower case stays refused (one currency must not count as two in reports)."""
+    results = run_ingest(
+        rows.write(
+            parents, "deposits", "cur", [rows.deposit(1, currency="USDT"), rows.deposit(2, currency="usdt")]
+        ),
+        rows.write(parents, "withdrawals", "cur", [rows.withdrawal(1, currency="USDC")]),
+    )
+    assert {name: (r.status, r.rows_loaded) for name, r in results.items()} == {
+        "deposits__cur.csv": ("loaded", 1),
+        "withdrawals__cur.csv": ("loaded", 1),
+    }
+    assert results["deposits__cur.csv"].reasons == {"pattern:currency": 1}
+    assert sql("SELECT currency FROM deposits UNION ALL SELECT currency FROM withdrawals") == [
+        ("USDT",),
+        ("USDC",),
+    ]
+
+
 def test_nul_characters_are_quarantined(parents, run_ingest, sql):
     batch = [
         rows.customer(5),
