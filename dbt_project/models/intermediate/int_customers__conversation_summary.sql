@@ -1,7 +1,9 @@
--- One row per customer who had a conversation: activity windows ending on the build date (a message
--- stamped after it, e.g. in a rebuild as of an earlier day, is in no window; macros/periods.sql).
+-- One row per customer who had a conversation up to the build date: activity windows ending on it,
+-- sentiment counts and the last message up to it (a message stamped after it, e.g. in a rebuild as of
+-- an earlier day, has not been sent yet: macros/as_of_date.sql, periods.sql).
 with conversations as (
     select * from {{ ref('fct_conversations') }}
+    where {{ by_build_date('sent_date') }}
 ),
 
 final as (

@@ -1,10 +1,12 @@
--- One row per customer with confirmed money movements (pending and failed ones never count).
+-- One row per customer with confirmed money movements (pending and failed ones never count) up to
+-- the build date: a movement stamped after it has not happened yet, so it is in no count or sum and
+-- is no first deposit (macros/as_of_date.sql).
 with deposits as (
-    select * from {{ ref('fct_deposits') }} where is_confirmed
+    select * from {{ ref('fct_deposits') }} where is_confirmed and {{ by_build_date('deposit_date') }}
 ),
 
 withdrawals as (
-    select * from {{ ref('fct_withdrawals') }} where is_confirmed
+    select * from {{ ref('fct_withdrawals') }} where is_confirmed and {{ by_build_date('requested_date') }}
 ),
 
 deposit_totals as (

@@ -1,7 +1,11 @@
 -- A customer leaves a stage when its next journey row is recorded; the latest row is the stage
 -- the customer is in now. Days are calendar days, counted up to the build date while current.
+-- Only the journey rows up to the build date: a stage entered after it (a rebuild as of an earlier
+-- day, a CRM clock ahead past midnight) has not been entered yet, so it neither ends the stage before
+-- it nor becomes the current one, and no day count runs backwards (macros/as_of_date.sql).
 with journey as (
     select * from {{ ref('stg_crm__customer_journey') }}
+    where {{ by_build_date('toDate(transitioned_at)') }}
 ),
 
 sequenced as (

@@ -24,6 +24,14 @@ current_stages as (
     where is_current
 ),
 
+-- Customers with a journey row after the build date (fct_stage_transitions stops at it): the stage the
+-- CRM shows now was entered after the build date, and the one before it is not kept in customers.
+customers_moved_after_build_date as (
+    select distinct customer_id
+    from {{ ref('stg_crm__customer_journey') }}
+    where not {{ by_build_date('toDate(transitioned_at)') }}
+),
+
 final as (
     select
         customers.customer_id as customer_id,
@@ -52,14 +60,16 @@ final as (
         customers.source_channel as customer_source_channel,
         customers.country as country,
         customers.age_band as age_band,
-        toInt32(dateDiff(
-            'day',
-            toDate(if(current_stages.stage = customers.current_stage, current_stages.entered_at, customers.created_at)),
-            {{ as_of_date() }}
-        )) as days_in_current_stage,
+        if(
+            customers.customer_id in (select customer_id from customers_moved_after_build_date),
+            null,
+            {{ days_to_build_date(
+                'toDate(if(current_stages.stage = customers.current_stage, current_stages.entered_at, customers.created_at))'
+            ) }}
+        ) as days_in_current_stage,
         customers.first_contact_date as first_contact_date,
         toDate(money.first_deposit_at) as first_deposit_date,
-        toInt32(dateDiff('day', customers.first_contact_date, toDate(money.first_deposit_at))) as days_to_first_deposit,
+        {{ days_between('customers.first_contact_date', 'toDate(money.first_deposit_at)') }} as days_to_first_deposit,
         ifNull(money.deposit_count, 0) as deposit_count,
         ifNull(money.withdrawal_count, 0) as withdrawal_count,
         ifNull(money.deposit_amount, 0) as confirmed_deposit_amount,
@@ -77,7 +87,7 @@ final as (
             as negative_conversation_share,
         customers.tag_names as tag_names,
         toUInt32(length(customers.tag_names)) as tag_count,
-        toInt32(dateDiff('day', toDate(customers.last_contact_at), {{ as_of_date() }})) as days_since_last_contact,
+        {{ days_to_build_date('toDate(customers.last_contact_at)') }} as days_since_last_contact,
         greatest(funnel.tofu_row_count, funnel.mofu_row_count, funnel.bofu_row_count) > 1
             as has_multiple_funnel_rows
     from customers

@@ -42,11 +42,16 @@ portfolio as (
         countIf(customers.current_stage_order >= {{ stage_order("'Trust'") }}) as customers_reached_trust,
         countIf(customers.current_stage_order >= {{ stage_order("'Action'") }}) as customers_reached_action,
         countIf(customers.current_stage_order >= {{ stage_order("'Subscribe'") }}) as customers_reached_subscribe,
-        avg(dateDiff('day', customers.first_contact_date, toDate(funnel.first_account_opened_at)))
-            as avg_days_contact_to_account,
-        avg(dateDiff('day', toDate(funnel.first_account_opened_at), toDate(money.first_deposit_at)))
-            as avg_days_account_to_first_deposit,
-        avg(dateDiff('day', customers.first_contact_date, toDate(money.first_deposit_at)))
+        -- all time up to the build date, like the *_all_time columns (money is up to it already)
+        avgIf(
+            {{ days_between('customers.first_contact_date', 'toDate(funnel.first_account_opened_at)') }},
+            {{ in_period('all_time', 'toDate(funnel.first_account_opened_at)') }}
+        ) as avg_days_contact_to_account,
+        avgIf(
+            {{ days_between('toDate(funnel.first_account_opened_at)', 'toDate(money.first_deposit_at)') }},
+            {{ in_period('all_time', 'toDate(funnel.first_account_opened_at)') }}
+        ) as avg_days_account_to_first_deposit,
+        avg({{ days_between('customers.first_contact_date', 'toDate(money.first_deposit_at)') }})
             as avg_days_contact_to_first_deposit
     from customers
     left join funnel on customers.customer_id = funnel.customer_id
@@ -89,7 +94,7 @@ account_periods as (
         {%- set opened_in_period = in_period(period, 'toDate(funnel.first_account_opened_at)') %}
         countIf({{ opened_in_period }}) as accounts_opened_{{ period }},
         avgIf(
-            toNullable(dateDiff('day', customers.first_contact_date, toDate(funnel.first_account_opened_at))),
+            toNullable({{ days_between('customers.first_contact_date', 'toDate(funnel.first_account_opened_at)') }}),
             {{ opened_in_period }}
         ) as avg_days_contact_to_account_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
@@ -106,11 +111,11 @@ first_deposit_periods as (
         {%- set deposited_in_period = in_period(period, 'toDate(money.first_deposit_at)') %}
         countIf({{ deposited_in_period }}) as first_deposits_{{ period }},
         avgIf(
-            toNullable(dateDiff('day', toDate(funnel.first_account_opened_at), toDate(money.first_deposit_at))),
+            toNullable({{ days_between('toDate(funnel.first_account_opened_at)', 'toDate(money.first_deposit_at)') }}),
             {{ deposited_in_period }}
         ) as avg_days_account_to_first_deposit_{{ period }},
         avgIf(
-            toNullable(dateDiff('day', customers.first_contact_date, toDate(money.first_deposit_at))),
+            toNullable({{ days_between('customers.first_contact_date', 'toDate(money.first_deposit_at)') }}),
             {{ deposited_in_period }}
         ) as avg_days_contact_to_first_deposit_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}

@@ -5,7 +5,9 @@
 -- more than N days before it): a customer contacted 3 days ago may still open an account on day 7,
 -- so counting it as "not within 7 days" would bias the newest cohorts low. The account is the
 -- customer's first opened on any funnel_mofu row (int_customers__latest_funnel), as the employee
--- marts count accounts, not only the newest row's.
+-- marts count accounts, not only the newest row's. As of the build date (macros/as_of_date.sql): a
+-- customer first contacted after it is in no cohort yet, and an account opened or a first deposit made
+-- after it is not reached yet (an account opening the CRM did not date counts as opened).
 {%- set windows = [7, 30, 90] %}
 with customers as (
     select * from {{ ref('dim_customers') }}
@@ -25,12 +27,14 @@ milestones as (
         toStartOfMonth(customers.first_contact_date) as cohort_month,
         customers.source_channel as source_channel,
         dateDiff('day', customers.first_contact_date, {{ as_of_date() }}) as days_observed,
-        ifNull(funnel.has_any_account_opened, false) as has_account,
+        ifNull(funnel.has_any_account_opened, false)
+            and ifNull({{ by_build_date('toDate(funnel.first_account_opened_at)') }}, true) as has_account,
         dateDiff('day', customers.first_contact_date, toDate(funnel.first_account_opened_at)) as days_to_account,
         dateDiff('day', customers.first_contact_date, toDate(money.first_deposit_at)) as days_to_first_deposit
     from customers
     left join funnel on customers.customer_id = funnel.customer_id
     left join money on customers.customer_id = money.customer_id
+    where {{ by_build_date('customers.first_contact_date') }}
 ),
 
 final as (

@@ -1,5 +1,6 @@
 -- Script usage as seen in conversations next to the counters the CRM keeps on the script.
--- A use is "successful" when the conversation was a quality conversation.
+-- A use is "successful" when the conversation was a quality conversation. Uses up to the build date: a
+-- message stamped after it has not been sent yet (macros/as_of_date.sql); the CRM's counters are as kept.
 with scripts as (
     select * from {{ ref('stg_crm__scripts') }}
 ),
@@ -14,7 +15,7 @@ uses as (
         uniqExact(customer_id) as customers_reached,
         max(sent_at) as last_used_at
     from {{ ref('fct_conversations') }}
-    where script_id is not null
+    where script_id is not null and {{ by_build_date('sent_date') }}
     group by script_id
 ),
 
