@@ -351,13 +351,15 @@ def counts_per_day(conn: psycopg.Connection) -> dict[str, int]:
     return {row["day"].isoformat(): row["n"] for row in rows}
 
 
-def pending_days(conn: psycopg.Connection, changes: Cursor) -> set[str]:
-    """Days with changes the index has not seen yet (what a per-day comparison may legitimately miss)."""
+def pending_changes(conn: psycopg.Connection, changes: Cursor) -> tuple[set[str], list[int]]:
+    """Days with changes the index has not seen yet (what a per-day comparison may legitimately
+    miss), and the ids of those conversations: one whose ``sent_at`` changed since is still counted
+    on its old day by the index (those days are found there, ``query.counts_per_day``)."""
     rows = conn.execute(
-        "SELECT DISTINCT sent_at::date AS day FROM conversations WHERE (updated_at, id) > (%s, %s)",
+        "SELECT id, sent_at::date AS day FROM conversations WHERE (updated_at, id) > (%s, %s)",
         changes.as_tuple(),
     ).fetchall()
-    return {row["day"].isoformat() for row in rows}
+    return {row["day"].isoformat() for row in rows}, [row["id"] for row in rows]
 
 
 def present_conversations(conn: psycopg.Connection, ids: Sequence[int]) -> set[int]:
@@ -368,7 +370,7 @@ def present_conversations(conn: psycopg.Connection, ids: Sequence[int]) -> set[i
 
 def pending_deletions(conn: psycopg.Connection, deletions: Cursor) -> list[int]:
     """Ids of conversations deleted after the deletions cursor: still in the index until the next sync
-    (their days are found in the index, ``query.days_of``: PostgreSQL no longer has them)."""
+    (their days are found in the index, ``query.counts_per_day``: PostgreSQL no longer has them)."""
     rows = conn.execute(
         "SELECT DISTINCT row_id FROM sync_deletions WHERE table_name = 'conversations' AND (deleted_at, id) > (%s, %s)",
         deletions.as_tuple(),

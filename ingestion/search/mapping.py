@@ -10,11 +10,17 @@ rebuild writes for all rows.
 characters: Lucene refuses a term over 32,766 bytes, and the one document holding it would fail every
 bulk, keeping the sync's cursor (and every rebuild) from ever getting past it. A longer tag stays in
 ``_source``, unsearchable.
+4 - the same mapping; the redaction masks more forms of contact details (bracketed area codes, digits
+in pairs, "at"-spelled mail addresses, labelled birth dates) and fewer dates and stock codes: the
+rebuild this forces re-redacts every document already indexed at the next sensor tick, rather than
+leaving the old text searchable until the nightly rebuild.
 """
 
 from __future__ import annotations
 
-MAPPING_VERSION = 3
+import re
+
+MAPPING_VERSION = 4
 DEFAULT_ALIAS = "conversations"
 
 _KEYWORD = {"type": "keyword"}
@@ -28,7 +34,16 @@ def index_name(alias: str, stamp: str) -> str:
 
 
 def index_pattern(alias: str) -> str:
+    """A wildcard for the alias's indices, which also matches those of an alias named like
+    ``<alias>_v...`` ("conversations_vn"): ``stamp_of`` tells them apart."""
     return f"{alias}_v*"
+
+
+def stamp_of(alias: str, index: str) -> str | None:
+    """When ``index`` was created, if it is one of ``alias``'s versioned indices (``index_name``),
+    else None. Stamps sort in time order, whatever the mapping version."""
+    found = re.fullmatch(rf"{re.escape(alias)}_v[0-9]+_([0-9]{{8}}t[0-9]+)", index)
+    return found[1] if found else None
 
 
 def content_field(cjk: bool) -> dict:

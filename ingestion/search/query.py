@@ -1,19 +1,26 @@
 """Searching conversations by words (Chinese or English), customer, employee, platform, sentiment, time.
 
-Words: ``standard`` splits Chinese into single characters, so "美股" alone would match any text with
-美 and 股 anywhere. A phrase match on ``content`` ranks adjacent characters first, every
-character/word is required (``operator: and``), and where the engine has the ``cjk`` sub-field its
-bigrams count too. Fields that do not exist (no ``content.cjk`` on Elasticsearch's minimal
-distribution) simply match nothing, so one query serves both engines.
+Words: ``standard`` splits Chinese into single characters, so "美股" as a plain match would find any
+text with 美 and 股 anywhere ("股市美好", "美元和港股"). So each run of Chinese (or Japanese) characters
+in the query must appear as it is written (a phrase of its characters), and the other words each
+somewhere (``operator: and``): "港股 IPO" finds "IPO 认购 港股" too, and a space separates Chinese words
+that need not be adjacent ("特斯拉 股价"). The whole query as a phrase ranks first, and where the
+engine has the ``cjk`` sub-field its bigrams count too. Fields that do not exist (no ``content.cjk``
+on Elasticsearch's minimal distribution) simply match nothing, so one query serves both engines.
+
+The index holds message text in NFKC (``redaction.plain_forms``: full-width "ＡＡＰＬ" as "AAPL"), and
+``standard`` does not fold widths: the query is written in the same form first.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from ingestion.search import mapping
 from ingestion.search.client import SearchClient, error_status
+from ingestion.search.redaction import plain_forms
 
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "<<", ">>"
 
@@ -49,15 +56,26 @@ class SearchResult:
     took_ms: int
 
 
+# Scripts written without spaces, which ``standard`` indexes one character per token: kana, CJK
+# ideographs (with their extensions and compatibility forms).
+_UNSPACED_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
+
+
 def _text_clause(text: str) -> dict:
+    required: list[dict] = [{"match_phrase": {"content": run}} for run in _UNSPACED_RUN.findall(text)]
+    other_words = _UNSPACED_RUN.sub(" ", text)
+    if not other_words.isspace():
+        # Punctuation alone analyses to no term: beside Chinese words it requires nothing ("美股！"),
+        # alone it finds nothing ("？").
+        match = {"query": other_words, "operator": "and", "zero_terms_query": "all" if required else "none"}
+        required.append({"match": {"content": match}})
     return {
         "bool": {
+            "must": required,
             "should": [
                 {"match_phrase": {"content": {"query": text, "boost": 3}}},
                 {"match": {"content.cjk": {"query": text, "operator": "and", "boost": 2}}},
-                {"match": {"content": {"query": text, "operator": "and"}}},
             ],
-            "minimum_should_match": 1,
         }
     }
 
@@ -85,7 +103,7 @@ def _filter_clauses(filters: Filters) -> list[dict]:
 def build_query(text: str | None, filters: Filters, size: int = 10) -> dict:
     query: dict = {"bool": {"filter": _filter_clauses(filters)}}
     if text and text.strip():
-        query["bool"]["must"] = [_text_clause(text.strip())]
+        query["bool"]["must"] = [_text_clause(plain_forms(text.strip()))]
         sort: list = ["_score", {"sent_at": "desc"}]
     else:
         sort = [{"sent_at": "desc"}]

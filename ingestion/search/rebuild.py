@@ -150,8 +150,12 @@ def _previous_versions_to_drop(
 ) -> list[str]:
     """All older versions but ``keep_previous`` of them: first the ones the alias just left (what a
     rollback returns to), then the newest."""
-    # Names end with a sortable timestamp: newest last.
-    older = sorted(name for name in client.indices_matching(mapping.index_pattern(alias)) if name != live)
+    # Only this alias's versions (the wildcard also matches another alias's: "conversations_vn"),
+    # oldest first.
+    stamps = {
+        name: mapping.stamp_of(alias, name) for name in client.indices_matching(mapping.index_pattern(alias))
+    }
+    older = sorted((name for name, stamp in stamps.items() if stamp and name != live), key=stamps.__getitem__)
     preferred = [name for name in left if name in older] + [
         name for name in reversed(older) if name not in left
     ]

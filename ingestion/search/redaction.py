@@ -8,10 +8,13 @@ people than the CRM, so these are replaced by placeholders before a document is 
 matters less than recall here: a long digit run that was an account number gets masked too, which
 costs nothing in search. A date is masked only next to a birthday label (after it, or before a
 Chinese one), and seven or eight digits only after a phone word: market dates, amounts and order
-numbers are what search is for.
+numbers are what search is for. For the same reason a run of digit groups does not take in a
+calendar date, a time or a decimal beside it ("2025-11-03 15:30", "20251103 9:30"), a list of stock
+codes is no number ("600519 000858 300750", "00700 09988"), and fewer than eight digits after a "+" are a price
+change ("+2.5 100").
 
 Full-width and other compatibility forms ("Ｗｅｃｈａｔ：ｚｈａｎｇｓａｎ", "１３８－００１３－８０００") are
-rewritten in NFKC first, Chinese punctuation aside (``_plain_forms``), so every rule sees plain
+rewritten in NFKC first, Chinese punctuation aside (``plain_forms``), so every rule sees plain
 letters, digits and signs; the index holds that form of the text.
 
 The rules run one after the other, each on the previous one's output: a later rule sees what an
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 EMAIL = "[email]"
@@ -77,6 +80,38 @@ def _spelled_email(match: re.Match) -> str:
     return EMAIL if _SPELLED_DOT_WORD.search(match[0]) else match[0]
 
 
+# The "@" of an address at a mail service written some other way, with a real dot: "john at gmail.com",
+# "zhangsan艾特163.com" ("艾特" says "at"), "lily#qq.com", "abc（at）126.com", "john @ gmail . com".
+# "at" before a domain also names a web site ("sign up at example.com"), so only the domains of mail
+# services count here. Found from the "@" onwards (each alternative starts with a known character,
+# so ``re`` jumps between candidates), and the local part looked for before it (``_LOCAL_PART_BEFORE``).
+_MAIL_SERVICES = (
+    "gmail|googlemail|outlook|hotmail|msn|yahoo|ymail|icloud|aol|protonmail|proton|gmx|yandex|zoho"
+    "|qq|foxmail|163|126|yeah|sina|sohu|aliyun|139|189|21cn"
+)
+_MAIL_SERVICE_TOP_LEVEL_DOMAINS = "com|net|cn|org|co|uk|hk|tw|jp|sg|de|fr|ru|io"
+_AT_WRITTEN_OUT_BEFORE_A_MAIL_SERVICE = re.compile(
+    r"(?:\sat|@|艾特|#|（at）|【at】|\(at\)|\[at\])\s*(?:vip\s*[.。]\s*)?"
+    rf"(?:{_MAIL_SERVICES})(?:\s*[.。]\s*(?:{_MAIL_SERVICE_TOP_LEVEL_DOMAINS}))+(?![a-z0-9])"
+)
+_LOCAL_PART_BEFORE = re.compile(r"(?<![a-z0-9._%+\-])[a-z0-9._%+\-]+\s*\Z")
+_LOCAL_PART_REACH = 64 + 8  # the longest local part an address may have, and spaces after it
+
+
+def _redact_addresses_at_mail_services(text: str, lowered: str) -> str:
+    """Addresses at mail services with their "@" written otherwise (``lowered`` is
+    ``_lowercase_same_positions(text)``)."""
+    parts, start = [], 0
+    for match in _AT_WRITTEN_OUT_BEFORE_A_MAIL_SERVICE.finditer(lowered):
+        local = _LOCAL_PART_BEFORE.search(
+            lowered, max(start, match.start() - _LOCAL_PART_REACH), match.start()
+        )
+        if local is not None:
+            parts += [text[start : local.start()], EMAIL]
+            start = match.end()
+    return "".join(parts) + text[start:] if parts else text
+
+
 # Birth dates after a label ("生日 1985-03-12", "出生日期：1985年3月12日", "DOB 12/03/1985",
 # "birthday: March 12, 1985", "born on March 12, 1985", "生日是85年3月12号") or before a Chinese one
 # (``_BIRTHDATE_BEFORE_LABEL``); a date without one stays ("2026-03-12 的行情", "March 12 earnings
@@ -98,17 +133,19 @@ _MONTH = (
 )
 # A date that may be a birth date: what follows a birthday label, or precedes a Chinese one.
 _DATE = (
-    r"(?:(?:\d{4}\s*[-/.年]|\d{2}\s*年)\s*\d{1,2}(?:\s*[-/.月]\s*\d{1,2}\s*[日号]?|\s*月)?"  # "85年3月12号"
+    r"(?:(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"  # "19850312", as forms ask for it
+    r"|(?:\d{4}\s*[-/.年]|\d{2}\s*年)\s*\d{1,2}(?:\s*[-/.月]\s*\d{1,2}(?:\s*[日号])?|\s*月)?"  # "85年3月12号"
     r"|\d{1,2}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{2,4}"
     r"|\d{1,2}[-/.]\d{1,2}"  # no year: "3.12", "12/03"
-    r"|\d{1,2}\s*月\s*\d{1,2}\s*[日号]?"
+    r"|\d{1,2}\s*月\s*\d{1,2}(?:\s*[日号])?"
     rf"|{_MONTH}\s*\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
     rf"|\d{{1,2}}[-/.\s]{_MONTH}[-/.\s]\d{{2,4}}"  # "12-Mar-1985"
+    rf"|\d{{4}}[-/.\s]{_MONTH}[-/.\s]?\d{{1,2}}(?:st|nd|rd|th)?"  # "1985 March 12"
     rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?)(?![0-9])"
 )
 _BIRTHDATE = re.compile(
     r"(?i)(?P<label>(?:生日|出生(?:日期|年月日|年月|于|在)?"
-    r"|(?<![a-z])(?:date\s+of\s+birth|birth\s*date|birthday|birth|born|d\.?o\.?b\.?))"
+    r"|(?<![a-z])(?:date\s+of\s+birth|birth\s*date|birthday|birth|born|d\.?o\.?b\.?|b[-']?day))"
     r"(?:是|为|在|:|：|=|-|is|was|on|the|'s|’s|\s)*)"
     rf"(?P<date>{_DATE})"
 )
@@ -124,7 +161,13 @@ def _has_birthday_label(lowered: str) -> bool:
     return (
         (
             "b" in lowered
-            and ("birth" in lowered or "dob" in lowered or "d.o.b" in lowered or "born" in lowered)
+            and (
+                "birth" in lowered
+                or "dob" in lowered
+                or "d.o.b" in lowered
+                or "born" in lowered
+                or "day" in lowered  # "bday", "b-day"; the pattern says whether it is one
+            )
         )
         or "生日" in lowered
         or "出生" in lowered
@@ -185,7 +228,7 @@ _LABELS = (
 #   phone number written out, one alternative per numeral so that each starts with a literal.
 # What they end with ("是我", a numeral) no label ends with: that tells them apart, in
 # ``(?P<bare>...)``, with no group at their start (which would cost the literal-first jumps).
-_NUMERALS = "零〇一二三四五六七八九幺两"
+_NUMERALS = "零〇一二三四五六七八九幺两壹贰貳叁參肆伍陆陸柒捌玖"
 _BARE = ("是我", *(rf"{numeral}(?:[\s\-]{{0,2}}[{_NUMERALS}]){{6,}}" for numeral in _NUMERALS))
 _BARE_END = rf"(?<=是我)|(?<=[{_NUMERALS}])"
 
@@ -212,7 +255,7 @@ def _by_first_character(alternatives: Iterable[str]) -> list[str]:
 def _label_scan(alternatives: Iterable[str]) -> re.Pattern:
     return re.compile(
         rf"(?P<label>(?:{'|'.join(_by_first_character(alternatives))})"
-        rf"(?:(?P<bare>{_BARE_END})|\s*(?:号|账号|帐号|id|号码|number|no\.?)?\s*(?:is|是|为|:|：|=|-|\s)*\s*))"
+        rf"(?:(?P<bare>{_BARE_END})|\s*(?:号|账号|帐号|id|号码|number|no\.?)?\s*(?:is|是|为|:|：|=|-|>|→|[(（【\[]|\s)*\s*))"
         r"(?(bare)|(?P<handle>@?\+?(?:live:\.?|(?:https?://)?(?:t|telegram)\.me/)?"
         r"[a-z0-9][a-z0-9_.\-]{2,}(?:[ \-][0-9]{2,})*))"
     )
@@ -259,6 +302,46 @@ class _PhoneRule:
     pattern: re.Pattern
     min_digits: int  # the fewest digits a number it matches has: a text with fewer skips it
     needles: tuple[str, ...] = ()  # a match holds one of them (in the lowercased text): else skipped
+    # What a match becomes, when that depends on the match (else ``PHONE``, after its label if any).
+    replace: Callable[[re.Match], str] | None = None
+
+
+# Stock codes listed with spaces: Shanghai and Shenzhen ones ("600519 000858 300750", six digits
+# starting as listed codes do), or Hong Kong ones ("00700 09988 03690", five digits starting with 0);
+# no phone number is written in groups of six, nor only in groups of five that start with 0.
+_STOCK_CODES = re.compile(r"(?:(?:00[0-3]|30[01]|60[0135]|68[89])\d{3}(?:\s|\Z))+|(?:0\d{4}(?:\s|\Z)){2,}")
+
+
+def _international_number(match: re.Match) -> str:
+    """An international number has a country code and a subscriber number of seven digits or more:
+    fewer digits after a "+" are a change in a price or a score ("+2.5 100", "+1 2025"). "00" may
+    also start a list of stock codes ("000858 601318")."""
+    number = match[0]
+    return PHONE if _digit_count(number) >= 8 and not _STOCK_CODES.fullmatch(number) else number
+
+
+# A calendar date inside a run of digit groups ("3 2025-11-03", "2025-11-03 2025-11-04"): a date,
+# not part of a phone number. Digit groups around it still count, if they make a number of their own.
+_CALENDAR_DATE = re.compile(r"(?<!\d)(?:19|20)\d\d-(?:0?[1-9]|1[0-2])-(?:0?[1-9]|[12]\d|3[01])(?!\d)")
+
+
+def _digit_run(match: re.Match) -> str:
+    run = match[0]
+    if _STOCK_CODES.fullmatch(run):
+        return run
+    if _CALENDAR_DATE.search(run) is None:
+        return PHONE
+    parts, start = [], 0
+    for date in _CALENDAR_DATE.finditer(run):
+        parts += [_DIGIT_RUN.sub(_digit_run, run[start : date.start()]), date[0]]
+        start = date.end()
+    return "".join(parts) + _DIGIT_RUN.sub(_digit_run, run[start:])
+
+
+# Any other run of 9+ digits (optionally spaced): phone-like, never worth indexing. A run neither
+# continues into nor out of a time or a decimal ("2025-11-03 15:30", "20251103 9:30", "123456789.50",
+# "3.1415926535"): a digit before ":", ".", "," and a digit belongs to that number, not to a run.
+_DIGIT_RUN = re.compile(rf"\d(?<!\d\d)(?<!\d[:：.,]\d)(?:{_SPACE_OR_DASH}?\d){{8,}}(?!\d)(?![:：.,]\d)")
 
 
 _PHONE_RULES = (
@@ -271,36 +354,44 @@ _PHONE_RULES = (
         ),
         9,
     ),
-    # International with + or 00: "+1 (415) 555-0123", "+852 9123-4567", "+44 7700 900123"; the one
-    # rule that matches fewer than nine digits without a label ("+1 1 123"), only after + or 00.
+    # International with + or 00: "+1 (415) 555-0123", "+852 9123-4567", "+44 7700 900123", also
+    # ending in pairs ("+7 912 345-67-89", "+84 91 234 56 78"); the one rule that matches fewer than
+    # nine digits without a label ("+44 20 7946"), only after + or 00, and eight at least.
     _PhoneRule(
         re.compile(
             rf"(?:\+(?<![\d\w].)|0(?<![\d\w].)0)\d{{1,3}}{_SPACE_DASH_OR_DOT}?"
-            rf"(?:\(?\d{{1,4}}\)?{_SPACE_DASH_OR_DOT}?){{1,4}}\d{{3,4}}(?!\d)"
+            rf"(?:\(?\d{{1,4}}\)?{_SPACE_DASH_OR_DOT}?){{1,5}}\d{{2,4}}(?!\d)"
         ),
-        5,
+        8,
         ("+", "00"),
+        _international_number,
     ),
     # North American: "(415) 555-0123", "415-555-0123", "415.555.0123" (starting with "(" or a
     # digit, it gains nothing from the literal-first form).
     _PhoneRule(
         re.compile(rf"(?<!\d)\(?\d{{3}}\)?{_SPACE_DASH_OR_DOT}\d{{3}}{_SPACE_DASH_OR_DOT}\d{{4}}(?!\d)"), 9
     ),
+    # A country or area code in brackets, without "+": "(852) 9123 4567", "（86）138 0013 8000",
+    # "(0755) 8888 6666".
+    _PhoneRule(
+        re.compile(rf"[(（]\d{{2,4}}[)）]\s?\d{{3,4}}{_SPACE_DASH_OR_DOT}?\d{{4}}(?!\d)"), 9, ("(", "（")
+    ),
     # Chinese landlines: "010-12345678", "0755-8888 6666".
     _PhoneRule(re.compile(rf"0(?<!\d.)\d{{2,3}}{_GROUP_GAP}\d{{3,4}}{_GROUP_GAP}?\d{{4}}(?!\d)"), 9),
     # Local numbers of seven or eight digits after a phone word ("电话 91234567", "香港电话 9123
-    # 4567", "tel: 6234 5678"): too short to tell from an amount or an order number without one.
+    # 4567", "tel: 6234 5678", "call me at 6234 5678", "my number is 9123 4567"): too short to tell
+    # from an amount or an order number without one ("earnings call 2025 1103" has none).
     _PhoneRule(
         re.compile(
             r"(?i)(?P<label>(?:电话|手机|座机|固话)(?:号码?)?(?:是|为|[:：=\s])*"
-            r"|(?<![a-z])(?:tel|phone|mobile|cell)(?![a-z])(?:\s*(?:no\.?|number|#))?(?:\s*(?:is|:|：|=))*\s*)"
+            r"|(?<![a-z])(?:tel|phone|mobile|cell|call\s+me(?:\s+(?:at|on))?|my\s+(?:number|no\.?))(?![a-z])"
+            r"(?:\s*(?:no\.?|number|#))?(?:\s*(?:is|:|：|=))*\s*)"
             rf"\d{{3,4}}{_GROUP_GAP}?\d{{4}}(?!\d)"
         ),
         7,
-        ("电话", "手机", "座机", "固话", "tel", "phone", "mobile", "cell"),
+        ("电话", "手机", "座机", "固话", "tel", "phone", "mobile", "cell", "call", "my"),
     ),
-    # Any other run of 9+ digits (optionally spaced): phone-like, never worth indexing.
-    _PhoneRule(re.compile(rf"(?<!\d)\d(?:{_SPACE_OR_DASH}?\d){{8,}}(?!\d)"), 9),
+    _PhoneRule(_DIGIT_RUN, 9, replace=_digit_run),
 )
 # Amounts and ticket numbers ("入金50000元") have five digits but not seven, so most texts with
 # digits skip every rule but the international one.
@@ -318,7 +409,7 @@ _NON_ASCII_DIGIT = re.compile(r"[^\D0-9]")
 _COMPATIBILITY_FORMS_OUTSIDE_PUNCTUATION = re.compile("[^，：；！？（）～…\u3000]+")
 
 
-def _plain_forms(text: str) -> str:
+def plain_forms(text: str) -> str:
     """``text`` in NFKC, but for the Chinese punctuation in it."""
     if unicodedata.is_normalized("NFKC", text):
         return text
@@ -410,7 +501,7 @@ def redact(text: str | None) -> str | None:
     if not text:
         return text
     if not text.isascii():
-        text = _plain_forms(text)
+        text = plain_forms(text)
         if _NON_ASCII_DIGIT.search(text):
             text = _NON_ASCII_DIGIT.sub(_ascii_digit, text)
     # A one-character needle is looked for as it is, a longer ASCII one is first copied to wider
@@ -421,6 +512,10 @@ def redact(text: str | None) -> str | None:
     if "dot" in lowered:
         text = _SPELLED_EMAIL.sub(_spelled_email, text)
         lowered = _lowercase_same_positions(text)
+    if ("." in text or "。" in text) and ("at" in lowered or "#" in text or "@" in text or "艾特" in text):
+        redacted = _redact_addresses_at_mail_services(text, lowered)
+        if redacted is not text:
+            text, lowered = redacted, _lowercase_same_positions(redacted)
     text = _redact_labelled_handles(text, lowered)
     if "@" in text:
         text = _AT_HANDLE.sub(HANDLE, text)
@@ -442,7 +537,7 @@ def _redact_phone_numbers(text: str, lowered: str, digits: int) -> str:
             break
         if digits < rule.min_digits or (rule.needles and not any(n in lowered for n in rule.needles)):
             continue
-        replacement = rf"\g<label>{PHONE}" if "label" in rule.pattern.groupindex else PHONE
+        replacement = rule.replace or (rf"\g<label>{PHONE}" if "label" in rule.pattern.groupindex else PHONE)
         text, masked = rule.pattern.subn(replacement, text)
         if masked:
             digits = _digit_count(text)

@@ -14,6 +14,7 @@ as done while the conversation is gone from PostgreSQL (``_delete``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -241,6 +242,35 @@ def rebuild_reason(client: SearchClient, alias: str) -> str | None:
     return None
 
 
+def _apply_saved(
+    conn: psycopg.Connection,
+    client: SearchClient,
+    alias: str,
+    lag: dt.timedelta,
+    batch_size: int,
+    refresh: bool,
+    report: SyncReport,
+) -> None:
+    """Apply the changes after the alias's saved cursors, saving them after each batch."""
+    saved = cursor_store.load(conn, alias)
+
+    def save(cursors: Cursors, written: int, deleted: int) -> None:
+        cursor_store.save_progress(conn, alias, cursors, written, deleted)
+
+    apply_changes(
+        conn,
+        client,
+        alias,
+        saved.cursors,
+        physical_index=client.alias_targets(alias)[0],
+        lag=lag,
+        batch_size=batch_size,
+        on_progress=save,
+        refresh=refresh,
+        report=report,
+    )
+
+
 def run_incremental(
     dsn: str,
     client: SearchClient,
@@ -259,29 +289,18 @@ def run_incremental(
             report.skipped = "another sync or a rebuild's alias swap is running"
             return report
         try:
-            reason = rebuild_reason(client, alias)
-            if reason:
-                report.needs_rebuild = reason
-                return report
-            saved = cursor_store.load(conn, alias)
-
-            def save(cursors: Cursors, written: int, deleted: int) -> None:
-                cursor_store.save_progress(conn, alias, cursors, written, deleted)
-
-            apply_changes(
-                conn,
-                client,
-                alias,
-                saved.cursors,
-                physical_index=client.alias_targets(alias)[0],
-                lag=lag,
-                batch_size=batch_size,
-                on_progress=save,
-                refresh=refresh,
-                report=report,
-            )
-        finally:
-            cursor_store.unlock(conn, alias)
+            report.needs_rebuild = rebuild_reason(client, alias)
+            if not report.needs_rebuild:
+                _apply_saved(conn, client, alias, lag, batch_size, refresh, report)
+        except BaseException:
+            # A failed statement aborts the transaction: roll it back so that the lock can go, and
+            # the error that propagates is the one that failed the sync, not "transaction aborted"
+            # (a lost connection has lost its lock anyway).
+            with contextlib.suppress(psycopg.Error):
+                conn.rollback()
+                cursor_store.unlock(conn, alias)
+            raise
+        cursor_store.unlock(conn, alias)
     report.seconds = round(time.monotonic() - started, 3)
     return report
 

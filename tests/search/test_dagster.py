@@ -141,3 +141,39 @@ def test_without_a_search_engine_sensor_and_schedule_skip(tmp_path, monkeypatch)
     (request,) = _evaluate_schedule().run_requests
     assert request.run_config == {}  # the job's own config: a full rebuild
     assert search_rebuild_job.config["ops"]["search__conversations_index"]["config"]["full_rebuild"]
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_a_conversation_moved_to_another_day_is_pending_on_both_days(pg_dsn, search_client, search_resource):
+    """A changed ``sent_at`` moves a conversation to another day (and month partition): until the
+    next sync the index still counts it on the old day, which PostgreSQL no longer does."""
+    with psycopg.connect(pg_dsn) as conn:
+        ids = seed_samples(conn, seed_people(conn))
+    _materialize(search_resource)
+    with psycopg.connect(pg_dsn) as conn:  # from 2025-11-01 to 2025-12-15
+        conn.execute("UPDATE conversations SET sent_at = '2025-12-15 10:00' WHERE id = %s", (ids[0],))
+    pending = counts_per_day_match(search_index=search_resource)
+    assert pending.passed, pending.metadata
+    assert pending.metadata["days_with_pending_changes"].value == ["2025-11-01", "2025-12-15"]
+
+    _materialize(search_resource)
+    search_client.refresh(search_resource.alias)
+    synced = counts_per_day_match(search_index=search_resource)
+    assert synced.passed and not synced.metadata["days_with_pending_changes"].value, synced.metadata
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_a_rebuild_in_flight_is_not_requested_again(pg_dsn, search_client, search_resource, monkeypatch):
+    """A run requested for a rebuild while the nightly rebuild runs could only fail (the rebuild
+    lock is held) and be retried: the tick waits for the rebuild instead."""
+    with psycopg.connect(pg_dsn) as conn:
+        seed_samples(conn, seed_people(conn))
+    _materialize(search_resource)
+    monkeypatch.setattr(mapping, "MAPPING_VERSION", mapping.MAPPING_VERSION + 1)  # a deploy
+    instance = dg.DagsterInstance.ephemeral()
+    nightly = _add_run(instance, search_rebuild_job, dg.DagsterRunStatus.STARTED)
+    waiting = _tick(search_resource, instance)
+    assert isinstance(waiting, dg.SkipReason) and nightly.run_id[:8] in waiting.skip_message
+    instance.report_run_failed(nightly)
+    request = _tick(search_resource, instance)
+    assert isinstance(request, dg.RunRequest) and "mapping version" in request.tags[REASON_TAG]

@@ -171,3 +171,19 @@ def test_rollback_returns_to_the_previous_index_and_catches_it_up(pg_dsn, search
     # the next rebuild keeps the index the alias left (the second), not merely the newest older one
     third = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
     assert third.previous == [second.index] and third.dropped == [first.index]
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_a_rebuild_drops_only_its_own_aliass_old_indices(pg_dsn, search_client, search_alias):
+    """Another alias whose name starts like this one and "_v" ("conversations" and
+    "conversations_vn") has indices the wildcard ``conversations_v*`` matches too: they are not this
+    alias's old versions, and a rebuild of this one must leave them alone."""
+    neighbour = f"{search_alias}_vn"  # its indices are deleted with the test alias's (same prefix)
+    with psycopg.connect(pg_dsn) as conn:
+        seed_samples(conn, seed_people(conn))
+    theirs = rebuild.full_rebuild(pg_dsn, search_client, neighbour, lag=NO_LAG)
+    rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    last = rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert theirs.index not in last.dropped
+    assert search_client.alias_targets(neighbour) == [theirs.index]
+    assert search_client.count(neighbour) == 8

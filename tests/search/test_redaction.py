@@ -5,7 +5,7 @@ import pytest
 
 from ingestion.search import rebuild
 from ingestion.search.redaction import redact
-from tests.search.crm import CONTACT_DETAILS, seed_people, seed_samples
+from tests.search.crm import CONTACT_DETAILS, insert_conversation, seed_people, seed_samples
 from tests.search.helpers import NO_LAG, indexed_sources
 
 
@@ -89,3 +89,27 @@ def test_no_contact_detail_reaches_the_index(pg_dsn, search_client, search_alias
     ]:
         assert detail not in everything, detail
     assert "[phone]" in everything and "[email]" in everything and "[handle]" in everything
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_the_index_holds_dates_and_codes_and_no_number_in_the_second_audits_forms(
+    pg_dsn, search_client, search_alias
+):
+    messages = {
+        # contact details the first rules let through, whole or in part
+        "香港号码 (852) 9123 4567，或者 +7 912 345-67-89": "香港号码 [phone]，或者 [phone]",
+        "加我微信(zhangsan88)，my number is 9123 4567": "加我微信([handle])，my number is [phone]",
+        "bday: 12/03/1985, 电话 壹叁捌零零壹叁捌零零零": "bday: [birthdate], 电话 [phone]",
+        "邮箱 zhangsan艾特163.com 或 john.doe at gmail.com": "邮箱 [email] 或 [email]",
+        # ordinary text they took for phone numbers
+        "开会时间 2025-11-03 15:30，关注 600519 000858 601318": "开会时间 2025-11-03 15:30，关注 600519 000858 601318",
+        "成交额 123456789.50 元，涨幅 +2.5 100 手": "成交额 123456789.50 元，涨幅 +2.5 100 手",
+    }
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        ids = {insert_conversation(conn, people, text): text for text in messages}
+    rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    stored = indexed_sources(search_client, search_alias)
+    assert {row_id: stored[row_id]["content"] for row_id in ids} == {
+        row_id: messages[text] for row_id, text in ids.items()
+    }

@@ -196,3 +196,75 @@ def test_a_run_of_spaces_after_a_label_is_quick():
 )
 def test_ordinary_text_stays(text):
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # international numbers ending in pairs of digits: none of them left behind
+        ("+7 912 345-67-89", PHONE),
+        ("call +84 91 234 56 78 today", f"call {PHONE} today"),
+        ("+33 6 12 34 56 78", PHONE),
+        # a country or area code in brackets, without "+"
+        ("(852) 9123 4567", PHONE),
+        ("香港（852）9123-4567", f"香港{PHONE}"),
+        ("call(415)555-0123", f"call{PHONE}"),  # no space after the bracket
+        ("（４１５）５５５－０１２３", PHONE),  # full-width brackets stay as written
+        # "my number", "call me at": phone words too
+        ("my number is 9123 4567", f"my number is {PHONE}"),
+        ("call me at 6234 5678 tonight", f"call me at {PHONE} tonight"),
+        # Chinese financial numerals
+        ("电话 壹叁捌零零壹叁捌零零零", f"电话 {PHONE}"),
+        # a handle in brackets or after an arrow
+        ("加我微信(zhangsan88)", f"加我微信({HANDLE})"),
+        ("微信（lily_invest）谢谢", f"微信（{HANDLE}）谢谢"),
+        ("wechat -> moon_boy99", f"wechat -> {HANDLE}"),
+        # an address at a mail service with its "@" written otherwise
+        ("email me: john.doe at gmail.com", f"email me: {EMAIL}"),
+        ("邮箱 zhangsan艾特163.com 谢谢", f"邮箱 {EMAIL} 谢谢"),
+        ("lily_88#qq.com", EMAIL),
+        ("zhangsan（at）126.com", EMAIL),
+        ("john @ gmail . com", EMAIL),
+        # "bday"
+        ("bday: 12/03/1985", f"bday: {BIRTHDATE}"),
+        ("my b-day is 3/12", f"my b-day is {BIRTHDATE}"),
+        # birth dates as forms ask for them, year first with a month name, and the space after one
+        ("出生日期：19850312", f"出生日期：{BIRTHDATE}"),
+        ("DOB: 19850312", f"DOB: {BIRTHDATE}"),
+        ("19850312出生", f"{BIRTHDATE}出生"),
+        ("birthday 1985 March 12", f"birthday {BIRTHDATE}"),
+        ("DOB 1985/03/12 age 40", f"DOB {BIRTHDATE} age 40"),
+    ],
+)
+def test_second_audit_misses_are_redacted(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # dates with a time, date ranges, a count before a date: no phone number
+        "开会时间 2025-11-03 15:30，请准时",
+        "会议 2025-11-03 10:00:00 开始",
+        "on 2025-11-03 9:30am the market opens",
+        "20251103 15:30 收盘价",
+        "第 3 2025-11-03 期",
+        "持有期 2025-11-03 2025-12-31",
+        # decimals and times next to long numbers
+        "成交额 123456789.50 元",
+        "pi is 3.1415926535",
+        # price changes after "+"
+        "涨幅 +2.5 100 手",
+        "score +1 2025",
+        # "call" without "me" is no phone word
+        "earnings call 2025 1103 confirmed",
+        # "at" before a web site that is no mail service
+        "sign up at example.com, meet at home",
+        # A-share codes listed with spaces
+        "关注 600519 000858 601318 三只",
+        "自选 688981 300750",
+        "港股 00700 09988 03690",
+    ],
+)
+def test_dates_times_decimals_and_stock_codes_stay(text):
+    assert redact(text) == text

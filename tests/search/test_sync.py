@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from ingestion.search import cursor_store, documents, indexer, sync
 from ingestion.search.documents import Cursor, Cursors
@@ -240,3 +241,22 @@ def test_writes_the_engine_refuses_as_overloaded_wait_and_arrive_once(pg_dsn, se
     assert (report.indexed, report.deleted) == (1, 0)
     assert set(indexed_sources(search_client, search_alias)) == set(ids) | {added}
     assert not sync.pending(pg_dsn, search_alias, lag=NO_LAG)
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_a_failed_statement_is_the_error_the_sync_raises(pg_dsn, search_client, search_alias):
+    """A statement that fails aborts the sync's transaction; freeing the alias lock afterwards must
+    not replace the error with "current transaction is aborted"."""
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+        added = insert_conversation(conn, people, "waits for a lock")
+    dbname = psycopg.conninfo.conninfo_to_dict(pg_dsn)["dbname"]
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE \"{dbname}\" SET lock_timeout = '200ms'")
+    with psycopg.connect(pg_dsn) as maintenance:
+        maintenance.execute("LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG).indexed == 1
+    assert added in indexed_sources(search_client, search_alias)

@@ -17,15 +17,16 @@ def counts_per_day_match(search_index: SearchResource) -> dg.AssetCheckResult:
         expected = documents.counts_per_day(conn)
         saved = cursor_store.load(conn, search_index.alias)
         # Days with changes newer than the cursors may legitimately differ until the next sync: rows
-        # changed since (their days in PostgreSQL), and rows deleted since (their days in the index).
-        pending = documents.pending_days(conn, saved.cursors.changes)
+        # changed since (their days in PostgreSQL, and in the index: a changed sent_at moves a row to
+        # another day), and rows deleted since (their days in the index).
+        pending, changed = documents.pending_changes(conn, saved.cursors.changes)
         deleted = documents.pending_deletions(conn, saved.cursors.deletions)
         refused = quarantine.listed(conn, saved.physical_index, 20) if saved.physical_index else []
     client = search_index.client()
     try:
         indexed = query.counts_per_day(client, search_index.alias)
-        if deleted:
-            pending |= set(query.counts_per_day(client, search_index.alias, ids=deleted))
+        if changed or deleted:
+            pending |= set(query.counts_per_day(client, search_index.alias, ids=changed + deleted))
     finally:
         client.close()
     mismatched = {

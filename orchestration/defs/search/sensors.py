@@ -6,7 +6,8 @@ Each tick, in order:
 2. a run of the sync job is queued or running: skip (however many ticks see the same changes
    before it ends, they add nothing);
 3. the live index needs a full rebuild (never built, alias gone, or its mapping version is not the
-   code's after a deploy): request a run (the run rebuilds, see ``indexer.synchronise``);
+   code's after a deploy): request a run (the run rebuilds, see ``indexer.synchronise``), unless a
+   run of the rebuild job is in flight (a second rebuild could only fail on its lock: wait for it);
 4. PostgreSQL has changes the saved cursors have not passed: request a run.
 
 No run key: whether a run is due is decided from the run history and the saved state, so a run
@@ -19,7 +20,7 @@ import os
 import dagster as dg
 
 from ingestion.search import cursor_store, documents, probe, sync
-from orchestration.defs.search.assets import missing_search_engine, search_sync_job
+from orchestration.defs.search.assets import missing_search_engine, search_rebuild_job, search_sync_job
 from orchestration.defs.search.resources import SearchResource
 
 # How often the sensor looks (seconds); a tick is a few index lookups and two engine requests: cheap.
@@ -32,6 +33,12 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.CANCELING,
 ]
 REASON_TAG = "funnelhouse/search_sync_reason"
+
+
+def _in_flight(context: dg.SensorEvaluationContext, job_name: str) -> dg.DagsterRun | None:
+    """A run of the job that is queued or running, if any."""
+    runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=1)
+    return runs[0] if runs else None
 
 
 def _rebuild_reason(context: dg.SensorEvaluationContext, search_index: SearchResource) -> str | None:
@@ -61,17 +68,17 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
     missing = missing_search_engine()
     if missing:
         return dg.SkipReason(missing)
-    in_flight = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=search_sync_job.name, statuses=IN_FLIGHT), limit=1
-    )
-    if in_flight:
-        run = in_flight[0]
+    if run := _in_flight(context, search_sync_job.name):
         return dg.SkipReason(
             f"sync run {run.run_id[:8]} is {run.status.value.lower()}: pending changes wait for it to end"
         )
     tags = {"search_alias": search_index.alias}
     reason = _rebuild_reason(context, search_index)
     if reason:
+        if run := _in_flight(context, search_rebuild_job.name):
+            return dg.SkipReason(
+                f"full rebuild needed ({reason}); rebuild run {run.run_id[:8]} is {run.status.value.lower()}"
+            )
         return dg.RunRequest(tags={**tags, REASON_TAG: f"full rebuild: {reason}"})
     with documents.connect(search_index.pg_dsn()) as conn:
         cursor_store.ensure_table(conn)
