@@ -13,6 +13,10 @@ fatal: a row the reader cannot split into the header's columns (a CSV row with a
 fields, a JSONL line that is no JSON object) comes out as a :class:`MalformedRow` of its chunk,
 with its row number and raw text; a JSONL row's keys outside the contract are handed over in
 :data:`UNKNOWN_KEYS` for validation to quarantine.
+
+A JSONL number reaches PostgreSQL as written: jsonb keeps a number's digits (1.10 stays 1.10,
+12345678901234567890123 stays exact), which a double would change, so a line holding such a
+number is decoded again with its numbers kept as text (see :func:`_jsonl_record`).
 """
 
 from __future__ import annotations
@@ -21,15 +25,19 @@ import csv
 import ctypes
 import ctypes.util
 import io
+import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import NoReturn
 
 import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -293,18 +301,55 @@ def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iter
             next_row += rows
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def exact_json(text: str, number: Callable[[str], object]):
+    """``text`` decoded by JSON's grammar only, as jsonb reads it (NaN and Infinity refused), each
+    number handed to ``number`` as written rather than made a double. Raises ValueError (a
+    ``json.JSONDecodeError`` for bad syntax) where it is no JSON."""
+    try:
+        return json.loads(text, parse_float=number, parse_int=number, parse_constant=_refuse_constant)
+    except RecursionError as error:
+        raise ValueError("nested too deeply") from error
+
+
+class _WrittenNumber:
+    """A JSONL number as written, for the lines whose numbers a double would change."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _number_text(value) -> orjson.Fragment:
+    """orjson's ``default``: a number it cannot write itself, as JSON text of its exact digits (a
+    JSONL number as written, a Parquet decimal inside a nested value)."""
+    if isinstance(value, _WrittenNumber):
+        return orjson.Fragment(value.text)
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value) -> str:
+    return orjson.dumps(value, default=_number_text).decode()
+
+
 def _json_text(value, is_json: bool) -> str | None:
     if value is None:
         return None
     if is_json:
-        return orjson.dumps(value).decode()
+        return _dumps(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return value
     if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    return str(value)
+        return _dumps(value)
+    return value.text if isinstance(value, _WrittenNumber) else str(value)
 
 
 _JSON_KINDS = {
@@ -312,6 +357,7 @@ _JSON_KINDS = {
     str: "string",
     int: "number",
     float: "number",
+    _WrittenNumber: "number",
     bool: "boolean",
     type(None): "null",
 }
@@ -325,8 +371,48 @@ class _MalformedLine(Exception):
         self.row = row
 
 
-def _jsonl_record(file: LandingFile, line: bytes, line_number: int) -> dict:
+# A JSON number whose jsonb value a double would change (orjson reads numbers as doubles and writes
+# them back in their shortest form, while jsonb keeps the digits written): one with an exponent
+# (jsonb reads 1e2 as 100, the double writes 100.0), a fraction ending in 0 (1.10), 19 digits or
+# more (beyond 64 bits), or a fraction and 16 digits or more (more than a double holds). Any other
+# number comes back with the digits it was written with. Looked for only where a number can start
+# (after a key's '":', "," or "["; not in a time such as "10:00:00.100"): a string that looks like
+# one only costs an exact decoding.
+# RE2 (Arrow's), over a chunk's lines at once: Python's re takes 10 us on a 500-byte line, longer
+# than orjson's parse of it.
+_CHANGED_BY_A_DOUBLE = (
+    r'(?:"[ \t\r\n]*:|[,\[])[ \t\r\n]*-?(?:[0-9]{19}|[0-9]+(?:\.[0-9]+)?[eE]|[0-9]+\.[0-9]*[0-9]0(?:[^0-9]|$)|'
+    + "|".join([r"[0-9]{16,}\."] + [rf"[0-9]{{{n}}}\.[0-9]{{{16 - n}}}" for n in range(1, 16)])
+    + ")"
+)
+
+
+def _changed_by_a_double(lines: list[bytes]) -> list[bool]:
+    """Whether each line holds a number matching :data:`_CHANGED_BY_A_DOUBLE`."""
+    found = pc.match_substring_regex(pa.array(lines, pa.binary()), _CHANGED_BY_A_DOUBLE)
+    return found.to_numpy(zero_copy_only=False).tolist()
+
+
+def _exact_record(line: bytes, orjson_refused: bool):
+    """The line decoded with its numbers as written (:class:`_WrittenNumber`), None if that finds
+    no JSON. Where orjson refused the line, only for a number (1e400, which jsonb keeps): a line
+    this decoder takes but orjson refused for a lone surrogate (\\ud800, which neither UTF-8 nor
+    PostgreSQL holds) is no JSON here either."""
+    try:
+        record = exact_json(line.decode(), _WrittenNumber)
+        if orjson_refused:
+            _dumps(record)  # refuses a lone surrogate
+    except (ValueError, TypeError):  # a UnicodeDecodeError, JSONDecodeError or orjson's JSONEncodeError
+        return None
+    return record
+
+
+def _jsonl_record(file: LandingFile, line: bytes, line_number: int, changed_by_a_double: bool) -> dict:
     """The line's JSON object; :class:`_MalformedLine` with the line if it holds none.
+
+    orjson reads it, unless it holds a number a double would change (``changed_by_a_double``, see
+    :data:`_CHANGED_BY_A_DOUBLE`) or one orjson refuses: then the numbers are kept as written, so
+    that jsonb stores what it would from the line's text.
 
     Not a file-level failure: one bad line is quarantined and the rest of the file loads. Two
     exceptions fail the file, as a CSV's would: a last line without a line break that is not
@@ -337,19 +423,14 @@ def _jsonl_record(file: LandingFile, line: bytes, line_number: int) -> dict:
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as error:
-        if not line.endswith(b"\n"):  # the last line, without a line break: cut off in transfer
-            raise LandingFileError(
-                file, f"truncated: the last line ({line_number}) is incomplete JSON"
-            ) from error
-        try:
-            text = line.decode()
-        except UnicodeDecodeError as not_utf8:
-            raise LandingFileError(
-                file, f"line {line_number} is not UTF-8 ({not_utf8.reason} at byte {not_utf8.start})"
-            ) from not_utf8
-        raise _MalformedLine(
-            MalformedRow(line_number, f"line is not JSON: {error}", text.rstrip("\r\n"))
-        ) from None
+        record = _exact_record(line, orjson_refused=True)
+        if record is None:
+            _not_json(file, line, line_number, str(error))
+    else:
+        if changed_by_a_double:
+            record = _exact_record(line, orjson_refused=False)
+            if record is None:  # nested deeper than Python's decoder goes
+                _not_json(file, line, line_number, "not JSON to an exact decoder")
     if not isinstance(record, dict):
         kind = _JSON_KINDS.get(type(record), type(record).__name__)
         raise _MalformedLine(
@@ -358,11 +439,25 @@ def _jsonl_record(file: LandingFile, line: bytes, line_number: int) -> dict:
     return record
 
 
+def _not_json(file: LandingFile, line: bytes, line_number: int, error: str) -> NoReturn:
+    """Quarantine the line as no JSON (:class:`_MalformedLine`), or fail the file where its last
+    line was cut off in transfer or a line is not UTF-8."""
+    if not line.endswith(b"\n"):  # the last line, without a line break: cut off in transfer
+        raise LandingFileError(file, f"truncated: the last line ({line_number}) is incomplete JSON")
+    try:
+        text = line.decode()
+    except UnicodeDecodeError as not_utf8:
+        raise LandingFileError(
+            file, f"line {line_number} is not UTF-8 ({not_utf8.reason} at byte {not_utf8.start})"
+        ) from not_utf8
+    raise _MalformedLine(MalformedRow(line_number, f"line is not JSON: {error}", text.rstrip("\r\n")))
+
+
 def _unknown_keys(record: dict, columns: frozenset[str]) -> str | None:
     """The record's keys outside the contract with their values, as JSON (None if none)."""
     if record.keys() <= columns:
         return None
-    return orjson.dumps({key: value for key, value in record.items() if key not in columns}).decode()
+    return _dumps({key: value for key, value in record.items() if key not in columns})
 
 
 def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
@@ -371,28 +466,48 @@ def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> It
     known = frozenset(columns)
     with file.open() as handle:
         _check_not_empty(file, handle)
-        rows: dict[str, list] = {c: [] for c in (*columns, UNKNOWN_KEYS)}
-        numbers: list[int] = []
-        malformed: list[MalformedRow] = []
-        size = 0
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue  # a blank line is no row; row numbers stay line numbers
-            size += len(line)
-            try:
-                record = _jsonl_record(file, line, line_number)
-            except _MalformedLine as bad:
-                malformed.append(bad.row)
-            else:
-                for column in columns:
-                    rows[column].append(_json_text(record.get(column), column in json_columns))
-                rows[UNKNOWN_KEYS].append(_unknown_keys(record, known))
+        for lines, line_numbers in _jsonl_blocks(handle, chunk_bytes):
+            rows: dict[str, list] = {c: [] for c in (*columns, UNKNOWN_KEYS)}
+            numbers: list[int] = []
+            malformed: list[MalformedRow] = []
+            changed = _changed_by_a_double(lines)
+            for line, line_number, exact in zip(lines, line_numbers, changed, strict=True):
+                try:
+                    record = _jsonl_record(file, line, line_number, exact)
+                except _MalformedLine as bad:
+                    malformed.append(bad.row)
+                    continue
+                try:
+                    values = [_json_text(record.get(column), column in json_columns) for column in columns]
+                    unknown = _unknown_keys(record, known)
+                except orjson.JSONEncodeError as error:  # read, but nested deeper than orjson writes
+                    text = line.decode().rstrip("\r\n")
+                    malformed.append(MalformedRow(line_number, f"line's JSON cannot be kept: {error}", text))
+                    continue
+                for column, value in zip(columns, values, strict=True):
+                    rows[column].append(value)
+                rows[UNKNOWN_KEYS].append(unknown)
                 numbers.append(line_number)
-            if size >= chunk_bytes:
-                yield Chunk(_text_frame(rows, numbers), malformed)
-                rows, numbers, malformed, size = {c: [] for c in rows}, [], [], 0
-        if numbers or malformed:
             yield Chunk(_text_frame(rows, numbers), malformed)
+
+
+def _jsonl_blocks(handle, chunk_bytes: int) -> Iterator[tuple[list[bytes], list[int]]]:
+    """The file's lines in blocks of about ``chunk_bytes``, with their line numbers; a blank line
+    is no row (row numbers stay line numbers)."""
+    lines: list[bytes] = []
+    numbers: list[int] = []
+    size = 0
+    for line_number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        lines.append(line)
+        numbers.append(line_number)
+        size += len(line)
+        if size >= chunk_bytes:
+            yield lines, numbers
+            lines, numbers, size = [], [], 0
+    if lines:
+        yield lines, numbers
 
 
 def _text_frame(rows: dict[str, list], numbers: list[int]) -> pd.DataFrame:
@@ -416,9 +531,7 @@ def _parquet_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     try:
         return column.cast(pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # nested values: keep them as JSON text
-        return pa.array(
-            [None if v is None else orjson.dumps(v).decode() for v in column.to_pylist()], pa.string()
-        )
+        return pa.array([None if v is None else _dumps(v) for v in column.to_pylist()], pa.string())
 
 
 def _parquet_data_columns(schema: pa.Schema) -> list[str]:

@@ -16,7 +16,6 @@ are checked by the loader with SQL joins, against the data itself rather than a 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import re
@@ -37,7 +36,7 @@ if TYPE_CHECKING:
     import great_expectations.expectations as gxe
 
 from ingestion.contracts import CONTRACTS, Column
-from ingestion.load.readers import UNKNOWN_KEYS
+from ingestion.load.readers import UNKNOWN_KEYS, exact_json
 
 INT_PATTERN = r"^[+-]?[0-9]+$"
 DECIMAL_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
@@ -244,10 +243,6 @@ def _jsonb_refuses(value) -> bool:
     return False
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 def _json_number(text: str) -> Decimal:
     number = _numeric(text)
     if number is None:
@@ -256,14 +251,9 @@ def _json_number(text: str) -> Decimal:
 
 
 def _exact_json(text: str):
-    """``text`` decoded with its numbers as exact decimals, as jsonb reads them (JSON's grammar
-    only: NaN and Infinity are refused). Raises ValueError if jsonb refuses it."""
-    try:
-        return json.loads(
-            text, parse_float=_json_number, parse_int=_json_number, parse_constant=_refuse_constant
-        )
-    except RecursionError as error:
-        raise ValueError("nested too deeply") from error
+    """``text`` decoded with its numbers as exact decimals, as jsonb reads them (the JSONL reader's
+    exact decoder). Raises ValueError if jsonb refuses it."""
+    return exact_json(text, _json_number)
 
 
 def _json_failures(values: pd.Series) -> pd.Series:
@@ -306,7 +296,8 @@ def _unknown_keys_rule(table: str) -> Rule:
     return Rule(
         "unknown_keys",
         UNKNOWN_KEYS,
-        lambda v: f"keys outside the {table} contract: {', '.join(orjson.loads(v))}",
+        # Read exactly: the keys' values may hold a number orjson refuses (1e400).
+        lambda v: f"keys outside the {table} contract: {', '.join(exact_json(v, str))}",
         custom=lambda values: values.notna(),
     )
 
