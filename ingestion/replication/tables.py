@@ -17,6 +17,13 @@ employee account data and free text that may carry contact details stay in Postg
 column is replaced by a derived, non-identifying column where a report needs the signal
 (``has_phone``, ``age_band``, ``content_length``). Employee names are replicated: staff names
 are what the performance reports show, and they are not customer data.
+
+A conversation's ``source_message_id`` (the chat platform's message id, its business key in
+PostgreSQL) stays there too: platforms build it from their users' ids, a WhatsApp Cloud API
+``wamid.HBgL...`` being base64 whose payload holds the sender's phone number. No model or report
+needs it (a message is ``id`` outside PostgreSQL), so it is dropped rather than hashed. Dropping a
+column changes the raw table's column list, so the next run reloads the table once by itself
+(``Replicator._needs_reload``), and the old values go with the old table.
 """
 
 from __future__ import annotations
@@ -169,7 +176,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "conversations",
         partition_by="toYYYYMM(sent_at)",
-        dropped=("content", "media_url", *_TAG_COLUMNS),
+        dropped=("content", "media_url", "source_message_id", *_TAG_COLUMNS),
         derived={
             "content_length": "toUInt32(lengthUTF8(ifNull(content, '')))",
             "has_media": _present("media_url"),

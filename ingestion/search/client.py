@@ -7,7 +7,9 @@ objects (ES ``ObjectApiResponse`` vs plain dict), where an error's HTTP status l
 Bulk requests arrive here as NDJSON bytes (``bulk_lines``) rather than going through
 ``helpers.streaming_bulk``: the full rebuild sends them from several threads while the next chunk
 is read from PostgreSQL, and both 429 flavours (the whole request, or single items) need back-off
-without losing any document.
+without losing any document. Requests are also kept within a byte budget (``bulk_lines``): a
+document larger than the budget, or one the engine refuses as too large (413) in a request of its
+own, comes back as that document's failure, status 413, instead of failing every document with it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ingestion.search import bulk_lines
 from ingestion.search.bulk_lines import BulkItem
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,9 @@ log = logging.getLogger(__name__)
 # stale write rejected by external versioning (409), a delete of a document that is not there (404).
 _HARMLESS = {("index", 409), ("delete", 409), ("delete", 404)}
 _RETRYABLE_STATUS = {429, 502, 503, 504}
+# What the engines answer a request body larger than their ``http.max_content_length``; also the
+# status a document too large to send is reported with (``quarantine`` takes it as permanent).
+TOO_LARGE = 413
 _ITEM_OUTCOMES = "errors,items.*.error,items.*._id,items.*.status"
 
 
@@ -60,6 +66,19 @@ class BulkFailed(RuntimeError):
         sample = outcome.failed[:5]
         super().__init__(f"{len(outcome.failed)} document(s) failed to index, e.g. {sample}")
         self.outcome = outcome
+
+
+def _too_large(item: BulkItem, why: str) -> dict:
+    """A document's failure for its size: which document and how big, nothing of its content."""
+    return {
+        "id": item.doc_id,
+        "op": item.op,
+        "status": TOO_LARGE,
+        "error": {
+            "type": "document_too_large",
+            "reason": f"the bulk request lines of #{item.doc_id} are {why}",
+        },
+    }
 
 
 def _body(response: Any) -> Any:
@@ -242,15 +261,82 @@ class SearchClient:
         self,
         items: Sequence[BulkItem],
         *,
+        max_bytes: int | None = None,
         max_retries: int = 8,
         initial_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         refresh: bool = False,
     ) -> BulkOutcome:
-        """Send one chunk; back off and resend what the engine rejected as overloaded (429).
+        """Send ``items`` in requests of at most ``max_bytes`` (default ``bulk_lines.max_request_bytes()``);
+        back off and resend what the engine rejected as overloaded (429).
 
         Returns per-document failures instead of raising, so the caller decides whether a
-        cursor may advance (it may not while any document failed).
+        cursor may advance (it may not while any document failed). A document larger than
+        ``max_bytes`` is not sent: it fails with status 413, like one the engine itself refuses as
+        too large (a request it refuses so is sent again in halves, down to that one document)."""
+        max_bytes = max_bytes or bulk_lines.max_request_bytes()
+        outcome = BulkOutcome()
+        for request in bulk_lines.by_size(items, max_bytes):
+            if len(request) == 1 and len(request[0].lines) > max_bytes:
+                outcome.failed.append(
+                    _too_large(
+                        request[0],
+                        f"{len(request[0].lines)} bytes, more than the bulk request budget of {max_bytes} "
+                        f"bytes ({bulk_lines.MAX_REQUEST_BYTES_VARIABLE})",
+                    )
+                )
+                continue
+            outcome.merge(
+                self._bulk_halving_when_too_large(
+                    request,
+                    max_retries=max_retries,
+                    initial_backoff_s=initial_backoff_s,
+                    max_backoff_s=max_backoff_s,
+                    refresh=refresh,
+                )
+            )
+        return outcome
+
+    def _bulk_halving_when_too_large(self, items: list[BulkItem], **options: Any) -> BulkOutcome:
+        """One request; if the engine refuses its body as too large (its ``http.max_content_length``
+        is below our budget), each half again, down to single documents, which fail with 413."""
+        try:
+            return self._bulk_request(items, **options)
+        except Exception as exc:
+            if error_status(exc) != TOO_LARGE:
+                raise
+        size = sum(len(item.lines) for item in items)
+        if len(items) == 1:
+            return BulkOutcome(
+                failed=[
+                    _too_large(
+                        items[0],
+                        f"{size} bytes, refused by the engine as too large in a request of its own "
+                        "(HTTP 413: more than its http.max_content_length)",
+                    )
+                ]
+            )
+        log.warning(
+            "the search engine refused a bulk request of %d bytes as too large (HTTP 413): sending it in "
+            "halves; set %s below the engine's http.max_content_length",
+            size,
+            bulk_lines.MAX_REQUEST_BYTES_VARIABLE,
+        )
+        middle = len(items) // 2
+        outcome = self._bulk_halving_when_too_large(items[:middle], **options)
+        outcome.merge(self._bulk_halving_when_too_large(items[middle:], **options))
+        return outcome
+
+    def _bulk_request(
+        self,
+        items: Sequence[BulkItem],
+        *,
+        max_retries: int,
+        initial_backoff_s: float,
+        max_backoff_s: float,
+        refresh: bool,
+    ) -> BulkOutcome:
+        """Send one request's items; back off and resend what the engine rejected as overloaded (429).
 
         Nearly every request succeeds whole, so the engine is first asked only whether any item
         failed (a few bytes back instead of an answer per document, which both sides would spend

@@ -2,7 +2,9 @@
 
 A document is one conversation with its customer's code, tier and stage and its employee's code and
 department. Names, phone numbers, e-mails, messenger ids and birth dates of customers and employees
-are never selected, and the message text goes through ``redaction`` first.
+are never selected, nor is the conversation's ``source_message_id`` (a platform's message id can hold
+the sender's phone number: ``ingestion/replication/tables.py``); a document is found by its ``id``.
+The message text goes through ``redaction`` first.
 
 PostgreSQL sends plain columns of the conversation only; Python writes the JSON (``orjson``, in C)
 and splices in the customer's and employee's fields, looked up once per id for a whole stream
@@ -47,7 +49,7 @@ _VERSION_SQL = "(extract(epoch FROM {}) * 1000000)::bigint"
 # of its customer and employee, and the free text (message, tags) that is redacted.
 _SELECT = f"""
 SELECT c.id, c.updated_at, {_VERSION_SQL.format("c.updated_at")}, c.customer_id, c.employee_id,
-       c.source_message_id, c.platform, c.message_type, c.direction, c.media_url IS NOT NULL, c.sentiment,
+       c.platform, c.message_type, c.direction, c.media_url IS NOT NULL, c.sentiment,
        coalesce(c."is_反问", false), c.script_used_id, c.quality_score, c.sent_at, c.created_at,
        c.content, c.keywords::text, c.intention_signals::text, c.risk_keywords::text
 FROM conversations c
@@ -170,7 +172,6 @@ class Parties:
             version,
             customer_id,
             employee_id,
-            source_message_id,
             platform,
             message_type,
             direction,
@@ -193,7 +194,6 @@ class Parties:
             own = orjson.dumps(
                 {
                     "id": row_id,
-                    "source_message_id": source_message_id,
                     "platform": platform,
                     "message_type": message_type,
                     "direction": direction,

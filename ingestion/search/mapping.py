@@ -14,13 +14,16 @@ bulk, keeping the sync's cursor (and every rebuild) from ever getting past it. A
 in pairs, "at"-spelled mail addresses, labelled birth dates) and fewer dates and stock codes: the
 rebuild this forces re-redacts every document already indexed at the next sensor tick, rather than
 leaving the old text searchable until the nightly rebuild.
+5 - no ``source_message_id``: a platform's message id can hold the sender's phone number (a WhatsApp
+``wamid.`` is base64 of it), and it stays in PostgreSQL; the rebuild this forces removes it from every
+document already indexed.
 """
 
 from __future__ import annotations
 
 import re
 
-MAPPING_VERSION = 4
+MAPPING_VERSION = 5
 DEFAULT_ALIAS = "conversations"
 
 _KEYWORD = {"type": "keyword"}
@@ -61,7 +64,6 @@ def mappings(cjk: bool) -> dict:
         "_meta": {"mapping_version": MAPPING_VERSION, "cjk": cjk, "owner": "funnelhouse"},
         "properties": {
             "id": {"type": "long"},
-            "source_message_id": _KEYWORD,
             "customer_code": _KEYWORD,
             "customer_tier": _KEYWORD,
             "customer_stage": _KEYWORD,

@@ -2,13 +2,15 @@
 the sync of every row after it.
 
 A refusal is *permanent* when the engine answers 400 for the document itself (a mapping or parsing
-error, an ingest pipeline rejecting it): sending the same document again gets the same answer, and
-before this table the cursor stayed on it forever. Such a document is recorded here (which
-document, which operation, the engine's status and reason, when, how often) and the sync moves on;
-PostgreSQL still holds the row, so nothing is lost. Anything else is *transient*, and says nothing
-about the document: a 5xx, a timeout, an index-wide block (403, e.g. set by an operator), a missing
-index (404); 429 is retried inside ``SearchClient.bulk``. Then the batch fails, the cursor stays,
-and the next run sends it again.
+error, an ingest pipeline rejecting it), or when the document is too large to send (413: larger
+than the bulk request budget, or refused by the engine as too large in a request of its own;
+``SearchClient.bulk``): sending the same document again gets the same answer, and before this table
+the cursor stayed on it forever. A too-large document's reason gives its id and size, nothing of
+its content. Such a document is recorded here (which document, which operation, the engine's status
+and reason, when, how often) and the sync moves on; PostgreSQL still holds the row, so nothing is
+lost. Anything else is *transient*, and says nothing about the document: a 5xx, a timeout, an
+index-wide block (403, e.g. set by an operator), a missing index (404); 429 is retried inside
+``SearchClient.bulk``. Then the batch fails, the cursor stays, and the next run sends it again.
 
 Kept per physical index (what that index lacks): a rebuild loads every row into a new index, which
 starts with its own refusals, and dropping an index forgets its list. A document leaves quarantine
@@ -26,7 +28,7 @@ import orjson
 import psycopg
 
 from ingestion.search.bulk_lines import BulkItem
-from ingestion.search.client import BulkFailed, BulkOutcome
+from ingestion.search.client import TOO_LARGE, BulkFailed, BulkOutcome
 
 _DDL = """CREATE TABLE IF NOT EXISTS search_sync_quarantine (
     index_name TEXT NOT NULL,
@@ -42,8 +44,9 @@ _DDL = """CREATE TABLE IF NOT EXISTS search_sync_quarantine (
 _UTC_NOW = "clock_timestamp() AT TIME ZONE 'UTC'"
 # The engine's reason can quote a whole field; the start says what went wrong.
 _REASON_LIMIT = 2000
-# The status of "this document cannot be indexed as it is" (document_parsing_exception and the like).
-_REFUSED_DOCUMENT = 400
+# The statuses of "this document cannot be indexed as it is": document_parsing_exception and the
+# like (400), and too large to send (413, only ever one document's: ``SearchClient.bulk``).
+_REFUSED_DOCUMENT = {400, TOO_LARGE}
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def ensure_table(conn: psycopg.Connection) -> None:
 
 def is_permanent(failure: dict) -> bool:
     """Whether the engine refused this document itself (see the module docstring)."""
-    return int(failure["status"]) == _REFUSED_DOCUMENT
+    return int(failure["status"]) in _REFUSED_DOCUMENT
 
 
 def refusals(outcome: BulkOutcome) -> list[dict]:

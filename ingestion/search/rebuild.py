@@ -9,6 +9,8 @@ for a reason:
    (``documents``) while this thread builds the next request body (PostgreSQL, Python and the
    engine all busy at once: the engine, not Python, should be the bottleneck); the same snapshot
    transaction records the customer/employee attributes the documents hold (``related``);
+   requests are cut by count and by bytes (``bulk_lines``), and a document too large to send is
+   quarantined (it counts against the share a rebuild may leave out);
 3. restore serving settings, refresh, and verify the index count equals the snapshot's count;
 4. replay changes the snapshot may lack (from the bound read just before it, ``documents.read_bound``:
    a row stamped earlier belongs to a transaction committed before the snapshot), once freely and
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import sys
 import threading
 import time
@@ -310,8 +313,13 @@ def _load_verify_and_swap(
         snapshot.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         report.expected = documents.count_all(snapshot)  # the first statement fixes the snapshot
         related.remember_snapshot(snapshot, report.index)  # committed with the snapshot, if it loads
-        chunks = bulk_lines.chunks(read_ahead(documents.stream_all(snapshot)), report.index, chunk_docs)
-        outcome = send_concurrently(client.bulk, chunks, senders)
+        # Requests of ``chunk_docs`` documents or ``max_bytes``, whichever comes first: a document
+        # larger than that is refused unsent and quarantined like any refused document.
+        max_bytes = bulk_lines.max_request_bytes()
+        chunks = bulk_lines.chunks(
+            read_ahead(documents.stream_all(snapshot)), report.index, chunk_docs, max_bytes
+        )
+        outcome = send_concurrently(functools.partial(client.bulk, max_bytes=max_bytes), chunks, senders)
         snapshot.commit()
     refused = quarantine.refusals(outcome)  # transient failures raise: the rebuild fails, nothing swapped
     if len(refused) > max_refused_share * report.expected:

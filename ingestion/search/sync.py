@@ -5,7 +5,8 @@ start of the oldest transaction still writing (``documents.read_bound``: a row o
 that commits later is not passed by), bulk indexes them, and only then moves the cursor; then the
 same for tombstones in ``sync_deletions``; then for customers and employees whose copied attributes
 changed (``related``), whose conversations are re-sent from PostgreSQL, streamed. A document the
-engine refuses for good is set aside with the reason (``quarantine``) and the cursor moves past it.
+engine refuses for good, or too large to send in a bulk request (``bulk_lines`` cuts batches into
+requests by bytes too), is set aside with the reason (``quarantine``) and the cursor moves past it.
 A crash between a bulk and the cursor save replays that batch next time, which changes nothing:
 documents carry their rows' version (``external_gte``), so the same version rewrites itself and an
 older one is refused. A delete the engine refuses as older than the document it holds is not taken

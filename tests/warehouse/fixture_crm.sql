@@ -84,8 +84,12 @@ select ensure_conversation_partitions((current_date - 45)::date, current_date);
 
 insert into conversations (source_message_id, customer_id, employee_id, message_type, direction, content, sentiment,
                            script_used_id, "is_反问", quality_score, platform, sent_at, keywords)
-select 'MSG' || n, customer_id, employee_id, 'text', direction, content, sentiment, script_id, counter_question, quality,
-       'wechat', date_trunc('day', now()) - make_interval(days => days_ago) + interval '12 hours',
+-- message 2 came by WhatsApp: its id is a Cloud API wamid, base64 whose payload holds the sender's phone
+-- number (8613800000001, Zhang Wei's): it must stay in PostgreSQL
+select case n when 2 then 'wamid.HBgNODYxMzgwMDAwMDAwMRUCABIYFDNFQjBDNEExRjJEM0U0RjVBNkI3AA==' else 'MSG' || n end,
+       customer_id, employee_id, 'text', direction, content, sentiment, script_id, counter_question, quality,
+       case n when 2 then 'whatsapp' else 'wechat' end,
+       date_trunc('day', now()) - make_interval(days => days_ago) + interval '12 hours',
        -- an extracted tag that copied the customer's phone number: only "美股" may reach ClickHouse
        case n when 2 then '["美股", "+86-138-0000-0001"]'::jsonb end
 from (values

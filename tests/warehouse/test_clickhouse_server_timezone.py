@@ -65,9 +65,7 @@ def on_shanghai_server(shanghai_server, monkeypatch):
 
 def _conversation_stamps_in_postgresql(pg_dsn: str) -> list[tuple]:
     with psycopg.connect(pg_dsn) as conn:
-        return conn.execute(
-            "select source_message_id, sent_at, updated_at from conversations order by source_message_id"
-        ).fetchall()
+        return conn.execute("select id, sent_at, updated_at from conversations order by id").fetchall()
 
 
 def test_replication_keeps_postgresql_times_and_cursors_on_a_shanghai_server(pg_dsn, on_shanghai_server):
@@ -79,7 +77,7 @@ def test_replication_keeps_postgresql_times_and_cursors_on_a_shanghai_server(pg_
     [first] = replicate_tables(pg_dsn, ["conversations"])
     assert first.rows_copied == 6
     replicated = client.query(
-        f"select source_message_id, sent_at, updated_at from `{raw}`.conversations final order by source_message_id"
+        f"select id, sent_at, updated_at from `{raw}`.conversations final order by id"
     ).result_rows
     assert replicated == _conversation_stamps_in_postgresql(pg_dsn)
 
@@ -132,9 +130,9 @@ def _stamps_as_read(raw: str) -> dict[str, list[tuple]]:
     marts = marts_schema()
     return {
         "raw": client.query(
-            "select source_message_id, toString(sent_at), toDate(sent_at), toYYYYMM(sent_at), sent_at,"
+            "select id, toString(sent_at), toDate(sent_at), toYYYYMM(sent_at), sent_at,"
             " toString(updated_at), toString(_replicated_at)"
-            f" from `{raw}`.conversations final order by source_message_id"
+            f" from `{raw}`.conversations final order by id"
         ).result_rows,
         "replication state": client.query(
             "select table_name, toString(rows_cursor), toString(deletions_cursor), toString(recorded_at),"
@@ -178,18 +176,18 @@ def test_stored_timestamps_read_the_same_after_the_shanghai_server_restarts(
     raw = on_shanghai_server
     load_fixture(pg_dsn)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(
-            "update conversations set sent_at = %s where source_message_id = 'MSG1'",
+        [(late_id,)] = conn.execute(
+            "update conversations set sent_at = %s where source_message_id = 'MSG1' returning id",
             [LATE_ON_A_MONTHS_LAST_DAY],
-        )
+        ).fetchall()
     replicate_tables(pg_dsn, ["conversations"])
     started_at = utc_now()
     refresh_state.record_refresh(clickhouse_client(), raw, marts_schema(), started_at)
 
     before = _stamps_as_read(raw)
-    late = before["raw"][0]
+    [late] = [row for row in before["raw"] if row[0] == late_id]
     assert late[:5] == (
-        "MSG1",
+        late_id,
         "2026-01-31 23:30:00.250000",
         dt.date(2026, 1, 31),
         202601,
@@ -228,8 +226,8 @@ def _build_conversation_facts() -> list[tuple]:
     return (
         clickhouse_client()
         .query(
-            "select source_message_id, toString(sent_at), sent_date"
-            f" from `{_core_schema()}`.fct_conversations order by source_message_id"
+            "select conversation_id, toString(sent_at), sent_date"
+            f" from `{_core_schema()}`.fct_conversations order by conversation_id"
         )
         .result_rows
     )

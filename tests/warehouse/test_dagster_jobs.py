@@ -31,19 +31,20 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickhouse_env):
     core = marts_schema().removesuffix("marts") + "core"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(
+        [(new_id,), _] = conn.execute(
             "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction,"
             " sentiment, quality_score, platform, sent_at)"
             " values ('MSG_DAGSTER', 4, 3, 'text', 'outbound', 'positive', 9, 'wechat', now() - interval '1 hour'),"
             # late news of an older month: neither the mart's first month nor yesterday's or today's
             f"        ('MSG_LATE', 4, 3, 'text', 'outbound', 'positive', 9, 'wechat', {LATE_DAY_SQL})"
-        )
+            " returning id"
+        ).fetchall()
 
     refresh = _run("warehouse_hourly_refresh")
     assert refresh.success, _failure(refresh)
     client = clickhouse_client()
-    messages = client.query(f"select source_message_id from `{core}`.fct_conversations").result_rows
-    assert ("MSG_DAGSTER",) in messages
+    messages = client.query(f"select conversation_id from `{core}`.fct_conversations").result_rows
+    assert (new_id,) in messages
     # An hour without changes: dbt has nothing to run, and the refresh mark moves on all the same.
     marked = refresh_state.last_refresh(client, clickhouse_env, marts_schema())
     quiet = _run("warehouse_hourly_refresh")

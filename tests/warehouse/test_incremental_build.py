@@ -148,20 +148,19 @@ def test_rows_committed_while_dbt_reads_are_not_lost(built_warehouse, pg_dsn, cl
     client, raw = clickhouse_client(), clickhouse_env
     committed_before = _replication_state(client, raw)["replicated_through_ms"]
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(
+        [(message_a,), (message_b,)] = conn.execute(
             "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction,"
             " sentiment, script_used_id, quality_score, platform, sent_at) values"
             " ('MSG_A', 4, 3, 'text', 'outbound', 'positive', 2, 9, 'wechat', now() - interval '1 hour'),"
             " ('MSG_B', 2, 2, 'text', 'inbound', 'neutral', 1, 8, 'wechat', now() - interval '1 hour')"
-        )
+            " returning id"
+        ).fetchall()
     replicate_tables(pg_dsn, ["conversations"])
     committed = _replication_state(client, raw)["replicated_through_ms"]
     # Roll back to "part one visible, load still committing": MSG_B's row not yet in raw, state not written.
     client.command(f"create table `{raw}`.part_two as `{raw}`.conversations")
-    client.command(
-        f"insert into `{raw}`.part_two select * from `{raw}`.conversations where source_message_id = 'MSG_B'"
-    )
-    client.command(f"delete from `{raw}`.conversations where source_message_id = 'MSG_B'")
+    client.command(f"insert into `{raw}`.part_two select * from `{raw}`.conversations where id = {message_b}")
+    client.command(f"delete from `{raw}`.conversations where id = {message_b}")
     _record_conversation_state(client, raw, committed_before)
     assert build(skip_replication=True, freshness=False, log=lambda _line: None).ok
 
@@ -169,10 +168,10 @@ def test_rows_committed_while_dbt_reads_are_not_lost(built_warehouse, pg_dsn, cl
     _record_conversation_state(client, raw, committed)
     assert build(skip_replication=True, freshness=False, log=lambda _line: None).ok
     facts = client.query(
-        f"select source_message_id, count() from `{marts_schema().removesuffix('marts')}core`.fct_conversations"
-        " where source_message_id in ('MSG_A', 'MSG_B') group by all order by all"
+        f"select conversation_id, count() from `{marts_schema().removesuffix('marts')}core`.fct_conversations"
+        f" where conversation_id in ({message_a}, {message_b}) group by all order by all"
     ).result_rows
-    assert facts == [("MSG_A", 1), ("MSG_B", 1)]
+    assert facts == [(message_a, 1), (message_b, 1)]
     core = f"`{marts_schema().removesuffix('marts')}core`"
     # and the customer-grain summary was recomputed for MSG_B's customer
     assert client.query(

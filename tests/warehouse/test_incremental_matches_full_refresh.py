@@ -66,9 +66,13 @@ def _days_ago(days: int) -> dt.date:
 
 
 def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhouse_env):
+    # The facts know a message by its id: its platform message id stays in PostgreSQL.
+    message_id = "select id from conversations where source_message_id = %s"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        [(deleted_message,)] = conn.execute(message_id, ["MSG5"])
         for statement in CHANGES:
             conn.execute(statement)
+        [(new_message,)] = conn.execute(message_id, ["MSG8"])
     # With --test (`dbt build` of the same selection) the data tests of what it rebuilt check it too.
     incremental = build(freshness=False, with_tests=True, log=lambda _line: None)
     assert incremental.ok and incremental.dbt_plan.arguments[0] == "build"
@@ -118,9 +122,10 @@ def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhou
             built = run_dbt(["build", "--select", "mart_kpi_employee_daily"], log=output.append)
         assert built == 0, "\n".join(output[-40:])
         assert _contents("mart_kpi_employee_daily") == after_incremental["mart_kpi_employee_daily"]
-    # and the changes did reach them (column 1 is the business key, 4 the deposit amount)
-    messages = {row[1] for row in after_incremental["fct_conversations"]}
-    assert "MSG8" in messages and "MSG5" not in messages
+    # and the changes did reach them (column 0 is the conversation id, column 1 the deposit's business
+    # key, 4 its amount)
+    messages = {row[0] for row in after_incremental["fct_conversations"]}
+    assert new_message in messages and deleted_message not in messages
     deposits = {row[1]: row[4] for row in after_incremental["fct_deposits"]}
     assert "DEP_20250101_2" not in deposits and deposits["DEP_20250101_3"] == 4000
     money = {row[0]: row[1:] for row in after_incremental["int_customers__money_summary"]}

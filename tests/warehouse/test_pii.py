@@ -1,5 +1,8 @@
-"""No customer contact detail, employee account datum or setting secret reaches ClickHouse:
-every String-like column of every table in raw, staging, core and marts is scanned for them."""
+"""No customer contact detail, platform message id, employee account datum or setting secret reaches
+ClickHouse: every String-like column of every table in raw, staging, core and marts is scanned for them."""
+
+import base64
+import re
 
 import psycopg
 
@@ -7,13 +10,19 @@ _CUSTOMER_PII = (
     "select unnest(array[name, phone, email, wechat_id, whatsapp, telegram, birth_date::text]) from customers"
 )
 _EMPLOYEE_PII = "select unnest(array[email, phone, username, password_hash]) from employees"
+# A platform's message id can encode its sender: a WhatsApp wamid is base64 holding the phone number.
+_MESSAGE_IDS = "select source_message_id from conversations"
 _SECRETS = "select value from system_settings"
+_WHATSAPP_MESSAGE = (
+    "select c.id, c.source_message_id, s.whatsapp from conversations c join customers s on s.id = c.customer_id"
+    " where c.platform = 'whatsapp'"
+)
 
 
 def _sensitive_values(dsn: str) -> set[str]:
     with psycopg.connect(dsn) as conn:
         values = set()
-        for query in (_CUSTOMER_PII, _EMPLOYEE_PII, _SECRETS):
+        for query in (_CUSTOMER_PII, _EMPLOYEE_PII, _MESSAGE_IDS, _SECRETS):
             values |= {value for (value,) in conn.execute(query) if value}
     return values
 
@@ -35,9 +44,25 @@ def test_the_scan_finds_pii_where_there_is_some(warehouse):
     assert _hits(client, "(select 'call me: +86-138-0000-0001' as note)", "note", {"+86-138-0000-0001"}) == 1
 
 
+def _whatsapp_message(dsn: str) -> tuple[int, str, str]:
+    """(id, source_message_id, sender's WhatsApp number) of the fixture's one WhatsApp message."""
+    with psycopg.connect(dsn) as conn:
+        [row] = conn.execute(_WHATSAPP_MESSAGE).fetchall()
+    return row
+
+
+def test_the_whatsapp_message_id_holds_its_senders_phone_number(warehouse):
+    """What makes a message id personal data: the fixture's wamid decodes to the customer's number."""
+    _, message_id, whatsapp = _whatsapp_message(warehouse.pg_dsn)
+    payload = base64.b64decode(message_id.removeprefix("wamid."))
+    assert re.sub(r"\D", "", whatsapp).encode() in payload
+    assert whatsapp not in message_id  # so only the message id itself can be looked for
+
+
 def test_no_pii_in_clickhouse(warehouse):
     sensitive = _sensitive_values(warehouse.pg_dsn)
     assert len(sensitive) > 20  # the fixture does hold PII in PostgreSQL
+    assert _whatsapp_message(warehouse.pg_dsn)[1] in sensitive
     client = warehouse.client()
     databases = [warehouse.raw_database] + [warehouse.schema(name) for name in ("staging", "core", "marts")]
     columns = client.query(
@@ -71,9 +96,9 @@ def test_extracted_tags_reach_clickhouse_without_the_ones_holding_contact_detail
     rows = (
         warehouse.client()
         .query(
-            f"select source_message_id, keywords_json from `{warehouse.schema('staging')}`.stg_crm__conversations "
+            f"select conversation_id, keywords_json from `{warehouse.schema('staging')}`.stg_crm__conversations "
             "where keywords_json is not null"
         )
         .result_rows
     )
-    assert rows == [("MSG2", '["美股"]')]
+    assert rows == [(_whatsapp_message(warehouse.pg_dsn)[0], '["美股"]')]

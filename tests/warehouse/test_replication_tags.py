@@ -35,12 +35,13 @@ def _replicated_tags(pg_dsn: str, raw_database: str, tags: dict[str, object]) ->
 
 
 def _raw_tags(raw_database: str) -> dict[str, object]:
-    """The tag columns of the MSG_TAGS conversation in raw, parsed."""
+    """The tag columns of the MSG_TAGS conversation in raw, parsed: the newest id, inserted after the
+    fixture's (raw has no platform message ids)."""
     [row] = (
         clickhouse_client()
         .query(
             f"select {', '.join(TAG_COLUMNS)} from `{raw_database}`.conversations final"
-            " where source_message_id = 'MSG_TAGS'"
+            f" where id = (select max(id) from `{raw_database}`.conversations)"
         )
         .result_rows
     )
@@ -94,10 +95,17 @@ def test_tags_an_older_filter_let_through_are_reloaded_away(pg_dsn, clickhouse_e
     definition, and holding a handle) are replaced by a reload, deleted rows' tombstones included."""
     _replicated_tags(pg_dsn, clickhouse_env, {"keywords": ["美股", "zhangwei"]})
     client, raw = clickhouse_client(), f"`{clickhouse_env}`.conversations"
+    with psycopg.connect(pg_dsn) as conn:
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "select id from conversations where source_message_id in ('MSG_TAGS', 'MSG1')"
+            )
+        ]
     # What the older rule left: a handle in the tags of MSG_TAGS and of MSG1, and its own definition.
     client.command(
         f'insert into {raw} select * replace (\'["美股","zhangwei"]\' as keywords, _version + 1 as _version)'
-        f" from {raw} final where source_message_id in ('MSG_TAGS', 'MSG1')"
+        f" from {raw} final where has({ids}, id)"
     )
     client.command(f"alter table {raw} comment column keywords 'pull older rule'")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
@@ -105,9 +113,7 @@ def test_tags_an_older_filter_let_through_are_reloaded_away(pg_dsn, clickhouse_e
 
     [result] = replicate_tables(pg_dsn, ["conversations"])
     assert (result.tombstones, result.live_rows) == (1, 6)
-    assert client.query(
-        f"select source_message_id, keywords from {raw} final where source_message_id = 'MSG_TAGS'"
-    ).result_rows == [("MSG_TAGS", '["美股"]')]
+    assert _raw_tags(clickhouse_env)["keywords"] == ["美股"]
     assert client.query(f"select count() from {raw} where keywords like '%zhangwei%'").result_rows == [(0,)]
 
 

@@ -21,7 +21,6 @@ with conversations as (
 final as (
     select
         conversation_id,
-        source_message_id,
         customer_id,
         employee_id,
         message_type,

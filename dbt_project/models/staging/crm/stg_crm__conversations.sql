@@ -5,7 +5,6 @@ with source as (
 renamed as (
     select
         id as conversation_id,
-        source_message_id,
         customer_id,
         employee_id,
         message_type,
