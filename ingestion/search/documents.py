@@ -37,6 +37,7 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
+from ingestion.load.readers import exact_json
 from ingestion.replication.cursor import visible_bound_of
 from ingestion.search.redaction import redact, redact_all
 
@@ -120,9 +121,19 @@ def redacted_tag_fields(*raw_json: str | None) -> bytes:
     """The tag fields of a document (``,"keywords":[...]`` and so on), redacted. Tags repeat across
     messages (a small vocabulary), so each distinct combination is redacted and serialised once."""
     return b"".join(
-        key + orjson.dumps(redact_all(_strings(orjson.loads(raw) if raw is not None else None)))
+        key + orjson.dumps(redact_all(_strings(_tag_value(raw) if raw is not None else None)))
         for key, raw in zip(_TAG_KEYS, raw_json, strict=True)
     )
+
+
+def _tag_value(raw: str):
+    """A tag column's jsonb text, decoded. jsonb keeps any number's digits (a landing file may carry
+    1e400), and orjson refuses one beyond a double: such a text is decoded exactly instead, its
+    numbers as written (a number among tags is a tag of its digits, as str() makes of any other)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return exact_json(raw, str)
 
 
 # orjson writes a naive datetime as ISO 8601; these mark it UTC ("2025-11-03T10:00:00Z").

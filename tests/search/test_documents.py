@@ -62,3 +62,21 @@ def test_a_long_stream_forgets_people_and_still_quotes_them_right(pg_dsn, monkey
     with documents.connect(pg_dsn) as conn:
         docs = _sources(conn)
     assert {row_id: (s["customer_code"], s["employee_code"]) for row_id, (_, s) in docs.items()} == expected
+
+
+def test_tags_holding_a_number_beyond_a_double_still_make_a_document(pg_dsn):
+    """jsonb keeps any number's digits (a landing file may carry 1e400, stored as 401 digits); orjson
+    refuses one beyond a double, which stopped every document stream that met it."""
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        row_id = insert_conversation(conn, people, "hello", commit=False)
+        conn.execute(
+            "UPDATE conversations SET keywords = '[\"美股\", 1e400]'::jsonb, intention_signals = '{\"buy\": 1e400}'"
+            " WHERE id = %s",
+            (row_id,),
+        )
+        conn.commit()
+    with documents.connect(pg_dsn) as conn:
+        _, source = _sources(conn)[row_id]
+    # (the number is a tag of its digits, redacted as any tag: a run of digits that long reads as a phone)
+    assert source["keywords"] == ["美股", "[phone]"] and source["intention_signals"] == ["buy"]
