@@ -26,6 +26,7 @@ import ctypes
 import ctypes.util
 import io
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -531,7 +532,26 @@ def _parquet_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     try:
         return column.cast(pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # nested values: keep them as JSON text
-        return pa.array([None if v is None else _dumps(v) for v in column.to_pylist()], pa.string())
+        return pa.array([None if v is None else _nested_json(v) for v in column.to_pylist()], pa.string())
+
+
+def _nested_json(value) -> str:
+    """A nested Parquet value as JSON text. A float NaN or infinity, which JSON (and jsonb) has no
+    word for, is written as Python's json writes it (NaN, Infinity): no JSON, so validation
+    quarantines the row, where orjson would write null and change the value unnoticed."""
+    if _holds_non_finite(value):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return _dumps(value)
+
+
+def _holds_non_finite(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_holds_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_non_finite(item) for item in value)
+    return False
 
 
 def _parquet_data_columns(schema: pa.Schema) -> list[str]:

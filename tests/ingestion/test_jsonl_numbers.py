@@ -148,3 +148,33 @@ def test_a_line_nested_deeper_than_it_can_be_written_back_is_quarantined(landing
         and "cannot be kept" in bad.reason
         and bad.text.startswith('{"course_code": "JSONL_deep"')
     )
+
+
+def test_a_nan_inside_a_typed_parquet_json_column_is_quarantined_not_made_null(landing, run_ingest, sql):
+    """JSON has no NaN or infinity (nor has jsonb): a typed Parquet list holding one is refused with
+    its row, where it used to be written as null, changing the value unnoticed."""
+    path = landing / "training_courses__nan.parquet"
+    contents = {
+        "PARQUET_finite": [1.5, None],
+        "PARQUET_nan": [1.5, float("nan")],
+        "PARQUET_inf": [float("inf")],
+    }
+    courses = [_course(code, None) for code in contents]
+    pq.write_table(
+        pa.table(
+            {
+                **{
+                    c: pa.array([course[c] for course in courses], pa.string())
+                    for c in COLUMNS
+                    if c != "content"
+                },
+                "content": pa.array(list(contents.values()), pa.list_(pa.float64())),
+            }
+        ),
+        path,
+    )
+    result = run_ingest(path)[path.name]
+    assert (result.rows_loaded, result.rows_rejected) == (1, 2)
+    assert sql("SELECT course_code, content::text FROM training_courses") == [
+        ("PARQUET_finite", "[1.5, null]")
+    ]
