@@ -4,7 +4,9 @@ Each domain keeps its ``defs`` in its own ``definitions`` module, never in the p
 ``__init__``: the CLI imports plain modules of those packages (``warehouse.build``,
 ``reports.runner``), and an ``__init__`` that built Definitions would make every such command load
 Dagster and the dbt manifest first (about three seconds per command). The modules are imported, not
-their ``defs``: Dagster loads a module with exactly one Definitions object at its top level."""
+their ``defs``: Dagster loads a module with exactly one Definitions object at its top level.
+
+The run-failure alert is the location's, not a domain's: it watches every job, so it is added here."""
 
 import dagster as dg
 
@@ -13,5 +15,13 @@ from orchestration.defs.operations import definitions as operations
 from orchestration.defs.reports import definitions as reports
 from orchestration.defs.search import definitions as search
 from orchestration.defs.warehouse import definitions as warehouse
+from orchestration.defs.warehouse.sensors import run_failure_alert_sensor
 
-defs = dg.Definitions.merge(ingestion.defs, warehouse.defs, search.defs, reports.defs, operations.defs)
+defs = dg.Definitions.merge(
+    ingestion.defs,
+    warehouse.defs,
+    search.defs,
+    reports.defs,
+    operations.defs,
+    dg.Definitions(sensors=[run_failure_alert_sensor]),
+)

@@ -123,8 +123,13 @@ def test_kpi_schedule_follows_today_hourly_and_each_run_completes_the_day_before
     schedule = repository.get_schedule_def("warehouse_kpi_daily_schedule")
     assert schedule.cron_schedule == "45 * * * *"
     at = dt.datetime(2026, 11, 1, 0, 45, tzinfo=dt.UTC)
-    context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=repository)
-    (request,) = schedule.evaluate_tick(context).run_requests
+    with (
+        dg.instance_for_test() as instance,  # (the tick looks for a KPI run of today not ended yet)
+        dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=at, repository_def=repository
+        ) as context,
+    ):
+        (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-11-01"
     window = dbt_assets_module.KPI_PARTITIONS.time_window_for_partition_key(request.partition_key)
     assert dbt_assets_module.kpi_window_vars(window) == {

@@ -15,14 +15,20 @@ import json
 import os
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtCliRuntimeError, DbtCliInvocation, DbtCliResource, dbt_assets
 
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import utc_now
 from orchestration.defs.warehouse import refresh_state, writers
 from orchestration.defs.warehouse.build import marts_schema
-from orchestration.defs.warehouse.dbt_environment import MANIFEST, export_dbt_env, kpi_window_environment
+from orchestration.defs.warehouse.dbt_environment import (
+    DAGSTER_INDIRECT_SELECTION,
+    MANIFEST,
+    export_dbt_env,
+    kpi_window_environment,
+    scoped_environment,
+)
 from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL
 from orchestration.defs.warehouse.resources import dbt_project
@@ -30,6 +36,8 @@ from orchestration.defs.warehouse.translator import WarehouseTranslator
 
 KPI_MART = refresh_state.KPI_MART
 KPI_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+# For what a retry can mend (the writer lock not freed in time, the server briefly away, a query
+# killed for memory): never for a failed data or unit test (``stream_dbt``).
 RETRY = dg.RetryPolicy(max_retries=2, delay=60)
 
 
@@ -71,6 +79,35 @@ def reaches(kpi_vars: dict[str, str], mark: dt.datetime) -> bool:
     return dt.date.fromisoformat(kpi_vars["kpi_end_date"]) >= mark.date()
 
 
+def failed_tests(invocation: DbtCliInvocation) -> list[str]:
+    """The data and unit tests the invocation found failing, unless some node also ended in an error
+    (a database or connection error may pass on a retry; a test's verdict on the same data does not)."""
+    try:
+        results = invocation.get_artifact("run_results.json")["results"]
+    except (OSError, ValueError, KeyError):
+        return []  # dbt stopped before it ran anything: not a verdict on the data
+    if any(result["status"] == "error" for result in results):
+        return []
+    return sorted(result["unique_id"] for result in results if result["status"] == "fail")
+
+
+def stream_dbt(invocation: DbtCliInvocation):
+    """The invocation's events; a dbt run that failed only because tests failed fails the step
+    without a retry: the step's retries would run the whole build again (a nightly --full-refresh
+    three times over) to the same failed tests, holding the warehouse pool all the while."""
+    try:
+        yield from invocation.stream()
+    except DagsterDbtCliRuntimeError as error:
+        failed = failed_tests(invocation)
+        if not failed:
+            raise
+        raise dg.Failure(
+            description=f"dbt tests failed (not retried: the data would not change): {', '.join(failed)}",
+            metadata={"failed_tests": failed},
+            allow_retries=False,
+        ) from error
+
+
 def build_dbt_assets() -> list[dg.AssetsDefinition]:
     if not MANIFEST.exists():
         return []  # fresh clone outside `dagster dev`: the code location loads without dbt assets
@@ -101,7 +138,8 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             started_at = utc_now()
             # DbtCliResource.cli takes no environment: the dbt subprocess inherits this run worker's.
             os.environ.update(refresh_state.watermark_environment(client, schema.raw_database()))
-            yield from dbt.cli(list(plan.arguments), context=context).stream()  # raises if dbt fails
+            with scoped_environment(DAGSTER_INDIRECT_SELECTION):
+                yield from stream_dbt(dbt.cli(list(plan.arguments), context=context))  # raises if dbt fails
             # Only a run of every model of this definition may mark the changes as built.
             if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
                 lock.ensure_held()  # (a writer that lost its lock may have raced another: no mark)
@@ -127,8 +165,8 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         with writers.for_dagster_step(context) as lock:
             # Under the writer lock: no refresh moves the facts while the mart is built from them.
             built_from = refresh_state.last_refresh(client, schema.raw_database(), marts_schema())
-            with kpi_window_environment(dates):
-                yield from dbt.cli(_build_arguments(config), context=context).stream()
+            with kpi_window_environment(dates), scoped_environment(DAGSTER_INDIRECT_SELECTION):
+                yield from stream_dbt(dbt.cli(_build_arguments(config), context=context))
             if built_from is not None and (config.full_refresh or reaches(dates, built_from)):
                 lock.ensure_held()
                 refresh_state.record_kpi_refresh(client, schema.raw_database(), marts_schema(), built_from)

@@ -62,6 +62,20 @@ def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# Which tests a Dagster dbt step runs besides those of its own models. dbt's default ("eager") takes
+# every test touching a selected model, so a subset picked in the UI (dim_employees alone) would also
+# run, and fail on, tests of models it leaves out: the relationships tests of every fact and mart
+# reading dim_employees and the KPI mart's date-spine test, against tables as an older build left
+# them (or missing), their verdicts reported as checks of assets the run did not build. "buildable"
+# takes a test only when each model it reads is selected or upstream of a selected one. (A run of
+# every model of a definition selects the same tests either way; dagster-dbt passes "empty" when it
+# names the tests itself.)
+# Set around each Dagster dbt invocation (``scoped_environment``): dagster-dbt reads it when it builds
+# its selection, the dbt child process inherits it, and a `funnelhouse build` later in the same
+# process keeps dbt's default.
+DAGSTER_INDIRECT_SELECTION = {"DBT_INDIRECT_SELECTION": "buildable"}
+
+
 def export_dbt_env() -> None:
     """Put the dbt environment into this process (for in-process runners such as dagster-dbt)."""
     os.environ.update(dbt_env())
@@ -75,11 +89,10 @@ KPI_WINDOW_ENVIRONMENT = {
 
 
 @contextlib.contextmanager
-def kpi_window_environment(kpi_vars: dict[str, str]):
-    """The KPI run's dates in this process's environment while inside (the dbt subprocess of
+def scoped_environment(names: dict[str, str]):
+    """These variables in this process's environment while inside (the dbt subprocess of
     DbtCliResource.cli inherits it; it takes no environment of its own), as they were afterwards: an
-    in-process run must not leave its dates to the next dbt command of the process."""
-    names = {KPI_WINDOW_ENVIRONMENT[key]: value for key, value in kpi_vars.items()}
+    in-process run must not leave them to the next dbt command of the process."""
     before = {name: os.environ.get(name) for name in names}
     os.environ.update(names)
     try:
@@ -90,3 +103,8 @@ def kpi_window_environment(kpi_vars: dict[str, str]):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def kpi_window_environment(kpi_vars: dict[str, str]):
+    """The KPI run's dates in this process's environment while inside (``scoped_environment``)."""
+    return scoped_environment({KPI_WINDOW_ENVIRONMENT[key]: value for key, value in kpi_vars.items()})

@@ -14,7 +14,6 @@ from orchestration.defs.warehouse.schedules import (
     kpi_nightly_schedule,
     nightly_full_build_schedule,
 )
-from orchestration.defs.warehouse.sensors import build_failure_sensor
 
 _dbt_assets = build_dbt_assets()
 # Without a manifest there are no dbt ops to configure (nightly --full-refresh) or partitions to run.
@@ -28,6 +27,5 @@ defs = dg.Definitions(
     asset_checks=reconciliation_checks if _dbt_assets else [],
     jobs=[hourly_refresh_job, *_dbt_jobs],
     schedules=[hourly_refresh_schedule, *_dbt_schedules],
-    sensors=[build_failure_sensor([hourly_refresh_job, *_dbt_jobs])],
     resources={"dbt": dbt_resource()},
 )

@@ -2,24 +2,58 @@
 partition nightly.
 
 The refresh and the nightly builds run on the sales team's clock like every other schedule
-(``FUNNELHOUSE_TIMEZONE``); KPI partitions are UTC days, so their hourly schedule runs on UTC."""
+(``FUNNELHOUSE_TIMEZONE``); KPI partitions are UTC days, so their hourly schedule runs on UTC.
+
+The hourly ticks ask for nothing while a run that would do their work has not ended (queued behind
+the ``warehouse`` pool or under way): a nightly full build that runs for hours would otherwise find
+one hourly refresh and one KPI run queued per hour behind it, each waiting its turn (or, on an
+instance without the pool's limit, waiting for the writer lock until it gives up). Nothing is lost by
+skipping: the refresh carries every change since the refresh mark, and each KPI run rebuilds the day
+before too, so the run under way or the next tick takes up what a skipped tick would have."""
 
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 from orchestration import environment
 from orchestration.defs.warehouse.dbt_assets import KPI_PARTITIONS
 from orchestration.defs.warehouse.jobs import hourly_refresh_job, kpi_daily_job, nightly_full_build_job
 
-hourly_refresh_schedule = dg.ScheduleDefinition(
+
+def runs_not_ended(instance: dg.DagsterInstance, job_names: list[str]) -> list[dg.DagsterRun]:
+    """The runs of these jobs that are queued or under way."""
+    return [
+        record.dagster_run
+        for name in job_names
+        for record in instance.get_run_records(
+            filters=dg.RunsFilter(job_name=name, statuses=list(NOT_FINISHED_STATUSES))
+        )
+    ]
+
+
+def _skip_for(runs: list[dg.DagsterRun], work: str) -> dg.SkipReason:
+    described = ", ".join(f"{run.job_name} {run.run_id[:8]} ({run.status.value.lower()})" for run in runs)
+    return dg.SkipReason(f"{work} is already queued or under way: {described}")
+
+
+@dg.schedule(
     name="warehouse_hourly_refresh_schedule",
     job=hourly_refresh_job,
     cron_schedule="15 * * * *",
     execution_timezone=environment.schedule_timezone(),
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+def hourly_refresh_schedule(context: dg.ScheduleEvaluationContext):
+    # An earlier refresh or a nightly full build carries every change since the mark, these ones too.
+    pending = runs_not_ended(context.instance, [hourly_refresh_job.name, nightly_full_build_job.name])
+    return _skip_for(pending, "a refresh") if pending else dg.RunRequest()
+
 
 nightly_full_build_schedule = dg.ScheduleDefinition(
     name="warehouse_nightly_full_build_schedule",
@@ -43,11 +77,21 @@ def kpi_daily_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
-    def kpi_today(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    def kpi_today(context: dg.ScheduleEvaluationContext):
         today = KPI_PARTITIONS.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
-        return dg.RunRequest(partition_key=today)
+        pending = [run for run in runs_not_ended(context.instance, [job.name]) if _builds_day(run, today)]
+        return _skip_for(pending, f"a KPI run of {today}") if pending else dg.RunRequest(partition_key=today)
 
     return kpi_today
+
+
+def _builds_day(run: dg.DagsterRun, day: str) -> bool:
+    """Whether a KPI run rebuilds ``day`` (a partition run of it, or a range holding it: the nightly
+    rebuild, a backfill); keys are ISO dates, so they compare as strings."""
+    if PARTITION_NAME_TAG in run.tags:
+        return run.tags[PARTITION_NAME_TAG] == day
+    first, last = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    return first is not None and last is not None and first <= day <= last
 
 
 def kpi_nightly_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:

@@ -1,5 +1,14 @@
-"""A run-failure sensor for the warehouse jobs: always logs; mails FUNNELHOUSE_ALERT_EMAIL when set,
-through the project's SMTP settings (the embedded sink locally), read at failure time, not import."""
+"""The run-failure sensor of the code location: always logs; mails FUNNELHOUSE_ALERT_EMAIL when set,
+through the project's SMTP settings (the embedded sink locally), read at failure time, not import.
+
+It watches every job of the code location, not only the warehouse's: a failed backup, ingestion,
+search sync or report run matters as much as a failed refresh, and a materialisation started by hand
+from the UI runs as Dagster's implicit asset job, which no list of jobs names. It lives here, beside
+the mail it sends, and ``orchestration.definitions`` registers it once for the merged location.
+
+A mail that cannot be delivered is logged beside the failure (which stays visible) and not retried:
+the sensor moves on to the next failed run, so one broken alert never holds back the next ones nor
+sends an earlier one twice."""
 
 import os
 from email.message import EmailMessage
@@ -35,25 +44,20 @@ def _notify(subject: str, body: str) -> bool:
     return True
 
 
-def build_failure_sensor(jobs: list) -> dg.SensorDefinition:
-    """The sensor over the warehouse jobs that exist in this code location."""
-
-    @dg.run_failure_sensor(
-        name="warehouse_run_failure_sensor",
-        monitored_jobs=jobs,
-        minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-    )
-    def warehouse_run_failure_sensor(context: dg.RunFailureSensorContext):
-        run = context.dagster_run
-        subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
-        body = f"{subject}\n\n{context.failure_event.message or 'no message'}"
-        context.log.error(body)
-        try:
-            sent = _notify(subject, body)
-        except OSError as error:  # a broken mail relay must not hide the original failure
-            context.log.error(f"alert mail not sent: {error}")
-            sent = False
-        context.log.info("alert mailed" if sent else "no FUNNELHOUSE_ALERT_EMAIL: logged only")
-
-    return warehouse_run_failure_sensor
+@dg.run_failure_sensor(
+    name="run_failure_alert_sensor",
+    # No monitored_jobs: every job of this code location, the implicit asset job included.
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
+    body = f"{subject}\n\n{context.failure_event.message or 'no message'}"
+    context.log.error(body)
+    try:
+        sent = _notify(subject, body)
+    except OSError as error:  # a broken mail relay must not hide the original failure
+        context.log.error(f"alert mail not sent: {error}")
+        sent = False
+    context.log.info("alert mailed" if sent else "no FUNNELHOUSE_ALERT_EMAIL: logged only")

@@ -1,0 +1,59 @@
+"""A dbt step's tests: a subset of the models (picked in the UI) runs the tests of those models, not
+those of the models it leaves out; and a step whose tests failed is not retried. The retry would run
+the whole build again (the nightly job's --full-refresh three times over, the warehouse pool held
+throughout) and find the same rows failing the same tests."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.replicate import replicate_tables
+from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
+from tests.fixtures.warehouse import load_fixture
+
+pytestmark = pytest.mark.skipif(
+    not dbt_assets_module.MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
+)
+
+STAGED_EMPLOYEES = dg.AssetKey(["stg_crm__employees"])
+
+
+def test_a_subset_runs_its_own_tests_and_is_not_retried_when_they_fail(pg_dsn, clickhouse_env, dbt_dirs):
+    from orchestration.defs.warehouse.resources import dbt_resource
+
+    load_fixture(pg_dsn)
+    replicate_tables(pg_dsn, ["employees"])
+    # a second employee with employee 1's code: the unique test of the staged codes fails
+    client = clickhouse_client()
+    employee = client.query(f"select * from `{clickhouse_env}`.employees final where id = 1")
+    twin = [1001, *employee.result_rows[0][1:]]
+    client.insert(f"{clickhouse_env}.employees", [twin], column_names=list(employee.column_names))
+    models = dbt_assets_module.build_dbt_assets()
+    assert dbt_assets_module.RETRY.max_retries > 0  # (a step that retries at all)
+
+    result = dg.materialize(
+        models,
+        selection=[STAGED_EMPLOYEES],
+        resources={"dbt": dbt_resource()},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    checks = {check.check_name: check.passed for check in result.get_asset_check_evaluations()}
+    assert checks["unique_stg_crm__employees_employee_code"] is False  # the verdict still arrives
+    # what dbt ran: not the relationships tests of the staged tables reading stg_crm__employees
+    # (their models are not built here), whose errors would also have made the step retry
+    ran = {  # test name (unique ids read test.<project>.<name>.<hash>) -> statuses
+        node["unique_id"].split(".")[2]: node["status"]
+        for invocation in dbt_dirs.glob("warehouse_dbt_models-*/run_results.json")
+        for node in json.loads(invocation.read_text())["results"]
+    }
+    assert not [name for name in ran if name.startswith("relationships_")]
+    assert ran["unique_stg_crm__employees_employee_code"] == "fail"
+    assert [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    assert "unique_stg_crm__employees_employee_code" in str(failure.event_specific_data.error_display_string)

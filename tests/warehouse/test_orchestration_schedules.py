@@ -1,0 +1,103 @@
+"""The warehouse schedules when an earlier run has not ended: a nightly full build that runs into the
+next hourly ticks must not find a refresh and a KPI run queued behind it for every hour it took."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+
+from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
+
+pytestmark = pytest.mark.skipif(
+    not dbt_assets_module.MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
+)
+
+# 03:45 UTC: the KPI schedule's tick of 2026-11-01; the refresh's ticks are at :15 on any clock.
+AT = dt.datetime(2026, 11, 1, 3, 45, tzinfo=dt.UTC)
+TODAY = "2026-11-01"
+
+
+def _under_way(instance, job_name: str, tags: dict[str, str] | None = None) -> dg.DagsterRun:
+    """A run record as the daemon makes it (its status and tags are all a schedule reads)."""
+    return instance.add_run(
+        dg.DagsterRun(
+            job_name=job_name,
+            run_id=str(uuid.uuid4()),
+            status=dg.DagsterRunStatus.STARTED,
+            tags=tags or {},
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def repository():
+    from orchestration.definitions import defs
+
+    return defs.get_repository_def()
+
+
+@pytest.fixture
+def tick(repository):
+    """Evaluates a schedule's tick at AT on an instance of this test's own."""
+    with dg.instance_for_test() as instance:  # (a schedule's context holds a reference to one)
+
+        def evaluate(schedule_name: str):
+            with dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=AT, repository_def=repository
+            ) as context:
+                return repository.get_schedule_def(schedule_name).evaluate_tick(context)
+
+        evaluate.instance = instance
+        yield evaluate
+
+
+REFRESH, KPI = "warehouse_hourly_refresh_schedule", "warehouse_kpi_daily_schedule"
+
+
+def test_the_hourly_refresh_waits_for_a_nightly_build_or_refresh_not_ended(tick):
+    assert len(tick(REFRESH).run_requests) == 1  # nothing under way
+    nightly = _under_way(tick.instance, "warehouse_nightly_full_build")
+    skipped = tick(REFRESH)
+    assert not skipped.run_requests and nightly.run_id[:8] in skipped.skip_message
+    tick.instance.report_run_failed(nightly)  # ended (however): the next tick refreshes again
+    assert len(tick(REFRESH).run_requests) == 1
+
+    earlier = _under_way(tick.instance, "warehouse_hourly_refresh")
+    assert not tick(REFRESH).run_requests
+    tick.instance.report_run_canceled(earlier)
+    assert len(tick(REFRESH).run_requests) == 1
+
+
+def test_the_hourly_kpi_run_waits_only_for_a_run_that_builds_today(tick):
+    (request,) = tick(KPI).run_requests
+    assert request.partition_key == TODAY
+    # a backfill of older days, a nightly full build: they do not build today's KPIs
+    backfill = _under_way(
+        tick.instance,
+        "warehouse_kpi_daily",
+        {ASSET_PARTITION_RANGE_START_TAG: "2026-09-01", ASSET_PARTITION_RANGE_END_TAG: "2026-09-30"},
+    )
+    _under_way(tick.instance, "warehouse_nightly_full_build")
+    assert len(tick(KPI).run_requests) == 1
+
+    last_hour = _under_way(tick.instance, "warehouse_kpi_daily", {PARTITION_NAME_TAG: TODAY})
+    skipped = tick(KPI)
+    assert not skipped.run_requests and last_hour.run_id[:8] in skipped.skip_message
+    tick.instance.report_run_failed(last_hour)
+    every_day = _under_way(
+        tick.instance,
+        "warehouse_kpi_daily",
+        {ASSET_PARTITION_RANGE_START_TAG: "2024-01-01", ASSET_PARTITION_RANGE_END_TAG: TODAY},
+    )
+    assert not tick(KPI).run_requests  # the nightly rebuild of every partition holds today
+    tick.instance.report_run_failed(every_day)
+    tick.instance.report_run_failed(backfill)
+    assert len(tick(KPI).run_requests) == 1
