@@ -7,6 +7,7 @@ read here and nowhere else; secrets are read when asked for, never at import tim
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,19 @@ def backup_offsite_url() -> str | None:
 def schedule_timezone() -> str:
     """The timezone every cron schedule runs in (the sales team's, not the server's)."""
     return os.environ.get("FUNNELHOUSE_TIMEZONE", "Asia/Shanghai")
+
+
+KPI_FIRST_DAY_VARIABLE = "FUNNELHOUSE_KPI_FIRST_DAY"
+
+
+def kpi_first_day() -> str:
+    """The first daily partition of the KPI mart in Dagster (a UTC day, YYYY-MM-DD): the earliest day a
+    backfill can rebuild. A CRM with older history sets it to its first day."""
+    value = os.environ.get(KPI_FIRST_DAY_VARIABLE, "").strip() or "2024-01-01"
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"{KPI_FIRST_DAY_VARIABLE} must be a day as YYYY-MM-DD, not {value!r}") from None
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickho
     in_mart, in_facts = quality_conversations_on_the_late_day(client, core)
     assert in_mart == in_facts - 1  # the hourly partition run leaves that month as it was
 
-    # the nightly KPI schedule: every partition in one run, every month rebuilt
+    # the nightly KPI schedule: every partition in one run, the whole mart rebuilt (--full-refresh)
     from orchestration.definitions import defs
 
     nightly_kpi = defs.resolve_schedule_def("warehouse_kpi_nightly_rebuild_schedule")
@@ -75,7 +75,7 @@ def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickho
         repository_def=defs.get_repository_def(), scheduled_execution_time=dt.datetime.now(dt.UTC)
     ) as context:
         (request,) = nightly_kpi.evaluate_tick(context).run_requests
-    everything = _run("warehouse_kpi_daily", tags=request.tags)
+    everything = _run("warehouse_kpi_daily", tags=request.tags, run_config=request.run_config)
     assert everything.success, _failure(everything)
     assert quality_conversations_on_the_late_day(client, core) == (in_facts, in_facts)
 

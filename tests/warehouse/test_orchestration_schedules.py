@@ -101,3 +101,25 @@ def test_the_hourly_kpi_run_waits_only_for_a_run_that_builds_today(tick):
     tick.instance.report_run_failed(every_day)
     tick.instance.report_run_failed(backfill)
     assert len(tick(KPI).run_requests) == 1
+
+
+def test_the_nightly_kpi_run_rebuilds_the_whole_mart(tick):
+    """Every partition, and the days before the first one (a CRM older than FUNNELHOUSE_KPI_FIRST_DAY):
+    a build of the partitions' range alone would leave those as they were."""
+    (request,) = tick("warehouse_kpi_nightly_rebuild_schedule").run_requests
+    assert request.run_config == {"ops": {dbt_assets_module.KPI_OP: {"config": {"full_refresh": True}}}}
+    assert (
+        request.tags[ASSET_PARTITION_RANGE_START_TAG]
+        == dbt_assets_module.KPI_PARTITIONS.get_first_partition_key()
+    )
+
+
+def test_the_first_kpi_partition_is_configurable_and_a_bad_day_named(monkeypatch):
+    from orchestration import environment
+
+    assert environment.kpi_first_day() == "2024-01-01"
+    monkeypatch.setenv(environment.KPI_FIRST_DAY_VARIABLE, "2019-06-01")
+    assert environment.kpi_first_day() == "2019-06-01"
+    monkeypatch.setenv(environment.KPI_FIRST_DAY_VARIABLE, "June 2019")
+    with pytest.raises(ValueError, match="FUNNELHOUSE_KPI_FIRST_DAY must be a day as YYYY-MM-DD"):
+        environment.kpi_first_day()

@@ -20,6 +20,7 @@ from dagster_dbt import DagsterDbtCliRuntimeError, DbtCliInvocation, DbtCliResou
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import utc_now
+from orchestration import environment
 from orchestration.defs.warehouse import refresh_state, writers
 from orchestration.defs.warehouse.build import marts_schema
 from orchestration.defs.warehouse.dbt_environment import (
@@ -35,7 +36,8 @@ from orchestration.defs.warehouse.resources import dbt_project
 from orchestration.defs.warehouse.translator import WarehouseTranslator
 
 KPI_MART = refresh_state.KPI_MART
-KPI_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+KPI_OP = "warehouse_dbt_kpi_daily"  # the KPI mart's dbt op (run config names it)
+KPI_PARTITIONS = dg.DailyPartitionsDefinition(start_date=environment.kpi_first_day(), end_offset=1)
 # For what a retry can mend (the writer lock not freed in time, the server briefly away, a query
 # killed for memory): never for a failed data or unit test (``stream_dbt``).
 RETRY = dg.RetryPolicy(max_retries=2, delay=60)
@@ -156,7 +158,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         retry_policy=RETRY,
         pool=WAREHOUSE_POOL,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        name="warehouse_dbt_kpi_daily",
+        name=KPI_OP,
     )
     def kpi_daily(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()

@@ -22,7 +22,7 @@ from dagster._core.storage.tags import (
 )
 
 from orchestration import environment
-from orchestration.defs.warehouse.dbt_assets import KPI_PARTITIONS
+from orchestration.defs.warehouse.dbt_assets import KPI_OP, KPI_PARTITIONS
 from orchestration.defs.warehouse.jobs import hourly_refresh_job, kpi_daily_job, nightly_full_build_job
 
 
@@ -95,8 +95,10 @@ def _builds_day(run: dg.DagsterRun, day: str) -> bool:
 
 
 def kpi_nightly_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
-    """Every KPI partition in one run (one ``dbt build`` of the mart over its whole range: every month
-    rebuilt), an hour after the nightly full build. The hourly partition runs rebuild only the months
+    """Every KPI partition in one run, an hour after the nightly full build: one ``dbt build
+    --full-refresh`` of the mart, every day of its date spine recomputed, the days before the first
+    partition (``FUNNELHOUSE_KPI_FIRST_DAY``: a CRM with older history) included, which a build of
+    the partitions' range would leave as they were. The hourly partition runs rebuild only the months
     of yesterday and today (and the table's first and last): a late change to an older month (a
     deposit confirmed late, a corrected ``employee_kpis`` row, a deletion) reaches the mart here."""
 
@@ -110,10 +112,11 @@ def kpi_nightly_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
     def kpi_every_day(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         today = KPI_PARTITIONS.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
         return dg.RunRequest(
+            run_config={"ops": {KPI_OP: {"config": {"full_refresh": True}}}},
             tags={
                 ASSET_PARTITION_RANGE_START_TAG: KPI_PARTITIONS.get_first_partition_key(),
                 ASSET_PARTITION_RANGE_END_TAG: today,
-            }
+            },
         )
 
     return kpi_every_day
