@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import psycopg
+
+from ingestion.search import documents, quarantine, sync
 from ingestion.search.client import SearchClient
 
 NO_LAG = dt.timedelta(0)
@@ -11,3 +14,17 @@ def indexed_sources(client: SearchClient, alias: str) -> dict[int, dict]:
     client.refresh(alias)
     response = client.search(alias, {"query": {"match_all": {}}, "size": 10_000})
     return {hit["_source"]["id"]: hit["_source"] for hit in response["hits"]["hits"]}
+
+
+def fixed_row_leaves_quarantine(
+    pg_dsn: str, client: SearchClient, alias: str, index: str, row_id: int, content: str
+) -> None:
+    """The quarantined conversation ``row_id`` corrected in PostgreSQL (its content now ``content``):
+    the next sync sends it again, the engine takes it, and it leaves quarantine."""
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("UPDATE conversations SET content = %s WHERE id = %s", (content, row_id))
+    fixed = sync.run_incremental(pg_dsn, client, alias, lag=NO_LAG)
+    assert (fixed.indexed, fixed.quarantined) == (1, 0)
+    assert indexed_sources(client, alias)[row_id]["content"] == content
+    with documents.connect(pg_dsn) as conn:
+        assert quarantine.listed(conn, index) == []

@@ -17,7 +17,7 @@ import pytest
 
 from ingestion.search import bulk_lines, documents, indexer, mapping, quarantine, rebuild, sync
 from tests.search.crm import insert_conversation, seed_people
-from tests.search.helpers import NO_LAG, indexed_sources
+from tests.search.helpers import NO_LAG, fixed_row_leaves_quarantine, indexed_sources
 
 BUDGET_VARIABLE = "FUNNELHOUSE_SEARCH_BULK_MAX_BYTES"
 ONE_ENGINE = pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
@@ -121,13 +121,7 @@ def test_the_sync_cuts_requests_by_bytes_and_quarantines_a_document_over_the_bud
     assert (again.indexed, again.quarantined, again.batches, sizes) == (0, 0, 0, [])
 
     # Shortened in PostgreSQL, it is sent again, indexed, and leaves quarantine.
-    with psycopg.connect(pg_dsn) as conn:
-        conn.execute("UPDATE conversations SET content = 'shortened' WHERE id = %s", (enormous,))
-    fixed = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
-    assert (fixed.indexed, fixed.quarantined) == (1, 0)
-    assert indexed_sources(search_client, search_alias)[enormous]["content"] == "shortened"
-    with documents.connect(pg_dsn) as conn:
-        assert quarantine.listed(conn, index) == []
+    fixed_row_leaves_quarantine(pg_dsn, search_client, search_alias, index, enormous, "shortened")
 
 
 @ONE_ENGINE

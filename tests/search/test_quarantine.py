@@ -18,7 +18,7 @@ from orchestration.cli import app
 from orchestration.defs.search.checks import counts_per_day_match
 from orchestration.defs.search.resources import SearchResource
 from tests.search.crm import insert_conversation, seed_people, seed_samples
-from tests.search.helpers import NO_LAG, indexed_sources
+from tests.search.helpers import NO_LAG, fixed_row_leaves_quarantine, indexed_sources
 
 _NUMERIC_CONTENT = {"as_number": {"type": "integer"}}
 
@@ -71,13 +71,7 @@ def test_a_refused_document_is_quarantined_and_leaves_when_it_is_accepted(
     assert (again.indexed, again.quarantined, again.batches) == (0, 0, 0)
 
     # The row is corrected in PostgreSQL: the sync sends it again, the engine takes it, it leaves.
-    with psycopg.connect(pg_dsn) as conn:
-        conn.execute("UPDATE conversations SET content = '7' WHERE id = %s", (refused,))
-    fixed = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
-    assert (fixed.indexed, fixed.quarantined) == (1, 0)
-    assert indexed_sources(search_client, search_alias)[refused]["content"] == "7"
-    with documents.connect(pg_dsn) as conn:
-        assert quarantine.listed(conn, index) == []
+    fixed_row_leaves_quarantine(pg_dsn, search_client, search_alias, index, refused, "7")
 
 
 def test_a_rebuild_swaps_in_without_the_refused_documents_and_lists_them(
