@@ -32,6 +32,7 @@ import dagster as dg
 
 from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
 from orchestration.defs.reports.schedules import daily_reports_job, weekly_reports_job
+from orchestration.runs import runs_not_ended
 
 DELAY_ENV = "FUNNELHOUSE_REPORT_REDELIVERY_MINUTES"
 DEFAULT_DELAY_MINUTES = 30.0
@@ -40,7 +41,6 @@ _BY_KIND = {
     "daily": (daily_reports_job, daily_kpi_reports),
     "weekly": (weekly_reports_job, weekly_kpi_reports),
 }
-_ENDED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 def redelivery_delay() -> float:
@@ -55,13 +55,9 @@ def redelivery_delay() -> float:
 def _period_run_under_way(instance: dg.DagsterInstance, job: dg.JobDefinition, asset, partition: str) -> bool:
     """Whether a run of ``asset``'s ``partition`` has not ended: one of ``job`` (the schedule's, the
     sensor's) or another job selecting the asset (materialised by hand)."""
-    records = instance.get_run_records(filters=dg.RunsFilter(tags={"dagster/partition": partition}))
     return any(
-        record.dagster_run.status not in _ENDED
-        and (
-            record.dagster_run.job_name == job.name or asset.key in (record.dagster_run.asset_selection or ())
-        )
-        for record in records
+        run.job_name == job.name or asset.key in (run.asset_selection or ())
+        for run in runs_not_ended(instance, tags={"dagster/partition": partition})
     )
 
 

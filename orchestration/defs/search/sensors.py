@@ -22,22 +22,16 @@ import dagster as dg
 from ingestion.search import cursor_store, documents, probe, sync
 from orchestration.defs.search.assets import missing_search_engine, search_rebuild_job, search_sync_job
 from orchestration.defs.search.resources import SearchResource
+from orchestration.runs import runs_not_ended
 
 # How often the sensor looks (seconds); a tick is a few index lookups and two engine requests: cheap.
 SENSOR_INTERVAL_S = int(os.environ.get("FUNNELHOUSE_SEARCH_SENSOR_INTERVAL", "300"))
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 REASON_TAG = "funnelhouse/search_sync_reason"
 
 
 def _in_flight(context: dg.SensorEvaluationContext, job_name: str) -> dg.DagsterRun | None:
     """A run of the job that is queued or running, if any."""
-    runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=1)
+    runs = runs_not_ended(context.instance, [job_name])
     return runs[0] if runs else None
 
 

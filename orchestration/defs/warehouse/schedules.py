@@ -14,7 +14,6 @@ before too, so the run under way or the next tick takes up what a skipped tick w
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -24,17 +23,7 @@ from dagster._core.storage.tags import (
 from orchestration import environment
 from orchestration.defs.warehouse.dbt_assets import KPI_OP, KPI_PARTITIONS
 from orchestration.defs.warehouse.jobs import hourly_refresh_job, kpi_daily_job, nightly_full_build_job
-
-
-def runs_not_ended(instance: dg.DagsterInstance, job_names: list[str]) -> list[dg.DagsterRun]:
-    """The runs of these jobs that are queued or under way."""
-    return [
-        record.dagster_run
-        for name in job_names
-        for record in instance.get_run_records(
-            filters=dg.RunsFilter(job_name=name, statuses=list(NOT_FINISHED_STATUSES))
-        )
-    ]
+from orchestration.runs import runs_not_ended
 
 
 def _skip_for(runs: list[dg.DagsterRun], work: str) -> dg.SkipReason:
