@@ -6,7 +6,8 @@ Each domain keeps its ``defs`` in its own ``definitions`` module, never in the p
 Dagster and the dbt manifest first (about three seconds per command). The modules are imported, not
 their ``defs``: Dagster loads a module with exactly one Definitions object at its top level.
 
-The run-failure alert is the location's, not a domain's: it watches every job, so it is added here."""
+The run-failure alert is the location's, not a domain's: it watches every job, so it is added here,
+with the sensor that mails again the alerts the relay did not take."""
 
 import dagster as dg
 
@@ -15,7 +16,7 @@ from orchestration.defs.operations import definitions as operations
 from orchestration.defs.reports import definitions as reports
 from orchestration.defs.search import definitions as search
 from orchestration.defs.warehouse import definitions as warehouse
-from orchestration.defs.warehouse.sensors import run_failure_alert_sensor
+from orchestration.defs.warehouse.sensors import run_failure_alert_retry_sensor, run_failure_alert_sensor
 
 defs = dg.Definitions.merge(
     ingestion.defs,
@@ -23,5 +24,5 @@ defs = dg.Definitions.merge(
     search.defs,
     reports.defs,
     operations.defs,
-    dg.Definitions(sensors=[run_failure_alert_sensor]),
+    dg.Definitions(sensors=[run_failure_alert_sensor, run_failure_alert_retry_sensor]),
 )

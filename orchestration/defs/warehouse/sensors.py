@@ -1,47 +1,173 @@
-"""The run-failure sensor of the code location: always logs; mails FUNNELHOUSE_ALERT_EMAIL when set,
-through the project's SMTP settings (the embedded sink locally), read at failure time, not import.
+"""The run-failure alert of the code location: always logs; mails FUNNELHOUSE_ALERT_EMAIL when set,
+through the project's SMTP settings (the embedded sink locally), read at failure time, not import;
+an alert the relay did not take is mailed again later, once.
 
-It watches every job of the code location, not only the warehouse's: a failed backup, ingestion,
-search sync or report run matters as much as a failed refresh, and a materialisation started by hand
-from the UI runs as Dagster's implicit asset job, which no list of jobs names. It lives here, beside
-the mail it sends, and ``orchestration.definitions`` registers it once for the merged location.
+``run_failure_alert_sensor`` watches every job of the code location, not only the warehouse's: a
+failed backup, ingestion, search sync or report run matters as much as a failed refresh, and a
+materialisation started by hand from the UI runs as Dagster's implicit asset job, which no list of
+jobs names. It lives here, beside the mail it sends, and ``orchestration.definitions`` registers it
+once for the merged location, with its companion below.
 
-A mail that cannot be delivered is logged beside the failure (which stays visible) and not retried:
-the sensor moves on to the next failed run, so one broken alert never holds back the next ones nor
-sends an earlier one twice."""
+A relay that is down when a run fails is when the alert matters most (the relay and the warehouse
+fail together), so an alert that could not be mailed is not dropped: its state is kept on the failed
+run itself, as tags (``ALERT_TAG``: pending, sending, sent, not-sent, gave-up; ``ALERT_DETAIL_TAG``:
+the run it belongs to, when it was first due, how many attempts). Run tags are Dagster's own storage:
+they outlive ticks and daemon restarts, one run's state never races another's (several runs failing
+while the relay is down each keep their own), and the UI shows them. The run-failure sensor's cursor
+is Dagster's, and a sensor cursor holding a queue would be written by two sensors at once.
 
+``run_failure_alert_retry_sensor`` asks Dagster every minute for runs tagged pending and mails them,
+oldest first; the first that fails again stops the tick (the relay is still down: the others would
+only spend the tick's time limit waiting on it). An alert is retried until it is sent or
+``FUNNELHOUSE_ALERT_RETRY_HOURS`` (default 24) have passed since it was first due; then it is given
+up, with an error naming the run. While alerts are pending, a new failure joins the queue rather than
+trying the relay itself, so alerts go out in order and a tick of the run-failure sensor never waits on
+a relay known to be down.
+
+Never twice: the state is written before the message is handed over (sending) and after (sent); an
+alert left 'sending' (the connection lost after the handover, or the daemon stopped meanwhile) may
+have arrived and is not sent again, as with the reports (``ingestion.reports.delivery``). A refusal
+no retry changes (a bounced address) is logged and not retried. A run whose tags were copied from the
+run it re-executes is told apart by the run id in ``ALERT_DETAIL_TAG``."""
+
+from __future__ import annotations
+
+import json
 import os
+import time
+from dataclasses import dataclass
 from email.message import EmailMessage
 
 import dagster as dg
 
-# A sensor evaluation has a time limit: two quick tries, not the reports' patient back-off.
+ALERT_EMAIL_ENV = "FUNNELHOUSE_ALERT_EMAIL"
+RETRY_HOURS_ENV = "FUNNELHOUSE_ALERT_RETRY_HOURS"
+DEFAULT_RETRY_HOURS = 24.0
+ALERT_TAG = "funnelhouse/alert"  # on the failed run: where its alert is
+ALERT_DETAIL_TAG = "funnelhouse/alert-detail"  # JSON: run_id, since (epoch seconds), attempts
+PENDING, SENDING, SENT, NOT_SENT, GAVE_UP = "pending", "sending", "sent", "not-sent", "gave-up"
+
+# A sensor evaluation has a time limit: two quick tries, not the reports' patient back-off, and a
+# relay that does not answer is given up on within seconds (the next tick tries again).
 _ALERT_RETRY_ATTEMPTS = 2
+_ALERT_SMTP_TIMEOUT = 10.0
 
 
 class AlertNotDelivered(RuntimeError):
-    pass
+    """The relay did not take the alert; ``retryable`` unless no later try can change that (a bounce)
+    or the message may have arrived (connection lost after the handover)."""
+
+    def __init__(self, message: str, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
 
 
-def _notify(subject: str, body: str) -> bool:
+def retry_hours() -> float:
+    """Hours an unsent alert is retried for (read when the sensor runs, not at import); 0: not retried."""
+    value = os.environ.get(RETRY_HOURS_ENV, "").strip()
+    try:
+        hours = float(value) if value else DEFAULT_RETRY_HOURS
+    except ValueError:
+        hours = -1.0
+    if hours < 0:
+        raise ValueError(f"{RETRY_HOURS_ENV} must be a number of hours (0 or more), not {value!r}")
+    return hours
+
+
+def _notify(subject: str, body: str, before_data=lambda: None) -> bool:
     """Mail the alert through the reports' sender (``delivery.deliver``: verified TLS, no retry once
-    the server has the message); an alert that cannot be delivered raises, so the sensor shows it."""
-    recipient = os.environ.get("FUNNELHOUSE_ALERT_EMAIL")
+    the server has the message; ``before_data`` before each handover); an alert that cannot be
+    delivered raises ``AlertNotDelivered``. False when no FUNNELHOUSE_ALERT_EMAIL is set."""
+    recipient = os.environ.get(ALERT_EMAIL_ENV)
     if not recipient:
         return False
     from ingestion.reports import delivery
     from orchestration import environment
 
-    settings = environment.smtp_settings()
+    try:
+        settings = environment.smtp_settings()
+    except (ValueError, environment.ServiceNotRunning) as error:  # mended by settings: retried
+        raise AlertNotDelivered(f"alert to {recipient} not sent: {error}", retryable=True) from error
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = settings.sender, recipient, subject
     message.set_content(body)
-    result = delivery.deliver(
-        settings, message, recipient, delivery.RetryPolicy(attempts=_ALERT_RETRY_ATTEMPTS, first_delay=1.0)
+    policy = delivery.RetryPolicy(
+        attempts=_ALERT_RETRY_ATTEMPTS, first_delay=1.0, timeout=_ALERT_SMTP_TIMEOUT
     )
+    result = delivery.deliver(settings, message, recipient, policy, before_data=before_data)
     if result.status != delivery.SENT:
-        raise AlertNotDelivered(f"alert to {recipient} not delivered: {result.error}")
+        raise AlertNotDelivered(
+            f"alert to {recipient} not delivered ({result.status}): {result.error}",
+            retryable=result.status == delivery.FAILED and not result.permanent,
+        )
     return True
+
+
+@dataclass(frozen=True)
+class _Alert:
+    """A failed run's alert and where it is: ``since`` it was first due, after ``attempts`` tries."""
+
+    run: dg.DagsterRun
+    state: str
+    since: float
+    attempts: int
+
+
+def _alert_of(run: dg.DagsterRun) -> _Alert | None:
+    """The run's alert as its tags record it; None if they do not, or were copied from another run."""
+    try:
+        detail = json.loads(run.tags.get(ALERT_DETAIL_TAG) or "null")
+    except ValueError:
+        return None
+    if ALERT_TAG not in run.tags or not isinstance(detail, dict) or detail.get("run_id") != run.run_id:
+        return None
+    return _Alert(run, run.tags[ALERT_TAG], float(detail["since"]), int(detail["attempts"]))
+
+
+def _record(instance: dg.DagsterInstance, alert: _Alert) -> None:
+    detail = {"run_id": alert.run.run_id, "since": alert.since, "attempts": alert.attempts}
+    instance.add_run_tags(alert.run.run_id, {ALERT_TAG: alert.state, ALERT_DETAIL_TAG: json.dumps(detail)})
+
+
+def _pending_alerts(instance: dg.DagsterInstance) -> list[_Alert]:
+    """Alerts waiting to be mailed, oldest first."""
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={ALERT_TAG: PENDING}))
+    alerts = [alert for record in records if (alert := _alert_of(record.dagster_run)) is not None]
+    return sorted(alerts, key=lambda alert: alert.since)
+
+
+def _alert_text(run: dg.DagsterRun, failure_message: str | None) -> tuple[str, str]:
+    subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
+    return subject, f"{subject}\n\n{failure_message or 'no message'}"
+
+
+def _failure_message(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """What the run's failure event says (the run-failure sensor had it in its context)."""
+    entries = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    return entries[-1].dagster_event.message if entries and entries[-1].dagster_event else None
+
+
+def _send(context, alert: _Alert, subject: str, body: str) -> str:
+    """One attempt at mailing ``alert``; records and returns its new state (sent, pending, not-sent)."""
+    instance, run = context.instance, alert.run
+    attempt = _Alert(run, SENDING, alert.since, alert.attempts + 1)
+    try:
+        _notify(subject, body, before_data=lambda: _record(instance, attempt))
+    except AlertNotDelivered as error:
+        if error.retryable:
+            _record(instance, _Alert(run, PENDING, attempt.since, attempt.attempts))
+            until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(attempt.since + retry_hours() * 3600))
+            context.log.warning(
+                f"alert of run {run.run_id} ({run.job_name}) not mailed, attempt {attempt.attempts}: "
+                f"{error}; tried again until {until}"
+            )
+            return PENDING
+        _record(instance, _Alert(run, NOT_SENT, attempt.since, attempt.attempts))
+        context.log.error(f"alert of run {run.run_id} ({run.job_name}) not mailed, not retried: {error}")
+        return NOT_SENT
+    _record(instance, _Alert(run, SENT, attempt.since, attempt.attempts))
+    context.log.info(f"alert of run {run.run_id} ({run.job_name}) mailed, attempt {attempt.attempts}")
+    return SENT
 
 
 @dg.run_failure_sensor(
@@ -52,12 +178,54 @@ def _notify(subject: str, body: str) -> bool:
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run
-    subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
-    body = f"{subject}\n\n{context.failure_event.message or 'no message'}"
+    subject, body = _alert_text(run, context.failure_event.message)
     context.log.error(body)
-    try:
-        sent = _notify(subject, body)
-    except OSError as error:  # a broken mail relay must not hide the original failure
-        context.log.error(f"alert mail not sent: {error}")
-        sent = False
-    context.log.info("alert mailed" if sent else "no FUNNELHOUSE_ALERT_EMAIL: logged only")
+    if not os.environ.get(ALERT_EMAIL_ENV):
+        context.log.info(f"no {ALERT_EMAIL_ENV}: logged only")
+        return
+    known = _alert_of(run)
+    if known is not None:  # this run seen before (a tick that did not finish): never mailed twice
+        context.log.info(f"alert of run {run.run_id} already {known.state}")
+        return
+    alert = _Alert(run, PENDING, time.time(), 0)
+    waiting = _pending_alerts(context.instance)
+    if waiting:  # the relay failed the last try: queued behind them, mailed in order
+        _record(context.instance, alert)
+        context.log.warning(f"alert of run {run.run_id} queued behind {len(waiting)} not mailed yet")
+        return
+    _send(context, alert, subject, body)
+
+
+@dg.sensor(
+    name="run_failure_alert_retry_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def run_failure_alert_retry_sensor(context: dg.SensorEvaluationContext):
+    waiting = _pending_alerts(context.instance)
+    if not waiting:
+        return dg.SkipReason("no run-failure alert waiting to be mailed")
+    if not os.environ.get(ALERT_EMAIL_ENV):
+        return dg.SkipReason(f"{len(waiting)} run-failure alert(s) waiting; no {ALERT_EMAIL_ENV} set")
+    hours = retry_hours()
+    outcomes: dict[str, int] = {}
+    for alert in waiting:
+        run = alert.run
+        if time.time() - alert.since >= hours * 3600:
+            _record(context.instance, _Alert(run, GAVE_UP, alert.since, alert.attempts))
+            context.log.error(
+                f"gave up mailing the alert of run {run.run_id} ({run.job_name}) after {alert.attempts} "
+                f"attempt(s) in {hours:g} h ({RETRY_HOURS_ENV}); the failure stays in the run's log"
+            )
+            state = GAVE_UP
+        else:
+            context.log.info(
+                f"retrying the alert of run {run.run_id} ({run.job_name}): attempt {alert.attempts + 1}"
+            )
+            subject, body = _alert_text(run, _failure_message(context.instance, run))
+            state = _send(context, alert, subject, body)
+        outcomes[state] = outcomes.get(state, 0) + 1
+        if state == PENDING:  # the relay is still down: the rest wait for the next tick
+            break
+    summary = ", ".join(f"{count} {state}" for state, count in outcomes.items())
+    return dg.SkipReason(f"run-failure alerts: {summary} of {len(waiting)} waiting")
