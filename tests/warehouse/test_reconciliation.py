@@ -3,21 +3,43 @@
 import psycopg
 
 from ingestion.replication.connections import clickhouse_client
-from ingestion.replication.replicate import replicate_tables
+from ingestion.replication.replicate import replicate_tables, utc_now
+from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
 from orchestration.defs.warehouse.reconciliation import reconcile_customers, reconcile_employees
 
 
 def test_customer_overview_reconciles_with_the_seed_view(warehouse):
-    report = reconcile_customers(warehouse.pg_dsn, warehouse.client(), warehouse.schema("marts"))
+    report = reconcile_customers(
+        warehouse.pg_dsn, warehouse.client(), warehouse.schema("marts"), warehouse.raw_database
+    )
     assert report.passed, report.summary()
     assert report.keys_in_view == 4
     # CUST_003 has two funnel_tofu rows: the view repeats it, the mart keeps the latest contact.
     assert report.repeated_in_view == [3]
+    assert report.changed_since_build == []
+    assert report.summary()["built_from"]["cursors"].keys() == {
+        "customers",
+        "employees",
+        "funnel_tofu",
+        "funnel_mofu",
+        "funnel_bofu",
+    }
+
+
+def test_without_replication_cursors_everything_is_compared(warehouse):
+    report = reconcile_customers(
+        warehouse.pg_dsn, warehouse.client(), warehouse.schema("marts"), "never_replicated"
+    )
+    assert report.passed, report.summary()
+    assert report.keys_in_view == 4
+    assert report.summary()["built_from"] == "never replicated: nothing left out"
 
 
 def test_employee_performance_reconciles_with_the_seed_view(warehouse):
-    report = reconcile_employees(warehouse.pg_dsn, warehouse.client(), warehouse.schema("marts"))
+    report = reconcile_employees(
+        warehouse.pg_dsn, warehouse.client(), warehouse.schema("marts"), warehouse.raw_database
+    )
     assert report.passed, report.summary()
     assert report.keys_in_view == 3
     assert report.metrics_compared == 3 * 12
@@ -38,10 +60,58 @@ def test_a_customer_with_a_later_unopened_funnel_row_still_counts_as_opened(
             "insert into funnel_bofu (source_key, customer_id, employee_id, created_at) values ('B1_again', 1, 2, now())"
         )
     replicate_tables(pg_dsn)
-    output: list[str] = []
+    started_at, output = utc_now(), []
     assert run_dbt(["run", "--select", "int_customers__latest_funnel+"], log=output.append) == 0, "\n".join(
         output[-40:]
     )
-    report = reconcile_employees(pg_dsn, clickhouse_client(), marts_schema())
+    refresh_state.record_refresh(clickhouse_client(), clickhouse_env, marts_schema(), started_at)
+    report = reconcile_employees(pg_dsn, clickhouse_client(), marts_schema(), clickhouse_env)
     assert report.passed, report.summary()
+    assert report.changed_since_build == []
     assert 2 in report.differing_by_design  # Alice's customer now has two funnel rows of each kind
+
+
+def test_what_the_crm_changed_since_the_build_is_left_out_and_reported(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    """The views are read live, the marts hold what replication copied: a customer whose row changed
+    (2), whose funnel row changed (3) and one deleted (4) after the build are left out of the
+    comparison and the key counts, with their employees (2 and 3), and reported; the rest is still
+    compared exactly, also once replication copied the changes but no build has taken them up yet."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update customers set tier = 'S' where id = 2")
+        conn.execute(
+            "update funnel_bofu set net_deposit = 4000, total_withdrawals = 1000 where source_key = 'B3'"
+        )
+        conn.execute("delete from customers where id = 4")
+    client = clickhouse_client()
+
+    def reconcile():
+        return (
+            reconcile_customers(pg_dsn, client, marts_schema(), clickhouse_env),
+            reconcile_employees(pg_dsn, client, marts_schema(), clickhouse_env),
+        )
+
+    for replicated_since_the_build in (False, True):
+        if replicated_since_the_build:
+            replicate_tables(pg_dsn, ["customers", "funnel_bofu"])
+        customers, employees = reconcile()
+        assert customers.passed, customers.summary()
+        assert customers.changed_since_build == [2, 3, 4]
+        assert customers.summary()["first_keys_changed_since_build"] == [2, 3, 4]
+        assert customers.keys_in_view == customers.keys_in_mart == 1  # customer 1, compared column by column
+        assert customers.metrics_compared == 20
+        assert employees.passed, employees.summary()
+        assert employees.changed_since_build == [2, 3]
+        assert employees.keys_in_view == employees.keys_in_mart == 1  # Mona, without customers
+        assert employees.metrics_compared == 12
+
+    client.command(
+        f"alter table `{marts_schema()}`.mart_customer_overview update intention_score = 99 where customer_id = 1",
+        settings={"mutations_sync": 2},
+    )
+    customers, _ = reconcile()
+    assert not customers.passed
+    assert [(mismatch["key"], mismatch["column"]) for mismatch in customers.mismatches] == [
+        (1, "intention_score")
+    ]

@@ -13,12 +13,16 @@ def _result(report) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=report.passed,
         metadata={
-            key: dg.MetadataValue.json(value) if isinstance(value, list) else value
+            key: dg.MetadataValue.json(value) if isinstance(value, list | dict) else value
             for key, value in summary.items()
         },
         description=(
             "Metric by metric against the seed view. Keys the view repeats (several funnel rows) are "
-            "compared by the documented one-row rule: " + summary["rule"]
+            "compared by the documented one-row rule: "
+            + summary["rule"]
+            + ". Changed since the build: "
+            + summary["changed_since_build_rule"]
+            + " (the marts hold PostgreSQL as of that cursor, the view is read live)."
         ),
     )
 

@@ -1,13 +1,35 @@
 """Reconcile the two seed-view marts with the seed's PostgreSQL views, metric by metric.
 
-v_customer_overview joins every funnel_tofu/mofu/bofu row of a customer, so a customer with two
-funnel rows appears twice; v_employee_performance then sums such a customer's net deposit twice.
-The marts keep one funnel row per customer (the one created last). So:
+Two things keep a mart from equalling its view by design; the check leaves each out and says which
+keys and why. Everything else must match exactly.
+
+The view's join. v_customer_overview joins every funnel_tofu/mofu/bofu row of a customer, so a
+customer with two funnel rows appears twice; v_employee_performance then sums such a customer's net
+deposit twice. The marts keep one funnel row per customer (the one created last). So:
 
 * customers the view shows once must match exactly; for a customer the view repeats, the mart's
   row must equal one of the view's rows (reported as ``repeated_in_view``);
 * employees without such a customer must match exactly; for the others the distinct counts must
   still match, and the sum/average over funnel rows is reported as differing by design.
+
+Time. The views are read live while the CRM keeps writing, but the marts hold what replication
+copied: each raw table up to its cursor (``updated_at < cursor``, in ``raw._replication_state``).
+Keys that changed since, in the tables the views read (customers, employees, funnel_tofu/mofu/bofu),
+are left out of the comparison and of the key counts (reported as ``changed_since_build``):
+
+* customers whose own row or one of whose funnel rows was written at or after its table's cursor,
+  or deleted since (``sync_deletions``, the log replication turns into tombstones); in the customer
+  mart also the customers of a changed employee (the mart shows the employee's name and code);
+* in the employee mart, employees whose own row changed, and employees of such a customer.
+
+A row's customer or employee is taken both as PostgreSQL has it now and as the raw copy held it when
+the marts were built (a deleted funnel row is only there; a reassigned customer counts for both of
+its employees). If replication ran again after the last build (rows copied after the marts' refresh
+mark, ``refresh_state``), the rows it copied count as changed too: the marts have not seen them
+(replication and builds do not overlap: they share the ``warehouse`` pool). Without a refresh mark
+(models built by hand) the marts are taken to hold what raw holds. The views and the changed keys
+are read in one REPEATABLE READ transaction, so both describe the same moment. A warehouse never
+replicated has no cursor: nothing is left out.
 
 Plain Python (psycopg + clickhouse-connect) so the Dagster asset check and the tests share it.
 """
@@ -15,10 +37,14 @@ Plain Python (psycopg + clickhouse-connect) so the Dagster asset check and the t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import psycopg
+
+from ingestion.replication import schema
+from orchestration.defs.warehouse import refresh_state
 
 # mart column -> view column, for every view column the mart carries (the customer's name is
 # deliberately not in the mart: PII).
@@ -70,6 +96,21 @@ where c.assigned_employee_id is not null and (
     or (select count(*) from funnel_bofu b where b.customer_id = c.id) > 1)
 """
 
+# The tables the two views read, each with the column naming whom its row counts for: a funnel row
+# its customer, a customer its employee (an employee row counts for itself).
+VIEW_SOURCES = {
+    "customers": "assigned_employee_id",
+    "employees": None,
+    "funnel_tofu": "customer_id",
+    "funnel_mofu": "customer_id",
+    "funnel_bofu": "customer_id",
+}
+FIRST_KEYS_REPORTED = 10
+CHANGED_SINCE_BUILD_RULE = (
+    "keys whose customers/employees/funnel rows PostgreSQL changed or deleted at or after the replication "
+    "cursor the marts were built from (or that replication copied after the last build) are left out"
+)
+
 
 def _normalise(value):
     if isinstance(value, Decimal | float):
@@ -83,6 +124,141 @@ def _normalise(value):
     return value
 
 
+@dataclass(frozen=True)
+class BuiltFrom:
+    """What the marts were built from: each view table's replication cursor (PostgreSQL's wall clock in
+    the zone rows are stamped in, as ``updated_at``: ``ingestion/replication/cursor.py``), and the
+    marts' refresh mark (UTC; None when no build recorded one)."""
+
+    cursors: dict[str, dt.datetime]
+    refreshed_through: dt.datetime | None
+
+    def as_dict(self) -> dict:
+        return {
+            "cursors": {table: cursor.isoformat() for table, cursor in sorted(self.cursors.items())},
+            "marts_refreshed_through": self.refreshed_through.isoformat() if self.refreshed_through else None,
+        }
+
+
+def marts_built_from(client, raw_database: str, marts_schema: str) -> BuiltFrom | None:
+    """The bound of the data the marts hold, or None if no table the views read was ever replicated.
+    Reads only (the check must not create the state tables)."""
+    if not schema.table_exists(client, raw_database, schema.STATE_TABLE):
+        return None
+    rows = client.query(
+        f"select table_name, rows_cursor, deletions_cursor from `{raw_database}`.{schema.STATE_TABLE} final "
+        "where table_name in {tables:Array(String)}",
+        parameters={"tables": list(VIEW_SOURCES)},
+    ).result_rows
+    if not rows:
+        return None
+    # Stored in a column declared UTC but holding PostgreSQL's wall-clock time: compared as written.
+    cursors = {
+        table: min(rows_cursor, deletions_cursor).replace(tzinfo=None)
+        for table, rows_cursor, deletions_cursor in rows
+    }
+    return BuiltFrom(cursors, refresh_state.recorded_marks(client, raw_database, marts_schema)[0])
+
+
+@dataclass(frozen=True)
+class ChangedSinceBuild:
+    customers: frozenset[int] = frozenset()  # own row or a funnel row changed
+    employees: frozenset[int] = frozenset()  # own row changed
+    employees_of_changed_customers: frozenset[int] = frozenset()  # now or as built
+    customers_of_changed_employees: frozenset[int] = frozenset()
+
+    @property
+    def in_customer_mart(self) -> frozenset[int]:
+        return self.customers | self.customers_of_changed_employees
+
+    @property
+    def in_employee_mart(self) -> frozenset[int]:
+        return self.employees | self.employees_of_changed_customers
+
+
+class _ChangeReader:
+    """Reads what changed since ``built`` through one PostgreSQL transaction and the raw copies."""
+
+    def __init__(self, conn: psycopg.Connection, client, raw_database: str, built: BuiltFrom):
+        self.conn, self.client, self.raw_database, self.built = conn, client, raw_database, built
+
+    def _raw(self, table: str) -> str:
+        return f"`{self.raw_database}`.`{table}`"
+
+    def rows(self, table: str) -> set[int]:
+        """Ids of ``table``'s rows written at or after its cursor, deleted since, or copied after the
+        marts' last build."""
+        cursor = self.built.cursors[table]
+        ids = {
+            row_id
+            for (row_id,) in self.conn.execute(f"select id from {table} where updated_at >= %s", (cursor,))
+        }
+        ids |= {
+            row_id
+            for (row_id,) in self.conn.execute(
+                "select distinct row_id from sync_deletions where table_name = %s and deleted_at >= %s",
+                (table, cursor),
+            )
+        }
+        if self.built.refreshed_through is not None:
+            ids |= {
+                row_id
+                for (row_id,) in self.client.query(
+                    f"select distinct id from {self._raw(table)} where _replicated_at >= {{mark:DateTime64(6, 'UTC')}}",
+                    parameters={"mark": self.built.refreshed_through},
+                ).result_rows
+            }
+        return ids
+
+    def owners(self, table: str, ids: Iterable[int]) -> set[int]:
+        """Whom rows ``ids`` of ``table`` count for (``VIEW_SOURCES``): as PostgreSQL has them now, and
+        as the raw copy held them when the marts were built (a deleted row is only there)."""
+        ids, column = sorted(ids), VIEW_SOURCES[table]
+        if not ids:
+            return set()
+        now = self.conn.execute(f"select {column} from {table} where id = any(%s)", (ids,)).fetchall()
+        built_before = (
+            ""
+            if self.built.refreshed_through is None
+            else " and _replicated_at < {mark:DateTime64(6, 'UTC')}"
+        )
+        as_built = self.client.query(
+            f"select argMax({column}, _version) from {self._raw(table)} "
+            f"where id in {{ids:Array(Int64)}}{built_before} group by id",
+            parameters={"ids": ids, "mark": self.built.refreshed_through},
+        ).result_rows
+        return {owner for (owner,) in [*now, *as_built] if owner is not None}
+
+    def customers_of(self, employees: Iterable[int]) -> set[int]:
+        """Customers PostgreSQL assigns to ``employees`` (a customer assigned otherwise when the marts
+        were built changed since, so it is one of the changed customers already)."""
+        rows = self.conn.execute(
+            "select id from customers where assigned_employee_id = any(%s)", (sorted(employees),)
+        )
+        return {customer_id for (customer_id,) in rows}
+
+
+def changed_since_build(
+    conn: psycopg.Connection, client, raw_database: str, built: BuiltFrom | None
+) -> ChangedSinceBuild:
+    """The keys of the two marts the views may show otherwise than the marts by now (module docstring)."""
+    if built is None:
+        return ChangedSinceBuild()
+    reader = _ChangeReader(conn, client, raw_database, built)
+    changed = {table: reader.rows(table) for table in built.cursors}
+    customers = set(changed.get("customers", ()))
+    for table, column in VIEW_SOURCES.items():
+        if column == "customer_id" and table in changed:
+            customers |= reader.owners(table, changed[table])
+    employees = changed.get("employees", set())
+    return ChangedSinceBuild(
+        customers=frozenset(customers),
+        employees=frozenset(employees),
+        employees_of_changed_customers=frozenset(reader.owners("customers", customers)),
+        customers_of_changed_employees=frozenset(reader.customers_of(employees)),
+    )
+
+
 @dataclass
 class Reconciliation:
     view: str
@@ -93,6 +269,8 @@ class Reconciliation:
     mismatches: list[dict] = field(default_factory=list)
     repeated_in_view: list = field(default_factory=list)
     differing_by_design: list = field(default_factory=list)
+    changed_since_build: list = field(default_factory=list)
+    built_from: BuiltFrom | None = None
 
     @property
     def passed(self) -> bool:
@@ -109,14 +287,37 @@ class Reconciliation:
             "first_mismatches": self.mismatches[:10],
             "keys_repeated_in_view": len(self.repeated_in_view),
             "keys_differing_by_design": len(self.differing_by_design),
+            "keys_changed_since_build": len(self.changed_since_build),
+            "first_keys_changed_since_build": self.changed_since_build[:FIRST_KEYS_REPORTED],
+            "built_from": self.built_from.as_dict()
+            if self.built_from
+            else "never replicated: nothing left out",
             "rule": "one funnel_tofu/mofu/bofu row per customer: the one created last (greatest created_at, then id)",
+            "changed_since_build_rule": CHANGED_SINCE_BUILD_RULE,
         }
 
+    def leave_out(self, changed: frozenset[int], view_rows: dict, mart_rows: dict) -> tuple[dict, dict]:
+        """(view rows, mart rows) without the keys changed since the build, recorded as such when
+        found on either side (the others were inserted and deleted since), and their key counts."""
+        self.changed_since_build = sorted(changed & (view_rows.keys() | mart_rows.keys()))
+        view_rows = {key: row for key, row in view_rows.items() if key not in changed}
+        mart_rows = {key: row for key, row in mart_rows.items() if key not in changed}
+        self.keys_in_view, self.keys_in_mart = len(view_rows), len(mart_rows)
+        return view_rows, mart_rows
 
-def _view_rows(pg_dsn: str, view: str, columns: list[str]) -> list[dict]:
-    with psycopg.connect(pg_dsn) as conn:
-        cursor = conn.execute(f"select {', '.join(columns)} from {view}")
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+def _view_rows(conn: psycopg.Connection, view: str, columns: list[str]) -> list[dict]:
+    cursor = conn.execute(f"select {', '.join(columns)} from {view}")
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _snapshot(pg_dsn: str) -> psycopg.Connection:
+    """A connection whose queries all run in one REPEATABLE READ transaction (one view of the data),
+    committed when its ``with`` block ends."""
+    conn = psycopg.connect(pg_dsn)
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    return conn
 
 
 def _mart_rows(client, relation: str, columns: list[str]) -> list[dict]:
@@ -139,16 +340,24 @@ def _compare(report: Reconciliation, key, expected: dict, actual: dict, skip: tu
             )
 
 
-def reconcile_customers(pg_dsn: str, client, marts_schema: str = "marts") -> Reconciliation:
+def reconcile_customers(
+    pg_dsn: str, client, marts_schema: str = "marts", raw_database: str | None = None
+) -> Reconciliation:
     report = Reconciliation("v_customer_overview", f"{marts_schema}.mart_customer_overview")
-    view_rows: dict[int, list[dict]] = {}
-    for row in _view_rows(pg_dsn, "v_customer_overview", list(CUSTOMER_COLUMNS.values())):
-        view_rows.setdefault(row["id"], []).append(row)
+    raw_database = raw_database or schema.raw_database()
+    # Bound, then marts, then PostgreSQL: a build in between only moves the marts towards changes
+    # PostgreSQL already shows, which are left out as changed since the bound read first.
+    report.built_from = marts_built_from(client, raw_database, marts_schema)
     mart = {
         row["customer_id"]: _as_view_row(row, CUSTOMER_COLUMNS)
         for row in _mart_rows(client, report.mart, list(CUSTOMER_COLUMNS))
     }
-    report.keys_in_view, report.keys_in_mart = len(view_rows), len(mart)
+    view_rows: dict[int, list[dict]] = {}
+    with _snapshot(pg_dsn) as conn:
+        for row in _view_rows(conn, "v_customer_overview", list(CUSTOMER_COLUMNS.values())):
+            view_rows.setdefault(row["id"], []).append(row)
+        changed = changed_since_build(conn, client, raw_database, report.built_from).in_customer_mart
+    view_rows, mart = report.leave_out(changed, view_rows, mart)
     for key, rows in view_rows.items():
         actual = mart.get(key)
         if actual is None:
@@ -166,21 +375,26 @@ def reconcile_customers(pg_dsn: str, client, marts_schema: str = "marts") -> Rec
     return report
 
 
-def reconcile_employees(pg_dsn: str, client, marts_schema: str = "marts") -> Reconciliation:
+def reconcile_employees(
+    pg_dsn: str, client, marts_schema: str = "marts", raw_database: str | None = None
+) -> Reconciliation:
     report = Reconciliation("v_employee_performance", f"{marts_schema}.mart_employee_performance")
-    view_rows = {
-        row["id"]: row
-        for row in _view_rows(pg_dsn, "v_employee_performance", list(EMPLOYEE_COLUMNS.values()))
-    }
-    for row in view_rows.values():
-        row["department"] = row["department"] or "unassigned"
+    raw_database = raw_database or schema.raw_database()
+    report.built_from = marts_built_from(client, raw_database, marts_schema)  # in this order: see above
     mart = {
         row["employee_id"]: _as_view_row(row, EMPLOYEE_COLUMNS)
         for row in _mart_rows(client, report.mart, list(EMPLOYEE_COLUMNS))
     }
-    with psycopg.connect(pg_dsn) as conn:
+    with _snapshot(pg_dsn) as conn:
+        view_rows = {
+            row["id"]: row
+            for row in _view_rows(conn, "v_employee_performance", list(EMPLOYEE_COLUMNS.values()))
+        }
         affected = {employee_id for (employee_id,) in conn.execute(_EMPLOYEES_WITH_REPEATED_CUSTOMERS)}
-    report.keys_in_view, report.keys_in_mart = len(view_rows), len(mart)
+        changed = changed_since_build(conn, client, raw_database, report.built_from).in_employee_mart
+    for row in view_rows.values():
+        row["department"] = row["department"] or "unassigned"
+    view_rows, mart = report.leave_out(changed, view_rows, mart)
     view_names = tuple(EMPLOYEE_COLUMNS[column] for column in EMPLOYEE_FUNNEL_SUMS)
     for key, expected in view_rows.items():
         actual = mart.get(key)
