@@ -3,7 +3,12 @@
 import datetime as dt
 from decimal import Decimal
 
+import psycopg
 import pytest
+
+from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.replicate import replicate_tables
+from orchestration.defs.warehouse.build import marts_schema, run_dbt
 
 
 def _row(warehouse, mart: str, where: str) -> dict:
@@ -74,6 +79,52 @@ def test_kpi_daily_by_hand(warehouse):
     assert day["overall_score"] == pytest.approx(3.25)
     assert day["has_reported_kpis"] and day["is_matching_reported"]
     assert day["reported_overall_score"] == Decimal("55.00")
+
+
+def test_kpi_accounts_opened_sum_to_the_employee_marts_first_openings(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    """A customer's account counts once, on its first opening, for the employee of that row, in the KPI
+    mart as in mart_employee_performance, also after an incremental build. Two re-contact rows arrive:
+    Zhang (opened with Alice 30 days ago) opens again with Bob 2 days ago, which is no new account; Wang
+    (opened with Bob 85 days ago) turns out to have opened with Alice at the end of the month before the
+    first CRM activity (100 days ago), which moves her account to Alice and out of a month beyond the
+    KPI lookback that no changed row is in, and grows the spine backwards (the mart's first month gains
+    days). The incremental run must leave the rows a full refresh builds."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into funnel_mofu (source_key, customer_id, employee_id, account_opened, opened_at, created_at)"
+            " values ('M1_again', 1, 3, true, date_trunc('day', now()) - interval '2 days' + interval '12 hours', now()),"
+            " ('M3_earlier', 3, 2, true,"
+            "  date_trunc('month', date_trunc('day', now()) - interval '100 days') - interval '12 hours', now())"
+        )
+    replicate_tables(pg_dsn)
+    output: list[str] = []
+    assert run_dbt(["run", "--select", "source:crm.funnel_mofu+"], log=output.append) == 0, "\n".join(
+        output[-40:]
+    )
+
+    client, marts = clickhouse_client(), marts_schema()
+    in_employee_mart = dict(
+        client.query(
+            f"select employee_id, (accounts_opened_all_time, accounts_opened_this_month)"
+            f" from `{marts}`.mart_employee_performance"
+        ).result_rows
+    )
+    in_kpi_mart = dict(
+        client.query(
+            f"select employee_id, (sum(mofu_accounts_opened),"
+            f" sumIf(mofu_accounts_opened, toStartOfMonth(kpi_date) = toStartOfMonth(today())))"
+            f" from `{marts}`.mart_kpi_employee_daily group by employee_id"
+        ).result_rows
+    )
+    assert in_kpi_mart == in_employee_mart
+    assert {employee: all_time for employee, (all_time, _) in in_kpi_mart.items()} == {1: 0, 2: 2, 3: 0}
+
+    kpi_rows = f"select * from `{marts}`.mart_kpi_employee_daily order by all"
+    incremental = client.query(kpi_rows).result_rows
+    assert run_dbt(["run", "--full-refresh", "--select", "mart_kpi_employee_daily"], log=output.append) == 0
+    assert client.query(kpi_rows).result_rows == incremental
 
 
 def test_funnel_cohorts_by_hand(warehouse):

@@ -7,10 +7,17 @@
       date-spine test, and no other job builds this mart.
     * Incremental run: the months holding the last kpi_lookback_days (days roll over with the build
       date), plus every month an input row replicated since the last successful build was or is in
-      (new, updated and deleted rows: kpi_changed_months below), plus the days before the table's first
-      day (the spine grew backwards). "Since" is this mart's own refresh mark (refresh_state.py: in
+      (new, updated and deleted rows: changed_months below), plus the table's first month and any
+      before it (the spine grew backwards: the new days before the first day share its month, whose
+      partition is overwritten whole). "Since" is this mart's own refresh mark (refresh_state.py: in
       Dagster it is built apart from the facts). A changed employee touches every month. Without a
       recorded build (a bare `dbt run`) every month is rebuilt.
+      Accounts opened count a customer's first opening (int_customers__latest_funnel), which depends on
+      all of the customer's funnel_mofu rows, not on a changed row alone: correcting one row can move
+      the first opening from another, unchanged row's month to its own (or back). So funnel_mofu's
+      months are those of every opening recorded by any version of any row of a customer with a changed
+      funnel_mofu row (in any version: a row moved to another customer changes both) or customers row:
+      the old first opening (an unchanged row or an earlier version) and the new one are among them.
     * Full refresh: everything. -#}
 {{ config(
     materialized='incremental',
@@ -20,11 +27,11 @@
     on_schema_change='fail',
 ) }}
 
-{#- The raw inputs of this mart and their day column (as in raw). -#}
+{#- The raw inputs of this mart and their day column (as in raw); funnel_mofu and customers (accounts
+    opened) are found by customer below. -#}
 {%- set dated_inputs = {
     'funnel_tofu': 'contact_date',
     'conversations': 'sent_at',
-    'funnel_mofu': 'opened_at',
     'deposits': 'deposited_at',
     'withdrawals': 'requested_at',
     'employee_kpis': 'date',
@@ -48,10 +55,17 @@
         {%- for table, column in dated_inputs.items() %}
             {%- do month_queries.append(changed_months(source('crm', table), column, since)) -%}
         {%- endfor %}
+        {#- accounts opened: every opening of the customers whose first opening may have moved -#}
+        {%- set mofu = source('crm', 'funnel_mofu') -%}
+        {%- set changed_customers = 'select customer_id from ' ~ mofu ~ ' where id in ('
+            ~ ids_replicated_since(mofu, since) ~ ') union all '
+            ~ ids_replicated_since(source('crm', 'customers'), since) -%}
+        {%- do month_queries.append('select distinct toYYYYMM(opened_at) from ' ~ mofu
+            ~ ' where account_opened and opened_at is not null and customer_id in (' ~ changed_customers ~ ')') -%}
         {%- set months = run_query('select distinct * from (' ~ month_queries | join(' union all ') ~ ') order by 1')
             .columns[0].values() | map('int') | list -%}
-        {%- set in_window = "(toYYYYMM({col}) in (" ~ months | join(', ') ~ ") or {col} < (select min(kpi_date) from "
-            ~ this ~ "))" -%}
+        {%- set in_window = "(toYYYYMM({col}) in (" ~ months | join(', ') ~ ") or toYYYYMM({col}) <= (select "
+            ~ "toYYYYMM(min(kpi_date)) from " ~ this ~ "))" -%}
     {%- endif %}
 {%- endif %}
 
@@ -86,14 +100,18 @@ conversations as (
     group by employee_id, sent_date
 ),
 
+-- A customer's account counts once, on the day of its first opening on any of its funnel_mofu rows,
+-- for the employee of that row (int_customers__latest_funnel's rule, as mart_employee_performance
+-- counts accounts_opened_*): a re-contact's later opening is not a new account. An opening without a
+-- date has no day.
 accounts as (
     select
-        employee_id,
-        toDate(account_opened_at) as activity_date,
+        first_account_opened_employee_id as employee_id,
+        toDate(first_account_opened_at) as activity_date,
         count() as accounts_opened
-    from {{ ref('stg_crm__funnel_mofu') }}
-    where is_account_opened and account_opened_at is not null
-        and {{ in_window.replace('{col}', 'toDate(account_opened_at)') }}
+    from {{ ref('int_customers__latest_funnel') }}
+    where first_account_opened_at is not null
+        and {{ in_window.replace('{col}', 'toDate(first_account_opened_at)') }}
     group by employee_id, activity_date
 ),
 
