@@ -1,4 +1,5 @@
-"""``funnelhouse build`` without Dagster: replication, then dbt (see dbt_plan.py for what runs), with
+"""``funnelhouse build`` without Dagster: replication, then dbt (see dbt_plan.py for what runs: the
+changes to raw since the last build and the model definitions a deploy changed since then), with
 ``dbt source freshness`` as a report beside it, and a summary; ``funnelhouse docs`` (dbt's
 documentation site); ``funnelhouse dbt ARGS`` (any dbt command against this stack).
 
@@ -152,15 +153,18 @@ def _dbt_step(
     planned_at: dt.datetime,
     lock: writers.HeldLock,
 ) -> None:
-    """Run the plan; on success move the refresh mark to when it started (if it covered every change).
-    Nothing to run (no raw table changed since the mark): the models hold every change made before
-    the plan was made, so the mark moves to ``planned_at``. The mark moves only while the writer lock
-    is still held: a writer that lost it may have raced another one."""
+    """Run the plan; on success move the refresh mark to when it started and record the model
+    definitions it applied (if it covered every change). Nothing to run (no raw table and no model
+    definition changed since the mark): the models hold every change made before the plan was made,
+    so the mark moves to ``planned_at``. The mark moves only while the writer lock is still held: a
+    writer that lost it may have raced another one."""
     summary.dbt_plan = plan
     log(f"dbt: {' '.join(plan.arguments) or 'nothing to run'} ({plan.reason})")
     if plan.skip:
         lock.ensure_held()
-        refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), planned_at)
+        refresh_state.record_build(
+            client, schema.raw_database(), marts_schema(), planned_at, plan.definitions.to_record()
+        )
         return
     started_at, started = utc_now(), time.perf_counter()
     # Read after started_at: a table committed in between is both built now and marked changed.
@@ -169,7 +173,15 @@ def _dbt_step(
     summary.dbt_seconds = time.perf_counter() - started
     if summary.ok and plan.covers_all_changes:
         lock.ensure_held()
-        refresh_state.record_refresh(client, schema.raw_database(), marts_schema(), started_at)
+        refresh_state.record_build(
+            client, schema.raw_database(), marts_schema(), started_at, plan.definitions.to_record()
+        )
+
+
+def dbt_project_dir() -> Path:
+    """The dbt project ``run_dbt`` builds: the repository, unless dbt's own ``DBT_PROJECT_DIR`` says
+    otherwise (its model files are the definitions a build applies)."""
+    return Path(os.environ.get("DBT_PROJECT_DIR") or REPO_ROOT)
 
 
 # dbt commands that write to the warehouse (``run-operation`` and ``retry`` may: a macro, the last
@@ -326,13 +338,18 @@ def build(
                 freshness_started = time.perf_counter()
                 freshness_report = beside_the_build.enter_context(source_freshness_started())
             planned_at = utc_now()  # before reading what changed: see _dbt_step
+            definitions = refresh_state.definition_changes(
+                client, schema.raw_database(), marts_schema(), dbt_project_dir()
+            )
             if full_refresh or select:
-                plan = complete_plan(full_refresh=full_refresh, select=select, dbt_vars=dbt_vars)
+                plan = complete_plan(
+                    full_refresh=full_refresh, select=select, dbt_vars=dbt_vars, definitions=definitions
+                )
             else:
                 changed = refresh_state.tables_changed_since_refresh(
                     client, schema.raw_database(), marts_schema(), kpi_mart=True
                 )
-                plan = incremental_plan(changed, dbt_vars, with_tests=with_tests)
+                plan = incremental_plan(changed, dbt_vars, with_tests=with_tests, definitions=definitions)
             _dbt_step(plan, summary, client, log, planned_at, lock)
         if freshness_report is not None:
             summary.freshness = freshness_report(log)

@@ -6,13 +6,16 @@ Both hand dbt their run's values through its environment, not ``--vars``: dbt re
 project when --vars differ from its last parse (several seconds a run), not when an environment
 variable read only at execution time does.
 The hourly job runs the second incrementally (``dbt run`` of the models downstream of the raw
-tables changed since the last build, nothing when none changed; see dbt_plan.py), the nightly job
-builds it whole with every test.
+tables changed since the last build and of the models a deploy changed, nothing when neither; see
+dbt_plan.py), the nightly job builds it whole with every test. A run of every model of it records
+the model definitions it applied beside its refresh mark (refresh_state.py); the KPI mart's own
+definition is left to ``funnelhouse build`` and the nightly build, which rebuild it whole.
 """
 
 import datetime as dt
 import json
 import os
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DagsterDbtCliRuntimeError, DbtCliInvocation, DbtCliResource, dbt_assets
@@ -51,11 +54,22 @@ def _build_arguments(config: DbtBuildConfig) -> list[str]:
     return ["build", "--full-refresh"] if config.full_refresh else ["build"]
 
 
-def _models_plan(config: DbtBuildConfig, client) -> DbtPlan:
+def _models_plan(config: DbtBuildConfig, client, project_dir: Path) -> DbtPlan:
+    """The plan of the models' op (every model but the KPI mart): the same decision as
+    ``funnelhouse build`` (dbt_plan.py), limited to the definitions of this op's models."""
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    op_models = {
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["name"] != KPI_MART
+    }
+    definitions = refresh_state.definition_changes(
+        client, schema.raw_database(), marts_schema(), project_dir
+    ).within(op_models)
     if config.full_refresh:
-        return complete_plan(full_refresh=True)
+        return complete_plan(full_refresh=True, definitions=definitions)
     changed = refresh_state.tables_changed_since_refresh(client, schema.raw_database(), marts_schema())
-    return incremental_plan(changed, manifest=json.loads(dbt_project.manifest_path.read_text()))
+    return incremental_plan(changed, manifest=manifest, definitions=definitions)
 
 
 def kpi_window_vars(window: dg.TimeWindow) -> dict[str, str]:
@@ -128,13 +142,18 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         client = clickhouse_client()
         with writers.for_dagster_step(context) as lock:
             planned_at = utc_now()  # before reading what changed
-            plan = _models_plan(config, client)
+            plan = _models_plan(config, client, Path(dbt.project_dir))
             context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
             if plan.skip:
                 # Nothing changed since the mark: every model holds every change made before the plan.
                 lock.ensure_held()
-                refresh_state.record_refresh(
-                    client, schema.raw_database(), marts_schema(), planned_at, kpi_mart=False
+                refresh_state.record_build(
+                    client,
+                    schema.raw_database(),
+                    marts_schema(),
+                    planned_at,
+                    plan.definitions.to_record(),
+                    kpi_mart=False,
                 )
                 return
             started_at = utc_now()
@@ -142,11 +161,18 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             os.environ.update(refresh_state.watermark_environment(client, schema.raw_database()))
             with scoped_environment(DAGSTER_INDIRECT_SELECTION):
                 yield from stream_dbt(dbt.cli(list(plan.arguments), context=context))  # raises if dbt fails
-            # Only a run of every model of this definition may mark the changes as built.
+            # Only a run of every model of this definition may mark the changes (and the changed
+            # definitions: a subset may leave a changed model's downstream as the old one built it)
+            # as built.
             if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
-                lock.ensure_held()  # (a writer that lost its lock may have raced another: no mark)
-                refresh_state.record_refresh(
-                    client, schema.raw_database(), marts_schema(), started_at, kpi_mart=False
+                lock.ensure_held()  # (a writer that lost its lock may have raced another: no record)
+                refresh_state.record_build(
+                    client,
+                    schema.raw_database(),
+                    marts_schema(),
+                    started_at,
+                    plan.definitions.to_record(),
+                    kpi_mart=False,
                 )
 
     @dbt_assets(

@@ -1,4 +1,4 @@
-"""What dbt runs for a build, decided from what replication changed.
+"""What dbt runs for a build, decided from what replication changed and what a deploy changed.
 
 * Complete build (nightly ``--full-refresh``, the first build of a set of models): ``dbt build`` of
   every model, data test and unit test.
@@ -10,9 +10,41 @@
   would cost more than the models. ``with_tests`` (``funnelhouse build --test``) makes it a ``dbt
   build`` of the same selection: the selected models' and sources' tests run too. Contracts are
   still enforced, since they are checked when a model is built. Views are left out: a staging
-  view reads raw at query time, so new rows reach it without a rebuild; a changed view definition
-  arrives with a deploy, which the nightly full build (or ``funnelhouse build --full-refresh``)
-  applies.
+  view reads raw at query time, so new rows reach it without a rebuild.
+* A deploy that changed model definitions: the incremental plan also selects every model whose
+  definition changed since the build that last applied it (``<model>+``: it and everything
+  downstream), views included, and runs with ``--full-refresh``. Without this the hourly runs kept
+  the old view (a table reading a column the deploy added to it failed) or the old logic until the
+  nightly build. Why ``--full-refresh``: a changed incremental model (the facts, the KPI mart) cannot
+  be run incrementally - new columns are ignored or fail the run (``on_schema_change``), and changed
+  logic would reach only the rows of this run, leaving every older row computed the old way; the
+  same holds for an incremental model downstream of a changed view. dbt's flag is one for the whole
+  invocation, and which changed definitions reach an incremental model needs the project's graph,
+  which ``funnelhouse build`` does not have without a ``dbt parse`` (1-3 s on every hourly run). So
+  the one run after such a deploy rebuilds every incremental model it selects whole (as the nightly
+  build does). Views are not excluded in that run (dbt's ``--exclude`` wins over ``--select`` and
+  has no "except the changed ones"), so the views downstream of the changed tables are recreated
+  with it, which is cheap. Both paths (``funnelhouse build``, Dagster) select the same models. A
+  complete build applies every definition.
+
+What "a definition changed" means is decided in one place (:class:`DefinitionChanges`): a model's
+definition is dbt's checksum of its file (the manifest's ``checksum.checksum``: sha256 of the file's
+stripped text), computed here from the files (:func:`model_checksums`) so that no dbt process is
+needed; the checksums a successful build applied are recorded in ClickHouse (refresh_state.py), for
+every process and machine building the same schemas. A model whose checksum differs from the
+recorded one, or that has none (added by the deploy), has changed. They are recorded (with the
+refresh mark) after a successful build that covered every change - an incremental plan selects
+each changed model with its downstream, a complete build all of them - and never after a
+``--select`` build or a Dagster run of some of the assets: those may have rebuilt a changed model
+and left what reads it as the old definition built it. A deploy that changes only a
+model's YAML (contract, config), a macro or ``dbt_project.yml`` changes no checksum: it is applied
+by the nightly build or ``funnelhouse build --full-refresh``, as before.
+
+First record: with nothing recorded yet for a schema (a warehouse built before this existed, or a
+test's bare ``dbt run``), no model counts as changed and the current definitions are recorded as
+built after the next successful build: treating every model as changed would turn the first
+hourly run into a full rebuild of every incremental model for no known change. A deploy made just
+before that first run is applied by the nightly build, as it was before.
 
 Date-relative columns (last 7 days, days in stage) move with the build date; when nothing changes
 for hours they roll over with the nightly build.
@@ -20,22 +52,77 @@ for hours they roll over with the nightly build.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 SOURCE = "crm"
 INCREMENTAL_EXCLUDE = "config.materialized:view"
 # dbt's warning for a --select that matches no node, raised as an error for explicit selections.
 SELECTION_MUST_MATCH = ("--warn-error-options", '{"error": ["NoNodesForSelectionCriteria"]}')
+MODEL_SUFFIXES = (".sql", ".py")
+
+
+def model_checksums(project_dir: Path) -> dict[str, str]:
+    """Each model's checksum as dbt computes it (sha256 of the file's text, stripped), by model name
+    (the file's stem), for the model paths of ``project_dir``'s dbt_project.yml."""
+    project = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
+    checksums: dict[str, str] = {}
+    for model_path in project.get("model-paths", ["models"]):
+        for path in sorted((project_dir / model_path).rglob("*")):
+            if path.suffix in MODEL_SUFFIXES and path.is_file():
+                text = path.read_bytes().decode("utf-8").strip()
+                checksums[path.stem] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return checksums
+
+
+@dataclass(frozen=True)
+class DefinitionChanges:
+    """The models' definitions now (``current``, name -> checksum) against those the builds applied
+    (``recorded``): the one decision of what a deploy changed, for both build paths."""
+
+    current: Mapping[str, str] = field(default_factory=dict)
+    recorded: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def first_record(self) -> bool:
+        """Nothing recorded yet: the current definitions are taken as built (see the module's doc)."""
+        return not self.recorded
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """Models whose definition differs from the recorded one, or that have none (new)."""
+        if self.first_record:
+            return ()
+        return tuple(
+            sorted(name for name, checksum in self.current.items() if self.recorded.get(name) != checksum)
+        )
+
+    def within(self, models: Iterable[str]) -> DefinitionChanges:
+        """Only these models count (a Dagster op builds some of the project's models)."""
+        models = set(models)
+        return DefinitionChanges(
+            {name: c for name, c in self.current.items() if name in models}, self.recorded
+        )
+
+    def to_record(self) -> dict[str, str]:
+        """What a successful build of every change (every changed model and its downstream) records."""
+        names = self.current if self.first_record else self.changed
+        return {name: self.current[name] for name in names}
 
 
 @dataclass(frozen=True)
 class DbtPlan:
     arguments: tuple[str, ...]  # the dbt command line; empty when there is nothing to run
     reason: str
-    # A successful run covers every change so far, so the refresh mark may move to its start.
+    # A successful run covers every change so far, so the refresh mark may move to its start, and
+    # the definitions it applied (``definitions.to_record()``) are recorded.
     covers_all_changes: bool = True
+    definitions: DefinitionChanges = field(default_factory=DefinitionChanges)
 
     @property
     def skip(self) -> bool:
@@ -47,7 +134,12 @@ def _with_vars(arguments: list[str], dbt_vars: str | None) -> tuple[str, ...]:
 
 
 def complete_plan(
-    *, full_refresh: bool = False, select: Sequence[str] = (), dbt_vars: str | None = None, reason: str = ""
+    *,
+    full_refresh: bool = False,
+    select: Sequence[str] = (),
+    dbt_vars: str | None = None,
+    reason: str = "",
+    definitions: DefinitionChanges = DefinitionChanges(),
 ) -> DbtPlan:
     arguments = [
         "build",
@@ -58,6 +150,7 @@ def complete_plan(
         _with_vars(arguments, dbt_vars),
         reason or ("full refresh" if full_refresh else "selected models" if select else "complete build"),
         covers_all_changes=not select,
+        definitions=definitions,
     )
 
 
@@ -71,40 +164,48 @@ def incremental_plan(
     manifest: Mapping[str, Any] | None = None,
     *,
     with_tests: bool = False,
+    definitions: DefinitionChanges = DefinitionChanges(),
 ) -> DbtPlan:
     """``changed_tables`` None means the models were never built: build everything, tests included.
+    Models whose definition changed (``definitions.changed``) are selected with their downstream,
+    views included, and the run is a ``--full-refresh`` (see the module's doc).
 
     With a ``manifest`` (Dagster) the selection is written as an ``--exclude`` of the unaffected
-    models instead of ``--select source:crm.<table>+`` (see :func:`unaffected_models`)."""
+    models instead of ``--select source:crm.<table>+ <model>+`` (see :func:`unaffected_models`)."""
     if changed_tables is None:
-        return complete_plan(dbt_vars=dbt_vars, reason="first build of these models")
-    if not changed_tables:
-        return DbtPlan((), "no raw table changed since the last build")
+        return complete_plan(dbt_vars=dbt_vars, reason="first build of these models", definitions=definitions)
+    changed_models = definitions.changed
+    if not changed_tables and not changed_models:
+        return DbtPlan(
+            (), "no raw table or model definition changed since the last build", definitions=definitions
+        )
+    views = [] if changed_models else [INCREMENTAL_EXCLUDE]
     # One argument per flag (dbt splits it on spaces): dagster-dbt moves only the first value after
     # --select/--exclude and would leave the others behind as stray positional arguments.
     if manifest is None:
-        selection = [
-            "--select",
-            " ".join(changed_source_selectors(changed_tables)),
-            "--exclude",
-            INCREMENTAL_EXCLUDE,
-        ]
+        selectors = [*changed_source_selectors(changed_tables), *(f"{model}+" for model in changed_models)]
+        selection = ["--select", " ".join(selectors), *(["--exclude", *views] if views else [])]
     else:
-        selection = [
-            "--exclude",
-            " ".join([*unaffected_models(manifest, changed_tables), INCREMENTAL_EXCLUDE]),
-        ]
-    command = "build" if with_tests else "run"
-    return DbtPlan(
-        _with_vars([command, *selection], dbt_vars), f"changed: {', '.join(sorted(changed_tables))}"
-    )
+        excluded = [*unaffected_models(manifest, changed_tables, changed_models), *views]
+        selection = ["--exclude", " ".join(excluded)] if excluded else []
+    command = ["build" if with_tests else "run", *(["--full-refresh"] if changed_models else [])]
+    reasons = [
+        *([f"changed: {', '.join(sorted(changed_tables))}"] if changed_tables else []),
+        *([f"definitions changed: {', '.join(changed_models)}"] if changed_models else []),
+    ]
+    return DbtPlan(_with_vars([*command, *selection], dbt_vars), "; ".join(reasons), definitions=definitions)
 
 
-def models_downstream_of(manifest: Mapping[str, Any], tables: Iterable[str]) -> set[str]:
-    """Names of the models that read (directly or not) any of the crm source ``tables``."""
+def models_downstream_of(
+    manifest: Mapping[str, Any], tables: Iterable[str], models: Iterable[str] = ()
+) -> set[str]:
+    """Names of the models that read (directly or not) any of the crm source ``tables``, and of the
+    ``models`` with every model reading them."""
+    project = manifest["metadata"]["project_name"]
     children = manifest["child_map"]
-    pending = [f"source.{manifest['metadata']['project_name']}.{SOURCE}.{table}" for table in tables]
-    reached: set[str] = set()
+    starting_models = {f"model.{project}.{model}" for model in models} & set(manifest["nodes"])
+    pending = [f"source.{project}.{SOURCE}.{table}" for table in tables] + sorted(starting_models)
+    reached: set[str] = set(starting_models)
     while pending:
         for child in children.get(pending.pop(), ()):
             if child.startswith("model.") and child not in reached:
@@ -113,11 +214,13 @@ def models_downstream_of(manifest: Mapping[str, Any], tables: Iterable[str]) -> 
     return {manifest["nodes"][unique_id]["name"] for unique_id in reached}
 
 
-def unaffected_models(manifest: Mapping[str, Any], changed_tables: Iterable[str]) -> list[str]:
+def unaffected_models(
+    manifest: Mapping[str, Any], changed_tables: Iterable[str], changed_models: Iterable[str] = ()
+) -> list[str]:
     """The complement of :func:`models_downstream_of`: what an incremental run may leave alone.
 
     Dagster's dbt integration adds its own ``--select`` for the op's assets and dbt unions repeated
     ``--select`` flags, so inside Dagster the incremental selection is expressed as ``--exclude``."""
-    affected = models_downstream_of(manifest, changed_tables)
+    affected = models_downstream_of(manifest, changed_tables, changed_models)
     every_model = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
     return sorted(every_model - affected)

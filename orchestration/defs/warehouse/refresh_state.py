@@ -19,6 +19,12 @@ carries the changes made since the earlier of the two marks (the KPI mart rebuil
 since its own) and moves both. The Dagster KPI op records the models' mark it read before building
 (the facts it was built from). Reports read the earlier of the two (:func:`reports_refresh`).
 
+What a deploy changed is kept beside the marks: ``raw._model_definitions`` holds, per marts schema
+(the same keys) and model, the definition checksum (dbt_plan.py) of the last successful build that
+applied it: every changed definition and its downstream built, or a complete build. The next build
+compares the model files with it (:func:`definition_changes`), so a deploy is applied by the next
+hourly build whichever process or machine runs it.
+
 What the incremental models read is bounded differently: by each table's committed watermark
 (``replicated_through_ms``), read once here before dbt starts and handed to every model of the run
 through ``FUNNELHOUSE_REPLICATED_THROUGH`` (dbt_project/macros/watermarks.sql), so rows a concurrent
@@ -29,12 +35,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
+from pathlib import Path
 
 from ingestion.replication import schema
 from ingestion.replication.connections import as_utc
 from ingestion.replication.replicate import utc_now
+from orchestration.defs.warehouse.dbt_plan import DefinitionChanges, model_checksums
 
 REFRESH_TABLE = "_model_refreshes"
+DEFINITIONS_TABLE = "_model_definitions"
 KPI_MART = "mart_kpi_employee_daily"
 REPLICATED_THROUGH_ENV = "FUNNELHOUSE_REPLICATED_THROUGH"
 
@@ -129,6 +139,22 @@ def record_refresh(
     _insert_marks(client, raw_database, keys, started_at)
 
 
+def record_build(
+    client,
+    raw_database: str,
+    marts_schema: str,
+    through: dt.datetime,
+    definitions: Mapping[str, str],
+    *,
+    kpi_mart: bool = True,
+) -> None:
+    """A successful build of every change: the ``definitions`` it applied (:func:`record_definitions`)
+    and its mark (:func:`record_refresh`). Two independent records: the next build compares the model
+    files with the definitions, not with the mark, so a failure between the two inserts loses neither."""
+    record_definitions(client, raw_database, marts_schema, definitions)
+    record_refresh(client, raw_database, marts_schema, through, kpi_mart=kpi_mart)
+
+
 def record_kpi_refresh(client, raw_database: str, marts_schema: str, built_from: dt.datetime) -> None:
     """The KPI mart was built from models holding every change stamped before ``built_from``."""
     _insert_marks(client, raw_database, [kpi_mark_key(marts_schema)], built_from)
@@ -141,6 +167,49 @@ def _insert_marks(client, raw_database: str, keys: list[str], through: dt.dateti
         f"{raw_database}.{REFRESH_TABLE}",
         [[key, as_utc(through), as_utc(recorded_at)] for key in keys],
         column_names=["marts_schema", "refreshed_through", "recorded_at"],
+    )
+
+
+def _ensure_definitions_table(client, raw_database: str) -> None:
+    schema.create_database(client, raw_database)
+    client.command(
+        f"""create table if not exists `{raw_database}`.{DEFINITIONS_TABLE} (
+            marts_schema String,
+            model String,
+            checksum String,
+            recorded_at DateTime64(6, 'UTC') default now64(6)
+        ) engine = ReplacingMergeTree(recorded_at) order by (marts_schema, model)"""
+    )
+
+
+def recorded_definitions(client, raw_database: str, marts_schema: str) -> dict[str, str]:
+    """Model name -> the definition checksum the builds of these models last applied."""
+    _ensure_definitions_table(client, raw_database)
+    rows = client.query(
+        f"select model, checksum from `{raw_database}`.{DEFINITIONS_TABLE} final "
+        "where marts_schema = {marts_schema:String}",
+        parameters={"marts_schema": marts_schema},
+    ).result_rows
+    return dict(rows)
+
+
+def definition_changes(client, raw_database: str, marts_schema: str, project_dir: Path) -> DefinitionChanges:
+    """The model files of the dbt project in ``project_dir`` against the definitions recorded as built."""
+    return DefinitionChanges(
+        model_checksums(project_dir), recorded_definitions(client, raw_database, marts_schema)
+    )
+
+
+def record_definitions(client, raw_database: str, marts_schema: str, checksums: Mapping[str, str]) -> None:
+    """These definitions (model -> checksum) are built, each with everything downstream of it."""
+    if not checksums:
+        return
+    _ensure_definitions_table(client, raw_database)
+    recorded_at = as_utc(utc_now())
+    client.insert(
+        f"{raw_database}.{DEFINITIONS_TABLE}",
+        [[marts_schema, model, checksum, recorded_at] for model, checksum in sorted(checksums.items())],
+        column_names=["marts_schema", "model", "checksum", "recorded_at"],
     )
 
 
