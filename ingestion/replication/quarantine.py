@@ -5,12 +5,16 @@ PostgreSQL's ``timestamp`` and ``date`` hold 'infinity' and '-infinity', its ``n
 and a pull that meets one fails whole ("Cannot parse PostgreSQL value 'infinity' as DateTime64(6)"):
 one such row, written by the CRM app or an operator (landing files cannot carry one: the loader
 refuses it), stopped its table's replication for good. (Dates outside ClickHouse's range, year 1 or
-9999, and floats' NaN are read without an error; a number too long for ClickHouse's widest Decimal,
-which only a column without a declared precision could hold, still fails the pull.) So before each
-pull the rows it would read are checked on the PostgreSQL side, each timestamp, date and numeric
-column the pull reads (``not isfinite(...)``, NaN); their ids are left out of the pull (``id not in (...)``, a condition ClickHouse hands to PostgreSQL: see
-``exclusion``), and each is recorded here with nothing of the row but its id (data protection):
-table, id, column, reason, when it was quarantined and when resolved.
+9999, and floats' NaN are read without an error.) A ``numeric`` declared without a precision holds
+numbers of any length, which ClickHouse reads into a Decimal(P, S) of its own choosing (Decimal(38,
+19) in ClickHouse 26): more than P - S integer digits fail the pull ("Decimal value is too big"), and
+fraction digits beyond S are cut off without a word, so such a number is unreadable too (a column
+with a declared precision maps to a Decimal that holds all its values). So before each pull the rows
+it would read are checked on the PostgreSQL side, each timestamp, date and numeric column the pull
+reads (``not isfinite(...)``, NaN, a number longer than its Decimal); their ids are left out of the
+pull (``id not in (...)``, a condition ClickHouse hands to PostgreSQL: see ``exclusion``), and each
+is recorded here with nothing of the row but its id (data protection; a reason names a number's
+digit counts, never its value): table, id, column, reason, when it was quarantined and when resolved.
 
 What the check reads is bounded by what the pull reads: an incremental pull's window (``updated_at``
 in ``[start, bound)``, found through the ``(updated_at, id)`` index every seed table has), the rows
@@ -28,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
@@ -38,15 +42,21 @@ from ingestion.replication.connections import as_utc
 
 TABLE = "_replication_quarantine"
 CURSOR_COLUMN = "updated_at"
+# The type ``checkable_columns`` gives a ``numeric`` column declared without a precision.
+UNCONSTRAINED_NUMERIC = "numeric without precision"
+_NOT_A_NUMBER = ("NaN", "Infinity", "-Infinity")
 # What makes a value of each PostgreSQL type (information_schema.columns.data_type) unreadable for
 # ClickHouse, over the column ``{column}``. Numbers are compared as text: 'Infinity'::numeric is not
-# valid input before PostgreSQL 14.
+# valid input before PostgreSQL 14. An unconstrained number is also tested against the Decimal
+# ClickHouse reads it as (``_too_long_for``).
 _UNREADABLE_WHEN = {
     "timestamp without time zone": "not isfinite({column})",
     "timestamp with time zone": "not isfinite({column})",
     "date": "not isfinite({column})",
     "numeric": "{column}::text in ('NaN', 'Infinity', '-Infinity')",
+    UNCONSTRAINED_NUMERIC: "{column}::text in ('NaN', 'Infinity', '-Infinity')",
 }
+_DECIMAL = re.compile(r"\bDecimal\((\d+),\s*(\d+)\)")
 
 log = logging.getLogger(__name__)
 
@@ -109,17 +119,30 @@ def open_entries(client, database: str) -> dict[str, dict[tuple[int, str], tuple
 
 def checkable_columns(pg_dsn: str) -> dict[str, list[tuple[str, str]]]:
     """Table -> (name, type) of its timestamp, date and numeric columns, in order: where a value
-    ClickHouse cannot read may be. Read once per run, for every table."""
+    ClickHouse cannot read may be; a numeric without a declared precision is UNCONSTRAINED_NUMERIC.
+    Read once per run, for every table."""
     with psycopg.connect(pg_dsn) as conn:
         typed = conn.execute(
-            "select table_name, column_name, data_type from information_schema.columns"
+            "select table_name, column_name,"
+            " case when data_type = 'numeric' and numeric_precision is null then %s else data_type end"
+            " from information_schema.columns"
             " where table_schema = 'public' and data_type = any(%s) order by table_name, ordinal_position",
-            (list(_UNREADABLE_WHEN),),
+            (UNCONSTRAINED_NUMERIC, list(_UNREADABLE_WHEN)),
         ).fetchall()
     columns: dict[str, list[tuple[str, str]]] = {}
     for table, name, data_type in typed:
         columns.setdefault(table, []).append((name, data_type))
     return columns
+
+
+def decimals(clickhouse_types: Mapping[str, str]) -> dict[str, tuple[int, int]]:
+    """Column -> (precision, scale) of each column ClickHouse reads as a Decimal, of its description
+    of the PostgreSQL table (name -> type, ``Nullable(Decimal(38, 19))``)."""
+    return {
+        name: (int(found[1]), int(found[2]))
+        for name, clickhouse_type in clickhouse_types.items()
+        if (found := _DECIMAL.search(clickhouse_type))
+    }
 
 
 def read_by_pull(checkable: list[tuple[str, str]], expressions: Iterable[str]) -> list[tuple[str, str]]:
@@ -140,17 +163,24 @@ def check(
     columns: list[tuple[str, str]],
     window: tuple[dt.datetime, dt.datetime] | None,
     entries: dict[tuple[int, str], tuple[str, dt.datetime]],
+    read_as: Mapping[str, tuple[int, int]] | None = None,
 ) -> Check:
     """Look for unreadable values in the rows a pull of ``window`` (``[start, bound)`` of
     ``updated_at``; None: the whole table, a snapshot) would read, in the ``columns`` it reads
     (``read_by_pull``), and look again at the table's rows in quarantine (``entries``, of
-    ``open_entries``)."""
+    ``open_entries``). ``read_as``: the Decimal (precision, scale) ClickHouse reads each
+    UNCONSTRAINED_NUMERIC column as (``decimals``); a number too long for it is unreadable."""
+    read_as = {
+        column: read_as[column]
+        for column, data_type in columns
+        if data_type == UNCONSTRAINED_NUMERIC and column in (read_as or {})
+    }
     in_quarantine = sorted({row_id for row_id, _ in entries})
     start, bound = window or (None, None)
     if not columns:
         return Check(resolved=set(in_quarantine), entries=entries)  # nothing it reads can be unreadable
     rows = conn.execute(
-        check_query(table, columns, windowed=window is not None),
+        check_query(table, columns, windowed=window is not None, read_as=read_as),
         {"start": start, "bound": bound, "in_quarantine": in_quarantine},
     ).fetchall()
     found = Check(entries=entries)
@@ -159,7 +189,7 @@ def check(
         if column is None:
             readable[row_id] = (bool(before_window), bool(before_bound))
         else:
-            found.unreadable[(row_id, column)] = _reason(column, value)
+            found.unreadable[(row_id, column)] = _reason(column, value, read_as.get(column))
     still_unreadable = set(found.held_back)
     for row_id in in_quarantine:
         if row_id in still_unreadable:
@@ -175,18 +205,28 @@ def check(
     return found
 
 
-def check_query(table: str, columns: list[tuple[str, str]], windowed: bool) -> sql.Composed:
+def check_query(
+    table: str,
+    columns: list[tuple[str, str]],
+    windowed: bool,
+    read_as: Mapping[str, tuple[int, int]] | None = None,
+) -> sql.Composed:
     """(id, updated_at before the window, before the bound, column, value) of each unreadable value of
     ``columns`` in the rows of the window (``windowed``; else the whole table), in the rows whose
     updated_at is infinite, and in the rows in quarantine; and a row without column for each row in
     quarantine that can be read. What it reads is what the pull reads: the window's rows, through the
     ``(updated_at, id)`` index; the infinite ones, through the same index; and the quarantined ones,
-    through the primary key."""
+    through the primary key. ``read_as``: as in ``check``."""
     cursor = sql.Identifier(CURSOR_COLUMN)
-    unreadable = {
-        column: sql.SQL(_UNREADABLE_WHEN[data_type]).format(column=sql.SQL("t.") + sql.Identifier(column))
-        for column, data_type in columns
-    }
+    unreadable = {}
+    for column, data_type in columns:
+        value = sql.SQL("t.") + sql.Identifier(column)
+        test = sql.SQL(_UNREADABLE_WHEN[data_type]).format(column=value)
+        if column in (read_as or {}):
+            test = sql.SQL("{test} or {too_long}").format(
+                test=test, too_long=_too_long_for(value, *read_as[column])
+            )
+        unreadable[column] = test
     tests = sql.SQL(", ").join(
         sql.SQL("({name}, case when {unreadable} then t.{column}::text end)").format(
             name=sql.Literal(column), unreadable=test, column=sql.Identifier(column)
@@ -221,9 +261,28 @@ def check_query(table: str, columns: list[tuple[str, str]], windowed: bool) -> s
     )
 
 
-def _reason(column: str, value: str) -> str:
+def _too_long_for(value: sql.Composable, precision: int, scale: int) -> sql.Composed:
+    """A test of a number ``value`` that ClickHouse's Decimal(``precision``, ``scale``) cannot hold:
+    more integer digits than it has (the pull fails), or more fraction digits than it keeps, trailing
+    zeros aside (cut off without an error)."""
+    return sql.SQL("abs({value}) >= {limit} or min_scale({value}) > {scale}").format(
+        value=value, limit=sql.Literal(10 ** (precision - scale)), scale=sql.Literal(scale)
+    )
+
+
+def _reason(column: str, value: str, read_as: tuple[int, int] | None = None) -> str:
     what = "cursor column" if column == CURSOR_COLUMN else "column"
-    return f"{what} {column} is {value}, which ClickHouse cannot read (no infinite or NaN timestamp, date or decimal)"
+    if read_as is None or value in _NOT_A_NUMBER:
+        return f"{what} {column} is {value}, which ClickHouse cannot read (no infinite or NaN timestamp, date or decimal)"
+    # The digits are counted, the number itself is not recorded: it is the row's data.
+    precision, scale = read_as
+    integer_part, _, fraction_part = value.lstrip("-").partition(".")
+    return (
+        f"{what} {column} holds a number of {len(integer_part.lstrip('0'))} integer and"
+        f" {len(fraction_part.rstrip('0'))} fraction digits, beyond the Decimal({precision}, {scale})"
+        f" ClickHouse reads the column as (no declared precision): at most {precision - scale} integer digits"
+        f" (more fail the pull) and {scale} fraction digits (more would be cut off)"
+    )
 
 
 def exclusion(ids: list[int]) -> str:

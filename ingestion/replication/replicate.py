@@ -20,8 +20,9 @@ what a reader sees may belong to a load still in progress; every row stamped at 
 dbt share the ``warehouse`` pool), or a later run's stamp could pass an earlier run's uncommitted rows.
 
 A row holding a value ClickHouse cannot read (a timestamp 'infinity', a numeric 'NaN') is left out of
-the pull and quarantined instead of failing it (``quarantine.py``); ``TableResult.quarantined`` counts
-a table's rows in quarantine.
+the pull and quarantined instead of failing it (``quarantine.py``), as is one that turned unreadable
+between the check and the pull (checked again: ``Replicator._checked_pull``); ``TableResult.quarantined``
+counts a table's rows in quarantine.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import psycopg
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from ingestion.replication import cursor, quarantine, schema, tag_words
 from ingestion.replication.connections import as_utc, clickhouse_client, ensure_named_collection
@@ -47,6 +50,10 @@ _TOMBSTONE_BATCH = 10_000
 # trips to ClickHouse, ClickHouse waiting on PostgreSQL), so even on two cores a few at a time
 # shorten an hourly run whose 18 tables mostly have nothing new.
 DEFAULT_WORKERS = 4
+# What ClickHouse says when a pull meets a value it cannot read ("Cannot parse PostgreSQL value
+# 'infinity' as DateTime64(6)"): one the check before the pull did not see (``_checked_pull``).
+_UNREADABLE_VALUE_MET = "Cannot parse PostgreSQL value"
+_Pulled = TypeVar("_Pulled")
 
 
 @dataclass(frozen=True)
@@ -236,12 +243,20 @@ class Replicator:
             return twin.replicate(table, full_refresh)
         if table.incremental and (full_refresh or self._needs_reload(table, columns, pulled)):
             rows_start = cursor.EPOCH
-            unreadable = self._check_readable(table, columns, (rows_start, self.bound))
-            copied, tombstones = self._reload(table, columns, pulled, unreadable)
+            unreadable, (copied, tombstones) = self._checked_pull(
+                table,
+                columns,
+                (rows_start, self.bound),
+                lambda found: self._reload(table, columns, pulled, found),
+            )
             changed, live_rows = True, self._live_rows(table.name)
         elif table.incremental:
-            unreadable = self._check_readable(table, columns, (rows_start, self.bound))
-            copied = self._copy_window(table, columns, rows_start, unreadable)
+            unreadable, copied = self._checked_pull(
+                table,
+                columns,
+                (rows_start, self.bound),
+                lambda found: self._copy_window(table, columns, rows_start, found),
+            )
             tombstones = self._tombstone(table, deletions_start)
             changed = bool(copied or tombstones)
             # Counting live rows needs a FINAL scan (seconds on millions of conversations): an
@@ -252,8 +267,10 @@ class Replicator:
         else:
             schema.create_table(self.client, self.database, table, pulled, schema.definitions(columns))
             rows_start = cursor.EPOCH
-            unreadable = self._check_readable(table, columns, None)
-            (copied, changed), tombstones = self._snapshot(table, columns, pulled, unreadable), 0
+            unreadable, (copied, changed) = self._checked_pull(
+                table, columns, None, lambda found: self._snapshot(table, columns, pulled, found)
+            )
+            tombstones = 0
             # A fresh copy of a table keyed by id: one row per id (and those held back in quarantine).
             live_rows = self._live_rows(table.name) if unreadable.held_back else copied
         quarantine.settle(self.client, self.database, table.name, unreadable, utc_now())
@@ -407,7 +424,37 @@ class Replicator:
             self.checkable_columns.get(table.name, []), [expression for _, expression in columns]
         )
         entries = self.quarantined.get(table.name, {})
-        return quarantine.check(self._pg_connection(), table.name, read, window, entries)
+        # The Decimal ClickHouse reads a number without declared precision as: asked only of a table
+        # with such a column (none of the seed's has one), and of ClickHouse itself, never assumed.
+        read_as = (
+            quarantine.decimals(dict(schema.source_types(self.client, table.name, self.collection)))
+            if any(data_type == quarantine.UNCONSTRAINED_NUMERIC for _, data_type in read)
+            else {}
+        )
+        return quarantine.check(self._pg_connection(), table.name, read, window, entries, read_as)
+
+    def _checked_pull(
+        self,
+        table: RawTable,
+        columns,
+        window: tuple[dt.datetime, dt.datetime] | None,
+        pull: Callable[[quarantine.Check], _Pulled],
+    ) -> tuple[quarantine.Check, _Pulled]:
+        """The check before the pull of ``window`` (``_check_readable``), and ``pull`` given what it
+        found. The check and the pull read PostgreSQL in two statements (ClickHouse's own connection
+        cannot share the check's snapshot), so a row may turn unreadable between them: updated
+        without its updated_at moving past the run's bound (in a snapshot table, or with the triggers
+        off). Its pull then fails on the value, leaving nothing behind (a reload or a snapshot drops its
+        half-built copy; a window's rows read twice collapse), and is checked and made once more."""
+        found = self._check_readable(table, columns, window)
+        try:
+            return found, pull(found)
+        except DatabaseError as error:
+            if _UNREADABLE_VALUE_MET not in str(error):
+                raise
+        self.log(f"{table.name}: the pull met a value that turned unreadable after the check; checking again")
+        found = self._check_readable(table, columns, window)
+        return found, pull(found)
 
     def _pull(self, table: RawTable, columns, into: str, *conditions: str) -> int:
         """Rows inserted into ``into`` by a pull of the rows meeting every condition. ClickHouse must

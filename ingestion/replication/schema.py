@@ -64,10 +64,19 @@ def raw_database() -> str:
     return os.environ.get("FUNNELHOUSE_RAW_DATABASE", DEFAULT_DATABASE)
 
 
+def source_types(client, table: str, collection: str) -> list[tuple[str, str]]:
+    """(name, ClickHouse type) of each column of the PostgreSQL table ``table``, as the pull reads it."""
+    described = client.query(f"describe table {source(table, collection)}").result_rows
+    return [(name, column_type) for name, column_type, *_ in described]
+
+
 def select_list(client, table: RawTable, collection: str) -> list[tuple[str, str]]:
     """(name, expression) pairs the pull selects: source columns minus the dropped ones, plus derived."""
-    described = client.query(f"describe table {source(table.name, collection)}").result_rows
-    kept = [(name, f"`{name}`") for name, *_ in described if name not in table.dropped]
+    kept = [
+        (name, f"`{name}`")
+        for name, _ in source_types(client, table.name, collection)
+        if name not in table.dropped
+    ]
     return kept + list(table.derived.items())
 
 

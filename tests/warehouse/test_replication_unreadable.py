@@ -141,3 +141,28 @@ def test_an_infinite_cursor_a_nan_amount_and_a_snapshot_row_are_held_back_and_th
         (nan_id, True),
     ]
     assert _replicate(pg_dsn, "tags").quarantined == 0
+
+
+def test_a_value_turning_unreadable_between_the_check_and_the_pull_is_checked_again(
+    pg_dsn, clickhouse_env, monkeypatch
+):
+    """The check and the pull read PostgreSQL in two statements: a snapshot table's row updated in
+    between (its updated_at moving does not put it out of a snapshot's reach) fails the pull on its
+    value; the run checks again, quarantines the row and makes the pull once more."""
+    load_fixture(pg_dsn)
+    checked = []
+
+    def check_then_an_update_commits(conn, table, *arguments):
+        found = real_check(conn, table, *arguments)
+        if not checked:
+            with psycopg.connect(pg_dsn, autocommit=True) as writer:
+                writer.execute("update tags set created_at = 'infinity' where id = 2")
+        checked.append(table)
+        return found
+
+    real_check = quarantine.check
+    monkeypatch.setattr(quarantine, "check", check_then_an_update_commits)
+    tags = _replicate(pg_dsn, "tags")
+    assert checked == ["tags", "tags"]
+    assert (tags.rows_copied, tags.quarantined, tags.live_rows) == (1, 1, 1)
+    assert [entry[:2] for entry in _quarantine(clickhouse_env, "tags")] == [(2, "created_at")]
