@@ -5,11 +5,16 @@ from dbt.artifacts.resources.base import FileHash
 from dbt_common.clients.system import load_file_contents
 
 from orchestration.defs.warehouse.dbt_plan import (
+    PROJECT,
+    STALE,
     DefinitionChanges,
     complete_plan,
+    current_definitions,
     incremental_plan,
     model_checksums,
     models_downstream_of,
+    own_project_row,
+    project_checksum,
     unaffected_models,
 )
 
@@ -158,3 +163,126 @@ def test_a_complete_build_applies_every_changed_definition():
     assert plan.covers_all_changes and plan.definitions.to_record() == {"mart": "c2"}
     # A --select build records nothing: it may leave a changed model's downstream as it was.
     assert not complete_plan(select=["mart"], definitions=changes).covers_all_changes
+
+
+def _project(root):
+    (root / "dbt_project.yml").write_text(
+        'name: p\nmodel-paths: ["dbt/models"]\nmacro-paths: ["dbt/macros"]\n'
+    )
+    (root / "dbt" / "models").mkdir(parents=True)
+    (root / "dbt" / "macros").mkdir(parents=True)
+    (root / "dbt" / "models" / "mart.sql").write_text("select {{ ratio('a', 'b') }} as r\n")
+    (root / "dbt" / "models" / "_models.yml").write_text("models: [{name: mart}]\n")
+    (root / "dbt" / "macros" / "ratio.sql").write_text(
+        "{% macro ratio(a, b) %}{{ a }} / {{ b }}{% endmacro %}\n"
+    )
+    return root
+
+
+def test_the_project_wide_definition_is_what_no_models_file_holds(tmp_path):
+    root = _project(tmp_path)
+    before = project_checksum(root)
+    assert project_checksum(root) == before  # stable
+    assert current_definitions(root) == {"mart": model_checksums(root)["mart"], PROJECT: before}
+    (root / "dbt" / "models" / "mart.sql").write_text("select 2 as r\n")  # a model's own definition
+    assert project_checksum(root) == before
+    (root / "dbt" / "models" / "notes.md").write_text("# docs\n")  # neither YAML nor a macro
+    assert project_checksum(root) == before
+    seen = {before}
+    for path, text in [
+        ("dbt/models/_models.yml", "models: [{name: mart, config: {contract: {enforced: true}}}]\n"),
+        ("dbt/macros/ratio.sql", "{% macro ratio(a, b) %}{{ a }} / nullif({{ b }}, 0){% endmacro %}\n"),
+        ("dbt/macros/new.sql", "{% macro new() %}1{% endmacro %}\n"),
+        ("dbt/models/staging/_sources.yaml", "sources: []\n"),
+        (
+            "dbt_project.yml",
+            'name: p\nmodel-paths: ["dbt/models"]\nmacro-paths: ["dbt/macros"]\nvars: {x: 1}\n',
+        ),
+        ("packages.yml", "packages: []\n"),
+        ("package-lock.yml", "packages: []\n"),
+    ]:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+        checksum = project_checksum(root)
+        assert checksum not in seen, path
+        seen.add(checksum)
+    # The same files under other names are another definition (each file counts by its path).
+    (root / "dbt" / "macros" / "new.sql").rename(root / "dbt" / "macros" / "renamed.sql")
+    assert project_checksum(root) not in seen
+    # The reserved name cannot be a model's (a model is named by its file, and "/" is in no file name).
+    assert "/" in PROJECT and "/" in own_project_row("mart")
+
+
+def test_a_project_wide_change_makes_every_model_changed_once():
+    models = {"stg_deposits": "a", "fct_deposits": "b", "mart": "c", "stg_tags": "d"}
+    recorded = {**models, PROJECT: "p"}
+    changes = DefinitionChanges({**models, PROJECT: "p2"}, recorded)
+    assert changes.project_changed and changes.changed == ("fct_deposits", "mart", "stg_deposits", "stg_tags")
+    # One --full-refresh run of the whole project (no selection), views included; with or without
+    # changed tables, and in Dagster (nothing to exclude).
+    plan = incremental_plan([], definitions=changes)
+    assert plan.arguments == ("run", "--full-refresh") and "project-wide" in plan.reason
+    assert incremental_plan(["deposits"], dbt_vars="{}", definitions=changes).arguments == (
+        "run",
+        "--full-refresh",
+        "--vars",
+        "{}",
+    )
+    assert incremental_plan([], manifest=_manifest(), definitions=changes).arguments == (
+        "run",
+        "--full-refresh",
+    )
+    assert plan.definitions.to_record() == {**models, PROJECT: "p2"}
+    # Once recorded, the next build has nothing to do.
+    assert incremental_plan(
+        [], definitions=DefinitionChanges({**models, PROJECT: "p2"}, {**models, PROJECT: "p2"})
+    ).skip
+    # A changed model alone is still just that model and its downstream.
+    one = DefinitionChanges({**models, "mart": "c2", PROJECT: "p"}, recorded)
+    assert not one.project_changed and one.to_record() == {"mart": "c2"}
+    assert incremental_plan([], definitions=one).arguments == ("run", "--full-refresh", "--select", "mart+")
+    # Models recorded before the project-wide row existed: taken as built, and recorded.
+    upgraded = DefinitionChanges({**models, PROJECT: "p2"}, models)
+    assert upgraded.changed == () and upgraded.to_record() == {PROJECT: "p2"}
+
+
+def test_a_model_built_apart_has_its_own_project_wide_record():
+    """The KPI mart: Dagster's hourly op builds every other model, the KPI op the mart alone. Neither
+    records a definition as applied to a model it did not build."""
+    others = {"stg_deposits": "a", "fct_deposits": "b", "stg_tags": "d"}
+    recorded = {**others, "mart": "c", PROJECT: "p", own_project_row("mart"): "p"}
+    everything = DefinitionChanges(
+        {**others, "mart": "c", PROJECT: "p2"}, recorded, apart=frozenset({"mart"})
+    )
+    assert everything.changed == ("fct_deposits", "mart", "stg_deposits", "stg_tags")
+    assert everything.to_record() == {**others, "mart": "c", PROJECT: "p2", own_project_row("mart"): "p2"}
+
+    hourly = everything.within(others)
+    assert hourly.to_record() == {**others, PROJECT: "p2"}  # not the mart's rows
+    recorded = {**recorded, **hourly.to_record()}
+    # (``funnelhouse build``, which builds every model, now has the mart alone to apply)
+    build = DefinitionChanges(everything.current, recorded, apart=everything.apart)
+    assert incremental_plan([], definitions=build).arguments == ("run", "--full-refresh", "--select", "mart+")
+    kpi = DefinitionChanges(everything.current, recorded, apart=everything.apart).within(["mart"])
+    assert kpi.changed == ("mart",)  # still to be applied to the mart
+    kpi_plan = complete_plan(full_refresh=bool(kpi.changed), definitions=kpi)
+    assert kpi_plan.full_refresh and kpi_plan.definitions.to_record() == {
+        "mart": "c",
+        own_project_row("mart"): "p2",
+    }
+    recorded = {**recorded, **kpi.to_record()}
+    assert DefinitionChanges(everything.current, recorded, apart=everything.apart).changed == ()
+
+    # A build that applies a definition the mart reads but leaves the mart out records it as stale:
+    # the mart's own build then counts it as changed, and records it back.
+    fact = DefinitionChanges({**everything.current, "fct_deposits": "b2"}, recorded, apart=everything.apart)
+    left = fact.within(others).leaving_out(["mart"])
+    assert left.changed == ("fct_deposits",) and left.to_record() == {"fct_deposits": "b2", "mart": STALE}
+    recorded = {**recorded, **left.to_record()}
+    kpi = DefinitionChanges(fact.current, recorded, apart=fact.apart).within(["mart"])
+    assert kpi.changed == ("mart",) and kpi.to_record() == {"mart": "c"}
+
+    # Nothing recorded for the mart yet (its job never recorded it): taken as built, not rebuilt.
+    first = DefinitionChanges(everything.current, {**others, PROJECT: "p2"}, apart=everything.apart)
+    assert first.within(["mart"]).first_record and first.within(["mart"]).changed == ()
+    assert first.within(["mart"]).to_record() == {"mart": "c", own_project_row("mart"): "p2"}

@@ -1,7 +1,9 @@
 """A deploy that changes a staging view and an incremental fact is applied by the next incremental
 `funnelhouse build`, with nothing changed in raw: the view gets its new column, the fact is rebuilt
-whole with it, and so is everything downstream. The deploy is written into a copy of the dbt project
-(dbt's DBT_PROJECT_DIR), never into the repository's files."""
+whole with it, and so is everything downstream. In Dagster the KPI mart's own op applies the deploys
+that reach the KPI mart, and each op records only the definitions of the models it built. The deploy
+is written into a copy of the dbt project (dbt's DBT_PROJECT_DIR), never into the repository's
+files."""
 
 from __future__ import annotations
 
@@ -10,13 +12,40 @@ import shutil
 from pathlib import Path
 
 from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.replicate import utc_now
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import build, marts_schema
+from orchestration.defs.warehouse.dbt_assets import (
+    DbtBuildConfig,
+    _kpi_plan,
+    _models_plan,
+    _record_kpi_run,
+    _record_models_run,
+)
 from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
-from orchestration.defs.warehouse.dbt_plan import model_checksums, models_downstream_of
+from orchestration.defs.warehouse.dbt_plan import (
+    PROJECT,
+    STALE,
+    current_definitions,
+    incremental_plan,
+    model_checksums,
+    models_downstream_of,
+    own_project_row,
+    project_checksum,
+)
+from orchestration.defs.warehouse.refresh_state import KPI_MART
+from orchestration.defs.warehouse.resources import dbt_project
 
 VIEW = "dbt_project/models/staging/crm/stg_crm__withdrawals.sql"
 FACT = "dbt_project/models/marts/core/fct_withdrawals.sql"
+KPI_FILE = "dbt_project/models/marts/reporting/mart_kpi_employee_daily.sql"
+MACRO = "dbt_project/macros/safe_ratio.sql"
+
+
+def _applied_everywhere(project: Path) -> dict[str, str]:
+    """What a build of every model records: each model, and the project-wide definition for the
+    models and for the KPI mart (built apart in Dagster)."""
+    return {**current_definitions(project), own_project_row(KPI_MART): project_checksum(project)}
 
 
 def _copy_of_the_project(destination: Path) -> Path:
@@ -52,7 +81,7 @@ def test_the_next_incremental_build_applies_a_deploy(built_warehouse, clickhouse
     # built, without rebuilding anything.
     first = build(**quiet)
     assert first.ok and first.dbt_plan.skip, first.dbt_plan
-    assert refresh_state.recorded_definitions(client, raw, marts) == model_checksums(REPO_ROOT)
+    assert refresh_state.recorded_definitions(client, raw, marts) == _applied_everywhere(REPO_ROOT)
 
     project = _copy_of_the_project(tmp_path)
     _deploy(project)
@@ -89,5 +118,92 @@ def test_the_next_incremental_build_applies_a_deploy(built_warehouse, clickhouse
     } == model_checksums(project)
 
     # Recorded as built: the next build has nothing to do.
-    assert refresh_state.recorded_definitions(client, raw, marts) == model_checksums(project)
+    assert refresh_state.recorded_definitions(client, raw, marts) == _applied_everywhere(project)
     assert build(**quiet).dbt_plan.skip
+
+    # A deploy of a macro alone changes no model's file: by the project-wide definition every model
+    # changed, and the next build is one --full-refresh run of all of them (not run here: the cost of
+    # a full build; what runs is dbt's).
+    _append(project, MACRO, "{# deployed #}\n")
+    changes = refresh_state.definition_changes(client, raw, marts, project)
+    assert changes.changed == tuple(sorted(model_checksums(project)))
+    assert incremental_plan([], definitions=changes).arguments == ("run", "--full-refresh")
+
+
+def _append(project: Path, relative: str, text: str) -> None:
+    path = project / relative
+    path.write_text(path.read_text() + text)
+
+
+def test_in_dagster_the_kpi_op_applies_what_reaches_the_kpi_mart(clickhouse_env, tmp_path):
+    """The decisions and records of Dagster's two dbt ops (the hourly models' op, the KPI op) after
+    each kind of deploy, against the records in ClickHouse (the dbt runs are other tests' business:
+    test_dagster_jobs runs the ops)."""
+    client, raw, marts = clickhouse_client(), clickhouse_env, marts_schema()
+    hourly = kpi_partition = DbtBuildConfig()
+    old_days = {"kpi_start_date": "2024-01-01", "kpi_end_date": "2024-01-02"}  # a backfill: no KPI mark
+
+    def recorded() -> dict[str, str]:
+        return refresh_state.recorded_definitions(client, raw, marts)
+
+    def recorded_for_the_others() -> dict[str, str]:
+        kpi_rows = (KPI_MART, own_project_row(KPI_MART))
+        return {name: checksum for name, checksum in recorded().items() if name not in kpi_rows}
+
+    def kpi_op(project: Path) -> tuple[str, ...]:
+        """The KPI op's arguments, and its records after a successful run."""
+        plan = _kpi_plan(kpi_partition, client, project)
+        _record_kpi_run(client, plan, old_days, refresh_state.last_refresh(client, raw, marts))
+        return plan.arguments
+
+    def models_op(project: Path) -> tuple[str, ...]:
+        plan = _models_plan(hourly, client, project)  # (no raw table changed: the deploy alone)
+        _record_models_run(client, plan, utc_now())
+        return plan.arguments
+
+    # First runs of both ops on a warehouse with nothing recorded: the definitions are taken as built,
+    # each op recording its own models' (the KPI mart's are not the models' op's to record).
+    assert models_op(REPO_ROOT) == ("build",)  # (no mark yet: a complete build)
+    assert KPI_MART not in recorded() and own_project_row(KPI_MART) not in recorded()
+    assert recorded() == {name: c for name, c in current_definitions(REPO_ROOT).items() if name != KPI_MART}
+    assert kpi_op(REPO_ROOT) == ("build",)
+    assert recorded() == _applied_everywhere(REPO_ROOT)
+    assert refresh_state.last_kpi_refresh(client, raw, marts) is None  # an old partition moves no mark
+
+    # A deploy of the KPI mart alone: the models' op has nothing of it to apply, the KPI op rebuilds
+    # the mart whole, once, and records it (and its mark: the whole mart holds the models' mark).
+    project = _copy_of_the_project(tmp_path)
+    _append(project, KPI_FILE, "-- deployed\n")
+    models_recorded = recorded_for_the_others()
+    assert models_op(project) == ()
+    assert recorded()[KPI_MART] == model_checksums(REPO_ROOT)[KPI_MART]  # not claimed by the models' op
+    assert kpi_op(project) == ("build", "--full-refresh")
+    assert refresh_state.last_kpi_refresh(client, raw, marts) == refresh_state.last_refresh(
+        client, raw, marts
+    )
+    assert recorded() == _applied_everywhere(project)
+    assert recorded_for_the_others() == models_recorded
+    assert kpi_op(project) == ("build",)
+
+    # A deploy of a macro (project-wide): each op rebuilds its models whole; the models' op records
+    # the project-wide row of its models, not the KPI mart's, which its own op then applies.
+    _append(project, MACRO, "{# deployed #}\n")
+    assert models_op(project) == ("run", "--full-refresh")  # every model (Dagster selects its own)
+    assert recorded()[PROJECT] == project_checksum(project)
+    assert recorded()[own_project_row(KPI_MART)] != project_checksum(project)
+    assert kpi_op(project) == ("build", "--full-refresh")
+    assert recorded() == _applied_everywhere(project)
+    assert kpi_op(project) == ("build",)
+
+    # A deploy of a fact the KPI mart reads: the models' op applies it and records the KPI mart as
+    # stale, so that the KPI op rebuilds the mart whole with it.
+    _append(project, FACT, "-- deployed\n")
+    assert models_downstream_of(
+        json.loads(dbt_project.manifest_path.read_text()), [], ["fct_withdrawals"]
+    ) >= {KPI_MART}
+    assert models_op(project)[:3] == ("run", "--full-refresh", "--exclude")
+    assert recorded()["fct_withdrawals"] == model_checksums(project)["fct_withdrawals"]
+    assert recorded()[KPI_MART] == STALE
+    assert kpi_op(project) == ("build", "--full-refresh")
+    assert recorded() == _applied_everywhere(project)
+    assert kpi_op(project) == ("build",)

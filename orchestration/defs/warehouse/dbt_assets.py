@@ -8,8 +8,10 @@ variable read only at execution time does.
 The hourly job runs the second incrementally (``dbt run`` of the models downstream of the raw
 tables changed since the last build and of the models a deploy changed, nothing when neither; see
 dbt_plan.py), the nightly job builds it whole with every test. A run of every model of it records
-the model definitions it applied beside its refresh mark (refresh_state.py); the KPI mart's own
-definition is left to ``funnelhouse build`` and the nightly build, which rebuild it whole.
+the model definitions it applied beside its refresh mark (refresh_state.py), the KPI mart's as stale
+when they reach it. The KPI op applies the KPI mart's: when its definition, the project-wide one or
+one it reads (recorded stale) changed since it was built, its run is a ``--full-refresh`` of the mart,
+and records the mart's definitions after it (never the other models').
 """
 
 import datetime as dt
@@ -33,7 +35,12 @@ from orchestration.defs.warehouse.dbt_environment import (
     kpi_window_environment,
     scoped_environment,
 )
-from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan
+from orchestration.defs.warehouse.dbt_plan import (
+    DbtPlan,
+    complete_plan,
+    incremental_plan,
+    models_downstream_of,
+)
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL
 from orchestration.defs.warehouse.resources import dbt_project
 from orchestration.defs.warehouse.translator import WarehouseTranslator
@@ -50,13 +57,10 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-def _build_arguments(config: DbtBuildConfig) -> list[str]:
-    return ["build", "--full-refresh"] if config.full_refresh else ["build"]
-
-
 def _models_plan(config: DbtBuildConfig, client, project_dir: Path) -> DbtPlan:
     """The plan of the models' op (every model but the KPI mart): the same decision as
-    ``funnelhouse build`` (dbt_plan.py), limited to the definitions of this op's models."""
+    ``funnelhouse build`` (dbt_plan.py), limited to the definitions of this op's models. The KPI mart,
+    when downstream of a definition it applies, is left to the KPI op as stale."""
     manifest = json.loads(dbt_project.manifest_path.read_text())
     op_models = {
         node["name"]
@@ -66,10 +70,45 @@ def _models_plan(config: DbtBuildConfig, client, project_dir: Path) -> DbtPlan:
     definitions = refresh_state.definition_changes(
         client, schema.raw_database(), marts_schema(), project_dir
     ).within(op_models)
+    definitions = definitions.leaving_out(models_downstream_of(manifest, [], definitions.changed) - op_models)
     if config.full_refresh:
         return complete_plan(full_refresh=True, definitions=definitions)
     changed = refresh_state.tables_changed_since_refresh(client, schema.raw_database(), marts_schema())
     return incremental_plan(changed, manifest=manifest, definitions=definitions)
+
+
+def _record_models_run(client, plan: DbtPlan, through: dt.datetime) -> None:
+    """After a successful run of every model of the models' op: its mark, not the KPI mart's, and
+    the definitions it applied (the KPI mart's only as stale)."""
+    refresh_state.record_build(
+        client, schema.raw_database(), marts_schema(), through, plan.definitions.to_record(), kpi_mart=False
+    )
+
+
+def _kpi_plan(config: DbtBuildConfig, client, project_dir: Path) -> DbtPlan:
+    """The KPI op's ``dbt build``: of the months of its partitions, or of the whole mart
+    (``--full-refresh``) when the run asks for it (the nightly schedule) or when the mart's
+    definition changed since it was built (its file, the project-wide definition, or a definition it
+    reads that the models' op applied: dbt_plan.py)."""
+    definitions = refresh_state.definition_changes(
+        client, schema.raw_database(), marts_schema(), project_dir
+    ).within([KPI_MART])
+    if definitions.changed:
+        reason = f"definitions changed: {definitions.describe()} (the whole mart rebuilt)"
+        return complete_plan(full_refresh=True, definitions=definitions, reason=reason)
+    reason = "full refresh" if config.full_refresh else "the months of the partitions"
+    return complete_plan(full_refresh=config.full_refresh, definitions=definitions, reason=reason)
+
+
+def _record_kpi_run(client, plan: DbtPlan, dates: dict[str, str], built_from: dt.datetime | None) -> None:
+    """After a successful KPI run: the definitions it applied (the KPI mart's alone), and the KPI
+    mart's mark when the run rebuilt the newest days (:func:`reaches`) from models holding every
+    change before ``built_from`` (None: the models' mark was never recorded, no mark)."""
+    refresh_state.record_definitions(
+        client, schema.raw_database(), marts_schema(), plan.definitions.to_record()
+    )
+    if built_from is not None and (plan.full_refresh or reaches(dates, built_from)):
+        refresh_state.record_kpi_refresh(client, schema.raw_database(), marts_schema(), built_from)
 
 
 def kpi_window_vars(window: dg.TimeWindow) -> dict[str, str]:
@@ -147,14 +186,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             if plan.skip:
                 # Nothing changed since the mark: every model holds every change made before the plan.
                 lock.ensure_held()
-                refresh_state.record_build(
-                    client,
-                    schema.raw_database(),
-                    marts_schema(),
-                    planned_at,
-                    plan.definitions.to_record(),
-                    kpi_mart=False,
-                )
+                _record_models_run(client, plan, planned_at)
                 return
             started_at = utc_now()
             # DbtCliResource.cli takes no environment: the dbt subprocess inherits this run worker's.
@@ -166,14 +198,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             # as built.
             if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
                 lock.ensure_held()  # (a writer that lost its lock may have raced another: no record)
-                refresh_state.record_build(
-                    client,
-                    schema.raw_database(),
-                    marts_schema(),
-                    started_at,
-                    plan.definitions.to_record(),
-                    kpi_mart=False,
-                )
+                _record_models_run(client, plan, started_at)
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,
@@ -193,10 +218,11 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         with writers.for_dagster_step(context) as lock:
             # Under the writer lock: no refresh moves the facts while the mart is built from them.
             built_from = refresh_state.last_refresh(client, schema.raw_database(), marts_schema())
+            plan = _kpi_plan(config, client, Path(dbt.project_dir))
+            context.log.info(f"dbt {' '.join(plan.arguments)}: {plan.reason}")
             with kpi_window_environment(dates), scoped_environment(DAGSTER_INDIRECT_SELECTION):
-                yield from stream_dbt(dbt.cli(_build_arguments(config), context=context))
-            if built_from is not None and (config.full_refresh or reaches(dates, built_from)):
-                lock.ensure_held()
-                refresh_state.record_kpi_refresh(client, schema.raw_database(), marts_schema(), built_from)
+                yield from stream_dbt(dbt.cli(list(plan.arguments), context=context))
+            lock.ensure_held()
+            _record_kpi_run(client, plan, dates, built_from)
 
     return [warehouse_models, kpi_daily]

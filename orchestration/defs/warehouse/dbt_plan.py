@@ -13,7 +13,8 @@
   view reads raw at query time, so new rows reach it without a rebuild.
 * A deploy that changed model definitions: the incremental plan also selects every model whose
   definition changed since the build that last applied it (``<model>+``: it and everything
-  downstream), views included, and runs with ``--full-refresh``. Without this the hourly runs kept
+  downstream; every model when the project-wide definition changed), views included, and runs with
+  ``--full-refresh``. Without this the hourly runs kept
   the old view (a table reading a column the deploy added to it failed) or the old logic until the
   nightly build. Why ``--full-refresh``: a changed incremental model (the facts, the KPI mart) cannot
   be run incrementally - new columns are ignored or fail the run (``on_schema_change``), and changed
@@ -36,15 +37,26 @@ recorded one, or that has none (added by the deploy), has changed. They are reco
 refresh mark) after a successful build that covered every change - an incremental plan selects
 each changed model with its downstream, a complete build all of them - and never after a
 ``--select`` build or a Dagster run of some of the assets: those may have rebuilt a changed model
-and left what reads it as the old definition built it. A deploy that changes only a
-model's YAML (contract, config), a macro or ``dbt_project.yml`` changes no checksum: it is applied
-by the nightly build or ``funnelhouse build --full-refresh``, as before.
+and left what reads it as the old definition built it.
 
-First record: with nothing recorded yet for a schema (a warehouse built before this existed, or a
-test's bare ``dbt run``), no model counts as changed and the current definitions are recorded as
-built after the next successful build: treating every model as changed would turn the first
-hourly run into a full rebuild of every incremental model for no known change. A deploy made just
-before that first run is applied by the nightly build, as it was before.
+What no model's file holds - ``dbt_project.yml``, the macros, the models' YAML (contracts, columns,
+configs, and the sources, unit tests and exposures beside them), the packages - is one project-wide
+definition (:func:`project_checksum`, under the reserved name :data:`PROJECT`), recorded beside the
+models'. When it changed, every model has changed: the next incremental build is one
+``--full-refresh`` run of every model (no finer rule says which models a macro or a config reached,
+and a wrong guess would leave a model built the old way until the nightly build). A Dagster op that
+builds its models apart from the others (the KPI mart's, which the hourly op leaves out) keeps its own
+project-wide record (:func:`own_project_row`), so that no build claims to have applied it to models
+it did not build; a build that applied a definition such a model reads, without building it, records
+it as stale (:data:`STALE`), and the model's own build then rebuilds it whole.
+
+First record: with nothing recorded yet for the models a build covers (a warehouse built before
+this existed, a test's bare ``dbt run``, the KPI mart before its own job recorded it), no model
+counts as changed and the current definitions are recorded as built after the next successful build:
+treating every model as changed would turn the first hourly run into a full rebuild of every
+incremental model for no known change. A deploy made just before that first run is applied by the
+nightly build, as it was before. The same holds for a project-wide record missing beside recorded
+models (a warehouse whose models were recorded before it existed).
 
 Date-relative columns (last 7 days, days in stage) move with the build date; when nothing changes
 for hours they roll over with the nightly build.
@@ -54,7 +66,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,54 +77,145 @@ INCREMENTAL_EXCLUDE = "config.materialized:view"
 # dbt's warning for a --select that matches no node, raised as an error for explicit selections.
 SELECTION_MUST_MATCH = ("--warn-error-options", '{"error": ["NoNodesForSelectionCriteria"]}')
 MODEL_SUFFIXES = (".sql", ".py")
+YAML_SUFFIXES = (".yml", ".yaml")
+PACKAGE_FILES = ("packages.yml", "dependencies.yml", "package-lock.yml")
+# The project-wide definition's name among the models': a "/" is in no file name, so in no model's.
+PROJECT = "/project"
+# Recorded for a model that a build left out although it applied a definition the model reads.
+STALE = ""
+
+
+def own_project_row(model: str) -> str:
+    """The project-wide definition as ``model``, built by a job of its own, was last built under."""
+    return f"{PROJECT}/{model}"
+
+
+def _project_config(project_dir: Path) -> dict[str, Any]:
+    return yaml.safe_load((project_dir / "dbt_project.yml").read_text())
+
+
+def _files_under(
+    project_dir: Path, paths: Iterable[str], suffixes: tuple[str, ...] | None = None
+) -> set[Path]:
+    return {
+        path
+        for folder in paths
+        for path in (project_dir / folder).rglob("*")
+        if path.is_file() and (suffixes is None or path.suffix in suffixes)
+    }
 
 
 def model_checksums(project_dir: Path) -> dict[str, str]:
     """Each model's checksum as dbt computes it (sha256 of the file's text, stripped), by model name
     (the file's stem), for the model paths of ``project_dir``'s dbt_project.yml."""
-    project = yaml.safe_load((project_dir / "dbt_project.yml").read_text())
+    model_paths = _project_config(project_dir).get("model-paths", ["models"])
     checksums: dict[str, str] = {}
-    for model_path in project.get("model-paths", ["models"]):
-        for path in sorted((project_dir / model_path).rglob("*")):
-            if path.suffix in MODEL_SUFFIXES and path.is_file():
-                text = path.read_bytes().decode("utf-8").strip()
-                checksums[path.stem] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    for path in sorted(_files_under(project_dir, model_paths, MODEL_SUFFIXES)):
+        text = path.read_bytes().decode("utf-8").strip()
+        checksums[path.stem] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return checksums
+
+
+def project_checksum(project_dir: Path) -> str:
+    """One checksum over what defines every model beside its own file: ``dbt_project.yml``, the
+    package files (if any), every file under the macro paths and every YAML file under the model
+    paths, each by its path relative to ``project_dir`` (in that order, so it is stable)."""
+    config = _project_config(project_dir)
+    files = {project_dir / name for name in ("dbt_project.yml", *PACKAGE_FILES)}
+    files |= _files_under(project_dir, config.get("macro-paths", ["macros"]))
+    files |= _files_under(project_dir, config.get("model-paths", ["models"]), YAML_SUFFIXES)
+    digest = hashlib.sha256()
+    for relative, path in sorted((path.relative_to(project_dir).as_posix(), path) for path in files):
+        if path.is_file():
+            digest.update(f"{relative}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def current_definitions(project_dir: Path) -> dict[str, str]:
+    """Every model's definition (:func:`model_checksums`) and the project-wide one (:data:`PROJECT`)."""
+    return {**model_checksums(project_dir), PROJECT: project_checksum(project_dir)}
 
 
 @dataclass(frozen=True)
 class DefinitionChanges:
-    """The models' definitions now (``current``, name -> checksum) against those the builds applied
-    (``recorded``): the one decision of what a deploy changed, for both build paths."""
+    """The definitions now (``current``: model -> checksum, and :data:`PROJECT`) against those the
+    builds applied (``recorded``): the one decision of what a deploy changed, for every build path."""
 
     current: Mapping[str, str] = field(default_factory=dict)
     recorded: Mapping[str, str] = field(default_factory=dict)
+    # Models built by a job of their own (the KPI mart): each has its own project-wide record.
+    apart: frozenset[str] = frozenset()
+    # Models that read a changed definition but that this build leaves to their own job: recorded
+    # as :data:`STALE`, so that their job rebuilds them whole.
+    left_out: frozenset[str] = frozenset()
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(sorted(name for name in self.current if name != PROJECT))
+
+    def _project_row(self, model: str) -> str:
+        return own_project_row(model) if model in self.apart else PROJECT
+
+    def _project_changed(self, model: str) -> bool:
+        """The project-wide definition differs from the one recorded for ``model`` (none recorded:
+        taken as built, see the module's doc)."""
+        row = self._project_row(model)
+        return (
+            PROJECT in self.current and row in self.recorded and self.recorded[row] != self.current[PROJECT]
+        )
 
     @property
     def first_record(self) -> bool:
-        """Nothing recorded yet: the current definitions are taken as built (see the module's doc)."""
-        return not self.recorded
+        """Nothing recorded yet for these models: the current definitions are taken as built."""
+        return not any(name in self.recorded for name in self.models)
+
+    @property
+    def project_changed(self) -> bool:
+        """The project-wide definition changed since these models were built: all of them changed."""
+        return not self.first_record and any(self._project_changed(name) for name in self.models)
 
     @property
     def changed(self) -> tuple[str, ...]:
-        """Models whose definition differs from the recorded one, or that have none (new)."""
+        """Models whose definition (or the project-wide one) differs from the recorded one, or that
+        have none (new)."""
         if self.first_record:
             return ()
         return tuple(
-            sorted(name for name, checksum in self.current.items() if self.recorded.get(name) != checksum)
+            name
+            for name in self.models
+            if self.recorded.get(name) != self.current[name] or self._project_changed(name)
         )
+
+    @property
+    def every_model_changed(self) -> bool:
+        return bool(self.models) and len(self.changed) == len(self.models)
+
+    def describe(self) -> str:
+        names = "every model" if self.every_model_changed else ", ".join(self.changed)
+        if self.project_changed:
+            return f"project-wide (dbt_project.yml, macros, models' YAML or packages): {names}"
+        return names
 
     def within(self, models: Iterable[str]) -> DefinitionChanges:
         """Only these models count (a Dagster op builds some of the project's models)."""
-        models = set(models)
-        return DefinitionChanges(
-            {name: c for name, c in self.current.items() if name in models}, self.recorded
-        )
+        models = set(models) | {PROJECT}
+        return replace(self, current={name: c for name, c in self.current.items() if name in models})
+
+    def leaving_out(self, models: Iterable[str]) -> DefinitionChanges:
+        """This build leaves out these models, which read definitions it applies (see ``left_out``)."""
+        return replace(self, left_out=frozenset(models))
 
     def to_record(self) -> dict[str, str]:
-        """What a successful build of every change (every changed model and its downstream) records."""
-        names = self.current if self.first_record else self.changed
-        return {name: self.current[name] for name in names}
+        """What a successful build of every change (every changed model and its downstream) records:
+        the changed models' definitions (all of them on the first record), the project-wide one
+        as these models' record of it, and :data:`STALE` for the models it left out."""
+        names = self.models if self.first_record else self.changed
+        rows = {name: self.current[name] for name in names}
+        if PROJECT in self.current:
+            for row in {self._project_row(name) for name in self.models}:
+                if self.recorded.get(row) != self.current[PROJECT]:
+                    rows[row] = self.current[PROJECT]
+        return {**rows, **dict.fromkeys(self.left_out, STALE)}
 
 
 @dataclass(frozen=True)
@@ -127,6 +230,10 @@ class DbtPlan:
     @property
     def skip(self) -> bool:
         return not self.arguments
+
+    @property
+    def full_refresh(self) -> bool:
+        return "--full-refresh" in self.arguments
 
 
 def _with_vars(arguments: list[str], dbt_vars: str | None) -> tuple[str, ...]:
@@ -182,7 +289,9 @@ def incremental_plan(
     views = [] if changed_models else [INCREMENTAL_EXCLUDE]
     # One argument per flag (dbt splits it on spaces): dagster-dbt moves only the first value after
     # --select/--exclude and would leave the others behind as stray positional arguments.
-    if manifest is None:
+    if manifest is None and definitions.every_model_changed:
+        selection = []  # (a project-wide change) no selection: every model
+    elif manifest is None:
         selectors = [*changed_source_selectors(changed_tables), *(f"{model}+" for model in changed_models)]
         selection = ["--select", " ".join(selectors), *(["--exclude", *views] if views else [])]
     else:
@@ -191,7 +300,7 @@ def incremental_plan(
     command = ["build" if with_tests else "run", *(["--full-refresh"] if changed_models else [])]
     reasons = [
         *([f"changed: {', '.join(sorted(changed_tables))}"] if changed_tables else []),
-        *([f"definitions changed: {', '.join(changed_models)}"] if changed_models else []),
+        *([f"definitions changed: {definitions.describe()}"] if changed_models else []),
     ]
     return DbtPlan(_with_vars([*command, *selection], dbt_vars), "; ".join(reasons), definitions=definitions)
 

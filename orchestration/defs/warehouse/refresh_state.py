@@ -23,7 +23,9 @@ What a deploy changed is kept beside the marks: ``raw._model_definitions`` holds
 (the same keys) and model, the definition checksum (dbt_plan.py) of the last successful build that
 applied it: every changed definition and its downstream built, or a complete build. The next build
 compares the model files with it (:func:`definition_changes`), so a deploy is applied by the next
-hourly build whichever process or machine runs it.
+hourly build whichever process or machine runs it. Beside the models, under reserved names, the
+project-wide definition (macros, YAML, ``dbt_project.yml``): one row for the models built together,
+and one of its own for the KPI mart, which Dagster builds apart (dbt_plan.py).
 
 What the incremental models read is bounded differently: by each table's committed watermark
 (``replicated_through_ms``), read once here before dbt starts and handed to every model of the run
@@ -41,7 +43,7 @@ from pathlib import Path
 from ingestion.replication import schema
 from ingestion.replication.connections import as_utc
 from ingestion.replication.replicate import utc_now
-from orchestration.defs.warehouse.dbt_plan import DefinitionChanges, model_checksums
+from orchestration.defs.warehouse.dbt_plan import DefinitionChanges, current_definitions
 
 REFRESH_TABLE = "_model_refreshes"
 DEFINITIONS_TABLE = "_model_definitions"
@@ -183,7 +185,8 @@ def _ensure_definitions_table(client, raw_database: str) -> None:
 
 
 def recorded_definitions(client, raw_database: str, marts_schema: str) -> dict[str, str]:
-    """Model name -> the definition checksum the builds of these models last applied."""
+    """Model name (or a project-wide row's reserved name) -> the definition checksum the builds of
+    these models last applied."""
     _ensure_definitions_table(client, raw_database)
     rows = client.query(
         f"select model, checksum from `{raw_database}`.{DEFINITIONS_TABLE} final "
@@ -194,14 +197,18 @@ def recorded_definitions(client, raw_database: str, marts_schema: str) -> dict[s
 
 
 def definition_changes(client, raw_database: str, marts_schema: str, project_dir: Path) -> DefinitionChanges:
-    """The model files of the dbt project in ``project_dir`` against the definitions recorded as built."""
+    """The definitions of the dbt project in ``project_dir`` against those recorded as built; the KPI
+    mart keeps a project-wide record of its own (Dagster builds it apart from the other models)."""
     return DefinitionChanges(
-        model_checksums(project_dir), recorded_definitions(client, raw_database, marts_schema)
+        current_definitions(project_dir),
+        recorded_definitions(client, raw_database, marts_schema),
+        apart=frozenset({KPI_MART}),
     )
 
 
 def record_definitions(client, raw_database: str, marts_schema: str, checksums: Mapping[str, str]) -> None:
-    """These definitions (model -> checksum) are built, each with everything downstream of it."""
+    """These definitions (model -> checksum, as ``DefinitionChanges.to_record`` has them) are built,
+    each with everything downstream of it."""
     if not checksums:
         return
     _ensure_definitions_table(client, raw_database)
