@@ -65,12 +65,16 @@ def _ensure_table(client, raw_database: str) -> None:
 
 def last_refresh(client, raw_database: str, marts_schema: str) -> dt.datetime | None:
     _ensure_table(client, raw_database)
-    rows = client.query(
-        f"select refreshed_through from `{raw_database}`.{REFRESH_TABLE} final "
-        "where marts_schema = {marts_schema:String}",
+    rows = _rows_of_schema(client, raw_database, REFRESH_TABLE, "refreshed_through", marts_schema)
+    return rows[0][0] if rows else None
+
+
+def _rows_of_schema(client, raw_database: str, table: str, columns: str, marts_schema: str) -> list[tuple]:
+    """``columns`` of the rows one of the state tables (keyed by marts schema) keeps for ``marts_schema``."""
+    return client.query(
+        f"select {columns} from `{raw_database}`.{table} final where marts_schema = {{marts_schema:String}}",
         parameters={"marts_schema": marts_schema},
     ).result_rows
-    return rows[0][0] if rows else None
 
 
 def kpi_mark_key(marts_schema: str) -> str:
@@ -188,12 +192,7 @@ def recorded_definitions(client, raw_database: str, marts_schema: str) -> dict[s
     """Model name (or a project-wide row's reserved name) -> the definition checksum the builds of
     these models last applied."""
     _ensure_definitions_table(client, raw_database)
-    rows = client.query(
-        f"select model, checksum from `{raw_database}`.{DEFINITIONS_TABLE} final "
-        "where marts_schema = {marts_schema:String}",
-        parameters={"marts_schema": marts_schema},
-    ).result_rows
-    return dict(rows)
+    return dict(_rows_of_schema(client, raw_database, DEFINITIONS_TABLE, "model, checksum", marts_schema))
 
 
 def definition_changes(client, raw_database: str, marts_schema: str, project_dir: Path) -> DefinitionChanges:
