@@ -83,8 +83,10 @@ def test_a_models_checksum_is_dbts_of_its_file(tmp_path):
     (staging / "stg_tags.sql").write_text("\n  select 1 as tag_id  \n\n")
     (staging / "_models.yml").write_text("models: []\n")  # not a model
     (tmp_path / "dbt" / "models" / "mart.sql").write_text("select * from {{ ref('stg_tags') }}\n")
+    # dbt matches *.sql and *.py without regard to case: this is a model too
+    (tmp_path / "dbt" / "models" / "fct_tags.SQL").write_text("select 1 as tag_id\n")
     checksums = model_checksums(tmp_path)
-    assert set(checksums) == {"stg_tags", "mart"}
+    assert set(checksums) == {"stg_tags", "mart", "fct_tags"}
     # what dbt itself puts in the manifest's checksum.checksum (the file's text, stripped)
     dbts = FileHash.from_contents(load_file_contents(str(staging / "stg_tags.sql"))).checksum
     assert checksums["stg_tags"] == dbts
@@ -156,6 +158,19 @@ def test_changed_definitions_are_built_with_their_downstream_views_included_in_f
     )
 
 
+def test_without_a_refresh_mark_changed_definitions_are_built_whole():
+    """Definitions recorded but no mark (its insert failed after theirs, or it was removed): the
+    complete build must not run a changed incremental model incrementally and record it as applied."""
+    recorded = {"stg_deposits": "a", "fct_deposits": "b"}
+    changes = DefinitionChanges({**recorded, "fct_deposits": "b2"}, recorded)
+    plan = incremental_plan(None, definitions=changes)
+    assert plan.arguments == ("build", "--full-refresh") and "fct_deposits" in plan.reason
+    assert plan.covers_all_changes and plan.definitions.to_record() == {"fct_deposits": "b2"}
+    # Nothing changed, or nothing recorded yet: the first build as before.
+    assert incremental_plan(None, definitions=DefinitionChanges(recorded, recorded)).arguments == ("build",)
+    assert incremental_plan(None, definitions=DefinitionChanges(recorded, {})).arguments == ("build",)
+
+
 def test_a_complete_build_applies_every_changed_definition():
     recorded = {"stg_deposits": "a", "mart": "c"}
     changes = DefinitionChanges({**recorded, "mart": "c2"}, recorded)
@@ -183,7 +198,7 @@ def test_the_project_wide_definition_is_what_no_models_file_holds(tmp_path):
     root = _project(tmp_path)
     before = project_checksum(root)
     assert project_checksum(root) == before  # stable
-    assert current_definitions(root) == {"mart": model_checksums(root)["mart"], PROJECT: before}
+    assert current_definitions(root) == {"mart": f"./{model_checksums(root)['mart']}", PROJECT: before}
     (root / "dbt" / "models" / "mart.sql").write_text("select 2 as r\n")  # a model's own definition
     assert project_checksum(root) == before
     (root / "dbt" / "models" / "notes.md").write_text("# docs\n")  # neither YAML nor a macro
@@ -194,6 +209,12 @@ def test_the_project_wide_definition_is_what_no_models_file_holds(tmp_path):
         ("dbt/macros/ratio.sql", "{% macro ratio(a, b) %}{{ a }} / nullif({{ b }}, 0){% endmacro %}\n"),
         ("dbt/macros/new.sql", "{% macro new() %}1{% endmacro %}\n"),
         ("dbt/models/staging/_sources.yaml", "sources: []\n"),
+        ("dbt/models/_configs.YML", "models: [{name: mart, config: {materialized: view}}]\n"),
+        # dbt reads schema files under every resource path (dbt's defaults here), and functions are
+        # called by models as macros are
+        ("tests/_patches.yml", "models: [{name: mart, config: {materialized: table}}]\n"),
+        ("snapshots/_snapshots.yml", "models: [{name: mart, config: {enabled: true}}]\n"),
+        ("functions/double_it.sql", "x * 2\n"),
         (
             "dbt_project.yml",
             'name: p\nmodel-paths: ["dbt/models"]\nmacro-paths: ["dbt/macros"]\nvars: {x: 1}\n',
@@ -211,6 +232,20 @@ def test_the_project_wide_definition_is_what_no_models_file_holds(tmp_path):
     assert project_checksum(root) not in seen
     # The reserved name cannot be a model's (a model is named by its file, and "/" is in no file name).
     assert "/" in PROJECT and "/" in own_project_row("mart")
+
+
+def test_a_model_moved_unchanged_to_another_folder_has_changed(tmp_path):
+    """dbt_project.yml configures models by folder (schema, materialization): the same file in
+    another folder is built elsewhere or otherwise, and what reads it reads it there."""
+    root = _project(tmp_path)
+    before, checksum = current_definitions(root), model_checksums(root)["mart"]
+    (root / "dbt" / "models" / "staging").mkdir()
+    (root / "dbt" / "models" / "mart.sql").rename(root / "dbt" / "models" / "staging" / "mart.sql")
+    after = current_definitions(root)
+    assert model_checksums(root)["mart"] == checksum and after[PROJECT] == before[PROJECT]
+    assert after["mart"] == f"staging/{checksum}"
+    changes = DefinitionChanges(after, before)
+    assert changes.changed == ("mart",) and not changes.project_changed
 
 
 def test_a_project_wide_change_makes_every_model_changed_once():

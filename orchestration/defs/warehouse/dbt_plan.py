@@ -30,25 +30,28 @@
 
 What "a definition changed" means is decided in one place (:class:`DefinitionChanges`): a model's
 definition is dbt's checksum of its file (the manifest's ``checksum.checksum``: sha256 of the file's
-stripped text), computed here from the files (:func:`model_checksums`) so that no dbt process is
-needed; the checksums a successful build applied are recorded in ClickHouse (refresh_state.py), for
-every process and machine building the same schemas. A model whose checksum differs from the
-recorded one, or that has none (added by the deploy), has changed. They are recorded (with the
-refresh mark) after a successful build that covered every change - an incremental plan selects
-each changed model with its downstream, a complete build all of them - and never after a
-``--select`` build or a Dagster run of some of the assets: those may have rebuilt a changed model
-and left what reads it as the old definition built it.
+stripped text) and the folder the file is in (dbt_project.yml configures models by folder: schema,
+materialization, contract; a file moved unchanged to another folder has changed), computed here from
+the files (:func:`current_definitions`) so that no dbt process is needed; the definitions a
+successful build applied are recorded in ClickHouse (refresh_state.py), for every process and
+machine building the same schemas. A model whose definition differs from the recorded one, or that
+has none (added by the deploy), has changed. They are recorded (with the refresh mark) after a
+successful build that covered every change - an incremental plan selects each changed model with its
+downstream, a complete build all of them - and never after a ``--select`` build or a Dagster run of
+some of the assets: those may have rebuilt a changed model and left what reads it as the old
+definition built it.
 
-What no model's file holds - ``dbt_project.yml``, the macros, the models' YAML (contracts, columns,
-configs, and the sources, unit tests and exposures beside them), the packages - is one project-wide
-definition (:func:`project_checksum`, under the reserved name :data:`PROJECT`), recorded beside the
-models'. When it changed, every model has changed: the next incremental build is one
-``--full-refresh`` run of every model (no finer rule says which models a macro or a config reached,
-and a wrong guess would leave a model built the old way until the nightly build). A Dagster op that
-builds its models apart from the others (the KPI mart's, which the hourly op leaves out) keeps its own
-project-wide record (:func:`own_project_row`), so that no build claims to have applied it to models
-it did not build; a build that applied a definition such a model reads, without building it, records
-it as stale (:data:`STALE`), and the model's own build then rebuilds it whole.
+What no model's file holds - ``dbt_project.yml``, the macros and functions, the YAML dbt reads
+(under every resource path: the models' contracts, columns and configs, and the sources, unit tests
+and exposures beside them), the packages - is one project-wide definition (:func:`project_checksum`,
+under the reserved name :data:`PROJECT`), recorded beside the models'. When it changed, every model
+has changed: the next incremental build is one ``--full-refresh`` run of every model (no finer rule
+says which models a macro or a config reached, and a wrong guess would leave a model built the old
+way until the nightly build). A Dagster op that builds its models apart from the others (the KPI
+mart's, which the hourly op leaves out) keeps its own project-wide record (:func:`own_project_row`),
+so that no build claims to have applied it to models it did not build; a build that applied a
+definition such a model reads, without building it, records it as stale (:data:`STALE`), and the
+model's own build then rebuilds it whole.
 
 First record: with nothing recorded yet for the models a build covers (a warehouse built before
 this existed, a test's bare ``dbt run``, the KPI mart before its own job recorded it), no model
@@ -56,7 +59,10 @@ counts as changed and the current definitions are recorded as built after the ne
 treating every model as changed would turn the first hourly run into a full rebuild of every
 incremental model for no known change. A deploy made just before that first run is applied by the
 nightly build, as it was before. The same holds for a project-wide record missing beside recorded
-models (a warehouse whose models were recorded before it existed).
+models (a warehouse whose models were recorded before it existed). The other way round - definitions
+recorded but no refresh mark (its insert failed after theirs, or it was removed) - the complete build
+that follows is a ``--full-refresh`` when a definition changed: the models may exist, and a plain
+build would run a changed incremental model incrementally and record it as applied.
 
 Date-relative columns (last 7 days, days in stage) move with the build date; when nothing changes
 for hours they roll over with the nightly build.
@@ -76,8 +82,21 @@ SOURCE = "crm"
 INCREMENTAL_EXCLUDE = "config.materialized:view"
 # dbt's warning for a --select that matches no node, raised as an error for explicit selections.
 SELECTION_MUST_MATCH = ("--warn-error-options", '{"error": ["NoNodesForSelectionCriteria"]}')
+# Matched without regard to case, as dbt matches ``*.sql``, ``*.yml`` ... (``X.SQL`` is a model too).
 MODEL_SUFFIXES = (".sql", ".py")
 YAML_SUFFIXES = (".yml", ".yaml")
+# dbt_project.yml's paths to what dbt reads, with dbt's defaults. YAML under any of them may configure
+# a model (dbt reads schema files from every one), and functions (UDFs) are called by models as
+# macros are: both are project-wide.
+RESOURCE_PATHS = {
+    "model-paths": ["models"],
+    "seed-paths": ["seeds"],
+    "snapshot-paths": ["snapshots"],
+    "analysis-paths": ["analyses"],
+    "macro-paths": ["macros"],
+    "test-paths": ["tests"],
+    "function-paths": ["functions"],
+}
 PACKAGE_FILES = ("packages.yml", "dependencies.yml", "package-lock.yml")
 # The project-wide definition's name among the models': a "/" is in no file name, so in no model's.
 PROJECT = "/project"
@@ -94,6 +113,10 @@ def _project_config(project_dir: Path) -> dict[str, Any]:
     return yaml.safe_load((project_dir / "dbt_project.yml").read_text())
 
 
+def _paths(config: Mapping[str, Any], key: str) -> list[str]:
+    return config.get(key, RESOURCE_PATHS[key])
+
+
 def _files_under(
     project_dir: Path, paths: Iterable[str], suffixes: tuple[str, ...] | None = None
 ) -> set[Path]:
@@ -101,29 +124,41 @@ def _files_under(
         path
         for folder in paths
         for path in (project_dir / folder).rglob("*")
-        if path.is_file() and (suffixes is None or path.suffix in suffixes)
+        if path.is_file() and (suffixes is None or path.suffix.lower() in suffixes)
     }
 
 
+def _model_files(project_dir: Path) -> dict[str, tuple[str, Path]]:
+    """Each model's file by model name (the file's stem), with its folder under its model path
+    (``staging/crm``; ``.`` at the top), for the model paths of ``project_dir``'s dbt_project.yml."""
+    files: dict[str, tuple[str, Path]] = {}
+    for model_path in _paths(_project_config(project_dir), "model-paths"):
+        for path in sorted(_files_under(project_dir, [model_path], MODEL_SUFFIXES)):
+            files[path.stem] = (path.parent.relative_to(project_dir / model_path).as_posix(), path)
+    return files
+
+
+def _dbt_checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes().decode("utf-8").strip().encode("utf-8")).hexdigest()
+
+
 def model_checksums(project_dir: Path) -> dict[str, str]:
-    """Each model's checksum as dbt computes it (sha256 of the file's text, stripped), by model name
-    (the file's stem), for the model paths of ``project_dir``'s dbt_project.yml."""
-    model_paths = _project_config(project_dir).get("model-paths", ["models"])
-    checksums: dict[str, str] = {}
-    for path in sorted(_files_under(project_dir, model_paths, MODEL_SUFFIXES)):
-        text = path.read_bytes().decode("utf-8").strip()
-        checksums[path.stem] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return checksums
+    """Each model's checksum as dbt computes it (sha256 of the file's text, stripped), by model name."""
+    return {name: _dbt_checksum(path) for name, (_folder, path) in _model_files(project_dir).items()}
 
 
 def project_checksum(project_dir: Path) -> str:
     """One checksum over what defines every model beside its own file: ``dbt_project.yml``, the
-    package files (if any), every file under the macro paths and every YAML file under the model
-    paths, each by its path relative to ``project_dir`` (in that order, so it is stable)."""
+    package files (if any), every file under the macro and function paths and every YAML file under
+    the paths dbt reads (:data:`RESOURCE_PATHS`), each by its path relative to ``project_dir`` (in
+    that order, so it is stable)."""
     config = _project_config(project_dir)
     files = {project_dir / name for name in ("dbt_project.yml", *PACKAGE_FILES)}
-    files |= _files_under(project_dir, config.get("macro-paths", ["macros"]))
-    files |= _files_under(project_dir, config.get("model-paths", ["models"]), YAML_SUFFIXES)
+    for key in ("macro-paths", "function-paths"):
+        files |= _files_under(project_dir, _paths(config, key))
+    files |= _files_under(
+        project_dir, [path for key in RESOURCE_PATHS for path in _paths(config, key)], YAML_SUFFIXES
+    )
     digest = hashlib.sha256()
     for relative, path in sorted((path.relative_to(project_dir).as_posix(), path) for path in files):
         if path.is_file():
@@ -132,8 +167,14 @@ def project_checksum(project_dir: Path) -> str:
 
 
 def current_definitions(project_dir: Path) -> dict[str, str]:
-    """Every model's definition (:func:`model_checksums`) and the project-wide one (:data:`PROJECT`)."""
-    return {**model_checksums(project_dir), PROJECT: project_checksum(project_dir)}
+    """Every model's definition, ``<folder>/<checksum>``: dbt's checksum of its file
+    (:func:`model_checksums`) and the folder it is in, whose configs in dbt_project.yml (schema,
+    materialization, contract) apply to it, so that a file moved unchanged to another folder has
+    changed; and the project-wide definition (:data:`PROJECT`)."""
+    models = {
+        name: f"{folder}/{_dbt_checksum(path)}" for name, (folder, path) in _model_files(project_dir).items()
+    }
+    return {**models, PROJECT: project_checksum(project_dir)}
 
 
 @dataclass(frozen=True)
@@ -280,7 +321,16 @@ def incremental_plan(
     With a ``manifest`` (Dagster) the selection is written as an ``--exclude`` of the unaffected
     models instead of ``--select source:crm.<table>+ <model>+`` (see :func:`unaffected_models`)."""
     if changed_tables is None:
-        return complete_plan(dbt_vars=dbt_vars, reason="first build of these models", definitions=definitions)
+        # No refresh mark, yet definitions recorded and since changed (the mark's insert failed
+        # after the definitions', or the mark was removed): the incremental models may exist, and a
+        # plain build would run the changed ones incrementally and record them as applied. Such a
+        # build is a --full-refresh (as the nightly one).
+        reason = "first build of these models"
+        if definitions.changed:
+            reason += f"; definitions changed: {definitions.describe()}"
+        return complete_plan(
+            full_refresh=bool(definitions.changed), dbt_vars=dbt_vars, reason=reason, definitions=definitions
+        )
     changed_models = definitions.changed
     if not changed_tables and not changed_models:
         return DbtPlan(

@@ -20,12 +20,13 @@ since its own) and moves both. The Dagster KPI op records the models' mark it re
 (the facts it was built from). Reports read the earlier of the two (:func:`reports_refresh`).
 
 What a deploy changed is kept beside the marks: ``raw._model_definitions`` holds, per marts schema
-(the same keys) and model, the definition checksum (dbt_plan.py) of the last successful build that
-applied it: every changed definition and its downstream built, or a complete build. The next build
-compares the model files with it (:func:`definition_changes`), so a deploy is applied by the next
-hourly build whichever process or machine runs it. Beside the models, under reserved names, the
-project-wide definition (macros, YAML, ``dbt_project.yml``): one row for the models built together,
-and one of its own for the KPI mart, which Dagster builds apart (dbt_plan.py).
+(the same keys) and model, the definition (dbt_plan.py: its file's checksum and its folder) of the
+last successful build that applied it: every changed definition and its downstream built, or a
+complete build. The next build compares the model files with it (:func:`definition_changes`), so a
+deploy is applied by the next hourly build whichever process or machine runs it. Beside the
+models, under reserved names, the project-wide definition (macros, YAML, ``dbt_project.yml``): one
+row for the models built together, and one of its own for the KPI mart, which Dagster builds apart
+(dbt_plan.py).
 
 What the incremental models read is bounded differently: by each table's committed watermark
 (``replicated_through_ms``), read once here before dbt starts and handed to every model of the run
@@ -189,8 +190,8 @@ def _ensure_definitions_table(client, raw_database: str) -> None:
 
 
 def recorded_definitions(client, raw_database: str, marts_schema: str) -> dict[str, str]:
-    """Model name (or a project-wide row's reserved name) -> the definition checksum the builds of
-    these models last applied."""
+    """Model name (or a project-wide row's reserved name) -> the definition the builds of these
+    models last applied."""
     _ensure_definitions_table(client, raw_database)
     return dict(_rows_of_schema(client, raw_database, DEFINITIONS_TABLE, "model, checksum", marts_schema))
 
