@@ -22,9 +22,14 @@ are left out of the comparison and of the key counts (reported as ``changed_sinc
   mart also the customers of a changed employee (the mart shows the employee's name and code);
 * in the employee mart, employees whose own row changed, and employees of such a customer.
 
-A row's customer or employee is taken both as PostgreSQL has it now and as the raw copy held it when
-the marts were built (a deleted funnel row is only there; a reassigned customer counts for both of
-its employees). If replication ran again after the last build (rows copied after the marts' refresh
+A row's customer or employee is taken both as PostgreSQL has it now and as the marts were built from
+it (a deleted funnel row is only in raw; a reassigned customer counts for both of its employees):
+from every version the raw copy holds, tombstones included, and for a customer also from the customer
+mart itself. ClickHouse merges a raw row's versions whenever it likes, so once replication copied a
+change the version the marts were built from may be gone from raw; the customer mart still names the
+employee it counted a customer for, and a deleted row's tombstone keeps its customer. (A funnel row
+moved to another customer, copied and merged before the check, loses its first customer: no mart
+names funnel rows.) If replication ran again after the last build (rows copied after the marts' refresh
 mark, ``refresh_state``), the rows it copied count as changed too: the marts have not seen them
 (replication and builds do not overlap: they share the ``warehouse`` pool). Without a refresh mark
 (models built by hand) the marts are taken to hold what raw holds. The views and the changed keys
@@ -106,6 +111,9 @@ VIEW_SOURCES = {
     "funnel_bofu": "customer_id",
 }
 FIRST_KEYS_REPORTED = 10
+# Ids per ClickHouse query that names them: they travel as a query parameter in the request's URL,
+# whose fields ClickHouse bounds (``http_max_field_value_size``, 128 KiB by default).
+IDS_PER_QUERY = 10_000
 CHANGED_SINCE_BUILD_RULE = (
     "keys whose customers/employees/funnel rows PostgreSQL changed or deleted at or after the replication "
     "cursor the marts were built from (or that replication copied after the last build) are left out"
@@ -179,8 +187,11 @@ class ChangedSinceBuild:
 class _ChangeReader:
     """Reads what changed since ``built`` through one PostgreSQL transaction and the raw copies."""
 
-    def __init__(self, conn: psycopg.Connection, client, raw_database: str, built: BuiltFrom):
-        self.conn, self.client, self.raw_database, self.built = conn, client, raw_database, built
+    def __init__(
+        self, conn: psycopg.Connection, client, raw_database: str, marts_schema: str, built: BuiltFrom
+    ):
+        self.conn, self.client, self.built = conn, client, built
+        self.raw_database, self.marts_schema = raw_database, marts_schema
 
     def _raw(self, table: str) -> str:
         return f"`{self.raw_database}`.`{table}`"
@@ -212,22 +223,36 @@ class _ChangeReader:
 
     def owners(self, table: str, ids: Iterable[int]) -> set[int]:
         """Whom rows ``ids`` of ``table`` count for (``VIEW_SOURCES``): as PostgreSQL has them now, and
-        as the raw copy held them when the marts were built (a deleted row is only there)."""
+        as the marts were built from them (module docstring)."""
         ids, column = sorted(ids), VIEW_SOURCES[table]
         if not ids:
             return set()
-        now = self.conn.execute(f"select {column} from {table} where id = any(%s)", (ids,)).fetchall()
-        built_before = (
-            ""
-            if self.built.refreshed_through is None
-            else " and _replicated_at < {mark:DateTime64(6, 'UTC')}"
-        )
-        as_built = self.client.query(
-            f"select argMax({column}, _version) from {self._raw(table)} "
-            f"where id in {{ids:Array(Int64)}}{built_before} group by id",
-            parameters={"ids": ids, "mark": self.built.refreshed_through},
-        ).result_rows
-        return {owner for (owner,) in [*now, *as_built] if owner is not None}
+        owners = {
+            owner
+            for (owner,) in self.conn.execute(f"select {column} from {table} where id = any(%s)", (ids,))
+        }
+        owners |= self._clickhouse_values(f"select distinct {column} from {self._raw(table)}", "id", ids)
+        if table == "customers":
+            owners |= self._clickhouse_values(
+                f"select assigned_employee_id from `{self.marts_schema}`.mart_customer_overview",
+                "customer_id",
+                ids,
+            )
+        return owners - {None}
+
+    def _clickhouse_values(self, select: str, key: str, ids: list[int]) -> set:
+        """The values ``select`` returns for the rows whose ``key`` is one of ``ids``, asked
+        ``IDS_PER_QUERY`` ids at a time."""
+        values = set()
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            values |= {
+                value
+                for (value,) in self.client.query(
+                    f"{select} where {key} in {{ids:Array(Int64)}}",
+                    parameters={"ids": ids[start : start + IDS_PER_QUERY]},
+                ).result_rows
+            }
+        return values
 
     def customers_of(self, employees: Iterable[int]) -> set[int]:
         """Customers PostgreSQL assigns to ``employees`` (a customer assigned otherwise when the marts
@@ -239,12 +264,12 @@ class _ChangeReader:
 
 
 def changed_since_build(
-    conn: psycopg.Connection, client, raw_database: str, built: BuiltFrom | None
+    conn: psycopg.Connection, client, raw_database: str, marts_schema: str, built: BuiltFrom | None
 ) -> ChangedSinceBuild:
     """The keys of the two marts the views may show otherwise than the marts by now (module docstring)."""
     if built is None:
         return ChangedSinceBuild()
-    reader = _ChangeReader(conn, client, raw_database, built)
+    reader = _ChangeReader(conn, client, raw_database, marts_schema, built)
     changed = {table: reader.rows(table) for table in built.cursors}
     customers = set(changed.get("customers", ()))
     for table, column in VIEW_SOURCES.items():
@@ -356,7 +381,9 @@ def reconcile_customers(
     with _snapshot(pg_dsn) as conn:
         for row in _view_rows(conn, "v_customer_overview", list(CUSTOMER_COLUMNS.values())):
             view_rows.setdefault(row["id"], []).append(row)
-        changed = changed_since_build(conn, client, raw_database, report.built_from).in_customer_mart
+        changed = changed_since_build(
+            conn, client, raw_database, marts_schema, report.built_from
+        ).in_customer_mart
     view_rows, mart = report.leave_out(changed, view_rows, mart)
     for key, rows in view_rows.items():
         actual = mart.get(key)
@@ -391,7 +418,9 @@ def reconcile_employees(
             for row in _view_rows(conn, "v_employee_performance", list(EMPLOYEE_COLUMNS.values()))
         }
         affected = {employee_id for (employee_id,) in conn.execute(_EMPLOYEES_WITH_REPEATED_CUSTOMERS)}
-        changed = changed_since_build(conn, client, raw_database, report.built_from).in_employee_mart
+        changed = changed_since_build(
+            conn, client, raw_database, marts_schema, report.built_from
+        ).in_employee_mart
     for row in view_rows.values():
         row["department"] = row["department"] or "unassigned"
     view_rows, mart = report.leave_out(changed, view_rows, mart)
