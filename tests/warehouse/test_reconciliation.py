@@ -8,6 +8,7 @@ from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
 from orchestration.defs.warehouse.reconciliation import (
     IDS_PER_QUERY,
+    ChangedSinceBuild,
     changed_since_build,
     marts_built_from,
     reconcile_customers,
@@ -83,8 +84,11 @@ def test_what_the_crm_changed_since_the_build_is_left_out_and_reported(
     """The views are read live, the marts hold what replication copied: a customer whose row changed
     (2), whose funnel row changed (3) and one deleted (4) after the build are left out of the
     comparison and the key counts, with their employees (2 and 3), and reported; the rest is still
-    compared exactly, also once replication copied the changes but no build has taken them up yet."""
+    compared exactly, also once replication copied the changes but no build has taken them up yet.
+    Every employee logging in since (their row written, nothing the views show changed) leaves Mona and
+    customer 1 (Alice's) compared."""
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update employees set last_login_at = now(), updated_at = now()")
         conn.execute("update customers set tier = 'S' where id = 2")
         conn.execute(
             "update funnel_bofu set net_deposit = 4000, total_withdrawals = 1000 where source_key = 'B3'"
@@ -189,3 +193,26 @@ def test_many_changed_rows_are_looked_up_in_clickhouse_a_bounded_number_of_ids_a
         conn.rollback()
     assert changed.customers == {1, 2}
     assert changed.in_employee_mart == {2}
+
+
+def test_an_employee_counts_as_changed_since_the_build_only_when_the_views_show_them_otherwise(warehouse):
+    """Every login writes the employee's row (last_login_at, updated_at) without changing what the
+    views show: the employees and their customers are still compared. A new name (both views show it)
+    leaves the employee out with their customers (Alice: 1 and 2), and so does an employee added since."""
+    client, marts = warehouse.client(), warehouse.schema("marts")
+    built = marts_built_from(client, warehouse.raw_database, marts)
+    # Never committed: the session's warehouse stays as built (an error rolls back on leaving too).
+    with psycopg.connect(warehouse.pg_dsn) as conn:
+        conn.execute("update employees set last_login_at = now(), updated_at = now()")
+        logged_in = changed_since_build(conn, client, warehouse.raw_database, marts, built)
+        conn.execute("update employees set name = 'Alice Renamed' where id = 2")
+        conn.execute(
+            "insert into employees (id, employee_code, name, email, username, password_hash, role)"
+            " values (4, 'EMP_N1', 'Nina New', 'nina@corp.example', 'nina', 'hash-n', 'employee')"
+        )
+        renamed = changed_since_build(conn, client, warehouse.raw_database, marts, built)
+        conn.rollback()
+    assert logged_in == ChangedSinceBuild()
+    assert renamed.employees == {2, 4}
+    assert renamed.in_employee_mart == {2, 4}
+    assert renamed.in_customer_mart == {1, 2}

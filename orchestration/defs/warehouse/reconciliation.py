@@ -20,7 +20,15 @@ are left out of the comparison and of the key counts (reported as ``changed_sinc
 * customers whose own row or one of whose funnel rows was written at or after its table's cursor,
   or deleted since (``sync_deletions``, the log replication turns into tombstones); in the customer
   mart also the customers of a changed employee (the mart shows the employee's name and code);
-* in the employee mart, employees whose own row changed, and employees of such a customer.
+* in the employee mart, changed employees, and employees of such a customer.
+
+An employee counts as changed only when the views would show them otherwise: a column the views read
+from ``employees`` (``EMPLOYEE_VIEW_COLUMNS``) differs between PostgreSQL now and the raw copy's
+versions, or the row was added or deleted since. An employee's row is written on every login
+(``last_login_at``, ``updated_at``): counting any write would leave nearly every active employee and
+all their customers out of the comparison every day. Employee rows replication copied after the last
+build count as changed whatever their columns: ClickHouse may have merged away the version the marts
+were built from, so the raw copy can no longer tell.
 
 A row's customer or employee is taken both as PostgreSQL has it now and as the marts were built from
 it (a deleted funnel row is only in raw; a reassigned customer counts for both of its employees):
@@ -101,6 +109,11 @@ where c.assigned_employee_id is not null and (
     or (select count(*) from funnel_bofu b where b.customer_id = c.id) > 1)
 """
 
+# The columns v_customer_overview / v_employee_performance read from employees (besides ``id``, the
+# join key): the customer view shows name and employee_code, the employee view these and level,
+# department, created_at (as hired_at). The raw copy keeps PostgreSQL's column names.
+EMPLOYEE_VIEW_COLUMNS = ("employee_code", "name", "level", "department", "created_at")
+
 # The tables the two views read, each with the column naming whom its row counts for: a funnel row
 # its customer, a customer its employee (an employee row counts for itself).
 VIEW_SOURCES = {
@@ -116,7 +129,8 @@ FIRST_KEYS_REPORTED = 10
 IDS_PER_QUERY = 10_000
 CHANGED_SINCE_BUILD_RULE = (
     "keys whose customers/employees/funnel rows PostgreSQL changed or deleted at or after the replication "
-    "cursor the marts were built from (or that replication copied after the last build) are left out"
+    "cursor the marts were built from (or that replication copied after the last build) are left out; "
+    "an employee only when a column the views show from employees changed, or it was added or deleted"
 )
 
 
@@ -171,7 +185,7 @@ def marts_built_from(client, raw_database: str, marts_schema: str) -> BuiltFrom 
 @dataclass(frozen=True)
 class ChangedSinceBuild:
     customers: frozenset[int] = frozenset()  # own row or a funnel row changed
-    employees: frozenset[int] = frozenset()  # own row changed
+    employees: frozenset[int] = frozenset()  # shown otherwise by the views, added or deleted
     employees_of_changed_customers: frozenset[int] = frozenset()  # now or as built
     customers_of_changed_employees: frozenset[int] = frozenset()
 
@@ -199,6 +213,10 @@ class _ChangeReader:
     def rows(self, table: str) -> set[int]:
         """Ids of ``table``'s rows written at or after its cursor, deleted since, or copied after the
         marts' last build."""
+        return self.written_in_postgres(table) | self.copied_after_build(table)
+
+    def written_in_postgres(self, table: str) -> set[int]:
+        """Ids of ``table``'s rows written at or after its cursor or deleted since."""
         cursor = self.built.cursors[table]
         ids = {
             row_id
@@ -211,15 +229,30 @@ class _ChangeReader:
                 (table, cursor),
             )
         }
-        if self.built.refreshed_through is not None:
-            ids |= {
-                row_id
-                for (row_id,) in self.client.query(
-                    f"select distinct id from {self._raw(table)} where _replicated_at >= {{mark:DateTime64(6, 'UTC')}}",
-                    parameters={"mark": self.built.refreshed_through},
-                ).result_rows
-            }
         return ids
+
+    def copied_after_build(self, table: str) -> set[int]:
+        """Ids of ``table``'s rows replication copied after the marts' last build (none without a
+        refresh mark)."""
+        if self.built.refreshed_through is None:
+            return set()
+        return {
+            row_id
+            for (row_id,) in self.client.query(
+                f"select distinct id from {self._raw(table)} where _replicated_at >= {{mark:DateTime64(6, 'UTC')}}",
+                parameters={"mark": self.built.refreshed_through},
+            ).result_rows
+        }
+
+    def versions(self, table: str, columns: Iterable[str], ids: list[int]) -> tuple[set[tuple], set[tuple]]:
+        """``columns`` of rows ``ids`` of ``table``: (as PostgreSQL has them now, as the raw copy holds
+        them in every version, tombstones included, with ``_is_deleted`` last)."""
+        select = ", ".join(columns)
+        now = set(self.conn.execute(f"select {select} from {table} where id = any(%s)", (ids,)))
+        raw = self._clickhouse_rows(
+            f"select distinct {select}, _is_deleted from {self._raw(table)}", "id", ids
+        )
+        return now, raw
 
     def owners(self, table: str, ids: Iterable[int]) -> set[int]:
         """Whom rows ``ids`` of ``table`` count for (``VIEW_SOURCES``): as PostgreSQL has them now, and
@@ -227,32 +260,54 @@ class _ChangeReader:
         ids, column = sorted(ids), VIEW_SOURCES[table]
         if not ids:
             return set()
-        owners = {
-            owner
-            for (owner,) in self.conn.execute(f"select {column} from {table} where id = any(%s)", (ids,))
-        }
-        owners |= self._clickhouse_values(f"select distinct {column} from {self._raw(table)}", "id", ids)
+        now, raw = self.versions(table, [column], ids)
+        owners = {owner for (owner,) in now} | {owner for owner, _is_deleted in raw}
         if table == "customers":
-            owners |= self._clickhouse_values(
-                f"select assigned_employee_id from `{self.marts_schema}`.mart_customer_overview",
-                "customer_id",
-                ids,
-            )
+            owners |= {
+                owner
+                for (owner,) in self._clickhouse_rows(
+                    f"select assigned_employee_id from `{self.marts_schema}`.mart_customer_overview",
+                    "customer_id",
+                    ids,
+                )
+            }
         return owners - {None}
 
-    def _clickhouse_values(self, select: str, key: str, ids: list[int]) -> set:
-        """The values ``select`` returns for the rows whose ``key`` is one of ``ids``, asked
+    def employees_shown_otherwise(self, ids: Iterable[int]) -> set[int]:
+        """Of employees ``ids``, those the views show otherwise now than as built: a column they read
+        from ``employees`` differs between PostgreSQL now and a live version in the raw copy, or the
+        employee is only on one side (added or deleted since)."""
+        ids = sorted(ids)
+        if not ids:
+            return set()
+        now, raw = self.versions("employees", ["id", *EMPLOYEE_VIEW_COLUMNS], ids)
+        shown_now, shown_as_built = {}, {}
+        for row in now:
+            shown_now.setdefault(row[0], set()).add(tuple(map(_normalise, row)))
+        for *row, is_deleted in raw:
+            if not is_deleted:
+                shown_as_built.setdefault(row[0], set()).add(tuple(map(_normalise, row)))
+        return {
+            employee_id
+            for employee_id in ids
+            if shown_now.get(employee_id) != shown_as_built.get(employee_id)
+        }
+
+    def _clickhouse_rows(self, select: str, key: str, ids: list[int]) -> set[tuple]:
+        """The rows ``select`` returns for the rows whose ``key`` is one of ``ids``, asked
         ``IDS_PER_QUERY`` ids at a time."""
-        values = set()
+        rows = set()
         for start in range(0, len(ids), IDS_PER_QUERY):
-            values |= {
-                value
-                for (value,) in self.client.query(
-                    f"{select} where {key} in {{ids:Array(Int64)}}",
-                    parameters={"ids": ids[start : start + IDS_PER_QUERY]},
-                ).result_rows
-            }
-        return values
+            rows |= set(
+                map(
+                    tuple,
+                    self.client.query(
+                        f"{select} where {key} in {{ids:Array(Int64)}}",
+                        parameters={"ids": ids[start : start + IDS_PER_QUERY]},
+                    ).result_rows,
+                )
+            )
+        return rows
 
     def customers_of(self, employees: Iterable[int]) -> set[int]:
         """Customers PostgreSQL assigns to ``employees`` (a customer assigned otherwise when the marts
@@ -270,12 +325,16 @@ def changed_since_build(
     if built is None:
         return ChangedSinceBuild()
     reader = _ChangeReader(conn, client, raw_database, marts_schema, built)
-    changed = {table: reader.rows(table) for table in built.cursors}
+    changed = {table: reader.rows(table) for table in built.cursors if table != "employees"}
     customers = set(changed.get("customers", ()))
     for table, column in VIEW_SOURCES.items():
         if column == "customer_id" and table in changed:
             customers |= reader.owners(table, changed[table])
-    employees = changed.get("employees", set())
+    # An employee's row is written on every login: only a change the views show counts (module docstring).
+    employees = set()
+    if "employees" in built.cursors:
+        employees = reader.employees_shown_otherwise(reader.written_in_postgres("employees"))
+        employees |= reader.copied_after_build("employees")
     return ChangedSinceBuild(
         customers=frozenset(customers),
         employees=frozenset(employees),
