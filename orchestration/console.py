@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import typer
 from rich.console import Console
 
 # Wide enough for any path or address the commands print; a table is only as wide as its content.
@@ -21,3 +22,10 @@ def make_console(*, stderr: bool = False) -> Console:
     if console.is_terminal or os.environ.get("COLUMNS"):
         return console
     return Console(stderr=stderr, width=WIDTH_AWAY_FROM_A_TERMINAL, soft_wrap=True)
+
+
+def command_error(message: str) -> typer.Exit:
+    """One line on stderr and a non-zero exit to raise: for what is wrong in the environment, not an
+    option (typer's usage errors cover those)."""
+    typer.echo(f"Error: {message}", err=True)
+    return typer.Exit(code=1)

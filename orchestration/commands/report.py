@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Column, Table
 
-from orchestration.console import make_console
+from orchestration.console import command_error, make_console
 
 console = make_console()
 
@@ -39,12 +39,6 @@ def _valid(what: str):
     return callback
 
 
-def _fail(message: str) -> typer.Exit:
-    """One line on stderr and a non-zero exit: for what is wrong in the environment, not an option."""
-    typer.echo(f"Error: {message}", err=True)
-    return typer.Exit(code=1)
-
-
 def _progress(line: str) -> None:
     console.print(f"[yellow]{line}[/]" if line.startswith("warning:") else f"[dim]{line}[/]")
 
@@ -72,7 +66,7 @@ def register(app: typer.Typer) -> None:
         period = Period.weekly(day) if weekly else Period.daily(day)
         row_id = Ledger(environment.pg_dsn()).mark_delivered(to, period, message_id)
         if row_id is None:
-            raise _fail(
+            raise command_error(
                 f"no delivery of the {period.kind} report of {period.start} to {to} awaits a decision "
                 "(see `funnelhouse report --date ... --send`: it lists them), or it has no Message-ID "
                 "recorded: give the one from the relay's log with --message-id"
@@ -135,7 +129,7 @@ def register(app: typer.Typer) -> None:
         if when is None:
             when = runner.latest_data_day()
             if when is None:
-                raise _fail("the KPI mart has no activity at all: run `funnelhouse build` first")
+                raise command_error("the KPI mart has no activity at all: run `funnelhouse build` first")
             console.print(f"[dim]report day: {when} (the newest day with activity; --date to choose)[/]")
         period = Period.weekly(when) if weekly else Period.daily(when)
         try:
@@ -155,7 +149,7 @@ def register(app: typer.Typer) -> None:
         except runner.NoActivity as exc:
             raise typer.BadParameter(str(exc), param_hint="'--date'") from None
         except (RecipientError, runner.NoRecipients) as exc:
-            raise _fail(str(exc)) from None
+            raise command_error(str(exc)) from None
         # In a narrow terminal an address or error folds onto the next line rather than losing its end.
         table = Table(
             Column("recipient", overflow="fold"),

@@ -30,7 +30,7 @@ from ingestion.search.query import (
 )
 from ingestion.search.rebuild import RebuildReport
 from orchestration import environment
-from orchestration.console import make_console
+from orchestration.console import command_error, make_console
 
 console = make_console()
 
@@ -46,8 +46,7 @@ Sentiment = _allowed("sentiment")
 
 
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(1)
+    raise command_error(message)
 
 
 def _connection_errors() -> tuple[type[Exception], ...]:

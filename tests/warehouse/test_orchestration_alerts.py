@@ -1,7 +1,9 @@
 """The code location's run-failure alert: it reacts to a failed run of any of its jobs (backups,
 ingestion, reports, a materialisation started by hand), once each; an alert the relay did not take is
-mailed again on a later tick, once, or given up after FUNNELHOUSE_ALERT_RETRY_HOURS with an error.
-Real aiosmtpd relay, real (ephemeral) Dagster instance: its run records and tags are the sensors'."""
+mailed again on a later tick, once, or given up after FUNNELHOUSE_ALERT_RETRY_HOURS with an error;
+what no sensor mails again is the operator's (`funnelhouse alerts`, `resend`, `delivered`).
+Real aiosmtpd relay, real Dagster instances (ephemeral, or in DAGSTER_HOME for the commands): their
+run records and tags are the sensors'."""
 
 from __future__ import annotations
 
@@ -85,11 +87,11 @@ def relay(service_dirs, monkeypatch):
 class _Location:
     """The code location's two alert sensors over one instance, ticked as the daemon ticks them."""
 
-    def __init__(self):
+    def __init__(self, instance: dg.DagsterInstance | None = None):
         from orchestration.definitions import defs
 
         self.defs = defs
-        self.instance = dg.DagsterInstance.ephemeral()
+        self.instance = instance or dg.DagsterInstance.ephemeral()
         self.failures = defs.resolve_sensor_def("run_failure_alert_sensor")
         self.start = self.cursor = self.failures.evaluate_tick(
             dg.build_sensor_context(instance=self.instance)
@@ -197,3 +199,131 @@ def test_a_rerun_carrying_its_parents_alert_tags_is_alerted_on_its_own(relay):
     location.failure_ticks()
     assert _alerts_for(outbox, [run_id]) == [1]
     assert location.alert_state(run_id) == ("sent", 1)
+
+
+# --- `funnelhouse alerts`: what no sensor mails again is listed, resent or settled by an operator ---
+
+
+@pytest.fixture
+def dagster_home(tmp_path, monkeypatch):
+    """A real, persistent Dagster instance in DAGSTER_HOME, as the daemon's: the commands open it from
+    there, the sensors tick over the same one."""
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("")  # Dagster's defaults, as `make ui` would have them
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        yield instance
+
+
+def _funnelhouse(*arguments: str):
+    from typer.testing import CliRunner
+
+    from orchestration.cli import app
+
+    return CliRunner().invoke(app, list(arguments), env={"COLUMNS": "200"})
+
+
+def test_alerts_no_sensor_mails_again_are_listed_and_resent_or_recorded_by_hand(
+    relay, dagster_home, monkeypatch
+):
+    switch, outbox = relay
+    location = _Location(dagster_home)
+    given_up, settled = (_fail_a_run(dagster_home, job) for job in ("crm_ingest", "postgres_backup_job"))
+    location.failure_ticks()  # the relay is down: both pending
+    monkeypatch.setenv(RETRY_HOURS_ENV, "0")
+    location.retry_tick()
+    # tried once; queued behind it, never tried
+    assert [location.alert_state(run_id) for run_id in (given_up, settled)] == [
+        ("gave-up", 1),
+        ("gave-up", 0),
+    ]
+
+    listing = _funnelhouse("alerts")
+    assert listing.exit_code == 0, listing.output
+    [row] = [line for line in listing.output.splitlines() if given_up in line]
+    assert "crm_ingest" in row and "gave-up" in row and "UTC" in row
+    assert settled in listing.output and ONCALL not in listing.output  # never where alerts go
+
+    # by hand, once: a relay still down leaves it not-sent (no sensor retries it), and says so
+    still_down = _funnelhouse("alerts", "resend", given_up)
+    assert still_down.exit_code == 1 and "not mailed" in still_down.output
+    assert location.alert_state(given_up) == ("not-sent", 2)
+    assert _alerts_for(outbox, [given_up]) == [0]
+
+    switch("up")
+    resent = _funnelhouse("alerts", "resend", given_up[:8])  # as the mail's subject shows it
+    assert resent.exit_code == 0, resent.output
+    assert _alerts_for(outbox, [given_up, settled]) == [1, 0]
+    [mail] = messages_to(outbox, ONCALL)
+    assert mail["Subject"] == f"[funnelhouse] crm_ingest failed (run {given_up[:8]})"
+    assert f"alert-{given_up}@" in mail["Message-ID"]  # what to look for in the relay's log
+    assert location.alert_state(given_up) == ("sent", 3)
+
+    refused = _funnelhouse("alerts", "resend", given_up)  # sent: not twice by accident
+    assert refused.exit_code == 1 and "--again" in refused.output
+    assert _alerts_for(outbox, [given_up]) == [1]
+    assert _funnelhouse("alerts", "resend", given_up, "--again").exit_code == 0
+    assert _alerts_for(outbox, [given_up]) == [2]
+
+    # the relay's log shows it arrived: recorded as sent, nothing mailed
+    recorded = _funnelhouse("alerts", "delivered", settled)
+    assert recorded.exit_code == 0, recorded.output
+    assert location.alert_state(settled) == ("sent", 0)
+    assert _alerts_for(outbox, [settled]) == [0]
+    assert "no run-failure alert waiting" in _funnelhouse("alerts").output
+    again = _funnelhouse("alerts", "delivered", settled)
+    assert again.exit_code == 1 and "already recorded as sent" in again.output
+    location.retry_tick()
+    assert _alerts_for(outbox, [given_up, settled]) == [2, 0]
+
+
+def test_alert_commands_name_what_they_cannot_find(relay, dagster_home, monkeypatch, tmp_path):
+    location = _Location(dagster_home)
+    never_failed = dagster_home.add_run(
+        dg.DagsterRun(job_name="crm_ingest", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.SUCCESS)
+    ).run_id
+    location.failure_ticks()
+    for command in ("resend", "delivered"):
+        unknown = _funnelhouse("alerts", command, "no-such-run")
+        assert unknown.exit_code == 2 and "no run 'no-such-run' in the Dagster instance" in unknown.output
+        unalerted = _funnelhouse("alerts", command, never_failed)
+        assert unalerted.exit_code == 2 and "has no alert recorded" in unalerted.output
+
+    monkeypatch.delenv("FUNNELHOUSE_ALERT_EMAIL")
+    nobody = _funnelhouse("alerts", "resend", never_failed)
+    assert nobody.exit_code == 1 and "no FUNNELHOUSE_ALERT_EMAIL set" in nobody.output
+
+    # without DAGSTER_HOME: the instance `make ui` keeps in the state home, or a clear error
+    monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "state"))
+    missing = _funnelhouse("alerts")
+    assert missing.exit_code == 1 and "set DAGSTER_HOME" in missing.output
+    (tmp_path / "state" / "dagster").mkdir()
+    assert "no run-failure alert waiting" in _funnelhouse("alerts").output
+
+
+def test_an_alert_whose_handover_was_cut_off_stays_sending_until_an_operator_decides(
+    service_dirs, dagster_home, monkeypatch
+):
+    """The relay had the message when the connection dropped: a retry would mail it twice. It stays
+    'sending', listed as possibly arrived, until someone records it (or resends it)."""
+    from tests.reports.test_redelivery import _DropsAfterData
+
+    outbox = service_dirs("alert-smtp-drops")
+    monkeypatch.setenv("FUNNELHOUSE_ALERT_EMAIL", ONCALL)
+    monkeypatch.setenv("FUNNELHOUSE_SMTP_STARTTLS", "0")
+    with sink_in_this_process(outbox, _DropsAfterData) as settings:
+        monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", f"smtp://{settings.host}:{settings.port}")
+        location = _Location(dagster_home)
+        run_id = _fail_a_run(dagster_home, "warehouse_hourly_refresh")
+        location.failure_ticks()
+        location.retry_tick()
+        assert location.alert_state(run_id) == ("sending", 1)
+        assert _alerts_for(outbox, [run_id]) == [1]  # it did arrive, once
+
+        [row] = [line for line in _funnelhouse("alerts").output.splitlines() if run_id in line]
+        assert "sending" in row and "may have arrived" in row
+        assert _funnelhouse("alerts", "delivered", run_id).exit_code == 0
+    assert location.alert_state(run_id) == ("sent", 1)
+    assert _alerts_for(outbox, [run_id]) == [1]

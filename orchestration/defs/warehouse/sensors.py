@@ -28,7 +28,11 @@ Never twice: the state is written before the message is handed over (sending) an
 alert left 'sending' (the connection lost after the handover, or the daemon stopped meanwhile) may
 have arrived and is not sent again, as with the reports (``ingestion.reports.delivery``). A refusal
 no retry changes (a bounced address) is logged and not retried. A run whose tags were copied from the
-run it re-executes is told apart by the run id in ``ALERT_DETAIL_TAG``."""
+run it re-executes is told apart by the run id in ``ALERT_DETAIL_TAG``.
+
+What no sensor retries is the operator's (``orchestration.commands.alerts``): ``funnelhouse alerts``
+lists every alert not sent, ``alerts resend RUN_ID`` mails one now through ``mail_again``, and
+``alerts delivered RUN_ID`` records one the relay's log shows as arrived."""
 
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ import os
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import make_msgid
 
 import dagster as dg
 
@@ -46,6 +51,7 @@ DEFAULT_RETRY_HOURS = 24.0
 ALERT_TAG = "funnelhouse/alert"  # on the failed run: where its alert is
 ALERT_DETAIL_TAG = "funnelhouse/alert-detail"  # JSON: run_id, since (epoch seconds), attempts
 PENDING, SENDING, SENT, NOT_SENT, GAVE_UP = "pending", "sending", "sent", "not-sent", "gave-up"
+UNSENT = [PENDING, SENDING, NOT_SENT, GAVE_UP]  # what `funnelhouse alerts` lists
 
 # A sensor evaluation has a time limit: two quick tries, not the reports' patient back-off, and a
 # relay that does not answer is given up on within seconds (the next tick tries again).
@@ -55,11 +61,12 @@ _ALERT_SMTP_TIMEOUT = 10.0
 
 class AlertNotDelivered(RuntimeError):
     """The relay did not take the alert; ``retryable`` unless no later try can change that (a bounce)
-    or the message may have arrived (connection lost after the handover)."""
+    or the message may have arrived (``may_have_arrived``: connection lost after the handover)."""
 
-    def __init__(self, message: str, retryable: bool):
+    def __init__(self, message: str, retryable: bool, may_have_arrived: bool = False):
         super().__init__(message)
         self.retryable = retryable
+        self.may_have_arrived = may_have_arrived
 
 
 def retry_hours() -> float:
@@ -74,10 +81,11 @@ def retry_hours() -> float:
     return hours
 
 
-def _notify(subject: str, body: str, before_data=lambda: None) -> bool:
+def _notify(subject: str, body: str, before_data=lambda: None, run_id: str = "") -> bool:
     """Mail the alert through the reports' sender (``delivery.deliver``: verified TLS, no retry once
     the server has the message; ``before_data`` before each handover); an alert that cannot be
-    delivered raises ``AlertNotDelivered``. False when no FUNNELHOUSE_ALERT_EMAIL is set."""
+    delivered raises ``AlertNotDelivered``. False when no FUNNELHOUSE_ALERT_EMAIL is set. Its
+    Message-ID holds ``run_id``: what to look for in the relay's log when its delivery is unknown."""
     recipient = os.environ.get(ALERT_EMAIL_ENV)
     if not recipient:
         return False
@@ -90,6 +98,9 @@ def _notify(subject: str, body: str, before_data=lambda: None) -> bool:
         raise AlertNotDelivered(f"alert to {recipient} not sent: {error}", retryable=True) from error
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = settings.sender, recipient, subject
+    message["Message-ID"] = make_msgid(
+        idstring=f"alert-{run_id}", domain=settings.sender.rpartition("@")[2] or "localhost"
+    )
     message.set_content(body)
     policy = delivery.RetryPolicy(
         attempts=_ALERT_RETRY_ATTEMPTS, first_delay=1.0, timeout=_ALERT_SMTP_TIMEOUT
@@ -99,12 +110,13 @@ def _notify(subject: str, body: str, before_data=lambda: None) -> bool:
         raise AlertNotDelivered(
             f"alert to {recipient} not delivered ({result.status}): {result.error}",
             retryable=result.status == delivery.FAILED and not result.permanent,
+            may_have_arrived=result.status == delivery.UNKNOWN,
         )
     return True
 
 
 @dataclass(frozen=True)
-class _Alert:
+class Alert:
     """A failed run's alert and where it is: ``since`` it was first due, after ``attempts`` tries."""
 
     run: dg.DagsterRun
@@ -113,7 +125,7 @@ class _Alert:
     attempts: int
 
 
-def _alert_of(run: dg.DagsterRun) -> _Alert | None:
+def alert_of(run: dg.DagsterRun) -> Alert | None:
     """The run's alert as its tags record it; None if they do not, or were copied from another run."""
     try:
         detail = json.loads(run.tags.get(ALERT_DETAIL_TAG) or "null")
@@ -121,53 +133,77 @@ def _alert_of(run: dg.DagsterRun) -> _Alert | None:
         return None
     if ALERT_TAG not in run.tags or not isinstance(detail, dict) or detail.get("run_id") != run.run_id:
         return None
-    return _Alert(run, run.tags[ALERT_TAG], float(detail["since"]), int(detail["attempts"]))
+    return Alert(run, run.tags[ALERT_TAG], float(detail["since"]), int(detail["attempts"]))
 
 
-def _record(instance: dg.DagsterInstance, alert: _Alert) -> None:
+def record_alert(instance: dg.DagsterInstance, alert: Alert) -> None:
     detail = {"run_id": alert.run.run_id, "since": alert.since, "attempts": alert.attempts}
     instance.add_run_tags(alert.run.run_id, {ALERT_TAG: alert.state, ALERT_DETAIL_TAG: json.dumps(detail)})
 
 
-def _pending_alerts(instance: dg.DagsterInstance) -> list[_Alert]:
+def alert_records(instance: dg.DagsterInstance, states: list[str]) -> list[tuple[Alert, dg.RunRecord]]:
+    """The alerts in ``states`` with their failed runs' records (when each ended), oldest first."""
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={ALERT_TAG: states}))
+    found = [(alert, record) for record in records if (alert := alert_of(record.dagster_run)) is not None]
+    return sorted(found, key=lambda pair: pair[0].since)
+
+
+def _pending_alerts(instance: dg.DagsterInstance) -> list[Alert]:
     """Alerts waiting to be mailed, oldest first."""
-    records = instance.get_run_records(filters=dg.RunsFilter(tags={ALERT_TAG: PENDING}))
-    alerts = [alert for record in records if (alert := _alert_of(record.dagster_run)) is not None]
-    return sorted(alerts, key=lambda alert: alert.since)
+    return [alert for alert, _ in alert_records(instance, [PENDING])]
 
 
-def _alert_text(run: dg.DagsterRun, failure_message: str | None) -> tuple[str, str]:
+def alert_text(run: dg.DagsterRun, failure_message: str | None) -> tuple[str, str]:
     subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
     return subject, f"{subject}\n\n{failure_message or 'no message'}"
 
 
-def _failure_message(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+def failure_message(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
     """What the run's failure event says (the run-failure sensor had it in its context)."""
     entries = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     return entries[-1].dagster_event.message if entries and entries[-1].dagster_event else None
 
 
-def _send(context, alert: _Alert, subject: str, body: str) -> str:
-    """One attempt at mailing ``alert``; records and returns its new state (sent, pending, not-sent)."""
-    instance, run = context.instance, alert.run
-    attempt = _Alert(run, SENDING, alert.since, alert.attempts + 1)
+def send_alert(
+    instance: dg.DagsterInstance, log, alert: Alert, subject: str, body: str, retried: bool = True
+) -> str:
+    """One attempt at mailing ``alert``; records and returns its new state (sent, pending, sending,
+    not-sent) and says so on ``log`` (a sensor's ``context.log``, or any logger). ``retried``: a
+    failure the relay may mend is left pending for the retry sensor; else (mailed by hand:
+    ``funnelhouse alerts resend``) it is not-sent, and the operator decides again. A connection lost
+    after the handover leaves it 'sending' (recorded before the handover): it may have arrived."""
+    run = alert.run
+    attempt = Alert(run, SENDING, alert.since, alert.attempts + 1)
     try:
-        _notify(subject, body, before_data=lambda: _record(instance, attempt))
+        _notify(subject, body, before_data=lambda: record_alert(instance, attempt), run_id=run.run_id)
     except AlertNotDelivered as error:
-        if error.retryable:
-            _record(instance, _Alert(run, PENDING, attempt.since, attempt.attempts))
+        if error.may_have_arrived:
+            log.error(
+                f"alert of run {run.run_id} ({run.job_name}) may have arrived, not mailed again by itself: "
+                f"{error}; once the relay's log shows it, `funnelhouse alerts delivered {run.run_id}`, "
+                f"else `funnelhouse alerts resend {run.run_id}`"
+            )
+            return SENDING
+        if error.retryable and retried:
+            record_alert(instance, Alert(run, PENDING, attempt.since, attempt.attempts))
             until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(attempt.since + retry_hours() * 3600))
-            context.log.warning(
+            log.warning(
                 f"alert of run {run.run_id} ({run.job_name}) not mailed, attempt {attempt.attempts}: "
                 f"{error}; tried again until {until}"
             )
             return PENDING
-        _record(instance, _Alert(run, NOT_SENT, attempt.since, attempt.attempts))
-        context.log.error(f"alert of run {run.run_id} ({run.job_name}) not mailed, not retried: {error}")
+        record_alert(instance, Alert(run, NOT_SENT, attempt.since, attempt.attempts))
+        log.error(f"alert of run {run.run_id} ({run.job_name}) not mailed, not retried: {error}")
         return NOT_SENT
-    _record(instance, _Alert(run, SENT, attempt.since, attempt.attempts))
-    context.log.info(f"alert of run {run.run_id} ({run.job_name}) mailed, attempt {attempt.attempts}")
+    record_alert(instance, Alert(run, SENT, attempt.since, attempt.attempts))
+    log.info(f"alert of run {run.run_id} ({run.job_name}) mailed, attempt {attempt.attempts}")
     return SENT
+
+
+def mail_again(instance: dg.DagsterInstance, log, alert: Alert, retried: bool = True) -> str:
+    """``send_alert`` of an alert mailed after its failure was seen: its text from the run's log."""
+    subject, body = alert_text(alert.run, failure_message(instance, alert.run))
+    return send_alert(instance, log, alert, subject, body, retried=retried)
 
 
 @dg.run_failure_sensor(
@@ -178,22 +214,22 @@ def _send(context, alert: _Alert, subject: str, body: str) -> str:
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run
-    subject, body = _alert_text(run, context.failure_event.message)
+    subject, body = alert_text(run, context.failure_event.message)
     context.log.error(body)
     if not os.environ.get(ALERT_EMAIL_ENV):
         context.log.info(f"no {ALERT_EMAIL_ENV}: logged only")
         return
-    known = _alert_of(run)
+    known = alert_of(run)
     if known is not None:  # this run seen before (a tick that did not finish): never mailed twice
         context.log.info(f"alert of run {run.run_id} already {known.state}")
         return
-    alert = _Alert(run, PENDING, time.time(), 0)
+    alert = Alert(run, PENDING, time.time(), 0)
     waiting = _pending_alerts(context.instance)
     if waiting:  # the relay failed the last try: queued behind them, mailed in order
-        _record(context.instance, alert)
+        record_alert(context.instance, alert)
         context.log.warning(f"alert of run {run.run_id} queued behind {len(waiting)} not mailed yet")
         return
-    _send(context, alert, subject, body)
+    send_alert(context.instance, context.log, alert, subject, body)
 
 
 @dg.sensor(
@@ -212,7 +248,7 @@ def run_failure_alert_retry_sensor(context: dg.SensorEvaluationContext):
     for alert in waiting:
         run = alert.run
         if time.time() - alert.since >= hours * 3600:
-            _record(context.instance, _Alert(run, GAVE_UP, alert.since, alert.attempts))
+            record_alert(context.instance, Alert(run, GAVE_UP, alert.since, alert.attempts))
             context.log.error(
                 f"gave up mailing the alert of run {run.run_id} ({run.job_name}) after {alert.attempts} "
                 f"attempt(s) in {hours:g} h ({RETRY_HOURS_ENV}); the failure stays in the run's log"
@@ -222,8 +258,7 @@ def run_failure_alert_retry_sensor(context: dg.SensorEvaluationContext):
             context.log.info(
                 f"retrying the alert of run {run.run_id} ({run.job_name}): attempt {alert.attempts + 1}"
             )
-            subject, body = _alert_text(run, _failure_message(context.instance, run))
-            state = _send(context, alert, subject, body)
+            state = mail_again(context.instance, context.log, alert)
         outcomes[state] = outcomes.get(state, 0) + 1
         if state == PENDING:  # the relay is still down: the rest wait for the next tick
             break
