@@ -6,6 +6,7 @@ from dbt_common.clients.system import load_file_contents
 
 from orchestration.defs.warehouse.dbt_plan import (
     PROJECT,
+    SEED,
     STALE,
     DefinitionChanges,
     complete_plan,
@@ -201,10 +202,12 @@ def test_the_project_wide_definition_is_what_no_models_file_holds(tmp_path):
     assert current_definitions(root) == {"mart": f"./{model_checksums(root)['mart']}", PROJECT: before}
     (root / "dbt" / "models" / "mart.sql").write_text("select 2 as r\n")  # a model's own definition
     assert project_checksum(root) == before
-    (root / "dbt" / "models" / "notes.md").write_text("# docs\n")  # neither YAML nor a macro
-    assert project_checksum(root) == before
     seen = {before}
     for path, text in [
+        # doc blocks: dbt_project.yml persists descriptions as ClickHouse comments
+        ("dbt/models/notes.md", "{% docs mart %}The mart.{% enddocs %}\n"),
+        ("dbt/macros/more_notes.md", "{% docs r %}A ratio.{% enddocs %}\n"),
+        (".dbtignore", "dbt/models/old/\n"),  # which files dbt reads at all
         ("dbt/models/_models.yml", "models: [{name: mart, config: {contract: {enforced: true}}}]\n"),
         ("dbt/macros/ratio.sql", "{% macro ratio(a, b) %}{{ a }} / nullif({{ b }}, 0){% endmacro %}\n"),
         ("dbt/macros/new.sql", "{% macro new() %}1{% endmacro %}\n"),
@@ -227,6 +230,11 @@ def test_the_project_wide_definition_is_what_no_models_file_holds(tmp_path):
         checksum = project_checksum(root)
         assert checksum not in seen, path
         seen.add(checksum)
+    # Files dbt does not read define nothing: an editor's autosave, what .dbtignore ignores.
+    (root / "dbt" / "macros" / "#ratio.sql#").write_text("{% macro ratio(a, b) %}0{% endmacro %}\n")
+    (root / "dbt" / "models" / "old").mkdir()
+    (root / "dbt" / "models" / "old" / "_old.yml").write_text("models: [{name: old}]\n")
+    assert project_checksum(root) == checksum  # (the last one seen)
     # The same files under other names are another definition (each file counts by its path).
     (root / "dbt" / "macros" / "new.sql").rename(root / "dbt" / "macros" / "renamed.sql")
     assert project_checksum(root) not in seen
@@ -321,3 +329,175 @@ def test_a_model_built_apart_has_its_own_project_wide_record():
     first = DefinitionChanges(everything.current, {**others, PROJECT: "p2"}, apart=everything.apart)
     assert first.within(["mart"]).first_record and first.within(["mart"]).changed == ()
     assert first.within(["mart"]).to_record() == {"mart": "c", own_project_row("mart"): "p2"}
+
+
+def test_only_the_models_dbt_reads_are_models(tmp_path):
+    """.dbtignore and dbt's own rule (no file beginning with "." "#" "~") decide which files are
+    models: an ignored copy of a model is no model, and no second file of the same name."""
+    root = _project(tmp_path)
+    (root / "dbt" / "models" / "old").mkdir()
+    (root / "dbt" / "models" / "old" / "mart.sql").write_text("select 0 as r\n")  # the old one, kept
+    (root / "dbt" / "models" / ".#mart.sql").write_text("an editor's lock file\n")
+    (root / ".dbtignore").write_text("dbt/models/old/\n")
+    assert current_definitions(root)["mart"] == f"./{model_checksums(root)['mart']}"
+    assert set(model_checksums(root)) == {"mart"}
+
+
+def _profiles(directory, local_settings="join_use_nulls: 1", password="{{ env_var('PW') }}"):
+    directory.mkdir(exist_ok=True)
+    (directory / "profiles.yml").write_text(
+        f"""# comments are no setting
+p:
+  target: "{{{{ env_var('DBT_TARGET', 'local') }}}}"
+  outputs:
+    local: &embedded
+      type: clickhouse
+      host: "{{{{ env_var('HOST', '127.0.0.1') }}}}"
+      password: "{password}"
+      schema: marts
+      threads: 4
+      custom_settings:
+        {local_settings}
+    ci: *embedded
+    prod:
+      type: clickhouse
+      password: "{{{{ env_var('PW') }}}}"
+      schema: marts
+      custom_settings: {{join_use_nulls: 1}}
+"""
+    )
+    return directory
+
+
+def test_the_settings_of_the_profiles_target_in_use_are_project_wide(tmp_path, monkeypatch):
+    """custom_settings (join_use_nulls: NULL or 0 for a missing match) change what models compute.
+    Only the target in use counts, as written (env_var() calls, not their values), without the keys
+    that only say how to connect: a rotated password or more threads are no deploy, and no secret
+    is ever hashed."""
+    (tmp_path / "project").mkdir()
+    root = _project(tmp_path / "project")
+    (root / "dbt_project.yml").write_text((root / "dbt_project.yml").read_text() + "profile: p\n")
+    profiles = _profiles(tmp_path / "profiles")
+    before = project_checksum(root, (profiles, "local"))
+    assert project_checksum(root, (profiles, "ci")) == before  # the same output (a YAML alias)
+    # prod's output differs only in how it connects: the same settings
+    assert project_checksum(root, (profiles, "prod")) == before
+    _profiles(profiles, local_settings="join_use_nulls: 0")
+    assert project_checksum(root, (profiles, "local")) != before
+    assert project_checksum(root, (profiles, "prod")) == before  # another target's change: not ours
+    _profiles(profiles, local_settings="join_use_nulls: 1\n        session_timezone: UTC")
+    assert project_checksum(root, (profiles, "local")) != before
+    # a literal password (written in the file: neither hashed nor recorded), threads, comments
+    _profiles(profiles, password="s3cret")
+    text = (profiles / "profiles.yml").read_text().replace("threads: 4", "threads: 8")
+    (profiles / "profiles.yml").write_text(text.replace("# comments", "# other comments"))
+    assert project_checksum(root, (profiles, "local")) == before
+    # By default: the profile of the builds' dbt processes (DBT_PROFILES_DIR, DBT_TARGET).
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(profiles))
+    monkeypatch.setenv("DBT_TARGET", "prod")
+    _profiles(profiles, local_settings="join_use_nulls: 0")
+    assert project_checksum(root) == project_checksum(root, (profiles, "prod")) == before
+    monkeypatch.setenv("DBT_TARGET", "local")
+    assert current_definitions(root)[PROJECT] == project_checksum(root, (profiles, "local")) != before
+
+
+def test_a_versioned_model_is_one_model_named_by_its_yaml(tmp_path):
+    """dbt names a versioned model by its YAML (``dim_c``, versions in dim_c_v1.sql, dim_c_v2.sql and
+    a ``defined_in`` file): a change to any version's file is a change of ``dim_c``, selected as dbt
+    selects it (``dim_c+``: every version), and found in dbt's graph by its name."""
+    root = _project(tmp_path)
+    models = root / "dbt" / "models"
+    (models / "staging").mkdir()
+    (models / "dim_c_v1.sql").write_text("select 1 as c\n")
+    (models / "staging" / "dim_c_v2.sql").write_text("select 2 as c\n")
+    (models / "dim_c_newest.sql").write_text("select 3 as c\n")
+    (models / "_dim_c.yml").write_text(
+        "models:\n  - name: dim_c\n    versions:\n      - v: 1\n      - v: 2\n"
+        "      - {v: 3, defined_in: dim_c_newest}\n"
+    )
+    before = current_definitions(root)
+    assert set(before) == {"dim_c", "mart", PROJECT}
+    (models / "dim_c_newest.sql").write_text("select 4 as c\n")
+    changes = DefinitionChanges(current_definitions(root), before)
+    assert changes.changed == ("dim_c",)
+    assert incremental_plan([], definitions=changes).arguments == (
+        "run",
+        "--full-refresh",
+        "--select",
+        "dim_c+",
+    )
+    # Inside Dagster: dbt's graph has a node per version, each named dim_c.
+    manifest = {
+        "metadata": {"project_name": "p"},
+        "nodes": {
+            **{f"model.p.dim_c.v{v}": {"name": "dim_c", "resource_type": "model"} for v in (1, 2, 3)},
+            "model.p.mart": {"name": "mart", "resource_type": "model"},
+            "model.p.other": {"name": "other", "resource_type": "model"},
+        },
+        "child_map": {"model.p.dim_c.v3": ["model.p.mart"]},
+    }
+    assert models_downstream_of(manifest, [], changes.changed) == {"dim_c", "mart"}
+    assert incremental_plan([], manifest=manifest, definitions=changes).arguments == (
+        "run",
+        "--full-refresh",
+        "--exclude",
+        "other",
+    )
+
+
+def test_a_changed_seed_is_loaded_with_the_models_reading_it(tmp_path):
+    """The hourly ``dbt run`` loads no seed: a changed (or new) seed makes the plan a ``dbt build``
+    of it and its downstream, whole, still without tests; in Dagster the models' op loads it."""
+    root = _project(tmp_path)
+    (root / "seeds" / "rates").mkdir(parents=True)
+    (root / "seeds" / "rates" / "fx_rates.csv").write_text("currency,rate\nUSD,7.1\n")
+    before = current_definitions(root)
+    assert before["fx_rates"].startswith(SEED) and "mart" in before
+    (root / "seeds" / "rates" / "fx_rates.csv").write_text("currency,rate\nUSD,7.2\n")
+    changes = DefinitionChanges(current_definitions(root), before)
+    assert changes.changed == changes.changed_seeds == ("fx_rates",)
+    plan = incremental_plan(["deposits"], definitions=changes)
+    assert plan.arguments == (
+        "build",
+        "--full-refresh",
+        "--select",
+        "source:crm.deposits+ fx_rates+",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+    )
+    assert plan.definitions.to_record() == {"fx_rates": changes.current["fx_rates"]}
+    assert incremental_plan([], with_tests=True, definitions=changes).arguments == (
+        "build",
+        "--full-refresh",
+        "--select",
+        "fx_rates+",
+    )
+    # Inside Dagster: the seed and the models reading it; the models' op (not the KPI mart's alone)
+    # loads it.
+    manifest = _manifest()
+    manifest["nodes"]["seed.funnelhouse.fx_rates"] = {"name": "fx_rates", "resource_type": "seed"}
+    manifest["nodes"]["seed.funnelhouse.holidays"] = {"name": "holidays", "resource_type": "seed"}
+    manifest["child_map"]["seed.funnelhouse.fx_rates"] = ["model.funnelhouse.fct_deposits"]
+    assert models_downstream_of(manifest, [], ["fx_rates"]) == {"fct_deposits", "mart"}
+    changes = DefinitionChanges(
+        {**changes.current, "fct_deposits": "b"},
+        {**changes.recorded, "fct_deposits": "b"},
+        apart=frozenset({"mart"}),
+    )
+    models_op = changes.within(["stg_deposits", "fct_deposits", "stg_tags"])
+    assert models_op.changed == ("fx_rates",)
+    assert incremental_plan([], manifest=manifest, definitions=models_op).arguments == (
+        "build",
+        "--full-refresh",
+        "--exclude",
+        "holidays stg_deposits stg_tags",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+    )
+    # The KPI op (the mart alone, built apart) neither loads the seed nor records it; the models' op
+    # records the mart as stale when the seed reaches it (dbt_assets.py).
+    assert changes.within(["mart"]).changed == () and not changes.within(["mart"]).seeds

@@ -1,6 +1,6 @@
 """A deploy that changes a staging view and an incremental fact is applied by the next incremental
 `funnelhouse build`, with nothing changed in raw: the view gets its new column, the fact is rebuilt
-whole with it, and so is everything downstream. In Dagster the KPI mart's own op applies the deploys
+whole with it, and so is everything downstream; a deployed seed is loaded with what reads it. In Dagster the KPI mart's own op applies the deploys
 that reach the KPI mart, and each op records only the definitions of the models it built. The deploy
 is written into a copy of the dbt project (dbt's DBT_PROJECT_DIR), never into the repository's
 files."""
@@ -40,6 +40,8 @@ VIEW = "dbt_project/models/staging/crm/stg_crm__withdrawals.sql"
 FACT = "dbt_project/models/marts/core/fct_withdrawals.sql"
 KPI_FILE = "dbt_project/models/marts/reporting/mart_kpi_employee_daily.sql"
 MACRO = "dbt_project/macros/safe_ratio.sql"
+SEED = "dbt_project/seeds/currency_names.csv"
+SEED_READER = "dbt_project/models/intermediate/int_currency_names.sql"
 
 
 def _applied_everywhere(project: Path) -> dict[str, str]:
@@ -121,13 +123,45 @@ def test_the_next_incremental_build_applies_a_deploy(built_warehouse, clickhouse
     assert refresh_state.recorded_definitions(client, raw, marts) == _applied_everywhere(project)
     assert build(**quiet).dbt_plan.skip
 
+    # A seed deployed with a model reading it: the hourly `dbt run` loads no seed, so the next build
+    # is a `dbt build` of the seed and what reads it (seeds and models only: no tests).
+    (project / SEED).write_text("currency,currency_name\nUSD,US dollar\nCNY,Renminbi\n")
+    (project / SEED_READER).write_text("select currency, currency_name from {{ ref('currency_names') }}\n")
+    seeded = build(**{**quiet, "log": output.append})
+    assert seeded.ok, "\n".join(output[-40:])
+    assert seeded.dbt_plan.arguments == (
+        "build",
+        "--full-refresh",
+        "--select",
+        "currency_names+ int_currency_names+",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+    )
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    assert {result["unique_id"] for result in results} == {
+        "seed.funnelhouse.currency_names",
+        "model.funnelhouse.int_currency_names",
+    }
+    assert client.query(f"select count() from `{core}`.int_currency_names").result_rows == [(2,)]
+    assert refresh_state.recorded_definitions(client, raw, marts) == _applied_everywhere(project)
+    assert build(**quiet).dbt_plan.skip
+
     # A deploy of a macro alone changes no model's file: by the project-wide definition every model
-    # changed, and the next build is one --full-refresh run of all of them (not run here: the cost of
-    # a full build; what runs is dbt's).
+    # (and seed) changed, and the next build is one --full-refresh build of all of them, seeds loaded
+    # again (not run here: the cost of a full build; what runs is dbt's).
     _append(project, MACRO, "{# deployed #}\n")
     changes = refresh_state.definition_changes(client, raw, marts, project)
-    assert changes.changed == tuple(sorted(model_checksums(project)))
-    assert incremental_plan([], definitions=changes).arguments == ("run", "--full-refresh")
+    assert changes.changed == tuple(sorted([*model_checksums(project), "currency_names"]))
+    assert incremental_plan([], definitions=changes).arguments == (
+        "build",
+        "--full-refresh",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+    )
 
 
 def _append(project: Path, relative: str, text: str) -> None:

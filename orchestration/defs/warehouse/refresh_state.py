@@ -24,9 +24,9 @@ What a deploy changed is kept beside the marks: ``raw._model_definitions`` holds
 last successful build that applied it: every changed definition and its downstream built, or a
 complete build. The next build compares the model files with it (:func:`definition_changes`), so a
 deploy is applied by the next hourly build whichever process or machine runs it. Beside the
-models, under reserved names, the project-wide definition (macros, YAML, ``dbt_project.yml``): one
-row for the models built together, and one of its own for the KPI mart, which Dagster builds apart
-(dbt_plan.py).
+models (and the seeds), under reserved names, the project-wide definition (macros, YAML, docs,
+``dbt_project.yml``, the profile's settings, never its secrets): one row for the models built
+together, and one of its own for the KPI mart, which Dagster builds apart (dbt_plan.py).
 
 What the incremental models read is bounded differently: by each table's committed watermark
 (``replicated_through_ms``), read once here before dbt starts and handed to every model of the run
