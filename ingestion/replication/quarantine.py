@@ -9,10 +9,13 @@ refuses it), stopped its table's replication for good. (Dates outside ClickHouse
 numbers of any length, which ClickHouse reads into a Decimal(P, S) of its own choosing (Decimal(38,
 19) in ClickHouse 26): more than P - S integer digits fail the pull ("Decimal value is too big"), and
 fraction digits beyond S are cut off without a word, so such a number is unreadable too (a column
-with a declared precision maps to a Decimal that holds all its values). So before each pull the rows
-it would read are checked on the PostgreSQL side, each timestamp, date and numeric column the pull
-reads (``not isfinite(...)``, NaN, a number longer than its Decimal); their ids are left out of the
-pull (``id not in (...)``, a condition ClickHouse hands to PostgreSQL: see ``exclusion``), and each
+with a declared precision maps to a Decimal that holds all its values). Arrays of them are no
+different: a NaN or an overlong number in a ``numeric[]`` fails the pull, an infinity in a
+``timestamp[]`` too, and one in a ``date[]`` or ``timestamptz[]`` arrives as 1970-01-01 without an
+error. So before each pull the rows it would read are checked on the PostgreSQL side, each
+timestamp, date and numeric column the pull reads, and each element of an array of them, by the same
+test per type (``not isfinite(...)``, NaN, a number longer than its Decimal); their ids are left out
+of the pull (``id not in (...)``, a condition ClickHouse hands to PostgreSQL: see ``exclusion``), and each
 is recorded here with nothing of the row but its id (data protection; a reason names a number's
 digit counts, never its value): table, id, column, reason, when it was quarantined and when resolved.
 
@@ -44,11 +47,13 @@ TABLE = "_replication_quarantine"
 CURSOR_COLUMN = "updated_at"
 # The type ``checkable_columns`` gives a ``numeric`` column declared without a precision.
 UNCONSTRAINED_NUMERIC = "numeric without precision"
+# What ``checkable_columns`` appends to the type of an array column's elements: "date[]".
+ARRAY = "[]"
 _NOT_A_NUMBER = ("NaN", "Infinity", "-Infinity")
-# What makes a value of each PostgreSQL type (information_schema.columns.data_type) unreadable for
-# ClickHouse, over the column ``{column}``. Numbers are compared as text: 'Infinity'::numeric is not
-# valid input before PostgreSQL 14. An unconstrained number is also tested against the Decimal
-# ClickHouse reads it as (``_too_long_for``).
+# What makes a value of each PostgreSQL type (as ``format_type`` names it) unreadable for ClickHouse,
+# over the value ``{column}``: a column's, or an element of an array column. Numbers are compared as
+# text: 'Infinity'::numeric is not valid input before PostgreSQL 14. An unconstrained number is also
+# tested against the Decimal ClickHouse reads it as (``_too_long_for``).
 _UNREADABLE_WHEN = {
     "timestamp without time zone": "not isfinite({column})",
     "timestamp with time zone": "not isfinite({column})",
@@ -118,21 +123,43 @@ def open_entries(client, database: str) -> dict[str, dict[tuple[int, str], tuple
 
 
 def checkable_columns(pg_dsn: str) -> dict[str, list[tuple[str, str]]]:
-    """Table -> (name, type) of its timestamp, date and numeric columns, in order: where a value
-    ClickHouse cannot read may be; a numeric without a declared precision is UNCONSTRAINED_NUMERIC.
-    Read once per run, for every table."""
+    """Table -> (name, type) of its timestamp, date and numeric columns and of its arrays of them, in
+    order: where a value ClickHouse cannot read may be. A numeric without a declared precision is
+    UNCONSTRAINED_NUMERIC, an array's type its elements' followed by ARRAY ("date[]", however many
+    dimensions it has: ``unnest`` takes all apart). Read once per run, for every table. (A domain
+    over such a type is none of them: ClickHouse reads it as text.)"""
     with psycopg.connect(pg_dsn) as conn:
         typed = conn.execute(
-            "select table_name, column_name,"
-            " case when data_type = 'numeric' and numeric_precision is null then %s else data_type end"
-            " from information_schema.columns"
-            " where table_schema = 'public' and data_type = any(%s) order by table_name, ordinal_position",
-            (UNCONSTRAINED_NUMERIC, list(_UNREADABLE_WHEN)),
+            """select table_name, column_name, element_type || case when is_array then %s else '' end
+            from (
+                select c.relname as table_name, a.attname as column_name, a.attnum,
+                    t.typcategory = 'A' as is_array,
+                    case when e.oid = 'numeric'::regtype and a.atttypmod = -1 then %s
+                        else format_type(e.oid, null) end as element_type
+                from pg_attribute a
+                join pg_class c on c.oid = a.attrelid and c.relnamespace = 'public'::regnamespace
+                join pg_type t on t.oid = a.atttypid
+                join pg_type e on e.oid = case when t.typcategory = 'A' then t.typelem else t.oid end
+                where a.attnum > 0 and not a.attisdropped
+            ) as columns
+            where element_type = any(%s) order by table_name, attnum""",
+            (ARRAY, UNCONSTRAINED_NUMERIC, list(_UNREADABLE_WHEN)),
         ).fetchall()
     columns: dict[str, list[tuple[str, str]]] = {}
     for table, name, data_type in typed:
         columns.setdefault(table, []).append((name, data_type))
     return columns
+
+
+def _element_type(data_type: str) -> tuple[str, bool]:
+    """(the type of the values, whether they are an array's elements) of a ``checkable_columns`` type."""
+    return data_type.removesuffix(ARRAY), data_type.endswith(ARRAY)
+
+
+def unconstrained(data_type: str) -> bool:
+    """Whether a ``checkable_columns`` type holds numbers ClickHouse reads into a Decimal of its own
+    choosing: a numeric without a declared precision, or an array of them."""
+    return _element_type(data_type)[0] == UNCONSTRAINED_NUMERIC
 
 
 def decimals(clickhouse_types: Mapping[str, str]) -> dict[str, tuple[int, int]]:
@@ -169,11 +196,12 @@ def check(
     ``updated_at``; None: the whole table, a snapshot) would read, in the ``columns`` it reads
     (``read_by_pull``), and look again at the table's rows in quarantine (``entries``, of
     ``open_entries``). ``read_as``: the Decimal (precision, scale) ClickHouse reads each
-    UNCONSTRAINED_NUMERIC column as (``decimals``); a number too long for it is unreadable."""
+    UNCONSTRAINED_NUMERIC column (or array of them) as (``decimals``); a number too long for it is
+    unreadable."""
     read_as = {
         column: read_as[column]
         for column, data_type in columns
-        if data_type == UNCONSTRAINED_NUMERIC and column in (read_as or {})
+        if unconstrained(data_type) and column in (read_as or {})
     }
     in_quarantine = sorted({row_id for row_id, _ in entries})
     start, bound = window or (None, None)
@@ -184,12 +212,13 @@ def check(
         {"start": start, "bound": bound, "in_quarantine": in_quarantine},
     ).fetchall()
     found = Check(entries=entries)
+    arrays = {column for column, data_type in columns if _element_type(data_type)[1]}
     readable: dict[int, tuple[bool, bool]] = {}
     for row_id, before_window, before_bound, column, value in rows:
         if column is None:
             readable[row_id] = (bool(before_window), bool(before_bound))
         else:
-            found.unreadable[(row_id, column)] = _reason(column, value, read_as.get(column))
+            found.unreadable[(row_id, column)] = _reason(column, value, read_as.get(column), column in arrays)
     still_unreadable = set(found.held_back)
     for row_id in in_quarantine:
         if row_id in still_unreadable:
@@ -218,29 +247,23 @@ def check_query(
     ``(updated_at, id)`` index; the infinite ones, through the same index; and the quarantined ones,
     through the primary key. ``read_as``: as in ``check``."""
     cursor = sql.Identifier(CURSOR_COLUMN)
-    unreadable = {}
-    for column, data_type in columns:
-        value = sql.SQL("t.") + sql.Identifier(column)
-        test = sql.SQL(_UNREADABLE_WHEN[data_type]).format(column=value)
-        if column in (read_as or {}):
-            test = sql.SQL("{test} or {too_long}").format(
-                test=test, too_long=_too_long_for(value, *read_as[column])
-            )
-        unreadable[column] = test
+    # Column -> the first value of it that ClickHouse cannot read, as text (NULL if there is none).
+    unreadable = {
+        column: _first_unreadable(column, data_type, (read_as or {}).get(column))
+        for column, data_type in columns
+    }
     tests = sql.SQL(", ").join(
-        sql.SQL("({name}, case when {unreadable} then t.{column}::text end)").format(
-            name=sql.Literal(column), unreadable=test, column=sql.Identifier(column)
-        )
-        for column, test in unreadable.items()
+        sql.SQL("({name}, {value})").format(name=sql.Literal(column), value=value)
+        for column, value in unreadable.items()
     )
     in_window = (
         sql.SQL("(t.{cursor} >= %(start)s and t.{cursor} < %(bound)s)").format(cursor=cursor)
         if windowed
         else sql.SQL("true")
     )
-    # The cheap test first, so that only the rows it finds are taken apart column by column.
+    # The rows' test first, so that only the rows it finds are taken apart column by column.
     all_readable = sql.SQL(" and ").join(
-        sql.SQL("coalesce(not ({unreadable}), true)").format(unreadable=test) for test in unreadable.values()
+        sql.SQL("{value} is null").format(value=value) for value in unreadable.values()
     )
     # -infinity lies before every window and infinity after it: a row stamped so is in none.
     return sql.SQL(
@@ -261,6 +284,23 @@ def check_query(
     )
 
 
+def _first_unreadable(column: str, data_type: str, read_as: tuple[int, int] | None) -> sql.Composed:
+    """An expression over the row ``t``: the first value of ``column`` (of the ``checkable_columns``
+    type ``data_type``) that ClickHouse cannot read, as text, or NULL. A column's value is tested as
+    it is, an array's elements one by one, by the same test of their type (``_UNREADABLE_WHEN``, and
+    ``_too_long_for`` the Decimal ``read_as`` of an unconstrained number)."""
+    element_type, in_array = _element_type(data_type)
+    value = sql.SQL("element") if in_array else sql.SQL("t.") + sql.Identifier(column)
+    test = sql.SQL(_UNREADABLE_WHEN[element_type]).format(column=value)
+    if read_as is not None:
+        test = sql.SQL("{test} or {too_long}").format(test=test, too_long=_too_long_for(value, *read_as))
+    if in_array:
+        return sql.SQL(
+            "(select element::text from unnest(t.{column}) as element where {test} limit 1)"
+        ).format(column=sql.Identifier(column), test=test)
+    return sql.SQL("case when {test} then {value}::text end").format(test=test, value=value)
+
+
 def _too_long_for(value: sql.Composable, precision: int, scale: int) -> sql.Composed:
     """A test of a number ``value`` that ClickHouse's Decimal(``precision``, ``scale``) cannot hold:
     more integer digits than it has (the pull fails), or more fraction digits than it keeps, trailing
@@ -270,15 +310,16 @@ def _too_long_for(value: sql.Composable, precision: int, scale: int) -> sql.Comp
     )
 
 
-def _reason(column: str, value: str, read_as: tuple[int, int] | None = None) -> str:
+def _reason(column: str, value: str, read_as: tuple[int, int] | None = None, in_array: bool = False) -> str:
     what = "cursor column" if column == CURSOR_COLUMN else "column"
     if read_as is None or value in _NOT_A_NUMBER:
-        return f"{what} {column} is {value}, which ClickHouse cannot read (no infinite or NaN timestamp, date or decimal)"
+        where = f"holds {value} in its array" if in_array else f"is {value}"
+        return f"{what} {column} {where}, which ClickHouse cannot read (no infinite or NaN timestamp, date or decimal)"
     # The digits are counted, the number itself is not recorded: it is the row's data.
     precision, scale = read_as
     integer_part, _, fraction_part = value.lstrip("-").partition(".")
     return (
-        f"{what} {column} holds a number of {len(integer_part.lstrip('0'))} integer and"
+        f"{what} {column} holds{' in its array' if in_array else ''} a number of {len(integer_part.lstrip('0'))} integer and"
         f" {len(fraction_part.rstrip('0'))} fraction digits, beyond the Decimal({precision}, {scale})"
         f" ClickHouse reads the column as (no declared precision): at most {precision - scale} integer digits"
         f" (more fail the pull) and {scale} fraction digits (more would be cut off)"

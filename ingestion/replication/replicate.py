@@ -22,7 +22,8 @@ dbt share the ``warehouse`` pool), or a later run's stamp could pass an earlier 
 A row holding a value ClickHouse cannot read (a timestamp 'infinity', a numeric 'NaN') is left out of
 the pull and quarantined instead of failing it (``quarantine.py``), as is one that turned unreadable
 between the check and the pull (checked again: ``Replicator._checked_pull``); ``TableResult.quarantined``
-counts a table's rows in quarantine.
+counts a table's rows in quarantine. A column ClickHouse has no type for (a numeric of more than 76
+digits) is replicated as text, its table read through a table declared for it (``declared_source.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import contextlib
 import copy
 import datetime as dt
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -41,8 +43,8 @@ from typing import TypeVar
 import psycopg
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from ingestion.replication import cursor, quarantine, schema, tag_words
-from ingestion.replication.connections import as_utc, clickhouse_client, ensure_named_collection
+from ingestion.replication import cursor, declared_source, quarantine, schema, tag_words
+from ingestion.replication.connections import as_utc, clickhouse_client, ensure_named_collection, source
 from ingestion.replication.tables import BY_NAME, RAW_TABLES, RawTable
 
 _TOMBSTONE_BATCH = 10_000
@@ -54,6 +56,8 @@ DEFAULT_WORKERS = 4
 # 'infinity' as DateTime64(6)"): one the check before the pull did not see (``_checked_pull``).
 _UNREADABLE_VALUE_MET = "Cannot parse PostgreSQL value"
 _Pulled = TypeVar("_Pulled")
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class Replicator:
         # and where an unreadable value may be.
         self.quarantined = quarantine.open_entries(self.client, self.database)
         self.checkable_columns = quarantine.checkable_columns(pg_dsn)
+        self.without_description = declared_source.tables_without_description(pg_dsn)
         self._pg: psycopg.Connection | None = None
 
     def __enter__(self) -> Replicator:
@@ -226,21 +231,54 @@ class Replicator:
     def _live_rows(self, table: str) -> int:
         return self.client.query(f"select count() from {self._qualified(table)} final").result_rows[0][0]
 
+    def _source(self, table: RawTable) -> str:
+        """What the pulls of ``table`` read: the PostgreSQL table through the table function, or
+        through the table declared for it if ClickHouse cannot describe it (``_declared_source``)."""
+        if table.name in self.without_description:
+            return self._qualified(declared_source.name(table.name))
+        return source(table.name, self.collection)
+
+    @contextlib.contextmanager
+    def _declared_source(self, table: RawTable):
+        """The table that reads ``table`` if ClickHouse cannot describe it (``declared_source``),
+        while ``table`` is replicated; the columns it reads as text are named in a warning."""
+        declared = self.without_description.get(table.name)
+        if declared is None:
+            yield
+            return
+        for column, pg_type in declared.as_text.items():
+            message = (
+                f"{table.name}: column {column} is {pg_type}, more digits than ClickHouse's widest Decimal"
+                f" ({declared_source.MAX_DECIMAL_DIGITS}); replicated as text (String), as PostgreSQL prints it"
+            )
+            _log.warning(message)
+            self.log(message)
+        declared_source.create(self.client, self.database, table.name, declared, self.collection)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # a run that stopped leaves it, replaced by the next
+                self.client.command(f"drop table if exists {self._source(table)}")
+
     def replicate(self, table: RawTable, full_refresh: bool = False) -> TableResult:
         """Bring ``table`` up to the run's bound; ``full_refresh`` copies it whole even if a window
         of changes would do."""
+        with self._declared_source(table):
+            return self._replicate(table, full_refresh)
+
+    def _replicate(self, table: RawTable, full_refresh: bool) -> TableResult:
         started = time.perf_counter()
         if table.tag_columns:
             table = table.with_known_tag_words(self.known_tag_words)
-        columns = schema.select_list(self.client, table, self.collection)
-        pulled = schema.pulled_columns(self.client, table, columns, self.collection)
+        columns = schema.select_list(self.client, table, self._source(table))
+        pulled = schema.pulled_columns(self.client, columns, self._source(table))
         rows_start, deletions_start, changed_before, live_before, replicated_before = self._state(table.name)
         if table.incremental and rows_start > self.bound:
             # Another run read this table further (a shared run bound fixed before it ran): nothing
             # older is left to read, and the cursors must not move back.
             twin = copy.copy(self)
             twin.bound = rows_start
-            return twin.replicate(table, full_refresh)
+            return twin._replicate(table, full_refresh)
         if table.incremental and (full_refresh or self._needs_reload(table, columns, pulled)):
             rows_start = cursor.EPOCH
             unreadable, (copied, tombstones) = self._checked_pull(
@@ -420,15 +458,20 @@ class Replicator:
     ) -> quarantine.Check:
         """What the pull of ``window`` (None: a snapshot) must leave out, and the rows in quarantine
         it can take again."""
-        read = quarantine.read_by_pull(
-            self.checkable_columns.get(table.name, []), [expression for _, expression in columns]
-        )
+        as_text = self.without_description.get(table.name, declared_source.Declared()).as_text
+        read = [
+            (column, data_type)
+            for column, data_type in quarantine.read_by_pull(
+                self.checkable_columns.get(table.name, []), [expression for _, expression in columns]
+            )
+            if column not in as_text  # text holds any value
+        ]
         entries = self.quarantined.get(table.name, {})
         # The Decimal ClickHouse reads a number without declared precision as: asked only of a table
         # with such a column (none of the seed's has one), and of ClickHouse itself, never assumed.
         read_as = (
-            quarantine.decimals(dict(schema.source_types(self.client, table.name, self.collection)))
-            if any(data_type == quarantine.UNCONSTRAINED_NUMERIC for _, data_type in read)
+            quarantine.decimals(dict(schema.source_types(self.client, self._source(table))))
+            if any(quarantine.unconstrained(data_type) for _, data_type in read)
             else {}
         )
         return quarantine.check(self._pg_connection(), table.name, read, window, entries, read_as)
@@ -462,7 +505,7 @@ class Replicator:
         condition it kept would read the whole table, and parse the rows left out for being unreadable."""
         where = " and ".join(condition for condition in conditions if condition)
         summary = self.client.command(
-            f"insert into {self._qualified(into)} {schema.pull_sql(table, columns, self.collection, where)}",
+            f"insert into {self._qualified(into)} {schema.pull_sql(columns, self._source(table), where)}",
             settings={"external_table_strict_query": 1} if where else None,
         )
         return int(summary.written_rows)

@@ -1,14 +1,19 @@
 """A ``numeric`` column declared without a precision (none of the seed's is; a later migration may
 add one, and replication follows PostgreSQL's columns) holds numbers longer than the Decimal
 ClickHouse reads it as: too many integer digits failed the whole pull, too many fraction digits were
-cut off without a word. Such a row is quarantined with its reason instead, like an infinite date."""
+cut off without a word. Such a row is quarantined with its reason instead, like an infinite date.
+A ``numeric`` declared with more digits than any Decimal of ClickHouse's holds is replicated as text."""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 import psycopg
 
+from ingestion.replication import declared_source, replicate, schema
+from ingestion.replication.connections import clickhouse_client, ensure_named_collection, source
+from ingestion.replication.tables import RAW_TABLES
 from tests.fixtures.warehouse import load_fixture
 from tests.warehouse.test_replication_unreadable import _live, _quarantine, _replicate
 
@@ -51,4 +56,95 @@ def test_a_number_longer_than_clickhouses_decimal_is_quarantined_neither_failing
     assert [(entry[0], entry[3]) for entry in _quarantine(clickhouse_env, "deposits")] == [
         (ids[0], True),
         (ids[1], False),
+    ]
+
+
+def test_a_numeric_with_more_digits_than_any_clickhouse_decimal_is_replicated_as_text(
+    pg_dsn, clickhouse_env, caplog
+):
+    """ClickHouse has no type for a numeric of more than 76 digits, and could not even describe its
+    table: one such column stopped the whole table. It arrives as text, exactly as PostgreSQL prints
+    it (a NaN included: text holds it), and every other column as ClickHouse reads it."""
+    load_fixture(pg_dsn)
+    _replicate(pg_dsn, "deposits")
+    types_before = _types(clickhouse_env, "deposits")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "alter table deposits add column exact_amount numeric(100, 2), add column exact_parts numeric(90)[]"
+        )
+        ids = [row_id for (row_id,) in conn.execute("select id from deposits order by id")]
+        for row_id, amount, parts in zip(
+            ids, ["1e90", "NaN", "-12.5", None], ["{1e80,NaN}", "{}", None, "{7}"], strict=True
+        ):
+            conn.execute(
+                "update deposits set exact_amount = %s::numeric, exact_parts = %s where id = %s",
+                (amount, parts, row_id),
+            )
+
+    with caplog.at_level(logging.WARNING, logger=replicate.__name__):
+        reloaded = _replicate(pg_dsn, "deposits")  # new columns: a reload from scratch
+    assert (reloaded.rows_copied, reloaded.quarantined, reloaded.live_rows) == (4, 0, 4)
+    assert any(
+        "column exact_amount is numeric(100,2)" in message and "replicated as text" in message
+        for message in caplog.messages
+    )
+    types = _types(clickhouse_env, "deposits")
+    assert (types["exact_amount"], types["exact_parts"]) == ("Nullable(String)", "Array(Nullable(String))")
+    assert {column: types[column] for column in types_before} == types_before  # the others as before
+    assert _live(clickhouse_env, "deposits", "exact_amount") == {
+        ids[0]: "1" + "0" * 90 + ".00",
+        ids[1]: "NaN",
+        ids[2]: "-12.50",
+        ids[3]: None,
+    }
+    assert _live(clickhouse_env, "deposits", "exact_parts")[ids[0]] == ["1" + "0" * 80, "NaN"]
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update deposits set exact_amount = 0.01 where id = %s", (ids[3],))
+    updated = _replicate(pg_dsn, "deposits")  # incremental, through the same declared reading
+    assert (updated.rows_copied, updated.live_rows) == (1, 4)
+    assert _live(clickhouse_env, "deposits", "exact_amount")[ids[3]] == "0.01"
+    # The table that read it is gone once its table is replicated.
+    assert not [name for name in _types_of_tables(clickhouse_env) if name.startswith(declared_source.PREFIX)]
+
+
+def test_the_declared_reading_of_a_table_is_clickhouses_own(pg_dsn, clickhouse_env):
+    """A table ClickHouse cannot describe is read through columns declared by ClickHouse's rules
+    (``declared_source.clickhouse_type``): they must stay what ClickHouse's own description gives, for
+    every seed table and a column of each kind a migration may add."""
+    load_fixture(pg_dsn)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "alter table tags add column a boolean, add column b smallint, add column c real,"
+            " add column d double precision not null default 0, add column e varchar(3),"
+            " add column f timestamp(3), add column g timestamptz, add column h date, add column i uuid,"
+            " add column j numeric, add column k numeric(10, 2), add column l numeric(76, 3),"
+            " add column m jsonb, add column n text[], add column o numeric[] not null default '{}',"
+            " add column p integer[][], add column q time, add column r interval, add column s serial"
+        )
+    client = clickhouse_client()
+    collection = ensure_named_collection(client, pg_dsn)
+    declared = declared_source.columns(pg_dsn)
+    for table in RAW_TABLES:
+        ours = [(name, clickhouse_type) for name, _, clickhouse_type, _ in declared[table.name]]
+        assert ours == schema.source_types(client, source(table.name, collection)), table.name
+
+
+def _types(raw_database: str, table: str) -> dict[str, str]:
+    return dict(
+        clickhouse_client()
+        .query(
+            "select name, type from system.columns where database = {db:String} and table = {table:String}",
+            parameters={"db": raw_database, "table": table},
+        )
+        .result_rows
+    )
+
+
+def _types_of_tables(raw_database: str) -> list[str]:
+    return [
+        name
+        for (name,) in clickhouse_client()
+        .query("select name from system.tables where database = {db:String}", parameters={"db": raw_database})
+        .result_rows
     ]

@@ -43,21 +43,23 @@ def test_a_full_refresh_that_fails_half_way_leaves_every_table_with_its_old_rows
     assert None not in before.values()
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        # A value ClickHouse cannot read and replication does not quarantine (a NaN inside a numeric
-        # array: the check before the pull looks at scalar columns only): the reload of deposits, the
-        # ninth of the 18 tables, fails while rows are being copied.
-        conn.execute("alter table deposits add column audit_value numeric[]")
+        # A value ClickHouse cannot read and replication does not quarantine (a two-dimensional array
+        # in a column declared with one dimension, which PostgreSQL does not enforce: the check before
+        # the pull looks at values, not at arrays' shapes): the reload of deposits, the ninth of the 18
+        # tables, fails while rows are being copied (and again once checked again, ``_checked_pull``).
+        conn.execute("alter table deposits add column audit_tags text[]")
         (poisoned,) = conn.execute(
-            "update deposits set audit_value = '{NaN}' where id = (select max(id) from deposits) returning id"
+            "update deposits set audit_tags = '{{a,b},{c,d}}' where id = (select max(id) from deposits)"
+            " returning id"
         ).fetchone()
-    with pytest.raises(DatabaseError, match="Cannot convert string 'NaN'"):
+    with pytest.raises(DatabaseError, match="Got more dimensions than expected"):
         replicate_tables(pg_dsn, full_refresh=True, workers=1)
 
     assert _contents(client, clickhouse_env) == before  # the reloaded, the failed and the unreached
     assert _tables_named_like(client, clickhouse_env, "__snapshot") == []  # no half-built copy left
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute("update deposits set audit_value = '{1}' where id = %s", (poisoned,))
+        conn.execute("update deposits set audit_tags = '{a}' where id = %s", (poisoned,))
         conn.execute("delete from customer_tags where customer_id = 3")  # deleted since the last run
     rerun = {result.table: result for result in replicate_tables(pg_dsn, full_refresh=True)}
     assert all(result.window_start.startswith("1970-") for result in rerun.values())  # every table whole
