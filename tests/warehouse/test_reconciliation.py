@@ -14,6 +14,26 @@ from orchestration.defs.warehouse.reconciliation import (
     reconcile_customers,
     reconcile_employees,
 )
+from tests.fixtures.warehouse import load_fixture
+
+
+def _replicate_and_build(pg_dsn: str, raw_database: str, tables=None, select=None) -> None:
+    """Replicate ``tables`` (default: all) and build the models ``select`` names (default: all), leaving
+    the refresh mark a build would."""
+    replicate_tables(pg_dsn, tables)
+    started_at, output = utc_now(), []
+    selection = ["--select", *select] if select else []
+    assert run_dbt(["run", *selection], log=output.append) == 0, "\n".join(output[-40:])
+    refresh_state.record_refresh(clickhouse_client(), raw_database, marts_schema(), started_at)
+
+
+def _reconcile(pg_dsn: str, raw_database: str):
+    """(the customer mart's reconciliation, the employee mart's) of the test's own warehouse."""
+    client = clickhouse_client()
+    return (
+        reconcile_customers(pg_dsn, client, marts_schema(), raw_database),
+        reconcile_employees(pg_dsn, client, marts_schema(), raw_database),
+    )
 
 
 def test_customer_overview_reconciles_with_the_seed_view(warehouse):
@@ -66,12 +86,7 @@ def test_a_customer_with_a_later_unopened_funnel_row_still_counts_as_opened(
         conn.execute(
             "insert into funnel_bofu (source_key, customer_id, employee_id, created_at) values ('B1_again', 1, 2, now())"
         )
-    replicate_tables(pg_dsn)
-    started_at, output = utc_now(), []
-    assert run_dbt(["run", "--select", "int_customers__latest_funnel+"], log=output.append) == 0, "\n".join(
-        output[-40:]
-    )
-    refresh_state.record_refresh(clickhouse_client(), clickhouse_env, marts_schema(), started_at)
+    _replicate_and_build(pg_dsn, clickhouse_env, select=["int_customers__latest_funnel+"])
     report = reconcile_employees(pg_dsn, clickhouse_client(), marts_schema(), clickhouse_env)
     assert report.passed, report.summary()
     assert report.changed_since_build == []
@@ -96,16 +111,10 @@ def test_what_the_crm_changed_since_the_build_is_left_out_and_reported(
         conn.execute("delete from customers where id = 4")
     client = clickhouse_client()
 
-    def reconcile():
-        return (
-            reconcile_customers(pg_dsn, client, marts_schema(), clickhouse_env),
-            reconcile_employees(pg_dsn, client, marts_schema(), clickhouse_env),
-        )
-
     for replicated_since_the_build in (False, True):
         if replicated_since_the_build:
             replicate_tables(pg_dsn, ["customers", "funnel_bofu"])
-        customers, employees = reconcile()
+        customers, employees = _reconcile(pg_dsn, clickhouse_env)
         assert customers.passed, customers.summary()
         assert customers.changed_since_build == [2, 3, 4]
         assert customers.summary()["first_keys_changed_since_build"] == [2, 3, 4]
@@ -120,7 +129,7 @@ def test_what_the_crm_changed_since_the_build_is_left_out_and_reported(
         f"alter table `{marts_schema()}`.mart_customer_overview update intention_score = 99 where customer_id = 1",
         settings={"mutations_sync": 2},
     )
-    customers, _ = reconcile()
+    customers, _ = _reconcile(pg_dsn, clickhouse_env)
     assert not customers.passed
     assert [(mismatch["key"], mismatch["column"]) for mismatch in customers.mismatches] == [
         (1, "intention_score")
@@ -134,16 +143,9 @@ def test_a_deleted_funnel_row_and_a_reassigned_customer_are_left_out_with_every_
     customer (1, Alice's). A customer reassigned since the build (3, from Bob to Mona) counts in the
     employee mart for Bob as built and in the view for Mona now: both are left out."""
     client = clickhouse_client()
-
-    def reconcile():
-        return (
-            reconcile_customers(pg_dsn, client, marts_schema(), clickhouse_env),
-            reconcile_employees(pg_dsn, client, marts_schema(), clickhouse_env),
-        )
-
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("delete from funnel_bofu where source_key = 'B1'")
-    customers, employees = reconcile()
+    customers, employees = _reconcile(pg_dsn, clickhouse_env)
     assert customers.passed, customers.summary()
     assert customers.changed_since_build == [1]
     assert customers.keys_in_view == customers.keys_in_mart == 3
@@ -154,7 +156,7 @@ def test_a_deleted_funnel_row_and_a_reassigned_customer_are_left_out_with_every_
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("update customers set assigned_employee_id = 1 where id = 3")
-    customers, employees = reconcile()
+    customers, employees = _reconcile(pg_dsn, clickhouse_env)
     assert customers.passed, customers.summary()
     assert customers.changed_since_build == [1, 3]
     assert customers.keys_in_view == customers.keys_in_mart == 2
@@ -167,7 +169,7 @@ def test_a_deleted_funnel_row_and_a_reassigned_customer_are_left_out_with_every_
     replicate_tables(pg_dsn, ["customers", "funnel_bofu"])
     for table in ("customers", "funnel_bofu"):
         client.command(f"optimize table `{clickhouse_env}`.`{table}` final")
-    customers, employees = reconcile()
+    customers, employees = _reconcile(pg_dsn, clickhouse_env)
     assert customers.passed, customers.summary()
     assert customers.changed_since_build == [1, 3]
     assert employees.passed, employees.summary()
@@ -216,3 +218,100 @@ def test_an_employee_counts_as_changed_since_the_build_only_when_the_views_show_
     assert renamed.employees == {2, 4}
     assert renamed.in_employee_mart == {2, 4}
     assert renamed.in_customer_mart == {1, 2}
+
+
+def test_an_employee_deleted_since_the_build_is_left_out_and_the_others_still_compared(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    """Mona (1, without customers) leaves after the build. The schema has no soft delete and the rows
+    she wrote keep her id (scripts, materials): they are handed over first, then her row is deleted.
+    The employee mart still has her, the view no longer: she is left out and reported, before and after
+    replication copied her tombstone and ClickHouse merged it, while Alice and Bob are compared exactly
+    and a wrong value of Bob's is still a mismatch."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update scripts set created_by = null where created_by = 1")
+        conn.execute("update materials set created_by = null where created_by = 1")
+        conn.execute("delete from employees where id = 1")
+    client = clickhouse_client()
+
+    for step in ("deleted", "tombstone copied", "tombstone merged"):
+        if step == "tombstone copied":
+            replicate_tables(pg_dsn, ["employees"])
+        elif step == "tombstone merged":
+            client.command(f"optimize table `{clickhouse_env}`.`employees` final")
+        customers, employees = _reconcile(pg_dsn, clickhouse_env)
+        assert employees.passed, (step, employees.summary())
+        assert employees.changed_since_build == [1], step
+        assert employees.keys_in_view == employees.keys_in_mart == 2, step  # Alice and Bob
+        assert employees.metrics_compared == 2 * 12, step
+        assert customers.passed, (step, customers.summary())
+        assert customers.changed_since_build == [], step  # she had none
+
+    client.command(
+        f"alter table `{marts_schema()}`.mart_employee_performance update accounts_opened = 7 where employee_id = 3",
+        settings={"mutations_sync": 2},
+    )
+    _, employees = _reconcile(pg_dsn, clickhouse_env)
+    assert not employees.passed
+    assert [(mismatch["key"], mismatch["column"]) for mismatch in employees.mismatches] == [
+        (3, "accounts_opened")
+    ]
+    assert employees.changed_since_build == [1]
+
+
+def test_an_employee_renamed_just_before_the_build_is_compared_with_the_latest_raw_version(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    """Alice is renamed, and replication copies it just before a build: until ClickHouse merges them,
+    raw holds her old and her new version (merges are stopped here to hold that moment); the marts show
+    the new name. Her next login writes her row again: she and her customers are still compared, with
+    the raw version the marts were built from (the latest), not left out for the older one."""
+    client = clickhouse_client()
+    client.command(f"system stop merges `{clickhouse_env}`.`employees`")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update employees set name = 'Alice Renamed' where id = 2")
+    _replicate_and_build(pg_dsn, clickhouse_env, ["employees"], select=["stg_crm__employees+"])
+    [(versions,)] = client.query(
+        f"select count() from `{clickhouse_env}`.`employees` where id = 2"
+    ).result_rows
+    assert versions == 2  # the old name still in raw beside the new
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update employees set last_login_at = now() where id = 2")
+
+    customers, employees = _reconcile(pg_dsn, clickhouse_env)
+    assert customers.passed, customers.summary()
+    assert customers.changed_since_build == []
+    assert customers.keys_in_view == 4
+    assert employees.passed, employees.summary()
+    assert employees.changed_since_build == []
+    assert employees.metrics_compared == 3 * 12
+
+
+def test_an_average_rate_clickhouse_computes_in_floating_point_matches_the_exact_one(
+    pg_dsn, clickhouse_env, dbt_dirs
+):
+    """Bob (3) has 39 more customers, each with a withdrawal rate of 13.37 %: with his first one's 0 %,
+    their average is exactly 13.03575 in the view (PostgreSQL's numeric) and 13.035749999999998 in the
+    mart (ClickHouse averages a decimal column in floating point). Rounded to four decimals they fall on
+    either side of the rounding (13.0358, 13.0357), yet they are the same average."""
+    load_fixture(pg_dsn)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into customers (id, customer_code, name, assigned_employee_id)"
+            " select n, 'CUST_R' || n, 'Rate ' || n, 3 from generate_series(101, 139) n"
+        )
+        conn.execute(
+            "insert into funnel_bofu (source_key, customer_id, employee_id, withdrawal_rate)"
+            " select 'BR' || n, n, 3, 13.37 from generate_series(101, 139) n"
+        )
+    _replicate_and_build(pg_dsn, clickhouse_env)
+    client = clickhouse_client()
+    [(average,)] = client.query(
+        f"select avg_withdrawal_rate_percent from `{marts_schema()}`.mart_employee_performance where employee_id = 3"
+    ).result_rows
+    assert round(average, 4) != round(13.03575, 4), "the averages no longer round apart: choose other rates"
+
+    report = reconcile_employees(pg_dsn, client, marts_schema(), clickhouse_env)
+    assert report.passed, report.summary()
+    assert report.changed_since_build == report.differing_by_design == []
+    assert report.metrics_compared == 3 * 12

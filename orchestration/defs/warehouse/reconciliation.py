@@ -23,8 +23,9 @@ are left out of the comparison and of the key counts (reported as ``changed_sinc
 * in the employee mart, changed employees, and employees of such a customer.
 
 An employee counts as changed only when the views would show them otherwise: a column the views read
-from ``employees`` (``EMPLOYEE_VIEW_COLUMNS``) differs between PostgreSQL now and the raw copy's
-versions, or the row was added or deleted since. An employee's row is written on every login
+from ``employees`` (``EMPLOYEE_VIEW_COLUMNS``) differs between PostgreSQL now and the raw copy's latest
+version (the one staging reads with ``final``; an older version not merged away yet is not what the
+marts show), or the row was added or deleted since. An employee's row is written on every login
 (``last_login_at``, ``updated_at``): counting any write would leave nearly every active employee and
 all their customers out of the comparison every day. Employee rows replication copied after the last
 build count as changed whatever their columns: ClickHouse may have merged away the version the marts
@@ -50,6 +51,7 @@ Plain Python (psycopg + clickhouse-connect) so the Dagster asset check and the t
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -134,16 +136,45 @@ CHANGED_SINCE_BUILD_RULE = (
 )
 
 
+# ClickHouse computes the mart's averages (avg_withdrawal_rate_percent) in floating point, PostgreSQL
+# the view's in exact numeric: the two may differ in the last binary digit. Rounding both to a fixed
+# number of decimals does not absorb that: an average of 40 rates with two decimals ends in 5 at the
+# fifth decimal half the time, and one ulp then rounds the other way (a false mismatch); it also hides
+# real differences below the rounding (one customer's rate off by 0.01 among 200 or more). So a float
+# is compared within this tolerance (relative, and absolute near zero), far below any real difference,
+# and exact numbers (decimals, integers) exactly.
+FLOAT_TOLERANCE = 1e-12
+
+
 def _normalise(value):
-    if isinstance(value, Decimal | float):
-        return round(float(value), 4)
+    """``value`` as compared: a timestamp as its wall clock (both engines hold PostgreSQL's, the mart's
+    declared UTC); anything else as is (numbers: ``_same``)."""
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None)
-    if value is None or isinstance(value, bool | str | dt.date):
-        return value
-    if isinstance(value, int):
-        return value
     return value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def _same(view_value, mart_value) -> bool:
+    """Whether a view's value equals the mart's: floats within ``FLOAT_TOLERANCE``, other
+    values exactly (``Decimal("5000.00") == 5000``)."""
+    if _is_number(view_value) and _is_number(mart_value):
+        if isinstance(view_value, float) or isinstance(mart_value, float):
+            return math.isclose(
+                float(view_value),
+                float(mart_value),
+                rel_tol=FLOAT_TOLERANCE,
+                abs_tol=FLOAT_TOLERANCE,
+            )
+        return view_value == mart_value
+    return _normalise(view_value) == _normalise(mart_value)
+
+
+def _same_row(view_row: dict, mart_row: dict) -> bool:
+    return all(_same(value, mart_row.get(column)) for column, value in view_row.items())
 
 
 @dataclass(frozen=True)
@@ -247,12 +278,22 @@ class _ChangeReader:
     def versions(self, table: str, columns: Iterable[str], ids: list[int]) -> tuple[set[tuple], set[tuple]]:
         """``columns`` of rows ``ids`` of ``table``: (as PostgreSQL has them now, as the raw copy holds
         them in every version, tombstones included, with ``_is_deleted`` last)."""
-        select = ", ".join(columns)
-        now = set(self.conn.execute(f"select {select} from {table} where id = any(%s)", (ids,)))
         raw = self._clickhouse_rows(
-            f"select distinct {select}, _is_deleted from {self._raw(table)}", "id", ids
+            f"select distinct {', '.join(columns)}, _is_deleted from {self._raw(table)}", "id", ids
         )
-        return now, raw
+        return self.in_postgres(table, columns, ids), raw
+
+    def in_postgres(self, table: str, columns: Iterable[str], ids: list[int]) -> set[tuple]:
+        """``columns`` of rows ``ids`` of ``table`` as PostgreSQL has them now."""
+        return set(self.conn.execute(f"select {', '.join(columns)} from {table} where id = any(%s)", (ids,)))
+
+    def latest_in_raw(self, table: str, columns: Iterable[str], ids: list[int]) -> set[tuple]:
+        """``columns`` of rows ``ids`` of ``table`` in their latest version in the raw copy: the one the
+        staging models read (``final``, which also leaves out a row whose latest version is a
+        tombstone), so the one the marts were built from unless replication copied it after the build
+        (then the row counts as changed anyway: ``copied_after_build``). Older versions ClickHouse has
+        not merged away yet are no longer what the marts show."""
+        return self._clickhouse_rows(f"select {', '.join(columns)} from {self._raw(table)} final", "id", ids)
 
     def owners(self, table: str, ids: Iterable[int]) -> set[int]:
         """Whom rows ``ids`` of ``table`` count for (``VIEW_SOURCES``): as PostgreSQL has them now, and
@@ -275,18 +316,18 @@ class _ChangeReader:
 
     def employees_shown_otherwise(self, ids: Iterable[int]) -> set[int]:
         """Of employees ``ids``, those the views show otherwise now than as built: a column they read
-        from ``employees`` differs between PostgreSQL now and a live version in the raw copy, or the
+        from ``employees`` differs between PostgreSQL now and the raw copy's latest version, or the
         employee is only on one side (added or deleted since)."""
         ids = sorted(ids)
         if not ids:
             return set()
-        now, raw = self.versions("employees", ["id", *EMPLOYEE_VIEW_COLUMNS], ids)
-        shown_now, shown_as_built = {}, {}
-        for row in now:
-            shown_now.setdefault(row[0], set()).add(tuple(map(_normalise, row)))
-        for *row, is_deleted in raw:
-            if not is_deleted:
-                shown_as_built.setdefault(row[0], set()).add(tuple(map(_normalise, row)))
+        columns = ["id", *EMPLOYEE_VIEW_COLUMNS]
+
+        def by_id(rows: set[tuple]) -> dict[int, tuple]:
+            return {row[0]: tuple(map(_normalise, row)) for row in rows}
+
+        shown_now = by_id(self.in_postgres("employees", columns, ids))
+        shown_as_built = by_id(self.latest_in_raw("employees", columns, ids))
         return {
             employee_id
             for employee_id in ids
@@ -418,7 +459,7 @@ def _compare(report: Reconciliation, key, expected: dict, actual: dict, skip: tu
         if column in skip:
             continue
         report.metrics_compared += 1
-        if _normalise(value) != actual.get(column):
+        if not _same(value, actual.get(column)):
             report.mismatches.append(
                 {"key": key, "column": column, "view": str(value), "mart": str(actual.get(column))}
             )
@@ -454,7 +495,7 @@ def reconcile_customers(
             continue
         report.repeated_in_view.append(key)
         report.metrics_compared += len(CUSTOMER_COLUMNS)
-        if not any({column: _normalise(value) for column, value in row.items()} == actual for row in rows):
+        if not any(_same_row(row, actual) for row in rows):
             report.mismatches.append(
                 {"key": key, "column": "*", "view": f"{len(rows)} rows", "mart": "equals none of them"}
             )
