@@ -251,11 +251,19 @@ def test_an_employee_deleted_since_the_build_is_left_out_and_the_others_still_co
         f"alter table `{marts_schema()}`.mart_employee_performance update accounts_opened = 7 where employee_id = 3",
         settings={"mutations_sync": 2},
     )
+    # ... and so is an employee only the mart has (not left out: unknown to PostgreSQL and raw alike)
+    client.command(
+        f"insert into `{marts_schema()}`.mart_employee_performance"
+        " select * replace (99 as employee_id)"  # (a where beside it would read the alias: 99)
+        f" from (select * from `{marts_schema()}`.mart_employee_performance where employee_id = 2)"
+    )
     _, employees = _reconcile(pg_dsn, clickhouse_env)
     assert not employees.passed
     assert [(mismatch["key"], mismatch["column"]) for mismatch in employees.mismatches] == [
-        (3, "accounts_opened")
+        (99, "*"),
+        (3, "accounts_opened"),
     ]
+    assert employees.mismatches[0] == {"key": 99, "column": "*", "view": "missing", "mart": "present"}
     assert employees.changed_since_build == [1]
 
 

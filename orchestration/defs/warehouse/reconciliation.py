@@ -423,11 +423,15 @@ class Reconciliation:
 
     def leave_out(self, changed: frozenset[int], view_rows: dict, mart_rows: dict) -> tuple[dict, dict]:
         """(view rows, mart rows) without the keys changed since the build, recorded as such when
-        found on either side (the others were inserted and deleted since), and their key counts."""
+        found on either side (the others were inserted and deleted since), and their key counts; a
+        key left only in the mart is a mismatch (one only in the view is found comparing the rows)."""
         self.changed_since_build = sorted(changed & (view_rows.keys() | mart_rows.keys()))
         view_rows = {key: row for key, row in view_rows.items() if key not in changed}
         mart_rows = {key: row for key, row in mart_rows.items() if key not in changed}
         self.keys_in_view, self.keys_in_mart = len(view_rows), len(mart_rows)
+        # A key only the mart has is named as one only the view has is (else only the counts differ).
+        for key in sorted(mart_rows.keys() - view_rows.keys()):
+            self.mismatches.append({"key": key, "column": "*", "view": "missing", "mart": "present"})
         return view_rows, mart_rows
 
 
