@@ -30,12 +30,12 @@ EPOCH = dt.datetime(1970, 1, 1)
 
 # The zone the triggers stamp in: the TimeZone a session starts with (server, database or role
 # default), which a later SET TIME ZONE of this session does not change (see ``visible_bound_of``).
-_STAMP_ZONE = "(select reset_val from pg_settings where name = 'TimeZone')"
+STAMP_ZONE = "(select reset_val from pg_settings where name = 'TimeZone')"
 _BOUND_SQL = f"""
 select
-    (clock_timestamp() at time zone {_STAMP_ZONE})::timestamp as now_local,
+    (clock_timestamp() at time zone {STAMP_ZONE})::timestamp as now_local,
     (min(xact_start) filter (where backend_xid is not null and pid <> pg_backend_pid())
-        at time zone {_STAMP_ZONE})::timestamp as oldest_open_write,
+        at time zone {STAMP_ZONE})::timestamp as oldest_open_write,
     pg_has_role(current_user, 'pg_read_all_stats', 'member') or
         (select rolsuper from pg_roles where rolname = current_user) as sees_all_sessions
 from pg_stat_activity
@@ -50,7 +50,7 @@ def utc_offset_seconds(pg_dsn: str, stamp: dt.datetime) -> int:
     with psycopg.connect(pg_dsn) as conn:
         (offset,) = conn.execute(
             f"select extract(epoch from %(stamp)s::timestamp"
-            f" - ((%(stamp)s::timestamp at time zone {_STAMP_ZONE}) at time zone 'UTC'))::integer",
+            f" - ((%(stamp)s::timestamp at time zone {STAMP_ZONE}) at time zone 'UTC'))::integer",
             {"stamp": stamp},
         ).fetchone()
     return offset

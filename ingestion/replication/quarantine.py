@@ -4,8 +4,15 @@ PostgreSQL's ``timestamp`` and ``date`` hold 'infinity' and '-infinity', its ``n
 'Infinity' without a declared precision); ClickHouse's DateTime64, Date and Decimal have no such value,
 and a pull that meets one fails whole ("Cannot parse PostgreSQL value 'infinity' as DateTime64(6)"):
 one such row, written by the CRM app or an operator (landing files cannot carry one: the loader
-refuses it), stopped its table's replication for good. (Dates outside ClickHouse's range, year 1 or
-9999, and floats' NaN are read without an error.) A ``numeric`` declared without a precision holds
+refuses it), stopped its table's replication for good. Other dates and times arrive changed without
+an error (measured with ClickHouse 26.9, whose Date32 and DateTime64 span 0001-01-01 to 9999-12-31:
+``tests/warehouse/test_replication_date_range.py``): one BC as the same year AD ('0044-03-15 BC' as
+0044-03-15), one after 9999 as a day or an instant of 1970 (a date as 1970-01-01, '10000-01-01
+00:00' as 1970-01-01 02:46:40), and, inside a ``timestamp[]`` or ``timestamptz[]``, one before 1970
+as 1970-01-01 00:00:00; a row whose ``updated_at`` lies before 1970 or after 9999 is in no window of
+the pull (they start at 1970) and never arrived. (A ``timestamptz`` arrives as its wall clock in the
+TimeZone ClickHouse's PostgreSQL session starts with, the offset dropped: its range is of that wall
+clock. Floats' NaN is read without an error.) A ``numeric`` declared without a precision holds
 numbers of any length, which ClickHouse reads into a Decimal(P, S) of its own choosing (Decimal(38,
 19) in ClickHouse 26): more than P - S integer digits fail the pull ("Decimal value is too big"), and
 fraction digits beyond S are cut off without a word, so such a number is unreadable too (a column
@@ -14,20 +21,21 @@ different: a NaN or an overlong number in a ``numeric[]`` fails the pull, an inf
 ``timestamp[]`` too, and one in a ``date[]`` or ``timestamptz[]`` arrives as 1970-01-01 without an
 error. So before each pull the rows it would read are checked on the PostgreSQL side, each
 timestamp, date and numeric column the pull reads, and each element of an array of them, by the same
-test per type (``not isfinite(...)``, NaN, a number longer than its Decimal); their ids are left out
-of the pull (``id not in (...)``, a condition ClickHouse hands to PostgreSQL: see ``exclusion``), and each
-is recorded here with nothing of the row but its id (data protection; a reason names a number's
-digit counts, never its value): table, id, column, reason, when it was quarantined and when resolved.
+test per type (a date or time outside the range ClickHouse stores as it is, infinities included;
+NaN; a number longer than its Decimal); their ids are left out of the pull (``id not in (...)``, a
+condition ClickHouse hands to PostgreSQL: see ``exclusion``), and each is recorded here with nothing of
+the row but its id (data protection; a reason names a date's column, type and range, a number's digit
+counts, never the value): table, id, column, reason, when it was quarantined and when resolved.
 
 What the check reads is bounded by what the pull reads: an incremental pull's window (``updated_at``
 in ``[start, bound)``, found through the ``(updated_at, id)`` index every seed table has), the rows
-whose ``updated_at`` is itself infinite (no window holds them; the same index finds them), and the
-rows already in quarantine (by id). A quarantined row does not hold the cursor back: it is looked at
-again by id on every run until it can be read. Fixed in PostgreSQL (its ``updated_at`` moves into a
-later window) it is pulled, and its entry is marked resolved; one fixed without its ``updated_at``
-moving (triggers bypassed) is pulled by id. A quarantined row deleted from PostgreSQL is resolved too
-(its deletion reaches raw as a tombstone). Until then raw keeps the row's last readable version, if
-it had one.
+whose ``updated_at`` is outside every window (infinite, before 1970 or after 9999; the same index
+finds them), and the rows already in quarantine (by id). A quarantined row does not hold the cursor
+back: it is looked at again by id on every run until it can be read. Fixed in PostgreSQL (its
+``updated_at`` moves into a later window) it is pulled, and its entry is marked resolved; one fixed
+without its ``updated_at`` moving (triggers bypassed) is pulled by id. A quarantined row deleted from
+PostgreSQL is resolved too (its deletion reaches raw as a tombstone). Until then raw keeps the row's
+last readable version, if it had one.
 """
 
 from __future__ import annotations
@@ -37,11 +45,13 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import psycopg
 from psycopg import sql
 
 from ingestion.replication.connections import as_utc
+from ingestion.replication.cursor import EPOCH, STAMP_ZONE
 
 TABLE = "_replication_quarantine"
 CURSOR_COLUMN = "updated_at"
@@ -50,16 +60,57 @@ UNCONSTRAINED_NUMERIC = "numeric without precision"
 # What ``checkable_columns`` appends to the type of an array column's elements: "date[]".
 ARRAY = "[]"
 _NOT_A_NUMBER = ("NaN", "Infinity", "-Infinity")
-# What makes a value of each PostgreSQL type (as ``format_type`` names it) unreadable for ClickHouse,
-# over the value ``{column}``: a column's, or an element of an array column. Numbers are compared as
-# text: 'Infinity'::numeric is not valid input before PostgreSQL 14. An unconstrained number is also
-# tested against the Decimal ClickHouse reads it as (``_too_long_for``).
-_UNREADABLE_WHEN = {
-    "timestamp without time zone": "not isfinite({column})",
-    "timestamp with time zone": "not isfinite({column})",
-    "date": "not isfinite({column})",
-    "numeric": "{column}::text in ('NaN', 'Infinity', '-Infinity')",
-    UNCONSTRAINED_NUMERIC: "{column}::text in ('NaN', 'Infinity', '-Infinity')",
+_INFINITE = ("infinity", "-infinity")
+_DATE = "date"
+_TIMESTAMP = "timestamp without time zone"
+_TIMESTAMPTZ = "timestamp with time zone"
+_NUMBERS = ("numeric", UNCONSTRAINED_NUMERIC)
+# The types (as ``format_type`` names them) whose values, or an array's elements, may be unreadable.
+CHECKED_TYPES = (_TIMESTAMP, _TIMESTAMPTZ, _DATE, *_NUMBERS)
+
+
+class _Range(NamedTuple):
+    """The dates or times ClickHouse stores as PostgreSQL holds them: from ``first`` up to ``past``
+    (excluded), on the wall clock ClickHouse reads; ``shown`` in reasons, with what becomes of the
+    others (``otherwise``)."""
+
+    first: str
+    past: str
+    shown: str
+    otherwise: str
+
+
+_LAST_TIME = "9999-12-31 23:59:59.999999"
+_DAYS = _Range(
+    "0001-01-01",
+    "10000-01-01",
+    "0001-01-01 .. 9999-12-31",
+    "a date BC arrives as the same year AD, a later one as 1970-01-01",
+)
+_TIMES = _Range(
+    "0001-01-01 00:00:00",
+    "10000-01-01 00:00:00",
+    f"0001-01-01 00:00:00 .. {_LAST_TIME}",
+    "a time BC arrives as the same year AD, a later one as a time of 1970",
+)
+# An array's times are read otherwise than a column's: none before 1970 (ClickHouse's epoch).
+_TIMES_IN_ARRAY = _TIMES._replace(
+    first=EPOCH.isoformat(sep=" "),
+    shown=f"{EPOCH.isoformat(sep=' ')} .. {_LAST_TIME}",
+    otherwise="in an array, an earlier time arrives as 1970-01-01 00:00:00, a later one as a time of 1970",
+)
+# updated_at's are those of the pull's windows, which start at the cursor's EPOCH (1970).
+_CURSOR_RANGE = _TIMES_IN_ARRAY._replace(
+    otherwise="a row stamped otherwise is in no window of the pull and never arrives"
+)
+# (type, in an array) -> the values of a date or time type ClickHouse stores as they are.
+_READABLE = {
+    (_DATE, False): _DAYS,
+    (_DATE, True): _DAYS,
+    (_TIMESTAMP, False): _TIMES,
+    (_TIMESTAMP, True): _TIMES_IN_ARRAY,
+    (_TIMESTAMPTZ, False): _TIMES,
+    (_TIMESTAMPTZ, True): _TIMES_IN_ARRAY,
 }
 _DECIMAL = re.compile(r"\bDecimal\((\d+),\s*(\d+)\)")
 
@@ -143,7 +194,7 @@ def checkable_columns(pg_dsn: str) -> dict[str, list[tuple[str, str]]]:
                 where a.attnum > 0 and not a.attisdropped
             ) as columns
             where element_type = any(%s) order by table_name, attnum""",
-            (ARRAY, UNCONSTRAINED_NUMERIC, list(_UNREADABLE_WHEN)),
+            (ARRAY, UNCONSTRAINED_NUMERIC, list(CHECKED_TYPES)),
         ).fetchall()
     columns: dict[str, list[tuple[str, str]]] = {}
     for table, name, data_type in typed:
@@ -212,13 +263,13 @@ def check(
         {"start": start, "bound": bound, "in_quarantine": in_quarantine},
     ).fetchall()
     found = Check(entries=entries)
-    arrays = {column for column, data_type in columns if _element_type(data_type)[1]}
+    types = dict(columns)
     readable: dict[int, tuple[bool, bool]] = {}
     for row_id, before_window, before_bound, column, value in rows:
         if column is None:
             readable[row_id] = (bool(before_window), bool(before_bound))
         else:
-            found.unreadable[(row_id, column)] = _reason(column, value, read_as.get(column), column in arrays)
+            found.unreadable[(row_id, column)] = _reason(column, types[column], value, read_as.get(column))
     still_unreadable = set(found.held_back)
     for row_id in in_quarantine:
         if row_id in still_unreadable:
@@ -265,14 +316,16 @@ def check_query(
     all_readable = sql.SQL(" and ").join(
         sql.SQL("{value} is null").format(value=value) for value in unreadable.values()
     )
-    # -infinity lies before every window and infinity after it: a row stamped so is in none.
+    # A row stamped outside the cursor's range (infinite, before 1970, after 9999) is in no window.
+    outside_every_window = _unreadable(
+        sql.SQL("t.") + cursor, CURSOR_COLUMN, dict(columns).get(CURSOR_COLUMN, _TIMESTAMP)
+    )
     return sql.SQL(
         """select t.id, t.{cursor} < %(start)s, t.{cursor} < %(bound)s, bad.column_name, bad.value
         from public.{table} t
         left join lateral (select * from (values {tests}) as v(column_name, value) where value is not null)
             as bad on true
-        where ({in_window} or t.{cursor} = any('{{infinity,-infinity}}'::timestamp[])
-                or t.id = any(%(in_quarantine)s::bigint[]))
+        where ({in_window} or {outside_every_window} or t.id = any(%(in_quarantine)s::bigint[]))
             and (not ({all_readable}) or t.id = any(%(in_quarantine)s::bigint[]))
             and (bad.value is not null or t.id = any(%(in_quarantine)s::bigint[]))"""
     ).format(
@@ -280,6 +333,7 @@ def check_query(
         table=sql.Identifier(table),
         tests=tests,
         in_window=in_window,
+        outside_every_window=outside_every_window,
         all_readable=all_readable,
     )
 
@@ -287,18 +341,43 @@ def check_query(
 def _first_unreadable(column: str, data_type: str, read_as: tuple[int, int] | None) -> sql.Composed:
     """An expression over the row ``t``: the first value of ``column`` (of the ``checkable_columns``
     type ``data_type``) that ClickHouse cannot read, as text, or NULL. A column's value is tested as
-    it is, an array's elements one by one, by the same test of their type (``_UNREADABLE_WHEN``, and
-    ``_too_long_for`` the Decimal ``read_as`` of an unconstrained number)."""
-    element_type, in_array = _element_type(data_type)
+    it is, an array's elements one by one, by the same test of their type (``_unreadable``)."""
+    in_array = _element_type(data_type)[1]
     value = sql.SQL("element") if in_array else sql.SQL("t.") + sql.Identifier(column)
-    test = sql.SQL(_UNREADABLE_WHEN[element_type]).format(column=value)
-    if read_as is not None:
-        test = sql.SQL("{test} or {too_long}").format(test=test, too_long=_too_long_for(value, *read_as))
+    test = _unreadable(value, column, data_type, read_as)
     if in_array:
         return sql.SQL(
             "(select element::text from unnest(t.{column}) as element where {test} limit 1)"
         ).format(column=sql.Identifier(column), test=test)
     return sql.SQL("case when {test} then {value}::text end").format(test=test, value=value)
+
+
+def _unreadable(
+    value: sql.Composable, column: str, data_type: str, read_as: tuple[int, int] | None = None
+) -> sql.Composed:
+    """The test of a ``value`` of ``column`` (the column's own, or an element of it, an array of the
+    ``checkable_columns`` type ``data_type``) that ClickHouse cannot store as PostgreSQL holds it: a
+    date or time outside its range (``_readable_range``; infinities are outside every range), a number
+    'NaN' or infinite (compared as text: 'Infinity'::numeric is not valid input before PostgreSQL 14)
+    or too long for the Decimal ``read_as`` ClickHouse reads an unconstrained number as."""
+    element_type = _element_type(data_type)[0]
+    if element_type in _NUMBERS:
+        test = sql.SQL("{value}::text in ('NaN', 'Infinity', '-Infinity')").format(value=value)
+        if read_as is None:
+            return test
+        return sql.SQL("{test} or {too_long}").format(test=test, too_long=_too_long_for(value, *read_as))
+    readable = _readable_range(column, data_type)
+    if element_type == _TIMESTAMPTZ:  # ClickHouse reads its wall clock in the zone sessions start with
+        value = sql.SQL("({value} at time zone {zone})").format(value=value, zone=sql.SQL(STAMP_ZONE))
+    return sql.SQL("({value} < {first} or {value} >= {past})").format(
+        value=value, first=sql.Literal(readable.first), past=sql.Literal(readable.past)
+    )
+
+
+def _readable_range(column: str, data_type: str) -> _Range:
+    """The dates or times of ``column`` (of the date or time ``checkable_columns`` type ``data_type``)
+    ClickHouse stores as they are; the cursor column's are those the pull's windows hold."""
+    return _CURSOR_RANGE if column == CURSOR_COLUMN else _READABLE[_element_type(data_type)]
 
 
 def _too_long_for(value: sql.Composable, precision: int, scale: int) -> sql.Composed:
@@ -310,11 +389,21 @@ def _too_long_for(value: sql.Composable, precision: int, scale: int) -> sql.Comp
     )
 
 
-def _reason(column: str, value: str, read_as: tuple[int, int] | None = None, in_array: bool = False) -> str:
+def _reason(column: str, data_type: str, value: str, read_as: tuple[int, int] | None = None) -> str:
+    """Why ``column`` (of the ``checkable_columns`` type ``data_type``) is unreadable, its ``value``
+    named only if it is infinite or not a number (no data of the row's)."""
     what = "cursor column" if column == CURSOR_COLUMN else "column"
-    if read_as is None or value in _NOT_A_NUMBER:
+    element_type, in_array = _element_type(data_type)
+    if value in _INFINITE + _NOT_A_NUMBER:
         where = f"holds {value} in its array" if in_array else f"is {value}"
         return f"{what} {column} {where}, which ClickHouse cannot read (no infinite or NaN timestamp, date or decimal)"
+    if element_type not in _NUMBERS:
+        readable = _readable_range(column, data_type)
+        wall_clock = " (its wall clock in PostgreSQL's TimeZone)" if element_type == _TIMESTAMPTZ else ""
+        return (
+            f"{what} {column} ({data_type}) holds{' in its array' if in_array else ''} a value outside"
+            f" {readable.shown}{wall_clock}, the range ClickHouse stores as it is ({readable.otherwise})"
+        )
     # The digits are counted, the number itself is not recorded: it is the row's data.
     precision, scale = read_as
     integer_part, _, fraction_part = value.lstrip("-").partition(".")
