@@ -20,7 +20,10 @@ from fsspec.core import url_to_fs
 from ingestion.contracts import CONTRACTS, load_order
 
 FORMATS = ("csv", "jsonl", "parquet")
-_NAME = re.compile(r"^(?P<table>[a-z_]+)__(?P<batch>[^/]+?)\.(?P<ext>csv|jsonl|parquet)$")
+# <table>__<batch>.<format>: a table name never holds "__" (so a batch may: customers__a__b.csv is batch
+# a__b of customers), and a batch is letters, digits, "_" and "-" (README's landing contract).
+_NAME = re.compile(r"^(?P<table>[a-z]+(?:_[a-z]+)*)__(?P<batch>[A-Za-z0-9_-]+)\.(?P<ext>csv|jsonl|parquet)$")
+_NAME_RULE = "name is not <table>__<batch>.<csv|jsonl|parquet> (batch: letters, digits, _ and -)"
 _HASH_BLOCK = 8 * 1024 * 1024
 
 
@@ -119,7 +122,7 @@ def _skip_reason(name: str) -> str | None:
     match = _NAME.match(name)
     if match:
         return f"unknown table {match['table']!r} (known: {', '.join(sorted(CONTRACTS))})"
-    return "name is not <table>__<batch>.<csv|jsonl|parquet>"
+    return _NAME_RULE
 
 
 def survey(locations: Iterable[str]) -> tuple[list[LandingFile], list[Skipped]]:
