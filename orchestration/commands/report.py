@@ -109,7 +109,9 @@ def register(app: typer.Typer) -> None:
             "unknown (the connection was lost after the message was handed over: check first).",
         ),
         out: str = typer.Option(
-            None, "--out", help="Where to write the files (default <state home>/reports)."
+            None,
+            "--out",
+            help="Where to write the files (default $FUNNELHOUSE_REPORT_DIR, else <state home>/reports).",
         ),
     ) -> None:
         """Render (and with --send, mail) the KPI reports of a period; prints where the files are."""

@@ -24,11 +24,13 @@ from ingestion.reports.recipients import (
 )
 from orchestration import environment
 from orchestration.defs.warehouse import refresh_state
+from orchestration.defs.warehouse.build import marts_schema
 
 
 def marts_database() -> str:
-    """The ClickHouse database of the dbt marts (dbt_project.yml: schema ``marts``)."""
-    return os.environ.get("FUNNELHOUSE_MARTS_DATABASE", data.DEFAULT_DATABASE)
+    """The ClickHouse database of the dbt marts: ``FUNNELHOUSE_MARTS_DATABASE``, else the one the
+    builds write (dbt_project.yml's schema ``marts``, behind ``FUNNELHOUSE_SCHEMA_PREFIX`` if set)."""
+    return os.environ.get("FUNNELHOUSE_MARTS_DATABASE") or marts_schema()
 
 
 def default_out_dir() -> Path:
