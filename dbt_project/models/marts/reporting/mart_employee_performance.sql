@@ -28,8 +28,7 @@ conversations as (
 ),
 
 -- The seed view's measures, one funnel row per customer (int_customers__latest_funnel's rule); accounts opened
--- and first deposits count a customer whose any row has one, as the view's COUNT DISTINCT does, and the
--- average days to an account are over those same customers (from the first opening on any row).
+-- and first deposits count a customer whose any row has one, as the view's COUNT DISTINCT does.
 portfolio as (
     select
         customers.assigned_employee_id as employee_id,
@@ -41,21 +40,9 @@ portfolio as (
         countIf(funnel.has_any_first_deposit_recorded) as first_deposits,
         countIf(customers.current_stage_order >= {{ stage_order("'Trust'") }}) as customers_reached_trust,
         countIf(customers.current_stage_order >= {{ stage_order("'Action'") }}) as customers_reached_action,
-        countIf(customers.current_stage_order >= {{ stage_order("'Subscribe'") }}) as customers_reached_subscribe,
-        -- all time up to the build date, like the *_all_time columns (money is up to it already)
-        avgIf(
-            {{ days_between('customers.first_contact_date', 'toDate(funnel.first_account_opened_at)') }},
-            {{ in_period('all_time', 'toDate(funnel.first_account_opened_at)') }}
-        ) as avg_days_contact_to_account,
-        avgIf(
-            {{ days_between('toDate(funnel.first_account_opened_at)', 'toDate(money.first_deposit_at)') }},
-            {{ in_period('all_time', 'toDate(funnel.first_account_opened_at)') }}
-        ) as avg_days_account_to_first_deposit,
-        avg({{ days_between('customers.first_contact_date', 'toDate(money.first_deposit_at)') }})
-            as avg_days_contact_to_first_deposit
+        countIf(customers.current_stage_order >= {{ stage_order("'Subscribe'") }}) as customers_reached_subscribe
     from customers
     left join funnel on customers.customer_id = funnel.customer_id
-    left join money on customers.customer_id = money.customer_id
     where customers.assigned_employee_id is not null
     group by customers.assigned_employee_id
 ),
@@ -85,8 +72,11 @@ withdrawal_periods as (
 -- A customer's account is credited to the employee of the funnel_mofu row that recorded its first
 -- opening (an account opened on any row counts, as in accounts_opened: a newer row of a re-contact
 -- that says none does not undo it), first deposits to the employee of the customer's first confirmed
--- deposit. The average days to an account (to a first deposit) of a period are over the accounts
--- opened (first deposits made) in it, credited the same way; days count from the customer's first contact.
+-- deposit. The average days to an account (to a first deposit) of a period, all time included, are over
+-- the accounts opened (first deposits made) in it, credited the same way, so that this month's, this
+-- quarter's and the all-time average describe the same employee's work (customers are assigned to their
+-- MoFu advisor while their deposits are credited to the BoFu broker); days count from the customer's first
+-- contact.
 account_periods as (
     select
         funnel.first_account_opened_employee_id as employee_id,
@@ -110,9 +100,10 @@ first_deposit_periods as (
         {%- for period in periods %}
         {%- set deposited_in_period = in_period(period, 'toDate(money.first_deposit_at)') %}
         countIf({{ deposited_in_period }}) as first_deposits_{{ period }},
+        -- (an account opened after the build date has not been opened yet: no days from it)
         avgIf(
             toNullable({{ days_between('toDate(funnel.first_account_opened_at)', 'toDate(money.first_deposit_at)') }}),
-            {{ deposited_in_period }}
+            {{ deposited_in_period }} and {{ by_build_date('toDate(funnel.first_account_opened_at)') }}
         ) as avg_days_account_to_first_deposit_{{ period }},
         avgIf(
             toNullable({{ days_between('customers.first_contact_date', 'toDate(money.first_deposit_at)') }}),
@@ -193,9 +184,9 @@ final as (
         ifNull(conversation_periods.quality_conversations_{{ period }}, 0) as quality_conversations_{{ period }},
         ifNull(conversation_periods.counter_questions_{{ period }}, 0) as counter_questions_{{ period }},
         {%- endfor %}
-        portfolio.avg_days_contact_to_account as avg_days_contact_to_account,
-        portfolio.avg_days_account_to_first_deposit as avg_days_account_to_first_deposit,
-        portfolio.avg_days_contact_to_first_deposit as avg_days_contact_to_first_deposit,
+        account_periods.avg_days_contact_to_account_all_time as avg_days_contact_to_account,
+        first_deposit_periods.avg_days_account_to_first_deposit_all_time as avg_days_account_to_first_deposit,
+        first_deposit_periods.avg_days_contact_to_first_deposit_all_time as avg_days_contact_to_first_deposit,
         {{ safe_ratio('portfolio.customers_reached_trust', 'portfolio.total_customers') }} as reached_trust_rate,
         {{ safe_ratio('portfolio.customers_reached_action', 'portfolio.total_customers') }} as reached_action_rate,
         {{ safe_ratio('portfolio.customers_reached_subscribe', 'portfolio.total_customers') }}

@@ -1,6 +1,8 @@
 -- The seed has no reporting line (employees has no manager column), so a department is the team:
--- its manager is the department's employee with role 'manager' (lowest id if several), and the
--- direct reports are the department's other employees.
+-- its manager is the department's employee with role 'manager', an active one first (a manager who
+-- left stays in employees with status inactive, and his lower id must not hide his successor): the
+-- lowest id among the active ones, or of all when none is active. The direct reports are the
+-- department's other employees.
 {%- set periods = reporting_periods().keys() | list %}
 with employee_performance as (
     select * from {{ ref('mart_employee_performance') }}
@@ -13,8 +15,8 @@ employees as (
 managers as (
     select
         department,
-        argMin(employee_id, employee_id) as manager_employee_id,
-        argMin(employee_name, employee_id) as manager_name,
+        argMin(employee_id, (not ifNull(is_active, false), employee_id)) as manager_employee_id,
+        argMin(employee_name, (not ifNull(is_active, false), employee_id)) as manager_name,
         count() as manager_count
     from employees
     where is_manager

@@ -24,7 +24,8 @@ employee_progress as (
         countIf(progress.training_status = 'failed') as courses_failed,
         countIf(progress.training_status = 'completed' and courses.is_required) as required_courses_completed,
         avgIf(toFloat64(progress.score), progress.score is not null) as average_score,
-        max(progress.completed_at) as last_completed_at
+        -- (the CRM stamps completed_at on a failed attempt too: that is no completion)
+        maxIf(progress.completed_at, progress.training_status = 'completed') as last_completed_at
     from progress
     inner join courses on progress.course_id = courses.course_id
     group by progress.employee_id
