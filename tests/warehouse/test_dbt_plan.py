@@ -1,16 +1,26 @@
 """What dbt runs for each kind of build, and which model definitions a deploy changed (no servers
 needed)."""
 
+import datetime as dt
+import json
+import re
+
+import pytest
 from dbt.artifacts.resources.base import FileHash
 from dbt_common.clients.system import load_file_contents
 
+from orchestration.defs.warehouse.dbt_environment import MANIFEST
 from orchestration.defs.warehouse.dbt_plan import (
+    BUILD_DATE_ENV,
     PROJECT,
     SEED,
     STALE,
     DefinitionChanges,
+    build_date,
+    build_date_macros,
     complete_plan,
     current_definitions,
+    date_relative_models,
     incremental_plan,
     model_checksums,
     models_downstream_of,
@@ -501,3 +511,119 @@ def test_a_changed_seed_is_loaded_with_the_models_reading_it(tmp_path):
     # The KPI op (the mart alone, built apart) neither loads the seed nor records it; the models' op
     # records the mart as stale when the seed reaches it (dbt_assets.py).
     assert changes.within(["mart"]).changed == () and not changes.within(["mart"]).seeds
+
+
+def _dated_manifest() -> dict:
+    """``_manifest`` with the build date's macros: mart calls in_period (-> reporting_periods ->
+    as_of_date), spine calls as_of_date and kpi reads spine; fct_deposits calls a macro of no date."""
+    manifest = _manifest()
+    macros = {
+        "as_of_date": [],
+        "reporting_periods": ["macro.funnelhouse.as_of_date"],
+        "in_period": ["macro.funnelhouse.reporting_periods"],
+        "safe_ratio": [],
+    }
+    manifest["macros"] = {
+        f"macro.funnelhouse.{name}": {"depends_on": {"macros": calls}} for name, calls in macros.items()
+    }
+    calls = {
+        "mart": ["macro.funnelhouse.in_period", "macro.funnelhouse.safe_ratio"],
+        "fct_deposits": ["macro.funnelhouse.safe_ratio", "macro.dbt.run_query"],
+        "spine": ["macro.funnelhouse.as_of_date"],
+        "kpi": [],
+    }
+    for name, macros_called in calls.items():
+        manifest["nodes"][f"model.funnelhouse.{name}"] = {
+            "name": name,
+            "resource_type": "model",
+            "depends_on": {"macros": macros_called},
+        }
+    manifest["child_map"]["model.funnelhouse.spine"] = ["model.funnelhouse.kpi"]
+    return manifest
+
+
+def _no_manifest_needed():
+    raise AssertionError("the manifest was read although the build date did not move")
+
+
+def test_after_the_build_date_moved_the_date_relative_models_are_built_with_their_downstream(monkeypatch):
+    monkeypatch.setenv(BUILD_DATE_ENV, "2026-03-31")
+    manifest = _dated_manifest()
+    assert date_relative_models(manifest) == {"mart", "spine"}  # through two macros, or directly
+    yesterday_late = dt.datetime(2026, 3, 30, 23, 59)  # the refresh mark, naive UTC
+    moved = "build date moved from 2026-03-30 to 2026-03-31: date-relative models"
+    # Nothing changed: `funnelhouse build` (the manifest read only now) selects them by name, views
+    # still left out ...
+    plan = incremental_plan([], refreshed_through=yesterday_late, project_manifest=lambda: manifest)
+    assert plan.arguments == ("run", "--select", "mart+ spine+", "--exclude", "config.materialized:view")
+    assert plan.reason == moved and plan.covers_all_changes
+    # ... and Dagster's op (the same plan) excludes the others.
+    plan = incremental_plan([], manifest=manifest, refreshed_through=yesterday_late)
+    assert plan.arguments == (
+        "run",
+        "--exclude",
+        "fct_deposits stg_deposits stg_tags config.materialized:view",
+    )
+    assert plan.reason == moved
+    # With a changed table: both.
+    plan = incremental_plan(["tags"], refreshed_through=yesterday_late, project_manifest=lambda: manifest)
+    assert plan.arguments[:3] == ("run", "--select", "source:crm.tags+ mart+ spine+")
+    assert plan.reason == f"changed: tags; {moved}"
+    # A mark taken at 07:00 in Shanghai on the 31st is 23:00 UTC on the 30th.
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    plan = incremental_plan(
+        [], manifest=manifest, refreshed_through=dt.datetime(2026, 3, 31, 7, tzinfo=shanghai)
+    )
+    assert plan.reason == moved
+
+
+def test_on_the_build_date_of_the_last_build_nothing_more_is_selected(monkeypatch):
+    monkeypatch.setenv(BUILD_DATE_ENV, "2026-03-31")
+    today_early = dt.datetime(2026, 3, 31, 0, 0, 1)
+    plan = incremental_plan([], refreshed_through=today_early, project_manifest=_no_manifest_needed)
+    assert plan.skip
+    assert "nor the build date" in plan.reason
+    plan = incremental_plan(["tags"], manifest=_dated_manifest(), refreshed_through=today_early)
+    assert plan.arguments == (
+        "run",
+        "--exclude",
+        "fct_deposits kpi mart spine stg_deposits config.materialized:view",
+    )
+    assert "build date" not in plan.reason
+    # A mark after the build date (a rebuild as of an earlier day): nothing rolls over either.
+    monkeypatch.setenv(BUILD_DATE_ENV, "2026-03-01")
+    assert incremental_plan([], refreshed_through=today_early, project_manifest=_no_manifest_needed).skip
+
+
+def test_the_build_date_is_the_as_of_date_macros(monkeypatch):
+    """var as_of_date, else FUNNELHOUSE_AS_OF_DATE, else the UTC day (dbt_project/macros/as_of_date.sql)."""
+    monkeypatch.delenv(BUILD_DATE_ENV, raising=False)
+    before = dt.datetime.now(dt.UTC).date()
+    assert build_date() in {before, dt.datetime.now(dt.UTC).date()}
+    monkeypatch.setenv(BUILD_DATE_ENV, "2026-03-31")
+    assert build_date() == dt.date(2026, 3, 31)
+    assert build_date('{"as_of_date": "2026-02-28"}') == dt.date(2026, 2, 28)
+    assert build_date("{as_of_date: 2026-02-28, kpi_lookback_days: 3}") == dt.date(2026, 2, 28)
+    assert build_date('{"kpi_lookback_days": 3}') == dt.date(2026, 3, 31)
+
+
+@pytest.mark.skipif(not MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)")
+def test_every_model_calling_a_build_date_macro_is_date_relative_or_downstream_of_one():
+    """dbt records the macros a model calls as it renders the model at parse time: a call only in a
+    branch not rendered then (``is_incremental()``, ``execute``) is missing from the manifest, and the
+    model would keep the previous build date unless it reads a date-relative model."""
+    manifest = json.loads(MANIFEST.read_text())
+    names = {macro.rsplit(".", 1)[1] for macro in build_date_macros(manifest)}
+    assert {"as_of_date", "by_build_date", "days_to_build_date", "in_period", "in_last_days"} <= names
+    calls = re.compile(r"\b(" + "|".join(sorted(names)) + r")\s*\(")
+    calling = {
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and calls.search(re.sub(r"{#.*?#}", "", node["raw_code"], flags=re.DOTALL))
+    }
+    dated = date_relative_models(manifest)
+    reached = models_downstream_of(manifest, [], dated)
+    assert "mart_kpi_employee_daily" in calling  # (its lookback: only when incremental)
+    assert calling - reached == set()
+    assert {"mart_customer_overview", "int_customers__conversation_summary", "int_dates__spine"} <= dated

@@ -6,12 +6,15 @@ Both hand dbt their run's values through its environment, not ``--vars``: dbt re
 project when --vars differ from its last parse (several seconds a run), not when an environment
 variable read only at execution time does.
 The hourly job runs the second incrementally (``dbt run`` of the models downstream of the raw
-tables changed since the last build and of the models a deploy changed, nothing when neither; see
-dbt_plan.py), the nightly job builds it whole with every test. A run of every model of it records
-the model definitions it applied beside its refresh mark (refresh_state.py), the KPI mart's as stale
-when they reach it. The KPI op applies the KPI mart's: when its definition, the project-wide one or
-one it reads (recorded stale) changed since it was built, its run is a ``--full-refresh`` of the mart,
-and records the mart's definitions after it (never the other models').
+tables changed since the last build, of the models a deploy changed and, once the UTC day rolled
+over since the last build, of the date-relative models, with the same plan as ``funnelhouse build``;
+nothing when none of these; see dbt_plan.py), the nightly job builds it whole with every test. (The
+KPI mart, downstream of the date spine, is not this op's: its daily partitions rebuild the current
+days.) A run of every model of it records the model definitions it applied beside its refresh mark
+(refresh_state.py), the KPI mart's as stale when they reach it. The KPI op applies the KPI mart's:
+when its definition, the project-wide one or one it reads (recorded stale) changed since it was
+built, its run is a ``--full-refresh`` of the mart, and records the mart's definitions after it
+(never the other models').
 """
 
 import datetime as dt
@@ -74,7 +77,10 @@ def _models_plan(config: DbtBuildConfig, client, project_dir: Path) -> DbtPlan:
     if config.full_refresh:
         return complete_plan(full_refresh=True, definitions=definitions)
     changed = refresh_state.tables_changed_since_refresh(client, schema.raw_database(), marts_schema())
-    return incremental_plan(changed, manifest=manifest, definitions=definitions)
+    refreshed_through = refresh_state.last_refresh(client, schema.raw_database(), marts_schema())
+    return incremental_plan(
+        changed, manifest=manifest, definitions=definitions, refreshed_through=refreshed_through
+    )
 
 
 def _record_models_run(client, plan: DbtPlan, through: dt.datetime) -> None:

@@ -5,7 +5,8 @@
 * Explicit ``--select``: ``dbt build`` of that selection, tests included. A selector that matches
   nothing fails the build (dbt only warns, and would "succeed" having built nothing - a typo).
 * Incremental (hourly): ``dbt run`` of the models downstream of the raw tables changed since the
-  last successful build (``source:crm.<table>+``), and nothing at all when no table changed. Data
+  last successful build (``source:crm.<table>+``), once the UTC day rolled over also the
+  date-relative models (see the end), and nothing at all when none of these. Data
   tests run nightly, not hourly: with 1% new rows nearly every source changes, and their ~200 tests
   would cost more than the models. ``with_tests`` (``funnelhouse build --test``) makes it a ``dbt
   build`` of the same selection: the selected models' and sources' tests run too. Contracts are
@@ -73,16 +74,31 @@ recorded but no refresh mark (its insert failed after theirs, or it was removed)
 that follows is a ``--full-refresh`` when a definition changed: the models may exist, and a plain
 build would run a changed incremental model incrementally and record it as applied.
 
-Date-relative columns (last 7 days, days in stage) move with the build date; when nothing changes
-for hours they roll over with the nightly build.
+Date-relative models (last 7/30 days, days in stage, this month, the KPI date spine) compute their
+columns as of the build date (the ``as_of_date`` macro: the UTC day, or ``FUNNELHOUSE_AS_OF_DATE``;
+:func:`build_date`). The nightly build runs at night in ``FUNNELHOUSE_TIMEZONE``, which may be before
+the UTC day changes, and an hourly run rebuilds only what a change reached: after midnight UTC one
+row would mix two build dates (``mart_customer_overview``'s days since the last contact as of today,
+``int_customers__conversation_summary``'s last 7 days as of yesterday). So when the UTC date of the
+models' refresh mark (the start of the last build of every change) is before the build date, the
+incremental plan also selects every date-relative model with its downstream, views still left out
+(:class:`BuildDateMove`); the build records a mark of today, so this happens once a day, also when
+nothing else changed. Which models are date-relative is read from dbt's manifest, not kept by hand:
+those whose macros include ``as_of_date``, directly or through the project's macros that call it
+(``by_build_date``, ``in_period`` ...; :func:`date_relative_models`). dbt records the macros a model
+calls as it renders the model at parse time, so a call only inside ``is_incremental()`` (the KPI
+mart's lookback) is not recorded; the KPI mart is downstream of the date spine anyway, and a test
+checks that every model whose SQL calls one of these macros is reached. In Dagster the KPI mart is
+not the hourly op's: its daily partitions rebuild the current days.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -157,6 +173,10 @@ STALE = ""
 # What a ``dbt build`` that stands for an hourly run builds: no data or unit tests.
 SEEDS_AND_MODELS = ("--resource-type", "seed", "--resource-type", "model")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The project's macro giving the build date (dbt_project/macros/as_of_date.sql), and its inputs.
+BUILD_DATE_MACRO = "as_of_date"
+BUILD_DATE_VAR = "as_of_date"
+BUILD_DATE_ENV = "FUNNELHOUSE_AS_OF_DATE"
 
 
 def own_project_row(model: str) -> str:
@@ -429,7 +449,7 @@ class DbtPlan:
         return "--full-refresh" in self.arguments
 
 
-def _with_vars(arguments: list[str], dbt_vars: str | None) -> tuple[str, ...]:
+def with_vars(arguments: list[str], dbt_vars: str | None) -> tuple[str, ...]:
     return tuple(arguments + (["--vars", dbt_vars] if dbt_vars else []))
 
 
@@ -447,7 +467,7 @@ def complete_plan(
         *(["--select", *select, *SELECTION_MUST_MATCH] if select else []),
     ]
     return DbtPlan(
-        _with_vars(arguments, dbt_vars),
+        with_vars(arguments, dbt_vars),
         reason or ("full refresh" if full_refresh else "selected models" if select else "complete build"),
         covers_all_changes=not select,
         definitions=definitions,
@@ -458,6 +478,88 @@ def changed_source_selectors(tables: Iterable[str]) -> list[str]:
     return [f"source:{SOURCE}.{table}+" for table in sorted(tables)]
 
 
+def build_date(dbt_vars: str | None = None) -> dt.date:
+    """The day the models are built as of, decided as the ``as_of_date`` macro decides it: var
+    ``as_of_date`` (in ``dbt_vars``, dbt's ``--vars`` YAML), else ``FUNNELHOUSE_AS_OF_DATE`` (dbt
+    inherits the caller's environment), else the UTC day."""
+    given = (yaml.load(dbt_vars, Loader=_YAML_LOADER) or {}) if dbt_vars else {}
+    day = (given.get(BUILD_DATE_VAR) if isinstance(given, dict) else None) or os.environ.get(BUILD_DATE_ENV)
+    if isinstance(day, dt.date):  # YAML reads an unquoted 2026-03-31 as a date
+        return day
+    return dt.date.fromisoformat(str(day)) if day else dt.datetime.now(dt.UTC).date()
+
+
+def _called_macros(node: Mapping[str, Any]) -> Sequence[str]:
+    return node.get("depends_on", {}).get("macros", ())
+
+
+def build_date_macros(manifest: Mapping[str, Any]) -> set[str]:
+    """The unique ids of the macros that give the build date: the project's :data:`BUILD_DATE_MACRO`
+    and every macro calling it, directly or not (the manifest's ``depends_on.macros`` of macros)."""
+    project = manifest["metadata"]["project_name"]
+    macros = manifest.get("macros", {})
+    reaching: dict[str, bool] = {f"macro.{project}.{BUILD_DATE_MACRO}": True}
+
+    def reaches(macro: str) -> bool:
+        if macro not in reaching:
+            reaching[macro] = False  # (a cycle reaches nothing new)
+            reaching[macro] = any(reaches(other) for other in _called_macros(macros.get(macro) or {}))
+        return reaching[macro]
+
+    for macro in macros:
+        reaches(macro)
+    return {macro for macro, reached in reaching.items() if reached}
+
+
+def date_relative_models(manifest: Mapping[str, Any]) -> set[str]:
+    """Names of the models that call one of the :func:`build_date_macros` (as the manifest records
+    them: the macros called while dbt rendered the model at parse time), without their downstream."""
+    dated = build_date_macros(manifest)
+    return {
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and dated.intersection(_called_macros(node))
+    }
+
+
+@dataclass(frozen=True)
+class BuildDateMove:
+    """The build date moved since the models' last refresh: the date-relative models (``models``,
+    to be selected with their downstream) hold the previous one."""
+
+    previous: dt.date
+    current: dt.date
+    models: tuple[str, ...]
+
+    @classmethod
+    def since(
+        cls,
+        refreshed_through: dt.datetime | None,
+        manifest: Callable[[], Mapping[str, Any]],
+        dbt_vars: str | None = None,
+    ) -> BuildDateMove | None:
+        """The move since the refresh mark ``refreshed_through`` (naive UTC, or aware), None when the
+        build date is still that of the mark (or nothing was built). ``manifest`` is asked only when
+        the date moved (``funnelhouse build`` parses the project for it)."""
+        if refreshed_through is None:
+            return None
+        if refreshed_through.tzinfo is not None:
+            refreshed_through = refreshed_through.astimezone(dt.UTC)
+        previous, current = refreshed_through.date(), build_date(dbt_vars)
+        if previous >= current:
+            return None
+        return cls(previous, current, tuple(sorted(date_relative_models(manifest()))))
+
+    def describe(self) -> str:
+        return f"build date moved from {self.previous} to {self.current}: date-relative models"
+
+
+def _given(manifest: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if manifest is None:
+        raise ValueError("the build date moved: which models are date-relative needs the project's manifest")
+    return manifest
+
+
 def incremental_plan(
     changed_tables: Sequence[str] | None,
     dbt_vars: str | None = None,
@@ -465,10 +567,15 @@ def incremental_plan(
     *,
     with_tests: bool = False,
     definitions: DefinitionChanges = DefinitionChanges(),
+    refreshed_through: dt.datetime | None = None,
+    project_manifest: Callable[[], Mapping[str, Any]] | None = None,
 ) -> DbtPlan:
     """``changed_tables`` None means the models were never built: build everything, tests included.
     Models whose definition changed (``definitions.changed``) are selected with their downstream,
-    views included, and the run is a ``--full-refresh`` (see the module's doc).
+    views included, and the run is a ``--full-refresh`` (see the module's doc). When the build date
+    moved since the models' refresh mark ``refreshed_through``, the date-relative models are selected
+    with their downstream too (:class:`BuildDateMove`), read from ``project_manifest()`` (by default
+    ``manifest``).
 
     With a ``manifest`` (Dagster) the selection is written as an ``--exclude`` of the unaffected
     models instead of ``--select source:crm.<table>+ <model>+`` (see :func:`unaffected_models`)."""
@@ -484,9 +591,15 @@ def incremental_plan(
             full_refresh=bool(definitions.changed), dbt_vars=dbt_vars, reason=reason, definitions=definitions
         )
     changed_models = definitions.changed
-    if not changed_tables and not changed_models:
+    date_move = BuildDateMove.since(
+        refreshed_through, project_manifest or (lambda: _given(manifest)), dbt_vars
+    )
+    date_relative = date_move.models if date_move else ()
+    if not changed_tables and not changed_models and not date_relative:
         return DbtPlan(
-            (), "no raw table or model definition changed since the last build", definitions=definitions
+            (),
+            "no raw table or model definition changed, nor the build date, since the last build",
+            definitions=definitions,
         )
     views = [] if changed_models else [INCREMENTAL_EXCLUDE]
     # One argument per flag (dbt splits it on spaces): dagster-dbt moves only the first value after
@@ -494,10 +607,13 @@ def incremental_plan(
     if manifest is None and definitions.every_model_changed:
         selection = []  # (a project-wide change) no selection: every model
     elif manifest is None:
-        selectors = [*changed_source_selectors(changed_tables), *(f"{model}+" for model in changed_models)]
+        selectors = [
+            *changed_source_selectors(changed_tables),
+            *(f"{model}+" for model in sorted({*changed_models, *date_relative})),
+        ]
         selection = ["--select", " ".join(selectors), *(["--exclude", *views] if views else [])]
     else:
-        excluded = [*unaffected_models(manifest, changed_tables, changed_models), *views]
+        excluded = [*unaffected_models(manifest, changed_tables, [*changed_models, *date_relative]), *views]
         selection = ["--exclude", " ".join(excluded)] if excluded else []
     # A changed seed makes it a build (a run loads no seed), of seeds and models only unless the tests
     # were asked for.
@@ -510,9 +626,10 @@ def incremental_plan(
     reasons = [
         *([f"changed: {', '.join(sorted(changed_tables))}"] if changed_tables else []),
         *([f"definitions changed: {definitions.describe()}"] if changed_models else []),
+        *([date_move.describe()] if date_relative else []),
     ]
     arguments = [*command, *selection, *resource_types]
-    return DbtPlan(_with_vars(arguments, dbt_vars), "; ".join(reasons), definitions=definitions)
+    return DbtPlan(with_vars(arguments, dbt_vars), "; ".join(reasons), definitions=definitions)
 
 
 def models_downstream_of(

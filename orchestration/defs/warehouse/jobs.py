@@ -23,7 +23,8 @@ hourly_refresh_job = dg.define_asset_job(
     selection=_unpartitioned_warehouse,
     description=(
         "Replicate the changes since the last run, then dbt run the models downstream of the raw "
-        "tables changed since the last build (none changed: dbt is skipped). No tests: nightly."
+        "tables changed since the last build, of changed model definitions and, once the UTC day rolled "
+        "over, of the date-relative models (none of these: dbt is skipped). No tests: nightly."
     ),
 )
 
