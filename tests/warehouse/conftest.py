@@ -1,6 +1,7 @@
 """Warehouse test fixtures: an emptied raw database and dbt schemas per test (``clickhouse_env``),
 dbt directories that carry the partial parse from test to test (``dbt_dirs``), the hand-made CRM
-replicated with every model built (``built_warehouse``). The session's shared warehouse, for tests
+replicated with every model built (``built_warehouse``: built once per session, a copy of it for
+every later test, tests/fixtures/kept_warehouse.py). The session's shared warehouse, for tests
 that only read marts, is ``warehouse`` in tests/fixtures/warehouse.py."""
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from orchestration.defs.warehouse import refresh_state
 
 # Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
 from orchestration.defs.warehouse.build import PARTIAL_PARSE, marts_schema, run_dbt
+from tests.fixtures.kept_warehouse import KeptWarehouse
 from tests.fixtures.warehouse import (
     clickhouse_environment,
+    drop_databases,
     isolated_names,
     load_fixture,
 )
@@ -45,15 +48,6 @@ def quality_conversations_on_the_late_day(client, core: str) -> tuple[int, int]:
 # a new prefix (read by generate_schema_name) or raw database (read by the sources) forces a full
 # re-parse of the project, ~6 s per test. Tests run one at a time, so no two meet.
 REUSED_RAW_DATABASE, REUSED_SCHEMA_PREFIX = isolated_names()
-
-
-def drop_databases(client, raw_database: str, schema_prefix: str) -> None:
-    databases = client.query(
-        "select name from system.databases where name = {raw:String} or startsWith(name, {prefix:String})",
-        parameters={"raw": raw_database, "prefix": schema_prefix},
-    ).result_rows
-    for (database,) in databases:
-        client.command(f"drop database if exists `{database}`")
 
 
 @pytest.fixture
@@ -90,9 +84,32 @@ def dbt_dirs(tmp_path, monkeypatch, dbt_parse_cache) -> Path:
         shutil.copy(target / PARTIAL_PARSE, dbt_parse_cache / PARTIAL_PARSE)
 
 
+@pytest.fixture(scope="session")
+def kept_warehouse(pg_server, clickhouse_server, tmp_path_factory):
+    """The session's first ``built_warehouse``, kept for the tests that ask for one later."""
+    kept = KeptWarehouse(pg_server, tmp_path_factory.mktemp("kept-warehouse"))
+    yield kept
+    kept.drop()
+
+
 @pytest.fixture
-def built_warehouse(pg_dsn, clickhouse_env, dbt_dirs) -> Path:
-    """The hand-made CRM replicated and every model built; returns dbt's target directory."""
+def pg_template(pg_template, request) -> str:
+    """A test asking for ``built_warehouse`` once one was kept: its ``pg_dsn`` is a copy of the kept
+    warehouse's PostgreSQL database, and ``built_warehouse`` puts back the rest."""
+    if "built_warehouse" not in request.fixturenames:
+        return pg_template
+    kept = request.getfixturevalue("kept_warehouse")
+    return kept.pg_template if kept.taken else pg_template
+
+
+@pytest.fixture
+def built_warehouse(pg_dsn, pg_template, clickhouse_env, dbt_dirs, kept_warehouse) -> Path:
+    """The hand-made CRM replicated and every model built; returns dbt's target directory. Built
+    for the session's first test that asks, kept, and copied for every later one: in its own
+    ``pg_dsn``, under the raw database and dbt schemas of ``clickhouse_env``, in its ``dbt_dirs``."""
+    if pg_template == kept_warehouse.pg_template:
+        kept_warehouse.restore(clickhouse_env, REUSED_SCHEMA_PREFIX, dbt_dirs)
+        return dbt_dirs
     load_fixture(pg_dsn)
     replicate_tables(pg_dsn)
     # A first `funnelhouse build` would be a complete `dbt build` with every test (test_dbt_build
@@ -101,4 +118,6 @@ def built_warehouse(pg_dsn, clickhouse_env, dbt_dirs) -> Path:
     output: list[str] = []
     assert run_dbt(["run"], log=output.append) == 0, "\n".join(output[-40:])
     refresh_state.record_refresh(clickhouse_client(), clickhouse_env, marts_schema(), started_at)
+    if not kept_warehouse.taken:
+        kept_warehouse.take(pg_dsn, clickhouse_env, REUSED_SCHEMA_PREFIX, dbt_dirs)
     return dbt_dirs

@@ -6,28 +6,18 @@ them."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 from pathlib import Path
 
 import psycopg
-import pytest
-from psycopg.conninfo import conninfo_to_dict
 
-from devstack import postgres
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables, utc_now
 from orchestration.defs.warehouse import build as warehouse_build
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import build, marts_schema, run_dbt, source_freshness
 from orchestration.defs.warehouse.dbt_environment import dbt_env
-from tests.fixtures.warehouse import isolated_names
-from tests.warehouse.conftest import (
-    LATE_DAY_SQL,
-    REUSED_SCHEMA_PREFIX,
-    drop_databases,
-    quality_conversations_on_the_late_day,
-)
+from tests.warehouse.conftest import LATE_DAY_SQL, quality_conversations_on_the_late_day
 
 # Models reading raw conversations, views excluded (stg_crm__conversations reads raw at query time).
 DOWNSTREAM_OF_CONVERSATIONS = {
@@ -40,111 +30,6 @@ DOWNSTREAM_OF_CONVERSATIONS = {
     "mart_kpi_employee_daily",
     "mart_script_performance",
 }
-
-
-class _KeptWarehouse:
-    """The warehouse ``built_warehouse`` built for the module's first test, kept for the others:
-    PostgreSQL as a template database, ClickHouse as copies of the raw database and dbt schemas with
-    the statements that create them. Building (dbt runs every model) is most of a test's cost here;
-    putting a copy back takes a few hundred milliseconds, and every test starts from the same state."""
-
-    def __init__(self, pg_server):
-        self.pg_server = pg_server
-        self.taken = False
-        self.pg_template: str | None = None
-        self.clones = itertools.count()
-        self.client = None
-        self.databases: list[str] = []
-        self.tables: list[tuple[str, str, str]] = []  # (table, its copy, the statement creating it)
-        self.views: list[str] = []  # the statements creating them
-        self.copy_prefix = isolated_names()[1]
-
-    def _pg_admin(self, database: str = "postgres") -> str:
-        return postgres.dsn_for(self.pg_server["port"], self.pg_server["password"], database)
-
-    def take(self, pg_dsn: str, raw_database: str) -> None:
-        built_database = conninfo_to_dict(pg_dsn)["dbname"]
-        with psycopg.connect(self._pg_admin(), autocommit=True) as conn:
-            # (nothing holds a connection to it: replication's pulls through ClickHouse are over)
-            conn.execute(f'CREATE DATABASE "kept_{built_database}" TEMPLATE "{built_database}"')
-        self.pg_template = f"kept_{built_database}"
-        self.client = client = clickhouse_client()
-        self.databases = [
-            name
-            for (name,) in client.query(
-                "select name from system.databases where name = {raw:String}"
-                " or startsWith(name, {prefix:String}) order by name",
-                parameters={"raw": raw_database, "prefix": REUSED_SCHEMA_PREFIX},
-            ).result_rows
-        ]
-        # A MATERIALIZED column is left out of `select *` and computed again: not a copy.
-        computed = client.query(
-            "select database, table, name from system.columns"
-            " where has({databases:Array(String)}, database) and default_kind = 'MATERIALIZED'",
-            parameters={"databases": self.databases},
-        ).result_rows
-        assert not computed, f"columns a copy would compute again: {computed}"
-        for database in self.databases:
-            client.command(f"create database `{self.copy_prefix}{database}`")
-        for database, name, engine, statement in client.query(
-            "select database, name, engine, create_table_query from system.tables"
-            " where has({databases:Array(String)}, database) order by database, name",
-            parameters={"databases": self.databases},
-        ).result_rows:
-            if engine == "View":
-                self.views.append(statement)
-                continue
-            table, kept = f"`{database}`.`{name}`", f"`{self.copy_prefix}{database}`.`{name}`"
-            client.command(f"create table {kept} as {table}")
-            client.command(f"insert into {kept} select * from {table}")
-            self.tables.append((table, kept, statement))
-        self.taken = True
-
-    def restore(self) -> str:
-        """The kept warehouse back under its names (emptied by ``clickhouse_env``) and a new copy of
-        its PostgreSQL database; returns that database's DSN."""
-        for database in self.databases:
-            self.client.command(f"create database `{database}`")
-        for table, kept, statement in self.tables:
-            self.client.command(statement)
-            self.client.command(f"insert into {table} select * from {kept}")
-        for statement in self.views:
-            self.client.command(statement)
-        clone = f"{self.pg_template}_{next(self.clones)}"
-        with psycopg.connect(self._pg_admin(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{clone}" TEMPLATE "{self.pg_template}"')
-        return self._pg_admin(clone)
-
-    def drop_pg_database(self, name: str) -> None:
-        with psycopg.connect(self._pg_admin(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def drop(self) -> None:
-        if self.client is not None:
-            drop_databases(self.client, "", self.copy_prefix)
-        if self.pg_template is not None:
-            self.drop_pg_database(self.pg_template)
-
-
-@pytest.fixture(scope="module")
-def kept_warehouse(pg_server):
-    kept = _KeptWarehouse(pg_server)
-    yield kept
-    kept.drop()
-
-
-@pytest.fixture
-def warehouse_as_built(request, kept_warehouse, clickhouse_env, dbt_dirs, monkeypatch) -> tuple[str, Path]:
-    """``(pg_dsn, dbt target)``: the hand-made CRM replicated with every model built, as
-    ``built_warehouse`` leaves it; built for the module's first test, a copy of that for the others."""
-    if not kept_warehouse.taken:
-        target, pg_dsn = request.getfixturevalue("built_warehouse"), request.getfixturevalue("pg_dsn")
-        kept_warehouse.take(pg_dsn, clickhouse_env)
-        return pg_dsn, target
-    pg_dsn = kept_warehouse.restore()
-    request.addfinalizer(lambda: kept_warehouse.drop_pg_database(conninfo_to_dict(pg_dsn)["dbname"]))
-    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", pg_dsn)
-    return pg_dsn, dbt_dirs
 
 
 def _mart_value(column: str, mart: str, where: str):
@@ -176,9 +61,9 @@ def _record_dbt_starts(monkeypatch) -> list[str]:
 
 
 def test_incremental_build_runs_only_what_the_changed_table_feeds(
-    warehouse_as_built, clickhouse_env, monkeypatch
+    built_warehouse, pg_dsn, clickhouse_env, monkeypatch
 ):
-    pg_dsn, target = warehouse_as_built
+    target = built_warehouse
     before = _mart_value("conversations_last_7_days", "mart_customer_overview", "customer_id = 4")
     script_uses = _mart_value("conversation_uses", "mart_script_performance", "script_id = 2")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
@@ -257,11 +142,10 @@ def _record_conversation_state(client, raw_database: str, replicated_through_ms:
     )
 
 
-def test_rows_committed_while_dbt_reads_are_not_lost(warehouse_as_built, clickhouse_env):
+def test_rows_committed_while_dbt_reads_are_not_lost(built_warehouse, pg_dsn, clickhouse_env):
     """A load of conversations commits part by part under one _replicated_at. A build that runs
     between the parts reads up to the committed watermark only, so the second part (stamped no
     later than the first) is still taken by the next build."""
-    pg_dsn, _target = warehouse_as_built
     client, raw = clickhouse_client(), clickhouse_env
     committed_before = _replication_state(client, raw)["replicated_through_ms"]
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
@@ -298,13 +182,12 @@ def test_rows_committed_while_dbt_reads_are_not_lost(warehouse_as_built, clickho
 
 
 def test_changes_the_kpi_mart_has_not_taken_up_reach_it_with_the_next_build(
-    warehouse_as_built, clickhouse_env
+    built_warehouse, pg_dsn, clickhouse_env
 ):
     """Dagster's hourly job builds the facts and moves the models' mark, leaving the KPI mart to its own
     job. A `funnelhouse build` run before that job must still carry those changes into the KPI mart
     (here a late conversation of an older month, which only the mart's changed months bring in), not
     find "nothing changed" since the models' mark and declare the KPI mart current."""
-    pg_dsn, _target = warehouse_as_built
     client, core = clickhouse_client(), marts_schema().removesuffix("marts") + "core"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
