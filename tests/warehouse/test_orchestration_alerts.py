@@ -8,6 +8,7 @@ run records and tags are the sensors'."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import uuid
 
@@ -327,3 +328,21 @@ def test_an_alert_whose_handover_was_cut_off_stays_sending_until_an_operator_dec
         assert _funnelhouse("alerts", "delivered", run_id).exit_code == 0
     assert location.alert_state(run_id) == ("sent", 1)
     assert _alerts_for(outbox, [run_id]) == [1]
+
+
+def test_an_alert_mailed_by_hand_meanwhile_is_not_mailed_again_by_the_retry_sensor(relay, capsys):
+    """The retry sensor read the alert as pending; before it mails it an operator's `alerts resend`
+    did (state and attempts moved): the sensor leaves it, so the on-call gets it once."""
+    switch, outbox = relay
+    location = _Location()
+    run_id = _fail_a_run(location.instance, "crm_ingest")
+    location.failure_ticks()  # the relay is down: pending
+    [read_by_the_sensor] = [a for a, _ in alerts.alert_records(location.instance, [alerts.PENDING])]
+    switch("up")
+    log = logging.getLogger("test")
+    assert alerts.mail_again(location.instance, log, read_by_the_sensor, retried=False) == "sent"
+    assert _alerts_for(outbox, [run_id]) == [1]
+
+    assert alerts.mail_again(location.instance, log, read_by_the_sensor) == "sent"  # the stale read
+    assert _alerts_for(outbox, [run_id]) == [1]
+    assert location.alert_state(run_id) == ("sent", 2)

@@ -201,7 +201,14 @@ def send_alert(
 
 
 def mail_again(instance: dg.DagsterInstance, log, alert: Alert, retried: bool = True) -> str:
-    """``send_alert`` of an alert mailed after its failure was seen: its text from the run's log."""
+    """``send_alert`` of an alert mailed after its failure was seen: its text from the run's log.
+    Not if its state moved since ``alert`` was read (the retry sensor and `funnelhouse alerts resend`
+    acting on one alert at once): read again just before, so one of them mails it, not both."""
+    now = alert_of(instance.get_run_by_id(alert.run.run_id) or alert.run)
+    if now is None or (now.state, now.attempts) != (alert.state, alert.attempts):
+        state = now.state if now else "gone"
+        log.info(f"alert of run {alert.run.run_id} ({alert.run.job_name}) is {state} meanwhile: not mailed")
+        return state
     subject, body = alert_text(alert.run, failure_message(instance, alert.run))
     return send_alert(instance, log, alert, subject, body, retried=retried)
 
