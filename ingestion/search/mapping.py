@@ -17,13 +17,16 @@ leaving the old text searchable until the nightly rebuild.
 5 - no ``source_message_id``: a platform's message id can hold the sender's phone number (a WhatsApp
 ``wamid.`` is base64 of it), and it stays in PostgreSQL; the rebuild this forces removes it from every
 document already indexed.
+6 - the same mapping; the redaction masks addresses at Unicode domains or with the dot said in Chinese
+("点") or spelled in the local part, "加微"/"微："/"联系方式" handles, and birth dates in Chinese
+numerals or labelled "生": the rebuild this forces re-redacts every document already indexed.
 """
 
 from __future__ import annotations
 
 import re
 
-MAPPING_VERSION = 5
+MAPPING_VERSION = 6
 DEFAULT_ALIAS = "conversations"
 
 _KEYWORD = {"type": "keyword"}

@@ -22,8 +22,8 @@ earlier one left, which masks more than one combined pattern would (measured: a 
 alternation let handles and phone numbers through in ~8% of mixed samples). Redaction runs once
 per message of every full rebuild, so each rule is skipped when the text cannot hold what it
 looks for (no address marker, no @, fewer digits than the shortest number a phone rule matches,
-counted again after each rule that masked one; no "dot" for spelled-out e-mails, no digit at all
-or no "birth"/"dob"/"生日"/"出生" for birth dates), and the label rule skips every position
+counted again after each rule that masked one; no "dot" for spelled-out e-mails, no digit in an
+ASCII text or no "birth"/"dob"/"生" for birth dates), and the label rule skips every position
 that cannot start a label. The skips are plain substring tests and a byte count, not regexes: on a
 million messages they cost a fraction of the rules they skip. Handles before their label ("是我")
 and numbers in Chinese numerals have no such test: the label rule's scan finds them, as a few more
@@ -53,14 +53,22 @@ BIRTHDATE = "[birthdate]"
 # so a local part in a script written without spaces is at most four characters (a name: "我的邮箱是
 # 张三@qq.com" keeps "我的邮"), and a Latin one stops at such a script ("邮箱zhang@qq.com" keeps
 # "邮箱"). A dot of the domain may be the ideographic "。" ("zhangsan@163。com"); the top-level
-# domain is Latin letters, so an address's end is found before the Chinese text after it.
+# domain is letters of a spaced script ("com", "рф") or one of the Chinese ones registries sell
+# ("李四@公司.中国"): no other Chinese word is taken for one, so an address's end is found before
+# the Chinese text after it.
 # Thai and Lao, kana, CJK ideographs, Hangul.
 _UNSPACED_SCRIPTS = "\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CHINESE_TOP_LEVEL_DOMAINS = (
+    "中国|中國|公司|网络|網絡|香港|台湾|台灣|新加坡|广告|在线|中文网|网店|网址|商城|商店|集团|手机|信息"
+    "|游戏|企业|娱乐|商标|我爱你"
+)
 _EMAIL = re.compile(
     rf"(?:[{_UNSPACED_SCRIPTS}]{{1,4}}|(?:(?![{_UNSPACED_SCRIPTS}])[\w.%+\-])+)"
-    r"\s*(?:@|\[at\]|\(at\))\s*[\w\-]+(?:[.。][\w\-]+)*[.。][A-Za-z]{2,}"
+    r"\s*(?:@|\[at\]|\(at\))\s*[\w\-]+(?:[.。][\w\-]+)*[.。]"
+    rf"(?:[A-Za-z]{{2,}}|{_CHINESE_TOP_LEVEL_DOMAINS}|(?:(?![{_UNSPACED_SCRIPTS}])[^\W\d_]){{2,}})"
 )
-# Spelled out: "john.doe at gmail dot com", "john [at] gmail [dot] com", "john(at)gmail(dot)com".
+# Spelled out: "john.doe at gmail dot com", "john [at] gmail [dot] com", "john(at)gmail(dot)com",
+# the local part's dots too ("john dot doe at gmail dot com" from "john" on).
 # Only texts with "dot" in them get here, and only a match with a spelled-out dot counts (an
 # address with a real one is caught above, or is a web site: "sign up at example.com"). The domain
 # must end in a known top-level domain, so "meet at the dot of noon" keeps its words.
@@ -69,8 +77,10 @@ _SPELLED_DOT = r"(?:\s*(?:\.|\[dot\]|\(dot\)|\{dot\})\s*|\s+dot\s+)"
 _TOP_LEVEL_DOMAINS = (
     "com|net|org|edu|gov|info|biz|io|co|me|cn|hk|tw|mo|sg|my|jp|kr|uk|us|ca|au|nz|de|fr|ru|in|vn|th|ph"
 )
+_SPELLED_LOCAL_DOT = r"(?:\s*(?:\[dot\]|\(dot\)|\{dot\})\s*|\s+dot\s+)"
 _SPELLED_EMAIL = re.compile(
-    rf"(?i)(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+{_SPELLED_AT}[A-Za-z0-9\-]+"
+    rf"(?i)(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+(?:{_SPELLED_LOCAL_DOT}[A-Za-z0-9._%+\-]+)*"
+    rf"{_SPELLED_AT}[A-Za-z0-9\-]+"
     rf"(?:{_SPELLED_DOT}[A-Za-z0-9\-]+)*{_SPELLED_DOT}(?:{_TOP_LEVEL_DOMAINS})(?![A-Za-z0-9])"
 )
 _SPELLED_DOT_WORD = re.compile(r"(?i)[\s\[({]dot[\s\])}]")
@@ -81,7 +91,8 @@ def _spelled_email(match: re.Match) -> str:
 
 
 # The "@" of an address at a mail service written some other way, with a real dot: "john at gmail.com",
-# "zhangsan艾特163.com" ("艾特" says "at"), "lily#qq.com", "abc（at）126.com", "john @ gmail . com".
+# "zhangsan艾特163.com" ("艾特" says "at"), "lily#qq.com", "abc（at）126.com", "john @ gmail . com",
+# also with the dot said in Chinese ("zhangsan艾特qq点com", "zhangsan@163点com").
 # "at" before a domain also names a web site ("sign up at example.com"), so only the domains of mail
 # services count here. Found from the "@" onwards (each alternative starts with a known character,
 # so ``re`` jumps between candidates), and the local part looked for before it (``_LOCAL_PART_BEFORE``).
@@ -91,8 +102,8 @@ _MAIL_SERVICES = (
 )
 _MAIL_SERVICE_TOP_LEVEL_DOMAINS = "com|net|cn|org|co|uk|hk|tw|jp|sg|de|fr|ru|io"
 _AT_WRITTEN_OUT_BEFORE_A_MAIL_SERVICE = re.compile(
-    r"(?:\sat|@|艾特|#|（at）|【at】|\(at\)|\[at\])\s*(?:vip\s*[.。]\s*)?"
-    rf"(?:{_MAIL_SERVICES})(?:\s*[.。]\s*(?:{_MAIL_SERVICE_TOP_LEVEL_DOMAINS}))+(?![a-z0-9])"
+    r"(?:\sat|@|艾特|#|（at）|【at】|\(at\)|\[at\])\s*(?:vip\s*[.。点]\s*)?"
+    rf"(?:{_MAIL_SERVICES})(?:\s*[.。点]\s*(?:{_MAIL_SERVICE_TOP_LEVEL_DOMAINS}))+(?![a-z0-9])"
 )
 _LOCAL_PART_BEFORE = re.compile(r"(?<![a-z0-9._%+\-])[a-z0-9._%+\-]+\s*\Z")
 _LOCAL_PART_REACH = 64 + 8  # the longest local part an address may have, and spaces after it
@@ -123,13 +134,21 @@ def _redact_addresses_at_mail_services(text: str, lowered: str) -> str:
 # measured within the noise of the whole ``redact``). The pattern itself decides: the date must
 # follow the label and its separators directly ("生日快乐, 3月12日见" stays), a Latin label must
 # start a word ("rebirth 2.0" stays), and a month name must be a whole word ("birthday maybe 5
-# people" stays). Dates in Chinese numerals ("三月十二日") are not looked for. The separators after a
+# people" stays). Dates in Chinese numerals ("一九九零年一月一日", "八月十五") count only after a label
+# (texts without a digit reach the label test if they are not ASCII), a lunar or solar calendar
+# named between ("生日在农历八月十五"). "生" alone labels a date after it ("生于1990年1月1日") or
+# before it as a word of its own ("90年1月1日生的", "…日生人", not "…日生效"). The separators after a
 # label are one loop, with no ``\s*`` around it: nested ones took cubic time to fail on a run of
 # spaces ("生日" and 400 spaces: 2.5 s).
 _MIN_DIGITS_BIRTHDATE = 1
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?"
     r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)(?![a-z])\.?"
+)
+# In Chinese numerals: "一九九零年一月一日", "九〇年一月一号", "八月十五", "腊月初八".
+_CHINESE_NUMERAL_DATE = (
+    r"(?:[零〇一二三四五六七八九]{2,4}\s*年\s*)?[正一二三四五六七八九十冬腊]{1,2}\s*月"
+    r"(?:\s*[初一二三四五六七八九十廿卅]{1,3}(?:\s*[日号])?)?"
 )
 # A date that may be a birth date: what follows a birthday label, or precedes a Chinese one.
 _DATE = (
@@ -141,17 +160,20 @@ _DATE = (
     rf"|{_MONTH}\s*\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
     rf"|\d{{1,2}}[-/.\s]{_MONTH}[-/.\s]\d{{2,4}}"  # "12-Mar-1985"
     rf"|\d{{4}}[-/.\s]{_MONTH}[-/.\s]?\d{{1,2}}(?:st|nd|rd|th)?"  # "1985 March 12"
-    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?)(?![0-9])"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}(?:,?\s+\d{{4}})?"
+    rf"|{_CHINESE_NUMERAL_DATE})(?![0-9])"
 )
 _BIRTHDATE = re.compile(
-    r"(?i)(?P<label>(?:生日|出生(?:日期|年月日|年月|于|在)?"
+    r"(?i)(?P<label>(?:生日|出生(?:日期|年月日|年月|于|在)?|生于"
     r"|(?<![a-z])(?:date\s+of\s+birth|birth\s*date|birthday|birth|born|d\.?o\.?b\.?|b[-']?day))"
-    r"(?:是|为|在|:|：|=|-|is|was|on|the|'s|’s|\s)*)"
+    r"(?:是|为|在|农历|阴历|公历|阳历|:|：|=|-|is|was|on|the|'s|’s|\s)*)"
     rf"(?P<date>{_DATE})"
 )
 # Chinese says it the other way round as often: "我是1985年3月12日出生的", "1985-03-12出生", "3月12日
 # 是我的生日" (the label directly after the date: "2026-03-12, 生日那天再聊" stays).
-_BIRTHDATE_BEFORE_LABEL = re.compile(rf"(?i)(?<![0-9]){_DATE}(?=\s*(?:是我的?|是)?\s*(?:出生|生日))")
+_BIRTHDATE_BEFORE_LABEL = re.compile(
+    rf"(?i)(?<![0-9]){_DATE}(?=\s*(?:是我的?|是)?\s*(?:出生|生日|生(?:[的人，,。.!！;；\s]|\Z)))"
+)
 
 
 def _has_birthday_label(lowered: str) -> bool:
@@ -169,8 +191,7 @@ def _has_birthday_label(lowered: str) -> bool:
                 or "day" in lowered  # "bday", "b-day"; the pattern says whether it is one
             )
         )
-        or "生日" in lowered
-        or "出生" in lowered
+        or "生" in lowered  # "生日", "出生", "生于", "…日生的"
     )
 
 
@@ -180,6 +201,11 @@ def _has_birthday_label(lowered: str) -> bool:
 # ``_redact_labelled_handles``), and after it no letter but the start of "id"/"no"/"number".
 # A lone "v" is WeChat only where Chinese slang makes it one: after "加"/"我的"/"+" ("加V
 # zhangsan88"), or before ":"/"："/"号" ("我的v：abc_123"); "V型反转", "I love you" hold none.
+# "加微" ("add me on WeChat": "加微 lily2024") and "微" before a separator ("微：lily2024") are
+# WeChat too, and "联系方式" (contact details) labels any of them (a plain word after it stays,
+# ``_WORD_LABEL``: "联系方式 email 给你"). A QQ number is also a QQ mailbox's name ("QQ邮箱 12345678",
+# "扣扣 12345678", "Q号 12345678"), and a mailbox named without its domain is an address all the
+# same ("邮箱 zhangsan88", "my gmail is johndoe88"; "gmail is down" stays).
 # Telegram links ("t.me/moonboy_88", "telegram.me/...") are labels that need no separator; the
 # handle after any label may be "live:abc.def" (a Skype id is all of it) or a link ("电报
 # t.me/moonboy_88").
@@ -204,6 +230,7 @@ _LATIN_LABELS = (
     "signal",
     "qq",
     "kakao",
+    "gmail",
 )
 _LATIN_LABEL_END = r"(?!(?!id|no|number)[a-z])"
 _LABELS = (
@@ -212,6 +239,13 @@ _LABELS = (
     r"薇\s*信",
     r"徽\s*信",
     r"v\s*信",
+    r"加微(?!\s*信)",
+    r"微(?=\s*[:：])",
+    "联系方式",
+    "扣扣",
+    r"q(?=\s*号)",
+    r"qq\s*邮箱",
+    "邮箱",
     "电报",
     "飞机",
     r"telegram\.me/",
@@ -253,10 +287,12 @@ def _by_first_character(alternatives: Iterable[str]) -> list[str]:
 
 
 def _label_scan(alternatives: Iterable[str]) -> re.Pattern:
+    """The labels, their separators (a "[" among them), and the handle after them: not an address
+    already masked ("邮箱 [email]")."""
     return re.compile(
         rf"(?P<label>(?:{'|'.join(_by_first_character(alternatives))})"
         rf"(?:(?P<bare>{_BARE_END})|\s*(?:号|账号|帐号|id|号码|number|no\.?)?\s*(?:is|是|为|:|：|=|-|>|→|[(（【\[]|\s)*\s*))"
-        r"(?(bare)|(?P<handle>@?\+?(?:live:\.?|(?:https?://)?(?:t|telegram)\.me/)?"
+        r"(?(bare)|(?P<handle>(?!email\])@?\+?(?:live:\.?|(?:https?://)?(?:t|telegram)\.me/)?"
         r"[a-z0-9][a-z0-9_.\-]{2,}(?:[ \-][0-9]{2,})*))"
     )
 
@@ -287,12 +323,13 @@ _AT_HANDLE = re.compile(r"@(?<![A-Za-z0-9_.].)[A-Za-z][A-Za-z0-9_]{3,31}")
 # rule so written measured a fifth to two thirds of its former cost on the search benchmark's texts.
 #
 # Between the digit groups of a Chinese number people write a space, any dash ("138–0013–8000",
-# U+2011, the minus sign), " - ", "/", ".", "_" or a middle dot ("138·0013·8000"): ``_GROUP_GAP``.
+# U+2011, the minus sign), " - ", "/", ".", "_" or a middle dot ("138·0013·8000"), or two or three
+# spaces ("138  0013  8000"): ``_GROUP_GAP``.
 # The other rules take one space or dash of any kind (and "." where they did): one character, as
 # cheap to try as before, and the catch-all rule for long digit runs with "/" or "." would take
 # dates with a time and decimal numbers for phone numbers.
 _DASHES = "\\-\u2010-\u2015\u2212"
-_GROUP_GAP = rf"(?:[ ]?[{_DASHES}/._·・•][ ]?|\s)"
+_GROUP_GAP = rf"(?:[ ]?[{_DASHES}/._·・•][ ]?|\s{{1,3}})"
 _SPACE_OR_DASH = rf"[\s{_DASHES}]"
 _SPACE_DASH_OR_DOT = rf"[\s.{_DASHES}]"
 
@@ -431,7 +468,7 @@ def _digit_count(text: str) -> int:
 # Labels that are also everyday English ("buy signal is strong", "we chat every week", "QQ is
 # fine"): after one of them, a plain word is a word. It counts as a handle only when the label says
 # so (":", "=", "号", "id"...) or when it looks like one (a digit, or "_"/"." inside it).
-_WORD_LABEL = re.compile(r"(?i)(?:we\s+chat|wa|tg|line|signal|qq)(?![a-z])")
+_WORD_LABEL = re.compile(r"(?i)(?:we\s+chat|wa|tg|line|signal|qq|gmail)(?![a-z])|联系方式|扣扣")
 _SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no)\b")
 _LOOKS_LIKE_A_HANDLE = re.compile(r"[0-9@+]|[_.][A-Za-z0-9]")
 
@@ -512,7 +549,9 @@ def redact(text: str | None) -> str | None:
     if "dot" in lowered:
         text = _SPELLED_EMAIL.sub(_spelled_email, text)
         lowered = _lowercase_same_positions(text)
-    if ("." in text or "。" in text) and ("at" in lowered or "#" in text or "@" in text or "艾特" in text):
+    if ("." in text or "。" in text or "点" in text) and (
+        "at" in lowered or "#" in text or "@" in text or "艾特" in text
+    ):
         redacted = _redact_addresses_at_mail_services(text, lowered)
         if redacted is not text:
             text, lowered = redacted, _lowercase_same_positions(redacted)
@@ -520,7 +559,7 @@ def redact(text: str | None) -> str | None:
     if "@" in text:
         text = _AT_HANDLE.sub(HANDLE, text)
     digits = _digit_count(text)
-    if digits >= _MIN_DIGITS_BIRTHDATE and _has_birthday_label(lowered):
+    if (digits >= _MIN_DIGITS_BIRTHDATE or "月" in lowered) and _has_birthday_label(lowered):
         text = _BIRTHDATE.sub(rf"\g<label>{BIRTHDATE}", text)
         text = _BIRTHDATE_BEFORE_LABEL.sub(BIRTHDATE, text)
         digits = _digit_count(text)
@@ -544,5 +583,29 @@ def _redact_phone_numbers(text: str, lowered: str, digits: int) -> str:
     return text
 
 
+# A tag stands alone: one that is a messenger id or a phone number has no label beside it, as the
+# same text in a message would ("lily_invest88", "wxid_8x8x8x", "91234567", "加我li_na"). So in a tag
+# a run of Latin letters, digits, "_", "." and "-" of five or more with a letter and a digit or "_"
+# is a handle, and seven digits or more are a phone number. The CRM's tags are words and tickers
+# ("美股", "ETF", "crypto", "BRK.B"); a stock code of six digits stays ("600519").
+_HANDLE_IN_TAG = re.compile(
+    r"(?<![A-Za-z0-9_.\-])(?=[A-Za-z0-9_.\-]*[A-Za-z])(?=[A-Za-z0-9_.\-]*[0-9_])[A-Za-z0-9_.\-]{5,}"
+    r"(?![A-Za-z0-9_.\-])"
+)
+_NUMBER_IN_TAG = re.compile(r"(?<![0-9])[0-9]{7,}(?![0-9])")
+
+
+def redact_tag(tag: str) -> str:
+    """One extracted tag: ``redact``, then what a tag alone cannot be without being a contact detail."""
+    tag = redact(tag)
+    if any(character in _ASCII_DIGITS_AND_UNDERSCORE for character in tag):
+        tag = _NUMBER_IN_TAG.sub(PHONE, _HANDLE_IN_TAG.sub(HANDLE, tag))
+    return tag
+
+
+_ASCII_DIGITS_AND_UNDERSCORE = frozenset("0123456789_")
+
+
 def redact_all(values: Iterable[str]) -> list[str]:
-    return [redact(value) for value in values if value]
+    """Extracted tags (``redact_tag``)."""
+    return [redact_tag(value) for value in values if value]

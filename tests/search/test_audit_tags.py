@@ -1,0 +1,61 @@
+"""The CRM's extracted tags reach the index one by one, each redacted on its own: a tag that is a bare
+messenger id or phone number ("lily_invest88", "91234567") has no label beside it, so the rules for
+message text let it through (the ClickHouse replication drops such tags: ``replication.tables``).
+Together with the third audit's message forms, through a real rebuild into one engine."""
+
+import json
+
+import psycopg
+import pytest
+
+from ingestion.search import rebuild
+from tests.search.crm import insert_conversation, seed_people
+from tests.search.helpers import NO_LAG, indexed_sources
+
+TAGS = [
+    "美股",
+    "ETF",
+    "TSLA",
+    "crypto",
+    "lily_invest88",
+    "wxid_8x8x8x",
+    "moon.boy99",
+    "91234567",
+    "加我li_na",
+]
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_tags_and_the_third_audits_forms_reach_the_index_without_contact_details(
+    pg_dsn, search_client, search_alias
+):
+    messages = {
+        "邮箱 zhangsan艾特qq点com，加微 lily2024": "邮箱 [email]，加微 [handle]",
+        "生日 一九九零年一月一日，李四@公司.中国": "生日 [birthdate]，[email]",
+    }
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        ids = {insert_conversation(conn, people, text): text for text in messages}
+        tagged = next(iter(ids))
+        conn.execute(
+            "UPDATE conversations SET keywords = %s::jsonb, risk_keywords = %s::jsonb WHERE id = %s",
+            (json.dumps(TAGS, ensure_ascii=False), json.dumps({"wx_lily2024": 1}), tagged),
+        )
+        conn.commit()
+    rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    stored = indexed_sources(search_client, search_alias)
+    assert {row_id: stored[row_id]["content"] for row_id in ids} == {
+        row_id: messages[text] for row_id, text in ids.items()
+    }
+    assert stored[tagged]["keywords"] == [
+        "美股",
+        "ETF",
+        "TSLA",
+        "crypto",
+        "[handle]",
+        "wx[handle]",
+        "[handle]",
+        "[phone]",
+        "加我[handle]",
+    ]
+    assert stored[tagged]["risk_keywords"] == ["[handle]"]
