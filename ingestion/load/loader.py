@@ -533,8 +533,11 @@ class _FileLoad:
         return _Batch(rejects, staged, repeats, fill_defaults)
 
     def _reject(self, row: int, rule: str, reason: str, raw_row: str) -> tuple:
-        """A row of ``ingest_rejects``, counted under its (first) rule."""
+        """A row of ``ingest_rejects``, counted under its (first) rule. A NUL in the reason (a key
+        outside the contract named with one) becomes U+FFFD, as in :func:`_raw_row`: PostgreSQL's
+        text cannot hold it, and would fail the file instead of quarantining the row."""
         self.rejected[rule] += 1
+        reason = reason.replace("\x00", "\ufffd")
         return (self.file_id, self.file.url, self.file.table, row, rule, reason, raw_row)
 
     # -- writer thread ---------------------------------------------------------------------------
@@ -719,6 +722,9 @@ def _record_failure(
         shown = refused + (error.diag.message_primary or type(error).__name__)
         if error.sqlstate:
             shown += f" (SQLSTATE {error.sqlstate})"
+    # A NUL (in a column name the error quotes) becomes U+FFFD: PostgreSQL's text cannot hold it,
+    # and recording the failure would fail in turn, ending the run with the file unrecorded.
+    message, shown = message.replace("\x00", "\ufffd"), shown.replace("\x00", "\ufffd")
     result.status, result.error = "failed", shown
     result.rows_in = result.rows_loaded = result.rows_rejected = result.rows_changed = 0
     result.reasons = Counter()

@@ -124,6 +124,8 @@ class Chunk:
 def read_chunks(file: LandingFile, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
     """Chunks (about ``chunk_bytes`` of file each) of the rows with the contract's landing columns
     (and :data:`UNKNOWN_KEYS` where JSONL rows carry others)."""
+    if chunk_bytes < 1:  # a CSV read in blocks of 0 bytes would be a file of no rows
+        raise ValueError(f"chunk_bytes must be at least 1, not {chunk_bytes}")
     columns = CONTRACTS[file.table].landing_columns
     reader = {"csv": _csv_chunks, "jsonl": _jsonl_chunks, "parquet": _parquet_chunks}[file.format]
     try:
@@ -134,6 +136,13 @@ def read_chunks(file: LandingFile, chunk_bytes: int = CHUNK_BYTES) -> Iterator[C
         raise
     except (pa.ArrowInvalid, UnicodeDecodeError, orjson.JSONDecodeError, csv.Error) as error:
         raise LandingFileError(file, f"not a readable {file.format} file: {_without_row(error)}") from error
+    except OSError as error:
+        # Arrow reports undecodable content (a Parquet page that does not decompress) as a plain
+        # OSError without errno; the store's own failures (missing file, EIO, a network error
+        # subclass) are not the file's content and still end the run, to be retried.
+        if type(error) is not OSError or error.errno is not None:
+            raise
+        raise LandingFileError(file, f"not a readable {file.format} file: {error}") from error
 
 
 def _require_columns(file: LandingFile, present: list[str], columns: list[str]) -> None:
@@ -375,16 +384,19 @@ class _MalformedLine(Exception):
 # A JSON number whose jsonb value a double would change (orjson reads numbers as doubles and writes
 # them back in their shortest form, while jsonb keeps the digits written): one with an exponent
 # (jsonb reads 1e2 as 100, the double writes 100.0), a fraction ending in 0 (1.10), 19 digits or
-# more (beyond 64 bits), or a fraction and 16 digits or more (more than a double holds). Any other
+# more (beyond 64 bits), or a fraction and 16 digits or more (more than a double holds). And for a
+# text column (system_settings.value), where the number is stored as text: one below 1e-4 written
+# without an exponent (Python writes the double 0.00001 as 1e-05) and -0 (an integer 0). Any other
 # number comes back with the digits it was written with. Looked for only where a number can start
 # (after a key's '":', "," or "["; not in a time such as "10:00:00.100"): a string that looks like
 # one only costs an exact decoding.
 # RE2 (Arrow's), over a chunk's lines at once: Python's re takes 10 us on a 500-byte line, longer
 # than orjson's parse of it.
 _CHANGED_BY_A_DOUBLE = (
-    r'(?:"[ \t\r\n]*:|[,\[])[ \t\r\n]*-?(?:[0-9]{19}|[0-9]+(?:\.[0-9]+)?[eE]|[0-9]+\.[0-9]*[0-9]0(?:[^0-9]|$)|'
+    r'(?:"[ \t\r\n]*:|[,\[])[ \t\r\n]*(?:-0(?:[^0-9.]|$)|-?(?:0\.0000|'
+    r"[0-9]{19}|[0-9]+(?:\.[0-9]+)?[eE]|[0-9]+\.[0-9]*[0-9]0(?:[^0-9]|$)|"
     + "|".join([r"[0-9]{16,}\."] + [rf"[0-9]{{{n}}}\.[0-9]{{{16 - n}}}" for n in range(1, 16)])
-    + ")"
+    + "))"
 )
 
 
@@ -520,7 +532,7 @@ def _text_frame(rows: dict[str, list], numbers: list[int]) -> pd.DataFrame:
     )
 
 
-def _parquet_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+def _parquet_text(name: str, column: pa.ChunkedArray | pa.Array) -> pa.Array:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return column
     if pa.types.is_timestamp(column.type) and (column.type.unit == "ns" or column.type.tz):
@@ -531,8 +543,21 @@ def _parquet_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
         column = column.cast(pa.timestamp(unit), safe=False)
     try:
         return column.cast(pa.string())
-    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # nested values: keep them as JSON text
-        return pa.array([None if v is None else _nested_json(v) for v in column.to_pylist()], pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid) as error:
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            # Bytes are text only as UTF-8 (which the cast checks): the file fails naming the
+            # column, as a CSV that is not UTF-8 does.
+            raise pa.ArrowInvalid(f"column {name} holds bytes that are not UTF-8 text ({error})") from error
+    # Nested values: kept as JSON text, a map as the object it stands for (not a list of [key,
+    # value] pairs). One holding what JSON cannot write (bytes that are no text), or a map naming
+    # a key twice, fails the file with the column's name rather than ending the run.
+    try:
+        values = column.to_pylist(maps_as_pydicts="strict")
+        return pa.array([None if v is None else _nested_json(v) for v in values], pa.string())
+    except (TypeError, KeyError) as error:
+        raise pa.ArrowInvalid(
+            f"column {name} holds values that are neither text nor JSON ({error})"
+        ) from error
 
 
 def _nested_json(value) -> str:
@@ -541,7 +566,8 @@ def _nested_json(value) -> str:
     quarantines the row, where orjson would write null and change the value unnoticed."""
     if _holds_non_finite(value):
         return json.dumps(value, ensure_ascii=False, default=str)
-    return _dumps(value)
+    # A map's keys need not be text (map<int64, _>): JSON's object keys are, so 7 becomes "7".
+    return orjson.dumps(value, default=_number_text, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _holds_non_finite(value) -> bool:
@@ -576,6 +602,6 @@ def _parquet_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> 
         )
         next_row = 1
         for batch in parquet.iter_batches(batch_size=max(1000, chunk_bytes // row_bytes), columns=columns):
-            table = pa.table({name: _parquet_text(batch.column(name)) for name in columns})
+            table = pa.table({name: _parquet_text(name, batch.column(name)) for name in columns})
             yield Chunk(_numbered(table.to_pandas(), next_row))
             next_row += batch.num_rows

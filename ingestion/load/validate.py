@@ -40,8 +40,16 @@ from ingestion.load.readers import UNKNOWN_KEYS, exact_json
 
 INT_PATTERN = r"^[+-]?[0-9]+$"
 DECIMAL_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
-# PostgreSQL's boolean words (its unique prefixes such as 'tr' or 'of' aside: no exporter writes them).
-BOOL_PATTERN = r"^(?i:true|false|t|f|yes|no|y|n|on|off|1|0)$"
+# PostgreSQL's boolean words (its unique prefixes such as 'tr' or 'of' aside: no exporter writes them),
+# in any case of ASCII letters, as PostgreSQL takes them. Spelt out as [Tt][Rr]...: a (?i) match
+# (RE2's and Python's alike) folds Unicode, taking 'yeſ' (long s) for 'yes', which PostgreSQL
+# refuses, failing the whole file instead of the row.
+_BOOL_WORDS = ("true", "false", "t", "f", "yes", "no", "y", "n", "on", "off", "1", "0")
+BOOL_PATTERN = (
+    "^(?:"
+    + "|".join("".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word) for word in _BOOL_WORDS)
+    + ")$"
+)
 # Year 0001-9999, month 01-12, day 01-31, hour 00-23, minute and second 00-59, zone offset up to
 # +-15:59 (PostgreSQL refuses year 0000 and bigger offsets). A pattern check cannot tell Feb 30
 # from Mar 30, so _calendar_failures looks at days 29-31. No lookahead: RE2 runs these too.

@@ -200,7 +200,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--via-dagster", help="Materialise the crm/* Dagster assets on the folder instead."),
         ] = False,
         chunk_bytes: Annotated[
-            int, typer.Option(help="Bytes of file per validated chunk (memory vs. overhead).")
+            int, typer.Option(min=1, help="Bytes of file per validated chunk (memory vs. overhead).")
         ] = CHUNK_BYTES,
     ) -> None:
         """Validate landing files and merge them into PostgreSQL, each file exactly once."""
