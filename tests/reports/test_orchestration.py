@@ -28,9 +28,13 @@ def test_schedules_run_daily_and_on_mondays_at_nine():
 
 
 def _tick(defs, schedule, at: datetime):
-    with dg.build_schedule_context(
-        scheduled_execution_time=at, repository_def=defs.get_repository_def()
-    ) as context:
+    # an instance of its own: a report tick reads the runs its schedule asked for before
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=at, repository_def=defs.get_repository_def()
+        ) as context,
+    ):
         return schedule.evaluate_tick(context)
 
 

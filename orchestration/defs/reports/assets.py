@@ -2,16 +2,20 @@
 that period's reports (the ledger keeps re-materialisations from mailing anyone twice).
 
 Nothing is mailed from marts that cannot hold the whole period: a run whose marts were last refreshed
-before the period ended waits for the next refresh (retries), and a period without any activity fails
+before the period ended waits for the next refresh (retries), as does one that finds PostgreSQL or
+ClickHouse not answering (or an embedded service not running), and a period without any activity fails
 the run (an all-zero report to every manager says the pipeline stopped, not that the team did; the
 run-failure sensor says it instead)."""
 
 from datetime import date
 
 import dagster as dg
+import psycopg
+from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseUnreachable
 
 from ingestion.reports.ledger import MAX_RUNS
 from ingestion.reports.periods import Period
+from orchestration import environment
 from orchestration.defs.reports import runner
 from orchestration.defs.reports.partitions import daily_partitions, weekly_partitions
 
@@ -35,8 +39,8 @@ class ReportRunConfig(dg.Config):
     resend: bool = False  # mail again even where the ledger says it went out
     # only the deliveries the ledger has as failed and due another run (the redelivery sensor's runs)
     redeliver: bool = False
-    # Marts not yet refreshed past the period's end: try again this many times, this long apart (the
-    # hourly refresh runs at :15, today's KPI partition at :45).
+    # Marts not yet refreshed past the period's end, or a server the run reads not answering: try again
+    # this many times, this long apart (the hourly refresh runs at :15, today's KPI partition at :45).
     refresh_retries: int = 4
     refresh_retry_seconds: int = 15 * 60
 
@@ -90,6 +94,12 @@ def _metadata(summary) -> dict:
     return metadata
 
 
+# A server the run needs not answering (restarting, briefly unreachable): a later try may find it back. The
+# schedule asks for each period once and the redelivery sensor takes up only what the ledger has as
+# failed, so a run that failed on this for good would leave the period unreported.
+UNREACHABLE = (psycopg.OperationalError, ClickHouseUnreachable, environment.ServiceNotRunning)
+
+
 def _materialise(
     context: dg.AssetExecutionContext, config: ReportRunConfig, period: Period
 ) -> dg.MaterializeResult:
@@ -108,6 +118,11 @@ def _materialise(
         raise dg.RetryRequested(
             max_retries=config.refresh_retries, seconds_to_wait=config.refresh_retry_seconds
         ) from incomplete
+    except UNREACHABLE as error:
+        context.log.warning(f"not reachable now, trying again later: {type(error).__name__}: {error}")
+        raise dg.RetryRequested(
+            max_retries=config.refresh_retries, seconds_to_wait=config.refresh_retry_seconds
+        ) from error
     except runner.NoActivity as no_activity:
         raise dg.Failure(description=f"nothing mailed: {no_activity} (has ingestion stopped?)") from None
     metadata = _metadata(summary)

@@ -118,7 +118,11 @@ def report_redelivery_sensor(context: dg.SensorEvaluationContext):
                 run_key=run_key,
                 job_name=job.name,
                 partition_key=partition,
-                run_config={"ops": {asset.key.path[-1]: {"config": {"redeliver": True}}}},
+                # No waiting retries in the run (a server not answering): this sensor asks for a run
+                # that failed before the ledger again itself, after the back-off, within the bound.
+                run_config={
+                    "ops": {asset.key.path[-1]: {"config": {"redeliver": True, "refresh_retries": 0}}}
+                },
                 tags={REDELIVERY_TAG: due.key},
             )
         )
