@@ -1,7 +1,7 @@
 """A dbt step's tests: a subset of the models (picked in the UI) runs the tests of those models, not
-those of the models it leaves out; and a step whose tests failed is not retried. The retry would run
-the whole build again (the nightly job's --full-refresh three times over, the warehouse pool held
-throughout) and find the same rows failing the same tests."""
+those of the models it leaves out; and a step whose tests failed, or whose model's SQL ClickHouse
+refused, is not retried. The retry would run the whole build again (the nightly job's
+--full-refresh three times over, the warehouse pool held throughout) to the same failure."""
 
 from __future__ import annotations
 
@@ -57,3 +57,29 @@ def test_a_subset_runs_its_own_tests_and_is_not_retried_when_they_fail(pg_dsn, c
     assert [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"] == []
     (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
     assert "unique_stg_crm__employees_employee_code" in str(failure.event_specific_data.error_display_string)
+
+
+def test_a_model_whose_sql_clickhouse_refuses_is_not_retried(pg_dsn, clickhouse_env, dbt_dirs):
+    """A model selecting a column the raw table lacks (a deployed model ahead of its source) fails
+    with ClickHouse's UNKNOWN_IDENTIFIER: the same on every attempt, so the step runs once."""
+    from orchestration.defs.warehouse.resources import dbt_resource
+
+    load_fixture(pg_dsn)
+    replicate_tables(pg_dsn, ["employees"])
+    clickhouse_client().command(f"alter table `{clickhouse_env}`.employees drop column department")
+
+    result = dg.materialize(
+        dbt_assets_module.build_dbt_assets(),
+        selection=[STAGED_EMPLOYEES],
+        resources={"dbt": dbt_resource()},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    (invocation,) = dbt_dirs.glob("warehouse_dbt_models-*/run_results.json")  # dbt ran once
+    assert [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    error = str(failure.event_specific_data.error_display_string)
+    assert "not retried" in error
+    assert "model.funnelhouse.stg_crm__employees failed with Database Error" in error
+    assert "UNKNOWN_IDENTIFIER" in error  # and why

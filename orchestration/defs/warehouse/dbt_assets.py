@@ -20,6 +20,7 @@ built, its run is a ``--full-refresh`` of the mart, and records the mart's defin
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -52,7 +53,7 @@ KPI_MART = refresh_state.KPI_MART
 KPI_OP = "warehouse_dbt_kpi_daily"  # the KPI mart's dbt op (run config names it)
 KPI_PARTITIONS = dg.DailyPartitionsDefinition(start_date=environment.kpi_first_day(), end_offset=1)
 # For what a retry can mend (the writer lock not freed in time, the server briefly away, a query
-# killed for memory): never for a failed data or unit test (``stream_dbt``).
+# killed for memory): never for a failed data or unit test or a model's refused SQL (``stream_dbt``).
 RETRY = dg.RetryPolicy(max_retries=2, delay=60)
 
 
@@ -140,31 +141,71 @@ def reaches(kpi_vars: dict[str, str], mark: dt.datetime) -> bool:
     return dt.date.fromisoformat(kpi_vars["kpi_end_date"]) >= mark.date()
 
 
-def failed_tests(invocation: DbtCliInvocation) -> list[str]:
-    """The data and unit tests the invocation found failing, unless some node also ended in an error
-    (a database or connection error may pass on a retry; a test's verdict on the same data does not)."""
+# ClickHouse errors a later attempt may not meet: the server busy, short of memory or slow, a
+# query killed, a connection dropped. Any other coded error (an unknown column, a syntax error) is
+# the model's SQL and comes back the same on every attempt.
+TRANSIENT_CLICKHOUSE_ERRORS = {
+    159: "TIMEOUT_EXCEEDED",
+    202: "TOO_MANY_SIMULTANEOUS_QUERIES",
+    209: "SOCKET_TIMEOUT",
+    210: "NETWORK_ERROR",
+    241: "MEMORY_LIMIT_EXCEEDED",
+    394: "QUERY_WAS_CANCELLED",
+    473: "DEADLOCK_AVOIDED",
+}
+# dbt-clickhouse reports "Received ClickHouse exception, code: 47, server response: Code: 47. ..."
+CLICKHOUSE_ERROR_CODE = re.compile(r"\bcode: (\d+)", re.IGNORECASE)
+
+
+def lasting_error(message: str) -> bool:
+    """Whether a node's error would come back on a retry: dbt could not compile the node, or
+    ClickHouse refused its SQL with a code not in TRANSIENT_CLICKHOUSE_ERRORS. An error without a
+    ClickHouse code (connection refused, a driver timeout) may pass."""
+    if message.startswith("Compilation Error"):
+        return True
+    codes = {int(code) for code in CLICKHOUSE_ERROR_CODE.findall(message)}
+    return bool(codes) and not codes & TRANSIENT_CLICKHOUSE_ERRORS.keys()
+
+
+def lasting_failures(invocation: DbtCliInvocation) -> dict[str, str]:
+    """Why a retry of the failed invocation would fail the same way, by node: the nodes in a lasting
+    error (``lasting_error``) and the failed data and unit tests (a test's verdict on the same data
+    does not change). Empty (retry) when dbt left no results or some node's error may pass."""
     try:
         results = invocation.get_artifact("run_results.json")["results"]
     except (OSError, ValueError, KeyError):
-        return []  # dbt stopped before it ran anything: not a verdict on the data
-    if any(result["status"] == "error" for result in results):
-        return []
-    return sorted(result["unique_id"] for result in results if result["status"] == "fail")
+        return {}  # dbt stopped before it ran anything: nothing says a retry would not pass
+    failed = {
+        result["unique_id"]: result.get("message") or ""
+        for result in results
+        if result["status"] in ("error", "fail")
+    }
+    errors = [result["unique_id"] for result in results if result["status"] == "error"]
+    if not all(lasting_error(failed[node]) for node in errors):
+        return {}
+    return {
+        node: " ".join(
+            line.strip() for line in message.splitlines() if not line.strip().startswith("compiled code at")
+        )
+        for node, message in sorted(failed.items())
+    }
 
 
 def stream_dbt(invocation: DbtCliInvocation):
-    """The invocation's events; a dbt run that failed only because tests failed fails the step
-    without a retry: the step's retries would run the whole build again (a nightly --full-refresh
-    three times over) to the same failed tests, holding the warehouse pool all the while."""
+    """The invocation's events; a dbt run that failed for reasons a retry would meet again (tests
+    failed, a model's SQL refused or not compiled: ``lasting_failures``) fails the step without a
+    retry: the step's retries would run the whole build again (a nightly --full-refresh three times
+    over) to the same failure, holding the warehouse pool all the while."""
     try:
         yield from invocation.stream()
     except DagsterDbtCliRuntimeError as error:
-        failed = failed_tests(invocation)
-        if not failed:
+        lasting = lasting_failures(invocation)
+        if not lasting:
             raise
         raise dg.Failure(
-            description=f"dbt tests failed (not retried: the data would not change): {', '.join(failed)}",
-            metadata={"failed_tests": failed},
+            description="dbt failed (not retried: the same run would fail the same way): "
+            + "; ".join(f"{node} failed with {why}" for node, why in lasting.items()),
+            metadata={"failed_nodes": sorted(lasting)},
             allow_retries=False,
         ) from error
 
