@@ -20,6 +20,8 @@ document already indexed.
 6 - the same mapping; the redaction masks addresses at Unicode domains or with the dot said in Chinese
 ("点") or spelled in the local part, "加微"/"微："/"联系方式" handles, and birth dates in Chinese
 numerals or labelled "生": the rebuild this forces re-redacts every document already indexed.
+Also phone numbers in other groups ("138 00138 000", "(138)0013-8000", "138，0013，8000") or partly in
+words after a phone label ("电话138零0138000", "call me at four one five ...").
 """
 
 from __future__ import annotations

@@ -23,9 +23,11 @@ alternation let handles and phone numbers through in ~8% of mixed samples). Reda
 per message of every full rebuild, so each rule is skipped when the text cannot hold what it
 looks for (no address marker, no @, fewer digits than the shortest number a phone rule matches,
 counted again after each rule that masked one; no "dot" for spelled-out e-mails, no digit in an
-ASCII text or no "birth"/"dob"/"生" for birth dates), and the label rule skips every position
-that cannot start a label. The skips are plain substring tests and a byte count, not regexes: on a
-million messages they cost a fraction of the rules they skip. Handles before their label ("是我")
+ASCII text or no "birth"/"dob"/"生" for birth dates, no phone word with a digit's name or a Chinese
+numeral after it for numbers partly in words), and the label rule skips every position
+that cannot start a label. The skips are plain substring tests and a byte count, not regexes (but
+for numbers in words, where literal-first searches beat the substring tests): on a million
+messages they cost a fraction of the rules they skip. Handles before their label ("是我")
 and numbers in Chinese numerals have no such test: the label rule's scan finds them, as a few more
 positions it stops at, instead of a regex search of their own over every Chinese message.
 
@@ -330,6 +332,9 @@ _AT_HANDLE = re.compile(r"@(?<![A-Za-z0-9_.].)[A-Za-z][A-Za-z0-9_]{3,31}")
 # dates with a time and decimal numbers for phone numbers.
 _DASHES = "\\-\u2010-\u2015\u2212"
 _GROUP_GAP = rf"(?:[ ]?[{_DASHES}/._·・•][ ]?|\s{{1,3}})"
+# A mobile number's groups may also be listed with commas ("138，0013，8000", "138、0013、8000",
+# "138,0013,8000"): groups of three and four digits, so no amount with thousands separators.
+_MOBILE_GROUP_GAP = rf"(?:{_GROUP_GAP}|[ ]?[，、,][ ]?)"
 _SPACE_OR_DASH = rf"[\s{_DASHES}]"
 _SPACE_DASH_OR_DOT = rf"[\s.{_DASHES}]"
 
@@ -341,6 +346,10 @@ class _PhoneRule:
     needles: tuple[str, ...] = ()  # a match holds one of them (in the lowercased text): else skipped
     # What a match becomes, when that depends on the match (else ``PHONE``, after its label if any).
     replace: Callable[[re.Match], str] | None = None
+
+
+# After its first character ("+" or "0"): a number's start is no word's or number's middle.
+_STARTS_A_NUMBER = rf"(?<![\d\w)）].)(?<![\d)）]{_SPACE_OR_DASH}.)"
 
 
 # Stock codes listed with spaces: Shanghai and Shenzhen ones ("600519 000858 300750", six digits
@@ -355,6 +364,69 @@ def _international_number(match: re.Match) -> str:
     also start a list of stock codes ("000858 601318")."""
     number = match[0]
     return PHONE if _digit_count(number) >= 8 and not _STOCK_CODES.fullmatch(number) else number
+
+
+# A phone word and its separators ("电话号码是", "call me at", "my number is"); a Latin one starts a word.
+_CHINESE_PHONE_WORD = r"(?:电话|手机|座机|固话)(?:号码?)?(?:是|为|[:：=\s])*"
+_LATIN_PHONE_WORD = (
+    r"(?:tel|phone|mobile|cell|call\s+me(?:\s+(?:at|on))?|my\s+(?:number|no\.?))(?![a-z])"
+    r"(?:\s*(?:no\.?|number|#))?(?:\s*(?:is|:|：|=))*\s*"
+)
+_PHONE_LABEL = rf"{_CHINESE_PHONE_WORD}|(?<![a-z]){_LATIN_PHONE_WORD}"
+_PHONE_LABEL_NEEDLES = ("电话", "手机", "座机", "固话", "tel", "phone", "mobile", "cell", "call", "my")
+# A number after a phone word written partly or wholly in words: Arabic digits mixed with Chinese
+# numerals ("电话138零0138000"; Chinese numerals alone are the label scan's, which this runs before),
+# or English ones ("call me at four one five five five five one two three four", "415 five five five
+# 0123"). Seven digits or more, so "电话一直打不通" and "call me at one or two" keep their words; the
+# tokens and the gaps between them share no character, so a run is read one way only. The scan runs
+# on the lowercased text and starts with the labels' literals (``_redact_numbers_in_words`` checks
+# that a Latin one starts a word), and only on texts that pass ``_may_hold_a_number_in_words``.
+_SPELLED_DIGITS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_DIGIT_TOKEN = rf"(?:[0-9{_NUMERALS}]+|(?:{'|'.join(_SPELLED_DIGITS)})(?![a-z]))"
+_NUMBER_IN_WORDS_AFTER_PHONE_LABEL = re.compile(
+    rf"(?P<label>{_CHINESE_PHONE_WORD}|{_LATIN_PHONE_WORD})"
+    rf"(?P<number>{_DIGIT_TOKEN}(?:(?:{_GROUP_GAP}|,\s?){_DIGIT_TOKEN})*)"
+)
+_WORD_IN_A_NUMBER = re.compile(rf"[a-z{_NUMERALS}]")
+_ONE_DIGIT = re.compile(rf"[0-9{_NUMERALS}]|{'|'.join(_SPELLED_DIGITS)}")
+
+
+# The pretest: the start of a phone word ("my n", not "my funds"), and after it a digit's name (but
+# for "one" and "oh" after a gap: "phone", "someone" and "john" hold them) or, in a Chinese text, a
+# Chinese numeral and a digit. Literal-first searches: substring tests with ASCII needles took
+# twice the time, and cost a copy of a Chinese text each.
+_PHONE_WORD_NEEDLE = re.compile(r"电话|手机|座机|固话|tel|phone|mobile|cell|call\s+me|my\s+n")
+_DIGIT_NAME_NEEDLE = re.compile(r"zero|two|three|four|five|six|seven|eight|nine| one| oh")
+_ASCII_DIGIT = re.compile("[0-9]")
+_CHINESE_NUMERAL = re.compile(f"[{_NUMERALS}]")
+
+
+def _may_hold_a_number_in_words(lowered: str) -> bool:
+    label = _PHONE_WORD_NEEDLE.search(lowered)
+    return label is not None and (
+        _DIGIT_NAME_NEEDLE.search(lowered, label.start()) is not None
+        or (
+            not lowered.isascii()
+            and _CHINESE_NUMERAL.search(lowered, label.start()) is not None
+            and _ASCII_DIGIT.search(lowered, label.start()) is not None
+        )
+    )
+
+
+def _redact_numbers_in_words(text: str, lowered: str) -> str:
+    """Numbers of seven digits or more after a phone word, with words among their digits
+    (``lowered`` is ``_lowercase_same_positions(text)``)."""
+    parts, start = [], 0
+    for match in _NUMBER_IN_WORDS_AFTER_PHONE_LABEL.finditer(lowered):
+        number = match["number"]
+        if (
+            not _inside_a_word(lowered, match.start())
+            and _WORD_IN_A_NUMBER.search(number)
+            and len(_ONE_DIGIT.findall(number)) >= 7
+        ):
+            parts += [text[start : match.end("label")], PHONE]
+            start = match.end()
+    return "".join(parts) + text[start:] if parts else text
 
 
 # A calendar date inside a run of digit groups ("3 2025-11-03", "2025-11-03 2025-11-04"): a date,
@@ -387,16 +459,18 @@ _PHONE_RULES = (
     _PhoneRule(
         re.compile(
             rf"(?:\+(?<!\d.)86{_GROUP_GAP}?1|0(?<!\d.)086{_GROUP_GAP}?1|1(?<!\d.))"
-            rf"[3-9]\d{_GROUP_GAP}?\d{{4}}{_GROUP_GAP}?\d{{4}}(?!\d)"
+            rf"[3-9]\d{_MOBILE_GROUP_GAP}?\d{{4}}{_MOBILE_GROUP_GAP}?\d{{4}}(?!\d)"
         ),
         9,
     ),
     # International with + or 00: "+1 (415) 555-0123", "+852 9123-4567", "+44 7700 900123", also
     # ending in pairs ("+7 912 345-67-89", "+84 91 234 56 78"); the one rule that matches fewer than
-    # nine digits without a label ("+44 20 7946"), only after + or 00, and eight at least.
+    # nine digits without a label ("+44 20 7946"), only after + or 00, and eight at least. The "+"
+    # or "00" starts the number: after a digit group and a gap, or after a bracketed area code, it
+    # is inside one ("138 00138 000", "(138)0013-8000"), which the rules below mask whole.
     _PhoneRule(
         re.compile(
-            rf"(?:\+(?<![\d\w].)|0(?<![\d\w].)0)\d{{1,3}}{_SPACE_DASH_OR_DOT}?"
+            rf"(?:\+{_STARTS_A_NUMBER}|0{_STARTS_A_NUMBER}0)\d{{1,3}}{_SPACE_DASH_OR_DOT}?"
             rf"(?:\(?\d{{1,4}}\)?{_SPACE_DASH_OR_DOT}?){{1,5}}\d{{2,4}}(?!\d)"
         ),
         8,
@@ -419,14 +493,9 @@ _PHONE_RULES = (
     # 4567", "tel: 6234 5678", "call me at 6234 5678", "my number is 9123 4567"): too short to tell
     # from an amount or an order number without one ("earnings call 2025 1103" has none).
     _PhoneRule(
-        re.compile(
-            r"(?i)(?P<label>(?:电话|手机|座机|固话)(?:号码?)?(?:是|为|[:：=\s])*"
-            r"|(?<![a-z])(?:tel|phone|mobile|cell|call\s+me(?:\s+(?:at|on))?|my\s+(?:number|no\.?))(?![a-z])"
-            r"(?:\s*(?:no\.?|number|#))?(?:\s*(?:is|:|：|=))*\s*)"
-            rf"\d{{3,4}}{_GROUP_GAP}?\d{{4}}(?!\d)"
-        ),
+        re.compile(rf"(?i)(?P<label>{_PHONE_LABEL})\d{{3,4}}{_GROUP_GAP}?\d{{4}}(?!\d)"),
         7,
-        ("电话", "手机", "座机", "固话", "tel", "phone", "mobile", "cell", "call", "my"),
+        _PHONE_LABEL_NEEDLES,
     ),
     _PhoneRule(_DIGIT_RUN, 9, replace=_digit_run),
 )
@@ -553,6 +622,10 @@ def redact(text: str | None) -> str | None:
         "at" in lowered or "#" in text or "@" in text or "艾特" in text
     ):
         redacted = _redact_addresses_at_mail_services(text, lowered)
+        if redacted is not text:
+            text, lowered = redacted, _lowercase_same_positions(redacted)
+    if _may_hold_a_number_in_words(lowered):
+        redacted = _redact_numbers_in_words(text, lowered)
         if redacted is not text:
             text, lowered = redacted, _lowercase_same_positions(redacted)
     text = _redact_labelled_handles(text, lowered)

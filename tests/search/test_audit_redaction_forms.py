@@ -1,6 +1,8 @@
 """Third data-protection audit: contact details in Chinese and Unicode forms the earlier rules let
 through (a Chinese "点" for the dot, a local part spelled with "dot", addresses at Unicode domains,
-"加微", a generic "联系方式" label, birth dates in Chinese numerals or with "生" as their label).
+"加微", a generic "联系方式" label, birth dates in Chinese numerals or with "生" as their label), and
+phone numbers in odd groups ("138 00138 000", "(138)0013-8000", "138，0013，8000") or partly in
+words after a phone label ("电话138零0138000", "call me at four one five ...").
 Engine-free: ``redact`` only."""
 
 import pytest
@@ -50,6 +52,17 @@ from ingestion.search.redaction import BIRTHDATE, EMAIL, HANDLE, PHONE, redact
         ("我是90年1月1日生的", f"我是{BIRTHDATE}生的"),
         ("1990年1月1日生，属马", f"{BIRTHDATE}生，属马"),
         ("我是1990年1月1日生人", f"我是{BIRTHDATE}生人"),
+        # a mobile number in other groups, with its area code bracketed, or listed with commas
+        ("138 00138 000", PHONE),
+        ("(138)0013-8000", PHONE),
+        ("电话 (138)0013-8000", f"电话 {PHONE}"),
+        ("138，0013，8000", PHONE),
+        ("手机：138、0013、8000，谢谢", f"手机：{PHONE}，谢谢"),
+        # a number after a phone word, partly in Chinese numerals or in English words
+        ("电话138零0138000", f"电话{PHONE}"),
+        ("电话138一三八零零零零", f"电话{PHONE}"),
+        ("call me at four one five five five five one two three four", f"call me at {PHONE}"),
+        ("my number is 415 five five five 0123", f"my number is {PHONE}"),
     ],
 )
 def test_third_audit_misses_are_redacted(text, expected):
@@ -78,6 +91,16 @@ def test_third_audit_misses_are_redacted(text, expected):
         "重点关注 qq 点评",
         "点 com 域名很贵",
         "I'll dot the i's at the office",
+        # numbers near the phone forms above
+        "价格 138.00 元，涨 13.8%",
+        "2025年11月3日 收盘 1380 点",
+        "600519 涨停, 000858 跟涨",
+        "买了138只股票",
+        "成交额 1,380,013 元",
+        "股价 138，成交 2000 手",
+        "电话一直打不通，一两天再说",
+        "call me at one or two",
+        "phone battery at five percent",
     ],
 )
 def test_ordinary_text_near_the_new_rules_stays(text):
