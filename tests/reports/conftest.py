@@ -143,3 +143,23 @@ def raw_messages_to(outbox: str | Path, envelope_address: str) -> list[bytes]:
     headers are UTF-8, which the email package's byte parser does not give back as text."""
     wanted = f"X-Sink-Envelope-To: {envelope_address}\r\n".encode()
     return [raw for path in sorted(Path(outbox).glob("*.eml")) if wanted in (raw := path.read_bytes())]
+
+
+def daily_run_with_retries(partition: str, retries: int) -> tuple[int, str]:
+    """Materialise the daily report of ``partition`` allowing ``retries`` waits of no time for the marts,
+    expecting it to fail: (the retries it took, what its failure says)."""
+    import dagster as dg
+
+    from orchestration.defs.reports.assets import daily_kpi_reports
+
+    config = {"refresh_retries": retries, "refresh_retry_seconds": 0}
+    result = dg.materialize(
+        [daily_kpi_reports],
+        partition_key=partition,
+        run_config={"ops": {"daily_kpi_reports": {"config": config}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    taken = sum(event.event_type_value == "STEP_UP_FOR_RETRY" for event in result.all_events)
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    return taken, str(failure.step_failure_data.error)

@@ -13,7 +13,13 @@ from orchestration.cli import app
 from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
 from orchestration.defs.warehouse import refresh_state
 from tests.reports import sample_marts
-from tests.reports.conftest import MARTS_DATABASE, RAW_DATABASE, messages_to, outbox_messages
+from tests.reports.conftest import (
+    MARTS_DATABASE,
+    RAW_DATABASE,
+    daily_run_with_retries,
+    messages_to,
+    outbox_messages,
+)
 
 
 def test_schedules_run_daily_and_on_mondays_at_nine():
@@ -201,19 +207,8 @@ def test_marts_refreshed_before_the_day_ended_mail_nothing_and_retry(report_envi
         marts[0], RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 26, 23, 15)
     )  # 23:15 UTC on the day reported
     mailed_before = len(outbox_messages(smtp_sink["outbox"]))
-    result = dg.materialize(
-        [daily_kpi_reports],
-        partition_key="2026-11-26",
-        run_config={
-            "ops": {"daily_kpi_reports": {"config": {"refresh_retries": 1, "refresh_retry_seconds": 0}}}
-        },
-        raise_on_error=False,
-    )
-    assert not result.success
-    retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
-    assert len(retries) == 1
-    failure = next(event for event in result.all_events if event.is_step_failure)
-    said = str(failure.step_failure_data.error)
+    retries, said = daily_run_with_retries("2026-11-26", retries=1)
+    assert retries == 1
     assert "last refreshed at 2026-11-26 23:15 UTC" in said and "daily-2026-11-26" in said
     assert len(outbox_messages(smtp_sink["outbox"])) == mailed_before
     # the day before had ended by then: its report goes out
