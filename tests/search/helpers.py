@@ -4,7 +4,7 @@ import datetime as dt
 
 import psycopg
 
-from ingestion.search import documents, quarantine, sync
+from ingestion.search import documents, quarantine, rebuild, sync
 from ingestion.search.client import SearchClient
 
 NO_LAG = dt.timedelta(0)
@@ -14,6 +14,28 @@ def indexed_sources(client: SearchClient, alias: str) -> dict[int, dict]:
     client.refresh(alias)
     response = client.search(alias, {"query": {"match_all": {}}, "size": 10_000})
     return {hit["_source"]["id"]: hit["_source"] for hit in response["hits"]["hits"]}
+
+
+def rebuilt_with_messages(
+    pg_dsn: str, client: SearchClient, alias: str, messages: dict[str, str], prepare=None
+) -> tuple[dict[int, str], dict[int, dict]]:
+    """Conversations holding each text of ``messages`` (``prepare(conn, ids)`` may change them before
+    the commit), a full rebuild, and the check that each document's content is the text's expected
+    redaction (the dict's value); (ids -> text, the indexed documents)."""
+    from tests.search.crm import insert_conversation, seed_people
+
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        ids = {insert_conversation(conn, people, text): text for text in messages}
+        if prepare is not None:
+            prepare(conn, ids)
+        conn.commit()
+    rebuild.full_rebuild(pg_dsn, client, alias, lag=NO_LAG)
+    stored = indexed_sources(client, alias)
+    assert {row_id: stored[row_id]["content"] for row_id in ids} == {
+        row_id: messages[text] for row_id, text in ids.items()
+    }
+    return ids, stored
 
 
 def fixed_row_leaves_quarantine(

@@ -5,12 +5,9 @@ Together with the third audit's message forms, through a real rebuild into one e
 
 import json
 
-import psycopg
 import pytest
 
-from ingestion.search import rebuild
-from tests.search.crm import insert_conversation, seed_people
-from tests.search.helpers import NO_LAG, indexed_sources
+from tests.search.helpers import rebuilt_with_messages
 
 TAGS = [
     "美股",
@@ -33,20 +30,15 @@ def test_tags_and_the_third_audits_forms_reach_the_index_without_contact_details
         "邮箱 zhangsan艾特qq点com，加微 lily2024": "邮箱 [email]，加微 [handle]",
         "生日 一九九零年一月一日，李四@公司.中国": "生日 [birthdate]，[email]",
     }
-    with psycopg.connect(pg_dsn) as conn:
-        people = seed_people(conn)
-        ids = {insert_conversation(conn, people, text): text for text in messages}
-        tagged = next(iter(ids))
+
+    def tag_the_first(conn, ids):
         conn.execute(
             "UPDATE conversations SET keywords = %s::jsonb, risk_keywords = %s::jsonb WHERE id = %s",
-            (json.dumps(TAGS, ensure_ascii=False), json.dumps({"wx_lily2024": 1}), tagged),
+            (json.dumps(TAGS, ensure_ascii=False), json.dumps({"wx_lily2024": 1}), next(iter(ids))),
         )
-        conn.commit()
-    rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
-    stored = indexed_sources(search_client, search_alias)
-    assert {row_id: stored[row_id]["content"] for row_id in ids} == {
-        row_id: messages[text] for row_id, text in ids.items()
-    }
+
+    ids, stored = rebuilt_with_messages(pg_dsn, search_client, search_alias, messages, tag_the_first)
+    tagged = next(iter(ids))
     assert stored[tagged]["keywords"] == [
         "美股",
         "ETF",

@@ -5,8 +5,8 @@ import pytest
 
 from ingestion.search import rebuild
 from ingestion.search.redaction import redact
-from tests.search.crm import CONTACT_DETAILS, insert_conversation, seed_people, seed_samples
-from tests.search.helpers import NO_LAG, indexed_sources
+from tests.search.crm import CONTACT_DETAILS, seed_people, seed_samples
+from tests.search.helpers import NO_LAG, indexed_sources, rebuilt_with_messages
 
 
 @pytest.mark.parametrize(
@@ -105,11 +105,4 @@ def test_the_index_holds_dates_and_codes_and_no_number_in_the_second_audits_form
         "开会时间 2025-11-03 15:30，关注 600519 000858 601318": "开会时间 2025-11-03 15:30，关注 600519 000858 601318",
         "成交额 123456789.50 元，涨幅 +2.5 100 手": "成交额 123456789.50 元，涨幅 +2.5 100 手",
     }
-    with psycopg.connect(pg_dsn) as conn:
-        people = seed_people(conn)
-        ids = {insert_conversation(conn, people, text): text for text in messages}
-    rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
-    stored = indexed_sources(search_client, search_alias)
-    assert {row_id: stored[row_id]["content"] for row_id in ids} == {
-        row_id: messages[text] for row_id, text in ids.items()
-    }
+    rebuilt_with_messages(pg_dsn, search_client, search_alias, messages)
