@@ -4,6 +4,9 @@ next hourly ticks must not find a refresh and a KPI run queued behind it for eve
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
 import uuid
 
 import dagster as dg
@@ -15,6 +18,7 @@ from dagster._core.storage.tags import (
 )
 
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
+from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(
     not dbt_assets_module.MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
@@ -123,3 +127,40 @@ def test_the_first_kpi_partition_is_configurable_and_a_bad_day_named(monkeypatch
     monkeypatch.setenv(environment.KPI_FIRST_DAY_VARIABLE, "June 2019")
     with pytest.raises(ValueError, match="FUNNELHOUSE_KPI_FIRST_DAY must be a day as YYYY-MM-DD"):
         environment.kpi_first_day()
+
+
+# Each team clock prints the tick times of the hourly refresh and of the KPI run (both imported with
+# FUNNELHOUSE_TIMEZONE set, as a deployment would): a zone half an hour or 45 minutes off UTC included.
+_TICKS_ON_TEAM_CLOCKS = """
+import datetime as dt, importlib, json, os
+from dagster._utils.schedules import cron_string_iterator
+import orchestration.defs.warehouse.schedules as schedules
+
+def ticks(schedule, count=48):
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC).timestamp()
+    times = cron_string_iterator(start, schedule.cron_schedule, schedule.execution_timezone)
+    return [next(times).timestamp() for _ in range(count)]
+
+found = {}
+for zone in ("Asia/Shanghai", "Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns"):
+    os.environ["FUNNELHOUSE_TIMEZONE"] = zone
+    importlib.reload(schedules)
+    found[zone] = {"refresh": ticks(schedules.hourly_refresh_schedule), "kpi": ticks(schedules.kpi_daily_schedule())}
+print(json.dumps(found))
+"""
+
+
+def test_the_hourly_kpi_run_follows_the_refresh_by_half_an_hour_on_any_team_clock():
+    """The KPI run reads the models the refresh built half an hour before; on the team's clock the
+    refresh's :15 was the KPI run's :45 UTC in Asia/Kolkata (both at once) and :00 UTC in Kathmandu."""
+    printed = subprocess.run(
+        [sys.executable, "-c", _TICKS_ON_TEAM_CLOCKS],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for zone, ticks in json.loads(printed).items():
+        kpi = set(ticks["kpi"])
+        late = [refresh for refresh in ticks["refresh"][:24] if refresh + 30 * 60 not in kpi]
+        assert not late, f"{zone}: refresh ticks with no KPI run 30 minutes later: {late[:3]}"
