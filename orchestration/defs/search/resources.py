@@ -24,5 +24,6 @@ class SearchResource(dg.ConfigurableResource):
     def pg_dsn(self) -> str:
         return environment.pg_dsn()
 
-    def client(self) -> SearchClient:
-        return SearchClient.connect(environment.search_settings())
+    def client(self, timeout: float = 60.0) -> SearchClient:
+        """A client whose requests give up after ``timeout`` seconds (a sensor tick asks for less)."""
+        return SearchClient.connect(environment.search_settings(), timeout=timeout)

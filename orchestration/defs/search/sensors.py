@@ -5,28 +5,98 @@ Each tick, in order:
 1. no search engine configured or running: skip, saying how to start one;
 2. a run of the sync job is queued or running: skip (however many ticks see the same changes
    before it ends, they add nothing);
-3. the live index needs a full rebuild (never built, alias gone, or its mapping version is not the
+3. the engine does not answer (down, refused, timed out, a bad certificate or password): an outage,
+   see below; no PostgreSQL probe;
+4. the live index needs a full rebuild (never built, alias gone, or its mapping version is not the
    code's after a deploy): request a run (the run rebuilds, see ``indexer.synchronise``), unless a
    run of the rebuild job is in flight (a second rebuild could only fail on its lock: wait for it);
-4. PostgreSQL has changes the saved cursors have not passed: request a run.
+5. PostgreSQL has changes the saved cursors have not passed: request a run.
+
+An outage is alerted, not flooded. Every run asked for while the engine is away fails, and every
+failure is mailed by ``run_failure_alert_sensor``: a run each tick would be a dozen mails an hour. So
+the tick that first finds the engine silent requests one run (tagged with the outage, whether or not
+anything changed: its failure is the alert), and the sensor cursor (JSON, ``Outage``) keeps the
+engine's address (never a user or password), when the outage began, the last run requested and how
+many. Later ticks skip, naming the address, how long it has not answered and when the next run is
+due, and request a run again only after a back-off: twice the sensor interval after the first run,
+doubled after each, at most ``OUTAGE_MAX_BACKOFF_S`` (5 min interval: 10, 20, 40, 80, 160 min, then
+every 3 h; a night's outage mails about seven alerts, not a hundred). The tick that finds the engine
+answering again clears the cursor and goes on at once: pending changes are synced on that tick. A
+cursor naming another address (the setting changed) starts a new outage.
 
 No run key: whether a run is due is decided from the run history and the saved state, so a run
 that failed (engine down, bulk refused) or skipped (the lock was held) leaves its changes pending
 and a later tick requests a new run for them.
 """
 
+from __future__ import annotations
+
+import datetime as dt
+import json
 import os
+import time
+from dataclasses import asdict, dataclass, replace
+from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
 from ingestion.search import cursor_store, documents, probe, sync
+from orchestration import environment
 from orchestration.defs.search.assets import missing_search_engine, search_rebuild_job, search_sync_job
 from orchestration.defs.search.resources import SearchResource
 from orchestration.runs import runs_not_ended
 
 # How often the sensor looks (seconds); a tick is a few index lookups and two engine requests: cheap.
 SENSOR_INTERVAL_S = int(os.environ.get("FUNNELHOUSE_SEARCH_SENSOR_INTERVAL", "300"))
+# The longest wait between two runs requested during an outage: it stays alerted at least this often.
+OUTAGE_MAX_BACKOFF_S = 3 * 3600
 REASON_TAG = "funnelhouse/search_sync_reason"
+# How long a tick waits for the engine: a host that drops packets would otherwise hold the tick for
+# the client's 60 s, Dagster's limit for a whole tick (the tick would error instead of skipping).
+ENGINE_PROBE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The sensor cursor while the engine does not answer (no cursor while it does)."""
+
+    address: str  # the engine's URL without user, password or query
+    since: float  # epoch seconds: the first tick that found it silent
+    last_request: float  # epoch seconds: the last run requested for it
+    requests: int  # runs requested since it began
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> Outage | None:
+        """The outage a cursor records; None for no cursor, or one this code cannot read (a new
+        outage starts then: one run more, never none)."""
+        try:
+            return cls(**json.loads(cursor)) if cursor else None
+        except (ValueError, TypeError):
+            return None
+
+    def to_cursor(self) -> str:
+        return json.dumps(asdict(self))
+
+    def next_request(self) -> float:
+        """When the next run may be asked for: at once for the first, twice the sensor interval after it,
+        doubled after each further one, at most ``OUTAGE_MAX_BACKOFF_S``."""
+        backoff = min(SENSOR_INTERVAL_S * 2**self.requests, max(OUTAGE_MAX_BACKOFF_S, SENSOR_INTERVAL_S))
+        return self.last_request + backoff
+
+
+def _engine_address() -> str:
+    """Where the engine is looked for, as skip reasons and the cursor (both shown in the UI) may say it."""
+    try:
+        url = environment.search_settings().url
+    except (ValueError, environment.ServiceNotRunning):  # the client failed on the same: that is the outage
+        return "the configured search engine"
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _duration(seconds: float) -> str:
+    minutes = max(0, round(seconds / 60))
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
 def _in_flight(context: dg.SensorEvaluationContext, job_name: str) -> dg.DagsterRun | None:
@@ -35,19 +105,43 @@ def _in_flight(context: dg.SensorEvaluationContext, job_name: str) -> dg.Dagster
     return runs[0] if runs else None
 
 
-def _rebuild_reason(context: dg.SensorEvaluationContext, search_index: SearchResource) -> str | None:
-    """What the run would rebuild for (the run's own test, ``sync.rebuild_reason``), or None; an
-    engine that does not answer gives None with a warning: the PostgreSQL probe then decides, and a
-    run that fails is requested again on a later tick."""
+def _rebuild_reason(search_index: SearchResource) -> str | None:
+    """What the run would rebuild for (the run's own test, ``sync.rebuild_reason``), or None. Raises
+    whatever the client raises when the engine does not answer."""
+    client = search_index.client(timeout=ENGINE_PROBE_TIMEOUT_S)
     try:
-        client = search_index.client()
-        try:
-            return sync.rebuild_reason(client, search_index.alias)
-        finally:
-            client.close()
-    except Exception as error:
-        context.log.warning(f"search engine did not answer ({error!r}): rebuild need unknown this tick")
-        return None
+        return sync.rebuild_reason(client, search_index.alias)
+    finally:
+        client.close()
+
+
+def _engine_silent(context: dg.SensorEvaluationContext, error: Exception, tags: dict[str, str]):
+    """The tick's answer while the engine does not answer: a run at the outage's start and after each
+    back-off (its failure is the alert), else a SkipReason saying since when and what comes next."""
+    now = time.time()
+    address = _engine_address()
+    outage = Outage.from_cursor(context.cursor)
+    if outage is None or outage.address != address:
+        outage = Outage(address=address, since=now, last_request=0.0, requests=0)
+    context.log.warning(f"search engine at {address} did not answer ({type(error).__name__}: {error})")
+    silent_for = _duration(now - outage.since)
+    since = dt.datetime.fromtimestamp(outage.since, dt.UTC).isoformat(timespec="seconds")
+    if now < outage.next_request():
+        context.update_cursor(outage.to_cursor())
+        return dg.SkipReason(
+            f"search engine at {address} has not answered for {silent_for} (since {since}, "
+            f"{type(error).__name__}); {outage.requests} sync run(s) requested for the outage, their "
+            f"failures alerted; the next in {_duration(outage.next_request() - now)} unless it answers first"
+        )
+    outage = replace(outage, last_request=now, requests=outage.requests + 1)
+    context.update_cursor(outage.to_cursor())
+    return dg.RunRequest(
+        tags={
+            **tags,
+            REASON_TAG: f"search engine at {address} not answering since {since} ({silent_for}): "
+            f"run {outage.requests} of the outage",
+        }
+    )
 
 
 @dg.sensor(
@@ -56,7 +150,9 @@ def _rebuild_reason(context: dg.SensorEvaluationContext, search_index: SearchRes
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reindexes changed conversations (and those of customers/employees whose tier, stage or "
     "department changed) into the search engine; rebuilds it when never built or its mapping changed "
-    "(SkipReason when nothing changed, a sync run is in flight, or no search engine runs).",
+    "(SkipReason when nothing changed, a sync run is in flight, or no search engine runs). While the "
+    f"engine does not answer, one run when that starts, then after a doubling back-off (up to "
+    f"{OUTAGE_MAX_BACKOFF_S // 3600} h) while it lasts.",
 )
 def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: SearchResource):
     missing = missing_search_engine()
@@ -67,7 +163,15 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
             f"sync run {run.run_id[:8]} is {run.status.value.lower()}: pending changes wait for it to end"
         )
     tags = {"search_alias": search_index.alias}
-    reason = _rebuild_reason(context, search_index)
+    try:
+        reason = _rebuild_reason(search_index)
+    except Exception as error:
+        return _engine_silent(context, error, tags)
+    if context.cursor:  # the engine answers again: the outage ends, and this tick goes on as usual
+        if outage := Outage.from_cursor(context.cursor):
+            silent_for = _duration(time.time() - outage.since)
+            context.log.info(f"search engine at {outage.address} answers again after {silent_for}")
+        context.update_cursor(None)
     if reason:
         if run := _in_flight(context, search_rebuild_job.name):
             return dg.SkipReason(
