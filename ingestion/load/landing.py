@@ -1,5 +1,8 @@
 """The landing zone: a folder (or any fsspec URL) of ``<table>__<batch>.<csv|jsonl|parquet>`` files.
 
+Files load in :func:`in_load_order`: tables in :func:`load_order`, then a table's batches in
+natural order (:func:`batch_order`), the one order of the CLI, the Dagster assets and the sensor.
+
 Everything goes through fsspec, so ``s3://bucket/landing`` works like a local folder. Files are
 identified by their sha256: the ledger keys on it, which is how the same content dropped again
 under another name is recognised.
@@ -25,6 +28,7 @@ FORMATS = ("csv", "jsonl", "parquet")
 _NAME = re.compile(r"^(?P<table>[a-z]+(?:_[a-z]+)*)__(?P<batch>[A-Za-z0-9_-]+)\.(?P<ext>csv|jsonl|parquet)$")
 _NAME_RULE = "name is not <table>__<batch>.<csv|jsonl|parquet> (batch: letters, digits, _ and -)"
 _HASH_BLOCK = 8 * 1024 * 1024
+_DIGIT_RUNS = re.compile(r"([0-9]+)")
 
 
 def default_landing_url() -> str:
@@ -71,6 +75,29 @@ def parse_name(name: str) -> tuple[str, str, str] | None:
     if not match or match["table"] not in CONTRACTS:
         return None
     return match["table"], match["batch"], match["ext"]
+
+
+def batch_order(batch: str) -> tuple:
+    """Sort key of a batch name: its runs of digits compared as numbers, the text between them as
+    text, so ``9`` comes before ``10`` and ``part2`` before ``part10``, while names of one shape
+    whose numbers have the same width (``2026_01``, ``20261130T0100``, ``part0001``) keep their text
+    order. The name itself breaks ties (``9`` and ``09``), so the order never depends on how a
+    store lists its files.
+
+    Why it matters: the batches of a table are upserts of the same keys, so a batch loaded after a
+    newer one would overwrite its values with older ones (text order put ``10`` before ``9``).
+    """
+    # re.split with a group alternates text and digit runs, text first: the same positions hold
+    # the same types in every key, so any two keys compare.
+    parts = _DIGIT_RUNS.split(batch)
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts)), batch
+
+
+def in_load_order(files: Iterable[LandingFile]) -> list[LandingFile]:
+    """``files`` in the order they must load: tables in :func:`load_order` (referenced tables first),
+    a table's batches in :func:`batch_order`, a batch's files by URL."""
+    rank = {table: i for i, table in enumerate(load_order())}
+    return sorted(files, key=lambda f: (rank[f.table], batch_order(f.batch), f.url))
 
 
 def landing_file(url: str, size: int | None = None, modified: str | None = None) -> LandingFile:
@@ -152,13 +179,11 @@ def survey(locations: Iterable[str]) -> tuple[list[LandingFile], list[Skipped]]:
             found[location] = landing_file(location, info.get("size"), _modified(info))
         else:
             raise FileNotFoundError(f"{location}: no such landing file or folder")
-    rank = {table: i for i, table in enumerate(load_order())}
-    files = sorted(found.values(), key=lambda f: (rank[f.table], f.batch, f.url))
-    return files, sorted(skipped.values(), key=lambda s: s.url)
+    return in_load_order(found.values()), sorted(skipped.values(), key=lambda s: s.url)
 
 
 def discover(locations: Iterable[str]) -> list[LandingFile]:
-    """Landing files at the given files/folders/URLs, in :func:`load_order` then batch order.
+    """Landing files at the given files/folders/URLs, in :func:`in_load_order`.
 
     Folders are listed one level deep; names that are not landing files (the generator's
     ``_manifest.json``, temporary files, unknown tables - see :func:`survey`) are skipped there

@@ -1,8 +1,9 @@
 """The one entry point every runner uses: Dagster assets, the sensor and ``funnelhouse ingest``.
 
-Files are loaded one after another in :func:`ingestion.contracts.load_order` (employees before
-customers before conversations ...), each in its own transaction (see :mod:`loader`), so a file's
-references can point at anything an earlier file of the same run loaded.
+Files are loaded one after another in :func:`ingestion.load.landing.in_load_order` (employees
+before customers before conversations ..., a table's batches in natural order: 9 before 10), each
+in its own transaction (see :mod:`loader`), so a file's references can point at anything an
+earlier file of the same run loaded, and a newer batch's values are the ones that stay.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 import psycopg
 
 from ingestion.load import ledger
-from ingestion.load.landing import LandingFile, discover
+from ingestion.load.landing import LandingFile, discover, in_load_order
 from ingestion.load.loader import FileResult, load_file
 from ingestion.load.readers import CHUNK_BYTES
 from ingestion.schema import migrate
@@ -68,8 +69,9 @@ def ingest(
     observer: Observer | None = None,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> list[FileResult]:
-    """Load the files in order; ``only_pending`` skips those the ledger has handled (sensor/asset mode),
-    except, with ``retry_failed``, files that failed before (see :func:`pending`).
+    """Load the files in :func:`in_load_order`, whatever order they are given in; ``only_pending``
+    skips those the ledger has handled (sensor/asset mode), except, with ``retry_failed``, files
+    that failed before (see :func:`pending`).
 
     Without it (explicit paths on the command line) every file is attempted: loaded content is
     recognised by checksum and recorded as a duplicate, a failed file is retried.
@@ -78,7 +80,7 @@ def ingest(
     migrate.apply(dsn, log=lambda *_: None)
     results = []
     with connect(dsn) as conn:
-        files = list(files)
+        files = in_load_order(files)
         todo = pending(conn, files, retry_failed=retry_failed) if only_pending else [(f, None) for f in files]
         for index, (file, checksum) in enumerate(todo):
             observer.file_started(file, index, len(todo))

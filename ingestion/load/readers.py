@@ -6,6 +6,11 @@ the row for Parquet) and whose values are the landing text (null = missing). Tex
 typed values because validation must see what was written ("12x" is a type error to report, not
 a parse failure to crash on), and because text is what COPY consumes anyway.
 
+An empty text is missing in every format. CSV has no other way to write a missing value (an
+empty field, quoted or not, is NULL), so a JSONL or Parquet "" means the same: the same data gets
+the same verdict (a required column quarantines the row, a defaulted one takes its DEFAULT, an
+optional one is NULL, never '') whatever the format (:func:`_json_text`, :func:`_empty_as_null`).
+
 Whole-file problems raise :class:`LandingFileError` naming the file: bad encoding, a file that
 stops mid-row (truncated), a header lacking the contract's columns (not a CSV of that table) or
 naming columns outside it, an unreadable Parquet footer. Row-level problems are quarantined, not
@@ -356,7 +361,7 @@ def _json_text(value, is_json: bool) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return value
+        return value or None  # "" is missing, as CSV's empty field (a JSON column's "" is JSON text)
     if isinstance(value, dict | list):
         return _dumps(value)
     return value.text if isinstance(value, _WrittenNumber) else str(value)
@@ -560,6 +565,15 @@ def _parquet_text(name: str, column: pa.ChunkedArray | pa.Array) -> pa.Array:
         ) from error
 
 
+def _empty_as_null(column: pa.Array) -> pa.Array:
+    """A Parquet text column with "" as null: missing, as CSV's empty field. Copied only when it
+    holds one (a conversations file's content column is most of the chunk's memory)."""
+    empty = pc.equal(column, "")
+    if not pc.any(empty).as_py():
+        return column
+    return pc.if_else(empty, pa.scalar(None, column.type), column)
+
+
 def _nested_json(value) -> str:
     """A nested Parquet value as JSON text. A float NaN or infinity, which JSON (and jsonb) has no
     word for, is written as Python's json writes it (NaN, Infinity): no JSON, so validation
@@ -602,6 +616,8 @@ def _parquet_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> 
         )
         next_row = 1
         for batch in parquet.iter_batches(batch_size=max(1000, chunk_bytes // row_bytes), columns=columns):
-            table = pa.table({name: _parquet_text(name, batch.column(name)) for name in columns})
+            table = pa.table(
+                {name: _empty_as_null(_parquet_text(name, batch.column(name))) for name in columns}
+            )
             yield Chunk(_numbered(table.to_pandas(), next_row))
             next_row += batch.num_rows

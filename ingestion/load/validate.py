@@ -310,19 +310,24 @@ def _unknown_keys_rule(table: str) -> Rule:
     )
 
 
+def _required_rule(name: str) -> Rule:
+    """A required value that is missing: empty (null, or "" in any format: see :mod:`readers`) or,
+    in a text column, only whitespace (:meth:`ChunkValidator._frame_for_ge` hands GE those as
+    null), which is no more a name or a business key than an empty one."""
+    return Rule(
+        f"not_null:{name}",
+        name,
+        lambda v, n=name: f"{n} is required but {'empty' if pd.isna(v) else 'only whitespace'}",
+        _expectations().ExpectColumnValuesToNotBeNull(column=name),
+    )
+
+
 def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
     gxe = _expectations()
     name = column.name
     rules: list[Rule] = []
     if column.required:
-        rules.append(
-            Rule(
-                f"not_null:{name}",
-                name,
-                lambda _v, n=name: f"{n} is required but empty",
-                gxe.ExpectColumnValuesToNotBeNull(column=name),
-            )
-        )
+        rules.append(_required_rule(name))
     if column.kind in _TYPE_PATTERNS:
         words = _TYPE_WORDS[column.kind]
         rules.append(
@@ -451,7 +456,6 @@ class ChunkValidator:
     """
 
     def __init__(self, table: str, db_columns: dict[str, DbColumn] | None = None):
-        gxe = _expectations()
         self.contract = CONTRACTS[table]
         db_columns = db_columns or {}
         self.rules: list[Rule] = []
@@ -461,16 +465,13 @@ class ChunkValidator:
             name = reference.landing_column
             self.rules.append(_nul_rule(name))
             if reference.required:
-                self.rules.append(
-                    Rule(
-                        f"not_null:{name}",
-                        name,
-                        lambda _v, n=name: f"{n} is required but empty",
-                        gxe.ExpectColumnValuesToNotBeNull(column=name),
-                    )
-                )
+                self.rules.append(_required_rule(name))
         self.rules.append(_unknown_keys_rule(table))
         self._numeric = [c.name for c in self.contract.columns if c.kind in ("int", "decimal")]
+        # Required text (a business key of a reference is text too): only whitespace is empty.
+        self._blank_is_empty = [c.name for c in self.contract.columns if c.required and c.kind == "text"] + [
+            r.landing_column for r in self.contract.references if r.required
+        ]
         self._scales = {
             c.name: db.scale
             for c in self.contract.columns
@@ -503,6 +504,9 @@ class ChunkValidator:
 
         Narrow on purpose: GE filters its input frame once per expectation, so a wide frame (a
         conversation's content) would be copied a dozen times per chunk for nothing.
+
+        A required text value of only whitespace is null here, so that it fails the required rule
+        alone (not also the pattern or the closed set), as an empty one does.
         """
         typed = {
             _numeric_name(name): _as_float(
@@ -513,6 +517,13 @@ class ChunkValidator:
         for name, scale in self._scales.items():
             typed[_numeric_name(name)] = _as_stored(frame[name], typed[_numeric_name(name)], scale)
         checked = frame[self._ge_columns]
+        blanks = {}
+        for name in self._blank_is_empty:
+            blank = checked[name].str.isspace().fillna(False).astype(bool)
+            if blank.any():
+                blanks[name] = checked[name].mask(blank)
+        if blanks:
+            checked = checked.assign(**blanks)
         return pd.concat([checked, pd.DataFrame(typed, index=frame.index)], axis=1) if typed else checked
 
     def validate(self, frame: pd.DataFrame) -> Verdict:
@@ -573,7 +584,7 @@ def rule_words(rule_id: str) -> str:
         return whole_row[rule_id]
     kind, _, column = rule_id.partition(":")
     words = {
-        "not_null": "required but empty",
+        "not_null": "required but empty (or only whitespace)",
         "type": "wrong type",
         "calendar": "no real date/time",
         "json": "not JSON",

@@ -80,7 +80,7 @@ def crm_landing_sensor(
     waiting_tables = {file.table for file, _ in waiting}
     requests, held = [], []
     first_pending_of_table: dict[str, str] = {}
-    for file, checksum in waiting:  # (in load order, then batch order)
+    for file, checksum in waiting:  # (in landing.in_load_order: a table's batches in natural order)
         earlier = first_pending_of_table.setdefault(file.table, file.name)
         if earlier != file.name:
             held.append(f"{file.name} (waits for the earlier batch {earlier})")
