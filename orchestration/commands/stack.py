@@ -75,8 +75,10 @@ def _print_status() -> None:
 
 
 def _print_refresh_marks() -> None:
-    """How far the marts are built: what a scheduled report waits for (every model's mark and the
-    KPI mart's, past its period's end). Nothing when ClickHouse is not there to ask."""
+    """How far the marts are built: what a scheduled report waits for (every model's and the KPI
+    mart's, past its period's end: the time up to which each holds every change, the earlier of its
+    refresh mark and the replicated data it was built from). Nothing when ClickHouse is not there to
+    ask."""
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
     from ingestion.replication import schema
@@ -85,11 +87,19 @@ def _print_refresh_marks() -> None:
     from orchestration.defs.warehouse.build import marts_schema
 
     try:
-        models, kpi = refresh_state.recorded_marks(clickhouse_client(), schema.raw_database(), marts_schema())
+        models, kpi = refresh_state.recorded_refreshes(
+            clickhouse_client(), schema.raw_database(), marts_schema()
+        )
     except (environment.ServiceNotRunning, ClickHouseError, OSError):
         return
     if models is None:
         console.print("marts: no build recorded yet (`funnelhouse build`)")
         return
-    kpi_text = f"KPI mart through {kpi:%Y-%m-%d %H:%M} UTC" if kpi else "KPI mart: no build recorded yet"
-    console.print(f"marts: refreshed through {models:%Y-%m-%d %H:%M} UTC; {kpi_text}", highlight=False)
+    kpi_text = (
+        f"KPI mart through {kpi.complete_through:%Y-%m-%d %H:%M} UTC"
+        if kpi
+        else "KPI mart: no build recorded yet"
+    )
+    console.print(
+        f"marts: refreshed through {models.complete_through:%Y-%m-%d %H:%M} UTC; {kpi_text}", highlight=False
+    )

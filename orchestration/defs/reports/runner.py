@@ -68,7 +68,7 @@ def check_activity(reader: data.MartReader, period: Period) -> None:
 
 
 class Incomplete(RuntimeError):
-    """The marts were last refreshed before the period ended: its report would miss activity."""
+    """The marts do not hold every change up to the period's end: its report would miss activity."""
 
 
 def period_end(period: Period) -> dt.datetime:
@@ -77,27 +77,34 @@ def period_end(period: Period) -> dt.datetime:
 
 
 def check_complete(client, period: Period) -> dt.datetime:
-    """The marts' refresh mark (``refresh_state``: every change replicated before it is built; the
-    earlier of the models' and the KPI mart's, which Dagster builds in a job of its own), if it is
-    after the period ended; raise Incomplete otherwise. A report from marts refreshed before then
-    would state a day's or week's totals without its last hours, and nothing would ever correct
+    """The time up to which the marts hold every change (``refresh_state``: the earlier of the refresh
+    mark and the bound of the replicated data it built, which replication took before dbt started; of
+    the models or of the KPI mart, which Dagster builds in a job of its own), if it is at or after
+    the period's end; raise Incomplete otherwise. A report from marts short of the period's end would
+    state a day's or week's totals without its last minutes or hours, and nothing would ever correct
     the mail."""
-    refreshed, of_what = refresh_state.reports_refresh(client, schema.raw_database(), marts_database())
+    refresh, of_what = refresh_state.reports_refresh(client, schema.raw_database(), marts_database())
     # What lags: every model, or the KPI mart alone (its Dagster job failed or has not run since).
     subject = "the marts were" if of_what == "the marts" else f"{of_what} was"
     ended = period_end(period)
-    if refreshed is None:
+    if refresh is None:
         raise Incomplete(
             f"no refresh of {of_what} ({marts_database()}) is recorded: run `funnelhouse build` "
             "or the warehouse Dagster jobs first"
         )
-    if refreshed < ended:
+    through = refresh.complete_through
+    if through < ended:
+        built_from = (
+            ""
+            if through == refresh.mark
+            else f" from the changes replicated before {through:%Y-%m-%d %H:%M:%S} UTC"
+        )
         raise Incomplete(
-            f"{subject} last refreshed at {refreshed:%Y-%m-%d %H:%M} UTC, before {period.key} "
+            f"{subject} last refreshed at {refresh.mark:%Y-%m-%d %H:%M} UTC{built_from}, before {period.key} "
             f"ended ({ended:%Y-%m-%d %H:%M} UTC): activity after that is not in its report. The "
             "hourly refresh catches up"
         )
-    return refreshed
+    return through
 
 
 class NoRecipients(RuntimeError):
@@ -151,7 +158,7 @@ def run(
 ) -> pipeline.RunSummary:
     """Render (and send) the period's reports. ``require_activity``: raise NoActivity rather than render a
     period without any activity in the marts. ``require_complete``: raise Incomplete rather than render
-    a period from marts last refreshed before it ended (scheduled runs; ``funnelhouse report`` only
+    a period from marts short of its end (:func:`check_complete`; scheduled runs; ``funnelhouse report`` only
     warns, through ``progress``). ``only_failed``: send only to the recipients whose delivery the
     ledger has as failed, not permanently, and due another run (``Ledger.failed``): the redelivery
     sensor's runs; any other run also tries the permanent failures (after a fixed address or relay). An

@@ -154,28 +154,41 @@ def _dbt_step(
     planned_at: dt.datetime,
     lock: writers.HeldLock,
 ) -> None:
-    """Run the plan; on success move the refresh mark to when it started and record the model
-    definitions it applied (if it covered every change). Nothing to run (no raw table, no model
-    definition and not the build date changed since the mark): the models hold every change made
-    before the plan was made, so the mark moves to ``planned_at``. The mark moves only while the
-    writer lock is still held: a writer that lost it may have raced another one."""
+    """Run the plan; on success move the refresh mark to when it started, with the data bound of the
+    raw it read (refresh_state.py), and record the model definitions it applied (if it covered every
+    change). Nothing to run (no raw table, no model definition and not the build date changed since
+    the mark): the models hold every change made before the plan was made, so the mark moves to
+    ``planned_at``, and the data bound to raw's as it is (the writer lock keeps replication out since
+    the plan was made). The mark moves only while the writer lock is still held: a writer that lost
+    it may have raced another one."""
     summary.dbt_plan = plan
     log(f"dbt: {' '.join(plan.arguments) or 'nothing to run'} ({plan.reason})")
+    raw_database = schema.raw_database()
     if plan.skip:
         lock.ensure_held()
         refresh_state.record_build(
-            client, schema.raw_database(), marts_schema(), planned_at, plan.definitions.to_record()
+            client,
+            raw_database,
+            marts_schema(),
+            planned_at,
+            plan.definitions.to_record(),
+            data_through=refresh_state.raw_bounds(client, raw_database).data_through,
         )
         return
     started_at, started = utc_now(), time.perf_counter()
     # Read after started_at: a table committed in between is both built now and marked changed.
-    env = {**dbt_env(), **refresh_state.watermark_environment(client, schema.raw_database())}
-    summary.dbt_exit_code = run_dbt(plan.arguments, log=log, env=env)
+    raw = refresh_state.raw_bounds(client, raw_database)
+    summary.dbt_exit_code = run_dbt(plan.arguments, log=log, env={**dbt_env(), **raw.environment()})
     summary.dbt_seconds = time.perf_counter() - started
     if summary.ok and plan.covers_all_changes:
         lock.ensure_held()
         refresh_state.record_build(
-            client, schema.raw_database(), marts_schema(), started_at, plan.definitions.to_record()
+            client,
+            raw_database,
+            marts_schema(),
+            started_at,
+            plan.definitions.to_record(),
+            data_through=raw.data_through,
         )
 
 

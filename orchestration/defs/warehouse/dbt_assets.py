@@ -84,11 +84,20 @@ def _models_plan(config: DbtBuildConfig, client, project_dir: Path) -> DbtPlan:
     )
 
 
-def _record_models_run(client, plan: DbtPlan, through: dt.datetime) -> None:
-    """After a successful run of every model of the models' op: its mark, not the KPI mart's, and
-    the definitions it applied (the KPI mart's only as stale)."""
+def _record_models_run(
+    client, plan: DbtPlan, through: dt.datetime, data_through: dt.datetime | None = None
+) -> None:
+    """After a successful run of every model of the models' op: its mark, with the data bound of the
+    raw it read (``refresh_state.raw_bounds``; None: not known, the mark stands for it), not the KPI
+    mart's, and the definitions it applied (the KPI mart's only as stale)."""
     refresh_state.record_build(
-        client, schema.raw_database(), marts_schema(), through, plan.definitions.to_record(), kpi_mart=False
+        client,
+        schema.raw_database(),
+        marts_schema(),
+        through,
+        plan.definitions.to_record(),
+        kpi_mart=False,
+        data_through=data_through,
     )
 
 
@@ -107,15 +116,24 @@ def _kpi_plan(config: DbtBuildConfig, client, project_dir: Path) -> DbtPlan:
     return complete_plan(full_refresh=config.full_refresh, definitions=definitions, reason=reason)
 
 
-def _record_kpi_run(client, plan: DbtPlan, dates: dict[str, str], built_from: dt.datetime | None) -> None:
+def _record_kpi_run(
+    client,
+    plan: DbtPlan,
+    dates: dict[str, str],
+    built_from: dt.datetime | None,
+    data_through: dt.datetime | None = None,
+) -> None:
     """After a successful KPI run: the definitions it applied (the KPI mart's alone), and the KPI
-    mart's mark when the run rebuilt the newest days (:func:`reaches`) from models holding every
-    change before ``built_from`` (None: the models' mark was never recorded, no mark)."""
+    mart's mark when the run rebuilt the newest days (:func:`reaches`) from the models as their last
+    refresh left them: marked ``built_from`` (None: the models' mark was never recorded, no mark),
+    holding every change before ``data_through`` (None: not recorded, the mark stands for it)."""
     refresh_state.record_definitions(
         client, schema.raw_database(), marts_schema(), plan.definitions.to_record()
     )
     if built_from is not None and (plan.full_refresh or reaches(dates, built_from)):
-        refresh_state.record_kpi_refresh(client, schema.raw_database(), marts_schema(), built_from)
+        refresh_state.record_kpi_refresh(
+            client, schema.raw_database(), marts_schema(), built_from, data_through=data_through
+        )
 
 
 def kpi_window_vars(window: dg.TimeWindow) -> dict[str, str]:
@@ -233,11 +251,13 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             if plan.skip:
                 # Nothing changed since the mark: every model holds every change made before the plan.
                 lock.ensure_held()
-                _record_models_run(client, plan, planned_at)
+                raw = refresh_state.raw_bounds(client, schema.raw_database())
+                _record_models_run(client, plan, planned_at, raw.data_through)
                 return
             started_at = utc_now()
+            raw = refresh_state.raw_bounds(client, schema.raw_database())
             # DbtCliResource.cli takes no environment: the dbt subprocess inherits this run worker's.
-            os.environ.update(refresh_state.watermark_environment(client, schema.raw_database()))
+            os.environ.update(raw.environment())
             with scoped_environment(DAGSTER_INDIRECT_SELECTION):
                 yield from stream_dbt(dbt.cli(list(plan.arguments), context=context))  # raises if dbt fails
             # Only a run of every model of this definition may mark the changes (and the changed
@@ -245,7 +265,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             # as built.
             if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
                 lock.ensure_held()  # (a writer that lost its lock may have raced another: no record)
-                _record_models_run(client, plan, started_at)
+                _record_models_run(client, plan, started_at, raw.data_through)
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,
@@ -264,12 +284,13 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         client = clickhouse_client()
         with writers.for_dagster_step(context) as lock:
             # Under the writer lock: no refresh moves the facts while the mart is built from them.
-            built_from = refresh_state.last_refresh(client, schema.raw_database(), marts_schema())
+            built_from = refresh_state.models_refresh(client, schema.raw_database(), marts_schema())
             plan = _kpi_plan(config, client, Path(dbt.project_dir))
             context.log.info(f"dbt {' '.join(plan.arguments)}: {plan.reason}")
             with kpi_window_environment(dates), scoped_environment(DAGSTER_INDIRECT_SELECTION):
                 yield from stream_dbt(dbt.cli(list(plan.arguments), context=context))
             lock.ensure_held()
-            _record_kpi_run(client, plan, dates, built_from)
+            mark, data_through = (built_from.mark, built_from.data_through) if built_from else (None, None)
+            _record_kpi_run(client, plan, dates, mark, data_through)
 
     return [warehouse_models, kpi_daily]

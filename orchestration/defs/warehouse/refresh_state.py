@@ -32,6 +32,17 @@ What the incremental models read is bounded differently: by each table's committ
 (``replicated_through_ms``), read once here before dbt starts and handed to every model of the run
 through ``FUNNELHOUSE_REPLICATED_THROUGH`` (dbt_project/macros/watermarks.sql), so rows a concurrent
 replication is still committing are left whole to the next build instead of being half read.
+
+So the mark is not what the marts hold: replication copies the changes made before its bound, taken
+when it started (ingestion/replication/cursor.py), and dbt starts later (seconds after it in a
+``funnelhouse build``, a step or more later in a Dagster run). A build replicated up to 23:59:50 whose
+dbt starts at 00:00:05 holds nothing of the day's last ten seconds. Beside the mark each record keeps
+its data bound (``data_through``): the earliest replication bound, in UTC, of the raw tables as read
+in the same read as the watermarks handed to dbt (:func:`raw_bounds`). Whatever claims that the marts
+hold every change up to a time (the reports waiting for their period's end, ``funnelhouse status``)
+takes the earlier of the two (:attr:`Refresh.complete_through`); what changed since the last build is
+still counted from the mark. A record without a data bound (written by an older version, or a test
+recording a mark by hand) falls back to the mark.
 """
 
 from __future__ import annotations
@@ -39,17 +50,35 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from ingestion.replication import schema
 from ingestion.replication.connections import as_utc
 from ingestion.replication.replicate import utc_now
+from ingestion.replication.tables import BY_NAME as REPLICATED_TABLES
 from orchestration.defs.warehouse.dbt_plan import DefinitionChanges, current_definitions
 
 REFRESH_TABLE = "_model_refreshes"
 DEFINITIONS_TABLE = "_model_definitions"
 KPI_MART = "mart_kpi_employee_daily"
 REPLICATED_THROUGH_ENV = "FUNNELHOUSE_REPLICATED_THROUGH"
+DATA_BOUND_COLUMN = "data_through"
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """One set of models' last successful build: its mark (when its dbt run started: what the next
+    build counts the changed tables from) and its data bound (every PostgreSQL change made before it
+    is in the models; None when not recorded: a record of an older version)."""
+
+    mark: dt.datetime
+    data_through: dt.datetime | None = None
+
+    @property
+    def complete_through(self) -> dt.datetime:
+        """The models hold every change made before this: the earlier of the mark and the data bound."""
+        return self.mark if self.data_through is None else min(self.mark, self.data_through)
 
 
 def _ensure_table(client, raw_database: str) -> None:
@@ -58,16 +87,35 @@ def _ensure_table(client, raw_database: str) -> None:
         f"""create table if not exists `{raw_database}`.{REFRESH_TABLE} (
             marts_schema String,
             refreshed_through DateTime64(6, 'UTC'),
+            {DATA_BOUND_COLUMN} Nullable(DateTime64(6, 'UTC')),
             recorded_at DateTime64(6, 'UTC') default now64(6)
         ) engine = ReplacingMergeTree(recorded_at) order by marts_schema"""
+    )
+    # A table of a version before the data bound: its records read as without one (the mark alone).
+    client.command(
+        f"alter table `{raw_database}`.{REFRESH_TABLE} "
+        f"add column if not exists {DATA_BOUND_COLUMN} Nullable(DateTime64(6, 'UTC'))"
     )
     schema.declare_timestamps_in_utc(client, raw_database, REFRESH_TABLE)
 
 
 def last_refresh(client, raw_database: str, marts_schema: str) -> dt.datetime | None:
+    """The models' refresh mark (None: never recorded): what changed since is what the next build runs."""
+    refresh = _recorded_refresh(client, raw_database, marts_schema)
+    return refresh.mark if refresh else None
+
+
+def models_refresh(client, raw_database: str, marts_schema: str) -> Refresh | None:
+    """The models' last refresh, mark and data bound (None: never recorded)."""
+    return _recorded_refresh(client, raw_database, marts_schema)
+
+
+def _recorded_refresh(client, raw_database: str, key: str) -> Refresh | None:
     _ensure_table(client, raw_database)
-    rows = _rows_of_schema(client, raw_database, REFRESH_TABLE, "refreshed_through", marts_schema)
-    return rows[0][0] if rows else None
+    rows = _rows_of_schema(
+        client, raw_database, REFRESH_TABLE, f"refreshed_through, {DATA_BOUND_COLUMN}", key
+    )
+    return Refresh(*rows[0]) if rows else None
 
 
 def _rows_of_schema(client, raw_database: str, table: str, columns: str, marts_schema: str) -> list[tuple]:
@@ -84,35 +132,51 @@ def kpi_mark_key(marts_schema: str) -> str:
 
 def last_kpi_refresh(client, raw_database: str, marts_schema: str) -> dt.datetime | None:
     """The models' refresh mark the KPI mart was last built from (None: never recorded)."""
-    return last_refresh(client, raw_database, kpi_mark_key(marts_schema))
+    refresh = _recorded_refresh(client, raw_database, kpi_mark_key(marts_schema))
+    return refresh.mark if refresh else None
 
 
-def reports_refresh(client, raw_database: str, marts_schema: str) -> tuple[dt.datetime | None, str]:
-    """(mark, what it is of) that the marts reports read hold every change up to: the earlier of the
-    models' mark and the KPI mart's, and None when either was never recorded."""
-    models = last_refresh(client, raw_database, marts_schema)
-    kpi = last_kpi_refresh(client, raw_database, marts_schema)
-    if models is None or (kpi is not None and kpi >= models):
+def reports_refresh(client, raw_database: str, marts_schema: str) -> tuple[Refresh | None, str]:
+    """(refresh, what it is of) whose ``complete_through`` the marts reports read hold every change up
+    to: of the models or of the KPI mart, whichever holds less, and None when either was never
+    recorded."""
+    models = _recorded_refresh(client, raw_database, marts_schema)
+    kpi = _recorded_refresh(client, raw_database, kpi_mark_key(marts_schema))
+    if models is None or (kpi is not None and kpi.complete_through >= models.complete_through):
         return models, "the marts"
     return kpi, KPI_MART
+
+
+def recorded_refreshes(client, raw_database: str, marts_schema: str) -> tuple[Refresh | None, Refresh | None]:
+    """(the models' refresh, the KPI mart's), reading only (``funnelhouse status``): None for one never
+    recorded, both before the first build; without a data bound in a table of an older version."""
+    if not int(client.command(f"exists table `{raw_database}`.{REFRESH_TABLE}")):
+        return None, None
+    has_data_bound = client.query(
+        "select count() from system.columns"
+        " where database = {database:String} and table = {table:String} and name = {column:String}",
+        parameters={"database": raw_database, "table": REFRESH_TABLE, "column": DATA_BOUND_COLUMN},
+    ).result_rows[0][0]
+    data_bound = DATA_BOUND_COLUMN if has_data_bound else "null"
+    keys = [marts_schema, kpi_mark_key(marts_schema)]
+    rows = {
+        key: Refresh(mark, data_through)
+        for key, mark, data_through in client.query(
+            f"select marts_schema, refreshed_through, {data_bound} from `{raw_database}`.{REFRESH_TABLE} final "
+            "where marts_schema in {keys:Array(String)}",
+            parameters={"keys": keys},
+        ).result_rows
+    }
+    return rows.get(keys[0]), rows.get(keys[1])
 
 
 def recorded_marks(
     client, raw_database: str, marts_schema: str
 ) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """(the models' mark, the KPI mart's mark), reading only (``funnelhouse status``): None for a mark
-    never recorded, both before the first build."""
-    if not int(client.command(f"exists table `{raw_database}`.{REFRESH_TABLE}")):
-        return None, None
-    keys = [marts_schema, kpi_mark_key(marts_schema)]
-    rows = dict(
-        client.query(
-            f"select marts_schema, refreshed_through from `{raw_database}`.{REFRESH_TABLE} final "
-            "where marts_schema in {keys:Array(String)}",
-            parameters={"keys": keys},
-        ).result_rows
-    )
-    return rows.get(keys[0]), rows.get(keys[1])
+    """(the models' mark, the KPI mart's mark), reading only: None for a mark never recorded, both
+    before the first build."""
+    models, kpi = recorded_refreshes(client, raw_database, marts_schema)
+    return (models.mark if models else None), (kpi.mark if kpi else None)
 
 
 def tables_changed_since_refresh(
@@ -138,12 +202,19 @@ def tables_changed_since_refresh(
 
 
 def record_refresh(
-    client, raw_database: str, marts_schema: str, started_at: dt.datetime, *, kpi_mart: bool = True
+    client,
+    raw_database: str,
+    marts_schema: str,
+    started_at: dt.datetime,
+    *,
+    kpi_mart: bool = True,
+    data_through: dt.datetime | None = None,
 ) -> None:
     """Mark every change stamped before ``started_at`` (when the successful dbt run began) as built:
-    in every model, and in the KPI mart too unless ``kpi_mart`` is False (a run that left it out)."""
+    in every model, and in the KPI mart too unless ``kpi_mart`` is False (a run that left it out).
+    ``data_through``: the data bound of what that run read (:func:`raw_bounds`; None: not known)."""
     keys = [marts_schema] + ([kpi_mark_key(marts_schema)] if kpi_mart else [])
-    _insert_marks(client, raw_database, keys, started_at)
+    _insert_marks(client, raw_database, keys, Refresh(started_at, data_through))
 
 
 def record_build(
@@ -154,26 +225,35 @@ def record_build(
     definitions: Mapping[str, str],
     *,
     kpi_mart: bool = True,
+    data_through: dt.datetime | None = None,
 ) -> None:
     """A successful build of every change: the ``definitions`` it applied (:func:`record_definitions`)
     and its mark (:func:`record_refresh`). Two independent records: the next build compares the model
     files with the definitions, not with the mark, so a failure between the two inserts loses neither."""
     record_definitions(client, raw_database, marts_schema, definitions)
-    record_refresh(client, raw_database, marts_schema, through, kpi_mart=kpi_mart)
+    record_refresh(client, raw_database, marts_schema, through, kpi_mart=kpi_mart, data_through=data_through)
 
 
-def record_kpi_refresh(client, raw_database: str, marts_schema: str, built_from: dt.datetime) -> None:
-    """The KPI mart was built from models holding every change stamped before ``built_from``."""
-    _insert_marks(client, raw_database, [kpi_mark_key(marts_schema)], built_from)
+def record_kpi_refresh(
+    client,
+    raw_database: str,
+    marts_schema: str,
+    built_from: dt.datetime,
+    *,
+    data_through: dt.datetime | None = None,
+) -> None:
+    """The KPI mart was built from models holding every change stamped before ``built_from``: the
+    models' mark, with their data bound (``data_through``) when recorded."""
+    _insert_marks(client, raw_database, [kpi_mark_key(marts_schema)], Refresh(built_from, data_through))
 
 
-def _insert_marks(client, raw_database: str, keys: list[str], through: dt.datetime) -> None:
+def _insert_marks(client, raw_database: str, keys: list[str], refresh: Refresh) -> None:
     _ensure_table(client, raw_database)
     recorded_at = utc_now()
     client.insert(
         f"{raw_database}.{REFRESH_TABLE}",
-        [[key, as_utc(through), as_utc(recorded_at)] for key in keys],
-        column_names=["marts_schema", "refreshed_through", "recorded_at"],
+        [[key, as_utc(refresh.mark), as_utc(refresh.data_through), as_utc(recorded_at)] for key in keys],
+        column_names=["marts_schema", "refreshed_through", DATA_BOUND_COLUMN, "recorded_at"],
     )
 
 
@@ -220,16 +300,46 @@ def record_definitions(client, raw_database: str, marts_schema: str, checksums: 
     )
 
 
-def replicated_through(client, raw_database: str) -> dict[str, int]:
-    """Each raw table's committed watermark (Unix ms): every row stamped up to it is visible."""
+@dataclass(frozen=True)
+class RawBounds:
+    """Raw as one dbt run of a build reads it, from one read of the replication state before dbt starts.
+
+    ``watermarks``: each table's committed watermark (Unix ms of its last load, ``_replicated_at``):
+    what the incremental models read up to. ``data_through``: the earliest replication bound among
+    the tables replication keeps (naive UTC): every PostgreSQL change made before it is in raw and
+    under those watermarks, so a successful run of every change holds it (None: no table was ever
+    replicated). The bounds are ``rows_cursor`` and ``deletions_cursor`` (PostgreSQL's wall clock in the
+    zone rows are stamped in, moved back by ``cursor_utc_offset_seconds`` to UTC), not the watermarks:
+    those are the load's own time, after the bound. A table with no state row was never replicated:
+    the build read nothing of it, and it holds nothing back (its first replication is a change the
+    next build carries). Rows of a table replication no longer keeps are left out: their bound would
+    stop moving and hold the reports back for good."""
+
+    watermarks: dict[str, int]
+    data_through: dt.datetime | None
+
+    def environment(self) -> dict[str, str]:
+        """What a dbt process of a build needs to bound its incremental reads."""
+        return {REPLICATED_THROUGH_ENV: json.dumps(self.watermarks, sort_keys=True)}
+
+
+def raw_bounds(client, raw_database: str) -> RawBounds:
+    """The committed watermarks and the data bound of raw as it is now (read before dbt starts)."""
     schema.create_database(client, raw_database)
     rows = client.query(
-        f"select table_name, replicated_through_ms from `{raw_database}`.{schema.STATE_TABLE} final "
-        "where replicated_through_ms is not null"
+        "select table_name, replicated_through_ms,"
+        " least(rows_cursor, deletions_cursor) - toIntervalSecond(cursor_utc_offset_seconds)"
+        f" from `{raw_database}`.{schema.STATE_TABLE} final"
     ).result_rows
-    return dict(rows)
+    bounds = [
+        copied_through.replace(tzinfo=None) for table, _, copied_through in rows if table in REPLICATED_TABLES
+    ]
+    return RawBounds(
+        watermarks={table: through_ms for table, through_ms, _ in rows if through_ms is not None},
+        data_through=min(bounds, default=None),
+    )
 
 
 def watermark_environment(client, raw_database: str) -> dict[str, str]:
     """What a dbt process of a build needs to bound its incremental reads (read before it starts)."""
-    return {REPLICATED_THROUGH_ENV: json.dumps(replicated_through(client, raw_database), sort_keys=True)}
+    return raw_bounds(client, raw_database).environment()
