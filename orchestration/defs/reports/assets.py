@@ -1,8 +1,9 @@
 """The KPI reports as assets downstream of the marts: materialising a partition renders and mails
 that period's reports (the ledger keeps re-materialisations from mailing anyone twice).
 
-Nothing is mailed from marts that cannot hold the whole period: a run whose marts were last refreshed
-before the period ended waits for the next refresh (retries), as does one that finds PostgreSQL or
+Nothing is mailed from marts that cannot hold the whole period: a run whose marts do not hold every
+change made before the period ended (``refresh_state.Refresh.complete_through``: the earlier of the
+refresh mark and the replication bound of its data) waits for the next refresh (retries), as does one that finds PostgreSQL or
 ClickHouse not answering (or an embedded service not running), and a period without any activity fails
 the run (an all-zero report to every manager says the pipeline stopped, not that the team did; the
 run-failure sensor says it instead)."""

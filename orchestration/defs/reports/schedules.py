@@ -3,8 +3,8 @@ timezone; ``partitions.py``).
 
 Each run reports the newest KPI day (or week) that had ended when the schedule fired: 09:00 in
 Asia/Shanghai is 01:00 UTC, so the day before; a report hour before the UTC day's end reports the day
-before that rather than a day still running. The assets then wait for a refresh made after that end
-(``assets.py``). A tick whose period comes before the first partition (the first report day's, the
+before that rather than a day still running. The assets then wait for marts holding every change
+made before that end (``assets.py``). A tick whose period comes before the first partition (the first report day's, the
 first Monday's) skips, saying so.
 
 Dagster evaluates only the last of the ticks a schedule missed while its daemon was down (it catches up
