@@ -8,7 +8,6 @@ files."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from ingestion.replication.connections import clickhouse_client
@@ -35,6 +34,7 @@ from orchestration.defs.warehouse.dbt_plan import (
 )
 from orchestration.defs.warehouse.refresh_state import KPI_MART
 from orchestration.defs.warehouse.resources import dbt_project
+from tests.fixtures.warehouse import copy_of_the_dbt_project
 
 VIEW = "dbt_project/models/staging/crm/stg_crm__withdrawals.sql"
 FACT = "dbt_project/models/marts/core/fct_withdrawals.sql"
@@ -48,16 +48,6 @@ def _applied_everywhere(project: Path) -> dict[str, str]:
     """What a build of every model records: each model, and the project-wide definition for the
     models and for the KPI mart (built apart in Dagster)."""
     return {**current_definitions(project), own_project_row(KPI_MART): project_checksum(project)}
-
-
-def _copy_of_the_project(destination: Path) -> Path:
-    shutil.copy(REPO_ROOT / "dbt_project.yml", destination / "dbt_project.yml")
-    shutil.copytree(
-        REPO_ROOT / "dbt_project",
-        destination / "dbt_project",
-        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"),
-    )
-    return destination
 
 
 def _deploy(project: Path) -> None:
@@ -85,7 +75,7 @@ def test_the_next_incremental_build_applies_a_deploy(built_warehouse, clickhouse
     assert first.ok and first.dbt_plan.skip, first.dbt_plan
     assert refresh_state.recorded_definitions(client, raw, marts) == _applied_everywhere(REPO_ROOT)
 
-    project = _copy_of_the_project(tmp_path)
+    project = copy_of_the_dbt_project(tmp_path)
     _deploy(project)
     monkeypatch.setenv("DBT_PROJECT_DIR", str(project))
     # The copy's own target, so that its partial parse never reaches the next test's.
@@ -206,7 +196,7 @@ def test_in_dagster_the_kpi_op_applies_what_reaches_the_kpi_mart(clickhouse_env,
 
     # A deploy of the KPI mart alone: the models' op has nothing of it to apply, the KPI op rebuilds
     # the mart whole, once, and records it (and its mark: the whole mart holds the models' mark).
-    project = _copy_of_the_project(tmp_path)
+    project = copy_of_the_dbt_project(tmp_path)
     _append(project, KPI_FILE, "-- deployed\n")
     models_recorded = recorded_for_the_others()
     assert models_op(project) == ()

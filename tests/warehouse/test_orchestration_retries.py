@@ -6,6 +6,8 @@ refused, is not retried. The retry would run the whole build again (the nightly 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
-from tests.fixtures.warehouse import load_fixture
+from tests.fixtures.warehouse import copy_of_the_dbt_project, load_fixture
 
 pytestmark = pytest.mark.skipif(
     not dbt_assets_module.MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
@@ -83,3 +85,76 @@ def test_a_model_whose_sql_clickhouse_refuses_is_not_retried(pg_dsn, clickhouse_
     assert "not retried" in error
     assert "model.funnelhouse.stg_crm__employees failed with Database Error" in error
     assert "UNKNOWN_IDENTIFIER" in error  # and why
+
+
+def _staged_employees_run_in(project: Path, monkeypatch) -> dg.ExecuteInProcessResult:
+    """The staged employees' Dagster dbt step, its dbt run in ``project`` (a copy of the project,
+    given the repository's manifest: the assets are those deployed before the copy's change)."""
+    from dagster_dbt import DbtProject
+
+    from orchestration.defs.warehouse.dbt_environment import MANIFEST, PROFILES_DIR, dbt_target
+    from orchestration.defs.warehouse.resources import dbt_resource
+
+    target = project / "dbt_project" / "target"
+    target.mkdir()
+    shutil.copy(MANIFEST, target / MANIFEST.name)
+    in_the_copy = DbtProject(
+        project_dir=project, profiles_dir=PROFILES_DIR, target=dbt_target(), target_path=target
+    )
+    monkeypatch.setattr(dbt_assets_module, "dbt_project", in_the_copy)
+    return dg.materialize(
+        dbt_assets_module.build_dbt_assets(),
+        selection=[STAGED_EMPLOYEES],
+        resources={"dbt": dbt_resource()},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def _retries_and_failure(result: dg.ExecuteInProcessResult) -> tuple[int, str]:
+    retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
+    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    return len(retries), str(failure.event_specific_data.error_display_string)
+
+
+def test_a_deployed_model_dbt_cannot_parse_is_not_retried(
+    pg_dsn, clickhouse_env, dbt_dirs, tmp_path, monkeypatch
+):
+    """A Jinja syntax error stops dbt before it runs anything (no run_results.json): the same on every
+    attempt, so the step runs once and says where the error is."""
+    load_fixture(pg_dsn)
+    replicate_tables(pg_dsn, ["employees"])
+    project = copy_of_the_dbt_project(tmp_path)
+    (project / "dbt_project/models/staging/crm/broken_jinja.sql").write_text("select {{ 1 + }} as x\n")
+
+    result = _staged_employees_run_in(project, monkeypatch)
+    assert not result.success
+    assert list(dbt_dirs.glob("warehouse_dbt_models-*/run_results.json")) == []  # dbt ran no node
+    retries, error = _retries_and_failure(result)
+    assert retries == 0
+    assert "not retried" in error
+    assert "the project failed with Compilation Error in model broken_jinja" in error
+    assert "unexpected 'end of print statement'" in error
+
+
+def test_a_model_dbt_cannot_compile_when_it_runs_is_not_retried(
+    pg_dsn, clickhouse_env, dbt_dirs, tmp_path, monkeypatch
+):
+    """A compilation error at run time (a macro raising while the model compiles): dbt records the
+    node's error as "Compilation Error", which a retry meets again."""
+    load_fixture(pg_dsn)
+    replicate_tables(pg_dsn, ["employees"])
+    project = copy_of_the_dbt_project(tmp_path)
+    model = project / "dbt_project/models/staging/crm/stg_crm__employees.sql"
+    model.write_text(
+        "{% if execute %}{{ exceptions.raise_compiler_error('no employees today') }}{% endif %}\n"
+        + model.read_text()
+    )
+
+    result = _staged_employees_run_in(project, monkeypatch)
+    assert not result.success
+    (invocation,) = dbt_dirs.glob("warehouse_dbt_models-*/run_results.json")  # dbt ran once
+    retries, error = _retries_and_failure(result)
+    assert retries == 0
+    assert "model.funnelhouse.stg_crm__employees failed with Compilation Error" in error
+    assert "no employees today" in error

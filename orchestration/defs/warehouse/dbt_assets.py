@@ -185,14 +185,25 @@ def lasting_error(message: str) -> bool:
     return bool(codes) and not codes & TRANSIENT_CLICKHOUSE_ERRORS.keys()
 
 
-def lasting_failures(invocation: DbtCliInvocation) -> dict[str, str]:
+# dbt stopped before running any node because it could not parse the project (a Jinja or YAML syntax
+# error, an unknown ref): dagster-dbt's error carries dbt's "Encountered an error:" message. Any other
+# reason to stop early (no connection, a profile's variable unset) may be gone on the next attempt.
+PROJECT_NOT_PARSED = re.compile(
+    r"Encountered an error:\s*((?:Compilation|Parsing) Error\b.*?)(?:\n\s*\n|\Z)", re.DOTALL
+)
+PROJECT = "the project"
+
+
+def lasting_failures(invocation: DbtCliInvocation, error: Exception | None = None) -> dict[str, str]:
     """Why a retry of the failed invocation would fail the same way, by node: the nodes in a lasting
     error (``lasting_error``) and the failed data and unit tests (a test's verdict on the same data
-    does not change). Empty (retry) when dbt left no results or some node's error may pass."""
+    does not change); or, when dbt stopped before it ran anything, :data:`PROJECT` if ``error`` says
+    it could not parse the project. Empty (retry) otherwise, or when some node's error may pass."""
     try:
         results = invocation.get_artifact("run_results.json")["results"]
     except (OSError, ValueError, KeyError):
-        return {}  # dbt stopped before it ran anything: nothing says a retry would not pass
+        stopped = PROJECT_NOT_PARSED.search(str(error or ""))
+        return {PROJECT: " ".join(line.strip() for line in stopped[1].splitlines())} if stopped else {}
     failed = {
         result["unique_id"]: result.get("message") or ""
         for result in results
@@ -217,7 +228,7 @@ def stream_dbt(invocation: DbtCliInvocation):
     try:
         yield from invocation.stream()
     except DagsterDbtCliRuntimeError as error:
-        lasting = lasting_failures(invocation)
+        lasting = lasting_failures(invocation, error)
         if not lasting:
             raise
         raise dg.Failure(
