@@ -12,6 +12,16 @@ crash before the cursor was saved) is harmless because ReplacingMergeTree keeps 
 Seeing other sessions' transactions needs superuser or ``pg_read_all_stats``; without it the
 bound falls back to now minus a safety lag.
 
+The stamps are the wall clock of a zone (``STAMP_ZONE``), and that clock can fall back: daylight
+saving time ends (America/New_York repeats 01:00-02:00), or the server's TimeZone is changed to one
+behind it. Rows written after the fall-back are stamped earlier than a bound taken before it, and a
+window starting at that bound would pass them by for good. So a bound carries the exact UTC offset of
+the instant it was taken (``Bound``, from the same instant in the same statement: a naive local stamp
+inside the repeated hour cannot tell which offset it had), bounds are compared in UTC
+(``Bound.utc``), and the window after a cursor whose offset was larger starts earlier by the
+difference (``window_start``): the repeated hour is read again, harmlessly. Where the offset does not
+change (a server on UTC) windows stay exactly as described above.
+
 The search sync bounds its reads the same way (``ingestion.search.documents.read_bound``).
 """
 
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from dataclasses import dataclass
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -29,24 +40,70 @@ FALLBACK_LAG = dt.timedelta(minutes=5)
 EPOCH = dt.datetime(1970, 1, 1)
 
 # The zone the triggers stamp in: the TimeZone a session starts with (server, database or role
-# default), which a later SET TIME ZONE of this session does not change (see ``visible_bound_of``).
+# default), which a later SET TIME ZONE of this session does not change (see ``exact_bound_of``).
 STAMP_ZONE = "(select reset_val from pg_settings where name = 'TimeZone')"
+# One instant for both the bound and its offset: ``clock_timestamp()`` moves between two calls.
 _BOUND_SQL = f"""
+with activity as (
+    select
+        clock_timestamp() as now,
+        min(xact_start) filter (where backend_xid is not null and pid <> pg_backend_pid())
+            as oldest_open_write,
+        pg_has_role(current_user, 'pg_read_all_stats', 'member') or
+            (select rolsuper from pg_roles where rolname = current_user) as sees_all_sessions
+    from pg_stat_activity
+), bound as (
+    select case when sees_all_sessions then least(now, oldest_open_write) else now - %(lag)s end as instant
+    from activity
+)
 select
-    (clock_timestamp() at time zone {STAMP_ZONE})::timestamp as now_local,
-    (min(xact_start) filter (where backend_xid is not null and pid <> pg_backend_pid())
-        at time zone {STAMP_ZONE})::timestamp as oldest_open_write,
-    pg_has_role(current_user, 'pg_read_all_stats', 'member') or
-        (select rolsuper from pg_roles where rolname = current_user) as sees_all_sessions
-from pg_stat_activity
+    (instant at time zone {STAMP_ZONE})::timestamp,
+    extract(epoch from (instant at time zone {STAMP_ZONE}) - (instant at time zone 'UTC'))::integer
+from bound
 """
+
+
+@functools.total_ordering
+@dataclass(frozen=True)
+class Bound:
+    """A bound (or a cursor: the bound a run read up to) as the stamps show it, ``local`` in the zone
+    they are stamped in, and how far that zone's clock was ahead of UTC at that instant. Bounds
+    order by their instant (``utc``), not by their stamps, which can go back."""
+
+    local: dt.datetime
+    utc_offset_seconds: int
+
+    @property
+    def utc(self) -> dt.datetime:
+        """The instant itself (naive UTC)."""
+        return self.local - dt.timedelta(seconds=self.utc_offset_seconds)
+
+    def __lt__(self, other: Bound) -> bool:
+        return self.utc < other.utc
+
+    def isoformat(self) -> str:
+        return self.local.isoformat()
+
+
+def window_start(saved: Bound, bound: Bound) -> dt.datetime:
+    """Where the window after the cursor ``saved`` starts, in stamps, when it ends at ``bound``.
+
+    At the cursor itself, unless the stamps' clock fell back since (its offset shrank by D): rows
+    written after the fall-back are stamped up to D earlier than the cursor, so the window starts D
+    earlier and reads the repeated stretch again (read twice, a row keeps one version). A cursor never
+    saved (``EPOCH``) starts where it is."""
+    fallen_back = saved.utc_offset_seconds - bound.utc_offset_seconds
+    if saved.local == EPOCH or fallen_back <= 0:
+        return saved.local
+    return saved.local - dt.timedelta(seconds=fallen_back)
 
 
 @functools.lru_cache(maxsize=64)
 def utc_offset_seconds(pg_dsn: str, stamp: dt.datetime) -> int:
-    """How far the stamps' wall clock was ahead of UTC at ``stamp`` (a bound, in the zone of the
-    stamps): what turns a cursor into a UTC time (source freshness: dbt compares it with UTC).
-    Asked once per run bound, not once per table (every table of a run shares its bound)."""
+    """How far the stamps' wall clock was ahead of UTC at ``stamp`` (in the zone of the stamps), for a
+    bound recorded without its offset (``Bound``; a run bound fixed by an older version). Inside a
+    repeated hour the stamp is ambiguous, and PostgreSQL reads it as standard time (the later of its
+    two instants): a window after it then starts at the cursor, as before offsets were recorded."""
     with psycopg.connect(pg_dsn) as conn:
         (offset,) = conn.execute(
             f"select extract(epoch from %(stamp)s::timestamp"
@@ -56,12 +113,23 @@ def utc_offset_seconds(pg_dsn: str, stamp: dt.datetime) -> int:
     return offset
 
 
+def as_bound(pg_dsn: str, bound: Bound | dt.datetime) -> Bound:
+    """``bound`` with its offset; a bare stamp (a caller's own) gets the offset PostgreSQL gives it."""
+    return bound if isinstance(bound, Bound) else Bound(bound, utc_offset_seconds(pg_dsn, bound))
+
+
 def visible_bound(pg_dsn: str) -> dt.datetime:
+    """The bound as the stamps show it (``exact_bound_of``)."""
+    return exact_bound(pg_dsn).local
+
+
+def exact_bound(pg_dsn: str) -> Bound:
+    """The bound with its UTC offset (``exact_bound_of``)."""
     with psycopg.connect(pg_dsn) as conn:
-        return visible_bound_of(conn)
+        return exact_bound_of(conn)
 
 
-def visible_bound_of(conn: psycopg.Connection) -> dt.datetime:
+def exact_bound_of(conn: psycopg.Connection) -> Bound:
     """The bound, read through ``conn`` (any row factory) at the start of a transaction: PostgreSQL
     shows a transaction one unchanging view of ``pg_stat_activity``.
 
@@ -72,47 +140,51 @@ def visible_bound_of(conn: psycopg.Connection) -> dt.datetime:
     with (``reset_val``), not from its current one: a reader that ran ``SET TIME ZONE 'UTC'`` (the
     search sync does) still gets a bound comparable with the stamps on a server that is not on UTC.
     The bound is returned naive and compared as a plain ``timestamp`` parameter, which PostgreSQL
-    compares with the stamps as they are, whatever the reading session's TimeZone."""
+    compares with the stamps as they are, whatever the reading session's TimeZone; its offset is
+    that zone's at the bound's instant, taken in the same statement."""
     with conn.cursor(row_factory=tuple_row) as cursor:
-        now_local, oldest_open_write, sees_all = cursor.execute(_BOUND_SQL).fetchone()
-    if not sees_all:
-        return now_local - FALLBACK_LAG
-    return min(now_local, oldest_open_write) if oldest_open_write else now_local
+        return Bound(*cursor.execute(_BOUND_SQL, {"lag": FALLBACK_LAG}).fetchone())
 
 
 # Run bounds are looked up while their run lasts; a week covers any run and its retries.
 RUN_BOUNDS_KEPT = dt.timedelta(days=7)
 
 
-def run_bound(pg_dsn: str, run_id: str) -> dt.datetime:
+def run_bound(pg_dsn: str, run_id: str) -> Bound:
     """The bound of an orchestrated run that replicates its tables in separate steps (Dagster: a step
     per raw table): fixed by the first step that asks (``funnelhouse.replication_run_bounds``), read
     back by the others and by retries, so every table of the run is read up to the same instant, as
     in ``replicate_tables``. Two steps asking at once agree: the first insert wins. A database not
-    migrated since the table was added (a deployment whose first run replicates) is migrated first."""
+    migrated since the table (or its offset column) was added is migrated first."""
     try:
         return _run_bound(pg_dsn, run_id)
-    except psycopg.errors.UndefinedTable:
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
         migrate.apply(pg_dsn, log=lambda *_: None)
         return _run_bound(pg_dsn, run_id)
 
 
-def _run_bound(pg_dsn: str, run_id: str) -> dt.datetime:
+def _run_bound(pg_dsn: str, run_id: str) -> Bound:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        select = "select bound from funnelhouse.replication_run_bounds where run_id = %s"
+        select = "select bound, utc_offset_seconds from funnelhouse.replication_run_bounds where run_id = %s"
         if row := conn.execute(select, (run_id,)).fetchone():
-            return row[0]
+            return _fixed(pg_dsn, *row)
         conn.execute(
             "delete from funnelhouse.replication_run_bounds"
             " where fixed_at < (clock_timestamp() at time zone 'UTC') - %s",
             (RUN_BOUNDS_KEPT,),
         )
+        bound = exact_bound(pg_dsn)
         conn.execute(
-            "insert into funnelhouse.replication_run_bounds (run_id, bound) values (%s, %s)"
-            " on conflict (run_id) do nothing",
-            (run_id, visible_bound(pg_dsn)),
+            "insert into funnelhouse.replication_run_bounds (run_id, bound, utc_offset_seconds)"
+            " values (%s, %s, %s) on conflict (run_id) do nothing",
+            (run_id, bound.local, bound.utc_offset_seconds),
         )
-        return conn.execute(select, (run_id,)).fetchone()[0]
+        return _fixed(pg_dsn, *conn.execute(select, (run_id,)).fetchone())
+
+
+def _fixed(pg_dsn: str, bound: dt.datetime, offset: int | None) -> Bound:
+    """A run bound as fixed (one fixed before offsets were recorded has none)."""
+    return as_bound(pg_dsn, bound) if offset is None else Bound(bound, offset)
 
 
 def deletions(pg_dsn: str, table: str, start: dt.datetime, end: dt.datetime) -> list[tuple[int, dt.datetime]]:

@@ -108,10 +108,10 @@ class Replicator:
         client=None,
         database: str | None = None,
         log=None,
-        bound: dt.datetime | None = None,
+        bound: cursor.Bound | dt.datetime | None = None,
     ):
         """``bound``: the run's visibility bound when the run spans several of these (``cursor.run_bound``);
-        by default this one fixes its own."""
+        by default this one fixes its own (a bare stamp is taken with the UTC offset PostgreSQL gives it)."""
         self.pg_dsn = pg_dsn
         self.client = client or clickhouse_client()
         self.database = database or schema.raw_database()
@@ -119,7 +119,7 @@ class Replicator:
         self.collection = ensure_named_collection(self.client, pg_dsn)
         schema.create_database(self.client, self.database)
         quarantine.create_table(self.client, self.database)
-        self.bound = bound or cursor.visible_bound(pg_dsn)
+        self.bound = cursor.as_bound(pg_dsn, bound) if bound else cursor.exact_bound(pg_dsn)
         # Read once for the run's every table (not one query each per table): what quarantine holds,
         # and where an unreadable value may be.
         self.quarantined = quarantine.open_entries(self.client, self.database)
@@ -164,18 +164,24 @@ class Replicator:
 
     def _state(self, table: str) -> tuple:
         """(rows cursor, deletions cursor, last change, live rows then, committed watermark) of
-        ``table``; a new table never changed, and live rows are unknown until a run counted them."""
+        ``table``, the cursors with their UTC offset; a new table never changed, and live rows are
+        unknown until a run counted them."""
         rows = self.client.query(
-            f"select rows_cursor, deletions_cursor, changed_at, live_rows, replicated_through_ms "
-            f"from {self._qualified(schema.STATE_TABLE)} final where table_name = {{table:String}}",
+            f"select rows_cursor, deletions_cursor, cursor_utc_offset_seconds, changed_at, live_rows, "
+            f"replicated_through_ms from {self._qualified(schema.STATE_TABLE)} final "
+            f"where table_name = {{table:String}}",
             parameters={"table": table},
         ).result_rows
-        return rows[0] if rows else (cursor.EPOCH, cursor.EPOCH, None, None, None)
+        if not rows:
+            never = cursor.Bound(cursor.EPOCH, 0)
+            return (never, never, None, None, None)
+        rows_cursor, deletions_cursor, offset, *rest = rows[0]
+        return (cursor.Bound(rows_cursor, offset), cursor.Bound(deletions_cursor, offset), *rest)
 
     def _save_state(
         self,
         table: str,
-        bound: dt.datetime,
+        bound: cursor.Bound,
         rows_copied: int = 0,
         tombstones: int = 0,
         changed: bool = True,
@@ -197,15 +203,15 @@ class Replicator:
             [
                 [
                     table,
-                    as_utc(bound),
-                    as_utc(bound),
+                    as_utc(bound.local),
+                    as_utc(bound.local),
                     rows_copied,
                     tombstones,
                     as_utc(recorded_at),
                     as_utc(changed_at),
                     live_rows,
                     replicated_through,
-                    cursor.utc_offset_seconds(self.pg_dsn, bound),
+                    bound.utc_offset_seconds,
                 ]
             ],
             column_names=[
@@ -272,19 +278,22 @@ class Replicator:
             table = table.with_known_tag_words(self.known_tag_words)
         columns = schema.select_list(self.client, table, self._source(table))
         pulled = schema.pulled_columns(self.client, columns, self._source(table))
-        rows_start, deletions_start, changed_before, live_before, replicated_before = self._state(table.name)
-        if table.incremental and rows_start > self.bound:
+        rows_saved, deletions_saved, changed_before, live_before, replicated_before = self._state(table.name)
+        if table.incremental and rows_saved > self.bound:
             # Another run read this table further (a shared run bound fixed before it ran): nothing
-            # older is left to read, and the cursors must not move back.
+            # older is left to read, and the cursors must not move back. (Compared as instants: after
+            # the stamps' clock fell back, a later bound has an earlier stamp.)
             twin = copy.copy(self)
-            twin.bound = rows_start
+            twin.bound = rows_saved
             return twin._replicate(table, full_refresh)
+        # At the cursors, or earlier if the stamps' clock fell back since (``cursor.window_start``).
+        rows_start = cursor.window_start(rows_saved, self.bound)
         if table.incremental and (full_refresh or self._needs_reload(table, columns, pulled)):
             rows_start = cursor.EPOCH
             unreadable, (copied, tombstones) = self._checked_pull(
                 table,
                 columns,
-                (rows_start, self.bound),
+                (rows_start, self.bound.local),
                 lambda found: self._reload(table, columns, pulled, found),
             )
             changed, live_rows = True, self._live_rows(table.name)
@@ -292,10 +301,10 @@ class Replicator:
             unreadable, copied = self._checked_pull(
                 table,
                 columns,
-                (rows_start, self.bound),
+                (rows_start, self.bound.local),
                 lambda found: self._copy_window(table, columns, rows_start, found),
             )
-            tombstones = self._tombstone(table, deletions_start)
+            tombstones = self._tombstone(table, cursor.window_start(deletions_saved, self.bound))
             changed = bool(copied or tombstones)
             # Counting live rows needs a FINAL scan (seconds on millions of conversations): an
             # unchanged table keeps the count of the run that last changed it.
@@ -516,7 +525,7 @@ class Replicator:
         """Rows copied from the window ``[start, bound)``, less the unreadable ones, and the rows
         leaving quarantine whose ``updated_at`` lies before it (fixed without it moving)."""
         into = into or table.name
-        before_bound = f"updated_at < {_timestamp_literal(self.bound)}"
+        before_bound = f"updated_at < {_timestamp_literal(self.bound.local)}"
         copied = self._pull(
             table,
             columns,
@@ -538,7 +547,7 @@ class Replicator:
         a partition). Only versions older than the deletion are tombstoned, so an id written again
         after its deletion (explicit ids, restores) survives.
         """
-        deleted = cursor.deletions(self.pg_dsn, table.name, start, self.bound)
+        deleted = cursor.deletions(self.pg_dsn, table.name, start, self.bound.local)
         written = 0
         for offset in range(0, len(deleted), _TOMBSTONE_BATCH):
             batch = deleted[offset : offset + _TOMBSTONE_BATCH]

@@ -23,6 +23,11 @@ _CURSOR_COLUMNS = {
     "customers": ("customers_updated_at", "customers_id"),
     "employees": ("employees_updated_at", "employees_id"),
 }
+# The UTC offset of the stamps' clock at the bound the cursors were read up to (``Cursors``): NULL in
+# a state saved before it was kept (its cursors are then taken as they are).
+_OFFSET_COLUMN = "cursor_utc_offset_seconds"
+# Every column a ``Cursors`` is saved in.
+_CURSORS_COLUMNS = [*(c for pair in _CURSOR_COLUMNS.values() for c in pair), _OFFSET_COLUMN]
 _DDL = [
     """CREATE TABLE IF NOT EXISTS search_sync_state (
         index_alias TEXT PRIMARY KEY,
@@ -40,6 +45,7 @@ _DDL = [
         for at, row_id in _CURSOR_COLUMNS.values()
     ),
     "ALTER TABLE search_sync_state ADD COLUMN IF NOT EXISTS previous JSONB",
+    f"ALTER TABLE search_sync_state ADD COLUMN IF NOT EXISTS {_OFFSET_COLUMN} INTEGER",
 ]
 # The columns of one index's state, with their types; a rebuild keeps the state it replaced in
 # ``previous`` so that a rollback restores it exactly (the previous index then catches up from its
@@ -48,11 +54,12 @@ _STATE_COLUMNS = {
     "physical_index": "text",
     "mapping_version": "integer",
     **{c: "timestamp" if c.endswith("_at") else "bigint" for pair in _CURSOR_COLUMNS.values() for c in pair},
+    _OFFSET_COLUMN: "integer",
 }
 _STATE_AS_JSON = "jsonb_build_object(" + ", ".join(f"'{c}', s.{c}" for c in _STATE_COLUMNS) + ")"
-_CURSOR_ASSIGNMENTS = ", ".join(f"{c} = EXCLUDED.{c}" for pair in _CURSOR_COLUMNS.values() for c in pair)
-_CURSOR_NAMES = ", ".join(c for pair in _CURSOR_COLUMNS.values() for c in pair)
-_CURSOR_PLACEHOLDERS = ", ".join(["%s"] * 2 * len(_CURSOR_COLUMNS))
+_CURSOR_ASSIGNMENTS = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CURSORS_COLUMNS)
+_CURSOR_NAMES = ", ".join(_CURSORS_COLUMNS)
+_CURSOR_PLACEHOLDERS = ", ".join(["%s"] * len(_CURSORS_COLUMNS))
 _UTC_NOW = "clock_timestamp() AT TIME ZONE 'UTC'"
 
 
@@ -79,7 +86,10 @@ def ensure_table(conn: psycopg.Connection) -> None:
 
 
 def _cursor_values(cursors: Cursors) -> list:
-    return [value for name in _CURSOR_COLUMNS for value in cursors.of(name).as_tuple()]
+    return [
+        *(value for name in _CURSOR_COLUMNS for value in cursors.of(name).as_tuple()),
+        cursors.utc_offset_seconds,
+    ]
 
 
 def load(conn: psycopg.Connection, alias: str) -> SyncState:
@@ -88,7 +98,8 @@ def load(conn: psycopg.Connection, alias: str) -> SyncState:
     if row is None:
         return SyncState(alias)
     cursors = Cursors(
-        **{name: Cursor(row[at], row[row_id]) for name, (at, row_id) in _CURSOR_COLUMNS.items()}
+        **{name: Cursor(row[at], row[row_id]) for name, (at, row_id) in _CURSOR_COLUMNS.items()},
+        utc_offset_seconds=row[_OFFSET_COLUMN],
     )
     return SyncState(
         alias=alias,
@@ -141,7 +152,10 @@ def previous(conn: psycopg.Connection, alias: str) -> SyncState | None:
     if not saved:
         return None
     at = dt.datetime.fromisoformat
-    cursors = Cursors(**{name: Cursor(at(saved[a]), saved[i]) for name, (a, i) in _CURSOR_COLUMNS.items()})
+    cursors = Cursors(
+        **{name: Cursor(at(saved[a]), saved[i]) for name, (a, i) in _CURSOR_COLUMNS.items()},
+        utc_offset_seconds=saved.get(_OFFSET_COLUMN),
+    )
     return SyncState(alias, saved["physical_index"], saved["mapping_version"], cursors)
 
 

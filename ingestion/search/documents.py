@@ -23,6 +23,9 @@ earlier (a replay, a slower writer) can never overwrite one read later.
 Timestamps are ``TIMESTAMP`` without zone; every session here runs in UTC, the zone the embedded
 server stamps in, for the times it writes and shows. The upper bound of what a sync reads does not
 rely on that: it comes from ``read_bound``, in the zone the triggers stamp with whatever the server's.
+That zone's clock can fall back (daylight saving time ends, the server's TimeZone is changed), stamping
+new rows earlier than the cursors: the cursors keep the UTC offset of the bound they were read up to,
+and are moved back by as much as the offset shrank since (``Cursors.rewound_for``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 
 from ingestion.load.readers import exact_json
-from ingestion.replication.cursor import visible_bound_of
+from ingestion.replication.cursor import Bound, exact_bound_of, window_start
 from ingestion.search.redaction import redact, redact_all
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -255,16 +258,40 @@ class Cursor:
 @dataclass(frozen=True)
 class Cursors:
     """Where the sync stands in each table it follows: conversations, their tombstones, and the
-    customers and employees whose attributes documents copy."""
+    customers and employees whose attributes documents copy; and how far the stamps' clock was ahead
+    of UTC at the bound they were read up to (None: not known yet)."""
 
     changes: Cursor = Cursor()
     deletions: Cursor = Cursor()
     customers: Cursor = Cursor()
     employees: Cursor = Cursor()
+    utc_offset_seconds: int | None = None
+
+    def rewound_for(self, bound: Bound) -> Cursors:
+        """The cursors a read up to ``bound`` starts from. If the stamps' clock fell back since they
+        were read (its offset shrank by D), rows written since are stamped up to D before them: each
+        moves back by D (``cursor.window_start``), and the rows stamped in between are read again,
+        which leaves the index as it was (documents carry their version). Either way they now
+        belong to ``bound``'s offset."""
+        offset = self.utc_offset_seconds
+
+        def rewound(cursor: Cursor) -> Cursor:
+            if offset is None:
+                return cursor
+            start = window_start(Bound(cursor.at, offset), bound)
+            return cursor if start == cursor.at else Cursor(start, 0)
+
+        return Cursors(
+            rewound(self.changes),
+            rewound(self.deletions),
+            rewound(self.customers),
+            rewound(self.employees),
+            bound.utc_offset_seconds,
+        )
 
     @classmethod
-    def all_at(cls, cursor: Cursor) -> Cursors:
-        return cls(cursor, cursor, cursor, cursor)
+    def all_at(cls, cursor: Cursor, utc_offset_seconds: int | None = None) -> Cursors:
+        return cls(cursor, cursor, cursor, cursor, utc_offset_seconds)
 
     def of(self, table: str) -> Cursor:
         return getattr(self, table)
@@ -287,6 +314,11 @@ def version_of(timestamp: dt.datetime) -> int:
 
 
 def read_bound(conn: psycopg.Connection, lag: dt.timedelta = dt.timedelta(0)) -> dt.datetime:
+    """The bound as the stamps show it (``exact_read_bound``)."""
+    return exact_read_bound(conn, lag).local
+
+
+def exact_read_bound(conn: psycopg.Connection, lag: dt.timedelta = dt.timedelta(0)) -> Bound:
     """The exclusive upper bound of the ``updated_at``/``deleted_at`` a sync may read now.
 
     They are stamped when a row is written, not when its transaction commits: a row may become
@@ -294,8 +326,10 @@ def read_bound(conn: psycopg.Connection, lag: dt.timedelta = dt.timedelta(0)) ->
     So reads stop at the replication's ``visible_bound``: the start of the oldest transaction that
     has written and is still open (every row stamped before it is committed). ``lag`` only holds
     changes back further (tests); no fixed lag can know how long a transaction stays open. Call at
-    the start of a transaction (PostgreSQL's view of other sessions is fixed per transaction)."""
-    return visible_bound_of(conn) - lag
+    the start of a transaction (PostgreSQL's view of other sessions is fixed per transaction). With
+    the UTC offset of the stamps' clock at the bound (``Cursors.rewound_for``)."""
+    bound = exact_bound_of(conn)
+    return Bound(bound.local - lag, bound.utc_offset_seconds)
 
 
 def changed_rows(

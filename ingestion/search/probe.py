@@ -12,14 +12,15 @@ import datetime as dt
 
 import psycopg
 
-from ingestion.search.documents import Cursors, read_bound
+from ingestion.search.documents import Cursors, exact_read_bound
 from ingestion.search.related import RELATED_TABLES, stale_exists_sql
 
 
 def has_changes(
     conn: psycopg.Connection, cursors: Cursors, lag: dt.timedelta, physical_index: str | None
 ) -> bool:
-    bound = read_bound(conn, lag)
+    exact_bound = exact_read_bound(conn, lag)
+    bound, cursors = exact_bound.local, cursors.rewound_for(exact_bound)  # as the sync will read
     conditions = [
         "EXISTS (SELECT 1 FROM conversations WHERE (updated_at, id) > (%s, %s) AND updated_at < %s)",
         "EXISTS (SELECT 1 FROM sync_deletions WHERE table_name = 'conversations'"

@@ -308,7 +308,7 @@ def _load_verify_and_swap(
         # stamped before this bound had committed when it was read, so the snapshot holds the row;
         # anything stamped later is replayed. (A bound read inside the snapshot could pass a
         # transaction that committed between the snapshot and the read.)
-        replay_from = documents.read_bound(snapshot)
+        replay_from = documents.exact_read_bound(snapshot)  # (with its UTC offset: Cursors.rewound_for)
         snapshot.commit()
         snapshot.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         report.expected = documents.count_all(snapshot)  # the first statement fixes the snapshot
@@ -344,7 +344,7 @@ def _load_verify_and_swap(
     if after_load:
         after_load(report.index)
 
-    start = Cursors.all_at(Cursor(replay_from, 0))
+    start = Cursors.all_at(Cursor(replay_from.local, 0), replay_from.utc_offset_seconds)
     replay = apply_changes(control, client, report.index, start, lag=lag)
     cursor_store.lock(control, report.alias)
     try:

@@ -2,7 +2,8 @@
 
 Each round reads a batch of changed conversations ``(updated_at, id) > cursor``, stamped before the
 start of the oldest transaction still writing (``documents.read_bound``: a row of a transaction
-that commits later is not passed by), bulk indexes them, and only then moves the cursor; then the
+that commits later is not passed by; the cursors are moved back first if the stamps' clock fell
+back since: ``Cursors.rewound_for``), bulk indexes them, and only then moves the cursor; then the
 same for tombstones in ``sync_deletions``; then for customers and employees whose copied attributes
 changed (``related``), whose conversations are re-sent from PostgreSQL, streamed. A document the
 engine refuses for good, or too large to send in a bulk request (``bulk_lines`` cuts batches into
@@ -166,8 +167,11 @@ def apply_changes(
     whose customer/employee attributes are tracked)."""
     report = report or SyncReport(alias=index)
     physical_index = physical_index or index
-    bound = documents.read_bound(conn, lag)
+    exact_bound = documents.exact_read_bound(conn, lag)
     conn.commit()  # as after every read here: no transaction stays open while the engine works
+    bound = exact_bound.local
+    # Moved back if the stamps' clock fell back since they were read (saved with the next batch).
+    cursors = cursors.rewound_for(exact_bound)
 
     def progress(written: int, deleted: int, *, sent: bool = True) -> None:
         report.batches += sent

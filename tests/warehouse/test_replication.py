@@ -253,6 +253,8 @@ def test_a_database_without_the_run_bounds_table_gets_it_on_first_use(pg_dsn, cl
     """A deployment whose first Dagster run replicates before anything migrated the database."""
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE funnelhouse.replication_run_bounds")
-        conn.execute("DELETE FROM funnelhouse.schema_migrations WHERE version LIKE '0009%%'")
+        conn.execute(
+            "DELETE FROM funnelhouse.schema_migrations WHERE version LIKE '0009%%' OR version LIKE '0017%%'"
+        )
     bound = cursor.run_bound(pg_dsn, "first-run")
     assert cursor.run_bound(pg_dsn, "first-run") == bound
