@@ -46,7 +46,8 @@ def _index_metadata(search: SearchResource, client) -> dict:
     with documents.connect(search.pg_dsn()) as conn:
         saved = cursor_store.load(conn, search.alias)
         now = documents.database_now(conn)
-        oldest_pending = documents.oldest_pending_change(conn, saved.cursors.changes)
+        cursors = saved.cursors.rewound_for(documents.exact_read_bound(conn))  # as the next sync reads
+        oldest_pending = documents.oldest_pending_change(conn, cursors.changes)
         quarantined = quarantine.count(conn, saved.physical_index) if saved.physical_index else 0
     changes = saved.cursors.changes
     # How long the oldest change not in the index has waited: 0 when the index is up to date, however

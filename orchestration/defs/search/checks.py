@@ -19,8 +19,9 @@ def counts_per_day_match(search_index: SearchResource) -> dg.AssetCheckResult:
         # Days with changes newer than the cursors may legitimately differ until the next sync: rows
         # changed since (their days in PostgreSQL, and in the index: a changed sent_at moves a row to
         # another day), and rows deleted since (their days in the index).
-        pending, changed = documents.pending_changes(conn, saved.cursors.changes)
-        deleted = documents.pending_deletions(conn, saved.cursors.deletions)
+        cursors = saved.cursors.rewound_for(documents.exact_read_bound(conn))  # as the next sync reads
+        pending, changed = documents.pending_changes(conn, cursors.changes)
+        deleted = documents.pending_deletions(conn, cursors.deletions)
         refused = quarantine.listed(conn, saved.physical_index, 20) if saved.physical_index else []
     client = search_index.client()
     try:
