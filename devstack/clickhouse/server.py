@@ -4,7 +4,8 @@ Requests are routed by what the statement is: an INSERT with data streams into c
 SELECT streams through ``send_query`` (or is buffered when the client waits for the end of the query
 or the format repeats its header per block), anything else runs through ``query()``. Around that sit
 the parts of ClickHouse's protocol that clients rely on: sessions, per-request settings, query
-parameters, compressed bodies, error codes and statuses, and the tagged mid-stream error trailer.
+parameters, compressed bodies (and ClickHouse's block compression of answers, ``compress=1``), error
+codes and statuses, and the tagged mid-stream error trailer.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from devstack.clickhouse import sql
+from devstack.clickhouse import compressed_blocks, sql
 from devstack.clickhouse.bodies import decoded_body, form_fields, framed_body
 from devstack.clickhouse.engine import EngineConnection, Outcome, Store
 from devstack.clickhouse.errors import ClickHouseError
@@ -110,6 +111,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: ClickHouseHTTPServer
     _head_sent = False  # whether this request's status line is already on the wire
+    _compress_answer = False  # whether this request asked for ClickHouse's block compression (compress=1)
 
     def log_message(self, format, *args):  # noqa: A002 -- BaseHTTPRequestHandler's signature
         # The request line carries the URL's parameters: a client may send its password as one.
@@ -128,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.server.mark_busy(self, True)
         self._head_sent = False
+        self._compress_answer = False
         try:
             self.connection.settimeout(ACTIVE_SOCKET_TIMEOUT)
             if not self.raw_requestline:
@@ -217,9 +220,12 @@ class Handler(BaseHTTPRequestHandler):
             user_name, password = self._credentials(params)
             user = self.server.users.authenticate(user_name, password)
             user_name = user.name
-            if params.get("compress") == "1" or params.get("decompress") == "1":
+            # As in ClickHouse, the answer is compressed from here on (after authentication): results
+            # and errors alike, except 401/403, which clients read uncompressed.
+            self._compress_answer = params.get("compress") == "1"
+            if params.get("decompress") == "1":
                 raise ClickHouseError(
-                    48, "ClickHouse's native HTTP compression (compress/decompress=1) is not supported"
+                    48, "ClickHouse's block compression of request bodies (decompress=1) is not supported"
                 )
             request = Request.split_params(params, user, self.command)
             request.query_id = query_id
@@ -327,9 +333,9 @@ class Handler(BaseHTTPRequestHandler):
         # releasing the connection) must end the body with the tagged trailer, never a second response.
         try:
             if first:
-                self._write_chunk(first)
+                self._write_chunk(self._encoded(first, 200))
             for chunk in chunks:
-                self._write_chunk(chunk)
+                self._write_chunk(self._encoded(chunk, 200))
                 sent += len(chunk)
             release()
         except (ConnectionError, BrokenPipeError, TimeoutError):
@@ -360,7 +366,7 @@ class Handler(BaseHTTPRequestHandler):
         """ClickHouse 25.11+'s mid-stream error block, which clickhouse-connect scans for by tag."""
         message = error.body(self.server.store.version).decode().rstrip("\n")
         block = f"__exception__\r\n{tag}\r\n{message}\n{len(message)} {tag}\r\n__exception__\r\n".encode()
-        self._write_chunk(block)
+        self._write_chunk(self._encoded(block, 200))
         self.wfile.write(b"0\r\n\r\n")
         self.close_connection = True
 
@@ -393,7 +399,15 @@ class Handler(BaseHTTPRequestHandler):
         self._headers_buffer.append(b"\r\n" + small_body)
         self.flush_headers()
 
+    def _encoded(self, body: bytes, status: int) -> bytes:
+        """The body as the client asked for it: ClickHouse compressed blocks after ``compress=1``.
+        The Java client (client-v2) reads 401 and 403 answers uncompressed, so those stay plain."""
+        if self._compress_answer and body and status not in (401, 403):
+            return compressed_blocks.compress(body)
+        return body
+
     def _send(self, status: int, body: bytes, headers: dict[str, str], head_only: bool = False) -> None:
+        body = self._encoded(body, status)
         headers = {**headers, "Content-Length": str(len(body))}
         if head_only or len(body) > 65536:
             self._send_head(status, headers)

@@ -8,8 +8,10 @@ import uuid
 import zlib
 
 import lz4.frame
+import pytest
 import zstandard
 
+from devstack.clickhouse import compressed_blocks
 from tests.clickhouse.conftest import TEST_DATABASE, basic_auth
 
 
@@ -155,6 +157,66 @@ def test_a_failed_query_never_leaks_output_into_the_next_answer(raw):
     assert status == 500 and response.getheader("X-ClickHouse-Exception-Code") == "395"
     status, _, body = raw.request(params=session, body=b"SELECT 'clean'")
     assert (status, body) == (200, b"clean\n")
+
+
+# CityHash128 v1.0.2 as ClickHouse's Java client computes it (com.clickhouse.data.ClickHouseCityHash in
+# clickhouse-jdbc 0.10.0) for bytes (i * 131 + 7) & 255: lengths through every branch of the function.
+CITYHASH128_REFERENCE = {
+    0: (4463240938071824939, 4374473821787594281),
+    3: (16974963021269220203, 18441203929510139037),
+    7: (4478884649629503391, 6438447472850963146),
+    9: (10145026930447516245, 1722416858086947508),
+    15: (6826251675200753981, 16308474999764036959),
+    17: (7430992552450323939, 17333882433007540044),
+    33: (9465869794884530688, 12800231764489796075),
+    143: (9728638370539751411, 3743980439611413590),
+    144: (6460502233415966764, 14273687377299944742),
+    145: (2345598513267537649, 15728482517155911335),
+    300: (2348080544244686961, 11132661671321142000),
+    4097: (6862382319649234395, 8104623413028559064),
+}
+
+
+@pytest.mark.parametrize("length", sorted(CITYHASH128_REFERENCE))
+def test_block_checksums_are_clickhouses_cityhash128(length):
+    data = bytes((i * 131 + 7) & 255 for i in range(length))
+    assert compressed_blocks.cityhash128(data) == CITYHASH128_REFERENCE[length]
+
+
+def test_compress_1_answers_in_clickhouse_compressed_blocks(raw):
+    """The Java client (clickhouse-jdbc, so Metabase) sends compress=1 on every query and reads every
+    answer but a 401/403 as LZ4 blocks with checksums; a plain answer fails it ("Invalid LZ4 magic")."""
+    compressed = {"compress": "1"}
+    status, response, body = raw.request(params=compressed, body=b"SELECT 1 AS x, 'a' AS y FORMAT JSON")
+    assert status == 200 and body[16] == compressed_blocks.METHOD_LZ4
+    assert json.loads(compressed_blocks.decompress(body))["data"] == [{"x": 1, "y": "a"}]
+    assert int(response.getheader("Content-Length")) == len(body)
+    # streamed (chunked) answers: every chunk is whole blocks
+    status, response, body = raw.request(
+        params=compressed, body=b"SELECT number FROM numbers(300000) SETTINGS max_block_size = 10000"
+    )
+    assert status == 200 and response.getheader("Transfer-Encoding") == "chunked"
+    assert compressed_blocks.decompress(body) == "".join(f"{n}\n" for n in range(300000)).encode()
+    # errors after authentication are compressed too, with ClickHouse's code header
+    status, response, body = raw.request(params=compressed, body=b"SELECT * FROM no_such_table")
+    assert (status, response.getheader("X-ClickHouse-Exception-Code")) == (404, "60")
+    assert compressed_blocks.decompress(body).startswith(b"Code: 60. DB::Exception:")
+    # a refused login is answered plain: the client reads 401/403 bodies uncompressed
+    status, response, body = raw.request(
+        params=compressed, body=b"SELECT 1", headers=basic_auth("default", "wrong"), auth=False
+    )
+    assert status == 403 and body.startswith(b"Code: 516. DB::Exception:")
+    status, response, body = raw.request(params={"decompress": "1"}, body=b"SELECT 1")
+    assert (status, response.getheader("X-ClickHouse-Exception-Code")) == (501, "48")
+    # a mid-stream error's trailer is compressed inside the streamed body (last: it ends the connection)
+    status, response, body = raw.request(
+        params=compressed,
+        body=b"SELECT throwIf(number = 300000) FROM numbers(1000000) SETTINGS max_block_size = 1000",
+    )
+    tag = response.getheader("X-ClickHouse-Exception-Tag")
+    assert status == 200 and compressed_blocks.decompress(body).endswith(
+        f"{tag}\r\n__exception__\r\n".encode()
+    )
 
 
 def test_the_debug_log_of_a_request_line_hides_a_password_parameter(caplog):

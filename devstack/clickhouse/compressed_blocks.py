@@ -1,0 +1,64 @@
+"""ClickHouse's own block compression, as answers to ``compress=1`` requests carry it.
+
+The official Java client (client-v2, under clickhouse-jdbc and so Metabase) sends ``compress=1`` on
+every query by default and reads the answer as a series of compressed blocks, each::
+
+    16 bytes  CityHash128 (v1.0.2) of the 9 header bytes and the data, low then high half, little-endian
+     1 byte   method: 0x82 = LZ4
+     4 bytes  size of header (9 bytes) + data, little-endian
+     4 bytes  size of the data once decompressed, little-endian
+     ...      an LZ4 block (raw, without a frame)
+
+The client verifies the checksum, so the hash must be ClickHouse's: CityHash 1.0.2 (later CityHash
+releases changed the function), from ``clickhouse-cityhash``, the C binding ClickHouse's own Python
+driver uses.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import lz4.block
+from clickhouse_cityhash.cityhash import CityHash128
+
+METHOD_LZ4 = 0x82
+HEADER = struct.Struct("<BII")  # method, compressed size with header, decompressed size
+CHECKSUM = struct.Struct("<QQ")
+BLOCK_SIZE = 1 << 20  # ClickHouse's max_compress_block_size
+
+_MASK = (1 << 64) - 1
+
+
+def compress(data: bytes) -> bytes:
+    """``data`` as ClickHouse compressed blocks (empty data: no block, as ClickHouse sends none)."""
+    return b"".join(_block(data[start : start + BLOCK_SIZE]) for start in range(0, len(data), BLOCK_SIZE))
+
+
+def _block(data: bytes) -> bytes:
+    packed = lz4.block.compress(data, store_size=False)
+    header_and_data = HEADER.pack(METHOD_LZ4, HEADER.size + len(packed), len(data)) + packed
+    return CHECKSUM.pack(*cityhash128(header_and_data)) + header_and_data
+
+
+def decompress(blocks: bytes) -> bytes:
+    """The inverse of :func:`compress`, checksums verified (what the Java client does on its side)."""
+    out, position = [], 0
+    while position < len(blocks):
+        expected = CHECKSUM.unpack_from(blocks, position)
+        method, size, plain_size = HEADER.unpack_from(blocks, position + CHECKSUM.size)
+        header_and_data = blocks[position + CHECKSUM.size : position + CHECKSUM.size + size]
+        if method != METHOD_LZ4 or len(header_and_data) != size:
+            raise ValueError(f"not an LZ4 block of {size} bytes at offset {position} (method {method:#x})")
+        if cityhash128(header_and_data) != expected:
+            raise ValueError(f"checksum mismatch in the block at offset {position}")
+        out.append(lz4.block.decompress(header_and_data[HEADER.size :], uncompressed_size=plain_size))
+        position += CHECKSUM.size + size
+    return b"".join(out)
+
+
+def cityhash128(data: bytes) -> tuple[int, int]:
+    """CityHash128 v1.0.2 of ``data`` as the two 64-bit halves in the order the block header stores them.
+    ``clickhouse-cityhash`` (the binding clickhouse-driver uses) returns them as one 128-bit integer,
+    the half stored first in its high bits."""
+    value = CityHash128(data)
+    return value >> 64, value & _MASK
