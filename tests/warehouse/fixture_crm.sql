@@ -66,15 +66,17 @@ values
     ('B1', 1, 2, 1500, 200, 1300, 2, 1, 1000, date_trunc('day', now()) - interval '25 days' + interval '12 hours', 35, 1000, 13.33, false),
     ('B3', 3, 3, 5000, 0, 5000, 1, 0, 5000, date_trunc('day', now()) - interval '80 days' + interval '12 hours', 20, 5000, 0, true);
 
-insert into deposits (deposit_code, customer_id, employee_id, amount, deposit_type, status, notes, deposited_at)
+-- Zhang's first deposit and his withdrawal were settled in USDT: the real seed fx_rates_to_usd takes it at
+-- 1 USD, so every mart's money is the same as in USD, and a rate missing or wrong would show.
+insert into deposits (deposit_code, customer_id, employee_id, amount, currency, deposit_type, status, notes, deposited_at)
 values
-    ('DEP_20250101_1', 1, 2, 1000, '首金', 'confirmed', 'paid from +86-138-0000-0001', date_trunc('day', now()) - interval '25 days' + interval '12 hours'),
-    ('DEP_20250101_2', 1, 2, 500, '复入金', 'confirmed', null, date_trunc('day', now()) - interval '3 days' + interval '12 hours'),
-    ('DEP_20250101_3', 3, 3, 5000, '首金', 'confirmed', null, date_trunc('day', now()) - interval '80 days' + interval '12 hours'),
-    ('DEP_20250101_4', 2, 2, 100, '首金', 'failed', null, date_trunc('day', now()) - interval '2 days' + interval '12 hours');
+    ('DEP_20250101_1', 1, 2, 1000, 'USDT', '首金', 'confirmed', 'paid from +86-138-0000-0001', date_trunc('day', now()) - interval '25 days' + interval '12 hours'),
+    ('DEP_20250101_2', 1, 2, 500, 'USD', '复入金', 'confirmed', null, date_trunc('day', now()) - interval '3 days' + interval '12 hours'),
+    ('DEP_20250101_3', 3, 3, 5000, 'USD', '首金', 'confirmed', null, date_trunc('day', now()) - interval '80 days' + interval '12 hours'),
+    ('DEP_20250101_4', 2, 2, 100, 'USD', '首金', 'failed', null, date_trunc('day', now()) - interval '2 days' + interval '12 hours');
 
-insert into withdrawals (withdrawal_code, customer_id, employee_id, amount, reason, risk_level, retention_action, status, requested_at)
-values ('WTH_20250101_1', 1, 2, 200, '盈利提现', '低', 'called him on wx_zhangwei_001', 'confirmed',
+insert into withdrawals (withdrawal_code, customer_id, employee_id, amount, currency, reason, risk_level, retention_action, status, requested_at)
+values ('WTH_20250101_1', 1, 2, 200, 'USDT', '盈利提现', '低', 'called him on wx_zhangwei_001', 'confirmed',
         date_trunc('day', now()) - interval '2 days' + interval '12 hours');
 
 insert into scripts (id, script_code, category, content_cn, usage_count, success_count, success_rate, created_by)

@@ -138,12 +138,34 @@ def test_the_next_incremental_build_applies_a_deploy(built_warehouse, clickhouse
     assert refresh_state.recorded_definitions(client, raw, marts) == _applied_everywhere(project)
     assert build(**quiet).dbt_plan.skip
 
+    # A rate added to the project's exchange-rate seed: the facts convert every movement with it, so the
+    # next build reloads the seed and rebuilds whole what reads it (an incremental fact would convert
+    # only the rows it appends); planned here, the run is dbt's as above.
+    rates = project / "dbt_project/seeds/marts/core/fx_rates_to_usd.csv"
+    rates.write_text(rates.read_text() + "EUR,2025-01-01,1.04\n")
+    changes = refresh_state.definition_changes(client, raw, marts, project)
+    assert changes.changed == changes.changed_seeds == ("fx_rates_to_usd",)
+    assert incremental_plan([], definitions=changes).arguments == (
+        "build",
+        "--full-refresh",
+        "--select",
+        "fx_rates_to_usd+",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+    )
+    manifest = json.loads((target / "manifest.json").read_text())
+    assert {"fct_deposits", "fct_withdrawals", "mart_employee_performance", KPI_MART} <= models_downstream_of(
+        manifest, [], ["fx_rates_to_usd"]
+    )
+
     # A deploy of a macro alone changes no model's file: by the project-wide definition every model
     # (and seed) changed, and the next build is one --full-refresh build of all of them, seeds loaded
     # again (not run here: the cost of a full build; what runs is dbt's).
     _append(project, MACRO, "{# deployed #}\n")
     changes = refresh_state.definition_changes(client, raw, marts, project)
-    assert changes.changed == tuple(sorted([*model_checksums(project), "currency_names"]))
+    assert changes.changed == tuple(sorted([*model_checksums(project), "currency_names", "fx_rates_to_usd"]))
     assert incremental_plan([], definitions=changes).arguments == (
         "build",
         "--full-refresh",
@@ -212,7 +234,15 @@ def test_in_dagster_the_kpi_op_applies_what_reaches_the_kpi_mart(clickhouse_env,
     # A deploy of a macro (project-wide): each op rebuilds its models whole; the models' op records
     # the project-wide row of its models, not the KPI mart's, which its own op then applies.
     _append(project, MACRO, "{# deployed #}\n")
-    assert models_op(project) == ("run", "--full-refresh")  # every model (Dagster selects its own)
+    # every model (Dagster selects its own), and the seeds, loaded again (fx_rates_to_usd: the facts read it)
+    assert models_op(project) == (
+        "build",
+        "--full-refresh",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+    )
     assert recorded()[PROJECT] == project_checksum(project)
     assert recorded()[own_project_row(KPI_MART)] != project_checksum(project)
     assert kpi_op(project) == ("build", "--full-refresh")

@@ -41,6 +41,36 @@ def test_customer_overview_by_hand(warehouse):
     assert wang["days_in_current_stage"] == 60
 
 
+def test_money_in_a_settlement_currency_is_converted_to_usd(warehouse):
+    """Zhang's first deposit and his withdrawal are in USDT (fixture_crm.sql): the facts keep amount and
+    currency and add amount_usd at the project's seed fx_rates_to_usd (USDT at 1 USD), loaded into
+    core with its pinned types (never into marts, which BI users read); the marts above sum amount_usd
+    (Zhang's 1500 deposited, Alice's 1300 net)."""
+    client, core = warehouse.client(), warehouse.schema("core")
+    converted = {
+        fact: client.query(
+            f"select {code}, currency, amount, amount_usd from `{core}`.`{fact}` where currency != 'USD'"
+        ).result_rows
+        for fact, code in (("fct_deposits", "deposit_code"), ("fct_withdrawals", "withdrawal_code"))
+    }
+    assert converted == {
+        "fct_deposits": [("DEP_20250101_1", "USDT", Decimal("1000.00"), Decimal("1000.00"))],
+        "fct_withdrawals": [("WTH_20250101_1", "USDT", Decimal("200.00"), Decimal("200.00"))],
+    }
+    [(usd_rows_differing,)] = client.query(
+        f"select countIf(amount_usd is null or amount_usd != amount) from `{core}`.fct_deposits where currency = 'USD'"
+    ).result_rows
+    assert usd_rows_differing == 0
+    rates = client.query(
+        f"select currency, toString(valid_from), usd_per_unit, toTypeName(usd_per_unit)"
+        f" from `{core}`.fx_rates_to_usd where currency in ('USD', 'USDT') order by currency"
+    ).result_rows
+    assert rates == [
+        ("USD", "1970-01-01", Decimal(1), "Decimal(38, 10)"),
+        ("USDT", "2014-10-06", Decimal(1), "Decimal(38, 10)"),
+    ]
+
+
 def test_employee_performance_by_hand(warehouse):
     alice = _row(warehouse, "mart_employee_performance", "employee_code = 'EMP_A1'")
     assert (alice["total_customers"], alice["active_customers"]) == (2, 2)

@@ -18,12 +18,13 @@ from tests.fixtures.warehouse import load_fixture
 
 
 def _replicate_and_build(pg_dsn: str, raw_database: str, tables=None, select=None) -> None:
-    """Replicate ``tables`` (default: all) and build the models ``select`` names (default: all), leaving
-    the refresh mark a build would."""
+    """Replicate ``tables`` (default: all) and build the models ``select`` names (default: all, with the
+    seeds they read: ``dbt run`` loads none), without tests, leaving the refresh mark a build would."""
     replicate_tables(pg_dsn, tables)
     started_at, output = utc_now(), []
     selection = ["--select", *select] if select else []
-    assert run_dbt(["run", *selection], log=output.append) == 0, "\n".join(output[-40:])
+    models_and_seeds = ["--resource-type", "seed", "--resource-type", "model"]
+    assert run_dbt(["build", *selection, *models_and_seeds], log=output.append) == 0, "\n".join(output[-40:])
     refresh_state.record_refresh(clickhouse_client(), raw_database, marts_schema(), started_at)
 
 

@@ -1,6 +1,8 @@
 -- One row per customer with confirmed money movements (pending and failed ones never count) up to
 -- the build date: a movement stamped after it has not happened yet, so it is in no count or sum and
--- is no first deposit (macros/as_of_date.sql).
+-- is no first deposit (macros/as_of_date.sql). Amounts are in USD (the facts' amount_usd, at the rate of the
+-- movement's day); a movement without a rate is left out of the sums, and the error-level tests
+-- confirmed_*_have_a_usd_rate on the facts fail.
 with deposits as (
     select * from {{ ref('fct_deposits') }} where is_confirmed and {{ by_build_date('deposit_date') }}
 ),
@@ -13,16 +15,16 @@ deposit_totals as (
     select
         customer_id,
         count() as deposit_count,
-        sum(amount) as deposit_amount,
+        sum(amount_usd) as deposit_amount,
         min(deposited_at) as first_deposit_at,
         argMin(employee_id, (deposited_at, deposit_id)) as first_deposit_employee_id,
-        argMin(amount, (deposited_at, deposit_id)) as first_deposit_amount
+        argMin(amount_usd, (deposited_at, deposit_id)) as first_deposit_amount
     from deposits
     group by customer_id
 ),
 
 withdrawal_totals as (
-    select customer_id, count() as withdrawal_count, sum(amount) as withdrawal_amount
+    select customer_id, count() as withdrawal_count, sum(amount_usd) as withdrawal_amount
     from withdrawals
     group by customer_id
 ),

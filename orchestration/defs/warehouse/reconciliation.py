@@ -45,6 +45,11 @@ mark, ``refresh_state``), the rows it copied count as changed too: the marts hav
 are read in one REPEATABLE READ transaction, so both describe the same moment. A warehouse never
 replicated has no cursor: nothing is left out.
 
+Currencies. No compared metric sums deposits or withdrawals, so exchange rates play no part: the
+views' money (total deposits and withdrawals, net deposit, withdrawal rate) is funnel_bofu's stored
+figures, which carry no currency, and both sides show them as stored. The marts' sums of movements in
+US dollars (``amount_usd``: confirmed_deposit_amount, deposit_amount_* ...) have no view column.
+
 Plain Python (psycopg + clickhouse-connect) so the Dagster asset check and the tests share it.
 """
 

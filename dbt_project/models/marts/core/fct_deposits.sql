@@ -2,6 +2,10 @@
 -- at or before the committed one (new, updated or deleted in PostgreSQL) and appends their live
 -- versions, so only changed rows are read and written; the post-hook then records the committed
 -- watermark as the fact's (macros/incremental_changes.sql, watermarks.sql). --full-refresh rebuilds it.
+-- amount_usd: amount at the seed fx_rates_to_usd's rate of its currency on deposit_date, NULL without a
+-- rate (macros/usd_amounts.sql; the test confirmed_deposits_have_a_usd_rate then fails).
+-- An appended row takes the seed as it is then: a changed seed rebuilds this fact whole in
+-- `funnelhouse build` and Dagster (dbt_plan.py); a hand-run dbt after `dbt seed` needs --full-refresh.
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
@@ -26,6 +30,7 @@ final as (
         employee_id,
         amount,
         currency,
+        {{ amount_in_usd('amount') }} as amount_usd,
         deposit_type,
         deposit_type = '首金' as is_first_deposit_type,
         platform,
@@ -37,6 +42,7 @@ final as (
         created_at,
         replicated_at
     from deposits
+    {{ join_usd_rate('deposits.currency', 'toDate(deposits.deposited_at)') }}
 )
 
 select * from final

@@ -1,6 +1,8 @@
 -- Incremental like fct_deposits: each run deletes the withdrawals with a raw version stamped after the
 -- fact's watermark and at or before the committed one, and appends their live versions
 -- (macros/incremental_changes.sql, watermarks.sql). --full-refresh rebuilds it.
+-- amount_usd as in fct_deposits, at the rate of requested_date (the day the marts count a withdrawal on,
+-- not the day it was processed).
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
@@ -24,6 +26,7 @@ final as (
         employee_id,
         amount,
         currency,
+        {{ amount_in_usd('amount') }} as amount_usd,
         withdrawal_reason,
         risk_level,
         is_retention_success,
@@ -36,6 +39,7 @@ final as (
         created_at,
         replicated_at
     from withdrawals
+    {{ join_usd_rate('withdrawals.currency', 'toDate(withdrawals.requested_at)') }}
 )
 
 select * from final

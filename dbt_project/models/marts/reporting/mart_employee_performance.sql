@@ -51,7 +51,7 @@ deposit_periods as (
     select
         employee_id,
         {%- for period in periods %}
-        sumIf(amount, {{ in_period(period, 'deposit_date') }}) as deposit_amount_{{ period }},
+        sumIf(amount_usd, {{ in_period(period, 'deposit_date') }}) as deposit_amount_{{ period }},
         countIf({{ in_period(period, 'deposit_date') }}) as deposit_count_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
     from deposits
@@ -62,7 +62,7 @@ withdrawal_periods as (
     select
         employee_id,
         {%- for period in periods %}
-        sumIf(amount, {{ in_period(period, 'requested_date') }}) as withdrawal_amount_{{ period }},
+        sumIf(amount_usd, {{ in_period(period, 'requested_date') }}) as withdrawal_amount_{{ period }},
         countIf({{ in_period(period, 'requested_date') }}) as withdrawal_count_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
     from withdrawals

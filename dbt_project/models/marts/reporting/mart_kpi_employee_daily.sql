@@ -116,14 +116,14 @@ accounts as (
 ),
 
 deposits as (
-    select employee_id, deposit_date as activity_date, count() as deposits_count, sum(amount) as deposit_amount
+    select employee_id, deposit_date as activity_date, count() as deposits_count, sum(amount_usd) as deposit_amount
     from {{ ref('fct_deposits') }}
     where is_confirmed and {{ in_window.replace('{col}', 'deposit_date') }}
     group by employee_id, deposit_date
 ),
 
 withdrawals as (
-    select employee_id, requested_date as activity_date, sum(amount) as withdrawal_amount
+    select employee_id, requested_date as activity_date, sum(amount_usd) as withdrawal_amount
     from {{ ref('fct_withdrawals') }}
     where is_confirmed and {{ in_window.replace('{col}', 'requested_date') }}
     group by employee_id, requested_date
