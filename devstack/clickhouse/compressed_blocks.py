@@ -4,10 +4,13 @@ The official Java client (client-v2, under clickhouse-jdbc and so Metabase) send
 every query by default and reads the answer as a series of compressed blocks, each::
 
     16 bytes  CityHash128 (v1.0.2) of the 9 header bytes and the data, low then high half, little-endian
-     1 byte   method: 0x82 = LZ4
+     1 byte   method: 0x82 = LZ4, 0x90 = ZSTD, 0x02 = none
      4 bytes  size of header (9 bytes) + data, little-endian
      4 bytes  size of the data once decompressed, little-endian
-     ...      an LZ4 block (raw, without a frame)
+     ...      an LZ4 block (raw, without a frame), a ZSTD frame, or the data as it is
+
+The method is the request's ``network_compression_method`` setting (LZ4 unless named otherwise, as in
+ClickHouse): clickhouse-go sends it with ``compress=1``, as LZ4 or ZSTD, whichever its options chose.
 
 The client verifies the checksum, so the hash must be ClickHouse's: CityHash 1.0.2 (later CityHash
 releases changed the function), from ``clickhouse-cityhash``, the C binding ClickHouse's own Python
@@ -19,9 +22,17 @@ from __future__ import annotations
 import struct
 
 import lz4.block
+import zstandard
 from clickhouse_cityhash.cityhash import CityHash128
 
+from devstack.clickhouse.errors import ClickHouseError
+
+METHOD_NONE = 0x02
 METHOD_LZ4 = 0x82
+METHOD_ZSTD = 0x90
+# network_compression_method values (case-insensitive, as ClickHouse reads them) -> method byte
+METHODS = {"lz4": METHOD_LZ4, "lz4hc": METHOD_LZ4, "zstd": METHOD_ZSTD, "none": METHOD_NONE}
+ZSTD_DEFAULT_LEVEL = 1  # ClickHouse's network_zstd_compression_level
 HEADER = struct.Struct("<BII")  # method, compressed size with header, decompressed size
 CHECKSUM = struct.Struct("<QQ")
 BLOCK_SIZE = 1 << 20  # ClickHouse's max_compress_block_size
@@ -29,14 +40,31 @@ BLOCK_SIZE = 1 << 20  # ClickHouse's max_compress_block_size
 _MASK = (1 << 64) - 1
 
 
-def compress(data: bytes) -> bytes:
+def method_named(name: str | None) -> int:
+    """The method byte for a ``network_compression_method`` value (LZ4 when none is named)."""
+    method = METHODS.get((name or "lz4").strip().lower())
+    if method is None:
+        raise ClickHouseError(
+            89, f"Unknown compression method: {name} (the local server compresses with LZ4, ZSTD or NONE)"
+        )
+    return method
+
+
+def compress(data: bytes, method: int = METHOD_LZ4, level: int = ZSTD_DEFAULT_LEVEL) -> bytes:
     """``data`` as ClickHouse compressed blocks (empty data: no block, as ClickHouse sends none)."""
-    return b"".join(_block(data[start : start + BLOCK_SIZE]) for start in range(0, len(data), BLOCK_SIZE))
+    return b"".join(
+        _block(data[start : start + BLOCK_SIZE], method, level) for start in range(0, len(data), BLOCK_SIZE)
+    )
 
 
-def _block(data: bytes) -> bytes:
-    packed = lz4.block.compress(data, store_size=False)
-    header_and_data = HEADER.pack(METHOD_LZ4, HEADER.size + len(packed), len(data)) + packed
+def _block(data: bytes, method: int, level: int) -> bytes:
+    if method == METHOD_LZ4:
+        packed = lz4.block.compress(data, store_size=False)
+    elif method == METHOD_ZSTD:
+        packed = zstandard.ZstdCompressor(level=level).compress(data)
+    else:
+        packed = data
+    header_and_data = HEADER.pack(method, HEADER.size + len(packed), len(data)) + packed
     return CHECKSUM.pack(*cityhash128(header_and_data)) + header_and_data
 
 
@@ -47,11 +75,19 @@ def decompress(blocks: bytes) -> bytes:
         expected = CHECKSUM.unpack_from(blocks, position)
         method, size, plain_size = HEADER.unpack_from(blocks, position + CHECKSUM.size)
         header_and_data = blocks[position + CHECKSUM.size : position + CHECKSUM.size + size]
-        if method != METHOD_LZ4 or len(header_and_data) != size:
-            raise ValueError(f"not an LZ4 block of {size} bytes at offset {position} (method {method:#x})")
+        if method not in METHODS.values() or len(header_and_data) != size:
+            raise ValueError(
+                f"not a compressed block of {size} bytes at offset {position} (method {method:#x})"
+            )
         if cityhash128(header_and_data) != expected:
             raise ValueError(f"checksum mismatch in the block at offset {position}")
-        out.append(lz4.block.decompress(header_and_data[HEADER.size :], uncompressed_size=plain_size))
+        packed = header_and_data[HEADER.size :]
+        if method == METHOD_LZ4:
+            out.append(lz4.block.decompress(packed, uncompressed_size=plain_size))
+        elif method == METHOD_ZSTD:
+            out.append(zstandard.ZstdDecompressor().decompress(packed, max_output_size=plain_size))
+        else:
+            out.append(packed)
         position += CHECKSUM.size + size
     return b"".join(out)
 

@@ -71,6 +71,13 @@ def _quote_identifier(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+# Settings a read-only connection may still be given, as a real server allows them to a readonly=1
+# user with a CHANGEABLE_IN_READONLY constraint. Grafana's ClickHouse plugin sends both with every
+# query (clickhouse-go turns the query timeout into max_execution_time, the plugin passes Grafana's row
+# limit as `limit`); each only narrows what a query may do. chDB has no constraints, so they are set
+# before the connection turns read-only.
+CHANGEABLE_IN_READONLY = frozenset(["max_execution_time", "limit"])
+
 # The database a new chDB connection is on, and a session returns to when nothing names another.
 _DEFAULT_DATABASE = "default"
 
@@ -84,7 +91,9 @@ class EngineConnection:
     clickhouse-connect send the same settings with every request, so the usual difference is empty.
     """
 
-    def __init__(self, store: Store, readonly: bool):
+    def __init__(self, store: Store, readonly: bool, settings: dict[str, str] | None = None):
+        """``settings``: the first request's, of which a read-only connection keeps those in
+        ``CHANGEABLE_IN_READONLY`` (for its lifetime: a session cannot change them later)."""
         self._connection = sqlitelike.connect(store.connection_string)
         self.readonly = readonly
         self._applied: dict[str, str] = {}  # setting -> value this server SET on the connection
@@ -93,8 +102,20 @@ class EngineConnection:
         self._current_database = _DEFAULT_DATABASE  # what the connection is on now
         self._dirty = False
         if readonly:
-            self._execute("SET readonly = 1")
-            self._applied["readonly"] = "1"
+            try:
+                self._make_readonly(settings or {})
+            except BaseException:
+                self.close()
+                raise
+
+    def _make_readonly(self, settings: dict[str, str]) -> None:
+        allowed = {name: value for name, value in settings.items() if name in CHANGEABLE_IN_READONLY}
+        if allowed:
+            self._execute("SET " + ", ".join(f"{name} = {_quote(value)}" for name, value in allowed.items()))
+            self._persistent.update(allowed)
+            self._applied.update(allowed)
+        self._execute("SET readonly = 1")
+        self._applied["readonly"] = "1"
 
     def close(self) -> None:
         self._connection.close()
@@ -257,8 +278,8 @@ class Store:
         self.version, self.timezone = version, timezone
         self._closed = threading.Event()
 
-    def connect(self, readonly: bool = False) -> EngineConnection:
-        return EngineConnection(self, readonly)
+    def connect(self, readonly: bool = False, settings: dict[str, str] | None = None) -> EngineConnection:
+        return EngineConnection(self, readonly, settings)
 
     def close(self) -> None:
         if self._closed.is_set():

@@ -41,6 +41,10 @@ TRANSPORT_PARAMS = frozenset(
         "stacktrace",
         "with_stacktrace",
         "readonly",
+        # how the answer to compress=1 is compressed (clickhouse-go sends them with it); the engine's
+        # own value does not matter to an HTTP answer, and chDB's readonly=1 would refuse them
+        "network_compression_method",
+        "network_zstd_compression_level",
     ]
 )
 # Formats whose streamed blocks can simply be concatenated; the others (JSON, *WithNames*, Arrow,
@@ -103,6 +107,12 @@ class Request:
             elif name not in TRANSPORT_PARAMS:
                 request.settings[name] = value
         return request
+
+    @property
+    def native_revision(self) -> int:
+        """The protocol revision the client reads Native blocks at (clickhouse-go sends its own)."""
+        value = self.params.get("client_protocol_version", "")
+        return int(value) if value.isdigit() else 0
 
     @property
     def readonly_mode(self) -> int:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from devstack.clickhouse import compressed_blocks, sql
+from devstack.clickhouse import compressed_blocks, native_blocks, sql
 from devstack.clickhouse.bodies import decoded_body, form_fields, framed_body
 from devstack.clickhouse.engine import EngineConnection, Outcome, Store
 from devstack.clickhouse.errors import ClickHouseError
@@ -111,7 +111,8 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: ClickHouseHTTPServer
     _head_sent = False  # whether this request's status line is already on the wire
-    _compress_answer = False  # whether this request asked for ClickHouse's block compression (compress=1)
+    _answer_method: int | None = None  # ClickHouse's block compression the request asked for (compress=1)
+    _answer_level = compressed_blocks.ZSTD_DEFAULT_LEVEL
 
     def log_message(self, format, *args):  # noqa: A002 -- BaseHTTPRequestHandler's signature
         # The request line carries the URL's parameters: a client may send its password as one.
@@ -130,7 +131,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.server.mark_busy(self, True)
         self._head_sent = False
-        self._compress_answer = False
+        self._answer_method = None
         try:
             self.connection.settimeout(ACTIVE_SOCKET_TIMEOUT)
             if not self.raw_requestline:
@@ -222,7 +223,10 @@ class Handler(BaseHTTPRequestHandler):
             user_name = user.name
             # As in ClickHouse, the answer is compressed from here on (after authentication): results
             # and errors alike, except 401/403, which clients read uncompressed.
-            self._compress_answer = params.get("compress") == "1"
+            if params.get("compress") == "1":
+                self._answer_method = compressed_blocks.method_named(params.get("network_compression_method"))
+                level = params.get("network_zstd_compression_level", "")
+                self._answer_level = int(level) if level.isdigit() else compressed_blocks.ZSTD_DEFAULT_LEVEL
             if params.get("decompress") == "1":
                 raise ClickHouseError(
                     48, "ClickHouse's block compression of request bodies (decompress=1) is not supported"
@@ -257,11 +261,15 @@ class Handler(BaseHTTPRequestHandler):
         if session_id:
             timeout = float(request.params.get("session_timeout") or 0) or None
             session = self.server.sessions.acquire(
-                request.user, session_id, timeout, request.params.get("session_check") == "1"
+                request.user,
+                session_id,
+                timeout,
+                request.params.get("session_check") == "1",
+                request.settings,
             )
             connection = session.connection
         else:
-            connection = self.server.store.connect(readonly=request.user.readonly)
+            connection = self.server.store.connect(readonly=request.user.readonly, settings=request.settings)
         released = False
 
         def release():
@@ -301,7 +309,10 @@ class Handler(BaseHTTPRequestHandler):
                 headers.update(
                     {"X-ClickHouse-Format": output_format, "Content-Type": content_type(output_format)}
                 )
-            self._send(200, outcome.body, headers)
+            body = outcome.body
+            if output_format.lower() == "native" and request.native_revision:
+                body = native_blocks.rewrite(body, request.native_revision)
+            self._send(200, body, headers)
             return outcome
         finally:
             release()
@@ -316,6 +327,8 @@ class Handler(BaseHTTPRequestHandler):
     def _stream(self, request, statement, connection, output_format, release) -> Outcome | None:
         started = time.perf_counter()
         chunks = connection.stream(statement.sql, output_format, request.query_params)
+        if output_format.lower() == "native" and request.native_revision:
+            chunks = native_blocks.rewritten_chunks(chunks, request.native_revision)
         first = next(chunks, b"")  # errors before any output still get a proper status
         tag = secrets.token_hex(8)
         headers = self._headers(request.query_id, Outcome(), request.settings)
@@ -402,8 +415,8 @@ class Handler(BaseHTTPRequestHandler):
     def _encoded(self, body: bytes, status: int) -> bytes:
         """The body as the client asked for it: ClickHouse compressed blocks after ``compress=1``.
         The Java client (client-v2) reads 401 and 403 answers uncompressed, so those stay plain."""
-        if self._compress_answer and body and status not in (401, 403):
-            return compressed_blocks.compress(body)
+        if self._answer_method is not None and body and status not in (401, 403):
+            return compressed_blocks.compress(body, self._answer_method, self._answer_level)
         return body
 
     def _send(self, status: int, body: bytes, headers: dict[str, str], head_only: bool = False) -> None:

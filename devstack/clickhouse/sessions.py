@@ -44,8 +44,16 @@ class SessionRegistry:
         self._reaper = threading.Thread(target=self._reap_forever, name="session-reaper", daemon=True)
         self._reaper.start()
 
-    def acquire(self, user: User, session_id: str, timeout: float | None, check: bool) -> Session:
-        """The locked session ``session_id`` of ``user``, created unless ``check`` demands it exists."""
+    def acquire(
+        self,
+        user: User,
+        session_id: str,
+        timeout: float | None,
+        check: bool,
+        settings: dict[str, str] | None = None,
+    ) -> Session:
+        """The locked session ``session_id`` of ``user``, created unless ``check`` demands it exists
+        (a read-only user's new session keeps ``settings`` it may change: ``Store.connect``)."""
         key = (user.name, session_id)
         with self._lock:
             session = self._sessions.get(key)
@@ -55,7 +63,7 @@ class SessionRegistry:
                 session = Session(
                     user=user.name,
                     session_id=session_id,
-                    connection=self._store.connect(readonly=user.readonly),
+                    connection=self._store.connect(readonly=user.readonly, settings=settings),
                     timeout=min(timeout or DEFAULT_TIMEOUT, MAX_TIMEOUT),
                 )
                 self._sessions[key] = session
@@ -65,7 +73,7 @@ class SessionRegistry:
             raise ClickHouseError(373, f"Session {session_id} is locked by a concurrent client")
         if self._sessions.get(key) is not session:  # expired between lookup and lock
             session.lock.release()
-            return self.acquire(user, session_id, timeout, check)
+            return self.acquire(user, session_id, timeout, check, settings)
         return session
 
     def release(self, session: Session, close: bool = False) -> None:

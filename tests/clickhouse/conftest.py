@@ -6,7 +6,9 @@ The ``clickhouse_server`` fixture itself comes from ``tests.fixtures.clickhouse`
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
+from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import clickhouse_connect
@@ -71,3 +73,29 @@ def client(clickhouse_server, database):
     client = connect(clickhouse_server, database=database)
     yield client
     client.close()
+
+
+# The column types the marts use, in one table, with values at the edges (NULL, a negative decimal,
+# UInt64's maximum, a zone with an offset, non-ASCII text, an empty array): what BI clients must read.
+BI_MART_COLUMNS = """code String, note Nullable(String), amount Decimal(12, 2),
+    updated_at DateTime64(3, 'Asia/Shanghai'), day Date, deposits UInt64, ratio Float64,
+    active Bool, tags Array(String), channel LowCardinality(String)"""
+BI_MART_ROWS = """('C001', NULL, 1234.50, '2024-03-01 08:30:00.125', '2024-03-01', 18446744073709551615, 0.25,
+     true, ['vip', '期货'], 'wechat'),
+    ('C002', '说明', -0.01, '2024-03-02 23:59:59.999', '2024-03-02', 7, 1.5, false, [], 'phone')"""
+
+
+@contextlib.contextmanager
+def bi_mart(info: dict, database: str, table: str) -> Iterator[str]:
+    """A marts-like database holding one such table (written by the application user), dropped after."""
+    client = connect(info)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        f"CREATE OR REPLACE TABLE {database}.{table} ({BI_MART_COLUMNS}) ENGINE = MergeTree ORDER BY code"
+    )
+    client.command(f"INSERT INTO {database}.{table} VALUES {BI_MART_ROWS}")
+    try:
+        yield f"{database}.{table}"
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {database}")
+        client.close()

@@ -11,7 +11,7 @@ import lz4.frame
 import pytest
 import zstandard
 
-from devstack.clickhouse import compressed_blocks
+from devstack.clickhouse import compressed_blocks, native_blocks
 from tests.clickhouse.conftest import TEST_DATABASE, basic_auth
 
 
@@ -230,3 +230,129 @@ def test_the_debug_log_of_a_request_line_hides_a_password_parameter(caplog):
     with caplog.at_level(logging.DEBUG, logger="devstack.clickhouse"):
         handler.log_message('"%s" %s %s', "GET /?user=bi&password=s3cret&query=SELECT+1 HTTP/1.1", "200", "-")
     assert "s3cret" not in caplog.text and "password=***&query=SELECT+1" in caplog.text
+
+
+# Every layout the Native rewriter walks: wrappers, nesting, a dictionary with NULL, a named tuple, a
+# geo type, fixed widths, and values that need multi-byte lengths.
+NATIVE_COLUMNS = [
+    "toLowCardinality(if(number % 3 = 0, NULL, toString(number % 4))) AS lc",
+    "[[toString(number)], [], ['x', repeat('y', 200)]] AS nested",
+    "map('k', number, 'l', 1) AS m",
+    "CAST((number, 'x'), 'Tuple(id UInt64, s Nullable(String))') AS t",
+    "CAST((1.5, 2.5), 'Point') AS p",
+    "toFixedString('ab', 2) AS fs",
+    "CAST('b', 'Enum16(\\'a\\' = 1, \\'b\\' = 2)') AS e",
+    "NULL AS nothing",
+    "toDecimal128(number, 3) AS dec",
+    "toDateTime64(number, 3, 'Asia/Shanghai') AS dt",
+]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
+def test_native_answers_follow_the_clients_protocol_revision(raw):
+    """clickhouse-go (Grafana's driver) sends client_protocol_version and reads Native as a server of
+    that revision writes it: a block info before each block, a serialization byte after each type.
+    Oracle: each column queried alone, in chDB's own (revision 0) layout."""
+    rows = 7
+    expected = [native_blocks.BLOCK_INFO, _varint(len(NATIVE_COLUMNS)), _varint(rows)]
+    for column in NATIVE_COLUMNS:
+        status, _, alone = raw.request(
+            params={"default_format": "Native"}, body=f"SELECT {column} FROM numbers({rows})".encode()
+        )
+        assert status == 200 and alone[:2] == b"\x01\x07", alone
+        name_and_type_end = 2 + 1 + alone[2]  # name (short)
+        name_and_type_end += 1 + alone[name_and_type_end]  # type (< 128 bytes)
+        expected += [alone[2:name_and_type_end], b"\x00", alone[name_and_type_end:]]
+    query = f"SELECT {', '.join(NATIVE_COLUMNS)} FROM numbers({rows})".encode()
+    for waiting in ("1", "0"):  # buffered and streamed answers alike
+        status, response, body = raw.request(
+            params={
+                "default_format": "Native",
+                "client_protocol_version": "54460",
+                "wait_end_of_query": waiting,
+            },
+            body=query,
+        )
+        assert (status, response.getheader("X-ClickHouse-Format")) == (200, "Native")
+        assert body == b"".join(expected)
+    # a streamed answer of many blocks: each one rewritten
+    status, _, body = raw.request(
+        params={"default_format": "Native", "client_protocol_version": "54460"},
+        body=b"SELECT number FROM numbers(3000) SETTINGS max_block_size = 1000",
+    )
+    block = native_blocks.BLOCK_INFO + b"\x01\xe8\x07\x06number\x06UInt64\x00"
+    assert body.count(block) == 3 and len(body) == 3 * (len(block) + 8000)
+    # without it (curl, clickhouse-connect), Native stays as it was
+    status, _, body = raw.request(params={"default_format": "Native"}, body=b"SELECT 1 AS a")
+    assert body == b"\x01\x01\x01a\x05UInt8\x01"
+
+
+def test_a_native_column_the_rewriter_cannot_walk_is_refused_clearly(raw):
+    status, response, body = raw.request(
+        params={"default_format": "Native", "client_protocol_version": "54460"},
+        body=b"SELECT 1::Variant(UInt8, String) AS v",
+    )
+    assert (status, response.getheader("X-ClickHouse-Exception-Code")) == (501, "48")
+    assert b"cannot write columns of type Variant in Native" in body
+
+
+def test_compress_1_follows_network_compression_method_also_for_the_readonly_user(raw, clickhouse_server):
+    """clickhouse-go sends network_compression_method (LZ4 or ZSTD) with compress=1. It chooses the
+    answer's block compression; chDB's readonly=1 would refuse it as a setting change."""
+    reader = basic_auth(clickhouse_server["readonly_user"], clickhouse_server["readonly_password"])
+    for method, byte in (("LZ4", compressed_blocks.METHOD_LZ4), ("ZSTD", compressed_blocks.METHOD_ZSTD)):
+        status, _, body = raw.request(
+            params={
+                "compress": "1",
+                "network_compression_method": method,
+                "network_zstd_compression_level": "3",
+            },
+            body=b"SELECT number FROM numbers(100000)",
+            headers=reader,
+            auth=False,
+        )
+        assert (status, body[16]) == (200, byte), body[:200]
+        assert compressed_blocks.decompress(body) == "".join(f"{n}\n" for n in range(100000)).encode()
+    status, response, _ = raw.request(
+        params={"compress": "1", "network_compression_method": "Deflate_qpl"}, body=b"SELECT 1"
+    )
+    assert response.getheader("X-ClickHouse-Exception-Code") == "89"
+
+
+def test_the_readonly_user_may_narrow_a_query_with_grafanas_settings_only(raw, clickhouse_server):
+    """Grafana's plugin sends max_execution_time (from its query timeout) and limit (its row limit)
+    with every query; a real server lets a readonly=1 user change them with CHANGEABLE_IN_READONLY."""
+    reader = basic_auth(clickhouse_server["readonly_user"], clickhouse_server["readonly_password"])
+    status, _, body = raw.request(
+        params={"max_execution_time": "65", "limit": "2"},
+        body=b"SELECT number FROM numbers(5)",
+        headers=reader,
+        auth=False,
+    )
+    assert (status, body) == (200, b"0\n1\n")
+    session = {"session_id": f"grafana-{uuid.uuid4()}", "max_execution_time": "65", "limit": "1"}
+    for _ in range(2):  # the request that opens the session, and one in it
+        status, _, body = raw.request(
+            params=session, body=b"SELECT number FROM numbers(5)", headers=reader, auth=False
+        )
+        assert (status, body) == (200, b"0\n")
+    for refused in (
+        {"max_result_rows": "1"},
+        {"max_execution_time": "65", "max_memory_usage": "1"},
+    ):
+        status, response, body = raw.request(params=refused, body=b"SELECT 1", headers=reader, auth=False)
+        assert response.getheader("X-ClickHouse-Exception-Code") == "164", (refused, body)
+    status, response, body = raw.request(
+        params={"max_execution_time": "65"},
+        body=b"INSERT INTO system.one VALUES (1)",
+        headers=reader,
+        auth=False,
+    )
+    assert response.getheader("X-ClickHouse-Exception-Code") == "164"
