@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from devstack.search import artifacts, java
-from tests.clickhouse.conftest import connect
+from tests.clickhouse.conftest import bi_mart, connect
 
 DRIVER_VERSION = "0.10.0"  # 0.11.x needs a file Maven Central does not serve here
 PROBE = Path(__file__).with_name("JdbcProbe.java")
@@ -77,30 +77,13 @@ def _driver_jars(jdk: java.Jdk) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bi_mart(clickhouse_server):
-    """One table with the column types the marts use, written by the application user."""
-    client = connect(clickhouse_server)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {BI_DATABASE}")
-    client.command(
-        f"""CREATE OR REPLACE TABLE {BI_DATABASE}.{BI_TABLE} (
-            code String, note Nullable(String), amount Decimal(12, 2),
-            updated_at DateTime64(3, 'Asia/Shanghai'), day Date, deposits UInt64, ratio Float64,
-            active Bool, tags Array(String), channel LowCardinality(String)
-        ) ENGINE = MergeTree ORDER BY code"""
-    )
-    client.command(
-        f"""INSERT INTO {BI_DATABASE}.{BI_TABLE} VALUES
-        ('C001', NULL, 1234.50, '2024-03-01 08:30:00.125', '2024-03-01', 18446744073709551615, 0.25,
-         true, ['vip', '期货'], 'wechat'),
-        ('C002', '说明', -0.01, '2024-03-02 23:59:59.999', '2024-03-02', 7, 1.5, false, [], 'phone')"""
-    )
-    yield f"{BI_DATABASE}.{BI_TABLE}"
-    client.command(f"DROP DATABASE IF EXISTS {BI_DATABASE}")
-    client.close()
+def jdbc_mart(clickhouse_server):
+    with bi_mart(clickhouse_server, BI_DATABASE, BI_TABLE) as table:
+        yield table
 
 
 @pytest.fixture(scope="module")
-def probe(clickhouse_server, bi_mart) -> dict[str, dict]:
+def probe(clickhouse_server, jdbc_mart) -> dict[str, dict]:
     """Each step's JSON line, by step name, from one run of JdbcProbe.java as ``bi_reader``."""
     jdk = _jdk()
     jars = _driver_jars(jdk)
@@ -221,11 +204,11 @@ def test_a_large_answer_arrives_whole_in_compressed_blocks(probe):
     }
 
 
-def test_a_write_is_refused_with_clickhouses_error_and_changes_nothing(probe, clickhouse_server, bi_mart):
+def test_a_write_is_refused_with_clickhouses_error_and_changes_nothing(probe, clickhouse_server, jdbc_mart):
     # (the driver counts code 164 as retryable: the server sees the INSERT 4 times, refuses it each time)
     refused = probe["write"]
     assert refused.get("error", "").startswith("java.sql.SQLException: Code: 164. DB::Exception:"), refused
     assert "Cannot execute query in readonly mode. (READONLY)" in refused["error"]
     client = connect(clickhouse_server)
-    assert client.command(f"SELECT count() FROM {bi_mart}") == 2
+    assert client.command(f"SELECT count() FROM {jdbc_mart}") == 2
     client.close()
