@@ -29,9 +29,14 @@ venv: $(BIN)/.installed
 # the project changed: otherwise the parse the last build left stays for the next build to reuse.
 DBT_PROJECT_FILES := dbt_project.yml $(shell find dbt_project -type f -not -path 'dbt_project/target/*' \
 	-not -path 'dbt_project/logs/*' -not -path 'dbt_project/dbt_packages/*' -not -name .user.yml)
+# A deleted file leaves nothing newer than the manifest behind: the list of the project's files is a
+# prerequisite too, rewritten only when a file was added or removed.
+DBT_FILE_LIST := dbt_project/target/.project-files
+$(shell mkdir -p dbt_project/target && echo '$(DBT_PROJECT_FILES)' | cmp -s - $(DBT_FILE_LIST) \
+	|| echo '$(DBT_PROJECT_FILES)' > $(DBT_FILE_LIST))
 # The target as builds name it (dbt_environment.dbt_target): dbt re-parses when it changes.
 manifest: dbt_project/target/manifest.json
-dbt_project/target/manifest.json: $(BIN)/.installed $(DBT_PROJECT_FILES)
+dbt_project/target/manifest.json: $(BIN)/.installed $(DBT_PROJECT_FILES) $(DBT_FILE_LIST)
 	DBT_PROFILES_DIR=dbt_project DBT_TARGET=$(or $(DBT_TARGET),$(FUNNELHOUSE_ENV),local) $(BIN)/dbt parse --quiet
 	touch $@
 

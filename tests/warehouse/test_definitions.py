@@ -48,9 +48,10 @@ def test_translator_maps_crm_sources_to_raw_assets_and_groups_by_folder():
 @pytest.mark.skipif(
     not dbt_assets_module.MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
 )
-def test_every_model_is_in_a_group_the_warehouse_jobs_select():
+def test_every_model_and_seed_is_in_a_group_the_warehouse_jobs_select():
     """A model in a new folder gets a group of its own: the jobs would leave it out, and the hourly op
-    (no longer running all of its models) would never record its refresh mark."""
+    (no longer running all of its models) would never record its refresh mark. A seed at the root of
+    seeds/ would land in Dagster's default group: no job would load it, and the models reading it fail."""
     import json
 
     from orchestration.defs.warehouse.jobs import WAREHOUSE_MODEL_GROUPS
@@ -60,9 +61,10 @@ def test_every_model_is_in_a_group_the_warehouse_jobs_select():
     outside = {
         node["name"]: translator.get_group_name(node)
         for node in manifest["nodes"].values()
-        if node["resource_type"] == "model" and translator.get_group_name(node) not in WAREHOUSE_MODEL_GROUPS
+        if node["resource_type"] in ("model", "seed")
+        and translator.get_group_name(node) not in WAREHOUSE_MODEL_GROUPS
     }
-    assert not outside, f"models in groups the warehouse jobs do not select: {outside}"
+    assert not outside, f"models or seeds in groups the warehouse jobs do not select: {outside}"
 
 
 @pytest.mark.skipif(
