@@ -1,9 +1,8 @@
 -- Money in US dollars, one rule for every fact that holds money (fct_deposits, fct_withdrawals):
 -- the amount times the seed fx_rates_to_usd's rate of its currency with the latest valid_from on or
--- before the movement's day, rounded to the cent (half away from zero); NULL without a rate, so the
--- facts' confirmed_*_have_a_usd_rate tests fail rather than a wrong sum being published.
--- Use both together: {{ amount_in_usd('amount') }} in the select list, {{ join_usd_rate(...) }} after
--- the from clause.
+-- before the movement's day, rounded to the cent (half away from zero); NULL without a rate.
+-- Use them together: {{ amount_in_usd('amount') }} in the select list, {{ join_usd_rate(...) }} after
+-- the from clause, and {{ assert_confirmed_amounts_in_usd(...) }} as a post-hook.
 
 {% macro amount_in_usd(amount) -%}
     toDecimal128(round({{ amount }} * usd_rates.usd_per_unit, 2), 2)
@@ -17,4 +16,21 @@
         from {{ ref('fx_rates_to_usd') }}
     ) as usd_rates
         on {{ currency }} = usd_rates.rate_currency and {{ day }} >= usd_rates.rate_valid_from
+{%- endmacro %}
+
+{% macro assert_confirmed_amounts_in_usd(movements) -%}
+    -- A confirmed movement without a rate fails the model, naming its currencies: every money measure
+    -- of the marts sums amount_usd, so it would be left out of them (and summed as USD it would be
+    -- wrong). A post-hook rather than a data test so that hourly runs, which run no tests, stop too;
+    -- the run's other post-hooks (the watermark) do not run, so the next run takes the rows up again.
+    select throwIf(count() > 0, (
+        select concat(
+            'confirmed {{ movements }} in a currency without a rate in the seed fx_rates_to_usd on their day: ',
+            arrayStringConcat(arraySort(groupUniqArray(currency)), ', '),
+            ' (add a row with valid_from on or before it to dbt_project/seeds/marts/core/fx_rates_to_usd.csv)'
+        )
+        from {{ this }} where is_confirmed and amount_usd is null
+    ))
+    from {{ this }}
+    where is_confirmed and amount_usd is null
 {%- endmacro %}

@@ -211,3 +211,40 @@ def test_changes_the_kpi_mart_has_not_taken_up_reach_it_with_the_next_build(
     assert quality_conversations_on_the_late_day(client, core) == (in_facts, in_facts)
     mark = refresh_state.last_refresh(client, clickhouse_env, marts_schema())
     assert refresh_state.last_kpi_refresh(client, clickhouse_env, marts_schema()) == mark
+
+
+def test_a_confirmed_deposit_without_a_usd_rate_stops_the_hourly_build_naming_its_currency(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    """Hourly builds run no tests: the fact's post-hook keeps a deposit in BTC (no rate in the seed
+    fx_rates_to_usd) from being left out of every money sum. The build fails naming the currency, the
+    marts keep their last build and the refresh mark stays; corrected in the CRM, the next build takes
+    the deposit up."""
+    client = clickhouse_client()
+    mark = refresh_state.last_refresh(client, clickhouse_env, marts_schema())
+    deposited = _mart_value("confirmed_deposit_amount", "mart_customer_overview", "customer_id = 1")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into deposits (deposit_code, customer_id, employee_id, amount, currency, deposit_type,"
+            " status, deposited_at)"
+            " values ('DEP_20250102_9', 1, 2, 0.5, 'BTC', '复入金', 'confirmed', now() - interval '1 hour')"
+        )
+    output: list[str] = []
+    assert not build(freshness=False, log=output.append).ok
+    assert (
+        "confirmed deposits in a currency without a rate in the seed fx_rates_to_usd on their day: BTC"
+        in "\n".join(output)
+    )
+    assert refresh_state.last_refresh(client, clickhouse_env, marts_schema()) == mark
+    assert _mart_value("confirmed_deposit_amount", "mart_customer_overview", "customer_id = 1") == deposited
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "update deposits set amount = 45000, currency = 'USDT' where deposit_code = 'DEP_20250102_9'"
+        )
+    output.clear()
+    assert build(freshness=False, log=output.append).ok, "\n".join(output[-40:])
+    assert (
+        _mart_value("confirmed_deposit_amount", "mart_customer_overview", "customer_id = 1")
+        == deposited + 45000
+    )

@@ -1,8 +1,7 @@
 -- One row per customer with confirmed money movements (pending and failed ones never count) up to
 -- the build date: a movement stamped after it has not happened yet, so it is in no count or sum and
 -- is no first deposit (macros/as_of_date.sql). Amounts are in USD (the facts' amount_usd, at the rate of the
--- movement's day); a movement without a rate is left out of the sums, and the error-level tests
--- confirmed_*_have_a_usd_rate on the facts fail.
+-- movement's day); a confirmed movement without a rate fails its fact before this model runs.
 with deposits as (
     select * from {{ ref('fct_deposits') }} where is_confirmed and {{ by_build_date('deposit_date') }}
 ),

@@ -3,7 +3,7 @@
 -- versions, so only changed rows are read and written; the post-hook then records the committed
 -- watermark as the fact's (macros/incremental_changes.sql, watermarks.sql). --full-refresh rebuilds it.
 -- amount_usd: amount at the seed fx_rates_to_usd's rate of its currency on deposit_date, NULL without a
--- rate (macros/usd_amounts.sql; the test confirmed_deposits_have_a_usd_rate then fails).
+-- rate; a confirmed deposit without one fails the model, naming the currency (macros/usd_amounts.sql).
 -- An appended row takes the seed as it is then: a changed seed rebuilds this fact whole in
 -- `funnelhouse build` and Dagster (dbt_plan.py); a hand-run dbt after `dbt seed` needs --full-refresh.
 {{ config(
@@ -12,7 +12,7 @@
     partition_by='toYYYYMM(deposit_date)',
     order_by='(employee_id, deposit_date, deposit_id)',
     pre_hook="{{ delete_replicated_ids('deposits', 'deposit_id') }}",
-    post_hook="{{ record_watermarks() }}",
+    post_hook=["{{ assert_confirmed_amounts_in_usd('deposits') }}", "{{ record_watermarks() }}"],
 ) }}
 
 with deposits as (

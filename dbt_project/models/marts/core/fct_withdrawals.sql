@@ -8,7 +8,7 @@
     incremental_strategy='append',
     order_by='(employee_id, requested_date, withdrawal_id)',
     pre_hook="{{ delete_replicated_ids('withdrawals', 'withdrawal_id') }}",
-    post_hook="{{ record_watermarks() }}",
+    post_hook=["{{ assert_confirmed_amounts_in_usd('withdrawals') }}", "{{ record_watermarks() }}"],
 ) }}
 
 with withdrawals as (
