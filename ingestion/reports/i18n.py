@@ -1,4 +1,5 @@
-"""The words of a report in each supported language (Chinese is the default)."""
+"""The words of a report in each supported language (Chinese is the default). Money is in US dollars:
+the marts sum every movement at its day's rate (dbt seed fx_rates_to_usd), so the labels say so."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ TEXTS = {
         "vs_previous_daily": "较前一日",
         "vs_previous_weekly": "较上周",
         "vs_last_week": "较上周同日",
-        "net_deposit": "净入金",
-        "deposits": "入金",
-        "withdrawals": "出金",
+        "net_deposit": "净入金 (USD)",
+        "deposits": "入金 (USD)",
+        "withdrawals": "出金 (USD)",
         "withdrawal_rate": "出金率",
         "accounts_opened": "开户数",
         "first_deposits": "首次入金",
@@ -27,7 +28,7 @@ TEXTS = {
         "funnel": "转化漏斗",
         "stage": "阶段",
         "count": "人数",
-        "trend_money": "近 30 天入金 / 出金 / 净入金",
+        "trend_money": "近 30 天入金 / 出金 / 净入金 (USD)",
         "trend_activity": "近 30 天接粉与开户",
         "leaderboard": "员工排行榜",
         "rank": "名次",
@@ -63,9 +64,9 @@ TEXTS = {
         "vs_previous_daily": "vs previous day",
         "vs_previous_weekly": "vs previous week",
         "vs_last_week": "vs same day last week",
-        "net_deposit": "Net deposit",
-        "deposits": "Deposits",
-        "withdrawals": "Withdrawals",
+        "net_deposit": "Net deposit (USD)",
+        "deposits": "Deposits (USD)",
+        "withdrawals": "Withdrawals (USD)",
         "withdrawal_rate": "Withdrawal rate",
         "accounts_opened": "Accounts opened",
         "first_deposits": "First deposits",
@@ -76,7 +77,7 @@ TEXTS = {
         "funnel": "Funnel",
         "stage": "Stage",
         "count": "Count",
-        "trend_money": "Deposits / withdrawals / net deposit, last 30 days",
+        "trend_money": "Deposits / withdrawals / net deposit (USD), last 30 days",
         "trend_activity": "New contacts and accounts opened, last 30 days",
         "leaderboard": "Employee leaderboard",
         "rank": "#",
