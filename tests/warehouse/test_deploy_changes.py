@@ -42,6 +42,15 @@ KPI_FILE = "dbt_project/models/marts/reporting/mart_kpi_employee_daily.sql"
 MACRO = "dbt_project/macros/safe_ratio.sql"
 SEED = "dbt_project/seeds/currency_names.csv"
 SEED_READER = "dbt_project/models/intermediate/int_currency_names.sql"
+# A project-wide deploy (a macro): every seed loaded again and every model rebuilt whole.
+EVERY_SEED_AND_MODEL_REBUILT = (
+    "build",
+    "--full-refresh",
+    "--resource-type",
+    "seed",
+    "--resource-type",
+    "model",
+)
 
 
 def _applied_everywhere(project: Path) -> dict[str, str]:
@@ -166,14 +175,7 @@ def test_the_next_incremental_build_applies_a_deploy(built_warehouse, clickhouse
     _append(project, MACRO, "{# deployed #}\n")
     changes = refresh_state.definition_changes(client, raw, marts, project)
     assert changes.changed == tuple(sorted([*model_checksums(project), "currency_names", "fx_rates_to_usd"]))
-    assert incremental_plan([], definitions=changes).arguments == (
-        "build",
-        "--full-refresh",
-        "--resource-type",
-        "seed",
-        "--resource-type",
-        "model",
-    )
+    assert incremental_plan([], definitions=changes).arguments == EVERY_SEED_AND_MODEL_REBUILT
 
 
 def _append(project: Path, relative: str, text: str) -> None:
@@ -235,14 +237,7 @@ def test_in_dagster_the_kpi_op_applies_what_reaches_the_kpi_mart(clickhouse_env,
     # the project-wide row of its models, not the KPI mart's, which its own op then applies.
     _append(project, MACRO, "{# deployed #}\n")
     # every model (Dagster selects its own), and the seeds, loaded again (fx_rates_to_usd: the facts read it)
-    assert models_op(project) == (
-        "build",
-        "--full-refresh",
-        "--resource-type",
-        "seed",
-        "--resource-type",
-        "model",
-    )
+    assert models_op(project) == EVERY_SEED_AND_MODEL_REBUILT
     assert recorded()[PROJECT] == project_checksum(project)
     assert recorded()[own_project_row(KPI_MART)] != project_checksum(project)
     assert kpi_op(project) == ("build", "--full-refresh")
