@@ -50,6 +50,15 @@ def method_named(name: str | None) -> int:
     return method
 
 
+def zstd_level(value: str | None) -> int:
+    """A ``network_zstd_compression_level`` value as a level zstd takes (1-22; ClickHouse's default when none)."""
+    if value is None or value == "":
+        return ZSTD_DEFAULT_LEVEL
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 22):
+        raise ClickHouseError(36, f"network_zstd_compression_level must be from 1 to 22, not {value!r}")
+    return int(value)
+
+
 def compress(data: bytes, method: int = METHOD_LZ4, level: int = ZSTD_DEFAULT_LEVEL) -> bytes:
     """``data`` as ClickHouse compressed blocks (empty data: no block, as ClickHouse sends none)."""
     return b"".join(

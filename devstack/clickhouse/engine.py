@@ -74,9 +74,11 @@ def _quote_identifier(name: str) -> str:
 # Settings a read-only connection may still be given, as a real server allows them to a readonly=1
 # user with a CHANGEABLE_IN_READONLY constraint. Grafana's ClickHouse plugin sends both with every
 # query (clickhouse-go turns the query timeout into max_execution_time, the plugin passes Grafana's row
-# limit as `limit`); each only narrows what a query may do. chDB has no constraints, so they are set
-# before the connection turns read-only.
+# limit as `limit`); each only narrows what a query may do. chDB has no constraints: a read-only chDB
+# connection accepts SET limit but refuses max_execution_time, which is therefore applied before the
+# connection turns read-only, and a request that wants another value gets a connection opened anew.
 CHANGEABLE_IN_READONLY = frozenset(["max_execution_time", "limit"])
+_SET_BEFORE_READONLY = frozenset(["max_execution_time"])
 
 # The database a new chDB connection is on, and a session returns to when nothing names another.
 _DEFAULT_DATABASE = "default"
@@ -92,30 +94,40 @@ class EngineConnection:
     """
 
     def __init__(self, store: Store, readonly: bool, settings: dict[str, str] | None = None):
-        """``settings``: the first request's, of which a read-only connection keeps those in
-        ``CHANGEABLE_IN_READONLY`` (for its lifetime: a session cannot change them later)."""
-        self._connection = sqlitelike.connect(store.connection_string)
+        """``settings``: the first request's (a read-only connection is opened with its
+        ``max_execution_time``, which it cannot change later)."""
+        self._store = store
         self.readonly = readonly
-        self._applied: dict[str, str] = {}  # setting -> value this server SET on the connection
         self._persistent: dict[str, str] = {}  # settings the session chose with SET statements
         self._session_database: str | None = None  # chosen with USE
+        self._open(self._set_before_readonly(settings or {}))
+
+    def _set_before_readonly(self, settings: dict[str, str]) -> dict[str, str]:
+        if not self.readonly:
+            return {}
+        return {name: value for name, value in settings.items() if name in _SET_BEFORE_READONLY}
+
+    def _open(self, before_readonly: dict[str, str]) -> None:
+        """A new chDB connection; a read-only one gets ``before_readonly`` and then readonly=1."""
+        self._connection = sqlitelike.connect(self._store.connection_string)
+        self._applied: dict[str, str] = {}  # setting -> value this server SET on the connection
         self._current_database = _DEFAULT_DATABASE  # what the connection is on now
         self._dirty = False
-        if readonly:
-            try:
-                self._make_readonly(settings or {})
-            except BaseException:
-                self.close()
-                raise
-
-    def _make_readonly(self, settings: dict[str, str]) -> None:
-        allowed = {name: value for name, value in settings.items() if name in CHANGEABLE_IN_READONLY}
-        if allowed:
-            self._execute("SET " + ", ".join(f"{name} = {_quote(value)}" for name, value in allowed.items()))
-            self._persistent.update(allowed)
-            self._applied.update(allowed)
-        self._execute("SET readonly = 1")
-        self._applied["readonly"] = "1"
+        self._before_readonly = before_readonly
+        if not self.readonly:
+            return
+        try:
+            if before_readonly:
+                assignments = ", ".join(
+                    f"{name} = {_quote(value)}" for name, value in before_readonly.items()
+                )
+                self._execute(f"SET {assignments}")
+                self._applied.update(before_readonly)
+            self._execute("SET readonly = 1")
+            self._applied["readonly"] = "1"
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self._connection.close()
@@ -124,6 +136,13 @@ class EngineConnection:
 
     def prepare(self, request_settings: dict[str, str], database: str | None) -> None:
         """Bring the connection to the session's state plus this request's settings and database."""
+        before_readonly = self._set_before_readonly(request_settings)
+        if before_readonly != self._before_readonly:
+            # A read-only session's request with another (or no) max_execution_time: such a connection
+            # holds nothing a new one would not get back here (SET values, the database; no temporary
+            # tables under readonly=1).
+            self.close()
+            self._open(before_readonly)
         if self._dirty:
             self._drain()
         desired = {**self._persistent, **request_settings}

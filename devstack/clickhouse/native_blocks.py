@@ -148,6 +148,8 @@ class _Reader:
 
     def uint64_at_end_of(self, count: int) -> int:
         """Skip ``count`` UInt64 values and return the last (an Array's total number of items)."""
+        if count == 0:
+            return 0
         start = self.position
         self.take(8 * count)
         return struct.unpack_from("<Q", self.data, start + 8 * (count - 1))[0]

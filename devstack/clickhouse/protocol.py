@@ -112,7 +112,7 @@ class Request:
     def native_revision(self) -> int:
         """The protocol revision the client reads Native blocks at (clickhouse-go sends its own)."""
         value = self.params.get("client_protocol_version", "")
-        return int(value) if value.isdigit() else 0
+        return int(value) if value.isascii() and value.isdigit() else 0
 
     @property
     def readonly_mode(self) -> int:

@@ -225,8 +225,9 @@ class Handler(BaseHTTPRequestHandler):
             # and errors alike, except 401/403, which clients read uncompressed.
             if params.get("compress") == "1":
                 self._answer_method = compressed_blocks.method_named(params.get("network_compression_method"))
-                level = params.get("network_zstd_compression_level", "")
-                self._answer_level = int(level) if level.isdigit() else compressed_blocks.ZSTD_DEFAULT_LEVEL
+                self._answer_level = compressed_blocks.zstd_level(
+                    params.get("network_zstd_compression_level")
+                )
             if params.get("decompress") == "1":
                 raise ClickHouseError(
                     48, "ClickHouse's block compression of request bodies (decompress=1) is not supported"

@@ -89,12 +89,12 @@ BI_MART_ROWS = """('C001', NULL, 1234.50, '2024-03-01 08:30:00.125', '2024-03-01
 def bi_mart(info: dict, database: str, table: str) -> Iterator[str]:
     """A marts-like database holding one such table (written by the application user), dropped after."""
     client = connect(info)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    client.command(
-        f"CREATE OR REPLACE TABLE {database}.{table} ({BI_MART_COLUMNS}) ENGINE = MergeTree ORDER BY code"
-    )
-    client.command(f"INSERT INTO {database}.{table} VALUES {BI_MART_ROWS}")
     try:
+        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        client.command(
+            f"CREATE OR REPLACE TABLE {database}.{table} ({BI_MART_COLUMNS}) ENGINE = MergeTree ORDER BY code"
+        )
+        client.command(f"INSERT INTO {database}.{table} VALUES {BI_MART_ROWS}")
         yield f"{database}.{table}"
     finally:
         client.command(f"DROP DATABASE IF EXISTS {database}")

@@ -324,6 +324,17 @@ def test_compress_1_follows_network_compression_method_also_for_the_readonly_use
         params={"compress": "1", "network_compression_method": "Deflate_qpl"}, body=b"SELECT 1"
     )
     assert response.getheader("X-ClickHouse-Exception-Code") == "89"
+    # a level zstd does not take is a clear error (in compressed blocks, as the client asked), not a cut connection
+    status, response, body = raw.request(
+        params={
+            "compress": "1",
+            "network_compression_method": "zstd",
+            "network_zstd_compression_level": "99",
+        },
+        body=b"SELECT 1",
+    )
+    assert (status, response.getheader("X-ClickHouse-Exception-Code")) == (400, "36")
+    assert b"network_zstd_compression_level must be from 1 to 22" in compressed_blocks.decompress(body)
 
 
 def test_the_readonly_user_may_narrow_a_query_with_grafanas_settings_only(raw, clickhouse_server):
@@ -337,12 +348,24 @@ def test_the_readonly_user_may_narrow_a_query_with_grafanas_settings_only(raw, c
         auth=False,
     )
     assert (status, body) == (200, b"0\n1\n")
-    session = {"session_id": f"grafana-{uuid.uuid4()}", "max_execution_time": "65", "limit": "1"}
-    for _ in range(2):  # the request that opens the session, and one in it
+    # In a session they apply to their request only, as on a real server: a request without them, or
+    # with other values, is not held to the first one's; what the session chose itself (USE) stays.
+    session_id = f"grafana-{uuid.uuid4()}"
+
+    def in_session(sql: bytes, **settings: str) -> tuple[int, bytes]:
         status, _, body = raw.request(
-            params=session, body=b"SELECT number FROM numbers(5)", headers=reader, auth=False
+            params={"session_id": session_id, **settings}, body=sql, headers=reader, auth=False
         )
-        assert (status, body) == (200, b"0\n")
+        return status, body
+
+    five = b"SELECT number FROM numbers(5)"
+    for _ in range(2):  # the request that opens the session, and one in it
+        assert in_session(five, max_execution_time="65", limit="1") == (200, b"0\n")
+    assert in_session(five) == (200, b"0\n1\n2\n3\n4\n")
+    assert in_session(b"SELECT getSetting('max_execution_time')", max_execution_time="30") == (200, b"30\n")
+    assert in_session(b"USE system")[0] == 200
+    assert in_session(b"SELECT currentDatabase()", max_execution_time="20") == (200, b"system\n")
+    assert in_session(b"SELECT getSetting('max_execution_time')") == (200, b"0\n")
     for refused in (
         {"max_result_rows": "1"},
         {"max_execution_time": "65", "max_memory_usage": "1"},
