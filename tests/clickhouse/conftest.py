@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import json
+import subprocess
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -99,3 +101,19 @@ def bi_mart(info: dict, database: str, table: str) -> Iterator[str]:
     finally:
         client.command(f"DROP DATABASE IF EXISTS {database}")
         client.close()
+
+
+def probe_steps(command: list[str], timeout: float) -> dict[str, dict]:
+    """Each step's JSON line, by step name, from one run of a BI client's probe (JdbcProbe.java, go_probe)
+    as ``bi_reader``; lines that are not JSON objects (a driver's own logging) are left out."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    steps = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return {step["step"]: step for step in steps}
+
+
+def step_ok(probe: dict[str, dict], name: str) -> dict:
+    """A probe's step that must have succeeded (its error, and the error's cause, in the failure)."""
+    step = probe[name]
+    assert "error" not in step, f"{name}: {step['error']} (cause: {step.get('cause')})"
+    return step

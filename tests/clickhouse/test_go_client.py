@@ -16,7 +16,6 @@ run too: other Go programs connect with them.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from devstack.search import artifacts
-from tests.clickhouse.conftest import bi_mart, connect
+from tests.clickhouse.conftest import bi_mart, connect, probe_steps, step_ok
 
 CLIENT_VERSION = "v2.51.0"  # pinned in go_probe/go.mod
 PROBE_SOURCES = Path(__file__).with_name("go_probe")
@@ -87,7 +86,7 @@ def probe(request, clickhouse_server, grafana_mart) -> dict[str, dict]:
     """Each step's JSON line, by step name, from one run of the probe as ``bi_reader``."""
     binary = _probe_binary()
     info = clickhouse_server
-    result = subprocess.run(
+    return probe_steps(
         [
             str(binary),
             f"{info['host']}:{info['port']}",
@@ -97,37 +96,26 @@ def probe(request, clickhouse_server, grafana_mart) -> dict[str, dict]:
             BI_TABLE,
             request.param,
         ],
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return {step["step"]: step for step in map(json.loads, result.stdout.splitlines())}
-
-
-def _ok(probe: dict[str, dict], name: str) -> dict:
-    step = probe[name]
-    assert "error" not in step, f"{name}: {step['error']}"
-    return step
 
 
 def test_the_client_connects_and_reads_the_servers_version_and_zone(probe, clickhouse_server):
-    connected = _ok(probe, "connect")
+    connected = step_ok(probe, "connect")
     reader = connect(clickhouse_server, readonly=True)
     version, revision, zone = reader.query("SELECT version(), revision(), timezone()").result_rows[0]
     reader.close()
     # (the client keeps major.minor.patch of the version)
     assert version.startswith(connected["version"] + ".")
     assert (connected["revision"], connected["timezone"]) == (revision, zone)
-    _ok(probe, "ping")
-    assert _ok(probe, "version")["rows"] == [{"version": version}]
+    step_ok(probe, "ping")
+    assert step_ok(probe, "version")["rows"] == [{"version": version}]
 
 
 def test_the_schema_browser_lists_the_database_its_table_and_typed_columns(probe):
-    assert _ok(probe, "databases")["rows"] == [{"name": BI_DATABASE}]
-    assert _ok(probe, "tables")["rows"] == [{"database": BI_DATABASE, "name": BI_TABLE}]
-    columns = _ok(probe, "columns")["rows"]
+    assert step_ok(probe, "databases")["rows"] == [{"name": BI_DATABASE}]
+    assert step_ok(probe, "tables")["rows"] == [{"database": BI_DATABASE, "name": BI_TABLE}]
+    columns = step_ok(probe, "columns")["rows"]
     assert [(row["name"], row["type"]) for row in columns] == [
         ("code", "String"),
         ("note", "Nullable(String)"),
@@ -141,21 +129,21 @@ def test_the_schema_browser_lists_the_database_its_table_and_typed_columns(probe
         ("channel", "LowCardinality(String)"),
     ]
     assert {row["table"] for row in columns} == {BI_TABLE}
-    described = _ok(probe, "describe")["rows"]
+    described = step_ok(probe, "describe")["rows"]
     assert [(row["name"], row["type"]) for row in described] == [
         (row["name"], row["type"]) for row in columns
     ]
 
 
 def test_a_time_series_groups_by_hour_inside_the_dashboards_range(probe):
-    series = _ok(probe, "time_series")
+    series = step_ok(probe, "time_series")
     assert series["columns"] == ["time", "c"]
     # toStartOfHour of a DateTime64 in Asia/Shanghai: the hours are that zone's, the instants exact
     # (chDB's Native names DateTime without its zone, so the client shows them in the server's zone)
     instants = [row["time"].split(" ")[0] for row in series["rows"]]
     assert [_utc(instant) for instant in instants] == ["2024-03-01T00:00:00", "2024-03-02T15:00:00"]
     assert [row["c"] for row in series["rows"]] == [1, 1]
-    assert _ok(probe, "time_filter_bound")["rows"] == [{"code": "C002"}]
+    assert step_ok(probe, "time_filter_bound")["rows"] == [{"code": "C002"}]
 
 
 def _utc(instant: str) -> str:
@@ -165,7 +153,7 @@ def _utc(instant: str) -> str:
 
 
 def test_a_table_panel_reads_every_type(probe):
-    first, second = _ok(probe, "table")["rows"]
+    first, second = step_ok(probe, "table")["rows"]
     assert {name: (cell["database_type"], cell["go_type"]) for name, cell in first.items()} == {
         "code": ("String", "string"),
         "note": ("Nullable(String)", "*string"),
@@ -202,7 +190,7 @@ def test_a_table_panel_reads_every_type(probe):
 
 def test_a_large_answer_arrives_whole(probe):
     # 300,000 rows: several Native blocks (and, with LZ4/ZSTD, several compressed blocks)
-    many = _ok(probe, "many_rows")
+    many = step_ok(probe, "many_rows")
     assert (many["count"], many["sum"], many["text_length"]) == (
         300_000,
         sum(range(300_000)),
@@ -211,7 +199,7 @@ def test_a_large_answer_arrives_whole(probe):
 
 
 def test_an_empty_answer_has_no_rows(probe):
-    assert _ok(probe, "empty")["rows"] == []
+    assert step_ok(probe, "empty")["rows"] == []
 
 
 def test_a_write_is_refused_with_clickhouses_error_and_changes_nothing(

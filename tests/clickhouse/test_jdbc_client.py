@@ -8,15 +8,13 @@ on a question, in one JVM, and prints each step as a JSON line. Without Maven or
 
 from __future__ import annotations
 
-import json
-import subprocess
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from devstack.search import artifacts, java
-from tests.clickhouse.conftest import bi_mart, connect
+from tests.clickhouse.conftest import bi_mart, connect, probe_steps, step_ok
 
 DRIVER_VERSION = "0.10.0"  # 0.11.x needs a file Maven Central does not serve here
 PROBE = Path(__file__).with_name("JdbcProbe.java")
@@ -89,7 +87,7 @@ def probe(clickhouse_server, jdbc_mart) -> dict[str, dict]:
     jars = _driver_jars(jdk)
     info = clickhouse_server
     url = f"jdbc:clickhouse://{info['host']}:{info['port']}/{BI_DATABASE}"
-    result = subprocess.run(
+    return probe_steps(
         [
             str(jdk.java),
             "-cp",
@@ -101,45 +99,30 @@ def probe(clickhouse_server, jdbc_mart) -> dict[str, dict]:
             BI_DATABASE,
             BI_TABLE,
         ],
-        capture_output=True,
-        text=True,
         timeout=300,
-        check=False,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    steps = {}
-    for line in result.stdout.splitlines():
-        if line.startswith("{"):
-            step = json.loads(line)
-            steps[step["step"]] = step
-    return steps
-
-
-def _ok(probe: dict[str, dict], name: str) -> dict:
-    step = probe[name]
-    assert "error" not in step, f"{name}: {step['error']} (cause: {step['cause']})"
-    return step
 
 
 def test_the_driver_connects_and_reads_version_and_time_zone(probe, clickhouse_server):
-    assert _ok(probe, "connect")["driver"] == f"ClickHouse JDBC Driver {DRIVER_VERSION}"
-    version = _ok(probe, "version")["rows"][0]
+    assert step_ok(probe, "connect")["driver"] == f"ClickHouse JDBC Driver {DRIVER_VERSION}"
+    version = step_ok(probe, "version")["rows"][0]
     assert (
-        _ok(probe, "connect")["server"] == version["ver"] and version["major"] == version["ver"].split(".")[0]
+        step_ok(probe, "connect")["server"] == version["ver"]
+        and version["major"] == version["ver"].split(".")[0]
     )
     reader = connect(clickhouse_server, readonly=True)
-    assert _ok(probe, "timezone")["rows"] == [{"tz": reader.command("SELECT timezone()")}]
+    assert step_ok(probe, "timezone")["rows"] == [{"tz": reader.command("SELECT timezone()")}]
     reader.close()
 
 
 def test_sync_sees_the_database_its_table_and_typed_columns(probe):
-    schemas = {row["TABLE_SCHEM"] for row in _ok(probe, "schemas")["rows"]}
+    schemas = {row["TABLE_SCHEM"] for row in step_ok(probe, "schemas")["rows"]}
     assert {BI_DATABASE, "system"} <= schemas
-    assert _ok(probe, "catalogs")["rows"] == []  # jdbc_schema_term=schema: databases are schemas
-    assert _ok(probe, "tables")["rows"] == [
+    assert step_ok(probe, "catalogs")["rows"] == []  # jdbc_schema_term=schema: databases are schemas
+    assert step_ok(probe, "tables")["rows"] == [
         {"TABLE_SCHEM": BI_DATABASE, "TABLE_NAME": BI_TABLE, "TABLE_TYPE": "TABLE"}
     ]
-    columns = {row["COLUMN_NAME"]: row for row in _ok(probe, "columns")["rows"]}
+    columns = {row["COLUMN_NAME"]: row for row in step_ok(probe, "columns")["rows"]}
     assert {name: row["TYPE_NAME"] for name, row in columns.items()} == {
         "code": "String",
         "note": "Nullable(String)",
@@ -161,11 +144,11 @@ def test_sync_sees_the_database_its_table_and_typed_columns(probe):
         "day": 91,  # DATE
         "active": 16,  # BOOLEAN
     }
-    assert _ok(probe, "primary_keys")["rows"] == [{"COLUMN_NAME": "code"}]
+    assert step_ok(probe, "primary_keys")["rows"] == [{"COLUMN_NAME": "code"}]
 
 
 def test_a_question_reads_every_type_as_object_and_string(probe):
-    first, second = _ok(probe, "select")["rows"]
+    first, second = step_ok(probe, "select")["rows"]
     assert {name: (cell["class"], cell["object"]) for name, cell in first.items()} == {
         "code": ("java.lang.String", "C001"),
         "note": (None, None),
@@ -190,13 +173,13 @@ def test_a_question_reads_every_type_as_object_and_string(probe):
 
 
 def test_a_prepared_statement_binds_its_parameters(probe):
-    rows = _ok(probe, "prepared")["rows"]
+    rows = step_ok(probe, "prepared")["rows"]
     assert [(row["code"], Decimal(row["amount"])) for row in rows] == [("C002", Decimal("-0.01"))]
 
 
 def test_a_large_answer_arrives_whole_in_compressed_blocks(probe):
     # the driver asks for compress=1 on every query: 300,000 rows span several compressed blocks
-    assert _ok(probe, "many_rows") == {
+    assert step_ok(probe, "many_rows") == {
         "step": "many_rows",
         "count": 300_000,
         "sum": sum(range(300_000)),
