@@ -165,6 +165,26 @@ def test_funnel_cohorts_by_hand(warehouse):
     assert cohort["first_deposit_within_30_days_share"] == 1
 
 
+def test_funnel_awareness_entries_by_hand(warehouse):
+    """Each customer enters Awareness once, on first contact: the CRM has no journey row for it."""
+    rows = (
+        warehouse.client()
+        .query(
+            "select dateDiff('day', entry_date, today()), source_channel, department, stage_entries,"
+            " converted_entries, exited_entries, median_days_to_next_stage"
+            f" from `{warehouse.schema('marts')}`.mart_funnel_daily where stage = 'Awareness' order by entry_date"
+        )
+        .result_rows
+    )
+    assert rows == [
+        (100, "推荐", "BoFu", 1, 1, 1, 10.0),  # Wang Fang: contacted 100 days ago, Trust 90 days ago
+        (60, "TikTok", "MoFu", 1, 1, 1, 5.0),  # Zhang Wei: Attention 55 days ago
+        (20, "Facebook", "MoFu", 1, 1, 1, 5.0),  # Li Na: Attention 15 days ago
+        # Chen Jie: no contact (first contact = created 5 days ago), no journey row: neither converted nor exited
+        (5, "TikTok", "unassigned", 1, 0, 0, None),
+    ]
+
+
 @pytest.mark.parametrize("period", ["this_month", "this_quarter"])
 def test_employee_period_averages_and_stage_conversion_by_hand(warehouse, period):
     """Alice's customer 1: contacted 60 days ago, Trust 50, account and Action 30, first deposit and

@@ -2,6 +2,9 @@
 -- of the customer reached a further stage (stage order greater than this one's), and the days to the
 -- next stage run to the first such transition: the next journey row may be a step back, which is
 -- not the next stage.
+-- Entries are journey rows, plus one Awareness entry per customer on first contact: customers start
+-- in Awareness and the CRM records no journey row for entering it (a journey row back to Awareness
+-- is an ordinary entry).
 with transitions as (
     select * from {{ ref('fct_stage_transitions') }}
 ),
@@ -29,21 +32,70 @@ advances as (
     group by entered.transition_id
 ),
 
-entries as (
+-- Per customer with journey rows: the day of the first one (the customer left Awareness then) and
+-- the first transition beyond Awareness.
+journeys as (
     select
-        transitions.entered_date as entry_date,
-        customers.source_channel as source_channel,
-        ifNull(employees.department, 'unassigned') as department,
+        customer_id,
+        min(entered_date) as first_entered_date,
+        minIf(toNullable(entered_at), stage_order > {{ stage_order("'Awareness'") }}) as advanced_at
+    from transitions
+    group by customer_id
+),
+
+-- Awareness entries, one per customer, on first contact (dim_customers.first_contact_date); a customer
+-- whose first journey row is dated earlier (the CRM's dates disagree) was in Awareness no later than
+-- that row, so it entered on the earlier of the two days. Every journey row of the customer is then on
+-- or after the entry: its first transition beyond Awareness is the advance, and any row is the exit.
+-- Only entries by the build date (a customer first contacted after it has not entered yet).
+awareness_entries as (
+    select
+        customers.customer_id as customer_id,
+        toDate(least(customers.first_contact_date, ifNull(journeys.first_entered_date, customers.first_contact_date)))
+            as entered_date,
+        journeys.advanced_at as advanced_at,
+        journeys.customer_id is not null as has_exited
+    from customers
+    left join journeys on customers.customer_id = journeys.customer_id
+    where {{ by_build_date('entered_date') }}
+),
+
+-- Every entry in one shape: the journey rows and the Awareness entries.
+stage_entries as (
+    select
+        transitions.customer_id as customer_id,
+        transitions.entered_date as entered_date,
         transitions.stage as stage,
         transitions.stage_order as stage_order,
-        transitions.customer_id as customer_id,
-        advances.advanced_at is not null as has_converted,
-        transitions.exited_at is not null as has_exited,
-        dateDiff('day', transitions.entered_date, toDate(advances.advanced_at)) as days_to_next_stage
+        advances.advanced_at as advanced_at,
+        transitions.exited_at is not null as has_exited
     from transitions
-    inner join customers on transitions.customer_id = customers.customer_id
-    left join employees on customers.assigned_employee_id = employees.employee_id
     left join advances on transitions.transition_id = advances.transition_id
+    union all
+    select
+        customer_id,
+        entered_date,
+        'Awareness',
+        {{ stage_order("'Awareness'") }},
+        advanced_at,
+        has_exited
+    from awareness_entries
+),
+
+entries as (
+    select
+        stage_entries.entered_date as entry_date,
+        customers.source_channel as source_channel,
+        ifNull(employees.department, 'unassigned') as department,
+        stage_entries.stage as stage,
+        stage_entries.stage_order as stage_order,
+        stage_entries.customer_id as customer_id,
+        stage_entries.advanced_at is not null as has_converted,
+        stage_entries.has_exited as has_exited,
+        dateDiff('day', stage_entries.entered_date, toDate(stage_entries.advanced_at)) as days_to_next_stage
+    from stage_entries
+    inner join customers on stage_entries.customer_id = customers.customer_id
+    left join employees on customers.assigned_employee_id = employees.employee_id
 ),
 
 final as (
