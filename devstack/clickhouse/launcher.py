@@ -64,7 +64,7 @@ def status(state_home: Path) -> dict | None:
     return None
 
 
-def _write_users(state_home: Path) -> tuple[Path, dict[str, str]]:
+def _write_users(state_home: Path, bi_databases: list[str] | None) -> tuple[Path, dict[str, str]]:
     passwords = {
         DEFAULT_USER: state.secret("clickhouse-default", state_home),
         READONLY_USER: state.secret("clickhouse-bi-reader", state_home),
@@ -73,6 +73,7 @@ def _write_users(state_home: Path) -> tuple[Path, dict[str, str]]:
     write_users_file(
         users_file,
         {DEFAULT_USER: (passwords[DEFAULT_USER], False), READONLY_USER: (passwords[READONLY_USER], True)},
+        bi_databases,
     )
     return users_file, passwords
 
@@ -84,8 +85,10 @@ def _log_tail(log_path: Path, lines: int = 20) -> str:
         return ""
 
 
-def start(state_home: Path, port: int | None = None) -> dict:
-    """Start the server (or return the running one's info) and record it in services.json."""
+def start(state_home: Path, port: int | None = None, bi_databases: list[str] | None = None) -> dict:
+    """Start the server (or return the running one's info) and record it in services.json.
+
+    ``bi_databases``: what the read-only user may read (default ``users.default_bi_databases()``)."""
     state_home = Path(state_home)
     running = status(state_home)
     if running:
@@ -93,7 +96,7 @@ def start(state_home: Path, port: int | None = None) -> dict:
     directory = _directory(state_home)
     store = directory / "store"
     store.mkdir(parents=True, exist_ok=True)
-    users_file, passwords = _write_users(state_home)
+    users_file, passwords = _write_users(state_home, bi_databases)
     log_path = directory / "server.log"
     environment = {
         **os.environ,

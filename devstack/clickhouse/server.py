@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from devstack.clickhouse import compressed_blocks, native_blocks, sql
+from devstack.clickhouse import compressed_blocks, grants, native_blocks, sql
 from devstack.clickhouse.bodies import decoded_body, form_fields, framed_body
 from devstack.clickhouse.engine import EngineConnection, Outcome, Store
 from devstack.clickhouse.errors import ClickHouseError
@@ -285,6 +285,8 @@ class Handler(BaseHTTPRequestHandler):
 
         try:
             connection.prepare(request.settings, request.params.get("database"))
+            # on the connection that runs it: the same settings, parameters and current database
+            grants.check_reads(connection, request.user, statement, request.query_params)
             if insert is not None:
                 outcome = connection.insert(insert.head, insert.format, data)
                 release()

@@ -3,9 +3,12 @@
 File shape (written by :func:`write_users_file`, read by :class:`UserDirectory`)::
 
     {"users": {"default": {"pbkdf2_sha256": "<hex>", "salt": "<hex>", "iterations": 100000,
-                           "readonly": false}, ...}}
+                           "readonly": false},
+               "bi_reader": {..., "readonly": true, "databases": ["marts"]}}}
 
 A user without a hash has no password, which the server accepts only while it listens on loopback.
+A read-only user reads only its ``databases`` (enforced by ``grants``); a file without the key (written
+before grants existed) grants the marts default, :func:`default_bi_databases` -- never everything.
 PBKDF2 costs tens of milliseconds by design; one verification per (user, password) is remembered in
 memory -- keyed by a salted digest, not the password -- so small queries stay fast.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
 from dataclasses import dataclass
@@ -28,6 +32,13 @@ DEFAULT_USER = "default"
 READONLY_USER = "bi_reader"
 
 
+def default_bi_databases() -> list[str]:
+    """The read-only user's databases: ``FUNNELHOUSE_BI_DATABASES`` (comma-separated), else the marts
+    dbt builds (``marts`` behind ``FUNNELHOUSE_SCHEMA_PREFIX``, as ``generate_schema_name`` names it)."""
+    listed = [name.strip() for name in os.environ.get("FUNNELHOUSE_BI_DATABASES", "").split(",")]
+    return [name for name in listed if name] or [os.environ.get("FUNNELHOUSE_SCHEMA_PREFIX", "") + "marts"]
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -35,6 +46,7 @@ class User:
     password_hash: str | None = None
     salt: str = ""
     iterations: int = ITERATIONS
+    databases: tuple[str, ...] | None = None  # what a read-only user may read; None: everything
 
     @property
     def has_password(self) -> bool:
@@ -47,12 +59,17 @@ def hash_password(password: str, salt: bytes | None = None, iterations: int = IT
     return {"pbkdf2_sha256": digest.hex(), "salt": salt.hex(), "iterations": iterations}
 
 
-def write_users_file(path: Path, users: dict[str, tuple[str | None, bool]]) -> None:
-    """Write ``{name: (password or None, readonly)}`` as a private users file."""
+def write_users_file(
+    path: Path, users: dict[str, tuple[str | None, bool]], bi_databases: list[str] | None = None
+) -> None:
+    """Write ``{name: (password or None, readonly)}`` as a private users file; read-only users get
+    ``bi_databases`` (default :func:`default_bi_databases`) as the databases they may read."""
     entries = {}
     for name, (password, readonly) in users.items():
         entry = hash_password(password) if password else {}
         entries[name] = {**entry, "readonly": readonly}
+        if readonly:
+            entries[name]["databases"] = list(bi_databases or default_bi_databases())
     path.parent.mkdir(parents=True, exist_ok=True)
     state.write_private(path, json.dumps({"users": entries}, indent=2, sort_keys=True))
 
@@ -79,6 +96,7 @@ class UserDirectory:
                     password_hash=entry.get("pbkdf2_sha256"),
                     salt=entry.get("salt", ""),
                     iterations=int(entry.get("iterations", ITERATIONS)),
+                    databases=_granted_databases(entry),
                 )
                 for name, entry in raw.items()
             }
@@ -105,6 +123,12 @@ class UserDirectory:
         with self._lock:
             self._verified.add(cache_key)
         return user
+
+
+def _granted_databases(entry: dict) -> tuple[str, ...] | None:
+    if not entry.get("readonly", False):
+        return None
+    return tuple(entry["databases"] if "databases" in entry else default_bi_databases())
 
 
 def _authentication_failed(name: str) -> ClickHouseError:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from devstack import state
 from devstack.clickhouse import launcher
+from devstack.clickhouse.users import UserDirectory, default_bi_databases, write_users_file
 from orchestration import environment
 from tests.clickhouse.conftest import Raw, connect
+from tests.fixtures.clickhouse import BI_DATABASES
 
 
 def test_start_is_idempotent_and_recorded_for_other_commands(clickhouse_server, monkeypatch):
@@ -44,6 +46,27 @@ def test_users_file_holds_hashes_not_passwords(clickhouse_server):
     users = json.loads(text)["users"]
     assert users["bi_reader"]["readonly"] is True and users["default"]["pbkdf2_sha256"]
     assert users_file.stat().st_mode & 0o077 == 0
+
+
+def test_the_readonly_user_is_granted_its_databases(clickhouse_server, tmp_path, monkeypatch):
+    users = json.loads(Path(clickhouse_server["users_file"]).read_text())["users"]
+    assert users["bi_reader"]["databases"] == BI_DATABASES and "databases" not in users["default"]
+    # by default the marts dbt builds (behind the tests' schema prefix), or FUNNELHOUSE_BI_DATABASES
+    monkeypatch.delenv("FUNNELHOUSE_BI_DATABASES", raising=False)
+    monkeypatch.setenv("FUNNELHOUSE_SCHEMA_PREFIX", "t1_")
+    assert default_bi_databases() == ["t1_marts"]
+    monkeypatch.setenv("FUNNELHOUSE_BI_DATABASES", " marts, finance ,")
+    assert default_bi_databases() == ["marts", "finance"]
+    written = tmp_path / "users.json"
+    write_users_file(written, {"default": ("pw", False), "bi_reader": ("pw", True)})
+    assert json.loads(written.read_text())["users"]["bi_reader"]["databases"] == ["marts", "finance"]
+    # a users file from before grants: the reader gets the marts default, never everything
+    monkeypatch.delenv("FUNNELHOUSE_BI_DATABASES")
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({"users": {"default": {"readonly": False}, "bi_reader": {"readonly": True}}}))
+    directory = UserDirectory.load(older)
+    assert directory.authenticate("bi_reader", "").databases == ("t1_marts",)
+    assert directory.authenticate("default", "").databases is None
 
 
 def _run_server(*args: str) -> subprocess.CompletedProcess:

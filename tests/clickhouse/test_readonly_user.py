@@ -1,4 +1,5 @@
-"""The BI user (``bi_reader``): reads everything, writes nothing, reaches nothing outside the store.
+"""The BI user (``bi_reader``): reads its granted databases (the test server grants ``ch_tests``) plus
+``system`` and ``information_schema``, writes nothing, reaches nothing outside the store.
 
 Also Superset's path: SQLAlchemy through clickhouse-connect's ``clickhousedb://`` dialect.
 """
@@ -9,7 +10,9 @@ import pytest
 import sqlalchemy
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from tests.clickhouse.conftest import connect
+from tests.clickhouse.conftest import Raw, basic_auth, connect
+
+PRIVATE = "ch_private"  # not granted to bi_reader on the test server
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +26,31 @@ def bi_table(clickhouse_server, database):
     return f"{database}.kpis"
 
 
+@pytest.fixture(scope="module")
+def private_table(clickhouse_server, bi_table):
+    """A table outside the grants, and a view in the granted database that reads it."""
+    database = bi_table.split(".")[0]
+    client = connect(clickhouse_server)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {PRIVATE}")
+    client.command(
+        f"CREATE OR REPLACE TABLE {PRIVATE}.customers (day Date, name String) ENGINE = MergeTree ORDER BY day"
+    )
+    client.command(f"INSERT INTO {PRIVATE}.customers VALUES ('2024-01-01', 'Alice')")
+    client.command(f"CREATE OR REPLACE VIEW {database}.leak AS SELECT * FROM {PRIVATE}.customers")
+    client.command(f"CREATE OR REPLACE VIEW {database}.kpis_view AS SELECT * FROM {bi_table}")
+    # an administrator's explicit choice: a view run with its definer's rights, as on a real server
+    client.command(
+        f"CREATE OR REPLACE VIEW {database}.customer_count SQL SECURITY DEFINER "
+        f"AS SELECT count() AS n FROM {PRIVATE}.customers"
+    )
+    yield f"{PRIVATE}.customers"
+    client.command(f"DROP VIEW IF EXISTS {database}.leak")
+    client.command(f"DROP VIEW IF EXISTS {database}.kpis_view")
+    client.command(f"DROP VIEW IF EXISTS {database}.customer_count")
+    client.command(f"DROP DATABASE IF EXISTS {PRIVATE}")
+    client.close()
+
+
 @pytest.fixture
 def reader(clickhouse_server):
     client = connect(clickhouse_server, readonly=True)
@@ -32,6 +60,82 @@ def reader(clickhouse_server):
 
 def test_reader_reads(reader, bi_table):
     assert reader.query(f"SELECT sum(revenue) FROM {bi_table}").result_rows[0][0] == pytest.approx(30.75)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT count() FROM {db}.kpis_view",  # a view reading the granted database
+        "SELECT n FROM {db}.customer_count",  # SQL SECURITY DEFINER: the definer's rights
+        "WITH k AS (SELECT * FROM {table}) SELECT count() FROM k JOIN {table} USING day",
+        "SELECT count() FROM merge('{db}', '^kpis$')",
+        "SELECT count() FROM system.tables WHERE database = '{db}'",
+        "SELECT count() FROM information_schema.tables WHERE table_schema = '{db}'",
+        "SELECT count() FROM INFORMATION_SCHEMA.COLUMNS WHERE table_schema = '{db}'",
+        "SELECT 1",
+        "SELECT count() FROM numbers(3)",
+    ],
+)
+def test_reader_reads_its_databases_and_the_schema_tables(reader, bi_table, private_table, query):
+    assert reader.query(query.format(db=bi_table.split(".")[0], table=bi_table)).result_rows[0][0] >= 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM {private}",
+        "SELECT * FROM {table} JOIN {private} USING day",
+        "SELECT * FROM (SELECT name FROM {private})",
+        "WITH c AS (SELECT * FROM {private}) SELECT * FROM c",
+        "SELECT * FROM {table} WHERE day IN (SELECT day FROM {private})",
+        "SELECT revenue, (SELECT max(name) FROM {private}) FROM {table}",
+        "SELECT * FROM {db}.leak",  # views run with the invoker's rights
+        "SELECT * FROM merge('{private_db}', '.*')",
+        # the analyzer fails on it after reading the table: its error must not be what answers
+        "SELECT CAST((SELECT name FROM {private} LIMIT 1) AS UInt8)",
+        "EXPLAIN QUERY TREE SELECT (SELECT name FROM {private} LIMIT 1)",
+    ],
+)
+def test_reader_is_refused_other_databases(reader, bi_table, private_table, query):
+    database = bi_table.split(".")[0]
+    with pytest.raises(DatabaseError) as refused:
+        reader.query(query.format(private=private_table, table=bi_table, db=database, private_db=PRIVATE))
+    message = str(refused.value)
+    assert "Code: 497." in message and "Alice" not in message
+    assert (
+        f"bi_reader: Not enough privileges. To execute this query, it's necessary to have the grant SELECT ON {PRIVATE}."
+        in message
+    )
+
+
+@pytest.mark.parametrize("query", ["SELECT * FROM view(SELECT 1)", "SELECT * FROM loop({table}) LIMIT 1"])
+def test_table_functions_it_cannot_resolve_are_refused(reader, bi_table, query):
+    with pytest.raises(DatabaseError) as refused:
+        reader.query(query.format(table=bi_table))
+    assert "Code: 497." in str(refused.value)
+
+
+def test_unqualified_names_resolve_in_the_current_database_also_in_a_session(
+    clickhouse_server, private_table
+):
+    """``database=`` or a session's ``USE`` make an unqualified name another database's: the check sees
+    the same current database and query parameters as the query, in a session too."""
+    raw = Raw(clickhouse_server)
+    reader = basic_auth(clickhouse_server["readonly_user"], clickhouse_server["readonly_password"])
+
+    def code(sql: str, **params: str) -> str | None:
+        _, response, _ = raw.request(params=params, body=sql.encode(), headers=reader, auth=False)
+        return response.getheader("X-ClickHouse-Exception-Code")
+
+    try:
+        assert code("SELECT * FROM customers", database=PRIVATE) == "497"
+        assert code("SELECT * FROM {t:Identifier}", param_t=private_table) == "497"
+        session = {"session_id": "grants-session"}
+        assert code(f"USE {PRIVATE}", **session) is None
+        assert code("SELECT * FROM customers", **session) == "497"
+        assert code("SELECT count() FROM system.one", **session) is None
+    finally:
+        raw.close()
 
 
 @pytest.mark.parametrize(
