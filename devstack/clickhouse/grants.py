@@ -88,14 +88,12 @@ def _checked_query(statement: sql.Statement) -> str | None:
         top = [t for t in top if t.start >= start.start]
     elif statement.kind not in _CHECKED_KINDS:
         return None  # SHOW / DESCRIBE / EXISTS read metadata, which system.* shows anyway
-    # FORMAT would apply to the EXPLAIN's own answer: it goes (when it ends the statement or precedes
-    # its SETTINGS; a column named "format" is not cut)
+    # FORMAT would apply to the EXPLAIN's own answer: the clause goes (a column named "format" stays)
     text, begin = statement.sql, top[0].start if top else 0
-    for index, token in enumerate(top[:-1]):
-        rest = top[index + 2 :]
-        if token.is_word("FORMAT") and (not rest or rest[0].is_word("SETTINGS")):
-            return text[begin : token.start] + text[top[index + 1].end :]
-    return text[begin:]
+    clause = sql.format_clause(top)
+    if clause is None:
+        return text[begin:]
+    return text[begin : top[clause].start] + text[top[clause + 1].end :]
 
 
 class _Check:

@@ -328,12 +328,36 @@ def classify(text: str) -> Statement:
     toks = list(tokens(text))
     end = _multi_statement_check(text, toks)
     toks = [t for t in toks if t.start < end]
-    output_format = None
     top = [t for t in toks if t.depth == 0]
-    for current, following in zip(top, top[1:], strict=False):
-        if current.is_word("FORMAT") and following.kind in (WORD, QUOTED_ID):
-            output_format = unquote_identifier(following)
+    clause = format_clause(top)
+    output_format = None if clause is None else unquote_identifier(top[clause + 1])
     return Statement(sql=text[:end], kind=_first_keyword(toks), format=output_format, tokens=toks)
+
+
+# Words after which an expression follows: a ``format`` there is a column or an alias, not the clause.
+_EXPRESSION_FOLLOWS = frozenset(
+    ["SELECT", "DISTINCT", "BY", "AS", "WHERE", "PREWHERE", "HAVING", "QUALIFY", "AND", "OR", "NOT", "ON"]
+    + ["USING", "WHEN", "THEN", "ELSE", "IN", "LIKE", "ILIKE", "BETWEEN", "LIMIT", "OFFSET", "INTERVAL"]
+)
+
+
+def format_clause(top: list[Token]) -> int | None:
+    """The index in ``top`` (a statement's top-level tokens) of the FORMAT keyword of its FORMAT clause.
+
+    As in ClickHouse's grammar the clause follows the whole query: ``FORMAT <name>``, then nothing or
+    SETTINGS. A column or alias named ``format`` (``SELECT format FROM t``, ``ORDER BY format DESC``)
+    is none: the word is followed by more than a name, or stands where an expression is expected."""
+    for index in range(1, len(top) - 1):
+        keyword, name, after = top[index], top[index + 1], top[index + 2 : index + 3]
+        if not (keyword.is_word("FORMAT") and name.kind in (WORD, QUOTED_ID)):
+            continue
+        if after and not after[0].is_word("SETTINGS"):
+            continue
+        previous = top[index - 1]
+        if previous.is_word(*_EXPRESSION_FOLLOWS) or (previous.kind == PUNCT and previous.text not in ")]}*"):
+            continue
+        return index
+    return None
 
 
 _SECRET_PATTERNS = (

@@ -379,3 +379,29 @@ def test_the_readonly_user_may_narrow_a_query_with_grafanas_settings_only(raw, c
         auth=False,
     )
     assert response.getheader("X-ClickHouse-Exception-Code") == "164"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT format FROM named_format ORDER BY format DESC",
+        "SELECT format AS kind, count() FROM named_format GROUP BY kind",
+        "SELECT id FROM named_format WHERE format IN ('pdf') ORDER BY id",
+    ],
+)
+def test_a_column_named_format_is_no_format_clause(raw, database, query):
+    """Only ``FORMAT <name>`` ending the query (or before SETTINGS) picks the answer's format: a column
+    called ``format`` must not make the server answer in a format named FROM or DESC instead of the
+    ``default_format`` the client asked for (clickhouse-connect appends a FORMAT clause of its own,
+    other clients do not)."""
+    for setup in [
+        "CREATE OR REPLACE TABLE named_format (id Int64, format String) ENGINE = MergeTree ORDER BY id",
+        "INSERT INTO named_format VALUES (1, 'pdf'), (2, 'mp4')",
+    ]:
+        assert raw.request(params={"database": database}, body=setup.encode())[0] == 200
+    status, response, body = raw.request(
+        params={"database": database, "default_format": "JSONEachRow"}, body=query.encode()
+    )
+    assert status == 200, body
+    assert response.getheader("X-ClickHouse-Format") == "JSONEachRow"
+    assert all(json.loads(line) for line in body.splitlines())

@@ -47,6 +47,14 @@ def test_multi_statements_are_refused_but_a_trailing_semicolon_is_not():
 def test_output_format_and_external_functions():
     statement = sql.classify("SELECT x FROM (SELECT 1 AS x FORMAT CSV) FORMAT JSONEachRow")
     assert statement.format == "JSONEachRow"
+    assert sql.classify("SELECT 1 SETTINGS max_threads = 1 FORMAT `Native`").format == "Native"
+    assert sql.classify("SELECT count() FORMAT CSV SETTINGS max_threads = 1").format == "CSV"
+    for column_named_format in [
+        "SELECT format FROM t",
+        "SELECT x FROM t ORDER BY format DESC",
+        "SELECT 1 AS format",
+    ]:
+        assert sql.classify(column_named_format).format is None
     assert sql.classify("SELECT * FROM FILE('/etc/passwd', 'LineAsString')").external_function() == "FILE"
     assert sql.classify("SELECT 'file(' AS a, s3 FROM t").external_function() is None
     assert sql.classify("SELECT 1 INTO OUTFILE 'x'").writes_outfile()
