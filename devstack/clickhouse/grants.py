@@ -11,10 +11,17 @@ Table functions that generate data are fine; those that read tables by name are 
 their arguments name a granted database, and refused when they cannot be resolved (``view()``,
 ``loop()``): no silent gap.
 
-The analyzer evaluates scalar subqueries while it resolves, so its error message may quote data (a
-failed ``CAST((SELECT name FROM raw.t) AS UInt8)``). When the resolution fails, the statement's
-syntax tree (``EXPLAIN AST``, which evaluates nothing) decides: if it names anything not provably
-granted, the answer is the privilege error, not the engine's.
+The analyzer evaluates scalar subqueries while it resolves, so what it reads there would tell the data
+before any check: through its error message (a failed ``CAST((SELECT name FROM raw.t) AS UInt8)``, also
+kept in ``system.errors``) or the time it takes (``sleep``). So the statement's syntax tree
+(``EXPLAIN AST``, which evaluates nothing) is checked first: the tables it names (and invoker views'
+queries), ``IN <table>``, and table functions and dictionaries by their literal arguments. When the
+resolution fails, the syntax tree decides once more, strictly (unqualified names too): if it names
+anything not provably granted, the answer is the privilege error, not the engine's.
+
+``DESCRIBE`` evaluates what it describes (``DESCRIBE (SELECT ...)``, ``DESCRIBE format(...)``): it is
+checked as ``SELECT * FROM`` that. ``SHOW ... WHERE <expr> LIMIT <expr>`` runs its expressions in a
+SELECT over system tables that no EXPLAIN shows: their syntax tree decides, strictly.
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ GENERATING_FUNCTIONS = frozenset(
 )
 # Table functions whose first argument is the database they read (all of it, at most).
 DATABASE_FUNCTIONS = frozenset(["merge", "mergetreeindex", "mergetreeprojection"])
+# Table engines that read another table (whose rows a reader of the table gets): the position of the
+# argument naming that table's database (followed by the table, or written 'db.table').
+FORWARDING_ENGINES = {"merge": 0, "buffer": 0, "alias": 0, "distributed": 1}
 # Functions whose first argument names the dictionary or Join table they read ('db.name' or 'name').
 _NAMED_OBJECT_FUNCTION = re.compile(r"^(dict\w*|joinGet(OrNull)?|dictionary)$", re.IGNORECASE)
 
@@ -66,34 +76,62 @@ def check_reads(connection: EngineConnection, user: User, statement: sql.Stateme
     ``connection`` must already be prepared for the request (settings, database)."""
     if user.databases is None:
         return
+    check = _Check(connection, user)
+    if statement.kind == "SHOW":
+        # The engine turns SHOW ... WHERE <expr> LIMIT <expr> into a SELECT over system.*; EXPLAIN shows
+        # none of those expressions, so their syntax decides, and what cannot be parsed so is refused.
+        tail = _show_expressions(statement)
+        if tail is not None and not check.syntax(f"SELECT 1 {tail}", params, strict=True):
+            raise check.unresolvable("SHOW")
+        return
     query = _checked_query(statement)
     if query is None:
         return
-    check = _Check(connection, user)
+    # Named tables first, before the analyzer evaluates a scalar subquery over them (its duration or
+    # its error would tell the data); the resolved tree then catches what only resolution can tell.
+    check.syntax(query, params, strict=False)
     try:
         tree = connection.run(f"EXPLAIN QUERY TREE {query}", "TSVRaw", params).body.decode()
     except ClickHouseError as error:
-        check.syntax_only(query, params)
+        check.syntax(query, params, strict=True)
         raise error from None
     check.tree(tree, params)
 
 
 def _checked_query(statement: sql.Statement) -> str | None:
-    """The SELECT a statement runs (the one an EXPLAIN explains), without its FORMAT clause."""
+    """The SELECT a statement runs (the one an EXPLAIN explains, or the one whose columns a DESCRIBE
+    tells), without its FORMAT clause."""
     top = statement.top_level()
+    prefix = ""
     if statement.kind == "EXPLAIN":
         start = next((t for t in top[1:] if t.is_word("SELECT", "WITH") or t.text == "("), None)
         if start is None:
             return None
         top = [t for t in top if t.start >= start.start]
+    elif statement.kind in ("DESCRIBE", "DESC"):
+        # DESCRIBE (SELECT ...) and DESCRIBE f(...) evaluate what they describe, as a SELECT from it would
+        top = top[2:] if len(top) > 1 and top[1].is_word("TABLE") else top[1:]
+        prefix = "SELECT * FROM "
     elif statement.kind not in _CHECKED_KINDS:
-        return None  # SHOW / DESCRIBE / EXISTS read metadata, which system.* shows anyway
-    # FORMAT would apply to the EXPLAIN's own answer: the clause goes (a column named "format" stays)
-    text, begin = statement.sql, top[0].start if top else 0
+        return None  # EXISTS names an object, no expression
+    return prefix + _without_format(statement, top)
+
+
+def _without_format(statement: sql.Statement, top: list[sql.Token]) -> str:
+    """The statement's text from ``top[0]`` on; its FORMAT clause would apply to an EXPLAIN's own answer,
+    so it goes (a column named "format" stays)."""
+    text, begin = statement.sql, top[0].start if top else len(statement.sql)
     clause = sql.format_clause(top)
     if clause is None:
         return text[begin:]
     return text[begin : top[clause].start] + text[top[clause + 1].end :]
+
+
+def _show_expressions(statement: sql.Statement) -> str | None:
+    """The WHERE / LIMIT clauses of a SHOW statement (the expressions it evaluates), or None."""
+    top = statement.top_level()
+    start = next((index for index, t in enumerate(top) if t.is_word("WHERE", "LIMIT")), None)
+    return None if start is None else _without_format(statement, top[start:])
 
 
 class _Check:
@@ -101,6 +139,7 @@ class _Check:
         self.connection = connection
         self.user = user
         self._current: str | None = None
+        self._cleared: set[str] = set()  # tables whose sources were checked (by the syntax, then the tree)
 
     def current_database(self) -> str:
         if self._current is None:
@@ -146,18 +185,18 @@ class _Check:
                 self.require(database, f"SELECT ON {database}.{table}")
                 tables.append((database, table))
             elif kind == "TABLE_FUNCTION":
-                self.table_function(re.search(r"table_function_name: (\w+)", rest).group(1), lines, index)
+                function = re.search(r"table_function_name: (\w+)", rest).group(1)
+                self.table_function(function, _string_arguments(lines, index))
             else:
                 function = re.search(r"function_name: (\w+)", rest).group(1)
                 if _NAMED_OBJECT_FUNCTION.match(function):
                     self.named_object(function, _string_arguments(lines, index))
         self.views(tables, params, views_seen)
 
-    def table_function(self, function: str, lines, index: int) -> None:
+    def table_function(self, function: str, arguments: list[str | None]) -> None:
         name = function.lower()
         if name in GENERATING_FUNCTIONS:
             return
-        arguments = _string_arguments(lines, index)
         if name in DATABASE_FUNCTIONS:
             if not arguments or arguments[0] is None:
                 raise self.unresolvable(function)
@@ -176,52 +215,126 @@ class _Check:
         privilege = "dictGet" if function.lower().startswith("dict") else "SELECT"
         self.require(database, f"{privilege} ON {database}.{name}")
 
-    def views(self, tables: list[tuple[str, str]], params: dict, views_seen: frozenset[str]) -> None:
+    def views(
+        self,
+        tables: list[tuple[str, str]],
+        params: dict,
+        views_seen: frozenset[str],
+        missing_ok: bool = False,
+    ) -> None:
         """A normal view runs with the invoker's rights (``SQL SECURITY INVOKER``, ClickHouse's default):
         its query must pass too. One with ``SQL SECURITY DEFINER`` (or NONE), and a materialized view,
-        runs with its definer's rights: reading it needs only its own database's grant."""
+        runs with its definer's rights: reading it needs only its own database's grant. A table whose
+        engine reads another table (``Merge``, ``Buffer``, ``Alias``, ``Distributed``, ``Dictionary``)
+        needs that one's grant too, as on a real server."""
         for database, table in sorted(set(tables)):
             name = f"{database}.{table}"
-            if database in ALWAYS_READABLE or name in views_seen:
+            if database in ALWAYS_READABLE or name in views_seen or name in self._cleared:
                 continue
-            create = self.connection.run(
-                f"SHOW CREATE TABLE {_identifier(database)}.{_identifier(table)}", "TSVRaw", {}
-            ).body.decode()
+            try:
+                create = self.connection.run(
+                    f"SHOW CREATE TABLE {_identifier(database)}.{_identifier(table)}", "TSVRaw", {}
+                ).body.decode()
+            except ClickHouseError:
+                if missing_ok:
+                    continue  # a syntax tree's unqualified name may be a CTE's: no table, nothing read
+                raise
             query = _invoker_view_query(create)
             if query is not None:
                 tree = self.connection.run(f"EXPLAIN QUERY TREE {query}", "TSVRaw", params).body.decode()
                 self.tree(tree, params, views_seen | {name})
+            engine, arguments = _engine(create)
+            if engine == "dictionary":
+                self.named_object("dictionary", arguments)
+            elif engine in FORWARDING_ENGINES:
+                position = FORWARDING_ENGINES[engine]
+                value = arguments[position] if len(arguments) > position else None
+                if value is None:
+                    raise self.unresolvable(engine)
+                if len(arguments) > position + 1:
+                    source = (value, arguments[position + 1] or "")
+                else:
+                    source = tuple(value.partition(".")[::2])
+                self.require(source[0], f"SELECT ON {source[0]}.*")
+                if engine != "merge":  # (merge's second argument is a regular expression)
+                    self.views([source], params, views_seen | {name}, missing_ok)
+            self._cleared.add(name)
 
-    # --- the syntax tree, when the analyzer failed -------------------------------------------------
+    # --- the syntax tree: evaluates nothing ---------------------------------------------------------
 
-    def syntax_only(self, query: str, params: dict) -> None:
+    def syntax(self, query: str, params: dict, strict: bool) -> bool:
+        """Check what ``query`` names in its syntax tree (``EXPLAIN AST``, which evaluates nothing): its
+        tables (and the queries of the invoker views among them), the tables after ``IN``, and the
+        functions reading tables, by the same rules as the resolved tree, on their literal arguments.
+        An unqualified name of a table that does not exist may be a CTE's, and passes unless ``strict``
+        (nothing resolved the query: the analyzer failed, or it is a SHOW's expression). False when the
+        query cannot be parsed (then the engine's error quotes nothing but the text)."""
         try:
             ast = self.connection.run(f"EXPLAIN AST {query}", "TSVRaw", params).body.decode()
         except ClickHouseError:
-            return  # not even parsable: the engine's error quotes nothing but the text
+            return False
         lines = _indented(ast)
+        tables = []
         for index, (_indent, text) in enumerate(lines):
             word, _, rest = text.partition(" ")
             name = rest.split(" (", 1)[0]
-            if word == "TableIdentifier":
+            in_table = word == "Identifier" and _is_in_table(lines, index)
+            if word == "TableIdentifier" or in_table:
                 if "{" in name:
                     raise self.unresolvable("a parameter")
                 database, table = self.qualified(name)
-                self.require(database, f"SELECT ON {database}.{table}")
-            elif word == "Function" and (
-                _NAMED_OBJECT_FUNCTION.match(name)
-                or (
-                    index
-                    and lines[index - 1][1].startswith("TableExpression")
-                    and name.lower() not in GENERATING_FUNCTIONS
-                )
-            ):
-                raise self.unresolvable(name)
+                # a name after IN may be a column, an unqualified one a CTE: only a table reads anything
+                may_be_nothing = in_table or ("." not in name and not strict)
+                if not self.granted(database) and not (may_be_nothing and not self.exists(database, table)):
+                    raise self.denied(f"SELECT ON {database}.{table}")
+                tables.append((database, table))
+            elif word == "Function" and index and lines[index - 1][1].startswith("TableExpression"):
+                self.table_function(name, _ast_string_arguments(lines, index))
+            elif word == "Function" and _NAMED_OBJECT_FUNCTION.match(name):
+                self.named_object(name, _ast_string_arguments(lines, index))
+        self.views(tables, params, frozenset(), missing_ok=True)
+        return True
+
+    def exists(self, database: str, table: str) -> bool:
+        answer = self.connection.run(
+            f"EXISTS TABLE {_identifier(database)}.{_identifier(table)}", "TSVRaw", {}
+        ).body.decode()
+        return answer.strip() == "1"
 
 
 def _indented(dump: str) -> list[tuple[int, str]]:
     """An EXPLAIN dump's lines as (indentation, text): the indentation is the tree's nesting."""
     return [(len(line) - len(line.lstrip(" ")), line.strip()) for line in dump.splitlines()]
+
+
+def _is_in_table(lines: list[tuple[int, str]], index: int) -> bool:
+    """Whether the AST node at ``index`` is the right side of an ``IN`` (a table when an identifier)."""
+    indent = lines[index][0]
+    parent = index - 1
+    while parent >= 0 and lines[parent][0] >= indent:
+        parent -= 1
+    function = parent - 1
+    siblings = [i for i in range(parent + 1, index) if lines[i][0] == indent]
+    return (
+        function >= 0
+        and siblings != []
+        and re.match(r"^Function (global)?(not)?(null)?in \(", lines[function][1], re.IGNORECASE) is not None
+    )
+
+
+def _ast_string_arguments(lines: list[tuple[int, str]], index: int) -> list[str | None]:
+    """The arguments of the syntax tree's function at ``index``: each a string literal's value, or None
+    when it is anything else (or a string with escapes)."""
+    indent = lines[index][0]
+    arguments = []
+    for child_indent, text in lines[index + 1 :]:
+        if child_indent <= indent:
+            break
+        if child_indent == indent + 2:
+            literal = re.match(r"^Literal '((?:[^'\\]|\\.)*)'$", text)
+            value = literal.group(1) if literal else None
+            arguments.append(None if value is None or "\\" in value else value)
+    return arguments
 
 
 def _string_arguments(lines: list[tuple[int, str]], index: int) -> list[str | None]:
@@ -241,6 +354,37 @@ def _string_arguments(lines: list[tuple[int, str]], index: int) -> list[str | No
 
 def _identifier(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _engine(create: str) -> tuple[str | None, list[str | None]]:
+    """A ``CREATE TABLE``'s engine (lower-case) and arguments: each a string's or a (compound)
+    identifier's value, or None when it is anything else."""
+    top = [token for token in sql.tokens(create) if token.depth <= 1]
+    for index, token in enumerate(top[:-3]):
+        if token.depth == 0 and token.is_word("ENGINE") and top[index + 1].text == "=":
+            break
+    else:
+        return None, []
+    engine, arguments, current = top[index + 2].text.lower(), [], []
+    for token in top[index + 4 :] if top[index + 3].text == "(" else []:
+        if token.depth == 0:
+            break
+        if token.text == ",":
+            arguments.append(_argument_value(current))
+            current = []
+        else:
+            current.append(token)
+    if current:
+        arguments.append(_argument_value(current))
+    return engine, arguments
+
+
+def _argument_value(tokens: list[sql.Token]) -> str | None:
+    if len(tokens) == 1 and tokens[0].kind == sql.STRING and "\\" not in tokens[0].text:
+        return tokens[0].text[1:-1].replace("''", "'")
+    if tokens and all(t.kind in (sql.WORD, sql.QUOTED_ID) or t.text == "." for t in tokens):
+        return "".join(sql.unquote_identifier(t) for t in tokens)
+    return None
 
 
 def _invoker_view_query(create: str) -> str | None:

@@ -6,6 +6,8 @@ Also Superset's path: SQLAlchemy through clickhouse-connect's ``clickhousedb://`
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import sqlalchemy
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -38,6 +40,14 @@ def private_table(clickhouse_server, bi_table):
     client.command(f"INSERT INTO {PRIVATE}.customers VALUES ('2024-01-01', 'Alice')")
     client.command(f"CREATE OR REPLACE VIEW {database}.leak AS SELECT * FROM {PRIVATE}.customers")
     client.command(f"CREATE OR REPLACE VIEW {database}.kpis_view AS SELECT * FROM {bi_table}")
+    # tables whose engine reads another table: as a view, they read with the reader's rights
+    client.command(
+        f"CREATE OR REPLACE TABLE {database}.merged AS {bi_table} ENGINE = Merge('{database}', '^kpis$')"
+    )
+    client.command(
+        f"CREATE OR REPLACE TABLE {database}.leak_merged ENGINE = Merge('{PRIVATE}', '^customers$')"
+    )
+    client.command(f"CREATE OR REPLACE TABLE {database}.leak_alias ENGINE = Alias('{PRIVATE}', 'customers')")
     # an administrator's explicit choice: a view run with its definer's rights, as on a real server
     client.command(
         f"CREATE OR REPLACE VIEW {database}.customer_count SQL SECURITY DEFINER "
@@ -47,6 +57,8 @@ def private_table(clickhouse_server, bi_table):
     client.command(f"DROP VIEW IF EXISTS {database}.leak")
     client.command(f"DROP VIEW IF EXISTS {database}.kpis_view")
     client.command(f"DROP VIEW IF EXISTS {database}.customer_count")
+    for table in ("merged", "leak_merged", "leak_alias"):
+        client.command(f"DROP TABLE IF EXISTS {database}.{table}")
     client.command(f"DROP DATABASE IF EXISTS {PRIVATE}")
     client.close()
 
@@ -69,6 +81,7 @@ def test_reader_reads(reader, bi_table):
         "SELECT n FROM {db}.customer_count",  # SQL SECURITY DEFINER: the definer's rights
         "WITH k AS (SELECT * FROM {table}) SELECT count() FROM k JOIN {table} USING day",
         "SELECT count() FROM merge('{db}', '^kpis$')",
+        "SELECT count() FROM {db}.merged",
         "SELECT count() FROM system.tables WHERE database = '{db}'",
         "SELECT count() FROM information_schema.tables WHERE table_schema = '{db}'",
         "SELECT count() FROM INFORMATION_SCHEMA.COLUMNS WHERE table_schema = '{db}'",
@@ -90,10 +103,21 @@ def test_reader_reads_its_databases_and_the_schema_tables(reader, bi_table, priv
         "SELECT * FROM {table} WHERE day IN (SELECT day FROM {private})",
         "SELECT revenue, (SELECT max(name) FROM {private}) FROM {table}",
         "SELECT * FROM {db}.leak",  # views run with the invoker's rights
+        "SELECT * FROM {db}.leak_merged",  # ... and tables reading others
+        "SELECT * FROM {db}.leak_alias",
         "SELECT * FROM merge('{private_db}', '.*')",
         # the analyzer fails on it after reading the table: its error must not be what answers
         "SELECT CAST((SELECT name FROM {private} LIMIT 1) AS UInt8)",
         "EXPLAIN QUERY TREE SELECT (SELECT name FROM {private} LIMIT 1)",
+        # ... also when it fails on a view's rows
+        "SELECT CAST((SELECT any(name) FROM {db}.leak) AS UInt8)",
+        # DESCRIBE evaluates what it describes: a table function's argument, a subquery
+        "DESCRIBE format(JSONEachRow, (SELECT concat('{{\"', any(name), '\":1}}') FROM {private}))",
+        "DESC (SELECT CAST((SELECT name FROM {private} LIMIT 1) AS UInt8))",
+        # SHOW ... WHERE / LIMIT run their expressions in the SELECT over system.* they become
+        "SHOW COLUMNS FROM kpis FROM {db} WHERE throwIf(1, (SELECT any(name) FROM {private}))",
+        "SHOW TABLES FROM {db} WHERE name IN (SELECT name FROM {private})",
+        "SHOW TABLES FROM {db} LIMIT (SELECT count() FROM {private})",
     ],
 )
 def test_reader_is_refused_other_databases(reader, bi_table, private_table, query):
@@ -106,6 +130,41 @@ def test_reader_is_refused_other_databases(reader, bi_table, private_table, quer
         f"bi_reader: Not enough privileges. To execute this query, it's necessary to have the grant SELECT ON {PRIVATE}."
         in message
     )
+
+
+def test_reader_describes_and_shows_its_databases(reader, bi_table):
+    database = bi_table.split(".")[0]
+    assert reader.query(f"DESCRIBE (SELECT day FROM {bi_table})").result_rows[0][:2] == ("day", "Date")
+    shown = reader.query(f"SHOW TABLES FROM {database} WHERE name = 'kpis' LIMIT 1").result_rows
+    assert shown == [("kpis",)]
+
+
+@pytest.mark.parametrize(
+    ("query", "current_database"),
+    [
+        ("SELECT (SELECT throwIf(count() > 0, '{marker}') FROM {private})", None),
+        ("SELECT (SELECT throwIf(count() > 0, '{marker}') FROM customers)", PRIVATE),
+        ("SELECT (SELECT throwIf(count() > 0, '{marker}') FROM {db}.leak)", None),
+        ("SELECT (SELECT throwIf((toDate('2024-01-01'), 'Alice') IN {private}, '{marker}'))", None),
+    ],
+)
+def test_reader_is_refused_before_anything_of_other_databases_is_evaluated(
+    clickhouse_server, bi_table, private_table, query, current_database
+):
+    """The analyzer evaluates scalar subqueries while it resolves: what it reads would tell the reader
+    the data through the time it takes or the engine's error statistics (``system.errors``, readable
+    by anyone), so what a query names outside the grants is refused before."""
+    marker = f"evaluated-{uuid.uuid4().hex}"
+    sql = query.format(marker=marker, private=private_table, db=bi_table.split(".")[0])
+    reader = connect(clickhouse_server, readonly=True, database=current_database or "")
+    try:
+        with pytest.raises(DatabaseError) as refused:
+            reader.query(sql)
+        assert "Code: 497." in str(refused.value)
+        errors = f"SELECT count() FROM system.errors WHERE last_error_message LIKE '%{marker}%'"
+        assert reader.command(errors) == 0
+    finally:
+        reader.close()
 
 
 @pytest.mark.parametrize("query", ["SELECT * FROM view(SELECT 1)", "SELECT * FROM loop({table}) LIMIT 1"])
