@@ -289,9 +289,9 @@ class _Check:
                     raise self.denied(f"SELECT ON {database}.{table}")
                 tables.append((database, table))
             elif word == "Function" and index and lines[index - 1][1].startswith("TableExpression"):
-                self.table_function(name, _ast_string_arguments(lines, index))
+                self.table_function(name, _string_arguments(lines, index, _AST_LITERAL))
             elif word == "Function" and _NAMED_OBJECT_FUNCTION.match(name):
-                self.named_object(name, _ast_string_arguments(lines, index))
+                self.named_object(name, _string_arguments(lines, index, _AST_LITERAL))
         self.views(tables, params, frozenset(), missing_ok=True)
         return True
 
@@ -322,32 +322,27 @@ def _is_in_table(lines: list[tuple[int, str]], index: int) -> bool:
     )
 
 
-def _ast_string_arguments(lines: list[tuple[int, str]], index: int) -> list[str | None]:
-    """The arguments of the syntax tree's function at ``index``: each a string literal's value, or None
-    when it is anything else (or a string with escapes)."""
+# A string argument as each dump writes it, and how much deeper than its function it is indented:
+# EXPLAIN AST lists a function's arguments right under it, EXPLAIN QUERY TREE under its ARGUMENTS LIST.
+_AST_LITERAL = (re.compile(r"^Literal '((?:[^'\\]|\\.)*)'$"), 2)
+_TREE_CONSTANT = (_STRING_CONSTANT, 6)
+
+
+def _string_arguments(
+    lines: list[tuple[int, str]], index: int, form: tuple[re.Pattern, int] = _TREE_CONSTANT
+) -> list[str | None]:
+    """The arguments of the dump's function at ``index`` (``form``: the query tree's, or ``_AST_LITERAL``
+    for the syntax tree's): each a string's value, or None when it is anything else (or a string with
+    escapes)."""
+    pattern, depth = form
     indent = lines[index][0]
     arguments = []
     for child_indent, text in lines[index + 1 :]:
         if child_indent <= indent:
             break
-        if child_indent == indent + 2:
-            literal = re.match(r"^Literal '((?:[^'\\]|\\.)*)'$", text)
-            value = literal.group(1) if literal else None
-            arguments.append(None if value is None or "\\" in value else value)
-    return arguments
-
-
-def _string_arguments(lines: list[tuple[int, str]], index: int) -> list[str | None]:
-    """The arguments of the tree node at ``index`` (children of its ARGUMENTS LIST): each a string
-    constant's value, or None when it is anything else (or a string with escapes)."""
-    indent = lines[index][0]
-    arguments = []
-    for child_indent, text in lines[index + 1 :]:
-        if child_indent <= indent:
-            break
-        if child_indent == indent + 6:
-            constant = _STRING_CONSTANT.match(text)
-            value = constant.group(1) if constant else None
+        if child_indent == indent + depth:
+            found = pattern.match(text)
+            value = found.group(1) if found else None
             arguments.append(None if value is None or "\\" in value else value)
     return arguments
 
