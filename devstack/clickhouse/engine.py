@@ -80,6 +80,10 @@ def _quote_identifier(name: str) -> str:
 CHANGEABLE_IN_READONLY = frozenset(["max_execution_time", "limit"])
 _SET_BEFORE_READONLY = frozenset(["max_execution_time"])
 
+_METADATA_TABLES_QUERY = (
+    "SELECT DISTINCT table FROM system.columns WHERE database = 'system' AND name = 'database'"
+)
+
 # The database a new chDB connection is on, and a session returns to when nothing names another.
 _DEFAULT_DATABASE = "default"
 
@@ -93,11 +97,21 @@ class EngineConnection:
     clickhouse-connect send the same settings with every request, so the usual difference is empty.
     """
 
-    def __init__(self, store: Store, readonly: bool, settings: dict[str, str] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        readonly: bool,
+        settings: dict[str, str] | None = None,
+        visible_databases: Iterable[str] | None = None,
+    ):
         """``settings``: the first request's (a read-only connection is opened with its
-        ``max_execution_time``, which it cannot change later)."""
+        ``max_execution_time``, which it cannot change later). ``visible_databases``: those whose
+        metadata a read-only connection shows (``Store.metadata_filter``); None: all."""
         self._store = store
         self.readonly = readonly
+        self._metadata_filter = (
+            store.metadata_filter(visible_databases) if readonly and visible_databases is not None else None
+        )
         self._persistent: dict[str, str] = {}  # settings the session chose with SET statements
         self._session_database: str | None = None  # chosen with USE
         self._open(self._set_before_readonly(settings or {}))
@@ -108,7 +122,9 @@ class EngineConnection:
         return {name: value for name, value in settings.items() if name in _SET_BEFORE_READONLY}
 
     def _open(self, before_readonly: dict[str, str]) -> None:
-        """A new chDB connection; a read-only one gets ``before_readonly`` and then readonly=1."""
+        """A new chDB connection; a read-only one gets ``before_readonly`` (and its metadata filter)
+        together with readonly=1: one SET checks every change against the settings before it, so
+        readonly=1 then forbids changing them (code 164, also from a query's SETTINGS clause)."""
         self._connection = sqlitelike.connect(self._store.connection_string)
         self._applied: dict[str, str] = {}  # setting -> value this server SET on the connection
         self._current_database = _DEFAULT_DATABASE  # what the connection is on now
@@ -116,14 +132,13 @@ class EngineConnection:
         self._before_readonly = before_readonly
         if not self.readonly:
             return
+        assignments = [f"{name} = {_quote(value)}" for name, value in before_readonly.items()]
+        if self._metadata_filter is not None:
+            # not in _applied: prepare() neither restores it nor skips a client's (refused) attempt to set it
+            assignments.append(f"additional_table_filters = {self._metadata_filter}")
         try:
-            if before_readonly:
-                assignments = ", ".join(
-                    f"{name} = {_quote(value)}" for name, value in before_readonly.items()
-                )
-                self._execute(f"SET {assignments}")
-                self._applied.update(before_readonly)
-            self._execute("SET readonly = 1")
+            self._execute("SET " + ", ".join([*assignments, "readonly = 1"]))
+            self._applied.update(before_readonly)
             self._applied["readonly"] = "1"
         except BaseException:
             self.close()
@@ -295,10 +310,29 @@ class Store:
             raise
         version, timezone = self._keeper.query("SELECT version(), timezone()", "TSV").bytes().decode().split()
         self.version, self.timezone = version, timezone
+        # The system tables that list other databases' objects (tables, columns, parts, mutations, ...):
+        # those with a `database` column, asked of this engine version rather than listed by hand.
+        self._metadata_tables = sorted(
+            self._keeper.query(_METADATA_TABLES_QUERY, "TSVRaw").bytes().decode().split()
+        )
         self._closed = threading.Event()
 
-    def connect(self, readonly: bool = False, settings: dict[str, str] | None = None) -> EngineConnection:
-        return EngineConnection(self, readonly, settings)
+    def connect(
+        self,
+        readonly: bool = False,
+        settings: dict[str, str] | None = None,
+        visible_databases: Iterable[str] | None = None,
+    ) -> EngineConnection:
+        return EngineConnection(self, readonly, settings, visible_databases)
+
+    def metadata_filter(self, databases: Iterable[str]) -> str:
+        """ClickHouse's ``additional_table_filters`` value (a map literal) that keeps the system tables'
+        rows about other databases than ``databases`` out of every query: those of ``SHOW``,
+        ``information_schema`` (views over system tables) and direct reads alike."""
+        listed = ", ".join(_quote(name) for name in sorted(databases))
+        filters = {f"system.{table}": f"database IN ({listed})" for table in self._metadata_tables}
+        filters["system.databases"] = f"name IN ({listed})"
+        return "{" + ", ".join(f"{_quote(table)}: {_quote(where)}" for table, where in filters.items()) + "}"
 
     def close(self) -> None:
         if self._closed.is_set():

@@ -22,6 +22,11 @@ anything not provably granted, the answer is the privilege error, not the engine
 ``DESCRIBE`` evaluates what it describes (``DESCRIBE (SELECT ...)``, ``DESCRIBE format(...)``): it is
 checked as ``SELECT * FROM`` that. ``SHOW ... WHERE <expr> LIMIT <expr>`` runs its expressions in a
 SELECT over system tables that no EXPLAIN shows: their syntax tree decides, strictly.
+
+Metadata: the user's connections show only the databases of :func:`visible_databases` in the system
+tables (the engine's ``additional_table_filters``, fixed by readonly=1: ``Store.metadata_filter``),
+so ``merge()`` or a table reading ``system`` through another one (past that filter) is refused.
+``SHOW CREATE`` and ``EXISTS`` need, as on a real server, a grant on the object they name.
 """
 
 from __future__ import annotations
@@ -68,6 +73,28 @@ _STRING_CONSTANT = re.compile(
     r"^CONSTANT id: \d+, constant_value: '((?:[^'\\]|\\.)*)', constant_value_type: [\w(]*String"
 )
 _CHECKED_KINDS = frozenset(["SELECT", "WITH", "("])
+# What a statement telling an object's definition or existence needs on a real server
+# (InterpreterShowCreateQuery, InterpreterExistsQuery), by its EXPLAIN AST node: the privilege, and
+# whether the object is a database. (SHOW CREATE USER, ROLE, ... name no database's object.)
+_OBJECT_STATEMENTS = {
+    "ShowCreateTableQuery": ("SHOW COLUMNS", False),
+    "ShowCreateViewQuery": ("SHOW COLUMNS", False),
+    "ShowCreateDictionaryQuery": ("SHOW DICTIONARIES", False),
+    "ShowCreateDatabaseQuery": ("SHOW DATABASES", True),
+    "ExistsTableQuery": ("SHOW TABLES", False),
+    "ExistsViewQuery": ("SHOW TABLES", False),
+    "ExistsDictionaryQuery": ("SHOW DICTIONARIES", False),
+    "ExistsDatabaseQuery": ("SHOW DATABASES", True),
+}
+_OBJECT_NODE = re.compile(r"^(\w+) .* \(children (\d+)\)$")
+
+
+def visible_databases(user: User) -> frozenset[str] | None:
+    """The databases whose metadata ``user`` sees (its connections filter the system tables to them:
+    ``Store.metadata_filter``), as a real server lists only what a user has a grant in; None: all."""
+    if user.databases is None:
+        return None
+    return ALWAYS_READABLE | frozenset(user.databases)
 
 
 def check_reads(connection: EngineConnection, user: User, statement: sql.Statement, params: dict) -> None:
@@ -77,6 +104,9 @@ def check_reads(connection: EngineConnection, user: User, statement: sql.Stateme
     if user.databases is None:
         return
     check = _Check(connection, user)
+    if _names_an_object(statement):
+        check.object_statement(statement, params)
+        return
     if statement.kind == "SHOW":
         # The engine turns SHOW ... WHERE <expr> LIMIT <expr> into a SELECT over system.*; EXPLAIN shows
         # none of those expressions, so their syntax decides, and what cannot be parsed so is refused.
@@ -96,6 +126,15 @@ def check_reads(connection: EngineConnection, user: User, statement: sql.Stateme
         check.syntax(query, params, strict=True)
         raise error from None
     check.tree(tree, params)
+
+
+def _names_an_object(statement: sql.Statement) -> bool:
+    """``EXISTS ...`` and ``SHOW CREATE ...``: they read no table, but tell an object's existence or
+    definition."""
+    top = statement.top_level()
+    return statement.kind == "EXISTS" or (
+        statement.kind == "SHOW" and len(top) > 1 and top[1].is_word("CREATE")
+    )
 
 
 def _checked_query(statement: sql.Statement) -> str | None:
@@ -169,6 +208,46 @@ class _Check:
     def unresolvable(self, function: str) -> ClickHouseError:
         return self.denied(f"SELECT ON *.* (the server cannot tell which tables {function}() reads)")
 
+    def require_source(self, database: str, grant: str) -> None:
+        """A database read through another table or ``merge()``: granted, and not ``system``, whose
+        tables hide other databases' rows (``visible_databases``) only from a query reading them."""
+        if database == "system":
+            raise self.denied(f"{grant} (read through another table, system tables list every database)")
+        self.require(database, grant)
+
+    # --- statements naming an object -------------------------------------------------------------
+
+    def object_statement(self, statement: sql.Statement, params: dict) -> None:
+        """``SHOW CREATE`` / ``EXISTS`` of an object outside the grants: refused with the privilege a
+        real server asks for. The object's name is the syntax tree's (quotes and parameters resolved);
+        a tree whose identifiers do not add up (a name with a line break) is refused."""
+        query = _without_format(statement, statement.top_level())
+        # (split on line feeds only, unstripped: a name may hold other breaks and end in spaces)
+        header, *children = (
+            self.connection.run(f"EXPLAIN AST {query}", "TSVRaw", params).body.decode().split("\n")
+        )
+        kind = header.split(" ", 1)[0]
+        if kind not in _OBJECT_STATEMENTS:
+            return  # SHOW CREATE USER, ROLE, ...: no database's object
+        privilege, is_database = _OBJECT_STATEMENTS[kind]
+        node = _OBJECT_NODE.match(header)
+        children = children[:-1] if children and children[-1] == "" else children
+        identifiers = children[:-1] if children and children[-1] == " Set" else children  # SETTINGS ...
+        if (
+            node is None
+            or int(node.group(2)) != len(children)
+            or not 1 <= len(identifiers) <= (1 if is_database else 2)
+            or not all(line.startswith(" Identifier ") for line in identifiers)
+        ):
+            raise self.denied("SHOW ON *.* (the server cannot tell which object the statement names)")
+        names = [line[len(" Identifier ") :] for line in identifiers]
+        if is_database:
+            self.require(names[0], f"{privilege} ON {names[0]}.*")
+            return
+        # one name is the current database's table (a parameter's 'db.table' value too: one name)
+        database, name = names if len(names) == 2 else (self.current_database(), names[0])
+        self.require(database, f"{privilege} ON {database}.{name}")
+
     # --- the analyzer's resolved tree ------------------------------------------------------------
 
     def tree(self, tree: str, params: dict, views_seen: frozenset[str] = frozenset()) -> None:
@@ -202,7 +281,7 @@ class _Check:
                 raise self.unresolvable(function)
             # merge('tables_regexp') reads the current database
             database = self.current_database() if name == "merge" and len(arguments) == 1 else arguments[0]
-            self.require(database, f"SELECT ON {database}.*")
+            self.require_source(database, f"SELECT ON {database}.*")
         elif _NAMED_OBJECT_FUNCTION.match(function):
             self.named_object(function, arguments)
         else:
@@ -255,7 +334,7 @@ class _Check:
                     source = (value, arguments[position + 1] or "")
                 else:
                     source = tuple(value.partition(".")[::2])
-                self.require(source[0], f"SELECT ON {source[0]}.*")
+                self.require_source(source[0], f"SELECT ON {source[0]}.*")
                 if engine != "merge":  # (merge's second argument is a regular expression)
                     self.views([source], params, views_seen | {name}, missing_ok)
             self._cleared.add(name)

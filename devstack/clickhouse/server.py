@@ -270,7 +270,11 @@ class Handler(BaseHTTPRequestHandler):
             )
             connection = session.connection
         else:
-            connection = self.server.store.connect(readonly=request.user.readonly, settings=request.settings)
+            connection = self.server.store.connect(
+                readonly=request.user.readonly,
+                settings=request.settings,
+                visible_databases=grants.visible_databases(request.user),
+            )
         released = False
 
         def release():

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from devstack.clickhouse import grants
 from devstack.clickhouse.engine import EngineConnection, Store
 from devstack.clickhouse.errors import ClickHouseError
 from devstack.clickhouse.users import User
@@ -63,7 +64,11 @@ class SessionRegistry:
                 session = Session(
                     user=user.name,
                     session_id=session_id,
-                    connection=self._store.connect(readonly=user.readonly, settings=settings),
+                    connection=self._store.connect(
+                        readonly=user.readonly,
+                        settings=settings,
+                        visible_databases=grants.visible_databases(user),
+                    ),
                     timeout=min(timeout or DEFAULT_TIMEOUT, MAX_TIMEOUT),
                 )
                 self._sessions[key] = session

@@ -13,6 +13,7 @@ import sqlalchemy
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from tests.clickhouse.conftest import Raw, basic_auth, connect
+from tests.fixtures.clickhouse import BI_DATABASES
 
 PRIVATE = "ch_private"  # not granted to bi_reader on the test server
 
@@ -247,3 +248,129 @@ def test_superset_path_through_sqlalchemy(clickhouse_server, bi_table):
         ).fetchall()
     assert [str(row[0]) for row in rows] == ["2024-01-01", "2024-01-02"]
     engine.dispose()
+
+
+# --- metadata: a real server lists only what the user has a grant in --------------------------------
+
+_DATABASES_LISTED = [
+    "SHOW DATABASES",
+    "SELECT name FROM system.databases",
+    "SELECT database FROM system.tables",
+    "SELECT database FROM system.columns",
+    "SELECT database FROM system.parts",  # (with the partition values)
+    "SELECT table_schema FROM information_schema.tables",
+    "SELECT table_schema FROM INFORMATION_SCHEMA.COLUMNS",
+]
+
+
+@pytest.mark.parametrize("query", _DATABASES_LISTED)
+def test_reader_sees_the_metadata_of_its_databases_only(
+    clickhouse_server, reader, bi_table, private_table, query
+):
+    database = bi_table.split(".")[0]
+    admin = connect(clickhouse_server)
+    try:
+        assert PRIVATE in {row[0] for row in admin.query(query).result_rows}
+    finally:
+        admin.close()
+    listed = {row[0] for row in reader.query(query).result_rows}
+    assert database in listed and PRIVATE not in listed
+    visible = {*BI_DATABASES, "system", "information_schema", "INFORMATION_SCHEMA"}
+    assert listed <= visible
+
+
+def test_reader_lists_and_shows_its_own_objects_only(clickhouse_server, reader, bi_table, private_table):
+    database = bi_table.split(".")[0]
+    admin = connect(clickhouse_server)
+    try:
+        assert admin.query(f"SHOW TABLES FROM {PRIVATE}").result_rows == [("customers",)]
+    finally:
+        admin.close()
+    assert reader.query(f"SHOW TABLES FROM {PRIVATE}").result_rows == []
+    assert reader.query(f"SHOW COLUMNS FROM customers FROM {PRIVATE}").result_rows == []
+    assert ("kpis",) in reader.query(f"SHOW TABLES FROM {database}").result_rows
+    assert reader.command(f"SHOW CREATE TABLE {bi_table}").startswith(f"CREATE TABLE {bi_table}")
+    assert reader.command(f"EXISTS TABLE {bi_table} SETTINGS limit = 1") == 1
+    assert reader.command(f"EXISTS {database}.nothing_here") == 0
+    assert reader.command(f"EXISTS DATABASE {database}") == 1
+    assert reader.command("EXISTS TABLE system.one") == 1
+
+
+@pytest.mark.parametrize(
+    "lift",
+    [
+        {"params": {"additional_table_filters": "{}"}},
+        {"suffix": " SETTINGS additional_table_filters = {}"},
+        {"suffix": " SETTINGS additional_table_filters = {'system.databases': '1'}"},
+    ],
+)
+def test_reader_cannot_lift_the_metadata_filter(clickhouse_server, private_table, lift):
+    raw = Raw(clickhouse_server)
+    reader = basic_auth(clickhouse_server["readonly_user"], clickhouse_server["readonly_password"])
+
+    def databases(suffix: str = "", **params: str) -> tuple[str | None, bytes]:
+        sql = f"SELECT name FROM system.databases{suffix}"
+        _, response, body = raw.request(params=params, body=sql.encode(), headers=reader, auth=False)
+        return response.getheader("X-ClickHouse-Exception-Code"), body
+
+    try:
+        assert databases()[0] is None and PRIVATE.encode() not in databases()[1]
+        code, body = databases(lift.get("suffix", ""), **lift.get("params", {}))
+        assert code == "164" and b"Cannot modify 'additional_table_filters' setting in readonly mode" in body
+        assert PRIVATE.encode() not in databases()[1]
+    finally:
+        raw.close()
+
+
+def test_a_readers_session_keeps_the_metadata_filter_when_reopened(clickhouse_server, private_table):
+    """A request with another max_execution_time re-opens the session's connection (readonly=1 forbids
+    changing it): the new one is filtered too."""
+    raw = Raw(clickhouse_server)
+    reader = basic_auth(clickhouse_server["readonly_user"], clickhouse_server["readonly_password"])
+    session = {"session_id": f"metadata-{uuid.uuid4()}"}
+    try:
+        for settings in ({"max_execution_time": "30"}, {"max_execution_time": "60"}, {}):
+            status, _, body = raw.request(
+                params={**session, **settings}, body=b"SHOW DATABASES", headers=reader, auth=False
+            )
+            assert status == 200 and b"system" in body and PRIVATE.encode() not in body, settings
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "grant"),
+    [
+        # what a real server checks (InterpreterShowCreateQuery, InterpreterExistsQuery)
+        ("SHOW CREATE TABLE {private}", {}, "SHOW COLUMNS ON {private}"),
+        ("SHOW CREATE {private} FORMAT JSON", {}, "SHOW COLUMNS ON {private}"),
+        (
+            "SHOW CREATE TABLE {{d:Identifier}}.customers",
+            {"param_d": "{private_db}"},
+            "SHOW COLUMNS ON {private}",
+        ),
+        ("SHOW CREATE TABLE customers", {"database": PRIVATE}, "SHOW COLUMNS ON {private}"),
+        ("SHOW CREATE DATABASE {private_db}", {}, "SHOW DATABASES ON {private_db}.*"),
+        ("EXISTS TABLE {private} SETTINGS limit = 1", {}, "SHOW TABLES ON {private}"),
+        ("EXISTS {private_db}.nothing_here", {}, "SHOW TABLES ON {private_db}.nothing_here"),
+        ("EXISTS DATABASE {private_db}", {}, "SHOW DATABASES ON {private_db}.*"),
+        # merge() reads system tables past the filter that hides other databases' rows
+        ("SELECT database FROM merge('system', '^tables$')", {}, "SELECT ON system.*"),
+    ],
+)
+def test_reader_is_refused_other_databases_objects(clickhouse_server, private_table, query, params, grant):
+    raw = Raw(clickhouse_server)
+    reader = basic_auth(clickhouse_server["readonly_user"], clickhouse_server["readonly_password"])
+    names = {"private": private_table, "private_db": PRIVATE}
+    params = {name: value.format(**names) for name, value in params.items()}
+    try:
+        _, response, body = raw.request(
+            params=params, body=query.format(**names).encode(), headers=reader, auth=False
+        )
+    finally:
+        raw.close()
+    assert response.getheader("X-ClickHouse-Exception-Code") == "497", body
+    expected = (
+        f"bi_reader: Not enough privileges. To execute this query, it's necessary to have the grant {grant}"
+    )
+    assert expected.format(**names).encode() in body and b"CREATE" not in body
