@@ -332,6 +332,12 @@ class Store:
         listed = ", ".join(_quote(name) for name in sorted(databases))
         filters = {f"system.{table}": f"database IN ({listed})" for table in self._metadata_tables}
         filters["system.databases"] = f"name IN ({listed})"
+        # The completions a client's editor offers name databases, their tables (`belongs`: the
+        # database) and those tables' columns (`belongs`: the table, by name only).
+        filters["system.completions"] = (
+            f"multiIf(context = 'database', word IN ({listed}), context = 'table', belongs IN ({listed}), "
+            f"context = 'column', belongs IN (SELECT name FROM system.tables WHERE database IN ({listed})), true)"
+        )
         return "{" + ", ".join(f"{_quote(table)}: {_quote(where)}" for table, where in filters.items()) + "}"
 
     def close(self) -> None:

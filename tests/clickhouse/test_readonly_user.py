@@ -260,7 +260,15 @@ _DATABASES_LISTED = [
     "SELECT database FROM system.parts",  # (with the partition values)
     "SELECT table_schema FROM information_schema.tables",
     "SELECT table_schema FROM INFORMATION_SCHEMA.COLUMNS",
+    "SELECT word FROM system.completions WHERE context = 'database'",
+    "SELECT belongs FROM system.completions WHERE context = 'table'",
 ]
+
+
+# (the private table's name is no table's in the granted database)
+_PRIVATE_COLUMN_COMPLETIONS = (
+    "SELECT word FROM system.completions WHERE context = 'column' AND belongs = 'customers'"
+)
 
 
 @pytest.mark.parametrize("query", _DATABASES_LISTED)
@@ -284,10 +292,12 @@ def test_reader_lists_and_shows_its_own_objects_only(clickhouse_server, reader, 
     admin = connect(clickhouse_server)
     try:
         assert admin.query(f"SHOW TABLES FROM {PRIVATE}").result_rows == [("customers",)]
+        assert admin.query(_PRIVATE_COLUMN_COMPLETIONS).result_rows
     finally:
         admin.close()
     assert reader.query(f"SHOW TABLES FROM {PRIVATE}").result_rows == []
     assert reader.query(f"SHOW COLUMNS FROM customers FROM {PRIVATE}").result_rows == []
+    assert reader.query(_PRIVATE_COLUMN_COMPLETIONS).result_rows == []
     assert ("kpis",) in reader.query(f"SHOW TABLES FROM {database}").result_rows
     assert reader.command(f"SHOW CREATE TABLE {bi_table}").startswith(f"CREATE TABLE {bi_table}")
     assert reader.command(f"EXISTS TABLE {bi_table} SETTINGS limit = 1") == 1
