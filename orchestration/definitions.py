@@ -7,7 +7,8 @@ Dagster and the dbt manifest first (about three seconds per command). The module
 their ``defs``: Dagster loads a module with exactly one Definitions object at its top level.
 
 The run-failure alert is the location's, not a domain's: it watches every job, so it is added here,
-with the sensor that mails again the alerts the relay did not take."""
+with the alert of runs whose asset checks failed and the sensor that mails again the alerts the relay
+did not take."""
 
 import dagster as dg
 
@@ -16,7 +17,11 @@ from orchestration.defs.operations import definitions as operations
 from orchestration.defs.reports import definitions as reports
 from orchestration.defs.search import definitions as search
 from orchestration.defs.warehouse import definitions as warehouse
-from orchestration.defs.warehouse.sensors import run_failure_alert_retry_sensor, run_failure_alert_sensor
+from orchestration.defs.warehouse.sensors import (
+    failed_check_alert_sensor,
+    run_failure_alert_retry_sensor,
+    run_failure_alert_sensor,
+)
 
 defs = dg.Definitions.merge(
     ingestion.defs,
@@ -24,5 +29,7 @@ defs = dg.Definitions.merge(
     search.defs,
     reports.defs,
     operations.defs,
-    dg.Definitions(sensors=[run_failure_alert_sensor, run_failure_alert_retry_sensor]),
+    dg.Definitions(
+        sensors=[run_failure_alert_sensor, failed_check_alert_sensor, run_failure_alert_retry_sensor]
+    ),
 )

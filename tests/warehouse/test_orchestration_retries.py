@@ -24,6 +24,33 @@ pytestmark = pytest.mark.skipif(
 STAGED_EMPLOYEES = dg.AssetKey(["stg_crm__employees"])
 
 
+def test_every_step_that_should_retry_carries_its_policy_in_every_job():
+    """The steps a transient failure may stop (replication, both dbt ops, the search index) retry in
+    each job of the location that runs them, the implicit one of a materialisation from the UI too."""
+    from dagster._core.definitions.dependency import NodeHandle
+
+    from orchestration.definitions import defs
+    from orchestration.defs.search import assets as search_assets
+    from orchestration.defs.warehouse import replication_assets
+
+    expected = {
+        **{asset.node_def.name: replication_assets.RETRY for asset in replication_assets.replication_assets},
+        "warehouse_dbt_models": dbt_assets_module.RETRY,
+        dbt_assets_module.KPI_OP: dbt_assets_module.RETRY,
+        "search__conversations_index": search_assets.RETRY,
+    }
+    found: dict[str, set] = {}
+    for job in defs.get_repository_def().get_all_jobs():
+        for node in job.graph.nodes:
+            if node.name in expected:
+                found.setdefault(node.name, set()).add(
+                    job.get_retry_policy_for_handle(NodeHandle(node.name, None))
+                )
+    assert found.keys() == expected.keys()  # each step is in some job (a renamed one is not left out)
+    wrong = {name: policies for name, policies in found.items() if policies != {expected[name]}}
+    assert not wrong, f"steps running without their retry policy in some job: {wrong}"
+
+
 def test_a_subset_runs_its_own_tests_and_is_not_retried_when_they_fail(pg_dsn, clickhouse_env, dbt_dirs):
     from orchestration.defs.warehouse.resources import dbt_resource
 

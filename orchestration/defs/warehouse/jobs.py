@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from orchestration.defs.warehouse.checks import reconciliation_checks
 from orchestration.defs.warehouse.dbt_assets import KPI_MART
+from orchestration.defs.warehouse.dbt_environment import MANIFEST
 from orchestration.defs.warehouse.replication_assets import REPLICATION_GROUP
 
 # The groups of the dbt models (translator.py: one per folder). A model outside them would be left out
@@ -17,14 +19,18 @@ _unpartitioned_warehouse = dg.AssetSelection.groups(REPLICATION_GROUP) | (
 )
 
 # Only the models downstream of changed raw tables run, without tests (dbt_plan.py); incremental
-# models rebuild only the months replication touched.
+# models rebuild only the months replication touched. The reconciliation checks, reading the seed's
+# PostgreSQL views whole, are the nightly build's (defined only with a manifest, as the marts they
+# check: definitions.py); the dbt tests stay selected (the op runs none).
+_nightly_only = dg.AssetSelection.checks(*reconciliation_checks if MANIFEST.exists() else [])
 hourly_refresh_job = dg.define_asset_job(
     "warehouse_hourly_refresh",
-    selection=_unpartitioned_warehouse,
+    selection=_unpartitioned_warehouse - _nightly_only,
     description=(
         "Replicate the changes since the last run, then dbt run the models downstream of the raw "
         "tables changed since the last build, of changed model definitions and, once the UTC day rolled "
-        "over, of the date-relative models (none of these: dbt is skipped). No tests: nightly."
+        "over, of the date-relative models (none of these: dbt is skipped). No tests, no reconciliation "
+        "with PostgreSQL: nightly."
     ),
 )
 

@@ -30,6 +30,15 @@ have arrived and is not sent again, as with the reports (``ingestion.reports.del
 no retry changes (a bounced address) is logged and not retried. A run whose tags were copied from the
 run it re-executes is told apart by the run id in ``ALERT_DETAIL_TAG``.
 
+A failed asset check (severity ERROR: a reconciliation that does not match, a dbt test that failed)
+is alerted the same way, on its run: a failed run's alert lists the checks that failed in it (a dbt
+test failing in the nightly build fails the run too: one alert, not two), and
+``failed_check_alert_sensor`` alerts a run that succeeded with failed checks (the reconciliation
+checks are not blocking: their run succeeds). Its cursor is Dagster's event log id of the last
+successful run it read; the alert's state is on the run's tags as above, so the retry sensor and
+``funnelhouse alerts`` handle it like any other. A check failing with severity WARN (a dbt test
+configured ``severity: warn``) is left to the UI.
+
 What no sensor retries is the operator's (``orchestration.commands.alerts``): ``funnelhouse alerts``
 lists every alert not sent, ``alerts resend RUN_ID`` mails one now through ``mail_again``, and
 ``alerts delivered RUN_ID`` records one the relay's log shows as arrived."""
@@ -44,6 +53,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 import dagster as dg
+from dagster._core.event_api import EventLogCursor
 
 ALERT_EMAIL_ENV = "FUNNELHOUSE_ALERT_EMAIL"
 RETRY_HOURS_ENV = "FUNNELHOUSE_ALERT_RETRY_HOURS"
@@ -153,9 +163,33 @@ def _pending_alerts(instance: dg.DagsterInstance) -> list[Alert]:
     return [alert for alert, _ in alert_records(instance, [PENDING])]
 
 
-def alert_text(run: dg.DagsterRun, failure_message: str | None) -> tuple[str, str]:
-    subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
-    return subject, f"{subject}\n\n{failure_message or 'no message'}"
+def alert_text(
+    run: dg.DagsterRun, failure_message: str | None, checks: list[str] | None = None
+) -> tuple[str, str]:
+    """The alert's subject and body: of a failed run, or of a run that succeeded with ``checks``
+    failed (``failed_checks``), which the body lists either way."""
+    if run.status == dg.DagsterRunStatus.SUCCESS:
+        subject = f"[funnelhouse] {run.job_name} checks failed (run {run.run_id[:8]})"  # short: not folded
+        body = subject
+    else:
+        subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
+        body = f"{subject}\n\n{failure_message or 'no message'}"
+    if checks:
+        body += "\n\nFailed asset checks (details in the run's log):\n" + "\n".join(f"- {c}" for c in checks)
+    return subject, body
+
+
+def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The asset checks that failed with severity ERROR in the run, as ``asset: check`` lines."""
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    evaluations = [
+        entry.dagster_event.asset_check_evaluation_data for entry in entries if entry.dagster_event
+    ]
+    return [
+        f"{evaluation.asset_key.to_user_string()}: {evaluation.check_name}"
+        for evaluation in evaluations
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    ]
 
 
 def failure_message(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
@@ -209,8 +243,28 @@ def mail_again(instance: dg.DagsterInstance, log, alert: Alert, retried: bool = 
         state = now.state if now else "gone"
         log.info(f"alert of run {alert.run.run_id} ({alert.run.job_name}) is {state} meanwhile: not mailed")
         return state
-    subject, body = alert_text(alert.run, failure_message(instance, alert.run))
+    run = alert.run
+    subject, body = alert_text(run, failure_message(instance, run), failed_checks(instance, run.run_id))
     return send_alert(instance, log, alert, subject, body, retried=retried)
+
+
+def _raise_alert(instance: dg.DagsterInstance, log, run: dg.DagsterRun, subject: str, body: str) -> None:
+    """Logs the run's alert and, with FUNNELHOUSE_ALERT_EMAIL set, mails it once (or queues it)."""
+    log.error(body)
+    if not os.environ.get(ALERT_EMAIL_ENV):
+        log.info(f"no {ALERT_EMAIL_ENV}: logged only")
+        return
+    known = alert_of(run)
+    if known is not None:  # this run seen before (a tick that did not finish): never mailed twice
+        log.info(f"alert of run {run.run_id} already {known.state}")
+        return
+    alert = Alert(run, PENDING, time.time(), 0)
+    waiting = _pending_alerts(instance)
+    if waiting:  # the relay failed the last try: queued behind them, mailed in order
+        record_alert(instance, alert)
+        log.warning(f"alert of run {run.run_id} queued behind {len(waiting)} not mailed yet")
+        return
+    send_alert(instance, log, alert, subject, body)
 
 
 @dg.run_failure_sensor(
@@ -221,22 +275,39 @@ def mail_again(instance: dg.DagsterInstance, log, alert: Alert, retried: bool = 
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run
-    subject, body = alert_text(run, context.failure_event.message)
-    context.log.error(body)
-    if not os.environ.get(ALERT_EMAIL_ENV):
-        context.log.info(f"no {ALERT_EMAIL_ENV}: logged only")
-        return
-    known = alert_of(run)
-    if known is not None:  # this run seen before (a tick that did not finish): never mailed twice
-        context.log.info(f"alert of run {run.run_id} already {known.state}")
-        return
-    alert = Alert(run, PENDING, time.time(), 0)
-    waiting = _pending_alerts(context.instance)
-    if waiting:  # the relay failed the last try: queued behind them, mailed in order
-        record_alert(context.instance, alert)
-        context.log.warning(f"alert of run {run.run_id} queued behind {len(waiting)} not mailed yet")
-        return
-    send_alert(context.instance, context.log, alert, subject, body)
+    checks = failed_checks(context.instance, run.run_id)
+    _raise_alert(context.instance, context.log, run, *alert_text(run, context.failure_event.message, checks))
+
+
+# Successful runs read per tick; more wait for the next tick (the cursor says where it stopped).
+_RUNS_PER_TICK = 100
+
+
+@dg.sensor(
+    name="failed_check_alert_sensor",
+    # Every run of the instance (this code location is its only one), read from the event log.
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def failed_check_alert_sensor(context: dg.SensorEvaluationContext):
+    instance = context.instance
+    if context.cursor is None:  # from now on, as the run-failure sensor starts: no alert for the past
+        latest = instance.event_log_storage.get_maximum_record_id() or 0
+        context.update_cursor(EventLogCursor.from_storage_id(latest).to_string())
+        return dg.SkipReason("watching the asset checks of runs that succeed from now on")
+    ended = instance.fetch_run_status_changes(
+        dg.DagsterEventType.RUN_SUCCESS, limit=_RUNS_PER_TICK, cursor=context.cursor, ascending=True
+    )
+    alerted = 0
+    for record in ended.records:
+        run = instance.get_run_by_id(record.run_id)
+        checks = failed_checks(instance, record.run_id)
+        if run is not None and checks:
+            _raise_alert(instance, context.log, run, *alert_text(run, None, checks))
+            alerted += 1
+    # A tick that stopped before this reads the same runs again: their tags say whose alert went out.
+    context.update_cursor(ended.cursor)
+    return dg.SkipReason(f"{alerted} of {len(ended.records)} successful run(s) with failed asset checks")
 
 
 @dg.sensor(

@@ -1,0 +1,126 @@
+"""Failed asset checks alert as failed runs do, and the costly reconciliation checks are the nightly
+build's alone. Real Dagster runs on a real instance (ephemeral), real aiosmtpd relay: the sensors read
+the runs' event logs and keep each alert's state on its run's tags."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
+from tests.reports.conftest import messages_to
+from tests.warehouse import test_orchestration_alerts
+from tests.warehouse.test_orchestration_alerts import ONCALL, _alerts_for, _Location
+
+# the relay fixture and the location's alert sensors, as the run-failure alert's tests tick them
+relay = test_orchestration_alerts.relay
+
+RECONCILIATION = {"matches_v_customer_overview", "matches_v_employee_performance"}
+
+
+@pytest.mark.skipif(
+    not dbt_assets_module.MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
+)
+def test_the_reconciliation_checks_run_nightly_not_hourly():
+    """They read the seed's PostgreSQL views whole: not every hour. The dbt tests stay in both jobs."""
+    from orchestration.definitions import defs
+
+    def checks_of(job_name: str) -> set[str]:
+        return {key.name for key in defs.resolve_job_def(job_name).asset_layer.asset_graph.asset_check_keys}
+
+    hourly, nightly = checks_of("warehouse_hourly_refresh"), checks_of("warehouse_nightly_full_build")
+    assert nightly >= RECONCILIATION
+    assert not RECONCILIATION & hourly
+    assert hourly == nightly - RECONCILIATION  # every dbt test still an asset check of the hourly job
+
+
+@dg.asset
+def ledger() -> None:
+    pass
+
+
+def _check(name: str, passed: bool, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=ledger, name=name)
+    def check() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=passed, severity=severity)
+
+    return check
+
+
+@dg.asset(deps=[ledger])
+def broken_report() -> None:
+    raise RuntimeError("the report's query failed")
+
+
+def _run(instance: dg.DagsterInstance, *definitions) -> str:
+    """A real run of ``ledger`` and ``definitions`` (checks, a failing asset) on the instance."""
+    result = dg.materialize([ledger, *definitions], instance=instance, raise_on_error=False)
+    return result.run_id
+
+
+class _CheckAlerts:
+    """The failed-check alert sensor over the location's instance, ticked as the daemon ticks it."""
+
+    def __init__(self, location: _Location):
+        self.instance = location.instance
+        self.sensor = location.defs.resolve_sensor_def("failed_check_alert_sensor")
+        self.start = self.cursor = self.sensor.evaluate_tick(
+            dg.build_sensor_context(instance=self.instance)
+        ).cursor
+
+    def tick(self, cursor: str | None = None) -> str:
+        data = self.sensor.evaluate_tick(
+            dg.build_sensor_context(instance=self.instance, cursor=cursor or self.cursor)
+        )
+        self.cursor = data.cursor
+        return data.skip_message
+
+
+def test_a_failed_check_is_alerted_once_a_passing_one_never(relay):
+    switch, outbox = relay
+    location = _Location()
+    earlier = _run(location.instance, _check("no_gaps", passed=False))  # before the sensor started
+    checks = _CheckAlerts(location)
+
+    passing = _run(
+        location.instance,
+        _check("no_gaps", passed=True),
+        _check("few_late_rows", passed=False, severity=dg.AssetCheckSeverity.WARN),  # left to the UI
+    )
+    failing = _run(location.instance, _check("no_gaps", passed=False), _check("balanced", passed=True))
+
+    # the relay is down: kept on the run, as a failed run's alert would be
+    assert checks.tick() == "1 of 2 successful run(s) with failed asset checks"
+    assert _alerts_for(outbox, [earlier, passing, failing]) == [0, 0, 0]
+    assert location.alert_state(failing) == ("pending", 1)
+    assert location.alert_state(passing) == (None, None)
+
+    switch("up")
+    location.retry_tick()  # the run-failure alerts' retry sensor mails it
+    assert _alerts_for(outbox, [earlier, passing, failing]) == [0, 0, 1]
+    assert location.alert_state(failing) == ("sent", 2)
+    [mail] = messages_to(outbox, ONCALL)
+    assert mail["Subject"] == f"[funnelhouse] __ephemeral_asset_job__ checks failed (run {failing[:8]})"
+    assert "- ledger: no_gaps" in mail.get_content() and "balanced" not in mail.get_content()
+
+    # the cursor moved past both runs; a tick replayed from before them (one that did not finish)
+    # finds the alert recorded on the run: never twice
+    assert checks.tick() == "0 of 0 successful run(s) with failed asset checks"
+    checks.tick(cursor=checks.start)
+    location.retry_tick()
+    assert _alerts_for(outbox, [earlier, passing, failing]) == [0, 0, 1]
+
+
+def test_a_failed_run_is_alerted_once_with_its_failed_checks(relay):
+    """A dbt test failing in the nightly build fails the run too: one alert, listing the checks."""
+    switch, outbox = relay
+    switch("up")
+    location = _Location()
+    checks = _CheckAlerts(location)
+    failed = _run(location.instance, _check("no_gaps", passed=False), broken_report)
+
+    assert location.failure_ticks() == [failed]
+    assert checks.tick() == "0 of 0 successful run(s) with failed asset checks"
+    [mail] = messages_to(outbox, ONCALL)
+    assert mail["Subject"] == f"[funnelhouse] __ephemeral_asset_job__ failed (run {failed[:8]})"
+    assert "broken_report" in mail.get_content() and "- ledger: no_gaps" in mail.get_content()
