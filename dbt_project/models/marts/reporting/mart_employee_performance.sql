@@ -194,13 +194,16 @@ final as (
         {{ safe_ratio('portfolio.accounts_opened', 'portfolio.total_customers') }} as account_opening_rate,
         {{ capped_ratio('portfolio.first_deposits', 'portfolio.accounts_opened') }}
             as account_to_first_deposit_rate,
-        {#- The averages and stage conversion of this month and quarter (all time: the columns above). #}
-        {%- for period in periods if period != 'all_time' %}
+        {#- The averages of this month and quarter (all time: the columns above), and the stage conversion
+            of every period, all time included. #}
+        {%- for period in periods %}
+        {%- if period != 'all_time' %}
         account_periods.avg_days_contact_to_account_{{ period }} as avg_days_contact_to_account_{{ period }},
         first_deposit_periods.avg_days_account_to_first_deposit_{{ period }}
             as avg_days_account_to_first_deposit_{{ period }},
         first_deposit_periods.avg_days_contact_to_first_deposit_{{ period }}
             as avg_days_contact_to_first_deposit_{{ period }},
+        {%- endif %}
         {%- for stage in ('trust', 'action', 'subscribe') %}
         ifNull(stage_periods.entered_{{ stage }}_{{ period }}, 0) as customers_entered_{{ stage }}_{{ period }},
         {%- endfor %}
