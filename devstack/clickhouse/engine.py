@@ -336,7 +336,19 @@ class Store:
         # database) and those tables' columns (`belongs`: the table, by name only).
         filters["system.completions"] = (
             f"multiIf(context = 'database', word IN ({listed}), context = 'table', belongs IN ({listed}), "
-            f"context = 'column', belongs IN (SELECT name FROM system.tables WHERE database IN ({listed})), true)"
+            f"context = 'column', (belongs, word) IN (SELECT table, name FROM system.columns WHERE database IN ({listed})), "
+            f"context = 'dictionary', word IN (SELECT name FROM system.dictionaries WHERE database IN ({listed})), true)"
+        )
+        # Every user's last error of each kind (another database's values, the engine's "Maybe you meant
+        # raw.x?"): a real server refuses system.errors without a grant on it.
+        filters["system.errors"] = "false"
+        # Every user's running queries, texts included (all run as chDB's one user here): a real server
+        # refuses system.processes to a user without a grant on it, too.
+        filters["system.processes"] = "false"
+        # The start-up jobs name every database and table ("load table raw.x", "startup Atomic database raw").
+        filters["system.asynchronous_loader"] = (
+            f"NOT match(job, ' (table|database) ') OR arrayExists(d -> endsWith(job, ' database ' || d) "
+            f"OR position(job, ' table ' || d || '.') > 0, [{listed}])"
         )
         return "{" + ", ".join(f"{_quote(table)}: {_quote(where)}" for table, where in filters.items()) + "}"
 

@@ -75,6 +75,8 @@ ERROR_NAMES = {
 }
 
 _CODE_RE = re.compile(r"Code: (\d+)\. ")
+# ("Maybe you meant: [...]" with a colon suggests functions, settings or the query's own columns)
+_OBJECT_HINT = re.compile(r" ?Maybe you meant [^:?][^?]*\?")
 
 
 def http_status(code: int) -> int:
@@ -106,6 +108,16 @@ class ClickHouseError(Exception):
         if not match:
             return cls(1001, text or type(error).__name__)
         return cls(int(match.group(1)), text[match.end() :], full_text=text[match.start() :].strip())
+
+    def without_object_hints(self) -> ClickHouseError:
+        """The error without the engine's "Maybe you meant db.table?" (a table or database of any
+        database, similar to the name asked for), for a user who may see only some of them."""
+        text = _OBJECT_HINT.sub("", self.text)
+        return (
+            self
+            if text == self.text
+            else ClickHouseError(self.code, _OBJECT_HINT.sub("", self.message), text)
+        )
 
     def body(self, version: str) -> bytes:
         return f"{self.text} (version {version})\n".encode()

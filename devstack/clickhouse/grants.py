@@ -66,7 +66,13 @@ DATABASE_FUNCTIONS = frozenset(["merge", "mergetreeindex", "mergetreeprojection"
 # argument naming that table's database (followed by the table, or written 'db.table').
 FORWARDING_ENGINES = {"merge": 0, "buffer": 0, "alias": 0, "distributed": 1}
 # Functions whose first argument names the dictionary or Join table they read ('db.name' or 'name').
-_NAMED_OBJECT_FUNCTION = re.compile(r"^(dict\w*|joinGet(OrNull)?|dictionary)$", re.IGNORECASE)
+_NAMED_OBJECT_FUNCTION = re.compile(
+    r"^(dict\w*|joinGet(OrNull)?|dictionary|naiveBayesClassifier\w*|assignCentroid)$", re.IGNORECASE
+)
+# The argument naming the dictionary, where it is not the first (assignCentroid(vector, 'db.dict')).
+_NAMED_OBJECT_POSITION = {"assigncentroid": 1}
+# Functions telling a table's metadata from its database and name, their first two arguments.
+_TABLE_METADATA_FUNCTION = re.compile(r"^hasColumnInTable$", re.IGNORECASE)
 
 _TREE_NODE = re.compile(r"^(TABLE|TABLE_FUNCTION|FUNCTION) id: \d+,(.*)$")
 _STRING_CONSTANT = re.compile(
@@ -146,6 +152,8 @@ def _checked_query(statement: sql.Statement) -> str | None:
         start = next((t for t in top[1:] if t.is_word("SELECT", "WITH") or t.text == "("), None)
         if start is None:
             return None
+        # ClickHouse's FROM-first form (EXPLAIN ... FROM t SELECT ...): the query begins at that FROM
+        start = next((t for t in top[1:] if t.is_word("FROM") and t.start < start.start), start)
         top = [t for t in top if t.start >= start.start]
     elif statement.kind in ("DESCRIBE", "DESC"):
         # DESCRIBE (SELECT ...) and DESCRIBE f(...) evaluate what they describe, as a SELECT from it would
@@ -270,6 +278,8 @@ class _Check:
                 function = re.search(r"function_name: (\w+)", rest).group(1)
                 if _NAMED_OBJECT_FUNCTION.match(function):
                     self.named_object(function, _string_arguments(lines, index))
+                elif _TABLE_METADATA_FUNCTION.match(function):
+                    self.table_metadata(function, _string_arguments(lines, index))
         self.views(tables, params, views_seen)
 
     def table_function(self, function: str, arguments: list[str | None]) -> None:
@@ -288,11 +298,17 @@ class _Check:
             raise self.unresolvable(function)
 
     def named_object(self, function: str, arguments: list[str | None]) -> None:
-        if not arguments or arguments[0] is None:
+        position = _NAMED_OBJECT_POSITION.get(function.lower(), 0)
+        if len(arguments) <= position or arguments[position] is None:
             raise self.unresolvable(function)
-        database, name = self.qualified(arguments[0])
-        privilege = "dictGet" if function.lower().startswith("dict") else "SELECT"
+        database, name = self.qualified(arguments[position])
+        privilege = "SELECT" if function.lower().startswith("joinget") else "dictGet"
         self.require(database, f"{privilege} ON {database}.{name}")
+
+    def table_metadata(self, function: str, arguments: list[str | None]) -> None:
+        if len(arguments) < 2 or arguments[0] is None or arguments[1] is None:
+            raise self.unresolvable(function)
+        self.require(arguments[0], f"SHOW COLUMNS ON {arguments[0]}.{arguments[1]}")
 
     def views(
         self,
@@ -363,7 +379,8 @@ class _Check:
                     raise self.unresolvable("a parameter")
                 database, table = self.qualified(name)
                 # a name after IN may be a column, an unqualified one a CTE: only a table reads anything
-                may_be_nothing = in_table or ("." not in name and not strict)
+                # (strict: nothing resolved it, and only a refusal tells nothing about what exists)
+                may_be_nothing = not strict and (in_table or "." not in name)
                 if not self.granted(database) and not (may_be_nothing and not self.exists(database, table)):
                     raise self.denied(f"SELECT ON {database}.{table}")
                 tables.append((database, table))
@@ -371,6 +388,8 @@ class _Check:
                 self.table_function(name, _string_arguments(lines, index, _AST_LITERAL))
             elif word == "Function" and _NAMED_OBJECT_FUNCTION.match(name):
                 self.named_object(name, _string_arguments(lines, index, _AST_LITERAL))
+            elif word == "Function" and _TABLE_METADATA_FUNCTION.match(name):
+                self.table_metadata(name, _string_arguments(lines, index, _AST_LITERAL))
         self.views(tables, params, frozenset(), missing_ok=True)
         return True
 

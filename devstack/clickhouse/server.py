@@ -209,6 +209,7 @@ class Handler(BaseHTTPRequestHandler):
         statement: sql.Statement | None = None
         reader: StatementReader | None = None
         user_name = "-"
+        restricted = False  # a user reading only some databases: engine errors must not hint at others
         try:
             if self.command == "POST":
                 body = framed_body(self.rfile, self.headers)
@@ -221,6 +222,7 @@ class Handler(BaseHTTPRequestHandler):
             user_name, password = self._credentials(params)
             user = self.server.users.authenticate(user_name, password)
             user_name = user.name
+            restricted = user.databases is not None
             # As in ClickHouse, the answer is compressed from here on (after authentication): results
             # and errors alike, except 401/403, which clients read uncompressed.
             if params.get("compress") == "1":
@@ -242,6 +244,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._log(request, statement, started, 200, outcome)
         except ClickHouseError as error:
             self._finish_failed_body(reader, body)
+            error = error.without_object_hints() if restricted else error
             self._send_error(error, query_id)
             self._log_failure(user_name, query_id, statement, started, error)
         except (ConnectionError, BrokenPipeError, TimeoutError):
@@ -366,6 +369,8 @@ class Handler(BaseHTTPRequestHandler):
             failure = error if isinstance(error, ClickHouseError) else _unexpected(error)
             if failure is not error:
                 log.exception("unexpected failure while streaming query %s", request.query_id)
+            if request.user.databases is not None:
+                failure = failure.without_object_hints()
             self._abandon(chunks, release, request.query_id)
             self._write_exception_trailer(failure, tag)
             self._log_failure(request.user.name, request.query_id, statement, started, failure)

@@ -119,6 +119,9 @@ def test_reader_reads_its_databases_and_the_schema_tables(reader, bi_table, priv
         "SHOW COLUMNS FROM kpis FROM {db} WHERE throwIf(1, (SELECT any(name) FROM {private}))",
         "SHOW TABLES FROM {db} WHERE name IN (SELECT name FROM {private})",
         "SHOW TABLES FROM {db} LIMIT (SELECT count() FROM {private})",
+        # EXPLAIN of ClickHouse's FROM-first SELECT: EXPLAIN ANALYZE runs it, its error tells the rows
+        "EXPLAIN ANALYZE FROM {private} SELECT toUInt8(toString(groupArray(tuple(*))))",
+        "EXPLAIN SYNTAX run_query_tree_passes = 1 FROM {private} SELECT *",
     ],
 )
 def test_reader_is_refused_other_databases(reader, bi_table, private_table, query):
@@ -366,6 +369,10 @@ def test_a_readers_session_keeps_the_metadata_filter_when_reopened(clickhouse_se
         ("EXISTS DATABASE {private_db}", {}, "SHOW DATABASES ON {private_db}.*"),
         # merge() reads system tables past the filter that hides other databases' rows
         ("SELECT database FROM merge('system', '^tables$')", {}, "SELECT ON system.*"),
+        ("SELECT hasColumnInTable('{private_db}', 'customers', 'name')", {}, "SHOW COLUMNS ON {private}"),
+        ("SELECT naiveBayesClassifier('{private}', 'text')", {}, "dictGet ON {private}"),
+        # a table that does not exist is refused alike: the refusal tells nothing of what exists
+        ("SELECT 1 WHERE 1 IN {private_db}.nothing_here", {}, "SELECT ON {private_db}.nothing_here"),
     ],
 )
 def test_reader_is_refused_other_databases_objects(clickhouse_server, private_table, query, params, grant):
@@ -384,3 +391,28 @@ def test_reader_is_refused_other_databases_objects(clickhouse_server, private_ta
         f"bi_reader: Not enough privileges. To execute this query, it's necessary to have the grant {grant}"
     )
     assert expected.format(**names).encode() in body and b"CREATE" not in body
+
+
+def test_reader_gets_no_names_of_other_databases_objects(clickhouse_server, reader, bi_table, private_table):
+    """Nor through the engine's "Maybe you meant ch_private.customers?", the errors it keeps, its start-up
+    jobs or the completions of a table named like a visible one."""
+    database = bi_table.split(".")[0]
+    admin = connect(clickhouse_server)
+    admin.command(f"CREATE OR REPLACE TABLE {PRIVATE}.kpis (secret_margin Float64) ENGINE = Memory")
+    try:
+        with pytest.raises(DatabaseError) as unknown:
+            reader.query(f"SELECT * FROM {database}.customer")
+        assert "Code: 60." in str(unknown.value) and PRIVATE not in str(unknown.value)
+        for query in [
+            "SELECT last_error_message FROM system.errors",
+            "SELECT job FROM system.asynchronous_loader",
+            "SELECT word FROM system.completions WHERE context = 'column' AND belongs = 'kpis'",
+        ]:
+            shown = str(reader.query(query).result_rows)
+            assert PRIVATE not in shown and "secret_margin" not in shown, query
+        # every user's running query texts (its own one included: chDB runs them all as one user)
+        assert reader.query("SELECT count() FROM system.processes").result_rows == [(0,)]
+        assert admin.query("SELECT count() FROM system.processes").result_rows != [(0,)]
+    finally:
+        admin.command(f"DROP TABLE IF EXISTS {PRIVATE}.kpis")
+        admin.close()
