@@ -5,8 +5,9 @@ last successful replication run copied every change (``rows_cursor`` in ``raw._r
 in UTC whatever zone PostgreSQL stamps rows in: the sources' ``loaded_at_query``; warn after 24 h,
 error after 72 h, see _crm__sources.yml). A quiet table that replication keeps checking is fresh; a
 replication that stopped makes every table stale.
-The result is printed for people to judge (Dagster's schedules alert on failed runs), and the
-build's exit code stays the dbt run's.
+The result is printed for people to judge, and the build's exit code stays the dbt run's. In
+Dagster the same query and bounds are judged every hour by asset checks of the raw tables, which
+alert a table beyond error_after (freshness_checks.py).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import dagster as dg
 from orchestration.defs.warehouse.checks import reconciliation_checks
 from orchestration.defs.warehouse.dbt_assets import KPI_MART
 from orchestration.defs.warehouse.dbt_environment import MANIFEST
+from orchestration.defs.warehouse.freshness_checks import replication_freshness_checks
 from orchestration.defs.warehouse.replication_assets import REPLICATION_GROUP
 
 # The groups of the dbt models (translator.py: one per folder). A model outside them would be left out
@@ -14,9 +15,14 @@ from orchestration.defs.warehouse.replication_assets import REPLICATION_GROUP
 # record its refresh mark (tests/warehouse/test_definitions.py checks every model is in one).
 WAREHOUSE_MODEL_GROUPS = ("staging", "intermediate", "marts_core", "marts_reporting")
 
-_unpartitioned_warehouse = dg.AssetSelection.groups(REPLICATION_GROUP) | (
-    dg.AssetSelection.groups(*WAREHOUSE_MODEL_GROUPS) - dg.AssetSelection.assets(KPI_MART)
-)
+# The replication freshness checks (freshness_checks.py) are their own job's: selecting the raw
+# assets' group would select them too, and each refresh and build would judge (and alert) again what
+# the hourly freshness run does, right after a replication that made every table fresh.
+_freshness = dg.AssetSelection.checks(*replication_freshness_checks)
+_unpartitioned_warehouse = (
+    dg.AssetSelection.groups(REPLICATION_GROUP)
+    | (dg.AssetSelection.groups(*WAREHOUSE_MODEL_GROUPS) - dg.AssetSelection.assets(KPI_MART))
+) - _freshness
 
 # Only the models downstream of changed raw tables run, without tests (dbt_plan.py); incremental
 # models rebuild only the months replication touched. The reconciliation checks, reading the seed's
@@ -47,4 +53,14 @@ kpi_daily_job = dg.define_asset_job(
     "warehouse_kpi_daily",
     selection=dg.AssetSelection.assets(KPI_MART),
     description="Daily partitions of mart_kpi_employee_daily; backfill a date range from the UI.",
+)
+
+# Defined only with a manifest, as its checks (definitions.py).
+replication_freshness_job = dg.define_asset_job(
+    "warehouse_replication_freshness",
+    selection=_freshness,
+    description=(
+        "Only the replication freshness checks: how far behind PostgreSQL each raw table is, against "
+        "the crm source's warn_after / error_after. Replicates nothing, runs no dbt."
+    ),
 )

@@ -1,5 +1,5 @@
 """Hourly incremental refresh, nightly full build, today's KPI partition every hour, every KPI
-partition nightly.
+partition nightly, the replication freshness checks every hour.
 
 The nightly builds run on the sales team's clock like every other schedule (``FUNNELHOUSE_TIMEZONE``);
 KPI partitions are UTC days, so their hourly schedule runs on UTC, and so does the hourly refresh: a
@@ -25,7 +25,12 @@ from dagster._core.storage.tags import (
 
 from orchestration import environment
 from orchestration.defs.warehouse.dbt_assets import KPI_OP, KPI_PARTITIONS
-from orchestration.defs.warehouse.jobs import hourly_refresh_job, kpi_daily_job, nightly_full_build_job
+from orchestration.defs.warehouse.jobs import (
+    hourly_refresh_job,
+    kpi_daily_job,
+    nightly_full_build_job,
+    replication_freshness_job,
+)
 from orchestration.runs import runs_not_ended
 
 
@@ -52,6 +57,17 @@ nightly_full_build_schedule = dg.ScheduleDefinition(
     job=nightly_full_build_job,
     cron_schedule="30 2 * * *",
     execution_timezone=environment.schedule_timezone(),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+
+# A read of the replication state, no writer: at :05, clear of the refresh (:15) and the KPI run (:45),
+# and on UTC like them; no skipping behind running runs (it waits for none).
+replication_freshness_schedule = dg.ScheduleDefinition(
+    name="warehouse_replication_freshness_schedule",
+    job=replication_freshness_job,
+    cron_schedule="5 * * * *",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
