@@ -7,6 +7,7 @@ FH := $(BIN)/funnelhouse
 STATE := $(or $(FUNNELHOUSE_HOME),.funnelhouse)
 DEMO_DIR ?= $(STATE)/demo-landing
 DEMO_CUSTOMERS ?= 2000
+UI_PORT ?= 3000
 export PYTHONUNBUFFERED := 1
 # dbt's own files stay under dbt_project/ (Dagster reads the manifest there).
 export DBT_TARGET_PATH := $(CURDIR)/dbt_project/target
@@ -59,8 +60,10 @@ demo: venv system-packages manifest
 	$(FH) status
 	@echo "Landing files: $(DEMO_DIR)"
 	@echo "Reports:       $(STATE)/reports    Mails: $(STATE)/outbox"
-	@echo "Dagster UI:    make ui             Stop:  make down"
-	@echo "dbt docs:      $(FH) docs --serve"
+	@echo "Dagster UI:    make ui, then http://127.0.0.1:$(UI_PORT)"
+	@echo "dbt docs:      $(FH) docs --serve, then http://127.0.0.1:8080"
+	@echo "BI, read-only: user bi_reader at the clickhouse address above, password in $(STATE)/secrets/clickhouse-bi-reader"
+	@echo "Stop:          make down"
 
 # Debian packages the reports need (Chromium for render tests, a CJK font, HarfBuzz for PDFs).
 system-packages:
@@ -78,9 +81,9 @@ format: venv
 
 ui: venv manifest
 	$(FH) up
-	DAGSTER_HOME=$$(realpath $(or $(FUNNELHOUSE_HOME),.funnelhouse))/dagster; mkdir -p $$DAGSTER_HOME; \
+	DAGSTER_HOME=$$(realpath '$(STATE)')/dagster; mkdir -p $$DAGSTER_HOME; \
 	  cp -n devstack/dagster.yaml $$DAGSTER_HOME/dagster.yaml; \
-	  DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	  DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 up: venv
 	$(FH) up
@@ -101,5 +104,8 @@ bench-reports: venv system-packages
 	$(BIN)/python bench/reports.py
 bench: bench-clickhouse bench-ingest bench-warehouse bench-search bench-reports
 
-clean: down
-	rm -rf .funnelhouse
+# Stops and removes the same home: $(STATE), never empty ($(or) falls back to the default when
+# FUNNELHOUSE_HOME is unset or empty, and `down` is told that home rather than reading the variable).
+clean: venv
+	FUNNELHOUSE_HOME='$(STATE)' $(FH) down
+	rm -rf -- '$(STATE)'

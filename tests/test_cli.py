@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import threading
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -52,3 +55,73 @@ def test_output_into_a_pipe_or_log_keeps_paths_whole(tmp_path):
     result = _funnelhouse(home, "status")
     assert result.returncode == 0, result.stderr
     assert f"passwords of the embedded services: {home / 'secrets'} (never printed)\n" in result.stdout
+
+
+def test_dbt_show_leaves_out_the_tests_of_what_it_selects(monkeypatch):
+    """`funnelhouse dbt show --select dim_customers` (as the README says) would also show the model's
+    tests, one of which dbt-clickhouse ends in a `settings` clause dbt's `limit` cannot follow."""
+    from orchestration.commands.warehouse import dbt_arguments
+
+    monkeypatch.delenv("DBT_INDIRECT_SELECTION", raising=False)
+    assert dbt_arguments(["show", "--select", "dim_customers"]) == [
+        "show",
+        "--select",
+        "dim_customers",
+        "--indirect-selection",
+        "empty",
+    ]
+    # A mode the user chose is theirs; other commands (even one selecting a model named "show") keep
+    # their tests.
+    for arguments in (
+        ["show", "-s", "dim_customers", "--indirect-selection", "eager"],
+        ["show", "-s", "dim_customers", "--indirect-selection=cautious"],
+        ["build", "--select", "dim_customers"],
+        ["ls", "--select", "show"],
+    ):
+        assert dbt_arguments(arguments) == arguments
+    monkeypatch.setenv("DBT_INDIRECT_SELECTION", "buildable")
+    assert dbt_arguments(["show", "-s", "dim_customers"]) == ["show", "-s", "dim_customers"]
+
+
+class _SlowStream(io.StringIO):
+    """A stdout on which a thread is likely to be switched out between two writes."""
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        time.sleep(0.0001)
+        return written
+
+
+def test_lines_logged_from_many_threads_never_run_together(monkeypatch):
+    """A build's replication workers log through the callback at once: each line stays whole."""
+    from orchestration.output import print_line
+
+    stream = _SlowStream()
+    monkeypatch.setattr(sys, "stdout", stream)
+    expected = {f"thread {thread}: line {line} " + "x" * 40 for thread in range(8) for line in range(50)}
+
+    def log_lines(thread: int) -> None:
+        for line in range(50):
+            print_line(f"thread {thread}: line {line} " + "x" * 40)
+
+    workers = [threading.Thread(target=log_lines, args=(thread,)) for thread in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    lines = stream.getvalue().split("\n")
+    assert lines.pop() == ""  # the last line's newline
+    assert len(lines) == len(expected) and set(lines) == expected
+
+
+def test_options_are_checked_first_and_shown_as_typed():
+    from typer.testing import CliRunner
+
+    from ingestion.generate import DEFAULT_END_DATE
+    from orchestration.cli import app
+
+    # A usage error (exit 2), before any server is asked for no rows.
+    result = CliRunner().invoke(app, ["marts", "--rows", "0"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "--rows" in result.output, result.output
+    result = CliRunner().invoke(app, ["generate", "--help"], env={"COLUMNS": "200"})
+    assert f"[default: {DEFAULT_END_DATE:%Y-%m-%d}]" in result.output, result.output

@@ -154,7 +154,10 @@ def materialise_via_dagster(landing: str, retry_failed: bool = True) -> bool:
         instance=instance,
         raise_on_error=False,
         run_config={
-            "ops": {op_name(table): {"config": {"retry_failed": retry_failed}} for table in load_order()}
+            "ops": {op_name(table): {"config": {"retry_failed": retry_failed}} for table in load_order()},
+            # The console shows each file loaded and any error, not a DEBUG line per Dagster event
+            # (the run's record keeps every event, for the UI).
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
         },
     )
     attempted = 0

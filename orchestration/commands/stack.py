@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def status() -> None:
-        """Each service with its address."""
+        """Each service with its address, and how far the marts are built."""
         _print_status()
 
     @app.command()

@@ -4,12 +4,14 @@ any dbt command, a peek at the marts, dbt's documentation site)."""
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from orchestration.console import make_console
+from orchestration.output import print_line
 
 console = make_console()
 _PREVIEW_COLUMNS = 8
@@ -26,6 +28,24 @@ def _busy_is_an_error():
     except (WarehouseBusy, WarehouseLockLost) as contention:
         typer.echo(f"Error: {contention}", err=True)
         raise typer.Exit(1) from None
+
+
+def dbt_arguments(arguments: list[str]) -> list[str]:
+    """The arguments ``funnelhouse dbt`` passes to dbt: the user's, and for ``show`` no tests.
+
+    dbt's indirect selection adds the tests of a selected model to ``show --select`` and shows their
+    results too; dbt-clickhouse's relationships test ends in ``settings join_use_nulls = 1``, after
+    which the ``limit`` dbt appends is a syntax error, so `show --select dim_customers` would fail.
+    ``--indirect-selection empty`` shows the models alone, unless the user chose a mode (option or
+    ``DBT_INDIRECT_SELECTION``). The command is the first word that is no option: one put after a
+    global option's value (`--log-level debug show`) is left as it is."""
+    command = next((argument for argument in arguments if not argument.startswith("-")), None)
+    chosen = "DBT_INDIRECT_SELECTION" in os.environ or any(
+        argument.startswith("--indirect-selection") for argument in arguments
+    )
+    if command == "show" and not chosen:
+        return [*arguments, "--indirect-selection", "empty"]
+    return list(arguments)
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +79,7 @@ def register(app: typer.Typer) -> None:
                 skip_replication=skip_replication,
                 freshness=freshness,
                 with_tests=test,
-                log=print,  # plain print: dbt lines carry their own colours
+                log=print_line,  # plain lines, not rich's: dbt lines carry their own colours
             )
         plan = summary.dbt_plan
         dbt_step = (
@@ -89,10 +109,10 @@ def register(app: typer.Typer) -> None:
         from orchestration.defs.warehouse.build import dbt_command
 
         with _busy_is_an_error():
-            raise typer.Exit(dbt_command(context.args, log=print))
+            raise typer.Exit(dbt_command(dbt_arguments(context.args), log=print_line))
 
     @app.command()
-    def marts(rows: int = typer.Option(3, help="Rows to show per mart.")) -> None:
+    def marts(rows: int = typer.Option(3, min=1, help="Rows to show per mart.")) -> None:
         """Print the first rows (and first columns) of each mart."""
         from ingestion.replication.connections import clickhouse_client
         from orchestration.defs.warehouse.build import MARTS, marts_schema
@@ -116,8 +136,8 @@ def register(app: typer.Typer) -> None:
         """dbt docs: every model's grain and columns, lineage, and the warehouse's catalog."""
         from orchestration.defs.warehouse.build import generate_docs, serve_docs
 
-        site = generate_docs(log=print)
+        site = generate_docs(log=print_line)
         console.print(f"dbt docs: {site} (browse it with `funnelhouse docs --serve`)", highlight=False)
         if serve:
             console.print(f"serving on http://{host}:{port} (Ctrl-C stops)", highlight=False)
-            raise typer.Exit(serve_docs(host, port, log=print))
+            raise typer.Exit(serve_docs(host, port, log=print_line))
