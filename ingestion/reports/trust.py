@@ -12,11 +12,13 @@ from pathlib import Path
 import psycopg
 
 from orchestration import environment
+from orchestration.defs.warehouse.dbt_environment import RUN_RESULTS_KEPT
 
-# Dagster's dbt runs each leave a run_results.json in a folder of their own under the target; the
-# newest ones hold every test's latest outcome (the nightly build runs them all, each KPI partition
-# run its mart's). Bounded, so months of run folders do not slow a report down.
-_RECENT_RESULT_FILES = 50
+# Dagster's dbt runs each leave a run_results.json in a folder of their own under the target, and the
+# CLI's dbt commands a copy of theirs (dbt_environment.archive_run_results); the newest ones hold every
+# test's latest outcome (the nightly build runs them all, each KPI partition run its mart's). Bounded,
+# so months of run folders do not slow a report down; the CLI's archive keeps as many.
+_RECENT_RESULT_FILES = RUN_RESULTS_KEPT
 # A test that ran passed, failed, warned, errored or was skipped; ``dbt compile`` and ``dbt docs
 # generate`` list every test they only compiled as "success", which must not hide a failure.
 _COMPILED_ONLY = "success"

@@ -33,7 +33,12 @@ from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import TableResult, replicate_tables, utc_now
 from orchestration import environment
 from orchestration.defs.warehouse import refresh_state, writers
-from orchestration.defs.warehouse.dbt_environment import REPO_ROOT, dbt_env, dbt_executable
+from orchestration.defs.warehouse.dbt_environment import (
+    REPO_ROOT,
+    archive_run_results,
+    dbt_env,
+    dbt_executable,
+)
 from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan, with_vars
 from orchestration.defs.warehouse.freshness import FreshnessReport, read_sources_json
 
@@ -60,23 +65,33 @@ def run_dbt(arguments: Sequence[str], log: Callable[[str], None] = print, env: d
     dbt never outlives the caller: on Ctrl-C, on SIGTERM (``kill``, a supervisor stopping
     ``funnelhouse docs --serve``) or any other way out of here it is terminated first; a SIGTERM then
     goes on to whatever handled it before (by default: the caller ends, as it would have)."""
+    with _dbt_process(arguments, env or dbt_env(), subprocess.PIPE) as process:
+        for line in process.stdout:
+            log(line.rstrip())
+        return process.wait()
+
+
+@contextlib.contextmanager
+def _dbt_process(arguments: Sequence[str], env: dict[str, str], output) -> Iterator[subprocess.Popen]:
+    """One dbt command started, its output (with its errors) to ``output``: every dbt process here
+    starts so. It never outlives the ``with`` (stopped on any way out, SIGTERM included); its run
+    results are then archived, or the next dbt command would replace them (archive_run_results)."""
     process = subprocess.Popen(
         [dbt_executable(), *arguments],
         cwd=REPO_ROOT,
-        env=env or dbt_env(),
-        stdout=subprocess.PIPE,
+        env=env,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
         with _terminating_on_sigterm(process):
-            assert process.stdout is not None
-            for line in process.stdout:
-                log(line.rstrip())
-            return process.wait()
+            yield process
     finally:
         _stop(process)
-        process.stdout.close()
+        if process.stdout is not None:
+            process.stdout.close()
+        archive_run_results()
 
 
 def _stop(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
@@ -252,20 +267,8 @@ class BackgroundDbt:
 def dbt_in_background(arguments: Sequence[str], env: dict[str, str]) -> Iterator[BackgroundDbt]:
     """Start one dbt command and go on; it never outlives the ``with`` (stopped as ``run_dbt`` stops
     its command, SIGTERM included: a ``run_dbt`` inside passes a SIGTERM on to this one's handler)."""
-    with tempfile.TemporaryFile("w+") as output:
-        process = subprocess.Popen(
-            [dbt_executable(), *arguments],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            with _terminating_on_sigterm(process):
-                yield BackgroundDbt(process, output)
-        finally:
-            _stop(process)
+    with tempfile.TemporaryFile("w+") as output, _dbt_process(arguments, env, output) as process:
+        yield BackgroundDbt(process, output)
 
 
 def freshness_dir() -> Path:

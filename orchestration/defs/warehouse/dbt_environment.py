@@ -9,7 +9,10 @@ imports: ``funnelhouse build`` uses it without loading the code location.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +28,17 @@ DEFAULT_TARGET_DIR = REPO_ROOT / "dbt_project" / "target"
 DEFAULT_LOG_DIR = REPO_ROOT / "dbt_project" / "logs"
 TARGET_DIR = environment.dbt_target_dir()
 MANIFEST = TARGET_DIR / "manifest.json"
+
+# Every dbt command of the CLI (build.py starts them) but docs and freshness (folders of their own)
+# writes the target's one run_results.json, replacing the previous command's: a `dbt run` after a
+# `dbt build` would leave no test outcome. So each is also copied into a folder of its own under
+# RUN_RESULTS_ARCHIVE, as Dagster's runs keep theirs, for the reports (ingestion/reports/trust.py) to
+# find every test's latest outcome. As many are kept as the reports read: an older one, behind that
+# many newer, is never read.
+RUN_RESULTS_ARCHIVE = "run-results"
+RUN_RESULTS_KEPT = 50
+# <generated_at as 20261130T203743565515Z>-<dbt's invocation id>: names sort in time order.
+_ARCHIVED_NAME = re.compile(r"\d{8}T\d{12}Z-[\w-]+")
 
 
 def dbt_executable() -> str:
@@ -108,3 +122,46 @@ def scoped_environment(names: dict[str, str]):
 def kpi_window_environment(kpi_vars: dict[str, str]):
     """The KPI run's dates in this process's environment while inside (``scoped_environment``)."""
     return scoped_environment({KPI_WINDOW_ENVIRONMENT[key]: value for key, value in kpi_vars.items()})
+
+
+def archive_run_results(target: Path | None = None) -> Path | None:
+    """Copy the target's run_results.json (the last dbt command's) into RUN_RESULTS_ARCHIVE, once per
+    dbt invocation, and remove the oldest copies beyond RUN_RESULTS_KEPT; returns the copy, or None
+    when there is no readable one. Never raises: an unreadable file (dbt still writing it) is left to
+    the next call, and a report-side record must not fail the dbt command behind it."""
+    target = target or environment.dbt_target_dir()
+    try:
+        with open(target / "run_results.json", "rb") as live:
+            written = os.fstat(live.fileno())
+            contents = live.read()
+        metadata = json.loads(contents)["metadata"]
+        generated = dt.datetime.fromisoformat(metadata["generated_at"].replace("Z", "+00:00"))
+        name = f"{generated.astimezone(dt.UTC):%Y%m%dT%H%M%S%fZ}-{metadata['invocation_id']}"
+        if not _ARCHIVED_NAME.fullmatch(name):
+            return None
+        archive = target / RUN_RESULTS_ARCHIVE
+        copy = archive / name / "run_results.json"
+        if not copy.exists():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            # Written aside and renamed: a report never reads half a copy. Its mtime is the original's,
+            # as the reports order the files by when dbt wrote them.
+            partial = copy.with_name(f".run_results.json.{os.getpid()}")
+            partial.write_bytes(contents)
+            os.utime(partial, ns=(written.st_atime_ns, written.st_mtime_ns))
+            os.replace(partial, copy)
+        _prune(archive)
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        return None
+    return copy
+
+
+def _prune(archive: Path) -> None:
+    """Remove all but the newest RUN_RESULTS_KEPT copies. Only folders named as archive_run_results
+    names them are ever removed: nothing else in the archive, nothing of the target's own."""
+    copies = sorted(
+        path
+        for path in archive.iterdir()
+        if _ARCHIVED_NAME.fullmatch(path.name) and path.is_dir() and not path.is_symlink()
+    )
+    for old in copies[: max(len(copies) - RUN_RESULTS_KEPT, 0)]:
+        shutil.rmtree(old, ignore_errors=True)  # (another command may be removing it too)
