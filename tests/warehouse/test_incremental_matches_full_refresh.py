@@ -78,7 +78,11 @@ def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhou
     assert incremental.ok and incremental.dbt_plan.arguments[0] == "build"
     results = json.loads((built_warehouse / "run_results.json").read_text())["results"]
     tests = [result for result in results if result["unique_id"].startswith("test.")]
-    assert len(tests) > 50 and all(result["status"] == "pass" for result in tests)
+    # Every test passes but the reconciliation with the CRM's reported KPI rows: the fixture's row of
+    # employee 2 three days ago reports the 500 deposited that day, and CHANGES deleted that deposit.
+    warned = [result["unique_id"] for result in tests if result["status"] == "warn"]
+    assert len(tests) > 50 and all(result["status"] in ("pass", "warn") for result in tests)
+    assert len(warned) == 1 and ".reported_employee_kpis_match_the_computed_kpis" in warned[0], warned
     assert any(".relationships_" in result["unique_id"] for result in tests)
     # every watermarked model now stands at the committed watermark of each table it reads
     client = clickhouse_client()
