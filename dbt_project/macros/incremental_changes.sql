@@ -31,15 +31,46 @@
     then inserts the live version of those ids (incremental_strategy append) and the post-hook
     record_watermarks moves the fact's watermark. Nothing is run when none of them is in the fact yet
     (the usual case: new rows only), so no mutation is started. A fact built before the raw
-    timestamps were declared in UTC gets its timestamp columns declared so first. -#}
-{% macro delete_replicated_ids(table, key_column) -%}
+    timestamps were declared in UTC gets its timestamp columns declared so first.
+    In a backfill (macros/fact_backfill.sql) it deletes instead the rows whose `day_column` (the fact's
+    Date column, whose month partitions the partitioned facts) is in the backfill's months, in one
+    lightweight DELETE as above: not DROP PARTITION, which takes a statement per month and a fact
+    partitioned by month (fct_withdrawals is not). Until the model's insert has run those months are
+    missing, as the changed ids are in an ordinary run; the writer lock keeps every build (and so every
+    mart reading the fact) out meanwhile, and a backfill that failed in between is run again (no
+    ordinary run restores the months). With the backfill variables set, a fact built whole (its first
+    build, --full-refresh) is an error rather than a run that ignores them. -#}
+{% macro delete_replicated_ids(table, key_column, day_column) -%}
     {%- if execute and is_incremental() -%}
         {%- do declare_timestamps_in_utc(this) -%}
-        {%- set condition = key_column ~ ' in (' ~ fact_changed_ids(table) ~ ')' -%}
-        {%- set present = run_query('select count() from ' ~ this ~ ' where ' ~ condition).columns[0].values()[0] -%}
-        {%- if present > 0 -%}
-            delete from {{ this }} where {{ condition }}
+        {%- set months = backfill_months() -%}
+        {%- if months is not none -%}
+            delete from {{ this }} where {{ in_backfill_months(day_column, months) }}
+        {%- else -%}
+            {%- set condition = key_column ~ ' in (' ~ fact_changed_ids(table) ~ ')' -%}
+            {%- set present = run_query('select count() from ' ~ this ~ ' where ' ~ condition).columns[0].values()[0] -%}
+            {%- if present > 0 -%}
+                delete from {{ this }} where {{ condition }}
+            {%- endif -%}
         {%- endif -%}
+    {%- elif execute and backfill_months() is not none -%}
+        {%- do exceptions.raise_compiler_error(
+            'FUNNELHOUSE_BACKFILL_FROM_MONTH is set, but ' ~ this ~ ' is built whole in this run (not built yet, '
+            ~ 'or --full-refresh): a backfill replaces months of a built fact; unset the backfill variables'
+        ) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The incremental query's filter on the staging rows of an incremental fact: the ids
+    fact_changed_ids returns, or in a backfill every live row whose Date expression `day` (on staging's
+    columns) is in the backfill's months. Call it under is_incremental() only (the variables are read
+    at execution). -#}
+{% macro fact_rows_to_read(table, key_column, day) -%}
+    {%- set months = backfill_months() -%}
+    {%- if months is none -%}
+        {{ key_column }} in ({{ fact_changed_ids(table) }})
+    {%- else -%}
+        {{ in_backfill_months(day, months) }}
     {%- endif -%}
 {%- endmacro %}
 

@@ -98,9 +98,11 @@
 {%- endmacro %}
 
 {#- Post-hook of every watermarked model: record the committed watermark of each input as read,
-    capped by what the incremental models it reads from have recorded for the same table. -#}
+    capped by what the incremental models it reads from have recorded for the same table. A backfill
+    (macros/fact_backfill.sql) records nothing: it read whole months, not the rows changed since the
+    watermark, and those changes (in any month) are left to the next ordinary run. -#}
 {% macro record_watermarks() -%}
-    {%- if execute -%}
+    {%- if execute and backfill_months() is none -%}
         {%- set inputs = upstream_inputs(model.unique_id) -%}
         {%- set upstream = "'" ~ (inputs.incremental | join("', '")) ~ "'" -%}
         {%- set selects = [] -%}

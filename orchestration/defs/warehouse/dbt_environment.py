@@ -100,6 +100,11 @@ KPI_WINDOW_ENVIRONMENT = {
     "kpi_start_date": "FUNNELHOUSE_KPI_START_DATE",
     "kpi_end_date": "FUNNELHOUSE_KPI_END_DATE",
 }
+# The environment variables macros/fact_backfill.sql reads a fact backfill's months from (YYYY-MM).
+FACT_BACKFILL_ENVIRONMENT = {
+    "from_month": "FUNNELHOUSE_BACKFILL_FROM_MONTH",
+    "to_month": "FUNNELHOUSE_BACKFILL_TO_MONTH",
+}
 
 
 @contextlib.contextmanager

@@ -2,19 +2,20 @@
 -- at or before the committed one (new, updated or deleted in PostgreSQL) and appends their live
 -- versions, so only changed rows are read and written; the post-hook then records the committed
 -- watermark as the fact's (macros/incremental_changes.sql, watermarks.sql). --full-refresh rebuilds it.
+-- `funnelhouse backfill` replaces whole months of it, keeping its watermark (macros/fact_backfill.sql).
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     partition_by='toYYYYMM(sent_date)',
     order_by='(employee_id, sent_date, conversation_id)',
-    pre_hook="{{ delete_replicated_ids('conversations', 'conversation_id') }}",
+    pre_hook="{{ delete_replicated_ids('conversations', 'conversation_id', 'sent_date') }}",
     post_hook="{{ record_watermarks() }}",
 ) }}
 
 with conversations as (
     select * from {{ ref('stg_crm__conversations') }}
     {% if is_incremental() %}
-    where conversation_id in ({{ fact_changed_ids('conversations') }})
+    where {{ fact_rows_to_read('conversations', 'conversation_id', 'toDate(sent_at)') }}
     {% endif %}
 ),
 

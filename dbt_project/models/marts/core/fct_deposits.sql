@@ -2,6 +2,7 @@
 -- at or before the committed one (new, updated or deleted in PostgreSQL) and appends their live
 -- versions, so only changed rows are read and written; the post-hook then records the committed
 -- watermark as the fact's (macros/incremental_changes.sql, watermarks.sql). --full-refresh rebuilds it.
+-- `funnelhouse backfill` replaces whole months of it, keeping its watermark (macros/fact_backfill.sql).
 -- amount_usd: amount at the seed fx_rates_to_usd's rate of its currency on deposit_date, NULL without a
 -- rate; a confirmed deposit without one fails the model, naming the currency (macros/usd_amounts.sql).
 -- An appended row takes the seed as it is then: a changed seed rebuilds this fact whole in
@@ -11,14 +12,14 @@
     incremental_strategy='append',
     partition_by='toYYYYMM(deposit_date)',
     order_by='(employee_id, deposit_date, deposit_id)',
-    pre_hook="{{ delete_replicated_ids('deposits', 'deposit_id') }}",
+    pre_hook="{{ delete_replicated_ids('deposits', 'deposit_id', 'deposit_date') }}",
     post_hook=["{{ assert_confirmed_amounts_in_usd('deposits') }}", "{{ record_watermarks() }}"],
 ) }}
 
 with deposits as (
     select * from {{ ref('stg_crm__deposits') }}
     {% if is_incremental() %}
-    where deposit_id in ({{ fact_changed_ids('deposits') }})
+    where {{ fact_rows_to_read('deposits', 'deposit_id', 'toDate(deposited_at)') }}
     {% endif %}
 ),
 

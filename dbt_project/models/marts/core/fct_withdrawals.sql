@@ -1,20 +1,21 @@
 -- Incremental like fct_deposits: each run deletes the withdrawals with a raw version stamped after the
 -- fact's watermark and at or before the committed one, and appends their live versions
 -- (macros/incremental_changes.sql, watermarks.sql). --full-refresh rebuilds it.
+-- `funnelhouse backfill` replaces whole months of it, keeping its watermark (macros/fact_backfill.sql).
 -- amount_usd as in fct_deposits, at the rate of requested_date (the day the marts count a withdrawal on,
 -- not the day it was processed).
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
     order_by='(employee_id, requested_date, withdrawal_id)',
-    pre_hook="{{ delete_replicated_ids('withdrawals', 'withdrawal_id') }}",
+    pre_hook="{{ delete_replicated_ids('withdrawals', 'withdrawal_id', 'requested_date') }}",
     post_hook=["{{ assert_confirmed_amounts_in_usd('withdrawals') }}", "{{ record_watermarks() }}"],
 ) }}
 
 with withdrawals as (
     select * from {{ ref('stg_crm__withdrawals') }}
     {% if is_incremental() %}
-    where withdrawal_id in ({{ fact_changed_ids('withdrawals') }})
+    where {{ fact_rows_to_read('withdrawals', 'withdrawal_id', 'toDate(requested_at)') }}
     {% endif %}
 ),
 
