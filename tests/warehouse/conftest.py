@@ -7,6 +7,7 @@ that only read marts, is ``warehouse`` in tests/fixtures/warehouse.py."""
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,8 @@ from tests.fixtures.warehouse import (
     isolated_names,
     load_fixture,
 )
+from tests.reports.conftest import sink_in_this_process
+from tests.warehouse.alerting import ONCALL, RETRY_HOURS_ENV
 
 # A day of an older month: neither the KPI mart's first month nor yesterday's or today's.
 LATE_DAY_SQL = "date_trunc('day', now()) - interval '65 days' + interval '12 hours'"
@@ -123,3 +126,25 @@ def built_warehouse(pg_dsn, pg_template, clickhouse_env, dbt_dirs, kept_warehous
     if not kept_warehouse.taken:
         kept_warehouse.take(pg_dsn, clickhouse_env, REUSED_SCHEMA_PREFIX, dbt_dirs)
     return dbt_dirs
+
+
+@pytest.fixture
+def relay(service_dirs, monkeypatch):
+    """(switch, outbox): the alert relay (FUNNELHOUSE_SMTP_URL), down until ``switch("up")``. Down is an
+    address where a socket is bound but not listening: every connection is refused (OSError)."""
+    outbox = service_dirs("alert-smtp")
+    with sink_in_this_process(outbox) as settings, socket.socket() as nobody_listens:
+        nobody_listens.bind((settings.host, 0))
+        addresses = {
+            "up": f"smtp://{settings.host}:{settings.port}",
+            "down": f"smtp://{settings.host}:{nobody_listens.getsockname()[1]}",
+        }
+        monkeypatch.setenv("FUNNELHOUSE_ALERT_EMAIL", ONCALL)
+        monkeypatch.setenv("FUNNELHOUSE_SMTP_STARTTLS", "0")
+        monkeypatch.delenv(RETRY_HOURS_ENV, raising=False)
+
+        def switch(state: str) -> None:
+            monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", addresses[state])
+
+        switch("down")
+        yield switch, outbox

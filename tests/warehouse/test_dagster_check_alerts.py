@@ -9,11 +9,7 @@ import pytest
 
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
 from tests.reports.conftest import messages_to
-from tests.warehouse import test_orchestration_alerts
-from tests.warehouse.test_orchestration_alerts import ONCALL, _alerts_for, _Location
-
-# the relay fixture and the location's alert sensors, as the run-failure alert's tests tick them
-relay = test_orchestration_alerts.relay
+from tests.warehouse.alerting import ONCALL, AlertSensors, CheckAlertSensor, alerts_for
 
 RECONCILIATION = {"matches_v_customer_overview", "matches_v_employee_performance"}
 
@@ -58,29 +54,11 @@ def _run(instance: dg.DagsterInstance, *definitions) -> str:
     return result.run_id
 
 
-class _CheckAlerts:
-    """The failed-check alert sensor over the location's instance, ticked as the daemon ticks it."""
-
-    def __init__(self, location: _Location):
-        self.instance = location.instance
-        self.sensor = location.defs.resolve_sensor_def("failed_check_alert_sensor")
-        self.start = self.cursor = self.sensor.evaluate_tick(
-            dg.build_sensor_context(instance=self.instance)
-        ).cursor
-
-    def tick(self, cursor: str | None = None) -> str:
-        data = self.sensor.evaluate_tick(
-            dg.build_sensor_context(instance=self.instance, cursor=cursor or self.cursor)
-        )
-        self.cursor = data.cursor
-        return data.skip_message
-
-
 def test_a_failed_check_is_alerted_once_a_passing_one_never(relay):
     switch, outbox = relay
-    location = _Location()
+    location = AlertSensors()
     earlier = _run(location.instance, _check("no_gaps", passed=False))  # before the sensor started
-    checks = _CheckAlerts(location)
+    checks = CheckAlertSensor(location)
 
     passing = _run(
         location.instance,
@@ -91,13 +69,13 @@ def test_a_failed_check_is_alerted_once_a_passing_one_never(relay):
 
     # the relay is down: kept on the run, as a failed run's alert would be
     assert checks.tick() == "1 of 2 successful run(s) with failed asset checks"
-    assert _alerts_for(outbox, [earlier, passing, failing]) == [0, 0, 0]
+    assert alerts_for(outbox, [earlier, passing, failing]) == [0, 0, 0]
     assert location.alert_state(failing) == ("pending", 1)
     assert location.alert_state(passing) == (None, None)
 
     switch("up")
     location.retry_tick()  # the run-failure alerts' retry sensor mails it
-    assert _alerts_for(outbox, [earlier, passing, failing]) == [0, 0, 1]
+    assert alerts_for(outbox, [earlier, passing, failing]) == [0, 0, 1]
     assert location.alert_state(failing) == ("sent", 2)
     [mail] = messages_to(outbox, ONCALL)
     assert mail["Subject"] == f"[funnelhouse] __ephemeral_asset_job__ checks failed (run {failing[:8]})"
@@ -108,15 +86,15 @@ def test_a_failed_check_is_alerted_once_a_passing_one_never(relay):
     assert checks.tick() == "0 of 0 successful run(s) with failed asset checks"
     checks.tick(cursor=checks.start)
     location.retry_tick()
-    assert _alerts_for(outbox, [earlier, passing, failing]) == [0, 0, 1]
+    assert alerts_for(outbox, [earlier, passing, failing]) == [0, 0, 1]
 
 
 def test_a_failed_run_is_alerted_once_with_its_failed_checks(relay):
     """A dbt test failing in the nightly build fails the run too: one alert, listing the checks."""
     switch, outbox = relay
     switch("up")
-    location = _Location()
-    checks = _CheckAlerts(location)
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
     failed = _run(location.instance, _check("no_gaps", passed=False), broken_report)
 
     assert location.failure_ticks() == [failed]

@@ -16,11 +16,7 @@ from ingestion.replication.tables import RAW_TABLES
 from orchestration.defs.warehouse import freshness_checks
 from orchestration.defs.warehouse.dbt_environment import MANIFEST
 from tests.reports.conftest import messages_to
-from tests.warehouse import test_orchestration_alerts
-from tests.warehouse.test_dagster_check_alerts import _CheckAlerts
-from tests.warehouse.test_orchestration_alerts import ONCALL, _Location
-
-relay = test_orchestration_alerts.relay
+from tests.warehouse.alerting import ONCALL, AlertSensors, CheckAlertSensor
 
 needs_manifest = pytest.mark.skipif(
     not MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
@@ -120,8 +116,8 @@ def test_stale_and_never_replicated_tables_fail_and_an_error_is_alerted(clickhou
     # PostgreSQL five hours behind UTC: 20 h behind in UTC is fresh (25 h on its wall clock is not).
     _record_cursors(clickhouse_env, {"deposits": 20}, utc_offset_hours=-5)
 
-    location = _Location()
-    alerts = _CheckAlerts(location)
+    location = AlertSensors()
+    alerts = CheckAlertSensor(location)
     result = defs.resolve_job_def(JOB).execute_in_process(instance=location.instance)
 
     assert result.success  # not blocking: the run succeeds, its checks failed

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import uuid
 
 import dagster as dg
@@ -18,11 +17,14 @@ from dagster._core.definitions.run_status_sensor_definition import RunStatusSens
 
 from orchestration.defs.warehouse import sensors as alerts
 from tests.reports.conftest import messages_to, sink_in_this_process
-
-ONCALL = "oncall@example.com"
-RETRY_HOURS_ENV = "FUNNELHOUSE_ALERT_RETRY_HOURS"
-# where an alert's state is kept: tags of the failed run (shown in the UI)
-ALERT_TAG, ALERT_DETAIL_TAG = "funnelhouse/alert", "funnelhouse/alert-detail"
+from tests.warehouse.alerting import (
+    ALERT_DETAIL_TAG,
+    ALERT_TAG,
+    ONCALL,
+    RETRY_HOURS_ENV,
+    AlertSensors,
+    alerts_for,
+)
 
 
 def _failure_sensors(repository) -> list[RunStatusSensorDefinition]:
@@ -63,69 +65,6 @@ def test_a_failed_run_of_any_job_is_alerted_once(monkeypatch):
     assert sorted(failed[run_id] for run_id in alerted) == job_names  # each once, none left out
 
 
-@pytest.fixture
-def relay(service_dirs, monkeypatch):
-    """(switch, outbox): the alert relay (FUNNELHOUSE_SMTP_URL), down until ``switch("up")``. Down is an
-    address where a socket is bound but not listening: every connection is refused (OSError)."""
-    outbox = service_dirs("alert-smtp")
-    with sink_in_this_process(outbox) as settings, socket.socket() as nobody_listens:
-        nobody_listens.bind((settings.host, 0))
-        addresses = {
-            "up": f"smtp://{settings.host}:{settings.port}",
-            "down": f"smtp://{settings.host}:{nobody_listens.getsockname()[1]}",
-        }
-        monkeypatch.setenv("FUNNELHOUSE_ALERT_EMAIL", ONCALL)
-        monkeypatch.setenv("FUNNELHOUSE_SMTP_STARTTLS", "0")
-        monkeypatch.delenv(RETRY_HOURS_ENV, raising=False)
-
-        def switch(state: str) -> None:
-            monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", addresses[state])
-
-        switch("down")
-        yield switch, outbox
-
-
-class _Location:
-    """The code location's two alert sensors over one instance, ticked as the daemon ticks them."""
-
-    def __init__(self, instance: dg.DagsterInstance | None = None):
-        from orchestration.definitions import defs
-
-        self.defs = defs
-        self.instance = instance or dg.DagsterInstance.ephemeral()
-        self.failures = defs.resolve_sensor_def("run_failure_alert_sensor")
-        self.start = self.cursor = self.failures.evaluate_tick(
-            dg.build_sensor_context(instance=self.instance)
-        ).cursor
-
-    def failure_ticks(self, cursor: str | None = None) -> list[str]:
-        """Ticks of the run-failure sensor until it has seen every failure; the runs it reacted to."""
-        seen: list[str] = []
-        for _ in range(5):
-            data = self.failures.evaluate_tick(
-                dg.build_sensor_context(instance=self.instance, cursor=cursor or self.cursor)
-            )
-            cursor = self.cursor = data.cursor
-            assert all(reaction.error is None for reaction in data.dagster_run_reactions)
-            seen += [reaction.dagster_run.run_id for reaction in data.dagster_run_reactions]
-        return seen
-
-    def retry_tick(self) -> None:
-        retries = self.defs.resolve_sensor_def("run_failure_alert_retry_sensor")
-        retries.evaluate_tick(dg.build_sensor_context(instance=self.instance))
-
-    def alert_state(self, run_id: str) -> tuple[str | None, int | None]:
-        tags = self.instance.get_run_by_id(run_id).tags
-        detail = json.loads(tags.get(ALERT_DETAIL_TAG) or "{}")
-        return tags.get(ALERT_TAG), detail.get("attempts")
-
-
-def _alerts_for(outbox, run_ids: list[str]) -> list[int]:
-    """How many alert mails the outbox holds for each run."""
-    subjects = [message["Subject"] for message in messages_to(outbox, ONCALL)]
-    return [sum(f"(run {run_id[:8]})" in subject for subject in subjects) for run_id in run_ids]
-
-
 def _logged(capsys) -> str:
     """What the sensors logged since the last call: a sensor's logger writes to the console (and, under
     the daemon, to the tick's captured log), not through the root logger pytest's caplog watches."""
@@ -134,7 +73,7 @@ def _logged(capsys) -> str:
 
 def test_alerts_the_relay_did_not_take_are_mailed_once_when_it_is_back(relay, capsys):
     switch, outbox = relay
-    location = _Location()
+    location = AlertSensors()
     run_ids = [
         _fail_a_run(location.instance, job)
         for job in ("crm_ingest", "warehouse_hourly_refresh", "postgres_backup_job")
@@ -142,17 +81,17 @@ def test_alerts_the_relay_did_not_take_are_mailed_once_when_it_is_back(relay, ca
 
     # the relay is down while three runs fail: nothing mailed, every alert kept
     assert sorted(location.failure_ticks()) == sorted(run_ids)
-    assert _alerts_for(outbox, run_ids) == [0, 0, 0]
+    assert alerts_for(outbox, run_ids) == [0, 0, 0]
     assert [location.alert_state(run_id)[0] for run_id in run_ids] == ["pending"] * 3
     _logged(capsys)
     location.retry_tick()  # still down: tried again, still kept
-    assert _alerts_for(outbox, run_ids) == [0, 0, 0]
+    assert alerts_for(outbox, run_ids) == [0, 0, 0]
     assert {location.alert_state(run_id)[0] for run_id in run_ids} == {"pending"}
     assert f"retrying the alert of run {run_ids[0]} (crm_ingest): attempt 2" in _logged(capsys)
 
     switch("up")
     location.retry_tick()
-    assert _alerts_for(outbox, run_ids) == [1, 1, 1]
+    assert alerts_for(outbox, run_ids) == [1, 1, 1]
     assert {location.alert_state(run_id)[0] for run_id in run_ids} == {"sent"}
     [mail] = [m for m in messages_to(outbox, ONCALL) if run_ids[0][:8] in m["Subject"]]
     assert "crm_ingest failed" in mail["Subject"]
@@ -162,12 +101,12 @@ def test_alerts_the_relay_did_not_take_are_mailed_once_when_it_is_back(relay, ca
     location.retry_tick()
     location.failure_ticks()
     assert sorted(location.failure_ticks(cursor=location.start)) == sorted(run_ids)
-    assert _alerts_for(outbox, run_ids) == [1, 1, 1]
+    assert alerts_for(outbox, run_ids) == [1, 1, 1]
 
 
 def test_an_alert_is_given_up_after_the_configured_hours(relay, capsys, monkeypatch):
     switch, outbox = relay
-    location = _Location()
+    location = AlertSensors()
     run_id = _fail_a_run(location.instance, "postgres_backup_job")
     location.failure_ticks()
     assert location.alert_state(run_id) == ("pending", 1)
@@ -176,7 +115,7 @@ def test_an_alert_is_given_up_after_the_configured_hours(relay, capsys, monkeypa
     switch("up")
     location.retry_tick()
     location.retry_tick()
-    assert _alerts_for(outbox, [run_id]) == [0]
+    assert alerts_for(outbox, [run_id]) == [0]
     assert location.alert_state(run_id) == ("gave-up", 1)
     [give_up] = [line for line in _logged(capsys).splitlines() if "gave up" in line]
     assert f"ERROR - gave up mailing the alert of run {run_id} (postgres_backup_job)" in give_up
@@ -190,7 +129,7 @@ def test_a_rerun_carrying_its_parents_alert_tags_is_alerted_on_its_own(relay):
     """Re-execution may copy the parent run's tags: a 'sent' copied from the parent is not this run's."""
     switch, outbox = relay
     switch("up")
-    location = _Location()
+    location = AlertSensors()
     parent = str(uuid.uuid4())
     copied = {
         ALERT_TAG: "sent",
@@ -198,7 +137,7 @@ def test_a_rerun_carrying_its_parents_alert_tags_is_alerted_on_its_own(relay):
     }
     run_id = _fail_a_run(location.instance, "crm_ingest", tags=copied)
     location.failure_ticks()
-    assert _alerts_for(outbox, [run_id]) == [1]
+    assert alerts_for(outbox, [run_id]) == [1]
     assert location.alert_state(run_id) == ("sent", 1)
 
 
@@ -229,7 +168,7 @@ def test_alerts_no_sensor_mails_again_are_listed_and_resent_or_recorded_by_hand(
     relay, dagster_home, monkeypatch
 ):
     switch, outbox = relay
-    location = _Location(dagster_home)
+    location = AlertSensors(dagster_home)
     given_up, settled = (_fail_a_run(dagster_home, job) for job in ("crm_ingest", "postgres_backup_job"))
     location.failure_ticks()  # the relay is down: both pending
     monkeypatch.setenv(RETRY_HOURS_ENV, "0")
@@ -250,12 +189,12 @@ def test_alerts_no_sensor_mails_again_are_listed_and_resent_or_recorded_by_hand(
     still_down = _funnelhouse("alerts", "resend", given_up)
     assert still_down.exit_code == 1 and "not mailed" in still_down.output
     assert location.alert_state(given_up) == ("not-sent", 2)
-    assert _alerts_for(outbox, [given_up]) == [0]
+    assert alerts_for(outbox, [given_up]) == [0]
 
     switch("up")
     resent = _funnelhouse("alerts", "resend", given_up[:8])  # as the mail's subject shows it
     assert resent.exit_code == 0, resent.output
-    assert _alerts_for(outbox, [given_up, settled]) == [1, 0]
+    assert alerts_for(outbox, [given_up, settled]) == [1, 0]
     [mail] = messages_to(outbox, ONCALL)
     assert mail["Subject"] == f"[funnelhouse] crm_ingest failed (run {given_up[:8]})"
     assert f"alert-{given_up}@" in mail["Message-ID"]  # what to look for in the relay's log
@@ -263,24 +202,24 @@ def test_alerts_no_sensor_mails_again_are_listed_and_resent_or_recorded_by_hand(
 
     refused = _funnelhouse("alerts", "resend", given_up)  # sent: not twice by accident
     assert refused.exit_code == 1 and "--again" in refused.output
-    assert _alerts_for(outbox, [given_up]) == [1]
+    assert alerts_for(outbox, [given_up]) == [1]
     assert _funnelhouse("alerts", "resend", given_up, "--again").exit_code == 0
-    assert _alerts_for(outbox, [given_up]) == [2]
+    assert alerts_for(outbox, [given_up]) == [2]
 
     # the relay's log shows it arrived: recorded as sent, nothing mailed
     recorded = _funnelhouse("alerts", "delivered", settled)
     assert recorded.exit_code == 0, recorded.output
     assert location.alert_state(settled) == ("sent", 0)
-    assert _alerts_for(outbox, [settled]) == [0]
+    assert alerts_for(outbox, [settled]) == [0]
     assert "no run-failure alert waiting" in _funnelhouse("alerts").output
     again = _funnelhouse("alerts", "delivered", settled)
     assert again.exit_code == 1 and "already recorded as sent" in again.output
     location.retry_tick()
-    assert _alerts_for(outbox, [given_up, settled]) == [2, 0]
+    assert alerts_for(outbox, [given_up, settled]) == [2, 0]
 
 
 def test_alert_commands_name_what_they_cannot_find(relay, dagster_home, monkeypatch, tmp_path):
-    location = _Location(dagster_home)
+    location = AlertSensors(dagster_home)
     never_failed = dagster_home.add_run(
         dg.DagsterRun(job_name="crm_ingest", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.SUCCESS)
     ).run_id
@@ -316,33 +255,33 @@ def test_an_alert_whose_handover_was_cut_off_stays_sending_until_an_operator_dec
     monkeypatch.setenv("FUNNELHOUSE_SMTP_STARTTLS", "0")
     with sink_in_this_process(outbox, _DropsAfterData) as settings:
         monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", f"smtp://{settings.host}:{settings.port}")
-        location = _Location(dagster_home)
+        location = AlertSensors(dagster_home)
         run_id = _fail_a_run(dagster_home, "warehouse_hourly_refresh")
         location.failure_ticks()
         location.retry_tick()
         assert location.alert_state(run_id) == ("sending", 1)
-        assert _alerts_for(outbox, [run_id]) == [1]  # it did arrive, once
+        assert alerts_for(outbox, [run_id]) == [1]  # it did arrive, once
 
         [row] = [line for line in _funnelhouse("alerts").output.splitlines() if run_id in line]
         assert "sending" in row and "may have arrived" in row
         assert _funnelhouse("alerts", "delivered", run_id).exit_code == 0
     assert location.alert_state(run_id) == ("sent", 1)
-    assert _alerts_for(outbox, [run_id]) == [1]
+    assert alerts_for(outbox, [run_id]) == [1]
 
 
 def test_an_alert_mailed_by_hand_meanwhile_is_not_mailed_again_by_the_retry_sensor(relay, capsys):
     """The retry sensor read the alert as pending; before it mails it an operator's `alerts resend`
     did (state and attempts moved): the sensor leaves it, so the on-call gets it once."""
     switch, outbox = relay
-    location = _Location()
+    location = AlertSensors()
     run_id = _fail_a_run(location.instance, "crm_ingest")
     location.failure_ticks()  # the relay is down: pending
     [read_by_the_sensor] = [a for a, _ in alerts.alert_records(location.instance, [alerts.PENDING])]
     switch("up")
     log = logging.getLogger("test")
     assert alerts.mail_again(location.instance, log, read_by_the_sensor, retried=False) == "sent"
-    assert _alerts_for(outbox, [run_id]) == [1]
+    assert alerts_for(outbox, [run_id]) == [1]
 
     assert alerts.mail_again(location.instance, log, read_by_the_sensor) == "sent"  # the stale read
-    assert _alerts_for(outbox, [run_id]) == [1]
+    assert alerts_for(outbox, [run_id]) == [1]
     assert location.alert_state(run_id) == ("sent", 2)
