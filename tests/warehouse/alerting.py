@@ -12,6 +12,7 @@ from tests.reports.conftest import messages_to
 
 ONCALL = "oncall@example.com"
 RETRY_HOURS_ENV = "FUNNELHOUSE_ALERT_RETRY_HOURS"
+REPEAT_HOURS_ENV = "FUNNELHOUSE_ALERT_REPEAT_HOURS"
 # where an alert's state is kept: tags of the failed run (shown in the UI)
 ALERT_TAG, ALERT_DETAIL_TAG = "funnelhouse/alert", "funnelhouse/alert-detail"
 

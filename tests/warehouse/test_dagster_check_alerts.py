@@ -1,6 +1,7 @@
-"""Failed asset checks alert as failed runs do, and the costly reconciliation checks are the nightly
-build's alone. Real Dagster runs on a real instance (ephemeral), real aiosmtpd relay: the sensors read
-the runs' event logs and keep each alert's state on its run's tags."""
+"""Failed asset checks alert as failed runs do (a check that keeps failing: when it starts, as a
+reminder every FUNNELHOUSE_ALERT_REPEAT_HOURS, and when it stops), and the costly reconciliation
+checks are the nightly build's alone. Real Dagster runs on a real instance (ephemeral), real aiosmtpd
+relay: the sensors read the runs' event logs and keep each alert's state on its run's tags."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
 from tests.reports.conftest import messages_to
-from tests.warehouse.alerting import ONCALL, AlertSensors, CheckAlertSensor, alerts_for
+from tests.warehouse.alerting import ONCALL, REPEAT_HOURS_ENV, AlertSensors, CheckAlertSensor, alerts_for
 
 RECONCILIATION = {"matches_v_customer_overview", "matches_v_employee_performance"}
 
@@ -102,3 +103,61 @@ def test_a_failed_run_is_alerted_once_with_its_failed_checks(relay):
     [mail] = messages_to(outbox, ONCALL)
     assert mail["Subject"] == f"[funnelhouse] __ephemeral_asset_job__ failed (run {failed[:8]})"
     assert "broken_report" in mail.get_content() and "- ledger: no_gaps" in mail.get_content()
+
+
+def _mail(outbox, run_id: str):
+    """The run's one alert mail."""
+    [mail] = [mail for mail in messages_to(outbox, ONCALL) if f"(run {run_id[:8]})" in mail["Subject"]]
+    return mail
+
+
+def test_a_check_that_keeps_failing_is_mailed_when_it_starts_as_a_reminder_and_when_it_stops(
+    relay, monkeypatch, capsys
+):
+    """The hourly freshness check of a replication that stays stale: not one mail an hour."""
+    switch, outbox = relay
+    switch("up")
+    monkeypatch.delenv(REPEAT_HOURS_ENV, raising=False)  # the default: a reminder a day
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    first, second = (_run(location.instance, _check("no_gaps", passed=False)) for _ in range(2))
+
+    assert checks.tick() == "1 of 2 successful run(s) with failed asset checks"
+    assert alerts_for(outbox, [first, second]) == [1, 0]
+    assert "- ledger: no_gaps (new; failing for 0.0 h, since " in _mail(outbox, first).get_content()
+    assert f"run {second}: ledger: no_gaps (still failing; failing for" in capsys.readouterr().err
+    assert location.alert_state(second) == (None, None)  # nothing to retry either
+
+    # windows of 3.6 ms: a run later, its evaluation falls in another window than the previous one's
+    monkeypatch.setenv(REPEAT_HOURS_ENV, "0.000001")
+    reminded = _run(location.instance, _check("no_gaps", passed=False))
+    checks.tick()
+    assert alerts_for(outbox, [first, second, reminded]) == [1, 0, 1]
+    assert "- ledger: no_gaps (reminder; failing for " in _mail(outbox, reminded).get_content()
+
+    passing, still_passing = (_run(location.instance, _check("no_gaps", passed=True)) for _ in range(2))
+    assert checks.tick() == "1 of 2 successful run(s) with failed asset checks"
+    assert alerts_for(outbox, [passing, still_passing]) == [1, 0]
+    mail = _mail(outbox, passing)
+    assert mail["Subject"] == f"[funnelhouse] __ephemeral_asset_job__ checks resolved (run {passing[:8]})"
+    assert "no longer failing with severity ERROR:\n- ledger: no_gaps (failed for " in mail.get_content()
+
+
+def test_a_check_starting_to_fail_beside_one_still_failing_is_mailed_alone(relay):
+    """Also when the alert waited for the relay: mailed again later, it says what it said first."""
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    first = _run(location.instance, _check("no_gaps", passed=False))
+    checks.tick()
+    switch("down")
+    both = _run(location.instance, _check("no_gaps", passed=False), _check("balanced", passed=False))
+
+    assert checks.tick() == "1 of 1 successful run(s) with failed asset checks"
+    assert location.alert_state(both) == ("pending", 1)
+    switch("up")
+    location.retry_tick()
+    assert alerts_for(outbox, [first, both]) == [1, 1]
+    content = _mail(outbox, both).get_content()
+    assert "- ledger: balanced (new; failing for " in content and "no_gaps" not in content

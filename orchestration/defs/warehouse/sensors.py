@@ -39,6 +39,15 @@ successful run it read; the alert's state is on the run's tags as above, so the 
 ``funnelhouse alerts`` handle it like any other. A check failing with severity WARN (a dbt test
 configured ``severity: warn``) is left to the UI.
 
+A check that keeps failing (a replication that stays stale fails ``replication_fresh`` every hour)
+is mailed when it starts failing, then as a reminder at most every ``FUNNELHOUSE_ALERT_REPEAT_HOURS``
+(default 24), and once more when it stops failing, if its failure was alerted. Each is decided from
+the check's own evaluations in Dagster's instance, before the run's (``check_changes``), not from a
+state of the sensor's: the same answer when the run's alert is mailed again later, from its log.
+The failing streak is the check's evaluations failing with severity ERROR up to the run's; a reminder
+is due when the run's evaluation and the previous one fall in different repeat windows counted from
+the streak's start. A run whose failed checks all fail within their window is logged, not mailed.
+
 What no sensor retries is the operator's (``orchestration.commands.alerts``): ``funnelhouse alerts``
 lists every alert not sent, ``alerts resend RUN_ID`` mails one now through ``mail_again``, and
 ``alerts delivered RUN_ID`` records one the relay's log shows as arrived."""
@@ -54,10 +63,13 @@ from email.utils import make_msgid
 
 import dagster as dg
 from dagster._core.event_api import EventLogCursor
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 ALERT_EMAIL_ENV = "FUNNELHOUSE_ALERT_EMAIL"
 RETRY_HOURS_ENV = "FUNNELHOUSE_ALERT_RETRY_HOURS"
 DEFAULT_RETRY_HOURS = 24.0
+REPEAT_HOURS_ENV = "FUNNELHOUSE_ALERT_REPEAT_HOURS"
+DEFAULT_REPEAT_HOURS = 24.0
 ALERT_TAG = "funnelhouse/alert"  # on the failed run: where its alert is
 ALERT_DETAIL_TAG = "funnelhouse/alert-detail"  # JSON: run_id, since (epoch seconds), attempts
 PENDING, SENDING, SENT, NOT_SENT, GAVE_UP = "pending", "sending", "sent", "not-sent", "gave-up"
@@ -79,16 +91,30 @@ class AlertNotDelivered(RuntimeError):
         self.may_have_arrived = may_have_arrived
 
 
-def retry_hours() -> float:
-    """Hours an unsent alert is retried for (read when the sensor runs, not at import); 0: not retried."""
-    value = os.environ.get(RETRY_HOURS_ENV, "").strip()
+def _hours_setting(name: str, default: float) -> float:
+    """The hours variable ``name`` sets (read when the sensor runs, not at import), else ``default``."""
+    value = os.environ.get(name, "").strip()
     try:
-        hours = float(value) if value else DEFAULT_RETRY_HOURS
+        hours = float(value) if value else default
     except ValueError:
         hours = -1.0
     if hours < 0:
-        raise ValueError(f"{RETRY_HOURS_ENV} must be a number of hours (0 or more), not {value!r}")
+        raise ValueError(f"{name} must be a number of hours (0 or more), not {value!r}")
     return hours
+
+
+def retry_hours() -> float:
+    """Hours an unsent alert is retried for; 0: not retried."""
+    return _hours_setting(RETRY_HOURS_ENV, DEFAULT_RETRY_HOURS)
+
+
+def repeat_hours() -> float:
+    """Hours between the reminders of an asset check that keeps failing; 0: every run it fails in."""
+    return _hours_setting(REPEAT_HOURS_ENV, DEFAULT_REPEAT_HOURS)
+
+
+def _utc(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
 
 
 def _notify(subject: str, body: str, before_data=lambda: None, run_id: str = "") -> bool:
@@ -164,18 +190,26 @@ def _pending_alerts(instance: dg.DagsterInstance) -> list[Alert]:
 
 
 def alert_text(
-    run: dg.DagsterRun, failure_message: str | None, checks: list[str] | None = None
+    run: dg.DagsterRun,
+    failure_message: str | None,
+    checks: list[str] | None = None,
+    resolved: list[str] | None = None,
 ) -> tuple[str, str]:
     """The alert's subject and body: of a failed run, or of a run that succeeded with ``checks``
-    failed (``failed_checks``), which the body lists either way."""
+    failed (``failed_checks``), which the body lists either way, or with checks ``resolved`` only."""
     if run.status == dg.DagsterRunStatus.SUCCESS:
-        subject = f"[funnelhouse] {run.job_name} checks failed (run {run.run_id[:8]})"  # short: not folded
+        what = "checks failed" if checks else "checks resolved"
+        subject = f"[funnelhouse] {run.job_name} {what} (run {run.run_id[:8]})"  # short: not folded
         body = subject
     else:
         subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
         body = f"{subject}\n\n{failure_message or 'no message'}"
     if checks:
         body += "\n\nFailed asset checks (details in the run's log):\n" + "\n".join(f"- {c}" for c in checks)
+    if resolved:
+        body += "\n\nAsset checks no longer failing with severity ERROR:\n" + "\n".join(
+            f"- {c}" for c in resolved
+        )
     return subject, body
 
 
@@ -190,6 +224,93 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
         for evaluation in evaluations
         if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     ]
+
+
+# What a check's evaluation in a run means for its alert (``check_changes``).
+NEW, REMINDER, STILL_FAILING, RESOLVED = "new", "reminder", "still failing", "resolved"
+# Evaluations of a check read per query, newest first, walking back to where its failing began.
+_HISTORY_PAGE = 25
+
+
+@dataclass(frozen=True)
+class CheckChange:
+    """A check's evaluation in a run, against its earlier ones: ``since`` its failing streak began
+    (failing now, or until ``at`` when RESOLVED), ``at`` this evaluation."""
+
+    check: str  # asset: check
+    change: str  # NEW, REMINDER, STILL_FAILING, RESOLVED
+    since: float
+    at: float
+
+    def line(self) -> str:
+        how_long = f"{(self.at - self.since) / 3600:.1f} h, since {_utc(self.since)}"
+        if self.change == RESOLVED:
+            return f"{self.check} (failed for {how_long})"
+        return f"{self.check} ({self.change}; failing for {how_long})"
+
+
+def _fails(evaluation) -> bool:
+    return not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+
+
+def _failing_before(instance: dg.DagsterInstance, key: dg.AssetCheckKey, run_id: str) -> list:
+    """The check's evaluations failing with severity ERROR just before the run's, newest first."""
+    storage, cursor, seen_run, streak = instance.event_log_storage, None, False, []
+    done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+    while True:  # page by page: a check stale for weeks has hundreds of evaluations in its streak
+        page = storage.get_asset_check_execution_history(key, _HISTORY_PAGE, cursor=cursor, status=done)
+        for record in page:
+            if record.run_id == run_id:
+                seen_run = True
+            elif not seen_run:  # a later run's (the sensor reads a run after it ended)
+                continue
+            elif _fails(record.event.dagster_event.asset_check_evaluation_data):
+                streak.append(record)
+            else:
+                return streak
+        if len(page) < _HISTORY_PAGE:
+            return streak
+        cursor = page[-1].id
+
+
+def _alerted(instance: dg.DagsterInstance, run_ids: list[str]) -> bool:
+    """Whether an alert was raised on any of the runs (their tags): a failure from before the
+    sensors watched, or logged only, is not followed by a 'no longer failing' mail either."""
+    states = [*UNSENT, SENT]
+    return bool(instance.get_run_ids(dg.RunsFilter(run_ids=run_ids, tags={ALERT_TAG: states}), limit=1))
+
+
+def check_changes(instance: dg.DagsterInstance, run_id: str) -> list[CheckChange]:
+    """The checks of the run failing with severity ERROR (NEW, REMINDER or STILL_FAILING) and those
+    that no longer do after an alerted failure (RESOLVED), judged by their evaluations up to the run's."""
+    hours, changes = repeat_hours(), []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.dagster_event.asset_check_evaluation_data if entry.dagster_event else None
+        if evaluation is None:
+            continue
+        name = f"{evaluation.asset_key.to_user_string()}: {evaluation.check_name}"
+        streak = _failing_before(instance, evaluation.asset_check_key, run_id)
+        since = streak[-1].event.timestamp if streak else entry.timestamp
+        if _fails(evaluation):
+            if not streak:
+                change = NEW
+            else:  # windows of ``hours`` from the streak's start: one reminder in each
+                window = hours * 3600
+                previous = streak[0].event.timestamp
+                due = not window or (previous - since) // window != (entry.timestamp - since) // window
+                change = REMINDER if due else STILL_FAILING
+            changes.append(CheckChange(name, change, since, entry.timestamp))
+        elif streak and _alerted(instance, [record.run_id for record in streak]):
+            changes.append(CheckChange(name, RESOLVED, since, entry.timestamp))
+    return changes
+
+
+def check_alert_text(run: dg.DagsterRun, changes: list[CheckChange]) -> tuple[str, str] | None:
+    """The alert of a run that succeeded: its checks that started failing, are due a reminder or no
+    longer fail; None when there are none (its failed checks, if any, fail within their window)."""
+    failing = [change.line() for change in changes if change.change in (NEW, REMINDER)]
+    resolved = [change.line() for change in changes if change.change == RESOLVED]
+    return alert_text(run, None, failing, resolved) if failing or resolved else None
 
 
 def failure_message(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
@@ -220,7 +341,7 @@ def send_alert(
             return SENDING
         if error.retryable and retried:
             record_alert(instance, Alert(run, PENDING, attempt.since, attempt.attempts))
-            until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(attempt.since + retry_hours() * 3600))
+            until = _utc(attempt.since + retry_hours() * 3600)
             log.warning(
                 f"alert of run {run.run_id} ({run.job_name}) not mailed, attempt {attempt.attempts}: "
                 f"{error}; tried again until {until}"
@@ -244,7 +365,12 @@ def mail_again(instance: dg.DagsterInstance, log, alert: Alert, retried: bool = 
         log.info(f"alert of run {alert.run.run_id} ({alert.run.job_name}) is {state} meanwhile: not mailed")
         return state
     run = alert.run
-    subject, body = alert_text(run, failure_message(instance, run), failed_checks(instance, run.run_id))
+    text = None
+    if run.status == dg.DagsterRunStatus.SUCCESS:  # alerted for its checks: the same text, same history
+        text = check_alert_text(run, check_changes(instance, run.run_id))
+    subject, body = text or alert_text(
+        run, failure_message(instance, run), failed_checks(instance, run.run_id)
+    )
     return send_alert(instance, log, alert, subject, body, retried=retried)
 
 
@@ -301,9 +427,18 @@ def failed_check_alert_sensor(context: dg.SensorEvaluationContext):
     alerted = 0
     for record in ended.records:
         run = instance.get_run_by_id(record.run_id)
-        checks = failed_checks(instance, record.run_id)
-        if run is not None and checks:
-            _raise_alert(instance, context.log, run, *alert_text(run, None, checks))
+        if run is None:
+            continue
+        changes = check_changes(instance, record.run_id)
+        for change in changes:
+            if change.change == STILL_FAILING:
+                context.log.info(
+                    f"run {run.run_id}: {change.line()}; reminded every {repeat_hours():g} h "
+                    f"({REPEAT_HOURS_ENV}), not mailed now"
+                )
+        text = check_alert_text(run, changes)
+        if text:
+            _raise_alert(instance, context.log, run, *text)
             alerted += 1
     # A tick that stopped before this reads the same runs again: their tags say whose alert went out.
     context.update_cursor(ended.cursor)
