@@ -57,6 +57,21 @@ def test_output_into_a_pipe_or_log_keeps_paths_whole(tmp_path):
     assert f"passwords of the embedded services: {home / 'secrets'} (never printed)\n" in result.stdout
 
 
+def test_status_names_a_search_url_that_answers(tmp_path):
+    """The engine's address is its clients' base URL, where the stack's Elasticsearch answers a GET
+    with 405: status says what to curl instead. No engine is started: the services file records one
+    running as this process."""
+    from typer.testing import CliRunner
+
+    from devstack import state
+    from orchestration.cli import app
+
+    state.record_service("search", {"url": "http://127.0.0.1:9211", "pid": os.getpid()}, tmp_path)
+    result = CliRunner().invoke(app, ["status"], env={"FUNNELHOUSE_HOME": str(tmp_path), "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "`curl http://127.0.0.1:9211/_cluster/health?pretty`" in result.output, result.output
+
+
 def test_dbt_show_leaves_out_the_tests_of_what_it_selects(monkeypatch):
     """`funnelhouse dbt show --select dim_customers` (as the README says) would also show the model's
     tests, one of which dbt-clickhouse ends in a `settings` clause dbt's `limit` cannot follow."""
@@ -81,6 +96,29 @@ def test_dbt_show_leaves_out_the_tests_of_what_it_selects(monkeypatch):
         assert dbt_arguments(arguments) == arguments
     monkeypatch.setenv("DBT_INDIRECT_SELECTION", "buildable")
     assert dbt_arguments(["show", "-s", "dim_customers"]) == ["show", "-s", "dim_customers"]
+
+
+def test_docs_serve_generates_the_site_only_when_the_one_there_is_not_current(tmp_path):
+    """`funnelhouse docs --serve` serves the site as it is when each of its files is newer than the
+    manifest builds and dbt commands write; otherwise it says why it generates it again."""
+    from orchestration.commands.warehouse import DOCS_SITE_FILES, docs_out_of_date
+
+    site, manifest = tmp_path / "docs", tmp_path / "manifest.json"
+    assert docs_out_of_date(site, manifest) == f"none in {site} yet"
+    site.mkdir()
+    for age, name in enumerate(DOCS_SITE_FILES):
+        (site / name).write_text("{}")
+        os.utime(site / name, (1_000 + age, 1_000 + age))
+    assert docs_out_of_date(site, manifest) == f"no {manifest} to tell whether the ones there are current"
+    manifest.write_text("{}")
+    os.utime(manifest, (999, 999))
+    assert docs_out_of_date(site, manifest) is None
+    os.utime(manifest, (1_001, 1_001))  # rewritten after the site's first file was generated
+    assert (
+        docs_out_of_date(site, manifest) == "the ones there were older than the last dbt command's manifest"
+    )
+    (site / "catalog.json").unlink()
+    assert docs_out_of_date(site, manifest) == f"none in {site} yet"
 
 
 class _SlowStream(io.StringIO):

@@ -61,6 +61,11 @@ class RunSummary:
         return sum(1 for o in self.outcomes if o.status == status)
 
 
+def report_dir(out_dir: Path, period: Period, slug: str) -> Path:
+    """Where the files of report ``slug`` go: a folder per period, one per report in it."""
+    return Path(out_dir) / period.key / slug
+
+
 def write_files(report: render.RenderedReport, directory: Path, sample: bytes | None) -> Path:
     """The report as a reader gets it: preview HTML, PDF, CSV, charts and one sample .eml."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -118,7 +123,7 @@ def produce_reports(
             if out_dir is not None:
                 summary.files[report.slug] = write_files(
                     report,
-                    Path(out_dir) / period.key / report.slug,
+                    report_dir(out_dir, period, report.slug),
                     _sample_message(report, recipients, sender),
                 )
             progress(f"rendered {report.slug}")

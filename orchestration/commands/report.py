@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 import typer
@@ -41,6 +41,41 @@ def _valid(what: str):
 
 def _progress(line: str) -> None:
     console.print(f"[yellow]{line}[/]" if line.startswith("warning:") else f"[dim]{line}[/]")
+
+
+def _print_already_sent(summary, out_dir: Path) -> None:
+    """Each report the ledger has as sent already, which this run neither mailed nor rendered again:
+    when it went out, to how many, and where its files are (those an earlier run wrote)."""
+    from ingestion.reports import delivery, pipeline
+    from ingestion.reports.ledger import Ledger
+    from orchestration import environment
+
+    skipped: dict[str, list[str]] = {}
+    for outcome in summary.outcomes:
+        if outcome.status == delivery.SKIPPED:
+            skipped.setdefault(outcome.report_slug, []).append(outcome.recipient.email)
+    if not skipped:
+        return
+    sent_at = {
+        row["recipient"]: row["sent_at"] for row in Ledger(environment.pg_dsn()).deliveries(summary.period)
+    }
+    for slug, recipients in skipped.items():
+        # no sent_at: another run claimed the delivery and is sending it now
+        times = [sent_at[r] for r in recipients if sent_at.get(r)]
+        when = f"last at {max(times).astimezone(UTC):%Y-%m-%d %H:%M} UTC" if times else "by another run"
+        directory = pipeline.report_dir(out_dir, summary.period, slug)
+        files = [path for path in (directory / "report.html", directory / "report.pdf") if path.is_file()]
+        where = (
+            ", ".join(str(path) for path in files)
+            if files
+            else f"no files in {directory} (an earlier run wrote them elsewhere; without --send they "
+            "are written here)"
+        )
+        console.print(
+            f"{slug}: already sent ({when}, to {len(recipients)} recipient(s)), not sent again "
+            f"(--resend does); {where}",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -134,6 +169,7 @@ def register(app: typer.Typer) -> None:
                 raise command_error("the KPI mart has no activity at all: run `funnelhouse build` first")
             console.print(f"[dim]report day: {when} (the newest day with activity; --date to choose)[/]")
         period = Period.weekly(when) if weekly else Period.daily(when)
+        out_dir = Path(out) if out else runner.default_out_dir()
         try:
             summary = runner.run(
                 period,
@@ -142,7 +178,7 @@ def register(app: typer.Typer) -> None:
                 to=to,
                 scope=scope,
                 language=language or DEFAULT_LANGUAGE,
-                out_dir=Path(out) if out else None,
+                out_dir=out_dir,
                 progress=_progress,
                 require_activity=True,
             )
@@ -173,6 +209,7 @@ def register(app: typer.Typer) -> None:
         console.print(table)
         for slug, path in summary.files.items():
             console.print(f"{slug}: {path}")
+        _print_already_sent(summary, out_dir)
         if send:
             console.print(
                 f"sent {summary.count('sent')}, already sent {summary.count('skipped')}, "

@@ -65,13 +65,28 @@ def register(app: typer.Typer) -> None:
 def _print_status() -> None:
     table = Table("service", "state")
     table.add_column("address", overflow="fold")  # a DSN is copied from here: never cut it short
-    for name, running, address in stack.status():
+    services = stack.status()
+    for name, running, address in services:
         table.add_row(name, "[green]running[/]" if running else "[red]stopped[/]", address)
     console.print(table)
+    if search := _search_check(services):
+        console.print(search, highlight=False)
     console.print(f"passwords of the embedded services: {state.home() / 'secrets'} (never printed)")
     if os.environ.get("FUNNELHOUSE_PG_DSN"):
         console.print("PostgreSQL from FUNNELHOUSE_PG_DSN (not embedded)")
     _print_refresh_marks()
+
+
+def _search_check(services: list[tuple[str, bool, str]]) -> str | None:
+    """What to open or curl to see the running embedded search engine answer. Its address is the
+    base URL its clients take, a REST API with nothing to show at ``/``: the Elasticsearch
+    distribution the stack runs answers a GET there with 405. Its cluster health answers both
+    engines (the launcher's own check). None without a running one of this stack's."""
+    for name, running, address in services:
+        if name == "search" and running and address.startswith("http"):
+            health = f"{address.rstrip('/')}/_cluster/health?pretty"
+            return f"search: a REST API for the indexer; check it with `curl {health}`"
+    return None
 
 
 def _print_refresh_marks() -> None:

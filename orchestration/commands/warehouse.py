@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -46,6 +47,24 @@ def dbt_arguments(arguments: list[str]) -> list[str]:
     if command == "show" and not chosen:
         return [*arguments, "--indirect-selection", "empty"]
     return list(arguments)
+
+
+# What ``dbt docs serve`` serves: the page and the two files it loads.
+DOCS_SITE_FILES = ("index.html", "manifest.json", "catalog.json")
+
+
+def docs_out_of_date(site: Path, manifest: Path) -> str | None:
+    """Why the docs site in ``site`` has to be generated before it is served, or None if it can be
+    served as it is: each of its files is newer than ``manifest``, the one builds and dbt commands
+    write. A site older than that may lack a model, column or table the warehouse has now."""
+    files = [site / name for name in DOCS_SITE_FILES]
+    if not all(path.is_file() for path in files):
+        return f"none in {site} yet"
+    if not manifest.is_file():
+        return f"no {manifest} to tell whether the ones there are current"
+    if min(path.stat().st_mtime for path in files) <= manifest.stat().st_mtime:
+        return "the ones there were older than the last dbt command's manifest"
+    return None
 
 
 def register(app: typer.Typer) -> None:
@@ -134,10 +153,27 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8080, help="With --serve: the port."),
     ) -> None:
         """dbt docs: every model's grain and columns, lineage, and the warehouse's catalog."""
-        from orchestration.defs.warehouse.build import generate_docs, serve_docs
+        from orchestration import environment
+        from orchestration.defs.warehouse.build import docs_dir, generate_docs, serve_docs
 
-        site = generate_docs(log=print_line)
-        console.print(f"dbt docs: {site} (browse it with `funnelhouse docs --serve`)", highlight=False)
+        # Generating is a dbt run of its own that reads every table's columns from ClickHouse: docs
+        # still current are served as they are.
+        stale = (
+            docs_out_of_date(docs_dir(), environment.dbt_target_dir() / "manifest.json") if serve else None
+        )
+        if serve and stale is None:
+            console.print(
+                f"dbt docs: {docs_dir() / 'index.html'} (not generated again: newer than the last dbt "
+                "command's manifest; `funnelhouse docs` generates them)",
+                highlight=False,
+            )
+        else:
+            site = generate_docs(log=print_line)
+            console.print(
+                f"dbt docs: {site} "
+                + (f"(generated: {stale})" if serve else "(browse it with `funnelhouse docs --serve`)"),
+                highlight=False,
+            )
         if serve:
             console.print(f"serving on http://{host}:{port} (Ctrl-C stops)", highlight=False)
             raise typer.Exit(serve_docs(host, port, log=print_line))

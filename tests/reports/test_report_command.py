@@ -4,13 +4,15 @@ tests/reports/test_orchestration.py)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import os
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
 
 from ingestion.reports import charts, content
 from ingestion.reports.data import MartReader
+from ingestion.reports.ledger import Ledger
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import DEPARTMENTS, RecipientError, apply_config, check_scope
 from orchestration.cli import app
@@ -296,3 +298,27 @@ def test_a_day_the_marts_were_refreshed_during_is_reported_with_a_warning(report
     assert f"warning: {subject} last refreshed at 2026-11-20 18:30 UTC" in said(result)
     mark(client, RAW_DATABASE, MARTS_DATABASE, after_end)
     assert "warning" not in said(invoke("--date", QUIET_DAY.isoformat(), "--to", "admin@example.com"))
+
+
+def test_a_second_send_says_each_report_went_out_already_and_where_its_files_are(
+    report_environment, smtp_sink
+):
+    """Nothing is rendered or mailed again, so no run writes the paths: the ledger says when the report
+    went out and to how many, and the files the first run wrote are where they were."""
+    arguments = ("--date", QUIET_DAY.isoformat(), "--send", "--to", "admin@example.com")
+    before = len(mailed(smtp_sink["outbox"], f"daily-{QUIET_DAY}"))
+    first = invoke(*arguments)
+    assert first.exit_code == 0, first.output
+    second = invoke(*arguments)
+    assert second.exit_code == 0, second.output
+    assert len(mailed(smtp_sink["outbox"], f"daily-{QUIET_DAY}")) == before + 1
+    slug = f"daily-{QUIET_DAY}-all-zh"
+    folder = report_environment / "reports" / f"daily-{QUIET_DAY}" / slug
+    assert (folder / "report.html").is_file() and (folder / "report.pdf").is_file()
+    [row] = Ledger(os.environ["FUNNELHOUSE_PG_DSN"]).deliveries(Period.daily(QUIET_DAY))
+    assert (
+        f"{slug}: already sent (last at {row['sent_at'].astimezone(UTC):%Y-%m-%d %H:%M} UTC, to 1 "
+        f"recipient(s)), not sent again (--resend does); {folder / 'report.html'}, {folder / 'report.pdf'}"
+        in said(second)
+    ), second.output
+    assert "sent 0, already sent 1, failed 0" in said(second)
