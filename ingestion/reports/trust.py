@@ -11,14 +11,8 @@ from pathlib import Path
 
 import psycopg
 
-from orchestration import environment
-from orchestration.defs.warehouse.dbt_environment import RUN_RESULTS_KEPT
+from orchestration.defs.warehouse.dbt_environment import run_results_files
 
-# Dagster's dbt runs each leave a run_results.json in a folder of their own under the target, and the
-# CLI's dbt commands a copy of theirs (dbt_environment.archive_run_results); the newest ones hold every
-# test's latest outcome (the nightly build runs them all, each KPI partition run its mart's). Bounded,
-# so months of run folders do not slow a report down; the CLI's archive keeps as many.
-_RECENT_RESULT_FILES = RUN_RESULTS_KEPT
 # A test that ran passed, failed, warned, errored or was skipped; ``dbt compile`` and ``dbt docs
 # generate`` list every test they only compiled as "success", which must not hide a failure.
 _COMPILED_ONLY = "success"
@@ -57,25 +51,16 @@ def ingestion_rejects(dsn: str | None, first_day: date, last_day: date) -> int |
         ).fetchone()[0]
 
 
-def _run_results_files(target: Path) -> list[Path]:
-    """The newest ``run_results.json`` files under ``target`` (its own and its run folders'), newest last."""
-    found = []
-    for path in target.glob("**/run_results.json"):
-        try:
-            found.append((path.stat().st_mtime, path))
-        except OSError:  # a run folder cleaned up meanwhile
-            continue
-    return [path for _, path in sorted(found)[-_RECENT_RESULT_FILES:]]
-
-
 def dbt_test_results(target: Path | None = None) -> tuple[dict[str, int] | None, str | None]:
     """Status counts of every dbt test's latest outcome, and when the newest of them was produced.
 
     Each dbt command writes its own results: an hourly ``dbt run`` has no tests, a KPI partition's
     build only its mart's. A test's latest outcome wherever it ran, not one file's, is what the
-    numbers in the report were last checked against."""
+    numbers in the report were last checked against. The results are read from the folders of
+    Dagster's dbt runs and this stack's archive of the CLI's (``run_results_files``: the newest, as
+    many as are kept), or from the folders under ``target`` when given."""
     latest: dict[str, tuple[str, str]] = {}  # test id -> (generated_at, status)
-    for path in _run_results_files(target or environment.dbt_target_dir()):
+    for path in run_results_files([target] if target else []):
         try:
             document = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -1,10 +1,13 @@
 """The reports' "dbt tests" line after several CLI dbt commands: each writes the target's one
-run_results.json, and a copy of each is kept (dbt_environment.archive_run_results), so a command
-without tests does not take the previous command's outcomes from the reports."""
+run_results.json, and a copy of each is kept in the stack's own archive under its state home
+(dbt_environment.archive_run_results), so a command without tests does not take the previous
+command's outcomes from the reports, and a stack beside it (another FUNNELHOUSE_HOME of the same
+checkout, the same dbt_project/target) does not see them."""
 
 from __future__ import annotations
 
 import json
+import os
 
 from ingestion.reports import trust
 from orchestration.defs.warehouse import dbt_environment
@@ -13,19 +16,28 @@ from orchestration.defs.warehouse.build import dbt_command
 SEED = "fx_rates_to_usd"  # no data needed, and five data tests of its own
 
 
-def test_the_tests_of_a_dbt_build_outlive_the_next_dbt_command(pg_dsn, clickhouse_env, dbt_dirs):
+def test_the_tests_of_a_dbt_build_outlive_the_next_dbt_command(
+    pg_dsn, clickhouse_env, dbt_dirs, tmp_path, monkeypatch
+):
     """`funnelhouse dbt build --select X`, then a command without tests (`dbt seed`, as a `dbt run`)."""
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "home"))
     output: list[str] = []
     assert dbt_command(["build", "--select", SEED], log=output.append) == 0, "\n".join(output[-40:])
-    assert trust.dbt_test_results(dbt_dirs)[0] == {"pass": 5}
+    assert trust.dbt_test_results()[0] == {"pass": 5}
 
     assert dbt_command(["seed", "--select", SEED], log=output.append) == 0, "\n".join(output[-40:])
     # The target's own files stay where dbt and Dagster read them: the last command's results...
     live = json.loads((dbt_dirs / "run_results.json").read_text())
     assert [result["unique_id"] for result in live["results"]] == [f"seed.funnelhouse.{SEED}"]
     assert (dbt_dirs / "manifest.json").exists()
-    # ...and the reports still see the build's tests.
-    assert trust.dbt_test_results(dbt_dirs)[0] == {"pass": 5}
+    # ...the copies are the stack's, not the target's...
+    archive = tmp_path / "home" / dbt_environment.RUN_RESULTS_ARCHIVE
+    assert len(list(archive.glob("*/run_results.json"))) == 2
+    assert not (dbt_dirs / dbt_environment.RUN_RESULTS_ARCHIVE).exists()
+    # ...and the reports still see the build's tests, a stack beside it none of them.
+    assert trust.dbt_test_results()[0] == {"pass": 5}
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "other-home"))
+    assert trust.dbt_test_results() == (None, None)
 
 
 def _run_results(target, invocation_id: str, minute: int) -> None:
@@ -44,23 +56,41 @@ def _run_results(target, invocation_id: str, minute: int) -> None:
 
 def test_the_archive_keeps_the_newest_copies_and_removes_nothing_else(tmp_path, monkeypatch):
     monkeypatch.setattr(dbt_environment, "RUN_RESULTS_KEPT", 2)
-    archive = tmp_path / dbt_environment.RUN_RESULTS_ARCHIVE
+    target, archive = tmp_path / "target", tmp_path / "home" / dbt_environment.RUN_RESULTS_ARCHIVE
     (archive / "notes").mkdir(parents=True)  # not a copy: never removed
-    (tmp_path / "manifest.json").write_text("{}")
+    (target / "docs").mkdir(parents=True)  # nor the target's folders that are not a Dagster run's
+    (target / "manifest.json").write_text("{}")
 
     copies = []
     for minute, invocation_id in enumerate(["1c0a-aa", "0b1f-bb", "00ee-cc"]):
-        _run_results(tmp_path, invocation_id, minute)
-        copies.append(dbt_environment.archive_run_results(tmp_path))
-        assert dbt_environment.archive_run_results(tmp_path) == copies[-1]  # one copy per invocation
+        _run_results(target, invocation_id, minute)
+        copies.append(dbt_environment.archive_run_results(target, archive))
+        assert dbt_environment.archive_run_results(target, archive) == copies[-1]  # one per invocation
     first, second, third = copies
-    assert third.read_bytes() == (tmp_path / "run_results.json").read_bytes()
+    assert third.read_bytes() == (target / "run_results.json").read_bytes()
     # The reports order the files by when dbt wrote them, not by when they were copied.
-    assert third.stat().st_mtime_ns == (tmp_path / "run_results.json").stat().st_mtime_ns
+    assert third.stat().st_mtime_ns == (target / "run_results.json").stat().st_mtime_ns
     assert sorted(path.name for path in archive.iterdir()) == sorted(
         [second.parent.name, third.parent.name, "notes"]
     )
-    assert (tmp_path / "run_results.json").exists() and (tmp_path / "manifest.json").exists()
+    assert (target / "run_results.json").exists() and (target / "manifest.json").exists()
 
-    (tmp_path / "run_results.json").write_text('{"metadata": {"generated_at"')  # dbt still writing it
-    assert dbt_environment.archive_run_results(tmp_path) is None
+    (target / "run_results.json").write_text('{"metadata": {"generated_at"')  # dbt still writing it
+    assert dbt_environment.archive_run_results(target, archive) is None
+
+
+def test_the_folders_of_dagsters_dbt_runs_are_pruned_to_as_many(tmp_path, monkeypatch):
+    """dagster-dbt leaves every dbt invocation's folder (artifacts, compiled SQL, logs) under the target,
+    and removes none: the oldest beyond the bound are removed with the archive's copies."""
+    monkeypatch.setattr(dbt_environment, "RUN_RESULTS_KEPT", 2)
+    target, archive = tmp_path / "target", tmp_path / "archive"
+    runs = ["warehouse_dbt_models-9f0e1d2-aaaaaaa", "warehouse_dbt_kpi_daily-0a1b2c3-bbbbbbb"]
+    runs.append("warehouse_dbt_models-1a2b3c4-ccccccc")
+    for age, name in zip([300, 200, 100], runs, strict=True):  # the first the oldest
+        (target / name).mkdir(parents=True)
+        (target / name / "run_results.json").write_text("{}")
+        os.utime(target / name, (1_700_000_000 - age, 1_700_000_000 - age))
+    (target / "freshness").mkdir()
+
+    dbt_environment.prune_run_results(target, archive)
+    assert sorted(path.name for path in target.iterdir()) == sorted(["freshness", *runs[1:]])

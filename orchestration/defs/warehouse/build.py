@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import TableResult, replicate_tables, utc_now
@@ -38,8 +40,15 @@ from orchestration.defs.warehouse.dbt_environment import (
     archive_run_results,
     dbt_env,
     dbt_executable,
+    scoped_environment,
 )
-from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan, with_vars
+from orchestration.defs.warehouse.dbt_plan import (
+    DbtPlan,
+    complete_plan,
+    incremental_plan,
+    pinned_build_date,
+    with_vars,
+)
 from orchestration.defs.warehouse.freshness import FreshnessReport, read_sources_json
 
 MARTS = (
@@ -75,11 +84,13 @@ def run_dbt(arguments: Sequence[str], log: Callable[[str], None] = print, env: d
 def _dbt_process(arguments: Sequence[str], env: dict[str, str], output) -> Iterator[subprocess.Popen]:
     """One dbt command started, its output (with its errors) to ``output``: every dbt process here
     starts so. It never outlives the ``with`` (stopped on any way out, SIGTERM included); its run
-    results are then archived, or the next dbt command would replace them (archive_run_results)."""
+    results are then archived, or the next dbt command would replace them (archive_run_results).
+    Its build date is pinned to the day it starts unless given (``build`` pins one for all of its
+    commands before it plans them)."""
     process = subprocess.Popen(
         [dbt_executable(), *arguments],
         cwd=REPO_ROOT,
-        env=env,
+        env=_with_build_date(arguments, env),
         stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
@@ -92,6 +103,24 @@ def _dbt_process(arguments: Sequence[str], env: dict[str, str], output) -> Itera
         if process.stdout is not None:
             process.stdout.close()
         archive_run_results()
+
+
+def _with_build_date(arguments: Sequence[str], env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the build date pinned (``pinned_build_date``), unless the command's ``--vars`` or
+    ``env`` give it."""
+    try:
+        return {**env, **pinned_build_date(_vars_argument(arguments), env)}
+    except yaml.YAMLError:  # vars dbt cannot read either: it says so
+        return env
+
+
+def _vars_argument(arguments: Sequence[str]) -> str | None:
+    for i, argument in enumerate(arguments):
+        if argument.startswith("--vars="):
+            return argument.removeprefix("--vars=")
+        if argument == "--vars" and i + 1 < len(arguments):
+            return arguments[i + 1]
+    return None
 
 
 def _stop(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
@@ -366,6 +395,10 @@ def build(
             if freshness:
                 freshness_started = time.perf_counter()
                 freshness_report = beside_the_build.enter_context(source_freshness_started())
+            # One build date for the plan and every dbt command after it (dbt inherits it), read as
+            # the dbt part starts, not before replication: the refresh mark (when dbt starts) must not
+            # fall on a later day than the date the models are built as of (BuildDateMove).
+            beside_the_build.enter_context(scoped_environment(pinned_build_date(dbt_vars)))
             planned_at = utc_now()  # before reading what changed: see _dbt_step
             definitions = refresh_state.definition_changes(
                 client, schema.raw_database(), marts_schema(), dbt_project_dir()

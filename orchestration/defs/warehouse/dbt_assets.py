@@ -37,6 +37,7 @@ from orchestration.defs.warehouse.dbt_environment import (
     MANIFEST,
     export_dbt_env,
     kpi_window_environment,
+    prune_run_results,
     scoped_environment,
 )
 from orchestration.defs.warehouse.dbt_plan import (
@@ -44,6 +45,7 @@ from orchestration.defs.warehouse.dbt_plan import (
     complete_plan,
     incremental_plan,
     models_downstream_of,
+    pinned_build_date,
 )
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL
 from orchestration.defs.warehouse.resources import dbt_project
@@ -224,7 +226,8 @@ def stream_dbt(invocation: DbtCliInvocation):
     """The invocation's events; a dbt run that failed for reasons a retry would meet again (tests
     failed, a model's SQL refused or not compiled: ``lasting_failures``) fails the step without a
     retry: the step's retries would run the whole build again (a nightly --full-refresh three times
-    over) to the same failure, holding the warehouse pool all the while."""
+    over) to the same failure, holding the warehouse pool all the while. Then the oldest of the dbt
+    folders dagster-dbt leaves under the target are removed (prune_run_results)."""
     try:
         yield from invocation.stream()
     except DagsterDbtCliRuntimeError as error:
@@ -237,6 +240,8 @@ def stream_dbt(invocation: DbtCliInvocation):
             metadata={"failed_nodes": sorted(lasting)},
             allow_retries=False,
         ) from error
+    finally:
+        prune_run_results()
 
 
 def build_dbt_assets() -> list[dg.AssetsDefinition]:
@@ -255,7 +260,8 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()
         client = clickhouse_client()
-        with writers.for_dagster_step(context) as lock:
+        # One build date for the plan and the dbt run, read once the lock is held (see build.py's build).
+        with writers.for_dagster_step(context) as lock, scoped_environment(pinned_build_date()):
             planned_at = utc_now()  # before reading what changed
             plan = _models_plan(config, client, Path(dbt.project_dir))
             context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
@@ -293,7 +299,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         export_dbt_env()
         dates = kpi_window_vars(context.partition_time_window)
         client = clickhouse_client()
-        with writers.for_dagster_step(context) as lock:
+        with writers.for_dagster_step(context) as lock, scoped_environment(pinned_build_date()):
             # Under the writer lock: no refresh moves the facts while the mart is built from them.
             built_from = refresh_state.models_refresh(client, schema.raw_database(), marts_schema())
             plan = _kpi_plan(config, client, Path(dbt.project_dir))

@@ -15,8 +15,10 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from devstack import state
 from orchestration import environment
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -32,13 +34,18 @@ MANIFEST = TARGET_DIR / "manifest.json"
 # Every dbt command of the CLI (build.py starts them) but docs and freshness (folders of their own)
 # writes the target's one run_results.json, replacing the previous command's: a `dbt run` after a
 # `dbt build` would leave no test outcome. So each is also copied into a folder of its own under
-# RUN_RESULTS_ARCHIVE, as Dagster's runs keep theirs, for the reports (ingestion/reports/trust.py) to
-# find every test's latest outcome. As many are kept as the reports read: an older one, behind that
-# many newer, is never read.
-RUN_RESULTS_ARCHIVE = "run-results"
+# run_results_archive(), as Dagster's runs keep theirs, for the reports (ingestion/reports/trust.py) to
+# find every test's latest outcome (run_results_files). The archive is the stack's (under its state
+# home), not the target's: dbt_project/target is one for every FUNNELHOUSE_HOME of a checkout, and
+# two stacks side by side would read each other's results. As many are kept as the reports read: an
+# older one, behind that many newer, is never read.
+RUN_RESULTS_ARCHIVE = "dbt-run-results"
 RUN_RESULTS_KEPT = 50
 # <generated_at as 20261130T203743565515Z>-<dbt's invocation id>: names sort in time order.
 _ARCHIVED_NAME = re.compile(r"\d{8}T\d{12}Z-[\w-]+")
+# The folder dagster-dbt gives each dbt invocation of a step under the target (DBT_TARGET_PATH):
+# <op>-<run id[:7]>-<uuid[:7]>. Never removed by dagster-dbt.
+_DAGSTER_RUN_NAME = re.compile(r"\w+-[0-9a-f]{7}-[0-9a-f]{7}")
 
 
 def dbt_executable() -> str:
@@ -129,13 +136,34 @@ def kpi_window_environment(kpi_vars: dict[str, str]):
     return scoped_environment({KPI_WINDOW_ENVIRONMENT[key]: value for key, value in kpi_vars.items()})
 
 
-def archive_run_results(target: Path | None = None) -> Path | None:
-    """Copy the target's run_results.json (the last dbt command's) into RUN_RESULTS_ARCHIVE, once per
-    dbt invocation, and remove the oldest copies beyond RUN_RESULTS_KEPT; returns the copy, or None
-    when there is no readable one. Never raises: an unreadable file (dbt still writing it) is left to
-    the next call, and a report-side record must not fail the dbt command behind it."""
+def run_results_archive() -> Path:
+    """Where this stack's CLI dbt commands' run results are copied (archive_run_results)."""
+    return state.home() / RUN_RESULTS_ARCHIVE
+
+
+def run_results_files(folders: Sequence[Path] = ()) -> list[Path]:
+    """The newest RUN_RESULTS_KEPT ``run_results.json`` files of the folders' subfolders, newest last
+    (by when dbt wrote them). By default those of Dagster's dbt steps (each under the target, in a
+    folder of its own) and this stack's archive of the CLI's: not the target's own file, the last CLI
+    command's of whichever stack ran one (it is in the archive of the stack that ran it)."""
+    found = []
+    for folder in folders or (environment.dbt_target_dir(), run_results_archive()):
+        for path in folder.glob("*/run_results.json"):
+            try:
+                found.append((path.stat().st_mtime, path))
+            except OSError:  # a run folder cleaned up meanwhile
+                continue
+    return [path for _, path in sorted(found)[-RUN_RESULTS_KEPT:]]
+
+
+def archive_run_results(target: Path | None = None, archive: Path | None = None) -> Path | None:
+    """Copy the target's run_results.json (the last dbt command's) into ``archive`` (by default
+    run_results_archive()), once per dbt invocation, and prune (prune_run_results); returns the copy,
+    or None when there is no readable one. Never raises: an unreadable file (dbt still writing it) is
+    left to the next call, and a report-side record must not fail the dbt command behind it."""
     target = target or environment.dbt_target_dir()
     try:
+        archive = archive or run_results_archive()
         with open(target / "run_results.json", "rb") as live:
             written = os.fstat(live.fileno())
             contents = live.read()
@@ -144,7 +172,6 @@ def archive_run_results(target: Path | None = None) -> Path | None:
         name = f"{generated.astimezone(dt.UTC):%Y%m%dT%H%M%S%fZ}-{metadata['invocation_id']}"
         if not _ARCHIVED_NAME.fullmatch(name):
             return None
-        archive = target / RUN_RESULTS_ARCHIVE
         copy = archive / name / "run_results.json"
         if not copy.exists():
             copy.parent.mkdir(parents=True, exist_ok=True)
@@ -154,19 +181,37 @@ def archive_run_results(target: Path | None = None) -> Path | None:
             partial.write_bytes(contents)
             os.utime(partial, ns=(written.st_atime_ns, written.st_mtime_ns))
             os.replace(partial, copy)
-        _prune(archive)
+        prune_run_results(target, archive)
     except (OSError, ValueError, LookupError, TypeError, AttributeError):
         return None
     return copy
 
 
-def _prune(archive: Path) -> None:
-    """Remove all but the newest RUN_RESULTS_KEPT copies. Only folders named as archive_run_results
-    names them are ever removed: nothing else in the archive, nothing of the target's own."""
-    copies = sorted(
-        path
-        for path in archive.iterdir()
-        if _ARCHIVED_NAME.fullmatch(path.name) and path.is_dir() and not path.is_symlink()
-    )
-    for old in copies[: max(len(copies) - RUN_RESULTS_KEPT, 0)]:
+def prune_run_results(target: Path | None = None, archive: Path | None = None) -> None:
+    """Keep the newest RUN_RESULTS_KEPT of the archive's copies (by name: the time dbt wrote them) and
+    of Dagster's dbt folders under the target (by when they last changed; a running step's is among
+    the newest). Only folders named as these are ever removed: nothing else of the archive or the
+    target (the manifest, the partial parse, docs, freshness). Never raises: it only bounds the disk
+    the reports' record takes."""
+    with contextlib.suppress(OSError):
+        target = target or environment.dbt_target_dir()
+        archive = archive or run_results_archive()
+        _remove_oldest(_folders(archive, _ARCHIVED_NAME, key=lambda path: path.name))
+        _remove_oldest(_folders(target, _DAGSTER_RUN_NAME, key=lambda path: path.stat().st_mtime))
+
+
+def _folders(parent: Path, name: re.Pattern, key) -> list[Path]:
+    """The folders of ``parent`` named as ``name``, oldest first by ``key``."""
+    found = []
+    for path in parent.glob("*"):
+        try:
+            if name.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+                found.append((key(path), path))
+        except OSError:  # removed meanwhile
+            continue
+    return [path for _, path in sorted(found)]
+
+
+def _remove_oldest(folders: list[Path]) -> None:
+    for old in folders[: max(len(folders) - RUN_RESULTS_KEPT, 0)]:
         shutil.rmtree(old, ignore_errors=True)  # (another command may be removing it too)

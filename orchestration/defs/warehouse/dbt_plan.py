@@ -478,15 +478,39 @@ def changed_source_selectors(tables: Iterable[str]) -> list[str]:
     return [f"source:{SOURCE}.{table}+" for table in sorted(tables)]
 
 
-def build_date(dbt_vars: str | None = None) -> dt.date:
-    """The day the models are built as of, decided as the ``as_of_date`` macro decides it: var
-    ``as_of_date`` (in ``dbt_vars``, dbt's ``--vars`` YAML), else ``FUNNELHOUSE_AS_OF_DATE`` (dbt
-    inherits the caller's environment), else the UTC day."""
+def utc_today() -> dt.date:
+    """The clock of the build date when none is given (one function, so that tests can set it)."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _given_build_date(dbt_vars: str | None, environ: Mapping[str, str]) -> object:
+    """The build date the caller gave (var ``as_of_date``, else ``FUNNELHOUSE_AS_OF_DATE``), or None."""
     given = (yaml.load(dbt_vars, Loader=_YAML_LOADER) or {}) if dbt_vars else {}
-    day = (given.get(BUILD_DATE_VAR) if isinstance(given, dict) else None) or os.environ.get(BUILD_DATE_ENV)
+    return (given.get(BUILD_DATE_VAR) if isinstance(given, dict) else None) or environ.get(BUILD_DATE_ENV)
+
+
+def build_date(dbt_vars: str | None = None, environ: Mapping[str, str] | None = None) -> dt.date:
+    """The day the models are built as of, decided as the ``as_of_date`` macro decides it: var
+    ``as_of_date`` (in ``dbt_vars``, dbt's ``--vars`` YAML), else ``FUNNELHOUSE_AS_OF_DATE`` (in
+    ``environ``, by default this process's: dbt inherits the caller's environment), else the UTC day."""
+    day = _given_build_date(dbt_vars, os.environ if environ is None else environ)
     if isinstance(day, dt.date):  # YAML reads an unquoted 2026-03-31 as a date
         return day
-    return dt.date.fromisoformat(str(day)) if day else dt.datetime.now(dt.UTC).date()
+    return dt.date.fromisoformat(str(day)) if day else utc_today()
+
+
+def pinned_build_date(
+    dbt_vars: str | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``FUNNELHOUSE_AS_OF_DATE`` as :func:`build_date` reads it now, for the environment of every dbt
+    process of one build (and of this process while it plans the build), or nothing when the caller
+    gave the date (var ``as_of_date`` or the variable). Without it each model's SQL reads the UTC day
+    when it runs: a build crossing midnight UTC would build some models, and test them, as of the next
+    day, and the plan (:class:`BuildDateMove`) would have decided as of the first."""
+    environ = os.environ if environ is None else environ
+    if _given_build_date(dbt_vars, environ):
+        return {}
+    return {BUILD_DATE_ENV: build_date(dbt_vars, environ).isoformat()}
 
 
 def _called_macros(node: Mapping[str, Any]) -> Sequence[str]:
