@@ -253,18 +253,30 @@ class Replicator:
             yield
             return
         for column, pg_type in declared.as_text.items():
-            message = (
+            self._warn(
                 f"{table.name}: column {column} is {pg_type}, more digits than ClickHouse's widest Decimal"
                 f" ({declared_source.MAX_DECIMAL_DIGITS}); replicated as text (String), as PostgreSQL prints it"
             )
-            _log.warning(message)
-            self.log(message)
         declared_source.create(self.client, self.database, table.name, declared, self.collection)
         try:
             yield
         finally:
             with contextlib.suppress(Exception):  # a run that stopped leaves it, replaced by the next
                 self.client.command(f"drop table if exists {self._source(table)}")
+
+    def _warn(self, message: str) -> None:
+        """A warning in the log and the run's progress (the CLI's output, Dagster's run log)."""
+        _log.warning(message)
+        self.log(message)
+
+    def _warn_unclassified(self, table: RawTable, source_columns: list[str]) -> None:
+        """Name each source column ``table`` neither replicates nor drops: it is left out of raw (the
+        replication is an allowlist), each run, until someone decides what it is."""
+        for column in schema.unclassified(table, source_columns):
+            self._warn(
+                f"{table.name}.{column}: a PostgreSQL column not classified, so not replicated; list it in"
+                " ingestion/replication/tables.py as replicated, or as dropped if it may hold personal data"
+            )
 
     def replicate(self, table: RawTable, full_refresh: bool = False) -> TableResult:
         """Bring ``table`` up to the run's bound; ``full_refresh`` copies it whole even if a window
@@ -276,7 +288,9 @@ class Replicator:
         started = time.perf_counter()
         if table.tag_columns:
             table = table.with_known_tag_words(self.known_tag_words)
-        columns = schema.select_list(self.client, table, self._source(table))
+        source_columns = [name for name, _ in schema.source_types(self.client, self._source(table))]
+        self._warn_unclassified(table, source_columns)
+        columns = schema.select_list(table, source_columns)
         pulled = schema.pulled_columns(self.client, columns, self._source(table))
         rows_saved, deletions_saved, changed_before, live_before, replicated_before = self._state(table.name)
         if table.incremental and rows_saved > self.bound:

@@ -74,10 +74,16 @@ def source_types(client, source: str) -> list[tuple[str, str]]:
     return [(name, column_type) for name, column_type, *_ in described]
 
 
-def select_list(client, table: RawTable, source: str) -> list[tuple[str, str]]:
-    """(name, expression) pairs the pull selects: source columns minus the dropped ones, plus derived."""
-    kept = [(name, f"`{name}`") for name, _ in source_types(client, source) if name not in table.dropped]
+def select_list(table: RawTable, source_columns: list[str]) -> list[tuple[str, str]]:
+    """(name, expression) pairs the pull selects: the ``source_columns`` the table replicates as they
+    are, in the source's order, plus derived. Nothing else: a column is copied only once it is listed."""
+    kept = [(name, f"`{name}`") for name in source_columns if name in table.replicated]
     return kept + list(table.derived.items())
+
+
+def unclassified(table: RawTable, source_columns: list[str]) -> list[str]:
+    """The ``source_columns`` neither replicated nor dropped by ``table``: not copied until classified."""
+    return [name for name in source_columns if name not in (*table.replicated, *table.dropped)]
 
 
 def _select_sql(columns: list[tuple[str, str]]) -> str:

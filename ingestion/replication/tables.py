@@ -18,6 +18,24 @@ column is replaced by a derived, non-identifying column where a report needs the
 (``has_phone``, ``age_band``, ``content_length``). Employee names are replicated: staff names
 are what the performance reports show, and they are not customer data.
 
+Replication copies an allowlist: each table names the source columns it copies as they are
+(``replicated``) and those reviewed to stay in PostgreSQL (``dropped``, which derived columns may
+read). A column in neither, such as one a migration added since, is not copied, and every run warns
+about it until it is classified here (``Replicator._warn_unclassified``): a new ``id_card_no`` must
+not reach ClickHouse because nobody thought of it. tests/warehouse/test_replication_allowlist.py
+holds the lists to the schema.
+
+Short free text that a model shows but a person may have typed contact details into (a customer's
+occupation and decision style, a journey step's trigger event) is replicated masked
+(``_masked``): a value holding an "@", five or more digits (a phone or QQ number, single spaces,
+dashes, dots or brackets between them allowed), a URL or domain ("://", "www.", "t.me"), or a
+handle's telltale (a Latin letter followed by a digit, "lina88", or letters joined by "_",
+"li_na") becomes ``[masked]`` as a whole. Like the search index's redaction
+(``ingestion.search.redaction``), a Latin word without digits, "_" or "." is left alone, so that
+ordinary values ("manual", "Engineer") stay; the price is that a letters-only handle
+("zhangwei") passes. Free text no model needs (personality traits, a contact's source detail and
+group name) is dropped.
+
 A conversation's ``source_message_id`` (the chat platform's message id, its business key in
 PostgreSQL) stays there too: platforms build it from their users' ids, a WhatsApp Cloud API
 ``wamid.HBgL...`` being base64 whose payload holds the sender's phone number. No model or report
@@ -44,6 +62,9 @@ class RawTable:
     # snapshot: small reference tables, reloaded whole and swapped in atomically.
     mode: str = "incremental"
     partition_by: str | None = None
+    # Source columns copied as they are. Any other source column is not copied: it is dropped
+    # (reviewed: stays in PostgreSQL) or not classified yet (warned about each run).
+    replicated: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
     # ClickHouse expressions over the source columns, evaluated while pulling.
     derived: dict[str, str] = field(default_factory=dict)
@@ -65,12 +86,14 @@ def _present(column: str) -> str:
     return f"toUInt8(ifNull({column}, '') != '')"
 
 
+# Digits, "@" signs and Latin letters, each with their full-width forms (which count as the ASCII ones).
+_DIGITS, _ATS, _LATIN_LETTERS = "0-9０-９", "@＠", "A-Za-zＡ-Ｚａ-ｚ"
 # A tag with any of these copied a phone number, an e-mail address or a numbered handle.
-_CONTACT_CHARACTERS = "[0-9０-９@＠]"
+_CONTACT_CHARACTERS = f"[{_DIGITS}{_ATS}]"
 # A run of Latin letters, "_", "-" or "." long enough to be a messenger handle without digits: WeChat
 # ids are 6-20 characters and Telegram usernames 5-32 (letters, digits, "_", WeChat also "-"), and
 # "zhang.wei" is an e-mail address without its domain. Full-width forms count as the ASCII ones.
-_HANDLE_SHAPED = "[A-Za-zＡ-Ｚａ-ｚ_＿.．－-]{5,}"
+_HANDLE_SHAPED = f"[{_LATIN_LETTERS}_＿.．－-]{{5,}}"
 
 
 def _known_tags_shaped_like_handles(extra: Iterable[str] = ()) -> list[str]:
@@ -125,16 +148,51 @@ def _tag_filters(columns: Iterable[str], extra_known_words: Iterable[str] = ()) 
     return {column: _tags_without_contact_details(column, extra) for column in columns}
 
 
+# What makes short free text look like it carries contact details (module docstring): an "@", five
+# or more digits, a URL or domain, a Latin letter followed by a digit, or letters joined by "_".
+# Unlike a tag's, a single digit or a word of five letters is no sign in a sentence ("满30天", "manual").
+_CONTACT_LIKE_TEXT = "|".join(
+    (
+        f"[{_ATS}]",
+        f"[{_DIGITS}](?:[ ()+.－-]?[{_DIGITS}]){{4,}}",
+        "://|[Ww]{3}[.．]|[A-Za-z0-9][.．][A-Za-z]{2,}",
+        f"[{_LATIN_LETTERS}][_＿]?[{_DIGITS}]|[{_LATIN_LETTERS}][_＿][{_LATIN_LETTERS}]",
+    )
+)
+MASKED = "[masked]"
+
+
+def _masked(column: str) -> str:
+    """``column`` (text), or ``MASKED`` if it looks like it carries contact details; NULL stays NULL."""
+    return f"if(match({column}, {string_literal(_CONTACT_LIKE_TEXT)}), {string_literal(MASKED)}, {column})"
+
+
+def _columns(names: str) -> tuple[str, ...]:
+    return tuple(names.split())
+
+
 _CONTACT_COLUMNS = ("wechat_id", "whatsapp", "telegram", "email", "phone")
+_MASKED_CUSTOMER_COLUMNS = ("occupation", "decision_style")
 _TAG_COLUMNS = ("keywords", "intention_signals", "risk_keywords")
 
 RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "employees",
+        replicated=_columns(
+            "id employee_code name role department level status total_customers active_customers"
+            " total_net_deposit hired_at created_at updated_at last_login_at"
+        ),
         dropped=("avatar_url", "email", "phone", "username", "password_hash"),
     ),
     RawTable(
         "customers",
+        replicated=_columns(
+            "id customer_code gender country city timezone language industry income_range"
+            " investment_experience risk_preference capital_range trading_platform interests tier"
+            " persona_type intention_score engagement_score ltv_prediction current_stage source_channel"
+            " referrer_id assigned_employee_id assigned_at status risk_flags created_at updated_at"
+            " last_contact_at"
+        ),
         dropped=(
             "name",
             "avatar_url",
@@ -143,6 +201,8 @@ RAW_TABLES: tuple[RawTable, ...] = (
             *_CONTACT_COLUMNS,
             "communication_style",
             "blacklist_reason",
+            "personality_traits",
+            *_MASKED_CUSTOMER_COLUMNS,
         ),
         derived={
             **{f"has_{column.removesuffix('_id')}": _present(column) for column in _CONTACT_COLUMNS},
@@ -151,31 +211,89 @@ RAW_TABLES: tuple[RawTable, ...] = (
                 "age < 45, '35-44', age < 55, '45-54', '55 and over')"
             ),
             "has_blacklist_reason": _present("blacklist_reason"),
+            **{column: _masked(column) for column in _MASKED_CUSTOMER_COLUMNS},
         },
     ),
-    RawTable("tags", mode="snapshot"),
-    RawTable("customer_tags"),
-    RawTable("customer_journey", dropped=("notes",), derived={"has_notes": _present("notes")}),
+    RawTable(
+        "tags",
+        mode="snapshot",
+        replicated=_columns(
+            "id name category color icon description is_system display_order created_at updated_at"
+        ),
+    ),
+    RawTable(
+        "customer_tags", replicated=_columns("id customer_id tag_id tagged_by tagged_at is_auto updated_at")
+    ),
+    RawTable(
+        "customer_journey",
+        replicated=_columns(
+            "id source_key customer_id from_stage to_stage duration_days created_at updated_at"
+        ),
+        dropped=("notes", "trigger_event"),
+        derived={"has_notes": _present("notes"), "trigger_event": _masked("trigger_event")},
+    ),
     RawTable(
         "funnel_tofu",
-        dropped=("screening_reason", "leave_reason"),
+        replicated=_columns(
+            "id source_key customer_id employee_id contact_date source_channel joined_group joined_at"
+            " stayed_in_group left_group_at screening_result created_at updated_at"
+        ),
+        dropped=("screening_reason", "leave_reason", "source_detail", "group_name"),
         derived={
             "has_screening_reason": _present("screening_reason"),
             "has_leave_reason": _present("leave_reason"),
         },
     ),
-    RawTable("funnel_mofu"),
-    RawTable("funnel_bofu"),
-    RawTable("deposits", dropped=("notes",), derived={"has_notes": _present("notes")}),
+    RawTable(
+        "funnel_mofu",
+        replicated=_columns(
+            "id source_key customer_id employee_id total_conversations high_quality_conversations"
+            " total_反问_count followed_recommendations follow_count account_opened account_platform"
+            " opened_at days_to_open intention_score engagement_score created_at updated_at"
+        ),
+    ),
+    RawTable(
+        "funnel_bofu",
+        replicated=_columns(
+            "id source_key customer_id employee_id total_deposits total_withdrawals net_deposit"
+            " deposit_count withdrawal_count first_deposit_amount first_deposit_at days_to_first_deposit"
+            " max_deposit_amount withdrawal_rate is_vip vip_since created_at updated_at"
+        ),
+    ),
+    RawTable(
+        "deposits",
+        replicated=_columns(
+            "id deposit_code customer_id employee_id amount currency deposit_type platform status"
+            " deposited_at confirmed_at created_at updated_at"
+        ),
+        dropped=("notes",),
+        derived={"has_notes": _present("notes")},
+    ),
     RawTable(
         "withdrawals",
+        replicated=_columns(
+            "id withdrawal_code customer_id employee_id amount currency reason risk_level"
+            " retention_success status requested_at processed_at created_at updated_at"
+        ),
         dropped=("retention_action",),
         derived={"has_retention_action": _present("retention_action")},
     ),
-    RawTable("scripts", mode="snapshot", dropped=("content_cn", "content_en")),
+    RawTable(
+        "scripts",
+        mode="snapshot",
+        replicated=_columns(
+            "id script_code category subcategory scenario level purpose follow_up tags usage_count"
+            " success_count success_rate avg_rating is_active created_by created_at updated_at"
+        ),
+        dropped=("content_cn", "content_en"),
+    ),
     RawTable(
         "conversations",
         partition_by="toYYYYMM(sent_at)",
+        replicated=_columns(
+            "id customer_id employee_id message_type direction sentiment script_used_id is_反问"
+            " quality_score platform sent_at created_at updated_at"
+        ),
         dropped=("content", "media_url", "source_message_id", *_TAG_COLUMNS),
         derived={
             "content_length": "toUInt32(lengthUTF8(ifNull(content, '')))",
@@ -186,16 +304,53 @@ RAW_TABLES: tuple[RawTable, ...] = (
     ),
     RawTable(
         "conversation_events",
+        replicated=_columns(
+            "id source_key conversation_id conversation_sent_at customer_id employee_id event_type"
+            " impact_score created_at updated_at"
+        ),
         dropped=("event_data",),
         derived={"has_event_data": "toUInt8(event_data is not null)"},
     ),
-    RawTable("employee_kpis"),
-    RawTable("materials", mode="snapshot", dropped=("content", "caption", "media_url", "thumbnail_url")),
-    RawTable("training_courses", mode="snapshot", dropped=("content",)),
-    RawTable("training_progress"),
+    RawTable(
+        "employee_kpis",
+        replicated=_columns(
+            "id employee_id date tofu_contacts tofu_retained tofu_retention_rate mofu_quality_conversations"
+            " mofu_反问_count mofu_accounts_opened bofu_deposits_count bofu_deposit_amount"
+            " bofu_withdrawal_amount bofu_net_deposit bofu_withdrawal_rate overall_score created_at"
+            " updated_at"
+        ),
+    ),
+    RawTable(
+        "materials",
+        mode="snapshot",
+        replicated=_columns(
+            "id material_code type category subcategory title hashtags purpose suitable_stages views likes"
+            " comments shares published_count tags is_active created_by created_at updated_at"
+        ),
+        dropped=("content", "caption", "media_url", "thumbnail_url"),
+    ),
+    RawTable(
+        "training_courses",
+        mode="snapshot",
+        replicated=_columns(
+            "id course_code title description course_type level duration_days is_required display_order"
+            " created_at updated_at"
+        ),
+        dropped=("content",),
+    ),
+    RawTable(
+        "training_progress",
+        replicated=_columns(
+            "id employee_id course_id status progress_percentage score started_at completed_at updated_at"
+        ),
+    ),
     # Setting values may be secrets (SMTP passwords, API keys): only their presence leaves PostgreSQL.
     RawTable(
-        "system_settings", mode="snapshot", dropped=("value",), derived={"has_value": _present("value")}
+        "system_settings",
+        mode="snapshot",
+        replicated=_columns("id key value_type category description is_public updated_by updated_at"),
+        dropped=("value",),
+        derived={"has_value": _present("value")},
     ),
 )
 

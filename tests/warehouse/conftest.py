@@ -6,14 +6,17 @@ that only read marts, is ``warehouse`` in tests/fixtures/warehouse.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import socket
 from pathlib import Path
 
 import pytest
 
+from ingestion.replication import replicate
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables, utc_now
+from ingestion.replication.tables import BY_NAME
 from orchestration.defs.warehouse import refresh_state
 
 # Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
@@ -64,6 +67,23 @@ def clickhouse_env(clickhouse_server, monkeypatch):  # noqa: F811
         monkeypatch.setenv(name, value)
     drop_databases(clickhouse_client(), REUSED_RAW_DATABASE, REUSED_SCHEMA_PREFIX)
     return REUSED_RAW_DATABASE
+
+
+@pytest.fixture
+def replicating(monkeypatch):
+    """``replicating(table, *columns)``: for this test, replication also copies ``columns`` of ``table``,
+    columns the test added to PostgreSQL (replication copies only the columns tables.py lists)."""
+
+    def replicate_also(name: str, *columns: str) -> None:
+        wider = dataclasses.replace(BY_NAME[name], replicated=(*BY_NAME[name].replicated, *columns))
+        monkeypatch.setitem(BY_NAME, name, wider)
+        monkeypatch.setattr(
+            replicate,
+            "RAW_TABLES",
+            tuple(wider if table.name == name else table for table in replicate.RAW_TABLES),
+        )
+
+    return replicate_also
 
 
 @pytest.fixture(scope="session")

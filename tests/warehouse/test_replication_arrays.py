@@ -1,5 +1,5 @@
 """Arrays of the types the check before the pull looks at (a migration may add a ``numeric[]``, a
-``date[]``, a ``timestamp[]``; replication follows PostgreSQL's columns) are checked element by
+``date[]``, a ``timestamp[]``, and list it as replicated) are checked element by
 element: a NaN, an infinity or a number too long for ClickHouse's Decimal inside an array failed the
 whole pull (or, in a ``date[]``, arrived as 1970-01-01 without a word). Such a row is quarantined with
 its reason instead, like one whose scalar column holds the value."""
@@ -14,8 +14,9 @@ from tests.fixtures.warehouse import load_fixture
 from tests.warehouse.test_replication_unreadable import _live, _quarantine, _replicate
 
 
-def test_an_unreadable_element_of_an_array_quarantines_its_row(pg_dsn, clickhouse_env):
+def test_an_unreadable_element_of_an_array_quarantines_its_row(pg_dsn, clickhouse_env, replicating):
     load_fixture(pg_dsn)
+    replicating("deposits", "fees", "due_dates", "seen_at")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
             "alter table deposits add column fees numeric[], add column due_dates date[],"

@@ -35,9 +35,10 @@ READ_OTHERWISE = {
 
 
 def test_dates_clickhouse_would_change_are_quarantined_and_the_edges_of_its_range_arrive_exactly(
-    pg_dsn, clickhouse_env
+    pg_dsn, clickhouse_env, replicating
 ):
     load_fixture(pg_dsn)
+    replicating("customers", "due", "due_dates", "seen_at", "seen_ats", "paid_at", "paid_ats")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
             "alter table customers add column due date, add column due_dates date[],"

@@ -1,5 +1,5 @@
 """A ``numeric`` column declared without a precision (none of the seed's is; a later migration may
-add one, and replication follows PostgreSQL's columns) holds numbers longer than the Decimal
+add one, and list it as replicated) holds numbers longer than the Decimal
 ClickHouse reads it as: too many integer digits failed the whole pull, too many fraction digits were
 cut off without a word. Such a row is quarantined with its reason instead, like an infinite date.
 A ``numeric`` declared with more digits than any Decimal of ClickHouse's holds is replicated as text."""
@@ -19,9 +19,10 @@ from tests.warehouse.test_replication_unreadable import _live, _quarantine, _rep
 
 
 def test_a_number_longer_than_clickhouses_decimal_is_quarantined_neither_failing_the_pull_nor_cut(
-    pg_dsn, clickhouse_env
+    pg_dsn, clickhouse_env, replicating
 ):
     load_fixture(pg_dsn)
+    replicating("deposits", "fee")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("alter table deposits add column fee numeric")  # no precision: any number
         ids = [row_id for (row_id,) in conn.execute("select id from deposits order by id")]
@@ -60,7 +61,7 @@ def test_a_number_longer_than_clickhouses_decimal_is_quarantined_neither_failing
 
 
 def test_a_numeric_with_more_digits_than_any_clickhouse_decimal_is_replicated_as_text(
-    pg_dsn, clickhouse_env, caplog
+    pg_dsn, clickhouse_env, caplog, replicating
 ):
     """ClickHouse has no type for a numeric of more than 76 digits, and could not even describe its
     table: one such column stopped the whole table. It arrives as text, exactly as PostgreSQL prints
@@ -68,6 +69,7 @@ def test_a_numeric_with_more_digits_than_any_clickhouse_decimal_is_replicated_as
     load_fixture(pg_dsn)
     _replicate(pg_dsn, "deposits")
     types_before = _types(clickhouse_env, "deposits")
+    replicating("deposits", "exact_amount", "exact_parts")
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
             "alter table deposits add column exact_amount numeric(100, 2), add column exact_parts numeric(90)[]"

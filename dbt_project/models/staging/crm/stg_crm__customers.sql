@@ -20,7 +20,6 @@ renamed as (
         capital_range,
         trading_platform,
         interests as interests_json,
-        personality_traits as personality_traits_json,
         decision_style,
         tier,
         persona_type,

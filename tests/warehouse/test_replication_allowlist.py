@@ -1,0 +1,78 @@
+"""Replication copies an allowlist (ingestion/replication/tables.py): every column of the seed schema is
+classified as replicated or dropped, a column added to PostgreSQL since stays there (and every run says
+so), and short free text is replicated masked where it looks like it carries contact details."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from ingestion.replication import declared_source, replicate
+from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.replicate import replicate_tables
+from ingestion.replication.tables import BY_NAME, MASKED, RAW_TABLES
+from tests.fixtures.warehouse import load_fixture
+
+
+def test_every_column_of_the_seed_schema_is_replicated_or_dropped(pg_dsn):
+    source = declared_source.columns(pg_dsn)
+    for table in RAW_TABLES:
+        columns = [name for name, *_ in source[table.name]]
+        replicated, dropped = set(table.replicated), set(table.dropped)
+        unclassified = [name for name in columns if name not in replicated | dropped]
+        assert not unclassified, f"{table.name}: {unclassified} neither replicated nor dropped"
+        assert not (replicated | dropped) - set(columns), f"{table.name}: listed but not in PostgreSQL"
+        assert not replicated & dropped, f"{table.name}: both replicated and dropped"
+        # A derived column of a replicated one's name would be selected twice.
+        assert not replicated & set(table.derived), f"{table.name}: derived over a replicated column"
+
+
+def test_a_column_added_in_postgresql_stays_there_and_each_run_names_it(pg_dsn, clickhouse_env, caplog):
+    load_fixture(pg_dsn)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("alter table customers add column id_card_no text")
+        conn.execute("update customers set id_card_no = 'ID-' || id")
+        conn.execute("update customers set occupation = '微信 13800000001' where id = 1")
+    for _ in range(2):  # the first run (a reload: new raw table) and the next, incremental one
+        messages: list[str] = []
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=replicate.__name__):
+            [result] = replicate_tables(pg_dsn, ["customers"], log=messages.append)
+        assert result.live_rows == 4
+        for said in (messages, caplog.messages):
+            assert any("customers.id_card_no" in line and "replication/tables.py" in line for line in said)
+    client = clickhouse_client()
+    described = client.query(f"describe table `{clickhouse_env}`.customers").result_rows
+    columns = {name for name, *_ in described}
+    assert "id_card_no" not in columns and "customer_code" in columns
+    # A masked column arrives under its own name, masked (the fixture's other occupations are NULL).
+    occupations = client.query(f"select id, occupation from `{clickhouse_env}`.customers final order by id")
+    assert occupations.result_rows == [(1, MASKED), (2, None), (3, None), (4, None)]
+
+
+def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env):
+    kept = ["软件工程师", "持续入金满30天", "manual", "Software Engineer", "1-5万美元", None]
+    masked = [
+        "微信 13800000001",
+        "+86-138-0000-0001",
+        "QQ 12345",
+        "li@example.com",
+        "找我＠lina",
+        "https://t.me/lina",
+        "t.me/lina",
+        "www.example.cn",
+        "加我 lina88",
+        "wx_zhang",
+    ]
+    expression = BY_NAME["customer_journey"].derived["trigger_event"]
+    rows = (
+        clickhouse_client()
+        .query(
+            f"select trigger_event, {expression} from "
+            "(select arrayJoin({values:Array(Nullable(String))}) as trigger_event)",
+            parameters={"values": kept + masked},
+        )
+        .result_rows
+    )
+    assert rows == [(value, value) for value in kept] + [(value, MASKED) for value in masked]
