@@ -74,3 +74,9 @@ class CheckAlertSensor:
         )
         self.cursor = data.cursor
         return data.skip_message
+
+
+def mail_of(outbox, run_id: str):
+    """The run's one alert mail."""
+    [mail] = [mail for mail in messages_to(outbox, ONCALL) if f"(run {run_id[:8]})" in mail["Subject"]]
+    return mail

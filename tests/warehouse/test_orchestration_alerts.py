@@ -14,6 +14,7 @@ import uuid
 import dagster as dg
 import pytest
 from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorDefinition
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from orchestration.defs.warehouse import sensors as alerts
 from tests.reports.conftest import messages_to, sink_in_this_process
@@ -21,9 +22,12 @@ from tests.warehouse.alerting import (
     ALERT_DETAIL_TAG,
     ALERT_TAG,
     ONCALL,
+    REPEAT_HOURS_ENV,
     RETRY_HOURS_ENV,
     AlertSensors,
+    CheckAlertSensor,
     alerts_for,
+    mail_of,
 )
 
 
@@ -31,15 +35,29 @@ def _failure_sensors(repository) -> list[RunStatusSensorDefinition]:
     return [sensor for sensor in repository.sensor_defs if isinstance(sensor, RunStatusSensorDefinition)]
 
 
-def _fail_a_run(instance, job_name: str, tags: dict[str, str] | None = None) -> str:
-    """A run record as the daemon would have made it, then failed (what the sensor reads)."""
-    run = instance.add_run(
-        dg.DagsterRun(
-            job_name=job_name, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED, tags=tags or {}
-        )
-    )
-    instance.report_run_failed(run)
+def _fail_a_run(
+    instance, job_name: str, tags: dict[str, str] | None = None, message: str | None = None
+) -> str:
+    """A run record as the daemon would have made it, then failed (what the sensor reads); ``message``:
+    its failure's (a failure outside any step), else Dagster's for a run failed from outside."""
+    run = _start_a_run(instance, job_name, tags)
+    instance.report_run_failed(run, message=message)
     return run.run_id
+
+
+def _succeed_a_run(instance, job_name: str, tags: dict[str, str] | None = None) -> str:
+    """A run record that succeeded, as the event log has it (what the failed-check sensor reads)."""
+    run = _start_a_run(instance, job_name, tags)
+    event = dg.DagsterEvent(dg.DagsterEventType.RUN_SUCCESS.value, job_name, message="succeeded")
+    instance.report_dagster_event(event, run_id=run.run_id)
+    return run.run_id
+
+
+def _start_a_run(instance, job_name: str, tags: dict[str, str] | None) -> dg.DagsterRun:
+    status = dg.DagsterRunStatus.STARTED
+    return instance.add_run(
+        dg.DagsterRun(job_name=job_name, run_id=str(uuid.uuid4()), status=status, tags=tags or {})
+    )
 
 
 def test_a_failed_run_of_any_job_is_alerted_once(monkeypatch):
@@ -139,6 +157,158 @@ def test_a_rerun_carrying_its_parents_alert_tags_is_alerted_on_its_own(relay):
     location.failure_ticks()
     assert alerts_for(outbox, [run_id]) == [1]
     assert location.alert_state(run_id) == ("sent", 1)
+
+
+# --- a job that keeps failing: mailed when it starts, fails differently, as a reminder, recovers ---
+
+CONNECTION_LOST = "could not connect to PostgreSQL\nTraceback (most recent call last): ..."
+
+
+def test_a_job_failing_every_hour_is_mailed_when_it_starts_differently_or_as_a_reminder(
+    relay, monkeypatch, capsys
+):
+    """The hourly refresh failing all night (PostgreSQL down): not one mail an hour. Other jobs, and
+    other partitions of one job (other days), fail on their own."""
+    switch, outbox = relay
+    switch("up")
+    monkeypatch.delenv(REPEAT_HOURS_ENV, raising=False)  # the default: a reminder a day
+    location = AlertSensors()
+    instance = location.instance
+    first = _fail_a_run(instance, "crm_ingest")
+    other_job = _fail_a_run(instance, "postgres_backup_job")
+    today, march = (
+        _fail_a_run(instance, "warehouse_kpi_daily", tags={PARTITION_NAME_TAG: day})
+        for day in ("2026-11-30", "2026-03-01")
+    )
+    second = _fail_a_run(instance, "crm_ingest")
+    _logged(capsys)
+    location.failure_ticks()
+    assert alerts_for(outbox, [first, other_job, today, march, second]) == [1, 1, 1, 1, 0]
+    logged = _logged(capsys)
+    assert f"run {second} (crm_ingest) failed: Still failing as in run {first[:8]} before it" in logged
+    assert "2 failed run(s). Not mailed: reminded every 24 h (FUNNELHOUSE_ALERT_REPEAT_HOURS)" in logged
+    assert location.alert_state(second) == (None, None)  # nothing to retry either
+
+    # another failure (compared by its message's first line: no step failed in these runs) is mailed
+    differently, same_again = (_fail_a_run(instance, "crm_ingest", message=CONNECTION_LOST) for _ in range(2))
+    location.failure_ticks()
+    assert alerts_for(outbox, [differently, same_again]) == [1, 0]
+    mail = mail_of(outbox, differently)
+    assert mail["Subject"] == f"[funnelhouse] crm_ingest failed again (run {differently[:8]})"
+    assert f"Failing differently from run {second[:8]} before it; failing for " in mail.get_content()
+    assert "3 failed run(s)" in mail.get_content() and "could not connect" in mail.get_content()
+
+    # windows of 3.6 ms: a run later, its failure falls in another window than the previous one's; the
+    # relay is down, and the retry mails the same text, from the same history
+    monkeypatch.setenv(REPEAT_HOURS_ENV, "0.000001")
+    switch("down")
+    reminded = _fail_a_run(instance, "crm_ingest", message=CONNECTION_LOST)
+    location.failure_ticks()
+    assert location.alert_state(reminded) == ("pending", 1)
+    switch("up")
+    location.retry_tick()
+    mail = mail_of(outbox, reminded)
+    assert mail["Subject"] == f"[funnelhouse] crm_ingest failed again (run {reminded[:8]})"
+    assert f"Still failing as in run {same_again[:8]} before it; failing for " in mail.get_content()
+    assert "5 failed run(s)" in mail.get_content()
+    assert alerts_for(outbox, [first, second, differently, same_again, reminded]) == [1, 0, 1, 0, 1]
+
+
+@dg.asset
+def orders() -> None:
+    raise RuntimeError("PostgreSQL is down")
+
+
+@dg.asset
+def kpis() -> None:
+    raise RuntimeError("a broken model")
+
+
+def test_a_job_failing_in_another_step_is_mailed(relay):
+    """Real runs: a failure is told from another by the steps that failed, not by the run's message."""
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    first, second, other_step = (
+        dg.materialize([asset], instance=location.instance, raise_on_error=False).run_id
+        for asset in (orders, orders, kpis)
+    )
+    location.failure_ticks()
+    assert alerts_for(outbox, [first, second, other_step]) == [1, 0, 1]
+    assert f"Failing differently from run {second[:8]}" in mail_of(outbox, other_step).get_content()
+
+
+def test_a_job_succeeding_after_an_alerted_failure_is_mailed_as_recovered_once(relay, monkeypatch):
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    instance = location.instance
+    failed = [_fail_a_run(instance, job) for job in ("crm_ingest", "crm_ingest", "postgres_backup_job")]
+    location.failure_ticks()
+    assert alerts_for(outbox, failed) == [1, 0, 1]
+    monkeypatch.delenv("FUNNELHOUSE_ALERT_EMAIL")  # logged only: no alert raised for it
+    unalerted = _fail_a_run(instance, "search_sync")
+    location.failure_ticks()
+    monkeypatch.setenv("FUNNELHOUSE_ALERT_EMAIL", ONCALL)
+
+    recovered, still_good, not_alerted = (
+        _succeed_a_run(instance, job) for job in ("crm_ingest", "crm_ingest", "search_sync")
+    )
+    assert checks.tick() == "1 of 3 successful run(s) with failed asset checks"
+    assert alerts_for(outbox, [recovered, still_good, not_alerted, unalerted]) == [1, 0, 0, 0]
+    mail = mail_of(outbox, recovered)
+    assert mail["Subject"] == f"[funnelhouse] crm_ingest recovered (run {recovered[:8]})"
+    assert "Recovered: it failed for 0.0 h, since " in mail.get_content()
+    assert "2 failed run(s)" in mail.get_content()
+    assert len(messages_to(outbox, ONCALL)) == 3  # postgres_backup_job did not recover: not mailed
+
+    checks.tick(cursor=checks.start)  # a tick replayed from before them (one that did not finish)
+    assert alerts_for(outbox, [recovered]) == [1]
+
+
+@dg.asset
+def ledger() -> None:
+    pass
+
+
+def _no_gaps(passed: bool) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=ledger, name="no_gaps")
+    def check() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=passed)
+
+    return check
+
+
+def test_a_job_recovering_with_its_checks_resolved_is_mailed_once(relay):
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    failed = dg.materialize([ledger, _no_gaps(False), kpis], instance=location.instance, raise_on_error=False)
+    location.failure_ticks()
+    good = dg.materialize([ledger, _no_gaps(True)], instance=location.instance)
+    checks.tick()
+    assert alerts_for(outbox, [failed.run_id, good.run_id]) == [1, 1]
+    mail = mail_of(outbox, good.run_id)
+    assert mail["Subject"] == f"[funnelhouse] __ephemeral_asset_job__ recovered (run {good.run_id[:8]})"
+    assert "Recovered: it failed for " in mail.get_content()
+    assert "no longer failing with severity ERROR:\n- ledger: no_gaps (failed for " in mail.get_content()
+
+
+def test_every_jobs_alert_subjects_fit_a_line():
+    """Not folded by a mail client: 78 characters at most, for the longest job name of the location."""
+    from orchestration.definitions import defs
+
+    names = {job.name for job in defs.get_repository_def().get_all_jobs()}
+    streak = alerts.JobChange(alerts.REMINDER, 0.0, 3600.0, 2, str(uuid.uuid4()))
+    for name in names:
+        for status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS):
+            run = dg.DagsterRun(job_name=name, run_id=str(uuid.uuid4()), status=status)
+            for checks, resolved in ((None, None), (["a: b"], None), (None, ["a: b"])):
+                for job in (None, streak):
+                    subject, _ = alerts.alert_text(run, "failed", checks, resolved, job)
+                    assert len(subject) <= 78, subject
 
 
 # --- `funnelhouse alerts`: what no sensor mails again is listed, resent or settled by an operator ---

@@ -48,6 +48,15 @@ The failing streak is the check's evaluations failing with severity ERROR up to 
 is due when the run's evaluation and the previous one fall in different repeat windows counted from
 the streak's start. A run whose failed checks all fail within their window is logged, not mailed.
 
+A job that keeps failing (the hourly refresh while PostgreSQL is down all night) is alerted the same
+way (``job_change``), from the job's earlier runs that succeeded or failed before the run ended,
+doing the same work (the same partition or partition range: ``_finished_before`` says why): a failed
+run after a failed one continues their streak and is mailed ("failed again") only when a reminder is
+due, in the windows above, or when it fails differently: other steps failed than in the previous
+failed run (or, with no step failed, its failure message's first line differs); else it is logged.
+A run that succeeds after an alerted failing streak is mailed once ("recovered") by
+``failed_check_alert_sensor``, in one mail with its checks' changes.
+
 What no sensor retries is the operator's (``orchestration.commands.alerts``): ``funnelhouse alerts``
 lists every alert not sent, ``alerts resend RUN_ID`` mails one now through ``mail_again``, and
 ``alerts delivered RUN_ID`` records one the relay's log shows as arrived."""
@@ -57,6 +66,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -64,6 +74,11 @@ from email.utils import make_msgid
 import dagster as dg
 from dagster._core.event_api import EventLogCursor
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
 ALERT_EMAIL_ENV = "FUNNELHOUSE_ALERT_EMAIL"
 RETRY_HOURS_ENV = "FUNNELHOUSE_ALERT_RETRY_HOURS"
@@ -109,7 +124,7 @@ def retry_hours() -> float:
 
 
 def repeat_hours() -> float:
-    """Hours between the reminders of an asset check that keeps failing; 0: every run it fails in."""
+    """Hours between the reminders of an asset check or a job that keeps failing; 0: every time."""
     return _hours_setting(REPEAT_HOURS_ENV, DEFAULT_REPEAT_HOURS)
 
 
@@ -194,16 +209,20 @@ def alert_text(
     failure_message: str | None,
     checks: list[str] | None = None,
     resolved: list[str] | None = None,
+    job: JobChange | None = None,
 ) -> tuple[str, str]:
-    """The alert's subject and body: of a failed run, or of a run that succeeded with ``checks``
-    failed (``failed_checks``), which the body lists either way, or with checks ``resolved`` only."""
+    """The alert's subject and body: of a failed run (``job``: its place in the job's failing
+    streak), or of a run that succeeded with ``checks`` failed (``failed_checks``), which the body
+    lists either way, or with checks ``resolved`` or its ``job`` RECOVERED only."""
+    streak = f"\n\n{job.line()}" if job and job.change != NEW else ""
     if run.status == dg.DagsterRunStatus.SUCCESS:
-        what = "checks failed" if checks else "checks resolved"
+        what = "checks failed" if checks else "recovered" if streak else "checks resolved"
         subject = f"[funnelhouse] {run.job_name} {what} (run {run.run_id[:8]})"  # short: not folded
-        body = subject
+        body = subject + streak
     else:
-        subject = f"[funnelhouse] {run.job_name} failed (run {run.run_id[:8]})"
-        body = f"{subject}\n\n{failure_message or 'no message'}"
+        what = "failed again" if streak else "failed"
+        subject = f"[funnelhouse] {run.job_name} {what} (run {run.run_id[:8]})"
+        body = f"{subject}{streak}\n\n{failure_message or 'no message'}"
     if checks:
         body += "\n\nFailed asset checks (details in the run's log):\n" + "\n".join(f"- {c}" for c in checks)
     if resolved:
@@ -273,6 +292,13 @@ def _failing_before(instance: dg.DagsterInstance, key: dg.AssetCheckKey, run_id:
         cursor = page[-1].id
 
 
+def _reminder_due(since: float, previous: float, now: float) -> bool:
+    """Whether a failure at ``now`` is due a reminder after the one at ``previous``: one in each
+    window of ``repeat_hours()`` counted from the failing streak's start (``since``)."""
+    window = repeat_hours() * 3600
+    return not window or (previous - since) // window != (now - since) // window
+
+
 def _alerted(instance: dg.DagsterInstance, run_ids: list[str]) -> bool:
     """Whether an alert was raised on any of the runs (their tags): a failure from before the
     sensors watched, or logged only, is not followed by a 'no longer failing' mail either."""
@@ -283,7 +309,7 @@ def _alerted(instance: dg.DagsterInstance, run_ids: list[str]) -> bool:
 def check_changes(instance: dg.DagsterInstance, run_id: str) -> list[CheckChange]:
     """The checks of the run failing with severity ERROR (NEW, REMINDER or STILL_FAILING) and those
     that no longer do after an alerted failure (RESOLVED), judged by their evaluations up to the run's."""
-    hours, changes = repeat_hours(), []
+    changes = []
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = entry.dagster_event.asset_check_evaluation_data if entry.dagster_event else None
         if evaluation is None:
@@ -294,10 +320,8 @@ def check_changes(instance: dg.DagsterInstance, run_id: str) -> list[CheckChange
         if _fails(evaluation):
             if not streak:
                 change = NEW
-            else:  # windows of ``hours`` from the streak's start: one reminder in each
-                window = hours * 3600
-                previous = streak[0].event.timestamp
-                due = not window or (previous - since) // window != (entry.timestamp - since) // window
+            else:
+                due = _reminder_due(since, streak[0].event.timestamp, entry.timestamp)
                 change = REMINDER if due else STILL_FAILING
             changes.append(CheckChange(name, change, since, entry.timestamp))
         elif streak and _alerted(instance, [record.run_id for record in streak]):
@@ -305,18 +329,118 @@ def check_changes(instance: dg.DagsterInstance, run_id: str) -> list[CheckChange
     return changes
 
 
-def check_alert_text(run: dg.DagsterRun, changes: list[CheckChange]) -> tuple[str, str] | None:
+def check_alert_text(
+    run: dg.DagsterRun, changes: list[CheckChange], job: JobChange | None = None
+) -> tuple[str, str] | None:
     """The alert of a run that succeeded: its checks that started failing, are due a reminder or no
-    longer fail; None when there are none (its failed checks, if any, fail within their window)."""
+    longer fail, and its job's recovery (``job``, RECOVERED), in one mail; None when there are none
+    (its failed checks, if any, fail within their window)."""
     failing = [change.line() for change in changes if change.change in (NEW, REMINDER)]
     resolved = [change.line() for change in changes if change.change == RESOLVED]
-    return alert_text(run, None, failing, resolved) if failing or resolved else None
+    return alert_text(run, None, failing, resolved, job) if failing or resolved or job else None
 
 
 def failure_message(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
     """What the run's failure event says (the run-failure sensor had it in its context)."""
     entries = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     return entries[-1].dagster_event.message if entries and entries[-1].dagster_event else None
+
+
+# What a failed run means for its job's alert (``job_change``), beside NEW, REMINDER, STILL_FAILING.
+DIFFERENT, RECOVERED = "different failure", "recovered"
+# A run's work, for its failing streak: the partition, or the range of partitions, it ran (if any).
+_WORK_TAGS = (PARTITION_NAME_TAG, ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG)
+
+
+@dataclass(frozen=True)
+class JobChange:
+    """A finished run against the earlier finished runs of its job doing the same work: ``since``
+    their failing streak began (the end of its first failed run), ``at`` the run's end, ``failed``
+    runs in the streak (this one included when it failed), ``previous`` the streak's last run before."""
+
+    change: str  # NEW, DIFFERENT, REMINDER, STILL_FAILING (a failed run) or RECOVERED (succeeded)
+    since: float
+    at: float
+    failed: int
+    previous: str
+
+    def line(self) -> str:
+        how_long = (
+            f"{(self.at - self.since) / 3600:.1f} h, since {_utc(self.since)}, {self.failed} failed run(s)"
+        )
+        if self.change == RECOVERED:
+            return f"Recovered: it failed for {how_long}."
+        if self.change == DIFFERENT:
+            return f"Failing differently from run {self.previous[:8]} before it; failing for {how_long}."
+        return f"Still failing as in run {self.previous[:8]} before it; failing for {how_long}."
+
+
+def _work(run: dg.DagsterRun) -> dict[str, str]:
+    return {tag: run.tags[tag] for tag in _WORK_TAGS if tag in run.tags}
+
+
+def _finished_before(instance: dg.DagsterInstance, run: dg.DagsterRun, end: float) -> Iterator[dg.RunRecord]:
+    """The runs of the run's job that succeeded or failed before ``end`` (the run's end) doing the
+    same work, newest first: once the run ended, the same answer whenever asked.
+
+    A streak is per job and partition (or partition range), not per job: a partition run rebuilds its
+    own days, so a backfill of March failing says nothing about today's hourly partition run, which
+    must neither read it as its own failure "again" nor as "recovered" when it succeeds (nor the
+    other way round). Today's run that keeps failing starts a new streak at midnight UTC: one mail a
+    day, as the default reminder; the nightly run of every partition, whose range ends today, is mailed
+    each night it fails. (A backfill is one run of its range: the KPI op's single-run policy.)"""
+    work = _work(run)
+    filters = dg.RunsFilter(
+        job_name=run.job_name,
+        statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+        tags=work,  # narrows it; runs with more of these tags (another work) are left out below
+    )
+    limit, before = _HISTORY_PAGE, end
+    while True:  # Dagster's run cursor pages by creation, not end: each query asks for twice as many
+        page = instance.get_run_records(filters, limit=limit, order_by="end_time")
+        for record in page:
+            if record.end_time is not None and record.end_time < before and _work(record.dagster_run) == work:
+                before = record.end_time  # the next, longer page repeats these
+                yield record
+        if len(page) < limit:
+            return
+        limit *= 2
+
+
+def _failure_of(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
+    """What a failed run's failure is, to tell another one: the steps that failed (stable, unlike a
+    message holding times or row counts), or when none did (a launch error, a lost run worker) the
+    first line of the run's failure message."""
+    entries = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    steps = sorted({entry.step_key for entry in entries if entry.step_key})
+    return f"steps {steps}" if steps else (failure_message(instance, run) or "").partition("\n")[0]
+
+
+def job_change(instance: dg.DagsterInstance, run_id: str) -> JobChange | None:
+    """A finished run against the earlier ones of its job doing the same work (``_finished_before``):
+    a failure NEW, DIFFERENT (its steps failing, ``_failure_of``, differ from the previous failed
+    run's), REMINDER or STILL_FAILING, as ``check_changes`` judges a check; a success RECOVERED after
+    an alerted failing streak, else None."""
+    record = instance.get_run_record_by_id(run_id)
+    run, at = record.dagster_run, record.end_time
+    streak = []
+    for earlier in _finished_before(instance, run, at):
+        if earlier.dagster_run.status != dg.DagsterRunStatus.FAILURE:
+            break
+        streak.append(earlier)
+    failed = run.status == dg.DagsterRunStatus.FAILURE
+    if not streak:
+        return JobChange(NEW, at, at, 1, "") if failed else None
+    since, previous = streak[-1].end_time, streak[0]
+    if not failed:
+        if not _alerted(instance, [earlier.dagster_run.run_id for earlier in streak]):
+            return None
+        change = RECOVERED
+    elif _failure_of(instance, previous.dagster_run) != _failure_of(instance, run):
+        change = DIFFERENT
+    else:
+        change = REMINDER if _reminder_due(since, previous.end_time, at) else STILL_FAILING
+    return JobChange(change, since, at, len(streak) + failed, previous.dagster_run.run_id)
 
 
 def send_alert(
@@ -365,11 +489,12 @@ def mail_again(instance: dg.DagsterInstance, log, alert: Alert, retried: bool = 
         log.info(f"alert of run {alert.run.run_id} ({alert.run.job_name}) is {state} meanwhile: not mailed")
         return state
     run = alert.run
+    job = job_change(instance, run.run_id)  # the same text from the same history
     text = None
-    if run.status == dg.DagsterRunStatus.SUCCESS:  # alerted for its checks: the same text, same history
-        text = check_alert_text(run, check_changes(instance, run.run_id))
+    if run.status == dg.DagsterRunStatus.SUCCESS:  # alerted for its checks or its job's recovery
+        text = check_alert_text(run, check_changes(instance, run.run_id), job)
     subject, body = text or alert_text(
-        run, failure_message(instance, run), failed_checks(instance, run.run_id)
+        run, failure_message(instance, run), failed_checks(instance, run.run_id), job=job
     )
     return send_alert(instance, log, alert, subject, body, retried=retried)
 
@@ -401,8 +526,16 @@ def _raise_alert(instance: dg.DagsterInstance, log, run: dg.DagsterRun, subject:
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run
+    job = job_change(context.instance, run.run_id)
+    if job.change == STILL_FAILING:
+        context.log.error(
+            f"run {run.run_id} ({run.job_name}) failed: {job.line()} Not mailed: reminded every "
+            f"{repeat_hours():g} h ({REPEAT_HOURS_ENV})"
+        )
+        return
     checks = failed_checks(context.instance, run.run_id)
-    _raise_alert(context.instance, context.log, run, *alert_text(run, context.failure_event.message, checks))
+    text = alert_text(run, context.failure_event.message, checks, job=job)
+    _raise_alert(context.instance, context.log, run, *text)
 
 
 # Successful runs read per tick; more wait for the next tick (the cursor says where it stopped).
@@ -436,7 +569,7 @@ def failed_check_alert_sensor(context: dg.SensorEvaluationContext):
                     f"run {run.run_id}: {change.line()}; reminded every {repeat_hours():g} h "
                     f"({REPEAT_HOURS_ENV}), not mailed now"
                 )
-        text = check_alert_text(run, changes)
+        text = check_alert_text(run, changes, job_change(instance, record.run_id))
         if text:
             _raise_alert(instance, context.log, run, *text)
             alerted += 1
