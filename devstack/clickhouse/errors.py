@@ -77,6 +77,11 @@ ERROR_NAMES = {
 _CODE_RE = re.compile(r"Code: (\d+)\. ")
 # ("Maybe you meant: [...]" with a colon suggests functions, settings or the query's own columns)
 _OBJECT_HINT = re.compile(r" ?Maybe you meant [^:?][^?]*\?")
+# The engine's access checks (ContextAccess: ACCESS_DENIED, READONLY, QUERY_IS_PROHIBITED,
+# FUNCTION_NOT_ALLOWED) begin their message with the user's name: always chDB's one user, `default`.
+# (Other codes keep it: a dictionary source's "default: Authentication failed" names the source's user.)
+_ACCESS_CODES = frozenset([497, 164, 392, 446])
+_ENGINE_USER = re.compile(r"(?<=DB::Exception: )default: ")
 
 
 def http_status(code: int) -> int:
@@ -109,15 +114,17 @@ class ClickHouseError(Exception):
             return cls(1001, text or type(error).__name__)
         return cls(int(match.group(1)), text[match.end() :], full_text=text[match.start() :].strip())
 
-    def without_object_hints(self) -> ClickHouseError:
-        """The error without the engine's "Maybe you meant db.table?" (a table or database of any
-        database, similar to the name asked for), for a user who may see only some of them."""
-        text = _OBJECT_HINT.sub("", self.text)
-        return (
-            self
-            if text == self.text
-            else ClickHouseError(self.code, _OBJECT_HINT.sub("", self.message), text)
-        )
+    def seen_by(self, user: str, restricted: bool) -> ClickHouseError:
+        """The error as ``user`` is told it: the engine's access errors name ``user``, as a real server's
+        would, rather than chDB's one user; a ``restricted`` user's (one who may see only some databases)
+        go without the engine's "Maybe you meant db.table?" (a table or database of any database, similar
+        to the name asked for)."""
+        text, message = self.text, self.message
+        if self.code in _ACCESS_CODES:
+            text, message = (_ENGINE_USER.sub(f"{user}: ", value) for value in (text, message))
+        if restricted:
+            text, message = (_OBJECT_HINT.sub("", value) for value in (text, message))
+        return self if text == self.text else ClickHouseError(self.code, message, text)
 
     def body(self, version: str) -> bytes:
         return f"{self.text} (version {version})\n".encode()

@@ -25,12 +25,14 @@ SELECT over system tables that no EXPLAIN shows: their syntax tree decides, stri
 
 Metadata: the user's connections show only the databases of :func:`visible_databases` in the system
 tables (the engine's ``additional_table_filters``, fixed by readonly=1: ``Store.metadata_filter``),
-so ``merge()`` or a table reading ``system`` through another one (past that filter) is refused.
+so ``merge()`` or a table reading ``system`` through another one (past that filter) is refused, and so
+is reading the columns that name other objects (``OTHER_OBJECTS_COLUMNS``), which no filter can blank.
 ``SHOW CREATE`` and ``EXISTS`` need, as on a real server, a grant on the object they name.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from devstack.clickhouse import sql
@@ -74,7 +76,35 @@ _NAMED_OBJECT_POSITION = {"assigncentroid": 1}
 # Functions telling a table's metadata from its database and name, their first two arguments.
 _TABLE_METADATA_FUNCTION = re.compile(r"^hasColumnInTable$", re.IGNORECASE)
 
-_TREE_NODE = re.compile(r"^(TABLE|TABLE_FUNCTION|FUNCTION) id: \d+,(.*)$")
+_TREE_NODE = re.compile(r"^(TABLE|TABLE_FUNCTION|FUNCTION) id: (\d+),(.*)$")
+_TREE_COLUMN = re.compile(r"^COLUMN id: \d+, column_name: (.+?), result_type: .*, source_id: (\d+)$")
+# System tables' columns naming other objects than the row's own, in any database: the materialized views
+# reading a table, the objects loaded before or after it, a Kafka table's views, the tables of a Graphite
+# rollup. (A real server lists them unfiltered.) The engine filters rows by database
+# (``Store.metadata_filter``) but cannot blank a column per user, so a read-only user's query that reads
+# one (named, or by ``*`` / ``COLUMNS(...)``) is refused as a real server refuses a column without a
+# grant (``SELECT(dependencies_table) ON system.tables``). A row's own definition (``create_table_query``,
+# ``as_select``, ``target_table``) stays readable, as ``SHOW CREATE`` of a granted view is.
+OTHER_OBJECTS_COLUMNS = {
+    "tables": frozenset(
+        f"{prefix}_{part}"
+        for prefix in ("dependencies", "loading_dependencies", "loading_dependent")
+        for part in ("database", "table")
+    ),
+    "kafka_consumers": frozenset(["dependencies", "missing_dependencies"]),
+    "graphite_retentions": frozenset(["Tables", "Tables.database", "Tables.table"]),
+}
+# EXPLAIN AST nodes standing for all (or a pattern's) columns of a table
+_EXPANDING_NODES = frozenset(
+    [
+        "Asterisk",
+        "QualifiedAsterisk",
+        "ColumnsRegexpMatcher",
+        "ColumnsListMatcher",
+        "QualifiedColumnsRegexpMatcher",
+        "QualifiedColumnsListMatcher",
+    ]
+)
 _STRING_CONSTANT = re.compile(
     r"^CONSTANT id: \d+, constant_value: '((?:[^'\\]|\\.)*)', constant_value_type: [\w(]*String"
 )
@@ -117,7 +147,8 @@ def check_reads(connection: EngineConnection, user: User, statement: sql.Stateme
         # The engine turns SHOW ... WHERE <expr> LIMIT <expr> into a SELECT over system.*; EXPLAIN shows
         # none of those expressions, so their syntax decides, and what cannot be parsed so is refused.
         tail = _show_expressions(statement)
-        if tail is not None and not check.syntax(f"SELECT 1 {tail}", params, strict=True):
+        # (over system.tables for SHOW TABLES, whose columns its expressions may name)
+        if tail is not None and not check.syntax(f"SELECT 1 {tail}", params, strict=True, reads=("tables",)):
             raise check.unresolvable("SHOW")
         return
     query = _checked_query(statement)
@@ -157,8 +188,9 @@ def _checked_query(statement: sql.Statement) -> str | None:
         top = [t for t in top if t.start >= start.start]
     elif statement.kind in ("DESCRIBE", "DESC"):
         # DESCRIBE (SELECT ...) and DESCRIBE f(...) evaluate what they describe, as a SELECT from it would
+        # (which need not read its columns: a description shows none of their values)
         top = top[2:] if len(top) > 1 and top[1].is_word("TABLE") else top[1:]
-        prefix = "SELECT * FROM "
+        prefix = "SELECT count() FROM "
     elif statement.kind not in _CHECKED_KINDS:
         return None  # EXISTS names an object, no expression
     return prefix + _without_format(statement, top)
@@ -261,16 +293,22 @@ class _Check:
     def tree(self, tree: str, params: dict, views_seen: frozenset[str] = frozenset()) -> None:
         lines = _indented(tree)
         tables = []
+        sources = {}  # a TABLE node's id -> its (database, table)
+        columns = []  # (column, its source's node id)
         for index, (_indent, text) in enumerate(lines):
+            column = _TREE_COLUMN.match(text)
+            if column is not None:
+                columns.append(column.groups())
             node = _TREE_NODE.match(text)
             if node is None:
                 continue
-            kind, rest = node.groups()
+            kind, node_id, rest = node.groups()
             if kind == "TABLE":
                 name = re.search(r"table_name: ([^,]+)", rest).group(1)
                 database, table = self.qualified(name)
                 self.require(database, f"SELECT ON {database}.{table}")
                 tables.append((database, table))
+                sources[node_id] = (database, table)
             elif kind == "TABLE_FUNCTION":
                 function = re.search(r"table_function_name: (\w+)", rest).group(1)
                 self.table_function(function, _string_arguments(lines, index))
@@ -280,6 +318,9 @@ class _Check:
                     self.named_object(function, _string_arguments(lines, index))
                 elif _TABLE_METADATA_FUNCTION.match(function):
                     self.table_metadata(function, _string_arguments(lines, index))
+        for name, source in columns:
+            if source in sources:
+                self.other_objects_columns([sources[source]], [name], set())
         self.views(tables, params, views_seen)
 
     def table_function(self, function: str, arguments: list[str | None]) -> None:
@@ -357,10 +398,11 @@ class _Check:
 
     # --- the syntax tree: evaluates nothing ---------------------------------------------------------
 
-    def syntax(self, query: str, params: dict, strict: bool) -> bool:
+    def syntax(self, query: str, params: dict, strict: bool, reads: tuple[str, ...] = ()) -> bool:
         """Check what ``query`` names in its syntax tree (``EXPLAIN AST``, which evaluates nothing): its
-        tables (and the queries of the invoker views among them), the tables after ``IN``, and the
-        functions reading tables, by the same rules as the resolved tree, on their literal arguments.
+        tables (and the queries of the invoker views among them), the tables after ``IN``, the
+        functions reading tables, by the same rules as the resolved tree, on their literal arguments,
+        and the columns it may read of them (also of the system tables ``reads``, which it reads unnamed).
         An unqualified name of a table that does not exist may be a CTE's, and passes unless ``strict``
         (nothing resolved the query: the analyzer failed, or it is a SHOW's expression). False when the
         query cannot be parsed (then the engine's error quotes nothing but the text)."""
@@ -370,9 +412,17 @@ class _Check:
             return False
         lines = _indented(ast)
         tables = []
+        identifiers = []
+        expanding = [
+            index
+            for index, (_indent, text) in enumerate(lines)
+            if text.split(" ", 1)[0] in _EXPANDING_NODES and not _counts_rows(lines, index)
+        ]
         for index, (_indent, text) in enumerate(lines):
             word, _, rest = text.partition(" ")
             name = rest.split(" (", 1)[0]
+            if word == "Identifier":
+                identifiers.append(name)
             in_table = word == "Identifier" and _is_in_table(lines, index)
             if word == "TableIdentifier" or in_table:
                 if "{" in name:
@@ -390,8 +440,28 @@ class _Check:
                 self.named_object(name, _string_arguments(lines, index, _AST_LITERAL))
             elif word == "Function" and _TABLE_METADATA_FUNCTION.match(name):
                 self.table_metadata(name, _string_arguments(lines, index, _AST_LITERAL))
+        # (the analyzer evaluates scalar subqueries: what they read is checked here, before it runs)
+        # A `*` stands for the columns of its own SELECT's tables; in a SHOW's expressions, of those it reads.
+        read = [("system", table) for table in reads]
+        expanded = {self.qualified(name) for index in expanding for name in _own_tables(lines, index)}
+        self.other_objects_columns(tables, identifiers, expanded)
+        self.other_objects_columns(read, identifiers, set(read) if expanding else set())
         self.views(tables, params, frozenset(), missing_ok=True)
         return True
+
+    def other_objects_columns(
+        self, tables: list[tuple[str, str]], columns: list[str], expanded: set[tuple[str, str]]
+    ) -> None:
+        """Refuse reading the columns of system ``tables`` that name other objects (``OTHER_OBJECTS_COLUMNS``):
+        one of ``columns`` (bare or qualified names), or any of a table the query reads all columns of
+        (``expanded``)."""
+        for database, table in tables:
+            hidden = OTHER_OBJECTS_COLUMNS.get(table, frozenset()) if database == "system" else frozenset()
+            if hidden and (
+                (database, table) in expanded
+                or any(c == h or c.endswith("." + h) for c in columns for h in hidden)
+            ):
+                raise self.denied(f"SELECT({', '.join(sorted(hidden))}) ON system.{table}")
 
     def exists(self, database: str, table: str) -> bool:
         answer = self.connection.run(
@@ -403,6 +473,35 @@ class _Check:
 def _indented(dump: str) -> list[tuple[int, str]]:
     """An EXPLAIN dump's lines as (indentation, text): the indentation is the tree's nesting."""
     return [(len(line) - len(line.lstrip(" ")), line.strip()) for line in dump.splitlines()]
+
+
+def _counts_rows(lines: list[tuple[int, str]], index: int) -> bool:
+    """Whether the AST node at ``index`` is the ``*`` of ``count(*)``, which reads no column."""
+    return (
+        index >= 2
+        and lines[index - 1][1] == "ExpressionList (children 1)"
+        and re.match(r"^Function count \(", lines[index - 2][1], re.IGNORECASE) is not None
+    )
+
+
+def _own_tables(lines: list[tuple[int, str]], index: int) -> list[str]:
+    """The tables named in the FROM of the SELECT the AST node at ``index`` is part of (not its
+    subqueries')."""
+    position, depth = index, lines[index][0]
+    while position > 0:
+        position -= 1
+        if lines[position][0] < depth:  # an ancestor
+            depth = lines[position][0]
+            if lines[position][1].startswith("SelectQuery "):
+                break
+    else:
+        return []
+    # SelectQuery > TablesInSelectQuery > TablesInSelectQueryElement > TableExpression > TableIdentifier
+    return [
+        text.split(" ", 1)[1].split(" (", 1)[0]
+        for indent, text in itertools.takewhile(lambda line: line[0] > depth, lines[position + 1 :])
+        if indent == depth + 4 and text.startswith("TableIdentifier ")
+    ]
 
 
 def _is_in_table(lines: list[tuple[int, str]], index: int) -> bool:

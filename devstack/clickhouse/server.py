@@ -244,7 +244,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._log(request, statement, started, 200, outcome)
         except ClickHouseError as error:
             self._finish_failed_body(reader, body)
-            error = error.without_object_hints() if restricted else error
+            error = error.seen_by(user_name, restricted)
             self._send_error(error, query_id)
             self._log_failure(user_name, query_id, statement, started, error)
         except (ConnectionError, BrokenPipeError, TimeoutError):
@@ -369,8 +369,7 @@ class Handler(BaseHTTPRequestHandler):
             failure = error if isinstance(error, ClickHouseError) else _unexpected(error)
             if failure is not error:
                 log.exception("unexpected failure while streaming query %s", request.query_id)
-            if request.user.databases is not None:
-                failure = failure.without_object_hints()
+            failure = failure.seen_by(request.user.name, request.user.databases is not None)
             self._abandon(chunks, release, request.query_id)
             self._write_exception_trailer(failure, tag)
             self._log_failure(request.user.name, request.query_id, statement, started, failure)

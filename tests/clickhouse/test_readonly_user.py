@@ -416,3 +416,72 @@ def test_reader_gets_no_names_of_other_databases_objects(clickhouse_server, read
     finally:
         admin.command(f"DROP TABLE IF EXISTS {PRIVATE}.kpis")
         admin.close()
+
+
+@pytest.fixture(scope="module")
+def dependent_objects(clickhouse_server, bi_table, private_table):
+    """A materialized view outside the grants reading the granted table (system.tables lists it among the
+    table's dependencies), and a view in the granted database reading those dependencies."""
+    database = bi_table.split(".")[0]
+    admin = connect(clickhouse_server)
+    admin.command(f"CREATE MATERIALIZED VIEW {PRIVATE}.kpis_copy ENGINE = Memory AS SELECT * FROM {bi_table}")
+    admin.command(
+        f"CREATE OR REPLACE VIEW {database}.table_dependencies AS "
+        "SELECT name, dependencies_database FROM system.tables"
+    )
+    shown = admin.query(f"SELECT dependencies_database FROM system.tables WHERE database = '{database}'")
+    assert PRIVATE in str(shown.result_rows)
+    yield
+    admin.command(f"DROP VIEW IF EXISTS {database}.table_dependencies")
+    admin.command(f"DROP VIEW IF EXISTS {PRIVATE}.kpis_copy")
+    admin.close()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT name, dependencies_database FROM system.tables WHERE database = '{db}'",
+        "SELECT * FROM system.tables WHERE database = '{db}'",
+        "SELECT t.* FROM system.tables AS t WHERE database = '{db}'",
+        "SELECT name FROM system.tables WHERE has(dependencies_database, '{private_db}')",
+        # the analyzer evaluates a scalar subquery before anything runs: its error would quote the row
+        "SELECT (SELECT CAST(toString(tuple(*)) AS UInt8) FROM system.tables WHERE database = '{db}' AND name = 'kpis')",
+        "SHOW TABLES FROM {db} WHERE has(dependencies_database, '{private_db}')",
+        "SELECT * FROM {db}.table_dependencies",
+    ],
+)
+def test_reader_is_refused_the_columns_naming_other_databases_objects(
+    reader, bi_table, dependent_objects, query
+):
+    with pytest.raises(DatabaseError) as refused:
+        reader.query(query.format(db=bi_table.split(".")[0], private_db=PRIVATE))
+    message = str(refused.value)
+    assert "Code: 497." in message and PRIVATE not in message
+    assert (
+        "bi_reader: Not enough privileges. To execute this query, it's necessary to have the grant "
+        "SELECT(dependencies_database, dependencies_table, loading_dependencies_database, " in message
+    )
+
+
+def test_reader_reads_the_other_columns_of_system_tables(reader, bi_table, dependent_objects):
+    database, table = bi_table.split(".")
+    rows = reader.query(
+        f"SELECT name, engine, create_table_query FROM system.tables WHERE database = '{database}' AND name = '{table}'"
+    ).result_rows
+    assert rows[0][:2] == (table, "MergeTree")
+    assert reader.command(f"SELECT count(*) FROM system.tables WHERE database = '{database}'") >= 1
+    # a `*` of a SELECT over a subquery, as the engine wraps a query run with the `limit` setting
+    listed = f"SELECT * FROM (SELECT name FROM system.tables WHERE database = '{database}')"
+    assert (table,) in reader.query(listed).result_rows
+    assert (table,) in reader.query(listed.replace("*", "name"), settings={"limit": "100"}).result_rows
+    described = [row[0] for row in reader.query("DESCRIBE TABLE system.tables").result_rows]
+    assert "dependencies_table" in described
+
+
+def test_engine_access_errors_name_the_connected_user(reader):
+    """The engine checks access as its one user, `default`; the reader is told its own name."""
+    with pytest.raises(DatabaseError) as refused:
+        reader.query("SHOW USERS")
+    message = str(refused.value)
+    assert "Code: 497. DB::Exception: bi_reader: Not enough privileges" in message
+    assert "default" not in message
