@@ -3,9 +3,10 @@ repaired raw month) without a full refresh.
 
 dbt runs the selected facts incrementally with the months in its environment
 (FACT_BACKFILL_ENVIRONMENT, read by dbt_project/macros/fact_backfill.sql): each deletes its rows of
-those months and appends the live rows of those months from staging, and moves no watermark, so the
-next ordinary build still carries every change. It runs as ``funnelhouse dbt run`` does: holding the
-warehouse writer lock, up to the committed watermarks."""
+those months, appends the live rows of those months from staging and deletes the other months' older
+versions of those rows, and moves no watermark, so the next ordinary build still carries every change.
+It runs as ``funnelhouse dbt run`` does: holding the warehouse writer lock, up to the committed
+watermarks."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from orchestration.console import make_console
 console = make_console()
 
 # The facts a backfill can rebuild, with the Date column each is partitioned by (toYYYYMM) and its
-# backfill deletes by: the third argument of its pre-hook delete_replicated_ids.
+# backfill deletes by: the third argument of its pre-hook delete_replicated_ids (and the second of its
+# post-hook delete_moved_rows).
 FACT_MONTH_COLUMNS = {
     "fct_conversations": "sent_date",
     "fct_deposits": "deposit_date",
@@ -76,9 +78,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rebuild the months --from..--to of the incremental facts from staging, in place.
 
-        Their rows of those months are replaced by the live rows of those months; other months and the
-        facts' watermarks are left as they are. Models reading the facts are not rebuilt: the nightly
-        full build takes the months up (docs/warehouse.md)."""
+        Their rows of those months are replaced by the live rows of those months; other months lose
+        only the older versions of rows moved into those months, and the facts' watermarks are left
+        as they are. Models reading the facts are not rebuilt: the nightly full build takes the months
+        up (docs/warehouse.md)."""
         from orchestration.commands.warehouse import _busy_is_an_error
         from orchestration.defs.warehouse.build import dbt_command
         from orchestration.defs.warehouse.dbt_environment import (

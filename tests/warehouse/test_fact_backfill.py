@@ -1,6 +1,7 @@
 """``funnelhouse backfill``: an incremental run of a fact that replaces whole months with their live rows
-from staging (dbt_project/macros/fact_backfill.sql), leaving the other months and the fact's watermark
-as they were, so the next ordinary run still takes every change replicated before it."""
+from staging (dbt_project/macros/fact_backfill.sql), leaving the other months (but for the older
+versions of rows moved into those months) and the fact's watermark as they were, so the next ordinary
+run still takes every change replicated before it."""
 
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ def _months(client, fact: str) -> dict[int, tuple[int, int]]:
     return {month: (count, checksum) for month, count, checksum in rows}
 
 
-def _ids(client, relation: str, month: int) -> list[int]:
+def _ids(
+    client, relation: str, month: int, key: str = "conversation_id", stamp: str = "sent_at"
+) -> list[int]:
     return [
         id_
         for (id_,) in client.query(
-            f"select conversation_id from {relation} where toYYYYMM(toDate(sent_at)) = {month} order by 1"
+            f"select {key} from {relation} where toYYYYMM(toDate({stamp})) = {month} order by 1"
         ).result_rows
     ]
 
@@ -90,6 +93,62 @@ def test_a_backfill_replaces_its_months_and_keeps_the_watermark(built_warehouse,
     # ... every other month is untouched (the pending conversation not taken), and so is the watermark.
     assert after == built
     assert client.query(watermarks).result_rows == watermark_before
+
+
+def test_a_row_a_pending_change_moved_into_a_backfilled_month_is_in_the_fact_once(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    """A change newer than the fact's watermark swapped the times of a row of the backfilled month and
+    of a row of another month: the backfill appends the one moved in and deletes its old version
+    outside; the one moved out is in neither month until the next ordinary run, which still takes
+    both (the watermark stays)."""
+    client = clickhouse_client()
+    core = marts_schema().removesuffix("marts") + "core"
+    staging = core.removesuffix("core") + "staging"
+    facts = {  # fact: (PostgreSQL table, id, Date column, the timestamp it is the day of)
+        "fct_deposits": ("deposits", "deposit_id", "deposit_date", "deposited_at"),
+        "fct_conversations": ("conversations", "conversation_id", "sent_date", "sent_at"),
+    }
+    # The fixture has a deposit and a conversation 2 days old (its newest deposit), a deposit 80 days old
+    # and a conversation 40: both facts have rows in the newest deposit's month and in an earlier one.
+    [(month,)] = client.query(f"select toYYYYMM(max(deposit_date)) from `{core}`.fct_deposits").result_rows
+    moved = {}  # fact: (the id moved into the month, the id moved out of it)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for fact, (table, key, day, stamp) in facts.items():
+            [moved[fact]] = client.query(
+                f"select minIf({key}, toYYYYMM({day}) != {month}), minIf({key}, toYYYYMM({day}) = {month})"
+                f" from `{core}`.{fact}"
+            ).result_rows
+            assert 0 not in moved[fact]
+            conn.execute(
+                f"update {table} set {stamp} = other.{stamp} from {table} as other"
+                f" where ({table}.id, other.id) in ((%(a)s, %(b)s), (%(b)s, %(a)s))",
+                {"a": moved[fact][0], "b": moved[fact][1]},
+            )
+    replicate_tables(pg_dsn)
+
+    label = f"{month // 100}-{month % 100:02d}"
+    selected = [option for fact in facts for option in ("--select", fact)]
+    result = CliRunner().invoke(app, ["backfill", "--from", label, *selected])
+    assert result.exit_code == 0, result.output
+
+    watermarks = client.query(
+        f"select model, table_name, watermark_ms from `{clickhouse_env}`._model_watermarks final"
+    ).result_rows
+    for fact, (table, key, _, stamp) in facts.items():
+        moved_in, moved_out = moved[fact]
+        ids = [id_ for (id_,) in client.query(f"select {key} from `{core}`.{fact}").result_rows]
+        assert len(ids) == len(set(ids)), fact  # each id once
+        in_month = _ids(client, f"`{core}`.{fact}", month, key, stamp)
+        assert in_month == _ids(client, f"`{staging}`.stg_crm__{table}", month, key, stamp), fact
+        assert moved_in in in_month and moved_out not in ids, fact
+        # Both are the next ordinary run's: versions replicated after the fact's watermark, still there.
+        [watermark_ms] = [ms for model, name, ms in watermarks if (model, name) == (f"{core}.{fact}", table)]
+        pending = client.query(
+            f"select distinct id from `{clickhouse_env}`.{table}"
+            f" where toUnixTimestamp64Milli(_replicated_at) > {watermark_ms} order by id"
+        ).result_rows
+        assert pending == [(id_,) for id_ in sorted(moved[fact])], fact
 
 
 def test_a_month_not_given_as_yyyy_mm_is_an_error():

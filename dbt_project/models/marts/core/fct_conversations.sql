@@ -9,7 +9,7 @@
     partition_by='toYYYYMM(sent_date)',
     order_by='(employee_id, sent_date, conversation_id)',
     pre_hook="{{ delete_replicated_ids('conversations', 'conversation_id', 'sent_date') }}",
-    post_hook="{{ record_watermarks() }}",
+    post_hook=["{{ delete_moved_rows('conversation_id', 'sent_date') }}", "{{ record_watermarks() }}"],
 ) }}
 
 with conversations as (

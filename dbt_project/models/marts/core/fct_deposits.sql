@@ -13,7 +13,11 @@
     partition_by='toYYYYMM(deposit_date)',
     order_by='(employee_id, deposit_date, deposit_id)',
     pre_hook="{{ delete_replicated_ids('deposits', 'deposit_id', 'deposit_date') }}",
-    post_hook=["{{ assert_confirmed_amounts_in_usd('deposits') }}", "{{ record_watermarks() }}"],
+    post_hook=[
+        "{{ delete_moved_rows('deposit_id', 'deposit_date') }}",
+        "{{ assert_confirmed_amounts_in_usd('deposits') }}",
+        "{{ record_watermarks() }}",
+    ],
 ) }}
 
 with deposits as (

@@ -9,7 +9,11 @@
     incremental_strategy='append',
     order_by='(employee_id, requested_date, withdrawal_id)',
     pre_hook="{{ delete_replicated_ids('withdrawals', 'withdrawal_id', 'requested_date') }}",
-    post_hook=["{{ assert_confirmed_amounts_in_usd('withdrawals') }}", "{{ record_watermarks() }}"],
+    post_hook=[
+        "{{ delete_moved_rows('withdrawal_id', 'requested_date') }}",
+        "{{ assert_confirmed_amounts_in_usd('withdrawals') }}",
+        "{{ record_watermarks() }}",
+    ],
 ) }}
 
 with withdrawals as (
