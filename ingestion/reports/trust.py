@@ -56,9 +56,10 @@ def dbt_test_results(target: Path | None = None) -> tuple[dict[str, int] | None,
 
     Each dbt command writes its own results: an hourly ``dbt run`` has no tests, a KPI partition's
     build only its mart's. A test's latest outcome wherever it ran, not one file's, is what the
-    numbers in the report were last checked against. The results are read from the folders of
-    Dagster's dbt runs and this stack's archive of the CLI's (``run_results_files``: the newest, as
-    many as are kept), or from the folders under ``target`` when given."""
+    numbers in the report were last checked against. The results are read from this stack's (under
+    its home, not another's of the same checkout): its Dagster dbt steps' folders and its archive of
+    the CLI's (``run_results_files``: the newest, as many as are kept), or from the folders under
+    ``target`` when given."""
     latest: dict[str, tuple[str, str]] = {}  # test id -> (generated_at, status)
     for path in run_results_files([target] if target else []):
         try:

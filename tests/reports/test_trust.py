@@ -76,3 +76,38 @@ def test_compiling_the_tests_does_not_hide_a_failure(tmp_path):
     tests, generated = trust.dbt_test_results(tmp_path)
     assert tests == {"fail": 1} and generated == "2026-11-27T02:31:00Z"
     assert trust.TrustFooter(None, 0, tests).dbt_ok is False
+
+
+def test_by_default_only_the_stacks_own_results_count(tmp_path, monkeypatch):
+    """Without ``target``: this stack's Dagster dbt steps' folders and archive of the CLI's, under its
+    home; not the dbt target every stack of the checkout shares, nor another stack's home."""
+    from orchestration.defs.warehouse import dbt_environment
+
+    home, target = tmp_path / "home", tmp_path / "target"
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(home))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(target))
+    step = [("test.funnelhouse.unique_a", "pass")]
+    _results(
+        home / dbt_environment.DAGSTER_DBT_RUNS / "warehouse_dbt_models-9f0e1d2-aaaaaaa" / "run_results.json",
+        "2026-11-27T02:31:00Z",
+        step,
+        100,
+    )
+    cli = [("test.funnelhouse.kpi_range", "pass")]
+    _results(
+        home / dbt_environment.RUN_RESULTS_ARCHIVE / "20261127T030000000000Z-1c0a" / "run_results.json",
+        "2026-11-27T03:00:00Z",
+        cli,
+        200,
+    )
+    another_stacks = [("test.funnelhouse.unique_a", "fail"), ("test.funnelhouse.other", "fail")]
+    _results(
+        target / "warehouse_dbt_models-1a2b3c4-bbbbbbb" / "run_results.json",
+        "2026-11-27T04:00:00Z",
+        another_stacks,
+        300,
+    )
+
+    assert trust.dbt_test_results() == ({"pass": 2}, "2026-11-27T03:00:00Z")
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "other-home"))
+    assert trust.dbt_test_results() == (None, None)

@@ -24,6 +24,16 @@ pytestmark = pytest.mark.skipif(
 STAGED_EMPLOYEES = dg.AssetKey(["stg_crm__employees"])
 
 
+@pytest.fixture
+def dagster_dbt_runs(tmp_path, monkeypatch) -> Path:
+    """Where the test's Dagster dbt steps leave their dbt folders: under a stack home of its own
+    (the session's is every test's); returns that folder."""
+    from orchestration.defs.warehouse.dbt_environment import dagster_dbt_runs
+
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "home"))
+    return dagster_dbt_runs()
+
+
 def test_every_step_that_should_retry_carries_its_policy_in_every_job():
     """The steps a transient failure may stop (replication, both dbt ops, the search index) retry in
     each job of the location that runs them, the implicit one of a materialisation from the UI too."""
@@ -51,7 +61,9 @@ def test_every_step_that_should_retry_carries_its_policy_in_every_job():
     assert not wrong, f"steps running without their retry policy in some job: {wrong}"
 
 
-def test_a_subset_runs_its_own_tests_and_is_not_retried_when_they_fail(pg_dsn, clickhouse_env, dbt_dirs):
+def test_a_subset_runs_its_own_tests_and_is_not_retried_when_they_fail(
+    pg_dsn, clickhouse_env, dbt_dirs, dagster_dbt_runs
+):
     from orchestration.defs.warehouse.resources import dbt_resource
 
     load_fixture(pg_dsn)
@@ -78,7 +90,7 @@ def test_a_subset_runs_its_own_tests_and_is_not_retried_when_they_fail(pg_dsn, c
     # (their models are not built here), whose errors would also have made the step retry
     ran = {  # test name (unique ids read test.<project>.<name>.<hash>) -> statuses
         node["unique_id"].split(".")[2]: node["status"]
-        for invocation in dbt_dirs.glob("warehouse_dbt_models-*/run_results.json")
+        for invocation in dagster_dbt_runs.glob("warehouse_dbt_models-*/run_results.json")
         for node in json.loads(invocation.read_text())["results"]
     }
     assert not [name for name in ran if name.startswith("relationships_")]
@@ -88,7 +100,9 @@ def test_a_subset_runs_its_own_tests_and_is_not_retried_when_they_fail(pg_dsn, c
     assert "unique_stg_crm__employees_employee_code" in str(failure.event_specific_data.error_display_string)
 
 
-def test_a_model_whose_sql_clickhouse_refuses_is_not_retried(pg_dsn, clickhouse_env, dbt_dirs):
+def test_a_model_whose_sql_clickhouse_refuses_is_not_retried(
+    pg_dsn, clickhouse_env, dbt_dirs, dagster_dbt_runs
+):
     """A model selecting a column the raw table lacks (a deployed model ahead of its source) fails
     with ClickHouse's UNKNOWN_IDENTIFIER: the same on every attempt, so the step runs once."""
     from orchestration.defs.warehouse.resources import dbt_resource
@@ -105,7 +119,7 @@ def test_a_model_whose_sql_clickhouse_refuses_is_not_retried(pg_dsn, clickhouse_
         raise_on_error=False,
     )
     assert not result.success
-    (invocation,) = dbt_dirs.glob("warehouse_dbt_models-*/run_results.json")  # dbt ran once
+    (invocation,) = dagster_dbt_runs.glob("warehouse_dbt_models-*/run_results.json")  # dbt ran once
     assert [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"] == []
     (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
     error = str(failure.event_specific_data.error_display_string)
@@ -145,7 +159,7 @@ def _retries_and_failure(result: dg.ExecuteInProcessResult) -> tuple[int, str]:
 
 
 def test_a_deployed_model_dbt_cannot_parse_is_not_retried(
-    pg_dsn, clickhouse_env, dbt_dirs, tmp_path, monkeypatch
+    pg_dsn, clickhouse_env, dbt_dirs, dagster_dbt_runs, tmp_path, monkeypatch
 ):
     """A Jinja syntax error stops dbt before it runs anything (no run_results.json): the same on every
     attempt, so the step runs once and says where the error is."""
@@ -156,7 +170,7 @@ def test_a_deployed_model_dbt_cannot_parse_is_not_retried(
 
     result = _staged_employees_run_in(project, monkeypatch)
     assert not result.success
-    assert list(dbt_dirs.glob("warehouse_dbt_models-*/run_results.json")) == []  # dbt ran no node
+    assert list(dagster_dbt_runs.glob("warehouse_dbt_models-*/run_results.json")) == []  # dbt ran no node
     retries, error = _retries_and_failure(result)
     assert retries == 0
     assert "not retried" in error
@@ -165,7 +179,7 @@ def test_a_deployed_model_dbt_cannot_parse_is_not_retried(
 
 
 def test_a_model_dbt_cannot_compile_when_it_runs_is_not_retried(
-    pg_dsn, clickhouse_env, dbt_dirs, tmp_path, monkeypatch
+    pg_dsn, clickhouse_env, dbt_dirs, dagster_dbt_runs, tmp_path, monkeypatch
 ):
     """A compilation error at run time (a macro raising while the model compiles): dbt records the
     node's error as "Compilation Error", which a retry meets again."""
@@ -180,7 +194,7 @@ def test_a_model_dbt_cannot_compile_when_it_runs_is_not_retried(
 
     result = _staged_employees_run_in(project, monkeypatch)
     assert not result.success
-    (invocation,) = dbt_dirs.glob("warehouse_dbt_models-*/run_results.json")  # dbt ran once
+    (invocation,) = dagster_dbt_runs.glob("warehouse_dbt_models-*/run_results.json")  # dbt ran once
     retries, error = _retries_and_failure(result)
     assert retries == 0
     assert "model.funnelhouse.stg_crm__employees failed with Compilation Error" in error

@@ -1,15 +1,20 @@
-"""The reports' "dbt tests" line after several CLI dbt commands: each writes the target's one
+"""The reports' "dbt tests" line after several dbt commands. Each CLI command writes the target's one
 run_results.json, and a copy of each is kept in the stack's own archive under its state home
 (dbt_environment.archive_run_results), so a command without tests does not take the previous
-command's outcomes from the reports, and a stack beside it (another FUNNELHOUSE_HOME of the same
-checkout, the same dbt_project/target) does not see them."""
+command's outcomes from the reports; each Dagster dbt step keeps its results in a folder of its own
+under the stack's home too. A stack beside it (another FUNNELHOUSE_HOME of the same checkout, the same
+dbt_project/target) sees neither."""
 
 from __future__ import annotations
 
 import json
 import os
 
+import dagster as dg
+import pytest
+
 from ingestion.reports import trust
+from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
 from orchestration.defs.warehouse import dbt_environment
 from orchestration.defs.warehouse.build import dbt_command
 
@@ -56,6 +61,7 @@ def _run_results(target, invocation_id: str, minute: int) -> None:
 
 def test_the_archive_keeps_the_newest_copies_and_removes_nothing_else(tmp_path, monkeypatch):
     monkeypatch.setattr(dbt_environment, "RUN_RESULTS_KEPT", 2)
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "home"))
     target, archive = tmp_path / "target", tmp_path / "home" / dbt_environment.RUN_RESULTS_ARCHIVE
     (archive / "notes").mkdir(parents=True)  # not a copy: never removed
     (target / "docs").mkdir(parents=True)  # nor the target's folders that are not a Dagster run's
@@ -64,8 +70,8 @@ def test_the_archive_keeps_the_newest_copies_and_removes_nothing_else(tmp_path, 
     copies = []
     for minute, invocation_id in enumerate(["1c0a-aa", "0b1f-bb", "00ee-cc"]):
         _run_results(target, invocation_id, minute)
-        copies.append(dbt_environment.archive_run_results(target, archive))
-        assert dbt_environment.archive_run_results(target, archive) == copies[-1]  # one per invocation
+        copies.append(dbt_environment.archive_run_results(target))
+        assert dbt_environment.archive_run_results(target) == copies[-1]  # one per invocation
     first, second, third = copies
     assert third.read_bytes() == (target / "run_results.json").read_bytes()
     # The reports order the files by when dbt wrote them, not by when they were copied.
@@ -76,21 +82,48 @@ def test_the_archive_keeps_the_newest_copies_and_removes_nothing_else(tmp_path, 
     assert (target / "run_results.json").exists() and (target / "manifest.json").exists()
 
     (target / "run_results.json").write_text('{"metadata": {"generated_at"')  # dbt still writing it
-    assert dbt_environment.archive_run_results(target, archive) is None
+    assert dbt_environment.archive_run_results(target) is None
 
 
 def test_the_folders_of_dagsters_dbt_runs_are_pruned_to_as_many(tmp_path, monkeypatch):
-    """dagster-dbt leaves every dbt invocation's folder (artifacts, compiled SQL, logs) under the target,
-    and removes none: the oldest beyond the bound are removed with the archive's copies."""
+    """dagster-dbt leaves every dbt invocation's folder (artifacts, compiled SQL, logs), and removes
+    none: the stack's oldest beyond the bound are removed with the archive's copies."""
     monkeypatch.setattr(dbt_environment, "RUN_RESULTS_KEPT", 2)
-    target, archive = tmp_path / "target", tmp_path / "archive"
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "home"))
+    folders = tmp_path / "home" / dbt_environment.DAGSTER_DBT_RUNS
     runs = ["warehouse_dbt_models-9f0e1d2-aaaaaaa", "warehouse_dbt_kpi_daily-0a1b2c3-bbbbbbb"]
     runs.append("warehouse_dbt_models-1a2b3c4-ccccccc")
     for age, name in zip([300, 200, 100], runs, strict=True):  # the first the oldest
-        (target / name).mkdir(parents=True)
-        (target / name / "run_results.json").write_text("{}")
-        os.utime(target / name, (1_700_000_000 - age, 1_700_000_000 - age))
-    (target / "freshness").mkdir()
+        (folders / name).mkdir(parents=True)
+        (folders / name / "run_results.json").write_text("{}")
+        os.utime(folders / name, (1_700_000_000 - age, 1_700_000_000 - age))
+    (folders / "notes").mkdir()  # not a run's: never removed
 
-    dbt_environment.prune_run_results(target, archive)
-    assert sorted(path.name for path in target.iterdir()) == sorted(["freshness", *runs[1:]])
+    dbt_environment.prune_run_results()
+    assert sorted(path.name for path in folders.iterdir()) == sorted(["notes", *runs[1:]])
+
+
+@pytest.mark.skipif(
+    not dbt_assets_module.MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
+)
+def test_a_dagster_dbt_steps_results_are_its_stacks(pg_dsn, clickhouse_env, dbt_dirs, tmp_path, monkeypatch):
+    """The models' step building the seed alone: its dbt folder is under the stack's home, not the
+    target every stack of the checkout shares, and the reports of a stack beside it do not see it."""
+    from orchestration.defs.warehouse.resources import dbt_resource
+
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "home"))
+    result = dg.materialize(
+        dbt_assets_module.build_dbt_assets(),
+        selection=[dg.AssetKey([SEED])],
+        resources={"dbt": dbt_resource()},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    (run_results,) = (tmp_path / "home" / dbt_environment.DAGSTER_DBT_RUNS).glob(
+        "warehouse_dbt_models-*/run_results.json"
+    )
+    assert run_results.parent.name.startswith(f"warehouse_dbt_models-{result.run_id[:7]}-")
+    assert list(dbt_dirs.glob("*/run_results.json")) == []  # nothing of it in the shared target
+    assert trust.dbt_test_results()[0] == {"pass": 5}
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "other-home"))
+    assert trust.dbt_test_results() == (None, None)

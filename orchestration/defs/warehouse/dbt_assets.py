@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -35,6 +36,7 @@ from orchestration.defs.warehouse.build import marts_schema
 from orchestration.defs.warehouse.dbt_environment import (
     DAGSTER_INDIRECT_SELECTION,
     MANIFEST,
+    dagster_dbt_folder,
     export_dbt_env,
     kpi_window_environment,
     prune_run_results,
@@ -222,12 +224,17 @@ def lasting_failures(invocation: DbtCliInvocation, error: Exception | None = Non
     }
 
 
-def stream_dbt(invocation: DbtCliInvocation):
-    """The invocation's events; a dbt run that failed for reasons a retry would meet again (tests
-    failed, a model's SQL refused or not compiled: ``lasting_failures``) fails the step without a
-    retry: the step's retries would run the whole build again (a nightly --full-refresh three times
-    over) to the same failure, holding the warehouse pool all the while. Then the oldest of the dbt
-    folders dagster-dbt leaves under the target are removed (prune_run_results)."""
+def stream_dbt(dbt: DbtCliResource, arguments: Sequence[str], context: dg.AssetExecutionContext):
+    """The events of the step's dbt command, run in a folder of the stack's own (dagster_dbt_folder:
+    dagster-dbt's default is under the target every stack of the checkout shares, and the reports read
+    the stack's). A dbt run that failed for reasons a retry would meet again (tests failed, a model's
+    SQL refused or not compiled: ``lasting_failures``) fails the step without a retry: the step's
+    retries would run the whole build again (a nightly --full-refresh three times over) to the same
+    failure, holding the warehouse pool all the while. Then the oldest of the stack's Dagster dbt
+    folders are removed (prune_run_results)."""
+    # (op_def and op_execution_context.run_id: also set when a test invokes the step directly)
+    folder = dagster_dbt_folder(context.op_def.name, context.op_execution_context.run_id)
+    invocation = dbt.cli(list(arguments), context=context, target_path=folder)
     try:
         yield from invocation.stream()
     except DagsterDbtCliRuntimeError as error:
@@ -276,7 +283,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             # DbtCliResource.cli takes no environment: the dbt subprocess inherits this run worker's.
             os.environ.update(raw.environment())
             with scoped_environment(DAGSTER_INDIRECT_SELECTION):
-                yield from stream_dbt(dbt.cli(list(plan.arguments), context=context))  # raises if dbt fails
+                yield from stream_dbt(dbt, plan.arguments, context)  # raises if dbt fails
             # Only a run of every model of this definition may mark the changes (and the changed
             # definitions: a subset may leave a changed model's downstream as the old one built it)
             # as built.
@@ -305,7 +312,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             plan = _kpi_plan(config, client, Path(dbt.project_dir))
             context.log.info(f"dbt {' '.join(plan.arguments)}: {plan.reason}")
             with kpi_window_environment(dates), scoped_environment(DAGSTER_INDIRECT_SELECTION):
-                yield from stream_dbt(dbt.cli(list(plan.arguments), context=context))
+                yield from stream_dbt(dbt, plan.arguments, context)
             lock.ensure_held()
             mark, data_through = (built_from.mark, built_from.data_through) if built_from else (None, None)
             _record_kpi_run(client, plan, dates, mark, data_through)

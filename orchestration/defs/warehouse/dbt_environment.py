@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,17 +35,18 @@ MANIFEST = TARGET_DIR / "manifest.json"
 # Every dbt command of the CLI (build.py starts them) but docs and freshness (folders of their own)
 # writes the target's one run_results.json, replacing the previous command's: a `dbt run` after a
 # `dbt build` would leave no test outcome. So each is also copied into a folder of its own under
-# run_results_archive(), as Dagster's runs keep theirs, for the reports (ingestion/reports/trust.py) to
-# find every test's latest outcome (run_results_files). The archive is the stack's (under its state
-# home), not the target's: dbt_project/target is one for every FUNNELHOUSE_HOME of a checkout, and
-# two stacks side by side would read each other's results. As many are kept as the reports read: an
-# older one, behind that many newer, is never read.
+# run_results_archive(), as Dagster's dbt steps keep theirs (dagster_dbt_runs()), for the reports
+# (ingestion/reports/trust.py) to find every test's latest outcome (run_results_files). Both are the
+# stack's (under its state home), not the target's: dbt_project/target is one for every
+# FUNNELHOUSE_HOME of a checkout, and two stacks side by side would read each other's results. As many
+# of each are kept as the reports read: an older one, behind that many newer, is never read.
 RUN_RESULTS_ARCHIVE = "dbt-run-results"
+DAGSTER_DBT_RUNS = "dagster-dbt-runs"
 RUN_RESULTS_KEPT = 50
 # <generated_at as 20261130T203743565515Z>-<dbt's invocation id>: names sort in time order.
 _ARCHIVED_NAME = re.compile(r"\d{8}T\d{12}Z-[\w-]+")
-# The folder dagster-dbt gives each dbt invocation of a step under the target (DBT_TARGET_PATH):
-# <op>-<run id[:7]>-<uuid[:7]>. Never removed by dagster-dbt.
+# The folder of each dbt invocation of a Dagster step (dagster_dbt_folder), named as dagster-dbt names
+# them: <op>-<run id[:7]>-<uuid[:7]>. Never removed by dagster-dbt.
 _DAGSTER_RUN_NAME = re.compile(r"\w+-[0-9a-f]{7}-[0-9a-f]{7}")
 
 
@@ -141,13 +143,25 @@ def run_results_archive() -> Path:
     return state.home() / RUN_RESULTS_ARCHIVE
 
 
+def dagster_dbt_runs() -> Path:
+    """Where this stack's Dagster dbt steps keep their dbt invocations' folders (dagster_dbt_folder)."""
+    return state.home() / DAGSTER_DBT_RUNS
+
+
+def dagster_dbt_folder(op: str, run_id: str) -> Path:
+    """A new folder for one dbt invocation of a Dagster step (its artifacts, compiled SQL and log):
+    dagster-dbt's name for it, under dagster_dbt_runs() instead of the target that every stack of the
+    checkout shares. dagster-dbt still seeds it with the target's partial parse (DBT_TARGET_PATH)."""
+    return dagster_dbt_runs() / f"{op}-{run_id[:7]}-{uuid.uuid4().hex[:7]}"
+
+
 def run_results_files(folders: Sequence[Path] = ()) -> list[Path]:
     """The newest RUN_RESULTS_KEPT ``run_results.json`` files of the folders' subfolders, newest last
-    (by when dbt wrote them). By default those of Dagster's dbt steps (each under the target, in a
-    folder of its own) and this stack's archive of the CLI's: not the target's own file, the last CLI
-    command's of whichever stack ran one (it is in the archive of the stack that ran it)."""
+    (by when dbt wrote them). By default this stack's: those of its Dagster dbt steps and its archive of
+    the CLI's; not the target's own file, the last CLI command's of whichever stack ran one (it is in
+    the archive of the stack that ran it)."""
     found = []
-    for folder in folders or (environment.dbt_target_dir(), run_results_archive()):
+    for folder in folders or (dagster_dbt_runs(), run_results_archive()):
         for path in folder.glob("*/run_results.json"):
             try:
                 found.append((path.stat().st_mtime, path))
@@ -156,14 +170,14 @@ def run_results_files(folders: Sequence[Path] = ()) -> list[Path]:
     return [path for _, path in sorted(found)[-RUN_RESULTS_KEPT:]]
 
 
-def archive_run_results(target: Path | None = None, archive: Path | None = None) -> Path | None:
-    """Copy the target's run_results.json (the last dbt command's) into ``archive`` (by default
-    run_results_archive()), once per dbt invocation, and prune (prune_run_results); returns the copy,
-    or None when there is no readable one. Never raises: an unreadable file (dbt still writing it) is
-    left to the next call, and a report-side record must not fail the dbt command behind it."""
+def archive_run_results(target: Path | None = None) -> Path | None:
+    """Copy the target's run_results.json (the last dbt command's) into run_results_archive(), once
+    per dbt invocation, and prune (prune_run_results); returns the copy, or None when there is no
+    readable one. Never raises: an unreadable file (dbt still writing it) is left to the next call,
+    and a report-side record must not fail the dbt command behind it."""
     target = target or environment.dbt_target_dir()
     try:
-        archive = archive or run_results_archive()
+        archive = run_results_archive()
         with open(target / "run_results.json", "rb") as live:
             written = os.fstat(live.fileno())
             contents = live.read()
@@ -181,23 +195,20 @@ def archive_run_results(target: Path | None = None, archive: Path | None = None)
             partial.write_bytes(contents)
             os.utime(partial, ns=(written.st_atime_ns, written.st_mtime_ns))
             os.replace(partial, copy)
-        prune_run_results(target, archive)
+        prune_run_results()
     except (OSError, ValueError, LookupError, TypeError, AttributeError):
         return None
     return copy
 
 
-def prune_run_results(target: Path | None = None, archive: Path | None = None) -> None:
-    """Keep the newest RUN_RESULTS_KEPT of the archive's copies (by name: the time dbt wrote them) and
-    of Dagster's dbt folders under the target (by when they last changed; a running step's is among
-    the newest). Only folders named as these are ever removed: nothing else of the archive or the
-    target (the manifest, the partial parse, docs, freshness). Never raises: it only bounds the disk
-    the reports' record takes."""
+def prune_run_results() -> None:
+    """Keep the newest RUN_RESULTS_KEPT of this stack's archive copies (by name: the time dbt wrote
+    them) and of its Dagster dbt folders (by when they last changed; a running step's is among the
+    newest). Only folders named as these are ever removed, nothing else of the stack's home. Never
+    raises: it only bounds the disk the reports' record takes."""
     with contextlib.suppress(OSError):
-        target = target or environment.dbt_target_dir()
-        archive = archive or run_results_archive()
-        _remove_oldest(_folders(archive, _ARCHIVED_NAME, key=lambda path: path.name))
-        _remove_oldest(_folders(target, _DAGSTER_RUN_NAME, key=lambda path: path.stat().st_mtime))
+        _remove_oldest(_folders(run_results_archive(), _ARCHIVED_NAME, key=lambda path: path.name))
+        _remove_oldest(_folders(dagster_dbt_runs(), _DAGSTER_RUN_NAME, key=lambda path: path.stat().st_mtime))
 
 
 def _folders(parent: Path, name: re.Pattern, key) -> list[Path]:
