@@ -26,15 +26,23 @@ not reach ClickHouse because nobody thought of it. tests/warehouse/test_replicat
 holds the lists to the schema.
 
 Short free text that a model shows but a person may have typed contact details into (a customer's
-occupation and decision style, a journey step's trigger event) is replicated masked
-(``_masked``): a value holding an "@", five or more digits (a phone or QQ number, single spaces,
-dashes, dots or brackets between them allowed), a URL or domain ("://", "www.", "t.me"), or a
-handle's telltale (a Latin letter followed by a digit, "lina88", or letters joined by "_",
-"li_na") becomes ``[masked]`` as a whole. Like the search index's redaction
-(``ingestion.search.redaction``), a Latin word without digits, "_" or "." is left alone, so that
-ordinary values ("manual", "Engineer") stay; the price is that a letters-only handle
-("zhangwei") passes. Free text no model needs (personality traits, a contact's source detail and
-group name) is dropped.
+occupation and decision style, a journey step's trigger event) is replicated masked (``_masked``,
+one RE2 ``match`` ClickHouse evaluates while pulling): a value becomes ``[masked]`` as a whole if it
+holds an "@"; five or more digits with up to two characters other than letters and digits between
+each two (a phone or QQ number however it is grouped: "138　0013　8000" (U+3000), "138—0013—8000",
+"电话138,0013,8000", "(138) 0013"; a date in digits, "1990/05/12", "05/12/1990"); seven or more digits
+some of which are Chinese numerals ("一三八零零一三八零零零"); a date with 年 and 月 ("1990年5月12日", "85年3月12号");
+a digit within four characters after "生日", "出生" or "birthday" ("生日 3月12日"); a URL or domain ("://",
+"www.", "t.me"); or a handle's telltale (a Latin letter followed by a digit next to a third letter
+or digit, "lina88", or letters joined by "_", "li_na"). What passes: a Latin word without digits,
+"_" or "." (so that ordinary values, "manual", "Engineer", stay, and so does a letters-only handle,
+"zhangwei"); a number of fewer than five digits ("85/3/1"), or of fewer than seven with Chinese
+numerals; a date without a year or label ("3月12日"), or in Chinese numerals or month names; an e-mail
+address spelled out ("li at example dot com"); a letter and a digit alone ("Q3"). The price: any
+five digits count, so an amount ("10,000") or a quarter before its year ("Q3 2024") is masked too.
+The search index's redaction (``ingestion.search.redaction``), Python run on whole messages, catches
+much of what passes here (labelled handles, spelled-out addresses, labelled dates of any form). Free
+text no model needs (personality traits, a contact's source detail and group name) is dropped.
 
 A conversation's ``source_message_id`` (the chat platform's message id, its business key in
 PostgreSQL) stays there too: platforms build it from their users' ids, a WhatsApp Cloud API
@@ -148,15 +156,31 @@ def _tag_filters(columns: Iterable[str], extra_known_words: Iterable[str] = ()) 
     return {column: _tags_without_contact_details(column, extra) for column in columns}
 
 
-# What makes short free text look like it carries contact details (module docstring): an "@", five
-# or more digits, a URL or domain, a Latin letter followed by a digit, or letters joined by "_".
-# Unlike a tag's, a single digit or a word of five letters is no sign in a sentence ("满30天", "manual").
+# What makes short free text look like it carries contact details (module docstring). Unlike a tag's,
+# a single digit or a word of five letters is no sign in a sentence ("满30天", "manual"). This is RE2
+# (ClickHouse's ``match``): no lookbehind, so each rule spells out what it needs on both sides.
+# Between the parts of a number or date people type anything but a letter or a digit, up to two of
+# them: spaces (also U+3000, a Chinese IME's), dashes of any kind, "/", "_", commas, stops, brackets.
+_SEPARATORS = r"[^\p{L}\p{N}]{0,2}"
+# How a phone number is read out in Chinese ("一三八零零一三八零零零", "幺" for one).
+_CHINESE_DIGITS = "零〇一二三四五六七八九幺"
+_LATIN_ALPHANUMERICS = f"{_LATIN_LETTERS}{_DIGITS}"
 _CONTACT_LIKE_TEXT = "|".join(
     (
         f"[{_ATS}]",
-        f"[{_DIGITS}](?:[ ()+.－-]?[{_DIGITS}]){{4,}}",
+        # A phone or QQ number; also a date in digits ("1990/05/12", "05/12/1990", "90-5-12").
+        f"[{_DIGITS}](?:{_SEPARATORS}[{_DIGITS}]){{4,}}",
+        # With Chinese numerals, seven or more: fewer can be words ("一二三四五").
+        f"[{_DIGITS}{_CHINESE_DIGITS}](?:{_SEPARATORS}[{_DIGITS}{_CHINESE_DIGITS}]){{6,}}",
+        # A date in Chinese ("1990年5月12日", "85年3月12号"), and a digit just after a birthday label.
+        f"[{_DIGITS}]{{2,4}}{_SEPARATORS}年{_SEPARATORS}[{_DIGITS}]{{1,2}}{_SEPARATORS}月{_SEPARATORS}[{_DIGITS}]",
+        f"(?:生日|出生|[Bb]irthday)[^{_DIGITS}]{{0,3}}[{_DIGITS}]",
         "://|[Ww]{3}[.．]|[A-Za-z0-9][.．][A-Za-z]{2,}",
-        f"[{_LATIN_LETTERS}][_＿]?[{_DIGITS}]|[{_LATIN_LETTERS}][_＿][{_LATIN_LETTERS}]",
+        # A Latin letter followed by a digit, with a third letter or digit before or after ("lina88",
+        # "wx_8"; not a quarter, "Q3"), or letters joined by "_".
+        f"[{_LATIN_ALPHANUMERICS}][{_LATIN_LETTERS}][_＿]?[{_DIGITS}]",
+        f"[{_LATIN_LETTERS}][_＿]?[{_DIGITS}][{_LATIN_ALPHANUMERICS}]",
+        f"[{_LATIN_LETTERS}][_＿][{_LATIN_LETTERS}]",
     )
 )
 MASKED = "[masked]"

@@ -8,6 +8,7 @@ import logging
 
 import psycopg
 
+from ingestion.generate import vocab
 from ingestion.replication import declared_source, replicate
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
@@ -52,11 +53,44 @@ def test_a_column_added_in_postgresql_stays_there_and_each_run_names_it(pg_dsn, 
 
 
 def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env):
-    kept = ["软件工程师", "持续入金满30天", "manual", "Software Engineer", "1-5万美元", None]
+    # The generator's values of the masked columns are what real ones look like: none is masked.
+    vocabulary = [
+        *(occupation for occupation, _ in vocab.OCCUPATIONS),
+        *vocab.DECISION_STYLES,
+        *(event for events in vocab.TRIGGER_EVENTS.values() for event in events),
+    ]
+    kept = [
+        *vocabulary,
+        "持续入金满30天",
+        "manual",
+        "Software Engineer",
+        "1-5万美元",
+        "3年经验",
+        "2024 Q3",
+        None,
+    ]
     masked = [
         "微信 13800000001",
         "+86-138-0000-0001",
         "QQ 12345",
+        "138\u30000013\u30008000",  # the full-width space a Chinese IME types
+        "138—0013—8000",
+        "138–0013‐8000",
+        "138－0013－8000",
+        "138_0013_8000",
+        "电话138,0013,8000",
+        "电话138，0013、8000。",
+        "电话（138）0013",
+        "[138] 0013",
+        "一三八零零一三八零零零",
+        "1990/05/12",
+        "05/12/1990",
+        "1990-5-12",
+        "1990年5月12日",
+        "85年3月12号",
+        "1990 年 5 月 12 日",
+        "生日 3月12日",
+        "birthday: 3/12",
         "li@example.com",
         "找我＠lina",
         "https://t.me/lina",
@@ -64,6 +98,7 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         "www.example.cn",
         "加我 lina88",
         "wx_zhang",
+        "wx_8",
     ]
     expression = BY_NAME["customer_journey"].derived["trigger_event"]
     rows = (
