@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
 from tests.reports.conftest import messages_to
@@ -49,9 +50,9 @@ def broken_report() -> None:
     raise RuntimeError("the report's query failed")
 
 
-def _run(instance: dg.DagsterInstance, *definitions) -> str:
+def _run(instance: dg.DagsterInstance, *definitions, tags: dict[str, str] | None = None) -> str:
     """A real run of ``ledger`` and ``definitions`` (checks, a failing asset) on the instance."""
-    result = dg.materialize([ledger, *definitions], instance=instance, raise_on_error=False)
+    result = dg.materialize([ledger, *definitions], instance=instance, tags=tags, raise_on_error=False)
     return result.run_id
 
 
@@ -161,3 +162,54 @@ def test_a_check_starting_to_fail_beside_one_still_failing_is_mailed_alone(relay
     assert alerts_for(outbox, [first, both]) == [1, 1]
     content = _mail(outbox, both).get_content()
     assert "- ledger: balanced (new; failing for " in content and "no_gaps" not in content
+
+
+def test_a_check_starting_to_fail_while_its_job_keeps_failing_is_mailed(relay, monkeypatch):
+    """The job's failing streak is no reason to keep quiet about a check: mailed with the job's
+    "failed again" (also when mailed again later, from the log), and resolved when it passes."""
+    switch, outbox = relay
+    switch("up")
+    monkeypatch.delenv(REPEAT_HOURS_ENV, raising=False)  # the default: a reminder a day
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    first = _run(location.instance, _check("no_gaps", passed=True), broken_report)
+    location.failure_ticks()
+    switch("down")
+    second = _run(location.instance, _check("no_gaps", passed=False), broken_report)
+    location.failure_ticks()
+    assert location.alert_state(second) == ("pending", 1)
+    switch("up")
+    location.retry_tick()
+    assert alerts_for(outbox, [first, second]) == [1, 1]
+    mail = _mail(outbox, second)
+    assert mail["Subject"] == f"[funnelhouse] __ephemeral_asset_job__ failed again (run {second[:8]})"
+    assert f"Still failing as in run {first[:8]} before it" in mail.get_content()
+    assert "- ledger: no_gaps (new; failing for " in mail.get_content()
+
+    recovered = _run(location.instance, _check("no_gaps", passed=False))  # the check within its window
+    passing = _run(location.instance, _check("no_gaps", passed=True))
+    assert checks.tick() == "2 of 2 successful run(s) with failed asset checks"
+    assert "no_gaps" not in _mail(outbox, recovered).get_content()
+    mail = _mail(outbox, passing)
+    assert mail["Subject"] == f"[funnelhouse] __ephemeral_asset_job__ checks resolved (run {passing[:8]})"
+    assert "- ledger: no_gaps (failed for " in mail.get_content()
+
+
+def test_a_checks_streak_is_per_partition(relay):
+    """A KPI check failing in a backfill of March is not resolved by today's partition passing it."""
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+
+    def run_of(day: str, passed: bool) -> str:
+        return _run(location.instance, _check("no_gaps", passed=passed), tags={PARTITION_NAME_TAG: day})
+
+    march, today, march_again = (
+        run_of("2026-03-01", False),
+        run_of("2026-11-30", True),
+        run_of("2026-03-01", True),
+    )
+    assert checks.tick() == "2 of 3 successful run(s) with failed asset checks"
+    assert alerts_for(outbox, [march, today, march_again]) == [1, 0, 1]
+    assert "checks resolved" in _mail(outbox, march_again)["Subject"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 
 import dagster as dg
@@ -36,28 +37,39 @@ def _failure_sensors(repository) -> list[RunStatusSensorDefinition]:
 
 
 def _fail_a_run(
-    instance, job_name: str, tags: dict[str, str] | None = None, message: str | None = None
+    instance,
+    job_name: str,
+    tags: dict[str, str] | None = None,
+    message: str | None = None,
+    assets: list[str] | None = None,
 ) -> str:
     """A run record as the daemon would have made it, then failed (what the sensor reads); ``message``:
-    its failure's (a failure outside any step), else Dagster's for a run failed from outside."""
-    run = _start_a_run(instance, job_name, tags)
+    its failure's (a failure outside any step), else Dagster's for a run failed from outside;
+    ``assets``: its asset selection (else the whole job)."""
+    run = _start_a_run(instance, job_name, tags, assets)
     instance.report_run_failed(run, message=message)
     return run.run_id
 
 
-def _succeed_a_run(instance, job_name: str, tags: dict[str, str] | None = None) -> str:
+def _succeed_a_run(
+    instance, job_name: str, tags: dict[str, str] | None = None, assets: list[str] | None = None
+) -> str:
     """A run record that succeeded, as the event log has it (what the failed-check sensor reads)."""
-    run = _start_a_run(instance, job_name, tags)
+    run = _start_a_run(instance, job_name, tags, assets)
     event = dg.DagsterEvent(dg.DagsterEventType.RUN_SUCCESS.value, job_name, message="succeeded")
     instance.report_dagster_event(event, run_id=run.run_id)
     return run.run_id
 
 
-def _start_a_run(instance, job_name: str, tags: dict[str, str] | None) -> dg.DagsterRun:
+def _start_a_run(
+    instance, job_name: str, tags: dict[str, str] | None, assets: list[str] | None = None
+) -> dg.DagsterRun:
     status = dg.DagsterRunStatus.STARTED
-    return instance.add_run(
-        dg.DagsterRun(job_name=job_name, run_id=str(uuid.uuid4()), status=status, tags=tags or {})
+    selection = frozenset(dg.AssetKey(name) for name in assets) if assets else None
+    run = dg.DagsterRun(
+        job_name=job_name, run_id=str(uuid.uuid4()), status=status, tags=tags or {}, asset_selection=selection
     )
+    return instance.add_run(run)
 
 
 def test_a_failed_run_of_any_job_is_alerted_once(monkeypatch):
@@ -215,27 +227,116 @@ def test_a_job_failing_every_hour_is_mailed_when_it_starts_differently_or_as_a_r
 
 
 @dg.asset
-def orders() -> None:
-    raise RuntimeError("PostgreSQL is down")
-
-
-@dg.asset
 def kpis() -> None:
     raise RuntimeError("a broken model")
 
 
+BROKEN_TAG = "test/broken"  # the asset of `orders` and `sales` that fails in the run
+
+
+@dg.asset
+def orders(context) -> None:
+    if context.run.tags.get(BROKEN_TAG) == "orders":
+        raise RuntimeError("PostgreSQL is down")
+
+
+@dg.asset
+def sales(context) -> None:
+    if context.run.tags.get(BROKEN_TAG) == "sales":
+        raise RuntimeError("a broken model")
+
+
 def test_a_job_failing_in_another_step_is_mailed(relay):
-    """Real runs: a failure is told from another by the steps that failed, not by the run's message."""
+    """Real runs of the same assets: a failure is told from another by the steps that failed, not by
+    the run's message."""
     switch, outbox = relay
     switch("up")
     location = AlertSensors()
     first, second, other_step = (
-        dg.materialize([asset], instance=location.instance, raise_on_error=False).run_id
-        for asset in (orders, orders, kpis)
+        dg.materialize(
+            [orders, sales], instance=location.instance, tags={BROKEN_TAG: broken}, raise_on_error=False
+        ).run_id
+        for broken in ("orders", "orders", "sales")
     )
     location.failure_ticks()
     assert alerts_for(outbox, [first, second, other_step]) == [1, 0, 1]
     assert f"Failing differently from run {second[:8]}" in mail_of(outbox, other_step).get_content()
+
+
+def test_a_jobs_streak_is_per_asset_selection(relay):
+    """crm_ingest loads one table per run (a landing file each): a deposits load succeeding says
+    nothing about the customers loads failing."""
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    instance = location.instance
+    failed = [_fail_a_run(instance, "crm_ingest", assets=["customers"]) for _ in range(2)]
+    whole_job = _fail_a_run(instance, "crm_ingest")  # no selection: the whole job, its own streak
+    location.failure_ticks()
+    assert alerts_for(outbox, [*failed, whole_job]) == [1, 0, 1]
+
+    other_table = _succeed_a_run(instance, "crm_ingest", assets=["deposits"])
+    checks.tick()
+    assert alerts_for(outbox, [other_table]) == [0]
+    recovered = _succeed_a_run(instance, "crm_ingest", assets=["customers"])
+    checks.tick()
+    assert (
+        mail_of(outbox, recovered)["Subject"] == f"[funnelhouse] crm_ingest recovered (run {recovered[:8]})"
+    )
+    assert "2 failed run(s)" in mail_of(outbox, recovered).get_content()
+
+
+def test_an_alert_that_cannot_be_judged_is_mailed_as_new(relay, monkeypatch, capsys):
+    """Dagster's run-failure sensor moves past a run even when the sensor raised: an error judging a
+    failing streak (here a malformed setting) must not lose the alert."""
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    instance = location.instance
+    monkeypatch.setenv(REPEAT_HOURS_ENV, "24h")
+    failed = [_fail_a_run(instance, "crm_ingest") for _ in range(2)]
+    checked = [dg.materialize([ledger, _no_gaps(False)], instance=instance).run_id for _ in range(2)]
+    _logged(capsys)
+    location.failure_ticks()
+    assert checks.tick() == "2 of 2 successful run(s) with failed asset checks"
+    assert alerts_for(outbox, [*failed, *checked]) == [1, 1, 1, 1]
+    assert mail_of(outbox, failed[1])["Subject"] == f"[funnelhouse] crm_ingest failed (run {failed[1][:8]})"
+    assert "- ledger: no_gaps" in mail_of(outbox, checked[1]).get_content()
+    logged = _logged(capsys)
+    for run_id in (failed[1], checked[1]):
+        assert f"run {run_id} " in logged
+    assert "could not be judged (ValueError: FUNNELHOUSE_ALERT_REPEAT_HOURS must be" in logged
+
+
+def test_a_failure_read_before_its_run_record_is_updated_is_judged_by_its_event(relay):
+    """Dagster stores a run's failure event before it sets the run's status and end time: the
+    run-failure sensor may read the run in between."""
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    instance = location.instance
+    first = _fail_a_run(instance, "crm_ingest")
+    run = _start_a_run(instance, "crm_ingest", None)
+    event = dg.DagsterEvent(dg.DagsterEventType.RUN_FAILURE.value, "crm_ingest", message=CONNECTION_LOST)
+    instance.event_log_storage.store_event(  # the event alone, as in that moment
+        dg.EventLogEntry(
+            error_info=None,
+            level=logging.ERROR,
+            user_message=CONNECTION_LOST,
+            run_id=run.run_id,
+            timestamp=time.time(),
+            job_name="crm_ingest",
+            dagster_event=event,
+        )
+    )
+    assert instance.get_run_record_by_id(run.run_id).end_time is None
+    location.failure_ticks()
+    assert alerts_for(outbox, [first, run.run_id]) == [1, 1]
+    mail = mail_of(outbox, run.run_id)
+    assert mail["Subject"] == f"[funnelhouse] crm_ingest failed again (run {run.run_id[:8]})"
+    assert f"Failing differently from run {first[:8]} before it" in mail.get_content()
 
 
 def test_a_job_succeeding_after_an_alerted_failure_is_mailed_as_recovered_once(relay, monkeypatch):

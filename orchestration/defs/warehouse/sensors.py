@@ -44,18 +44,30 @@ is mailed when it starts failing, then as a reminder at most every ``FUNNELHOUSE
 (default 24), and once more when it stops failing, if its failure was alerted. Each is decided from
 the check's own evaluations in Dagster's instance, before the run's (``check_changes``), not from a
 state of the sensor's: the same answer when the run's alert is mailed again later, from its log.
-The failing streak is the check's evaluations failing with severity ERROR up to the run's; a reminder
-is due when the run's evaluation and the previous one fall in different repeat windows counted from
-the streak's start. A run whose failed checks all fail within their window is logged, not mailed.
+The failing streak is the check's evaluations failing with severity ERROR up to the run's, in runs of
+the same partitions (a backfill of March failing it is not resolved by today's partition passing it);
+a reminder is due when the run's evaluation and the previous one fall in different repeat windows
+counted from the streak's start. A run whose failed checks all fail within their window is logged,
+not mailed.
 
 A job that keeps failing (the hourly refresh while PostgreSQL is down all night) is alerted the same
 way (``job_change``), from the job's earlier runs that succeeded or failed before the run ended,
-doing the same work (the same partition or partition range: ``_finished_before`` says why): a failed
+doing the same work (``_work``: the same partition or partition range, ``_finished_before`` says why,
+and the same selection of assets, checks or ops: ``crm_ingest`` loads one table per run): a failed
 run after a failed one continues their streak and is mailed ("failed again") only when a reminder is
 due, in the windows above, or when it fails differently: other steps failed than in the previous
-failed run (or, with no step failed, its failure message's first line differs); else it is logged.
-A run that succeeds after an alerted failing streak is mailed once ("recovered") by
-``failed_check_alert_sensor``, in one mail with its checks' changes.
+failed run (or, with no step failed, its failure message's first line differs), or when any of its
+checks starts failing, is due a reminder or no longer fails; else it is logged. A failed run's mail
+lists every check failing in it, each with its streak. A run that succeeds after an alerted failing
+streak is mailed once ("recovered") by ``failed_check_alert_sensor``, in one mail with its checks'
+changes (``run_alert_text`` decides for both sensors and ``mail_again``: the same text).
+
+A run whose streaks cannot be judged (a malformed ``FUNNELHOUSE_ALERT_REPEAT_HOURS``, a storage
+error) is alerted as NEW, with an error logged: Dagster's run-failure sensor moves its cursor past a
+run even when the sensor raised, and the alert would be lost. Dagster stores a run's end event before
+it updates the run's status and end time, and a sensor reacts to the event: the sensors take the
+run's outcome from the event they react to, and its end from the event's time until the run's record
+has it (``_end_of``).
 
 What no sensor retries is the operator's (``orchestration.commands.alerts``): ``funnelhouse alerts``
 lists every alert not sent, ``alerts resend RUN_ID`` mails one now through ``mail_again``, and
@@ -272,16 +284,23 @@ def _fails(evaluation) -> bool:
     return not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
 
 
-def _failing_before(instance: dg.DagsterInstance, key: dg.AssetCheckKey, run_id: str) -> list:
-    """The check's evaluations failing with severity ERROR just before the run's, newest first."""
+def _failing_before(instance: dg.DagsterInstance, key: dg.AssetCheckKey, run: dg.DagsterRun) -> list:
+    """The check's evaluations failing with severity ERROR just before the run's, newest first, in
+    runs of the same partitions (``_partitions``): a KPI check failing in a backfill of March is not
+    resolved by today's partition passing it (nor the other way round)."""
     storage, cursor, seen_run, streak = instance.event_log_storage, None, False, []
     done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+    partitions = _partitions(run)
     while True:  # page by page: a check stale for weeks has hundreds of evaluations in its streak
         page = storage.get_asset_check_execution_history(key, _HISTORY_PAGE, cursor=cursor, status=done)
+        run_ids = list({record.run_id for record in page})  # none: no filter, every run
+        runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids)) if run_ids else []
+        partitions_of = {other.run_id: _partitions(other) for other in runs}
         for record in page:
-            if record.run_id == run_id:
+            if record.run_id == run.run_id:
                 seen_run = True
-            elif not seen_run:  # a later run's (the sensor reads a run after it ended)
+            # a later run's (the sensor reads a run after it ended), other days' or a deleted run's
+            elif not seen_run or partitions_of.get(record.run_id) != partitions:
                 continue
             elif _fails(record.event.dagster_event.asset_check_evaluation_data):
                 streak.append(record)
@@ -309,13 +328,13 @@ def _alerted(instance: dg.DagsterInstance, run_ids: list[str]) -> bool:
 def check_changes(instance: dg.DagsterInstance, run_id: str) -> list[CheckChange]:
     """The checks of the run failing with severity ERROR (NEW, REMINDER or STILL_FAILING) and those
     that no longer do after an alerted failure (RESOLVED), judged by their evaluations up to the run's."""
-    changes = []
+    changes, run = [], instance.get_run_by_id(run_id)
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = entry.dagster_event.asset_check_evaluation_data if entry.dagster_event else None
         if evaluation is None:
             continue
         name = f"{evaluation.asset_key.to_user_string()}: {evaluation.check_name}"
-        streak = _failing_before(instance, evaluation.asset_check_key, run_id)
+        streak = _failing_before(instance, evaluation.asset_check_key, run)
         since = streak[-1].event.timestamp if streak else entry.timestamp
         if _fails(evaluation):
             if not streak:
@@ -329,17 +348,6 @@ def check_changes(instance: dg.DagsterInstance, run_id: str) -> list[CheckChange
     return changes
 
 
-def check_alert_text(
-    run: dg.DagsterRun, changes: list[CheckChange], job: JobChange | None = None
-) -> tuple[str, str] | None:
-    """The alert of a run that succeeded: its checks that started failing, are due a reminder or no
-    longer fail, and its job's recovery (``job``, RECOVERED), in one mail; None when there are none
-    (its failed checks, if any, fail within their window)."""
-    failing = [change.line() for change in changes if change.change in (NEW, REMINDER)]
-    resolved = [change.line() for change in changes if change.change == RESOLVED]
-    return alert_text(run, None, failing, resolved, job) if failing or resolved or job else None
-
-
 def failure_message(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
     """What the run's failure event says (the run-failure sensor had it in its context)."""
     entries = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
@@ -348,8 +356,8 @@ def failure_message(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | N
 
 # What a failed run means for its job's alert (``job_change``), beside NEW, REMINDER, STILL_FAILING.
 DIFFERENT, RECOVERED = "different failure", "recovered"
-# A run's work, for its failing streak: the partition, or the range of partitions, it ran (if any).
-_WORK_TAGS = (PARTITION_NAME_TAG, ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG)
+# The partition, or the range of partitions, a run ran (if any): part of its work (``_work``).
+_PARTITION_TAGS = (PARTITION_NAME_TAG, ASSET_PARTITION_RANGE_START_TAG, ASSET_PARTITION_RANGE_END_TAG)
 
 
 @dataclass(frozen=True)
@@ -375,13 +383,22 @@ class JobChange:
         return f"Still failing as in run {self.previous[:8]} before it; failing for {how_long}."
 
 
-def _work(run: dg.DagsterRun) -> dict[str, str]:
-    return {tag: run.tags[tag] for tag in _WORK_TAGS if tag in run.tags}
+def _partitions(run: dg.DagsterRun) -> dict[str, str]:
+    return {tag: run.tags[tag] for tag in _PARTITION_TAGS if tag in run.tags}
+
+
+def _work(run: dg.DagsterRun) -> tuple:
+    """What the run did, for its job's failing streak: its partitions and what of the job it selected
+    (None: all of it). ``crm_ingest`` runs one table's asset per landing file, and a materialisation
+    started by hand runs the implicit asset job whatever it picked: a customers load failing says
+    nothing about a deposits load that succeeds."""
+    ops = frozenset(run.op_selection) if run.op_selection else None
+    return _partitions(run), run.asset_selection, run.asset_check_selection, ops
 
 
 def _finished_before(instance: dg.DagsterInstance, run: dg.DagsterRun, end: float) -> Iterator[dg.RunRecord]:
     """The runs of the run's job that succeeded or failed before ``end`` (the run's end) doing the
-    same work, newest first: once the run ended, the same answer whenever asked.
+    same work (``_work``), newest first: once the run ended, the same answer whenever asked.
 
     A streak is per job and partition (or partition range), not per job: a partition run rebuilds its
     own days, so a backfill of March failing says nothing about today's hourly partition run, which
@@ -393,7 +410,7 @@ def _finished_before(instance: dg.DagsterInstance, run: dg.DagsterRun, end: floa
     filters = dg.RunsFilter(
         job_name=run.job_name,
         statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
-        tags=work,  # narrows it; runs with more of these tags (another work) are left out below
+        tags=_partitions(run),  # narrows it; runs of other work are left out below
     )
     limit, before = _HISTORY_PAGE, end
     while True:  # Dagster's run cursor pages by creation, not end: each query asks for twice as many
@@ -416,13 +433,24 @@ def _failure_of(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     return f"steps {steps}" if steps else (failure_message(instance, run) or "").partition("\n")[0]
 
 
-def job_change(instance: dg.DagsterInstance, run_id: str) -> JobChange | None:
-    """A finished run against the earlier ones of its job doing the same work (``_finished_before``):
-    a failure NEW, DIFFERENT (its steps failing, ``_failure_of``, differ from the previous failed
-    run's), REMINDER or STILL_FAILING, as ``check_changes`` judges a check; a success RECOVERED after
-    an alerted failing streak, else None."""
+def _end_of(instance: dg.DagsterInstance, run_id: str) -> float:
+    """When the run ended: its record's end time, or, read between the storing of its end event and
+    the update of its record (a sensor reacts to the event), that event's time (else now)."""
     record = instance.get_run_record_by_id(run_id)
-    run, at = record.dagster_run, record.end_time
+    if record is not None and record.end_time is not None:
+        return record.end_time
+    ends = {dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE}
+    entries = instance.all_logs(run_id, of_type=ends)
+    return entries[-1].timestamp if entries else time.time()
+
+
+def job_change(instance: dg.DagsterInstance, run: dg.DagsterRun) -> JobChange | None:
+    """A finished run (failed or succeeded as ``run.status`` says: its record may not say so yet)
+    against the earlier ones of its job doing the same work (``_finished_before``): a failure NEW,
+    DIFFERENT (its steps failing, ``_failure_of``, differ from the previous failed run's), REMINDER
+    or STILL_FAILING, as ``check_changes`` judges a check; a success RECOVERED after an alerted
+    failing streak, else None."""
+    at = _end_of(instance, run.run_id)
     streak = []
     for earlier in _finished_before(instance, run, at):
         if earlier.dagster_run.status != dg.DagsterRunStatus.FAILURE:
@@ -441,6 +469,49 @@ def job_change(instance: dg.DagsterInstance, run_id: str) -> JobChange | None:
     else:
         change = REMINDER if _reminder_due(since, previous.end_time, at) else STILL_FAILING
     return JobChange(change, since, at, len(streak) + failed, previous.dagster_run.run_id)
+
+
+def _judged(
+    instance: dg.DagsterInstance, log, run: dg.DagsterRun
+) -> tuple[JobChange | None, list[CheckChange]] | None:
+    """The run's place in its job's failing streak and its checks' (``job_change``, ``check_changes``),
+    or None when they could not be judged (a malformed setting, a storage error): said on ``log``, and
+    the run is alerted as NEW. Never raises: Dagster's run-failure sensor moves its cursor past a run
+    even when the sensor raised, and the run's alert would be lost."""
+    try:
+        return job_change(instance, run), check_changes(instance, run.run_id)
+    except Exception as error:  # any: an alert mailed once too often beats one lost
+        log.error(
+            f"run {run.run_id} ({run.job_name}): whether its alert repeats an earlier one could not be "
+            f"judged ({type(error).__name__}: {error}); alerted as new"
+        )
+        return None
+
+
+def run_alert_text(
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun,
+    message: str | None,
+    judged: tuple[JobChange | None, list[CheckChange]] | None,
+) -> tuple[str, str] | None:
+    """The alert of a finished run (``run.status``), from what ``_judged`` says: mailed when its job
+    starts failing, fails differently, is due a reminder or recovers, or when any of its checks starts
+    failing, is due a reminder or no longer fails, in one mail. A failed run's mail lists every check
+    failing in it (a check starting to fail while its job keeps failing is mailed too), a successful
+    run's those that changed. None: nothing to mail (all still failing within their window). Not
+    judged: mailed as NEW, with every failed check (failed runs always, successful ones with any)."""
+    failed = run.status == dg.DagsterRunStatus.FAILURE
+    if judged is None:
+        checks = failed_checks(instance, run.run_id)
+        return alert_text(run, message, checks) if failed or checks else None
+    job, changes = judged
+    listed = (NEW, REMINDER, STILL_FAILING) if failed else (NEW, REMINDER)
+    failing = [change.line() for change in changes if change.change in listed]
+    resolved = [change.line() for change in changes if change.change == RESOLVED]
+    news = any(change.change in (NEW, REMINDER, RESOLVED) for change in changes)
+    if not news and (job is None or job.change == STILL_FAILING):
+        return None
+    return alert_text(run, message, failing, resolved, job)
 
 
 def send_alert(
@@ -488,13 +559,10 @@ def mail_again(instance: dg.DagsterInstance, log, alert: Alert, retried: bool = 
         state = now.state if now else "gone"
         log.info(f"alert of run {alert.run.run_id} ({alert.run.job_name}) is {state} meanwhile: not mailed")
         return state
-    run = alert.run
-    job = job_change(instance, run.run_id)  # the same text from the same history
-    text = None
-    if run.status == dg.DagsterRunStatus.SUCCESS:  # alerted for its checks or its job's recovery
-        text = check_alert_text(run, check_changes(instance, run.run_id), job)
-    subject, body = text or alert_text(
-        run, failure_message(instance, run), failed_checks(instance, run.run_id), job=job
+    run, message = alert.run, failure_message(instance, alert.run)
+    # the same text from the same history; none if a setting changed meanwhile: as NEW
+    subject, body = run_alert_text(instance, run, message, _judged(instance, log, run)) or alert_text(
+        run, message, failed_checks(instance, run.run_id)
     )
     return send_alert(instance, log, alert, subject, body, retried=retried)
 
@@ -525,16 +593,15 @@ def _raise_alert(instance: dg.DagsterInstance, log, run: dg.DagsterRun, subject:
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
-    run = context.dagster_run
-    job = job_change(context.instance, run.run_id)
-    if job.change == STILL_FAILING:
+    run = context.dagster_run.with_status(dg.DagsterRunStatus.FAILURE)  # its record may lag the event
+    judged = _judged(context.instance, context.log, run)
+    text = run_alert_text(context.instance, run, context.failure_event.message, judged)
+    if text is None:
         context.log.error(
-            f"run {run.run_id} ({run.job_name}) failed: {job.line()} Not mailed: reminded every "
+            f"run {run.run_id} ({run.job_name}) failed: {judged[0].line()} Not mailed: reminded every "
             f"{repeat_hours():g} h ({REPEAT_HOURS_ENV})"
         )
         return
-    checks = failed_checks(context.instance, run.run_id)
-    text = alert_text(run, context.failure_event.message, checks, job=job)
     _raise_alert(context.instance, context.log, run, *text)
 
 
@@ -562,14 +629,15 @@ def failed_check_alert_sensor(context: dg.SensorEvaluationContext):
         run = instance.get_run_by_id(record.run_id)
         if run is None:
             continue
-        changes = check_changes(instance, record.run_id)
-        for change in changes:
+        run = run.with_status(dg.DagsterRunStatus.SUCCESS)  # as its event says: its record may lag
+        judged = _judged(instance, context.log, run)
+        for change in judged[1] if judged else []:
             if change.change == STILL_FAILING:
                 context.log.info(
                     f"run {run.run_id}: {change.line()}; reminded every {repeat_hours():g} h "
                     f"({REPEAT_HOURS_ENV}), not mailed now"
                 )
-        text = check_alert_text(run, changes, job_change(instance, record.run_id))
+        text = run_alert_text(instance, run, None, judged)
         if text:
             _raise_alert(instance, context.log, run, *text)
             alerted += 1
