@@ -26,7 +26,7 @@ not reach ClickHouse because nobody thought of it. tests/warehouse/test_replicat
 holds the lists to the schema.
 
 Short free text that a model shows but a person may have typed contact details into (a customer's
-occupation and decision style, a journey step's trigger event) is replicated masked (``_masked``,
+occupation and decision style, a journey step's trigger event, a withdrawal's reason) is replicated masked (``_masked``,
 one RE2 ``match`` ClickHouse evaluates while pulling): a value becomes ``[masked]`` as a whole if it
 holds an "@"; five or more digits with up to two characters other than letters and digits between
 each two (a phone or QQ number however it is grouped: "138　0013　8000" (U+3000), "138—0013—8000",
@@ -296,11 +296,11 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "withdrawals",
         replicated=_columns(
-            "id withdrawal_code customer_id employee_id amount currency reason risk_level"
+            "id withdrawal_code customer_id employee_id amount currency risk_level"
             " retention_success status requested_at processed_at created_at updated_at"
         ),
-        dropped=("retention_action",),
-        derived={"has_retention_action": _present("retention_action")},
+        dropped=("retention_action", "reason"),
+        derived={"has_retention_action": _present("retention_action"), "reason": _masked("reason")},
     ),
     RawTable(
         "scripts",

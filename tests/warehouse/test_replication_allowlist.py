@@ -58,6 +58,7 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         *(occupation for occupation, _ in vocab.OCCUPATIONS),
         *vocab.DECISION_STYLES,
         *(event for events in vocab.TRIGGER_EVENTS.values() for event in events),
+        *vocab.WITHDRAWAL_REASONS,
     ]
     kept = [
         *vocabulary,
