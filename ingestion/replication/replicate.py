@@ -253,6 +253,8 @@ class Replicator:
             yield
             return
         for column, pg_type in declared.as_text.items():
+            if column not in table.replicated:  # not copied: nothing to say of its type
+                continue
             self._warn(
                 f"{table.name}: column {column} is {pg_type}, more digits than ClickHouse's widest Decimal"
                 f" ({declared_source.MAX_DECIMAL_DIGITS}); replicated as text (String), as PostgreSQL prints it"
@@ -361,7 +363,7 @@ class Replicator:
 
     def _needs_reload(self, table: RawTable, columns, pulled: list[tuple[str, str]]) -> bool:
         """INSERT ... SELECT fills columns by position: a raw table created for another column list (a
-        column added to PostgreSQL, or dropped or derived here since) would take later values into the
+        column classified as replicated, dropped or derived here since) would take later values into the
         wrong columns without an error, and keep what it held in a column no longer replicated (a
         column found to hold contact details). A column now filled by another expression (a derived
         column's rule changed: a stricter tag filter) keeps what the old one let through. Such a table
