@@ -5,6 +5,7 @@ through is ``relay`` in tests/warehouse/conftest.py.)"""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import dagster as dg
 
@@ -80,3 +81,18 @@ def mail_of(outbox, run_id: str):
     """The run's one alert mail."""
     [mail] = [mail for mail in messages_to(outbox, ONCALL) if f"(run {run_id[:8]})" in mail["Subject"]]
     return mail
+
+
+KPI_JOB = "warehouse_kpi_daily"
+
+
+def nightly_kpi_tags(night: str) -> dict[str, str]:
+    """The tags of the run the nightly KPI rebuild's schedule asks for on ``night`` (an ISO date): the
+    range from the first KPI partition to that day, and the schedule's name, as Dagster adds it."""
+    from orchestration.definitions import defs
+
+    schedule = defs.resolve_schedule_def("warehouse_kpi_nightly_rebuild_schedule")
+    at = datetime.fromisoformat(f"{night}T12:00:00+00:00")  # that UTC day on any team clock
+    with dg.build_schedule_context(scheduled_execution_time=at) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    return dict(request.tags)

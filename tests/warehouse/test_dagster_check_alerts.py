@@ -11,7 +11,14 @@ from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
 from tests.reports.conftest import messages_to
-from tests.warehouse.alerting import ONCALL, REPEAT_HOURS_ENV, AlertSensors, CheckAlertSensor, alerts_for
+from tests.warehouse.alerting import (
+    ONCALL,
+    REPEAT_HOURS_ENV,
+    AlertSensors,
+    CheckAlertSensor,
+    alerts_for,
+    nightly_kpi_tags,
+)
 
 RECONCILIATION = {"matches_v_customer_overview", "matches_v_employee_performance"}
 
@@ -213,3 +220,24 @@ def test_a_checks_streak_is_per_partition(relay):
     assert checks.tick() == "2 of 3 successful run(s) with failed asset checks"
     assert alerts_for(outbox, [march, today, march_again]) == [1, 0, 1]
     assert "checks resolved" in _mail(outbox, march_again)["Subject"]
+
+
+def test_a_check_failing_in_the_nightly_kpi_rebuild_night_after_night_is_one_streak(relay, monkeypatch):
+    """Its schedule's range ends the day it runs: still the same partitions, night after night, so
+    the check is mailed when it starts failing and resolved the night it passes, not new each night."""
+    switch, outbox = relay
+    switch("up")
+    monkeypatch.delenv(REPEAT_HOURS_ENV, raising=False)  # the default: a reminder a day
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+
+    def night(day: str, passed: bool) -> str:
+        tags = nightly_kpi_tags(day)
+        return _run(location.instance, _check("no_gaps", passed=passed), tags=tags)
+
+    failing = [night(day, passed=False) for day in ("2026-11-28", "2026-11-29")]
+    passing = night("2026-11-30", passed=True)
+    assert checks.tick() == "2 of 3 successful run(s) with failed asset checks"
+    assert alerts_for(outbox, [*failing, passing]) == [1, 0, 1]
+    mail = _mail(outbox, passing)
+    assert "checks resolved" in mail["Subject"] and "- ledger: no_gaps (failed for " in mail.get_content()

@@ -15,13 +15,14 @@ import uuid
 import dagster as dg
 import pytest
 from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorDefinition
-from dagster._core.storage.tags import PARTITION_NAME_TAG
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, PARTITION_NAME_TAG, SCHEDULE_NAME_TAG
 
 from orchestration.defs.warehouse import sensors as alerts
 from tests.reports.conftest import messages_to, sink_in_this_process
 from tests.warehouse.alerting import (
     ALERT_DETAIL_TAG,
     ALERT_TAG,
+    KPI_JOB,
     ONCALL,
     REPEAT_HOURS_ENV,
     RETRY_HOURS_ENV,
@@ -29,6 +30,7 @@ from tests.warehouse.alerting import (
     CheckAlertSensor,
     alerts_for,
     mail_of,
+    nightly_kpi_tags,
 )
 
 
@@ -379,6 +381,42 @@ def _no_gaps(passed: bool) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(passed=passed)
 
     return check
+
+
+def test_the_nightly_kpi_rebuild_failing_night_after_night_is_one_streak(relay, monkeypatch, capsys):
+    """Each night its schedule asks for the range from the first KPI partition to that day: other
+    dates each night, the same work. Failing nights are one streak, reminded per the repeat setting,
+    and the night it succeeds is mailed as recovered, once. A backfill of the same dates by hand is
+    its own streak, by its dates, as before."""
+    switch, outbox = relay
+    switch("up")
+    monkeypatch.delenv(REPEAT_HOURS_ENV, raising=False)  # the default: a reminder a day
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    instance = location.instance
+    nights = [nightly_kpi_tags(f"2026-11-{day}") for day in (27, 28, 29, 30)]
+    assert nights[0][ASSET_PARTITION_RANGE_END_TAG] != nights[1][ASSET_PARTITION_RANGE_END_TAG]
+    by_hand = {tag: value for tag, value in nights[1].items() if tag != SCHEDULE_NAME_TAG}
+    first, second = (_fail_a_run(instance, KPI_JOB, tags=tags) for tags in nights[:2])
+    backfills = [_fail_a_run(instance, KPI_JOB, tags=by_hand) for _ in range(2)]
+    _logged(capsys)
+    location.failure_ticks()
+    assert alerts_for(outbox, [first, second, *backfills]) == [1, 0, 1, 0]
+    assert f"run {second} ({KPI_JOB}) failed: Still failing as in run {first[:8]}" in _logged(capsys)
+
+    monkeypatch.setenv(REPEAT_HOURS_ENV, "0.000001")  # windows of 3.6 ms: the next night is reminded
+    reminded = _fail_a_run(instance, KPI_JOB, tags=nights[2])
+    location.failure_ticks()
+    assert alerts_for(outbox, [reminded]) == [1]
+    assert f"Still failing as in run {second[:8]} before it" in mail_of(outbox, reminded).get_content()
+    assert "3 failed run(s)" in mail_of(outbox, reminded).get_content()
+
+    recovered, still_good = (_succeed_a_run(instance, KPI_JOB, tags=nights[3]) for _ in range(2))
+    assert checks.tick() == "1 of 2 successful run(s) with failed asset checks"
+    assert alerts_for(outbox, [recovered, still_good, *backfills]) == [1, 0, 1, 0]
+    mail = mail_of(outbox, recovered)
+    assert mail["Subject"] == f"[funnelhouse] {KPI_JOB} recovered (run {recovered[:8]})"
+    assert "3 failed run(s)" in mail.get_content()
 
 
 def test_a_job_recovering_with_its_checks_resolved_is_mailed_once(relay):

@@ -45,7 +45,9 @@ is mailed when it starts failing, then as a reminder at most every ``FUNNELHOUSE
 the check's own evaluations in Dagster's instance, before the run's (``check_changes``), not from a
 state of the sensor's: the same answer when the run's alert is mailed again later, from its log.
 The failing streak is the check's evaluations failing with severity ERROR up to the run's, in runs of
-the same partitions (a backfill of March failing it is not resolved by today's partition passing it);
+the same partitions (a backfill of March failing it is not resolved by today's partition passing it;
+a range asked for by a schedule, as the nightly KPI run's ending the day it runs, is the schedule's:
+``_partitions``);
 a reminder is due when the run's evaluation and the previous one fall in different repeat windows
 counted from the streak's start. A run whose failed checks all fail within their window is logged,
 not mailed.
@@ -90,6 +92,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
     PARTITION_NAME_TAG,
+    SCHEDULE_NAME_TAG,
 )
 
 ALERT_EMAIL_ENV = "FUNNELHOUSE_ALERT_EMAIL"
@@ -384,7 +387,18 @@ class JobChange:
 
 
 def _partitions(run: dg.DagsterRun) -> dict[str, str]:
-    return {tag: run.tags[tag] for tag in _PARTITION_TAGS if tag in run.tags}
+    """The run's partition or partition range, for its streaks (as tags: ``_finished_before`` asks
+    Dagster for runs having them). A range a schedule asked for is keyed by the schedule instead of
+    its dates: the nightly rebuild of every KPI partition asks each night for the range from the
+    first partition to today, and its dates would make each night new work (mailed every night it
+    fails, never recovered). Its nights are one streak; a backfill of a range (no schedule) keeps its
+    dates, and so does a scheduled run of one partition (today's KPIs: a day is its own work). One
+    range per schedule tick, as ours ask."""
+    partitions = {tag: run.tags[tag] for tag in _PARTITION_TAGS if tag in run.tags}
+    schedule = run.tags.get(SCHEDULE_NAME_TAG)
+    if schedule and ASSET_PARTITION_RANGE_END_TAG in partitions:
+        return {SCHEDULE_NAME_TAG: schedule}
+    return partitions
 
 
 def _work(run: dg.DagsterRun) -> tuple:
@@ -404,8 +418,9 @@ def _finished_before(instance: dg.DagsterInstance, run: dg.DagsterRun, end: floa
     own days, so a backfill of March failing says nothing about today's hourly partition run, which
     must neither read it as its own failure "again" nor as "recovered" when it succeeds (nor the
     other way round). Today's run that keeps failing starts a new streak at midnight UTC: one mail a
-    day, as the default reminder; the nightly run of every partition, whose range ends today, is mailed
-    each night it fails. (A backfill is one run of its range: the KPI op's single-run policy.)"""
+    day, as the default reminder. The nightly run of every partition, whose range ends today, is one
+    streak across nights, its schedule's (``_partitions``). (A backfill is one run of its range: the
+    KPI op's single-run policy.)"""
     work = _work(run)
     filters = dg.RunsFilter(
         job_name=run.job_name,
