@@ -48,7 +48,7 @@ demo: venv system-packages manifest
 	$(FH) ingest --via-dagster $(DEMO_DIR)
 	$(FH) build
 	$(FH) marts
-	$(FH) backfill --from $(shell date -u +%Y-%m)
+	$(FH) backfill --from $(shell date -u -d "$$(date -u +%Y-%m-01) -1 day" +%Y-%m) --to $(shell date -u +%Y-%m)
 	$(FH) dbt build --select mart_funnel_cohorts
 	$(FH) docs
 	$(FH) reindex --full

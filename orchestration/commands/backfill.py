@@ -108,15 +108,39 @@ def register(app: typer.Typer) -> None:
             FACT_BACKFILL_ENVIRONMENT["from_month"]: from_month,
             FACT_BACKFILL_ENVIRONMENT["to_month"]: to_month,
         }
+        # Run even when the facts hold no rows of those months: staging may (a month whose rows were
+        # lost is what a backfill is for), and only dbt knows which staging rows a fact takes. With
+        # none there either it deletes and appends nothing and moves no watermark: safe to run again.
         with scoped_environment(months), _busy_is_an_error():
             exit_code = dbt_command(["run", "--select", *facts], log=print_line)
         if exit_code != 0:
             typer.echo(f"Error: the backfill's dbt run failed (exit {exit_code})", err=True)
             raise typer.Exit(exit_code)
         after = _rows_per_month(facts, from_month, to_month)
-        table = Table(
-            "fact", "month", "rows before", "rows after", title=f"backfill {from_month}..{to_month}"
-        )
-        for fact, month in sorted(before.keys() | after.keys()):
+        _print_rows(facts, from_month, to_month, before, after)
+
+
+def _print_rows(
+    facts: list[str],
+    first: str,
+    last: str,
+    before: dict[tuple[str, str], int],
+    after: dict[tuple[str, str], int],
+) -> None:
+    """The rows before and after of each fact and month that had or has any; the facts with none in
+    those months named in a line of their own (an empty table would say nothing: a month with no data
+    yet, a month before the data starts)."""
+    counted = before.keys() | after.keys()
+    with_rows = {fact for fact, _ in counted}
+    empty = [fact for fact in facts if fact not in with_rows]
+    if counted:
+        table = Table("fact", "month", "rows before", "rows after", title=f"backfill {first}..{last}")
+        for fact, month in sorted(counted):
             table.add_row(fact, month, str(before.get((fact, month), 0)), str(after.get((fact, month), 0)))
         console.print(table)
+    if empty:
+        console.print(
+            f"no rows of {', '.join(empty)} in {first}..{last}, before or after the backfill: "
+            "nothing to rebuild",
+            highlight=False,
+        )

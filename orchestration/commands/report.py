@@ -43,6 +43,22 @@ def _progress(line: str) -> None:
     console.print(f"[yellow]{line}[/]" if line.startswith("warning:") else f"[dim]{line}[/]")
 
 
+# What a reader opens of a report's folder (pipeline.write_files), in this order; the PDF is missing
+# when its rendering was off, and the text part, charts and sample message are the mail's pieces.
+READER_FILES = ("report.html", "report.pdf", "leaderboard.csv")
+
+
+def _report_files(directory: Path) -> str:
+    """The reader's files in ``directory`` that exist, as one comma-separated list ("" when none)."""
+    return ", ".join(str(directory / name) for name in READER_FILES if (directory / name).is_file())
+
+
+def _print_written(summary) -> None:
+    """Each report this run rendered: its files, as written beside the HTML."""
+    for slug, html in summary.files.items():
+        console.print(f"{slug}: {_report_files(html.parent)}", highlight=False)
+
+
 def _print_already_sent(summary, out_dir: Path) -> None:
     """Each report the ledger has as sent already, which this run neither mailed nor rendered again:
     when it went out, to how many, and where its files are (those an earlier run wrote)."""
@@ -64,11 +80,8 @@ def _print_already_sent(summary, out_dir: Path) -> None:
         times = [sent_at[r] for r in recipients if sent_at.get(r)]
         when = f"last at {max(times).astimezone(UTC):%Y-%m-%d %H:%M} UTC" if times else "by another run"
         directory = pipeline.report_dir(out_dir, summary.period, slug)
-        files = [path for path in (directory / "report.html", directory / "report.pdf") if path.is_file()]
-        where = (
-            ", ".join(str(path) for path in files)
-            if files
-            else f"no files in {directory} (an earlier run wrote them elsewhere; without --send they "
+        where = _report_files(directory) or (
+            f"no files in {directory} (an earlier run wrote them elsewhere; without --send they "
             "are written here)"
         )
         console.print(
@@ -207,8 +220,7 @@ def register(app: typer.Typer) -> None:
                 outcome.error or "",
             )
         console.print(table)
-        for slug, path in summary.files.items():
-            console.print(f"{slug}: {path}")
+        _print_written(summary)
         _print_already_sent(summary, out_dir)
         if send:
             console.print(

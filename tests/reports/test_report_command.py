@@ -300,25 +300,29 @@ def test_a_day_the_marts_were_refreshed_during_is_reported_with_a_warning(report
     assert "warning" not in said(invoke("--date", QUIET_DAY.isoformat(), "--to", "admin@example.com"))
 
 
-def test_a_second_send_says_each_report_went_out_already_and_where_its_files_are(
+def test_a_send_lists_the_files_it_wrote_and_a_second_send_says_it_went_out_already_and_where(
     report_environment, smtp_sink
 ):
-    """Nothing is rendered or mailed again, so no run writes the paths: the ledger says when the report
-    went out and to how many, and the files the first run wrote are where they were."""
+    """The run that renders a report lists every file a reader opens (HTML, PDF, CSV leaderboard). A
+    second run renders and mails nothing again, so it writes no paths of its own: the ledger says when
+    the report went out and to how many, and the same files, where the first run wrote them."""
     arguments = ("--date", QUIET_DAY.isoformat(), "--send", "--to", "admin@example.com")
     before = len(mailed(smtp_sink["outbox"], f"daily-{QUIET_DAY}"))
     first = invoke(*arguments)
     assert first.exit_code == 0, first.output
+    slug = f"daily-{QUIET_DAY}-all-zh"
+    folder = report_environment / "reports" / f"daily-{QUIET_DAY}" / slug
+    files = [folder / "report.html", folder / "report.pdf", folder / "leaderboard.csv"]
+    assert all(path.is_file() for path in files)
+    listed = ", ".join(map(str, files))
+    assert f"{slug}: {listed}" in said(first), first.output
+
     second = invoke(*arguments)
     assert second.exit_code == 0, second.output
     assert len(mailed(smtp_sink["outbox"], f"daily-{QUIET_DAY}")) == before + 1
-    slug = f"daily-{QUIET_DAY}-all-zh"
-    folder = report_environment / "reports" / f"daily-{QUIET_DAY}" / slug
-    assert (folder / "report.html").is_file() and (folder / "report.pdf").is_file()
     [row] = Ledger(os.environ["FUNNELHOUSE_PG_DSN"]).deliveries(Period.daily(QUIET_DAY))
     assert (
         f"{slug}: already sent (last at {row['sent_at'].astimezone(UTC):%Y-%m-%d %H:%M} UTC, to 1 "
-        f"recipient(s)), not sent again (--resend does); {folder / 'report.html'}, {folder / 'report.pdf'}"
-        in said(second)
+        f"recipient(s)), not sent again (--resend does); {listed}" in said(second)
     ), second.output
     assert "sent 0, already sent 1, failed 0" in said(second)

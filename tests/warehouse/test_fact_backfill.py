@@ -13,15 +13,16 @@ from typer.testing import CliRunner
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
 from orchestration.cli import app
+from orchestration.commands.backfill import FACT_MONTH_COLUMNS
 from orchestration.defs.warehouse.build import marts_schema
 
 BOGUS_ID = 999_999_999
 
 
-def _months(client, fact: str) -> dict[int, tuple[int, int]]:
-    """{YYYYMM: (rows, checksum of every column of them)} of fct_conversations."""
+def _months(client, fact: str, day: str = "sent_date") -> dict[int, tuple[int, int]]:
+    """{YYYYMM: (rows, checksum of every column of them)} of the fact (by default fct_conversations)."""
     rows = client.query(
-        f"select toYYYYMM(sent_date) as month, count(), groupBitXor(cityHash64(*)) from {fact} group by month"
+        f"select toYYYYMM({day}) as month, count(), groupBitXor(cityHash64(*)) from {fact} group by month"
     ).result_rows
     return {month: (count, checksum) for month, count, checksum in rows}
 
@@ -149,6 +150,29 @@ def test_a_row_a_pending_change_moved_into_a_backfilled_month_is_in_the_fact_onc
             f" where toUnixTimestamp64Milli(_replicated_at) > {watermark_ms} order by id"
         ).result_rows
         assert pending == [(id_,) for id_ in sorted(moved[fact])], fact
+
+
+def test_months_without_rows_are_said_to_have_none_and_left_as_they_were(built_warehouse, clickhouse_env):
+    """As `make demo` run on the 1st backfills a month with no data yet: the command says there was
+    nothing to rebuild rather than drawing an empty table, and changes no fact or watermark."""
+    client = clickhouse_client()
+    core = marts_schema().removesuffix("marts") + "core"
+    facts = {fact: (f"`{core}`.{fact}", day) for fact, day in FACT_MONTH_COLUMNS.items()}
+    built = {fact: _months(client, relation, day) for fact, (relation, day) in facts.items()}
+    assert all(built.values()) and all(month > 202002 for months in built.values() for month in months)
+    watermarks = f"select * from `{clickhouse_env}`._model_watermarks final order by all"
+    watermarks_before = client.query(watermarks).result_rows
+
+    result = CliRunner().invoke(app, ["backfill", "--from", "2020-01", "--to", "2020-02"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert (
+        f"no rows of {', '.join(facts)} in 2020-01..2020-02, before or after the backfill: nothing to rebuild"
+        in said
+    ), result.output
+    assert "rows before" not in said  # no empty table
+    assert {fact: _months(client, relation, day) for fact, (relation, day) in facts.items()} == built
+    assert client.query(watermarks).result_rows == watermarks_before
 
 
 def test_a_month_not_given_as_yyyy_mm_is_an_error():
