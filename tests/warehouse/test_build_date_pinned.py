@@ -119,6 +119,32 @@ def test_a_build_date_the_caller_gives_wins(no_warehouse, monkeypatch):
     assert dates == {"parse": None, "run": None}
 
 
+def test_a_build_crossing_midnight_before_dbt_starts_marks_the_day_it_built_as_of(no_warehouse, monkeypatch):
+    """The build pins DAY, and its dbt starts after midnight UTC (the plan and the daily `dbt parse`
+    took the day's last seconds): the refresh mark is of DAY, the day its date-relative models were
+    built as of, so the next build, on the next day, rebuilds them. (A mark of the clock, of the next
+    day, left them a day behind until the nightly build.)"""
+    next_day = DAY + dt.timedelta(days=1)
+    after_midnight = dt.datetime.combine(next_day, dt.time(0, 0, 2))
+    monkeypatch.setattr(build, "utc_now", lambda: after_midnight)  # planned and started after it
+    marks: list[dt.datetime] = []
+    monkeypatch.setattr(refresh_state, "record_build", lambda *args, **kwargs: marks.append(args[3]))
+
+    log, dates = _build(monkeypatch)
+    assert dates["run"] == DAY.isoformat()
+    assert marks[-1].date() == DAY and marks[-1] < after_midnight
+
+    monkeypatch.setattr(refresh_state, "last_refresh", lambda *args: marks[-1])
+    log, dates = _build(monkeypatch)  # the clock reads the next day from now on
+    assert f"build date moved from {DAY} to {next_day}" in "\n".join(log)
+    assert dates["run"] == next_day.isoformat()
+    assert marks[-1] == after_midnight  # within its build date: the mark is when dbt started
+
+    monkeypatch.setenv(BUILD_DATE_ENV, GIVEN)  # a day the caller gave: the mark is the clock's
+    log, dates = _build(monkeypatch)
+    assert "dbt: nothing to run" in "\n".join(log) and marks[-1] == after_midnight
+
+
 def _dbt_environment(arguments: list[str], env: dict[str, str]) -> str:
     """The build date a lone CLI dbt command (``funnelhouse dbt ...``) is handed: the "dbt" here is a
     Python printing it."""

@@ -63,6 +63,7 @@ def test_the_archive_keeps_the_newest_copies_and_removes_nothing_else(tmp_path, 
     monkeypatch.setattr(dbt_environment, "RUN_RESULTS_KEPT", 2)
     monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "home"))
     target, archive = tmp_path / "target", tmp_path / "home" / dbt_environment.RUN_RESULTS_ARCHIVE
+    monkeypatch.setenv("DBT_TARGET_PATH", str(target))  # (the prune looks there for an old layout)
     (archive / "notes").mkdir(parents=True)  # not a copy: never removed
     (target / "docs").mkdir(parents=True)  # nor the target's folders that are not a Dagster run's
     (target / "manifest.json").write_text("{}")
@@ -90,6 +91,7 @@ def test_the_folders_of_dagsters_dbt_runs_are_pruned_to_as_many(tmp_path, monkey
     none: the stack's oldest beyond the bound are removed with the archive's copies."""
     monkeypatch.setattr(dbt_environment, "RUN_RESULTS_KEPT", 2)
     monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))  # (not the developer's)
     folders = tmp_path / "home" / dbt_environment.DAGSTER_DBT_RUNS
     runs = ["warehouse_dbt_models-9f0e1d2-aaaaaaa", "warehouse_dbt_kpi_daily-0a1b2c3-bbbbbbb"]
     runs.append("warehouse_dbt_models-1a2b3c4-ccccccc")
@@ -101,6 +103,39 @@ def test_the_folders_of_dagsters_dbt_runs_are_pruned_to_as_many(tmp_path, monkey
 
     dbt_environment.prune_run_results()
     assert sorted(path.name for path in folders.iterdir()) == sorted(["notes", *runs[1:]])
+
+
+def test_what_earlier_versions_left_under_the_target_is_removed_and_nothing_else(tmp_path, monkeypatch):
+    """Earlier versions kept the CLI's archive in <target>/run-results and Dagster's dbt folders in the
+    target itself; nothing reads or prunes them there any more. The next prune removes them all, and
+    nothing of dbt's own or unknown to it."""
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "home"))
+    target = tmp_path / "target"
+    monkeypatch.setenv("DBT_TARGET_PATH", str(target))
+    old_archive = target / "run-results"  # (as those versions named it)
+    old = [
+        old_archive / "20261130T200000500000Z-1c0a-aa",
+        old_archive / "20261130T200100500000Z-0b1f-bb",
+        target / "warehouse_dbt_models-9f0e1d2-aaaaaaa",
+        target / "warehouse_dbt_kpi_daily-0a1b2c3-bbbbbbb",
+    ]
+    for folder in old:
+        (folder / "compiled").mkdir(parents=True)
+        (folder / "run_results.json").write_text("{}")
+    kept = ["manifest.json", "partial_parse.msgpack", "run_results.json"]
+    for name in kept:
+        (target / name).write_text("{}")
+    kept_folders = ["compiled", "run", "docs", "freshness", "my_notes-9f0e1d2-aaaaaaa"]
+    for name in kept_folders:  # dbt's, the CLI's own, and one no dbt op of ours named
+        (target / name / "x").mkdir(parents=True)
+
+    dbt_environment.prune_run_results()
+    assert not any(folder.exists() for folder in old) and not old_archive.exists()
+    assert sorted(path.name for path in target.iterdir()) == sorted(kept + kept_folders)
+
+    (old_archive / "notes").mkdir(parents=True)  # not an archive copy: it and its folder stay
+    dbt_environment.prune_run_results()
+    assert (old_archive / "notes").is_dir()
 
 
 @pytest.mark.skipif(

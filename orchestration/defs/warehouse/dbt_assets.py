@@ -48,6 +48,7 @@ from orchestration.defs.warehouse.dbt_plan import (
     incremental_plan,
     models_downstream_of,
     pinned_build_date,
+    refresh_mark,
 )
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL
 from orchestration.defs.warehouse.resources import dbt_project
@@ -267,8 +268,9 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()
         client = clickhouse_client()
-        # One build date for the plan and the dbt run, read once the lock is held (see build.py's build).
-        with writers.for_dagster_step(context) as lock, scoped_environment(pinned_build_date()):
+        # One build date for the plan and the dbt run, read once the lock is held (see build.py's build);
+        # the mark it records is held to that date (refresh_mark).
+        with writers.for_dagster_step(context) as lock, scoped_environment(pinned := pinned_build_date()):
             planned_at = utc_now()  # before reading what changed
             plan = _models_plan(config, client, Path(dbt.project_dir))
             context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
@@ -276,7 +278,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
                 # Nothing changed since the mark: every model holds every change made before the plan.
                 lock.ensure_held()
                 raw = refresh_state.raw_bounds(client, schema.raw_database())
-                _record_models_run(client, plan, planned_at, raw.data_through)
+                _record_models_run(client, plan, refresh_mark(planned_at, pinned), raw.data_through)
                 return
             started_at = utc_now()
             raw = refresh_state.raw_bounds(client, schema.raw_database())
@@ -289,7 +291,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             # as built.
             if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
                 lock.ensure_held()  # (a writer that lost its lock may have raced another: no record)
-                _record_models_run(client, plan, started_at, raw.data_through)
+                _record_models_run(client, plan, refresh_mark(started_at, pinned), raw.data_through)
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,

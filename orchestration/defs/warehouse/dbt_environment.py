@@ -48,6 +48,13 @@ _ARCHIVED_NAME = re.compile(r"\d{8}T\d{12}Z-[\w-]+")
 # The folder of each dbt invocation of a Dagster step (dagster_dbt_folder), named as dagster-dbt names
 # them: <op>-<run id[:7]>-<uuid[:7]>. Never removed by dagster-dbt.
 _DAGSTER_RUN_NAME = re.compile(r"\w+-[0-9a-f]{7}-[0-9a-f]{7}")
+# Where earlier versions kept both, under dbt's target (see remove_old_layout): the CLI's archive in
+# <target>/run-results (same names as now), and each Dagster dbt step's folder, dagster-dbt's default
+# <target>/<op>-<run id[:7]>-<uuid[:7]>, of the two dbt ops the code location ever had (dbt_assets.py).
+OLD_RUN_RESULTS_ARCHIVE = "run-results"
+_OLD_DAGSTER_RUN_NAME = re.compile(
+    r"(?:warehouse_dbt_models|warehouse_dbt_kpi_daily)-[0-9a-f]{7}-[0-9a-f]{7}"
+)
 
 
 def dbt_executable() -> str:
@@ -204,11 +211,31 @@ def archive_run_results(target: Path | None = None) -> Path | None:
 def prune_run_results() -> None:
     """Keep the newest RUN_RESULTS_KEPT of this stack's archive copies (by name: the time dbt wrote
     them) and of its Dagster dbt folders (by when they last changed; a running step's is among the
-    newest). Only folders named as these are ever removed, nothing else of the stack's home. Never
+    newest), and remove those an earlier version left under the target (remove_old_layout). Only
+    folders named as these are ever removed, nothing else of the stack's home or the target. Never
     raises: it only bounds the disk the reports' record takes."""
     with contextlib.suppress(OSError):
         _remove_oldest(_folders(run_results_archive(), _ARCHIVED_NAME, key=lambda path: path.name))
         _remove_oldest(_folders(dagster_dbt_runs(), _DAGSTER_RUN_NAME, key=lambda path: path.stat().st_mtime))
+    remove_old_layout()
+
+
+def remove_old_layout(target: Path | None = None) -> None:
+    """Remove what earlier versions left under dbt's target (by default this process's) and nothing
+    reads or prunes any more: the CLI's archive copies in ``run-results/`` (the folder too, once
+    empty) and Dagster's dbt step folders (each with its own artifacts, compiled SQL and log). Only folders named as those versions named them go: dbt's own files
+    (manifest.json, partial_parse.msgpack, compiled/, run/), freshness/ and docs/, and anything else
+    put there, stay. Once removed nothing of the kind comes back (both now live under the stack's
+    home), so after the first call this only lists the target. Never raises."""
+    with contextlib.suppress(OSError):
+        target = target or environment.dbt_target_dir()
+        old_archive = target / OLD_RUN_RESULTS_ARCHIVE
+        old = _folders(old_archive, _ARCHIVED_NAME, key=lambda path: path.name)
+        old += _folders(target, _OLD_DAGSTER_RUN_NAME, key=lambda path: path.name)
+        for folder in old:
+            shutil.rmtree(folder, ignore_errors=True)  # (another command may be removing it too)
+        if old_archive.is_dir() and not old_archive.is_symlink() and not any(old_archive.iterdir()):
+            old_archive.rmdir()
 
 
 def _folders(parent: Path, name: re.Pattern, key) -> list[Path]:

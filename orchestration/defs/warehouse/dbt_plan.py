@@ -82,13 +82,14 @@ row would mix two build dates (``mart_customer_overview``'s days since the last 
 ``int_customers__conversation_summary``'s last 7 days as of yesterday). So when the UTC date of the
 models' refresh mark (the start of the last build of every change) is before the build date, the
 incremental plan also selects every date-relative model with its downstream, views still left out
-(:class:`BuildDateMove`); the build records a mark of today, so this happens once a day, also when
-nothing else changed. Which models are date-relative is read from dbt's manifest, not kept by hand:
-those whose macros include ``as_of_date``, directly or through the project's macros that call it
-(``by_build_date``, ``in_period`` ...; :func:`date_relative_models`). dbt records the macros a model
-calls as it renders the model at parse time, so a call only inside ``is_incremental()`` (the KPI
-mart's lookback) is not recorded; the KPI mart is downstream of the date spine anyway, and a test
-checks that every model whose SQL calls one of these macros is reached. In Dagster the KPI mart is
+(:class:`BuildDateMove`); the build records a mark of its build date (:func:`refresh_mark`), so
+this happens once a day, also when nothing else changed. Which models are date-relative is read
+from dbt's manifest, not kept by hand: those whose macros include ``as_of_date``, directly or
+through the project's macros that call it (``by_build_date``, ``in_period`` ...;
+:func:`date_relative_models`). dbt records the macros a model calls as it renders the model at
+parse time, so a call only inside ``is_incremental()`` (the KPI mart's lookback) is not recorded;
+the KPI mart is downstream of the date spine anyway, and a test checks that every model whose SQL
+calls one of these macros is reached. In Dagster the KPI mart is
 not the hourly op's: its daily partitions rebuild the current days.
 """
 
@@ -511,6 +512,23 @@ def pinned_build_date(
     if _given_build_date(dbt_vars, environ):
         return {}
     return {BUILD_DATE_ENV: build_date(dbt_vars, environ).isoformat()}
+
+
+def refresh_mark(moment: dt.datetime, pinned: Mapping[str, str]) -> dt.datetime:
+    """The refresh mark a build records: ``moment`` (naive UTC: when its dbt run started, or when its
+    plan was made if it had nothing to run), but no later than the last instant of the build date it
+    pinned (``pinned``: :func:`pinned_build_date`'s). The mark's UTC date is what the next build
+    compares its build date with (:class:`BuildDateMove`): a build that pinned its date before
+    midnight UTC and started dbt after it (planning, the daily ``dbt parse``) built the date-relative
+    models as of the earlier day, and a mark of the later day would tell every build of that day that
+    they hold it, until the nightly build. An earlier mark only claims less: the changes of the
+    seconds between it and ``moment`` are carried again by the next build. A date the caller gave
+    (``pinned`` empty) leaves ``moment`` as it is: a day in the past would move the mark back as far,
+    and the next build would carry every change made since."""
+    if BUILD_DATE_ENV not in pinned:
+        return moment
+    build_day = dt.date.fromisoformat(pinned[BUILD_DATE_ENV])
+    return min(moment, dt.datetime.combine(build_day, dt.time.max))
 
 
 def _called_macros(node: Mapping[str, Any]) -> Sequence[str]:
