@@ -137,8 +137,7 @@ def start(state_home: Path, port: int | None = None) -> dict:
     password = state.secret("postgres-password", state_home)
     if not (data / "PG_VERSION").exists():
         _initialise(root, data, password)
-    chosen_port = port or int(os.environ.get("FUNNELHOUSE_PG_PORT", 0)) or state.free_port(DEFAULT_PORT)
-    _run("pg_ctl", "-D", str(data), "-l", str(log_file), "-o", f"-p {chosen_port}", "-w", "-t", "60", "start")
+    chosen_port = _start_on_a_free_port(data, log_file, port or int(os.environ.get("FUNNELHOUSE_PG_PORT", 0)))
     _wait_ready(chosen_port, password)
     with psycopg.connect(dsn_for(chosen_port, password, "postgres"), autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
@@ -156,6 +155,51 @@ def start(state_home: Path, port: int | None = None) -> dict:
     }
     state.record_service(SERVICE, info, state_home)
     return info
+
+
+# A port found free may be taken by another stack starting at the same moment (two test sessions,
+# `make demo` beside `make test`) before the server binds it; the server then logs this and exits.
+_PORT_TAKEN = "Address already in use"
+_PORT_ATTEMPTS = 5
+
+
+def _start_on_a_free_port(data: Path, log_file: Path, port: int) -> int:
+    """``pg_ctl start`` on ``port`` or, if none is given (0), on a free one, trying the next free one
+    when another process took it first (the ClickHouse launcher does the same); returns the port. A
+    server that does not start for another reason fails at once, with what it logged."""
+    for _ in range(_PORT_ATTEMPTS):
+        chosen = port or state.free_port(DEFAULT_PORT)
+        logged_before = log_file.stat().st_size if log_file.exists() else 0
+        try:
+            _run(
+                "pg_ctl",
+                "-D",
+                str(data),
+                "-l",
+                str(log_file),
+                "-o",
+                f"-p {chosen}",
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
+            return chosen
+        except RuntimeError as error:
+            logged = _logged_since(log_file, logged_before)
+            if port or _PORT_TAKEN not in logged:
+                raise RuntimeError(f"{error}\n{log_file}:\n{logged}") from None
+    raise RuntimeError(f"PostgreSQL found no free port in {_PORT_ATTEMPTS} attempts ({log_file}):\n{logged}")
+
+
+def _logged_since(log_file: Path, offset: int) -> str:
+    """What the server wrote to ``log_file`` after its first ``offset`` bytes (its last 20 lines)."""
+    try:
+        with open(log_file, "rb") as log:
+            log.seek(offset)
+            return "\n".join(log.read().decode(errors="replace").splitlines()[-20:])
+    except OSError:
+        return ""
 
 
 def _wait_ready(port: int, password: str, timeout: float = 30.0) -> None:

@@ -1,0 +1,46 @@
+"""The embedded PostgreSQL starts on another free port when the one it chose is taken before it binds
+it (another stack starting at the same moment), and says why when it cannot start at all."""
+
+from __future__ import annotations
+
+import socket
+
+import psycopg
+import pytest
+
+from devstack import postgres, state
+
+
+@pytest.fixture
+def taken_port():
+    """A port another process listens on, as a stack that bound it first would."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", state.free_port(postgres.DEFAULT_PORT + 300)))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_a_port_taken_after_it_was_found_free_makes_it_start_on_the_next_free_one(
+    service_dirs, taken_port, monkeypatch
+):
+    home = service_dirs("pg-port-race")
+    found_free = iter([taken_port])
+    real_free_port = state.free_port
+    # The race: the port is free when looked at, taken when the server binds it.
+    monkeypatch.setattr(
+        state, "free_port", lambda preferred: next(found_free, None) or real_free_port(preferred)
+    )
+    try:
+        info = postgres.start(home)
+        assert info["port"] != taken_port
+        with psycopg.connect(postgres.dsn_for(info["port"], info["password"], "postgres")) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        postgres.stop(home)
+
+
+def test_a_port_given_and_taken_fails_with_what_the_server_logged(service_dirs, taken_port):
+    home = service_dirs("pg-port-given")
+    with pytest.raises(RuntimeError, match="Address already in use"):
+        postgres.start(home, port=taken_port)
+    assert postgres.status(home) is None
