@@ -2,9 +2,9 @@
 repaired raw month) without a full refresh.
 
 dbt runs the selected facts incrementally with the months in its environment
-(FACT_BACKFILL_ENVIRONMENT, read by dbt_project/macros/fact_backfill.sql): each deletes its rows of
-those months, appends the live rows of those months from staging and deletes the other months' older
-versions of those rows, and moves no watermark, so the next ordinary build still carries every change.
+(FACT_BACKFILL_ENVIRONMENT, set by backfill_environment only, read by dbt_project/macros/fact_backfill.sql):
+each deletes its rows of those months, appends the live rows of those months from staging and deletes
+the other months' older versions of those rows, and moves no watermark, so the next ordinary build still carries every change.
 It runs as ``funnelhouse dbt run`` does: holding the warehouse writer lock, up to the committed
 watermarks."""
 
@@ -84,10 +84,7 @@ def register(app: typer.Typer) -> None:
         up (docs/warehouse.md)."""
         from orchestration.commands.warehouse import _busy_is_an_error
         from orchestration.defs.warehouse.build import dbt_command
-        from orchestration.defs.warehouse.dbt_environment import (
-            FACT_BACKFILL_ENVIRONMENT,
-            scoped_environment,
-        )
+        from orchestration.defs.warehouse.dbt_environment import backfill_environment
         from orchestration.output import print_line
 
         to_month = to_month or from_month
@@ -104,14 +101,10 @@ def register(app: typer.Typer) -> None:
         # Counted outside the writer lock dbt_command takes: what another writer changes meanwhile
         # shows in these numbers only.
         before = _rows_per_month(facts, from_month, to_month)
-        months = {
-            FACT_BACKFILL_ENVIRONMENT["from_month"]: from_month,
-            FACT_BACKFILL_ENVIRONMENT["to_month"]: to_month,
-        }
         # Run even when the facts hold no rows of those months: staging may (a month whose rows were
         # lost is what a backfill is for), and only dbt knows which staging rows a fact takes. With
         # none there either it deletes and appends nothing and moves no watermark: safe to run again.
-        with scoped_environment(months), _busy_is_an_error():
+        with backfill_environment(from_month, to_month), _busy_is_an_error():
             exit_code = dbt_command(["run", "--select", *facts], log=print_line)
         if exit_code != 0:
             typer.echo(f"Error: the backfill's dbt run failed (exit {exit_code})", err=True)

@@ -5,6 +5,8 @@ run still takes every change replicated before it."""
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 
 import psycopg
@@ -15,6 +17,7 @@ from ingestion.replication.replicate import replicate_tables
 from orchestration.cli import app
 from orchestration.commands.backfill import FACT_MONTH_COLUMNS
 from orchestration.defs.warehouse.build import marts_schema
+from orchestration.defs.warehouse.dbt_environment import export_dbt_env
 
 BOGUS_ID = 999_999_999
 
@@ -175,6 +178,12 @@ def test_months_without_rows_are_said_to_have_none_and_left_as_they_were(built_w
     assert client.query(watermarks).result_rows == watermarks_before
 
 
+def _backfill_warnings(caplog) -> list[str]:
+    return [
+        record.getMessage() for record in caplog.records if "FUNNELHOUSE_BACKFILL_" in record.getMessage()
+    ]
+
+
 def test_a_month_not_given_as_yyyy_mm_is_an_error():
     """Refused before any connection or lock (macros/fact_backfill.sql refuses a hand-run dbt's too)."""
     result = CliRunner().invoke(app, ["backfill", "--from", "2025-13"])
@@ -184,3 +193,51 @@ def test_a_month_not_given_as_yyyy_mm_is_an_error():
     assert reversed_range.exit_code == 2 and "2025-01 is before --from 2025-03" in reversed_range.output
     not_a_fact = CliRunner().invoke(app, ["backfill", "--from", "2025-03", "--select", "dim_customers"])
     assert not_a_fact.exit_code == 2 and "dim_customers: not an incremental fact" in not_a_fact.output
+
+
+def test_backfill_months_exported_outside_the_command_are_ignored_with_a_warning(
+    built_warehouse, clickhouse_env, monkeypatch, caplog
+):
+    """FUNNELHOUSE_BACKFILL_* exported in a shell (or a deployment) would turn every dbt run funnelhouse
+    starts into a backfill of those months: they are dropped from its environment, with a warning, and
+    only `funnelhouse backfill` gives dbt its months (which win over the exported ones)."""
+    client = clickhouse_client()
+    fact = f"`{marts_schema().removesuffix('marts')}core`.fct_conversations"
+    built = _months(client, fact)
+    month = max(built, key=lambda candidate: (built[candidate][0], candidate))
+    assert built[month][0] >= 2
+    label = f"{month // 100}-{month % 100:02d}"
+    # The month loses all its rows but one: an ordinary run (nothing changed since the watermark)
+    # leaves it so; a backfill of it would put them back.
+    client.command(
+        f"delete from {fact} where toYYYYMM(sent_date) = {month} and conversation_id !="
+        f" (select min(conversation_id) from {fact} where toYYYYMM(sent_date) = {month})"
+    )
+    corrupted = _months(client, fact)
+    assert corrupted[month][0] == 1
+    monkeypatch.setenv("FUNNELHOUSE_BACKFILL_FROM_MONTH", label)
+    monkeypatch.setenv("FUNNELHOUSE_BACKFILL_TO_MONTH", label)
+
+    with caplog.at_level(logging.WARNING):
+        result = CliRunner().invoke(app, ["dbt", "run", "--select", "fct_conversations"])
+    assert result.exit_code == 0, result.output
+    assert _months(client, fact) == corrupted  # an ordinary run, not a backfill of the month
+    [warning] = _backfill_warnings(caplog)
+    assert f"FUNNELHOUSE_BACKFILL_FROM_MONTH={label}, FUNNELHOUSE_BACKFILL_TO_MONTH={label}" in warning
+    assert "funnelhouse backfill" in warning
+
+    # Dagster's dbt steps: dagster-dbt's dbt inherits this process's environment, which export_dbt_env
+    # changes for good (a copy of it stands in here).
+    caplog.clear()
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "environ", dict(os.environ))
+        export_dbt_env()
+        assert not [name for name in os.environ if name.startswith("FUNNELHOUSE_BACKFILL_")]
+    assert not _backfill_warnings(caplog)  # warned once per process, not once per dbt command
+
+    monkeypatch.setenv("FUNNELHOUSE_BACKFILL_FROM_MONTH", "2020-01")  # another month exported meanwhile
+    with caplog.at_level(logging.WARNING):
+        result = CliRunner().invoke(app, ["backfill", "--from", label, "--select", "fct_conversations"])
+    assert result.exit_code == 0, result.output
+    assert not _backfill_warnings(caplog)  # the backfill's own months are no inherited ones
+    assert _months(client, fact) == built  # the backfill's month rebuilt, no other

@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import re
 import shutil
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 
 from devstack import state
@@ -67,8 +68,10 @@ def dbt_target() -> str:
 
 
 def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a dbt process: the caller's, plus the ClickHouse address unless configured."""
+    """Environment for a dbt process: the caller's, plus the ClickHouse address unless configured,
+    without backfill months the backfill command did not set (drop_inherited_backfill)."""
     env = dict(os.environ if base is None else base)
+    drop_inherited_backfill(env)
     env.setdefault("DBT_TARGET", dbt_target())
     env.setdefault("DBT_PROFILES_DIR", str(PROFILES_DIR))
     env.setdefault("DBT_TARGET_PATH", str(DEFAULT_TARGET_DIR))
@@ -107,7 +110,9 @@ DAGSTER_INDIRECT_SELECTION = {"DBT_INDIRECT_SELECTION": "buildable"}
 
 
 def export_dbt_env() -> None:
-    """Put the dbt environment into this process (for in-process runners such as dagster-dbt)."""
+    """Put the dbt environment into this process (for in-process runners such as dagster-dbt, whose
+    dbt inherits this process's environment: inherited backfill months are removed from it first)."""
+    drop_inherited_backfill(os.environ)
     os.environ.update(dbt_env())
 
 
@@ -117,10 +122,19 @@ KPI_WINDOW_ENVIRONMENT = {
     "kpi_end_date": "FUNNELHOUSE_KPI_END_DATE",
 }
 # The environment variables macros/fact_backfill.sql reads a fact backfill's months from (YYYY-MM).
+# Only ``backfill_environment`` (the `funnelhouse backfill` command) may give them to dbt: exported in a
+# shell or a deployment, every build, `funnelhouse dbt` command and Dagster dbt step would silently
+# rebuild those months instead of the changes (drop_inherited_backfill).
 FACT_BACKFILL_ENVIRONMENT = {
     "from_month": "FUNNELHOUSE_BACKFILL_FROM_MONTH",
     "to_month": "FUNNELHOUSE_BACKFILL_TO_MONTH",
 }
+_BACKFILL_PREFIX = "FUNNELHOUSE_BACKFILL_"
+# The months of the backfill this process runs (inside backfill_environment), else None.
+_backfill_months: dict[str, str] | None = None
+# The inherited (name, value) sets already warned about: one warning per process, not one per dbt command.
+_warned_inherited: set[frozenset[tuple[str, str]]] = set()
+_log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -138,6 +152,47 @@ def scoped_environment(names: dict[str, str]):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def backfill_environment(from_month: str, to_month: str) -> Iterator[None]:
+    """The backfill's months in this process's environment while inside (``scoped_environment``), as
+    the only values of FACT_BACKFILL_ENVIRONMENT a dbt command started here gets (drop_inherited_backfill)."""
+    global _backfill_months
+    months = {
+        FACT_BACKFILL_ENVIRONMENT["from_month"]: from_month,
+        FACT_BACKFILL_ENVIRONMENT["to_month"]: to_month,
+    }
+    previous = _backfill_months
+    with scoped_environment(months):
+        _backfill_months = months
+        try:
+            yield
+        finally:
+            _backfill_months = previous
+
+
+def drop_inherited_backfill(env: MutableMapping[str, str]) -> None:
+    """Remove from ``env`` (a dbt process's environment, or this process's) every FUNNELHOUSE_BACKFILL_*
+    variable but those backfill_environment set, and say once which were ignored: set outside
+    funnelhouse, they would turn an ordinary dbt run into a backfill of those months."""
+    own = _backfill_months or {}
+    ignored = {
+        name: value
+        for name, value in env.items()
+        if name.startswith(_BACKFILL_PREFIX) and own.get(name) != value
+    }
+    for name in ignored:
+        del env[name]
+    if ignored and frozenset(ignored.items()) not in _warned_inherited:
+        _warned_inherited.add(frozenset(ignored.items()))
+        _log.warning(
+            "Ignoring %s from the environment: only `funnelhouse backfill --from YYYY-MM [--to YYYY-MM]`"
+            " rebuilds months of the facts; this dbt run is an ordinary one. `unset %s` silences this"
+            " warning.",
+            ", ".join(f"{name}={value}" for name, value in sorted(ignored.items())),
+            " ".join(sorted(ignored)),
+        )
 
 
 def kpi_window_environment(kpi_vars: dict[str, str]):
