@@ -27,11 +27,14 @@ holds the lists to the schema.
 
 Short free text that a model shows but a person may have typed contact details into (a customer's
 occupation and decision style, a journey step's trigger event, a withdrawal's reason) is replicated masked (``_masked``,
-one RE2 ``match`` ClickHouse evaluates while pulling): a value becomes ``[masked]`` as a whole if it
-holds an "@"; five or more digits with up to two characters other than letters and digits between
+one RE2 ``match`` ClickHouse evaluates while pulling, on the value's NFKC form so that full-width,
+circled and bold digits and letters count as the plain ones, "１３８", "①⑬⓪", "𝟏𝟑𝟖"; what is replicated
+unmasked is the original text): a value becomes ``[masked]`` as a whole if it holds an "@"; five or
+more digits of any script ("١٣٨٠٠") with up to three characters other than letters and digits between
 each two (a phone or QQ number however it is grouped: "138　0013　8000" (U+3000), "138—0013—8000",
-"电话138,0013,8000", "(138) 0013"; a date in digits, "1990/05/12", "05/12/1990"); seven or more digits
-some of which are Chinese numerals ("一三八零零一三八零零零"); a date with 年 and 月 ("1990年5月12日", "85年3月12号");
+"138 - 0013 - 8000", "电话138,0013,8000", "(138) 0013"; a date in digits, "1990/05/12", "05/12/1990");
+seven or more digits some of which are Chinese numerals, plain or formal ("一三八零零一三八零零零",
+"壹叁捌零零壹叁捌零零零"); a date with 年 and 月 ("1990年5月12日", "85年3月12号");
 a digit within four characters after "生日", "出生" or "birthday" ("生日 3月12日"); a URL or domain ("://",
 "www.", "t.me"); or a handle's telltale (a Latin letter followed by a digit next to a third letter
 or digit, "lina88", or letters joined by "_", "li_na"). What passes: a Latin word without digits,
@@ -94,10 +97,33 @@ def _present(column: str) -> str:
     return f"toUInt8(ifNull({column}, '') != '')"
 
 
-# Digits, "@" signs and Latin letters, each with their full-width forms (which count as the ASCII ones).
-_DIGITS, _ATS, _LATIN_LETTERS = "0-9０-９", "@＠", "A-Za-zＡ-Ｚａ-ｚ"
+# Digits of any script ("\p{Nd}": ASCII, full-width, Arabic-Indic "١٣٨"...), "@" signs and Latin
+# letters, each with their full-width forms (which count as the ASCII ones). RE2 classes, for
+# ClickHouse's ``match`` (Python's ``re`` knows no "\p{Nd}": only ``_HANDLE_SHAPED`` is used there).
+_DIGITS, _ATS, _LATIN_LETTERS = r"\p{Nd}", "@＠", "A-Za-zＡ-Ｚａ-ｚ"
 # A tag with any of these copied a phone number, an e-mail address or a numbered handle.
 _CONTACT_CHARACTERS = f"[{_DIGITS}{_ATS}]"
+# How a phone number is read out in Chinese ("一三八零零一三八零零零", "幺" for one), also in the
+# formal numerals of amounts on cheques ("壹叁捌零零壹叁捌零零零", traditional "貳參陸" too). Not "拾"
+# (ten) nor "佰仟万": a number read digit by digit has none, and an amount written out would be masked.
+_CHINESE_DIGITS = "零〇一二三四五六七八九幺壹贰貳叁參叄肆伍陆陸柒捌玖"
+# Between the parts of a number or date people type anything but a letter or a digit, up to three
+# of them: spaces (also U+3000, a Chinese IME's), dashes of any kind, "/", "_", commas, stops,
+# brackets, and a dash between spaces ("138 - 0013 - 8000").
+_SEPARATORS = r"[^\p{L}\p{N}]{0,3}"
+# Seven or more digits some of which are Chinese numerals: a phone number read out. Fewer can be
+# words ("一二三四五"). Sign of contact details in a tag as in free text.
+_CHINESE_NUMERAL_NUMBER = f"[{_DIGITS}{_CHINESE_DIGITS}](?:{_SEPARATORS}[{_DIGITS}{_CHINESE_DIGITS}]){{6,}}"
+
+
+def _matched_form(text: str) -> str:
+    """``text`` (a ClickHouse expression) as the contact-detail rules read it: NFKC-normalised, so that
+    a digit or letter in another form counts as itself (full-width "１３８", circled "①⑬⓪", bold
+    "𝟏𝟑𝟖"). Only for matching: what is replicated is the original text. ``toValidUTF8`` first, as the
+    normalisation fails on bytes that are not UTF-8 (a source database in SQL_ASCII)."""
+    return f"normalizeUTF8NFKC(toValidUTF8({text}))"
+
+
 # A run of Latin letters, "_", "-" or "." long enough to be a messenger handle without digits: WeChat
 # ids are 6-20 characters and Telegram usernames 5-32 (letters, digits, "_", WeChat also "-"), and
 # "zhang.wei" is an e-mail address without its domain. Full-width forms count as the ASCII ones.
@@ -125,7 +151,9 @@ def _tags_without_contact_details(column: str, extra_known_words: Iterable[str] 
     """A JSON array of extracted tags (keywords, intention signals, risk keywords) with only the tags
     that cannot be contact details. Tags are vocabulary: Chinese words ("美股", "询问费用"), tickers
     ("TSLA") and a few English words and phrases ("crypto", "wants to withdraw"). A tag is dropped if it
-    holds a digit or an "@" (a phone number, an e-mail, a numbered handle), or a handle-shaped run of
+    holds a digit or an "@" (a phone number, an e-mail, a numbered handle; in any form, as the free
+    text's rules read it: "①③⑧", "١٣٨"), a number of seven Chinese numerals or more
+    ("壹叁捌零零壹叁捌零零零", the free text's rule), or a handle-shaped run of
     Latin letters (a WeChat id or Telegram username without digits, "zhangwei", "加我li_na") unless it
     is one of the analysis's known words, or of the deployment's (``tag_words``). What is lost is an
     English tag outside the vocabulary with a word of five letters or more; Chinese tags and short words (tickers, "risk") all pass. (The search
@@ -143,9 +171,12 @@ def _tags_without_contact_details(column: str, extra_known_words: Iterable[str] 
     )
     # The raw element is matched (a number or a nested value is checked too), the string it holds is
     # looked up.
+    matched = _matched_form("element")
     safe = (
-        f"not match(element, '{_CONTACT_CHARACTERS}') and (not match(element, '{_HANDLE_SHAPED}') "
-        f"or has({known}, lowerUTF8(JSONExtractString(element))))"
+        f"not match({matched}, {string_literal(_CONTACT_CHARACTERS)})"
+        f" and not match({matched}, {string_literal(_CHINESE_NUMERAL_NUMBER)})"
+        f" and (not match({matched}, {string_literal(_HANDLE_SHAPED)})"
+        f" or has({known}, lowerUTF8(JSONExtractString(element))))"
     )
     kept = f"arrayFilter(element -> {safe}, {elements})"
     return f"if({column} is null, null, concat('[', arrayStringConcat({kept}, ','), ']'))"
@@ -159,19 +190,13 @@ def _tag_filters(columns: Iterable[str], extra_known_words: Iterable[str] = ()) 
 # What makes short free text look like it carries contact details (module docstring). Unlike a tag's,
 # a single digit or a word of five letters is no sign in a sentence ("满30天", "manual"). This is RE2
 # (ClickHouse's ``match``): no lookbehind, so each rule spells out what it needs on both sides.
-# Between the parts of a number or date people type anything but a letter or a digit, up to two of
-# them: spaces (also U+3000, a Chinese IME's), dashes of any kind, "/", "_", commas, stops, brackets.
-_SEPARATORS = r"[^\p{L}\p{N}]{0,2}"
-# How a phone number is read out in Chinese ("一三八零零一三八零零零", "幺" for one).
-_CHINESE_DIGITS = "零〇一二三四五六七八九幺"
 _LATIN_ALPHANUMERICS = f"{_LATIN_LETTERS}{_DIGITS}"
 _CONTACT_LIKE_TEXT = "|".join(
     (
         f"[{_ATS}]",
         # A phone or QQ number; also a date in digits ("1990/05/12", "05/12/1990", "90-5-12").
         f"[{_DIGITS}](?:{_SEPARATORS}[{_DIGITS}]){{4,}}",
-        # With Chinese numerals, seven or more: fewer can be words ("一二三四五").
-        f"[{_DIGITS}{_CHINESE_DIGITS}](?:{_SEPARATORS}[{_DIGITS}{_CHINESE_DIGITS}]){{6,}}",
+        _CHINESE_NUMERAL_NUMBER,
         # A date in Chinese ("1990年5月12日", "85年3月12号"), and a digit just after a birthday label.
         f"[{_DIGITS}]{{2,4}}{_SEPARATORS}年{_SEPARATORS}[{_DIGITS}]{{1,2}}{_SEPARATORS}月{_SEPARATORS}[{_DIGITS}]",
         f"(?:生日|出生|[Bb]irthday)[^{_DIGITS}]{{0,3}}[{_DIGITS}]",
@@ -188,7 +213,8 @@ MASKED = "[masked]"
 
 def _masked(column: str) -> str:
     """``column`` (text), or ``MASKED`` if it looks like it carries contact details; NULL stays NULL."""
-    return f"if(match({column}, {string_literal(_CONTACT_LIKE_TEXT)}), {string_literal(MASKED)}, {column})"
+    looks_like_contact_details = f"match({_matched_form(column)}, {string_literal(_CONTACT_LIKE_TEXT)})"
+    return f"if({looks_like_contact_details}, {string_literal(MASKED)}, {column})"
 
 
 def _columns(names: str) -> tuple[str, ...]:

@@ -68,6 +68,11 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         "1-5万美元",
         "3年经验",
         "2024 Q3",
+        "Engineer",
+        "投资顾问",
+        "3月12日",
+        "壹万伍仟元",  # an amount in formal numerals: "万" and "仟" are no digits of a number read out
+        "m²",  # "m2" in NFKC: one digit is no sign
         None,
     ]
     masked = [
@@ -84,6 +89,16 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         "电话（138）0013",
         "[138] 0013",
         "一三八零零一三八零零零",
+        # Digits in other forms, matched as their NFKC (circled, bold) or as digits of any script.
+        "①③⑧⓪⓪①③⑧⓪⓪⓪",
+        "⑬⑧⓪⓪⑬⑧⓪⓪⓪",
+        "𝟏𝟑𝟖𝟎𝟎𝟏𝟑𝟖𝟎𝟎𝟎",
+        "١٣٨٠٠١٣٨٠٠٠",
+        "壹叁捌零零壹叁捌零零零",  # formal numerals
+        "电话壹叁捌零零壹叁捌零零零",
+        "138 - 0013 - 8000",  # three characters between groups
+        "138 / 0013 / 8000",
+        "10,000",  # the price of any five digits counting, as before
         "1990/05/12",
         "05/12/1990",
         "1990-5-12",

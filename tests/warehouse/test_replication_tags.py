@@ -61,12 +61,18 @@ def test_tags_that_could_be_contact_details_stay_in_postgresql(pg_dsn, clickhous
                 "zhangwei", "li-na_wx", "Zhang.Wei", "ｚｈａｎｇｗｅｉ", "加我zhangwei",  # handles without digits
                 "wx_lina_002", "@lina", "li.na@mail.example", "+86-138-0000-0001",  # with digits or "@"
                 "dividend",  # an English word outside the vocabulary: it cannot be told from a handle
+                # Phone numbers in other digits: circled, bold, Arabic-Indic, formal Chinese numerals.
+                "①③⑧⓪⓪①③⑧⓪⓪⓪", "⑬⑧⓪⓪⑬⑧⓪⓪⓪", "𝟏𝟑𝟖𝟎𝟎𝟏𝟑𝟖𝟎𝟎𝟎", "١٣٨٠٠١٣٨٠٠٠",
+                "壹叁捌零零壹叁捌零零零", "电话壹叁捌零零壹叁捌零零零", "138 - 0013 - 8000",
+                "投资顾问", "一二三",  # a Chinese tag, and Chinese numerals too few to be a number
             ],
             # An object's keys are its tags.
-            "intention_signals": {"询问费用": 1, "asked about fees": 1, "tg_lina": 1},
+            "intention_signals": {"询问费用": 1, "asked about fees": 1, "tg_lina": 1, "①③⑧⓪⓪①③⑧⓪⓪⓪": 1},
         },
     )  # fmt: skip
-    assert replicated["keywords"] == ["美股", "TSLA", "ETF", "risk", "crypto", "Bitcoin", "US stocks"]
+    assert replicated["keywords"] == [
+        "美股", "TSLA", "ETF", "risk", "crypto", "Bitcoin", "US stocks", "投资顾问", "一二三",
+    ]  # fmt: skip
     assert sorted(replicated["intention_signals"]) == ["asked about fees", "询问费用"]
     assert replicated["risk_keywords"] is None  # no tags stays no tags
 
