@@ -17,20 +17,27 @@ column's type in raw (String, Array(Nullable(String)) for an array of them) says
 and each run logs a warning naming it.
 
 Such a table is read through a ``PostgreSQL`` engine table in the raw database
-(``_source_<table>``), declared with ClickHouse's own reading of every other column
-(``clickhouse_type``: ClickHouse's rules, which a test holds equal to its description of every seed
-table) and String for the text columns. It exists while its table is replicated (``Replicator``
-drops it afterwards) and holds no data, nor any password: it names the named collection.
+(``_source_<table>``), declared with ClickHouse's own reading of its columns (``clickhouse_type``:
+ClickHouse's rules, which a test holds equal to its description of every seed table) and String for
+the text columns. It holds no data, nor any password (it names the named collection), but whoever
+may read raw may select from it while it exists, live from PostgreSQL: so it declares only the
+columns the pull reads (``read_columns``: those the pull's select list names, ``schema.select_list``),
+never a column that stays in PostgreSQL and no derived column reads (a customer's name or birth date),
+nor one not classified yet. It exists while its table is replicated (``Replicator`` drops it
+afterwards, and the next run replaces one a run that stopped left behind).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import psycopg
 
+from ingestion.replication import quarantine, schema
 from ingestion.replication.connections import string_literal
+from ingestion.replication.tables import RawTable
 
 PREFIX = "_source_"
 # Digits of ClickHouse's widest Decimal (Decimal256): a numeric declared with more has no ClickHouse type.
@@ -121,13 +128,42 @@ def name(table: str) -> str:
     return f"{PREFIX}{table}"
 
 
-def create(client, database: str, table: str, declared: Declared, collection: str) -> str:
-    """Declare the table that reads ``table`` through the named collection ``collection`` (replacing
-    one a run that stopped left behind); its qualified name."""
-    qualified = f"`{database}`.`{name(table)}`"
-    column_ddl = ", ".join(f"`{column}` {column_type}" for column, column_type in declared.columns)
+def read_columns(table: RawTable, declared: Declared) -> list[tuple[str, str]]:
+    """(name, ClickHouse type) of each of ``declared``'s columns the pull of ``table`` reads, in
+    order: those its select list (``schema.select_list``, the version columns included) names, found
+    as the quarantine check finds them (``quarantine.read_by_pull``). ``id``, which the pull's
+    conditions name, is replicated by every table."""
+    select_list = [
+        *schema.select_list(table, [name for name, _ in declared.columns]),
+        *schema.VERSION_EXPRESSIONS,
+    ]
+    return quarantine.read_by_pull(declared.columns, [expression for _, expression in select_list])
+
+
+def create(client, database: str, table: RawTable, declared: Declared, collection: str) -> str:
+    """Declare the table that reads ``table`` through the named collection ``collection``, with the
+    columns its pull reads (``read_columns``), replacing one a run that stopped left behind; its
+    qualified name."""
+    qualified = f"`{database}`.`{name(table.name)}`"
+    column_ddl = ", ".join(
+        f"`{column}` {column_type}" for column, column_type in read_columns(table, declared)
+    )
     client.command(
         f"create or replace table {qualified} ({column_ddl})"
-        f" engine = PostgreSQL({collection}, table = {string_literal(table)})"
+        f" engine = PostgreSQL({collection}, table = {string_literal(table.name)})"
     )
     return qualified
+
+
+def drop_leftovers(client, database: str, keep: Iterable[str]) -> None:
+    """Drop each declared table in ``database`` that a run which stopped left behind for a table not in
+    ``keep`` (one ClickHouse can describe again, say its wide column was dropped since), which no run
+    would replace: it would go on reading PostgreSQL. Those of ``keep`` are replaced by ``create``
+    (and may be in use by a concurrent run)."""
+    leftovers = client.query(
+        "select name from system.tables where database = {database:String} and startsWith(name, {prefix:String})",
+        parameters={"database": database, "prefix": PREFIX},
+    ).result_rows
+    for (leftover,) in leftovers:
+        if leftover.removeprefix(PREFIX) not in keep:
+            client.command(f"drop table if exists `{database}`.`{leftover}`")

@@ -125,6 +125,7 @@ class Replicator:
         self.quarantined = quarantine.open_entries(self.client, self.database)
         self.checkable_columns = quarantine.checkable_columns(pg_dsn)
         self.without_description = declared_source.tables_without_description(pg_dsn)
+        declared_source.drop_leftovers(self.client, self.database, keep=self.without_description)
         self._pg: psycopg.Connection | None = None
 
     def __enter__(self) -> Replicator:
@@ -259,12 +260,19 @@ class Replicator:
                 f"{table.name}: column {column} is {pg_type}, more digits than ClickHouse's widest Decimal"
                 f" ({declared_source.MAX_DECIMAL_DIGITS}); replicated as text (String), as PostgreSQL prints it"
             )
-        declared_source.create(self.client, self.database, table.name, declared, self.collection)
+        declared_source.create(self.client, self.database, table, declared, self.collection)
         try:
             yield
         finally:
             with contextlib.suppress(Exception):  # a run that stopped leaves it, replaced by the next
                 self.client.command(f"drop table if exists {self._source(table)}")
+
+    def _source_columns(self, table: RawTable) -> list[str]:
+        """Every column of the PostgreSQL table ``table``: of a table read through a declared table,
+        as PostgreSQL lists them (the declared table has only those the pull reads)."""
+        if (declared := self.without_description.get(table.name)) is not None:
+            return [name for name, _ in declared.columns]
+        return [name for name, _ in schema.source_types(self.client, self._source(table))]
 
     def _warn(self, message: str) -> None:
         """A warning in the log and the run's progress (the CLI's output, Dagster's run log)."""
@@ -290,7 +298,7 @@ class Replicator:
         started = time.perf_counter()
         if table.tag_columns:
             table = table.with_known_tag_words(self.known_tag_words)
-        source_columns = [name for name, _ in schema.source_types(self.client, self._source(table))]
+        source_columns = self._source_columns(table)
         self._warn_unclassified(table, source_columns)
         columns = schema.select_list(table, source_columns)
         pulled = schema.pulled_columns(self.client, columns, self._source(table))

@@ -13,7 +13,7 @@ import psycopg
 
 from ingestion.replication import declared_source, replicate, schema
 from ingestion.replication.connections import clickhouse_client, ensure_named_collection, source
-from ingestion.replication.tables import RAW_TABLES
+from ingestion.replication.tables import BY_NAME, RAW_TABLES
 from tests.fixtures.warehouse import load_fixture
 from tests.warehouse.test_replication_unreadable import _live, _quarantine, _replicate
 
@@ -110,6 +110,55 @@ def test_a_numeric_with_more_digits_than_any_clickhouse_decimal_is_replicated_as
     assert not [name for name in _types_of_tables(clickhouse_env) if name.startswith(declared_source.PREFIX)]
 
 
+def test_the_declared_table_reads_only_what_the_pull_reads(pg_dsn, clickhouse_env, caplog):
+    """Whoever may read raw may select from a declared table while it exists, live from PostgreSQL:
+    it declares only the columns the pull reads, never one that stays in PostgreSQL unread (a
+    customer's name, birth date) nor one not classified yet, and the raw rows are the same. A declared
+    table a run that stopped left behind is replaced (one declared with every column, as replication
+    once did) or dropped (of a table ClickHouse can describe again)."""
+    load_fixture(pg_dsn)
+    _replicate(pg_dsn, "customers")
+    rows_before = _rows(clickhouse_env, "customers")
+    client = clickhouse_client()
+    collection = ensure_named_collection(client, pg_dsn)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("alter table customers add column exact_score numeric(100, 2)")  # not classified
+    # Left behind by runs that stopped: one declared with every column, as replication once did it,
+    # and one of employees, which ClickHouse describes (no run would replace it).
+    _declare_leftover(
+        client,
+        clickhouse_env,
+        "customers",
+        declared_source.tables_without_description(pg_dsn)["customers"].columns,
+        collection,
+    )
+    _declare_leftover(
+        client, clickhouse_env, "employees", [("id", "Int64"), ("phone", "Nullable(String)")], collection
+    )
+
+    declared_while_pulling: list[str] = []
+
+    def log(message: str) -> None:  # the warning of an unclassified column comes while the table exists
+        if "not classified" in message:
+            declared_while_pulling.extend(_types(clickhouse_env, declared_source.name("customers")))
+
+    with caplog.at_level(logging.WARNING, logger=replicate.__name__):
+        [result] = replicate.replicate_tables(pg_dsn, ["customers"], full_refresh=True, log=log)
+    customers = BY_NAME["customers"]
+    unread = {"name", "avatar_url", "birth_date", "communication_style", "personality_traits"}
+    assert unread <= set(customers.dropped)
+    # Read by the derived columns (has_phone, age_band, the masked ones): no PostgreSQL engine table
+    # can declare an expression instead.
+    read_by_derived = {"age", "blacklist_reason", "occupation", "decision_style"}
+    read_by_derived |= {"wechat_id", "whatsapp", "telegram", "email", "phone"}
+    assert set(declared_while_pulling) == {*customers.replicated, *read_by_derived}
+    assert not set(declared_while_pulling) & {*unread, "exact_score"}
+    assert any("customers.exact_score: a PostgreSQL column not classified" in m for m in caplog.messages)
+    assert (result.rows_copied, result.quarantined) == (len(rows_before), 0)
+    assert _rows(clickhouse_env, "customers") == rows_before
+    assert not [name for name in _types_of_tables(clickhouse_env) if name.startswith(declared_source.PREFIX)]
+
+
 def test_the_declared_reading_of_a_table_is_clickhouses_own(pg_dsn, clickhouse_env):
     """A table ClickHouse cannot describe is read through columns declared by ClickHouse's rules
     (``declared_source.clickhouse_type``): they must stay what ClickHouse's own description gives, for
@@ -139,6 +188,26 @@ def _types(raw_database: str, table: str) -> dict[str, str]:
             "select name, type from system.columns where database = {db:String} and table = {table:String}",
             parameters={"db": raw_database, "table": table},
         )
+        .result_rows
+    )
+
+
+def _declare_leftover(
+    client, database: str, table: str, columns: list[tuple[str, str]], collection: str
+) -> None:
+    """A declared table of ``columns`` reading ``table``, as a run that stopped leaves it."""
+    column_ddl = ", ".join(f"`{column}` {column_type}" for column, column_type in columns)
+    client.command(
+        f"create table `{database}`.`{declared_source.name(table)}` ({column_ddl})"
+        f" engine = PostgreSQL({collection}, table = '{table}')"
+    )
+
+
+def _rows(raw_database: str, table: str) -> list[tuple]:
+    """Each live row of ``table`` but its load time, by id."""
+    return (
+        clickhouse_client()
+        .query(f"select * except (_replicated_at) from `{raw_database}`.`{table}` final order by id")
         .result_rows
     )
 
