@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -187,13 +188,17 @@ def _fixed(pg_dsn: str, bound: dt.datetime, offset: int | None) -> Bound:
     return as_bound(pg_dsn, bound) if offset is None else Bound(bound, offset)
 
 
-def deletions(pg_dsn: str, table: str, start: dt.datetime, end: dt.datetime) -> list[tuple[int, dt.datetime]]:
+def deletions(
+    pg_dsn: str, table: str, start: dt.datetime, end: dt.datetime, batch_size: int
+) -> Iterator[list[tuple[int, dt.datetime]]]:
     """(id, deleted_at) of rows deleted from ``table`` in ``[start, end)``, from the tombstones the
-    triggers write."""
-    with psycopg.connect(pg_dsn) as conn:
-        rows = conn.execute(
+    triggers write, in lists of at most ``batch_size``. Read through a server-side cursor: a purge of
+    tens of millions of rows is streamed, never held in memory whole."""
+    with psycopg.connect(pg_dsn) as conn, conn.cursor(name="replication_deletions") as rows:
+        rows.execute(
             "select row_id, max(deleted_at) from sync_deletions "
             "where table_name = %s and deleted_at >= %s and deleted_at < %s group by row_id",
             (table, start, end),
-        ).fetchall()
-    return [(row_id, deleted_at) for row_id, deleted_at in rows]
+        )
+        while batch := rows.fetchmany(batch_size):
+            yield [(row_id, deleted_at) for row_id, deleted_at in batch]

@@ -571,10 +571,8 @@ class Replicator:
         a partition). Only versions older than the deletion are tombstoned, so an id written again
         after its deletion (explicit ids, restores) survives.
         """
-        deleted = cursor.deletions(self.pg_dsn, table.name, start, self.bound.local)
         written = 0
-        for offset in range(0, len(deleted), _TOMBSTONE_BATCH):
-            batch = deleted[offset : offset + _TOMBSTONE_BATCH]
+        for batch in cursor.deletions(self.pg_dsn, table.name, start, self.bound.local, _TOMBSTONE_BATCH):
             # Parsed by ClickHouse like the pulled updated_at values, so both versions share one clock.
             deletion_version = (
                 "toUInt64(toUnixTimestamp64Micro(toDateTime64("

@@ -7,7 +7,7 @@ import dataclasses
 
 import psycopg
 
-from ingestion.replication import cursor
+from ingestion.replication import cursor, replicate
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import Replicator, replicate_tables
 from ingestion.replication.tables import BY_NAME
@@ -67,6 +67,23 @@ def test_deleted_row_in_a_monthly_partition_disappears(pg_dsn, clickhouse_env):
     assert (
         len(remaining) == 4 and {row[0] for row in _live(clickhouse_env, "conversations", "id")} == remaining
     )
+
+
+def test_deletions_are_tombstoned_batch_by_batch(pg_dsn, clickhouse_env, monkeypatch):
+    """A purge is streamed from PostgreSQL in batches (never held whole) and every batch tombstoned."""
+    load_fixture(pg_dsn)
+    replicate_tables(pg_dsn, ["conversations"])
+    window_start = cursor.exact_bound(pg_dsn).local
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        [(kept,)] = conn.execute("select min(id) from conversations").fetchall()
+        purged = conn.execute("delete from conversations where id <> %s", (kept,)).rowcount
+    window_end = cursor.exact_bound(pg_dsn).local
+    batches = list(cursor.deletions(pg_dsn, "conversations", window_start, window_end, batch_size=2))
+    assert purged == 5 and [len(batch) for batch in batches] == [2, 2, 1]
+
+    monkeypatch.setattr(replicate, "_TOMBSTONE_BATCH", 2)
+    replicate_tables(pg_dsn, ["conversations"])
+    assert _live(clickhouse_env, "conversations", "id") == [(kept,)]
 
 
 def test_a_conversation_moved_to_another_month_stays_one_live_row(pg_dsn, clickhouse_env):
