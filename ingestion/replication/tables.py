@@ -99,7 +99,7 @@ def _present(column: str) -> str:
 
 # Digits of any script ("\p{Nd}": ASCII, full-width, Arabic-Indic "١٣٨"...), "@" signs and Latin
 # letters, each with their full-width forms (which count as the ASCII ones). RE2 classes, for
-# ClickHouse's ``match`` (Python's ``re`` knows no "\p{Nd}": only ``_HANDLE_SHAPED`` is used there).
+# ClickHouse's ``match`` (Python's ``re`` knows no "\p{Nd}": only ``HANDLE_SHAPED`` is used there).
 _DIGITS, _ATS, _LATIN_LETTERS = r"\p{Nd}", "@＠", "A-Za-zＡ-Ｚａ-ｚ"
 # A tag with any of these copied a phone number, an e-mail address or a numbered handle.
 _CONTACT_CHARACTERS = f"[{_DIGITS}{_ATS}]"
@@ -127,10 +127,10 @@ def _matched_form(text: str) -> str:
 # A run of Latin letters, "_", "-" or "." long enough to be a messenger handle without digits: WeChat
 # ids are 6-20 characters and Telegram usernames 5-32 (letters, digits, "_", WeChat also "-"), and
 # "zhang.wei" is an e-mail address without its domain. Full-width forms count as the ASCII ones.
-_HANDLE_SHAPED = f"[{_LATIN_LETTERS}_＿.．－-]{{5,}}"
+HANDLE_SHAPED = f"[{_LATIN_LETTERS}_＿.．－-]{{5,}}"
 
 
-def _known_tags_shaped_like_handles(extra: Iterable[str] = ()) -> list[str]:
+def known_tags_shaped_like_handles(extra: Iterable[str] = ()) -> list[str]:
     """The tags of the CRM's text analysis (keywords, risk keywords, intention signals, modelled by
     the generator: ingestion/generate/vocab.py and phrases.py) and the deployment's ``extra`` words
     that hold a handle-shaped run, such as "crypto", "withdraw" or "asked about fees", lower-cased and
@@ -144,7 +144,7 @@ def _known_tags_shaped_like_handles(extra: Iterable[str] = ()) -> list[str]:
         for signal in phrase.signals
     )
     vocabulary = {*vocab.KEYWORDS, *vocab.RISK_KEYWORDS, *signals, *extra}
-    return sorted({tag.lower() for tag in vocabulary if re.search(_HANDLE_SHAPED, tag)})
+    return sorted({tag.lower() for tag in vocabulary if re.search(HANDLE_SHAPED, tag)})
 
 
 def _tags_without_contact_details(column: str, extra_known_words: Iterable[str] = ()) -> str:
@@ -166,7 +166,7 @@ def _tags_without_contact_details(column: str, extra_known_words: Iterable[str] 
     )
     known = (
         "["
-        + ", ".join(string_literal(tag) for tag in _known_tags_shaped_like_handles(extra_known_words))
+        + ", ".join(string_literal(tag) for tag in known_tags_shaped_like_handles(extra_known_words))
         + "]"
     )
     # The raw element is matched (a number or a nested value is checked too), the string it holds is
@@ -175,7 +175,7 @@ def _tags_without_contact_details(column: str, extra_known_words: Iterable[str] 
     safe = (
         f"not match({matched}, {string_literal(_CONTACT_CHARACTERS)})"
         f" and not match({matched}, {string_literal(_CHINESE_NUMERAL_NUMBER)})"
-        f" and (not match({matched}, {string_literal(_HANDLE_SHAPED)})"
+        f" and (not match({matched}, {string_literal(HANDLE_SHAPED)})"
         f" or has({known}, lowerUTF8(JSONExtractString(element))))"
     )
     kept = f"arrayFilter(element -> {safe}, {elements})"

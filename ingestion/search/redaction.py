@@ -45,6 +45,8 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ingestion.replication.tables import HANDLE_SHAPED, known_tags_shaped_like_handles
+
 EMAIL = "[email]"
 PHONE = "[phone]"
 HANDLE = "[handle]"
@@ -660,12 +662,32 @@ def _redact_phone_numbers(text: str, lowered: str, digits: int) -> str:
 # same text in a message would ("lily_invest88", "wxid_8x8x8x", "91234567", "加我li_na"). So in a tag
 # a run of Latin letters, digits, "_", "." and "-" of five or more with a letter and a digit or "_"
 # is a handle, and seven digits or more are a phone number. The CRM's tags are words and tickers
-# ("美股", "ETF", "crypto", "BRK.B"); a stock code of six digits stays ("600519").
+# ("美股", "ETF", "TSLA", "crypto"); a stock code of six digits stays ("600519").
 _HANDLE_IN_TAG = re.compile(
     r"(?<![A-Za-z0-9_.\-])(?=[A-Za-z0-9_.\-]*[A-Za-z])(?=[A-Za-z0-9_.\-]*[0-9_])[A-Za-z0-9_.\-]{5,}"
     r"(?![A-Za-z0-9_.\-])"
 )
 _NUMBER_IN_TAG = re.compile(r"(?<![0-9])[0-9]{7,}(?![0-9])")
+# A handle needs no digit: a WeChat id or Telegram name of letters ("zhangwei", "加我zhangwei",
+# "lina-wang"), or an e-mail address without its domain ("zhang.wei"). So a run of five or more
+# Latin letters, "_", "." or "-" in a tag is a handle too, unless it is a word of the CRM analysis's
+# own tags ("crypto", "withdraw" of "wants to withdraw", "googl"): the shape and the vocabulary of the
+# ClickHouse tag filter (``replication.tables``), which drops such a tag where the index masks the run.
+# A tag of English words outside the vocabulary loses those of five letters or more; Chinese tags
+# and tickers are untouched. The placeholders the rules before put in are words too, and stay.
+_WORDS_OF_KNOWN_TAGS = frozenset(
+    word for tag in known_tags_shaped_like_handles() for word in re.findall(HANDLE_SHAPED, tag)
+)
+_PLACEHOLDER_OR_HANDLE_SHAPED = re.compile(
+    "(?P<placeholder>"
+    + "|".join(re.escape(placeholder) for placeholder in (EMAIL, PHONE, HANDLE, BIRTHDATE))
+    + f")|{HANDLE_SHAPED}"
+)
+
+
+def _known_word_or_handle(run: re.Match[str]) -> str:
+    word = run[0]
+    return word if run["placeholder"] or word.lower() in _WORDS_OF_KNOWN_TAGS else HANDLE
 
 
 def redact_tag(tag: str) -> str:
@@ -673,7 +695,7 @@ def redact_tag(tag: str) -> str:
     tag = redact(tag)
     if any(character in _ASCII_DIGITS_AND_UNDERSCORE for character in tag):
         tag = _NUMBER_IN_TAG.sub(PHONE, _HANDLE_IN_TAG.sub(HANDLE, tag))
-    return tag
+    return _PLACEHOLDER_OR_HANDLE_SHAPED.sub(_known_word_or_handle, tag)
 
 
 _ASCII_DIGITS_AND_UNDERSCORE = frozenset("0123456789_")

@@ -1,6 +1,6 @@
 """The CRM's extracted tags reach the index one by one, each redacted on its own: a tag that is a bare
-messenger id or phone number ("lily_invest88", "91234567") has no label beside it, so the rules for
-message text let it through (the ClickHouse replication drops such tags: ``replication.tables``).
+messenger id or phone number ("lily_invest88", "zhangwei", "91234567") has no label beside it, so the
+rules for message text let it through (the ClickHouse replication drops such tags: ``replication.tables``).
 Together with the third audit's message forms, through a real rebuild into one engine."""
 
 import json
@@ -19,6 +19,10 @@ TAGS = [
     "moon.boy99",
     "91234567",
     "加我li_na",
+    "加我zhangwei",
+    "zhang.wei",
+    "lina-wang",
+    "Bitcoin",
 ]
 
 
@@ -49,5 +53,9 @@ def test_tags_and_the_third_audits_forms_reach_the_index_without_contact_details
         "[handle]",
         "[phone]",
         "加我[handle]",
+        "加我[handle]",
+        "[handle]",
+        "[handle]",
+        "Bitcoin",
     ]
     assert stored[tagged]["risk_keywords"] == ["[handle]"]

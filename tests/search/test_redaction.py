@@ -3,8 +3,11 @@ import json
 import psycopg
 import pytest
 
+from ingestion.generate import vocab
+from ingestion.replication import tables
 from ingestion.search import rebuild
-from ingestion.search.redaction import redact
+from ingestion.search.documents import redacted_tag_fields
+from ingestion.search.redaction import redact, redact_tag
 from tests.search.crm import CONTACT_DETAILS, seed_people, seed_samples
 from tests.search.helpers import NO_LAG, indexed_sources, rebuilt_with_messages
 
@@ -68,6 +71,50 @@ def test_contact_details_are_redacted(text, kept, gone):
 )
 def test_ordinary_text_is_untouched(text):
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("tag", "redacted"),
+    [
+        # letters-only handles: a WeChat id or Telegram name without digits, an address without domain
+        ("加我zhangwei", "加我[handle]"),
+        ("zhangwei", "[handle]"),
+        ("zhang.wei", "[handle]"),
+        ("lina.wang", "[handle]"),
+        ("lina-wang", "[handle]"),
+        ("ＺｈａｎｇＷｅｉ", "[handle]"),  # full-width, read as plain letters
+        ("[zhangwei]", "[[handle]]"),  # brackets do not make a placeholder
+        ("美股 zhangwei", "美股 [handle]"),
+        # words of the analysis's known tags stay in any case, also inside another tag
+        ("Bitcoin", "Bitcoin"),
+        ("US stocks", "US stocks"),
+        ("wants to withdraw", "wants to withdraw"),
+        ("GOOGL", "GOOGL"),
+        ("买crypto", "买crypto"),
+        ("Crypto zhangwei", "Crypto [handle]"),
+        # short words and tickers are no handle shape
+        ("ETF", "ETF"),
+        ("TSLA", "TSLA"),
+        ("risk", "risk"),
+        ("美股", "美股"),
+        # the placeholders of the rules before stay as they are
+        ("zhang.wei@example.com", "[email]"),
+        ("加我li_na", "加我[handle]"),
+    ],
+)
+def test_a_tag_with_a_letters_only_handle_is_masked_and_known_words_stay(tag, redacted):
+    assert redact_tag(tag) == redacted
+
+
+def test_every_known_tag_of_the_analysis_stays_and_the_reported_handles_go():
+    # the ClickHouse tag filter's vocabulary (``replication.tables``) passes whole, in its own case
+    known = [*vocab.KEYWORDS, *vocab.RISK_KEYWORDS, *tables.known_tags_shaped_like_handles()]
+    assert [redact_tag(tag) for tag in known] == known
+    fields = redacted_tag_fields('["加我zhangwei","zhang.wei","美股"]', '["lina.wang"]', '["lina-wang"]')
+    assert fields.decode() == (
+        ',"keywords":["加我[handle]","[handle]","美股"],"intention_signals":["[handle]"],'
+        '"risk_keywords":["[handle]"]'
+    )
 
 
 def test_no_contact_detail_reaches_the_index(pg_dsn, search_client, search_alias):
