@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import fsspec
@@ -57,6 +58,13 @@ class LandingFile:
     @property
     def name(self) -> str:
         return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def modified_at(self) -> float | None:
+        """The modification stamp as seconds since the epoch, None when the store gives none (or
+        one we cannot read). Stamps are a float (local ``mtime``) or a date-time (``LastModified``
+        of S3, ``updated`` of GCS ...); one without a time zone is taken as UTC."""
+        return _stamp_seconds(self.modified)
 
     def open(self, mode: str = "rb"):
         return fsspec.open(self.url, mode).open()
@@ -115,6 +123,21 @@ def _modified(info: dict) -> str | None:
         if info.get(key) is not None:
             return str(info[key])
     return None
+
+
+def _stamp_seconds(stamp: str | None) -> float | None:
+    """A modification stamp as :func:`_modified` keeps it, as seconds since the epoch (or None)."""
+    if stamp is None:
+        return None
+    try:
+        return float(stamp)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _absolute(url: str) -> str:

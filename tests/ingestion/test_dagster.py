@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import time
+
 import dagster as dg
 import pytest
 
 from orchestration.defs.ingestion.assets import CRM_ASSETS, asset_key
 from orchestration.defs.ingestion.definitions import defs
 from orchestration.defs.ingestion.resources import LandingZone, ingestion_resources
-from orchestration.defs.ingestion.sensors import FILE_TAG, MAX_ATTEMPTS, crm_landing_sensor
+from orchestration.defs.ingestion.sensors import (
+    CHECKSUM_TAG,
+    FILE_TAG,
+    MAX_ATTEMPTS,
+    SETTLE_ENV,
+    crm_landing_sensor,
+    still_written,
+)
 from tests.ingestion import landing_rows as rows
 
 
-def tick(landing, instance: dg.DagsterInstance | None = None):
+def tick(landing, instance: dg.DagsterInstance | None = None, settle_seconds: float = 0):
+    """One evaluation of the landing sensor. The files tests write are complete when they tick, so
+    by default the sensor does not wait for them to settle."""
     context = dg.build_sensor_context(
         instance=instance or dg.DagsterInstance.ephemeral(),
         resources={**ingestion_resources(), "landing_zone": LandingZone(url=str(landing))},
         definitions=defs,
     )
-    return crm_landing_sensor(context)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SETTLE_ENV, str(settle_seconds))
+        return crm_landing_sensor(context)
 
 
 def run_requests(result) -> list[dg.RunRequest]:
@@ -75,6 +91,61 @@ def test_sensor_launches_one_run_per_new_file_in_dependency_order(landing, pg_ds
     # A changed file under a known name is new content: one run.
     rows.write(landing, "customers", "b2", [rows.customer(2, tier="S")])
     assert [r.tags[FILE_TAG].rsplit("/", 1)[-1] for r in run_requests(tick(landing))] == ["customers__b2.csv"]
+
+
+def _age(path, seconds: float) -> None:
+    """Make ``path`` look last modified ``seconds`` ago (instead of waiting that long)."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_file_still_being_written_waits_until_it_has_settled(landing, pg_dsn, sql):
+    """A tick meeting a half-copied file would load its cut-off last row as complete."""
+    employees = rows.write(landing, "employees", "b1", [rows.employee(1), rows.employee(2)])
+    complete = employees.read_bytes()
+    employees.write_bytes(complete[: complete.rindex(b"EMP_002") + len(b"EMP_0")])  # copy under way
+    customers = rows.write(landing, "customers", "b1", [rows.customer(1)])
+    _age(customers, 3600)
+
+    held = tick(landing, settle_seconds=60)
+    assert isinstance(held, dg.SkipReason)
+    assert re.search(r"employees__b1\.csv \(modified \ds ago, may still be being written", held.skip_message)
+    assert "customers__b1.csv (waits for employees)" in held.skip_message  # it still blocks its dependents
+
+    employees.write_bytes(complete)  # the copy ends: it settles from now on
+    _age(employees, 30)
+    assert isinstance(tick(landing, settle_seconds=60), dg.SkipReason)
+
+    _age(employees, 61)
+    (request,) = run_requests(tick(landing, settle_seconds=60))
+    assert request.tags[FILE_TAG] == str(employees)
+    assert request.tags[CHECKSUM_TAG] == hashlib.sha256(complete).hexdigest()
+    assert execute(request, landing).success
+    assert sql("SELECT employee_code FROM employees ORDER BY 1") == [("EMP_001",), ("EMP_002",)]
+
+
+def test_remote_stores_modification_stamps_are_waited_for_too():
+    """The stamps object stores list (S3's LastModified, GCS's updated ...) are dates, not floats."""
+    from datetime import UTC, datetime
+
+    from ingestion.load.landing import landing_file
+
+    now = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC).timestamp()
+    stamps = {
+        "employees__local.csv": str(now - 5),  # a local mtime
+        "employees__s3.csv": "2026-12-01 09:59:30+00:00",  # str(LastModified)
+        "employees__gcs.csv": "2026-12-01T09:58:00.000Z",  # settled 120 s ago
+        "employees__naive.csv": "2026-12-01 09:59:50",  # taken as UTC
+        "employees__unknown.csv": "yesterday",  # unreadable: not waited for
+    }
+    files = [landing_file(f"s3://bucket/landing/{name}", 10, stamp) for name, stamp in stamps.items()]
+    waiting = still_written(files, 60, now)
+    assert {url.rsplit("/", 1)[-1]: age for url, age in waiting.items()} == {
+        "employees__local.csv": 5,
+        "employees__s3.csv": 30,
+        "employees__naive.csv": 10,
+    }
+    assert still_written(files, 0, now) == {}
 
 
 @dg.op

@@ -14,6 +14,18 @@ an older batch loaded after a newer one would overwrite its rows. So only the fi
 of a table is requested; the next one on the tick after it has loaded, as ``funnelhouse ingest``
 loads them.
 
+A file may still be being written when a tick lists it (a copy or an export in progress): loaded
+then, its cut-off end would load as if it were the whole file (a copy cut at a line break looks
+complete). So a file modified less than ``FUNNELHOUSE_LANDING_SETTLE_SECONDS`` ago (default 60;
+0: no wait) is held, named in the tick's log, and requested on a tick after it has stayed
+unchanged that long; it still counts as pending, so what must load after it waits too. Remote
+stores are waited for alike by the stamp they list (S3's ``LastModified``, GCS's ``updated`` ...;
+they show an object only once its upload is complete, so there the wait only delays); a store
+that lists no modification time is not waited for. Writers that can should write under a name
+starting with ``_`` or ``.`` and rename when done: such names are never listed
+(:func:`ingestion.load.landing.survey`). ``funnelhouse ingest`` and the assets do not wait:
+whoever runs them names files that are complete.
+
 A run killed before its file's transaction committed leaves no ledger row, so the file stays
 pending. Once no run of that file is queued or running any more, the sensor requests it again
 under a new run_key (``...:attempt-2``), up to ``MAX_ATTEMPTS`` runs; after that it is held and
@@ -25,10 +37,14 @@ that fails inside the loader records the failure in the ledger, so only killed r
 the sensor function's real annotations.)
 """
 
+import os
+import time
+
 import dagster as dg
 
 from ingestion.contracts import CONTRACTS
-from ingestion.load.landing import discover
+from ingestion.load import ledger
+from ingestion.load.landing import LandingFile, discover
 from ingestion.load.pipeline import connect, pending
 from orchestration.defs.ingestion.assets import asset_key, op_name
 from orchestration.defs.ingestion.jobs import crm_ingest_job
@@ -37,6 +53,30 @@ from orchestration.defs.ingestion.resources import LandingZone, PostgresResource
 FILE_TAG = "funnelhouse/landing_file"
 CHECKSUM_TAG = "funnelhouse/checksum"
 MAX_ATTEMPTS = 3
+SETTLE_ENV = "FUNNELHOUSE_LANDING_SETTLE_SECONDS"
+DEFAULT_SETTLE_SECONDS = 60.0
+
+
+def settle_seconds() -> float:
+    """Seconds a landing file must stay unmodified before the sensor loads it (read at each tick)."""
+    value = os.environ.get(SETTLE_ENV, "").strip()
+    try:
+        seconds = float(value) if value else DEFAULT_SETTLE_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise ValueError(f"{SETTLE_ENV} must be a number of seconds (0 or more), not {value!r}")
+    return seconds
+
+
+def still_written(files: list[LandingFile], settle: float, now: float) -> dict[str, float]:
+    """Seconds since the last modification of each file modified less than ``settle`` ago, by URL.
+
+    A modification time ahead of ``now`` (another machine's clock) counts as just now."""
+    if not settle:
+        return {}
+    ages = {file.url: now - file.modified_at for file in files if file.modified_at is not None}
+    return {url: age for url, age in ages.items() if age < settle}
 
 
 def next_attempt(instance: dg.DagsterInstance, url: str, checksum: str) -> tuple[int | None, str]:
@@ -75,13 +115,27 @@ def crm_landing_sensor(
     dsn = postgres.resolved_dsn()
     migrate.apply(dsn, log=lambda *_: None)  # the ledger must exist before it is read
     files = discover([landing_zone.resolved_url()])
+    settle = settle_seconds()
+    settling = still_written(files, settle, time.time())
     with connect(dsn) as conn:
-        waiting = pending(conn, files)
-    waiting_tables = {file.table for file, _ in waiting}
+        ready = pending(conn, [f for f in files if f.url not in settling])
+        # (a settling file loaded already, by an explicit `funnelhouse ingest`, is not waited for)
+        for url in ledger.seen(conn, [f for f in files if f.url in settling]):
+            del settling[url]
+    checksums = {file.url: checksum for file, checksum in ready}
+    waiting = [f for f in files if f.url in checksums or f.url in settling]  # (still in load order)
+    waiting_tables = {file.table for file in waiting}
     requests, held = [], []
     first_pending_of_table: dict[str, str] = {}
-    for file, checksum in waiting:  # (in landing.in_load_order: a table's batches in natural order)
+    for file in waiting:  # (in landing.in_load_order: a table's batches in natural order)
         earlier = first_pending_of_table.setdefault(file.table, file.name)
+        if file.url in settling:
+            held.append(
+                f"{file.name} (modified {max(settling[file.url], 0):.0f}s ago, may still be being "
+                f"written: waits until unchanged for {settle:g}s, {SETTLE_ENV})"
+            )
+            continue
+        checksum = checksums[file.url]
         if earlier != file.name:
             held.append(f"{file.name} (waits for the earlier batch {earlier})")
             continue
