@@ -5,7 +5,9 @@ visible only when its transaction commits. A plain "updated_at > last watermark"
 long transaction that commits after a newer change was replicated. So each run reads the half-open
 window ``[previous bound, bound)`` where ``bound`` is the start of the oldest transaction that has
 written something and is still open (or now, if none): every row stamped before it belongs to a
-committed transaction, and every row written later is stamped after it. Windows tile time exactly,
+committed transaction, and every row written later is stamped after it. That holds because a
+trigger reads the clock for a stamp only once its transaction has an xid (migration 0018), and the
+bound reads the clock before it looks for such transactions (``_CLOCK_SQL``). Windows tile time exactly,
 so no safety overlap and no (updated_at, id) tie-break is needed; re-reading a window anyway (a
 crash before the cursor was saved) is harmless because ReplacingMergeTree keeps one version.
 
@@ -43,18 +45,25 @@ EPOCH = dt.datetime(1970, 1, 1)
 # The zone the triggers stamp in: the TimeZone a session starts with (server, database or role
 # default), which a later SET TIME ZONE of this session does not change (see ``exact_bound_of``).
 STAMP_ZONE = "(select reset_val from pg_settings where name = 'TimeZone')"
-# One instant for both the bound and its offset: ``clock_timestamp()`` moves between two calls.
+# The clock first, then a fresh view of the other sessions (a second statement: PostgreSQL keeps one
+# view of pg_stat_activity per transaction, so it is cleared too). A writer missing from that view got
+# its xid after the clock was read, and stamps only once it has one (migration 0018): its rows are
+# stamped after the bound. Read in one statement, the clock could come after the view, and a writer
+# that got its xid and stamped in between would be behind a bound that did not see it.
+_CLOCK_SQL = "select clock_timestamp(), pg_stat_clear_snapshot()"
+# One instant for both the bound and its offset (``now``, read once): ``clock_timestamp()`` moves
+# between two calls.
 _BOUND_SQL = f"""
 with activity as (
     select
-        clock_timestamp() as now,
         min(xact_start) filter (where backend_xid is not null and pid <> pg_backend_pid())
             as oldest_open_write,
         pg_has_role(current_user, 'pg_read_all_stats', 'member') or
             (select rolsuper from pg_roles where rolname = current_user) as sees_all_sessions
     from pg_stat_activity
 ), bound as (
-    select case when sees_all_sessions then least(now, oldest_open_write) else now - %(lag)s end as instant
+    select case when sees_all_sessions then least(%(now)s::timestamptz, oldest_open_write)
+        else %(now)s::timestamptz - %(lag)s end as instant
     from activity
 )
 select
@@ -132,7 +141,8 @@ def exact_bound(pg_dsn: str) -> Bound:
 
 def exact_bound_of(conn: psycopg.Connection) -> Bound:
     """The bound, read through ``conn`` (any row factory) at the start of a transaction: PostgreSQL
-    shows a transaction one unchanging view of ``pg_stat_activity``.
+    shows a transaction one unchanging view of ``pg_stat_activity``. The clock is read first and that
+    view is then taken afresh (``_CLOCK_SQL``), so it is never older than the bound's ``now``.
 
     ``updated_at`` and ``deleted_at`` are ``TIMESTAMP`` without zone: the trigger turns
     ``clock_timestamp()`` into the wall-clock time of the *writing* session's TimeZone. Writers never
@@ -144,7 +154,8 @@ def exact_bound_of(conn: psycopg.Connection) -> Bound:
     compares with the stamps as they are, whatever the reading session's TimeZone; its offset is
     that zone's at the bound's instant, taken in the same statement."""
     with conn.cursor(row_factory=tuple_row) as cursor:
-        return Bound(*cursor.execute(_BOUND_SQL, {"lag": FALLBACK_LAG}).fetchone())
+        (now, _) = cursor.execute(_CLOCK_SQL).fetchone()
+        return Bound(*cursor.execute(_BOUND_SQL, {"now": now, "lag": FALLBACK_LAG}).fetchone())
 
 
 # Run bounds are looked up while their run lasts; a week covers any run and its retries.
