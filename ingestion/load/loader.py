@@ -9,9 +9,9 @@ Then per file, inside a single transaction:
 1. an advisory lock per table (two loads of one table never interleave their merges) and the
    ledger check by content checksum (a copy of loaded content is recorded as 'duplicate');
 2. the file is streamed chunk by chunk: each chunk is validated (:mod:`validate`), its bad rows
-   and the rows the reader could not split into columns (``malformed_row``, their text kept in
-   ``raw_row._raw_text``) are COPYed into ``funnelhouse.ingest_rejects`` and its good rows, still
-   as text, are COPYed into a TEMP staging table;
+   and the rows the reader could not split into columns (``malformed_row``, their text - its
+   start, if long - kept in ``raw_row._raw_text``) are COPYed into ``funnelhouse.ingest_rejects``
+   and its good rows, still as text, are COPYed into a TEMP staging table;
 3. checks that need the database run as SQL over the staging table: references (business keys
    present in PostgreSQL, or for a self-reference anywhere in this file), other unique keys (an
    employee's email), a conversation's key loaded before, or given earlier in the file, with
@@ -32,8 +32,9 @@ Steps 3-4 run per chunk (staging holds one chunk), in a writer thread that overl
 and validating of the next chunk, except for a table that references itself (customers), staged
 whole and merged at the end. Memory is bounded by the chunk size, never by the file's.
 
-A file that cannot be read, or that PostgreSQL refuses, rolls back and is then recorded as
-'failed' with the error; a file whose every row was rejected commits its rejects as 'failed'.
+A file that cannot be read, or that PostgreSQL refuses (its data, or content beyond its limits),
+rolls back and is then recorded as 'failed' with the error; a file whose every row was rejected
+commits its rejects as 'failed'.
 """
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ STAGE = "_funnelhouse_stage"
 _LOCK_NAMESPACE = "funnelhouse.ingest:"
 # The key of a malformed row's raw_row: the row's text as written (it has no columns to name).
 RAW_TEXT = "_raw_text"
+# Of a malformed row's text, raw_row keeps the first MAX_RAW_TEXT_CHARS characters and, when that
+# cuts it, its full length (characters) under RAW_TEXT_LENGTH. Quarantine is there to say why a row was refused and to find
+# it (the row number, the start of its text), not to hold it: the landing file has it whole. A
+# malformed row can be anything up to the readers' MAX_ROW_BYTES (a 64 MiB JSONL line, a JSON
+# array export saved as .jsonl), and a jsonb string over 256 MB would make PostgreSQL refuse the
+# whole file.
+MAX_RAW_TEXT_CHARS = 64 * 1024
+RAW_TEXT_LENGTH = "_raw_text_length"
+# PostgreSQL's class 54, "program limit exceeded" (a jsonb string over 256 MB, JSON nested deeper
+# than its stack, ...): an OperationalError, like a lost connection, but caused by the file's
+# content, so the file fails (its ledger row says why) and the run goes on to the next file.
+_BEYOND_POSTGRESQL_LIMITS = (
+    psycopg.errors.ProgramLimitExceeded,
+    psycopg.errors.StatementTooComplex,
+    psycopg.errors.TooManyColumns,
+    psycopg.errors.TooManyArguments,
+)
 
 
 def q(name: str) -> str:
@@ -411,9 +429,12 @@ def _raw_row(frame: pd.DataFrame, row: int) -> str:
 
 
 def _raw_text(text: str) -> str:
-    """A row the reader could not split into columns, as ``raw_row``: its text, whole (NUL made
-    U+FFFD, as in :func:`_raw_row`)."""
-    return orjson.dumps({RAW_TEXT: text.replace("\x00", "\ufffd")}).decode()
+    """A row the reader could not split into columns, as ``raw_row``: its text, cut to
+    :data:`MAX_RAW_TEXT_CHARS` (NUL made U+FFFD, as in :func:`_raw_row`)."""
+    raw: dict[str, str | int] = {RAW_TEXT: text[:MAX_RAW_TEXT_CHARS].replace("\x00", "\ufffd")}
+    if len(text) > MAX_RAW_TEXT_CHARS:
+        raw[RAW_TEXT_LENGTH] = len(text)
+    return orjson.dumps(raw).decode()
 
 
 @dataclass
@@ -702,7 +723,13 @@ def load_file(
                 validation=result.validation,
                 error=result.error,
             )
-    except (LandingFileError, psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as error:
+    except (
+        LandingFileError,
+        psycopg.DataError,
+        psycopg.IntegrityError,
+        psycopg.ProgrammingError,
+        *_BEYOND_POSTGRESQL_LIMITS,
+    ) as error:
         _record_failure(conn, result, error, run_id)
     finally:
         result.seconds = time.monotonic() - started

@@ -12,11 +12,13 @@ the same verdict (a required column quarantines the row, a defaulted one takes i
 optional one is NULL, never '') whatever the format (:func:`_json_text`, :func:`_empty_as_null`).
 
 Whole-file problems raise :class:`LandingFileError` naming the file: bad encoding, a file that
-stops mid-row (truncated), a header lacking the contract's columns (not a CSV of that table) or
-naming columns outside it, an unreadable Parquet footer. Row-level problems are quarantined, not
-fatal: a row the reader cannot split into the header's columns (a CSV row with another number of
-fields, a JSONL line that is no JSON object) comes out as a :class:`MalformedRow` of its chunk,
-with its row number and raw text; a JSONL row's keys outside the contract are handed over in
+stops mid-row (truncated), a CSV row longer than :data:`MAX_ROW_BYTES` (most often a field whose
+opening quote is never closed, making the rest of the file one field), a header lacking the
+contract's columns (not a CSV of that table) or naming columns outside it, an unreadable Parquet
+footer. Row-level problems are quarantined, not fatal: a row the reader cannot split into the
+header's columns (a CSV row with another number of fields, a JSONL line that is no JSON object or
+is longer than :data:`MAX_ROW_BYTES`) comes out as a :class:`MalformedRow` of its chunk, with its
+row number and raw text; a JSONL row's keys outside the contract are handed over in
 :data:`UNKNOWN_KEYS` for validation to quarantine.
 
 A JSONL number reaches PostgreSQL as written: jsonb keeps a number's digits (1.10 stays 1.10,
@@ -55,6 +57,18 @@ from ingestion.load.landing import LandingFile
 # of a great-expectations run per chunk stays small next to the rows' own cost.
 CHUNK_BYTES = 8 * 1024 * 1024
 
+# The longest row a reader holds. A CSV row (or JSONL line) is read whole, so without a limit one
+# quoted field whose closing quote never comes (`"Big deal,` in a notes column) makes the rest of
+# the file one row, held in memory and scanned again with every block: a multi-GB file then runs
+# out of memory, the run dies and the file is never recorded (a JSON array export saved as .jsonl
+# is one such line). No landing row comes near 64 MiB (a conversation is a few KB): a longer CSV
+# row fails the file naming its row and line (where it ends is in doubt); a longer JSONL line, whose
+# end is not, is quarantined as malformed without being held whole and the rest of the file loads.
+# Tests make it small.
+MAX_ROW_BYTES = 64 * 1024 * 1024
+# A JSONL file is read in blocks of this size and cut into lines (see _jsonl_lines).
+_JSONL_READ_BYTES = 1024 * 1024
+
 # A JSONL row's keys outside the contract (a misspelled "Country"), as a JSON object: an extra
 # column of the chunks that have any, so validation quarantines those rows with them instead of
 # the row loading without their values. CSV and Parquet name their columns once, in the header
@@ -72,6 +86,7 @@ _CSV_FIELD = rb'(?>"(?:[^"]++|"")*+"|(?!"))[^,\r\n]*+'
 _CSV_ROW = rb"%s(?:[,\r]%s)*+" % (_CSV_FIELD, _CSV_FIELD)
 _CSV_WHOLE_ROWS = re.compile(rb"(?:%s\n)*+" % _CSV_ROW)
 _CSV_LAST_ROW = re.compile(_CSV_ROW + rb"\Z")
+_CSV_ROW_START = re.compile(_CSV_ROW)
 
 
 def _return_big_buffers_to_the_os() -> None:
@@ -210,26 +225,78 @@ def _csv_header(file: LandingFile, handle) -> list[str]:
     return next(csv.reader([text]), [])
 
 
-def _csv_blocks(file: LandingFile, handle, size: int) -> Iterator[bytes]:
+class _UnendedRow(Exception):
+    """Raised by :func:`_csv_blocks`: the row beginning ``text`` does not end - within ``limit``
+    bytes, or (``limit`` None) before the file does. :func:`_csv_chunks`, which counts rows and
+    lines, makes it a :class:`LandingFileError` naming them (:meth:`problem`)."""
+
+    def __init__(self, text: bytes, limit: int | None):
+        self.text, self.limit = text, limit
+
+    def problem(self, row: int, line: int) -> str:
+        """What is wrong with data row ``row``, which starts on line ``line``, and what to do: no
+        row content (this goes to logs), only where to look."""
+        quote = _unclosed_quote(self.text)
+        opened = ""
+        if quote is not None:
+            quote_line = line + self.text.count(b"\n", 0, quote)
+            opened = f", line {quote_line}"
+        if self.limit is None:
+            return (
+                f"truncated: the file ends inside the quoted field opened in data row {row}{opened} "
+                "(or that field's opening quote is never closed)"
+            )
+        size = _in_words(self.limit)
+        if quote is None:
+            return (
+                f"data row {row} (line {line}) runs for more than {size} without a line break (LF), "
+                "longer than any landing row. Nothing was loaded: end the rows with LF or CRLF (not "
+                "a lone CR) and drop the file again"
+            )
+        return (
+            f"a quoted field opened in data row {row}{opened} is not closed within {size}: its opening "
+            'quote is most likely never closed (a stray quote, as in "Big deal,), which makes the '
+            "rest of the file one field. Nothing was loaded: close the quote (a quote that is part "
+            'of the text is written "" inside a quoted field) and drop the file again'
+        )
+
+
+def _in_words(size: int) -> str:
+    """A size as people read it: "64 MiB" (bytes below a MiB, as tests use)."""
+    return f"{size / 2**20:g} MiB" if size >= 2**20 else f"{size} bytes"
+
+
+def _unclosed_quote(row: bytes) -> int | None:
+    """Offset in ``row`` (a row's text from its start, without its end) of the quote opening the
+    field that is never closed, None if no field of it is quoted and open."""
+    fields = _CSV_ROW_START.match(row)
+    if fields is None:  # the row's first field
+        return 0 if row.startswith(b'"') else None
+    end = fields.end()  # the fields up to a separator followed by a quote that never closes
+    return end + 1 if row[end : end + 2] in (b',"', b'\r"') else None
+
+
+def _csv_blocks(handle, size: int) -> Iterator[bytes]:
     """The data rows as pieces of about ``size`` bytes, each ending at a row boundary.
 
     pyarrow's own streaming reader reads ahead and keeps far more than one block alive (hundreds
     of MB on a 1 GB file); cutting the blocks here bounds the memory to a block or two. A row
-    longer than a block is kept whole. What follows the file's last line break is its last row,
-    complete (RFC 4180 allows it without a line break) unless it ends inside a quoted field.
+    longer than a block is kept whole, up to :data:`MAX_ROW_BYTES` (or four blocks, if more);
+    a longer one raises :class:`_UnendedRow`. What follows the file's last line break is its last
+    row, complete (RFC 4180 allows it without a line break) unless it ends inside a quoted field.
     """
+    limit = max(MAX_ROW_BYTES, 4 * size)
     carry = b""
     while data := handle.read(size):
         buffer = carry + data if carry else data
         end = _CSV_WHOLE_ROWS.match(buffer).end()
         if end:
             yield buffer[:end]
-        carry = buffer[end:]
+        carry = buffer[end:]  # the start of one row (all rows before it are complete)
+        if len(carry) > limit:
+            raise _UnendedRow(carry, limit)
     if carry and not _CSV_LAST_ROW.match(carry):
-        raise LandingFileError(
-            file,
-            "truncated: the file ends inside a quoted field (or a field's opening quote is never closed)",
-        )
+        raise _UnendedRow(carry, None)
     if carry:
         yield carry
 
@@ -302,18 +369,22 @@ def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iter
         header = [c.strip() for c in _csv_header(file, handle)]
         _require_columns(file, header, columns)
         handle.readline()  # past the header
-        next_row = 1
-        for block in _csv_blocks(file, handle, chunk_bytes):
-            table, malformed = _read_csv_block(file, block, next_row, header, columns)
-            rows = table.num_rows + len(malformed)
-            frame = table.to_pandas()
-            if malformed:
-                numbers = np.arange(next_row, next_row + rows)
-                frame.index = pd.Index(np.delete(numbers, [m.row - next_row for m in malformed]))
-            else:
-                _numbered(frame, next_row)
-            yield Chunk(frame, malformed)
-            next_row += rows
+        next_row, next_line = 1, 2  # the data row and the file's line the next block starts at
+        try:
+            for block in _csv_blocks(handle, chunk_bytes):
+                table, malformed = _read_csv_block(file, block, next_row, header, columns)
+                rows = table.num_rows + len(malformed)
+                frame = table.to_pandas()
+                if malformed:
+                    numbers = np.arange(next_row, next_row + rows)
+                    frame.index = pd.Index(np.delete(numbers, [m.row - next_row for m in malformed]))
+                else:
+                    _numbered(frame, next_row)
+                yield Chunk(frame, malformed)
+                next_row += rows
+                next_line += block.count(b"\n")
+        except _UnendedRow as unended:
+            raise LandingFileError(file, unended.problem(next_row, next_line)) from None
 
 
 def _refuse_constant(name: str):
@@ -484,10 +555,9 @@ def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> It
     known = frozenset(columns)
     with file.open() as handle:
         _check_not_empty(file, handle)
-        for lines, line_numbers in _jsonl_blocks(handle, chunk_bytes):
+        for lines, line_numbers, malformed in _jsonl_blocks(handle, chunk_bytes):
             rows: dict[str, list] = {c: [] for c in (*columns, UNKNOWN_KEYS)}
             numbers: list[int] = []
-            malformed: list[MalformedRow] = []
             changed = _changed_by_a_double(lines)
             for line, line_number, exact in zip(lines, line_numbers, changed, strict=True):
                 try:
@@ -509,23 +579,59 @@ def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> It
             yield Chunk(_text_frame(rows, numbers), malformed)
 
 
-def _jsonl_blocks(handle, chunk_bytes: int) -> Iterator[tuple[list[bytes], list[int]]]:
-    """The file's lines in blocks of about ``chunk_bytes``, with their line numbers; a blank line
-    is no row (row numbers stay line numbers)."""
+def _jsonl_blocks(handle, chunk_bytes: int) -> Iterator[tuple[list[bytes], list[int], list[MalformedRow]]]:
+    """The file's lines in blocks of about ``chunk_bytes``, with their line numbers, and the
+    block's lines longer than :data:`MAX_ROW_BYTES`, as malformed rows (the first
+    ``MAX_ROW_BYTES`` their text); a blank line is no row (row numbers stay line numbers)."""
     lines: list[bytes] = []
     numbers: list[int] = []
+    too_long: list[MalformedRow] = []
     size = 0
-    for line_number, line in enumerate(handle, start=1):
-        if not line.strip():
+    for line_number, line in enumerate(_jsonl_lines(handle), start=1):
+        if len(line) > MAX_ROW_BYTES:
+            text = line[:MAX_ROW_BYTES].decode(errors="replace").rstrip("\r\n")
+            too_long.append(MalformedRow(line_number, f"line longer than {_in_words(MAX_ROW_BYTES)}", text))
+        elif not line.strip():
             continue
-        lines.append(line)
-        numbers.append(line_number)
+        else:
+            lines.append(line)
+            numbers.append(line_number)
         size += len(line)
         if size >= chunk_bytes:
-            yield lines, numbers
-            lines, numbers, size = [], [], 0
-    if lines:
-        yield lines, numbers
+            yield lines, numbers, too_long
+            lines, numbers, too_long, size = [], [], [], 0
+    if lines or too_long:
+        yield lines, numbers, too_long
+
+
+def _jsonl_lines(handle) -> Iterator[bytes]:
+    """Each line of the file, with its line break, without holding more than about
+    :data:`MAX_ROW_BYTES` of one: a longer line comes cut to its first ``MAX_ROW_BYTES + 1``
+    bytes (so its length still tells it), the rest of it skipped.
+
+    Cut here, from blocks, rather than by ``readline(limit)``: fsspec's remote files (S3) take no
+    limit there, and a line read whole may be gigabytes (a JSON array export saved as .jsonl).
+    """
+    carry = b""  # the start of a line whose end has not been read yet
+    while data := handle.read(_JSONL_READ_BYTES):
+        buffer = carry + data if carry else data
+        end = buffer.rfind(b"\n") + 1
+        yield from io.BytesIO(buffer[:end])
+        carry = buffer[end:]
+        if len(carry) > MAX_ROW_BYTES:
+            yield carry[: MAX_ROW_BYTES + 1]
+            carry = _after_line(handle)
+    yield from io.BytesIO(carry)  # the lines after the last line break read
+
+
+def _after_line(handle) -> bytes:
+    """Reads past the end of the current line: what follows its line break in the last block
+    read (nothing at the end of the file)."""
+    while data := handle.read(_JSONL_READ_BYTES):
+        end = data.find(b"\n") + 1
+        if end:
+            return data[end:]
+    return b""
 
 
 def _text_frame(rows: dict[str, list], numbers: list[int]) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """The landing formats read as the README's contract says: RFC 4180 CSV (empty field = NULL, any
-row length, a stray quote in an unquoted field, no final line break) and JSONL (a byte-order mark,
-keys outside the contract)."""
+row length up to a limit, a stray quote in an unquoted field, no final line break) and JSONL (a
+byte-order mark, keys outside the contract, a line past the limit)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingestion.contracts import CONTRACTS
+from ingestion.load import loader, readers
 from ingestion.load.landing import landing_file
 from ingestion.load.readers import LandingFileError, read_chunks
 from tests.ingestion import landing_rows as rows
@@ -127,10 +128,48 @@ def test_a_csv_without_a_final_line_break_loads(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "row_three, message",
+    [
+        (
+            {"communication_style": MULTI_LINE, "blacklist_reason": '"call back Monday'},
+            "a quoted field opened in data row 3, line 7 is not closed within 4096 bytes",
+        ),
+        (
+            {"blacklist_reason": "x" * 5000},
+            "data row 3 (line 6) runs for more than 4096 bytes without a line",
+        ),
+    ],
+    ids=["quote-never-closed", "no-line-break"],
+)
+def test_a_csv_row_past_the_limit_fails_the_file_naming_it(tmp_path, monkeypatch, row_three, message):
+    """A row longer than MAX_ROW_BYTES (small here) is never held whole: the file fails with the
+    row's data row and line (and the line its open quote is on), counted past multi-line values
+    and blank lines, and without its content (this goes to logs). No later row holds a quote: one
+    would close the open field."""
+    monkeypatch.setattr(readers, "MAX_ROW_BYTES", 4096)
+    lines = [
+        _csv_line(rows.customer(1)),
+        _csv_line(rows.customer(2), blacklist_reason=MULTI_LINE),  # lines 3-4
+        "",
+        _csv_line(rows.customer(3), **row_three),  # line 6
+        *(_csv_line(rows.customer(n, language=None)) for n in range(4, 60)),
+    ]
+    path = _write_csv(tmp_path, "open", lines)
+    with pytest.raises(LandingFileError) as error:
+        _read(path, 512)
+    assert message in error.value.problem
+    assert "call back" not in error.value.problem and "xxx" not in error.value.problem
+    assert "Nothing was loaded" in error.value.problem and "drop the file again" in error.value.problem
+
+
+@pytest.mark.parametrize(
     "cut, message",
     [
         (lambda text: text[: text.rindex("2025-01-02")], "last row (data row 2, no final line break)"),
-        (lambda text: text[: text.rindex("two")], "ends inside a quoted field"),
+        (
+            lambda text: text[: text.rindex("two")],
+            "ends inside the quoted field opened in data row 2, line 3",
+        ),
     ],
     ids=["fields-missing", "inside-quotes"],
 )
@@ -245,6 +284,51 @@ def test_malformed_rows_are_quarantined_and_the_rest_of_the_file_loads(parents, 
         ("CUST_0003",),
         ("CUST_0004",),
         ("CUST_0007",),
+    ]
+
+
+def test_a_jsonl_line_past_the_limit_is_quarantined_unread_with_a_capped_raw_text(
+    parents, run_ingest, sql, monkeypatch
+):
+    """A JSON array export saved as .jsonl is one line of hundreds of MB: it was read whole and its
+    whole text went into raw_row, which PostgreSQL refuses past 256 MB (the run ended there). A
+    line longer than MAX_ROW_BYTES is quarantined without being held whole, and raw_row keeps the
+    first MAX_RAW_TEXT_CHARS of a malformed row's text and its length (both limits small here);
+    the rest of the file and the next file of the run load."""
+    monkeypatch.setattr(readers, "MAX_ROW_BYTES", 4096)
+    monkeypatch.setattr(loader, "MAX_RAW_TEXT_CHARS", 100)
+    array = b"[" + b",".join([b'"' + b"x" * 998 + b'"'] * 3000) + b"]\n"  # 3 MB, past a read block
+    not_json = b'{"customer_code": "CUST_0003", ' + b"y" * 500
+    path = parents / "customers__array.jsonl"
+    path.write_bytes(
+        orjson.dumps(rows.customer(1, language=["zh"]))
+        + b"\n"
+        + array
+        + not_json
+        + b"\n"
+        + orjson.dumps(rows.customer(4, language=["zh"]))
+        + b"\n"
+    )
+    after = rows.write(parents, "customers", "later", [rows.customer(5)], "jsonl")
+
+    results = run_ingest(path, after)
+    loaded = results[path.name]
+    assert (loaded.status, loaded.rows_in, loaded.rows_loaded, loaded.reasons) == (
+        "loaded",
+        4,
+        2,
+        {"malformed_row": 2},
+    )
+    assert results[after.name].status == "loaded"
+    rejects = sql("SELECT row_number, reason, raw_row FROM funnelhouse.ingest_rejects ORDER BY row_number")
+    assert [(row, reason) for row, reason, _ in rejects][0] == (2, "line longer than 4096 bytes")
+    assert rejects[0][2] == {"_raw_text": array[:100].decode(), "_raw_text_length": 4096}
+    assert rejects[1][1].startswith("line is not JSON")
+    assert rejects[1][2] == {"_raw_text": not_json[:100].decode(), "_raw_text_length": len(not_json)}
+    assert sql("SELECT customer_code FROM customers ORDER BY 1") == [
+        ("CUST_0001",),
+        ("CUST_0004",),
+        ("CUST_0005",),
     ]
 
 

@@ -171,6 +171,32 @@ def test_errors_keep_row_contents_out_of_logs(parents, run_ingest, sql, monkeypa
     assert "bob@example.com" in error
 
 
+def test_content_beyond_postgresql_limits_fails_its_file_and_the_run_goes_on(
+    parents, run_ingest, sql, monkeypatch
+):
+    """PostgreSQL refuses some content as beyond its limits (class 54: a jsonb string over 256 MB,
+    JSON nested deeper than its stack) with an OperationalError, which the loader let through:
+    the run ended, the file had no ledger row and the files after it were not loaded. Such a
+    refusal now fails the file like any other (its DETAIL kept out of the result's error)."""
+    from ingestion.load.validate import ChunkValidator, Verdict
+
+    monkeypatch.setattr(ChunkValidator, "validate", lambda self, frame: Verdict())  # on to PostgreSQL
+    deep = "[" * 200_000 + "]" * 200_000
+    path = rows.write(
+        parents, "customers", "deep", [rows.customer(15, language=deep, email="carol@example.com")]
+    )
+    after = rows.write(parents, "customers", "later", [rows.customer(16)])
+    results = run_ingest(path, after)
+    failed = results[path.name]
+    assert failed.status == "failed" and "SQLSTATE 54001" in failed.error, failed.error
+    assert "carol@example.com" not in failed.error
+    assert results[after.name].status == "loaded"
+    assert sql("SELECT status, rows_in FROM funnelhouse.ingest_files WHERE path = %s", str(path)) == [
+        ("failed", 0)
+    ]
+    assert sql("SELECT customer_code FROM customers ORDER BY 1") == [("CUST_0001",), ("CUST_0016",)]
+
+
 def test_parquet_nanosecond_timestamps_load(parents, run_ingest, sql):
     """pandas and Spark write timestamp[ns]: 9 fraction digits as text."""
     batch = [rows.customer(15), rows.customer(16, created_at="2025-01-02 10:00:00.123456789")]

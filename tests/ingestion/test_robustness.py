@@ -1,4 +1,5 @@
-"""A load killed mid-file leaves nothing behind; a 1 GB file loads in bounded memory."""
+"""A load killed mid-file leaves nothing behind; a 1 GB file loads in bounded memory; a field whose
+opening quote is never closed fails its file, not the run."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import psutil
 import psycopg
 import pytest
 
+from ingestion.load import readers
 from tests.fixtures.postgres import wait_for_count
 from tests.ingestion import landing_rows as rows
 from tests.ingestion.big_files import write_conversations_csv
@@ -99,3 +101,32 @@ def test_a_1gb_conversations_file_loads_in_bounded_memory(parents, tmp_path, pg_
     print(f"peak RSS {peak:.0f} MB")
     assert peak < 500, f"peak RSS {peak:.0f} MB"
     assert sql("SELECT count(*) FROM conversations") == [(250_000,)]
+
+
+def test_a_quote_never_closed_fails_its_file_naming_the_row_and_the_run_goes_on(
+    landing, run_ingest, sql, monkeypatch
+):
+    """A field's opening quote never closed made the rest of the file one row, held and scanned
+    again with every block: memory grew with the file and time with its square, and a multi-GB
+    file ended the run with no ledger row (retried by the sensor forever). Past MAX_ROW_BYTES
+    (small here) the file fails naming where the quote opened; the rows before it, merged in
+    earlier chunks, roll back with it; the next file of the run loads."""
+    monkeypatch.setattr(readers, "MAX_ROW_BYTES", 4096)
+    stray = rows.write(landing, "tags", "1", [rows.tag(n, description="OPEN") for n in range(1, 400)])
+    text = stray.read_text().split("\n")
+    text[3] = text[3].replace("OPEN", '"call back Monday')  # data row 3, line 4
+    stray.write_text("\n".join(text))
+    after = rows.write(landing, "tags", "2", [rows.tag(900)])
+    assert stray.stat().st_size > 3 * 4096
+
+    results = run_ingest(stray, after, chunk_bytes=1024)  # rows 1-2 merged in a chunk of their own
+    failed = results[stray.name]
+    assert failed.status == "failed", failed
+    assert "a quoted field opened in data row 3, line 4 is not closed within 4096 bytes" in failed.error
+    assert "drop the file again" in failed.error and "call back" not in failed.error
+    assert results[after.name].status == "loaded"
+    assert sql("SELECT name FROM tags") == [("标签900",)]
+    assert sql(
+        "SELECT status, rows_in, rows_loaded FROM funnelhouse.ingest_files WHERE path LIKE %s", "%tags__1.csv"
+    ) == [("failed", 0, 0)]
+    assert sql("SELECT count(*) FROM funnelhouse.ingest_rejects") == [(0,)]
