@@ -2,8 +2,11 @@
 
 A file counts as ingested when its ledger row commits, and the loader writes that row in the
 same transaction as the file's data and rejects: a crash leaves neither. Content, not name, is
-the identity - ``(table, checksum)`` can be 'loaded' once - so a re-dropped copy is recorded as
-'duplicate' of the first and changes nothing.
+the identity: a re-dropped copy of loaded content is recorded as 'duplicate' of it and changes
+nothing - unless it is a newer batch of the table (:func:`duplicate_of`). Daily full exports of a
+value going ON, OFF, then ON again make day 3 the same bytes as day 1, and day 3's values are the
+ones that must stay (a newer batch's values stay, see :mod:`ingestion.load.pipeline`); merging
+it is no risk, as a merge of rows already there changes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterable
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingestion.load.landing import LandingFile
+from ingestion.load.landing import LandingFile, batch_order, parse_name
 
 FILES = "funnelhouse.ingest_files"
 REJECTS = "funnelhouse.ingest_rejects"
@@ -21,11 +24,56 @@ REJECT_COLUMNS = ("file_id", "path", "table_name", "row_number", "rule", "reason
 
 
 def loaded_copy(conn: psycopg.Connection, table: str, checksum: str) -> tuple[int, str] | None:
-    """``(id, path)`` of the ledger row that already loaded this content, if any."""
+    """``(id, path)`` of the latest ledger row that loaded this content, if any."""
     return conn.execute(
-        f"SELECT id, path FROM {FILES} WHERE table_name = %s AND checksum = %s AND status = 'loaded'",
+        f"""SELECT id, path FROM {FILES} WHERE table_name = %s AND checksum = %s AND status = 'loaded'
+            ORDER BY id DESC LIMIT 1""",
         (table, checksum),
     ).fetchone()
+
+
+def _batch_of(path: str) -> str | None:
+    parsed = parse_name(path.rstrip("/").rsplit("/", 1)[-1])
+    return parsed[1] if parsed else None
+
+
+def _newer_than_loaded(conn: psycopg.Connection, table: str, batch: str) -> bool:
+    """Whether ``batch`` sorts after every batch of ``table`` loaded so far (in the pipeline's
+    :func:`~ingestion.load.landing.batch_order`)."""
+    paths = conn.execute(
+        f"SELECT DISTINCT path FROM {FILES} WHERE table_name = %s AND status = 'loaded'", (table,)
+    ).fetchall()
+    loaded = [batch_order(b) for (path,) in paths if (b := _batch_of(path)) is not None]
+    return all(batch_order(batch) > other for other in loaded)
+
+
+def stale_copy(conn: psycopg.Connection, table: str, batch: str, checksum: str) -> tuple[int, str] | None:
+    """``(id, path)`` of the latest load of this content if a file of ``batch`` bringing it again
+    must not be merged: its batch does not sort after the newest batch of the table loaded, so
+    its values are not the newest (and a true re-drop of a loaded file is such a file). None for
+    new content, and for old content in a newer batch, which the loader merges."""
+    copy = loaded_copy(conn, table, checksum)
+    if copy is None or _newer_than_loaded(conn, table, batch):
+        return None
+    return copy
+
+
+def duplicate_of(conn: psycopg.Connection, file: LandingFile, checksum: str) -> tuple[int, str] | None:
+    """``(id, path)`` of the loaded copy the loader records ``file`` as a duplicate of; None: load it.
+
+    A :func:`stale_copy`, or content that is what the table's latest load brought (the same
+    export two days running, a copy under a new name): nothing loaded since could have changed
+    what it would merge. Asked under the table's load lock, which orders the table's loads by id.
+    """
+    copy = loaded_copy(conn, file.table, checksum)
+    if copy is None:
+        return None
+    latest = conn.execute(
+        f"SELECT max(id) FROM {FILES} WHERE table_name = %s AND status = 'loaded'", (file.table,)
+    ).fetchone()[0]
+    if copy[0] == latest or stale_copy(conn, file.table, file.batch, checksum):
+        return copy
+    return None
 
 
 def start(conn: psycopg.Connection, file: LandingFile, checksum: str, run_id: str | None) -> int:
@@ -109,13 +157,19 @@ def seen(conn: psycopg.Connection, files: Iterable[LandingFile]) -> dict[str, st
 
 
 def handled(conn: psycopg.Connection, table: str, path: str, checksum: str) -> bool:
-    """Whether this content needs no automatic attempt: loaded anywhere, or tried at this path already.
+    """Whether this content needs no automatic attempt: tried at this path already, or a
+    :func:`stale_copy` (loaded, and this path's batch is not newer than the table's newest loaded).
 
     A failed file is not retried automatically (the sensor would relaunch it on every tick); a
     fixed file has a new checksum and is picked up, and ``funnelhouse ingest PATH`` retries on demand.
+    Only :func:`stale_copy` is asked, not :func:`duplicate_of`: a run decides what is pending before
+    it loads anything, and the earlier batches it loads first can make a repeat of the latest load
+    worth merging (ON loaded; OFF and ON again pending). Such a file is attempted and, if still
+    a duplicate when its turn comes, recorded as one.
     """
-    return conn.execute(
-        f"""SELECT EXISTS (SELECT 1 FROM {FILES}
-                           WHERE table_name = %s AND checksum = %s AND (status = 'loaded' OR path = %s))""",
+    tried_here = conn.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {FILES} WHERE table_name = %s AND checksum = %s AND path = %s)",
         (table, checksum, path),
     ).fetchone()[0]
+    batch = _batch_of(path)
+    return tried_here or (batch is not None and stale_copy(conn, table, batch, checksum) is not None)

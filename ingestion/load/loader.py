@@ -657,7 +657,7 @@ def _create_partitions(conn: psycopg.Connection, file: LandingFile, checksum: st
     if ensurer is None:
         return
     with conn.transaction():
-        if ledger.loaded_copy(conn, file.table, checksum):
+        if ledger.duplicate_of(conn, file, checksum):
             return  # loaded before: this copy loads nothing
     for month in sorted(_months_present(file, PARTITION_COLUMNS[file.table], chunk_bytes)):
         with conn.transaction():
@@ -690,7 +690,7 @@ def load_file(
             # finishing its statement first; its transaction is rolled back either way.
             conn.execute("SET LOCAL client_connection_check_interval = '2s'")
             _lock_table(conn, file.table)
-            earlier = ledger.loaded_copy(conn, file.table, checksum)
+            earlier = ledger.duplicate_of(conn, file, checksum)
             if earlier:
                 result.status, result.duplicate_of = "duplicate", earlier[1]
                 result.file_id = ledger.record(

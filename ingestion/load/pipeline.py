@@ -38,8 +38,8 @@ def pending(
 ) -> list[tuple[LandingFile, str]]:
     """The files needing an automatic attempt, with their checksums (see :func:`ledger.handled`).
 
-    ``retry_failed`` also returns files whose content failed at this path before (never loaded
-    anywhere): what a person running ``funnelhouse ingest --via-dagster DIR`` expects, as plain
+    ``retry_failed`` also returns files whose content failed at this path before (unless loaded
+    since, as the same or a newer batch: ``ledger.stale_copy``): what a person running ``funnelhouse ingest --via-dagster DIR`` expects, as plain
     ``funnelhouse ingest DIR`` retries them. The sensor leaves it off (it would retry every tick).
     """
     files = list(files)
@@ -48,7 +48,7 @@ def pending(
     for file in files:
         if retry_failed:
             checksum = seen.get(file.url) or file.checksum()
-            if ledger.loaded_copy(conn, file.table, checksum) is None:
+            if ledger.stale_copy(conn, file.table, file.batch, checksum) is None:
                 waiting.append((file, checksum))
             continue
         if file.url in seen:

@@ -56,6 +56,42 @@ def test_reingesting_changes_nothing_and_updates_apply(people, run_ingest, sql, 
             assert after[code] == (tier, stamp)  # untouched rows keep updated_at
 
 
+@pytest.mark.parametrize("only_pending", [False, True], ids=["ingest-path", "pending-in-folder"])
+def test_a_newer_batch_bringing_back_older_content_is_merged(landing, run_ingest, sql, only_pending):
+    """Daily full exports of a value going ON, OFF, then ON again: day 3 has day 1's bytes, but is
+    the newest batch, so its values stay; it is not skipped as a copy of day 1 (PostgreSQL kept OFF).
+    ``only_pending``: the sensor's and the assets' way (the folder, files the ledger has not handled)."""
+
+    def drop(day: str, description: str):
+        path = rows.write(landing, "tags", day, [rows.tag(1, description=description)])
+        return run_ingest(landing if only_pending else path, only_pending=only_pending).get(path.name)
+
+    def stored():
+        return sql("SELECT description, updated_at FROM tags")
+
+    loaded = [drop("20250101", "ON"), drop("20250102", "OFF"), drop("20250103", "ON")]
+    assert [(r.status, r.rows_changed) for r in loaded] == [("loaded", 1), ("loaded", 1), ("loaded", 1)]
+    [(description, stamp)] = stored()
+    assert description == "ON"
+
+    # A true re-drop of day 3 changes nothing and is recorded as a duplicate of day 3's load; the
+    # folder has nothing pending. Nor does day 4 repeating day 3 (nothing loaded in between).
+    day3 = landing / "tags__20250103.csv"
+    again = run_ingest(day3)["tags__20250103.csv"]
+    assert (again.status, again.duplicate_of) == ("duplicate", str(day3))
+    assert run_ingest(landing, only_pending=True) == {}
+    shutil.copy(day3, landing / "tags__20250104.csv")
+    assert run_ingest(landing / "tags__20250104.csv")["tags__20250104.csv"].status == "duplicate"
+    assert stored() == [("ON", stamp)]
+    assert sql("SELECT path, status FROM funnelhouse.ingest_files ORDER BY id") == [
+        (str(landing / "tags__20250101.csv"), "loaded"),
+        (str(landing / "tags__20250102.csv"), "loaded"),
+        (str(day3), "loaded"),
+        (str(day3), "duplicate"),
+        (str(landing / "tags__20250104.csv"), "duplicate"),
+    ]
+
+
 def test_bad_rows_are_quarantined_with_reasons(people, run_ingest, sql):
     batch = [
         rows.customer(10),
