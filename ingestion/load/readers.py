@@ -215,8 +215,20 @@ def _numbered(frame: pd.DataFrame, first_row: int) -> pd.DataFrame:
     return frame
 
 
+# The most of a CSV file read for its header: the header is its first line, within this.
+_HEADER_READ_BYTES = 1024 * 1024
+
+
 def _csv_header(file: LandingFile, handle) -> list[str]:
-    first_line = handle.readline(1024 * 1024)
+    """The header's column names: the file's first line (up to :data:`_HEADER_READ_BYTES`).
+
+    Cut from a bounded ``read`` rather than ``readline(limit)``: fsspec's remote files (S3, GCS,
+    HTTP: ``AbstractBufferedFile``) take no limit there, and a file without a line break must not
+    be read whole. Leaves the handle at the start of the file.
+    """
+    start = handle.read(_HEADER_READ_BYTES)
+    end = start.find(b"\n")
+    first_line = start if end < 0 else start[: end + 1]
     handle.seek(0)
     try:
         text = first_line.decode("utf-8-sig")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 
+import fsspec
+import fsspec.spec
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 
 from ingestion.contracts import CONTRACTS
 from tests.ingestion import landing_rows as rows
@@ -233,26 +237,70 @@ def test_empty_file_loads_nothing(landing, run_ingest):
     assert (result.status, result.rows_in) == ("loaded", 0)
 
 
-def test_any_fsspec_url_works_like_a_folder(pg_dsn, tmp_path, sql):
-    """The landing zone through fsspec (memory:// here, s3:// in production): same code, same result."""
-    import fsspec
+class _BlockBufferedFile(fsspec.spec.AbstractBufferedFile):
+    """A memory file read as s3fs and gcsfs files are: in blocks fetched by byte range, through
+    ``AbstractBufferedFile``'s own read, seek and ``readline()`` (which takes no size)."""
 
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        return self.fs.cat_file(self.path, start, end)
+
+
+class _BlockBufferedMemoryFileSystem(MemoryFileSystem):
+    """The memory store (files written with ``pipe``), its files opened for reading as a remote
+    store's are (:class:`_BlockBufferedFile`): MemoryFileSystem's own are BytesIOs, which take
+    calls no remote file does (``readline(size)``)."""
+
+    protocol = "bufferedmemory"
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        return super()._strip_protocol(path.removeprefix("bufferedmemory://"))
+
+    def _open(self, path, mode="rb", **kwargs):
+        if mode != "rb":
+            return super()._open(path, mode, **kwargs)
+        # Blocks smaller than the header: a line is read across several range fetches.
+        return _BlockBufferedFile(self, self._strip_protocol(path), mode, block_size=64)
+
+
+fsspec.register_implementation("bufferedmemory", _BlockBufferedMemoryFileSystem, clobber=True)
+
+
+@pytest.fixture
+def memory_landing():
+    """An empty folder of fsspec's memory store (shared by the process), removed afterwards."""
+    memory = fsspec.filesystem("memory")
+    folder = f"/fsspec-landing-{uuid.uuid4().hex}"
+    yield memory, folder
+    if memory.exists(folder):
+        memory.rm(folder, recursive=True)
+
+
+@pytest.mark.parametrize("protocol", ["memory", "bufferedmemory"])
+def test_any_fsspec_url_works_like_a_folder(pg_dsn, tmp_path, sql, memory_landing, protocol):
+    """The landing zone through fsspec (memory:// here, s3:// in production): same code, same result.
+
+    bufferedmemory:// reads the same files as a remote store does (:class:`_BlockBufferedFile`).
+    """
     from ingestion.load.pipeline import ingest_locations
 
+    memory, folder = memory_landing
     local = tmp_path / "files"
-    memory = fsspec.filesystem("memory")
     for path in (
         rows.write(local, "employees", "b1", [rows.employee(1)]),
         rows.write(local, "customers", "b1", [rows.customer(1), rows.customer(2)], "jsonl"),
+        rows.write(local, "customers", "b2", [rows.customer(3)], "parquet"),
     ):
-        memory.pipe(f"/fsspec-landing/{path.name}", path.read_bytes())
-    results = ingest_locations(pg_dsn, ["memory://fsspec-landing"], only_pending=True)
+        memory.pipe(f"{folder}/{path.name}", path.read_bytes())
+    location = f"{protocol}:/{folder}"
+    results = ingest_locations(pg_dsn, [location], only_pending=True)
     assert [(r.file.url, r.status, r.rows_loaded) for r in results] == [
-        ("memory:///fsspec-landing/employees__b1.csv", "loaded", 1),
-        ("memory:///fsspec-landing/customers__b1.jsonl", "loaded", 2),
+        (f"{protocol}://{folder}/employees__b1.csv", "loaded", 1),
+        (f"{protocol}://{folder}/customers__b1.jsonl", "loaded", 2),
+        (f"{protocol}://{folder}/customers__b2.parquet", "loaded", 1),
     ]
-    assert ingest_locations(pg_dsn, ["memory://fsspec-landing"], only_pending=True) == []
-    assert sql("SELECT count(*) FROM customers") == [(2,)]
+    assert ingest_locations(pg_dsn, [location], only_pending=True) == []
+    assert sql("SELECT count(*) FROM customers") == [(3,)]
 
 
 def test_contract_defaults_are_the_database_defaults(sql):
