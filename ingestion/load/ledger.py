@@ -156,6 +156,16 @@ def seen(conn: psycopg.Connection, files: Iterable[LandingFile]) -> dict[str, st
     return dict(rows)
 
 
+def settled_here(conn: psycopg.Connection, table: str, path: str, checksum: str) -> bool:
+    """Whether this content was loaded at this path already, or recorded there as a duplicate: an
+    attempt that needs no retry (a failed one does)."""
+    return conn.execute(
+        f"""SELECT EXISTS (SELECT 1 FROM {FILES}
+                           WHERE table_name = %s AND checksum = %s AND path = %s AND status <> 'failed')""",
+        (table, checksum, path),
+    ).fetchone()[0]
+
+
 def handled(conn: psycopg.Connection, table: str, path: str, checksum: str) -> bool:
     """Whether this content needs no automatic attempt: tried at this path already, or a
     :func:`stale_copy` (loaded, and this path's batch is not newer than the table's newest loaded).

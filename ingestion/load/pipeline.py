@@ -39,8 +39,9 @@ def pending(
     """The files needing an automatic attempt, with their checksums (see :func:`ledger.handled`).
 
     ``retry_failed`` also returns files whose content failed at this path before (unless loaded
-    since, as the same or a newer batch: ``ledger.stale_copy``): what a person running ``funnelhouse ingest --via-dagster DIR`` expects, as plain
-    ``funnelhouse ingest DIR`` retries them. The sensor leaves it off (it would retry every tick).
+    since, as the same or a newer batch: ``ledger.stale_copy``; never one loaded or recorded as a
+    duplicate at this path: ``ledger.settled_here``): what a person running ``funnelhouse ingest
+    --via-dagster DIR`` expects, as plain ``funnelhouse ingest DIR`` retries them. The sensor leaves it off (it would retry every tick).
     """
     files = list(files)
     seen = ledger.seen(conn, files)
@@ -48,7 +49,9 @@ def pending(
     for file in files:
         if retry_failed:
             checksum = seen.get(file.url) or file.checksum()
-            if ledger.stale_copy(conn, file.table, file.batch, checksum) is None:
+            if not ledger.settled_here(conn, file.table, file.url, checksum) and (
+                ledger.stale_copy(conn, file.table, file.batch, checksum) is None
+            ):
                 waiting.append((file, checksum))
             continue
         if file.url in seen:

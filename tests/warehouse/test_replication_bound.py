@@ -82,10 +82,14 @@ def _utc_clock(conn: psycopg.Connection) -> dt.datetime:
 
 def test_a_reader_that_cannot_see_other_sessions_holds_back_by_the_fallback_lag(pg_dsn):
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        # (roles are the cluster's, not the test database's: dropped whatever happens)
+        admin.execute("drop role if exists bound_reader")
         admin.execute("create role bound_reader login password 'bound-reader'")
-        before = _utc_clock(admin)
-        bound = exact_bound(make_conninfo(pg_dsn, user="bound_reader", password="bound-reader"))
-        after = _utc_clock(admin)
-        admin.execute("drop role bound_reader")
+        try:
+            before = _utc_clock(admin)
+            bound = exact_bound(make_conninfo(pg_dsn, user="bound_reader", password="bound-reader"))
+            after = _utc_clock(admin)
+        finally:
+            admin.execute("drop role bound_reader")
 
     assert before - FALLBACK_LAG <= bound.utc <= after - FALLBACK_LAG, (before, bound, after)
