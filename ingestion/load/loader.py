@@ -626,6 +626,25 @@ class _FileLoad:
         return self.rejected + self.rejected_in_sql
 
 
+# A file at least this big gets a line before each step that reads it whole with no rows to
+# count (hashing it, scanning it for months): seconds to minutes of silence otherwise (a checksum
+# of 1 GB takes seconds; a multi-GB file, more). Smaller files stay quiet.
+ANNOUNCE_BYTES = 64 * 1024 * 1024
+
+
+def announce(file: LandingFile, doing: str, on_step: Callable[[str], None] | None) -> None:
+    """Tell ``on_step`` (an :class:`~ingestion.load.pipeline.Observer`'s ``step_started``) that
+    ``doing`` ('hashing x.csv') begins, when ``file`` is big enough for it to take a while."""
+    if on_step and file.size and file.size >= ANNOUNCE_BYTES:
+        on_step(f"{doing} ({file.size / 1e6:,.1f} MB)...")
+
+
+def checksum_of(file: LandingFile, on_step: Callable[[str], None] | None = None) -> str:
+    """``file.checksum()``, announced for a big file: hashing reads all of it."""
+    announce(file, f"hashing {file.name}", on_step)
+    return file.checksum()
+
+
 def _months_present(file: LandingFile, column: str, chunk_bytes: int) -> set[str]:
     """First days ('YYYY-MM-01') of the UTC months of ``column`` in the file, within PARTITION_RANGE.
 
@@ -640,7 +659,13 @@ def _months_present(file: LandingFile, column: str, chunk_bytes: int) -> set[str
     return months
 
 
-def _create_partitions(conn: psycopg.Connection, file: LandingFile, checksum: str, chunk_bytes: int) -> None:
+def _create_partitions(
+    conn: psycopg.Connection,
+    file: LandingFile,
+    checksum: str,
+    chunk_bytes: int,
+    on_step: Callable[[str], None] | None = None,
+) -> None:
     """The partitions the file's rows need, each created in a short transaction of its own, before
     the file's transaction.
 
@@ -659,6 +684,7 @@ def _create_partitions(conn: psycopg.Connection, file: LandingFile, checksum: st
     with conn.transaction():
         if ledger.duplicate_of(conn, file, checksum):
             return  # loaded before: this copy loads nothing
+    announce(file, f"scanning {file.name} for months", on_step)
     for month in sorted(_months_present(file, PARTITION_COLUMNS[file.table], chunk_bytes)):
         with conn.transaction():
             _lock_table(conn, file.table)
@@ -677,13 +703,17 @@ def load_file(
     run_id: str | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     on_rows: Callable[[int], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> FileResult:
-    """Ingest one file on ``conn`` (which must not be inside a transaction); never raises for bad data."""
+    """Ingest one file on ``conn`` (which must not be inside a transaction); never raises for bad data.
+
+    ``on_rows`` gets the rows read, chunk by chunk; ``on_step`` a line before the long steps of a
+    big file that come before them (:func:`announce`)."""
     started = time.monotonic()
-    checksum = checksum or file.checksum()
+    checksum = checksum or checksum_of(file, on_step)
     result = FileResult(file, checksum, "loaded")
     try:
-        _create_partitions(conn, file, checksum, chunk_bytes)
+        _create_partitions(conn, file, checksum, chunk_bytes, on_step)
         with conn.transaction():
             conn.execute("SET LOCAL work_mem = '64MB'")
             # A killed loader's server process notices the dead client within seconds instead of
@@ -710,7 +740,8 @@ def load_file(
             if result.rows_in and not result.rows_loaded:
                 result.status = "failed"
                 result.error = (
-                    f"{file.url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)})"
+                    f"{file.url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)}). "
+                    f"The rows and why are in funnelhouse.ingest_rejects: {_TO_RETRY.format(url=file.url)}"
                 )
             ledger.finish(
                 conn,
@@ -736,6 +767,13 @@ def load_file(
     return result
 
 
+# What to do about a failed file, the end of its error (ledger, CLI, Dagster): a fixed file has a
+# new checksum, so the sensor picks it up where it was dropped; `ingest PATH` retries at once.
+_TO_RETRY = "fix the file, then drop it again or run `funnelhouse ingest {url}`"
+# The readers' messages that name their own fix ("close the quote ... and drop the file again").
+_OWN_REMEDY = "drop the file again"
+
+
 def _record_failure(
     conn: psycopg.Connection, result: FileResult, error: Exception, run_id: str | None
 ) -> None:
@@ -749,6 +787,9 @@ def _record_failure(
         shown = refused + (error.diag.message_primary or type(error).__name__)
         if error.sqlstate:
             shown += f" (SQLSTATE {error.sqlstate})"
+    if _OWN_REMEDY not in message:
+        remedy = f". Nothing was loaded: {_TO_RETRY.format(url=result.file.url)}"
+        message, shown = message.rstrip(". ") + remedy, shown.rstrip(". ") + remedy
     # A NUL (in a column name the error quotes) becomes U+FFFD: PostgreSQL's text cannot hold it,
     # and recording the failure would fail in turn, ending the run with the file unrecorded.
     message, shown = message.replace("\x00", "\ufffd"), shown.replace("\x00", "\ufffd")

@@ -8,13 +8,13 @@ earlier file of the same run loaded, and a newer batch's values are the ones tha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import psycopg
 
 from ingestion.load import ledger
 from ingestion.load.landing import LandingFile, discover, in_load_order
-from ingestion.load.loader import FileResult, load_file
+from ingestion.load.loader import FileResult, checksum_of, load_file
 from ingestion.load.readers import CHUNK_BYTES
 from ingestion.schema import migrate
 
@@ -26,6 +26,9 @@ class Observer:
 
     def rows_read(self, count: int) -> None: ...
 
+    def step_started(self, message: str) -> None:
+        """A long step with no rows to count begins on a big file ('hashing x.csv (1,000.0 MB)...')."""
+
     def file_finished(self, result: FileResult) -> None: ...
 
 
@@ -34,7 +37,11 @@ def connect(dsn: str) -> psycopg.Connection:
 
 
 def pending(
-    conn: psycopg.Connection, files: Iterable[LandingFile], *, retry_failed: bool = False
+    conn: psycopg.Connection,
+    files: Iterable[LandingFile],
+    *,
+    retry_failed: bool = False,
+    on_step: Callable[[str], None] | None = None,
 ) -> list[tuple[LandingFile, str]]:
     """The files needing an automatic attempt, with their checksums (see :func:`ledger.handled`).
 
@@ -48,7 +55,7 @@ def pending(
     waiting = []
     for file in files:
         if retry_failed:
-            checksum = seen.get(file.url) or file.checksum()
+            checksum = seen.get(file.url) or checksum_of(file, on_step)
             if not ledger.settled_here(conn, file.table, file.url, checksum) and (
                 ledger.stale_copy(conn, file.table, file.batch, checksum) is None
             ):
@@ -56,7 +63,7 @@ def pending(
             continue
         if file.url in seen:
             continue
-        checksum = file.checksum()
+        checksum = checksum_of(file, on_step)
         if not ledger.handled(conn, file.table, file.url, checksum):
             waiting.append((file, checksum))
     return waiting
@@ -84,11 +91,21 @@ def ingest(
     results = []
     with connect(dsn) as conn:
         files = in_load_order(files)
-        todo = pending(conn, files, retry_failed=retry_failed) if only_pending else [(f, None) for f in files]
+        todo = (
+            pending(conn, files, retry_failed=retry_failed, on_step=observer.step_started)
+            if only_pending
+            else [(f, None) for f in files]
+        )
         for index, (file, checksum) in enumerate(todo):
             observer.file_started(file, index, len(todo))
             result = load_file(
-                conn, file, checksum, run_id=run_id, chunk_bytes=chunk_bytes, on_rows=observer.rows_read
+                conn,
+                file,
+                checksum,
+                run_id=run_id,
+                chunk_bytes=chunk_bytes,
+                on_rows=observer.rows_read,
+                on_step=observer.step_started,
             )
             observer.file_finished(result)
             results.append(result)

@@ -55,6 +55,9 @@ class _ProgressObserver(Observer):
         self.rows += count
         self.progress.update(self.task, description=f"rows read: {self.rows:,}")
 
+    def step_started(self, message):
+        self.progress.console.print(escape(message), highlight=False)
+
     def file_finished(self, result):
         self.progress.advance(self.task)
 

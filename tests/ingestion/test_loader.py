@@ -169,6 +169,10 @@ def test_file_of_only_bad_rows_fails_but_keeps_its_rejects(people, run_ingest, s
         result.status == "failed"
         and "all 2 rows rejected" in result.error
         and "customers__bad.csv" in result.error
+        and result.error.endswith(
+            f"drop it again or run `funnelhouse ingest {people / 'customers__bad.csv'}`"
+        )
+        and "ingest_rejects" in result.error
     )
     assert sql("SELECT count(*) FROM funnelhouse.ingest_rejects WHERE path LIKE '%%bad.csv'") == [(2,)]
     assert sql("SELECT status FROM funnelhouse.ingest_files WHERE path LIKE '%%bad.csv'") == [("failed",)]
@@ -192,9 +196,14 @@ def test_malformed_file_fails_names_the_file_and_can_be_fixed(
     broken.write_bytes(damage(good.read_bytes()))
     result = run_ingest(broken)["customers__b9.csv"]
     assert result.status == "failed" and str(broken) in result.error and message in result.error
+    # It ends with what to do, in the ledger too.
+    remedy = f"Nothing was loaded: fix the file, then drop it again or run `funnelhouse ingest {broken}`"
+    assert result.error.endswith(remedy), result.error
     assert sql(
-        "SELECT status, error IS NOT NULL FROM funnelhouse.ingest_files WHERE path = %s", str(broken)
-    ) == [("failed", True)]
+        "SELECT status, right(error, %s) FROM funnelhouse.ingest_files WHERE path = %s",
+        len(remedy),
+        str(broken),
+    ) == [("failed", remedy)]
     assert sql("SELECT count(*) FROM customers") == [(3,)]  # nothing of it loaded
 
     shutil.copy(good, broken)  # the fixed file, dropped under the same name

@@ -75,6 +75,9 @@ class _LogObserver(Observer):
             self.reported_at = self.clock()
             self.log.info(f"{self.name}: {self.rows:,} rows read so far")
 
+    def step_started(self, message: str) -> None:
+        self.log.info(message)
+
     def file_finished(self, result: FileResult) -> None:
         self.log.info(
             f"{result.file.name}: {result.status}, {result.rows_in} in, {result.rows_loaded} loaded, "
