@@ -165,6 +165,26 @@ def read_chunks(file: LandingFile, chunk_bytes: int = CHUNK_BYTES) -> Iterator[C
         raise LandingFileError(file, f"not a readable {file.format} file: {error}") from error
 
 
+# A name that can be a column's: what an error message may quote of a header.
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]{0,62}")
+
+
+def _header_as_shown(present: list[str], columns: list[str]) -> str:
+    """The header's names for an error message (which goes to logs and Dagster), as far as they can
+    be column names. A file without a header has a data row there (a customer's name, phone number,
+    WeChat id): if the line names none of the contract's columns it is not quoted at all, and a name
+    of a real header that cannot be a column's is not either."""
+    if not present:
+        return "nothing"
+    if not set(present) & set(columns):
+        return (
+            f"{len(present)} field(s), none a column of {len(columns)} the contract names: a file without "
+            "a header line? (the line is not quoted: it may be data)"
+        )
+    shown = [name if _COLUMN_NAME.fullmatch(name) else "(a name not shown)" for name in present[:8]]
+    return ", ".join(shown) + (" ..." if len(present) > 8 else "")
+
+
 def _require_columns(file: LandingFile, present: list[str], columns: list[str]) -> None:
     """The file's columns must be exactly the contract's, in any order.
 
@@ -176,11 +196,10 @@ def _require_columns(file: LandingFile, present: list[str], columns: list[str]) 
     """
     missing = [c for c in columns if c not in present]
     if missing:
-        shown = ", ".join(present[:8]) + (" ..." if len(present) > 8 else "")
         raise LandingFileError(
             file,
             f"not a {file.format} file of {file.table}: missing column(s) {', '.join(missing)} "
-            f"(found: {shown or 'nothing'})",
+            f"(found: {_header_as_shown(present, columns)})",
         )
     known = set(columns)
     unknown = [c or "(unnamed)" for c in dict.fromkeys(present) if c not in known]

@@ -185,8 +185,10 @@ def test_file_of_only_bad_rows_fails_but_keeps_its_rejects(people, run_ingest, s
         (lambda text: text[:-25], "truncated"),
         (lambda text: b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4 + b"\n", "not"),
         (lambda text: b"<html><body>oops</body></html>\n", "missing column"),
+        # a file exported without its header line: its first data row must not reach the message
+        (lambda text: text.split(b"\n", 1)[1], "none a column"),
     ],
-    ids=["bad-encoding", "truncated", "binary", "not-csv"],
+    ids=["bad-encoding", "truncated", "binary", "not-csv", "no-header"],
 )
 def test_malformed_file_fails_names_the_file_and_can_be_fixed(
     people, run_ingest, sql, tmp_path, damage, message
@@ -196,6 +198,7 @@ def test_malformed_file_fails_names_the_file_and_can_be_fixed(
     broken.write_bytes(damage(good.read_bytes()))
     result = run_ingest(broken)["customers__b9.csv"]
     assert result.status == "failed" and str(broken) in result.error and message in result.error
+    assert "CUST_0040" not in result.error and "客户" not in result.error  # no row content
     # It ends with what to do, in the ledger too.
     remedy = f"Nothing was loaded: fix the file, then drop it again or run `funnelhouse ingest {broken}`"
     assert result.error.endswith(remedy), result.error
