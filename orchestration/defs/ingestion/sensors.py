@@ -118,7 +118,7 @@ def crm_landing_sensor(
     settle = settle_seconds()
     settling = still_written(files, settle, time.time())
     with connect(dsn) as conn:
-        ready = pending(conn, [f for f in files if f.url not in settling])
+        ready = pending(conn, [f for f in files if f.url not in settling], on_step=context.log.info)
         # (a settling file loaded already, by an explicit `funnelhouse ingest`, is not waited for)
         for url in ledger.seen(conn, [f for f in files if f.url in settling]):
             del settling[url]
