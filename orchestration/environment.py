@@ -24,6 +24,20 @@ def env_name() -> str:
     return name
 
 
+def number_setting(name: str, default: float, unit: str) -> float:
+    """The non-negative number (of ``unit``: "hours", "seconds" ...) the variable ``name`` sets, else
+    ``default``; read when asked (a sensor's tick), not at import, so a change needs no reload. A value
+    that is no such number stops its reader with a message naming the variable."""
+    value = os.environ.get(name, "").strip()
+    try:
+        number = float(value) if value else default
+    except ValueError:
+        number = -1.0
+    if number < 0:
+        raise ValueError(f"{name} must be a number of {unit} (0 or more), not {value!r}")
+    return number
+
+
 def dbt_target_dir() -> Path:
     """Where dbt writes its artifacts: dbt's own ``DBT_TARGET_PATH`` (relative to the repository
     root, where every dbt process here runs), else ``dbt_project/target``."""

@@ -37,7 +37,6 @@ that fails inside the loader records the failure in the ledger, so only killed r
 the sensor function's real annotations.)
 """
 
-import os
 import time
 
 import dagster as dg
@@ -49,6 +48,7 @@ from ingestion.load.pipeline import connect, pending
 from orchestration.defs.ingestion.assets import asset_key, op_name
 from orchestration.defs.ingestion.jobs import crm_ingest_job
 from orchestration.defs.ingestion.resources import LandingZone, PostgresResource
+from orchestration.environment import number_setting
 
 FILE_TAG = "funnelhouse/landing_file"
 CHECKSUM_TAG = "funnelhouse/checksum"
@@ -59,14 +59,7 @@ DEFAULT_SETTLE_SECONDS = 60.0
 
 def settle_seconds() -> float:
     """Seconds a landing file must stay unmodified before the sensor loads it (read at each tick)."""
-    value = os.environ.get(SETTLE_ENV, "").strip()
-    try:
-        seconds = float(value) if value else DEFAULT_SETTLE_SECONDS
-    except ValueError:
-        seconds = -1.0
-    if seconds < 0:
-        raise ValueError(f"{SETTLE_ENV} must be a number of seconds (0 or more), not {value!r}")
-    return seconds
+    return number_setting(SETTLE_ENV, DEFAULT_SETTLE_SECONDS, "seconds")
 
 
 def still_written(files: list[LandingFile], settle: float, now: float) -> dict[str, float]:

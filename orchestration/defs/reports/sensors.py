@@ -25,13 +25,13 @@ counts each as a run against the bound and the back-off, and asks again under a 
 
 from __future__ import annotations
 
-import os
 import time
 
 import dagster as dg
 
 from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
 from orchestration.defs.reports.schedules import daily_reports_job, weekly_reports_job
+from orchestration.environment import number_setting
 from orchestration.runs import runs_not_ended
 
 DELAY_ENV = "FUNNELHOUSE_REPORT_REDELIVERY_MINUTES"
@@ -45,11 +45,7 @@ _BY_KIND = {
 
 def redelivery_delay() -> float:
     """Minutes a failed delivery waits before its next run (read when the sensor runs, not at import)."""
-    value = os.environ.get(DELAY_ENV, "").strip()
-    try:
-        return float(value) if value else DEFAULT_DELAY_MINUTES
-    except ValueError:
-        raise ValueError(f"{DELAY_ENV} must be a number of minutes, not {value!r}") from None
+    return number_setting(DELAY_ENV, DEFAULT_DELAY_MINUTES, "minutes")
 
 
 def _period_run_under_way(instance: dg.DagsterInstance, job: dg.JobDefinition, asset, partition: str) -> bool:

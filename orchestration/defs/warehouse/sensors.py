@@ -95,6 +95,8 @@ from dagster._core.storage.tags import (
     SCHEDULE_NAME_TAG,
 )
 
+from orchestration.environment import number_setting
+
 ALERT_EMAIL_ENV = "FUNNELHOUSE_ALERT_EMAIL"
 RETRY_HOURS_ENV = "FUNNELHOUSE_ALERT_RETRY_HOURS"
 DEFAULT_RETRY_HOURS = 24.0
@@ -123,14 +125,7 @@ class AlertNotDelivered(RuntimeError):
 
 def _hours_setting(name: str, default: float) -> float:
     """The hours variable ``name`` sets (read when the sensor runs, not at import), else ``default``."""
-    value = os.environ.get(name, "").strip()
-    try:
-        hours = float(value) if value else default
-    except ValueError:
-        hours = -1.0
-    if hours < 0:
-        raise ValueError(f"{name} must be a number of hours (0 or more), not {value!r}")
-    return hours
+    return number_setting(name, default, "hours")
 
 
 def retry_hours() -> float:
