@@ -26,9 +26,7 @@ not reach ClickHouse because nobody thought of it. tests/warehouse/test_replicat
 holds the lists to the schema.
 
 Short free text that a model shows but a person may have typed contact details into (a customer's
-occupation, decision style, industry, persona type, country, city, source channel, trading platform,
-income and capital ranges; a first contact's source channel; a mid-funnel account's platform; a
-deposit's platform; a journey step's trigger event; a withdrawal's reason) is replicated masked (``_masked``,
+occupation and decision style, a journey step's trigger event, a withdrawal's reason) is replicated masked (``_masked``,
 one RE2 ``match`` ClickHouse evaluates while pulling, on the value's NFKC form so that full-width,
 circled and bold digits and letters count as the plain ones, "１３８", "①⑬⓪", "𝟏𝟑𝟖"; what is replicated
 unmasked is the original text): a value becomes ``[masked]`` as a whole if it holds an "@"; five or
@@ -43,16 +41,11 @@ or digit, "lina88", or letters joined by "_", "li_na"). What passes: a Latin wor
 "_" or "." (so that ordinary values, "manual", "Engineer", stay, and so does a letters-only handle,
 "zhangwei"); a number of fewer than five digits ("85/3/1"), or of fewer than seven with Chinese
 numerals; a date without a year or label ("3月12日"), or in Chinese numerals or month names; an e-mail
-address spelled out ("li at example dot com"); a letter and a digit alone ("Q3"); a value that is, as a
-whole, a bracket of amounts in 万, 千 or 亿 of numbers of at most three digits ("60-100万", "<1万美元":
-an income or capital range, five digits but no phone number). The price: any
+address spelled out ("li at example dot com"); a letter and a digit alone ("Q3"). The price: any
 five digits count, so an amount ("10,000") or a quarter before its year ("Q3 2024") is masked too.
 The search index's redaction (``ingestion.search.redaction``), Python run on whole messages, catches
 much of what passes here (labelled handles, spelled-out addresses, labelled dates of any form). Free
-text no model needs (personality traits, a contact's source detail and group name) is dropped. A
-customer's interests, risk flags and languages (JSON arrays of words, "美股", "出金风险", "中文") go
-through the extracted tags' filter (``_tags_without_contact_details``). A customer's time zone is
-copied as it is: an IANA name ("Asia/Hong_Kong") that the "_" rule would mask.
+text no model needs (personality traits, a contact's source detail and group name) is dropped.
 
 A conversation's ``source_message_id`` (the chat platform's message id, its business key in
 PostgreSQL) stays there too: platforms build it from their users' ids, a WhatsApp Cloud API
@@ -155,9 +148,8 @@ def known_tags_shaped_like_handles(extra: Iterable[str] = ()) -> list[str]:
 
 
 def _tags_without_contact_details(column: str, extra_known_words: Iterable[str] = ()) -> str:
-    """A JSON array of extracted tags (keywords, intention signals, risk keywords; also a customer's
-    interests, risk flags and languages, words of the same kind) with only the tags that cannot be
-    contact details. Tags are vocabulary: Chinese words ("美股", "询问费用"), tickers
+    """A JSON array of extracted tags (keywords, intention signals, risk keywords) with only the tags
+    that cannot be contact details. Tags are vocabulary: Chinese words ("美股", "询问费用"), tickers
     ("TSLA") and a few English words and phrases ("crypto", "wants to withdraw"). A tag is dropped if it
     holds a digit or an "@" (a phone number, an e-mail, a numbered handle; in any form, as the free
     text's rules read it: "①③⑧", "١٣٨"), a number of seven Chinese numerals or more
@@ -216,22 +208,12 @@ _CONTACT_LIKE_TEXT = "|".join(
         f"[{_LATIN_LETTERS}][_＿][{_LATIN_LETTERS}]",
     )
 )
-# A whole value that is a bracket of amounts in 万, 千 or 亿 (an income or capital range, "60-100万",
-# "<1万美元", ">100万"): five digits in all, but two numbers of at most three digits are no phone or QQ
-# number. Anchored, so that nothing else may stand beside it.
-_AMOUNT_BRACKET = (
-    rf"^[<>≤≥]?[{_DIGITS}]{{1,3}}(?:\s?[-~—–至到]\s?[{_DIGITS}]{{1,3}})?[万千亿]\p{{Han}}{{0,3}}$"
-)
 MASKED = "[masked]"
 
 
 def _masked(column: str) -> str:
     """``column`` (text), or ``MASKED`` if it looks like it carries contact details; NULL stays NULL."""
-    matched = _matched_form(column)
-    looks_like_contact_details = (
-        f"match({matched}, {string_literal(_CONTACT_LIKE_TEXT)})"
-        f" and not match({matched}, {string_literal(_AMOUNT_BRACKET)})"
-    )
+    looks_like_contact_details = f"match({_matched_form(column)}, {string_literal(_CONTACT_LIKE_TEXT)})"
     return f"if({looks_like_contact_details}, {string_literal(MASKED)}, {column})"
 
 
@@ -240,19 +222,7 @@ def _columns(names: str) -> tuple[str, ...]:
 
 
 _CONTACT_COLUMNS = ("wechat_id", "whatsapp", "telegram", "email", "phone")
-_MASKED_CUSTOMER_COLUMNS = (
-    "occupation",
-    "decision_style",
-    "industry",
-    "persona_type",
-    "country",
-    "city",
-    "source_channel",
-    "trading_platform",
-    "income_range",
-    "capital_range",
-)
-_CUSTOMER_TAG_COLUMNS = ("interests", "risk_flags", "language")
+_MASKED_CUSTOMER_COLUMNS = ("occupation", "decision_style")
 _TAG_COLUMNS = ("keywords", "intention_signals", "risk_keywords")
 
 RAW_TABLES: tuple[RawTable, ...] = (
@@ -267,9 +237,11 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "customers",
         replicated=_columns(
-            "id customer_code gender timezone investment_experience risk_preference tier intention_score"
-            " engagement_score ltv_prediction current_stage referrer_id assigned_employee_id assigned_at"
-            " status created_at updated_at last_contact_at"
+            "id customer_code gender country city timezone language industry income_range"
+            " investment_experience risk_preference capital_range trading_platform interests tier"
+            " persona_type intention_score engagement_score ltv_prediction current_stage source_channel"
+            " referrer_id assigned_employee_id assigned_at status risk_flags created_at updated_at"
+            " last_contact_at"
         ),
         dropped=(
             "name",
@@ -281,7 +253,6 @@ RAW_TABLES: tuple[RawTable, ...] = (
             "blacklist_reason",
             "personality_traits",
             *_MASKED_CUSTOMER_COLUMNS,
-            *_CUSTOMER_TAG_COLUMNS,
         ),
         derived={
             **{f"has_{column.removesuffix('_id')}": _present(column) for column in _CONTACT_COLUMNS},
@@ -291,9 +262,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             ),
             "has_blacklist_reason": _present("blacklist_reason"),
             **{column: _masked(column) for column in _MASKED_CUSTOMER_COLUMNS},
-            **_tag_filters(_CUSTOMER_TAG_COLUMNS),
         },
-        tag_columns=_CUSTOMER_TAG_COLUMNS,
     ),
     RawTable(
         "tags",
@@ -316,25 +285,22 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "funnel_tofu",
         replicated=_columns(
-            "id source_key customer_id employee_id contact_date joined_group joined_at"
+            "id source_key customer_id employee_id contact_date source_channel joined_group joined_at"
             " stayed_in_group left_group_at screening_result created_at updated_at"
         ),
-        dropped=("screening_reason", "leave_reason", "source_detail", "group_name", "source_channel"),
+        dropped=("screening_reason", "leave_reason", "source_detail", "group_name"),
         derived={
             "has_screening_reason": _present("screening_reason"),
             "has_leave_reason": _present("leave_reason"),
-            "source_channel": _masked("source_channel"),
         },
     ),
     RawTable(
         "funnel_mofu",
         replicated=_columns(
             "id source_key customer_id employee_id total_conversations high_quality_conversations"
-            " total_反问_count followed_recommendations follow_count account_opened"
+            " total_反问_count followed_recommendations follow_count account_opened account_platform"
             " opened_at days_to_open intention_score engagement_score created_at updated_at"
         ),
-        dropped=("account_platform",),
-        derived={"account_platform": _masked("account_platform")},
     ),
     RawTable(
         "funnel_bofu",
@@ -347,11 +313,11 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "deposits",
         replicated=_columns(
-            "id deposit_code customer_id employee_id amount currency deposit_type status"
+            "id deposit_code customer_id employee_id amount currency deposit_type platform status"
             " deposited_at confirmed_at created_at updated_at"
         ),
-        dropped=("notes", "platform"),
-        derived={"has_notes": _present("notes"), "platform": _masked("platform")},
+        dropped=("notes",),
+        derived={"has_notes": _present("notes")},
     ),
     RawTable(
         "withdrawals",

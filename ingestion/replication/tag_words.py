@@ -7,7 +7,7 @@ lists them in the operational database's ``system_settings`` (key ``replication.
 value a JSON array of words, value_type ``json``), or in ``FUNNELHOUSE_KNOWN_TAG_WORDS`` (words
 separated by commas); both count. A known word never lets a digit or an "@" through. Changing the
 list changes the expression that fills the raw tag columns, so the next run reloads the replicated
-conversations and customers (their interests, risk flags and languages; ``Replicator._needs_reload``): a word added comes back in every row, a word removed
+conversations (``Replicator._needs_reload``): a word added comes back in every row, a word removed
 goes from every row.
 """
 

@@ -10,55 +10,10 @@ import psycopg
 
 from ingestion.generate import vocab
 from ingestion.replication import declared_source, replicate
-from ingestion.replication.connections import clickhouse_client, string_literal
+from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
 from ingestion.replication.tables import BY_NAME, MASKED, RAW_TABLES
 from tests.fixtures.warehouse import load_fixture
-
-_TRADING_PLATFORMS = [*vocab.TRADING_PLATFORMS_ZH, *vocab.TRADING_PLATFORMS_EN]
-# Every value the data generator writes into each masked column (ingestion/generate/people.py,
-# funnel.py): what real values look like, so none may be masked.
-GENERATOR_VALUES = {
-    ("customers", "occupation"): [occupation for occupation, _ in vocab.OCCUPATIONS],
-    ("customers", "industry"): [industry for _, industry in vocab.OCCUPATIONS],
-    ("customers", "decision_style"): list(vocab.DECISION_STYLES),
-    ("customers", "persona_type"): list(vocab.PERSONAS),
-    ("customers", "country"): [place.country for place in vocab.PLACES],
-    ("customers", "city"): [city.name for place in vocab.PLACES for city in place.cities],
-    ("customers", "source_channel"): list(vocab.SOURCE_CHANNELS),
-    ("customers", "trading_platform"): _TRADING_PLATFORMS,
-    ("customers", "income_range"): list(vocab.INCOME_RANGES),
-    ("customers", "capital_range"): list(vocab.CAPITAL_RANGES),
-    ("funnel_tofu", "source_channel"): list(vocab.SOURCE_CHANNELS),
-    ("funnel_mofu", "account_platform"): _TRADING_PLATFORMS,
-    ("deposits", "platform"): _TRADING_PLATFORMS,
-    ("customer_journey", "trigger_event"): [
-        event for events in vocab.TRIGGER_EVENTS.values() for event in events
-    ],
-    ("withdrawals", "reason"): list(vocab.WITHDRAWAL_REASONS),
-}
-
-
-def _masked_columns() -> set[tuple[str, str]]:
-    """(table, column) of every column replicated masked: derived by an expression that can give MASKED."""
-    return {
-        (table.name, column)
-        for table in RAW_TABLES
-        for column, expression in table.derived.items()
-        if string_literal(MASKED) in expression
-    }
-
-
-def _evaluated(expression: str, column: str, values: list[str | None]) -> list[tuple[str | None, str | None]]:
-    """(value, what ``expression`` over ``column`` makes of it) for each of ``values``, by ClickHouse."""
-    return (
-        clickhouse_client()
-        .query(
-            f"select {column}, {expression} from (select arrayJoin({{values:Array(Nullable(String))}}) as {column})",
-            parameters={"values": values},
-        )
-        .result_rows
-    )
 
 
 def test_every_column_of_the_seed_schema_is_replicated_or_dropped(pg_dsn):
@@ -97,27 +52,20 @@ def test_a_column_added_in_postgresql_stays_there_and_each_run_names_it(pg_dsn, 
     assert occupations.result_rows == [(1, MASKED), (2, None), (3, None), (4, None)]
 
 
-def test_every_masked_column_keeps_the_generators_values(clickhouse_env):
-    """Each masked column, by its own expression, keeps every value the generator writes into it; and
-    the list above names every masked column, so that a column masked later is checked too."""
-    assert set(GENERATOR_VALUES) == _masked_columns()
-    for (table, column), values in GENERATOR_VALUES.items():
-        expression = BY_NAME[table].derived[column]
-        assert _evaluated(expression, column, values) == [(value, value) for value in values], (table, column)
-
-
 def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env):
     # The generator's values of the masked columns are what real ones look like: none is masked.
-    vocabulary = [value for values in GENERATOR_VALUES.values() for value in values]
+    vocabulary = [
+        *(occupation for occupation, _ in vocab.OCCUPATIONS),
+        *vocab.DECISION_STYLES,
+        *(event for events in vocab.TRIGGER_EVENTS.values() for event in events),
+        *vocab.WITHDRAWAL_REASONS,
+    ]
     kept = [
         *vocabulary,
         "持续入金满30天",
         "manual",
         "Software Engineer",
         "1-5万美元",
-        "60-100万",  # a bracket of amounts: five digits, but two numbers of at most three
-        "60 - 100万",
-        "<1万美元",
         "3年经验",
         "2024 Q3",
         "Engineer",
@@ -151,10 +99,6 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         "138 - 0013 - 8000",  # three characters between groups
         "138 / 0013 / 8000",
         "10,000",  # the price of any five digits counting, as before
-        "60-100",  # a bracket passes only with its unit, and as a whole value
-        "60-100万 13800138000",
-        "微信60-100万",
-        "13800138000万",
         "1990/05/12",
         "05/12/1990",
         "1990-5-12",
@@ -173,21 +117,13 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         "wx_8",
     ]
     expression = BY_NAME["customer_journey"].derived["trigger_event"]
-    rows = _evaluated(expression, "trigger_event", kept + masked)
+    rows = (
+        clickhouse_client()
+        .query(
+            f"select trigger_event, {expression} from "
+            "(select arrayJoin({values:Array(Nullable(String))}) as trigger_event)",
+            parameters={"values": kept + masked},
+        )
+        .result_rows
+    )
     assert rows == [(value, value) for value in kept] + [(value, MASKED) for value in masked]
-
-
-def test_contact_details_typed_into_a_customers_short_free_text_stay_in_postgresql(pg_dsn, clickhouse_env):
-    """A phone number typed into a city, a source channel or a platform (free text: no CHECK in the
-    schema) reaches raw (and so the marts: source_channel is in mart_customer_overview) only as MASKED."""
-    load_fixture(pg_dsn)
-    phone = "+86 138 0013 8000"
-    typed_into = [(table, column) for table, column in GENERATOR_VALUES if table != "withdrawals"]
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        for table, column in typed_into:  # every row (withdrawals' reason has a CHECK: left out)
-            conn.execute(f"update {table} set {column} = %s", (phone,))
-    replicate_tables(pg_dsn, sorted({table for table, _ in typed_into}))
-    client = clickhouse_client()
-    for table, column in typed_into:
-        values = client.query(f"select distinct {column} from `{clickhouse_env}`.{table} final").result_rows
-        assert values == [(MASKED,)], (table, column)

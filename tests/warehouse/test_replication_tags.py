@@ -13,7 +13,6 @@ from ingestion.generate import phrases, vocab
 from ingestion.replication import tag_words
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
-from ingestion.replication.tables import BY_NAME
 from tests.fixtures.warehouse import load_fixture
 
 TAG_COLUMNS = ("keywords", "intention_signals", "risk_keywords")
@@ -157,42 +156,3 @@ def test_a_malformed_tag_word_setting_is_a_clear_error(pg_dsn):
         )
     with pytest.raises(tag_words.BadKnownTagWords, match="replication.known_tag_words.*JSON array"):
         tag_words.configured(pg_dsn)
-
-
-# A customer's JSON arrays of words, filtered as tags: every one the generator writes (people.py,
-# funnel.py) is kept.
-CUSTOMER_TAG_VALUES = {
-    "interests": list(vocab.INTERESTS),
-    "risk_flags": list(vocab.RISK_FLAGS),
-    "language": list(dict.fromkeys(label for labels in vocab.LANGUAGE_LABELS.values() for label in labels)),
-}
-
-
-def _replicated_customer_tags(
-    pg_dsn: str, raw_database: str, tags: dict[str, list[str]]
-) -> dict[str, object]:
-    """Customer 1 with ``tags`` (column -> JSON array) replicated, its tag columns read back from raw, parsed."""
-    load_fixture(pg_dsn)
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        for column, value in tags.items():
-            conn.execute(f"update customers set {column} = %s where id = 1", (Jsonb(value),))
-    replicate_tables(pg_dsn, ["customers"])
-    [row] = (
-        clickhouse_client()
-        .query(f"select {', '.join(tags)} from `{raw_database}`.customers final where id = 1")
-        .result_rows
-    )
-    return {column: json.loads(value) for column, value in zip(tags, row, strict=True)}
-
-
-def test_every_customer_tag_of_the_generator_is_replicated(pg_dsn, clickhouse_env):
-    assert set(BY_NAME["customers"].tag_columns) == set(CUSTOMER_TAG_VALUES)
-    assert _replicated_customer_tags(pg_dsn, clickhouse_env, CUSTOMER_TAG_VALUES) == CUSTOMER_TAG_VALUES
-
-
-def test_contact_details_in_a_customers_tags_stay_in_postgresql(pg_dsn, clickhouse_env):
-    """Interests, risk flags and languages have no CHECK: a person can type a number or handle into them."""
-    typed = ["+86 138 0013 8000", "wx_lina_002", "zhangwei", "li.na@mail.example"]
-    tags = {column: [values[0], *typed] for column, values in CUSTOMER_TAG_VALUES.items()}
-    replicated = _replicated_customer_tags(pg_dsn, clickhouse_env, tags)
-    assert replicated == {column: [values[0]] for column, values in CUSTOMER_TAG_VALUES.items()}
