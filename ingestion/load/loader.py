@@ -770,6 +770,17 @@ def load_file(
 # What to do about a failed file, the end of its error (ledger, CLI, Dagster): a fixed file has a
 # new checksum, so the sensor picks it up where it was dropped; `ingest PATH` retries at once.
 _TO_RETRY = "fix the file, then drop it again or run `funnelhouse ingest {url}`"
+# A refusal about the database rather than the file (a table or column missing, a grant): the file is
+# not at fault, and the fix is the database's.
+_SCHEMA_OR_GRANTS = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.InsufficientPrivilege,
+)
+_TO_RETRY_AFTER_THE_DATABASE = (
+    "check the database (`funnelhouse migrate` applies missing migrations; the loading role needs its "
+    "grants), then run `funnelhouse ingest {url}`"
+)
 # The readers' messages that name their own fix ("close the quote ... and drop the file again").
 _OWN_REMEDY = "drop the file again"
 
@@ -788,7 +799,8 @@ def _record_failure(
         if error.sqlstate:
             shown += f" (SQLSTATE {error.sqlstate})"
     if _OWN_REMEDY not in message:
-        remedy = f". Nothing was loaded: {_TO_RETRY.format(url=result.file.url)}"
+        to_retry = _TO_RETRY_AFTER_THE_DATABASE if isinstance(error, _SCHEMA_OR_GRANTS) else _TO_RETRY
+        remedy = f". Nothing was loaded: {to_retry.format(url=result.file.url)}"
         message, shown = message.rstrip(". ") + remedy, shown.rstrip(". ") + remedy
     # A NUL (in a column name the error quotes) becomes U+FFFD: PostgreSQL's text cannot hold it,
     # and recording the failure would fail in turn, ending the run with the file unrecorded.

@@ -7,6 +7,7 @@ import uuid
 
 import fsspec
 import fsspec.spec
+import psycopg
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
@@ -403,3 +404,33 @@ def test_an_empty_value_takes_the_default_on_insert_and_keeps_the_stored_one_on_
     ]
     after = dict(sql("SELECT customer_code, updated_at FROM customers"))
     assert after["CUST_0002"] == stamps["CUST_0002"] and after["CUST_0001"] > stamps["CUST_0001"]
+
+
+def test_a_refusal_about_the_database_not_the_file_says_to_check_the_database(pg_dsn, tmp_path):
+    """A table missing in PostgreSQL (a migration not applied) is not the file's fault: the advice
+    recorded is the database's, not "fix the file"; a refusal of the file's data keeps "fix the file"."""
+    from ingestion.load.landing import landing_file
+    from ingestion.load.loader import FileResult, _record_failure
+
+    file = landing_file(str(tmp_path / "tags__b1.csv"))
+    refusals = [
+        psycopg.errors.UndefinedTable("relation tags does not exist"),
+        psycopg.errors.DataError("bad"),
+    ]
+    with psycopg.connect(pg_dsn) as conn:
+        for refusal in refusals:
+            result = FileResult(file, "c0ffee", "loaded")
+            _record_failure(conn, result, refusal, run_id=None)
+            errors = [
+                result.error,
+                conn.execute(
+                    "SELECT error FROM funnelhouse.ingest_files WHERE id = %s", (result.file_id,)
+                ).fetchone()[0],
+            ]
+            for error in errors:
+                if isinstance(refusal, psycopg.errors.UndefinedTable):
+                    assert (
+                        "check the database (`funnelhouse migrate`" in error and "fix the file" not in error
+                    )
+                else:
+                    assert "fix the file" in error and "check the database" not in error
