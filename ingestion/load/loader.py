@@ -171,6 +171,12 @@ class MergePlan:
     def __init__(self, contract: TableContract, columns: dict[str, DbColumn], unique: list[tuple[str, ...]]):
         self.contract = contract
         self.table = contract.table
+        missing = [c.name for c in contract.columns if c.name not in columns]
+        if missing:  # the database is not what the contract loads into: the file is not at fault
+            raise psycopg.errors.UndefinedColumn(
+                f"table {self.table} has no column(s) {', '.join(missing)} that its contract loads "
+                "(a migration not applied, or a column dropped by hand)"
+            )
         self.db = columns
         self.landing = contract.landing_columns
         self.plain = [c.name for c in contract.columns]
@@ -795,7 +801,7 @@ def _record_failure(
         # message only.
         refused = f"{result.file.url}: PostgreSQL refused the file: "
         message = refused + message.strip()
-        shown = refused + (error.diag.message_primary or type(error).__name__)
+        shown = refused + (error.diag.message_primary or str(error).strip() or type(error).__name__)
         if error.sqlstate:
             shown += f" (SQLSTATE {error.sqlstate})"
     if _OWN_REMEDY not in message:

@@ -434,3 +434,15 @@ def test_a_refusal_about_the_database_not_the_file_says_to_check_the_database(pg
                     )
                 else:
                     assert "fix the file" in error and "check the database" not in error
+
+
+def test_a_table_missing_a_contract_column_fails_the_file_and_says_why(run_ingest, pg_dsn, tmp_path):
+    """Schema drift (a column of the contract missing in PostgreSQL) fails the file with the column
+    named and the database's fix, instead of ending the run."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE tags DROP COLUMN description")
+    path = rows.write(tmp_path, "tags", "b1", [rows.tag(1, description="ON")])
+    result = run_ingest(path)[path.name]
+    assert result.status == "failed"
+    assert "table tags has no column(s) description" in result.error
+    assert "check the database (`funnelhouse migrate`" in result.error
