@@ -71,7 +71,7 @@ def duplicate_of(conn: psycopg.Connection, file: LandingFile, checksum: str) -> 
     latest = conn.execute(
         f"SELECT max(id) FROM {FILES} WHERE table_name = %s AND status = 'loaded'", (file.table,)
     ).fetchone()[0]
-    if copy[0] == latest or stale_copy(conn, file.table, file.batch, checksum):
+    if copy[0] == latest or not _newer_than_loaded(conn, file.table, file.batch):
         return copy
     return None
 
@@ -156,14 +156,22 @@ def seen(conn: psycopg.Connection, files: Iterable[LandingFile]) -> dict[str, st
     return dict(rows)
 
 
+def _recorded_here(
+    conn: psycopg.Connection, table: str, path: str, checksum: str, *, failed_too: bool
+) -> bool:
+    """Whether the ledger has a row of this content at this path (a failed one only if ``failed_too``)."""
+    return conn.execute(
+        f"""SELECT EXISTS (SELECT 1 FROM {FILES}
+                           WHERE table_name = %s AND checksum = %s AND path = %s
+                             AND (%s OR status <> 'failed'))""",
+        (table, checksum, path, failed_too),
+    ).fetchone()[0]
+
+
 def settled_here(conn: psycopg.Connection, table: str, path: str, checksum: str) -> bool:
     """Whether this content was loaded at this path already, or recorded there as a duplicate: an
     attempt that needs no retry (a failed one does)."""
-    return conn.execute(
-        f"""SELECT EXISTS (SELECT 1 FROM {FILES}
-                           WHERE table_name = %s AND checksum = %s AND path = %s AND status <> 'failed')""",
-        (table, checksum, path),
-    ).fetchone()[0]
+    return _recorded_here(conn, table, path, checksum, failed_too=False)
 
 
 def handled(conn: psycopg.Connection, table: str, path: str, checksum: str) -> bool:
@@ -177,9 +185,6 @@ def handled(conn: psycopg.Connection, table: str, path: str, checksum: str) -> b
     worth merging (ON loaded; OFF and ON again pending). Such a file is attempted and, if still
     a duplicate when its turn comes, recorded as one.
     """
-    tried_here = conn.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {FILES} WHERE table_name = %s AND checksum = %s AND path = %s)",
-        (table, checksum, path),
-    ).fetchone()[0]
+    tried_here = _recorded_here(conn, table, path, checksum, failed_too=True)
     batch = _batch_of(path)
     return tried_here or (batch is not None and stale_copy(conn, table, batch, checksum) is not None)
