@@ -7,6 +7,10 @@ nothing - unless it is a newer batch of the table (:func:`duplicate_of`). Daily 
 value going ON, OFF, then ON again make day 3 the same bytes as day 1, and day 3's values are the
 ones that must stay (a newer batch's values stay, see :mod:`ingestion.load.pipeline`); merging
 it is no risk, as a merge of rows already there changes nothing.
+
+New content of an older batch arriving late (day 1's file dropped after day 2's was loaded) is
+loaded, but never over the newer batch's values: :func:`newer_batch_loaded` tells the loader, which
+quarantines the rows that would change a stored row (rule ``older_batch``).
 """
 
 from __future__ import annotations
@@ -37,14 +41,33 @@ def _batch_of(path: str) -> str | None:
     return parsed[1] if parsed else None
 
 
-def _newer_than_loaded(conn: psycopg.Connection, table: str, batch: str) -> bool:
-    """Whether ``batch`` sorts after every batch of ``table`` loaded so far (in the pipeline's
-    :func:`~ingestion.load.landing.batch_order`)."""
+def _newest_loaded_batch(conn: psycopg.Connection, table: str) -> str | None:
+    """The batch of ``table`` loaded so far that sorts last (in the pipeline's
+    :func:`~ingestion.load.landing.batch_order`), None before the first load."""
     paths = conn.execute(
         f"SELECT DISTINCT path FROM {FILES} WHERE table_name = %s AND status = 'loaded'", (table,)
     ).fetchall()
-    loaded = [batch_order(b) for (path,) in paths if (b := _batch_of(path)) is not None]
-    return all(batch_order(batch) > other for other in loaded)
+    loaded = [b for (path,) in paths if (b := _batch_of(path)) is not None]
+    return max(loaded, key=batch_order, default=None)
+
+
+def _newer_than_loaded(conn: psycopg.Connection, table: str, batch: str) -> bool:
+    """Whether ``batch`` sorts after every batch of ``table`` loaded so far."""
+    newest = _newest_loaded_batch(conn, table)
+    return newest is None or batch_order(batch) > batch_order(newest)
+
+
+def newer_batch_loaded(conn: psycopg.Connection, table: str, batch: str) -> str | None:
+    """The newest batch of ``table`` loaded so far if it sorts strictly after ``batch``, else None.
+
+    A file of ``batch`` then arrives late: the newer batch's values are in the table and must stay,
+    so the loader merges only its rows that change nothing stored (new keys, identical rows) and
+    quarantines the others (:meth:`~ingestion.load.loader.MergePlan.checks`, rule ``older_batch``).
+    A file of the newest batch itself (a fixed re-drop of it) is not older and merges as usual.
+    Asked under the table's load lock, like :func:`duplicate_of`.
+    """
+    newest = _newest_loaded_batch(conn, table)
+    return newest if newest is not None and batch_order(newest) > batch_order(batch) else None
 
 
 def stale_copy(conn: psycopg.Connection, table: str, batch: str, checksum: str) -> tuple[int, str] | None:

@@ -17,7 +17,10 @@ Then per file, inside a single transaction:
    employee's email), a conversation's key loaded before, or given earlier in the file, with
    another ``sent_at`` (it would be a second row, as the partitioned table's unique key includes
    sent_at: the first ``sent_at`` stands, later ones are rejected). Failing rows move from
-   staging to the rejects table with the reason in words. Then a key repeated within the file keeps its last
+   staging to the rejects table with the reason in words. A file of a batch older than the table's
+   newest loaded batch (arriving late) also has its rows that would change a row stored by an
+   earlier load rejected (``older_batch``): the newer batch's values stay, while its new keys and
+   its rows identical to the stored ones load. Then a key repeated within the file keeps its last
    remaining row (the others count as loaded, ``rows_superseded``);
 4. ``INSERT ... SELECT`` from staging with business keys joined to ids, ``ON CONFLICT (natural
    key) DO UPDATE ... WHERE (columns) IS DISTINCT FROM (new values)``: new rows are inserted,
@@ -201,10 +204,15 @@ class MergePlan:
 
     # -- expressions -------------------------------------------------------------------------
     def typed(self, column: str, alias: str = "s") -> str:
-        kind = self.db[column].data_type
+        db = self.db[column]
+        kind = db.data_type
         value = f"{alias}.{q(column)}"
         if kind == "timestamp without time zone":
             return utc_timestamp(value)
+        if kind == "numeric" and db.precision is not None:
+            # Rounded as the column stores it: the value an insert stores, so comparing it with a
+            # stored row (:meth:`MergePlan.older_batch_changes`) sees what the merge would see.
+            return f"{value}::numeric({db.precision}, {db.scale or 0})"
         return value if kind in ("text", "character varying") else f"{value}::{kind}"
 
     def create_stage(self) -> str:
@@ -230,11 +238,16 @@ class MergePlan:
             f"' is not a known {ref.table}.{ref.key_column} ({where})'"
         )
 
-    def checks(self) -> list[tuple[str, list[tuple[str, Callable[[str], str], str]]]]:
+    def checks(
+        self, older_batch: tuple[str, str] | None = None
+    ) -> list[tuple[str, list[tuple[str, Callable[[str], str], str]]]]:
         """``(name, [(rule, condition(alias), reason on bad)])`` groups; a group is one staging pass.
 
         Self-references are their own group, repeated until nothing moves: rejecting a referrer
-        can orphan the rows that point at it.
+        can orphan the rows that point at it. ``older_batch``: ``(the file's batch, the newer batch
+        of the table already loaded)`` when the file arrives late; its rows that would change a
+        stored row are then rejected (:meth:`older_batch_changes`), last, once the other checks
+        have removed the rows the merge would not take anyway.
         """
         groups = []
         refs = [
@@ -272,7 +285,47 @@ class MergePlan:
                 f"{self.partition} of a loaded row cannot change'"
             )
             groups.append(("partition key", [(f"moved:{self.partition}", self._partition_moved, reason)]))
+        # A table whose every column is its key (or partition) has nothing a row could change.
+        if older_batch and self.updated_columns(self.sourced()[0]):
+            batch, newer = older_batch
+            reason = _literal(
+                f"batch {batch} is older than batch {newer} already loaded into {self.table}: its values "
+                f"are not applied over newer ones (drop it again under a batch name that sorts after "
+                f"{newer} to apply it)"
+            )
+            changes = self.older_batch_changes()
+            groups.append(
+                ("older batch", [("older_batch", lambda alias: f"{alias}._row IN {changes}", reason)])
+            )
         return groups
+
+    def older_batch_changes(self) -> str:
+        """A subquery of the staged ``_row``s that would change a row stored by an earlier load.
+
+        The merge's own values and joins (:meth:`sourced`, an empty defaulted value keeping the
+        stored one) compared as the merge compares them, so "would change" means what the merge
+        would do. Uncorrelated: one pass over staging, each row looking up its stored row through
+        the natural key's unique index. A row this load wrote (its key new to the table, inserted
+        by an earlier chunk of this file: ``xmin`` is this transaction) is the file's own and may
+        change; rows stored by earlier loads are the only ones a late batch must leave alone.
+
+        A self-reference (a customer's referrer) counts as a value: a referrer other than the
+        stored one is a change, and so is a referrer new in this file (the stored row cannot point
+        at a row not inserted yet), so a late batch never repoints a stored row's referrer either.
+        """
+        columns, values, joins = self.sourced(fill_defaults=True, join_stored=True)
+        referrer_new = []
+        for i, ref in enumerate(self.self_references):
+            join, value = self._self_reference_join(ref, f"sr{i}")
+            joins.append(join)
+            columns.extend(ref.db_columns)
+            values.append(value)
+            referrer_new.append(f"(s.{q(ref.landing_column)} IS NOT NULL AND {value} IS NULL)")
+        changed = " OR ".join([self._changes("cur", columns, values), *referrer_new])
+        return (
+            f"(SELECT s._row FROM {STAGE} s {' '.join(joins)} "
+            f"WHERE cur.id IS NOT NULL AND cur.xmin <> pg_current_xact_id()::xid AND ({changed}))"
+        )
 
     def _unique_clash(self, key: tuple[str, ...], alias: str) -> str:
         """The row's value of another unique key belongs to another row, in the table or earlier in file."""
@@ -321,12 +374,20 @@ class MergePlan:
 
     def reject_sql(self, group: list[tuple[str, Callable[[str], str], str]]) -> str:
         conditions = " OR ".join(condition("s") for _, condition, _ in group)
-        rule = (
-            "COALESCE(" + ", ".join(f"CASE WHEN {c('bad')} THEN '{rule}' END" for rule, c, _ in group) + ")"
-        )
-        reason = (
-            "concat_ws('; ', " + ", ".join(f"CASE WHEN {c('bad')} THEN {r} END" for _, c, r in group) + ")"
-        )
+        if len(group) == 1:  # every row deleted failed the one rule: its condition is not evaluated again
+            [(rule_id, _, reason)] = group
+            rule = _literal(rule_id)
+        else:
+            rule = (
+                "COALESCE("
+                + ", ".join(f"CASE WHEN {c('bad')} THEN '{rule}' END" for rule, c, _ in group)
+                + ")"
+            )
+            reason = (
+                "concat_ws('; ', "
+                + ", ".join(f"CASE WHEN {c('bad')} THEN {r} END" for _, c, r in group)
+                + ")"
+            )
         return f"""WITH bad AS (DELETE FROM {STAGE} s WHERE {conditions} RETURNING s.*)
                    INSERT INTO {ledger.REJECTS} ({", ".join(ledger.REJECT_COLUMNS)})
                    SELECT %(file_id)s, %(path)s, %(table)s, bad._row, {rule}, {reason}, to_jsonb(bad) - '_row'
@@ -355,13 +416,17 @@ class MergePlan:
         return f"DELETE FROM {STAGE} a USING {STAGE} b WHERE {same} AND a._row < b._row"
 
     # -- the merge ---------------------------------------------------------------------------------
-    def merge(self, fill_defaults: bool = False) -> str:
-        """The upsert of the staged rows.
+    def sourced(
+        self, fill_defaults: bool = False, join_stored: bool = False
+    ) -> tuple[list[str], list[str], list[str]]:
+        """``(columns, values, joins)``: the table's columns the merge writes, their values over
+        staging ``s`` (references joined to ids), and the joins those values need.
 
         ``fill_defaults``: some staged row leaves a :attr:`defaulted` column empty. Its value is
         then the stored one when the key exists (joined as ``cur``: an upsert that does not name
         a value keeps it) and the column's DEFAULT otherwise, as an INSERT without the column
-        would give. Only then, as the join costs a lookup per row.
+        would give. Only then, as the join costs a lookup per row. ``join_stored``: join ``cur``
+        anyway (:meth:`older_batch_changes` compares with it).
         """
         columns = list(self.plain)
         values = [self.typed(c) for c in self.plain]
@@ -373,20 +438,38 @@ class MergePlan:
             )
             columns.extend(ref.db_columns)
             values.extend(f"{alias}.{q(t)}" for t in ref.target_columns)
-        if fill_defaults and self.defaulted:
+        fill_defaults = fill_defaults and bool(self.defaulted)
+        if fill_defaults or join_stored:
             value_of = dict(zip(columns, values, strict=True))
             stored = " AND ".join(f"cur.{q(c)} = {value_of[c]}" for c in self.conflict_target)
             joins.append(f"LEFT JOIN {q(self.table)} cur ON {stored}")
+        if fill_defaults:
             values = [
                 f"COALESCE({value}, cur.{q(c)}, {self.db[c].default})" if c in self.defaulted else value
                 for c, value in zip(columns, values, strict=True)
             ]
-        updated = [c for c in columns if c not in self.conflict_target]
-        update = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updated)
-        changed = (
-            f"({', '.join(f't.{q(c)}' for c in updated)}) IS DISTINCT FROM "
-            f"({', '.join(f'EXCLUDED.{q(c)}' for c in updated)})"
+        return columns, values, joins
+
+    def updated_columns(self, columns: list[str]) -> list[str]:
+        """Of ``columns``, those a merge of an existing row may change (not its conflict target)."""
+        return [c for c in columns if c not in self.conflict_target]
+
+    def _changes(self, stored: str, columns: list[str], values: list[str]) -> str:
+        """Whether ``values`` of ``columns`` change the row ``stored`` (an alias): the merge's test."""
+        value_of = dict(zip(columns, values, strict=True))
+        updated = self.updated_columns(columns)
+        return (
+            f"({', '.join(f'{stored}.{q(c)}' for c in updated)}) IS DISTINCT FROM "
+            f"({', '.join(value_of[c] for c in updated)})"
         )
+
+    def merge(self, fill_defaults: bool = False) -> str:
+        """The upsert of the staged rows (:meth:`sourced`); an existing row is updated only if
+        the new values change it (:meth:`_changes`)."""
+        columns, values, joins = self.sourced(fill_defaults)
+        updated = self.updated_columns(columns)
+        update = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updated)
+        changed = self._changes("t", updated, [f"EXCLUDED.{q(c)}" for c in updated])
         conflict = f"DO UPDATE SET {update} WHERE {changed}" if updated else "DO NOTHING"
         return (
             f"INSERT INTO {q(self.table)} AS t ({', '.join(q(c) for c in columns)}) "
@@ -394,19 +477,31 @@ class MergePlan:
             f"ON CONFLICT ({', '.join(q(c) for c in self.conflict_target)}) {conflict}"
         )
 
+    def _self_reference_join(self, ref: Reference, alias: str) -> tuple[str, str]:
+        """``(join, value)``: the referred row of staging ``s``'s self-reference, joined as
+        ``alias``, and its id (NULL while the referred row is not in the table)."""
+        (target,) = ref.target_columns
+        join = f"LEFT JOIN {q(self.table)} {alias} ON {alias}.{q(ref.key_column)} = s.{q(ref.landing_column)}"
+        return join, f"{alias}.{q(target)}"
+
     def merge_self_references(self) -> list[str]:
         """Second statement for a self-reference: every row of the file exists by now."""
         statements = []
         key = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in self.contract.natural_key)
         for ref in self.self_references:
-            (column,), (target,) = ref.db_columns, ref.target_columns
+            (column,) = ref.db_columns
+            join, value = self._self_reference_join(ref, "r")
             statements.append(
-                f"UPDATE {q(self.table)} t SET {q(column)} = r.{q(target)} "
-                f"FROM {STAGE} s LEFT JOIN {q(self.table)} r "
-                f"ON r.{q(ref.key_column)} = s.{q(ref.landing_column)} "
-                f"WHERE {key} AND t.{q(column)} IS DISTINCT FROM r.{q(target)}"
+                f"UPDATE {q(self.table)} t SET {q(column)} = {value} "
+                f"FROM {STAGE} s {join} "
+                f"WHERE {key} AND t.{q(column)} IS DISTINCT FROM {value}"
             )
         return statements
+
+
+def _literal(text: str) -> str:
+    """``text`` as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _stage_bytes(frame: pd.DataFrame, columns: list[str]) -> memoryview:
@@ -508,6 +603,9 @@ class _FileLoad:
         self.key_hashes: list[np.ndarray] = []
         self.fill_defaults = False  # whole-file mode: some row leaves a defaulted column empty
         self.params = {"file_id": file_id, "path": file.url, "table": file.table}
+        # A late file of a batch older than one loaded: its changes to stored rows are quarantined.
+        newer = ledger.newer_batch_loaded(conn, file.table, file.batch)
+        self.older_batch = (file.batch, newer) if newer else None
         self.seconds: Counter[str] = Counter()  # see FileResult.seconds_by_step
 
     # -- reading thread ------------------------------------------------------------------------
@@ -595,7 +693,7 @@ class _FileLoad:
     # -- SQL steps -----------------------------------------------------------------------------------
     def _reject_in_sql(self, repeats: bool) -> None:
         """The SQL checks; ``repeats``: some key occurs more than once in staging."""
-        groups = self.plan.checks()
+        groups = self.plan.checks(self.older_batch)
         if repeats and self.plan.partition:
             groups.append(("partition key in file", self.plan.moved_in_file()))
         for name, group in groups:

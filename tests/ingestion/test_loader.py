@@ -446,3 +446,127 @@ def test_a_table_missing_a_contract_column_fails_the_file_and_says_why(run_inges
     assert result.status == "failed"
     assert "table tags has no column(s) description" in result.error
     assert "check the database (`funnelhouse migrate`" in result.error
+
+
+def _older_batch_reason(table: str, batch: str, newer: str) -> str:
+    return (
+        f"batch {batch} is older than batch {newer} already loaded into {table}: its values are not "
+        f"applied over newer ones (drop it again under a batch name that sorts after {newer} to apply it)"
+    )
+
+
+def test_a_late_older_batch_loads_what_changes_nothing_and_quarantines_what_would(landing, run_ingest, sql):
+    """customers__2026_11_20 dropped after customers__2026_11_21 was loaded: its new keys and its rows
+    identical to the stored ones load; a row that would change a stored value (a referrer too) is
+    quarantined with the reason, and the newer value stays. A fixed re-drop of the newest batch applies."""
+    rows.write(landing, "employees", "b1", [rows.employee(1), rows.employee(2)])
+    newest = [
+        rows.customer(1, tier="S"),
+        rows.customer(2, tier="A"),
+        rows.customer(3, tier="B"),
+        rows.customer(6),
+        rows.customer(7, assigned_employee_code="EMP_001"),
+    ]
+    rows.write(landing, "customers", "2026_11_21", newest)
+    assert {r.status for r in run_ingest(landing).values()} == {"loaded"}
+    stamps = dict(sql("SELECT customer_code, updated_at FROM customers"))
+
+    late = [
+        rows.customer(1, tier="B"),  # would change the newer tier: quarantined
+        rows.customer(2, tier="A"),  # identical: loaded, unchanged
+        rows.customer(3, tier=None),  # empty defaulted value keeps the stored one: identical
+        rows.customer(4, referrer_code="CUST_0001"),  # new key: inserted
+        rows.customer(5, referrer_code="CUST_0004"),  # new key, its referrer new in the file
+        rows.customer(6, referrer_code="CUST_0004"),  # would give a stored row a referrer
+        rows.customer(7, assigned_employee_code="EMP_002"),  # would change a reference
+    ]
+    path = rows.write(landing, "customers", "2026_11_20", late)
+    result = run_ingest(path)[path.name]
+    assert (result.status, result.rows_in, result.rows_loaded, result.rows_rejected) == ("loaded", 7, 4, 3)
+    assert result.reasons == {"older_batch": 3}
+    assert result.rows_changed == 2  # CUST_0004 and CUST_0005 inserted (their referrers given)
+    rejects = sql(
+        "SELECT row_number, rule, reason, raw_row->>'customer_code' FROM funnelhouse.ingest_rejects "
+        "WHERE path = %s ORDER BY row_number",
+        str(path),
+    )
+    reason = _older_batch_reason("customers", "2026_11_20", "2026_11_21")
+    assert rejects == [
+        (1, "older_batch", reason, "CUST_0001"),
+        (6, "older_batch", reason, "CUST_0006"),
+        (7, "older_batch", reason, "CUST_0007"),
+    ]
+    stored = sql(
+        "SELECT c.customer_code, c.tier, r.customer_code, e.employee_code FROM customers c "
+        "LEFT JOIN customers r ON r.id = c.referrer_id "
+        "LEFT JOIN employees e ON e.id = c.assigned_employee_id ORDER BY 1"
+    )
+    assert stored == [
+        ("CUST_0001", "S", None, "EMP_001"),
+        ("CUST_0002", "A", None, "EMP_001"),
+        ("CUST_0003", "B", None, "EMP_001"),
+        ("CUST_0004", "B", "CUST_0001", "EMP_001"),
+        ("CUST_0005", "B", "CUST_0004", "EMP_001"),
+        ("CUST_0006", "B", None, "EMP_001"),
+        ("CUST_0007", "B", None, "EMP_001"),
+    ]
+    after = dict(sql("SELECT customer_code, updated_at FROM customers"))
+    assert all(after[code] == stamp for code, stamp in stamps.items())  # no stored row touched
+    assert sql(
+        "SELECT status, rows_in, rows_loaded, rows_rejected FROM funnelhouse.ingest_files WHERE path = %s",
+        str(path),
+    ) == [("loaded", 7, 4, 3)]
+
+    # A fixed re-drop of the newest batch is not older: its change applies as usual.
+    fixed = rows.write(landing, "customers", "2026_11_21", [*newest[1:], rows.customer(1, tier="C")])
+    result = run_ingest(fixed)[fixed.name]
+    assert (result.status, result.rows_rejected, result.rows_changed) == ("loaded", 0, 1)
+    assert sql("SELECT tier FROM customers WHERE customer_code = 'CUST_0001'") == [("C",)]
+
+
+@pytest.mark.parametrize("chunk_bytes", [100, 8 * 1024 * 1024], ids=["row-per-chunk", "one-chunk"])
+def test_a_late_older_batch_merged_chunk_by_chunk(people, run_ingest, sql, chunk_bytes):
+    """deposits merge chunk by chunk: a key new to the table, inserted by an earlier chunk of the late
+    file, is the file's own and its later row applies; a value the column rounds to the stored one,
+    or an empty defaulted value, changes nothing, so the row loads."""
+    newest = [rows.deposit(1, amount="10.00", currency="EUR"), rows.deposit(2, status="confirmed")]
+    run_ingest(rows.write(people, "deposits", "20261121", newest))
+    late = [
+        rows.deposit(1, amount="10.001", currency=None),  # stored as 10.00, EUR kept: identical
+        rows.deposit(2, status="pending"),  # would change: quarantined
+        rows.deposit(3, notes="first"),  # new key
+        rows.deposit(3, notes="second"),  # the same new key again, later in the file: it wins
+    ]
+    path = rows.write(people, "deposits", "20261120", late)
+    result = run_ingest(path, chunk_bytes=chunk_bytes)[path.name]
+    assert (result.status, result.rows_in, result.rows_loaded, result.rows_rejected) == ("loaded", 4, 3, 1)
+    assert result.reasons == {"older_batch": 1}
+    assert sql("SELECT row_number, reason FROM funnelhouse.ingest_rejects WHERE path = %s", str(path)) == [
+        (2, _older_batch_reason("deposits", "20261120", "20261121"))
+    ]
+    assert sql("SELECT deposit_code, amount::text, currency, status, notes FROM deposits ORDER BY 1") == [
+        ("DEP_20250101_1", "10.00", "EUR", "confirmed", None),
+        ("DEP_20250101_2", "10.00", "USD", "confirmed", None),
+        ("DEP_20250101_3", "10.00", "USD", "confirmed", "second"),
+    ]
+
+
+def test_a_late_older_batch_of_the_partitioned_table(people, run_ingest, sql):
+    """conversations (its conflict target includes sent_at): a late batch's changed message is
+    quarantined as older, a moved sent_at stays a moved:sent_at reject, a new message loads."""
+    run_ingest(rows.write(people, "conversations", "20261121", [rows.conversation(1), rows.conversation(2)]))
+    late = [
+        rows.conversation(1, content="older text"),
+        rows.conversation(2, sent_at="2025-03-20 00:00:00"),
+        rows.conversation(3),
+        rows.conversation(1, content="older text", quality_score="8"),
+    ]
+    path = rows.write(people, "conversations", "20261120", late)
+    result = run_ingest(path)[path.name]
+    assert (result.rows_in, result.rows_loaded, result.rows_rejected) == (4, 1, 3)
+    assert result.reasons == {"older_batch": 2, "moved:sent_at": 1}
+    assert sql("SELECT source_message_id, content FROM conversations ORDER BY 1") == [
+        ("MSG_000001", '你好 1, "quoted", comma'),
+        ("MSG_000002", '你好 2, "quoted", comma'),
+        ("MSG_000003", '你好 3, "quoted", comma'),
+    ]
