@@ -1,21 +1,28 @@
 """SMTP delivery of one message to one recipient, with retries for what may pass on a second try.
 
-A permanent refusal (5xx: no such mailbox, policy) is a bounce and is not retried; a temporary one
-(4xx, dropped connection, timeout) is retried with exponential back-off. Nothing here raises: the
+A permanent refusal of the recipient (5xx to RCPT TO, or to the message: no such mailbox, policy) is
+a bounce and is not retried; a temporary one (4xx, dropped connection, timeout) is retried with
+exponential back-off. A 5xx before any recipient (to the connection, EHLO, STARTTLS or MAIL FROM:
+sender refused, "STARTTLS required", authentication required) is no bounce: it says the relay's or
+the sender's configuration is wrong, fails the delivery without a retry in this run, and leaves it
+to the redelivery sensor, which succeeds once the configuration is fixed. Nothing here raises: the
 caller gets a result per recipient, so one bad address never stops the others. A result says
 whether it is ``permanent``: a bounce, or a failure no later try changes either (a relay without
 SMTPUTF8 for a non-ASCII local part); the ledger keeps that, so the redelivery sensor leaves it alone.
 
-One failure is neither: the connection lost once the message was handed over (DATA), before the
-server answered it. SMTP cannot tell whether the server had taken the message (RFC 5321 6.1 warns of
-exactly this duplicate), so the outcome is 'unknown' and it is not retried: a report possibly
-delivered twice is worse than one someone has to re-send by hand (``funnelhouse report --resend``).
+One failure is neither: the connection lost once the message was being handed over (after the
+server's 354 to DATA), before the server answered it. SMTP cannot tell whether the server had taken
+the message (RFC 5321 6.1 warns of exactly this duplicate), so the outcome is 'unknown' and it is
+not retried: a report possibly delivered twice is worse than one someone has to re-send by hand
+(``funnelhouse report --resend``). Lost before that 354, nothing was handed over: an ordinary
+failure, retried.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+import re
 import smtplib
 import ssl
 import time
@@ -27,6 +34,8 @@ from ingestion.reports import addresses
 SENT, BOUNCED, FAILED, SKIPPED, UNKNOWN = "sent", "bounced", "failed", "skipped", "unknown"
 # Not an outcome of this run: an earlier one's delivery is 'unknown', and stays so until someone decides.
 AWAITING_DECISION = "awaiting_decision"
+# Nor this: another run holds the delivery's claim and had not begun handing the message over.
+IN_PROGRESS = "in_progress"
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,13 @@ class DeliveryResult:
     size_bytes: int | None = None
     # True when trying again cannot help until someone changes the address or the relay
     permanent: bool = False
+
+
+def _configuration(error: str) -> str:
+    return (
+        f"{error}: the SMTP server refused the connection or the sender, not this recipient (the "
+        "relay's or the sender's configuration: FUNNELHOUSE_SMTP_*); tried again once that is fixed"
+    )
 
 
 def _smtp_code(error: Exception) -> int | None:
@@ -131,6 +147,35 @@ def _mail_options(client: smtplib.SMTP, message: bytes, recipient: str) -> list[
     return options
 
 
+def _refuses_the_recipient(error: Exception) -> bool:
+    """Whether a 5xx ``error`` is this recipient's refusal (RCPT TO, or the message for them) rather
+    than the server's refusal of the connection or the sender, which a fixed configuration cures."""
+    return isinstance(error, (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError))
+
+
+_LINE_STARTING_WITH_A_DOT = re.compile(rb"(?m)^\.")
+
+
+def _hand_over(client: smtplib.SMTP, message: bytes) -> tuple[int, bytes]:
+    """``client.data(message)`` in its two steps, so that a connection lost before the server's 354
+    (nothing handed over: raised as it is, retried) is told apart from one lost once the body began
+    (``OutcomeUnknown``). The body goes as smtplib's ``data`` sends it: dot-stuffed, then CRLF.CRLF."""
+    code, reply = client.docmd("DATA")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    body = _LINE_STARTING_WITH_A_DOT.sub(b"..", message)  # RFC 5321 4.5.2 transparency, as data() does
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    try:
+        client.send(body + b".\r\n")
+        return client.getreply()
+    except OSError as error:  # disconnected, timed out: perhaps after the server took it
+        raise OutcomeUnknown(
+            f"connection lost after the message was handed over ({_describe(error)}): it may have "
+            "been delivered; not sent again automatically (check, then resend by hand)"
+        ) from error
+
+
 def _send_once(settings, message: bytes, recipient: str, timeout: float, before_data) -> None:
     client = _open(settings, timeout)
     try:
@@ -144,15 +189,7 @@ def _send_once(settings, message: bytes, recipient: str, timeout: float, before_
         if code not in (250, 251):
             raise smtplib.SMTPRecipientsRefused({envelope_recipient: (code, reply)})
         before_data()
-        try:
-            code, reply = client.data(message)
-        except smtplib.SMTPResponseException:  # an answer (DATA refused): the message was not taken
-            raise
-        except OSError as error:  # disconnected, timed out: perhaps after the server took it
-            raise OutcomeUnknown(
-                f"connection lost after the message was handed over ({_describe(error)}): it may have "
-                "been delivered; not sent again automatically (check, then resend by hand)"
-            ) from error
+        code, reply = _hand_over(client, message)
         if code != 250:
             raise smtplib.SMTPDataError(code, reply)
     finally:
@@ -187,7 +224,10 @@ def deliver(
             last_error = _describe(error)
             code = _smtp_code(error)
             if code is not None and 500 <= code < 600:
-                return DeliveryResult(recipient, BOUNCED, attempt, None, last_error, size, permanent=True)
+                if _refuses_the_recipient(error):
+                    return DeliveryResult(recipient, BOUNCED, attempt, None, last_error, size, permanent=True)
+                # the same answer on every try until someone changes the relay or the sender
+                return DeliveryResult(recipient, FAILED, attempt, None, _configuration(last_error), size)
             if isinstance(error, ssl.SSLCertVerificationError):
                 return DeliveryResult(recipient, FAILED, attempt, None, last_error, size)
         if attempt < policy.attempts:

@@ -6,7 +6,9 @@ INSERT ... ON CONFLICT DO UPDATE ... WHERE, so two runs at once (a schedule and 
 cannot both claim the same delivery. 'sent' rows are only reclaimed with ``resend``, or by a complete
 run when what was sent is preliminary (rendered from marts refreshed before the period ended, see
 ``complete``); 'sending' rows left by a crashed run are reclaimed after ``STALE_CLAIM``, unless that
-run had begun handing the message over (``data_started``).
+run had begun handing the message over (``data_started``). Until then the claim is another run's
+(the pipeline reports it as in progress, not as sent); once stale, the redelivery sensor's runs
+take it up as they do a failure.
 
 'failed' and 'bounced' deliveries are tried again by any later run of their period. The redelivery
 sensor's runs (``redeliveries_due``, ``failed``) retry only 'failed' ones a retry may cure, until each
@@ -31,6 +33,12 @@ from ingestion.reports.delivery import SENT, DeliveryResult
 from ingestion.reports.periods import Period
 
 STALE_CLAIM = "15 minutes"
+# What a redelivery run sends (``failed``, ``redeliveries_due``): a failure a retry may cure, and a
+# claim whose run died before it began handing the message over (stale: nobody is sending it, and
+# the message never left). One that had begun (``data_started``) may have arrived: ``undecided``.
+_RETRYABLE = f"""((status = 'failed' AND NOT permanent)
+    OR (status = 'sending' AND data_started_at IS NULL
+        AND updated_at < clock_timestamp() - interval '{STALE_CLAIM}'))"""
 # Runs that try a delivery before automatic re-delivery gives up: the scheduled one and three more.
 MAX_RUNS = 4
 
@@ -179,13 +187,13 @@ class Ledger:
         return {recipient for (recipient,) in rows}
 
     def failed(self, period: Period) -> set[str]:
-        """Whose delivery of this period failed in a way a retry may cure, and may have another run
-        (fewer than MAX_RUNS): what a redelivery run sends."""
+        """Whose delivery of this period failed in a way a retry may cure (or was left claimed by a
+        run that died before handing it over), and may have another run (fewer than MAX_RUNS): what
+        a redelivery run sends."""
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
-                """SELECT recipient FROM funnelhouse.report_deliveries
-                   WHERE period_kind = %s AND period_start = %s AND status = 'failed' AND NOT permanent
-                     AND runs < %s""",
+                f"""SELECT recipient FROM funnelhouse.report_deliveries
+                    WHERE period_kind = %s AND period_start = %s AND {_RETRYABLE} AND runs < %s""",
                 (period.kind, period.start, MAX_RUNS),
             ).fetchall()
         return {recipient for (recipient,) in rows}
@@ -195,13 +203,13 @@ class Ledger:
         long enough since its last one (``backoff``)."""
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
-                """SELECT period_kind, period_start,
+                f"""SELECT period_kind, period_start,
                           (SELECT sum(runs) FROM funnelhouse.report_deliveries every_row
                            WHERE every_row.period_kind = due.period_kind
                              AND every_row.period_start = due.period_start),
                           min(runs)
                    FROM funnelhouse.report_deliveries due
-                   WHERE status = 'failed' AND NOT permanent AND runs < %(max_runs)s
+                   WHERE {_RETRYABLE} AND runs < %(max_runs)s
                      AND updated_at < clock_timestamp()
                                       - interval '1 minute' * %(delay)s * power(2, runs - 1)
                    GROUP BY period_kind, period_start

@@ -85,4 +85,7 @@ def build_message(report: RenderedReport, recipient: Recipient, sender: str) -> 
     )
     # Last: make_related/make_mixed move every Content-* header of the top level into a subpart.
     message["Content-Language"] = "zh-CN" if report.language == "zh" else "en"
+    # RFC 2045 4: a MIME message says so at its top. Only set_content adds it, and only the subparts
+    # had that; the policy allows one, so setting it twice raises rather than duplicating it.
+    message["MIME-Version"] = "1.0"
     return message

@@ -20,7 +20,7 @@ from pathlib import Path
 from ingestion.reports import content as report_content
 from ingestion.reports import delivery, mail, render
 from ingestion.reports.data import MartReader
-from ingestion.reports.ledger import Ledger, Undecided
+from ingestion.reports.ledger import STALE_CLAIM, Ledger, Undecided
 from ingestion.reports.periods import Period
 from ingestion.reports.recipients import Recipient, RecipientError, email_problem
 
@@ -32,7 +32,7 @@ class Outcome:
     recipient: Recipient
     report_slug: str
     # sent / bounced / failed / unknown / skipped (already sent) / awaiting_decision (an earlier run's
-    # 'unknown') / written (not sending)
+    # 'unknown') / in_progress (another run's claim, not handed over yet) / written (not sending)
     status: str
     attempts: int = 0
     message_id: str | None = None
@@ -50,8 +50,10 @@ class RunSummary:
 
     @property
     def failed(self) -> list[Outcome]:
-        """Not delivered, or not known to be (``delivery.UNKNOWN``)."""
-        return [o for o in self.outcomes if o.status in (delivery.BOUNCED, delivery.FAILED, delivery.UNKNOWN)]
+        """Not delivered, or not known to be (``delivery.UNKNOWN``), or not by this run and perhaps by
+        none (``delivery.IN_PROGRESS``: another run's claim, which that run may not live to send)."""
+        not_delivered = (delivery.BOUNCED, delivery.FAILED, delivery.UNKNOWN, delivery.IN_PROGRESS)
+        return [o for o in self.outcomes if o.status in not_delivered]
 
     @property
     def awaiting_decision(self) -> list[Outcome]:
@@ -188,14 +190,30 @@ def _awaiting_decision(recipient: Recipient, slug: str, period: Period, row: Und
 
 def _unclaimed(ledger: Ledger, recipient: Recipient, slug: str, period: Period) -> Outcome:
     """The outcome for a delivery this run could not claim: sent, being sent by another run, or left
-    'unknown' by one since this run began. Never raises: the row is not this run's to record."""
+    'unknown' by one since this run began. Never raises: the row is not this run's to record.
+
+    A claim whose run has not begun handing the message over is no "already sent": that run may
+    have died (killed, cancelled) and left nothing delivered. It is ``IN_PROGRESS``, counted as not
+    delivered; once the claim is stale the redelivery sensor's runs (or any run of the period) send it."""
     try:
-        row = ledger.undecided(period).get(recipient.email)
+        undecided = ledger.undecided(period).get(recipient.email)
+        row = next((r for r in ledger.deliveries(period) if r["recipient"] == recipient.email), None)
     except Exception:
-        log.exception("could not tell whether %s awaits a decision", recipient.email)
-        row = None
-    if row is not None:
-        return _awaiting_decision(recipient, slug, period, row)
+        log.exception("could not tell what became of %s's delivery", recipient.email)
+        undecided = row = None
+    if undecided is not None:
+        return _awaiting_decision(recipient, slug, period, undecided)
+    if row is not None and row["status"] == "sending" and row["data_started_at"] is None:
+        return Outcome(
+            recipient,
+            slug,
+            delivery.IN_PROGRESS,
+            error=(
+                "not sent by this run: another run holds the claim on this delivery and had not begun "
+                "handing the message over. If that run died, nothing was delivered: the claim is taken "
+                f"over after {STALE_CLAIM} (the redelivery sensor, or another run of the period, sends it)"
+            ),
+        )
     return Outcome(recipient, slug, delivery.SKIPPED)
 
 

@@ -3,7 +3,11 @@ address (a real 550 / 451 from the sink) never stops the others."""
 
 from __future__ import annotations
 
+import contextlib
+import email.policy
+import socketserver
 import subprocess
+import threading
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -372,13 +376,17 @@ def grumbling_sink(service_dirs):
         yield settings, outbox
 
 
+def _plain_message(to: str, text: str = "numbers") -> EmailMessage:
+    message = EmailMessage(policy=email.policy.SMTP)  # CRLF line ends, as report mails have
+    message["From"], message["To"], message["Subject"] = SENDER, to, "report"
+    message["Message-ID"] = make_msgid()
+    message.set_content(text)
+    return message
+
+
 def test_an_odd_reply_to_quit_after_the_message_was_accepted_is_no_failure(grumbling_sink):
     settings, outbox = grumbling_sink
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = SENDER, "quit@example.com", "report"
-    message["Message-ID"] = make_msgid()
-    message.set_content("numbers")
-    result = delivery.deliver(settings, message, "quit@example.com", FAST_RETRY)
+    result = delivery.deliver(settings, _plain_message("quit@example.com"), "quit@example.com", FAST_RETRY)
     assert (result.status, result.attempts, result.error) == ("sent", 1, None)
     assert len(messages_to(outbox, "quit@example.com")) == 1  # not re-sent by a retry
 
@@ -406,3 +414,119 @@ def test_a_sink_that_never_answers_is_stopped_and_not_recorded_as_started(tmp_pa
     with pytest.raises(RuntimeError, match="no answer within 1.0 s"):
         smtp.start(tmp_path)
     assert smtp.status(tmp_path) is None and "smtp" not in smtp.state.read_services(tmp_path)
+
+
+def test_a_report_mail_says_mime_version_once_at_its_top(reader, daily):
+    """RFC 2045: the top level of a MIME message carries MIME-Version (make_related/add_attachment
+    only gave it to the subparts), once."""
+    report = render.render(content.gather(reader, "VIP", daily), "en", with_pdf=False)
+    message = mail.build_message(report, Recipient("vip.lead@example.com", "VIP lead", "VIP", "en"), SENDER)
+    assert message.get_all("MIME-Version") == ["1.0"]
+    top = message.as_bytes().partition(b"\r\n\r\n")[0].split(b"\r\n")
+    assert top.count(b"MIME-Version: 1.0") == 1
+
+
+class _ScriptedRelay(socketserver.ThreadingTCPServer):
+    """A minimal SMTP server on a real socket: greets with ``greeting``, answers MAIL FROM with
+    ``mail_from``, closes the connection on the next ``drops_at_data`` DATA commands before its 354,
+    and keeps the (dot-stuffed) body of every message it accepts in ``messages``."""
+
+    daemon_threads = True
+
+    def __init__(self, greeting=b"220 relay", mail_from=b"250 ok", drops_at_data=0):
+        super().__init__(("127.0.0.1", 0), _ScriptedSession)
+        self.greeting, self.mail_from, self.drops_at_data = greeting, mail_from, drops_at_data
+        self.messages: list[bytes] = []
+
+
+class _ScriptedSession(socketserver.StreamRequestHandler):
+    def handle(self):
+        relay = self.server
+        self.wfile.write(relay.greeting + b"\r\n")
+        for line in self.rfile:
+            verb = line[:4].upper()
+            if verb == b"MAIL":
+                reply = relay.mail_from
+            elif verb == b"DATA":
+                if relay.drops_at_data > 0:
+                    relay.drops_at_data -= 1
+                    return  # the connection closes before the 354: nothing was handed over
+                self.wfile.write(b"354 go ahead\r\n")
+                body = b"".join(iter(self.rfile.readline, b".\r\n"))
+                relay.messages.append(body)
+                reply = b"250 queued"
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:  # EHLO (no extensions), RCPT TO, RSET, NOOP
+                reply = b"250 ok"
+            self.wfile.write(reply + b"\r\n")
+
+
+@contextlib.contextmanager
+def _scripted_relay(**behaviour):
+    """(relay, the settings to send through it), served from a thread while the block runs."""
+    relay = _ScriptedRelay(**behaviour)
+    thread = threading.Thread(target=relay.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield relay, SmtpSettings(host="127.0.0.1", port=relay.server_address[1], sender=SENDER)
+    finally:
+        relay.shutdown()
+        relay.server_close()
+        thread.join()
+
+
+def test_a_connection_lost_before_the_servers_354_is_retried_not_an_unknown_outcome():
+    """Dropped on DATA before the server's 354: nothing was handed over, so it is an ordinary failure,
+    tried again (and sent, dot-stuffed as smtplib's data() sends it), never 'may have been delivered'."""
+    with _scripted_relay(drops_at_data=1) as (relay, settings):
+        message = _plain_message("drop@example.com", "numbers\n.a line that starts with a dot\n")
+        result = delivery.deliver(settings, message, "drop@example.com", FAST_RETRY)
+        assert (result.status, result.attempts, result.error) == ("sent", 2, None)
+        [body] = relay.messages
+        assert body.endswith(b"\r\nnumbers\r\n..a line that starts with a dot\r\n")
+    with _scripted_relay(drops_at_data=FAST_RETRY.attempts) as (relay, settings):
+        result = delivery.deliver(
+            settings, _plain_message("drop@example.com"), "drop@example.com", FAST_RETRY
+        )
+    assert (result.status, result.attempts, result.permanent) == ("failed", FAST_RETRY.attempts, False)
+    assert "may have been delivered" not in result.error and not relay.messages
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        {"greeting": b"554 5.7.1 no service for you"},
+        {"mail_from": b"530 5.7.0 Must issue a STARTTLS command first"},
+    ],
+    ids=["connection", "mail-from"],
+)
+def test_a_refused_connection_or_sender_is_a_configuration_failure_not_a_bounce(behaviour):
+    """A 5xx before any recipient says the relay or the sender is misconfigured: no bounce (which the
+    redelivery sensor never retries), a failure retried once the configuration is fixed."""
+    with _scripted_relay(**behaviour) as (relay, settings):
+        result = delivery.deliver(
+            settings, _plain_message("boss@example.com"), "boss@example.com", FAST_RETRY
+        )
+    assert (result.status, result.attempts, result.permanent) == ("failed", 1, False)
+    [refusal] = behaviour.values()
+    assert refusal[:3].decode() in result.error and "configuration" in result.error
+    assert not relay.messages
+
+
+def test_a_failure_alert_lost_before_the_servers_354_is_retried(monkeypatch):
+    """The run-failure alert goes through the same delivery: a drop before the 354 is retried (and
+    reported as retryable, not as possibly delivered, when every try drops)."""
+    from orchestration.defs.warehouse.sensors import AlertNotDelivered, _notify
+
+    monkeypatch.setenv("FUNNELHOUSE_ALERT_EMAIL", "oncall@example.com")
+    monkeypatch.setenv("FUNNELHOUSE_SMTP_STARTTLS", "0")
+    with _scripted_relay(drops_at_data=99) as (relay, settings):
+        monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", f"smtp://{settings.host}:{settings.port}")
+        with pytest.raises(AlertNotDelivered) as raised:
+            _notify("[funnelhouse] job failed", "details")
+        assert raised.value.retryable and not raised.value.may_have_arrived
+        relay.drops_at_data = 1
+        assert _notify("[funnelhouse] job failed", "details") is True
+        assert len(relay.messages) == 1

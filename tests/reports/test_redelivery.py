@@ -259,6 +259,39 @@ def test_a_claim_left_while_handing_the_message_over_awaits_a_decision_once_stal
     )
 
 
+def test_a_claim_left_before_the_handover_is_not_already_sent_and_is_redelivered_once_stale(
+    reader, employees_dsn, service_dirs, daily
+):
+    """A run claimed the delivery and died before DATA (killed, cancelled, the ledger unreachable for
+    ``data_started``): nothing went out. A run meanwhile says another run holds it, and counts it as
+    not delivered (not "already sent"); once the claim is stale the redelivery sensor's ledger queries
+    take it up and their run sends it. A claim whose run had begun the handover stays undecided."""
+    outbox = service_dirs("claimed-smtp")
+    recipient = Recipient("claimed@example.com", "Claimed", "BoFu")
+    ledger = Ledger(employees_dsn)
+    assert ledger.claim(recipient.email, daily, recipient.scope, recipient.language)
+    assert ledger.claim("handing@example.com", daily, "all", "zh")
+    ledger.data_started(daily, "handing@example.com")
+    with sink_in_this_process(outbox) as settings:
+        during = _run(reader, [recipient], daily, settings, employees_dsn, with_pdf=False)
+        [outcome] = during.outcomes
+        assert (outcome.status, during.failed) == ("in_progress", [outcome])
+        assert "another run holds the claim" in outcome.error
+        assert ledger.failed(daily) == set() and ledger.redeliveries_due(0) == []  # that run may be at it
+        with psycopg.connect(employees_dsn, autocommit=True) as conn:  # it died 20 minutes ago
+            conn.execute(
+                "UPDATE funnelhouse.report_deliveries SET updated_at = updated_at - interval '20 minutes'"
+            )
+        assert ledger.failed(daily) == {recipient.email}  # not handing@: it may have arrived
+        assert [(due.period_kind, due.period_start) for due in ledger.redeliveries_due(0)] == [
+            (daily.kind, daily.start)
+        ]
+        redelivered = _run(reader, [recipient], daily, settings, employees_dsn, with_pdf=False)
+    assert [o.status for o in redelivered.outcomes] == ["sent"]
+    assert len(messages_to(outbox, recipient.email)) == 1
+    assert ledger.failed(daily) == set()
+
+
 def test_a_retried_run_lists_an_unknown_delivery_as_awaiting_a_decision_and_succeeds(
     troubled_relay, pg_dsn, instance
 ):

@@ -3,7 +3,8 @@
 The reports' own SMTP retries cover a few seconds' trouble; a relay down for an hour outlasts them,
 and the schedule's next tick reports the next period, not this one. So every few minutes
 ``report_redelivery_sensor`` asks the ledger (``Ledger.redeliveries_due``) for periods with a 'failed'
-delivery that has waited long enough (``FUNNELHOUSE_REPORT_REDELIVERY_MINUTES``, default 30, doubled
+delivery (or one a run claimed and died before handing over: 'sending' with no DATA begun, for longer
+than ``ledger.STALE_CLAIM``) that has waited long enough (``FUNNELHOUSE_REPORT_REDELIVERY_MINUTES``, default 30, doubled
 after each run) and has had fewer than ``MAX_RUNS`` runs, and runs that period's partition again with
 ``redeliver``: only those deliveries are sent (``runner.run(only_failed=True)``), nobody who has the
 report gets it twice (the ledger's claims), and each run counts against the bound.
