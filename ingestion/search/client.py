@@ -61,10 +61,20 @@ class BulkOutcome:
         self.outranked_deletes.extend(other.outranked_deletes)
 
 
+def _failure_kind(failure: dict) -> str:
+    error = failure.get("error")
+    kind = (error.get("type") if isinstance(error, dict) else None) or "error"
+    status = failure.get("status")
+    return f"{kind} (HTTP {status})" if status else kind
+
+
 class BulkFailed(RuntimeError):
     def __init__(self, outcome: BulkOutcome):
+        # The error types first: what the operator must fix (a closed index, an alias without a write
+        # index...) must survive a message cut to its start.
+        kinds = ", ".join(sorted({_failure_kind(failure) for failure in outcome.failed}))
         sample = outcome.failed[:5]
-        super().__init__(f"{len(outcome.failed)} document(s) failed to index, e.g. {sample}")
+        super().__init__(f"{len(outcome.failed)} document(s) failed to index: {kinds}; e.g. {sample}")
         self.outcome = outcome
 
 

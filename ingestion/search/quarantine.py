@@ -1,16 +1,20 @@
 """Documents the engine refuses for good, kept aside with the reason so that one bad row cannot stop
 the sync of every row after it.
 
-A refusal is *permanent* when the engine answers 400 for the document itself (a mapping or parsing
-error, an ingest pipeline rejecting it), or when the document is too large to send (413: larger
-than the bulk request budget, or refused by the engine as too large in a request of its own;
+A refusal is *permanent* when the engine answers 400 with an error about the document itself (a
+mapping or parsing error: ``DOCUMENT_ERRORS``), or when the document is too large to send (413:
+larger than the bulk request budget, or refused by the engine as too large in a request of its own;
 ``SearchClient.bulk``): sending the same document again gets the same answer, and before this table
 the cursor stayed on it forever. A too-large document's reason gives its id and size, nothing of
 its content. Such a document is recorded here (which document, which operation, the engine's status
 and reason, when, how often) and the sync moves on; PostgreSQL still holds the row, so nothing is
-lost. Anything else is *transient*, and says nothing about the document: a 5xx, a timeout, an
-index-wide block (403, e.g. set by an operator), a missing index (404); 429 is retried inside
-``SearchClient.bulk``. Then the batch fails, the cursor stays, and the next run sends it again.
+lost. Anything else is *transient*, and says nothing about the document: a 400 of another type
+(``index_closed_exception``: an operator closed the index; ``illegal_argument_exception``: the alias
+has no write index, e.g. it points to two indices), any failed delete (a delete has no content to be
+wrong), a 5xx, a timeout, an index-wide block (403, e.g. set by an operator), a missing index (404);
+429 is retried inside ``SearchClient.bulk``. Then the batch fails, the cursor stays, and the next
+run sends it again: taken as permanent, such a failure would set aside every update and delete of
+the batch, lost from the index until the next rebuild.
 
 Kept per physical index (what that index lacks): a rebuild loads every row into a new index, which
 starts with its own refusals, and dropping an index forgets its list. A document leaves quarantine
@@ -28,7 +32,7 @@ import orjson
 import psycopg
 
 from ingestion.search.bulk_lines import BulkItem
-from ingestion.search.client import TOO_LARGE, BulkFailed, BulkOutcome
+from ingestion.search.client import TOO_LARGE, BulkFailed, BulkOutcome, SearchClient
 
 _DDL = """CREATE TABLE IF NOT EXISTS search_sync_quarantine (
     index_name TEXT NOT NULL,
@@ -44,9 +48,16 @@ _DDL = """CREATE TABLE IF NOT EXISTS search_sync_quarantine (
 _UTC_NOW = "clock_timestamp() AT TIME ZONE 'UTC'"
 # The engine's reason can quote a whole field; the start says what went wrong.
 _REASON_LIMIT = 2000
-# The statuses of "this document cannot be indexed as it is": document_parsing_exception and the
-# like (400), and too large to send (413, only ever one document's: ``SearchClient.bulk``).
-_REFUSED_DOCUMENT = {400, TOO_LARGE}
+# The error types of "this document cannot be indexed as it is", with the status they come with:
+# a mapping or parsing error (400; Elasticsearch 8+ says document_parsing_exception, OpenSearch 2
+# and Elasticsearch 7 mapper_parsing_exception; both strict_dynamic_mapping_exception for a field
+# the mapping lacks), too large to send (413, only ever one document's: ``SearchClient.bulk``).
+DOCUMENT_ERRORS = {
+    "document_parsing_exception": 400,
+    "mapper_parsing_exception": 400,
+    "strict_dynamic_mapping_exception": 400,
+    "document_too_large": TOO_LARGE,
+}
 
 
 @dataclass(frozen=True)
@@ -72,9 +83,24 @@ def ensure_table(conn: psycopg.Connection) -> None:
     conn.execute(_DDL)
 
 
+def error_type(failure: dict) -> str | None:
+    """The engine's error type of a bulk item's failure (None when it sent none, or only text)."""
+    error = failure.get("error")
+    return error.get("type") if isinstance(error, dict) else None
+
+
 def is_permanent(failure: dict) -> bool:
-    """Whether the engine refused this document itself (see the module docstring)."""
-    return int(failure["status"]) in _REFUSED_DOCUMENT
+    """Whether the engine refused this document itself (see the module docstring): an index write
+    failing with a document-level error type at its status; never a delete."""
+    return failure["op"] != "delete" and DOCUMENT_ERRORS.get(error_type(failure)) == int(failure["status"])
+
+
+def index_of(client: SearchClient, alias: str) -> str | None:
+    """The physical index whose quarantine the sync records and every reader lists for ``alias``: the
+    one the alias points to, where the documents are written. Not the saved state's
+    ``physical_index``, which lags the alias after a rebuild whose state save failed after the swap."""
+    targets = client.alias_targets(alias)
+    return targets[0] if targets else None
 
 
 def refusals(outcome: BulkOutcome) -> list[dict]:

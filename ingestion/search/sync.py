@@ -7,7 +7,10 @@ back since: ``Cursors.rewound_for``), bulk indexes them, and only then moves the
 same for tombstones in ``sync_deletions``; then for customers and employees whose copied attributes
 changed (``related``), whose conversations are re-sent from PostgreSQL, streamed. A document the
 engine refuses for good, or too large to send in a bulk request (``bulk_lines`` cuts batches into
-requests by bytes too), is set aside with the reason (``quarantine``) and the cursor moves past it.
+requests by bytes too), is set aside with the reason (``quarantine``) and the cursor moves past it;
+an error about the index (closed, no write index...) fails the batch and the cursor stays.
+While the live index awaits a rebuild (its mapping version is outdated) it is still synced, so that a
+rebuild that fails leaves no deleted conversation searchable (``run_incremental``).
 A crash between a bulk and the cursor save replays that batch next time, which changes nothing:
 documents carry their rows' version (``external_gte``), so the same version rewrites itself and an
 older one is refused. A delete the engine refuses as older than the document it holds is not taken
@@ -267,7 +270,7 @@ def _apply_saved(
         client,
         alias,
         saved.cursors,
-        physical_index=client.alias_targets(alias)[0],
+        physical_index=quarantine.index_of(client, alias),
         lag=lag,
         batch_size=batch_size,
         on_progress=save,
@@ -295,7 +298,10 @@ def run_incremental(
             return report
         try:
             report.needs_rebuild = rebuild_reason(client, alias)
-            if not report.needs_rebuild:
+            # A live index of an older mapping version still gets the changes until a rebuild replaces
+            # it (the rebuild may fail, e.g. its verification, and leave it live for long): deletions
+            # always, updates where its mapping takes them (the others are quarantined under it).
+            if client.alias_targets(alias):
                 _apply_saved(conn, client, alias, lag, batch_size, refresh, report)
         except BaseException:
             # A failed statement aborts the transaction: roll it back so that the lock can go, and

@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 
 from ingestion.contracts import CONTRACTS
-from ingestion.search import cursor_store, documents, indexer, mapping, quarantine, rebuild
+from ingestion.search import documents, indexer, mapping, quarantine, rebuild
 from ingestion.search.client import BulkFailed, SearchClient
 from ingestion.search.query import (
     HIGHLIGHT_POST,
@@ -229,10 +229,10 @@ def register(app: typer.Typer) -> None:
         alias: str = typer.Option(mapping.DEFAULT_ALIAS, hidden=True),
     ) -> None:
         """Documents the search engine refused for good (the sync moved past them), with the reason."""
+        with _engine() as client:
+            index = quarantine.index_of(client, alias)  # where the sync records them
         try:
             with documents.connect(environment.pg_dsn()) as conn:
-                cursor_store.ensure_table(conn)
-                index = cursor_store.load(conn, alias).physical_index
                 refused = quarantine.listed(conn, index, limit) if index else []
                 total = quarantine.count(conn, index) if index else 0
         except (RuntimeError, psycopg.OperationalError) as exc:

@@ -8,6 +8,7 @@ import pytest
 
 from devstack import state
 from ingestion.search import mapping
+from orchestration.defs.search import sensors
 from orchestration.defs.search.assets import conversations_search_index, search_rebuild_job, search_sync_job
 from orchestration.defs.search.checks import counts_per_day_match
 from orchestration.defs.search.definitions import defs
@@ -15,6 +16,7 @@ from orchestration.defs.search.resources import SearchResource
 from orchestration.defs.search.schedules import nightly_search_rebuild
 from orchestration.defs.search.sensors import REASON_TAG, search_changes_sensor
 from tests.search.crm import insert_conversation, seed_people, seed_samples
+from tests.search.test_quarantine import refusing_index_body
 
 
 @pytest.fixture
@@ -177,3 +179,49 @@ def test_a_rebuild_in_flight_is_not_requested_again(pg_dsn, search_client, searc
     instance.report_run_failed(nightly)
     request = _tick(search_resource, instance)
     assert isinstance(request, dg.RunRequest) and "mapping version" in request.tags[REASON_TAG]
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_a_rebuild_failing_its_check_is_not_retried_and_the_sensor_backs_off(
+    pg_dsn, search_client, search_resource, monkeypatch
+):
+    """A rebuild refused its verification fails the same way again: the run does not retry it (two
+    more full loads), and the sensor does not ask for another at every tick."""
+    with psycopg.connect(pg_dsn) as conn:
+        seed_samples(conn, seed_people(conn))
+    _materialize(search_resource)
+    # a deploy of a mapping that refuses nearly every document
+    monkeypatch.setattr(mapping, "MAPPING_VERSION", mapping.MAPPING_VERSION + 1)
+    monkeypatch.setattr(mapping, "index_body", refusing_index_body(mapping.index_body))
+    instance = dg.DagsterInstance.ephemeral()
+    request = _tick(search_resource, instance)
+    assert isinstance(request, dg.RunRequest) and "mapping version" in request.tags[REASON_TAG]
+
+    result = dg.materialize(
+        [conversations_search_index],
+        resources={"search_index": search_resource},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    kinds = [event.event_type for event in result.all_events]
+    assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in kinds
+    assert kinds.count(dg.DagsterEventType.STEP_FAILURE) == 1
+
+    # The sensor's run of it failed: the next ticks skip until the back-off has passed.
+    run = instance.add_run(
+        dg.DagsterRun(
+            job_name=search_sync_job.name,
+            run_id=str(uuid.uuid4()),
+            status=dg.DagsterRunStatus.STARTED,
+            tags=request.tags,
+        )
+    )
+    instance.report_run_failed(run)
+    waiting = _tick(search_resource, instance)
+    assert isinstance(waiting, dg.SkipReason), waiting
+    assert f"1 rebuild run(s) failed in a row, the last {run.run_id[:8]}" in waiting.skip_message
+    assert "the next in 10 min" in waiting.skip_message
+    monkeypatch.setattr(sensors, "SENSOR_INTERVAL_S", 0)  # (no back-off left)
+    again = _tick(search_resource, instance)
+    assert isinstance(again, dg.RunRequest) and "mapping version" in again.tags[REASON_TAG]

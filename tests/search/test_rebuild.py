@@ -8,6 +8,7 @@ from ingestion.search.query import search_conversations
 from ingestion.search.rebuild import RebuildReport
 from tests.search.crm import insert_conversation, seed_people, seed_samples
 from tests.search.helpers import NO_LAG, indexed_sources
+from tests.search.test_quarantine import refusing_index_body
 
 
 def _add_filler(conn, people, n):
@@ -187,3 +188,28 @@ def test_a_rebuild_drops_only_its_own_aliass_old_indices(pg_dsn, search_client, 
     assert theirs.index not in last.dropped
     assert search_client.alias_targets(neighbour) == [theirs.index]
     assert search_client.count(neighbour) == 8
+
+
+def test_the_live_index_keeps_syncing_while_its_rebuild_fails(
+    pg_dsn, search_client, search_alias, monkeypatch
+):
+    """After a deploy of a new mapping version whose rebuild fails its verification, the old index
+    stays live: it still gets the changes (before, none until a rebuild went through, and a deleted
+    conversation stayed searchable)."""
+    with psycopg.connect(pg_dsn) as conn:
+        ids = seed_samples(conn, seed_people(conn))
+    indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    live = search_client.alias_targets(search_alias)
+    monkeypatch.setattr(mapping, "MAPPING_VERSION", mapping.MAPPING_VERSION + 1)
+    monkeypatch.setattr(mapping, "index_body", refusing_index_body(mapping.index_body))  # refuses them all
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("UPDATE conversations SET content = 'changed after the deploy' WHERE id = %s", (ids[0],))
+        conn.execute("DELETE FROM conversations WHERE id = %s", (ids[1],))
+
+    with pytest.raises(rebuild.RebuildVerificationFailed):
+        indexer.synchronise(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert search_client.alias_targets(search_alias) == live
+    stored = indexed_sources(search_client, search_alias)
+    assert ids[1] not in stored
+    assert stored[ids[0]]["content"] == "changed after the deploy"
+    assert not sync.pending(pg_dsn, search_alias, lag=NO_LAG)

@@ -10,7 +10,8 @@ from ingestion.search import cursor_store, documents, indexer, quarantine, rebui
 from ingestion.search.rebuild import RebuildReport
 from orchestration.defs.search.resources import SearchResource
 
-# A failed step (engine restarting, a bulk refused under load) is tried again in the same run.
+# A failed step (engine restarting, a bulk refused under load) is tried again in the same run; not a
+# rebuild that failed its verification (``dg.Failure(allow_retries=False)``): it would fail again.
 RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
 
@@ -48,7 +49,8 @@ def _index_metadata(search: SearchResource, client) -> dict:
         now = documents.database_now(conn)
         cursors = saved.cursors.rewound_for(documents.exact_read_bound(conn))  # as the next sync reads
         oldest_pending = documents.oldest_pending_change(conn, cursors.changes)
-        quarantined = quarantine.count(conn, saved.physical_index) if saved.physical_index else 0
+        live = quarantine.index_of(client, search.alias)
+        quarantined = quarantine.count(conn, live) if live else 0
     changes = saved.cursors.changes
     # How long the oldest change not in the index has waited: 0 when the index is up to date, however
     # long ago the last change was (-1: never synchronised).
@@ -80,19 +82,27 @@ def conversations_search_index(
     client = search_index.client()
     try:
         dsn = search_index.pg_dsn()
-        if config.full_rebuild:
-            report = rebuild.full_rebuild(
-                dsn, client, search_index.alias, lag=search_index.lag, replicas=search_index.replicas
-            )
-        else:
-            report = indexer.synchronise(
-                dsn,
-                client,
-                search_index.alias,
-                lag=search_index.lag,
-                batch_size=search_index.batch_size,
-                replicas=search_index.replicas,
-            )
+        try:
+            if config.full_rebuild:
+                report = rebuild.full_rebuild(
+                    dsn, client, search_index.alias, lag=search_index.lag, replicas=search_index.replicas
+                )
+            else:
+                report = indexer.synchronise(
+                    dsn,
+                    client,
+                    search_index.alias,
+                    lag=search_index.lag,
+                    batch_size=search_index.batch_size,
+                    replicas=search_index.replicas,
+                )
+        except rebuild.RebuildVerificationFailed as exc:
+            # The same rows fail the same check again: a retry would only load every row twice more.
+            # (The sensor backs off before it asks for another rebuild.)
+            raise dg.Failure(
+                description=f"the rebuild failed its check and was dropped, the alias did not move: {exc}",
+                allow_retries=False,
+            ) from exc
         if isinstance(report, RebuildReport):
             context.log.info(
                 f"full rebuild into {report.index}: {report.loaded} documents, "

@@ -22,9 +22,11 @@ def counts_per_day_match(search_index: SearchResource) -> dg.AssetCheckResult:
         cursors = saved.cursors.rewound_for(documents.exact_read_bound(conn))  # as the next sync reads
         pending, changed = documents.pending_changes(conn, cursors.changes)
         deleted = documents.pending_deletions(conn, cursors.deletions)
-        refused = quarantine.listed(conn, saved.physical_index, 20) if saved.physical_index else []
     client = search_index.client()
     try:
+        index = quarantine.index_of(client, search_index.alias)
+        with documents.connect(search_index.pg_dsn()) as conn:
+            refused = quarantine.listed(conn, index, 20) if index else []
         indexed = query.counts_per_day(client, search_index.alias)
         if changed or deleted:
             pending |= set(query.counts_per_day(client, search_index.alias, ids=changed + deleted))

@@ -9,7 +9,9 @@ Each tick, in order:
    see below; no PostgreSQL probe;
 4. the live index needs a full rebuild (never built, alias gone, or its mapping version is not the
    code's after a deploy): request a run (the run rebuilds, see ``indexer.synchronise``), unless a
-   run of the rebuild job is in flight (a second rebuild could only fail on its lock: wait for it);
+   run of the rebuild job is in flight (a second rebuild could only fail on its lock: wait for it),
+   or the last such runs failed (a rebuild failing its verification fails again until the code or
+   the data change): then the same back-off as for an outage, counted from the failed runs in a row;
 5. PostgreSQL has changes the saved cursors have not passed: request a run.
 
 An outage is alerted, not flooded. Every run asked for while the engine is away fails, and every
@@ -51,6 +53,7 @@ SENSOR_INTERVAL_S = int(os.environ.get("FUNNELHOUSE_SEARCH_SENSOR_INTERVAL", "30
 # The longest wait between two runs requested during an outage: it stays alerted at least this often.
 OUTAGE_MAX_BACKOFF_S = 3 * 3600
 REASON_TAG = "funnelhouse/search_sync_reason"
+REBUILD_REASON = "full rebuild: "  # how the reason of a run requested for a rebuild starts
 # How long a tick waits for the engine: a host that drops packets would otherwise hold the tick for
 # the client's 60 s, Dagster's limit for a whole tick (the tick would error instead of skipping).
 ENGINE_PROBE_TIMEOUT_S = 10.0
@@ -78,10 +81,46 @@ class Outage:
         return json.dumps(asdict(self))
 
     def next_request(self) -> float:
-        """When the next run may be asked for: at once for the first, twice the sensor interval after it,
-        doubled after each further one, at most ``OUTAGE_MAX_BACKOFF_S``."""
-        backoff = min(SENSOR_INTERVAL_S * 2**self.requests, max(OUTAGE_MAX_BACKOFF_S, SENSOR_INTERVAL_S))
-        return self.last_request + backoff
+        """When the next run may be asked for: at once for the first, then ``backoff_s`` after the last."""
+        return self.last_request + backoff_s(self.requests)
+
+
+def backoff_s(runs: int) -> float:
+    """How long to wait after the ``runs``-th run asked for in vain: twice the sensor interval after the
+    first, doubled after each further one, at most ``OUTAGE_MAX_BACKOFF_S``."""
+    return min(SENSOR_INTERVAL_S * 2**runs, max(OUTAGE_MAX_BACKOFF_S, SENSOR_INTERVAL_S))
+
+
+@dataclass(frozen=True)
+class FailedRebuilds:
+    """The sensor's rebuild runs that failed in a row (the newest runs of the sync job for the alias)."""
+
+    runs: int
+    last_run_id: str
+    last_ended: float  # epoch seconds
+
+    def next_request(self) -> float:
+        return self.last_ended + backoff_s(self.runs)
+
+
+def _failed_rebuilds(context: dg.SensorEvaluationContext, alias: str) -> FailedRebuilds | None:
+    """The rebuild runs this sensor requested that failed since the last run that did not (None: none).
+    Read from the run history, not the sensor cursor (the outage's), so both back-offs stand alone."""
+    records = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=search_sync_job.name, tags={"search_alias": alias}), limit=20
+    )
+    failed = []
+    for record in records:  # newest first
+        run = record.dagster_run
+        rebuild = run.tags.get(REASON_TAG, "").startswith(REBUILD_REASON)
+        if not rebuild or run.status != dg.DagsterRunStatus.FAILURE:
+            break
+        failed.append(record)
+    if not failed:
+        return None
+    last = failed[0]
+    ended = last.end_time or last.update_timestamp.timestamp()
+    return FailedRebuilds(runs=len(failed), last_run_id=last.dagster_run.run_id, last_ended=ended)
 
 
 def _engine_address() -> str:
@@ -152,7 +191,7 @@ def _engine_silent(context: dg.SensorEvaluationContext, error: Exception, tags: 
     "department changed) into the search engine; rebuilds it when never built or its mapping changed "
     "(SkipReason when nothing changed, a sync run is in flight, or no search engine runs). While the "
     f"engine does not answer, one run when that starts, then after a doubling back-off (up to "
-    f"{OUTAGE_MAX_BACKOFF_S // 3600} h) while it lasts.",
+    f"{OUTAGE_MAX_BACKOFF_S // 3600} h) while it lasts; the same back-off after rebuild runs that failed.",
 )
 def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: SearchResource):
     missing = missing_search_engine()
@@ -177,7 +216,14 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
             return dg.SkipReason(
                 f"full rebuild needed ({reason}); rebuild run {run.run_id[:8]} is {run.status.value.lower()}"
             )
-        return dg.RunRequest(tags={**tags, REASON_TAG: f"full rebuild: {reason}"})
+        failed = _failed_rebuilds(context, search_index.alias)
+        if failed and time.time() < failed.next_request():
+            return dg.SkipReason(
+                f"full rebuild needed ({reason}); {failed.runs} rebuild run(s) failed in a row, the last "
+                f"{failed.last_run_id[:8]} (its failure was alerted); the next in "
+                f"{_duration(failed.next_request() - time.time())}"
+            )
+        return dg.RunRequest(tags={**tags, REASON_TAG: f"{REBUILD_REASON}{reason}"})
     with documents.connect(search_index.pg_dsn()) as conn:
         cursor_store.ensure_table(conn)
         saved = cursor_store.load(conn, search_index.alias)
