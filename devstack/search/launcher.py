@@ -2,11 +2,13 @@
 
 ``start(state_home, flavour)`` checks that a suitable JDK exists, fetches the engine into the
 artifact cache on first use, starts it detached (its own session, so `funnelhouse up` can exit and
-``stop`` can end the whole process group), waits until the cluster answers yellow or better, and
-records it as the ``search`` service in ``services.json``. Calling it again while the engine runs
-returns the recorded service. What can go wrong on an ordinary machine (no suitable JDK, no Maven, a
-failed download, an engine that does not come up) raises one of ``START_ERRORS``, whose first line
-says what and how to fix it.
+``stop`` can end the whole process group), waits until the cluster answers yellow or better from our
+node (not another stack's engine on the same port), and records it as the ``search`` service in
+``services.json``. A node that exits because another stack took its HTTP or transport port after we
+found it free starts again on the next free ones (``devstack.ports``). Calling it again while the
+engine runs returns the recorded service. What can go wrong on an ordinary machine (no suitable JDK,
+no Maven, a failed download, an engine that does not come up) raises one of ``START_ERRORS``, whose
+first line says what and how to fix it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import ModuleType
 
-from devstack import state
+from devstack import ports, state
 from devstack.search import artifacts, elasticsearch, java, opensearch
 
 SERVICE = "search"
@@ -84,7 +87,8 @@ def start(state_home: Path, flavour: str = "elasticsearch") -> dict:
             raise AlreadyRunning(
                 f"{running['flavour']} already runs for {state_home}; `funnelhouse down` first to switch to {flavour}"
             )
-        if _wait_healthy(running["url"], running["pid"], Path(running["log"]), timeout=START_TIMEOUT_S):
+        data = _instance_dir(state_home, flavour) / "data"
+        if _wait_healthy(running["url"], running["pid"], data, Path(running["log"]), timeout=START_TIMEOUT_S):
             return running
         # Alive but not answering: a second node on the same data directory would only fail on its lock.
         raise EngineDidNotStart(
@@ -96,13 +100,30 @@ def start(state_home: Path, flavour: str = "elasticsearch") -> dict:
     prepared = engine.prepare()
     instance = _instance_dir(state_home, flavour)
     instance.mkdir(parents=True, exist_ok=True)
+    heap = os.environ.get("FUNNELHOUSE_SEARCH_HEAP", "1g")
+    log = instance / "logs" / "stdout.log"
+    info = ports.start_on_free_ports(
+        lambda: _launch(engine, prepared, instance, heap, log), log, server=flavour, failure=EngineDidNotStart
+    )
+    state.record_service(SERVICE, info, state_home)
+    return info
+
+
+def _free_ports() -> tuple[int, int]:
+    """An HTTP and a transport port, both free now and not the same one."""
     http_port = state.free_port(int(os.environ.get("FUNNELHOUSE_SEARCH_PORT", DEFAULT_HTTP_PORT)))
     transport_port = state.free_port(DEFAULT_TRANSPORT_PORT)
     while transport_port == http_port:
         transport_port = state.free_port(transport_port + 1)
-    heap = os.environ.get("FUNNELHOUSE_SEARCH_HEAP", "1g")
+    return http_port, transport_port
+
+
+def _launch(engine: ModuleType, prepared: Path, instance: Path, heap: str, log: Path) -> dict:
+    """One attempt: start a node on ports free now and wait until it answers as ours; raises
+    ``EngineDidNotStart`` (having stopped it) if it exits, e.g. on a port taken meanwhile, or stays
+    unhealthy."""
+    http_port, transport_port = _free_ports()
     argv, env = engine.command(prepared, instance, http_port, transport_port, heap)
-    log = instance / "logs" / "stdout.log"
     started = time.monotonic()
     with open(log, "ab") as out:
         process = subprocess.Popen(
@@ -115,17 +136,17 @@ def start(state_home: Path, flavour: str = "elasticsearch") -> dict:
         )
     url = f"http://127.0.0.1:{http_port}"
     try:
-        if not _wait_healthy(url, process.pid, log, timeout=START_TIMEOUT_S):
+        if not _wait_healthy(url, process.pid, instance / "data", log, timeout=START_TIMEOUT_S):
             raise EngineDidNotStart(
-                f"{flavour} not healthy within {START_TIMEOUT_S:.0f}s (FUNNELHOUSE_SEARCH_START_TIMEOUT to wait "
-                f"longer); log: {log}\n{_tail(log)}"
+                f"{engine.NAME} not healthy within {START_TIMEOUT_S:.0f}s "
+                f"(FUNNELHOUSE_SEARCH_START_TIMEOUT to wait longer); log: {log}"
             )
         engine_version = _version(url)
     except BaseException:
         _terminate_group(process.pid)
         raise
-    info = {
-        "flavour": flavour,
+    return {
+        "flavour": engine.NAME,
         "url": url,
         "host": "127.0.0.1",
         "port": http_port,
@@ -137,8 +158,6 @@ def start(state_home: Path, flavour: str = "elasticsearch") -> dict:
         "heap": heap,
         "startup_seconds": round(time.monotonic() - started, 1),
     }
-    state.record_service(SERVICE, info, state_home)
-    return info
 
 
 def _version(url: str) -> str:
@@ -147,14 +166,35 @@ def _version(url: str) -> str:
         return next(iter(json.loads(response.read())["nodes"].values()))["version"]
 
 
-def _wait_healthy(url: str, pid: int, log: Path, timeout: float) -> bool:
+def _wait_healthy(url: str, pid: int, data: Path, log: Path, timeout: float) -> bool:
+    """Whether process ``pid`` came up healthy at ``url`` within ``timeout``. A healthy answer counts only
+    while ``pid`` runs and from the node keeping its data in ``data``: another stack's engine may hold the
+    port we chose (it took it after we found it free), and then ours exits on the taken port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _healthy(url):
-            return True
         if not state.pid_alive(pid) or _reaped(pid):
-            raise EngineDidNotStart(f"the search engine exited while starting; log: {log}\n{_tail(log)}")
+            raise EngineDidNotStart(f"the search engine exited while starting; log: {log}")
+        if _healthy(url) and _keeps_data_in(url, data):
+            return True
         time.sleep(0.3)
+    return False
+
+
+def _keeps_data_in(url: str, data: Path) -> bool:
+    """Whether the node answering at ``url`` is the one whose ``path.data`` is ``data`` (both engines report
+    it in their node settings; a list where several data paths are configured)."""
+    try:
+        with urllib.request.urlopen(
+            f"{url}/_nodes/_local?filter_path=nodes.*.settings.path.data", timeout=2
+        ) as response:
+            nodes = json.loads(response.read()).get("nodes", {})
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    for node in nodes.values():
+        paths = node.get("settings", {}).get("path", {}).get("data", [])
+        for path in [paths] if isinstance(paths, str) else paths:
+            if Path(path).resolve() == data.resolve():
+                return True
     return False
 
 
@@ -165,12 +205,6 @@ def _reaped(pid: int) -> bool:
     except ChildProcessError:
         return False
     return finished == pid
-
-
-def _tail(log: Path, lines: int = 30) -> str:
-    if not log.exists():
-        return ""
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _terminate_group(pid: int, grace_s: float = 30.0) -> None:

@@ -1,11 +1,16 @@
+import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from devstack import state
+from devstack import ports, state
 from devstack.search import java, launcher
 
 
@@ -78,3 +83,100 @@ def test_a_recorded_engine_that_runs_but_never_answers_is_not_started_twice(monk
     finally:
         hung.kill()
         hung.wait()
+
+
+class _OtherStacksEngine(BaseHTTPRequestHandler):
+    """Answers like a healthy engine of another stack: green, but its node keeps its data elsewhere."""
+
+    def do_GET(self):  # noqa: N802 (the name http.server calls)
+        if self.path.startswith("/_cluster/health"):
+            body = {"cluster_name": "funnelhouse", "status": "green"}
+        else:
+            body = {
+                "nodes": {"other": {"version": "9.2.0", "settings": {"path": {"data": "/other-stack/data"}}}}
+            }
+        payload = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def other_stacks_ports():
+    """An HTTP port answered by another stack's healthy engine and a transport port it listens on."""
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", state.free_port(launcher.DEFAULT_HTTP_PORT + 400)), _OtherStacksEngine
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as transport:
+        transport.bind(("127.0.0.1", state.free_port(launcher.DEFAULT_TRANSPORT_PORT + 400)))
+        transport.listen()
+        yield server.server_address[1], transport.getsockname()[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _found_free_then_taken(monkeypatch, taken: dict[int, int]) -> None:
+    """The race: ``taken[preferred]`` is found free once (then the real search goes on), yet it is taken
+    when the engine binds it, as when another stack took it in between."""
+    taken = dict(taken)
+    real_free_port = state.free_port
+    monkeypatch.setattr(
+        state, "free_port", lambda preferred: taken.pop(preferred, None) or real_free_port(preferred)
+    )
+    monkeypatch.delenv("FUNNELHOUSE_SEARCH_PORT", raising=False)
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_HEAP", "512m")
+
+
+def _our_node_answers(info: dict) -> bool:
+    url = f"{info['url']}/_nodes/_local?filter_path=nodes.*.settings.path.data"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        (node,) = json.loads(response.read())["nodes"].values()
+    data = node["settings"]["path"]["data"]  # OpenSearch reports a list, Elasticsearch 9 a string
+    return [Path(path).resolve() for path in ([data] if isinstance(data, str) else data)] == [
+        Path(info["data"]).resolve()
+    ]
+
+
+@pytest.mark.parametrize("taken", ["http", "transport"])
+@pytest.mark.parametrize("flavour", launcher.FLAVOURS)
+def test_a_port_taken_by_another_stack_is_left_to_it_and_the_engine_starts_on_other_ports(
+    flavour, taken, other_stacks_ports, monkeypatch, tmp_path
+):
+    """On a taken HTTP port another stack's healthy engine answers (and must not be adopted); on a taken
+    transport port ours cannot bind. Either way ours exits and starts again on ports free by then."""
+    http_port, transport_port = other_stacks_ports
+    preferred = launcher.DEFAULT_HTTP_PORT if taken == "http" else launcher.DEFAULT_TRANSPORT_PORT
+    _found_free_then_taken(monkeypatch, {preferred: http_port if taken == "http" else transport_port})
+    home = tmp_path / "home"
+    try:
+        info = launcher.start(home, flavour)
+        assert info["port"] != http_port and info["transport_port"] != transport_port
+        assert launcher.status(home)["pid"] == info["pid"] and state.pid_alive(info["pid"])
+        assert _our_node_answers(info)
+        # The attempt on the taken port failed on the bind, not on a timeout.
+        assert ports.PORT_TAKEN in Path(info["log"]).read_text(errors="replace")
+    finally:
+        launcher.stop(home)
+
+
+def test_an_engine_that_cannot_bind_says_why(other_stacks_ports, monkeypatch, tmp_path):
+    monkeypatch.setattr(ports, "ATTEMPTS", 1)
+    http_port, transport_port = other_stacks_ports
+    _found_free_then_taken(
+        monkeypatch, {launcher.DEFAULT_HTTP_PORT: http_port, launcher.DEFAULT_TRANSPORT_PORT: transport_port}
+    )
+    home = tmp_path / "home"
+    with pytest.raises(launcher.EngineDidNotStart) as failed:
+        launcher.start(home, "elasticsearch")
+    message = str(failed.value)
+    assert "found no free port" in message
+    # The engine's own reason, not only the end of a stack trace: which bind failed and why.
+    assert f"Failed to bind to 127.0.0.1:{transport_port}" in message
+    assert ports.PORT_TAKEN in message
+    assert launcher.status(home) is None
