@@ -1,6 +1,7 @@
 """The warehouse domain's Dagster wiring: one lineage graph, tests as checks, jobs, schedules, sensor."""
 
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 
 from ingestion.replication.tables import RAW_TABLES
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
-from orchestration.defs.warehouse.dbt_environment import kpi_window_environment
+from orchestration.defs.warehouse.dbt_environment import dbt_env, kpi_window_environment
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL, replication_assets
 from orchestration.defs.warehouse.translator import WarehouseTranslator
 
@@ -180,3 +181,22 @@ def test_a_kpi_runs_dates_leave_the_environment_as_they_found_it(monkeypatch):
         assert os.environ["FUNNELHOUSE_KPI_END_DATE"] == "2026-11-01"
     assert "FUNNELHOUSE_KPI_START_DATE" not in os.environ
     assert os.environ["FUNNELHOUSE_KPI_END_DATE"] == "2026-01-31"
+
+
+def test_kpi_dates_exported_outside_a_kpi_run_are_ignored_with_a_warning(monkeypatch, caplog):
+    """FUNNELHOUSE_KPI_START_DATE / _END_DATE exported in a shell would make every build rebuild those
+    days of the KPI mart instead of the changed ones: a dbt process gets them only from a KPI run's own
+    window (whose dates win over the exported ones)."""
+    monkeypatch.setenv("FUNNELHOUSE_KPI_START_DATE", "2020-01-01")
+    base = {**os.environ, "FUNNELHOUSE_CLICKHOUSE_HOST": "clickhouse.example"}  # no local server asked
+    with caplog.at_level(logging.WARNING):
+        assert "FUNNELHOUSE_KPI_START_DATE" not in dbt_env(base)
+    [warning] = [r.getMessage() for r in caplog.records if "FUNNELHOUSE_KPI_START_DATE" in r.getMessage()]
+    assert "FUNNELHOUSE_KPI_START_DATE=2020-01-01" in warning and "KPI partition run" in warning
+
+    with kpi_window_environment({"kpi_start_date": "2026-10-31", "kpi_end_date": "2026-11-01"}):
+        env = dbt_env({**os.environ, "FUNNELHOUSE_CLICKHOUSE_HOST": "clickhouse.example"})
+    assert (env["FUNNELHOUSE_KPI_START_DATE"], env["FUNNELHOUSE_KPI_END_DATE"]) == (
+        "2026-10-31",
+        "2026-11-01",
+    )

@@ -69,9 +69,9 @@ def dbt_target() -> str:
 
 def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for a dbt process: the caller's, plus the ClickHouse address unless configured,
-    without backfill months the backfill command did not set (drop_inherited_backfill)."""
+    without backfill months or KPI dates this process did not set (drop_inherited_windows)."""
     env = dict(os.environ if base is None else base)
-    drop_inherited_backfill(env)
+    drop_inherited_windows(env)
     env.setdefault("DBT_TARGET", dbt_target())
     env.setdefault("DBT_PROFILES_DIR", str(PROFILES_DIR))
     env.setdefault("DBT_TARGET_PATH", str(DEFAULT_TARGET_DIR))
@@ -112,11 +112,13 @@ DAGSTER_INDIRECT_SELECTION = {"DBT_INDIRECT_SELECTION": "buildable"}
 def export_dbt_env() -> None:
     """Put the dbt environment into this process (for in-process runners such as dagster-dbt, whose
     dbt inherits this process's environment: inherited backfill months are removed from it first)."""
-    drop_inherited_backfill(os.environ)
+    drop_inherited_windows(os.environ)
     os.environ.update(dbt_env())
 
 
-# The environment variables macros/kpi_window.sql reads a KPI run's dates from.
+# The environment variables macros/kpi_window.sql reads a KPI run's dates from. Only
+# ``kpi_window_environment`` (a Dagster KPI partition run) may give them to dbt: exported in a shell or
+# a deployment, every build would rebuild those days of the KPI mart instead of the changed ones.
 KPI_WINDOW_ENVIRONMENT = {
     "kpi_start_date": "FUNNELHOUSE_KPI_START_DATE",
     "kpi_end_date": "FUNNELHOUSE_KPI_END_DATE",
@@ -124,17 +126,30 @@ KPI_WINDOW_ENVIRONMENT = {
 # The environment variables macros/fact_backfill.sql reads a fact backfill's months from (YYYY-MM).
 # Only ``backfill_environment`` (the `funnelhouse backfill` command) may give them to dbt: exported in a
 # shell or a deployment, every build, `funnelhouse dbt` command and Dagster dbt step would silently
-# rebuild those months instead of the changes (drop_inherited_backfill).
+# rebuild those months instead of the changes.
 FACT_BACKFILL_ENVIRONMENT = {
     "from_month": "FUNNELHOUSE_BACKFILL_FROM_MONTH",
     "to_month": "FUNNELHOUSE_BACKFILL_TO_MONTH",
 }
 _BACKFILL_PREFIX = "FUNNELHOUSE_BACKFILL_"
-# The months of the backfill this process runs (inside backfill_environment), else None.
-_backfill_months: dict[str, str] | None = None
+# What sets each kind of window, for the warning about an inherited one (drop_inherited_windows).
+_WINDOW_OWNERS = {
+    "backfill": "only `funnelhouse backfill --from YYYY-MM [--to YYYY-MM]` rebuilds months of the facts",
+    "kpi": "only a Dagster KPI partition run (or dbt's --vars kpi_start_date/kpi_end_date) rebuilds given"
+    " days of the KPI mart",
+}
+# The window variables this process set for the dbt commands it starts (inside backfill_environment /
+# kpi_window_environment): name -> value. Any other value of them is inherited, and dropped.
+_granted: dict[str, str] = {}
 # The inherited (name, value) sets already warned about: one warning per process, not one per dbt command.
 _warned_inherited: set[frozenset[tuple[str, str]]] = set()
 _log = logging.getLogger(__name__)
+
+
+def _window_kind(name: str) -> str | None:
+    if name.startswith(_BACKFILL_PREFIX):
+        return "backfill"
+    return "kpi" if name in KPI_WINDOW_ENVIRONMENT.values() else None
 
 
 @contextlib.contextmanager
@@ -155,49 +170,56 @@ def scoped_environment(names: dict[str, str]):
 
 
 @contextlib.contextmanager
-def backfill_environment(from_month: str, to_month: str) -> Iterator[None]:
-    """The backfill's months in this process's environment while inside (``scoped_environment``), as
-    the only values of FACT_BACKFILL_ENVIRONMENT a dbt command started here gets (drop_inherited_backfill)."""
-    global _backfill_months
-    months = {
-        FACT_BACKFILL_ENVIRONMENT["from_month"]: from_month,
-        FACT_BACKFILL_ENVIRONMENT["to_month"]: to_month,
-    }
-    previous = _backfill_months
-    with scoped_environment(months):
-        _backfill_months = months
+def _granted_window(names: dict[str, str]) -> Iterator[None]:
+    """``names`` (window variables) in this process's environment while inside (``scoped_environment``),
+    as values a dbt command started here keeps (drop_inherited_windows)."""
+    global _granted
+    previous = _granted
+    with scoped_environment(names):
+        _granted = {**previous, **names}
         try:
             yield
         finally:
-            _backfill_months = previous
+            _granted = previous
 
 
-def drop_inherited_backfill(env: MutableMapping[str, str]) -> None:
+def backfill_environment(from_month: str, to_month: str):
+    """The backfill's months in this process's environment while inside, as the only values of
+    FACT_BACKFILL_ENVIRONMENT a dbt command started here gets (drop_inherited_windows)."""
+    return _granted_window(
+        {
+            FACT_BACKFILL_ENVIRONMENT["from_month"]: from_month,
+            FACT_BACKFILL_ENVIRONMENT["to_month"]: to_month,
+        }
+    )
+
+
+def kpi_window_environment(kpi_vars: dict[str, str]):
+    """The KPI run's dates in this process's environment while inside, as the only values of
+    KPI_WINDOW_ENVIRONMENT a dbt command started here gets (drop_inherited_windows)."""
+    return _granted_window({KPI_WINDOW_ENVIRONMENT[key]: value for key, value in kpi_vars.items()})
+
+
+def drop_inherited_windows(env: MutableMapping[str, str]) -> None:
     """Remove from ``env`` (a dbt process's environment, or this process's) every FUNNELHOUSE_BACKFILL_*
-    variable but those backfill_environment set, and say once which were ignored: set outside
-    funnelhouse, they would turn an ordinary dbt run into a backfill of those months."""
-    own = _backfill_months or {}
+    and KPI date variable but those this process set (``backfill_environment``,
+    ``kpi_window_environment``), and say once which were ignored: set outside funnelhouse, they would
+    turn an ordinary dbt run into a rebuild of those months or days instead of the changes."""
     ignored = {
-        name: value
-        for name, value in env.items()
-        if name.startswith(_BACKFILL_PREFIX) and own.get(name) != value
+        name: value for name, value in env.items() if _window_kind(name) and _granted.get(name) != value
     }
     for name in ignored:
         del env[name]
     if ignored and frozenset(ignored.items()) not in _warned_inherited:
         _warned_inherited.add(frozenset(ignored.items()))
+        owners = sorted({_WINDOW_OWNERS[kind] for name in ignored if (kind := _window_kind(name))})
         _log.warning(
-            "Ignoring %s from the environment: only `funnelhouse backfill --from YYYY-MM [--to YYYY-MM]`"
-            " rebuilds months of the facts; this dbt run is an ordinary one. `unset %s` silences this"
-            " warning.",
+            "Ignoring %s from the environment: %s; this dbt run is an ordinary one. `unset %s` silences"
+            " this warning.",
             ", ".join(f"{name}={value}" for name, value in sorted(ignored.items())),
+            "; ".join(owners),
             " ".join(sorted(ignored)),
         )
-
-
-def kpi_window_environment(kpi_vars: dict[str, str]):
-    """The KPI run's dates in this process's environment while inside (``scoped_environment``)."""
-    return scoped_environment({KPI_WINDOW_ENVIRONMENT[key]: value for key, value in kpi_vars.items()})
 
 
 def run_results_archive() -> Path:
