@@ -118,7 +118,9 @@
 {%- endmacro %}
 
 {#- Months (YYYYMM) of `date_column` over every version of the rows of `source_relation` replicated
-    since `since`: the months such a change can have added a row to or removed one from. -#}
+    since `since`: the months such a change can have added a row to or removed one from, the old ones
+    only while the row's older version is not merged away (mart_kpi_employee_daily finds those by its
+    totals: kpi_months_out_of_step.sql). -#}
 {% macro changed_months(source_relation, date_column, since) -%}
     select distinct toYYYYMM({{ date_column }}) from {{ source_relation }}
     where {{ date_column }} is not null and id in ({{ ids_replicated_since(source_relation, since) }})

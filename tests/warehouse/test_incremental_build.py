@@ -248,3 +248,62 @@ def test_a_confirmed_deposit_without_a_usd_rate_stops_the_hourly_build_naming_it
         _mart_value("confirmed_deposit_amount", "mart_customer_overview", "customer_id = 1")
         == deposited + 45000
     )
+
+
+def test_a_contact_date_before_1970_keeps_the_date_spine_and_its_funnel_entry(built_warehouse, pg_dsn):
+    """Raw keeps a funnel_tofu contact_date such as 1926 (Date32). The date spine starts at the first
+    activity a Date holds (toDate() of 1926 would wrap around to 2105, after the build date: an empty
+    spine, and an empty or stale KPI mart), and mart_funnel_daily keeps the customer's Awareness entry
+    on that day."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update funnel_tofu set contact_date = '1926-11-05' where source_key = 'T1'")
+    summary = build(freshness=False, with_tests=True, log=lambda _line: None)  # the spine's tests too
+    assert summary.ok
+    client, core = clickhouse_client(), marts_schema().removesuffix("marts") + "core"
+    [(first_day, last_day, days)] = client.query(
+        f"select min(date_day), max(date_day), count() from `{core}`.int_dates__spine"
+    ).result_rows
+    assert first_day >= dt.date(1970, 1, 1) and last_day == dt.datetime.now(dt.UTC).date()
+    assert days == (last_day - first_day).days + 1 >= 100  # the fixture's other activity, 100 days ago on
+    kpi_days = _mart_value("uniqExact(kpi_date)", "mart_kpi_employee_daily", "1")
+    assert kpi_days == days
+    assert _mart_value("sum(stage_entries)", "mart_funnel_daily", "entry_date = '1926-11-05'") == 1
+
+
+def _kpi_parts() -> dict[str, list[str]]:
+    """The KPI mart's active parts by month partition: a rebuilt month's parts are new ones."""
+    rows = (
+        clickhouse_client()
+        .query(
+            "select partition, groupArray(name) from system.parts where active and database = {schema:String}"
+            " and table = 'mart_kpi_employee_daily' group by partition",
+            parameters={"schema": marts_schema()},
+        )
+        .result_rows
+    )
+    return {partition: sorted(names) for partition, names in rows}
+
+
+def test_a_login_rebuilds_no_old_kpi_month_and_a_renamed_employee_every_month(built_warehouse, pg_dsn):
+    """employees.last_login_at moves on every login, and the KPI mart shows no such column: a build
+    after a login rebuilds the lookback's months only. A renamed employee is in every month."""
+    lookback_start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=35)
+    before = _kpi_parts()
+    old_months = {month for month in before if int(month) < lookback_start.year * 100 + lookback_start.month}
+    assert len(old_months) >= 2
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update employees set last_login_at = now() where id = 2")
+    assert build(freshness=False, log=lambda _line: None).ok
+    after_login = _kpi_parts()
+    # the first month is always rebuilt (the spine may have grown backwards into it)
+    kept = sorted(old_months - {min(before)})
+    assert kept and {month: after_login[month] for month in kept} == {month: before[month] for month in kept}
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update employees set name = 'Renamed' where id = 2")
+    assert build(freshness=False, log=lambda _line: None).ok
+    after_rename = _kpi_parts()
+    assert all(after_rename[month] != after_login[month] for month in old_months)
+    assert _mart_value("uniqExact(kpi_date)", "mart_kpi_employee_daily", "employee_name = 'Renamed'") == (
+        _mart_value("uniqExact(kpi_date)", "mart_kpi_employee_daily", "1")
+    )

@@ -14,6 +14,7 @@ import json
 import psycopg
 
 from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.replicate import replicate_tables
 from orchestration.defs.warehouse.build import MARTS, build, marts_schema, run_dbt
 from orchestration.defs.warehouse.dbt_environment import kpi_window_environment
 
@@ -134,3 +135,38 @@ def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhou
     assert "DEP_20250101_2" not in deposits and deposits["DEP_20250101_3"] == 4000
     money = {row[0]: row[1:] for row in after_incremental["int_customers__money_summary"]}
     assert money[2][0] == 2 and 1 not in money  # deposit count of customer 2; customer 1 has nothing left
+
+
+def _old_month_day() -> dt.date:
+    """The 15th of the month after the one 100 days ago: neither the KPI mart's first month (the
+    fixture's first activity is 100 days ago) nor one the lookback (35 days) rebuilds anyway, as 65
+    days always span two month starts."""
+    first_activity = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=100)
+    return (first_activity.replace(day=1) + dt.timedelta(days=32)).replace(day=15)
+
+
+def test_a_deposit_moved_to_another_month_leaves_its_old_month_after_raw_merged(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    """A confirmed deposit moved to another month, whose older raw version ReplacingMergeTree merged
+    away before the next build: the incremental KPI mart counts it in its new month only, as a full
+    refresh does (not in both)."""
+    moved = "update deposits set deposited_at = {} where deposit_code = 'DEP_20250101_3'"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(moved.format(f"'{_old_month_day()} 12:00+00'"))
+    assert build(freshness=False, log=lambda _line: None).ok
+    kpi_mart = f"`{marts_schema()}`.mart_kpi_employee_daily"
+    client = clickhouse_client()
+    counted_on = f"select kpi_date from {kpi_mart} where employee_id = 3 and bofu_deposits_count > 0"
+    assert client.query(counted_on).result_rows == [(_old_month_day(),)]
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(moved.format("now() - interval '1 day'"))
+    replicate_tables(pg_dsn)
+    client.command(f"optimize table `{clickhouse_env}`.deposits final")  # the old version is gone
+    assert build(skip_replication=True, freshness=False, log=lambda _line: None).ok
+    incremental = _contents("mart_kpi_employee_daily")
+    assert [day for (day,) in client.query(counted_on).result_rows] == [_days_ago(1)]
+    output: list[str] = []
+    assert run_dbt(["run", "--full-refresh"], log=output.append) == 0, "\n".join(output[-40:])
+    assert incremental == _contents("mart_kpi_employee_daily")

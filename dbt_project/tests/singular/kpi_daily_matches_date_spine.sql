@@ -6,7 +6,10 @@
 -- spine exists, and every present day carries one row per employee (full builds and incremental
 -- month rebuilds alike; an employee added later appears on rebuilt months only, so the per-day
 -- check compares each day with the most common employee count of its month). With no employees
--- yet (a new installation before its first load) the mart rightly has no rows at all.
+-- yet (a new installation before its first load) the mart rightly has no rows at all. An empty spine
+-- fails too (it always holds the build date): on an empty spine the mart is empty as well, and the
+-- checks above would pass on the two empty tables (a build selecting the mart alone runs this test,
+-- not the spine's own date_spine_has_every_day_up_to_the_build_date).
 with spine as (
     select date_day from {{ ref('int_dates__spine') }}
 ),
@@ -30,6 +33,11 @@ extra_days as (
     where kpi_date not in (select date_day from spine)
 ),
 
+empty_spine as (
+    select {{ as_of_date() }} as problem_date, 'the date spine is empty' as problem
+    where (select count() from spine) = 0
+),
+
 uneven_days as (
     select kpi_date as problem_date, 'day with a different employee count than its month' as problem
     from kpi_days
@@ -41,6 +49,8 @@ uneven_days as (
     where kpi_days.employee_rows != months.usual_rows
 )
 
+select * from empty_spine
+union all
 select * from missing_days
 union all
 select * from extra_days

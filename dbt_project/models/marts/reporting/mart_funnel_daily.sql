@@ -51,7 +51,9 @@ journeys as (
 awareness_entries as (
     select
         customers.customer_id as customer_id,
-        toDate(least(customers.first_contact_date, ifNull(journeys.first_entered_date, customers.first_contact_date)))
+        -- Date32, as first_contact_date (which may be before 1970): toDate() would wrap such a day around
+        -- to one after 2100, after the build date, and lose the entry
+        least(customers.first_contact_date, ifNull(journeys.first_entered_date, customers.first_contact_date))
             as entered_date,
         journeys.advanced_at as advanced_at,
         journeys.customer_id is not null as has_exited

@@ -10,8 +10,12 @@
       (new, updated and deleted rows: changed_months below), plus the table's first month and any
       before it (the spine grew backwards: the new days before the first day share its month, whose
       partition is overwritten whole). "Since" is this mart's own refresh mark (refresh_state.py: in
-      Dagster it is built apart from the facts). A changed employee touches every month. Without a
-      recorded build (a bare `dbt run`) every month is rebuilt.
+      Dagster it is built apart from the facts). Besides, every month whose per-employee totals no
+      longer match its inputs' (kpi_months_out_of_step: a row moved out of a month, whose old version
+      ReplacingMergeTree may have merged away before this run), and every month whose employees (id,
+      code, name, department) are not dim_employees' (kpi_months_with_other_employees: an employee
+      added, deleted or renamed touches every month; a login, which only moves last_login_at, none).
+      Without a recorded build (a bare `dbt run`) every month is rebuilt.
       Accounts opened count a customer's first opening (int_customers__latest_funnel), which depends on
       all of the customer's funnel_mofu rows, not on a changed row alone: correcting one row can move
       the first opening from another, unchanged row's month to its own (or back). So funnel_mofu's
@@ -46,10 +50,7 @@
         ~ this ~ ") or toYYYYMM({col}) >= (select toYYYYMM(max(kpi_date)) from " ~ this ~ "))" -%}
 {%- elif is_incremental() %}
     {%- set since = last_refresh_mark(this.schema ~ '.' ~ this.identifier) -%}
-    {%- set employees_changed = since is none or run_query(
-        'select count() from (' ~ ids_replicated_since(source('crm', 'employees'), since) ~ ')'
-    ).columns[0].values()[0] > 0 -%}
-    {%- if not employees_changed %}
+    {%- if since is not none %}
         {%- set month_queries = ["select toYYYYMM(" ~ as_of_date() ~ " - " ~ var('kpi_lookback_days') ~ " + number) from numbers("
             ~ (var('kpi_lookback_days') + 1) ~ ")"] -%}
         {%- for table, column in dated_inputs.items() %}
@@ -62,6 +63,9 @@
             ~ ids_replicated_since(source('crm', 'customers'), since) -%}
         {%- do month_queries.append('select distinct toYYYYMM(opened_at) from ' ~ mofu
             ~ ' where account_opened and opened_at is not null and customer_id in (' ~ changed_customers ~ ')') -%}
+        {#- the months a row left (its old version may be merged away) and those showing other employees -#}
+        {%- do month_queries.append(kpi_months_out_of_step(this)) -%}
+        {%- do month_queries.append(kpi_months_with_other_employees(this)) -%}
         {%- set months = run_query('select distinct * from (' ~ month_queries | join(' union all ') ~ ') order by 1')
             .columns[0].values() | map('int') | list -%}
         {%- set in_window = "(toYYYYMM({col}) in (" ~ months | join(', ') ~ ") or toYYYYMM({col}) <= (select "

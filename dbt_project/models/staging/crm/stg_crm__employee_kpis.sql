@@ -6,7 +6,8 @@ renamed as (
     select
         id as employee_kpi_id,
         employee_id,
-        toDate(date) as kpi_date,
+        -- Date32 as in raw: toDate() would wrap a day before 1970 around to one after 2100
+        date as kpi_date,
         tofu_contacts,
         tofu_retained,
         -- Rates in the operational table are percentages (0..100).
