@@ -295,7 +295,9 @@ CONTRACTS: dict[str, TableContract] = {
                 timestamp("first_deposit_at"),
                 integer("days_to_first_deposit", minimum=0),
                 money("max_deposit_amount"),
-                decimal("withdrawal_rate", minimum=0, maximum=100),
+                # A percent with no cap of 100: profit withdrawals take out more than was deposited.
+                # DECIMAL(5,2) is its only maximum (999.99, the loader's storage check).
+                decimal("withdrawal_rate", minimum=0),
                 boolean("is_vip"),
                 timestamp("vip_since"),
                 timestamp("created_at", required=True),

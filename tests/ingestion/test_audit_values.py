@@ -128,8 +128,8 @@ def test_a_parquet_map_in_a_json_column_is_stored_as_an_object(landing, run_inge
         "repeated": pa.array([[("a", 1), ("a", 2)]], pa.map_(pa.string(), pa.int64())),
     }
     paths = {}
-    for name, values in maps.items():
-        paths[name] = rows.write(landing, "training_courses", name, [course], "parquet")
+    for order, (name, values) in enumerate(maps.items()):  # batches newest last, as each replaces content
+        paths[name] = rows.write(landing, "training_courses", f"{order}_{name}", [course], "parquet")
         _parquet_with_column(paths[name], "content", values)
     first = run_ingest(paths["strings"])[paths["strings"].name]
     assert (first.status, first.rows_loaded) == ("loaded", 1)

@@ -134,6 +134,16 @@ def test_currency_takes_the_codes_varchar_10_holds_in_upper_case(table):
     assert _accepted(table, "currency", taken + refused) == [True] * len(taken) + [False] * len(refused)
 
 
+def test_a_withdrawal_rate_over_100_is_taken_a_negative_one_refused():
+    """Profit withdrawals (盈利提现) take out more than was deposited: 1500 out of 1000 is 150.00
+    percent, which the seed's DECIMAL(5,2) holds. The type's own limit, 999.99, is the only maximum: the
+    loader checks it against the database's column (tests/ingestion/test_loader_edge_values.py)."""
+    taken = ["0", "100", "100.01", "150.00", "999.99"]
+    refused = ["-0.01", "-150"]
+    expected = [True] * len(taken) + [False] * len(refused)
+    assert _accepted("funnel_bofu", "withdrawal_rate", taken + refused) == expected
+
+
 # A single-column CHECK as pg_get_constraintdef prints it.
 _IN_SET = re.compile(r"\(\(?(\"?[\w\u4e00-\u9fff]+\"?)\)?::text = ANY \(\(ARRAY\[(.*)\]\)::text\[\]\)\)")
 _MATCHES = re.compile(r"\(\((\"?[\w\u4e00-\u9fff]+\"?)\)::text ~ '(.*)'::text\)")

@@ -167,11 +167,59 @@ def test_updated_at_moves_only_on_real_changes_and_deletes_leave_tombstones(conn
         "UPDATE customers SET intention_score = 61 WHERE id = 1",
         "UPDATE funnel_mofu SET engagement_score = 101 WHERE id = 1",
         "UPDATE employees SET level = '大师' WHERE id = 1",
+        "UPDATE funnel_bofu SET withdrawal_rate = -0.01 WHERE id = 1",
     ],
 )
 def test_closed_sets_and_ranges_are_enforced(conn, statement):
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute(statement)
+
+
+def test_a_customer_who_withdrew_more_than_deposited_has_a_rate_over_100(conn):
+    """Profit withdrawals (盈利提现) take out more than was deposited: the seed's withdrawal_rate is
+    a DECIMAL(5,2) percent, up to 999.99, beside a net_deposit that may be negative."""
+    conn.execute(
+        """INSERT INTO funnel_bofu (source_key, customer_id, employee_id, total_deposits, total_withdrawals,
+                                    net_deposit, withdrawal_rate)
+           VALUES ('B_C', 3, 2, 1000, 1500, -500, 150.00), ('B_C_max', 3, 2, 1, 10, -9, 999.99)"""
+    )
+    assert conn.execute(
+        "SELECT withdrawal_rate::text FROM funnel_bofu WHERE customer_id = 3 ORDER BY source_key"
+    ).fetchall() == [("150.00",), ("999.99",)]
+
+
+def _tombstones(conn) -> list[tuple[str, int]]:
+    return conn.execute("SELECT table_name, row_id FROM public.sync_deletions ORDER BY id").fetchall()
+
+
+def test_change_tracking_works_whatever_the_callers_search_path(conn):
+    """A hardened role or session may leave public out of its search_path: the triggers still stamp
+    updated_at and leave tombstones in public.sync_deletions."""
+    conversation_id = _insert_conversation(conn, "MSG_hardened", "2025-11-20 08:00:00")
+    conn.commit()
+    stamp = "SELECT updated_at FROM public.customers WHERE id = 1"
+    before = conn.execute(stamp).fetchone()[0]
+    conn.execute("SET search_path = ''")
+    conn.execute("UPDATE public.customers SET tier = 'A' WHERE id = 1")
+    assert conn.execute(stamp).fetchone()[0] > before
+    (bofu_id,) = conn.execute(
+        "DELETE FROM public.funnel_bofu WHERE source_key = 'B_B' RETURNING id"
+    ).fetchone()
+    conn.execute("DELETE FROM public.conversations WHERE id = %s", (conversation_id,))
+    assert _tombstones(conn) == [("funnel_bofu", bofu_id), ("conversations", conversation_id)]
+
+
+def test_every_trigger_function_pins_its_search_path(conn):
+    """A trigger function runs with its caller's search_path unless it sets its own: an unqualified
+    name in it fails (or finds another schema's table) for a caller without public first."""
+    unpinned = conn.execute(
+        """SELECT p.proname::text FROM pg_proc p
+           WHERE p.pronamespace = 'public'::regnamespace AND p.prorettype = 'trigger'::regtype
+             AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) AS setting
+                             WHERE setting LIKE 'search_path=%')
+           ORDER BY 1"""
+    ).fetchall()
+    assert unpinned == []
 
 
 def test_second_migration_run_changes_nothing(pg_dsn):
