@@ -4,18 +4,22 @@ incremental one every 6 hours, 30 days of retention, and a copy kept off the mac
 Physical backups with PostgreSQL's own tools: ``pg_basebackup`` for full backups and, since
 PostgreSQL 17, ``pg_basebackup --incremental`` against the previous backup's manifest (the server
 runs with ``summarize_wal = on``); ``pg_combinebackup`` rebuilds a restorable data directory from a
-chain. A logical dump would be simpler but has no incremental form. Each backup is written to a
-temporary folder and renamed into place only when complete, so a crash never leaves a backup that
-looks finished. The off-site copy goes to any fsspec URL (``FUNNELHOUSE_BACKUP_OFFSITE_URL``:
-s3://, oss:// via s3 compatibility, a mounted folder ...): one ``<name>.tar.gz`` per backup with a
-``<name>.json`` beside it, written last, so an archive without its JSON is an interrupted upload. The
-off-site copy keeps whole chains (an incremental archive is useless without the ones it builds on)
-and follows the same 30-day retention as the local folder.
+chain. A server that cannot take an incremental backup (PostgreSQL 14-16, or WAL summaries off) gets
+a full one instead, with a warning: the 6-hour rule is still met, only with bigger backups. A
+logical dump would be simpler but has no incremental form. Each backup is written to a temporary
+folder and renamed into place only when complete, so a crash never leaves a backup that looks
+finished. The off-site copy goes to any fsspec URL (``FUNNELHOUSE_BACKUP_OFFSITE_URL``: s3://,
+oss:// via s3 compatibility, a mounted folder ...; the protocol's fsspec package, e.g. s3fs, must be
+installed, which ``check_offsite`` verifies before each use of the store): one ``<name>.tar.gz`` per
+backup with a ``<name>.json`` beside it, written last, so an archive without its JSON is an
+interrupted upload. The off-site copy keeps whole chains (an incremental archive is useless without
+the ones it builds on) and follows the same 30-day retention as the local folder.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -24,12 +28,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from devstack.postgres import binary
 
 RETENTION_DAYS = 30
 _STAMP = "%Y%m%dT%H%M%SZ"
+_INCREMENTAL_SINCE = 170000  # server_version_num of PostgreSQL 17, the first with --incremental
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,15 +92,37 @@ def list_backups(backup_root: Path) -> list[Backup]:
     return sorted(backups, key=lambda backup: backup.taken_at)
 
 
-def take_backup(dsn: str, backup_root: Path, kind: str, now: datetime | None = None) -> Backup:
-    """Take a full or incremental backup. An incremental one with no full backup to build on
-    becomes a full one, so the first scheduled run of either kind always succeeds."""
+def incremental_unsupported(dsn: str) -> str | None:
+    """Why the server cannot take an incremental backup, or None when it can.
+
+    ``pg_basebackup --incremental`` needs PostgreSQL 17+ with WAL summaries on; asked of any other
+    server it fails, so each 6-hourly run would fail and the real interval would be a day.
+    """
+    with psycopg.connect(dsn) as conn:
+        version = int(conn.execute("SHOW server_version_num").fetchone()[0])
+        if version < _INCREMENTAL_SINCE:
+            return f"the server is PostgreSQL {version // 10000}; incremental backups need 17 or later"
+        if conn.execute("SHOW summarize_wal").fetchone()[0] != "on":
+            return "the server runs with summarize_wal = off; incremental backups need it on"
+    return None
+
+
+def take_backup(
+    dsn: str, backup_root: Path, kind: str, now: datetime | None = None, log: logging.Logger = _log
+) -> Backup:
+    """Take a full or incremental backup. An incremental one with no full backup to build on, or on a
+    server that cannot take one (``incremental_unsupported``), becomes a full one, named and recorded
+    as such, so the first scheduled run of either kind always succeeds and retention and restore see
+    a chain's true base. ``log`` is where that is warned about (the Dagster job passes its own)."""
     if kind not in {"full", "incremental"}:
         raise ValueError(f"backup kind must be full or incremental, not {kind!r}")
     backup_root.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now(UTC)
     previous = list_backups(backup_root)
     parent = previous[-1] if (kind == "incremental" and previous) else None
+    if parent and (reason := incremental_unsupported(dsn)):
+        log.warning(f"full backup taken instead of an incremental one: {reason}")
+        parent = None
     kind = "incremental" if parent else "full"
     name = f"{now.strftime(_STAMP)}-{kind}"
     final = backup_root / name
@@ -168,9 +198,46 @@ def prune(backup_root: Path, now: datetime | None = None, keep_days: int = RETEN
     return [backup.name for backup in removed]
 
 
+class OffsiteStoreUnavailable(RuntimeError):
+    """The off-site URL names a filesystem this installation cannot open."""
+
+
+# Added to "pip install <package>" when a protocol's fsspec package is missing.
+_INSTALL_HINTS = {
+    "s3fs": " (or the version this project pins: pip install -e '.[s3]')",
+    "ossfs": "; or, with s3fs, an s3:// URL to OSS's S3-compatible endpoint (README, backups)",
+}
+
+
+def check_offsite(url: str) -> None:
+    """Fail in seconds, before an hour of ``pg_basebackup``, when a filesystem package ``url`` needs
+    (s3fs for s3:// ...) is not installed; the message names it. Only the package is checked, no
+    connection is made: an outage of the store must not stop the local backup. The URL itself is
+    never in the message (it may carry credentials)."""
+    import fsspec
+    from fsspec.registry import known_implementations
+
+    for part in url.split("::"):  # a chained URL (simplecache::s3://...) needs every layer
+        protocol = fsspec.core.split_protocol(part)[0] or "file"
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except ImportError as error:
+            package = known_implementations[protocol]["class"].split(".")[0]
+            install = f"pip install {package}" if package != "fsspec" else str(error)
+            raise OffsiteStoreUnavailable(
+                f"FUNNELHOUSE_BACKUP_OFFSITE_URL ({protocol}://) needs a filesystem package that is not "
+                f"installed: {install}{_INSTALL_HINTS.get(package, '')}"
+            ) from error
+        except ValueError as error:
+            raise OffsiteStoreUnavailable(
+                f"FUNNELHOUSE_BACKUP_OFFSITE_URL ({protocol}://) is a protocol fsspec does not know"
+            ) from error
+
+
 def _offsite_store(url: str):
     import fsspec
 
+    check_offsite(url)
     filesystem, root = fsspec.core.url_to_fs(url.rstrip("/"))
     return filesystem, root
 

@@ -6,11 +6,16 @@ the session's shared server holds every other test's data."""
 
 from __future__ import annotations
 
+import logging
 import shutil
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 
+import dagster as dg
 import psycopg
 import pytest
+from psycopg import sql
 
 from devstack import postgres
 from ingestion.maintenance import backups
@@ -133,10 +138,6 @@ def _step_metadata(result) -> dict:
 
 
 def test_backup_job_warns_without_an_offsite_copy(pg_server, tmp_path, monkeypatch):
-    import logging
-
-    import dagster as dg
-
     from orchestration.defs.operations.jobs import postgres_backup_job
 
     monkeypatch.setenv("FUNNELHOUSE_PG_DSN", pg_server["dsn"])
@@ -149,6 +150,122 @@ def test_backup_job_warns_without_an_offsite_copy(pg_server, tmp_path, monkeypat
             entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING
         ]
     assert any("FUNNELHOUSE_BACKUP_OFFSITE_URL" in message for message in warnings), warnings
+
+
+def _run_backup_job(monkeypatch, dsn, root, offsite, kind="full", instance=None):
+    from orchestration.defs.operations.jobs import postgres_backup_job
+
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", dsn)
+    monkeypatch.setenv("FUNNELHOUSE_BACKUP_DIR", str(root))
+    monkeypatch.setenv("FUNNELHOUSE_BACKUP_OFFSITE_URL", offsite)
+    return postgres_backup_job.execute_in_process(
+        run_config={"ops": {"take_postgres_backup": {"config": {"kind": kind}}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def _failure(result) -> str:
+    """The step's error with its causes, as the run's failure shows it."""
+    assert not result.success
+    return result.failure_data_for_node("take_postgres_backup").error.to_string()
+
+
+def test_backup_job_with_the_offsite_package_missing_fails_naming_it_and_still_prunes(
+    pg_server, tmp_path, monkeypatch
+):
+    """An off-site URL whose fsspec package is not installed (s3:// without s3fs) fails the run
+    before pg_basebackup, naming the package to install; a 40-day-old backup is pruned all the same.
+    The protocol is registered here, pointing at a package that does not exist, so the test holds
+    wherever s3fs happens to be installed."""
+    from fsspec.registry import known_implementations
+
+    monkeypatch.setitem(
+        known_implementations,
+        "absentfs",
+        {"class": "funnelhouse_absent_fs.AbsentFileSystem", "err": "Install funnelhouse_absent_fs"},
+    )
+    root = tmp_path / "b"
+    old = backups.take_backup(pg_server["dsn"], root, "full", now=datetime.now(UTC) - timedelta(days=40))
+
+    result = _run_backup_job(monkeypatch, pg_server["dsn"], root, "absentfs://bucket/pg")
+
+    assert "pip install funnelhouse_absent_fs" in _failure(result)
+    assert not old.path.exists(), "retention ran although the run failed"
+    assert [b.kind for b in backups.list_backups(root)] == ["full"], "the local backup is taken all the same"
+
+
+def test_missing_s3fs_is_named_with_the_package_to_install():
+    """The README's example URL, where s3fs is not installed (it is an optional extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("s3fs"):
+        pytest.skip("s3fs is installed here")
+    with pytest.raises(backups.OffsiteStoreUnavailable, match="pip install s3fs"):
+        backups.check_offsite("s3://bucket/pg")
+
+
+def test_backup_job_prunes_when_the_offsite_store_fails(pg_server, tmp_path, monkeypatch):
+    """An off-site store that cannot be written (here a folder under a plain file) fails the run
+    after the local backup; local retention still runs, so full backups never pile up."""
+    root = tmp_path / "b"
+    old = backups.take_backup(pg_server["dsn"], root, "full", now=datetime.now(UTC) - timedelta(days=40))
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("")
+
+    result = _run_backup_job(monkeypatch, pg_server["dsn"], root, f"file://{not_a_folder}/offsite")
+
+    assert "not-a-folder" in _failure(result)
+    assert not old.path.exists(), "retention ran although the off-site copy failed"
+    assert [b.kind for b in backups.list_backups(root)] == ["full"], "the new local backup is kept"
+
+
+def _set_summarize_wal(dsn: str, value: str) -> None:
+    """ALTER SYSTEM and reload, then wait until a new session sees it (the reload is asynchronous)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER SYSTEM SET summarize_wal = {}").format(sql.Literal(value)))
+        conn.execute("SELECT pg_reload_conf()")
+    deadline = time.monotonic() + 30
+    while True:
+        with psycopg.connect(dsn) as conn:
+            if conn.execute("SHOW summarize_wal").fetchone()[0] == value:
+                return
+        assert time.monotonic() < deadline, f"summarize_wal never became {value}"
+        time.sleep(0.1)
+
+
+def test_incremental_without_wal_summaries_is_a_full_backup_with_a_warning(pg_server, tmp_path, monkeypatch):
+    """A server that cannot take an incremental backup (summarize_wal off here; PostgreSQL 14-16
+    alike) gets a full one from the 6-hourly run, recorded as full, and the run warns why."""
+    dsn = pg_server["dsn"]
+    root = tmp_path / "b"
+    base = backups.take_backup(dsn, root, "full", now=datetime.now(UTC) - timedelta(hours=6))
+    _set_summarize_wal(dsn, "off")
+    try:
+        with dg.instance_for_test() as instance:
+            result = _run_backup_job(
+                monkeypatch, dsn, root, f"file://{tmp_path / 'offsite'}", "incremental", instance
+            )
+            assert result.success
+            warnings = [
+                entry.user_message
+                for entry in instance.all_logs(result.run_id)
+                if entry.level == logging.WARNING
+            ]
+    finally:
+        _set_summarize_wal(dsn, "on")
+
+    assert any("summarize_wal" in message for message in warnings), warnings
+    (_, taken) = backups.list_backups(root)
+    assert (taken.kind, taken.parent, taken.name.endswith("-full")) == ("full", None, True)
+    assert taken.name != base.name
+    verified = subprocess.run(
+        [str(postgres.binary("pg_verifybackup")), "--ignore=funnelhouse_backup.json", str(taken.path)],
+        capture_output=True,
+        text=True,
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert [copy.kind for copy in backups.list_offsite(f"file://{tmp_path / 'offsite'}")] == ["full"]
 
 
 def test_connection_string_is_read_as_libpq_reads_it():

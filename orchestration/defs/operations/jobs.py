@@ -17,23 +17,21 @@ class BackupConfig(dg.Config):
 
 @dg.op
 def take_postgres_backup(context: dg.OpExecutionContext, config: BackupConfig) -> None:
+    """Back up, copy off-site, apply retention. Retention runs whatever happens to the backup or its
+    copy: a missing s3fs or an outage of the store would otherwise keep every full backup until the
+    disk fills. The run still fails with the error, afterwards. The local backup is taken even when
+    the off-site store cannot be used (its package missing: ``copy_offsite`` says which): a backup on
+    this machine is better than none while the configuration is fixed."""
     root = environment.backup_dir()
-    backup = backups.take_backup(environment.pg_dsn(), root, config.kind)
-    context.log.info(f"{backup.kind} backup {backup.name} written to {root}")
     offsite = environment.backup_offsite_url()
-    offsite_removed: list[str] = []
-    if offsite:
-        copied = backups.copy_offsite(backup, offsite)
-        context.log.info(f"copied off-site: {', '.join(copied) or 'nothing new'}")
-        offsite_removed = backups.prune_offsite(offsite)
-        if offsite_removed:
-            context.log.info(f"off-site retention removed {', '.join(offsite_removed)}")
-    else:
-        # Seed section 6 asks for an off-site copy; a machine-only backup dies with the machine.
-        context.log.warning("no off-site copy: set FUNNELHOUSE_BACKUP_OFFSITE_URL (seed section 6)")
-    removed = backups.prune(root)
-    if removed:
-        context.log.info(f"retention ({backups.RETENTION_DAYS} days) removed {', '.join(removed)}")
+    try:
+        backup = backups.take_backup(environment.pg_dsn(), root, config.kind, log=context.log)
+        context.log.info(f"{backup.kind} backup {backup.name} written to {root}")
+        offsite_removed = _copy_offsite(context, backup, offsite)
+    finally:
+        removed = backups.prune(root)
+        if removed:
+            context.log.info(f"retention ({backups.RETENTION_DAYS} days) removed {', '.join(removed)}")
     context.add_output_metadata(
         {
             "backup": backup.name,
@@ -43,6 +41,20 @@ def take_postgres_backup(context: dg.OpExecutionContext, config: BackupConfig) -
             "offsite_pruned": len(offsite_removed),
         }
     )
+
+
+def _copy_offsite(context: dg.OpExecutionContext, backup: backups.Backup, offsite: str | None) -> list[str]:
+    """Copy the backup's chain off-site and apply retention there; the names pruned off-site."""
+    if not offsite:
+        # Seed section 6 asks for an off-site copy; a machine-only backup dies with the machine.
+        context.log.warning("no off-site copy: set FUNNELHOUSE_BACKUP_OFFSITE_URL (seed section 6)")
+        return []
+    copied = backups.copy_offsite(backup, offsite)
+    context.log.info(f"copied off-site: {', '.join(copied) or 'nothing new'}")
+    offsite_removed = backups.prune_offsite(offsite)
+    if offsite_removed:
+        context.log.info(f"off-site retention removed {', '.join(offsite_removed)}")
+    return offsite_removed
 
 
 @dg.op
