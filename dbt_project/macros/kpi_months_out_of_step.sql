@@ -56,13 +56,13 @@
     )
 {%- endmacro %}
 
-{#- Months of `mart` whose employees (the dim_employees columns it shows: id, code, name, department)
-    are not dim_employees' now: an employee added, deleted or renamed, or moved to another department,
-    puts every month here. A change of a column the mart does not show (employees.last_login_at moves on
-    every login) puts none: the raw versions replicated since the last build would say only that some
-    employee row changed. -#}
+{#- Months of `mart` whose employees (the dim_employees columns it shows: id, code, name, department,
+    hire date) are not dim_employees' now: an employee added, deleted or renamed, moved to another
+    department, or whose hire date was corrected (is_employed follows it) puts every month here. A change
+    of a column the mart does not show (employees.last_login_at moves on every login) puts none: the raw
+    versions replicated since the last build would say only that some employee row changed. -#}
 {% macro kpi_months_with_other_employees(mart) -%}
-    {%- set shown = 'employee_id, employee_code, employee_name, department' -%}
+    {%- set shown = 'employee_id, employee_code, employee_name, department, hired_date' -%}
     select month from (
         select toYYYYMM(kpi_date) as month, arraySort(groupUniqArray(({{ shown }}))) as employees
         from {{ mart }}

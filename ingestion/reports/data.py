@@ -39,9 +39,16 @@ KPI_DAILY = {
     "withdrawals": "bofu_withdrawal_amount",
     "net_deposit": "bofu_net_deposit",
     "overall_score": "overall_score",
+    "counter_questions": "mofu_counter_question_count",
+    "has_reported_kpis": "has_reported_kpis",
+    "is_employed": "is_employed",  # the day is on or after the hire date (or the hire date is unknown)
 }
 EMPLOYEE_PERFORMANCE_TABLE = "mart_employee_performance"  # one row per employee: their current level
-EMPLOYEE_PERFORMANCE = {"employee_code": "employee_code", "level": "employee_level"}
+EMPLOYEE_PERFORMANCE = {
+    "employee_code": "employee_code",
+    "level": "employee_level",
+    "status": "employee_status",  # now: active / inactive / suspended
+}
 CUSTOMER_OVERVIEW_TABLE = "mart_customer_overview"
 CUSTOMER_OVERVIEW = {
     "customer_code": "customer_code",
@@ -148,26 +155,31 @@ class MartReader:
         return {day: int(count) for day, count in result.result_rows}
 
     def leaderboard(self, scope: str, period: Period) -> list[LeaderboardRow]:
-        """Every employee with KPI rows in the period, best net deposit first, then best score (mean daily
-        score): in a department that takes no deposits (ToFu, MoFu) everyone's net deposit is 0, and the
-        score is what ranks them."""
+        """Every employee employed on a day of the period, best net deposit first, then best score (mean
+        daily score over the days employed: the mart has a row for every employee on every day, before
+        their hire too, and those zero days would drag a new hire's mean down): in a department that takes
+        no deposits (ToFu, MoFu) everyone's net deposit is 0, and the score is what ranks them. An employee
+        not active now (inactive, suspended) is left out unless they had activity in the period: a
+        departed employee's empty days are no ranking."""
         c = KPI_DAILY
         p = EMPLOYEE_PERFORMANCE
         result = self.client.query(
-            f"""WITH levels AS (
-                    SELECT {p["employee_code"]} AS code, any({p["level"]}) AS level
+            f"""WITH employees AS (
+                    SELECT {p["employee_code"]} AS code, any({p["level"]}) AS level, any({p["status"]}) AS status
                     FROM {self._table(EMPLOYEE_PERFORMANCE_TABLE)} GROUP BY code)
                 SELECT k.{c["employee_code"]} AS out_code,
                        argMax(k.{c["employee_name"]}, k.{c["day"]}) AS out_name,
                        argMax(k.{c["department"]}, k.{c["day"]}) AS out_department,
-                       any(l.level) AS out_level,
+                       any(e.level) AS out_level,
                        sum(k.{c["net_deposit"]}) AS out_net_deposit,
-                       round(avg(k.{c["overall_score"]}), 2) AS out_score
+                       round(avgIf(k.{c["overall_score"]}, k.{c["is_employed"]} = 1), 2) AS out_score
                 FROM {self._table(KPI_DAILY_TABLE)} AS k
-                LEFT JOIN levels AS l ON l.code = k.{c["employee_code"]}
+                LEFT JOIN employees AS e ON e.code = k.{c["employee_code"]}
                 WHERE k.{c["day"]} BETWEEN {{first:Date}} AND {{last:Date}}
                   AND {self._scope_filter("k." + c["department"], scope)}
                 GROUP BY out_code
+                HAVING countIf(k.{c["is_employed"]} = 1) > 0
+                   AND (any(e.status) = 'active' OR countIf({self._has_any_activity("k.")}) > 0)
                 ORDER BY out_net_deposit DESC, out_score DESC NULLS LAST, out_code""",
             parameters={"first": period.start, "last": period.end, "department": scope},
         )
@@ -212,10 +224,19 @@ class MartReader:
         return [StalledCustomer(*row) for row in result.result_rows]
 
     @staticmethod
-    def _has_activity() -> str:
+    def _has_activity(prefix: str = "") -> str:
         """A KPI row with any non-zero number the report sums. mart_kpi_employee_daily is on a date
         spine (every employee, every day up to the build date), so a row alone proves nothing."""
-        return "(" + " OR ".join(f"{KPI_DAILY[name]} != 0" for name in DAILY_SUMS) + ")"
+        return "(" + " OR ".join(f"{prefix}{KPI_DAILY[name]} != 0" for name in DAILY_SUMS) + ")"
+
+    @classmethod
+    def _has_any_activity(cls, prefix: str = "") -> str:
+        """A KPI row showing the employee at work: anything the report sums, a counter-question, or an
+        operational employee_kpis report for the day (a reported day of zeros is still a working day)."""
+        extra = " OR ".join(
+            f"{prefix}{KPI_DAILY[name]} != 0" for name in ("counter_questions", "has_reported_kpis")
+        )
+        return f"({cls._has_activity(prefix)} OR {extra})"
 
     def activity_range(self) -> tuple[date, date] | None:
         """The first and last day with any activity in the KPI mart, or None when it has none."""

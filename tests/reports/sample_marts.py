@@ -91,6 +91,8 @@ def _kpi_rows(people: list[Employee], days: int, end: date, rng: random.Random) 
                     if deposit and withdrawal <= deposit
                     else None,
                     Decimal(rng.randint(4000, 9999)) / 100,
+                    1,  # is_employed
+                    0,  # has_reported_kpis: the sample has no operational reports
                 ]
             )
     return rows
@@ -115,12 +117,15 @@ KPI_COLUMNS = [
     ("bofu_net_deposit", "Decimal(12, 2)"),
     ("bofu_withdrawal_rate", "Nullable(Decimal(9, 2))"),
     ("overall_score", "Nullable(Decimal(5, 2))"),
+    ("is_employed", "UInt8"),
+    ("has_reported_kpis", "UInt8"),
 ]
 EMPLOYEE_COLUMNS = [
     ("employee_code", "String"),
     ("employee_name", "String"),
     ("employee_level", "String"),
     ("department", "String"),
+    ("employee_status", "String"),
 ]
 # The real mart has no contact columns; these have them on purpose, to prove a report never shows them.
 CUSTOMER_COLUMNS = [
@@ -178,7 +183,7 @@ def build(
     _create(client, database, "mart_employee_performance", EMPLOYEE_COLUMNS, "employee_code")
     client.insert(
         f"`{database}`.`mart_employee_performance`",
-        [[p.code, p.name, p.level, p.department or "unassigned"] for p in people],
+        [[p.code, p.name, p.level, p.department or "unassigned", "active"] for p in people],
         column_names=[name for name, _ in EMPLOYEE_COLUMNS],
     )
     _create(client, database, "mart_customer_overview", CUSTOMER_COLUMNS, "customer_code")
@@ -246,6 +251,8 @@ def add_spine_days(client, database: str, people: list[Employee], first: date, l
             zero_money,
             None,  # withdrawal rate
             Decimal("0.00"),  # overall score
+            1,  # is_employed
+            0,  # has_reported_kpis
         ]
         for offset in range((last - first).days + 1)
         for index, person in enumerate(workers)

@@ -59,6 +59,29 @@ def mart_headline(client, scope: str, period: Period, database: str = MARTS_DATA
     }
 
 
+# A day that shows the employee at work: any counted or summed metric, or an operational employee_kpis report.
+WORKED = (
+    "tofu_contacts != 0 OR tofu_retained != 0 OR mofu_quality_conversations != 0 OR mofu_counter_question_count != 0"
+    " OR mofu_accounts_opened != 0 OR bofu_deposits_count != 0 OR bofu_deposit_amount != 0"
+    " OR bofu_withdrawal_amount != 0 OR has_reported_kpis = 1"
+)
+
+
+def mart_leaderboard(client, database: str, scope: str, period: Period) -> list[tuple]:
+    """(code, net deposit, mean score over the days employed), ranked: the employees employed on a day of
+    the period who are active now or worked in it."""
+    return client.query(
+        f"""SELECT employee_code, sum(bofu_net_deposit) AS net, round(avgIf(overall_score, is_employed = 1), 2) AS score
+            FROM {database}.mart_kpi_employee_daily
+            WHERE kpi_date BETWEEN {{first:Date}} AND {{last:Date}} AND ({{scope:String}} = 'all' OR department = {{scope:String}})
+            GROUP BY employee_code
+            HAVING max(is_employed) = 1 AND (max({WORKED}) = 1 OR employee_code IN (
+                SELECT employee_code FROM {database}.mart_employee_performance WHERE employee_status = 'active'))
+            ORDER BY net DESC, score DESC, employee_code""",
+        parameters={"first": period.start, "last": period.end, "scope": scope},
+    ).result_rows
+
+
 def as_decimal(text: str) -> Decimal | None:
     return None if text == "" else Decimal(text)
 
@@ -117,14 +140,7 @@ def test_every_number_equals_the_mart(marts, reader, scope, language, kind):
                 )
             assert as_decimal(change.value) == wanted, (name, metric)
 
-    leaderboard = client.query(
-        f"""SELECT employee_code, sum(bofu_net_deposit), round(avg(overall_score), 2)
-            FROM {MARTS_DATABASE}.mart_kpi_employee_daily
-            WHERE kpi_date BETWEEN {{first:Date}} AND {{last:Date}} AND ({{scope:String}} = 'all' OR department = {{scope:String}})
-            GROUP BY employee_code
-            ORDER BY sum(bofu_net_deposit) DESC, round(avg(overall_score), 2) DESC, employee_code LIMIT 10""",
-        parameters={"first": period.start, "last": period.end, "scope": scope},
-    ).result_rows
+    leaderboard = mart_leaderboard(client, MARTS_DATABASE, scope, period)[:10]
     rows = {}
     for number in numbers(report.html):
         if "data-employee" in number.row:
@@ -150,6 +166,63 @@ def test_where_nobody_takes_deposits_the_score_ranks_the_leaderboard(marts):
     assert len(board) > 2 and {row.net_deposit for row in board} == {0}
     scores = [row.overall_score for row in board]
     assert len(set(scores)) > 1 and scores == sorted(scores, reverse=True)
+
+
+def test_the_leaderboard_counts_days_of_employment_and_leaves_out_idle_departed_employees(marts):
+    """The KPI mart has a row for every employee on every day, before their hire and after they left too.
+    A mid-period hire's mean score is over the days since the hire (the zero days before would dilute
+    it); a suspended or inactive employee with no activity in the period is not ranked, one who worked
+    in it (a reported KPI day counts) is, and nobody hired after the period is."""
+    client, _ = marts
+    database = "reports_leaderboard_employment"
+    sample_marts.build(client, database)
+    period = Period.weekly(REPORT_DAY - timedelta(days=7))
+    hire_day = period.start + timedelta(days=3)
+    kpis = f"`{database}`.mart_kpi_employee_daily"
+    reported_day = client.query(  # a day the sample has a row for (it leaves some days off)
+        f"SELECT max(kpi_date) FROM {kpis} WHERE employee_code = 'EMP_0_003' AND kpi_date <= {{last:Date}}",
+        parameters={"last": period.end},
+    ).first_row[0]
+    assert reported_day >= period.start
+    idle = (
+        "tofu_contacts = 0, tofu_retained = 0, mofu_quality_conversations = 0, mofu_counter_question_count = 0,"
+        " mofu_accounts_opened = 0, bofu_deposits_count = 0, bofu_deposit_amount = 0, bofu_withdrawal_amount = 0,"
+        " bofu_net_deposit = 0, overall_score = 0, has_reported_kpis = 0"
+    )
+    for statement in (
+        # EMP_0_000 joined mid-period: before that, spine days of zeros, as the real mart writes them
+        f"ALTER TABLE {kpis} UPDATE {idle}, is_employed = 0 WHERE employee_code = 'EMP_0_000' AND kpi_date < '{hire_day}'",
+        # EMP_0_001 is joining after the period
+        f"ALTER TABLE {kpis} UPDATE {idle}, is_employed = 0 WHERE employee_code = 'EMP_0_001' AND kpi_date > '{period.start - timedelta(days=30)}'",
+        # EMP_0_002 (suspended) did nothing in the period; EMP_0_003 (suspended) only reported one day of zeros
+        f"ALTER TABLE {kpis} UPDATE {idle} WHERE employee_code IN ('EMP_0_002', 'EMP_0_003') AND kpi_date >= '{period.start}'",
+        f"ALTER TABLE {kpis} UPDATE has_reported_kpis = 1 WHERE employee_code = 'EMP_0_003' AND kpi_date = '{reported_day}'",
+        # EMP_1_000 (inactive) worked in the period
+        f"ALTER TABLE `{database}`.mart_employee_performance UPDATE employee_status = if(employee_code = 'EMP_1_000',"
+        " 'inactive', 'suspended') WHERE employee_code IN ('EMP_0_002', 'EMP_0_003', 'EMP_1_000')",
+    ):
+        client.command(statement + " SETTINGS mutations_sync = 2")
+    reader = MartReader(client, database)
+
+    tofu = {row.employee_code: row for row in reader.leaderboard("ToFu", period)}
+    assert sorted(tofu) == ["EMP_0_000", "EMP_0_003"]  # not EMP_0_001 (hired later), nor EMP_0_002 (idle)
+    scores = client.query(
+        f"SELECT kpi_date, overall_score FROM {kpis} WHERE employee_code = 'EMP_0_000'"
+        " AND kpi_date BETWEEN {first:Date} AND {last:Date}",
+        parameters={"first": period.start, "last": period.end},
+    ).result_rows
+    since_hire = [score for day, score in scores if day >= hire_day]
+    assert len(since_hire) < len(scores)
+    mean_since_hire, mean_of_every_day = (
+        sum(since_hire) / len(since_hire),
+        sum(s for _, s in scores) / len(scores),
+    )
+    assert abs(tofu["EMP_0_000"].overall_score - mean_since_hire) <= Decimal("0.005")  # rounded to the cent
+    assert mean_of_every_day < mean_since_hire - 1  # what the days before the hire would have made of it
+    assert "EMP_1_000" in {row.employee_code for row in reader.leaderboard("MoFu", period)}
+    assert [row.employee_code for row in reader.leaderboard("all", period)] == [
+        code for code, _, _ in mart_leaderboard(client, database, "all", period)
+    ]
 
 
 def test_what_a_reader_sees_is_the_exact_value(reader):

@@ -209,3 +209,42 @@ def test_employee_period_averages_and_stage_conversion_by_hand(warehouse, period
     assert alice[f"avg_days_contact_to_account_{period}"] == (30 if within(30) else None)
     assert alice[f"avg_days_account_to_first_deposit_{period}"] == (5 if within(25) else None)
     assert alice[f"avg_days_contact_to_first_deposit_{period}"] == (35 if within(25) else None)
+
+
+def test_a_corrected_hire_date_marks_the_kpi_days_before_it_in_every_month(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    """Bob's hire date (2024, before the date spine) is corrected to a day of an old month, one before the
+    KPI lookback that no changed input row is in: his rows stay on every spine day (the spine's grain),
+    those before the hire not employed. The incremental run rebuilds that month (its employees' hire
+    dates are not dim_employees' any more) and leaves the rows a full refresh builds."""
+    client, marts = clickhouse_client(), marts_schema()
+    kpis = f"`{marts}`.mart_kpi_employee_daily"
+    lookback_start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=35)
+    days = sorted(day for (day,) in client.query(f"select distinct kpi_date from {kpis}").result_rows)
+    months = sorted({day.replace(day=1) for day in days})
+    old_months = [
+        month for month in months[1:] if month < lookback_start.replace(day=1)
+    ]  # the first is always rebuilt
+    assert old_months, months
+    hired = old_months[0] + dt.timedelta(days=10)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("update employees set hired_at = %s, updated_at = now() where id = 3", (hired,))
+    replicate_tables(pg_dsn)
+    output: list[str] = []
+    assert run_dbt(["run", "--select", "source:crm.employees+"], log=output.append) == 0, "\n".join(
+        output[-40:]
+    )
+
+    bob = dict(
+        client.query(
+            f"select is_employed, (min(kpi_date), max(kpi_date), count()) from {kpis} where employee_id = 3"
+            " group by is_employed"
+        ).result_rows
+    )
+    assert bob[0][:2] == (days[0], hired - dt.timedelta(days=1)) and bob[1][:2] == (hired, days[-1])
+    assert bob[0][2] + bob[1][2] == len(days)  # a row on every spine day
+    kpi_rows = f"select * from {kpis} order by all"
+    incremental = client.query(kpi_rows).result_rows
+    assert run_dbt(["run", "--full-refresh", "--select", "mart_kpi_employee_daily"], log=output.append) == 0
+    assert client.query(kpi_rows).result_rows == incremental

@@ -13,8 +13,9 @@
       Dagster it is built apart from the facts). Besides, every month whose per-employee totals no
       longer match its inputs' (kpi_months_out_of_step: a row moved out of a month, whose old version
       ReplacingMergeTree may have merged away before this run), and every month whose employees (id,
-      code, name, department) are not dim_employees' (kpi_months_with_other_employees: an employee
-      added, deleted or renamed touches every month; a login, which only moves last_login_at, none).
+      code, name, department, hire date) are not dim_employees' (kpi_months_with_other_employees: an
+      employee added, deleted, renamed or with a corrected hire date, which moves is_employed, touches
+      every month; a login, which only moves last_login_at, none).
       Without a recorded build (a bare `dbt run`) every month is rebuilt.
       Accounts opened count a customer's first opening (int_customers__latest_funnel), which depends on
       all of the customer's funnel_mofu rows, not on a changed row alone: correcting one row can move
@@ -145,6 +146,11 @@ daily as (
         employees.employee_code as employee_code,
         employees.employee_name as employee_name,
         employees.department as department,
+        employees.hired_date as hired_date,
+        -- Every employee keeps a row on every spine day (the spine's grain); the days before their hire
+        -- are marked instead, so that a mean over days (the reports' leaderboard score) can leave them out.
+        -- An unknown hire date counts every day.
+        toUInt8(ifNull(spine.date_day >= employees.hired_date, true)) as is_employed,
         toInt64(ifNull(tofu.tofu_contacts, 0)) as tofu_contacts,
         toInt64(ifNull(tofu.tofu_retained, 0)) as tofu_retained,
         toInt64(ifNull(conversations.quality_conversations, 0)) as mofu_quality_conversations,
