@@ -1,6 +1,6 @@
 """Connections for replication: a ClickHouse client, and the PostgreSQL named collection ClickHouse pulls through.
 
-ClickHouse reads PostgreSQL itself (``postgresql(funnelhouse_pg_<db>, table=...)``), so rows never pass
+ClickHouse reads PostgreSQL itself (``postgresql(funnelhouse_pg_<raw db>_<source hash>, table=...)``), so rows never pass
 through Python. The credentials live in a named collection: the pulling queries, and so every
 query log, name the collection and never carry the password. The collection is (re)written at the
 start of each run because the embedded PostgreSQL may come back on another port.
@@ -15,12 +15,17 @@ after a restart.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import re
 
 import clickhouse_connect
+from clickhouse_connect.driver.exceptions import DatabaseError
 from psycopg.conninfo import conninfo_to_dict
 
 from orchestration.environment import ClickHouseSettings, clickhouse_settings
+
+_log = logging.getLogger(__name__)
 
 COLLECTION_PREFIX = "funnelhouse_pg_"
 # Large INSERT ... SELECT statements run server-side for minutes on a 100k-customer load.
@@ -71,19 +76,14 @@ def string_literal(value: object) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def collection_name(pg_dsn: str) -> str:
-    """One collection per PostgreSQL database, so two stacks (or test databases) sharing one
-    ClickHouse server never pull from each other's database."""
-    database = conninfo_to_dict(pg_dsn).get("dbname", "postgres")
-    return COLLECTION_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", database)[:60]
+def _identifier(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def ensure_named_collection(client, pg_dsn: str) -> str:
-    """Point the database's named collection at ``pg_dsn`` and return its name: created once, then
-    altered in place (never dropped, so a concurrent pull never sees it missing)."""
-    name = collection_name(pg_dsn)
+def _collection_values(pg_dsn: str) -> dict[str, str | int]:
+    """What the named collection of ``pg_dsn`` holds (the defaults are libpq's)."""
     parts = conninfo_to_dict(pg_dsn)
-    values = {
+    return {
         "host": parts.get("host", "127.0.0.1"),
         "port": int(parts.get("port", 5432)),
         "user": parts.get("user", "postgres"),
@@ -91,9 +91,52 @@ def ensure_named_collection(client, pg_dsn: str) -> str:
         "database": parts.get("dbname", "postgres"),
         "schema": "public",
     }
-    assignments = ", ".join(f"{key} = {string_literal(value)}" for key, value in values.items())
+
+
+def _raw_database_prefix(raw_database: str) -> str:
+    return f"{COLLECTION_PREFIX}{_identifier(raw_database)[:40]}_"
+
+
+def collection_name(pg_dsn: str, raw_database: str) -> str:
+    """The collection a raw database pulls ``pg_dsn`` through: named after the raw database and a
+    short hash of the source (host, port, user, database; never the password), so two stacks sharing
+    one ClickHouse server, each with its own raw database (``FUNNELHOUSE_RAW_DATABASE``), never
+    rewrite each other's collection and pull from the other's PostgreSQL, even if both databases
+    are called alike."""
+    values = _collection_values(pg_dsn)
+    source_key = "\0".join(str(values[key]) for key in ("host", "port", "user", "database"))
+    return _raw_database_prefix(raw_database) + hashlib.sha256(source_key.encode()).hexdigest()[:12]
+
+
+def _drop_stale_collections(client, pg_dsn: str, raw_database: str, keep: str) -> None:
+    """Drop the collections this raw database pulled through before: those of an earlier source (the
+    embedded PostgreSQL came back on another port), and the one older versions named after the
+    PostgreSQL database alone. Each source would otherwise leave one behind for good."""
+    own = re.compile(re.escape(_raw_database_prefix(raw_database)) + "[0-9a-f]{12}")
+    older_version = COLLECTION_PREFIX + _identifier(str(_collection_values(pg_dsn)["database"]))[:60]
+    names = client.query(
+        "select name from system.named_collections where startsWith(name, {prefix:String})",
+        parameters={"prefix": COLLECTION_PREFIX},
+    ).result_rows
+    for (name,) in names:
+        if name != keep and (own.fullmatch(name) or name == older_version):
+            client.command(f"drop named collection if exists {name}")
+
+
+def ensure_named_collection(client, pg_dsn: str, raw_database: str) -> str:
+    """Point the collection of ``raw_database`` and ``pg_dsn`` (``collection_name``) at ``pg_dsn`` and
+    return its name: created once, then altered in place (never dropped while it is this source's, so
+    a concurrent pull never sees it missing)."""
+    name = collection_name(pg_dsn, raw_database)
+    assignments = ", ".join(
+        f"{key} = {string_literal(value)}" for key, value in _collection_values(pg_dsn).items()
+    )
     client.command(f"create named collection if not exists {name} as {assignments}")
     client.command(f"alter named collection {name} set {assignments}")
+    try:
+        _drop_stale_collections(client, pg_dsn, raw_database, keep=name)
+    except DatabaseError as error:  # a user allowed to alter collections but not to list or drop them
+        _log.warning("could not drop named collections left by earlier sources: %s", error)
     return name
 
 

@@ -4,7 +4,7 @@
 visible only when its transaction commits. A plain "updated_at > last watermark" misses rows of a
 long transaction that commits after a newer change was replicated. So each run reads the half-open
 window ``[previous bound, bound)`` where ``bound`` is the start of the oldest transaction that has
-written something and is still open (or now, if none): every row stamped before it belongs to a
+written something in this database and is still open (or now, if none): every row stamped before it belongs to a
 committed transaction, and every row written later is stamped after it. That holds because a
 trigger reads the clock for a stamp only once its transaction has an xid (migration 0018), and the
 bound reads the clock before it looks for such transactions (``_CLOCK_SQL``). Windows tile time exactly,
@@ -12,7 +12,9 @@ so no safety overlap and no (updated_at, id) tie-break is needed; re-reading a w
 crash before the cursor was saved) is harmless because ReplacingMergeTree keeps one version.
 
 Seeing other sessions' transactions needs superuser or ``pg_read_all_stats``; without it the
-bound falls back to now minus a safety lag.
+bound is now minus a safety lag (``FALLBACK_LAG``), or the start of the oldest open writing transaction
+the role can see (its own sessions') if that is earlier: a load of the role's own that commits later
+than the lag is still not passed. A warning says so (``_warn_not_every_session_visible``).
 
 The stamps are the wall clock of a zone (``STAMP_ZONE``), and that clock can fall back: daylight
 saving time ends (America/New_York repeats 01:00-02:00), or the server's TimeZone is changed to one
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -41,6 +44,8 @@ from ingestion.schema import migrate
 
 FALLBACK_LAG = dt.timedelta(minutes=5)
 EPOCH = dt.datetime(1970, 1, 1)
+
+_log = logging.getLogger(__name__)
 
 # The zone the triggers stamp in: the TimeZone a session starts with (server, database or role
 # default), which a later SET TIME ZONE of this session does not change (see ``exact_bound_of``).
@@ -56,19 +61,26 @@ _CLOCK_SQL = "select clock_timestamp(), pg_stat_clear_snapshot()"
 _BOUND_SQL = f"""
 with activity as (
     select
-        min(xact_start) filter (where backend_xid is not null and pid <> pg_backend_pid())
-            as oldest_open_write,
+        -- Only this database's transactions can stamp its rows: one open in another database of
+        -- the server (a migration, a stuck session) must not hold replication back.
+        min(xact_start) filter (
+            where backend_xid is not null and pid <> pg_backend_pid() and datname = current_database()
+        ) as oldest_open_write,
         pg_has_role(current_user, 'pg_read_all_stats', 'member') or
             (select rolsuper from pg_roles where rolname = current_user) as sees_all_sessions
     from pg_stat_activity
 ), bound as (
-    select case when sees_all_sessions then least(%(now)s::timestamptz, oldest_open_write)
-        else %(now)s::timestamptz - %(lag)s end as instant
+    -- (least() skips a NULL: no open writing transaction seen.)
+    select least(
+        %(now)s::timestamptz - case when sees_all_sessions then interval '0' else %(lag)s end,
+        oldest_open_write
+    ) as instant, sees_all_sessions
     from activity
 )
 select
     (instant at time zone {STAMP_ZONE})::timestamp,
-    extract(epoch from (instant at time zone {STAMP_ZONE}) - (instant at time zone 'UTC'))::integer
+    extract(epoch from (instant at time zone {STAMP_ZONE}) - (instant at time zone 'UTC'))::integer,
+    sees_all_sessions
 from bound
 """
 
@@ -155,7 +167,25 @@ def exact_bound_of(conn: psycopg.Connection) -> Bound:
     that zone's at the bound's instant, taken in the same statement."""
     with conn.cursor(row_factory=tuple_row) as cursor:
         (now, _) = cursor.execute(_CLOCK_SQL).fetchone()
-        return Bound(*cursor.execute(_BOUND_SQL, {"now": now, "lag": FALLBACK_LAG}).fetchone())
+        local, offset, sees_all_sessions = cursor.execute(
+            _BOUND_SQL, {"now": now, "lag": FALLBACK_LAG}
+        ).fetchone()
+    if not sees_all_sessions:
+        _warn_not_every_session_visible(conn.info.user, conn.info.dbname)
+    return Bound(local, offset)
+
+
+@functools.cache
+def _warn_not_every_session_visible(user: str, database: str) -> None:
+    """Once per process (a run) and role, not at each bound: the search sync reads one per batch."""
+    _log.warning(
+        "PostgreSQL role %s can see only its own sessions (neither superuser nor pg_read_all_stats): the"
+        " bound of %s holds back by %s, or to its own oldest open writing transaction; a writer of another"
+        " role that commits later than that is never replicated. Grant it pg_read_all_stats.",
+        user,
+        database,
+        FALLBACK_LAG,
+    )
 
 
 # Run bounds are looked up while their run lasts; a week covers any run and its retries.

@@ -116,7 +116,7 @@ class Replicator:
         self.client = client or clickhouse_client()
         self.database = database or schema.raw_database()
         self.log: Callable[[str], None] = log or (lambda _message: None)
-        self.collection = ensure_named_collection(self.client, pg_dsn)
+        self.collection = ensure_named_collection(self.client, pg_dsn, self.database)
         schema.create_database(self.client, self.database)
         quarantine.create_table(self.client, self.database)
         self.bound = cursor.as_bound(pg_dsn, bound) if bound else cursor.exact_bound(pg_dsn)
@@ -374,7 +374,9 @@ class Replicator:
         column classified as replicated, dropped or derived here since) would take later values into the
         wrong columns without an error, and keep what it held in a column no longer replicated (a
         column found to hold contact details). A column now filled by another expression (a derived
-        column's rule changed: a stricter tag filter) keeps what the old one let through. Such a table
+        column's rule changed: a stricter tag filter) keeps what the old one let through, and one whose
+        PostgreSQL type changed (a numeric given more decimals, a NOT NULL dropped) would truncate or
+        default the new values into the old type, nothing changing the rows' updated_at. Such a table
         is reloaded from scratch, as is one an older reload in place left unfinished, and one not there
         (a first run, or a table dropped by hand whose cursors would otherwise fill it from the middle)."""
         existing = schema.existing_definitions(self.client, self.database, table.name)
@@ -392,6 +394,17 @@ class Replicator:
             self.log(
                 f"{table.name}: {', '.join(redefined)} filled differently now (or recorded by an older"
                 " replication without their definitions); reloading it from scratch"
+            )
+            return True
+        existing_types = dict(schema.column_types(self.client, self.database, table.name))
+        if retyped := [
+            f"{name} {existing_types[name]} -> {type_}"
+            for name, type_ in pulled
+            if existing_types[name] != type_
+        ]:
+            self.log(
+                f"{table.name}: {', '.join(retyped)} (the PostgreSQL column's type changed; the rows in raw"
+                " were read in the old one); reloading it from scratch"
             )
             return True
         return schema.table_exists(self.client, self.database, _set_aside_by_older_versions(table))
@@ -424,13 +437,16 @@ class Replicator:
         self, table: RawTable, columns, pulled: list[tuple[str, str]], unreadable: quarantine.Check
     ) -> tuple[int, int]:
         """(rows copied, tombstones) of a reload from scratch: every readable row up to the bound, built
-        beside the live table, plus a tombstone for each of its rows deleted since (``_tombstone_vanished``),
+        beside the live table, plus the old version of each of its rows written after the bound
+        (``_keep_updated_after_bound``) and a tombstone for each deleted since (``_tombstone_vanished``),
         then swapped in."""
         older_aside = _set_aside_by_older_versions(table)
         with self._built_beside(table, columns, pulled) as new:
             copied = self._copy_window(table, columns, cursor.EPOCH, unreadable, into=new)
             for old in (table.name, older_aside):
                 self._keep_held_back(old, new, columns, unreadable.held_back)
+            for old in (table.name, older_aside):
+                self._keep_updated_after_bound(table, old, new, columns)
             tombstones = sum(self._tombstone_vanished(old, new, columns) for old in (table.name, older_aside))
             self._swap_in(table, new)
         self.client.command(f"drop table if exists {self._qualified(older_aside)}")
@@ -467,8 +483,39 @@ class Replicator:
             f"and id not in (select id from {self._qualified(new)})"
         )
 
+    def _vanished(self, old: str, new: str) -> str:
+        """FROM and WHERE of the live rows of ``old`` that the reload ``new`` (so far) lacks."""
+        return (
+            f"from {self._qualified(old)} final "
+            f"where not _is_deleted and id not in (select id from {self._qualified(new)})"
+        )
+
+    def _keep_updated_after_bound(self, table: RawTable, old: str, new: str, columns) -> None:
+        """The version ``old`` had of each row the reload ``new`` lacks but PostgreSQL still has,
+        copied into ``new``, load time included. Such a row was written at or after the bound (an open
+        writing transaction holds the bound back), so the reload's window left it out: it is no
+        deletion, and the next window brings its new version, as an incremental run would.
+
+        Asked of PostgreSQL itself, in ClickHouse's own pull (the ids of the source table), not of
+        ``sync_deletions``: a reload is also what repairs a raw table that went wrong, and only the
+        table says which rows exist whatever the tombstones recorded. Only the ids are read, and only
+        when some row is missing (after a quiet reload none is, and PostgreSQL is not asked)."""
+        if not (alike := self._columns_alike(old, new, columns)):
+            return
+        if not self.client.query(
+            f"select count() from (select id {self._vanished(old, new)} limit 1)"
+        ).result_rows[0][0]:
+            return
+        listed = ", ".join(f"`{column}`" for column in alike)
+        self.client.command(
+            f"insert into {self._qualified(new)} ({listed}, `_is_deleted`, `_replicated_at`) "
+            f"select {listed}, _is_deleted, _replicated_at {self._vanished(old, new)} "
+            f"and id in (select id from {self._source(table)})"
+        )
+
     def _tombstone_vanished(self, old: str, new: str, columns) -> int:
-        """A tombstone in ``new`` (a reload) for each live row of ``old`` that PostgreSQL no longer has.
+        """A tombstone in ``new`` (a reload) for each live row of ``old`` that PostgreSQL no longer has
+        (those it still has are in ``new`` by now: ``_keep_updated_after_bound``).
 
         The reload copies live rows only, so a row deleted since the last run would leave no trace,
         and the incremental facts, which remove the ids that have a new raw version, would keep it.
@@ -481,8 +528,7 @@ class Replicator:
         listed = ", ".join(f"`{column}`" for column in alike)
         summary = self.client.command(
             f"insert into {self._qualified(new)} ({listed}, `_is_deleted`, `_replicated_at`) "
-            f"select {listed}, toUInt8(1), now64(3) from {self._qualified(old)} final "
-            f"where not _is_deleted and id not in (select id from {self._qualified(new)})"
+            f"select {listed}, toUInt8(1), now64(3) {self._vanished(old, new)}"
         )
         return int(summary.written_rows)
 

@@ -155,12 +155,16 @@ def content_fingerprint(client, database: str, name: str) -> tuple[int, int, lis
     rows, content_hash = client.query(
         f"select count(), sum(cityHash64(tuple(* except (_replicated_at)))) from `{database}`.`{name}`"
     ).result_rows[0]
-    types = client.query(
-        "select type from system.columns where database = {database:String} and table = {name:String}"
+    return rows, content_hash, [column_type for _, column_type in column_types(client, database, name)]
+
+
+def column_types(client, database: str, name: str) -> list[tuple[str, str]]:
+    """(column, ClickHouse type) of each column of a raw table as it stands, in order."""
+    return client.query(
+        "select name, type from system.columns where database = {database:String} and table = {name:String}"
         " order by position",
         parameters={"database": database, "name": name},
     ).result_rows
-    return rows, content_hash, [column_type for (column_type,) in types]
 
 
 def pulled_columns(client, columns: list[tuple[str, str]], source: str) -> list[tuple[str, str]]:

@@ -6,9 +6,15 @@ from __future__ import annotations
 import dataclasses
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ingestion.replication import cursor, replicate
-from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.connections import (
+    clickhouse_client,
+    collection_name,
+    ensure_named_collection,
+    source,
+)
 from ingestion.replication.replicate import Replicator, replicate_tables
 from ingestion.replication.tables import BY_NAME
 from tests.fixtures.warehouse import load_fixture
@@ -280,3 +286,35 @@ def test_a_database_without_the_run_bounds_table_gets_it_on_first_use(pg_dsn, cl
         )
     bound = cursor.run_bound(pg_dsn, "first-run")
     assert cursor.run_bound(pg_dsn, "first-run") == bound
+
+
+def _collections(client) -> set[str]:
+    return {name for (name,) in client.query("select name from system.named_collections").result_rows}
+
+
+def test_two_stacks_on_one_clickhouse_pull_through_collections_of_their_own(pg_dsn, clickhouse_env):
+    """Two stacks isolated on one ClickHouse server by their raw databases, whose PostgreSQL databases
+    are called alike (here the same server reached by another host name, as another machine's
+    ``funnelhouse`` would be): each pulls through a collection of its own, so neither run points the
+    other's pulls at its PostgreSQL. A raw database's collection for an earlier source (the embedded
+    PostgreSQL came back on another port) is dropped, not left behind for good."""
+    load_fixture(pg_dsn)
+    client = clickhouse_client()
+    other_stack = make_conninfo(pg_dsn, host="localhost")
+    other_raw = f"{clickhouse_env}_other_stack"
+    moved = make_conninfo(pg_dsn, port=int(conninfo_to_dict(pg_dsn)["port"]) + 1)
+    try:
+        ours = ensure_named_collection(client, pg_dsn, clickhouse_env)
+        theirs = ensure_named_collection(client, other_stack, other_raw)
+        assert ours != theirs
+        assert {ours, theirs} <= _collections(client)
+        assert client.query(f"select count() from {source('customers', ours)}").result_rows == [(4,)]
+
+        after_the_move = ensure_named_collection(client, moved, clickhouse_env)
+        assert ours not in _collections(client) and {after_the_move, theirs} <= _collections(client)
+    finally:
+        for name in _collections(client) & {
+            collection_name(dsn, raw)
+            for dsn, raw in ((pg_dsn, clickhouse_env), (other_stack, other_raw), (moved, clickhouse_env))
+        }:
+            client.command(f"drop named collection if exists {name}")

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from ingestion.replication import cursor
 from ingestion.replication.cursor import FALLBACK_LAG, exact_bound, exact_bound_of
 
 # Fires after tags_set_updated_at (BEFORE triggers of a table fire in name order) and before the heap
@@ -93,3 +94,38 @@ def test_a_reader_that_cannot_see_other_sessions_holds_back_by_the_fallback_lag(
             admin.execute("drop role bound_reader")
 
     assert before - FALLBACK_LAG <= bound.utc <= after - FALLBACK_LAG, (before, bound, after)
+
+
+def test_a_transaction_open_in_another_database_does_not_hold_back_the_bound(pg_dsn):
+    """Only this database's transactions can stamp its rows: one writing in another database of the
+    same server (here ``postgres``) is no reason to stop short of now."""
+    with psycopg.connect(make_conninfo(pg_dsn, dbname="postgres")) as elsewhere:
+        elsewhere.execute("select pg_current_xact_id()")  # an open transaction with an xid
+        before = _utc_clock(elsewhere)
+        bound = exact_bound(pg_dsn)
+
+    assert bound.utc >= before, (before, bound)
+
+
+def test_a_reader_that_cannot_see_other_sessions_still_waits_for_its_own_open_writes(
+    pg_dsn, monkeypatch, caplog
+):
+    """Without pg_read_all_stats the role sees its own sessions: a load of its own still open holds
+    the bound back even past the fallback lag (here none, so the lag alone would give now), and the
+    run is warned that other roles' writers are not seen."""
+    monkeypatch.setattr(cursor, "FALLBACK_LAG", dt.timedelta(0))
+    reader = make_conninfo(pg_dsn, user="own_writes_reader", password="own-writes-reader")
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute("drop role if exists own_writes_reader")
+        admin.execute("create role own_writes_reader login password 'own-writes-reader'")
+        try:
+            with psycopg.connect(reader) as load:
+                (load_started,) = load.execute(
+                    "select pg_current_xact_id(), now() at time zone 'UTC'"  # an xid; its start
+                ).fetchone()[1:]
+                bound = exact_bound(reader)
+        finally:
+            admin.execute("drop role own_writes_reader")
+
+    assert bound.utc <= load_started, (bound, load_started)
+    assert "can see only its own sessions" in caplog.text

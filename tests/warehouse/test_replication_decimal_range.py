@@ -120,7 +120,7 @@ def test_the_declared_table_reads_only_what_the_pull_reads(pg_dsn, clickhouse_en
     _replicate(pg_dsn, "customers")
     rows_before = _rows(clickhouse_env, "customers")
     client = clickhouse_client()
-    collection = ensure_named_collection(client, pg_dsn)
+    collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("alter table customers add column exact_score numeric(100, 2)")  # not classified
     # Left behind by runs that stopped: one declared with every column, as replication once did it,
@@ -174,7 +174,7 @@ def test_the_declared_reading_of_a_table_is_clickhouses_own(pg_dsn, clickhouse_e
             " add column p integer[][], add column q time, add column r interval, add column s serial"
         )
     client = clickhouse_client()
-    collection = ensure_named_collection(client, pg_dsn)
+    collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
     declared = declared_source.columns(pg_dsn)
     for table in RAW_TABLES:
         ours = [(name, clickhouse_type) for name, _, clickhouse_type, _ in declared[table.name]]

@@ -105,3 +105,62 @@ def test_a_snapshot_with_new_content_but_as_many_rows_counts_as_changed(pg_dsn, 
     renamed = replicate_tables(pg_dsn, ["tags"])[0]
     assert (renamed.live_rows, renamed.changed) == (2, True)
     assert not replicate_tables(pg_dsn, ["tags"])[0].changed
+
+
+def test_a_full_refresh_keeps_a_row_updated_after_its_bound_and_tombstones_only_the_deleted(
+    pg_dsn, clickhouse_env
+):
+    """An open writing transaction holds the bound back; a row updated and committed meanwhile lies
+    after the bound, so the reload does not copy it. PostgreSQL still has it: it keeps its old
+    version (the next window brings the new one) instead of a tombstone, which would take it out of
+    raw, staging and marts. A row deleted meanwhile is gone from PostgreSQL and gets its tombstone."""
+    load_fixture(pg_dsn)
+    replicate_tables(pg_dsn, ["customer_tags"])
+    client = clickhouse_client()
+    with psycopg.connect(pg_dsn) as holder, psycopg.connect(pg_dsn, autocommit=True) as writer:
+        holder.execute("select pg_current_xact_id()")  # an open transaction with an xid
+        (updated, deleted) = [
+            row_id for (row_id,) in writer.execute("select id from customer_tags order by id limit 2")
+        ]
+        writer.execute("update customer_tags set is_auto = not is_auto where id = %s", (updated,))
+        writer.execute("delete from customer_tags where id = %s", (deleted,))
+
+        reloaded = replicate_tables(pg_dsn, ["customer_tags"], full_refresh=True)[0]
+        live = {
+            row_id
+            for (row_id,) in client.query(
+                f"select id from `{clickhouse_env}`.customer_tags final"
+            ).result_rows
+        }
+    assert (reloaded.rows_copied, reloaded.tombstones, reloaded.live_rows) == (1, 1, 2)
+    assert updated in live and deleted not in live
+
+    caught_up = replicate_tables(pg_dsn, ["customer_tags"])[0]  # the transaction ended: the bound moves
+    assert (caught_up.rows_copied, caught_up.live_rows) == (1, 2)
+
+
+def test_a_column_whose_type_changed_in_postgresql_is_reloaded_in_its_new_type(pg_dsn, clickhouse_env):
+    """The rows already in raw were read in the old type, and an incremental window would insert the
+    new ones into it: four decimals truncated to two, a NULL turned into ''. The table is reloaded."""
+    load_fixture(pg_dsn)
+    replicate_tables(pg_dsn, ["deposits"])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("alter table deposits alter amount type numeric(14, 4), alter currency drop not null")
+        (changed,) = conn.execute(
+            "update deposits set amount = 1.2345, currency = null where id = (select min(id) from deposits)"
+            " returning id"
+        ).fetchone()
+
+    result = replicate_tables(pg_dsn, ["deposits"])[0]
+    assert (result.window_start[:5], result.rows_copied) == ("1970-", 4)  # reloaded whole
+    client = clickhouse_client()
+    assert client.query(
+        f"select toString(amount), currency from `{clickhouse_env}`.deposits final where id = {changed}"
+    ).result_rows == [("1.2345", None)]
+    types = dict(
+        client.query(
+            "select name, type from system.columns where database = {db:String} and table = 'deposits'",
+            parameters={"db": clickhouse_env},
+        ).result_rows
+    )
+    assert (types["amount"], types["currency"]) == ("Decimal(14, 4)", "Nullable(String)")
