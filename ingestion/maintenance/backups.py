@@ -184,8 +184,13 @@ def restore(backup_root: Path, target_dir: Path, backup_name: str | None = None)
 
 
 def expired(backups: list, now: datetime, keep_days: int = RETENTION_DAYS) -> list:
-    """Backups older than the retention window that no kept backup builds on (local or off-site)."""
-    kept = [b for b in backups if now - b.taken_at <= timedelta(days=keep_days)]
+    """Backups older than the retention window that no kept backup builds on (local or off-site).
+
+    The newest backup (and the chain it builds on) is always kept, however old: retention also runs
+    after a failed backup run (``jobs.py``), and after a month of failures (PostgreSQL down, a full
+    disk, a machine switched off) it would otherwise delete the last restorable backup."""
+    newest = max(backups, key=lambda b: b.taken_at, default=None)
+    kept = [b for b in backups if now - b.taken_at <= timedelta(days=keep_days) or b is newest]
     needed = {link.name for backup in kept for link in chain(backups, backup)}
     return [backup for backup in backups if backup.name not in needed]
 

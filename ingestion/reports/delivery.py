@@ -147,9 +147,16 @@ def _mail_options(client: smtplib.SMTP, message: bytes, recipient: str) -> list[
     return options
 
 
+# 552 to MAIL FROM (RFC 1870: the SIZE we declare exceeds the server's limit) refuses the message, not
+# the sender: the same report is refused on every try, as a refusal at DATA would be.
+_MESSAGE_TOO_LARGE = 552
+
+
 def _refuses_the_recipient(error: Exception) -> bool:
     """Whether a 5xx ``error`` is this recipient's refusal (RCPT TO, or the message for them) rather
     than the server's refusal of the connection or the sender, which a fixed configuration cures."""
+    if isinstance(error, smtplib.SMTPSenderRefused) and error.smtp_code == _MESSAGE_TOO_LARGE:
+        return True
     return isinstance(error, (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError))
 
 

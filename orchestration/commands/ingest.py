@@ -7,7 +7,9 @@ landing zone are loaded, as the sensor would. ``--via-dagster`` instead material
 ``crm/*`` assets in-process with the folder as their landing zone - what ``make demo`` uses, so
 the demo goes through the same assets as production. Those load the folder's pending files, and
 retry files that failed before when the folder is named (as plain ``ingest DIR`` does); content
-loaded before is left alone rather than recorded again as a duplicate.
+loaded before is left alone rather than recorded again as a duplicate. A failed file is reported
+by its table's failed ``landing_contract`` check and does not keep the dependent tables from
+loading; a step that fails otherwise does, and the tables it kept from running are named.
 
 Files of a folder that look like data but name no known table (``notatable__a.csv``) are listed
 in a warning and skipped; they do not change the exit status.
@@ -176,16 +178,59 @@ def materialise_via_dagster(landing: str, retry_failed: bool = True) -> bool:
                 if k in meta
             )
         )
+    # A failed file fails its table's check (severity ERROR), not the step: the dependants still load.
+    failed_files = [
+        check
+        for check in result.get_asset_check_evaluations()
+        if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    ]
+    for check in failed_files:
+        console.print(
+            f"[red]{check.asset_key.to_user_string()} failed[/]: {escape(check.description or '')}",
+            highlight=False,
+        )
+    # A failed step (an error outside the files: PostgreSQL down, a bug) is one Dagster skips the
+    # dependants of, with no event of theirs in the result: they are named here.
     failures = [event for event in result.all_events if event.is_step_failure]
     for event in failures:
-        console.print(f"[red]{event.step_key} failed[/]: {event.event_specific_data.error.message.strip()}")
-    if not attempted and not failures:
+        error = event.event_specific_data.error
+        # Dagster wraps what the asset raised: the cause is what says what went wrong.
+        if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
+            error = error.cause
+        console.print(f"[red]{event.step_key} failed[/]: {escape(error.message.strip())}", highlight=False)
+    for line in not_attempted(result):
+        console.print(f"[red]{line}[/]", highlight=False)
+    if not attempted and not failures and not failed_files:
         console.print(
             f"no file attempted: nothing pending in {landing} (content loaded before is not loaded again"
             + (")" if retry_failed else "; a file that failed waits for new content or `ingest PATH`)"),
             highlight=False,
         )
-    return result.success
+    return result.success and not failed_files
+
+
+def not_attempted(result) -> list[str]:
+    """``<table>: not attempted: upstream <asset> failed`` for each ``crm/*`` step of the run that
+    never started because a step it depends on failed (Dagster only logs those)."""
+    from ingestion.contracts import load_order
+    from orchestration.defs.ingestion.assets import asset_key, op_name
+    from orchestration.defs.ingestion.sensors import upstream
+
+    started = {event.step_key for event in result.all_events if event.is_step_start}
+    failed = {event.step_key for event in result.all_events if event.is_step_failure}
+    lines = []
+    for table in load_order():
+        if op_name(table) in started:
+            continue
+        culprits = [
+            asset_key(t).to_user_string()
+            for t in load_order()
+            if t in upstream(table) and op_name(t) in failed
+        ]
+        lines.append(
+            f"{table}: not attempted" + (f": upstream {', '.join(culprits)} failed" if culprits else "")
+        )
+    return lines
 
 
 def register(app: typer.Typer) -> None:

@@ -54,7 +54,7 @@ def test_via_dagster_retries_files_that_failed_before_as_plain_ingest_does(landi
     # Not "files 0" and exit 0: the failed file is attempted again, and fails again.
     result = CliRunner().invoke(app, ["ingest", "--via-dagster", str(landing)])
     assert result.exit_code == 1, result.output
-    assert "crm__customers failed" in result.output and "customers__b1.csv" in result.output
+    assert "crm/customers failed" in result.output and "customers__b1.csv" in result.output
     assert sql(
         "SELECT status, count(*) FROM funnelhouse.ingest_files WHERE table_name = 'customers' GROUP BY 1"
     ) == [("failed", 2)]
@@ -91,3 +91,43 @@ def test_big_files_say_what_they_do_before_their_rows_small_ones_stay_quiet(land
     assert result.exit_code == 0, result.output
     assert f"hashing conversations__b1.csv {size}" in result.output
     assert "scanning" not in result.output  # a duplicate: no partitions to create
+
+
+def test_via_dagster_a_failed_upstream_file_does_not_keep_dependent_tables_from_loading(landing, pg_dsn, sql):
+    """As plain `ingest DIR` and the sensor: the failed employees file is recorded and reported,
+    and the customers file is still loaded (its rows name an employee loaded before)."""
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    assert CliRunner().invoke(app, ["ingest", str(landing)]).exit_code == 0
+    (landing / "employees__x1.csv").write_bytes(b"not,a,landing,file\n1,2,3,4\n")
+    rows.write(landing, "customers", "x1", [rows.customer(1)])
+
+    result = CliRunner().invoke(app, ["ingest", "--via-dagster", str(landing)])
+    assert result.exit_code == 1, result.output
+    assert "crm/employees failed" in result.output and "employees__x1.csv" in result.output
+    assert "crm/customers: files 1, rows_in 1, rows_loaded 1" in result.output
+    assert "not attempted" not in result.output
+    assert sql(
+        "SELECT table_name, status FROM funnelhouse.ingest_files WHERE path LIKE '%x1.csv' ORDER BY 1"
+    ) == [("customers", "loaded"), ("employees", "failed")]
+
+
+def test_via_dagster_names_the_tables_a_failed_step_kept_from_running(landing, pg_dsn, monkeypatch):
+    """An error outside the files (here a crash in the employees step) fails the step, and Dagster
+    then only logs that it skips the dependants: the summary names them, and why."""
+    from orchestration.defs.ingestion import assets
+
+    def crash_on_employees(dsn, files, **options):
+        if any(file.table == "employees" for file in files):
+            raise RuntimeError("connection lost")
+        return real_ingest(dsn, files, **options)
+
+    real_ingest = assets.ingest
+    monkeypatch.setattr(assets, "ingest", crash_on_employees)
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+
+    result = CliRunner().invoke(app, ["ingest", "--via-dagster", str(landing)])
+    assert result.exit_code == 1, result.output
+    assert "crm__employees failed: RuntimeError: connection lost" in result.output
+    assert "customers: not attempted: upstream crm/employees failed" in result.output
+    assert "conversations: not attempted: upstream crm/employees failed" in result.output

@@ -9,6 +9,7 @@ import time
 
 import dagster as dg
 import pytest
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from orchestration.defs.ingestion.assets import CRM_ASSETS, asset_key
 from orchestration.defs.ingestion.definitions import defs
@@ -175,7 +176,7 @@ def test_a_killed_run_is_requested_again_until_its_attempts_are_used(landing, pg
     assert isinstance(held, dg.SkipReason) and f"{MAX_ATTEMPTS} runs of it ended" in held.skip_message
 
 
-def test_asset_reports_rejects_in_its_check_and_fails_on_a_broken_file(landing, pg_dsn, sql):
+def test_asset_reports_rejects_in_its_check(landing, pg_dsn, sql):
     rows.write(landing, "employees", "b1", [rows.employee(1), rows.employee(2, role="intern")])
     result = materialise(landing, "employees")
     assert result.success
@@ -193,12 +194,36 @@ def test_asset_reports_rejects_in_its_check_and_fails_on_a_broken_file(landing, 
         "employees__b1.csv"
     ]
 
+
+def test_a_broken_file_fails_the_check_and_the_files_that_loaded_are_still_reported(landing, pg_dsn, sql):
+    """The loader records a failed file in the ledger; the asset says so in an ERROR check, and
+    still reports (and materialises) what the run's other files changed in PostgreSQL."""
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
     (landing / "employees__b2.csv").write_bytes(b"not,a,landing,file\n1,2,3,4\n")
-    broken = materialise(landing, "employees")
-    assert not broken.success
-    failure = next(e for e in broken.all_events if e.is_step_failure)
-    message = failure.event_specific_data.error.message
-    assert "employees__b2.csv" in message and "missing column" in message
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [a for a in CRM_ASSETS if a.key == asset_key("employees")],
+        resources={**ingestion_resources(), "landing_zone": LandingZone(url=str(landing))},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert result.success  # the failure is the check's: the dependants are not blocked
+
+    check_key = dg.AssetCheckKey(asset_key("employees"), "landing_contract")
+    record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])[check_key]
+    assert record.status == AssetCheckExecutionRecordStatus.FAILED  # evaluated, not left PLANNED
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "1 of 2 employees file(s) failed" in check.description
+    assert "employees__b2.csv" in check.description and "missing column" in check.description
+    assert check.metadata["files_failed"].value == 1
+
+    (materialization,) = result.asset_materializations_for_node("crm__employees")
+    meta = materialization.metadata
+    assert (meta["files"].value, meta["files_failed"].value, meta["rows_loaded"].value) == (2, 1, 1)
+    assert "| employees__b1.csv | loaded | 1 | 1 |" in meta["per_file"].value
+    assert "| employees__b2.csv | failed |" in meta["per_file"].value
+    assert sql("SELECT employee_code FROM employees") == [("EMP_001",)]
 
 
 @pytest.mark.parametrize("asset", CRM_ASSETS, ids=lambda a: a.key.to_user_string())

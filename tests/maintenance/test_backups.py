@@ -79,6 +79,10 @@ def test_retention_keeps_chains_that_kept_backups_need(pg_server, tmp_path):
     )
     removed = backups.prune(tmp_path, now=start + timedelta(days=40))
     assert removed == [], "the old full backup is the base of a kept incremental one"
+    # A month of failed backup runs (retention runs after each): the last restorable chain stays.
+    removed = backups.prune(tmp_path, now=start + timedelta(days=60))
+    assert removed == [], "the newest backup and its base are kept however old"
+    backups.take_backup(pg_server["dsn"], tmp_path, "full", now=start + timedelta(days=60))
     removed = backups.prune(tmp_path, now=start + timedelta(days=60))
     assert removed == [old_full.name, needed_incremental.name]
 
@@ -113,8 +117,11 @@ def test_offsite_copy_keeps_whole_chains_and_the_retention_rule(pg_server, tmp_p
     assert backups.copy_offsite(incremental, url) == [], "a second run copies nothing again"
 
     assert backups.prune_offsite(url, now=start + timedelta(days=40)) == []
+    assert backups.prune_offsite(url, now=start + timedelta(days=60)) == [], "the newest chain stays"
+    newer = backups.take_backup(pg_server["dsn"], tmp_path / "local", "full", now=start + timedelta(days=60))
+    backups.copy_offsite(newer, url)
     assert backups.prune_offsite(url, now=start + timedelta(days=60)) == [full.name, incremental.name]
-    assert list((tmp_path / "offsite").iterdir()) == []
+    assert [c.name for c in backups.list_offsite(url)] == [newer.name]
 
 
 def test_backup_job_runs_in_dagster(pg_server, tmp_path, monkeypatch):

@@ -515,6 +515,18 @@ def test_a_refused_connection_or_sender_is_a_configuration_failure_not_a_bounce(
     assert not relay.messages
 
 
+def test_a_message_too_large_for_the_relay_is_a_bounce_not_a_configuration_failure():
+    """552 to MAIL FROM (the SIZE declared is over the relay's limit) refuses this message: the same
+    report is refused on every try, so it is a permanent bounce, not a failure blamed on the settings."""
+    with _scripted_relay(mail_from=b"552 5.3.4 Message size exceeds fixed limit") as (relay, settings):
+        result = delivery.deliver(
+            settings, _plain_message("boss@example.com"), "boss@example.com", FAST_RETRY
+        )
+    assert (result.status, result.permanent) == ("bounced", True)
+    assert "552" in result.error and "configuration" not in result.error
+    assert not relay.messages
+
+
 def test_a_failure_alert_lost_before_the_servers_354_is_retried(monkeypatch):
     """The run-failure alert goes through the same delivery: a drop before the 354 is retried (and
     reported as retryable, not as possibly delivered, when every try drops)."""

@@ -6,7 +6,14 @@ every business key can resolve. Each asset runs :func:`ingestion.load.pipeline.i
 same code as ``funnelhouse ingest`` - and reports per file what came in, what loaded, what was
 rejected and why. The ``landing_contract`` asset check carries the great-expectations results:
 it passes when no row was rejected, and warns (rejected rows are quarantined, not lost) otherwise.
-A file that could not be loaded at all - unreadable, or every row rejected - fails the asset.
+
+A file that could not be loaded at all - unreadable, or every row rejected - fails that check with
+severity ERROR and its reason (alerted by ``failed_check_alert_sensor`` as a failed run would be),
+but not the step: the loader has recorded the failure in the ledger, the files that did load are
+reported in the materialization, and the dependent tables still load, as with ``funnelhouse
+ingest DIR`` and the landing sensor (a failed upstream file does not block; rows that need it are
+rejected as unknown references). Only an error outside the files' outcomes (PostgreSQL down, a bug)
+fails the step, and then Dagster skips the dependants.
 
 (No ``from __future__ import annotations``: Dagster reads resource and config classes from
 the asset function's real annotations.)
@@ -131,6 +138,27 @@ def _expectations(results: list[FileResult]) -> dict:
     return {rule: {"expectation": kinds[rule], "unexpected": merged[rule]} for rule in kinds}
 
 
+def _check_description(table: str, results: list[FileResult], totals: dict) -> str:
+    """What the ``landing_contract`` check found: failed files and their reasons first (what
+    needs a person), then the rows rejected."""
+    failed = [r for r in results if not r.ok]
+    rejected = (
+        f"{totals['rows_rejected']} of {totals['rows_in']} rows rejected: "
+        f"{describe_reasons(totals['reasons'])}"
+        if totals["rows_rejected"]
+        else ""
+    )
+    if failed:
+        return (
+            f"{len(failed)} of {len(results)} {table} file(s) failed: "
+            + "; ".join(r.error or r.file.url for r in failed)
+            + (f"; {rejected}" if rejected else "")
+        )
+    if rejected:
+        return rejected
+    return f"all {totals['rows_in']} rows valid" if results else "no pending landing file"
+
+
 def _ingestion_asset(table: str) -> dg.AssetsDefinition:
     key = asset_key(table)
 
@@ -169,31 +197,20 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
             "per_file": dg.MetadataValue.md(_file_table(results)) if results else "no pending file",
             "rejected_by_rule": dg.MetadataValue.md(_reasons_table(totals["reasons"])),
         }
-        failed = [r for r in results if not r.ok]
-        if failed:
-            raise dg.Failure(
-                description=f"{len(failed)} of {len(results)} {table} file(s) failed: "
-                + "; ".join(r.error or r.file.url for r in failed),
-                metadata=metadata,
-            )
         yield dg.MaterializeResult(
             metadata=metadata,
             check_results=[
                 dg.AssetCheckResult(
                     check_name=CHECK,
-                    passed=totals["rows_rejected"] == 0,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    description=(
-                        f"{totals['rows_rejected']} of {totals['rows_in']} rows rejected: "
-                        f"{describe_reasons(totals['reasons'])}"
-                        if totals["rows_rejected"]
-                        else f"all {totals['rows_in']} rows valid"
-                        if results
-                        else "no pending landing file"
-                    ),
+                    passed=totals["rows_rejected"] == 0 and not totals["files_failed"],
+                    severity=dg.AssetCheckSeverity.ERROR
+                    if totals["files_failed"]
+                    else dg.AssetCheckSeverity.WARN,
+                    description=_check_description(table, results, totals),
                     metadata={
                         "rows_checked": totals["rows_in"],
                         "rows_rejected": totals["rows_rejected"],
+                        "files_failed": totals["files_failed"],
                         "expectations": dg.MetadataValue.json(_expectations(results)),
                     },
                 )
