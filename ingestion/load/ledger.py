@@ -3,10 +3,11 @@
 A file counts as ingested when its ledger row commits, and the loader writes that row in the
 same transaction as the file's data and rejects: a crash leaves neither. Content, not name, is
 the identity: a re-dropped copy of loaded content is recorded as 'duplicate' of it and changes
-nothing - unless it is a newer batch of the table (:func:`duplicate_of`). Daily full exports of a
-value going ON, OFF, then ON again make day 3 the same bytes as day 1, and day 3's values are the
-ones that must stay (a newer batch's values stay, see :mod:`ingestion.load.pipeline`); merging
-it is no risk, as a merge of rows already there changes nothing.
+nothing - unless it is a newer batch of the table (:func:`duplicate_of`), or its load rejected
+rows (:func:`loaded_copy`: a re-drop retries them). Daily full exports of a value going ON, OFF,
+then ON again make day 3 the same bytes as day 1, and day 3's values are the ones that must stay
+(a newer batch's values stay, see :mod:`ingestion.load.pipeline`); merging it is no risk, as a
+merge of rows already there changes nothing.
 
 New content of an older batch arriving late (day 1's file dropped after day 2's was loaded) is
 loaded, but never over the newer batch's values: :func:`newer_batch_loaded` tells the loader, which
@@ -28,9 +29,15 @@ REJECT_COLUMNS = ("file_id", "path", "table_name", "row_number", "rule", "reason
 
 
 def loaded_copy(conn: psycopg.Connection, table: str, checksum: str) -> tuple[int, str] | None:
-    """``(id, path)`` of the latest ledger row that loaded this content, if any."""
+    """``(id, path)`` of the latest ledger row that loaded this content with no row rejected, if any.
+
+    A load that rejected rows leaves them to a later load of the same content: rejected as an
+    unknown reference (the upstream file had failed, is fixed since) or as an ``older_batch`` row,
+    they load once the content is dropped again (the same path through ``funnelhouse ingest PATH``,
+    or a new name). Merging it again changes nothing for its rows already loaded."""
     return conn.execute(
-        f"""SELECT id, path FROM {FILES} WHERE table_name = %s AND checksum = %s AND status = 'loaded'
+        f"""SELECT id, path FROM {FILES}
+            WHERE table_name = %s AND checksum = %s AND status = 'loaded' AND rows_rejected = 0
             ORDER BY id DESC LIMIT 1""",
         (table, checksum),
     ).fetchone()
@@ -177,6 +184,36 @@ def seen(conn: psycopg.Connection, files: Iterable[LandingFile]) -> dict[str, st
         ([c[0] for c in candidates], [c[1] for c in candidates], [c[2] for c in candidates]),
     ).fetchall()
     return dict(rows)
+
+
+CHECKSUMS = "funnelhouse.landing_checksums"
+
+
+def hashed_before(conn: psycopg.Connection, files: Iterable[LandingFile]) -> dict[str, str]:
+    """Checksums of the files whose exact version (path, size, modification stamp) was hashed
+    before (:func:`remember_checksum`), by URL: what a tick need not read again (migration 0021)."""
+    candidates = [(f.url, f.size, f.modified) for f in files if f.size is not None and f.modified is not None]
+    if not candidates:
+        return {}
+    rows = conn.execute(
+        f"""SELECT h.path, h.checksum FROM {CHECKSUMS} h
+            JOIN unnest(%s::text[], %s::bigint[], %s::text[]) AS c(path, size, modified)
+              ON h.path = c.path AND h.size_bytes = c.size AND h.modified = c.modified""",
+        ([c[0] for c in candidates], [c[1] for c in candidates], [c[2] for c in candidates]),
+    ).fetchall()
+    return dict(rows)
+
+
+def remember_checksum(conn: psycopg.Connection, file: LandingFile, checksum: str) -> None:
+    """Keep the checksum of this version of ``file`` (committed at once on an autocommit
+    connection, so a tick cut short by its timeout keeps what it hashed)."""
+    if file.size is None or file.modified is None:
+        return  # a version a later listing could not tell apart from another
+    conn.execute(
+        f"""INSERT INTO {CHECKSUMS} (path, size_bytes, modified, checksum) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (path, size_bytes, modified) DO UPDATE SET checksum = EXCLUDED.checksum""",
+        (file.url, file.size, file.modified, checksum),
+    )
 
 
 def _recorded_here(

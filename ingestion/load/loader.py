@@ -102,7 +102,7 @@ def q(name: str) -> str:
 @dataclass
 class FileResult:
     file: LandingFile
-    checksum: str
+    checksum: str | None  # None: the file could not be read
     status: str  # loaded | failed | duplicate
     rows_in: int = 0
     rows_loaded: int = 0
@@ -288,11 +288,9 @@ class MergePlan:
         # A table whose every column is its key (or partition) has nothing a row could change.
         if older_batch and self.updated_columns(self.sourced()[0]):
             batch, newer = older_batch
-            reason = _literal(
-                f"batch {batch} is older than batch {newer} already loaded into {self.table}: its values "
-                f"are not applied over newer ones (drop it again under a batch name that sorts after "
-                f"{newer} to apply it)"
-            )
+            # The table's newest batch, not the row's: a delta export's newer batch may not have carried
+            # this row, so the reason says "may" and how to apply the row once that is known.
+            reason = _literal(older_batch_reason(self.table, batch, newer))
             changes = self.older_batch_changes()
             groups.append(
                 ("older batch", [("older_batch", lambda alias: f"{alias}._row IN {changes}", reason)])
@@ -497,6 +495,16 @@ class MergePlan:
                 f"WHERE {key} AND t.{q(column)} IS DISTINCT FROM {value}"
             )
         return statements
+
+
+def older_batch_reason(table: str, batch: str, newer: str) -> str:
+    """Why a late older batch's row that would change a stored row is quarantined (rule ``older_batch``)."""
+    return (
+        f"batch {batch} is older than batch {newer} already loaded into {table}: the stored row may hold "
+        f"a newer batch's value, so this older one is not applied over it (if no newer batch carried this "
+        f"row, as with delta exports, apply it by dropping the row again in a file whose batch sorts "
+        f"after {newer})"
+    )
 
 
 def _literal(text: str) -> str:
@@ -814,9 +822,10 @@ def load_file(
     ``on_rows`` gets the rows read, chunk by chunk; ``on_step`` a line before the long steps of a
     big file that come before them (:func:`announce`)."""
     started = time.monotonic()
-    checksum = checksum or checksum_of(file, on_step)
     result = FileResult(file, checksum, "loaded")
     try:
+        # (in the try: a file gone since it was listed, or one we may not read, fails alone)
+        result.checksum = checksum = checksum or checksum_of(file, on_step)
         _create_partitions(conn, file, checksum, chunk_bytes, on_step)
         with conn.transaction():
             conn.execute("SET LOCAL work_mem = '64MB'")
@@ -863,6 +872,7 @@ def load_file(
         psycopg.DataError,
         psycopg.IntegrityError,
         psycopg.ProgrammingError,
+        OSError,
         *_BEYOND_POSTGRESQL_LIMITS,
     ) as error:
         _record_failure(conn, result, error, run_id)
@@ -893,7 +903,9 @@ def _record_failure(
     conn: psycopg.Connection, result: FileResult, error: Exception, run_id: str | None
 ) -> None:
     message = shown = str(error)
-    if isinstance(error, psycopg.Error):
+    if isinstance(error, OSError):
+        message = shown = f"{result.file.url}: unreadable: {error}"
+    elif isinstance(error, psycopg.Error):
         # The full text stays in the ledger, inside PostgreSQL; its DETAIL can quote the row
         # ("Failing row contains (... e-mail, phone ...)"), so logs and Dagster get the primary
         # message only.
@@ -912,6 +924,8 @@ def _record_failure(
     result.status, result.error = "failed", shown
     result.rows_in = result.rows_loaded = result.rows_rejected = result.rows_changed = 0
     result.reasons = Counter()
+    if result.checksum is None:
+        return  # never read (gone, or not ours to read): the ledger keys on content, the result tells
     with conn.transaction():
         result.file_id = ledger.record(
             conn, result.file, result.checksum, status="failed", run_id=run_id, error=message

@@ -49,22 +49,34 @@ def pending(
     since, as the same or a newer batch: ``ledger.stale_copy``; never one loaded or recorded as a
     duplicate at this path: ``ledger.settled_here``): what a person running ``funnelhouse ingest
     --via-dagster DIR`` expects, as plain ``funnelhouse ingest DIR`` retries them. The sensor leaves it off (it would retry every tick).
+
+    Each version of a file (path, size, modification stamp) is hashed once: its checksum is kept
+    (:func:`ledger.remember_checksum`), so a backlog or a touched folder is not read on every tick.
+    A file that cannot be read (gone since it was listed, no permission) is named to ``on_step``
+    as held and left out; the others go on.
     """
     files = list(files)
     seen = ledger.seen(conn, files)
+    hashed = ledger.hashed_before(conn, files)
     waiting = []
     for file in files:
+        if file.url in seen and not retry_failed:
+            continue
+        checksum = seen.get(file.url) or hashed.get(file.url)
+        if checksum is None:
+            try:
+                checksum = checksum_of(file, on_step)
+            except OSError as error:  # vanished since listed, or not ours to read: the others go on
+                if on_step:
+                    on_step(f"{file.name} held (unreadable: {error})")
+                continue
+            ledger.remember_checksum(conn, file, checksum)
         if retry_failed:
-            checksum = seen.get(file.url) or checksum_of(file, on_step)
             if not ledger.settled_here(conn, file.table, file.url, checksum) and (
                 ledger.stale_copy(conn, file.table, file.batch, checksum) is None
             ):
                 waiting.append((file, checksum))
-            continue
-        if file.url in seen:
-            continue
-        checksum = checksum_of(file, on_step)
-        if not ledger.handled(conn, file.table, file.url, checksum):
+        elif not ledger.handled(conn, file.table, file.url, checksum):
             waiting.append((file, checksum))
     return waiting
 

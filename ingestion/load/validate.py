@@ -579,7 +579,7 @@ def rule_words(rule_id: str) -> str:
     whole_row = {
         "malformed_row": "malformed row (not the header's fields, or no JSON object)",
         "unknown_keys": "keys outside the contract",
-        "older_batch": "would change a row a newer batch loaded",
+        "older_batch": "older batch: would change a row stored after a newer batch loaded",
     }
     if rule_id in whole_row:
         return whole_row[rule_id]

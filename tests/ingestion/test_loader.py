@@ -13,6 +13,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from ingestion.contracts import CONTRACTS
 from ingestion.load.landing import discover
+from ingestion.load.loader import older_batch_reason
 from ingestion.load.pipeline import connect, pending
 from tests.ingestion import landing_rows as rows
 
@@ -101,6 +102,60 @@ def test_a_newer_batch_bringing_back_older_content_is_merged(landing, run_ingest
     # loaded batch, but it was recorded as a duplicate at its path already.
     with connect(pg_dsn) as conn:
         assert pending(conn, discover([str(landing)]), retry_failed=True) == []
+
+
+def _tagging(customer: int, tag: int) -> dict:
+    empty = dict.fromkeys(CONTRACTS["customer_tags"].landing_columns)
+    return {
+        **empty,
+        "tagged_at": "2025-01-03 09:00:00",
+        "customer_code": f"CUST_{customer:04d}",
+        "tag_name": f"标签{tag}",
+    }
+
+
+@pytest.mark.parametrize("again", ["new-name", "same-path"])
+def test_rows_rejected_while_an_upstream_file_had_failed_load_when_dropped_again(
+    people, run_ingest, sql, pg_dsn, again
+):
+    """customer_tags loaded while the tags file naming one of its tags had failed: that row is
+    rejected as an unknown reference. Once the tags are fixed, the same customer_tags content
+    dropped again (under a new name, or ``funnelhouse ingest PATH``) is no duplicate: the rejected
+    row loads. The path already tried stays handled (the sensor does not request it every tick)."""
+    landing = people
+    assert run_ingest(rows.write(landing, "tags", "r0", [rows.tag(1)]))["tags__r0.csv"].status == "loaded"
+    broken = rows.write(landing, "tags", "r1", [rows.tag(1), rows.tag(2)])
+    broken.write_bytes(broken.read_bytes().replace("标签2".encode(), '"标签2'.encode()))  # quote never closed
+    assert run_ingest(broken)["tags__r1.csv"].status == "failed"
+
+    first = rows.write(landing, "customer_tags", "r1", [_tagging(1, 1), _tagging(2, 2)])
+    result = run_ingest(first)[first.name]
+    assert (result.status, result.rows_loaded, result.rows_rejected) == ("loaded", 1, 1)
+    assert result.reasons == {"reference:tag_name": 1}
+    fixed = rows.write(landing, "tags", "r2", [rows.tag(1), rows.tag(2)])
+    assert run_ingest(fixed)[fixed.name].status == "loaded"
+    with connect(pg_dsn) as conn:
+        assert pending(conn, discover([str(landing)])) == []  # the tried path is not requested again
+
+    if again == "new-name":
+        shutil.copy(first, landing / "customer_tags__r2.csv")
+        with connect(pg_dsn) as conn:
+            assert [f.name for f, _ in pending(conn, discover([str(landing)]))] == ["customer_tags__r2.csv"]
+        result = run_ingest(landing, only_pending=True)["customer_tags__r2.csv"]
+    else:
+        result = run_ingest(first)[first.name]
+    assert (result.status, result.rows_loaded, result.rows_rejected, result.rows_changed) == (
+        "loaded",
+        2,
+        0,
+        1,
+    )
+    assert sql(
+        "SELECT c.customer_code, t.name FROM customer_tags ct JOIN customers c ON c.id = ct.customer_id "
+        "JOIN tags t ON t.id = ct.tag_id ORDER BY 1"
+    ) == [("CUST_0001", "标签1"), ("CUST_0002", "标签2")]
+    # Now loaded cleanly, the content dropped once more is a duplicate again.
+    assert run_ingest(first)[first.name].status == "duplicate"
 
 
 def test_bad_rows_are_quarantined_with_reasons(people, run_ingest, sql):
@@ -448,13 +503,6 @@ def test_a_table_missing_a_contract_column_fails_the_file_and_says_why(run_inges
     assert "check the database (`funnelhouse migrate`" in result.error
 
 
-def _older_batch_reason(table: str, batch: str, newer: str) -> str:
-    return (
-        f"batch {batch} is older than batch {newer} already loaded into {table}: its values are not "
-        f"applied over newer ones (drop it again under a batch name that sorts after {newer} to apply it)"
-    )
-
-
 def test_a_late_older_batch_loads_what_changes_nothing_and_quarantines_what_would(landing, run_ingest, sql):
     """customers__2026_11_20 dropped after customers__2026_11_21 was loaded: its new keys and its rows
     identical to the stored ones load; a row that would change a stored value (a referrer too) is
@@ -490,7 +538,7 @@ def test_a_late_older_batch_loads_what_changes_nothing_and_quarantines_what_woul
         "WHERE path = %s ORDER BY row_number",
         str(path),
     )
-    reason = _older_batch_reason("customers", "2026_11_20", "2026_11_21")
+    reason = older_batch_reason("customers", "2026_11_20", "2026_11_21")
     assert rejects == [
         (1, "older_batch", reason, "CUST_0001"),
         (6, "older_batch", reason, "CUST_0006"),
@@ -523,6 +571,12 @@ def test_a_late_older_batch_loads_what_changes_nothing_and_quarantines_what_woul
     assert (result.status, result.rows_rejected, result.rows_changed) == ("loaded", 0, 1)
     assert sql("SELECT tier FROM customers WHERE customer_code = 'CUST_0001'") == [("C",)]
 
+    # The late file dropped again under a batch name that sorts last applies, as its reason says.
+    shutil.copy(path, landing / "customers__2026_11_22.csv")
+    result = run_ingest(landing / "customers__2026_11_22.csv")["customers__2026_11_22.csv"]
+    assert (result.status, result.rows_rejected) == ("loaded", 0)
+    assert sql("SELECT tier FROM customers WHERE customer_code = 'CUST_0001'") == [("B",)]
+
 
 @pytest.mark.parametrize("chunk_bytes", [100, 8 * 1024 * 1024], ids=["row-per-chunk", "one-chunk"])
 def test_a_late_older_batch_merged_chunk_by_chunk(people, run_ingest, sql, chunk_bytes):
@@ -542,7 +596,7 @@ def test_a_late_older_batch_merged_chunk_by_chunk(people, run_ingest, sql, chunk
     assert (result.status, result.rows_in, result.rows_loaded, result.rows_rejected) == ("loaded", 4, 3, 1)
     assert result.reasons == {"older_batch": 1}
     assert sql("SELECT row_number, reason FROM funnelhouse.ingest_rejects WHERE path = %s", str(path)) == [
-        (2, _older_batch_reason("deposits", "20261120", "20261121"))
+        (2, older_batch_reason("deposits", "20261120", "20261121"))
     ]
     assert sql("SELECT deposit_code, amount::text, currency, status, notes FROM deposits ORDER BY 1") == [
         ("DEP_20250101_1", "10.00", "EUR", "confirmed", None),

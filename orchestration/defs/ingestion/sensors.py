@@ -1,8 +1,10 @@
 """The landing sensor: one run per new landing file, none for a file the ledger already knows.
 
 Each tick lists the landing zone and asks the ledger which files are pending (new content, not
-already tried at that path). A pending file gets a RunRequest of ``crm_ingest`` restricted to its
-table's asset, with the file in the run config; ``run_key = path:checksum`` so Dagster never
+already tried at that path; each version of a file is hashed once, and one that cannot be read is
+held and named in the tick's log: :func:`ingestion.load.pipeline.pending`). A pending file gets a
+RunRequest of ``crm_ingest`` restricted to its table's asset, with the file in the run config;
+``run_key = path:checksum`` so Dagster never
 launches the same content at the same path twice, even across ticks before the run finishes.
 
 Order matters across runs: a conversations file loaded before its customers would have every row

@@ -1,0 +1,92 @@
+"""A landing file that cannot be read (gone since it was listed, or not ours to read) fails alone:
+the sensor, ``pending`` and a run of the whole landing zone go on with the other files."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from ingestion.load.landing import LandingFile, discover
+from ingestion.load.loader import load_file
+from ingestion.load.pipeline import connect, ingest, pending
+from tests.ingestion import landing_rows as rows
+from tests.ingestion.test_dagster import run_requests, tick
+
+
+@pytest.fixture
+def two_tables(landing):
+    """employees and customers waiting in the landing folder, listed (not loaded)."""
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+    return landing
+
+
+@pytest.fixture
+def unreadable_customers(monkeypatch):
+    """Opening ``customers__b1.csv`` is refused, as for a file of another user's with mode 0600
+    (the tests run as root, who may read anything)."""
+    opened = LandingFile.open
+
+    def refusing(self, mode="rb"):
+        if self.name == "customers__b1.csv":
+            raise PermissionError(13, "Permission denied", self.url)
+        return opened(self, mode)
+
+    monkeypatch.setattr(LandingFile, "open", refusing)
+
+
+def test_a_file_gone_since_listed_is_held_and_the_others_are_pending(two_tables, pg_dsn):
+    files = discover([str(two_tables)])
+    (two_tables / "customers__b1.csv").unlink()
+    steps = []
+    with connect(pg_dsn) as conn:
+        waiting = pending(conn, files, on_step=steps.append)
+    assert [file.name for file, _ in waiting] == ["employees__b1.csv"]
+    assert len(steps) == 1 and steps[0].startswith("customers__b1.csv held (unreadable: ")
+
+
+def test_a_run_of_the_landing_zone_loads_the_others_and_reports_the_file_gone(two_tables, pg_dsn, sql):
+    rows.write(two_tables, "customers", "b2", [rows.customer(2)])
+    files = discover([str(two_tables)])
+    (two_tables / "customers__b1.csv").unlink()
+    results = {r.file.name: r for r in ingest(pg_dsn, files)}
+    assert {name: r.status for name, r in results.items()} == {
+        "employees__b1.csv": "loaded",
+        "customers__b1.csv": "failed",
+        "customers__b2.csv": "loaded",
+    }
+    gone = results["customers__b1.csv"]
+    assert gone.error.startswith(f"{gone.file.url}: unreadable: ") and gone.checksum is None
+    assert sql("SELECT customer_code FROM customers") == [("CUST_0002",)]
+    # Never read, it has no content to key a ledger row on: the result alone tells.
+    assert sql("SELECT count(*) FROM funnelhouse.ingest_files WHERE path = %s", gone.file.url) == [(0,)]
+
+
+def test_a_file_gone_after_hashing_is_recorded_failed_in_the_ledger(two_tables, pg_dsn, sql):
+    with connect(pg_dsn) as conn:
+        waiting = dict(pending(conn, discover([str(two_tables)])))
+    customers = next(file for file in waiting if file.table == "customers")
+    (two_tables / "customers__b1.csv").unlink()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        result = load_file(conn, customers, waiting[customers])
+    assert result.status == "failed" and "unreadable: " in result.error
+    assert sql(
+        "SELECT status, position('unreadable' IN error) > 0 FROM funnelhouse.ingest_files WHERE path = %s",
+        customers.url,
+    ) == [("failed", True)]
+
+
+def test_the_sensor_requests_the_others_when_a_file_cannot_be_opened(
+    two_tables, pg_dsn, unreadable_customers
+):
+    requests = run_requests(tick(two_tables))
+    assert [request.tags["funnelhouse/landing_file"] for request in requests] == [
+        str(two_tables / "employees__b1.csv")
+    ]
+
+
+def test_a_run_of_only_pending_files_skips_one_that_cannot_be_opened(
+    two_tables, pg_dsn, unreadable_customers
+):
+    results = {r.file.name: r.status for r in ingest(pg_dsn, discover([str(two_tables)]), only_pending=True)}
+    assert results == {"employees__b1.csv": "loaded"}
