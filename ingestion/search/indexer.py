@@ -18,9 +18,13 @@ def synchronise(
     lag: dt.timedelta = DEFAULT_LAG,
     batch_size: int = DEFAULT_BATCH,
     replicas: int = 0,
+    rebuild: bool = True,
 ) -> SyncReport | RebuildReport:
-    """Incremental sync; a full rebuild instead when there is no index yet or its mapping is outdated."""
+    """Incremental sync; then a full rebuild when there is no index yet or its mapping is outdated.
+
+    ``rebuild=False`` stops after the sync (``report.needs_rebuild`` says why a rebuild is due): how
+    the live index still gets deletions while rebuilds keep failing and the sensor backs off."""
     report = run_incremental(dsn, client, alias, lag=lag, batch_size=batch_size)
-    if report.needs_rebuild:
+    if report.needs_rebuild and rebuild:
         return full_rebuild(dsn, client, alias, lag=lag, replicas=replicas)
     return report

@@ -225,3 +225,56 @@ def test_a_rebuild_failing_its_check_is_not_retried_and_the_sensor_backs_off(
     monkeypatch.setattr(sensors, "SENSOR_INTERVAL_S", 0)  # (no back-off left)
     again = _tick(search_resource, instance)
     assert isinstance(again, dg.RunRequest) and "mapping version" in again.tags[REASON_TAG]
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_during_the_rebuild_back_off_pending_changes_get_a_sync_only_run(
+    pg_dsn, search_client, search_resource, monkeypatch
+):
+    """While rebuilds keep failing and the sensor waits (up to 3 h) before the next, the live index
+    must still lose deleted conversations: a run that syncs it, without a rebuild to fail again."""
+    with psycopg.connect(pg_dsn) as conn:
+        seed_samples(conn, seed_people(conn))
+    live = _materialize(search_resource)["index"].value
+    monkeypatch.setattr(mapping, "MAPPING_VERSION", mapping.MAPPING_VERSION + 1)  # a deploy
+    instance = dg.DagsterInstance.ephemeral()
+    rebuild_tags = {"search_alias": search_resource.alias, REASON_TAG: f"{sensors.REBUILD_REASON}mapping"}
+    failed = instance.add_run(
+        dg.DagsterRun(
+            job_name=search_sync_job.name,
+            run_id=str(uuid.uuid4()),
+            status=dg.DagsterRunStatus.STARTED,
+            tags=rebuild_tags,
+        )
+    )
+    instance.report_run_failed(failed)  # its rebuild failed its check: the back-off starts
+    assert isinstance(_tick(search_resource, instance), dg.SkipReason)  # and nothing is pending
+
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("DELETE FROM conversations WHERE id = (SELECT min(id) FROM conversations)")
+    request = _tick(search_resource, instance)
+    assert isinstance(request, dg.RunRequest), request
+    assert request.tags[REASON_TAG].startswith(sensors.SYNC_ONLY_REASON)
+    assert not request.tags[REASON_TAG].startswith(sensors.REBUILD_REASON)
+    assert request.run_config["ops"]["search__conversations_index"]["config"] == {"sync_only": True}
+
+    # the run as the daemon launches it: the sync job, the request's config and tags
+    job = dg.Definitions(
+        assets=[conversations_search_index],
+        jobs=[search_sync_job],
+        resources={"search_index": search_resource},
+    ).resolve_job_def(search_sync_job.name)
+    result = job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
+    assert result.success
+    synced = result.asset_materializations_for_node("search__conversations_index")[0].metadata
+    assert synced["mode"].value == "incremental" and synced["deleted"].value == 1
+    assert synced["index"].value == live  # not rebuilt: the alias still points to the same index
+    search_client.refresh(search_resource.alias)
+    assert search_client.alias_targets(search_resource.alias) == [live]
+    assert search_client.count(search_resource.alias) == 7
+
+    # That run neither counts as a rebuild run nor ends the back-off of the failed one.
+    waiting = _tick(search_resource, instance)
+    assert isinstance(waiting, dg.SkipReason), waiting
+    assert f"1 rebuild run(s) failed in a row, the last {failed.run_id[:8]}" in waiting.skip_message
+    assert "no conversation" in waiting.skip_message  # nothing pending any more

@@ -41,6 +41,14 @@ def missing_search_engine() -> str | None:
 
 class SearchIndexConfig(dg.Config):
     full_rebuild: bool = False  # True: new versioned index + alias swap, even if the mapping is current
+    # True: apply the pending changes to the live index, no rebuild even if it awaits one (the sensor's
+    # run while it backs off after failed rebuilds: deletions must not wait hours). Unused with a full_rebuild.
+    sync_only: bool = False
+
+
+def run_config(**fields) -> dict:
+    """The run config of a search job setting these ``SearchIndexConfig`` fields."""
+    return {"ops": {"search__conversations_index": {"config": fields}}}
 
 
 def _index_metadata(search: SearchResource, client) -> dict:
@@ -95,6 +103,7 @@ def conversations_search_index(
                     lag=search_index.lag,
                     batch_size=search_index.batch_size,
                     replicas=search_index.replicas,
+                    rebuild=not config.sync_only,
                 )
         except rebuild.RebuildVerificationFailed as exc:
             # The same rows fail the same check again: a retry would only load every row twice more.
@@ -113,6 +122,8 @@ def conversations_search_index(
             context.log.info(f"sync skipped: {report.skipped}")
             run = {"mode": "skipped"}
         else:
+            if report.needs_rebuild:  # a sync_only run: the live index stays as it is until a rebuild
+                context.log.info(f"synced without the full rebuild it awaits ({report.needs_rebuild})")
             run = {
                 "mode": "incremental",
                 "indexed": report.indexed,
@@ -132,6 +143,6 @@ search_sync_job = dg.define_asset_job(
 search_rebuild_job = dg.define_asset_job(
     "search_full_rebuild",
     selection=[conversations_search_index],
-    config={"ops": {"search__conversations_index": {"config": {"full_rebuild": True}}}},
+    config=run_config(full_rebuild=True),
     description="Full rebuild into a new versioned index, then an atomic alias swap.",
 )

@@ -12,6 +12,9 @@ Each tick, in order:
    run of the rebuild job is in flight (a second rebuild could only fail on its lock: wait for it),
    or the last such runs failed (a rebuild failing its verification fails again until the code or
    the data change): then the same back-off as for an outage, counted from the failed runs in a row;
+   during it, pending changes (as in 5) get a sync-only run (``sync_only``: the live index, the one
+   the alias still points to, is synced and not rebuilt), so that deletions do not wait hours for
+   the next rebuild; those runs neither count as rebuild runs nor end the failed ones in a row;
 5. PostgreSQL has changes the saved cursors have not passed: request a run.
 
 An outage is alerted, not flooded. Every run asked for while the engine is away fails, and every
@@ -34,6 +37,7 @@ and a later tick requests a new run for them.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import time
@@ -44,7 +48,12 @@ import dagster as dg
 
 from ingestion.search import cursor_store, documents, probe, sync
 from orchestration import environment
-from orchestration.defs.search.assets import missing_search_engine, search_rebuild_job, search_sync_job
+from orchestration.defs.search.assets import (
+    missing_search_engine,
+    run_config,
+    search_rebuild_job,
+    search_sync_job,
+)
 from orchestration.defs.search.resources import SearchResource
 from orchestration.runs import runs_not_ended
 
@@ -54,6 +63,8 @@ SENSOR_INTERVAL_S = int(os.environ.get("FUNNELHOUSE_SEARCH_SENSOR_INTERVAL", "30
 OUTAGE_MAX_BACKOFF_S = 3 * 3600
 REASON_TAG = "funnelhouse/search_sync_reason"
 REBUILD_REASON = "full rebuild: "  # how the reason of a run requested for a rebuild starts
+# How the reason of a run that only syncs, during the back-off after failed rebuilds, starts.
+SYNC_ONLY_REASON = "sync only, awaiting a full rebuild: "
 # How long a tick waits for the engine: a host that drops packets would otherwise hold the tick for
 # the client's 60 s, Dagster's limit for a whole tick (the tick would error instead of skipping).
 ENGINE_PROBE_TIMEOUT_S = 10.0
@@ -103,14 +114,27 @@ class FailedRebuilds:
         return self.last_ended + backoff_s(self.runs)
 
 
+def _sensor_runs(context: dg.SensorEvaluationContext, alias: str, page: int = 100):
+    """This sensor's runs for the alias, newest first, but its sync-only ones: up to a back-off's worth
+    of them (one a tick) lie between two rebuild runs, so the history is read page by page."""
+    filters = dg.RunsFilter(job_name=search_sync_job.name, tags={"search_alias": alias})
+    cursor = None
+    while True:
+        records = context.instance.get_run_records(filters=filters, limit=page, cursor=cursor)
+        for record in records:
+            if not record.dagster_run.tags.get(REASON_TAG, "").startswith(SYNC_ONLY_REASON):
+                yield record
+        if len(records) < page:
+            return
+        cursor = records[-1].dagster_run.run_id
+
+
 def _failed_rebuilds(context: dg.SensorEvaluationContext, alias: str) -> FailedRebuilds | None:
-    """The rebuild runs this sensor requested that failed since the last run that did not (None: none).
-    Read from the run history, not the sensor cursor (the outage's), so both back-offs stand alone."""
-    records = context.instance.get_run_records(
-        filters=dg.RunsFilter(job_name=search_sync_job.name, tags={"search_alias": alias}), limit=20
-    )
+    """The rebuild runs this sensor requested that failed since the last run that did not (None: none;
+    sync-only runs do not count, nor end the series). Read from the run history, not the sensor
+    cursor (the outage's), so both back-offs stand alone."""
     failed = []
-    for record in records:  # newest first
+    for record in itertools.islice(_sensor_runs(context, alias), 20):  # newest first
         run = record.dagster_run
         rebuild = run.tags.get(REASON_TAG, "").startswith(REBUILD_REASON)
         if not rebuild or run.status != dg.DagsterRunStatus.FAILURE:
@@ -144,14 +168,30 @@ def _in_flight(context: dg.SensorEvaluationContext, job_name: str) -> dg.Dagster
     return runs[0] if runs else None
 
 
-def _rebuild_reason(search_index: SearchResource) -> str | None:
-    """What the run would rebuild for (the run's own test, ``sync.rebuild_reason``), or None. Raises
-    whatever the client raises when the engine does not answer."""
+def _rebuild_reason(search_index: SearchResource) -> tuple[str | None, bool]:
+    """What the run would rebuild for (the run's own test, ``sync.rebuild_reason``), or None; and
+    whether the alias points to a live index a sync-only run could update. Raises whatever the client
+    raises when the engine does not answer."""
     client = search_index.client(timeout=ENGINE_PROBE_TIMEOUT_S)
     try:
-        return sync.rebuild_reason(client, search_index.alias)
+        reason = sync.rebuild_reason(client, search_index.alias)
+        return reason, reason is None or bool(client.alias_targets(search_index.alias))
     finally:
         client.close()
+
+
+def _nothing_pending(search_index: SearchResource) -> str | None:
+    """Why no sync is due (PostgreSQL has no change the saved cursors have not passed), or None."""
+    with documents.connect(search_index.pg_dsn()) as conn:
+        cursor_store.ensure_table(conn)
+        saved = cursor_store.load(conn, search_index.alias)
+        if probe.has_changes(conn, saved.cursors, search_index.lag, saved.physical_index):
+            return None
+    changes = saved.cursors.changes
+    return (
+        f"no conversation (nor shown customer/employee attribute) changed after {changes.at.isoformat()}"
+        f" (id {changes.id})"
+    )
 
 
 def _engine_silent(context: dg.SensorEvaluationContext, error: Exception, tags: dict[str, str]):
@@ -191,7 +231,8 @@ def _engine_silent(context: dg.SensorEvaluationContext, error: Exception, tags: 
     "department changed) into the search engine; rebuilds it when never built or its mapping changed "
     "(SkipReason when nothing changed, a sync run is in flight, or no search engine runs). While the "
     f"engine does not answer, one run when that starts, then after a doubling back-off (up to "
-    f"{OUTAGE_MAX_BACKOFF_S // 3600} h) while it lasts; the same back-off after rebuild runs that failed.",
+    f"{OUTAGE_MAX_BACKOFF_S // 3600} h) while it lasts; the same back-off after rebuild runs that failed, "
+    "with sync-only runs of pending changes meanwhile.",
 )
 def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: SearchResource):
     missing = missing_search_engine()
@@ -203,7 +244,7 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
         )
     tags = {"search_alias": search_index.alias}
     try:
-        reason = _rebuild_reason(search_index)
+        reason, live_index = _rebuild_reason(search_index)
     except Exception as error:
         return _engine_silent(context, error, tags)
     if context.cursor:  # the engine answers again: the outage ends, and this tick goes on as usual
@@ -218,19 +259,21 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
             )
         failed = _failed_rebuilds(context, search_index.alias)
         if failed and time.time() < failed.next_request():
-            return dg.SkipReason(
+            backing_off = (
                 f"full rebuild needed ({reason}); {failed.runs} rebuild run(s) failed in a row, the last "
                 f"{failed.last_run_id[:8]} (its failure was alerted); the next in "
                 f"{_duration(failed.next_request() - time.time())}"
             )
-        return dg.RunRequest(tags={**tags, REASON_TAG: f"{REBUILD_REASON}{reason}"})
-    with documents.connect(search_index.pg_dsn()) as conn:
-        cursor_store.ensure_table(conn)
-        saved = cursor_store.load(conn, search_index.alias)
-        if not probe.has_changes(conn, saved.cursors, search_index.lag, saved.physical_index):
-            changes = saved.cursors.changes
-            return dg.SkipReason(
-                f"no conversation (nor shown customer/employee attribute) changed after {changes.at.isoformat()}"
-                f" (id {changes.id})"
+            if not live_index:  # never built (or the alias was removed): nothing to sync into
+                return dg.SkipReason(f"{backing_off}; no live index to sync meanwhile")
+            if unchanged := _nothing_pending(search_index):
+                return dg.SkipReason(f"{backing_off}; {unchanged}")
+            # Deletions must not stay searchable for the whole back-off: sync the live index meanwhile.
+            return dg.RunRequest(
+                run_config=run_config(sync_only=True),
+                tags={**tags, REASON_TAG: f"{SYNC_ONLY_REASON}{reason}"},
             )
+        return dg.RunRequest(tags={**tags, REASON_TAG: f"{REBUILD_REASON}{reason}"})
+    if unchanged := _nothing_pending(search_index):
+        return dg.SkipReason(unchanged)
     return dg.RunRequest(tags={**tags, REASON_TAG: "pending changes"})
