@@ -18,6 +18,7 @@ from dagster._core.definitions.run_status_sensor_definition import RunStatusSens
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, PARTITION_NAME_TAG, SCHEDULE_NAME_TAG
 
 from orchestration.defs.warehouse import sensors as alerts
+from orchestration.runs import WORK_TAG
 from tests.reports.conftest import messages_to, sink_in_this_process
 from tests.warehouse.alerting import (
     ALERT_DETAIL_TAG,
@@ -287,6 +288,25 @@ def test_a_jobs_streak_is_per_asset_selection(relay):
         mail_of(outbox, recovered)["Subject"] == f"[funnelhouse] crm_ingest recovered (run {recovered[:8]})"
     )
     assert "2 failed run(s)" in mail_of(outbox, recovered).get_content()
+
+
+def test_a_jobs_streak_is_per_kind_of_work(relay):
+    """The search sync job syncs, or rebuilds the index (``WORK_TAG``): while rebuilds keep failing
+    and the sensor asks for sync-only runs between them, a sync succeeding is no "recovered" and the
+    next failed rebuild no "new" failure: one alert for the rebuild's streak, not one mail per run."""
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    instance = location.instance
+    rebuild = {WORK_TAG: "rebuild"}
+    first = _fail_a_run(instance, "search_sync", tags=rebuild)
+    location.failure_ticks()
+    synced = _succeed_a_run(instance, "search_sync")
+    checks.tick()
+    again = _fail_a_run(instance, "search_sync", tags=rebuild)
+    location.failure_ticks()
+    assert alerts_for(outbox, [first, synced, again]) == [1, 0, 0]
 
 
 def test_an_alert_that_cannot_be_judged_is_mailed_as_new(relay, monkeypatch, capsys):

@@ -55,7 +55,7 @@ from orchestration.defs.search.assets import (
     search_sync_job,
 )
 from orchestration.defs.search.resources import SearchResource
-from orchestration.runs import runs_not_ended
+from orchestration.runs import WORK_TAG, runs_not_ended
 
 # How often the sensor looks (seconds); a tick is a few index lookups and two engine requests: cheap.
 SENSOR_INTERVAL_S = int(os.environ.get("FUNNELHOUSE_SEARCH_SENSOR_INTERVAL", "300"))
@@ -273,7 +273,8 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
                 run_config=run_config(sync_only=True),
                 tags={**tags, REASON_TAG: f"{SYNC_ONLY_REASON}{reason}"},
             )
-        return dg.RunRequest(tags={**tags, REASON_TAG: f"{REBUILD_REASON}{reason}"})
+        # Its own failing streak for the alerts: a sync-only run succeeding meanwhile is no recovery.
+        return dg.RunRequest(tags={**tags, REASON_TAG: f"{REBUILD_REASON}{reason}", WORK_TAG: "rebuild"})
     if unchanged := _nothing_pending(search_index):
         return dg.SkipReason(unchanged)
     return dg.RunRequest(tags={**tags, REASON_TAG: "pending changes"})

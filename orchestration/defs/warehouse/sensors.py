@@ -96,6 +96,7 @@ from dagster._core.storage.tags import (
 )
 
 from orchestration.environment import number_setting
+from orchestration.runs import WORK_TAG
 
 ALERT_EMAIL_ENV = "FUNNELHOUSE_ALERT_EMAIL"
 RETRY_HOURS_ENV = "FUNNELHOUSE_ALERT_RETRY_HOURS"
@@ -400,9 +401,10 @@ def _work(run: dg.DagsterRun) -> tuple:
     """What the run did, for its job's failing streak: its partitions and what of the job it selected
     (None: all of it). ``crm_ingest`` runs one table's asset per landing file, and a materialisation
     started by hand runs the implicit asset job whatever it picked: a customers load failing says
-    nothing about a deposits load that succeeds."""
+    nothing about a deposits load that succeeds. Nor does a search sync succeeding say anything about
+    the search rebuild failing in the same job (``WORK_TAG``)."""
     ops = frozenset(run.op_selection) if run.op_selection else None
-    return _partitions(run), run.asset_selection, run.asset_check_selection, ops
+    return _partitions(run), run.asset_selection, run.asset_check_selection, ops, run.tags.get(WORK_TAG)
 
 
 def _finished_before(instance: dg.DagsterInstance, run: dg.DagsterRun, end: float) -> Iterator[dg.RunRecord]:
