@@ -872,7 +872,7 @@ def load_file(
         psycopg.DataError,
         psycopg.IntegrityError,
         psycopg.ProgrammingError,
-        OSError,
+        *NOT_READABLE_BY_US,
         *_BEYOND_POSTGRESQL_LIMITS,
     ) as error:
         _record_failure(conn, result, error, run_id)
@@ -881,6 +881,10 @@ def load_file(
     return result
 
 
+# The errors that say the file itself is not there or not ours to read: it fails alone (recorded).
+# Any other OSError (a connection reset, a timeout, EIO on S3 or NFS) is the store's, not the
+# file's: it propagates, the run fails with no ledger row, and the sensor requests the file again.
+NOT_READABLE_BY_US = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 # What to do about a failed file, the end of its error (ledger, CLI, Dagster): a fixed file has a
 # new checksum, so the sensor picks it up where it was dropped; `ingest PATH` retries at once.
 _TO_RETRY = "fix the file, then drop it again or run `funnelhouse ingest {url}`"

@@ -31,6 +31,14 @@ class Observer:
 
     def file_finished(self, result: FileResult) -> None: ...
 
+    def file_unreadable(self, file: LandingFile, error: OSError) -> None:
+        """A pending candidate could not be read to hash it (gone, no permission ...): it is held."""
+        self.step_started(unreadable_note(file, error))
+
+
+def unreadable_note(file: LandingFile, error: OSError) -> str:
+    return f"{file.name} held (unreadable: {error})"
+
 
 def connect(dsn: str) -> psycopg.Connection:
     return psycopg.connect(dsn, autocommit=True, application_name="funnelhouse-ingest")
@@ -42,6 +50,7 @@ def pending(
     *,
     retry_failed: bool = False,
     on_step: Callable[[str], None] | None = None,
+    on_unreadable: Callable[[LandingFile, OSError], None] | None = None,
 ) -> list[tuple[LandingFile, str]]:
     """The files needing an automatic attempt, with their checksums (see :func:`ledger.handled`).
 
@@ -52,8 +61,9 @@ def pending(
 
     Each version of a file (path, size, modification stamp) is hashed once: its checksum is kept
     (:func:`ledger.remember_checksum`), so a backlog or a touched folder is not read on every tick.
-    A file that cannot be read (gone since it was listed, no permission) is named to ``on_step``
-    as held and left out; the others go on.
+    A file that cannot be read (gone since it was listed, no permission) is left out and the others
+    go on; it is held, not settled: it is given to ``on_unreadable`` (else named to ``on_step``),
+    so that a caller can hold what depends on it and tell that it was not loaded.
     """
     files = list(files)
     seen = ledger.seen(conn, files)
@@ -67,8 +77,10 @@ def pending(
             try:
                 checksum = checksum_of(file, on_step)
             except OSError as error:  # vanished since listed, or not ours to read: the others go on
-                if on_step:
-                    on_step(f"{file.name} held (unreadable: {error})")
+                if on_unreadable:
+                    on_unreadable(file, error)
+                elif on_step:
+                    on_step(unreadable_note(file, error))
                 continue
             ledger.remember_checksum(conn, file, checksum)
         if retry_failed:
@@ -104,7 +116,13 @@ def ingest(
     with connect(dsn) as conn:
         files = in_load_order(files)
         todo = (
-            pending(conn, files, retry_failed=retry_failed, on_step=observer.step_started)
+            pending(
+                conn,
+                files,
+                retry_failed=retry_failed,
+                on_step=observer.step_started,
+                on_unreadable=observer.file_unreadable,
+            )
             if only_pending
             else [(f, None) for f in files]
         )

@@ -15,7 +15,8 @@ Files of a folder that look like data but name no known table (``notatable__a.cs
 in a warning and skipped; they do not change the exit status.
 
 Exit status: 0 when every file loaded (rows rejected are reported, and are not a failure: they
-are quarantined in ``funnelhouse.ingest_rejects``); 1 when any file failed; 2 when a PATH does
+are quarantined in ``funnelhouse.ingest_rejects``); 1 when any file failed or, with no PATH, a
+pending file could not be read (it is held, named in the summary); 2 when a PATH does
 not exist or a file named explicitly is not a landing file.
 """
 
@@ -48,6 +49,7 @@ class _ProgressObserver(Observer):
         self.progress = progress
         self.task = progress.add_task("files", total=total)
         self.rows = 0
+        self.unreadable: list[LandingFile] = []  # held: not loaded, and not recorded either
 
     def file_started(self, file, index, total):
         self.rows = 0
@@ -62,6 +64,10 @@ class _ProgressObserver(Observer):
 
     def file_finished(self, result):
         self.progress.advance(self.task)
+
+    def file_unreadable(self, file, error):
+        super().file_unreadable(file, error)
+        self.unreadable.append(file)
 
 
 def summary_table(results: list[FileResult]) -> Table:
@@ -123,19 +129,22 @@ def warn_skipped(skipped: list[Skipped]) -> None:
 
 def _run_direct(
     locations: list[str], files: list[LandingFile], only_pending: bool, chunk_bytes: int
-) -> list[FileResult]:
+) -> tuple[list[FileResult], list[LandingFile]]:
+    """The results of the files loaded, and the pending candidates that could not be read."""
     if not files:
         console.print(f"no landing files in {', '.join(locations)}")
-        return []
+        return [], []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        return ingest(
+        observer = _ProgressObserver(progress, len(files))
+        results = ingest(
             environment.pg_dsn(),
             files,
             only_pending=only_pending,
-            observer=_ProgressObserver(progress, len(files)),
+            observer=observer,
             chunk_bytes=chunk_bytes,
         )
+    return results, observer.unreadable
 
 
 def materialise_via_dagster(landing: str, retry_failed: bool = True) -> bool:
@@ -263,14 +272,17 @@ def register(app: typer.Typer) -> None:
             # A named folder retries failed files, like plain `ingest DIR`; the landing zone (no PATH)
             # is left to its pending files, as the sensor and plain `ingest` do.
             raise typer.Exit(0 if materialise_via_dagster(locations[0], retry_failed=bool(paths)) else 1)
-        results = _run_direct(locations, files, only_pending=not paths, chunk_bytes=chunk_bytes)
+        results, unreadable = _run_direct(locations, files, only_pending=not paths, chunk_bytes=chunk_bytes)
         if results:
             console.print(summary_table(results))
             print_notes(results)
         failed = [r for r in results if not r.ok]
         rejected = sum(r.rows_rejected for r in results)
+        # A landing file that could not be read was not loaded, nor recorded: as much a failure.
+        names = escape(", ".join(file.name for file in unreadable))
+        held = f", {len(unreadable)} file(s) held unreadable: {names}" if unreadable else ""
         console.print(
             f"{len(results)} file(s): {sum(r.rows_loaded for r in results):,} rows loaded, "
-            f"{rejected:,} rejected (see funnelhouse.ingest_rejects), {len(failed)} file(s) failed"
+            f"{rejected:,} rejected (see funnelhouse.ingest_rejects), {len(failed)} file(s) failed{held}"
         )
-        raise typer.Exit(1 if failed else 0)
+        raise typer.Exit(1 if failed or unreadable else 0)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from ingestion.load.landing import LandingFile, discover
 from ingestion.load.loader import load_file
 from ingestion.load.pipeline import connect, ingest, pending
+from orchestration.cli import app
 from tests.ingestion import landing_rows as rows
 from tests.ingestion.test_dagster import run_requests, tick
 
@@ -76,6 +78,27 @@ def test_a_file_gone_after_hashing_is_recorded_failed_in_the_ledger(two_tables, 
     ) == [("failed", True)]
 
 
+def test_a_store_error_while_reading_is_left_to_a_retry_not_recorded_as_failed(
+    two_tables, pg_dsn, sql, monkeypatch
+):
+    """A connection reset (S3, NFS) says nothing about the file: the run fails with no ledger row,
+    so the sensor requests the file again, rather than a 'failed' row that settles it for good."""
+    with connect(pg_dsn) as conn:
+        waiting = dict(pending(conn, discover([str(two_tables)])))
+    customers = next(file for file in waiting if file.table == "customers")
+
+    def resetting(self, mode="rb"):
+        raise ConnectionResetError(104, "Connection reset by peer", self.url)
+
+    monkeypatch.setattr(LandingFile, "open", resetting)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn, pytest.raises(ConnectionResetError):
+        load_file(conn, customers, waiting[customers])
+    monkeypatch.undo()
+    assert sql("SELECT count(*) FROM funnelhouse.ingest_files WHERE path = %s", customers.url) == [(0,)]
+    with connect(pg_dsn) as conn:
+        assert customers.url in [file.url for file, _ in pending(conn, discover([str(two_tables)]))]
+
+
 def test_the_sensor_requests_the_others_when_a_file_cannot_be_opened(
     two_tables, pg_dsn, unreadable_customers
 ):
@@ -83,6 +106,14 @@ def test_the_sensor_requests_the_others_when_a_file_cannot_be_opened(
     assert [request.tags["funnelhouse/landing_file"] for request in requests] == [
         str(two_tables / "employees__b1.csv")
     ]
+    # Once employees are in, conversations (of customers) still wait for the unreadable customers
+    # file, as for a pending one: loaded now, their rows would be rejected as unknown customers.
+    ingest(pg_dsn, discover([str(two_tables / "employees__b1.csv")]))
+    rows.write(two_tables, "conversations", "b1", [rows.conversation(1)])
+    skipped = tick(two_tables)
+    assert run_requests(skipped) == []
+    assert "customers__b1.csv (unreadable: " in skipped.skip_message
+    assert "conversations__b1.csv (waits for customers)" in skipped.skip_message
 
 
 def test_a_run_of_only_pending_files_skips_one_that_cannot_be_opened(
@@ -90,3 +121,12 @@ def test_a_run_of_only_pending_files_skips_one_that_cannot_be_opened(
 ):
     results = {r.file.name: r.status for r in ingest(pg_dsn, discover([str(two_tables)]), only_pending=True)}
     assert results == {"employees__b1.csv": "loaded"}
+
+
+def test_ingest_of_the_landing_zone_fails_naming_a_file_it_could_not_read(
+    two_tables, pg_dsn, unreadable_customers
+):
+    result = CliRunner().invoke(app, ["ingest"])
+    assert result.exit_code == 1, result.output
+    assert "customers__b1.csv held (unreadable: " in result.output
+    assert "1 file(s) held unreadable: customers__b1.csv" in result.output

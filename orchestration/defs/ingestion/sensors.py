@@ -1,10 +1,11 @@
 """The landing sensor: one run per new landing file, none for a file the ledger already knows.
 
 Each tick lists the landing zone and asks the ledger which files are pending (new content, not
-already tried at that path; each version of a file is hashed once, and one that cannot be read is
-held and named in the tick's log: :func:`ingestion.load.pipeline.pending`). A pending file gets a
-RunRequest of ``crm_ingest`` restricted to its table's asset, with the file in the run config;
-``run_key = path:checksum`` so Dagster never
+already tried at that path; each version of a file is hashed once:
+:func:`ingestion.load.pipeline.pending`). A file that cannot be read (gone since listed, no
+permission) is held and named in the tick's log; it still counts as pending, so what must load
+after it waits too. A pending file gets a RunRequest of ``crm_ingest`` restricted to its table's
+asset, with the file in the run config; ``run_key = path:checksum`` so Dagster never
 launches the same content at the same path twice, even across ticks before the run finishes.
 
 Order matters across runs: a conversations file loaded before its customers would have every row
@@ -112,13 +113,25 @@ def crm_landing_sensor(
     files = discover([landing_zone.resolved_url()])
     settle = settle_seconds()
     settling = still_written(files, settle, time.time())
+    # A file that cannot be read counts as pending, as a settling one does: what depends on it waits.
+    unreadable: dict[str, str] = {}
+
+    def hold_unreadable(file: LandingFile, error: OSError) -> None:
+        unreadable[file.url] = str(error)
+
     with connect(dsn) as conn:
-        ready = pending(conn, [f for f in files if f.url not in settling], on_step=context.log.info)
+        ready = pending(
+            conn,
+            [f for f in files if f.url not in settling],
+            on_step=context.log.info,
+            on_unreadable=hold_unreadable,
+        )
         # (a settling file loaded already, by an explicit `funnelhouse ingest`, is not waited for)
         for url in ledger.seen(conn, [f for f in files if f.url in settling]):
             del settling[url]
     checksums = {file.url: checksum for file, checksum in ready}
-    waiting = [f for f in files if f.url in checksums or f.url in settling]  # (still in load order)
+    held_back = settling.keys() | unreadable.keys()
+    waiting = [f for f in files if f.url in checksums or f.url in held_back]  # (still in load order)
     waiting_tables = {file.table for file in waiting}
     requests, held = [], []
     first_pending_of_table: dict[str, str] = {}
@@ -129,6 +142,9 @@ def crm_landing_sensor(
                 f"{file.name} (modified {max(settling[file.url], 0):.0f}s ago, may still be being "
                 f"written: waits until unchanged for {settle:g}s, {SETTLE_ENV})"
             )
+            continue
+        if file.url in unreadable:
+            held.append(f"{file.name} (unreadable: {unreadable[file.url]})")
             continue
         checksum = checksums[file.url]
         if earlier != file.name:
