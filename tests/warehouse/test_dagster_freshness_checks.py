@@ -112,9 +112,9 @@ def test_stale_and_never_replicated_tables_fail_and_an_error_is_alerted(clickhou
     fresh = {
         table.name: 1.0 for table in RAW_TABLES if table.name not in ("conversations", "employees", "tags")
     }
-    _record_cursors(clickhouse_env, {**fresh, "conversations": 30, "employees": 80})  # tags: never
-    # PostgreSQL five hours behind UTC: 20 h behind in UTC is fresh (25 h on its wall clock is not).
-    _record_cursors(clickhouse_env, {"deposits": 20}, utc_offset_hours=-5)
+    _record_cursors(clickhouse_env, {**fresh, "conversations": 5, "employees": 80})  # tags: never
+    # PostgreSQL five hours behind UTC: 2 h behind in UTC is fresh (7 h on its wall clock is not).
+    _record_cursors(clickhouse_env, {"deposits": 2}, utc_offset_hours=-5)
 
     location = AlertSensors()
     alerts = CheckAlertSensor(location)
@@ -129,9 +129,9 @@ def test_stale_and_never_replicated_tables_fail_and_an_error_is_alerted(clickhou
         "tags": ERROR,
     }
     conversations = evaluations["conversations"].metadata
-    assert 30 <= conversations["age_hours"].value < 31
-    assert (conversations["warn_after_hours"].value, conversations["error_after_hours"].value) == (24, 72)
-    assert 20 <= evaluations["deposits"].metadata["age_hours"].value < 21
+    assert 5 <= conversations["age_hours"].value < 6
+    assert (conversations["warn_after_hours"].value, conversations["error_after_hours"].value) == (3, 12)
+    assert 2 <= evaluations["deposits"].metadata["age_hours"].value < 3
     assert evaluations["tags"].metadata["age_hours"].value is None
 
     # the run succeeded with failed ERROR checks: mailed, the WARN left to the UI
@@ -168,7 +168,7 @@ def test_the_bounds_follow_the_manifest(clickhouse_env):
     assert (rules["customers"].warn_after_hours, rules["customers"].error_after_hours) == (48, None)
     assert (rules["deposits"].warn_after_hours, rules["deposits"].error_after_hours) == (0.5, 1)
 
-    _record_cursors(clickhouse_env, {"customers": 80, "deposits": 2, "employees": 30})
+    _record_cursors(clickhouse_env, {"customers": 80, "deposits": 2, "employees": 5})
     through = freshness_checks.replicated_through(clickhouse_client(), clickhouse_env, rules)
     assert set(through) == {"customers", "deposits", "employees"}
     now = dt.datetime.now(dt.UTC)

@@ -17,8 +17,10 @@ from orchestration.defs.warehouse.dbt_environment import (
     MANIFEST,
     PROFILES_DIR,
     REPO_ROOT,
+    dbt_env,
     dbt_executable,
     dbt_target,
+    scoped_environment,
 )
 
 dbt_project = DbtProject(
@@ -32,7 +34,12 @@ dbt_project = DbtProject(
 _DBT = Path(dbt_executable())
 if _DBT.is_absolute() and str(_DBT.parent) not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = os.pathsep.join(filter(None, [str(_DBT.parent), os.environ.get("PATH")]))
-dbt_project.prepare_if_dev()
+# The parse renders profiles.yml, whose prod target reads FUNNELHOUSE_CLICKHOUSE_HOST/_PORT/...: a
+# deployment configured as README says (FUNNELHOUSE_CLICKHOUSE_URL) has them only as dbt_env() derives
+# them for each dbt process. (Without the URL there is nothing to derive: the local targets' variables
+# have defaults, and an embedded server need not run for a parse.)
+with scoped_environment(dbt_env() if os.environ.get("FUNNELHOUSE_CLICKHOUSE_URL") else {}):
+    dbt_project.prepare_if_dev()
 
 
 def dbt_resource() -> DbtCliResource:
