@@ -43,6 +43,10 @@ from psycopg.rows import tuple_row
 from ingestion.schema import migrate
 
 FALLBACK_LAG = dt.timedelta(minutes=5)
+# An open writing transaction older than this holding the bound back is named in a warning: replication
+# (and the search sync) stop at its start until it ends, and every run would otherwise report its tables
+# unchanged while rows committed since wait (a session left "idle in transaction" after a write).
+HELD_BACK_WARNING = dt.timedelta(minutes=15)
 EPOCH = dt.datetime(1970, 1, 1)
 
 _log = logging.getLogger(__name__)
@@ -66,6 +70,11 @@ with activity as (
         min(xact_start) filter (
             where backend_xid is not null and pid <> pg_backend_pid() and datname = current_database()
         ) as oldest_open_write,
+        (array_agg(pid::text || ' (' || coalesce(nullif(application_name, ''), 'no application name')
+                   || ', ' || coalesce(nullif(usename::text, ''), '?') || ', ' || state || ')'
+                   order by xact_start) filter (
+            where backend_xid is not null and pid <> pg_backend_pid() and datname = current_database()
+        ))[1] as oldest_writer,
         pg_has_role(current_user, 'pg_read_all_stats', 'member') or
             (select rolsuper from pg_roles where rolname = current_user) as sees_all_sessions
     from pg_stat_activity
@@ -74,13 +83,15 @@ with activity as (
     select least(
         %(now)s::timestamptz - case when sees_all_sessions then interval '0' else %(lag)s end,
         oldest_open_write
-    ) as instant, sees_all_sessions
+    ) as instant, sees_all_sessions, oldest_open_write, oldest_writer
     from activity
 )
 select
     (instant at time zone {STAMP_ZONE})::timestamp,
     extract(epoch from (instant at time zone {STAMP_ZONE}) - (instant at time zone 'UTC'))::integer,
-    sees_all_sessions
+    sees_all_sessions,
+    %(now)s::timestamptz - oldest_open_write,
+    oldest_writer
 from bound
 """
 
@@ -167,12 +178,27 @@ def exact_bound_of(conn: psycopg.Connection) -> Bound:
     that zone's at the bound's instant, taken in the same statement."""
     with conn.cursor(row_factory=tuple_row) as cursor:
         (now, _) = cursor.execute(_CLOCK_SQL).fetchone()
-        local, offset, sees_all_sessions = cursor.execute(
+        local, offset, sees_all_sessions, held_for, writer = cursor.execute(
             _BOUND_SQL, {"now": now, "lag": FALLBACK_LAG}
         ).fetchone()
     if not sees_all_sessions:
         _warn_not_every_session_visible(conn.info.user, conn.info.dbname)
+    if held_for is not None and held_for > HELD_BACK_WARNING:
+        _warn_held_back(conn.info.dbname, writer, now - held_for)
     return Bound(local, offset)
+
+
+@functools.cache
+def _warn_held_back(database: str, writer: str, since: dt.datetime) -> None:
+    """Once per process and open transaction (the search sync reads a bound per batch)."""
+    _log.warning(
+        "PostgreSQL session %s of %s has had a writing transaction open since %s: replication and the"
+        " search sync copy nothing changed after that until it commits or rolls back (end it, e.g."
+        " pg_terminate_backend, if it is left idle in transaction)",
+        writer,
+        database,
+        since.isoformat(timespec="seconds"),
+    )
 
 
 @functools.cache

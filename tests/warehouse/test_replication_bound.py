@@ -129,3 +129,14 @@ def test_a_reader_that_cannot_see_other_sessions_still_waits_for_its_own_open_wr
 
     assert bound.utc <= load_started, (bound, load_started)
     assert "can see only its own sessions" in caplog.text
+
+
+def test_a_writing_transaction_left_open_is_named_in_a_warning(pg_dsn, monkeypatch, caplog):
+    """A session left idle in transaction after a write holds every table's bound at its start, and
+    each run would report its tables unchanged: past HELD_BACK_WARNING the run names that session."""
+    monkeypatch.setattr(cursor, "HELD_BACK_WARNING", dt.timedelta(0))
+    with psycopg.connect(pg_dsn, application_name="forgotten-console") as forgotten:
+        forgotten.execute("select pg_current_xact_id()")  # an open transaction with an xid
+        exact_bound(pg_dsn)
+
+    assert "forgotten-console" in caplog.text and "writing transaction open since" in caplog.text
