@@ -110,8 +110,9 @@ def dsn_for(port: int, password: str, database: str = DATABASE) -> str:
 
 
 def status(state_home: Path) -> dict | None:
+    """The recorded server if its postmaster still runs (not another process that got its pid)."""
     info = state.read_services(state_home).get(SERVICE)
-    if info and state.pid_alive(info.get("pid")):
+    if state.recorded_process_runs(info):
         return info
     return None
 
@@ -124,6 +125,26 @@ def _postmaster_pid(data: Path) -> int | None:
         return int(pid_file.read_text().splitlines()[0])
     except (ValueError, IndexError):
         return None
+
+
+def _runs_on(pid: int | None, data: Path) -> bool:
+    """Whether ``pid`` is a postmaster serving ``data`` (``pg_ctl`` starts it as ``postgres -D <data>``):
+    what tells a server left running, but not recorded, from another process that got the id its
+    postmaster.pid names, e.g. after a reboot."""
+    if not state.pid_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return Path(os.fsdecode(argv[0])).name == "postgres" and os.fsencode(str(data)) in argv
+
+
+def running_unrecorded(state_home: Path) -> bool:
+    """Whether this stack's server runs though services.json does not name it (a `funnelhouse up`
+    interrupted after the server started but before it was recorded), so `down` stops it too."""
+    _, data, _ = _paths(state_home)
+    return SERVICE not in state.read_services(state_home) and _runs_on(_postmaster_pid(data), data)
 
 
 def start(state_home: Path, port: int | None = None) -> dict:
@@ -150,6 +171,7 @@ def start(state_home: Path, port: int | None = None) -> dict:
         "password": password,
         "database": DATABASE,
         "pid": _postmaster_pid(data),
+        "pid_start_time": state.process_start_time(_postmaster_pid(data)),
         "data": str(data),
         "log": str(log_file),
     }
@@ -182,9 +204,20 @@ def _wait_ready(port: int, password: str, timeout: float = 30.0) -> None:
             time.sleep(0.2)
 
 
+def _ours_runs(state_home: Path, data: Path) -> bool:
+    """Whether the postmaster that ``data``'s postmaster.pid names is this stack's server: by the
+    start time recorded with it, or, for a server not recorded (or recorded without one), by its
+    command line. ``pg_ctl stop`` signals that pid, whoever it is now."""
+    pid = _postmaster_pid(data)
+    info = state.read_services(state_home).get(SERVICE) or {}
+    if info.get("pid") == pid and info.get("pid_start_time") is not None:
+        return state.recorded_process_runs(info)
+    return _runs_on(pid, data)
+
+
 def stop(state_home: Path) -> None:
     _, data, _ = _paths(state_home)
-    if _postmaster_pid(data) and (data / "PG_VERSION").exists():
+    if (data / "PG_VERSION").exists() and _ours_runs(state_home, data):
         try:
             _run("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
         except RuntimeError:

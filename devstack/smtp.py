@@ -16,6 +16,7 @@ requires AUTH, to exercise the production login path.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import os
 import signal
@@ -120,7 +121,7 @@ def _answers(host: str, port: int) -> bool:
 
 def status(state_home: Path) -> dict | None:
     info = state.read_services(Path(state_home)).get(SERVICE)
-    if info and state.pid_alive(info.get("pid")) and _answers(info["host"], int(info["port"])):
+    if state.recorded_process_runs(info) and _answers(info["host"], int(info["port"])):
         return info
     return None
 
@@ -152,40 +153,44 @@ def start(state_home: Path, port: int | None = None, extra_arguments: tuple[str,
             cwd=_REPO_ROOT,
             env=environment,
         )
-    deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(HOST, chosen_port):
-        ended = process.poll() is not None
-        if ended or time.monotonic() > deadline:
-            if not ended:  # (not a start: stopped, and waited for, so it is not recorded as running)
-                process.terminate()
-                process.wait(10)
-            tail = log_path.read_text(errors="replace").splitlines()[-10:]
-            why = "it exited" if ended else f"no answer within {START_TIMEOUT} s"
-            raise RuntimeError(f"the SMTP sink did not start, {why} (log {log_path}):\n" + "\n".join(tail))
-        time.sleep(0.1)
-    info = {
-        "host": HOST,
-        "port": chosen_port,
-        "outbox": str(outbox),
-        "pid": process.pid,
-        "log": str(log_path),
-    }
-    state.record_service(SERVICE, info, state_home)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _answers(HOST, chosen_port):
+            ended = process.poll() is not None
+            if ended or time.monotonic() > deadline:
+                why = "it exited" if ended else f"no answer within {START_TIMEOUT} s"
+                tail = log_path.read_text(errors="replace").splitlines()[-10:]
+                raise RuntimeError(
+                    f"the SMTP sink did not start, {why} (log {log_path}):\n" + "\n".join(tail)
+                )
+            time.sleep(0.1)
+        info = {
+            "host": HOST,
+            "port": chosen_port,
+            "outbox": str(outbox),
+            "pid": process.pid,
+            "pid_start_time": state.process_start_time(process.pid),
+            "log": str(log_path),
+        }
+        state.record_service(SERVICE, info, state_home)
+    except BaseException:  # not a start: timed out, or interrupted (Ctrl-C) before it was recorded
+        state.end_started_process(process)
+        raise
     return info
 
 
 def stop(state_home: Path) -> None:
     state_home = Path(state_home)
     info = state.read_services(state_home).get(SERVICE)
-    if info and state.pid_alive(info.get("pid")):
+    if state.recorded_process_runs(info):  # never signal a process that only got the recorded pid
         os.kill(info["pid"], signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while state.pid_alive(info["pid"]) and time.monotonic() < deadline:
-            try:  # our own child when started in this process: reap it so it does not linger as a zombie
-                if os.waitpid(info["pid"], os.WNOHANG)[0]:
-                    break
-            except ChildProcessError:
-                pass
+        while time.monotonic() < deadline:
+            # First: our own child when started in this process lingers as a zombie until reaped.
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(info["pid"], os.WNOHANG)
+            if not state.recorded_process_runs(info):
+                break
             time.sleep(0.05)
     state.forget_service(SERVICE, state_home)
 

@@ -56,9 +56,16 @@ def down() -> Iterator[str]:
     home = state.home()
     for service in reversed(list(SERVICES)):
         module = _module(service)
-        if module is not None and service in state.read_services(home):
+        if module is not None and (service in state.read_services(home) or _left_unrecorded(module, home)):
             module.stop(home)
             yield f"{service}: stopped"
+
+
+def _left_unrecorded(module, home) -> bool:
+    """Whether a service that can find its server without services.json (PostgreSQL, by its data
+    dir's postmaster.pid) left one running unrecorded, as an interrupted `funnelhouse up` does."""
+    running_unrecorded = getattr(module, "running_unrecorded", None)
+    return running_unrecorded is not None and running_unrecorded(home)
 
 
 def _address(info: dict) -> str:

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +106,7 @@ def free_port(preferred: int, host: str = "127.0.0.1", tries: int = 200) -> int:
 
 
 def pid_alive(pid: int | None) -> bool:
+    """Whether some process has this id: not that it is the one we started (see ``process_is``)."""
     if not pid:
         return False
     try:
@@ -114,3 +116,70 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# /proc/<pid>/stat fields (1-based): the process state ("Z" for a zombie) and when it started, in
+# clock ticks since boot.
+_STATE_FIELD = 3
+_STARTTIME_FIELD = 22
+
+
+def _stat_fields(pid: int | None) -> list[str]:
+    """/proc/<pid>/stat from field 3 on ([] if the process is gone or there is no /proc). The command
+    name (field 2) is in parentheses and may itself hold spaces and ``)``: fields are counted from
+    its last ``)``."""
+    if not pid:
+        return []
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return []
+    return stat[stat.rfind(")") + 1 :].split()
+
+
+def process_start_time(pid: int | None) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), or None if it is gone or there is no /proc.
+
+    Recorded next to a service's pid: after a reboot (or a long uptime) the id may belong to another
+    process, and only the pair names the one we started."""
+    return _start_time(_stat_fields(pid))
+
+
+def _start_time(fields: list[str]) -> int | None:
+    try:
+        return int(fields[_STARTTIME_FIELD - _STATE_FIELD])
+    except (IndexError, ValueError):
+        return None
+
+
+def process_is(pid: int | None, started: int | None) -> bool:
+    """Whether ``pid`` still is the running process that started at ``started`` (``process_start_time``).
+
+    What every status, start and stop path asks before trusting or signalling a recorded pid: a
+    process that is gone (or a zombie nobody reaped yet), or another one that got the same id, is not
+    our service. An entry recorded by an older version has no start time (``started`` None): nothing
+    tells then, so any live process with that id counts, as it did before."""
+    if not pid_alive(pid):
+        return False
+    fields = _stat_fields(pid)
+    if fields and fields[0] == "Z":
+        return False
+    return started is None or _start_time(fields) == started
+
+
+def recorded_process_runs(info: dict | None) -> bool:
+    """``process_is`` for a services.json entry: its ``pid`` and ``pid_start_time``."""
+    return bool(info) and process_is(info.get("pid"), info.get("pid_start_time"))
+
+
+def end_started_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Stop a server process this command started but did not record (it did not come up, or the
+    start was interrupted) and wait for it: SIGTERM, SIGKILL if it lingers. Unrecorded, `down` would
+    not know it, and it would hold its port and data against every later start."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -49,14 +49,25 @@ class ServiceNotRunning(RuntimeError):
     """A service has no configured address and no embedded one is running: the message says what to do."""
 
 
+_START_IT = "run `funnelhouse up` (or set the FUNNELHOUSE_* variable for a real server, see README)"
+
+
 def _embedded(service: str) -> dict:
+    """The recorded address of the embedded ``service``, if its process still runs. services.json
+    outlives a crash or a reboot: an address whose server is gone would fail later as a refused
+    connection (a traceback, a driver's warning), not as the one line saying to start it again."""
     services = state.read_services()
     if service not in services:
         raise ServiceNotRunning(
-            f"no {service} address configured and no embedded {service} running in {state.home()}: "
-            "run `funnelhouse up` (or set the FUNNELHOUSE_* variable for a real server, see README)"
+            f"no {service} address configured and no embedded {service} running in {state.home()}: {_START_IT}"
         )
-    return services[service]
+    recorded = services[service]
+    if not state.recorded_process_runs(recorded):  # the recorded pid, not one a reboot reused
+        raise ServiceNotRunning(
+            f"{service} is not running: the embedded {service} recorded in {state.home()} "
+            f"(pid {recorded.get('pid')}) has stopped (killed, or the machine restarted): {_START_IT}"
+        )
+    return recorded
 
 
 def pg_dsn() -> str:

@@ -48,6 +48,45 @@ def test_a_command_needing_a_service_nobody_started_says_to_run_up(tmp_path):
     assert "`funnelhouse up`" in result.stderr
 
 
+def test_services_recorded_before_a_crash_are_not_trusted(tmp_path):
+    """services.json outlives a reboot: its servers' processes are gone. Each command needing one says
+    in one line to start it again (not a refused connection's traceback); status shows them stopped and
+    asks no absent ClickHouse for refresh marks (its driver would warn on stderr)."""
+    from devstack import state
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    address = {"host": "127.0.0.1", "port": 1, "user": "default", "password": "unused", "pid": gone.pid}
+    state.record_service(
+        "postgres", {**address, "dsn": "postgresql://default:unused@127.0.0.1:1/crm"}, tmp_path
+    )
+    state.record_service("clickhouse", address, tmp_path)
+
+    status = _funnelhouse(tmp_path, "status", COLUMNS="200")
+    assert status.returncode == 0 and status.stderr == "", status.stderr
+    assert "clickhouse │ stopped" in status.stdout and "postgres   │ stopped" in status.stdout, status.stdout
+    for command, service in (("migrate", "postgres"), ("marts", "clickhouse")):
+        result = _funnelhouse(tmp_path, command, COLUMNS="200")
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith(f"Error: {service} is not running: "), result.stderr
+        assert f"(pid {gone.pid})" in result.stderr and "`funnelhouse up`" in result.stderr
+
+
+def test_a_state_home_that_cannot_be_made_is_one_line():
+    """A FUNNELHOUSE_HOME under a path nobody can create in: one line naming the home and why, exit 1
+    as for any other fault of the environment, not the traceback of the mkdir deep in the stack. (Why
+    depends on who asks: root is told /proc has no such file, anyone else that permission is denied.)"""
+    for home, cause in (("/proc/fhtest", ""), ("/proc/fhtest/stack", " (/proc/fhtest)")):
+        result = _funnelhouse(Path(home), "status", COLUMNS="200")
+        assert result.returncode == 1, result.stderr
+        first, *more = result.stderr.splitlines()
+        assert not more and first.startswith(f"Error: FUNNELHOUSE_HOME {home} is not writable: "), (
+            result.stderr
+        )
+        assert first.endswith(cause), first
+
+
 def test_output_into_a_pipe_or_log_keeps_paths_whole(tmp_path):
     """Away from a terminal (`make demo | tee`, CI logs) a path a command prints to say where to look
     stays on one line: rich would otherwise wrap it at 80 columns, mid-name."""

@@ -4,11 +4,12 @@ it (another stack starting at the same moment), and says why when it cannot star
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from devstack import postgres, state
+from devstack import postgres, stack, state
 
 
 @pytest.fixture
@@ -44,3 +45,22 @@ def test_a_port_given_and_taken_fails_with_what_the_server_logged(service_dirs, 
     with pytest.raises(RuntimeError, match="Address already in use"):
         postgres.start(home, port=taken_port)
     assert postgres.status(home) is None
+
+
+def test_down_stops_a_server_left_running_but_not_recorded(service_dirs, monkeypatch):
+    """As a `funnelhouse up` interrupted between `pg_ctl start` and recording the server leaves it."""
+    home = service_dirs("pg-unrecorded")
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(home))
+    monkeypatch.delenv("FUNNELHOUSE_PG_DSN", raising=False)
+    try:
+        info = postgres.start(home)
+        assert state.process_is(info["pid"], info["pid_start_time"])
+        state.forget_service(postgres.SERVICE, home)
+        assert postgres.status(home) is None and postgres.running_unrecorded(home)
+        assert "postgres: stopped" in list(stack.down())
+        # (not "its pid is gone": the postmaster is no child of ours, and may linger as a zombie here)
+        assert not (Path(info["data"]) / "postmaster.pid").exists()
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(info["dsn"], connect_timeout=2).close()
+    finally:
+        postgres.stop(home)

@@ -57,9 +57,10 @@ def _answers_as_ours(host: str, port: int, password: str, timeout: float = 1.0) 
 
 
 def status(state_home: Path) -> dict | None:
-    """The recorded service info if its process is alive and answers /ping, else None."""
+    """The recorded service info if its process still runs (not another one that got its pid) and
+    answers /ping, else None."""
     info = state.read_services(Path(state_home)).get(SERVICE)
-    if info and state.pid_alive(info.get("pid")) and _ping(info["host"], int(info["port"])):
+    if state.recorded_process_runs(info) and _ping(info["host"], int(info["port"])):
         return info
     return None
 
@@ -85,17 +86,27 @@ def _log_tail(log_path: Path, lines: int = 20) -> str:
         return ""
 
 
+def _make_private(directory: Path) -> None:
+    """Create ``directory`` and its ``store`` readable by the owner only, narrowing existing ones: the
+    server persists named collections there, and the replication's holds the PostgreSQL superuser's
+    password (in 0644 files). Not the state home itself: as root, the ``embedded_postgres`` user must
+    still reach its data dir through it."""
+    for path in (directory, directory / "store"):
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+
+
 def start(state_home: Path, port: int | None = None, bi_databases: list[str] | None = None) -> dict:
     """Start the server (or return the running one's info) and record it in services.json.
 
     ``bi_databases``: what the read-only user may read (default ``users.default_bi_databases()``)."""
     state_home = Path(state_home)
+    directory = _directory(state_home)
+    _make_private(directory)  # also for a server an older version started with open directories
     running = status(state_home)
     if running:
         return running
-    directory = _directory(state_home)
     store = directory / "store"
-    store.mkdir(parents=True, exist_ok=True)
     users_file, passwords = _write_users(state_home, bi_databases)
     log_path = directory / "server.log"
     environment = {
@@ -127,33 +138,36 @@ def start(state_home: Path, port: int | None = None, bi_databases: list[str] | N
                 cwd=_REPO_ROOT,
                 env=environment,
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        password = passwords[DEFAULT_USER]
-        while (
-            time.monotonic() < deadline
-            and process.poll() is None
-            and not _answers_as_ours(HOST, chosen_port, password, 0.5)
-        ):
-            time.sleep(0.1)
-        if process.poll() is None and _answers_as_ours(HOST, chosen_port, password):
-            info = {
-                "host": HOST,
-                "port": chosen_port,
-                "user": DEFAULT_USER,
-                "password": passwords[DEFAULT_USER],
-                "readonly_user": READONLY_USER,
-                "readonly_password": passwords[READONLY_USER],
-                "url": f"http://{HOST}:{chosen_port}",
-                "pid": process.pid,
-                "store": str(store),
-                "log": str(log_path),
-                "users_file": str(users_file),
-            }
-            state.record_service(SERVICE, info, state_home)
-            return info
-        if process.poll() is None:
-            process.terminate()
-            process.wait(10)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            password = passwords[DEFAULT_USER]
+            while (
+                time.monotonic() < deadline
+                and process.poll() is None
+                and not _answers_as_ours(HOST, chosen_port, password, 0.5)
+            ):
+                time.sleep(0.1)
+            if process.poll() is None and _answers_as_ours(HOST, chosen_port, password):
+                info = {
+                    "host": HOST,
+                    "port": chosen_port,
+                    "user": DEFAULT_USER,
+                    "password": passwords[DEFAULT_USER],
+                    "readonly_user": READONLY_USER,
+                    "readonly_password": passwords[READONLY_USER],
+                    "url": f"http://{HOST}:{chosen_port}",
+                    "pid": process.pid,
+                    "pid_start_time": state.process_start_time(process.pid),
+                    "store": str(store),
+                    "log": str(log_path),
+                    "users_file": str(users_file),
+                }
+                state.record_service(SERVICE, info, state_home)
+                return info
+        except BaseException:  # interrupted (Ctrl-C) before it was recorded
+            state.end_started_process(process)
+            raise
+        state.end_started_process(process)
         last_error = _log_tail(log_path)
         if process.returncode != 4 or port:  # 4 = could not listen: retry on another port
             break
@@ -167,13 +181,19 @@ def stop(state_home: Path) -> None:
     if not info:
         return
     pid = info.get("pid")
-    if state.pid_alive(pid):
+
+    def ours() -> bool:  # never signal a process that only got the recorded pid
+        return state.recorded_process_runs(info)
+
+    if ours():
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while state.pid_alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
+        while time.monotonic() < deadline:
+            _reap(pid)  # first: our own child lingers as a zombie until reaped
+            if not ours():
+                break
             time.sleep(0.1)
-        if state.pid_alive(pid):
+        if ours():
             os.kill(pid, signal.SIGKILL)
             _reap(pid)
     state.forget_service(SERVICE, state_home)

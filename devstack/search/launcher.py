@@ -71,9 +71,9 @@ def _healthy(url: str) -> bool:
 
 
 def status(state_home: Path) -> dict | None:
-    """The recorded service if its process is alive, else None."""
+    """The recorded service if its process still runs (not another one that got its pid), else None."""
     info = state.read_services(state_home).get(SERVICE)
-    if info and state.pid_alive(info.get("pid")):
+    if state.recorded_process_runs(info):
         return info
     return None
 
@@ -152,6 +152,7 @@ def _launch(engine: ModuleType, prepared: Path, instance: Path, heap: str, log: 
         "port": http_port,
         "transport_port": transport_port,
         "pid": process.pid,
+        "pid_start_time": state.process_start_time(process.pid),
         "version": engine_version,
         "data": str(instance / "data"),
         "log": str(log),
@@ -225,7 +226,7 @@ def _terminate_group(pid: int, grace_s: float = 30.0) -> None:
 
 def stop(state_home: Path) -> None:
     info = state.read_services(state_home).get(SERVICE)
-    if info and state.pid_alive(info.get("pid")):
+    if state.recorded_process_runs(info):  # never signal a process that only got the recorded pid
         _terminate_group(int(info["pid"]))
     state.forget_service(SERVICE, state_home)
 

@@ -74,7 +74,14 @@ def _print_status() -> None:
     console.print(f"passwords of the embedded services: {state.home() / 'secrets'} (never printed)")
     if os.environ.get("FUNNELHOUSE_PG_DSN"):
         console.print("PostgreSQL from FUNNELHOUSE_PG_DSN (not embedded)")
-    _print_refresh_marks()
+    if _running(services, "clickhouse"):
+        _print_refresh_marks()
+
+
+def _running(services: list[tuple[str, bool, str]], service: str) -> bool:
+    """Whether ``stack.status`` found ``service`` running (or configured): only a running ClickHouse
+    is asked for refresh marks, as its driver warns on stderr of every refused connection."""
+    return any(name == service and running for name, running, _ in services)
 
 
 def _search_check(services: list[tuple[str, bool, str]]) -> str | None:

