@@ -207,10 +207,12 @@ def _wait_ready(port: int, password: str, timeout: float = 30.0) -> None:
 def _ours_runs(state_home: Path, data: Path) -> bool:
     """Whether the postmaster that ``data``'s postmaster.pid names is this stack's server: by the
     start time recorded with it, or, for a server not recorded (or recorded without one), by its
-    command line. ``pg_ctl stop`` signals that pid, whoever it is now."""
+    command line. ``pg_ctl stop`` signals that pid, whoever it is now. Without /proc neither can be
+    read: the recorded pid is trusted, as before start times were recorded."""
     pid = _postmaster_pid(data)
     info = state.read_services(state_home).get(SERVICE) or {}
-    if info.get("pid") == pid and info.get("pid_start_time") is not None:
+    recorded = info.get("pid") == pid
+    if recorded and (info.get("pid_start_time") is not None or not state.can_tell_processes_apart()):
         return state.recorded_process_runs(info)
     return _runs_on(pid, data)
 

@@ -167,6 +167,12 @@ def process_is(pid: int | None, started: int | None) -> bool:
     return started is None or _start_time(fields) == started
 
 
+def can_tell_processes_apart() -> bool:
+    """Whether this system shows processes' start times and command lines (/proc: Linux). Without it
+    (macOS) a recorded pid is trusted as before: nothing else can tell."""
+    return Path("/proc/self/stat").exists()
+
+
 def recorded_process_runs(info: dict | None) -> bool:
     """``process_is`` for a services.json entry: its ``pid`` and ``pid_start_time``."""
     return bool(info) and process_is(info.get("pid"), info.get("pid_start_time"))

@@ -46,7 +46,7 @@ def home_not_writable(error: OSError) -> str | None:
     if error.errno not in _HOME_NOT_WRITABLE and not (creating_home and error.errno == errno.ENOENT):
         return None
     where = "" if failed == home else f" ({failed})"
-    return f"FUNNELHOUSE_HOME {home} is not writable: {error.strerror}{where}"
+    return f"FUNNELHOUSE_HOME {home} cannot be written or read: {error.strerror}{where}"
 
 
 def main() -> None:

@@ -81,7 +81,7 @@ def test_a_state_home_that_cannot_be_made_is_one_line():
         result = _funnelhouse(Path(home), "status", COLUMNS="200")
         assert result.returncode == 1, result.stderr
         first, *more = result.stderr.splitlines()
-        assert not more and first.startswith(f"Error: FUNNELHOUSE_HOME {home} is not writable: "), (
+        assert not more and first.startswith(f"Error: FUNNELHOUSE_HOME {home} cannot be written or read: "), (
             result.stderr
         )
         assert first.endswith(cause), first

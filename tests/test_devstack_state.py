@@ -126,3 +126,20 @@ def test_down_stops_only_what_a_postmaster_pid_file_names_when_it_is_a_postgres_
     monkeypatch.delenv("FUNNELHOUSE_PG_DSN", raising=False)
     assert list(stack.down()) == []
     assert foreign_process.poll() is None
+
+
+def test_without_proc_a_recorded_postgres_is_trusted_so_down_still_stops_it(
+    foreign_process, tmp_path, monkeypatch
+):
+    """On a system without /proc (macOS) no start time is recorded and no command line can be read:
+    the recorded postmaster pid is trusted, as before, or `down` would leave the server running."""
+    from devstack import postgres
+
+    data = tmp_path / "postgres" / "data"
+    data.mkdir(parents=True)
+    (data / "postmaster.pid").write_text(f"{foreign_process.pid}\n{data}\n")
+    monkeypatch.setattr(state, "can_tell_processes_apart", lambda: False)
+    monkeypatch.setattr(state, "_stat_fields", lambda pid: [])
+    monkeypatch.setattr(postgres, "_runs_on", lambda pid, data: False)  # no /proc/<pid>/cmdline
+    state.record_service(postgres.SERVICE, {"pid": foreign_process.pid, "pid_start_time": None}, tmp_path)
+    assert postgres._ours_runs(tmp_path, data)

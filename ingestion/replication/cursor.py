@@ -71,7 +71,7 @@ with activity as (
             where backend_xid is not null and pid <> pg_backend_pid() and datname = current_database()
         ) as oldest_open_write,
         (array_agg(pid::text || ' (' || coalesce(nullif(application_name, ''), 'no application name')
-                   || ', ' || coalesce(nullif(usename::text, ''), '?') || ', ' || state || ')'
+                   || ', ' || coalesce(nullif(usename::text, ''), '?') || ', ' || coalesce(state, 'no state') || ')'
                    order by xact_start) filter (
             where backend_xid is not null and pid <> pg_backend_pid() and datname = current_database()
         ))[1] as oldest_writer,

@@ -130,3 +130,13 @@ def test_ingest_of_the_landing_zone_fails_naming_a_file_it_could_not_read(
     assert result.exit_code == 1, result.output
     assert "customers__b1.csv held (unreadable: " in result.output
     assert "1 file(s) held unreadable: customers__b1.csv" in result.output
+
+
+def test_via_dagster_a_file_it_could_not_read_fails_its_tables_check_and_the_command(
+    two_tables, pg_dsn, unreadable_customers
+):
+    """The demo's path: the asset holds the file (nothing in the ledger), so its landing_contract check
+    fails with severity ERROR naming it, and the command exits 1."""
+    result = CliRunner().invoke(app, ["ingest", "--via-dagster", str(two_tables)])
+    assert result.exit_code == 1, result.output
+    assert "customers__b1.csv" in result.output and "could not be read" in result.output

@@ -109,7 +109,7 @@ def test_incremental_build_runs_only_what_the_changed_table_feeds(
     # Freshness is replication lag: tables nobody changed for days (employees, tags) are fresh ...
     assert unchanged.freshness.counts()["pass"] == 18, unchanged.freshness.summary()
 
-    # ... and one whose replication last completed 80 hours ago is stale (error after 72 h).
+    # ... and one whose replication last completed 80 hours ago is stale (error after 12 h).
     stalled_at = utc_now() - dt.timedelta(hours=80)
     _record_replication_state(
         client, clickhouse_env, "tags", rows_cursor=stalled_at, deletions_cursor=stalled_at

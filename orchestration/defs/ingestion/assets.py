@@ -28,7 +28,7 @@ from pydantic import Field
 from ingestion.contracts import CONTRACTS, load_order
 from ingestion.load.landing import discover
 from ingestion.load.loader import FileResult, describe_reasons
-from ingestion.load.pipeline import Observer, ingest
+from ingestion.load.pipeline import Observer, ingest, unreadable_note
 from ingestion.load.validate import rule_words
 from orchestration.defs.ingestion.resources import LandingZone, PostgresResource
 
@@ -70,6 +70,12 @@ class _LogObserver(Observer):
         self.every_seconds = every_seconds
         self.clock = clock
         self.name, self.rows, self.reported_at = "", 0, 0.0
+        self.unreadable: list[str] = []  # files held because they could not be read (unreadable_note)
+
+    def file_unreadable(self, file, error: OSError) -> None:
+        note = unreadable_note(file, error)
+        self.unreadable.append(note)
+        self.log.warning(note)
 
     def file_started(self, file, index: int, total: int) -> None:
         self.name, self.rows, self.reported_at = file.name, 0, self.clock()
@@ -138,9 +144,12 @@ def _expectations(results: list[FileResult]) -> dict:
     return {rule: {"expectation": kinds[rule], "unexpected": merged[rule]} for rule in kinds}
 
 
-def _check_description(table: str, results: list[FileResult], totals: dict) -> str:
-    """What the ``landing_contract`` check found: failed files and their reasons first (what
-    needs a person), then the rows rejected."""
+def _check_description(table: str, results: list[FileResult], totals: dict, unreadable: list[str]) -> str:
+    """What the ``landing_contract`` check found: files that could not be read and failed files with
+    their reasons first (what needs a person), then the rows rejected."""
+    if unreadable:
+        rest = _check_description(table, results, totals, [])
+        return f"{len(unreadable)} {table} file(s) could not be read: {'; '.join(unreadable)}; {rest}"
     failed = [r for r in results if not r.ok]
     rejected = (
         f"{totals['rows_rejected']} of {totals['rows_in']} rows rejected: "
@@ -182,15 +191,18 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
     ):
         locations = config.paths or [landing_zone.resolved_url()]
         files = [f for f in discover(locations) if f.table == table]
+        observer = _LogObserver(context.log)
         results = ingest(
             postgres.resolved_dsn(),
             files,
             only_pending=True,
             retry_failed=config.retry_failed,
             run_id=context.run.run_id,
-            observer=_LogObserver(context.log),
+            observer=observer,
         )
         totals = summarise(results)
+        # A file that cannot be read is held, not recorded: it fails the check as a failed file does.
+        needs_a_person = totals["files_failed"] or observer.unreadable
         metadata = {
             "file_urls": [r.file.url for r in results],  # (and "files", their count, from the totals)
             **{k: dg.MetadataValue.int(v) for k, v in totals.items() if k != "reasons"},
@@ -202,15 +214,14 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
             check_results=[
                 dg.AssetCheckResult(
                     check_name=CHECK,
-                    passed=totals["rows_rejected"] == 0 and not totals["files_failed"],
-                    severity=dg.AssetCheckSeverity.ERROR
-                    if totals["files_failed"]
-                    else dg.AssetCheckSeverity.WARN,
-                    description=_check_description(table, results, totals),
+                    passed=totals["rows_rejected"] == 0 and not needs_a_person,
+                    severity=dg.AssetCheckSeverity.ERROR if needs_a_person else dg.AssetCheckSeverity.WARN,
+                    description=_check_description(table, results, totals, observer.unreadable),
                     metadata={
                         "rows_checked": totals["rows_in"],
                         "rows_rejected": totals["rows_rejected"],
                         "files_failed": totals["files_failed"],
+                        "files_unreadable": len(observer.unreadable),
                         "expectations": dg.MetadataValue.json(_expectations(results)),
                     },
                 )

@@ -2,8 +2,8 @@
 
 Freshness is replication lag: for each raw table, the point in PostgreSQL's time through which the
 last successful replication run copied every change (``rows_cursor`` in ``raw._replication_state``,
-in UTC whatever zone PostgreSQL stamps rows in: the sources' ``loaded_at_query``; warn after 24 h,
-error after 72 h, see _crm__sources.yml). A quiet table that replication keeps checking is fresh; a
+in UTC whatever zone PostgreSQL stamps rows in: the sources' ``loaded_at_query``; warn after 3 h,
+error after 12 h, see _crm__sources.yml). A quiet table that replication keeps checking is fresh; a
 replication that stopped makes every table stale.
 The result is printed for people to judge, and the build's exit code stays the dbt run's. In
 Dagster the same query and bounds are judged every hour by asset checks of the raw tables, which
