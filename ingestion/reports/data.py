@@ -4,7 +4,8 @@ The marts belong to the dbt project (``dbt_project/models/marts``); when a colum
 there, the mapping below is the one place to follow it. Amounts stay ``Decimal`` end to end so
 the numbers in a report are the marts' sums to the cent.
 
-First deposits come from the customer mart (first_deposit_date): mart_funnel_daily counts journey-stage
+First deposits come from the customer mart (first_deposit_date), credited to the department of the
+employee who took them (first_deposit_employee_code), as deposits are: mart_funnel_daily counts journey-stage
 entries, not deposits. Daily KPI sums are fetched once per scope over one window (30-day trend plus the comparison
 periods) and every period's headline is summed from those days, so headline, comparisons and
 trend can never disagree with each other.
@@ -57,6 +58,8 @@ CUSTOMER_OVERVIEW = {
     "employee_code": "employee_code",  # the assigned employee: their department scopes the customer
     "status": "customer_status",
     "first_deposit_day": "first_deposit_date",
+    # who took the first deposit (BoFu, usually), not who has the customer now: it is credited to them
+    "first_deposit_employee_code": "first_deposit_employee_code",
 }
 # A customer in these stages has arrived; staying there is the goal, not a stall.
 SETTLED_STAGES = ("Loyal", "Advocate")
@@ -88,6 +91,18 @@ class LeaderboardRow:
     level: str
     net_deposit: Decimal
     overall_score: Decimal | None
+    rank: int  # shared by employees tied on (net_deposit, overall_score): see competition_ranks()
+
+
+def competition_ranks(keys: list) -> list[int]:
+    """Ranks of ``keys`` (already sorted best first) in standard competition order, "1224": equal keys
+    share the rank of the first of them, and the key after them is ranked by how many came before it.
+    Ranking by position would rank employees with the same net deposit and score in code order (in ToFu
+    and MoFu, which take no deposits, everyone's net deposit is 0)."""
+    ranks: list[int] = []
+    for index, key in enumerate(keys):
+        ranks.append(ranks[-1] if index and key == keys[index - 1] else index + 1)
+    return ranks
 
 
 @dataclass(frozen=True)
@@ -132,7 +147,7 @@ class MartReader:
         return dict(sorted(days.items()))
 
     def _employee_departments(self) -> str:
-        """CTE: each employee's latest department. The customer mart names the assigned employee, not the
+        """CTE: each employee's latest department. The customer mart names employees (assigned, first deposit), not their
         department, and the reports' database user sees the marts only (not dim_employees)."""
         c = KPI_DAILY
         return f"""employee_departments AS (
@@ -140,13 +155,15 @@ class MartReader:
                     FROM {self._table(KPI_DAILY_TABLE)} GROUP BY employee_code)"""
 
     def first_deposits(self, scope: str, first_day: date, last_day: date) -> dict[date, int]:
-        """Customers whose first confirmed deposit fell on each day, by their assigned employee's department."""
+        """Customers whose first confirmed deposit fell on each day, in the department of the employee who
+        took it (as mart_employee_performance.first_deposits_* counts them, and as the deposit amounts
+        go): the customer's assigned employee is usually in MoFu by then, which takes no deposits."""
         c = CUSTOMER_OVERVIEW
         result = self.client.query(
             f"""WITH {self._employee_departments()}
                 SELECT o.{c["first_deposit_day"]} AS out_day, count() AS out_first_deposits
                 FROM {self._table(CUSTOMER_OVERVIEW_TABLE)} AS o
-                LEFT JOIN employee_departments AS d ON d.employee_code = o.{c["employee_code"]}
+                LEFT JOIN employee_departments AS d ON d.employee_code = o.{c["first_deposit_employee_code"]}
                 WHERE o.{c["first_deposit_day"]} BETWEEN {{first:Date}} AND {{last:Date}}
                   AND {self._scope_filter("d.department", scope)}
                 GROUP BY out_day""",
@@ -183,16 +200,31 @@ class MartReader:
                 ORDER BY out_net_deposit DESC, out_score DESC NULLS LAST, out_code""",
             parameters={"first": period.start, "last": period.end, "department": scope},
         )
+        rows = [
+            (
+                code,
+                name,
+                department,
+                level,
+                as_number(net_deposit),
+                None if score is None else Decimal(str(score)).quantize(Decimal("0.01")),
+            )
+            for code, name, department, level, net_deposit, score in result.result_rows
+        ]
+        # ranked on what the ORDER BY sorts on (the score as rounded there), so ties are exactly the rows
+        # the ORDER BY cannot tell apart but by code
+        ranks = competition_ranks([(net_deposit, score) for *_, net_deposit, score in rows])
         return [
             LeaderboardRow(
                 employee_code=code,
                 employee_name=name or "",
                 department=department or "",
                 level=level or "",
-                net_deposit=as_number(net_deposit),
-                overall_score=None if score is None else Decimal(str(score)).quantize(Decimal("0.01")),
+                net_deposit=net_deposit,
+                overall_score=score,
+                rank=rank,
             )
-            for code, name, department, level, net_deposit, score in result.result_rows
+            for (code, name, department, level, net_deposit, score), rank in zip(rows, ranks, strict=True)
         ]
 
     def stalled_customers(self, scope: str, limit: int = 10) -> list[StalledCustomer]:

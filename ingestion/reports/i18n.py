@@ -45,6 +45,9 @@ TEXTS = {
         "freshness": "数据截至",
         "rejects": "入库拒绝行数（本期）",
         "dbt_tests": "dbt 测试",
+        # The oldest of the tests' latest runs first: a KPI build reruns only its mart's few tests.
+        "dbt_tests_ran_at": "最近运行于 {at}",
+        "dbt_tests_ran_between": "各测试最近一次运行于 {oldest} 至 {newest} 之间",
         "unknown": "未知",
         "generated": "生成时间",
         "font_missing": "未找到中文字体：图表中的中文可能显示为方框。",
@@ -94,6 +97,8 @@ TEXTS = {
         "freshness": "Data up to",
         "rejects": "Ingestion rejects (period)",
         "dbt_tests": "dbt tests",
+        "dbt_tests_ran_at": "last run {at}",
+        "dbt_tests_ran_between": "every test last ran between {oldest} and {newest}",
         "unknown": "unknown",
         "generated": "Generated",
         "font_missing": "No CJK font found: Chinese text in charts may show as boxes.",

@@ -33,7 +33,19 @@ HEADLINE = (
     Metric("group_retention", "percent"),
     Metric("quality_conversations", "count"),
 )
-FUNNEL_STAGES = ("new_contacts", "retained", "quality_conversations", "accounts_opened", "first_deposits")
+# What each count counts. A funnel's bars must count the same things, customers, stage by stage:
+# quality conversations count conversations (thousands a week against tens of customers) and so
+# stay a headline KPI, never a funnel stage.
+COUNTED = {
+    "new_contacts": "customers",
+    "retained": "customers",
+    "accounts_opened": "customers",
+    "first_deposits": "customers",
+    "quality_conversations": "conversations",
+    "deposits_count": "deposits",
+}
+# In journey order, top to bottom of the chart.
+FUNNEL_STAGES = ("new_contacts", "retained", "accounts_opened", "first_deposits")
 # Summed per day from the daily KPI mart (rates are derived from these sums, never averaged).
 DAILY_SUMS = (
     "new_contacts",

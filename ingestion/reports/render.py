@@ -134,10 +134,10 @@ def leaderboard_csv(content: ReportContent) -> bytes:
     writer.writerow(
         ["rank", "employee_code", "employee_name", "department", "level", "net_deposit", "overall_score"]
     )
-    for rank, row in enumerate(content.leaderboard, start=1):
+    for row in content.leaderboard:
         writer.writerow(
             [
-                rank,
+                row.rank,
                 _as_text_cell(row.employee_code),
                 _as_text_cell(row.employee_name),
                 row.department,

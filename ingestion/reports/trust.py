@@ -23,7 +23,8 @@ class TrustFooter:
     latest_data_day: date | None
     ingestion_rejects: int | None
     dbt_tests: dict[str, int] | None  # status -> count, e.g. {"pass": 40, "fail": 1}
-    dbt_generated_at: str | None = None
+    # When the counted tests last ran: (oldest, newest) of their latest runs, as "YYYY-MM-DD HH:MM UTC".
+    dbt_tests_ran: tuple[str, str] | None = None
 
     @property
     def dbt_summary(self) -> str | None:
@@ -36,6 +37,16 @@ class TrustFooter:
         if self.dbt_tests is None:
             return None
         return not any(self.dbt_tests.get(status) for status in ("fail", "error"))
+
+    def dbt_tests_ran_label(self, words: dict[str, str]) -> str | None:
+        """When the tests counted last ran, worded from the oldest run: a KPI build runs only its mart's
+        few tests, so the newest run alone would date a suite last run days ago as today's."""
+        if self.dbt_tests_ran is None:
+            return None
+        oldest, newest = self.dbt_tests_ran
+        if oldest == newest:
+            return words["dbt_tests_ran_at"].format(at=oldest)
+        return words["dbt_tests_ran_between"].format(oldest=oldest, newest=newest)
 
 
 def ingestion_rejects(dsn: str | None, first_day: date, last_day: date) -> int | None:
@@ -51,8 +62,12 @@ def ingestion_rejects(dsn: str | None, first_day: date, last_day: date) -> int |
         ).fetchone()[0]
 
 
-def dbt_test_results(target: Path | None = None) -> tuple[dict[str, int] | None, str | None]:
-    """Status counts of every dbt test's latest outcome, and when the newest of them was produced.
+def dbt_test_results(
+    target: Path | None = None,
+) -> tuple[dict[str, int] | None, tuple[str, str] | None]:
+    """Status counts of every dbt test's latest outcome, and when the oldest and the newest of those
+    outcomes were produced (dbt's ``generated_at``). The oldest is the one that says how fresh the
+    counts are: every test counted has run since then, while the newest may be one KPI build's few.
 
     Each dbt command writes its own results: an hourly ``dbt run`` has no tests, a KPI partition's
     build only its mart's. A test's latest outcome wherever it ran, not one file's, is what the
@@ -75,7 +90,8 @@ def dbt_test_results(target: Path | None = None) -> tuple[dict[str, int] | None,
                 latest[test_id] = (generated, status)
     if not latest:
         return None, None
-    return dict(Counter(status for _, status in latest.values())), max(at for at, _ in latest.values())
+    produced = [at for at, _ in latest.values()]
+    return dict(Counter(status for _, status in latest.values())), (min(produced), max(produced))
 
 
 def footer(
@@ -85,7 +101,12 @@ def footer(
     last_day: date,
     target: Path | None = None,
 ) -> TrustFooter:
-    tests, generated = dbt_test_results(target)
-    if generated:
-        generated = datetime.fromisoformat(generated.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
-    return TrustFooter(latest_data_day, ingestion_rejects(dsn, first_day, last_day), tests, generated)
+    tests, ran = dbt_test_results(target)
+    # A result without its time makes the oldest unknown: show no date rather than the newest.
+    ran_label = (_minute_utc(ran[0]), _minute_utc(ran[1])) if ran and ran[0] else None
+    return TrustFooter(latest_data_day, ingestion_rejects(dsn, first_day, last_day), tests, ran_label)
+
+
+def _minute_utc(generated_at: str) -> str:
+    """dbt's ``generated_at`` (ISO, UTC, "Z") as the footer shows it."""
+    return datetime.fromisoformat(generated_at.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")

@@ -139,6 +139,7 @@ CUSTOMER_COLUMNS = [
     ("employee_code", "Nullable(String)"),
     ("customer_status", "String"),
     ("first_deposit_date", "Nullable(Date)"),
+    ("first_deposit_employee_code", "Nullable(String)"),
 ]
 
 
@@ -188,6 +189,9 @@ def build(
     )
     _create(client, database, "mart_customer_overview", CUSTOMER_COLUMNS, "customer_code")
     workers = [p for p in people if p.role == "employee"]
+    # As in the CRM, BoFu takes the first deposit of a customer who may be assigned anywhere by now: the
+    # employee who took it is seldom the one assigned, nor in the same department.
+    depositors = [p for p in workers if p.department == "BoFu"] or workers
     rows = []
     for index in range(customers):
         owner = workers[index % len(workers)]
@@ -202,6 +206,7 @@ def build(
                 owner.code,
                 "active" if rng.random() < 0.95 else "blacklist",
                 first_deposit,
+                None if first_deposit is None else depositors[index % len(depositors)].code,
             ]
         )
     client.insert(

@@ -4,6 +4,7 @@ that CRM gets the mail."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import psycopg
@@ -81,3 +82,63 @@ def test_the_real_manager_gets_the_mail(real_marts, warehouse, mail_settings, sm
     )
     assert [o.status for o in summary.outcomes] == ["sent"]
     assert messages_to(smtp_sink["outbox"], "mona@corp.example", f"daily-{busiest}-MoFu-zh")
+
+
+# The marts the report reads (ingestion.reports.data): copied for the reassignment below.
+REPORT_MARTS = ("mart_kpi_employee_daily", "mart_employee_performance", "mart_customer_overview")
+
+
+def _copy_with_deposit_customer_reassigned(client, database: str, copy: str) -> None:
+    """The marts of ``database`` in ``copy``, but Bob (BoFu) no longer has CUST_003, whose first deposit he
+    took: Alice (MoFu) has it now, as a customer moves on after the deposit. Who took the deposit stays."""
+    client.command(f"DROP DATABASE IF EXISTS `{copy}`")
+    client.command(f"CREATE DATABASE `{copy}`")
+    for table in REPORT_MARTS:
+        client.command(f"CREATE TABLE `{copy}`.`{table}` AS `{database}`.`{table}`")
+    for table in REPORT_MARTS[:2]:
+        client.command(f"INSERT INTO `{copy}`.`{table}` SELECT * FROM `{database}`.`{table}`")
+    client.command(
+        f"INSERT INTO `{copy}`.mart_customer_overview SELECT * REPLACE ("
+        "if(customer_code = 'CUST_003', 'EMP_A1', employee_code) AS employee_code,"
+        "if(customer_code = 'CUST_003', 2, assigned_employee_id) AS assigned_employee_id)"
+        f" FROM `{database}`.mart_customer_overview"
+    )
+    assert client.query(
+        f"SELECT first_deposit_employee_code FROM `{copy}`.mart_customer_overview WHERE customer_code = 'CUST_003'"
+    ).first_row == ("EMP_B1",)
+
+
+def _assert_first_deposits_by_department(client, database: str) -> None:
+    """A department's first deposits in the report data are its employees' in mart_employee_performance,
+    for each of that mart's periods (this month, this quarter, all time, each ending on the build date)."""
+    reader = MartReader(client, database)
+    build_date = client.query(f"SELECT max(kpi_date) FROM `{database}`.mart_kpi_employee_daily").first_row[0]
+    starts = {
+        "this_month": build_date.replace(day=1),
+        "this_quarter": build_date.replace(month=(build_date.month - 1) // 3 * 3 + 1, day=1),
+        "all_time": date(1970, 1, 1),
+    }
+    for period, start in starts.items():
+        by_department = dict(
+            client.query(
+                f"SELECT department, sum(first_deposits_{period}) FROM `{database}`.mart_employee_performance"
+                " GROUP BY department"
+            ).result_rows
+        )
+        if period == "all_time":  # the fixture CRM's two first deposits, one taken in MoFu, one in BoFu
+            assert by_department["MoFu"] == by_department["BoFu"] == 1
+        for department, first_deposits in by_department.items():
+            shown = sum(
+                day["first_deposits"] for day in reader.daily_sums(department, start, build_date).values()
+            )
+            assert shown == first_deposits, (database, period, department)
+
+
+def test_each_department_has_the_first_deposits_its_employees_took(real_marts, warehouse):
+    """A first deposit belongs to the employee who took it, as its amount does, wherever the customer is
+    assigned now: on the real marts, and with the BoFu customer reassigned to MoFu after the deposit."""
+    client, database, _, _ = real_marts
+    _assert_first_deposits_by_department(client, database)
+    copy = warehouse.schema("marts_reassigned")  # the warehouse's prefix: no other test's name
+    _copy_with_deposit_customer_reassigned(client, database, copy)
+    _assert_first_deposits_by_department(client, copy)

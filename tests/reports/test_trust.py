@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import date
 
-from ingestion.reports import trust
+from ingestion.reports import i18n, render, trust
+from tests.reports.test_funnel_chart import report_content
 
 
 def _results(path, generated_at: str, results: list[tuple[str, str]], mtime: int):
@@ -39,7 +41,8 @@ def test_each_test_counts_with_its_latest_outcome_wherever_it_ran(tmp_path):
         tmp_path / "run_results.json", "2026-11-27T04:15:00Z", [("model.x", "success")], 300
     )  # hourly run
 
-    assert trust.dbt_test_results(tmp_path) == ({"pass": 2}, "2026-11-27T03:45:00Z")
+    # unique_a last ran in the nightly build, kpi_range in the KPI build after it.
+    assert trust.dbt_test_results(tmp_path) == ({"pass": 2}, ("2026-11-27T02:31:00Z", "2026-11-27T03:45:00Z"))
 
     _results(
         tmp_path / "run3" / "run_results.json",
@@ -73,8 +76,8 @@ def test_compiling_the_tests_does_not_hide_a_failure(tmp_path):
         [("test.funnelhouse.kpi_range", "success")],
         200,
     )
-    tests, generated = trust.dbt_test_results(tmp_path)
-    assert tests == {"fail": 1} and generated == "2026-11-27T02:31:00Z"
+    tests, ran = trust.dbt_test_results(tmp_path)
+    assert tests == {"fail": 1} and ran == ("2026-11-27T02:31:00Z", "2026-11-27T02:31:00Z")
     assert trust.TrustFooter(None, 0, tests).dbt_ok is False
 
 
@@ -108,6 +111,35 @@ def test_by_default_only_the_stacks_own_results_count(tmp_path, monkeypatch):
         300,
     )
 
-    assert trust.dbt_test_results() == ({"pass": 2}, "2026-11-27T03:00:00Z")
+    assert trust.dbt_test_results() == ({"pass": 2}, ("2026-11-27T02:31:00Z", "2026-11-27T03:00:00Z"))
     monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path / "other-home"))
     assert trust.dbt_test_results() == (None, None)
+
+
+def test_a_kpi_builds_fresh_tests_do_not_date_the_suite_as_fresh(tmp_path):
+    """Issue 7: 280 tests passed 8 days ago and a KPI build ran its 2 today. The footer said
+    ``282 pass (2026-12-01 06:45 UTC)``; it must say that some of them last ran 8 days ago."""
+    suite = [(f"test.funnelhouse.t{number}", "pass") for number in range(280)]
+    _results(tmp_path / "run1" / "run_results.json", "2026-11-23T06:45:00Z", suite, 100)
+    kpi = [("test.funnelhouse.kpi_a", "pass"), ("test.funnelhouse.kpi_b", "pass")]
+    _results(tmp_path / "warehouse_dbt_kpi_daily-run2" / "run_results.json", "2026-12-01T06:45:00Z", kpi, 200)
+
+    footer = trust.footer(None, None, date(2026, 11, 30), date(2026, 11, 30), target=tmp_path)
+    assert footer.dbt_summary == "282 pass"
+    assert footer.dbt_tests_ran == ("2026-11-23 06:45 UTC", "2026-12-01 06:45 UTC")
+    assert footer.dbt_tests_ran_label(i18n.texts("en")) == (
+        "every test last ran between 2026-11-23 06:45 UTC and 2026-12-01 06:45 UTC"
+    )
+
+    for language in ("zh", "en"):
+        label = footer.dbt_tests_ran_label(i18n.texts(language))
+        assert label.index("2026-11-23 06:45 UTC") < label.index("2026-12-01 06:45 UTC"), language
+        rendered = render.render(report_content(footer), language, with_pdf=False)
+        assert f"282 pass ({label})" in rendered.text, language
+        assert f"282 pass ({label})" in rendered.html, language
+
+
+def test_tests_that_all_ran_together_show_one_time():
+    footer = trust.TrustFooter(None, 0, {"pass": 3}, ("2026-11-27 02:31 UTC", "2026-11-27 02:31 UTC"))
+    assert footer.dbt_tests_ran_label(i18n.texts("en")) == "last run 2026-11-27 02:31 UTC"
+    assert trust.TrustFooter(None, 0, None).dbt_tests_ran_label(i18n.texts("en")) is None

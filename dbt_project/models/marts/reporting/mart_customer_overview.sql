@@ -70,6 +70,10 @@ final as (
         customers.first_contact_date as first_contact_date,
         toDate(money.first_deposit_at) as first_deposit_date,
         {{ days_between('customers.first_contact_date', 'toDate(money.first_deposit_at)') }} as days_to_first_deposit,
+        -- who took the first deposit, not who has the customer now (a customer moves on to another
+        -- department after it): the reports credit the first deposit to this employee, as
+        -- mart_employee_performance does
+        first_deposit_employees.employee_code as first_deposit_employee_code,
         ifNull(money.deposit_count, 0) as deposit_count,
         ifNull(money.withdrawal_count, 0) as withdrawal_count,
         ifNull(money.deposit_amount, 0) as confirmed_deposit_amount,
@@ -95,6 +99,8 @@ final as (
     left join money on customers.customer_id = money.customer_id
     left join conversations on customers.customer_id = conversations.customer_id
     left join employees on customers.assigned_employee_id = employees.employee_id
+    left join employees as first_deposit_employees
+        on money.first_deposit_employee_id = first_deposit_employees.employee_id
     left join current_stages on customers.customer_id = current_stages.customer_id
 )
 
