@@ -31,9 +31,9 @@ def test_command_line_modules_do_not_load_dagster():
     assert loaded.strip() == "[]"
 
 
-def test_dagster_dev_without_the_venv_on_path_still_loads_the_dbt_assets(tmp_path):
-    """`dagster dev` parses the dbt project with a bare `dbt` from PATH; started as .venv/bin/dagster
-    (as `make ui` does) the venv is not on PATH, and the code location must still find dbt."""
+def _dagster_dev_loads_the_marts(tmp_path, **environment: str) -> None:
+    """The code location imported as `dagster dev` imports it (it parses the dbt project then), in a
+    process whose environment is only ``environment`` and the basics: it loads, with mart assets."""
     probe = (
         "from orchestration.definitions import defs; "
         "print(sum(1 for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[-1].startswith('mart_')))"
@@ -44,35 +44,31 @@ def test_dagster_dev_without_the_venv_on_path_still_loads_the_dbt_assets(tmp_pat
         "DAGSTER_IS_DEV_CLI": "1",
         "DBT_TARGET_PATH": str(tmp_path / "target"),
         "DBT_LOG_PATH": str(tmp_path / "logs"),
+        **environment,
     }
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert int(loaded.stdout.split()[-1]) > 0
+
+
+def test_dagster_dev_without_the_venv_on_path_still_loads_the_dbt_assets(tmp_path):
+    """`dagster dev` parses the dbt project with a bare `dbt` from PATH; started as .venv/bin/dagster
+    (as `make ui` does) the venv is not on PATH, and the code location must still find dbt."""
+    _dagster_dev_loads_the_marts(tmp_path)
 
 
 def test_dagster_dev_in_production_configured_by_url_loads_the_dbt_assets(tmp_path):
     """README's production setup (FUNNELHOUSE_ENV=prod, the ClickHouse address as
     FUNNELHOUSE_CLICKHOUSE_URL) under `dagster dev`: the parse renders the prod profile, which reads
     the host and port variables that only dbt's environment derives from the URL."""
-    probe = (
-        "from orchestration.definitions import defs; "
-        "print(sum(1 for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[-1].startswith('mart_')))"
+    _dagster_dev_loads_the_marts(
+        tmp_path,
+        FUNNELHOUSE_HOME=str(tmp_path / "home"),
+        FUNNELHOUSE_ENV="prod",
+        FUNNELHOUSE_CLICKHOUSE_URL="https://clickhouse.example:8443",
+        FUNNELHOUSE_CLICKHOUSE_USER="funnelhouse",
+        FUNNELHOUSE_CLICKHOUSE_PASSWORD="not-used-by-a-parse",
     )
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": os.environ.get("HOME", str(tmp_path)),
-        "DAGSTER_IS_DEV_CLI": "1",
-        "DBT_TARGET_PATH": str(tmp_path / "target"),
-        "DBT_LOG_PATH": str(tmp_path / "logs"),
-        "FUNNELHOUSE_HOME": str(tmp_path / "home"),
-        "FUNNELHOUSE_ENV": "prod",
-        "FUNNELHOUSE_CLICKHOUSE_URL": "https://clickhouse.example:8443",
-        "FUNNELHOUSE_CLICKHOUSE_USER": "funnelhouse",
-        "FUNNELHOUSE_CLICKHOUSE_PASSWORD": "not-used-by-a-parse",
-    }
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
-    assert loaded.returncode == 0, loaded.stderr[-2000:]
-    assert int(loaded.stdout.split()[-1]) > 0
 
 
 def test_the_workspace_validates_as_dagster_loads_it(tmp_path):

@@ -475,12 +475,17 @@ class Replicator:
         ``old`` does not mean alike take their defaults (``_columns_alike``)."""
         if not held_back or not (alike := self._columns_alike(old, new, columns)):
             return
+        self._copy_old_versions(
+            new, alike, f"{self._vanished(old, new)} and {quarantine.inclusion(held_back)}"
+        )
+
+    def _copy_old_versions(self, new: str, alike: list[str], rows: str) -> None:
+        """Copy into ``new`` the old versions ``rows`` (FROM and WHERE over the old table), load time
+        included: rows the reload must keep as they were."""
         listed = ", ".join(f"`{column}`" for column in alike)
         self.client.command(
             f"insert into {self._qualified(new)} ({listed}, `_is_deleted`, `_replicated_at`) "
-            f"select {listed}, _is_deleted, _replicated_at from {self._qualified(old)} final "
-            f"where not _is_deleted and {quarantine.inclusion(held_back)} "
-            f"and id not in (select id from {self._qualified(new)})"
+            f"select {listed}, _is_deleted, _replicated_at {rows}"
         )
 
     def _vanished(self, old: str, new: str) -> str:
@@ -506,11 +511,8 @@ class Replicator:
             f"select count() from (select id {self._vanished(old, new)} limit 1)"
         ).result_rows[0][0]:
             return
-        listed = ", ".join(f"`{column}`" for column in alike)
-        self.client.command(
-            f"insert into {self._qualified(new)} ({listed}, `_is_deleted`, `_replicated_at`) "
-            f"select {listed}, _is_deleted, _replicated_at {self._vanished(old, new)} "
-            f"and id in (select id from {self._source(table)})"
+        self._copy_old_versions(
+            new, alike, f"{self._vanished(old, new)} and id in (select id from {self._source(table)})"
         )
 
     def _tombstone_vanished(self, old: str, new: str, columns) -> int:
