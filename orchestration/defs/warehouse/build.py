@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from devstack import state
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import TableResult, replicate_tables, utc_now
@@ -100,7 +101,7 @@ def _dbt_process(arguments: Sequence[str], env: dict[str, str], output) -> Itera
         with _terminating_on_sigterm(process):
             yield process
     finally:
-        _stop(process)
+        state.end_started_process(process)
         if process.stdout is not None:
             process.stdout.close()
         archive_run_results()
@@ -124,17 +125,6 @@ def _vars_argument(arguments: Sequence[str]) -> str | None:
     return None
 
 
-def _stop(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
-    """Terminate ``process`` if it still runs (kill it if it ignores that), and reap it."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(grace_seconds)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextlib.contextmanager
 def _terminating_on_sigterm(process: subprocess.Popen):
     """While inside, a SIGTERM stops ``process`` before the previous SIGTERM handler runs.
@@ -153,7 +143,7 @@ def _terminating_on_sigterm(process: subprocess.Popen):
         previous = signal.SIG_DFL
 
     def on_sigterm(signum, frame):
-        _stop(process)
+        state.end_started_process(process)
         signal.signal(signal.SIGTERM, previous)
         if callable(previous):
             previous(signum, frame)
