@@ -51,11 +51,26 @@ class ServiceNotRunning(RuntimeError):
 
 _START_IT = "run `funnelhouse up` (or set the FUNNELHOUSE_* variable for a real server, see README)"
 
+# The variable that gives each service's address in production (README, "Pointing at real servers").
+ADDRESS_VARIABLES = {
+    "postgres": "FUNNELHOUSE_PG_DSN",
+    "clickhouse": "FUNNELHOUSE_CLICKHOUSE_URL",
+    "search": "FUNNELHOUSE_SEARCH_URL",
+    "smtp": "FUNNELHOUSE_SMTP_URL",
+}
+
 
 def _embedded(service: str) -> dict:
     """The recorded address of the embedded ``service``, if its process still runs. services.json
     outlives a crash or a reboot: an address whose server is gone would fail later as a refused
-    connection (a traceback, a driver's warning), not as the one line saying to start it again."""
+    connection (a traceback, a driver's warning), not as the one line saying to start it again.
+    Production never falls back to an embedded service: a forgotten variable would otherwise load,
+    replicate or mail through whatever stack runs in the state home, and report success."""
+    if env_name() == "prod":
+        raise ServiceNotRunning(
+            f"FUNNELHOUSE_ENV=prod needs {ADDRESS_VARIABLES[service]} set: production never uses an "
+            f"embedded {service} (see README, 'Pointing at real servers')"
+        )
     services = state.read_services()
     if service not in services:
         raise ServiceNotRunning(

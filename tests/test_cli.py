@@ -73,6 +73,22 @@ def test_services_recorded_before_a_crash_are_not_trusted(tmp_path):
         assert f"(pid {gone.pid})" in result.stderr and "`funnelhouse up`" in result.stderr
 
 
+def test_production_never_falls_back_to_the_embedded_stack(tmp_path):
+    """FUNNELHOUSE_ENV=prod with a service's variable forgotten: the command stops naming the variable,
+    even with an embedded server recorded as running in the state home (here: this test's process),
+    instead of reading and writing that stack as if it were production."""
+    from devstack import state
+
+    address = {"host": "127.0.0.1", "port": 1, "user": "default", "password": "unused", "pid": os.getpid()}
+    state.record_service("clickhouse", address, tmp_path)
+    result = _funnelhouse(tmp_path, "marts", COLUMNS="200", FUNNELHOUSE_ENV="prod")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("Error: FUNNELHOUSE_ENV=prod needs FUNNELHOUSE_CLICKHOUSE_URL set"), (
+        result.stderr
+    )
+
+
 def test_a_state_home_that_cannot_be_made_is_one_line():
     """A FUNNELHOUSE_HOME under a path nobody can create in: one line naming the home and why, exit 1
     as for any other fault of the environment, not the traceback of the mkdir deep in the stack. (Why
