@@ -38,12 +38,29 @@ def _peak_rss_mb() -> float:
 def _throwaway_stack(home: Path, customers: int):
     from devstack import postgres, smtp
     from devstack.clickhouse import launcher
+
+    os.environ["FUNNELHOUSE_HOME"] = str(home)
+
+    def stop():
+        smtp.stop(home)
+        postgres.stop(home)
+        launcher.stop(home)
+
+    try:  # a failure while the stack is being filled stops it: no servers left on a deleted home
+        return _fill_stack(home, customers, stop)
+    except BaseException:
+        stop()
+        raise
+
+
+def _fill_stack(home: Path, customers: int, stop):
+    from devstack import postgres, smtp
+    from devstack.clickhouse import launcher
     from ingestion.reports.data import MartReader, connect
     from ingestion.schema import migrate
     from orchestration.environment import ClickHouseSettings
     from tests.reports import sample_marts
 
-    os.environ["FUNNELHOUSE_HOME"] = str(home)
     clickhouse = launcher.start(home)
     pg = postgres.start(home)
     smtp.start(home)
@@ -62,11 +79,6 @@ def _throwaway_stack(home: Path, customers: int):
     sample_marts.insert_employees(pg["dsn"], people)
     os.environ["FUNNELHOUSE_PG_DSN"] = pg["dsn"]
     rows = client.query(f"SELECT count() FROM {BENCH_DATABASE}.mart_kpi_employee_daily").first_row[0]
-
-    def stop():
-        smtp.stop(home)
-        postgres.stop(home)
-        launcher.stop(home)
 
     return (
         MartReader(client, BENCH_DATABASE),
