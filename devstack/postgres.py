@@ -158,6 +158,7 @@ def start(state_home: Path, port: int | None = None) -> dict:
     password = state.secret("postgres-password", state_home)
     if not (data / "PG_VERSION").exists():
         _initialise(root, data, password)
+    _clear_what_an_earlier_server_left(data)
     chosen_port = _start_on_a_free_port(data, log_file, port or int(os.environ.get("FUNNELHOUSE_PG_PORT", 0)))
     _wait_ready(chosen_port, password)
     with psycopg.connect(dsn_for(chosen_port, password, "postgres"), autocommit=True) as conn:
@@ -177,6 +178,21 @@ def start(state_home: Path, port: int | None = None) -> dict:
     }
     state.record_service(SERVICE, info, state_home)
     return info
+
+
+def _clear_what_an_earlier_server_left(data: Path) -> None:
+    """Before ``pg_ctl start``: a server of this data dir still running unrecorded (a `funnelhouse up`
+    interrupted before recording it) is stopped, to start again recorded on a port we know; a
+    postmaster.pid naming a live process that is no postmaster of this data dir (after a reboot or a
+    kill -9, its pid reused by another program) is removed, as PostgreSQL refuses to start while the
+    pid it names is alive. Without /proc processes cannot be told apart: the file is left alone."""
+    pid = _postmaster_pid(data)
+    if not state.pid_alive(pid):
+        return  # none, or stale with its process gone: PostgreSQL itself takes over the file
+    if _runs_on(pid, data):
+        _run("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+    elif state.can_tell_processes_apart():
+        (data / "postmaster.pid").unlink(missing_ok=True)
 
 
 def _start_on_a_free_port(data: Path, log_file: Path, port: int) -> int:

@@ -4,6 +4,7 @@ it (another stack starting at the same moment), and says why when it cannot star
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -62,5 +63,48 @@ def test_down_stops_a_server_left_running_but_not_recorded(service_dirs, monkeyp
         assert not (Path(info["data"]) / "postmaster.pid").exists()
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(info["dsn"], connect_timeout=2).close()
+    finally:
+        postgres.stop(home)
+
+
+def test_a_stale_postmaster_pid_naming_another_live_process_does_not_stop_the_start(
+    service_dirs, monkeypatch
+):
+    """After a reboot or a kill -9 the data dir keeps a postmaster.pid whose pid another program may
+    have got: PostgreSQL refuses to start while that pid lives. The stack knows it is no postmaster of
+    its data dir and starts anyway; that program is left running."""
+    home = service_dirs("pg-stale-pid")
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(home))
+    monkeypatch.delenv("FUNNELHOUSE_PG_DSN", raising=False)
+    # PostgreSQL ignores a pid it may not signal: the stranger runs as the server's own user.
+    as_the_server = {"user": postgres._SYSTEM_USER} if postgres._running_as_root() else {}
+    stranger = subprocess.Popen(["sleep", "120"], **as_the_server)
+    try:
+        info = postgres.start(home)
+        postgres.stop(home)
+        pid_file = Path(info["data"]) / "postmaster.pid"
+        pid_file.write_text(f"{stranger.pid}\n{info['data']}\n")
+        info = postgres.start(home)
+        assert info["pid"] != stranger.pid and stranger.poll() is None
+        with psycopg.connect(info["dsn"], connect_timeout=5) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        postgres.stop(home)
+        stranger.kill()
+
+
+def test_up_after_an_interrupted_up_starts_recorded(service_dirs, monkeypatch):
+    """A server left running unrecorded (`funnelhouse up` interrupted before recording it): the next
+    start stops it and starts it again, recorded, instead of failing on the data dir being in use."""
+    home = service_dirs("pg-restart-unrecorded")
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(home))
+    monkeypatch.delenv("FUNNELHOUSE_PG_DSN", raising=False)
+    try:
+        postgres.start(home)
+        state.forget_service(postgres.SERVICE, home)
+        info = postgres.start(home)
+        assert postgres.status(home) == info and not postgres.running_unrecorded(home)
+        with psycopg.connect(info["dsn"], connect_timeout=5) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
     finally:
         postgres.stop(home)
