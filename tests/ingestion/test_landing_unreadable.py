@@ -3,6 +3,7 @@ the sensor, ``pending`` and a run of the whole landing zone go on with the other
 
 from __future__ import annotations
 
+import dagster as dg
 import psycopg
 import pytest
 from typer.testing import CliRunner
@@ -11,8 +12,9 @@ from ingestion.load.landing import LandingFile, discover
 from ingestion.load.loader import load_file
 from ingestion.load.pipeline import connect, ingest, pending
 from orchestration.cli import app
+from orchestration.defs.ingestion.sensors import UNREADABLE_TAG
 from tests.ingestion import landing_rows as rows
-from tests.ingestion.test_dagster import run_requests, tick
+from tests.ingestion.test_dagster import execute, run_requests, tick
 
 
 @pytest.fixture
@@ -110,10 +112,27 @@ def test_the_sensor_requests_the_others_when_a_file_cannot_be_opened(
     # file, as for a pending one: loaded now, their rows would be rejected as unknown customers.
     ingest(pg_dsn, discover([str(two_tables / "employees__b1.csv")]))
     rows.write(two_tables, "conversations", "b1", [rows.conversation(1)])
-    skipped = tick(two_tables)
-    assert run_requests(skipped) == []
-    assert "customers__b1.csv (unreadable: " in skipped.skip_message
-    assert "conversations__b1.csv (waits for customers)" in skipped.skip_message
+    requests = run_requests(tick(two_tables))
+    # only the run that reports the unreadable file (below): nothing loads conversations yet
+    assert [request.tags.get(UNREADABLE_TAG) for request in requests] == ["true"]
+
+
+def test_a_file_that_cannot_be_read_is_alerted_by_a_run_failing_its_check(
+    two_tables, pg_dsn, unreadable_customers
+):
+    """Held in silence, a file nobody may read would keep itself and everything depending on it out of
+    the warehouse unseen: once nothing it depends on waits, the sensor requests one run per version of
+    the file, whose landing_contract check fails with severity ERROR naming it (the failed-check alert
+    mails that)."""
+    ingest(pg_dsn, discover([str(two_tables / "employees__b1.csv")]))
+    (request,) = run_requests(tick(two_tables))
+    assert request.tags[UNREADABLE_TAG] == "true"
+    assert request.run_key.startswith(str(two_tables / "customers__b1.csv") + ":unreadable:")
+    assert run_requests(tick(two_tables))[0].run_key == request.run_key  # one per version of the file
+    result = execute(request, two_tables)
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "customers__b1.csv" in check.description and "could not be read" in check.description
 
 
 def test_a_run_of_only_pending_files_skips_one_that_cannot_be_opened(

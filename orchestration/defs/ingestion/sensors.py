@@ -4,7 +4,8 @@ Each tick lists the landing zone and asks the ledger which files are pending (ne
 already tried at that path; each version of a file is hashed once:
 :func:`ingestion.load.pipeline.pending`). A file that cannot be read (gone since listed, no
 permission) is held and named in the tick's log; it still counts as pending, so what must load
-after it waits too. A pending file gets a RunRequest of ``crm_ingest`` restricted to its table's
+after it waits too, and once nothing it depends on waits, one run per version of it fails its
+table's check, which alerts (``unreadable_report``). A pending file gets a RunRequest of ``crm_ingest`` restricted to its table's
 asset, with the file in the run config; ``run_key = path:checksum`` so Dagster never
 launches the same content at the same path twice, even across ticks before the run finishes.
 
@@ -55,6 +56,7 @@ from orchestration.environment import number_setting
 
 FILE_TAG = "funnelhouse/landing_file"
 CHECKSUM_TAG = "funnelhouse/checksum"
+UNREADABLE_TAG = "funnelhouse/unreadable"  # a run reporting a file that cannot be read
 MAX_ATTEMPTS = 3
 SETTLE_ENV = "FUNNELHOUSE_LANDING_SETTLE_SECONDS"
 DEFAULT_SETTLE_SECONDS = 60.0
@@ -95,6 +97,21 @@ def upstream(table: str) -> set[str]:
             found.add(dep)
             todo.extend(CONTRACTS[dep].depends_on)
     return found
+
+
+def unreadable_report(file: LandingFile) -> dg.RunRequest:
+    """One run of the table's asset for a version of a file that cannot be read (a mode another user
+    set, a broken mount), due when nothing it depends on waits: the run holds the file too, and its
+    ``landing_contract`` check fails with severity ERROR naming it, so the failed-check alert mails
+    someone, once per version of the file (the run_key), and mails again when a later run of the
+    table passes the check. Were it only named in the tick's log, the file and every file depending on
+    it would wait unseen. (A file readable again by the time the run starts is loaded by it.)"""
+    return dg.RunRequest(
+        run_key=f"{file.url}:unreadable:{file.size}:{file.modified}",
+        asset_selection=[asset_key(file.table)],
+        run_config={"ops": {op_name(file.table): {"config": {"paths": [file.url]}}}},
+        tags={FILE_TAG: file.url, UNREADABLE_TAG: "true", "funnelhouse/table": file.table},
+    )
 
 
 @dg.sensor(
@@ -143,14 +160,16 @@ def crm_landing_sensor(
                 f"written: waits until unchanged for {settle:g}s, {SETTLE_ENV})"
             )
             continue
+        blocked = upstream(file.table) & waiting_tables
         if file.url in unreadable:
             held.append(f"{file.name} (unreadable: {unreadable[file.url]})")
+            if earlier == file.name and not blocked:
+                requests.append(unreadable_report(file))
             continue
         checksum = checksums[file.url]
         if earlier != file.name:
             held.append(f"{file.name} (waits for the earlier batch {earlier})")
             continue
-        blocked = upstream(file.table) & waiting_tables
         if blocked:
             held.append(f"{file.name} (waits for {', '.join(sorted(blocked))})")
             continue
