@@ -34,9 +34,11 @@ class TrustFooter:
 
     @property
     def dbt_ok(self) -> bool | None:
+        """False when a test's latest outcome failed, errored or was skipped: dbt skips a test when a
+        model it checks failed to build, so its last word is not a pass but "not checked"."""
         if self.dbt_tests is None:
             return None
-        return not any(self.dbt_tests.get(status) for status in ("fail", "error"))
+        return not any(self.dbt_tests.get(status) for status in ("fail", "error", "skipped"))
 
     def dbt_tests_ran_label(self, words: dict[str, str]) -> str | None:
         """When the tests counted last ran, worded from the oldest run: a KPI build runs only its mart's

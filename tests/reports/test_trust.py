@@ -55,6 +55,25 @@ def test_each_test_counts_with_its_latest_outcome_wherever_it_ran(tmp_path):
     assert trust.TrustFooter(None, 0, tests).dbt_ok is False
 
 
+def test_tests_skipped_after_a_model_failed_are_not_ok(tmp_path):
+    """The nightly build: a model errors, dbt skips its tests. The footer must not show them as fine."""
+    _results(
+        tmp_path / "run1" / "run_results.json",
+        "2026-11-27T02:31:00Z",
+        [("test.funnelhouse.unique_a", "pass"), ("test.funnelhouse.kpi_range", "pass")],
+        100,
+    )
+    _results(
+        tmp_path / "run2" / "run_results.json",
+        "2026-11-28T02:31:00Z",
+        [("model.funnelhouse.mart_kpi_employee_daily", "error"), ("test.funnelhouse.kpi_range", "skipped")],
+        200,
+    )
+    tests, _ = trust.dbt_test_results(tmp_path)
+    assert tests == {"pass": 1, "skipped": 1}
+    assert trust.TrustFooter(None, 0, tests).dbt_ok is False
+
+
 def test_no_results_mean_unknown_not_passed(tmp_path):
     assert trust.dbt_test_results(tmp_path) == (None, None)
     _results(tmp_path / "run_results.json", "2026-11-27T04:15:00Z", [("model.x", "success")], 300)
