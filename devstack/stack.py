@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import socket
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from devstack import state
 
@@ -68,6 +70,27 @@ def _left_unrecorded(module, home) -> bool:
     return running_unrecorded is not None and running_unrecorded(home)
 
 
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "http": 80, "https": 443, "smtp": 587, "smtps": 465}
+
+
+def _accepts_connections(address: str) -> bool | None:
+    """Whether the server a configured URL or DSN names accepts a TCP connection (within 2 s): a
+    configured service is not shown running on the strength of its variable alone. None when the
+    address names no host and port to try (a key=value DSN, a Unix socket)."""
+    try:
+        parsed = urlsplit(address)
+        host, port = parsed.hostname, parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+    except ValueError:
+        return None
+    if not host or not port:
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def _address(info: dict) -> str:
     return info.get("dsn") or info.get("url") or f"{info.get('host')}:{info.get('port')}"
 
@@ -77,7 +100,9 @@ def status() -> list[tuple[str, bool, str]]:
     rows = []
     for service, (_, replaced_by) in SERVICES.items():
         if os.environ.get(replaced_by):
-            rows.append((service, True, f"{replaced_by} (configured)"))
+            answers = _accepts_connections(os.environ[replaced_by])
+            how = {True: "answers", False: "not answering", None: "not checked"}[answers]
+            rows.append((service, answers is not False, f"{replaced_by} (configured, {how})"))
             continue
         module = _module(service)
         if module is None:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack import state
+from devstack import stack, state
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,12 +52,14 @@ class ServiceNotRunning(RuntimeError):
 _START_IT = "run `funnelhouse up` (or set the FUNNELHOUSE_* variable for a real server, see README)"
 
 # The variable that gives each service's address in production (README, "Pointing at real servers").
-ADDRESS_VARIABLES = {
-    "postgres": "FUNNELHOUSE_PG_DSN",
-    "clickhouse": "FUNNELHOUSE_CLICKHOUSE_URL",
-    "search": "FUNNELHOUSE_SEARCH_URL",
-    "smtp": "FUNNELHOUSE_SMTP_URL",
-}
+ADDRESS_VARIABLES = {service: variable for service, (_, variable) in stack.SERVICES.items()}
+
+
+def unconfigured_in_production() -> list[str]:
+    """The address variables production still lacks (empty outside ``FUNNELHOUSE_ENV=prod``)."""
+    if env_name() != "prod":
+        return []
+    return [variable for variable in ADDRESS_VARIABLES.values() if not os.environ.get(variable)]
 
 
 def _embedded(service: str) -> dict:
@@ -111,15 +113,16 @@ def clickhouse_settings() -> ClickHouseSettings:
     """``FUNNELHOUSE_CLICKHOUSE_URL`` (+ ``_USER``/``_PASSWORD``) if set, else the embedded server."""
     url = os.environ.get("FUNNELHOUSE_CLICKHOUSE_URL")
     if url:
-        from urllib.parse import urlparse
+        from urllib.parse import unquote, urlparse
 
         parsed = urlparse(url)
         secure = parsed.scheme == "https"
         return ClickHouseSettings(
             host=parsed.hostname or "localhost",
             port=parsed.port or (8443 if secure else 8123),
-            username=os.environ.get("FUNNELHOUSE_CLICKHOUSE_USER", parsed.username or "default"),
-            password=os.environ.get("FUNNELHOUSE_CLICKHOUSE_PASSWORD", parsed.password or ""),
+            # credentials in the URL are percent-encoded, as in the SMTP URL (a password with @ or /)
+            username=os.environ.get("FUNNELHOUSE_CLICKHOUSE_USER", unquote(parsed.username or "default")),
+            password=os.environ.get("FUNNELHOUSE_CLICKHOUSE_PASSWORD", unquote(parsed.password or "")),
             secure=secure,
         )
     info = _embedded("clickhouse")

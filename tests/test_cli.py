@@ -89,6 +89,38 @@ def test_production_never_falls_back_to_the_embedded_stack(tmp_path):
     )
 
 
+def test_up_in_production_starts_nothing_embedded(tmp_path):
+    """`funnelhouse up` under FUNNELHOUSE_ENV=prod with a variable missing: one line naming every
+    missing variable, and no embedded server started for it."""
+    from devstack import state
+
+    result = _funnelhouse(
+        tmp_path,
+        "up",
+        COLUMNS="200",
+        FUNNELHOUSE_ENV="prod",
+        FUNNELHOUSE_PG_DSN="postgresql://u@127.0.0.1:1/crm",
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("Error: FUNNELHOUSE_ENV=prod starts no embedded service: set "), (
+        result.stderr
+    )
+    for variable in ("FUNNELHOUSE_CLICKHOUSE_URL", "FUNNELHOUSE_SEARCH_URL", "FUNNELHOUSE_SMTP_URL"):
+        assert variable in result.stderr
+    assert "FUNNELHOUSE_PG_DSN" not in result.stderr
+    assert state.read_services(tmp_path) == {}
+
+
+def test_status_checks_that_a_configured_server_answers(tmp_path):
+    """A configured address is not shown running on the strength of its variable: status tries it
+    (here a port nobody listens on), says so, and asks the absent ClickHouse nothing."""
+    result = _funnelhouse(tmp_path, "status", COLUMNS="200", FUNNELHOUSE_CLICKHOUSE_URL="http://127.0.0.1:1")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "clickhouse │ stopped │ FUNNELHOUSE_CLICKHOUSE_URL (configured, not answering)" in result.stdout, (
+        result.stdout
+    )
+
+
 def test_a_state_home_that_cannot_be_made_is_one_line():
     """A FUNNELHOUSE_HOME under a path nobody can create in: one line naming the home and why, exit 1
     as for any other fault of the environment, not the traceback of the mkdir deep in the stack. (Why

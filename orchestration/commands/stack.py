@@ -29,6 +29,14 @@ def register(app: typer.Typer) -> None:
         ] = SearchChoice.elasticsearch,
     ) -> None:
         """Start the embedded services (those not replaced by a configured URL/DSN)."""
+        missing = environment.unconfigured_in_production()
+        if missing:  # production never runs on embedded services (environment._embedded)
+            typer.echo(
+                f"Error: FUNNELHOUSE_ENV=prod starts no embedded service: set {', '.join(missing)} "
+                "(see README, 'Pointing at real servers')",
+                err=True,
+            )
+            raise typer.Exit(1)
         try:
             for line in stack.up(search=search.value):
                 console.print(line)
