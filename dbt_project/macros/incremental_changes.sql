@@ -1,10 +1,11 @@
 {#- What changed in raw since an incremental model was last built.
 
     Raw tables are ReplacingMergeTree copies of PostgreSQL: an insert, an update and a deletion all
-    arrive as a new version of the row's id with a fresh _replicated_at (a deletion as a copy of the
-    row's last version flagged _is_deleted). So the rows changed since a moment are the ids with a
-    version replicated after it, and the values an updated or deleted row had before are among the
-    versions of those ids (until ReplacingMergeTree merges an older version away). -#}
+    arrive as a new version of the row's id with a fresh _replicated_at (a deletion as a tombstone
+    flagged _is_deleted, keeping only the row's key, partition key and the columns readers of deleted
+    rows need: ingestion/replication/replicate.py, _READ_FROM_TOMBSTONES). So the rows changed since a
+    moment are the ids with a version replicated after it, and the values an updated or deleted row had
+    before are among the versions of those ids (until ReplacingMergeTree merges an older version away). -#}
 
 {#- Ids of `source_relation` (a crm source) with a version replicated after `since` (SQL). -#}
 {% macro ids_replicated_since(source_relation, since) -%}

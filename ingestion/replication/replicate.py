@@ -33,6 +33,7 @@ import copy
 import datetime as dt
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -58,6 +59,27 @@ _UNREADABLE_VALUE_MET = "Cannot parse PostgreSQL value"
 _Pulled = TypeVar("_Pulled")
 
 _log = logging.getLogger(__name__)
+
+# What a tombstone (a deleted row's last version in raw) keeps besides the key (``id``), the columns of
+# the partition key (``_tombstone_columns``) and the bookkeeping (``_version``, ``_is_deleted``,
+# ``_replicated_at``): the columns that readers of raw without FINAL take from a deleted row, every
+# version of a changed id, tombstones included. Nothing else: a ReplacingMergeTree without CLEANUP
+# keeps a tombstone for good, so whatever it copied of the row (a customer's masked free text, city,
+# occupation) would stay in ClickHouse after the row's erasure from PostgreSQL.
+# - orchestration/defs/warehouse/reconciliation.py (``VIEW_SOURCES``, ``_ChangeReader.owners``): whom
+#   a deleted customer or funnel row counted for;
+# - dbt_project/models/marts/reporting/mart_kpi_employee_daily.sql (``changed_months``, and the account
+#   openings of the customers of a changed funnel_mofu row): the months a deleted row leaves.
+_READ_FROM_TOMBSTONES: dict[str, tuple[str, ...]] = {
+    "customers": ("assigned_employee_id",),  # reconciliation
+    "funnel_tofu": ("customer_id", "contact_date"),  # reconciliation; KPI mart
+    "funnel_mofu": ("customer_id", "account_opened", "opened_at"),  # reconciliation; KPI mart
+    "funnel_bofu": ("customer_id",),  # reconciliation
+    "conversations": ("sent_at",),  # KPI mart (and the partition key)
+    "deposits": ("deposited_at",),  # KPI mart
+    "withdrawals": ("requested_at",),  # KPI mart
+    "employee_kpis": ("date",),  # KPI mart
+}
 
 
 @dataclass(frozen=True)
@@ -93,6 +115,21 @@ def _set_aside_by_older_versions(table: RawTable) -> str:
     """Where replication before the swapped reloads kept a table while reloading it in place: left
     behind by a reload that did not finish, it is the last complete table (its deletions are owed)."""
     return f"{table.name}__before_reload"
+
+
+def _tombstone_columns(table: RawTable, columns: Iterable[str]) -> list[str]:
+    """Of ``columns`` (of a raw copy of ``table``), those its tombstones copy from the deleted row, in
+    their order: ``id`` (the sort key, which the tombstone replaces the row by), the columns of the
+    partition key (a ReplacingMergeTree replaces a row only within its partition: a tombstone elsewhere
+    would leave the row's last version for good) and those read from tombstones
+    (``_READ_FROM_TOMBSTONES``). Every other column of a tombstone takes its type's default."""
+    kept = {"id", *_READ_FROM_TOMBSTONES.get(table.name, ())}
+    partition_key = table.partition_by or ""
+    return [
+        column
+        for column in columns
+        if column in kept or re.search(rf"\b{re.escape(column)}\b", partition_key)
+    ]
 
 
 def _timestamp_literal(value: dt.datetime) -> str:
@@ -328,7 +365,7 @@ class Replicator:
                 (rows_start, self.bound.local),
                 lambda found: self._copy_window(table, columns, rows_start, found),
             )
-            tombstones = self._tombstone(table, cursor.window_start(deletions_saved, self.bound))
+            tombstones = self._tombstone(table, columns, cursor.window_start(deletions_saved, self.bound))
             changed = bool(copied or tombstones)
             # Counting live rows needs a FINAL scan (seconds on millions of conversations): an
             # unchanged table keeps the count of the run that last changed it.
@@ -447,7 +484,9 @@ class Replicator:
                 self._keep_held_back(old, new, columns, unreadable.held_back)
             for old in (table.name, older_aside):
                 self._keep_updated_after_bound(table, old, new, columns)
-            tombstones = sum(self._tombstone_vanished(old, new, columns) for old in (table.name, older_aside))
+            tombstones = sum(
+                self._tombstone_vanished(table, old, new, columns) for old in (table.name, older_aside)
+            )
             self._swap_in(table, new)
         self.client.command(f"drop table if exists {self._qualified(older_aside)}")
         return copied, tombstones
@@ -515,22 +554,33 @@ class Replicator:
             new, alike, f"{self._vanished(old, new)} and id in (select id from {self._source(table)})"
         )
 
-    def _tombstone_vanished(self, old: str, new: str, columns) -> int:
+    def _tombstone_vanished(self, table: RawTable, old: str, new: str, columns) -> int:
         """A tombstone in ``new`` (a reload) for each live row of ``old`` that PostgreSQL no longer has
         (those it still has are in ``new`` by now: ``_keep_updated_after_bound``).
 
         The reload copies live rows only, so a row deleted since the last run would leave no trace,
         and the incremental facts, which remove the ids that have a new raw version, would keep it.
-        The tombstone keeps the old version and is stamped now, as every row of the reload is. It
-        copies the columns the two tables mean alike (``_columns_alike``). The rest take their
-        defaults: a value the old definition let through (a tag now filtered out) must not come back
-        with the tombstone. (Rows held back in quarantine are in ``new`` already: ``_keep_held_back``.)"""
+        The tombstone keeps the old version and is stamped now, as every row of the reload is. Of the
+        columns a tombstone keeps (``_tombstone_columns``) it copies those the two tables mean alike
+        (``_columns_alike``); the rest take their defaults, as a value the old definition let through
+        (a tag now filtered out) must not come back with the tombstone. (Rows held back in quarantine
+        are in ``new`` already: ``_keep_held_back``. Tombstones of ``old`` are not carried over: their
+        rows are deleted, and a reload leaves nothing of them.)"""
         if not (alike := self._columns_alike(old, new, columns)):
             return 0
-        listed = ", ".join(f"`{column}`" for column in alike)
+        return self._insert_tombstones(
+            new, _tombstone_columns(table, alike), "_version", self._vanished(old, new)
+        )
+
+    def _insert_tombstones(self, into: str, kept: list[str], version: str, rows: str, parameters=None) -> int:
+        """Tombstones inserted into ``into``, one for each of ``rows`` (FROM and WHERE over a raw table):
+        its columns ``kept`` (``_tombstone_columns``), ``version`` (an expression over ``rows``) as its
+        version, flagged deleted and stamped now. Every other column takes its type's default."""
+        listed = "".join(f"`{column}`, " for column in kept)
         summary = self.client.command(
-            f"insert into {self._qualified(new)} ({listed}, `_is_deleted`, `_replicated_at`) "
-            f"select {listed}, toUInt8(1), now64(3) {self._vanished(old, new)}"
+            f"insert into {self._qualified(into)} ({listed}`_version`, `_is_deleted`, `_replicated_at`) "
+            f"select {listed}{version}, toUInt8(1), now64(3) {rows}",
+            parameters=parameters,
         )
         return int(summary.written_rows)
 
@@ -612,13 +662,16 @@ class Replicator:
             )
         return copied
 
-    def _tombstone(self, table: RawTable, start: dt.datetime) -> int:
-        """Re-insert each deleted row's last version flagged deleted, versioned by its deletion time.
+    def _tombstone(self, table: RawTable, columns, start: dt.datetime) -> int:
+        """A tombstone for each row deleted since ``start``, versioned by its deletion time: what
+        ``_tombstone_columns`` keeps of the row's last version (its partition key among them), every
+        other column its type's default: once merged with the row's older versions, it is all raw
+        keeps of the row.
 
-        Copying the row keeps its partition key (ReplacingMergeTree collapses versions only within
-        a partition). Only versions older than the deletion are tombstoned, so an id written again
-        after its deletion (explicit ids, restores) survives.
+        Only versions older than the deletion are tombstoned, so an id written again after its
+        deletion (explicit ids, restores) survives.
         """
+        kept = _tombstone_columns(table, [name for name, _ in columns])
         written = 0
         for batch in cursor.deletions(self.pg_dsn, table.name, start, self.bound.local, _TOMBSTONE_BATCH):
             # Parsed by ClickHouse like the pulled updated_at values, so both versions share one clock.
@@ -626,19 +679,17 @@ class Replicator:
                 "toUInt64(toUnixTimestamp64Micro(toDateTime64("
                 "transform(id, {ids:Array(Int64)}, {deleted_at:Array(String)}, '1970-01-01 00:00:00'), 6)))"
             )
-            summary = self.client.command(
-                f"insert into {self._qualified(table.name)} "
-                f"select * replace (toUInt8(1) as _is_deleted, {deletion_version} as _version, "
-                f"now64(3) as _replicated_at) "
-                # The filter sits in a subquery: outside it, the REPLACE alias would shadow _version.
-                f"from (select * from {self._qualified(table.name)} final "
-                f"where id in {{ids:Array(Int64)}} and _version < {deletion_version})",
+            written += self._insert_tombstones(
+                table.name,
+                kept,
+                deletion_version,
+                f"from {self._qualified(table.name)} final "
+                f"where id in {{ids:Array(Int64)}} and _version < {deletion_version}",
                 parameters={
                     "ids": [row_id for row_id, _ in batch],
                     "deleted_at": [deleted_at.isoformat(sep=" ") for _, deleted_at in batch],
                 },
             )
-            written += int(summary.written_rows)
         return written
 
     def _snapshot(
