@@ -24,6 +24,7 @@ from pathlib import Path
 from chdb.state import sqlitelike
 
 from devstack.clickhouse.errors import ClickHouseError
+from devstack.clickhouse.readonly_settings import reported
 
 _SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DRAIN_MARKER = b"devstack-clean\n"
@@ -71,13 +72,10 @@ def _quote_identifier(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
-# Settings a read-only connection may still be given, as a real server allows them to a readonly=1
-# user with a CHANGEABLE_IN_READONLY constraint. Grafana's ClickHouse plugin sends both with every
-# query (clickhouse-go turns the query timeout into max_execution_time, the plugin passes Grafana's row
-# limit as `limit`); each only narrows what a query may do. chDB has no constraints: a read-only chDB
-# connection accepts SET limit but refuses max_execution_time, which is therefore applied before the
-# connection turns read-only, and a request that wants another value gets a connection opened anew.
-CHANGEABLE_IN_READONLY = frozenset(["max_execution_time", "limit"])
+# Of the settings a read-only connection may still be given (readonly_settings.CHANGEABLE_IN_READONLY),
+# those chDB's readonly=1 refuses: chDB has no constraints (a read-only chDB connection accepts SET
+# limit, not max_execution_time), so they are applied before the connection turns read-only, and a
+# request that wants another value gets a connection opened anew.
 _SET_BEFORE_READONLY = frozenset(["max_execution_time"])
 
 _METADATA_TABLES_QUERY = (
@@ -223,16 +221,20 @@ class EngineConnection:
 
     def run(self, sql: str, output_format: str, params: dict[str, str]) -> Outcome:
         """Run a statement and buffer its whole answer."""
-        return self._execute(sql, output_format, params)
+        return self._execute(self._as_reported(sql), output_format, params)
 
     def stream(self, sql: str, output_format: str, params: dict[str, str]) -> Iterator[bytes]:
         """Run a SELECT and yield its answer chunk by chunk. The first chunk is computed eagerly by
         the caller (``next()``) so errors before any output still get a proper HTTP status."""
         try:
-            result = self._connection.send_query(sql, output_format, params=params or {})
+            result = self._connection.send_query(self._as_reported(sql), output_format, params=params or {})
         except Exception as error:
             raise ClickHouseError.from_engine(error) from None
         return _chunks(result)
+
+    def _as_reported(self, sql: str) -> str:
+        """What a read-only connection reads of ``system.settings`` tells the settings it may change."""
+        return reported(sql) if self.readonly else sql
 
     def insert(self, head: str, input_format: str, data: Iterable[bytes]) -> Outcome:
         """Stream ``data`` into ``head`` (an INSERT without FORMAT and data) through chDB's inserter."""
