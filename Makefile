@@ -28,17 +28,20 @@ venv: $(BIN)/.installed
 
 # The dbt manifest Dagster builds its dbt assets from; parsing needs no server. Parsed again only when
 # the project changed: otherwise the parse the last build left stays for the next build to reuse.
+# Into $(DBT_TARGET_PATH): `make manifest DBT_TARGET_PATH=...` parses into a target of its own.
 DBT_PROJECT_FILES := dbt_project.yml $(shell find dbt_project -type f -not -path 'dbt_project/target/*' \
 	-not -path 'dbt_project/logs/*' -not -path 'dbt_project/dbt_packages/*' -not -name .user.yml)
 # A deleted file leaves nothing newer than the manifest behind: the list of the project's files is a
 # prerequisite too, rewritten only when a file was added or removed.
-DBT_FILE_LIST := dbt_project/target/.project-files
-$(shell mkdir -p dbt_project/target && echo '$(DBT_PROJECT_FILES)' | cmp -s - $(DBT_FILE_LIST) \
-	|| echo '$(DBT_PROJECT_FILES)' > $(DBT_FILE_LIST))
-# The target as builds name it (dbt_environment.dbt_target): dbt re-parses when it changes.
-manifest: dbt_project/target/manifest.json
-dbt_project/target/manifest.json: $(BIN)/.installed $(DBT_PROJECT_FILES) $(DBT_FILE_LIST)
-	DBT_PROFILES_DIR=dbt_project DBT_TARGET=$(or $(DBT_TARGET),$(FUNNELHOUSE_ENV),local) $(BIN)/dbt parse --quiet
+DBT_FILE_LIST := $(DBT_TARGET_PATH)/.project-files
+$(shell mkdir -p '$(DBT_TARGET_PATH)' && echo '$(DBT_PROJECT_FILES)' | cmp -s - '$(DBT_FILE_LIST)' \
+	|| echo '$(DBT_PROJECT_FILES)' > '$(DBT_FILE_LIST)')
+# `funnelhouse manifest` parses in the environment builds give dbt (dbt_environment.dbt_env): their
+# target, so they reuse the parse, and with README's production variables the host and port the prod
+# profile reads, derived from FUNNELHOUSE_CLICKHOUSE_URL (a bare `dbt parse` lacks them).
+manifest: $(DBT_TARGET_PATH)/manifest.json
+$(DBT_TARGET_PATH)/manifest.json: $(BIN)/.installed $(DBT_PROJECT_FILES) $(DBT_FILE_LIST)
+	$(FH) manifest
 	touch $@
 
 demo: venv system-packages manifest

@@ -1,9 +1,12 @@
 """The dbt project and CLI resource of the warehouse domain.
 
 The manifest is never parsed at import time. ``prepare_if_dev()`` parses it under ``dagster dev``;
-elsewhere it must exist already (``make venv`` / ``funnelhouse build`` run dbt, which writes it;
-CI images run ``dagster-dbt project prepare-and-package``). Without one, the code location still
-loads, with the replication assets only (see dbt_assets.py).
+elsewhere it must exist already: ``make manifest`` (``funnelhouse manifest``) parses it, and each dbt
+command of ``funnelhouse build`` writes it; an image of the code location runs ``funnelhouse manifest``
+with its deployment's variables (``dagster-dbt project prepare-and-package`` runs a bare ``dbt parse``,
+which lacks the host and port the prod profile reads: dbt_env() derives them from
+FUNNELHOUSE_CLICKHOUSE_URL). Without one, the code location still loads, with the replication assets
+only (see dbt_assets.py).
 """
 
 from __future__ import annotations
