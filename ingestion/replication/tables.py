@@ -26,7 +26,8 @@ not reach ClickHouse because nobody thought of it. tests/warehouse/test_replicat
 holds the lists to the schema.
 
 Short free text that a model shows but a person may have typed contact details into (a customer's
-occupation and decision style, a journey step's trigger event, a withdrawal's reason) is replicated masked (``_masked``,
+occupation and decision style, a journey step's trigger event, a withdrawal's reason, a tag's name and a
+material's title, both shown by the marts) is replicated masked (``_masked``,
 one RE2 ``match`` ClickHouse evaluates while pulling, on the value's NFKC form so that full-width,
 circled and bold digits and letters count as the plain ones, "１３８", "①⑬⓪", "𝟏𝟑𝟖"; what is replicated
 unmasked is the original text): a value becomes ``[masked]`` as a whole if it holds an "@"; five or
@@ -36,16 +37,20 @@ each two (a phone or QQ number however it is grouped: "138　0013　8000" (U+300
 seven or more digits some of which are Chinese numerals, plain or formal ("一三八零零一三八零零零",
 "壹叁捌零零壹叁捌零零零"); a date with 年 and 月 ("1990年5月12日", "85年3月12号");
 a digit within four characters after "生日", "出生" or "birthday" ("生日 3月12日"); a URL or domain ("://",
-"www.", "t.me"); or a handle's telltale (a Latin letter followed by a digit next to a third letter
-or digit, "lina88", or letters joined by "_", "li_na"). What passes: a Latin word without digits,
+"www.", "t.me"); or a handle's telltale (a Latin letter followed by a digit, maybe across a "_" or "-", next to a third letter or digit, "lina88", "zhangwei-1988", or
+letters joined by "_", "li_na"). What passes: a Latin word without digits,
 "_" or "." (so that ordinary values, "manual", "Engineer", stay, and so does a letters-only handle,
-"zhangwei"); a number of fewer than five digits ("85/3/1"), or of fewer than seven with Chinese
+"zhangwei", or its letters and digits joined by ".", which no messenger's id holds: "Vol.3");
+a number of fewer than five digits ("85/3/1"), or of fewer than seven with Chinese
 numerals; a date without a year or label ("3月12日"), or in Chinese numerals or month names; an e-mail
 address spelled out ("li at example dot com"); a letter and a digit alone ("Q3"). The price: any
-five digits count, so an amount ("10,000") or a quarter before its year ("Q3 2024") is masked too.
+five digits count, so an amount ("10,000") or a quarter before its year ("Q3 2024") is masked too; and
+so is a term of letters and digits joined by "-" ("COVID-19", "iPhone-15").
 The search index's redaction (``ingestion.search.redaction``), Python run on whole messages, catches
 much of what passes here (labelled handles, spelled-out addresses, labelled dates of any form). Free
-text no model needs (personality traits, a contact's source detail and group name) is dropped.
+text no model needs (personality traits, a contact's source detail and group name) is dropped. Lists of
+tags typed by hand (a material's hashtags and tags) are filtered as the extracted tags are
+(``_tag_filters``).
 
 A conversation's ``source_message_id`` (the chat platform's message id, its business key in
 PostgreSQL) stays there too: platforms build it from their users' ids, a WhatsApp Cloud API
@@ -124,10 +129,19 @@ def _matched_form(text: str) -> str:
     return f"normalizeUTF8NFKC(toValidUTF8({text}))"
 
 
-# A run of Latin letters, "_", "-" or "." long enough to be a messenger handle without digits: WeChat
+# What joins the letters and digits of a messenger handle: "_" (Telegram, WeChat), "-" (WeChat:
+# "zhangwei-1988", "li-na-520") and "." (an e-mail address without its domain: "zw.1988"), with their
+# full-width forms. A character-class body ("-" last, so literal) for RE2 and Python's ``re`` alike:
+# the free-text and tag rules here and the search index's tag redaction (``ingestion.search.redaction``)
+# read handles with the same joiners.
+HANDLE_JOINERS = "_＿.．－-"
+# Of those, what a messenger id itself may hold between its letters and digits: "_" and "-" (WeChat,
+# Telegram), not "." (no messenger allows it), so a title's "Vol.3" or "No.1" is not read as an id.
+_ID_JOINERS = "_＿－-"
+# A run of Latin letters and joiners long enough to be a messenger handle without digits: WeChat
 # ids are 6-20 characters and Telegram usernames 5-32 (letters, digits, "_", WeChat also "-"), and
 # "zhang.wei" is an e-mail address without its domain. Full-width forms count as the ASCII ones.
-HANDLE_SHAPED = f"[{_LATIN_LETTERS}_＿.．－-]{{5,}}"
+HANDLE_SHAPED = f"[{_LATIN_LETTERS}{HANDLE_JOINERS}]{{5,}}"
 
 
 def known_tags_shaped_like_handles(extra: Iterable[str] = ()) -> list[str]:
@@ -201,10 +215,12 @@ _CONTACT_LIKE_TEXT = "|".join(
         f"[{_DIGITS}]{{2,4}}{_SEPARATORS}年{_SEPARATORS}[{_DIGITS}]{{1,2}}{_SEPARATORS}月{_SEPARATORS}[{_DIGITS}]",
         f"(?:生日|出生|[Bb]irthday)[^{_DIGITS}]{{0,3}}[{_DIGITS}]",
         "://|[Ww]{3}[.．]|[A-Za-z0-9][.．][A-Za-z]{2,}",
-        # A Latin letter followed by a digit, with a third letter or digit before or after ("lina88",
-        # "wx_8"; not a quarter, "Q3"), or letters joined by "_".
-        f"[{_LATIN_ALPHANUMERICS}][{_LATIN_LETTERS}][_＿]?[{_DIGITS}]",
-        f"[{_LATIN_LETTERS}][_＿]?[{_DIGITS}][{_LATIN_ALPHANUMERICS}]",
+        # A Latin letter followed by a digit, maybe across an id's "_" or "-", with a third letter or
+        # digit before or after ("lina88", "wx_8", "zhangwei-1988"; not a quarter, "Q3", nor "Vol.3"),
+        # or letters joined by "_". Not by "-" or "." (a handle of letters only passes anyway):
+        # "follow-up", "self-employed" and "e.g." are ordinary words.
+        f"[{_LATIN_ALPHANUMERICS}][{_LATIN_LETTERS}][{_ID_JOINERS}]?[{_DIGITS}]",
+        f"[{_LATIN_LETTERS}][{_ID_JOINERS}]?[{_DIGITS}][{_LATIN_ALPHANUMERICS}]",
         f"[{_LATIN_LETTERS}][_＿][{_LATIN_LETTERS}]",
     )
 )
@@ -224,6 +240,7 @@ def _columns(names: str) -> tuple[str, ...]:
 _CONTACT_COLUMNS = ("wechat_id", "whatsapp", "telegram", "email", "phone")
 _MASKED_CUSTOMER_COLUMNS = ("occupation", "decision_style")
 _TAG_COLUMNS = ("keywords", "intention_signals", "risk_keywords")
+_MATERIAL_TAG_COLUMNS = ("hashtags", "tags")
 
 RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
@@ -267,9 +284,13 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "tags",
         mode="snapshot",
+        # A tag's name is typed by staff, and a customer's WeChat id has been one ("微信wxid_..."):
+        # the customer mart lists the names of each customer's tags.
         replicated=_columns(
-            "id name category color icon description is_system display_order created_at updated_at"
+            "id category color icon description is_system display_order created_at updated_at"
         ),
+        dropped=("name",),
+        derived={"name": _masked("name")},
     ),
     RawTable(
         "customer_tags", replicated=_columns("id customer_id tag_id tagged_by tagged_at is_auto updated_at")
@@ -374,10 +395,14 @@ RAW_TABLES: tuple[RawTable, ...] = (
         "materials",
         mode="snapshot",
         replicated=_columns(
-            "id material_code type category subcategory title hashtags purpose suitable_stages views likes"
-            " comments shares published_count tags is_active created_by created_at updated_at"
+            "id material_code type category subcategory purpose suitable_stages views likes"
+            " comments shares published_count is_active created_by created_at updated_at"
         ),
-        dropped=("content", "caption", "media_url", "thumbnail_url"),
+        # The title is shown by the material mart, and a customer story's title has named its customer
+        # with a phone number; hashtags and tags are typed by hand like the title.
+        dropped=("content", "caption", "media_url", "thumbnail_url", "title", *_MATERIAL_TAG_COLUMNS),
+        derived={"title": _masked("title"), **_tag_filters(_MATERIAL_TAG_COLUMNS)},
+        tag_columns=_MATERIAL_TAG_COLUMNS,
     ),
     RawTable(
         "training_courses",

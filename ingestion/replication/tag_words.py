@@ -8,7 +8,8 @@ value a JSON array of words, value_type ``json``), or in ``FUNNELHOUSE_KNOWN_TAG
 separated by commas); both count. A known word never lets a digit or an "@" through. Changing the
 list changes the expression that fills the raw tag columns, so the next run reloads the replicated
 conversations (``Replicator._needs_reload``): a word added comes back in every row, a word removed
-goes from every row.
+goes from every row. The same words count in a material's hashtags and tags, whose table, a
+snapshot, every run copies whole anyway.
 """
 
 from __future__ import annotations

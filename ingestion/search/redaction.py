@@ -45,7 +45,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ingestion.replication.tables import HANDLE_SHAPED, known_tags_shaped_like_handles
+from ingestion.replication.tables import HANDLE_JOINERS, HANDLE_SHAPED, known_tags_shaped_like_handles
 
 EMAIL = "[email]"
 PHONE = "[phone]"
@@ -660,12 +660,14 @@ def _redact_phone_numbers(text: str, lowered: str, digits: int) -> str:
 
 # A tag stands alone: one that is a messenger id or a phone number has no label beside it, as the
 # same text in a message would ("lily_invest88", "wxid_8x8x8x", "91234567", "加我li_na"). So in a tag
-# a run of Latin letters, digits, "_", "." and "-" of five or more with a letter and a digit or "_"
-# is a handle, and seven digits or more are a phone number. The CRM's tags are words and tickers
-# ("美股", "ETF", "TSLA", "crypto"); a stock code of six digits stays ("600519").
+# a run of Latin letters, digits and a handle's joiners ("_", "." and "-": ``HANDLE_JOINERS``, those
+# the ClickHouse rules read) of five or more with a letter and a digit or "_" is a handle, and seven
+# digits or more are a phone number. The CRM's tags are words and tickers ("美股", "ETF", "TSLA",
+# "crypto"); a stock code of six digits stays ("600519").
+_HANDLE_CHARACTER = f"[A-Za-z0-9{HANDLE_JOINERS}]"
 _HANDLE_IN_TAG = re.compile(
-    r"(?<![A-Za-z0-9_.\-])(?=[A-Za-z0-9_.\-]*[A-Za-z])(?=[A-Za-z0-9_.\-]*[0-9_])[A-Za-z0-9_.\-]{5,}"
-    r"(?![A-Za-z0-9_.\-])"
+    f"(?<!{_HANDLE_CHARACTER})(?={_HANDLE_CHARACTER}*[A-Za-z])(?={_HANDLE_CHARACTER}*[0-9_])"
+    f"{_HANDLE_CHARACTER}{{5,}}(?!{_HANDLE_CHARACTER})"
 )
 _NUMBER_IN_TAG = re.compile(r"(?<![0-9])[0-9]{7,}(?![0-9])")
 # A handle needs no digit: a WeChat id or Telegram name of letters ("zhangwei", "加我zhangwei",

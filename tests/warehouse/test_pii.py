@@ -6,6 +6,13 @@ import re
 
 import psycopg
 
+from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.replicate import replicate_tables
+from ingestion.replication.tables import MASKED
+
+# Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
+from orchestration.defs.warehouse.build import marts_schema, run_dbt
+
 _CUSTOMER_PII = (
     "select unnest(array[name, phone, email, wechat_id, whatsapp, telegram, birth_date::text]) from customers"
 )
@@ -39,6 +46,15 @@ def _hits(client, relation: str, column: str, values: set[str]) -> int:
     return client.query(query, parameters={"values": sorted(values)}).result_rows[0][0]
 
 
+def _string_columns(client, databases: list[str]) -> list[tuple[str, str, str]]:
+    """(database, table, column) of every String-like column of the ``databases``."""
+    return client.query(
+        "select database, table, name from system.columns "
+        "where database in {databases:Array(String)} and (type like '%String%')",
+        parameters={"databases": databases},
+    ).result_rows
+
+
 def test_the_scan_finds_pii_where_there_is_some(warehouse):
     client = warehouse.client()
     assert _hits(client, "(select 'call me: +86-138-0000-0001' as note)", "note", {"+86-138-0000-0001"}) == 1
@@ -65,11 +81,7 @@ def test_no_pii_in_clickhouse(warehouse):
     assert _whatsapp_message(warehouse.pg_dsn)[1] in sensitive
     client = warehouse.client()
     databases = [warehouse.raw_database] + [warehouse.schema(name) for name in ("staging", "core", "marts")]
-    columns = client.query(
-        "select database, table, name from system.columns "
-        "where database in {databases:Array(String)} and (type like '%String%')",
-        parameters={"databases": databases},
-    ).result_rows
+    columns = _string_columns(client, databases)
     assert len(columns) > 50
     scanned_tables = set()
     for database, table, column in columns:
@@ -102,3 +114,73 @@ def test_extracted_tags_reach_clickhouse_without_the_ones_holding_contact_detail
         .result_rows
     )
     assert rows == [(_whatsapp_message(warehouse.pg_dsn)[0], '["美股"]')]
+
+
+# Contact details typed into columns the marts show: a tag's name (the customer mart's tag_names), a
+# material's title and tags (the material mart), and short free text with a WeChat id whose letters
+# and digits are joined by "-". None may reach ClickHouse; the rows carrying them are masked.
+_PLANTED = (
+    "wxid_piitag01",
+    "wxid_piimat01",
+    "138-0013-8000",
+    "wxid_piihash01",
+    "zhangwei-1988",
+    "zw-1988",
+    "li-na-520",
+    "ｚｗ－１９８８",
+)
+_PLANT = (
+    "insert into tags (id, name, category) values (3, '微信wxid_piitag01', '其他')",
+    "insert into customer_tags (customer_id, tag_id, tagged_by) values (2, 3, 2)",
+    "insert into materials (material_code, type, category, title, hashtags, tags, created_by) values"
+    " ('MAT_PII', 'text', '客户案例', '客户张三 +86 138-0013-8000 wxid_piimat01 的开户故事',"
+    ' \'["#投资", "wxid_piihash01", "+86 138-0013-8000"]\', \'["客户案例", "zhangwei-1988"]\', 1)',
+    "update customers set occupation = 'zhangwei-1988', decision_style = 'zw-1988' where id = 2",
+    "update customers set decision_style = 'ｚｗ－１９８８' where id = 4",
+    "update customer_journey set trigger_event = 'li-na-520' where source_key = 'J6'",
+)
+
+
+def test_contact_details_in_tag_names_material_titles_and_handles_reach_no_mart(
+    built_warehouse, pg_dsn, clickhouse_env
+):
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for statement in _PLANT:
+            conn.execute(statement)
+    replicate_tables(pg_dsn, ["tags", "customer_tags", "materials", "customers", "customer_journey"])
+    models = ("dim_customers", "fct_stage_transitions", "mart_customer_overview", "mart_material_engagement")
+    output: list[str] = []
+    assert run_dbt(["run", "--select", *models], log=output.append) == 0, "\n".join(output[-40:])
+
+    client = clickhouse_client()
+    marts, core = marts_schema(), marts_schema().removesuffix("marts") + "core"
+    staging = core.removesuffix("core") + "staging"
+    for database, table, column in _string_columns(client, [clickhouse_env, staging, core, marts]):
+        hits = _hits(client, f"`{database}`.`{table}`", f"`{column}`", set(_PLANTED))
+        assert hits == 0, f"{database}.{table}.{column} holds planted contact details"
+
+    def values(query: str) -> list[tuple]:
+        return client.query(query).result_rows
+
+    assert values(f"select tag_names from `{marts}`.mart_customer_overview where customer_id = 2") == [
+        ([MASKED],)
+    ]
+    assert values(f"select material_code, title from `{marts}`.mart_material_engagement order by 1") == [
+        ("MAT_001", "Market basics"),
+        ("MAT_PII", MASKED),
+    ]
+    assert values(
+        f"select hashtags_json, tags_json from `{staging}`.stg_crm__materials where material_code = 'MAT_PII'"
+    ) == [('["#投资"]', '["客户案例"]')]
+    assert values(
+        f"select customer_id, occupation, decision_style from `{core}`.dim_customers order by 1"
+    ) == [
+        (1, None, None),
+        (2, MASKED, MASKED),
+        (3, None, None),
+        (4, None, MASKED),
+    ]
+    assert values(
+        f"select trigger_event from `{core}`.fct_stage_transitions where transition_id in"
+        f" (select id from `{clickhouse_env}`.customer_journey where source_key = 'J6')"
+    ) == [(MASKED,)]

@@ -8,7 +8,7 @@ import logging
 
 import psycopg
 
-from ingestion.generate import vocab
+from ingestion.generate import content, vocab
 from ingestion.replication import declared_source, replicate
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
@@ -52,6 +52,17 @@ def test_a_column_added_in_postgresql_stays_there_and_each_run_names_it(pg_dsn, 
     assert occupations.result_rows == [(1, MASKED), (2, None), (3, None), (4, None)]
 
 
+# Every column replicated masked, as (table, column): the same rule for each.
+_MASKED_COLUMNS = (
+    ("customers", "occupation"),
+    ("customers", "decision_style"),
+    ("customer_journey", "trigger_event"),
+    ("withdrawals", "reason"),
+    ("tags", "name"),
+    ("materials", "title"),
+)
+
+
 def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env):
     # The generator's values of the masked columns are what real ones look like: none is masked.
     vocabulary = [
@@ -59,6 +70,7 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         *vocab.DECISION_STYLES,
         *(event for events in vocab.TRIGGER_EVENTS.values() for event in events),
         *vocab.WITHDRAWAL_REASONS,
+        *(tag.name for tag in content.build_tags()),
     ]
     kept = [
         *vocabulary,
@@ -73,6 +85,12 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         "3月12日",
         "壹万伍仟元",  # an amount in formal numerals: "万" and "仟" are no digits of a number read out
         "m²",  # "m2" in NFKC: one digit is no sign
+        "follow-up",  # letters joined by "-" or "." are words; only "_" joins a handle of letters
+        "self-employed",
+        "Market wrap 12",  # a material's title
+        "长期主义的力量 #7",
+        "美股财报季解读 Vol.12",  # "." joins no messenger id's letters and digits: a title's volume passes
+        "No.1 客户经理",
         None,
     ]
     masked = [
@@ -115,15 +133,23 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         "加我 lina88",
         "wx_zhang",
         "wx_8",
+        # Letters and digits joined by "-", as WeChat ids are, full-width too.
+        "zhangwei-1988",
+        "li-na-520",
+        "ｚｈａｎｇｗｅｉ－１９８８",
+        "ｌｉ－ｎａ－５２０",
+        "加我微信wxid_piitag01",  # a tag's name that copied a WeChat id
+        "客户张三 +86 138-0013-8000 wxid_piimat01 的开户故事",  # a material's title
+        "COVID-19",  # the price of "-" joining letters and digits
     ]
-    expression = BY_NAME["customer_journey"].derived["trigger_event"]
-    rows = (
-        clickhouse_client()
-        .query(
-            f"select trigger_event, {expression} from "
-            "(select arrayJoin({values:Array(Nullable(String))}) as trigger_event)",
+    client = clickhouse_client()
+    for table, column in _MASKED_COLUMNS:
+        expression = BY_NAME[table].derived[column]
+        rows = client.query(
+            f"select `{column}`, {expression} from "
+            f"(select arrayJoin({{values:Array(Nullable(String))}}) as `{column}`)",
             parameters={"values": kept + masked},
+        ).result_rows
+        assert rows == [(value, value) for value in kept] + [(value, MASKED) for value in masked], (
+            f"{table}.{column}"
         )
-        .result_rows
-    )
-    assert rows == [(value, value) for value in kept] + [(value, MASKED) for value in masked]
