@@ -1,8 +1,10 @@
 """One build date per build: every dbt process a build starts, and the plan deciding what it builds
 (dbt_plan.BuildDateMove), take the day from one reading of the clock when the build starts, so that a
 build crossing midnight UTC builds and tests every model as of one day. A lone dbt command gets the
-day it starts; a day the caller gives (FUNNELHOUSE_AS_OF_DATE, var as_of_date) wins. No dbt and no
-servers: the clock is set, and dbt is a stand-in that reports the environment it was handed."""
+day it starts; a day the caller gives (FUNNELHOUSE_AS_OF_DATE, var as_of_date) wins. The refresh mark
+a build records is of the day it built as of, pinned or given, so that the next build rebuilds the
+date-relative models as of its own. No dbt and no servers (the clock is set, and dbt is a stand-in
+that reports the environment it was handed), but for a rebuild as of another day on a real warehouse."""
 
 from __future__ import annotations
 
@@ -15,8 +17,13 @@ from unittest import mock
 import dagster as dg
 import pytest
 from dagster_dbt import DbtCliResource
+from typer.testing import CliRunner
 
+from ingestion.replication import schema
+from ingestion.replication.connections import clickhouse_client
+from orchestration.cli import app
 from orchestration.defs.warehouse import build, dbt_assets, dbt_plan, refresh_state, writers
+from orchestration.defs.warehouse.build import marts_schema
 from orchestration.defs.warehouse.dbt_environment import MANIFEST, REPO_ROOT
 from orchestration.defs.warehouse.dbt_plan import BUILD_DATE_ENV, DefinitionChanges
 
@@ -140,9 +147,38 @@ def test_a_build_crossing_midnight_before_dbt_starts_marks_the_day_it_built_as_o
     assert dates["run"] == next_day.isoformat()
     assert marks[-1] == after_midnight  # within its build date: the mark is when dbt started
 
-    monkeypatch.setenv(BUILD_DATE_ENV, GIVEN)  # a day the caller gave: the mark is the clock's
+    # A day the caller gave before the models' (nothing rebuilt: the build date only rolls forward):
+    # the mark stays of the day the models hold.
+    monkeypatch.setenv(BUILD_DATE_ENV, GIVEN)
     log, dates = _build(monkeypatch)
     assert "dbt: nothing to run" in "\n".join(log) and marks[-1] == after_midnight
+
+
+def test_a_rebuild_as_of_a_day_the_caller_gives_marks_that_day(no_warehouse, clock, monkeypatch):
+    """A run as of a given day marks the end of that day (the mark of the clock told the next builds
+    that the models held the clock's day); as of a day after the clock's, the end of the day before
+    the clock's (no mark may be ahead of the changes it says are built): either way, the next build
+    by the clock moves the build date, and rebuilds the date-relative models."""
+    now = dt.datetime.combine(DAY, dt.time(9, 30))
+    monkeypatch.setattr(build, "utc_now", lambda: now)
+    marks: list[dt.datetime] = []
+    monkeypatch.setattr(refresh_state, "record_build", lambda *args, **kwargs: marks.append(args[3]))
+    for given, mark in {
+        GIVEN: dt.datetime(2026, 2, 28, 23, 59, 59, 999999),
+        "2026-04-03": dt.datetime(2026, 3, 30, 23, 59, 59, 999999),
+    }.items():
+        monkeypatch.setattr(refresh_state, "last_refresh", lambda *args: dt.datetime(2026, 2, 27))
+        monkeypatch.setenv(BUILD_DATE_ENV, given)
+        log, dates = _build(monkeypatch)
+        assert f"build date moved from 2026-02-27 to {given}" in "\n".join(log)
+        assert dates["run"] == given and marks[-1] == mark
+
+        monkeypatch.delenv(BUILD_DATE_ENV)
+        clock()  # a build of its own, by the clock
+        monkeypatch.setattr(refresh_state, "last_refresh", lambda *args: marks[-1])
+        log, dates = _build(monkeypatch)
+        assert f"build date moved from {mark.date()} to {DAY}" in "\n".join(log)
+        assert dates["run"] == DAY.isoformat() and marks[-1] == now
 
 
 def _dbt_environment(arguments: list[str], env: dict[str, str]) -> str:
@@ -197,3 +233,55 @@ def test_dagsters_dbt_steps_plan_and_run_dbt_as_of_one_reading_of_the_clock(no_w
     assert seen[0][0].startswith(f"build date moved from 2026-03-30 to {DAY}")
     # The next day by the clock's later readings, had the steps not pinned the first.
     assert seen[1:] == [("dbt run", DAY.isoformat()), ("dbt build", DAY.isoformat())]
+
+
+def test_the_build_after_a_rebuild_as_of_a_past_day_rebuilds_the_marts_as_of_today(
+    built_warehouse, monkeypatch
+):
+    """docs/warehouse.md's rebuild as of another day, then a plain build: the KPI mart ends on the day
+    asked, then on today. (Recorded as of the clock, the mark told the plain build that the marts held
+    today: "nothing to run", and the mart ended on the past day until the nightly build.) The marts'
+    mark, which `funnelhouse status` shows and the reports wait for, is at most the end of that day."""
+    client, raw, marts = clickhouse_client(), schema.raw_database(), marts_schema()
+    today = dbt_plan.utc_today()
+    past = today - dt.timedelta(days=11)
+
+    def build_as_of(*arguments: str) -> str:
+        result = CliRunner().invoke(app, ["build", *arguments, "--skip-replication", "--no-freshness"])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def last_kpi_day() -> dt.date:
+        return client.query(f"select max(kpi_date) from `{marts}`.mart_kpi_employee_daily").result_rows[0][0]
+
+    monkeypatch.setenv(BUILD_DATE_ENV, past.isoformat())
+    build_as_of("--full-refresh")
+    assert last_kpi_day() == past
+    models, kpi = refresh_state.recorded_refreshes(client, raw, marts)
+    assert models.complete_through.date() == past and kpi.complete_through.date() == past
+
+    monkeypatch.delenv(BUILD_DATE_ENV)
+    output = build_as_of()
+    assert f"build date moved from {past} to {today}: date-relative models" in output
+    assert last_kpi_day() == today
+    assert refresh_state.last_refresh(client, raw, marts).date() == today
+    assert "dbt: nothing to run" in build_as_of()  # as of today now
+
+
+@pytest.mark.skipif(not MANIFEST.exists(), reason="no dbt manifest (run `make manifest`)")
+def test_dagsters_models_step_marks_the_day_the_caller_gives(no_warehouse, monkeypatch):
+    monkeypatch.setenv(BUILD_DATE_ENV, GIVEN)
+    monkeypatch.setattr(dbt_assets, "utc_now", lambda: dt.datetime.combine(DAY, dt.time(9, 30)))
+    monkeypatch.setattr(refresh_state, "last_refresh", lambda *args: dt.datetime(2026, 2, 27))
+    marks: list[dt.datetime] = []
+    monkeypatch.setattr(refresh_state, "record_build", lambda *args, **kwargs: marks.append(args[3]))
+
+    class Dbt(DbtCliResource):
+        def cli(self, args, **kwargs):
+            return _FakeInvocation()
+
+    models, _kpi = dbt_assets.build_dbt_assets()
+    context = dg.build_asset_context(resources={"dbt": Dbt(project_dir=str(REPO_ROOT))})
+    with mock.patch.dict(os.environ):
+        list(models(context=context, config=dbt_assets.DbtBuildConfig()))
+    assert marks == [dt.datetime(2026, 2, 28, 23, 59, 59, 999999)]

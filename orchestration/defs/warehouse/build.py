@@ -48,7 +48,6 @@ from orchestration.defs.warehouse.dbt_plan import (
     complete_plan,
     incremental_plan,
     pinned_build_date,
-    refresh_mark,
     with_vars,
 )
 from orchestration.defs.warehouse.freshness import FreshnessReport, read_sources_json
@@ -188,11 +187,12 @@ def _dbt_step(
     log: Callable[[str], None],
     planned_at: dt.datetime,
     lock: writers.HeldLock,
-    pinned: dict[str, str],
+    dbt_vars: str | None,
 ) -> None:
     """Run the plan; on success move the refresh mark to when it started (no later than the end of the
-    build date the build ``pinned``: ``refresh_mark``), with the data bound of the raw it read
-    (refresh_state.py), and record the model definitions it applied (if it covered every change).
+    build date its models were built as of, pinned or given: ``DbtPlan.refresh_mark``), with the data
+    bound of the raw it read (refresh_state.py), and record the model definitions it applied (if it
+    covered every change).
     Nothing to run (no raw table, no model definition and not the build date changed since
     the mark): the models hold every change made before the plan was made, so the mark moves to
     ``planned_at``, and the data bound to raw's as it is (the writer lock keeps replication out since
@@ -207,7 +207,7 @@ def _dbt_step(
             client,
             raw_database,
             marts_schema(),
-            refresh_mark(planned_at, pinned),
+            plan.refresh_mark(planned_at, dbt_vars),
             plan.definitions.to_record(),
             data_through=refresh_state.raw_bounds(client, raw_database).data_through,
         )
@@ -223,7 +223,7 @@ def _dbt_step(
             client,
             raw_database,
             marts_schema(),
-            refresh_mark(started_at, pinned),
+            plan.refresh_mark(started_at, dbt_vars),
             plan.definitions.to_record(),
             data_through=raw.data_through,
         )
@@ -391,9 +391,8 @@ def build(
             # One build date for the plan and every dbt command after it (dbt inherits it), read as
             # the dbt part starts, not before replication. The refresh mark (when dbt starts) must not
             # fall on a later day than the date the models are built as of (BuildDateMove): midnight
-            # may still pass before dbt starts, so the mark is held to the pinned day (refresh_mark).
-            pinned = pinned_build_date(dbt_vars)
-            beside_the_build.enter_context(scoped_environment(pinned))
+            # may still pass before dbt starts, so the mark is held to the build's day (refresh_mark).
+            beside_the_build.enter_context(scoped_environment(pinned_build_date(dbt_vars)))
             planned_at = utc_now()  # before reading what changed: see _dbt_step
             definitions = refresh_state.definition_changes(
                 client, schema.raw_database(), marts_schema(), dbt_project_dir()
@@ -416,7 +415,7 @@ def build(
                     ),
                     project_manifest=lambda: parsed_manifest(dbt_vars, log),
                 )
-            _dbt_step(plan, summary, client, log, planned_at, lock, pinned)
+            _dbt_step(plan, summary, client, log, planned_at, lock, dbt_vars)
         if freshness_report is not None:
             summary.freshness = freshness_report(log)
             summary.freshness_seconds = time.perf_counter() - freshness_started

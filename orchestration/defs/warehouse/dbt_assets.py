@@ -19,6 +19,7 @@ built, its run is a ``--full-refresh`` of the mart, and records the mart's defin
 
 import datetime as dt
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -48,7 +49,6 @@ from orchestration.defs.warehouse.dbt_plan import (
     incremental_plan,
     models_downstream_of,
     pinned_build_date,
-    refresh_mark,
 )
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL
 from orchestration.defs.warehouse.resources import dbt_project
@@ -60,6 +60,7 @@ KPI_PARTITIONS = dg.DailyPartitionsDefinition(start_date=environment.kpi_first_d
 # For what a retry can mend (the writer lock not freed in time, the server briefly away, a query
 # killed for memory): never for a failed data or unit test or a model's refused SQL (``stream_dbt``).
 RETRY = dg.RetryPolicy(max_retries=2, delay=60)
+_log = logging.getLogger(__name__)
 
 
 class DbtBuildConfig(dg.Config):
@@ -253,8 +254,19 @@ def stream_dbt(dbt: DbtCliResource, arguments: Sequence[str], context: dg.AssetE
 
 
 def build_dbt_assets() -> list[dg.AssetsDefinition]:
+    """The models' and the KPI mart's dbt assets; none without the manifest (a fresh checkout outside
+    ``dagster dev``: the code location still loads, with the replication assets only), said once as
+    the code location loads: a deployment that skipped making it would otherwise run no nightly
+    build, no KPI job and no freshness check without a word."""
     if not MANIFEST.exists():
-        return []  # fresh clone outside `dagster dev`: the code location loads without dbt assets
+        _log.warning(
+            "no dbt manifest at %s: the code location loads without the dbt assets, their jobs "
+            "(nightly build, KPI mart) and the freshness checks; make it with `make manifest` (or "
+            "`dagster-dbt project prepare-and-package --file orchestration/defs/warehouse/resources.py`) "
+            "and reload",
+            MANIFEST,
+        )
+        return []
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,
@@ -269,8 +281,8 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         export_dbt_env()
         client = clickhouse_client()
         # One build date for the plan and the dbt run, read once the lock is held (see build.py's build);
-        # the mark it records is held to that date (refresh_mark).
-        with writers.for_dagster_step(context) as lock, scoped_environment(pinned := pinned_build_date()):
+        # the mark it records is held to that date, pinned or given (DbtPlan.refresh_mark).
+        with writers.for_dagster_step(context) as lock, scoped_environment(pinned_build_date()):
             planned_at = utc_now()  # before reading what changed
             plan = _models_plan(config, client, Path(dbt.project_dir))
             context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
@@ -278,7 +290,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
                 # Nothing changed since the mark: every model holds every change made before the plan.
                 lock.ensure_held()
                 raw = refresh_state.raw_bounds(client, schema.raw_database())
-                _record_models_run(client, plan, refresh_mark(planned_at, pinned), raw.data_through)
+                _record_models_run(client, plan, plan.refresh_mark(planned_at), raw.data_through)
                 return
             started_at = utc_now()
             raw = refresh_state.raw_bounds(client, schema.raw_database())
@@ -291,7 +303,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             # as built.
             if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
                 lock.ensure_held()  # (a writer that lost its lock may have raced another: no record)
-                _record_models_run(client, plan, refresh_mark(started_at, pinned), raw.data_through)
+                _record_models_run(client, plan, plan.refresh_mark(started_at), raw.data_through)
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,

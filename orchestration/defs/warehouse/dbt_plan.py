@@ -440,6 +440,10 @@ class DbtPlan:
     # the definitions it applied (``definitions.to_record()``) are recorded.
     covers_all_changes: bool = True
     definitions: DefinitionChanges = field(default_factory=DefinitionChanges)
+    # The build date the date-relative models hold after a successful run of the plan, when not the
+    # build's (None): a plan running nothing leaves them as of the date they were built as of, which
+    # may be later than a day the caller gave (:func:`refresh_mark`).
+    built_as_of: dt.date | None = None
 
     @property
     def skip(self) -> bool:
@@ -448,6 +452,11 @@ class DbtPlan:
     @property
     def full_refresh(self) -> bool:
         return "--full-refresh" in self.arguments
+
+    def refresh_mark(self, moment: dt.datetime, dbt_vars: str | None = None) -> dt.datetime:
+        """The mark a successful run of the plan records (:func:`refresh_mark`), with the build's date
+        read as dbt read it (``dbt_vars``, the environment: call it while the build's date is pinned)."""
+        return refresh_mark(moment, self.built_as_of or build_date(dbt_vars))
 
 
 def with_vars(arguments: list[str], dbt_vars: str | None) -> tuple[str, ...]:
@@ -514,21 +523,29 @@ def pinned_build_date(
     return {BUILD_DATE_ENV: build_date(dbt_vars, environ).isoformat()}
 
 
-def refresh_mark(moment: dt.datetime, pinned: Mapping[str, str]) -> dt.datetime:
+def refresh_mark(moment: dt.datetime, built_as_of: dt.date) -> dt.datetime:
     """The refresh mark a build records: ``moment`` (naive UTC: when its dbt run started, or when its
-    plan was made if it had nothing to run), but no later than the last instant of the build date it
-    pinned (``pinned``: :func:`pinned_build_date`'s). The mark's UTC date is what the next build
-    compares its build date with (:class:`BuildDateMove`): a build that pinned its date before
-    midnight UTC and started dbt after it (planning, the daily ``dbt parse``) built the date-relative
-    models as of the earlier day, and a mark of the later day would tell every build of that day that
-    they hold it, until the nightly build. An earlier mark only claims less: the changes of the
-    seconds between it and ``moment`` are carried again by the next build. A date the caller gave
-    (``pinned`` empty) leaves ``moment`` as it is: a day in the past would move the mark back as far,
-    and the next build would carry every change made since."""
-    if BUILD_DATE_ENV not in pinned:
-        return moment
-    build_day = dt.date.fromisoformat(pinned[BUILD_DATE_ENV])
-    return min(moment, dt.datetime.combine(build_day, dt.time.max))
+    plan was made if it had nothing to run), but no later than the last instant of ``built_as_of``,
+    the build date its date-relative models hold (:attr:`DbtPlan.built_as_of`, else the build's
+    :func:`build_date`, pinned or given). The mark's UTC date is what the next build compares its
+    build date with (:class:`BuildDateMove`), so it must be that date, or earlier:
+
+    * a build that pinned its date before midnight UTC and started dbt after it (planning, the daily
+      ``dbt parse``) built them as of the earlier day;
+    * a rebuild as of a day in the past (``FUNNELHOUSE_AS_OF_DATE``): a mark of today told every build
+      of the day that the marts held today, and they kept the past day until the nightly build. The
+      mark of that day makes the next build rebuild them as of its own, and it is truthful: the marts
+      leave out every row stamped after it (macros/as_of_date.sql). The next build also carries again
+      the changes made since (run incrementally, they cost what they changed);
+    * a rebuild as of a day after today: no mark can be of that day (the changes made until then would
+      count as built), so it is the last instant of the day before ``moment``'s, whose date is before
+      any build date of today's: the next build rebuilds them, as of its own day.
+
+    An earlier mark only claims less: the changes of the time between it and ``moment`` are carried
+    again by the next build."""
+    if built_as_of > moment.date():
+        return dt.datetime.combine(moment.date(), dt.time.min) - dt.timedelta(microseconds=1)
+    return min(moment, dt.datetime.combine(built_as_of, dt.time.max))
 
 
 def _called_macros(node: Mapping[str, Any]) -> Sequence[str]:
@@ -564,6 +581,11 @@ def date_relative_models(manifest: Mapping[str, Any]) -> set[str]:
     }
 
 
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """``moment`` (naive UTC, or aware) as naive UTC."""
+    return moment if moment.tzinfo is None else moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 @dataclass(frozen=True)
 class BuildDateMove:
     """The build date moved since the models' last refresh: the date-relative models (``models``,
@@ -585,15 +607,21 @@ class BuildDateMove:
         the date moved (``funnelhouse build`` parses the project for it)."""
         if refreshed_through is None:
             return None
-        if refreshed_through.tzinfo is not None:
-            refreshed_through = refreshed_through.astimezone(dt.UTC)
-        previous, current = refreshed_through.date(), build_date(dbt_vars)
+        previous, current = _utc(refreshed_through).date(), build_date(dbt_vars)
         if previous >= current:
             return None
         return cls(previous, current, tuple(sorted(date_relative_models(manifest()))))
 
     def describe(self) -> str:
         return f"build date moved from {self.previous} to {self.current}: date-relative models"
+
+
+def _held_build_date(refreshed_through: dt.datetime | None, dbt_vars: str | None) -> dt.date | None:
+    """The build date the models hold when a plan runs nothing, if later than the build's (a rebuild
+    as of an earlier day that found nothing to rebuild: :class:`BuildDateMove` rolls only forward):
+    the date of their mark. None (the build's) otherwise."""
+    held = _utc(refreshed_through).date() if refreshed_through is not None else None
+    return held if held is not None and held > build_date(dbt_vars) else None
 
 
 def _given(manifest: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -642,6 +670,7 @@ def incremental_plan(
             (),
             "no raw table or model definition changed, nor the build date, since the last build",
             definitions=definitions,
+            built_as_of=_held_build_date(refreshed_through, dbt_vars),
         )
     views = [] if changed_models else [INCREMENTAL_EXCLUDE]
     # One argument per flag (dbt splits it on spaces): dagster-dbt moves only the first value after
