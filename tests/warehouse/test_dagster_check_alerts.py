@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
+from orchestration.defs.ingestion.sensors import FILE_TAG, UNREADABLE_TAG
 from orchestration.defs.warehouse import dbt_assets as dbt_assets_module
 from tests.reports.conftest import messages_to
 from tests.warehouse.alerting import (
@@ -241,3 +242,73 @@ def test_a_check_failing_in_the_nightly_kpi_rebuild_night_after_night_is_one_str
     assert alerts_for(outbox, [*failing, passing]) == [1, 0, 1]
     mail = _mail(outbox, passing)
     assert "checks resolved" in mail["Subject"] and "- ledger: no_gaps (failed for " in mail.get_content()
+
+
+def test_each_landing_file_has_its_own_streak_resolved_only_by_its_own_load(
+    relay, pg_dsn, tmp_path, monkeypatch
+):
+    """The ``landing_contract`` check judges the file of its run: a second bad customers file is a
+    new failure, not "still failing"; a good file after them resolves neither; the mail names the
+    file. A file reported unreadable (its own run, ``unreadable_report``) is resolved when it loads.
+    The landing sensor's real requests, run as ``crm_ingest`` against the real PostgreSQL."""
+    from ingestion.load.landing import LandingFile, discover
+    from ingestion.load.pipeline import ingest
+    from orchestration.definitions import defs
+    from tests.ingestion import landing_rows as rows
+    from tests.ingestion.test_dagster import run_requests, tick
+
+    switch, outbox = relay
+    switch("up")
+    monkeypatch.delenv(REPEAT_HOURS_ENV, raising=False)  # the default: a reminder a day
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("FUNNELHOUSE_LANDING", str(landing))
+    ingest(pg_dsn, discover([str(rows.write(landing, "employees", "b1", [rows.employee(1)]))]))
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    crm_ingest = defs.resolve_job_def("crm_ingest")
+
+    def load_next() -> tuple[str, str]:
+        """The run of the one file the landing sensor asks for now, and that file."""
+        (request,) = run_requests(tick(landing, location.instance))
+        run = crm_ingest.execute_in_process(
+            run_config=request.run_config,
+            instance=location.instance,
+            tags=request.tags,
+            asset_selection=request.asset_selection,
+        )
+        checks.tick()
+        return run.run_id, request.tags[FILE_TAG]
+
+    unknown_employee = {"assigned_employee_code": "EMP_999"}  # every row rejected: the file fails
+    rows.write(landing, "customers", "part0002", [rows.customer(2, **unknown_employee)])
+    rows.write(landing, "customers", "part0003", [rows.customer(3, **unknown_employee)])
+    rows.write(landing, "customers", "part0004", [rows.customer(4)])
+    (first, first_file), (second, second_file), (good, _) = (load_next() for _ in range(3))
+    assert alerts_for(outbox, [first, second, good]) == [1, 1, 0]
+    for run_id, file in ((first, first_file), (second, second_file)):
+        mail = _mail(outbox, run_id)
+        assert mail["Subject"] == f"[funnelhouse] crm_ingest checks failed (run {run_id[:8]})"
+        assert f"Landing file: {file}" in mail.get_content()
+        assert "- crm/customers: landing_contract (new; failing for " in mail.get_content()
+
+    opened = LandingFile.open
+
+    def refusing(self, mode="rb"):  # a mode another user set: the tests run as root
+        if self.name == "customers__part0005.csv":
+            raise PermissionError(13, "Permission denied", self.url)
+        return opened(self, mode)
+
+    rows.write(landing, "customers", "part0005", [rows.customer(5)])
+    monkeypatch.setattr(LandingFile, "open", refusing)
+    reported, reported_file = load_next()
+    monkeypatch.setattr(LandingFile, "open", opened)
+    loaded, loaded_file = load_next()
+    assert reported_file == loaded_file and reported_file.endswith("customers__part0005.csv")
+    assert location.instance.get_run_by_id(reported).tags[UNREADABLE_TAG] == "true"
+    assert alerts_for(outbox, [reported, loaded]) == [1, 1]
+    assert f"Landing file: {reported_file}" in _mail(outbox, reported).get_content()
+    mail = _mail(outbox, loaded)
+    assert mail["Subject"] == f"[funnelhouse] crm_ingest checks resolved (run {loaded[:8]})"
+    assert f"Landing file: {loaded_file}" in mail.get_content()
+    assert "- crm/customers: landing_contract (failed for " in mail.get_content()
+    assert len(messages_to(outbox, ONCALL)) == 4  # the bad files stay failed: nothing resolved them

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -307,6 +308,46 @@ def test_a_jobs_streak_is_per_kind_of_work(relay):
     again = _fail_a_run(instance, "search_sync", tags=rebuild)
     location.failure_ticks()
     assert alerts_for(outbox, [first, synced, again]) == [1, 0, 0]
+
+
+def _backup_tags(schedule_name: str) -> dict[str, str]:
+    """The tags of the run the backup schedule asks for (its kind, ``WORK_TAG``, and its name)."""
+    from orchestration.definitions import defs
+
+    schedule = defs.resolve_schedule_def(schedule_name)
+    with dg.build_schedule_context(scheduled_execution_time=datetime(2026, 12, 1, tzinfo=UTC)) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    return dict(request.tags)
+
+
+def test_full_and_incremental_backups_fail_and_recover_apart(relay):
+    """One job takes both kinds of backup: an incremental backup succeeding between failing full ones
+    is no "recovered" (full backups still fail), nor the next failed full backup a "new" failure."""
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    instance = location.instance
+    full, incremental = (
+        _backup_tags(name) for name in ("postgres_full_backup_daily", "postgres_incremental_backup_6h")
+    )
+    job = "postgres_backup_job"
+    first = _fail_a_run(instance, job, tags=full)
+    location.failure_ticks()
+    good_incremental = _succeed_a_run(instance, job, tags=incremental)
+    checks.tick()
+    again = _fail_a_run(instance, job, tags=full)
+    failed_incremental = _fail_a_run(instance, job, tags=incremental)
+    location.failure_ticks()
+    assert alerts_for(outbox, [first, good_incremental, again, failed_incremental]) == [1, 0, 0, 1]
+    assert mail_of(outbox, failed_incremental)["Subject"].startswith(f"[funnelhouse] {job} failed (run ")
+
+    recovered = _succeed_a_run(instance, job, tags=full)
+    checks.tick()
+    mail = mail_of(outbox, recovered)
+    assert mail["Subject"] == f"[funnelhouse] {job} recovered (run {recovered[:8]})"
+    assert "2 failed run(s)" in mail.get_content()
+    assert (full.get(WORK_TAG), incremental.get(WORK_TAG)) == ("full", "incremental")
 
 
 def test_an_alert_that_cannot_be_judged_is_mailed_as_new(relay, monkeypatch, capsys):

@@ -4,15 +4,19 @@ import dagster as dg
 
 from orchestration import environment
 from orchestration.defs.operations.jobs import conversation_partitions_job, postgres_backup_job
+from orchestration.runs import WORK_TAG
 
 
 def _backup_schedule(name: str, cron: str, kind: str) -> dg.ScheduleDefinition:
+    """Full and incremental backups are one job: ``WORK_TAG`` tells the alert sensors each kind's
+    failing streak apart (an incremental backup succeeding is no "recovered" of full ones failing)."""
     return dg.ScheduleDefinition(
         name=name,
         job=postgres_backup_job,
         cron_schedule=cron,
         execution_timezone=environment.schedule_timezone(),
         run_config={"ops": {"take_postgres_backup": {"config": {"kind": kind}}}},
+        tags={WORK_TAG: kind},
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
 

@@ -47,15 +47,18 @@ state of the sensor's: the same answer when the run's alert is mailed again late
 The failing streak is the check's evaluations failing with severity ERROR up to the run's, in runs of
 the same partitions (a backfill of March failing it is not resolved by today's partition passing it;
 a range asked for by a schedule, as the nightly KPI run's ending the day it runs, is the schedule's:
-``_partitions``);
-a reminder is due when the run's evaluation and the previous one fall in different repeat windows
-counted from the streak's start. A run whose failed checks all fail within their window is logged,
-not mailed.
+``_partitions``), and of the same landing file (``FILE_TAG``: a ``landing_contract`` check judges the
+file of its run, so a second bad file of a table is NEW, not "still failing", and a good file of the
+table resolves neither; a bad file is resolved by its own later load, as is the failure the landing
+sensor's report of an unreadable file raised; the mail names the file); a reminder is due when the
+run's evaluation and the previous one fall in different repeat windows counted from the streak's
+start. A run whose failed checks all fail within their window is logged, not mailed.
 
 A job that keeps failing (the hourly refresh while PostgreSQL is down all night) is alerted the same
 way (``job_change``), from the job's earlier runs that succeeded or failed before the run ended,
-doing the same work (``_work``: the same partition or partition range, ``_finished_before`` says why,
-and the same selection of assets, checks or ops: ``crm_ingest`` loads one table per run): a failed
+doing the same work (``_work``: the same partition, partition range or landing file,
+``_finished_before`` says why, and the same selection of assets, checks or ops: ``crm_ingest``
+loads one table per run; and the same ``WORK_TAG``, as a full or an incremental backup): a failed
 run after a failed one continues their streak and is mailed ("failed again") only when a reminder is
 due, in the windows above, or when it fails differently: other steps failed than in the previous
 failed run (or, with no step failed, its failure message's first line differs), or when any of its
@@ -95,6 +98,7 @@ from dagster._core.storage.tags import (
     SCHEDULE_NAME_TAG,
 )
 
+from orchestration.defs.ingestion.sensors import FILE_TAG
 from orchestration.environment import number_setting
 from orchestration.runs import WORK_TAG
 
@@ -226,14 +230,16 @@ def alert_text(
     streak), or of a run that succeeded with ``checks`` failed (``failed_checks``), which the body
     lists either way, or with checks ``resolved`` or its ``job`` RECOVERED only."""
     streak = f"\n\n{job.line()}" if job and job.change != NEW else ""
+    # the file a landing run loaded: its streak's (``_partitions``), which the check's lines do not name
+    landing = f"\n\nLanding file: {run.tags[FILE_TAG]}" if FILE_TAG in run.tags else ""
     if run.status == dg.DagsterRunStatus.SUCCESS:
         what = "checks failed" if checks else "recovered" if streak else "checks resolved"
         subject = f"[funnelhouse] {run.job_name} {what} (run {run.run_id[:8]})"  # short: not folded
-        body = subject + streak
+        body = subject + landing + streak
     else:
         what = "failed again" if streak else "failed"
         subject = f"[funnelhouse] {run.job_name} {what} (run {run.run_id[:8]})"
-        body = f"{subject}{streak}\n\n{failure_message or 'no message'}"
+        body = f"{subject}{landing}{streak}\n\n{failure_message or 'no message'}"
     if checks:
         body += "\n\nFailed asset checks (details in the run's log):\n" + "\n".join(f"- {c}" for c in checks)
     if resolved:
@@ -285,8 +291,9 @@ def _fails(evaluation) -> bool:
 
 def _failing_before(instance: dg.DagsterInstance, key: dg.AssetCheckKey, run: dg.DagsterRun) -> list:
     """The check's evaluations failing with severity ERROR just before the run's, newest first, in
-    runs of the same partitions (``_partitions``): a KPI check failing in a backfill of March is not
-    resolved by today's partition passing it (nor the other way round)."""
+    runs of the same partitions and landing file (``_partitions``): a KPI check failing in a backfill
+    of March is not resolved by today's partition passing it (nor the other way round), nor a bad
+    landing file's ``landing_contract`` by the next file of its table loading."""
     storage, cursor, seen_run, streak = instance.event_log_storage, None, False, []
     done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
     partitions = _partitions(run)
@@ -383,18 +390,25 @@ class JobChange:
 
 
 def _partitions(run: dg.DagsterRun) -> dict[str, str]:
-    """The run's partition or partition range, for its streaks (as tags: ``_finished_before`` asks
-    Dagster for runs having them). A range a schedule asked for is keyed by the schedule instead of
-    its dates: the nightly rebuild of every KPI partition asks each night for the range from the
-    first partition to today, and its dates would make each night new work (mailed every night it
-    fails, never recovered). Its nights are one streak; a backfill of a range (no schedule) keeps its
-    dates, and so does a scheduled run of one partition (today's KPIs: a day is its own work). One
-    range per schedule tick, as ours ask."""
-    partitions = {tag: run.tags[tag] for tag in _PARTITION_TAGS if tag in run.tags}
+    """The run's partition or partition range, and its landing file, for its streaks and its checks'
+    (as tags: ``_finished_before`` asks Dagster for runs having them). A range a schedule asked for is
+    keyed by the schedule instead of its dates: the nightly rebuild of every KPI partition asks each
+    night for the range from the first partition to today, and its dates would make each night new
+    work (mailed every night it fails, never recovered). Its nights are one streak; a backfill of a
+    range (no schedule) keeps its dates, and so does a scheduled run of one partition (today's KPIs: a
+    day is its own work). One range per schedule tick, as ours ask.
+
+    A run of the landing sensor loads one file (``FILE_TAG``), and its ``landing_contract`` check
+    judges that file alone, like a partition its days: a second bad file of the table is a new
+    failure, and the next good file resolves neither. Every run of a file shares its streak: the
+    sensor's later attempts, a new version at its path, and the run reporting it unreadable."""
+    keys = {tag: run.tags[tag] for tag in _PARTITION_TAGS if tag in run.tags}
     schedule = run.tags.get(SCHEDULE_NAME_TAG)
-    if schedule and ASSET_PARTITION_RANGE_END_TAG in partitions:
-        return {SCHEDULE_NAME_TAG: schedule}
-    return partitions
+    if schedule and ASSET_PARTITION_RANGE_END_TAG in keys:
+        keys = {SCHEDULE_NAME_TAG: schedule}
+    if FILE_TAG in run.tags:
+        keys[FILE_TAG] = run.tags[FILE_TAG]
+    return keys
 
 
 def _work(run: dg.DagsterRun) -> tuple:
@@ -411,13 +425,14 @@ def _finished_before(instance: dg.DagsterInstance, run: dg.DagsterRun, end: floa
     """The runs of the run's job that succeeded or failed before ``end`` (the run's end) doing the
     same work (``_work``), newest first: once the run ended, the same answer whenever asked.
 
-    A streak is per job and partition (or partition range), not per job: a partition run rebuilds its
-    own days, so a backfill of March failing says nothing about today's hourly partition run, which
-    must neither read it as its own failure "again" nor as "recovered" when it succeeds (nor the
-    other way round). Today's run that keeps failing starts a new streak at midnight UTC: one mail a
-    day, as the default reminder. The nightly run of every partition, whose range ends today, is one
-    streak across nights, its schedule's (``_partitions``). (A backfill is one run of its range: the
-    KPI op's single-run policy.)"""
+    A streak is per job and partition (or partition range, or landing file), not per job: a partition
+    run rebuilds its own days, so a backfill of March failing says nothing about today's hourly
+    partition run, which must neither read it as its own failure "again" nor as "recovered" when it
+    succeeds (nor the other way round); nor does a landing file loading say anything about another's.
+    Today's run that keeps failing starts a new streak at midnight UTC: one mail a day, as the default
+    reminder. The nightly run of every partition, whose range ends today, is one streak across
+    nights, its schedule's (``_partitions``). (A backfill is one run of its range: the KPI op's
+    single-run policy.)"""
     work = _work(run)
     filters = dg.RunsFilter(
         job_name=run.job_name,
