@@ -52,6 +52,18 @@ def test_definitions_load():
     assert search_changes_sensor.minimum_interval_seconds == 300
 
 
+def test_the_index_is_downstream_of_the_tables_it_reads():
+    """The lineage runs landing file -> ``crm/<table>`` -> search index for every table a document is
+    read from, in the whole code location (not only as keys the search domain names)."""
+    from orchestration.definitions import defs as code_location
+
+    graph = code_location.resolve_asset_graph()
+    parents = graph.get(conversations_search_index.key).parent_keys
+    expected = {dg.AssetKey(["crm", table]) for table in ("conversations", "customers", "employees")}
+    assert parents == expected
+    assert all(graph.get(parent).is_materializable for parent in parents)  # the ingestion assets
+
+
 def test_sensor_asset_and_check(pg_dsn, search_client, search_resource):
     with psycopg.connect(pg_dsn) as conn:
         people = seed_people(conn)

@@ -70,11 +70,26 @@ def create_conversation_partitions_ahead(context: dg.OpExecutionContext) -> None
     context.log.info(f"{created} new monthly partition(s) of conversations")
 
 
-@dg.job(description="pg_basebackup of the operational database, with retention and off-site copy")
+# How long a run may last before run monitoring (devstack/dagster.yaml) fails it, as it does a run
+# whose worker died (`dagster dev` restarted, a reboot): it would otherwise stay STARTED, never alerted.
+# A backup: 6 h, the gap between incremental backups, so a dead one is failed before the next backup
+# is due; time enough for pg_basebackup (disk speed) and an off-site copy of tens of GB over a slow link.
+BACKUP_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(6 * 60 * 60)}
+# One statement that creates a few empty partitions (it may wait for a lock on conversations).
+PARTITIONS_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(60 * 60)}
+
+
+@dg.job(
+    description="pg_basebackup of the operational database, with retention and off-site copy",
+    tags=BACKUP_MAX_RUNTIME,
+)
 def postgres_backup_job():
     take_postgres_backup()
 
 
-@dg.job(description="Create the next months' partitions of conversations before rows arrive")
+@dg.job(
+    description="Create the next months' partitions of conversations before rows arrive",
+    tags=PARTITIONS_MAX_RUNTIME,
+)
 def conversation_partitions_job():
     create_conversation_partitions_ahead()

@@ -8,11 +8,17 @@ from devstack import state
 from devstack.search import launcher
 from ingestion.search import cursor_store, documents, indexer, quarantine, rebuild
 from ingestion.search.rebuild import RebuildReport
+from orchestration.defs.ingestion.assets import asset_key as crm_asset_key
 from orchestration.defs.search.resources import SearchResource
 
 # A failed step (engine restarting, a bulk refused under load) is tried again in the same run; not a
 # rebuild that failed its verification (``dg.Failure(allow_retries=False)``): it would fail again.
 RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
+
+# The PostgreSQL tables a document is read from: the conversation and the customer and employee rows
+# it quotes (``documents.CUSTOMER`` / ``EMPLOYEE``). Their ``crm/<table>`` assets are the index's
+# parents, so the lineage shows what feeds it and what a failed ingestion leaves stale.
+INDEXED_TABLES = ("conversations", documents.CUSTOMER.table, documents.EMPLOYEE.table)
 
 
 def missing_search_engine() -> str | None:
@@ -78,6 +84,7 @@ def _index_metadata(search: SearchResource, client) -> dict:
 
 @dg.asset(
     key=["search", "conversations_index"],
+    deps=[crm_asset_key(table) for table in INDEXED_TABLES],
     group_name="search",
     kinds={"elasticsearch"},
     retry_policy=RETRY,
@@ -137,12 +144,22 @@ def conversations_search_index(
         client.close()
 
 
+# Run monitoring (devstack/dagster.yaml) fails a run still going after this: one whose worker died
+# (`dagster dev` restarted, a reboot) would otherwise stay STARTED, and the sensor waits for a rebuild
+# in flight. A sync rebuilds too when the mapping changed; a rebuild loads ~19,000-31,000 docs/s
+# (bench/results/search.md), 5 M conversations in under 5 minutes, and is tried at most 3 times (RETRY).
+MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(3 * 60 * 60)}
+
 search_sync_job = dg.define_asset_job(
-    "search_sync", selection=[conversations_search_index], description="Incremental sync of the search index."
+    "search_sync",
+    selection=[conversations_search_index],
+    description="Incremental sync of the search index.",
+    tags=MAX_RUNTIME,
 )
 search_rebuild_job = dg.define_asset_job(
     "search_full_rebuild",
     selection=[conversations_search_index],
     config=run_config(full_rebuild=True),
     description="Full rebuild into a new versioned index, then an atomic alias swap.",
+    tags=MAX_RUNTIME,
 )

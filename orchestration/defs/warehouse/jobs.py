@@ -10,6 +10,21 @@ from orchestration.defs.warehouse.dbt_environment import MANIFEST
 from orchestration.defs.warehouse.freshness_checks import replication_freshness_checks
 from orchestration.defs.warehouse.replication_assets import REPLICATION_GROUP
 
+# How long a run may last before run monitoring (devstack/dagster.yaml) fails it: a run whose worker died
+# (`dagster dev` restarted, a reboot) stays STARTED and holds the `warehouse` pool until then. Far above
+# real runs: a full build, replication and `dbt build --full-refresh`, takes 20 s for 5.65 M rows and
+# 49 s for twice that (docs/warehouse.md), and an hourly refresh or a KPI run does less.
+HOUR = 60 * 60
+# At most two hourly refreshes lost to a dead run.
+REFRESH_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(2 * HOUR)}
+# Started at 02:30 on the team's clock, a dead one frees the pool by 06:30, before the report hour
+# (09:00 by default) and early enough for the refreshes the reports wait for.
+FULL_BUILD_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(4 * HOUR)}
+# Also the nightly rebuild of every KPI partition in one run (a full refresh of one mart).
+KPI_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(2 * HOUR)}
+# Read-only checks of a few seconds, every hour.
+FRESHNESS_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(HOUR)}
+
 # The groups of the dbt models (translator.py: one per folder). A model outside them would be left out
 # of the hourly and nightly jobs, and the hourly op, not running every model of its own, would never
 # record its refresh mark (tests/warehouse/test_definitions.py checks every model is in one).
@@ -38,6 +53,7 @@ hourly_refresh_job = dg.define_asset_job(
         "over, of the date-relative models (none of these: dbt is skipped). No tests, no reconciliation "
         "with PostgreSQL: nightly."
     ),
+    tags=REFRESH_MAX_RUNTIME,
 )
 
 nightly_full_build_job = dg.define_asset_job(
@@ -47,12 +63,14 @@ nightly_full_build_job = dg.define_asset_job(
     description=(
         "Replicate, then dbt build --full-refresh: every model recomputed from raw, every data test."
     ),
+    tags=FULL_BUILD_MAX_RUNTIME,
 )
 
 kpi_daily_job = dg.define_asset_job(
     "warehouse_kpi_daily",
     selection=dg.AssetSelection.assets(KPI_MART),
     description="Daily partitions of mart_kpi_employee_daily; backfill a date range from the UI.",
+    tags=KPI_MAX_RUNTIME,
 )
 
 # Defined only with a manifest, as its checks (definitions.py).
@@ -63,4 +81,5 @@ replication_freshness_job = dg.define_asset_job(
         "Only the replication freshness checks: how far behind PostgreSQL each raw table is, against "
         "the crm source's warn_after / error_after. Replicates nothing, runs no dbt."
     ),
+    tags=FRESHNESS_MAX_RUNTIME,
 )
