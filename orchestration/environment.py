@@ -8,12 +8,17 @@ read here and nowhere else; secrets are read when asked for, never at import tim
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 from devstack import stack, state
 
+_log = logging.getLogger(__name__)
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -93,6 +98,58 @@ def pg_dsn() -> str:
     if configured:
         return configured
     return _embedded("postgres")["dsn"]
+
+
+REPLICATION_DSN_VARIABLE = "FUNNELHOUSE_PG_REPLICATION_DSN"
+
+
+def pg_replication_dsn(dsn: str | None = None) -> str:
+    """What replication's ClickHouse pulls read the PostgreSQL database ``dsn`` (default ``pg_dsn()``)
+    with: ClickHouse keeps it in a named collection (ingestion/replication/connections.py) through
+    which whoever holds the ClickHouse user may run any query, so it should be a read-only role's.
+
+    ``FUNNELHOUSE_PG_REPLICATION_DSN`` if set; else, outside production, for a database of the
+    embedded server, the embedded replication role on that database (a test's own database too);
+    else ``dsn`` itself, its user's rights and all, with a warning naming the variable, so a
+    deployment that predates the variable keeps replicating."""
+    configured = os.environ.get(REPLICATION_DSN_VARIABLE)
+    if configured:
+        return configured
+    dsn = dsn or pg_dsn()
+    reader = _embedded_replication_reader(dsn)
+    if reader:
+        return reader
+    _warn_replication_reads_with_the_main_user()
+    return dsn
+
+
+def _embedded_replication_reader(dsn: str) -> str | None:
+    """``dsn`` as the embedded server's replication role, if ``dsn`` is on the embedded server
+    (by host and port) and it has one (devstack/postgres.py); never in production."""
+    if env_name() == "prod":
+        return None
+    try:
+        embedded = _embedded("postgres")
+    except ServiceNotRunning:
+        return None
+    if "replication_dsn" not in embedded:  # a server an older version started: `funnelhouse up` adds it
+        return None
+    target, reader = conninfo_to_dict(dsn), conninfo_to_dict(embedded["replication_dsn"])
+    if (target.get("host"), str(target.get("port"))) != (embedded["host"], str(embedded["port"])):
+        return None
+    return make_conninfo(dsn, user=reader["user"], password=reader["password"])
+
+
+@functools.cache
+def _warn_replication_reads_with_the_main_user() -> None:
+    """Once per process: every run would repeat it."""
+    _log.warning(
+        "%s is not set: ClickHouse pulls replication from PostgreSQL as the main user (FUNNELHOUSE_PG_DSN's, "
+        "or the superuser of an embedded stack started before the read-only role existed: `funnelhouse up` "
+        "adds it), and whoever holds the ClickHouse user can query PostgreSQL with that user's rights; set "
+        "it to a read-only role's DSN (docs/warehouse.md, 'Replication')",
+        REPLICATION_DSN_VARIABLE,
+    )
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 ClickHouse reads PostgreSQL itself (``postgresql(funnelhouse_pg_<raw db>_<source hash>, table=...)``), so rows never pass
 through Python. The credentials live in a named collection: the pulling queries, and so every
 query log, name the collection and never carry the password. The collection is (re)written at the
-start of each run because the embedded PostgreSQL may come back on another port.
+start of each run because the embedded PostgreSQL may come back on another port. They are a
+read-only role's (``environment.pg_replication_dsn``), not those of ``FUNNELHOUSE_PG_DSN``: whoever
+holds the ClickHouse user may run any query through the collection (``INSERT INTO FUNCTION
+postgresql(...)`` too). Replication's own reads in Python (the bound, deletions) use the main DSN.
 
 Every session runs in UTC, whatever zone the server is configured with (``<timezone>`` in its
 config; Asia/Shanghai is common on servers in China): the CRM's timestamps are UTC wall-clock values
@@ -23,7 +26,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.exceptions import DatabaseError
 from psycopg.conninfo import conninfo_to_dict
 
-from orchestration.environment import ClickHouseSettings, clickhouse_settings
+from orchestration.environment import ClickHouseSettings, clickhouse_settings, pg_replication_dsn
 
 _log = logging.getLogger(__name__)
 
@@ -102,7 +105,8 @@ def collection_name(pg_dsn: str, raw_database: str) -> str:
     short hash of the source (host, port, user, database; never the password), so two stacks sharing
     one ClickHouse server, each with its own raw database (``FUNNELHOUSE_RAW_DATABASE``), never
     rewrite each other's collection and pull from the other's PostgreSQL, even if both databases
-    are called alike."""
+    are called alike. Another user (the replication's reader instead of the main one) is another
+    collection: the one of the earlier user is dropped, not left holding its credentials."""
     values = _collection_values(pg_dsn)
     source_key = "\0".join(str(values[key]) for key in ("host", "port", "user", "database"))
     return _raw_database_prefix(raw_database) + hashlib.sha256(source_key.encode()).hexdigest()[:12]
@@ -124,12 +128,14 @@ def _drop_stale_collections(client, pg_dsn: str, raw_database: str, keep: str) -
 
 
 def ensure_named_collection(client, pg_dsn: str, raw_database: str) -> str:
-    """Point the collection of ``raw_database`` and ``pg_dsn`` (``collection_name``) at ``pg_dsn`` and
-    return its name: created once, then altered in place (never dropped while it is this source's, so
-    a concurrent pull never sees it missing)."""
-    name = collection_name(pg_dsn, raw_database)
+    """Point the collection of ``raw_database`` at the database of ``pg_dsn``, read as the replication's
+    reader (``pg_replication_dsn``; ``collection_name`` of that DSN), and return its name: created
+    once, then altered in place (never dropped while it is this source's, so a concurrent pull never
+    sees it missing)."""
+    reader_dsn = pg_replication_dsn(pg_dsn)
+    name = collection_name(reader_dsn, raw_database)
     assignments = ", ".join(
-        f"{key} = {string_literal(value)}" for key, value in _collection_values(pg_dsn).items()
+        f"{key} = {string_literal(value)}" for key, value in _collection_values(reader_dsn).items()
     )
     client.command(f"create named collection if not exists {name} as {assignments}")
     client.command(f"alter named collection {name} set {assignments}")

@@ -3,6 +3,10 @@
 ``funnelhouse.schema_migrations`` records what ran and the checksum of the file that ran, so a
 second run changes nothing, and an edited file that already ran is refused instead of silently
 diverging from what the database holds (write a new migration instead).
+
+After migrating, the replication's read-only role (``REPLICATION_READER``) may read every table of
+public, those a migration just created too: ClickHouse pulls replication through it (see
+``grant_replication_reads``).
 """
 
 from __future__ import annotations
@@ -12,10 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any fixed 64-bit number: migrations from two processes at once run one after the other.
 _ADVISORY_LOCK_KEY = 4_242_001
+# The role replication's ClickHouse pulls read PostgreSQL as (environment.pg_replication_dsn): the
+# embedded stack creates it (devstack/postgres.py), a DBA in production (docs/warehouse.md).
+REPLICATION_READER = "funnelhouse_replication"
+# Relation kinds a SELECT reads: tables, partitioned tables, views, materialized and foreign tables.
+_READABLE_KINDS = ("r", "p", "v", "m", "f")
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,51 @@ def apply(dsn: str, log=print) -> list[str]:
                     )
                 log(f"applied {migration.path.name}")
                 applied_now.append(migration.version)
+            _grant_replication_reads(conn, log)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))
     return applied_now
+
+
+def grant_replication_reads(dsn: str, log=print) -> None:
+    """Let ``REPLICATION_READER``, if it exists, read the tables of ``dsn``'s database (see
+    ``_grant_replication_reads``); under the migrations' lock, as a grant racing a migration's DDL
+    on the same catalog rows fails ("tuple concurrently updated")."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
+        try:
+            _grant_replication_reads(conn, log)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))
+
+
+def _grant_replication_reads(conn: psycopg.Connection, log) -> None:
+    """SELECT on every relation of public (and on those this user creates there later: the default
+    privileges) for ``REPLICATION_READER``, when it exists and one relation is not readable to it yet;
+    nothing else, so it stays a reader. Every load migrates: the check keeps the grants from
+    rewriting catalog rows each time. A user that may not grant (in production, tables another
+    role owns) leaves the grants to the DBA (docs/warehouse.md), with a line saying so."""
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (REPLICATION_READER,)).fetchone():
+        return
+    missing = conn.execute(
+        """SELECT count(*) FROM pg_class
+           WHERE relnamespace = 'public'::regnamespace AND relkind = ANY(%s)
+             AND NOT has_table_privilege(%s, oid, 'SELECT')""",
+        (list(_READABLE_KINDS), REPLICATION_READER),
+    ).fetchone()[0]
+    if not missing:
+        return
+    reader = sql.Identifier(REPLICATION_READER)
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(reader))
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(reader))
+            conn.execute(
+                sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {}").format(
+                    reader
+                )
+            )
+    except psycopg.errors.InsufficientPrivilege as error:
+        log(
+            f"could not grant {REPLICATION_READER} SELECT on public's tables (grant it as their owner): {error}"
+        )

@@ -1,0 +1,142 @@
+"""Replication reads PostgreSQL as a read-only role. ClickHouse keeps the credentials it pulls with in
+a named collection, and whoever holds the ClickHouse user may run any query through it: the
+collection must read what replication reads, and write nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+
+import psycopg
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+from psycopg.conninfo import conninfo_to_dict
+
+from ingestion.replication.connections import (
+    COLLECTION_PREFIX,
+    clickhouse_client,
+    collection_name,
+    ensure_named_collection,
+    source,
+)
+from ingestion.replication.replicate import replicate_tables
+from ingestion.schema import migrate
+from orchestration import environment
+from tests.fixtures.warehouse import load_fixture
+
+_WRITTEN_BY_CLICKHOUSE = "written through the collection"
+
+
+def _tags_written_by_clickhouse(pg_dsn: str) -> int:
+    with psycopg.connect(pg_dsn) as conn:
+        return conn.execute(
+            "select count(*) from tags where name = %s", (_WRITTEN_BY_CLICKHOUSE,)
+        ).fetchone()[0]
+
+
+def test_clickhouse_cannot_write_into_postgresql_through_the_collection(pg_dsn, clickhouse_env):
+    """``INSERT INTO FUNCTION postgresql(<collection>, ...)``, which as the superuser adds the row. The
+    local server reports an INSERT with data (``VALUES``) that PostgreSQL refused as a success (chDB's
+    inserter drops the sink's error): that form is checked by what PostgreSQL holds afterwards."""
+    load_fixture(pg_dsn)
+    client = clickhouse_client()
+    collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
+    into_tags = f"insert into function {source('tags', collection)}"
+    with pytest.raises(DatabaseError, match="permission denied for table tags"):
+        client.command(f"{into_tags} (name, category) select '{_WRITTEN_BY_CLICKHOUSE}', 'probe'")
+    with contextlib.suppress(DatabaseError):
+        client.command(f"{into_tags} (name, category) values ('{_WRITTEN_BY_CLICKHOUSE}', 'probe')")
+    assert _tags_written_by_clickhouse(pg_dsn) == 0
+
+
+def test_clickhouse_reads_a_replicated_table_through_the_collection(pg_dsn, clickhouse_env):
+    load_fixture(pg_dsn)
+    client = clickhouse_client()
+    collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
+    assert client.query(f"select count() from {source('customers', collection)}").result_rows == [(4,)]
+
+
+def test_a_table_a_later_migration_creates_is_readable_through_the_collection(
+    pg_dsn, clickhouse_env, tmp_path, monkeypatch
+):
+    for migration in migrate.available():
+        shutil.copy(migration.path, tmp_path / migration.path.name)
+    (tmp_path / "9999_added_later.sql").write_text("CREATE TABLE added_later (id BIGINT PRIMARY KEY);\n")
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    assert migrate.apply(pg_dsn, log=lambda *_: None) == ["9999_added_later"]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("insert into added_later values (1), (2)")
+    client = clickhouse_client()
+    collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
+    assert client.query(f"select count() from {source('added_later', collection)}").result_rows == [(2,)]
+
+
+def test_the_embedded_role_is_a_reader_of_the_test_database(pg_dsn):
+    """The role may log in and read, and may not write even in a session that lifts its read-only
+    default (what it holds, not only how its sessions start)."""
+    reader_dsn = environment.pg_replication_dsn(pg_dsn)
+    reader = conninfo_to_dict(reader_dsn)
+    assert (reader["user"], reader["dbname"]) == (
+        migrate.REPLICATION_READER,
+        conninfo_to_dict(pg_dsn)["dbname"],
+    )
+    load_fixture(pg_dsn)
+    with psycopg.connect(reader_dsn, autocommit=True) as conn:
+        assert conn.execute(
+            "select rolsuper, rolcreatedb, rolcreaterole, rolbypassrls from pg_roles where rolname = current_user"
+        ).fetchone() == (False, False, False, False)
+        assert conn.execute("select count(*) from customers").fetchone() == (4,)
+        conn.execute("set default_transaction_read_only = off")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("insert into tags (name, category) values (%s, 'probe')", (_WRITTEN_BY_CLICKHOUSE,))
+
+
+def _collections_of(client, raw_database: str) -> set[str]:
+    rows = client.query(
+        "select name from system.named_collections where startsWith(name, {prefix:String})",
+        parameters={"prefix": f"{COLLECTION_PREFIX}{raw_database}_"},
+    ).result_rows
+    return {name for (name,) in rows}
+
+
+def test_a_stack_that_pulled_as_the_main_user_pulls_as_the_reader_after_an_upgrade(
+    pg_dsn, clickhouse_env, monkeypatch
+):
+    """Replication re-creates the collection for the reader and drops the one holding the main
+    user's credentials, which an earlier version wrote."""
+    load_fixture(pg_dsn)
+    client = clickhouse_client()
+    monkeypatch.setenv(environment.REPLICATION_DSN_VARIABLE, pg_dsn)  # as before the reader existed
+    as_main_user = ensure_named_collection(client, pg_dsn, clickhouse_env)
+    monkeypatch.delenv(environment.REPLICATION_DSN_VARIABLE)
+
+    [result] = replicate_tables(pg_dsn, ["customers"])
+
+    assert result.rows_copied == 4
+    as_reader = collection_name(environment.pg_replication_dsn(pg_dsn), clickhouse_env)
+    assert as_reader != as_main_user
+    assert _collections_of(client, clickhouse_env) == {as_reader}
+
+
+def test_the_replication_dsn_variable_wins(monkeypatch):
+    monkeypatch.setenv(environment.REPLICATION_DSN_VARIABLE, "postgresql://reader:secret@db.example/crm")
+    assert environment.pg_replication_dsn("postgresql://app:other@db.example/crm") == (
+        "postgresql://reader:secret@db.example/crm"
+    )
+
+
+def test_production_without_the_variable_pulls_as_the_main_user_and_says_so_once(monkeypatch, caplog):
+    """A deployment from before the variable keeps replicating; production never looks for an
+    embedded server (environment._embedded refuses it there)."""
+    main = "postgresql://app:s3cret-password@db.example:5432/crm"
+    monkeypatch.setenv("FUNNELHOUSE_ENV", "prod")
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", main)
+    monkeypatch.delenv(environment.REPLICATION_DSN_VARIABLE, raising=False)
+    environment._warn_replication_reads_with_the_main_user.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=environment.__name__):
+        assert environment.pg_replication_dsn() == main
+        assert environment.pg_replication_dsn() == main
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1 and environment.REPLICATION_DSN_VARIABLE in warnings[0]
+    assert "s3cret-password" not in warnings[0]
