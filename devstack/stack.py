@@ -70,16 +70,23 @@ def _left_unrecorded(module, home) -> bool:
     return running_unrecorded is not None and running_unrecorded(home)
 
 
-_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "http": 80, "https": 443, "smtp": 587, "smtps": 465}
+# The port each service's client takes when its URL gives none, by scheme (environment.py: ClickHouse's
+# HTTP interface 8123/8443; the search clients 443 for https, 9200 for http; SMTP submission 587/465).
+_DEFAULT_PORTS = {
+    "postgres": {"postgresql": 5432, "postgres": 5432},
+    "clickhouse": {"http": 8123, "https": 8443},
+    "search": {"http": 9200, "https": 443},
+    "smtp": {"smtp": 587, "smtps": 465},
+}
 
 
-def _accepts_connections(address: str) -> bool | None:
+def _accepts_connections(service: str, address: str) -> bool | None:
     """Whether the server a configured URL or DSN names accepts a TCP connection (within 2 s): a
     configured service is not shown running on the strength of its variable alone. None when the
     address names no host and port to try (a key=value DSN, a Unix socket)."""
     try:
         parsed = urlsplit(address)
-        host, port = parsed.hostname, parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+        host, port = parsed.hostname, parsed.port or _DEFAULT_PORTS[service].get(parsed.scheme)
     except ValueError:
         return None
     if not host or not port:
@@ -100,7 +107,7 @@ def status() -> list[tuple[str, bool, str]]:
     rows = []
     for service, (_, replaced_by) in SERVICES.items():
         if os.environ.get(replaced_by):
-            answers = _accepts_connections(os.environ[replaced_by])
+            answers = _accepts_connections(service, os.environ[replaced_by])
             how = {True: "answers", False: "not answering", None: "not checked"}[answers]
             rows.append((service, answers is not False, f"{replaced_by} (configured, {how})"))
             continue

@@ -121,6 +121,24 @@ def test_status_checks_that_a_configured_server_answers(tmp_path):
     )
 
 
+def test_status_tries_the_port_the_client_takes_for_a_url_without_one(monkeypatch):
+    """A ClickHouse URL without a port means 8123 (http) or 8443 (https) to the clients, not HTTP's
+    80 or 443 (a fixed port cannot be listened on here: a test server may hold it)."""
+    from devstack import stack
+
+    tried = []
+
+    def refuse(address, timeout):
+        tried.append(address)
+        raise ConnectionRefusedError
+
+    monkeypatch.setattr(stack.socket, "create_connection", refuse)
+    for url in ("http://ch.internal", "https://ch.internal"):
+        assert stack._accepts_connections("clickhouse", url) is False
+    assert stack._accepts_connections("smtp", "smtps://mail.internal") is False
+    assert tried == [("ch.internal", 8123), ("ch.internal", 8443), ("mail.internal", 465)]
+
+
 def test_a_state_home_that_cannot_be_made_is_one_line():
     """A FUNNELHOUSE_HOME under a path nobody can create in: one line naming the home and why, exit 1
     as for any other fault of the environment, not the traceback of the mkdir deep in the stack. (Why

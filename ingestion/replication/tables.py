@@ -27,7 +27,8 @@ holds the lists to the schema.
 
 Short free text that a model shows but a person may have typed contact details into (a customer's
 occupation and decision style, a journey step's trigger event, a withdrawal's reason, a tag's name and a
-material's title, both shown by the marts) is replicated masked (``_masked``,
+material's title, both shown by the marts; in these two names letters with digits are no sign,
+"VIP3", "MT5开户教程": ``_masked_name``) is replicated masked (``_masked``,
 one RE2 ``match`` ClickHouse evaluates while pulling, on the value's NFKC form so that full-width,
 circled and bold digits and letters count as the plain ones, "１３８", "①⑬⓪", "𝟏𝟑𝟖"; what is replicated
 unmasked is the original text): a value becomes ``[masked]`` as a whole if it holds an "@"; five or
@@ -205,32 +206,43 @@ def _tag_filters(columns: Iterable[str], extra_known_words: Iterable[str] = ()) 
 # a single digit or a word of five letters is no sign in a sentence ("满30天", "manual"). This is RE2
 # (ClickHouse's ``match``): no lookbehind, so each rule spells out what it needs on both sides.
 _LATIN_ALPHANUMERICS = f"{_LATIN_LETTERS}{_DIGITS}"
-_CONTACT_LIKE_TEXT = "|".join(
-    (
-        f"[{_ATS}]",
-        # A phone or QQ number; also a date in digits ("1990/05/12", "05/12/1990", "90-5-12").
-        f"[{_DIGITS}](?:{_SEPARATORS}[{_DIGITS}]){{4,}}",
-        _CHINESE_NUMERAL_NUMBER,
-        # A date in Chinese ("1990年5月12日", "85年3月12号"), and a digit just after a birthday label.
-        f"[{_DIGITS}]{{2,4}}{_SEPARATORS}年{_SEPARATORS}[{_DIGITS}]{{1,2}}{_SEPARATORS}月{_SEPARATORS}[{_DIGITS}]",
-        f"(?:生日|出生|[Bb]irthday)[^{_DIGITS}]{{0,3}}[{_DIGITS}]",
-        "://|[Ww]{3}[.．]|[A-Za-z0-9][.．][A-Za-z]{2,}",
-        # A Latin letter followed by a digit, maybe across an id's "_" or "-", with a third letter or
-        # digit before or after ("lina88", "wx_8", "zhangwei-1988"; not a quarter, "Q3", nor "Vol.3"),
-        # or letters joined by "_". Not by "-" or "." (a handle of letters only passes anyway):
-        # "follow-up", "self-employed" and "e.g." are ordinary words.
-        f"[{_LATIN_ALPHANUMERICS}][{_LATIN_LETTERS}][{_ID_JOINERS}]?[{_DIGITS}]",
-        f"[{_LATIN_LETTERS}][{_ID_JOINERS}]?[{_DIGITS}][{_LATIN_ALPHANUMERICS}]",
-        f"[{_LATIN_LETTERS}][_＿][{_LATIN_LETTERS}]",
-    )
+_CONTACT_DETAILS = (
+    f"[{_ATS}]",
+    # A phone or QQ number; also a date in digits ("1990/05/12", "05/12/1990", "90-5-12").
+    f"[{_DIGITS}](?:{_SEPARATORS}[{_DIGITS}]){{4,}}",
+    _CHINESE_NUMERAL_NUMBER,
+    # A date in Chinese ("1990年5月12日", "85年3月12号"), and a digit just after a birthday label.
+    f"[{_DIGITS}]{{2,4}}{_SEPARATORS}年{_SEPARATORS}[{_DIGITS}]{{1,2}}{_SEPARATORS}月{_SEPARATORS}[{_DIGITS}]",
+    f"(?:生日|出生|[Bb]irthday)[^{_DIGITS}]{{0,3}}[{_DIGITS}]",
+    "://|[Ww]{3}[.．]|[A-Za-z0-9][.．][A-Za-z]{2,}",
+    # Letters joined by "_" to letters or digits ("wx_zhang", "wx_8", "wxid_abc01").
+    f"[{_LATIN_LETTERS}][_＿][{_LATIN_ALPHANUMERICS}]",
 )
+# A Latin letter followed by a digit, maybe across an id's "_" or "-", with a third letter or digit
+# before or after ("lina88", "zhangwei-1988"; not a quarter, "Q3", nor "Vol.3"). Not letters joined by
+# "-" or "." (a handle of letters only passes anyway): "follow-up", "self-employed" and "e.g." are
+# ordinary words.
+_LETTERS_WITH_DIGITS = (
+    f"[{_LATIN_ALPHANUMERICS}][{_LATIN_LETTERS}][{_ID_JOINERS}]?[{_DIGITS}]",
+    f"[{_LATIN_LETTERS}][{_ID_JOINERS}]?[{_DIGITS}][{_LATIN_ALPHANUMERICS}]",
+)
+_CONTACT_LIKE_TEXT = "|".join((*_CONTACT_DETAILS, *_LETTERS_WITH_DIGITS))
+# A name staff give a tag or a material: letters with digits are how products, tiers and series are
+# named ("VIP3", "MT5开户教程", "Top10基金", "A50期指解读"), so only the other signs count there.
+_CONTACT_LIKE_NAME = "|".join(_CONTACT_DETAILS)
 MASKED = "[masked]"
 
 
-def _masked(column: str) -> str:
-    """``column`` (text), or ``MASKED`` if it looks like it carries contact details; NULL stays NULL."""
-    looks_like_contact_details = f"match({_matched_form(column)}, {string_literal(_CONTACT_LIKE_TEXT)})"
+def _masked(column: str, rules: str = _CONTACT_LIKE_TEXT) -> str:
+    """``column`` (text), or ``MASKED`` if it looks like it carries contact details (``rules``, RE2);
+    NULL stays NULL."""
+    looks_like_contact_details = f"match({_matched_form(column)}, {string_literal(rules)})"
     return f"if({looks_like_contact_details}, {string_literal(MASKED)}, {column})"
+
+
+def _masked_name(column: str) -> str:
+    """``_masked`` for a tag's or a material's name (``_CONTACT_LIKE_NAME``)."""
+    return _masked(column, _CONTACT_LIKE_NAME)
 
 
 def _columns(names: str) -> tuple[str, ...]:
@@ -290,7 +302,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
             "id category color icon description is_system display_order created_at updated_at"
         ),
         dropped=("name",),
-        derived={"name": _masked("name")},
+        derived={"name": _masked_name("name")},
     ),
     RawTable(
         "customer_tags", replicated=_columns("id customer_id tag_id tagged_by tagged_at is_auto updated_at")
@@ -401,7 +413,7 @@ RAW_TABLES: tuple[RawTable, ...] = (
         # The title is shown by the material mart, and a customer story's title has named its customer
         # with a phone number; hashtags and tags are typed by hand like the title.
         dropped=("content", "caption", "media_url", "thumbnail_url", "title", *_MATERIAL_TAG_COLUMNS),
-        derived={"title": _masked("title"), **_tag_filters(_MATERIAL_TAG_COLUMNS)},
+        derived={"title": _masked_name("title"), **_tag_filters(_MATERIAL_TAG_COLUMNS)},
         tag_columns=_MATERIAL_TAG_COLUMNS,
     ),
     RawTable(
