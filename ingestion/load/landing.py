@@ -28,6 +28,8 @@ FORMATS = ("csv", "jsonl", "parquet")
 # a__b of customers), and a batch is letters, digits, "_" and "-" (README's landing contract).
 _NAME = re.compile(r"^(?P<table>[a-z]+(?:_[a-z]+)*)__(?P<batch>[A-Za-z0-9_-]+)\.(?P<ext>csv|jsonl|parquet)$")
 _NAME_RULE = "name is not <table>__<batch>.<csv|jsonl|parquet> (batch: letters, digits, _ and -)"
+_BATCH_RULE = "a batch is [A-Za-z0-9_-]+ (README's landing contract: ASCII letters, digits, _ and -)"
+_BATCH_CHAR = re.compile(r"[A-Za-z0-9_-]")
 _HASH_BLOCK = 8 * 1024 * 1024
 _DIGIT_RUNS = re.compile(r"([0-9]+)")
 
@@ -109,11 +111,13 @@ def in_load_order(files: Iterable[LandingFile]) -> list[LandingFile]:
 
 
 def landing_file(url: str, size: int | None = None, modified: str | None = None) -> LandingFile:
-    parsed = parse_name(url.rstrip("/").rsplit("/", 1)[-1])
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    parsed = parse_name(name)
     if parsed is None:
+        why = _skip_reason(name)
         raise ValueError(
-            f"{url}: not a landing file name; expected <table>__<batch>.<csv|jsonl|parquet> "
-            f"with a table among {sorted(CONTRACTS)}"
+            f"{url}: not a landing file name" + (f" ({why})" if why else "") + "; expected "
+            f"<table>__<batch>.<csv|jsonl|parquet> with a table among {sorted(CONTRACTS)}"
         )
     return LandingFile(url, *parsed, size=size, modified=modified)
 
@@ -156,6 +160,8 @@ class Skipped:
 
     url: str
     reason: str
+    size: int | None = None
+    modified: str | None = None  # (with the size, tells a new version of the file: LandingFile's)
 
     @property
     def name(self) -> str:
@@ -163,11 +169,18 @@ class Skipped:
 
 
 def _skip_reason(name: str) -> str | None:
-    """Why a data-looking file in a landing folder is skipped; None for one ignored silently
-    (hidden or temporary files, the generator's ``_manifest.json``) or for a landing file."""
-    if name.startswith((".", "_")) or not name.lower().endswith(tuple(f".{ext}" for ext in FORMATS)):
+    """Why a file in a landing folder is skipped; None for one ignored silently (hidden or
+    temporary files, the generator's ``_manifest.json``, a name of no table that does not look like
+    data) or for a landing file.
+
+    Any name of a known table (``tags__b9 (1).csv``, ``tags__b1.CSV``, ``customers__1103.xlsx``) is
+    reported whatever its extension: someone meant it to load, and it never will under that name."""
+    if name.startswith((".", "_")) or parse_name(name) is not None:
         return None
-    if parse_name(name) is not None:
+    table, separator, rest = name.partition("__")  # (a table name never holds "__")
+    if separator and table in CONTRACTS:
+        return _misnamed_reason(rest)
+    if not name.lower().endswith(tuple(f".{ext}" for ext in FORMATS)):
         return None
     match = _NAME.match(name)
     if match:
@@ -175,11 +188,45 @@ def _skip_reason(name: str) -> str | None:
     return _NAME_RULE
 
 
+def _misnamed_reason(rest: str) -> str:
+    """What is wrong with ``<batch>.<format>``, the part after ``<known table>__`` of a name that
+    does not parse: its extension, its batch, or both."""
+    batch, extension = _split_extension(rest)
+    problems = []
+    if extension is None:
+        problems.append(f"no extension: expected one of {', '.join(FORMATS)}")
+    elif extension not in FORMATS:
+        case = " (lower case only)" if extension.lower() in FORMATS else ""
+        problems.append(f"extension .{extension} is not one of {', '.join(FORMATS)}{case}")
+    if not batch:
+        problems.append(f"the batch is empty: {_BATCH_RULE}")
+    elif bad := list(dict.fromkeys(char for char in batch if not _BATCH_CHAR.fullmatch(char))):
+        named = ["a space" if char == " " else repr(char) for char in bad]
+        listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+        problems.append(f"batch {batch!r} has {listed}: {_BATCH_RULE}")
+    return "; ".join(problems)
+
+
+def _split_extension(rest: str) -> tuple[str, str | None]:
+    """``(batch, extension)`` of ``rest``; a format's extension followed by another one (a compressed
+    ``b31.csv.gz``, a ``b1.csv.bak``) is one extension, so the batch is not blamed for its dot."""
+    stem, dot, extension = rest.rpartition(".")
+    if not dot:
+        return rest, None
+    inner_stem, inner_dot, inner = stem.rpartition(".")
+    if inner_dot and inner.lower() in FORMATS and extension.lower() not in FORMATS:
+        return inner_stem, f"{inner}.{extension}"
+    return stem, extension
+
+
 def survey(locations: Iterable[str]) -> tuple[list[LandingFile], list[Skipped]]:
-    """:func:`discover`, and the data files of the listed folders it skips, with why.
+    """:func:`discover`, and the files of the listed folders it skips, with why.
 
     A skipped file is a ``.csv``/``.jsonl``/``.parquet`` whose name does not name a known table
-    (``notatable__a.csv``, ``Customers.csv``): someone meant it to load, so say it was left out.
+    (``notatable__a.csv``, ``Customers.csv``), or any ``<known table>__...`` name that is not a
+    landing file's (``tags__b1.CSV``, ``tags__2026 11 03.csv``, ``customers__b1.xlsx``): someone
+    meant it to load, so say it was left out, and why. Names starting with ``_`` or ``.`` (files
+    being written, to be renamed) are never listed (:func:`_skip_reason`).
     """
     found: dict[str, LandingFile] = {}
     skipped: dict[str, Skipped] = {}
@@ -196,7 +243,7 @@ def survey(locations: Iterable[str]) -> tuple[list[LandingFile], list[Skipped]]:
                 if parse_name(name):
                     found[url] = landing_file(url, info.get("size"), _modified(info))
                 elif (reason := _skip_reason(name)) is not None:
-                    skipped[url] = Skipped(url, reason)
+                    skipped[url] = Skipped(url, reason, info.get("size"), _modified(info))
         elif fs.exists(root):
             info = fs.info(root)
             found[location] = landing_file(location, info.get("size"), _modified(info))

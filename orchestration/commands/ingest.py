@@ -11,8 +11,11 @@ loaded before is left alone rather than recorded again as a duplicate. A failed 
 by its table's failed ``landing_contract`` check and does not keep the dependent tables from
 loading; a step that fails otherwise does, and the tables it kept from running are named.
 
-Files of a folder that look like data but name no known table (``notatable__a.csv``) are listed
-in a warning and skipped; they do not change the exit status.
+Files of a folder that are no landing file by their name are listed in a warning, each with why,
+and skipped: data files of no known table (``notatable__a.csv``), and any name of a known table
+that is not ``<table>__<batch>.<csv|jsonl|parquet>`` (``tags__b1.CSV``, ``tags__2026 11 03.csv``,
+``customers__b1.xlsx``, ``tags__b31.csv.gz``); they do not change the exit status. Names starting
+with ``_`` or ``.`` (files being written, to be renamed) are skipped silently.
 
 Exit status: 0 when every file loaded (rows rejected are reported, and are not a failure: they
 are quarantined in ``funnelhouse.ingest_rejects``); 1 when any file failed or, with no PATH, a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import time
@@ -25,14 +26,26 @@ from orchestration.defs.ingestion.sensors import (
 from tests.ingestion import landing_rows as rows
 
 
-def tick(landing, instance: dg.DagsterInstance | None = None, settle_seconds: float = 0):
-    """One evaluation of the landing sensor. The files tests write are complete when they tick, so
-    by default the sensor does not wait for them to settle."""
-    context = dg.build_sensor_context(
+def sensor_context(
+    landing, instance: dg.DagsterInstance | None = None, cursor: str | None = None
+) -> dg.SensorEvaluationContext:
+    return dg.build_sensor_context(
         instance=instance or dg.DagsterInstance.ephemeral(),
         resources={**ingestion_resources(), "landing_zone": LandingZone(url=str(landing))},
         definitions=defs,
+        cursor=cursor,
     )
+
+
+def tick(
+    landing,
+    instance: dg.DagsterInstance | None = None,
+    settle_seconds: float = 0,
+    context: dg.SensorEvaluationContext | None = None,
+):
+    """One evaluation of the landing sensor. The files tests write are complete when they tick, so
+    by default the sensor does not wait for them to settle."""
+    context = context or sensor_context(landing, instance)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SETTLE_ENV, str(settle_seconds))
         return crm_landing_sensor(context)
@@ -92,6 +105,50 @@ def test_sensor_launches_one_run_per_new_file_in_dependency_order(landing, pg_ds
     # A changed file under a known name is new content: one run.
     rows.write(landing, "customers", "b2", [rows.customer(2, tier="S")])
     assert [r.tags[FILE_TAG].rsplit("/", 1)[-1] for r in run_requests(tick(landing))] == ["customers__b2.csv"]
+
+
+def test_misnamed_files_are_named_with_why_once_per_version(landing, pg_dsn, caplog):
+    """They never load until renamed: a warning names each, and every tick that launches nothing."""
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    misnamed = {
+        "tags__b9 (1).csv": "batch 'b9 (1)' has a space, '(' and ')': a batch is [A-Za-z0-9_-]+",
+        "tags__2026 11 03.csv": "batch '2026 11 03' has a space: a batch is [A-Za-z0-9_-]+",
+        "tags__b1.CSV": "extension .CSV is not one of csv, jsonl, parquet",
+        "notatable__a.csv": "unknown table 'notatable'",
+    }
+    for name in misnamed:
+        (landing / name).write_text("name\nx\n")
+    for name in ("_tags__b1.CSV", ".tags__b2 (1).csv"):  # being written, to be renamed: silent
+        (landing / name).write_text("name\nx\n")
+
+    def tick_warnings(context) -> tuple[object, list[str]]:
+        caplog.clear()
+        context.log.addHandler(caplog.handler)
+        result = tick(landing, context=context)
+        return result, [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    first = sensor_context(landing)
+    result, (warning,) = tick_warnings(first)
+    assert [r.tags[FILE_TAG] for r in run_requests(result)] == [str(landing / "employees__b1.csv")]
+    assert "4 file(s) in the landing zone skipped" in warning
+    for name, reason in misnamed.items():
+        assert f"{name} ({reason}" in warning, (name, warning)
+    assert "_tags__b1" not in warning and ".tags__b2" not in warning
+
+    # Named once per version of a file: not again at the next tick, again once it changes.
+    assert tick_warnings(sensor_context(landing, cursor=first.cursor))[1] == []
+    (landing / "tags__b1.CSV").write_text("name\nx\ny\n")
+    again = sensor_context(landing, cursor=first.cursor)
+    (warning,) = tick_warnings(again)[1]
+    assert warning.startswith("1 file(s)") and f"tags__b1.CSV ({misnamed['tags__b1.CSV']}" in warning
+
+    # A tick that launches nothing names them in its skip message, every time.
+    (landing / "employees__b1.csv").unlink()
+    skipped, _ = tick_warnings(sensor_context(landing, cursor=again.cursor))
+    assert isinstance(skipped, dg.SkipReason)
+    assert "4 skipped, not landing files: " in skipped.skip_message
+    for name, reason in misnamed.items():
+        assert f"{name} ({reason}" in skipped.skip_message, (name, skipped.skip_message)
 
 
 def _age(path, seconds: float) -> None:

@@ -159,3 +159,19 @@ def test_via_dagster_a_file_it_could_not_read_fails_its_tables_check_and_the_com
     result = CliRunner().invoke(app, ["ingest", "--via-dagster", str(two_tables)])
     assert result.exit_code == 1, result.output
     assert "customers__b1.csv" in result.output and "could not be read" in result.output
+
+
+def test_a_file_gone_since_listed_gets_no_report_run(two_tables, pg_dsn, monkeypatch):
+    """A file deleted between the listing and its hashing is held, not reported: a run of it could not
+    even find it (its step would fail), and the next tick no longer lists it."""
+    ingest(pg_dsn, discover([str(two_tables / "employees__b1.csv")]))
+    opened = LandingFile.open
+
+    def gone(self, mode="rb"):
+        if self.name == "customers__b1.csv":
+            raise FileNotFoundError(2, "No such file or directory", self.url)
+        return opened(self, mode)
+
+    monkeypatch.setattr(LandingFile, "open", gone)
+    skipped = tick(two_tables)
+    assert run_requests(skipped) == [] and "customers__b1.csv (unreadable: " in skipped.skip_message

@@ -30,6 +30,14 @@ starting with ``_`` or ``.`` and rename when done: such names are never listed
 (:func:`ingestion.load.landing.survey`). ``funnelhouse ingest`` and the assets do not wait:
 whoever runs them names files that are complete.
 
+A file of the zone that is no landing file by its name (``tags__b1.CSV``, ``tags__2026 11 03.csv``,
+``customers__b1.xlsx``, ``notatable__a.csv``: :func:`ingestion.load.landing.survey`) never loads until
+renamed, so it is named with why in a warning of the tick, once per version of it (the sensor's
+cursor keeps the versions already named), and in the skip message of every tick that launches
+nothing. It is not alerted: there is no run to fail for a name of no table, and a run of the table's
+asset for a misnamed file of a known one would fail its step, not its check. Names starting with
+``_`` or ``.`` stay silent (the rename convention).
+
 A run killed before its file's transaction committed leaves no ledger row, so the file stays
 pending. Once no run of that file is queued or running any more, the sensor requests it again
 under a new run_key (``...:attempt-2``), up to ``MAX_ATTEMPTS`` runs; after that it is held and
@@ -41,13 +49,14 @@ that fails inside the loader records the failure in the ledger, so only killed r
 the sensor function's real annotations.)
 """
 
+import json
 import time
 
 import dagster as dg
 
 from ingestion.contracts import CONTRACTS
 from ingestion.load import ledger
-from ingestion.load.landing import LandingFile, discover
+from ingestion.load.landing import LandingFile, Skipped, survey
 from ingestion.load.pipeline import connect, pending
 from orchestration.defs.ingestion.assets import asset_key, op_name
 from orchestration.defs.ingestion.jobs import crm_ingest_job
@@ -114,6 +123,26 @@ def unreadable_report(file: LandingFile) -> dg.RunRequest:
     )
 
 
+def skipped_note(skipped: list[Skipped]) -> str:
+    return "; ".join(f"{entry.name} ({entry.reason})" for entry in skipped)
+
+
+def warn_skipped(context: dg.SensorEvaluationContext, skipped: list[Skipped]) -> None:
+    """Warn of each version of a skipped file not named at an earlier tick; the cursor keeps the
+    versions of the last tick, so a file removed and dropped again is named again, and the warning
+    is not repeated every 30 seconds for as long as a misnamed file stays."""
+    versions = {f"{entry.url}:{entry.size}:{entry.modified}": entry for entry in skipped}
+    named_before = set(json.loads(context.cursor)) if context.cursor else set()
+    new = [entry for version, entry in versions.items() if version not in named_before]
+    if new:
+        context.log.warning(
+            f"{len(new)} file(s) in the landing zone skipped, never loaded under their name "
+            f"(rename to <table>__<batch>.<csv|jsonl|parquet>): {skipped_note(new)}"
+        )
+    if versions.keys() != named_before:
+        context.update_cursor(json.dumps(sorted(versions)))
+
+
 @dg.sensor(
     job=crm_ingest_job,
     minimum_interval_seconds=30,
@@ -127,14 +156,18 @@ def crm_landing_sensor(
 
     dsn = postgres.resolved_dsn()
     migrate.apply(dsn, log=lambda *_: None)  # the ledger must exist before it is read
-    files = discover([landing_zone.resolved_url()])
+    files, skipped = survey([landing_zone.resolved_url()])
+    warn_skipped(context, skipped)
     settle = settle_seconds()
     settling = still_written(files, settle, time.time())
     # A file that cannot be read counts as pending, as a settling one does: what depends on it waits.
     unreadable: dict[str, str] = {}
+    vanished: set[str] = set()  # gone since listed: held without a report (its run could not open it)
 
     def hold_unreadable(file: LandingFile, error: OSError) -> None:
         unreadable[file.url] = str(error)
+        if isinstance(error, FileNotFoundError):
+            vanished.add(file.url)
 
     with connect(dsn) as conn:
         ready = pending(
@@ -163,7 +196,7 @@ def crm_landing_sensor(
         blocked = upstream(file.table) & waiting_tables
         if file.url in unreadable:
             held.append(f"{file.name} (unreadable: {unreadable[file.url]})")
-            if earlier == file.name and not blocked:
+            if earlier == file.name and not blocked and file.url not in vanished:
                 requests.append(unreadable_report(file))
             continue
         checksum = checksums[file.url]
@@ -191,5 +224,6 @@ def crm_landing_sensor(
         return dg.SkipReason(
             f"no new landing file in {landing_zone.resolved_url()}"
             + (f" ready to load ({len(held)} held: {'; '.join(held)})" if held else "")
+            + (f"; {len(skipped)} skipped, not landing files: {skipped_note(skipped)}" if skipped else "")
         )
     return requests
