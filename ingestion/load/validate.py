@@ -3,14 +3,18 @@
 Each rule of :mod:`ingestion.contracts` (presence, NOT NULL, type, closed set, range, pattern,
 length) becomes one GE expectation, plus the limits PostgreSQL itself would enforce and the
 contract does not state (varchar length, DECIMAL precision, INTEGER range), read from the
-catalog so a row can never make the load's transaction fail. GE runs in an ephemeral context on
-a pandas frame whose index is the file's row numbers, with ``result_format=COMPLETE``: each
-expectation's ``unexpected_index_list`` says exactly which rows broke it.
+catalog so a row can never make the load's transaction fail. A DECIMAL's scale is one of them: a
+value with more decimals than the column keeps is quarantined, where PostgreSQL would round it
+without a word. GE runs in an ephemeral context on a pandas frame whose index is the file's row
+numbers, with ``result_format=COMPLETE``: each expectation's ``unexpected_index_list`` says
+exactly which rows broke it.
 
 Checks GE cannot express vectorised are done here and reported the same way: calendar validity
 (``2025-02-30`` matches the date pattern), JSON as jsonb takes it (parsed once per distinct value)
-and NUL characters, which PostgreSQL's text cannot hold. References (business keys existing in PostgreSQL or in the same file)
-are checked by the loader with SQL joins, against the data itself rather than a copy of it.
+NUL characters, which PostgreSQL's text cannot hold, and digits beyond a DECIMAL's scale (read
+exactly where a value has an exponent). References (business keys existing in PostgreSQL or in
+the same file) are checked by the loader with SQL joins, against the data itself rather than a
+copy of it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -182,25 +186,58 @@ def _numeric(text: str) -> Decimal | None:
     return number if fits else None
 
 
-def _as_stored(texts: pd.Series, numbers: pd.Series, scale: int) -> pd.Series:
-    """``numbers`` rounded as PostgreSQL stores them at ``scale`` before its checks see them: 0.004
-    becomes 0.00 (failing amount > 0), 999.995 becomes 1000.00 (overflowing DECIMAL(5,2)). A value
-    numeric cannot even read (1e-16384) becomes infinite, which no storage range holds.
-
-    Decimal arithmetic (float rounding gets 1.005 wrong), only for the values with more fraction
-    digits than the column keeps. Beyond 1e15 float64 has no cents left to round (and Decimal's
-    default precision would overflow).
-    """
-    finer = texts.str.contains(rf"[.][0-9]{{{scale + 1}}}|[eE]", na=False) & (numbers.abs() < 1e15)
-    if not finer.any():
+def _unreadable_as_infinite(texts: pd.Series, numbers: pd.Series) -> pd.Series:
+    """``numbers`` with the values PostgreSQL's numeric cannot even read (1e-16384, a fraction of
+    more than 16383 digits: see NUMERIC_MAX_SCALE) made infinite, which no storage range holds: as
+    floats they are 0.0 and would pass, then fail the whole file. Only values with an exponent or
+    such a fraction are looked at (a value too big for numeric is infinite as a float already)."""
+    odd = texts.str.contains("[eE]", na=False) | (texts.str.len().fillna(0) > NUMERIC_MAX_SCALE)
+    odd &= numbers.notna()
+    if not odd.any():
         return numbers
-    step = Decimal(1).scaleb(-scale)
-    rounded = numbers.copy()
-    rounded[finer] = [
-        math.inf if number is None else float(number.quantize(step, ROUND_HALF_UP))
-        for number in map(_numeric, texts[finer])
-    ]
-    return rounded
+    suspects = texts[odd]
+    refused = suspects.index[[_numeric(text) is None for text in suspects]]
+    numbers = numbers.copy()
+    numbers.loc[refused] = math.inf
+    return numbers
+
+
+def _digits_beyond(text: str, scale: int) -> bool:
+    """Whether the number ``text`` has a non-zero digit after ``scale`` decimals, read exactly
+    (1.5e-3 has, 1.50e1 and 1000.500 have not). A value numeric cannot read is the storage rule's."""
+    number = _numeric(text)
+    if number is None:
+        return False
+    _, digits, exponent = number.as_tuple()
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if trailing_zeros == len(digits):  # zero, however many zeros it is written with
+        return False
+    return exponent + trailing_zeros < -scale
+
+
+def _scale_failures(scale: int) -> Callable[[pd.Series], pd.Series]:
+    """Rows whose number has non-zero digits beyond the column's ``scale``: PostgreSQL would round
+    them away without a word (1.23456789 stored as 1.23, 0.004 as 0.00), so the row is quarantined
+    rather than stored altered. Trailing zeros (1000.500) lose nothing and pass.
+
+    The digits are those of the landing text: as written in CSV and JSONL, a Parquet decimal's
+    digits, a Parquet float's shortest form (Arrow's cast, as Python's repr: 0.1 + 0.2 is
+    0.30000000000000004, quarantined; 12.34 is 12.34, taken). Only the values a pattern finds
+    suspect (a non-zero digit after ``scale`` decimals, or an exponent) are read exactly, each
+    distinct text once.
+    """
+    # A negative scale (PostgreSQL 15's DECIMAL(5,-2) rounds to hundreds): every number is suspect.
+    suspect_pattern = rf"[.][0-9]{{{scale}}}[0-9]*[1-9]|[eE]" if scale >= 0 else "[0-9]"
+
+    def failing(values: pd.Series) -> pd.Series:
+        shaped = values.str.fullmatch(DECIMAL_PATTERN, na=False)
+        suspect = shaped & values.str.contains(suspect_pattern, na=False)
+        if not suspect.any():
+            return suspect
+        failing_texts = [text for text in values[suspect].unique() if _digits_beyond(text, scale)]
+        return values.isin(failing_texts) & shaped
+
+    return failing
 
 
 def _calendar_failures(kind: str) -> Callable[[pd.Series], pd.Series]:
@@ -370,6 +407,7 @@ def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
                 gxe.ExpectColumnValuesToBeInSet(column=name, value_set=allowed),
             )
         )
+    rules.extend(_scale_rules(column, db))
     rules.extend(_range_rules(column, db))
     if column.pattern:
         rules.append(
@@ -391,6 +429,24 @@ def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
             )
         )
     return rules
+
+
+def _scale_rules(column: Column, db: DbColumn | None) -> list[Rule]:
+    """A DECIMAL(p,s) column keeps s decimals: a value with more is quarantined, never rounded
+    (a financial amount is stored exactly or not at all). The range rules see only the values it
+    takes (:meth:`ChunkValidator._frame_for_ge`), which a float holds closely enough to compare."""
+    if column.kind != "decimal" or db is None or db.precision is None or db.scale is None:
+        return []  # numeric without a typmod keeps every digit
+    name, precision, scale = column.name, db.precision, db.scale
+    kept = f"more than {scale} decimal{'' if scale == 1 else 's'}"
+    return [
+        Rule(
+            f"scale:{name}",
+            name,
+            lambda v, n=name: f"{n} {_shown(v)} has {kept}: {n} is DECIMAL({precision},{scale})",
+            custom=_scale_failures(scale),
+        )
+    ]
 
 
 def _range_rules(column: Column, db: DbColumn | None) -> list[Rule]:
@@ -472,11 +528,7 @@ class ChunkValidator:
         self._blank_is_empty = [c.name for c in self.contract.columns if c.required and c.kind == "text"] + [
             r.landing_column for r in self.contract.references if r.required
         ]
-        self._scales = {
-            c.name: db.scale
-            for c in self.contract.columns
-            if c.kind == "decimal" and (db := db_columns.get(c.name)) and db.scale is not None
-        }
+        self._beyond_scale = {r.column: r.custom for r in self.rules if r.id.startswith("scale:")}
         self._by_expectation = [r for r in self.rules if r.expectation is not None]
         self._custom = [r for r in self.rules if r.custom is not None]
         self._ge_columns = list(dict.fromkeys(r.column for r in self._by_expectation))
@@ -508,14 +560,17 @@ class ChunkValidator:
         A required text value of only whitespace is null here, so that it fails the required rule
         alone (not also the pattern or the closed set), as an empty one does.
         """
-        typed = {
-            _numeric_name(name): _as_float(
-                frame[name], INT_PATTERN if self.contract.column(name).kind == "int" else DECIMAL_PATTERN
-            )
-            for name in self._numeric
-        }
-        for name, scale in self._scales.items():
-            typed[_numeric_name(name)] = _as_stored(frame[name], typed[_numeric_name(name)], scale)
+        typed = {}
+        for name in self._numeric:
+            if self.contract.column(name).kind == "int":
+                typed[_numeric_name(name)] = _as_float(frame[name], INT_PATTERN)
+            else:
+                numbers = _unreadable_as_infinite(frame[name], _as_float(frame[name], DECIMAL_PATTERN))
+                if name in self._beyond_scale:
+                    # Never stored (the scale rule quarantines them): out of the ranges' sight, so
+                    # that they read only exact values (1e-400 is no float > 0: 'not > 0' is false).
+                    numbers = numbers.mask(self._beyond_scale[name](frame[name]))
+                typed[_numeric_name(name)] = numbers
         checked = frame[self._ge_columns]
         blanks = {}
         for name in self._blank_is_empty:
@@ -591,6 +646,7 @@ def rule_words(rule_id: str) -> str:
         "json": "not JSON",
         "nul": "contains a NUL character",
         "in_set": "not in the allowed set",
+        "scale": "more decimals than the column keeps (never rounded)",
         "range": "out of range",
         "storage": "does not fit the column type",
         "pattern": "does not match the code pattern",

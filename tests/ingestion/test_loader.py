@@ -586,7 +586,7 @@ def test_a_late_older_batch_merged_chunk_by_chunk(people, run_ingest, sql, chunk
     newest = [rows.deposit(1, amount="10.00", currency="EUR"), rows.deposit(2, status="confirmed")]
     run_ingest(rows.write(people, "deposits", "20261121", newest))
     late = [
-        rows.deposit(1, amount="10.001", currency=None),  # stored as 10.00, EUR kept: identical
+        rows.deposit(1, amount="10.000", currency=None),  # equal to the stored 10.00, EUR kept: identical
         rows.deposit(2, status="pending"),  # would change: quarantined
         rows.deposit(3, notes="first"),  # new key
         rows.deposit(3, notes="second"),  # the same new key again, later in the file: it wins

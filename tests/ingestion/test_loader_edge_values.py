@@ -3,11 +3,18 @@ counts and error texts on the edges of the loader."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from pathlib import Path
+
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ingestion.contracts import CONTRACTS
+from ingestion.load.loader import catalog, describe_reasons
+from ingestion.load.validate import ChunkValidator
 from tests.ingestion import landing_rows as rows
 
 
@@ -32,23 +39,143 @@ def test_a_trailing_newline_fails_the_pattern_and_the_type(parents, run_ingest):
     assert result.reasons == {"pattern:customer_code": 1, "type:birth_date": 1}
 
 
-def test_decimals_are_checked_as_rounded_to_the_column_scale(parents, run_ingest, sql):
+def _scale_reason(column: str, value: str, precision: int = 12, scale: int = 2) -> str:
+    return f"{column} {value!r} has more than {scale} decimals: {column} is DECIMAL({precision},{scale})"
+
+
+def test_decimals_beyond_the_column_scale_are_quarantined_never_rounded(parents, run_ingest, sql):
+    """deposits.amount is DECIMAL(12,2): PostgreSQL would store 1.23456789 (a BTC amount) as 1.23
+    and 1000.505 as 1000.51 without a word, and 0.004 as 0.00, which the range then called 'not > 0'
+    (false: it is > 0). A row is stored exactly or not at all; zeros beyond the scale lose nothing."""
     deposits = [
-        rows.deposit(1, amount="0.005"),  # 0.01: fine
-        rows.deposit(2, amount="0.004"),  # 0.00: not > 0
-        rows.deposit(3, amount="-0.005"),  # -0.01
+        rows.deposit(1, amount="1.23456789", currency="BTC"),
+        rows.deposit(2, amount="1000.505"),
+        rows.deposit(3, amount="0.004"),
+        rows.deposit(4, amount="1000.500"),
+        rows.deposit(5, amount="2.5E-1"),  # 0.25
+        rows.deposit(6, amount="1.5e-3"),
+        rows.deposit(7, amount="1e-400"),  # 0.0 as a float: no false 'not > 0' either
+        rows.deposit(8, amount="-0.01"),  # exact, and not > 0
     ]
     kpis = [
-        rows.employee_kpi(1, bofu_withdrawal_rate="999.994"),  # 999.99: fits DECIMAL(5,2)
-        rows.employee_kpi(2, bofu_withdrawal_rate="999.995"),  # 1000.00: does not
+        rows.employee_kpi(1, bofu_withdrawal_rate="999.99"),
+        rows.employee_kpi(2, bofu_withdrawal_rate="999.995"),  # more decimals (rounded: 1000.00)
+        rows.employee_kpi(3, bofu_withdrawal_rate="1000.00"),  # does not fit DECIMAL(5,2)
     ]
     results = run_ingest(
-        rows.write(parents, "deposits", "r", deposits), rows.write(parents, "employee_kpis", "r", kpis)
+        rows.write(parents, "deposits", "scale", deposits),
+        rows.write(parents, "employee_kpis", "scale", kpis),
     )
-    assert results["deposits__r.csv"].reasons == {"range:amount": 2}
-    assert results["employee_kpis__r.csv"].reasons == {"storage:bofu_withdrawal_rate": 1}
-    assert sql("SELECT deposit_code, amount::text FROM deposits") == [("DEP_20250101_1", "0.01")]
+    loaded = results["deposits__scale.csv"]
+    assert (loaded.status, loaded.rows_loaded) == ("loaded", 2)
+    assert loaded.reasons == {"scale:amount": 5, "range:amount": 1}
+    assert describe_reasons(loaded.reasons) == (
+        "5 x amount: more decimals than the column keeps (never rounded), 1 x amount: out of range"
+    )
+    assert results["employee_kpis__scale.csv"].reasons == {
+        "scale:bofu_withdrawal_rate": 1,
+        "storage:bofu_withdrawal_rate": 1,
+    }
+    assert sql(
+        "SELECT path, row_number, reason FROM funnelhouse.ingest_rejects ORDER BY path, row_number"
+    ) == [
+        (str(parents / "deposits__scale.csv"), 1, _scale_reason("amount", "1.23456789")),
+        (str(parents / "deposits__scale.csv"), 2, _scale_reason("amount", "1000.505")),
+        (str(parents / "deposits__scale.csv"), 3, _scale_reason("amount", "0.004")),
+        (str(parents / "deposits__scale.csv"), 6, _scale_reason("amount", "1.5e-3")),
+        (str(parents / "deposits__scale.csv"), 7, _scale_reason("amount", "1e-400")),
+        (str(parents / "deposits__scale.csv"), 8, "amount '-0.01' is not > 0"),
+        (str(parents / "employee_kpis__scale.csv"), 2, _scale_reason("bofu_withdrawal_rate", "999.995", 5)),
+        (
+            str(parents / "employee_kpis__scale.csv"),
+            3,
+            "bofu_withdrawal_rate '1000.00' does not fit DECIMAL(5,2)",
+        ),
+    ]
+    assert sql("SELECT deposit_code, amount::text FROM deposits ORDER BY 1") == [
+        ("DEP_20250101_4", "1000.50"),
+        ("DEP_20250101_5", "0.25"),
+    ]
     assert sql("SELECT bofu_withdrawal_rate::text FROM employee_kpis") == [("999.99",)]
+
+
+def test_every_decimal_column_refuses_digits_beyond_its_scale(pg_dsn):
+    """Amounts, rates, percentages and scores alike: each DECIMAL column of every table, with the
+    precision and scale of the migrated database, takes 1.01 and 1.010 and quarantines 1.001."""
+    checked = []
+    with psycopg.connect(pg_dsn) as conn:
+        for table, contract in CONTRACTS.items():
+            decimals = [c.name for c in contract.columns if c.kind == "decimal"]
+            if not decimals:
+                continue
+            db = catalog(conn, table)
+            validator = ChunkValidator(table, db)
+            values = ["1.01", "1.010", "1.001"]
+            frame = pd.DataFrame(
+                {name: pd.array([None] * len(values), dtype="str") for name in contract.landing_columns},
+                index=pd.RangeIndex(1, len(values) + 1),
+            )
+            for name in decimals:
+                failures = validator.validate(frame.assign(**{name: pd.array(values, dtype="str")})).failures
+                of_column = {
+                    row: [f for f in found if f[0].endswith(f":{name}")] for row, found in failures.items()
+                }
+                precision, scale = db[name].precision, db[name].scale
+                assert (precision, scale) != (None, None), f"{table}.{name} keeps every digit"
+                assert of_column.get(1, []) == of_column.get(2, []) == [], f"{table}.{name}"
+                assert of_column[3] == [(f"scale:{name}", _scale_reason(name, "1.001", precision, scale))]
+                checked.append(name)
+    assert {
+        "amount",
+        "withdrawal_rate",
+        "bofu_withdrawal_rate",
+        "avg_rating",
+        "score",
+        "ltv_prediction",
+    } <= set(checked)
+
+
+def _typed_parquet(folder: Path, batch: str, first: int, amounts: pa.Array) -> Path:
+    """Deposits as a Parquet file whose amount column has the type an exporter wrote."""
+    path = rows.write(
+        folder, "deposits", batch, [rows.deposit(first + n) for n in range(len(amounts))], "parquet"
+    )
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(table.schema.get_field_index("amount"), "amount", amounts), path)
+    return path
+
+
+def test_json_and_parquet_numbers_are_judged_by_the_digits_they_are_written_with(parents, run_ingest, sql):
+    """A double has no decimals of its own: its digits are the shortest form that reads back as it
+    (what JSON encoders and Arrow write). 0.1 + 0.2 is 0.30000000000000004, quarantined (round it
+    before writing); 12.34 and 1000.5 load as they read. A Parquet decimal's digits are its own:
+    12.3400 loads, 12.3456 does not."""
+    floats = [0.1 + 0.2, 12.34, 1000.5]
+    jsonl = rows.write(
+        parents, "deposits", "json", [rows.deposit(n, amount=x) for n, x in enumerate(floats)], "jsonl"
+    )
+    doubles = _typed_parquet(parents, "double", 10, pa.array([0.1 + 0.2, 12.34, 1000.505], pa.float64()))
+    decimals = _typed_parquet(
+        parents, "decimal", 20, pa.array([Decimal("12.3400"), Decimal("12.3456")], pa.decimal128(20, 4))
+    )
+    results = run_ingest(jsonl, doubles, decimals)
+    assert {name: (r.rows_loaded, dict(r.reasons)) for name, r in results.items()} == {
+        "deposits__json.jsonl": (2, {"scale:amount": 1}),
+        "deposits__double.parquet": (1, {"scale:amount": 2}),
+        "deposits__decimal.parquet": (1, {"scale:amount": 1}),
+    }
+    assert sql("SELECT reason FROM funnelhouse.ingest_rejects ORDER BY path, row_number") == [
+        (_scale_reason("amount", "12.3456"),),
+        (_scale_reason("amount", "0.30000000000000004"),),
+        (_scale_reason("amount", "1000.505"),),
+        (_scale_reason("amount", "0.30000000000000004"),),
+    ]
+    assert sql("SELECT deposit_code, amount::text FROM deposits ORDER BY 1") == [
+        ("DEP_20250101_1", "12.34"),
+        ("DEP_20250101_11", "12.34"),
+        ("DEP_20250101_2", "1000.50"),
+        ("DEP_20250101_20", "12.34"),
+    ]
 
 
 def test_values_postgresql_reads_load_and_those_it_cannot_read_are_quarantined(parents, run_ingest, sql):
@@ -59,7 +186,7 @@ def test_values_postgresql_reads_load_and_those_it_cannot_read_are_quarantined(p
     customers = [
         rows.customer(
             60,
-            ltv_prediction="1e-16383",
+            ltv_prediction="0e-16383",  # zero: no digit beyond the scale, loads as 0.00
             language="[1e400]",
             created_at="2025-01-02 10:00:00.1234567",
             assigned_at="2025-01-02 10:00:00.123456789+08:00",
