@@ -4,10 +4,15 @@ One process owns the store (chDB locks it; a second process fails). Inside that 
 ClickHouse session gets its own chDB connection: connections keep their own SET values, current
 database and temporary tables, and separate connections run queries in parallel.
 
-Two chDB behaviours shape this module (guide hazards 1 and 2): INSERT data is always pushed through
-``send_insert`` (never ``query()``, which would run a blank-line-separated tail as a new statement),
-and a ``query()`` that fails after producing output leaves that output on the connection, where it
-would be prepended to the next answer -- so a failed connection is drained before it is used again.
+Three chDB behaviours shape this module. INSERT data never goes into ``query()``'s text, which would run
+a blank-line-separated tail as a new statement (guide hazard 1). Nor does it go through ``send_insert``,
+chDB's streaming inserter: that one reports success, with the rows counted as written, when the engine
+refuses the written block (a CHECK constraint, ``max_partitions_per_insert_block``, a PostgreSQL
+error of ``INSERT INTO FUNCTION postgresql(...)``, a materialized view failing): its worker receives
+the engine's exception and never looks at it. So the data is spooled to a file and inserted by
+``INSERT ... FROM INFILE``, through ``query()``, whose insert path raises every such error. And a
+``query()`` that fails after producing output leaves that output on the connection, where it would be
+prepended to the next answer (hazard 2) -- so a failed connection is drained before it is used again.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import contextlib
 import fcntl
 import os
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,9 +32,12 @@ from chdb.state import sqlitelike
 
 from devstack.clickhouse.errors import ClickHouseError
 from devstack.clickhouse.readonly_settings import reported
+from devstack.clickhouse.sql import QUOTED_ID, WORD, tokens
 
 _SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DRAIN_MARKER = b"devstack-clean\n"
+# What ClickHouse's FROM INFILE expands in a file name (a pattern matching several files, or none).
+_GLOB_CHARACTERS = frozenset("*?{}[]")
 
 
 class StoreBusyError(RuntimeError):
@@ -236,28 +246,59 @@ class EngineConnection:
         """What a read-only connection reads of ``system.settings`` tells the settings it may change."""
         return reported(sql) if self.readonly else sql
 
-    def insert(self, head: str, input_format: str, data: Iterable[bytes]) -> Outcome:
-        """Stream ``data`` into ``head`` (an INSERT without FORMAT and data) through chDB's inserter."""
-        try:
-            inserter = self._connection.send_insert(head, input_format)
-        except Exception as error:
-            self._dirty = True
-            raise ClickHouseError.from_engine(error) from None
-        try:
-            for chunk in data:
-                if chunk:
-                    inserter.append(chunk)
-            result = inserter.finish()
-        except BaseException as error:
-            self._dirty = True
-            with contextlib.suppress(Exception):  # the engine may already have dropped the insert
-                inserter.cancel()
-            if isinstance(error, Exception):
-                raise ClickHouseError.from_engine(error) from None
-            raise
-        return Outcome(
-            written_rows=result.rows_written, written_bytes=result.bytes_written, elapsed=result.elapsed
-        )
+    def insert(
+        self, head: str, input_format: str, data: Iterable[bytes], params: dict[str, str] | None = None
+    ) -> Outcome:
+        """Insert ``data`` (``input_format``) into ``head`` (an INSERT without FORMAT and data).
+
+        The data is spooled to a file first and read by ``INSERT ... FROM INFILE``: the engine's own
+        insert path, which reports a refused block as an error (see the module docstring). Nothing is
+        inserted when the client's body ends early (the upload fails before the engine starts)."""
+        with self._store.spooled(data) as path:
+            statement = _insert_from_file(head, path, input_format)
+            try:
+                return self._execute(statement, "TSV", params)
+            except ClickHouseError as error:
+                raise _as_body_insert_error(error, path) from None
+
+
+def _insert_from_file(head: str, path: Path, input_format: str) -> str:
+    """``head`` reading its data from ``path``. ClickHouse's grammar puts FROM INFILE before the
+    INSERT's SETTINGS clause (dbt-clickhouse's seeds have one) and after everything else."""
+    at = _settings_clause_start(head)
+    if at is None:
+        at = len(head)
+    # (after a newline: the text before may end in a -- comment)
+    source = f"\nFROM INFILE {_quote(str(path))} COMPRESSION 'none' "
+    return f"{head[:at]}{source}{head[at:]}\nFORMAT {_quote_identifier(input_format)}"
+
+
+def _settings_clause_start(head: str) -> int | None:
+    """Where the top-level ``SETTINGS name = ...`` clause of an INSERT head starts (a table may be
+    called ``settings``: the keyword is the one followed by an assignment)."""
+    top = [token for token in tokens(head) if token.depth == 0]
+    for keyword, name, equals in zip(top, top[1:], top[2:], strict=False):
+        if keyword.is_word("SETTINGS") and name.kind in (WORD, QUOTED_ID) and equals.text == "=":
+            return keyword.start
+    return None
+
+
+_FILE_DATA_ERROR = re.compile(
+    r"Code: (\d+)\. DB::Exception: (Code: \1\. DB::Exception: .*)\. \([A-Z0-9_]+\)", re.S
+)
+
+
+def _as_body_insert_error(error: ClickHouseError, path: Path) -> ClickHouseError:
+    """The engine's error as it reads for data sent in the request body: FROM INFILE wraps an error
+    in the data in a second ``Code: N. DB::Exception:`` and names the spool file, which is this
+    server's business, not the client's."""
+    text = error.text.replace(f": (in file/uri {path})", "")
+    text = text.replace(": While executing File: data for INSERT was parsed from file", "")
+    nested = _FILE_DATA_ERROR.fullmatch(text)
+    if nested:
+        text = nested.group(2)
+    text = text.replace(str(path), "<request body>")
+    return error if text == error.text else ClickHouseError.from_text(text)
 
 
 def _chunks(result) -> Iterator[bytes]:
@@ -280,6 +321,7 @@ class Store:
     """
 
     LOCK_NAME = ".devstack-server.lock"
+    SPOOL_NAME = ".devstack-insert-spool"  # insert data waiting for the engine (engine.insert)
 
     def __init__(self, path: Path):
         self.path = Path(path).resolve()
@@ -317,7 +359,31 @@ class Store:
         self._metadata_tables = sorted(
             self._keeper.query(_METADATA_TABLES_QUERY, "TSVRaw").bytes().decode().split()
         )
+        self._spool = self._spool_directory()
         self._closed = threading.Event()
+
+    def _spool_directory(self) -> Path:
+        """Next to the store (its disk has room for the data), emptied of a previous run's leftovers.
+        FROM INFILE reads a path with glob characters as a pattern: one matching nothing inserts
+        nothing, silently. Such a store path gets a spool directory in the system's temporary one."""
+        directory = self.path / self.SPOOL_NAME
+        if not _GLOB_CHARACTERS.intersection(str(directory)):
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(mode=0o700)
+            return directory
+        directory = Path(tempfile.mkdtemp(prefix="devstack-clickhouse-inserts-"))
+        if _GLOB_CHARACTERS.intersection(str(directory)):
+            raise RuntimeError(f"no directory for insert data without any of {''.join(_GLOB_CHARACTERS)}")
+        return directory
+
+    @contextlib.contextmanager
+    def spooled(self, data: Iterable[bytes]) -> Iterator[Path]:
+        """``data`` in a file of its own (names of ``tempfile``'s glob-free alphabet), removed after."""
+        with tempfile.NamedTemporaryFile(dir=self._spool, prefix="insert-", suffix=".data") as spool:
+            for chunk in data:
+                spool.write(chunk)
+            spool.flush()
+            yield Path(spool.name)
 
     def connect(
         self,
@@ -359,6 +425,7 @@ class Store:
             return
         self._closed.set()
         self._keeper.close()
+        shutil.rmtree(self._spool, ignore_errors=True)
         self._release_lock()
 
     def _release_lock(self) -> None:

@@ -75,6 +75,7 @@ ERROR_NAMES = {
 }
 
 _CODE_RE = re.compile(r"Code: (\d+)\. ")
+_ENGINE_VERSION = re.compile(r" \(version [0-9.]+\)$")
 # ("Maybe you meant: [...]" with a colon suggests functions, settings or the query's own columns)
 _OBJECT_HINT = re.compile(r" ?Maybe you meant [^:?][^?]*\?")
 # The engine's access checks (ContextAccess: ACCESS_DENIED, READONLY, QUERY_IS_PROHIBITED,
@@ -108,11 +109,16 @@ class ClickHouseError(Exception):
         such as ``Streaming query failed: ``, which is dropped so clients see ClickHouse's exact shape."""
         if isinstance(error, ClickHouseError):
             return error
-        text = str(error)
+        return cls.from_text(str(error) or type(error).__name__)
+
+    @classmethod
+    def from_text(cls, text: str) -> ClickHouseError:
+        """The error an engine message tells (``body()`` adds the version, so the engine's own goes)."""
         match = _CODE_RE.search(text)
         if not match:
-            return cls(1001, text or type(error).__name__)
-        return cls(int(match.group(1)), text[match.end() :], full_text=text[match.start() :].strip())
+            return cls(1001, text)
+        full_text = _ENGINE_VERSION.sub("", text[match.start() :].strip())
+        return cls(int(match.group(1)), full_text[match.end() - match.start() :], full_text=full_text)
 
     def seen_by(self, user: str, restricted: bool) -> ClickHouseError:
         """The error as ``user`` is told it: the engine's access errors name ``user``, as a real server's

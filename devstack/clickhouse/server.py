@@ -1,11 +1,11 @@
 """ClickHouse's HTTP interface in front of a chDB store.
 
-Requests are routed by what the statement is: an INSERT with data streams into chDB's inserter, a
-SELECT streams through ``send_query`` (or is buffered when the client waits for the end of the query
-or the format repeats its header per block), anything else runs through ``query()``. Around that sit
-the parts of ClickHouse's protocol that clients rely on: sessions, per-request settings, query
-parameters, compressed bodies (and ClickHouse's block compression of answers, ``compress=1``), error
-codes and statuses, and the tagged mid-stream error trailer.
+Requests are routed by what the statement is: an INSERT with data is spooled to a file the engine
+inserts from, a SELECT streams through ``send_query`` (or is buffered when the client waits for the
+end of the query or the format repeats its header per block), anything else runs through ``query()``.
+Around that sit the parts of ClickHouse's protocol that clients rely on: sessions, per-request
+settings, query parameters, compressed bodies (and ClickHouse's block compression of answers,
+``compress=1``), error codes and statuses, and the tagged mid-stream error trailer.
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ class Handler(BaseHTTPRequestHandler):
             # on the connection that runs it: the same settings, parameters and current database
             grants.check_reads(connection, request.user, statement, request.query_params)
             if insert is not None:
-                outcome = connection.insert(insert.head, insert.format, data)
+                outcome = connection.insert(insert.head, insert.format, data, request.query_params)
                 release()
                 self._send(200, b"", self._headers(request.query_id, outcome, request.settings))
                 return outcome
