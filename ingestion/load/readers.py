@@ -15,10 +15,12 @@ Whole-file problems raise :class:`LandingFileError` naming the file: bad encodin
 stops mid-row (truncated), a CSV row longer than :data:`MAX_ROW_BYTES` (most often a field whose
 opening quote is never closed, making the rest of the file one field), a header lacking the
 contract's columns (not a CSV of that table) or naming columns outside it, an unreadable Parquet
-footer. Row-level problems are quarantined, not fatal: a row the reader cannot split into the
-header's columns (a CSV row with another number of fields, a JSONL line that is no JSON object or
-is longer than :data:`MAX_ROW_BYTES`) comes out as a :class:`MalformedRow` of its chunk, with its
-row number and raw text; a JSONL row's keys outside the contract are handed over in
+footer; where the cause is a common one (a GBK export, an upper-case header, lines ending in CR),
+the message says what to do. Row-level problems are quarantined, not fatal: a row the reader
+cannot split into the header's columns (a CSV row with another number of fields or with a quote
+inside a quoted field that is not doubled, a JSONL line that is no JSON object or is longer than
+:data:`MAX_ROW_BYTES`) comes out as a :class:`MalformedRow` of its chunk, with its row number and
+raw text; a JSONL row's keys outside the contract are handed over in
 :data:`UNKNOWN_KEYS` for validation to quarantine.
 
 A JSONL number reaches PostgreSQL as written: jsonb keeps a number's digits (1.10 stays 1.10,
@@ -79,6 +81,12 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 # The rule of a row the reader could not split into columns (see MalformedRow).
 MALFORMED_ROW = "malformed_row"
 
+# What a CSV that is not UTF-8 most likely is, and what to do.
+_NOT_UTF8_HINT = (
+    'the file is not UTF-8 (most likely GBK/GB18030, as Excel saves "CSV"): save it as "CSV UTF-8" '
+    "and drop it again"
+)
+
 # RFC 4180 as pyarrow parses it: only a quote opening a field starts a quoted field (a quote
 # anywhere else is text, as in `a 5" screen`); inside one, "" is a quote and a lone quote ends it
 # (pyarrow keeps what follows, up to the delimiter, as text). CR, LF and CRLF end a row.
@@ -87,6 +95,22 @@ _CSV_ROW = rb"%s(?:[,\r]%s)*+" % (_CSV_FIELD, _CSV_FIELD)
 _CSV_WHOLE_ROWS = re.compile(rb"(?:%s\n)*+" % _CSV_ROW)
 _CSV_LAST_ROW = re.compile(_CSV_ROW + rb"\Z")
 _CSV_ROW_START = re.compile(_CSV_ROW)
+# The same, as RFC 4180 writes it: a quoted field's closing quote is followed by the delimiter or
+# the row's end, never by more text. pyarrow keeps such text (`"5" screen"` becomes `5 screen"`, a
+# MySQL export's `"say \"hi\""` loses a backslash's quote), changing the value without a word: the
+# blocks are cut with this grammar instead (no second scan of a clean block), and a block where it
+# stops short of the lenient one holds a misquoted row (see _csv_blocks, _without_misquoted_rows).
+_CSV_STRICT_FIELD = rb'(?>"(?:[^"]++|"")*+"|(?!")[^,\r\n]*+)'
+_CSV_STRICT_ROW = rb"%s(?:[,\r]%s)*+" % (_CSV_STRICT_FIELD, _CSV_STRICT_FIELD)
+_CSV_STRICT_WHOLE_ROWS = re.compile(rb"(?:%s\n)*+" % _CSV_STRICT_ROW)
+_CSV_STRICT_LAST_ROW = re.compile(_CSV_STRICT_ROW + rb"\Z")
+# One record as pyarrow splits them (CR, LF or CRLF ends it), strict or not; only read in blocks
+# holding a misquoted row, or to locate a parse error.
+_CSV_RECORD = re.compile(rb"%s(?:,%s)*+" % (_CSV_FIELD, _CSV_FIELD))
+_CSV_STRICT_RECORD = re.compile(rb"%s(?:,%s)*+" % (_CSV_STRICT_FIELD, _CSV_STRICT_FIELD))
+_CSV_RECORD_END = re.compile(rb"\r\n?|\n")
+_CSV_FIELD_START = re.compile(_CSV_FIELD)
+_MISQUOTED = 'a quote inside a quoted field must be doubled ("")'
 
 
 def _return_big_buffers_to_the_os() -> None:
@@ -178,8 +202,10 @@ def _header_as_shown(present: list[str], columns: list[str]) -> str:
         return "nothing"
     if not set(present) & set(columns):
         return (
-            f"{len(present)} field(s), none a column of {len(columns)} the contract names: a file without "
-            "a header line? (the line is not quoted: it may be data)"
+            f"{len(present)} field(s), none a column of the {len(columns)} the contract names "
+            f"({', '.join(columns[:3])}, ...): a file without a header line, or a header in other words "
+            "(translated names?): the header must name the contract's columns as written there (the "
+            "line is not quoted: it may be data)"
         )
     shown = [name if _COLUMN_NAME.fullmatch(name) else "(a name not shown)" for name in present[:8]]
     return ", ".join(shown) + (" ..." if len(present) > 8 else "")
@@ -194,6 +220,21 @@ def _require_columns(file: LandingFile, present: list[str], columns: list[str]) 
     JSONL row with such keys is quarantined. A whole-file error rather than every row quarantined:
     the fix is one edit of the header and a re-drop.
     """
+    known = set(columns)
+    miscased = [
+        name
+        for name in dict.fromkeys(present)
+        if name not in known and name.lower() in known and name.lower() not in present
+    ]
+    if miscased:
+        # Names are matched exactly (as PostgreSQL's unquoted ones are lower-case): say so, rather
+        # than "missing column(s)" of a header that names them all. A name next to its lower-case
+        # one ("Country" and "country") is a column outside the contract, told below.
+        shown = ", ".join(f"{name} (write {name.lower()})" for name in miscased[:3])
+        more = f" and {len(miscased) - 3} more" if len(miscased) > 3 else ""
+        raise LandingFileError(
+            file, f"column names must be lower-case, as in the contract: {shown}{more}. Nothing was loaded"
+        )
     missing = [c for c in columns if c not in present]
     if missing:
         raise LandingFileError(
@@ -201,11 +242,16 @@ def _require_columns(file: LandingFile, present: list[str], columns: list[str]) 
             f"not a {file.format} file of {file.table}: missing column(s) {', '.join(missing)} "
             f"(found: {_header_as_shown(present, columns)})",
         )
-    known = set(columns)
-    unknown = [c or "(unnamed)" for c in dict.fromkeys(present) if c not in known]
-    repeated = [c for c, n in Counter(present).items() if n > 1]
-    if unknown or repeated:
+    named = _without_trailing_empty_names(present)
+    unknown = [c or "(unnamed)" for c in dict.fromkeys(named) if c not in known]
+    repeated = [c for c, n in Counter(named).items() if n > 1 and c]
+    if unknown or repeated or len(named) < len(present):
         problems = []
+        if len(named) < len(present):
+            problems.append(
+                f"{len(present) - len(named)} empty column name(s) at the end of the header "
+                "(trailing commas?)"
+            )
         if unknown:
             problems.append(f"column(s) outside the {file.table} contract: {', '.join(unknown)}")
         if repeated:
@@ -215,6 +261,15 @@ def _require_columns(file: LandingFile, present: list[str], columns: list[str]) 
             f"{'; '.join(problems)}. Nothing was loaded, as their values would be lost: "
             f"rename or remove them and drop the file again",
         )
+
+
+def _without_trailing_empty_names(present: list[str]) -> list[str]:
+    """The header's names without the empty ones it ends with: Excel writes a comma for every
+    column it once held, making ``a,b,c,,,``."""
+    named = list(present)
+    while named and not named[-1]:
+        named.pop()
+    return named
 
 
 def _check_not_empty(file: LandingFile, handle) -> None:
@@ -249,10 +304,16 @@ def _csv_header(file: LandingFile, handle) -> list[str]:
     end = start.find(b"\n")
     first_line = start if end < 0 else start[: end + 1]
     handle.seek(0)
+    if re.search(rb"\r(?!\n)", first_line):  # old Mac Excel; Python's csv asks "universal-newline mode?"
+        raise LandingFileError(
+            file, "lines end in CR only: save the file with LF or CRLF line endings and drop it again"
+        )
     try:
         text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise LandingFileError(file, f"header is not UTF-8 ({error.reason} at byte {error.start})") from error
+        raise LandingFileError(
+            file, f"header is not UTF-8 ({error.reason} at byte {error.start}): {_NOT_UTF8_HINT}"
+        ) from error
     return next(csv.reader([text]), [])
 
 
@@ -307,35 +368,80 @@ def _unclosed_quote(row: bytes) -> int | None:
     return end + 1 if row[end : end + 2] in (b',"', b'\r"') else None
 
 
-def _csv_blocks(handle, size: int) -> Iterator[bytes]:
-    """The data rows as pieces of about ``size`` bytes, each ending at a row boundary.
+def _csv_blocks(handle, size: int) -> Iterator[tuple[bytes, bool]]:
+    """The data rows as pieces of about ``size`` bytes, each ending at a row boundary, and whether
+    the piece holds a misquoted row (a quoted field with text after its closing quote).
 
     pyarrow's own streaming reader reads ahead and keeps far more than one block alive (hundreds
     of MB on a 1 GB file); cutting the blocks here bounds the memory to a block or two. A row
     longer than a block is kept whole, up to :data:`MAX_ROW_BYTES` (or four blocks, if more);
     a longer one raises :class:`_UnendedRow`. What follows the file's last line break is its last
     row, complete (RFC 4180 allows it without a line break) unless it ends inside a quoted field.
+
+    The rows are cut by the strict grammar: where it stops short of the lenient one (pyarrow's), a
+    misquoted row starts, and the lenient one goes on from there to the block's real end.
     """
     limit = max(MAX_ROW_BYTES, 4 * size)
     carry = b""
     while data := handle.read(size):
         buffer = carry + data if carry else data
-        end = _CSV_WHOLE_ROWS.match(buffer).end()
+        strict_end = _CSV_STRICT_WHOLE_ROWS.match(buffer).end()
+        end = _CSV_WHOLE_ROWS.match(buffer, strict_end).end()  # past an incomplete last row: none
         if end:
-            yield buffer[:end]
+            yield buffer[:end], end > strict_end
         carry = buffer[end:]  # the start of one row (all rows before it are complete)
         if len(carry) > limit:
             raise _UnendedRow(carry, limit)
     if carry and not _CSV_LAST_ROW.match(carry):
         raise _UnendedRow(carry, None)
     if carry:
-        yield carry
+        yield carry, not _CSV_STRICT_LAST_ROW.match(carry)
+
+
+def _csv_records(block: bytes) -> Iterator[tuple[int, int]]:
+    """Start and end (without its line break) of each record of the block, as pyarrow splits
+    them: by CR, LF or CRLF outside quotes, blank lines skipped (they are no rows)."""
+    position = 0
+    while position < len(block):
+        end = _CSV_RECORD.match(block, position).end()
+        if end > position:
+            yield position, end
+        line_break = _CSV_RECORD_END.match(block, end)
+        if line_break is None:  # the end of the block (a record always ends at a break or there)
+            return
+        position = line_break.end()
+
+
+def _without_misquoted_rows(block: bytes, first_row: int) -> tuple[bytes, list[MalformedRow], list[int]]:
+    """The block without its misquoted rows, those rows (quarantined with their text), and the
+    data row number of each row left, in order (to number pyarrow's rows of the rest)."""
+    kept_pieces: list[bytes] = []
+    misquoted: list[MalformedRow] = []
+    kept_rows: list[int] = []
+    kept_from = 0  # the start of the block's part not yet cut into pieces
+    for row, (start, end) in enumerate(_csv_records(block), start=first_row):
+        if _CSV_STRICT_RECORD.fullmatch(block, start, end):
+            kept_rows.append(row)
+            continue
+        misquoted.append(MalformedRow(row, _MISQUOTED, block[start:end].decode(errors="replace")))
+        kept_pieces.append(block[kept_from:start])
+        line_break = _CSV_RECORD_END.match(block, end)
+        kept_from = line_break.end() if line_break else end
+    kept_pieces.append(block[kept_from:])
+    return b"".join(kept_pieces), misquoted, kept_rows
 
 
 def _read_csv_block(
-    file: LandingFile, block: bytes, first_row: int, header: list[str], columns: list[str]
+    file: LandingFile,
+    block: bytes,
+    misquoted: bool,
+    first: tuple[int, int],
+    header: list[str],
+    columns: list[str],
 ) -> tuple[pa.Table, list[MalformedRow]]:
-    """One block as text columns, and its rows with another number of fields than the header.
+    """One block as text columns, and its rows that cannot be read as the header's columns: with
+    another number of fields than the header, or (in a ``misquoted`` block) a quoted field with
+    text after its closing quote. ``first``: the data row and the file's line the block starts at.
 
     Only an empty field is NULL: pyarrow's default also takes NA, N/A, null, NaN, #N/A... for
     NULL, erasing real values (Namibia's country code "NA").
@@ -344,20 +450,26 @@ def _read_csv_block(
     never reach Python) with its record number in the block, counted like the frame's rows (blank
     lines are no records), so its data row number is ``first_row + number - 1``. The block's
     last row without a final line break, with fields missing, is the file cut off in transfer:
-    that fails the file (truncated).
+    that fails the file (truncated). A misquoted row is cut out of the block before pyarrow reads
+    it, as pyarrow would read it without a word (see :data:`_CSV_STRICT_FIELD`).
     """
+    first_row, first_line = first
+    # rows: the data row of each row left in ``readable`` (None: all of the block's, consecutive)
+    readable, malformed, rows = _without_misquoted_rows(block, first_row) if misquoted else (block, [], None)
     invalid = []  # pyarrow's InvalidRow of each: number, expected_columns, actual_columns, text
 
     def quarantine(row) -> str:
         invalid.append(row)
         return "skip"
 
+    if rows is not None and not rows:  # every row misquoted: pyarrow takes no input for no CSV
+        return pa.table({name: pa.array([], pa.string()) for name in columns}), malformed
     try:
         table = pa_csv.read_csv(
-            io.BytesIO(block),
+            io.BytesIO(readable),
             # The block is made of whole rows: read it as one, however long a row.
             read_options=pa_csv.ReadOptions(
-                column_names=header, use_threads=False, block_size=len(block) + 1
+                column_names=header, use_threads=False, block_size=len(readable) + 1
             ),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=quarantine),
             convert_options=pa_csv.ConvertOptions(
@@ -369,29 +481,59 @@ def _read_csv_block(
             ),
         )
     except pa.ArrowInvalid as error:  # a row the handler could not take (not UTF-8)
-        raise LandingFileError(
-            file, f"unreadable CSV in the rows from data row {first_row} on: {_without_row(error)}"
-        ) from error
+        raise LandingFileError(file, _unreadable_rows(block, first, header, error)) from error
+
+    def data_row(number: int) -> int:  # of pyarrow's record ``number`` (1-based) of ``readable``
+        return first_row + number - 1 if rows is None else rows[number - 1]
+
     last = invalid[-1] if invalid else None
     if (
         last is not None
-        and not block.endswith(b"\n")  # the file's last row, without a line break
+        and not readable.endswith(b"\n")  # the file's last row, without a line break
         and last.number == table.num_rows + len(invalid)
         and last.actual_columns < last.expected_columns
     ):
         raise LandingFileError(
             file,
-            f"truncated: the last row (data row {first_row + last.number - 1}, no final line break) is "
+            f"truncated: the last row (data row {data_row(last.number)}, no final line break) is "
             f"incomplete: {last.actual_columns} fields where the header has {last.expected_columns}",
         )
-    return table, [
+    malformed += [
         MalformedRow(
-            first_row + row.number - 1,
+            data_row(row.number),
             f"{row.actual_columns} fields where the header has {row.expected_columns}",
             row.text,
         )
         for row in invalid
     ]
+    return table, sorted(malformed, key=lambda row: row.row)
+
+
+def _unreadable_rows(block: bytes, first: tuple[int, int], header: list[str], error: pa.ArrowInvalid) -> str:
+    """pyarrow's parse error as people can act on it. Bytes that are not UTF-8: where the first of
+    them is, by column name, data row and line (pyarrow numbers columns from 0 and rows within the
+    block), and what the file most likely is. ``first``: the block's first data row and line."""
+    first_row, first_line = first
+    try:
+        block.decode()
+    except UnicodeDecodeError as not_utf8:
+        offset = not_utf8.start
+    else:
+        where = f"data row {first_row} (line {first_line})"
+        return f"unreadable CSV in the rows from {where} on: {_without_row(error)}"
+    line = first_line + block.count(b"\n", 0, offset)
+    for number, (start, end) in enumerate(_csv_records(block)):
+        if end < offset:
+            continue
+        fields = 0  # the field holding the offset: separators before it in the record
+        position = start
+        while (position := _CSV_FIELD_START.match(block, position).end()) < offset:
+            fields += 1
+            position += 1  # past the comma
+        column = header[fields] if fields < len(header) else f"(field {fields + 1}, past the header)"
+        where = f"data row {first_row + number} (line {line})"
+        return f"invalid UTF8 data in column {column}, {where}: {_NOT_UTF8_HINT}"
+    return f"invalid UTF8 data on line {line}: {_NOT_UTF8_HINT}"
 
 
 def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
@@ -402,8 +544,9 @@ def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iter
         handle.readline()  # past the header
         next_row, next_line = 1, 2  # the data row and the file's line the next block starts at
         try:
-            for block in _csv_blocks(handle, chunk_bytes):
-                table, malformed = _read_csv_block(file, block, next_row, header, columns)
+            for block, misquoted in _csv_blocks(handle, chunk_bytes):
+                first = (next_row, next_line)
+                table, malformed = _read_csv_block(file, block, misquoted, first, header, columns)
                 rows = table.num_rows + len(malformed)
                 frame = table.to_pandas()
                 if malformed:
@@ -455,11 +598,24 @@ def _dumps(value) -> str:
     return orjson.dumps(value, default=_number_text).decode()
 
 
-def _json_text(value, is_json: bool) -> str | None:
+# A JSONL number of an integer column written as a whole float: pandas' ``to_json`` writes an
+# integer column holding a NaN as floats (35.0), which its Parquet keeps as 35.
+_WHOLE_FRACTION = re.compile(r"(-?[0-9]+)\.0+")
+
+
+def _json_text(value, is_json: bool, is_int: bool = False) -> str | None:
+    """A JSONL value as landing text; in an integer column (``is_int``) a whole number written as
+    a float (35.0) is the integer (35), as the same frame's Parquet gives it; not in a decimal or
+    text column, where the digits written are the value."""
     if value is None:
         return None
     if is_json:
         return _dumps(value)
+    if is_int:
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, _WrittenNumber) and (whole := _WHOLE_FRACTION.fullmatch(value.text)):
+            return whole[1]
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -583,6 +739,7 @@ def _unknown_keys(record: dict, columns: frozenset[str]) -> str | None:
 def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
     contract = CONTRACTS[file.table]
     json_columns = {c.name for c in contract.columns if c.kind == "json"}
+    int_columns = {c.name for c in contract.columns if c.kind == "int"}
     known = frozenset(columns)
     with file.open() as handle:
         _check_not_empty(file, handle)
@@ -597,7 +754,10 @@ def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> It
                     malformed.append(bad.row)
                     continue
                 try:
-                    values = [_json_text(record.get(column), column in json_columns) for column in columns]
+                    values = [
+                        _json_text(record.get(column), column in json_columns, column in int_columns)
+                        for column in columns
+                    ]
                     unknown = _unknown_keys(record, known)
                 except orjson.JSONEncodeError as error:  # read, but nested deeper than orjson writes
                     text = line.decode().rstrip("\r\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -177,4 +178,49 @@ def test_a_nan_inside_a_typed_parquet_json_column_is_quarantined_not_made_null(l
     assert (result.rows_loaded, result.rows_rejected) == (1, 2)
     assert sql("SELECT course_code, content::text FROM training_courses") == [
         ("PARQUET_finite", "[1.5, null]")
+    ]
+
+
+def _customers_frame() -> pd.DataFrame:
+    """Customers as pandas holds an integer column with a missing value: floats (35.0, NaN)."""
+    customers = [rows.customer(n, language=None) for n in (1, 2, 3)]
+    frame = pd.DataFrame(customers, columns=CONTRACTS["customers"].landing_columns)
+    frame["age"] = [35, None, 35.5]  # float64: 35.0, NaN, 35.5
+    frame["ltv_prediction"] = [1.0, 2.5, None]  # a decimal column: the digits written are its value
+    return frame
+
+
+def test_a_whole_float_of_an_integer_column_loads_from_jsonl_as_from_parquet(landing, run_ingest, sql):
+    """pandas' ``to_json`` writes an integer column holding a NaN as floats (35.0): JSONL refused
+    "age '35.0' is not an integer" where the Parquet of the same frame loaded 35. A whole float of
+    an integer column is that integer (35.00 too, which takes the exact path); a fraction stays
+    an error, and a decimal column keeps what was written."""
+    rows.write(landing, "employees", "p", [rows.employee(1)])
+    assert run_ingest(landing)["employees__p.csv"].status == "loaded"
+    frame = _customers_frame()
+    jsonl = landing / "customers__pandas.jsonl"
+    frame.to_json(jsonl, orient="records", lines=True, force_ascii=False)
+    assert '"age":35.0' in jsonl.read_text()
+    exact = landing / "customers__exact.jsonl"  # 35.00: a number a double would change
+    exact.write_text(jsonl.read_text().replace('"age":35.0', '"age":35.00').replace("CUST_000", "CUST_010"))
+    parquet = landing / "customers__pandas.parquet"
+    frame.to_parquet(parquet, index=False)
+
+    (chunk,) = read_chunks(landing_file(str(jsonl)))
+    assert chunk.frame["age"].tolist()[::2] == ["35", "35.5"] and pd.isna(chunk.frame["age"].iloc[1])
+    assert chunk.frame["ltv_prediction"].tolist()[:2] == ["1.0", "2.5"]
+    (chunk,) = read_chunks(landing_file(str(exact)))
+    assert chunk.frame["age"].iloc[0] == "35"
+
+    results = run_ingest(jsonl, exact, parquet)
+    assert {name: (r.rows_loaded, dict(r.reasons)) for name, r in results.items()} == {
+        "customers__pandas.jsonl": (2, {"type:age": 1}),
+        "customers__exact.jsonl": (2, {"type:age": 1}),
+        "customers__pandas.parquet": (2, {"type:age": 1}),
+    }
+    assert sql("SELECT customer_code, age FROM customers ORDER BY 1") == [
+        ("CUST_0001", 35),
+        ("CUST_0002", None),
+        ("CUST_0101", 35),
+        ("CUST_0102", None),
     ]

@@ -238,6 +238,159 @@ def test_csv_rows_with_the_wrong_number_of_fields_keep_their_row_numbers(tmp_pat
     assert malformed[0].text.endswith(",surplus") and malformed[1].text == "CUST_0004,too few"
 
 
+# Quotes inside a quoted field not doubled: MySQL's INTO OUTFILE escapes them with a backslash,
+# hand-rolled exporters not at all. pyarrow kept the text after the closing quote, changing it.
+MISQUOTED = ['"客户说\\"好的\\"然后"', '"他说"好的"然后走了"', '"5" screen"']
+MISQUOTED_REASON = 'a quote inside a quoted field must be doubled ("")'
+
+
+@pytest.mark.parametrize("chunk_bytes", [120, 700, 8 * 1024 * 1024])
+def test_a_quote_not_doubled_in_a_quoted_field_quarantines_exactly_its_row(tmp_path, chunk_bytes):
+    """Each misquoted row is quarantined as written, with its data row number (past blank lines,
+    multi-line values and rows with the wrong number of fields); the rows around it, doubled quotes
+    and a stray quote in an unquoted field included, load as written, in blocks of any size."""
+    lines = [
+        _csv_line(rows.customer(1), blacklist_reason='"said ""yes"", then left"'),
+        _csv_line(rows.customer(2), blacklist_reason=MISQUOTED[0]),
+        _csv_line(rows.customer(3), blacklist_reason=MULTI_LINE),
+        "",
+        _csv_line(rows.customer(4), blacklist_reason=MISQUOTED[1]),
+        _csv_line(rows.customer(5)) + ",surplus",
+        _csv_line(rows.customer(6), blacklist_reason='a 5" screen'),
+        _csv_line(rows.customer(7), name=MISQUOTED[2]),
+        _csv_line(rows.customer(8), blacklist_reason="x"),
+    ]
+    path = _write_csv(tmp_path, "misquoted", lines)
+    frames, malformed = [], []
+    for chunk in read_chunks(landing_file(str(path)), chunk_bytes):
+        frames.append(chunk.frame)
+        malformed.extend(chunk.malformed)
+    frame = pd.concat(frames)
+    assert frame.index.tolist() == [1, 3, 6, 8]
+    assert frame["blacklist_reason"].tolist() == [
+        'said "yes", then left',
+        'multi\nline "quoted"',
+        'a 5" screen',
+        "x",
+    ]
+    assert frame["name"].tolist() == ["客户1", "客户3", "客户6", "客户8"]
+    assert [(m.row, m.reason, m.text) for m in malformed] == [
+        (2, MISQUOTED_REASON, lines[1]),
+        (4, MISQUOTED_REASON, lines[4]),
+        (5, f"{len(CUSTOMER_COLUMNS) + 1} fields where the header has {len(CUSTOMER_COLUMNS)}", lines[5]),
+        (7, MISQUOTED_REASON, lines[7]),
+    ]
+
+
+def test_a_block_of_only_misquoted_rows_and_a_misquoted_last_row_without_a_line_break(tmp_path):
+    lines = [_csv_line(rows.customer(n), name=MISQUOTED[n % 3]) for n in range(1, 4)]
+    path = _write_csv(tmp_path, "all_misquoted", lines, last_newline=False)
+    chunks = list(read_chunks(landing_file(str(path)), 50))
+    assert sum(len(chunk.frame) for chunk in chunks) == 0
+    assert [m.row for chunk in chunks for m in chunk.malformed] == [1, 2, 3]
+
+
+def test_clean_blocks_are_not_read_again_for_misquoted_rows(tmp_path, monkeypatch):
+    """The misquote check is the block cutting's own scan: a file of quoted fields (every
+    customer's language is ["zh","en"]) never reaches the per-row check."""
+
+    def fail(*_):
+        raise AssertionError("a clean block was read again")
+
+    monkeypatch.setattr(readers, "_without_misquoted_rows", fail)
+    path = _write_csv(tmp_path, "clean", [_csv_line(rows.customer(n)) for n in range(1, 200)])
+    assert sum(len(frame) for frame in _read(path, 1000)) == 199
+
+
+def test_misquoted_rows_are_rejected_with_their_text_and_the_rest_loads(parents, run_ingest, sql):
+    lines = [
+        _csv_line(rows.customer(1)),
+        _csv_line(rows.customer(2), blacklist_reason=MISQUOTED[0]),
+        _csv_line(rows.customer(3), name=MISQUOTED[1]),
+        _csv_line(rows.customer(4)),
+    ]
+    path = _write_csv(parents, "misquoted", lines)
+    result = run_ingest(path)[path.name]
+    assert (
+        result.status,
+        result.rows_in,
+        result.rows_loaded,
+        result.rows_rejected,
+        dict(result.reasons),
+    ) == (
+        "loaded",
+        4,
+        2,
+        2,
+        {"malformed_row": 2},
+    )
+    assert sql(
+        "SELECT row_number, rule, reason, raw_row FROM funnelhouse.ingest_rejects ORDER BY row_number"
+    ) == [
+        (2, "malformed_row", MISQUOTED_REASON, {"_raw_text": lines[1]}),
+        (3, "malformed_row", MISQUOTED_REASON, {"_raw_text": lines[2]}),
+    ]
+    assert sql("SELECT customer_code FROM customers ORDER BY 1") == [("CUST_0001",), ("CUST_0004",)]
+
+
+def _header_line(names) -> bytes:
+    return ",".join(names).encode()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            lambda line: (
+                _header_line(CUSTOMER_COLUMNS)
+                + b"\n"
+                + line(1)
+                + b"\n"
+                + line(2).replace("客户2".encode(), "客户2".encode("gbk"))
+                + b"\n"
+            ),
+            "invalid UTF8 data in column name, data row 2 (line 3): the file is not UTF-8 (most likely "
+            'GBK/GB18030, as Excel saves "CSV"): save it as "CSV UTF-8"',
+        ),
+        (
+            lambda line: (
+                ",".join(["客户编号", *CUSTOMER_COLUMNS[1:]]).encode("gb18030") + b"\n" + line(1) + b"\n"
+            ),
+            "header is not UTF-8 (invalid start byte at byte 0): the file is not UTF-8 (most likely "
+            "GBK/GB18030",
+        ),
+        (
+            lambda line: _header_line(c.upper() for c in CUSTOMER_COLUMNS) + b"\n" + line(1) + b"\n",
+            "column names must be lower-case, as in the contract: CUSTOMER_CODE (write customer_code), NAME "
+            f"(write name), AVATAR_URL (write avatar_url) and {len(CUSTOMER_COLUMNS) - 3} more",
+        ),
+        (
+            lambda line: (
+                _header_line(f"列{n}" for n in range(len(CUSTOMER_COLUMNS))) + b"\n" + line(1) + b"\n"
+            ),
+            "a file without a header line, or a header in other words (translated names?)",
+        ),
+        (
+            lambda line: _header_line([*CUSTOMER_COLUMNS, "", ""]) + b"\n" + line(1) + b",,\n",
+            "2 empty column name(s) at the end of the header (trailing commas?)",
+        ),
+        (
+            lambda line: _header_line(CUSTOMER_COLUMNS) + b"\r" + line(1) + b"\r" + line(2) + b"\r",
+            "lines end in CR only: save the file with LF or CRLF line endings",
+        ),
+    ],
+    ids=["gbk-data", "gbk-header", "upper-case-header", "translated-header", "trailing-commas", "cr-only"],
+)
+def test_excel_exports_fail_with_what_to_do(tmp_path, content, message):
+    """What Excel writes (GBK "CSV", its own header, trailing commas, old Mac line ends) fails
+    the file saying what is wrong in words, not pyarrow's or Python's parser's."""
+    path = tmp_path / "customers__excel.csv"
+    path.write_bytes(content(lambda n: _csv_line(rows.customer(n, language=None)).encode()))
+    with pytest.raises(LandingFileError) as error:
+        _read(path)
+    assert message in error.value.problem
+
+
 def test_malformed_rows_are_quarantined_and_the_rest_of_the_file_loads(parents, run_ingest, sql):
     """A CSV row with the wrong number of fields, a JSONL line that is no JSON object: quarantined
     with their row numbers and their text as written; the other rows load."""
