@@ -7,9 +7,10 @@ never read whole: each layer yields chunks as they arrive and the inserter consu
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
+from typing import Any
 
 import lz4.frame
 import zstandard
@@ -53,32 +54,49 @@ def _chunked(rfile) -> Iterator[bytes]:
         rfile.readline(16)  # the CRLF closing the chunk
 
 
-class _Lz4Frames:
-    """LZ4 frame decoder that accepts concatenated frames (clickhouse-connect sends one per block)."""
+class _ConcatenatedFrames:
+    """Decodes a stream of concatenated frames (zstd, LZ4) or members (gzip, zlib), as ClickHouse does.
 
-    def __init__(self):
-        self._decoder = lz4.frame.LZ4FrameDecompressor()
+    Each of these decoders stops at the end of its first frame: zstandard then refuses more input
+    ("cannot use a decompressobj multiple times"), zlib silently drops every later gzip member. Clients
+    write one frame per block (clickhouse-connect: zstd and LZ4) or concatenate gzip writes, so each
+    frame gets a fresh decoder, fed what its predecessor left over (``unused_data``).
+    """
+
+    def __init__(self, new_frame_decoder: Callable[[], Any]):
+        self._new_frame_decoder = new_frame_decoder
+        self._decoder = new_frame_decoder()
+        self._inside_frame = False  # bytes of a frame not yet complete were fed: the stream must go on
 
     def decompress(self, data: bytes) -> bytes:
         out = []
         while data:
             out.append(self._decoder.decompress(data))
-            if not self._decoder.eof:
+            self._inside_frame = not self._decoder.eof
+            if self._inside_frame:
                 break
             data = self._decoder.unused_data
-            self._decoder = lz4.frame.LZ4FrameDecompressor()
+            self._decoder = self._new_frame_decoder()
         return b"".join(out)
 
+    def finish(self) -> None:
+        """Refuses a body that ends inside a frame: the decoders return what they have, silently."""
+        if self._inside_frame:
+            raise ValueError("the compressed stream ends inside a frame (truncated body?)")
 
-def _decoder(encoding: str):
-    if encoding == "lz4":
-        return _Lz4Frames()
-    if encoding == "zstd":
-        return zstandard.ZstdDecompressor().decompressobj()
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(zlib.MAX_WBITS | 16)
-    if encoding == "deflate":
-        return zlib.decompressobj()
+
+_FRAME_DECODERS: dict[str, Callable[[], Any]] = {
+    "lz4": lz4.frame.LZ4FrameDecompressor,
+    "zstd": lambda: zstandard.ZstdDecompressor().decompressobj(),
+    "gzip": lambda: zlib.decompressobj(zlib.MAX_WBITS | 16),
+    "x-gzip": lambda: zlib.decompressobj(zlib.MAX_WBITS | 16),
+    "deflate": zlib.decompressobj,
+}
+
+
+def _decoder(encoding: str) -> _ConcatenatedFrames:
+    if encoding in _FRAME_DECODERS:
+        return _ConcatenatedFrames(_FRAME_DECODERS[encoding])
     if encoding == "br":
         raise ClickHouseError(48, "Brotli request bodies are not supported by the local server")
     raise ClickHouseError(89, f"Unknown compression method: {encoding}")
@@ -95,6 +113,7 @@ def decoded_body(chunks: Iterator[bytes], content_encoding: str | None) -> Itera
             data = decoder.decompress(chunk)
             if data:
                 yield data
+        decoder.finish()
     except ClickHouseError:
         raise
     except Exception as error:  # lz4/zstd/zlib each raise their own types for corrupt input
