@@ -32,6 +32,14 @@ _BATCH_RULE = "a batch is [A-Za-z0-9_-]+ (README's landing contract: ASCII lette
 _BATCH_CHAR = re.compile(r"[A-Za-z0-9_-]")
 _HASH_BLOCK = 8 * 1024 * 1024
 _DIGIT_RUNS = re.compile(r"([0-9]+)")
+# What uploaders and browsers name a file while writing it, renamed once done (curl's and many
+# clients' .part, WinSCP's .filepart, .tmp, Chrome's .crdownload): its size changes every tick, so a
+# warning per version would be one per tick, and its finished name is judged once it has it.
+_IN_PROGRESS_SUFFIXES = (".part", ".filepart", ".tmp", ".crdownload")
+# A marker or copy an uploader or an operator keeps beside a landing file (an upload's .done flag, a
+# .bak): never meant to load. Silent after a landing file's name only; a compressed ``b1.csv.gz`` is
+# data meant to load that never will (no compression is read): named.
+_BESIDE_SUFFIXES = (".done", ".bak")
 
 
 def default_landing_url() -> str:
@@ -170,12 +178,13 @@ class Skipped:
 
 def _skip_reason(name: str) -> str | None:
     """Why a file in a landing folder is skipped; None for one ignored silently (hidden or
-    temporary files, the generator's ``_manifest.json``, a name of no table that does not look like
-    data) or for a landing file.
+    temporary files, uploads in progress, a marker or a backup beside a landing file, the
+    generator's ``_manifest.json``, a name of no table that does not look like data) or for a
+    landing file.
 
-    Any name of a known table (``tags__b9 (1).csv``, ``tags__b1.CSV``, ``customers__1103.xlsx``) is
-    reported whatever its extension: someone meant it to load, and it never will under that name."""
-    if name.startswith((".", "_")) or parse_name(name) is not None:
+    Any other name of a known table (``tags__b9 (1).csv``, ``tags__b1.CSV``, ``customers__1103.xlsx``)
+    is reported whatever its extension: someone meant it to load, and it never will under that name."""
+    if name.startswith((".", "_")) or parse_name(name) is not None or _not_data(name):
         return None
     table, separator, rest = name.partition("__")  # (a table name never holds "__")
     if separator and table in CONTRACTS:
@@ -186,6 +195,13 @@ def _skip_reason(name: str) -> str | None:
     if match:
         return f"unknown table {match['table']!r} (known: {', '.join(sorted(CONTRACTS))})"
     return _NAME_RULE
+
+
+def _not_data(name: str) -> bool:
+    """Whether ``name`` is an upload in progress or a marker or backup of a landing file's name."""
+    stem, _, suffix = name.rpartition(".")
+    lowered = f".{suffix.lower()}"
+    return lowered in _IN_PROGRESS_SUFFIXES or (lowered in _BESIDE_SUFFIXES and parse_name(stem) is not None)
 
 
 def _misnamed_reason(rest: str) -> str:
@@ -226,7 +242,8 @@ def survey(locations: Iterable[str]) -> tuple[list[LandingFile], list[Skipped]]:
     (``notatable__a.csv``, ``Customers.csv``), or any ``<known table>__...`` name that is not a
     landing file's (``tags__b1.CSV``, ``tags__2026 11 03.csv``, ``customers__b1.xlsx``): someone
     meant it to load, so say it was left out, and why. Names starting with ``_`` or ``.`` (files
-    being written, to be renamed) are never listed (:func:`_skip_reason`).
+    being written, to be renamed), uploads in progress (``tags__b1.csv.part``) and markers or backups
+    beside a landing file (``tags__b1.csv.done``) are never listed (:func:`_skip_reason`).
     """
     found: dict[str, LandingFile] = {}
     skipped: dict[str, Skipped] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ from orchestration.defs.ingestion.sensors import (
     SETTLE_ENV,
     crm_landing_sensor,
     still_written,
+    warn_skipped,
 )
 from tests.ingestion import landing_rows as rows
 
@@ -107,6 +109,14 @@ def test_sensor_launches_one_run_per_new_file_in_dependency_order(landing, pg_ds
     assert [r.tags[FILE_TAG].rsplit("/", 1)[-1] for r in run_requests(tick(landing))] == ["customers__b2.csv"]
 
 
+def _tick_warnings(landing, caplog, context) -> tuple[object, list[str]]:
+    """One tick of the landing sensor in ``context``, and the warnings it logged."""
+    caplog.clear()
+    context.log.addHandler(caplog.handler)
+    result = tick(landing, context=context)
+    return result, [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
 def test_misnamed_files_are_named_with_why_once_per_version(landing, pg_dsn, caplog):
     """They never load until renamed: a warning names each, and every tick that launches nothing."""
     rows.write(landing, "employees", "b1", [rows.employee(1)])
@@ -122,10 +132,7 @@ def test_misnamed_files_are_named_with_why_once_per_version(landing, pg_dsn, cap
         (landing / name).write_text("name\nx\n")
 
     def tick_warnings(context) -> tuple[object, list[str]]:
-        caplog.clear()
-        context.log.addHandler(caplog.handler)
-        result = tick(landing, context=context)
-        return result, [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        return _tick_warnings(landing, caplog, context)
 
     first = sensor_context(landing)
     result, (warning,) = tick_warnings(first)
@@ -149,6 +156,55 @@ def test_misnamed_files_are_named_with_why_once_per_version(landing, pg_dsn, cap
     assert "4 skipped, not landing files: " in skipped.skip_message
     for name, reason in misnamed.items():
         assert f"{name} ({reason}" in skipped.skip_message, (name, skipped.skip_message)
+
+
+def test_thousands_of_skipped_files_are_counted_past_the_first_ten_and_keep_the_cursor_small(
+    landing, pg_dsn, caplog
+):
+    """Files kept beside loaded ones (compressed copies: named; ``.done`` markers: silent) by the
+    thousand: the warning and every tick's skip message name ten with why and count the rest, and the
+    cursor keeps a short digest per version, not its URL. An upload in progress, its size changing
+    every tick, is never named."""
+    count = 2000
+    for i in range(count):
+        (landing / f"deposits__2026_h{i}.csv.gz").write_text("x")
+        (landing / f"deposits__2026_h{i}.csv.done").write_text("")
+    upload = landing / "deposits__2026_h9999.csv.part"
+    upload.write_text("x")
+
+    first = sensor_context(landing)
+    skipped, (warning,) = _tick_warnings(landing, caplog, first)
+    assert isinstance(skipped, dg.SkipReason)
+    for message in (warning, skipped.skip_message):
+        assert f"{count}" in message and f"; ... and {count - 10} more" in message, message
+        assert message.count("(extension .csv.gz is not one of csv, jsonl, parquet)") == 10, message
+        assert ".done" not in message and ".part" not in message, message
+        assert len(message) < 2_000, len(message)
+    assert f"{count} skipped, not landing files: " in skipped.skip_message
+    assert len(first.cursor) < count * 16 + 2, len(first.cursor)
+    assert str(landing) not in first.cursor
+
+    upload.write_text("xx")  # the upload goes on: a new version, still silent
+    again = sensor_context(landing, cursor=first.cursor)
+    assert _tick_warnings(landing, caplog, again)[1] == []
+    (landing / "deposits__2026_h0.csv.gz").write_text("xy")  # a new version: named again, alone
+    (warning,) = _tick_warnings(landing, caplog, sensor_context(landing, cursor=again.cursor))[1]
+    assert warning.startswith("1 file(s)") and "deposits__2026_h0.csv.gz (" in warning
+    assert "more" not in warning
+
+
+def test_versions_named_in_an_earlier_releases_cursor_are_not_named_again(caplog):
+    """Its cursor held each version's text (``url:size:modified``): read as their digests."""
+    from ingestion.load.landing import Skipped
+
+    skipped = [Skipped("/landing/tags__b1.CSV", "extension .CSV ...", 8, "1764547200.0")]
+    context = dg.build_sensor_context(cursor=json.dumps(["/landing/tags__b1.CSV:8:1764547200.0"]))
+    context.log.addHandler(caplog.handler)
+    warn_skipped(context, skipped)
+    assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+    assert json.loads(context.cursor) == [
+        hashlib.sha1(b"/landing/tags__b1.CSV:8:1764547200.0").hexdigest()[:12]
+    ]
 
 
 def _age(path, seconds: float) -> None:

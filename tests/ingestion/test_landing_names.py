@@ -20,8 +20,21 @@ MISNAMED = {
     "tags__b31.csv.gz": "extension .csv.gz is not one of csv, jsonl, parquet",
     "customers__b1": "no extension: expected one of csv, jsonl, parquet",
 }
-# The rename convention: a file being written is named so, and is never listed.
-SILENT = ("_tags__b1.CSV", ".tags__b9 (1).csv", "_manifest.json", "notes.txt", "notatable__a.xlsx")
+# The rename convention: a file being written is named so, and is never listed; nor is an upload in
+# progress (its size changes every tick), nor a marker or a backup kept beside a landing file.
+SILENT = (
+    "_tags__b1.CSV",
+    ".tags__b9 (1).csv",
+    "_manifest.json",
+    "notes.txt",
+    "notatable__a.xlsx",
+    "tags__b1.csv.part",
+    "tags__b 1.csv.filepart",
+    "customers__b2.jsonl.tmp",
+    "tags__b1.csv.crdownload",
+    "tags__b2.csv.done",
+    "tags__b2.csv.BAK",
+)
 
 
 def test_a_batch_may_hold_double_underscores_and_a_table_name_never_does():
@@ -44,6 +57,14 @@ def test_a_batch_outside_the_contract_is_skipped_with_the_rule():
 def test_a_known_tables_name_is_skipped_with_why_whatever_its_extension_or_batch(name):
     assert parse_name(name) is None
     assert _skip_reason(name) == MISNAMED[name]
+
+
+def test_a_marker_or_backup_of_a_name_that_is_no_landing_files_is_named():
+    """A ``.done`` or ``.bak`` is silent beside a landing file's name only: after a misnamed one it
+    says what is wrong with that name (the data file beside it is named too)."""
+    assert _skip_reason("tags__b 1.csv.done") == (
+        f"extension .csv.done is not one of csv, jsonl, parquet; batch 'b 1' has a space: {BATCH_RULE}"
+    )
 
 
 def test_both_a_bad_extension_and_a_bad_batch_are_named():

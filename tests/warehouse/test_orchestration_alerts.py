@@ -18,6 +18,7 @@ import pytest
 from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, PARTITION_NAME_TAG, SCHEDULE_NAME_TAG
 
+from orchestration.defs.ingestion.sensors import FILE_TAG
 from orchestration.defs.warehouse import sensors as alerts
 from orchestration.runs import WORK_TAG
 from tests.reports.conftest import messages_to, sink_in_this_process
@@ -289,6 +290,34 @@ def test_a_jobs_streak_is_per_asset_selection(relay):
         mail_of(outbox, recovered)["Subject"] == f"[funnelhouse] crm_ingest recovered (run {recovered[:8]})"
     )
     assert "2 failed run(s)" in mail_of(outbox, recovered).get_content()
+
+
+def test_a_tables_loads_failing_file_after_file_are_one_streak(relay):
+    """Bad rows fail a file's check, not its step: the step of crm_ingest fails for the infrastructure
+    (the disk full, PostgreSQL down) whatever the file, so one outage through five landing files is
+    mailed once, and once "recovered", not once per file (the files' checks keep their own streaks)."""
+    switch, outbox = relay
+    switch("up")
+    location = AlertSensors()
+    checks = CheckAlertSensor(location)
+    instance = location.instance
+
+    def file_tags(batch: str) -> dict[str, str]:
+        return {FILE_TAG: f"/landing/deposits__{batch}.csv"}
+
+    failed = [
+        _fail_a_run(instance, "crm_ingest", tags=file_tags(f"h{i}"), assets=["deposits"]) for i in range(5)
+    ]
+    location.failure_ticks()
+    assert alerts_for(outbox, failed) == [1, 0, 0, 0, 0]
+    assert "Landing file: /landing/deposits__h0.csv" in mail_of(outbox, failed[0]).get_content()
+
+    recovered = _succeed_a_run(instance, "crm_ingest", tags=file_tags("h5"), assets=["deposits"])
+    checks.tick()
+    assert alerts_for(outbox, [recovered]) == [1]
+    mail = mail_of(outbox, recovered)
+    assert mail["Subject"] == f"[funnelhouse] crm_ingest recovered (run {recovered[:8]})"
+    assert "5 failed run(s)" in mail.get_content()
 
 
 def test_a_jobs_streak_is_per_kind_of_work(relay):

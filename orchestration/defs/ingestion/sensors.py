@@ -33,10 +33,13 @@ whoever runs them names files that are complete.
 A file of the zone that is no landing file by its name (``tags__b1.CSV``, ``tags__2026 11 03.csv``,
 ``customers__b1.xlsx``, ``notatable__a.csv``: :func:`ingestion.load.landing.survey`) never loads until
 renamed, so it is named with why in a warning of the tick, once per version of it (the sensor's
-cursor keeps the versions already named), and in the skip message of every tick that launches
-nothing. It is not alerted: there is no run to fail for a name of no table, and a run of the table's
-asset for a misnamed file of a known one would fail its step, not its check. Names starting with
-``_`` or ``.`` stay silent (the rename convention).
+cursor keeps a short digest of each version already named: a zone holding thousands of them keeps a
+cursor of a few dozen kilobytes), and in the skip message of every tick that launches nothing. Both
+name the first ``NAMED_AT_MOST`` with why and count the rest. It is not alerted: there is no run to
+fail for a name of no table, and a run of the table's asset for a misnamed file of a known one would
+fail its step, not its check. Names starting with ``_`` or ``.`` stay silent (the rename
+convention), as do uploads in progress and markers or backups of a landing file
+(:func:`ingestion.load.landing.survey`).
 
 A run killed before its file's transaction committed leaves no ledger row, so the file stays
 pending. Once no run of that file is queued or running any more, the sensor requests it again
@@ -49,7 +52,9 @@ that fails inside the loader records the failure in the ledger, so only killed r
 the sensor function's real annotations.)
 """
 
+import hashlib
 import json
+import re
 import time
 
 import dagster as dg
@@ -69,6 +74,10 @@ UNREADABLE_TAG = "funnelhouse/unreadable"  # a run reporting a file that cannot 
 MAX_ATTEMPTS = 3
 SETTLE_ENV = "FUNNELHOUSE_LANDING_SETTLE_SECONDS"
 DEFAULT_SETTLE_SECONDS = 60.0
+# Skipped files named with why in a warning or a skip message; the others are counted. A zone holding
+# thousands of them would otherwise log a message of hundreds of kilobytes every 30 seconds.
+NAMED_AT_MOST = 10
+_VERSION_DIGEST = re.compile(r"[0-9a-f]{12}")
 
 
 def settle_seconds() -> float:
@@ -124,22 +133,33 @@ def unreadable_report(file: LandingFile) -> dg.RunRequest:
 
 
 def skipped_note(skipped: list[Skipped]) -> str:
-    return "; ".join(f"{entry.name} ({entry.reason})" for entry in skipped)
+    """The first ``NAMED_AT_MOST`` skipped files with why, and how many more there are."""
+    note = "; ".join(f"{entry.name} ({entry.reason})" for entry in skipped[:NAMED_AT_MOST])
+    more = len(skipped) - NAMED_AT_MOST
+    return note + (f"; ... and {more} more" if more > 0 else "")
+
+
+def _version_digest(version: str) -> str:
+    """A short digest of a skipped file's version (``url:size:modified``), for the cursor: the full
+    text of thousands of them would make it hundreds of kilobytes, stored at every tick."""
+    return hashlib.sha1(version.encode()).hexdigest()[:12]
 
 
 def warn_skipped(context: dg.SensorEvaluationContext, skipped: list[Skipped]) -> None:
     """Warn of each version of a skipped file not named at an earlier tick; the cursor keeps the
     versions of the last tick, so a file removed and dropped again is named again, and the warning
-    is not repeated every 30 seconds for as long as a misnamed file stays."""
-    versions = {f"{entry.url}:{entry.size}:{entry.modified}": entry for entry in skipped}
-    named_before = set(json.loads(context.cursor)) if context.cursor else set()
+    is not repeated every 30 seconds for as long as a misnamed file stays. (A cursor of an earlier
+    release holds the versions' text: digested as read, so they are not named again.)"""
+    versions = {_version_digest(f"{entry.url}:{entry.size}:{entry.modified}"): entry for entry in skipped}
+    kept = json.loads(context.cursor) if context.cursor else []
+    named_before = {old if _VERSION_DIGEST.fullmatch(old) else _version_digest(old) for old in kept}
     new = [entry for version, entry in versions.items() if version not in named_before]
     if new:
         context.log.warning(
             f"{len(new)} file(s) in the landing zone skipped, never loaded under their name "
             f"(rename to <table>__<batch>.<csv|jsonl|parquet>): {skipped_note(new)}"
         )
-    if versions.keys() != named_before:
+    if versions.keys() != set(kept):  # (an earlier release's cursor is written anew)
         context.update_cursor(json.dumps(sorted(versions)))
 
 

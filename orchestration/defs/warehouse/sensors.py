@@ -47,8 +47,8 @@ state of the sensor's: the same answer when the run's alert is mailed again late
 The failing streak is the check's evaluations failing with severity ERROR up to the run's, in runs of
 the same partitions (a backfill of March failing it is not resolved by today's partition passing it;
 a range asked for by a schedule, as the nightly KPI run's ending the day it runs, is the schedule's:
-``_partitions``), and of the same landing file (``FILE_TAG``: a ``landing_contract`` check judges the
-file of its run, so a second bad file of a table is NEW, not "still failing", and a good file of the
+``_partitions``), and of the same landing file (``FILE_TAG``, ``_check_scope``: a ``landing_contract``
+check judges the file of its run, so a second bad file of a table is NEW, not "still failing", and a good file of the
 table resolves neither; a bad file is resolved by its own later load, as is the failure the landing
 sensor's report of an unreadable file raised; the mail names the file); a reminder is due when the
 run's evaluation and the previous one fall in different repeat windows counted from the streak's
@@ -56,9 +56,12 @@ start. A run whose failed checks all fail within their window is logged, not mai
 
 A job that keeps failing (the hourly refresh while PostgreSQL is down all night) is alerted the same
 way (``job_change``), from the job's earlier runs that succeeded or failed before the run ended,
-doing the same work (``_work``: the same partition, partition range or landing file,
-``_finished_before`` says why, and the same selection of assets, checks or ops: ``crm_ingest``
-loads one table per run; and the same ``WORK_TAG``, as a full or an incremental backup): a failed
+doing the same work (``_work``: the same partition or partition range, ``_finished_before`` says
+why, and the same selection of assets, checks or ops: ``crm_ingest`` loads one table per run; not
+the same landing file: a file's check is its own, but a step of ``crm_ingest`` fails for the
+infrastructure, as bad rows fail the check, not the step, so a disk full, a killed worker or
+PostgreSQL down through a dozen files is one streak of the table's asset, mailed once and
+"recovered" once; and the same ``WORK_TAG``, as a full or an incremental backup): a failed
 run after a failed one continues their streak and is mailed ("failed again") only when a reminder is
 due, in the windows above, or when it fails differently: other steps failed than in the previous
 failed run (or, with no step failed, its failure message's first line differs), or when any of its
@@ -230,7 +233,7 @@ def alert_text(
     streak), or of a run that succeeded with ``checks`` failed (``failed_checks``), which the body
     lists either way, or with checks ``resolved`` or its ``job`` RECOVERED only."""
     streak = f"\n\n{job.line()}" if job and job.change != NEW else ""
-    # the file a landing run loaded: its streak's (``_partitions``), which the check's lines do not name
+    # the file a landing run loaded: its checks' streak's (``_check_scope``), which their lines do not name
     landing = f"\n\nLanding file: {run.tags[FILE_TAG]}" if FILE_TAG in run.tags else ""
     if run.status == dg.DagsterRunStatus.SUCCESS:
         what = "checks failed" if checks else "recovered" if streak else "checks resolved"
@@ -291,22 +294,22 @@ def _fails(evaluation) -> bool:
 
 def _failing_before(instance: dg.DagsterInstance, key: dg.AssetCheckKey, run: dg.DagsterRun) -> list:
     """The check's evaluations failing with severity ERROR just before the run's, newest first, in
-    runs of the same partitions and landing file (``_partitions``): a KPI check failing in a backfill
+    runs of the same partitions and landing file (``_check_scope``): a KPI check failing in a backfill
     of March is not resolved by today's partition passing it (nor the other way round), nor a bad
     landing file's ``landing_contract`` by the next file of its table loading."""
     storage, cursor, seen_run, streak = instance.event_log_storage, None, False, []
     done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
-    partitions = _partitions(run)
+    scope = _check_scope(run)
     while True:  # page by page: a check stale for weeks has hundreds of evaluations in its streak
         page = storage.get_asset_check_execution_history(key, _HISTORY_PAGE, cursor=cursor, status=done)
         run_ids = list({record.run_id for record in page})  # none: no filter, every run
         runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids)) if run_ids else []
-        partitions_of = {other.run_id: _partitions(other) for other in runs}
+        scope_of = {other.run_id: _check_scope(other) for other in runs}
         for record in page:
             if record.run_id == run.run_id:
                 seen_run = True
             # a later run's (the sensor reads a run after it ended), other days' or a deleted run's
-            elif not seen_run or partitions_of.get(record.run_id) != partitions:
+            elif not seen_run or scope_of.get(record.run_id) != scope:
                 continue
             elif _fails(record.event.dagster_event.asset_check_evaluation_data):
                 streak.append(record)
@@ -390,22 +393,29 @@ class JobChange:
 
 
 def _partitions(run: dg.DagsterRun) -> dict[str, str]:
-    """The run's partition or partition range, and its landing file, for its streaks and its checks'
-    (as tags: ``_finished_before`` asks Dagster for runs having them). A range a schedule asked for is
+    """The run's partition or partition range, for its job's streak and its checks' (as tags:
+    ``_finished_before`` asks Dagster for runs having them). A range a schedule asked for is
     keyed by the schedule instead of its dates: the nightly rebuild of every KPI partition asks each
     night for the range from the first partition to today, and its dates would make each night new
     work (mailed every night it fails, never recovered). Its nights are one streak; a backfill of a
     range (no schedule) keeps its dates, and so does a scheduled run of one partition (today's KPIs: a
-    day is its own work). One range per schedule tick, as ours ask.
-
-    A run of the landing sensor loads one file (``FILE_TAG``), and its ``landing_contract`` check
-    judges that file alone, like a partition its days: a second bad file of the table is a new
-    failure, and the next good file resolves neither. Every run of a file shares its streak: the
-    sensor's later attempts, a new version at its path, and the run reporting it unreadable."""
+    day is its own work). One range per schedule tick, as ours ask."""
     keys = {tag: run.tags[tag] for tag in _PARTITION_TAGS if tag in run.tags}
     schedule = run.tags.get(SCHEDULE_NAME_TAG)
     if schedule and ASSET_PARTITION_RANGE_END_TAG in keys:
         keys = {SCHEDULE_NAME_TAG: schedule}
+    return keys
+
+
+def _check_scope(run: dg.DagsterRun) -> dict[str, str]:
+    """What a check's failing streak is kept apart by: the run's partitions and its landing file.
+
+    A run of the landing sensor loads one file (``FILE_TAG``), and its ``landing_contract`` check
+    judges that file alone, like a partition its days: a second bad file of the table is a new
+    failure, and the next good file resolves neither. Every run of a file shares its streak: the
+    sensor's later attempts, a new version at its path, and the run reporting it unreadable. Not the
+    job's streak (``_work``): its step failing says nothing of the file."""
+    keys = _partitions(run)
     if FILE_TAG in run.tags:
         keys[FILE_TAG] = run.tags[FILE_TAG]
     return keys
@@ -415,7 +425,8 @@ def _work(run: dg.DagsterRun) -> tuple:
     """What the run did, for its job's failing streak: its partitions and what of the job it selected
     (None: all of it). ``crm_ingest`` runs one table's asset per landing file, and a materialisation
     started by hand runs the implicit asset job whatever it picked: a customers load failing says
-    nothing about a deposits load that succeeds. Nor does a search sync succeeding say anything about
+    nothing about a deposits load that succeeds. The landing file is left out: the table's loads
+    failing file after file (the disk full, PostgreSQL down) are one outage, one streak. Nor does a search sync succeeding say anything about
     the search rebuild failing in the same job (``WORK_TAG``)."""
     ops = frozenset(run.op_selection) if run.op_selection else None
     return _partitions(run), run.asset_selection, run.asset_check_selection, ops, run.tags.get(WORK_TAG)
@@ -425,10 +436,10 @@ def _finished_before(instance: dg.DagsterInstance, run: dg.DagsterRun, end: floa
     """The runs of the run's job that succeeded or failed before ``end`` (the run's end) doing the
     same work (``_work``), newest first: once the run ended, the same answer whenever asked.
 
-    A streak is per job and partition (or partition range, or landing file), not per job: a partition
-    run rebuilds its own days, so a backfill of March failing says nothing about today's hourly
-    partition run, which must neither read it as its own failure "again" nor as "recovered" when it
-    succeeds (nor the other way round); nor does a landing file loading say anything about another's.
+    A streak is per job and partition (or partition range), not per job: a partition run rebuilds its
+    own days, so a backfill of March failing says nothing about today's hourly partition run, which
+    must neither read it as its own failure "again" nor as "recovered" when it succeeds (nor the other
+    way round). Not per landing file: the runs of one table's asset share it (``_work``).
     Today's run that keeps failing starts a new streak at midnight UTC: one mail a day, as the default
     reminder. The nightly run of every partition, whose range ends today, is one streak across
     nights, its schedule's (``_partitions``). (A backfill is one run of its range: the KPI op's
