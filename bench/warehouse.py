@@ -302,6 +302,7 @@ def main() -> None:
     os.environ.update(FUNNELHOUSE_HOME=str(home), FUNNELHOUSE_ENV="local")
     for name in (
         "FUNNELHOUSE_PG_DSN",
+        "FUNNELHOUSE_PG_REPLICATION_DSN",
         "FUNNELHOUSE_CLICKHOUSE_URL",
         "FUNNELHOUSE_SCHEMA_PREFIX",
         "FUNNELHOUSE_RAW_DATABASE",

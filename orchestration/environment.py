@@ -108,19 +108,41 @@ def pg_replication_dsn(dsn: str | None = None) -> str:
     with: ClickHouse keeps it in a named collection (ingestion/replication/connections.py) through
     which whoever holds the ClickHouse user may run any query, so it should be a read-only role's.
 
-    ``FUNNELHOUSE_PG_REPLICATION_DSN`` if set; else, outside production, for a database of the
+    ``FUNNELHOUSE_PG_REPLICATION_DSN`` if set, which must name the same database as ``dsn`` (host,
+    port and database name): rows are pulled through it while the bound, deletions and column types
+    are read through ``dsn``, so a variable left pointing at another database would mix two databases
+    without a word (``ReplicationDatabaseMismatch``). Else, outside production, for a database of the
     embedded server, the embedded replication role on that database (a test's own database too);
     else ``dsn`` itself, its user's rights and all, with a warning naming the variable, so a
     deployment that predates the variable keeps replicating."""
+    dsn = dsn or pg_dsn()
     configured = os.environ.get(REPLICATION_DSN_VARIABLE)
     if configured:
+        if _database_address(configured) != _database_address(dsn):
+            raise ReplicationDatabaseMismatch(
+                f"{REPLICATION_DSN_VARIABLE} names the database {_database_address(configured)}, but "
+                f"replication reads {_database_address(dsn)}: point it at the same database (another "
+                "user on it, the read-only role's), or unset it"
+            )
         return configured
-    dsn = dsn or pg_dsn()
     reader = _embedded_replication_reader(dsn)
     if reader:
         return reader
     _warn_replication_reads_with_the_main_user()
     return dsn
+
+
+class ReplicationDatabaseMismatch(RuntimeError):
+    """``FUNNELHOUSE_PG_REPLICATION_DSN`` names another database than the one replication reads."""
+
+
+def _database_address(dsn: str) -> str:
+    """``dsn``'s database as host:port/dbname, without user or password (for comparing and for
+    messages), with libpq's defaults for what it leaves out: port 5432, the user's name as database."""
+    parts = conninfo_to_dict(dsn)
+    host = parts.get("host") or parts.get("hostaddr") or ""
+    database = parts.get("dbname") or parts.get("user") or ""
+    return f"{host}:{parts.get('port') or 5432}/{database}"
 
 
 def _embedded_replication_reader(dsn: str) -> str | None:

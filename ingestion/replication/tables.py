@@ -27,8 +27,8 @@ holds the lists to the schema.
 
 Short free text that a model shows but a person may have typed contact details into (a customer's
 occupation and decision style, a journey step's trigger event, a withdrawal's reason, a tag's name and a
-material's title, both shown by the marts; in these two names letters with digits are no sign,
-"VIP3", "MT5开户教程": ``_masked_name``) is replicated masked (``_masked``,
+material's title, both shown by the marts; in these two names letters with digits are a sign only as
+long as a handle or after a messenger's label, so "VIP3" and "MT5开户教程" pass: ``_masked_name``) is replicated masked (``_masked``,
 one RE2 ``match`` ClickHouse evaluates while pulling, on the value's NFKC form so that full-width,
 circled and bold digits and letters count as the plain ones, "１３８", "①⑬⓪", "𝟏𝟑𝟖"; what is replicated
 unmasked is the original text): a value becomes ``[masked]`` as a whole if it holds an "@"; five or
@@ -228,8 +228,22 @@ _LETTERS_WITH_DIGITS = (
 )
 _CONTACT_LIKE_TEXT = "|".join((*_CONTACT_DETAILS, *_LETTERS_WITH_DIGITS))
 # A name staff give a tag or a material: letters with digits are how products, tiers and series are
-# named ("VIP3", "MT5开户教程", "Top10基金", "A50期指解读"), so only the other signs count there.
-_CONTACT_LIKE_NAME = "|".join(_CONTACT_DETAILS)
+# named ("VIP3", "MT5开户教程", "Top10基金", "ETF50", "A50期指解读", "S&P500 weekly", "2024Q4策略会"),
+# so there a messenger handle needs more to be read as one. Either its length: a Latin letter, three
+# more letters or id joiners, then two digits or more ("lina88", "zhangwei1988", "wangli-1990",
+# "li-na-520"; a product's name is shorter, but "iPhone15" and "COVID-19" are masked too, the price).
+# Or a messenger's label, maybe with "号" (id), just before an id of letters and digits of any length
+# ("微信 ab12", "QQ号 q12", "tg: li8"); a Latin label is a whole word ("mortgage" holds no "tg"), and
+# case does not count.
+_HANDLE_WITH_DIGITS = f"[{_LATIN_LETTERS}][{_LATIN_LETTERS}{_ID_JOINERS}]{{3,}}[{_DIGITS}]{{2,}}"
+_MESSENGER_LABEL = r"(?i:(?:微信|v信|加v|\b(?:vx|wx|wechat|weixin|telegram|tg|qq|whatsapp))号?)"
+_LETTERS_AND_DIGITS_ID = (
+    f"[{_LATIN_ALPHANUMERICS}{_ID_JOINERS}]*"
+    f"(?:[{_LATIN_LETTERS}][{_ID_JOINERS}]*[{_DIGITS}]|[{_DIGITS}][{_ID_JOINERS}]*[{_LATIN_LETTERS}])"
+)
+_CONTACT_LIKE_NAME = "|".join(
+    (*_CONTACT_DETAILS, _HANDLE_WITH_DIGITS, f"{_MESSENGER_LABEL}{_SEPARATORS}{_LETTERS_AND_DIGITS_ID}")
+)
 MASKED = "[masked]"
 
 

@@ -118,7 +118,8 @@ def test_extracted_tags_reach_clickhouse_without_the_ones_holding_contact_detail
 
 # Contact details typed into columns the marts show: a tag's name (the customer mart's tag_names), a
 # material's title and tags (the material mart), and short free text with a WeChat id whose letters
-# and digits are joined by "-". None may reach ClickHouse; the rows carrying them are masked.
+# and digits are joined by "-", or a handle in a tag's name, where letters with digits may also name a
+# product ("VIP3"). None may reach ClickHouse; the rows carrying them are masked.
 _PLANTED = (
     "wxid_piitag01",
     "wxid_piimat01",
@@ -128,10 +129,12 @@ _PLANTED = (
     "zw-1988",
     "li-na-520",
     "ｚｗ－１９８８",
+    "piilina88",
 )
 _PLANT = (
     "insert into tags (id, name, category) values (3, '微信wxid_piitag01', '其他')",
-    "insert into customer_tags (customer_id, tag_id, tagged_by) values (2, 3, 2)",
+    "insert into tags (id, name, category) values (4, '加微信 piilina88 领资料', '其他')",
+    "insert into customer_tags (customer_id, tag_id, tagged_by) values (2, 3, 2), (4, 4, 2)",
     "insert into materials (material_code, type, category, title, hashtags, tags, created_by) values"
     " ('MAT_PII', 'text', '客户案例', '客户张三 +86 138-0013-8000 wxid_piimat01 的开户故事',"
     ' \'["#投资", "wxid_piihash01", "+86 138-0013-8000"]\', \'["客户案例", "zhangwei-1988"]\', 1)',
@@ -162,9 +165,9 @@ def test_contact_details_in_tag_names_material_titles_and_handles_reach_no_mart(
     def values(query: str) -> list[tuple]:
         return client.query(query).result_rows
 
-    assert values(f"select tag_names from `{marts}`.mart_customer_overview where customer_id = 2") == [
-        ([MASKED],)
-    ]
+    assert values(
+        f"select customer_id, tag_names from `{marts}`.mart_customer_overview where customer_id in (2, 4) order by 1"
+    ) == [(2, [MASKED]), (4, [MASKED])]
     assert values(f"select material_code, title from `{marts}`.mart_material_engagement order by 1") == [
         ("MAT_001", "Market basics"),
         ("MAT_PII", MASKED),

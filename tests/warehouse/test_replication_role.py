@@ -121,9 +121,28 @@ def test_a_stack_that_pulled_as_the_main_user_pulls_as_the_reader_after_an_upgra
 
 def test_the_replication_dsn_variable_wins(monkeypatch):
     monkeypatch.setenv(environment.REPLICATION_DSN_VARIABLE, "postgresql://reader:secret@db.example/crm")
-    assert environment.pg_replication_dsn("postgresql://app:other@db.example/crm") == (
+    assert environment.pg_replication_dsn("postgresql://app:other@db.example:5432/crm") == (
         "postgresql://reader:secret@db.example/crm"
     )
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        "postgresql://app:app-pw@db.example/crm_test",  # another database
+        "postgresql://app:app-pw@db2.example/crm",  # another server
+        "postgresql://app:app-pw@db.example:6432/crm",  # another port
+    ],
+)
+def test_a_replication_dsn_naming_another_database_is_refused_by_name(monkeypatch, read):
+    """Rows pulled from one database and the bound, deletions and column types read from another
+    would mix the two without a word."""
+    monkeypatch.setenv(environment.REPLICATION_DSN_VARIABLE, "postgresql://reader:reader-pw@db.example/crm")
+    with pytest.raises(environment.ReplicationDatabaseMismatch) as refused:
+        environment.pg_replication_dsn(read)
+    message = str(refused.value)
+    assert "db.example:5432/crm" in message and environment._database_address(read) in message
+    assert "reader-pw" not in message and "app-pw" not in message
 
 
 def test_production_without_the_variable_pulls_as_the_main_user_and_says_so_once(monkeypatch, caplog):
