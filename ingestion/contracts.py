@@ -37,6 +37,12 @@ class Column:
     value (re-sending a row without it changes nothing). Timestamps whose DEFAULT is CURRENT_TIMESTAMP (``created_at``,
     ``tagged_at``) stay required: the time of the load is not the time of the event, and would
     move the row in every report by date.
+
+    ``exact`` (a decimal holding money: an amount, a deposit or withdrawal total, a balance): a
+    value with more decimals than the database column keeps is quarantined (rule ``scale``), never
+    rounded, as 1.23456789 BTC stored as 1.23 would lose money without a word. Any other decimal (a
+    ratio, a rating, a score, a prediction) is rounded to the column's scale, as PostgreSQL and the
+    CRM exporting it do (a success rate of 33.333333333333336 is 33.33).
     """
 
     name: str
@@ -49,6 +55,7 @@ class Column:
     maximum: float | None = None
     exclusive_minimum: bool = False
     pattern: str | None = None
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,12 @@ def stage(name, **rules) -> Column:
 
 
 def money(name, **rules) -> Column:
-    return decimal(name, minimum=0, exclusive_minimum=True, **rules)
+    """An amount of money: stored exactly or not at all (see ``Column.exact``)."""
+    return decimal(name, exact=True, **rules)
+
+
+def positive_money(name, **rules) -> Column:
+    return money(name, minimum=0, exclusive_minimum=True, **rules)
 
 
 CONTRACTS: dict[str, TableContract] = {
@@ -148,7 +160,7 @@ CONTRACTS: dict[str, TableContract] = {
                 text("status", 20, default="active", allowed=("active", "inactive", "suspended")),
                 integer("total_customers", minimum=0),
                 integer("active_customers", minimum=0),
-                decimal("total_net_deposit"),
+                money("total_net_deposit"),
                 date("hired_at"),
                 timestamp("created_at", required=True),
                 timestamp("last_login_at"),
@@ -286,15 +298,15 @@ CONTRACTS: dict[str, TableContract] = {
             ("source_key",),
             (
                 text("source_key", 100, required=True),
-                decimal("total_deposits", minimum=0),
-                decimal("total_withdrawals", minimum=0),
-                decimal("net_deposit"),
+                money("total_deposits", minimum=0),
+                money("total_withdrawals", minimum=0),
+                money("net_deposit"),
                 integer("deposit_count", minimum=0),
                 integer("withdrawal_count", minimum=0),
-                money("first_deposit_amount"),
+                positive_money("first_deposit_amount"),
                 timestamp("first_deposit_at"),
                 integer("days_to_first_deposit", minimum=0),
-                money("max_deposit_amount"),
+                positive_money("max_deposit_amount"),
                 # A percent with no cap of 100: profit withdrawals take out more than was deposited.
                 # DECIMAL(5,2) is its only maximum (999.99, the loader's storage check).
                 decimal("withdrawal_rate", minimum=0),
@@ -309,7 +321,7 @@ CONTRACTS: dict[str, TableContract] = {
             ("deposit_code",),
             (
                 text("deposit_code", 50, required=True, pattern=r"^DEP_[0-9]{8}_[A-Za-z0-9]+$"),
-                money("amount", required=True),
+                positive_money("amount", required=True),
                 text("currency", 10, default="USD", pattern=CURRENCY_PATTERN),
                 text("deposit_type", 50, required=True, allowed=("首金", "复入金", "大额入金")),
                 text("platform", 100),
@@ -326,7 +338,7 @@ CONTRACTS: dict[str, TableContract] = {
             ("withdrawal_code",),
             (
                 text("withdrawal_code", 50, required=True, pattern=r"^WTH_[0-9]{8}_[A-Za-z0-9]+$"),
-                money("amount", required=True),
+                positive_money("amount", required=True),
                 text("currency", 10, default="USD", pattern=CURRENCY_PATTERN),
                 text("reason", 100, allowed=("盈利提现", "恐慌离场", "资金需求", "其他")),
                 text("risk_level", 20, allowed=("低", "中", "高")),
@@ -434,9 +446,9 @@ CONTRACTS: dict[str, TableContract] = {
                 integer("mofu_反问_count", minimum=0),
                 integer("mofu_accounts_opened", minimum=0),
                 integer("bofu_deposits_count", minimum=0),
-                decimal("bofu_deposit_amount", minimum=0),
-                decimal("bofu_withdrawal_amount", minimum=0),
-                decimal("bofu_net_deposit"),
+                money("bofu_deposit_amount", minimum=0),
+                money("bofu_withdrawal_amount", minimum=0),
+                money("bofu_net_deposit"),
                 decimal("bofu_withdrawal_rate", minimum=0),
                 decimal("overall_score", minimum=0, maximum=100),
                 timestamp("created_at", required=True),

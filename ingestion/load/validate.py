@@ -3,17 +3,19 @@
 Each rule of :mod:`ingestion.contracts` (presence, NOT NULL, type, closed set, range, pattern,
 length) becomes one GE expectation, plus the limits PostgreSQL itself would enforce and the
 contract does not state (varchar length, DECIMAL precision, INTEGER range), read from the
-catalog so a row can never make the load's transaction fail. A DECIMAL's scale is one of them: a
-value with more decimals than the column keeps is quarantined, where PostgreSQL would round it
-without a word. GE runs in an ephemeral context on a pandas frame whose index is the file's row
-numbers, with ``result_format=COMPLETE``: each expectation's ``unexpected_index_list`` says
-exactly which rows broke it.
+catalog so a row can never make the load's transaction fail. A DECIMAL's scale is one of them: in
+a money column (``Column.exact``) a value with more decimals than the column keeps is quarantined,
+where PostgreSQL would round it without a word; any other decimal (a ratio, a score) is rounded as
+PostgreSQL stores it, and its range and storage limit judge the value as stored. GE runs in an
+ephemeral context on a pandas frame whose index is the file's row numbers, with
+``result_format=COMPLETE``: each expectation's ``unexpected_index_list`` says exactly which rows
+broke it.
 
 Checks GE cannot express vectorised are done here and reported the same way: calendar validity
 (``2025-02-30`` matches the date pattern), JSON as jsonb takes it (parsed once per distinct value)
-NUL characters, which PostgreSQL's text cannot hold, and digits beyond a DECIMAL's scale (read
-exactly where a value has an exponent). References (business keys existing in PostgreSQL or in
-the same file) are checked by the loader with SQL joins, against the data itself rather than a
+NUL characters, which PostgreSQL's text cannot hold, and digits beyond a money column's scale
+(read exactly where a value has an exponent). References (business keys existing in PostgreSQL or
+in the same file) are checked by the loader with SQL joins, against the data itself rather than a
 copy of it.
 """
 
@@ -26,7 +28,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -215,10 +217,10 @@ def _digits_beyond(text: str, scale: int) -> bool:
     return exponent + trailing_zeros < -scale
 
 
-def _scale_failures(scale: int) -> Callable[[pd.Series], pd.Series]:
-    """Rows whose number has non-zero digits beyond the column's ``scale``: PostgreSQL would round
-    them away without a word (1.23456789 stored as 1.23, 0.004 as 0.00), so the row is quarantined
-    rather than stored altered. Trailing zeros (1000.500) lose nothing and pass.
+def _beyond_scale(values: pd.Series, scale: int) -> pd.Series:
+    """Where the number in ``values`` has non-zero digits beyond the column's ``scale``, which
+    PostgreSQL rounds away (1.23456789 stored as 1.23, 0.004 as 0.00). Trailing zeros (1000.500)
+    lose nothing and are not.
 
     The digits are those of the landing text: as written in CSV and JSONL, a Parquet decimal's
     digits, a Parquet float's shortest form (Arrow's cast, as Python's repr: 0.1 + 0.2 is
@@ -228,16 +230,45 @@ def _scale_failures(scale: int) -> Callable[[pd.Series], pd.Series]:
     """
     # A negative scale (PostgreSQL 15's DECIMAL(5,-2) rounds to hundreds): every number is suspect.
     suspect_pattern = rf"[.][0-9]{{{scale}}}[0-9]*[1-9]|[eE]" if scale >= 0 else "[0-9]"
+    shaped = values.str.fullmatch(DECIMAL_PATTERN, na=False)
+    suspect = shaped & values.str.contains(suspect_pattern, na=False)
+    if not suspect.any():
+        return suspect
+    beyond_texts = [text for text in values[suspect].unique() if _digits_beyond(text, scale)]
+    return values.isin(beyond_texts) & shaped
 
-    def failing(values: pd.Series) -> pd.Series:
-        shaped = values.str.fullmatch(DECIMAL_PATTERN, na=False)
-        suspect = shaped & values.str.contains(suspect_pattern, na=False)
-        if not suspect.any():
-            return suspect
-        failing_texts = [text for text in values[suspect].unique() if _digits_beyond(text, scale)]
-        return values.isin(failing_texts) & shaped
 
-    return failing
+def _rounded(number: Decimal, scale: int) -> Decimal:
+    """``number`` as a DECIMAL(p, ``scale``) column stores it: rounded half away from zero, as
+    PostgreSQL rounds (999.995 is 1000.00, -0.005 is -0.01, 0.004 is 0.00). Decimal arithmetic:
+    float rounding gets 1.005 wrong. The context holds every digit of the result, however big."""
+    digits = max(number.adjusted(), 0) + max(scale, 0) + 2
+    return number.quantize(Decimal(1).scaleb(-scale), ROUND_HALF_UP, Context(prec=digits))
+
+
+def _as_stored(texts: pd.Series, numbers: pd.Series, scale: int) -> pd.Series:
+    """``numbers`` (floats of ``texts``) rounded as PostgreSQL stores them at ``scale`` before the
+    range and storage checks see them: 0.004 is 0.00 (failing a range > 0), 999.995 is 1000.00
+    (overflowing DECIMAL(5,2)). Only the values with digits beyond the scale are rounded, each
+    distinct text once; a value numeric cannot read has none (it stays as
+    :func:`_unreadable_as_infinite` made it)."""
+    finer = _beyond_scale(texts, scale)
+    if not finer.any():
+        return numbers
+    stored = {text: float(_rounded(_numeric(text), scale)) for text in texts[finer].unique()}
+    rounded = numbers.copy()
+    rounded[finer] = texts[finer].map(stored)
+    return rounded
+
+
+def _rounding_words(value, scale: int | None) -> str:
+    """' (stored as 0.00: rounded to 2 decimals)' where ``value`` is rounded as stored in a
+    column of ``scale`` (None: a column that rounds nothing), so that a range or storage reason
+    names the value it judged, not one the row never had."""
+    if scale is None or not _digits_beyond(str(value), scale):
+        return ""
+    decimals = f"{scale} decimal{'' if scale == 1 else 's'}"
+    return f" (stored as {_rounded(_numeric(value), scale)}: rounded to {decimals})"
 
 
 def _calendar_failures(kind: str) -> Callable[[pd.Series], pd.Series]:
@@ -431,30 +462,47 @@ def _rules_for_column(column: Column, db: DbColumn | None) -> list[Rule]:
     return rules
 
 
+def _kept_scale(column: Column, db: DbColumn | None) -> int | None:
+    """The decimals a DECIMAL(p,s) column keeps (s); None for numeric without a typmod, which keeps
+    every digit, and for other types."""
+    if column.kind != "decimal" or db is None or db.precision is None:
+        return None
+    return db.scale
+
+
+def _rounding_scale(column: Column, db: DbColumn | None) -> int | None:
+    """The scale a column's values are rounded to as stored: a decimal's that is no money."""
+    return None if column.exact else _kept_scale(column, db)
+
+
 def _scale_rules(column: Column, db: DbColumn | None) -> list[Rule]:
-    """A DECIMAL(p,s) column keeps s decimals: a value with more is quarantined, never rounded
-    (a financial amount is stored exactly or not at all). The range rules see only the values it
-    takes (:meth:`ChunkValidator._frame_for_ge`), which a float holds closely enough to compare."""
-    if column.kind != "decimal" or db is None or db.precision is None or db.scale is None:
-        return []  # numeric without a typmod keeps every digit
-    name, precision, scale = column.name, db.precision, db.scale
+    """A money column (``Column.exact``) of DECIMAL(p,s) keeps s decimals: a value with more is
+    quarantined, never rounded (money is stored exactly or not at all). The range rules see only
+    the values it takes (:meth:`ChunkValidator._frame_for_ge`), which a float holds closely enough
+    to compare."""
+    scale = _kept_scale(column, db)
+    if not column.exact or scale is None:
+        return []
+    name, precision = column.name, db.precision
     kept = f"more than {scale} decimal{'' if scale == 1 else 's'}"
     return [
         Rule(
             f"scale:{name}",
             name,
             lambda v, n=name: f"{n} {_shown(v)} has {kept}: {n} is DECIMAL({precision},{scale})",
-            custom=_scale_failures(scale),
+            custom=functools.partial(_beyond_scale, scale=scale),
         )
     ]
 
 
 def _range_rules(column: Column, db: DbColumn | None) -> list[Rule]:
-    """The contract's range, then the storage limit of the PostgreSQL type (rows never abort a load)."""
+    """The contract's range, then the storage limit of the PostgreSQL type (rows never abort a load),
+    both judging the value as stored (see :func:`_as_stored`) and saying so when it was rounded."""
     if column.kind not in ("int", "decimal"):
         return []
     gxe = _expectations()
     name, numeric = column.name, _numeric_name(column.name)
+    scale = _rounding_scale(column, db)
     rules = []
     if column.minimum is not None or column.maximum is not None:
         low = (
@@ -468,7 +516,7 @@ def _range_rules(column: Column, db: DbColumn | None) -> list[Rule]:
             Rule(
                 f"range:{name}",
                 name,
-                lambda v, n=name, b=bounds: f"{n} {_shown(v)} is not {b}",
+                lambda v, n=name, b=bounds: f"{n} {_shown(v)}{_rounding_words(v, scale)} is not {b}",
                 gxe.ExpectColumnValuesToBeBetween(
                     column=numeric,
                     min_value=column.minimum,
@@ -494,7 +542,7 @@ def _range_rules(column: Column, db: DbColumn | None) -> list[Rule]:
                 f"storage:{name}",
                 name,
                 lambda v, n=name, p=db.precision, s=db.scale: (
-                    f"{n} {_shown(v)} does not fit DECIMAL({p},{s})"
+                    f"{n} {_shown(v)}{_rounding_words(v, scale)} does not fit DECIMAL({p},{s})"
                 ),
                 gxe.ExpectColumnValuesToBeBetween(
                     column=numeric, min_value=-bound, max_value=bound, strict_min=True, strict_max=True
@@ -529,6 +577,11 @@ class ChunkValidator:
             r.landing_column for r in self.contract.references if r.required
         ]
         self._beyond_scale = {r.column: r.custom for r in self.rules if r.id.startswith("scale:")}
+        self._rounding_scales = {
+            c.name: scale
+            for c in self.contract.columns
+            if (scale := _rounding_scale(c, db_columns.get(c.name))) is not None
+        }
         self._by_expectation = [r for r in self.rules if r.expectation is not None]
         self._custom = [r for r in self.rules if r.custom is not None]
         self._ge_columns = list(dict.fromkeys(r.column for r in self._by_expectation))
@@ -570,6 +623,8 @@ class ChunkValidator:
                     # Never stored (the scale rule quarantines them): out of the ranges' sight, so
                     # that they read only exact values (1e-400 is no float > 0: 'not > 0' is false).
                     numbers = numbers.mask(self._beyond_scale[name](frame[name]))
+                elif name in self._rounding_scales:
+                    numbers = _as_stored(frame[name], numbers, self._rounding_scales[name])
                 typed[_numeric_name(name)] = numbers
         checked = frame[self._ge_columns]
         blanks = {}
@@ -646,7 +701,7 @@ def rule_words(rule_id: str) -> str:
         "json": "not JSON",
         "nul": "contains a NUL character",
         "in_set": "not in the allowed set",
-        "scale": "more decimals than the column keeps (never rounded)",
+        "scale": "more decimals than the money column keeps (never rounded)",
         "range": "out of range",
         "storage": "does not fit the column type",
         "pattern": "does not match the code pattern",

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingestion.contracts import CONTRACTS
+from ingestion.contracts import CONTRACTS, Column, TableContract, decimal
 from ingestion.load.loader import catalog, describe_reasons
-from ingestion.load.validate import ChunkValidator
+from ingestion.load.validate import ChunkValidator, DbColumn
 from tests.ingestion import landing_rows as rows
 
 
@@ -43,10 +43,10 @@ def _scale_reason(column: str, value: str, precision: int = 12, scale: int = 2) 
     return f"{column} {value!r} has more than {scale} decimals: {column} is DECIMAL({precision},{scale})"
 
 
-def test_decimals_beyond_the_column_scale_are_quarantined_never_rounded(parents, run_ingest, sql):
+def test_money_digits_beyond_the_column_scale_are_quarantined_never_rounded(parents, run_ingest, sql):
     """deposits.amount is DECIMAL(12,2): PostgreSQL would store 1.23456789 (a BTC amount) as 1.23
     and 1000.505 as 1000.51 without a word, and 0.004 as 0.00, which the range then called 'not > 0'
-    (false: it is > 0). A row is stored exactly or not at all; zeros beyond the scale lose nothing."""
+    (false: it is > 0). Money is stored exactly or not at all; zeros beyond the scale lose nothing."""
     deposits = [
         rows.deposit(1, amount="1.23456789", currency="BTC"),
         rows.deposit(2, amount="1000.505"),
@@ -57,82 +57,183 @@ def test_decimals_beyond_the_column_scale_are_quarantined_never_rounded(parents,
         rows.deposit(7, amount="1e-400"),  # 0.0 as a float: no false 'not > 0' either
         rows.deposit(8, amount="-0.01"),  # exact, and not > 0
     ]
-    kpis = [
-        rows.employee_kpi(1, bofu_withdrawal_rate="999.99"),
-        rows.employee_kpi(2, bofu_withdrawal_rate="999.995"),  # more decimals (rounded: 1000.00)
-        rows.employee_kpi(3, bofu_withdrawal_rate="1000.00"),  # does not fit DECIMAL(5,2)
-    ]
-    results = run_ingest(
-        rows.write(parents, "deposits", "scale", deposits),
-        rows.write(parents, "employee_kpis", "scale", kpis),
-    )
-    loaded = results["deposits__scale.csv"]
+    loaded = run_ingest(rows.write(parents, "deposits", "scale", deposits))["deposits__scale.csv"]
     assert (loaded.status, loaded.rows_loaded) == ("loaded", 2)
     assert loaded.reasons == {"scale:amount": 5, "range:amount": 1}
     assert describe_reasons(loaded.reasons) == (
-        "5 x amount: more decimals than the column keeps (never rounded), 1 x amount: out of range"
+        "5 x amount: more decimals than the money column keeps (never rounded), 1 x amount: out of range"
     )
-    assert results["employee_kpis__scale.csv"].reasons == {
-        "scale:bofu_withdrawal_rate": 1,
-        "storage:bofu_withdrawal_rate": 1,
-    }
-    assert sql(
-        "SELECT path, row_number, reason FROM funnelhouse.ingest_rejects ORDER BY path, row_number"
-    ) == [
-        (str(parents / "deposits__scale.csv"), 1, _scale_reason("amount", "1.23456789")),
-        (str(parents / "deposits__scale.csv"), 2, _scale_reason("amount", "1000.505")),
-        (str(parents / "deposits__scale.csv"), 3, _scale_reason("amount", "0.004")),
-        (str(parents / "deposits__scale.csv"), 6, _scale_reason("amount", "1.5e-3")),
-        (str(parents / "deposits__scale.csv"), 7, _scale_reason("amount", "1e-400")),
-        (str(parents / "deposits__scale.csv"), 8, "amount '-0.01' is not > 0"),
-        (str(parents / "employee_kpis__scale.csv"), 2, _scale_reason("bofu_withdrawal_rate", "999.995", 5)),
-        (
-            str(parents / "employee_kpis__scale.csv"),
-            3,
-            "bofu_withdrawal_rate '1000.00' does not fit DECIMAL(5,2)",
-        ),
+    assert sql("SELECT row_number, reason FROM funnelhouse.ingest_rejects ORDER BY row_number") == [
+        (1, _scale_reason("amount", "1.23456789")),
+        (2, _scale_reason("amount", "1000.505")),
+        (3, _scale_reason("amount", "0.004")),
+        (6, _scale_reason("amount", "1.5e-3")),
+        (7, _scale_reason("amount", "1e-400")),
+        (8, "amount '-0.01' is not > 0"),
     ]
     assert sql("SELECT deposit_code, amount::text FROM deposits ORDER BY 1") == [
         ("DEP_20250101_4", "1000.50"),
         ("DEP_20250101_5", "0.25"),
     ]
-    assert sql("SELECT bofu_withdrawal_rate::text FROM employee_kpis") == [("999.99",)]
 
 
-def test_every_decimal_column_refuses_digits_beyond_its_scale(pg_dsn):
-    """Amounts, rates, percentages and scores alike: each DECIMAL column of every table, with the
-    precision and scale of the migrated database, takes 1.01 and 1.010 and quarantines 1.001."""
-    checked = []
+def _rounded_reason(column: str, value: str, stored: str, verdict: str, scale: int = 2) -> str:
+    return f"{column} {value!r} (stored as {stored}: rounded to {scale} decimals) {verdict}"
+
+
+def test_ratios_and_scores_are_stored_rounded_and_judged_as_stored(parents, run_ingest, sql):
+    """A CRM export's ratios and scores carry a double's digits (33.333333333333336): PostgreSQL
+    and the CRM round them to the column's scale, losing nothing anyone relies on, so they load
+    rounded. The range and the type's limit judge the value as stored, and say so: 999.995 is
+    1000.00, which DECIMAL(5,2) cannot hold (quarantined, not a failed load); -0.005 is -0.01, not
+    >= 0, while -0.004 is 0.00. Money beside them in the same row stays exact."""
+    kpis = [
+        rows.employee_kpi(
+            1,
+            tofu_retention_rate="33.333333333333336",
+            overall_score="66.66666666666667",
+            bofu_withdrawal_rate="999.994",
+        ),
+        rows.employee_kpi(2, bofu_withdrawal_rate="999.995"),
+        rows.employee_kpi(3, bofu_withdrawal_rate="1000.00"),
+        rows.employee_kpi(4, bofu_withdrawal_rate="-0.004"),
+        rows.employee_kpi(5, bofu_withdrawal_rate="-0.005"),
+        rows.employee_kpi(6, overall_score="100.004"),
+        rows.employee_kpi(7, overall_score="100.005"),
+        rows.employee_kpi(8, bofu_deposit_amount="10.005"),
+    ]
+    script = {
+        "script_code": "S_19",
+        "category": "开场",
+        "content_cn": "你好",
+        "success_rate": "33.333333333333336",
+        "avg_rating": "4.666666666666667",
+        "created_at": "2025-01-01 10:00:00",
+    }
+    results = run_ingest(
+        rows.write(parents, "employee_kpis", "rates", kpis),
+        rows.write(parents, "scripts", "rev19", [script]),
+        rows.write(parents, "customers", "ltv", [rows.customer(2, ltv_prediction="1234.565")]),
+    )
+    assert {name: (r.status, r.rows_loaded, dict(r.reasons)) for name, r in results.items()} == {
+        "employee_kpis__rates.csv": (
+            "loaded",
+            3,
+            {
+                "storage:bofu_withdrawal_rate": 2,
+                "range:bofu_withdrawal_rate": 1,
+                "range:overall_score": 1,
+                "scale:bofu_deposit_amount": 1,
+            },
+        ),
+        "scripts__rev19.csv": ("loaded", 1, {}),
+        "customers__ltv.csv": ("loaded", 1, {}),
+    }
+    assert sql("SELECT row_number, reason FROM funnelhouse.ingest_rejects ORDER BY row_number") == [
+        (2, _rounded_reason("bofu_withdrawal_rate", "999.995", "1000.00", "does not fit DECIMAL(5,2)")),
+        (3, "bofu_withdrawal_rate '1000.00' does not fit DECIMAL(5,2)"),
+        (5, _rounded_reason("bofu_withdrawal_rate", "-0.005", "-0.01", "is not >= 0")),
+        (7, _rounded_reason("overall_score", "100.005", "100.01", "is not >= 0 and <= 100")),
+        (8, _scale_reason("bofu_deposit_amount", "10.005")),
+    ]
+    assert sql(
+        "SELECT date::text, tofu_retention_rate::text, overall_score::text, bofu_withdrawal_rate::text"
+        " FROM employee_kpis ORDER BY date"
+    ) == [
+        ("2025-01-01", "33.33", "66.67", "999.99"),
+        ("2025-01-04", None, None, "0.00"),
+        ("2025-01-06", None, "100.00", None),
+    ]
+    assert sql("SELECT success_rate::text, avg_rating::text FROM scripts") == [("33.33", "4.67")]
+    assert sql("SELECT ltv_prediction::text FROM customers WHERE customer_code = 'CUST_0002'") == [
+        ("1234.57",)
+    ]
+
+
+def test_a_ratio_rounded_below_an_exclusive_minimum_is_quarantined_naming_the_rounding(monkeypatch):
+    """No ratio of the seed must be > 0, but the rule holds for any: 0.004 is stored as 0.00, which
+    is not > 0, and the reason says that is the value judged (0.004 itself is > 0)."""
+    contract = TableContract("ratios", ("code",), (decimal("rate", minimum=0, exclusive_minimum=True),))
+    monkeypatch.setitem(CONTRACTS, "ratios", contract)
+    validator = ChunkValidator("ratios", {"rate": DbColumn("numeric", precision=5, scale=2)})
+    values = pd.array(["0.004", "0.005", "0.01"], dtype="str")
+    frame = pd.DataFrame({"rate": values}, index=pd.RangeIndex(1, len(values) + 1))
+    assert validator.validate(frame).failures == {
+        1: [("range:rate", _rounded_reason("rate", "0.004", "0.00", "is not > 0"))]
+    }
+
+
+def _decimal_columns(conn, table: str) -> tuple[list[Column], dict[str, DbColumn]]:
+    db = catalog(conn, table)
+    columns = [c for c in CONTRACTS[table].columns if c.kind == "decimal"]
+    for column in columns:
+        assert (db[column.name].precision, db[column.name].scale) != (None, None), f"{table}.{column.name}"
+    return columns, db
+
+
+def test_every_money_column_refuses_digits_beyond_its_scale_and_every_other_decimal_rounds(pg_dsn):
+    """Each DECIMAL column of every table, with the precision and scale of the migrated database:
+    money takes 1.01 and 1.010 and quarantines 1.001; a ratio, rating, score or prediction takes
+    all three, and judges 99...9.995 as the 100...0.00 it would be stored as, which overflows."""
+    money, rounded = set(), set()
     with psycopg.connect(pg_dsn) as conn:
         for table, contract in CONTRACTS.items():
-            decimals = [c.name for c in contract.columns if c.kind == "decimal"]
-            if not decimals:
+            columns, db = _decimal_columns(conn, table)
+            if not columns:
                 continue
-            db = catalog(conn, table)
             validator = ChunkValidator(table, db)
-            values = ["1.01", "1.010", "1.001"]
-            frame = pd.DataFrame(
-                {name: pd.array([None] * len(values), dtype="str") for name in contract.landing_columns},
-                index=pd.RangeIndex(1, len(values) + 1),
-            )
-            for name in decimals:
-                failures = validator.validate(frame.assign(**{name: pd.array(values, dtype="str")})).failures
+            for column in columns:
+                name, precision, scale = column.name, db[column.name].precision, db[column.name].scale
+                largest = "9" * (precision - scale) + "." + "9" * scale
+                values = ["1.01", "1.010", "1.001", largest + "5"]
+                frame = pd.DataFrame(
+                    {c: pd.array([None] * len(values), dtype="str") for c in contract.landing_columns},
+                    index=pd.RangeIndex(1, len(values) + 1),
+                ).assign(**{name: pd.array(values, dtype="str")})
+                failures = validator.validate(frame).failures
                 of_column = {
                     row: [f for f in found if f[0].endswith(f":{name}")] for row, found in failures.items()
                 }
-                precision, scale = db[name].precision, db[name].scale
-                assert (precision, scale) != (None, None), f"{table}.{name} keeps every digit"
                 assert of_column.get(1, []) == of_column.get(2, []) == [], f"{table}.{name}"
-                assert of_column[3] == [(f"scale:{name}", _scale_reason(name, "1.001", precision, scale))]
-                checked.append(name)
-    assert {
-        "amount",
-        "withdrawal_rate",
-        "bofu_withdrawal_rate",
-        "avg_rating",
-        "score",
-        "ltv_prediction",
-    } <= set(checked)
+                if column.exact:
+                    assert of_column[3] == [(f"scale:{name}", _scale_reason(name, "1.001", precision, scale))]
+                    assert of_column[4][0] == (
+                        f"scale:{name}",
+                        _scale_reason(name, values[3], precision, scale),
+                    )
+                    money.add(f"{table}.{name}")
+                else:
+                    assert of_column.get(3, []) == [], f"{table}.{name}"
+                    overflow = f"{10 ** (precision - scale)}.{'0' * scale}"
+                    fit = f"does not fit DECIMAL({precision},{scale})"
+                    assert of_column[4][-1] == (
+                        f"storage:{name}",
+                        _rounded_reason(name, values[3], overflow, fit, scale),
+                    ), f"{table}.{name}"
+                    rounded.add(f"{table}.{name}")
+    assert money == {
+        "employees.total_net_deposit",
+        "funnel_bofu.total_deposits",
+        "funnel_bofu.total_withdrawals",
+        "funnel_bofu.net_deposit",
+        "funnel_bofu.first_deposit_amount",
+        "funnel_bofu.max_deposit_amount",
+        "deposits.amount",
+        "withdrawals.amount",
+        "employee_kpis.bofu_deposit_amount",
+        "employee_kpis.bofu_withdrawal_amount",
+        "employee_kpis.bofu_net_deposit",
+    }
+    assert rounded == {
+        "customers.ltv_prediction",
+        "funnel_bofu.withdrawal_rate",
+        "scripts.success_rate",
+        "scripts.avg_rating",
+        "employee_kpis.tofu_retention_rate",
+        "employee_kpis.bofu_withdrawal_rate",
+        "employee_kpis.overall_score",
+        "training_progress.score",
+    }
 
 
 def _typed_parquet(folder: Path, batch: str, first: int, amounts: pa.Array) -> Path:
