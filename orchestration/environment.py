@@ -108,22 +108,26 @@ def pg_replication_dsn(dsn: str | None = None) -> str:
     with: ClickHouse keeps it in a named collection (ingestion/replication/connections.py) through
     which whoever holds the ClickHouse user may run any query, so it should be a read-only role's.
 
-    ``FUNNELHOUSE_PG_REPLICATION_DSN`` if set, which must name the same database as ``dsn`` (host,
-    port and database name): rows are pulled through it while the bound, deletions and column types
-    are read through ``dsn``, so a variable left pointing at another database would mix two databases
-    without a word (``ReplicationDatabaseMismatch``). Else, outside production, for a database of the
+    ``FUNNELHOUSE_PG_REPLICATION_DSN`` if set, which must name the same database as ``dsn``: rows are
+    pulled through it while the bound, deletions and column types are read through ``dsn``, so a
+    variable left pointing at another database would mix two databases without a word
+    (``ReplicationDatabaseMismatch`` when the database names differ). Another host or port is only
+    warned about: ClickHouse, which connects with it, often reaches the server by another name than
+    this process (``host.docker.internal``, a pooler's port, a Unix socket here). Else, outside production, for a database of the
     embedded server, the embedded replication role on that database (a test's own database too);
     else ``dsn`` itself, its user's rights and all, with a warning naming the variable, so a
     deployment that predates the variable keeps replicating."""
     dsn = dsn or pg_dsn()
     configured = os.environ.get(REPLICATION_DSN_VARIABLE)
     if configured:
-        if _database_address(configured) != _database_address(dsn):
+        pulled, read = _database_address(configured), _database_address(dsn)
+        if pulled.rpartition("/")[2] != read.rpartition("/")[2]:
             raise ReplicationDatabaseMismatch(
-                f"{REPLICATION_DSN_VARIABLE} names the database {_database_address(configured)}, but "
-                f"replication reads {_database_address(dsn)}: point it at the same database (another "
-                "user on it, the read-only role's), or unset it"
+                f"{REPLICATION_DSN_VARIABLE} names the database {pulled}, but replication reads {read}: "
+                "point it at the same database (another user on it, the read-only role's), or unset it"
             )
+        if pulled != read:
+            _warn_other_address(pulled, read)
         return configured
     reader = _embedded_replication_reader(dsn)
     if reader:
@@ -143,6 +147,18 @@ def _database_address(dsn: str) -> str:
     host = parts.get("host") or parts.get("hostaddr") or ""
     database = parts.get("dbname") or parts.get("user") or ""
     return f"{host}:{parts.get('port') or 5432}/{database}"
+
+
+@functools.cache
+def _warn_other_address(pulled: str, read: str) -> None:
+    """Once per pair of addresses: every run would repeat it."""
+    _log.warning(
+        "%s names %s and replication reads %s: the same database name on another address, which is "
+        "right only if ClickHouse reaches this process's server by that name",
+        REPLICATION_DSN_VARIABLE,
+        pulled,
+        read,
+    )
 
 
 def _embedded_replication_reader(dsn: str) -> str | None:

@@ -126,23 +126,36 @@ def test_the_replication_dsn_variable_wins(monkeypatch):
     )
 
 
-@pytest.mark.parametrize(
-    "read",
-    [
-        "postgresql://app:app-pw@db.example/crm_test",  # another database
-        "postgresql://app:app-pw@db2.example/crm",  # another server
-        "postgresql://app:app-pw@db.example:6432/crm",  # another port
-    ],
-)
-def test_a_replication_dsn_naming_another_database_is_refused_by_name(monkeypatch, read):
+def test_a_replication_dsn_naming_another_database_is_refused_by_name(monkeypatch):
     """Rows pulled from one database and the bound, deletions and column types read from another
     would mix the two without a word."""
     monkeypatch.setenv(environment.REPLICATION_DSN_VARIABLE, "postgresql://reader:reader-pw@db.example/crm")
+    read = "postgresql://app:app-pw@db.example/crm_test"
     with pytest.raises(environment.ReplicationDatabaseMismatch) as refused:
         environment.pg_replication_dsn(read)
     message = str(refused.value)
     assert "db.example:5432/crm" in message and environment._database_address(read) in message
     assert "reader-pw" not in message and "app-pw" not in message
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        "postgresql://app:app-pw@localhost:5432/crm",  # ClickHouse in Docker reaches the host otherwise
+        "postgresql://app:app-pw@db.example:6432/crm",  # this process through a pooler
+        "postgresql:///crm?host=/var/run/postgresql&user=app",  # this process on a Unix socket
+    ],
+)
+def test_the_same_database_by_another_address_is_taken_with_a_warning(monkeypatch, caplog, read):
+    """ClickHouse connects with the replication DSN, and often reaches the server by another name than
+    this process does: only another database name is refused."""
+    configured = "postgresql://reader:reader-pw@host.docker.internal:5432/crm"
+    monkeypatch.setenv(environment.REPLICATION_DSN_VARIABLE, configured)
+    environment._warn_other_address.cache_clear()
+    with caplog.at_level(logging.WARNING, logger=environment.__name__):
+        assert environment.pg_replication_dsn(read) == configured
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert "host.docker.internal:5432/crm" in warning and "reader-pw" not in warning
 
 
 def test_production_without_the_variable_pulls_as_the_main_user_and_says_so_once(monkeypatch, caplog):
