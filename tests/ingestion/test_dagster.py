@@ -373,3 +373,13 @@ def test_the_run_log_shows_a_long_load_progressing_without_a_line_per_chunk():
     assert len(progress) == 6  # at 15, 30, ... 90 s
     assert progress[0] == "conversations__b1.csv: 750,000 rows read so far"
     assert progress[-1] == "conversations__b1.csv: 4,500,000 rows read so far"
+
+
+def test_a_backlog_of_held_files_is_named_ten_at_a_time(landing, pg_dsn):
+    """Thousands of files waiting for their table's first batch: the skip message names ten."""
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    for batch in range(1, 31):
+        rows.write(landing, "customers", f"b{batch:02d}", [rows.customer(batch)])
+    skipped = tick(landing, settle_seconds=3600)  # every file modified just now: all held
+    assert isinstance(skipped, dg.SkipReason)
+    assert "31 held: " in skipped.skip_message and "; ... and 21 more" in skipped.skip_message

@@ -132,11 +132,16 @@ def unreadable_report(file: LandingFile) -> dg.RunRequest:
     )
 
 
+def first_named(notes: list[str]) -> str:
+    """The first ``NAMED_AT_MOST`` of ``notes`` and how many more there are: a tick's log and skip
+    message stay short with thousands of files waiting."""
+    more = len(notes) - NAMED_AT_MOST
+    return "; ".join(notes[:NAMED_AT_MOST]) + (f"; ... and {more} more" if more > 0 else "")
+
+
 def skipped_note(skipped: list[Skipped]) -> str:
     """The first ``NAMED_AT_MOST`` skipped files with why, and how many more there are."""
-    note = "; ".join(f"{entry.name} ({entry.reason})" for entry in skipped[:NAMED_AT_MOST])
-    more = len(skipped) - NAMED_AT_MOST
-    return note + (f"; ... and {more} more" if more > 0 else "")
+    return first_named([f"{entry.name} ({entry.reason})" for entry in skipped])
 
 
 def _version_digest(version: str) -> str:
@@ -239,11 +244,11 @@ def crm_landing_sensor(
             )
         )
     if held:
-        context.log.info("held: " + "; ".join(held))
+        context.log.info(f"held ({len(held)}): " + first_named(held))
     if not requests:
         return dg.SkipReason(
             f"no new landing file in {landing_zone.resolved_url()}"
-            + (f" ready to load ({len(held)} held: {'; '.join(held)})" if held else "")
+            + (f" ready to load ({len(held)} held: {first_named(held)})" if held else "")
             + (f"; {len(skipped)} skipped, not landing files: {skipped_note(skipped)}" if skipped else "")
         )
     return requests
