@@ -231,18 +231,37 @@ _CONTACT_LIKE_TEXT = "|".join((*_CONTACT_DETAILS, *_LETTERS_WITH_DIGITS))
 # named ("VIP3", "MT5开户教程", "Top10基金", "ETF50", "A50期指解读", "S&P500 weekly", "2024Q4策略会"),
 # so there a messenger handle needs more to be read as one. Either its length: a Latin letter, three
 # more letters or id joiners, then two digits or more ("lina88", "zhangwei1988", "wangli-1990",
-# "li-na-520"; a product's name is shorter, but "iPhone15" and "COVID-19" are masked too, the price).
-# Or a messenger's label, maybe with "号" (id), just before an id of letters and digits of any length
-# ("微信 ab12", "QQ号 q12", "tg: li8"); a Latin label is a whole word ("mortgage" holds no "tg"), and
-# case does not count.
+# "li-na-520"; a product's name is shorter, but "iPhone15", "COVID-19", and indices and series named
+# by a word and a year or a count, "Nasdaq100指数", "Russell2000周报", "Bitcoin2024展望", are masked
+# too, the price). Or a messenger's label just before an id (below).
 _HANDLE_WITH_DIGITS = f"[{_LATIN_LETTERS}][{_LATIN_LETTERS}{_ID_JOINERS}]{{3,}}[{_DIGITS}]{{2,}}"
-_MESSENGER_LABEL = r"(?i:(?:微信|v信|加v|\b(?:vx|wx|wechat|weixin|telegram|tg|qq|whatsapp))号?)"
-_LETTERS_AND_DIGITS_ID = (
-    f"[{_LATIN_ALPHANUMERICS}{_ID_JOINERS}]*"
+# A messenger's label, case apart. A Latin label is a whole word: "mortgage" holds no "tg", "QQQ3"
+# (an ETF) no "qq" (RE2's "\b" is ASCII-only, so a label followed by "号" or other CJK still ends a
+# word). "加V" only as a label ("加V: lina1988"), as the separator below requires: "加VIP3会员福利" is a
+# tier.
+_MESSENGER_LABEL = r"(?i:微信|v信|加v\b|\b(?:vx|wx|wechat|weixin|telegram|tg|qq|whatsapp)\b)"
+# Between the label and the id: "号" (id), or at least one separator. A label run into letters and
+# digits names a product ("微信H5活动页制作", "微信5G消息", "微信OA2.0", "微信2024Q4运营复盘").
+_AFTER_MESSENGER_LABEL = rf"(?:号{_SEPARATORS}|[^\p{{L}}\p{{N}}]{{1,3}})"
+# What follows a label is an id if it looks like one: a letter and a digit side by side (maybe across
+# "_" or "-") with three more id characters around them, five or more in all ("wx: ab1234",
+# "微信号：lina88", "QQ号 q12345"): messengers allow no shorter id (WeChat ids are 6-20 characters,
+# Telegram usernames 5 or more; a QQ number is digits only, caught as five digits). So "WeChat 3D海报"
+# and "QQ 2FA设置" pass. An id of letters only passes, as a handle of letters does in free text.
+_ID_CHARACTER = f"[{_LATIN_ALPHANUMERICS}{_ID_JOINERS}]"
+_LETTER_NEXT_TO_DIGIT = (
     f"(?:[{_LATIN_LETTERS}][{_ID_JOINERS}]*[{_DIGITS}]|[{_DIGITS}][{_ID_JOINERS}]*[{_LATIN_LETTERS}])"
 )
+_MESSENGER_ID = (
+    "(?:"
+    + "|".join(
+        f"{_ID_CHARACTER}{{{before}}}{_LETTER_NEXT_TO_DIGIT}{_ID_CHARACTER}{{{3 - before}}}"
+        for before in range(4)
+    )
+    + ")"
+)
 _CONTACT_LIKE_NAME = "|".join(
-    (*_CONTACT_DETAILS, _HANDLE_WITH_DIGITS, f"{_MESSENGER_LABEL}{_SEPARATORS}{_LETTERS_AND_DIGITS_ID}")
+    (*_CONTACT_DETAILS, _HANDLE_WITH_DIGITS, f"{_MESSENGER_LABEL}{_AFTER_MESSENGER_LABEL}{_MESSENGER_ID}")
 )
 MASKED = "[masked]"
 

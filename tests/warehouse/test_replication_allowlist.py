@@ -156,10 +156,17 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
         "Top10基金",
     ]
     product_names += ["A50期指解读", "S&P500 weekly", "微信5群"]
-    # Messenger handles in a name: long enough, or after a messenger's label.
+    # A messenger's label run into a product's name, or before a name shorter than any id.
+    product_names += ["加VIP3会员福利", "微信H5活动页制作", "微信5G消息", "WeChat 3D海报", "QQ 2FA设置"]
+    product_names += ["微信2024Q4运营复盘", "微信OA2.0", "QQQ3倍杠杆ETF解读", "ＷｅＣｈａｔ　３Ｄ海报"]
+    # Messenger handles in a name: long enough, or after a messenger's label (also in full-width forms,
+    # a Latin label followed by "号").
     handles = ["加微信 lina88 领资料", "微信号zhangwei1988", "Telegram lina88", "wechat: wang-1988"]
-    handles += ["加V: lina1988", "客户故事: 王女士 微信 wangli-1990 三个月收益", "微信 ab12", "V信：a1"]
-    handles += ["WX li8", "tg: 8li", "QQ号 q12", "WhatsApp - ab_1", "iPhone15发布会解读"]  # the price
+    handles += ["加V: lina1988", "客户故事: 王女士 微信 wangli-1990 三个月收益", "微信 ab123", "V信：a1234"]
+    handles += ["微信号：lina88", "wx: ab1234", "QQ号 q12345", "WX li888", "tg: 8lina", "WhatsApp - ab_123"]
+    handles += ["wechat号ab1234", "ｗｘ：ａｂ１２３４", "加vx ab1234"]
+    # The price of a handle's length: a word and a count or year read as one.
+    handles += ["iPhone15发布会解读", "Nasdaq100指数", "Russell2000周报", "Bitcoin2024展望"]
     client = clickhouse_client()
     for columns, passing, caught in (
         (_MASKED_COLUMNS, kept, masked),
