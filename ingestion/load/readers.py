@@ -18,10 +18,10 @@ contract's columns (not a CSV of that table) or naming columns outside it, an un
 footer; where the cause is a common one (a GBK export, an upper-case header, lines ending in CR),
 the message says what to do. Row-level problems are quarantined, not fatal: a row the reader
 cannot split into the header's columns (a CSV row with another number of fields or with a quote
-inside a quoted field that is not doubled, a JSONL line that is no JSON object or is longer than
-:data:`MAX_ROW_BYTES`) comes out as a :class:`MalformedRow` of its chunk, with its row number and
-raw text; a JSONL row's keys outside the contract are handed over in
-:data:`UNKNOWN_KEYS` for validation to quarantine.
+inside a quoted field that is not doubled or other text after its closing quote, a JSONL line
+that is no JSON object or is longer than :data:`MAX_ROW_BYTES`) comes out as a
+:class:`MalformedRow` of its chunk, with its row number and raw text; a JSONL row's keys outside
+the contract are handed over in :data:`UNKNOWN_KEYS` for validation to quarantine.
 
 A JSONL number reaches PostgreSQL as written: jsonb keeps a number's digits (1.10 stays 1.10,
 12345678901234567890123 stays exact), which a double would change, so a line holding such a
@@ -90,7 +90,8 @@ _NOT_UTF8_HINT = (
 # RFC 4180 as pyarrow parses it: only a quote opening a field starts a quoted field (a quote
 # anywhere else is text, as in `a 5" screen`); inside one, "" is a quote and a lone quote ends it
 # (pyarrow keeps what follows, up to the delimiter, as text). CR, LF and CRLF end a row.
-_CSV_FIELD = rb'(?>"(?:[^"]++|"")*+"|(?!"))[^,\r\n]*+'
+_CSV_QUOTED = rb'"(?:[^"]++|"")*+"'
+_CSV_FIELD = rb'(?>%s|(?!"))[^,\r\n]*+' % _CSV_QUOTED
 _CSV_ROW = rb"%s(?:[,\r]%s)*+" % (_CSV_FIELD, _CSV_FIELD)
 _CSV_WHOLE_ROWS = re.compile(rb"(?:%s\n)*+" % _CSV_ROW)
 _CSV_LAST_ROW = re.compile(_CSV_ROW + rb"\Z")
@@ -100,7 +101,7 @@ _CSV_ROW_START = re.compile(_CSV_ROW)
 # MySQL export's `"say \"hi\""` loses a backslash's quote), changing the value without a word: the
 # blocks are cut with this grammar instead (no second scan of a clean block), and a block where it
 # stops short of the lenient one holds a misquoted row (see _csv_blocks, _without_misquoted_rows).
-_CSV_STRICT_FIELD = rb'(?>"(?:[^"]++|"")*+"|(?!")[^,\r\n]*+)'
+_CSV_STRICT_FIELD = rb'(?>%s|(?!")[^,\r\n]*+)' % _CSV_QUOTED
 _CSV_STRICT_ROW = rb"%s(?:[,\r]%s)*+" % (_CSV_STRICT_FIELD, _CSV_STRICT_FIELD)
 _CSV_STRICT_WHOLE_ROWS = re.compile(rb"(?:%s\n)*+" % _CSV_STRICT_ROW)
 _CSV_STRICT_LAST_ROW = re.compile(_CSV_STRICT_ROW + rb"\Z")
@@ -111,6 +112,13 @@ _CSV_STRICT_RECORD = re.compile(rb"%s(?:,%s)*+" % (_CSV_STRICT_FIELD, _CSV_STRIC
 _CSV_RECORD_END = re.compile(rb"\r\n?|\n")
 _CSV_FIELD_START = re.compile(_CSV_FIELD)
 _MISQUOTED = 'a quote inside a quoted field must be doubled ("")'
+# A misquoted record whose only text after a closing quote is blanks (`"ok1" ,a`, as hand-edited or
+# aligned exports write): told apart, as no quote in it needs doubling.
+_CSV_BLANKS_AFTER_QUOTE_FIELD = rb'(?>%s[ \t]*+|(?!")[^,\r\n]*+)' % _CSV_QUOTED
+_CSV_BLANKS_AFTER_QUOTE_RECORD = re.compile(
+    rb"%s(?:,%s)*+" % (_CSV_BLANKS_AFTER_QUOTE_FIELD, _CSV_BLANKS_AFTER_QUOTE_FIELD)
+)
+_BLANKS_AFTER_QUOTE = "text after a quoted field's closing quote (a space before the comma?)"
 
 
 def _return_big_buffers_to_the_os() -> None:
@@ -412,23 +420,57 @@ def _csv_records(block: bytes) -> Iterator[tuple[int, int]]:
         position = line_break.end()
 
 
-def _without_misquoted_rows(block: bytes, first_row: int) -> tuple[bytes, list[MalformedRow], list[int]]:
-    """The block without its misquoted rows, those rows (quarantined with their text), and the
-    data row number of each row left, in order (to number pyarrow's rows of the rest)."""
+def _without_misquoted_rows(
+    block: bytes, first_row: int
+) -> tuple[bytes, list[MalformedRow], list[int], int | None]:
+    """The block without its misquoted rows, those rows (quarantined with their text), the data
+    row number of each row left, in order (to number pyarrow's rows of the rest), and the number
+    of fields of the block's last row if it is misquoted and has no line break (None otherwise).
+    That row is the file's last: cut out here, it never reaches pyarrow, whose field counts the
+    caller checks for a file cut off in transfer, so its count (as pyarrow splits it) is handed
+    over for the same check."""
     kept_pieces: list[bytes] = []
     misquoted: list[MalformedRow] = []
     kept_rows: list[int] = []
+    unbroken_fields = None
     kept_from = 0  # the start of the block's part not yet cut into pieces
     for row, (start, end) in enumerate(_csv_records(block), start=first_row):
         if _CSV_STRICT_RECORD.fullmatch(block, start, end):
             kept_rows.append(row)
             continue
-        misquoted.append(MalformedRow(row, _MISQUOTED, block[start:end].decode(errors="replace")))
+        reason = (
+            _BLANKS_AFTER_QUOTE if _CSV_BLANKS_AFTER_QUOTE_RECORD.fullmatch(block, start, end) else _MISQUOTED
+        )
+        misquoted.append(MalformedRow(row, reason, block[start:end].decode(errors="replace")))
         kept_pieces.append(block[kept_from:start])
         line_break = _CSV_RECORD_END.match(block, end)
+        if line_break is None:  # the block's end: the file's last row, without a line break
+            unbroken_fields = _field_of(block, start, end) + 1
         kept_from = line_break.end() if line_break else end
     kept_pieces.append(block[kept_from:])
-    return b"".join(kept_pieces), misquoted, kept_rows
+    return b"".join(kept_pieces), misquoted, kept_rows, unbroken_fields
+
+
+def _field_of(block: bytes, start: int, offset: int) -> int:
+    """The 0-based field, of the record starting at ``start``, that holds (or ends at) ``offset``:
+    the separators before it, as pyarrow splits the record."""
+    field = 0
+    position = start
+    while (position := _CSV_FIELD_START.match(block, position).end()) < offset:
+        field += 1
+        position += 1  # past the comma
+    return field
+
+
+def _fail_if_cut_off(file: LandingFile, row: int, fields: int, header_fields: int) -> None:
+    """The file's last row, without a final line break, with fewer fields than the header: the file
+    was cut off in transfer, and loading its other rows would hide that (a re-drop is the fix)."""
+    if fields < header_fields:
+        raise LandingFileError(
+            file,
+            f"truncated: the last row (data row {row}, no final line break) is incomplete: {fields} "
+            f"fields where the header has {header_fields}",
+        )
 
 
 def _read_csv_block(
@@ -451,11 +493,17 @@ def _read_csv_block(
     lines are no records), so its data row number is ``first_row + number - 1``. The block's
     last row without a final line break, with fields missing, is the file cut off in transfer:
     that fails the file (truncated). A misquoted row is cut out of the block before pyarrow reads
-    it, as pyarrow would read it without a word (see :data:`_CSV_STRICT_FIELD`).
+    it, as pyarrow would read it without a word (see :data:`_CSV_STRICT_FIELD`); if that row is
+    the file's last one, without a line break, its fields are counted for the same check.
     """
     first_row, first_line = first
-    # rows: the data row of each row left in ``readable`` (None: all of the block's, consecutive)
-    readable, malformed, rows = _without_misquoted_rows(block, first_row) if misquoted else (block, [], None)
+    # rows: the data row of each row left in ``readable`` (None: all of the block's, consecutive);
+    # unbroken_fields: the fields of a misquoted last row without a line break (None: no such row)
+    readable, malformed, rows, unbroken_fields = (
+        _without_misquoted_rows(block, first_row) if misquoted else (block, [], None, None)
+    )
+    if unbroken_fields is not None:
+        _fail_if_cut_off(file, malformed[-1].row, unbroken_fields, len(header))
     invalid = []  # pyarrow's InvalidRow of each: number, expected_columns, actual_columns, text
 
     def quarantine(row) -> str:
@@ -491,13 +539,8 @@ def _read_csv_block(
         last is not None
         and not readable.endswith(b"\n")  # the file's last row, without a line break
         and last.number == table.num_rows + len(invalid)
-        and last.actual_columns < last.expected_columns
     ):
-        raise LandingFileError(
-            file,
-            f"truncated: the last row (data row {data_row(last.number)}, no final line break) is "
-            f"incomplete: {last.actual_columns} fields where the header has {last.expected_columns}",
-        )
+        _fail_if_cut_off(file, data_row(last.number), last.actual_columns, last.expected_columns)
     malformed += [
         MalformedRow(
             data_row(row.number),
@@ -525,11 +568,7 @@ def _unreadable_rows(block: bytes, first: tuple[int, int], header: list[str], er
     for number, (start, end) in enumerate(_csv_records(block)):
         if end < offset:
             continue
-        fields = 0  # the field holding the offset: separators before it in the record
-        position = start
-        while (position := _CSV_FIELD_START.match(block, position).end()) < offset:
-            fields += 1
-            position += 1  # past the comma
+        fields = _field_of(block, start, offset)  # the field holding the offset
         column = header[fields] if fields < len(header) else f"(field {fields + 1}, past the header)"
         where = f"data row {first_row + number} (line {line})"
         return f"invalid UTF8 data in column {column}, {where}: {_NOT_UTF8_HINT}"

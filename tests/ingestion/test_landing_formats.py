@@ -290,6 +290,40 @@ def test_a_block_of_only_misquoted_rows_and_a_misquoted_last_row_without_a_line_
     assert [m.row for chunk in chunks for m in chunk.malformed] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("chunk_bytes", [200, 8 * 1024 * 1024])
+def test_a_csv_cut_off_in_a_misquoted_last_row_is_still_truncated(tmp_path, chunk_bytes):
+    """A MySQL export (many rows misquoted) cut off in transfer: its last row is cut out as
+    misquoted before pyarrow counts its fields, yet the file fails as truncated, as a well-quoted
+    one cut at the same place does, rather than partly loading."""
+    problems = []
+    for name in (MISQUOTED[2], '"5 screen"'):
+        lines = [_csv_line(rows.customer(1)), _csv_line(rows.customer(2), name=name)]
+        path = _write_csv(tmp_path, "cut", lines)
+        path.write_text(path.read_text()[: path.read_text().rindex("2025-01-02")])
+        with pytest.raises(LandingFileError) as error:
+            _read(path, chunk_bytes)
+        problems.append(error.value.problem)
+    assert problems[0] == problems[1]
+    assert problems[0].startswith("truncated: the last row (data row 2, no final line break) is incomplete")
+
+
+def test_a_blank_after_a_closing_quote_has_its_own_reason(tmp_path):
+    """`"CUST_0001" ,...` doubles no quote wrongly: the reason names the blank, not the quotes."""
+    lines = [
+        _csv_line(rows.customer(1), customer_code='"CUST_0001" '),
+        _csv_line(rows.customer(2), customer_code='"CUST_0002"\t', name=MISQUOTED[2]),
+        _csv_line(rows.customer(3), customer_code='"CUST_0003" x'),
+    ]
+    path = _write_csv(tmp_path, "blank", lines)
+    malformed = [m for chunk in read_chunks(landing_file(str(path)), 1024) for m in chunk.malformed]
+    blank_reason = "text after a quoted field's closing quote (a space before the comma?)"
+    assert [(m.row, m.reason) for m in malformed] == [
+        (1, blank_reason),
+        (2, MISQUOTED_REASON),
+        (3, MISQUOTED_REASON),
+    ]
+
+
 def test_clean_blocks_are_not_read_again_for_misquoted_rows(tmp_path, monkeypatch):
     """The misquote check is the block cutting's own scan: a file of quoted fields (every
     customer's language is ["zh","en"]) never reaches the per-row check."""
