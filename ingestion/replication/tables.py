@@ -252,16 +252,27 @@ _ID_CHARACTER = f"[{_LATIN_ALPHANUMERICS}{_ID_JOINERS}]"
 _LETTER_NEXT_TO_DIGIT = (
     f"(?:[{_LATIN_LETTERS}][{_ID_JOINERS}]*[{_DIGITS}]|[{_DIGITS}][{_ID_JOINERS}]*[{_LATIN_LETTERS}])"
 )
+# (The pair may come anywhere: three or more id characters before it, "zhangwei8", "abcdef1".)
 _MESSENGER_ID = (
     "(?:"
     + "|".join(
-        f"{_ID_CHARACTER}{{{before}}}{_LETTER_NEXT_TO_DIGIT}{_ID_CHARACTER}{{{3 - before}}}"
+        f"{_ID_CHARACTER}{{{before}{',' if before == 3 else ''}}}{_LETTER_NEXT_TO_DIGIT}"
+        f"{_ID_CHARACTER}{{{3 - before}}}"
         for before in range(4)
     )
     + ")"
 )
+# A WeChat id written straight after "微信" ("加微信zw1988"): it starts with a letter, which a product
+# run into the label seldom is at id length ("微信2024Q4运营复盘", "微信OA2.0" pass; "微信OAuth2接入" is
+# masked, the price).
+_WECHAT_ID_AFTER_LABEL = f"(?i:微信|v信)[{_LATIN_LETTERS}]{_MESSENGER_ID}"
 _CONTACT_LIKE_NAME = "|".join(
-    (*_CONTACT_DETAILS, _HANDLE_WITH_DIGITS, f"{_MESSENGER_LABEL}{_AFTER_MESSENGER_LABEL}{_MESSENGER_ID}")
+    (
+        *_CONTACT_DETAILS,
+        _HANDLE_WITH_DIGITS,
+        f"{_MESSENGER_LABEL}{_AFTER_MESSENGER_LABEL}{_MESSENGER_ID}",
+        _WECHAT_ID_AFTER_LABEL,
+    )
 )
 MASKED = "[masked]"
 

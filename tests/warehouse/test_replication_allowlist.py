@@ -165,6 +165,15 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
     handles += ["加V: lina1988", "客户故事: 王女士 微信 wangli-1990 三个月收益", "微信 ab123", "V信：a1234"]
     handles += ["微信号：lina88", "wx: ab1234", "QQ号 q12345", "WX li888", "tg: 8lina", "WhatsApp - ab_123"]
     handles += ["wechat号ab1234", "ｗｘ：ａｂ１２３４", "加vx ab1234"]
+    # the letter-digit pair past the id's fourth character; an id straight after 微信
+    handles += [
+        "微信: zhangwei8",
+        "wx: abcdef1",
+        "微信号：wangli8",
+        "tg: linawang1",
+        "加微信zw1988",
+        "微信ab1234",
+    ]
     # The price of a handle's length: a word and a count or year read as one.
     handles += ["iPhone15发布会解读", "Nasdaq100指数", "Russell2000周报", "Bitcoin2024展望"]
     client = clickhouse_client()
