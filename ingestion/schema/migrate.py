@@ -58,13 +58,17 @@ def apply(dsn: str, log=print) -> list[str]:
         # creation: one of them fails with a unique violation in the catalog).
         conn.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
         try:
-            conn.execute("CREATE SCHEMA IF NOT EXISTS funnelhouse")
-            conn.execute(
-                """CREATE TABLE IF NOT EXISTS funnelhouse.schema_migrations (
-                       version TEXT PRIMARY KEY,
-                       checksum TEXT NOT NULL,
-                       applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
-            )
+            # Created only when missing: PostgreSQL checks the CREATE privilege before IF NOT EXISTS,
+            # and a migrator that owns no schema (production, tables another role owns) must still
+            # find an up-to-date database up to date.
+            if conn.execute("SELECT to_regclass('funnelhouse.schema_migrations')").fetchone()[0] is None:
+                conn.execute("CREATE SCHEMA IF NOT EXISTS funnelhouse")
+                conn.execute(
+                    """CREATE TABLE IF NOT EXISTS funnelhouse.schema_migrations (
+                           version TEXT PRIMARY KEY,
+                           checksum TEXT NOT NULL,
+                           applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+                )
             done = dict(
                 conn.execute("SELECT version, checksum FROM funnelhouse.schema_migrations").fetchall()
             )
@@ -110,13 +114,7 @@ def _grant_replication_reads(conn: psycopg.Connection, log) -> None:
     role owns) leaves the grants to the DBA (docs/warehouse.md), with a line saying so."""
     if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (REPLICATION_READER,)).fetchone():
         return
-    missing = conn.execute(
-        """SELECT count(*) FROM pg_class
-           WHERE relnamespace = 'public'::regnamespace AND relkind = ANY(%s)
-             AND NOT has_table_privilege(%s, oid, 'SELECT')""",
-        (list(_READABLE_KINDS), REPLICATION_READER),
-    ).fetchone()[0]
-    if not missing:
+    if not _unreadable_to_the_reader(conn):
         return
     reader = sql.Identifier(REPLICATION_READER)
     try:
@@ -132,3 +130,21 @@ def _grant_replication_reads(conn: psycopg.Connection, log) -> None:
         log(
             f"could not grant {REPLICATION_READER} SELECT on public's tables (grant it as their owner): {error}"
         )
+        return
+    # A user with rights it may not pass on gets a warning per table, not an error: count again.
+    still = _unreadable_to_the_reader(conn)
+    if still:
+        log(
+            f"could not grant {REPLICATION_READER} SELECT on {still} of public's relations "
+            "(grant it as their owner: docs/warehouse.md, Replication)"
+        )
+
+
+def _unreadable_to_the_reader(conn: psycopg.Connection) -> int:
+    """How many relations of public ``REPLICATION_READER`` may not SELECT from."""
+    return conn.execute(
+        """SELECT count(*) FROM pg_class
+           WHERE relnamespace = 'public'::regnamespace AND relkind = ANY(%s)
+             AND NOT has_table_privilege(%s, oid, 'SELECT')""",
+        (list(_READABLE_KINDS), REPLICATION_READER),
+    ).fetchone()[0]

@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import uuid
 
 import psycopg
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
-from psycopg.conninfo import conninfo_to_dict
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ingestion.replication.connections import (
     COLLECTION_PREFIX,
@@ -172,3 +174,36 @@ def test_production_without_the_variable_pulls_as_the_main_user_and_says_so_once
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 1 and environment.REPLICATION_DSN_VARIABLE in warnings[0]
     assert "s3cret-password" not in warnings[0]
+
+
+def test_a_migrator_owning_no_table_finds_the_database_up_to_date_and_says_what_it_could_not_grant(pg_dsn):
+    """Production: the tables belong to another role, the migrating user may read and write them but
+    not grant on them. An up-to-date database is up to date for it (no CREATE needed), and the grants
+    it cannot give (a warning per table from PostgreSQL, no error) are named in a line."""
+    app = f"fh_test_app_{uuid.uuid4().hex[:8]}"
+    database = conninfo_to_dict(pg_dsn)["dbname"]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'app-pw'").format(sql.Identifier(app)))
+        try:
+            for statement in (
+                "GRANT CONNECT ON DATABASE {db} TO {app}",
+                "GRANT USAGE ON SCHEMA public, funnelhouse TO {app}",
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
+                "GRANT SELECT ON funnelhouse.schema_migrations TO {app}",
+                "REVOKE SELECT ON tags FROM {reader}",
+            ):
+                conn.execute(
+                    sql.SQL(statement).format(
+                        db=sql.Identifier(database),
+                        app=sql.Identifier(app),
+                        reader=sql.Identifier(migrate.REPLICATION_READER),
+                    )
+                )
+            said: list[str] = []
+            assert migrate.apply(make_conninfo(pg_dsn, user=app, password="app-pw"), log=said.append) == []
+            assert any(
+                f"could not grant {migrate.REPLICATION_READER} SELECT on 1 of" in line for line in said
+            ), said
+        finally:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(app)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(app)))
