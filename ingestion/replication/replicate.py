@@ -45,7 +45,13 @@ import psycopg
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from ingestion.replication import cursor, declared_source, quarantine, schema, tag_words
-from ingestion.replication.connections import as_utc, clickhouse_client, ensure_named_collection, source
+from ingestion.replication.connections import (
+    as_utc,
+    clickhouse_client,
+    ensure_named_collection,
+    source,
+    string_literal,
+)
 from ingestion.replication.tables import BY_NAME, RAW_TABLES, RawTable
 
 _TOMBSTONE_BATCH = 10_000
@@ -672,8 +678,9 @@ class Replicator:
         deletion (explicit ids, restores) survives.
         """
         kept = _tombstone_columns(table, [name for name, _ in columns])
-        written = 0
+        written, deleted = 0, []
         for batch in cursor.deletions(self.pg_dsn, table.name, start, self.bound.local, _TOMBSTONE_BATCH):
+            deleted += [row_id for row_id, _ in batch]
             # Parsed by ClickHouse like the pulled updated_at values, so both versions share one clock.
             deletion_version = (
                 "toUInt64(toUnixTimestamp64Micro(toDateTime64("
@@ -690,7 +697,26 @@ class Replicator:
                     "deleted_at": [deleted_at.isoformat(sep=" ") for _, deleted_at in batch],
                 },
             )
+        if written:
+            self._merge_away_deleted_versions(table, deleted)
         return written
+
+    def _merge_away_deleted_versions(self, table: RawTable, ids: list[int]) -> None:
+        """Merge the partitions holding ``ids``' tombstones now (``OPTIMIZE ... FINAL``), so that the
+        deleted rows' last versions leave the table: ClickHouse would merge a large part with a few
+        new rows' part only when it chose to, hours later or never, and until then the erased row's
+        text stays readable in raw. Only those partitions: deletions are few, a month of
+        conversations is rewritten for one deleted message. (On a server keeping old parts for
+        ``old_parts_lifetime``, the merged-away part is removed from disk once that has passed.)"""
+        qualified = self._qualified(table.name)
+        partitions = self.client.query(
+            f"select distinct _partition_id from {qualified} where id in {{ids:Array(Int64)}}",
+            parameters={"ids": ids},
+        ).result_rows
+        for (partition_id,) in partitions:
+            self.client.command(
+                f"optimize table {qualified} partition id {string_literal(partition_id)} final"
+            )
 
     def _snapshot(
         self, table: RawTable, columns, pulled: list[tuple[str, str]], unreadable: quarantine.Check
