@@ -496,7 +496,7 @@ def _read_csv_block(
     it, as pyarrow would read it without a word (see :data:`_CSV_STRICT_FIELD`); if that row is
     the file's last one, without a line break, its fields are counted for the same check.
     """
-    first_row, first_line = first
+    first_row = first[0]
     # rows: the data row of each row left in ``readable`` (None: all of the block's, consecutive);
     # unbroken_fields: the fields of a misquoted last row without a line break (None: no such row)
     readable, malformed, rows, unbroken_fields = (

@@ -25,18 +25,23 @@ def two_tables(landing):
     return landing
 
 
+def _opening_fails(monkeypatch, name: str, error: type[OSError], errno: int, text: str) -> None:
+    """Opening the landing file ``name`` raises ``error``, any other file opens as usual."""
+    opened = LandingFile.open
+
+    def refusing(self, mode="rb"):
+        if self.name == name:
+            raise error(errno, text, self.url)
+        return opened(self, mode)
+
+    monkeypatch.setattr(LandingFile, "open", refusing)
+
+
 @pytest.fixture
 def unreadable_customers(monkeypatch):
     """Opening ``customers__b1.csv`` is refused, as for a file of another user's with mode 0600
     (the tests run as root, who may read anything)."""
-    opened = LandingFile.open
-
-    def refusing(self, mode="rb"):
-        if self.name == "customers__b1.csv":
-            raise PermissionError(13, "Permission denied", self.url)
-        return opened(self, mode)
-
-    monkeypatch.setattr(LandingFile, "open", refusing)
+    _opening_fails(monkeypatch, "customers__b1.csv", PermissionError, 13, "Permission denied")
 
 
 def test_a_file_gone_since_listed_is_held_and_the_others_are_pending(two_tables, pg_dsn):
@@ -165,13 +170,6 @@ def test_a_file_gone_since_listed_gets_no_report_run(two_tables, pg_dsn, monkeyp
     """A file deleted between the listing and its hashing is held, not reported: a run of it could not
     even find it (its step would fail), and the next tick no longer lists it."""
     ingest(pg_dsn, discover([str(two_tables / "employees__b1.csv")]))
-    opened = LandingFile.open
-
-    def gone(self, mode="rb"):
-        if self.name == "customers__b1.csv":
-            raise FileNotFoundError(2, "No such file or directory", self.url)
-        return opened(self, mode)
-
-    monkeypatch.setattr(LandingFile, "open", gone)
+    _opening_fails(monkeypatch, "customers__b1.csv", FileNotFoundError, 2, "No such file or directory")
     skipped = tick(two_tables)
     assert run_requests(skipped) == [] and "customers__b1.csv (unreadable: " in skipped.skip_message
