@@ -94,10 +94,7 @@ def test_a_store_error_while_reading_is_left_to_a_retry_not_recorded_as_failed(
         waiting = dict(pending(conn, discover([str(two_tables)])))
     customers = next(file for file in waiting if file.table == "customers")
 
-    def resetting(self, mode="rb"):
-        raise ConnectionResetError(104, "Connection reset by peer", self.url)
-
-    monkeypatch.setattr(LandingFile, "open", resetting)
+    _opening_fails(monkeypatch, customers.name, ConnectionResetError, 104, "Connection reset by peer")
     with psycopg.connect(pg_dsn, autocommit=True) as conn, pytest.raises(ConnectionResetError):
         load_file(conn, customers, waiting[customers])
     monkeypatch.undo()
