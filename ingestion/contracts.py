@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# A material's kinds (materials.type). Also the words a CRM tags materials with, so the replication's
+# tag filter knows them (``ingestion.replication.tables``).
+MATERIAL_TYPES = ("image", "video", "text", "mixed")
+
 STAGES = ("Awareness", "Attention", "Trust", "Engage", "Action", "Subscribe", "Growth", "Loyal", "Advocate")
 TIERS = ("S", "A", "B", "C")
 # The seed's currency is VARCHAR(10) with no closed set: ISO 4217's three letters (USD, EUR) and
@@ -460,7 +464,7 @@ CONTRACTS: dict[str, TableContract] = {
             ("material_code",),
             (
                 text("material_code", 50, required=True),
-                text("type", 20, required=True, allowed=("image", "video", "text", "mixed")),
+                text("type", 20, required=True, allowed=MATERIAL_TYPES),
                 text("category", 100, required=True),
                 text("subcategory", 100),
                 text("title", 200),

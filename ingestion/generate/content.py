@@ -10,6 +10,7 @@ import json
 import random
 from dataclasses import dataclass
 
+from ingestion.contracts import MATERIAL_TYPES
 from ingestion.generate.config import DAY, GenerateConfig, money, percent, to_datetime
 from ingestion.generate.people import Employee
 from ingestion.generate.phrases import PHASE_BOFU, PHASE_MOFU, PHASE_TOFU
@@ -187,7 +188,6 @@ _MATERIAL_TOPICS = {
     "客户案例": ("客户故事: 从新手到稳健盈利 #{n}", "Client story: first year in US stocks #{n}"),
     "市场快讯": ("盘前速递 {n}", "Market wrap {n}"),
 }
-_MATERIAL_TYPES = ("image", "video", "text", "mixed")
 _STAGE_GROUPS = (["ToFu"], ["ToFu", "MoFu"], ["MoFu"], ["MoFu", "BoFu"], ["BoFu"])
 
 
@@ -197,7 +197,7 @@ def material_rows(config: GenerateConfig, authors: list[Employee], rng: random.R
     for n in range(1, count + 1):
         category = categories[n % len(categories)]
         title = rng.choice(_MATERIAL_TOPICS[category]).format(n=n)
-        kind = _MATERIAL_TYPES[n % len(_MATERIAL_TYPES)]
+        kind = MATERIAL_TYPES[n % len(MATERIAL_TYPES)]
         code = f"MAT_{n:04d}"
         views = rng.randint(200, 80_000)
         likes = rng.randint(0, views // 5)

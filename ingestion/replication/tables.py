@@ -68,6 +68,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from ingestion.contracts import MATERIAL_TYPES
 from ingestion.generate import phrases, vocab
 from ingestion.replication.connections import string_literal
 
@@ -147,7 +148,8 @@ HANDLE_SHAPED = f"[{_LATIN_LETTERS}{HANDLE_JOINERS}]{{5,}}"
 
 def known_tags_shaped_like_handles(extra: Iterable[str] = ()) -> list[str]:
     """The tags of the CRM's text analysis (keywords, risk keywords, intention signals, modelled by
-    the generator: ingestion/generate/vocab.py and phrases.py) and the deployment's ``extra`` words
+    the generator: ingestion/generate/vocab.py and phrases.py), a material's kinds ("video": materials
+    are tagged with them) and the deployment's ``extra`` words
     that hold a handle-shaped run, such as "crypto", "withdraw" or "asked about fees", lower-cased and
     sorted (the filter's definition must not change with their order): replicated because they are
     known words."""
@@ -158,7 +160,7 @@ def known_tags_shaped_like_handles(extra: Iterable[str] = ()) -> list[str]:
         for phrase in phrase_list
         for signal in phrase.signals
     )
-    vocabulary = {*vocab.KEYWORDS, *vocab.RISK_KEYWORDS, *signals, *extra}
+    vocabulary = {*vocab.KEYWORDS, *vocab.RISK_KEYWORDS, *signals, *MATERIAL_TYPES, *extra}
     return sorted({tag.lower() for tag in vocabulary if re.search(HANDLE_SHAPED, tag)})
 
 

@@ -137,7 +137,7 @@ _PLANT = (
     "insert into customer_tags (customer_id, tag_id, tagged_by) values (2, 3, 2), (4, 4, 2)",
     "insert into materials (material_code, type, category, title, hashtags, tags, created_by) values"
     " ('MAT_PII', 'text', '客户案例', '客户张三 +86 138-0013-8000 wxid_piimat01 的开户故事',"
-    ' \'["#投资", "wxid_piihash01", "+86 138-0013-8000"]\', \'["客户案例", "zhangwei-1988"]\', 1)',
+    ' \'["#投资", "wxid_piihash01", "+86 138-0013-8000"]\', \'["客户案例", "video", "zhangwei-1988"]\', 1)',
     "update customers set occupation = 'zhangwei-1988', decision_style = 'zw-1988' where id = 2",
     "update customers set decision_style = 'ｚｗ－１９８８' where id = 4",
     "update customer_journey set trigger_event = 'li-na-520' where source_key = 'J6'",
@@ -174,7 +174,7 @@ def test_contact_details_in_tag_names_material_titles_and_handles_reach_no_mart(
     ]
     assert values(
         f"select hashtags_json, tags_json from `{staging}`.stg_crm__materials where material_code = 'MAT_PII'"
-    ) == [('["#投资"]', '["客户案例"]')]
+    ) == [('["#投资"]', '["客户案例","video"]')]
     assert values(
         f"select customer_id, occupation, decision_style from `{core}`.dim_customers order by 1"
     ) == [
