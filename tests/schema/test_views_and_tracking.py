@@ -114,6 +114,30 @@ def test_a_conversation_moved_to_another_month_by_an_update_is_no_deletion(conn)
     ]
 
 
+@pytest.mark.parametrize(
+    "corrected", ["2025-11-20 09:30:00", "2025-12-02 08:00:00"], ids=["same month", "another month"]
+)
+def test_a_conversation_with_events_can_have_its_sent_at_corrected(conn, corrected):
+    """The events' reference (conversation_id, conversation_sent_at) follows the conversation's new
+    sent_at (the seed's link is on id alone): neither is refused, nor tombstoned as deleted."""
+    conversation_id = _insert_conversation(conn, "MSG_corrected", "2025-11-20 08:00:00")
+    conn.execute(
+        """INSERT INTO conversation_events (source_key, conversation_id, conversation_sent_at, customer_id,
+                                            employee_id, event_type)
+           VALUES ('E_corrected', %s, '2025-11-20 08:00:00', 1, 1, '反问')""",
+        (conversation_id,),
+    )
+    conn.execute("UPDATE conversations SET sent_at = %s WHERE id = %s", (corrected, conversation_id))
+    assert conn.execute(
+        "SELECT conversation_id, conversation_sent_at::text FROM conversation_events"
+    ).fetchall() == [(conversation_id, corrected)]
+    assert conn.execute(
+        "SELECT tableoid::regclass::text FROM conversations WHERE id = %s", (conversation_id,)
+    ).fetchone() == (f"conversations_{corrected[:7].replace('-', '_')}",)
+    conn.commit()
+    assert _tombstones(conn) == []
+
+
 def test_the_large_references_are_indexed_for_deletes(conn):
     """Deleting a conversation (or a customer) looks up the rows still referencing it: without an
     index on the referencing columns, one scan of the referencing table per deleted row."""
@@ -222,6 +246,29 @@ def test_every_trigger_function_pins_its_search_path(conn):
     assert unpinned == []
 
 
+def test_every_function_searches_temporary_tables_last(conn):
+    """A search_path that does not list pg_temp searches it first: a caller's temporary table named
+    like a seed table would stand in for it inside the function."""
+    settings = conn.execute(
+        """SELECT p.proname::text, (SELECT setting FROM unnest(p.proconfig) AS setting
+                                    WHERE setting LIKE 'search_path=%')
+           FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace ORDER BY 1"""
+    ).fetchall()
+    assert "ensure_conversation_partitions" in dict(settings)
+    assert [name for name, setting in settings if not (setting or "").endswith(", pg_temp")] == []
+
+
+def test_the_partition_function_ignores_the_callers_temporary_tables(conn):
+    """A temporary table named conversations in the caller's session: the partition is still made
+    a partition of public.conversations, in public."""
+    conn.execute("CREATE TEMP TABLE conversations (id BIGINT, sent_at TIMESTAMP)")
+    created = conn.execute("SELECT ensure_conversation_partitions('2033-02-01', '2033-02-01')").fetchone()
+    assert created == (1,)
+    parent = "SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = %s::regclass"
+    # (qualified: in this session "conversations" is the temporary table)
+    assert conn.execute(parent, ("public.conversations_2033_02",)).fetchone() == ("public.conversations",)
+
+
 def test_second_migration_run_changes_nothing(pg_dsn):
     assert migrate.apply(pg_dsn, log=lambda *_: None) == []
 
@@ -242,6 +289,88 @@ def test_partitions_job_creates_the_coming_months(pg_dsn, monkeypatch):
             (PARTITION_MONTHS_AHEAD,),
         ).fetchall()
     assert {f"conversations_{month}" for (month,) in months} <= names
+
+
+def _last_partition_ahead_dropped(conn) -> str:
+    """Drop the partition of the last month the partitions job creates, so that its run must
+    create one (lock conversations); its name. Committed."""
+    from orchestration.defs.operations.jobs import PARTITION_MONTHS_AHEAD
+
+    (name,) = conn.execute(
+        "SELECT 'conversations_' || to_char(date_trunc('month', now() AT TIME ZONE 'UTC') "
+        "+ make_interval(months => %s), 'YYYY_MM')",
+        (PARTITION_MONTHS_AHEAD,),
+    ).fetchone()
+    if conn.execute("SELECT to_regclass(%s)", (f"public.{name}",)).fetchone()[0]:
+        conn.execute(f"ALTER TABLE conversations DETACH PARTITION {name}")
+        conn.execute(f"DROP TABLE {name}")
+    conn.commit()
+    return name
+
+
+_LOCKS_WAITED_FOR = """SELECT locktype FROM pg_locks
+                       WHERE NOT granted AND database = (SELECT oid FROM pg_database
+                                                         WHERE datname = current_database())"""
+
+
+def test_partitions_job_waits_for_a_running_load_without_blocking_readers(conn, pg_dsn):
+    """While a load of conversations holds its transaction open, the job waits for the loader's
+    lock, where nobody queues behind it; waiting for the table's lock instead, it would stop every
+    later reader (replication, search sync, reports) for the whole load."""
+    from ingestion.schema.locks import lock_table
+    from orchestration.defs.operations.jobs import conversation_partitions_job
+
+    partition = _last_partition_ahead_dropped(conn)
+    # A load in progress: the loader's lock, rows written, transaction open.
+    lock_table(conn, "conversations")
+    _insert_conversation(conn, "MSG_loading", "2025-11-20 08:00:00")
+
+    def reader_arriving_after_the_job() -> tuple[list, object]:
+        try:
+            with psycopg.connect(pg_dsn, autocommit=True) as reader:
+                wait_for_count(reader, f"SELECT count(*) FROM ({_LOCKS_WAITED_FOR}) w", "the job waiting")
+                waited_for = reader.execute(_LOCKS_WAITED_FOR).fetchall()
+                reader.execute("SET statement_timeout = '5s'")
+                try:
+                    return waited_for, reader.execute("SELECT count(*) FROM conversations").fetchone()[0]
+                except psycopg.errors.QueryCanceled:
+                    return waited_for, "blocked behind the job"
+        finally:
+            conn.commit()  # the load ends
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        reader = pool.submit(reader_arriving_after_the_job)
+        ran = conversation_partitions_job.execute_in_process()
+        waited_for, read = reader.result(timeout=60)
+    # The job waited for the loader's lock; the reader ran at once (and saw no uncommitted row).
+    assert (waited_for, read) == ([("advisory",)], 0)
+    assert ran.success
+    assert conn.execute("SELECT to_regclass(%s)::text", (f"public.{partition}",)).fetchone() == (partition,)
+
+
+@pytest.mark.parametrize("holder", ["a load", "a long query"])
+def test_partitions_job_that_cannot_get_its_locks_fails_saying_why(conn, pg_dsn, monkeypatch, holder):
+    """After its attempts the job gives up, rolled back, and says what it waited for; the next run
+    catches up (partitions are created ahead)."""
+    from ingestion.schema.locks import lock_table
+    from orchestration.defs.operations import jobs
+
+    partition = _last_partition_ahead_dropped(conn)
+    monkeypatch.setattr(jobs, "PARTITION_LOAD_LOCK_TIMEOUT", "100ms")
+    monkeypatch.setattr(jobs, "PARTITION_TABLE_LOCK_TIMEOUT", "100ms")
+    monkeypatch.setattr(jobs, "PARTITION_ATTEMPTS", 2)
+    monkeypatch.setattr(jobs, "PARTITION_RETRY_PAUSE_SECONDS", 0.1)
+    if holder == "a load":
+        lock_table(conn, "conversations")
+    else:
+        conn.execute("SELECT count(*) FROM conversations")  # ACCESS SHARE until the transaction ends
+    ran = jobs.conversation_partitions_job.execute_in_process(raise_on_error=False)
+    conn.rollback()
+    assert not ran.success
+    failure = ran.failure_data_for_node("create_conversation_partitions_ahead").user_failure_data.description
+    waited_for = "a load of conversations" if holder == "a load" else "the lock on table conversations"
+    assert f"gave up waiting for {waited_for}" in failure and "the next run catches up" in failure
+    assert conn.execute("SELECT to_regclass(%s)", (f"public.{partition}",)).fetchone() == (None,)
 
 
 def _partition_schema(conn, name: str) -> str | None:

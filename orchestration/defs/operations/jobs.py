@@ -1,11 +1,14 @@
 """Upkeep of the operational database: backups (seed section 6) and conversation partitions
 created ahead of time (seed section 5), as Dagster jobs so failures show up where everything else does."""
 
+import time
+
 import dagster as dg
 import psycopg
 from dateutil.relativedelta import relativedelta
 
 from ingestion.maintenance import backups
+from ingestion.schema.locks import lock_table
 from orchestration import environment
 
 PARTITION_MONTHS_AHEAD = 3
@@ -57,17 +60,57 @@ def _copy_offsite(context: dg.OpExecutionContext, backup: backups.Backup, offsit
     return offsite_removed
 
 
+# The job waits first for the loader's lock on conversations (ingestion/schema/locks.py), then for
+# the table's ACCESS EXCLUSIVE lock. Waiting for the first blocks nobody, so it may last a load;
+# while waiting for the second, every new reader of conversations queues behind the job, so it is
+# kept short (a long report query holding the table, not a load). On a timeout the transaction
+# is rolled back and, after a pause, tried again; after the last attempt the run fails. Nothing is
+# lost then: partitions are created months ahead, and the next run (or a rerun) catches up.
+PARTITION_LOAD_LOCK_TIMEOUT = "10min"
+PARTITION_TABLE_LOCK_TIMEOUT = "5s"
+PARTITION_ATTEMPTS = 4
+PARTITION_RETRY_PAUSE_SECONDS = 30.0
+
+
 @dg.op
 def create_conversation_partitions_ahead(context: dg.OpExecutionContext) -> None:
-    with psycopg.connect(environment.pg_dsn()) as conn:
+    with psycopg.connect(environment.pg_dsn(), autocommit=True) as conn:
         # This month on the clock of sent_at (UTC), whatever the server's timezone; months ahead are
         # created long before their first row (the schedule fires on the 1st, on the team's clock).
         this_month = conn.execute("SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date").fetchone()[0]
-        created = conn.execute(
-            "SELECT ensure_conversation_partitions(%s, %s)",
-            (this_month, this_month + relativedelta(months=PARTITION_MONTHS_AHEAD)),
-        ).fetchone()[0]
+        last_month = this_month + relativedelta(months=PARTITION_MONTHS_AHEAD)
+        for attempt in range(1, PARTITION_ATTEMPTS + 1):
+            waiting_for = "a load of conversations to finish (the loader's lock)"
+            try:
+                with conn.transaction():
+                    _set_lock_timeout(conn, PARTITION_LOAD_LOCK_TIMEOUT)
+                    lock_table(conn, "conversations")
+                    waiting_for = "the lock on table conversations (a long query is reading it)"
+                    _set_lock_timeout(conn, PARTITION_TABLE_LOCK_TIMEOUT)
+                    created = conn.execute(
+                        "SELECT ensure_conversation_partitions(%s, %s)", (this_month, last_month)
+                    ).fetchone()[0]
+                break
+            except psycopg.errors.LockNotAvailable:
+                if attempt == PARTITION_ATTEMPTS:
+                    raise dg.Failure(
+                        f"no partition of conversations created: gave up waiting for {waiting_for} "
+                        f"after {PARTITION_ATTEMPTS} attempts. Partitions are created {PARTITION_MONTHS_AHEAD} "
+                        "months ahead, so the next run catches up (or run conversation_partitions_job "
+                        "again once the load or query has ended); no row is lost meanwhile: a month "
+                        "without its partition is held by conversations_default."
+                    ) from None
+                context.log.warning(
+                    f"attempt {attempt}/{PARTITION_ATTEMPTS}: timed out waiting for {waiting_for}; "
+                    f"trying again in {PARTITION_RETRY_PAUSE_SECONDS:g}s"
+                )
+                time.sleep(PARTITION_RETRY_PAUSE_SECONDS)
     context.log.info(f"{created} new monthly partition(s) of conversations")
+
+
+def _set_lock_timeout(conn: psycopg.Connection, timeout: str) -> None:
+    """For the rest of the transaction (SET LOCAL cannot take a parameter; set_config can)."""
+    conn.execute("SELECT set_config('lock_timeout', %s, true)", (timeout,))
 
 
 # How long a run may last before run monitoring (devstack/dagster.yaml) fails it, as it does a run
@@ -75,7 +118,7 @@ def create_conversation_partitions_ahead(context: dg.OpExecutionContext) -> None
 # A backup: 6 h, the gap between incremental backups, so a dead one is failed before the next backup
 # is due; time enough for pg_basebackup (disk speed) and an off-site copy of tens of GB over a slow link.
 BACKUP_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(6 * 60 * 60)}
-# One statement that creates a few empty partitions (it may wait for a lock on conversations).
+# A few empty partitions, after waiting for locks at most PARTITION_ATTEMPTS times (about 45 minutes).
 PARTITIONS_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(60 * 60)}
 
 
