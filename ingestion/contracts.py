@@ -34,11 +34,15 @@ class Column:
 
     An empty value is a missing one in every format: an empty CSV field, a missing or null JSONL
     key, a Parquet null, and "" in JSONL or Parquet (CSV cannot tell "" from missing, so no format
-    loads ''; a JSONL JSON column's "" is the JSON string). ``required``: an empty value quarantines
-    the row (rule ``not_null``), and so does a text value of only whitespace. ``default``: the
-    seed's DEFAULT of a NOT NULL column; an empty value is not NULL there but "not given": a new row
-    takes the default (as an INSERT without the column would), an existing row keeps its stored
-    value (re-sending a row without it changes nothing). Timestamps whose DEFAULT is CURRENT_TIMESTAMP (``created_at``,
+    loads ''; a JSONL JSON column's "" is the JSON string). An empty value is stored as the
+    column's DEFAULT where PostgreSQL gives one (``is_vip`` FALSE, a count 0), on a new row and on
+    a re-sent one alike (but for ``default`` columns, below); else as NULL. The loader takes the DEFAULTs from the database's catalog,
+    not from here: the schema is their one source of truth. ``required``: an empty value
+    quarantines the row (rule ``not_null``), and so does a text value of only whitespace.
+    ``default``: the seed's DEFAULT of a NOT NULL column (checked against the database by the
+    tests); an empty value is not NULL there but "not given": a new row takes the default (as an
+    INSERT without the column would), an existing row keeps its stored value (re-sending a row
+    without it changes nothing). Timestamps whose DEFAULT is CURRENT_TIMESTAMP (``created_at``,
     ``tagged_at``) stay required: the time of the load is not the time of the event, and would
     move the row in every report by date.
 

@@ -26,8 +26,10 @@ Then per file, inside a single transaction:
    key) DO UPDATE ... WHERE (columns) IS DISTINCT FROM (new values)``: new rows are inserted,
    changed rows updated (and ``updated_at`` moves, by trigger), identical rows untouched - so a
    re-run, or an overlapping file, changes nothing and duplicates nothing. An empty value of a
-   NOT NULL column with a DEFAULT (``tier``, ``currency``, statuses) is "not given": a new row
-   takes the DEFAULT, an existing one keeps its value (:meth:`MergePlan.merge`);
+   column with a DEFAULT in PostgreSQL is stored as that DEFAULT (``is_vip`` FALSE, a count 0),
+   except in a NOT NULL column with a DEFAULT (``tier``, ``currency``, statuses), where it is
+   "not given": a new row takes the DEFAULT, an existing one keeps its value
+   (:meth:`MergePlan.sourced`);
 5. the ledger row is finished (rows in = loaded + rejected, enforced by a CHECK) and the
    transaction commits. A kill at any point before that leaves no trace at all.
 
@@ -62,6 +64,7 @@ from ingestion.load import ledger
 from ingestion.load.landing import LandingFile
 from ingestion.load.readers import CHUNK_BYTES, MALFORMED_ROW, Chunk, LandingFileError, read_chunks
 from ingestion.load.validate import ChunkValidator, DbColumn, rule_words
+from ingestion.schema.locks import lock_table
 
 # A partitioned table's unique keys must include its partition column, so the merge's conflict
 # target is the natural key plus this column (conversations: UNIQUE (source_message_id, sent_at)).
@@ -72,7 +75,6 @@ _PARTITION_ENSURERS = {"conversations": "ensure_conversation_partitions"}
 # default partition, where nothing is lost.
 PARTITION_RANGE = (pd.Timestamp("2000-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))
 STAGE = "_funnelhouse_stage"
-_LOCK_NAMESPACE = "funnelhouse.ingest:"
 # The key of a malformed row's raw_row: the row's text as written (it has no columns to name).
 RAW_TEXT = "_raw_text"
 # Of a malformed row's text, raw_row keeps the first MAX_RAW_TEXT_CHARS characters and, when that
@@ -183,8 +185,21 @@ class MergePlan:
         self.db = columns
         self.landing = contract.landing_columns
         self.plain = [c.name for c in contract.columns]
-        # NOT NULL columns with a DEFAULT: an empty value takes it on insert, keeps the row's on update.
-        self.defaulted = [c.name for c in contract.columns if c.default is not None]
+        # Column -> its DEFAULT (SQL) for every column with one that may be left empty: an empty
+        # value (the readers give an empty CSV field, a JSON null or missing key, a Parquet null
+        # all as NA, staged as NULL) is stored as the DEFAULT, as an INSERT without the column
+        # would store it (funnel_bofu.is_vip FALSE, not NULL). The expressions are PostgreSQL's own
+        # (:func:`catalog`, read once per file): the schema is their one source of truth, so a
+        # migration changing a DEFAULT needs no contract change. Required columns are left out:
+        # an empty value there is quarantined before (created_at's DEFAULT is the load time).
+        self.defaults = {
+            c.name: columns[c.name].default
+            for c in contract.columns
+            if not c.required and columns[c.name].default is not None
+        }
+        # Of those, the NOT NULL ones the contract names (``Column.default``: tier, currency,
+        # statuses): there an empty value is "not given", so an existing row keeps its value.
+        self.kept_when_empty = [c.name for c in contract.columns if c.default is not None]
         self.self_references = [r for r in contract.references if r.table == self.table]
         self.references = [r for r in contract.references if r.table != self.table]
         self.partition = PARTITION_COLUMNS.get(self.table)
@@ -300,8 +315,8 @@ class MergePlan:
     def older_batch_changes(self) -> str:
         """A subquery of the staged ``_row``s that would change a row stored by an earlier load.
 
-        The merge's own values and joins (:meth:`sourced`, an empty defaulted value keeping the
-        stored one) compared as the merge compares them, so "would change" means what the merge
+        The merge's own values and joins (:meth:`sourced`, an empty :attr:`kept_when_empty` value
+        keeping the stored one) compared as the merge compares them, so "would change" means what the merge
         would do. Uncorrelated: one pass over staging, each row looking up its stored row through
         the natural key's unique index. A row this load wrote (its key new to the table, inserted
         by an earlier chunk of this file: ``xmin`` is this transaction) is the file's own and may
@@ -392,16 +407,16 @@ class MergePlan:
                    FROM bad RETURNING rule"""
 
     def carry_stored_values(self) -> str:
-        """Before :meth:`drop_superseded`: a repeated key's last row gets, for each defaulted column
-        it leaves empty, the latest value an earlier row of the key gave (an empty value keeps the
-        value the row had, whether stored or written earlier in the file: where chunks end does not
-        matter)."""
+        """Before :meth:`drop_superseded`: a repeated key's last row gets, for each
+        :attr:`kept_when_empty` column it leaves empty, the latest value an earlier row of the key
+        gave (an empty value keeps the value the row had, whether stored or written earlier in the
+        file: where chunks end does not matter)."""
         key = [q(k) for k in self.contract.natural_key]
         latest = ", ".join(
             f"(array_agg({q(c)} ORDER BY _row DESC) FILTER (WHERE {q(c)} IS NOT NULL))[1] AS {q(c)}"
-            for c in self.defaulted
+            for c in self.kept_when_empty
         )
-        fill = ", ".join(f"{q(c)} = COALESCE(b.{q(c)}, f.{q(c)})" for c in self.defaulted)
+        fill = ", ".join(f"{q(c)} = COALESCE(b.{q(c)}, f.{q(c)})" for c in self.kept_when_empty)
         return (
             f"UPDATE {STAGE} b SET {fill} FROM (SELECT {', '.join(key)}, max(_row) AS _last, {latest} "
             f"FROM {STAGE} GROUP BY {', '.join(key)} HAVING count(*) > 1) f "
@@ -420,8 +435,15 @@ class MergePlan:
         """``(columns, values, joins)``: the table's columns the merge writes, their values over
         staging ``s`` (references joined to ids), and the joins those values need.
 
-        ``fill_defaults``: some staged row leaves a :attr:`defaulted` column empty. Its value is
-        then the stored one when the key exists (joined as ``cur``: an upsert that does not name
+        An empty value of a column with a DEFAULT (:attr:`defaults`) is stored as the DEFAULT.
+        Loads are full-row upserts: the file's row is the row's whole state, so an empty value
+        means the same on an existing row as on a new one - the DEFAULT (an ``is_vip`` stored TRUE
+        and re-sent empty becomes FALSE, as an empty value of a column without a DEFAULT becomes
+        NULL). The exception are the NOT NULL columns of :attr:`kept_when_empty`, where an empty
+        value is "not given" and an existing row keeps its value.
+
+        ``fill_defaults``: some staged row leaves a :attr:`kept_when_empty` column empty. Its value
+        is then the stored one when the key exists (joined as ``cur``: an upsert that does not name
         a value keeps it) and the column's DEFAULT otherwise, as an INSERT without the column
         would give. Only then, as the join costs a lookup per row. ``join_stored``: join ``cur``
         anyway (:meth:`older_batch_changes` compares with it).
@@ -436,16 +458,18 @@ class MergePlan:
             )
             columns.extend(ref.db_columns)
             values.extend(f"{alias}.{q(t)}" for t in ref.target_columns)
-        fill_defaults = fill_defaults and bool(self.defaulted)
+        fill_defaults = fill_defaults and bool(self.kept_when_empty)
         if fill_defaults or join_stored:
             value_of = dict(zip(columns, values, strict=True))
             stored = " AND ".join(f"cur.{q(c)} = {value_of[c]}" for c in self.conflict_target)
             joins.append(f"LEFT JOIN {q(self.table)} cur ON {stored}")
-        if fill_defaults:
-            values = [
-                f"COALESCE({value}, cur.{q(c)}, {self.db[c].default})" if c in self.defaulted else value
-                for c, value in zip(columns, values, strict=True)
-            ]
+        kept = set(self.kept_when_empty) if fill_defaults else set()
+        values = [
+            f"COALESCE({value}, {f'cur.{q(c)}, ' if c in kept else ''}{self.defaults[c]})"
+            if c in self.defaults
+            else value
+            for c, value in zip(columns, values, strict=True)
+        ]
         return columns, values, joins
 
     def updated_columns(self, columns: list[str]) -> list[str]:
@@ -553,7 +577,7 @@ class _Batch:
     rejects: list[tuple]  # rows of ingest_rejects
     staged: memoryview | None  # the good rows as COPY input
     repeats: bool  # a key occurs more than once among the good rows
-    fill_defaults: bool  # a good row leaves a defaulted column empty (see MergePlan.merge)
+    fill_defaults: bool  # a good row leaves a kept_when_empty column empty (see MergePlan.sourced)
 
 
 class _Writer(threading.Thread):
@@ -609,7 +633,7 @@ class _FileLoad:
         self.rejected: Counter[str] = Counter()  # by the reading thread
         self.rejected_in_sql: Counter[str] = Counter()  # by the writer thread
         self.key_hashes: list[np.ndarray] = []
-        self.fill_defaults = False  # whole-file mode: some row leaves a defaulted column empty
+        self.fill_defaults = False  # whole-file mode: some row leaves a kept_when_empty column empty
         self.params = {"file_id": file_id, "path": file.url, "table": file.table}
         # A late file of a batch older than one loaded: its changes to stored rows are quarantined.
         newer = ledger.newer_batch_loaded(conn, file.table, file.batch)
@@ -658,7 +682,8 @@ class _FileLoad:
         # Repeated keys stay staged until the SQL checks have run: dropping the earlier rows here
         # would lose one (neither loaded nor quarantined) whose later repeat is then rejected.
         repeats = bool(good.duplicated(subset=key).any())
-        fill_defaults = bool(self.plan.defaulted) and bool(good[self.plan.defaulted].isna().to_numpy().any())
+        kept = self.plan.kept_when_empty
+        fill_defaults = bool(kept) and bool(good[kept].isna().to_numpy().any())
         if not self.per_chunk and len(good):
             self.key_hashes.append(pd.util.hash_pandas_object(good[key], index=False).to_numpy())
             self.fill_defaults |= fill_defaults
@@ -713,8 +738,8 @@ class _FileLoad:
                     break
 
     def _supersede(self, fill_defaults: bool) -> None:
-        """Keep the last staged row of each repeated key (empty defaulted values carried over)."""
-        if fill_defaults and self.plan.defaulted:
+        """Keep the last staged row of each repeated key (empty kept_when_empty values carried over)."""
+        if fill_defaults and self.plan.kept_when_empty:
             self.conn.execute(self.plan.carry_stored_values())
         self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
 
@@ -799,12 +824,8 @@ def _create_partitions(
     announce(file, f"scanning {file.name} for months", on_step)
     for month in sorted(_months_present(file, PARTITION_COLUMNS[file.table], chunk_bytes)):
         with conn.transaction():
-            _lock_table(conn, file.table)
+            lock_table(conn, file.table)
             conn.execute(f"SELECT {ensurer}(%s::date, %s::date)", (month, month))
-
-
-def _lock_table(conn: psycopg.Connection, table: str) -> None:
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LOCK_NAMESPACE + table,))
 
 
 def load_file(
@@ -832,7 +853,7 @@ def load_file(
             # A killed loader's server process notices the dead client within seconds instead of
             # finishing its statement first; its transaction is rolled back either way.
             conn.execute("SET LOCAL client_connection_check_interval = '2s'")
-            _lock_table(conn, file.table)
+            lock_table(conn, file.table)
             earlier = ledger.duplicate_of(conn, file, checksum)
             if earlier:
                 result.status, result.duplicate_of = "duplicate", earlier[1]

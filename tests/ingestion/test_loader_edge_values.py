@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pandas as pd
 import psycopg
 import pyarrow as pa
@@ -588,3 +589,145 @@ def test_a_message_repeated_with_another_sent_at_keeps_its_first_wherever_chunks
     assert sql("SELECT sent_at::text, content FROM conversations WHERE source_message_id = 'MSG_000001'") == [
         ("2025-03-05 10:00:00", "same instant, edited")
     ]
+
+
+# -- an empty value of a column with a DEFAULT ----------------------------------------------------
+# funnel_bofu's columns with a DEFAULT (0, FALSE) that may be empty, and those without one.
+_BOFU_DEFAULTED = (
+    "total_deposits",
+    "total_withdrawals",
+    "net_deposit",
+    "deposit_count",
+    "withdrawal_count",
+    "withdrawal_rate",
+    "is_vip",
+)
+_BOFU_NO_DEFAULT = ("first_deposit_amount", "first_deposit_at", "days_to_first_deposit", "max_deposit_amount")
+_TOFU_DEFAULTED = ("joined_group", "stayed_in_group")
+
+
+def _funnel_row(table: str, key: str, **values) -> dict:
+    """A funnel row of CUST_0001 and EMP_001 (``parents``): its required values, the others empty."""
+    required = {"created_at": "2025-01-05 10:00:00", "customer_code": "CUST_0001", "employee_code": "EMP_001"}
+    if table == "funnel_tofu":
+        required |= {"contact_date": "2025-01-05", "source_channel": "抖音"}
+    return {**dict.fromkeys(CONTRACTS[table].landing_columns), **required, "source_key": key, **values}
+
+
+def _write(folder: Path, table: str, batch: str, batch_rows: list[dict], fmt: str) -> Path:
+    """``rows.write``, and "jsonl-missing": JSONL leaving the key of every empty value out."""
+    if fmt != "jsonl-missing":
+        return rows.write(folder, table, batch, batch_rows, fmt)
+    path = folder / f"{table}__{batch}.jsonl"
+    path.write_text(
+        "".join(
+            orjson.dumps({k: v for k, v in r.items() if v is not None}).decode() + "\n" for r in batch_rows
+        )
+    )
+    return path
+
+
+def _inserted_without(sql, table: str, key: str, columns: tuple[str, ...]) -> tuple:
+    """``columns`` of a row INSERTed with its required values only: what the DEFAULTs give."""
+    sql(
+        f"INSERT INTO {table} (source_key, customer_id, employee_id, created_at"
+        f"{', contact_date, source_channel' if table == 'funnel_tofu' else ''}) "
+        "SELECT %s, c.id, e.id, '2025-01-05 10:00:00'"
+        f"{', %s::date, %s' if table == 'funnel_tofu' else ''} "
+        "FROM customers c, employees e WHERE c.customer_code = 'CUST_0001' AND e.employee_code = 'EMP_001'",
+        key,
+        *(("2025-01-05", "抖音") if table == "funnel_tofu" else ()),
+    )
+    [row] = sql(f"SELECT {', '.join(columns)} FROM {table} WHERE source_key = %s", key)
+    return row
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "jsonl-missing", "parquet"])
+def test_an_empty_value_is_stored_as_the_column_default_or_null_without_one(parents, run_ingest, sql, fmt):
+    """A funnel_bofu row with its optional cells empty got NULL total_deposits, deposit_count,
+    is_vip ... where an INSERT without them gives 0 and FALSE (a BI filter ``is_vip = 0`` missed
+    the customer). Now an empty value (an empty CSV field, a JSON null or missing key, a Parquet
+    null) is stored as the column's DEFAULT, as the INSERT would; a column without one stays NULL."""
+    results = run_ingest(
+        _write(parents, "funnel_bofu", "empty", [_funnel_row("funnel_bofu", "BOFU_1")], fmt),
+        _write(parents, "funnel_tofu", "empty", [_funnel_row("funnel_tofu", "TOFU_1")], fmt),
+    )
+    assert {(r.status, r.rows_loaded, r.rows_rejected) for r in results.values()} == {("loaded", 1, 0)}
+
+    loaded = sql(f"SELECT {', '.join(_BOFU_DEFAULTED)} FROM funnel_bofu WHERE source_key = 'BOFU_1'")
+    assert loaded == [(Decimal("0.00"),) * 3 + (0, 0, Decimal("0.00"), False)]
+    assert loaded == [_inserted_without(sql, "funnel_bofu", "BOFU_INSERTED", _BOFU_DEFAULTED)]
+    assert sql(
+        f"SELECT {', '.join(_BOFU_NO_DEFAULT)}, vip_since FROM funnel_bofu WHERE source_key = 'BOFU_1'"
+    ) == [(None,) * 5]
+    assert sql(
+        f"SELECT {', '.join(_TOFU_DEFAULTED)}, joined_at FROM funnel_tofu WHERE source_key = 'TOFU_1'"
+    ) == [(False, False, None)]
+    assert sql(f"SELECT {', '.join(_TOFU_DEFAULTED)} FROM funnel_tofu WHERE source_key = 'TOFU_1'") == [
+        _inserted_without(sql, "funnel_tofu", "TOFU_INSERTED", _TOFU_DEFAULTED)
+    ]
+
+
+@pytest.mark.parametrize("chunk_bytes", [100, 8 * 1024 * 1024], ids=["row-per-chunk", "one-chunk"])
+def test_an_empty_value_re_sent_for_an_existing_row_takes_the_default(parents, run_ingest, sql, chunk_bytes):
+    """Loads are full-row upserts: the file's row is the row's state, so an existing row re-sent
+    with a value left empty takes the DEFAULT too (and NULL without one); re-sending it again
+    changes nothing. customers (merged as a whole file) too; its NOT NULL ``tier`` keeps the stored
+    value when empty ("not given", tested in test_loader)."""
+    given = {
+        "total_deposits": "100.00",
+        "deposit_count": "3",
+        "is_vip": "true",
+        "first_deposit_amount": "50.00",
+    }
+    first = run_ingest(
+        rows.write(parents, "funnel_bofu", "r1", [_funnel_row("funnel_bofu", "BOFU_1", **given)]),
+        rows.write(
+            parents, "customers", "r1", [rows.customer(1, intention_score="30", engagement_score="40")]
+        ),
+        chunk_bytes=chunk_bytes,
+    )
+    assert {(r.status, r.rows_rejected, r.rows_changed) for r in first.values()} == {("loaded", 0, 1)}
+    bofu = "SELECT total_deposits, deposit_count, is_vip, first_deposit_amount FROM funnel_bofu"
+    scores = "SELECT intention_score, engagement_score, tier FROM customers WHERE customer_code = 'CUST_0001'"
+    assert sql(bofu) == [(Decimal("100.00"), 3, True, Decimal("50.00"))]
+    assert sql(scores) == [(30, 40, "B")]
+
+    # Batches sort after the parents' "p" (an older batch would be quarantined where it changes a
+    # row). r3 repeats r2 in the other format (new content, not a duplicate file): identical to the
+    # stored rows, it changes nothing.
+    for batch, fmt, changed in (("r2", "jsonl", 1), ("r3", "csv", 0)):
+        again = run_ingest(
+            rows.write(parents, "funnel_bofu", batch, [_funnel_row("funnel_bofu", "BOFU_1")], fmt),
+            rows.write(
+                parents,
+                "customers",
+                batch,
+                [rows.customer(1, intention_score=None, engagement_score="", tier=None)],
+                "csv" if fmt == "jsonl" else "jsonl",
+            ),
+            chunk_bytes=chunk_bytes,
+        )
+        assert {(r.status, r.rows_rejected, r.rows_changed) for r in again.values()} == {
+            ("loaded", 0, changed)
+        }
+        assert sql(bofu) == [(Decimal("0.00"), 0, False, None)]
+        assert sql(scores) == [(0, 0, "B")]
+
+
+def test_an_empty_value_is_quarantined_as_given_not_as_its_default(parents, run_ingest, sql):
+    """The DEFAULT is the merge's: validation judges the empty value as written (never invalid), and
+    a row quarantined for another value keeps its empty values empty in raw_row."""
+    path = rows.write(
+        parents,
+        "funnel_bofu",
+        "bad",
+        [_funnel_row("funnel_bofu", "BOFU_1"), _funnel_row("funnel_bofu", "BOFU_2", deposit_count="-1")],
+    )
+    result = run_ingest(path)[path.name]
+    assert (result.rows_loaded, result.reasons) == (1, {"range:deposit_count": 1})
+    [(raw,)] = sql("SELECT raw_row FROM funnelhouse.ingest_rejects")
+    assert raw["deposit_count"] == "-1"
+    assert {c: raw[c] for c in _BOFU_DEFAULTED if c != "deposit_count"} == dict.fromkeys(
+        set(_BOFU_DEFAULTED) - {"deposit_count"}
+    )
