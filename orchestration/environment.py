@@ -7,6 +7,7 @@ read here and nowhere else; secrets are read when asked for, never at import tim
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -223,6 +224,44 @@ def clickhouse_settings() -> ClickHouseSettings:
     info = _embedded("clickhouse")
     return ClickHouseSettings(
         host=info["host"], port=int(info["port"]), username=info["user"], password=info["password"]
+    )
+
+
+REPLICATION_USER_VARIABLE = "FUNNELHOUSE_CLICKHOUSE_REPLICATION_USER"
+REPLICATION_PASSWORD_VARIABLE = "FUNNELHOUSE_CLICKHOUSE_REPLICATION_PASSWORD"
+
+
+def clickhouse_replication_settings() -> ClickHouseSettings:
+    """The ClickHouse user replication runs as: the only one that may pull PostgreSQL (its named
+    collection holds the read-only role that reads every contact detail), so dbt's and the analysts'
+    user need not, and must not (docs/warehouse.md, 'Replication').
+
+    ``FUNNELHOUSE_CLICKHOUSE_REPLICATION_USER`` (+ ``_PASSWORD``) on the server of
+    ``FUNNELHOUSE_CLICKHOUSE_URL`` if both are set; else, with no URL, the embedded server's
+    replication user; else (a deployment that predates the variable, a server an older version
+    started) :func:`clickhouse_settings` itself, with a warning naming the variable."""
+    main = clickhouse_settings()
+    if os.environ.get("FUNNELHOUSE_CLICKHOUSE_URL"):
+        user = os.environ.get(REPLICATION_USER_VARIABLE)
+        password = os.environ.get(REPLICATION_PASSWORD_VARIABLE, "")
+    else:
+        recorded = _embedded("clickhouse")
+        user, password = recorded.get("replication_user"), recorded.get("replication_password", "")
+    if user:
+        return dataclasses.replace(main, username=user, password=password)
+    _warn_replication_writes_with_the_main_user()
+    return main
+
+
+@functools.cache
+def _warn_replication_writes_with_the_main_user() -> None:
+    """Once per process: every run would repeat it."""
+    _log.warning(
+        "%s is not set: replication runs as the main ClickHouse user (FUNNELHOUSE_CLICKHOUSE_USER's, or "
+        "`default` of an embedded server started before the replication user existed: `funnelhouse up` "
+        "adds it), which then must be allowed PostgreSQL and named collections, and so may read every "
+        "contact detail through them; set it to a user of its own (docs/warehouse.md, 'Replication')",
+        REPLICATION_USER_VARIABLE,
     )
 
 

@@ -3,7 +3,10 @@
 The server runs as a detached process (its own session, so it outlives the command that started it)
 that owns ``<state_home>/clickhouse/store``. Its address, pid and credentials go to ``services.json``
 under the name ``clickhouse`` -- the keys ``host``, ``port``, ``user`` and ``password`` are what
-``orchestration.environment.clickhouse_settings()`` reads -- so every other process finds it.
+``orchestration.environment.clickhouse_settings()`` reads, ``replication_user`` and
+``replication_password`` what ``clickhouse_replication_settings()`` reads -- so every other process
+finds it. Three users: ``default`` (dbt, the commands), ``bi_reader`` (BI tools, read-only) and
+``funnelhouse_replication``, the only one that may reach PostgreSQL (``users.User.postgres_source``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 from devstack import state
-from devstack.clickhouse.users import DEFAULT_USER, READONLY_USER, write_users_file
+from devstack.clickhouse.users import DEFAULT_USER, READONLY_USER, REPLICATION_USER, write_users_file
 
 SERVICE = "clickhouse"
 DEFAULT_PORT = 8123
@@ -47,7 +50,9 @@ def _answers_as_ours(host: str, port: int, password: str, timeout: float = 1.0) 
 
     request = urllib.request.Request(
         f"http://{host}:{port}/?query=SELECT%201",
-        headers={"Authorization": "Basic " + base64.b64encode(f"{DEFAULT_USER}:{password}".encode()).decode()},
+        headers={
+            "Authorization": "Basic " + base64.b64encode(f"{DEFAULT_USER}:{password}".encode()).decode()
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -66,15 +71,23 @@ def status(state_home: Path) -> dict | None:
 
 
 def _write_users(state_home: Path, bi_databases: list[str] | None) -> tuple[Path, dict[str, str]]:
+    """(Re)write the users file from the stack's secrets at every start: a stack an older version
+    made gets the users added since (their secrets made now), the others keep their passwords."""
     passwords = {
         DEFAULT_USER: state.secret("clickhouse-default", state_home),
         READONLY_USER: state.secret("clickhouse-bi-reader", state_home),
+        REPLICATION_USER: state.secret("clickhouse-replication", state_home),
     }
     users_file = _directory(state_home) / "users.json"
     write_users_file(
         users_file,
-        {DEFAULT_USER: (passwords[DEFAULT_USER], False), READONLY_USER: (passwords[READONLY_USER], True)},
+        {
+            DEFAULT_USER: (passwords[DEFAULT_USER], False),
+            READONLY_USER: (passwords[READONLY_USER], True),
+            REPLICATION_USER: (passwords[REPLICATION_USER], False),
+        },
         bi_databases,
+        postgres_source=[REPLICATION_USER],
     )
     return users_file, passwords
 
@@ -104,8 +117,12 @@ def start(state_home: Path, port: int | None = None, bi_databases: list[str] | N
     directory = _directory(state_home)
     _make_private(directory)  # also for a server an older version started with open directories
     running = status(state_home)
-    if running:
+    if running and "replication_user" in running:
         return running
+    if running:
+        # Started by a version without the replication user: its users (and its code) let every
+        # user reach PostgreSQL. Restarted on the same store, so it refuses them from now on.
+        stop(state_home)
     store = directory / "store"
     users_file, passwords = _write_users(state_home, bi_databases)
     log_path = directory / "server.log"
@@ -155,6 +172,8 @@ def start(state_home: Path, port: int | None = None, bi_databases: list[str] | N
                     "password": passwords[DEFAULT_USER],
                     "readonly_user": READONLY_USER,
                     "readonly_password": passwords[READONLY_USER],
+                    "replication_user": REPLICATION_USER,
+                    "replication_password": passwords[REPLICATION_USER],
                     "url": f"http://{HOST}:{chosen_port}",
                     "pid": process.pid,
                     "pid_start_time": state.process_start_time(process.pid),

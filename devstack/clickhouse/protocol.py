@@ -187,10 +187,14 @@ class StatementReader:
 def check_permissions(request: Request, statement: sql.Statement, is_insert: bool) -> None:
     """Refuse what this request may not run, before the engine sees it.
 
+    Only a user allowed the PostgreSQL source (replication's) reaches PostgreSQL or named collections
+    (``_check_postgres_source``), whatever its mode.
+
     GET requests and ``readonly`` ones may only read (ClickHouse's rule). The BI user additionally may
     not write files, kill queries or reach host files and other servers through table functions:
     chDB's ``readonly=1`` still allows ``INTO OUTFILE`` and ``KILL``, so those are refused here.
     """
+    _check_postgres_source(request.user, statement)
     mode = request.readonly_mode
     if not mode:
         return
@@ -212,3 +216,26 @@ def check_permissions(request: Request, statement: sql.Statement, is_insert: boo
                 497,
                 f"{request.user.name}: Not enough privileges. The function {function}() reaches outside the store",
             )
+
+
+def _check_postgres_source(user: User, statement: sql.Statement) -> None:
+    """Refuse PostgreSQL and named collections to a user without ``postgres_source``, as a real
+    server refuses them without ``READ ON POSTGRES`` and ``NAMED COLLECTION`` grants: the replication
+    collection's read-only role reads every contact detail in clear, which must stay in PostgreSQL
+    for everyone but replication (dbt, analysts, the BI user)."""
+    if user.postgres_source:
+        return
+    source = statement.called(sql.POSTGRES_SOURCES)
+    if source:
+        raise ClickHouseError(
+            497,
+            f"{user.name}: Not enough privileges. To execute this query, it's necessary to have the grant "
+            f"READ ON POSTGRES ({source}() reaches PostgreSQL; only the replication user may)",
+        )
+    collection = statement.named_collection_use()
+    if collection:
+        raise ClickHouseError(
+            497,
+            f"{user.name}: Not enough privileges. To execute this query, it's necessary to have the grant "
+            f"NAMED COLLECTION ADMIN ({collection}; only the replication user may)",
+        )

@@ -14,6 +14,7 @@ body whose tail may be binary (Native, Arrow) and must not be decoded.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from devstack.clickhouse.errors import ClickHouseError
@@ -82,6 +83,22 @@ EXTERNAL_FUNCTIONS = frozenset(
         "prometheusQuery",
         "timeSeriesData",
     ]
+)
+
+
+# What reaches PostgreSQL: the table function and the PostgreSQL engine (same word), the
+# MaterializedPostgreSQL table and database engine, and a dictionary's SOURCE(POSTGRESQL(...)). Only a
+# user allowed the PostgreSQL source (``users.User.postgres_source``: replication's) may use them.
+POSTGRES_SOURCES = frozenset(["postgresql", "materializedpostgresql"])
+# Functions and engines that take a named collection as their first argument (``remote(nc, ...)``,
+# ``ENGINE = MySQL(nc)``): with one, the collection's credentials are used, and its keys may be
+# overridden (``host = ...``, ClickHouse's default), which sends them elsewhere. Not ``cluster()``,
+# whose first argument names a cluster, nor file()/input()/executable(), which take no collection.
+# Engines and dictionary sources (``SOURCE(CLICKHOUSE(NAME nc host ...))``) that are no function too.
+COLLECTION_FUNCTIONS = (
+    (EXTERNAL_FUNCTIONS - {"file", "filecluster", "input", "executable", "cluster", "clusterallreplicas"})
+    | POSTGRES_SOURCES
+    | {"materializedmysql", "kafka", "nats", "rabbitmq", "clickhouse", "http", "cassandra"}
 )
 
 
@@ -218,18 +235,53 @@ class Statement:
         return [t for t in self.tokens if t.depth == 0]
 
     def external_function(self) -> str | None:
-        """The first file/network-reaching function called, if any.
+        """The first file/network-reaching function called, if any (``called``)."""
+        return self.called(EXTERNAL_FUNCTIONS)
+
+    def called(self, names: frozenset[str]) -> str | None:
+        """The first of the functions (or engines) ``names`` (lower-case) called, if any.
 
         ClickHouse also takes a function name in quotes (`` `file`(...) ``, ``"file"(...)``), where
         escape sequences may spell it (a backslash and a letter's hex code): a quoted name is
-        compared unquoted, and one with a backslash in it counts as reaching out (no function a
-        reader needs is written so)."""
-        for current, following in zip(self.tokens, self.tokens[1:], strict=False):
-            if following.text != "(" or current.kind not in (WORD, QUOTED_ID):
-                continue
+        compared unquoted, and one with a backslash in it counts as called (no function a reader
+        needs is written so)."""
+        for position in self._calls():
+            current = self.tokens[position]
             name = unquote_identifier(current)
-            if name.lower() in EXTERNAL_FUNCTIONS or (current.kind == QUOTED_ID and "\\" in name):
+            if name.lower() in names or (current.kind == QUOTED_ID and "\\" in name):
                 return name
+        return None
+
+    def _calls(self) -> Iterator[int]:
+        """The position in ``tokens`` of each called name (a word or quoted name before ``(``)."""
+        for position, (current, following) in enumerate(zip(self.tokens, self.tokens[1:], strict=False)):
+            if following.text == "(" and current.kind in (WORD, QUOTED_ID):
+                yield position
+
+    def named_collection_use(self) -> str | None:
+        """What of named collections the statement touches, if anything: CREATE/ALTER/DROP NAMED
+        COLLECTION, ``system.named_collections`` (also named in a string, as ``merge()`` takes it),
+        or a collection passed to a function or engine (``COLLECTION_FUNCTIONS``), which a bare name
+        as first argument is (``remote(nc, ...)``, ``SOURCE(MYSQL(NAME nc))``)."""
+        for first, second in zip(self.tokens, self.tokens[1:], strict=False):
+            if first.is_word("NAMED") and second.is_word("COLLECTION", "COLLECTIONS"):
+                return "NAMED COLLECTION statements"
+        for token in self.tokens:
+            if token.kind in (WORD, QUOTED_ID, STRING) and "named_collections" in token.text.lower():
+                return "system.named_collections"
+        for position in self._calls():
+            name = unquote_identifier(self.tokens[position])
+            if name.lower() not in COLLECTION_FUNCTIONS:
+                continue
+            argument = self.tokens[position + 2 : position + 5]
+            if argument and argument[0].is_word("NAME"):
+                argument = argument[1:]
+            if (
+                argument
+                and argument[0].kind in (WORD, QUOTED_ID)
+                and (len(argument) == 1 or argument[1].text in (",", ")"))
+            ):
+                return f"the named collection {unquote_identifier(argument[0])} in {name}()"
         return None
 
     def writes_outfile(self) -> bool:

@@ -4,11 +4,14 @@ File shape (written by :func:`write_users_file`, read by :class:`UserDirectory`)
 
     {"users": {"default": {"pbkdf2_sha256": "<hex>", "salt": "<hex>", "iterations": 100000,
                            "readonly": false},
+               "funnelhouse_replication": {..., "readonly": false, "postgres_source": true},
                "bi_reader": {..., "readonly": true, "databases": ["marts"]}}}
 
 A user without a hash has no password, which the server accepts only while it listens on loopback.
 A read-only user reads only its ``databases`` (enforced by ``grants``); a file without the key (written
 before grants existed) grants the marts default, :func:`default_bi_databases` -- never everything.
+Only a user with ``postgres_source`` (replication's) may reach PostgreSQL or named collections
+(``protocol.check_permissions``); a file without the key allows it to nobody.
 PBKDF2 costs tens of milliseconds by design; one verification per (user, password) is remembered in
 memory -- keyed by a salted digest, not the password -- so small queries stay fast.
 """
@@ -21,6 +24,7 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,8 @@ from devstack.clickhouse.errors import ClickHouseError
 ITERATIONS = 100_000
 DEFAULT_USER = "default"
 READONLY_USER = "bi_reader"
+# The user replication writes raw with, the only one that pulls PostgreSQL (through its named collection).
+REPLICATION_USER = "funnelhouse_replication"
 
 
 def default_bi_databases() -> list[str]:
@@ -47,6 +53,7 @@ class User:
     salt: str = ""
     iterations: int = ITERATIONS
     databases: tuple[str, ...] | None = None  # what a read-only user may read; None: everything
+    postgres_source: bool = False  # may reach PostgreSQL and named collections (replication only)
 
     @property
     def has_password(self) -> bool:
@@ -60,14 +67,20 @@ def hash_password(password: str, salt: bytes | None = None, iterations: int = IT
 
 
 def write_users_file(
-    path: Path, users: dict[str, tuple[str | None, bool]], bi_databases: list[str] | None = None
+    path: Path,
+    users: dict[str, tuple[str | None, bool]],
+    bi_databases: list[str] | None = None,
+    postgres_source: Collection[str] = (),
 ) -> None:
     """Write ``{name: (password or None, readonly)}`` as a private users file; read-only users get
-    ``bi_databases`` (default :func:`default_bi_databases`) as the databases they may read."""
+    ``bi_databases`` (default :func:`default_bi_databases`) as the databases they may read, the users
+    named in ``postgres_source`` the PostgreSQL source."""
     entries = {}
     for name, (password, readonly) in users.items():
         entry = hash_password(password) if password else {}
         entries[name] = {**entry, "readonly": readonly}
+        if name in postgres_source:
+            entries[name]["postgres_source"] = True
         if readonly:
             entries[name]["databases"] = list(bi_databases or default_bi_databases())
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,8 +95,9 @@ class UserDirectory:
 
     @classmethod
     def passwordless_default(cls) -> UserDirectory:
-        """What ``python -m devstack.clickhouse`` uses without ``--users``: one loopback-only user."""
-        return cls({DEFAULT_USER: User(DEFAULT_USER)})
+        """What ``python -m devstack.clickhouse`` uses without ``--users``: one loopback-only user, who
+        does everything (replication too): with no other user there is nobody to keep PostgreSQL from."""
+        return cls({DEFAULT_USER: User(DEFAULT_USER, postgres_source=True)})
 
     @classmethod
     def load(cls, path: Path) -> UserDirectory:
@@ -97,6 +111,7 @@ class UserDirectory:
                     salt=entry.get("salt", ""),
                     iterations=int(entry.get("iterations", ITERATIONS)),
                     databases=_granted_databases(entry),
+                    postgres_source=entry.get("postgres_source") is True,
                 )
                 for name, entry in raw.items()
             }

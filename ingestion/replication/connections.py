@@ -6,7 +6,9 @@ query log, name the collection and never carry the password. The collection is (
 start of each run because the embedded PostgreSQL may come back on another port. They are a
 read-only role's (``environment.pg_replication_dsn``), not those of ``FUNNELHOUSE_PG_DSN``: whoever
 holds the ClickHouse user may run any query through the collection (``INSERT INTO FUNCTION
-postgresql(...)`` too). Replication's own reads in Python (the bound, deletions) use the main DSN.
+postgresql(...)`` too). That user is replication's own (:func:`replication_client`), the only one
+allowed PostgreSQL and named collections: dbt's and the analysts' user cannot read the contact
+details the role can. Replication's own reads in Python (the bound, deletions) use the main DSN.
 
 Every session runs in UTC, whatever zone the server is configured with (``<timezone>`` in its
 config; Asia/Shanghai is common on servers in China): the CRM's timestamps are UTC wall-clock values
@@ -26,7 +28,12 @@ import clickhouse_connect
 from clickhouse_connect.driver.exceptions import DatabaseError
 from psycopg.conninfo import conninfo_to_dict
 
-from orchestration.environment import ClickHouseSettings, clickhouse_settings, pg_replication_dsn
+from orchestration.environment import (
+    ClickHouseSettings,
+    clickhouse_replication_settings,
+    clickhouse_settings,
+    pg_replication_dsn,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -66,6 +73,13 @@ def clickhouse_client(settings: ClickHouseSettings | None = None, **extra):
     )
     client.server_tz = dt.UTC
     return client
+
+
+def replication_client(**extra):
+    """The client replication does everything with (raw tables, state, the named collection): as
+    the replication user (``environment.clickhouse_replication_settings``), the only one allowed to
+    reach PostgreSQL."""
+    return clickhouse_client(clickhouse_replication_settings(), **extra)
 
 
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:

@@ -47,8 +47,8 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from ingestion.replication import cursor, declared_source, quarantine, schema, tag_words
 from ingestion.replication.connections import (
     as_utc,
-    clickhouse_client,
     ensure_named_collection,
+    replication_client,
     source,
     string_literal,
 )
@@ -156,7 +156,7 @@ class Replicator:
         """``bound``: the run's visibility bound when the run spans several of these (``cursor.run_bound``);
         by default this one fixes its own (a bare stamp is taken with the UTC offset PostgreSQL gives it)."""
         self.pg_dsn = pg_dsn
-        self.client = client or clickhouse_client()
+        self.client = client or replication_client()
         self.database = database or schema.raw_database()
         self.log: Callable[[str], None] = log or (lambda _message: None)
         self.collection = ensure_named_collection(self.client, pg_dsn, self.database)
@@ -761,7 +761,7 @@ def replicate_tables(
 
     def replicate(table: RawTable) -> TableResult:
         if not hasattr(own, "replicator"):
-            own.replicator = replicator.with_client(clickhouse_client())
+            own.replicator = replicator.with_client(replication_client())
             with twins_lock:
                 twins.append(own.replicator)
         return own.replicator.replicate(table, full_refresh)

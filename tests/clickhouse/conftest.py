@@ -29,6 +29,11 @@ def connect(info: dict, readonly: bool = False, **settings):
     )
 
 
+def as_replication(info: dict) -> dict:
+    """``info`` with replication's user, the only one the server lets reach PostgreSQL."""
+    return {**info, "user": info["replication_user"], "password": info["replication_password"]}
+
+
 def basic_auth(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 

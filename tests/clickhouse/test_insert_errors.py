@@ -21,7 +21,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 from psycopg import sql as pg_sql
 
-from tests.clickhouse.conftest import connect
+from tests.clickhouse.conftest import Raw, as_replication, connect
 from tests.fixtures.clickhouse import server_process
 
 _names = itertools.count()
@@ -232,15 +232,21 @@ def _pg_names(dsn: str) -> list[str]:
     ],
     ids=["duplicate_key", "permission_denied"],
 )
-def test_postgresql_refusal_is_an_error(raw, clickhouse_server, pg_tags, who, rows, refusal):
+def test_postgresql_refusal_is_an_error(clickhouse_server, pg_tags, who, rows, refusal):
     function = _postgresql_function(pg_tags[who])
     values = ", ".join(f"({key}, '{name}')" for key, name in rows)
-    status, response, body = raw.request(body=f"INSERT INTO FUNCTION {function} VALUES {values}")
+    # As replication's user: the only one the server lets reach PostgreSQL at all.
+    replication = as_replication(clickhouse_server)
+    raw = Raw(replication)
+    try:
+        status, response, body = raw.request(body=f"INSERT INTO FUNCTION {function} VALUES {values}")
+    finally:
+        raw.close()
     assert status == 500 and response.getheader("X-ClickHouse-Exception-Code") == "1001", body
     assert refusal in body.decode()
     assert _summary(response)["written_rows"] == "0"
 
-    client = connect(clickhouse_server)
+    client = connect(replication)
     try:
         with pytest.raises(DatabaseError, match=refusal) as raised:
             client.command(f"INSERT INTO FUNCTION {function} VALUES {values}")

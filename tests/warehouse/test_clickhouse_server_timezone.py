@@ -52,6 +52,9 @@ def on_shanghai_server(shanghai_server, monkeypatch):
         "FUNNELHOUSE_CLICKHOUSE_URL": f"http://127.0.0.1:{shanghai_server.port}",
         "FUNNELHOUSE_CLICKHOUSE_USER": "default",
         "FUNNELHOUSE_CLICKHOUSE_PASSWORD": "",
+        # The passwordless single-user server lets its one user reach PostgreSQL, as replication's.
+        "FUNNELHOUSE_CLICKHOUSE_REPLICATION_USER": "default",
+        "FUNNELHOUSE_CLICKHOUSE_REPLICATION_PASSWORD": "",
         "DBT_TARGET": "ci",
         "FUNNELHOUSE_RAW_DATABASE": REUSED_RAW_DATABASE,
         "FUNNELHOUSE_SCHEMA_PREFIX": REUSED_SCHEMA_PREFIX,

@@ -13,6 +13,7 @@ from ingestion.replication.connections import (
     clickhouse_client,
     collection_name,
     ensure_named_collection,
+    replication_client,
     source,
 )
 from ingestion.replication.replicate import Replicator, replicate_tables
@@ -299,7 +300,7 @@ def test_two_stacks_on_one_clickhouse_pull_through_collections_of_their_own(pg_d
     other's pulls at its PostgreSQL. A raw database's collection for an earlier source (the embedded
     PostgreSQL came back on another port) is dropped, not left behind for good."""
     load_fixture(pg_dsn)
-    client = clickhouse_client()
+    client = replication_client()
     other_stack = make_conninfo(pg_dsn, host="localhost")
     other_raw = f"{clickhouse_env}_other_stack"
     moved = make_conninfo(pg_dsn, port=int(conninfo_to_dict(pg_dsn)["port"]) + 1)

@@ -12,7 +12,12 @@ from decimal import Decimal
 import psycopg
 
 from ingestion.replication import declared_source, replicate, schema
-from ingestion.replication.connections import clickhouse_client, ensure_named_collection, source
+from ingestion.replication.connections import (
+    clickhouse_client,
+    ensure_named_collection,
+    replication_client,
+    source,
+)
 from ingestion.replication.tables import BY_NAME, RAW_TABLES
 from tests.fixtures.warehouse import load_fixture
 from tests.warehouse.test_replication_unreadable import _live, _quarantine, _replicate
@@ -119,7 +124,7 @@ def test_the_declared_table_reads_only_what_the_pull_reads(pg_dsn, clickhouse_en
     load_fixture(pg_dsn)
     _replicate(pg_dsn, "customers")
     rows_before = _rows(clickhouse_env, "customers")
-    client = clickhouse_client()
+    client = replication_client()
     collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("alter table customers add column exact_score numeric(100, 2)")  # not classified
@@ -173,7 +178,7 @@ def test_the_declared_reading_of_a_table_is_clickhouses_own(pg_dsn, clickhouse_e
             " add column m jsonb, add column n text[], add column o numeric[] not null default '{}',"
             " add column p integer[][], add column q time, add column r interval, add column s serial"
         )
-    client = clickhouse_client()
+    client = replication_client()
     collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
     declared = declared_source.columns(pg_dsn)
     for table in RAW_TABLES:

@@ -17,9 +17,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ingestion.replication.connections import (
     COLLECTION_PREFIX,
-    clickhouse_client,
     collection_name,
     ensure_named_collection,
+    replication_client,
     source,
 )
 from ingestion.replication.replicate import replicate_tables
@@ -42,7 +42,7 @@ def test_clickhouse_cannot_write_into_postgresql_through_the_collection(pg_dsn, 
     local server reports an INSERT with data (``VALUES``) that PostgreSQL refused as a success (chDB's
     inserter drops the sink's error): that form is checked by what PostgreSQL holds afterwards."""
     load_fixture(pg_dsn)
-    client = clickhouse_client()
+    client = replication_client()
     collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
     into_tags = f"insert into function {source('tags', collection)}"
     with pytest.raises(DatabaseError, match="permission denied for table tags"):
@@ -54,7 +54,7 @@ def test_clickhouse_cannot_write_into_postgresql_through_the_collection(pg_dsn, 
 
 def test_clickhouse_reads_a_replicated_table_through_the_collection(pg_dsn, clickhouse_env):
     load_fixture(pg_dsn)
-    client = clickhouse_client()
+    client = replication_client()
     collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
     assert client.query(f"select count() from {source('customers', collection)}").result_rows == [(4,)]
 
@@ -69,7 +69,7 @@ def test_a_table_a_later_migration_creates_is_readable_through_the_collection(
     assert migrate.apply(pg_dsn, log=lambda *_: None) == ["9999_added_later"]
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("insert into added_later values (1), (2)")
-    client = clickhouse_client()
+    client = replication_client()
     collection = ensure_named_collection(client, pg_dsn, clickhouse_env)
     assert client.query(f"select count() from {source('added_later', collection)}").result_rows == [(2,)]
 
@@ -108,7 +108,7 @@ def test_a_stack_that_pulled_as_the_main_user_pulls_as_the_reader_after_an_upgra
     """Replication re-creates the collection for the reader and drops the one holding the main
     user's credentials, which an earlier version wrote."""
     load_fixture(pg_dsn)
-    client = clickhouse_client()
+    client = replication_client()
     monkeypatch.setenv(environment.REPLICATION_DSN_VARIABLE, pg_dsn)  # as before the reader existed
     as_main_user = ensure_named_collection(client, pg_dsn, clickhouse_env)
     monkeypatch.delenv(environment.REPLICATION_DSN_VARIABLE)
