@@ -34,7 +34,7 @@ from devstack import state
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import TableResult, replicate_tables, utc_now
-from orchestration import environment
+from orchestration import environment, processes
 from orchestration.defs.warehouse import refresh_state, writers
 from orchestration.defs.warehouse.dbt_environment import (
     REPO_ROOT,
@@ -74,7 +74,8 @@ def run_dbt(arguments: Sequence[str], log: Callable[[str], None] = print, env: d
 
     dbt never outlives the caller: on Ctrl-C, on SIGTERM (``kill``, a supervisor stopping
     ``funnelhouse docs --serve``) or any other way out of here it is terminated first; a SIGTERM then
-    goes on to whatever handled it before (by default: the caller ends, as it would have)."""
+    goes on to whatever handled it before (by default: the caller ends, as it would have). A caller
+    killed outright (SIGKILL, the OOM killer) takes dbt with it, on Linux (_dbt_process)."""
     with _dbt_process(arguments, env or dbt_env(), subprocess.PIPE) as process:
         for line in process.stdout:
             log(line.rstrip())
@@ -87,8 +88,9 @@ def _dbt_process(arguments: Sequence[str], env: dict[str, str], output) -> Itera
     starts so. It never outlives the ``with`` (stopped on any way out, SIGTERM included); its run
     results are then archived, or the next dbt command would replace them (archive_run_results).
     Its build date is pinned to the day it starts unless given (``build`` pins one for all of its
-    commands before it plans them)."""
-    process = subprocess.Popen(
+    commands before it plans them). A caller killed outright (SIGKILL, the OOM killer) takes dbt with
+    it (processes.start_bound); the thread that starts dbt here stays in the ``with`` until dbt ends."""
+    process = processes.start_bound(
         [dbt_executable(), *arguments],
         cwd=REPO_ROOT,
         env=_with_build_date(arguments, env),

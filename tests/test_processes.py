@@ -1,0 +1,91 @@
+"""A child started by funnelhouse to do its work (dbt above all) dies with a parent killed outright:
+SIGKILL leaves no ``finally`` and no signal handler to stop it, and an orphaned dbt went on writing
+to the warehouse without the writer lock (orchestration/processes.py). Real process trees: the
+"dbt" is a Python process that writes its pid to a file and sleeps; the parent is SIGKILLed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
+from tests.warehouse.test_run_dbt_signals import _running, _wait_gone
+
+_CHILD = (
+    "import os, pathlib, time; pathlib.Path(os.environ['CHILD_PID_FILE']).write_text(str(os.getpid()));"
+    " time.sleep(300)"
+)
+
+# Each parent starts the child its own way and waits for it, as funnelhouse does.
+_PARENTS = {
+    # the function itself, from the main thread and from a worker thread that waits for the child
+    # (PR_SET_PDEATHSIG follows the thread that forked)
+    "start_bound": """
+from orchestration import processes
+processes.start_bound([sys.executable, "-c", CHILD]).wait()
+""",
+    "start_bound-in-a-thread": """
+import threading
+from orchestration import processes
+worker = threading.Thread(target=lambda: processes.start_bound([sys.executable, "-c", CHILD]).wait())
+worker.start()
+worker.join()
+""",
+    # the dbt of `funnelhouse build` and `funnelhouse dbt`, and the source freshness started beside it
+    "run_dbt": """
+from orchestration.defs.warehouse import build
+build.dbt_executable = lambda: sys.executable
+build.run_dbt(["-c", CHILD], log=print, env=dict(os.environ))
+""",
+    "dbt_in_background": """
+import time
+from orchestration.defs.warehouse import build
+build.dbt_executable = lambda: sys.executable
+with build.dbt_in_background(["-c", CHILD], env=dict(os.environ)):
+    time.sleep(300)
+""",
+}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("how", list(_PARENTS))
+def test_child_dies_with_a_parent_killed_outright(how, tmp_path):
+    pid_file, parent_log = tmp_path / "child.pid", tmp_path / "parent.log"
+    with parent_log.open("w") as output:
+        parent = subprocess.Popen(
+            [sys.executable, "-c", f"import os, sys\nCHILD = {_CHILD!r}\n{_PARENTS[how]}"],
+            env={**os.environ, "CHILD_PID_FILE": str(pid_file)},
+            cwd=REPO_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    child_pid = None
+    try:
+        child_pid = _pid_written_to(pid_file, parent, parent_log)
+        assert _running(child_pid)
+        parent.kill()  # SIGKILL: nothing in the parent runs any more
+        parent.wait(timeout=10)
+        assert _wait_gone(child_pid, 2), f"the child (pid {child_pid}) outlived its SIGKILLed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if child_pid is not None and _running(child_pid):
+            os.kill(child_pid, signal.SIGKILL)
+
+
+def _pid_written_to(path: Path, parent: subprocess.Popen, parent_log: Path) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        if parent.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"the child never started; its parent said: {parent_log.read_text()}")
