@@ -269,3 +269,23 @@ def deletions(
         )
         while batch := rows.fetchmany(batch_size):
             yield [(row_id, deleted_at) for row_id, deleted_at in batch]
+
+
+def last_truncation(
+    conn: psycopg.Connection, table: str, start: dt.datetime, end: dt.datetime
+) -> dt.datetime | None:
+    """When ``table`` was last truncated in ``[start, end)``, or None. TRUNCATE fires no row trigger,
+    so it leaves no tombstones, only a marker per statement (``sync_truncations``, migration 0023),
+    stamped and bounded like them. A database not migrated that far has no markers to read."""
+    try:
+        with conn.cursor(row_factory=tuple_row) as rows:
+            (at,) = rows.execute(
+                "select max(truncated_at) from sync_truncations "
+                "where table_name = %s and truncated_at >= %s and truncated_at < %s",
+                (table, start, end),
+            ).fetchone()
+    except psycopg.errors.UndefinedTable:
+        if not conn.autocommit:
+            conn.rollback()
+        return None
+    return at

@@ -355,7 +355,12 @@ class Replicator:
             return twin._replicate(table, full_refresh)
         # At the cursors, or earlier if the stamps' clock fell back since (``cursor.window_start``).
         rows_start = cursor.window_start(rows_saved, self.bound)
-        if table.incremental and (full_refresh or self._needs_reload(table, columns, pulled)):
+        deletions_start = cursor.window_start(deletions_saved, self.bound)
+        if table.incremental and (
+            full_refresh
+            or self._truncated(table, deletions_start)
+            or self._needs_reload(table, columns, pulled)
+        ):
             rows_start = cursor.EPOCH
             unreadable, (copied, tombstones) = self._checked_pull(
                 table,
@@ -371,7 +376,7 @@ class Replicator:
                 (rows_start, self.bound.local),
                 lambda found: self._copy_window(table, columns, rows_start, found),
             )
-            tombstones = self._tombstone(table, columns, cursor.window_start(deletions_saved, self.bound))
+            tombstones = self._tombstone(table, columns, deletions_start)
             changed = bool(copied or tombstones)
             # Counting live rows needs a FINAL scan (seconds on millions of conversations): an
             # unchanged table keeps the count of the run that last changed it.
@@ -411,6 +416,16 @@ class Replicator:
             + f"{result.seconds:.2f}s"
         )
         return result
+
+    def _truncated(self, table: RawTable, deletions_start: dt.datetime) -> bool:
+        """Whether ``table`` was truncated in PostgreSQL in this run's window of deletions. TRUNCATE
+        leaves no tombstone for the rows it removes, only a marker (``cursor.last_truncation``), so
+        the table is reloaded whole as on ``--full-refresh``: ``_reload`` tombstones every row raw
+        holds that PostgreSQL no longer has, stamped now, so the incremental models drop them too."""
+        at = cursor.last_truncation(self._pg_connection(), table.name, deletions_start, self.bound.local)
+        if at is not None:
+            self.log(f"{table.name}: truncated in PostgreSQL at {at.isoformat()}; reloading it whole")
+        return at is not None
 
     def _needs_reload(self, table: RawTable, columns, pulled: list[tuple[str, str]]) -> bool:
         """INSERT ... SELECT fills columns by position: a raw table created for another column list (a
