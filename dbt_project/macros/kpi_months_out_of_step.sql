@@ -21,7 +21,7 @@
     {%- set inputs = [
         ('contact_date', 'employee_id', ref('stg_crm__funnel_tofu'), 'true',
             [('tofu_contacts', 'count()'), ('tofu_retained', 'countIf(has_stayed_in_group)')]),
-        ('toDate32(first_account_opened_at)', 'first_account_opened_employee_id', ref('int_customers__latest_funnel'),
+        (day_of('first_account_opened_at'), 'first_account_opened_employee_id', ref('int_customers__latest_funnel'),
             'first_account_opened_at is not null', [('mofu_accounts_opened', 'count()')]),
         ('deposit_date', 'employee_id', ref('fct_deposits'), 'is_confirmed',
             [('bofu_deposits_count', 'count()'), ('bofu_deposit_amount', 'sum(amount_usd)')]),

@@ -138,7 +138,7 @@ CUSTOMER_COLUMNS = [
     ("days_in_current_stage", "Nullable(Int64)"),
     ("employee_code", "Nullable(String)"),
     ("customer_status", "String"),
-    ("first_deposit_date", "Nullable(Date)"),
+    ("first_deposit_date", "Nullable(Date32)"),
     ("first_deposit_employee_code", "Nullable(String)"),
 ]
 

@@ -67,7 +67,7 @@ final as (
         customers.interests_json as interests_json,
         customers.risk_flags_json as risk_flags_json,
         ifNull(tag_lists.tag_names, []) as tag_names,
-        coalesce(first_contacts.first_contact_date, toDate(customers.created_at)) as first_contact_date,
+        coalesce(first_contacts.first_contact_date, {{ day_of('customers.created_at') }}) as first_contact_date,
         customers.created_at as created_at,
         customers.updated_at as updated_at,
         customers.last_contact_at as last_contact_at

@@ -15,7 +15,7 @@
 with conversations as (
     select * from {{ ref('stg_crm__conversations') }}
     {% if is_incremental() %}
-    where {{ fact_rows_to_read('conversations', 'conversation_id', 'toDate(sent_at)') }}
+    where {{ fact_rows_to_read('conversations', 'conversation_id', day_of('sent_at')) }}
     {% endif %}
 ),
 
@@ -35,7 +35,7 @@ final as (
         content_length,
         has_media,
         sent_at,
-        toDate(sent_at) as sent_date,
+        {{ day_of('sent_at') }} as sent_date,
         replicated_at
     from conversations
 )

@@ -23,7 +23,7 @@
 with deposits as (
     select * from {{ ref('stg_crm__deposits') }}
     {% if is_incremental() %}
-    where {{ fact_rows_to_read('deposits', 'deposit_id', 'toDate(deposited_at)') }}
+    where {{ fact_rows_to_read('deposits', 'deposit_id', day_of('deposited_at')) }}
     {% endif %}
 ),
 
@@ -42,12 +42,12 @@ final as (
         deposit_status,
         deposit_status = 'confirmed' as is_confirmed,
         deposited_at,
-        toDate(deposited_at) as deposit_date,
+        {{ day_of('deposited_at') }} as deposit_date,
         confirmed_at,
         created_at,
         replicated_at
     from deposits
-    {{ join_usd_rate('deposits.currency', 'toDate(deposits.deposited_at)') }}
+    {{ join_usd_rate('deposits.currency', day_of('deposits.deposited_at')) }}
 )
 
 select * from final

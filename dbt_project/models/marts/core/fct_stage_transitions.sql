@@ -5,7 +5,7 @@
 -- it nor becomes the current one, and no day count runs backwards (macros/as_of_date.sql).
 with journey as (
     select * from {{ ref('stg_crm__customer_journey') }}
-    where {{ by_build_date('toDate(transitioned_at)') }}
+    where {{ by_build_date(day_of('transitioned_at')) }}
 ),
 
 sequenced as (
@@ -27,10 +27,10 @@ final as (
         {{ stage_order('to_stage') }} as stage_order,
         {{ stage_order('to_stage') }} > {{ stage_order('from_stage') }} as is_forward,
         transitioned_at as entered_at,
-        toDate(transitioned_at) as entered_date,
+        {{ day_of('transitioned_at') }} as entered_date,
         next_transitioned_at as exited_at,
         next_transitioned_at is null as is_current,
-        toInt32(dateDiff('day', toDate(transitioned_at), coalesce(toDate(next_transitioned_at), {{ as_of_date() }})))
+        toInt32(dateDiff('day', {{ day_of('transitioned_at') }}, coalesce({{ day_of('next_transitioned_at') }}, {{ as_of_date() }})))
             as days_in_stage,
         recorded_duration_days,
         trigger_event

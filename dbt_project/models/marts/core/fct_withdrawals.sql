@@ -19,7 +19,7 @@
 with withdrawals as (
     select * from {{ ref('stg_crm__withdrawals') }}
     {% if is_incremental() %}
-    where {{ fact_rows_to_read('withdrawals', 'withdrawal_id', 'toDate(requested_at)') }}
+    where {{ fact_rows_to_read('withdrawals', 'withdrawal_id', day_of('requested_at')) }}
     {% endif %}
 ),
 
@@ -39,12 +39,12 @@ final as (
         withdrawal_status,
         withdrawal_status = 'confirmed' as is_confirmed,
         requested_at,
-        toDate(requested_at) as requested_date,
+        {{ day_of('requested_at') }} as requested_date,
         processed_at,
         created_at,
         replicated_at
     from withdrawals
-    {{ join_usd_rate('withdrawals.currency', 'toDate(withdrawals.requested_at)') }}
+    {{ join_usd_rate('withdrawals.currency', day_of('withdrawals.requested_at')) }}
 )
 
 select * from final

@@ -29,7 +29,7 @@ current_stages as (
 customers_moved_after_build_date as (
     select distinct customer_id
     from {{ ref('stg_crm__customer_journey') }}
-    where not {{ by_build_date('toDate(transitioned_at)') }}
+    where not {{ by_build_date(day_of('transitioned_at')) }}
 ),
 
 final as (
@@ -64,12 +64,12 @@ final as (
             customers.customer_id in (select customer_id from customers_moved_after_build_date),
             null,
             {{ days_to_build_date(
-                'toDate(if(current_stages.stage = customers.current_stage, current_stages.entered_at, customers.created_at))'
+                day_of('if(current_stages.stage = customers.current_stage, current_stages.entered_at, customers.created_at)')
             ) }}
         ) as days_in_current_stage,
         customers.first_contact_date as first_contact_date,
-        toDate(money.first_deposit_at) as first_deposit_date,
-        {{ days_between('customers.first_contact_date', 'toDate(money.first_deposit_at)') }} as days_to_first_deposit,
+        {{ day_of('money.first_deposit_at') }} as first_deposit_date,
+        {{ days_between('customers.first_contact_date', day_of('money.first_deposit_at')) }} as days_to_first_deposit,
         -- who took the first deposit, not who has the customer now (a customer moves on to another
         -- department after it): the reports credit the first deposit to this employee, as
         -- mart_employee_performance does
@@ -91,7 +91,7 @@ final as (
             as negative_conversation_share,
         customers.tag_names as tag_names,
         toUInt32(length(customers.tag_names)) as tag_count,
-        {{ days_to_build_date('toDate(customers.last_contact_at)') }} as days_since_last_contact,
+        {{ days_to_build_date(day_of('customers.last_contact_at')) }} as days_since_last_contact,
         greatest(funnel.tofu_row_count, funnel.mofu_row_count, funnel.bofu_row_count) > 1
             as has_multiple_funnel_rows
     from customers

@@ -81,10 +81,10 @@ account_periods as (
     select
         funnel.first_account_opened_employee_id as employee_id,
         {%- for period in periods %}
-        {%- set opened_in_period = in_period(period, 'toDate(funnel.first_account_opened_at)') %}
+        {%- set opened_in_period = in_period(period, day_of('funnel.first_account_opened_at')) %}
         countIf({{ opened_in_period }}) as accounts_opened_{{ period }},
         avgIf(
-            toNullable({{ days_between('customers.first_contact_date', 'toDate(funnel.first_account_opened_at)') }}),
+            toNullable({{ days_between('customers.first_contact_date', day_of('funnel.first_account_opened_at')) }}),
             {{ opened_in_period }}
         ) as avg_days_contact_to_account_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
@@ -98,15 +98,15 @@ first_deposit_periods as (
     select
         money.first_deposit_employee_id as employee_id,
         {%- for period in periods %}
-        {%- set deposited_in_period = in_period(period, 'toDate(money.first_deposit_at)') %}
+        {%- set deposited_in_period = in_period(period, day_of('money.first_deposit_at')) %}
         countIf({{ deposited_in_period }}) as first_deposits_{{ period }},
         -- (an account opened after the build date has not been opened yet: no days from it)
         avgIf(
-            toNullable({{ days_between('toDate(funnel.first_account_opened_at)', 'toDate(money.first_deposit_at)') }}),
-            {{ deposited_in_period }} and {{ by_build_date('toDate(funnel.first_account_opened_at)') }}
+            toNullable({{ days_between(day_of('funnel.first_account_opened_at'), day_of('money.first_deposit_at')) }}),
+            {{ deposited_in_period }} and {{ by_build_date(day_of('funnel.first_account_opened_at')) }}
         ) as avg_days_account_to_first_deposit_{{ period }},
         avgIf(
-            toNullable({{ days_between('customers.first_contact_date', 'toDate(money.first_deposit_at)') }}),
+            toNullable({{ days_between('customers.first_contact_date', day_of('money.first_deposit_at')) }}),
             {{ deposited_in_period }}
         ) as avg_days_contact_to_first_deposit_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
@@ -124,7 +124,7 @@ stage_periods as (
     select
         customers.assigned_employee_id as employee_id,
         {%- for period in periods %}
-        {%- set entered_in_period = in_period(period, 'toDate(transitions.entered_at)') %}
+        {%- set entered_in_period = in_period(period, day_of('transitions.entered_at')) %}
         {%- set last_period = loop.last %}
         {%- for stage in ('Trust', 'Action', 'Subscribe') %}
         uniqExactIf(transitions.customer_id, transitions.stage = '{{ stage }}' and {{ entered_in_period }})

@@ -24,13 +24,13 @@ money as (
 milestones as (
     select
         customers.customer_id as customer_id,
-        toStartOfMonth(customers.first_contact_date) as cohort_month,
+        {{ month_of('customers.first_contact_date') }} as cohort_month,
         customers.source_channel as source_channel,
         dateDiff('day', customers.first_contact_date, {{ as_of_date() }}) as days_observed,
         ifNull(funnel.has_any_account_opened, false)
-            and ifNull({{ by_build_date('toDate(funnel.first_account_opened_at)') }}, true) as has_account,
-        dateDiff('day', customers.first_contact_date, toDate(funnel.first_account_opened_at)) as days_to_account,
-        dateDiff('day', customers.first_contact_date, toDate(money.first_deposit_at)) as days_to_first_deposit
+            and ifNull({{ by_build_date(day_of('funnel.first_account_opened_at')) }}, true) as has_account,
+        dateDiff('day', customers.first_contact_date, {{ day_of('funnel.first_account_opened_at') }}) as days_to_account,
+        dateDiff('day', customers.first_contact_date, {{ day_of('money.first_deposit_at') }}) as days_to_first_deposit
     from customers
     left join funnel on customers.customer_id = funnel.customer_id
     left join money on customers.customer_id = money.customer_id

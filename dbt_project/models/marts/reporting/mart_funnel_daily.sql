@@ -94,7 +94,7 @@ entries as (
         stage_entries.customer_id as customer_id,
         stage_entries.advanced_at is not null as has_converted,
         stage_entries.has_exited as has_exited,
-        dateDiff('day', stage_entries.entered_date, toDate(stage_entries.advanced_at)) as days_to_next_stage
+        dateDiff('day', stage_entries.entered_date, {{ day_of('stage_entries.advanced_at') }}) as days_to_next_stage
     from stage_entries
     inner join customers on stage_entries.customer_id = customers.customer_id
     left join employees on customers.assigned_employee_id = employees.employee_id

@@ -112,11 +112,11 @@ conversations as (
 accounts as (
     select
         first_account_opened_employee_id as employee_id,
-        toDate(first_account_opened_at) as activity_date,
+        {{ day_of('first_account_opened_at') }} as activity_date,
         count() as accounts_opened
     from {{ ref('int_customers__latest_funnel') }}
     where first_account_opened_at is not null
-        and {{ in_window.replace('{col}', 'toDate(first_account_opened_at)') }}
+        and {{ in_window.replace('{col}', day_of('first_account_opened_at')) }}
     group by employee_id, activity_date
 ),
 
