@@ -1,4 +1,5 @@
-"""The ingestion ledger (``funnelhouse.ingest_files``, ``funnelhouse.ingest_rejects``, migration 0006).
+"""The ingestion ledger (``funnelhouse.ingest_files``, ``funnelhouse.ingest_rejects``, migration 0006;
+``funnelhouse.ingest_superseded``, migration 0024).
 
 A file counts as ingested when its ledger row commits, and the loader writes that row in the
 same transaction as the file's data and rejects: a crash leaves neither. Content, not name, is
@@ -26,6 +27,10 @@ from ingestion.load.landing import LandingFile, batch_order, parse_name
 FILES = "funnelhouse.ingest_files"
 REJECTS = "funnelhouse.ingest_rejects"
 REJECT_COLUMNS = ("file_id", "path", "table_name", "row_number", "rule", "reason", "raw_row")
+# Rows a later row of the same key in the same file replaced: loaded (the key's last row holds the
+# row's state), not rejected, but kept with the row that replaced them (migration 0024).
+SUPERSEDED = "funnelhouse.ingest_superseded"
+SUPERSEDED_COLUMNS = ("file_id", "path", "table_name", "row_number", "superseded_by", "raw_row")
 
 
 def loaded_copy(conn: psycopg.Connection, table: str, checksum: str) -> tuple[int, str] | None:
@@ -125,13 +130,26 @@ def finish(
     rows_rejected: int,
     rows_changed: int,
     validation: dict,
+    rows_superseded: int = 0,
     error: str | None = None,
 ) -> None:
+    """The file's counts; ``rows_superseded`` (of ``rows_loaded``) a later row of their key replaced."""
     conn.execute(
         f"""UPDATE {FILES} SET status = %s, rows_in = %s, rows_loaded = %s, rows_rejected = %s,
-                   rows_changed = %s, validation = %s, error = %s, finished_at = clock_timestamp()
+                   rows_changed = %s, rows_superseded = %s, validation = %s, error = %s,
+                   finished_at = clock_timestamp()
             WHERE id = %s""",
-        (status, rows_in, rows_loaded, rows_rejected, rows_changed, Jsonb(validation), error, file_id),
+        (
+            status,
+            rows_in,
+            rows_loaded,
+            rows_rejected,
+            rows_changed,
+            rows_superseded,
+            Jsonb(validation),
+            error,
+            file_id,
+        ),
     )
 
 

@@ -21,7 +21,11 @@ Then per file, inside a single transaction:
    newest loaded batch (arriving late) also has its rows that would change a row stored by an
    earlier load rejected (``older_batch``): the newer batch's values stay, while its new keys and
    its rows identical to the stored ones load. Then a key repeated within the file keeps its last
-   remaining row (the others count as loaded, ``rows_superseded``);
+   remaining row: the earlier ones count as loaded and as ``rows_superseded``, and move to
+   ``funnelhouse.ingest_superseded`` (row number, the row that replaced them, values as written).
+   Staging holds one chunk of a table merged chunk by chunk (below): a key repeated in a later
+   chunk updates the row its earlier chunk merged, with the same outcome, but is not counted (that
+   would take every key of the file kept aside for the whole load);
 4. ``INSERT ... SELECT`` from staging with business keys joined to ids, ``ON CONFLICT (natural
    key) DO UPDATE ... WHERE (columns) IS DISTINCT FROM (new values)``: new rows are inserted,
    changed rows updated (and ``updated_at`` moves, by trigger), identical rows untouched - so a
@@ -30,7 +34,8 @@ Then per file, inside a single transaction:
    except in a NOT NULL column with a DEFAULT (``tier``, ``currency``, statuses), where it is
    "not given": a new row takes the DEFAULT, an existing one keeps its value
    (:meth:`MergePlan.sourced`);
-5. the ledger row is finished (rows in = loaded + rejected, enforced by a CHECK) and the
+5. the ledger row is finished (rows in = loaded + rejected, enforced by a CHECK; superseded rows
+   are among the loaded) and the
    transaction commits. A kill at any point before that leaves no trace at all.
 
 Steps 3-4 run per chunk (staging holds one chunk), in a writer thread that overlaps the reading
@@ -424,9 +429,22 @@ class MergePlan:
         )
 
     def drop_superseded(self) -> str:
-        """Earlier rows of a key repeated in the file: the last occurrence is the row's final state."""
-        same = " AND ".join(f"a.{q(k)} = b.{q(k)}" for k in self.contract.natural_key)
-        return f"DELETE FROM {STAGE} a USING {STAGE} b WHERE {same} AND a._row < b._row"
+        """Earlier rows of a key repeated in the file: the last occurrence is the row's final state.
+
+        The earlier rows move from staging to ``funnelhouse.ingest_superseded`` with the row that
+        replaced them and their values as written (one statement, counted by its row count): a
+        key given to two different records by mistake (a deposit_code at 100.00, then 200.00)
+        leaves its first record where it can be found, not nowhere."""
+        key = [q(k) for k in self.contract.natural_key]
+        same = " AND ".join(f"a.{k} = b.{k}" for k in key)
+        return f"""WITH last AS (SELECT {", ".join(key)}, max(_row) AS _last FROM {STAGE}
+                                 GROUP BY {", ".join(key)} HAVING count(*) > 1),
+                   gone AS (DELETE FROM {STAGE} a USING last b WHERE {same} AND a._row < b._last
+                            RETURNING a.*, b._last AS _superseded_by)
+                   INSERT INTO {ledger.SUPERSEDED} ({", ".join(ledger.SUPERSEDED_COLUMNS)})
+                   SELECT %(file_id)s, %(path)s, %(table)s, gone._row, gone._superseded_by,
+                          to_jsonb(gone) - '_row' - '_superseded_by'
+                   FROM gone"""
 
     # -- the merge ---------------------------------------------------------------------------------
     def sourced(
@@ -741,7 +759,7 @@ class _FileLoad:
         """Keep the last staged row of each repeated key (empty kept_when_empty values carried over)."""
         if fill_defaults and self.plan.kept_when_empty:
             self.conn.execute(self.plan.carry_stored_values())
-        self.rows_superseded += self.conn.execute(self.plan.drop_superseded()).rowcount
+        self.rows_superseded += self.conn.execute(self.plan.drop_superseded(), self.params).rowcount
 
     def _settle_file(self) -> None:
         """Whole-file mode: checks, repeated keys, merge, self-references."""
@@ -885,6 +903,7 @@ def load_file(
                 rows_loaded=result.rows_loaded,
                 rows_rejected=result.rows_rejected,
                 rows_changed=result.rows_changed,
+                rows_superseded=result.rows_superseded,
                 validation=result.validation,
                 error=result.error,
             )
@@ -948,6 +967,7 @@ def _record_failure(
     message, shown = message.replace("\x00", "\ufffd"), shown.replace("\x00", "\ufffd")
     result.status, result.error = "failed", shown
     result.rows_in = result.rows_loaded = result.rows_rejected = result.rows_changed = 0
+    result.rows_superseded = 0
     result.reasons = Counter()
     if result.checksum is None:
         return  # never read (gone, or not ours to read): the ledger keys on content, the result tells

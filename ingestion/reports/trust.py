@@ -51,16 +51,35 @@ class TrustFooter:
         return words["dbt_tests_ran_between"].format(oldest=oldest, newest=newest)
 
 
+# Per file content (the ledger's identity of a file: table and checksum), its latest attempt that
+# judged its rows before the window's end: loaded, recorded as a duplicate of a clean load, or
+# failed with every row rejected; not a file that failed whole (rolled back, it kept no reject).
+# Every load of a content that rejected rows writes them again (a re-run after a failure, the same
+# export re-dropped under a new name, `ingest PATH` once an upstream file is fixed): counting every
+# attempt's rejects counted one row once per attempt, and kept counting a row a later attempt loaded.
+_LATEST_JUDGEMENTS = """
+    SELECT DISTINCT ON (table_name, checksum) id
+    FROM funnelhouse.ingest_files
+    WHERE (status IN ('loaded', 'duplicate') OR rows_rejected > 0) AND started_at < %(end)s
+    ORDER BY table_name, checksum, id DESC"""
+
+
 def ingestion_rejects(dsn: str | None, first_day: date, last_day: date) -> int | None:
-    """Rows refused by ingestion while the period's data came in (the period and the morning after)."""
+    """Rows refused by ingestion while the period's data came in (the period and the morning after),
+    each row of a file's content once, as its content's latest attempt left it (by the window's end):
+    a row rejected again by a re-run counts once, and a row a later attempt loaded (an unknown
+    reference, loaded once its upstream file was fixed and the content dropped again) not at all."""
     if not dsn:
         return None
+    window = {"start": first_day, "end": last_day + timedelta(days=2)}
     with psycopg.connect(dsn) as conn:
         if conn.execute("SELECT to_regclass('funnelhouse.ingest_rejects')").fetchone()[0] is None:
             return None
         return conn.execute(
-            "SELECT count(*) FROM funnelhouse.ingest_rejects WHERE rejected_at >= %s AND rejected_at < %s",
-            (first_day, last_day + timedelta(days=2)),
+            f"""SELECT count(*) FROM funnelhouse.ingest_rejects r
+                JOIN ({_LATEST_JUDGEMENTS}) latest ON latest.id = r.file_id
+                WHERE r.rejected_at >= %(start)s AND r.rejected_at < %(end)s""",
+            window,
         ).fetchone()[0]
 
 

@@ -19,21 +19,25 @@ with ``_`` or ``.`` (files being written, to be renamed) are skipped silently.
 
 Exit status: 0 when every file loaded (rows rejected are reported, and are not a failure: they
 are quarantined in ``funnelhouse.ingest_rejects``); 1 when any file failed or, with no PATH, a
-pending file could not be read (it is held, named in the summary); 2 when a PATH does
-not exist or a file named explicitly is not a landing file.
+pending file could not be read (it is held, named in the summary), or the connection to PostgreSQL
+was lost (the file loading then is named, rolled back whole; run the command again); 2 when a PATH
+does not exist or a file named explicitly is not a landing file.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingestion.load.landing import LandingFile, Skipped, default_landing_url, survey
+from ingestion.load.ledger import SUPERSEDED
 from ingestion.load.loader import FileResult, describe_reasons
 from ingestion.load.pipeline import Observer, ingest
 from ingestion.load.readers import CHUNK_BYTES
@@ -53,8 +57,13 @@ class _ProgressObserver(Observer):
         self.task = progress.add_task("files", total=total)
         self.rows = 0
         self.unreadable: list[LandingFile] = []  # held: not loaded, and not recorded either
+        # What a run cut short by a lost connection can still report: the files done, the one
+        # that was loading (see _connection_lost).
+        self.finished: list[FileResult] = []
+        self.current: LandingFile | None = None
 
     def file_started(self, file, index, total):
+        self.current = file
         self.rows = 0
         self.progress.update(self.task, total=total, description=f"{file.name}")
 
@@ -66,6 +75,8 @@ class _ProgressObserver(Observer):
         self.progress.console.print(escape(message), highlight=False)
 
     def file_finished(self, result):
+        self.current = None
+        self.finished.append(result)
         self.progress.advance(self.task)
 
     def file_unreadable(self, file, error):
@@ -77,7 +88,7 @@ def summary_table(results: list[FileResult]) -> Table:
     table = Table(title="ingestion summary")
     table.add_column("file", overflow="fold")
     table.add_column("status", no_wrap=True)
-    for name in ("in", "loaded", "rejected", "changed", "s"):
+    for name in ("in", "loaded", "rejected", "superseded", "changed", "s"):
         table.add_column(name, justify="right", no_wrap=True)
     for r in results:
         style = _STATUS_STYLE.get(r.status, "")
@@ -87,6 +98,7 @@ def summary_table(results: list[FileResult]) -> Table:
             f"{r.rows_in:,}",
             f"{r.rows_loaded:,}",
             f"{r.rows_rejected:,}",
+            f"{r.rows_superseded:,}",
             f"{r.rows_changed:,}",
             f"{r.seconds:.1f}",
         )
@@ -102,8 +114,19 @@ def print_notes(results: list[FileResult]) -> None:
             console.print(
                 f"[cyan]duplicate[/] {r.file.name}: same content as {r.duplicate_of} (nothing done)"
             )
-        elif r.rows_rejected:
-            console.print(f"[yellow]rejected[/] {r.file.name}: {describe_reasons(r.reasons)}")
+        else:
+            if r.rows_rejected:
+                console.print(f"[yellow]rejected[/] {r.file.name}: {describe_reasons(r.reasons)}")
+            if r.rows_superseded:
+                console.print(f"[yellow]superseded[/] {r.file.name}: {superseded_note(r)}")
+
+
+def superseded_note(result: FileResult) -> str:
+    """Why ``loaded`` counts rows the table does not hold as such, and where they are."""
+    return (
+        f"{result.rows_superseded:,} of the rows loaded gave a key again later in the file; the later "
+        f"row stands, the earlier one(s) are kept in {SUPERSEDED}"
+    )
 
 
 def _survey(locations: list[str]) -> list[LandingFile]:
@@ -131,23 +154,70 @@ def warn_skipped(skipped: list[Skipped]) -> None:
 
 
 def _run_direct(
-    locations: list[str], files: list[LandingFile], only_pending: bool, chunk_bytes: int
+    locations: list[str], files: list[LandingFile], only_pending: bool, chunk_bytes: int, again: str
 ) -> tuple[list[FileResult], list[LandingFile]]:
-    """The results of the files loaded, and the pending candidates that could not be read."""
+    """The results of the files loaded, and the pending candidates that could not be read.
+
+    A lost connection to PostgreSQL (the server restarted, the backend terminated, the network)
+    ends the run with exit status 1 and what is known (:func:`_connection_lost`), not a traceback;
+    ``again`` is the command to run again."""
     if not files:
         console.print(f"no landing files in {', '.join(locations)}")
         return [], []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        observer = _ProgressObserver(progress, len(files))
-        results = ingest(
-            environment.pg_dsn(),
-            files,
-            only_pending=only_pending,
-            observer=observer,
-            chunk_bytes=chunk_bytes,
-        )
+    observer = None
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            observer = _ProgressObserver(progress, len(files))
+            results = ingest(
+                environment.pg_dsn(),
+                files,
+                only_pending=only_pending,
+                observer=observer,
+                chunk_bytes=chunk_bytes,
+            )
+    except psycopg.OperationalError as error:
+        _connection_lost(error, observer.finished if observer else [], observer and observer.current, again)
+        raise typer.Exit(1) from None
     return results, observer.unreadable
+
+
+def _connection_lost(
+    error: psycopg.OperationalError, done: list[FileResult], loading: LandingFile | None, again: str
+) -> None:
+    """The files done before the connection was lost, the one it cut short, and what to do.
+
+    A file is one transaction (ingestion.load.loader): the one loading was rolled back whole,
+    leaving no rows, no rejects and no ledger row; the files done are committed, and running the
+    same command again changes nothing of them (their content is recognised)."""
+    if done:
+        console.print(summary_table(done))
+        print_notes(done)
+    lines = str(error).strip().splitlines()
+    cause = error.diag.message_primary or (lines[0] if lines else type(error).__name__)
+    what = f"was lost while loading {loading.name}" if loading else "failed"
+    console.print(
+        f"[red]failed[/] the connection to PostgreSQL {escape(what)} ({escape(cause)}). "
+        + (
+            f"{escape(loading.name)} was rolled back: nothing of it was loaded. "
+            if loading
+            else "No file was loading: nothing was left half done. "
+        )
+        + f"{len(done)} file(s) finished before"
+        + (" (above)" if done else "")
+        + f". Run the same command again once PostgreSQL is up: {escape(again)}",
+        highlight=False,
+    )
+
+
+def _same_command(paths: list[str] | None, landing: str, chunk_bytes: int) -> str:
+    """This ``funnelhouse ingest`` command as typed again (without ``--via-dagster``)."""
+    words = ["funnelhouse", "ingest", *(paths or [])]
+    if landing and not paths:
+        words += ["--landing", landing]
+    if chunk_bytes != CHUNK_BYTES:
+        words += ["--chunk-bytes", str(chunk_bytes)]
+    return shlex.join(words)
 
 
 def materialise_via_dagster(landing: str, retry_failed: bool = True) -> bool:
@@ -186,7 +256,7 @@ def materialise_via_dagster(landing: str, retry_failed: bool = True) -> bool:
             f"{materialization.asset_key.to_user_string()}: "
             + ", ".join(
                 f"{k} {meta[k].value}"
-                for k in ("files", "rows_in", "rows_loaded", "rows_rejected")
+                for k in ("files", "rows_in", "rows_loaded", "rows_rejected", "rows_superseded")
                 if k in meta
             )
         )
@@ -275,7 +345,13 @@ def register(app: typer.Typer) -> None:
             # A named folder retries failed files, like plain `ingest DIR`; the landing zone (no PATH)
             # is left to its pending files, as the sensor and plain `ingest` do.
             raise typer.Exit(0 if materialise_via_dagster(locations[0], retry_failed=bool(paths)) else 1)
-        results, unreadable = _run_direct(locations, files, only_pending=not paths, chunk_bytes=chunk_bytes)
+        results, unreadable = _run_direct(
+            locations,
+            files,
+            only_pending=not paths,
+            chunk_bytes=chunk_bytes,
+            again=_same_command(paths, landing, chunk_bytes),
+        )
         if results:
             console.print(summary_table(results))
             print_notes(results)
@@ -284,8 +360,10 @@ def register(app: typer.Typer) -> None:
         # A landing file that could not be read was not loaded, nor recorded: as much a failure.
         names = escape(", ".join(file.name for file in unreadable))
         held = f", {len(unreadable)} file(s) held unreadable: {names}" if unreadable else ""
+        superseded = sum(r.rows_superseded for r in results)
+        replaced = f" ({superseded:,} of them superseded, see {SUPERSEDED})" if superseded else ""
         console.print(
-            f"{len(results)} file(s): {sum(r.rows_loaded for r in results):,} rows loaded, "
+            f"{len(results)} file(s): {sum(r.rows_loaded for r in results):,} rows loaded{replaced}, "
             f"{rejected:,} rejected (see funnelhouse.ingest_rejects), {len(failed)} file(s) failed{held}"
         )
         raise typer.Exit(1 if failed or unreadable else 0)

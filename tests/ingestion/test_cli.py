@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from typer.testing import CliRunner
 
 from ingestion.load import loader
@@ -131,3 +132,67 @@ def test_via_dagster_names_the_tables_a_failed_step_kept_from_running(landing, p
     assert "crm__employees failed: RuntimeError: connection lost" in result.output
     assert "customers: not attempted: upstream crm/employees failed" in result.output
     assert "conversations: not attempted: upstream crm/employees failed" in result.output
+
+
+def test_rows_a_later_row_of_their_key_replaced_are_shown_not_silently_counted(landing, pg_dsn, sql):
+    """Two rows named DUPT: the later stands (the documented rule), and the summary, the notes and
+    the Dagster metadata say that one of the rows loaded was superseded, and where it is kept."""
+    rows.write(landing, "tags", "zdup", [rows.tag(1, name="DUPT", color="#111111"), rows.tag(1, name="DUPT")])
+    result = CliRunner().invoke(app, ["ingest", str(landing)])
+    assert result.exit_code == 0, result.output
+    table_row = next(line for line in result.output.splitlines() if "tags__zdup.csv" in line and "│" in line)
+    assert [cell.strip() for cell in table_row.split("│")[2:7]] == ["loaded", "2", "2", "0", "1"], table_row
+    assert "superseded tags__zdup.csv: 1 of the rows loaded gave a key again later" in result.output
+    assert (
+        "1 file(s): 2 rows loaded (1 of them superseded, see funnelhouse.ingest_superseded)" in result.output
+    )
+    assert sql("SELECT row_number, raw_row ->> 'color' FROM funnelhouse.ingest_superseded") == [
+        (1, "#111111")
+    ]
+
+    rows.write(landing / "again", "tags", "zdup2", [rows.tag(2, name="DUP2"), rows.tag(2, name="DUP2")])
+    result = CliRunner().invoke(app, ["ingest", "--via-dagster", str(landing / "again")])
+    assert result.exit_code == 0, result.output
+    assert "crm/tags: files 1, rows_in 2, rows_loaded 2, rows_rejected 0, rows_superseded 1" in result.output
+
+
+def test_a_connection_lost_mid_load_names_the_file_rolled_back_and_what_to_do(
+    landing, pg_dsn, sql, monkeypatch
+):
+    """The backend is terminated from another connection while customers__b1.csv loads (right after
+    its ledger row is written, inside its transaction): no traceback, the employees file done before
+    is reported, the customers file is named as rolled back, and the same command is to be run again."""
+    from ingestion.load import ledger
+
+    start = ledger.start
+
+    def start_then_lose_the_connection(conn, file, checksum, run_id):
+        file_id = start(conn, file, checksum, run_id)
+        if file.table == "customers":
+            with psycopg.connect(pg_dsn, autocommit=True) as other:
+                pid = conn.info.backend_pid
+                assert other.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone() == (True,)
+        return file_id
+
+    monkeypatch.setattr(ledger, "start", start_then_lose_the_connection)
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    rows.write(landing, "customers", "b1", [rows.customer(1), rows.customer(2)])
+    result = CliRunner().invoke(app, ["ingest", str(landing)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # not psycopg's AdminShutdown
+    assert "Traceback" not in result.output
+    output = " ".join(result.output.split())
+    assert "employees__b1.csv │ loaded" in output  # the file done before, in the summary
+    # (PostgreSQL's own words in between: "terminating connection due to administrator command")
+    assert "the connection to PostgreSQL was lost while loading customers__b1.csv (" in output
+    assert (
+        "). customers__b1.csv was rolled back: nothing of it was loaded. 1 file(s) finished before (above). "
+        f"Run the same command again once PostgreSQL is up: funnelhouse ingest {landing}"
+    ) in output
+    assert sql("SELECT table_name, status FROM funnelhouse.ingest_files") == [("employees", "loaded")]
+    assert sql("SELECT count(*) FROM customers") == [(0,)]
+
+    monkeypatch.setattr(ledger, "start", start)
+    result = CliRunner().invoke(app, ["ingest", str(landing)])  # the same command again
+    assert result.exit_code == 0, result.output
+    assert sql("SELECT count(*) FROM customers") == [(2,)]

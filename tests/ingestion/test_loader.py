@@ -214,6 +214,56 @@ def test_unique_columns_and_duplicate_keys_in_one_file(landing, run_ingest, sql)
     assert sql("SELECT name FROM employees WHERE employee_code = 'EMP_003'") == [("Emp 3 renamed",)]
 
 
+@pytest.mark.parametrize(
+    "table, first, later, key",
+    [
+        # Merged chunk by chunk: the review's case, one deposit_code at 100.00 then 200.00.
+        ("deposits", rows.deposit(5, amount="100.00"), rows.deposit(5, amount="200.00"), "deposit_code"),
+        # Staged whole (customers refer to customers).
+        ("customers", rows.customer(30, tier="A"), rows.customer(30, tier="S"), "customer_code"),
+    ],
+    ids=["deposits", "customers"],
+)
+def test_a_key_repeated_in_a_file_keeps_its_later_row_and_the_earlier_one_is_kept_aside(
+    people, run_ingest, sql, table, first, later, key
+):
+    """The later row of a key is the row's state (README); the earlier one is loaded in the sense
+    of accepted, never silently gone: counted as superseded (result and ledger) and kept in
+    funnelhouse.ingest_superseded with its values as written and the row that replaced it."""
+    others = [rows.deposit(6), rows.deposit(7)] if table == "deposits" else [rows.customer(31)]
+    path = rows.write(people, table, "rep", [first, *others, later])
+    result = run_ingest(path)[path.name]
+    rows_in = len(others) + 2
+    assert (
+        result.status,
+        result.rows_in,
+        result.rows_loaded,
+        result.rows_rejected,
+        result.rows_superseded,
+    ) == (
+        "loaded",
+        rows_in,
+        rows_in,
+        0,
+        1,
+    )
+    assert sql(
+        "SELECT rows_in, rows_loaded, rows_rejected, rows_superseded FROM funnelhouse.ingest_files "
+        "WHERE path = %s",
+        str(path),
+    ) == [(rows_in, rows_in, 0, 1)]
+    [(number, by, raw)] = sql(
+        "SELECT row_number, superseded_by, raw_row FROM funnelhouse.ingest_superseded WHERE path = %s",
+        str(path),
+    )
+    assert (number, by) == (1, rows_in)
+    assert raw == {k: (None if v is None else str(v)) for k, v in first.items()}
+    assert sql("SELECT count(*) FROM funnelhouse.ingest_rejects") == [(0,)]  # superseded is not refused
+    column = "amount::text" if table == "deposits" else "tier"
+    stored = "200.00" if table == "deposits" else "S"
+    assert sql(f"SELECT {column} FROM {table} WHERE {key} = %s", first[key]) == [(stored,)]
+
+
 def test_file_of_only_bad_rows_fails_but_keeps_its_rejects(people, run_ingest, sql):
     result = run_ingest(
         rows.write(

@@ -7,7 +7,11 @@ import json
 import os
 from datetime import date
 
+import psycopg
+
+from ingestion.load.pipeline import ingest_locations
 from ingestion.reports import i18n, render, trust
+from tests.ingestion import landing_rows as rows
 from tests.reports.test_funnel_chart import report_content
 
 
@@ -162,3 +166,37 @@ def test_tests_that_all_ran_together_show_one_time():
     footer = trust.TrustFooter(None, 0, {"pass": 3}, ("2026-11-27 02:31 UTC", "2026-11-27 02:31 UTC"))
     assert footer.dbt_tests_ran_label(i18n.texts("en")) == "last run 2026-11-27 02:31 UTC"
     assert trust.TrustFooter(None, 0, None).dbt_tests_ran_label(i18n.texts("en")) is None
+
+
+def test_rejected_rows_count_once_and_not_once_loaded(pg_dsn, tmp_path):
+    """The footer's "入库拒绝行数（本期）": a file whose load rejected rows is loaded again on every re-run
+    (a retry, `ingest PATH`, the same export under a new name) and its rejects are written again;
+    each rejected row counts once, and a row a later attempt loaded (its reference fixed) not at all."""
+    with psycopg.connect(pg_dsn) as conn:
+        today = conn.execute("SELECT current_date").fetchone()[0]
+
+    def rejects() -> int:
+        return trust.ingestion_rejects(pg_dsn, today, today)
+
+    def ingest(*paths) -> None:
+        ingest_locations(pg_dsn, [str(path) for path in paths])
+
+    employees = rows.write(tmp_path, "employees", "b1", [rows.employee(1), rows.employee(2, role="intern")])
+    unknown_manager = rows.customer(2, assigned_employee_code="EMP_003")
+    customers = rows.write(tmp_path, "customers", "b1", [rows.customer(1), unknown_manager])
+    ingest(employees, customers)
+    assert rejects() == 2
+
+    ingest(employees, customers)  # re-run: both files load again and reject the same rows again
+    (tmp_path / "copy").mkdir()
+    copy = tmp_path / "copy" / "employees__b2.csv"
+    copy.write_bytes(employees.read_bytes())  # the same content under a new name
+    ingest(copy)
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM funnelhouse.ingest_rejects").fetchone() == (5,)
+    assert rejects() == 2
+
+    # EMP_003 arrives; the customers content dropped again loads its rejected row.
+    ingest(rows.write(tmp_path, "employees", "b3", [rows.employee(3)]))
+    ingest(customers)
+    assert rejects() == 1  # employees row 2 only: the customer is loaded now

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from ingestion.contracts import CONTRACTS, load_order
 from ingestion.load.landing import discover
+from ingestion.load.ledger import SUPERSEDED
 from ingestion.load.loader import FileResult, describe_reasons
 from ingestion.load.pipeline import Observer, ingest, unreadable_note
 from ingestion.load.validate import rule_words
@@ -94,20 +95,24 @@ class _LogObserver(Observer):
     def file_finished(self, result: FileResult) -> None:
         self.log.info(
             f"{result.file.name}: {result.status}, {result.rows_in} in, {result.rows_loaded} loaded, "
-            f"{result.rows_rejected} rejected, {result.rows_changed} changed ({result.seconds:.1f}s)"
+            f"{result.rows_rejected} rejected, {result.rows_superseded} superseded, "
+            f"{result.rows_changed} changed ({result.seconds:.1f}s)"
             + (f" - {result.error}" if result.error else "")
         )
 
 
 def _file_table(results: list[FileResult]) -> str:
-    lines = ["| file | status | in | loaded | rejected | changed | note |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| file | status | in | loaded | rejected | superseded | changed | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         note = r.error or (
             f"same content as {r.duplicate_of}" if r.duplicate_of else describe_reasons(r.reasons)
         )
         lines.append(
             f"| {r.file.name} | {r.status} | {r.rows_in} | {r.rows_loaded} | {r.rows_rejected} "
-            f"| {r.rows_changed} | {note.replace('|', '/')} |"
+            f"| {r.rows_superseded} | {r.rows_changed} | {note.replace('|', '/')} |"
         )
     return "\n".join(lines)
 
@@ -128,6 +133,8 @@ def summarise(results: list[FileResult]) -> dict:
         "rows_in": sum(r.rows_in for r in results),
         "rows_loaded": sum(r.rows_loaded for r in results),
         "rows_rejected": sum(r.rows_rejected for r in results),
+        # Of rows_loaded: replaced by a later row of their key in the file (kept in ingest_superseded).
+        "rows_superseded": sum(r.rows_superseded for r in results),
         "rows_changed": sum(r.rows_changed for r in results),
         "reasons": reasons,
     }
@@ -157,15 +164,29 @@ def _check_description(table: str, results: list[FileResult], totals: dict, unre
         if totals["rows_rejected"]
         else ""
     )
+    # Valid, but not stored as given: said wherever the counts are, kept in ingest_superseded.
+    superseded = (
+        f"{totals['rows_superseded']} row(s) loaded gave a key again later in their file: the later "
+        f"row stands, the earlier kept in {SUPERSEDED}"
+        if totals["rows_superseded"]
+        else ""
+    )
     if failed:
-        return (
-            f"{len(failed)} of {len(results)} {table} file(s) failed: "
-            + "; ".join(r.error or r.file.url for r in failed)
-            + (f"; {rejected}" if rejected else "")
+        return "; ".join(
+            part
+            for part in (
+                f"{len(failed)} of {len(results)} {table} file(s) failed: "
+                + "; ".join(r.error or r.file.url for r in failed),
+                rejected,
+                superseded,
+            )
+            if part
         )
     if rejected:
-        return rejected
-    return f"all {totals['rows_in']} rows valid" if results else "no pending landing file"
+        return rejected + (f"; {superseded}" if superseded else "")
+    if not results:
+        return "no pending landing file"
+    return f"all {totals['rows_in']} rows valid" + (f"; {superseded}" if superseded else "")
 
 
 def _ingestion_asset(table: str) -> dg.AssetsDefinition:
@@ -220,6 +241,7 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
                     metadata={
                         "rows_checked": totals["rows_in"],
                         "rows_rejected": totals["rows_rejected"],
+                        "rows_superseded": totals["rows_superseded"],
                         "files_failed": totals["files_failed"],
                         "files_unreadable": len(observer.unreadable),
                         "expectations": dg.MetadataValue.json(_expectations(results)),
