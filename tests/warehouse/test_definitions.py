@@ -1,6 +1,8 @@
 """The warehouse domain's Dagster wiring: one lineage graph, tests as checks, jobs, schedules, sensor."""
 
+import copy
 import datetime as dt
+import json
 import logging
 import os
 import subprocess
@@ -46,26 +48,76 @@ def test_translator_maps_crm_sources_to_raw_assets_and_groups_by_folder():
     assert translator.get_group_name(model) == "marts_reporting"
 
 
+LOOSE_MODEL = "mart_analyst_loose"
+
+
+def _manifest_with_a_model_at_the_marts_root(target: Path) -> None:
+    """The project's manifest, with a model added as dbt parses a file at the root of models/marts
+    (an analyst's own model): its group is ``marts``, none of the folders' groups."""
+    manifest = json.loads(dbt_assets_module.MANIFEST.read_text())
+    model = copy.deepcopy(manifest["nodes"]["model.funnelhouse.mart_funnel_daily"])
+    unique_id = f"model.funnelhouse.{LOOSE_MODEL}"
+    model.update(
+        unique_id=unique_id,
+        name=LOOSE_MODEL,
+        alias=LOOSE_MODEL,
+        fqn=["funnelhouse", "marts", LOOSE_MODEL],
+        path=f"marts/{LOOSE_MODEL}.sql",
+        original_file_path=f"dbt_project/models/marts/{LOOSE_MODEL}.sql",
+        contract={"enforced": False, "alias_types": True},
+        columns={},
+    )
+    manifest["nodes"][unique_id] = model
+    manifest["parent_map"][unique_id] = list(model["depends_on"]["nodes"])
+    manifest["child_map"][unique_id] = []
+    for parent in model["depends_on"]["nodes"]:
+        manifest["child_map"][parent].append(unique_id)
+    target.mkdir()
+    (target / dbt_assets_module.MANIFEST.name).write_text(json.dumps(manifest))
+
+
 @pytest.mark.skipif(
     not dbt_assets_module.MANIFEST.exists(), reason="no dbt manifest (run `funnelhouse build` or dbt parse)"
 )
-def test_every_model_and_seed_is_in_a_group_the_warehouse_jobs_select():
-    """A model in a new folder gets a group of its own: the jobs would leave it out, and the hourly op
-    (no longer running all of its models) would never record its refresh mark. A seed at the root of
-    seeds/ would land in Dagster's default group: no job would load it, and the models reading it fail."""
-    import json
+def test_every_model_and_seed_is_built_by_the_warehouse_jobs_whatever_its_folder(tmp_path, monkeypatch):
+    """A model in a folder of its own (the root of models/marts, a new folder) gets a group of its own:
+    jobs selecting groups left it out, no job built it, and the hourly op, no longer running all of its
+    models, never recorded its refresh mark. The jobs select every dbt asset instead; the KPI mart is
+    its own job's."""
+    from dagster_dbt import DbtProject
 
-    from orchestration.defs.warehouse.jobs import WAREHOUSE_MODEL_GROUPS
+    from orchestration.defs.warehouse.checks import reconciliation_checks
+    from orchestration.defs.warehouse.dbt_environment import PROFILES_DIR, dbt_target
+    from orchestration.defs.warehouse.freshness_checks import replication_freshness_checks
+    from orchestration.defs.warehouse.jobs import hourly_refresh_job, kpi_daily_job, nightly_full_build_job
+    from orchestration.defs.warehouse.resources import dbt_resource
 
-    manifest = json.loads(dbt_assets_module.MANIFEST.read_text())
+    target = tmp_path / "target"
+    _manifest_with_a_model_at_the_marts_root(target)
+    with_the_model = DbtProject(
+        project_dir=REPO, profiles_dir=PROFILES_DIR, target=dbt_target(), target_path=target
+    )
+    monkeypatch.setattr(dbt_assets_module, "dbt_project", with_the_model)
+    manifest = json.loads((target / dbt_assets_module.MANIFEST.name).read_text())
     translator = WarehouseTranslator()
-    outside = {
-        node["name"]: translator.get_group_name(node)
-        for node in manifest["nodes"].values()
-        if node["resource_type"] in ("model", "seed")
-        and translator.get_group_name(node) not in WAREHOUSE_MODEL_GROUPS
-    }
-    assert not outside, f"models or seeds in groups the warehouse jobs do not select: {outside}"
+    nodes = [node for node in manifest["nodes"].values() if node["resource_type"] in ("model", "seed")]
+    assert translator.get_group_name(manifest["nodes"][f"model.funnelhouse.{LOOSE_MODEL}"]) == "marts"
+
+    defs = dg.Definitions(
+        assets=[*replication_assets, *dbt_assets_module.build_dbt_assets()],
+        asset_checks=[*reconciliation_checks, *replication_freshness_checks],  # (the jobs name them)
+        jobs=[hourly_refresh_job, nightly_full_build_job, kpi_daily_job],
+        resources={"dbt": dbt_resource()},
+    )
+    every_node = {dg.AssetKey([node["name"]]) for node in nodes}
+    kpi_mart = dg.AssetKey([dbt_assets_module.KPI_MART])
+    for job in (hourly_refresh_job, nightly_full_build_job):
+        selected = defs.resolve_job_def(job.name).asset_layer.executable_asset_keys
+        assert every_node - {kpi_mart} <= selected, (
+            f"{job.name} leaves out {every_node - {kpi_mart} - selected}"
+        )
+        assert kpi_mart not in selected
+    assert defs.resolve_job_def(kpi_daily_job.name).asset_layer.executable_asset_keys == {kpi_mart}
 
 
 @pytest.mark.skipif(

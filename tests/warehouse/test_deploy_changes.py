@@ -264,3 +264,65 @@ def test_in_dagster_the_kpi_op_applies_what_reaches_the_kpi_mart(clickhouse_env,
     _append(project, FACT, "-- deployed again\n")
     assert models_op(project) == ("build", "--full-refresh")
     assert recorded()["fct_withdrawals"] == current_definitions(project)["fct_withdrawals"]
+
+
+DEPLOYED_MART = "dbt_project/models/marts/reporting/mart_funnel_daily.sql"
+
+
+def test_a_dagster_run_of_some_models_records_neither_the_mark_nor_a_definition(
+    built_warehouse, clickhouse_env, tmp_path, monkeypatch
+):
+    """`dagster asset materialize --select dim_employees` after a deploy of mart_funnel_daily runs dbt
+    on dim_employees alone (dagster-dbt narrows dbt's selection to the assets asked for): the changed
+    mart is not rebuilt, so neither the refresh mark (the reports wait for it) nor the mart's new
+    definition may be recorded, or the next build would skip the mart and leave it as the old
+    definition built it. The next build rebuilds it, and records both."""
+    import dagster as dg
+    from dagster_dbt import DbtCliResource
+
+    from orchestration.defs.warehouse.dbt_assets import build_dbt_assets
+    from orchestration.defs.warehouse.dbt_environment import PROFILES_DIR, dbt_executable, dbt_target
+
+    client, raw, marts = clickhouse_client(), clickhouse_env, marts_schema()
+    quiet = {"skip_replication": True, "freshness": False, "log": lambda _line: None}
+    assert build(**quiet).dbt_plan.skip  # (the definitions as built: their first record)
+    mark = refresh_state.last_refresh(client, raw, marts)
+    old_definition = current_definitions(REPO_ROOT)["mart_funnel_daily"]
+
+    project = copy_of_the_dbt_project(tmp_path)
+    _append(project, DEPLOYED_MART, "-- deployed\n")
+    monkeypatch.setenv("DBT_PROJECT_DIR", str(project))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "deploy-target"))
+    dbt = DbtCliResource(
+        project_dir=str(project),
+        profiles_dir=str(PROFILES_DIR),
+        target=dbt_target(),
+        dbt_executable=dbt_executable(),
+    )
+
+    def materialize_dim_employees() -> None:
+        result = dg.materialize(
+            build_dbt_assets(),
+            selection=[dg.AssetKey(["dim_employees"])],
+            resources={"dbt": dbt},
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+        assert result.success, [str(e.event_specific_data) for e in result.all_events if e.is_failure]
+
+    materialize_dim_employees()
+    assert refresh_state.last_refresh(client, raw, marts) == mark
+    assert refresh_state.recorded_definitions(client, raw, marts)["mart_funnel_daily"] == old_definition
+
+    output: list[str] = []
+    rebuilt = build(**{**quiet, "log": output.append})
+    assert rebuilt.ok, "\n".join(output[-40:])
+    assert rebuilt.dbt_plan.arguments == ("run", "--full-refresh", "--select", "mart_funnel_daily+")
+    recorded = refresh_state.recorded_definitions(client, raw, marts)
+    assert recorded["mart_funnel_daily"] == current_definitions(project)["mart_funnel_daily"]
+    rebuilt_mark = refresh_state.last_refresh(client, raw, marts)
+    assert rebuilt_mark > mark
+
+    # Nothing to run now, but a run of some assets still moves no mark: only a run of every model does.
+    materialize_dim_employees()
+    assert refresh_state.last_refresh(client, raw, marts) == rebuilt_mark

@@ -205,12 +205,12 @@ def _dbt_step(
     raw_database = schema.raw_database()
     if plan.skip:
         lock.ensure_held()
-        refresh_state.record_build(
+        refresh_state.record_run(
             client,
             raw_database,
             marts_schema(),
+            plan,
             plan.refresh_mark(planned_at, dbt_vars),
-            plan.definitions.to_record(),
             data_through=refresh_state.raw_bounds(client, raw_database).data_through,
         )
         return
@@ -219,14 +219,14 @@ def _dbt_step(
     raw = refresh_state.raw_bounds(client, raw_database)
     summary.dbt_exit_code = run_dbt(plan.arguments, log=log, env={**dbt_env(), **raw.environment()})
     summary.dbt_seconds = time.perf_counter() - started
-    if summary.ok and plan.covers_all_changes:
+    if summary.ok and plan.covers_all_changes:  # (a --select build records nothing: record_run)
         lock.ensure_held()
-        refresh_state.record_build(
+        refresh_state.record_run(
             client,
             raw_database,
             marts_schema(),
+            plan,
             plan.refresh_mark(started_at, dbt_vars),
-            plan.definitions.to_record(),
             data_through=raw.data_through,
         )
 

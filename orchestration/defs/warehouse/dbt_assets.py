@@ -92,16 +92,18 @@ def _models_plan(config: DbtBuildConfig, client, project_dir: Path) -> DbtPlan:
 
 def _record_models_run(
     client, plan: DbtPlan, through: dt.datetime, data_through: dt.datetime | None = None
-) -> None:
-    """After a successful run of every model of the models' op: its mark, with the data bound of the
-    raw it read (``refresh_state.raw_bounds``; None: not known, the mark stands for it), not the KPI
-    mart's, and the definitions it applied (the KPI mart's only as stale)."""
-    refresh_state.record_build(
+) -> bool:
+    """After a successful run of the models' op (or a plan with nothing to run), by the rule of every
+    build path (``refresh_state.record_run``: only a run covering every change, of every model of the
+    op, records): its mark, with the data bound of the raw it read (``refresh_state.raw_bounds``; None:
+    not known, the mark stands for it), not the KPI mart's, and the definitions it applied (the KPI
+    mart's only as stale). Whether it recorded."""
+    return refresh_state.record_run(
         client,
         schema.raw_database(),
         marts_schema(),
+        plan,
         through,
-        plan.definitions.to_record(),
         kpi_mart=False,
         data_through=data_through,
     )
@@ -285,6 +287,12 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         with writers.for_dagster_step(context) as lock, scoped_environment(pinned_build_date()):
             planned_at = utc_now()  # before reading what changed
             plan = _models_plan(config, client, Path(dbt.project_dir))
+            # A run of some of the op's assets (`dagster asset materialize --select`, the UI, a job
+            # leaving some out) runs dbt on them alone: it records neither the mark nor a definition.
+            # Compared with the op's keys as defined: in a subset run Dagster hands the step a subset
+            # definition, whose keys are the selected ones.
+            if every_asset_of_the_op - context.selected_asset_keys:
+                plan = plan.of_some_models()
             context.log.info(f"dbt {' '.join(plan.arguments) or '(nothing to run)'}: {plan.reason}")
             if plan.skip:
                 # Nothing changed since the mark: every model holds every change made before the plan.
@@ -298,12 +306,13 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
             os.environ.update(raw.environment())
             with scoped_environment(DAGSTER_INDIRECT_SELECTION):
                 yield from stream_dbt(dbt, plan.arguments, context)  # raises if dbt fails
-            # Only a run of every model of this definition may mark the changes (and the changed
-            # definitions: a subset may leave a changed model's downstream as the old one built it)
-            # as built.
-            if plan.covers_all_changes and context.selected_asset_keys == context.assets_def.keys:
-                lock.ensure_held()  # (a writer that lost its lock may have raced another: no record)
-                _record_models_run(client, plan, plan.refresh_mark(started_at), raw.data_through)
+            # Only a run of every model of the op records (_record_models_run).
+            lock.ensure_held()  # (a writer that lost its lock may have raced another: no record)
+            _record_models_run(client, plan, plan.refresh_mark(started_at), raw.data_through)
+
+    # Every asset the models' op defines (its models and seeds), as defined: what a run must select to
+    # record its mark and definitions.
+    every_asset_of_the_op = frozenset(warehouse_models.keys)
 
     @dbt_assets(
         manifest=dbt_project.manifest_path,

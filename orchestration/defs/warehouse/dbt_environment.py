@@ -81,8 +81,12 @@ def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
     # dbt gets the server replication writes to: the embedded one (local/ci), or the one of
     # FUNNELHOUSE_CLICKHOUSE_URL (+ _USER/_PASSWORD), the variable README's production setup sets;
     # only explicit FUNNELHOUSE_CLICKHOUSE_HOST/_PORT/_SECURE (prod's profile) point dbt elsewhere.
+    # In production with neither, clickhouse_settings() refuses with the message every other command
+    # gives (the URL is needed), not dbt's "Env var required" for a variable README never names.
     if "FUNNELHOUSE_CLICKHOUSE_HOST" not in env and (
-        env["DBT_TARGET"] != "prod" or env.get("FUNNELHOUSE_CLICKHOUSE_URL")
+        env["DBT_TARGET"] != "prod"
+        or env.get("FUNNELHOUSE_CLICKHOUSE_URL")
+        or environment.env_name() == "prod"
     ):
         settings = environment.clickhouse_settings()
         env.update(

@@ -453,6 +453,18 @@ class DbtPlan:
     def full_refresh(self) -> bool:
         return "--full-refresh" in self.arguments
 
+    def of_some_models(self) -> DbtPlan:
+        """The plan as a run of only some of the models it was made for runs it (a Dagster run of
+        some of its op's assets: dagster-dbt narrows the dbt selection to them): such a run covers no
+        change, so it records neither the refresh mark nor a definition (``refresh_state.record_run``).
+        A changed model it left out would stay as the old definition built it, and so would the
+        models downstream of one it ran; recorded, the next build would skip them."""
+        return replace(
+            self,
+            covers_all_changes=False,
+            reason=f"{self.reason} (a run of some of the models: no refresh mark or definition recorded)",
+        )
+
     def refresh_mark(self, moment: dt.datetime, dbt_vars: str | None = None) -> dt.datetime:
         """The mark a successful run of the plan records (:func:`refresh_mark`), with the build's date
         read as dbt read it (``dbt_vars``, the environment: call it while the build's date is pinned)."""

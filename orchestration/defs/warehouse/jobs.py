@@ -1,4 +1,4 @@
-"""Jobs select by group and asset, never by hand-listed dbt models."""
+"""Jobs select by group, kind (every dbt asset) and asset, never by hand-listed dbt models."""
 
 from __future__ import annotations
 
@@ -25,19 +25,19 @@ KPI_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(2 * HOUR)}
 # Read-only checks of a few seconds, every hour.
 FRESHNESS_MAX_RUNTIME = {dg.MAX_RUNTIME_SECONDS_TAG: str(HOUR)}
 
-# The groups of the dbt models (translator.py: one per folder). A model outside them would be left out
-# of the hourly and nightly jobs, and the hourly op, not running every model of its own, would never
-# record its refresh mark (tests/warehouse/test_definitions.py checks every model is in one).
-WAREHOUSE_MODEL_GROUPS = ("staging", "intermediate", "marts_core", "marts_reporting")
+# The dbt assets by the kind dagster-dbt gives every one of them (each model and seed of the manifest),
+# not by their groups (translator.py: one per folder): a model in a folder of its own (the root of
+# models/marts is group "marts") is in the jobs as soon as it is in the project. Selected by groups,
+# such a model was built by no job, and the hourly op, running some of its models only, recorded no
+# refresh mark (dbt_assets.py): the reports waited for one. So every model is built by Dagster.
+DBT_KIND = "dbt"
+_dbt_models = dg.AssetSelection.kind(DBT_KIND) - dg.AssetSelection.assets(KPI_MART)
 
 # The replication freshness checks (freshness_checks.py) are their own job's: selecting the raw
 # assets' group would select them too, and each refresh and build would judge (and alert) again what
 # the hourly freshness run does, right after a replication that made every table fresh.
 _freshness = dg.AssetSelection.checks(*replication_freshness_checks)
-_unpartitioned_warehouse = (
-    dg.AssetSelection.groups(REPLICATION_GROUP)
-    | (dg.AssetSelection.groups(*WAREHOUSE_MODEL_GROUPS) - dg.AssetSelection.assets(KPI_MART))
-) - _freshness
+_unpartitioned_warehouse = (dg.AssetSelection.groups(REPLICATION_GROUP) | _dbt_models) - _freshness
 
 # Only the models downstream of changed raw tables run, without tests (dbt_plan.py); incremental
 # models rebuild only the months replication touched. The reconciliation checks, reading the seed's

@@ -57,7 +57,7 @@ from ingestion.replication import schema
 from ingestion.replication.connections import as_utc
 from ingestion.replication.replicate import utc_now
 from ingestion.replication.tables import BY_NAME as REPLICATED_TABLES
-from orchestration.defs.warehouse.dbt_plan import DefinitionChanges, current_definitions
+from orchestration.defs.warehouse.dbt_plan import DbtPlan, DefinitionChanges, current_definitions
 
 REFRESH_TABLE = "_model_refreshes"
 DEFINITIONS_TABLE = "_model_definitions"
@@ -232,6 +232,36 @@ def record_build(
     files with the definitions, not with the mark, so a failure between the two inserts loses neither."""
     record_definitions(client, raw_database, marts_schema, definitions)
     record_refresh(client, raw_database, marts_schema, through, kpi_mart=kpi_mart, data_through=data_through)
+
+
+def record_run(
+    client,
+    raw_database: str,
+    marts_schema: str,
+    plan: DbtPlan,
+    through: dt.datetime,
+    *,
+    kpi_mart: bool = True,
+    data_through: dt.datetime | None = None,
+) -> bool:
+    """The one rule of every build path (``funnelhouse build``, Dagster's models op) after a successful
+    run of ``plan``, or a plan with nothing to run: the mark ``through`` and the definitions the plan
+    applied (:func:`record_build`) only when the run covered every change
+    (:attr:`DbtPlan.covers_all_changes`: every changed model and its downstream run, or every model).
+    A run of some models (``--select``, a Dagster run of some assets: :meth:`DbtPlan.of_some_models`)
+    records nothing, so the next build carries every change again. Whether it recorded."""
+    if not plan.covers_all_changes:
+        return False
+    record_build(
+        client,
+        raw_database,
+        marts_schema,
+        through,
+        plan.definitions.to_record(),
+        kpi_mart=kpi_mart,
+        data_through=data_through,
+    )
+    return True
 
 
 def record_kpi_refresh(
