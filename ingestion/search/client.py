@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -251,6 +251,26 @@ class SearchClient:
     def get_source(self, index: str, doc_id: str) -> dict | None:
         found = self._ignoring_404(self.raw.get, index=index, id=doc_id)
         return found["_source"] if found and found.get("found") else None
+
+    def document_ids(self, index: str, batch_size: int) -> Iterator[list[int]]:
+        """Every document's conversation id, ascending, ``batch_size`` at a time (``search_after`` on
+        the ``id`` field: no scroll context to expire, and deleting documents already passed does not
+        disturb it). Only what the last refresh made visible."""
+        after: list = []
+        while True:
+            body: dict = {
+                "size": batch_size,
+                "_source": False,
+                "sort": [{"id": "asc"}],
+                "track_total_hits": False,
+            }
+            if after:
+                body["search_after"] = after
+            hits = self.search(index, body)["hits"]["hits"]
+            if not hits:
+                return
+            yield [int(hit["sort"][0]) for hit in hits]
+            after = hits[-1]["sort"]
 
     def versions(self, index: str, doc_ids: Sequence[str]) -> dict[str, int]:
         """The version the index holds of each of these documents (those it has)."""

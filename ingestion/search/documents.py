@@ -41,6 +41,7 @@ import psycopg
 from psycopg.rows import dict_row, tuple_row
 
 from ingestion.load.readers import exact_json
+from ingestion.replication import cursor as replication_cursor
 from ingestion.replication.cursor import Bound, exact_bound_of, window_start
 from ingestion.search.redaction import redact, redact_all
 
@@ -85,6 +86,8 @@ CUSTOMER = Party(
 EMPLOYEE = Party(
     "employees", "employee_id", {"employee_code": "employee_code", "employee_department": "department"}
 )
+# The PostgreSQL tables a document is read from: the conversation and the rows it quotes.
+INDEXED_TABLES = ("conversations", CUSTOMER.table, EMPLOYEE.table)
 
 
 class DocumentRow(NamedTuple):
@@ -353,6 +356,24 @@ def deleted_rows(conn: psycopg.Connection, after: Cursor, bound: dt.datetime, li
         "ORDER BY deleted_at, id LIMIT %s",
         (after.at, after.id, bound, limit),
     ).fetchall()
+
+
+def last_truncation(
+    conn: psycopg.Connection, start: dt.datetime, bound: dt.datetime
+) -> tuple[str, dt.datetime] | None:
+    """The latest TRUNCATE of a table documents are read from, stamped in ``[start, bound)``: (table,
+    when), or None. TRUNCATE fires no row trigger, so the conversations it removes leave no tombstone,
+    only a marker (``sync_truncations``, migration 0023, read as replication reads it: a TRUNCATE of a
+    partition of conversations names ``conversations``), stamped and bounded like the tombstones."""
+    found = [
+        (at, table)
+        for table in INDEXED_TABLES
+        if (at := replication_cursor.last_truncation(conn, table, start, bound)) is not None
+    ]
+    if not found:
+        return None
+    at, table = max(found)
+    return table, at
 
 
 def _stream(

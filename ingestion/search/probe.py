@@ -3,7 +3,8 @@
 One index range lookup per followed table, no document built. Customers and employees count only
 when an attribute documents copy differs from what the index holds, so logins and score updates
 do not launch runs. It looks up to the same bound as the sync (``documents.read_bound``): a change
-that an open transaction holds back is not pending yet.
+that an open transaction holds back is not pending yet. A TRUNCATE's marker in the deletions' window
+is a pending change too (``documents.last_truncation``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 
 import psycopg
 
-from ingestion.search.documents import Cursors, exact_read_bound
+from ingestion.search.documents import Cursors, exact_read_bound, last_truncation
 from ingestion.search.related import RELATED_TABLES, stale_exists_sql
 
 
@@ -31,4 +32,5 @@ def has_changes(
         conditions.append(stale_exists_sql(related))
         params += [physical_index, *cursors.of(related.table).as_tuple(), bound]
     row = conn.execute(f"SELECT {' OR '.join(conditions)} AS pending", params).fetchone()
-    return bool(row["pending"])
+    # A TRUNCATE leaves no tombstone, only a marker, which the sync follows (``sync.apply_changes``).
+    return bool(row["pending"]) or last_truncation(conn, cursors.deletions.at, bound) is not None

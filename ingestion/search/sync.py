@@ -15,12 +15,17 @@ A crash between a bulk and the cursor save replays that batch next time, which c
 documents carry their rows' version (``external_gte``), so the same version rewrites itself and an
 older one is refused. A delete the engine refuses as older than the document it holds is not taken
 as done while the conversation is gone from PostgreSQL (``_delete``).
+A TRUNCATE (of conversations, one of its partitions, or the customers or employees documents quote)
+leaves no tombstone, only a marker (``documents.last_truncation``): one stamped in the deletions'
+window has every document whose conversation PostgreSQL no longer has deleted (``_delete_absent``),
+and the deletions cursor then passes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -132,6 +137,42 @@ def _delete(
     return outcome
 
 
+def _delete_absent(
+    conn: psycopg.Connection,
+    client: SearchClient,
+    index: str,
+    truncated_at: dt.datetime,
+    batch_size: int,
+    refresh: bool,
+    report: SyncReport,
+    physical_index: str,
+) -> BulkOutcome:
+    """Delete every document whose conversation PostgreSQL no longer has: what a TRUNCATE removed has
+    no tombstone to name it. The index's ids are read in batches and looked up in PostgreSQL; the
+    deletes carry the truncation's time as their version, so a conversation inserted again under the
+    same id since keeps its (newer) document, and ``_delete`` deals with documents that outrank it.
+    The quarantined ids are looked up too (never in the index): a delete releases them from the list,
+    as a tombstone's does. Running it again finds nothing left to delete."""
+    client.refresh(index)  # documents indexed moments ago are read too
+    version = documents.version_of(truncated_at)
+    quarantined = [entry.doc_id for entry in quarantine.listed(conn, physical_index)]
+    candidates = itertools.chain(
+        client.document_ids(index, batch_size),
+        (quarantined[start : start + batch_size] for start in range(0, len(quarantined), batch_size)),
+    )
+    total = BulkOutcome()
+    for ids in candidates:
+        present = documents.present_conversations(conn, ids)
+        conn.commit()
+        if gone := [row_id for row_id in ids if row_id not in present]:
+            tombstones = [
+                {"row_id": row_id, "deleted_at": truncated_at, "version": version} for row_id in gone
+            ]
+            total.merge(_delete(conn, client, index, tombstones, refresh, report, physical_index))
+            conn.commit()  # (the quarantine's release of these ids)
+    return total
+
+
 def _resend_conversations_of(
     conn: psycopg.Connection,
     client: SearchClient,
@@ -180,6 +221,25 @@ def apply_changes(
         report.batches += sent
         if on_progress:
             on_progress(cursors, written, deleted)
+
+    # A TRUNCATE in the deletions' window (their cursor and bound, same clock): first, so that a crash
+    # after it leaves the marker in the window of the next sync, which deletes again what is left.
+    truncated = documents.last_truncation(conn, cursors.deletions.at, bound)
+    conn.commit()
+    if truncated:
+        table, at = truncated
+        log.info(
+            "%s was truncated in PostgreSQL at %s: deleting from %s every document whose conversation "
+            "PostgreSQL no longer has (a TRUNCATE leaves no tombstones)",
+            table,
+            at.isoformat(),
+            index,
+        )
+        outcome = _delete_absent(conn, client, index, at, batch_size, refresh, report, physical_index)
+        report.deleted += outcome.succeeded
+        report.replayed += outcome.harmless
+        progress(0, outcome.succeeded, sent=bool(outcome.succeeded or outcome.harmless))
+        log.info("%s: %d document(s) of conversations gone from PostgreSQL deleted", index, outcome.succeeded)
 
     while True:
         full_batches = 0
@@ -235,6 +295,11 @@ def apply_changes(
             full_batches += len(changed) == batch_size
         if not full_batches:
             break
+    if truncated:
+        # Every tombstone stamped before the bound is applied now: the deletions cursor moves to the
+        # bound, past the marker, so the next sync does not look for absent conversations again.
+        cursors = cursors.moved("deletions", Cursor(bound, 0))
+        progress(0, 0, sent=False)
     report.cursors = cursors
     return report
 

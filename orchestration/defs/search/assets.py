@@ -15,10 +15,10 @@ from orchestration.defs.search.resources import SearchResource
 # rebuild that failed its verification (``dg.Failure(allow_retries=False)``): it would fail again.
 RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
-# The PostgreSQL tables a document is read from: the conversation and the customer and employee rows
-# it quotes (``documents.CUSTOMER`` / ``EMPLOYEE``). Their ``crm/<table>`` assets are the index's
-# parents, so the lineage shows what feeds it and what a failed ingestion leaves stale.
-INDEXED_TABLES = ("conversations", documents.CUSTOMER.table, documents.EMPLOYEE.table)
+# The PostgreSQL tables a document is read from (``documents.INDEXED_TABLES``: the conversation and the
+# customer and employee rows it quotes; the sync follows their TRUNCATEs too). Their ``crm/<table>``
+# assets are the index's parents, so the lineage shows what feeds it and what a failed ingestion leaves stale.
+INDEXED_TABLES = documents.INDEXED_TABLES
 
 
 def missing_search_engine() -> str | None:
