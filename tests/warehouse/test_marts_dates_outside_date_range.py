@@ -22,6 +22,7 @@ from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
 from tests.fixtures.warehouse import load_fixture
 
 FAR_FUTURE = dt.datetime(2160, 1, 1, 9)
+BEFORE_1970 = dt.datetime(1965, 3, 1, 9)
 # fixture_crm.sql: the earliest activity from 1970 on is customer 3's first contact, 100 days ago
 FIRST_ACTIVITY_DAYS_AGO = 100
 # New customers (fixture ids end at 4) first contacted before 1970, in a channel of their own.
@@ -71,6 +72,13 @@ def _add_rows_outside_the_date_range(dsn: str) -> None:
                 " stayed_in_group, joined_group) values (%s, %s, 3, %s, %s, true, true)",
                 (f"T{customer_id}", customer_id, contact_date, OLD_CHANNEL),
             )
+        # Before 1970 too: a confirmed deposit of customer 5 (employee 3's), in USD, whose rate
+        # (fx_rates_to_usd) must hold on that day.
+        conn.execute(
+            "insert into deposits (deposit_code, customer_id, employee_id, amount, currency, deposit_type, status,"
+            " deposited_at) values ('DEP_19650301_1', 5, 3, 700, 'USD', '首金', 'confirmed', %s)",
+            (BEFORE_1970,),
+        )
 
 
 def test_days_outside_the_date_range_keep_their_day_and_2160_is_in_no_period(
@@ -102,6 +110,10 @@ def test_days_outside_the_date_range_keep_their_day_and_2160_is_in_no_period(
     assert one(
         f"select max(sent_date), countIf(sent_date < '1971-01-01') from `{core}`.fct_conversations"
     ) == (far_day, 0)
+    # ... and one before 1970 is in dollars: the seed's USD rate holds from its first day.
+    assert one(
+        f"select deposit_date, amount_usd from `{core}`.fct_deposits where deposit_code = 'DEP_19650301_1'"
+    ) == (BEFORE_1970.date(), Decimal("700.00"))
     # a stage entered in 2160 has not been entered yet: Chen Jie has no transition
     assert one(f"select count() from `{core}`.fct_stage_transitions where customer_id = 4") == (0,)
 
