@@ -19,8 +19,9 @@ with ``_`` or ``.`` (files being written, to be renamed) are skipped silently.
 
 Exit status: 0 when every file loaded (rows rejected are reported, and are not a failure: they
 are quarantined in ``funnelhouse.ingest_rejects``); 1 when any file failed or, with no PATH, a
-pending file could not be read (it is held, named in the summary), or the connection to PostgreSQL
-was lost (the file loading then is named, rolled back whole; run the command again); 2 when a PATH
+pending file could not be read (it is held, named in the summary), or PostgreSQL ended the run (the
+connection lost, or a statement stopped: a lock timeout, a deadlock; the file loading then is named,
+rolled back whole unless its commit got through; run the command again); 2 when a PATH
 does not exist or a file named explicitly is not a landing file.
 """
 
@@ -36,6 +37,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ingestion.load.interrupted import stopped_message
 from ingestion.load.landing import LandingFile, Skipped, default_landing_url, survey
 from ingestion.load.ledger import SUPERSEDED
 from ingestion.load.loader import FileResult, describe_reasons
@@ -57,8 +59,8 @@ class _ProgressObserver(Observer):
         self.task = progress.add_task("files", total=total)
         self.rows = 0
         self.unreadable: list[LandingFile] = []  # held: not loaded, and not recorded either
-        # What a run cut short by a lost connection can still report: the files done, the one
-        # that was loading (see _connection_lost).
+        # What a run PostgreSQL cut short can still report: the files done, the one that was
+        # loading (see _stopped).
         self.finished: list[FileResult] = []
         self.current: LandingFile | None = None
 
@@ -158,9 +160,10 @@ def _run_direct(
 ) -> tuple[list[FileResult], list[LandingFile]]:
     """The results of the files loaded, and the pending candidates that could not be read.
 
-    A lost connection to PostgreSQL (the server restarted, the backend terminated, the network)
-    ends the run with exit status 1 and what is known (:func:`_connection_lost`), not a traceback;
-    ``again`` is the command to run again."""
+    A lost connection to PostgreSQL (the server restarted, the backend terminated, the network), or
+    PostgreSQL stopping a statement (a lock timeout, a deadlock, a full disk), ends the run with exit
+    status 1 and what is known (:func:`_stopped`), not a traceback; ``again`` is the command to run
+    again."""
     if not files:
         console.print(f"no landing files in {', '.join(locations)}")
         return [], []
@@ -177,37 +180,28 @@ def _run_direct(
                 chunk_bytes=chunk_bytes,
             )
     except psycopg.OperationalError as error:
-        _connection_lost(error, observer.finished if observer else [], observer and observer.current, again)
+        _stopped(error, observer.finished if observer else [], observer and observer.current, again)
         raise typer.Exit(1) from None
     return results, observer.unreadable
 
 
-def _connection_lost(
+def _stopped(
     error: psycopg.OperationalError, done: list[FileResult], loading: LandingFile | None, again: str
 ) -> None:
-    """The files done before the connection was lost, the one it cut short, and what to do.
+    """The files done before PostgreSQL ended the run, then what became of the one loading and what
+    to do (:func:`ingestion.load.interrupted.stopped_message`: a lost connection, or PostgreSQL up
+    but stopping the statement - a lock timeout, a deadlock - are told apart).
 
-    A file is one transaction (ingestion.load.loader): the one loading was rolled back whole,
-    leaving no rows, no rejects and no ledger row; the files done are committed, and running the
+    A file is one transaction (ingestion.load.loader): the one loading left no rows, no rejects and
+    no ledger row, unless its commit got through; the files done are committed, and running the
     same command again changes nothing of them (their content is recognised)."""
     if done:
         console.print(summary_table(done))
         print_notes(done)
-    lines = str(error).strip().splitlines()
-    cause = error.diag.message_primary or (lines[0] if lines else type(error).__name__)
-    what = f"was lost while loading {loading.name}" if loading else "failed"
-    console.print(
-        f"[red]failed[/] the connection to PostgreSQL {escape(what)} ({escape(cause)}). "
-        + (
-            f"{escape(loading.name)} was rolled back: nothing of it was loaded. "
-            if loading
-            else "No file was loading: nothing was left half done. "
-        )
-        + f"{len(done)} file(s) finished before"
-        + (" (above)" if done else "")
-        + f". Run the same command again once PostgreSQL is up: {escape(again)}",
-        highlight=False,
+    message = stopped_message(
+        error, loading.name if loading else None, len(done), f"run the same command again: {again}"
     )
+    console.print(f"[red]failed:[/] {escape(message)}", highlight=False)
 
 
 def _same_command(paths: list[str] | None, landing: str, chunk_bytes: int) -> str:
@@ -275,11 +269,16 @@ def materialise_via_dagster(landing: str, retry_failed: bool = True) -> bool:
     # dependants of, with no event of theirs in the result: they are named here.
     failures = [event for event in result.all_events if event.is_step_failure]
     for event in failures:
-        error = event.event_specific_data.error
+        failure = event.step_failure_data
+        error = failure.error
         # Dagster wraps what the asset raised: the cause is what says what went wrong.
         if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
             error = error.cause
-        console.print(f"[red]{event.step_key} failed[/]: {escape(error.message.strip())}", highlight=False)
+        # A dg.Failure the asset raised (PostgreSQL ended the load) says it all in its description.
+        said = failure.user_failure_data.description if failure.user_failure_data else None
+        console.print(
+            f"[red]{event.step_key} failed[/]: {escape(said or error.message.strip())}", highlight=False
+        )
     for line in not_attempted(result):
         console.print(f"[red]{line}[/]", highlight=False)
     if not attempted and not failures and not failed_files:

@@ -156,25 +156,35 @@ def test_rows_a_later_row_of_their_key_replaced_are_shown_not_silently_counted(l
     assert "crm/tags: files 1, rows_in 2, rows_loaded 2, rows_rejected 0, rows_superseded 1" in result.output
 
 
-def test_a_connection_lost_mid_load_names_the_file_rolled_back_and_what_to_do(
-    landing, pg_dsn, sql, monkeypatch
-):
-    """The backend is terminated from another connection while customers__b1.csv loads (right after
-    its ledger row is written, inside its transaction): no traceback, the employees file done before
-    is reported, the customers file is named as rolled back, and the same command is to be run again."""
+def lose_the_connection_while_loading(monkeypatch, pg_dsn: str, name: str):
+    """From now on, the backend loading the file called ``name`` is terminated from another connection right
+    after the file's ledger row is written (inside its transaction); returns the real
+    ``ledger.start``, to put back. (Also used by test_dagster.)"""
     from ingestion.load import ledger
 
     start = ledger.start
 
     def start_then_lose_the_connection(conn, file, checksum, run_id):
         file_id = start(conn, file, checksum, run_id)
-        if file.table == "customers":
+        if file.name == name:
             with psycopg.connect(pg_dsn, autocommit=True) as other:
                 pid = conn.info.backend_pid
                 assert other.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,)).fetchone() == (True,)
         return file_id
 
     monkeypatch.setattr(ledger, "start", start_then_lose_the_connection)
+    return start
+
+
+def test_a_connection_lost_mid_load_names_the_file_rolled_back_and_what_to_do(
+    landing, pg_dsn, sql, monkeypatch
+):
+    """The backend is terminated while customers__b1.csv loads: no traceback, the employees file
+    done before is reported, the customers file is named as rolled back (unless its commit had got
+    through, which a lost connection cannot tell), and the same command is to be run again."""
+    from ingestion.load import ledger
+
+    start = lose_the_connection_while_loading(monkeypatch, pg_dsn, "customers__b1.csv")
     rows.write(landing, "employees", "b1", [rows.employee(1)])
     rows.write(landing, "customers", "b1", [rows.customer(1), rows.customer(2)])
     result = CliRunner().invoke(app, ["ingest", str(landing)])
@@ -183,11 +193,12 @@ def test_a_connection_lost_mid_load_names_the_file_rolled_back_and_what_to_do(
     assert "Traceback" not in result.output
     output = " ".join(result.output.split())
     assert "employees__b1.csv │ loaded" in output  # the file done before, in the summary
-    # (PostgreSQL's own words in between: "terminating connection due to administrator command")
-    assert "the connection to PostgreSQL was lost while loading customers__b1.csv (" in output
     assert (
-        "). customers__b1.csv was rolled back: nothing of it was loaded. 1 file(s) finished before (above). "
-        f"Run the same command again once PostgreSQL is up: funnelhouse ingest {landing}"
+        "failed: The connection to PostgreSQL was lost while loading customers__b1.csv: terminating "
+        "connection due to administrator command (SQLSTATE 57P01). customers__b1.csv was rolled back, nothing of it loaded, unless its commit had "
+        "already reached PostgreSQL (then all of it loaded, and a re-run does not load it twice). "
+        "1 file(s) finished before (committed). Once PostgreSQL is up, run the same command again: "
+        f"funnelhouse ingest {landing}"
     ) in output
     assert sql("SELECT table_name, status FROM funnelhouse.ingest_files") == [("employees", "loaded")]
     assert sql("SELECT count(*) FROM customers") == [(0,)]
@@ -196,3 +207,47 @@ def test_a_connection_lost_mid_load_names_the_file_rolled_back_and_what_to_do(
     result = CliRunner().invoke(app, ["ingest", str(landing)])  # the same command again
     assert result.exit_code == 0, result.output
     assert sql("SELECT count(*) FROM customers") == [(2,)]
+
+
+def test_a_lock_timeout_is_not_told_as_a_lost_connection(landing, pg_dsn, sql, monkeypatch):
+    """PostgreSQL is up but stops the deposits file's statement (another session holds the table's
+    bulk-writer lock past lock_timeout): the message says what PostgreSQL said, with its SQLSTATE,
+    that the file was rolled back for certain, and to run again - not that the connection was lost."""
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+    rows.write(landing, "deposits", "b1", [rows.deposit(1)])
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=1s")
+    with psycopg.connect(pg_dsn) as holder:  # (a transaction, until the block ends)
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext('funnelhouse.ingest:deposits'))")
+        result = CliRunner().invoke(app, ["ingest", str(landing)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    output = " ".join(result.output.split())
+    assert "connection to PostgreSQL was lost" not in output and "once PostgreSQL is up" not in output
+    assert (
+        "failed: PostgreSQL stopped loading deposits__b1.csv: canceling statement due to lock timeout "
+        "(SQLSTATE 55P03). deposits__b1.csv was rolled back: nothing of it was loaded. "
+        f"2 file(s) finished before (committed). Run the same command again: funnelhouse ingest {landing}"
+    ) in output
+    assert "customers__b1.csv │ loaded" in output
+    assert sql("SELECT count(*) FROM deposits") == [(0,)]
+
+    result = CliRunner().invoke(app, ["ingest", str(landing)])  # the lock is free again
+    assert result.exit_code == 0, result.output
+    assert sql("SELECT count(*) FROM deposits") == [(1,)]
+
+
+def test_via_dagster_a_connection_lost_mid_load_names_the_file_and_what_to_do(landing, pg_dsn, monkeypatch):
+    """The step's failure is told in the asset's words (the file, rolled back, what to run), not as
+    psycopg's AdminShutdown; the tables it kept from running are still named."""
+    lose_the_connection_while_loading(monkeypatch, pg_dsn, "customers__b1.csv")
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+    result = CliRunner().invoke(app, ["ingest", "--via-dagster", str(landing)])
+    assert result.exit_code == 1, result.output
+    output = " ".join(result.output.split())
+    assert "AdminShutdown" not in output  # (nor in Dagster's log of the step failure)
+    assert "crm__customers failed: The connection to PostgreSQL was lost while loading " in output
+    assert "customers__b1.csv was rolled back, nothing of it loaded, unless its commit" in output
+    assert "Once PostgreSQL is up, materialise crm/customers again, or run `funnelhouse ingest " in output
+    assert "conversations: not attempted: upstream crm/customers failed" in output

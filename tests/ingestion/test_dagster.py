@@ -26,6 +26,7 @@ from orchestration.defs.ingestion.sensors import (
     warn_skipped,
 )
 from tests.ingestion import landing_rows as rows
+from tests.ingestion.test_cli import lose_the_connection_while_loading
 
 
 def sensor_context(
@@ -337,6 +338,34 @@ def test_a_broken_file_fails_the_check_and_the_files_that_loaded_are_still_repor
     assert "| employees__b1.csv | loaded | 1 | 1 |" in meta["per_file"].value
     assert "| employees__b2.csv | failed |" in meta["per_file"].value
     assert sql("SELECT employee_code FROM employees") == [("EMP_001",)]
+
+
+def test_a_connection_lost_mid_load_fails_the_step_naming_the_file_and_what_to_run(
+    landing, pg_dsn, sql, monkeypatch
+):
+    """The backend is terminated while customers__b2.csv loads: the step fails (Dagster skips the
+    dependants) with a description naming the file, that it was rolled back, and what to run again;
+    not a bare psycopg AdminShutdown."""
+    lose_the_connection_while_loading(monkeypatch, pg_dsn, "customers__b2.csv")
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+    b2 = rows.write(landing, "customers", "b2", [rows.customer(2)])
+    result = materialise(landing, "employees", "customers")
+    assert not result.success
+    failure = result.failure_data_for_node("crm__customers")
+    assert failure is not None and failure.user_failure_data is not None, failure
+    description = failure.user_failure_data.description
+    assert "The connection to PostgreSQL was lost while loading " in description
+    assert "customers__b2.csv: terminating connection due to administrator command (SQLSTATE 57P01)." in (
+        description
+    )
+    assert "customers__b2.csv was rolled back, nothing of it loaded, unless its commit" in description
+    assert "1 file(s) finished before (committed)" in description
+    assert (
+        "Once PostgreSQL is up, materialise crm/customers again, or run `funnelhouse ingest " in description
+    )
+    assert description.endswith(f"{b2.name}`")
+    assert sql("SELECT count(*) FROM customers") == [(1,)]  # b1, committed before
 
 
 @pytest.mark.parametrize("asset", CRM_ASSETS, ids=lambda a: a.key.to_user_string())

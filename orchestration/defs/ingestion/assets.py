@@ -13,19 +13,25 @@ but not the step: the loader has recorded the failure in the ledger, the files t
 reported in the materialization, and the dependent tables still load, as with ``funnelhouse
 ingest DIR`` and the landing sensor (a failed upstream file does not block; rows that need it are
 rejected as unknown references). Only an error outside the files' outcomes (PostgreSQL down, a bug)
-fails the step, and then Dagster skips the dependants.
+fails the step, and then Dagster skips the dependants. When PostgreSQL ends the load (the connection
+lost, a lock timeout ...) the step fails with a ``dg.Failure`` saying which file was loading, that it
+was rolled back, and what to run again - the words ``funnelhouse ingest`` prints
+(:mod:`ingestion.load.interrupted`) - rather than a bare psycopg traceback.
 
 (No ``from __future__ import annotations``: Dagster reads resource and config classes from
 the asset function's real annotations.)
 """
 
+import shlex
 import time
 from collections import Counter
 
 import dagster as dg
+import psycopg
 from pydantic import Field
 
 from ingestion.contracts import CONTRACTS, load_order
+from ingestion.load.interrupted import stopped_message
 from ingestion.load.landing import discover
 from ingestion.load.ledger import SUPERSEDED
 from ingestion.load.loader import FileResult, describe_reasons
@@ -72,6 +78,9 @@ class _LogObserver(Observer):
         self.clock = clock
         self.name, self.rows, self.reported_at = "", 0, 0.0
         self.unreadable: list[str] = []  # files held because they could not be read (unreadable_note)
+        # What a step PostgreSQL ends can say: the file whose transaction was open, and the files done.
+        self.loading: str | None = None
+        self.finished = 0
 
     def file_unreadable(self, file, error: OSError) -> None:
         note = unreadable_note(file, error)
@@ -80,6 +89,7 @@ class _LogObserver(Observer):
 
     def file_started(self, file, index: int, total: int) -> None:
         self.name, self.rows, self.reported_at = file.name, 0, self.clock()
+        self.loading = file.url
         size = f", {file.size / 1e6:,.1f} MB" if file.size else ""
         self.log.info(f"{file.name}: loading (file {index + 1} of {total}{size})")
 
@@ -93,6 +103,8 @@ class _LogObserver(Observer):
         self.log.info(message)
 
     def file_finished(self, result: FileResult) -> None:
+        self.loading = None
+        self.finished += 1
         self.log.info(
             f"{result.file.name}: {result.status}, {result.rows_in} in, {result.rows_loaded} loaded, "
             f"{result.rows_rejected} rejected, {result.rows_superseded} superseded, "
@@ -213,14 +225,27 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
         locations = config.paths or [landing_zone.resolved_url()]
         files = [f for f in discover(locations) if f.table == table]
         observer = _LogObserver(context.log)
-        results = ingest(
-            postgres.resolved_dsn(),
-            files,
-            only_pending=True,
-            retry_failed=config.retry_failed,
-            run_id=context.run.run_id,
-            observer=observer,
-        )
+        try:
+            results = ingest(
+                postgres.resolved_dsn(),
+                files,
+                only_pending=True,
+                retry_failed=config.retry_failed,
+                run_id=context.run.run_id,
+                observer=observer,
+            )
+        except psycopg.OperationalError as error:
+            # Still a step failure: the dependants are skipped, and a retry policy would still apply
+            # (Failure's allow_retries defaults to True; the crm ops have none: the landing sensor
+            # requests a file its run did not load again). Told as `funnelhouse ingest` tells it, with
+            # the loading file's URL, not its name alone: the run may have been given any path. `from None`: the psycopg error's text can
+            # carry a DETAIL quoting a row, which the run's event log must not keep.
+            again = f"materialise {key.to_user_string()} again" + (
+                f", or run `funnelhouse ingest {shlex.quote(observer.loading)}`" if observer.loading else ""
+            )
+            raise dg.Failure(
+                description=stopped_message(error, observer.loading, observer.finished, again)
+            ) from None
         totals = summarise(results)
         # A file that cannot be read is held, not recorded: it fails the check as a failed file does.
         needs_a_person = totals["files_failed"] or observer.unreadable
