@@ -843,6 +843,7 @@ def _create_partitions(
     for month in sorted(_months_present(file, PARTITION_COLUMNS[file.table], chunk_bytes)):
         with conn.transaction():
             lock_table(conn, file.table)
+            lock_table(conn, "conversation_events")  # a new partition locks it too (its foreign key)
             conn.execute(f"SELECT {ensurer}(%s::date, %s::date)", (month, month))
 
 

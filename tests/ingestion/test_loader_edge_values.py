@@ -3,6 +3,7 @@ counts and error texts on the edges of the loader."""
 
 from __future__ import annotations
 
+import concurrent.futures
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingestion.contracts import CONTRACTS, Column, TableContract, decimal
-from ingestion.load.loader import catalog, describe_reasons
+from ingestion.load.loader import MergePlan, catalog, describe_reasons
 from ingestion.load.validate import ChunkValidator, DbColumn
+from ingestion.schema import migrate
+from tests.fixtures.postgres import wait_for_count
 from tests.ingestion import landing_rows as rows
 
 
@@ -568,6 +571,50 @@ def test_a_load_that_creates_a_partition_does_not_lock_out_readers(parents, run_
     assert (result.status, result.rows_loaded, reads) == ("loaded", 1, [0])
 
 
+def test_a_load_that_creates_a_partition_waits_for_a_load_of_events_holding_no_lock_on_conversations(
+    parents, run_ingest, pg_dsn
+):
+    """A new partition of conversations also locks conversation_events (its foreign key into
+    conversations), which waits for a load writing events. The loader waits for that load's lock
+    first: taking conversations' ACCESS EXCLUSIVE and then waiting for conversation_events, it kept
+    every reader of conversations waiting for the whole events load."""
+    from ingestion.schema.locks import lock_table
+
+    first = run_ingest(rows.write(parents, "conversations", "c1", [rows.conversation(1)]))
+    assert [r.status for r in first.values()] == ["loaded"]
+    waiting = (
+        "SELECT locktype FROM pg_locks WHERE NOT granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    new_month = rows.write(
+        parents, "conversations", "c2", [rows.conversation(2, sent_at="2032-03-03 10:00:00")]
+    )
+    with psycopg.connect(pg_dsn) as events_load, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # A load of conversation_events in progress: its lock, an event written, transaction open.
+        lock_table(events_load, "conversation_events")
+        events_load.execute(
+            """INSERT INTO conversation_events (source_key, conversation_id, conversation_sent_at,
+                                                customer_id, employee_id, event_type)
+               SELECT 'EVT_loading', v.id, v.sent_at, v.customer_id, v.employee_id, '意向信号'
+               FROM conversations v WHERE v.source_message_id = 'MSG_000001'"""
+        )
+        loading = pool.submit(run_ingest, new_month)
+        try:
+            with psycopg.connect(pg_dsn, autocommit=True) as reader:
+                wait_for_count(reader, f"SELECT count(*) FROM ({waiting}) w", "the loader waiting", 30)
+                waited_for = reader.execute(waiting).fetchall()
+                reader.execute("SET statement_timeout = '2s'")
+                try:
+                    read = reader.execute("SELECT count(*) FROM conversations").fetchone()[0]
+                except psycopg.errors.QueryCanceled:
+                    read = "blocked behind the loader"
+        finally:
+            events_load.commit()  # the events load ends
+        result = loading.result(timeout=120)[new_month.name]
+    assert (waited_for, read) == ([("advisory",)], 1)
+    assert (result.status, result.rows_loaded) == ("loaded", 1)
+
+
 @pytest.mark.parametrize("chunk_bytes", [100, 8 * 1024 * 1024], ids=["row-per-chunk", "one-chunk"])
 def test_a_message_repeated_with_another_sent_at_keeps_its_first_wherever_chunks_end(
     parents, run_ingest, sql, chunk_bytes
@@ -731,3 +778,55 @@ def test_an_empty_value_is_quarantined_as_given_not_as_its_default(parents, run_
     assert {c: raw[c] for c in _BOFU_DEFAULTED if c != "deposit_count"} == dict.fromkeys(
         set(_BOFU_DEFAULTED) - {"deposit_count"}
     )
+
+
+def _apply_migration(dsn: str, prefix: str) -> None:
+    """Run migration ``prefix`` (its SQL, again: the test database is migrated already) as
+    migrate.apply runs it: search_path public, one transaction."""
+    [migration] = [m for m in migrate.available() if m.version.startswith(prefix)]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET search_path TO public")
+        with conn.transaction():
+            conn.execute(migration.sql)
+
+
+def test_nulls_stored_before_empty_values_took_the_default_become_the_default(
+    parents, run_ingest, sql, pg_dsn
+):
+    """The loader before 4b7b825 stored an empty is_vip, deposit_count ... as NULL. Those rows kept
+    it: ``is_vip = false`` missed them, and a late (older batch) file re-sending the row unchanged
+    was quarantined as a change (stored NULL, given the DEFAULT). Migration 0025 sets them to the
+    DEFAULT, exactly in the columns where the loader now stores one; then the late file loads."""
+    with psycopg.connect(pg_dsn) as conn:
+        plan = MergePlan(CONTRACTS["funnel_bofu"], catalog(conn, "funnel_bofu"), [])
+    assert set(plan.defaults) == set(_BOFU_DEFAULTED)  # the loader's rule, which the migration follows
+    newer = run_ingest(rows.write(parents, "funnel_bofu", "b2", [_funnel_row("funnel_bofu", "BOFU_2")]))
+    assert [(r.status, r.rows_loaded) for r in newer.values()] == [("loaded", 1)]
+    # BOFU_1 as the old code stored it from a row leaving every optional value empty.
+    sql(
+        f"INSERT INTO funnel_bofu (source_key, customer_id, employee_id, created_at, {', '.join(_BOFU_DEFAULTED)}) "
+        f"SELECT 'BOFU_1', c.id, e.id, '2025-01-05 10:00:00'{', NULL' * len(_BOFU_DEFAULTED)} "
+        "FROM customers c, employees e WHERE c.customer_code = 'CUST_0001' AND e.employee_code = 'EMP_001'"
+    )
+    assert sql("SELECT source_key FROM funnel_bofu WHERE NOT is_vip") == [("BOFU_2",)]
+
+    _apply_migration(pg_dsn, "0025_")
+    defaulted = f"SELECT {', '.join(_BOFU_DEFAULTED)} FROM funnel_bofu WHERE source_key = %s"
+    assert (
+        sql(defaulted, "BOFU_1")
+        == sql(defaulted, "BOFU_2")
+        == [(Decimal("0.00"),) * 3 + (0, 0, Decimal("0.00"), False)]
+    )
+    no_default = (
+        f"SELECT {', '.join(_BOFU_NO_DEFAULT)}, vip_since FROM funnel_bofu WHERE source_key = 'BOFU_1'"
+    )
+    assert sql(no_default) == [(None,) * 5]
+    # Idempotent: a second run rewrites no row (xmin unchanged), so it is a read-only scan.
+    versions = sql("SELECT source_key, xmin::text, updated_at FROM funnel_bofu ORDER BY 1")
+    _apply_migration(pg_dsn, "0025_")
+    assert sql("SELECT source_key, xmin::text, updated_at FROM funnel_bofu ORDER BY 1") == versions
+
+    late = run_ingest(rows.write(parents, "funnel_bofu", "b1", [_funnel_row("funnel_bofu", "BOFU_1")]))
+    assert [(r.status, r.rows_loaded, r.rows_rejected, r.rows_changed) for r in late.values()] == [
+        ("loaded", 1, 0, 0)
+    ]

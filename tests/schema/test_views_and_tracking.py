@@ -313,42 +313,73 @@ _LOCKS_WAITED_FOR = """SELECT locktype FROM pg_locks
                                                          WHERE datname = current_database())"""
 
 
-def test_partitions_job_waits_for_a_running_load_without_blocking_readers(conn, pg_dsn):
-    """While a load of conversations holds its transaction open, the job waits for the loader's
-    lock, where nobody queues behind it; waiting for the table's lock instead, it would stop every
-    later reader (replication, search sync, reports) for the whole load."""
-    from ingestion.schema.locks import lock_table
+def _run_job_while_loading(load, pg_dsn):
+    """Run the partitions job while ``load`` (a connection) holds a load's transaction open; once
+    the job waits for a lock, a reader arrives, and then the load commits. ``(run, locks the job
+    waited for, the reader's count of conversations or "blocked behind the job")``."""
     from orchestration.defs.operations.jobs import conversation_partitions_job
-
-    partition = _last_partition_ahead_dropped(conn)
-    # A load in progress: the loader's lock, rows written, transaction open.
-    lock_table(conn, "conversations")
-    _insert_conversation(conn, "MSG_loading", "2025-11-20 08:00:00")
 
     def reader_arriving_after_the_job() -> tuple[list, object]:
         try:
             with psycopg.connect(pg_dsn, autocommit=True) as reader:
                 wait_for_count(reader, f"SELECT count(*) FROM ({_LOCKS_WAITED_FOR}) w", "the job waiting")
                 waited_for = reader.execute(_LOCKS_WAITED_FOR).fetchall()
-                reader.execute("SET statement_timeout = '5s'")
+                reader.execute("SET statement_timeout = '2s'")  # less than the job's table-lock timeout
                 try:
                     return waited_for, reader.execute("SELECT count(*) FROM conversations").fetchone()[0]
                 except psycopg.errors.QueryCanceled:
                     return waited_for, "blocked behind the job"
         finally:
-            conn.commit()  # the load ends
+            load.commit()  # the load ends
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         reader = pool.submit(reader_arriving_after_the_job)
         ran = conversation_partitions_job.execute_in_process()
         waited_for, read = reader.result(timeout=60)
+    return ran, waited_for, read
+
+
+def test_partitions_job_waits_for_a_running_load_without_blocking_readers(conn, pg_dsn):
+    """While a load of conversations holds its transaction open, the job waits for the loader's
+    lock, where nobody queues behind it; waiting for the table's lock instead, it would stop every
+    later reader (replication, search sync, reports) for the whole load."""
+    from ingestion.schema.locks import lock_table
+
+    partition = _last_partition_ahead_dropped(conn)
+    # A load in progress: the loader's lock, rows written, transaction open.
+    lock_table(conn, "conversations")
+    _insert_conversation(conn, "MSG_loading", "2025-11-20 08:00:00")
+    ran, waited_for, read = _run_job_while_loading(conn, pg_dsn)
     # The job waited for the loader's lock; the reader ran at once (and saw no uncommitted row).
     assert (waited_for, read) == ([("advisory",)], 0)
     assert ran.success
     assert conn.execute("SELECT to_regclass(%s)::text", (f"public.{partition}",)).fetchone() == (partition,)
 
 
-@pytest.mark.parametrize("holder", ["a load", "a long query"])
+def test_partitions_job_waits_for_a_running_load_of_events_without_blocking_readers(conn, pg_dsn):
+    """A new partition of conversations also locks conversation_events (SHARE ROW EXCLUSIVE, for its
+    foreign key into conversations), which waits for a load writing events. The job waits for that
+    load's lock too, holding no lock on conversations meanwhile: it took ACCESS EXCLUSIVE on
+    conversations first, so readers queued behind it, then timed out on conversation_events."""
+    from ingestion.schema.locks import lock_table
+
+    conversation_id = _insert_conversation(conn, "MSG_talked", "2025-11-20 08:00:00")
+    partition = _last_partition_ahead_dropped(conn)  # commits the conversation
+    # A load of conversation_events in progress: its loader's lock, an event written, transaction open.
+    lock_table(conn, "conversation_events")
+    conn.execute(
+        """INSERT INTO conversation_events (source_key, conversation_id, conversation_sent_at, customer_id,
+                                            employee_id, event_type)
+           VALUES ('E_loading', %s, '2025-11-20 08:00:00', 1, 1, '反问')""",
+        (conversation_id,),
+    )
+    ran, waited_for, read = _run_job_while_loading(conn, pg_dsn)
+    assert (waited_for, read) == ([("advisory",)], 1)
+    assert ran.success
+    assert conn.execute("SELECT to_regclass(%s)::text", (f"public.{partition}",)).fetchone() == (partition,)
+
+
+@pytest.mark.parametrize("holder", ["a load", "a load of events", "a long query"])
 def test_partitions_job_that_cannot_get_its_locks_fails_saying_why(conn, pg_dsn, monkeypatch, holder):
     """After its attempts the job gives up, rolled back, and says what it waited for; the next run
     catches up (partitions are created ahead)."""
@@ -362,13 +393,19 @@ def test_partitions_job_that_cannot_get_its_locks_fails_saying_why(conn, pg_dsn,
     monkeypatch.setattr(jobs, "PARTITION_RETRY_PAUSE_SECONDS", 0.1)
     if holder == "a load":
         lock_table(conn, "conversations")
+    elif holder == "a load of events":
+        lock_table(conn, "conversation_events")
     else:
         conn.execute("SELECT count(*) FROM conversations")  # ACCESS SHARE until the transaction ends
     ran = jobs.conversation_partitions_job.execute_in_process(raise_on_error=False)
     conn.rollback()
     assert not ran.success
     failure = ran.failure_data_for_node("create_conversation_partitions_ahead").user_failure_data.description
-    waited_for = "a load of conversations" if holder == "a load" else "the lock on table conversations"
+    waited_for = {
+        "a load": "a load of conversations",
+        "a load of events": "a load of conversation_events",
+        "a long query": "the table locks a new partition takes: ACCESS EXCLUSIVE on conversations",
+    }[holder]
     assert f"gave up waiting for {waited_for}" in failure and "the next run catches up" in failure
     assert conn.execute("SELECT to_regclass(%s)", (f"public.{partition}",)).fetchone() == (None,)
 

@@ -60,12 +60,16 @@ def _copy_offsite(context: dg.OpExecutionContext, backup: backups.Backup, offsit
     return offsite_removed
 
 
-# The job waits first for the loader's lock on conversations (ingestion/schema/locks.py), then for
-# the table's ACCESS EXCLUSIVE lock. Waiting for the first blocks nobody, so it may last a load;
-# while waiting for the second, every new reader of conversations queues behind the job, so it is
-# kept short (a long report query holding the table, not a load). On a timeout the transaction
-# is rolled back and, after a pause, tried again; after the last attempt the run fails. Nothing is
-# lost then: partitions are created months ahead, and the next run (or a rerun) catches up.
+# Creating a partition of conversations takes ACCESS EXCLUSIVE on it and, for the foreign key of
+# conversation_events into it (0001, 0022), SHARE ROW EXCLUSIVE on conversation_events, which waits
+# for every transaction writing events. So the job waits first for the loader's locks on both tables
+# (ingestion/schema/locks.py), then for the table locks. Waiting for the first blocks nobody, so it
+# may last a load; while waiting for the second, every new reader of conversations queues behind
+# the job, so it is kept short (a long report query holding the table, not a load). Without the
+# events lock, the job took conversations during an events load, queued its readers, then timed out
+# on conversation_events. On a timeout the transaction is rolled back and, after a pause, tried
+# again; after the last attempt the run fails. Nothing is lost then: partitions are created months
+# ahead, and the next run (or a rerun) catches up.
 PARTITION_LOAD_LOCK_TIMEOUT = "10min"
 PARTITION_TABLE_LOCK_TIMEOUT = "5s"
 PARTITION_ATTEMPTS = 4
@@ -80,12 +84,20 @@ def create_conversation_partitions_ahead(context: dg.OpExecutionContext) -> None
         this_month = conn.execute("SELECT date_trunc('month', now() AT TIME ZONE 'UTC')::date").fetchone()[0]
         last_month = this_month + relativedelta(months=PARTITION_MONTHS_AHEAD)
         for attempt in range(1, PARTITION_ATTEMPTS + 1):
-            waiting_for = "a load of conversations to finish (the loader's lock)"
+            waiting_for = "a load of conversations to finish (the loader's lock on conversations)"
             try:
                 with conn.transaction():
                     _set_lock_timeout(conn, PARTITION_LOAD_LOCK_TIMEOUT)
                     lock_table(conn, "conversations")
-                    waiting_for = "the lock on table conversations (a long query is reading it)"
+                    waiting_for = (
+                        "a load of conversation_events to finish (the loader's lock on conversation_events)"
+                    )
+                    lock_table(conn, "conversation_events")
+                    waiting_for = (
+                        "the table locks a new partition takes: ACCESS EXCLUSIVE on conversations (a long "
+                        "query is reading it) or SHARE ROW EXCLUSIVE on conversation_events (a transaction "
+                        "outside a load is writing it)"
+                    )
                     _set_lock_timeout(conn, PARTITION_TABLE_LOCK_TIMEOUT)
                     created = conn.execute(
                         "SELECT ensure_conversation_partitions(%s, %s)", (this_month, last_month)
