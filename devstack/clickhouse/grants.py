@@ -62,8 +62,6 @@ GENERATING_FUNCTIONS = frozenset(
         "fuzzQuery",
     ]
 )
-# Table functions whose first argument is the database they read (all of it, at most).
-DATABASE_FUNCTIONS = frozenset(["merge", "mergetreeindex", "mergetreeprojection"])
 # Table engines that read another table (whose rows a reader of the table gets): the position of the
 # argument naming that table's database (followed by the table, or written 'db.table').
 FORWARDING_ENGINES = {"merge": 0, "buffer": 0, "alias": 0, "distributed": 1}
@@ -327,7 +325,7 @@ class _Check:
         name = function.lower()
         if name in GENERATING_FUNCTIONS:
             return
-        if name in DATABASE_FUNCTIONS:
+        if name in sql.DATABASE_FUNCTIONS:  # their first argument is the database they read
             if not arguments or arguments[0] is None:
                 raise self.unresolvable(function)
             # merge('tables_regexp') reads the current database

@@ -187,14 +187,15 @@ class StatementReader:
 def check_permissions(request: Request, statement: sql.Statement, is_insert: bool) -> None:
     """Refuse what this request may not run, before the engine sees it.
 
-    Only a user allowed the PostgreSQL source (replication's) reaches PostgreSQL or named collections
-    (``_check_postgres_source``), whatever its mode.
+    Whatever the user and mode: only a user allowed the PostgreSQL source (replication's) reaches
+    PostgreSQL or named collections (``_check_postgres_source``), and no user reaches host files or
+    other servers (``_check_external_sources``).
 
-    GET requests and ``readonly`` ones may only read (ClickHouse's rule). The BI user additionally may
-    not write files, kill queries or reach host files and other servers through table functions:
-    chDB's ``readonly=1`` still allows ``INTO OUTFILE`` and ``KILL``, so those are refused here.
+    GET requests and ``readonly`` ones may only read (ClickHouse's rule). chDB's ``readonly=1`` still
+    allows ``KILL``, so the BI user's is refused here.
     """
     _check_postgres_source(request.user, statement)
+    _check_external_sources(request.user, statement)
     mode = request.readonly_mode
     if not mode:
         return
@@ -205,17 +206,32 @@ def check_permissions(request: Request, statement: sql.Statement, is_insert: boo
                 164, "Cannot execute query in readonly mode. For queries over HTTP, method POST is required"
             )
         raise ClickHouseError(164, f"{request.user.name}: Cannot execute query in readonly mode")
-    if request.user.readonly:
-        if statement.writes_outfile():
-            raise ClickHouseError(
-                497, f"{request.user.name}: Not enough privileges. INTO OUTFILE is not allowed"
-            )
-        function = statement.external_function()
-        if function:
-            raise ClickHouseError(
-                497,
-                f"{request.user.name}: Not enough privileges. The function {function}() reaches outside the store",
-            )
+
+
+def _not_enough_privileges(user: User, grant: str, why: str) -> ClickHouseError:
+    return ClickHouseError(
+        497,
+        f"{user.name}: Not enough privileges. To execute this query, it's necessary to have the grant "
+        f"{grant} ({why})",
+    )
+
+
+def _check_external_sources(user: User, statement: sql.Statement) -> None:
+    """Refuse ``INTO OUTFILE`` and the functions, engines and dictionary sources reading host files or
+    reaching other servers (``sql.EXTERNAL_SOURCES``) to every user, as a real server refuses them
+    without ``READ ON FILE``, ``READ ON URL``, ``READ ON REMOTE``, ... grants: chDB runs them as this
+    server's process, so ``file()`` reads its secrets (services.json, every password) and ``url()``
+    calls this very server as another user, replication's included. Nothing here needs them: dbt, ingestion and reports
+    insert with ``INSERT ... FORMAT`` / ``VALUES``; replication needs only ``postgresql()`` (its
+    own check, ``_check_postgres_source``), which is all its ``postgres_source`` exempts."""
+    if statement.writes_outfile():
+        raise _not_enough_privileges(user, "WRITE ON FILE", "INTO OUTFILE writes a host file; no user may")
+    exempt = sql.POSTGRES_SOURCES if user.postgres_source else frozenset()
+    function = statement.called(sql.EXTERNAL_SOURCES - exempt)
+    if function:
+        raise _not_enough_privileges(
+            user, sql.source_grant(function), f"{function}() reads host files or other servers; no user may"
+        )
 
 
 def _check_postgres_source(user: User, statement: sql.Statement) -> None:
@@ -227,15 +243,14 @@ def _check_postgres_source(user: User, statement: sql.Statement) -> None:
         return
     source = statement.called(sql.POSTGRES_SOURCES)
     if source:
-        raise ClickHouseError(
-            497,
-            f"{user.name}: Not enough privileges. To execute this query, it's necessary to have the grant "
-            f"READ ON POSTGRES ({source}() reaches PostgreSQL; only the replication user may)",
+        raise _not_enough_privileges(
+            user, "READ ON POSTGRES", f"{source}() reaches PostgreSQL; only the replication user may"
         )
-    collection = statement.named_collection_use()
+    collection = statement.named_collection_use() or (
+        # a read-only user's table functions are checked by its grants (grants.py), also over system
+        statement.reads_system_by_function() if user.databases is None else None
+    )
     if collection:
-        raise ClickHouseError(
-            497,
-            f"{user.name}: Not enough privileges. To execute this query, it's necessary to have the grant "
-            f"NAMED COLLECTION ADMIN ({collection}; only the replication user may)",
+        raise _not_enough_privileges(
+            user, "NAMED COLLECTION ADMIN", f"{collection}; only the replication user may"
         )

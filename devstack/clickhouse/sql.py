@@ -100,6 +100,79 @@ COLLECTION_FUNCTIONS = (
     | POSTGRES_SOURCES
     | {"materializedmysql", "kafka", "nats", "rabbitmq", "clickhouse", "http", "cassandra"}
 )
+# What reaches outside the store: the functions above, and engines and dictionary sources that are
+# no table function. A dictionary's SOURCE(HTTP(URL ...)) fetches a URL; SOURCE(CLICKHOUSE(...))
+# reads another server, or this one's tables by strings (``TABLE 'named_collections' DB 'system'``).
+EXTERNAL_SOURCES = EXTERNAL_FUNCTIONS | {
+    "http",
+    "clickhouse",
+    "cassandra",
+    "kafka",
+    "nats",
+    "rabbitmq",
+    "materializedmysql",
+    "s3queue",
+    "azurequeue",
+    "executablepool",
+    "executable_pool",
+}
+# Table functions whose first argument is the database they read (all of it, at most; ``grants``), and
+# loop(), which reads one table named by its arguments (also as strings: ``loop('system', 't')``).
+DATABASE_FUNCTIONS = frozenset(["merge", "mergetreeindex", "mergetreeprojection"])
+TABLE_NAMING_FUNCTIONS = DATABASE_FUNCTIONS | {"loop"}
+# The grant a real server asks for an external function (its SOURCES privileges, ``READ ON <source>``),
+# by the start of the function's name, most specific first.
+_SOURCE_GRANTS = (
+    ("icebergazure", "AZURE"),
+    ("icebergh", "HDFS"),
+    ("icebergl", "FILE"),
+    ("deltalakeazure", "AZURE"),
+    ("materializedmysql", "MYSQL"),
+    ("file", "FILE"),
+    ("url", "URL"),
+    ("http", "URL"),
+    ("clickhouse", "REMOTE"),
+    ("kafka", "KAFKA"),
+    ("nats", "NATS"),
+    ("rabbitmq", "RABBITMQ"),
+    ("remote", "REMOTE"),
+    ("cluster", "REMOTE"),
+    ("azure", "AZURE"),
+    ("hdfs", "HDFS"),
+    ("mysql", "MYSQL"),
+    ("postgresql", "POSTGRES"),
+    ("mongodb", "MONGO"),
+    ("redis", "REDIS"),
+    ("sqlite", "SQLITE"),
+    ("jdbc", "JDBC"),
+    ("odbc", "ODBC"),
+    ("hive", "HIVE"),
+    ("s3", "S3"),
+    ("gcs", "S3"),
+    ("oss", "S3"),
+    ("cosn", "S3"),
+    ("deltalake", "S3"),
+    ("iceberg", "S3"),
+    ("hudi", "S3"),
+)
+
+
+def source_grant(function: str) -> str:
+    """``READ ON <source>`` for an external function; SOURCES (all of them) where no one source fits."""
+    name = function.lower()
+    return next(
+        (f"READ ON {source}" for start, source in _SOURCE_GRANTS if name.startswith(start)), "SOURCES"
+    )
+
+
+# Word pairs after which a name followed by ``(`` is a table (or dictionary) and its columns, not a
+# call; None: any word or none. Not ``DESCRIBE TABLE url(...)``, which calls the function.
+_NAMES_A_TABLE = {
+    "INTO": None,
+    "DICTIONARY": None,
+    "EXISTS": frozenset(["NOT"]),
+    "TABLE": frozenset(["INTO", "CREATE", "REPLACE", "TEMPORARY", "ATTACH"]),
+}
 
 
 class NeedMoreInput(Exception):
@@ -214,6 +287,28 @@ def unquote_identifier(token: Token) -> str:
     return token.text
 
 
+_ESCAPE_RE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)", re.S)
+_ESCAPED = {"b": "\b", "f": "\f", "r": "\r", "n": "\n", "t": "\t", "0": "\0", "a": "\a", "v": "\v"}
+
+
+def value_of(token: Token) -> str:
+    """What a name or a string literal means to ClickHouse: unquoted, its escape sequences decoded
+    (a backquoted named\\x5fcollections is named_collections); a heredoc ($$...$$) has no escapes."""
+    if token.kind == STRING and token.text.startswith("$"):
+        tag = _HEREDOC_RE.match(token.text).group(0)
+        return token.text[len(tag) : -len(tag)]
+    if token.kind not in (STRING, QUOTED_ID):
+        return token.text
+    quote = token.text[0]
+    body = token.text[1:-1].replace(quote * 2, quote)
+
+    def decode(match: re.Match) -> str:
+        escaped = match.group(1)
+        return chr(int(escaped[1:], 16)) if len(escaped) == 3 else _ESCAPED.get(escaped, escaped)
+
+    return _ESCAPE_RE.sub(decode, body)
+
+
 @dataclass
 class Statement:
     """One classified SQL statement, ready to route."""
@@ -253,22 +348,50 @@ class Statement:
         return None
 
     def _calls(self) -> Iterator[int]:
-        """The position in ``tokens`` of each called name (a word or quoted name before ``(``)."""
+        """The position in ``tokens`` of each called name (a word or quoted name before ``(``).
+
+        Not a table named so, followed by its columns: qualified (``db.url (id)``; ClickHouse has no
+        qualified functions) or after the words naming a table (``INSERT INTO url (id)``, ``CREATE
+        TABLE IF NOT EXISTS url (...)``); ``INTO FUNCTION url(...)``, ``FROM url(...)`` are calls."""
         for position, (current, following) in enumerate(zip(self.tokens, self.tokens[1:], strict=False)):
-            if following.text == "(" and current.kind in (WORD, QUOTED_ID):
+            if following.text != "(" or current.kind not in (WORD, QUOTED_ID):
+                continue
+            if not self._names_a_table(position):
                 yield position
+
+    def _names_a_table(self, position: int) -> bool:
+        previous = self.tokens[position - 1] if position else None
+        if previous is None or previous.text == ".":
+            return previous is not None
+        if previous.kind != WORD or previous.text.upper() not in _NAMES_A_TABLE:
+            return False
+        words = _NAMES_A_TABLE[previous.text.upper()]
+        return words is None or (position > 1 and self.tokens[position - 2].is_word(*words))
+
+    def arguments(self, position: int) -> list[list[Token]]:
+        """The arguments of the call whose name is at ``position`` in ``tokens``, each as its tokens."""
+        opening = self.tokens[position + 1]
+        found: list[list[Token]] = [[]]
+        for token in self.tokens[position + 2 :]:
+            if token.depth <= opening.depth:
+                break
+            if token.depth == opening.depth + 1 and token.text == ",":
+                found.append([])
+            else:
+                found[-1].append(token)
+        return [argument for argument in found if argument]
 
     def named_collection_use(self) -> str | None:
         """What of named collections the statement touches, if anything: CREATE/ALTER/DROP NAMED
-        COLLECTION, ``system.named_collections`` (also named in a string, as ``merge()`` takes it),
-        or a collection passed to a function or engine (``COLLECTION_FUNCTIONS``), which a bare name
-        as first argument is (``remote(nc, ...)``, ``SOURCE(MYSQL(NAME nc))``)."""
+        COLLECTION, the table ``system.named_collections`` (``reads_named_collections``), or a
+        collection passed to a function or engine (``COLLECTION_FUNCTIONS``), which a bare name as
+        first argument is (``remote(nc, ...)``, ``SOURCE(MYSQL(NAME nc))``)."""
         for first, second in zip(self.tokens, self.tokens[1:], strict=False):
             if first.is_word("NAMED") and second.is_word("COLLECTION", "COLLECTIONS"):
                 return "NAMED COLLECTION statements"
-        for token in self.tokens:
-            if token.kind in (WORD, QUOTED_ID, STRING) and "named_collections" in token.text.lower():
-                return "system.named_collections"
+        table = self.reads_named_collections()
+        if table:
+            return table
         for position in self._calls():
             name = unquote_identifier(self.tokens[position])
             if name.lower() not in COLLECTION_FUNCTIONS:
@@ -283,6 +406,58 @@ class Statement:
             ):
                 return f"the named collection {unquote_identifier(argument[0])} in {name}()"
         return None
+
+    def reads_named_collections(self) -> str | None:
+        """How the statement names the table ``system.named_collections`` (every collection's name and
+        keys), if it does: qualified by ``system``, or unqualified (the current database may be
+        ``system``: a session's ``USE`` is not known here) unless it is an alias being defined (``AS
+        named_collections``). A string (``where status = 'named_collections'``) is no table, nor is
+        another database's table; table functions reading it by strings: ``reads_system_by_function``."""
+        for position, token in enumerate(self.tokens):
+            if token.kind not in (WORD, QUOTED_ID) or value_of(token).lower() != "named_collections":
+                continue
+            previous = self.tokens[position - 1] if position else None
+            if previous is not None and previous.text == ".":
+                qualifier = self.tokens[position - 2] if position > 1 else None
+                if qualifier is not None and value_of(qualifier).lower() != "system":
+                    continue  # another database's table, or a column of a table's alias
+            elif previous is not None and previous.is_word("AS"):
+                continue
+            return "system.named_collections"
+        return None
+
+    def reads_system_by_function(self) -> str | None:
+        """A table function reading the ``system`` database by its arguments (``merge('system', ...)``,
+        ``loop('system', ...)``), or one whose database it cannot tell (an expression, a pattern, none:
+        ``merge('^t')`` reads the current one): such a read lists ``system.named_collections``."""
+        for position in self._calls():
+            name = unquote_identifier(self.tokens[position])
+            if name.lower() in TABLE_NAMING_FUNCTIONS and not self._reads_a_known_database(
+                name.lower(), position
+            ):
+                return f"{name}() over the system database or one it cannot tell"
+        return None
+
+    def _reads_a_known_database(self, name: str, position: int) -> bool:
+        """Whether the table function at ``position`` provably reads a database other than ``system``."""
+        arguments = self.arguments(position)
+        if name == "loop" and len(arguments) == 1:
+            [argument] = arguments
+            if len(argument) == 1 and argument[0].kind == STRING:  # 'db.table' or 'table'
+                database, dot, table = value_of(argument[0]).rpartition(".")
+                return database.lower() != "system" if dot else table.lower() != "named_collections"
+            # a name (checked above as a name), or a table function (checked as a call of its own)
+            return all(t.kind in (WORD, QUOTED_ID) or t.text == "." for t in argument) or (
+                len(argument) > 1 and argument[1].text == "(" and argument[-1].text == ")"
+            )
+        if len(arguments) < 2:  # merge('^t'): the current database
+            return False
+        database = arguments[0]
+        return (
+            len(database) == 1
+            and database[0].kind in (STRING, WORD, QUOTED_ID)
+            and value_of(database[0]).lower() != "system"
+        )
 
     def writes_outfile(self) -> bool:
         top = self.top_level()

