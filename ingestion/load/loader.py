@@ -843,8 +843,16 @@ def _create_partitions(
     for month in sorted(_months_present(file, PARTITION_COLUMNS[file.table], chunk_bytes)):
         with conn.transaction():
             lock_table(conn, file.table)
-            lock_table(conn, "conversation_events")  # a new partition locks it too (its foreign key)
-            conn.execute(f"SELECT {ensurer}(%s::date, %s::date)", (month, month))
+            # A month whose partition exists needs nothing (the ensurer would do nothing), so no
+            # wait for a load of events: only a new partition locks conversation_events too (its
+            # foreign key). Partitions are named <table>_YYYY_MM (migration 0004).
+            exists = conn.execute(
+                "SELECT to_regclass(format('public.%%I', %s || '_' || to_char(%s::date, 'YYYY_MM')))",
+                (file.table, month),
+            ).fetchone()[0]
+            if exists is None:
+                lock_table(conn, "conversation_events")
+                conn.execute(f"SELECT {ensurer}(%s::date, %s::date)", (month, month))
 
 
 def load_file(

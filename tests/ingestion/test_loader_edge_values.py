@@ -615,6 +615,23 @@ def test_a_load_that_creates_a_partition_waits_for_a_load_of_events_holding_no_l
     assert (result.status, result.rows_loaded) == ("loaded", 1)
 
 
+def test_a_load_into_existing_partitions_does_not_wait_for_a_load_of_events(parents, run_ingest, pg_dsn):
+    """Only a new partition locks conversation_events: a conversations file whose months all have
+    their partition loads while a load of events runs (it waited for the whole events load)."""
+    from ingestion.schema.locks import lock_table
+
+    first = run_ingest(rows.write(parents, "conversations", "c1", [rows.conversation(1)]))
+    assert [r.status for r in first.values()] == ["loaded"]
+    same_month = rows.write(parents, "conversations", "c2", [rows.conversation(2)])
+    with psycopg.connect(pg_dsn) as events_load, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        lock_table(events_load, "conversation_events")  # a load of events in progress
+        try:
+            result = pool.submit(run_ingest, same_month).result(timeout=60)[same_month.name]
+        finally:
+            events_load.commit()
+    assert (result.status, result.rows_loaded) == ("loaded", 1)
+
+
 @pytest.mark.parametrize("chunk_bytes", [100, 8 * 1024 * 1024], ids=["row-per-chunk", "one-chunk"])
 def test_a_message_repeated_with_another_sent_at_keeps_its_first_wherever_chunks_end(
     parents, run_ingest, sql, chunk_bytes
