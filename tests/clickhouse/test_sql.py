@@ -61,6 +61,59 @@ def test_output_format_and_external_functions():
     assert sql.classify("SET a = 1, `b` = 'x,y'").set_names() == ["a", "b"]
 
 
+def test_projections_indexes_and_local_sources_are_no_external_calls():
+    """A projection or index named like a function is no call of it; a dictionary's CLICKHOUSE source
+    without HOST/PORT/USER/PASSWORD reads this server's tables, unless it names the system database."""
+    reaches_out = sql.EXTERNAL_SOURCES
+    for not_a_call in [
+        "ALTER TABLE t ADD PROJECTION file (SELECT * ORDER BY file)",
+        "ALTER TABLE t ADD PROJECTION IF NOT EXISTS url (SELECT url ORDER BY url)",
+        "CREATE TABLE t (id UInt64, file String, PROJECTION file (SELECT * ORDER BY file)) ENGINE = Memory",
+        "ALTER TABLE t ADD INDEX url (url) TYPE bloom_filter",
+        "ALTER TABLE t ADD INDEX IF NOT EXISTS url (url) TYPE bloom_filter",
+        "CREATE TABLE t (url String, INDEX url (url) TYPE bloom_filter) ENGINE = MergeTree ORDER BY url",
+        "INSERT INTO t SELECT * FROM input('id UInt64') FORMAT CSV",
+        "CREATE DICTIONARY d (id UInt64) PRIMARY KEY id SOURCE(CLICKHOUSE(TABLE 'pages' DB 'marts'))"
+        " LAYOUT(FLAT()) LIFETIME(0)",
+        "CREATE DICTIONARY d (id UInt64) PRIMARY KEY id SOURCE(CLICKHOUSE(DB 'marts'"
+        ' QUERY "select id from marts.pages")) LAYOUT(FLAT()) LIFETIME(0)',
+    ]:
+        assert sql.classify(not_a_call).called(reaches_out) is None, not_a_call
+    for source in [
+        "HOST 'db.example' TABLE 'pages'",
+        "user 'default' password 'x' db 'marts' table 'pages'",
+        "TABLE 'named_collections' DB 'system'",
+        "TABLE 'tables' DB 'system'",
+        "QUERY 'select * from system.tables'",
+        "QUERY 'select * from url(''http://x'', TSV, ''a String'')'",
+        "QUERY 'select * from merge(REGEXP(''^sys''), ''^named'')'",
+    ]:
+        statement = (
+            f"CREATE DICTIONARY d (id UInt64) PRIMARY KEY id SOURCE(CLICKHOUSE({source})) LAYOUT(FLAT())"
+        )
+        assert sql.classify(statement).called(reaches_out) == "CLICKHOUSE", source
+    # file() after a projection's or index's name is still a call
+    assert sql.classify("SELECT * FROM file('x') AS t").called(reaches_out) == "file"
+
+
+def test_table_functions_over_the_current_database():
+    """currentDatabase() and merge()'s one argument read the request's current database: refused
+    only over system or where it is not known."""
+    for text in [
+        "SELECT * FROM merge(currentDatabase(), '^mart_')",
+        "SELECT * FROM merge('^mart_')",
+        "CREATE TABLE m (id UInt64) ENGINE = Merge(currentDatabase(), '^mart_')",
+        "SELECT * FROM mergeTreeIndex(currentDatabase(), 'events')",
+    ]:
+        statement = sql.classify(text)
+        assert statement.reads_system_by_function("marts") is None, text
+        assert statement.reads_system_by_function("system"), text
+        assert statement.reads_system_by_function(None), text
+    assert sql.classify("SELECT * FROM merge(currentDatabase() || 'x', 't')").reads_system_by_function(
+        "marts"
+    )
+
+
 def test_secrets_are_masked_in_logged_query_text():
     from devstack.clickhouse.sql import loggable
 
