@@ -20,7 +20,9 @@ Two limits of ``PR_SET_PDEATHSIG``:
 * it reaches the child only, not processes the child starts in turn (dbt runs its models in threads
   of its own process, so for dbt the child is all there is).
 
-Dagster's dbt is started by dagster-dbt (``DbtCliResource.cli``), not through here.
+Dagster's dbt is started by dagster-dbt (``DbtCliResource.cli``, a plain Popen), not through here:
+its executable is ``funnelhouse-bound-dbt`` (bound_dbt.py), which binds itself (``bind_to_parent``)
+and then execs dbt, the same process with the same request.
 """
 
 from __future__ import annotations
@@ -54,13 +56,22 @@ def _linux_prctl() -> Callable[..., int] | None:
 _PRCTL = _linux_prctl()
 
 
-def _dies_with(parent_pid: int) -> None:
-    """(In the child, before exec.) SIGKILL when the parent dies. A parent that died before this ran
-    (between the fork and here) sends nothing: the child is already reparented, so it ends at once."""
+def bind_to_parent(parent_pid: int) -> bool:
+    """Have the kernel SIGKILL this process when its parent, ``parent_pid``, ends (the parent's thread
+    that started it: see above); kept across an exec. False when the parent is gone already: one that
+    died before the request sends nothing (this process is reparented), so the caller must end at once.
+    Raises OSError if the kernel refuses (a child is not to run unbound). Off Linux: True, nothing done."""
+    if _PRCTL is None:
+        return True
     if _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        # Not run unbound: Popen raises SubprocessError in the parent.
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent_pid:
+    return os.getppid() == parent_pid
+
+
+def _dies_with(parent_pid: int) -> None:
+    """(In the child, between fork and exec.) ``bind_to_parent``; an OSError there makes Popen raise
+    SubprocessError in the parent."""
+    if not bind_to_parent(parent_pid):
         os._exit(127)
 
 

@@ -6,6 +6,7 @@ to the warehouse without the writer lock (orchestration/processes.py). Real proc
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,6 +51,14 @@ build.dbt_executable = lambda: sys.executable
 with build.dbt_in_background(["-c", CHILD], env=dict(os.environ)):
     time.sleep(300)
 """,
+    # Dagster's dbt steps: the warehouse's dbt resource (its executable, run from a folder whose dbt is
+    # the stand-in) and dagster-dbt's own Popen of it, as a step streams a dbt command's events
+    "dagster-dbt": """
+from pathlib import Path
+from tests.test_processes import dbt_resource_beside_a_stand_in
+folder = Path(os.environ["CHILD_PID_FILE"]).parent
+dbt_resource_beside_a_stand_in(folder / "bin").cli(["build"], target_path=folder / "target").wait()
+""",
 }
 
 
@@ -69,6 +78,8 @@ def test_child_dies_with_a_parent_killed_outright(how, tmp_path):
     try:
         child_pid = _pid_written_to(pid_file, parent, parent_log)
         assert _running(child_pid)
+        # The parent's own child (a launcher execs dbt): what the parent signals is dbt itself.
+        assert _parent_of(child_pid) == parent.pid
         parent.kill()  # SIGKILL: nothing in the parent runs any more
         parent.wait(timeout=10)
         assert _wait_gone(child_pid, 2), f"the child (pid {child_pid}) outlived its SIGKILLed parent"
@@ -89,3 +100,56 @@ def _pid_written_to(path: Path, parent: subprocess.Popen, parent_log: Path) -> i
             break
         time.sleep(0.05)
     raise AssertionError(f"the child never started; its parent said: {parent_log.read_text()}")
+
+
+def dbt_resource_beside_a_stand_in(folder: Path):
+    """The warehouse's dbt resource (dbt_resource(): Dagster's dbt steps), its executable installed in
+    ``folder`` beside a stand-in dbt that answers ``--version`` as dbt does and otherwise runs _CHILD.
+    (Were the executable dbt itself, unbound as it once was, the stand-in would replace it.)"""
+    from orchestration.defs.warehouse.resources import dbt_resource
+
+    resource = dbt_resource()
+    folder.mkdir()
+    executable = shutil.copy(resource.dbt_executable, folder)
+    stand_in = folder / "dbt"
+    stand_in.write_text(
+        f"#!{sys.executable}\nimport sys\n"
+        "if sys.argv[1:] == ['--version']:\n    print('Core:\\n  - installed: 1.11.16')\n    sys.exit()\n"
+        f"{_CHILD}\n"
+    )
+    stand_in.chmod(0o755)
+    return type(resource)(
+        project_dir=resource.project_dir,
+        profiles_dir=resource.profiles_dir,
+        target=resource.target,
+        dbt_executable=executable,
+    )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_dagster_dbt_not_run_once_its_step_process_is_gone(tmp_path):
+    """A step process killed while its dbt launcher was still starting: the launcher, reparented, is
+    bound to no step, and must not start dbt (the pid of a process that ended stands for the step's)."""
+    from orchestration import bound_dbt
+
+    executable = dbt_resource_beside_a_stand_in(tmp_path / "bin").dbt_executable
+    pid_file = tmp_path / "child.pid"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    launched = subprocess.run(
+        [executable, "build"],
+        env={
+            **os.environ,
+            "CHILD_PID_FILE": str(pid_file),
+            bound_dbt.PARENT_PID_VARIABLE: ended.stdout.decode().strip(),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert launched.returncode == 127, launched.stdout + launched.stderr
+    assert "ended before dbt started" in launched.stderr
+    assert not pid_file.exists()
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

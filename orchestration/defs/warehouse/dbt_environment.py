@@ -21,7 +21,7 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 
 from devstack import state
-from orchestration import environment
+from orchestration import bound_dbt, environment
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROFILES_DIR = REPO_ROOT / "dbt_project"
@@ -59,8 +59,9 @@ _OLD_DAGSTER_RUN_NAME = re.compile(
 
 
 def dbt_executable() -> str:
-    beside_python = Path(sys.executable).parent / "dbt"
-    return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
+    """dbt itself: the one installed beside this Python, else the one on PATH. (Dagster's dbt steps run
+    it through funnelhouse-bound-dbt, which looks beside itself first.)"""
+    return bound_dbt.find_dbt(Path(sys.executable).parent)
 
 
 def dbt_target() -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
+from orchestration import bound_dbt
 from orchestration.defs.warehouse.dbt_environment import (
     MANIFEST,
     PROFILES_DIR,
@@ -45,11 +46,23 @@ with scoped_environment(dbt_env() if os.environ.get("FUNNELHOUSE_CLICKHOUSE_URL"
     dbt_project.prepare_if_dev()
 
 
+class BoundDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource, each dbt command bound to the process that starts it: its executable is
+    funnelhouse-bound-dbt (orchestration/bound_dbt.py), told this process's pid. (dagster-dbt starts dbt
+    from the thread calling ``cli``, the step's, which ends with the step, not before dbt: the thread
+    PR_SET_PDEATHSIG follows, see orchestration/processes.py.)"""
+
+    def cli(self, args, **kwargs):
+        # DbtCliResource.cli takes no environment: its dbt process inherits this process's.
+        with scoped_environment(bound_dbt.parent_environment()):
+            return super().cli(args, **kwargs)
+
+
 def dbt_resource() -> DbtCliResource:
-    # The venv's dbt by path: the code location may run without the venv's bin on PATH.
-    return DbtCliResource(
+    # The launcher by path, as it finds dbt: the code location may run without the venv's bin on PATH.
+    return BoundDbtCliResource(
         project_dir=dbt_project,
         profiles_dir=str(PROFILES_DIR),
         target=dbt_target(),
-        dbt_executable=dbt_executable(),
+        dbt_executable=bound_dbt.executable(),
     )

@@ -1,0 +1,81 @@
+"""``funnelhouse-bound-dbt``: the dbt executable of Dagster's dbt steps, dbt bound to the step process.
+
+dagster-dbt (``DbtCliResource.cli``) starts its ``dbt_executable`` with a plain Popen: dbt would
+outlive a step process killed outright (SIGKILL, the OOM killer) and go on writing to the warehouse
+without the writer lock, beside the next run (see processes.py). The resource's executable is this
+launcher instead (resources.py). It asks the kernel to kill it when its parent ends
+(``processes.bind_to_parent``) and then execs dbt with its arguments: the same process, so the
+request holds for dbt and dagster-dbt's signals (a cancelled step) reach dbt itself.
+
+The parent a Dagster step's launcher is bound to is the process that set PARENT_PID_VARIABLE (the
+resource, around each dbt command): a step process killed while the launcher's Python was still
+starting leaves it reparented, and only the pid it was given tells it so (then it ends without
+running dbt). Run by hand, without the variable, its parent is whichever process it finds itself the
+child of when it starts.
+
+Kept to the standard library and processes.py: every Dagster dbt command starts one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from orchestration import processes
+
+NAME = "funnelhouse-bound-dbt"  # the console script (pyproject.toml)
+PARENT_PID_VARIABLE = "FUNNELHOUSE_BOUND_DBT_PARENT_PID"
+
+
+def find_dbt(*folders: Path) -> str:
+    """The dbt installed in the first of ``folders`` holding one, else the one on PATH (else "dbt", which
+    running says is missing)."""
+    for folder in folders:
+        if (folder / "dbt").exists():
+            return str(folder / "dbt")
+    return shutil.which("dbt") or "dbt"
+
+
+def executable() -> str:
+    """This launcher's path: installed beside this Python (the venv's bin, whether or not on PATH), else
+    on PATH. Raises if neither, as a project installed before the launcher existed lacks it."""
+    beside_python = Path(sys.executable).parent / NAME
+    found = str(beside_python) if beside_python.exists() else shutil.which(NAME)
+    if not found:
+        raise RuntimeError(
+            f"{NAME}, the dbt of Dagster's dbt steps, is installed neither beside {sys.executable} nor"
+            " on PATH: install the project again (`make venv`, or `pip install -e .`)"
+        )
+    return found
+
+
+def parent_environment() -> dict[str, str]:
+    """What a process sets in the environment of the launchers it starts itself (PARENT_PID_VARIABLE)."""
+    return {PARENT_PID_VARIABLE: str(os.getpid())}
+
+
+def main() -> None:
+    # The variable is for this launcher alone, not for dbt's environment (os.environ is what execv passes).
+    given = os.environ.pop(PARENT_PID_VARIABLE, "")
+    parent = int(given) if given.isdigit() else os.getppid()
+    try:
+        bound = processes.bind_to_parent(parent)
+    except OSError as error:
+        _not_run(f"cannot have it end with its parent: {error}")
+    if not bound:
+        _not_run(f"its parent (pid {parent}) ended before dbt started")
+    # dbt of the same installation: beside this script (both console scripts of one environment), else
+    # beside its Python, else on PATH.
+    dbt = find_dbt(Path(os.path.abspath(sys.argv[0])).parent, Path(sys.executable).parent)
+    try:
+        os.execv(dbt, [dbt, *sys.argv[1:]])
+    except OSError as error:
+        _not_run(f"cannot run {dbt}: {error}")
+
+
+def _not_run(why: str) -> NoReturn:
+    print(f"{NAME}: dbt not run: {why}", file=sys.stderr)
+    sys.exit(127)  # as a shell says a command could not run
