@@ -8,21 +8,27 @@ chain. A server that cannot take an incremental backup (PostgreSQL 14-16, or WAL
 a full one instead, with a warning: the 6-hour rule is still met, only with bigger backups. A
 logical dump would be simpler but has no incremental form. Each backup is written to a temporary
 folder and renamed into place only when complete, so a crash never leaves a backup that looks
-finished. The off-site copy goes to any fsspec URL (``FUNNELHOUSE_BACKUP_OFFSITE_URL``: s3://,
-oss:// via s3 compatibility, a mounted folder ...; the protocol's fsspec package, e.g. s3fs, must be
-installed, which ``check_offsite`` verifies before each use of the store): one ``<name>.tar.gz`` per
-backup with a ``<name>.json`` beside it, written last, so an archive without its JSON is an
-interrupted upload. The off-site copy keeps whole chains (an incremental archive is useless without
-the ones it builds on) and follows the same 30-day retention as the local folder.
+finished; pg_basebackup dies with the process running the backup, and the next run removes a
+temporary folder whose run is gone (``clear_stale_partials``). The off-site copy goes to any fsspec
+URL (``FUNNELHOUSE_BACKUP_OFFSITE_URL``: s3://, oss:// via s3 compatibility, a mounted folder ...;
+the protocol's fsspec package, e.g. s3fs, must be installed, which ``check_offsite`` verifies before
+each use of the store): one ``<name>.tar.gz`` per backup with a ``<name>.json`` beside it, written
+last, so an archive without its JSON is an interrupted upload. The off-site copy keeps whole chains
+(an incremental archive is useless without the ones it builds on) and follows the same 30-day
+retention as the local folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +38,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from devstack.postgres import binary
+
+# Plain Python (no Dagster), shared with the dbt runs; ingestion already reads orchestration.environment.
+from orchestration.processes import start_bound
 
 RETENTION_DAYS = 30
 _STAMP = "%Y%m%dT%H%M%SZ"
@@ -83,8 +92,12 @@ def _connection_args(dsn: str) -> tuple[list[str], dict[str, str]]:
 
 
 def list_backups(backup_root: Path) -> list[Backup]:
+    """The finished backups, oldest first. A ``.<name>.partial`` folder is never one, even with its
+    JSON already written (a run killed just before the rename): pathlib's ``*`` matches dot names."""
     backups = []
     for meta_file in sorted(backup_root.glob("*/funnelhouse_backup.json")):
+        if meta_file.parent.name.startswith("."):
+            continue
         meta = json.loads(meta_file.read_text())
         backups.append(
             Backup(meta_file.parent, meta["kind"], datetime.fromisoformat(meta["taken_at"]), meta["parent"])
@@ -107,6 +120,127 @@ def incremental_unsupported(dsn: str) -> str | None:
     return None
 
 
+def _partial_paths(backup_root: Path, name: str) -> tuple[Path, Path]:
+    """The temporary folder a backup is written to and the lock file that says its run is alive."""
+    partial = backup_root / f".{name}.partial"
+    return partial, partial.with_name(f"{partial.name}.lock")
+
+
+def _try_lock(path: Path) -> int | None:
+    """A descriptor of ``path`` (created if missing) holding its exclusive ``flock``, or None when
+    another process holds it. The kernel drops the lock when the last process holding the descriptor
+    ends, however it ends (kill -9, the OOM killer)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        # The holder deletes the file before it lets go (_unlock): a descriptor opened just before
+        # that holds a lock on a file nobody else can see any more, so open the file again.
+        try:
+            if os.path.samestat(os.stat(path), os.fstat(fd)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _unlock(path: Path, fd: int) -> None:
+    """Delete the lock file while still holding it, then let go (see ``_try_lock``)."""
+    path.unlink(missing_ok=True)
+    os.close(fd)
+
+
+def clear_stale_partials(backup_root: Path, log: logging.Logger = _log) -> list[str]:
+    """Remove the ``.partial`` folders of backup runs that are no longer alive; the names removed.
+
+    Alive is decided by a lock, not a pid file: ``take_backup`` holds an exclusive ``flock`` on
+    ``.<name>.partial.lock`` from before pg_basebackup starts until the backup is renamed into place,
+    and pg_basebackup inherits the descriptor, so the lock lasts while any process of the run (the
+    Python one, pg_basebackup, its WAL-streaming child) lives, and ends with the last of them however
+    they end. A pid file could name a pid reused since, and says nothing of the children. A partial
+    whose lock is held is left alone; one without a lock file (from a version before the lock) is
+    stale like any other."""
+    names = {lock.name.removesuffix(".lock") for lock in backup_root.glob(".*.partial.lock")}
+    names |= {partial.name for partial in backup_root.glob(".*.partial") if partial.is_dir()}
+    cleared = []
+    for name in sorted(names):
+        partial, lock = backup_root / name, backup_root / f"{name}.lock"
+        fd = _try_lock(lock)
+        if fd is None:
+            log.info(f"{partial} left alone: the backup run writing it is still running")
+            continue
+        try:
+            if partial.exists():
+                shutil.rmtree(partial)
+                log.warning(
+                    f"removed {partial}: an unfinished backup left by a run that ended before it "
+                    "completed (killed or crashed); it was never a usable backup"
+                )
+                cleared.append(name)
+        finally:
+            _unlock(lock, fd)
+    return cleared
+
+
+# The watchdog beside pg_basebackup (``_run_bound``): it reads pg_basebackup's process group, then
+# waits for the backup run to write "done"; its input ending without that means the run died.
+_WATCHDOG = """
+import os, signal, sys
+group = sys.stdin.readline()
+if group and sys.stdin.read() != "done":
+    try:
+        os.killpg(int(group), signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+"""
+
+
+def _run_bound(command: list[str], env: dict[str, str], lock_fd: int) -> subprocess.CompletedProcess:
+    """Run pg_basebackup so that none of its processes outlives the backup run, however the run ends,
+    instead of writing on into an orphaned ``.partial``. pg_basebackup inherits the run's lock
+    (``clear_stale_partials``).
+
+    ``start_bound`` has the kernel kill pg_basebackup with the run, but not the child it forks to
+    stream WAL (``--wal-method=stream``): the death signal is not inherited across fork, and that
+    child stops only when pg_basebackup sends it the end position, so it would stream on, holding a
+    replication slot (the server keeps WAL for it) until the server stops. So pg_basebackup gets a
+    process group of its own, and a watchdog in a session of its own (out of reach of signals sent to
+    the run's group) kills that group when the run's end of its input closes without "done". An
+    exception here (an interrupted Dagster step) kills the group directly."""
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        process = start_bound(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=(lock_fd,),
+            process_group=0,
+        )
+        try:
+            watchdog.stdin.write(f"{process.pid}\n")
+            watchdog.stdin.flush()
+            stdout, stderr = process.communicate()
+        except BaseException:
+            if process.returncode is None:  # not reaped: the group id cannot have been reused
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+        with contextlib.suppress(BrokenPipeError):
+            watchdog.stdin.write("done")
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            watchdog.stdin.close()
+        watchdog.wait()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
 def take_backup(
     dsn: str, backup_root: Path, kind: str, now: datetime | None = None, log: logging.Logger = _log
 ) -> Backup:
@@ -118,6 +252,7 @@ def take_backup(
         raise ValueError(f"backup kind must be full or incremental, not {kind!r}")
     backup_root.mkdir(parents=True, exist_ok=True)
     now = now or datetime.now(UTC)
+    clear_stale_partials(backup_root, log)
     previous = list_backups(backup_root)
     parent = previous[-1] if (kind == "incremental" and previous) else None
     if parent and (reason := incremental_unsupported(dsn)):
@@ -126,8 +261,20 @@ def take_backup(
     kind = "incremental" if parent else "full"
     name = f"{now.strftime(_STAMP)}-{kind}"
     final = backup_root / name
-    partial = backup_root / f".{name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
+    partial, lock = _partial_paths(backup_root, name)
+    lock_fd = _try_lock(lock)
+    if lock_fd is None:
+        raise RuntimeError(f"a backup named {name} is already being taken by another run (it holds {lock})")
+    try:
+        return _write_backup(dsn, Backup(final, kind, now, parent.name if parent else None), partial, lock_fd)
+    finally:
+        _unlock(lock, lock_fd)
+
+
+def _write_backup(dsn: str, backup: Backup, partial: Path, lock_fd: int) -> Backup:
+    """pg_basebackup into ``partial``, renamed to ``backup.path`` once complete; on any failure the
+    partial is removed (the caller holds ``lock_fd``, the lock that says this run owns it)."""
+    shutil.rmtree(partial, ignore_errors=True)  # ours by the lock: left by a dead run of the same name
     connection, env = _connection_args(dsn)
     command = [
         str(binary("pg_basebackup")),
@@ -138,15 +285,17 @@ def take_backup(
         "--wal-method=stream",
         "--no-password",
     ]
-    if parent:
-        command.append(f"--incremental={parent.path / 'backup_manifest'}")
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+    if backup.parent:
+        command.append(f"--incremental={backup.path.parent / backup.parent / 'backup_manifest'}")
+    try:
+        result = _run_bound(command, env, lock_fd)
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed: {result.stderr.strip()}")
+        (partial / "funnelhouse_backup.json").write_text(json.dumps(backup.meta()))
+        partial.rename(backup.path)
+    except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
-        raise RuntimeError(f"pg_basebackup failed: {result.stderr.strip()}")
-    backup = Backup(final, kind, now, parent.name if parent else None)
-    (partial / "funnelhouse_backup.json").write_text(json.dumps(backup.meta()))
-    partial.rename(final)
+        raise
     return backup
 
 

@@ -6,11 +6,16 @@ the session's shared server holds every other test's data."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -19,6 +24,8 @@ from psycopg import sql
 
 from devstack import postgres
 from ingestion.maintenance import backups
+from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
+from tests.warehouse.test_run_dbt_signals import _running
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +68,6 @@ def test_full_then_incremental_backup_restores_the_latest_state(pg_server, servi
 
 def pg_server_home(pg_server):
     """The state home the session server runs in (its secrets are copied to the restored one)."""
-    from pathlib import Path
-
     return Path(pg_server["data"]).parents[1]
 
 
@@ -299,3 +304,155 @@ def test_backup_with_a_keyword_value_dsn(pg_server, tmp_path):
     assert not keyword_dsn.startswith("postgresql://")
     backup = backups.take_backup(keyword_dsn, tmp_path, "full")
     assert (backup.path / "backup_manifest").exists()
+
+
+# A backup run killed outright (kill -9 of the process running it, the OOM killer). pg_basebackup is
+# slowed by its own --max-rate (a wrapper that execs it, so it keeps the pid and the death signal)
+# to stay mid-backup for minutes: the test cluster alone would be copied in a second.
+_RUN = """
+import os, sys
+from datetime import datetime
+from pathlib import Path
+from devstack import postgres
+from ingestion.maintenance import backups
+
+slow, root, now = sys.argv[1:]
+backups.binary = lambda name: Path(slow) if name == "pg_basebackup" else postgres.binary(name)
+backups.take_backup(os.environ["BACKUP_DSN"], Path(root), "full", now=datetime.fromisoformat(now))
+"""
+
+
+def _start_backup_run(dsn: str, root, tmp_path, now: datetime) -> subprocess.Popen:
+    """A process running ``take_backup``, returned once pg_basebackup and the child it forks to
+    stream WAL both write into the run's ``.partial``."""
+    slow = tmp_path / "slow-backup.sh"
+    slow.write_text(f'#!/bin/sh\nexec {postgres.binary("pg_basebackup")} "$@" --max-rate=32k\n')
+    slow.chmod(0o755)
+    run = subprocess.Popen(
+        [sys.executable, "-c", _RUN, str(slow), str(root), now.isoformat()],
+        cwd=REPO_ROOT,
+        env={**os.environ, "BACKUP_DSN": dsn},  # its password kept out of the process list
+    )
+    deadline = time.monotonic() + 60
+    while len(_basebackups_writing(root)) < 2:
+        assert run.poll() is None, f"the backup run ended early ({run.returncode})"
+        assert time.monotonic() < deadline, "pg_basebackup never started streaming"
+        time.sleep(0.05)
+    return run
+
+
+def _basebackups_writing(root) -> list[int]:
+    """pids of the live pg_basebackup processes writing under ``root`` (found in /proc: once their
+    parent is killed they are nobody's children any more)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # ended meanwhile
+        ours = argv[0].endswith(b"pg_basebackup") and any(str(root).encode() in arg for arg in argv)
+        if ours and _running(int(proc.name)):
+            pids.append(int(proc.name))
+    return pids
+
+
+def _gone(root, seconds: float = 10) -> list[int]:
+    """The pg_basebackup processes of ``root`` still alive after waiting up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (alive := _basebackups_writing(root)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
+
+
+def _stop(run: subprocess.Popen, root) -> None:
+    """Clean up after a test: the run, and any pg_basebackup of it left running."""
+    if run.poll() is None:
+        run.kill()
+    run.wait()
+    for pid in _basebackups_writing(root):
+        os.kill(pid, signal.SIGKILL)
+
+
+# The processes of a run are found in /proc (and pg_basebackup dies with its run by PR_SET_PDEATHSIG).
+_linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+
+
+def _partials(root) -> list[str]:
+    return sorted(path.name for path in root.glob(".*.partial*"))
+
+
+@_linux_only
+def test_a_killed_backup_run_leaves_no_pg_basebackup_running(pg_server, tmp_path):
+    root = tmp_path / "b"
+    run = _start_backup_run(pg_server["dsn"], root, tmp_path, datetime.now(UTC))
+    try:
+        run.kill()
+        run.wait()
+        assert _gone(root) == [], "pg_basebackup (or its WAL-streaming child) outlived the killed run"
+    finally:
+        _stop(run, root)
+
+
+@_linux_only
+def test_the_next_run_clears_a_killed_runs_partial_and_succeeds(pg_server, tmp_path, caplog):
+    root = tmp_path / "b"
+    killed_at = datetime.now(UTC) - timedelta(hours=6)
+    run = _start_backup_run(pg_server["dsn"], root, tmp_path, killed_at)
+    stale = f".{killed_at.strftime(backups._STAMP)}-full.partial"
+    try:
+        run.kill()
+        run.wait()
+        _gone(root)  # the lock is free once the last process of the run has ended
+        assert stale in _partials(root)
+
+        with caplog.at_level(logging.WARNING, logger=backups.__name__):
+            backup = backups.take_backup(pg_server["dsn"], root, "incremental")
+    finally:
+        _stop(run, root)
+
+    assert _partials(root) == [], "the killed run's partial (and its lock file) are removed"
+    assert any(stale in message and "removed" in message for message in caplog.messages), caplog.messages
+    assert (backup.kind, backup.parent) == ("full", None), "nothing builds on the unfinished backup"
+    assert backups.list_backups(root) == [backup]
+
+
+@_linux_only
+def test_a_partial_whose_run_is_alive_is_left_alone(pg_server, tmp_path):
+    """Another run still writing its backup: a run of another name leaves its partial alone, and one
+    of the same name (same second, same kind) refuses instead of deleting it."""
+    root = tmp_path / "b"
+    now = datetime.now(UTC)
+    live = _start_backup_run(pg_server["dsn"], root, tmp_path, now)
+    try:
+        writers = _basebackups_writing(root)
+        with pytest.raises(RuntimeError, match="already being taken by another run"):
+            backups.take_backup(pg_server["dsn"], root, "full", now=now)
+        backup = backups.take_backup(pg_server["dsn"], root, "full", now=now + timedelta(seconds=1))
+
+        live_partial = root / f".{now.strftime(backups._STAMP)}-full.partial"
+        assert (live_partial / "PG_VERSION").exists(), "the live run's partial is untouched"
+        assert sorted(_basebackups_writing(root)) == sorted(writers), "its pg_basebackup still runs"
+        assert backups.list_backups(root) == [backup]
+        assert backups.prune(root, now=now + timedelta(days=90)) == []
+    finally:
+        _stop(live, root)
+
+
+def test_a_partial_is_never_taken_for_a_finished_backup(pg_server, tmp_path):
+    """A run killed between writing the JSON and the rename, by a version without the lock file:
+    listing and retention ignore it, the next incremental run does not build on it, and clears it."""
+    root = tmp_path / "b"
+    partial = root / ".20260101T030000Z-full.partial"
+    partial.mkdir(parents=True)
+    taken_at = datetime(2026, 1, 1, 3, tzinfo=UTC)
+    (partial / "funnelhouse_backup.json").write_text(
+        json.dumps(backups.Backup(partial, "full", taken_at, None).meta())
+    )
+
+    assert backups.list_backups(root) == []
+    assert backups.prune(root, now=taken_at + timedelta(days=90)) == [] and partial.exists()
+    backup = backups.take_backup(pg_server["dsn"], root, "incremental")
+    assert (backup.kind, backup.parent) == ("full", None)
+    assert _partials(root) == []
