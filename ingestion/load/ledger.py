@@ -184,6 +184,15 @@ def record(
     ).fetchone()[0]
 
 
+def failed_in_run(conn: psycopg.Connection, run_id: str, tables: Iterable[str]) -> list[tuple[str, str]]:
+    """``(table, path)`` of the files of ``tables`` that failed in the run ``run_id``, oldest first."""
+    return conn.execute(
+        f"""SELECT table_name, path FROM {FILES}
+            WHERE run_id = %s AND table_name = ANY(%s) AND status = 'failed' ORDER BY id""",
+        (run_id, list(tables)),
+    ).fetchall()
+
+
 def seen(conn: psycopg.Connection, files: Iterable[LandingFile]) -> dict[str, str]:
     """Checksums of the files whose exact version (path, size, modification stamp) has a ledger row.
 

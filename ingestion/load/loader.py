@@ -45,6 +45,12 @@ whole and merged at the end. Memory is bounded by the chunk size, never by the f
 A file that cannot be read, or that PostgreSQL refuses (its data, or content beyond its limits),
 rolls back and is then recorded as 'failed' with the error; a file whose every row was rejected
 commits its rejects as 'failed'.
+
+A file of a table it references that the run could not load (``parents_not_loaded``, given by
+:mod:`pipeline`) may have held the keys a row names: such a row is still quarantined as an unknown
+reference (never loaded against what did load), and its reason, the file's result and, if every
+row was rejected, its error name that file and the command that loads the row once it is fixed
+(:func:`waiting_words`): the dependant has nothing to fix itself.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -125,6 +131,11 @@ class FileResult:
     # Reading thread: read, validate, prepare (validation included), wait for database; writer
     # thread: db: copy, db: checks, db: merge. The threads overlap, so steps add up to more than seconds.
     seconds_by_step: Counter = field(default_factory=Counter)
+    # URLs of files of referenced tables the run could not load, when rows naming keys of those
+    # tables were rejected as unknown (rejected_for_parents of them, among rows_rejected): they
+    # may have been in those files, and load once they have (waiting_words).
+    waiting_for: list[str] = field(default_factory=list)
+    rejected_for_parents: int = 0
 
     @property
     def ok(self) -> bool:
@@ -251,15 +262,21 @@ class MergePlan:
             return f"({value} IS NOT NULL AND NOT {in_db} AND NOT {in_file})"
         return f"({value} IS NOT NULL AND NOT {in_db})"
 
-    def _reference_reason(self, ref: Reference) -> str:
+    def _reference_reason(self, ref: Reference, waiting: str | None = None) -> str:
+        """SQL of the reason; ``waiting``: :func:`waiting_words` of the files of ``ref.table`` this
+        run could not load, added to it."""
         where = "neither in PostgreSQL nor in this file" if ref.table == self.table else "not in PostgreSQL"
-        return (
+        reason = (
             f"'{ref.landing_column} ' || quote_literal(bad.{q(ref.landing_column)}) || "
             f"' is not a known {ref.table}.{ref.key_column} ({where})'"
         )
+        if waiting:
+            # (%% : the checks run with parameters, and a URL may hold a %)
+            reason += " || " + _literal(f"; {ref.table} file {waiting} to load this row").replace("%", "%%")
+        return reason
 
     def checks(
-        self, older_batch: tuple[str, str] | None = None
+        self, older_batch: tuple[str, str] | None = None, waiting: Mapping[str, str] | None = None
     ) -> list[tuple[str, list[tuple[str, Callable[[str], str], str]]]]:
         """``(name, [(rule, condition(alias), reason on bad)])`` groups; a group is one staging pass.
 
@@ -267,11 +284,18 @@ class MergePlan:
         can orphan the rows that point at it. ``older_batch``: ``(the file's batch, the newer batch
         of the table already loaded)`` when the file arrives late; its rows that would change a
         stored row are then rejected (:meth:`older_batch_changes`), last, once the other checks
-        have removed the rows the merge would not take anyway.
+        have removed the rows the merge would not take anyway. ``waiting``: by referenced table,
+        :func:`waiting_words` of its files the run could not load, told in the reasons of the rows
+        naming a key of that table unknown.
         """
+        waiting = waiting or {}
         groups = []
         refs = [
-            (f"reference:{r.landing_column}", partial(self._reference_missing, r), self._reference_reason(r))
+            (
+                f"reference:{r.landing_column}",
+                partial(self._reference_missing, r),
+                self._reference_reason(r, waiting.get(r.table)),
+            )
             for r in self.references
         ]
         if refs:
@@ -284,7 +308,7 @@ class MergePlan:
                         (
                             f"reference:{r.landing_column}",
                             partial(self._reference_missing, r),
-                            self._reference_reason(r),
+                            self._reference_reason(r, waiting.get(r.table)),
                         )
                         for r in self.self_references
                     ],
@@ -549,6 +573,14 @@ def older_batch_reason(table: str, batch: str, newer: str) -> str:
     )
 
 
+def waiting_words(parents: Sequence[str], url: str) -> str:
+    """'<parents> could not be loaded in this run: once it has loaded, run `funnelhouse ingest <url>`',
+    the end of what is said about the rows of ``url`` rejected for keys those files may hold (the
+    reject reason, the file's error, ``funnelhouse ingest``'s notes)."""
+    it = "it has" if len(parents) == 1 else "they have"
+    return f"{', '.join(parents)} could not be loaded in this run: once {it} loaded, run `funnelhouse ingest {url}`"
+
+
 def _literal(text: str) -> str:
     """``text`` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
@@ -641,8 +673,18 @@ class _FileLoad:
     end: a referrer may come later in the file than the row naming it.
     """
 
-    def __init__(self, conn: psycopg.Connection, file: LandingFile, file_id: int):
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        file: LandingFile,
+        file_id: int,
+        parents_not_loaded: Mapping[str, Sequence[str]] | None = None,
+    ):
         self.conn, self.file, self.file_id = conn, file, file_id
+        # Referenced table -> waiting_words of its files the run could not load (see load_file).
+        self.waiting = {
+            table: waiting_words(urls, file.url) for table, urls in (parents_not_loaded or {}).items() if urls
+        }
         contract = CONTRACTS[file.table]
         self.plan = MergePlan(contract, catalog(conn, file.table), unique_keys(conn, file.table))
         self.validator = ChunkValidator(file.table, self.plan.db)
@@ -744,7 +786,7 @@ class _FileLoad:
     # -- SQL steps -----------------------------------------------------------------------------------
     def _reject_in_sql(self, repeats: bool) -> None:
         """The SQL checks; ``repeats``: some key occurs more than once in staging."""
-        groups = self.plan.checks(self.older_batch)
+        groups = self.plan.checks(self.older_batch, self.waiting)
         if repeats and self.plan.partition:
             groups.append(("partition key in file", self.plan.moved_in_file()))
         for name, group in groups:
@@ -864,11 +906,13 @@ def load_file(
     chunk_bytes: int = CHUNK_BYTES,
     on_rows: Callable[[int], None] | None = None,
     on_step: Callable[[str], None] | None = None,
+    parents_not_loaded: Mapping[str, Sequence[str]] | None = None,
 ) -> FileResult:
     """Ingest one file on ``conn`` (which must not be inside a transaction); never raises for bad data.
 
     ``on_rows`` gets the rows read, chunk by chunk; ``on_step`` a line before the long steps of a
-    big file that come before them (:func:`announce`)."""
+    big file that come before them (:func:`announce`). ``parents_not_loaded``: URLs of the files
+    of tables ``file`` references that the run could not load, by table (see the module's doc)."""
     started = time.monotonic()
     result = FileResult(file, checksum, "loaded")
     try:
@@ -889,7 +933,7 @@ def load_file(
                 )
                 return result
             result.file_id = ledger.start(conn, file, checksum, run_id)
-            load = _FileLoad(conn, file, result.file_id)
+            load = _FileLoad(conn, file, result.file_id, parents_not_loaded)
             load.run(chunk_bytes, on_rows)
             result.rows_changed, result.rows_superseded = load.rows_changed, load.rows_superseded
             result.rows_in = load.rows_in
@@ -898,12 +942,10 @@ def load_file(
             result.rows_rejected = sum(result.reasons.values())
             result.rows_loaded = result.rows_in - result.rows_rejected
             result.validation = load.validator.summary()
+            _waiting(result, parents_not_loaded or {})
             if result.rows_in and not result.rows_loaded:
                 result.status = "failed"
-                result.error = (
-                    f"{file.url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)}). "
-                    f"The rows and why are in funnelhouse.ingest_rejects: {_TO_RETRY.format(url=file.url)}"
-                )
+                result.error = _all_rejected(result)
             ledger.finish(
                 conn,
                 result.file_id,
@@ -952,6 +994,34 @@ _TO_RETRY_AFTER_THE_DATABASE = (
 _OWN_REMEDY = "drop the file again"
 
 
+def _waiting(result: FileResult, parents_not_loaded: Mapping[str, Sequence[str]]) -> None:
+    """``result.waiting_for`` and ``rejected_for_parents``: the files of the referenced tables the
+    run could not load whose keys rows were rejected for (the rules of references to them)."""
+    for ref in CONTRACTS[result.file.table].references:
+        rejected = result.reasons.get(f"reference:{ref.landing_column}", 0)
+        parents = parents_not_loaded.get(ref.table, ())
+        if rejected and parents:
+            result.rejected_for_parents += rejected
+            result.waiting_for.extend(url for url in parents if url not in result.waiting_for)
+
+
+def _all_rejected(result: FileResult) -> str:
+    """The error of a file whose every row was rejected: what to fix, or what to wait for."""
+    url = result.file.url
+    error = (
+        f"{url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)}). "
+        "The rows and why are in funnelhouse.ingest_rejects"
+    )
+    if not result.rejected_for_parents:
+        return f"{error}: {_TO_RETRY.format(url=url)}"
+    error += (
+        f"; {result.rejected_for_parents} of them name keys missing because "
+        f"{waiting_words(result.waiting_for, url)}"
+    )
+    others = result.rows_rejected - result.rejected_for_parents
+    return error + (f"; for the other {others}, {_TO_RETRY.format(url=url)}" if others else "")
+
+
 def _record_failure(
     conn: psycopg.Connection, result: FileResult, error: Exception, run_id: str | None
 ) -> None:
@@ -976,8 +1046,8 @@ def _record_failure(
     message, shown = message.replace("\x00", "\ufffd"), shown.replace("\x00", "\ufffd")
     result.status, result.error = "failed", shown
     result.rows_in = result.rows_loaded = result.rows_rejected = result.rows_changed = 0
-    result.rows_superseded = 0
-    result.reasons = Counter()
+    result.rows_superseded = result.rejected_for_parents = 0
+    result.reasons, result.waiting_for = Counter(), []
     if result.checksum is None:
         return  # never read (gone, or not ours to read): the ledger keys on content, the result tells
     with conn.transaction():

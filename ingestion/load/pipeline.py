@@ -4,14 +4,24 @@ Files are loaded one after another in :func:`ingestion.load.landing.in_load_orde
 before customers before conversations ..., a table's batches in natural order: 9 before 10), each
 in its own transaction (see :mod:`loader`), so a file's references can point at anything an
 earlier file of the same run loaded, and a newer batch's values are the ones that stay.
+
+A file the run could not load (failed: undecodable, refused, every row rejected; or held
+unreadable) does not hold back the files that reference its table: they load, and their rows
+naming keys that are not in PostgreSQL are quarantined as unknown references, as for any failed
+upstream file (the sensor and the assets do the same). Those rows' reason names the file that
+could not be loaded and the command that loads them once it is fixed (:func:`unloaded_parents`):
+the dependant itself has nothing to fix, and ingesting it again is safe (``ledger.loaded_copy``:
+content loaded with rejects is no duplicate, and its rows already loaded change nothing).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 import psycopg
 
+from ingestion.contracts import CONTRACTS
 from ingestion.load import ledger
 from ingestion.load.landing import LandingFile, discover, in_load_order
 from ingestion.load.loader import FileResult, checksum_of, load_file
@@ -93,6 +103,21 @@ def pending(
     return waiting
 
 
+def unloaded_parents(
+    conn: psycopg.Connection, table: str, not_loaded: dict[str, list[str]], run_id: str | None
+) -> dict[str, list[str]]:
+    """URLs of the files of the tables ``table`` references (itself included: a customer's
+    referrer) that this run could not load, by table: ``not_loaded`` (this call's own failed and
+    held files), and with a ``run_id`` the files the ledger has failed in that run (a Dagster run
+    loads a table per step, each its own call of :func:`ingest`)."""
+    tables = {reference.table for reference in CONTRACTS[table].references}
+    found = {t: list(not_loaded[t]) for t in tables if not_loaded.get(t)}
+    for t, url in ledger.failed_in_run(conn, run_id, tables) if run_id else ():
+        if url not in found.setdefault(t, []):
+            found[t].append(url)
+    return found
+
+
 def ingest(
     dsn: str,
     files: Iterable[LandingFile],
@@ -113,16 +138,16 @@ def ingest(
     observer = observer or Observer()
     migrate.apply(dsn, log=lambda *_: None)
     results = []
+    not_loaded: dict[str, list[str]] = defaultdict(list)  # table -> URLs of its files this run could not load
+
+    def held(file: LandingFile, error: OSError) -> None:
+        not_loaded[file.table].append(file.url)
+        observer.file_unreadable(file, error)
+
     with connect(dsn) as conn:
         files = in_load_order(files)
         todo = (
-            pending(
-                conn,
-                files,
-                retry_failed=retry_failed,
-                on_step=observer.step_started,
-                on_unreadable=observer.file_unreadable,
-            )
+            pending(conn, files, retry_failed=retry_failed, on_step=observer.step_started, on_unreadable=held)
             if only_pending
             else [(f, None) for f in files]
         )
@@ -136,7 +161,10 @@ def ingest(
                 chunk_bytes=chunk_bytes,
                 on_rows=observer.rows_read,
                 on_step=observer.step_started,
+                parents_not_loaded=unloaded_parents(conn, file.table, not_loaded, run_id),
             )
+            if not result.ok:
+                not_loaded[file.table].append(file.url)
             observer.file_finished(result)
             results.append(result)
     return results

@@ -40,7 +40,7 @@ from rich.table import Table
 from ingestion.load.interrupted import stopped_message
 from ingestion.load.landing import LandingFile, Skipped, default_landing_url, survey
 from ingestion.load.ledger import SUPERSEDED
-from ingestion.load.loader import FileResult, describe_reasons
+from ingestion.load.loader import FileResult, describe_reasons, waiting_words
 from ingestion.load.pipeline import Observer, ingest
 from ingestion.load.readers import CHUNK_BYTES
 from orchestration import environment
@@ -119,8 +119,19 @@ def print_notes(results: list[FileResult]) -> None:
         else:
             if r.rows_rejected:
                 console.print(f"[yellow]rejected[/] {r.file.name}: {describe_reasons(r.reasons)}")
+                if r.rejected_for_parents:
+                    console.print(f"[yellow]waiting[/] {escape(waiting_note(r))}", highlight=False)
             if r.rows_superseded:
                 console.print(f"[yellow]superseded[/] {r.file.name}: {superseded_note(r)}")
+
+
+def waiting_note(result: FileResult) -> str:
+    """How many of a loaded file's rejected rows name keys of files the run could not load, and what
+    to run once those have loaded (a failed file's error says so itself)."""
+    return (
+        f"{result.file.name}: {result.rejected_for_parents:,} rejected row(s) name keys missing because "
+        f"{waiting_words(result.waiting_for, result.file.url)}"
+    )
 
 
 def superseded_note(result: FileResult) -> str:
