@@ -24,6 +24,9 @@ class ReportContent:
     leaderboard: list[LeaderboardRow]
     stalled: list[StalledCustomer]
     footer: trust.TrustFooter
+    # The day the stalled customers and their days are as of: the period's last day (the build date if the
+    # marts were built before it); None when the marts have no build date.
+    stalled_as_of: date | None = None
     # Rendered from marts last refreshed before the period ended (sent by hand; see ledger.py).
     preliminary: bool = False
     generated_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
@@ -53,6 +56,7 @@ def gather(
     comparisons = period.comparisons()
     first_day = min([period.trend_start, period.start, *(p.start for p in comparisons.values())])
     by_day = reader.daily_sums(scope, first_day, period.end)
+    stalled_as_of = reader.stalled_as_of(period.end)
     empty = {name: 0 for name in metrics.SUMMED}
 
     def values(p: Period) -> dict:
@@ -65,7 +69,8 @@ def gather(
         comparisons={name: values(p) for name, p in comparisons.items()},
         trend=[(day, by_day.get(day, empty)) for day in _days(period.trend_start, period.end)],
         leaderboard=reader.leaderboard(scope, period),
-        stalled=reader.stalled_customers(scope, stalled_limit),
+        stalled=reader.stalled_customers(scope, stalled_as_of, stalled_limit),
+        stalled_as_of=stalled_as_of,
         footer=trust.footer(reader.latest_kpi_day(), pg_dsn, period.start, period.end),
         preliminary=preliminary,
     )

@@ -65,8 +65,8 @@ CUSTOMER_OVERVIEW = {
 SETTLED_STAGES = ("Loyal", "Advocate")
 # Result aliases are prefixed ``out_``: ClickHouse lets an alias shadow a column in WHERE, so an alias
 # equal to a mart column name would turn the filter into a filter on the aggregate.
-# "Longer than usual" = beyond this quantile of the days the active customers now in the stage have
-# spent there. Inactive customers are left out: lost ones sit in their last stage for good, and with
+# "Longer than usual" = beyond this quantile of the days the active customers in the stage on the report's
+# last day had spent there. Inactive customers are left out: lost ones sit in their last stage for good, and with
 # them in, the quantile grew past every active customer's stay (the demo's list was always empty).
 USUAL_STAGE_QUANTILE = 0.9
 
@@ -227,31 +227,62 @@ class MartReader:
             for (code, name, department, level, net_deposit, score), rank in zip(rows, ranks, strict=True)
         ]
 
-    def stalled_customers(self, scope: str, limit: int = 10) -> list[StalledCustomer]:
+    def _build_date_sql(self) -> str:
+        """Scalar subquery: the marts' build date, the last day of the KPI mart's date spine (every employee,
+        every day up to the build date, whether or not any data arrived for it). The customer mart, which
+        exposes no build date, was built as of the same day unless the two were built on different UTC days
+        (Dagster builds the KPI mart in a job of its own). Over an empty mart ClickHouse's max() is the epoch."""
+        return f"(SELECT max({KPI_DAILY['day']}) FROM {self._table(KPI_DAILY_TABLE)})"
+
+    def build_date(self) -> date | None:
+        """The day days_in_current_stage counts to (see _build_date_sql); None when the KPI mart is empty."""
+        (day,) = self.client.query(f"SELECT {self._build_date_sql()}").first_row
+        return day if day and day.year > 1970 else None
+
+    def stalled_as_of(self, last_day: date) -> date | None:
+        """The day a report ending on ``last_day`` lists stalled customers as of: that day, or the build date
+        when the marts were built before it (a preliminary report: the days after it have not happened in
+        them); None when the marts have no build date (an empty KPI mart)."""
+        build_date = self.build_date()
+        return None if build_date is None else min(last_day, build_date)
+
+    def stalled_customers(self, scope: str, as_of: date | None, limit: int = 10) -> list[StalledCustomer]:
         """Active customers (codes only: a report never carries contact details) longest past their stage's
-        usual stay; "usual" is over every active customer now in the stage, so a department is compared with
-        the firm."""
+        usual stay, as of ``as_of`` (the report period's last day, from stalled_as_of): a report of a past
+        period, re-sent or backfilled, shows that period, not the day it is rendered.
+
+        The customer mart has only each customer's current stage and the days since entering it, counted to
+        the build date: on ``as_of`` those days were fewer by the days from then to the build date. A customer
+        who entered the current stage after ``as_of`` was in another stage then, which the mart does not
+        keep: such a customer is neither listed nor counted in the usual stay, which is over every active
+        customer in the stage on ``as_of`` (so a department is compared with the firm). Status and
+        department are the current ones, the only ones the marts keep."""
+        if as_of is None:
+            return []
         c = CUSTOMER_OVERVIEW
         settled = ", ".join(f"'{stage}'" for stage in SETTLED_STAGES)
         result = self.client.query(
-            f"""WITH usual AS (
-                    SELECT {c["stage"]} AS stage,
-                           toInt64(ceil(quantileExact({USUAL_STAGE_QUANTILE})({c["days_in_stage"]}))) AS usual_days
+            f"""WITH in_stage AS (
+                    SELECT {c["customer_code"]} AS out_code, {c["stage"]} AS out_stage,
+                           {c["employee_code"]} AS out_employee_code,
+                           -- the days from as_of to the build date; none when as_of is later (counted to the build date)
+                           toInt64({c["days_in_stage"]})
+                             - greatest(0, dateDiff('day', {{as_of:Date}}, {self._build_date_sql()})) AS out_days
                     FROM {self._table(CUSTOMER_OVERVIEW_TABLE)}
                     WHERE {c["stage"]} NOT IN ({settled}) AND {c["days_in_stage"]} IS NOT NULL
-                      AND {c["status"]} = 'active'
-                    GROUP BY stage),
+                      AND {c["status"]} = 'active' AND out_days >= 0),
+                usual AS (
+                    SELECT out_stage AS stage, toInt64(ceil(quantileExact({USUAL_STAGE_QUANTILE})(out_days))) AS usual_days
+                    FROM in_stage GROUP BY stage),
                 {self._employee_departments()}
-                SELECT o.{c["customer_code"]} AS out_code, o.{c["stage"]} AS out_stage,
-                       toInt64(o.{c["days_in_stage"]}) AS out_days, u.usual_days AS out_usual
-                FROM {self._table(CUSTOMER_OVERVIEW_TABLE)} AS o
-                INNER JOIN usual AS u ON u.stage = o.{c["stage"]}
-                LEFT JOIN employee_departments AS d ON d.employee_code = o.{c["employee_code"]}
-                WHERE o.{c["days_in_stage"]} > u.usual_days AND o.{c["status"]} = 'active'
-                  AND {self._scope_filter("d.department", scope)}
-                ORDER BY out_days - out_usual DESC, out_code
+                SELECT s.out_code, s.out_stage, s.out_days, u.usual_days AS out_usual
+                FROM in_stage AS s
+                INNER JOIN usual AS u ON u.stage = s.out_stage
+                LEFT JOIN employee_departments AS d ON d.employee_code = s.out_employee_code
+                WHERE s.out_days > u.usual_days AND {self._scope_filter("d.department", scope)}
+                ORDER BY s.out_days - out_usual DESC, s.out_code
                 LIMIT {int(limit)}""",
-            parameters={"department": scope},
+            parameters={"department": scope, "as_of": as_of},
         )
         return [StalledCustomer(*row) for row in result.result_rows]
 

@@ -51,7 +51,9 @@ TEXTS = {
         "unknown": "未知",
         "generated": "生成时间",
         "font_missing": "未找到中文字体：图表中的中文可能显示为方框。",
-        "no_customer_details": "本报告仅含客户编号，不含任何客户联系方式。",
+        # The footer's note on customers also states what the stalled list is as of (MartReader.stalled_customers).
+        "no_customer_details": "本报告仅含客户编号，不含任何客户联系方式。停留过久的客户按本期最后一天统计"
+        "（数据截止日更早时按数据截止日）：此后已进入其他阶段的客户既不列出，也不计入通常天数，因为数据只保留客户的当前阶段。",
         "attachments": "附件：PDF 版报告、员工排行榜 CSV。",
         "preliminary": "初步",
         "preliminary_note": "初步报告：数据刷新于本期结束之前，本期最后几小时的数据尚未计入。本期结束后将发送完整报告。",
@@ -102,7 +104,10 @@ TEXTS = {
         "unknown": "unknown",
         "generated": "Generated",
         "font_missing": "No CJK font found: Chinese text in charts may show as boxes.",
-        "no_customer_details": "Customer codes only: this report holds no customer contact details.",
+        "no_customer_details": "Customer codes only: this report holds no customer contact details. Stalled "
+        "customers are as of the last day of the period (of the data, if that ends earlier): a customer who has "
+        "moved to another stage since is neither listed nor counted in the usual days, as the data keeps only "
+        "the current stage of each customer.",
         "attachments": "Attached: the report as PDF, the employee leaderboard as CSV.",
         "preliminary": "preliminary",
         "preliminary_note": "Preliminary report: the data was refreshed before this period ended, so its last hours "
