@@ -56,6 +56,7 @@ row was rejected, its error name that file and the command that loads the row on
 from __future__ import annotations
 
 import queue
+import shlex
 import threading
 import time
 from collections import Counter
@@ -578,7 +579,14 @@ def waiting_words(parents: Sequence[str], url: str) -> str:
     the end of what is said about the rows of ``url`` rejected for keys those files may hold (the
     reject reason, the file's error, ``funnelhouse ingest``'s notes)."""
     it = "it has" if len(parents) == 1 else "they have"
-    return f"{', '.join(parents)} could not be loaded in this run: once {it} loaded, run `funnelhouse ingest {url}`"
+    return (
+        f"{', '.join(parents)} could not be loaded in this run: once {it} loaded, run `{ingest_command(url)}`"
+    )
+
+
+def ingest_command(url: str) -> str:
+    """The command that loads ``url`` again, quoted for a shell (a path may hold spaces or quotes)."""
+    return f"funnelhouse ingest {shlex.quote(url)}"
 
 
 def _literal(text: str) -> str:
@@ -978,7 +986,7 @@ def load_file(
 NOT_READABLE_BY_US = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 # What to do about a failed file, the end of its error (ledger, CLI, Dagster): a fixed file has a
 # new checksum, so the sensor picks it up where it was dropped; `ingest PATH` retries at once.
-_TO_RETRY = "fix the file, then drop it again or run `funnelhouse ingest {url}`"
+_TO_RETRY = "fix the file, then drop it again or run `{command}`"
 # A refusal about the database rather than the file (a table or column missing, a grant): the file is
 # not at fault, and the fix is the database's.
 _SCHEMA_OR_GRANTS = (
@@ -988,7 +996,7 @@ _SCHEMA_OR_GRANTS = (
 )
 _TO_RETRY_AFTER_THE_DATABASE = (
     "check the database (`funnelhouse migrate` applies missing migrations; the loading role needs its "
-    "grants), then run `funnelhouse ingest {url}`"
+    "grants), then run `{command}`"
 )
 # The readers' messages that name their own fix ("close the quote ... and drop the file again").
 _OWN_REMEDY = "drop the file again"
@@ -1013,13 +1021,15 @@ def _all_rejected(result: FileResult) -> str:
         "The rows and why are in funnelhouse.ingest_rejects"
     )
     if not result.rejected_for_parents:
-        return f"{error}: {_TO_RETRY.format(url=url)}"
+        return f"{error}: {_TO_RETRY.format(command=ingest_command(url))}"
     error += (
         f"; {result.rejected_for_parents} of them name keys missing because "
         f"{waiting_words(result.waiting_for, url)}"
     )
     others = result.rows_rejected - result.rejected_for_parents
-    return error + (f"; for the other {others}, {_TO_RETRY.format(url=url)}" if others else "")
+    return error + (
+        f"; for the other {others}, {_TO_RETRY.format(command=ingest_command(url))}" if others else ""
+    )
 
 
 def _record_failure(
@@ -1039,7 +1049,7 @@ def _record_failure(
             shown += f" (SQLSTATE {error.sqlstate})"
     if _OWN_REMEDY not in message:
         to_retry = _TO_RETRY_AFTER_THE_DATABASE if isinstance(error, _SCHEMA_OR_GRANTS) else _TO_RETRY
-        remedy = f". Nothing was loaded: {to_retry.format(url=result.file.url)}"
+        remedy = f". Nothing was loaded: {to_retry.format(command=ingest_command(result.file.url))}"
         message, shown = message.rstrip(". ") + remedy, shown.rstrip(". ") + remedy
     # A NUL (in a column name the error quotes) becomes U+FFFD: PostgreSQL's text cannot hold it,
     # and recording the failure would fail in turn, ending the run with the file unrecorded.

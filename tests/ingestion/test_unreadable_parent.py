@@ -10,6 +10,8 @@ about a dependant that has nothing to fix.
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from typer.testing import CliRunner
 
@@ -165,3 +167,6 @@ def test_a_landing_path_with_quotes_and_percent_signs_is_named_as_it_is(tmp_path
     assert (result.status, result.rejected_for_parents) == ("failed", 1)
     [(_, _, reason)] = _rejects(sql, landing / "deposits__b1.csv")
     assert f"customers file {landing / 'customers__b1.csv'} could not be loaded" in reason
+    # The command it names runs as given in a shell: the path is quoted, not cut at its quote.
+    command = reason.rsplit("`", 2)[1]
+    assert shlex.split(command) == ["funnelhouse", "ingest", str(landing / "deposits__b1.csv")]
