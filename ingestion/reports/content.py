@@ -24,8 +24,8 @@ class ReportContent:
     leaderboard: list[LeaderboardRow]
     stalled: list[StalledCustomer]
     footer: trust.TrustFooter
-    # The day the stalled customers and their days are as of: the period's last day (the build date if the
-    # marts were built before it); None when the marts have no build date.
+    # The day the stalled customers and their days are as of: the period's last day (the customer mart's
+    # as_of_date if it was built before then); None when that mart is empty.
     stalled_as_of: date | None = None
     # Rendered from marts last refreshed before the period ended (sent by hand; see ledger.py).
     preliminary: bool = False

@@ -60,6 +60,9 @@ CUSTOMER_OVERVIEW = {
     "first_deposit_day": "first_deposit_date",
     # who took the first deposit (BoFu, usually), not who has the customer now: it is credited to them
     "first_deposit_employee_code": "first_deposit_employee_code",
+    # the day days_in_stage counts to: this mart's own build date, the same on every row (the KPI mart is
+    # built by another Dagster job and can be as of another day)
+    "as_of": "as_of_date",
 }
 # A customer in these stages has arrived; staying there is the goal, not a stall.
 SETTLED_STAGES = ("Loyal", "Advocate")
@@ -227,24 +230,21 @@ class MartReader:
             for (code, name, department, level, net_deposit, score), rank in zip(rows, ranks, strict=True)
         ]
 
-    def _build_date_sql(self) -> str:
-        """Scalar subquery: the marts' build date, the last day of the KPI mart's date spine (every employee,
-        every day up to the build date, whether or not any data arrived for it). The customer mart, which
-        exposes no build date, was built as of the same day unless the two were built on different UTC days
-        (Dagster builds the KPI mart in a job of its own). Over an empty mart ClickHouse's max() is the epoch."""
-        return f"(SELECT max({KPI_DAILY['day']}) FROM {self._table(KPI_DAILY_TABLE)})"
-
-    def build_date(self) -> date | None:
-        """The day days_in_current_stage counts to (see _build_date_sql); None when the KPI mart is empty."""
-        (day,) = self.client.query(f"SELECT {self._build_date_sql()}").first_row
+    def customer_as_of_date(self) -> date | None:
+        """The customer mart's build date (its as_of_date: days_in_current_stage counts to it); None when
+        the mart is empty (ClickHouse's max() over no rows is the epoch)."""
+        (day,) = self.client.query(
+            f"SELECT max({CUSTOMER_OVERVIEW['as_of']}) FROM {self._table(CUSTOMER_OVERVIEW_TABLE)}"
+        ).first_row
         return day if day and day.year > 1970 else None
 
     def stalled_as_of(self, last_day: date) -> date | None:
-        """The day a report ending on ``last_day`` lists stalled customers as of: that day, or the build date
-        when the marts were built before it (a preliminary report: the days after it have not happened in
-        them); None when the marts have no build date (an empty KPI mart)."""
-        build_date = self.build_date()
-        return None if build_date is None else min(last_day, build_date)
+        """The day a report ending on ``last_day`` lists stalled customers as of: that day, or the customer
+        mart's build date when it was built before it (a preliminary report: the days after it have not
+        happened in it); None when the customer mart is empty. Not the KPI mart's build date: Dagster builds
+        that mart in a job of its own, which can be as of another day."""
+        as_of_date = self.customer_as_of_date()
+        return None if as_of_date is None else min(last_day, as_of_date)
 
     def stalled_customers(self, scope: str, as_of: date | None, limit: int = 10) -> list[StalledCustomer]:
         """Active customers (codes only: a report never carries contact details) longest past their stage's
@@ -252,11 +252,12 @@ class MartReader:
         period, re-sent or backfilled, shows that period, not the day it is rendered.
 
         The customer mart has only each customer's current stage and the days since entering it, counted to
-        the build date: on ``as_of`` those days were fewer by the days from then to the build date. A customer
-        who entered the current stage after ``as_of`` was in another stage then, which the mart does not
-        keep: such a customer is neither listed nor counted in the usual stay, which is over every active
-        customer in the stage on ``as_of`` (so a department is compared with the firm). Status and
-        department are the current ones, the only ones the marts keep."""
+        the mart's own build date (its as_of_date column, not the KPI mart's: see stalled_as_of): on
+        ``as_of`` those days were fewer by the days from then to that date. A customer who entered the
+        current stage after ``as_of`` was in another stage then, which the mart does not keep: such a
+        customer is neither listed nor counted in the usual stay, which is over every active customer in
+        the stage on ``as_of`` (so a department is compared with the firm). Status and department are the
+        current ones, the only ones the marts keep."""
         if as_of is None:
             return []
         c = CUSTOMER_OVERVIEW
@@ -265,9 +266,9 @@ class MartReader:
             f"""WITH in_stage AS (
                     SELECT {c["customer_code"]} AS out_code, {c["stage"]} AS out_stage,
                            {c["employee_code"]} AS out_employee_code,
-                           -- the days from as_of to the build date; none when as_of is later (counted to the build date)
+                           -- the days from as_of to the row's own build date; none when as_of is later
                            toInt64({c["days_in_stage"]})
-                             - greatest(0, dateDiff('day', {{as_of:Date}}, {self._build_date_sql()})) AS out_days
+                             - greatest(0, dateDiff('day', {{as_of:Date}}, {c["as_of"]})) AS out_days
                     FROM {self._table(CUSTOMER_OVERVIEW_TABLE)}
                     WHERE {c["stage"]} NOT IN ({settled}) AND {c["days_in_stage"]} IS NOT NULL
                       AND {c["status"]} = 'active' AND out_days >= 0),

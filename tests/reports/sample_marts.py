@@ -140,6 +140,7 @@ CUSTOMER_COLUMNS = [
     ("customer_status", "String"),
     ("first_deposit_date", "Nullable(Date32)"),
     ("first_deposit_employee_code", "Nullable(String)"),
+    ("as_of_date", "Date"),  # the mart's build date, which days_in_current_stage counts to
 ]
 
 
@@ -207,6 +208,7 @@ def build(
                 "active" if rng.random() < 0.95 else "blacklist",
                 first_deposit,
                 None if first_deposit is None else depositors[index % len(depositors)].code,
+                end,  # built as of the KPI spine's last day
             ]
         )
     client.insert(

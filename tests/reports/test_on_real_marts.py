@@ -64,6 +64,19 @@ def test_report_on_the_real_marts_reconciles_and_hides_contacts(real_marts, ware
             assert report.pdf.startswith(b"%PDF-") or not with_pdf
 
 
+def test_the_customer_mart_states_the_build_date_its_stalled_days_count_to(real_marts):
+    """mart_customer_overview's as_of_date is one day on every row, the day its day counts are to: here, built
+    in one dbt build with the KPI mart, that mart's last day; the reports' stalled customers are as of it."""
+    client, database, reader, _ = real_marts
+    as_of_dates, kpi_last_day = client.query(
+        f"SELECT (SELECT groupUniqArray(as_of_date) FROM {database}.mart_customer_overview),"
+        f" (SELECT max(kpi_date) FROM {database}.mart_kpi_employee_daily)"
+    ).first_row
+    assert as_of_dates == [kpi_last_day]
+    assert reader.customer_as_of_date() == kpi_last_day
+    assert reader.stalled_as_of(date(2999, 12, 31)) == kpi_last_day
+
+
 def test_the_real_manager_gets_the_mail(real_marts, warehouse, mail_settings, smtp_sink, monkeypatch):  # noqa: F811
     client, database, reader, busiest = real_marts
     recipients = from_employees(warehouse.pg_dsn)

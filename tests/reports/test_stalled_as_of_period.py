@@ -1,9 +1,10 @@
 """Stalled customers are as of the reported period's last day, not as of the build date.
 
-mart_customer_overview counts days_in_current_stage to the build date (the last day of the KPI mart's date
-spine). A weekly report of a past week (a re-send, a late delivery, a backfill) must count them to the
-week's last day, and compare them with the customers in the stage on that day: a customer who entered the
-stage after the week neither stalled in it nor makes the stage's "usual stay" shorter. Hand-made marts on
+mart_customer_overview counts days_in_current_stage to its own build date, its as_of_date column (the KPI
+mart, built by another Dagster job, can end its date spine on another day). A weekly report of a past week
+(a re-send, a late delivery, a backfill) must count them to the week's last day, and compare them with the
+customers in the stage on that day: a customer who entered the stage after the week neither stalled in it
+nor makes the stage's "usual stay" shorter. Hand-made marts on
 the real ClickHouse server, in their own database; customers carry contact columns to prove none is shown.
 """
 
@@ -20,7 +21,7 @@ from tests.reports import sample_marts
 from tests.reports.report_html import numbers
 
 DATABASE = "reports_stalled_as_of"
-BUILD_DATE = sample_marts.END_DATE  # Thursday 2026-11-26: the KPI spine's last day
+BUILD_DATE = sample_marts.END_DATE  # Thursday 2026-11-26: the marts' build date unless a test moves one
 WEEK = Period.weekly(date(2026, 11, 18))  # Monday 11-16 to Sunday 11-22, four days before the build date
 MOFU_EMPLOYEE = "EMP_1_000"  # sample_marts: department index 1 is MoFu
 
@@ -56,15 +57,23 @@ def _customers(days_later: int, moved: bool) -> list[list]:
     return rows
 
 
-def _build(client, people, days_later: int = 0, moved: bool = False) -> MartReader:
-    """The sample marts with the customers above, the KPI spine running ``days_later`` days past BUILD_DATE."""
+def _build(
+    client, people, days_later: int = 0, moved: bool = False, kpi_days_later: int | None = None
+) -> MartReader:
+    """The sample marts with the customers above, the customer mart built as of ``days_later`` days past
+    BUILD_DATE (its as_of_date), the KPI spine running ``kpi_days_later`` days past it (by default as many:
+    both built the same day)."""
     sample_marts.build(client, DATABASE, customers=0, people=people)
-    if days_later:
+    kpi_days_later = days_later if kpi_days_later is None else kpi_days_later
+    if kpi_days_later:
         first = BUILD_DATE + timedelta(days=1)
-        sample_marts.add_spine_days(client, DATABASE, people, first, BUILD_DATE + timedelta(days=days_later))
+        sample_marts.add_spine_days(
+            client, DATABASE, people, first, BUILD_DATE + timedelta(days=kpi_days_later)
+        )
+    as_of_date = BUILD_DATE + timedelta(days=days_later)
     client.insert(
         f"`{DATABASE}`.`mart_customer_overview`",
-        _customers(days_later, moved),
+        [[*row, as_of_date] for row in _customers(days_later, moved)],  # as_of_date: the last column
         column_names=[name for name, _ in sample_marts.CUSTOMER_COLUMNS],
     )
     return MartReader(client, DATABASE)
@@ -114,6 +123,45 @@ def test_the_same_week_re_sent_later_shows_the_same_customers_and_days(marts):
     later = _stalled(_build(client, people, days_later=14, moved=True), WEEK)
     assert before == [StalledCustomer(LATE, "Trust", 56, 24), StalledCustomer(STUCK_MOVER, "Action", 40, 20)]
     assert later == [StalledCustomer(LATE, "Trust", 56, 24)]
+
+
+@pytest.mark.parametrize(
+    ("kpi_days_later", "customer_days_later"),
+    [
+        # the customer mart rebuilt later: with the KPI mart's date its customers stayed 2 days longer
+        (2, 4),
+        # the KPI mart rebuilt later (the customer mart's job failed): 3 days shorter
+        (3, 0),
+    ],
+)
+def test_the_days_count_to_the_customer_marts_own_build_date_not_the_kpi_marts(
+    marts, kpi_days_later, customer_days_later
+):
+    """Dagster builds the KPI mart in a job of its own: the two marts can be as of different days. The
+    customer mart's day counts are to its as_of_date, so the week's report is the one of marts built together;
+    with the KPI mart's last day, the first case listed LATE at 58 days and BORDERLINE too, counting six
+    customers who entered Trust after the week."""
+    client, people = marts
+    reader = _build(client, people, days_later=customer_days_later, kpi_days_later=kpi_days_later)
+    gathered = content.gather(reader, "all", WEEK)
+    assert gathered.stalled == [
+        StalledCustomer(LATE, "Trust", 56, 24),
+        StalledCustomer(STUCK_MOVER, "Action", 40, 20),
+    ]
+    assert gathered.stalled_as_of == WEEK.end
+    # a report of the KPI mart's last day: as of the customer mart's build date when that is earlier
+    kpi_last_day = BUILD_DATE + timedelta(days=kpi_days_later)
+    assert reader.stalled_as_of(kpi_last_day) == min(
+        kpi_last_day, BUILD_DATE + timedelta(days=customer_days_later)
+    )
+
+
+def test_an_empty_customer_mart_lists_no_stalled_customers(marts):
+    """No customer mart rows, no build date to count to (the KPI mart's is not the customer mart's)."""
+    client, people = marts
+    sample_marts.build(client, DATABASE, customers=0, people=people)
+    gathered = content.gather(MartReader(client, DATABASE), "all", WEEK)
+    assert (gathered.stalled, gathered.stalled_as_of) == ([], None)
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])

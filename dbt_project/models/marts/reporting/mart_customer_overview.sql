@@ -93,7 +93,10 @@ final as (
         toUInt32(length(customers.tag_names)) as tag_count,
         {{ days_to_build_date(day_of('customers.last_contact_at')) }} as days_since_last_contact,
         greatest(funnel.tofu_row_count, funnel.mofu_row_count, funnel.bofu_row_count) > 1
-            as has_multiple_funnel_rows
+            as has_multiple_funnel_rows,
+        -- the day every day count and 7/30-day window above is measured to, on every row: the reports (and BI
+        -- users) read it from this mart, as other marts, built in other Dagster jobs, can be as of another day
+        {{ as_of_date() }} as as_of_date
     from customers
     left join funnel on customers.customer_id = funnel.customer_id
     left join money on customers.customer_id = money.customer_id
