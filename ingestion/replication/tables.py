@@ -16,7 +16,8 @@ PII (DEVELOPERS.md, data-protection rule): contact details, birth dates, names o
 employee account data and free text that may carry contact details stay in PostgreSQL. A dropped
 column is replaced by a derived, non-identifying column where a report needs the signal
 (``has_phone``, ``age_band``, ``content_length``). Employee names are replicated: staff names
-are what the performance reports show, and they are not customer data.
+are what the performance reports show, and they are not customer data. Setting values (which may be
+secrets) stay too, but for the few keys a model reads (``WAREHOUSE_SETTING_KEYS``).
 
 Replication copies an allowlist: each table names the source columns it copies as they are
 (``replicated``) and those reviewed to stay in PostgreSQL (``dropped``, which derived columns may
@@ -297,6 +298,20 @@ def _columns(names: str) -> tuple[str, ...]:
 
 _CONTACT_COLUMNS = ("wechat_id", "whatsapp", "telegram", "email", "phone")
 _MASKED_CUSTOMER_COLUMNS = ("occupation", "decision_style")
+# The system_settings keys whose values replication copies: those a model reads. Any other setting's
+# value stays in PostgreSQL, as it may be a secret (an SMTP password, an API key) and a key's name
+# says nothing of what a deployment stored under it; a key is added here when a model needs it, after
+# checking its value can hold nothing secret or personal. kpi.overall_score_weights: the CRM's weights
+# of the KPI mart's overall_score (dbt_project/macros/kpi_score_weights.sql), numbers only.
+WAREHOUSE_SETTING_KEYS: tuple[str, ...] = ("kpi.overall_score_weights",)
+
+
+def _warehouse_setting_value(key: str, value: str) -> str:
+    """The setting's ``value`` where its ``key`` is one of WAREHOUSE_SETTING_KEYS, else NULL."""
+    keys = ", ".join(string_literal(name) for name in WAREHOUSE_SETTING_KEYS)
+    return f"if({key} in ({keys}), {value}, NULL)"
+
+
 _TAG_COLUMNS = ("keywords", "intention_signals", "risk_keywords")
 _MATERIAL_TAG_COLUMNS = ("hashtags", "tags")
 
@@ -477,13 +492,16 @@ RAW_TABLES: tuple[RawTable, ...] = (
             "id employee_id course_id status progress_percentage score started_at completed_at updated_at"
         ),
     ),
-    # Setting values may be secrets (SMTP passwords, API keys): only their presence leaves PostgreSQL.
+    # Setting values may be secrets (SMTP passwords, API keys): only their presence leaves PostgreSQL,
+    # and the values of WAREHOUSE_SETTING_KEYS, which the marts read (``warehouse_value``, NULL for
+    # other keys). Not named ``value``: ClickHouse reads a name in the pull's SELECT as the alias it
+    # defines, so has_value would test the NULLed value instead of the source's.
     RawTable(
         "system_settings",
         mode="snapshot",
         replicated=_columns("id key value_type category description is_public updated_by updated_at"),
         dropped=("value",),
-        derived={"has_value": _present("value")},
+        derived={"has_value": _present("value"), "warehouse_value": _warehouse_setting_value("key", "value")},
     ),
 )
 

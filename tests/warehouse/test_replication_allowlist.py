@@ -4,6 +4,7 @@ so), and short free text is replicated masked where it looks like it carries con
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import psycopg
@@ -12,7 +13,7 @@ from ingestion.generate import content, vocab
 from ingestion.replication import declared_source, replicate
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
-from ingestion.replication.tables import BY_NAME, MASKED, RAW_TABLES
+from ingestion.replication.tables import BY_NAME, MASKED, RAW_TABLES, WAREHOUSE_SETTING_KEYS
 from tests.fixtures.warehouse import load_fixture
 
 
@@ -191,3 +192,41 @@ def test_free_text_is_masked_where_it_looks_like_contact_details(clickhouse_env)
             assert rows == [(value, value) for value in passing] + [(value, MASKED) for value in caught], (
                 f"{table}.{column}"
             )
+
+
+def test_setting_values_reach_clickhouse_only_for_the_keys_the_warehouse_reads(
+    pg_dsn, clickhouse_env, monkeypatch
+):
+    """system_settings.value may be a secret: raw's ``warehouse_value`` holds it for WAREHOUSE_SETTING_KEYS only,
+    NULL for every other key (fixture_crm.sql's SMTP password, a key that merely starts like an allowed
+    one), ``has_value`` still saying there is one (read from the source's value, not the NULLed one). A raw table copied by the older rule (no value column at
+    all) is replaced by the next run, which counts as a change (the models reading it are rebuilt)."""
+    load_fixture(pg_dsn)
+    weights_key = "kpi.overall_score_weights"
+    assert weights_key in WAREHOUSE_SETTING_KEYS
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "insert into system_settings (key, value, value_type) values (%s, '{\"tofu_contacts\": 4}', 'json'),"
+            " (%s, 'sk-not-for-the-warehouse', 'string')",
+            (weights_key, f"{weights_key}.backup"),
+        )
+    table = BY_NAME["system_settings"]
+    older = dataclasses.replace(table, derived={"has_value": table.derived["has_value"]})
+    with monkeypatch.context() as patch:
+        patch.setitem(BY_NAME, table.name, older)
+        replicate_tables(pg_dsn, [table.name])
+    client = clickhouse_client()
+    query = (
+        f"select key, has_value, warehouse_value from `{clickhouse_env}`.system_settings final order by key"
+    )
+    assert "warehouse_value" not in {
+        name for name, *_ in client.query(f"describe `{clickhouse_env}`.system_settings").result_rows
+    }
+
+    [result] = replicate_tables(pg_dsn, [table.name])
+    assert result.changed
+    assert client.query(query).result_rows == [
+        (weights_key, 1, '{"tofu_contacts": 4}'),
+        (f"{weights_key}.backup", 1, None),
+        ("smtp.password", 1, None),
+    ]

@@ -15,7 +15,12 @@
       ReplacingMergeTree may have merged away before this run), and every month whose employees (id,
       code, name, department, hire date) are not dim_employees' (kpi_months_with_other_employees: an
       employee added, deleted, renamed or with a corrected hire date, which moves is_employed, touches
-      every month; a login, which only moves last_login_at, none).
+      every month; a login, which only moves last_login_at, none). And every month holding a score other
+      than the CRM's weights give now (kpi_months_scored_otherwise: the setting kpi.overall_score_weights
+      changed, came or went, macros/kpi_score_weights.sql). The rule for changed weights: rebuild the
+      months whose stored scores they move (in practice all), found by recomputing each stored row's
+      score from its own counts; no record of the old weights is needed, and a partition run leaves
+      the others to the next incremental run.
       Without a recorded build (a bare `dbt run`) every month is rebuilt.
       Accounts opened count a customer's first opening (int_customers__latest_funnel), which depends on
       all of the customer's funnel_mofu rows, not on a changed row alone: correcting one row can move
@@ -23,7 +28,11 @@
       months are those of every opening recorded by any version of any row of a customer with a changed
       funnel_mofu row (in any version: a row moved to another customer changes both) or customers row:
       the old first opening (an unchanged row or an earlier version) and the new one are among them.
-    * Full refresh: everything. -#}
+    * Full refresh: everything.
+    overall_score: the CRM's formula with its own weights (system_settings kpi.overall_score_weights)
+    when that setting is valid (its value is replicated: tables.py WAREHOUSE_SETTING_KEYS), else the
+    documented default formula (macro overall_score); an invalid setting fails the warning test
+    kpi_score_weights_setting_is_valid (macros/kpi_score_weights.sql). -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='insert_overwrite',
@@ -67,6 +76,8 @@
         {#- the months a row left (its old version may be merged away) and those showing other employees -#}
         {%- do month_queries.append(kpi_months_out_of_step(this)) -%}
         {%- do month_queries.append(kpi_months_with_other_employees(this)) -%}
+        {#- the months scored with other weights than the CRM's setting gives now (it changed) -#}
+        {%- do month_queries.append(kpi_months_scored_otherwise(this)) -%}
         {%- set months = run_query('select distinct * from (' ~ month_queries | join(' union all ') ~ ') order by 1')
             .columns[0].values() | map('int') | list -%}
         {%- set in_window = "(toYYYYMM({col}) in (" ~ months | join(', ') ~ ") or toYYYYMM({col}) <= (select "
@@ -179,17 +190,32 @@ scored as (
     from daily
 ),
 
-final as (
+-- The CRM's weights of the overall score (one row; macros/kpi_score_weights.sql).
+weights as (
+    {{ kpi_score_weights() }}
+),
+
+weighted as (
     select
         scored.*,
-        {{ overall_score(
+        {{ kpi_overall_score(
+            'weights',
             contacts='scored.tofu_contacts',
+            retained='scored.tofu_retained',
             retention_rate='scored.tofu_retention_rate',
             quality_conversations='scored.mofu_quality_conversations',
             counter_questions='scored.mofu_counter_question_count',
             accounts_opened='scored.mofu_accounts_opened',
+            deposits_count='scored.bofu_deposits_count',
             net_deposit='scored.bofu_net_deposit',
-        ) }} as overall_score,
+        ) }} as overall_score
+    from scored
+    cross join weights
+),
+
+final as (
+    select
+        scored.*,
         reported.employee_kpi_id is not null as has_reported_kpis,
         reported.tofu_contacts as reported_tofu_contacts,
         reported.mofu_quality_conversations as reported_quality_conversations,
@@ -216,7 +242,7 @@ final as (
             and ifNull(reported.bofu_withdrawal_amount, 0) = scored.bofu_withdrawal_amount
             and ifNull(reported.bofu_net_deposit, 0) = scored.bofu_net_deposit
         ) as is_matching_reported
-    from scored
+    from weighted as scored
     left join reported on reported.employee_id = scored.employee_id and reported.kpi_date = scored.kpi_date
 )
 

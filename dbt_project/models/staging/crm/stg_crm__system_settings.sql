@@ -6,6 +6,8 @@ renamed as (
     select
         id as setting_id,
         key as setting_key,
+        -- NULL but for the keys replication copies the value of (tables.py WAREHOUSE_SETTING_KEYS)
+        warehouse_value as setting_value,
         value_type,
         category as setting_category,
         description,
