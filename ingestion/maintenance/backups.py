@@ -213,6 +213,7 @@ def _run_bound(command: list[str], env: dict[str, str], lock_fd: int) -> subproc
     watchdog = subprocess.Popen(
         [sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE, text=True, start_new_session=True
     )
+    process = None
     try:
         process = start_bound(
             command,
@@ -232,10 +233,12 @@ def _run_bound(command: list[str], env: dict[str, str], lock_fd: int) -> subproc
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             raise
-        with contextlib.suppress(BrokenPipeError):
-            watchdog.stdin.write("done")
     finally:
         with contextlib.suppress(BrokenPipeError):
+            # pg_basebackup reaped (its group killed first if need be): the watchdog must not signal a
+            # group id that may be reused from now on.
+            if process is not None and process.returncode is not None:
+                watchdog.stdin.write("done")
             watchdog.stdin.close()
         watchdog.wait()
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
