@@ -53,6 +53,7 @@ from ingestion.replication.connections import (
     string_literal,
 )
 from ingestion.replication.tables import BY_NAME, RAW_TABLES, RawTable
+from ingestion.schema import migrate
 
 _TOMBSTONE_BATCH = 10_000
 # Tables replicated at once by ``replicate_tables``. Most of a table's run is waiting (HTTP round
@@ -162,6 +163,11 @@ class Replicator:
         self.collection = ensure_named_collection(self.client, pg_dsn, self.database)
         schema.create_database(self.client, self.database)
         quarantine.create_table(self.client, self.database)
+        # A partition detached, dropped or attached since the last poll leaves its TRUNCATE marker
+        # now (migration 0026: no trigger sees that DDL), before the bound: in this run's window (in
+        # the next run's when the bound was fixed earlier, by a Dagster run's first step).
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            migrate.record_partition_changes(conn, self.log)
         self.bound = cursor.as_bound(pg_dsn, bound) if bound else cursor.exact_bound(pg_dsn)
         # Read once for the run's every table (not one query each per table): what quarantine holds,
         # and where an unreadable value may be.

@@ -7,16 +7,23 @@ diverging from what the database holds (write a new migration instead).
 After migrating, the replication's read-only role (``REPLICATION_READER``) may read every table of
 public, those a migration just created too: ClickHouse pulls replication through it (see
 ``grant_replication_reads``).
+
+A migration's WARNING (a right the migrator lacks, a step left to a DBA) is shown in the output,
+not dropped with the session's notices (``_notices_to``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any fixed 64-bit number: migrations from two processes at once run one after the other.
@@ -26,6 +33,8 @@ _ADVISORY_LOCK_KEY = 4_242_001
 REPLICATION_READER = "funnelhouse_replication"
 # Relation kinds a SELECT reads: tables, partitioned tables, views, materialized and foreign tables.
 _READABLE_KINDS = ("r", "p", "v", "m", "f")
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ def apply(dsn: str, log=print) -> list[str]:
                             "add a new migration instead of editing an applied one"
                         )
                     continue
-                with conn.transaction():
+                with conn.transaction(), _notices_to(conn, log, migration.path.name, ("WARNING",)):
                     conn.execute(migration.sql)
                     conn.execute(
                         "INSERT INTO funnelhouse.schema_migrations (version, checksum) VALUES (%s, %s)",
@@ -148,3 +157,47 @@ def _unreadable_to_the_reader(conn: psycopg.Connection) -> int:
              AND NOT has_table_privilege(%s, oid, 'SELECT')""",
         (list(_READABLE_KINDS), REPLICATION_READER),
     ).fetchone()[0]
+
+
+@contextlib.contextmanager
+def _notices_to(
+    conn: psycopg.Connection, log: Callable[[str], None], source: str, severities: tuple[str, ...]
+) -> Iterator[None]:
+    """PostgreSQL's notices of these ``severities`` raised on ``conn`` meanwhile, logged (this module's
+    logger) and passed to ``log`` as "source: SEVERITY: message". psycopg drops them otherwise."""
+
+    def handler(notice: psycopg.errors.Diagnostic) -> None:
+        if notice.severity_nonlocalized in severities:
+            message = f"{source}: {notice.severity_nonlocalized}: {notice.message_primary}"
+            _log.log(logging.WARNING if notice.severity_nonlocalized == "WARNING" else logging.INFO, message)
+            log(message)
+
+    conn.add_notice_handler(handler)
+    try:
+        yield
+    finally:
+        conn.remove_notice_handler(handler)
+
+
+def record_partition_changes(
+    conn: psycopg.Connection, log: Callable[[str], None] = lambda _message: None
+) -> int:
+    """Markers recorded for partitioned seed tables whose partitions changed since the last call
+    (migration 0026's ``record_partition_changes()``: a partition detached or dropped, or attached
+    holding rows), committed. Replication and the search sync call it before they read markers, so a
+    change made since their last run is in their window; what it says (which partitions went or came,
+    a trigger it could not update) is logged, and passed to ``log``. A database not migrated that far has nothing to
+    record."""
+    try:
+        with (
+            _notices_to(conn, log, "partitions", ("NOTICE", "WARNING")),
+            conn.cursor(row_factory=tuple_row) as cursor,
+        ):
+            (marked,) = cursor.execute("SELECT public.record_partition_changes()").fetchone()
+    except psycopg.errors.UndefinedFunction:
+        if not conn.autocommit:
+            conn.rollback()
+        return 0
+    if not conn.autocommit:
+        conn.commit()
+    return marked

@@ -18,7 +18,10 @@ as done while the conversation is gone from PostgreSQL (``_delete``).
 A TRUNCATE (of conversations, one of its partitions, or the customers or employees documents quote)
 leaves no tombstone, only a marker (``documents.last_truncation``): one stamped in the deletions'
 window has every document whose conversation PostgreSQL no longer has deleted (``_delete_absent``),
-and the deletions cursor then passes it.
+and the deletions cursor then passes it. A partition of conversations detached, dropped or attached
+leaves such a marker too, recorded when the sync (or ``pending``) first asks (migration 0026,
+``migrate.record_partition_changes``); after one, the conversations behind the changes cursor that
+the index lacks (an attached month's) are indexed as well (``_index_missing``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from ingestion.schema import migrate
 from ingestion.search import bulk_lines, cursor_store, documents, mapping, probe, quarantine, related
 from ingestion.search.bulk_lines import BulkItem
 from ingestion.search.client import BulkOutcome, SearchClient
@@ -173,6 +177,45 @@ def _delete_absent(
     return total
 
 
+def _index_missing(
+    conn: psycopg.Connection,
+    client: SearchClient,
+    index: str,
+    marked_at: dt.datetime,
+    changes: Cursor,
+    batch_size: int,
+    refresh: bool,
+    report: SyncReport,
+    physical_index: str,
+) -> BulkOutcome:
+    """Index every conversation PostgreSQL has and the index lacks whose change the ``changes``
+    cursor has passed: a partition attached (migration 0026's marker) brings back rows whose
+    updated_at is behind the cursor, which no window reads again (those after it the changes' window
+    sends). Each is sent with at least the marker's version: a detach's deletes (``_delete_absent``,
+    with the earlier marker's version) may still be remembered by the engine and would refuse the
+    row's older version; any later change of the row is stamped after the marker, so it still wins.
+    The quarantined ids are left alone: the engine refused them for good, and their next change sends
+    them again. After a plain TRUNCATE nothing behind the cursor is missing, and nothing is sent."""
+    version = documents.version_of(marked_at)
+    quarantined = {int(entry.doc_id) for entry in quarantine.listed(conn, physical_index)}
+    conn.commit()
+    total = BulkOutcome()
+    for rows in documents.stream_all(conn, batch_size):
+        behind = [row for row in rows if (row.cursor_at, row.id) <= changes.as_tuple()]
+        held = client.versions(index, [str(row.id) for row in behind])
+        missing = [
+            row._replace(version=max(row.version, version))
+            for row in behind
+            if str(row.id) not in held and row.id not in quarantined
+        ]
+        if missing:
+            total.merge(
+                _send(conn, client, bulk_lines.index_items(missing, index), refresh, report, physical_index)
+            )
+    conn.commit()  # ends the streaming cursor's transaction
+    return total
+
+
 def _resend_conversations_of(
     conn: psycopg.Connection,
     client: SearchClient,
@@ -211,6 +254,9 @@ def apply_changes(
     whose customer/employee attributes are tracked)."""
     report = report or SyncReport(alias=index)
     physical_index = physical_index or index
+    # A partition detached, dropped or attached since the last poll leaves its TRUNCATE marker now
+    # (migration 0026), committed before the bound is read: in this sync's window.
+    migrate.record_partition_changes(conn)  # (its notices logged by ingestion.schema.migrate)
     exact_bound = documents.exact_read_bound(conn, lag)
     conn.commit()  # as after every read here: no transaction stays open while the engine works
     bound = exact_bound.local
@@ -240,6 +286,14 @@ def apply_changes(
         report.replayed += outcome.harmless
         progress(0, outcome.succeeded, sent=bool(outcome.succeeded or outcome.harmless))
         log.info("%s: %d document(s) of conversations gone from PostgreSQL deleted", index, outcome.succeeded)
+        outcome = _index_missing(
+            conn, client, index, at, cursors.changes, batch_size, refresh, report, physical_index
+        )
+        report.indexed += outcome.succeeded
+        report.replayed += outcome.harmless
+        progress(outcome.succeeded, 0, sent=bool(outcome.succeeded or outcome.harmless))
+        if outcome.succeeded:
+            log.info("%s: %d conversation(s) PostgreSQL has again indexed", index, outcome.succeeded)
 
     while True:
         full_batches = 0
@@ -386,4 +440,5 @@ def pending(dsn: str, alias: str = mapping.DEFAULT_ALIAS, lag: dt.timedelta = DE
     with documents.connect(dsn) as conn:
         cursor_store.ensure_table(conn)
         saved = cursor_store.load(conn, alias)
+        migrate.record_partition_changes(conn)  # (as the sync would: ``apply_changes``)
         return probe.has_changes(conn, saved.cursors, lag, saved.physical_index)

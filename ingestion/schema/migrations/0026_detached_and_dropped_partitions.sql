@@ -1,39 +1,23 @@
--- A partition detached or dropped leaves the same marker as a TRUNCATE (0023).
+-- A partition detached, dropped or attached leaves the same marker as a TRUNCATE (0023).
 --
 -- `ALTER TABLE conversations DETACH PARTITION conversations_2025_01` and `DROP TABLE
--- conversations_2025_01` take a month of rows out of conversations without firing a row or a
--- truncate trigger: they stayed live in ClickHouse raw, the marts and the search index. Both now
--- record a marker in sync_truncations naming the parent, so replication reloads it whole with
--- tombstones and the search sync deletes the documents whose conversation is gone, exactly as after
--- a TRUNCATE (ingestion/replication/replicate.py, ingestion/search/sync.py: nothing new there).
+-- conversations_2025_01` take a month of rows out of conversations, and `ATTACH PARTITION` puts one
+-- back, without firing a row or a truncate trigger: the rows stayed live in ClickHouse raw, the marts
+-- and the search index, or (attached, their updated_at behind every cursor) never came back. A marker
+-- in sync_truncations naming the parent has replication reload it whole with tombstones, and the
+-- search sync delete the documents whose conversation is gone and index those it lacks.
 --
--- Only event triggers see this DDL. What they are told, and so what is relied on:
--- * DETACH (ddl_command_end): pg_event_trigger_ddl_commands() names the parent, not the partition
---   (its pg_ddl_command cannot be read in SQL). But 0023 gave every partition its own statement
---   trigger <parent>_record_truncation, and PostgreSQL leaves it on the table it detaches (it only
---   removes the triggers it cloned). A table carrying that trigger that is neither the parent nor
---   one of its partitions was detached: that is the marker's evidence, read from the catalog after
---   the fact, so it holds however the DETACH was spelled (a FINALIZE too), and the trigger is then
---   dropped: the detached table is an archive, its TRUNCATE or DROP no longer concerns the parent.
--- * DROP (sql_drop): the catalog rows are gone when it fires, so pg_inherits cannot say whose
---   partition it was. pg_event_trigger_dropped_objects() lists the table's triggers with it, and a
---   dropped <parent>_record_truncation whose table was dropped in the same statement names the
---   parent (0023's naming, which 0025 relies on too). A partition detached first has no trigger
---   left and leaves no second marker; DROP TABLE of a whole seed table marks it (all its rows went).
--- Both rest on each partition having the trigger, which 0023 gives to the partitions that
--- ensure_conversation_partitions makes. Partitions made otherwise (a DBA's CREATE TABLE ...
--- PARTITION OF, ATTACH PARTITION) get it here, at the end of that command, so none is missed.
---
--- Event triggers need a superuser to create (an RDS-like rds_superuser may too). A migrator without
--- that right (production: the tables' owner) gets a WARNING and the chain goes on without them:
--- TRUNCATE is still seen, a DETACH or DROP of a partition is not until a superuser runs
--- `SELECT public.create_partition_event_triggers();` (docs/warehouse.md); until then, after one,
--- replicate with --full-refresh and rebuild the search index (`funnelhouse reindex --full`).
--- A DETACH done before this migration is found by the scan below (its trigger is still there);
--- a DROP done before it cannot be.
+-- No trigger sees this DDL but an event trigger, and event triggers run inside every role's DDL
+-- (a superuser's too) with functions their non-superuser owner may replace, and fail DDL of roles
+-- that cannot read public. So nothing fires here: the consumers poll. record_partition_changes()
+-- compares the partitions of each partitioned seed table with the set it recorded last time
+-- (sync_partition_sets), records a marker when the set changed in a way that moves rows, and stores
+-- the new set. Replication and the search sync call it before they read markers
+-- (ingestion/replication/replicate.py, ingestion/search/sync.py), with the DSN they already write
+-- through (FUNNELHOUSE_PG_DSN: run bounds, search cursors), never the read-only replication role.
 
--- The marker itself, for the trigger of 0023 and the event triggers here: one place for its rules
--- (the xid first, as migration 0018 wants of every stamp).
+-- The marker's rules in one place (the xid first, as migration 0018 wants of every stamp), for
+-- 0023's trigger and the poll below.
 CREATE FUNCTION record_truncation_marker(seed_table TEXT) RETURNS VOID LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
@@ -50,110 +34,197 @@ BEGIN
 END;
 $$;
 
--- Tables detached from a seed table (of those in parents, or of any when parents is NULL): marked,
--- their inherited truncation trigger dropped. Returns how many.
-CREATE FUNCTION mark_detached_partitions(parents OID[]) RETURNS INTEGER LANGUAGE plpgsql
-SET search_path = pg_catalog, public, pg_temp AS $$
+-- The partitions (every level: a sub-partitioned month leaves with its leaves) each partitioned seed
+-- table has now. A seed table is one carrying 0023's trigger named after itself, so a table
+-- partitioned later is followed without a list to keep. By oid, not name: a month dropped and made
+-- again under its name is another table, and a table renamed is the same. A partition whose DETACH
+-- CONCURRENTLY is under way is out already (queries no longer read it).
+CREATE FUNCTION current_seed_partitions()
+RETURNS TABLE (parent TEXT, partition_oid OID, partition_name TEXT, is_leaf BOOLEAN)
+LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT seed.relname::text, tree.relid, tree.relid::regclass::text, tree.isleaf
+    FROM pg_class seed
+    JOIN pg_trigger t ON t.tgrelid = seed.oid AND t.tgname = seed.relname || '_record_truncation'
+                     AND t.tgfoid = 'public.record_truncation'::regproc
+    CROSS JOIN LATERAL pg_partition_tree(seed.oid) tree
+    WHERE seed.relnamespace = 'public'::regnamespace AND seed.relkind = 'p' AND tree.level > 0
+      AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = tree.relid AND i.inhdetachpending)
+$$;
+
+-- Tables carrying 0023's trigger of a seed table they are no longer part of: detached partitions
+-- (PostgreSQL leaves the trigger 0023 gave each partition on the table it detaches).
+CREATE FUNCTION detached_seed_partitions() RETURNS TABLE (parent TEXT, detached REGCLASS, trigger_name TEXT)
+LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT parent.relname::text, t.tgrelid::regclass, t.tgname::text
+    FROM pg_trigger t
+    JOIN pg_class parent ON parent.relnamespace = 'public'::regnamespace
+                        AND t.tgname = parent.relname || '_record_truncation'
+    WHERE t.tgfoid = 'public.record_truncation'::regproc
+      AND t.tgrelid <> parent.oid
+      AND NOT EXISTS (SELECT 1 FROM pg_partition_tree(parent.oid) tree WHERE tree.relid = t.tgrelid)
+$$;
+
+-- The set seen by the last poll.
+CREATE TABLE sync_partition_sets (
+    parent TEXT NOT NULL,
+    partition_oid OID NOT NULL,
+    partition_name TEXT NOT NULL,  -- as it was then, for the notice naming it once it is gone
+    PRIMARY KEY (parent, partition_oid)
+);
+
+-- 0023's trigger onto partitions of conversations lacking it (made or attached by hand: only
+-- ensure_conversation_partitions gives it), and off detached tables: an archive's TRUNCATE or DROP
+-- no longer concerns its old parent. DDL on tables the poll's role may not own (a CRM database whose
+-- tables another role owns), or that a long reader holds: then a WARNING, and the poll's markers
+-- stand. Returns how many triggers it dropped.
+CREATE FUNCTION follow_partition_truncations() RETURNS INTEGER LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp SET lock_timeout = '10s' AS $$
 DECLARE
     detached RECORD;
+    dropped INTEGER := 0;
+BEGIN
+    PERFORM public.mark_truncations_of_conversation_partitions();
+    FOR detached IN SELECT * FROM public.detached_seed_partitions() LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', detached.trigger_name, detached.detached);
+        dropped := dropped + 1;
+    END LOOP;
+    RETURN dropped;
+EXCEPTION WHEN insufficient_privilege OR lock_not_available THEN
+    RAISE WARNING 'the truncation triggers of partitions could not be updated (%): a TRUNCATE of a '
+                  'partition made or attached by hand is not seen downstream until the tables'' owner runs '
+                  'SELECT public.follow_partition_truncations();', SQLERRM;
+    RETURN 0;
+END;
+$$;
+
+-- One marker per seed table whose set changed since the last poll (however often or however it was
+-- spelled: DETACH, DETACH CONCURRENTLY, DROP, DROP ... CASCADE), when:
+-- * a partition left it: its rows are gone from the parent;
+-- * a leaf joined it holding rows when first seen. Rows written into a partition while it belongs to
+--   the parent are stamped then, so the consumers' windows carry them; rows it held before it
+--   joined (ATTACH of a table filled elsewhere, or of a month detached earlier) are stamped in the
+--   past, behind every cursor, and only a reload brings them. The months ensure_conversation_partitions
+--   makes are recorded by it as it makes them (below): whatever they hold (rows moved out of the
+--   default partition, a load right after) was written with fresh stamps, so the monthly job's
+--   months and the loader's never cause a reload. A partition made by hand and filled between two
+--   polls costs one reload that was not needed: its rows cannot be told from attached ones, and a
+--   reload is right for both.
+-- Returns the number of markers recorded.
+--
+-- Two callers at once (replication and the search sync) are put one after the other by the lock:
+-- the second reads the set the first stored and finds no change, so a change is marked once. A
+-- marker is not used up by a consumer: each reads those in its own window past its own cursor, and
+-- the poll's transaction, which has its xid before the stamp, holds every consumer's bound back until
+-- it commits (migrations 0018, 0023), so none passes the marker by. In the caller's transaction: a
+-- rollback takes marker and set with it, and the next poll finds the change again.
+CREATE FUNCTION record_partition_changes() RETURNS INTEGER LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    -- The changes: partitions there now and not recorded (joined), recorded and not there (left),
+    -- read in one statement, one snapshot of both: a change committed meanwhile is found by the next
+    -- poll, never recorded unmarked. Held in arrays, one element per change (no temp table: this runs
+    -- at every replication and sync).
+    parents TEXT[];
+    oids OID[];
+    names TEXT[];
+    leaves BOOLEAN[];
+    joins BOOLEAN[];
+    seed TEXT;
+    left_names TEXT[];
+    joined_with_rows TEXT[];
+    newcomer RECORD;
+    holds_rows BOOLEAN;
     marked INTEGER := 0;
 BEGIN
-    FOR detached IN
-        SELECT t.tgrelid::regclass AS detached_table, t.tgname, parent.relname AS seed_table
-        FROM pg_trigger t
-        JOIN pg_class parent ON parent.relnamespace = 'public'::regnamespace
-                            AND t.tgname = parent.relname || '_record_truncation'
-        WHERE t.tgfoid = 'public.record_truncation'::regproc
-          AND t.tgrelid <> parent.oid
-          AND (parents IS NULL OR parent.oid = ANY(parents))
-          AND NOT EXISTS (SELECT 1 FROM pg_inherits i
-                          WHERE i.inhrelid = t.tgrelid AND i.inhparent = parent.oid)
-    LOOP
-        PERFORM public.record_truncation_marker(detached.seed_table);
-        EXECUTE format('DROP TRIGGER %I ON %s', detached.tgname, detached.detached_table);
-        RAISE NOTICE '% is no longer a partition of %: its rows leave ClickHouse and the search index '
-                     'with the next replication and sync', detached.detached_table, detached.seed_table;
-        marked := marked + 1;
+    PERFORM pg_advisory_xact_lock(hashtext('public.sync_partition_sets'));
+    WITH now_set AS (SELECT * FROM public.current_seed_partitions()),
+         recorded AS (SELECT * FROM public.sync_partition_sets),
+         changes AS (
+             SELECT n.parent, n.partition_oid, n.partition_name, n.is_leaf, true AS joined FROM now_set n
+             WHERE NOT EXISTS (SELECT 1 FROM recorded r
+                               WHERE r.parent = n.parent AND r.partition_oid = n.partition_oid)
+             UNION ALL
+             SELECT r.parent, r.partition_oid, r.partition_name, false, false FROM recorded r
+             WHERE NOT EXISTS (SELECT 1 FROM now_set n
+                               WHERE n.parent = r.parent AND n.partition_oid = r.partition_oid))
+    SELECT array_agg(parent), array_agg(partition_oid), array_agg(partition_name), array_agg(is_leaf),
+           array_agg(joined)
+    INTO parents, oids, names, leaves, joins
+    FROM changes;
+    IF parents IS NULL THEN
+        RETURN 0;  -- (the usual case: nothing written, no xid taken)
+    END IF;
+
+    FOR seed IN SELECT DISTINCT unnest(parents) LOOP
+        SELECT array_agg(c.partition_name ORDER BY c.partition_name) INTO left_names
+        FROM unnest(parents, names, joins) AS c(parent, partition_name, joined)
+        WHERE c.parent = seed AND NOT c.joined;
+        joined_with_rows := '{}';
+        FOR newcomer IN
+            SELECT c.partition_oid, c.partition_name
+            FROM unnest(parents, oids, names, leaves, joins) AS c(parent, partition_oid, partition_name, is_leaf, joined)
+            WHERE c.parent = seed AND c.joined
+              AND c.is_leaf  -- (a sub-partitioned one holds its leaves' rows, looked at as leaves)
+              AND EXISTS (SELECT 1 FROM pg_class k WHERE k.oid = c.partition_oid)  -- (not dropped since)
+        LOOP
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', newcomer.partition_oid::regclass)
+                INTO holds_rows;
+            IF holds_rows THEN
+                joined_with_rows := joined_with_rows || newcomer.partition_name;
+            END IF;
+        END LOOP;
+        IF left_names IS NOT NULL OR cardinality(joined_with_rows) > 0 THEN
+            PERFORM public.record_truncation_marker(seed);
+            marked := marked + 1;
+            RAISE NOTICE '%: % left, % joined holding rows; it is reloaded downstream (ClickHouse, the '
+                         'search index)', seed, coalesce(left_names, '{}'), joined_with_rows;
+        END IF;
     END LOOP;
+
+    -- The changes only: a month ensure_conversation_partitions recorded meanwhile stays recorded.
+    DELETE FROM public.sync_partition_sets r
+    USING unnest(parents, oids, joins) AS c(parent, partition_oid, joined)
+    WHERE NOT c.joined AND r.parent = c.parent AND r.partition_oid = c.partition_oid;
+    INSERT INTO public.sync_partition_sets (parent, partition_oid, partition_name)
+    SELECT c.parent, c.partition_oid, c.partition_name
+    FROM unnest(parents, oids, names, joins) AS c(parent, partition_oid, partition_name, joined)
+    WHERE c.joined
+    ON CONFLICT DO NOTHING;
+    PERFORM public.follow_partition_truncations();
     RETURN marked;
 END;
 $$;
 
--- ddl_command_end of CREATE TABLE and ALTER TABLE. Only commands on conversations or one of its
--- partitions go further (another role's unrelated DDL must not need rights on them).
-CREATE FUNCTION on_partition_ddl() RETURNS event_trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, public, pg_temp AS $$
+-- 0023's wrapper, and the months it made are recorded as seen (see above). Made by this call: new
+-- since it began, by this transaction (its catalog row's xmin: not a partition another session
+-- attached meanwhile, which the poll must look into).
+CREATE OR REPLACE FUNCTION ensure_conversation_partitions(first_month DATE, last_month DATE)
+RETURNS INTEGER LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
-    altered OID[];
+    created INTEGER;
+    before OID[];
 BEGIN
-    IF to_regclass('public.sync_truncations') IS NULL THEN
-        RETURN;
+    before := ARRAY(SELECT inhrelid FROM pg_inherits WHERE inhparent = 'public.conversations'::regclass);
+    created := create_conversation_partitions(first_month, last_month);
+    IF created > 0 THEN
+        PERFORM mark_truncations_of_conversation_partitions();
+        INSERT INTO public.sync_partition_sets (parent, partition_oid, partition_name)
+        SELECT 'conversations', c.oid, c.oid::regclass::text
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'public.conversations'::regclass AND NOT i.inhrelid = ANY(before)
+          AND c.xmin::text = (pg_current_xact_id()::text::bigint % 4294967296)::text
+        ON CONFLICT DO NOTHING;
     END IF;
-    SELECT array_agg(DISTINCT c.objid) INTO altered
-    FROM pg_event_trigger_ddl_commands() c
-    WHERE c.classid = 'pg_class'::regclass;
-    IF altered IS NULL THEN
-        RETURN;
-    END IF;
-    -- A DETACH names the parent: the seed tables altered are the parents to look under.
-    PERFORM public.mark_detached_partitions(altered);
-    -- A partition created or attached by hand gets 0023's trigger, as ensure_conversation_partitions'.
-    IF to_regclass('public.conversations') IS NOT NULL AND EXISTS (
-        SELECT 1 FROM unnest(altered) AS a(oid)
-        WHERE a.oid = 'public.conversations'::regclass
-           OR EXISTS (SELECT 1 FROM pg_inherits i
-                      WHERE i.inhrelid = a.oid AND i.inhparent = 'public.conversations'::regclass)) THEN
-        PERFORM public.mark_truncations_of_conversation_partitions();
-    END IF;
+    RETURN created;
 END;
 $$;
 
--- sql_drop: a <seed>_record_truncation trigger dropped together with its table.
-CREATE FUNCTION on_partition_drop() RETURNS event_trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, public, pg_temp AS $$
-DECLARE
-    seed_table TEXT;
-BEGIN
-    IF to_regclass('public.sync_truncations') IS NULL THEN
-        RETURN;  -- dropped by this very statement (DROP SCHEMA public CASCADE ...)
-    END IF;
-    FOR seed_table IN
-        SELECT DISTINCT left(trg.address_names[3], -length('_record_truncation'))
-        FROM pg_event_trigger_dropped_objects() trg
-        WHERE trg.object_type = 'trigger'
-          AND trg.address_names[3] LIKE '%\_record\_truncation'
-          AND EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() tbl
-                      WHERE tbl.object_type = 'table' AND tbl.address_names = trg.address_names[1:2])
-    LOOP
-        PERFORM public.record_truncation_marker(seed_table);
-    END LOOP;
-END;
-$$;
+-- Tables detached before now still carry 0023's trigger (nothing removed it): their rows are live
+-- downstream, so each seed table they came from gets a marker, once, and they lose the trigger.
+-- A partition dropped before now left no trace and cannot be found.
+SELECT record_truncation_marker(parent) FROM (SELECT DISTINCT parent FROM detached_seed_partitions()) d;
+SELECT follow_partition_truncations();
 
--- Idempotent, so a superuser can run it later where the migration could not (see above).
-CREATE FUNCTION create_partition_event_triggers() RETURNS VOID LANGUAGE plpgsql
-SET search_path = pg_catalog, public, pg_temp AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'record_detached_partitions') THEN
-        CREATE EVENT TRIGGER record_detached_partitions ON ddl_command_end
-            WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE') EXECUTE FUNCTION public.on_partition_ddl();
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'record_dropped_partitions') THEN
-        CREATE EVENT TRIGGER record_dropped_partitions ON sql_drop
-            EXECUTE FUNCTION public.on_partition_drop();
-    END IF;
-END;
-$$;
-
-DO $$
-BEGIN
-    PERFORM create_partition_event_triggers();
-EXCEPTION WHEN insufficient_privilege THEN
-    RAISE WARNING 'migration 0026: % cannot create event triggers, so a DETACH or DROP of a partition '
-                  'of conversations will not reach ClickHouse or the search index; as a superuser run '
-                  'SELECT public.create_partition_event_triggers(); (docs/warehouse.md)', current_user;
-END;
-$$;
-
--- Partitions detached before now: their rows are still live downstream.
-SELECT mark_detached_partitions(NULL);
+-- The set as it is now: the first poll compares with it (the rows of today's partitions are
+-- downstream already and need no marker).
+INSERT INTO sync_partition_sets SELECT parent, partition_oid, partition_name FROM current_seed_partitions();
