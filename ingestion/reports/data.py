@@ -13,9 +13,12 @@ trend can never disagree with each other.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from ingestion.replication.connections import clickhouse_client
 from ingestion.reports.metrics import DAILY_SUMS
@@ -116,10 +119,32 @@ class StalledCustomer:
     usual_days: int
 
 
+# ClickHouse's codes for a column or table the query names and the marts lack: UNKNOWN_IDENTIFIER,
+# NO_SUCH_COLUMN_IN_TABLE, UNKNOWN_TABLE.
+_MISSING_IN_MARTS = re.compile(r"\bCode: (47|16|60)\b")
+
+
+class MartsBehindCode(RuntimeError):
+    """The marts lack a column or table this code reads: they were built by an older version (a deploy
+    before the next build). Not the report's fault and not lasting: the next refresh rebuilds them with
+    the current definitions, so a report run retries (runner.Incomplete) instead of failing for good."""
+
+
 class MartReader:
     def __init__(self, client, database: str = DEFAULT_DATABASE):
         self.client = client
         self.database = database
+
+    def _query(self, sql: str, parameters: dict | None = None):
+        try:
+            return self.client.query(sql, parameters=parameters)
+        except DatabaseError as error:
+            if _MISSING_IN_MARTS.search(str(error)):
+                raise MartsBehindCode(
+                    f"the marts in {self.database} lack what this version reads (built before it was "
+                    f"deployed?): the next refresh rebuilds them. ClickHouse said: {str(error).splitlines()[0]}"
+                ) from error
+            raise
 
     def _table(self, name: str) -> str:
         return f"`{self.database}`.`{name}`"
@@ -132,7 +157,7 @@ class MartReader:
         """``{day: {metric: sum}}`` for every day in the window that has rows, within the scope."""
         c = KPI_DAILY
         sums = ", ".join(f"sum({c[name]}) AS out_{name}" for name in DAILY_SUMS)
-        result = self.client.query(
+        result = self._query(
             f"""SELECT {c["day"]} AS out_day, {sums}
                 FROM {self._table(KPI_DAILY_TABLE)}
                 WHERE {c["day"]} BETWEEN {{first:Date}} AND {{last:Date}} AND {self._scope_filter(c["department"], scope)}
@@ -162,7 +187,7 @@ class MartReader:
         took it (as mart_employee_performance.first_deposits_* counts them, and as the deposit amounts
         go): the customer's assigned employee is usually in MoFu by then, which takes no deposits."""
         c = CUSTOMER_OVERVIEW
-        result = self.client.query(
+        result = self._query(
             f"""WITH {self._employee_departments()}
                 SELECT o.{c["first_deposit_day"]} AS out_day, count() AS out_first_deposits
                 FROM {self._table(CUSTOMER_OVERVIEW_TABLE)} AS o
@@ -183,7 +208,7 @@ class MartReader:
         departed employee's empty days are no ranking."""
         c = KPI_DAILY
         p = EMPLOYEE_PERFORMANCE
-        result = self.client.query(
+        result = self._query(
             f"""WITH employees AS (
                     SELECT {p["employee_code"]} AS code, any({p["level"]}) AS level, any({p["status"]}) AS status
                     FROM {self._table(EMPLOYEE_PERFORMANCE_TABLE)} GROUP BY code)
@@ -233,7 +258,7 @@ class MartReader:
     def customer_as_of_date(self) -> date | None:
         """The customer mart's build date (its as_of_date: days_in_current_stage counts to it); None when
         the mart is empty (ClickHouse's max() over no rows is the epoch)."""
-        (day,) = self.client.query(
+        (day,) = self._query(
             f"SELECT max({CUSTOMER_OVERVIEW['as_of']}) FROM {self._table(CUSTOMER_OVERVIEW_TABLE)}"
         ).first_row
         return day if day and day.year > 1970 else None
@@ -262,7 +287,7 @@ class MartReader:
             return []
         c = CUSTOMER_OVERVIEW
         settled = ", ".join(f"'{stage}'" for stage in SETTLED_STAGES)
-        result = self.client.query(
+        result = self._query(
             f"""WITH in_stage AS (
                     SELECT {c["customer_code"]} AS out_code, {c["stage"]} AS out_stage,
                            {c["employee_code"]} AS out_employee_code,
@@ -305,7 +330,7 @@ class MartReader:
     def activity_range(self) -> tuple[date, date] | None:
         """The first and last day with any activity in the KPI mart, or None when it has none."""
         day = KPI_DAILY["day"]
-        first, last = self.client.query(
+        first, last = self._query(
             f"SELECT min({day}), max({day}) FROM {self._table(KPI_DAILY_TABLE)} WHERE {self._has_activity()}"
         ).first_row
         # min/max over no rows are the epoch, not NULL
@@ -314,7 +339,7 @@ class MartReader:
     def has_activity(self, first_day: date, last_day: date) -> bool:
         """Whether any employee of any department has activity on a day of [first_day, last_day]."""
         day = KPI_DAILY["day"]
-        rows = self.client.query(
+        rows = self._query(
             f"""SELECT 1 FROM {self._table(KPI_DAILY_TABLE)}
                 WHERE {day} BETWEEN {{first:Date}} AND {{last:Date}} AND {self._has_activity()} LIMIT 1""",
             parameters={"first": first_day, "last": last_day},

@@ -199,7 +199,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc), param_hint="'--scope'") from None
         except runner.NoActivity as exc:
             raise typer.BadParameter(str(exc), param_hint="'--date'") from None
-        except (RecipientError, runner.NoRecipients) as exc:
+        except (RecipientError, runner.NoRecipients, runner.Incomplete) as exc:
             raise command_error(str(exc)) from None
         # In a narrow terminal an address or error folds onto the next line rather than losing its end.
         table = Table(

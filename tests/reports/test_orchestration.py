@@ -268,3 +268,21 @@ def test_a_day_without_any_activity_fails_instead_of_mailing_zeros(report_enviro
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "no activity in the marts" in failure.step_failure_data.user_failure_data.description
     assert len(outbox_messages(smtp_sink["outbox"])) == mailed_before
+
+
+def test_marts_built_before_a_deploy_retry_instead_of_failing_for_good(report_environment, smtp_sink, marts):
+    """Marts built by the version before a deploy lack a column this one reads (here the customer mart's
+    as_of_date): the report run waits for the refresh that rebuilds them (its retries), as for marts not
+    yet refreshed, rather than failing for good and leaving the day unreported; the command says why."""
+    client, table = marts[0], f"`{MARTS_DATABASE}`.`mart_customer_overview`"
+    mailed_before = len(outbox_messages(smtp_sink["outbox"]))
+    client.command(f"ALTER TABLE {table} RENAME COLUMN as_of_date TO as_of_date_before_the_deploy")
+    try:
+        retries, said = daily_run_with_retries("2026-11-25", retries=1)
+        assert retries == 1
+        assert "lack what this version reads" in said and "as_of_date" in said
+        by_hand = CliRunner().invoke(app, ["report", "--date", "2026-11-25"])
+        assert by_hand.exit_code == 1 and "lack what this version reads" in by_hand.output
+        assert len(outbox_messages(smtp_sink["outbox"])) == mailed_before
+    finally:
+        client.command(f"ALTER TABLE {table} RENAME COLUMN as_of_date_before_the_deploy TO as_of_date")

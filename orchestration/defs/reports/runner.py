@@ -208,5 +208,8 @@ def run(
             progress=progress,
             preliminary=not complete,
         )
+    except data.MartsBehindCode as behind:
+        # Marts built before a deploy: retried like marts not yet refreshed, not failed for good.
+        raise Incomplete(str(behind)) from behind
     finally:
         client.close()
