@@ -1,8 +1,8 @@
 """The KPI mart's overall_score follows the CRM's own weights (system_settings kpi.overall_score_weights),
-falls back to its documented formula (with a warning) when they are malformed, and an incremental run
-rescores the months it would not recompute otherwise. The weights go the real way: replication copies
-this setting's value (ingestion/replication/tables.py WAREHOUSE_SETTING_KEYS) and no other, the staging
-view exposes it, the mart reads it (macros/kpi_score_weights.sql)."""
+falls back to its documented formula (with a warning from the run itself) when they are malformed, and an
+incremental or a partition run rescores the months it would not recompute otherwise. The weights go the
+real way: replication copies this setting's value (ingestion/replication/tables.py WAREHOUSE_SETTING_KEYS)
+and no other, the staging view exposes it, the mart reads it (macros/kpi_score_weights.sql)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
 from ingestion.replication.tables import WAREHOUSE_SETTING_KEYS
-from orchestration.defs.warehouse.build import marts_schema, run_dbt
+from orchestration.defs.warehouse.build import dbt_env, marts_schema, run_dbt
 from tests.warehouse.test_pii import _hits, _string_columns
 
 KEY = "kpi.overall_score_weights"
@@ -43,10 +43,11 @@ OLD_DAYS = "kpi_date < today() - 40"
 
 @pytest.fixture
 def weights_replicated(built_warehouse, pg_dsn):
-    """``set_weights(text)``: writes the setting in PostgreSQL (None deletes it), replicates, and runs
-    the mart incrementally, as the hourly pipeline would; returns dbt's output."""
+    """``set_weights(text, partition_day=None)``: writes the setting in PostgreSQL (None deletes it),
+    replicates, and runs the mart incrementally, or as Dagster's partition run of `partition_day` (the
+    only runs Dagster makes of it but the nightly full refresh); returns dbt's output."""
 
-    def set_weights(text: str | None) -> list[str]:
+    def set_weights(text: str | None, partition_day: str | None = None) -> list[str]:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute("delete from system_settings where key = %s", (KEY,))
             if text is not None:
@@ -56,7 +57,10 @@ def weights_replicated(built_warehouse, pg_dsn):
                 )
         replicate_tables(pg_dsn)
         output: list[str] = []
-        code = run_dbt(["run", "--select", "mart_kpi_employee_daily"], log=output.append)
+        env = (
+            dbt_env() if partition_day is None else {**dbt_env(), "FUNNELHOUSE_KPI_START_DATE": partition_day}
+        )
+        code = run_dbt(["run", "--select", "mart_kpi_employee_daily"], log=output.append, env=env)
         assert code == 0, "\n".join(output[-40:])
         return output
 
@@ -128,15 +132,17 @@ def test_scores_follow_the_crms_weights_on_every_day(weights_replicated, clickho
             "insert into system_settings (key, value, value_type, category) values (%s, %s, 'json', 'kpi')",
             (f"{KEY}_draft", '{"token": "draft-secret-7"}'),
         )
-    weights_replicated(json.dumps(WEIGHTS, ensure_ascii=False))
+    # Dagster's run of the mart: a partition run of the last day, which rescores every month too.
+    last_day = max(day for _employee, day in default)
+    weights_replicated(json.dumps(WEIGHTS, ensure_ascii=False), partition_day=last_day.isoformat())
     _assert_no_other_setting_value_in_clickhouse(pg_dsn, clickhouse_env)
 
     weighted = _scores()
     assert weighted.keys() == default.keys()
     for day, (score, *counts, net) in weighted.items():
         assert score == pytest.approx(_crm_score(tuple(counts), net, WEIGHTS), abs=0.005), day
-    # The old days were rescored too (an incremental run recomputes only the last 35 days otherwise):
-    # some of them score differently from the default formula.
+    # The old days were rescored too (a partition run recomputes its month and the first and last ones
+    # otherwise): some of them score differently from the default formula.
     old = _scores(OLD_DAYS)
     assert any(score != default[day][0] for day, (score, *_rest) in old.items() if score > 0), old
 
@@ -151,22 +157,33 @@ def test_changed_weights_reach_the_old_days_and_a_malformed_setting_falls_back_w
     for day, (score, *counts, net) in _scores(OLD_DAYS).items():
         assert score == pytest.approx(_crm_score(tuple(counts), net, doubled), abs=0.005), day
 
-    # Malformed in each way the rule names (not JSON, a weight not a number, below 0, a key missing; an
-    # array fails the same object check as text): the mart's own formula again, on every day, and the
-    # warning test says so (run once: it reads the same weights query as the mart).
-    for malformed in (
-        "{not json",
-        json.dumps({**WEIGHTS, "tofu_contacts": "4"}),
-        json.dumps({**WEIGHTS, "tofu_contacts": -1}),
-        json.dumps({key: weight for key, weight in WEIGHTS.items() if key != NET_KEY}),
+    # Malformed in each way the rule names (not JSON, a weight not a number, below 0, a key missing, a
+    # key given twice: ClickHouse would read the first value, the CRM the last; an array fails the same
+    # object check as text): the mart's own formula again, on every day; the run itself warns, naming the
+    # setting and what is wrong (`funnelhouse build` runs no tests), and so does the warning test (run
+    # once: it reads the same weights query as the mart).
+    duplicated = json.dumps(WEIGHTS, ensure_ascii=False)[:-1] + ', "tofu_contacts": 99}'
+    assert json.loads(duplicated)["tofu_contacts"] == 99  # the CRM's reading: the last value
+    for malformed, problem in (
+        ("{not json", "not valid JSON"),
+        (json.dumps({**WEIGHTS, "tofu_contacts": "4"}), "key tofu_contacts is not a number"),
+        (json.dumps({**WEIGHTS, "tofu_contacts": -1}), "key tofu_contacts is not a finite number >= 0"),
+        (
+            json.dumps({key: weight for key, weight in WEIGHTS.items() if key != NET_KEY}),
+            f"key {NET_KEY} is missing",
+        ),
+        (duplicated, "key tofu_contacts is given 2 times"),
     ):
-        weights_replicated(malformed)
+        output = "\n".join(weights_replicated(malformed))
         assert _only_scores(_scores()) == _only_scores(default), malformed
+        warning = f"System setting {KEY} is invalid ({problem})"
+        assert output.count(warning) == 1, output[-3000:]
     assert _warning_test_output(expected="WARN=1")
 
     # No setting at all: the default formula, and no warning.
-    weights_replicated(None)
+    output = "\n".join(weights_replicated(None))
     assert _only_scores(_scores()) == _only_scores(default)
+    assert "is invalid" not in output, output[-3000:]
     assert _warning_test_output(expected="PASS=1")
 
 

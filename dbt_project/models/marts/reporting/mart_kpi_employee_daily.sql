@@ -2,7 +2,10 @@
     (insert_overwrite) and reads its inputs for those months only.
     * Dagster partition run / backfill: the months holding its days (macros/kpi_window.sql), plus the
       table's first and last months and any beyond them, so that a run leaves the whole spine built
-      (a new spine day after the last build, a spine grown backwards). On a fresh warehouse (no table
+      (a new spine day after the last build, a spine grown backwards), plus every month holding a score
+      other than the CRM's weights give now (kpi_months_scored_otherwise, below): in Dagster this mart
+      never runs incrementally (its job is partition runs and the nightly full refresh), so changed
+      weights reach past months at the next partition run. On a fresh warehouse (no table
       yet) the first run builds every month: a mart of only the requested months would fail the
       date-spine test, and no other job builds this mart.
     * Incremental run: the months holding the last kpi_lookback_days (days roll over with the build
@@ -19,8 +22,7 @@
       than the CRM's weights give now (kpi_months_scored_otherwise: the setting kpi.overall_score_weights
       changed, came or went, macros/kpi_score_weights.sql). The rule for changed weights: rebuild the
       months whose stored scores they move (in practice all), found by recomputing each stored row's
-      score from its own counts; no record of the old weights is needed, and a partition run leaves
-      the others to the next incremental run.
+      score from its own counts; no record of the old weights is needed.
       Without a recorded build (a bare `dbt run`) every month is rebuilt.
       Accounts opened count a customer's first opening (int_customers__latest_funnel), which depends on
       all of the customer's funnel_mofu rows, not on a changed row alone: correcting one row can move
@@ -31,7 +33,8 @@
     * Full refresh: everything.
     overall_score: the CRM's formula with its own weights (system_settings kpi.overall_score_weights)
     when that setting is valid (its value is replicated: tables.py WAREHOUSE_SETTING_KEYS), else the
-    documented default formula (macro overall_score); an invalid setting fails the warning test
+    documented default formula (macro overall_score); an invalid setting makes every run warn (the
+    pre-hook kpi_score_weights_warning: `funnelhouse build` runs no tests) and fails the warning test
     kpi_score_weights_setting_is_valid (macros/kpi_score_weights.sql). -#}
 {{ config(
     materialized='incremental',
@@ -39,6 +42,7 @@
     partition_by='toYYYYMM(kpi_date)',
     order_by='(kpi_date, employee_id)',
     on_schema_change='fail',
+    pre_hook="{{ kpi_score_weights_warning() }}",
 ) }}
 
 {#- The raw inputs of this mart and their day column (as in raw); funnel_mofu and customers (accounts
@@ -55,8 +59,12 @@
 {%- set in_window = '1 = 1' -%}
 {%- set requested = kpi_window() if is_incremental() else {'start': ''} -%}
 {%- if requested.start %}
+    {#- the months scored with other weights than the CRM's setting gives now (it changed); 0, no
+        month, keeps the list non-empty -#}
+    {%- set rescored = run_query(kpi_months_scored_otherwise(this)).columns[0].values() | map('int') | list -%}
     {%- set in_window = "({col} between toStartOfMonth(toDate('" ~ requested.start ~ "')) and toLastDayOfMonth(toDate('"
-        ~ requested.end ~ "')) or toYYYYMM({col}) <= (select toYYYYMM(min(kpi_date)) from "
+        ~ requested.end ~ "')) or toYYYYMM({col}) in (" ~ (rescored + [0]) | join(', ')
+        ~ ") or toYYYYMM({col}) <= (select toYYYYMM(min(kpi_date)) from "
         ~ this ~ ") or toYYYYMM({col}) >= (select toYYYYMM(max(kpi_date)) from " ~ this ~ "))" -%}
 {%- elif is_incremental() %}
     {%- set since = last_refresh_mark(this.schema ~ '.' ~ this.identifier) -%}
