@@ -17,6 +17,8 @@ from orchestration.defs.search.schedules import nightly_search_rebuild
 from orchestration.defs.search.sensors import REASON_TAG, search_changes_sensor
 from tests.search.crm import insert_conversation, seed_people, seed_samples
 from tests.search.test_quarantine import refusing_index_body
+from tests.search.test_sync_truncate import _indexed_in_two_months
+from tests.warehouse.test_partition_detach import _take_out
 
 
 @pytest.fixture
@@ -290,3 +292,16 @@ def test_during_the_rebuild_back_off_pending_changes_get_a_sync_only_run(
     assert isinstance(waiting, dg.SkipReason), waiting
     assert f"1 rebuild run(s) failed in a row, the last {failed.run_id[:8]}" in waiting.skip_message
     assert "no conversation" in waiting.skip_message  # nothing pending any more
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)  # one engine is enough
+def test_a_detached_month_is_pending_for_the_sensor(pg_dsn, search_client, search_resource):
+    """No trigger sees a DETACH: the tick polls the partitions itself (migration 0026), not waiting
+    for a replication run or an unrelated change to leave the marker."""
+    instance = dg.DagsterInstance.ephemeral()
+    _, november_partition, _, _ = _indexed_in_two_months(pg_dsn, search_client, search_resource.alias)
+    assert isinstance(_tick(search_resource, instance), dg.SkipReason)
+
+    _take_out(pg_dsn, "detach", november_partition)
+    request = _tick(search_resource, instance)
+    assert isinstance(request, dg.RunRequest) and request.tags[REASON_TAG] == "pending changes"

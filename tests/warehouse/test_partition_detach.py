@@ -12,6 +12,7 @@ table dropped).
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import psycopg
@@ -22,6 +23,7 @@ from ingestion.replication.replicate import replicate_tables
 from ingestion.schema import migrate
 from ingestion.search import sync
 from tests.fixtures.warehouse import load_fixture
+from tests.search.crm import insert_conversation, seed_people
 from tests.search.helpers import NO_LAG, indexed_sources
 from tests.search.test_sync_truncate import _indexed_in_two_months
 from tests.warehouse.test_replication_truncate import _ids_in_postgresql, _live_ids_in_raw
@@ -188,6 +190,86 @@ def test_new_empty_months_leave_no_marker_and_partitions_made_by_hand_are_follow
         assert _poll(pg_dsn) == 0 and _markers(conn) == ["conversations"]
 
 
+def test_a_month_detached_edited_and_attached_again_between_two_polls_reaches_raw(pg_dsn, clickhouse_env):
+    """The table comes back with its oid, but not with the rows deleted while it was out (a detached
+    table's DELETE leaves no tombstone): the poll tells the new attachment from the old one."""
+    load_fixture(pg_dsn)
+    _replicated_conversations(pg_dsn)
+    _raw_matches_postgresql(pg_dsn, clickhouse_env)
+    partition, month, _ = _oldest_month(pg_dsn)
+    assert _poll(pg_dsn) == 0
+
+    _take_out(pg_dsn, "detach", partition)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        (deleted,) = conn.execute(
+            f"WITH gone AS (DELETE FROM {partition} WHERE id = (SELECT min(id) FROM {partition})"
+            " RETURNING id) SELECT count(*) FROM gone"
+        ).fetchone()
+    assert deleted == 1
+    _attach(pg_dsn, partition, month)
+    said: list[str] = []
+    assert _poll(pg_dsn, said.append) == 1, said
+    assert said and f"conversations: {{{partition}}} left," in said[0]
+
+    result = _replicated_conversations(pg_dsn)
+    assert result.window_start.startswith("1970-") and result.tombstones == 1, result
+    _raw_matches_postgresql(pg_dsn, clickhouse_env)
+    assert _poll(pg_dsn) == 0  # the new attachment is recorded
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        ["SAVEPOINT before_months", "SELECT {call}", "RELEASE SAVEPOINT before_months"],
+        ["DO $$ BEGIN PERFORM {call}; EXCEPTION WHEN others THEN RAISE; END $$"],
+    ],
+    ids=["savepoint", "exception block"],
+)
+def test_a_month_made_in_a_subtransaction_costs_no_reload(wrapped, pg_dsn):
+    """ensure_conversation_partitions records the months it made however it is called: a month made
+    in a subtransaction (catalog rows stamped with the subtransaction's xid) and filled at once is
+    no change downstream."""
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        conn.commit()
+        assert _poll(pg_dsn) == 0
+        call = "ensure_conversation_partitions(DATE '2031-01-01', DATE '2031-01-01')"
+        for statement in wrapped:
+            conn.execute(statement.replace("{call}", call))
+        insert_conversation(conn, people, "一月的消息", sent_at=dt.datetime(2031, 1, 5, 9))  # (commits)
+        assert conn.execute(
+            "SELECT tableoid::regclass::text FROM conversations WHERE sent_at = '2031-01-05 09:00'"
+        ).fetchone() == ("conversations_2031_01",)
+    assert _poll(pg_dsn) == 0
+    with psycopg.connect(pg_dsn) as conn:
+        assert _markers(conn) == []
+
+
+def test_a_trigger_update_that_timed_out_is_retried_at_the_next_poll(pg_dsn):
+    """A partition made by hand while a reader holds it: the poll cannot give it 0023's trigger
+    (lock_timeout) and says so; a later poll, the set unchanged, gives it, so its TRUNCATE is seen."""
+    load_fixture(pg_dsn)
+    assert _poll(pg_dsn) == 0
+    with psycopg.connect(pg_dsn, autocommit=True) as conn, psycopg.connect(pg_dsn) as reader:
+        conn.execute(
+            "CREATE TABLE public.conversations_2031_04 PARTITION OF conversations"
+            " FOR VALUES FROM ('2031-04-01') TO ('2031-05-01')"
+        )
+        reader.execute("LOCK TABLE public.conversations_2031_04 IN ROW EXCLUSIVE MODE")  # (a writer's lock)
+        said: list[str] = []
+        assert _poll(pg_dsn, said.append) == 0
+        assert len(said) == 1 and "could not be updated (canceling statement due to lock timeout)" in said[0]
+        reader.rollback()
+
+        assert _poll(pg_dsn) == 0
+        assert conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.conversations_2031_04'::regclass"
+            " AND tgname = 'conversations_record_truncation'"
+        ).fetchone() == (1,)
+        conn.execute("TRUNCATE public.conversations_2031_04 CASCADE")  # (conversation_events' key)
+        assert "conversations" in _markers(conn)
+
+
 def test_a_change_rolled_back_or_polled_twice_at_once_is_marked_once(pg_dsn):
     load_fixture(pg_dsn)
     partition, _, _ = _oldest_month(pg_dsn)
@@ -249,7 +331,8 @@ def test_the_migration_marks_tables_detached_before_it_once(pg_dsn):
         conn.execute(
             "DROP TABLE sync_partition_sets; DROP FUNCTION record_partition_changes();"
             " DROP FUNCTION follow_partition_truncations(); DROP FUNCTION current_seed_partitions();"
-            " DROP FUNCTION detached_seed_partitions(); DROP FUNCTION record_truncation_marker(TEXT) CASCADE"
+            " DROP FUNCTION detached_seed_partitions(); DROP FUNCTION record_truncation_marker(TEXT) CASCADE;"
+            " DROP FUNCTION partition_triggers_behind()"
         )
         conn.execute(TAKE_OUT["detach"].format(partition=partition))
         [migration] = [m for m in migrate.available() if m.version.startswith("0026_")]

@@ -37,18 +37,23 @@ $$;
 -- The partitions (every level: a sub-partitioned month leaves with its leaves) each partitioned seed
 -- table has now. A seed table is one carrying 0023's trigger named after itself, so a table
 -- partitioned later is followed without a list to keep. By oid, not name: a month dropped and made
--- again under its name is another table, and a table renamed is the same. A partition whose DETACH
--- CONCURRENTLY is under way is out already (queries no longer read it).
+-- again under its name is another table, and a table renamed is the same. And by its attachment:
+-- a table detached, edited (rows deleted) and attached again keeps its oid, but each ATTACH writes a
+-- new pg_inherits row, whose xmin (attached_xid) tells this attachment from the earlier one (freezing
+-- keeps a row's xmin readable; only a DETACH CONCURRENTLY updates the row, and it is out by then;
+-- were it ever to change otherwise, one needless reload would follow, never a miss). A
+-- partition whose DETACH CONCURRENTLY is under way is out already (queries no longer read it).
 CREATE FUNCTION current_seed_partitions()
-RETURNS TABLE (parent TEXT, partition_oid OID, partition_name TEXT, is_leaf BOOLEAN)
+RETURNS TABLE (parent TEXT, partition_oid OID, partition_name TEXT, attached_xid BIGINT, is_leaf BOOLEAN)
 LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT seed.relname::text, tree.relid, tree.relid::regclass::text, tree.isleaf
+    SELECT seed.relname::text, tree.relid, tree.relid::regclass::text, i.xmin::text::bigint, tree.isleaf
     FROM pg_class seed
     JOIN pg_trigger t ON t.tgrelid = seed.oid AND t.tgname = seed.relname || '_record_truncation'
                      AND t.tgfoid = 'public.record_truncation'::regproc
     CROSS JOIN LATERAL pg_partition_tree(seed.oid) tree
+    JOIN pg_inherits i ON i.inhrelid = tree.relid  -- (a partition's one row: it has one parent)
     WHERE seed.relnamespace = 'public'::regnamespace AND seed.relkind = 'p' AND tree.level > 0
-      AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = tree.relid AND i.inhdetachpending)
+      AND NOT i.inhdetachpending
 $$;
 
 -- Tables carrying 0023's trigger of a seed table they are no longer part of: detached partitions
@@ -69,14 +74,29 @@ CREATE TABLE sync_partition_sets (
     parent TEXT NOT NULL,
     partition_oid OID NOT NULL,
     partition_name TEXT NOT NULL,  -- as it was then, for the notice naming it once it is gone
+    attached_xid BIGINT NOT NULL,  -- its pg_inherits row's xmin (current_seed_partitions)
     PRIMARY KEY (parent, partition_oid)
 );
+
+-- Whether follow_partition_truncations() has work: a partition of conversations lacking 0023's
+-- trigger (0023's mark_truncations_of_conversation_partitions() looks for the same), or a detached
+-- table still carrying it. Asked at every poll, not only when the set changed: an update that failed
+-- (a lock timed out, rights lacking) is retried at the next poll, before a TRUNCATE of that partition
+-- goes unseen. Catalog lookups only: cheap, no lock, no xid.
+CREATE FUNCTION partition_triggers_behind() RETURNS BOOLEAN
+LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_inherits i
+                   WHERE i.inhparent = 'public.conversations'::regclass
+                     AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = i.inhrelid
+                                                                  AND t.tgname = 'conversations_record_truncation'))
+        OR EXISTS (SELECT 1 FROM public.detached_seed_partitions())
+$$;
 
 -- 0023's trigger onto partitions of conversations lacking it (made or attached by hand: only
 -- ensure_conversation_partitions gives it), and off detached tables: an archive's TRUNCATE or DROP
 -- no longer concerns its old parent. DDL on tables the poll's role may not own (a CRM database whose
--- tables another role owns), or that a long reader holds: then a WARNING, and the poll's markers
--- stand. Returns how many triggers it dropped.
+-- tables another role owns), or that a long reader holds: then a WARNING, the poll's markers stand,
+-- and the next poll tries again (partition_triggers_behind). Returns how many triggers it dropped.
 CREATE FUNCTION follow_partition_truncations() RETURNS INTEGER LANGUAGE plpgsql
 SET search_path = pg_catalog, public, pg_temp SET lock_timeout = '10s' AS $$
 DECLARE
@@ -99,7 +119,8 @@ $$;
 
 -- One marker per seed table whose set changed since the last poll (however often or however it was
 -- spelled: DETACH, DETACH CONCURRENTLY, DROP, DROP ... CASCADE), when:
--- * a partition left it: its rows are gone from the parent;
+-- * a partition left it: its rows are gone from the parent (one detached and attached again since
+--   counts as left, and as joined: the rows it lost meanwhile left no tombstone);
 -- * a leaf joined it holding rows when first seen. Rows written into a partition while it belongs to
 --   the parent are stamped then, so the consumers' windows carry them; rows it held before it
 --   joined (ATTACH of a table filled elsewhere, or of a month detached earlier) are stamped in the
@@ -109,6 +130,7 @@ $$;
 --   months and the loader's never cause a reload. A partition made by hand and filled between two
 --   polls costs one reload that was not needed: its rows cannot be told from attached ones, and a
 --   reload is right for both.
+-- Then the truncation triggers are brought up to date when they are behind (partition_triggers_behind).
 -- Returns the number of markers recorded.
 --
 -- Two callers at once (replication and the search sync) are put one after the other by the lock:
@@ -126,6 +148,7 @@ DECLARE
     -- at every replication and sync).
     parents TEXT[];
     oids OID[];
+    xids BIGINT[];
     names TEXT[];
     leaves BOOLEAN[];
     joins BOOLEAN[];
@@ -140,19 +163,25 @@ BEGIN
     WITH now_set AS (SELECT * FROM public.current_seed_partitions()),
          recorded AS (SELECT * FROM public.sync_partition_sets),
          changes AS (
-             SELECT n.parent, n.partition_oid, n.partition_name, n.is_leaf, true AS joined FROM now_set n
+             SELECT n.parent, n.partition_oid, n.attached_xid, n.partition_name, n.is_leaf, true AS joined
+             FROM now_set n
              WHERE NOT EXISTS (SELECT 1 FROM recorded r
-                               WHERE r.parent = n.parent AND r.partition_oid = n.partition_oid)
+                               WHERE r.parent = n.parent AND r.partition_oid = n.partition_oid
+                                 AND r.attached_xid = n.attached_xid)
              UNION ALL
-             SELECT r.parent, r.partition_oid, r.partition_name, false, false FROM recorded r
+             SELECT r.parent, r.partition_oid, r.attached_xid, r.partition_name, false, false FROM recorded r
              WHERE NOT EXISTS (SELECT 1 FROM now_set n
-                               WHERE n.parent = r.parent AND n.partition_oid = r.partition_oid))
-    SELECT array_agg(parent), array_agg(partition_oid), array_agg(partition_name), array_agg(is_leaf),
-           array_agg(joined)
-    INTO parents, oids, names, leaves, joins
+                               WHERE n.parent = r.parent AND n.partition_oid = r.partition_oid
+                                 AND n.attached_xid = r.attached_xid))
+    SELECT array_agg(parent), array_agg(partition_oid), array_agg(attached_xid), array_agg(partition_name),
+           array_agg(is_leaf), array_agg(joined)
+    INTO parents, oids, xids, names, leaves, joins
     FROM changes;
-    IF parents IS NULL THEN
-        RETURN 0;  -- (the usual case: nothing written, no xid taken)
+    IF parents IS NULL THEN  -- (the usual case: nothing written, no xid taken)
+        IF public.partition_triggers_behind() THEN
+            PERFORM public.follow_partition_truncations();
+        END IF;
+        RETURN 0;
     END IF;
 
     FOR seed IN SELECT DISTINCT unnest(parents) LOOP
@@ -183,21 +212,27 @@ BEGIN
 
     -- The changes only: a month ensure_conversation_partitions recorded meanwhile stays recorded.
     DELETE FROM public.sync_partition_sets r
-    USING unnest(parents, oids, joins) AS c(parent, partition_oid, joined)
-    WHERE NOT c.joined AND r.parent = c.parent AND r.partition_oid = c.partition_oid;
-    INSERT INTO public.sync_partition_sets (parent, partition_oid, partition_name)
-    SELECT c.parent, c.partition_oid, c.partition_name
-    FROM unnest(parents, oids, names, joins) AS c(parent, partition_oid, partition_name, joined)
+    USING unnest(parents, oids, xids, joins) AS c(parent, partition_oid, attached_xid, joined)
+    WHERE NOT c.joined AND r.parent = c.parent AND r.partition_oid = c.partition_oid
+      AND r.attached_xid = c.attached_xid;
+    INSERT INTO public.sync_partition_sets (parent, partition_oid, partition_name, attached_xid)
+    SELECT c.parent, c.partition_oid, c.partition_name, c.attached_xid
+    FROM unnest(parents, oids, xids, names, joins) AS c(parent, partition_oid, attached_xid, partition_name, joined)
     WHERE c.joined
     ON CONFLICT DO NOTHING;
-    PERFORM public.follow_partition_truncations();
+    IF public.partition_triggers_behind() THEN
+        PERFORM public.follow_partition_truncations();
+    END IF;
     RETURN marked;
 END;
 $$;
 
--- 0023's wrapper, and the months it made are recorded as seen (see above). Made by this call: new
--- since it began, by this transaction (its catalog row's xmin: not a partition another session
--- attached meanwhile, which the poll must look into).
+-- 0023's wrapper, and the months it made are recorded as seen (see above), with the attachment
+-- current_seed_partitions() reports. Made by this call: partitions absent before it and present after
+-- (creators of a month are put one after the other by create_conversation_partitions' advisory lock).
+-- Not by their catalog rows' xmin: called in a subtransaction (a SAVEPOINT, a plpgsql EXCEPTION
+-- block, psql's ON_ERROR_ROLLBACK) that is the subtransaction's xid, not the top-level one, and the
+-- month's first rows would cost a whole reload.
 CREATE OR REPLACE FUNCTION ensure_conversation_partitions(first_month DATE, last_month DATE)
 RETURNS INTEGER LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
@@ -208,11 +243,10 @@ BEGIN
     created := create_conversation_partitions(first_month, last_month);
     IF created > 0 THEN
         PERFORM mark_truncations_of_conversation_partitions();
-        INSERT INTO public.sync_partition_sets (parent, partition_oid, partition_name)
-        SELECT 'conversations', c.oid, c.oid::regclass::text
-        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        INSERT INTO public.sync_partition_sets (parent, partition_oid, partition_name, attached_xid)
+        SELECT 'conversations', i.inhrelid, i.inhrelid::regclass::text, i.xmin::text::bigint
+        FROM pg_inherits i
         WHERE i.inhparent = 'public.conversations'::regclass AND NOT i.inhrelid = ANY(before)
-          AND c.xmin::text = (pg_current_xact_id()::text::bigint % 4294967296)::text
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN created;
@@ -227,4 +261,5 @@ SELECT follow_partition_truncations();
 
 -- The set as it is now: the first poll compares with it (the rows of today's partitions are
 -- downstream already and need no marker).
-INSERT INTO sync_partition_sets SELECT parent, partition_oid, partition_name FROM current_seed_partitions();
+INSERT INTO sync_partition_sets (parent, partition_oid, partition_name, attached_xid)
+SELECT parent, partition_oid, partition_name, attached_xid FROM current_seed_partitions();

@@ -15,7 +15,8 @@ Each tick, in order:
    during it, pending changes (as in 5) get a sync-only run (``sync_only``: the live index, the one
    the alias still points to, is synced and not rebuilt), so that deletions do not wait hours for
    the next rebuild; those runs neither count as rebuild runs nor end the failed ones in a row;
-5. PostgreSQL has changes the saved cursors have not passed: request a run.
+5. PostgreSQL has changes the saved cursors have not passed (partitions polled first: a DETACH counts,
+   migration 0026): request a run.
 
 An outage is alerted, not flooded. Every run asked for while the engine is away fails, and every
 failure is mailed by ``run_failure_alert_sensor``: a run each tick would be a dozen mails an hour. So
@@ -46,6 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
+from ingestion.schema import migrate
 from ingestion.search import cursor_store, documents, probe, sync
 from orchestration import environment
 from orchestration.defs.search.assets import (
@@ -185,6 +187,10 @@ def _nothing_pending(search_index: SearchResource) -> str | None:
     with documents.connect(search_index.pg_dsn()) as conn:
         cursor_store.ensure_table(conn)
         saved = cursor_store.load(conn, search_index.alias)
+        # No trigger sees a partition detached, dropped or attached: the poll leaves its marker
+        # (migration 0026), which the probe then finds, as the sync and ``sync.pending`` do. Else a
+        # DETACH would wait for a replication run, or an unrelated change, to reach the index.
+        migrate.record_partition_changes(conn)  # (its notices logged by ingestion.schema.migrate)
         if probe.has_changes(conn, saved.cursors, search_index.lag, saved.physical_index):
             return None
     changes = saved.cursors.changes
