@@ -1,3 +1,23 @@
+import os
+
+# The width the commands' output is read at, the same in every process of the suite. The commands print
+# through consoles made when orchestration.commands is imported (orchestration/console.py): with no
+# COLUMNS set, and stdout not a terminal (CliRunner's), 240 columns and lines left whole, as in a log;
+# with COLUMNS set, rich fixes the width to it then. pytest imports GNU readline, which exports the
+# launching terminal's COLUMNS and LINES (80x24 without one) into the C environment, unseen by
+# os.environ; pytest-xdist's workers inherit them into os.environ, so a test saw tables and paths cut
+# at 80 columns in a worker and whole in a serial run. Both are dropped here, before any test module
+# imports the commands (and for the processes the tests start), and put back when the run ends.
+_TERMINAL_SIZE = {name: os.environ[name] for name in ("COLUMNS", "LINES") if name in os.environ}
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+    os.unsetenv(_name)  # readline's copy, which os.environ never held
+
+
+def pytest_unconfigure(config):
+    os.environ.update(_TERMINAL_SIZE)
+
+
 pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.clickhouse",

@@ -185,16 +185,13 @@ def clear_stale_partials(backup_root: Path, log: logging.Logger = _log) -> list[
     return cleared
 
 
-# The watchdog beside pg_basebackup (``_run_bound``): it reads pg_basebackup's process group, then
-# waits for the backup run to write "done"; its input ending without that means the run died.
+# The watchdog beside pg_basebackup (``_run_bound``), leader of the process group pg_basebackup joins:
+# its input ending without "done" means the backup run died, and it kills its whole group, itself
+# included.
 _WATCHDOG = """
 import os, signal, sys
-group = sys.stdin.readline()
-if group and sys.stdin.read() != "done":
-    try:
-        os.killpg(int(group), signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+if sys.stdin.read() != "done":
+    os.killpg(0, signal.SIGKILL)
 """
 
 
@@ -206,14 +203,16 @@ def _run_bound(command: list[str], env: dict[str, str], lock_fd: int) -> subproc
     ``start_bound`` has the kernel kill pg_basebackup with the run, but not the child it forks to
     stream WAL (``--wal-method=stream``): the death signal is not inherited across fork, and that
     child stops only when pg_basebackup sends it the end position, so it would stream on, holding a
-    replication slot (the server keeps WAL for it) until the server stops. So pg_basebackup gets a
-    process group of its own, and a watchdog in a session of its own (out of reach of signals sent to
-    the run's group) kills that group when the run's end of its input closes without "done". An
-    exception here (an interrupted Dagster step) kills the group directly."""
+    replication slot (the server keeps WAL for it) until the server stops. So a watchdog starts first,
+    in a process group of its own (out of reach of signals sent to the run's group), and pg_basebackup
+    joins that group before it runs: the WAL child is born in it, and the watchdog kills the group
+    when the run's end of its input closes without "done". The group exists before pg_basebackup
+    does, so there is no moment when the run could die with pg_basebackup running and the watchdog
+    not knowing whom to kill (telling it pg_basebackup's pid after the start left one). An exception
+    here (an interrupted Dagster step) kills the group directly."""
     watchdog = subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE, text=True, start_new_session=True
+        [sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE, text=True, process_group=0
     )
-    process = None
     try:
         process = start_bound(
             command,
@@ -222,23 +221,20 @@ def _run_bound(command: list[str], env: dict[str, str], lock_fd: int) -> subproc
             stderr=subprocess.PIPE,
             text=True,
             pass_fds=(lock_fd,),
-            process_group=0,
+            process_group=watchdog.pid,
         )
         try:
-            watchdog.stdin.write(f"{process.pid}\n")
-            watchdog.stdin.flush()
             stdout, stderr = process.communicate()
         except BaseException:
-            if process.returncode is None:  # not reaped: the group id cannot have been reused
-                os.killpg(process.pid, signal.SIGKILL)
+            # The watchdog is not reaped before the ``finally`` below: its group id cannot have been
+            # reused. The watchdog goes with the group.
+            os.killpg(watchdog.pid, signal.SIGKILL)
             process.wait()
             raise
+        with contextlib.suppress(BrokenPipeError):
+            watchdog.stdin.write("done")
     finally:
         with contextlib.suppress(BrokenPipeError):
-            # pg_basebackup reaped (its group killed first if need be): the watchdog must not signal a
-            # group id that may be reused from now on.
-            if process is not None and process.returncode is not None:
-                watchdog.stdin.write("done")
             watchdog.stdin.close()
         watchdog.wait()
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

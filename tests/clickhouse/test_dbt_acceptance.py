@@ -28,7 +28,9 @@ def dbt(clickhouse_server, tmp_path_factory):
     project = tmp_path_factory.mktemp("dbt") / "project"
     shutil.copytree(PROJECT, project)
     env = {
-        **os.environ,
+        # Not the dbt settings of the environment (DBT_TARGET ...): they are the warehouse project's,
+        # and this project's profile has targets of its own.
+        **{name: value for name, value in os.environ.items() if not name.startswith("DBT_")},
         "CH_HOST": clickhouse_server["host"],
         "CH_PORT": str(clickhouse_server["port"]),
         "CH_USER": clickhouse_server["user"],
@@ -58,33 +60,34 @@ def dbt(clickhouse_server, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def warehouse(clickhouse_server):
+def rows(clickhouse_server):
+    """The rows a query returns on the test server."""
     client = connect(clickhouse_server)
 
-    def rows(sql: str) -> list[tuple]:
+    def result_rows(sql: str) -> list[tuple]:
         return client.query(sql).result_rows
 
-    yield rows
+    yield result_rows
     client.close()
 
 
-def test_dbt_lifecycle(dbt, warehouse):
+def test_dbt_lifecycle(dbt, rows):
     assert "All checks passed" in dbt("debug")
     dbt("seed")
     dbt("run")
     dbt("snapshot")
-    assert warehouse(f"SELECT count(), sum(amount) FROM {SCHEMA}.orders_append") == [(6, 210)]
-    assert warehouse(f"SELECT count() FROM {SCHEMA}.customers_snapshot") == [(3,)]
-    assert warehouse(
+    assert rows(f"SELECT count(), sum(amount) FROM {SCHEMA}.orders_append") == [(6, 210)]
+    assert rows(f"SELECT count() FROM {SCHEMA}.customers_snapshot") == [(3,)]
+    assert rows(
         f"SELECT engine FROM system.tables WHERE database = '{SCHEMA}' AND name = 'stg_customers'"
     ) == [("View",)]
 
     dbt("run", BATCH_2)
     dbt("snapshot", BATCH_2)
     # append: batch 2's four rows added (the amended order appears twice)
-    assert warehouse(f"SELECT count(), sum(amount) FROM {SCHEMA}.orders_append") == [(10, 475)]
+    assert rows(f"SELECT count(), sum(amount) FROM {SCHEMA}.orders_append") == [(10, 475)]
     # delete+insert: order 2 replaced by its amendment, orders 7-9 added
-    assert warehouse(f"SELECT order_id, amount FROM {SCHEMA}.orders_current ORDER BY order_id") == [
+    assert rows(f"SELECT order_id, amount FROM {SCHEMA}.orders_current ORDER BY order_id") == [
         (1, 10),
         (2, 25),
         (3, 30),
@@ -96,13 +99,16 @@ def test_dbt_lifecycle(dbt, warehouse):
         (9, 90),
     ]
     # insert_overwrite: only the days touched by batch 2 were recomputed, and recomputed whole
-    assert warehouse(
-        f"SELECT toString(order_date), revenue, orders FROM {SCHEMA}.daily_revenue ORDER BY 1"
-    ) == [("2024-01-01", 35, 2), ("2024-01-02", 70, 2), ("2024-01-03", 180, 3), ("2024-01-04", 170, 2)]
-    assert warehouse(
+    assert rows(f"SELECT toString(order_date), revenue, orders FROM {SCHEMA}.daily_revenue ORDER BY 1") == [
+        ("2024-01-01", 35, 2),
+        ("2024-01-02", 70, 2),
+        ("2024-01-03", 180, 3),
+        ("2024-01-04", 170, 2),
+    ]
+    assert rows(
         f"SELECT name, country, orders, total FROM {SCHEMA}.customer_orders ORDER BY customer_id"
     ) == [("Ada", "FR", 3, 105), ("Grace", "US", 3, 150), ('Katherine "Kay"', "US", 3, 200)]
-    assert warehouse(
+    assert rows(
         f"SELECT customer_id, country, dbt_valid_to IS NULL FROM {SCHEMA}.customers_snapshot ORDER BY 1, 3"
     ) == [(1, "GB", False), (1, "FR", True), (2, "US", True), (3, "US", True)]
 
@@ -111,5 +117,5 @@ def test_dbt_lifecycle(dbt, warehouse):
     dbt("docs", "generate")
     assert (dbt.project / "target" / "manifest.json").exists()  # its own, not the warehouse's target
     dbt("run", "--full-refresh", BATCH_2)
-    assert warehouse(f"SELECT count(), sum(amount) FROM {SCHEMA}.orders_append") == [(10, 475)]
-    assert warehouse(f"SELECT sum(revenue) FROM {SCHEMA}.daily_revenue") == [(455,)]
+    assert rows(f"SELECT count(), sum(amount) FROM {SCHEMA}.orders_append") == [(10, 475)]
+    assert rows(f"SELECT sum(revenue) FROM {SCHEMA}.daily_revenue") == [(455,)]

@@ -308,28 +308,39 @@ def test_backup_with_a_keyword_value_dsn(pg_server, tmp_path):
 
 # A backup run killed outright (kill -9 of the process running it, the OOM killer). pg_basebackup is
 # slowed by its own --max-rate (a wrapper that execs it, so it keeps the pid and the death signal)
-# to stay mid-backup for minutes: the test cluster alone would be copied in a second.
+# to stay mid-backup for minutes: the test cluster alone would be copied in a second. With a pause, the
+# run stops right after starting pg_basebackup, as a run the scheduler leaves waiting on a busy machine
+# does, to be killed before it does anything more.
 _RUN = """
-import os, sys
+import os, sys, time
 from datetime import datetime
 from pathlib import Path
 from devstack import postgres
 from ingestion.maintenance import backups
 
-slow, root, now = sys.argv[1:]
+slow, root, now, pause = sys.argv[1:]
 backups.binary = lambda name: Path(slow) if name == "pg_basebackup" else postgres.binary(name)
+start_bound = backups.start_bound
+
+def start_and_pause(*args, **kwargs):
+    started = start_bound(*args, **kwargs)
+    time.sleep(float(pause))
+    return started
+
+backups.start_bound = start_and_pause
 backups.take_backup(os.environ["BACKUP_DSN"], Path(root), "full", now=datetime.fromisoformat(now))
 """
 
 
-def _start_backup_run(dsn: str, root, tmp_path, now: datetime) -> subprocess.Popen:
-    """A process running ``take_backup``, returned once pg_basebackup and the child it forks to
-    stream WAL both write into the run's ``.partial``."""
+def _start_backup_run(dsn: str, root, tmp_path, now: datetime, pause: float = 0) -> subprocess.Popen:
+    """A process running ``take_backup`` (pausing ``pause`` seconds once pg_basebackup is started),
+    returned once pg_basebackup and the child it forks to stream WAL both write into the run's
+    ``.partial``."""
     slow = tmp_path / "slow-backup.sh"
     slow.write_text(f'#!/bin/sh\nexec {postgres.binary("pg_basebackup")} "$@" --max-rate=32k\n')
     slow.chmod(0o755)
     run = subprocess.Popen(
-        [sys.executable, "-c", _RUN, str(slow), str(root), now.isoformat()],
+        [sys.executable, "-c", _RUN, str(slow), str(root), now.isoformat(), str(pause)],
         cwd=REPO_ROOT,
         env={**os.environ, "BACKUP_DSN": dsn},  # its password kept out of the process list
     )
@@ -384,9 +395,10 @@ def _partials(root) -> list[str]:
 
 
 @_linux_only
-def test_a_killed_backup_run_leaves_no_pg_basebackup_running(pg_server, tmp_path):
+@pytest.mark.parametrize("pause", [0, 60], ids=["mid-backup", "right-after-starting-pg_basebackup"])
+def test_a_killed_backup_run_leaves_no_pg_basebackup_running(pg_server, tmp_path, pause):
     root = tmp_path / "b"
-    run = _start_backup_run(pg_server["dsn"], root, tmp_path, datetime.now(UTC))
+    run = _start_backup_run(pg_server["dsn"], root, tmp_path, datetime.now(UTC), pause)
     try:
         run.kill()
         run.wait()
@@ -404,7 +416,8 @@ def test_the_next_run_clears_a_killed_runs_partial_and_succeeds(pg_server, tmp_p
     try:
         run.kill()
         run.wait()
-        _gone(root)  # the lock is free once the last process of the run has ended
+        # the lock is free once the last process of the run has ended
+        assert _gone(root) == [], "pg_basebackup (or its WAL-streaming child) outlived the killed run"
         assert stale in _partials(root)
 
         with caplog.at_level(logging.WARNING, logger=backups.__name__):
