@@ -73,8 +73,11 @@ demo: venv system-packages manifest
 system-packages:
 	bash devstack/system-packages.sh
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), each with its own embedded stack;
+# a file stays on one worker, so its module fixtures are built once. TEST_WORKERS=0 runs them serially.
+TEST_WORKERS ?= 2
 test: venv system-packages manifest lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: venv
 	$(BIN)/ruff check .
