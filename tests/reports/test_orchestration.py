@@ -7,11 +7,15 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from clickhouse_connect.driver.exceptions import DatabaseError
 from typer.testing import CliRunner
 
+from ingestion.reports import data
 from orchestration.cli import app
 from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
 from orchestration.defs.warehouse import refresh_state
+from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
+from orchestration.defs.warehouse.dbt_plan import current_definitions
 from tests.reports import sample_marts
 from tests.reports.conftest import (
     MARTS_DATABASE,
@@ -286,3 +290,20 @@ def test_marts_built_before_a_deploy_retry_instead_of_failing_for_good(report_en
         assert len(outbox_messages(smtp_sink["outbox"])) == mailed_before
     finally:
         client.command(f"ALTER TABLE {table} RENAME COLUMN as_of_date_before_the_deploy TO as_of_date")
+
+
+def test_a_column_marts_of_this_version_lack_is_the_querys_error_not_a_retry(
+    report_environment, marts, monkeypatch
+):
+    """Marts built from this version's definitions lack nothing it defines: a query naming a column they
+    lack (a typo in the report code) fails with ClickHouse's error at once, not retried for an hour as
+    marts waiting for a deploy's refresh."""
+    client = marts[0]
+    refresh_state.record_definitions(client, RAW_DATABASE, MARTS_DATABASE, current_definitions(REPO_ROOT))
+    monkeypatch.setitem(data.KPI_DAILY, "department", "departmnet")
+    try:
+        by_hand = CliRunner().invoke(app, ["report", "--date", "2026-11-25"])
+        assert isinstance(by_hand.exception, DatabaseError) and "departmnet" in str(by_hand.exception)
+        assert "lack what this version reads" not in by_hand.output
+    finally:
+        client.command(f"TRUNCATE TABLE `{RAW_DATABASE}`.`{refresh_state.DEFINITIONS_TABLE}`")

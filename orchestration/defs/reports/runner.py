@@ -25,6 +25,7 @@ from ingestion.reports.recipients import (
 from orchestration import environment
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import marts_schema
+from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
 
 
 def marts_database() -> str:
@@ -105,6 +106,13 @@ def check_complete(client, period: Period) -> dt.datetime:
             "hourly refresh catches up"
         )
     return through
+
+
+def _built_from_other_definitions(client) -> bool:
+    """Whether the marts were built from other model definitions than this version's (a deploy the next
+    refresh applies), or by builds that recorded none."""
+    changes = refresh_state.definition_changes(client, schema.raw_database(), marts_database(), REPO_ROOT)
+    return changes.first_record or bool(changes.changed)
 
 
 class NoRecipients(RuntimeError):
@@ -209,7 +217,11 @@ def run(
             preliminary=not complete,
         )
     except data.MartsBehindCode as behind:
-        # Marts built before a deploy: retried like marts not yet refreshed, not failed for good.
+        # Marts built before a deploy: retried like marts not yet refreshed, not failed for good. Marts
+        # built from this version's definitions lack nothing it defines: the query itself is wrong, which
+        # no refresh mends, so that error stands.
+        if not _built_from_other_definitions(client):
+            raise behind.__cause__ from None
         raise Incomplete(str(behind)) from behind
     finally:
         client.close()
