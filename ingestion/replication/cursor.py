@@ -241,6 +241,10 @@ def _run_bound(pg_dsn: str, run_id: str) -> Bound:
             " where fixed_at < (clock_timestamp() at time zone 'UTC') - %s",
             (RUN_BOUNDS_KEPT,),
         )
+        # A partition detached, dropped or attached since the last poll leaves its marker before the
+        # bound every step of this run reads to, so this run replicates it (each step polls again,
+        # after the bound: what changes meanwhile is the next run's).
+        migrate.record_partition_changes(conn)
         bound = exact_bound(pg_dsn)
         conn.execute(
             "insert into funnelhouse.replication_run_bounds (run_id, bound, utc_offset_seconds)"

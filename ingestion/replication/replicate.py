@@ -164,8 +164,9 @@ class Replicator:
         schema.create_database(self.client, self.database)
         quarantine.create_table(self.client, self.database)
         # A partition detached, dropped or attached since the last poll leaves its TRUNCATE marker
-        # now (migration 0026: no trigger sees that DDL), before the bound: in this run's window (in
-        # the next run's when the bound was fixed earlier, by a Dagster run's first step).
+        # now (migration 0026: no trigger sees that DDL), before the bound: in this run's window. A
+        # run bound fixed earlier (a Dagster run's first step) was fixed after a poll of its own
+        # (``cursor.run_bound``); what this one finds is then the next run's.
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             migrate.record_partition_changes(conn, self.log)
         self.bound = cursor.as_bound(pg_dsn, bound) if bound else cursor.exact_bound(pg_dsn)

@@ -19,7 +19,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from ingestion.replication.replicate import replicate_tables
+from ingestion.replication import cursor
+from ingestion.replication.replicate import Replicator, replicate_tables
+from ingestion.replication.tables import BY_NAME
 from ingestion.schema import migrate
 from ingestion.search import sync
 from tests.fixtures.warehouse import load_fixture
@@ -118,6 +120,23 @@ def test_a_month_taken_out_or_put_back_reaches_raw_once(how, pg_dsn, clickhouse_
     again = _replicated_conversations(pg_dsn)
     assert not again.changed and not again.window_start.startswith("1970-"), again
     assert _raw_matches_postgresql(pg_dsn, clickhouse_env)
+
+
+def test_a_month_detached_before_a_dagster_run_reaches_raw_in_that_run(pg_dsn, clickhouse_env):
+    # A Dagster run's first step fixes the run's bound (cursor.run_bound) before any Replicator
+    # polls: the detach must be marked before that bound, not left for the next run.
+    load_fixture(pg_dsn)
+    _replicated_conversations(pg_dsn)
+    everything = _raw_matches_postgresql(pg_dsn, clickhouse_env)
+    partition, _month, kept = _oldest_month(pg_dsn)
+
+    _take_out(pg_dsn, "detach", partition)
+    bound = cursor.run_bound(pg_dsn, "run-after-a-detach")
+    with Replicator(pg_dsn, bound=cursor.run_bound(pg_dsn, "run-after-a-detach")) as replicator:
+        assert replicator.bound == bound
+        result = replicator.replicate(BY_NAME["conversations"])
+    assert result.tombstones == len(everything - kept), result
+    assert _raw_matches_postgresql(pg_dsn, clickhouse_env) == kept
 
 
 @pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)  # one engine is enough
