@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -218,20 +218,21 @@ def _warn_not_every_session_visible(user: str, database: str) -> None:
 RUN_BOUNDS_KEPT = dt.timedelta(days=7)
 
 
-def run_bound(pg_dsn: str, run_id: str) -> Bound:
+def run_bound(pg_dsn: str, run_id: str, log: Callable[[str], None] = lambda _message: None) -> Bound:
     """The bound of an orchestrated run that replicates its tables in separate steps (Dagster: a step
     per raw table): fixed by the first step that asks (``funnelhouse.replication_run_bounds``), read
     back by the others and by retries, so every table of the run is read up to the same instant, as
     in ``replicate_tables``. Two steps asking at once agree: the first insert wins. A database not
-    migrated since the table (or its offset column) was added is migrated first."""
+    migrated since the table (or its offset column) was added is migrated first. ``log``: where the
+    partition poll before a new bound says what it found (a month that left or came)."""
     try:
-        return _run_bound(pg_dsn, run_id)
+        return _run_bound(pg_dsn, run_id, log)
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
         migrate.apply(pg_dsn, log=lambda *_: None)
-        return _run_bound(pg_dsn, run_id)
+        return _run_bound(pg_dsn, run_id, log)
 
 
-def _run_bound(pg_dsn: str, run_id: str) -> Bound:
+def _run_bound(pg_dsn: str, run_id: str, log: Callable[[str], None]) -> Bound:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         select = "select bound, utc_offset_seconds from funnelhouse.replication_run_bounds where run_id = %s"
         if row := conn.execute(select, (run_id,)).fetchone():
@@ -244,7 +245,7 @@ def _run_bound(pg_dsn: str, run_id: str) -> Bound:
         # A partition detached, dropped or attached since the last poll leaves its marker before the
         # bound every step of this run reads to, so this run replicates it (each step polls again,
         # after the bound: what changes meanwhile is the next run's).
-        migrate.record_partition_changes(conn)
+        migrate.record_partition_changes(conn, log)
         bound = exact_bound(pg_dsn)
         conn.execute(
             "insert into funnelhouse.replication_run_bounds (run_id, bound, utc_offset_seconds)"

@@ -131,7 +131,9 @@ def test_a_month_detached_before_a_dagster_run_reaches_raw_in_that_run(pg_dsn, c
     partition, _month, kept = _oldest_month(pg_dsn)
 
     _take_out(pg_dsn, "detach", partition)
-    bound = cursor.run_bound(pg_dsn, "run-after-a-detach")
+    said: list[str] = []
+    bound = cursor.run_bound(pg_dsn, "run-after-a-detach", log=said.append)
+    assert any(partition in line and "left" in line for line in said), said  # in the run's own log
     with Replicator(pg_dsn, bound=cursor.run_bound(pg_dsn, "run-after-a-detach")) as replicator:
         assert replicator.bound == bound
         result = replicator.replicate(BY_NAME["conversations"])

@@ -41,7 +41,9 @@ def _replication_asset(table: RawTable) -> dg.AssetsDefinition:
         with (
             writers.for_dagster_step(context),
             Replicator(
-                dsn, log=context.log.info, bound=cursor.run_bound(dsn, context.run.run_id)
+                dsn,
+                log=context.log.info,
+                bound=cursor.run_bound(dsn, context.run.run_id, log=context.log.info),
             ) as replicator,
         ):
             result = replicator.replicate(table)
