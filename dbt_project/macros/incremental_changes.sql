@@ -111,10 +111,10 @@
         "select count() from system.tables where database = '" ~ raw_schema ~ "' and name = '_model_refreshes'"
     ).columns[0].values()[0] -%}
     {%- if found == 0 -%}{{ return(none) }}{%- endif -%}
-    {%- set rows = run_query(
+    {%- set rows = first_column_values(
         "select toString(refreshed_through) from `" ~ raw_schema ~ "`._model_refreshes final "
         ~ "where marts_schema = '" ~ mark_key ~ "'"
-    ).columns[0].values() -%}
+    ) -%}
     {{- return(("toDateTime64('" ~ rows[0] ~ "', 6, 'UTC')") if rows else none) -}}
 {%- endmacro %}
 

@@ -59,10 +59,10 @@
         {{- return(fromjson(passed).get(table)) -}}
     {%- endif -%}
     {%- set state = source('crm', 'employees').schema -%}
-    {%- set rows = run_query(
+    {%- set rows = first_column_values(
         "select replicated_through_ms from `" ~ state ~ "`._replication_state final "
         ~ "where table_name = '" ~ table ~ "' and replicated_through_ms is not null"
-    ).columns[0].values() -%}
+    ) -%}
     {{- return(rows[0] if rows else none) -}}
 {%- endmacro %}
 

@@ -59,13 +59,9 @@
 {%- set in_window = '1 = 1' -%}
 {%- set requested = kpi_window() if is_incremental() else {'start': ''} -%}
 {%- if requested.start %}
-    {#- the months scored with other weights than the CRM's setting gives now (it changed); 0, no
-        month, keeps the list non-empty. Read row by row: dbt-clickhouse returns no columns at all for
-        no rows, the usual case (the weights unchanged) -#}
-    {%- set rescored = [] -%}
-    {%- for row in run_query(kpi_months_scored_otherwise(this)).rows -%}
-        {%- do rescored.append(row[0] | int) -%}
-    {%- endfor -%}
+    {#- the months scored with other weights than the CRM's setting gives now (it changed; usually
+        none); 0, no month, keeps the list non-empty -#}
+    {%- set rescored = first_column_values(kpi_months_scored_otherwise(this)) | map('int') | list -%}
     {%- set in_window = "({col} between toStartOfMonth(toDate('" ~ requested.start ~ "')) and toLastDayOfMonth(toDate('"
         ~ requested.end ~ "')) or toYYYYMM({col}) in (" ~ (rescored + [0]) | join(', ')
         ~ ") or toYYYYMM({col}) <= (select toYYYYMM(min(kpi_date)) from "
