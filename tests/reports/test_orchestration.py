@@ -3,15 +3,18 @@ production uses (ClickHouse URL, PostgreSQL DSN, the stack's SMTP sink)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 from typer.testing import CliRunner
 
 from ingestion.reports import data
+from ingestion.reports.periods import Period
 from orchestration.cli import app
+from orchestration.defs.reports import runner
 from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
@@ -306,4 +309,47 @@ def test_a_column_marts_of_this_version_lack_is_the_querys_error_not_a_retry(
         assert isinstance(by_hand.exception, DatabaseError) and "departmnet" in str(by_hand.exception)
         assert "lack what this version reads" not in by_hand.output
     finally:
+        client.command(f"TRUNCATE TABLE `{RAW_DATABASE}`.`{refresh_state.DEFINITIONS_TABLE}`")
+
+
+def test_marts_rebuilt_right_after_a_query_of_them_failed_still_retry(report_environment, marts, monkeypatch):
+    """The refresh that applies a deploy may finish (and record this version's definitions) between a
+    report's query of the old marts failing and the run deciding what the failure means. The marts the
+    run read were built from other definitions: it retries, and the retry reads the rebuilt marts,
+    rather than failing for good with ClickHouse's error and leaving the day unreported."""
+    client, table = marts[0], f"`{MARTS_DATABASE}`.`mart_customer_overview`"
+    current = current_definitions(REPO_ROOT)
+    old = {**current, "mart_customer_overview": "the definition before the deploy"}
+    query = data.MartReader._query
+
+    def refresh_finishing_after_a_failure(reader, sql, parameters=None):
+        try:
+            return query(reader, sql, parameters)
+        except data.MartsBehindCode:
+            monkeypatch.setattr(data.MartReader, "_query", query)  # it finishes once
+            client.command(f"ALTER TABLE {table} RENAME COLUMN as_of_date_before_the_deploy TO as_of_date")
+            refresh_state.record_definitions(client, RAW_DATABASE, MARTS_DATABASE, current)
+            raise
+
+    def report():
+        return runner.run(
+            Period.daily(date(2026, 11, 25)),
+            send=False,
+            to="race@example.com",
+            scope="all",
+            out_dir=report_environment / "race",
+            progress=lambda _: None,
+        )
+
+    client.command(f"ALTER TABLE {table} RENAME COLUMN as_of_date TO as_of_date_before_the_deploy")
+    refresh_state.record_definitions(client, RAW_DATABASE, MARTS_DATABASE, old)
+    monkeypatch.setattr(data.MartReader, "_query", refresh_finishing_after_a_failure)
+    try:
+        with pytest.raises(runner.Incomplete, match="lack what this version reads"):
+            report()
+        assert data.MartReader._query is query  # the refresh did finish in between
+        assert report().reports  # rendered from the rebuilt marts
+    finally:
+        if "as_of_date_before_the_deploy" in {c[0] for c in client.query(f"DESCRIBE {table}").result_rows}:
+            client.command(f"ALTER TABLE {table} RENAME COLUMN as_of_date_before_the_deploy TO as_of_date")
         client.command(f"TRUNCATE TABLE `{RAW_DATABASE}`.`{refresh_state.DEFINITIONS_TABLE}`")

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from devstack import state
@@ -108,11 +109,21 @@ def check_complete(client, period: Period) -> dt.datetime:
     return through
 
 
-def _built_from_other_definitions(client) -> bool:
+def _recorded_definitions(client) -> dict[str, str]:
+    """The model definitions the builds of the marts recorded as built, as they are now."""
+    return refresh_state.recorded_definitions(client, schema.raw_database(), marts_database())
+
+
+def _built_from_other_definitions(client, read_from: Mapping[str, str]) -> bool:
     """Whether the marts were built from other model definitions than this version's (a deploy the next
-    refresh applies), or by builds that recorded none."""
-    changes = refresh_state.definition_changes(client, schema.raw_database(), marts_database(), REPO_ROOT)
-    return changes.first_record or bool(changes.changed)
+    refresh applies), or by builds that recorded none: those a run read (``read_from``: recorded before
+    its first read), or those recorded now. Not now alone: the refresh that applies a deploy may record
+    this version's definitions between a query of the old marts failing and this check."""
+    now = refresh_state.definition_changes(client, schema.raw_database(), marts_database(), REPO_ROOT)
+    return any(
+        changes.first_record or bool(changes.changed)
+        for changes in (dataclasses.replace(now, recorded=read_from), now)
+    )
 
 
 class NoRecipients(RuntimeError):
@@ -189,6 +200,8 @@ def run(
         recipients = [r for r in recipients if r.email in failed]
     client = data.connect(environment.clickhouse_settings(), database=marts_database())
     try:
+        # What the marts were built from as this run reads them: a missing column is retried by it.
+        read_from = _recorded_definitions(client)
         reader = data.MartReader(client, marts_database())
         if require_activity:
             check_activity(reader, period)
@@ -220,7 +233,7 @@ def run(
         # Marts built before a deploy: retried like marts not yet refreshed, not failed for good. Marts
         # built from this version's definitions lack nothing it defines: the query itself is wrong, which
         # no refresh mends, so that error stands.
-        if not _built_from_other_definitions(client):
+        if not _built_from_other_definitions(client, read_from):
             raise behind.__cause__ from None
         raise Incomplete(str(behind)) from behind
     finally:
