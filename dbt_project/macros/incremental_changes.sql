@@ -16,7 +16,11 @@
     after the fact's own watermark and at or before the table's committed watermark (watermarks.sql).
     The pre-hook and the model's query render it separately but read the same values (nothing is
     recorded before the insert succeeded, and the committed watermark is fixed for the run). A fact
-    built before watermarks were recorded starts from the newest replicated_at it holds. -#}
+    built before watermarks were recorded starts from the newest replicated_at it holds. A table with
+    no committed watermark yet (a bare `dbt run` while its first load is still being replicated) has
+    nothing committed to read: the run reads none of it, and the first run after the load committed
+    reads the load whole (reading part of it would move the fact past the rest: its rows share one
+    stamp). -#}
 {% macro fact_changed_ids(table) -%}
     {%- set stored = stored_watermarks().get(table) -%}
     {%- if stored is not none -%}
@@ -24,7 +28,8 @@
     {%- else -%}
         {%- set since = run_query('select toUnixTimestamp64Milli(max(replicated_at)) from ' ~ this).columns[0].values()[0] -%}
     {%- endif -%}
-    select id from {{ source('crm', table) }} where {{ replicated_between(since, committed_through(table)) }}
+    {%- set through = committed_through(table) -%}
+    select id from {{ source('crm', table) }} where {{ replicated_between(since, since if through is none else through) }}
 {%- endmacro %}
 
 {#- Pre-hook of an incremental fact (one row per `key_column`, the id of raw `table`): delete the ids
