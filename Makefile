@@ -73,10 +73,9 @@ demo: venv system-packages manifest
 system-packages:
 	bash devstack/system-packages.sh
 
-# Serial by default: on 2 cores, 2 workers (each with its own embedded stack: PostgreSQL, ClickHouse,
-# both search engines) took 22 min against 16-17 serial. TEST_WORKERS=N spreads the test files over N
-# pytest-xdist processes (a file stays on one worker, so its module fixtures are built once).
-TEST_WORKERS ?= 0
+# Test files are spread over TEST_WORKERS processes (pytest-xdist), each with its own embedded stack;
+# a file stays on one worker, so its module fixtures are built once. TEST_WORKERS=0 runs them serially.
+TEST_WORKERS ?= 2
 test: venv system-packages manifest lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
