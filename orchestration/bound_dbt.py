@@ -13,11 +13,19 @@ starting leaves it reparented, and only the pid it was given tells it so (then i
 running dbt). Run by hand, without the variable, its parent is whichever process it finds itself the
 child of when it starts.
 
+dagster-dbt also asks its executable ``--version`` before every dbt command (the resource's
+``_cli_version``, one per step). dbt answers that after importing itself (~2 s of CPU) and asking PyPI
+for newer releases of dbt-core and each adapter (up to a second each: a scheduled step would wait on the
+internet, or on its timeouts where there is none). The launcher answers it from the package metadata of
+its own environment when the dbt it would run is that environment's (``version_answer``): the line
+dagster-dbt reads, without the import or the network. Any other dbt (found on PATH) answers itself.
+
 Kept to the standard library and processes.py: every Dagster dbt command starts one.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
 import sys
@@ -57,7 +65,26 @@ def parent_environment() -> dict[str, str]:
     return {PARENT_PID_VARIABLE: str(os.getpid())}
 
 
+def version_answer(dbt: str) -> str | None:
+    """What ``dbt --version`` says of the installed version, for the dbt at path ``dbt`` when it is the
+    console script of this Python's environment (beside it), whose dbt-core package metadata then tells
+    its version; None for another dbt, or none installed here."""
+    if Path(dbt).parent != Path(sys.executable).parent:
+        return None
+    try:
+        core = importlib.metadata.version("dbt-core")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return f"Core:\n  - installed: {core}\n\n({NAME}: read from the installed package; no check for newer releases)"
+
+
 def main() -> None:
+    # dbt of the same installation: beside this script (both console scripts of one environment), else
+    # beside its Python, else on PATH.
+    dbt = find_dbt(Path(os.path.abspath(sys.argv[0])).parent, Path(sys.executable).parent)
+    if sys.argv[1:] == ["--version"] and (answer := version_answer(dbt)):
+        print(answer)
+        return
     # The variable is for this launcher alone, not for dbt's environment (os.environ is what execv passes).
     given = os.environ.pop(PARENT_PID_VARIABLE, "")
     parent = int(given) if given.isdigit() else os.getppid()
@@ -67,9 +94,6 @@ def main() -> None:
         _not_run(f"cannot have it end with its parent: {error}")
     if not bound:
         _not_run(f"its parent (pid {parent}) ended before dbt started")
-    # dbt of the same installation: beside this script (both console scripts of one environment), else
-    # beside its Python, else on PATH.
-    dbt = find_dbt(Path(os.path.abspath(sys.argv[0])).parent, Path(sys.executable).parent)
     try:
         os.execv(dbt, [dbt, *sys.argv[1:]])
     except OSError as error:
