@@ -25,6 +25,7 @@ Kept to the standard library and processes.py: every Dagster dbt command starts 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import shutil
@@ -36,6 +37,7 @@ from orchestration import processes
 
 NAME = "funnelhouse-bound-dbt"  # the console script (pyproject.toml)
 PARENT_PID_VARIABLE = "FUNNELHOUSE_BOUND_DBT_PARENT_PID"
+_DBT_CORE_ENTRY = b"from dbt.cli.main import cli"  # what pip writes into dbt-core's console script
 
 
 def find_dbt(*folders: Path) -> str:
@@ -66,16 +68,38 @@ def parent_environment() -> dict[str, str]:
 
 
 def version_answer(dbt: str) -> str | None:
-    """What ``dbt --version`` says of the installed version, for the dbt at path ``dbt`` when it is the
-    console script of this Python's environment (beside it), whose dbt-core package metadata then tells
-    its version; None for another dbt, or none installed here."""
-    if Path(dbt).parent != Path(sys.executable).parent:
+    """What ``dbt --version`` says of the installed versions (dbt-core's first: the line dagster-dbt
+    reads), for the dbt at path ``dbt`` when it is dbt-core's console script of this Python's environment
+    (beside it, run by it), whose package metadata then tells the versions; None for any other dbt
+    (another installation's, a dbt that is not dbt-core's), or none installed here."""
+    path = Path(dbt)
+    if path.parent != Path(sys.executable).parent:
         return None
     try:
+        script = path.read_bytes()[:1024]
         core = importlib.metadata.version("dbt-core")
-    except importlib.metadata.PackageNotFoundError:
+    except (OSError, importlib.metadata.PackageNotFoundError):
         return None
-    return f"Core:\n  - installed: {core}\n\n({NAME}: read from the installed package; no check for newer releases)"
+    if not script.startswith(b"#!" + os.fsencode(sys.executable)) or _DBT_CORE_ENTRY not in script:
+        return None
+    plugins = sorted(_adapter_versions())
+    width = max((len(name) for name, _ in plugins), default=0) + 1
+    lines = ["Core:", f"  - installed: {core}", "", "Plugins:"]
+    lines += [f"  - {name + ':':<{width}} {installed}" for name, installed in plugins]
+    lines += ["", f"({NAME}: read from the installed packages, without dbt's check for newer releases)"]
+    return "\n".join(lines)
+
+
+def _adapter_versions() -> list[tuple[str, str]]:
+    """(adapter, version) of every dbt adapter installed here: a package dbt/adapters/<name>/ on sys.path
+    (found without importing dbt), its version that of the distribution dbt-<name>."""
+    found = {}
+    for folder in sys.path:
+        for version_file in Path(folder or ".").glob("dbt/adapters/*/__version__.py"):
+            name = version_file.parent.name
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                found.setdefault(name, importlib.metadata.version(f"dbt-{name}"))
+    return list(found.items())
 
 
 def main() -> None:

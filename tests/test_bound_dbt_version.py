@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from packaging import version
 
 from orchestration import bound_dbt
@@ -32,6 +33,9 @@ def test_the_launcher_answers_for_its_environments_dbt_without_importing_it():
     )
     assert answered.returncode == 0, answered.stderr[-2000:]
     assert f"installed: {importlib.metadata.version('dbt-core')}" in answered.stdout
+    for adapter in ("clickhouse", "postgres"):  # (as dbt lists them)
+        assert f"{adapter}:" in answered.stdout
+        assert importlib.metadata.version(f"dbt-{adapter}") in answered.stdout
     imported = _modules_imported(answered.stderr)
     assert "orchestration.bound_dbt" in imported  # (the import log works)
     assert not [name for name in imported if name == "dbt" or name.startswith("dbt.")]
@@ -53,3 +57,23 @@ def test_a_dbt_of_another_installation_answers_itself(tmp_path):
     answered = subprocess.run([launcher, "--version"], capture_output=True, text=True, timeout=120)
     assert answered.returncode == 0, answered.stderr
     assert answered.stdout.strip() == "Core:\n  - installed: 9.9.9"
+
+
+@pytest.mark.parametrize(
+    ("content", "answered"),
+    [
+        ("#!{python}\nimport sys\nfrom dbt.cli.main import cli\n", True),  # dbt-core's, pip-written
+        ("#!/usr/bin/python3\nimport sys\nfrom dbt.cli.main import cli\n", False),  # another Python's
+        ("\x7fELF dbt-fusion 2.0.0", False),  # another dbt (a binary) put into the same folder
+    ],
+)
+def test_only_dbt_cores_script_of_this_python_is_answered_for(tmp_path, monkeypatch, content, answered):
+    python = tmp_path / "python3.11"
+    monkeypatch.setattr(sys, "executable", str(python))
+    dbt = tmp_path / "dbt"
+    dbt.write_text(content.format(python=python))
+    answer = bound_dbt.version_answer(str(dbt))
+    if answered:
+        assert answer.startswith(f"Core:\n  - installed: {importlib.metadata.version('dbt-core')}\n")
+    else:
+        assert answer is None
