@@ -17,7 +17,7 @@ dagster-dbt also asks its executable ``--version`` before every dbt command (the
 ``_cli_version``, one per step). dbt answers that after importing itself (~2 s of CPU) and asking PyPI
 for newer releases of dbt-core and each adapter (up to a second each: a scheduled step would wait on the
 internet, or on its timeouts where there is none). The launcher answers it from the package metadata of
-its own environment when the dbt it would run is that environment's (``version_answer``): the line
+its own environment when the dbt it would run is dbt-core's script run by its Python (``version_answer``): the line
 dagster-dbt reads, without the import or the network. Any other dbt (found on PATH) answers itself.
 
 Kept to the standard library and processes.py: every Dagster dbt command starts one.
@@ -69,14 +69,11 @@ def parent_environment() -> dict[str, str]:
 
 def version_answer(dbt: str) -> str | None:
     """What ``dbt --version`` says of the installed versions (dbt-core's first: the line dagster-dbt
-    reads), for the dbt at path ``dbt`` when it is dbt-core's console script of this Python's environment
-    (beside it, run by it), whose package metadata then tells the versions; None for any other dbt
-    (another installation's, a dbt that is not dbt-core's), or none installed here."""
-    path = Path(dbt)
-    if path.parent != Path(sys.executable).parent:
-        return None
+    reads), for the dbt at path ``dbt`` when it is dbt-core's console script run by this Python (so its
+    dbt is this environment's, whose package metadata then tells the versions); None for any other dbt
+    (another Python's, a dbt that is not dbt-core's), or none installed here."""
     try:
-        script = path.read_bytes()[:1024]
+        script = Path(dbt).read_bytes()[:1024]
         core = importlib.metadata.version("dbt-core")
     except (OSError, importlib.metadata.PackageNotFoundError):
         return None
