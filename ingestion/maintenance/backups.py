@@ -163,22 +163,44 @@ def clear_stale_partials(backup_root: Path, log: logging.Logger = _log) -> list[
     they end. A pid file could name a pid reused since, and says nothing of the children. A partial
     whose lock is held is left alone; one without a lock file (from a version before the lock) is
     stale like any other."""
-    names = {lock.name.removesuffix(".lock") for lock in backup_root.glob(".*.partial.lock")}
-    names |= {partial.name for partial in backup_root.glob(".*.partial") if partial.is_dir()}
+    return _clear_unowned(
+        backup_root,
+        ".partial",
+        "an unfinished backup left by a run that ended before it completed (killed or crashed); "
+        "it was never a usable backup",
+        log,
+    )
+
+
+def clear_stale_archives(backup_root: Path, log: logging.Logger = _log) -> list[str]:
+    """Remove the ``.<name>.tar.gz`` archives off-site copies left behind when killed; the names removed.
+    A copy holds ``.<name>.tar.gz.lock`` while it writes and uploads its archive (``copy_offsite``),
+    so an archive is removed only when no run is using it. Each is as big as its backup, and would
+    stay after retention removed the backup."""
+    return _clear_unowned(
+        backup_root, ".tar.gz", "the archive of an off-site copy that ended before it completed", log
+    )
+
+
+def _clear_unowned(backup_root: Path, suffix: str, what: str, log: logging.Logger) -> list[str]:
+    """Remove each ``.<name><suffix>`` file or folder of ``backup_root`` whose lock
+    (``.<name><suffix>.lock``) no live run holds, with the lock file; the names removed."""
+    names = {lock.name.removesuffix(".lock") for lock in backup_root.glob(f".*{suffix}.lock")}
+    names |= {path.name for path in backup_root.glob(f".*{suffix}")}
     cleared = []
     for name in sorted(names):
-        partial, lock = backup_root / name, backup_root / f"{name}.lock"
+        path, lock = backup_root / name, backup_root / f"{name}.lock"
         fd = _try_lock(lock)
         if fd is None:
-            log.info(f"{partial} left alone: the backup run writing it is still running")
+            log.info(f"{path} left alone: the run writing it is still running")
             continue
         try:
-            if partial.exists():
-                shutil.rmtree(partial)
-                log.warning(
-                    f"removed {partial}: an unfinished backup left by a run that ended before it "
-                    "completed (killed or crashed); it was never a usable backup"
-                )
+            if path.exists():
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                log.warning(f"removed {path}: {what}")
                 cleared.append(name)
         finally:
             _unlock(lock, fd)
@@ -410,26 +432,38 @@ def list_offsite(url: str) -> list[OffsiteBackup]:
     return sorted(copies, key=lambda copy: copy.taken_at)
 
 
-def copy_offsite(backup: Backup, url: str) -> list[str]:
+def copy_offsite(backup: Backup, url: str, log: logging.Logger = _log) -> list[str]:
     """Copy ``backup`` and every backup of its chain not yet off-site; returns the names copied.
 
     Each archive is uploaded under a temporary name and moved into place, then its JSON is written:
-    a reader (or the next run) trusts only archives with their JSON, and re-uploads the others.
+    a reader (or the next run) trusts only archives with their JSON, and re-uploads the others. The
+    local archive is removed whether its upload succeeds or fails; one left by a killed run goes with
+    the next copy (``clear_stale_archives``). A backup another run is copying at the same moment is
+    left to it (both would write the same archive).
     """
     filesystem, root = _offsite_store(url)
     filesystem.makedirs(root, exist_ok=True)
+    clear_stale_archives(backup.path.parent, log)
     already = {copy.name for copy in list_offsite(url)}
     copied = []
     for link in chain(list_backups(backup.path.parent), backup):
         if link.name in already:
             continue
         archive = link.path.parent / f".{link.name}.tar.gz"
-        with tarfile.open(archive, "w:gz") as tar:
-            tar.add(link.path, arcname=link.name)
-        destination = f"{root}/{link.name}.tar.gz"
-        filesystem.put_file(str(archive), destination + ".partial")
-        filesystem.mv(destination + ".partial", destination)
-        archive.unlink()
+        lock = archive.with_name(f"{archive.name}.lock")
+        lock_fd = _try_lock(lock)
+        if lock_fd is None:
+            log.info(f"{link.name} left to the run copying it off-site now")
+            continue
+        try:
+            with tarfile.open(archive, "w:gz") as tar:
+                tar.add(link.path, arcname=link.name)
+            destination = f"{root}/{link.name}.tar.gz"
+            filesystem.put_file(str(archive), destination + ".partial")
+            filesystem.mv(destination + ".partial", destination)
+        finally:
+            archive.unlink(missing_ok=True)
+            _unlock(lock, lock_fd)
         filesystem.pipe_file(f"{root}/{link.name}.json", json.dumps(link.meta()).encode())
         copied.append(link.name)
     return copied

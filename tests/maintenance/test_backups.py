@@ -129,6 +129,46 @@ def test_offsite_copy_keeps_whole_chains_and_the_retention_rule(pg_server, tmp_p
     assert [c.name for c in backups.list_offsite(url)] == [newer.name]
 
 
+def _local_archives(root: Path) -> list[str]:
+    return sorted(path.name for path in root.glob(".*.tar.gz*"))
+
+
+def test_a_failed_upload_leaves_no_archive_beside_the_backups(pg_server, tmp_path):
+    """An upload that fails (here its temporary name is taken by a folder) fails the copy, and the
+    local archive, as big as the backup, is removed with it; the next copy sends it."""
+    backup = backups.take_backup(pg_server["dsn"], tmp_path / "local", "full")
+    offsite = tmp_path / "offsite"
+    (offsite / f"{backup.name}.tar.gz.partial").mkdir(parents=True)
+
+    with pytest.raises(OSError):
+        backups.copy_offsite(backup, f"file://{offsite}")
+    assert _local_archives(tmp_path / "local") == []
+    assert backups.list_offsite(f"file://{offsite}") == []
+
+    (offsite / f"{backup.name}.tar.gz.partial").rmdir()
+    assert backups.copy_offsite(backup, f"file://{offsite}") == [backup.name]
+    assert _local_archives(tmp_path / "local") == []
+
+
+def test_a_killed_copys_archive_goes_with_the_next_copy_and_a_live_ones_stays(pg_server, tmp_path, caplog):
+    """An archive no run holds (a copy killed mid-upload, by this version or an older one) is removed
+    by the next copy, with a warning; one whose copy still holds its lock is left to it."""
+    root = tmp_path / "local"
+    backup = backups.take_backup(pg_server["dsn"], root, "full")
+    (root / ".20260101T030000Z-full.tar.gz").write_bytes(b"killed mid-upload")
+    live = root / ".20260102T030000Z-full.tar.gz"
+    live.write_bytes(b"being uploaded")
+    live_lock = root / f"{live.name}.lock"
+    held = backups._try_lock(live_lock)
+    try:
+        with caplog.at_level(logging.WARNING, logger=backups.__name__):
+            assert backups.copy_offsite(backup, f"file://{tmp_path / 'offsite'}") == [backup.name]
+        assert _local_archives(root) == [live.name, live_lock.name]
+    finally:
+        backups._unlock(live_lock, held)
+    assert any(".20260101T030000Z-full.tar.gz" in message for message in caplog.messages), caplog.messages
+
+
 def test_backup_job_runs_in_dagster(pg_server, tmp_path, monkeypatch):
     from orchestration.defs.operations.jobs import postgres_backup_job
 

@@ -52,7 +52,7 @@ def _copy_offsite(context: dg.OpExecutionContext, backup: backups.Backup, offsit
         # Seed section 6 asks for an off-site copy; a machine-only backup dies with the machine.
         context.log.warning("no off-site copy: set FUNNELHOUSE_BACKUP_OFFSITE_URL (seed section 6)")
         return []
-    copied = backups.copy_offsite(backup, offsite)
+    copied = backups.copy_offsite(backup, offsite, log=context.log)
     context.log.info(f"copied off-site: {', '.join(copied) or 'nothing new'}")
     offsite_removed = backups.prune_offsite(offsite)
     if offsite_removed:
