@@ -17,6 +17,11 @@ that is not ``<table>__<batch>.<csv|jsonl|parquet>`` (``tags__b1.CSV``, ``tags__
 ``customers__b1.xlsx``, ``tags__b31.csv.gz``); they do not change the exit status. Names starting
 with ``_`` or ``.`` (files being written, to be renamed) are skipped silently.
 
+On a terminal a progress bar shows the run. Anywhere else (cron, CI, ``| tee``, ``docker logs``),
+where a bar is only drawn once, at the end, a plain line says when each file starts, its rows read
+every ``--progress-seconds`` while it loads, and how it ended, each flushed as it is printed
+(:mod:`orchestration.ingest_log`, the lines the ``crm/*`` assets log).
+
 Exit status: 0 when every file loaded (rows rejected are reported, and are not a failure: they
 are quarantined in ``funnelhouse.ingest_rejects``); 1 when any file failed or, with no PATH, a
 pending file could not be read (it is held, named in the summary), or PostgreSQL ended the run (the
@@ -45,45 +50,79 @@ from ingestion.load.pipeline import Observer, ingest
 from ingestion.load.readers import CHUNK_BYTES
 from orchestration import environment
 from orchestration.console import make_console
+from orchestration.ingest_log import PROGRESS_EVERY_SECONDS, LogObserver
+from orchestration.output import print_line
 
 console = make_console()
 err_console = make_console(stderr=True)
 _STATUS_STYLE = {"loaded": "green", "duplicate": "cyan", "failed": "red"}
 
 
-class _ProgressObserver(Observer):
-    """A bar over files, and a live count of the current file's rows."""
+class _Run(Observer):
+    """What the command keeps of a run, however it is shown: the files held unreadable (not loaded, and
+    not recorded either), and what a run PostgreSQL cut short can still report: the files done, the
+    one that was loading (see :func:`_stopped`). Each hook is passed on to ``shown``."""
 
-    def __init__(self, progress: Progress, total: int):
-        self.progress = progress
-        self.task = progress.add_task("files", total=total)
-        self.rows = 0
-        self.unreadable: list[LandingFile] = []  # held: not loaded, and not recorded either
-        # What a run PostgreSQL cut short can still report: the files done, the one that was
-        # loading (see _stopped).
+    def __init__(self, shown: Observer):
+        self.shown = shown
+        self.unreadable: list[LandingFile] = []
         self.finished: list[FileResult] = []
         self.current: LandingFile | None = None
 
     def file_started(self, file, index, total):
         self.current = file
-        self.rows = 0
+        self.shown.file_started(file, index, total)
+
+    def rows_read(self, count):
+        self.shown.rows_read(count)
+
+    def step_started(self, message):
+        self.shown.step_started(message)
+
+    def file_finished(self, result):
+        self.current = None
+        self.finished.append(result)
+        self.shown.file_finished(result)
+
+    def file_unreadable(self, file, error):
+        self.unreadable.append(file)
+        self.shown.file_unreadable(file, error)
+
+
+class _ProgressObserver(Observer):
+    """On a terminal: a bar over files, and a live count of the current file's rows, then of all
+    the files' rows once it is done (the bar's last state counts the whole run)."""
+
+    def __init__(self, progress: Progress, total: int):
+        self.progress = progress
+        self.task = progress.add_task("files", total=total)
+        self.name, self.rows, self.total_rows = "", 0, 0
+
+    def file_started(self, file, index, total):
+        self.name, self.rows = file.name, 0
         self.progress.update(self.task, total=total, description=f"{file.name}")
 
     def rows_read(self, count):
         self.rows += count
-        self.progress.update(self.task, description=f"rows read: {self.rows:,}")
+        self.total_rows += count
+        self.progress.update(self.task, description=f"{self.name}: {self.rows:,} rows read")
 
     def step_started(self, message):
         self.progress.console.print(escape(message), highlight=False)
 
     def file_finished(self, result):
-        self.current = None
-        self.finished.append(result)
-        self.progress.advance(self.task)
+        self.progress.update(self.task, description=f"rows read: {self.total_rows:,}", advance=1)
 
-    def file_unreadable(self, file, error):
-        super().file_unreadable(file, error)
-        self.unreadable.append(file)
+
+class _PrintLog:
+    """Where the run's lines (orchestration.ingest_log) go when the output is no terminal: stdout,
+    each line flushed as it is printed."""
+
+    def info(self, line: str) -> None:
+        print_line(line)
+
+    def warning(self, line: str) -> None:
+        print_line(f"warning: {line}")
 
 
 def summary_table(results: list[FileResult]) -> Table:
@@ -167,9 +206,17 @@ def warn_skipped(skipped: list[Skipped]) -> None:
 
 
 def _run_direct(
-    locations: list[str], files: list[LandingFile], only_pending: bool, chunk_bytes: int, again: str
+    locations: list[str],
+    files: list[LandingFile],
+    only_pending: bool,
+    chunk_bytes: int,
+    again: str,
+    progress_seconds: float = PROGRESS_EVERY_SECONDS,
 ) -> tuple[list[FileResult], list[LandingFile]]:
     """The results of the files loaded, and the pending candidates that could not be read.
+
+    On a terminal a bar shows the run; anywhere else a line says when each file starts and how it
+    ended, and a long file's rows read every ``progress_seconds`` (orchestration.ingest_log).
 
     A lost connection to PostgreSQL (the server restarted, the backend terminated, the network), or
     PostgreSQL stopping a statement (a lock timeout, a deadlock, a full disk), ends the run with exit
@@ -178,18 +225,29 @@ def _run_direct(
     if not files:
         console.print(f"no landing files in {', '.join(locations)}")
         return [], []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+    def load(observer: _Run) -> list[FileResult]:
+        return ingest(
+            environment.pg_dsn(), files, only_pending=only_pending, observer=observer, chunk_bytes=chunk_bytes
+        )
+
     observer = None
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
-            observer = _ProgressObserver(progress, len(files))
-            results = ingest(
-                environment.pg_dsn(),
-                files,
-                only_pending=only_pending,
-                observer=observer,
-                chunk_bytes=chunk_bytes,
+        if console.is_terminal:
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
             )
+            with Progress(*columns, console=console, transient=False) as progress:
+                observer = _Run(_ProgressObserver(progress, len(files)))
+                results = load(observer)
+        else:
+            # A bar away from a terminal is drawn once, at the end: a log (cron, CI, `| tee`) would show
+            # nothing until then, and nothing at all of a run killed on the way.
+            observer = _Run(LogObserver(_PrintLog(), every_seconds=progress_seconds))
+            results = load(observer)
     except psycopg.OperationalError as error:
         _stopped(error, observer.finished if observer else [], observer and observer.current, again)
         raise typer.Exit(1) from None
@@ -345,6 +403,13 @@ def register(app: typer.Typer) -> None:
         chunk_bytes: Annotated[
             int, typer.Option(min=1, help="Bytes of file per validated chunk (memory vs. overhead).")
         ] = CHUNK_BYTES,
+        progress_seconds: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                help="When the output is no terminal (a log, a pipe): print a long file's rows read this often.",
+            ),
+        ] = PROGRESS_EVERY_SECONDS,
     ) -> None:
         """Validate landing files and merge them into PostgreSQL, each file exactly once."""
         locations = paths or [landing or default_landing_url()]
@@ -361,6 +426,7 @@ def register(app: typer.Typer) -> None:
             only_pending=not paths,
             chunk_bytes=chunk_bytes,
             again=_same_command(paths, landing, chunk_bytes),
+            progress_seconds=progress_seconds,
         )
         if results:
             console.print(summary_table(results))

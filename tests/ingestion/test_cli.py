@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
 import psycopg
+from rich.console import Console
 from typer.testing import CliRunner
 
 from ingestion.load import loader
@@ -251,3 +261,88 @@ def test_via_dagster_a_connection_lost_mid_load_names_the_file_and_what_to_do(la
     assert "customers__b1.csv was rolled back, nothing of it loaded, unless its commit" in output
     assert "Once PostgreSQL is up, materialise crm/customers again, or run `funnelhouse ingest " in output
     assert "conversations: not attempted: upstream crm/customers failed" in output
+
+
+def _lines_of(process: subprocess.Popen) -> queue.Queue:
+    """The lines ``process`` prints, as they come (None at the end of its output)."""
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _read_until(lines: queue.Queue, seen: list[str], wanted: str, timeout: float = 60.0) -> None:
+    """Lines into ``seen`` until one starts with ``wanted``; fails if the output ends or stays silent."""
+    deadline = time.monotonic() + timeout
+    while not any(line.startswith(wanted) for line in seen):
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no line {wanted!r} within {timeout}s; printed so far: {seen}") from None
+        assert line is not None, f"the output ended without a line {wanted!r}: {seen}"
+        seen.append(line)
+
+
+def test_piped_output_tells_each_file_as_it_goes_not_all_at_the_end(landing, pg_dsn):
+    """Output to a pipe (cron, CI, `| tee`) is no terminal: a progress bar there is drawn once, at the
+    end. Instead a line says when each file starts, its rows read as it goes (every chunk here:
+    --progress-seconds 0) and how it ended, each printed as it happens: while the customers file waits
+    for its table's lock (held here), the employees files' lines are already out."""
+    rows.write(landing, "employees", "b1", [rows.employee(n) for n in range(1, 151)])
+    rows.write(landing, "employees", "b2", [rows.employee(n) for n in range(151, 161)])
+    rows.write(landing, "customers", "b1", [rows.customer(1), rows.customer(2, age="not an age")])
+    command = [sys.executable, "-m", "orchestration.cli", "ingest", str(landing)]
+    command += ["--chunk-bytes", "4096", "--progress-seconds", "0"]
+    with psycopg.connect(pg_dsn) as holder:  # (a transaction, until the block ends)
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext('funnelhouse.ingest:customers'))")
+        process = subprocess.Popen(
+            command,
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            lines, seen = _lines_of(process), []
+            _read_until(lines, seen, "customers__b1.csv: loading (file 3 of 3")
+            assert process.poll() is None  # still loading: the lines came as they happened
+        finally:
+            holder.commit()  # the lock goes: customers loads
+            if process.wait(timeout=120) is None:
+                process.kill()
+    _read_until(lines, seen, "3 file(s): ")
+    assert process.returncode == 0, seen
+    started = [line for line in seen if ": loading (file " in line]
+    assert [line.split(":")[0] for line in started] == [
+        "employees__b1.csv",
+        "employees__b2.csv",
+        "customers__b1.csv",
+    ]
+    # employees__b1.csv: ~19 kB, 4 kB a chunk: its rows counted as they are read, before its outcome.
+    first = seen[seen.index(started[0]) + 1 : seen.index(started[1])]
+    progress = [line for line in first if line.endswith(" rows read so far")]
+    assert len(progress) > 2 and progress[-1] == "employees__b1.csv: 150 rows read so far", first
+    assert first[-1].startswith("employees__b1.csv: loaded, 150 in, 150 loaded, 0 rejected"), first
+    assert any(line.startswith("employees__b2.csv: loaded, 10 in, 10 loaded, 0 rejected") for line in seen)
+    assert any(line.startswith("customers__b1.csv: loaded, 2 in, 1 loaded, 1 rejected") for line in seen)
+    assert not [line for line in seen if re.search(r"\b[0-3]/3\b", line)]  # no bar drawn into the log
+
+
+def test_on_a_terminal_the_bar_ends_on_every_file_s_rows(landing, pg_dsn, monkeypatch):
+    """The bar's last state counts the rows of the whole run (3 files), not the last file's alone."""
+    from orchestration.commands import ingest
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ingest, "console", Console(file=screen, force_terminal=True, width=200))
+    rows.write(landing, "employees", "b1", [rows.employee(n) for n in range(1, 4)])
+    rows.write(landing, "employees", "b2", [rows.employee(4), rows.employee(5)])
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+    result = CliRunner().invoke(app, ["ingest", str(landing)])
+    assert result.exit_code == 0, screen.getvalue()
+    assert re.findall(r"rows read: ([\d,]+)", screen.getvalue())[-1] == "6", screen.getvalue()
+    assert "rows read so far" not in screen.getvalue()  # the plain lines are for logs

@@ -23,7 +23,6 @@ the asset function's real annotations.)
 """
 
 import shlex
-import time
 from collections import Counter
 
 import dagster as dg
@@ -35,9 +34,10 @@ from ingestion.load.interrupted import stopped_message
 from ingestion.load.landing import discover
 from ingestion.load.ledger import SUPERSEDED
 from ingestion.load.loader import FileResult, describe_reasons
-from ingestion.load.pipeline import Observer, ingest, unreadable_note
+from ingestion.load.pipeline import ingest
 from ingestion.load.validate import rule_words
 from orchestration.defs.ingestion.resources import LandingZone, PostgresResource
+from orchestration.ingest_log import LogObserver as _LogObserver
 
 GROUP = "ingestion"
 CHECK = "landing_contract"
@@ -62,55 +62,6 @@ class IngestConfig(dg.Config):
         description="Also retry files that failed at their path before (as `funnelhouse ingest PATH` does); "
         "off for the sensor, which would otherwise retry a bad file on every tick.",
     )
-
-
-# A multi-GB file loads for minutes: its run log says how far it got at most this often.
-PROGRESS_EVERY_SECONDS = 15.0
-
-
-class _LogObserver(Observer):
-    """The run log's view of a load: a line when a file starts, the rows read so far every
-    ``every_seconds`` while it loads (not per chunk: the event log would drown), and its outcome."""
-
-    def __init__(self, log, every_seconds: float = PROGRESS_EVERY_SECONDS, clock=time.monotonic):
-        self.log = log
-        self.every_seconds = every_seconds
-        self.clock = clock
-        self.name, self.rows, self.reported_at = "", 0, 0.0
-        self.unreadable: list[str] = []  # files held because they could not be read (unreadable_note)
-        # What a step PostgreSQL ends can say: the file whose transaction was open, and the files done.
-        self.loading: str | None = None
-        self.finished = 0
-
-    def file_unreadable(self, file, error: OSError) -> None:
-        note = unreadable_note(file, error)
-        self.unreadable.append(note)
-        self.log.warning(note)
-
-    def file_started(self, file, index: int, total: int) -> None:
-        self.name, self.rows, self.reported_at = file.name, 0, self.clock()
-        self.loading = file.url
-        size = f", {file.size / 1e6:,.1f} MB" if file.size else ""
-        self.log.info(f"{file.name}: loading (file {index + 1} of {total}{size})")
-
-    def rows_read(self, count: int) -> None:
-        self.rows += count
-        if self.clock() - self.reported_at >= self.every_seconds:
-            self.reported_at = self.clock()
-            self.log.info(f"{self.name}: {self.rows:,} rows read so far")
-
-    def step_started(self, message: str) -> None:
-        self.log.info(message)
-
-    def file_finished(self, result: FileResult) -> None:
-        self.loading = None
-        self.finished += 1
-        self.log.info(
-            f"{result.file.name}: {result.status}, {result.rows_in} in, {result.rows_loaded} loaded, "
-            f"{result.rows_rejected} rejected, {result.rows_superseded} superseded, "
-            f"{result.rows_changed} changed ({result.seconds:.1f}s)"
-            + (f" - {result.error}" if result.error else "")
-        )
 
 
 def _file_table(results: list[FileResult]) -> str:
