@@ -8,12 +8,16 @@ multipart/mixed
     image/png ...       (inline, Content-ID = what the HTML's cid: URLs name)
   application/pdf       (the same report, printable)
   text/csv              (the full leaderboard)
+
+Every body part is 7-bit (quoted-printable or base64): the relay is told BODY=8BITMIME only with
+SMTPUTF8 (RFC 6152 forbids 8-bit content it was not told of).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
@@ -22,6 +26,32 @@ from email.utils import format_datetime, formataddr, make_msgid
 from ingestion.reports import addresses
 from ingestion.reports.recipients import Recipient, check_email
 from ingestion.reports.render import RenderedReport, content_id
+
+# The body parts' policy: text in UTF-8 goes quoted-printable or base64, never as raw 8-bit.
+_SEVEN_BIT = SMTP.clone(cte_type="7bit")
+
+
+class _EncodedSubject(str):
+    """A subject that folds itself into RFC 2047 encoded words from its first character.
+
+    The email package's own folding of a long non-ASCII subject loses the space between an encoded
+    word and the text after it ("全公司· 2026-11-23"); the legacy ``Header`` splits it between encoded
+    words, each whole, so it decodes back exactly. The policy takes it as a header object (it has a
+    ``name`` and a ``fold``)."""
+
+    name = "Subject"
+
+    def fold(self, *, policy) -> str:
+        encoded = Header(str(self), "utf-8", header_name=self.name).encode(
+            linesep=policy.linesep, maxlinelen=policy.max_line_length
+        )
+        return f"{self.name}: {encoded}{policy.linesep}"
+
+
+def _subject_header(subject: str) -> str:
+    """``subject`` as the Subject header's value. Encoded words with SMTPUTF8 (RFC 6532) too: that
+    policy folds a long subject after ``Subject:``, which a parser reads back with a leading space."""
+    return subject if subject.isascii() else _EncodedSubject(subject)
 
 
 def _ascii(text: str) -> str:
@@ -50,7 +80,7 @@ def build_message(report: RenderedReport, recipient: Recipient, sender: str) -> 
     server offering SMTPUTF8 takes (``delivery`` checks that before sending)."""
     check_email(recipient.email)
     message = EmailMessage(policy=SMTPUTF8 if addresses.needs_smtputf8(recipient.email) else SMTP)
-    message["Subject"] = report.subject
+    message["Subject"] = _subject_header(report.subject)
     message["From"] = formataddr(("funnelhouse", sender))
     message["To"] = _to_header(recipient)
     message["Date"] = format_datetime(datetime.now(UTC))
@@ -59,7 +89,7 @@ def build_message(report: RenderedReport, recipient: Recipient, sender: str) -> 
     )
     message["X-Funnelhouse-Report"] = report.slug
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: auto-responders must not answer
-    alternative = EmailMessage(policy=SMTP)
+    alternative = EmailMessage(policy=_SEVEN_BIT)
     alternative.set_content(report.text, subtype="plain", charset="utf-8")
     alternative.add_alternative(report.html, subtype="html", charset="utf-8")
     message.make_related()  # the images belong to the HTML: related wraps the alternative and them
@@ -77,10 +107,11 @@ def build_message(report: RenderedReport, recipient: Recipient, sender: str) -> 
         message.add_attachment(
             report.pdf, maintype="application", subtype="pdf", filename=attachment_name(report, "pdf")
         )
-    message.add_attachment(
-        report.leaderboard_csv.decode("utf-8"),
+    message.add_attachment(  # as bytes: base64, byte for byte (its BOM, its CRLF line ends)
+        report.leaderboard_csv,
+        maintype="text",
         subtype="csv",
-        charset="utf-8",
+        params={"charset": "utf-8"},
         filename=attachment_name(report, "csv", "leaderboard"),
     )
     # Last: make_related/make_mixed move every Content-* header of the top level into a subpart.

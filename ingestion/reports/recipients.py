@@ -14,7 +14,9 @@ The default list comes from the seed's ``employees`` (active managers and admins
         language: en          # an entry for an existing recipient changes only what it names
 
 An entry without ``scope`` only changes a recipient the table already gives (an active manager or
-admin); for anyone else it is skipped with a warning, never a whole-company report by default.
+admin); for anyone else it is skipped with a warning, never a whole-company report by default. A key
+the file does not know, or a value of the wrong type (``replace = "false"``, ``exclude`` as one address
+rather than a list), is a RecipientError naming the key: never a guess.
 """
 
 from __future__ import annotations
@@ -141,14 +143,71 @@ def load_config(path: Path) -> dict:
     return config
 
 
-def apply_config(recipients: list[Recipient], config: dict) -> list[Recipient]:
+# The keys of a recipients file and of each of its recipients entries; anything else is most likely a
+# misspelling (``exlude:``) that would silently change nothing.
+CONFIG_KEYS = ("replace", "default_language", "exclude", "recipients")
+ENTRY_KEYS = ("email", "name", "scope", "language")
+
+
+def _wrong(key: str, expected: str, value: object) -> RecipientError:
+    return RecipientError(f"{key}: expected {expected}, not {type(value).__name__} {value!r}")
+
+
+def _unknown(keys, known: tuple[str, ...], where: str) -> None:
+    if unknown := [key for key in keys if key not in known]:
+        raise RecipientError(f"{where}unknown key {unknown[0]!r} (known: {', '.join(known)})")
+
+
+def _listed(config: dict, key: str):
+    """``config[key]``; an empty list for a key not given, or given without a value (YAML ``exclude:``)."""
+    value = config.get(key)
+    return [] if value is None else value
+
+
+def check_config(config: dict) -> dict:
+    """``config`` with every key present and of its type: ``replace`` a real boolean (the TOML string
+    ``"false"`` is true to Python: it would drop every manager), ``default_language`` a language,
+    ``exclude`` a list of addresses (a single address walked as a string excludes nobody),
+    ``recipients`` a list of mappings of text. Anything else is a RecipientError naming the key."""
+    _unknown(config, CONFIG_KEYS, "")
+    replace_all = config.get("replace", False)
+    if not isinstance(replace_all, bool):
+        raise _wrong("replace", "true or false", replace_all)
     default_language = config.get("default_language", DEFAULT_LANGUAGE)
-    by_email = (
-        {} if config.get("replace") else {r.email: replace(r, language=default_language) for r in recipients}
-    )
-    for entry in config.get("recipients") or []:
+    if not isinstance(default_language, str):
+        raise _wrong("default_language", "a language", default_language)
+    try:
+        check_language(default_language)
+    except RecipientError as error:
+        raise RecipientError(f"default_language: {error}") from None
+    exclude = _listed(config, "exclude")
+    if not isinstance(exclude, list) or not all(isinstance(email, str) for email in exclude):
+        raise _wrong("exclude", "a list of e-mail addresses", exclude)
+    entries = _listed(config, "recipients")
+    if not isinstance(entries, list):
+        raise _wrong("recipients", "a list of entries with an email", entries)
+    for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("email"), str):
             raise RecipientError(f"every entry of recipients needs an email: {entry!r}")
+        _unknown(entry, ENTRY_KEYS, f"recipients: {entry['email']}: ")
+        for key in ENTRY_KEYS:
+            if key in entry and not isinstance(entry[key], str):
+                raise _wrong(f"recipients: {entry['email']}: {key}", "text", entry[key])
+    return {
+        "replace": replace_all,
+        "default_language": default_language,
+        "exclude": exclude,
+        "recipients": entries,
+    }
+
+
+def apply_config(recipients: list[Recipient], config: dict) -> list[Recipient]:
+    config = check_config(config)
+    default_language = config["default_language"]
+    by_email = (
+        {} if config["replace"] else {r.email: replace(r, language=default_language) for r in recipients}
+    )
+    for entry in config["recipients"]:
         email = entry["email"].strip().lower()
         if email not in by_email and "scope" not in entry:
             # Most likely a manager who left: defaulting to a scope would hand them the whole company.
@@ -163,7 +222,7 @@ def apply_config(recipients: list[Recipient], config: dict) -> list[Recipient]:
         )
         changes = {key: entry[key] for key in ("name", "scope", "language") if key in entry}
         by_email[email] = replace(base, **changes)
-    for email in config.get("exclude") or []:
+    for email in config["exclude"]:
         by_email.pop(email.strip().lower(), None)
     for recipient in by_email.values():
         try:
@@ -183,8 +242,8 @@ def resolve(dsn: str, config_path: str | os.PathLike | None = None) -> list[Reci
         config_path = os.environ[CONFIG_ENV]
         source = f"{CONFIG_ENV}={config_path}"
     try:
-        config = load_config(Path(config_path)) if config_path else {}
-        recipients = [] if config.get("replace") else from_employees(dsn)
+        config = check_config(load_config(Path(config_path)) if config_path else {})
+        recipients = [] if config["replace"] else from_employees(dsn)
         return apply_config(recipients, config)
     except RecipientError as error:
         raise RecipientError(f"{source}: {error}") from None

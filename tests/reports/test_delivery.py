@@ -4,6 +4,7 @@ address (a real 550 / 451 from the sink) never stops the others."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import email.policy
 import socketserver
 import subprocess
@@ -17,9 +18,10 @@ import pytest
 from devstack import smtp
 from ingestion.reports import content, delivery, mail, pipeline, render
 from ingestion.reports.ledger import Ledger
-from ingestion.reports.recipients import Recipient
+from ingestion.reports.periods import Period
+from ingestion.reports.recipients import LANGUAGES, Recipient, valid_scopes
 from orchestration.environment import SmtpSettings
-from tests.reports.conftest import messages_to, raw_messages_to, sink_in_this_process
+from tests.reports.conftest import REPORT_DAY, messages_to, raw_messages_to, sink_in_this_process
 from tests.reports.report_html import images
 
 FAST_RETRY = delivery.RetryPolicy(attempts=3, first_delay=0.05, timeout=10)
@@ -175,6 +177,93 @@ def test_a_refused_recipient_does_not_block_the_others(
         bounced.email: "bounced",
         good[0].email: "skipped",
     }
+
+
+def _leaves(part) -> list:
+    return [leaf for child in part.iter_parts() for leaf in _leaves(child)] if part.is_multipart() else [part]
+
+
+def test_a_chinese_report_arrives_7bit_clean_with_its_subject_and_csv_intact(
+    reader, recipients, employees_dsn, mail_settings, smtp_sink
+):
+    """The weekly whole-company report in Chinese, to an ASCII address (no SMTPUTF8, so no
+    BODY=8BITMIME declared): every byte is 7-bit (RFC 6152 forbids undeclared 8-bit content), the
+    Subject decodes back to the report's, space for space, and the CSV is the rendered file byte for
+    byte (its BOM, its CRLF line ends)."""
+    admin = next(r for r in recipients if r.scope == "all")
+    summary = _run(
+        reader, [admin], Period.weekly(REPORT_DAY), mail_settings, employees_dsn, with_pdf=False, resend=True
+    )
+    [outcome] = summary.outcomes
+    assert outcome.status == "sent", outcome.error
+    report = summary.reports[("all", "zh")]
+    [raw] = [
+        raw
+        for raw in raw_messages_to(smtp_sink["outbox"], admin.email)
+        if email.message_from_bytes(raw, policy=email.policy.default)["Message-ID"].strip()
+        == outcome.message_id
+    ]
+    assert raw.isascii() and max(len(line) for line in raw.split(b"\r\n")) <= 998
+    received = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(received["Subject"]) == report.subject and "全公司 · 2026-11-23 – 2026-11-29" in report.subject
+    assert {leaf["Content-Transfer-Encoding"] for leaf in _leaves(received)} <= {
+        "7bit",
+        "quoted-printable",
+        "base64",
+    }
+    [csv_part] = [leaf for leaf in _leaves(received) if leaf.get_content_type() == "text/csv"]
+    assert csv_part["Content-Transfer-Encoding"] == "base64" and csv_part.get_content_charset() == "utf-8"
+    assert csv_part.get_filename() == mail.attachment_name(report, "csv", "leaderboard")
+    assert csv_part.get_payload(decode=True) == report.leaderboard_csv
+    assert report.leaderboard_csv.startswith(b"\xef\xbb\xbf") and b"\r\n" in report.leaderboard_csv
+    text = received.get_body(("plain",)).get_content()  # Chinese, as quoted-printable or base64
+    assert text.splitlines() == report.text.splitlines() and not text.isascii()
+
+
+@pytest.fixture(scope="module")
+def weekly_company_report(reader):
+    """(content, its Chinese rendering without PDF) of the weekly whole-company report."""
+    gathered = content.gather(reader, "all", Period.weekly(REPORT_DAY))
+    return gathered, render.render(gathered, "zh", with_pdf=False)
+
+
+def test_every_subject_decodes_back_exactly(weekly_company_report):
+    """Long non-ASCII subjects are folded across lines: for every scope, period, language and
+    preliminary mark, the Subject of the message as sent decodes back to the report's subject."""
+    gathered, report = weekly_company_report
+    weekly = gathered.period
+    checked = set()
+    for scope in valid_scopes():
+        for period in (weekly, Period.daily(REPORT_DAY)):
+            for language in LANGUAGES:
+                for preliminary in (False, True):
+                    variant = dataclasses.replace(
+                        gathered, scope=scope, period=period, preliminary=preliminary
+                    )
+                    subject = render.subject(variant, language)
+                    for recipient in (Recipient("boss@example.com", "老板", scope), INTERNATIONAL[0]):
+                        message = mail.build_message(
+                            dataclasses.replace(report, subject=subject), recipient, SENDER
+                        )
+                        raw = message.as_bytes()
+                        # a UTF-8 header (SMTPUTF8) is parsed from text: the byte parser does not decode it
+                        parsed = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)
+                        assert str(parsed["Subject"]) == subject, raw.partition(b"\r\n\r\n")[0]
+                        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+                    checked.add(subject)
+    assert len(checked) == len(valid_scopes()) * 2 * len(LANGUAGES) * 2
+
+
+def test_short_chinese_text_is_not_sent_as_8bit(weekly_company_report):
+    """Text parts whose lines all fit in 78 characters were left 8-bit by the email package (SMTP
+    policy): without SMTPUTF8 nothing declares BODY=8BITMIME, so the message must be 7-bit."""
+    _, report = weekly_company_report
+    short = dataclasses.replace(report, text="全公司 · 简报\n", html="<p>全公司 · 简报</p>\n")
+    raw = mail.build_message(short, Recipient("boss@example.com", "老板", "all"), SENDER).as_bytes()
+    assert raw.isascii()
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed.get_body(("plain",)).get_content().splitlines() == ["全公司 · 简报"]
+    assert parsed.get_body(("html",)).get_content().splitlines() == ["<p>全公司 · 简报</p>"]
 
 
 # Addresses whose local part is not ASCII: only a server offering SMTPUTF8 (RFC 6531) takes them.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
-from ingestion.reports.recipients import ALL_DEPARTMENTS, resolve
+from ingestion.reports.recipients import ALL_DEPARTMENTS, RecipientError, resolve
+from orchestration.cli import app
 
 
 def test_scope_follows_role_and_department(employees_dsn):
@@ -65,3 +67,77 @@ def test_a_scope_must_be_all_or_a_department(employees_dsn, tmp_path):
     config.write_text("recipients:\n  - {email: tofu.deputy@example.com, scope: tofu}\n")
     with pytest.raises(ValueError, match="tofu.deputy@example.com: scope must be"):
         resolve(employees_dsn, config)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "key"),
+    [
+        ("recipients.yaml", "exclude: manager1.0@example.com\n", "exclude"),
+        ("recipients.toml", 'exclude = "manager1.0@example.com"\n', "exclude"),
+        ("recipients.yaml", "exclude: [123]\n", "exclude"),
+        ("recipients.toml", 'replace = "false"\n', "replace"),
+        ("recipients.yaml", "replace: 'no'\n", "replace"),
+        ("recipients.yaml", "default_language: 1\n", "default_language"),
+        ("recipients.yaml", "default_language: fr\n", "default_language"),
+        ("recipients.yaml", "recipients: {email: board@example.com, scope: all}\n", "recipients"),
+        ("recipients.yaml", "recipients:\n  - {email: board@example.com, scope: all, name: 7}\n", "name"),
+        ("recipients.yaml", "recipients:\n  - {email: board@example.com, scope: all, lang: en}\n", "lang"),
+        ("recipients.yaml", "exlude: [manager1.0@example.com]\n", "exlude"),
+    ],
+    ids=[
+        "exclude-yaml-string",
+        "exclude-toml-string",
+        "exclude-number",
+        "replace-toml-string",
+        "replace-yaml-string",
+        "language-number",
+        "language-unknown",
+        "recipients-mapping",
+        "entry-name-number",
+        "entry-unknown-key",
+        "misspelt-key",
+    ],
+)
+def test_a_value_of_the_wrong_type_is_an_error_naming_the_file_and_the_key(
+    employees_dsn, tmp_path, name, text, key
+):
+    """Read loosely, ``exclude: one@address`` excluded nobody (its characters were walked),
+    ``replace = "false"`` dropped every manager and admin (a non-empty string is true), and
+    ``exclude: [123]`` crashed with a traceback: each is refused, in one line naming file and key."""
+    config = tmp_path / name
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(RecipientError) as raised:
+        resolve(employees_dsn, config)
+    [line] = str(raised.value).splitlines()
+    assert line.startswith(f"recipients file {config}: "), line
+    assert repr(key) in line or f" {key}: " in line, line
+
+
+def test_well_typed_values_still_work(employees_dsn, tmp_path):
+    config = tmp_path / "recipients.toml"
+    config.write_text(
+        'replace = false\ndefault_language = "en"\nexclude = ["Manager1.0@example.com"]\n', encoding="utf-8"
+    )
+    recipients = {r.email: r for r in resolve(employees_dsn, config)}
+    assert "manager1.0@example.com" not in recipients and "manager0.0@example.com" in recipients
+    assert {r.language for r in recipients.values()} == {"en"}
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("exclude:\nrecipients:\n", encoding="utf-8")  # keys without values: nothing changed
+    assert resolve(employees_dsn, empty) == resolve(employees_dsn)
+
+
+def test_the_report_command_refuses_an_exclude_that_is_one_address(report_environment, monkeypatch):
+    """The reviewer's case: ``funnelhouse report`` with ``exclude:`` naming one address stops with the
+    file and the key in one line (it mailed that manager before)."""
+    config = report_environment / "recipients.yaml"
+    config.write_text("exclude: manager1.0@example.com\n", encoding="utf-8")
+    monkeypatch.setenv("FUNNELHOUSE_REPORT_RECIPIENTS", str(config))
+    result = CliRunner().invoke(
+        app, ["report", "--date", "2026-11-20", "--out", str(report_environment / "out")]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: FUNNELHOUSE_REPORT_RECIPIENTS={config}: exclude: expected a list of e-mail addresses, "
+        "not str 'manager1.0@example.com'"
+    ]
+    assert not (report_environment / "out").exists()
