@@ -27,9 +27,12 @@ not reach ClickHouse because nobody thought of it. tests/warehouse/test_replicat
 holds the lists to the schema.
 
 Short free text that a model shows but a person may have typed contact details into (a customer's
-occupation and decision style, a journey step's trigger event, a withdrawal's reason, a tag's name and a
-material's title, both shown by the marts; in these two names letters with digits are a sign only as
-long as a handle or after a messenger's label, so "VIP3" and "MT5开户教程" pass: ``_masked_name``) is replicated masked (``_masked``,
+occupation, decision style and city, a journey step's trigger event, a withdrawal's reason, a tag's
+description, a script's scenario and purpose, a material's purpose, a course's description; and names and
+labels the marts show or group by: a tag's name, a material's title, a customer's industry, persona type
+and trading platform, a script's and a material's subcategory, a course's title, in which letters with
+digits are a sign only as long as a handle or after a messenger's label, so "VIP3", "MT5" and
+"MT5开户教程" pass: ``_masked_name``) is replicated masked (``_masked``,
 one RE2 ``match`` ClickHouse evaluates while pulling, on the value's NFKC form so that full-width,
 circled and bold digits and letters count as the plain ones, "１３８", "①⑬⓪", "𝟏𝟑𝟖"; what is replicated
 unmasked is the original text): a value becomes ``[masked]`` as a whole if it holds an "@"; five or
@@ -50,9 +53,10 @@ five digits count, so an amount ("10,000") or a quarter before its year ("Q3 202
 so is a term of letters and digits joined by "-" ("COVID-19", "iPhone-15").
 The search index's redaction (``ingestion.search.redaction``), Python run on whole messages, catches
 much of what passes here (labelled handles, spelled-out addresses, labelled dates of any form). Free
-text no model needs (personality traits, a contact's source detail and group name) is dropped. Lists of
-tags typed by hand (a material's hashtags and tags) are filtered as the extracted tags are
-(``_tag_filters``).
+text no model needs (personality traits, a contact's source detail and group name, a script's follow-up)
+is dropped. Lists typed by hand (a material's hashtags and tags, a script's tags, a customer's interests
+and risk flags) are filtered as the extracted tags are (``_tag_filters``). What is chosen from lists is
+copied as it is (a customer's source channel, country, time zone, income and capital range).
 
 A conversation's ``source_message_id`` (the chat platform's message id, its business key in
 PostgreSQL) stays there too: platforms build it from their users' ids, a WhatsApp Cloud API
@@ -296,8 +300,23 @@ def _columns(names: str) -> tuple[str, ...]:
     return tuple(names.split())
 
 
+def _masked_columns(text: Iterable[str] = (), names: Iterable[str] = ()) -> dict[str, str]:
+    """The derived columns masking free ``text`` (``_masked``) and ``names`` (``_masked_name``), each
+    under its own name (the source column is listed as dropped: derived columns may read it)."""
+    return {
+        **{column: _masked(column) for column in text},
+        **{column: _masked_name(column) for column in names},
+    }
+
+
 _CONTACT_COLUMNS = ("wechat_id", "whatsapp", "telegram", "email", "phone")
-_MASKED_CUSTOMER_COLUMNS = ("occupation", "decision_style")
+# A customer's attributes staff type in (no CHECK): free text ("occupation", "decision_style", "city"),
+# labels that may be named with letters and digits ("Web3" an industry, "MT5" a trading platform), and
+# lists of words typed by hand ("interests", "risk_flags"), each of which has held a phone number or a
+# WeChat id. The marts group by the ordinary values ("上海", "金融", "富途牛牛", "美股").
+_MASKED_CUSTOMER_COLUMNS = ("occupation", "decision_style", "city")
+_MASKED_CUSTOMER_LABELS = ("industry", "persona_type", "trading_platform")
+_CUSTOMER_TAG_COLUMNS = ("interests", "risk_flags")
 # The system_settings keys whose values replication copies: those a model reads. Any other setting's
 # value stays in PostgreSQL, as it may be a secret (an SMTP password, an API key) and a key's name
 # says nothing of what a deployment stored under it; a key is added here when a model needs it, after
@@ -314,6 +333,7 @@ def _warehouse_setting_value(key: str, value: str) -> str:
 
 _TAG_COLUMNS = ("keywords", "intention_signals", "risk_keywords")
 _MATERIAL_TAG_COLUMNS = ("hashtags", "tags")
+_SCRIPT_TAG_COLUMNS = ("tags",)
 
 RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
@@ -327,10 +347,10 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "customers",
         replicated=_columns(
-            "id customer_code gender country city timezone language industry income_range"
-            " investment_experience risk_preference capital_range trading_platform interests tier"
-            " persona_type intention_score engagement_score ltv_prediction current_stage source_channel"
-            " referrer_id assigned_employee_id assigned_at status risk_flags created_at updated_at"
+            "id customer_code gender country timezone language income_range"
+            " investment_experience risk_preference capital_range tier"
+            " intention_score engagement_score ltv_prediction current_stage source_channel"
+            " referrer_id assigned_employee_id assigned_at status created_at updated_at"
             " last_contact_at"
         ),
         dropped=(
@@ -343,6 +363,8 @@ RAW_TABLES: tuple[RawTable, ...] = (
             "blacklist_reason",
             "personality_traits",
             *_MASKED_CUSTOMER_COLUMNS,
+            *_MASKED_CUSTOMER_LABELS,
+            *_CUSTOMER_TAG_COLUMNS,
         ),
         derived={
             **{f"has_{column.removesuffix('_id')}": _present(column) for column in _CONTACT_COLUMNS},
@@ -351,19 +373,20 @@ RAW_TABLES: tuple[RawTable, ...] = (
                 "age < 45, '35-44', age < 55, '45-54', '55 and over')"
             ),
             "has_blacklist_reason": _present("blacklist_reason"),
-            **{column: _masked(column) for column in _MASKED_CUSTOMER_COLUMNS},
+            **_masked_columns(text=_MASKED_CUSTOMER_COLUMNS, names=_MASKED_CUSTOMER_LABELS),
+            **_tag_filters(_CUSTOMER_TAG_COLUMNS),
         },
+        tag_columns=_CUSTOMER_TAG_COLUMNS,
     ),
     RawTable(
         "tags",
         mode="snapshot",
         # A tag's name is typed by staff, and a customer's WeChat id has been one ("微信wxid_..."):
-        # the customer mart lists the names of each customer's tags.
-        replicated=_columns(
-            "id category color icon description is_system display_order created_at updated_at"
-        ),
-        dropped=("name",),
-        derived={"name": _masked_name("name")},
+        # the customer mart lists the names of each customer's tags. Its description, typed alike, has
+        # held the customer's WeChat id and phone number next to it.
+        replicated=_columns("id category color icon is_system display_order created_at updated_at"),
+        dropped=("name", "description"),
+        derived=_masked_columns(text=("description",), names=("name",)),
     ),
     RawTable(
         "customer_tags", replicated=_columns("id customer_id tag_id tagged_by tagged_at is_auto updated_at")
@@ -425,11 +448,26 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "scripts",
         mode="snapshot",
+        # Subcategory, scenario and purpose are typed by staff (the script mart shows the subcategory),
+        # tags by hand like a material's; follow_up (free JSON no model reads) stays in PostgreSQL.
         replicated=_columns(
-            "id script_code category subcategory scenario level purpose follow_up tags usage_count"
+            "id script_code category level usage_count"
             " success_count success_rate avg_rating is_active created_by created_at updated_at"
         ),
-        dropped=("content_cn", "content_en"),
+        dropped=(
+            "content_cn",
+            "content_en",
+            "follow_up",
+            "subcategory",
+            "scenario",
+            "purpose",
+            *_SCRIPT_TAG_COLUMNS,
+        ),
+        derived={
+            **_masked_columns(text=("scenario", "purpose"), names=("subcategory",)),
+            **_tag_filters(_SCRIPT_TAG_COLUMNS),
+        },
+        tag_columns=_SCRIPT_TAG_COLUMNS,
     ),
     RawTable(
         "conversations",
@@ -468,23 +506,37 @@ RAW_TABLES: tuple[RawTable, ...] = (
         "materials",
         mode="snapshot",
         replicated=_columns(
-            "id material_code type category subcategory purpose suitable_stages views likes"
+            "id material_code type category suitable_stages views likes"
             " comments shares published_count is_active created_by created_at updated_at"
         ),
         # The title is shown by the material mart, and a customer story's title has named its customer
-        # with a phone number; hashtags and tags are typed by hand like the title.
-        dropped=("content", "caption", "media_url", "thumbnail_url", "title", *_MATERIAL_TAG_COLUMNS),
-        derived={"title": _masked_name("title"), **_tag_filters(_MATERIAL_TAG_COLUMNS)},
+        # with a phone number; subcategory (shown by the mart too) and purpose, hashtags and tags are
+        # typed by hand like the title.
+        dropped=(
+            "content",
+            "caption",
+            "media_url",
+            "thumbnail_url",
+            "title",
+            "subcategory",
+            "purpose",
+            *_MATERIAL_TAG_COLUMNS,
+        ),
+        derived={
+            **_masked_columns(text=("purpose",), names=("title", "subcategory")),
+            **_tag_filters(_MATERIAL_TAG_COLUMNS),
+        },
         tag_columns=_MATERIAL_TAG_COLUMNS,
     ),
     RawTable(
         "training_courses",
         mode="snapshot",
+        # A course's title and description are typed by staff like a material's title.
         replicated=_columns(
-            "id course_code title description course_type level duration_days is_required display_order"
-            " created_at updated_at"
+            "id course_code course_type level duration_days is_required display_order created_at updated_at"
         ),
-        dropped=("content",),
+        dropped=("content", "title", "description"),
+        derived=_masked_columns(text=("description",), names=("title",)),
     ),
     RawTable(
         "training_progress",

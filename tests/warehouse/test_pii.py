@@ -2,13 +2,16 @@
 ClickHouse: every String-like column of every table in raw, staging, core and marts is scanned for them."""
 
 import base64
+import random
 import re
 
 import psycopg
 
+from ingestion.generate import content, vocab
+from ingestion.generate.config import GenerateConfig
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
-from ingestion.replication.tables import MASKED
+from ingestion.replication.tables import BY_NAME, MASKED
 
 # Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
@@ -187,3 +190,146 @@ def test_contact_details_in_tag_names_material_titles_and_handles_reach_no_mart(
         f"select trigger_event from `{core}`.fct_stage_transitions where transition_id in"
         f" (select id from `{clickhouse_env}`.customer_journey where source_key = 'J6')"
     ) == [(MASKED,)]
+
+
+# Contact details typed into the attributes, descriptions and labels staff fill in by hand: a tag's
+# description, a customer's city, industry, persona, trading platform, interests and risk flags, a
+# script's subcategory, scenario, purpose and tags, a material's subcategory and purpose, a course's
+# title and description. Customer 3 keeps ordinary values, which the marts group by.
+_PLANTED_IN_ATTRIBUTES = (
+    "wxid_lina88",
+    "13800138000",
+    "wxid_zhang88",
+    "13912345678",
+    "zhang_wei@qq.com",
+    "wxid_zw1988",
+    "lina@example.com",
+    "13700137000",
+    "13600136000",
+    "13500135000",
+    "wxid_course01",
+)
+_PLANT_ATTRIBUTES = (
+    "insert into tags (id, name, category, description) values"
+    " (5, '微信wxid_lina88', '其他', '客户张丽 微信 wxid_lina88 手机 13800138000'),"
+    " (6, '美股', '兴趣', '关注美股的客户')",
+    "update customers set industry = '微信 wxid_zhang88 电话13912345678', persona_type = '手机13912345678',"
+    " city = 'zhang_wei@qq.com', trading_platform = 'wxid_zw1988',"
+    ' interests = \'["美股", "13912345678", "wxid_zw1988"]\', risk_flags = \'["出金风险", "lina@example.com"]\''
+    " where id = 2",
+    "update customers set industry = '金融', persona_type = '愿意成长', city = '上海', trading_platform = 'MT5',"
+    ' interests = \'["美股", "ETF"]\', risk_flags = \'["出金风险"]\' where id = 3',
+    "update scripts set subcategory = '王女士 13700137000', scenario = '客户 wxid_lina88 犹豫期',"
+    ' purpose = \'加她 lina@example.com\', tags = \'["13800138000", "wxid_lina88", "开户"]\' where id = 1',
+    "update scripts set subcategory = 'VIP服务', scenario = '新人进群', purpose = '破冰互动' where id = 2",
+    "update materials set subcategory = '客户 13600136000', purpose = '私信 wxid_lina88' where material_code = 'MAT_001'",
+    "update training_courses set title = '带教 13500135000', description = '导师 wxid_course01' where id = 1",
+)
+
+
+def _scan_for_planted(client, databases: list[str], planted: tuple[str, ...]) -> None:
+    for database, table, column in _string_columns(client, databases):
+        hits = _hits(client, f"`{database}`.`{table}`", f"`{column}`", set(planted))
+        assert hits == 0, f"{database}.{table}.{column} holds planted contact details"
+
+
+def test_contact_details_in_typed_attributes_reach_no_model(built_warehouse, pg_dsn, clickhouse_env):
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for statement in _PLANT_ATTRIBUTES:
+            conn.execute(statement)
+    replicate_tables(pg_dsn, ["tags", "customers", "scripts", "materials", "training_courses"])
+    models = (
+        "stg_crm__tags",
+        "stg_crm__customers",
+        "stg_crm__scripts",
+        "stg_crm__materials",
+        "stg_crm__training_courses",
+        "dim_customers",
+        "mart_customer_overview",
+        "mart_material_engagement",
+        "mart_script_performance",
+    )
+    output: list[str] = []
+    assert run_dbt(["run", "--select", *models], log=output.append) == 0, "\n".join(output[-40:])
+
+    client = clickhouse_client()
+    marts, core = marts_schema(), marts_schema().removesuffix("marts") + "core"
+    staging = core.removesuffix("core") + "staging"
+    _scan_for_planted(client, [clickhouse_env, staging, core, marts], _PLANTED_IN_ATTRIBUTES)
+
+    def values(query: str) -> list[tuple]:
+        return client.query(query).result_rows
+
+    assert values(
+        f"select tag_id, tag_name, description from `{staging}`.stg_crm__tags where tag_id >= 5"
+    ) == [
+        (5, MASKED, MASKED),
+        (6, "美股", "关注美股的客户"),
+    ]
+    # The masked values replace the typed ones; the ordinary ones stay readable, as the marts use them.
+    assert values(
+        f"select customer_id, city, industry, persona_type, trading_platform, interests_json, risk_flags_json"
+        f" from `{core}`.dim_customers where customer_id in (2, 3) order by 1"
+    ) == [
+        (2, MASKED, MASKED, MASKED, MASKED, '["美股"]', '["出金风险"]'),
+        (3, "上海", "金融", "愿意成长", "MT5", '["美股","ETF"]', '["出金风险"]'),
+    ]
+    assert values(
+        f"select script_id, script_subcategory, scenario, purpose from `{staging}`.stg_crm__scripts order by 1"
+    ) == [(1, MASKED, MASKED, MASKED), (2, "VIP服务", "新人进群", "破冰互动")]
+    assert values(f"select id, tags from `{clickhouse_env}`.scripts final order by 1") == [
+        (1, '["开户"]'),
+        (2, None),
+    ]
+    assert values(f"select material_subcategory from `{marts}`.mart_material_engagement") == [(MASKED,)]
+    assert values(f"select purpose from `{staging}`.stg_crm__materials") == [(MASKED,)]
+    assert values(
+        f"select course_id, course_title, description from `{staging}`.stg_crm__training_courses order by 1"
+    ) == [(1, MASKED, MASKED), (2, "Growth", None)]
+
+
+def _masked_as(table: str, column: str, values: list[str]) -> list[str]:
+    """``values`` as replication copies them into ``table``'s ``column`` (its derived expression)."""
+    expression = BY_NAME[table].derived[column]
+    rows = (
+        clickhouse_client()
+        .query(
+            f"select {expression} from (select arrayJoin({{values:Array(Nullable(String))}}) as `{column}`)",
+            parameters={"values": values},
+        )
+        .result_rows
+    )
+    return [value for (value,) in rows]
+
+
+def test_the_generators_typed_attributes_reach_clickhouse_as_they_are(clickhouse_env):
+    """What the masking of typed attributes must let through: the generator's values, modelled on real
+    ones, and labels named with letters and digits ("MT5", "Web3"); the marts group by them."""
+    scripts = content.build_scripts()
+    materials = content.material_rows(GenerateConfig(customers=1, seed=1), [], random.Random(1))
+    courses = content.course_rows(GenerateConfig(customers=1, seed=1))
+    ordinary = {
+        ("tags", "description"): [tag.description for tag in content.build_tags()],
+        ("customers", "city"): [city.name for place in vocab.PLACES for city in place.cities],
+        ("customers", "industry"): [industry for _, industry in vocab.OCCUPATIONS] + ["Web3", "B2B电商"],
+        ("customers", "persona_type"): list(vocab.PERSONAS),
+        ("customers", "trading_platform"): [
+            *vocab.TRADING_PLATFORMS_ZH,
+            *vocab.TRADING_PLATFORMS_EN,
+            "MT5",
+            "MT4",
+        ],
+        ("scripts", "subcategory"): [script.subcategory for script in scripts],
+        ("scripts", "scenario"): [script.scenario for script in scripts],
+        ("scripts", "purpose"): [script.purpose for script in scripts],
+        ("materials", "subcategory"): [row["subcategory"] for row in materials],
+        ("materials", "purpose"): [row["purpose"] for row in materials],
+        ("training_courses", "title"): [row["title"] for row in courses],
+        ("training_courses", "description"): [row["description"] for row in courses],
+    }
+    for (table, column), values in ordinary.items():
+        assert _masked_as(table, column, values) == values, f"{table}.{column}"
+    # Lists typed by hand: the generator's interests and risk flags all pass the tag filter.
+    for column, words in (("interests", vocab.INTERESTS), ("risk_flags", vocab.RISK_FLAGS)):
+        listed = "[" + ",".join(f'"{word}"' for word in words) + "]"
+        assert _masked_as("customers", column, [listed]) == [listed], column

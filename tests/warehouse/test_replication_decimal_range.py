@@ -156,6 +156,7 @@ def test_the_declared_table_reads_only_what_the_pull_reads(pg_dsn, clickhouse_en
     # can declare an expression instead.
     read_by_derived = {"age", "blacklist_reason", "occupation", "decision_style"}
     read_by_derived |= {"wechat_id", "whatsapp", "telegram", "email", "phone"}
+    read_by_derived |= {"city", "industry", "persona_type", "trading_platform", "interests", "risk_flags"}
     assert set(declared_while_pulling) == {*customers.replicated, *read_by_derived}
     assert not set(declared_while_pulling) & {*unread, "exact_score"}
     assert any("customers.exact_score: a PostgreSQL column not classified" in m for m in caplog.messages)
