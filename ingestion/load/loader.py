@@ -49,8 +49,10 @@ commits its rejects as 'failed'.
 A file of a table it references that the run could not load (``parents_not_loaded``, given by
 :mod:`pipeline`) may have held the keys a row names: such a row is still quarantined as an unknown
 reference (never loaded against what did load), and its reason, the file's result and, if every
-row was rejected, its error name that file and the command that loads the row once it is fixed
-(:func:`waiting_words`): the dependant has nothing to fix itself.
+row was rejected, its error name that file (:func:`waiting_words`) - one whose rows were read only
+for a key among its rejected rows, one never read as one that may hold it - and what happens next:
+the dependant has nothing to fix itself, and a row rejected for a key not loaded yet loads when the
+file is retried on its own once the table it names has loaded new rows (:func:`retry_words`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -87,6 +90,9 @@ _PARTITION_ENSURERS = {"conversations": "ensure_conversation_partitions"}
 # default partition, where nothing is lost.
 PARTITION_RANGE = (pd.Timestamp("2000-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC"))
 STAGE = "_funnelhouse_stage"
+# The keys of the rows rejected from files of referenced tables that failed in the run (ParentFile):
+# what a reject reason names a failed parent file by, built in the file's transaction.
+PARENT_KEYS = "_funnelhouse_parent_keys"
 # The key of a malformed row's raw_row: the row's text as written (it has no columns to name).
 RAW_TEXT = "_raw_text"
 # Of a malformed row's text, raw_row keeps the first MAX_RAW_TEXT_CHARS characters and, when that
@@ -132,9 +138,9 @@ class FileResult:
     # Reading thread: read, validate, prepare (validation included), wait for database; writer
     # thread: db: copy, db: checks, db: merge. The threads overlap, so steps add up to more than seconds.
     seconds_by_step: Counter = field(default_factory=Counter)
-    # URLs of files of referenced tables the run could not load, when rows naming keys of those
-    # tables were rejected as unknown (rejected_for_parents of them, among rows_rejected): they
-    # may have been in those files, and load once they have (waiting_words).
+    # URLs of files of referenced tables the run could not load that hold (among their rejected
+    # rows) or may hold (never read) keys of rows rejected as unknown (rejected_for_parents of them,
+    # among rows_rejected), which load once those files have (waiting_words).
     waiting_for: list[str] = field(default_factory=list)
     rejected_for_parents: int = 0
 
@@ -263,21 +269,37 @@ class MergePlan:
             return f"({value} IS NOT NULL AND NOT {in_db} AND NOT {in_file})"
         return f"({value} IS NOT NULL AND NOT {in_db})"
 
-    def _reference_reason(self, ref: Reference, waiting: str | None = None) -> str:
-        """SQL of the reason; ``waiting``: :func:`waiting_words` of the files of ``ref.table`` this
-        run could not load, added to it."""
+    def _reference_reason(self, ref: Reference, url: str, parents: ParentWords | None = None) -> str:
+        """SQL of the reason of a row of ``url`` naming a key of ``ref.table`` that is not known:
+        with ``parents`` (the files of ``ref.table`` this run could not load), the one among them whose
+        rejected rows hold the key, or those that may hold it (never read); else what happens next."""
         where = "neither in PostgreSQL nor in this file" if ref.table == self.table else "not in PostgreSQL"
         reason = (
             f"'{ref.landing_column} ' || quote_literal(bad.{q(ref.landing_column)}) || "
             f"' is not a known {ref.table}.{ref.key_column} ({where})'"
         )
-        if waiting:
-            # (%% : the checks run with parameters, and a URL may hold a %)
-            reason += " || " + _literal(f"; {ref.table} file {waiting} to load this row").replace("%", "%%")
-        return reason
+        parents = parents or ParentWords()
+        plain = _literal(f": {retry_words(url, ref.table)}")
+        if parents.unread:
+            reason += " || " + _literal(f"; {ref.table} file {parents.unread}")
+            plain = "''"
+        if parents.read:
+            # (the key among the rejected rows of a file of the run that failed: PARENT_KEYS)
+            named = (
+                f"(SELECT '; {ref.table} file ' || string_agg(DISTINCT p.path, ', ') || "
+                f"{_literal(' ' + parents.read)} FROM {PARENT_KEYS} p WHERE p.table_name = "
+                f"{_literal(ref.table)} AND p.key_column = {_literal(ref.key_column)} "
+                f"AND p.key = bad.{q(ref.landing_column)})"
+            )
+            plain = f"COALESCE({named}, {plain})"
+        reason += f" || {plain}"
+        return reason.replace("%", "%%")  # (the checks run with parameters, and a URL may hold a %)
 
     def checks(
-        self, older_batch: tuple[str, str] | None = None, waiting: Mapping[str, str] | None = None
+        self,
+        url: str,
+        older_batch: tuple[str, str] | None = None,
+        waiting: Mapping[str, ParentWords] | None = None,
     ) -> list[tuple[str, list[tuple[str, Callable[[str], str], str]]]]:
         """``(name, [(rule, condition(alias), reason on bad)])`` groups; a group is one staging pass.
 
@@ -287,7 +309,7 @@ class MergePlan:
         stored row are then rejected (:meth:`older_batch_changes`), last, once the other checks
         have removed the rows the merge would not take anyway. ``waiting``: by referenced table,
         :func:`waiting_words` of its files the run could not load, told in the reasons of the rows
-        naming a key of that table unknown.
+        naming a key of that table unknown; ``url``: the file's, named in those reasons.
         """
         waiting = waiting or {}
         groups = []
@@ -295,7 +317,7 @@ class MergePlan:
             (
                 f"reference:{r.landing_column}",
                 partial(self._reference_missing, r),
-                self._reference_reason(r, waiting.get(r.table)),
+                self._reference_reason(r, url, waiting.get(r.table)),
             )
             for r in self.references
         ]
@@ -309,7 +331,7 @@ class MergePlan:
                         (
                             f"reference:{r.landing_column}",
                             partial(self._reference_missing, r),
-                            self._reference_reason(r, waiting.get(r.table)),
+                            self._reference_reason(r, url, waiting.get(r.table)),
                         )
                         for r in self.self_references
                     ],
@@ -574,14 +596,42 @@ def older_batch_reason(table: str, batch: str, newer: str) -> str:
     )
 
 
-def waiting_words(parents: Sequence[str], url: str) -> str:
-    """'<parents> could not be loaded in this run: once it has loaded, run `funnelhouse ingest <url>`',
-    the end of what is said about the rows of ``url`` rejected for keys those files may hold (the
-    reject reason, the file's error, ``funnelhouse ingest``'s notes)."""
-    it = "it has" if len(parents) == 1 else "they have"
+class ParentFile(NamedTuple):
+    """A file of a referenced table the run could not load (see load_file): ``file_id`` its ledger
+    row when its rows were read and its rejects kept (every row rejected), so the keys it holds are
+    known; None when it could not be read, or was refused whole (undecodable, rolled back)."""
+
+    url: str
+    file_id: int | None = None
+
+
+@dataclass
+class ParentWords:
+    """What a reject reason adds about a referenced table's files the run could not load: ``unread``
+    (whole words naming the files that may hold the key), ``read`` (words following the name of the
+    file whose rejected rows hold it); empty when there are none."""
+
+    unread: str = ""
+    read: str = ""
+
+
+def retry_words(url: str, table: str | None = None) -> str:
+    """What happens to a row of ``url`` rejected for a key (of ``table``) not loaded yet: it loads on
+    its own, as the file is attempted again once that table has loaded new rows (``ledger.retry_due``)."""
     return (
-        f"{', '.join(parents)} could not be loaded in this run: once {it} loaded, run `{ingest_command(url)}`"
+        f"the row loads on its own once {table or 'the table it names'} has loaded the key (the landing "
+        f"sensor and `funnelhouse ingest` retry this file then), or run `{ingest_command(url)}` then"
     )
+
+
+def waiting_words(parents: Sequence[str], url: str, *, may: bool = True, table: str | None = None) -> str:
+    """'<parents> could not be loaded in this run and may hold the key: ... <retry_words>', the end of
+    what is said about the rows of ``url`` rejected for keys those files may hold (the reject reason,
+    the file's error, ``funnelhouse ingest``'s notes); ``may`` False: the words after the name of a
+    file known to hold the key (its rejected rows do)."""
+    held = "may hold the key" if may else "holds the key among its rejected rows"
+    named = f"{', '.join(parents)} " if may else ""
+    return f"{named}could not be loaded in this run and {held}: fix it; {retry_words(url, table)}"
 
 
 def ingest_command(url: str) -> str:
@@ -686,13 +736,21 @@ class _FileLoad:
         conn: psycopg.Connection,
         file: LandingFile,
         file_id: int,
-        parents_not_loaded: Mapping[str, Sequence[str]] | None = None,
+        parents_not_loaded: Mapping[str, Sequence[ParentFile]] | None = None,
     ):
         self.conn, self.file, self.file_id = conn, file, file_id
-        # Referenced table -> waiting_words of its files the run could not load (see load_file).
+        self.parents = {table: list(files) for table, files in (parents_not_loaded or {}).items() if files}
+        # Referenced table -> ParentWords of its files the run could not load (see load_file).
         self.waiting = {
-            table: waiting_words(urls, file.url) for table, urls in (parents_not_loaded or {}).items() if urls
+            table: ParentWords(
+                unread=waiting_words(self._unread(table), file.url, table=table)
+                if self._unread(table)
+                else "",
+                read=waiting_words([], file.url, may=False, table=table) if self._read(table) else "",
+            )
+            for table in self.parents
         }
+        self._keep_parent_keys()
         contract = CONTRACTS[file.table]
         self.plan = MergePlan(contract, catalog(conn, file.table), unique_keys(conn, file.table))
         self.validator = ChunkValidator(file.table, self.plan.db)
@@ -707,6 +765,58 @@ class _FileLoad:
         newer = ledger.newer_batch_loaded(conn, file.table, file.batch)
         self.older_batch = (file.batch, newer) if newer else None
         self.seconds: Counter[str] = Counter()  # see FileResult.seconds_by_step
+
+    def _unread(self, table: str) -> list[str]:
+        return [parent.url for parent in self.parents.get(table, ()) if parent.file_id is None]
+
+    def _read(self, table: str) -> list[int]:
+        return [parent.file_id for parent in self.parents.get(table, ()) if parent.file_id is not None]
+
+    def _references_to_read_parents(self) -> list[Reference]:
+        return [r for r in CONTRACTS[self.file.table].references if self._read(r.table)]
+
+    def _keep_parent_keys(self) -> None:
+        """:data:`PARENT_KEYS`: the keys of the rows rejected from the failed files of referenced
+        tables whose rows were read, so a reason names such a file only for a key it holds."""
+        refs = self._references_to_read_parents()
+        if not refs:
+            return
+        self.conn.execute(
+            f"CREATE TEMP TABLE {PARENT_KEYS} (table_name text, key_column text, key text, path text) "
+            "ON COMMIT DROP"
+        )
+        for table, key_column in sorted({(r.table, r.key_column) for r in refs}):
+            self.conn.execute(
+                f"""INSERT INTO {PARENT_KEYS}
+                    SELECT %s, %s, raw_row ->> %s, path FROM {ledger.REJECTS} WHERE file_id = ANY(%s)""",
+                (table, key_column, key_column, self._read(table)),
+            )
+        self.conn.execute(f"CREATE INDEX ON {PARENT_KEYS} (table_name, key_column, key)")
+        self.conn.execute(f"ANALYZE {PARENT_KEYS}")
+
+    def waiting_for(self, reasons: Counter) -> tuple[int, list[str]]:
+        """Of the rows rejected as unknown references, how many name a failed parent file (one that
+        may hold their key, or whose rejected rows hold it), and those files' URLs."""
+        count, urls = 0, []
+        for ref in CONTRACTS[self.file.table].references:
+            rule = f"reference:{ref.landing_column}"
+            if not reasons.get(rule) or ref.table not in self.parents:
+                continue
+            named = self._unread(ref.table)
+            if named:
+                count += reasons[rule]
+            elif self._read(ref.table):
+                rejected, paths = self.conn.execute(
+                    f"""SELECT count(DISTINCT r.id), array_agg(DISTINCT p.path) FILTER (WHERE p.path IS NOT NULL)
+                        FROM {ledger.REJECTS} r JOIN {PARENT_KEYS} p ON p.table_name = %s
+                             AND p.key_column = %s AND p.key = r.raw_row ->> %s
+                        WHERE r.file_id = %s AND r.rule = %s""",
+                    (ref.table, ref.key_column, ref.landing_column, self.file_id, rule),
+                ).fetchone()
+                count += rejected
+                named = [p.url for p in self.parents[ref.table] if p.url in (paths or ())]
+            urls.extend(url for url in named if url not in urls)
+        return count, urls
 
     # -- reading thread ------------------------------------------------------------------------
     def run(self, chunk_bytes: int, on_rows: Callable[[int], None] | None) -> None:
@@ -794,7 +904,7 @@ class _FileLoad:
     # -- SQL steps -----------------------------------------------------------------------------------
     def _reject_in_sql(self, repeats: bool) -> None:
         """The SQL checks; ``repeats``: some key occurs more than once in staging."""
-        groups = self.plan.checks(self.older_batch, self.waiting)
+        groups = self.plan.checks(self.file.url, self.older_batch, self.waiting)
         if repeats and self.plan.partition:
             groups.append(("partition key in file", self.plan.moved_in_file()))
         for name, group in groups:
@@ -914,7 +1024,7 @@ def load_file(
     chunk_bytes: int = CHUNK_BYTES,
     on_rows: Callable[[int], None] | None = None,
     on_step: Callable[[str], None] | None = None,
-    parents_not_loaded: Mapping[str, Sequence[str]] | None = None,
+    parents_not_loaded: Mapping[str, Sequence[ParentFile]] | None = None,
 ) -> FileResult:
     """Ingest one file on ``conn`` (which must not be inside a transaction); never raises for bad data.
 
@@ -950,7 +1060,7 @@ def load_file(
             result.rows_rejected = sum(result.reasons.values())
             result.rows_loaded = result.rows_in - result.rows_rejected
             result.validation = load.validator.summary()
-            _waiting(result, parents_not_loaded or {})
+            result.rejected_for_parents, result.waiting_for = load.waiting_for(result.reasons)
             if result.rows_in and not result.rows_loaded:
                 result.status = "failed"
                 result.error = _all_rejected(result)
@@ -1002,34 +1112,36 @@ _TO_RETRY_AFTER_THE_DATABASE = (
 _OWN_REMEDY = "drop the file again"
 
 
-def _waiting(result: FileResult, parents_not_loaded: Mapping[str, Sequence[str]]) -> None:
-    """``result.waiting_for`` and ``rejected_for_parents``: the files of the referenced tables the
-    run could not load whose keys rows were rejected for (the rules of references to them)."""
-    for ref in CONTRACTS[result.file.table].references:
-        rejected = result.reasons.get(f"reference:{ref.landing_column}", 0)
-        parents = parents_not_loaded.get(ref.table, ())
-        if rejected and parents:
-            result.rejected_for_parents += rejected
-            result.waiting_for.extend(url for url in parents if url not in result.waiting_for)
-
-
 def _all_rejected(result: FileResult) -> str:
-    """The error of a file whose every row was rejected: what to fix, or what to wait for."""
+    """The error of a file whose every row was rejected: what to fix, or what to wait for (rows
+    rejected for a key not loaded yet load on their own when the file is retried: retry_words)."""
     url = result.file.url
     error = (
         f"{url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)}). "
         "The rows and why are in funnelhouse.ingest_rejects"
     )
-    if not result.rejected_for_parents:
-        return f"{error}: {_TO_RETRY.format(command=ingest_command(url))}"
-    error += (
-        f"; {result.rejected_for_parents} of them name keys missing because "
-        f"{waiting_words(result.waiting_for, url)}"
-    )
-    others = result.rows_rejected - result.rejected_for_parents
-    return error + (
-        f"; for the other {others}, {_TO_RETRY.format(command=ingest_command(url))}" if others else ""
-    )
+    references = sum(n for rule, n in result.reasons.items() if rule.startswith("reference:"))
+    named = {
+        r.table
+        for r in CONTRACTS[result.file.table].references
+        if result.reasons[f"reference:{r.landing_column}"]
+    }
+    parts = []
+    if result.rejected_for_parents:
+        parts.append(
+            f"{result.rejected_for_parents} of them name keys missing because "
+            f"{waiting_words(result.waiting_for, url)}"
+        )
+    if unknown := references - result.rejected_for_parents:
+        parts.append(
+            f"{unknown} of them name keys not loaded yet: {retry_words(url, ' or '.join(sorted(named)))}"
+        )
+    fix = _TO_RETRY.format(command=ingest_command(url))
+    if not parts:  # no row waits for a key: the file itself is to fix
+        return f"{error}: {fix}"
+    if others := result.rows_rejected - references:
+        parts.append(f"for the other {others}, {fix}")
+    return f"{error}; " + "; ".join(parts)
 
 
 def _record_failure(

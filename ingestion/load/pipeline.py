@@ -8,10 +8,12 @@ earlier file of the same run loaded, and a newer batch's values are the ones tha
 A file the run could not load (failed: undecodable, refused, every row rejected; or held
 unreadable) does not hold back the files that reference its table: they load, and their rows
 naming keys that are not in PostgreSQL are quarantined as unknown references, as for any failed
-upstream file (the sensor and the assets do the same). Those rows' reason names the file that
-could not be loaded and the command that loads them once it is fixed (:func:`unloaded_parents`):
-the dependant itself has nothing to fix, and ingesting it again is safe (``ledger.loaded_copy``:
-content loaded with rejects is no duplicate, and its rows already loaded change nothing).
+upstream file (the sensor and the assets do the same). Those rows' reason names a file that could
+not be loaded when the key is among its rejected rows, or may be in it (never read: held, refused
+whole) (:func:`unloaded_parents`): the dependant itself has nothing to fix. Once a table those rows
+reference has loaded new rows, the dependant is pending again (:func:`pending`,
+``ledger.retry_due``) and its rows load; ingesting it again is safe (``ledger.loaded_copy``: content
+loaded with rejects is no duplicate, and its rows already loaded change nothing).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import psycopg
 from ingestion.contracts import CONTRACTS
 from ingestion.load import ledger
 from ingestion.load.landing import LandingFile, discover, in_load_order
-from ingestion.load.loader import FileResult, checksum_of, load_file
+from ingestion.load.loader import FileResult, ParentFile, checksum_of, load_file
 from ingestion.load.readers import CHUNK_BYTES
 from ingestion.schema import migrate
 
@@ -74,12 +76,20 @@ def pending(
     A file that cannot be read (gone since it was listed, no permission) is left out and the others
     go on; it is held, not settled: it is given to ``on_unreadable`` (else named to ``on_step``),
     so that a caller can hold what depends on it and tell that it was not loaded.
+
+    A file tried before whose rows were rejected as unknown references is pending again once a table
+    they reference has loaded new rows since (:func:`ledger.retry_due`), in either mode: those rows
+    load with no one dropping the file again.
     """
     files = list(files)
     seen = ledger.seen(conn, files)
+    due = ledger.retry_due(conn, seen)  # rows rejected as unknown references, whose parents loaded since
     hashed = ledger.hashed_before(conn, files)
     waiting = []
     for file in files:
+        if file.url in due:
+            waiting.append((file, seen[file.url]))
+            continue
         if file.url in seen and not retry_failed:
             continue
         checksum = seen.get(file.url) or hashed.get(file.url)
@@ -94,9 +104,10 @@ def pending(
                 continue
             ledger.remember_checksum(conn, file, checksum)
         if retry_failed:
-            if not ledger.settled_here(conn, file.table, file.url, checksum) and (
-                ledger.stale_copy(conn, file.table, file.batch, checksum) is None
-            ):
+            if (
+                not ledger.settled_here(conn, file.table, file.url, checksum)
+                and ledger.stale_copy(conn, file.table, file.batch, checksum) is None
+            ) or ledger.retry_due(conn, {file.url: checksum}):
                 waiting.append((file, checksum))
         elif not ledger.handled(conn, file.table, file.url, checksum):
             waiting.append((file, checksum))
@@ -104,17 +115,18 @@ def pending(
 
 
 def unloaded_parents(
-    conn: psycopg.Connection, table: str, not_loaded: dict[str, list[str]], run_id: str | None
-) -> dict[str, list[str]]:
-    """URLs of the files of the tables ``table`` references (itself included: a customer's
-    referrer) that this run could not load, by table: ``not_loaded`` (this call's own failed and
-    held files), and with a ``run_id`` the files the ledger has failed in that run (a Dagster run
-    loads a table per step, each its own call of :func:`ingest`)."""
+    conn: psycopg.Connection, table: str, not_loaded: dict[str, list[ParentFile]], run_id: str | None
+) -> dict[str, list[ParentFile]]:
+    """The files of the tables ``table`` references (itself included: a customer's referrer) that
+    this run could not load, by table: ``not_loaded`` (this call's own failed and held files), and
+    with a ``run_id`` the files the ledger has failed in that run (a Dagster run loads a table per
+    step, each its own call of :func:`ingest`). A reject reason names one of them only for a key
+    it holds among its rejected rows, or may hold (never read: held, or refused whole)."""
     tables = {reference.table for reference in CONTRACTS[table].references}
     found = {t: list(not_loaded[t]) for t in tables if not_loaded.get(t)}
-    for t, url in ledger.failed_in_run(conn, run_id, tables) if run_id else ():
-        if url not in found.setdefault(t, []):
-            found[t].append(url)
+    for t, url, file_id in ledger.failed_in_run(conn, run_id, tables) if run_id else ():
+        if url not in {parent.url for parent in found.setdefault(t, [])}:
+            found[t].append(ParentFile(url, file_id))
     return found
 
 
@@ -138,10 +150,10 @@ def ingest(
     observer = observer or Observer()
     migrate.apply(dsn, log=lambda *_: None)
     results = []
-    not_loaded: dict[str, list[str]] = defaultdict(list)  # table -> URLs of its files this run could not load
+    not_loaded: dict[str, list[ParentFile]] = defaultdict(list)  # table -> its files this run could not load
 
     def held(file: LandingFile, error: OSError) -> None:
-        not_loaded[file.table].append(file.url)
+        not_loaded[file.table].append(ParentFile(file.url))
         observer.file_unreadable(file, error)
 
     with connect(dsn) as conn:
@@ -163,8 +175,10 @@ def ingest(
                 on_step=observer.step_started,
                 parents_not_loaded=unloaded_parents(conn, file.table, not_loaded, run_id),
             )
-            if not result.ok:
-                not_loaded[file.table].append(file.url)
+            if not result.ok:  # (its rejected rows kept when it was read: rows_in)
+                not_loaded[file.table].append(
+                    ParentFile(file.url, result.file_id if result.rows_in else None)
+                )
             observer.file_finished(result)
             results.append(result)
     return results

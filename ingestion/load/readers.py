@@ -15,11 +15,11 @@ Whole-file problems raise :class:`LandingFileError` naming the file: bad encodin
 stops mid-row (truncated), a CSV row longer than :data:`MAX_ROW_BYTES` (most often a field whose
 opening quote is never closed, making the rest of the file one field), a header lacking the
 contract's columns (not a CSV of that table) or naming columns outside it, an unreadable Parquet
-footer; where the cause is a common one (a GBK export, an upper-case header, lines ending in CR),
-the message says what to do. Row-level problems are quarantined, not fatal: a row the reader
+footer; where the cause is a common one (a GBK or UTF-16 export, an upper-case header, lines
+ending in CR), the message says what to do. Row-level problems are quarantined, not fatal: a row the reader
 cannot split into the header's columns (a CSV row with another number of fields or with a quote
 inside a quoted field that is not doubled or other text after its closing quote, a JSONL line
-that is no JSON object or is longer than :data:`MAX_ROW_BYTES`) comes out as a
+that is no JSON object, gives a key twice or is longer than :data:`MAX_ROW_BYTES`) comes out as a
 :class:`MalformedRow` of its chunk, with its row number and raw text; a JSONL row's keys outside
 the contract are handed over in :data:`UNKNOWN_KEYS` for validation to quarantine.
 
@@ -80,6 +80,15 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 # The rule of a row the reader could not split into columns (see MalformedRow).
 MALFORMED_ROW = "malformed_row"
+
+# What a file holding UTF-16 looks like: its byte-order mark, or (without one) a NUL byte in its
+# first two: a header and a JSONL line start with an ASCII character, which UTF-16 writes with a
+# NUL byte (a UTF-8 text never holds one there).
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF16_PROBLEM = (
+    'the file is UTF-16 (Excel\'s "Unicode Text" and PowerShell write it), not UTF-8: save it as UTF-8 '
+    '(Excel: "CSV UTF-8") and drop it again. Nothing was loaded'
+)
 
 # What a CSV that is not UTF-8 most likely is, and what to do.
 _NOT_UTF8_HINT = (
@@ -301,17 +310,28 @@ def _numbered(frame: pd.DataFrame, first_row: int) -> pd.DataFrame:
 _HEADER_READ_BYTES = 1024 * 1024
 
 
-def _csv_header(file: LandingFile, handle) -> list[str]:
-    """The header's column names: the file's first line (up to :data:`_HEADER_READ_BYTES`).
+def _first_line(file: LandingFile, handle) -> bytes:
+    """The file's first line (up to :data:`_HEADER_READ_BYTES`), refused if the file is UTF-16.
 
     Cut from a bounded ``read`` rather than ``readline(limit)``: fsspec's remote files (S3, GCS,
     HTTP: ``AbstractBufferedFile``) take no limit there, and a file without a line break must not
     be read whole. Leaves the handle at the start of the file.
+
+    UTF-16 is told first: its CRLF (``\\r\\0\\n\\0``) looks like a line ending in CR only, its
+    header like names the contract does not have, its JSONL lines like text that is not UTF-8.
     """
     start = handle.read(_HEADER_READ_BYTES)
     end = start.find(b"\n")
     first_line = start if end < 0 else start[: end + 1]
     handle.seek(0)
+    if first_line.startswith(_UTF16_BOMS) or b"\0" in first_line[:2]:
+        raise LandingFileError(file, _UTF16_PROBLEM)
+    return first_line
+
+
+def _csv_header(file: LandingFile, handle) -> list[str]:
+    """The header's column names: the file's first line (see :func:`_first_line`)."""
+    first_line = _first_line(file, handle)
     if re.search(rb"\r(?!\n)", first_line):  # old Mac Excel; Python's csv asks "universal-newline mode?"
         raise LandingFileError(
             file, "lines end in CR only: save the file with LF or CRLF line endings and drop it again"
@@ -708,6 +728,25 @@ def _changed_by_a_double(lines: list[bytes]) -> list[bool]:
     return found.to_numpy(zero_copy_only=False).tolist()
 
 
+def _keys_given_twice(line: bytes, record: dict) -> list[str]:
+    """The keys the line's object (``record``, as read) gives more than once, for a line holding
+    another number of ``":`` than the object has keys (see :func:`_jsonl_record`).
+
+    A decoder (orjson, Python's, PostgreSQL's jsonb) keeps a key's last value, so only a decoding
+    keeping every pair tells; it runs only if one of the object's keys, quoted, is written twice
+    in the line (a nested object or a ``\\":`` in a text also make more ``":``, a blank before a
+    colon fewer). Keys of nested objects are not looked at: jsonb keeps their last value itself.
+    A key written with \\u escapes (which no writer does to an ASCII name) is not seen twice.
+    """
+    if not any(line.count(orjson.dumps(key)) > 1 for key in record):
+        return []
+    try:
+        pairs = json.loads(line, object_pairs_hook=list)  # the object's (key, value) pairs
+    except (ValueError, RecursionError):  # no JSON to Python's decoder: orjson's reading stands
+        return []
+    return [key for key, count in Counter(key for key, _ in pairs).items() if count > 1]
+
+
 def _exact_record(line: bytes, orjson_refused: bool):
     """The line decoded with its numbers as written (:class:`_WrittenNumber`), None if that finds
     no JSON. Where orjson refused the line, only for a number (1e400, which jsonb keeps): a line
@@ -728,6 +767,13 @@ def _jsonl_record(file: LandingFile, line: bytes, line_number: int, changed_by_a
     orjson reads it, unless it holds a number a double would change (``changed_by_a_double``, see
     :data:`_CHANGED_BY_A_DOUBLE`) or one orjson refuses: then the numbers are kept as written, so
     that jsonb stores what it would from the line's text.
+
+    An object giving a key twice (``{"name": "a", "name": "b"}``) is malformed too: a decoder keeps
+    the last value, so the row would load without the first one (a business key among them) and
+    nobody would know; a CSV naming a column twice is refused for the same reason. Every writer
+    puts a key's closing quote right before its colon, so a line holding as many ``":`` as the
+    object has keys gives none twice: only the other lines are looked at further (a count costs a
+    few percent of a line's reading, :func:`_keys_given_twice` several times its parse).
 
     Not a file-level failure: one bad line is quarantined and the rest of the file loads. Two
     exceptions fail the file, as a CSV's would: a last line without a line break that is not
@@ -750,6 +796,14 @@ def _jsonl_record(file: LandingFile, line: bytes, line_number: int, changed_by_a
         kind = _JSON_KINDS.get(type(record), type(record).__name__)
         raise _MalformedLine(
             MalformedRow(line_number, f"line is a JSON {kind}, not an object", line.decode().rstrip("\r\n"))
+        )
+    if line.count(b'":') != len(record) and (twice := _keys_given_twice(line, record)):
+        raise _MalformedLine(
+            MalformedRow(
+                line_number,
+                f"key(s) given more than once: {', '.join(twice)} (all but the last value would be lost)",
+                line.decode().rstrip("\r\n"),
+            )
         )
     return record
 
@@ -782,6 +836,7 @@ def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> It
     known = frozenset(columns)
     with file.open() as handle:
         _check_not_empty(file, handle)
+        _first_line(file, handle)  # refuses a UTF-16 file
         for lines, line_numbers, malformed in _jsonl_blocks(handle, chunk_bytes):
             rows: dict[str, list] = {c: [] for c in (*columns, UNKNOWN_KEYS)}
             numbers: list[int] = []

@@ -412,3 +412,71 @@ def test_a_backlog_of_held_files_is_named_ten_at_a_time(landing, pg_dsn):
     skipped = tick(landing, settle_seconds=3600)  # every file modified just now: all held
     assert isinstance(skipped, dg.SkipReason)
     assert "31 held: " in skipped.skip_message and "; ... and 21 more" in skipped.skip_message
+
+
+def _request_and_run(landing, instance, name: str) -> dg.RunRequest:
+    """The one request of the next tick, for the file ``name``, executed as the daemon would."""
+    (request,) = run_requests(tick(landing, instance))
+    assert request.tags[FILE_TAG] == str(landing / name)
+    assert execute(request, landing).success
+    return request
+
+
+def test_rows_whose_parent_arrives_in_a_later_file_load_when_the_sensor_retries_it(landing, pg_dsn, sql):
+    """A dependant dropped before its parent: its rows naming the parent's keys are rejected, and
+    once a parent file holding those keys has loaded the sensor requests the dependant again on its
+    own, once per such parent load, so they load with no one dropping anything again (the rows it loaded merge
+    again and change nothing)."""
+    instance = dg.DagsterInstance.ephemeral()
+    rows.write(landing, "employees", "b1", [rows.employee(1)])
+    rows.write(landing, "customers", "b1", [rows.customer(1)])
+    _request_and_run(landing, instance, "employees__b1.csv")
+    _request_and_run(landing, instance, "customers__b1.csv")
+    every = rows.write(landing, "deposits", "s1", [rows.deposit(1, customer_code="CUST_SX1")])
+    some = rows.write(
+        landing,
+        "deposits",
+        "s2",
+        [rows.deposit(2, customer_code="CUST_0001"), rows.deposit(3, customer_code="CUST_SX2")],
+    )
+    _request_and_run(landing, instance, "deposits__s1.csv")
+    _request_and_run(landing, instance, "deposits__s2.csv")
+    (error,) = sql("SELECT error FROM funnelhouse.ingest_files WHERE path = %s", str(every))[0]
+    assert "all 1 rows rejected" in error and "fix the file" not in error
+    assert "the row loads on its own once customers has loaded the key (the landing sensor" in error
+    (reason,) = sql("SELECT reason FROM funnelhouse.ingest_rejects WHERE path = %s", str(some))[0]
+    assert reason.endswith(
+        "the row loads on its own once customers has loaded the key (the landing sensor and "
+        f"`funnelhouse ingest` retry this file then), or run `funnelhouse ingest {some}` then"
+    )
+    assert "no new landing file" in tick(landing, instance).skip_message
+
+    # A customers file without their keys: neither is retried (a key that never comes, a typo, would
+    # otherwise reload the whole file after every load of customers).
+    rows.write(landing, "customers", "s0", [rows.customer(2)])
+    _request_and_run(landing, instance, "customers__s0.csv")
+    assert "no new landing file" in tick(landing, instance).skip_message
+
+    # The customers arrive: both deposits files are retried, their rejected rows load.
+    rows.write(
+        landing,
+        "customers",
+        "s1",
+        [rows.customer(3, customer_code="CUST_SX1"), rows.customer(4, customer_code="CUST_SX2")],
+    )
+    _request_and_run(landing, instance, "customers__s1.csv")
+    retry = _request_and_run(landing, instance, "deposits__s1.csv")
+    assert ":retry-after-" in retry.run_key
+    _request_and_run(landing, instance, "deposits__s2.csv")
+    assert "no new landing file" in tick(landing, instance).skip_message
+    assert sorted(sql("SELECT deposit_code FROM deposits")) == [
+        ("DEP_20250101_1",),
+        ("DEP_20250101_2",),
+        ("DEP_20250101_3",),
+    ]
+    # The retry of s2 changed its one new row only: its loaded row merged again as it was.
+    assert sql(
+        "SELECT status, rows_loaded, rows_rejected, rows_changed FROM funnelhouse.ingest_files "
+        "WHERE path = %s ORDER BY id DESC LIMIT 1",
+        str(some),
+    ) == [("loaded", 2, 0, 1)]

@@ -425,6 +425,31 @@ def test_excel_exports_fail_with_what_to_do(tmp_path, content, message):
     assert message in error.value.problem
 
 
+@pytest.mark.parametrize(
+    "fmt, encoding, line_end",
+    [
+        ("csv", "utf-16", "\r\n"),  # Excel's "Unicode Text": a byte-order mark, CRLF
+        ("csv", "utf-16-le", "\n"),  # no byte-order mark
+        ("csv", "utf-16-be", "\r\n"),
+        ("jsonl", "utf-16", "\n"),  # PowerShell's Out-File
+        ("jsonl", "utf-16-le", "\r\n"),
+    ],
+    ids=["csv-bom-crlf", "csv-no-bom", "csv-big-endian", "jsonl-bom", "jsonl-no-bom"],
+)
+def test_a_utf16_file_fails_saying_it_is_utf16(landing, run_ingest, sql, fmt, encoding, line_end):
+    """A UTF-16 file was told "lines end in CR only" (its CRLF is \\r\\0\\n\\0), "missing column(s)
+    ... translated names?" or "not UTF-8", or its JSONL lines were each quarantined as no JSON: it
+    fails saying what it is and what to do, nothing loaded."""
+    path = rows.write(landing, "tags", f"utf16_{fmt}", [rows.tag(1), rows.tag(2)], fmt)
+    text = path.read_text(encoding="utf-8").replace("\n", line_end)
+    path.write_bytes(text.encode(encoding))
+    result = run_ingest(path)[path.name]
+    assert result.status == "failed"
+    assert "the file is UTF-16" in result.error and "save it as UTF-8" in result.error
+    assert sql("SELECT count(*) FROM tags") == [(0,)]
+    assert sql("SELECT count(*) FROM funnelhouse.ingest_rejects") == [(0,)]
+
+
 def test_malformed_rows_are_quarantined_and_the_rest_of_the_file_loads(parents, run_ingest, sql):
     """A CSV row with the wrong number of fields, a JSONL line that is no JSON object: quarantined
     with their row numbers and their text as written; the other rows load."""
@@ -516,6 +541,38 @@ def test_a_jsonl_line_past_the_limit_is_quarantined_unread_with_a_capped_raw_tex
         ("CUST_0001",),
         ("CUST_0004",),
         ("CUST_0005",),
+    ]
+
+
+def test_a_jsonl_line_giving_a_key_twice_is_quarantined(landing, run_ingest, sql):
+    """A decoder keeps a key's last value: a line giving "name" twice loaded as its second tag (the
+    first lost without a word), one giving "description" twice stored the second text. Such a line
+    is quarantined naming the key (as a CSV naming a column twice is refused); a line only looking
+    like one (blanks before its colons, a value that is a key's name) loads."""
+    tail = '"category": "c", "created_at": "2025-01-01 09:00:00"}'
+    lines = [
+        '{"name": "jd_a", "description": "first", "description": "second", ' + tail,
+        '{"name": "jd_b", "name": "jd_c", ' + tail,
+        '{"name" : "jd_d", "description" : "name", "category" : "c", "created_at" : "2025-01-01 09:00:00"}',
+        '{"name" : "jd_e", "name" : "jd_f", ' + tail,
+        '{"name": "jd_g", "description": "say \\"name\\": hi", ' + tail,
+    ]
+    path = landing / "tags__twice.jsonl"
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    result = run_ingest(path)[path.name]
+    assert (result.status, result.rows_in, result.rows_loaded, result.rows_rejected) == ("loaded", 5, 2, 3)
+    assert result.reasons == {"malformed_row": 3}
+    rejects = sql(
+        "SELECT row_number, rule, reason, raw_row FROM funnelhouse.ingest_rejects ORDER BY row_number"
+    )
+    assert [(row, rule, reason) for row, rule, reason, _ in rejects] == [
+        (n, "malformed_row", f"key(s) given more than once: {key} (all but the last value would be lost)")
+        for n, key in ((1, "description"), (2, "name"), (4, "name"))
+    ]
+    assert [raw for _, _, _, raw in rejects] == [{"_raw_text": lines[n]} for n in (0, 1, 3)]
+    assert sql("SELECT name, description FROM tags ORDER BY name") == [
+        ("jd_d", "name"),
+        ("jd_g", 'say "name": hi'),
     ]
 
 

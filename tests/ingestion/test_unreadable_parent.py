@@ -2,10 +2,10 @@
 
 The project's rule for a dependant of a failed file (sensor, assets, ``funnelhouse ingest``): it is
 not held back, its rows that need the missing parents are quarantined as unknown references, and
-they load when the dependant is ingested again once the parent is fixed (``ledger.loaded_copy``).
-What these tests add: the quarantine names the file that could not be loaded and the command that
-loads the rows once it is fixed, and the run's report tells the same, rather than "fix the file"
-about a dependant that has nothing to fix.
+they load when the dependant is retried on its own once the parent has loaded (``ledger.retry_due``).
+What these tests add: the quarantine names the file that could not be loaded - only for a key among
+its rejected rows, or as one that may hold it when it was never read - and what happens next, and
+the run's report tells the same, rather than "fix the file" about a dependant that has nothing to fix.
 """
 
 from __future__ import annotations
@@ -69,17 +69,92 @@ def test_a_dependant_of_an_undecodable_file_quarantines_naming_it_and_loads_once
     assert f"run `funnelhouse ingest {deposits}`" in reason
     assert sql("SELECT deposit_code FROM deposits") == [("DEP_20250101_2",)]
 
-    # The parent fixed: the run that loads it leaves the deposits path alone (tried there), and
-    # the command named loads the quarantined row; run again, it changes nothing.
+    # The parent fixed: the run that loads it decided what was pending before loading it, so the
+    # next plain run retries the deposits on its own (customers loaded rows since their attempt) and
+    # loads the quarantined row, the loaded one changing nothing; then nothing is left to do.
     rows.write(landing, "customers", "b1", [rows.customer(1), rows.customer(2)])
     assert {n: r.status for n, r in run_ingest(landing, only_pending=True).items()} == {
         "customers__b1.csv": "loaded"
     }
-    again = run_ingest(deposits)["deposits__b1.csv"]
+    again = run_ingest(landing, only_pending=True)
+    assert list(again) == ["deposits__b1.csv"]
+    again = again["deposits__b1.csv"]
     assert (again.status, again.rows_loaded, again.rows_rejected, again.rows_changed) == ("loaded", 2, 0, 1)
     assert again.waiting_for == []
+    assert run_ingest(landing, only_pending=True) == {}
     assert run_ingest(deposits)["deposits__b1.csv"].status == "duplicate"
     assert sql("SELECT count(*) FROM deposits") == [(2,)]
+
+
+@pytest.fixture
+def rejected_parent(landing, run_ingest):
+    """A customers file of the run whose one row (CUST_RB1) is rejected, so the file fails with its
+    rejects kept, and deposits naming that customer, one that exists nowhere, and a loaded one."""
+    rows.write(landing, "employees", "b0", [rows.employee(1)])
+    rows.write(landing, "customers", "b0", [rows.customer(9)])
+    assert {r.status for r in run_ingest(landing).values()} == {"loaded"}
+    rows.write(landing, "customers", "r02a", [rows.customer(1, customer_code="CUST_RB1", tier="Q")])
+    rows.write(
+        landing,
+        "deposits",
+        "r04",
+        [
+            rows.deposit(1, customer_code="CUST_RB1"),
+            rows.deposit(2, customer_code="CUST_LATER1"),
+            rows.deposit(3, customer_code="CUST_0009"),
+        ],
+    )
+    return landing
+
+
+def _names_only_the_file_holding_the_key(sql, landing) -> None:
+    customers, deposits = landing / "customers__r02a.csv", landing / "deposits__r04.csv"
+    (_, rule_1, reason_1), (_, rule_2, reason_2) = _rejects(sql, deposits)
+    assert rule_1 == rule_2 == "reference:customer_code"
+    assert reason_1.startswith("customer_code 'CUST_RB1' is not a known customers.customer_code")
+    assert f"customers file {customers} could not be loaded in this run and holds the key" in reason_1
+    assert str(customers) not in reason_2  # CUST_LATER1 is in no file: r02a is not to blame
+    assert reason_2 == (
+        "customer_code 'CUST_LATER1' is not a known customers.customer_code (not in PostgreSQL): the row "
+        "loads on its own once customers has loaded the key (the landing sensor and `funnelhouse ingest` "
+        f"retry this file then), or run `funnelhouse ingest {deposits}` then"
+    )
+
+
+def test_a_failed_parent_file_is_named_only_for_the_keys_among_its_rejected_rows(
+    rejected_parent, run_ingest, sql
+):
+    landing = rejected_parent
+    results = run_ingest(landing, only_pending=True)
+    assert results["customers__r02a.csv"].status == "failed"
+    result = results["deposits__r04.csv"]
+    assert (result.status, result.rows_loaded, result.rows_rejected) == ("loaded", 1, 2)
+    assert (result.rejected_for_parents, result.waiting_for) == (1, [str(landing / "customers__r02a.csv")])
+    _names_only_the_file_holding_the_key(sql, landing)
+
+    # r02a fixed: it loads, the next run retries the deposits on their own; CUST_RB1's row loads,
+    # CUST_LATER1's is still rejected, without blaming r02a.
+    rows.write(landing, "customers", "r02a", [rows.customer(1, customer_code="CUST_RB1")])
+    assert [r.status for r in run_ingest(landing, only_pending=True).values()] == ["loaded"]
+    retried = run_ingest(landing, only_pending=True)["deposits__r04.csv"]
+    assert (retried.rows_loaded, retried.rows_rejected, retried.waiting_for) == (2, 1, [])
+    [(row, reason)] = sql(
+        "SELECT row_number, reason FROM funnelhouse.ingest_rejects WHERE file_id = %s", retried.file_id
+    )
+    assert row == 2 and reason.startswith("customer_code 'CUST_LATER1'") and "r02a" not in reason
+    assert sorted(sql("SELECT deposit_code FROM deposits")) == [("DEP_20250101_1",), ("DEP_20250101_3",)]
+
+
+def test_a_parent_file_failed_in_another_step_of_the_run_is_named_only_for_its_keys(
+    rejected_parent, pg_dsn, sql
+):
+    """Dagster's path: the customers step and the deposits step are calls of their own, sharing the run_id."""
+    landing = rejected_parent
+    [failed] = ingest(pg_dsn, discover([str(landing / "customers__r02a.csv")]), run_id="run-1")
+    assert (failed.status, failed.rows_rejected) == ("failed", 1)
+    [result] = ingest(pg_dsn, discover([str(landing / "deposits__r04.csv")]), run_id="run-1")
+    assert (result.rejected_for_parents, result.waiting_for) == (1, [str(landing / "customers__r02a.csv")])
+    _names_only_the_file_holding_the_key(sql, landing)
 
 
 def test_a_dependant_whose_rows_all_need_the_failed_file_says_to_load_it_not_to_fix_it(
@@ -113,8 +188,12 @@ def test_only_rows_needing_the_failed_table_name_it(broken_parent, run_ingest, s
         [str(landing / "customers__b1.csv")],
     )
     reasons = [reason for _, _, reason in _rejects(sql, landing / "deposits__b1.csv")]
-    assert reasons[0] == "employee_code 'EMP_404' is not a known employees.employee_code (not in PostgreSQL)"
-    assert "could not be loaded in this run" in reasons[1]
+    assert reasons[0] == (
+        "employee_code 'EMP_404' is not a known employees.employee_code (not in PostgreSQL): the row loads "
+        "on its own once employees has loaded the key (the landing sensor and `funnelhouse ingest` retry "
+        f"this file then), or run `funnelhouse ingest {landing / 'deposits__b1.csv'}` then"
+    )
+    assert "could not be loaded in this run" in reasons[1] and "employees" not in reasons[1]
 
 
 def test_a_parent_that_cannot_be_opened_is_named_too(broken_parent, pg_dsn, sql, monkeypatch):
@@ -151,8 +230,9 @@ def test_ingest_reports_the_rows_waiting_for_the_file_it_could_not_load(broken_p
     deposits = broken_parent / "deposits__b1.csv"
     assert (
         f"waiting deposits__b1.csv: 1 rejected row(s) name keys missing because "
-        f"{broken_parent / 'customers__b1.csv'} could not be loaded in this run: once it has loaded, "
-        f"run `funnelhouse ingest {deposits}`"
+        f"{broken_parent / 'customers__b1.csv'} could not be loaded in this run and may hold the key: fix it; "
+        "the row loads on its own once the table it names has loaded the key (the landing sensor and "
+        f"`funnelhouse ingest` retry this file then), or run `funnelhouse ingest {deposits}` then"
     ) in output
 
 
@@ -170,3 +250,23 @@ def test_a_landing_path_with_quotes_and_percent_signs_is_named_as_it_is(tmp_path
     # The command it names runs as given in a shell: the path is quoted, not cut at its quote.
     command = reason.rsplit("`", 2)[1]
     assert shlex.split(command) == ["funnelhouse", "ingest", str(landing / "deposits__b1.csv")]
+
+
+def test_a_customer_whose_referrer_comes_in_a_later_batch_loads_when_its_file_is_retried(
+    landing, run_ingest, sql
+):
+    """A self-reference: the retry of the earlier batch loads the row (a new key, so not held back
+    as an older batch's change), and once it has, nothing is retried any more."""
+    rows.write(landing, "employees", "b0", [rows.employee(1)])
+    rows.write(landing, "customers", "a1", [rows.customer(1), rows.customer(2, referrer_code="CUST_0003")])
+    first = run_ingest(landing, only_pending=True)["customers__a1.csv"]
+    assert (first.rows_loaded, first.rows_rejected) == (1, 1)
+    rows.write(landing, "customers", "a2", [rows.customer(3)])
+    assert list(run_ingest(landing, only_pending=True)) == ["customers__a2.csv"]
+    retried = run_ingest(landing, only_pending=True)
+    assert list(retried) == ["customers__a1.csv"]
+    assert (retried["customers__a1.csv"].rows_rejected, retried["customers__a1.csv"].rows_changed) == (0, 1)
+    assert run_ingest(landing, only_pending=True) == {}
+    assert sql(
+        "SELECT c.customer_code, r.customer_code FROM customers c JOIN customers r ON r.id = c.referrer_id"
+    ) == [("CUST_0002", "CUST_0003")]
