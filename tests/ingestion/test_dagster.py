@@ -380,7 +380,7 @@ def test_assets_follow_the_contract_dependencies(asset):
 
 def test_the_run_log_shows_a_long_load_progressing_without_a_line_per_chunk():
     from ingestion.load.landing import LandingFile
-    from orchestration.defs.ingestion.assets import _LogObserver
+    from orchestration.ingest_log import LogObserver
 
     class Log:
         def __init__(self):
@@ -390,7 +390,7 @@ def test_the_run_log_shows_a_long_load_progressing_without_a_line_per_chunk():
             self.lines.append(line)
 
     log, now = Log(), [0.0]
-    observer = _LogObserver(log, every_seconds=15, clock=lambda: now[0])
+    observer = LogObserver(log, every_seconds=15, clock=lambda: now[0])
     observer.file_started(
         LandingFile("/landing/conversations__b1.csv", "conversations", "b1", "csv", size=2_500_000_000), 0, 2
     )

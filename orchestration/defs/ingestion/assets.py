@@ -37,7 +37,7 @@ from ingestion.load.loader import FileResult, describe_reasons
 from ingestion.load.pipeline import ingest
 from ingestion.load.validate import rule_words
 from orchestration.defs.ingestion.resources import LandingZone, PostgresResource
-from orchestration.ingest_log import LogObserver as _LogObserver
+from orchestration.ingest_log import LogObserver
 
 GROUP = "ingestion"
 CHECK = "landing_contract"
@@ -175,7 +175,7 @@ def _ingestion_asset(table: str) -> dg.AssetsDefinition:
     ):
         locations = config.paths or [landing_zone.resolved_url()]
         files = [f for f in discover(locations) if f.table == table]
-        observer = _LogObserver(context.log)
+        observer = LogObserver(context.log)
         try:
             results = ingest(
                 postgres.resolved_dsn(),
