@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -235,6 +236,25 @@ def _split_extension(rest: str) -> tuple[str, str | None]:
     return stem, extension
 
 
+def _refuse_password(location: str) -> None:
+    """A landing URL carrying a password (``ftp://user:secret@host/landing``) is refused: the URL
+    of each file is recorded in the ledger (``ingest_files.path``), tagged on Dagster runs and
+    printed in logs and messages. fsspec takes a filesystem's credentials from its own settings."""
+    if "://" not in location:
+        return
+    parts = urlsplit(location)
+    if parts.password is None:
+        return
+    shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    protocol = parts.scheme.upper()
+    raise ValueError(
+        f"{shown}: a landing URL must not carry a password (it would be recorded with every file "
+        f"loaded, and logged); give it in the environment instead: FSSPEC_{protocol}_USERNAME and "
+        f"FSSPEC_{protocol}_PASSWORD (fsspec's own settings), or the store's usual variables "
+        "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for s3://)"
+    )
+
+
 def survey(locations: Iterable[str]) -> tuple[list[LandingFile], list[Skipped]]:
     """:func:`discover`, and the files of the listed folders it skips, with why.
 
@@ -249,6 +269,7 @@ def survey(locations: Iterable[str]) -> tuple[list[LandingFile], list[Skipped]]:
     skipped: dict[str, Skipped] = {}
     for location in locations:
         location = _absolute(str(location))
+        _refuse_password(location)
         fs, root = url_to_fs(location)
         if fs.isdir(root):
             for info in fs.ls(root, detail=True):

@@ -102,3 +102,22 @@ def test_the_cli_lists_every_skipped_name_with_why(tmp_path):
         assert f"{name}: {reason}" in lines, (name, result.output)
     for name in SILENT:
         assert name not in result.output
+
+
+@pytest.mark.parametrize("where", ["argument", "FUNNELHOUSE_LANDING"])
+def test_a_landing_url_with_a_password_is_refused_without_showing_it(where, monkeypatch):
+    """Every file's URL is recorded in the ledger, tagged on Dagster runs and logged: a password in
+    it would be kept everywhere. Refused before anything is listed, saying where credentials go."""
+    url = "ftp://loader:s3cr3t-pw@127.0.0.1:1/landing"
+    with pytest.raises(ValueError, match="must not carry a password") as refused:
+        survey([url])
+    assert "s3cr3t-pw" not in str(refused.value) and "FSSPEC_FTP_PASSWORD" in str(refused.value)
+
+    if where == "argument":
+        arguments = ["ingest", url]
+    else:
+        monkeypatch.setenv("FUNNELHOUSE_LANDING", url)
+        arguments = ["ingest"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code != 0 and "must not carry a password" in result.output
+    assert "s3cr3t-pw" not in result.output
