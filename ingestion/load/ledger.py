@@ -17,13 +17,11 @@ quarantines the rows that would change a stored row (rule ``older_batch``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ingestion.contracts import CONTRACTS, Reference
 from ingestion.load.landing import LandingFile, batch_order, parse_name
 
 FILES = "funnelhouse.ingest_files"
@@ -40,9 +38,8 @@ def loaded_copy(conn: psycopg.Connection, table: str, checksum: str) -> tuple[in
 
     A load that rejected rows leaves them to a later load of the same content: rejected as an
     unknown reference (the upstream file had failed, is fixed since) or as an ``older_batch`` row,
-    they load once the content is loaded again (on its own for unknown references once their table
-    has loaded new rows: :func:`retry_due`; ``funnelhouse ingest PATH``; or a new name). Merging it
-    again changes nothing for its rows already loaded."""
+    they load once the content is dropped again (the same path through ``funnelhouse ingest PATH``,
+    or a new name). Merging it again changes nothing for its rows already loaded."""
     return conn.execute(
         f"""SELECT id, path FROM {FILES}
             WHERE table_name = %s AND checksum = %s AND status = 'loaded' AND rows_rejected = 0
@@ -267,76 +264,17 @@ def settled_here(conn: psycopg.Connection, table: str, path: str, checksum: str)
     return _recorded_here(conn, table, path, checksum, failed_too=False)
 
 
-def retry_due(conn: psycopg.Connection, checksums: Mapping[str, str]) -> dict[str, int]:
-    """Of the files given as ``{path: checksum}``, those due an automatic retry: the last attempt of
-    this content at this path rejected rows as unknown references, a table those rows reference has
-    loaded new rows since (a ledger row 'loaded' with ``rows_changed``), and a key a rejected row
-    named is in that table now. By path, the id of the latest such parent load: a file is retried
-    once per parent load that brought a key it waits for (its retry is its last attempt then), never
-    for a key that does not come (a typo would otherwise reload the whole file after every load of
-    its parent table), and never once its content has loaded with no row rejected. Retrying is safe:
-    a file's rows merge by natural key (rows already loaded change nothing), and a late older batch
-    changes no row a newer batch wrote (``older_batch``)."""
-    if not checksums:
-        return {}
-    attempts = conn.execute(
-        f"""SELECT l.path, l.id, l.table_name FROM (
-                SELECT DISTINCT ON (f.path) f.id, f.path, f.table_name, f.checksum, f.rows_rejected
-                FROM {FILES} f JOIN unnest(%s::text[], %s::text[]) AS c(path, checksum)
-                  ON f.path = c.path AND f.checksum = c.checksum
-                WHERE f.status IN ('loaded', 'failed')
-                ORDER BY f.path, f.id DESC) l
-            WHERE l.rows_rejected > 0
-              AND NOT EXISTS (SELECT 1 FROM {FILES} d
-                              WHERE d.table_name = l.table_name AND d.checksum = l.checksum
-                                AND d.status = 'loaded' AND d.rows_rejected = 0 AND d.id > l.id)""",
-        (list(checksums), list(checksums.values())),
-    ).fetchall()
-    due = {}
-    for path, attempt, table in attempts:
-        by_parent: dict[str, list[Reference]] = {}
-        for ref in CONTRACTS[table].references:
-            by_parent.setdefault(ref.table, []).append(ref)
-        parent_loads = conn.execute(
-            f"""SELECT table_name, max(id) FROM {FILES}
-                WHERE table_name = ANY(%s) AND status = 'loaded' AND rows_changed > 0 AND id > %s
-                GROUP BY table_name""",
-            (list(by_parent), attempt),
-        ).fetchall()
-        for parent, load in sorted(parent_loads, key=lambda row: -row[1]):
-            if any(_rejected_key_now_known(conn, attempt, ref) for ref in by_parent[parent]):
-                due[path] = load
-                break
-    return due
-
-
-def _rejected_key_now_known(conn: psycopg.Connection, file_id: int, ref: Reference) -> bool:
-    """Whether a row of ledger file ``file_id`` rejected as an unknown ``ref`` names a key its table
-    holds now (the rejected rows are few; the parent's key column is its unique business key)."""
-    query = sql.SQL(
-        """SELECT EXISTS (SELECT 1 FROM {rejects} r JOIN public.{parent} p
-                          ON p.{key}::text = r.raw_row ->> %(column)s
-                          WHERE r.file_id = %(file_id)s AND r.rule = %(rule)s)"""
-    ).format(rejects=sql.SQL(REJECTS), parent=sql.Identifier(ref.table), key=sql.Identifier(ref.key_column))
-    params = {"column": ref.landing_column, "file_id": file_id, "rule": f"reference:{ref.landing_column}"}
-    return conn.execute(query, params).fetchone()[0]
-
-
 def handled(conn: psycopg.Connection, table: str, path: str, checksum: str) -> bool:
     """Whether this content needs no automatic attempt: tried at this path already, or a
     :func:`stale_copy` (loaded, and this path's batch is not newer than the table's newest loaded).
 
     A failed file is not retried automatically (the sensor would relaunch it on every tick); a
     fixed file has a new checksum and is picked up, and ``funnelhouse ingest PATH`` retries on demand.
-    The exception is content whose rows were rejected as unknown references, once a table they
-    reference has loaded new rows since (:func:`retry_due`): it is attempted again, so those rows
-    load with no one dropping the file again.
     Only :func:`stale_copy` is asked, not :func:`duplicate_of`: a run decides what is pending before
     it loads anything, and the earlier batches it loads first can make a repeat of the latest load
     worth merging (ON loaded; OFF and ON again pending). Such a file is attempted and, if still
     a duplicate when its turn comes, recorded as one.
     """
-    if _recorded_here(conn, table, path, checksum, failed_too=True):
-        return path not in retry_due(conn, {path: checksum})
+    tried_here = _recorded_here(conn, table, path, checksum, failed_too=True)
     batch = _batch_of(path)
-    return batch is not None and stale_copy(conn, table, batch, checksum) is not None
+    return tried_here or (batch is not None and stale_copy(conn, table, batch, checksum) is not None)

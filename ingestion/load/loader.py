@@ -51,8 +51,10 @@ A file of a table it references that the run could not load (``parents_not_loade
 reference (never loaded against what did load), and its reason, the file's result and, if every
 row was rejected, its error name that file (:func:`waiting_words`) - one whose rows were read only
 for a key among its rejected rows, one never read as one that may hold it - and what happens next:
-the dependant has nothing to fix itself, and a row rejected for a key not loaded yet loads when the
-file is retried on its own once the table it names has loaded new rows (:func:`retry_words`).
+the dependant has nothing to fix itself: a row rejected for a key not loaded yet loads when the
+file is loaded again once the table it names holds the key (:func:`retry_words`). The landing sensor
+does not request content already tried at its path again: ``funnelhouse ingest PATH`` does, or the
+same file dropped under a new name.
 """
 
 from __future__ import annotations
@@ -616,11 +618,11 @@ class ParentWords:
 
 
 def retry_words(url: str, table: str | None = None) -> str:
-    """What happens to a row of ``url`` rejected for a key (of ``table``) not loaded yet: it loads on
-    its own, as the file is attempted again once that table has loaded new rows (``ledger.retry_due``)."""
+    """What loads a row of ``url`` rejected for a key (of ``table``) not loaded yet: the file loaded
+    again once that table holds the key (the sensor does not retry a path it tried: ``ledger.handled``)."""
     return (
-        f"the row loads on its own once {table or 'the table it names'} has loaded the key (the landing "
-        f"sensor and `funnelhouse ingest` retry this file then), or run `{ingest_command(url)}` then"
+        f"once {table or 'the table it names'} has loaded the key, run `{ingest_command(url)}` (or drop "
+        "the file again under a new name) to load this row: the landing sensor does not retry a path it tried"
     )
 
 
@@ -1114,7 +1116,7 @@ _OWN_REMEDY = "drop the file again"
 
 def _all_rejected(result: FileResult) -> str:
     """The error of a file whose every row was rejected: what to fix, or what to wait for (rows
-    rejected for a key not loaded yet load on their own when the file is retried: retry_words)."""
+    rejected for a key not loaded yet load when the file is loaded again: retry_words)."""
     url = result.file.url
     error = (
         f"{url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)}). "

@@ -10,9 +10,8 @@ unreadable) does not hold back the files that reference its table: they load, an
 naming keys that are not in PostgreSQL are quarantined as unknown references, as for any failed
 upstream file (the sensor and the assets do the same). Those rows' reason names a file that could
 not be loaded when the key is among its rejected rows, or may be in it (never read: held, refused
-whole) (:func:`unloaded_parents`): the dependant itself has nothing to fix. Once a table those rows
-reference has loaded new rows, the dependant is pending again (:func:`pending`,
-``ledger.retry_due``) and its rows load; ingesting it again is safe (``ledger.loaded_copy``: content
+whole) (:func:`unloaded_parents`), and the command that loads them once it has loaded: the
+dependant itself has nothing to fix, and ingesting it again is safe (``ledger.loaded_copy``: content
 loaded with rejects is no duplicate, and its rows already loaded change nothing).
 """
 
@@ -76,20 +75,12 @@ def pending(
     A file that cannot be read (gone since it was listed, no permission) is left out and the others
     go on; it is held, not settled: it is given to ``on_unreadable`` (else named to ``on_step``),
     so that a caller can hold what depends on it and tell that it was not loaded.
-
-    A file tried before whose rows were rejected as unknown references is pending again once a table
-    they reference has loaded new rows since (:func:`ledger.retry_due`), in either mode: those rows
-    load with no one dropping the file again.
     """
     files = list(files)
     seen = ledger.seen(conn, files)
-    due = ledger.retry_due(conn, seen)  # rows rejected as unknown references, whose parents loaded since
     hashed = ledger.hashed_before(conn, files)
     waiting = []
     for file in files:
-        if file.url in due:
-            waiting.append((file, seen[file.url]))
-            continue
         if file.url in seen and not retry_failed:
             continue
         checksum = seen.get(file.url) or hashed.get(file.url)
@@ -104,10 +95,9 @@ def pending(
                 continue
             ledger.remember_checksum(conn, file, checksum)
         if retry_failed:
-            if (
-                not ledger.settled_here(conn, file.table, file.url, checksum)
-                and ledger.stale_copy(conn, file.table, file.batch, checksum) is None
-            ) or ledger.retry_due(conn, {file.url: checksum}):
+            if not ledger.settled_here(conn, file.table, file.url, checksum) and (
+                ledger.stale_copy(conn, file.table, file.batch, checksum) is None
+            ):
                 waiting.append((file, checksum))
         elif not ledger.handled(conn, file.table, file.url, checksum):
             waiting.append((file, checksum))

@@ -2,7 +2,7 @@
 
 The project's rule for a dependant of a failed file (sensor, assets, ``funnelhouse ingest``): it is
 not held back, its rows that need the missing parents are quarantined as unknown references, and
-they load when the dependant is retried on its own once the parent has loaded (``ledger.retry_due``).
+they load when the dependant is ingested again once the parent is fixed (``ledger.loaded_copy``).
 What these tests add: the quarantine names the file that could not be loaded - only for a key among
 its rejected rows, or as one that may hold it when it was never read - and what happens next, and
 the run's report tells the same, rather than "fix the file" about a dependant that has nothing to fix.
@@ -69,19 +69,16 @@ def test_a_dependant_of_an_undecodable_file_quarantines_naming_it_and_loads_once
     assert f"run `funnelhouse ingest {deposits}`" in reason
     assert sql("SELECT deposit_code FROM deposits") == [("DEP_20250101_2",)]
 
-    # The parent fixed: the run that loads it decided what was pending before loading it, so the
-    # next plain run retries the deposits on its own (customers loaded rows since their attempt) and
-    # loads the quarantined row, the loaded one changing nothing; then nothing is left to do.
+    # The parent fixed: the run that loads it leaves the deposits path alone (tried there), and
+    # the command named loads the quarantined row; run again, it changes nothing.
     rows.write(landing, "customers", "b1", [rows.customer(1), rows.customer(2)])
     assert {n: r.status for n, r in run_ingest(landing, only_pending=True).items()} == {
         "customers__b1.csv": "loaded"
     }
-    again = run_ingest(landing, only_pending=True)
-    assert list(again) == ["deposits__b1.csv"]
-    again = again["deposits__b1.csv"]
+    assert run_ingest(landing, only_pending=True) == {}
+    again = run_ingest(deposits)["deposits__b1.csv"]
     assert (again.status, again.rows_loaded, again.rows_rejected, again.rows_changed) == ("loaded", 2, 0, 1)
     assert again.waiting_for == []
-    assert run_ingest(landing, only_pending=True) == {}
     assert run_ingest(deposits)["deposits__b1.csv"].status == "duplicate"
     assert sql("SELECT count(*) FROM deposits") == [(2,)]
 
@@ -115,9 +112,9 @@ def _names_only_the_file_holding_the_key(sql, landing) -> None:
     assert f"customers file {customers} could not be loaded in this run and holds the key" in reason_1
     assert str(customers) not in reason_2  # CUST_LATER1 is in no file: r02a is not to blame
     assert reason_2 == (
-        "customer_code 'CUST_LATER1' is not a known customers.customer_code (not in PostgreSQL): the row "
-        "loads on its own once customers has loaded the key (the landing sensor and `funnelhouse ingest` "
-        f"retry this file then), or run `funnelhouse ingest {deposits}` then"
+        "customer_code 'CUST_LATER1' is not a known customers.customer_code (not in PostgreSQL): once "
+        f"customers has loaded the key, run `funnelhouse ingest {deposits}` (or drop the file again under a "
+        "new name) to load this row: the landing sensor does not retry a path it tried"
     )
 
 
@@ -132,11 +129,11 @@ def test_a_failed_parent_file_is_named_only_for_the_keys_among_its_rejected_rows
     assert (result.rejected_for_parents, result.waiting_for) == (1, [str(landing / "customers__r02a.csv")])
     _names_only_the_file_holding_the_key(sql, landing)
 
-    # r02a fixed: it loads, the next run retries the deposits on their own; CUST_RB1's row loads,
+    # r02a fixed: it loads, and the command named loads the deposits again; CUST_RB1's row loads,
     # CUST_LATER1's is still rejected, without blaming r02a.
     rows.write(landing, "customers", "r02a", [rows.customer(1, customer_code="CUST_RB1")])
     assert [r.status for r in run_ingest(landing, only_pending=True).values()] == ["loaded"]
-    retried = run_ingest(landing, only_pending=True)["deposits__r04.csv"]
+    retried = run_ingest(landing / "deposits__r04.csv")["deposits__r04.csv"]
     assert (retried.rows_loaded, retried.rows_rejected, retried.waiting_for) == (2, 1, [])
     [(row, reason)] = sql(
         "SELECT row_number, reason FROM funnelhouse.ingest_rejects WHERE file_id = %s", retried.file_id
@@ -189,9 +186,9 @@ def test_only_rows_needing_the_failed_table_name_it(broken_parent, run_ingest, s
     )
     reasons = [reason for _, _, reason in _rejects(sql, landing / "deposits__b1.csv")]
     assert reasons[0] == (
-        "employee_code 'EMP_404' is not a known employees.employee_code (not in PostgreSQL): the row loads "
-        "on its own once employees has loaded the key (the landing sensor and `funnelhouse ingest` retry "
-        f"this file then), or run `funnelhouse ingest {landing / 'deposits__b1.csv'}` then"
+        "employee_code 'EMP_404' is not a known employees.employee_code (not in PostgreSQL): once "
+        f"employees has loaded the key, run `funnelhouse ingest {landing / 'deposits__b1.csv'}` (or drop "
+        "the file again under a new name) to load this row: the landing sensor does not retry a path it tried"
     )
     assert "could not be loaded in this run" in reasons[1] and "employees" not in reasons[1]
 
@@ -231,8 +228,8 @@ def test_ingest_reports_the_rows_waiting_for_the_file_it_could_not_load(broken_p
     assert (
         f"waiting deposits__b1.csv: 1 rejected row(s) name keys missing because "
         f"{broken_parent / 'customers__b1.csv'} could not be loaded in this run and may hold the key: fix it; "
-        "the row loads on its own once the table it names has loaded the key (the landing sensor and "
-        f"`funnelhouse ingest` retry this file then), or run `funnelhouse ingest {deposits}` then"
+        f"once the table it names has loaded the key, run `funnelhouse ingest {deposits}` (or drop the file "
+        "again under a new name) to load this row: the landing sensor does not retry a path it tried"
     ) in output
 
 
@@ -252,21 +249,20 @@ def test_a_landing_path_with_quotes_and_percent_signs_is_named_as_it_is(tmp_path
     assert shlex.split(command) == ["funnelhouse", "ingest", str(landing / "deposits__b1.csv")]
 
 
-def test_a_customer_whose_referrer_comes_in_a_later_batch_loads_when_its_file_is_retried(
+def test_a_customer_whose_referrer_comes_in_a_later_batch_loads_when_its_file_is_loaded_again(
     landing, run_ingest, sql
 ):
-    """A self-reference: the retry of the earlier batch loads the row (a new key, so not held back
-    as an older batch's change), and once it has, nothing is retried any more."""
+    """A self-reference: the earlier batch loaded again (the command its reason names) loads the row
+    (a new key, so not held back as an older batch's change); the path is not retried by itself."""
     rows.write(landing, "employees", "b0", [rows.employee(1)])
     rows.write(landing, "customers", "a1", [rows.customer(1), rows.customer(2, referrer_code="CUST_0003")])
     first = run_ingest(landing, only_pending=True)["customers__a1.csv"]
     assert (first.rows_loaded, first.rows_rejected) == (1, 1)
     rows.write(landing, "customers", "a2", [rows.customer(3)])
     assert list(run_ingest(landing, only_pending=True)) == ["customers__a2.csv"]
-    retried = run_ingest(landing, only_pending=True)
-    assert list(retried) == ["customers__a1.csv"]
-    assert (retried["customers__a1.csv"].rows_rejected, retried["customers__a1.csv"].rows_changed) == (0, 1)
     assert run_ingest(landing, only_pending=True) == {}
+    retried = run_ingest(landing / "customers__a1.csv")
+    assert (retried["customers__a1.csv"].rows_rejected, retried["customers__a1.csv"].rows_changed) == (0, 1)
     assert sql(
         "SELECT c.customer_code, r.customer_code FROM customers c JOIN customers r ON r.id = c.referrer_id"
     ) == [("CUST_0002", "CUST_0003")]

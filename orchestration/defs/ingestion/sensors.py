@@ -41,12 +41,6 @@ fail its step, not its check. Names starting with ``_`` or ``.`` stay silent (th
 convention), as do uploads in progress and markers or backups of a landing file
 (:func:`ingestion.load.landing.survey`).
 
-A file whose rows were rejected as unknown references (their parent in a later file, or in one
-that failed) is pending again once a table those rows reference has loaded, since its last attempt,
-a key one of them names (:func:`ingestion.load.ledger.retry_due`): it is requested again, once per such parent load
-(``run_key`` ``...:retry-after-<ledger id of the parent load>``), and its rejected rows load with no
-one dropping it again; its loaded rows merge again by natural key and change nothing.
-
 A run killed before its file's transaction committed leaves no ledger row, so the file stays
 pending. Once no run of that file is queued or running any more, the sensor requests it again
 under a new run_key (``...:attempt-2``), up to ``MAX_ATTEMPTS`` runs; after that it is held and
@@ -77,7 +71,6 @@ from orchestration.environment import number_setting
 FILE_TAG = "funnelhouse/landing_file"
 CHECKSUM_TAG = "funnelhouse/checksum"
 UNREADABLE_TAG = "funnelhouse/unreadable"  # a run reporting a file that cannot be read
-RETRY_TAG = "funnelhouse/retry_after"  # a run retrying a file after this ledger id's parent load
 MAX_ATTEMPTS = 3
 SETTLE_ENV = "FUNNELHOUSE_LANDING_SETTLE_SECONDS"
 DEFAULT_SETTLE_SECONDS = 60.0
@@ -102,13 +95,9 @@ def still_written(files: list[LandingFile], settle: float, now: float) -> dict[s
     return {url: age for url, age in ages.items() if age < settle}
 
 
-def next_attempt(
-    instance: dg.DagsterInstance, url: str, checksum: str, retry: int | None = None
-) -> tuple[int | None, str]:
-    """The attempt number of a new run of this pending file, or None and why there is none;
-    ``retry``: the parent load it is retried after (``ledger.retry_due``), whose runs count alone."""
-    tags = {FILE_TAG: url, CHECKSUM_TAG: checksum, **({RETRY_TAG: str(retry)} if retry else {})}
-    runs = instance.get_runs(filters=dg.RunsFilter(tags=tags))
+def next_attempt(instance: dg.DagsterInstance, url: str, checksum: str) -> tuple[int | None, str]:
+    """The attempt number of a new run of this pending file, or None and why there is none."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={FILE_TAG: url, CHECKSUM_TAG: checksum}))
     if any(not run.is_finished for run in runs):
         return None, "a run of it is queued or running"
     if len(runs) >= MAX_ATTEMPTS:
@@ -212,7 +201,6 @@ def crm_landing_sensor(
             on_step=context.log.info,
             on_unreadable=hold_unreadable,
         )
-        retries = ledger.retry_due(conn, {file.url: checksum for file, checksum in ready})
         # (a settling file loaded already, by an explicit `funnelhouse ingest`, is not waited for)
         for url in ledger.seen(conn, [f for f in files if f.url in settling]):
             del settling[url]
@@ -243,24 +231,16 @@ def crm_landing_sensor(
         if blocked:
             held.append(f"{file.name} (waits for {', '.join(sorted(blocked))})")
             continue
-        retry = retries.get(file.url)
-        attempt, why_not = next_attempt(context.instance, file.url, checksum, retry)
+        attempt, why_not = next_attempt(context.instance, file.url, checksum)
         if attempt is None:
             held.append(f"{file.name} ({why_not})")
             continue
         requests.append(
             dg.RunRequest(
-                run_key=f"{file.url}:{checksum}"
-                + (f":retry-after-{retry}" if retry else "")
-                + (f":attempt-{attempt}" if attempt > 1 else ""),
+                run_key=f"{file.url}:{checksum}" + (f":attempt-{attempt}" if attempt > 1 else ""),
                 asset_selection=[asset_key(file.table)],
                 run_config={"ops": {op_name(file.table): {"config": {"paths": [file.url]}}}},
-                tags={
-                    FILE_TAG: file.url,
-                    CHECKSUM_TAG: checksum,
-                    "funnelhouse/table": file.table,
-                    **({RETRY_TAG: str(retry)} if retry else {}),
-                },
+                tags={FILE_TAG: file.url, CHECKSUM_TAG: checksum, "funnelhouse/table": file.table},
             )
         )
     if held:
