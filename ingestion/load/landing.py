@@ -240,11 +240,12 @@ def _refuse_password(location: str) -> None:
     """A landing URL carrying a password (``ftp://user:secret@host/landing``) is refused: the URL
     of each file is recorded in the ledger (``ingest_files.path``), tagged on Dagster runs and
     printed in logs and messages. fsspec takes a filesystem's credentials from its own settings."""
-    if "://" not in location:
+    # (each link of a chained URL, ``simplecache::ftp://user:secret@host/landing``)
+    with_password = [urlsplit(link) for link in location.split("::") if "://" in link]
+    with_password = [parts for parts in with_password if parts.password is not None]
+    if not with_password:
         return
-    parts = urlsplit(location)
-    if parts.password is None:
-        return
+    parts = with_password[0]
     shown = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
     protocol = parts.scheme.upper()
     raise ValueError(

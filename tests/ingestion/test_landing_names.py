@@ -109,9 +109,10 @@ def test_a_landing_url_with_a_password_is_refused_without_showing_it(where, monk
     """Every file's URL is recorded in the ledger, tagged on Dagster runs and logged: a password in
     it would be kept everywhere. Refused before anything is listed, saying where credentials go."""
     url = "ftp://loader:s3cr3t-pw@127.0.0.1:1/landing"
-    with pytest.raises(ValueError, match="must not carry a password") as refused:
-        survey([url])
-    assert "s3cr3t-pw" not in str(refused.value) and "FSSPEC_FTP_PASSWORD" in str(refused.value)
+    for given in (url, f"simplecache::{url}"):
+        with pytest.raises(ValueError, match="must not carry a password") as refused:
+            survey([given])
+        assert "s3cr3t-pw" not in str(refused.value) and "FSSPEC_FTP_PASSWORD" in str(refused.value)
 
     if where == "argument":
         arguments = ["ingest", url]
