@@ -14,8 +14,9 @@ codes is no number ("600519 000858 300750", "00700 09988"), and fewer than eight
 change ("+2.5 100").
 
 Full-width and other compatibility forms ("Ｗｅｃｈａｔ：ｚｈａｎｇｓａｎ", "１３８－００１３－８０００") are
-rewritten in NFKC first, Chinese punctuation aside (``plain_forms``), so every rule sees plain
-letters, digits and signs; the index holds that form of the text.
+rewritten in NFKC first, Chinese punctuation aside, and characters that show nothing ("138\\u200b0013",
+a soft hyphen, a bidi control) dropped but in emoji sequences (``plain_forms``), so every rule sees
+plain letters, digits and signs; the index holds that form of the text.
 
 The rules run one after the other, each on the previous one's output: a later rule sees what an
 earlier one left, which masks more than one combined pattern would (measured: a single
@@ -207,7 +208,10 @@ def _has_birthday_label(lowered: str) -> bool:
 # zhangsan88"), or before ":"/"："/"号" ("我的v：abc_123"); "V型反转", "I love you" hold none.
 # "加微" ("add me on WeChat": "加微 lily2024") and "微" before a separator ("微：lily2024") are
 # WeChat too, and "联系方式" (contact details) labels any of them (a plain word after it stays,
-# ``_WORD_LABEL``: "联系方式 email 给你"). A QQ number is also a QQ mailbox's name ("QQ邮箱 12345678",
+# ``_WORD_LABEL``: "联系方式 email 给你"). Asking to be added or found ("加我", "找我", "联系我", "我是",
+# "add me", "find me") labels a handle too ("加我lina_88 聊", "add me lina_88 on wechat"), but these
+# are everyday words more often: after them only a handle that looks like one counts
+# (``_CONTACT_VERB``). A QQ number is also a QQ mailbox's name ("QQ邮箱 12345678",
 # "扣扣 12345678", "Q号 12345678"), and a mailbox named without its domain is an address all the
 # same ("邮箱 zhangsan88", "my gmail is johndoe88"; "gmail is down" stays).
 # Telegram links ("t.me/moonboy_88", "telegram.me/...") are labels that need no separator; the
@@ -235,6 +239,8 @@ _LATIN_LABELS = (
     "qq",
     "kakao",
     "gmail",
+    # "add me", "find me": from "me", a rarer first character than "a" and "f" (``_CONTACT_VERB``)
+    r"me(?:(?<=\badd\sme)|(?<=\bfind\sme))",
 )
 _LATIN_LABEL_END = r"(?!(?!id|no|number)[a-z])"
 _LABELS = (
@@ -246,6 +252,8 @@ _LABELS = (
     r"加微(?!\s*信)",
     r"微(?=\s*[:：])",
     "联系方式",
+    # "加我", "找我", "联系我", "我是": from "我", one first character for the four (``_CONTACT_VERB``)
+    r"我(?:(?<=加我)|(?<=找我)|(?<=联系我)|是)",
     "扣扣",
     r"q(?=\s*号)",
     r"qq\s*邮箱",
@@ -368,14 +376,39 @@ def _international_number(match: re.Match) -> str:
     return PHONE if _digit_count(number) >= 8 and not _STOCK_CODES.fullmatch(number) else number
 
 
-# A phone word and its separators ("电话号码是", "call me at", "my number is"); a Latin one starts a word.
-_CHINESE_PHONE_WORD = r"(?:电话|手机|座机|固话)(?:号码?)?(?:是|为|[:：=\s])*"
+# A phone word and its separators ("电话号码是", "我的号码", "联系我", "加我", "call me at", "text me
+# at", "ring", "my number is"); a Latin one starts a word. "号码" is a number of anything but an
+# order's, an invoice's, a contract's or a trade's ("订单号码 12345678", "发票号码"), and "call" a verb, not
+# the noun of "earnings call 2025 1103" and the like (the words before it that make it one are
+# listed: ``_CALL_AS_A_NOUN``).
+_CHINESE_PHONE_WORD = r"(?:电话|手机|座机|固话|(?<![单票])(?<!合同)(?<!交易)号码|联系我?|加我|找我)(?:号码?)?(?:是|为|[:：=\s])*"
+_CALL_AS_A_NOUN = "".join(
+    rf"(?<!{noun}\s)"
+    for noun in ("earnings", "conference", "margin", "analyst", "investor", "capital", "results", "sales")
+)
 _LATIN_PHONE_WORD = (
-    r"(?:tel|phone|mobile|cell|call\s+me(?:\s+(?:at|on))?|my\s+(?:number|no\.?))(?![a-z])"
-    r"(?:\s*(?:no\.?|number|#))?(?:\s*(?:is|:|：|=))*\s*"
+    rf"(?:tel|phone|mobile|cell|(?:{_CALL_AS_A_NOUN}call|text|ring)(?:\s+me)?(?:\s+(?:at|on))?"
+    r"|my\s+(?:number|no\.?))(?![a-z])(?:\s*(?:no\.?|number|#))?(?:\s*(?:is|:|：|=))*\s*"
 )
 _PHONE_LABEL = rf"{_CHINESE_PHONE_WORD}|(?<![a-z]){_LATIN_PHONE_WORD}"
-_PHONE_LABEL_NEEDLES = ("电话", "手机", "座机", "固话", "tel", "phone", "mobile", "cell", "call", "my")
+_PHONE_LABEL_NEEDLES = (
+    "电话",
+    "手机",
+    "座机",
+    "固话",
+    "号码",
+    "联系",
+    "加我",
+    "找我",
+    "tel",
+    "phone",
+    "mobile",
+    "cell",
+    "call",
+    "text",
+    "ring",
+    "my",
+)
 # A number after a phone word written partly or wholly in words: Arabic digits mixed with Chinese
 # numerals ("电话138零0138000"; Chinese numerals alone are the label scan's, which this runs before),
 # or English ones ("call me at four one five five five five one two three four", "415 five five five
@@ -397,7 +430,10 @@ _ONE_DIGIT = re.compile(rf"[0-9{_NUMERALS}]|{'|'.join(_SPELLED_DIGITS)}")
 # for "one" and "oh" after a gap: "phone", "someone" and "john" hold them) or, in a Chinese text, a
 # Chinese numeral and a digit. Literal-first searches: substring tests with ASCII needles took
 # twice the time, and cost a copy of a Chinese text each.
-_PHONE_WORD_NEEDLE = re.compile(r"电话|手机|座机|固话|tel|phone|mobile|cell|call\s+me|my\s+n")
+_PHONE_WORD_NEEDLE = re.compile(
+    r"电话|手机|座机|固话|号码|联系|加我|找我|tel|phone|mobile|cell|call|t(?<![a-z]t)ext|r(?<![a-z]r)ing"
+    r"|my\s+n"
+)
 _DIGIT_NAME_NEEDLE = re.compile(r"zero|two|three|four|five|six|seven|eight|nine| one| oh")
 _ASCII_DIGIT = re.compile("[0-9]")
 _CHINESE_NUMERAL = re.compile(f"[{_NUMERALS}]")
@@ -493,9 +529,13 @@ _PHONE_RULES = (
     _PhoneRule(re.compile(rf"0(?<!\d.)\d{{2,3}}{_GROUP_GAP}\d{{3,4}}{_GROUP_GAP}?\d{{4}}(?!\d)"), 9),
     # Local numbers of seven or eight digits after a phone word ("电话 91234567", "香港电话 9123
     # 4567", "tel: 6234 5678", "call me at 6234 5678", "my number is 9123 4567"): too short to tell
-    # from an amount or an order number without one ("earnings call 2025 1103" has none).
+    # from an amount or an order number without one ("earnings call 2025 1103" has none). The
+    # groups after them belong to the number ("电话 852 9027 0565", "tel 852-9027-0565", "电话 1234
+    # 5678 90"), but for a lone digit ("电话 9027 0565 3 点后打").
     _PhoneRule(
-        re.compile(rf"(?i)(?P<label>{_PHONE_LABEL})\d{{3,4}}{_GROUP_GAP}?\d{{4}}(?!\d)"),
+        re.compile(
+            rf"(?i)(?P<label>{_PHONE_LABEL})\d{{3,4}}{_GROUP_GAP}?\d{{4}}(?:{_GROUP_GAP}\d{{2,}})*(?!\d)"
+        ),
         7,
         _PHONE_LABEL_NEEDLES,
     ),
@@ -517,13 +557,53 @@ _NON_ASCII_DIGIT = re.compile(r"[^\D0-9]")
 _COMPATIBILITY_FORMS_OUTSIDE_PUNCTUATION = re.compile("[^，：；！？（）～…\u3000]+")
 
 
+# Characters that show nothing split a number, an address or a handle for the rules and not for the
+# reader ("138\u200b0013\u200b8000", "li\u200bna@gmail.com", "lina\xad88"): Unicode's format characters
+# (category Cf: zero-width space, non-joiner and joiner, soft hyphen, word joiner, byte order mark,
+# bidi controls, the Mongolian vowel separator...), the unassigned default-ignorable code points,
+# the text and emoji presentation selectors, the combining grapheme joiner and the Hangul fillers
+# (NFKC's form of "\u3164" and "\uffa0"). They go before any rule runs, but for those that build an
+# emoji: a joiner between two emoji ("👨\u200d👩\u200d👧") and the presentation selector after one
+# ("❤\ufe0f") stay; no rule reads an emoji. Python counts none of them printable but the last five,
+# so a text holds one only if ``str.isprintable`` says no or one of those five is in it: tests that
+# cost a third of one regex search for all of them. Known gap: the other variation selectors and
+# Khmer's and Mongolian's invisible vowels and selectors stay.
+_PRINTABLE_INVISIBLE = ("\ufe0f", "\ufe0e", "\u034f", "\u115f", "\u1160")
+_INVISIBLE = (
+    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u115f\u1160\ufe0e\ufe0f\ufeff\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e00ff\U000e01f0-\U000e0fff"
+)
+_EMOJI = (
+    "\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u25fe"
+    "\u2600-\u27bf\u2934\u2935\u2b05-\u2b55\u3030\u303d\u3297\u3299\U0001f000-\U0001faff"
+)
+_EMOJI_SEQUENCE_OR_INVISIBLE = re.compile(
+    f"(?P<emoji>[{_EMOJI}][\ufe0e\ufe0f]?(?:\u200d[{_EMOJI}][\ufe0e\ufe0f]?)*)|[{_INVISIBLE}]+"
+)
+
+
+def _emoji_sequence_only(match: re.Match) -> str:
+    return match["emoji"] or ""
+
+
 def plain_forms(text: str) -> str:
-    """``text`` in NFKC, but for the Chinese punctuation in it."""
-    if unicodedata.is_normalized("NFKC", text):
-        return text
-    return _COMPATIBILITY_FORMS_OUTSIDE_PUNCTUATION.sub(
-        lambda run: unicodedata.normalize("NFKC", run.group()), text
-    )
+    """``text`` in NFKC but for the Chinese punctuation in it, without invisible characters but in
+    emoji sequences."""
+    if not unicodedata.is_normalized("NFKC", text):
+        text = _COMPATIBILITY_FORMS_OUTSIDE_PUNCTUATION.sub(
+            lambda run: unicodedata.normalize("NFKC", run.group()), text
+        )
+    if (
+        not text.isprintable()
+        or "\ufe0f" in text
+        or "\ufe0e" in text
+        or "\u034f" in text
+        or "\u115f" in text
+        or "\u1160" in text
+    ):  # the five of ``_PRINTABLE_INVISIBLE``: a generator over them costs as much again
+        text = _EMOJI_SEQUENCE_OR_INVISIBLE.sub(_emoji_sequence_only, text)
+    return text
 
 
 def _ascii_digit(match: re.Match) -> str:
@@ -544,9 +624,24 @@ _SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no)\b")
 _LOOKS_LIKE_A_HANDLE = re.compile(r"[0-9@+]|[_.][A-Za-z0-9]")
 
 
+# After a request to be added or found ("加我", "我是 lina_88", "add me"), a handle is five characters
+# or more with a letter and a digit, "_" or "." among them ("找我 zhangwei1990"); a plain word, a
+# year, an amount ("我是 2024 年开户的", "add me 100 shares") or "10x" is none.
+_CONTACT_VERB = re.compile("我|me")  # the start of their labels: no other label starts so
+_A_LATIN_LETTER = re.compile("[A-Za-z]")
+_SHORTEST_HANDLE_AFTER_A_CONTACT_VERB = 5
+
+
 def _is_ordinary_word(text: str, match: re.Match) -> bool:
     """``match`` (found in the lowercased text) is a label followed by a plain word of ``text``."""
     label = text[match.start("label") : match.end("label")]
+    if _CONTACT_VERB.match(label):
+        begin, end = match.span("handle")
+        return (
+            end - begin < _SHORTEST_HANDLE_AFTER_A_CONTACT_VERB
+            or _A_LATIN_LETTER.search(text, begin, end) is None
+            or _LOOKS_LIKE_A_HANDLE.search(text, begin, end) is None
+        )
     return (
         _WORD_LABEL.match(label) is not None
         and _SAID_TO_BE_A_HANDLE.search(label) is None

@@ -1,4 +1,6 @@
 import json
+import sys
+import unicodedata
 
 import psycopg
 import pytest
@@ -7,7 +9,7 @@ from ingestion.generate import vocab
 from ingestion.replication import tables
 from ingestion.search import rebuild
 from ingestion.search.documents import redacted_tag_fields
-from ingestion.search.redaction import redact, redact_tag
+from ingestion.search.redaction import plain_forms, redact, redact_all, redact_tag
 from tests.search.crm import CONTACT_DETAILS, seed_people, seed_samples
 from tests.search.helpers import NO_LAG, indexed_sources, rebuilt_with_messages
 
@@ -153,3 +155,80 @@ def test_the_index_holds_dates_and_codes_and_no_number_in_the_second_audits_form
         "成交额 123456789.50 元，涨幅 +2.5 100 手": "成交额 123456789.50 元，涨幅 +2.5 100 手",
     }
     rebuilt_with_messages(pg_dsn, search_client, search_alias, messages)
+
+
+# The fourth review: an invisible character inside a contact detail, a phone word before a number
+# in three groups or of eight digits after an everyday phone word, a handle after "加我"/"add me".
+REVIEWED_LEAKS = {
+    # zero-width, joiner, soft hyphen, word joiner, byte order mark, bidi and Mongolian format characters
+    "我的手机 138\u200b0013\u200b8000 邮箱 li\u200bna@gmail.com": "我的手机 [phone] 邮箱 [email]",
+    "call me 415\u200b555\u200b0123": "call me [phone]",
+    "微信：lina\u200d88": "微信：[handle]",
+    "lina\xad88@gmail.com": "[email]",
+    "tel 415\u2060555\ufeff0123": "tel [phone]",
+    "电话 138\u202e0013\u202c8000\u2066\u2069": "电话 [phone]",
+    "wechat: lina\u180e\u200c_88": "wechat: [handle]",
+    # a phone word before a number in groups takes all of them, and everyday ones count too
+    "电话 852 9027 0565": "电话 [phone]",
+    "tel 852-9027-0565": "tel [phone]",
+    "电话 1234 5678 90": "电话 [phone]",
+    "电话 9027 0565, 3 点后打": "电话 [phone], 3 点后打",
+    "电话 9027 0565. 3点后打": "电话 [phone]. 3点后打",
+    "我的号码 9027 0565, 有事找我": "我的号码 [phone], 有事找我",
+    "联系我 9027 0565": "联系我 [phone]",
+    "call 9027 0565": "call [phone]",
+    "text me at 9027 0565": "text me at [phone]",
+    "ring me on 9027 0565": "ring me on [phone]",
+    # a handle after a request to be added or found
+    "加我lina_88 聊": "加我[handle] 聊",
+    "add me lina_88 on wechat": "add me [handle] on wechat",
+    "找我 zhangwei1990": "找我 [handle]",
+    "我是 lina_88": "我是 [handle]",
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), REVIEWED_LEAKS.items())
+def test_the_fourth_reviews_leaks_are_redacted(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # after a request to be added, a year, an amount, a plain word or a short one is no handle
+        "我是 2024 年开户的",
+        "我是 VIP 客户, 加我 zhangwei 也行",
+        "add me 100 shares, add me 10x leverage",
+        "找我 2000 块",
+        # "号码" of an order or an invoice, "call" as a noun
+        "订单号码 12345678, 发票号码 87654321",
+        "earnings call 2025 1103, conference call 9027 0565",
+        "string 9027 0565 during 1234 5678",
+        # emoji sequences keep their joiners and presentation selectors
+        "👨\u200d👩\u200d👧 家人 ❤\ufe0f 👩🏽\u200d💻",
+    ],
+)
+def test_ordinary_text_near_the_fourth_reviews_words_is_untouched(text):
+    assert redact(text) == text
+
+
+def test_every_format_character_is_dropped_and_the_tag_path_agrees():
+    format_characters = [
+        chr(code) for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"
+    ]
+    assert [character for character in format_characters if plain_forms(f"a{character}b") != "ab"] == []
+    # nor the printable invisible ones: presentation selectors, grapheme joiner, Hangul fillers
+    assert [plain_forms(f"a{character}b") for character in "\ufe0f\ufe0e\u034f\u3164\uffa0"] == ["ab"] * 5
+    assert redact("电话 138\ufe0f0013\u034f8000") == "电话 [phone]"
+    # a joiner between an emoji and a digit joins nothing
+    assert plain_forms("🙂\u200d1") == "🙂1"
+    assert redact_all(["加我lina_88", "li\u200bna_88", "138\u200b0013\u200b8000"]) == [
+        "加我[handle]",
+        "[handle]",
+        "[phone]",
+    ]
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_the_index_holds_none_of_the_fourth_reviews_leaks(pg_dsn, search_client, search_alias):
+    rebuilt_with_messages(pg_dsn, search_client, search_alias, REVIEWED_LEAKS)
