@@ -52,11 +52,12 @@ def home_not_writable(error: OSError) -> str | None:
 def main() -> None:
     """The console script: what is wrong in the environment is one line saying what to do, whichever
     command met it, not a traceback: a service that is neither configured nor running (run
-    ``funnelhouse up``), a state home that cannot be written."""
+    ``funnelhouse up``), a setting whose value cannot be used (its message names the variable), a
+    state home that cannot be written."""
     try:
         app()
-    except environment.ServiceNotRunning as missing:
-        typer.echo(f"Error: {missing}", err=True)
+    except (environment.ServiceNotRunning, environment.ConfigurationError) as error:
+        typer.echo(f"Error: {error}", err=True)
         raise SystemExit(1) from None
     except OSError as error:
         message = home_not_writable(error)

@@ -12,8 +12,10 @@ import datetime as dt
 import functools
 import logging
 import os
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -23,10 +25,17 @@ _log = logging.getLogger(__name__)
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+class ConfigurationError(ValueError):
+    """A variable of the environment holds a value no reader here can use. The message names the
+    variable and what it must hold, and never repeats a password or other secret written into it; the
+    console script prints it as one line (``orchestration.cli.main``). A ValueError, which the callers
+    that retry or report a bad setting (sensors, ``funnelhouse search``) already catch."""
+
+
 def env_name() -> str:
     name = os.environ.get("FUNNELHOUSE_ENV", "local")
     if name not in {"local", "ci", "prod"}:
-        raise ValueError(f"FUNNELHOUSE_ENV must be local, ci or prod, not {name!r}")
+        raise ConfigurationError(f"FUNNELHOUSE_ENV must be local, ci or prod, not {name!r}")
     return name
 
 
@@ -40,7 +49,7 @@ def number_setting(name: str, default: float, unit: str) -> float:
     except ValueError:
         number = -1.0
     if number < 0:
-        raise ValueError(f"{name} must be a number of {unit} (0 or more), not {value!r}")
+        raise ConfigurationError(f"{name} must be a number of {unit} (0 or more), not {value!r}")
     return number
 
 
@@ -49,6 +58,25 @@ def dbt_target_dir() -> Path:
     root, where every dbt process here runs), else ``dbt_project/target``."""
     target = Path(os.environ.get("DBT_TARGET_PATH") or "dbt_project/target")
     return target if target.is_absolute() else _REPO_ROOT / target
+
+
+def _parse_url(variable: str, url: str, schemes: set[str] | None = None) -> tuple[SplitResult, int | None]:
+    """``url`` (the value of ``variable``) split, and its port (None when it gives none). A scheme not
+    among ``schemes`` (when given) or a port that is no number from 0 to 65535 is a ConfigurationError
+    naming the variable; the message repeats nothing of the URL but its scheme: a password with an
+    unencoded '/' or '@' ends the address early, and what the parser takes for its port is then a piece
+    of the password."""
+    parsed = urlsplit(url)
+    if schemes is not None and parsed.scheme not in schemes:
+        wanted = " or ".join(f"{scheme}://" for scheme in sorted(schemes))
+        raise ConfigurationError(f"{variable} must start with {wanted}, not {parsed.scheme}://")
+    try:
+        return parsed, parsed.port
+    except ValueError:
+        raise ConfigurationError(
+            f"{variable} has a port that is no number from 0 to 65535 (write {parsed.scheme}://host:port; "
+            "percent-encode a '/', '@' or ':' in a user or password written into it)"
+        ) from None
 
 
 class ServiceNotRunning(RuntimeError):
@@ -209,13 +237,11 @@ def clickhouse_settings() -> ClickHouseSettings:
     """``FUNNELHOUSE_CLICKHOUSE_URL`` (+ ``_USER``/``_PASSWORD``) if set, else the embedded server."""
     url = os.environ.get("FUNNELHOUSE_CLICKHOUSE_URL")
     if url:
-        from urllib.parse import unquote, urlparse
-
-        parsed = urlparse(url)
+        parsed, port = _parse_url("FUNNELHOUSE_CLICKHOUSE_URL", url)
         secure = parsed.scheme == "https"
         return ClickHouseSettings(
             host=parsed.hostname or "localhost",
-            port=parsed.port or (8443 if secure else 8123),
+            port=port or (8443 if secure else 8123),
             # credentials in the URL are percent-encoded, as in the SMTP URL (a password with @ or /)
             username=os.environ.get("FUNNELHOUSE_CLICKHOUSE_USER", unquote(parsed.username or "default")),
             password=os.environ.get("FUNNELHOUSE_CLICKHOUSE_PASSWORD", unquote(parsed.password or "")),
@@ -278,9 +304,21 @@ def backup_offsite_url() -> str | None:
     return os.environ.get("FUNNELHOUSE_BACKUP_OFFSITE_URL") or None
 
 
+TIMEZONE_VARIABLE = "FUNNELHOUSE_TIMEZONE"
+
+
 def schedule_timezone() -> str:
-    """The timezone every cron schedule runs in (the sales team's, not the server's)."""
-    return os.environ.get("FUNNELHOUSE_TIMEZONE", "Asia/Shanghai")
+    """The timezone every cron schedule runs in (the sales team's, not the server's): an IANA name
+    such as ``Europe/Berlin``, checked here so that a wrong one names the variable, not just the
+    schedule Dagster refuses it for."""
+    name = os.environ.get(TIMEZONE_VARIABLE, "").strip() or "Asia/Shanghai"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"{TIMEZONE_VARIABLE} must be an IANA time zone such as Asia/Shanghai, not {name!r}"
+        ) from None
+    return name
 
 
 KPI_FIRST_DAY_VARIABLE = "FUNNELHOUSE_KPI_FIRST_DAY"
@@ -293,7 +331,9 @@ def kpi_first_day() -> str:
     try:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
-        raise ValueError(f"{KPI_FIRST_DAY_VARIABLE} must be a day as YYYY-MM-DD, not {value!r}") from None
+        raise ConfigurationError(
+            f"{KPI_FIRST_DAY_VARIABLE} must be a day as YYYY-MM-DD, not {value!r}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -313,7 +353,7 @@ def search_settings() -> SearchSettings:
     if url:
         flavour = os.environ.get("FUNNELHOUSE_SEARCH_FLAVOUR", "elasticsearch")
         if flavour not in {"elasticsearch", "opensearch"}:
-            raise ValueError(
+            raise ConfigurationError(
                 f"FUNNELHOUSE_SEARCH_FLAVOUR must be elasticsearch or opensearch, not {flavour!r}"
             )
         return SearchSettings(
@@ -357,18 +397,12 @@ def smtp_settings() -> SmtpSettings:
     sender = os.environ.get("FUNNELHOUSE_REPORT_FROM", "funnelhouse-reports@localhost")
     url = os.environ.get("FUNNELHOUSE_SMTP_URL")
     if url:
-        from urllib.parse import unquote, urlparse
-
-        parsed = urlparse(url)
-        if parsed.scheme not in {"smtp", "smtps"}:
-            raise ValueError(
-                f"FUNNELHOUSE_SMTP_URL must start with smtp:// or smtps://, not {parsed.scheme}://"
-            )
+        parsed, port = _parse_url("FUNNELHOUSE_SMTP_URL", url, {"smtp", "smtps"})
         implicit_tls = parsed.scheme == "smtps"
         starttls_flag = os.environ.get("FUNNELHOUSE_SMTP_STARTTLS", "1").strip().lower()
         return SmtpSettings(
             host=parsed.hostname or "localhost",
-            port=parsed.port or (465 if implicit_tls else 587),
+            port=port or (465 if implicit_tls else 587),
             sender=sender,
             username=os.environ.get("FUNNELHOUSE_SMTP_USER") or unquote(parsed.username or "") or None,
             password=os.environ.get("FUNNELHOUSE_SMTP_PASSWORD") or unquote(parsed.password or "") or None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from orchestration import environment
 
 
@@ -15,3 +17,86 @@ def test_clickhouse_credentials_in_the_url_are_percent_decoded(monkeypatch):
     settings = environment.clickhouse_settings()
     assert (settings.username, settings.password) == ("an@analyst", "p/w@rd")
     assert (settings.host, settings.port, settings.secure) == ("clickhouse.example", 8443, True)
+
+
+# A password in a URL with an unencoded '/' ends the address there: the parser then reads a piece of
+# the password as the port. Neither that piece nor the rest of the URL may reach the message.
+_BAD_URLS = {
+    "FUNNELHOUSE_SMTP_URL": (
+        "smtp://mailer:s3cret-pass@127.0.0.1:notaport",
+        "smtp://mailer:s3cret-pass/x@relay.example:25",
+        "smtp://mailer:s3cret-pass@relay.example:70000",
+    ),
+    "FUNNELHOUSE_CLICKHOUSE_URL": (
+        "https://analyst:s3cret-pass@clickhouse.example:notaport",
+        "https://analyst:s3cret-pass/x@clickhouse.example:8443",
+    ),
+}
+_READERS = {
+    "FUNNELHOUSE_SMTP_URL": environment.smtp_settings,
+    "FUNNELHOUSE_CLICKHOUSE_URL": environment.clickhouse_settings,
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"), [(variable, url) for variable, urls in _BAD_URLS.items() for url in urls]
+)
+def test_a_url_without_a_usable_port_names_its_variable_not_its_password(monkeypatch, variable, url):
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(environment.ConfigurationError, match=f"^{variable} has a port") as raised:
+        _READERS[variable]()
+    assert "s3cret" not in str(raised.value), raised.value
+
+
+def test_an_smtp_url_of_another_scheme_names_the_variable(monkeypatch):
+    monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", "mailto://relay:25")
+    with pytest.raises(
+        environment.ConfigurationError,
+        match=r"^FUNNELHOUSE_SMTP_URL must start with smtp:// or smtps://, not mailto://$",
+    ):
+        environment.smtp_settings()
+
+
+def test_a_good_smtp_url_still_reads_as_before(monkeypatch):
+    for name in ("FUNNELHOUSE_SMTP_USER", "FUNNELHOUSE_SMTP_PASSWORD", "FUNNELHOUSE_SMTP_STARTTLS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", "smtps://mail%40er:p%2Fw@relay.example")
+    settings = environment.smtp_settings()
+    assert (settings.host, settings.port, settings.tls_mode) == ("relay.example", 465, "implicit")
+    assert (settings.username, settings.password) == ("mail@er", "p/w")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reader"),
+    [
+        ("FUNNELHOUSE_ENV", "staging", environment.env_name),
+        ("FUNNELHOUSE_TIMEZONE", "Mars/Olympus_Mons", environment.schedule_timezone),
+        ("FUNNELHOUSE_TIMEZONE", "../../etc/passwd", environment.schedule_timezone),
+        (environment.KPI_FIRST_DAY_VARIABLE, "June 2019", environment.kpi_first_day),
+        (
+            "FUNNELHOUSE_TEST_DELAY",
+            "soon",
+            lambda: environment.number_setting("FUNNELHOUSE_TEST_DELAY", 1, "hours"),
+        ),
+    ],
+)
+def test_every_setting_that_cannot_be_used_names_its_variable(monkeypatch, variable, value, reader):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(environment.ConfigurationError, match=f"^{variable} must be "):
+        reader()
+
+
+def test_a_search_flavour_that_is_no_engine_names_its_variable(monkeypatch):
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_URL", "http://127.0.0.1:9200")
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_FLAVOUR", "solr")
+    with pytest.raises(environment.ConfigurationError, match="^FUNNELHOUSE_SEARCH_FLAVOUR must be "):
+        environment.search_settings()
+
+
+def test_the_schedules_zone_defaults_when_unset_or_empty_and_is_kept_when_valid(monkeypatch):
+    monkeypatch.delenv("FUNNELHOUSE_TIMEZONE", raising=False)
+    assert environment.schedule_timezone() == "Asia/Shanghai"
+    monkeypatch.setenv("FUNNELHOUSE_TIMEZONE", " ")
+    assert environment.schedule_timezone() == "Asia/Shanghai"
+    monkeypatch.setenv("FUNNELHOUSE_TIMEZONE", "Asia/Kathmandu")
+    assert environment.schedule_timezone() == "Asia/Kathmandu"
