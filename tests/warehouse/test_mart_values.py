@@ -102,6 +102,29 @@ def test_manager_rollup_by_hand(warehouse):
     assert bofu["manager_employee_id"] is None and bofu["direct_report_count"] == 1
 
 
+def test_training_completion_is_over_the_assigned_courses_by_hand(warehouse):
+    """A training_progress row is a course's assignment (fixture_crm.sql: a catalogue of 2 courses, the
+    onboarding one required). Bob was assigned only the onboarding course and completed it: 100 %, not
+    1 of the catalogue's 2. Mona was assigned nothing: no rate (NULL), not 0 %."""
+    columns = (
+        "course_count",
+        "courses_assigned",
+        "courses_completed",
+        "courses_in_progress",
+        "required_courses_assigned",
+        "completion_rate",
+        "required_completion_rate",
+    )
+
+    def training(code: str) -> tuple:
+        row = _row(warehouse, "mart_training_completion", f"employee_code = '{code}'")
+        return tuple(row[column] for column in columns)
+
+    assert training("EMP_B1") == (2, 1, 1, 0, 1, 1.0, 1.0)
+    assert training("EMP_A1") == (2, 2, 1, 1, 1, 0.5, 1.0)  # onboarding done, growth in progress
+    assert training("EMP_M1") == (2, 0, 0, 0, 0, None, None)
+
+
 def test_kpi_daily_by_hand(warehouse):
     day = _row(warehouse, "mart_kpi_employee_daily", "employee_id = 2 and kpi_date = today() - 3")
     # 500 deposited, 1 quality conversation (quality 9): 20*0 + 0 + 20*0.1 + 0 + 0 + 25*0.05 = 3.25

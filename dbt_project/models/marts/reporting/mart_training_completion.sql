@@ -1,4 +1,8 @@
--- Training per employee over every course: a course without a progress row counts as not started.
+-- Training per employee over the courses assigned to them. A training_progress row is a course's
+-- assignment to the employee (the CRM writes it as 'not_started' and moves its status on; one per
+-- employee and course), so the rates divide by the employee's progress rows of a known course, not by
+-- the whole catalogue, which no employee is assigned all of (tracks go by level). course_count and
+-- required_course_count still give the catalogue.
 with employees as (
     select * from {{ ref('dim_employees') }}
 ),
@@ -19,9 +23,12 @@ course_counts as (
 employee_progress as (
     select
         progress.employee_id as employee_id,
+        count() as courses_assigned,
+        countIf(courses.is_required) as required_courses_assigned,
         countIf(progress.training_status = 'completed') as courses_completed,
         countIf(progress.training_status = 'in_progress') as courses_in_progress,
         countIf(progress.training_status = 'failed') as courses_failed,
+        countIf(progress.training_status = 'not_started') as courses_not_started,
         countIf(progress.training_status = 'completed' and courses.is_required) as required_courses_completed,
         avgIf(toFloat64(progress.score), progress.score is not null) as average_score,
         -- (the CRM stamps completed_at on a failed attempt too: that is no completion)
@@ -39,13 +46,16 @@ final as (
         employees.department as department,
         course_counts.course_count as course_count,
         course_counts.required_course_count as required_course_count,
+        toUInt64(ifNull(employee_progress.courses_assigned, 0)) as courses_assigned,
+        toUInt64(ifNull(employee_progress.required_courses_assigned, 0)) as required_courses_assigned,
         toUInt64(ifNull(employee_progress.courses_completed, 0)) as courses_completed,
         toUInt64(ifNull(employee_progress.courses_in_progress, 0)) as courses_in_progress,
         toUInt64(ifNull(employee_progress.courses_failed, 0)) as courses_failed,
+        toUInt64(ifNull(employee_progress.courses_not_started, 0)) as courses_not_started,
         toUInt64(ifNull(employee_progress.required_courses_completed, 0)) as required_courses_completed,
-        -- (an employee without progress rows completed 0 of the courses: a rate of 0, not unknown)
-        {{ safe_ratio('ifNull(employee_progress.courses_completed, 0)', 'course_counts.course_count') }} as completion_rate,
-        {{ safe_ratio('ifNull(employee_progress.required_courses_completed, 0)', 'course_counts.required_course_count') }}
+        -- (nothing assigned, no rate: NULL, not 0 % of nothing)
+        {{ safe_ratio('employee_progress.courses_completed', 'employee_progress.courses_assigned') }} as completion_rate,
+        {{ safe_ratio('employee_progress.required_courses_completed', 'employee_progress.required_courses_assigned') }}
             as required_completion_rate,
         employee_progress.average_score as average_score,
         employee_progress.last_completed_at as last_completed_at
