@@ -55,7 +55,8 @@ def weights_replicated(built_warehouse, pg_dsn):
                     "insert into system_settings (key, value, value_type, category) values (%s, %s, 'json', 'kpi')",
                     (KEY, text),
                 )
-        replicate_tables(pg_dsn)
+        # only system_settings changed since the warehouse was built (the setting and the _draft key)
+        replicate_tables(pg_dsn, ["system_settings"])
         output: list[str] = []
         env = (
             dbt_env() if partition_day is None else {**dbt_env(), "FUNNELHOUSE_KPI_START_DATE": partition_day}
