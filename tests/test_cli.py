@@ -268,3 +268,40 @@ def test_options_are_checked_first_and_shown_as_typed():
     assert result.exit_code == 2 and "--rows" in result.output, result.output
     result = CliRunner().invoke(app, ["generate", "--help"], env={"COLUMNS": "200"})
     assert f"[default: {DEFAULT_END_DATE:%Y-%m-%d}]" in result.output, result.output
+
+
+def test_a_mail_relay_url_that_cannot_be_used_is_one_line_naming_it(tmp_path, pg_dsn):
+    """`report --send` with FUNNELHOUSE_SMTP_URL of another scheme, or with a port that is no number:
+    one line naming the variable, exit 1, no traceback, and nothing of a password written into it."""
+    for url, says in (
+        ("mailto://relay:25", "must start with smtp:// or smtps://, not mailto://"),
+        ("smtp://mailer:s3cret-pass@127.0.0.1:notaport", "has a port that is no number"),
+    ):
+        result = _funnelhouse(
+            tmp_path,
+            *("report", "--date", "2026-11-25", "--send"),
+            COLUMNS="200",
+            FUNNELHOUSE_PG_DSN=pg_dsn,
+            FUNNELHOUSE_SMTP_URL=url,
+        )
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith(f"Error: FUNNELHOUSE_SMTP_URL {says}"), result.stderr
+        assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_marts_on_a_stack_never_built_says_to_build_them(tmp_path, clickhouse_server):
+    """ClickHouse answers but has no marts database: one line saying what to do, not the driver's
+    UNKNOWN_DATABASE traceback."""
+    result = _funnelhouse(
+        tmp_path,
+        "marts",
+        FUNNELHOUSE_CLICKHOUSE_URL=f"http://{clickhouse_server['host']}:{clickhouse_server['port']}",
+        FUNNELHOUSE_CLICKHOUSE_USER=clickhouse_server["user"],
+        FUNNELHOUSE_CLICKHOUSE_PASSWORD=clickhouse_server["password"],
+        FUNNELHOUSE_SCHEMA_PREFIX="zz_",  # a database nothing was built into
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == "Error: no marts in zz_marts: run `funnelhouse build` first", (
+        result.stderr
+    )

@@ -1,5 +1,6 @@
-"""``funnelhouse.report_deliveries``: one report per (recipient, period kind, period start), ever; one
-more if the first was preliminary.
+"""``funnelhouse.report_deliveries``: one report per (recipient, period kind, period start, scope),
+ever; one more if the first was preliminary. The scope is part of what identifies a delivery: an
+address mailed one department's report (or everyone's) has not had another's.
 
 A run claims a row before sending and records the outcome after. The claim is a single
 INSERT ... ON CONFLICT DO UPDATE ... WHERE, so two runs at once (a schedule and a manual backfill)
@@ -23,6 +24,7 @@ until then every run of the period reports them as awaiting that decision (``und
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -89,8 +91,8 @@ class Ledger:
                         (recipient, period_kind, period_start, scope, language, status, complete)
                     VALUES (%(recipient)s, %(kind)s, %(start)s, %(scope)s, %(language)s, 'sending',
                             %(complete)s)
-                    ON CONFLICT (recipient, period_kind, period_start) DO UPDATE
-                    SET status = 'sending', scope = EXCLUDED.scope, language = EXCLUDED.language,
+                    ON CONFLICT (recipient, period_kind, period_start, scope) DO UPDATE
+                    SET status = 'sending', language = EXCLUDED.language,
                         complete = EXCLUDED.complete, runs = report_deliveries.runs + 1,
                         data_started_at = NULL, permanent = false, updated_at = clock_timestamp()
                     WHERE report_deliveries.status IN ('bounced', 'failed')
@@ -113,16 +115,18 @@ class Ledger:
             ).fetchone()
         return row is not None
 
-    def data_started(self, period: Period, recipient: str) -> None:
+    def data_started(self, period: Period, recipient: str, scope: str) -> None:
         """The claimed message is about to be handed over: from now on its fate may be unknown."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(
                 """UPDATE funnelhouse.report_deliveries SET data_started_at = clock_timestamp()
-                   WHERE recipient = %s AND period_kind = %s AND period_start = %s AND status = 'sending'""",
-                (recipient, period.kind, period.start),
+                   WHERE recipient = %s AND period_kind = %s AND period_start = %s AND scope = %s
+                     AND status = 'sending'""",
+                (recipient, period.kind, period.start, scope),
             )
 
-    def record(self, period: Period, result: DeliveryResult) -> None:
+    def record(self, period: Period, scope: str, result: DeliveryResult) -> None:
+        """The outcome of the claimed delivery of ``scope``'s report to ``result.recipient``."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             conn.execute(
                 """UPDATE funnelhouse.report_deliveries
@@ -131,7 +135,8 @@ class Ledger:
                        size_bytes = %(size)s,
                        sent_at = CASE WHEN %(status)s = %(sent)s THEN clock_timestamp() ELSE sent_at END,
                        updated_at = clock_timestamp()
-                   WHERE recipient = %(recipient)s AND period_kind = %(kind)s AND period_start = %(start)s""",
+                   WHERE recipient = %(recipient)s AND period_kind = %(kind)s AND period_start = %(start)s
+                     AND scope = %(scope)s""",
                 {
                     "status": result.status,
                     "attempts": result.attempts,
@@ -143,15 +148,19 @@ class Ledger:
                     "recipient": result.recipient,
                     "kind": period.kind,
                     "start": period.start,
+                    "scope": scope,
                 },
             )
 
-    def mark_delivered(self, recipient: str, period: Period, message_id: str | None = None) -> int | None:
+    def mark_delivered(
+        self, recipient: str, period: Period, scope: str, message_id: str | None = None
+    ) -> int | None:
         """Record an undecided delivery (``undecided``) as sent, once someone found it in the relay's
         log: ``funnelhouse report-delivered``. It counts as sent from when it was handed over. A run
         that died before recording the Message-ID needs the one from the log (``message_id``), as every
         sent row names its message. Returns the ledger row's id, or None if the recipient had no
-        undecided delivery in the period (or, without a Message-ID to name, was left as it was)."""
+        undecided delivery of ``scope``'s report in the period (or, without a Message-ID to name, was
+        left as it was)."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             row = conn.execute(
                 f"""UPDATE funnelhouse.report_deliveries
@@ -160,7 +169,7 @@ class Ledger:
                         error = 'recorded as delivered by an operator (found in the relay''s log)',
                         updated_at = clock_timestamp()
                     WHERE recipient = %(recipient)s AND period_kind = %(kind)s AND period_start = %(start)s
-                      AND data_started_at IS NOT NULL
+                      AND scope = %(scope)s AND data_started_at IS NOT NULL
                       AND COALESCE(message_id, %(message_id)s) IS NOT NULL
                       AND (status = 'unknown'
                            OR (status = 'sending'
@@ -170,37 +179,45 @@ class Ledger:
                     "recipient": recipient,
                     "kind": period.kind,
                     "start": period.start,
+                    "scope": scope,
                     "message_id": message_id,
                 },
             ).fetchone()
         return row[0] if row else None
 
-    def already_sent(self, period: Period) -> set[str]:
-        """Who has this period's report: any, for a preliminary run; a complete one, for a complete run."""
+    def already_sent(self, period: Period) -> set[tuple[str, str]]:
+        """Who has which scope's report of this period, as (recipient, scope): any, for a preliminary
+        run; a complete one, for a complete run."""
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
-                """SELECT recipient FROM funnelhouse.report_deliveries
+                """SELECT recipient, scope FROM funnelhouse.report_deliveries
                    WHERE period_kind = %s AND period_start = %s AND status = 'sent'
                      AND (complete OR NOT %s)""",
                 (period.kind, period.start, self.complete),
             ).fetchall()
-        return {recipient for (recipient,) in rows}
+        return {(recipient, scope) for recipient, scope in rows}
 
-    def failed(self, period: Period) -> set[str]:
-        """Whose delivery of this period failed in a way a retry may cure (or was left claimed by a
-        run that died before handing it over), and may have another run (fewer than MAX_RUNS): what
-        a redelivery run sends."""
+    def failed(self, period: Period) -> set[tuple[str, str]]:
+        """Whose delivery of which scope's report of this period, as (recipient, scope), failed in a
+        way a retry may cure (or was left claimed by a run that died before handing it over), and may
+        have another run (fewer than MAX_RUNS): what a redelivery run sends."""
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
-                f"""SELECT recipient FROM funnelhouse.report_deliveries
+                f"""SELECT recipient, scope FROM funnelhouse.report_deliveries
                     WHERE period_kind = %s AND period_start = %s AND {_RETRYABLE} AND runs < %s""",
                 (period.kind, period.start, MAX_RUNS),
             ).fetchall()
-        return {recipient for (recipient,) in rows}
+        return {(recipient, scope) for recipient, scope in rows}
 
-    def redeliveries_due(self, delay_minutes: float) -> list[Redelivery]:
+    def redeliveries_due(
+        self, delay_minutes: float, recipients: Collection[tuple[str, str]]
+    ) -> list[Redelivery]:
         """Periods with a failed delivery that a retry may cure, may have another run and has waited
-        long enough since its last one (``backoff``)."""
+        long enough since its last one (``backoff``), to one of ``recipients`` ((address, scope): the
+        configured ones). A redelivery run sends only to those (``failed``, filtered by the runner):
+        a failure of another delivery (a ``--to`` address, a manager who left) would get a run that
+        sends nothing."""
+        emails, scopes = zip(*recipients, strict=True) if recipients else ((), ())
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
                 f"""SELECT period_kind, period_start,
@@ -210,11 +227,18 @@ class Ledger:
                           min(runs)
                    FROM funnelhouse.report_deliveries due
                    WHERE {_RETRYABLE} AND runs < %(max_runs)s
+                     AND (recipient, scope) IN
+                         (SELECT * FROM unnest(%(emails)s::text[], %(scopes)s::text[]))
                      AND updated_at < clock_timestamp()
                                       - interval '1 minute' * %(delay)s * power(2, runs - 1)
                    GROUP BY period_kind, period_start
                    ORDER BY period_start, period_kind""",
-                {"max_runs": MAX_RUNS, "delay": delay_minutes},
+                {
+                    "max_runs": MAX_RUNS,
+                    "delay": delay_minutes,
+                    "emails": list(emails),
+                    "scopes": list(scopes),
+                },
             ).fetchall()
         # The period's runs in all, not only its failed rows': a run that sends one and fails
         # another again must still change the key.
@@ -223,8 +247,8 @@ class Ledger:
             for kind, start, runs, fewest in rows
         ]
 
-    def undecided(self, period: Period) -> dict[str, Undecided]:
-        """The period's deliveries whose outcome is unknown, by recipient: 'unknown' ones, and claims
+    def undecided(self, period: Period) -> dict[tuple[str, str], Undecided]:
+        """The period's deliveries whose outcome is unknown, by (recipient, scope): 'unknown' ones, and claims
         left 'sending' by a run that died while handing the message over (``STALE_CLAIM`` ago)."""
         with psycopg.connect(self.dsn) as conn:
             rows = conn.execute(
@@ -236,7 +260,7 @@ class Ledger:
                                AND updated_at < clock_timestamp() - interval '{STALE_CLAIM}'))""",
                 (period.kind, period.start),
             ).fetchall()
-        return {row[1]: Undecided(*row) for row in rows}
+        return {(row[1], row[2]): Undecided(*row) for row in rows}
 
     def deliveries(self, period: Period) -> list[dict]:
         with psycopg.connect(self.dsn, row_factory=dict_row) as conn:
@@ -244,6 +268,6 @@ class Ledger:
                 """SELECT id, recipient, scope, language, status, permanent, message_id, attempts, error,
                           size_bytes, sent_at, runs, data_started_at
                    FROM funnelhouse.report_deliveries WHERE period_kind = %s AND period_start = %s
-                   ORDER BY recipient""",
+                   ORDER BY recipient, scope""",
                 (period.kind, period.start),
             ).fetchall()

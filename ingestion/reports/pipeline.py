@@ -105,15 +105,17 @@ def produce_reports(
     summary = RunSummary(period)
     if smtp_settings is not None and ledger is not None and not resend:
         # A retried schedule run renders nothing for people who already have their report, or whose
-        # report may have arrived (someone has to decide about those).
+        # report may have arrived (someone has to decide about those). A delivery is that of one
+        # scope's report: an address mailed another scope's has not had this one.
         done, undecided = ledger.already_sent(period), ledger.undecided(period)
         for r in recipients:
             slug = f"{period.key}-{r.scope}-{r.language}"
-            if r.email in done:
+            if (r.email, r.scope) in done:
                 summary.outcomes.append(Outcome(r, slug, delivery.SKIPPED))
-            elif r.email in undecided:
-                summary.outcomes.append(_awaiting_decision(r, slug, period, undecided[r.email]))
-        recipients = [r for r in recipients if r.email not in done and r.email not in undecided]
+            elif (r.email, r.scope) in undecided:
+                summary.outcomes.append(_awaiting_decision(r, slug, period, undecided[r.email, r.scope]))
+        settled = done | undecided.keys()
+        recipients = [r for r in recipients if (r.email, r.scope) not in settled]
     contents = {}
     for scope in sorted({r.scope for r in recipients}):
         contents[scope] = report_content.gather(reader, scope, period, pg_dsn, preliminary=preliminary)
@@ -172,7 +174,8 @@ def _awaiting_decision(recipient: Recipient, slug: str, period: Period, row: Und
     )
     delivered = (
         f"funnelhouse report-delivered --date {period.start}{' --weekly' if period.kind == 'weekly' else ''} "
-        f"--to {recipient.email}" + ("" if row.message_id else " --message-id <the Message-ID in the log>")
+        f"--to {recipient.email} --scope {row.scope}"
+        + ("" if row.message_id else " --message-id <the Message-ID in the log>")
     )
     return Outcome(
         recipient,
@@ -196,8 +199,15 @@ def _unclaimed(ledger: Ledger, recipient: Recipient, slug: str, period: Period) 
     have died (killed, cancelled) and left nothing delivered. It is ``IN_PROGRESS``, counted as not
     delivered; once the claim is stale the redelivery sensor's runs (or any run of the period) send it."""
     try:
-        undecided = ledger.undecided(period).get(recipient.email)
-        row = next((r for r in ledger.deliveries(period) if r["recipient"] == recipient.email), None)
+        undecided = ledger.undecided(period).get((recipient.email, recipient.scope))
+        row = next(
+            (
+                r
+                for r in ledger.deliveries(period)
+                if (r["recipient"], r["scope"]) == (recipient.email, recipient.scope)
+            ),
+            None,
+        )
     except Exception:
         log.exception("could not tell what became of %s's delivery", recipient.email)
         undecided = row = None
@@ -229,7 +239,9 @@ def _send(report, recipient, period, sender, smtp_settings, ledger, resend, retr
             message,
             recipient.email,
             retry_policy,
-            before_data=(lambda: ledger.data_started(period, recipient.email)) if ledger else lambda: None,
+            before_data=(lambda: ledger.data_started(period, recipient.email, recipient.scope))
+            if ledger
+            else lambda: None,
         )
     except RecipientError as error:  # no address (a file's typo): no retry changes that
         result = delivery.DeliveryResult(
@@ -245,7 +257,7 @@ def _send(report, recipient, period, sender, smtp_settings, ledger, resend, retr
     # stays 'sending' and blocks other runs until it is stale (ledger.STALE_CLAIM).
     if ledger is not None:
         try:
-            ledger.record(period, result)
+            ledger.record(period, recipient.scope, result)
         except Exception:  # the ledger itself may be what failed
             log.exception("could not record %s for %s in the ledger", result.status, recipient.email)
     return Outcome(

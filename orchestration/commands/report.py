@@ -66,14 +66,17 @@ def _print_already_sent(summary, out_dir: Path) -> None:
     from ingestion.reports.ledger import Ledger
     from orchestration import environment
 
-    skipped: dict[str, list[str]] = {}
+    skipped: dict[str, list[tuple[str, str]]] = {}
     for outcome in summary.outcomes:
         if outcome.status == delivery.SKIPPED:
-            skipped.setdefault(outcome.report_slug, []).append(outcome.recipient.email)
+            skipped.setdefault(outcome.report_slug, []).append(
+                (outcome.recipient.email, outcome.recipient.scope)
+            )
     if not skipped:
         return
     sent_at = {
-        row["recipient"]: row["sent_at"] for row in Ledger(environment.pg_dsn()).deliveries(summary.period)
+        (row["recipient"], row["scope"]): row["sent_at"]
+        for row in Ledger(environment.pg_dsn()).deliveries(summary.period)
     }
     for slug, recipients in skipped.items():
         # no sent_at: another run claimed the delivery and is sending it now
@@ -99,6 +102,11 @@ def register(app: typer.Typer) -> None:
             False, "--weekly", help="The weekly report of the week containing --date."
         ),
         to: str = typer.Option(..., "--to", callback=_valid("email"), help="The recipient."),
+        scope: str | None = typer.Option(
+            None,
+            callback=_valid("scope"),
+            help="The report's scope, if the recipient has undecided deliveries of more than one.",
+        ),
         message_id: str | None = typer.Option(
             None,
             "--message-id",
@@ -112,7 +120,17 @@ def register(app: typer.Typer) -> None:
         from orchestration import environment
 
         period = Period.weekly(day) if weekly else Period.daily(day)
-        row_id = Ledger(environment.pg_dsn()).mark_delivered(to, period, message_id)
+        ledger = Ledger(environment.pg_dsn())
+        if scope is None:
+            scopes = sorted(s for (recipient, s) in ledger.undecided(period) if recipient == to)
+            if len(scopes) > 1:
+                raise typer.BadParameter(
+                    f"{to} has undecided deliveries of the reports of scopes {', '.join(scopes)}: "
+                    "say which one arrived with --scope",
+                    param_hint="'--scope'",
+                )
+            scope = scopes[0] if scopes else None
+        row_id = ledger.mark_delivered(to, period, scope, message_id) if scope else None
         if row_id is None:
             raise command_error(
                 f"no delivery of the {period.kind} report of {period.start} to {to} awaits a decision "
@@ -177,7 +195,10 @@ def register(app: typer.Typer) -> None:
                 )
         when = day  # a date: parsed by _parse_day
         if when is None:
-            when = runner.latest_data_day()
+            try:
+                when = runner.latest_data_day()
+            except runner.NoMarts as exc:
+                raise command_error(str(exc)) from None
             if when is None:
                 raise command_error("the KPI mart has no activity at all: run `funnelhouse build` first")
             console.print(f"[dim]report day: {when} (the newest day with activity; --date to choose)[/]")
@@ -195,12 +216,18 @@ def register(app: typer.Typer) -> None:
                 progress=_progress,
                 require_activity=True,
             )
-        except runner.ScopeNeeded as exc:
+        except (runner.ScopeNeeded, runner.ScopeNotTheRecipients) as exc:
             raise typer.BadParameter(str(exc), param_hint="'--scope'") from None
         except runner.NoActivity as exc:
             raise typer.BadParameter(str(exc), param_hint="'--date'") from None
-        except (RecipientError, runner.NoRecipients, runner.Incomplete) as exc:
+        except (RecipientError, runner.NoRecipients, runner.Incomplete, runner.NoMarts) as exc:
             raise command_error(str(exc)) from None
+        except OSError as exc:
+            # The report's files (pipeline.write_files), all under out_dir: anything else is no
+            # trouble of the files'.
+            if exc.filename is None or not Path(exc.filename).is_relative_to(out_dir):
+                raise
+            raise command_error(f"cannot write report files to {out_dir}: {exc.strerror}") from None
         # In a narrow terminal an address or error folds onto the next line rather than losing its end.
         table = Table(
             Column("recipient", overflow="fold"),

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orchestration.console import make_console
+from orchestration.console import command_error, make_console
 from orchestration.output import print_line
 
 console = make_console()
@@ -158,10 +158,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def marts(rows: int = typer.Option(3, min=1, help="Rows to show per mart.")) -> None:
         """Print the first rows (and first columns) of each mart."""
-        from ingestion.replication.connections import clickhouse_client
+        from orchestration.defs.reports.runner import NoMarts, connect_to_marts
         from orchestration.defs.warehouse.build import MARTS, marts_schema
 
-        client = clickhouse_client()
+        try:
+            client = connect_to_marts(marts_schema())
+        except NoMarts as exc:
+            raise command_error(str(exc)) from None
         for mart in MARTS:
             result = client.query(f"select * from `{marts_schema()}`.`{mart}` limit {int(rows)}")
             total = client.query(f"select count() from `{marts_schema()}`.`{mart}`").result_rows[0][0]

@@ -205,7 +205,7 @@ def test_a_connection_lost_after_data_is_an_unknown_outcome_never_sent_again_by_
     [row] = ledger.deliveries(daily)
     assert (row["status"], row["message_id"]) == ("unknown", outcome.message_id)  # what to look for
     assert row["data_started_at"] is not None
-    assert ledger.failed(daily) == set() and ledger.redeliveries_due(0) == []
+    assert ledger.failed(daily) == set() and ledger.redeliveries_due(0, {(recipient.email, "BoFu")}) == []
 
     [later] = again.outcomes
     assert (later.status, later.message_id) == ("awaiting_decision", outcome.message_id)
@@ -245,7 +245,7 @@ def test_a_claim_left_while_handing_the_message_over_awaits_a_decision_once_stal
     a lost connection once it is stale; before that, another run is on it."""
     ledger = Ledger(employees_dsn)
     assert ledger.claim("crashed@example.com", daily, "all", "en")
-    ledger.data_started(daily, "crashed@example.com")
+    ledger.data_started(daily, "crashed@example.com", "all")
     assert ledger.undecided(daily) == {}  # its run may still be at it
     with psycopg.connect(employees_dsn, autocommit=True) as conn:
         conn.execute(
@@ -268,22 +268,23 @@ def test_a_claim_left_before_the_handover_is_not_already_sent_and_is_redelivered
     take it up and their run sends it. A claim whose run had begun the handover stays undecided."""
     outbox = service_dirs("claimed-smtp")
     recipient = Recipient("claimed@example.com", "Claimed", "BoFu")
+    configured = {(recipient.email, recipient.scope), ("handing@example.com", "all")}
     ledger = Ledger(employees_dsn)
     assert ledger.claim(recipient.email, daily, recipient.scope, recipient.language)
     assert ledger.claim("handing@example.com", daily, "all", "zh")
-    ledger.data_started(daily, "handing@example.com")
+    ledger.data_started(daily, "handing@example.com", "all")
     with sink_in_this_process(outbox) as settings:
         during = _run(reader, [recipient], daily, settings, employees_dsn, with_pdf=False)
         [outcome] = during.outcomes
         assert (outcome.status, during.failed) == ("in_progress", [outcome])
         assert "another run holds the claim" in outcome.error
-        assert ledger.failed(daily) == set() and ledger.redeliveries_due(0) == []  # that run may be at it
+        assert ledger.failed(daily) == set() and ledger.redeliveries_due(0, configured) == []  # may be at it
         with psycopg.connect(employees_dsn, autocommit=True) as conn:  # it died 20 minutes ago
             conn.execute(
                 "UPDATE funnelhouse.report_deliveries SET updated_at = updated_at - interval '20 minutes'"
             )
-        assert ledger.failed(daily) == {recipient.email}  # not handing@: it may have arrived
-        assert [(due.period_kind, due.period_start) for due in ledger.redeliveries_due(0)] == [
+        assert ledger.failed(daily) == {(recipient.email, recipient.scope)}  # not handing@: may have arrived
+        assert [(due.period_kind, due.period_start) for due in ledger.redeliveries_due(0, configured)] == [
             (daily.kind, daily.start)
         ]
         redelivered = _run(reader, [recipient], daily, settings, employees_dsn, with_pdf=False)
@@ -322,7 +323,7 @@ def test_a_stale_claim_is_taken_over_only_if_its_run_had_not_begun_handing_the_m
     ledger = Ledger(employees_dsn)
     for address in ("before@example.com", "during@example.com"):
         assert ledger.claim(address, daily, "all", "zh")
-    ledger.data_started(daily, "during@example.com")
+    ledger.data_started(daily, "during@example.com", "all")
     with psycopg.connect(employees_dsn, autocommit=True) as conn:  # both runs died 20 minutes ago
         conn.execute(
             "UPDATE funnelhouse.report_deliveries SET updated_at = updated_at - interval '20 minutes'"
@@ -420,3 +421,93 @@ def test_the_permanent_failures_migration_can_run_again_and_marks_earlier_rows(p
         conn.execute(migration.read_text())
         permanent = dict(conn.execute("SELECT recipient, permanent FROM funnelhouse.report_deliveries"))
     assert permanent == {"bounce@example.com": True, "josé@example.com": True, "busy@example.com": False}
+
+
+def _report_by_hand(*arguments: str):
+    """`funnelhouse report --date DAY --send ...`, as someone types it."""
+    return CliRunner().invoke(app, ["report", "--date", DAY, "--send", *arguments])
+
+
+def test_a_failed_delivery_no_run_of_the_partition_sends_asks_for_no_run(
+    troubled_relay, pg_dsn, instance, monkeypatch
+):
+    """A failed `--to` of an address no recipient has: the partition's runs send to the configured
+    recipients, so a run asked for it would send nothing and show the day materialised. None is asked
+    for; a redelivery run that finds nobody due says so, not that everyone had the report."""
+    monkeypatch.setenv("FUNNELHOUSE_REPORT_REDELIVERY_MINUTES", "0")
+    _TempfailsOnDemand.failing.add("outsider@example.com")
+    by_hand = _report_by_hand("--to", "outsider@example.com", "--scope", "BoFu")
+    assert by_hand.exit_code == 1, by_hand.output
+    assert _ledger(pg_dsn)["outsider@example.com"]["status"] == "failed"
+    assert not _requests(instance)
+
+    nobody_due = _redeliver(
+        dg.RunRequest(
+            run_key="redeliver-by-hand",
+            job_name="daily_kpi_reports_job",
+            partition_key=DAY,
+            run_config={"ops": {"daily_kpi_reports": {"config": {"redeliver": True, "refresh_retries": 0}}}},
+        ),
+        instance,
+    )
+    assert nobody_due.success
+    metadata = nobody_due.asset_materializations_for_node("daily_kpi_reports")[0].metadata
+    assert metadata["reports"].value == "nothing due for re-delivery"
+    assert not messages_to(troubled_relay, "outsider@example.com")
+
+
+def test_an_address_mailed_another_scopes_report_by_hand_gets_its_own_from_the_schedule(
+    troubled_relay, pg_dsn, instance
+):
+    """The ledger knows a delivery by address and scope: everyone's report sent by hand to an address
+    is not the ToFu report the recipients file later gives it, which the scheduled run sends."""
+    address = "outsider@example.com"
+    assert _report_by_hand("--to", address, "--scope", "all").exit_code == 0
+    Path(os.environ["FUNNELHOUSE_REPORT_RECIPIENTS"]).write_text(
+        f"replace: true\nrecipients:\n  - {{email: {address}, scope: ToFu}}\n"
+    )
+    scheduled = _scheduled_run(instance)
+    assert scheduled.success
+    metadata = scheduled.asset_materializations_for_node("daily_kpi_reports")[0].metadata
+    assert (metadata["sent"].value, metadata["skipped_already_sent"].value) == (1, 0)
+    slugs = sorted(m["X-Funnelhouse-Report"] for m in messages_to(troubled_relay, address))
+    assert slugs == [f"daily-{DAY}-ToFu-zh", f"daily-{DAY}-all-zh"]
+    rows = Ledger(pg_dsn).deliveries(Period.daily(date.fromisoformat(DAY)))
+    assert sorted((row["scope"], row["status"]) for row in rows) == [("ToFu", "sent"), ("all", "sent")]
+
+
+def test_the_ledger_by_scope_migration_keeps_the_rows_and_can_run_again(pg_dsn):
+    """0027: a delivery is one of a scope's report; rows from before keep their scope."""
+    [migration] = MIGRATIONS_DIR.glob("0027_*.sql")
+    insert = """INSERT INTO funnelhouse.report_deliveries (recipient, period_kind, period_start, scope,
+                    language, status) VALUES ('x@example.com', 'daily', %s, %s, 'zh', 'failed')"""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(insert, (DAY, "VIP"))
+        conn.execute(migration.read_text())  # applied once by the fixture already: again, twice
+        conn.execute(migration.read_text())
+        conn.execute(insert, (DAY, "ToFu"))  # another scope's report: a delivery of its own
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(insert, (DAY, "VIP"))
+        scopes = conn.execute("SELECT scope FROM funnelhouse.report_deliveries ORDER BY scope").fetchall()
+    assert scopes == [("ToFu",), ("VIP",)]
+
+
+def test_unknown_deliveries_of_two_scopes_to_one_address_are_settled_one_by_one(
+    reader, employees_dsn, service_dirs, daily, monkeypatch
+):
+    """Two scopes' reports to one address, both lost while handed over: two deliveries, and
+    `funnelhouse report-delivered` asks which one the relay's log shows (--scope)."""
+    outbox = service_dirs("dropping-smtp-two-scopes")
+    address = "twice@example.com"
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", employees_dsn)
+    settle = ["report-delivered", "--date", str(daily.start), "--to", address]
+    both = [Recipient(address, "Twice", "BoFu"), Recipient(address, "Twice", "ToFu")]
+    with sink_in_this_process(outbox, _DropsAfterData) as settings:
+        lost = _run(reader, both, daily, settings, employees_dsn, with_pdf=False).outcomes
+    assert [o.status for o in lost] == ["unknown", "unknown"]
+    which = CliRunner().invoke(app, settle)
+    assert which.exit_code == 2 and "BoFu, ToFu" in which.output and "--scope" in which.output, which.output
+    settled = CliRunner().invoke(app, [*settle, "--scope", "ToFu"])
+    assert settled.exit_code == 0, settled.output
+    rows = {row["scope"]: row["status"] for row in Ledger(employees_dsn).deliveries(daily)}
+    assert rows == {"BoFu": "unknown", "ToFu": "sent"}

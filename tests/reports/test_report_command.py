@@ -22,6 +22,7 @@ from tests.reports.conftest import (
     MARTS_DATABASE,
     RAW_DATABASE,
     REPORT_DAY,
+    messages_to,
     outbox_messages,
     raw_messages_to,
 )
@@ -326,3 +327,64 @@ def test_a_send_lists_the_files_it_wrote_and_a_second_send_says_it_went_out_alre
         f"recipient(s)), not sent again (--resend does); {listed}" in said(second)
     ), second.output
     assert "sent 0, already sent 1, failed 0" in said(second)
+
+
+# 7. the ledger knows a delivery by address and scope
+
+
+def test_an_address_mailed_one_scopes_report_is_mailed_anothers(report_environment, smtp_sink):
+    """An address mailed everyone's report by hand has not had the ToFu one: that is sent, not
+    "already sent"; a second ToFu send is."""
+    address = "outsider.scopes@example.com"
+    arguments = ("--date", QUIET_DAY.isoformat(), "--send", "--to", address)
+    assert invoke(*arguments, "--scope", "all").exit_code == 0
+    tofu = invoke(*arguments, "--scope", "ToFu")
+    assert tofu.exit_code == 0, tofu.output
+    assert "sent 1, already sent 0, failed 0" in said(tofu), tofu.output
+    for scope in ("all", "ToFu"):
+        assert len(messages_to(smtp_sink["outbox"], address, f"daily-{QUIET_DAY}-{scope}-zh")) == 1
+    again = invoke(*arguments, "--scope", "ToFu")
+    assert "sent 0, already sent 1, failed 0" in said(again), again.output
+    rows = Ledger(os.environ["FUNNELHOUSE_PG_DSN"]).deliveries(Period.daily(QUIET_DAY))
+    assert sorted((row["recipient"], row["scope"], row["status"]) for row in rows) == [
+        (address, "ToFu", "sent"),
+        (address, "all", "sent"),
+    ]
+
+
+def test_a_recipient_given_another_scope_than_their_own_is_refused(report_environment, smtp_sink):
+    """--scope is not silently ignored for a known recipient: they get their own scope's report."""
+    out = report_environment / "out"
+    before = len(mailed(smtp_sink["outbox"], f"daily-{QUIET_DAY}"))
+    result = invoke(
+        "--date", QUIET_DAY.isoformat(), "--send", "--to", "admin@example.com", "--scope", "ToFu",
+        "--out", str(out),
+    )  # fmt: skip
+    assert_clean_failure(result, 2)
+    assert "--scope" in said(result)
+    assert "admin@example.com is a report recipient with scope all, not 'ToFu'" in said(result), result.output
+    assert not out.exists()
+    assert len(mailed(smtp_sink["outbox"], f"daily-{QUIET_DAY}")) == before
+
+
+# 8. a stack never built, a folder that cannot be written
+
+
+@pytest.mark.parametrize("day", [(), ("--date", QUIET_DAY.isoformat())], ids=["newest-day", "given-day"])
+def test_a_stack_whose_marts_were_never_built_is_told_to_build_them(report_environment, monkeypatch, day):
+    monkeypatch.delenv("FUNNELHOUSE_MARTS_DATABASE")
+    monkeypatch.setenv("FUNNELHOUSE_SCHEMA_PREFIX", "zz_")  # a database nothing was built into
+    out = report_environment / "out"
+    result = invoke(*day, "--out", str(out))
+    assert_clean_failure(result, 1)
+    assert "no marts in zz_marts: run `funnelhouse build` first" in said(result), result.output
+    assert not out.exists()
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_line(report_environment):
+    blocker = report_environment / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "reports"
+    result = invoke("--date", QUIET_DAY.isoformat(), "--out", str(out))
+    assert_clean_failure(result, 1)
+    assert f"cannot write report files to {out}: Not a directory" in said(result), result.output

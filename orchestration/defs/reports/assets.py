@@ -46,7 +46,9 @@ class ReportRunConfig(dg.Config):
     refresh_retry_seconds: int = 15 * 60
 
 
-def _metadata(summary) -> dict:
+def _metadata(summary, redeliver: bool = False) -> dict:
+    """What the run did, for the materialisation (or its failure). ``redeliver``: a redelivery
+    sensor's run, which sends only what the ledger has as due again."""
     reports = list(summary.reports.values())
     preview = next((summary.files[r.slug] for r in reports if r.scope == "all"), None) or next(
         iter(summary.files.values()), None
@@ -85,6 +87,8 @@ def _metadata(summary) -> dict:
                 ]
             )
             if reports
+            else "nothing due for re-delivery"
+            if redeliver and not summary.outcomes
             else "no report rendered (every recipient had it already)"
         ),
         "largest_message_bytes": max((o.size_bytes or 0 for o in summary.outcomes), default=0),
@@ -126,7 +130,7 @@ def _materialise(
         ) from error
     except runner.NoActivity as no_activity:
         raise dg.Failure(description=f"nothing mailed: {no_activity} (has ingestion stopped?)") from None
-    metadata = _metadata(summary)
+    metadata = _metadata(summary, config.redeliver)
     for outcome in summary.awaiting_decision:
         context.log.warning(f"{outcome.recipient.email} ({outcome.report_slug}): {outcome.error}")
     if summary.failed:  # every recipient was attempted; now make the failures impossible to miss

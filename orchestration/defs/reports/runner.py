@@ -9,6 +9,8 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from clickhouse_connect.driver.exceptions import DatabaseError
+
 from devstack import state
 from ingestion.replication import schema
 from ingestion.reports import addresses, data, delivery, pipeline
@@ -35,6 +37,26 @@ def marts_database() -> str:
     return os.environ.get("FUNNELHOUSE_MARTS_DATABASE") or marts_schema()
 
 
+class NoMarts(RuntimeError):
+    """ClickHouse has no marts database: nothing was ever built on this stack."""
+
+
+UNKNOWN_DATABASE = 81  # ClickHouse's error code for a database that does not exist
+
+
+def connect_to_marts(database: str | None = None):
+    """A ClickHouse client whose database is the marts' (``marts_database()`` unless given): what
+    ``funnelhouse report`` and ``funnelhouse marts`` read. NoMarts, saying to build them, if ClickHouse
+    has no such database (a stack never built), rather than the driver's UNKNOWN_DATABASE error."""
+    database = database or marts_database()
+    try:
+        return data.connect(environment.clickhouse_settings(), database=database)
+    except DatabaseError as error:
+        if error.code != UNKNOWN_DATABASE:
+            raise
+        raise NoMarts(f"no marts in {database}: run `funnelhouse build` first") from None
+
+
 def default_out_dir() -> Path:
     return Path(os.environ.get("FUNNELHOUSE_REPORT_DIR") or state.home() / "reports")
 
@@ -42,7 +64,7 @@ def default_out_dir() -> Path:
 def latest_data_day():
     """The newest day with any activity in the KPI mart: what ``funnelhouse report`` reports on when no
     date is given. Not the mart's newest row: it is on a date spine that runs to the build date."""
-    client = data.connect(environment.clickhouse_settings(), database=marts_database())
+    client = connect_to_marts()
     try:
         return data.MartReader(client, marts_database()).latest_kpi_day()
     finally:
@@ -134,6 +156,10 @@ class ScopeNeeded(ValueError):
     """An address that is not a recipient was given no scope."""
 
 
+class ScopeNotTheRecipients(ValueError):
+    """A recipient's address was given another scope than their own."""
+
+
 def only_to(
     address: str,
     everyone: list[Recipient],
@@ -142,6 +168,8 @@ def only_to(
     smtputf8: bool | None = None,
 ) -> list[Recipient]:
     """``--to``: that one address, with its own scope if it is a known recipient, else the given one.
+    A known recipient given another scope is refused: they get their own report (the ledger knows
+    a delivery by address and scope, so another scope's would be a delivery of its own).
 
     An address nobody configured gets no scope by default: a mistyped one would otherwise receive
     every department's numbers (each employee's deposits and ranking). ``smtputf8``: whether the
@@ -152,7 +180,13 @@ def only_to(
         check_scope(scope)
     check_language(language)
     if known := [r for r in everyone if r.email == address]:
-        return known
+        if scope is None or (known := [r for r in known if r.scope == scope]):
+            return known
+        theirs = ", ".join(sorted({r.scope for r in everyone if r.email == address}))
+        raise ScopeNotTheRecipients(
+            f"{address} is a report recipient with scope {theirs}, not {scope!r}: drop --scope "
+            "(they get the report of their own scope)"
+        )
     if scope is None:
         raise ScopeNeeded(
             f"{address} is not a report recipient (active managers/admins, or the recipients file): "
@@ -197,8 +231,8 @@ def run(
         )
     if only_failed:
         failed = Ledger(dsn).failed(period)
-        recipients = [r for r in recipients if r.email in failed]
-    client = data.connect(environment.clickhouse_settings(), database=marts_database())
+        recipients = [r for r in recipients if (r.email, r.scope) in failed]
+    client = connect_to_marts()
     try:
         # What the marts were built from as this run reads them: a missing column is retried by it.
         read_from = _recorded_definitions(client)

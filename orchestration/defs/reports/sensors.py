@@ -9,6 +9,12 @@ after each run) and has had fewer than ``MAX_RUNS`` runs, and runs that period's
 ``redeliver``: only those deliveries are sent (``runner.run(only_failed=True)``), nobody who has the
 report gets it twice (the ledger's claims), and each run counts against the bound.
 
+Only the deliveries a run of the partition sends are looked at: those to the configured recipients
+(``recipients.resolve``), each of its own scope. A failed ``funnelhouse report --to`` of an address
+that is no recipient (or of another scope), or one to a manager who has left since, is no run's to
+send again by itself: a run asked for it would send nothing and show the partition materialised.
+``funnelhouse report --send --to ...`` sends it again.
+
 Not retried here: 'bounced' deliveries and 'failed' ones marked permanent (no retry changes them: a
 relay without SMTPUTF8 for a non-ASCII local part; another run of the partition, without
 ``redeliver``, tries them once the address or the relay is fixed), and 'unknown' ones (they may have
@@ -90,11 +96,14 @@ def _run_key(instance: dg.DagsterInstance, due, delay_minutes: float) -> tuple[s
 )
 def report_redelivery_sensor(context: dg.SensorEvaluationContext):
     from ingestion.reports.ledger import Ledger
+    from ingestion.reports.recipients import resolve
     from orchestration import environment
 
     delay = redelivery_delay()
+    dsn = environment.pg_dsn()
+    configured = {(r.email, r.scope) for r in resolve(dsn)}  # whom the runner's redelivery run sends to
     requests = []
-    for due in Ledger(environment.pg_dsn()).redeliveries_due(delay):
+    for due in Ledger(dsn).redeliveries_due(delay, configured):
         job, asset = _BY_KIND[due.period_kind]
         partition = due.period_start.isoformat()
         if not asset.partitions_def.has_partition_key(partition):
