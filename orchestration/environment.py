@@ -307,18 +307,41 @@ def backup_offsite_url() -> str | None:
 TIMEZONE_VARIABLE = "FUNNELHOUSE_TIMEZONE"
 
 
-def schedule_timezone() -> str:
-    """The timezone every cron schedule runs in (the sales team's, not the server's): an IANA name
-    such as ``Europe/Berlin``, checked here so that a wrong one names the variable, not just the
-    schedule Dagster refuses it for."""
-    name = os.environ.get(TIMEZONE_VARIABLE, "").strip() or "Asia/Shanghai"
+def timezone_setting(variable: str, default: str = "Asia/Shanghai") -> str:
+    """``variable``, an IANA time zone name such as ``Europe/Berlin`` (``default`` when unset or
+    empty), checked here so that a wrong one names the variable, not just the schedule Dagster
+    refuses it for."""
+    name = os.environ.get(variable, "").strip() or default
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigurationError(
-            f"{TIMEZONE_VARIABLE} must be an IANA time zone such as Asia/Shanghai, not {name!r}"
+            f"{variable} must be an IANA time zone such as Asia/Shanghai, not {name!r}"
         ) from None
     return name
+
+
+def day_setting(variable: str, default: str) -> str:
+    """``variable``, a day as YYYY-MM-DD (``default`` when unset or empty), normalised."""
+    value = os.environ.get(variable, "").strip() or default
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ConfigurationError(f"{variable} must be a day as YYYY-MM-DD, not {value!r}") from None
+
+
+def hour_setting(variable: str, default: int) -> int:
+    """``variable``, a whole hour of the day from 0 to 23 (``default`` when unset or empty): what a
+    cron string is made with, refused here rather than by Dagster's cron parser."""
+    value = os.environ.get(variable, "").strip() or str(default)
+    if not (value.isascii() and value.isdigit() and int(value) < 24):
+        raise ConfigurationError(f"{variable} must be a whole hour from 0 to 23, not {value!r}")
+    return int(value)
+
+
+def schedule_timezone() -> str:
+    """The timezone every cron schedule runs in (the sales team's, not the server's)."""
+    return timezone_setting(TIMEZONE_VARIABLE)
 
 
 KPI_FIRST_DAY_VARIABLE = "FUNNELHOUSE_KPI_FIRST_DAY"
@@ -327,13 +350,7 @@ KPI_FIRST_DAY_VARIABLE = "FUNNELHOUSE_KPI_FIRST_DAY"
 def kpi_first_day() -> str:
     """The first daily partition of the KPI mart in Dagster (a UTC day, YYYY-MM-DD): the earliest day a
     backfill can rebuild. A CRM with older history sets it to its first day."""
-    value = os.environ.get(KPI_FIRST_DAY_VARIABLE, "").strip() or "2024-01-01"
-    try:
-        return dt.date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise ConfigurationError(
-            f"{KPI_FIRST_DAY_VARIABLE} must be a day as YYYY-MM-DD, not {value!r}"
-        ) from None
+    return day_setting(KPI_FIRST_DAY_VARIABLE, "2024-01-01")
 
 
 @dataclass(frozen=True)

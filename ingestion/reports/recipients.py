@@ -13,10 +13,12 @@ The default list comes from the seed's ``employees`` (active managers and admins
       - email: tofu.lead@example.com
         language: en          # an entry for an existing recipient changes only what it names
 
-An entry without ``scope`` only changes a recipient the table already gives (an active manager or
-admin); for anyone else it is skipped with a warning, never a whole-company report by default. A key
-the file does not know, or a value of the wrong type (``replace = "false"``, ``exclude`` as one address
-rather than a list), is a RecipientError naming the key: never a guess.
+An address is one recipient however many active manager/admin rows carry it (compared lower-cased):
+it gets the widest report they give, the whole company's if one is an admin's, unless its entry in the
+file gives a scope. An entry without ``scope`` only changes a recipient the table already gives (an
+active manager or admin); for anyone else it is skipped with a warning, never a whole-company report
+by default. A key the file does not know, or a value of the wrong type (``replace = "false"``,
+``exclude`` as one address rather than a list), is a RecipientError naming the key: never a guess.
 """
 
 from __future__ import annotations
@@ -201,11 +203,40 @@ def check_config(config: dict) -> dict:
     }
 
 
+def one_per_address(recipients: list[Recipient]) -> dict[str, Recipient]:
+    """Each address once, with the widest report its rows give: addresses are compared lower-cased, so
+    two employee rows (``employees.email`` is unique only as written) may be one mailbox. An admin's
+    row (the whole company) wins over a manager's; of two departments, neither wider, the first row's
+    (``from_employees`` orders them by department) stays, with a warning saying to choose one in the
+    recipients file, whose entry for the address decides either way (``apply_config``)."""
+    chosen: dict[str, Recipient] = {}
+    for recipient in recipients:
+        kept = chosen.get(recipient.email)
+        if kept is None or (recipient.sees_everything and not kept.sees_everything):
+            chosen[recipient.email] = recipient
+        elif not kept.sees_everything and kept.scope != recipient.scope:
+            log.warning(
+                "recipient %s: manager of %s and of %s in employees: gets the %s report only (give it a "
+                "scope in the recipients file to choose)",
+                recipient.email,
+                kept.scope,
+                recipient.scope,
+                kept.scope,
+            )
+    return chosen
+
+
 def apply_config(recipients: list[Recipient], config: dict) -> list[Recipient]:
+    """``recipients`` (the employees table's: one address may come several times, see
+    :func:`one_per_address`) changed by the recipients file ``config``."""
     config = check_config(config)
     default_language = config["default_language"]
     by_email = (
-        {} if config["replace"] else {r.email: replace(r, language=default_language) for r in recipients}
+        {}
+        if config["replace"]
+        else {
+            email: replace(r, language=default_language) for email, r in one_per_address(recipients).items()
+        }
     )
     for entry in config["recipients"]:
         email = entry["email"].strip().lower()

@@ -141,3 +141,51 @@ def test_the_report_command_refuses_an_exclude_that_is_one_address(report_enviro
         "not str 'manager1.0@example.com'"
     ]
     assert not (report_environment / "out").exists()
+
+
+def _add_employees(dsn: str, rows: list[tuple[str, str, str, str | None]]) -> None:
+    """(code, email, role, department) rows, active, in the test's ``employees``."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        conn.cursor().executemany(
+            """INSERT INTO public.employees (employee_code, name, email, username, password_hash, role,
+                                             department, level, status)
+               VALUES (%s, %s, %s, lower(%s), 'x', %s, %s, '主管', 'active')""",
+            [(code, code, email, code, role, department) for code, email, role, department in rows],
+        )
+
+
+def test_an_address_of_an_admin_and_a_manager_gets_the_whole_company(employees_dsn, tmp_path):
+    """Two employee rows whose addresses differ only in case (the column's UNIQUE is case-sensitive)
+    are one mailbox: it gets the widest report its rows give, the admin's, not whichever row came last;
+    a recipients file entry with a scope still decides."""
+    _add_employees(
+        employees_dsn,
+        [
+            ("EMP_BOTH_ADMIN", "Both@Example.com", "admin", None),
+            ("EMP_BOTH_VIP", "both@example.com", "manager", "VIP"),
+        ],
+    )
+    [both] = [r for r in resolve(employees_dsn) if r.email == "both@example.com"]
+    assert (both.scope, both.role) == (ALL_DEPARTMENTS, "admin")
+
+    config = tmp_path / "recipients.yaml"
+    config.write_text("recipients:\n  - {email: both@example.com, scope: VIP}\n", encoding="utf-8")
+    [both] = [r for r in resolve(employees_dsn, config) if r.email == "both@example.com"]
+    assert both.scope == "VIP"
+
+
+def test_an_address_managing_two_departments_gets_the_first_and_a_warning(employees_dsn, caplog):
+    """No department's report is wider than another's: the address gets the first department's (in the
+    employees table's order) every time, and a warning says to choose in the recipients file."""
+    _add_employees(
+        employees_dsn,
+        [
+            ("EMP_TWO_VIP", "two@example.com", "manager", "VIP"),
+            ("EMP_TWO_BOFU", "TWO@example.com", "manager", "BoFu"),
+        ],
+    )
+    [two] = [r for r in resolve(employees_dsn) if r.email == "two@example.com"]
+    assert two.scope == "BoFu"
+    assert "two@example.com" in caplog.text and "BoFu" in caplog.text and "VIP" in caplog.text

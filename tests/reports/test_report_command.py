@@ -388,3 +388,40 @@ def test_an_out_folder_that_cannot_be_written_is_one_line(report_environment):
     result = invoke("--date", QUIET_DAY.isoformat(), "--out", str(out))
     assert_clean_failure(result, 1)
     assert f"cannot write report files to {out}: Not a directory" in said(result), result.output
+
+
+def test_a_preliminary_report_to_an_address_nobody_configured_says_how_its_complete_one_is_sent(
+    report_environment, smtp_sink, marts
+):
+    """`--send --to` an address that is no recipient, for a day the marts were refreshed during: the
+    report goes out preliminary, and the warning says what is true of it: the scheduled run mails the
+    complete report to the configured recipients only (it does not mail this address), and running the
+    same command again once the marts hold the whole day does (the ledger lets a complete report follow
+    a preliminary one, once)."""
+    import dagster as dg
+
+    from orchestration.defs.reports.assets import daily_kpi_reports
+
+    day, address = "2026-11-19", "outsider.preliminary@example.com"
+    arguments = ("--date", day, "--send", "--to", address, "--scope", "VIP")
+    client, outbox = marts[0], smtp_sink["outbox"]
+
+    def to_the_address() -> list:
+        return messages_to(outbox, address, f"daily-{day}-VIP-zh")
+
+    refresh_state.record_refresh(client, RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 19, 18, 30))
+    first = invoke(*arguments)
+    assert first.exit_code == 0, first.output
+    assert "goes out by itself only to the configured recipients" in said(first), first.output
+    assert f"run this command again once the marts hold the whole of daily-{day}" in said(first)
+    assert [("初步" in m["Subject"]) for m in to_the_address()] == [True]
+
+    refresh_state.record_refresh(client, RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 20, 0, 30))
+    assert dg.materialize([daily_kpi_reports], partition_key=day).success  # the scheduled run's report
+    assert len(to_the_address()) == 1  # mailed the configured recipients, not this address
+
+    again = invoke(*arguments)
+    assert again.exit_code == 0, again.output
+    assert "warning" not in said(again) and "sent 1, already sent 0, failed 0" in said(again)
+    assert [("初步" in m["Subject"]) for m in to_the_address()] == [True, False]
+    assert "already sent 1" in said(invoke(*arguments)) and len(to_the_address()) == 2

@@ -12,13 +12,15 @@ KPI mart's do, so a partition can be looked at by hand while its day runs.
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-REPORT_TIMEZONE = os.environ.get("FUNNELHOUSE_REPORT_TIMEZONE", "Asia/Shanghai")
-REPORT_HOUR = int(os.environ.get("FUNNELHOUSE_REPORT_HOUR", "9"))
-FIRST_REPORT_DAY = os.environ.get("FUNNELHOUSE_REPORT_START", "2026-01-01")
+from orchestration.environment import day_setting, hour_setting, timezone_setting
+
+# Read when the code location loads: a value that cannot be used stops it with a message naming the
+# variable (one line from the console script), not Dagster's refusal of the cron string or time zone.
+REPORT_TIMEZONE = timezone_setting("FUNNELHOUSE_REPORT_TIMEZONE")
+REPORT_HOUR = hour_setting("FUNNELHOUSE_REPORT_HOUR", 9)
+FIRST_REPORT_DAY = day_setting("FUNNELHOUSE_REPORT_START", "2026-01-01")
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_REPORT_DAY, end_offset=1)
 weekly_partitions = dg.WeeklyPartitionsDefinition(

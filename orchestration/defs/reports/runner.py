@@ -195,6 +195,21 @@ def only_to(
     return [Recipient(address, address, scope, language, role="ad hoc")]
 
 
+def _complete_one_not_scheduled(recipients: list[Recipient], period: Period) -> str | None:
+    """What to do to mail the complete report to the ``--to`` addresses no scheduled run mails (those
+    that are no configured recipient: ``only_to``'s "ad hoc"), when they get a preliminary one; None
+    if there are none. The scheduled run mails the configured recipients only; this command run again
+    after the period sends the complete report (the ledger allows one after a preliminary one)."""
+    ad_hoc = [r.email for r in recipients if r.role == "ad hoc"]
+    if not ad_hoc:
+        return None
+    return (
+        f"{period.key} goes out preliminary to {', '.join(ad_hoc)}; its complete report goes out by itself "
+        "only to the configured recipients (active managers/admins, the recipients file): run this command "
+        f"again once the marts hold the whole of {period.key} to send the complete one to that address"
+    )
+
+
 def run(
     period: Period,
     *,
@@ -246,7 +261,9 @@ def run(
             if require_complete:
                 raise
             progress(f"warning: {incomplete}")
-            complete = False  # sent as a preliminary report: the complete one still goes out later
+            if send and (note := _complete_one_not_scheduled(recipients, period)):
+                progress(f"warning: {note}")
+            complete = False  # sent as a preliminary report (the ledger lets a complete one follow)
         return pipeline.produce_reports(
             period,
             recipients,
