@@ -26,13 +26,17 @@ words after a phone label ("电话138零0138000", "call me at four one five ..."
 unless it is a word of the CRM analysis's known tags ("加我zhangwei", "zhang.wei", "lina-wang"; not
 "crypto"), as the ClickHouse tag filter drops such tags: the rebuild this forces re-redacts every
 document already indexed.
+8 - the same mapping; the redaction masks handles after WeChat in spaced pinyin ("Wei Xin: ..."), after
+"hao"/"zhanghao"/"haoma"/"account" behind a label ("weixin hao: lina_w2024" used to mask "hao" and keep
+the id), and after Instagram/Facebook labels and profile links ("ig", "fb", "facebook.com/..."): the
+rebuild this forces re-redacts every document already indexed.
 """
 
 from __future__ import annotations
 
 import re
 
-MAPPING_VERSION = 7
+MAPPING_VERSION = 8
 DEFAULT_ALIAS = "conversations"
 
 _KEYWORD = {"type": "keyword"}

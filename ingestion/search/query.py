@@ -10,6 +10,17 @@ on Elasticsearch's minimal distribution) simply match nothing, so one query serv
 
 The index holds message text in NFKC (``redaction.plain_forms``: full-width "ＡＡＰＬ" as "AAPL"), and
 ``standard`` does not fold widths: the query is written in the same form first.
+
+A query is at most ``MAX_QUERY_CHARACTERS`` characters long (in that form, without the spaces around
+it); a longer one is refused (``QueryTooLong``) before it is sent. Every word (every Chinese character,
+as a bigram of ``content.cjk``) becomes a clause of its own, and OpenSearch 2.19 refuses a query of more
+than 1,024 clauses in all ("maxClauseCount is set to 1024": a paste of 1,030 Chinese characters, or of
+1,100 words), where Elasticsearch 9 answers with no hits. Measured on OpenSearch 2.19, the query of
+every shape tried (Chinese runs, words, single letters, Chinese characters and letters or digits in
+turn) took about one clause per character: 1,000 characters passed, 1,020 of Chinese characters and
+digits in turn did not. Half of that leaves room for what was not tried. Cutting the text instead
+would drop words every hit must hold, and the search would silently find texts without them. What an
+engine still refuses with HTTP 400 is a ``QueryRefused`` naming its reason.
 """
 
 from __future__ import annotations
@@ -23,6 +34,15 @@ from ingestion.search.client import SearchClient, error_status
 from ingestion.search.redaction import plain_forms
 
 HIGHLIGHT_PRE, HIGHLIGHT_POST = "<<", ">>"
+MAX_QUERY_CHARACTERS = 500
+
+
+class QueryRefused(ValueError):
+    """The search text cannot be searched as given: the message says why, for the user."""
+
+
+class QueryTooLong(QueryRefused):
+    """Longer than ``MAX_QUERY_CHARACTERS``: refused before it is sent."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +123,13 @@ def _filter_clauses(filters: Filters) -> list[dict]:
 def build_query(text: str | None, filters: Filters, size: int = 10) -> dict:
     query: dict = {"bool": {"filter": _filter_clauses(filters)}}
     if text and text.strip():
-        query["bool"]["must"] = [_text_clause(plain_forms(text.strip()))]
+        words = plain_forms(text.strip())
+        if len(words) > MAX_QUERY_CHARACTERS:
+            raise QueryTooLong(
+                f"the search text is {len(words):,} characters long, at most {MAX_QUERY_CHARACTERS} are "
+                "searched: keep the words you are looking for"
+            )
+        query["bool"]["must"] = [_text_clause(words)]
         sort: list = ["_score", {"sent_at": "desc"}]
     else:
         sort = [{"sent_at": "desc"}]
@@ -131,8 +157,11 @@ def search_conversations(
     try:
         response = client.search(alias, build_query(text, filters, size))
     except Exception as exc:
-        if error_status(exc) == 404:
+        status = error_status(exc)
+        if status == 404:
             raise LookupError(f"no search index {alias!r} yet: run `funnelhouse reindex --full`") from exc
+        if status == 400:
+            raise QueryRefused(f"the search engine refused the query: {_reason(exc)}") from exc
         raise
     hits = []
     for hit in response["hits"]["hits"]:
@@ -153,6 +182,18 @@ def search_conversations(
             )
         )
     return SearchResult(total=response["hits"]["total"]["value"], hits=hits, took_ms=response.get("took", 0))
+
+
+def _reason(exc: BaseException) -> str:
+    """The engine's own words for a refused request (its root cause), not the client's whole repr."""
+    body = getattr(exc, "info", None) or getattr(exc, "body", None)  # opensearch-py, elasticsearch-py
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        causes = error.get("root_cause") or [error]
+        reason = causes[0].get("reason") if isinstance(causes[0], dict) else None
+        if reason:
+            return str(reason)[:300]
+    return str(exc)[:300]
 
 
 def count_conversations(client: SearchClient, filters: Filters, *, alias: str = mapping.DEFAULT_ALIAS) -> int:

@@ -33,9 +33,10 @@ and numbers in Chinese numerals have no such test: the label rule's scan finds t
 positions it stops at, instead of a regex search of their own over every Chinese message.
 
 Latin labels count only as whole words ("wa" is WhatsApp in "wa: 8613...", not in "wanted"), and
-after a label that is also an English word ("signal", "line", "we chat", "QQ is fine") a plain word
-is left alone unless the text says it is a handle (":", "号", "id") or it looks like one (digits,
-"_" or "." inside): otherwise ordinary English would lose words to ``[handle]``. The price: a
+after a label that is also an English word, a name or a ticker ("signal", "line", "we chat", "QQ is
+fine", "Wei Xin said", "Facebook earnings", "FB shares", "IG") a plain word is left alone unless the
+text says it is a handle (":", "号", "id", "hao", "account") or it looks like one (digits, "_" or "."
+inside): otherwise ordinary English would lose words to ``[handle]``. The price: a
 letters-only handle after such a label and a bare space ("tg moonboy") stays; "@moonboy" does not.
 """
 
@@ -201,9 +202,11 @@ def _has_birthday_label(lowered: str) -> bool:
 
 
 # Messenger labels in both languages, including the usual homophones used to dodge filters
-# (威信/薇信/V信/vx, also spaced out: "微 信", "V 信"), followed by an optional "号/ID/账号" and a
-# separator. A Latin label is a whole word: no letter or digit before it (checked in
-# ``_redact_labelled_handles``), and after it no letter but the start of "id"/"no"/"number".
+# (威信/薇信/V信/vx, also spaced out: "微 信", "V 信", "wei xin", "we chat", "whats app", "kakao talk"),
+# followed by an optional "号/ID/账号" (also in pinyin, "hao"/"zhanghao"/"haoma", or "account") and a
+# separator. Instagram and Facebook ("ig", "fb") are labels too. A Latin label is a whole word: no
+# letter or digit before it (checked in ``_redact_labelled_handles``), and after it no letter but the
+# start of "id"/"no"/"number"/"hao"/"zhanghao"/"account" ("weixinhao: lina_w2024").
 # A lone "v" is WeChat only where Chinese slang makes it one: after "加"/"我的"/"+" ("加V
 # zhangsan88"), or before ":"/"："/"号" ("我的v：abc_123"); "V型反转", "I love you" hold none.
 # "加微" ("add me on WeChat": "加微 lily2024") and "微" before a separator ("微：lily2024") are
@@ -214,9 +217,10 @@ def _has_birthday_label(lowered: str) -> bool:
 # (``_CONTACT_VERB``). A QQ number is also a QQ mailbox's name ("QQ邮箱 12345678",
 # "扣扣 12345678", "Q号 12345678"), and a mailbox named without its domain is an address all the
 # same ("邮箱 zhangsan88", "my gmail is johndoe88"; "gmail is down" stays).
-# Telegram links ("t.me/moonboy_88", "telegram.me/...") are labels that need no separator; the
-# handle after any label may be "live:abc.def" (a Skype id is all of it) or a link ("电报
-# t.me/moonboy_88").
+# Telegram links ("t.me/moonboy_88", "telegram.me/...") and profile links ("facebook.com/lina.wang88",
+# "instagram.com/...", "fb.com/...") are labels that need no separator; the handle after any label may
+# be "live:abc.def" (a Skype id is all of it) or a link ("电报 t.me/moonboy_88", "ig:
+# instagram.com/lina").
 #
 # The pattern runs on the lowercased text, case-sensitively, and every alternative starts with a
 # literal: Python's ``re`` then jumps between positions that can start a label instead of trying
@@ -224,11 +228,14 @@ def _has_birthday_label(lowered: str) -> bool:
 # position every alternative that starts with its character is entered, so alternatives sharing
 # a first character are grouped under it (``_by_first_character``): a "t" or a "w" of English
 # text enters one alternative, not two or six (about 12% less time for the scan).
+# The sites whose profile links ("facebook.com/lina.wang88", "https://www.instagram.com/lina.wang88")
+# are labels with no separator before the handle, as Telegram's are.
+_PROFILE_SITES = ("facebook", "fb", "instagram")
 _LATIN_LABELS = (
     "vx",
     "wx",
     r"we\s?chat",
-    "weixin",
+    r"wei\s?xin",
     r"whats\s?app",
     "wa",
     "telegram",
@@ -237,12 +244,16 @@ _LATIN_LABELS = (
     "skype",
     "signal",
     "qq",
-    "kakao",
+    r"kakao(?:\s?talk)?",
     "gmail",
+    "instagram",
+    "ig",
+    "facebook",
+    "fb",
     # "add me", "find me": from "me", a rarer first character than "a" and "f" (``_CONTACT_VERB``)
     r"me(?:(?<=\badd\sme)|(?<=\bfind\sme))",
 )
-_LATIN_LABEL_END = r"(?!(?!id|no|number)[a-z])"
+_LATIN_LABEL_END = r"(?!(?!id|no|number|hao|zhanghao|account)[a-z])"
 _LABELS = (
     r"微\s*信",
     r"威\s*信",
@@ -262,6 +273,7 @@ _LABELS = (
     "飞机",
     r"telegram\.me/",
     r"t\.me/",
+    *(rf"{site}\.com/" for site in _PROFILE_SITES),
     *(label + _LATIN_LABEL_END for label in _LATIN_LABELS),
     r"v(?:(?<=加v)|(?<=我的v)|(?<=\+v))" + _LATIN_LABEL_END,
     r"v(?=\s*(?:[:：]|号))",
@@ -298,13 +310,23 @@ def _by_first_character(alternatives: Iterable[str]) -> list[str]:
     return merged
 
 
+# "号"/"账号"/"号码" in pinyin ("weixin hao: lina_w2024", "wei xin zhanghao lina88"), and "account":
+# words between a label and its handle, not the handle.
+_ID_IN_WORDS = r"(?:(?:zhang\s?)?hao(?:\s?ma)?|account)(?![a-z])"
+# A link to a profile, the handle after a label ("电报 t.me/moonboy_88", "ig: instagram.com/lina88").
+_PROFILE_LINK = (
+    r"(?:https?://)?(?:www\.|m\.)?(?:(?:t|telegram)\.me|(?:" + "|".join(_PROFILE_SITES) + r")\.com)/"
+)
+
+
 def _label_scan(alternatives: Iterable[str]) -> re.Pattern:
     """The labels, their separators (a "[" among them), and the handle after them: not an address
     already masked ("邮箱 [email]")."""
     return re.compile(
         rf"(?P<label>(?:{'|'.join(_by_first_character(alternatives))})"
-        rf"(?:(?P<bare>{_BARE_END})|\s*(?:号|账号|帐号|id|号码|number|no\.?)?\s*(?:is|是|为|:|：|=|-|>|→|[(（【\[]|\s)*\s*))"
-        r"(?(bare)|(?P<handle>(?!email\])@?\+?(?:live:\.?|(?:https?://)?(?:t|telegram)\.me/)?"
+        rf"(?:(?P<bare>{_BARE_END})|\s*(?:号|账号|帐号|id|号码|number|no\.?|{_ID_IN_WORDS})?\s*"
+        r"(?:is|是|为|:|：|=|-|>|→|[(（【\[]|\s)*\s*))"
+        rf"(?(bare)|(?P<handle>(?!email\])@?\+?(?:live:\.?|{_PROFILE_LINK})?"
         r"[a-z0-9][a-z0-9_.\-]{2,}(?:[ \-][0-9]{2,})*))"
     )
 
@@ -318,7 +340,8 @@ _HANDLE_AFTER_LATIN_LABEL = _label_scan(label for label in _LABELS if label[0].i
 # After "是我": "(的)微信(号)" and the like; before it, letters, digits and "_", five or more with a
 # digit or "_" among them.
 _LABEL_AFTER_IT_IS_MY = re.compile(
-    r"的?\s*(?:[微威薇徽v]\s*信|电报|飞机|vx|wx|we\s?chat|weixin|whats\s?app|telegram|tg|qq|line|skype)(?![a-z])"
+    r"的?\s*(?:[微威薇徽v]\s*信|电报|飞机|vx|wx|we\s?chat|wei\s?xin|whats\s?app|telegram|tg|qq|line|skype"
+    r"|instagram|ig|facebook|fb)(?![a-z])"
 )
 _HANDLE_BEFORE_LABEL = re.compile(r"(?<![A-Za-z0-9_])(?=[A-Za-z]*[0-9_])(?P<handle>[A-Za-z0-9_]{5,})\s*\Z")
 _HANDLE_BEFORE_LABEL_REACH = 64  # longer than any messenger's handle, with spaces after it
@@ -619,8 +642,10 @@ def _digit_count(text: str) -> int:
 # Labels that are also everyday English ("buy signal is strong", "we chat every week", "QQ is
 # fine"): after one of them, a plain word is a word. It counts as a handle only when the label says
 # so (":", "=", "号", "id"...) or when it looks like one (a digit, or "_"/"." inside it).
-_WORD_LABEL = re.compile(r"(?i)(?:we\s+chat|wa|tg|line|signal|qq|gmail)(?![a-z])|联系方式|扣扣")
-_SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no)\b")
+_WORD_LABEL = re.compile(
+    r"(?i)(?:we\s+chat|wei\s+xin|wa|tg|line|signal|qq|gmail|instagram|ig|facebook|fb)(?![a-z.])|联系方式|扣扣"
+)
+_SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no|account)\b|hao(?:\s?ma)?\b")
 _LOOKS_LIKE_A_HANDLE = re.compile(r"[0-9@+]|[_.][A-Za-z0-9]")
 
 

@@ -1,7 +1,8 @@
 """``funnelhouse search`` and ``funnelhouse reindex``: the conversations index from the command line.
 
 What a user can run into (no engine at the configured address, a rebuild already running, a rebuild
-that failed its checks) ends the command with one ``Error: ...`` line on stderr and exit status 1.
+that failed its checks, a search text too long or refused by the engine) ends the command with one
+``Error: ...`` line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ingestion.search.query import (
     HIGHLIGHT_POST,
     HIGHLIGHT_PRE,
     Filters,
+    QueryRefused,
     count_conversations,
     search_conversations,
 )
@@ -149,7 +151,7 @@ def register(app: typer.Typer) -> None:
             try:
                 result = search_conversations(client, text, filters, alias=alias, size=limit)
                 unknown = _unknown_people(client, filters, alias) if not result.total else []
-            except LookupError as exc:  # no index yet
+            except (LookupError, QueryRefused) as exc:  # no index yet; a text too long, or refused
                 _fail(str(exc))
         console.print(f"{result.total} conversation(s) in {result.took_ms} ms")
         for hint in unknown:
@@ -225,7 +227,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("search-quarantine")
     def search_quarantine(
-        limit: int = typer.Option(50, help="Show at most this many documents."),
+        limit: int = typer.Option(50, min=1, help="Show at most this many documents."),
         alias: str = typer.Option(mapping.DEFAULT_ALIAS, hidden=True),
     ) -> None:
         """Documents the search engine refused for good (the sync moved past them), with the reason."""

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from devstack.search import artifacts, elasticsearch, java, opensearch
 from ingestion.contracts import CONTRACTS
 from ingestion.generate.funnel import customer_code
-from ingestion.search import indexer, rebuild
+from ingestion.search import indexer, query, rebuild
 from ingestion.search.client import BulkFailed, BulkOutcome, SearchClient
 from orchestration.cli import app
 from orchestration.environment import SearchSettings
@@ -265,6 +265,41 @@ def test_reindex_failures_are_one_line(tmp_path, monkeypatch, arguments, patched
     result = CliRunner().invoke(app, ["reindex", *arguments], env={"COLUMNS": "200"})
     error = _one_clean_error(result)
     assert error.startswith(expected), error
+
+
+# A pasted text of 1,030 Chinese characters: OpenSearch 2.19 refused it (HTTP 400, "maxClauseCount is
+# set to 1024"), and the command printed the client's traceback.
+_PASTED = "".join(chr(0x4E00 + (i * 7) % 20000) for i in range(1030))
+
+
+@pytest.mark.parametrize("search_engine", ["opensearch"], indirect=True)
+def test_a_search_text_too_long_or_refused_by_the_engine_is_one_line(
+    pg_dsn, search_engine, search_client, search_alias, monkeypatch
+):
+    with psycopg.connect(pg_dsn) as conn:
+        seed_samples(conn, seed_people(conn))
+    rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_URL", search_engine["url"])
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_FLAVOUR", search_engine["flavour"])
+
+    error = _one_clean_error(_invoke(_PASTED, "--alias", search_alias))
+    assert error == (
+        f"Error: the search text is 1,030 characters long, at most {query.MAX_QUERY_CHARACTERS} are "
+        "searched: keep the words you are looking for"
+    )
+    # Whatever else the engine refuses as a bad request: here the same text, past a limit raised for it.
+    monkeypatch.setattr(query, "MAX_QUERY_CHARACTERS", 2000)
+    error = _one_clean_error(_invoke(_PASTED, "--alias", search_alias))
+    assert error.startswith("Error: the search engine refused the query: "), error
+    assert "maxClauseCount is set to 1024" in error
+
+
+@pytest.mark.parametrize("limit", ["-5", "0"])
+def test_search_quarantine_refuses_a_limit_below_one_before_connecting(monkeypatch, limit):
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_URL", "http://127.0.0.1:1")  # never reached
+    result = CliRunner().invoke(app, ["search-quarantine", "--limit", limit], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--limit'" in result.output and "Traceback" not in result.output
 
 
 def test_search_settings_keep_the_password_out_of_their_repr():

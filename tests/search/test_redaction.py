@@ -9,6 +9,7 @@ from ingestion.generate import vocab
 from ingestion.replication import tables
 from ingestion.search import rebuild
 from ingestion.search.documents import redacted_tag_fields
+from ingestion.search.query import search_conversations
 from ingestion.search.redaction import plain_forms, redact, redact_all, redact_tag
 from tests.search.crm import CONTACT_DETAILS, seed_people, seed_samples
 from tests.search.helpers import NO_LAG, indexed_sources, rebuilt_with_messages
@@ -232,3 +233,50 @@ def test_every_format_character_is_dropped_and_the_tag_path_agrees():
 @pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
 def test_the_index_holds_none_of_the_fourth_reviews_leaks(pg_dsn, search_client, search_alias):
     rebuilt_with_messages(pg_dsn, search_client, search_alias, REVIEWED_LEAKS)
+
+
+# The search review: WeChat in spaced pinyin, "号" in pinyin between a label and its handle (which
+# took "hao" for the handle and left the id), Instagram and Facebook by name, abbreviation or link.
+SEARCH_REVIEWS_LEAKS = {
+    "Wei Xin: zhangwei88": "Wei Xin: [handle]",
+    "weixin hao: lina_w2024": "weixin hao: [handle]",
+    "weixinhao lina_w2024": "weixinhao [handle]",
+    "wei xin zhanghao lina88": "wei xin zhanghao [handle]",
+    "WEIXIN haoma: lina": "WEIXIN haoma: [handle]",
+    "qq hao 12345678": "qq hao [handle]",
+    "my wechat account is lina88": "my wechat account is [handle]",
+    "kakao talk: lina88": "kakao talk: [handle]",
+    "instagram lina.wang88": "instagram [handle]",
+    "Instagram: lina_wang": "Instagram: [handle]",
+    "IG lina.w": "IG [handle]",
+    "fb: lina_w": "fb: [handle]",
+    "facebook.com/lina.wang88": "facebook.com/[handle]",
+    "看我 https://www.instagram.com/lina.wang88 吧": "看我 https://www.instagram.com/[handle] 吧",
+    "ig: instagram.com/linawang": "ig: [handle]",
+    "lina_88 是我weixin": "[handle] 是我weixin",
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), SEARCH_REVIEWS_LEAKS.items())
+def test_the_search_reviews_leaks_are_redacted(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a name, a company, a ticker: a plain word after them is a word
+        "Wei Xin said the market is up",
+        "Facebook earnings beat, facebook stock fell, FB shares and IG group results",
+        "the instagram ads business grows",
+    ],
+)
+def test_ordinary_text_near_the_search_reviews_labels_is_untouched(text):
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_searching_a_handle_of_the_search_review_finds_nothing(pg_dsn, search_client, search_alias):
+    rebuilt_with_messages(pg_dsn, search_client, search_alias, SEARCH_REVIEWS_LEAKS)
+    for handle in ("zhangwei88", "lina_w2024", "lina.wang88"):
+        assert search_conversations(search_client, handle, alias=search_alias).total == 0, handle
