@@ -3,7 +3,7 @@ the same work (a second one beside it would only race it, or queue behind it for
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import dagster as dg
 
@@ -26,13 +26,26 @@ NOT_ENDED = [
 
 
 def runs_not_ended(
-    instance: dg.DagsterInstance, job_names: list[str] | None = None, tags: Mapping[str, str] | None = None
+    instance: dg.DagsterInstance,
+    job_names: Collection[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+    asset_keys: Collection[dg.AssetKey] = (),
 ) -> list[dg.DagsterRun]:
-    """The runs not ended yet of these jobs (any job when None) with these tags."""
+    """The runs not ended yet with these tags that are of these jobs or select any of these assets
+    (any run when neither is given). An asset materialised by hand in the UI, or by a backfill, runs
+    in Dagster's ``__ASSET_JOB`` (or any job holding it) with the asset in its ``asset_selection``:
+    as much the work of a schedule or sensor waiting for it as a run of its own job."""
+    keys = set(asset_keys)
+    records = instance.get_run_records(filters=dg.RunsFilter(tags=dict(tags or {}), statuses=NOT_ENDED))
     return [
         record.dagster_run
-        for name in job_names or [None]
-        for record in instance.get_run_records(
-            filters=dg.RunsFilter(job_name=name, tags=dict(tags or {}), statuses=NOT_ENDED)
-        )
+        for record in records
+        if (job_names is None and not keys)
+        or record.dagster_run.job_name in (job_names or ())
+        or keys & set(record.dagster_run.asset_selection or ())
     ]
+
+
+def described(runs: list[dg.DagsterRun]) -> str:
+    """The runs as a skip reason names them: job, short run id and status."""
+    return ", ".join(f"{run.job_name} {run.run_id[:8]} ({run.status.value.lower()})" for run in runs)

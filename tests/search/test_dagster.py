@@ -132,8 +132,12 @@ def test_sensor_requests_a_rebuild_when_the_mapping_version_changes(
     assert isinstance(_tick(search_resource), dg.SkipReason)
 
 
-def _evaluate_schedule():
-    with dg.build_schedule_context(instance=dg.DagsterInstance.ephemeral()) as context:
+def _evaluate_schedule(instance=None):
+    """The nightly rebuild's tick (it looks for runs in flight: an instance a context can refer to)."""
+    if instance is None:
+        with dg.instance_for_test() as instance:
+            return _evaluate_schedule(instance)
+    with dg.build_schedule_context(instance=instance) as context:
         return nightly_search_rebuild.evaluate_tick(context)
 
 
@@ -305,3 +309,131 @@ def test_a_detached_month_is_pending_for_the_sensor(pg_dsn, search_client, searc
     _take_out(pg_dsn, "detach", november_partition)
     request = _tick(search_resource, instance)
     assert isinstance(request, dg.RunRequest) and request.tags[REASON_TAG] == "pending changes"
+
+
+def _from_the_ui(instance, **config):
+    """A materialisation of the index started by hand in the UI, as the daemon records it: Dagster's
+    implicit asset job, the asset selected, the launchpad's config."""
+    op_config = {"ops": {"search__conversations_index": {"config": config}}} if config else {}
+    return instance.add_run(
+        dg.DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=str(uuid.uuid4()),
+            status=dg.DagsterRunStatus.STARTED,
+            asset_selection=frozenset({conversations_search_index.key}),
+            run_config=op_config,
+        )
+    )
+
+
+@pytest.fixture
+def instance():
+    """An instance a schedule's context can refer to (an ephemeral one it cannot)."""
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_a_run_of_the_index_started_in_the_ui_is_waited_for(
+    pg_dsn, search_client, search_resource, monkeypatch, instance
+):
+    """A rebuild started in the UI holds the rebuild lock as the rebuild job's would: a rebuild asked
+    for beside it (by the sensor, by the nightly schedule) could only fail on it, and be alerted."""
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        seed_samples(conn, people)
+    _materialize(search_resource)
+    built = mapping.MAPPING_VERSION
+    monkeypatch.setattr(mapping, "MAPPING_VERSION", built + 1)  # a deploy
+    by_hand = _from_the_ui(instance, full_rebuild=True)
+    waiting = _tick(search_resource, instance)
+    assert isinstance(waiting, dg.SkipReason), waiting
+    assert "full rebuild needed" in waiting.skip_message and by_hand.run_id[:8] in waiting.skip_message
+    nightly = _evaluate_schedule(instance)
+    assert not nightly.run_requests and by_hand.run_id[:8] in nightly.skip_message
+    instance.report_run_failed(by_hand)
+    request = _tick(search_resource, instance)
+    assert isinstance(request, dg.RunRequest) and "mapping version" in request.tags[REASON_TAG]
+    assert len(_evaluate_schedule(instance).run_requests) == 1
+
+    # The sensor's own rebuild (a sync run asked to rebuild) holds the nightly one back too; its
+    # plain syncs do not (the night's rebuild is not lost to a sync of seconds).
+    sensors_rebuild = instance.add_run(
+        dg.DagsterRun(
+            job_name=search_sync_job.name,
+            run_id=str(uuid.uuid4()),
+            status=dg.DagsterRunStatus.STARTED,
+            tags=request.tags,
+        )
+    )
+    assert not _evaluate_schedule(instance).run_requests
+    instance.report_run_failed(sensors_rebuild)
+    plain = _add_run(instance, search_sync_job, dg.DagsterRunStatus.STARTED)
+    assert len(_evaluate_schedule(instance).run_requests) == 1
+    instance.report_run_failed(plain)
+
+    # A sync started in the UI (no rebuild asked for) holds back the sensor's sync of the same changes.
+    monkeypatch.setattr(mapping, "MAPPING_VERSION", built)  # the mapping as built: no rebuild due
+    with psycopg.connect(pg_dsn) as conn:
+        insert_conversation(conn, people, "pending while a sync runs from the UI")
+    ui_sync = _from_the_ui(instance)
+    waiting = _tick(search_resource, instance)
+    assert isinstance(waiting, dg.SkipReason) and ui_sync.run_id[:8] in waiting.skip_message
+    instance.report_run_canceled(ui_sync)
+    assert isinstance(_tick(search_resource, instance), dg.RunRequest)
+
+
+@pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)
+def test_sync_runs_that_keep_failing_are_requested_after_a_back_off(
+    pg_dsn, search_client, search_resource, monkeypatch
+):
+    """A sync failing on PostgreSQL or a refused bulk request (the engine answering) fails the same
+    way at the next run: not a run (and an alert, and two retries) every tick, but the back-off."""
+    with psycopg.connect(pg_dsn) as conn:
+        people = seed_people(conn)
+        seed_samples(conn, people)
+    _materialize(search_resource)
+    with psycopg.connect(pg_dsn) as conn:
+        insert_conversation(conn, people, "pending; every sync run of it fails")
+    instance = dg.DagsterInstance.ephemeral()
+
+    def fail(request):
+        run = instance.add_run(
+            dg.DagsterRun(
+                job_name=search_sync_job.name,
+                run_id=str(uuid.uuid4()),
+                status=dg.DagsterRunStatus.STARTED,
+                tags=request.tags,
+            )
+        )
+        instance.report_run_failed(run)
+        return run
+
+    results = [_tick(search_resource, instance)]
+    first = fail(results[0])
+    results += [_tick(search_resource, instance) for _ in range(11)]  # the rest of the hour's ticks
+    assert [type(result) for result in results] == [dg.RunRequest] + [dg.SkipReason] * 11
+    waiting = results[-1].skip_message
+    assert f"1 sync run(s) failed in a row, the last {first.run_id[:8]}" in waiting
+    assert "the next in 10 min" in waiting
+
+    monkeypatch.setattr(sensors, "SENSOR_INTERVAL_S", 0)  # (no back-off left)
+    again = _tick(search_resource, instance)
+    assert isinstance(again, dg.RunRequest) and again.tags[REASON_TAG] == sensors.PENDING_REASON
+    second = fail(again)
+    monkeypatch.setattr(sensors, "SENSOR_INTERVAL_S", 300)
+    waiting = _tick(search_resource, instance)
+    assert isinstance(waiting, dg.SkipReason)
+    assert f"2 sync run(s) failed in a row, the last {second.run_id[:8]}" in waiting.skip_message
+    assert "the next in 20 min" in waiting.skip_message
+
+    # a run that did not fail (the same changes synced from the UI, say) ends the series
+    instance.add_run(
+        dg.DagsterRun(
+            job_name=search_sync_job.name,
+            run_id=str(uuid.uuid4()),
+            status=dg.DagsterRunStatus.SUCCESS,
+            tags=again.tags,
+        )
+    )
+    assert isinstance(_tick(search_resource, instance), dg.RunRequest)

@@ -29,14 +29,18 @@ AT = dt.datetime(2026, 11, 1, 3, 45, tzinfo=dt.UTC)
 TODAY = "2026-11-01"
 
 
-def _under_way(instance, job_name: str, tags: dict[str, str] | None = None) -> dg.DagsterRun:
-    """A run record as the daemon makes it (its status and tags are all a schedule reads)."""
+def _under_way(
+    instance, job_name: str, tags: dict[str, str] | None = None, assets: list[dg.AssetKey] | None = None
+) -> dg.DagsterRun:
+    """A run record as the daemon makes it (its status, tags and asset selection are all a schedule
+    reads)."""
     return instance.add_run(
         dg.DagsterRun(
             job_name=job_name,
             run_id=str(uuid.uuid4()),
             status=dg.DagsterRunStatus.STARTED,
             tags=tags or {},
+            asset_selection=frozenset(assets) if assets else None,
         )
     )
 
@@ -105,6 +109,41 @@ def test_the_hourly_kpi_run_waits_only_for_a_run_that_builds_today(tick):
     tick.instance.report_run_failed(every_day)
     tick.instance.report_run_failed(backfill)
     assert len(tick(KPI).run_requests) == 1
+
+
+# A materialisation started by hand in the UI, or an asset backfill, runs in Dagster's implicit job.
+ASSET_JOB = "__ASSET_JOB"
+
+
+def test_the_ticks_wait_for_their_assets_materialised_in_another_job(tick):
+    """A UI materialisation or a backfill of the same assets waits for the writer lock as the
+    schedule's own run would, and builds what it would: no second run queued behind it."""
+    kpi, model = dg.AssetKey(dbt_assets_module.KPI_MART), dg.AssetKey("dim_customers")
+    yesterday = _under_way(tick.instance, ASSET_JOB, {PARTITION_NAME_TAG: "2026-10-31"}, [kpi])
+    assert len(tick(KPI).run_requests) == 1  # another day's KPIs: today's still due
+    by_hand = _under_way(tick.instance, ASSET_JOB, {PARTITION_NAME_TAG: TODAY}, [kpi])
+    skipped = tick(KPI)
+    assert not skipped.run_requests and by_hand.run_id[:8] in skipped.skip_message
+    assert len(tick(REFRESH).run_requests) == 1  # the KPI mart is no asset of the refresh
+    tick.instance.report_run_canceled(by_hand)
+    backfill = _under_way(
+        tick.instance,
+        ASSET_JOB,
+        {ASSET_PARTITION_RANGE_START_TAG: "2026-10-01", ASSET_PARTITION_RANGE_END_TAG: TODAY},
+        [kpi],
+    )
+    skipped = tick(KPI)  # a backfill run of a range holding today
+    assert not skipped.run_requests and backfill.run_id[:8] in skipped.skip_message
+    tick.instance.report_run_failed(backfill)
+    tick.instance.report_run_failed(yesterday)
+    assert len(tick(KPI).run_requests) == 1
+
+    one_model = _under_way(tick.instance, ASSET_JOB, assets=[model])
+    skipped = tick(REFRESH)
+    assert not skipped.run_requests and one_model.run_id[:8] in skipped.skip_message
+    assert len(tick(KPI).run_requests) == 1  # no KPI partition in it
+    tick.instance.report_run_canceled(one_model)
+    assert len(tick(REFRESH).run_requests) == 1
 
 
 def test_the_nightly_kpi_run_rebuilds_the_whole_mart(tick):

@@ -58,9 +58,8 @@ def redelivery_delay() -> float:
 def _period_run_under_way(instance: dg.DagsterInstance, job: dg.JobDefinition, asset, partition: str) -> bool:
     """Whether a run of ``asset``'s ``partition`` has not ended: one of ``job`` (the schedule's, the
     sensor's) or another job selecting the asset (materialised by hand)."""
-    return any(
-        run.job_name == job.name or asset.key in (run.asset_selection or ())
-        for run in runs_not_ended(instance, tags={"dagster/partition": partition})
+    return bool(
+        runs_not_ended(instance, [job.name], {"dagster/partition": partition}, asset_keys=[asset.key])
     )
 
 

@@ -3,20 +3,24 @@
 Each tick, in order:
 
 1. no search engine configured or running: skip, saying how to start one;
-2. a run of the sync job is queued or running: skip (however many ticks see the same changes
-   before it ends, they add nothing);
+2. a run syncing the index is queued or running: skip (however many ticks see the same changes
+   before it ends, they add nothing); a run of the sync job, or of any job materialising the index
+   (by hand in the UI: Dagster's ``__ASSET_JOB``) but a full rebuild (``full_rebuild_run``);
 3. the engine does not answer (down, refused, timed out, a bad certificate or password): an outage,
    see below; no PostgreSQL probe;
 4. the live index needs a full rebuild (never built, alias gone, or its mapping version is not the
    code's after a deploy): request a run (the run rebuilds, see ``indexer.synchronise``), unless a
-   run of the rebuild job is in flight (a second rebuild could only fail on its lock: wait for it),
+   run materialising the index is in flight (the rebuild job's, one started in the UI: a second
+   rebuild could only fail on its lock: wait for it),
    or the last such runs failed (a rebuild failing its verification fails again until the code or
    the data change): then the same back-off as for an outage, counted from the failed runs in a row;
    during it, pending changes (as in 5) get a sync-only run (``sync_only``: the live index, the one
    the alias still points to, is synced and not rebuilt), so that deletions do not wait hours for
    the next rebuild; those runs neither count as rebuild runs nor end the failed ones in a row;
 5. PostgreSQL has changes the saved cursors have not passed (partitions polled first: a DETACH counts,
-   migration 0026): request a run.
+   migration 0026): request a run, unless the last such runs failed (a PostgreSQL error, a bulk
+   request refused: the next run meets the same): then the same back-off, counted from the failed
+   runs of pending changes in a row.
 
 An outage is alerted, not flooded. Every run asked for while the engine is away fails, and every
 failure is mailed by ``run_failure_alert_sensor``: a run each tick would be a dozen mails an hour. So
@@ -51,6 +55,7 @@ from ingestion.schema import migrate
 from ingestion.search import cursor_store, documents, probe, sync
 from orchestration import environment
 from orchestration.defs.search.assets import (
+    conversations_search_index,
     missing_search_engine,
     run_config,
     search_rebuild_job,
@@ -65,6 +70,7 @@ SENSOR_INTERVAL_S = int(os.environ.get("FUNNELHOUSE_SEARCH_SENSOR_INTERVAL", "30
 OUTAGE_MAX_BACKOFF_S = 3 * 3600
 REASON_TAG = "funnelhouse/search_sync_reason"
 REBUILD_REASON = "full rebuild: "  # how the reason of a run requested for a rebuild starts
+PENDING_REASON = "pending changes"  # the reason of a run requested to sync them (no rebuild due)
 # How the reason of a run that only syncs, during the back-off after failed rebuilds, starts.
 SYNC_ONLY_REASON = "sync only, awaiting a full rebuild: "
 # How long a tick waits for the engine: a host that drops packets would otherwise hold the tick for
@@ -105,8 +111,9 @@ def backoff_s(runs: int) -> float:
 
 
 @dataclass(frozen=True)
-class FailedRebuilds:
-    """The sensor's rebuild runs that failed in a row (the newest runs of the sync job for the alias)."""
+class FailedRuns:
+    """The sensor's runs of one kind (rebuilds, syncs of pending changes) that failed in a row (the
+    newest runs of the sync job for the alias)."""
 
     runs: int
     last_run_id: str
@@ -114,6 +121,13 @@ class FailedRebuilds:
 
     def next_request(self) -> float:
         return self.last_ended + backoff_s(self.runs)
+
+    def backing_off(self, kind: str) -> str:
+        """What a skip reason says of them during the back-off."""
+        return (
+            f"{self.runs} {kind} run(s) failed in a row, the last {self.last_run_id[:8]} (its failure was "
+            f"alerted); the next in {_duration(self.next_request() - time.time())}"
+        )
 
 
 def _sensor_runs(context: dg.SensorEvaluationContext, alias: str, page: int = 100):
@@ -131,22 +145,22 @@ def _sensor_runs(context: dg.SensorEvaluationContext, alias: str, page: int = 10
         cursor = records[-1].dagster_run.run_id
 
 
-def _failed_rebuilds(context: dg.SensorEvaluationContext, alias: str) -> FailedRebuilds | None:
-    """The rebuild runs this sensor requested that failed since the last run that did not (None: none;
-    sync-only runs do not count, nor end the series). Read from the run history, not the sensor
-    cursor (the outage's), so both back-offs stand alone."""
+def _failed_in_a_row(context: dg.SensorEvaluationContext, alias: str, reason: str) -> FailedRuns | None:
+    """The runs this sensor requested for ``reason`` (how their reason tag starts: ``REBUILD_REASON``,
+    ``PENDING_REASON``) that failed since its last run that did not or was for another reason (None:
+    none; sync-only runs do not count, nor end the series). Read from the run history, not the
+    sensor cursor (the outage's), so the back-offs stand alone."""
     failed = []
     for record in itertools.islice(_sensor_runs(context, alias), 20):  # newest first
         run = record.dagster_run
-        rebuild = run.tags.get(REASON_TAG, "").startswith(REBUILD_REASON)
-        if not rebuild or run.status != dg.DagsterRunStatus.FAILURE:
+        if not run.tags.get(REASON_TAG, "").startswith(reason) or run.status != dg.DagsterRunStatus.FAILURE:
             break
         failed.append(record)
     if not failed:
         return None
     last = failed[0]
     ended = last.end_time or last.update_timestamp.timestamp()
-    return FailedRebuilds(runs=len(failed), last_run_id=last.dagster_run.run_id, last_ended=ended)
+    return FailedRuns(runs=len(failed), last_run_id=last.dagster_run.run_id, last_ended=ended)
 
 
 def _engine_address() -> str:
@@ -164,10 +178,28 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def _in_flight(context: dg.SensorEvaluationContext, job_name: str) -> dg.DagsterRun | None:
-    """A run of the job that is queued or running, if any."""
-    runs = runs_not_ended(context.instance, [job_name])
-    return runs[0] if runs else None
+def full_rebuild_run(run: dg.DagsterRun) -> bool:
+    """Whether a run rebuilds the index whatever it finds: one of the rebuild job, or one given
+    ``full_rebuild`` (in the UI's launchpad). It does not hold back a sync of the live index."""
+    config = run.run_config.get("ops", {}).get(conversations_search_index.op.name, {}).get("config", {})
+    return run.job_name == search_rebuild_job.name or bool(config.get("full_rebuild"))
+
+
+def index_runs_in_flight(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """The runs materialising the index that are queued or running: of the search jobs, or of any job
+    selecting it (by hand in the UI, which runs it in Dagster's ``__ASSET_JOB``)."""
+    jobs = [search_sync_job.name, search_rebuild_job.name]
+    return runs_not_ended(instance, jobs, asset_keys=[conversations_search_index.key])
+
+
+def rebuilds_in_flight(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Those that rebuild the index: full rebuild runs, and this sensor's runs requested for a rebuild
+    (a plain sync does not rebuild, unless the index needs it, which this sensor asks for so)."""
+    return [
+        run
+        for run in index_runs_in_flight(instance)
+        if full_rebuild_run(run) or run.tags.get(WORK_TAG) == "rebuild"
+    ]
 
 
 def _rebuild_reason(search_index: SearchResource) -> tuple[str | None, bool]:
@@ -235,18 +267,21 @@ def _engine_silent(context: dg.SensorEvaluationContext, error: Exception, tags: 
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Reindexes changed conversations (and those of customers/employees whose tier, stage or "
     "department changed) into the search engine; rebuilds it when never built or its mapping changed "
-    "(SkipReason when nothing changed, a sync run is in flight, or no search engine runs). While the "
-    f"engine does not answer, one run when that starts, then after a doubling back-off (up to "
-    f"{OUTAGE_MAX_BACKOFF_S // 3600} h) while it lasts; the same back-off after rebuild runs that failed, "
-    "with sync-only runs of pending changes meanwhile.",
+    "(SkipReason when nothing changed, a run of the index is in flight, also one started in the UI, or "
+    "no search engine runs). While the engine does not answer, one run when that starts, then after a "
+    f"doubling back-off (up to {OUTAGE_MAX_BACKOFF_S // 3600} h) while it lasts; the same back-off after "
+    "rebuild runs that failed, with sync-only runs of pending changes meanwhile, and after sync runs "
+    "that failed.",
 )
 def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: SearchResource):
     missing = missing_search_engine()
     if missing:
         return dg.SkipReason(missing)
-    if run := _in_flight(context, search_sync_job.name):
+    in_flight = index_runs_in_flight(context.instance)
+    if run := next((run for run in in_flight if not full_rebuild_run(run)), None):
         return dg.SkipReason(
-            f"sync run {run.run_id[:8]} is {run.status.value.lower()}: pending changes wait for it to end"
+            f"sync run {run.run_id[:8]} ({run.job_name}) is {run.status.value.lower()}: pending changes "
+            "wait for it to end"
         )
     tags = {"search_alias": search_index.alias}
     try:
@@ -259,17 +294,15 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
             context.log.info(f"search engine at {outage.address} answers again after {silent_for}")
         context.update_cursor(None)
     if reason:
-        if run := _in_flight(context, search_rebuild_job.name):
+        if in_flight:  # only full rebuilds are left in it (a sync returned above)
+            run = in_flight[0]
             return dg.SkipReason(
-                f"full rebuild needed ({reason}); rebuild run {run.run_id[:8]} is {run.status.value.lower()}"
+                f"full rebuild needed ({reason}); rebuild run {run.run_id[:8]} ({run.job_name}) is "
+                f"{run.status.value.lower()}"
             )
-        failed = _failed_rebuilds(context, search_index.alias)
+        failed = _failed_in_a_row(context, search_index.alias, REBUILD_REASON)
         if failed and time.time() < failed.next_request():
-            backing_off = (
-                f"full rebuild needed ({reason}); {failed.runs} rebuild run(s) failed in a row, the last "
-                f"{failed.last_run_id[:8]} (its failure was alerted); the next in "
-                f"{_duration(failed.next_request() - time.time())}"
-            )
+            backing_off = f"full rebuild needed ({reason}); {failed.backing_off('rebuild')}"
             if not live_index:  # never built (or the alias was removed): nothing to sync into
                 return dg.SkipReason(f"{backing_off}; no live index to sync meanwhile")
             if unchanged := _nothing_pending(search_index):
@@ -281,6 +314,10 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
             )
         # Its own failing streak for the alerts: a sync-only run succeeding meanwhile is no recovery.
         return dg.RunRequest(tags={**tags, REASON_TAG: f"{REBUILD_REASON}{reason}", WORK_TAG: "rebuild"})
+    # Before PostgreSQL is asked: a failing sync may be its fault (and the changes stay pending anyway).
+    failed = _failed_in_a_row(context, search_index.alias, PENDING_REASON)
+    if failed and time.time() < failed.next_request():
+        return dg.SkipReason(f"changes may be pending; {failed.backing_off('sync')}")
     if unchanged := _nothing_pending(search_index):
         return dg.SkipReason(unchanged)
-    return dg.RunRequest(tags={**tags, REASON_TAG: "pending changes"})
+    return dg.RunRequest(tags={**tags, REASON_TAG: PENDING_REASON})

@@ -8,11 +8,13 @@ clock the refresh's :15 would be :45 UTC in a zone half an hour off UTC (Asia/Ko
 once, the KPIs an hour behind the models) and :00 in one 45 minutes off (Asia/Kathmandu).
 
 The hourly ticks ask for nothing while a run that would do their work has not ended (queued behind
-the ``warehouse`` pool or under way): a nightly full build that runs for hours would otherwise find
-one hourly refresh and one KPI run queued per hour behind it, each waiting its turn (or, on an
-instance without the pool's limit, waiting for the writer lock until it gives up). Nothing is lost by
-skipping: the refresh carries every change since the refresh mark, and each KPI run rebuilds the day
-before too, so the run under way or the next tick takes up what a skipped tick would have."""
+the ``warehouse`` pool or under way), of their jobs or of any job materialising their assets (by hand
+in the UI, a backfill: Dagster's ``__ASSET_JOB``): a nightly full build that runs for hours would
+otherwise find one hourly refresh and one KPI run queued per hour behind it, each waiting its turn
+(or, on an instance without the pool's limit, waiting for the writer lock until it gives up). Nothing
+is lost by skipping: the refresh carries every change since the refresh mark, and each KPI run
+rebuilds the day before too, so the run under way or the next tick takes up what a skipped tick
+would have."""
 
 from __future__ import annotations
 
@@ -31,12 +33,19 @@ from orchestration.defs.warehouse.jobs import (
     nightly_full_build_job,
     replication_freshness_job,
 )
-from orchestration.runs import runs_not_ended
+from orchestration.runs import described, runs_not_ended
+
+
+def _not_ended(context: dg.ScheduleEvaluationContext, *jobs) -> list[dg.DagsterRun]:
+    """The runs not ended of these jobs, or of any job materialising one of their assets (by hand in
+    the UI, a backfill): they wait for the writer lock as much, and build what the tick would."""
+    repository = context.repository_def
+    keys = set().union(*(repository.get_job(job.name).asset_layer.selected_asset_keys for job in jobs))
+    return runs_not_ended(context.instance, [job.name for job in jobs], asset_keys=keys)
 
 
 def _skip_for(runs: list[dg.DagsterRun], work: str) -> dg.SkipReason:
-    described = ", ".join(f"{run.job_name} {run.run_id[:8]} ({run.status.value.lower()})" for run in runs)
-    return dg.SkipReason(f"{work} is already queued or under way: {described}")
+    return dg.SkipReason(f"{work} is already queued or under way: {described(runs)}")
 
 
 @dg.schedule(
@@ -48,7 +57,7 @@ def _skip_for(runs: list[dg.DagsterRun], work: str) -> dg.SkipReason:
 )
 def hourly_refresh_schedule(context: dg.ScheduleEvaluationContext):
     # An earlier refresh or a nightly full build carries every change since the mark, these ones too.
-    pending = runs_not_ended(context.instance, [hourly_refresh_job.name, nightly_full_build_job.name])
+    pending = _not_ended(context, hourly_refresh_job, nightly_full_build_job)
     return _skip_for(pending, "a refresh") if pending else dg.RunRequest()
 
 
@@ -87,7 +96,7 @@ def kpi_daily_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
     )
     def kpi_today(context: dg.ScheduleEvaluationContext):
         today = KPI_PARTITIONS.get_partition_key_for_timestamp(context.scheduled_execution_time.timestamp())
-        pending = [run for run in runs_not_ended(context.instance, [job.name]) if _builds_day(run, today)]
+        pending = [run for run in _not_ended(context, job) if _builds_day(run, today)]
         return _skip_for(pending, f"a KPI run of {today}") if pending else dg.RunRequest(partition_key=today)
 
     return kpi_today
@@ -95,7 +104,8 @@ def kpi_daily_schedule(job=kpi_daily_job) -> dg.ScheduleDefinition:
 
 def _builds_day(run: dg.DagsterRun, day: str) -> bool:
     """Whether a KPI run rebuilds ``day`` (a partition run of it, or a range holding it: the nightly
-    rebuild, a backfill); keys are ISO dates, so they compare as strings."""
+    rebuild, a backfill run of a range, in whichever job); keys are ISO dates, so they compare as
+    strings."""
     if PARTITION_NAME_TAG in run.tags:
         return run.tags[PARTITION_NAME_TAG] == day
     first, last = run.tags.get(ASSET_PARTITION_RANGE_START_TAG), run.tags.get(ASSET_PARTITION_RANGE_END_TAG)
