@@ -86,7 +86,9 @@ from ingestion.schema.locks import lock_table
 # A partitioned table's unique keys must include its partition column, so the merge's conflict
 # target is the natural key plus this column (conversations: UNIQUE (source_message_id, sent_at)).
 PARTITION_COLUMNS = {"conversations": "sent_at"}
-_PARTITION_ENSURERS = {"conversations": "ensure_conversation_partitions"}
+# Per partitioned table: the function saying whether a month needs its partition made, and the one
+# making it (migration 0028: by the partitions' ranges, whatever their names).
+_PARTITION_ENSURERS = {"conversations": ("conversation_month_missing", "ensure_conversation_partitions")}
 # Partitions are created for the months of this range only. A stray date (an exporter's epoch
 # zero 1970-01-01, 1900, 9999) would otherwise get a partition of its own; its row is held by the
 # default partition, where nothing is lost.
@@ -995,9 +997,9 @@ def _create_partitions(
     The table's load lock is taken first: while another file of the table loads, this one waits
     for it there, not in the table's lock queue, where every new reader would queue behind it.
     """
-    ensurer = _PARTITION_ENSURERS.get(file.table)
-    if ensurer is None:
+    if file.table not in _PARTITION_ENSURERS:
         return
+    missing, ensurer = _PARTITION_ENSURERS[file.table]
     with conn.transaction():
         if ledger.duplicate_of(conn, file, checksum):
             return  # loaded before: this copy loads nothing
@@ -1005,14 +1007,11 @@ def _create_partitions(
     for month in sorted(_months_present(file, PARTITION_COLUMNS[file.table], chunk_bytes)):
         with conn.transaction():
             lock_table(conn, file.table)
-            # A month whose partition exists needs nothing (the ensurer would do nothing), so no
-            # wait for a load of events: only a new partition locks conversation_events too (its
-            # foreign key). Partitions are named <table>_YYYY_MM (migration 0004).
-            exists = conn.execute(
-                "SELECT to_regclass(format('public.%%I', %s || '_' || to_char(%s::date, 'YYYY_MM')))",
-                (file.table, month),
-            ).fetchone()[0]
-            if exists is None:
+            # A month a partition covers needs nothing (the ensurer would do nothing), so no wait
+            # for a load of events: only a new partition locks conversation_events too (its foreign
+            # key). The database decides, by the partitions' ranges: a month covered in part by a
+            # partition made by hand is not asked for, its other rows are held by the default one.
+            if conn.execute(f"SELECT {missing}(%s::date)", (month,)).fetchone()[0]:
                 lock_table(conn, "conversation_events")
                 conn.execute(f"SELECT {ensurer}(%s::date, %s::date)", (month, month))
 

@@ -130,3 +130,32 @@ def test_a_quote_never_closed_fails_its_file_naming_the_row_and_the_run_goes_on(
         "SELECT status, rows_in, rows_loaded FROM funnelhouse.ingest_files WHERE path LIKE %s", "%tags__1.csv"
     ) == [("failed", 0, 0)]
     assert sql("SELECT count(*) FROM funnelhouse.ingest_rejects") == [(0,)]
+
+
+def test_months_covered_by_partitions_of_other_names_load(parents, landing, run_ingest, sql):
+    """A month covered by a partition of another name (pg_partman's conversations_p2031_05, attached
+    by hand) needs none, and one covered in part cannot get one: its other rows are held by the
+    default partition. The loader went by name, made conversations_2031_05, was refused ("would
+    overlap") and failed the file, "Nothing was loaded: fix the file", though the file was fine."""
+    sql(
+        "CREATE TABLE public.conversations_p2031_05 PARTITION OF conversations "
+        "FOR VALUES FROM ('2031-05-01') TO ('2031-06-01')"
+    )
+    sql(
+        "CREATE TABLE public.conversations_p2031_07_a PARTITION OF conversations "
+        "FOR VALUES FROM ('2031-07-01') TO ('2031-07-16')"
+    )
+    stamps = ["2031-05-10 08:00:00", "2031-07-03 08:00:00", "2031-07-20 08:00:00"]
+    path = rows.write(
+        landing, "conversations", "b2", [rows.conversation(n, sent_at=at) for n, at in enumerate(stamps, 1)]
+    )
+    result = run_ingest(path)["conversations__b2.csv"]
+    assert (result.status, result.error) == ("loaded", None)
+    assert sql("SELECT sent_at::text, tableoid::regclass::text FROM conversations ORDER BY 1") == [
+        ("2031-05-10 08:00:00", "conversations_p2031_05"),
+        ("2031-07-03 08:00:00", "conversations_p2031_07_a"),
+        ("2031-07-20 08:00:00", "conversations_default"),
+    ]
+    assert sql(
+        "SELECT to_regclass('public.conversations_2031_05'), to_regclass('public.conversations_2031_07')"
+    ) == [(None, None)]

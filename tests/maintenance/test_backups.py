@@ -509,3 +509,22 @@ def test_a_partial_is_never_taken_for_a_finished_backup(pg_server, tmp_path):
     backup = backups.take_backup(pg_server["dsn"], root, "incremental")
     assert (backup.kind, backup.parent) == ("full", None)
     assert _partials(root) == []
+
+
+def test_backup_schedules_and_retention_are_the_seeds():
+    """Seed section 6, 数据备份策略: "**全量备份**: 每天凌晨3点" (a full backup every day at 3 am),
+    "**增量备份**: 每6小时一次" (an incremental one every 6 hours), "**备份保留**: 30天" (kept 30 days).
+    On the team's clock (FUNNELHOUSE_TIMEZONE, the clock every schedule runs on), not the server's;
+    the incremental backups take the other 6-hourly slots, 03:00 being the full backup's."""
+    from orchestration import environment
+    from orchestration.defs.operations import schedules
+
+    full, incremental = schedules.full_backup_schedule, schedules.incremental_backup_schedule
+    assert full.cron_schedule == "0 3 * * *"
+    assert incremental.cron_schedule == "0 9,15,21 * * *"
+    hours = [
+        int(hour) for schedule in (full, incremental) for hour in schedule.cron_schedule.split()[1].split(",")
+    ]
+    assert sorted(hours) == list(range(3, 24, 6))
+    assert full.execution_timezone == incremental.execution_timezone == environment.schedule_timezone()
+    assert backups.RETENTION_DAYS == 30

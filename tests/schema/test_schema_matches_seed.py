@@ -158,31 +158,44 @@ def test_every_seed_table_and_column_exists_with_a_compatible_type(pg_dsn):
                     assert (precision, scale) == (int(size.group(1)), int(size.group(2)))
 
 
-def _index_columns(conn, table):
-    """index name -> list of key columns (with DESC where the index is descending)."""
+def _indexes(conn, table):
+    """index name -> (method, key columns with DESC where descending, unique, what follows the keys:
+    INCLUDE, NULLS NOT DISTINCT, WHERE)."""
     rows = conn.execute(
-        """SELECT i.relname, pg_get_indexdef(i.oid)
-           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
-           WHERE t.relname = %s""",
-        (table,),
+        """SELECT i.relname, pg_get_indexdef(i.oid), x.indisunique
+           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+           WHERE x.indrelid = to_regclass(%s)""",
+        (f"public.{table}",),
     ).fetchall()
     result = {}
-    for name, definition in rows:
-        columns = re.search(r"\((.*)\)$", definition).group(1)
-        result[name] = [c.strip().strip('"') for c in columns.split(",")]
+    for name, definition, unique in rows:
+        method, keys, rest = re.search(r" USING (\w+) \((.*?)\)(.*)$", definition).groups()
+        result[name] = (method, [k.strip().replace('"', "") for k in keys.split(",")], unique, rest.strip())
     return result
 
 
+def _seed_indexes() -> dict[str, tuple[str, list[str]]]:
+    """index name as the migrations name it -> (table, key columns): the inline INDEX clauses of
+    section 2 get their table as prefix (idx_customer_code of customers: idx_customers_customer_code;
+    PostgreSQL index names share one namespace per schema), section 4's keep theirs."""
+    inline = {
+        f"idx_{table.name}_{index.removeprefix('idx_')}": (table.name, columns)
+        for table in seed_document.tables().values()
+        for index, columns in table.inline_indexes.items()
+    }
+    return {**inline, **seed_document.section4_indexes()}
+
+
 def test_every_seed_index_exists(pg_dsn):
+    """Each by its name, as the seed defines it: a plain (non-unique) btree index on its key columns
+    in order, DESC where the seed says so, with no WHERE clause. Not just any index on the same
+    columns: idx_customers_customer_code duplicates the UNIQUE key's index and must exist all the
+    same, and a hash index cannot serve a range or an ORDER BY."""
     with psycopg.connect(pg_dsn) as conn:
-        for table in seed_document.tables().values():
-            present = list(_index_columns(conn, table.name).values())
-            for index, columns in table.inline_indexes.items():
-                assert columns in present, f"{table.name}: index {index} on {columns} missing"
-        for index, (table, columns) in seed_document.section4_indexes().items():
-            indexes = _index_columns(conn, table)
-            assert index in indexes, f"section 4 index {index} missing"
-            assert indexes[index] == columns, f"{index}: {indexes[index]} vs {columns}"
+        for index, (table, columns) in _seed_indexes().items():
+            actual = _indexes(conn, table).get(index)
+            assert actual is not None, f"{table}: index {index} on {columns} missing"
+            assert actual == ("btree", columns, False, ""), f"{table}: index {index}: {actual} vs {columns}"
 
 
 def test_views_have_the_seed_columns_in_order(pg_dsn):
@@ -199,6 +212,11 @@ def test_views_have_the_seed_columns_in_order(pg_dsn):
             assert actual == columns
 
 
+_SEED_PARTITION = re.compile(
+    r"CREATE TABLE (\w+) PARTITION OF (\w+)\s+FOR VALUES FROM \('([\d-]+)'\) TO \('([\d-]+)'\)"
+)
+
+
 @pytest.mark.parametrize("table", ["conversations"])
 def test_partitioned_by_month_with_default_partition(pg_dsn, table):
     with psycopg.connect(pg_dsn) as conn:
@@ -212,6 +230,22 @@ def test_partitioned_by_month_with_default_partition(pg_dsn, table):
         ]
         assert "conversations_default" in partitions
         assert {"conversations_2025_11", "conversations_2025_12"} <= set(partitions)
+        # The ranges too, as section 5.1 writes them (``CREATE TABLE conversations_2025_11 PARTITION OF
+        # conversations FOR VALUES FROM ('2025-11-01') TO ('2025-12-01');``), not just the names.
+        seed = {
+            name: (low, high)
+            for name, parent, low, high in _SEED_PARTITION.findall(
+                seed_document.SEED.read_text(encoding="utf-8")
+            )
+            if parent == table
+        }
+        assert set(seed) == {"conversations_2025_11", "conversations_2025_12"}
+        conn.execute("SET datestyle = 'ISO, YMD'")
+        bound = "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE oid = to_regclass(%s)"
+        for name, (low, high) in seed.items():
+            expected = f"FOR VALUES FROM ('{low} 00:00:00') TO ('{high} 00:00:00')"
+            assert conn.execute(bound, (f"public.{name}",)).fetchone() == (expected,), name
+        assert conn.execute(bound, (f"public.{table}_default",)).fetchone() == ("DEFAULT",)
 
 
 def _live_not_null(conn, table) -> set[str]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+from datetime import date
 from decimal import Decimal
 
 import psycopg
 import pytest
+from dateutil.relativedelta import relativedelta
 
 from ingestion.schema import migrate
 from tests.fixtures.postgres import wait_for_count
@@ -289,6 +291,65 @@ def test_partitions_job_creates_the_coming_months(pg_dsn, monkeypatch):
             (PARTITION_MONTHS_AHEAD,),
         ).fetchall()
     assert {f"conversations_{month}" for (month,) in months} <= names
+
+
+def test_partitions_job_skips_a_month_a_partition_of_another_name_covers(conn, pg_dsn, monkeypatch):
+    """A month attached by hand under another name (pg_partman's conversations_p2031_05 style) is
+    covered: the job made conversations_YYYY_MM anyway, refused ("would overlap"), and failed for its
+    whole window."""
+    from orchestration.defs.operations.jobs import conversation_partitions_job
+
+    name = _last_partition_ahead_dropped(conn)
+    month = date(int(name[-7:-3]), int(name[-2:]), 1)
+    _attach(conn, f"conversations_p{name[-7:]}", month, month + relativedelta(months=1))
+    conn.commit()
+    monkeypatch.setenv("FUNNELHOUSE_PG_DSN", pg_dsn)
+    assert conversation_partitions_job.execute_in_process().success
+    assert conn.execute("SELECT to_regclass(%s)", (f"public.{name}",)).fetchone() == (None,)
+
+
+def _attach(conn, name: str, low: object, high: object) -> None:
+    """A partition made by hand (DDL takes no parameters: the bounds are the test's own)."""
+    conn.execute(
+        f"CREATE TABLE public.{name} PARTITION OF conversations FOR VALUES FROM ('{low}') TO ('{high}')"
+    )
+
+
+def _partitions(conn) -> set[str]:
+    rows = conn.execute(
+        "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'conversations'::regclass"
+    )
+    return {name for (name,) in rows}
+
+
+def test_a_month_covered_by_partitions_of_other_names_is_skipped(conn):
+    """By range, not name: April and June are made, May (one partition) and July (two) are not."""
+    _attach(conn, "conversations_p2031_05", "2031-05-01", "2031-06-01")
+    _attach(conn, "conversations_p2031_07_a", "2031-07-01", "2031-07-16")
+    _attach(conn, "conversations_p2031_07_b", "2031-07-16", "2031-08-01")
+    assert conn.execute("SELECT ensure_conversation_partitions('2031-04-01', '2031-07-01')").fetchone() == (
+        2,
+    )
+    assert {"conversations_2031_04", "conversations_2031_06"} <= _partitions(conn)
+    assert not {"conversations_2031_05", "conversations_2031_07"} & _partitions(conn)
+    assert conn.execute("SELECT conversation_month_missing('2031-05-20')").fetchone() == (False,)
+
+
+def test_a_month_covered_in_part_is_refused_naming_the_partition(conn):
+    """No monthly partition can be made for it: the error says which partition is in the way; its
+    rows outside that partition stay in the default one."""
+    _attach(conn, "conversations_p2031_05_a", "2031-05-01", "2031-05-16")
+    _insert_conversation(conn, "MSG_late_may", "2031-05-20 08:00:00")
+    conn.commit()
+    with pytest.raises(psycopg.errors.InvalidObjectDefinition) as refused:
+        conn.execute("SELECT ensure_conversation_partitions('2031-04-01', '2031-06-01')")
+    message = refused.value.diag.message_primary
+    assert "2031-05" in message and "conversations_p2031_05_a" in message and "only part" in message
+    conn.rollback()
+    assert conn.execute("SELECT conversation_month_missing('2031-05-01')").fetchone() == (False,)
+    where = "SELECT tableoid::regclass::text FROM conversations WHERE source_message_id = 'MSG_late_may'"
+    assert conn.execute(where).fetchone() == ("conversations_default",)
+    assert "conversations_2031_04" not in _partitions(conn), "the call fails whole"
 
 
 def _last_partition_ahead_dropped(conn) -> str:
