@@ -314,7 +314,7 @@ def timezone_setting(variable: str, default: str = "Asia/Shanghai") -> str:
     name = os.environ.get(variable, "").strip() or default
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Asia", a folder
         raise ConfigurationError(
             f"{variable} must be an IANA time zone such as Asia/Shanghai, not {name!r}"
         ) from None

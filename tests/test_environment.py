@@ -72,6 +72,7 @@ def test_a_good_smtp_url_still_reads_as_before(monkeypatch):
         ("FUNNELHOUSE_ENV", "staging", environment.env_name),
         ("FUNNELHOUSE_TIMEZONE", "Mars/Olympus_Mons", environment.schedule_timezone),
         ("FUNNELHOUSE_TIMEZONE", "../../etc/passwd", environment.schedule_timezone),
+        ("FUNNELHOUSE_TIMEZONE", "Asia", environment.schedule_timezone),  # a folder of the zone database
         (environment.KPI_FIRST_DAY_VARIABLE, "June 2019", environment.kpi_first_day),
         (
             "FUNNELHOUSE_TEST_DELAY",

@@ -253,7 +253,7 @@ _LATIN_LABELS = (
     # "add me", "find me": from "me", a rarer first character than "a" and "f" (``_CONTACT_VERB``)
     r"me(?:(?<=\badd\sme)|(?<=\bfind\sme))",
 )
-_LATIN_LABEL_END = r"(?!(?!id|no|number|hao|zhanghao|account)[a-z])"
+_LATIN_LABEL_END = r"(?!(?!id|no(?![a-z])|number|hao|zhanghao|account)[a-z])"
 _LABELS = (
     r"微\s*信",
     r"威\s*信",
@@ -645,7 +645,7 @@ def _digit_count(text: str) -> int:
 _WORD_LABEL = re.compile(
     r"(?i)(?:we\s+chat|wei\s+xin|wa|tg|line|signal|qq|gmail|instagram|ig|facebook|fb)(?![a-z.])|联系方式|扣扣"
 )
-_SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no|account)\b|hao(?:\s?ma)?\b")
+_SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no)\b|hao(?:\s?ma)?\b")
 _LOOKS_LIKE_A_HANDLE = re.compile(r"[0-9@+]|[_.][A-Za-z0-9]")
 
 

@@ -269,6 +269,11 @@ def test_the_search_reviews_leaks_are_redacted(text, expected):
         "Wei Xin said the market is up",
         "Facebook earnings beat, facebook stock fell, FB shares and IG group results",
         "the instagram ads business grows",
+        # a word that starts with a label ("ig" + "no..."), and "account" after a label: a word
+        "He ignored the email, she ignores calls: ignorance is costly",
+        "客户 ignored 我的消息, fbnotes",
+        "open an IG account today; our fb account manager will call",
+        "my instagram account is private, qq account suspended, your credit line account balance is low",
     ],
 )
 def test_ordinary_text_near_the_search_reviews_labels_is_untouched(text):
