@@ -35,15 +35,19 @@ def runs_not_ended(
     (any run when neither is given). An asset materialised by hand in the UI, or by a backfill, runs
     in Dagster's ``__ASSET_JOB`` (or any job holding it) with the asset in its ``asset_selection``:
     as much the work of a schedule or sensor waiting for it as a run of its own job."""
-    keys = set(asset_keys)
     records = instance.get_run_records(filters=dg.RunsFilter(tags=dict(tags or {}), statuses=NOT_ENDED))
-    return [
-        record.dagster_run
-        for record in records
-        if (job_names is None and not keys)
-        or record.dagster_run.job_name in (job_names or ())
-        or keys & set(record.dagster_run.asset_selection or ())
-    ]
+    return [record.dagster_run for record in records if does_work(record.dagster_run, job_names, asset_keys)]
+
+
+def does_work(
+    run: dg.DagsterRun, job_names: Collection[str] | None = None, asset_keys: Collection[dg.AssetKey] = ()
+) -> bool:
+    """Whether the run is of these jobs or selects any of these assets (any run when neither is given):
+    a materialisation by hand in the UI, or a backfill, runs in Dagster's ``__ASSET_JOB`` (or any job
+    holding the asset) with the asset in its ``asset_selection``."""
+    if job_names is None and not asset_keys:
+        return True
+    return run.job_name in (job_names or ()) or bool(set(asset_keys) & set(run.asset_selection or ()))
 
 
 def described(runs: list[dg.DagsterRun]) -> str:

@@ -427,13 +427,26 @@ def test_sync_runs_that_keep_failing_are_requested_after_a_back_off(
     assert f"2 sync run(s) failed in a row, the last {second.run_id[:8]}" in waiting.skip_message
     assert "the next in 20 min" in waiting.skip_message
 
-    # a run that did not fail (the same changes synced from the UI, say) ends the series
-    instance.add_run(
-        dg.DagsterRun(
-            job_name=search_sync_job.name,
-            run_id=str(uuid.uuid4()),
-            status=dg.DagsterRunStatus.SUCCESS,
-            tags=again.tags,
-        )
-    )
+    # The cause fixed, the same changes synced by hand end the series: a materialisation in the UI
+    # (no sensor tag, not the sync job), then a launchpad run of the sync job (no sensor tag).
+    _succeeded(instance, _from_the_ui(instance))
+    after_the_ui = _tick(search_resource, instance)
+    assert isinstance(after_the_ui, dg.RunRequest), after_the_ui
+    assert after_the_ui.tags[REASON_TAG] == sensors.PENDING_REASON
+    third = fail(after_the_ui)
+    waiting = _tick(search_resource, instance)  # a new series: the failures before the UI's run are over
+    assert isinstance(waiting, dg.SkipReason)
+    assert f"1 sync run(s) failed in a row, the last {third.run_id[:8]}" in waiting.skip_message
+    _succeeded(instance, _add_run(instance, search_sync_job, dg.DagsterRunStatus.STARTED))
     assert isinstance(_tick(search_resource, instance), dg.RunRequest)
+    # A full rebuild started by hand is no sync of the changes' series (the rebuild may not fail the same).
+    fail(after_the_ui)
+    _succeeded(instance, _from_the_ui(instance, full_rebuild=True))
+    assert isinstance(_tick(search_resource, instance), dg.SkipReason)
+
+
+def _succeeded(instance, run):
+    """The run ended in success, as its worker reports it (the end time the sensor compares)."""
+    event = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name)
+    instance.report_dagster_event(event, run_id=run.run_id)
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.SUCCESS

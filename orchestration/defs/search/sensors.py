@@ -20,7 +20,8 @@ Each tick, in order:
 5. PostgreSQL has changes the saved cursors have not passed (partitions polled first: a DETACH counts,
    migration 0026): request a run, unless the last such runs failed (a PostgreSQL error, a bulk
    request refused: the next run meets the same): then the same back-off, counted from the failed
-   runs of pending changes in a row.
+   runs of pending changes in a row since the last run that synced the index, whichever job ran it
+   (the cause fixed, a sync started by hand in the UI or the launchpad ends the series).
 
 An outage is alerted, not flooded. Every run asked for while the engine is away fails, and every
 failure is mailed by ``run_failure_alert_sensor``: a run each tick would be a dozen mails an hour. So
@@ -62,7 +63,7 @@ from orchestration.defs.search.assets import (
     search_sync_job,
 )
 from orchestration.defs.search.resources import SearchResource
-from orchestration.runs import WORK_TAG, runs_not_ended
+from orchestration.runs import WORK_TAG, does_work, runs_not_ended
 
 # How often the sensor looks (seconds); a tick is a few index lookups and two engine requests: cheap.
 SENSOR_INTERVAL_S = int(os.environ.get("FUNNELHOUSE_SEARCH_SENSOR_INTERVAL", "300"))
@@ -113,7 +114,8 @@ def backoff_s(runs: int) -> float:
 @dataclass(frozen=True)
 class FailedRuns:
     """The sensor's runs of one kind (rebuilds, syncs of pending changes) that failed in a row (the
-    newest runs of the sync job for the alias)."""
+    newest runs of the sync job for the alias; for syncs, those that ended after the last run that synced
+    the index, whichever job ran it)."""
 
     runs: int
     last_run_id: str
@@ -145,22 +147,51 @@ def _sensor_runs(context: dg.SensorEvaluationContext, alias: str, page: int = 10
         cursor = records[-1].dagster_run.run_id
 
 
-def _failed_in_a_row(context: dg.SensorEvaluationContext, alias: str, reason: str) -> FailedRuns | None:
+def _ended(record: dg.RunRecord) -> float:
+    """When the run ended, in epoch seconds (its last update for a record without an end time)."""
+    return record.end_time or record.update_timestamp.timestamp()
+
+
+def _backing_off(context: dg.SensorEvaluationContext, alias: str, reason: str) -> FailedRuns | None:
     """The runs this sensor requested for ``reason`` (how their reason tag starts: ``REBUILD_REASON``,
-    ``PENDING_REASON``) that failed since its last run that did not or was for another reason (None:
-    none; sync-only runs do not count, nor end the series). Read from the run history, not the
-    sensor cursor (the outage's), so the back-offs stand alone."""
+    ``PENDING_REASON``) that failed since its last run that did not or was for another reason, while
+    their back-off lasts (None: none, or it is over; sync-only runs do not count, nor end the series).
+    A series of syncs also ends at any run that synced the index after it (``_last_synced``): the cause
+    fixed and the changes synced by hand, the next changes do not wait. Read from the run history, not
+    the sensor cursor (the outage's), so the back-offs stand alone."""
     failed = []
     for record in itertools.islice(_sensor_runs(context, alias), 20):  # newest first
         run = record.dagster_run
         if not run.tags.get(REASON_TAG, "").startswith(reason) or run.status != dg.DagsterRunStatus.FAILURE:
             break
         failed.append(record)
-    if not failed:
+    # Over for the whole series, so for any part of it (fewer runs back off less): no history read further.
+    if not failed or time.time() >= _failed_runs(failed).next_request():
         return None
-    last = failed[0]
-    ended = last.end_time or last.update_timestamp.timestamp()
-    return FailedRuns(runs=len(failed), last_run_id=last.dagster_run.run_id, last_ended=ended)
+    if reason == PENDING_REASON and (synced := _last_synced(context.instance, after=_ended(failed[-1]))):
+        failed = [record for record in failed if _ended(record) > synced]
+    return _failed_runs(failed) if failed and time.time() < _failed_runs(failed).next_request() else None
+
+
+def _failed_runs(failed: list[dg.RunRecord]) -> FailedRuns:
+    """The series of these failed runs, newest first."""
+    return FailedRuns(
+        runs=len(failed), last_run_id=failed[0].dagster_run.run_id, last_ended=_ended(failed[0])
+    )
+
+
+def _last_synced(instance: dg.DagsterInstance, after: float) -> float | None:
+    """When the newest run that synced the index successfully ended, if after ``after`` (epoch seconds):
+    a run of the search jobs or of any job selecting the index (the UI's ``__ASSET_JOB``), the sensor's
+    or not (the launchpad's carry no alias tag), but a rebuild."""
+    since = dt.datetime.fromtimestamp(after, dt.UTC)
+    filters = dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=since)
+    ended = [
+        _ended(record)
+        for record in instance.get_run_records(filters=filters)
+        if index_run(record.dagster_run) and not rebuild_run(record.dagster_run)
+    ]
+    return max((end for end in ended if end > after), default=None)
 
 
 def _engine_address() -> str:
@@ -185,21 +216,31 @@ def full_rebuild_run(run: dg.DagsterRun) -> bool:
     return run.job_name == search_rebuild_job.name or bool(config.get("full_rebuild"))
 
 
+def rebuild_run(run: dg.DagsterRun) -> bool:
+    """Whether a run rebuilds the index: a full rebuild run, or one this sensor requested for a rebuild
+    (a plain sync does not rebuild, unless the index needs it, which this sensor asks for so)."""
+    return full_rebuild_run(run) or run.tags.get(WORK_TAG) == "rebuild"
+
+
+# The runs materialising the index: of the search jobs, or of any job selecting it (by hand in the UI,
+# which runs it in Dagster's ``__ASSET_JOB``).
+INDEX_JOBS = (search_sync_job.name, search_rebuild_job.name)
+INDEX_ASSETS = (conversations_search_index.key,)
+
+
+def index_run(run: dg.DagsterRun) -> bool:
+    """Whether a run materialises the index (see ``INDEX_JOBS``)."""
+    return does_work(run, INDEX_JOBS, INDEX_ASSETS)
+
+
 def index_runs_in_flight(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    """The runs materialising the index that are queued or running: of the search jobs, or of any job
-    selecting it (by hand in the UI, which runs it in Dagster's ``__ASSET_JOB``)."""
-    jobs = [search_sync_job.name, search_rebuild_job.name]
-    return runs_not_ended(instance, jobs, asset_keys=[conversations_search_index.key])
+    """The runs materialising the index that are queued or running."""
+    return runs_not_ended(instance, INDEX_JOBS, asset_keys=INDEX_ASSETS)
 
 
 def rebuilds_in_flight(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
-    """Those that rebuild the index: full rebuild runs, and this sensor's runs requested for a rebuild
-    (a plain sync does not rebuild, unless the index needs it, which this sensor asks for so)."""
-    return [
-        run
-        for run in index_runs_in_flight(instance)
-        if full_rebuild_run(run) or run.tags.get(WORK_TAG) == "rebuild"
-    ]
+    """Those that rebuild the index."""
+    return [run for run in index_runs_in_flight(instance) if rebuild_run(run)]
 
 
 def _rebuild_reason(search_index: SearchResource) -> tuple[str | None, bool]:
@@ -300,8 +341,7 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
                 f"full rebuild needed ({reason}); rebuild run {run.run_id[:8]} ({run.job_name}) is "
                 f"{run.status.value.lower()}"
             )
-        failed = _failed_in_a_row(context, search_index.alias, REBUILD_REASON)
-        if failed and time.time() < failed.next_request():
+        if failed := _backing_off(context, search_index.alias, REBUILD_REASON):
             backing_off = f"full rebuild needed ({reason}); {failed.backing_off('rebuild')}"
             if not live_index:  # never built (or the alias was removed): nothing to sync into
                 return dg.SkipReason(f"{backing_off}; no live index to sync meanwhile")
@@ -315,8 +355,7 @@ def search_changes_sensor(context: dg.SensorEvaluationContext, search_index: Sea
         # Its own failing streak for the alerts: a sync-only run succeeding meanwhile is no recovery.
         return dg.RunRequest(tags={**tags, REASON_TAG: f"{REBUILD_REASON}{reason}", WORK_TAG: "rebuild"})
     # Before PostgreSQL is asked: a failing sync may be its fault (and the changes stay pending anyway).
-    failed = _failed_in_a_row(context, search_index.alias, PENDING_REASON)
-    if failed and time.time() < failed.next_request():
+    if failed := _backing_off(context, search_index.alias, PENDING_REASON):
         return dg.SkipReason(f"changes may be pending; {failed.backing_off('sync')}")
     if unchanged := _nothing_pending(search_index):
         return dg.SkipReason(unchanged)
