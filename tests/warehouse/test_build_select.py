@@ -51,3 +51,44 @@ def test_a_build_after_the_build_date_moved_rebuilds_the_date_relative_models(bu
     assert days_since_last_contact() == before + 1
     assert "mart_customer_overview" in output and "int_customers__conversation_summary" in output
     assert "mart_material_engagement" not in output  # reads no build date
+
+
+def test_a_selected_build_after_the_build_date_moved_rebuilds_what_it_reads_as_of_that_date(
+    built_warehouse, monkeypatch
+):
+    """``build --select mart_customer_overview`` days after the models' last build: the date-relative
+    models the mart reads (its 7/30-day windows) are rebuilt as of the new date with it, so that its
+    windows end on its ``as_of_date``; models it does not read are left alone. (Four days on: the
+    fixture's messages are 1, 2, 3, 20 and 40 days old, and the one of 3 days ago leaves the 7-day
+    window only then; on the next day alone its windows would count the same.)"""
+    client = clickhouse_client()
+    mark = refresh_state.last_refresh(client, schema.raw_database(), marts_schema())
+    later = mark.date() + dt.timedelta(days=4)
+    monkeypatch.setenv(BUILD_DATE_ENV, later.isoformat())
+    result = CliRunner().invoke(
+        app, ["build", "--select", "mart_customer_overview", "--skip-replication", "--no-freshness"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"build date moved from {mark.date()} to {later}: also the models they read" in result.output
+    assert "int_customers__conversation_summary" in result.output
+    assert "mart_material_engagement" not in result.output
+
+    marts, core = f"`{marts_schema()}`", f"`{marts_schema().removesuffix('marts')}core`"
+    [(as_of_date,)] = client.query(
+        f"select distinct as_of_date from {marts}.mart_customer_overview"
+    ).result_rows
+    assert as_of_date == later
+    # Every customer's last 7 days, as the mart gives them and as the conversations give them.
+    windows = client.query(
+        f"""
+        select overview.customer_id, overview.conversations_last_7_days, count(conversations.customer_id)
+        from {marts}.mart_customer_overview as overview
+        left join {core}.fct_conversations as conversations
+            on conversations.customer_id = overview.customer_id
+            and conversations.sent_date between overview.as_of_date - 6 and overview.as_of_date
+        group by overview.customer_id, overview.conversations_last_7_days
+        """,
+        settings={"join_use_nulls": 1},
+    ).result_rows
+    assert any(expected for _, _, expected in windows)  # the fixture has conversations in the window
+    assert [row for row in windows if row[1] != row[2]] == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -44,6 +45,7 @@ from orchestration.defs.warehouse.dbt_environment import (
     scoped_environment,
 )
 from orchestration.defs.warehouse.dbt_plan import (
+    BuildDateMove,
     DbtPlan,
     complete_plan,
     incremental_plan,
@@ -243,6 +245,37 @@ def parsed_manifest(dbt_vars: str | None, log: Callable[[str], None] = print) ->
     return json.loads((environment.dbt_target_dir() / "manifest.json").read_text())
 
 
+def selected_models(
+    select: Sequence[str], dbt_vars: str | None, log: Callable[[str], None] = print
+) -> list[str]:
+    """Names of the models ``--select select`` picks, as dbt reads the selection (``dbt ls``)."""
+    output: list[str] = []
+    arguments = ["--quiet", *with_vars(["ls", "--resource-type", "model", "--output", "name"], dbt_vars)]
+    exit_code = run_dbt([*arguments, "--select", *select], log=output.append)
+    if exit_code != 0:
+        log("\n".join(output))
+        raise RuntimeError(f"dbt ls failed with exit {exit_code} (its output is above)")
+    return [line.strip() for line in output if line.strip()]
+
+
+def _date_relative_upstream(
+    client, select: Sequence[str], dbt_vars: str | None, log: Callable[[str], None]
+) -> tuple[tuple[str, ...], str]:
+    """The models a ``--select`` build adds, with the plan's reason: when the build date moved since
+    the models' refresh mark, those that the selected models read still holding the previous date
+    (``BuildDateMove.upstream_of``); nothing when it did not, or they read none."""
+    manifest = functools.cache(lambda: parsed_manifest(dbt_vars, log))
+    date_move = BuildDateMove.since(
+        refresh_state.last_refresh(client, schema.raw_database(), marts_schema()), manifest, dbt_vars
+    )
+    if date_move is None:
+        return (), ""
+    added = date_move.upstream_of(manifest(), selected_models(select, dbt_vars, log))
+    if not added:
+        return (), ""
+    return added, f"selected models; {date_move.describe_upstream(added)}"
+
+
 def dbt_project_dir() -> Path:
     """The dbt project ``run_dbt`` builds: the repository, unless dbt's own ``DBT_PROJECT_DIR`` says
     otherwise (its model files are the definitions a build applies)."""
@@ -400,8 +433,13 @@ def build(
                 client, schema.raw_database(), marts_schema(), dbt_project_dir()
             )
             if full_refresh or select:
+                added, reason = _date_relative_upstream(client, select, dbt_vars, log) if select else ((), "")
                 plan = complete_plan(
-                    full_refresh=full_refresh, select=select, dbt_vars=dbt_vars, definitions=definitions
+                    full_refresh=full_refresh,
+                    select=(*select, *added),
+                    dbt_vars=dbt_vars,
+                    reason=reason,
+                    definitions=definitions,
                 )
             else:
                 changed = refresh_state.tables_changed_since_refresh(

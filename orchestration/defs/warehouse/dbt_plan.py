@@ -83,14 +83,15 @@ row would mix two build dates (``mart_customer_overview``'s days since the last 
 models' refresh mark (the start of the last build of every change) is before the build date, the
 incremental plan also selects every date-relative model with its downstream, views still left out
 (:class:`BuildDateMove`); the build records a mark of its build date (:func:`refresh_mark`), so
-this happens once a day, also when nothing else changed. Which models are date-relative is read
-from dbt's manifest, not kept by hand: those whose macros include ``as_of_date``, directly or
-through the project's macros that call it (``by_build_date``, ``in_period`` ...;
-:func:`date_relative_models`). dbt records the macros a model calls as it renders the model at
-parse time, so a call only inside ``is_incremental()`` (the KPI mart's lookback) is not recorded;
-the KPI mart is downstream of the date spine anyway, and a test checks that every model whose SQL
-calls one of these macros is reached. In Dagster the KPI mart is
-not the hourly op's: its daily partitions rebuild the current days.
+this happens once a day, also when nothing else changed. A ``--select`` build then adds to its
+selection the date-relative models its models read (:meth:`BuildDateMove.upstream_of`). Which
+models are date-relative is read from dbt's manifest, not kept by hand: those whose macros include
+``as_of_date``, directly or through the project's macros that call it (``by_build_date``,
+``in_period`` ...; :func:`date_relative_models`). dbt records the macros a model calls as it
+renders the model at parse time, so a call only inside ``is_incremental()`` (the KPI mart's
+lookback) is not recorded; the KPI mart is downstream of the date spine anyway, and a test checks
+that every model whose SQL calls one of these macros is reached. In Dagster the KPI mart is not the
+hourly op's: its daily partitions rebuild the current days.
 """
 
 from __future__ import annotations
@@ -627,6 +628,22 @@ class BuildDateMove:
     def describe(self) -> str:
         return f"build date moved from {self.previous} to {self.current}: date-relative models"
 
+    def upstream_of(self, manifest: Mapping[str, Any], models: Iterable[str]) -> tuple[str, ...]:
+        """The models that ``models`` read, directly or not, still holding the previous date: the
+        date-relative ones (``self.models``) and those between them and ``models`` (not ``models``
+        themselves). A ``--select`` build of ``models`` adds them (``funnelhouse build``), or a
+        selected model would mix the two dates (its own as of today, its last 7 days read as of
+        yesterday)."""
+        models = set(models)
+        holding = models_upstream_of(manifest, models) & models_downstream_of(manifest, (), self.models)
+        return tuple(sorted(holding - models))
+
+    def describe_upstream(self, added: Iterable[str]) -> str:
+        return (
+            f"build date moved from {self.previous} to {self.current}: also the models they read "
+            f"built as of {self.previous}: {', '.join(added)}"
+        )
+
 
 def _held_build_date(refreshed_through: dt.datetime | None, dbt_vars: str | None) -> dt.date | None:
     """The build date the models hold when a plan runs nothing, if later than the build's (a rebuild
@@ -736,6 +753,24 @@ def models_downstream_of(
             if child.startswith("model.") and child not in reached:
                 reached.add(child)
                 pending.append(child)
+    return {manifest["nodes"][unique_id]["name"] for unique_id in reached}
+
+
+def models_upstream_of(manifest: Mapping[str, Any], models: Iterable[str]) -> set[str]:
+    """Names of the models that the ``models`` (every version of a versioned one) read, directly or not."""
+    names = set(models)
+    parents = manifest["parent_map"]
+    pending = [
+        unique_id
+        for unique_id, node in manifest["nodes"].items()
+        if node["resource_type"] == "model" and node["name"] in names
+    ]
+    reached: set[str] = set()
+    while pending:
+        for parent in parents.get(pending.pop(), ()):
+            if parent.startswith("model.") and parent not in reached:
+                reached.add(parent)
+                pending.append(parent)
     return {manifest["nodes"][unique_id]["name"] for unique_id in reached}
 
 
