@@ -324,7 +324,7 @@ def _label_scan(alternatives: Iterable[str]) -> re.Pattern:
     already masked ("邮箱 [email]")."""
     return re.compile(
         rf"(?P<label>(?:{'|'.join(_by_first_character(alternatives))})"
-        rf"(?:(?P<bare>{_BARE_END})|\s*(?:号|账号|帐号|id|号码|number|no\.?|{_ID_IN_WORDS})?\s*"
+        rf"(?:(?P<bare>{_BARE_END})|\s*(?:号|账号|帐号|(?:id|number|no)(?![a-z])|no\.|号码|{_ID_IN_WORDS})?\s*"
         r"(?:is|是|为|:|：|=|-|>|→|[(（【\[]|\s)*\s*))"
         rf"(?(bare)|(?P<handle>(?!email\])@?\+?(?:live:\.?|{_PROFILE_LINK})?"
         r"[a-z0-9][a-z0-9_.\-]{2,}(?:[ \-][0-9]{2,})*))"
@@ -645,7 +645,7 @@ def _digit_count(text: str) -> int:
 _WORD_LABEL = re.compile(
     r"(?i)(?:we\s+chat|wei\s+xin|wa|tg|line|signal|qq|gmail|instagram|ig|facebook|fb)(?![a-z.])|联系方式|扣扣"
 )
-_SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no)\b|hao(?:\s?ma)?\b")
+_SAID_TO_BE_A_HANDLE = re.compile(r"(?i)[:：=]|号|\b(?:id|number|no)\b|hao(?:\s?ma)?\b|\baccount\s*(?:是|为)")
 _LOOKS_LIKE_A_HANDLE = re.compile(r"[0-9@+]|[_.][A-Za-z0-9]")
 
 

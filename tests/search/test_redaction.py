@@ -254,6 +254,9 @@ SEARCH_REVIEWS_LEAKS = {
     "看我 https://www.instagram.com/lina.wang88 吧": "看我 https://www.instagram.com/[handle] 吧",
     "ig: instagram.com/linawang": "ig: [handle]",
     "lina_88 是我weixin": "[handle] 是我weixin",
+    # "account" then 是/为 says a handle follows, as ":" does
+    "我的 ig account 是 linawang": "我的 ig account 是 [handle]",
+    "line account 为 moonboy": "line account 为 [handle]",
 }
 
 
@@ -274,6 +277,9 @@ def test_the_search_reviews_leaks_are_redacted(text, expected):
         "客户 ignored 我的消息, fbnotes",
         "open an IG account today; our fb account manager will call",
         "my instagram account is private, qq account suspended, your credit line account balance is low",
+        # a word starting with "no", "id" or "number" after a label and a space
+        "IG noted the drop, Signal noise is high, qq notification, FB nonprofit, wa nobody",
+        "IG identity checks, line numbering",
     ],
 )
 def test_ordinary_text_near_the_search_reviews_labels_is_untouched(text):

@@ -21,6 +21,7 @@ Each tick, in order:
    migration 0026): request a run, unless the last such runs failed (a PostgreSQL error, a bulk
    request refused: the next run meets the same): then the same back-off, counted from the failed
    runs of pending changes in a row since the last run that synced the index, whichever job ran it
+   but a full rebuild
    (the cause fixed, a sync started by hand in the UI or the launchpad ends the series).
 
 An outage is alerted, not flooded. Every run asked for while the engine is away fails, and every
@@ -115,7 +116,7 @@ def backoff_s(runs: int) -> float:
 class FailedRuns:
     """The sensor's runs of one kind (rebuilds, syncs of pending changes) that failed in a row (the
     newest runs of the sync job for the alias; for syncs, those that ended after the last run that synced
-    the index, whichever job ran it)."""
+    the index, whichever job ran it, but a full rebuild)."""
 
     runs: int
     last_run_id: str
