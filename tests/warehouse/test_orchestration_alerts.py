@@ -399,7 +399,7 @@ def test_an_alert_that_cannot_be_judged_is_mailed_as_new(relay, monkeypatch, cap
     logged = _logged(capsys)
     for run_id in (failed[1], checked[1]):
         assert f"run {run_id} " in logged
-    assert "could not be judged (ValueError: FUNNELHOUSE_ALERT_REPEAT_HOURS must be" in logged
+    assert "could not be judged (ConfigurationError: FUNNELHOUSE_ALERT_REPEAT_HOURS must be" in logged
 
 
 def test_a_failure_read_before_its_run_record_is_updated_is_judged_by_its_event(relay):
