@@ -551,9 +551,14 @@ RAW_TABLES: tuple[RawTable, ...] = (
     RawTable(
         "system_settings",
         mode="snapshot",
-        replicated=_columns("id key value_type category description is_public updated_by updated_at"),
-        dropped=("value",),
-        derived={"has_value": _present("value"), "warehouse_value": _warehouse_setting_value("key", "value")},
+        replicated=_columns("id key value_type category is_public updated_by updated_at"),
+        # a description is typed by whoever adds the setting ("值班: 张伟 138..."): masked like a tag's
+        dropped=("value", "description"),
+        derived={
+            "has_value": _present("value"),
+            "warehouse_value": _warehouse_setting_value("key", "value"),
+            **_masked_columns(text=("description",)),
+        },
     ),
 )
 

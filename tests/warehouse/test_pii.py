@@ -195,7 +195,7 @@ def test_contact_details_in_tag_names_material_titles_and_handles_reach_no_mart(
 # Contact details typed into the attributes, descriptions and labels staff fill in by hand: a tag's
 # description, a customer's city, industry, persona, trading platform, interests and risk flags, a
 # script's subcategory, scenario, purpose and tags, a material's subcategory and purpose, a course's
-# title and description. Customer 3 keeps ordinary values, which the marts group by.
+# title and description, a setting's description. Customer 3 keeps ordinary values, which the marts group by.
 _PLANTED_IN_ATTRIBUTES = (
     "wxid_lina88",
     "13800138000",
@@ -208,6 +208,7 @@ _PLANTED_IN_ATTRIBUTES = (
     "13600136000",
     "13500135000",
     "wxid_course01",
+    "13300133000",
 )
 _PLANT_ATTRIBUTES = (
     "insert into tags (id, name, category, description) values"
@@ -224,6 +225,8 @@ _PLANT_ATTRIBUTES = (
     "update scripts set subcategory = 'VIP服务', scenario = '新人进群', purpose = '破冰互动' where id = 2",
     "update materials set subcategory = '客户 13600136000', purpose = '私信 wxid_lina88' where material_code = 'MAT_001'",
     "update training_courses set title = '带教 13500135000', description = '导师 wxid_course01' where id = 1",
+    "insert into system_settings (key, value, value_type, category, description) values"
+    " ('ops.duty', 'x', 'string', 'ops', '值班: 张伟 13300133000')",
 )
 
 
@@ -237,13 +240,16 @@ def test_contact_details_in_typed_attributes_reach_no_model(built_warehouse, pg_
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         for statement in _PLANT_ATTRIBUTES:
             conn.execute(statement)
-    replicate_tables(pg_dsn, ["tags", "customers", "scripts", "materials", "training_courses"])
+    replicate_tables(
+        pg_dsn, ["tags", "customers", "scripts", "materials", "training_courses", "system_settings"]
+    )
     models = (
         "stg_crm__tags",
         "stg_crm__customers",
         "stg_crm__scripts",
         "stg_crm__materials",
         "stg_crm__training_courses",
+        "stg_crm__system_settings",
         "dim_customers",
         "mart_customer_overview",
         "mart_material_engagement",
