@@ -698,9 +698,14 @@ class Replicator:
 
         Only versions older than the deletion are tombstoned, so an id written again after its
         deletion (explicit ids, restores) survives.
+
+        Counted (and merged with the older versions) are all the window's tombstones in raw, those a
+        failed run wrote too: its rerun finds the rows deleted under FINAL and writes none again, yet
+        must still merge their older versions away, and move the table's watermark past them.
         """
         kept = _tombstone_columns(table, [name for name, _ in columns])
-        written, deleted = 0, []
+        qualified = self._qualified(table.name)
+        tombstoned, deleted = 0, []
         for batch in cursor.deletions(self.pg_dsn, table.name, start, self.bound.local, _TOMBSTONE_BATCH):
             deleted += [row_id for row_id, _ in batch]
             # Parsed by ClickHouse like the pulled updated_at values, so both versions share one clock.
@@ -708,20 +713,25 @@ class Replicator:
                 "toUInt64(toUnixTimestamp64Micro(toDateTime64("
                 "transform(id, {ids:Array(Int64)}, {deleted_at:Array(String)}, '1970-01-01 00:00:00'), 6)))"
             )
-            written += self._insert_tombstones(
+            parameters = {
+                "ids": [row_id for row_id, _ in batch],
+                "deleted_at": [deleted_at.isoformat(sep=" ") for _, deleted_at in batch],
+            }
+            self._insert_tombstones(
                 table.name,
                 kept,
                 deletion_version,
-                f"from {self._qualified(table.name)} final "
-                f"where id in {{ids:Array(Int64)}} and _version < {deletion_version}",
-                parameters={
-                    "ids": [row_id for row_id, _ in batch],
-                    "deleted_at": [deleted_at.isoformat(sep=" ") for _, deleted_at in batch],
-                },
+                f"from {qualified} final where id in {{ids:Array(Int64)}} and _version < {deletion_version}",
+                parameters=parameters,
             )
-        if written:
+            tombstoned += self.client.query(
+                f"select uniqExact(id) from {qualified} "
+                f"where id in {{ids:Array(Int64)}} and _is_deleted and _version = {deletion_version}",
+                parameters=parameters,
+            ).result_rows[0][0]
+        if tombstoned:
             self._merge_away_deleted_versions(table, deleted)
-        return written
+        return tombstoned
 
     def _merge_away_deleted_versions(self, table: RawTable, ids: list[int]) -> None:
         """Merge the partitions holding ``ids``' tombstones now (``OPTIMIZE ... FINAL``), so that the

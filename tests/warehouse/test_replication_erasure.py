@@ -6,9 +6,10 @@ So a customer's erasure erases their replicated text (masked free text, city) fr
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from ingestion.replication.connections import clickhouse_client, string_literal
-from ingestion.replication.replicate import replicate_tables
+from ingestion.replication.replicate import Replicator, replicate_tables
 from orchestration.defs.warehouse.build import MARTS, build, marts_schema, run_dbt
 from tests.fixtures.warehouse import load_fixture
 from tests.warehouse.test_incremental_matches_full_refresh import CUSTOMER_GRAIN, FACTS, _contents
@@ -170,3 +171,33 @@ def test_a_full_refresh_leaves_no_data_of_deleted_rows(pg_dsn, clickhouse_env):
         f"select count() from {raw}.customers where occupation = 'Day trader' or city = 'Shenzhen'"
     ).result_rows == [(0,)]
     assert _optimized_rows(client, clickhouse_env, "conversations", [conversation]) == []
+
+
+def test_a_run_failing_before_the_merge_leaves_its_rerun_to_erase(pg_dsn, clickhouse_env, monkeypatch):
+    """A run that wrote a deleted customer's tombstone but failed before merging their older versions
+    away: its rerun finds the row already deleted under FINAL, writes no tombstone again, yet merges
+    the older versions away and counts the table changed (the tombstone is news to the models)."""
+    load_fixture(pg_dsn)
+    client, raw = clickhouse_client(), f"`{clickhouse_env}`"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"update customers set {CUSTOMER_TEXT} where id = 4")
+    replicate_tables(pg_dsn, ["customers"])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("delete from customers where id = 4")
+
+    merge = Replicator._merge_away_deleted_versions
+
+    def fail_once(self, table, ids):
+        monkeypatch.setattr(Replicator, "_merge_away_deleted_versions", merge)
+        raise RuntimeError("connection lost during OPTIMIZE")
+
+    monkeypatch.setattr(Replicator, "_merge_away_deleted_versions", fail_once)
+    with pytest.raises(RuntimeError, match="OPTIMIZE"):
+        replicate_tables(pg_dsn, ["customers"])
+    assert client.query(f"select count() from {raw}.customers where id = 4 and _is_deleted").result_rows == [
+        (1,)
+    ]
+
+    [result] = replicate_tables(pg_dsn, ["customers"])
+    _assert_only_tombstones_with_defaults(client, clickhouse_env, {"customers": [4]})
+    assert (result.tombstones, result.changed) == (1, True)
