@@ -45,14 +45,19 @@ def test_a_value_outside_the_contract_is_refused_before_searching(option, value,
     assert f"Invalid value for '{option}'" in result.output and f"'{value}' is not one of" in result.output
 
 
-def test_an_unknown_code_gets_a_hint_and_a_known_one_does_not(
-    pg_dsn, search_engine, search_client, search_alias, monkeypatch
-):
+def _index_samples_for_the_cli(pg_dsn, search_engine, search_client, search_alias, monkeypatch) -> None:
+    """The sample conversations indexed under ``search_alias``, and the CLI pointed at the engine."""
     with psycopg.connect(pg_dsn) as conn:
         seed_samples(conn, seed_people(conn))
     rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
     monkeypatch.setenv("FUNNELHOUSE_SEARCH_URL", search_engine["url"])
     monkeypatch.setenv("FUNNELHOUSE_SEARCH_FLAVOUR", search_engine["flavour"])
+
+
+def test_an_unknown_code_gets_a_hint_and_a_known_one_does_not(
+    pg_dsn, search_engine, search_client, search_alias, monkeypatch
+):
+    _index_samples_for_the_cli(pg_dsn, search_engine, search_client, search_alias, monkeypatch)
 
     result = _invoke("--customer", "CUST_0000042", "--alias", search_alias)
     assert result.exit_code == 0, result.output
@@ -276,11 +281,7 @@ _PASTED = "".join(chr(0x4E00 + (i * 7) % 20000) for i in range(1030))
 def test_a_search_text_too_long_or_refused_by_the_engine_is_one_line(
     pg_dsn, search_engine, search_client, search_alias, monkeypatch
 ):
-    with psycopg.connect(pg_dsn) as conn:
-        seed_samples(conn, seed_people(conn))
-    rebuild.full_rebuild(pg_dsn, search_client, search_alias, lag=NO_LAG)
-    monkeypatch.setenv("FUNNELHOUSE_SEARCH_URL", search_engine["url"])
-    monkeypatch.setenv("FUNNELHOUSE_SEARCH_FLAVOUR", search_engine["flavour"])
+    _index_samples_for_the_cli(pg_dsn, search_engine, search_client, search_alias, monkeypatch)
 
     error = _one_clean_error(_invoke(_PASTED, "--alias", search_alias))
     assert error == (

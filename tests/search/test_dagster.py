@@ -34,9 +34,11 @@ def _tick(resource, instance=None):
         return search_changes_sensor(context)
 
 
-def _add_run(instance, job, status):
-    """A run record as the daemon would have made it (its status is all the sensor looks at)."""
-    return instance.add_run(dg.DagsterRun(job_name=job.name, run_id=str(uuid.uuid4()), status=status))
+def _add_run(instance, job, status, tags=None):
+    """A run record as the daemon would have made it (its status and tags are all the sensor looks at)."""
+    return instance.add_run(
+        dg.DagsterRun(job_name=job.name, run_id=str(uuid.uuid4()), status=status, tags=tags or {})
+    )
 
 
 def _materialize(resource):
@@ -227,14 +229,7 @@ def test_a_rebuild_failing_its_check_is_not_retried_and_the_sensor_backs_off(
     assert kinds.count(dg.DagsterEventType.STEP_FAILURE) == 1
 
     # The sensor's run of it failed: the next ticks skip until the back-off has passed.
-    run = instance.add_run(
-        dg.DagsterRun(
-            job_name=search_sync_job.name,
-            run_id=str(uuid.uuid4()),
-            status=dg.DagsterRunStatus.STARTED,
-            tags=request.tags,
-        )
-    )
+    run = _add_run(instance, search_sync_job, dg.DagsterRunStatus.STARTED, tags=request.tags)
     instance.report_run_failed(run)
     waiting = _tick(search_resource, instance)
     assert isinstance(waiting, dg.SkipReason), waiting
@@ -257,14 +252,7 @@ def test_during_the_rebuild_back_off_pending_changes_get_a_sync_only_run(
     monkeypatch.setattr(mapping, "MAPPING_VERSION", mapping.MAPPING_VERSION + 1)  # a deploy
     instance = dg.DagsterInstance.ephemeral()
     rebuild_tags = {"search_alias": search_resource.alias, REASON_TAG: f"{sensors.REBUILD_REASON}mapping"}
-    failed = instance.add_run(
-        dg.DagsterRun(
-            job_name=search_sync_job.name,
-            run_id=str(uuid.uuid4()),
-            status=dg.DagsterRunStatus.STARTED,
-            tags=rebuild_tags,
-        )
-    )
+    failed = _add_run(instance, search_sync_job, dg.DagsterRunStatus.STARTED, tags=rebuild_tags)
     instance.report_run_failed(failed)  # its rebuild failed its check: the back-off starts
     assert isinstance(_tick(search_resource, instance), dg.SkipReason)  # and nothing is pending
 
@@ -358,14 +346,7 @@ def test_a_run_of_the_index_started_in_the_ui_is_waited_for(
 
     # The sensor's own rebuild (a sync run asked to rebuild) holds the nightly one back too; its
     # plain syncs do not (the night's rebuild is not lost to a sync of seconds).
-    sensors_rebuild = instance.add_run(
-        dg.DagsterRun(
-            job_name=search_sync_job.name,
-            run_id=str(uuid.uuid4()),
-            status=dg.DagsterRunStatus.STARTED,
-            tags=request.tags,
-        )
-    )
+    sensors_rebuild = _add_run(instance, search_sync_job, dg.DagsterRunStatus.STARTED, tags=request.tags)
     assert not _evaluate_schedule(instance).run_requests
     instance.report_run_failed(sensors_rebuild)
     plain = _add_run(instance, search_sync_job, dg.DagsterRunStatus.STARTED)
@@ -398,14 +379,7 @@ def test_sync_runs_that_keep_failing_are_requested_after_a_back_off(
     instance = dg.DagsterInstance.ephemeral()
 
     def fail(request):
-        run = instance.add_run(
-            dg.DagsterRun(
-                job_name=search_sync_job.name,
-                run_id=str(uuid.uuid4()),
-                status=dg.DagsterRunStatus.STARTED,
-                tags=request.tags,
-            )
-        )
+        run = _add_run(instance, search_sync_job, dg.DagsterRunStatus.STARTED, tags=request.tags)
         instance.report_run_failed(run)
         return run
 
