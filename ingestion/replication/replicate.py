@@ -691,10 +691,15 @@ class Replicator:
         return copied
 
     def _tombstone(self, table: RawTable, columns, start: dt.datetime) -> int:
-        """A tombstone for each row deleted since ``start``, versioned by its deletion time: what
-        ``_tombstone_columns`` keeps of the row's last version (its partition key among them), every
-        other column its type's default: once merged with the row's older versions, it is all raw
-        keeps of the row.
+        """Tombstones for each row deleted since ``start``, versioned by its deletion time: one in
+        each partition holding a live version of the row older than the deletion, keeping what
+        ``_tombstone_columns`` keeps of that partition's last version (its partition key among them),
+        every other column its type's default: once merged with the row's older versions, it is all
+        raw keeps of the row. A row moved to another partition (a conversation whose sent_at moved to
+        another month) left a version in each: a ReplacingMergeTree replaces a version only within its
+        partition, so one tombstone in the last version's partition would leave the older one for
+        good. FINAL, merging across partitions, shows the id nowhere (its tombstones share the
+        deletion's version, all deleted).
 
         Only versions older than the deletion are tombstoned, so an id written again after its
         deletion (explicit ids, restores) survives.
@@ -717,11 +722,15 @@ class Replicator:
                 "ids": [row_id for row_id, _ in batch],
                 "deleted_at": [deleted_at.isoformat(sep=" ") for _, deleted_at in batch],
             }
+            last_in_each_partition = (
+                f"select * from {qualified} where id in {{ids:Array(Int64)}}"
+                " order by _version desc limit 1 by id, _partition_id"
+            )
             self._insert_tombstones(
                 table.name,
                 kept,
                 deletion_version,
-                f"from {qualified} final where id in {{ids:Array(Int64)}} and _version < {deletion_version}",
+                f"from ({last_in_each_partition}) where not _is_deleted and _version < {deletion_version}",
                 parameters=parameters,
             )
             tombstoned += self.client.query(

@@ -79,15 +79,18 @@ def _assert_only_tombstones_with_defaults(client, raw_database: str, deleted: di
         rows = _optimized_rows(client, raw_database, table, ids)
         assert sorted(row["id"] for row in rows) == sorted(ids), table  # one row each: the tombstone
         assert all(row["_is_deleted"] == 1 for row in rows), table
-        defaults = _defaults(client, raw_database, table)
-        for row in rows:
-            kept = {"id", *BOOKKEEPING, *KEPT[table]}
-            not_default = {
-                column: value
-                for column, value in row.items()
-                if column not in kept and value != defaults[column]
-            }
-            assert not_default == {}, (table, row["id"])
+        _assert_keep_only_what_readers_need(client, raw_database, table, rows)
+
+
+def _assert_keep_only_what_readers_need(client, raw_database: str, table: str, rows: list[dict]) -> None:
+    """Each of ``rows`` (tombstones of ``table``) keeps only what ``KEPT`` allows, defaults elsewhere."""
+    defaults = _defaults(client, raw_database, table)
+    kept = {"id", *BOOKKEEPING, *KEPT[table]}
+    for row in rows:
+        not_default = {
+            column: value for column, value in row.items() if column not in kept and value != defaults[column]
+        }
+        assert not_default == {}, (table, row["id"])
 
 
 def test_an_erased_customer_leaves_no_data_in_raw_and_no_count_in_the_marts(
@@ -201,3 +204,41 @@ def test_a_run_failing_before_the_merge_leaves_its_rerun_to_erase(pg_dsn, clickh
     [result] = replicate_tables(pg_dsn, ["customers"])
     _assert_only_tombstones_with_defaults(client, clickhouse_env, {"customers": [4]})
     assert (result.tombstones, result.changed) == (1, True)
+
+
+def test_a_conversation_moved_to_another_month_then_deleted_leaves_no_data_in_raw(pg_dsn, clickhouse_env):
+    """A conversation whose sent_at moved to another month left a version in each month's partition
+    (FINAL merges across them, a ReplacingMergeTree's merges do not): deleted, it leaves a tombstone in
+    each, so its text is erased from the older month too, and FINAL shows it nowhere."""
+    load_fixture(pg_dsn)
+    client, raw = clickhouse_client(), f"`{clickhouse_env}`"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        [(conversation,)] = conn.execute("select id from conversations where source_message_id = 'MSG1'")
+        conn.execute("""update conversations set keywords = '["美股"]' where id = %s""", (conversation,))
+    replicate_tables(pg_dsn, ["conversations"])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "update conversations set sent_at = sent_at + interval '70 days' where id = %s", (conversation,)
+        )
+    replicate_tables(pg_dsn, ["conversations"])
+    assert client.query(
+        f"select uniqExact(_partition_id) from {raw}.conversations where id = {conversation}"
+    ).result_rows == [(2,)]
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("delete from conversations where id = %s", (conversation,))
+    [result] = replicate_tables(pg_dsn, ["conversations"])
+    assert result.tombstones == 1
+    assert client.query(
+        f"select count() from {raw}.conversations where id = {conversation} and keywords is not null"
+    ).result_rows == [(0,)]
+    assert client.query(
+        f"select count() from {raw}.conversations final where id = {conversation}"
+    ).result_rows == [(0,)]
+    live = client.query(
+        f"select id from {raw}.conversations where id = {conversation} and not _is_deleted"
+    ).result_rows
+    assert live == []  # no FINAL: the versions before the deletion are gone, in both months
+    rows = _optimized_rows(client, clickhouse_env, "conversations", [conversation])
+    assert len(rows) == 2 and all(row["_is_deleted"] == 1 for row in rows)  # a tombstone in each month
+    _assert_keep_only_what_readers_need(client, clickhouse_env, "conversations", rows)
