@@ -746,31 +746,33 @@ def models_downstream_of(
         for unique_id, node in manifest["nodes"].items()
         if node["resource_type"] in ("model", "seed") and node["name"] in names
     }
-    pending = [f"source.{project}.{SOURCE}.{table}" for table in tables] + sorted(starting)
-    reached: set[str] = {unique_id for unique_id in starting if unique_id.startswith("model.")}
-    while pending:
-        for child in children.get(pending.pop(), ()):
-            if child.startswith("model.") and child not in reached:
-                reached.add(child)
-                pending.append(child)
+    sources = [f"source.{project}.{SOURCE}.{table}" for table in tables]
+    reached = _models_reached(children, [*sources, *sorted(starting)])
+    reached |= {unique_id for unique_id in starting if unique_id.startswith("model.")}
     return {manifest["nodes"][unique_id]["name"] for unique_id in reached}
+
+
+def _models_reached(edges: Mapping[str, list[str]], starting: Iterable[str]) -> set[str]:
+    """The models reached from ``starting`` (node ids) along ``edges`` (dbt's child_map or
+    parent_map), directly or not, through models only; ``starting`` itself not included."""
+    pending, reached = list(starting), set()
+    while pending:
+        for node in edges.get(pending.pop(), ()):
+            if node.startswith("model.") and node not in reached:
+                reached.add(node)
+                pending.append(node)
+    return reached
 
 
 def models_upstream_of(manifest: Mapping[str, Any], models: Iterable[str]) -> set[str]:
     """Names of the models that the ``models`` (every version of a versioned one) read, directly or not."""
     names = set(models)
-    parents = manifest["parent_map"]
-    pending = [
+    starting = [
         unique_id
         for unique_id, node in manifest["nodes"].items()
         if node["resource_type"] == "model" and node["name"] in names
     ]
-    reached: set[str] = set()
-    while pending:
-        for parent in parents.get(pending.pop(), ()):
-            if parent.startswith("model.") and parent not in reached:
-                reached.add(parent)
-                pending.append(parent)
+    reached = _models_reached(manifest["parent_map"], starting)
     return {manifest["nodes"][unique_id]["name"] for unique_id in reached}
 
 
