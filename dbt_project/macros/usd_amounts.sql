@@ -1,8 +1,8 @@
 -- Money in US dollars, one rule for every fact that holds money (fct_deposits, fct_withdrawals):
 -- the amount times the seed fx_rates_to_usd's rate of its currency with the latest valid_from on or
 -- before the movement's day, rounded to the cent (half away from zero); NULL without a rate.
--- Use them together: {{ amount_in_usd('amount') }} in the select list, {{ join_usd_rate(...) }} after
--- the from clause, and {{ assert_confirmed_amounts_in_usd(...) }} as a post-hook.
+-- Use them together: amount_in_usd('amount') in the select list, join_usd_rate(currency, day) after
+-- the from clause, and assert_confirmed_amounts_in_usd(movements) as a post-hook.
 
 {% macro amount_in_usd(amount) -%}
     toDecimal128(round({{ amount }} * usd_rates.usd_per_unit, 2), 2)

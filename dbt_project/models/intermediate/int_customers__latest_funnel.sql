@@ -13,7 +13,7 @@ with customers as (
 tofu as (
     select *, count() over (partition by customer_id) as tofu_row_count
     from {{ ref('stg_crm__funnel_tofu') }}
-    order by customer_id, created_at desc, tofu_id desc
+    order by customer_id asc, created_at desc, tofu_id desc
     limit 1 by customer_id
 ),
 
@@ -31,7 +31,7 @@ mofu as (
             ifNull(is_account_opened, false)
         ) over (partition by customer_id) as first_account_opened_employee_id
     from {{ ref('stg_crm__funnel_mofu') }}
-    order by customer_id, created_at desc, mofu_id desc
+    order by customer_id asc, created_at desc, mofu_id desc
     limit 1 by customer_id
 ),
 
@@ -41,7 +41,7 @@ bofu as (
         count() over (partition by customer_id) as bofu_row_count,
         max(toBool(first_deposit_at is not null)) over (partition by customer_id) as any_first_deposit_recorded
     from {{ ref('stg_crm__funnel_bofu') }}
-    order by customer_id, created_at desc, bofu_id desc
+    order by customer_id asc, created_at desc, bofu_id desc
     limit 1 by customer_id
 ),
 

@@ -38,14 +38,16 @@ empty_spine as (
     where (select count() from spine) = 0
 ),
 
+months as (
+    select toStartOfMonth(kpi_date) as month_start, topK(1)(employee_rows)[1] as usual_rows
+    from kpi_days
+    group by month_start
+),
+
 uneven_days as (
     select kpi_date as problem_date, 'day with a different employee count than its month' as problem
     from kpi_days
-    inner join (
-        select toStartOfMonth(kpi_date) as month_start, topK(1)(employee_rows)[1] as usual_rows
-        from kpi_days
-        group by month_start
-    ) as months on toStartOfMonth(kpi_days.kpi_date) = months.month_start
+    inner join months on toStartOfMonth(kpi_days.kpi_date) = months.month_start
     where kpi_days.employee_rows != months.usual_rows
 )
 

@@ -30,7 +30,13 @@ final as (
         {{ day_of('transitioned_at') }} as entered_date,
         next_transitioned_at as exited_at,
         next_transitioned_at is null as is_current,
-        toInt32(dateDiff('day', {{ day_of('transitioned_at') }}, coalesce({{ day_of('next_transitioned_at') }}, {{ as_of_date() }})))
+        toInt32(
+            dateDiff(
+                'day',
+                {{ day_of('transitioned_at') }},
+                coalesce({{ day_of('next_transitioned_at') }}, {{ as_of_date() }})
+            )
+        )
             as days_in_stage,
         recorded_duration_days,
         trigger_event

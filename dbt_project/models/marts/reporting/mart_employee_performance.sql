@@ -176,7 +176,8 @@ final as (
             - ifNull(withdrawal_periods.withdrawal_amount_{{ period }}, 0) as net_deposit_{{ period }},
         ifNull(deposit_periods.deposit_count_{{ period }}, 0) as deposit_count_{{ period }},
         ifNull(withdrawal_periods.withdrawal_count_{{ period }}, 0) as withdrawal_count_{{ period }},
-        {{ capped_ratio('ifNull(withdrawal_periods.withdrawal_amount_' ~ period ~ ', 0)', 'deposit_periods.deposit_amount_' ~ period) }}
+        {{ capped_ratio('ifNull(withdrawal_periods.withdrawal_amount_' ~ period ~ ', 0)',
+                        'deposit_periods.deposit_amount_' ~ period) }}
             as withdrawal_rate_{{ period }},
         ifNull(account_periods.accounts_opened_{{ period }}, 0) as accounts_opened_{{ period }},
         ifNull(first_deposit_periods.first_deposits_{{ period }}, 0) as first_deposits_{{ period }},
@@ -207,9 +208,11 @@ final as (
         {%- for stage in ('trust', 'action', 'subscribe') %}
         ifNull(stage_periods.entered_{{ stage }}_{{ period }}, 0) as customers_entered_{{ stage }}_{{ period }},
         {%- endfor %}
-        {{ capped_ratio('ifNull(stage_periods.entered_action_' ~ period ~ ', 0)', 'stage_periods.entered_trust_' ~ period) }}
+        {{ capped_ratio('ifNull(stage_periods.entered_action_' ~ period ~ ', 0)',
+                        'stage_periods.entered_trust_' ~ period) }}
             as trust_to_action_rate_{{ period }},
-        {{ capped_ratio('ifNull(stage_periods.entered_subscribe_' ~ period ~ ', 0)', 'stage_periods.entered_action_' ~ period) }}
+        {{ capped_ratio('ifNull(stage_periods.entered_subscribe_' ~ period ~ ', 0)',
+                        'stage_periods.entered_action_' ~ period) }}
             as action_to_subscribe_rate_{{ period }}{{ ',' if not loop.last }}
         {%- endfor %}
     from employees

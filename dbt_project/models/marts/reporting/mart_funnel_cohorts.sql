@@ -29,7 +29,8 @@ milestones as (
         dateDiff('day', customers.first_contact_date, {{ as_of_date() }}) as days_observed,
         ifNull(funnel.has_any_account_opened, false)
             and ifNull({{ by_build_date(day_of('funnel.first_account_opened_at')) }}, true) as has_account,
-        dateDiff('day', customers.first_contact_date, {{ day_of('funnel.first_account_opened_at') }}) as days_to_account,
+        dateDiff('day', customers.first_contact_date, {{ day_of('funnel.first_account_opened_at') }})
+            as days_to_account,
         dateDiff('day', customers.first_contact_date, {{ day_of('money.first_deposit_at') }}) as days_to_first_deposit
     from customers
     left join funnel on customers.customer_id = funnel.customer_id

@@ -26,7 +26,7 @@ advances as (
         entered.transition_id as transition_id,
         min(later.entered_at) as advanced_at
     from transitions as entered
-    inner join transitions as later on later.customer_id = entered.customer_id
+    inner join transitions as later on entered.customer_id = later.customer_id
     where later.stage_order > entered.stage_order
         and (later.entered_at, later.transition_id) > (entered.entered_at, entered.transition_id)
     group by entered.transition_id
@@ -77,8 +77,8 @@ stage_entries as (
     select
         customer_id,
         entered_date,
-        'Awareness',
-        {{ stage_order("'Awareness'") }},
+        'Awareness' as stage,
+        {{ stage_order("'Awareness'") }} as stage_order,
         advanced_at,
         has_exited
     from awareness_entries

@@ -180,13 +180,13 @@ daily as (
         toDecimal128(ifNull(withdrawals.withdrawal_amount, 0), 2) as bofu_withdrawal_amount
     from spine
     cross join employees
-    left join tofu on tofu.employee_id = employees.employee_id and tofu.activity_date = spine.date_day
+    left join tofu on employees.employee_id = tofu.employee_id and spine.date_day = tofu.activity_date
     left join conversations
-        on conversations.employee_id = employees.employee_id and conversations.activity_date = spine.date_day
-    left join accounts on accounts.employee_id = employees.employee_id and accounts.activity_date = spine.date_day
-    left join deposits on deposits.employee_id = employees.employee_id and deposits.activity_date = spine.date_day
+        on employees.employee_id = conversations.employee_id and spine.date_day = conversations.activity_date
+    left join accounts on employees.employee_id = accounts.employee_id and spine.date_day = accounts.activity_date
+    left join deposits on employees.employee_id = deposits.employee_id and spine.date_day = deposits.activity_date
     left join withdrawals
-        on withdrawals.employee_id = employees.employee_id and withdrawals.activity_date = spine.date_day
+        on employees.employee_id = withdrawals.employee_id and spine.date_day = withdrawals.activity_date
 ),
 
 scored as (
@@ -251,7 +251,7 @@ final as (
             and ifNull(reported.bofu_net_deposit, 0) = scored.bofu_net_deposit
         ) as is_matching_reported
     from weighted as scored
-    left join reported on reported.employee_id = scored.employee_id and reported.kpi_date = scored.kpi_date
+    left join reported on scored.employee_id = reported.employee_id and scored.kpi_date = reported.kpi_date
 )
 
 select * from final

@@ -54,7 +54,8 @@ final as (
         toUInt64(ifNull(employee_progress.courses_not_started, 0)) as courses_not_started,
         toUInt64(ifNull(employee_progress.required_courses_completed, 0)) as required_courses_completed,
         -- (nothing assigned, no rate: NULL, not 0 % of nothing)
-        {{ safe_ratio('employee_progress.courses_completed', 'employee_progress.courses_assigned') }} as completion_rate,
+        {{ safe_ratio('employee_progress.courses_completed', 'employee_progress.courses_assigned') }}
+            as completion_rate,
         {{ safe_ratio('employee_progress.required_courses_completed', 'employee_progress.required_courses_assigned') }}
             as required_completion_rate,
         employee_progress.average_score as average_score,
