@@ -67,6 +67,9 @@ CUSTOMER_OVERVIEW = {
     # built by another Dagster job and can be as of another day)
     "as_of": "as_of_date",
 }
+# Every mart the reports read, and the only ones ``_table`` names: the report assets depend on these
+# (orchestration/defs/reports/assets.py), as the dbt exposure kpi_reports does (tests/warehouse/test_exposures.py).
+MART_TABLES = (KPI_DAILY_TABLE, EMPLOYEE_PERFORMANCE_TABLE, CUSTOMER_OVERVIEW_TABLE)
 # A customer in these stages has arrived; staying there is the goal, not a stall.
 SETTLED_STAGES = ("Loyal", "Advocate")
 # Result aliases are prefixed ``out_``: ClickHouse lets an alias shadow a column in WHERE, so an alias
@@ -147,6 +150,8 @@ class MartReader:
             raise
 
     def _table(self, name: str) -> str:
+        if name not in MART_TABLES:  # a mart read but missing from MART_TABLES: not in the assets' deps
+            raise ValueError(f"{name} is not one of MART_TABLES {MART_TABLES}")
         return f"`{self.database}`.`{name}`"
 
     @staticmethod

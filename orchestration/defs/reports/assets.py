@@ -14,17 +14,16 @@ import dagster as dg
 import psycopg
 from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseUnreachable
 
+from ingestion.reports.data import MART_TABLES
 from ingestion.reports.ledger import MAX_RUNS
 from ingestion.reports.periods import Period
 from orchestration import environment
 from orchestration.defs.reports import runner
 from orchestration.defs.reports.partitions import daily_partitions, weekly_partitions
+from orchestration.defs.warehouse.translator import model_asset_key
 
-# dagster-dbt's default keys for the marts the reports read (ingestion/reports/data.py).
-MART_ASSETS = [
-    dg.AssetKey(name)
-    for name in ("mart_kpi_employee_daily", "mart_employee_performance", "mart_customer_overview")
-]
+# The marts the reports read (ingestion/reports/data.py), as dbt assets.
+MART_ASSETS = [model_asset_key(name) for name in MART_TABLES]
 
 
 REDELIVERY_NOTE = (

@@ -55,6 +55,7 @@ from orchestration.defs.warehouse.resources import dbt_project
 from orchestration.defs.warehouse.translator import WarehouseTranslator
 
 KPI_MART = refresh_state.KPI_MART
+MODELS_OP = "warehouse_dbt_models"  # the dbt op of every other model (the nightly job's run config names it)
 KPI_OP = "warehouse_dbt_kpi_daily"  # the KPI mart's dbt op (run config names it)
 KPI_PARTITIONS = dg.DailyPartitionsDefinition(start_date=environment.kpi_first_day(), end_offset=1)
 # For what a retry can mend (the writer lock not freed in time, the server briefly away, a query
@@ -277,7 +278,7 @@ def build_dbt_assets() -> list[dg.AssetsDefinition]:
         dagster_dbt_translator=WarehouseTranslator(),
         retry_policy=RETRY,
         pool=WAREHOUSE_POOL,
-        name="warehouse_dbt_models",
+        name=MODELS_OP,
     )
     def warehouse_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
         export_dbt_env()

@@ -27,6 +27,7 @@ from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client, string_literal
 from ingestion.replication.tables import RAW_TABLES
 from orchestration.defs.warehouse.dbt_environment import MANIFEST
+from orchestration.defs.warehouse.replication_assets import raw_asset_key
 
 SOURCE = "crm"
 CHECK_NAME = "replication_fresh"
@@ -119,7 +120,7 @@ def judge(
         )
         metadata.update(age_hours=round(age, 2), replicated_through=loaded_at.isoformat())
     return dg.AssetCheckResult(
-        asset_key=dg.AssetKey(["raw", table]),
+        asset_key=raw_asset_key(table),
         check_name=CHECK_NAME,
         passed=passed,
         severity=severity,
@@ -136,7 +137,7 @@ def build_freshness_checks(rules: Mapping[str, FreshnessRule]) -> list[dg.AssetC
     specs = [
         dg.AssetCheckSpec(
             CHECK_NAME,
-            asset=dg.AssetKey(["raw", table]),
+            asset=raw_asset_key(table),
             blocking=False,
             description=f"Replication of {table} is not behind PostgreSQL by more than {_bounds_text(rules[table])}.",
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration.defs.warehouse.checks import reconciliation_checks
-from orchestration.defs.warehouse.dbt_assets import KPI_MART
+from orchestration.defs.warehouse.dbt_assets import KPI_MART, MODELS_OP
 from orchestration.defs.warehouse.dbt_environment import MANIFEST
 from orchestration.defs.warehouse.freshness_checks import replication_freshness_checks
 from orchestration.defs.warehouse.replication_assets import REPLICATION_GROUP
@@ -59,7 +59,7 @@ hourly_refresh_job = dg.define_asset_job(
 nightly_full_build_job = dg.define_asset_job(
     "warehouse_nightly_full_build",
     selection=_unpartitioned_warehouse,
-    config={"ops": {"warehouse_dbt_models": {"config": {"full_refresh": True}}}},
+    config={"ops": {MODELS_OP: {"config": {"full_refresh": True}}}},
     description=(
         "Replicate, then dbt build --full-refresh: every model recomputed from raw, every data test."
     ),

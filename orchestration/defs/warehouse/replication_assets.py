@@ -1,6 +1,6 @@
 """One Dagster asset per raw table, downstream of the ingestion asset that loads the same seed table.
 
-Keys ``["raw", table]`` are also what the dbt translator maps ``source('crm', table)`` to, so the
+Keys ``raw_asset_key(table)`` (``raw/<table>``) are also what the dbt translator maps ``source('crm', table)`` to, so the
 lineage runs landing file -> ``crm/<table>`` -> ``raw/<table>`` -> staging -> marts in one graph.
 """
 
@@ -24,9 +24,15 @@ WAREHOUSE_POOL = "warehouse"
 RETRY = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL)
 
 
+def raw_asset_key(table: str) -> dg.AssetKey:
+    """The key of the asset of ClickHouse's ``raw.<table>``: its replication asset, dbt's
+    ``source('crm', table)`` (translator.py) and its freshness check's asset (freshness_checks.py)."""
+    return dg.AssetKey(["raw", table])
+
+
 def _replication_asset(table: RawTable) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["raw", table.name],
+        key=raw_asset_key(table.name),
         deps=[dg.AssetKey(["crm", table.name])],
         group_name=REPLICATION_GROUP,
         kinds={"clickhouse", "postgres"},

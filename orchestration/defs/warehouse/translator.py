@@ -8,6 +8,14 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from orchestration.defs.warehouse.replication_assets import raw_asset_key
+
+
+def model_asset_key(name: str) -> dg.AssetKey:
+    """A dbt model's asset key. Model names are unique; the schema is left out of the key because
+    tests prefix schemas."""
+    return dg.AssetKey([name])
+
 
 class WarehouseTranslator(DagsterDbtTranslator):
     def __init__(self):
@@ -20,10 +28,9 @@ class WarehouseTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
-            # source('crm', t) is the ClickHouse table the replication asset ["raw", t] writes.
-            return dg.AssetKey(["raw", dbt_resource_props["name"]])
-        # Model names are unique; the schema is left out of the key because tests prefix schemas.
-        return dg.AssetKey([dbt_resource_props["name"]])
+            # source('crm', t) is the ClickHouse table the replication asset of t writes.
+            return raw_asset_key(dbt_resource_props["name"])
+        return model_asset_key(dbt_resource_props["name"])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         # fqn: [project, folder, ...]; marts are split into core and reporting.
