@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import math
 import os
 import zoneinfo
 from dataclasses import dataclass, field
@@ -39,17 +40,18 @@ def env_name() -> str:
     return name
 
 
-def number_setting(name: str, default: float, unit: str) -> float:
-    """The non-negative number (of ``unit``: "hours", "seconds" ...) the variable ``name`` sets, else
-    ``default``; read when asked (a sensor's tick), not at import, so a change needs no reload. A value
-    that is no such number stops its reader with a message naming the variable."""
+def number_setting(name: str, default: float, unit: str, minimum: float = 0) -> float:
+    """The number (of ``unit``: "hours", "seconds" ...), ``minimum`` or more, the variable ``name``
+    sets, else ``default``; read when asked (a sensor's tick), not at import, so a change needs no
+    reload. A value that is no such number (``10m``, ``-5``, ``nan``) stops its reader with a message
+    naming the variable."""
     value = os.environ.get(name, "").strip()
     try:
         number = float(value) if value else default
     except ValueError:
-        number = -1.0
-    if number < 0:
-        raise ConfigurationError(f"{name} must be a number of {unit} (0 or more), not {value!r}")
+        number = math.nan
+    if not minimum <= number < math.inf:  # (nan compares false)
+        raise ConfigurationError(f"{name} must be a number of {unit} ({minimum:g} or more), not {value!r}")
     return number
 
 
@@ -83,10 +85,12 @@ class ServiceNotRunning(RuntimeError):
     """A service has no configured address and no embedded one is running: the message says what to do."""
 
 
-_START_IT = "run `funnelhouse up` (or set the FUNNELHOUSE_* variable for a real server, see README)"
-
 # The variable that gives each service's address in production (README, "Pointing at real servers").
 ADDRESS_VARIABLES = {service: variable for service, (_, variable) in stack.SERVICES.items()}
+
+
+def _start_it(service: str) -> str:
+    return f"run `funnelhouse up` (or set {ADDRESS_VARIABLES[service]} for a real server, see README)"
 
 
 def unconfigured_in_production() -> list[str]:
@@ -110,13 +114,13 @@ def _embedded(service: str) -> dict:
     services = state.read_services()
     if service not in services:
         raise ServiceNotRunning(
-            f"no {service} address configured and no embedded {service} running in {state.home()}: {_START_IT}"
+            f"no {service} address configured and no embedded {service} running in {state.home()}: {_start_it(service)}"
         )
     recorded = services[service]
     if not state.recorded_process_runs(recorded):  # the recorded pid, not one a reboot reused
         raise ServiceNotRunning(
             f"{service} is not running: the embedded {service} recorded in {state.home()} "
-            f"(pid {recorded.get('pid')}) has stopped (killed, or the machine restarted): {_START_IT}"
+            f"(pid {recorded.get('pid')}) has stopped (killed, or the machine restarted): {_start_it(service)}"
         )
     return recorded
 
@@ -361,6 +365,7 @@ class SearchSettings:
     password: str | None = field(default=None, repr=False)  # kept out of logs and tracebacks
     verify_tls: bool = True
     ca_certs: str | None = None
+    embedded: bool = False  # the engine of the current stack, not one FUNNELHOUSE_SEARCH_URL names
 
 
 def search_settings() -> SearchSettings:
@@ -383,7 +388,7 @@ def search_settings() -> SearchSettings:
             ca_certs=os.environ.get("FUNNELHOUSE_SEARCH_CA_CERTS") or None,
         )
     info = _embedded("search")
-    return SearchSettings(url=info["url"], flavour=info["flavour"])
+    return SearchSettings(url=info["url"], flavour=info["flavour"], embedded=True)
 
 
 @dataclass(frozen=True)
@@ -407,11 +412,20 @@ class SmtpSettings:
         return "implicit" if self.implicit_tls else "starttls" if self.starttls else "none"
 
 
+REPORT_FROM_VARIABLE = "FUNNELHOUSE_REPORT_FROM"
+
+
+def report_sender() -> str:
+    """The sender address of the reports and the run-failure alerts: ``FUNNELHOUSE_REPORT_FROM``, else
+    ``funnelhouse-reports@localhost`` (also when unset or empty)."""
+    return os.environ.get(REPORT_FROM_VARIABLE, "").strip() or "funnelhouse-reports@localhost"
+
+
 def smtp_settings() -> SmtpSettings:
     """``FUNNELHOUSE_SMTP_URL`` (``smtp://`` or ``smtps://``, user and password in the URL or in
     ``FUNNELHOUSE_SMTP_USER``/``_PASSWORD``, STARTTLS on for ``smtp://`` unless
     ``FUNNELHOUSE_SMTP_STARTTLS=0``) if set, else the embedded SMTP sink of the current stack."""
-    sender = os.environ.get("FUNNELHOUSE_REPORT_FROM", "funnelhouse-reports@localhost")
+    sender = report_sender()
     url = os.environ.get("FUNNELHOUSE_SMTP_URL")
     if url:
         parsed, port = _parse_url("FUNNELHOUSE_SMTP_URL", url, {"smtp", "smtps"})

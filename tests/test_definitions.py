@@ -96,3 +96,56 @@ def test_every_schedule_and_sensor_runs_once_the_daemon_does():
         if definition.default_status.value != "RUNNING"
     ]
     assert stopped == []
+
+
+# A password with an unencoded '/' ends the address early: what the URL parser takes for the port is
+# "pa" (environment._parse_url refuses it, naming the variable).
+_MALFORMED_CLICKHOUSE_URL = "https://fh:pa/ss@ch.example:8443"
+# Imports the code location as every process but `dagster dev` does (the daemon, a run worker), counting
+# the reads of the ClickHouse settings (the only reader of its password) the import makes.
+_COUNTING_PROBE = (
+    "from orchestration import environment; read = []; real = environment.clickhouse_settings; "
+    "environment.clickhouse_settings = lambda: read.append(1) or real(); "
+    "from orchestration.definitions import defs; defs.get_repository_def(); print('settings read', len(read))"
+)
+
+
+def _import_code_location(tmp_path, probe: str, **environment: str) -> subprocess.CompletedProcess:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FUNNELHOUSE_")}
+    env.pop("DAGSTER_IS_DEV_CLI", None)
+    env.update(FUNNELHOUSE_HOME=str(tmp_path / "home"), DBT_LOG_PATH=str(tmp_path / "logs"), **environment)
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+
+
+def test_outside_dagster_dev_the_code_location_loads_without_reading_clickhouse_settings(tmp_path):
+    """Only `dagster dev` parses the dbt project at import: the daemon and the run workers must neither
+    read the ClickHouse password then (environment.py reads secrets when asked for) nor fail to load
+    ingestion, reports, search and backups over a ClickHouse URL that cannot be read: only what uses
+    ClickHouse fails, at run time, with the message naming the variable."""
+    for url in ("https://clickhouse.example:8443", _MALFORMED_CLICKHOUSE_URL):
+        loaded = _import_code_location(
+            tmp_path,
+            _COUNTING_PROBE,
+            FUNNELHOUSE_ENV="prod",
+            FUNNELHOUSE_CLICKHOUSE_URL=url,
+            FUNNELHOUSE_CLICKHOUSE_PASSWORD="not-read-at-import",
+        )
+        assert loaded.returncode == 0, loaded.stderr[-2000:]
+        assert loaded.stdout.split()[-3:] == ["settings", "read", "0"], loaded.stdout
+
+
+def test_under_dagster_dev_a_clickhouse_url_that_cannot_be_read_is_named(tmp_path):
+    """`dagster dev` parses the dbt project with the environment `funnelhouse manifest` parses it with
+    (dbt_environment.parse_environment): a URL it cannot take the host and port from stops the load with
+    the error naming the variable, not a parse with defaults that every dbt step would then contradict."""
+    failed = _import_code_location(
+        tmp_path,
+        "from orchestration.definitions import defs",
+        DAGSTER_IS_DEV_CLI="1",
+        DBT_TARGET_PATH=str(tmp_path / "target"),
+        FUNNELHOUSE_CLICKHOUSE_URL=_MALFORMED_CLICKHOUSE_URL,
+    )
+    assert failed.returncode != 0
+    assert "ConfigurationError: FUNNELHOUSE_CLICKHOUSE_URL has a port" in failed.stderr, failed.stderr[-2000:]
+    assert "pa/ss" not in failed.stderr
+    assert not (tmp_path / "target" / "manifest.json").exists()

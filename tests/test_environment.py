@@ -101,3 +101,73 @@ def test_the_schedules_zone_defaults_when_unset_or_empty_and_is_kept_when_valid(
     assert environment.schedule_timezone() == "Asia/Shanghai"
     monkeypatch.setenv("FUNNELHOUSE_TIMEZONE", "Asia/Kathmandu")
     assert environment.schedule_timezone() == "Asia/Kathmandu"
+
+
+@pytest.mark.parametrize("value", ["10m", "-5", "0.5", "nan", "inf"])
+def test_a_number_below_its_minimum_or_no_number_names_its_variable(monkeypatch, value):
+    monkeypatch.setenv("FUNNELHOUSE_TEST_INTERVAL", value)
+    with pytest.raises(
+        environment.ConfigurationError,
+        match=rf"^FUNNELHOUSE_TEST_INTERVAL must be a number of seconds \(1 or more\), not '{value}'$",
+    ):
+        environment.number_setting("FUNNELHOUSE_TEST_INTERVAL", 300, "seconds", minimum=1)
+
+
+def test_a_number_setting_defaults_when_unset_or_empty(monkeypatch):
+    monkeypatch.delenv("FUNNELHOUSE_TEST_INTERVAL", raising=False)
+    assert environment.number_setting("FUNNELHOUSE_TEST_INTERVAL", 300, "seconds", minimum=1) == 300
+    monkeypatch.setenv("FUNNELHOUSE_TEST_INTERVAL", " ")
+    assert environment.number_setting("FUNNELHOUSE_TEST_INTERVAL", 300, "seconds", minimum=1) == 300
+    monkeypatch.setenv("FUNNELHOUSE_TEST_INTERVAL", " 90 ")
+    assert environment.number_setting("FUNNELHOUSE_TEST_INTERVAL", 300, "seconds", minimum=1) == 90
+
+
+def test_the_report_sender_is_read_in_one_place(monkeypatch):
+    """The reports (runner.py, without SMTP settings) and the SMTP settings name the same sender."""
+    monkeypatch.setenv("FUNNELHOUSE_SMTP_URL", "smtp://relay.example")
+    for configured, sender in (
+        (None, "funnelhouse-reports@localhost"),
+        ("", "funnelhouse-reports@localhost"),
+        ("crm-reports@example.com", "crm-reports@example.com"),
+    ):
+        if configured is None:
+            monkeypatch.delenv(environment.REPORT_FROM_VARIABLE, raising=False)
+        else:
+            monkeypatch.setenv(environment.REPORT_FROM_VARIABLE, configured)
+        assert environment.report_sender() == sender
+        assert environment.smtp_settings().sender == sender
+
+
+def test_the_dbt_parse_environment_names_a_clickhouse_url_it_cannot_read(monkeypatch, tmp_path):
+    """`funnelhouse manifest` and `dagster dev` parse with one environment: an unreadable URL names its
+    variable (no parse with defaults); no server running, the local profile's default host."""
+    from orchestration.defs.warehouse.dbt_environment import parse_environment
+
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path))  # no stack runs here
+    for name in (
+        "FUNNELHOUSE_ENV",
+        "DBT_TARGET",
+        "FUNNELHOUSE_CLICKHOUSE_HOST",
+        "FUNNELHOUSE_CLICKHOUSE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert parse_environment()["FUNNELHOUSE_CLICKHOUSE_HOST"] == "127.0.0.1"
+    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_URL", "https://fh:pa/ss@ch.example:8443")
+    with pytest.raises(environment.ConfigurationError, match="^FUNNELHOUSE_CLICKHOUSE_URL has a port"):
+        parse_environment()
+    monkeypatch.setenv("FUNNELHOUSE_CLICKHOUSE_URL", "https://fh:pa%2Fss@ch.example:8443")
+    parsed = parse_environment()
+    assert (parsed["FUNNELHOUSE_CLICKHOUSE_HOST"], parsed["FUNNELHOUSE_CLICKHOUSE_PORT"]) == (
+        "ch.example",
+        "8443",
+    )
+
+
+def test_a_service_not_running_names_the_variable_of_a_real_server(monkeypatch, tmp_path):
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path))
+    monkeypatch.delenv("FUNNELHOUSE_ENV", raising=False)
+    monkeypatch.delenv("FUNNELHOUSE_SEARCH_URL", raising=False)
+    with pytest.raises(
+        environment.ServiceNotRunning, match="or set FUNNELHOUSE_SEARCH_URL for a real server"
+    ):
+        environment.search_settings()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import re
 from collections.abc import Iterator
 from enum import StrEnum
@@ -88,11 +87,10 @@ def _engine() -> Iterator[SearchClient]:
         client = SearchClient.connect(settings)
         yield client
     except _connection_errors() as exc:
-        configured = bool(os.environ.get("FUNNELHOUSE_SEARCH_URL"))
         fix = (
-            "check FUNNELHOUSE_SEARCH_URL, or unset it and run `funnelhouse up` for the embedded engine"
-            if configured
-            else "start it with `funnelhouse up`"
+            "start it with `funnelhouse up`"
+            if settings.embedded
+            else "check FUNNELHOUSE_SEARCH_URL, or unset it and run `funnelhouse up` for the embedded engine"
         )
         _fail(f"cannot reach the {settings.flavour} search engine at {url} ({_reason(exc)}): {fix}")
     finally:

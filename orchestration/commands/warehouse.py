@@ -49,23 +49,6 @@ def dbt_arguments(arguments: list[str]) -> list[str]:
     return list(arguments)
 
 
-def parse_environment() -> dict[str, str]:
-    """dbt's environment for ``funnelhouse manifest``: every dbt command's (dbt_env), so README's
-    production variables give the prod profile the host and port it reads (derived from
-    FUNNELHOUSE_CLICKHOUSE_URL), and the next build on this stack reuses the parse. A parse connects to
-    no server: with none to take an address from (local or ci, no stack up: `make demo` parses before
-    `funnelhouse up`), the local profile's defaults do."""
-    from orchestration.defs.warehouse.dbt_environment import dbt_env
-    from orchestration.environment import ServiceNotRunning
-
-    try:
-        return dbt_env()
-    except ServiceNotRunning:
-        # dbt_env() keeps a host the caller gives instead of asking for the embedded server's: the
-        # local profile's own default, for a parse that never uses it.
-        return dbt_env({**os.environ, "FUNNELHOUSE_CLICKHOUSE_HOST": "127.0.0.1"})
-
-
 # What ``dbt docs serve`` serves: the page and the two files it loads.
 DOCS_SITE_FILES = ("index.html", "manifest.json", "catalog.json")
 
@@ -152,6 +135,7 @@ def register(app: typer.Typer) -> None:
         """Parse the dbt project into dbt's target: the manifest Dagster builds its dbt assets from
         (`make manifest` runs this when a file of the project changed). Needs no server running."""
         from orchestration.defs.warehouse.build import run_dbt
+        from orchestration.defs.warehouse.dbt_environment import parse_environment
 
         raise typer.Exit(run_dbt(["parse", "--quiet"], log=print_line, env=parse_environment()))
 

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import uuid
@@ -8,6 +9,7 @@ import pytest
 
 from devstack import state
 from ingestion.search import mapping
+from orchestration import environment
 from orchestration.defs.search import sensors
 from orchestration.defs.search.assets import conversations_search_index, search_rebuild_job, search_sync_job
 from orchestration.defs.search.checks import counts_per_day_match
@@ -149,20 +151,67 @@ def test_without_a_search_engine_sensor_and_schedule_skip(tmp_path, monkeypatch)
     never_started = _tick(SearchResource())
     assert isinstance(never_started, dg.SkipReason)
     assert "no search engine" in never_started.skip_message
-    assert "funnelhouse up --search elasticsearch" in never_started.skip_message
+    assert "run `funnelhouse up` (or set FUNNELHOUSE_SEARCH_URL" in never_started.skip_message
     nightly = _evaluate_schedule()
-    assert not nightly.run_requests and "funnelhouse up --search" in nightly.skip_message
+    assert not nightly.run_requests and nightly.skip_message == never_started.skip_message
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     state.record_service("search", {"pid": gone.pid, "url": "http://127.0.0.1:1", "flavour": "opensearch"})
     stale = _tick(SearchResource())  # recorded, but its process is gone (machine restarted, killed)
-    assert isinstance(stale, dg.SkipReason) and f"not running (pid {gone.pid})" in stale.skip_message
+    assert isinstance(stale, dg.SkipReason) and f"(pid {gone.pid}) has stopped" in stale.skip_message
 
     monkeypatch.setenv("FUNNELHOUSE_SEARCH_URL", "http://127.0.0.1:1")  # a configured server: runs go ahead
     (request,) = _evaluate_schedule().run_requests
     assert request.run_config == {}  # the job's own config: a full rebuild
     assert search_rebuild_job.config["ops"]["search__conversations_index"]["config"]["full_rebuild"]
+
+
+def test_the_sensor_and_schedule_skip_for_what_the_search_settings_refuse(tmp_path, monkeypatch):
+    """The ticks skip with the reason a run would fail with (``environment.search_settings``, which the
+    resource connects with), not advice of their own: production never uses an embedded engine, and
+    a flavour that is no engine is refused before any run."""
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path))
+    monkeypatch.setenv("FUNNELHOUSE_ENV", "prod")
+    monkeypatch.delenv("FUNNELHOUSE_SEARCH_URL", raising=False)
+    with pytest.raises(environment.ServiceNotRunning) as refused:
+        environment.search_settings()
+    assert "production never uses an embedded search" in str(refused.value)
+    for skipped in (_tick(SearchResource()), _evaluate_schedule()):
+        assert not getattr(skipped, "run_requests", None)
+        assert skipped.skip_message == f"no search engine: {refused.value}"
+
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("FUNNELHOUSE_SEARCH_FLAVOUR", "solr")
+    schedule_tick = _evaluate_schedule()
+    assert not schedule_tick.run_requests
+    assert "FUNNELHOUSE_SEARCH_FLAVOUR must be elasticsearch or opensearch" in schedule_tick.skip_message
+
+
+def _sensor_interval_in_a_new_process(value: str) -> subprocess.CompletedProcess:
+    """The search definitions imported as a code location imports them, the interval set to ``value``."""
+    probe = (
+        "from orchestration.defs.search.definitions import defs; "
+        "from orchestration.defs.search.sensors import search_changes_sensor; "
+        "print('interval', search_changes_sensor.minimum_interval_seconds)"
+    )
+    env = {**os.environ, "FUNNELHOUSE_SEARCH_SENSOR_INTERVAL": value}
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+
+
+def test_a_sensor_interval_that_is_no_number_of_seconds_is_named_and_the_definitions_still_load():
+    """Dagster takes the interval at load: a bad value must not stop the whole code location (ingestion,
+    reports, backups), so the sensor looks every 5 minutes and the load warns, naming the variable."""
+    for value in ("5m", "0", "-60"):
+        loaded = _sensor_interval_in_a_new_process(value)
+        assert loaded.returncode == 0, loaded.stderr[-2000:]
+        assert loaded.stdout.split()[-2:] == ["interval", "300"]
+        assert (
+            f"FUNNELHOUSE_SEARCH_SENSOR_INTERVAL must be a number of seconds (1 or more), not '{value}'"
+            in (loaded.stderr)
+        )
+    kept = _sensor_interval_in_a_new_process("90")
+    assert kept.stdout.split()[-2:] == ["interval", "90"], kept.stderr[-2000:]
 
 
 @pytest.mark.parametrize("search_engine", ["elasticsearch"], indirect=True)

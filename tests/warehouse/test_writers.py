@@ -18,6 +18,7 @@ import pytest
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import utc_now
+from orchestration import environment
 from orchestration.defs.warehouse import build as warehouse_build
 from orchestration.defs.warehouse import refresh_state, writers
 from tests.fixtures.warehouse import load_fixture
@@ -113,6 +114,39 @@ def test_a_killed_writer_leaves_no_lock_behind(pg_dsn):
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+@pytest.mark.parametrize("value", ["10m", "-5", "nan"])
+def test_a_lock_wait_that_is_no_number_of_seconds_names_its_variable(pg_dsn, monkeypatch, value):
+    """Refused before the lock is asked for, as one line naming the variable (the CLI prints it as its
+    Error: line), not a bare ValueError from float(), nor a negative wait taken as "give up at once"."""
+    monkeypatch.setenv("FUNNELHOUSE_WAREHOUSE_LOCK_WAIT", value)
+    with (
+        pytest.raises(
+            environment.ConfigurationError,
+            match=rf"^FUNNELHOUSE_WAREHOUSE_LOCK_WAIT must be a number of seconds \(0 or more\), not '{value}'$",
+        ),
+        writers.exclusive(pg_dsn, WAREHOUSE, holder="next", log=lambda _: None),
+    ):
+        pass
+
+
+def test_the_lock_wait_is_an_hour_unless_set_and_zero_tries_once(pg_dsn, monkeypatch):
+    monkeypatch.delenv("FUNNELHOUSE_WAREHOUSE_LOCK_WAIT", raising=False)
+    assert writers.wait_seconds() == 3600
+    monkeypatch.setenv("FUNNELHOUSE_WAREHOUSE_LOCK_WAIT", "0")
+    release, first = _holding(pg_dsn, WAREHOUSE)
+    try:
+        started = time.monotonic()
+        with (
+            pytest.raises(writers.WarehouseBusy, match="gave up after 0 s"),
+            writers.exclusive(pg_dsn, WAREHOUSE, holder="next", log=lambda _: None),
+        ):
+            pass
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        first.join(10)
 
 
 def test_a_build_does_not_start_while_another_writer_runs(pg_dsn, clickhouse_env, monkeypatch):

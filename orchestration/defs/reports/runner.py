@@ -268,9 +268,7 @@ def run(
             period,
             recipients,
             reader,
-            sender=smtp.sender
-            if smtp
-            else os.environ.get("FUNNELHOUSE_REPORT_FROM", "funnelhouse-reports@localhost"),
+            sender=smtp.sender if smtp else environment.report_sender(),
             pg_dsn=dsn,
             smtp_settings=smtp,
             ledger=Ledger(dsn, complete=complete) if send else None,

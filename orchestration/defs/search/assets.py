@@ -1,13 +1,10 @@
 """The search index as an asset: materialising it brings ``conversations`` up to date with PostgreSQL."""
 
-import os
-
 import dagster as dg
 
-from devstack import state
-from devstack.search import launcher
 from ingestion.search import cursor_store, documents, indexer, quarantine, rebuild
 from ingestion.search.rebuild import RebuildReport
+from orchestration import environment
 from orchestration.defs.ingestion.assets import asset_key as crm_asset_key
 from orchestration.defs.search.resources import SearchResource
 
@@ -22,27 +19,17 @@ INDEXED_TABLES = documents.INDEXED_TABLES
 
 
 def missing_search_engine() -> str | None:
-    """Why no run of the search asset can succeed here (no engine configured, none running), or None.
-
-    The same rule as ``environment.search_settings``: ``FUNNELHOUSE_SEARCH_URL`` if set, else the
-    embedded engine recorded in the state home, which must also still be running
-    (``funnelhouse up --search none`` starts none). The sensor and the nightly schedule skip with
-    this message instead of launching runs that fail every time."""
-    if os.environ.get("FUNNELHOUSE_SEARCH_URL"):
-        return None
-    home = state.home()
-    if launcher.status(home) is not None:
-        return None
-    recorded = state.read_services(home).get(launcher.SERVICE)
-    why = (
-        f"the embedded engine recorded in {home} is not running (pid {recorded.get('pid')})"
-        if recorded
-        else f"FUNNELHOUSE_SEARCH_URL is unset and no embedded engine runs in {home}"
-    )
-    return (
-        f"no search engine: {why}; start one with `funnelhouse up --search elasticsearch` "
-        "(or `--search opensearch`), or set FUNNELHOUSE_SEARCH_URL (+ FUNNELHOUSE_SEARCH_FLAVOUR)"
-    )
+    """Why no run of the search asset can succeed here, or None: what ``environment.search_settings``
+    (the resource's settings) refuses with, e.g. no engine configured and none running (a stack started
+    with ``funnelhouse up --search none``), one recorded whose process is gone, production without
+    ``FUNNELHOUSE_SEARCH_URL``, a flavour that is no engine. The sensor and the nightly schedule skip
+    with this message instead of launching runs that fail every time. (Whether a configured engine
+    answers is the sensor's own question.)"""
+    try:
+        environment.search_settings()
+    except (environment.ServiceNotRunning, environment.ConfigurationError) as error:
+        return f"no search engine: {error}"
+    return None
 
 
 class SearchIndexConfig(dg.Config):

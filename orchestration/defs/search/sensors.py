@@ -46,7 +46,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import os
+import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlsplit, urlunsplit
@@ -66,8 +66,28 @@ from orchestration.defs.search.assets import (
 from orchestration.defs.search.resources import SearchResource
 from orchestration.runs import WORK_TAG, does_work, runs_not_ended
 
+SENSOR_INTERVAL_VARIABLE = "FUNNELHOUSE_SEARCH_SENSOR_INTERVAL"
+DEFAULT_SENSOR_INTERVAL_S = 300
+_log = logging.getLogger(__name__)
+
+
+def sensor_interval_s() -> int:
+    """``FUNNELHOUSE_SEARCH_SENSOR_INTERVAL``: whole seconds, 1 or more (default 300). Dagster takes a
+    sensor's interval when the code location loads, so it is read then, unlike the settings the other
+    sensors read at each tick; a value that is no such number is reported (a warning naming the
+    variable) and the default used: it must not stop the whole code location from loading."""
+    try:
+        seconds = environment.number_setting(
+            SENSOR_INTERVAL_VARIABLE, DEFAULT_SENSOR_INTERVAL_S, "seconds", minimum=1
+        )
+    except environment.ConfigurationError as error:
+        _log.warning("%s; the search sensor looks every %d s", error, DEFAULT_SENSOR_INTERVAL_S)
+        return DEFAULT_SENSOR_INTERVAL_S
+    return int(seconds)
+
+
 # How often the sensor looks (seconds); a tick is a few index lookups and two engine requests: cheap.
-SENSOR_INTERVAL_S = int(os.environ.get("FUNNELHOUSE_SEARCH_SENSOR_INTERVAL", "300"))
+SENSOR_INTERVAL_S = sensor_interval_s()
 # The longest wait between two runs requested during an outage: it stays alerted at least this often.
 OUTAGE_MAX_BACKOFF_S = 3 * 3600
 REASON_TAG = "funnelhouse/search_sync_reason"

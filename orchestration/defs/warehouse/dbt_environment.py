@@ -100,6 +100,23 @@ def dbt_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def parse_environment() -> dict[str, str]:
+    """The environment a dbt parse runs in: ``funnelhouse manifest``'s, and dagster-dbt's preparation
+    under ``dagster dev`` (resources.py). Every dbt command's (dbt_env), so README's production
+    variables give the prod profile the host and port it reads (derived from
+    FUNNELHOUSE_CLICKHOUSE_URL), and the next build on this stack reuses the parse. A parse connects to
+    no server: with none to take an address from (local or ci, no stack up: `make demo` parses before
+    `funnelhouse up`), the local profile's default host does. A FUNNELHOUSE_CLICKHOUSE_URL that cannot
+    be read is not passed over (ConfigurationError, naming it): it is a mistake, which a parse with
+    defaults would only hide until the first dbt step that connects."""
+    try:
+        return dbt_env()
+    except environment.ServiceNotRunning:
+        # dbt_env() keeps a host the caller gives instead of asking for the embedded server's: the
+        # local profile's own default, for a parse that never uses it.
+        return dbt_env({**os.environ, "FUNNELHOUSE_CLICKHOUSE_HOST": "127.0.0.1"})
+
+
 # Which tests a Dagster dbt step runs besides those of its own models. dbt's default ("eager") takes
 # every test touching a selected model, so a subset picked in the UI (dim_employees alone) would also
 # run, and fail on, tests of models it leaves out: the relationships tests of every fact and mart

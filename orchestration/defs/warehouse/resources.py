@@ -4,7 +4,7 @@ The manifest is never parsed at import time. ``prepare_if_dev()`` parses it unde
 elsewhere it must exist already: ``make manifest`` (``funnelhouse manifest``) parses it, and each dbt
 command of ``funnelhouse build`` writes it; an image of the code location runs ``funnelhouse manifest``
 with its deployment's variables (``dagster-dbt project prepare-and-package`` runs a bare ``dbt parse``,
-which lacks the host and port the prod profile reads: dbt_env() derives them from
+which lacks the host and port the prod profile reads: parse_environment() derives them from
 FUNNELHOUSE_CLICKHOUSE_URL). Without one, the code location still loads, with the replication assets
 only (see dbt_assets.py).
 """
@@ -21,9 +21,9 @@ from orchestration.defs.warehouse.dbt_environment import (
     MANIFEST,
     PROFILES_DIR,
     REPO_ROOT,
-    dbt_env,
     dbt_executable,
     dbt_target,
+    parse_environment,
     scoped_environment,
 )
 
@@ -38,12 +38,16 @@ dbt_project = DbtProject(
 _DBT = Path(dbt_executable())
 if _DBT.is_absolute() and str(_DBT.parent) not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = os.pathsep.join(filter(None, [str(_DBT.parent), os.environ.get("PATH")]))
-# The parse renders profiles.yml, whose prod target reads FUNNELHOUSE_CLICKHOUSE_HOST/_PORT/...: a
-# deployment configured as README says (FUNNELHOUSE_CLICKHOUSE_URL) has them only as dbt_env() derives
-# them for each dbt process. (Without the URL there is nothing to derive: the local targets' variables
-# have defaults, and an embedded server need not run for a parse.)
-with scoped_environment(dbt_env() if os.environ.get("FUNNELHOUSE_CLICKHOUSE_URL") else {}):
-    dbt_project.prepare_if_dev()
+# Only `dagster dev` parses here (prepare_if_dev does nothing elsewhere), and only then is dbt's
+# environment built: it reads the ClickHouse address and password, which every other process loading
+# the code location (the daemon, a run worker, `dagster definitions validate`) must not read at import,
+# nor be stopped by when one cannot be read. The parse renders profiles.yml, whose prod target reads
+# FUNNELHOUSE_CLICKHOUSE_HOST/_PORT/...: a deployment configured as README says
+# (FUNNELHOUSE_CLICKHOUSE_URL) has them only as parse_environment() derives them, as for
+# `funnelhouse manifest`. A URL it cannot read stops `dagster dev`'s load with the message naming it.
+if dbt_project.preparer.using_dagster_dev():
+    with scoped_environment(parse_environment()):
+        dbt_project.prepare_if_dev()
 
 
 class BoundDbtCliResource(DbtCliResource):

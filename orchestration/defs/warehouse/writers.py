@@ -45,6 +45,7 @@ from ingestion.replication import schema
 from orchestration import environment
 
 DEFAULT_WAIT_SECONDS = 3600.0
+LOCK_WAIT_VARIABLE = "FUNNELHOUSE_WAREHOUSE_LOCK_WAIT"
 # How often a waiting writer tries again, and how often it says it is still waiting.
 _POLL_SECONDS = 0.5
 _REPORT_EVERY_SECONDS = 60.0
@@ -128,8 +129,9 @@ def for_dagster_step(context) -> contextlib.AbstractContextManager:
 
 
 def wait_seconds() -> float:
-    configured = os.environ.get("FUNNELHOUSE_WAREHOUSE_LOCK_WAIT")
-    return float(configured) if configured else DEFAULT_WAIT_SECONDS
+    """``FUNNELHOUSE_WAREHOUSE_LOCK_WAIT``, else an hour: 0 tries the lock once and fails at once if
+    another writer holds it; a value that is no such number names the variable (ConfigurationError)."""
+    return environment.number_setting(LOCK_WAIT_VARIABLE, DEFAULT_WAIT_SECONDS, "seconds")
 
 
 @contextlib.contextmanager
