@@ -115,17 +115,19 @@ def _present(column: str) -> str:
 _DIGITS, _ATS, _LATIN_LETTERS = r"\p{Nd}", "@＠", "A-Za-zＡ-Ｚａ-ｚ"
 # A tag with any of these copied a phone number, an e-mail address or a numbered handle.
 _CONTACT_CHARACTERS = f"[{_DIGITS}{_ATS}]"
-# How a phone number is read out in Chinese ("一三八零零一三八零零零", "幺" for one), also in the
-# formal numerals of amounts on cheques ("壹叁捌零零壹叁捌零零零", traditional "貳參陸" too). Not "拾"
-# (ten) nor "佰仟万": a number read digit by digit has none, and an amount written out would be masked.
-_CHINESE_DIGITS = "零〇一二三四五六七八九幺壹贰貳叁參叄肆伍陆陸柒捌玖"
+# How a phone number is read out in Chinese ("一三八零零一三八零零零", "幺" for one, "两" for two,
+# traditional "兩"), also in the formal numerals of amounts on cheques ("壹叁捌零零壹叁捌零零零",
+# traditional "貳參陸" and the variant "叄" too). Not "拾" (ten) nor "佰仟万": a number read digit by digit
+# has none, and an amount written out would be masked. The search index's redaction
+# (``ingestion.search.redaction``) reads numbers written out with the same numerals.
+CHINESE_DIGITS = "零〇一二三四五六七八九幺两兩壹贰貳叁參叄肆伍陆陸柒捌玖"
 # Between the parts of a number or date people type anything but a letter or a digit, up to three
 # of them: spaces (also U+3000, a Chinese IME's), dashes of any kind, "/", "_", commas, stops,
 # brackets, and a dash between spaces ("138 - 0013 - 8000").
 _SEPARATORS = r"[^\p{L}\p{N}]{0,3}"
 # Seven or more digits some of which are Chinese numerals: a phone number read out. Fewer can be
 # words ("一二三四五"). Sign of contact details in a tag as in free text.
-_CHINESE_NUMERAL_NUMBER = f"[{_DIGITS}{_CHINESE_DIGITS}](?:{_SEPARATORS}[{_DIGITS}{_CHINESE_DIGITS}]){{6,}}"
+_CHINESE_NUMERAL_NUMBER = f"[{_DIGITS}{CHINESE_DIGITS}](?:{_SEPARATORS}[{_DIGITS}{CHINESE_DIGITS}]){{6,}}"
 
 
 def _matched_form(text: str) -> str:

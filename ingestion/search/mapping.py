@@ -30,13 +30,16 @@ document already indexed.
 "hao"/"zhanghao"/"haoma"/"account" behind a label ("weixin hao: lina_w2024" used to mask "hao" and keep
 the id), and after Instagram/Facebook labels and profile links ("ig", "fb", "facebook.com/..."): the
 rebuild this forces re-redacts every document already indexed.
+9 - the same mapping; the redaction reads a phone number written out with the numerals replication
+masks by (``CHINESE_DIGITS``, which adds "兩" and "叄": "电话 壹叄捌零零壹叄捌零零零" was kept): the
+rebuild this forces re-redacts every document already indexed.
 """
 
 from __future__ import annotations
 
 import re
 
-MAPPING_VERSION = 8
+MAPPING_VERSION = 9
 DEFAULT_ALIAS = "conversations"
 
 _KEYWORD = {"type": "keyword"}

@@ -47,7 +47,12 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ingestion.replication.tables import HANDLE_JOINERS, HANDLE_SHAPED, known_tags_shaped_like_handles
+from ingestion.replication.tables import (
+    CHINESE_DIGITS,
+    HANDLE_JOINERS,
+    HANDLE_SHAPED,
+    known_tags_shaped_like_handles,
+)
 
 EMAIL = "[email]"
 PHONE = "[phone]"
@@ -283,12 +288,12 @@ _LABELS = (
 # - "是我", for a handle before its label ("zhangsan88 是我微信", "abc_123是我的微信号"), which
 #   ``_redact_labelled_handles`` checks and looks back for;
 # - seven or more Chinese numerals ("一三八零零一三八零零零", "幺三八 零零一三 八零零零"), a
-#   phone number written out, one alternative per numeral so that each starts with a literal.
+#   phone number written out, one alternative per numeral so that each starts with a literal (the
+#   numerals: ``CHINESE_DIGITS``, those by which replication masks ClickHouse's copies).
 # What they end with ("是我", a numeral) no label ends with: that tells them apart, in
 # ``(?P<bare>...)``, with no group at their start (which would cost the literal-first jumps).
-_NUMERALS = "零〇一二三四五六七八九幺两壹贰貳叁參肆伍陆陸柒捌玖"
-_BARE = ("是我", *(rf"{numeral}(?:[\s\-]{{0,2}}[{_NUMERALS}]){{6,}}" for numeral in _NUMERALS))
-_BARE_END = rf"(?<=是我)|(?<=[{_NUMERALS}])"
+_BARE = ("是我", *(rf"{numeral}(?:[\s\-]{{0,2}}[{CHINESE_DIGITS}]){{6,}}" for numeral in CHINESE_DIGITS))
+_BARE_END = rf"(?<=是我)|(?<=[{CHINESE_DIGITS}])"
 
 
 def _by_first_character(alternatives: Iterable[str]) -> list[str]:
@@ -440,13 +445,13 @@ _PHONE_LABEL_NEEDLES = (
 # on the lowercased text and starts with the labels' literals (``_redact_numbers_in_words`` checks
 # that a Latin one starts a word), and only on texts that pass ``_may_hold_a_number_in_words``.
 _SPELLED_DIGITS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_DIGIT_TOKEN = rf"(?:[0-9{_NUMERALS}]+|(?:{'|'.join(_SPELLED_DIGITS)})(?![a-z]))"
+_DIGIT_TOKEN = rf"(?:[0-9{CHINESE_DIGITS}]+|(?:{'|'.join(_SPELLED_DIGITS)})(?![a-z]))"
 _NUMBER_IN_WORDS_AFTER_PHONE_LABEL = re.compile(
     rf"(?P<label>{_CHINESE_PHONE_WORD}|{_LATIN_PHONE_WORD})"
     rf"(?P<number>{_DIGIT_TOKEN}(?:(?:{_GROUP_GAP}|,\s?){_DIGIT_TOKEN})*)"
 )
-_WORD_IN_A_NUMBER = re.compile(rf"[a-z{_NUMERALS}]")
-_ONE_DIGIT = re.compile(rf"[0-9{_NUMERALS}]|{'|'.join(_SPELLED_DIGITS)}")
+_WORD_IN_A_NUMBER = re.compile(rf"[a-z{CHINESE_DIGITS}]")
+_ONE_DIGIT = re.compile(rf"[0-9{CHINESE_DIGITS}]|{'|'.join(_SPELLED_DIGITS)}")
 
 
 # The pretest: the start of a phone word ("my n", not "my funds"), and after it a digit's name (but
@@ -459,7 +464,7 @@ _PHONE_WORD_NEEDLE = re.compile(
 )
 _DIGIT_NAME_NEEDLE = re.compile(r"zero|two|three|four|five|six|seven|eight|nine| one| oh")
 _ASCII_DIGIT = re.compile("[0-9]")
-_CHINESE_NUMERAL = re.compile(f"[{_NUMERALS}]")
+_CHINESE_NUMERAL = re.compile(f"[{CHINESE_DIGITS}]")
 
 
 def _may_hold_a_number_in_words(lowered: str) -> bool:

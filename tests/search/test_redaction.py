@@ -193,6 +193,21 @@ def test_the_fourth_reviews_leaks_are_redacted(text, expected):
     assert redact(text) == expected
 
 
+# Phone numbers read out in Chinese numerals, in forms each of the two lists of numerals (the search
+# index's and replication's) once lacked: "两" for two, the formal "叄" for three, traditional "兩".
+PHONES_IN_CHINESE_NUMERALS = {
+    "电话 一三八两两一三八两两两": "电话 [phone]",
+    "电话 壹叄捌零零壹叄捌零零零": "电话 [phone]",
+    "電話 一三八兩兩一三八兩兩兩": "電話 [phone]",
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), PHONES_IN_CHINESE_NUMERALS.items())
+def test_phone_numbers_in_chinese_numerals_are_redacted(text, expected):
+    assert redact(text) == expected
+    assert redact_tag(text) == expected
+
+
 @pytest.mark.parametrize(
     "text",
     [

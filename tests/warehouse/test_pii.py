@@ -6,6 +6,7 @@ import random
 import re
 
 import psycopg
+import pytest
 
 from ingestion.generate import content, vocab
 from ingestion.generate.config import GenerateConfig
@@ -339,3 +340,15 @@ def test_the_generators_typed_attributes_reach_clickhouse_as_they_are(clickhouse
     for column, words in (("interests", vocab.INTERESTS), ("risk_flags", vocab.RISK_FLAGS)):
         listed = "[" + ",".join(f'"{word}"' for word in words) + "]"
         assert _masked_as("customers", column, [listed]) == [listed], column
+
+
+# Phone numbers read out in Chinese numerals, in forms each of the two lists of numerals (replication's
+# and the search index's) once lacked: "两" for two, the formal "叄" for three, traditional "兩".
+@pytest.mark.parametrize(
+    "phone", ["电话 一三八两两一三八两两两", "电话 壹叄捌零零壹叄捌零零零", "電話 一三八兩兩一三八兩兩兩"]
+)
+def test_phone_numbers_in_chinese_numerals_are_masked(clickhouse_env, phone):
+    assert _masked_as("tags", "description", [phone]) == [MASKED]  # free text
+    assert _masked_as("tags", "name", [phone]) == [MASKED]  # a name
+    # a list typed by hand, filtered as the extracted tags are
+    assert _masked_as("customers", "interests", [f'["美股","{phone}"]']) == ['["美股"]']
