@@ -117,10 +117,7 @@ def dsn_for(port: int, password: str, database: str = DATABASE, user: str = SUPE
 
 def status(state_home: Path) -> dict | None:
     """The recorded server if its postmaster still runs (not another process that got its pid)."""
-    info = state.read_services(state_home).get(SERVICE)
-    if state.recorded_process_runs(info):
-        return info
-    return None
+    return state.running_service(SERVICE, state_home)
 
 
 def _postmaster_pid(data: Path) -> int | None:

@@ -16,7 +16,6 @@ requires AUTH, to exercise the production login path.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fnmatch
 import os
 import signal
@@ -37,6 +36,7 @@ DEFAULT_PORT = 2525
 DEFAULT_REJECT = ("*@bounce.invalid",)
 DEFAULT_TEMPFAIL = ("*@tempfail.invalid",)
 START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -120,8 +120,8 @@ def _answers(host: str, port: int) -> bool:
 
 
 def status(state_home: Path) -> dict | None:
-    info = state.read_services(Path(state_home)).get(SERVICE)
-    if state.recorded_process_runs(info) and _answers(info["host"], int(info["port"])):
+    info = state.running_service(SERVICE, Path(state_home))
+    if info and _answers(info["host"], int(info["port"])):
         return info
     return None
 
@@ -180,19 +180,8 @@ def start(state_home: Path, port: int | None = None, extra_arguments: tuple[str,
 
 
 def stop(state_home: Path) -> None:
-    state_home = Path(state_home)
-    info = state.read_services(state_home).get(SERVICE)
-    if state.recorded_process_runs(info):  # never signal a process that only got the recorded pid
-        os.kill(info["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            # First: our own child when started in this process lingers as a zombie until reaped.
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(info["pid"], os.WNOHANG)
-            if not state.recorded_process_runs(info):
-                break
-            time.sleep(0.05)
-    state.forget_service(SERVICE, state_home)
+    """SIGTERM the sink, SIGKILL it if it is still there after ``STOP_TIMEOUT``, and forget it."""
+    state.stop_service(SERVICE, Path(state_home), STOP_TIMEOUT)
 
 
 def _parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -13,8 +13,10 @@ import fcntl
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,6 +178,57 @@ def can_tell_processes_apart() -> bool:
 def recorded_process_runs(info: dict | None) -> bool:
     """``process_is`` for a services.json entry: its ``pid`` and ``pid_start_time``."""
     return bool(info) and process_is(info.get("pid"), info.get("pid_start_time"))
+
+
+def running_service(name: str, state_home: Path | None = None) -> dict | None:
+    """The services.json entry of ``name`` if its process still runs (not another one that got its
+    pid), else None."""
+    info = read_services(state_home).get(name)
+    return info if recorded_process_runs(info) else None
+
+
+# How long a process has to be gone after SIGKILL, which it cannot catch: only one in uninterruptible
+# sleep (a hung disk or NFS) outlasts it.
+_KILL_WAIT_S = 10.0
+
+
+def terminate(pid: int | None, started: int | None, grace_s: float, group: bool = False) -> bool:
+    """End process ``pid`` (``process_is(pid, started)``): SIGTERM (to its whole process group with
+    ``group``), up to ``grace_s`` for it to finish, then SIGKILL. Whether it is gone. Our own child
+    (started in this process) is reaped on the way, or it would linger as a zombie."""
+    send = os.killpg if group else os.kill
+
+    def gone_within(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            if not process_is(pid, started):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+    for how, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, _KILL_WAIT_S)):
+        if not process_is(pid, started):  # never signal a process that only got its pid
+            return True
+        with contextlib.suppress(ProcessLookupError):
+            send(pid, how)
+        if gone_within(wait_s):
+            return True
+    return False
+
+
+def stop_service(name: str, state_home: Path, grace_s: float, group: bool = False) -> None:
+    """Stop the recorded service ``name`` (``terminate``) and forget it once its process is gone. A
+    process that outlives even SIGKILL stays recorded, so `status` still shows it and `down` tries again."""
+    info = read_services(state_home).get(name)
+    if not info:
+        return
+    pid = info.get("pid")
+    if not terminate(pid, info.get("pid_start_time"), grace_s, group):
+        raise RuntimeError(f"{name} (pid {pid}) still runs after SIGKILL; it stays recorded")
+    forget_service(name, state_home)
 
 
 def end_started_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -143,3 +144,37 @@ def test_without_proc_a_recorded_postgres_is_trusted_so_down_still_stops_it(
     monkeypatch.setattr(postgres, "_runs_on", lambda pid, data: False)  # no /proc/<pid>/cmdline
     state.record_service(postgres.SERVICE, {"pid": foreign_process.pid, "pid_start_time": None}, tmp_path)
     assert postgres._ours_runs(tmp_path, data)
+
+
+def test_stop_kills_a_hung_smtp_sink_and_forgets_it_only_once_it_is_gone(tmp_path, monkeypatch):
+    """A sink that ignores SIGTERM gets SIGKILL after the grace time; its record is not dropped while
+    it still runs, or `down` would leave it holding its port with nothing naming it."""
+    from devstack import smtp
+
+    ignores_sigterm = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True);"
+        " time.sleep(120)"
+    )
+    hung = subprocess.Popen(
+        [sys.executable, "-c", ignores_sigterm], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert hung.stdout.readline() == b"ready\n"  # SIGTERM is ignored from here on
+        started = state.process_start_time(hung.pid)
+        state.record_service(smtp.SERVICE, {"pid": hung.pid, "pid_start_time": started}, tmp_path)
+        alive_when_forgotten = []
+        real_forget = state.forget_service
+
+        def forget_service(name, state_home=None):
+            alive_when_forgotten.append(state.process_is(hung.pid, started))
+            real_forget(name, state_home)
+
+        monkeypatch.setattr(state, "forget_service", forget_service)
+        monkeypatch.setattr(smtp, "STOP_TIMEOUT", 0.5, raising=False)  # not the 10 s a real sink gets
+        smtp.stop(tmp_path)
+        assert not state.process_is(hung.pid, started), "stop left a sink that ignores SIGTERM running"
+        assert alive_when_forgotten == [False], "the sink was forgotten while it still ran"
+        assert smtp.SERVICE not in state.read_services(tmp_path)
+    finally:
+        hung.kill()
+        hung.wait()

@@ -11,9 +11,7 @@ finds it. Three users: ``default`` (dbt, the commands), ``bi_reader`` (BI tools,
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -64,8 +62,8 @@ def _answers_as_ours(host: str, port: int, password: str, timeout: float = 1.0) 
 def status(state_home: Path) -> dict | None:
     """The recorded service info if its process still runs (not another one that got its pid) and
     answers /ping, else None."""
-    info = state.read_services(Path(state_home)).get(SERVICE)
-    if state.recorded_process_runs(info) and _ping(info["host"], int(info["port"])):
+    info = state.running_service(SERVICE, Path(state_home))
+    if info and _ping(info["host"], int(info["port"])):
         return info
     return None
 
@@ -194,31 +192,6 @@ def start(state_home: Path, port: int | None = None, bi_databases: list[str] | N
 
 
 def stop(state_home: Path) -> None:
-    """SIGTERM the server, wait for it to finish running requests, and forget it."""
-    state_home = Path(state_home)
-    info = state.read_services(state_home).get(SERVICE)
-    if not info:
-        return
-    pid = info.get("pid")
-
-    def ours() -> bool:  # never signal a process that only got the recorded pid
-        return state.recorded_process_runs(info)
-
-    if ours():
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline:
-            _reap(pid)  # first: our own child lingers as a zombie until reaped
-            if not ours():
-                break
-            time.sleep(0.1)
-        if ours():
-            os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-    state.forget_service(SERVICE, state_home)
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the server is our own child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    """SIGTERM the server, wait for it to finish running requests (SIGKILL after ``STOP_TIMEOUT``), and
+    forget it."""
+    state.stop_service(SERVICE, Path(state_home), STOP_TIMEOUT)

@@ -13,10 +13,8 @@ first line says what and how to fix it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ FLAVOURS = {"elasticsearch": elasticsearch, "opensearch": opensearch}
 DEFAULT_HTTP_PORT = 9200
 DEFAULT_TRANSPORT_PORT = 9300
 START_TIMEOUT_S = float(os.environ.get("FUNNELHOUSE_SEARCH_START_TIMEOUT", 180))
+STOP_TIMEOUT_S = 30.0
 
 
 class AlreadyRunning(RuntimeError):
@@ -72,10 +71,7 @@ def _healthy(url: str) -> bool:
 
 def status(state_home: Path) -> dict | None:
     """The recorded service if its process still runs (not another one that got its pid), else None."""
-    info = state.read_services(state_home).get(SERVICE)
-    if state.recorded_process_runs(info):
-        return info
-    return None
+    return state.running_service(SERVICE, state_home)
 
 
 def start(state_home: Path, flavour: str = "elasticsearch") -> dict:
@@ -143,7 +139,7 @@ def _launch(engine: ModuleType, prepared: Path, instance: Path, heap: str, log: 
             )
         engine_version = _version(url)
     except BaseException:
-        _terminate_group(process.pid)
+        state.terminate(process.pid, None, STOP_TIMEOUT_S, group=True)
         raise
     return {
         "flavour": engine.NAME,
@@ -208,27 +204,10 @@ def _reaped(pid: int) -> bool:
     return finished == pid
 
 
-def _terminate_group(pid: int, grace_s: float = 30.0) -> None:
-    """SIGTERM the engine's process group (both engines close their node on it), SIGKILL if it lingers."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        _reaped(pid)
-        if not state.pid_alive(pid):
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 def stop(state_home: Path) -> None:
-    info = state.read_services(state_home).get(SERVICE)
-    if state.recorded_process_runs(info):  # never signal a process that only got the recorded pid
-        _terminate_group(int(info["pid"]))
-    state.forget_service(SERVICE, state_home)
+    """SIGTERM the engine's process group (both engines close their node on it), SIGKILL it if the
+    engine lingers, and forget it."""
+    state.stop_service(SERVICE, state_home, STOP_TIMEOUT_S, group=True)
 
 
 def main(argv: list[str]) -> int:
