@@ -56,7 +56,12 @@ TEXTS = {
         "（数据截止日更早时按数据截止日）：此后已进入其他阶段的客户既不列出，也不计入通常天数，因为数据只保留客户的当前阶段。",
         "attachments": "附件：PDF 版报告、员工排行榜 CSV。",
         "preliminary": "初步",
-        "preliminary_note": "初步报告：数据刷新于本期结束之前，本期最后几小时的数据尚未计入。本期结束后将发送完整报告。",
+        "preliminary_note": "初步报告：数据刷新于本期结束之前，本期最后几小时的数据尚未计入。",
+        # The preliminary note's second sentence: a configured recipient's scheduled run mails the complete
+        # report; nothing does for an address given only to `funnelhouse report --to` (render.render).
+        "preliminary_complete_follows": "本期结束后将发送完整报告。",
+        "preliminary_complete_on_request": "完整报告不会自动发送到此地址：数据完整后再次运行同一条 "
+        "funnelhouse report 命令即可发送。",
     },
     "en": {
         "title_daily": "Daily KPI report",
@@ -111,7 +116,10 @@ TEXTS = {
         "attachments": "Attached: the report as PDF, the employee leaderboard as CSV.",
         "preliminary": "preliminary",
         "preliminary_note": "Preliminary report: the data was refreshed before this period ended, so its last hours "
-        "are missing. The complete report follows once the period is over.",
+        "are missing.",
+        "preliminary_complete_follows": "The complete report follows once the period is over.",
+        "preliminary_complete_on_request": "The complete report is not sent to this address by itself: running "
+        "the same funnelhouse report command again once the period's data is complete sends it.",
     },
 }
 

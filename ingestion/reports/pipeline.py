@@ -98,10 +98,13 @@ def produce_reports(
     with_pdf: bool = True,
     progress: Callable[[str], None] = log.info,
     preliminary: bool = False,
+    complete_follows: bool = True,
 ) -> RunSummary:
     """Render each recipient's report (written to ``out_dir``, sent when ``smtp_settings`` is given,
     once per recipient and period through ``ledger``). ``preliminary``: the marts were refreshed
-    before the period ended; the reports say so."""
+    before the period ended; the reports say so, and whether the complete report follows by itself
+    (``complete_follows``: the recipients are configured ones, whom the scheduled run mails it; False
+    for an address given to ``funnelhouse report --to`` alone, which gets it only from that command)."""
     summary = RunSummary(period)
     if smtp_settings is not None and ledger is not None and not resend:
         # A retried schedule run renders nothing for people who already have their report, or whose
@@ -122,7 +125,12 @@ def produce_reports(
     for recipient in recipients:
         key = (recipient.scope, recipient.language)
         if key not in summary.reports:
-            report = render.render(contents[recipient.scope], recipient.language, with_pdf=with_pdf)
+            report = render.render(
+                contents[recipient.scope],
+                recipient.language,
+                with_pdf=with_pdf,
+                complete_follows=complete_follows,
+            )
             summary.reports[key] = report
             if out_dir is not None:
                 summary.files[report.slug] = write_files(

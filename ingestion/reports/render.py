@@ -85,13 +85,24 @@ def subject(content: ReportContent, language: str) -> str:
     )
 
 
+def preliminary_note(language: str, complete_follows: bool) -> str:
+    """What a preliminary report says of itself: its data misses the period's last hours, and whether its
+    complete report follows by itself (``complete_follows``: a configured recipient, whom the scheduled run
+    mails it) or only if the command that sent it is run again (an address given to ``--to`` alone)."""
+    words = i18n.texts(language)
+    then = words["preliminary_complete_follows" if complete_follows else "preliminary_complete_on_request"]
+    return words["preliminary_note"] + ("" if language == "zh" else " ") + then
+
+
 def _delta_colour(delta: Decimal | None, metric: metrics.Metric) -> str:
     if not delta:
         return "#57606a"
     return "#1a7f37" if (delta > 0) == metric.higher_is_better else "#cf222e"
 
 
-def _context(content: ReportContent, language: str, image_src: Callable[[str], str]) -> dict:
+def _context(
+    content: ReportContent, language: str, image_src: Callable[[str], str], complete_follows: bool = True
+) -> dict:
     return {
         "content": content,
         "period": content.period,
@@ -100,6 +111,7 @@ def _context(content: ReportContent, language: str, image_src: Callable[[str], s
         "language": language,
         "t": i18n.texts(language),
         "subject": subject(content, language),
+        "preliminary_note": preliminary_note(language, complete_follows),
         "scope_label": scope_label(content.scope, language),
         "period_label": period_label(content),
         "generated_label": content.generated_at.strftime("%Y-%m-%d %H:%M %Z"),
@@ -149,22 +161,30 @@ def leaderboard_csv(content: ReportContent) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-def render(content: ReportContent, language: str, with_pdf: bool = True) -> RenderedReport:
+def render(
+    content: ReportContent, language: str, with_pdf: bool = True, complete_follows: bool = True
+) -> RenderedReport:
+    """``complete_follows``: if ``content`` is preliminary, whether its complete report is mailed to its
+    recipients by itself (see :func:`preliminary_note`)."""
     images = charts.render_all(content, language)
 
     def data_uri(name: str) -> str:
         return "data:image/png;base64," + base64.b64encode(images[name]).decode("ascii")
 
     html_template = _templates.get_template("report.html.j2")
-    preview = html_template.render(_context(content, language, data_uri))
+    preview = html_template.render(_context(content, language, data_uri, complete_follows))
     report = RenderedReport(
         scope=content.scope,
         period_key=content.period.key,
         language=language,
         subject=subject(content, language),
-        html=html_template.render(_context(content, language, lambda name: f"cid:{content_id(name)}")),
+        html=html_template.render(
+            _context(content, language, lambda name: f"cid:{content_id(name)}", complete_follows)
+        ),
         preview_html=preview,
-        text=_text_templates.get_template("report.txt.j2").render(_context(content, language, str)),
+        text=_text_templates.get_template("report.txt.j2").render(
+            _context(content, language, str, complete_follows)
+        ),
         charts=images,
         leaderboard_csv=leaderboard_csv(content),
     )

@@ -390,14 +390,28 @@ def test_an_out_folder_that_cannot_be_written_is_one_line(report_environment):
     assert f"cannot write report files to {out}: Not a directory" in said(result), result.output
 
 
+# What a preliminary report (zh, the default) promises a configured recipient: the scheduled run mails it.
+COMPLETE_FOLLOWS = "本期结束后将发送完整报告"
+
+
+def mail_text(message) -> str:
+    """The plain-text and HTML bodies of a report mail, one after the other."""
+    return "\n".join(
+        part.get_content()
+        for part in message.walk()
+        if part.get_content_type() in ("text/plain", "text/html")
+    )
+
+
 def test_a_preliminary_report_to_an_address_nobody_configured_says_how_its_complete_one_is_sent(
     report_environment, smtp_sink, marts
 ):
     """`--send --to` an address that is no recipient, for a day the marts were refreshed during: the
-    report goes out preliminary, and the warning says what is true of it: the scheduled run mails the
-    complete report to the configured recipients only (it does not mail this address), and running the
-    same command again once the marts hold the whole day does (the ledger lets a complete report follow
-    a preliminary one, once)."""
+    report goes out preliminary, and the warning and the mail say what is true of it: the scheduled run
+    mails the complete report to the configured recipients only (it does not mail this address), and
+    running the same command again once the marts hold the whole day does (the ledger lets a complete
+    report follow a preliminary one, once). A configured recipient's preliminary mail says the complete
+    report follows, as it does."""
     import dagster as dg
 
     from orchestration.defs.reports.assets import daily_kpi_reports
@@ -415,6 +429,14 @@ def test_a_preliminary_report_to_an_address_nobody_configured_says_how_its_compl
     assert "goes out by itself only to the configured recipients" in said(first), first.output
     assert f"run this command again once the marts hold the whole of daily-{day}" in said(first)
     assert [("初步" in m["Subject"]) for m in to_the_address()] == [True]
+    preliminary = mail_text(to_the_address()[0])
+    assert COMPLETE_FOLLOWS not in preliminary  # nothing mails this address the complete one
+    assert "完整报告不会自动发送到此地址" in preliminary and "funnelhouse report" in preliminary
+
+    configured = invoke("--date", day, "--send", "--to", "admin@example.com")
+    assert configured.exit_code == 0 and "goes out by itself only" not in said(configured), configured.output
+    [to_admin] = messages_to(outbox, "admin@example.com", f"daily-{day}-all-zh")
+    assert "初步" in to_admin["Subject"] and COMPLETE_FOLLOWS in mail_text(to_admin)
 
     refresh_state.record_refresh(client, RAW_DATABASE, MARTS_DATABASE, datetime(2026, 11, 20, 0, 30))
     assert dg.materialize([daily_kpi_reports], partition_key=day).success  # the scheduled run's report

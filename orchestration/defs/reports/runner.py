@@ -195,12 +195,17 @@ def only_to(
     return [Recipient(address, address, scope, language, role="ad hoc")]
 
 
+def _not_scheduled(recipients: list[Recipient]) -> list[str]:
+    """The ``--to`` addresses no scheduled run mails: those that are no configured recipient (``only_to``'s
+    "ad hoc"). The scheduled run mails the configured recipients only."""
+    return [r.email for r in recipients if r.role == "ad hoc"]
+
+
 def _complete_one_not_scheduled(recipients: list[Recipient], period: Period) -> str | None:
-    """What to do to mail the complete report to the ``--to`` addresses no scheduled run mails (those
-    that are no configured recipient: ``only_to``'s "ad hoc"), when they get a preliminary one; None
-    if there are none. The scheduled run mails the configured recipients only; this command run again
-    after the period sends the complete report (the ledger allows one after a preliminary one)."""
-    ad_hoc = [r.email for r in recipients if r.role == "ad hoc"]
+    """What to do to mail the complete report to the addresses no scheduled run mails
+    (:func:`_not_scheduled`), when they get a preliminary one; None if there are none. This command run
+    again after the period sends the complete report (the ledger allows one after a preliminary one)."""
+    ad_hoc = _not_scheduled(recipients)
     if not ad_hoc:
         return None
     return (
@@ -277,6 +282,9 @@ def run(
             retry_policy=delivery.DEFAULT_RETRY,
             progress=progress,
             preliminary=not complete,
+            # A preliminary report says whether its complete one follows by itself, as the warning does.
+            # only_to gives an address nobody configured alone, so this holds for every recipient of the run.
+            complete_follows=not _not_scheduled(recipients),
         )
     except data.MartsBehindCode as behind:
         # Marts built before a deploy: retried like marts not yet refreshed, not failed for good. Marts
