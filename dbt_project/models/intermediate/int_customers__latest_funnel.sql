@@ -45,12 +45,6 @@ bofu as (
     limit 1 by customer_id
 ),
 
-first_contacts as (
-    select customer_id, min(contact_date) as first_contact_date
-    from {{ ref('stg_crm__funnel_tofu') }}
-    group by customer_id
-),
-
 final as (
     select
         customers.customer_id as customer_id,
@@ -58,7 +52,6 @@ final as (
         tofu.employee_id as tofu_employee_id,
         tofu.source_channel as tofu_source_channel,
         tofu.has_stayed_in_group as has_stayed_in_group,
-        first_contacts.first_contact_date as first_contact_date,
         mofu.mofu_id as mofu_id,
         mofu.employee_id as mofu_employee_id,
         mofu.total_conversations as total_conversations,
@@ -85,7 +78,6 @@ final as (
     left join tofu on customers.customer_id = tofu.customer_id
     left join mofu on customers.customer_id = mofu.customer_id
     left join bofu on customers.customer_id = bofu.customer_id
-    left join first_contacts on customers.customer_id = first_contacts.customer_id
 )
 
 select * from final
