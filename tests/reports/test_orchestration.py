@@ -18,7 +18,7 @@ from orchestration.defs.reports import runner
 from orchestration.defs.reports.assets import daily_kpi_reports, weekly_kpi_reports
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
-from orchestration.defs.warehouse.dbt_plan import current_definitions
+from orchestration.defs.warehouse.model_definitions import current_definitions
 from tests.reports import sample_marts
 from tests.reports.conftest import (
     MARTS_DATABASE,

@@ -1,5 +1,5 @@
 """One build date per build: every dbt process a build starts, and the plan deciding what it builds
-(dbt_plan.BuildDateMove), take the day from one reading of the clock when the build starts, so that a
+(build_date.BuildDateMove), take the day from one reading of the clock when the build starts, so that a
 build crossing midnight UTC builds and tests every model as of one day. A lone dbt command gets the
 day it starts; a day the caller gives (FUNNELHOUSE_AS_OF_DATE, var as_of_date) wins. The refresh mark
 a build records is of the day it built as of, pinned or given, so that the next build rebuilds the
@@ -22,10 +22,11 @@ from typer.testing import CliRunner
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from orchestration.cli import app
-from orchestration.defs.warehouse import build, dbt_assets, dbt_plan, refresh_state, writers
+from orchestration.defs.warehouse import build, build_date, dbt_assets, dbt_plan, refresh_state, writers
 from orchestration.defs.warehouse.build import marts_schema
+from orchestration.defs.warehouse.build_date import BUILD_DATE_ENV
 from orchestration.defs.warehouse.dbt_environment import MANIFEST, REPO_ROOT
-from orchestration.defs.warehouse.dbt_plan import BUILD_DATE_ENV, DefinitionChanges
+from orchestration.defs.warehouse.model_definitions import DefinitionChanges
 
 DAY = dt.date(2026, 3, 31)  # the clock's first reading; every later one is the next day
 GIVEN = "2026-02-28"
@@ -39,7 +40,7 @@ def clock(monkeypatch):
 
     def restart():
         readings = iter([DAY])
-        monkeypatch.setattr(dbt_plan, "utc_today", lambda: next(readings, DAY + dt.timedelta(days=1)))
+        monkeypatch.setattr(build_date, "utc_today", lambda: next(readings, DAY + dt.timedelta(days=1)))
 
     restart()
     monkeypatch.delenv(BUILD_DATE_ENV, raising=False)
@@ -243,7 +244,7 @@ def test_the_build_after_a_rebuild_as_of_a_past_day_rebuilds_the_marts_as_of_tod
     today: "nothing to run", and the mart ended on the past day until the nightly build.) The marts'
     mark, which `funnelhouse status` shows and the reports wait for, is at most the end of that day."""
     client, raw, marts = clickhouse_client(), schema.raw_database(), marts_schema()
-    today = dbt_plan.utc_today()
+    today = build_date.utc_today()
     past = today - dt.timedelta(days=11)
 
     def build_as_of(*arguments: str) -> str:

@@ -12,7 +12,7 @@ from ingestion.replication.connections import clickhouse_client
 from orchestration.cli import app
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import marts_schema
-from orchestration.defs.warehouse.dbt_plan import BUILD_DATE_ENV
+from orchestration.defs.warehouse.build_date import BUILD_DATE_ENV
 
 
 def test_a_selection_matching_nothing_fails_the_build(pg_dsn, clickhouse_env, dbt_dirs):
@@ -26,7 +26,7 @@ def test_a_selection_matching_nothing_fails_the_build(pg_dsn, clickhouse_env, db
 
 def test_a_build_after_the_build_date_moved_rebuilds_the_date_relative_models(built_warehouse, monkeypatch):
     """Nothing changed since the last build, but the build date moved: the date-relative models
-    (dbt_plan.py) are built as of the new date, the others are left alone; on the same date nothing runs."""
+    (build_date.py) are built as of the new date, the others are left alone; on the same date nothing runs."""
     client = clickhouse_client()
     mark = refresh_state.last_refresh(client, schema.raw_database(), marts_schema())
     overview = f"`{marts_schema()}`.mart_customer_overview"

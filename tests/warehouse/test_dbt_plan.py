@@ -9,24 +9,24 @@ import pytest
 from dbt.artifacts.resources.base import FileHash
 from dbt_common.clients.system import load_file_contents
 
-from orchestration.defs.warehouse.dbt_environment import MANIFEST
-from orchestration.defs.warehouse.dbt_plan import (
+from orchestration.defs.warehouse.build_date import (
     BUILD_DATE_ENV,
+    build_date,
+    build_date_macros,
+    date_relative_models,
+)
+from orchestration.defs.warehouse.dbt_environment import MANIFEST
+from orchestration.defs.warehouse.dbt_graph import models_downstream_of
+from orchestration.defs.warehouse.dbt_plan import complete_plan, incremental_plan, unaffected_models
+from orchestration.defs.warehouse.model_definitions import (
     PROJECT,
     SEED,
     STALE,
     DefinitionChanges,
-    build_date,
-    build_date_macros,
-    complete_plan,
     current_definitions,
-    date_relative_models,
-    incremental_plan,
     model_checksums,
-    models_downstream_of,
     own_project_row,
     project_checksum,
-    unaffected_models,
 )
 
 

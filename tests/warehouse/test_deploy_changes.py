@@ -22,13 +22,13 @@ from orchestration.defs.warehouse.dbt_assets import (
     _record_models_run,
 )
 from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
-from orchestration.defs.warehouse.dbt_plan import (
+from orchestration.defs.warehouse.dbt_graph import models_downstream_of
+from orchestration.defs.warehouse.dbt_plan import incremental_plan
+from orchestration.defs.warehouse.model_definitions import (
     PROJECT,
     STALE,
     current_definitions,
-    incremental_plan,
     model_checksums,
-    models_downstream_of,
     own_project_row,
     project_checksum,
 )

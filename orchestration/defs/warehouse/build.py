@@ -37,6 +37,7 @@ from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import TableResult, replicate_tables, utc_now
 from orchestration import environment, processes
 from orchestration.defs.warehouse import refresh_state, writers
+from orchestration.defs.warehouse.build_date import BuildDateMove, pinned_build_date
 from orchestration.defs.warehouse.dbt_environment import (
     REPO_ROOT,
     archive_run_results,
@@ -44,14 +45,7 @@ from orchestration.defs.warehouse.dbt_environment import (
     dbt_executable,
     scoped_environment,
 )
-from orchestration.defs.warehouse.dbt_plan import (
-    BuildDateMove,
-    DbtPlan,
-    complete_plan,
-    incremental_plan,
-    pinned_build_date,
-    with_vars,
-)
+from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan, with_vars
 from orchestration.defs.warehouse.freshness import FreshnessReport, read_sources_json
 
 MARTS = (
@@ -237,7 +231,7 @@ def parsed_manifest(dbt_vars: str | None, log: Callable[[str], None] = print) ->
     """The manifest of the project as its files are now (``dbt parse``, with the build's vars so that
     the run after it reuses the parse). Asked for by the plan only when the build date moved since
     the last build (once a day, 1-3 s with the partial parse): the manifest a previous dbt command
-    left may be of other files (a deploy since), and says which models are date-relative (dbt_plan.py)."""
+    left may be of other files (a deploy since), and says which models are date-relative (build_date.py)."""
     log("dbt parse: the build date moved, the date-relative models are read from the manifest")
     exit_code = run_dbt(with_vars(["parse"], dbt_vars), log=log)
     if exit_code != 0:

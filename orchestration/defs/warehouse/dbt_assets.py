@@ -34,6 +34,7 @@ from ingestion.replication.replicate import utc_now
 from orchestration import environment
 from orchestration.defs.warehouse import refresh_state, writers
 from orchestration.defs.warehouse.build import marts_schema
+from orchestration.defs.warehouse.build_date import pinned_build_date
 from orchestration.defs.warehouse.dbt_environment import (
     DAGSTER_INDIRECT_SELECTION,
     MANIFEST,
@@ -43,13 +44,8 @@ from orchestration.defs.warehouse.dbt_environment import (
     prune_run_results,
     scoped_environment,
 )
-from orchestration.defs.warehouse.dbt_plan import (
-    DbtPlan,
-    complete_plan,
-    incremental_plan,
-    models_downstream_of,
-    pinned_build_date,
-)
+from orchestration.defs.warehouse.dbt_graph import models_downstream_of
+from orchestration.defs.warehouse.dbt_plan import DbtPlan, complete_plan, incremental_plan
 from orchestration.defs.warehouse.replication_assets import WAREHOUSE_POOL
 from orchestration.defs.warehouse.resources import dbt_project
 from orchestration.defs.warehouse.translator import WarehouseTranslator
@@ -114,7 +110,7 @@ def _kpi_plan(config: DbtBuildConfig, client, project_dir: Path) -> DbtPlan:
     """The KPI op's ``dbt build``: of the months of its partitions, or of the whole mart
     (``--full-refresh``) when the run asks for it (the nightly schedule) or when the mart's
     definition changed since it was built (its file, the project-wide definition, or a definition it
-    reads that the models' op applied: dbt_plan.py)."""
+    reads that the models' op applied: model_definitions.py)."""
     definitions = refresh_state.definition_changes(
         client, schema.raw_database(), marts_schema(), project_dir
     ).within([KPI_MART])

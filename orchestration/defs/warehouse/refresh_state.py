@@ -20,13 +20,13 @@ since its own) and moves both. The Dagster KPI op records the models' mark it re
 (the facts it was built from). Reports read the earlier of the two (:func:`reports_refresh`).
 
 What a deploy changed is kept beside the marks: ``raw._model_definitions`` holds, per marts schema
-(the same keys) and model, the definition (dbt_plan.py: its file's checksum and its folder) of the
+(the same keys) and model, the definition (model_definitions.py: its file's checksum and its folder) of the
 last successful build that applied it: every changed definition and its downstream built, or a
 complete build. The next build compares the model files with it (:func:`definition_changes`), so a
 deploy is applied by the next hourly build whichever process or machine runs it. Beside the
 models (and the seeds), under reserved names, the project-wide definition (macros, YAML, docs,
 ``dbt_project.yml``, the profile's settings, never its secrets): one row for the models built
-together, and one of its own for the KPI mart, which Dagster builds apart (dbt_plan.py).
+together, and one of its own for the KPI mart, which Dagster builds apart (model_definitions.py).
 
 What the incremental models read is bounded differently: by each table's committed watermark
 (``replicated_through_ms``), read once here before dbt starts and handed to every model of the run
@@ -57,7 +57,8 @@ from ingestion.replication import schema
 from ingestion.replication.connections import as_utc
 from ingestion.replication.replicate import utc_now
 from ingestion.replication.tables import BY_NAME as REPLICATED_TABLES
-from orchestration.defs.warehouse.dbt_plan import DbtPlan, DefinitionChanges, current_definitions
+from orchestration.defs.warehouse.dbt_plan import DbtPlan
+from orchestration.defs.warehouse.model_definitions import DefinitionChanges, current_definitions
 
 REFRESH_TABLE = "_model_refreshes"
 DEFINITIONS_TABLE = "_model_definitions"
