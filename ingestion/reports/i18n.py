@@ -60,8 +60,8 @@ TEXTS = {
         # The preliminary note's second sentence: a configured recipient's scheduled run mails the complete
         # report; nothing does for an address given only to `funnelhouse report --to` (render.render).
         "preliminary_complete_follows": "本期结束后将发送完整报告。",
-        "preliminary_complete_on_request": "完整报告不会自动发送到此地址：数据完整后再次运行同一条 "
-        "funnelhouse report 命令即可发送。",
+        "preliminary_complete_on_request": "完整报告不会自动发送到此地址：数据完整后，带 --send "
+        "再次运行本期的 funnelhouse report 命令即可发送。",
     },
     "en": {
         "title_daily": "Daily KPI report",
@@ -118,8 +118,8 @@ TEXTS = {
         "preliminary_note": "Preliminary report: the data was refreshed before this period ended, so its last hours "
         "are missing.",
         "preliminary_complete_follows": "The complete report follows once the period is over.",
-        "preliminary_complete_on_request": "The complete report is not sent to this address by itself: running "
-        "the same funnelhouse report command again once the period's data is complete sends it.",
+        "preliminary_complete_on_request": "The complete report is not sent to this address by itself: run "
+        "funnelhouse report for this period again with --send once its data is complete.",
     },
 }
 

@@ -6,6 +6,7 @@ from ingestion.replication.connections import clickhouse_client
 from orchestration import environment
 from orchestration.defs.warehouse.build import marts_schema
 from orchestration.defs.warehouse.reconciliation import reconcile_customers, reconcile_employees
+from orchestration.defs.warehouse.translator import model_asset_key
 
 
 def _result(report) -> dg.AssetCheckResult:
@@ -28,14 +29,14 @@ def _result(report) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["mart_customer_overview"]), name="matches_v_customer_overview", blocking=False
+    asset=model_asset_key("mart_customer_overview"), name="matches_v_customer_overview", blocking=False
 )
 def customer_overview_matches_seed_view() -> dg.AssetCheckResult:
     return _result(reconcile_customers(environment.pg_dsn(), clickhouse_client(), marts_schema()))
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["mart_employee_performance"]), name="matches_v_employee_performance", blocking=False
+    asset=model_asset_key("mart_employee_performance"), name="matches_v_employee_performance", blocking=False
 )
 def employee_performance_matches_seed_view() -> dg.AssetCheckResult:
     return _result(reconcile_employees(environment.pg_dsn(), clickhouse_client(), marts_schema()))

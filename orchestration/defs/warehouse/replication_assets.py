@@ -10,6 +10,7 @@ from ingestion.replication import cursor
 from ingestion.replication.replicate import Replicator
 from ingestion.replication.tables import RAW_TABLES, RawTable
 from orchestration import environment
+from orchestration.defs.ingestion.assets import asset_key as crm_asset_key
 from orchestration.defs.warehouse import writers
 
 REPLICATION_GROUP = "replication"
@@ -33,7 +34,7 @@ def raw_asset_key(table: str) -> dg.AssetKey:
 def _replication_asset(table: RawTable) -> dg.AssetsDefinition:
     @dg.asset(
         key=raw_asset_key(table.name),
-        deps=[dg.AssetKey(["crm", table.name])],
+        deps=[crm_asset_key(table.name)],
         group_name=REPLICATION_GROUP,
         kinds={"clickhouse", "postgres"},
         retry_policy=RETRY,
