@@ -7,5 +7,8 @@ Plain Python, no Dagster: the Dagster assets, the sensor and ``funnelhouse inges
 ``readers``  streaming row-numbered chunks of text values out of CSV / JSONL / Parquet;
 ``validate`` the landing contract as great-expectations expectations, run chunk by chunk;
 ``loader``   one transaction per file: COPY into staging, reference checks, merge by natural key;
+``merge_sql`` the SQL of a table's load (staging, checks, merge), from its contract and the catalog;
+``partitions`` the month partitions a file's rows need, made before its transaction;
+``messages`` what reasons and errors say about loading a file again, and a big file's progress lines;
 ``ledger``   the bookkeeping tables that make a file load exactly once.
 """

@@ -74,7 +74,7 @@ def newer_batch_loaded(conn: psycopg.Connection, table: str, batch: str) -> str 
 
     A file of ``batch`` then arrives late: the newer batch's values are in the table and must stay,
     so the loader merges only its rows that change nothing stored (new keys, identical rows) and
-    quarantines the others (:meth:`~ingestion.load.loader.MergePlan.checks`, rule ``older_batch``).
+    quarantines the others (:meth:`~ingestion.load.merge_sql.MergePlan.checks`, rule ``older_batch``).
     A file of the newest batch itself (a fixed re-drop of it) is not older and merges as usual.
     Asked under the table's load lock, like :func:`duplicate_of`.
     """

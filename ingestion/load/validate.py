@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     import great_expectations.expectations as gxe
 
 from ingestion.contracts import CONTRACTS, Column
-from ingestion.load.readers import UNKNOWN_KEYS, exact_json
+from ingestion.load.readers.json_text import exact_json
+from ingestion.load.readers.jsonl_reader import UNKNOWN_KEYS
 
 INT_PATTERN = r"^[+-]?[0-9]+$"
 DECIMAL_PATTERN = r"^[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
@@ -59,7 +60,7 @@ BOOL_PATTERN = (
 # Year 0001-9999, month 01-12, day 01-31, hour 00-23, minute and second 00-59, zone offset up to
 # +-15:59 (PostgreSQL refuses year 0000 and bigger offsets). A pattern check cannot tell Feb 30
 # from Mar 30, so _calendar_failures looks at days 29-31. No lookahead: RE2 runs these too.
-# A timestamp with an offset is valid: the loader stores it converted to UTC (loader.utc_timestamp).
+# A timestamp with an offset is valid: the loader stores it converted to UTC (merge_sql.utc_timestamp).
 # Up to 9 fraction digits: .NET writes 7, Java, pandas and Spark 9; PostgreSQL rounds them to the
 # microseconds it stores, as it would any other value it keeps at a coarser precision.
 _YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"

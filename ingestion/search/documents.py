@@ -40,7 +40,7 @@ import orjson
 import psycopg
 from psycopg.rows import dict_row, tuple_row
 
-from ingestion.load.readers import exact_json
+from ingestion.load.readers.json_text import exact_json
 from ingestion.replication import cursor as replication_cursor
 from ingestion.replication.cursor import Bound, exact_bound_of, window_start
 from ingestion.search.redaction import redact, redact_all

@@ -45,7 +45,8 @@ from rich.table import Table
 from ingestion.load.interrupted import stopped_message
 from ingestion.load.landing import LandingFile, Skipped, default_landing_url, survey
 from ingestion.load.ledger import SUPERSEDED
-from ingestion.load.loader import FileResult, describe_reasons, waiting_words
+from ingestion.load.loader import FileResult, describe_reasons
+from ingestion.load.messages import waiting_words
 from ingestion.load.pipeline import Observer, ingest
 from ingestion.load.readers import CHUNK_BYTES
 from orchestration import environment

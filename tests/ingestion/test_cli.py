@@ -15,7 +15,7 @@ import psycopg
 from rich.console import Console
 from typer.testing import CliRunner
 
-from ingestion.load import loader
+from ingestion.load import messages
 from orchestration.cli import app
 from tests.ingestion import landing_rows as rows
 
@@ -81,15 +81,15 @@ def test_via_dagster_retries_files_that_failed_before_as_plain_ingest_does(landi
 
 def test_big_files_say_what_they_do_before_their_rows_small_ones_stay_quiet(landing, pg_dsn, monkeypatch):
     """Hashing a file, and scanning conversations for their months, read the whole file before
-    its rows are counted: seconds of silence for a 1 GB file. From loader.ANNOUNCE_BYTES on
+    its rows are counted: seconds of silence for a 1 GB file. From messages.ANNOUNCE_BYTES on
     (lowered here), a line says what is going on."""
     small = [
         rows.write(landing, "employees", "b1", [rows.employee(1)]),
         rows.write(landing, "customers", "b1", [rows.customer(1)]),
     ]
     big = rows.write(landing, "conversations", "b1", [rows.conversation(n) for n in range(1, 40)])
-    monkeypatch.setattr(loader, "ANNOUNCE_BYTES", max(f.stat().st_size for f in small) + 1)
-    assert big.stat().st_size >= loader.ANNOUNCE_BYTES
+    monkeypatch.setattr(messages, "ANNOUNCE_BYTES", max(f.stat().st_size for f in small) + 1)
+    assert big.stat().st_size >= messages.ANNOUNCE_BYTES
     size = f"({big.stat().st_size / 1e6:,.1f} MB)..."
 
     result = CliRunner().invoke(app, ["ingest"])  # the landing zone: files hashed to find the pending

@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingestion.contracts import CONTRACTS
-from ingestion.load import loader, readers
+from ingestion.load import loader
 from ingestion.load.landing import landing_file
-from ingestion.load.readers import LandingFileError, read_chunks
+from ingestion.load.readers import csv_reader, jsonl_reader, read_chunks
+from ingestion.load.readers.shared import LandingFileError
 from tests.ingestion import landing_rows as rows
 
 CUSTOMER_COLUMNS = CONTRACTS["customers"].landing_columns
@@ -146,7 +147,7 @@ def test_a_csv_row_past_the_limit_fails_the_file_naming_it(tmp_path, monkeypatch
     row's data row and line (and the line its open quote is on), counted past multi-line values
     and blank lines, and without its content (this goes to logs). No later row holds a quote: one
     would close the open field."""
-    monkeypatch.setattr(readers, "MAX_ROW_BYTES", 4096)
+    monkeypatch.setattr(csv_reader, "MAX_ROW_BYTES", 4096)
     lines = [
         _csv_line(rows.customer(1)),
         _csv_line(rows.customer(2), blacklist_reason=MULTI_LINE),  # lines 3-4
@@ -331,7 +332,7 @@ def test_clean_blocks_are_not_read_again_for_misquoted_rows(tmp_path, monkeypatc
     def fail(*_):
         raise AssertionError("a clean block was read again")
 
-    monkeypatch.setattr(readers, "_without_misquoted_rows", fail)
+    monkeypatch.setattr(csv_reader, "_without_misquoted_rows", fail)
     path = _write_csv(tmp_path, "clean", [_csv_line(rows.customer(n)) for n in range(1, 200)])
     assert sum(len(frame) for frame in _read(path, 1000)) == 199
 
@@ -507,7 +508,7 @@ def test_a_jsonl_line_past_the_limit_is_quarantined_unread_with_a_capped_raw_tex
     line longer than MAX_ROW_BYTES is quarantined without being held whole, and raw_row keeps the
     first MAX_RAW_TEXT_CHARS of a malformed row's text and its length (both limits small here);
     the rest of the file and the next file of the run load."""
-    monkeypatch.setattr(readers, "MAX_ROW_BYTES", 4096)
+    monkeypatch.setattr(jsonl_reader, "MAX_ROW_BYTES", 4096)
     monkeypatch.setattr(loader, "MAX_RAW_TEXT_CHARS", 100)
     array = b"[" + b",".join([b'"' + b"x" * 998 + b'"'] * 3000) + b"]\n"  # 3 MB, past a read block
     not_json = b'{"customer_code": "CUST_0003", ' + b"y" * 500

@@ -13,7 +13,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from ingestion.contracts import CONTRACTS
 from ingestion.load.landing import discover
-from ingestion.load.loader import older_batch_reason
+from ingestion.load.messages import older_batch_reason
 from ingestion.load.pipeline import connect, pending
 from tests.ingestion import landing_rows as rows
 

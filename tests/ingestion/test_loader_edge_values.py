@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingestion.contracts import CONTRACTS, Column, TableContract, decimal
-from ingestion.load.loader import MergePlan, catalog, describe_reasons
+from ingestion.load.loader import describe_reasons
+from ingestion.load.merge_sql import MergePlan, catalog
 from ingestion.load.validate import ChunkValidator, DbColumn
 from ingestion.schema import migrate
 from tests.fixtures.postgres import wait_for_count

@@ -15,7 +15,7 @@ import psutil
 import psycopg
 import pytest
 
-from ingestion.load import readers
+from ingestion.load.readers import csv_reader
 from tests.fixtures.postgres import wait_for_count
 from tests.ingestion import landing_rows as rows
 from tests.ingestion.big_files import write_conversations_csv
@@ -111,7 +111,7 @@ def test_a_quote_never_closed_fails_its_file_naming_the_row_and_the_run_goes_on(
     file ended the run with no ledger row (retried by the sensor forever). Past MAX_ROW_BYTES
     (small here) the file fails naming where the quote opened; the rows before it, merged in
     earlier chunks, roll back with it; the next file of the run loads."""
-    monkeypatch.setattr(readers, "MAX_ROW_BYTES", 4096)
+    monkeypatch.setattr(csv_reader, "MAX_ROW_BYTES", 4096)
     stray = rows.write(landing, "tags", "1", [rows.tag(n, description="OPEN") for n in range(1, 400)])
     text = stray.read_text().split("\n")
     text[3] = text[3].replace("OPEN", '"call back Monday')  # data row 3, line 4
