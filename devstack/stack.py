@@ -54,13 +54,41 @@ def up(search: str = "elasticsearch") -> Iterator[str]:
         yield f"{service}: {_redact(_address(info))}"
 
 
+class NotAllStopped(RuntimeError):
+    """``down`` could not stop these services (each has its line); they stay recorded."""
+
+    def __init__(self, services: list[str]):
+        super().__init__(f"not stopped: {', '.join(services)}; run `funnelhouse down` again")
+        self.services = services
+
+
 def down() -> Iterator[str]:
+    """Stop this stack's services, the last started first, each on its own: one that cannot be stopped
+    gets its line and the others are stopped all the same. Then ``NotAllStopped`` if any is left."""
     home = state.home()
+    left = []
     for service in reversed(list(SERVICES)):
         module = _module(service)
-        if module is not None and (service in state.read_services(home) or _left_unrecorded(module, home)):
+        if module is None or not (service in state.read_services(home) or _left_unrecorded(module, home)):
+            continue
+        try:
             module.stop(home)
+        except RuntimeError as error:  # state.StillRunning; PostgreSQL's pg_ctl failing
+            left.append(service)
+            yield f"{service}: {_not_stopped(error)}"
+        else:
             yield f"{service}: stopped"
+    if left:
+        raise NotAllStopped(left)
+
+
+def _not_stopped(error: RuntimeError) -> str:
+    if isinstance(error, state.StillRunning):
+        return (
+            f"still running (pid {error.pid}) after SIGKILL; it stays recorded, run `funnelhouse down` again"
+        )
+    reason = (str(error).splitlines() or [type(error).__name__])[0]
+    return f"not stopped ({reason}); it stays recorded, run `funnelhouse down` again"
 
 
 def _left_unrecorded(module, home) -> bool:

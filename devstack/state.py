@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 DEFAULT_HOME = ".funnelhouse"
@@ -192,17 +192,30 @@ def running_service(name: str, state_home: Path | None = None) -> dict | None:
 _KILL_WAIT_S = 10.0
 
 
-def terminate(pid: int | None, started: int | None, grace_s: float, group: bool = False) -> bool:
+def terminate(
+    pid: int | None,
+    started: int | None,
+    grace_s: float,
+    group: bool = False,
+    reap: Callable[[], object] | None = None,
+) -> bool:
     """End process ``pid`` (``process_is(pid, started)``): SIGTERM (to its whole process group with
     ``group``), up to ``grace_s`` for it to finish, then SIGKILL. Whether it is gone. Our own child
-    (started in this process) is reaped on the way, or it would linger as a zombie."""
+    (started in this process) is reaped on the way, or it would linger as a zombie: by ``reap`` if
+    given (``Popen.poll``, which keeps its exit status), else by ``os.waitpid``."""
     send = os.killpg if group else os.kill
+
+    def reap_it() -> None:
+        if reap is not None:
+            reap()
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
     def gone_within(seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while True:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
+            reap_it()
             if not process_is(pid, started):
                 return True
             if time.monotonic() >= deadline:
@@ -219,6 +232,15 @@ def terminate(pid: int | None, started: int | None, grace_s: float, group: bool 
     return False
 
 
+class StillRunning(RuntimeError):
+    """A recorded service's process outlived SIGKILL (uninterruptible sleep: a hung disk or NFS); it
+    stays recorded."""
+
+    def __init__(self, name: str, pid: int | None):
+        super().__init__(f"{name} (pid {pid}) still runs after SIGKILL; it stays recorded")
+        self.name, self.pid = name, pid
+
+
 def stop_service(name: str, state_home: Path, grace_s: float, group: bool = False) -> None:
     """Stop the recorded service ``name`` (``terminate``) and forget it once its process is gone. A
     process that outlives even SIGKILL stays recorded, so `status` still shows it and `down` tries again."""
@@ -227,18 +249,33 @@ def stop_service(name: str, state_home: Path, grace_s: float, group: bool = Fals
         return
     pid = info.get("pid")
     if not terminate(pid, info.get("pid_start_time"), grace_s, group):
-        raise RuntimeError(f"{name} (pid {pid}) still runs after SIGKILL; it stays recorded")
+        raise StillRunning(name, pid)
     forget_service(name, state_home)
 
 
-def end_started_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+def end_started_process(process: subprocess.Popen, grace_s: float = 10.0, group: bool = False) -> None:
     """Stop a server process this command started but did not record (it did not come up, or the
-    start was interrupted) and wait for it: SIGTERM, SIGKILL if it lingers. Unrecorded, `down` would
-    not know it, and it would hold its port and data against every later start."""
-    if process.poll() is None:
-        process.terminate()
+    start was interrupted) and wait for it: ``terminate``, then reap it (its exit status stays in
+    ``process.returncode``). Unrecorded, `down` would not know it, and it would hold its port and data
+    against every later start. With ``group`` (a process started in a session of its own), what is
+    left of its process group goes too, even when the process itself is already gone: a child it
+    started there may outlive it."""
+    if process.poll() is None:  # not reaped yet, so its pid (and start time) are still its own
+        terminate(process.pid, process_start_time(process.pid), grace_s, group, reap=process.poll)
+    process.wait()  # at once, unless it outlived SIGKILL: then as long as its uninterruptible sleep lasts
+    if group:
+        _end_process_group(process.pid, grace_s)
+
+
+def _end_process_group(pgid: int, grace_s: float) -> None:
+    """SIGTERM the processes left in group ``pgid`` (whose leader is gone and reaped: its id stays
+    reserved while the group has members), up to ``grace_s`` for them to go, then SIGKILL."""
+    for how, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 0.0)):
+        deadline = time.monotonic() + wait_s
         try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            os.killpg(pgid, how)
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+                os.killpg(pgid, 0)  # ProcessLookupError once the group is empty
+        except ProcessLookupError:
+            return

@@ -4,8 +4,10 @@ signal. And a start interrupted before its server was recorded leaves no server 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -178,3 +180,77 @@ def test_stop_kills_a_hung_smtp_sink_and_forgets_it_only_once_it_is_gone(tmp_pat
     finally:
         hung.kill()
         hung.wait()
+        hung.stdout.close()
+
+
+def test_down_stops_the_other_services_past_one_that_outlives_sigkill_and_exits_non_zero(
+    tmp_path, monkeypatch
+):
+    """A process in uninterruptible sleep outlives SIGKILL (``terminate`` says False). `down` says so
+    for that service, keeps it recorded, stops the services after it all the same, and the command
+    exits non-zero, every time it is run while that lasts."""
+    from typer.testing import CliRunner
+
+    from orchestration.cli import app
+
+    monkeypatch.setenv("FUNNELHOUSE_HOME", str(tmp_path))
+    for _, replaced_by in stack.SERVICES.values():
+        monkeypatch.delenv(replaced_by, raising=False)
+    hung, search = (subprocess.Popen(["sleep", "120"], start_new_session=True) for _ in range(2))
+    try:
+        search_started = state.process_start_time(search.pid)
+        state.record_service("smtp", {"pid": hung.pid, "pid_start_time": state.process_start_time(hung.pid)})
+        state.record_service("search", {"pid": search.pid, "pid_start_time": search_started})
+        real_terminate = state.terminate
+
+        def terminate(pid, *args, **kwargs):
+            return False if pid == hung.pid else real_terminate(pid, *args, **kwargs)
+
+        monkeypatch.setattr(state, "terminate", terminate)
+        lines = []
+        with pytest.raises(RuntimeError) as raised:
+            lines.extend(stack.down())  # `down` stops smtp first, then search
+        assert lines == [
+            f"smtp: still running (pid {hung.pid}) after SIGKILL; it stays recorded, run `funnelhouse down` again",
+            "search: stopped",
+        ]
+        assert not state.process_is(search.pid, search_started)
+        assert list(state.read_services(tmp_path)) == ["smtp"]
+        assert isinstance(raised.value, stack.NotAllStopped) and raised.value.services == ["smtp"]
+
+        result = CliRunner().invoke(app, ["down"], env={"FUNNELHOUSE_HOME": str(tmp_path), "COLUMNS": "200"})
+        assert result.exit_code == 1, result.output
+        assert f"smtp: still running (pid {hung.pid})" in result.output
+    finally:
+        for process in (hung, search):
+            process.kill()
+            process.wait()
+
+
+def test_a_started_process_is_ended_and_reaped_keeping_its_exit_status():
+    """`end_started_process` ends its Popen through ``terminate`` and reaps it through the Popen: the
+    status says it was ended by SIGTERM (not 0, as when reaped behind the Popen's back)."""
+    process = subprocess.Popen(["sleep", "120"])
+    state.end_started_process(process, grace_s=5)
+    assert process.returncode == -signal.SIGTERM
+    assert not state.pid_alive(process.pid)
+
+
+def test_a_failed_start_ends_what_is_left_of_its_process_group_once_the_started_process_is_gone():
+    """Elasticsearch's bin/elasticsearch runs a launcher JVM that starts the node's JVM as its child, in
+    the same process group: the node must not outlive a failed start whose launcher already exited
+    (and was reaped, as the search launcher's wait does)."""
+    leader = subprocess.Popen(
+        ["sh", "-c", "sleep 120 >/dev/null & echo $!"], stdout=subprocess.PIPE, start_new_session=True
+    )
+    child = int(leader.stdout.readline())
+    leader.stdout.close()
+    child_started = state.process_start_time(child)
+    os.waitpid(leader.pid, 0)  # gone and reaped; its child still runs in its group
+    try:
+        assert state.process_is(child, child_started)
+        state.end_started_process(leader, grace_s=2, group=True)
+        assert not state.process_is(child, child_started), "the group's other process was left running"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

@@ -139,7 +139,9 @@ def _launch(engine: ModuleType, prepared: Path, instance: Path, heap: str, log: 
             )
         engine_version = _version(url)
     except BaseException:
-        state.terminate(process.pid, None, STOP_TIMEOUT_S, group=True)
+        # The whole group, even once the started process is gone: Elasticsearch's bin/elasticsearch
+        # runs a launcher JVM that starts the node's JVM as its child, in this group.
+        state.end_started_process(process, STOP_TIMEOUT_S, group=True)
         raise
     return {
         "flavour": engine.NAME,

@@ -55,8 +55,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def down() -> None:
         """Stop the embedded services of this stack (data stays in the state directory)."""
-        for line in stack.down():
-            console.print(line)
+        try:
+            for line in stack.down():
+                console.print(line)
+        except stack.NotAllStopped as error:  # the others were stopped; each left one has its line
+            typer.echo(f"Error: {error}", err=True)
+            raise typer.Exit(1) from None
 
     @app.command()
     def status() -> None:
