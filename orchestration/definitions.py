@@ -12,16 +12,16 @@ did not take."""
 
 import dagster as dg
 
+from orchestration.defs.alerts.sensors import (
+    failed_check_alert_sensor,
+    run_failure_alert_retry_sensor,
+    run_failure_alert_sensor,
+)
 from orchestration.defs.ingestion import definitions as ingestion
 from orchestration.defs.operations import definitions as operations
 from orchestration.defs.reports import definitions as reports
 from orchestration.defs.search import definitions as search
 from orchestration.defs.warehouse import definitions as warehouse
-from orchestration.defs.warehouse.sensors import (
-    failed_check_alert_sensor,
-    run_failure_alert_retry_sensor,
-    run_failure_alert_sensor,
-)
 
 defs = dg.Definitions.merge(
     ingestion.defs,

@@ -9,7 +9,7 @@ import dagster as dg
 
 # The kind of work a run does where one job does several (the search sync job syncs, or rebuilds the
 # index; the backup job takes a full or an incremental backup): the alert sensors judge each kind's
-# failing streak apart (``warehouse.sensors._work``), so a sync succeeding is no "recovered" of the
+# failing streak apart (``alerts.history._work``), so a sync succeeding is no "recovered" of the
 # rebuild that keeps failing, nor a failed rebuild a "new" failure after it. Runs without it are the
 # job's plain work.
 WORK_TAG = "funnelhouse/work"

@@ -1,7 +1,7 @@
 """``funnelhouse alerts``: the run-failure alerts no sensor mails again, and the operator's ways out.
 
-The alert of a failed run lives on the run as tags (``orchestration.defs.warehouse.sensors``). One
-the relay did not take is retried by a sensor for a while; one left 'sending' (the connection lost
+The alert of a failed run lives on the run as tags (``orchestration.alerts.state``). One the
+relay did not take is retried by a sensor for a while; one left 'sending' (the connection lost
 after the handover: it may have arrived), refused for good ('not-sent') or given up ('gave-up') waits
 here for someone to decide, as a report whose delivery is unknown waits for `report-delivered` or
 `report --resend`. The list names runs and jobs, never the address alerts go to."""
@@ -48,11 +48,12 @@ def _instance():
 def _alert(instance, run_id: str):
     """The alert of run ``run_id`` (or of the one run whose id starts with it, as the mail's subject
     shows it); a usage error naming what is wrong if there is none."""
-    from orchestration.defs.warehouse import sensors
+    from orchestration.alerts.settings import ALERT_EMAIL_ENV
+    from orchestration.alerts.state import SENT, UNSENT, alert_of, alert_records
 
     run = instance.get_run_by_id(run_id)
     if run is None and run_id:
-        alerted = sensors.alert_records(instance, [*sensors.UNSENT, sensors.SENT])
+        alerted = alert_records(instance, [*UNSENT, SENT])
         matches = [alert for alert, _ in alerted if alert.run.run_id.startswith(run_id)]
         if len(matches) > 1:
             runs = ", ".join(alert.run.run_id for alert in matches)
@@ -67,11 +68,11 @@ def _alert(instance, run_id: str):
             "`funnelhouse alerts` lists the alerts not sent, with their run ids",
             param_hint="'RUN_ID'",
         )
-    alert = sensors.alert_of(run)
+    alert = alert_of(run)
     if alert is None:
         raise typer.BadParameter(
             f"run {run.run_id} ({run.job_name}, {run.status.value.lower()}) has no alert recorded: it did not "
-            f"fail, or failed while {sensors.ALERT_EMAIL_ENV} was unset (then it was only logged)",
+            f"fail, or failed while {ALERT_EMAIL_ENV} was unset (then it was only logged)",
             param_hint="'RUN_ID'",
         )
     return alert
@@ -82,19 +83,20 @@ def _utc(seconds: float | None) -> str:
 
 
 def _next_step(state: str) -> str:
-    from orchestration.defs.warehouse import sensors
+    from orchestration.alerts.state import GAVE_UP, NOT_SENT, PENDING, SENDING
 
     return {
-        sensors.PENDING: "retried by run_failure_alert_retry_sensor; `resend` to mail it now",
-        sensors.SENDING: "may have arrived (its Message-ID in the relay's log holds the run id): "
+        PENDING: "retried by run_failure_alert_retry_sensor; `resend` to mail it now",
+        SENDING: "may have arrived (its Message-ID in the relay's log holds the run id): "
         "`delivered` or `resend`",
-        sensors.NOT_SENT: "not retried (a refusal, or a failed `resend`: see its log): `resend` once mended",
-        sensors.GAVE_UP: "retries gave up: `resend` once the relay is back",
+        NOT_SENT: "not retried (a refusal, or a failed `resend`: see its log): `resend` once mended",
+        GAVE_UP: "retries gave up: `resend` once the relay is back",
     }.get(state, "")
 
 
 class _ConsoleLog:
-    """Where ``sensors.send_alert`` says what happened when an operator mails an alert: the console."""
+    """Where ``orchestration.alerts.delivery.send_alert`` says what happened when an operator mails an
+    alert: the console."""
 
     def info(self, line: str) -> None:
         console.print(line, markup=False, highlight=False)
@@ -111,10 +113,10 @@ def alerts(context: typer.Context) -> None:
     """List the run-failure alerts not sent: pending, sending (delivery unknown), not-sent, gave-up."""
     if context.invoked_subcommand is not None:
         return
-    from orchestration.defs.warehouse import sensors
+    from orchestration.alerts.state import UNSENT, alert_records
 
     with _instance() as instance:
-        unsent = sensors.alert_records(instance, sensors.UNSENT)
+        unsent = alert_records(instance, UNSENT)
     if not unsent:
         console.print("no run-failure alert waiting: every alert recorded was sent")
         return
@@ -142,19 +144,21 @@ def resend(
 ) -> None:
     """Mail the alert of a failed run now, as the retry sensor would; record it as sent, or not-sent
     (exit 1) if the relay does not take it. An alert left 'sending' may have arrived: check first."""
-    from orchestration.defs.warehouse import sensors
+    from orchestration.alerts.delivery import mail_again
+    from orchestration.alerts.settings import ALERT_EMAIL_ENV
+    from orchestration.alerts.state import SENT
 
-    if not os.environ.get(sensors.ALERT_EMAIL_ENV):
-        raise command_error(f"no {sensors.ALERT_EMAIL_ENV} set: there is no one to mail the alert to")
+    if not os.environ.get(ALERT_EMAIL_ENV):
+        raise command_error(f"no {ALERT_EMAIL_ENV} set: there is no one to mail the alert to")
     with _instance() as instance:
         alert = _alert(instance, run_id)
-        if alert.state == sensors.SENT and not again:
+        if alert.state == SENT and not again:
             raise command_error(
                 f"the alert of run {alert.run.run_id} ({alert.run.job_name}) was sent "
                 f"(attempt {alert.attempts}): --again to mail it once more"
             )
-        state = sensors.mail_again(instance, _ConsoleLog(), alert, retried=False)
-    if state != sensors.SENT:
+        state = mail_again(instance, _ConsoleLog(), alert, retried=False)
+    if state != SENT:
         raise typer.Exit(code=1)
 
 
@@ -166,15 +170,15 @@ def delivered(
 ) -> None:
     """Record the alert of a failed run as sent: the relay's log shows it arrived. Nothing is mailed,
     and no sensor mails it again."""
-    from orchestration.defs.warehouse import sensors
+    from orchestration.alerts.state import SENT, Alert, record_alert
 
     with _instance() as instance:
         alert = _alert(instance, run_id)
-        if alert.state == sensors.SENT:
+        if alert.state == SENT:
             raise command_error(
                 f"the alert of run {alert.run.run_id} ({alert.run.job_name}) is already recorded as sent"
             )
-        sensors.record_alert(instance, sensors.Alert(alert.run, sensors.SENT, alert.since, alert.attempts))
+        record_alert(instance, Alert(alert.run, SENT, alert.since, alert.attempts))
     console.print(
         f"recorded as sent: the alert of run {alert.run.run_id} ({alert.run.job_name}), was {alert.state}",
         markup=False,

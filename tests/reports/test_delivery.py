@@ -482,7 +482,7 @@ def test_an_odd_reply_to_quit_after_the_message_was_accepted_is_no_failure(grumb
 
 def test_the_failure_alert_mail_verifies_the_relay_certificate(secure_sink, monkeypatch):
     """The warehouse run-failure alert logs in with the relay password only over verified TLS."""
-    from orchestration.defs.warehouse.sensors import AlertNotDelivered, _notify
+    from orchestration.alerts.delivery import AlertNotDelivered, _notify
 
     info, cert = secure_sink
     monkeypatch.setenv("FUNNELHOUSE_ALERT_EMAIL", "oncall@example.com")
@@ -619,7 +619,7 @@ def test_a_message_too_large_for_the_relay_is_a_bounce_not_a_configuration_failu
 def test_a_failure_alert_lost_before_the_servers_354_is_retried(monkeypatch):
     """The run-failure alert goes through the same delivery: a drop before the 354 is retried (and
     reported as retryable, not as possibly delivered, when every try drops)."""
-    from orchestration.defs.warehouse.sensors import AlertNotDelivered, _notify
+    from orchestration.alerts.delivery import AlertNotDelivered, _notify
 
     monkeypatch.setenv("FUNNELHOUSE_ALERT_EMAIL", "oncall@example.com")
     monkeypatch.setenv("FUNNELHOUSE_SMTP_STARTTLS", "0")

@@ -18,8 +18,12 @@ import pytest
 from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, PARTITION_NAME_TAG, SCHEDULE_NAME_TAG
 
+from orchestration.alerts.delivery import mail_again
+from orchestration.alerts.history import REMINDER, JobChange
+from orchestration.alerts.settings import retry_hours
+from orchestration.alerts.state import PENDING, alert_records
+from orchestration.alerts.text import alert_text
 from orchestration.defs.ingestion.sensors import FILE_TAG
-from orchestration.defs.warehouse import sensors as alerts
 from orchestration.runs import WORK_TAG
 from tests.reports.conftest import messages_to, sink_in_this_process
 from tests.warehouse.alerting import (
@@ -157,7 +161,7 @@ def test_an_alert_is_given_up_after_the_configured_hours(relay, capsys, monkeypa
 
     monkeypatch.setenv(RETRY_HOURS_ENV, "a day")
     with pytest.raises(ValueError, match="FUNNELHOUSE_ALERT_RETRY_HOURS must be a number of hours"):
-        alerts.retry_hours()
+        retry_hours()
 
 
 def test_a_rerun_carrying_its_parents_alert_tags_is_alerted_on_its_own(relay):
@@ -530,13 +534,13 @@ def test_every_jobs_alert_subjects_fit_a_line():
     from orchestration.definitions import defs
 
     names = {job.name for job in defs.get_repository_def().get_all_jobs()}
-    streak = alerts.JobChange(alerts.REMINDER, 0.0, 3600.0, 2, str(uuid.uuid4()))
+    streak = JobChange(REMINDER, 0.0, 3600.0, 2, str(uuid.uuid4()))
     for name in names:
         for status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS):
             run = dg.DagsterRun(job_name=name, run_id=str(uuid.uuid4()), status=status)
             for checks, resolved in ((None, None), (["a: b"], None), (None, ["a: b"])):
                 for job in (None, streak):
-                    subject, _ = alerts.alert_text(run, "failed", checks, resolved, job)
+                    subject, _ = alert_text(run, "failed", checks, resolved, job)
                     assert len(subject) <= 78, subject
 
 
@@ -675,12 +679,12 @@ def test_an_alert_mailed_by_hand_meanwhile_is_not_mailed_again_by_the_retry_sens
     location = AlertSensors()
     run_id = _fail_a_run(location.instance, "crm_ingest")
     location.failure_ticks()  # the relay is down: pending
-    [read_by_the_sensor] = [a for a, _ in alerts.alert_records(location.instance, [alerts.PENDING])]
+    [read_by_the_sensor] = [a for a, _ in alert_records(location.instance, [PENDING])]
     switch("up")
     log = logging.getLogger("test")
-    assert alerts.mail_again(location.instance, log, read_by_the_sensor, retried=False) == "sent"
+    assert mail_again(location.instance, log, read_by_the_sensor, retried=False) == "sent"
     assert alerts_for(outbox, [run_id]) == [1]
 
-    assert alerts.mail_again(location.instance, log, read_by_the_sensor) == "sent"  # the stale read
+    assert mail_again(location.instance, log, read_by_the_sensor) == "sent"  # the stale read
     assert alerts_for(outbox, [run_id]) == [1]
     assert location.alert_state(run_id) == ("sent", 2)
