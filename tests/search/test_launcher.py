@@ -121,13 +121,16 @@ def other_stacks_ports():
     server.server_close()
 
 
-def _found_free_then_taken(monkeypatch, taken: dict[int, int]) -> None:
-    """The race: ``taken[preferred]`` is found free once (then the real search goes on), yet it is taken
-    when the engine binds it, as when another stack took it in between."""
-    taken = dict(taken)
+def _found_free_then_taken(monkeypatch, taken: dict[int, list[int | None]]) -> None:
+    """The race: each ``taken[preferred]`` in turn (None: the real search) is what the next search for
+    ``preferred`` finds free, then the real search goes on; a port so found is yet taken when the engine
+    binds it, as when another stack took it in between."""
+    queued = {preferred: list(ports_found) for preferred, ports_found in taken.items()}
     real_free_port = state.free_port
     monkeypatch.setattr(
-        state, "free_port", lambda preferred: taken.pop(preferred, None) or real_free_port(preferred)
+        state,
+        "free_port",
+        lambda preferred: (queued.get(preferred) or [None]).pop(0) or real_free_port(preferred),
     )
     monkeypatch.delenv("FUNNELHOUSE_SEARCH_PORT", raising=False)
     monkeypatch.setenv("FUNNELHOUSE_SEARCH_HEAP", "512m")
@@ -143,24 +146,33 @@ def _our_node_answers(info: dict) -> bool:
     ]
 
 
-@pytest.mark.parametrize("taken", ["http", "transport"])
 @pytest.mark.parametrize("flavour", launcher.FLAVOURS)
 def test_a_port_taken_by_another_stack_is_left_to_it_and_the_engine_starts_on_other_ports(
-    flavour, taken, other_stacks_ports, monkeypatch, tmp_path
+    flavour, other_stacks_ports, monkeypatch, tmp_path
 ):
     """On a taken HTTP port another stack's healthy engine answers (and must not be adopted); on a taken
-    transport port ours cannot bind. Either way ours exits and starts again on ports free by then."""
+    transport port ours cannot bind. Either way ours exits and starts again on ports free by then. (An
+    engine start costs 10-40 s, so one start sees both: its first attempt finds the HTTP port taken, its
+    second the transport port, its third starts.)"""
     http_port, transport_port = other_stacks_ports
-    preferred = launcher.DEFAULT_HTTP_PORT if taken == "http" else launcher.DEFAULT_TRANSPORT_PORT
-    _found_free_then_taken(monkeypatch, {preferred: http_port if taken == "http" else transport_port})
+    _found_free_then_taken(
+        monkeypatch,
+        {
+            launcher.DEFAULT_HTTP_PORT: [http_port, None],
+            launcher.DEFAULT_TRANSPORT_PORT: [None, transport_port],
+        },
+    )
     home = tmp_path / "home"
     try:
         info = launcher.start(home, flavour)
         assert info["port"] != http_port and info["transport_port"] != transport_port
         assert launcher.status(home)["pid"] == info["pid"] and state.pid_alive(info["pid"])
         assert _our_node_answers(info)
-        # The attempt on the taken port failed on the bind, not on a timeout.
-        assert ports.PORT_TAKEN in Path(info["log"]).read_text(errors="replace")
+        # Each attempt on a taken port failed on its bind, not on a timeout.
+        log = Path(info["log"]).read_text(errors="replace")
+        assert ports.PORT_TAKEN in log
+        assert f"Failed to bind to 127.0.0.1:{http_port}" in log
+        assert f"Failed to bind to 127.0.0.1:{transport_port}" in log
     finally:
         launcher.stop(home)
 
@@ -169,7 +181,8 @@ def test_an_engine_that_cannot_bind_says_why(other_stacks_ports, monkeypatch, tm
     monkeypatch.setattr(ports, "ATTEMPTS", 1)
     http_port, transport_port = other_stacks_ports
     _found_free_then_taken(
-        monkeypatch, {launcher.DEFAULT_HTTP_PORT: http_port, launcher.DEFAULT_TRANSPORT_PORT: transport_port}
+        monkeypatch,
+        {launcher.DEFAULT_HTTP_PORT: [http_port], launcher.DEFAULT_TRANSPORT_PORT: [transport_port]},
     )
     home = tmp_path / "home"
     with pytest.raises(launcher.EngineDidNotStart) as failed:
