@@ -269,13 +269,37 @@ def end_started_process(process: subprocess.Popen, grace_s: float = 10.0, group:
 
 def _end_process_group(pgid: int, grace_s: float) -> None:
     """SIGTERM the processes left in group ``pgid`` (whose leader is gone and reaped: its id stays
-    reserved while the group has members), up to ``grace_s`` for them to go, then SIGKILL."""
-    for how, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 0.0)):
+    reserved while the group has members), up to ``grace_s`` for them to go, then SIGKILL and up to
+    _KILL_WAIT_S for them to be gone: a SIGKILL is delivered, not done, when ``killpg`` returns, and the
+    caller goes on to reuse the ports and data the group held."""
+    for how, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, _KILL_WAIT_S)):
         deadline = time.monotonic() + wait_s
         try:
             os.killpg(pgid, how)
-            while time.monotonic() < deadline:
-                time.sleep(0.1)
-                os.killpg(pgid, 0)  # ProcessLookupError once the group is empty
-        except ProcessLookupError:
+        except ProcessLookupError:  # the group is empty
             return
+        while _group_runs(pgid):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        else:
+            return
+
+
+def _group_runs(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs: a zombie does not (its new parent, often a
+    container's init that never reaps, may keep it listed long after it ended). Without /proc, whether
+    the group has any member."""
+    if not can_tell_processes_apart():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            # fields from /proc/<pid>/stat's third on: state, ppid, pgrp
+            if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+                return True
+    return False

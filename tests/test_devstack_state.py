@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -227,10 +230,31 @@ def test_down_stops_the_other_services_past_one_that_outlives_sigkill_and_exits_
             process.wait()
 
 
+def _ignores_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` ignores SIGTERM (its /proc status's SigIgn mask)."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    status = dict(line.split(":", 1) for line in lines if ":" in line)
+    return bool(int(status["SigIgn"], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def _sleeping_python(on_sigterm: str) -> list[str]:
+    """A Python that sets SIGTERM's disposition (``on_sigterm``: "SIG_DFL" or "SIG_IGN"), unblocks it,
+    says "ready" and sleeps: the test's child stops on SIGTERM (or does not) whatever the worker running
+    the test had done to its own signals, which its children would inherit."""
+    code = (
+        f"import signal, time; signal.signal(signal.SIGTERM, signal.{on_sigterm});"
+        " signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM]); print('ready', flush=True);"
+        " time.sleep(120)"
+    )
+    return [sys.executable, "-c", code]
+
+
 def test_a_started_process_is_ended_and_reaped_keeping_its_exit_status():
     """`end_started_process` ends its Popen through ``terminate`` and reaps it through the Popen: the
     status says it was ended by SIGTERM (not 0, as when reaped behind the Popen's back)."""
-    process = subprocess.Popen(["sleep", "120"])
+    process = subprocess.Popen(_sleeping_python("SIG_DFL"), stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "ready\n"
+    process.stdout.close()
     state.end_started_process(process, grace_s=5)
     assert process.returncode == -signal.SIGTERM
     assert not state.pid_alive(process.pid)
@@ -254,3 +278,28 @@ def test_a_failed_start_ends_what_is_left_of_its_process_group_once_the_started_
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_process_group_member_that_ignores_sigterm_is_gone_when_the_failed_start_is_ended():
+    """After the grace, SIGKILL ends the group's member; the end waits until it is gone (a SIGKILL is
+    delivered, not done, when it is sent), as the next start reuses the ports and data it held."""
+    command = shlex.join(_sleeping_python("SIG_IGN"))
+    leader = subprocess.Popen(
+        ["sh", "-c", f"{command} & echo $!; wait"], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    member = int(leader.stdout.readline())
+    try:
+        member_started = state.process_start_time(member)
+        for _ in range(100):  # until the member's Python has set its disposition
+            if _ignores_sigterm(member):
+                break
+            time.sleep(0.05)
+        assert _ignores_sigterm(member)
+        leader.kill()  # the launcher is gone (a failed start); its child still runs in its group
+        leader.wait()
+        leader.stdout.close()
+        state.end_started_process(leader, grace_s=0.2, group=True)
+        assert not state.process_is(member, member_started), "the member outlived the end of its group"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
