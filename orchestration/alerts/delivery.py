@@ -17,8 +17,8 @@ from email.utils import make_msgid
 
 import dagster as dg
 
-from orchestration.alerts.history import _judged, failed_checks, failure_message
-from orchestration.alerts.settings import ALERT_EMAIL_ENV, _utc, retry_hours
+from orchestration.alerts.history import failed_checks, failure_message, judge_run
+from orchestration.alerts.settings import ALERT_EMAIL_ENV, retry_hours, utc_minute
 from orchestration.alerts.state import NOT_SENT, PENDING, SENDING, SENT, Alert, alert_of, record_alert
 from orchestration.alerts.text import alert_text, run_alert_text
 
@@ -94,7 +94,7 @@ def send_alert(
             return SENDING
         if error.retryable and retried:
             record_alert(instance, Alert(run, PENDING, attempt.since, attempt.attempts))
-            until = _utc(attempt.since + retry_hours() * 3600)
+            until = utc_minute(attempt.since + retry_hours() * 3600)
             log.warning(
                 f"alert of run {run.run_id} ({run.job_name}) not mailed, attempt {attempt.attempts}: "
                 f"{error}; tried again until {until}"
@@ -119,7 +119,7 @@ def mail_again(instance: dg.DagsterInstance, log, alert: Alert, retried: bool = 
         return state
     run, message = alert.run, failure_message(instance, alert.run)
     # the same text from the same history; none if a setting changed meanwhile: as NEW
-    subject, body = run_alert_text(instance, run, message, _judged(instance, log, run)) or alert_text(
+    subject, body = run_alert_text(instance, run, message, judge_run(instance, log, run)) or alert_text(
         run, message, failed_checks(instance, run.run_id)
     )
     return send_alert(instance, log, alert, subject, body, retried=retried)

@@ -54,7 +54,7 @@ from dagster._core.storage.tags import (
     SCHEDULE_NAME_TAG,
 )
 
-from orchestration.alerts.settings import _utc, repeat_hours
+from orchestration.alerts.settings import repeat_hours, utc_minute
 from orchestration.alerts.state import ALERT_TAG, SENT, UNSENT
 from orchestration.defs.ingestion.sensors import FILE_TAG
 from orchestration.runs import WORK_TAG
@@ -90,7 +90,7 @@ class CheckChange:
     at: float
 
     def line(self) -> str:
-        how_long = f"{(self.at - self.since) / 3600:.1f} h, since {_utc(self.since)}"
+        how_long = f"{(self.at - self.since) / 3600:.1f} h, since {utc_minute(self.since)}"
         if self.change == RESOLVED:
             return f"{self.check} (failed for {how_long})"
         return f"{self.check} ({self.change}; failing for {how_long})"
@@ -190,9 +190,7 @@ class JobChange:
     previous: str
 
     def line(self) -> str:
-        how_long = (
-            f"{(self.at - self.since) / 3600:.1f} h, since {_utc(self.since)}, {self.failed} failed run(s)"
-        )
+        how_long = f"{(self.at - self.since) / 3600:.1f} h, since {utc_minute(self.since)}, {self.failed} failed run(s)"
         if self.change == RECOVERED:
             return f"Recovered: it failed for {how_long}."
         if self.change == DIFFERENT:
@@ -317,7 +315,7 @@ def job_change(instance: dg.DagsterInstance, run: dg.DagsterRun) -> JobChange | 
     return JobChange(change, since, at, len(streak) + failed, previous.dagster_run.run_id)
 
 
-def _judged(
+def judge_run(
     instance: dg.DagsterInstance, log, run: dg.DagsterRun
 ) -> tuple[JobChange | None, list[CheckChange]] | None:
     """The run's place in its job's failing streak and its checks' (``job_change``, ``check_changes``),

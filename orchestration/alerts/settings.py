@@ -29,5 +29,6 @@ def repeat_hours() -> float:
     return _hours_setting(REPEAT_HOURS_ENV, DEFAULT_REPEAT_HOURS)
 
 
-def _utc(timestamp: float) -> str:
+def utc_minute(timestamp: float) -> str:
+    """A moment as the alerts and `funnelhouse alerts` show it: "2026-12-02 06:15 UTC"."""
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))

@@ -58,6 +58,6 @@ def alert_records(instance: dg.DagsterInstance, states: list[str]) -> list[tuple
     return sorted(found, key=lambda pair: pair[0].since)
 
 
-def _pending_alerts(instance: dg.DagsterInstance) -> list[Alert]:
+def pending_alerts(instance: dg.DagsterInstance) -> list[Alert]:
     """Alerts waiting to be mailed, oldest first."""
     return [alert for alert, _ in alert_records(instance, [PENDING])]

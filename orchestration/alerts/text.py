@@ -53,7 +53,7 @@ def run_alert_text(
     message: str | None,
     judged: tuple[JobChange | None, list[CheckChange]] | None,
 ) -> tuple[str, str] | None:
-    """The alert of a finished run (``run.status``), from what ``_judged`` says: mailed when its job
+    """The alert of a finished run (``run.status``), from what ``judge_run`` says: mailed when its job
     starts failing, fails differently, is due a reminder or recovers, or when any of its checks starts
     failing, is due a reminder or no longer fails, in one mail. A failed run's mail lists every check
     failing in it (a check starting to fail while its job keeps failing is mailed too), a successful

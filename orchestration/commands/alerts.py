@@ -9,11 +9,11 @@ here for someone to decide, as a report whose delivery is unknown waits for `rep
 from __future__ import annotations
 
 import os
-import time
 
 import typer
 from rich.table import Table
 
+from orchestration.alerts.settings import utc_minute
 from orchestration.console import command_error, make_console
 
 console = make_console()
@@ -79,7 +79,7 @@ def _alert(instance, run_id: str):
 
 
 def _utc(seconds: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds)) if seconds else "-"
+    return utc_minute(seconds) if seconds else "-"
 
 
 def _next_step(state: str) -> str:

@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         only the older versions of rows moved into those months, and the facts' watermarks are left
         as they are. Models reading the facts are not rebuilt: the nightly full build takes the months
         up (docs/warehouse.md)."""
-        from orchestration.commands.warehouse import _busy_is_an_error
+        from orchestration.commands.warehouse import busy_is_an_error
         from orchestration.defs.warehouse.build import dbt_command
         from orchestration.defs.warehouse.dbt_environment import backfill_environment
         from orchestration.output import print_line
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         # Run even when the facts hold no rows of those months: staging may (a month whose rows were
         # lost is what a backfill is for), and only dbt knows which staging rows a fact takes. With
         # none there either it deletes and appends nothing and moves no watermark: safe to run again.
-        with backfill_environment(from_month, to_month), _busy_is_an_error():
+        with backfill_environment(from_month, to_month), busy_is_an_error():
             exit_code = dbt_command(["run", "--select", *facts], log=print_line)
         if exit_code != 0:
             typer.echo(f"Error: the backfill's dbt run failed (exit {exit_code})", err=True)

@@ -19,7 +19,7 @@ _PREVIEW_COLUMNS = 8
 
 
 @contextlib.contextmanager
-def _busy_is_an_error():
+def busy_is_an_error():
     """Another writer kept the warehouse past the wait, or took it while this one's lock was lost:
     one line saying so, exit 1 (no traceback)."""
     from orchestration.defs.warehouse.writers import WarehouseBusy, WarehouseLockLost
@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         first build: `dbt build`, tests included."""
         from orchestration.defs.warehouse import build as warehouse_build  # keeps `funnelhouse --help` fast
 
-        with _busy_is_an_error():
+        with busy_is_an_error():
             summary = warehouse_build.build(
                 full_refresh=full_refresh,
                 select=select or (),
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         set by hand."""
         from orchestration.defs.warehouse.build import dbt_command
 
-        with _busy_is_an_error():
+        with busy_is_an_error():
             raise typer.Exit(dbt_command(dbt_arguments(context.args), log=print_line))
 
     @app.command()

@@ -9,7 +9,7 @@ a parse failure to crash on), and because text is what COPY consumes anyway.
 An empty text is missing in every format. CSV has no other way to write a missing value (an
 empty field, quoted or not, is NULL), so a JSONL or Parquet "" means the same: the same data gets
 the same verdict (a required column quarantines the row, a defaulted one takes its DEFAULT, an
-optional one is NULL, never '') whatever the format (:func:`_json_text`, :func:`_empty_as_null`).
+optional one is NULL, never '') whatever the format (:func:`jsonl_value_text`, :func:`_empty_as_null`).
 
 Whole-file problems raise :class:`LandingFileError` naming the file: bad encoding, a file that
 stops mid-row (truncated), a CSV row longer than :data:`MAX_ROW_BYTES` (most often a field whose
@@ -44,10 +44,10 @@ import pyarrow as pa
 
 from ingestion.contracts import CONTRACTS
 from ingestion.load.landing import LandingFile
-from ingestion.load.readers.csv_reader import _csv_chunks
-from ingestion.load.readers.jsonl_reader import _jsonl_chunks
-from ingestion.load.readers.parquet_reader import _parquet_chunks
-from ingestion.load.readers.shared import Chunk, LandingFileError, _without_row
+from ingestion.load.readers.csv_reader import csv_chunks
+from ingestion.load.readers.jsonl_reader import jsonl_chunks
+from ingestion.load.readers.parquet_reader import parquet_chunks
+from ingestion.load.readers.shared import Chunk, LandingFileError, without_row
 
 # Chunks are cut by size, not row count: memory per chunk is then the same for a 200-byte
 # conversation and a 2 KB one, while a chunk stays big enough (~35k thin rows) that the fixed cost
@@ -79,7 +79,7 @@ def read_chunks(file: LandingFile, chunk_bytes: int = CHUNK_BYTES) -> Iterator[C
     if chunk_bytes < 1:  # a CSV read in blocks of 0 bytes would be a file of no rows
         raise ValueError(f"chunk_bytes must be at least 1, not {chunk_bytes}")
     columns = CONTRACTS[file.table].landing_columns
-    reader = {"csv": _csv_chunks, "jsonl": _jsonl_chunks, "parquet": _parquet_chunks}[file.format]
+    reader = {"csv": csv_chunks, "jsonl": jsonl_chunks, "parquet": parquet_chunks}[file.format]
     try:
         for chunk in reader(file, columns, chunk_bytes):
             yield chunk
@@ -87,7 +87,7 @@ def read_chunks(file: LandingFile, chunk_bytes: int = CHUNK_BYTES) -> Iterator[C
     except LandingFileError:
         raise
     except (pa.ArrowInvalid, UnicodeDecodeError, orjson.JSONDecodeError, csv.Error) as error:
-        raise LandingFileError(file, f"not a readable {file.format} file: {_without_row(error)}") from error
+        raise LandingFileError(file, f"not a readable {file.format} file: {without_row(error)}") from error
     except OSError as error:
         # Arrow reports undecodable content (a Parquet page that does not decompress) as a plain
         # OSError without errno; the store's own failures (missing file, EIO, a network error

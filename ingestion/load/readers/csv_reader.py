@@ -19,12 +19,12 @@ from ingestion.load.readers.shared import (
     Chunk,
     LandingFileError,
     MalformedRow,
-    _check_not_empty,
-    _first_line,
-    _in_words,
-    _numbered,
-    _require_columns,
-    _without_row,
+    check_not_empty,
+    first_line,
+    numbered,
+    require_columns,
+    size_in_words,
+    without_row,
 )
 
 # What a CSV that is not UTF-8 most likely is, and what to do.
@@ -68,14 +68,14 @@ _BLANKS_AFTER_QUOTE = "text after a quoted field's closing quote (a space before
 
 
 def _csv_header(file: LandingFile, handle) -> list[str]:
-    """The header's column names: the file's first line (see :func:`_first_line`)."""
-    first_line = _first_line(file, handle)
-    if re.search(rb"\r(?!\n)", first_line):  # old Mac Excel; Python's csv asks "universal-newline mode?"
+    """The header's column names: the file's first line (see :func:`first_line`)."""
+    line = first_line(file, handle)
+    if re.search(rb"\r(?!\n)", line):  # old Mac Excel; Python's csv asks "universal-newline mode?"
         raise LandingFileError(
             file, "lines end in CR only: save the file with LF or CRLF line endings and drop it again"
         )
     try:
-        text = first_line.decode("utf-8-sig")
+        text = line.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise LandingFileError(
             file, f"header is not UTF-8 ({error.reason} at byte {error.start}): {_NOT_UTF8_HINT}"
@@ -85,7 +85,7 @@ def _csv_header(file: LandingFile, handle) -> list[str]:
 
 class _UnendedRow(Exception):
     """Raised by :func:`_csv_blocks`: the row beginning ``text`` does not end - within ``limit``
-    bytes, or (``limit`` None) before the file does. :func:`_csv_chunks`, which counts rows and
+    bytes, or (``limit`` None) before the file does. :func:`csv_chunks`, which counts rows and
     lines, makes it a :class:`LandingFileError` naming them (:meth:`problem`)."""
 
     def __init__(self, text: bytes, limit: int | None):
@@ -104,7 +104,7 @@ class _UnendedRow(Exception):
                 f"truncated: the file ends inside the quoted field opened in data row {row}{opened} "
                 "(or that field's opening quote is never closed)"
             )
-        size = _in_words(self.limit)
+        size = size_in_words(self.limit)
         if quote is None:
             return (
                 f"data row {row} (line {line}) runs for more than {size} without a line break (LF), "
@@ -309,15 +309,15 @@ def _unreadable_rows(block: bytes, first: tuple[int, int], header: list[str], er
     """pyarrow's parse error as people can act on it. Bytes that are not UTF-8: where the first of
     them is, by column name, data row and line (pyarrow numbers columns from 0 and rows within the
     block), and what the file most likely is. ``first``: the block's first data row and line."""
-    first_row, first_line = first
+    first_row, first_line_number = first
     try:
         block.decode()
     except UnicodeDecodeError as not_utf8:
         offset = not_utf8.start
     else:
-        where = f"data row {first_row} (line {first_line})"
-        return f"unreadable CSV in the rows from {where} on: {_without_row(error)}"
-    line = first_line + block.count(b"\n", 0, offset)
+        where = f"data row {first_row} (line {first_line_number})"
+        return f"unreadable CSV in the rows from {where} on: {without_row(error)}"
+    line = first_line_number + block.count(b"\n", 0, offset)
     for number, (start, end) in enumerate(_csv_records(block)):
         if end < offset:
             continue
@@ -328,11 +328,11 @@ def _unreadable_rows(block: bytes, first: tuple[int, int], header: list[str], er
     return f"invalid UTF8 data on line {line}: {_NOT_UTF8_HINT}"
 
 
-def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
+def csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
     with file.open() as handle:
-        _check_not_empty(file, handle)
+        check_not_empty(file, handle)
         header = [c.strip() for c in _csv_header(file, handle)]
-        _require_columns(file, header, columns)
+        require_columns(file, header, columns)
         handle.readline()  # past the header
         next_row, next_line = 1, 2  # the data row and the file's line the next block starts at
         try:
@@ -345,7 +345,7 @@ def _csv_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iter
                     numbers = np.arange(next_row, next_row + rows)
                     frame.index = pd.Index(np.delete(numbers, [m.row - next_row for m in malformed]))
                 else:
-                    _numbered(frame, next_row)
+                    numbered(frame, next_row)
                 yield Chunk(frame, malformed)
                 next_row += rows
                 next_line += block.count(b"\n")

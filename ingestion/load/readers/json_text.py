@@ -25,7 +25,7 @@ def exact_json(text: str, number: Callable[[str], object]):
         raise ValueError("nested too deeply") from error
 
 
-class _WrittenNumber:
+class WrittenNumber:
     """A JSONL number as written, for the lines whose numbers a double would change."""
 
     __slots__ = ("text",)
@@ -34,18 +34,18 @@ class _WrittenNumber:
         self.text = text
 
 
-def _number_text(value) -> orjson.Fragment:
+def number_text(value) -> orjson.Fragment:
     """orjson's ``default``: a number it cannot write itself, as JSON text of its exact digits (a
     JSONL number as written, a Parquet decimal inside a nested value)."""
-    if isinstance(value, _WrittenNumber):
+    if isinstance(value, WrittenNumber):
         return orjson.Fragment(value.text)
     if isinstance(value, Decimal) and value.is_finite():
         return orjson.Fragment(str(value))
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _dumps(value) -> str:
-    return orjson.dumps(value, default=_number_text).decode()
+def json_dumps(value) -> str:
+    return orjson.dumps(value, default=number_text).decode()
 
 
 # A JSONL number of an integer column written as a whole float: pandas' ``to_json`` writes an
@@ -53,23 +53,23 @@ def _dumps(value) -> str:
 _WHOLE_FRACTION = re.compile(r"(-?[0-9]+)\.0+")
 
 
-def _json_text(value, is_json: bool, is_int: bool = False) -> str | None:
+def jsonl_value_text(value, is_json: bool, is_int: bool = False) -> str | None:
     """A JSONL value as landing text; in an integer column (``is_int``) a whole number written as
     a float (35.0) is the integer (35), as the same frame's Parquet gives it; not in a decimal or
     text column, where the digits written are the value."""
     if value is None:
         return None
     if is_json:
-        return _dumps(value)
+        return json_dumps(value)
     if is_int:
         if isinstance(value, float) and value.is_integer():
             return str(int(value))
-        if isinstance(value, _WrittenNumber) and (whole := _WHOLE_FRACTION.fullmatch(value.text)):
+        if isinstance(value, WrittenNumber) and (whole := _WHOLE_FRACTION.fullmatch(value.text)):
             return whole[1]
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return value or None  # "" is missing, as CSV's empty field (a JSON column's "" is JSON text)
     if isinstance(value, dict | list):
-        return _dumps(value)
-    return value.text if isinstance(value, _WrittenNumber) else str(value)
+        return json_dumps(value)
+    return value.text if isinstance(value, WrittenNumber) else str(value)

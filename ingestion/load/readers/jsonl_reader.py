@@ -17,15 +17,15 @@ import pyarrow.compute as pc
 
 from ingestion.contracts import CONTRACTS
 from ingestion.load.landing import LandingFile
-from ingestion.load.readers.json_text import _dumps, _json_text, _WrittenNumber, exact_json
+from ingestion.load.readers.json_text import WrittenNumber, exact_json, json_dumps, jsonl_value_text
 from ingestion.load.readers.shared import (
     MAX_ROW_BYTES,
     Chunk,
     LandingFileError,
     MalformedRow,
-    _check_not_empty,
-    _first_line,
-    _in_words,
+    check_not_empty,
+    first_line,
+    size_in_words,
 )
 
 # A JSONL file is read in blocks of this size and cut into lines (see _jsonl_lines).
@@ -34,7 +34,7 @@ _JSONL_READ_BYTES = 1024 * 1024
 # A JSONL row's keys outside the contract (a misspelled "Country"), as a JSON object: an extra
 # column of the chunks that have any, so validation quarantines those rows with them instead of
 # the row loading without their values. CSV and Parquet name their columns once, in the header
-# or schema, where a column outside the contract fails the file (see _require_columns).
+# or schema, where a column outside the contract fails the file (see require_columns).
 UNKNOWN_KEYS = "_unknown_keys"
 _UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -43,7 +43,7 @@ _JSON_KINDS = {
     str: "string",
     int: "number",
     float: "number",
-    _WrittenNumber: "number",
+    WrittenNumber: "number",
     bool: "boolean",
     type(None): "null",
 }
@@ -102,14 +102,14 @@ def _keys_given_twice(line: bytes, record: dict) -> list[str]:
 
 
 def _exact_record(line: bytes, orjson_refused: bool):
-    """The line decoded with its numbers as written (:class:`_WrittenNumber`), None if that finds
+    """The line decoded with its numbers as written (:class:`WrittenNumber`), None if that finds
     no JSON. Where orjson refused the line, only for a number (1e400, which jsonb keeps): a line
     this decoder takes but orjson refused for a lone surrogate (\\ud800, which neither UTF-8 nor
     PostgreSQL holds) is no JSON here either."""
     try:
-        record = exact_json(line.decode(), _WrittenNumber)
+        record = exact_json(line.decode(), WrittenNumber)
         if orjson_refused:
-            _dumps(record)  # refuses a lone surrogate
+            json_dumps(record)  # refuses a lone surrogate
     except (ValueError, TypeError):  # a UnicodeDecodeError, JSONDecodeError or orjson's JSONEncodeError
         return None
     return record
@@ -180,17 +180,17 @@ def _unknown_keys(record: dict, columns: frozenset[str]) -> str | None:
     """The record's keys outside the contract with their values, as JSON (None if none)."""
     if record.keys() <= columns:
         return None
-    return _dumps({key: value for key, value in record.items() if key not in columns})
+    return json_dumps({key: value for key, value in record.items() if key not in columns})
 
 
-def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
+def jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
     contract = CONTRACTS[file.table]
     json_columns = {c.name for c in contract.columns if c.kind == "json"}
     int_columns = {c.name for c in contract.columns if c.kind == "int"}
     known = frozenset(columns)
     with file.open() as handle:
-        _check_not_empty(file, handle)
-        _first_line(file, handle)  # refuses a UTF-16 file
+        check_not_empty(file, handle)
+        first_line(file, handle)  # refuses a UTF-16 file
         for lines, line_numbers, malformed in _jsonl_blocks(handle, chunk_bytes):
             rows: dict[str, list] = {c: [] for c in (*columns, UNKNOWN_KEYS)}
             numbers: list[int] = []
@@ -203,7 +203,7 @@ def _jsonl_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> It
                     continue
                 try:
                     values = [
-                        _json_text(record.get(column), column in json_columns, column in int_columns)
+                        jsonl_value_text(record.get(column), column in json_columns, column in int_columns)
                         for column in columns
                     ]
                     unknown = _unknown_keys(record, known)
@@ -229,7 +229,9 @@ def _jsonl_blocks(handle, chunk_bytes: int) -> Iterator[tuple[list[bytes], list[
     for line_number, line in enumerate(_jsonl_lines(handle), start=1):
         if len(line) > MAX_ROW_BYTES:
             text = line[:MAX_ROW_BYTES].decode(errors="replace").rstrip("\r\n")
-            too_long.append(MalformedRow(line_number, f"line longer than {_in_words(MAX_ROW_BYTES)}", text))
+            too_long.append(
+                MalformedRow(line_number, f"line longer than {size_in_words(MAX_ROW_BYTES)}", text)
+            )
         elif not line.strip():
             continue
         else:

@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingestion.load.landing import LandingFile
-from ingestion.load.readers.json_text import _number_text
-from ingestion.load.readers.shared import Chunk, LandingFileError, _numbered, _require_columns
+from ingestion.load.readers.json_text import number_text
+from ingestion.load.readers.shared import Chunk, LandingFileError, numbered, require_columns
 
 
 def _parquet_text(name: str, column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -61,7 +61,7 @@ def _nested_json(value) -> str:
     if _holds_non_finite(value):
         return json.dumps(value, ensure_ascii=False, default=str)
     # A map's keys need not be text (map<int64, _>): JSON's object keys are, so 7 becomes "7".
-    return orjson.dumps(value, default=_number_text, option=orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps(value, default=number_text, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _holds_non_finite(value) -> bool:
@@ -81,13 +81,13 @@ def _parquet_data_columns(schema: pa.Schema) -> list[str]:
     return [name for name in schema.names if name not in index]
 
 
-def _parquet_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
+def parquet_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> Iterator[Chunk]:
     with file.open() as handle:
         try:
             parquet = pq.ParquetFile(handle)
         except (pa.ArrowInvalid, OSError) as error:
             raise LandingFileError(file, f"not a readable Parquet file: {error}") from error
-        _require_columns(file, _parquet_data_columns(parquet.schema_arrow), columns)
+        require_columns(file, _parquet_data_columns(parquet.schema_arrow), columns)
         meta = parquet.metadata
         row_bytes = max(
             1,
@@ -99,5 +99,5 @@ def _parquet_chunks(file: LandingFile, columns: list[str], chunk_bytes: int) -> 
             table = pa.table(
                 {name: _empty_as_null(_parquet_text(name, batch.column(name))) for name in columns}
             )
-            yield Chunk(_numbered(table.to_pandas(), next_row))
+            yield Chunk(numbered(table.to_pandas(), next_row))
             next_row += batch.num_rows

@@ -38,7 +38,7 @@ _UTF16_PROBLEM = (
 )
 
 
-def _without_row(error: Exception) -> str:
+def without_row(error: Exception) -> str:
     """Arrow's parse error without the row it quotes ("Expected 12 columns, got 13: <the row>"):
     a row holds contact details, and this message goes to logs and Dagster."""
     return re.sub(r"(Expected \d+ columns, got \d+):.*", r"\1", str(error), flags=re.DOTALL)
@@ -94,7 +94,7 @@ def _header_as_shown(present: list[str], columns: list[str]) -> str:
     return ", ".join(shown) + (" ..." if len(present) > 8 else "")
 
 
-def _require_columns(file: LandingFile, present: list[str], columns: list[str]) -> None:
+def require_columns(file: LandingFile, present: list[str], columns: list[str]) -> None:
     """The file's columns must be exactly the contract's, in any order.
 
     A missing column: not a file of this table. A column outside the contract (a misspelled
@@ -155,7 +155,7 @@ def _without_trailing_empty_names(present: list[str]) -> list[str]:
     return named
 
 
-def _check_not_empty(file: LandingFile, handle) -> None:
+def check_not_empty(file: LandingFile, handle) -> None:
     """A file without a byte is no export (even one of no rows has a CSV header).
 
     A missing final line break is fine (RFC 4180 allows it); a row cut off in transfer shows
@@ -167,7 +167,7 @@ def _check_not_empty(file: LandingFile, handle) -> None:
     handle.seek(0)
 
 
-def _numbered(frame: pd.DataFrame, first_row: int) -> pd.DataFrame:
+def numbered(frame: pd.DataFrame, first_row: int) -> pd.DataFrame:
     frame.index = pd.RangeIndex(first_row, first_row + len(frame))
     return frame
 
@@ -176,7 +176,7 @@ def _numbered(frame: pd.DataFrame, first_row: int) -> pd.DataFrame:
 _HEADER_READ_BYTES = 1024 * 1024
 
 
-def _first_line(file: LandingFile, handle) -> bytes:
+def first_line(file: LandingFile, handle) -> bytes:
     """The file's first line (up to :data:`_HEADER_READ_BYTES`), refused if the file is UTF-16.
 
     Cut from a bounded ``read`` rather than ``readline(limit)``: fsspec's remote files (S3, GCS,
@@ -195,6 +195,6 @@ def _first_line(file: LandingFile, handle) -> bytes:
     return first_line
 
 
-def _in_words(size: int) -> str:
+def size_in_words(size: int) -> str:
     """A size as people read it: "64 MiB" (bytes below a MiB, as tests use)."""
     return f"{size / 2**20:g} MiB" if size >= 2**20 else f"{size} bytes"

@@ -37,7 +37,7 @@ import dagster as dg
 from dagster._core.event_api import EventLogCursor
 
 from orchestration.alerts.delivery import mail_again, send_alert
-from orchestration.alerts.history import STILL_FAILING, _judged
+from orchestration.alerts.history import STILL_FAILING, judge_run
 from orchestration.alerts.settings import (
     ALERT_EMAIL_ENV,
     REPEAT_HOURS_ENV,
@@ -45,7 +45,7 @@ from orchestration.alerts.settings import (
     repeat_hours,
     retry_hours,
 )
-from orchestration.alerts.state import GAVE_UP, PENDING, Alert, _pending_alerts, alert_of, record_alert
+from orchestration.alerts.state import GAVE_UP, PENDING, Alert, alert_of, pending_alerts, record_alert
 from orchestration.alerts.text import run_alert_text
 
 
@@ -60,7 +60,7 @@ def _raise_alert(instance: dg.DagsterInstance, log, run: dg.DagsterRun, subject:
         log.info(f"alert of run {run.run_id} already {known.state}")
         return
     alert = Alert(run, PENDING, time.time(), 0)
-    waiting = _pending_alerts(instance)
+    waiting = pending_alerts(instance)
     if waiting:  # the relay failed the last try: queued behind them, mailed in order
         record_alert(instance, alert)
         log.warning(f"alert of run {run.run_id} queued behind {len(waiting)} not mailed yet")
@@ -76,7 +76,7 @@ def _raise_alert(instance: dg.DagsterInstance, log, run: dg.DagsterRun, subject:
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run.with_status(dg.DagsterRunStatus.FAILURE)  # its record may lag the event
-    judged = _judged(context.instance, context.log, run)
+    judged = judge_run(context.instance, context.log, run)
     text = run_alert_text(context.instance, run, context.failure_event.message, judged)
     if text is None:
         context.log.error(
@@ -112,7 +112,7 @@ def failed_check_alert_sensor(context: dg.SensorEvaluationContext):
         if run is None:
             continue
         run = run.with_status(dg.DagsterRunStatus.SUCCESS)  # as its event says: its record may lag
-        judged = _judged(instance, context.log, run)
+        judged = judge_run(instance, context.log, run)
         for change in judged[1] if judged else []:
             if change.change == STILL_FAILING:
                 context.log.info(
@@ -134,7 +134,7 @@ def failed_check_alert_sensor(context: dg.SensorEvaluationContext):
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def run_failure_alert_retry_sensor(context: dg.SensorEvaluationContext):
-    waiting = _pending_alerts(context.instance)
+    waiting = pending_alerts(context.instance)
     if not waiting:
         return dg.SkipReason("no run-failure alert waiting to be mailed")
     if not os.environ.get(ALERT_EMAIL_ENV):
