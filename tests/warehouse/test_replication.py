@@ -8,7 +8,7 @@ import dataclasses
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ingestion.replication import cursor, replicate
+from ingestion.replication import cursor, tombstones
 from ingestion.replication.connections import (
     clickhouse_client,
     collection_name,
@@ -88,7 +88,7 @@ def test_deletions_are_tombstoned_batch_by_batch(pg_dsn, clickhouse_env, monkeyp
     batches = list(cursor.deletions(pg_dsn, "conversations", window_start, window_end, batch_size=2))
     assert purged == 5 and [len(batch) for batch in batches] == [2, 2, 1]
 
-    monkeypatch.setattr(replicate, "_TOMBSTONE_BATCH", 2)
+    monkeypatch.setattr(tombstones, "_TOMBSTONE_BATCH", 2)
     replicate_tables(pg_dsn, ["conversations"])
     assert _live(clickhouse_env, "conversations", "id") == [(kept,)]
 

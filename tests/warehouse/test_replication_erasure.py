@@ -17,7 +17,7 @@ from tests.warehouse.test_incremental_matches_full_refresh import CUSTOMER_GRAIN
 BOOKKEEPING = {"_version", "_is_deleted", "_replicated_at"}
 # What a tombstone may keep of its row besides the key (id): the partition key (conversations'
 # sent_at), and the columns the reconciliation (whom a row counted for) and the KPI mart (the
-# months a row leaves) read from deleted rows (replicate._READ_FROM_TOMBSTONES).
+# months a row leaves) read from deleted rows (tombstones._READ_FROM_TOMBSTONES).
 KEPT = {
     "customers": {"assigned_employee_id"},
     "conversations": {"sent_at"},
