@@ -6,6 +6,9 @@ Plain Python, no Dagster: the Dagster assets, the sensor and ``funnelhouse inges
 ``landing``  where files are and what they are (name, format, checksum);
 ``readers``  streaming row-numbered chunks of text values out of CSV / JSONL / Parquet;
 ``validate`` the landing contract as great-expectations expectations, run chunk by chunk;
+``validate_rules``, ``validate_patterns``, ``validate_numbers``, ``validate_calendar_json`` its parts:
+           the rules per column, the text patterns and PostgreSQL's limits, numbers as numeric reads
+           them, calendar dates and JSON as jsonb takes them;
 ``loader``   one transaction per file: COPY into staging, reference checks, merge by natural key;
 ``merge_sql`` the SQL of a table's load (staging, checks, merge), from its contract and the catalog;
 ``partitions`` the month partitions a file's rows need, made before its transaction;
