@@ -11,7 +11,7 @@ import datetime as dt
 
 from ingestion.replication import cursor, quarantine, schema
 from ingestion.replication.tables import RawTable
-from ingestion.replication.tombstones import _tombstone_columns
+from ingestion.replication.tombstones import tombstone_columns
 
 
 def _beside(table: RawTable) -> str:
@@ -193,7 +193,7 @@ class RebuildMixin:
         The reload copies live rows only, so a row deleted since the last run would leave no trace,
         and the incremental facts, which remove the ids that have a new raw version, would keep it.
         The tombstone keeps the old version and is stamped now, as every row of the reload is. Of the
-        columns a tombstone keeps (``_tombstone_columns``) it copies those the two tables mean alike
+        columns a tombstone keeps (``tombstone_columns``) it copies those the two tables mean alike
         (``_columns_alike``); the rest take their defaults, as a value the old definition let through
         (a tag now filtered out) must not come back with the tombstone. (Rows held back in quarantine
         are in ``new`` already: ``_keep_held_back``. Tombstones of ``old`` are not carried over: their
@@ -201,7 +201,7 @@ class RebuildMixin:
         if not (alike := self._columns_alike(old, new, columns)):
             return 0
         return self._insert_tombstones(
-            new, _tombstone_columns(table, alike), "_version", self._vanished(old, new)
+            new, tombstone_columns(table, alike), "_version", self._vanished(old, new)
         )
 
     def _snapshot(

@@ -1,5 +1,5 @@
 """Deletions as tombstones: a deleted row's last version in raw, flagged deleted, what it keeps of the
-row (``_tombstone_columns``), the tombstones of an incremental run's window of deletions and the merge
+row (``tombstone_columns``), the tombstones of an incremental run's window of deletions and the merge
 that takes the deleted rows' versions out of raw. A part of ``replicate.Replicator``.
 """
 
@@ -16,7 +16,7 @@ from ingestion.replication.tables import RawTable
 _TOMBSTONE_BATCH = 10_000
 
 # What a tombstone (a deleted row's last version in raw) keeps besides the key (``id``), the columns of
-# the partition key (``_tombstone_columns``) and the bookkeeping (``_version``, ``_is_deleted``,
+# the partition key (``tombstone_columns``) and the bookkeeping (``_version``, ``_is_deleted``,
 # ``_replicated_at``): the columns that readers of raw without FINAL take from a deleted row, every
 # version of a changed id, tombstones included. Nothing else: a ReplacingMergeTree without CLEANUP
 # keeps a tombstone for good, so whatever it copied of the row (a customer's masked free text, city,
@@ -37,7 +37,7 @@ _READ_FROM_TOMBSTONES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _tombstone_columns(table: RawTable, columns: Iterable[str]) -> list[str]:
+def tombstone_columns(table: RawTable, columns: Iterable[str]) -> list[str]:
     """Of ``columns`` (of a raw copy of ``table``), those its tombstones copy from the deleted row, in
     their order: ``id`` (the sort key, which the tombstone replaces the row by), the columns of the
     partition key (a ReplacingMergeTree replaces a row only within its partition: a tombstone elsewhere
@@ -57,7 +57,7 @@ class TombstoneMixin:
 
     def _insert_tombstones(self, into: str, kept: list[str], version: str, rows: str, parameters=None) -> int:
         """Tombstones inserted into ``into``, one for each of ``rows`` (FROM and WHERE over a raw table):
-        its columns ``kept`` (``_tombstone_columns``), ``version`` (an expression over ``rows``) as its
+        its columns ``kept`` (``tombstone_columns``), ``version`` (an expression over ``rows``) as its
         version, flagged deleted and stamped now. Every other column takes its type's default."""
         listed = "".join(f"`{column}`, " for column in kept)
         summary = self.client.command(
@@ -70,7 +70,7 @@ class TombstoneMixin:
     def _tombstone(self, table: RawTable, columns, start: dt.datetime) -> int:
         """Tombstones for each row deleted since ``start``, versioned by its deletion time: one in
         each partition holding a live version of the row older than the deletion, keeping what
-        ``_tombstone_columns`` keeps of that partition's last version (its partition key among them),
+        ``tombstone_columns`` keeps of that partition's last version (its partition key among them),
         every other column its type's default: once merged with the row's older versions, it is all
         raw keeps of the row. A row moved to another partition (a conversation whose sent_at moved to
         another month) left a version in each: a ReplacingMergeTree replaces a version only within its
@@ -85,7 +85,7 @@ class TombstoneMixin:
         failed run wrote too: its rerun finds the rows deleted under FINAL and writes none again, yet
         must still merge their older versions away, and move the table's watermark past them.
         """
-        kept = _tombstone_columns(table, [name for name, _ in columns])
+        kept = tombstone_columns(table, [name for name, _ in columns])
         qualified = self._qualified(table.name)
         tombstoned, deleted = 0, []
         for batch in cursor.deletions(self.pg_dsn, table.name, start, self.bound.local, _TOMBSTONE_BATCH):
