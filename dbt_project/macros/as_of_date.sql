@@ -1,9 +1,10 @@
 {#- "Today" for every day count and period of the models: the build date as a UTC day, or var
     as_of_date (reproducible rebuilds, unit tests), or FUNNELHOUSE_AS_OF_DATE in dbt's environment.
     Every dbt command funnelhouse starts (the CLI's, Dagster's dbt steps) has FUNNELHOUSE_AS_OF_DATE
-    pinned to the UTC day its build started on unless given (dbt_plan.pinned_build_date): with the
-    now('UTC') below, evaluated by each model as it runs, a build crossing midnight UTC would build
-    some models, and test them, as of the next day. The fallback is for dbt started by hand.
+    pinned to the UTC day its build started on unless given (build_date.pinned_build_date, in
+    orchestration/defs/warehouse): with the now('UTC') below, evaluated by each model as it runs, a
+    build crossing midnight UTC would build some models, and test them, as of the next day.
+    The fallback is for dbt started by hand.
     The environment is read at execution time only, as kpi_window reads its dates: --vars, and
     environment variables read while parsing, make dbt re-parse the whole project (several seconds).
     UTC, not the server's date: the CRM's

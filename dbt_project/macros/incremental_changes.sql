@@ -3,7 +3,7 @@
     Raw tables are ReplacingMergeTree copies of PostgreSQL: an insert, an update and a deletion all
     arrive as a new version of the row's id with a fresh _replicated_at (a deletion as a tombstone
     flagged _is_deleted, keeping only the row's key, partition key and the columns readers of deleted
-    rows need: ingestion/replication/replicate.py, _READ_FROM_TOMBSTONES). So the rows changed since a
+    rows need: ingestion/replication/tombstones.py, _READ_FROM_TOMBSTONES). So the rows changed since a
     moment are the ids with a version replicated after it, and the values an updated or deleted row had
     before are among the versions of those ids (until ReplacingMergeTree merges an older version away). -#}
 

@@ -4,7 +4,7 @@
 -- too (it always holds the build date). A run of this test alone on a later UTC day than the spine's
 -- build fails as it should: the spine, and the KPI mart on it, are a day short until rebuilt (each
 -- dbt command funnelhouse starts is as of the day it, or the build it belongs to, started:
--- dbt_plan.pinned_build_date; a build crossing midnight UTC tests the spine as of the day it built it).
+-- build_date.pinned_build_date; a build crossing midnight UTC tests the spine as of the day it built it).
 select
     count() as spine_days,
     min(date_day) as first_day,
