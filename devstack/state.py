@@ -290,11 +290,11 @@ def _group_runs(pgid: int) -> bool:
     """Whether a process of group ``pgid`` still runs: a zombie does not (its new parent, often a
     container's init that never reaps, may keep it listed long after it ended). Without /proc, whether
     the group has any member."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:  # no member at all: no need to look through /proc
+        return False
     if not can_tell_processes_apart():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
         return True
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
