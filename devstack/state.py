@@ -243,13 +243,25 @@ class StillRunning(RuntimeError):
 
 def stop_service(name: str, state_home: Path, grace_s: float, group: bool = False) -> None:
     """Stop the recorded service ``name`` (``terminate``) and forget it once its process is gone. A
-    process that outlives even SIGKILL stays recorded, so `status` still shows it and `down` tries again."""
+    process that outlives even SIGKILL stays recorded, so `status` still shows it and `down` tries again.
+    With ``group`` (a service started in a session of its own) what is left of its process group goes
+    too: Elasticsearch's launcher JVM may be gone while the node JVM it started still holds the ports."""
     info = read_services(state_home).get(name)
     if not info:
         return
     pid = info.get("pid")
-    if not terminate(pid, info.get("pid_start_time"), grace_s, group):
+    started = info.get("pid_start_time")
+    if not process_is(pid, started):
+        # Its process is gone. The id still names its group while the group has members (the kernel
+        # gives no new process an id in use as a group's), unless another process runs under it now.
+        if group and pid and not process_is(pid, None):
+            _end_process_group(pid, grace_s)
+        forget_service(name, state_home)
+        return
+    if not terminate(pid, started, grace_s, group):
         raise StillRunning(name, pid)
+    if group:
+        _end_process_group(pid, grace_s)
     forget_service(name, state_home)
 
 

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -285,7 +286,10 @@ def test_a_process_group_member_that_ignores_sigterm_is_gone_when_the_failed_sta
     delivered, not done, when it is sent), as the next start reuses the ports and data it held."""
     command = shlex.join(_sleeping_python("SIG_IGN"))
     leader = subprocess.Popen(
-        ["sh", "-c", f"{command} & echo $!; wait"], stdout=subprocess.PIPE, text=True, start_new_session=True
+        ["sh", "-c", f"{command} >/dev/null & echo $!; wait"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     member = int(leader.stdout.readline())
     try:
@@ -303,3 +307,41 @@ def test_a_process_group_member_that_ignores_sigterm_is_gone_when_the_failed_sta
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("leader", ["running", "gone"])
+def test_stopping_a_group_service_ends_what_is_left_of_its_group(leader, tmp_path):
+    """Elasticsearch is recorded by its launcher JVM's pid, and the node JVM it starts (which holds the
+    ports) is in its process group: `down` ends the node too, whether the launcher stops on SIGTERM
+    first or was gone already, also where the node ignores SIGTERM."""
+    command = shlex.join(_sleeping_python("SIG_IGN"))
+    launcher = subprocess.Popen(
+        ["sh", "-c", f"{command} >/dev/null & echo $!; wait"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    node = int(launcher.stdout.readline())
+    launcher.stdout.close()
+    try:
+        node_started = state.process_start_time(node)
+        for _ in range(100):  # until the node's Python has set its disposition
+            if _ignores_sigterm(node):
+                break
+            time.sleep(0.05)
+        state.record_service(
+            "search",
+            {"pid": launcher.pid, "pid_start_time": state.process_start_time(launcher.pid)},
+            tmp_path,
+        )
+        if leader == "gone":
+            launcher.kill()
+        reaper = threading.Thread(target=launcher.wait)  # as init would reap the launcher
+        reaper.start()
+        state.stop_service("search", tmp_path, grace_s=0.2, group=True)
+        reaper.join()
+        assert not state.process_is(node, node_started), "the node outlived `down`"
+        assert state.read_services(tmp_path) == {}
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(node, signal.SIGKILL)
