@@ -281,9 +281,11 @@ def test_a_failed_start_ends_what_is_left_of_its_process_group_once_the_started_
             os.kill(child, signal.SIGKILL)
 
 
-def test_a_process_group_member_that_ignores_sigterm_is_gone_when_the_failed_start_is_ended():
-    """After the grace, SIGKILL ends the group's member; the end waits until it is gone (a SIGKILL is
-    delivered, not done, when it is sent), as the next start reuses the ports and data it held."""
+@contextlib.contextmanager
+def _group_with_a_member_ignoring_sigterm():
+    """(leader, member pid, member start time): a leader in a session of its own, as a search engine's
+    launcher is, and a child of it in its group that ignores SIGTERM (as the node JVM may), until the
+    ``with`` ends (the member is then killed if it still runs)."""
     command = shlex.join(_sleeping_python("SIG_IGN"))
     leader = subprocess.Popen(
         ["sh", "-c", f"{command} >/dev/null & echo $!; wait"],
@@ -292,6 +294,7 @@ def test_a_process_group_member_that_ignores_sigterm_is_gone_when_the_failed_sta
         start_new_session=True,
     )
     member = int(leader.stdout.readline())
+    leader.stdout.close()
     try:
         member_started = state.process_start_time(member)
         for _ in range(100):  # until the member's Python has set its disposition
@@ -299,14 +302,20 @@ def test_a_process_group_member_that_ignores_sigterm_is_gone_when_the_failed_sta
                 break
             time.sleep(0.05)
         assert _ignores_sigterm(member)
-        leader.kill()  # the launcher is gone (a failed start); its child still runs in its group
-        leader.wait()
-        leader.stdout.close()
-        state.end_started_process(leader, grace_s=0.2, group=True)
-        assert not state.process_is(member, member_started), "the member outlived the end of its group"
+        yield leader, member, member_started
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
+
+
+def test_a_process_group_member_that_ignores_sigterm_is_gone_when_the_failed_start_is_ended():
+    """After the grace, SIGKILL ends the group's member; the end waits until it is gone (a SIGKILL is
+    delivered, not done, when it is sent), as the next start reuses the ports and data it held."""
+    with _group_with_a_member_ignoring_sigterm() as (leader, member, member_started):
+        leader.kill()  # the launcher is gone (a failed start); its child still runs in its group
+        leader.wait()
+        state.end_started_process(leader, grace_s=0.2, group=True)
+        assert not state.process_is(member, member_started), "the member outlived the end of its group"
 
 
 @pytest.mark.parametrize("leader", ["running", "gone"])
@@ -314,21 +323,7 @@ def test_stopping_a_group_service_ends_what_is_left_of_its_group(leader, tmp_pat
     """Elasticsearch is recorded by its launcher JVM's pid, and the node JVM it starts (which holds the
     ports) is in its process group: `down` ends the node too, whether the launcher stops on SIGTERM
     first or was gone already, also where the node ignores SIGTERM."""
-    command = shlex.join(_sleeping_python("SIG_IGN"))
-    launcher = subprocess.Popen(
-        ["sh", "-c", f"{command} >/dev/null & echo $!; wait"],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    node = int(launcher.stdout.readline())
-    launcher.stdout.close()
-    try:
-        node_started = state.process_start_time(node)
-        for _ in range(100):  # until the node's Python has set its disposition
-            if _ignores_sigterm(node):
-                break
-            time.sleep(0.05)
+    with _group_with_a_member_ignoring_sigterm() as (launcher, node, node_started):
         state.record_service(
             "search",
             {"pid": launcher.pid, "pid_start_time": state.process_start_time(launcher.pid)},
@@ -342,6 +337,3 @@ def test_stopping_a_group_service_ends_what_is_left_of_its_group(leader, tmp_pat
         reaper.join()
         assert not state.process_is(node, node_started), "the node outlived `down`"
         assert state.read_services(tmp_path) == {}
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(node, signal.SIGKILL)
