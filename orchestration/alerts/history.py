@@ -79,6 +79,11 @@ NEW, REMINDER, STILL_FAILING, RESOLVED = "new", "reminder", "still failing", "re
 _HISTORY_PAGE = 25
 
 
+def _how_long(since: float, at: float) -> str:
+    """How long something has been failing, as an alert line says it: "3.5 h, since 2026-12-02 06:15 UTC"."""
+    return f"{(at - since) / 3600:.1f} h, since {utc_minute(since)}"
+
+
 @dataclass(frozen=True)
 class CheckChange:
     """A check's evaluation in a run, against its earlier ones: ``since`` its failing streak began
@@ -90,7 +95,7 @@ class CheckChange:
     at: float
 
     def line(self) -> str:
-        how_long = f"{(self.at - self.since) / 3600:.1f} h, since {utc_minute(self.since)}"
+        how_long = _how_long(self.since, self.at)
         if self.change == RESOLVED:
             return f"{self.check} (failed for {how_long})"
         return f"{self.check} ({self.change}; failing for {how_long})"
@@ -190,7 +195,7 @@ class JobChange:
     previous: str
 
     def line(self) -> str:
-        how_long = f"{(self.at - self.since) / 3600:.1f} h, since {utc_minute(self.since)}, {self.failed} failed run(s)"
+        how_long = f"{_how_long(self.since, self.at)}, {self.failed} failed run(s)"
         if self.change == RECOVERED:
             return f"Recovered: it failed for {how_long}."
         if self.change == DIFFERENT:
