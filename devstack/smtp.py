@@ -150,6 +150,7 @@ def start(state_home: Path, port: int | None = None, extra_arguments: tuple[str,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives `funnelhouse up`
+            preexec_fn=state.default_sigterm,  # stopped with SIGTERM, which this process may ignore
             cwd=_REPO_ROOT,
             env=environment,
         )

@@ -120,6 +120,18 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+def default_sigterm() -> None:
+    """(In a child, between fork and exec: a ``preexec_fn``.) SIGTERM back to its default action.
+
+    Processes started here are stopped with SIGTERM, and an ignored signal stays ignored across fork
+    and exec. Dagster gives SIGTERM the disposition SIGINT has whenever it leaves an interrupt-capturing
+    block (``dagster._utils.interrupts``), and a background job of a non-interactive shell (``&`` in a
+    script, nohup, a CI runner) starts with SIGINT ignored: after one Dagster run in such a process
+    every child it started ignored SIGTERM, and stopping one waited out its grace before SIGKILL (the
+    search engine's JVM, which installs no handler for a signal it inherits ignored, and dbt alike)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 # /proc/<pid>/stat fields (1-based): the process state ("Z" for a zombie) and when it started, in
 # clock ticks since boot.
 _STATE_FIELD = 3

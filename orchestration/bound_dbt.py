@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from devstack import state
 from orchestration import processes
 
 NAME = "funnelhouse-bound-dbt"  # the console script (pyproject.toml)
@@ -115,6 +116,7 @@ def main() -> None:
         _not_run(f"cannot have it end with its parent: {error}")
     if not bound:
         _not_run(f"its parent (pid {parent}) ended before dbt started")
+    state.default_sigterm()  # dagster-dbt's process may ignore SIGTERM, and dbt would inherit that
     try:
         os.execv(dbt, [dbt, *sys.argv[1:]])
     except OSError as error:

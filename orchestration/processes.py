@@ -35,6 +35,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from devstack import state
+
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -69,19 +71,20 @@ def bind_to_parent(parent_pid: int) -> bool:
 
 
 def _dies_with(parent_pid: int) -> None:
-    """(In the child, between fork and exec.) ``bind_to_parent``; an OSError there makes Popen raise
+    """(In the child, between fork and exec.) ``bind_to_parent``, and SIGTERM stops it again even if
+    this process ignores it (``state.default_sigterm``); an OSError there makes Popen raise
     SubprocessError in the parent."""
     if not bind_to_parent(parent_pid):
         os._exit(127)
+    state.default_sigterm()
 
 
 def start_bound(command, **popen_kwargs) -> subprocess.Popen:
     """``subprocess.Popen(command, **popen_kwargs)``, the child killed by the kernel when the calling
-    thread ends, its process dying included (Linux; elsewhere a plain Popen). Call it from a thread that waits for the
-    child (see the module's docstring)."""
-    if _PRCTL is not None:
-        if "preexec_fn" in popen_kwargs:
-            raise ValueError("start_bound sets preexec_fn itself")
-        parent_pid = os.getpid()
-        popen_kwargs["preexec_fn"] = lambda: _dies_with(parent_pid)
+    thread ends, its process dying included (Linux), and stopped by SIGTERM even where this process
+    ignores it. Call it from a thread that waits for the child (see the module's docstring)."""
+    if "preexec_fn" in popen_kwargs:
+        raise ValueError("start_bound sets preexec_fn itself")
+    parent_pid = os.getpid()
+    popen_kwargs["preexec_fn"] = lambda: _dies_with(parent_pid)
     return subprocess.Popen(command, **popen_kwargs)

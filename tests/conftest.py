@@ -1,4 +1,5 @@
 import os
+import signal
 
 # The width the commands' output is read at, the same in every process of the suite. The commands print
 # through consoles made when orchestration.commands is imported (orchestration/console.py): with no
@@ -12,6 +13,15 @@ _TERMINAL_SIZE = {name: os.environ[name] for name in ("COLUMNS", "LINES") if nam
 for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
     os.unsetenv(_name)  # readline's copy, which os.environ never held
+
+
+# A background job of a non-interactive shell (a CI runner, `make test &`) starts with SIGINT ignored,
+# and so did every test worker. Dagster gives SIGTERM SIGINT's disposition after each run in process,
+# so every process a later test started ignored SIGTERM: funnelhouse's own children get it back
+# (devstack.state.default_sigterm), a test's own `sleep` did not, and stopping it waited out a grace
+# period (30 s in one test). The tests run as they do from a terminal, whichever way they were started.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config):

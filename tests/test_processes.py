@@ -66,14 +66,7 @@ dbt_resource_beside_a_stand_in(folder / "bin").cli(["build"], target_path=folder
 @pytest.mark.parametrize("how", list(_PARENTS))
 def test_child_dies_with_a_parent_killed_outright(how, tmp_path):
     pid_file, parent_log = tmp_path / "child.pid", tmp_path / "parent.log"
-    with parent_log.open("w") as output:
-        parent = subprocess.Popen(
-            [sys.executable, "-c", f"import os, sys\nCHILD = {_CHILD!r}\n{_PARENTS[how]}"],
-            env={**os.environ, "CHILD_PID_FILE": str(pid_file)},
-            cwd=REPO_ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    parent = _start_parent(how, pid_file, parent_log)
     child_pid = None
     try:
         child_pid = _pid_written_to(pid_file, parent, parent_log)
@@ -89,6 +82,50 @@ def test_child_dies_with_a_parent_killed_outright(how, tmp_path):
             parent.wait()
         if child_pid is not None and _running(child_pid):
             os.kill(child_pid, signal.SIGKILL)
+
+
+# A parent that ignores SIGTERM, as a Dagster process does that started with SIGINT ignored: Dagster
+# gives SIGTERM SIGINT's disposition on leaving an interrupt-capturing block (every run does), and a
+# background job of a non-interactive shell (`&` in a script, nohup, a CI runner) starts so.
+_IGNORING_SIGTERM = """
+import signal
+from dagster._utils.interrupts import capture_interrupts
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+with capture_interrupts():
+    pass
+assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+"""
+
+
+@pytest.mark.parametrize("how", list(_PARENTS))
+def test_a_child_stops_on_sigterm_though_its_parent_ignores_it(how, tmp_path):
+    """funnelhouse stops the processes it started with SIGTERM (dbt on an interrupted build, a service
+    on `down`); inherited ignored, SIGTERM did nothing and each stop waited out its grace."""
+    pid_file, parent_log = tmp_path / "child.pid", tmp_path / "parent.log"
+    parent = _start_parent(how, pid_file, parent_log, prelude=_IGNORING_SIGTERM)
+    child_pid = None
+    try:
+        child_pid = _pid_written_to(pid_file, parent, parent_log)
+        os.kill(child_pid, signal.SIGTERM)
+        assert _wait_gone(child_pid, 5), f"the child (pid {child_pid}) ignored SIGTERM as its parent does"
+    finally:
+        if child_pid is not None and _running(child_pid):
+            os.kill(child_pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
+
+
+def _start_parent(how: str, pid_file: Path, parent_log: Path, prelude: str = "") -> subprocess.Popen:
+    """The parent ``how`` (_PARENTS), ``prelude`` run first; it starts _CHILD, which writes its pid to
+    ``pid_file``."""
+    with parent_log.open("w") as output:
+        return subprocess.Popen(
+            [sys.executable, "-c", f"import os, sys\n{prelude}\nCHILD = {_CHILD!r}\n{_PARENTS[how]}"],
+            env={**os.environ, "CHILD_PID_FILE": str(pid_file)},
+            cwd=REPO_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _pid_written_to(path: Path, parent: subprocess.Popen, parent_log: Path) -> int:

@@ -129,6 +129,7 @@ def _launch(engine: ModuleType, prepared: Path, instance: Path, heap: str, log: 
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=state.default_sigterm,  # stopped with SIGTERM, which this process may ignore
         )
     url = f"http://127.0.0.1:{http_port}"
     try:

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -146,6 +147,25 @@ def _our_node_answers(info: dict) -> bool:
     ]
 
 
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getpgid(int(entry.name)) == pgid:
+                members.append(int(entry.name))
+        except ProcessLookupError:
+            continue
+    return members
+
+
+def _ignores_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` ignores SIGTERM (its SigIgn mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
 @pytest.mark.parametrize("flavour", launcher.FLAVOURS)
 def test_a_port_taken_by_another_stack_is_left_to_it_and_the_engine_starts_on_other_ports(
     flavour, other_stacks_ports, monkeypatch, tmp_path
@@ -153,7 +173,9 @@ def test_a_port_taken_by_another_stack_is_left_to_it_and_the_engine_starts_on_ot
     """On a taken HTTP port another stack's healthy engine answers (and must not be adopted); on a taken
     transport port ours cannot bind. Either way ours exits and starts again on ports free by then. (An
     engine start costs 10-40 s, so one start sees both: its first attempt finds the HTTP port taken, its
-    second the transport port, its third starts.)"""
+    second the transport port, its third starts.) Started by a process that ignores SIGTERM (a Dagster
+    process started in the background: devstack.state.default_sigterm), the engine's JVMs still stop on
+    it: a JVM installs no handler for a signal it inherits ignored, and stopping it waited out the grace."""
     http_port, transport_port = other_stacks_ports
     _found_free_then_taken(
         monkeypatch,
@@ -164,7 +186,12 @@ def test_a_port_taken_by_another_stack_is_left_to_it_and_the_engine_starts_on_ot
     )
     home = tmp_path / "home"
     try:
-        info = launcher.start(home, flavour)
+        ignored_before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            info = launcher.start(home, flavour)
+        finally:
+            signal.signal(signal.SIGTERM, ignored_before)
+        assert not [pid for pid in _group_members(info["pid"]) if _ignores_sigterm(pid)]
         assert info["port"] != http_port and info["transport_port"] != transport_port
         assert launcher.status(home)["pid"] == info["pid"] and state.pid_alive(info["pid"])
         assert _our_node_answers(info)
