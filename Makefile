@@ -75,9 +75,10 @@ system-packages:
 
 # Test files are spread over TEST_WORKERS processes (pytest-xdist), each with its own embedded stack;
 # a file stays on one worker, so its module fixtures are built once. TEST_WORKERS=0 runs them serially.
-# On 2 cores, fresh clone, nothing else running: 2 workers 18.5-19 min (22 min before each worker kept its
-# search engines for the session: tests/fixtures/search.py), serial 30 min (the tests wait on engines
-# starting and on sensors much of the time; two workers overlap those waits).
+# On 2 cores, fresh clone, nothing else running: 2 workers 20-22 min of pytest in the last runs (18.5-19 min
+# once, on a faster machine; 22 min before each worker kept its search engines for the session:
+# tests/fixtures/search.py), serial 30 min (the tests wait on engines starting and on sensors much of the
+# time; two workers overlap those waits). 3 workers: 22.9 min, no faster (the two cores are busy already).
 TEST_WORKERS ?= 2
 test: venv system-packages manifest lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile

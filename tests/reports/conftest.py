@@ -62,11 +62,21 @@ def recipients(employees_dsn):
 
 
 @pytest.fixture(scope="session")
-def smtp_sink(stack_home):
-    """The sink of the test stack (FUNNELHOUSE_HOME = stack_home, so smtp_settings() finds it)."""
+def _stack_smtp_sink(stack_home):
     info = smtp.start(stack_home)
     yield info
     smtp.stop(stack_home)
+
+
+@pytest.fixture
+def smtp_sink(_stack_smtp_sink):
+    """The sink of the test stack (FUNNELHOUSE_HOME = stack_home, so smtp_settings() finds it), its
+    outbox emptied for each test. The sink serves every test of the process, and a test counts the
+    messages it sent: those of an earlier test to the same address and report were counted too, and
+    which files ran earlier on a worker depends on how pytest-xdist hands them out."""
+    for message in Path(_stack_smtp_sink["outbox"]).glob("*.eml"):
+        message.unlink()
+    return _stack_smtp_sink
 
 
 @contextlib.contextmanager
