@@ -20,7 +20,7 @@ internet, or on its timeouts where there is none). The launcher answers it from 
 its own environment when the dbt it would run is dbt-core's script run by its Python (``version_answer``): the line
 dagster-dbt reads, without the import or the network. Any other dbt (found on PATH) answers itself.
 
-Kept to the standard library and processes.py: every Dagster dbt command starts one.
+Kept to the standard library, processes.py and devstack.state: every Dagster dbt command starts one.
 """
 
 from __future__ import annotations
