@@ -157,13 +157,7 @@ def test_stop_kills_a_hung_smtp_sink_and_forgets_it_only_once_it_is_gone(tmp_pat
     it still runs, or `down` would leave it holding its port with nothing naming it."""
     from devstack import smtp
 
-    ignores_sigterm = (
-        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True);"
-        " time.sleep(120)"
-    )
-    hung = subprocess.Popen(
-        [sys.executable, "-c", ignores_sigterm], stdout=subprocess.PIPE, start_new_session=True
-    )
+    hung = subprocess.Popen(_sleeping_python("SIG_IGN"), stdout=subprocess.PIPE, start_new_session=True)
     try:
         assert hung.stdout.readline() == b"ready\n"  # SIGTERM is ignored from here on
         started = state.process_start_time(hung.pid)
@@ -231,7 +225,7 @@ def test_down_stops_the_other_services_past_one_that_outlives_sigkill_and_exits_
             process.wait()
 
 
-def _ignores_sigterm(pid: int) -> bool:
+def ignores_sigterm(pid: int) -> bool:
     """Whether process ``pid`` ignores SIGTERM (its /proc status's SigIgn mask)."""
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     status = dict(line.split(":", 1) for line in lines if ":" in line)
@@ -298,10 +292,10 @@ def _group_with_a_member_ignoring_sigterm():
     try:
         member_started = state.process_start_time(member)
         for _ in range(100):  # until the member's Python has set its disposition
-            if _ignores_sigterm(member):
+            if ignores_sigterm(member):
                 break
             time.sleep(0.05)
-        assert _ignores_sigterm(member)
+        assert ignores_sigterm(member)
         yield leader, member, member_started
     finally:
         with contextlib.suppress(ProcessLookupError):

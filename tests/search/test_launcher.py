@@ -13,6 +13,7 @@ import pytest
 
 from devstack import ports, state
 from devstack.search import java, launcher
+from tests.test_devstack_state import ignores_sigterm
 
 
 def test_engine_is_recorded_and_start_is_idempotent(search_engine):
@@ -158,14 +159,6 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
-def _ignores_sigterm(pid: int) -> bool:
-    """Whether process ``pid`` ignores SIGTERM (its SigIgn mask in /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("SigIgn:"):
-            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
-    return False
-
-
 @pytest.mark.parametrize("flavour", launcher.FLAVOURS)
 def test_a_port_taken_by_another_stack_is_left_to_it_and_the_engine_starts_on_other_ports(
     flavour, other_stacks_ports, monkeypatch, tmp_path
@@ -191,7 +184,7 @@ def test_a_port_taken_by_another_stack_is_left_to_it_and_the_engine_starts_on_ot
             info = launcher.start(home, flavour)
         finally:
             signal.signal(signal.SIGTERM, ignored_before)
-        assert not [pid for pid in _group_members(info["pid"]) if _ignores_sigterm(pid)]
+        assert not [pid for pid in _group_members(info["pid"]) if ignores_sigterm(pid)]
         assert info["port"] != http_port and info["transport_port"] != transport_port
         assert launcher.status(home)["pid"] == info["pid"] and state.pid_alive(info["pid"])
         assert _our_node_answers(info)
