@@ -73,7 +73,7 @@ def down() -> Iterator[str]:
             continue
         try:
             module.stop(home)
-        except RuntimeError as error:  # state.StillRunning; PostgreSQL's pg_ctl failing
+        except RuntimeError as error:  # state.StillRunning or NotOursToSignal; PostgreSQL's pg_ctl failing
             left.append(service)
             yield f"{service}: {_not_stopped(error)}"
         else:

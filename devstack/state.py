@@ -238,10 +238,32 @@ def terminate(
         if not process_is(pid, started):  # never signal a process that only got its pid
             return True
         with contextlib.suppress(ProcessLookupError):
-            send(pid, how)
+            _signal(send, pid, how)
         if gone_within(wait_s):
             return True
     return False
+
+
+class NotOursToSignal(RuntimeError):
+    """A process, or every process left in a group, that this user may not signal (EPERM): a member
+    that changed its user (a setuid program) or runs as another user. It is left running; a service it
+    belongs to stays recorded."""
+
+    def __init__(self, pid: int, group: bool):
+        what = f"process group {pid}" if group else f"process {pid}"
+        super().__init__(
+            f"{what} belongs to another user: this user may not signal it, so it was left running"
+        )
+        self.pid = pid
+
+
+def _signal(send: Callable[[int, int], None], pid: int, how: int) -> None:
+    """``send(pid, how)`` (``os.kill`` or ``os.killpg``), a refusal said as ``NotOursToSignal``: a
+    bare PermissionError would end `funnelhouse down` with a traceback before the other services."""
+    try:
+        send(pid, how)
+    except PermissionError as refused:
+        raise NotOursToSignal(pid, group=send is os.killpg) from refused
 
 
 class StillRunning(RuntimeError):
@@ -299,7 +321,7 @@ def _end_process_group(pgid: int, grace_s: float) -> None:
     for how, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, _KILL_WAIT_S)):
         deadline = time.monotonic() + wait_s
         try:
-            os.killpg(pgid, how)
+            _signal(os.killpg, pgid, how)
         except ProcessLookupError:  # the group is empty
             return
         while _group_runs(pgid):
@@ -318,6 +340,8 @@ def _group_runs(pgid: int) -> bool:
         os.killpg(pgid, 0)
     except ProcessLookupError:  # no member at all: no need to look through /proc
         return False
+    except PermissionError:  # members, all another user's
+        return True
     if not can_tell_processes_apart():
         return True
     for entry in Path("/proc").iterdir():

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -331,3 +332,47 @@ def test_stopping_a_group_service_ends_what_is_left_of_its_group(leader, tmp_pat
         reaper.join()
         assert not state.process_is(node, node_started), "the node outlived `down`"
         assert state.read_services(tmp_path) == {}
+
+
+NOBODY = 65534
+
+
+def _as_nobody(call: Callable[[], object]) -> str:
+    """What ``call`` raised (its type's name and message) or "returned", in a forked child of this
+    worker that has become user nobody: a user that may not signal root's processes."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            os.close(read_end)
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            try:
+                call()
+                outcome = "returned"
+            except BaseException as error:  # noqa: BLE001 - the child reports whatever ended it
+                outcome = f"{type(error).__name__}: {error}"
+            os.write(write_end, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        outcome = pipe.read().decode()
+    os.waitpid(child, 0)
+    return outcome
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to start a group another user may not signal")
+def test_a_group_this_user_may_not_signal_is_said_so_and_left_running():
+    """A group whose members all belong to another user (here root's, signalled as nobody; in life a
+    setuid program a service started): its stop raises NotOursToSignal, a RuntimeError that `down`
+    reports for that service before it goes on to the others, not a bare PermissionError's traceback."""
+    with _group_with_a_member_ignoring_sigterm() as (leader, member, member_started):
+        outcome = _as_nobody(
+            lambda: state.terminate(leader.pid, state.process_start_time(leader.pid), 0.2, group=True)
+        )
+        assert outcome.startswith("NotOursToSignal: "), outcome
+        assert f"process group {leader.pid} belongs to another user" in outcome
+        assert state.process_is(member, member_started), "nobody could not have ended root's process"
+        leader.kill()
+        leader.wait()
