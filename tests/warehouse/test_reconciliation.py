@@ -6,14 +6,13 @@ from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables, utc_now
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
-from orchestration.defs.warehouse.reconciliation import (
+from orchestration.defs.warehouse.changed_since_build import (
     IDS_PER_QUERY,
     ChangedSinceBuild,
     changed_since_build,
     marts_built_from,
-    reconcile_customers,
-    reconcile_employees,
 )
+from orchestration.defs.warehouse.reconciliation import reconcile_customers, reconcile_employees
 from tests.fixtures.warehouse import load_fixture
 
 

@@ -1,4 +1,5 @@
-"""Asset checks reconciling the seed-view marts with the seed's PostgreSQL views (see reconciliation.py)."""
+"""Asset checks reconciling the seed-view marts with the seed's PostgreSQL views (see reconciliation.py;
+the keys left out as changed since the build: changed_since_build.py)."""
 
 import dagster as dg
 
