@@ -10,6 +10,8 @@ Plain Python, no Dagster: the Dagster assets, the sensor and ``funnelhouse inges
            the rules per column, the text patterns and PostgreSQL's limits, numbers as numeric reads
            them, calendar dates and JSON as jsonb takes them;
 ``loader``   one transaction per file: COPY into staging, reference checks, merge by natural key;
+``chunk_writer`` a validated chunk as COPY input and quarantined rows, and the thread writing it;
+``failures`` the errors that fail one file, and what a failed file's error says to do;
 ``merge_sql`` the SQL of a table's load (staging, checks, merge), from its contract and the catalog;
 ``partitions`` the month partitions a file's rows need, made before its transaction;
 ``messages`` what reasons and errors say about loading a file again, and a big file's progress lines;

@@ -1,7 +1,7 @@
 """What to tell someone whose ingest PostgreSQL ended midway, the same words for the CLI and Dagster.
 
 The loader turns PostgreSQL's refusals of a file's content into a failed file (recorded, the run
-goes on: :mod:`ingestion.load.loader`); any other ``psycopg.OperationalError`` ends the run. Those
+goes on: :mod:`ingestion.load.failures`); any other ``psycopg.OperationalError`` ends the run. Those
 are of two kinds, and the advice differs:
 
 - the connection is gone (no SQLSTATE: the socket or libpq; class 08; 57P01-57P03, the server

@@ -57,14 +57,14 @@ does not request content already tried at its path again: ``funnelhouse ingest P
 same file dropped under a new name.
 
 This module runs a file's transaction; the SQL it runs is :mod:`ingestion.load.merge_sql`'s, the
-partitions are made by :mod:`ingestion.load.partitions`, and what reasons and errors say about
-loading a file again is :mod:`ingestion.load.messages`'.
+partitions are made by :mod:`ingestion.load.partitions`, a validated chunk's bytes and the writer
+thread are :mod:`ingestion.load.chunk_writer`'s, which errors fail a file and what its error says
+are :mod:`ingestion.load.failures`', and what reasons and errors say about loading a file again is
+:mod:`ingestion.load.messages`'.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -72,42 +72,21 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-import orjson
 import pandas as pd
 import psycopg
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from ingestion.contracts import CONTRACTS, Reference
 from ingestion.load import ledger
+from ingestion.load.chunk_writer import ChunkWriter, PreparedChunk, raw_row, raw_text, stage_bytes
+from ingestion.load.failures import FAILS_THE_FILE, all_rejected, record_failure
 from ingestion.load.landing import LandingFile
 from ingestion.load.merge_sql import PARENT_KEYS, STAGE, MergePlan, catalog, unique_keys
-from ingestion.load.messages import ParentWords, announce, ingest_command, retry_words, waiting_words
+from ingestion.load.messages import ParentWords, announce, waiting_words
 from ingestion.load.partitions import create_partitions
 from ingestion.load.readers import CHUNK_BYTES, read_chunks
-from ingestion.load.readers.shared import MALFORMED_ROW, Chunk, LandingFileError
-from ingestion.load.validate import ChunkValidator, rule_words
+from ingestion.load.readers.shared import MALFORMED_ROW, Chunk
+from ingestion.load.validate import ChunkValidator
 from ingestion.schema.locks import lock_table
-
-# The key of a malformed row's raw_row: the row's text as written (it has no columns to name).
-RAW_TEXT = "_raw_text"
-# Of a malformed row's text, raw_row keeps the first MAX_RAW_TEXT_CHARS characters and, when that
-# cuts it, its full length (characters) under RAW_TEXT_LENGTH. Quarantine is there to say why a row was refused and to find
-# it (the row number, the start of its text), not to hold it: the landing file has it whole. A
-# malformed row can be anything up to the readers' MAX_ROW_BYTES (a 64 MiB JSONL line, a JSON
-# array export saved as .jsonl), and a jsonb string over 256 MB would make PostgreSQL refuse the
-# whole file.
-MAX_RAW_TEXT_CHARS = 64 * 1024
-RAW_TEXT_LENGTH = "_raw_text_length"
-# PostgreSQL's class 54, "program limit exceeded" (a jsonb string over 256 MB, JSON nested deeper
-# than its stack, ...): an OperationalError, like a lost connection, but caused by the file's
-# content, so the file fails (its ledger row says why) and the run goes on to the next file.
-_BEYOND_POSTGRESQL_LIMITS = (
-    psycopg.errors.ProgramLimitExceeded,
-    psycopg.errors.StatementTooComplex,
-    psycopg.errors.TooManyColumns,
-    psycopg.errors.TooManyArguments,
-)
 
 
 @dataclass
@@ -147,84 +126,6 @@ class ParentFile(NamedTuple):
 
     url: str
     file_id: int | None = None
-
-
-def _stage_bytes(frame: pd.DataFrame, columns: list[str]) -> memoryview:
-    """Good rows as CSV for COPY: nulls unquoted-empty, every string quoted (so '' stays '').
-
-    Written into an Arrow buffer and handed over without a copy: a chunk exists once in memory.
-    """
-    table = pa.table(
-        {
-            "_row": pa.array(frame.index.to_numpy(dtype=np.int64)),
-            **{c: pa.array(frame[c], type=pa.string(), from_pandas=True) for c in columns},
-        }
-    )
-    sink = pa.BufferOutputStream()
-    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
-    return memoryview(sink.getvalue())
-
-
-def _raw_row(frame: pd.DataFrame, row: int) -> str:
-    """The row as JSON for ``raw_row``; a NUL (rejected for that very reason) becomes U+FFFD, as
-    jsonb cannot hold it and would fail the file instead of quarantining the row."""
-    values = frame.loc[row]
-    return orjson.dumps(
-        {k: (None if pd.isna(v) else str(v).replace("\x00", "\ufffd")) for k, v in values.items()}
-    ).decode()
-
-
-def _raw_text(text: str) -> str:
-    """A row the reader could not split into columns, as ``raw_row``: its text, cut to
-    :data:`MAX_RAW_TEXT_CHARS` (NUL made U+FFFD, as in :func:`_raw_row`)."""
-    raw: dict[str, str | int] = {RAW_TEXT: text[:MAX_RAW_TEXT_CHARS].replace("\x00", "\ufffd")}
-    if len(text) > MAX_RAW_TEXT_CHARS:
-        raw[RAW_TEXT_LENGTH] = len(text)
-    return orjson.dumps(raw).decode()
-
-
-@dataclass
-class _Batch:
-    """One validated chunk, ready for the database."""
-
-    rejects: list[tuple]  # rows of ingest_rejects
-    staged: memoryview | None  # the good rows as COPY input
-    repeats: bool  # a key occurs more than once among the good rows
-    fill_defaults: bool  # a good row leaves a kept_when_empty column empty (see MergePlan.sourced)
-
-
-class _Writer(threading.Thread):
-    """Sends validated chunks to PostgreSQL while the next chunk is read and validated.
-
-    The two sides run at the same time (Arrow, pandas and psycopg's socket I/O release the GIL,
-    and PostgreSQL is another process), so a file takes about as long as the slower of them
-    rather than their sum. The queue holds one chunk: memory stays bounded.
-    """
-
-    def __init__(self, load: _FileLoad):
-        super().__init__(name=f"ingest-writer-{load.file.name}", daemon=True)
-        self.load = load
-        self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=1)
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        while (batch := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self.load.write(batch)
-                except BaseException as error:  # handed to the reading thread, which re-raises it
-                    self.error = error
-
-    def put(self, batch: _Batch) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(batch)
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.join()
-        if self.error is not None:
-            raise self.error
 
 
 class _FileLoad:
@@ -326,16 +227,16 @@ class _FileLoad:
     # -- reading thread ------------------------------------------------------------------------
     def run(self, chunk_bytes: int, on_rows: Callable[[int], None] | None) -> None:
         self.conn.execute(self.plan.create_stage())
-        writer = _Writer(self)
+        writer = ChunkWriter(self.file.name, self.write)
         writer.start()
         try:
             clock = time.perf_counter()
             for chunk in read_chunks(self.file, chunk_bytes):
                 self.rows_in += len(chunk)
                 clock = self._tick("read", clock)
-                batch = self._prepare(chunk)
+                prepared = self._prepare(chunk)
                 clock = self._tick("prepare", clock)
-                writer.put(batch)
+                writer.put(prepared)
                 clock = self._tick("wait for database", clock)
                 if on_rows:
                     on_rows(len(chunk))
@@ -351,15 +252,15 @@ class _FileLoad:
         self.seconds[step] += now - since
         return now
 
-    def _prepare(self, chunk: Chunk) -> _Batch:
+    def _prepare(self, chunk: Chunk) -> PreparedChunk:
         frame = chunk.frame
         clock = time.perf_counter()
         verdict = self.validator.validate(frame)
         self.seconds["validate"] += time.perf_counter() - clock
-        rejects = [self._reject(m.row, MALFORMED_ROW, m.reason, _raw_text(m.text)) for m in chunk.malformed]
+        rejects = [self._reject(m.row, MALFORMED_ROW, m.reason, raw_text(m.text)) for m in chunk.malformed]
         for row, problems in sorted(verdict.failures.items()):
             reason = "; ".join(reason for _, reason in problems)
-            rejects.append(self._reject(row, problems[0][0], reason, _raw_row(frame, row)))
+            rejects.append(self._reject(row, problems[0][0], reason, raw_row(frame, row)))
         good = frame.loc[~frame.index.isin(list(verdict.failures))] if verdict.failures else frame
         key = list(self.plan.contract.natural_key)
         # Repeated keys stay staged until the SQL checks have run: dropping the earlier rows here
@@ -370,39 +271,39 @@ class _FileLoad:
         if not self.per_chunk and len(good):
             self.key_hashes.append(pd.util.hash_pandas_object(good[key], index=False).to_numpy())
             self.fill_defaults |= fill_defaults
-        staged = _stage_bytes(good, self.plan.landing) if len(good) else None
-        return _Batch(rejects, staged, repeats, fill_defaults)
+        staged = stage_bytes(good, self.plan.landing) if len(good) else None
+        return PreparedChunk(rejects, staged, repeats, fill_defaults)
 
-    def _reject(self, row: int, rule: str, reason: str, raw_row: str) -> tuple:
-        """A row of ``ingest_rejects``, counted under its (first) rule. A NUL in the reason (a key
-        outside the contract named with one) becomes U+FFFD, as in :func:`_raw_row`: PostgreSQL's
+    def _reject(self, row: int, rule: str, reason: str, raw: str) -> tuple:
+        """A row of ``ingest_rejects`` (``raw`` its ``raw_row``), counted under its (first) rule. A NUL in the reason (a key
+        outside the contract named with one) becomes U+FFFD, as in :func:`raw_row`: PostgreSQL's
         text cannot hold it, and would fail the file instead of quarantining the row."""
         self.rejected[rule] += 1
         reason = reason.replace("\x00", "\ufffd")
-        return (self.file_id, self.file.url, self.file.table, row, rule, reason, raw_row)
+        return (self.file_id, self.file.url, self.file.table, row, rule, reason, raw)
 
     # -- writer thread ---------------------------------------------------------------------------
-    def write(self, batch: _Batch) -> None:
+    def write(self, prepared: PreparedChunk) -> None:
         with self.conn.cursor() as cursor:
             clock = time.perf_counter()
-            if batch.rejects:
+            if prepared.rejects:
                 with cursor.copy(
                     f"COPY {ledger.REJECTS} ({', '.join(ledger.REJECT_COLUMNS)}) FROM STDIN"
                 ) as copy:
-                    for reject in batch.rejects:
+                    for reject in prepared.rejects:
                         copy.write_row(reject)
-            if batch.staged is not None:
+            if prepared.staged is not None:
                 with cursor.copy(self.plan.copy_stage()) as copy:
-                    copy.write(batch.staged)
+                    copy.write(prepared.staged)
             clock = self._tick("db: copy", clock)
-        if batch.staged is None:
+        if prepared.staged is None:
             return
         if self.per_chunk:
-            self._reject_in_sql(batch.repeats)
-            if batch.repeats:
-                self._supersede(batch.fill_defaults)
+            self._reject_in_sql(prepared.repeats)
+            if prepared.repeats:
+                self._supersede(prepared.fill_defaults)
             clock = self._tick("db: checks", clock)
-            self.rows_changed += self.conn.execute(self.plan.merge(batch.fill_defaults)).rowcount
+            self.rows_changed += self.conn.execute(self.plan.merge(prepared.fill_defaults)).rowcount
             self.conn.execute(f"TRUNCATE {STAGE}")
             self._tick("db: merge", clock)
 
@@ -500,7 +401,7 @@ def load_file(
             result.rejected_for_parents, result.waiting_for = load.waiting_for(result.reasons)
             if result.rows_in and not result.rows_loaded:
                 result.status = "failed"
-                result.error = _all_rejected(result)
+                result.error = all_rejected(result)
             ledger.finish(
                 conn,
                 result.file_id,
@@ -513,110 +414,8 @@ def load_file(
                 validation=result.validation,
                 error=result.error,
             )
-    except (
-        LandingFileError,
-        psycopg.DataError,
-        psycopg.IntegrityError,
-        psycopg.ProgrammingError,
-        *NOT_READABLE_BY_US,
-        *_BEYOND_POSTGRESQL_LIMITS,
-    ) as error:
-        _record_failure(conn, result, error, run_id)
+    except FAILS_THE_FILE as error:
+        record_failure(conn, result, error, run_id)
     finally:
         result.seconds = time.monotonic() - started
     return result
-
-
-# The errors that say the file itself is not there or not ours to read: it fails alone (recorded).
-# Any other OSError (a connection reset, a timeout, EIO on S3 or NFS) is the store's, not the
-# file's: it propagates, the run fails with no ledger row, and the sensor requests the file again.
-NOT_READABLE_BY_US = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-# What to do about a failed file, the end of its error (ledger, CLI, Dagster): a fixed file has a
-# new checksum, so the sensor picks it up where it was dropped; `ingest PATH` retries at once.
-_TO_RETRY = "fix the file, then drop it again or run `{command}`"
-# A refusal about the database rather than the file (a table or column missing, a grant): the file is
-# not at fault, and the fix is the database's.
-_SCHEMA_OR_GRANTS = (
-    psycopg.errors.UndefinedTable,
-    psycopg.errors.UndefinedColumn,
-    psycopg.errors.InsufficientPrivilege,
-)
-_TO_RETRY_AFTER_THE_DATABASE = (
-    "check the database (`funnelhouse migrate` applies missing migrations; the loading role needs its "
-    "grants), then run `{command}`"
-)
-# The readers' messages that name their own fix ("close the quote ... and drop the file again").
-_OWN_REMEDY = "drop the file again"
-
-
-def _all_rejected(result: FileResult) -> str:
-    """The error of a file whose every row was rejected: what to fix, or what to wait for (rows
-    rejected for a key not loaded yet load when the file is loaded again: retry_words)."""
-    url = result.file.url
-    error = (
-        f"{url}: all {result.rows_in} rows rejected ({describe_reasons(result.reasons)}). "
-        "The rows and why are in funnelhouse.ingest_rejects"
-    )
-    references = sum(n for rule, n in result.reasons.items() if rule.startswith("reference:"))
-    named = {
-        r.table
-        for r in CONTRACTS[result.file.table].references
-        if result.reasons[f"reference:{r.landing_column}"]
-    }
-    parts = []
-    if result.rejected_for_parents:
-        parts.append(
-            f"{result.rejected_for_parents} of them name keys missing because "
-            f"{waiting_words(result.waiting_for, url)}"
-        )
-    if unknown := references - result.rejected_for_parents:
-        parts.append(
-            f"{unknown} of them name keys not loaded yet: {retry_words(url, ' or '.join(sorted(named)))}"
-        )
-    fix = _TO_RETRY.format(command=ingest_command(url))
-    if not parts:  # no row waits for a key: the file itself is to fix
-        return f"{error}: {fix}"
-    if others := result.rows_rejected - references:
-        parts.append(f"for the other {others}, {fix}")
-    return f"{error}; " + "; ".join(parts)
-
-
-def _record_failure(
-    conn: psycopg.Connection, result: FileResult, error: Exception, run_id: str | None
-) -> None:
-    message = shown = str(error)
-    if isinstance(error, OSError):
-        message = shown = f"{result.file.url}: unreadable: {error}"
-    elif isinstance(error, psycopg.Error):
-        # The full text stays in the ledger, inside PostgreSQL; its DETAIL can quote the row
-        # ("Failing row contains (... e-mail, phone ...)"), so logs and Dagster get the primary
-        # message only.
-        refused = f"{result.file.url}: PostgreSQL refused the file: "
-        message = refused + message.strip()
-        shown = refused + (error.diag.message_primary or str(error).strip() or type(error).__name__)
-        if error.sqlstate:
-            shown += f" (SQLSTATE {error.sqlstate})"
-    if _OWN_REMEDY not in message:
-        to_retry = _TO_RETRY_AFTER_THE_DATABASE if isinstance(error, _SCHEMA_OR_GRANTS) else _TO_RETRY
-        remedy = f". Nothing was loaded: {to_retry.format(command=ingest_command(result.file.url))}"
-        message, shown = message.rstrip(". ") + remedy, shown.rstrip(". ") + remedy
-    # A NUL (in a column name the error quotes) becomes U+FFFD: PostgreSQL's text cannot hold it,
-    # and recording the failure would fail in turn, ending the run with the file unrecorded.
-    message, shown = message.replace("\x00", "\ufffd"), shown.replace("\x00", "\ufffd")
-    result.status, result.error = "failed", shown
-    result.rows_in = result.rows_loaded = result.rows_rejected = result.rows_changed = 0
-    result.rows_superseded = result.rejected_for_parents = 0
-    result.reasons, result.waiting_for = Counter(), []
-    if result.checksum is None:
-        return  # never read (gone, or not ours to read): the ledger keys on content, the result tells
-    with conn.transaction():
-        result.file_id = ledger.record(
-            conn, result.file, result.checksum, status="failed", run_id=run_id, error=message
-        )
-
-
-def describe_reasons(reasons: Counter, limit: int = 5) -> str:
-    """'3 x tier: not in the allowed set, 1 x age: out of range' (the most frequent first)."""
-    shown = [f"{count} x {rule_words(rule)}" for rule, count in reasons.most_common(limit)]
-    more = len(reasons) - limit
-    return ", ".join(shown) + (f", and {more} more rule(s)" if more > 0 else "")

@@ -42,10 +42,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ingestion.load.failures import describe_reasons
 from ingestion.load.interrupted import stopped_message
 from ingestion.load.landing import LandingFile, Skipped, default_landing_url, survey
 from ingestion.load.ledger import SUPERSEDED
-from ingestion.load.loader import FileResult, describe_reasons
+from ingestion.load.loader import FileResult
 from ingestion.load.messages import waiting_words
 from ingestion.load.pipeline import Observer, ingest
 from ingestion.load.readers import CHUNK_BYTES

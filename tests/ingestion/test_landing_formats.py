@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingestion.contracts import CONTRACTS
-from ingestion.load import loader
+from ingestion.load import chunk_writer
 from ingestion.load.landing import landing_file
 from ingestion.load.readers import csv_reader, jsonl_reader, read_chunks
 from ingestion.load.readers.shared import LandingFileError
@@ -509,7 +509,7 @@ def test_a_jsonl_line_past_the_limit_is_quarantined_unread_with_a_capped_raw_tex
     first MAX_RAW_TEXT_CHARS of a malformed row's text and its length (both limits small here);
     the rest of the file and the next file of the run load."""
     monkeypatch.setattr(jsonl_reader, "MAX_ROW_BYTES", 4096)
-    monkeypatch.setattr(loader, "MAX_RAW_TEXT_CHARS", 100)
+    monkeypatch.setattr(chunk_writer, "MAX_RAW_TEXT_CHARS", 100)
     array = b"[" + b",".join([b'"' + b"x" * 998 + b'"'] * 3000) + b"]\n"  # 3 MB, past a read block
     not_json = b'{"customer_code": "CUST_0003", ' + b"y" * 500
     path = parents / "customers__array.jsonl"

@@ -514,8 +514,9 @@ def test_an_empty_value_takes_the_default_on_insert_and_keeps_the_stored_one_on_
 def test_a_refusal_about_the_database_not_the_file_says_to_check_the_database(pg_dsn, tmp_path):
     """A table missing in PostgreSQL (a migration not applied) is not the file's fault: the advice
     recorded is the database's, not "fix the file"; a refusal of the file's data keeps "fix the file"."""
+    from ingestion.load.failures import record_failure
     from ingestion.load.landing import landing_file
-    from ingestion.load.loader import FileResult, _record_failure
+    from ingestion.load.loader import FileResult
 
     file = landing_file(str(tmp_path / "tags__b1.csv"))
     refusals = [
@@ -525,7 +526,7 @@ def test_a_refusal_about_the_database_not_the_file_says_to_check_the_database(pg
     with psycopg.connect(pg_dsn) as conn:
         for refusal in refusals:
             result = FileResult(file, "c0ffee", "loaded")
-            _record_failure(conn, result, refusal, run_id=None)
+            record_failure(conn, result, refusal, run_id=None)
             errors = [
                 result.error,
                 conn.execute(

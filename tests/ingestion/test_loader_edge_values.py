@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingestion.contracts import CONTRACTS, Column, TableContract, decimal
-from ingestion.load.loader import describe_reasons
+from ingestion.load.failures import describe_reasons
 from ingestion.load.merge_sql import MergePlan, catalog
 from ingestion.load.validate import ChunkValidator, DbColumn
 from ingestion.schema import migrate

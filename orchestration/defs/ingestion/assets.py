@@ -30,10 +30,11 @@ import psycopg
 from pydantic import Field
 
 from ingestion.contracts import CONTRACTS, load_order
+from ingestion.load.failures import describe_reasons
 from ingestion.load.interrupted import stopped_message
 from ingestion.load.landing import discover
 from ingestion.load.ledger import SUPERSEDED
-from ingestion.load.loader import FileResult, describe_reasons
+from ingestion.load.loader import FileResult
 from ingestion.load.pipeline import ingest
 from ingestion.load.validate import rule_words
 from orchestration.defs.ingestion.resources import LandingZone, PostgresResource
