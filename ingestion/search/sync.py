@@ -21,7 +21,8 @@ window has every document whose conversation PostgreSQL no longer has deleted (`
 and the deletions cursor then passes it. A partition of conversations detached, dropped or attached
 leaves such a marker too, recorded when the sync (or ``pending``) first asks (migration 0026,
 ``migrate.record_partition_changes``); after one, the conversations behind the changes cursor that
-the index lacks (an attached month's) are indexed as well (``_index_missing``).
+the index lacks (an attached month's) are indexed as well (``_index_missing``: their ids are read
+first, and only those the index holds no document of are made documents, ``missing``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,16 @@ from dataclasses import dataclass, field
 import psycopg
 
 from ingestion.schema import migrate
-from ingestion.search import bulk_lines, cursor_store, documents, mapping, probe, quarantine, related
+from ingestion.search import (
+    bulk_lines,
+    cursor_store,
+    documents,
+    mapping,
+    missing,
+    probe,
+    quarantine,
+    related,
+)
 from ingestion.search.bulk_lines import BulkItem
 from ingestion.search.client import BulkOutcome, SearchClient
 from ingestion.search.documents import Cursor, Cursors
@@ -188,31 +198,34 @@ def _index_missing(
     report: SyncReport,
     physical_index: str,
 ) -> BulkOutcome:
-    """Index every conversation PostgreSQL has and the index lacks whose change the ``changes``
-    cursor has passed: a partition attached (migration 0026's marker) brings back rows whose
-    updated_at is behind the cursor, which no window reads again (those after it the changes' window
-    sends). Each is sent with at least the marker's version: a detach's deletes (``_delete_absent``,
-    with the earlier marker's version) may still be remembered by the engine and would refuse the
-    row's older version; any later change of the row is stamped after the marker, so it still wins.
-    The quarantined ids are left alone: the engine refused them for good, and their next change sends
-    them again. After a plain TRUNCATE nothing behind the cursor is missing, and nothing is sent."""
+    """Index every conversation PostgreSQL has and the index lacks (holds no document of under its id,
+    whatever the content or version of one it holds) whose change the ``changes`` cursor has passed: a
+    partition attached (migration 0026's marker) brings back rows whose updated_at is behind the cursor,
+    which no window reads again (those after it the changes' window sends). Each is sent with at least
+    the marker's version: a detach's deletes (``_delete_absent``, with the earlier marker's version) may
+    still be remembered by the engine and would refuse the row's older version; any later change of the
+    row is stamped after the marker, so it still wins. The quarantined ids are left alone: the engine
+    refused them for good, and their next change sends them again. After a plain TRUNCATE nothing behind
+    the cursor is missing, and nothing is sent."""
     version = documents.version_of(marked_at)
     quarantined = {int(entry.doc_id) for entry in quarantine.listed(conn, physical_index)}
     conn.commit()
+    client.refresh(index)  # (``missing.lacking`` counts what a refresh made visible)
     total = BulkOutcome()
-    for rows in documents.stream_all(conn, batch_size):
-        behind = [row for row in rows if (row.cursor_at, row.id) <= changes.as_tuple()]
-        held = client.versions(index, [str(row.id) for row in behind])
-        missing = [
-            row._replace(version=max(row.version, version))
-            for row in behind
-            if str(row.id) not in held and row.id not in quarantined
-        ]
-        if missing:
+    for ids in missing.ids_behind(conn, changes, max(batch_size, missing.COUNTED_IDS)):
+        conn.commit()  # as after every read here: no transaction stays open while the engine works
+        wanted = [row_id for row_id in ids if row_id not in quarantined]
+        for lacked in missing.lacking(client, index, wanted, batch_size):
+            rows = [
+                row._replace(version=max(row.version, version))
+                for row in documents.documents_of(conn, lacked)
+            ]
+            conn.commit()
             total.merge(
-                _send(conn, client, bulk_lines.index_items(missing, index), refresh, report, physical_index)
+                _send(conn, client, bulk_lines.index_items(rows, index), refresh, report, physical_index)
             )
-    conn.commit()  # ends the streaming cursor's transaction
+            conn.commit()  # (the quarantine's records of these ids)
+    conn.commit()  # (the ids' cursor closed)
     return total
 
 
