@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # A material's kinds (materials.type). Also the words a CRM tags materials with, so the replication's
-# tag filter knows them (``ingestion.replication.tables``).
+# tag filter knows them (``ingestion.replication.masking``).
 MATERIAL_TYPES = ("image", "video", "text", "mixed")
 
 STAGES = ("Awareness", "Attention", "Trust", "Engage", "Action", "Subscribe", "Growth", "Loyal", "Advocate")

@@ -1,4 +1,4 @@
-"""Known tag words a deployment adds to the tag filter's vocabulary (``tables.py``).
+"""Known tag words a deployment adds to the tag filter's vocabulary (``masking.py``).
 
 The filter drops every extracted tag with a handle-shaped run of 5+ Latin letters (a WeChat id or
 Telegram name without digits) unless it is a known word; the CRM analysis's own words (modelled by

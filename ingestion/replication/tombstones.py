@@ -21,7 +21,7 @@ _TOMBSTONE_BATCH = 10_000
 # version of a changed id, tombstones included. Nothing else: a ReplacingMergeTree without CLEANUP
 # keeps a tombstone for good, so whatever it copied of the row (a customer's masked free text, city,
 # occupation) would stay in ClickHouse after the row's erasure from PostgreSQL.
-# - orchestration/defs/warehouse/reconciliation.py (``VIEW_SOURCES``, ``_ChangeReader.owners``): whom
+# - orchestration/defs/warehouse/changed_since_build.py (``VIEW_SOURCES``, ``_ChangeReader.owners``): whom
 #   a deleted customer or funnel row counted for;
 # - dbt_project/models/marts/reporting/mart_kpi_employee_daily.sql (``changed_months``, and the account
 #   openings of the customers of a changed funnel_mofu row): the months a deleted row leaves.

@@ -1,6 +1,6 @@
 """The CRM's extracted tags reach the index one by one, each redacted on its own: a tag that is a bare
 messenger id or phone number ("lily_invest88", "zhangwei", "91234567") has no label beside it, so the
-rules for message text let it through (the ClickHouse replication drops such tags: ``replication.tables``).
+rules for message text let it through (the ClickHouse replication drops such tags: ``replication.masking``).
 Together with the third audit's message forms, through a real rebuild into one engine."""
 
 import json

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from ingestion.generate import vocab
-from ingestion.replication import tables
+from ingestion.replication import masking
 from ingestion.search import rebuild
 from ingestion.search.documents import redacted_tag_fields
 from ingestion.search.query import search_conversations
@@ -110,8 +110,8 @@ def test_a_tag_with_a_letters_only_handle_is_masked_and_known_words_stay(tag, re
 
 
 def test_every_known_tag_of_the_analysis_stays_and_the_reported_handles_go():
-    # the ClickHouse tag filter's vocabulary (``replication.tables``) passes whole, in its own case
-    known = [*vocab.KEYWORDS, *vocab.RISK_KEYWORDS, *tables.known_tags_shaped_like_handles()]
+    # the ClickHouse tag filter's vocabulary (``replication.masking``) passes whole, in its own case
+    known = [*vocab.KEYWORDS, *vocab.RISK_KEYWORDS, *masking.known_tags_shaped_like_handles()]
     assert [redact_tag(tag) for tag in known] == known
     fields = redacted_tag_fields('["加我zhangwei","zhang.wei","美股"]', '["lina.wang"]', '["lina-wang"]')
     assert fields.decode() == (

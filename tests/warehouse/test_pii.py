@@ -11,11 +11,13 @@ import pytest
 from ingestion.generate import content, vocab
 from ingestion.generate.config import GenerateConfig
 from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.masking import MASKED
 from ingestion.replication.replicate import replicate_tables
-from ingestion.replication.tables import BY_NAME, MASKED
+from ingestion.replication.tables import BY_NAME
 
 # Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
+from tests.fixtures.warehouse import load_fixture
 
 _CUSTOMER_PII = (
     "select unnest(array[name, phone, email, wechat_id, whatsapp, telegram, birth_date::text]) from customers"
@@ -352,3 +354,30 @@ def test_phone_numbers_in_chinese_numerals_are_masked(clickhouse_env, phone):
     assert _masked_as("tags", "name", [phone]) == [MASKED]  # a name
     # a list typed by hand, filtered as the extracted tags are
     assert _masked_as("customers", "interests", [f'["美股","{phone}"]']) == ['["美股"]']
+
+
+def test_characters_that_show_nothing_split_no_handle(pg_dsn, clickhouse_env):
+    """A handle split by a character that shows nothing (zero-width space, word joiner, soft hyphen:
+    Unicode's format characters) is read as the handle it shows, by the free-text rules and by those of
+    names; a value that passes is copied as it was typed, invisible characters and all."""
+    load_fixture(pg_dsn)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "update customers set occupation = %s, decision_style = %s, city = %s, industry = %s,"
+            " persona_type = %s, trading_platform = %s where id = 2",
+            (
+                "lina\u200b88",  # free text: "lina88"
+                "li\u00adna\u00ad520",  # free text: "lina520"
+                "上\u200b海",  # free text that passes
+                "微信 zhang\u200bwei88",  # a name: an id after a messenger's label
+                "zhang\u2060wei1988",  # a name: a handle with digits
+                # A name masked before the invisible characters were read past: after a label a zero-width
+                # space is a separator, without it "wxa1b2c3" holds no label.
+                "wx\u200ba1b2c3",
+            ),
+        )
+    replicate_tables(pg_dsn, ["customers"])
+    assert clickhouse_client().query(
+        "select occupation, decision_style, city, industry, persona_type, trading_platform"
+        f" from `{clickhouse_env}`.customers final where id = 2"
+    ).result_rows == [(MASKED, MASKED, "上\u200b海", MASKED, MASKED, MASKED)]

@@ -12,8 +12,9 @@ import psycopg
 from ingestion.generate import content, vocab
 from ingestion.replication import declared_source, replicate
 from ingestion.replication.connections import clickhouse_client
+from ingestion.replication.masking import MASKED
 from ingestion.replication.replicate import replicate_tables
-from ingestion.replication.tables import BY_NAME, MASKED, RAW_TABLES, WAREHOUSE_SETTING_KEYS
+from ingestion.replication.tables import BY_NAME, RAW_TABLES, WAREHOUSE_SETTING_KEYS
 from tests.fixtures.warehouse import load_fixture
 
 

@@ -77,6 +77,24 @@ def test_tags_that_could_be_contact_details_stay_in_postgresql(pg_dsn, clickhous
     assert replicated["risk_keywords"] is None  # no tags stays no tags
 
 
+def test_handles_split_by_characters_that_show_nothing_are_dropped(pg_dsn, clickhouse_env):
+    """A handle of letters split by characters that show nothing (Unicode's format characters: zero-width
+    space, non-joiner and joiner, word joiner, soft hyphen, byte order mark; a Hangul filler) into runs
+    too short to be one is read as the handle it shows; a tag that passes is copied as it was typed."""
+    replicated = _replicated_tags(
+        pg_dsn,
+        clickhouse_env,
+        {
+            "keywords": [
+                "美股", "美\u200b股",
+                "zhan\u200bgwei", "li\u2060na\u2060wang", "加我zhan\u00adgwei", "zh\ufeffan\u200cgw\u200dei",
+                "zhan\u3164gwei",
+            ],
+        },
+    )  # fmt: skip
+    assert replicated["keywords"] == ["美股", "美\u200b股"]
+
+
 def test_every_tag_of_the_crm_analysis_is_replicated(pg_dsn, clickhouse_env):
     """The tags the CRM's analysis produces (modelled by the generator) all reach the marts."""
     signals = sorted(

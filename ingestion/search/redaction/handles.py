@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ingestion.replication.tables import CHINESE_DIGITS
+from ingestion.replication.masking import CHINESE_DIGITS
 from ingestion.search.redaction.placeholders import HANDLE, PHONE
 
 # Messenger labels in both languages, including the usual homophones used to dodge filters

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ingestion.replication.tables import CHINESE_DIGITS
+from ingestion.replication.masking import CHINESE_DIGITS
 from ingestion.search.redaction.handles import _inside_a_word
 from ingestion.search.redaction.placeholders import PHONE
 from ingestion.search.redaction.text import _digit_count

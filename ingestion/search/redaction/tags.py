@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ingestion.replication.tables import (
+from ingestion.replication.masking import (
     HANDLE_JOINERS,
     HANDLE_SHAPED,
     known_tags_shaped_like_handles,
@@ -31,7 +31,7 @@ _NUMBER_IN_TAG = re.compile(r"(?<![0-9])[0-9]{7,}(?![0-9])")
 # "lina-wang"), or an e-mail address without its domain ("zhang.wei"). So a run of five or more
 # Latin letters, "_", "." or "-" in a tag is a handle too, unless it is a word of the CRM analysis's
 # own tags ("crypto", "withdraw" of "wants to withdraw", "googl"): the shape and the vocabulary of the
-# ClickHouse tag filter (``replication.tables``), which drops such a tag where the index masks the run.
+# ClickHouse tag filter (``replication.masking``), which drops such a tag where the index masks the run.
 # A tag of English words outside the vocabulary loses those of five letters or more; Chinese tags
 # and tickers are untouched. The placeholders the rules before put in are words too, and stay.
 # The words a deployment adds to the vocabulary (``tag_words.configured``: FUNNELHOUSE_KNOWN_TAG_WORDS,
