@@ -87,11 +87,12 @@ test: venv system-packages manifest lint
 # why not macros). Needs no server: the jinja templater renders them as a first build would.
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	@# (the filter: sqlfluff's worker pool leaves a harmless "leaked semaphore" warning at exit)
 	PYTHONWARNINGS="ignore:resource_tracker:UserWarning" $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests --processes 2
 
 format: venv
-	$(BIN)/ruff format orchestration ingestion devstack tests bench
+	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 ui: venv manifest

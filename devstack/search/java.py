@@ -35,7 +35,9 @@ def _major(home: Path) -> int | None:
 
 def installed() -> list[Jdk]:
     """Every JDK found: ``$FUNNELHOUSE_SEARCH_JAVA_HOME``, ``$JAVA_HOME``, then the usual roots."""
-    candidates = [Path(p) for p in (os.environ.get("FUNNELHOUSE_SEARCH_JAVA_HOME"), os.environ.get("JAVA_HOME")) if p]
+    candidates = [
+        Path(p) for p in (os.environ.get("FUNNELHOUSE_SEARCH_JAVA_HOME"), os.environ.get("JAVA_HOME")) if p
+    ]
     for root in JVM_ROOTS:
         if root.is_dir():
             candidates.extend(sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()))

@@ -10,5 +10,13 @@ from ingestion.generate.config import DEFAULT_DAYS, DEFAULT_END_DATE, GenerateCo
 from ingestion.generate.manifest import MANIFEST_NAME, BadRow, FileEntry, Manifest
 from ingestion.generate.run import generate
 
-__all__ = ["DEFAULT_DAYS", "DEFAULT_END_DATE", "MANIFEST_NAME", "BadRow", "FileEntry", "GenerateConfig", "Manifest",
-           "generate"]
+__all__ = [
+    "DEFAULT_DAYS",
+    "DEFAULT_END_DATE",
+    "MANIFEST_NAME",
+    "BadRow",
+    "FileEntry",
+    "GenerateConfig",
+    "Manifest",
+    "generate",
+]

@@ -26,20 +26,48 @@ BROKEN_REFERENCE, BAD_DATE, MISSING_REQUIRED = "broken_reference", "bad_date", "
 KINDS = (WRONG_TYPE, OUT_OF_RANGE, UNKNOWN_ENUM, BROKEN_REFERENCE, BAD_DATE, MISSING_REQUIRED)
 TYPED_FORMAT_KINDS = (OUT_OF_RANGE, UNKNOWN_ENUM, BROKEN_REFERENCE, MISSING_REQUIRED)
 
-_WRONG_TYPE_VALUES = {"int": ("abc", "twelve", "七"), "decimal": ("abc", "1O0.00", "n/a"),
-                      "bool": ("maybe", "perhaps", "真的")}
-_BAD_DATES = {"date": ("2026-02-30", "yesterday", "2026-13-01", "0000-00-00"),
-              "timestamp": ("2026-02-30 10:00:00", "yesterday", "2026-11-05 25:61:00", "not a date")}
-_UNKNOWN_ENUMS = {
-    "tier": "Z", "current_stage": "Onboarding", "from_stage": "Onboarding", "to_stage": "Onboarding",
-    "platform": "line", "status": "archived", "gender": "M", "direction": "sideways", "message_type": "sticker",
-    "sentiment": "ecstatic", "department": "Sales", "role": "intern", "level": "实习生", "deposit_type": "赠金",
-    "reason": "税务", "risk_level": "极高", "screening_result": "待定", "event_type": "闲聊", "course_type": "180天",
-    "value_type": "xml", "type": "audio", "investment_experience": "专家", "risk_preference": "保本",
+_WRONG_TYPE_VALUES = {
+    "int": ("abc", "twelve", "七"),
+    "decimal": ("abc", "1O0.00", "n/a"),
+    "bool": ("maybe", "perhaps", "真的"),
 }
-_MISSING_PARENT = {"customers": "CUST_MISSING_{n}", "employees": "EMP_MISSING_{n}", "tags": "未知标签_{n}",
-                   "scripts": "SCR_MISSING_{n}", "training_courses": "CRS_MISSING_{n}",
-                   "conversations": "MSG_missing_{n}"}
+_BAD_DATES = {
+    "date": ("2026-02-30", "yesterday", "2026-13-01", "0000-00-00"),
+    "timestamp": ("2026-02-30 10:00:00", "yesterday", "2026-11-05 25:61:00", "not a date"),
+}
+_UNKNOWN_ENUMS = {
+    "tier": "Z",
+    "current_stage": "Onboarding",
+    "from_stage": "Onboarding",
+    "to_stage": "Onboarding",
+    "platform": "line",
+    "status": "archived",
+    "gender": "M",
+    "direction": "sideways",
+    "message_type": "sticker",
+    "sentiment": "ecstatic",
+    "department": "Sales",
+    "role": "intern",
+    "level": "实习生",
+    "deposit_type": "赠金",
+    "reason": "税务",
+    "risk_level": "极高",
+    "screening_result": "待定",
+    "event_type": "闲聊",
+    "course_type": "180天",
+    "value_type": "xml",
+    "type": "audio",
+    "investment_experience": "专家",
+    "risk_preference": "保本",
+}
+_MISSING_PARENT = {
+    "customers": "CUST_MISSING_{n}",
+    "employees": "EMP_MISSING_{n}",
+    "tags": "未知标签_{n}",
+    "scripts": "SCR_MISSING_{n}",
+    "training_courses": "CRS_MISSING_{n}",
+    "conversations": "MSG_missing_{n}",
+}
 # Columns besides the natural key that must stay unique (UNIQUE in the schema).
 _UNIQUE_EXTRAS = {"employees": ("email", "username")}
 
@@ -75,8 +103,16 @@ def candidate_defects(contract: TableContract, typed_format: bool) -> dict[str, 
 class BadRowMaker:
     """Chooses where bad rows go in a file and builds them; one per file, deterministic by its rng."""
 
-    def __init__(self, contract: TableContract, typed_format: bool, fraction: float, rng: np.random.Generator,
-                 serials: itertools.count, window_start: date, key_domain: list[str] | None = None):
+    def __init__(
+        self,
+        contract: TableContract,
+        typed_format: bool,
+        fraction: float,
+        rng: np.random.Generator,
+        serials: itertools.count,
+        window_start: date,
+        key_domain: list[str] | None = None,
+    ):
         self.contract = contract
         self.fraction = fraction
         # Inserted rows: p per good row makes about `fraction` of the file's rows bad.

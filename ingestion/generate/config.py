@@ -51,7 +51,9 @@ class GenerateConfig:
     @property
     def end_ts(self) -> int:
         """Exclusive end of the simulated window, epoch seconds (UTC midnight of end_date)."""
-        return int(datetime(self.end_date.year, self.end_date.month, self.end_date.day, tzinfo=UTC).timestamp())
+        return int(
+            datetime(self.end_date.year, self.end_date.month, self.end_date.day, tzinfo=UTC).timestamp()
+        )
 
     @property
     def start_ts(self) -> int:
@@ -76,7 +78,9 @@ class GenerateConfig:
         return random.Random(int(state[0]) << 64 | int(state[1]))
 
     def _entropy(self, labels: tuple[object, ...]) -> list[int]:
-        return [self.seed & 0xFFFFFFFF, self.seed >> 32] + [zlib.crc32(str(label).encode()) for label in labels]
+        return [self.seed & 0xFFFFFFFF, self.seed >> 32] + [
+            zlib.crc32(str(label).encode()) for label in labels
+        ]
 
 
 def to_datetime(ts: int | float) -> datetime:

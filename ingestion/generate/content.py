@@ -43,11 +43,16 @@ TAG_EMOTIONAL, TAG_COMPLAINT = "情绪不稳", "投诉风险"
 
 
 def build_tags() -> list[Tag]:
-    tags = [Tag(name, "客户分层", color, "crown", f"客户分层: {tier}级", True)
-            for (tier, name), color in zip(TIER_TAGS.items(), ("#d4af37", "#c0392b", "#2980b9", "#7f8c8d"),
-                                           strict=True)]
-    tags += [Tag(name, "来源", "#16a085", "link", f"首次接触渠道为 {channel}", True)
-             for channel, name in SOURCE_TAGS.items()]
+    tags = [
+        Tag(name, "客户分层", color, "crown", f"客户分层: {tier}级", True)
+        for (tier, name), color in zip(
+            TIER_TAGS.items(), ("#d4af37", "#c0392b", "#2980b9", "#7f8c8d"), strict=True
+        )
+    ]
+    tags += [
+        Tag(name, "来源", "#16a085", "link", f"首次接触渠道为 {channel}", True)
+        for channel, name in SOURCE_TAGS.items()
+    ]
     tags += [
         Tag(TAG_HIGH_INTENT, "意向", "#e67e22", "fire", "意向分数 >= 40", False),
         Tag(TAG_OPENED, "意向", "#27ae60", "bank", "已完成开户", True),
@@ -65,8 +70,16 @@ def build_tags() -> list[Tag]:
 def tag_rows(tags: list[Tag], config: GenerateConfig) -> list[dict]:
     created = to_datetime(config.start_ts - 400 * DAY)
     return [
-        {"name": t.name, "category": t.category, "color": t.color, "icon": t.icon, "description": t.description,
-         "is_system": t.is_system, "display_order": order, "created_at": created}
+        {
+            "name": t.name,
+            "category": t.category,
+            "color": t.color,
+            "icon": t.icon,
+            "description": t.description,
+            "is_system": t.is_system,
+            "display_order": order,
+            "created_at": created,
+        }
         for order, t in enumerate(tags, start=1)
     ]
 
@@ -91,91 +104,216 @@ class Script:
 
 
 _SCRIPTS = (
-    ("12大模型", "需求挖掘", "初次沟通", "初级", PHASE_TOFU, EVENT_FRAMEWORK,
-     "先不聊产品, 想了解一下您理想中三年后的资产状况是什么样的?",
-     "Before any product talk: what would you like your finances to look like three years from now?",
-     "建立需求框架"),
-    ("12大模型", "信任建立", "群内互动", "初级", PHASE_TOFU, EVENT_STICKINESS,
-     "每天花5分钟看盘前速递, 一个月后您会发现自己对市场的理解完全不一样",
-     "Five minutes a day with our pre-market brief and in a month you'll read the market very differently",
-     "培养习惯和粘度"),
-    ("四大链路", "认知链路", "市场教育", "中级", PHASE_TOFU, EVENT_FRAMEWORK,
-     "投资收益来自三件事: 选对资产、控制仓位、拿得住。我们一件件来",
-     "Returns come from three things: the right assets, position sizing, and patience. Let's take them one by one",
-     "输出投资框架"),
-    ("场景话术", "破冰", "新人进群", "初级", PHASE_TOFU, EVENT_STICKINESS,
-     "欢迎新朋友! 可以先做个自我介绍, 说说您最想了解的投资问题",
-     "Welcome! Feel free to introduce yourself and tell us the one investing question on your mind",
-     "破冰互动"),
-    ("12大模型", "痛点放大", "犹豫期", "中级", PHASE_MOFU, EVENT_FRAMEWORK,
-     "通胀每年3%, 存款利息跟不上, 钱放着其实每年都在变少",
-     "With 3% inflation and savings rates below it, idle cash quietly shrinks every year",
-     "强化投资必要性"),
-    ("四大链路", "信任链路", "跟票复盘", "中级", PHASE_MOFU, EVENT_FRAMEWORK,
-     "我们复盘一下上周的跟票: 三次止盈一次止损, 关键是每次都按纪律执行",
-     "Quick review of last week's calls: three take-profits and one stop-loss, all executed by the rules",
-     "用结果建立信任"),
-    ("开户引导", "流程讲解", "开户前", "初级", PHASE_MOFU, EVENT_PUSH,
-     "开户全程线上, 准备好证件, 我陪您10分钟搞定",
-     "Account opening is fully online: have your ID ready and I'll do it with you in ten minutes",
-     "推动开户"),
-    ("开户引导", "异议处理", "担心安全", "中级", PHASE_MOFU, EVENT_PUSH,
-     "券商受当地监管, 资金在独立托管账户, 和券商自有资金是隔离的",
-     "The broker is regulated and client money sits in segregated custody accounts",
-     "消除安全顾虑"),
-    ("异议处理", "价格异议", "嫌手续费高", "中级", PHASE_MOFU, EVENT_FRAMEWORK,
-     "手续费只是成本的一小部分, 真正决定结果的是策略和纪律",
-     "Fees are a small part of the cost; strategy and discipline decide the outcome",
-     "转移关注点"),
-    ("入金促成", "首金", "开户后", "中级", PHASE_MOFU, EVENT_PUSH,
-     "账户已经开好了, 建议先入一笔小资金熟悉操作, 比如1000美元",
-     "Your account is ready. Start with a small first deposit, say 1,000 USD, to get familiar",
-     "促成首金"),
-    ("入金促成", "复入金", "盈利后", "高级", PHASE_BOFU, EVENT_PUSH,
-     "这个月组合表现不错, 按计划第二批资金可以在回调时进场",
-     "The portfolio did well this month; per plan the second tranche can go in on a pullback",
-     "促成复入金"),
-    ("挽留话术", "出金挽留", "恐慌离场", "高级", PHASE_BOFU, EVENT_FRAMEWORK,
-     "短期回撤是正常的, 我们看一下过去十年每次回撤后的恢复时间",
-     "Drawdowns are normal; let's look at how long recoveries took after each dip over ten years",
-     "降低出金"),
-    ("挽留话术", "情绪安抚", "市场大跌", "高级", PHASE_BOFU, EVENT_STICKINESS,
-     "理解您的担心, 我们一起把仓位过一遍, 看看哪些需要调整",
-     "I understand the worry. Let's go through the positions together and see what needs adjusting",
-     "稳定情绪"),
-    ("场景话术", "VIP服务", "大客户维护", "高级", PHASE_BOFU, EVENT_STICKINESS,
-     "作为VIP客户, 您有专属研究报告和每月一对一复盘",
-     "As a VIP client you get dedicated research and a monthly one-on-one review",
-     "提升忠诚度"),
-    ("四大链路", "转介绍链路", "满意客户", "中级", PHASE_BOFU, EVENT_PUSH,
-     "身边有朋友也想学投资吗? 推荐成功双方都有VIP课程",
-     "Any friends who'd like to learn investing? Successful referrals get VIP courses for both of you",
-     "促成转介绍"),
+    (
+        "12大模型",
+        "需求挖掘",
+        "初次沟通",
+        "初级",
+        PHASE_TOFU,
+        EVENT_FRAMEWORK,
+        "先不聊产品, 想了解一下您理想中三年后的资产状况是什么样的?",
+        "Before any product talk: what would you like your finances to look like three years from now?",
+        "建立需求框架",
+    ),
+    (
+        "12大模型",
+        "信任建立",
+        "群内互动",
+        "初级",
+        PHASE_TOFU,
+        EVENT_STICKINESS,
+        "每天花5分钟看盘前速递, 一个月后您会发现自己对市场的理解完全不一样",
+        "Five minutes a day with our pre-market brief and in a month you'll read the market very differently",
+        "培养习惯和粘度",
+    ),
+    (
+        "四大链路",
+        "认知链路",
+        "市场教育",
+        "中级",
+        PHASE_TOFU,
+        EVENT_FRAMEWORK,
+        "投资收益来自三件事: 选对资产、控制仓位、拿得住。我们一件件来",
+        "Returns come from three things: the right assets, position sizing, and patience. Let's take them one by one",
+        "输出投资框架",
+    ),
+    (
+        "场景话术",
+        "破冰",
+        "新人进群",
+        "初级",
+        PHASE_TOFU,
+        EVENT_STICKINESS,
+        "欢迎新朋友! 可以先做个自我介绍, 说说您最想了解的投资问题",
+        "Welcome! Feel free to introduce yourself and tell us the one investing question on your mind",
+        "破冰互动",
+    ),
+    (
+        "12大模型",
+        "痛点放大",
+        "犹豫期",
+        "中级",
+        PHASE_MOFU,
+        EVENT_FRAMEWORK,
+        "通胀每年3%, 存款利息跟不上, 钱放着其实每年都在变少",
+        "With 3% inflation and savings rates below it, idle cash quietly shrinks every year",
+        "强化投资必要性",
+    ),
+    (
+        "四大链路",
+        "信任链路",
+        "跟票复盘",
+        "中级",
+        PHASE_MOFU,
+        EVENT_FRAMEWORK,
+        "我们复盘一下上周的跟票: 三次止盈一次止损, 关键是每次都按纪律执行",
+        "Quick review of last week's calls: three take-profits and one stop-loss, all executed by the rules",
+        "用结果建立信任",
+    ),
+    (
+        "开户引导",
+        "流程讲解",
+        "开户前",
+        "初级",
+        PHASE_MOFU,
+        EVENT_PUSH,
+        "开户全程线上, 准备好证件, 我陪您10分钟搞定",
+        "Account opening is fully online: have your ID ready and I'll do it with you in ten minutes",
+        "推动开户",
+    ),
+    (
+        "开户引导",
+        "异议处理",
+        "担心安全",
+        "中级",
+        PHASE_MOFU,
+        EVENT_PUSH,
+        "券商受当地监管, 资金在独立托管账户, 和券商自有资金是隔离的",
+        "The broker is regulated and client money sits in segregated custody accounts",
+        "消除安全顾虑",
+    ),
+    (
+        "异议处理",
+        "价格异议",
+        "嫌手续费高",
+        "中级",
+        PHASE_MOFU,
+        EVENT_FRAMEWORK,
+        "手续费只是成本的一小部分, 真正决定结果的是策略和纪律",
+        "Fees are a small part of the cost; strategy and discipline decide the outcome",
+        "转移关注点",
+    ),
+    (
+        "入金促成",
+        "首金",
+        "开户后",
+        "中级",
+        PHASE_MOFU,
+        EVENT_PUSH,
+        "账户已经开好了, 建议先入一笔小资金熟悉操作, 比如1000美元",
+        "Your account is ready. Start with a small first deposit, say 1,000 USD, to get familiar",
+        "促成首金",
+    ),
+    (
+        "入金促成",
+        "复入金",
+        "盈利后",
+        "高级",
+        PHASE_BOFU,
+        EVENT_PUSH,
+        "这个月组合表现不错, 按计划第二批资金可以在回调时进场",
+        "The portfolio did well this month; per plan the second tranche can go in on a pullback",
+        "促成复入金",
+    ),
+    (
+        "挽留话术",
+        "出金挽留",
+        "恐慌离场",
+        "高级",
+        PHASE_BOFU,
+        EVENT_FRAMEWORK,
+        "短期回撤是正常的, 我们看一下过去十年每次回撤后的恢复时间",
+        "Drawdowns are normal; let's look at how long recoveries took after each dip over ten years",
+        "降低出金",
+    ),
+    (
+        "挽留话术",
+        "情绪安抚",
+        "市场大跌",
+        "高级",
+        PHASE_BOFU,
+        EVENT_STICKINESS,
+        "理解您的担心, 我们一起把仓位过一遍, 看看哪些需要调整",
+        "I understand the worry. Let's go through the positions together and see what needs adjusting",
+        "稳定情绪",
+    ),
+    (
+        "场景话术",
+        "VIP服务",
+        "大客户维护",
+        "高级",
+        PHASE_BOFU,
+        EVENT_STICKINESS,
+        "作为VIP客户, 您有专属研究报告和每月一对一复盘",
+        "As a VIP client you get dedicated research and a monthly one-on-one review",
+        "提升忠诚度",
+    ),
+    (
+        "四大链路",
+        "转介绍链路",
+        "满意客户",
+        "中级",
+        PHASE_BOFU,
+        EVENT_PUSH,
+        "身边有朋友也想学投资吗? 推荐成功双方都有VIP课程",
+        "Any friends who'd like to learn investing? Successful referrals get VIP courses for both of you",
+        "促成转介绍",
+    ),
 )
 
 
 def build_scripts() -> list[Script]:
-    return [Script(f"SCR_{n:03d}", cat, sub, scen, level, cn, en, purpose, phase, event)
-            for n, (cat, sub, scen, level, phase, event, cn, en, purpose) in enumerate(_SCRIPTS, start=1)]
+    return [
+        Script(f"SCR_{n:03d}", cat, sub, scen, level, cn, en, purpose, phase, event)
+        for n, (cat, sub, scen, level, phase, event, cn, en, purpose) in enumerate(_SCRIPTS, start=1)
+    ]
 
 
-def script_rows(scripts: list[Script], usage: list[int], successes: list[int], authors: list[Employee],
-                config: GenerateConfig, rng: random.Random) -> list[dict]:
+def script_rows(
+    scripts: list[Script],
+    usage: list[int],
+    successes: list[int],
+    authors: list[Employee],
+    config: GenerateConfig,
+    rng: random.Random,
+) -> list[dict]:
     """usage/successes come from the generated conversations, so the statistics are consistent."""
     rows = []
     for i, s in enumerate(scripts):
         same_phase = [o.code for o in scripts if o.phase == s.phase and o.code != s.code]
-        rows.append({
-            "script_code": s.code, "category": s.category, "subcategory": s.subcategory, "scenario": s.scenario,
-            "level": s.level, "content_cn": s.content_cn, "content_en": s.content_en, "purpose": s.purpose,
-            "follow_up": same_phase[:2], "tags": [s.category, s.subcategory],
-            "usage_count": usage[i], "success_count": successes[i],
-            "success_rate": percent(successes[i], usage[i]),
-            "avg_rating": money(rng.randint(300, 500)) if usage[i] else None,
-            "is_active": i % 11 != 10,
-            "created_at": to_datetime(config.start_ts - rng.randint(30, 365) * DAY + rng.randint(9, 18) * 3600),
-            "created_by_code": authors[i % len(authors)].code if authors else None,
-        })
+        rows.append(
+            {
+                "script_code": s.code,
+                "category": s.category,
+                "subcategory": s.subcategory,
+                "scenario": s.scenario,
+                "level": s.level,
+                "content_cn": s.content_cn,
+                "content_en": s.content_en,
+                "purpose": s.purpose,
+                "follow_up": same_phase[:2],
+                "tags": [s.category, s.subcategory],
+                "usage_count": usage[i],
+                "success_count": successes[i],
+                "success_rate": percent(successes[i], usage[i]),
+                "avg_rating": money(rng.randint(300, 500)) if usage[i] else None,
+                "is_active": i % 11 != 10,
+                "created_at": to_datetime(
+                    config.start_ts - rng.randint(30, 365) * DAY + rng.randint(9, 18) * 3600
+                ),
+                "created_by_code": authors[i % len(authors)].code if authors else None,
+            }
+        )
     return rows
 
 
@@ -191,7 +329,9 @@ _MATERIAL_TOPICS = {
 _STAGE_GROUPS = (["ToFu"], ["ToFu", "MoFu"], ["MoFu"], ["MoFu", "BoFu"], ["BoFu"])
 
 
-def material_rows(config: GenerateConfig, authors: list[Employee], rng: random.Random, count: int = 60) -> list[dict]:
+def material_rows(
+    config: GenerateConfig, authors: list[Employee], rng: random.Random, count: int = 60
+) -> list[dict]:
     categories = list(_MATERIAL_TOPICS)
     rows = []
     for n in range(1, count + 1):
@@ -202,26 +342,42 @@ def material_rows(config: GenerateConfig, authors: list[Employee], rng: random.R
         views = rng.randint(200, 80_000)
         likes = rng.randint(0, views // 5)
         has_media = kind in ("image", "video", "mixed")
-        rows.append({
-            "material_code": code, "type": kind, "category": category, "subcategory": title.split(" ")[0][:20],
-            "title": title, "content": f"{title}: 用通俗的语言讲清楚一个投资或成长的道理。",
-            "media_url": f"https://media.funnelhouse.example/materials/{code}.{'mp4' if kind == 'video' else 'jpg'}"
-            if has_media else None,
-            "thumbnail_url": f"https://media.funnelhouse.example/materials/{code}_thumb.jpg" if has_media else None,
-            "caption": f"{title} | 关注我们, 每天进步一点点",
-            "hashtags": [f"#{category}", "#美股" if n % 2 else "#加密货币", "#投资"],
-            "purpose": rng.choice(("吸粉引流", "建立信任", "促进转化", "客户维护")),
-            "suitable_stages": _STAGE_GROUPS[n % len(_STAGE_GROUPS)],
-            "views": views, "likes": likes, "comments": rng.randint(0, likes // 3 + 1),
-            "shares": rng.randint(0, likes // 4 + 1), "published_count": rng.randint(1, 12),
-            "tags": [category, kind], "is_active": n % 9 != 0,
-            "created_at": to_datetime(config.start_ts - rng.randint(1, 200) * DAY + rng.randint(8, 20) * 3600),
-            "created_by_code": authors[n % len(authors)].code if authors else None,
-        })
+        rows.append(
+            {
+                "material_code": code,
+                "type": kind,
+                "category": category,
+                "subcategory": title.split(" ")[0][:20],
+                "title": title,
+                "content": f"{title}: 用通俗的语言讲清楚一个投资或成长的道理。",
+                "media_url": f"https://media.funnelhouse.example/materials/{code}.{'mp4' if kind == 'video' else 'jpg'}"
+                if has_media
+                else None,
+                "thumbnail_url": f"https://media.funnelhouse.example/materials/{code}_thumb.jpg"
+                if has_media
+                else None,
+                "caption": f"{title} | 关注我们, 每天进步一点点",
+                "hashtags": [f"#{category}", "#美股" if n % 2 else "#加密货币", "#投资"],
+                "purpose": rng.choice(("吸粉引流", "建立信任", "促进转化", "客户维护")),
+                "suitable_stages": _STAGE_GROUPS[n % len(_STAGE_GROUPS)],
+                "views": views,
+                "likes": likes,
+                "comments": rng.randint(0, likes // 3 + 1),
+                "shares": rng.randint(0, likes // 4 + 1),
+                "published_count": rng.randint(1, 12),
+                "tags": [category, kind],
+                "is_active": n % 9 != 0,
+                "created_at": to_datetime(
+                    config.start_ts - rng.randint(1, 200) * DAY + rng.randint(8, 20) * 3600
+                ),
+                "created_by_code": authors[n % len(authors)].code if authors else None,
+            }
+        )
     return rows
 
 
 # ------------------------------------------------------------------------------------ training
+
 
 @dataclass(frozen=True)
 class Course:
@@ -235,33 +391,91 @@ class Course:
 
 
 COURSES = (
-    Course("CRS_7D_01", "新人7天上手: 产品与合规", "7天上手", "新人", 7, ("公司介绍", "合规红线", "产品基础"), True),
-    Course("CRS_7D_02", "新人7天上手: 接粉与建群", "7天上手", "新人", 7, ("渠道认知", "破冰话术", "社群运营"), True),
-    Course("CRS_7D_03", "新人7天上手: CRM使用", "7天上手", "新人", 7, ("客户录入", "标签体系", "聊天记录"), True),
-    Course("CRS_30D_01", "30天成才: 12大模型", "30天成才", "进阶", 30, ("需求挖掘", "痛点放大", "反问技巧"), True),
-    Course("CRS_30D_02", "30天成才: 开户引导", "30天成才", "进阶", 30, ("流程讲解", "异议处理", "跟进节奏"), False),
-    Course("CRS_30D_03", "30天成才: 美股基础", "30天成才", "进阶", 30, ("财报阅读", "估值入门", "ETF"), False),
-    Course("CRS_90D_01", "90天中坚: 入金促成与维护", "90天中坚", "高级", 90, ("首金", "复入金", "大额客户"), False),
-    Course("CRS_90D_02", "90天中坚: 出金挽留", "90天中坚", "高级", 90, ("风险识别", "情绪安抚", "复盘"), False),
-    Course("CRS_90D_03", "90天中坚: 团队带教", "90天中坚", "高级", 90, ("带教方法", "KPI解读", "复盘会"), False),
+    Course(
+        "CRS_7D_01",
+        "新人7天上手: 产品与合规",
+        "7天上手",
+        "新人",
+        7,
+        ("公司介绍", "合规红线", "产品基础"),
+        True,
+    ),
+    Course(
+        "CRS_7D_02",
+        "新人7天上手: 接粉与建群",
+        "7天上手",
+        "新人",
+        7,
+        ("渠道认知", "破冰话术", "社群运营"),
+        True,
+    ),
+    Course(
+        "CRS_7D_03", "新人7天上手: CRM使用", "7天上手", "新人", 7, ("客户录入", "标签体系", "聊天记录"), True
+    ),
+    Course(
+        "CRS_30D_01", "30天成才: 12大模型", "30天成才", "进阶", 30, ("需求挖掘", "痛点放大", "反问技巧"), True
+    ),
+    Course(
+        "CRS_30D_02",
+        "30天成才: 开户引导",
+        "30天成才",
+        "进阶",
+        30,
+        ("流程讲解", "异议处理", "跟进节奏"),
+        False,
+    ),
+    Course(
+        "CRS_30D_03", "30天成才: 美股基础", "30天成才", "进阶", 30, ("财报阅读", "估值入门", "ETF"), False
+    ),
+    Course(
+        "CRS_90D_01",
+        "90天中坚: 入金促成与维护",
+        "90天中坚",
+        "高级",
+        90,
+        ("首金", "复入金", "大额客户"),
+        False,
+    ),
+    Course(
+        "CRS_90D_02", "90天中坚: 出金挽留", "90天中坚", "高级", 90, ("风险识别", "情绪安抚", "复盘"), False
+    ),
+    Course(
+        "CRS_90D_03", "90天中坚: 团队带教", "90天中坚", "高级", 90, ("带教方法", "KPI解读", "复盘会"), False
+    ),
 )
 # Which course types an employee takes, by level: newcomers never see the 90-day track.
-_TRACKS = {"新人": ("7天上手",), "组员": ("7天上手", "30天成才"), "A级执行者": ("30天成才", "90天中坚"),
-           "精英": ("30天成才", "90天中坚"), "高手": ("90天中坚",), "主管": ("90天中坚",)}
+_TRACKS = {
+    "新人": ("7天上手",),
+    "组员": ("7天上手", "30天成才"),
+    "A级执行者": ("30天成才", "90天中坚"),
+    "精英": ("30天成才", "90天中坚"),
+    "高手": ("90天中坚",),
+    "主管": ("90天中坚",),
+}
 
 
 def course_rows(config: GenerateConfig) -> list[dict]:
     created = to_datetime(config.start_ts - 500 * DAY)
     return [
-        {"course_code": c.code, "title": c.title, "description": f"{c.course_type}系列课程, 共{len(c.modules)}个模块",
-         "course_type": c.course_type, "level": c.level, "duration_days": c.duration_days,
-         "content": {"modules": [{"order": i, "title": m} for i, m in enumerate(c.modules, start=1)]},
-         "is_required": c.is_required, "display_order": order, "created_at": created}
+        {
+            "course_code": c.code,
+            "title": c.title,
+            "description": f"{c.course_type}系列课程, 共{len(c.modules)}个模块",
+            "course_type": c.course_type,
+            "level": c.level,
+            "duration_days": c.duration_days,
+            "content": {"modules": [{"order": i, "title": m} for i, m in enumerate(c.modules, start=1)]},
+            "is_required": c.is_required,
+            "display_order": order,
+            "created_at": created,
+        }
         for order, c in enumerate(COURSES, start=1)
     ]
 
 
-def training_progress_rows(employees: list[Employee], config: GenerateConfig, rng: random.Random) -> list[dict]:
+def training_progress_rows(
+    employees: list[Employee], config: GenerateConfig, rng: random.Random
+) -> list[dict]:
     rows = []
     for e in employees:
         if e.role == "admin":
@@ -269,7 +483,10 @@ def training_progress_rows(employees: list[Employee], config: GenerateConfig, rn
         for course in COURSES:
             if course.course_type not in _TRACKS[e.level]:
                 continue
-            started = max(config.start_ts - 300 * DAY, e.hired_ts + rng.randint(0, 5) * DAY) + rng.randint(9, 17) * 3600
+            started = (
+                max(config.start_ts - 300 * DAY, e.hired_ts + rng.randint(0, 5) * DAY)
+                + rng.randint(9, 17) * 3600
+            )
             finish = started + course.duration_days * DAY + rng.randint(-2, 10) * DAY
             roll = rng.random()
             if started >= config.end_ts or roll < 0.1:
@@ -280,43 +497,101 @@ def training_progress_rows(employees: list[Employee], config: GenerateConfig, rn
                 status, pct, score, completed = "failed", 100, money(rng.randint(3000, 5900)), finish
             else:
                 status, pct, score, completed = "completed", 100, money(rng.randint(6000, 10000)), finish
-            rows.append({
-                "status": status, "progress_percentage": pct, "score": score,
-                "started_at": to_datetime(started) if status != "not_started" else None,
-                "completed_at": to_datetime(completed) if completed else None,
-                "employee_code": e.code, "course_code": course.code,
-            })
+            rows.append(
+                {
+                    "status": status,
+                    "progress_percentage": pct,
+                    "score": score,
+                    "started_at": to_datetime(started) if status != "not_started" else None,
+                    "completed_at": to_datetime(completed) if completed else None,
+                    "employee_code": e.code,
+                    "course_code": course.code,
+                }
+            )
     return rows
 
 
 # ------------------------------------------------------------------------------------ settings
 
+
 def settings_rows(admin: Employee | None) -> list[dict]:
     """The rules the generator follows, published as the CRM's own settings."""
     entries = (
-        ("funnel.stages", '["Awareness","Attention","Trust","Engage","Action","Subscribe","Growth","Loyal",'
-                          '"Advocate"]', "json", "funnel", "客户旅程九个阶段", True),
-        ("funnel.vip_threshold_usd", str(money(VIP_THRESHOLD_CENTS)), "number", "funnel", "累计确认入金达到此金额成为VIP",
-         False),
-        ("deposit.large_amount_usd", str(money(LARGE_DEPOSIT_CENTS)), "number", "deposit", "单笔达到此金额记为大额入金",
-         False),
+        (
+            "funnel.stages",
+            '["Awareness","Attention","Trust","Engage","Action","Subscribe","Growth","Loyal","Advocate"]',
+            "json",
+            "funnel",
+            "客户旅程九个阶段",
+            True,
+        ),
+        (
+            "funnel.vip_threshold_usd",
+            str(money(VIP_THRESHOLD_CENTS)),
+            "number",
+            "funnel",
+            "累计确认入金达到此金额成为VIP",
+            False,
+        ),
+        (
+            "deposit.large_amount_usd",
+            str(money(LARGE_DEPOSIT_CENTS)),
+            "number",
+            "deposit",
+            "单笔达到此金额记为大额入金",
+            False,
+        ),
         ("deposit.default_currency", "USD", "string", "deposit", "默认币种", True),
-        ("conversation.high_quality_min_score", str(HIGH_QUALITY_MIN_SCORE), "number", "conversation", "高质量对话的最低质量分", False),
-        ("conversation.platforms", '["wechat","whatsapp","telegram"]', "json", "conversation", "支持的聊天平台", True),
-        ("kpi.overall_score_weights", _json_text(OVERALL_SCORE_WEIGHTS), "json", "kpi", "综合评分权重", False),
+        (
+            "conversation.high_quality_min_score",
+            str(HIGH_QUALITY_MIN_SCORE),
+            "number",
+            "conversation",
+            "高质量对话的最低质量分",
+            False,
+        ),
+        (
+            "conversation.platforms",
+            '["wechat","whatsapp","telegram"]',
+            "json",
+            "conversation",
+            "支持的聊天平台",
+            True,
+        ),
+        (
+            "kpi.overall_score_weights",
+            _json_text(OVERALL_SCORE_WEIGHTS),
+            "json",
+            "kpi",
+            "综合评分权重",
+            False,
+        ),
         ("kpi.compute_hour_utc", "1", "number", "kpi", "每日KPI计算时间(UTC小时)", False),
         ("customer.intention_score_max", "60", "number", "customer", "意向分数上限", True),
         ("customer.silent_after_days", "14", "number", "customer", "超过此天数未互动标记为长期未回复", False),
-        ("security.redact_contact_details", "true", "boolean", "security", "搜索结果中隐藏手机号/邮箱/微信号", False),
+        (
+            "security.redact_contact_details",
+            "true",
+            "boolean",
+            "security",
+            "搜索结果中隐藏手机号/邮箱/微信号",
+            False,
+        ),
         ("ui.default_language", "zh-CN", "string", "ui", "界面默认语言", True),
     )
     return [
-        {"key": key, "value": value, "value_type": value_type, "category": category, "description": description,
-         "is_public": is_public, "updated_by_code": admin.code if admin else None}
+        {
+            "key": key,
+            "value": value,
+            "value_type": value_type,
+            "category": category,
+            "description": description,
+            "is_public": is_public,
+            "updated_by_code": admin.code if admin else None,
+        }
         for key, value, value_type, category, description, is_public in entries
     ]
 
 
 def _json_text(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-

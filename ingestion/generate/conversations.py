@@ -77,23 +77,44 @@ class MessagePool:
 
         for lang, table in ((vocab.LANG_ZH, phrases.ZH), (vocab.LANG_EN, phrases.EN)):
             for (direction, phase), phrase_list in table.items():
-                self.free[lang, direction, phase] = np.array([
-                    add(_analysed(_fill(p.text, rng), p.sentiment, p.asks_back, list(p.signals), p.quality))
-                    for p in phrase_list for _ in range(VARIANTS_PER_PHRASE)
-                ])
-                self.scripted[lang, direction, phase] = np.array([
-                    add(_analysed(s.content_en if lang == vocab.LANG_EN else s.content_cn, "positive",
-                                  s.content_cn.endswith("?"), [], _script_quality(i), script=i,
-                                  event=EVENT_TYPES.index(s.event_type)))
-                    for i, s in enumerate(scripts) if s.phase == phase and direction == phrases.OUTBOUND
-                ], dtype=np.int64)
+                self.free[lang, direction, phase] = np.array(
+                    [
+                        add(
+                            _analysed(
+                                _fill(p.text, rng), p.sentiment, p.asks_back, list(p.signals), p.quality
+                            )
+                        )
+                        for p in phrase_list
+                        for _ in range(VARIANTS_PER_PHRASE)
+                    ]
+                )
+                self.scripted[lang, direction, phase] = np.array(
+                    [
+                        add(
+                            _analysed(
+                                s.content_en if lang == vocab.LANG_EN else s.content_cn,
+                                "positive",
+                                s.content_cn.endswith("?"),
+                                [],
+                                _script_quality(i),
+                                script=i,
+                                event=EVENT_TYPES.index(s.event_type),
+                            )
+                        )
+                        for i, s in enumerate(scripts)
+                        if s.phase == phase and direction == phrases.OUTBOUND
+                    ],
+                    dtype=np.int64,
+                )
             templates = phrases.CONTACT_EN if lang == vocab.LANG_EN else phrases.CONTACT_ZH
             for direction in (phrases.OUTBOUND, phrases.INBOUND):
                 texts = [t for d, t in templates if d == direction]
-                self.contacts[lang, direction] = np.array([
-                    add(_analysed(_contact_details(rng.choice(texts), rng), "neutral", False, [], 5))
-                    for _ in range(150)
-                ])
+                self.contacts[lang, direction] = np.array(
+                    [
+                        add(_analysed(_contact_details(rng.choice(texts), rng), "neutral", False, [], 5))
+                        for _ in range(150)
+                    ]
+                )
         self.text = pa.array([e.text for e in entries], pa.string())
         self.sentiment = np.array([e.sentiment for e in entries], dtype=np.int8)
         self.asks_back = np.array([e.asks_back for e in entries], dtype=bool)
@@ -104,8 +125,12 @@ class MessagePool:
         self.has_risk = np.array([bool(e.risk) for e in entries], dtype=bool)
         self.signals = [e.signals for e in entries]
         self.risk = [e.risk for e in entries]
-        self.keywords_json = pa.array([json_text(e.keywords) if e.keywords else None for e in entries], pa.string())
-        self.signals_json = pa.array([json_text(e.signals) if e.signals else None for e in entries], pa.string())
+        self.keywords_json = pa.array(
+            [json_text(e.keywords) if e.keywords else None for e in entries], pa.string()
+        )
+        self.signals_json = pa.array(
+            [json_text(e.signals) if e.signals else None for e in entries], pa.string()
+        )
         self.risk_json = pa.array([json_text(e.risk) if e.risk else None for e in entries], pa.string())
 
 
@@ -116,29 +141,44 @@ def _script_quality(index: int) -> int:
     return SCRIPT_BASE_QUALITIES[index % len(SCRIPT_BASE_QUALITIES)]
 
 
-def _analysed(text: str, sentiment: str, asks_back: bool, signals: list[str], quality: int, script: int = -1,
-              event: int = -1) -> PoolEntry:
+def _analysed(
+    text: str,
+    sentiment: str,
+    asks_back: bool,
+    signals: list[str],
+    quality: int,
+    script: int = -1,
+    event: int = -1,
+) -> PoolEntry:
     """What the CRM's text analysis finds in a message: known keywords and risk words."""
     keywords = list(dict.fromkeys(k for k in vocab.KEYWORDS if k in text))
     risk = [k for k in vocab.RISK_KEYWORDS if k in text.lower()]
-    return PoolEntry(text, SENTIMENTS.index(sentiment), asks_back, keywords, signals, risk, quality, script, event)
+    return PoolEntry(
+        text, SENTIMENTS.index(sentiment), asks_back, keywords, signals, risk, quality, script, event
+    )
 
 
 def _fill(text: str, rng: random.Random) -> str:
     stock = rng.randrange(len(vocab.STOCKS))
     coin = rng.randrange(len(vocab.COINS))
     return text.format(
-        stock=vocab.STOCKS[stock], stock_en=vocab.STOCKS_EN[stock], coin=vocab.COINS[coin],
-        coin_en=vocab.COINS_EN[coin], amount=f"{rng.choice((500, 1000, 2000, 3000, 5000, 10000, 20000)):,}",
-        pct=f"{rng.uniform(0.5, 12):.1f}", day=rng.choice(("周三", "周五", "周日")),
+        stock=vocab.STOCKS[stock],
+        stock_en=vocab.STOCKS_EN[stock],
+        coin=vocab.COINS[coin],
+        coin_en=vocab.COINS_EN[coin],
+        amount=f"{rng.choice((500, 1000, 2000, 3000, 5000, 10000, 20000)):,}",
+        pct=f"{rng.uniform(0.5, 12):.1f}",
+        day=rng.choice(("周三", "周五", "周日")),
     )
 
 
 def _contact_details(template: str, rng: random.Random) -> str:
     handle = f"{rng.choice(vocab.EN_FIRST).lower()}_{rng.randint(10, 999)}"
     return template.format(
-        phone=fake_phone(rng.choice(vocab.PLACES), rng), wechat=f"{handle}{rng.choice(('', '_wx', '88'))}",
-        email=f"{handle}@{rng.choice(('gmail.com', 'qq.com', '163.com', 'outlook.com'))}", handle=handle,
+        phone=fake_phone(rng.choice(vocab.PLACES), rng),
+        wechat=f"{handle}{rng.choice(('', '_wx', '88'))}",
+        email=f"{handle}@{rng.choice(('gmail.com', 'qq.com', '163.com', 'outlook.com'))}",
+        handle=handle,
     )
 
 
@@ -168,18 +208,31 @@ class _Customers:
             return np.fromiter((get(life) for life in lives), dtype=dtype, count=len(lives))
 
         return cls(
-            t0=stage_ts[:, 0], end=column(lambda x: x.activity_end), stage=column(lambda x: x.stage),
-            stage_ts=stage_ts, language=column(lambda x: x.profile.language),
-            platform=column(lambda x: x.profile.platform), second_platform=column(lambda x: x.profile.second_platform),
-            utc_offset=column(lambda x: x.profile.city.utc_offset), tofu=column(lambda x: x.tofu_emp.index),
+            t0=stage_ts[:, 0],
+            end=column(lambda x: x.activity_end),
+            stage=column(lambda x: x.stage),
+            stage_ts=stage_ts,
+            language=column(lambda x: x.profile.language),
+            platform=column(lambda x: x.profile.platform),
+            second_platform=column(lambda x: x.profile.second_platform),
+            utc_offset=column(lambda x: x.profile.city.utc_offset),
+            tofu=column(lambda x: x.tofu_emp.index),
             advisor=column(lambda x: x.advisor.index if x.advisor else -1),
             bofu=column(lambda x: x.bofu_emp.index if x.bofu_emp else -1),
         )
 
 
 class ConversationGenerator:
-    def __init__(self, config: GenerateConfig, pool: MessagePool, staff: list[Employee], scripts: list[Script],
-                 conversations: TableSink, events: TableSink, kpis: KpiCounters):
+    def __init__(
+        self,
+        config: GenerateConfig,
+        pool: MessagePool,
+        staff: list[Employee],
+        scripts: list[Script],
+        conversations: TableSink,
+        events: TableSink,
+        kpis: KpiCounters,
+    ):
         self.config = config
         self.pool = pool
         self.employee_code_list = [e.code for e in staff]
@@ -205,17 +258,27 @@ class ConversationGenerator:
         opening = np.r_[True, cust[1:] != cust[:-1]] if m else np.zeros(0, dtype=bool)
         direction[opening] = phrases.OUTBOUND  # the employee reaches out first
         reached = (c.stage_ts[cust, 1:] <= sent[:, None]).sum(axis=1)
-        phase = np.where(reached >= SUBSCRIBE, phrases.PHASE_BOFU,
-                         np.where(reached >= ENGAGE, phrases.PHASE_MOFU, phrases.PHASE_TOFU))
+        phase = np.where(
+            reached >= SUBSCRIBE,
+            phrases.PHASE_BOFU,
+            np.where(reached >= ENGAGE, phrases.PHASE_MOFU, phrases.PHASE_TOFU),
+        )
         sessions = session.max(initial=0) + 1
         session_cust = np.zeros(sessions, dtype=np.int64)
         session_cust[session] = cust
-        lang = np.where(c.language[session_cust] == vocab.LANG_BOTH, rng.integers(0, 2, sessions),
-                        c.language[session_cust])[session]
-        platform = np.where(rng.random(sessions) < 0.92, c.platform[session_cust],
-                            c.second_platform[session_cust])[session]
-        employee = np.where(sent >= c.stage_ts[cust, SUBSCRIBE], c.bofu[cust],
-                            np.where(sent >= c.stage_ts[cust, ENGAGE], c.advisor[cust], c.tofu[cust]))
+        lang = np.where(
+            c.language[session_cust] == vocab.LANG_BOTH,
+            rng.integers(0, 2, sessions),
+            c.language[session_cust],
+        )[session]
+        platform = np.where(
+            rng.random(sessions) < 0.92, c.platform[session_cust], c.second_platform[session_cust]
+        )[session]
+        employee = np.where(
+            sent >= c.stage_ts[cust, SUBSCRIBE],
+            c.bofu[cust],
+            np.where(sent >= c.stage_ts[cust, ENGAGE], c.advisor[cust], c.tofu[cust]),
+        )
         entry, special = self._pick_entries(lang, direction, phase, rng)
         kind = rng.choice(len(MESSAGE_TYPES), size=m, p=MESSAGE_TYPE_SHARE)
         kind[special] = 0
@@ -226,14 +289,43 @@ class ConversationGenerator:
         script = np.where(has_text, self.pool.script[entry], -1)
         numbers = np.arange(self.next_message, self.next_message + m)
         self.next_message += m
-        message_ids = [f"MSG_{vocab.PLATFORMS[p]}_{n}" for p, n in zip(platform.tolist(), numbers.tolist(), strict=True)]
+        message_ids = [
+            f"MSG_{vocab.PLATFORMS[p]}_{n}" for p, n in zip(platform.tolist(), numbers.tolist(), strict=True)
+        ]
 
-        table = self._table(lives, cust, employee, direction, kind, has_text, entry, quality, asks_back, script,
-                            platform, sent, message_ids, rng)
+        table = self._table(
+            lives,
+            cust,
+            employee,
+            direction,
+            kind,
+            has_text,
+            entry,
+            quality,
+            asks_back,
+            script,
+            platform,
+            sent,
+            message_ids,
+            rng,
+        )
         self._write_by_month(table, sent)
         self._record(lives, c, cust, employee, sent, quality, asks_back, script)
-        self._events(lives, cust, employee, direction, has_text, entry, quality, asks_back, script, reached,
-                     sent, message_ids, rng)
+        self._events(
+            lives,
+            cust,
+            employee,
+            direction,
+            has_text,
+            entry,
+            quality,
+            asks_back,
+            script,
+            reached,
+            sent,
+            message_ids,
+            rng,
+        )
 
     def _timeline(self, c: _Customers, rng: np.random.Generator):
         """Sessions, then messages: (customer, session, sent_at, position in session), sorted by time."""
@@ -284,8 +376,23 @@ class ConversationGenerator:
         special |= self.pool.script[entry] >= 0  # scripts and contact details are always text
         return entry, special
 
-    def _table(self, lives, cust, employee, direction, kind, has_text, entry, quality, asks_back, script, platform,
-               sent, message_ids, rng) -> pa.Table:
+    def _table(
+        self,
+        lives,
+        cust,
+        employee,
+        direction,
+        kind,
+        has_text,
+        entry,
+        quality,
+        asks_back,
+        script,
+        platform,
+        sent,
+        message_ids,
+        rng,
+    ) -> pa.Table:
         pool = self.pool
         m = len(sent)
         text_mask = pa.array(has_text)
@@ -296,8 +403,10 @@ class ConversationGenerator:
 
         media = [None] * m
         for i in np.nonzero(kind != 0)[0].tolist():
-            media[i] = f"https://media.funnelhouse.example/{vocab.PLATFORMS[platform[i]]}/{message_ids[i]}." \
-                       f"{MEDIA_EXTENSION[kind[i]]}"
+            media[i] = (
+                f"https://media.funnelhouse.example/{vocab.PLATFORMS[platform[i]]}/{message_ids[i]}."
+                f"{MEDIA_EXTENSION[kind[i]]}"
+            )
         has_script = script >= 0
         created = np.minimum(sent + rng.integers(1, 300, m), self.config.end_ts - 1)
         columns = {
@@ -317,8 +426,9 @@ class ConversationGenerator:
             "created_at": pa.array(created.astype("datetime64[s]")).cast(pa.timestamp("us")),
             "customer_code": pa.array([life.code for life in lives], pa.string()).take(pa.array(cust)),
             "employee_code": self.employee_codes.take(pa.array(employee)),
-            "script_used_code": pc.if_else(pa.array(has_script),
-                                           self.script_codes.take(pa.array(np.where(has_script, script, 0))), null),
+            "script_used_code": pc.if_else(
+                pa.array(has_script), self.script_codes.take(pa.array(np.where(has_script, script, 0))), null
+            ),
         }
         return pa.Table.from_arrays([columns[f.name] for f in self.schema], schema=self.schema)
 
@@ -336,16 +446,35 @@ class ConversationGenerator:
         last = np.full(n, -1, dtype=np.int64)
         np.maximum.at(last, cust, sent)
         for i, life in enumerate(lives):
-            life.conversations, life.quality_conversations, life.asks_back = int(totals[i]), int(high[i]), int(asks[i])
+            life.conversations, life.quality_conversations, life.asks_back = (
+                int(totals[i]),
+                int(high[i]),
+                int(asks[i]),
+            )
             life.last_contact_ts = int(last[i]) if last[i] >= 0 else None
         self.kpis.record_conversations(employee, sent, quality, asks_back)
         used = script >= 0
         self.script_usage += np.bincount(script[used], minlength=len(self.script_usage))
-        self.script_successes += np.bincount(script[used & (quality >= HIGH_QUALITY_MIN_SCORE)],
-                                             minlength=len(self.script_usage))
+        self.script_successes += np.bincount(
+            script[used & (quality >= HIGH_QUALITY_MIN_SCORE)], minlength=len(self.script_usage)
+        )
 
-    def _events(self, lives, cust, employee, direction, has_text, entry, quality, asks_back, script, reached, sent,
-                message_ids, rng) -> None:
+    def _events(
+        self,
+        lives,
+        cust,
+        employee,
+        direction,
+        has_text,
+        entry,
+        quality,
+        asks_back,
+        script,
+        reached,
+        sent,
+        message_ids,
+        rng,
+    ) -> None:
         pool = self.pool
         m = len(sent)
         event = np.full(m, -1, dtype=np.int64)
@@ -366,19 +495,28 @@ class ConversationGenerator:
         rows = []
         for j, i in enumerate(chosen.tolist()):
             kind = int(event[i])
-            data = {"stage": STAGES[int(reached[i])], "direction": "inbound" if direction[i] else "outbound",
-                    "quality_score": int(quality[i])}
+            data = {
+                "stage": STAGES[int(reached[i])],
+                "direction": "inbound" if direction[i] else "outbound",
+                "quality_score": int(quality[i]),
+            }
             if kind == INTENT:
                 data["signals"] = pool.signals[entry[i]]
             elif kind == RISK:
                 data["risk_keywords"] = pool.risk[entry[i]]
             elif script[i] >= 0:
                 data["script_code"] = self.script_code_list[int(script[i])]
-            rows.append({
-                "source_key": f"EVT_{self.next_event:09d}", "event_type": EVENT_TYPES[kind], "event_data": data,
-                "impact_score": int(impact[j]), "created_at": to_datetime(int(created[j])),
-                "conversation_message_id": None if unattached[i] else message_ids[i],
-                "customer_code": lives[cust[i]].code, "employee_code": self.employee_code_list[int(employee[i])],
-            })
+            rows.append(
+                {
+                    "source_key": f"EVT_{self.next_event:09d}",
+                    "event_type": EVENT_TYPES[kind],
+                    "event_data": data,
+                    "impact_score": int(impact[j]),
+                    "created_at": to_datetime(int(created[j])),
+                    "conversation_message_id": None if unattached[i] else message_ids[i],
+                    "customer_code": lives[cust[i]].code,
+                    "employee_code": self.employee_code_list[int(employee[i])],
+                }
+            )
             self.next_event += 1
         self.events.write(rows)

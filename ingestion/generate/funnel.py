@@ -122,7 +122,9 @@ class Life:
         return None
 
     def net_deposit_cents(self) -> int:
-        return sum(d.cents for d in self.confirmed_deposits()) - sum(w.cents for w in self.confirmed_withdrawals())
+        return sum(d.cents for d in self.confirmed_deposits()) - sum(
+            w.cents for w in self.confirmed_withdrawals()
+        )
 
 
 class EmployeePool:
@@ -139,8 +141,11 @@ class EmployeePool:
             self.cumulative.append(total)
 
     def pick(self, rng: random.Random) -> Employee:
-        return self.members[bisect.bisect_right(self.cumulative, rng.random() * self.cumulative[-1])
-                            if len(self.members) > 1 else 0]
+        return self.members[
+            bisect.bisect_right(self.cumulative, rng.random() * self.cumulative[-1])
+            if len(self.members) > 1
+            else 0
+        ]
 
 
 class FunnelSimulator:
@@ -166,9 +171,17 @@ class FunnelSimulator:
         channel, referrer = self._source(profile.source_channel, t0, rng)
         stage = len(stage_ts) - 1
         life = Life(
-            index=index, code=code, profile=profile, source_channel=channel, referrer_code=referrer,
-            stage_ts=stage_ts, activity_end=activity_end, status=status, tofu_emp=self.tofu.pick(rng),
-            advisor=self.mofu.pick(rng) if stage >= ENGAGE else None, bofu_emp=None,
+            index=index,
+            code=code,
+            profile=profile,
+            source_channel=channel,
+            referrer_code=referrer,
+            stage_ts=stage_ts,
+            activity_end=activity_end,
+            status=status,
+            tofu_emp=self.tofu.pick(rng),
+            advisor=self.mofu.pick(rng) if stage >= ENGAGE else None,
+            bofu_emp=None,
             left_group_ts=self._left_group(stage_ts, activity_end, rng),
             intention_score=min(60, stage * 7 + rng.randint(0, 8)),
             followed=stage >= ENGAGE and rng.random() < 0.4 + 0.1 * (stage - ENGAGE),
@@ -223,8 +236,10 @@ class FunnelSimulator:
             moments.append((life.stage_ts[GROWTH], True))
         months_left = (life.activity_end - first_ts) / (30 * DAY)
         extra = _poisson(rng, months_left * (0.8 + 0.4 * (life.stage - SUBSCRIBE)))
-        moments += [(rng.randint(first_ts + HOUR, max(first_ts + HOUR, life.activity_end)), False)
-                    for _ in range(extra)]
+        moments += [
+            (rng.randint(first_ts + HOUR, max(first_ts + HOUR, life.activity_end)), False)
+            for _ in range(extra)
+        ]
         moments.sort()
         deposits = []
         for n, (ts, milestone) in enumerate(moments):
@@ -242,11 +257,17 @@ class FunnelSimulator:
             elif confirmed_ts >= end:
                 confirmed_ts = end - 1
             self.deposit_seq += 1
-            deposits.append(Deposit(
-                code=f"DEP_{to_date(ts):%Y%m%d}_{self.deposit_seq:07d}", cents=cents, ts=ts, status=status,
-                confirmed_ts=confirmed_ts if status == "confirmed" else None, is_first=is_first,
-                note=rng.choice(vocab.DEPOSIT_NOTES),
-            ))
+            deposits.append(
+                Deposit(
+                    code=f"DEP_{to_date(ts):%Y%m%d}_{self.deposit_seq:07d}",
+                    cents=cents,
+                    ts=ts,
+                    status=status,
+                    confirmed_ts=confirmed_ts if status == "confirmed" else None,
+                    is_first=is_first,
+                    note=rng.choice(vocab.DEPOSIT_NOTES),
+                )
+            )
         return deposits
 
     def _withdrawals(self, life: Life, rng: random.Random) -> list[Withdrawal]:
@@ -276,12 +297,19 @@ class FunnelSimulator:
             if status != "failed":
                 taken += cents
             self.withdrawal_seq += 1
-            withdrawals.append(Withdrawal(
-                code=f"WTH_{to_date(ts):%Y%m%d}_{self.withdrawal_seq:07d}", cents=cents, ts=ts, status=status,
-                processed_ts=processed if status != "pending" else None, reason=reason, risk_level=risk,
-                retention_action=rng.choice(vocab.RETENTION_ACTIONS) if risk != "低" else None,
-                retention_success=(rng.random() < 0.35) if risk != "低" else None,
-            ))
+            withdrawals.append(
+                Withdrawal(
+                    code=f"WTH_{to_date(ts):%Y%m%d}_{self.withdrawal_seq:07d}",
+                    cents=cents,
+                    ts=ts,
+                    status=status,
+                    processed_ts=processed if status != "pending" else None,
+                    reason=reason,
+                    risk_level=risk,
+                    retention_action=rng.choice(vocab.RETENTION_ACTIONS) if risk != "低" else None,
+                    retention_success=(rng.random() < 0.35) if risk != "低" else None,
+                )
+            )
         return withdrawals
 
 
@@ -301,6 +329,7 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 # ------------------------------------------------------------------------------------- rows
 
+
 def customer_row(life: Life, rng: random.Random) -> dict:
     p = life.profile
     risk_flags = []
@@ -311,23 +340,47 @@ def customer_row(life: Life, rng: random.Random) -> dict:
     engagement = min(100, 10 + life.conversations // 2 + 5 * life.stage)
     ltv = TIER_DEPOSIT_USD[p.tier] * 100 * (1 + life.stage) // 4 + max(0, life.net_deposit_cents()) * 3 // 2
     return {
-        "customer_code": life.code, "name": p.name,
+        "customer_code": life.code,
+        "name": p.name,
         "avatar_url": f"https://cdn.funnelhouse.example/avatars/{life.code}.jpg" if p.has_avatar else None,
-        "gender": p.gender, "age": p.age, "birth_date": p.birth_date, "wechat_id": p.wechat_id,
-        "whatsapp": p.whatsapp, "telegram": p.telegram, "email": p.email, "phone": p.phone,
-        "country": p.place.country, "city": p.city.name, "timezone": p.city.timezone,
-        "language": vocab.LANGUAGE_LABELS[p.language], "occupation": p.occupation, "industry": p.industry,
-        "income_range": p.income_range, "investment_experience": p.experience,
-        "risk_preference": p.risk_preference, "capital_range": p.capital_range,
-        "trading_platform": p.trading_platform, "interests": p.interests, "personality_traits": p.traits,
-        "communication_style": p.communication_style, "decision_style": p.decision_style, "tier": p.tier,
-        "persona_type": p.persona, "intention_score": life.intention_score, "engagement_score": engagement,
-        "ltv_prediction": money(ltv), "current_stage": STAGES[life.stage], "source_channel": life.source_channel,
-        "assigned_at": to_datetime(life.engage_ts or life.t0), "status": life.status,
+        "gender": p.gender,
+        "age": p.age,
+        "birth_date": p.birth_date,
+        "wechat_id": p.wechat_id,
+        "whatsapp": p.whatsapp,
+        "telegram": p.telegram,
+        "email": p.email,
+        "phone": p.phone,
+        "country": p.place.country,
+        "city": p.city.name,
+        "timezone": p.city.timezone,
+        "language": vocab.LANGUAGE_LABELS[p.language],
+        "occupation": p.occupation,
+        "industry": p.industry,
+        "income_range": p.income_range,
+        "investment_experience": p.experience,
+        "risk_preference": p.risk_preference,
+        "capital_range": p.capital_range,
+        "trading_platform": p.trading_platform,
+        "interests": p.interests,
+        "personality_traits": p.traits,
+        "communication_style": p.communication_style,
+        "decision_style": p.decision_style,
+        "tier": p.tier,
+        "persona_type": p.persona,
+        "intention_score": life.intention_score,
+        "engagement_score": engagement,
+        "ltv_prediction": money(ltv),
+        "current_stage": STAGES[life.stage],
+        "source_channel": life.source_channel,
+        "assigned_at": to_datetime(life.engage_ts or life.t0),
+        "status": life.status,
         "blacklist_reason": rng.choice(vocab.BLACKLIST_REASONS) if life.status == "blacklist" else None,
-        "risk_flags": risk_flags or None, "created_at": to_datetime(life.t0 - rng.randint(60, 6 * HOUR)),
+        "risk_flags": risk_flags or None,
+        "created_at": to_datetime(life.t0 - rng.randint(60, 6 * HOUR)),
         "last_contact_at": to_datetime(life.last_contact_ts) if life.last_contact_ts else None,
-        "referrer_code": life.referrer_code, "assigned_employee_code": life.owner.code,
+        "referrer_code": life.referrer_code,
+        "assigned_employee_code": life.owner.code,
     }
 
 
@@ -335,12 +388,18 @@ def journey_rows(life: Life, rng: random.Random) -> list[dict]:
     rows = []
     for k in range(1, life.stage + 1):
         to_stage = STAGES[k]
-        rows.append({
-            "source_key": f"JRN_{life.code}_{k}", "from_stage": STAGES[k - 1], "to_stage": to_stage,
-            "duration_days": (life.stage_ts[k] - life.stage_ts[k - 1]) // DAY,
-            "trigger_event": rng.choice(vocab.TRIGGER_EVENTS[to_stage]), "notes": rng.choice(vocab.JOURNEY_NOTES),
-            "created_at": to_datetime(life.stage_ts[k]), "customer_code": life.code,
-        })
+        rows.append(
+            {
+                "source_key": f"JRN_{life.code}_{k}",
+                "from_stage": STAGES[k - 1],
+                "to_stage": to_stage,
+                "duration_days": (life.stage_ts[k] - life.stage_ts[k - 1]) // DAY,
+                "trigger_event": rng.choice(vocab.TRIGGER_EVENTS[to_stage]),
+                "notes": rng.choice(vocab.JOURNEY_NOTES),
+                "created_at": to_datetime(life.stage_ts[k]),
+                "customer_code": life.code,
+            }
+        )
     return rows
 
 
@@ -354,15 +413,21 @@ def tofu_row(life: Life, rng: random.Random) -> dict:
     else:
         screening, reason = None, None
     return {
-        "source_key": f"TOFU_{life.code}", "contact_date": to_date(life.t0), "source_channel": life.source_channel,
-        "source_detail": detail, "joined_group": joined,
+        "source_key": f"TOFU_{life.code}",
+        "contact_date": to_date(life.t0),
+        "source_channel": life.source_channel,
+        "source_detail": detail,
+        "joined_group": joined,
         "group_name": f"{rng.choice(vocab.GROUP_TOPICS)}{rng.randint(1, 30)}群" if joined else None,
         "joined_at": to_datetime(life.stage_ts[ATTENTION]) if joined else None,
         "stayed_in_group": life.stayed_in_group,
         "left_group_at": to_datetime(life.left_group_ts) if life.left_group_ts else None,
         "leave_reason": rng.choice(vocab.LEAVE_REASONS) if life.left_group_ts else None,
-        "screening_result": screening, "screening_reason": reason, "created_at": to_datetime(life.t0),
-        "customer_code": life.code, "employee_code": life.tofu_emp.code,
+        "screening_result": screening,
+        "screening_reason": reason,
+        "created_at": to_datetime(life.t0),
+        "customer_code": life.code,
+        "employee_code": life.tofu_emp.code,
     }
 
 
@@ -370,15 +435,20 @@ def mofu_row(life: Life) -> dict:
     opened = life.reached(ACTION)
     opened_ts = life.stage_ts[ACTION] if opened else None
     return {
-        "source_key": f"MOFU_{life.code}", "total_conversations": life.conversations,
-        "high_quality_conversations": life.quality_conversations, "total_反问_count": life.asks_back,
-        "followed_recommendations": life.followed, "follow_count": life.follow_count, "account_opened": opened,
+        "source_key": f"MOFU_{life.code}",
+        "total_conversations": life.conversations,
+        "high_quality_conversations": life.quality_conversations,
+        "total_反问_count": life.asks_back,
+        "followed_recommendations": life.followed,
+        "follow_count": life.follow_count,
+        "account_opened": opened,
         "account_platform": life.profile.trading_platform if opened else None,
         "opened_at": to_datetime(opened_ts) if opened else None,
         "days_to_open": (to_date(opened_ts) - to_date(life.t0)).days if opened else None,
         "intention_score": life.intention_score,
         "engagement_score": min(100, 10 + life.conversations // 2 + 5 * life.stage),
-        "created_at": to_datetime(life.stage_ts[ENGAGE]), "customer_code": life.code,
+        "created_at": to_datetime(life.stage_ts[ENGAGE]),
+        "customer_code": life.code,
         "employee_code": life.advisor.code,
     }
 
@@ -391,37 +461,65 @@ def bofu_row(life: Life) -> dict:
     first = deposits[0]
     vip_since = life.vip_since_ts()
     return {
-        "source_key": f"BOFU_{life.code}", "total_deposits": money(total_in), "total_withdrawals": money(total_out),
-        "net_deposit": money(total_in - total_out), "deposit_count": len(deposits),
-        "withdrawal_count": len(withdrawals), "first_deposit_amount": money(first.cents),
+        "source_key": f"BOFU_{life.code}",
+        "total_deposits": money(total_in),
+        "total_withdrawals": money(total_out),
+        "net_deposit": money(total_in - total_out),
+        "deposit_count": len(deposits),
+        "withdrawal_count": len(withdrawals),
+        "first_deposit_amount": money(first.cents),
         "first_deposit_at": to_datetime(first.ts),
         "days_to_first_deposit": (to_date(first.ts) - to_date(life.t0)).days,
         "max_deposit_amount": money(max(d.cents for d in deposits)),
-        "withdrawal_rate": percent(total_out, total_in), "is_vip": vip_since is not None,
-        "vip_since": to_datetime(vip_since) if vip_since else None, "created_at": to_datetime(first.ts),
-        "customer_code": life.code, "employee_code": life.bofu_emp.code,
+        "withdrawal_rate": percent(total_out, total_in),
+        "is_vip": vip_since is not None,
+        "vip_since": to_datetime(vip_since) if vip_since else None,
+        "created_at": to_datetime(first.ts),
+        "customer_code": life.code,
+        "employee_code": life.bofu_emp.code,
     }
 
 
 def deposit_rows(life: Life) -> list[dict]:
     currency_platform = life.profile.trading_platform
-    return [{
-        "deposit_code": d.code, "amount": money(d.cents), "currency": "USD",
-        "deposit_type": deposit_type(d.is_first, d.cents), "platform": currency_platform, "status": d.status,
-        "notes": d.note, "deposited_at": to_datetime(d.ts),
-        "confirmed_at": to_datetime(d.confirmed_ts) if d.confirmed_ts else None, "created_at": to_datetime(d.ts),
-        "customer_code": life.code, "employee_code": life.bofu_emp.code,
-    } for d in life.deposits]
+    return [
+        {
+            "deposit_code": d.code,
+            "amount": money(d.cents),
+            "currency": "USD",
+            "deposit_type": deposit_type(d.is_first, d.cents),
+            "platform": currency_platform,
+            "status": d.status,
+            "notes": d.note,
+            "deposited_at": to_datetime(d.ts),
+            "confirmed_at": to_datetime(d.confirmed_ts) if d.confirmed_ts else None,
+            "created_at": to_datetime(d.ts),
+            "customer_code": life.code,
+            "employee_code": life.bofu_emp.code,
+        }
+        for d in life.deposits
+    ]
 
 
 def withdrawal_rows(life: Life) -> list[dict]:
-    return [{
-        "withdrawal_code": w.code, "amount": money(w.cents), "currency": "USD", "reason": w.reason,
-        "risk_level": w.risk_level, "retention_action": w.retention_action,
-        "retention_success": w.retention_success, "status": w.status, "requested_at": to_datetime(w.ts),
-        "processed_at": to_datetime(w.processed_ts) if w.processed_ts else None, "created_at": to_datetime(w.ts),
-        "customer_code": life.code, "employee_code": life.bofu_emp.code,
-    } for w in life.withdrawals]
+    return [
+        {
+            "withdrawal_code": w.code,
+            "amount": money(w.cents),
+            "currency": "USD",
+            "reason": w.reason,
+            "risk_level": w.risk_level,
+            "retention_action": w.retention_action,
+            "retention_success": w.retention_success,
+            "status": w.status,
+            "requested_at": to_datetime(w.ts),
+            "processed_at": to_datetime(w.processed_ts) if w.processed_ts else None,
+            "created_at": to_datetime(w.ts),
+            "customer_code": life.code,
+            "employee_code": life.bofu_emp.code,
+        }
+        for w in life.withdrawals
+    ]
 
 
 def tag_rows(life: Life, config: GenerateConfig) -> list[dict]:
@@ -447,7 +545,13 @@ def tag_rows(life: Life, config: GenerateConfig) -> list[dict]:
     silent_ts = life.activity_end + SILENT_AFTER_DAYS * DAY
     if life.status != "active" and silent_ts < config.end_ts:
         tags.append((content.TAG_SILENT, silent_ts, None))
-    return [{
-        "tagged_at": to_datetime(ts), "is_auto": by is None, "customer_code": life.code, "tag_name": name,
-        "tagged_by_code": by.code if by else None,
-    } for name, ts, by in tags]
+    return [
+        {
+            "tagged_at": to_datetime(ts),
+            "is_auto": by is None,
+            "customer_code": life.code,
+            "tag_name": name,
+            "tagged_by_code": by.code if by else None,
+        }
+        for name, ts, by in tags
+    ]

@@ -26,8 +26,15 @@ from ingestion.generate.config import DAY, GenerateConfig, money, percent, to_da
 from ingestion.generate.funnel import ACTION, Life
 from ingestion.generate.rules import HIGH_QUALITY_MIN_SCORE, overall_score
 
-COUNTERS = ("tofu_contacts", "tofu_retained", "mofu_quality_conversations", "mofu_反问_count",
-            "mofu_accounts_opened", "bofu_deposits_count", "conversations")
+COUNTERS = (
+    "tofu_contacts",
+    "tofu_retained",
+    "mofu_quality_conversations",
+    "mofu_反问_count",
+    "mofu_accounts_opened",
+    "bofu_deposits_count",
+    "conversations",
+)
 AMOUNTS = ("bofu_deposit_cents", "bofu_withdrawal_cents")
 
 
@@ -55,15 +62,21 @@ class KpiCounters:
         for w in life.confirmed_withdrawals():
             self.amounts["bofu_withdrawal_cents"][life.bofu_emp.index, day(w.ts)] += w.cents
 
-    def record_conversations(self, employee: np.ndarray, sent_at: np.ndarray, quality: np.ndarray,
-                             asks_back: np.ndarray) -> None:
+    def record_conversations(
+        self, employee: np.ndarray, sent_at: np.ndarray, quality: np.ndarray, asks_back: np.ndarray
+    ) -> None:
         """Vectorised: one call per block of conversations."""
         days = self.config.days
         flat = employee.astype(np.int64) * days + (sent_at - self.config.start_ts) // DAY
         size = self.counts["conversations"].size
-        for name, weights in (("conversations", None), ("mofu_quality_conversations", quality >= HIGH_QUALITY_MIN_SCORE),
-                              ("mofu_反问_count", asks_back)):
-            added = np.bincount(flat, weights=None if weights is None else weights.astype(np.int64), minlength=size)
+        for name, weights in (
+            ("conversations", None),
+            ("mofu_quality_conversations", quality >= HIGH_QUALITY_MIN_SCORE),
+            ("mofu_反问_count", asks_back),
+        ):
+            added = np.bincount(
+                flat, weights=None if weights is None else weights.astype(np.int64), minlength=size
+            )
             self.counts[name] += added.astype(np.int64).reshape(self.counts[name].shape)
 
     def row_batches(self, employee_codes: list[str], batch_rows: int = 20_000) -> Iterator[list[dict]]:
@@ -76,19 +89,29 @@ class KpiCounters:
                 yield rows
                 rows = []
             counts = {name: int(c[name][emp, day]) for name in COUNTERS if name != "conversations"}
-            deposit, withdrawal = int(a["bofu_deposit_cents"][emp, day]), int(a["bofu_withdrawal_cents"][emp, day])
+            deposit, withdrawal = (
+                int(a["bofu_deposit_cents"][emp, day]),
+                int(a["bofu_withdrawal_cents"][emp, day]),
+            )
             day_ts = self.config.start_ts + int(day) * DAY
-            rows.append({
-                "date": to_date(day_ts), **{k: v for k, v in counts.items() if k.startswith("tofu")},
-                "tofu_retention_rate": percent(counts["tofu_retained"], counts["tofu_contacts"]),
-                "mofu_quality_conversations": counts["mofu_quality_conversations"],
-                "mofu_反问_count": counts["mofu_反问_count"], "mofu_accounts_opened": counts["mofu_accounts_opened"],
-                "bofu_deposits_count": counts["bofu_deposits_count"], "bofu_deposit_amount": money(deposit),
-                "bofu_withdrawal_amount": money(withdrawal), "bofu_net_deposit": money(deposit - withdrawal),
-                "bofu_withdrawal_rate": _storable_rate(percent(withdrawal, deposit)),
-                "overall_score": overall_score(counts, deposit - withdrawal),
-                "created_at": to_datetime(day_ts + DAY + 3600), "employee_code": employee_codes[emp],
-            })
+            rows.append(
+                {
+                    "date": to_date(day_ts),
+                    **{k: v for k, v in counts.items() if k.startswith("tofu")},
+                    "tofu_retention_rate": percent(counts["tofu_retained"], counts["tofu_contacts"]),
+                    "mofu_quality_conversations": counts["mofu_quality_conversations"],
+                    "mofu_反问_count": counts["mofu_反问_count"],
+                    "mofu_accounts_opened": counts["mofu_accounts_opened"],
+                    "bofu_deposits_count": counts["bofu_deposits_count"],
+                    "bofu_deposit_amount": money(deposit),
+                    "bofu_withdrawal_amount": money(withdrawal),
+                    "bofu_net_deposit": money(deposit - withdrawal),
+                    "bofu_withdrawal_rate": _storable_rate(percent(withdrawal, deposit)),
+                    "overall_score": overall_score(counts, deposit - withdrawal),
+                    "created_at": to_datetime(day_ts + DAY + 3600),
+                    "employee_code": employee_codes[emp],
+                }
+            )
         yield rows
 
 

@@ -51,8 +51,11 @@ class Manifest:
         body = asdict(self)
         body["files"] = sorted(body["files"], key=lambda f: f["file"])
         body["tables"] = {
-            table: {"files": len(self.files_of(table)), "rows": self.table_rows(table),
-                    "bad_rows": sum(len(f.bad_rows) for f in self.files_of(table))}
+            table: {
+                "files": len(self.files_of(table)),
+                "rows": self.table_rows(table),
+                "bad_rows": sum(len(f.bad_rows) for f in self.files_of(table)),
+            }
             for table in sorted({f.table for f in self.files})
         }
         return json.dumps(body, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
@@ -66,5 +69,7 @@ class Manifest:
     def read(cls, out_dir: Path) -> Manifest:
         body = json.loads((Path(out_dir) / MANIFEST_NAME).read_text(encoding="utf-8"))
         body.pop("tables", None)
-        files = [FileEntry(**{**f, "bad_rows": [BadRow(**b) for b in f["bad_rows"]]}) for f in body.pop("files")]
+        files = [
+            FileEntry(**{**f, "bad_rows": [BadRow(**b) for b in f["bad_rows"]]}) for f in body.pop("files")
+        ]
         return cls(**body, files=files)

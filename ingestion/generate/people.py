@@ -44,13 +44,21 @@ class Employee:
     def row(self, total_customers: int, active_customers: int, total_net_deposit, seed: int) -> dict:
         digest = hashlib.sha256(f"{seed}:{self.code}".encode()).hexdigest()
         return {
-            "employee_code": self.code, "name": self.name,
+            "employee_code": self.code,
+            "name": self.name,
             "avatar_url": f"https://cdn.funnelhouse.example/staff/{self.code}.png",
-            "email": self.email, "phone": self.phone, "username": self.username,
+            "email": self.email,
+            "phone": self.phone,
+            "username": self.username,
             "password_hash": f"$2b$12${digest[:53]}",
-            "role": self.role, "department": self.department, "level": self.level, "status": self.status,
-            "total_customers": total_customers, "active_customers": active_customers,
-            "total_net_deposit": total_net_deposit, "hired_at": to_date(self.hired_ts),
+            "role": self.role,
+            "department": self.department,
+            "level": self.level,
+            "status": self.status,
+            "total_customers": total_customers,
+            "active_customers": active_customers,
+            "total_net_deposit": total_net_deposit,
+            "hired_at": to_date(self.hired_ts),
             "created_at": to_datetime(self.hired_ts + 9 * 3600),
             "last_login_at": to_datetime(self.last_login_ts) if self.last_login_ts else None,
         }
@@ -88,8 +96,15 @@ def _split(count: int, shares: dict[str, float]) -> dict[str, int]:
     return result
 
 
-def _employee(index: int, role: str, dept: str | None, level: str, status: str, config: GenerateConfig,
-              rng: random.Random) -> Employee:
+def _employee(
+    index: int,
+    role: str,
+    dept: str | None,
+    level: str,
+    status: str,
+    config: GenerateConfig,
+    rng: random.Random,
+) -> Employee:
     code = f"EMP_{index + 1:04d}"
     if rng.random() < 0.8:
         surname, surname_py = rng.choice(vocab.CN_SURNAMES)
@@ -103,13 +118,23 @@ def _employee(index: int, role: str, dept: str | None, level: str, status: str, 
     hired_ts = config.start_ts - tenure_days * DAY
     last_login = config.end_ts - rng.randint(600, 3 * DAY) if status == "active" else None
     return Employee(
-        index=index, code=code, name=name, email=f"{alias}{index + 1}@funnelhouse.example",
-        phone=f"+86 139 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}", username=f"{alias}{index + 1}",
-        role=role, department=dept, level=level, status=status, hired_ts=hired_ts, last_login_ts=last_login,
+        index=index,
+        code=code,
+        name=name,
+        email=f"{alias}{index + 1}@funnelhouse.example",
+        phone=f"+86 139 {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}",
+        username=f"{alias}{index + 1}",
+        role=role,
+        department=dept,
+        level=level,
+        status=status,
+        hired_ts=hired_ts,
+        last_login_ts=last_login,
     )
 
 
 # ------------------------------------------------------------------------------------ customers
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -174,14 +199,24 @@ def build_profile(code: str, config: GenerateConfig, rng: random.Random) -> Prof
     capital_floor = {"S": 3, "A": 2, "B": 1, "C": 0}[tier]
     platforms = vocab.TRADING_PLATFORMS_EN if language == vocab.LANG_EN else vocab.TRADING_PLATFORMS_ZH
     return Profile(
-        name=name, gender=gender, age=age, birth_date=birth, place=place, city=rng.choice(place.cities),
-        language=language, platform=platform, second_platform=second,
+        name=name,
+        gender=gender,
+        age=age,
+        birth_date=birth,
+        place=place,
+        city=rng.choice(place.cities),
+        language=language,
+        platform=platform,
+        second_platform=second,
         wechat_id=f"wxid_{handle}" if platform == 0 or rng.random() < 0.2 else None,
         whatsapp=phone if platform == 1 or rng.random() < 0.3 else None,
         telegram=f"@{handle}" if platform == 2 or rng.random() < 0.15 else None,
         email=f"{handle}@{rng.choice(('gmail.com', 'qq.com', '163.com', 'outlook.com', 'yahoo.com'))}"
-        if rng.random() < 0.7 else None,
-        phone=phone, occupation=occupation, industry=industry,
+        if rng.random() < 0.7
+        else None,
+        phone=phone,
+        occupation=occupation,
+        industry=industry,
         income_range=rng.choice(vocab.INCOME_RANGES[capital_floor:]),
         experience=rng.choices(vocab.EXPERIENCE, (0.5, 0.35, 0.15))[0],
         risk_preference=rng.choices(vocab.RISK_PREFERENCES, (0.3, 0.5, 0.2))[0],
@@ -190,8 +225,11 @@ def build_profile(code: str, config: GenerateConfig, rng: random.Random) -> Prof
         interests=sorted(rng.sample(vocab.INTERESTS, rng.randint(1, 3)), key=vocab.INTERESTS.index),
         traits=sorted(rng.sample(vocab.PERSONALITY_TRAITS, 2), key=vocab.PERSONALITY_TRAITS.index),
         communication_style=rng.choice(
-            vocab.COMMUNICATION_STYLES_EN if language == vocab.LANG_EN else vocab.COMMUNICATION_STYLES_ZH),
-        decision_style=rng.choice(vocab.DECISION_STYLES), tier=tier, persona=rng.choice(vocab.PERSONAS),
+            vocab.COMMUNICATION_STYLES_EN if language == vocab.LANG_EN else vocab.COMMUNICATION_STYLES_ZH
+        ),
+        decision_style=rng.choice(vocab.DECISION_STYLES),
+        tier=tier,
+        persona=rng.choice(vocab.PERSONAS),
         source_channel=rng.choices(vocab.SOURCE_CHANNELS, vocab.SOURCE_CHANNEL_WEIGHTS)[0],
         has_avatar=rng.random() < 0.6,
     )

@@ -26,15 +26,24 @@ from ingestion.generate.writers import LANDING_NAME, TableSink
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
-def generate(out_dir: str | Path, customers: int, seed: int, days: int = DEFAULT_DAYS, bad_rows: float = 0.0,
-             progress: Progress | None = None, end_date: date = DEFAULT_END_DATE, overwrite: bool = False,
-             **tuning) -> Manifest:
+def generate(
+    out_dir: str | Path,
+    customers: int,
+    seed: int,
+    days: int = DEFAULT_DAYS,
+    bad_rows: float = 0.0,
+    progress: Progress | None = None,
+    end_date: date = DEFAULT_END_DATE,
+    overwrite: bool = False,
+    **tuning,
+) -> Manifest:
     """Write landing files for `customers` simulated customers into out_dir and return the manifest.
 
     tuning: GenerateConfig's block_size / row_group_rows / rows_per_part (tests use small values).
     """
-    config = GenerateConfig(customers=customers, seed=seed, days=days, end_date=end_date, bad_rows=bad_rows,
-                            **tuning)
+    config = GenerateConfig(
+        customers=customers, seed=seed, days=days, end_date=end_date, bad_rows=bad_rows, **tuning
+    )
     out = Path(out_dir)
     _prepare(out, overwrite)
     report = progress or (lambda phase, done, total: None)
@@ -43,10 +52,15 @@ def generate(out_dir: str | Path, customers: int, seed: int, days: int = DEFAULT
 
 def _prepare(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    previous = [p for p in out.iterdir()
-                if LANDING_NAME.match(p.name) or p.name == MANIFEST_NAME or p.name.endswith(".partial")]
+    previous = [
+        p
+        for p in out.iterdir()
+        if LANDING_NAME.match(p.name) or p.name == MANIFEST_NAME or p.name.endswith(".partial")
+    ]
     if previous and not overwrite:
-        raise FileExistsError(f"{out} already holds landing files ({previous[0].name}, ...); pass overwrite (--overwrite) to replace them")
+        raise FileExistsError(
+            f"{out} already holds landing files ({previous[0].name}, ...); pass overwrite (--overwrite) to replace them"
+        )
     for path in previous:
         path.unlink()
 
@@ -58,14 +72,22 @@ class _Run:
         self.staff = build_staff(config)
         self.tags = content.build_tags()
         self.scripts = content.build_scripts()
-        domains = {"customer_tags": [t.name for t in self.tags],
-                   "training_progress": [c.code for c in content.COURSES]}
+        domains = {
+            "customer_tags": [t.name for t in self.tags],
+            "training_progress": [c.code for c in content.COURSES],
+        }
         self.sinks = {table: TableSink(out, table, config, domains.get(table)) for table in CONTRACTS}
         self.out = out
         self.kpis = KpiCounters(config, len(self.staff))
         self.conversations = ConversationGenerator(
-            config, MessagePool(config, self.scripts), self.staff, self.scripts, self.sinks["conversations"],
-            self.sinks["conversation_events"], self.kpis)
+            config,
+            MessagePool(config, self.scripts),
+            self.staff,
+            self.scripts,
+            self.sinks["conversations"],
+            self.sinks["conversation_events"],
+            self.kpis,
+        )
         self.simulator = funnel.FunnelSimulator(config, self.staff)
         n = len(self.staff)
         self.owned = np.zeros(n, dtype=np.int64)
@@ -84,8 +106,13 @@ class _Run:
             self.report("customers", stop, config.customers)
         self.report("summaries", 0, 1)
         self._write_summaries()
-        manifest = Manifest(seed=config.seed, customers=config.customers, days=config.days,
-                            end_date=config.end_date.isoformat(), bad_rows_fraction=config.bad_rows)
+        manifest = Manifest(
+            seed=config.seed,
+            customers=config.customers,
+            days=config.days,
+            end_date=config.end_date.isoformat(),
+            bad_rows_fraction=config.bad_rows,
+        )
         for sink in self.sinks.values():
             manifest.files += sink.close()
         manifest.files.sort(key=lambda f: f.file)
@@ -121,16 +148,29 @@ class _Run:
     def _write_summaries(self) -> None:
         config, s, staff = self.config, self.sinks, self.staff
         rng = config.python_rng("reference-content")
-        s["employees"].write([
-            e.row(int(self.owned[e.index]), int(self.owned_active[e.index]), money(int(self.owned_net_cents[e.index])),
-                  config.seed)
-            for e in staff
-        ])
+        s["employees"].write(
+            [
+                e.row(
+                    int(self.owned[e.index]),
+                    int(self.owned_active[e.index]),
+                    money(int(self.owned_net_cents[e.index])),
+                    config.seed,
+                )
+                for e in staff
+            ]
+        )
         authors = [e for e in staff if e.department == "培训"] or staff
         s["tags"].write(content.tag_rows(self.tags, config))
-        s["scripts"].write(content.script_rows(
-            self.scripts, self.conversations.script_usage.tolist(), self.conversations.script_successes.tolist(),
-            authors, config, rng))
+        s["scripts"].write(
+            content.script_rows(
+                self.scripts,
+                self.conversations.script_usage.tolist(),
+                self.conversations.script_successes.tolist(),
+                authors,
+                config,
+                rng,
+            )
+        )
         s["materials"].write(content.material_rows(config, authors, rng))
         s["training_courses"].write(content.course_rows(config))
         s["training_progress"].write(content.training_progress_rows(staff, config, rng))

@@ -47,8 +47,15 @@ LAYOUT: dict[str, tuple[str, str | None]] = {
 }
 DEFAULT_LAYOUT = ("csv", None)
 
-_ARROW_TYPES = {"text": pa.string(), "int": pa.int64(), "decimal": pa.decimal128(15, 2), "bool": pa.bool_(),
-                "date": pa.date32(), "timestamp": pa.timestamp("us"), "json": pa.string()}
+_ARROW_TYPES = {
+    "text": pa.string(),
+    "int": pa.int64(),
+    "decimal": pa.decimal128(15, 2),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "json": pa.string(),
+}
 
 
 def layout(table: str) -> tuple[str, str | None]:
@@ -61,7 +68,9 @@ def arrow_schema(contract: TableContract) -> pa.Schema:
     return pa.schema(fields)
 
 
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: json.dumps rebuilds it per call
+_JSON = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":")
+)  # built once: json.dumps rebuilds it per call
 
 
 def json_text(value) -> str:
@@ -136,8 +145,14 @@ class _ParquetFile:
         self.buffered = 0
 
     def to_table(self, rows: list[dict]) -> pa.Table:
-        prepared = [{**row, **{c: None if row[c] is None else json_text(row[c]) for c in self.json_columns}}
-                    for row in rows] if self.json_columns else rows
+        prepared = (
+            [
+                {**row, **{c: None if row[c] is None else json_text(row[c]) for c in self.json_columns}}
+                for row in rows
+            ]
+            if self.json_columns
+            else rows
+        )
         return pa.Table.from_pylist(prepared, schema=self.schema)
 
     def write_rows(self, rows: list[dict]) -> None:
@@ -162,12 +177,19 @@ class _ParquetFile:
 class LandingFile:
     """One output file: writes good rows, inserts bad twins, and records both for the manifest."""
 
-    def __init__(self, out_dir: Path, contract: TableContract, batch: str, config: GenerateConfig,
-                 bad_maker: BadRowMaker):
+    def __init__(
+        self,
+        out_dir: Path,
+        contract: TableContract,
+        batch: str,
+        config: GenerateConfig,
+        bad_maker: BadRowMaker,
+    ):
         fmt, _ = layout(contract.table)
         self.contract = contract
-        self.entry = FileEntry(file=f"{contract.table}__{batch}.{fmt}", table=contract.table, batch=batch,
-                               format=fmt, rows=0)
+        self.entry = FileEntry(
+            file=f"{contract.table}__{batch}.{fmt}", table=contract.table, batch=batch, format=fmt, rows=0
+        )
         self.path = out_dir / self.entry.file
         self.temp_path = out_dir / f".{self.entry.file}.partial"
         columns = contract.landing_columns
@@ -216,7 +238,7 @@ class LandingFile:
             order = np.argsort(keys, kind="stable")
             table = combined.take(order)
             new_rows = np.nonzero(order >= n)[0]
-            for entry, index in zip(self.entry.bad_rows[-len(bad_rows):], new_rows.tolist(), strict=True):
+            for entry, index in zip(self.entry.bad_rows[-len(bad_rows) :], new_rows.tolist(), strict=True):
                 entry.row = self.entry.rows + index + 1
         self.file.write_table(table)
         self._count(n, table.num_rows)
@@ -254,7 +276,9 @@ class LandingFile:
 class TableSink:
     """All files of one table: routes rows to their batch (month or numbered part)."""
 
-    def __init__(self, out_dir: Path, table: str, config: GenerateConfig, key_domain: list[str] | None = None):
+    def __init__(
+        self, out_dir: Path, table: str, config: GenerateConfig, key_domain: list[str] | None = None
+    ):
         self.out_dir = out_dir
         self.contract = CONTRACTS[table]
         self.config = config
@@ -292,9 +316,15 @@ class TableSink:
     def _file(self, batch: str) -> LandingFile:
         file = self.files.get(batch)
         if file is None:
-            maker = BadRowMaker(self.contract, self.format == "parquet", self.config.bad_rows,
-                                self.config.numpy_rng("bad-rows", self.contract.table, batch), self.serials,
-                                self.config.start_date, self.key_domain)
+            maker = BadRowMaker(
+                self.contract,
+                self.format == "parquet",
+                self.config.bad_rows,
+                self.config.numpy_rng("bad-rows", self.contract.table, batch),
+                self.serials,
+                self.config.start_date,
+                self.key_domain,
+            )
             file = self.files[batch] = LandingFile(self.out_dir, self.contract, batch, self.config, maker)
         return file
 

@@ -55,7 +55,14 @@ def parse(column: Column, value, fmt: str):
     if value is None:
         return None
     if fmt == "parquet" and kind != "json":
-        expected = {"text": str, "int": int, "decimal": Decimal, "bool": bool, "date": date, "timestamp": datetime}
+        expected = {
+            "text": str,
+            "int": int,
+            "decimal": Decimal,
+            "bool": bool,
+            "date": date,
+            "timestamp": datetime,
+        }
         if not isinstance(value, expected[kind]):
             raise ValueError(f"{value!r} is not {kind}")
         return value
@@ -64,11 +71,15 @@ def parse(column: Column, value, fmt: str):
             raise ValueError(f"{value!r} is not text")
         return value
     if kind == "int":
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _INT.match(value))):
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, str) and _INT.match(value))
+        ):
             raise ValueError(f"{value!r} is not an integer")
         return int(value)
     if kind == "decimal":
-        if isinstance(value, bool) or not (isinstance(value, int | float) or (fmt == "csv" and _DECIMAL.match(value))):
+        if isinstance(value, bool) or not (
+            isinstance(value, int | float) or (fmt == "csv" and _DECIMAL.match(value))
+        ):
             raise ValueError(f"{value!r} is not a decimal")
         try:
             return Decimal(str(value)).quantize(Decimal("0.01"))

@@ -7,9 +7,14 @@ from ingestion.generate.bad_rows import KINDS, TYPED_FORMAT_KINDS
 from tests.generate import landing
 from tests.generate.conftest import BAD_FRACTION
 
-_PROBLEM_OF_KIND = {"wrong_type": "wrong_type/bad_date", "bad_date": "wrong_type/bad_date",
-                    "out_of_range": "out_of_range", "unknown_enum": "unknown_enum",
-                    "missing_required": "missing_required", "broken_reference": "broken_reference"}
+_PROBLEM_OF_KIND = {
+    "wrong_type": "wrong_type/bad_date",
+    "bad_date": "wrong_type/bad_date",
+    "out_of_range": "out_of_range",
+    "unknown_enum": "unknown_enum",
+    "missing_required": "missing_required",
+    "broken_reference": "broken_reference",
+}
 
 
 def test_about_the_requested_fraction_is_bad(dirty):
@@ -31,7 +36,12 @@ def test_each_listed_row_has_its_stated_defect(dirty):
             stated = kinds_by_file[located.file][located.row_number]
             found = located.problems + landing.reference_problems(dirty, located, table, parents)
             expected = f"{_PROBLEM_OF_KIND[stated.kind]} {stated.column}"
-            assert any(p.startswith(expected) for p in found), (located.file, located.row_number, stated, found)
+            assert any(p.startswith(expected) for p in found), (
+                located.file,
+                located.row_number,
+                stated,
+                found,
+            )
 
 
 def test_rows_not_listed_are_good(dirty):
@@ -39,7 +49,10 @@ def test_rows_not_listed_are_good(dirty):
     for table, rows in dirty.good.items():
         for located in rows:
             assert not located.problems, (located.file, located.row_number, located.problems)
-            assert not landing.reference_problems(dirty, located, table, parents), (located.file, located.row_number)
+            assert not landing.reference_problems(dirty, located, table, parents), (
+                located.file,
+                located.row_number,
+            )
 
 
 def test_bad_rows_never_reuse_a_good_natural_key(dirty):

@@ -39,8 +39,12 @@ def test_manifest_row_counts_match_files(clean_dir, clean):
 
 
 def test_clean_rows_satisfy_types_sets_ranges_and_patterns(clean):
-    problems = [(table, r.file, r.row_number, r.problems)
-                for table, rows in clean.good.items() for r in rows if r.problems]
+    problems = [
+        (table, r.file, r.row_number, r.problems)
+        for table, rows in clean.good.items()
+        for r in rows
+        if r.problems
+    ]
     assert not problems, problems[:10]
     assert not any(clean.bad.values())
 
@@ -56,8 +60,11 @@ def test_natural_keys_are_unique_across_all_files(clean):
 def test_every_reference_resolves_to_a_generated_parent(clean):
     parents = landing.parent_keys(clean)
     for table in CONTRACTS:
-        broken = [(r.file, r.row_number, p) for r in clean.good[table]
-                  for p in landing.reference_problems(clean, r, table, parents)]
+        broken = [
+            (r.file, r.row_number, p)
+            for r in clean.good[table]
+            for p in landing.reference_problems(clean, r, table, parents)
+        ]
         assert not broken, (table, broken[:5])
 
 

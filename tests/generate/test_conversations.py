@@ -65,7 +65,10 @@ def test_events_match_their_conversation(clean):
             unattached += 1
             continue
         message = conversations[message_id]
-        assert (event["customer_code"], event["employee_code"]) == (message["customer_code"], message["employee_code"])
+        assert (event["customer_code"], event["employee_code"]) == (
+            message["customer_code"],
+            message["employee_code"],
+        )
         assert event["created_at"] >= message["sent_at"]
         if event["event_type"] == "反问":
             assert message["is_反问"]

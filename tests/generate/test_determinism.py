@@ -13,7 +13,9 @@ def test_same_seed_same_bytes(tmp_path):
     first = generate(tmp_path / "a", 120, 99, days=60, block_size=50)
     second = generate(tmp_path / "b", 120, 99, days=60, block_size=50)
     assert _checksums(first) == _checksums(second)
-    assert (tmp_path / "a" / "_manifest.json").read_bytes() == (tmp_path / "b" / "_manifest.json").read_bytes()
+    assert (tmp_path / "a" / "_manifest.json").read_bytes() == (
+        tmp_path / "b" / "_manifest.json"
+    ).read_bytes()
 
 
 def test_other_seed_other_data(tmp_path):

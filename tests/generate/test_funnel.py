@@ -138,14 +138,22 @@ def test_employee_kpis_equal_recomputation_from_rows(clean):
     assert set(kpis) == set(expected)
     for key, counts in expected.items():
         row = kpis[key]
-        for name in ("tofu_contacts", "tofu_retained", "mofu_quality_conversations", "mofu_反问_count",
-                     "mofu_accounts_opened", "bofu_deposits_count"):
+        for name in (
+            "tofu_contacts",
+            "tofu_retained",
+            "mofu_quality_conversations",
+            "mofu_反问_count",
+            "mofu_accounts_opened",
+            "bofu_deposits_count",
+        ):
             assert row[name] == counts[name], (key, name)
         deposit, withdrawal = amounts[key]["deposit"], amounts[key]["withdrawal"]
         assert row["bofu_deposit_amount"] == deposit and row["bofu_withdrawal_amount"] == withdrawal
         assert row["bofu_net_deposit"] == deposit - withdrawal
         assert row["bofu_withdrawal_rate"] == _rate(withdrawal, deposit)
-        assert row["tofu_retention_rate"] == _rate(Decimal(counts["tofu_retained"]), Decimal(counts["tofu_contacts"]))
+        assert row["tofu_retention_rate"] == _rate(
+            Decimal(counts["tofu_retained"]), Decimal(counts["tofu_contacts"])
+        )
         net_cents = int((deposit - withdrawal) * 100)
         assert row["overall_score"] == overall_score(counts, net_cents)
         assert row["created_at"] == datetime.combine(row["date"], time(1)) + timedelta(days=1)
@@ -161,4 +169,7 @@ def test_mofu_conversation_totals_match_conversations(clean):
     for row in clean.rows("funnel_mofu"):
         counts = per_customer[row["customer_code"]]
         assert (row["total_conversations"], row["high_quality_conversations"], row["total_反问_count"]) == (
-            counts["total"], counts["high"], counts["asks"])
+            counts["total"],
+            counts["high"],
+            counts["asks"],
+        )
