@@ -1,25 +1,19 @@
-"""Reference content the sales team works with: tags, scripts (话术), materials, training, settings.
+"""Reference content the sales team works with: tags, scripts (话术), materials, training.
 
 These tables are small and mostly fixed; a few columns (script usage, training progress) derive
-from the simulated team so they agree with the rest of the data.
+from the simulated team so they agree with the rest of the data. The script texts themselves live
+in script_catalogue.py and the system_settings rows in crm_settings.py.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 
 from ingestion.contracts import MATERIAL_TYPES
 from ingestion.generate.config import DAY, GenerateConfig, money, percent, to_datetime
 from ingestion.generate.people import Employee
-from ingestion.generate.phrases import PHASE_BOFU, PHASE_MOFU, PHASE_TOFU
-from ingestion.generate.rules import (
-    HIGH_QUALITY_MIN_SCORE,
-    LARGE_DEPOSIT_CENTS,
-    OVERALL_SCORE_WEIGHTS,
-    VIP_THRESHOLD_CENTS,
-)
+from ingestion.generate.script_catalogue import SCRIPT_CATALOGUE
 from ingestion.generate.vocab import SOURCE_CHANNELS
 
 # ---------------------------------------------------------------------------------------- tags
@@ -86,8 +80,6 @@ def tag_rows(tags: list[Tag], config: GenerateConfig) -> list[dict]:
 
 # ------------------------------------------------------------------------------------- scripts
 
-EVENT_FRAMEWORK, EVENT_PUSH, EVENT_STICKINESS = "框架输出", "推进动作", "粘度建立"
-
 
 @dataclass(frozen=True)
 class Script:
@@ -103,179 +95,10 @@ class Script:
     event_type: str  # the conversation event a message using this script produces
 
 
-_SCRIPTS = (
-    (
-        "12大模型",
-        "需求挖掘",
-        "初次沟通",
-        "初级",
-        PHASE_TOFU,
-        EVENT_FRAMEWORK,
-        "先不聊产品, 想了解一下您理想中三年后的资产状况是什么样的?",
-        "Before any product talk: what would you like your finances to look like three years from now?",
-        "建立需求框架",
-    ),
-    (
-        "12大模型",
-        "信任建立",
-        "群内互动",
-        "初级",
-        PHASE_TOFU,
-        EVENT_STICKINESS,
-        "每天花5分钟看盘前速递, 一个月后您会发现自己对市场的理解完全不一样",
-        "Five minutes a day with our pre-market brief and in a month you'll read the market very differently",
-        "培养习惯和粘度",
-    ),
-    (
-        "四大链路",
-        "认知链路",
-        "市场教育",
-        "中级",
-        PHASE_TOFU,
-        EVENT_FRAMEWORK,
-        "投资收益来自三件事: 选对资产、控制仓位、拿得住。我们一件件来",
-        "Returns come from three things: the right assets, position sizing, and patience. Let's take them one by one",
-        "输出投资框架",
-    ),
-    (
-        "场景话术",
-        "破冰",
-        "新人进群",
-        "初级",
-        PHASE_TOFU,
-        EVENT_STICKINESS,
-        "欢迎新朋友! 可以先做个自我介绍, 说说您最想了解的投资问题",
-        "Welcome! Feel free to introduce yourself and tell us the one investing question on your mind",
-        "破冰互动",
-    ),
-    (
-        "12大模型",
-        "痛点放大",
-        "犹豫期",
-        "中级",
-        PHASE_MOFU,
-        EVENT_FRAMEWORK,
-        "通胀每年3%, 存款利息跟不上, 钱放着其实每年都在变少",
-        "With 3% inflation and savings rates below it, idle cash quietly shrinks every year",
-        "强化投资必要性",
-    ),
-    (
-        "四大链路",
-        "信任链路",
-        "跟票复盘",
-        "中级",
-        PHASE_MOFU,
-        EVENT_FRAMEWORK,
-        "我们复盘一下上周的跟票: 三次止盈一次止损, 关键是每次都按纪律执行",
-        "Quick review of last week's calls: three take-profits and one stop-loss, all executed by the rules",
-        "用结果建立信任",
-    ),
-    (
-        "开户引导",
-        "流程讲解",
-        "开户前",
-        "初级",
-        PHASE_MOFU,
-        EVENT_PUSH,
-        "开户全程线上, 准备好证件, 我陪您10分钟搞定",
-        "Account opening is fully online: have your ID ready and I'll do it with you in ten minutes",
-        "推动开户",
-    ),
-    (
-        "开户引导",
-        "异议处理",
-        "担心安全",
-        "中级",
-        PHASE_MOFU,
-        EVENT_PUSH,
-        "券商受当地监管, 资金在独立托管账户, 和券商自有资金是隔离的",
-        "The broker is regulated and client money sits in segregated custody accounts",
-        "消除安全顾虑",
-    ),
-    (
-        "异议处理",
-        "价格异议",
-        "嫌手续费高",
-        "中级",
-        PHASE_MOFU,
-        EVENT_FRAMEWORK,
-        "手续费只是成本的一小部分, 真正决定结果的是策略和纪律",
-        "Fees are a small part of the cost; strategy and discipline decide the outcome",
-        "转移关注点",
-    ),
-    (
-        "入金促成",
-        "首金",
-        "开户后",
-        "中级",
-        PHASE_MOFU,
-        EVENT_PUSH,
-        "账户已经开好了, 建议先入一笔小资金熟悉操作, 比如1000美元",
-        "Your account is ready. Start with a small first deposit, say 1,000 USD, to get familiar",
-        "促成首金",
-    ),
-    (
-        "入金促成",
-        "复入金",
-        "盈利后",
-        "高级",
-        PHASE_BOFU,
-        EVENT_PUSH,
-        "这个月组合表现不错, 按计划第二批资金可以在回调时进场",
-        "The portfolio did well this month; per plan the second tranche can go in on a pullback",
-        "促成复入金",
-    ),
-    (
-        "挽留话术",
-        "出金挽留",
-        "恐慌离场",
-        "高级",
-        PHASE_BOFU,
-        EVENT_FRAMEWORK,
-        "短期回撤是正常的, 我们看一下过去十年每次回撤后的恢复时间",
-        "Drawdowns are normal; let's look at how long recoveries took after each dip over ten years",
-        "降低出金",
-    ),
-    (
-        "挽留话术",
-        "情绪安抚",
-        "市场大跌",
-        "高级",
-        PHASE_BOFU,
-        EVENT_STICKINESS,
-        "理解您的担心, 我们一起把仓位过一遍, 看看哪些需要调整",
-        "I understand the worry. Let's go through the positions together and see what needs adjusting",
-        "稳定情绪",
-    ),
-    (
-        "场景话术",
-        "VIP服务",
-        "大客户维护",
-        "高级",
-        PHASE_BOFU,
-        EVENT_STICKINESS,
-        "作为VIP客户, 您有专属研究报告和每月一对一复盘",
-        "As a VIP client you get dedicated research and a monthly one-on-one review",
-        "提升忠诚度",
-    ),
-    (
-        "四大链路",
-        "转介绍链路",
-        "满意客户",
-        "中级",
-        PHASE_BOFU,
-        EVENT_PUSH,
-        "身边有朋友也想学投资吗? 推荐成功双方都有VIP课程",
-        "Any friends who'd like to learn investing? Successful referrals get VIP courses for both of you",
-        "促成转介绍",
-    ),
-)
-
-
 def build_scripts() -> list[Script]:
     return [
         Script(f"SCR_{n:03d}", cat, sub, scen, level, cn, en, purpose, phase, event)
-        for n, (cat, sub, scen, level, phase, event, cn, en, purpose) in enumerate(_SCRIPTS, start=1)
+        for n, (cat, sub, scen, level, phase, event, cn, en, purpose) in enumerate(SCRIPT_CATALOGUE, start=1)
     ]
 
 
@@ -509,89 +332,3 @@ def training_progress_rows(
                 }
             )
     return rows
-
-
-# ------------------------------------------------------------------------------------ settings
-
-
-def settings_rows(admin: Employee | None) -> list[dict]:
-    """The rules the generator follows, published as the CRM's own settings."""
-    entries = (
-        (
-            "funnel.stages",
-            '["Awareness","Attention","Trust","Engage","Action","Subscribe","Growth","Loyal","Advocate"]',
-            "json",
-            "funnel",
-            "客户旅程九个阶段",
-            True,
-        ),
-        (
-            "funnel.vip_threshold_usd",
-            str(money(VIP_THRESHOLD_CENTS)),
-            "number",
-            "funnel",
-            "累计确认入金达到此金额成为VIP",
-            False,
-        ),
-        (
-            "deposit.large_amount_usd",
-            str(money(LARGE_DEPOSIT_CENTS)),
-            "number",
-            "deposit",
-            "单笔达到此金额记为大额入金",
-            False,
-        ),
-        ("deposit.default_currency", "USD", "string", "deposit", "默认币种", True),
-        (
-            "conversation.high_quality_min_score",
-            str(HIGH_QUALITY_MIN_SCORE),
-            "number",
-            "conversation",
-            "高质量对话的最低质量分",
-            False,
-        ),
-        (
-            "conversation.platforms",
-            '["wechat","whatsapp","telegram"]',
-            "json",
-            "conversation",
-            "支持的聊天平台",
-            True,
-        ),
-        (
-            "kpi.overall_score_weights",
-            _json_text(OVERALL_SCORE_WEIGHTS),
-            "json",
-            "kpi",
-            "综合评分权重",
-            False,
-        ),
-        ("kpi.compute_hour_utc", "1", "number", "kpi", "每日KPI计算时间(UTC小时)", False),
-        ("customer.intention_score_max", "60", "number", "customer", "意向分数上限", True),
-        ("customer.silent_after_days", "14", "number", "customer", "超过此天数未互动标记为长期未回复", False),
-        (
-            "security.redact_contact_details",
-            "true",
-            "boolean",
-            "security",
-            "搜索结果中隐藏手机号/邮箱/微信号",
-            False,
-        ),
-        ("ui.default_language", "zh-CN", "string", "ui", "界面默认语言", True),
-    )
-    return [
-        {
-            "key": key,
-            "value": value,
-            "value_type": value_type,
-            "category": category,
-            "description": description,
-            "is_public": is_public,
-            "updated_by_code": admin.code if admin else None,
-        }
-        for key, value, value_type, category, description, is_public in entries
-    ]
-
-
-def _json_text(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)

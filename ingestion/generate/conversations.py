@@ -5,14 +5,14 @@ Python except building the message ids. A customer chats in sessions on random d
 active period, in their own daytime; a session is a burst of alternating messages seconds to
 minutes apart. Each message's text comes from a pre-built pool (phrases x slot fillers, script
 texts, messages with contact details) chosen by the customer's language, the direction and the
-funnel phase the customer is in at that moment; the pool entry carries the matching sentiment,
-keywords, signals, question-back flag and base quality. The employee is the ToFu contact before
-Engage, the MoFu advisor from Engage and the BoFu/VIP employee from the first deposit.
+funnel phase the customer is in at that moment; the pool entry (message_pool.py) carries the
+matching sentiment, keywords, signals, question-back flag and base quality. The employee is the
+ToFu contact before Engage, the MoFu advisor from Engage and the BoFu/VIP employee from the first
+deposit.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,14 +25,22 @@ from ingestion.generate.config import DAY, GenerateConfig, to_datetime
 from ingestion.generate.content import Script
 from ingestion.generate.funnel import ENGAGE, SUBSCRIBE, Life
 from ingestion.generate.kpis import KpiCounters
-from ingestion.generate.people import Employee, fake_phone
+from ingestion.generate.message_pool import (
+    ASK_BACK,
+    EVENT_TYPES,
+    HIGH_QUALITY,
+    INTENT,
+    RISK,
+    SENTIMENTS,
+    STICKINESS,
+    MessagePool,
+)
+from ingestion.generate.people import Employee
 from ingestion.generate.rules import HIGH_QUALITY_MIN_SCORE
-from ingestion.generate.writers import TableSink, arrow_schema, json_text
+from ingestion.generate.writers import TableSink, arrow_schema
 
-EVENT_TYPES = ("反问", "框架输出", "粘度建立", "推进动作", "高质量对话", "意向信号", "风险信号")
-ASK_BACK, FRAMEWORK, STICKINESS, PUSH, HIGH_QUALITY, INTENT, RISK = range(len(EVENT_TYPES))
+# (lowest, highest) impact score of each EVENT_TYPES entry, in the same order.
 EVENT_IMPACT = ((3, 6), (4, 8), (2, 5), (5, 9), (5, 10), (4, 8), (-8, -3))
-SENTIMENTS = ("positive", "neutral", "negative")
 MESSAGE_TYPES = ("text", "image", "voice", "video")
 MESSAGE_TYPE_SHARE = (0.9, 0.05, 0.04, 0.01)
 MEDIA_EXTENSION = (None, "jpg", "ogg", "mp4")
@@ -41,145 +49,9 @@ SESSIONS_PER_DAY = 0.32  # at Awareness; each stage reached adds SESSIONS_PER_ST
 SESSIONS_PER_STAGE = 0.04
 MEAN_SESSION_MESSAGES = 5.5
 SCRIPT_SHARE = 0.15  # outbound messages that use a script
-SCRIPT_BASE_QUALITIES = (8, 6, 9, 7)  # see _script_quality
 CONTACT_SHARE = 0.012  # ToFu-phase messages that share contact details
 EVENT_SHARE = 0.35  # analysed messages that get an event row
 NEVER = np.iinfo(np.int64).max // 4
-VARIANTS_PER_PHRASE = 8
-
-
-@dataclass
-class PoolEntry:
-    text: str
-    sentiment: int
-    asks_back: bool
-    keywords: list[str]
-    signals: list[str]
-    risk: list[str]
-    quality: int
-    script: int = -1
-    event: int = -1
-
-
-class MessagePool:
-    """Every message text the simulation can send, with its analysis, as arrays indexed by entry."""
-
-    def __init__(self, config: GenerateConfig, scripts: list[Script]):
-        rng = config.python_rng("message-pool")
-        entries: list[PoolEntry] = []
-        self.free: dict[tuple[int, int, int], np.ndarray] = {}
-        self.scripted: dict[tuple[int, int, int], np.ndarray] = {}
-        self.contacts: dict[tuple[int, int], np.ndarray] = {}
-
-        def add(entry: PoolEntry) -> int:
-            entries.append(entry)
-            return len(entries) - 1
-
-        for lang, table in ((vocab.LANG_ZH, phrases.ZH), (vocab.LANG_EN, phrases.EN)):
-            for (direction, phase), phrase_list in table.items():
-                self.free[lang, direction, phase] = np.array(
-                    [
-                        add(
-                            _analysed(
-                                _fill(p.text, rng), p.sentiment, p.asks_back, list(p.signals), p.quality
-                            )
-                        )
-                        for p in phrase_list
-                        for _ in range(VARIANTS_PER_PHRASE)
-                    ]
-                )
-                self.scripted[lang, direction, phase] = np.array(
-                    [
-                        add(
-                            _analysed(
-                                s.content_en if lang == vocab.LANG_EN else s.content_cn,
-                                "positive",
-                                s.content_cn.endswith("?"),
-                                [],
-                                _script_quality(i),
-                                script=i,
-                                event=EVENT_TYPES.index(s.event_type),
-                            )
-                        )
-                        for i, s in enumerate(scripts)
-                        if s.phase == phase and direction == phrases.OUTBOUND
-                    ],
-                    dtype=np.int64,
-                )
-            templates = phrases.CONTACT_EN if lang == vocab.LANG_EN else phrases.CONTACT_ZH
-            for direction in (phrases.OUTBOUND, phrases.INBOUND):
-                texts = [t for d, t in templates if d == direction]
-                self.contacts[lang, direction] = np.array(
-                    [
-                        add(_analysed(_contact_details(rng.choice(texts), rng), "neutral", False, [], 5))
-                        for _ in range(150)
-                    ]
-                )
-        self.text = pa.array([e.text for e in entries], pa.string())
-        self.sentiment = np.array([e.sentiment for e in entries], dtype=np.int8)
-        self.asks_back = np.array([e.asks_back for e in entries], dtype=bool)
-        self.quality = np.array([e.quality for e in entries], dtype=np.int64)
-        self.script = np.array([e.script for e in entries], dtype=np.int64)
-        self.event = np.array([e.event for e in entries], dtype=np.int64)
-        self.has_signals = np.array([bool(e.signals) for e in entries], dtype=bool)
-        self.has_risk = np.array([bool(e.risk) for e in entries], dtype=bool)
-        self.signals = [e.signals for e in entries]
-        self.risk = [e.risk for e in entries]
-        self.keywords_json = pa.array(
-            [json_text(e.keywords) if e.keywords else None for e in entries], pa.string()
-        )
-        self.signals_json = pa.array(
-            [json_text(e.signals) if e.signals else None for e in entries], pa.string()
-        )
-        self.risk_json = pa.array([json_text(e.risk) if e.risk else None for e in entries], pa.string())
-
-
-def _script_quality(index: int) -> int:
-    """Base quality of the messages of script ``index`` (each message varies by one either way): some
-    scripts work better than others, so the share of quality conversations per script (>= 7) spreads
-    from about a third to all, as a script-performance mart should show."""
-    return SCRIPT_BASE_QUALITIES[index % len(SCRIPT_BASE_QUALITIES)]
-
-
-def _analysed(
-    text: str,
-    sentiment: str,
-    asks_back: bool,
-    signals: list[str],
-    quality: int,
-    script: int = -1,
-    event: int = -1,
-) -> PoolEntry:
-    """What the CRM's text analysis finds in a message: known keywords and risk words."""
-    keywords = list(dict.fromkeys(k for k in vocab.KEYWORDS if k in text))
-    risk = [k for k in vocab.RISK_KEYWORDS if k in text.lower()]
-    return PoolEntry(
-        text, SENTIMENTS.index(sentiment), asks_back, keywords, signals, risk, quality, script, event
-    )
-
-
-def _fill(text: str, rng: random.Random) -> str:
-    stock = rng.randrange(len(vocab.STOCKS))
-    coin = rng.randrange(len(vocab.COINS))
-    return text.format(
-        stock=vocab.STOCKS[stock],
-        stock_en=vocab.STOCKS_EN[stock],
-        coin=vocab.COINS[coin],
-        coin_en=vocab.COINS_EN[coin],
-        amount=f"{rng.choice((500, 1000, 2000, 3000, 5000, 10000, 20000)):,}",
-        pct=f"{rng.uniform(0.5, 12):.1f}",
-        day=rng.choice(("周三", "周五", "周日")),
-    )
-
-
-def _contact_details(template: str, rng: random.Random) -> str:
-    handle = f"{rng.choice(vocab.EN_FIRST).lower()}_{rng.randint(10, 999)}"
-    return template.format(
-        phone=fake_phone(rng.choice(vocab.PLACES), rng),
-        wechat=f"{handle}{rng.choice(('', '_wx', '88'))}",
-        email=f"{handle}@{rng.choice(('gmail.com', 'qq.com', '163.com', 'outlook.com'))}",
-        handle=handle,
-    )
 
 
 @dataclass

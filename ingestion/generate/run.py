@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from ingestion.contracts import CONTRACTS
-from ingestion.generate import content, funnel
+from ingestion.generate import content, crm_settings, funnel, funnel_rows
 from ingestion.generate.config import DEFAULT_DAYS, DEFAULT_END_DATE, GenerateConfig, money
-from ingestion.generate.conversations import ConversationGenerator, MessagePool
+from ingestion.generate.conversations import ConversationGenerator
 from ingestion.generate.kpis import KpiCounters
 from ingestion.generate.manifest import MANIFEST_NAME, Manifest
+from ingestion.generate.message_pool import MessagePool
 from ingestion.generate.people import Employee, build_staff
 from ingestion.generate.writers import LANDING_NAME, TableSink
 
@@ -129,14 +130,14 @@ class _Run:
 
     def _write_customers(self, lives: list[funnel.Life], rng) -> None:
         s = self.sinks
-        s["customers"].write([funnel.customer_row(life, rng) for life in lives])
-        s["customer_journey"].write([row for life in lives for row in funnel.journey_rows(life, rng)])
-        s["funnel_tofu"].write([funnel.tofu_row(life, rng) for life in lives])
-        s["funnel_mofu"].write([funnel.mofu_row(life) for life in lives if life.advisor])
-        s["funnel_bofu"].write([funnel.bofu_row(life) for life in lives if life.confirmed_deposits()])
-        s["deposits"].write([row for life in lives for row in funnel.deposit_rows(life)])
-        s["withdrawals"].write([row for life in lives for row in funnel.withdrawal_rows(life)])
-        s["customer_tags"].write([row for life in lives for row in funnel.tag_rows(life, self.config)])
+        s["customers"].write([funnel_rows.customer_row(life, rng) for life in lives])
+        s["customer_journey"].write([row for life in lives for row in funnel_rows.journey_rows(life, rng)])
+        s["funnel_tofu"].write([funnel_rows.tofu_row(life, rng) for life in lives])
+        s["funnel_mofu"].write([funnel_rows.mofu_row(life) for life in lives if life.advisor])
+        s["funnel_bofu"].write([funnel_rows.bofu_row(life) for life in lives if life.confirmed_deposits()])
+        s["deposits"].write([row for life in lives for row in funnel_rows.deposit_rows(life)])
+        s["withdrawals"].write([row for life in lives for row in funnel_rows.withdrawal_rows(life)])
+        s["customer_tags"].write([row for life in lives for row in funnel_rows.tag_rows(life, self.config)])
         for life in lives:
             self.kpis.record_life(life)
             owner = life.owner.index
@@ -174,7 +175,7 @@ class _Run:
         s["materials"].write(content.material_rows(config, authors, rng))
         s["training_courses"].write(content.course_rows(config))
         s["training_progress"].write(content.training_progress_rows(staff, config, rng))
-        s["system_settings"].write(content.settings_rows(_admin(staff)))
+        s["system_settings"].write(crm_settings.settings_rows(_admin(staff)))
         for batch in self.kpis.row_batches([e.code for e in staff]):
             s["employee_kpis"].write(batch)
 
