@@ -76,8 +76,10 @@ def _normalized(text: str) -> str:
 # and joiner, word joiner, soft hyphen, byte order mark, bidi controls, the Mongolian vowel
 # separator...), and the printable ones the search index's redaction removes too
 # (``ingestion.search.redaction.text``): the combining grapheme joiner, the Hangul fillers U+115F and
-# U+1160 (NFKC's form of U+3164 and U+FFA0 too) and the text and emoji presentation selectors. RE2.
-_INVISIBLE = r"[\p{Cf}\x{034F}\x{115F}\x{1160}\x{FE0E}\x{FE0F}]"
+# U+1160 (NFKC's form of U+3164 and U+FFA0 too), the text and emoji presentation selectors, and the
+# default-ignorable code points outside Cf, which a renderer shows as nothing: U+2065 and U+FFF0-FFF8
+# (unassigned) and the block U+E0000-E0FFF (variation selectors 17-256, the rest unassigned). RE2.
+_INVISIBLE = r"[\p{Cf}\x{034F}\x{115F}\x{1160}\x{FE0E}\x{FE0F}\x{2065}\x{FFF0}-\x{FFF8}\x{E0000}-\x{E0FFF}]"
 
 
 def _matched_form(text: str) -> str:

@@ -10,10 +10,12 @@ import pytest
 
 from ingestion.generate import content, vocab
 from ingestion.generate.config import GenerateConfig
-from ingestion.replication.connections import clickhouse_client
+from ingestion.replication import masking
+from ingestion.replication.connections import clickhouse_client, string_literal
 from ingestion.replication.masking import MASKED
 from ingestion.replication.replicate import replicate_tables
 from ingestion.replication.tables import BY_NAME
+from ingestion.search.redaction import text as search_redaction
 
 # Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
@@ -381,3 +383,30 @@ def test_characters_that_show_nothing_split_no_handle(pg_dsn, clickhouse_env):
         "select occupation, decision_style, city, industry, persona_type, trading_platform"
         f" from `{clickhouse_env}`.customers final where id = 2"
     ).result_rows == [(MASKED, MASKED, "上\u200b海", MASKED, MASKED, MASKED)]
+
+
+def _characters_of_class(body: str) -> list[str]:
+    """The characters a regex character-class body of literal characters and ``a-b`` ranges holds."""
+    characters, at = [], 0
+    while at < len(body):
+        if at + 2 < len(body) and body[at + 1] == "-":
+            characters += [chr(code) for code in range(ord(body[at]), ord(body[at + 2]) + 1)]
+            at += 3
+        else:
+            characters.append(body[at])
+            at += 1
+    return characters
+
+
+def test_clickhouse_reads_past_every_character_the_search_index_removes(clickhouse_env):
+    """The rules ClickHouse runs while replicating read past each character the search index's redaction
+    removes before its rules (Cf, and the unassigned default-ignorables RE2's Cf leaves out): a handle
+    split by any of them is read whole in ClickHouse as in the index."""
+    invisible = _characters_of_class(search_redaction._INVISIBLE)
+    split = ", ".join(string_literal(f"lina{character}88") for character in invisible)
+    [(left,)] = (
+        clickhouse_client()
+        .query(f"select arrayFilter(x -> {masking._matched_form('x')} != 'lina88', [{split}])")
+        .result_rows
+    )
+    assert len(invisible) > 3000 and [f"U+{ord(value[4]):04X}" for value in left] == []
