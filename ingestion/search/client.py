@@ -245,28 +245,34 @@ class SearchClient:
         body = {"query": query} if query else None
         return int(_body(self.raw.count(index=index, body=body))["count"])
 
-    def search(self, index: str, body: dict) -> dict:
-        return _body(self.raw.search(index=index, body=body))
+    def search(self, index: str, body: dict, filter_path: str | None = None) -> dict:
+        """The engine's answer, only its parts ``filter_path`` names if given (then a part with
+        nothing in it is left out: no hits, no ``hits``)."""
+        if filter_path is None:
+            return _body(self.raw.search(index=index, body=body))
+        return _body(self.raw.search(index=index, body=body, filter_path=filter_path))
 
     def get_source(self, index: str, doc_id: str) -> dict | None:
         found = self._ignoring_404(self.raw.get, index=index, id=doc_id)
         return found["_source"] if found and found.get("found") else None
 
-    def document_ids(self, index: str, batch_size: int) -> Iterator[list[int]]:
-        """Every document's conversation id, ascending, ``batch_size`` at a time (``search_after`` on
-        the ``id`` field: no scroll context to expire, and deleting documents already passed does not
-        disturb it). Only what the last refresh made visible."""
+    def document_ids(self, index: str, page_size: int) -> Iterator[list[int]]:
+        """Every document's conversation id, ascending, ``page_size`` at a time (at most the index's
+        ``max_result_window``, 10,000 unless set otherwise). ``search_after`` on the ``id`` field: no
+        scroll context to expire, and deleting documents already passed does not disturb it. Only what
+        the last refresh made visible. The id is the sort value, read from doc values: no stored field
+        of a hit is loaded (not even ``_id``), and only the sort values are sent back."""
         after: list = []
         while True:
             body: dict = {
-                "size": batch_size,
-                "_source": False,
+                "size": page_size,
+                "stored_fields": "_none_",
                 "sort": [{"id": "asc"}],
                 "track_total_hits": False,
             }
             if after:
                 body["search_after"] = after
-            hits = self.search(index, body)["hits"]["hits"]
+            hits = self.search(index, body, filter_path="hits.hits.sort").get("hits", {}).get("hits")
             if not hits:
                 return
             yield [int(hit["sort"][0]) for hit in hits]

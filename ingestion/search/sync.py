@@ -17,9 +17,10 @@ older one is refused. A delete the engine refuses as older than the document it 
 as done while the conversation is gone from PostgreSQL (``_delete``).
 A TRUNCATE (of conversations, one of its partitions, or the customers or employees documents quote)
 leaves no tombstone, only a marker (``documents.last_truncation``): one stamped in the deletions'
-window has every document whose conversation PostgreSQL no longer has deleted (``_delete_absent``),
-and the deletions cursor then passes it. A partition of conversations detached, dropped or attached
-leaves such a marker too, recorded when the sync (or ``pending``) first asks (migration 0026,
+window has every document whose conversation PostgreSQL no longer has deleted (``_delete_absent``:
+the index's ids are read and looked up a page at a time, ``absent``), and the deletions cursor then
+passes it. A partition of conversations detached, dropped or attached leaves such a marker too,
+recorded when the sync (or ``pending``) first asks (migration 0026,
 ``migrate.record_partition_changes``); after one, the conversations behind the changes cursor that
 the index lacks (an attached month's) are indexed as well (``_index_missing``: their ids are read
 first, and only those the index holds no document of are made documents, ``missing``).
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +39,7 @@ import psycopg
 
 from ingestion.schema import migrate
 from ingestion.search import (
+    absent,
     bulk_lines,
     cursor_store,
     documents,
@@ -156,34 +157,26 @@ def _delete_absent(
     client: SearchClient,
     index: str,
     truncated_at: dt.datetime,
-    batch_size: int,
     refresh: bool,
     report: SyncReport,
     physical_index: str,
 ) -> BulkOutcome:
     """Delete every document whose conversation PostgreSQL no longer has: what a TRUNCATE removed has
-    no tombstone to name it. The index's ids are read in batches and looked up in PostgreSQL; the
-    deletes carry the truncation's time as their version, so a conversation inserted again under the
-    same id since keeps its (newer) document, and ``_delete`` deals with documents that outrank it.
+    no tombstone to name it. The index's ids are read a page at a time and looked up in PostgreSQL
+    (``absent``), each page's absent ones deleted before the next page is read; the deletes carry the
+    truncation's time as their version, so a conversation inserted again under the same id since
+    keeps its (newer) document, and ``_delete`` deals with documents that outrank it.
     The quarantined ids are looked up too (never in the index): a delete releases them from the list,
     as a tombstone's does. Running it again finds nothing left to delete."""
     client.refresh(index)  # documents indexed moments ago are read too
     version = documents.version_of(truncated_at)
     quarantined = [entry.doc_id for entry in quarantine.listed(conn, physical_index)]
-    candidates = itertools.chain(
-        client.document_ids(index, batch_size),
-        (quarantined[start : start + batch_size] for start in range(0, len(quarantined), batch_size)),
-    )
+    conn.commit()
     total = BulkOutcome()
-    for ids in candidates:
-        present = documents.present_conversations(conn, ids)
-        conn.commit()
-        if gone := [row_id for row_id in ids if row_id not in present]:
-            tombstones = [
-                {"row_id": row_id, "deleted_at": truncated_at, "version": version} for row_id in gone
-            ]
-            total.merge(_delete(conn, client, index, tombstones, refresh, report, physical_index))
-            conn.commit()  # (the quarantine's release of these ids)
+    for gone in absent.gone(conn, client, index, quarantined):
+        tombstones = [{"row_id": row_id, "deleted_at": truncated_at, "version": version} for row_id in gone]
+        total.merge(_delete(conn, client, index, tombstones, refresh, report, physical_index))
+        conn.commit()  # (the quarantine's release of these ids)
     return total
 
 
@@ -294,7 +287,7 @@ def apply_changes(
             at.isoformat(),
             index,
         )
-        outcome = _delete_absent(conn, client, index, at, batch_size, refresh, report, physical_index)
+        outcome = _delete_absent(conn, client, index, at, refresh, report, physical_index)
         report.deleted += outcome.succeeded
         report.replayed += outcome.harmless
         progress(0, outcome.succeeded, sent=bool(outcome.succeeded or outcome.harmless))

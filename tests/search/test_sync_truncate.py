@@ -9,7 +9,7 @@ import logging
 
 import psycopg
 
-from ingestion.search import documents, indexer, quarantine, rebuild, sync
+from ingestion.search import absent, documents, indexer, quarantine, rebuild, sync
 from orchestration.defs.search.checks import counts_per_day_match
 from orchestration.defs.search.resources import SearchResource
 from tests.search.crm import insert_conversation, seed_people, seed_samples
@@ -85,6 +85,40 @@ def test_truncated_partition_and_table_leave_the_index_and_the_others_stay(
     assert (report.indexed, report.deleted) == (1, len(december)), report
     assert set(indexed_sources(search_client, search_alias)) == {after}
     assert not sync.pending(pg_dsn, search_alias, lag=NO_LAG)
+
+
+def test_the_index_is_read_a_page_at_a_time(pg_dsn, search_client, search_alias, monkeypatch):
+    """The index's ids are read a page at a time, each page's absent ones deleted before the next is
+    read, and each page looked up in PostgreSQL as the range from its first id to its last (``absent``):
+    pages of 3 here, holding both months' ids. A conversation the index lacks within a page's range
+    (its document deleted by hand) is not one of the page's: it is left to ``_index_missing``, which
+    indexes it again."""
+    people, partition, november, december = _indexed_in_two_months(pg_dsn, search_client, search_alias)
+    with psycopg.connect(pg_dsn) as conn:  # (ids after December's first two)
+        lacked, late, last = (
+            insert_conversation(conn, people, f"又一条消息 {n}", sent_at=dt.datetime(2025, month, 20 + n, 9))
+            for n, month in enumerate((12, 11, 12))
+        )
+    sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    search_client.raw.delete(index=search_client.alias_targets(search_alias)[0], id=str(lacked))
+    monkeypatch.setattr(absent, "IDS_PER_PAGE", 3)
+    pages: list[list[int]] = []
+    read = search_client.document_ids
+
+    def recorded(index: str, page_size: int):
+        for ids in read(index, page_size):
+            pages.append(ids)
+            yield ids
+
+    monkeypatch.setattr(search_client, "document_ids", recorded)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {partition} CASCADE")
+    report = sync.run_incremental(pg_dsn, search_client, search_alias, lag=NO_LAG)
+    assert (report.deleted, report.indexed) == (len(november) + 1, 1), report
+    assert set(indexed_sources(search_client, search_alias)) == {*december, lacked, last}
+    assert [row_id for page in pages for row_id in page] == sorted([*november, *december, late, last])
+    assert {len(page) for page in pages[:-1]} == {3}, pages
+    assert any(page[0] < lacked < page[-1] for page in pages), pages
 
 
 def test_a_truncate_rolled_back_changes_nothing(pg_dsn, search_client, search_alias):
