@@ -36,6 +36,8 @@ DEFAULT_PORT = 2525
 DEFAULT_REJECT = ("*@bounce.invalid",)
 DEFAULT_TEMPFAIL = ("*@tempfail.invalid",)
 START_TIMEOUT = 20.0
+# Ports tried when the one found free is taken before the sink binds it.
+PORT_ATTEMPTS = 3
 STOP_TIMEOUT = 10.0
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,6 +103,8 @@ def serve(arguments: argparse.Namespace) -> None:
     if arguments.auth_user:
         password = Path(arguments.auth_password_file).read_text().strip()
         options.update(authenticator=_PasswordCheck(arguments.auth_user, password), auth_required=True)
+    if arguments.ident:
+        options.update(ident=arguments.ident)  # (in the greeting: `start` knows its own sink by it)
     controller = Controller(handler, hostname=arguments.host, port=arguments.port, **options)
     controller.start()
     print(f"smtp sink on {arguments.host}:{arguments.port}, outbox {outbox}", flush=True)
@@ -111,9 +115,13 @@ def serve(arguments: argparse.Namespace) -> None:
     controller.stop()
 
 
-def _answers(host: str, port: int) -> bool:
+def _answers(host: str, port: int, ident: str | None = None) -> bool:
+    """Whether an SMTP server answers there (with ``ident`` in its greeting, if given)."""
     try:
-        with smtplib.SMTP(host, port, timeout=2) as client:
+        with smtplib.SMTP(timeout=2) as client:
+            code, greeting = client.connect(host, port)
+            if code != 220 or (ident is not None and ident not in greeting.decode(errors="replace")):
+                return False
             return client.noop()[0] == 250
     except (OSError, smtplib.SMTPException):
         return False
@@ -135,17 +143,35 @@ def start(state_home: Path, port: int | None = None, extra_arguments: tuple[str,
     outbox = state_home / "outbox"
     outbox.mkdir(parents=True, exist_ok=True)
     log_path = state_home / "smtp.log"
-    chosen_port = (
-        port or int(os.environ.get("FUNNELHOUSE_SMTP_PORT", 0)) or state.free_port(DEFAULT_PORT, HOST)
-    )
+    asked_port = port or int(os.environ.get("FUNNELHOUSE_SMTP_PORT", 0))
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        chosen_port = asked_port or state.free_port(DEFAULT_PORT, HOST)
+        try:
+            return _start_on(state_home, outbox, log_path, chosen_port, extra_arguments)
+        except _PortTaken:
+            if asked_port or attempt == PORT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(RuntimeError):
+    """The sink exited as its port was taken after it was found free (another process's start)."""
+
+
+def _start_on(state_home: Path, outbox: Path, log_path: Path, chosen_port: int, extra_arguments) -> dict:
+    """Start the sink on ``chosen_port`` and record it, once it answers with its own greeting: a port
+    found free may be taken before the sink binds it (another stack's or test's sink starting at the
+    same moment), and an answer from that other server is not this sink coming up."""
     environment = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
+    ident = f"funnelhouse-sink-{uuid.uuid4().hex}"
     command = [sys.executable, "-m", "devstack.smtp", "--outbox", str(outbox), "--port", str(chosen_port)]
+    log_start = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [*command, "--host", HOST, *extra_arguments],
+            [*command, "--host", HOST, "--ident", ident, *extra_arguments],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -156,11 +182,14 @@ def start(state_home: Path, port: int | None = None, extra_arguments: tuple[str,
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not _answers(HOST, chosen_port):
+        while not _answers(HOST, chosen_port, ident):
             ended = process.poll() is not None
             if ended or time.monotonic() > deadline:
+                said = log_path.read_bytes()[log_start:].decode(errors="replace")
+                if ended and "address already in use" in said:
+                    raise _PortTaken(f"port {chosen_port} was taken before the SMTP sink bound it")
                 why = "it exited" if ended else f"no answer within {START_TIMEOUT} s"
-                tail = log_path.read_text(errors="replace").splitlines()[-10:]
+                tail = said.splitlines()[-10:]
                 raise RuntimeError(
                     f"the SMTP sink did not start, {why} (log {log_path}):\n" + "\n".join(tail)
                 )
@@ -198,6 +227,7 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tls-key")
     parser.add_argument("--auth-user")
     parser.add_argument("--auth-password-file")
+    parser.add_argument("--ident", help="a word for the greeting, by which `start` knows the sink it started")
     return parser.parse_args(argv)
 
 

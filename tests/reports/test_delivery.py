@@ -499,10 +499,25 @@ def test_the_failure_alert_mail_verifies_the_relay_certificate(secure_sink, monk
 def test_a_sink_that_never_answers_is_stopped_and_not_recorded_as_started(tmp_path, monkeypatch):
     """`funnelhouse up` must fail, not record a dying sink as running (mail would fail much later)."""
     monkeypatch.setattr(smtp, "START_TIMEOUT", 1.0)
-    monkeypatch.setattr(smtp, "_answers", lambda host, port: False)  # the sink starts, nobody hears it
+    monkeypatch.setattr(smtp, "_answers", lambda *_: False)  # the sink starts, nobody hears it
     with pytest.raises(RuntimeError, match="no answer within 1.0 s"):
         smtp.start(tmp_path)
     assert smtp.status(tmp_path) is None and "smtp" not in smtp.state.read_services(tmp_path)
+
+
+def test_a_sink_whose_port_another_server_took_first_starts_on_another_port(tmp_path, monkeypatch):
+    """A port found free can be taken before the sink binds it (two stacks, or two test workers, starting
+    sinks at the same moment): the answer of the server that took it is not the sink coming up. Before,
+    the sink was recorded on that port while it had exited, and every mail went to the other server."""
+    with sink_in_this_process(tmp_path / "other") as other:
+        ports = iter([other.port, smtp.state.free_port(smtp.DEFAULT_PORT, smtp.HOST)])
+        monkeypatch.setattr(smtp.state, "free_port", lambda *_: next(ports))
+        info = smtp.start(tmp_path / "stack")
+        try:
+            assert info["port"] != other.port
+            assert smtp.state.pid_alive(info["pid"]) and smtp.status(tmp_path / "stack") == info
+        finally:
+            smtp.stop(tmp_path / "stack")
 
 
 def test_a_report_mail_says_mime_version_once_at_its_top(reader, daily):
