@@ -74,12 +74,16 @@ def _normalized(text: str) -> str:
 # Characters that show nothing split a handle for the rules and not for the reader (a zero-width space
 # in "lina88" or "zhangwei"): Unicode's format characters (category Cf: zero-width space, non-joiner
 # and joiner, word joiner, soft hyphen, byte order mark, bidi controls, the Mongolian vowel
-# separator...), and the printable ones the search index's redaction removes too
-# (``ingestion.search.redaction.text``): the combining grapheme joiner, the Hangul fillers U+115F and
-# U+1160 (NFKC's form of U+3164 and U+FFA0 too), the text and emoji presentation selectors, and the
-# default-ignorable code points outside Cf, which a renderer shows as nothing: U+2065 and U+FFF0-FFF8
-# (unassigned) and the block U+E0000-E0FFF (variation selectors 17-256, the rest unassigned). RE2.
-_INVISIBLE = r"[\p{Cf}\x{034F}\x{115F}\x{1160}\x{FE0E}\x{FE0F}\x{2065}\x{FFF0}-\x{FFF8}\x{E0000}-\x{E0FFF}]"
+# separator...) and every other default-ignorable code point, as the search index's redaction removes
+# them (``ingestion.search.redaction.text``): the combining grapheme joiner, the Hangul fillers U+115F
+# and U+1160 (NFKC's form of U+3164 and U+FFA0 too), Khmer's invisible vowels, Mongolian's free
+# variation selectors, the variation selectors 1-16 (the text and emoji presentation selectors among
+# them), U+2065 and U+FFF0-FFF8 (unassigned) and the block U+E0000-E0FFF (variation selectors 17-256,
+# the rest unassigned). RE2.
+_INVISIBLE = (
+    r"[\p{Cf}\x{034F}\x{115F}\x{1160}\x{17B4}\x{17B5}\x{180B}-\x{180F}\x{FE00}-\x{FE0F}\x{2065}"
+    r"\x{FFF0}-\x{FFF8}\x{E0000}-\x{E0FFF}]"
+)
 
 
 def _matched_form(text: str) -> str:

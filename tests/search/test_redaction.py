@@ -228,13 +228,41 @@ def test_ordinary_text_near_the_fourth_reviews_words_is_untouched(text):
     assert redact(text) == text
 
 
+# Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties.txt, unchanged since Unicode 14),
+# written out: Python's unicodedata does not give it.
+_DEFAULT_IGNORABLE = [
+    chr(code)
+    for first, last in [
+        (0x00AD, 0x00AD),
+        (0x034F, 0x034F),
+        (0x061C, 0x061C),
+        (0x115F, 0x1160),
+        (0x17B4, 0x17B5),
+        (0x180B, 0x180F),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x206F),
+        (0x3164, 0x3164),
+        (0xFE00, 0xFE0F),
+        (0xFEFF, 0xFEFF),
+        (0xFFA0, 0xFFA0),
+        (0xFFF0, 0xFFF8),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0000, 0xE0FFF),
+    ]
+    for code in range(first, last + 1)
+]
+
+
 def test_every_format_character_is_dropped_and_the_tag_path_agrees():
     format_characters = [
         chr(code) for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"
     ]
     assert [character for character in format_characters if plain_forms(f"a{character}b") != "ab"] == []
-    # nor the printable invisible ones: presentation selectors, grapheme joiner, Hangul fillers
-    assert [plain_forms(f"a{character}b") for character in "\ufe0f\ufe0e\u034f\u3164\uffa0"] == ["ab"] * 5
+    # nor any other default-ignorable code point, printable ones included (variation selectors, grapheme
+    # joiner, Khmer's invisible vowels, Mongolian's free variation selectors, Hangul fillers)
+    assert [f"U+{ord(c):04X}" for c in _DEFAULT_IGNORABLE if plain_forms(f"a{c}b") != "ab"] == []
     assert redact("电话 138\ufe0f0013\u034f8000") == "电话 [phone]"
     # a joiner between an emoji and a digit joins nothing
     assert plain_forms("🙂\u200d1") == "🙂1"

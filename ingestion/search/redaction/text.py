@@ -20,19 +20,24 @@ _COMPATIBILITY_FORMS_OUTSIDE_PUNCTUATION = re.compile("[^，：；！？（）�
 # Characters that show nothing split a number, an address or a handle for the rules and not for the
 # reader ("138\u200b0013\u200b8000", "li\u200bna@gmail.com", "lina\xad88"): Unicode's format characters
 # (category Cf: zero-width space, non-joiner and joiner, soft hyphen, word joiner, byte order mark,
-# bidi controls, the Mongolian vowel separator...), the unassigned default-ignorable code points,
-# the text and emoji presentation selectors, the combining grapheme joiner and the Hangul fillers
-# (NFKC's form of "\u3164" and "\uffa0"). They go before any rule runs, but for those that build an
-# emoji: a joiner between two emoji ("👨\u200d👩\u200d👧") and the presentation selector after one
-# ("❤\ufe0f") stay; no rule reads an emoji. Python counts none of them printable but five (the two
-# presentation selectors, the combining grapheme joiner, the two Hangul fillers), so a text holds one
-# only if ``str.isprintable`` says no or one of those five is in it (``plain_forms``): tests that
-# cost a third of one regex search for all of them. Known gap: the other variation selectors and
-# Khmer's and Mongolian's invisible vowels and selectors stay.
+# bidi controls, the Mongolian vowel separator...) and every other default-ignorable code point: the
+# unassigned ones, the variation selectors (the text and emoji presentation selectors among them), the
+# combining grapheme joiner, Khmer's invisible vowels, Mongolian's free variation selectors and the
+# Hangul fillers (NFKC's form of "\u3164" and "\uffa0"). They go before any rule runs, but for those
+# that build an emoji: a joiner between two emoji ("👨\u200d👩\u200d👧") and the presentation selector
+# after one ("❤\ufe0f") stay; no rule reads an emoji. Python counts the Cf and unassigned ones
+# unprintable and the others printable (_PRINTABLE_INVISIBLE), so a text holds one only if
+# ``str.isprintable`` says no or a search for those finds one (``plain_forms``): ~0.5 us a message, of
+# the ~11 us its redaction takes.
+_PRINTABLE_INVISIBLE_CLASS = (
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef"
+)
+_PRINTABLE_INVISIBLE = re.compile(f"[{_PRINTABLE_INVISIBLE_CLASS}]")
 _INVISIBLE = (
-    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u206f\u115f\u1160\ufe0e\ufe0f\ufeff\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\ufeff\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e00ff\U000e01f0-\U000e0fff"
+    f"{_PRINTABLE_INVISIBLE_CLASS}"
 )
 _EMOJI = (
     "\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u21aa\u231a-\u23ff\u24c2\u25aa-\u25fe"
@@ -54,14 +59,7 @@ def plain_forms(text: str) -> str:
         text = _COMPATIBILITY_FORMS_OUTSIDE_PUNCTUATION.sub(
             lambda run: unicodedata.normalize("NFKC", run.group()), text
         )
-    if (
-        not text.isprintable()
-        or "\ufe0f" in text
-        or "\ufe0e" in text
-        or "\u034f" in text
-        or "\u115f" in text
-        or "\u1160" in text
-    ):  # the five printable ones, tested one by one: a generator over them costs as much again
+    if not text.isprintable() or _PRINTABLE_INVISIBLE.search(text):
         text = _EMOJI_SEQUENCE_OR_INVISIBLE.sub(_emoji_sequence_only, text)
     return text
 
