@@ -79,6 +79,8 @@ system-packages:
 # once, on a faster machine; 22 min before each worker kept its search engines for the session:
 # tests/fixtures/search.py), serial 30 min (the tests wait on engines starting and on sensors much of the
 # time; two workers overlap those waits). 3 workers: 22.9 min, no faster (the two cores are busy already).
+# On a slower machine of the same kind (2026-12-02, fresh clone: user CPU 3,247 s against 1,775 s): 46.7 min;
+# tests/warehouse (builds, dbt runs) took 44 of its 90 worker-minutes.
 TEST_WORKERS ?= 2
 test: venv system-packages manifest lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile

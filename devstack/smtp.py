@@ -16,6 +16,7 @@ requires AUTH, to exercise the production login path.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import os
 import signal
@@ -144,14 +145,14 @@ def start(state_home: Path, port: int | None = None, extra_arguments: tuple[str,
     outbox.mkdir(parents=True, exist_ok=True)
     log_path = state_home / "smtp.log"
     asked_port = port or int(os.environ.get("FUNNELHOUSE_SMTP_PORT", 0))
-    for attempt in range(1, PORT_ATTEMPTS + 1):
-        chosen_port = asked_port or state.free_port(DEFAULT_PORT, HOST)
-        try:
-            return _start_on(state_home, outbox, log_path, chosen_port, extra_arguments)
-        except _PortTaken:
-            if asked_port or attempt == PORT_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+    if asked_port:
+        return _start_on(state_home, outbox, log_path, asked_port, extra_arguments)
+    for _ in range(PORT_ATTEMPTS - 1):
+        with contextlib.suppress(_PortTaken):  # taken after it was found free: another port
+            return _start_on(
+                state_home, outbox, log_path, state.free_port(DEFAULT_PORT, HOST), extra_arguments
+            )
+    return _start_on(state_home, outbox, log_path, state.free_port(DEFAULT_PORT, HOST), extra_arguments)
 
 
 class _PortTaken(RuntimeError):
