@@ -253,13 +253,14 @@ def masked(column: str) -> str:
 
 def _masked_name(column: str) -> str:
     """``masked`` for a tag's or a material's name (``_CONTACT_LIKE_NAME``). A messenger's label ends at
-    a separator or a word's end, and a character that shows nothing may be all there is between a
+    a separator or a word's end, and characters that show nothing may be all there is between a
     label and an id ("wx", a zero-width space, "a1b2c3": without it "wxa1b2c3" holds no label), so the
-    label's rule is matched on the form that keeps them too (``_normalized``). The other rules only
-    gain from their going (it joins what they split), and matching all of them twice would cost twice
-    the time."""
+    label's rule is matched on a form that keeps each run of them as one separator (four in a row
+    would be more separators than the rule allows). The other rules only gain from their going (it
+    joins what they split), and matching all of them twice would cost twice the time."""
     any_rule = _matches(_matched_form(column), _CONTACT_LIKE_NAME)
-    label_before_an_invisible_character = _matches(_normalized(column), _LABELLED_ID)
+    runs_as_one = f"replaceRegexpAll({_normalized(column)}, {string_literal(_INVISIBLE + '+')}, ' ')"
+    label_before_an_invisible_character = _matches(runs_as_one, _LABELLED_ID)
     return _masked_where(f"{any_rule} or {label_before_an_invisible_character}", column)
 
 

@@ -378,11 +378,16 @@ def test_characters_that_show_nothing_split_no_handle(pg_dsn, clickhouse_env):
                 "wx\u200ba1b2c3",
             ),
         )
+        # The same with four of them in a row: more than the label's rule allows as its separator.
+        conn.execute("update customers set industry = %s where id = 3", ("wx\u200b\u2060\u200b\u2060a1b2c3",))
     replicate_tables(pg_dsn, ["customers"])
     assert clickhouse_client().query(
         "select occupation, decision_style, city, industry, persona_type, trading_platform"
         f" from `{clickhouse_env}`.customers final where id = 2"
     ).result_rows == [(MASKED, MASKED, "上\u200b海", MASKED, MASKED, MASKED)]
+    assert clickhouse_client().query(
+        f"select industry from `{clickhouse_env}`.customers final where id = 3"
+    ).result_rows == [(MASKED,)]
 
 
 def _characters_of_class(body: str) -> list[str]:
