@@ -3,8 +3,9 @@ changes to raw since the last build and the model definitions a deploy changed s
 ``dbt source freshness`` as a report beside it, and a summary; ``funnelhouse docs`` (dbt's
 documentation site); ``funnelhouse dbt ARGS`` (any dbt command against this stack).
 
-dbt runs as a child process (the venv's ``dbt``) so its logs stream to the terminal and a dbt crash
-cannot take the caller down; the ClickHouse address reaches it through the environment only.
+dbt runs as a child process (the venv's ``dbt``, forked warm where a server is named: warm_dbt.py) so
+its logs stream to the terminal and a dbt crash cannot take the caller down; the ClickHouse address
+reaches it through the environment only.
 
 Freshness reads only what replication wrote (``raw._replication_state``), so it starts as soon as
 replication is done and runs while the models build, in a target directory of its own (neither
@@ -35,7 +36,7 @@ from devstack import state
 from ingestion.replication import schema
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import TableResult, replicate_tables, utc_now
-from orchestration import environment, processes
+from orchestration import environment, processes, warm_dbt
 from orchestration.defs.warehouse import refresh_state, writers
 from orchestration.defs.warehouse.build_date import BuildDateMove, pinned_build_date
 from orchestration.defs.warehouse.dbt_environment import (
@@ -86,10 +87,11 @@ def _dbt_process(arguments: Sequence[str], env: dict[str, str], output) -> Itera
     Its build date is pinned to the day it starts unless given (``build`` pins one for all of its
     commands before it plans them). A caller killed outright (SIGKILL, the OOM killer) takes dbt with
     it (processes.start_bound); the thread that starts dbt here stays in the ``with`` until dbt ends."""
+    env = _with_build_date(arguments, env)
     process = processes.start_bound(
-        [dbt_executable(), *arguments],
+        warm_dbt.command(dbt_executable(), arguments, env),
         cwd=REPO_ROOT,
-        env=_with_build_date(arguments, env),
+        env=env,
         stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
