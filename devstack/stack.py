@@ -1,7 +1,7 @@
 """The embedded stack as one unit: which services run here, and which a configured URL replaces.
 
 A service whose address is configured (``FUNNELHOUSE_PG_DSN``, ``FUNNELHOUSE_CLICKHOUSE_URL``,
-``FUNNELHOUSE_SEARCH_URL``, ``FUNNELHOUSE_SMTP_URL``) is never started here: production and CI
+``FUNNELHOUSE_SEARCH_URL``, ``FUNNELHOUSE_SMTP_URL``, ``FUNNELHOUSE_WARM_DBT_SOCKET``) is never started here: production and CI
 against real servers use exactly the same commands.
 """
 
@@ -22,7 +22,11 @@ SERVICES = {
     "clickhouse": ("devstack.clickhouse.launcher", "FUNNELHOUSE_CLICKHOUSE_URL"),
     "search": ("devstack.search.launcher", "FUNNELHOUSE_SEARCH_URL"),
     "smtp": ("devstack.smtp", "FUNNELHOUSE_SMTP_URL"),
+    # not a server of data: dbt's imports paid once for every dbt command (orchestration/warm_dbt.py)
+    "dbt": ("orchestration.warm_dbt_service", "FUNNELHOUSE_WARM_DBT_SOCKET"),
 }
+# Services a deployment may go without (production included): without a warm dbt server, dbt starts cold.
+OPTIONAL = frozenset({"dbt"})
 
 
 def _module(service: str):
@@ -112,9 +116,17 @@ def _accepts_connections(service: str, address: str) -> bool | None:
     """Whether the server a configured URL or DSN names accepts a TCP connection (within 2 s): a
     configured service is not shown running on the strength of its variable alone. None when the
     address names no host and port to try (a key=value DSN, a Unix socket)."""
+    if address.startswith("/"):  # a Unix socket (the warm dbt server's)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(2)
+            try:
+                probe.connect(address)
+            except OSError:
+                return False
+        return True
     try:
         parsed = urlsplit(address)
-        host, port = parsed.hostname, parsed.port or _DEFAULT_PORTS[service].get(parsed.scheme)
+        host, port = parsed.hostname, parsed.port or _DEFAULT_PORTS.get(service, {}).get(parsed.scheme)
     except ValueError:
         return None
     if not host or not port:
@@ -127,7 +139,9 @@ def _accepts_connections(service: str, address: str) -> bool | None:
 
 
 def _address(info: dict) -> str:
-    return info.get("dsn") or info.get("url") or f"{info.get('host')}:{info.get('port')}"
+    return (
+        info.get("dsn") or info.get("url") or info.get("socket") or f"{info.get('host')}:{info.get('port')}"
+    )
 
 
 def status() -> list[tuple[str, bool, str]]:

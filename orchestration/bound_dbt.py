@@ -20,8 +20,8 @@ internet, or on its timeouts where there is none). The launcher answers it from 
 its own environment when the dbt it would run is dbt-core's script run by its Python (``version_answer``): the line
 dagster-dbt reads, without the import or the network. Any other dbt (found on PATH) answers itself.
 
-Where FUNNELHOUSE_WARM_DBT_SOCKET names a warm dbt server (warm_dbt.py), the bound launcher has it run
-dbt instead of exec'ing it: the launcher stays, as the client standing in for dbt.
+Where there is a warm dbt server (warm_dbt.py: FUNNELHOUSE_WARM_DBT_SOCKET, or the stack's), the bound
+launcher has it run dbt instead of exec'ing it: the launcher stays, as the client standing in for dbt.
 
 Kept to the standard library, processes.py, warm_dbt.py and devstack.state: every Dagster dbt command
 starts one.
@@ -121,8 +121,8 @@ def main() -> None:
     if not bound:
         _not_run(f"its parent (pid {parent}) ended before dbt started")
     state.default_sigterm()  # dagster-dbt's process may ignore SIGTERM, and dbt would inherit that
-    if warm_dbt.socket_path(dict(os.environ)):
-        warm_dbt.run(dbt, sys.argv[1:])  # ends as dbt ends; starts it cold itself if need be
+    if served_by := warm_dbt.socket_path(dict(os.environ)):
+        warm_dbt.run(served_by, dbt, sys.argv[1:])  # ends as dbt ends; starts it cold itself if need be
     try:
         os.execv(dbt, [dbt, *sys.argv[1:]])
     except OSError as error:

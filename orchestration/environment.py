@@ -86,7 +86,9 @@ class ServiceNotRunning(RuntimeError):
 
 
 # The variable that gives each service's address in production (README, "Pointing at real servers").
-ADDRESS_VARIABLES = {service: variable for service, (_, variable) in stack.SERVICES.items()}
+ADDRESS_VARIABLES = {
+    service: variable for service, (_, variable) in stack.SERVICES.items() if service not in stack.OPTIONAL
+}
 
 
 def _start_it(service: str) -> str:

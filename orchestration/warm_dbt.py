@@ -6,10 +6,11 @@ imports dbt, then for every command forks a process that runs dbt's own console 
 caller's arguments, environment, working directory, umask and standard streams (passed over a Unix
 socket), so the command runs as it would cold, minus the imports.
 
-It is used wherever ``FUNNELHOUSE_WARM_DBT_SOCKET`` names a server's socket: every dbt command
-funnelhouse starts (``build.run_dbt`` and the rest, Dagster's dbt steps through funnelhouse-bound-dbt)
-then starts this module's client instead of dbt (``command``/``run``). The test suite starts one server
-per test process (tests/conftest.py). Without the variable nothing changes.
+It is used wherever ``FUNNELHOUSE_WARM_DBT_SOCKET`` names a server's socket, or the embedded stack runs
+one (``funnelhouse up``: warm_dbt_service.py): every dbt command funnelhouse starts (``build.run_dbt``
+and the rest, Dagster's dbt steps through funnelhouse-bound-dbt) then starts this module's client
+instead of dbt (``command``/``run``). The test suite starts one server per test process
+(tests/conftest.py). With neither, dbt starts cold as before.
 
 The client stands in for dbt towards its caller, so what callers rely on of a dbt process holds:
 
@@ -40,9 +41,13 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
+from devstack import state
+
 SOCKET_VARIABLE = "FUNNELHOUSE_WARM_DBT_SOCKET"
+SERVICE = "dbt"  # the embedded stack's server, in its services.json (warm_dbt_service.py)
 # What the server imports before it serves: what every dbt command of this project imports itself.
 PRELOADED = ("dbt.cli.main", "dbt.adapters.clickhouse", "dbt.adapters.postgres")
 _RELAYED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
@@ -51,25 +56,33 @@ _NOT_SERVED = "not-served"
 
 
 def socket_path(env: dict[str, str]) -> str | None:
-    return env.get(SOCKET_VARIABLE) or None
+    """The socket of the server for a dbt command run in ``env``: the one FUNNELHOUSE_WARM_DBT_SOCKET
+    names, else that of the embedded stack's server if it runs (``funnelhouse up``), else None."""
+    if env.get(SOCKET_VARIABLE):
+        return env[SOCKET_VARIABLE]
+    home = Path(env.get("FUNNELHOUSE_HOME") or state.DEFAULT_HOME).expanduser()
+    if not (home / state.SERVICES_FILE).exists():
+        return None
+    info = state.running_service(SERVICE, home.resolve())
+    return info.get("socket") if info else None
 
 
 def command(dbt: str, arguments: Sequence[str], env: dict[str, str]) -> list[str]:
     """The command line that runs dbt (the script at ``dbt``) with ``arguments`` in ``env``: this module's
-    client when ``env`` names a server, else dbt itself."""
-    if socket_path(env) is None:
+    client when there is a server for it, else dbt itself."""
+    path = socket_path(env)
+    if path is None:
         return [dbt, *arguments]
-    return [sys.executable, "-m", __name__, "run", dbt, *arguments]
+    return [sys.executable, "-m", __name__, "run", path, dbt, *arguments]
 
 
 # --- client ------------------------------------------------------------------------------------------
 
 
-def run(dbt: str, arguments: Sequence[str]) -> NoReturn:
-    """Run dbt warm through the server named by this process's environment, and end as dbt ended;
-    cold (exec) when no server answers or it serves another dbt."""
-    path = socket_path(dict(os.environ))
-    served = _run_warm(path, dbt, arguments) if path else None
+def run(path: str, dbt: str, arguments: Sequence[str]) -> NoReturn:
+    """Run dbt warm through the server at socket ``path``, and end as dbt ended; cold (exec) when no
+    server answers or it serves another dbt."""
+    served = _run_warm(path, dbt, arguments)
     if served is None:
         _exec_cold(dbt, arguments)
     _end_as(served)
@@ -194,9 +207,15 @@ def serve(path: str, dbt: str) -> NoReturn:
             connection, _ = listener.accept()
             sys.stdout.flush()
             sys.stderr.flush()
+            # SIGTERM held during the fork: its handler's SystemExit, raised in one of the fork's own
+            # callbacks (logging's), would be swallowed there, and the server would go on serving.
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
             if os.fork() == 0:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 listener.close()
                 _serve_one(connection, dbt)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             connection.close()
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -208,9 +227,11 @@ def _serve_one(connection: socket.socket, dbt: str) -> NoReturn:
     """(A child of the server, one per command.) Read the request, fork dbt, tell the client its pid, wait
     for it, tell its wait status; kill it if the client goes first."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        request, streams = _receive(connection)
+        received = _receive(connection)
+        if received is None:  # a probe (`funnelhouse status`): connected, asked nothing
+            os._exit(0)
+        request, streams = received
         if request["dbt"] != dbt:
             connection.sendall(f"{_NOT_SERVED}\n".encode())
             os._exit(0)
@@ -230,8 +251,11 @@ def _serve_one(connection: socket.socket, dbt: str) -> NoReturn:
     os._exit(0)
 
 
-def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
+def _receive(connection: socket.socket) -> tuple[dict, list[int]] | None:
+    """The request and the caller's standard streams; None if the connection closed without one."""
     header, streams, _flags, _address = socket.recv_fds(connection, _HEADER.size, 3)
+    if not header and not streams:
+        return None
     if len(header) != _HEADER.size or len(streams) != 3:
         raise ConnectionError("a request without its header and three standard streams")
     (length,) = _HEADER.unpack(header)
@@ -344,12 +368,12 @@ def _standard_streams(env: dict[str, str]) -> None:
 
 
 def main() -> None:
-    """``python -m orchestration.warm_dbt serve SOCKET DBT`` | ``run DBT [ARGS...]``."""
+    """``python -m orchestration.warm_dbt serve SOCKET DBT`` | ``run SOCKET DBT [ARGS...]``."""
     match sys.argv[1:]:
         case ["serve", path, dbt]:
             serve(path, dbt)
-        case ["run", dbt, *arguments]:
-            run(dbt, arguments)
+        case ["run", path, dbt, *arguments]:
+            run(path, dbt, arguments)
         case _:
             sys.exit(main.__doc__)
 

@@ -108,6 +108,7 @@ def test_up_in_production_starts_nothing_embedded(tmp_path):
     for variable in ("FUNNELHOUSE_CLICKHOUSE_URL", "FUNNELHOUSE_SEARCH_URL", "FUNNELHOUSE_SMTP_URL"):
         assert variable in result.stderr
     assert "FUNNELHOUSE_PG_DSN" not in result.stderr
+    assert "FUNNELHOUSE_WARM_DBT_SOCKET" not in result.stderr  # optional: without it dbt starts cold
     assert state.read_services(tmp_path) == {}
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack import stack
 from orchestration import processes, warm_dbt
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pidfd and PR_SET_PDEATHSIG")
@@ -179,5 +180,40 @@ def test_with_no_server_at_the_socket_dbt_starts_cold_and_says_so(tmp_path):
     assert "no server at" in err and "dbt starts cold" in err
 
 
-def test_without_a_server_named_the_command_is_dbt_itself():
-    assert warm_dbt.command("/x/dbt", ["run"], {}) == ["/x/dbt", "run"]
+def test_without_a_server_named_or_running_in_the_stack_the_command_is_dbt_itself(tmp_path):
+    assert warm_dbt.command("/x/dbt", ["run"], {"FUNNELHOUSE_HOME": str(tmp_path)}) == ["/x/dbt", "run"]
+
+
+def test_the_stacks_server_is_found_by_every_dbt_command_of_the_stack_and_stopped_with_it(tmp_path):
+    """`funnelhouse up` starts a warm dbt server (the service ``dbt``); a dbt command in that stack's
+    environment, with no socket named, is served by it; `down` stops it and dbt starts cold again."""
+    from orchestration import warm_dbt_service
+    from orchestration.defs.warehouse.dbt_environment import dbt_executable
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != warm_dbt.SOCKET_VARIABLE} | {
+        "FUNNELHOUSE_HOME": str(home)
+    }
+    info = warm_dbt_service.start(home)
+    try:
+        assert warm_dbt_service.start(home) == info  # started once
+        assert warm_dbt_service.status(home) == info
+        assert warm_dbt.socket_path(env) == info["socket"]
+        command = warm_dbt.command(dbt_executable(), ["--help"], env)
+        assert command[:5] == [sys.executable, "-m", warm_dbt.__name__, "run", info["socket"]]
+        helped = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert helped.returncode == 0, helped.stderr
+        assert "Usage: dbt" in helped.stdout and not helped.stderr
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("FUNNELHOUSE_HOME", str(home))
+            patch.delenv(warm_dbt.SOCKET_VARIABLE)
+            assert ("dbt", True, info["socket"]) in stack.status()
+            patch.setenv(warm_dbt.SOCKET_VARIABLE, str(tmp_path / "absent.sock"))
+            assert ("dbt", False, f"{warm_dbt.SOCKET_VARIABLE} (configured, not answering)") in stack.status()
+    finally:
+        warm_dbt_service.stop(home)
+    assert warm_dbt_service.status(home) is None
+    assert not os.path.exists(info["socket"])
+    assert warm_dbt.command("/x/dbt", ["run"], env) == ["/x/dbt", "run"]
+    assert "Traceback" not in Path(info["log"]).read_text()
