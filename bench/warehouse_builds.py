@@ -1,6 +1,7 @@
 """The warehouse benchmark's builds, timed (warehouse.py, steps 2 to 4): the full build, incremental
 builds after 1% new rows, a build with nothing new and the least a dbt process costs, one dbt command as
-a process against warm in-process, KPI partition runs, and the nightly full refresh.
+a process against warm in-process, an incremental build and the floor with the warm dbt server, KPI
+partition runs, and the nightly full refresh.
 
 The warehouse's own modules are imported inside each function: they read the throwaway stack's
 environment, which warehouse.py sets before it calls them."""
@@ -139,7 +140,7 @@ def time_incremental_builds(results: dict, crm: SyntheticCrm, log: list[str]) ->
 def time_unchanged_build_and_dbt_floor(results: dict, log: list[str]) -> None:
     """Into ``results``: a build with no new rows (dbt skipped) and its source freshness report, and
     the floor of an incremental build that runs dbt as a process, as a share of the full build."""
-    from orchestration.defs.warehouse.build import build, run_dbt
+    from orchestration.defs.warehouse.build import build
 
     print("no new rows, incremental build and source freshness ...", flush=True)
     unchanged = build(log=log.append)
@@ -150,15 +151,45 @@ def time_unchanged_build_and_dbt_floor(results: dict, log: list[str]) -> None:
     # parse, manifest; no model, no connection). With the unchanged build's replication, the floor
     # of any incremental build that runs dbt as a process, as a share of the full build.
     print("dbt run selecting nothing ...", flush=True)
-    floor_log: list[str] = []
-    started = time.perf_counter()
-    assert run_dbt(["run", "--select", "tag:selects_nothing"], log=floor_log.append) == 0, "\n".join(
-        floor_log
-    )
-    results["dbt_invocation_floor_seconds"] = round(time.perf_counter() - started, 1)
+    results["dbt_invocation_floor_seconds"] = _dbt_selecting_nothing_seconds()
     results["incremental_floor_vs_full_share"] = round(
         (unchanged.replication_seconds + results["dbt_invocation_floor_seconds"])
         / results["full_build"]["total_seconds"],
+        3,
+    )
+
+
+def _dbt_selecting_nothing_seconds() -> float:
+    """Seconds of a ``dbt run`` that selects nothing (start-up, partial parse, manifest; no model, no
+    connection): the least a build's dbt command costs."""
+    return round(seconds(lambda: dbt_ok(["run", "--select", "tag:selects_nothing"])), 1)
+
+
+def time_builds_with_warm_dbt(results: dict, crm: SyntheticCrm, log: list[str], home: Path) -> None:
+    """Into ``results``: with the stack's warm dbt server running (``funnelhouse up``'s ``dbt`` service:
+    every dbt command forked from a process that imported dbt once), 1% new rows over the whole year and
+    an incremental build, and the floor again, each as a share of the full build (which ran cold)."""
+    from orchestration import warm_dbt_service
+    from orchestration.defs.warehouse.build import build
+
+    print("with the warm dbt server: 1% new rows over 365 day(s), incremental build ...", flush=True)
+    warm_dbt_service.start(home)
+    try:
+        crm.add_one_percent(365)
+        log.clear()
+        incremental = build(freshness=False, log=log.append)
+        assert incremental.ok, "\n".join(log[-40:])
+        results["incremental_build_warm_dbt"] = incremental_figures(incremental)
+        results["dbt_invocation_floor_warm_seconds"] = _dbt_selecting_nothing_seconds()
+    finally:
+        warm_dbt_service.stop(home)
+    full_seconds = results["full_build"]["total_seconds"]
+    results["incremental_warm_dbt_vs_full_share"] = round(
+        results["incremental_build_warm_dbt"]["total_seconds"] / full_seconds, 3
+    )
+    results["incremental_floor_warm_vs_full_share"] = round(
+        (results["unchanged_build"]["replication_seconds"] + results["dbt_invocation_floor_warm_seconds"])
+        / full_seconds,
         3,
     )
 

@@ -20,7 +20,7 @@ def write_results(results: dict, name: str) -> None:
 def _markdown(results: dict) -> str:
     full, incremental, dash = results["full_build"], results["incremental_build"], results["dashboard_ms"]
     unchanged, recent = results["unchanged_build"], results["incremental_build_recent"]
-    nightly = results["nightly_full_build"]
+    nightly, warm = results["nightly_full_build"], results["incremental_build_warm_dbt"]
     lines = [
         "# Warehouse benchmark",
         "",
@@ -49,6 +49,12 @@ def _markdown(results: dict) -> str:
         f"| floor of an incremental build with dbt as a process: the no-change build's replication + a `dbt run` "
         f"selecting nothing ({results['dbt_invocation_floor_seconds']} s) | "
         f"{100 * results['incremental_floor_vs_full_share']:.1f} % of full | |",
+        f"| with the warm dbt server (`funnelhouse up`'s `dbt` service): incremental build after 1% new rows over the year "
+        f"| {warm['total_seconds']} s (replication {warm['replication_seconds']} s, dbt {warm['dbt_seconds']} s; "
+        f"{100 * results['incremental_warm_dbt_vs_full_share']:.1f} % of the full build, which ran cold) | <= 10 % |",
+        f"| floor with the warm dbt server: the no-change build's replication + a `dbt run` selecting nothing "
+        f"({results['dbt_invocation_floor_warm_seconds']} s) | {100 * results['incremental_floor_warm_vs_full_share']:.1f} % "
+        "of full | |",
         f"| the incremental `dbt run` again with no new rows: as a process / warm in a process that has imported dbt "
         f"and parsed the project (a long-lived dbt worker; not how builds run) | "
         f"{results['incremental_dbt_as_process_seconds']} s / {results['incremental_dbt_warm_seconds']} s | |",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack import state
 from orchestration import processes, warm_dbt
 from orchestration.defs.warehouse.dbt_environment import dbt_executable
 
@@ -64,8 +65,7 @@ def warm_dbt_server():
         )
     yield socket_path
     os.environ.pop(warm_dbt.SOCKET_VARIABLE, None)
-    server.terminate()
-    server.wait()
+    state.end_started_process(server)
 
 
 def pytest_unconfigure(config):

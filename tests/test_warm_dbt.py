@@ -17,6 +17,7 @@ import pytest
 
 from devstack import stack
 from orchestration import processes, warm_dbt
+from tests.warehouse.test_run_dbt_signals import _wait_gone
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pidfd and PR_SET_PDEATHSIG")
 
@@ -82,19 +83,6 @@ def _pid_from(pid_file: Path, deadline_s: float = 60) -> int:
     return int(pid_file.read_text())
 
 
-def _gone(pid: int, within_s: float = 5) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_dbt_runs_forked_from_the_server_with_the_callers_arguments_environment_and_streams(served, tmp_path):
     socket_path, script = served
     old_umask = os.umask(0o027)
@@ -144,7 +132,7 @@ def test_a_signal_to_the_client_reaches_dbt(served, tmp_path, signum):
     dbt_pid = _pid_from(pid_file)
     client.send_signal(signum)
     client.wait(30)
-    assert _gone(dbt_pid), f"dbt (pid {dbt_pid}) outlived the {signum.name} its client was sent"
+    assert _wait_gone(dbt_pid, 5), f"dbt (pid {dbt_pid}) outlived the {signum.name} its client was sent"
     # dbt ended by the signal (SIGINT as an uncaught KeyboardInterrupt ends Python), and so did the client
     assert client.returncode == -signum
 
@@ -155,7 +143,7 @@ def test_dbt_does_not_outlive_a_client_killed_outright(served, tmp_path):
     dbt_pid = _pid_from(pid_file)
     client.kill()
     client.wait(30)
-    assert _gone(dbt_pid), f"dbt (pid {dbt_pid}) outlived its client killed with SIGKILL"
+    assert _wait_gone(dbt_pid, 5), f"dbt (pid {dbt_pid}) outlived its client killed with SIGKILL"
 
 
 def test_another_dbt_than_the_servers_starts_cold_and_silently(served, tmp_path):

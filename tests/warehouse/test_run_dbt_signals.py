@@ -44,7 +44,7 @@ def _running(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie waiting to be reaped is not)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone (reaped between the open and the read: ESRCH)
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
