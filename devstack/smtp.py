@@ -195,15 +195,9 @@ def _start_on(state_home: Path, outbox: Path, log_path: Path, chosen_port: int, 
                     f"the SMTP sink did not start, {why} (log {log_path}):\n" + "\n".join(tail)
                 )
             time.sleep(0.1)
-        info = {
-            "host": HOST,
-            "port": chosen_port,
-            "outbox": str(outbox),
-            "pid": process.pid,
-            "pid_start_time": state.process_start_time(process.pid),
-            "log": str(log_path),
-        }
-        state.record_service(SERVICE, info, state_home)
+        info = state.record_started(
+            SERVICE, process, log_path, {"host": HOST, "port": chosen_port, "outbox": str(outbox)}, state_home
+        )
     except BaseException:  # not a start: timed out, or interrupted (Ctrl-C) before it was recorded
         state.end_started_process(process)
         raise

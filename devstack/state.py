@@ -71,6 +71,21 @@ def record_service(name: str, info: dict, state_home: Path | None = None) -> Non
         write_private(path, json.dumps(services, indent=2, sort_keys=True))
 
 
+def record_started(
+    name: str, process: subprocess.Popen, log_path: Path, fields: dict, state_home: Path
+) -> dict:
+    """Record ``process``, started and now answering, as service ``name``: ``fields``, then its pid, its
+    start time (by which later commands tell it from a process given the same pid) and its log."""
+    info = {
+        **fields,
+        "pid": process.pid,
+        "pid_start_time": process_start_time(process.pid),
+        "log": str(log_path),
+    }
+    record_service(name, info, state_home)
+    return info
+
+
 def forget_service(name: str, state_home: Path | None = None) -> None:
     path = (state_home or home()) / SERVICES_FILE
     with _locked(path):

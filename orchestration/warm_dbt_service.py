@@ -68,13 +68,7 @@ def start(state_home: Path) -> dict:
                     f"the warm dbt server did not start, {why} (log {log_path}):\n" + "\n".join(tail)
                 )
             time.sleep(0.1)
-        info = {
-            "socket": socket_path,
-            "pid": process.pid,
-            "pid_start_time": state.process_start_time(process.pid),
-            "log": str(log_path),
-        }
-        state.record_service(SERVICE, info, state_home)
+        info = state.record_started(SERVICE, process, log_path, {"socket": socket_path}, state_home)
     except BaseException:  # not a start: timed out, or interrupted (Ctrl-C) before it was recorded
         state.end_started_process(process)
         raise
