@@ -81,8 +81,8 @@ system-packages:
 # time; two workers overlap those waits). 3 workers: 22.9 min, no faster (the two cores are busy already).
 # On a slower machine of the same kind (2026-12-02, fresh clone: user CPU 3,247 s against 1,775 s): 46.7 min;
 # tests/warehouse (builds, dbt runs) took 44 of its 90 worker-minutes. With a warm dbt server per worker
-# (tests/conftest.py, orchestration/warm_dbt.py), same machine, a fresh clone with other work beside it:
-# 28.8 min, 55 worker-minutes (tests/warehouse 19.7).
+# (tests/conftest.py, orchestration/warm_dbt.py), same machine, fresh clone: 25.8 min with nothing else
+# running (50 worker-minutes, tests/warehouse 21.5), 28.8 min with other work beside it.
 TEST_WORKERS ?= 2
 test: venv system-packages manifest lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
