@@ -114,6 +114,17 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+def unix_socket_answers(path: str, timeout_s: float = 2.0) -> bool:
+    """Whether a server accepts a connection on the Unix socket at ``path`` (within ``timeout_s``)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout_s)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 def free_port(preferred: int, host: str = "127.0.0.1", tries: int = 200) -> int:
     """``preferred`` if it is free, else the next free one above it."""
     for port in range(preferred, preferred + tries):

@@ -10,7 +10,6 @@ adapter, ``funnelhouse down`` and ``up`` again (until then its commands run the 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,18 +23,9 @@ START_TIMEOUT = 120.0  # dbt's imports: 2-3 s on an idle machine, 7-8 s on two b
 STOP_TIMEOUT = 10.0
 
 
-def _answers(path: str) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(path)
-        except OSError:
-            return False
-    return True  # (the server's process for this connection sees it close, and ends)
-
-
 def status(state_home: Path) -> dict | None:
     info = state.running_service(SERVICE, Path(state_home))
-    if info and _answers(info["socket"]):
+    if info and state.unix_socket_answers(info["socket"]):
         return info
     return None
 
@@ -60,7 +50,7 @@ def start(state_home: Path) -> dict:
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not (os.path.exists(socket_path) and _answers(socket_path)):
+        while not (os.path.exists(socket_path) and state.unix_socket_answers(socket_path)):
             if process.poll() is not None or time.monotonic() > deadline:
                 why = "it exited" if process.poll() is not None else f"no answer within {START_TIMEOUT} s"
                 tail = log_path.read_text(errors="replace").splitlines()[-10:]
