@@ -12,6 +12,7 @@ import pytest
 from devstack import state
 from orchestration import processes, warm_dbt
 from orchestration.defs.warehouse.dbt_environment import dbt_executable
+from tests.fixtures import clock
 
 # The width the commands' output is read at, the same in every process of the suite. The commands print
 # through consoles made when orchestration.commands is imported (orchestration/console.py): with no
@@ -34,6 +35,10 @@ for _name in ("COLUMNS", "LINES"):
 # period (30 s in one test). The tests run as they do from a terminal, whichever way they were started.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# One day for the whole run: every build the tests start is as of the day the CRM fixture is dated from
+# and the tests count from (tests/fixtures/clock.py), also when the run crosses midnight UTC.
+clock.pin_build_date()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -20,7 +20,9 @@ from ingestion.replication.tables import BY_NAME
 from orchestration.defs.warehouse import refresh_state
 
 # Imported before any test changes DBT_TARGET_PATH: the code location reads its manifest path once.
-from orchestration.defs.warehouse.build import PARTIAL_PARSE, marts_schema, run_dbt
+from orchestration.defs.warehouse.build import PARTIAL_PARSE, build, marts_schema, run_dbt
+from orchestration.defs.warehouse.build_date import BUILD_DATE_ENV, build_date, refresh_mark
+from tests.fixtures.clock import CLICKHOUSE_TODAY, POSTGRES_MIDNIGHT
 from tests.fixtures.kept_warehouse import KeptWarehouse
 from tests.fixtures.warehouse import (
     clickhouse_environment,
@@ -32,12 +34,12 @@ from tests.reports.conftest import sink_in_this_process
 from tests.warehouse.alerting import ONCALL, RETRY_HOURS_ENV
 
 # A day of an older month: neither the KPI mart's first month nor yesterday's or today's.
-LATE_DAY_SQL = "date_trunc('day', now()) - interval '65 days' + interval '12 hours'"
+LATE_DAY_SQL = f"{POSTGRES_MIDNIGHT} - interval '65 days' + interval '12 hours'"
 
 
 def quality_conversations_on_the_late_day(client, core: str) -> tuple[int, int]:
     """Employee 3's quality conversations on the LATE_DAY_SQL day: (in the KPI mart, in fct_conversations)."""
-    day = "today() - 65"
+    day = f"{CLICKHOUSE_TODAY} - 65"
     [(in_mart,)] = client.query(
         f"select mofu_quality_conversations from `{marts_schema()}`.mart_kpi_employee_daily"
         f" where employee_id = 3 and kpi_date = {day}"
@@ -142,10 +144,22 @@ def built_warehouse(pg_dsn, pg_template, clickhouse_env, dbt_dirs, kept_warehous
     assert (
         run_dbt(["build", "--resource-type", "seed", "--resource-type", "model"], log=output.append) == 0
     ), "\n".join(output[-40:])
-    refresh_state.record_refresh(clickhouse_client(), clickhouse_env, marts_schema(), started_at)
+    mark = refresh_mark(started_at, build_date())  # as the build would record it
+    refresh_state.record_refresh(clickhouse_client(), clickhouse_env, marts_schema(), mark)
     if not kept_warehouse.taken:
         kept_warehouse.take(pg_dsn, clickhouse_env, REUSED_SCHEMA_PREFIX, dbt_dirs)
     return dbt_dirs
+
+
+@pytest.fixture
+def built_as_of_the_real_day(built_warehouse, monkeypatch) -> Path:
+    """``built_warehouse`` with its builds as of the real UTC day, not the suite's (tests/fixtures/clock.py),
+    for a test of real periods (ending now): a first build brings the warehouse to that day, which has
+    nothing to run unless the suite crossed midnight since the CRM was dated."""
+    monkeypatch.setenv(BUILD_DATE_ENV, utc_now().date().isoformat())
+    output: list[str] = []
+    assert build(freshness=False, log=output.append).ok, "\n".join(output[-40:])
+    return built_warehouse
 
 
 @pytest.fixture

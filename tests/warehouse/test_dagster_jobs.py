@@ -41,7 +41,9 @@ STILL_BEING_WRITTEN = (
 )
 
 
-def test_the_warehouse_jobs_run_through_dagster(built_warehouse, pg_dsn, clickhouse_env, monkeypatch):
+def test_the_warehouse_jobs_run_through_dagster(
+    built_as_of_the_real_day, pg_dsn, clickhouse_env, monkeypatch
+):
     core = marts_schema().removesuffix("marts") + "core"
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         [(new_id,), _] = conn.execute(

@@ -17,6 +17,7 @@ from orchestration.defs.warehouse import build as warehouse_build
 from orchestration.defs.warehouse import refresh_state
 from orchestration.defs.warehouse.build import build, marts_schema, run_dbt, source_freshness
 from orchestration.defs.warehouse.dbt_environment import dbt_env
+from tests.fixtures.clock import POSTGRES_NOW, TEST_DAY, days_ago
 from tests.warehouse.conftest import LATE_DAY_SQL, quality_conversations_on_the_late_day
 
 # Models reading raw conversations, views excluded (stg_crm__conversations reads raw at query time).
@@ -70,7 +71,7 @@ def test_incremental_build_runs_only_what_the_changed_table_feeds(
         conn.execute(
             "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction,"
             " sentiment, script_used_id, quality_score, platform, sent_at)"
-            " values ('MSG7', 4, 3, 'text', 'outbound', 'positive', 2, 9, 'wechat', now() - interval '1 hour')"
+            f" values ('MSG7', 4, 3, 'text', 'outbound', 'positive', 2, 9, 'wechat', {POSTGRES_NOW} - interval '1 hour')"
         )
     # Replication alone (the Dagster raw assets, or a build whose dbt step failed): still pending.
     assert [result.table for result in replicate_tables(pg_dsn) if result.changed] == ["conversations"]
@@ -152,8 +153,8 @@ def test_rows_committed_while_dbt_reads_are_not_lost(built_warehouse, pg_dsn, cl
         [(message_a,), (message_b,)] = conn.execute(
             "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction,"
             " sentiment, script_used_id, quality_score, platform, sent_at) values"
-            " ('MSG_A', 4, 3, 'text', 'outbound', 'positive', 2, 9, 'wechat', now() - interval '1 hour'),"
-            " ('MSG_B', 2, 2, 'text', 'inbound', 'neutral', 1, 8, 'wechat', now() - interval '1 hour')"
+            f" ('MSG_A', 4, 3, 'text', 'outbound', 'positive', 2, 9, 'wechat', {POSTGRES_NOW} - interval '1 hour'),"
+            f" ('MSG_B', 2, 2, 'text', 'inbound', 'neutral', 1, 8, 'wechat', {POSTGRES_NOW} - interval '1 hour')"
             " returning id"
         ).fetchall()
     replicate_tables(pg_dsn, ["conversations"])
@@ -227,7 +228,7 @@ def test_a_confirmed_deposit_without_a_usd_rate_stops_the_hourly_build_naming_it
         conn.execute(
             "insert into deposits (deposit_code, customer_id, employee_id, amount, currency, deposit_type,"
             " status, deposited_at)"
-            " values ('DEP_20250102_9', 1, 2, 0.5, 'BTC', '复入金', 'confirmed', now() - interval '1 hour')"
+            f" values ('DEP_20250102_9', 1, 2, 0.5, 'BTC', '复入金', 'confirmed', {POSTGRES_NOW} - interval '1 hour')"
         )
     output: list[str] = []
     assert not build(freshness=False, log=output.append).ok
@@ -263,7 +264,7 @@ def test_a_contact_date_before_1970_keeps_the_date_spine_and_its_funnel_entry(bu
     [(first_day, last_day, days)] = client.query(
         f"select min(date_day), max(date_day), count() from `{core}`.int_dates__spine"
     ).result_rows
-    assert first_day >= dt.date(1970, 1, 1) and last_day == dt.datetime.now(dt.UTC).date()
+    assert first_day >= dt.date(1970, 1, 1) and last_day == TEST_DAY
     assert days == (last_day - first_day).days + 1 >= 100  # the fixture's other activity, 100 days ago on
     kpi_days = _mart_value("uniqExact(kpi_date)", "mart_kpi_employee_daily", "1")
     assert kpi_days == days
@@ -287,7 +288,7 @@ def _kpi_parts() -> dict[str, list[str]]:
 def test_a_login_rebuilds_no_old_kpi_month_and_a_renamed_employee_every_month(built_warehouse, pg_dsn):
     """employees.last_login_at moves on every login, and the KPI mart shows no such column: a build
     after a login rebuilds the lookback's months only. A renamed employee is in every month."""
-    lookback_start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=35)
+    lookback_start = days_ago(35)
     before = _kpi_parts()
     old_months = {month for month in before if int(month) < lookback_start.year * 100 + lookback_start.month}
     assert len(old_months) >= 2

@@ -17,6 +17,7 @@ from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
 from orchestration.defs.warehouse.build import MARTS, build, marts_schema, run_dbt
 from orchestration.defs.warehouse.dbt_environment import kpi_window_environment
+from tests.fixtures.clock import CLICKHOUSE_TODAY, POSTGRES_NOW, POSTGRES_TODAY, days_ago
 
 FACTS = ("fct_conversations", "fct_deposits", "fct_withdrawals")
 CUSTOMER_GRAIN = (
@@ -29,18 +30,18 @@ CUSTOMER_GRAIN = (
 
 CHANGES = (
     # new conversations: today, and in a month older than the KPI lookback (partition made here)
-    "select ensure_conversation_partitions((current_date - 100)::date, current_date)",
+    f"select ensure_conversation_partitions(({POSTGRES_TODAY} - 100)::date, greatest({POSTGRES_TODAY}, current_date))",
     "insert into conversations (source_message_id, customer_id, employee_id, message_type, direction, sentiment,"
     " script_used_id, quality_score, platform, sent_at) values"
-    " ('MSG7', 4, 3, 'text', 'outbound', 'positive', 2, 9, 'wechat', now() - interval '1 hour'),"
-    " ('MSG8', 2, 2, 'text', 'inbound', 'neutral', 1, 8, 'wechat', now() - interval '95 days')",
+    f" ('MSG7', 4, 3, 'text', 'outbound', 'positive', 2, 9, 'wechat', {POSTGRES_NOW} - interval '1 hour'),"
+    f" ('MSG8', 2, 2, 'text', 'inbound', 'neutral', 1, 8, 'wechat', {POSTGRES_NOW} - interval '95 days')",
     "update conversations set quality_score = 10, employee_id = 3 where source_message_id = 'MSG3'",
     "delete from conversations where source_message_id = 'MSG5'",
     # deposits: an old one changes amount, one is deleted, a new one arrives
     "update deposits set amount = 4000 where deposit_code = 'DEP_20250101_3'",
     "delete from deposits where deposit_code = 'DEP_20250101_2'",
     "insert into deposits (deposit_code, customer_id, employee_id, amount, deposit_type, status, deposited_at)"
-    " values ('DEP_20250101_9', 2, 2, 700, '首金', 'confirmed', now() - interval '2 hours')",
+    f" values ('DEP_20250101_9', 2, 2, 700, '首金', 'confirmed', {POSTGRES_NOW} - interval '2 hours')",
     "update customers set tier = 'S' where id = 2",
     "update funnel_tofu set stayed_in_group = not stayed_in_group where customer_id = 3",
     # customer grain: a deposit moves to another customer (both change), a withdrawal disappears (its
@@ -49,7 +50,7 @@ CHANGES = (
     "delete from withdrawals where withdrawal_code = 'WTH_20250101_1'",
     "insert into customer_tags (customer_id, tag_id, tagged_by) values (2, 1, 2)",
     "insert into customer_journey (source_key, customer_id, from_stage, to_stage, duration_days, trigger_event,"
-    " created_at) values ('J99', 2, 'Attention', 'Trust', 1, 'manual', now() - interval '30 minutes')",
+    f" created_at) values ('J99', 2, 'Attention', 'Trust', 1, 'manual', {POSTGRES_NOW} - interval '30 minutes')",
 )
 
 
@@ -60,10 +61,6 @@ def _contents(relation: str) -> list[tuple]:
     return (
         clickhouse_client().query(f"select {columns} from `{schema}`.`{relation}` order by all").result_rows
     )
-
-
-def _days_ago(days: int) -> dt.date:
-    return dt.date.today() - dt.timedelta(days=days)
 
 
 def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhouse_env):
@@ -108,7 +105,7 @@ def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhou
 
     # A Dagster partition backfill (a date range in dbt's environment) rewrites its months with the
     # same rows.
-    dates = {"kpi_start_date": str(_days_ago(100)), "kpi_end_date": str(_days_ago(90))}
+    dates = {"kpi_start_date": str(days_ago(100)), "kpi_end_date": str(days_ago(90))}
     with kpi_window_environment(dates):
         assert run_dbt(["run", "--select", "mart_kpi_employee_daily"], log=output.append) == 0
     assert _contents("mart_kpi_employee_daily") == after_incremental["mart_kpi_employee_daily"]
@@ -118,7 +115,7 @@ def test_incremental_build_equals_full_refresh(built_warehouse, pg_dsn, clickhou
     # way the run's date-spine test passes and the mart equals the full build.
     kpi_mart = f"`{marts_schema()}`.mart_kpi_employee_daily"
     client.command(
-        f"alter table {kpi_mart} delete where kpi_date >= toStartOfMonth(today())",
+        f"alter table {kpi_mart} delete where kpi_date >= toStartOfMonth({CLICKHOUSE_TODAY})",
         settings={"mutations_sync": 2},
     )
     for prepare in (lambda: None, lambda: client.command(f"drop table {kpi_mart}")):
@@ -141,7 +138,7 @@ def _old_month_day() -> dt.date:
     """The 15th of the month after the one 100 days ago: neither the KPI mart's first month (the
     fixture's first activity is 100 days ago) nor one the lookback (35 days) rebuilds anyway, as 65
     days always span two month starts."""
-    first_activity = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=100)
+    first_activity = days_ago(100)
     return (first_activity.replace(day=1) + dt.timedelta(days=32)).replace(day=15)
 
 
@@ -161,12 +158,12 @@ def test_a_deposit_moved_to_another_month_leaves_its_old_month_after_raw_merged(
     assert client.query(counted_on).result_rows == [(_old_month_day(),)]
 
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(moved.format("now() - interval '1 day'"))
+        conn.execute(moved.format(f"{POSTGRES_NOW} - interval '1 day'"))
     replicate_tables(pg_dsn)
     client.command(f"optimize table `{clickhouse_env}`.deposits final")  # the old version is gone
     assert build(skip_replication=True, freshness=False, log=lambda _line: None).ok
     incremental = _contents("mart_kpi_employee_daily")
-    assert [day for (day,) in client.query(counted_on).result_rows] == [_days_ago(1)]
+    assert [day for (day,) in client.query(counted_on).result_rows] == [days_ago(1)]
     output: list[str] = []
     assert run_dbt(["run", "--full-refresh"], log=output.append) == 0, "\n".join(output[-40:])
     assert incremental == _contents("mart_kpi_employee_daily")

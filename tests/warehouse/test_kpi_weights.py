@@ -15,6 +15,7 @@ from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
 from ingestion.replication.tables import WAREHOUSE_SETTING_KEYS
 from orchestration.defs.warehouse.build import dbt_env, marts_schema, run_dbt
+from tests.fixtures.clock import CLICKHOUSE_TODAY
 from tests.warehouse.test_pii import _hits, _string_columns
 
 KEY = "kpi.overall_score_weights"
@@ -38,7 +39,7 @@ SETTING_KEYS = (
 NET_KEY = "bofu_net_deposit_per_1000_usd"
 WEIGHTS = {**dict(zip(SETTING_KEYS, (1, 2, 30, 4, 5, 6), strict=True)), NET_KEY: 8}
 # The days no incremental run recomputes unless something sends it there (the lookback is 35 days).
-OLD_DAYS = "kpi_date < today() - 40"
+OLD_DAYS = f"kpi_date < {CLICKHOUSE_TODAY} - 40"
 
 
 @pytest.fixture

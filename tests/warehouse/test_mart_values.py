@@ -9,6 +9,7 @@ import pytest
 from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
+from tests.fixtures.clock import CLICKHOUSE_TODAY, POSTGRES_MIDNIGHT, TEST_DAY, days_ago
 
 
 def _row(warehouse, mart: str, where: str) -> dict:
@@ -126,7 +127,7 @@ def test_training_completion_is_over_the_assigned_courses_by_hand(warehouse):
 
 
 def test_kpi_daily_by_hand(warehouse):
-    day = _row(warehouse, "mart_kpi_employee_daily", "employee_id = 2 and kpi_date = today() - 3")
+    day = _row(warehouse, "mart_kpi_employee_daily", f"employee_id = 2 and kpi_date = {CLICKHOUSE_TODAY} - 3")
     # 500 deposited, 1 quality conversation (quality 9): 20*0 + 0 + 20*0.1 + 0 + 0 + 25*0.05 = 3.25
     assert day["bofu_net_deposit"] == Decimal("500.00")
     assert day["overall_score"] == pytest.approx(3.25)
@@ -147,9 +148,9 @@ def test_kpi_accounts_opened_sum_to_the_employee_marts_first_openings(
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(
             "insert into funnel_mofu (source_key, customer_id, employee_id, account_opened, opened_at, created_at)"
-            " values ('M1_again', 1, 3, true, date_trunc('day', now()) - interval '2 days' + interval '12 hours', now()),"
+            f" values ('M1_again', 1, 3, true, {POSTGRES_MIDNIGHT} - interval '2 days' + interval '12 hours', now()),"
             " ('M3_earlier', 3, 2, true,"
-            "  date_trunc('month', date_trunc('day', now()) - interval '100 days') - interval '12 hours', now())"
+            f"  date_trunc('month', {POSTGRES_MIDNIGHT} - interval '100 days') - interval '12 hours', now())"
         )
     replicate_tables(pg_dsn)
     output: list[str] = []
@@ -167,7 +168,7 @@ def test_kpi_accounts_opened_sum_to_the_employee_marts_first_openings(
     in_kpi_mart = dict(
         client.query(
             f"select employee_id, (sum(mofu_accounts_opened),"
-            f" sumIf(mofu_accounts_opened, toStartOfMonth(kpi_date) = toStartOfMonth(today())))"
+            f" sumIf(mofu_accounts_opened, toStartOfMonth(kpi_date) = toStartOfMonth({CLICKHOUSE_TODAY})))"
             f" from `{marts}`.mart_kpi_employee_daily group by employee_id"
         ).result_rows
     )
@@ -193,7 +194,7 @@ def test_funnel_awareness_entries_by_hand(warehouse):
     rows = (
         warehouse.client()
         .query(
-            "select dateDiff('day', entry_date, today()), source_channel, department, stage_entries,"
+            f"select dateDiff('day', entry_date, {CLICKHOUSE_TODAY}), source_channel, department, stage_entries,"
             " converted_entries, exited_entries, median_days_to_next_stage"
             f" from `{warehouse.schema('marts')}`.mart_funnel_daily where stage = 'Awareness' order by entry_date"
         )
@@ -212,7 +213,7 @@ def test_funnel_awareness_entries_by_hand(warehouse):
 def test_employee_period_averages_and_stage_conversion_by_hand(warehouse, period):
     """Alice's customer 1: contacted 60 days ago, Trust 50, account and Action 30, first deposit and
     Subscribe 25 days ago; whether each falls in the current month or quarter depends on today."""
-    today = dt.date.today()
+    today = TEST_DAY
 
     def within(days_ago: int) -> bool:
         day = today - dt.timedelta(days=days_ago)
@@ -243,7 +244,7 @@ def test_a_corrected_hire_date_marks_the_kpi_days_before_it_in_every_month(
     dates are not dim_employees' any more) and leaves the rows a full refresh builds."""
     client, marts = clickhouse_client(), marts_schema()
     kpis = f"`{marts}`.mart_kpi_employee_daily"
-    lookback_start = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=35)
+    lookback_start = days_ago(35)
     days = sorted(day for (day,) in client.query(f"select distinct kpi_date from {kpis}").result_rows)
     months = sorted({day.replace(day=1) for day in days})
     old_months = [

@@ -19,6 +19,7 @@ from ingestion.replication.connections import clickhouse_client
 from ingestion.replication.replicate import replicate_tables
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
 from orchestration.defs.warehouse.dbt_environment import REPO_ROOT
+from tests.fixtures.clock import TEST_DAY
 from tests.fixtures.warehouse import load_fixture
 
 FAR_FUTURE = dt.datetime(2160, 1, 1, 9)
@@ -93,7 +94,7 @@ def test_days_outside_the_date_range_keep_their_day_and_2160_is_in_no_period(
 
     client = clickhouse_client()
     marts, core = marts_schema(), marts_schema().removesuffix("marts") + "core"
-    today = dt.datetime.now(dt.UTC).date()
+    today = TEST_DAY
 
     def one(sql: str) -> tuple:
         [row] = client.query(sql).result_rows

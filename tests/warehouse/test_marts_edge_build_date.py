@@ -7,12 +7,13 @@ import datetime as dt
 from ingestion.replication.connections import clickhouse_client
 from orchestration.defs.warehouse.build import marts_schema, run_dbt
 from orchestration.defs.warehouse.dbt_environment import dbt_env
+from tests.fixtures.clock import days_ago
 
 AS_OF_DAYS_AGO = 30  # fixture_crm.sql: Zhang entered Action 30 days ago and Subscribe 25 days ago
 
 
 def test_a_rebuild_as_of_an_earlier_day_sees_the_crm_as_it_was_then(built_warehouse):
-    as_of = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=AS_OF_DAYS_AGO)
+    as_of = days_ago(AS_OF_DAYS_AGO)
     output: list[str] = []
     selected = "fct_stage_transitions+ int_customers__money_summary+ int_customers__conversation_summary+"
     # the build date through dbt's environment: as --vars it would re-parse the project, twice (here

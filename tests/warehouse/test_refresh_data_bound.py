@@ -46,7 +46,7 @@ def _in_facts(client, conversation_id: int) -> bool:
 
 
 def test_a_build_replicated_before_a_period_end_does_not_complete_it_though_dbt_started_after(
-    built_warehouse, pg_dsn, clickhouse_env, reports_read_these_marts, monkeypatch
+    built_as_of_the_real_day, pg_dsn, clickhouse_env, reports_read_these_marts, monkeypatch
 ):
     """A write transaction open in PostgreSQL holds replication's bound at its start: the build finds
     nothing new before it, moves its mark to after the period's end, and the period's last change (that
