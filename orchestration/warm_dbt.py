@@ -2,9 +2,10 @@
 
 A dbt process spends its first seconds importing dbt and its adapters (2.3 s of CPU on an idle machine
 here, 7-8 s on two busy cores) before it reads the project. The server (``serve``) pays that once: it
-imports dbt, then for every command forks a process that runs dbt's own console script with the
-caller's arguments, environment, working directory, umask and standard streams (passed over a Unix
-socket), so the command runs as it would cold, minus the imports.
+imports dbt and parses the project once (what dbt builds lazily on first use: warm_dbt_parse.py), then
+for every command forks a process that runs dbt's own console script with the caller's arguments,
+environment, working directory, umask and standard streams (passed over a Unix socket), so the command
+runs as it would cold, minus the imports and that first use.
 
 It is used wherever ``FUNNELHOUSE_WARM_DBT_SOCKET`` names a server's socket, or the embedded stack runs
 one (``funnelhouse up``: warm_dbt_service.py): every dbt command funnelhouse starts (``build.run_dbt``
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from devstack import state
+from orchestration import warm_dbt_parse
 
 SOCKET_VARIABLE = "FUNNELHOUSE_WARM_DBT_SOCKET"
 SERVICE = "dbt"  # the embedded stack's server, in its services.json (warm_dbt_service.py)
@@ -182,13 +184,14 @@ def _give_up(why: str) -> NoReturn:
 
 
 def serve(path: str, dbt: str) -> NoReturn:
-    """Import dbt, then serve commands for the dbt script at ``dbt`` on a Unix socket at ``path`` until
-    SIGTERM. The socket appears only once the server is ready (bound under another name, then renamed),
+    """Import dbt and parse the project once (warm_dbt_parse.py), then serve commands for the dbt script
+    at ``dbt`` on a Unix socket at ``path`` until SIGTERM. The socket appears only once the server is ready (bound under another name, then renamed),
     so a client never waits on a server still importing: it finds none and starts dbt cold."""
     from orchestration import processes  # noqa: F401 -- for each command's dbt process to bind itself
 
     for module in PRELOADED:
         __import__(module)
+    warm_dbt_parse.warm_up()
     if threading.active_count() != 1:  # a fork copies one thread: another's locks would stay taken
         sys.exit(f"warm dbt: importing dbt started threads {threading.enumerate()}: not serving")
     dbt = os.path.realpath(dbt)
