@@ -185,8 +185,9 @@ def _give_up(why: str) -> NoReturn:
 
 def serve(path: str, dbt: str) -> NoReturn:
     """Import dbt and parse the project once (warm_dbt_parse.py), then serve commands for the dbt script
-    at ``dbt`` on a Unix socket at ``path`` until SIGTERM. The socket appears only once the server is ready (bound under another name, then renamed),
-    so a client never waits on a server still importing: it finds none and starts dbt cold."""
+    at ``dbt`` on a Unix socket at ``path`` until SIGTERM. The socket appears only once the server is
+    ready (bound under another name, then renamed), so a client never waits on a server still importing
+    or parsing: it finds none and starts dbt cold."""
     from orchestration import processes  # noqa: F401 -- for each command's dbt process to bind itself
 
     for module in PRELOADED:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestration import warm_dbt
-from orchestration.defs.warehouse.dbt_environment import PROFILES_DIR, REPO_ROOT
+from orchestration.defs.warehouse.dbt_environment import PROFILES_DIR, REPO_ROOT, dbt_executable
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the server forks")
 
@@ -37,6 +37,7 @@ if pid == 0:  # the command, on a copy of the target: the test compares the targ
     os.environ.update(DBT_TARGET_PATH=scratch + "/target", DBT_LOG_PATH=scratch + "/logs")
     os.chdir(REPO_ROOT)
     ok = dbtRunner().invoke(["ls", "--select", "tag:selects_nothing", "--quiet"]).success
+    shutil.rmtree(scratch, ignore_errors=True)
     os._exit(0 if ok else 1)
 _, status = os.waitpid(pid, 0)
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -68,7 +69,7 @@ def dbt_folders(tmp_path_factory):
         "DBT_PROFILES_DIR": str(PROFILES_DIR),
     }
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet"],
+        [dbt_executable(), "parse", "--quiet"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
