@@ -22,7 +22,9 @@
       than the CRM's weights give now (kpi_months_scored_otherwise: the setting kpi.overall_score_weights
       changed, came or went, macros/kpi_score_weights.sql). The rule for changed weights: rebuild the
       months whose stored scores they move (in practice all), found by recomputing each stored row's
-      score from its own counts; no record of the old weights is needed.
+      score from its own counts; no record of the old weights is needed. These three checks read
+      every input whole, so they run only when the months named so far leave some month of the table
+      out: after changes spread over the year (a backdated import) every month is rebuilt anyway.
       Without a recorded build (a bare `dbt run`) every month is rebuilt.
       Accounts opened count a customer's first opening (int_customers__latest_funnel), which depends on
       all of the customer's funnel_mofu rows, not on a changed row alone: correcting one row can move
@@ -81,13 +83,22 @@
             ~ ids_replicated_since(source('crm', 'customers'), since) -%}
         {%- do month_queries.append('select distinct toYYYYMM(opened_at) from ' ~ mofu
             ~ ' where account_opened and opened_at is not null and customer_id in (' ~ changed_customers ~ ')') -%}
-        {#- the months a row left (its old version may be merged away) and those showing other employees -#}
-        {%- do month_queries.append(kpi_months_out_of_step(this)) -%}
-        {%- do month_queries.append(kpi_months_with_other_employees(this)) -%}
-        {#- the months scored with other weights than the CRM's setting gives now (it changed) -#}
-        {%- do month_queries.append(kpi_months_scored_otherwise(this)) -%}
-        {%- set months = run_query('select distinct * from (' ~ month_queries | join(' union all ') ~ ') order by 1')
-            .columns[0].values() | map('int') | list -%}
+        {#- The months the changes name, and whether they are every month the mart holds (rows spread
+            over the year, as a backdated import brings them): then the checks of the table's state
+            below, which read every input whole, could add none and are not run. -#}
+        {%- set found = run_query("select month, toUInt8(hasAll(groupArray(month) over (), (select "
+            ~ "groupUniqArray(toUInt32(toYYYYMM(kpi_date))) from " ~ this ~ "))) from (select distinct "
+            ~ "toUInt32(month) as month from (" ~ month_queries | join(' union all ') ~ ") as changes(month)) order by month") -%}
+        {%- set months = found.columns[0].values() | map('int') | list -%}
+        {%- if found.columns[1].values()[0] | int == 0 -%}
+            {#- the months a row left (its old version may be merged away) and those showing other
+                employees, and the months scored with other weights than the CRM's setting gives now -#}
+            {%- set state_checks = [
+                kpi_months_out_of_step(this), kpi_months_with_other_employees(this), kpi_months_scored_otherwise(this)
+            ] -%}
+            {%- set months = (months + first_column_values('select distinct toUInt32(month) from ('
+                ~ state_checks | join(' union all ') ~ ') as checks(month)') | map('int') | list) | unique | sort -%}
+        {%- endif -%}
         {%- set in_window = "(toYYYYMM({col}) in (" ~ months | join(', ') ~ ") or toYYYYMM({col}) <= (select "
             ~ "toYYYYMM(min(kpi_date)) from " ~ this ~ "))" -%}
     {%- endif %}
