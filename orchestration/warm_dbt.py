@@ -183,6 +183,14 @@ def _give_up(why: str) -> NoReturn:
 # --- server ------------------------------------------------------------------------------------------
 
 
+def running_threads() -> int:
+    """Threads of this process, native ones included (a library's own pool, which Python's threading
+    does not list) where the system says (Linux), else those Python knows of."""
+    with contextlib.suppress(OSError):
+        return len(os.listdir("/proc/self/task"))
+    return threading.active_count()
+
+
 def serve(path: str, dbt: str) -> NoReturn:
     """Import dbt and parse the project once (warm_dbt_parse.py), then serve commands for the dbt script
     at ``dbt`` on a Unix socket at ``path`` until SIGTERM. The socket appears only once the server is
@@ -193,8 +201,11 @@ def serve(path: str, dbt: str) -> NoReturn:
     for module in PRELOADED:
         __import__(module)
     warm_dbt_parse.warm_up()
-    if threading.active_count() != 1:  # a fork copies one thread: another's locks would stay taken
-        sys.exit(f"warm dbt: importing dbt started threads {threading.enumerate()}: not serving")
+    if running_threads() != 1:  # a fork copies one thread: another's locks would stay taken
+        sys.exit(
+            f"warm dbt: importing dbt started threads ({running_threads()} running,"
+            f" Python's: {threading.enumerate()}): not serving"
+        )
     dbt = os.path.realpath(dbt)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     binding = f"{path}.{os.getpid()}"

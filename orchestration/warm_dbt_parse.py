@@ -10,9 +10,13 @@ command reads it.
 
 The parse goes to a throwaway target and log folder, seeded with the target's partial-parse file when
 there is one (else a full parse writes it and a second parse reads it); nothing of it is kept but what
-dbt built in its classes. It connects to no server. Best effort: a project that does not parse (a model
-mid-edit, a FUNNELHOUSE_CLICKHOUSE_URL that cannot be read) leaves the server serving as before, and
-says so in its log.
+dbt built in its classes. It connects to no server, and it parses without dbt's static parser: that
+parser (dbt_extractor, in Rust) starts a pool of native threads the first time it parses a file, and a
+command forked from a server holding that pool waits for ever on threads it does not have as soon as it
+parses a model itself (the project or profile changed since the target's parse). Rendering each model's
+Jinja instead costs the server's start a little and starts no thread. Best effort: a project that does
+not parse (a model mid-edit, a FUNNELHOUSE_CLICKHOUSE_URL that cannot be read) leaves the server serving
+as before, and says so in its log.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def warm_up() -> bool:
         arguments = [
             "parse",
             "--quiet",
+            "--no-static-parser",
             "--project-dir",
             str(REPO_ROOT),
             "--profiles-dir",

@@ -1,7 +1,8 @@
 """The warm dbt server's parse before serving (orchestration/warm_dbt_parse.py), run as the server runs
 it: in a process that has imported dbt, which then forks a dbt command. It must leave the project's
-target and logs as they were, start no thread (the server forks), make a forked command cheaper than
-one forked after the imports alone, and never stop a server whose project cannot be parsed."""
+target and logs as they were, start no thread, native ones included (the server forks: a forked command
+would wait for ever on a pool it does not have), make a forked command cheaper than one forked after the
+imports alone, and never stop a server whose project cannot be parsed."""
 
 from __future__ import annotations
 
@@ -18,15 +19,20 @@ from orchestration.defs.warehouse.dbt_environment import PROFILES_DIR, REPO_ROOT
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the server forks")
 
-# In a fresh process: the server's imports, optionally the parse, then one `dbt ls` forked, timed by
-# process CPU (user + system of the forked child, which is what the parse spares it).
+# In a fresh process: the server's imports, optionally the parse, then one dbt command forked (`dbt ls`
+# unless given), timed by process CPU (user + system of the forked child, which is what the parse spares
+# it). As the server, it forks nothing while another thread runs.
 PROBE = """
-import json, os, resource, sys, threading
+import json, os, resource, sys
 for module in {preloaded!r}:
     __import__(module)
-from orchestration import warm_dbt_parse
+from orchestration import warm_dbt, warm_dbt_parse
 parsed = warm_dbt_parse.warm_up() if sys.argv[1] == "parse" else None
-threads = threading.active_count()
+threads = warm_dbt.running_threads()
+if threads != 1:
+    print(json.dumps({{"parsed": parsed, "threads": threads, "command_ok": None}}))
+    sys.exit(0)
+command = sys.argv[2].split() if len(sys.argv) > 2 else ["ls", "--select", "tag:selects_nothing"]
 pid = os.fork()
 if pid == 0:  # the command, on a copy of the target: the test compares the target as the parse left it
     import shutil, tempfile
@@ -36,7 +42,7 @@ if pid == 0:  # the command, on a copy of the target: the test compares the targ
     shutil.copytree(os.environ["DBT_TARGET_PATH"], scratch + "/target")
     os.environ.update(DBT_TARGET_PATH=scratch + "/target", DBT_LOG_PATH=scratch + "/logs")
     os.chdir(REPO_ROOT)
-    ok = dbtRunner().invoke(["ls", "--select", "tag:selects_nothing", "--quiet"]).success
+    ok = dbtRunner().invoke([*command, "--quiet"]).success
     shutil.rmtree(scratch, ignore_errors=True)
     os._exit(0 if ok else 1)
 _, status = os.waitpid(pid, 0)
@@ -46,10 +52,10 @@ print(json.dumps({{"parsed": parsed, "threads": threads, "command_ok": status ==
 """
 
 
-def _probe(mode: str, env: dict[str, str]) -> dict:
+def _probe(mode: str, env: dict[str, str], *command: str) -> dict:
     script = PROBE.format(preloaded=warm_dbt.PRELOADED)
     done = subprocess.run(
-        [sys.executable, "-c", script, mode], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", script, mode, *command], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -113,3 +119,16 @@ def test_a_project_that_cannot_be_parsed_leaves_the_server_serving(dbt_folders):
     assert result["parsed"] is False
     assert result["threads"] == 1
     assert not result["command_ok"], "the command forked after it ran in the same broken environment"
+
+
+def test_a_project_changed_since_the_targets_parse_leaves_forked_commands_able_to_parse(dbt_folders):
+    # Another ClickHouse port: the profile is not the one of the target's parse, so the server parses the
+    # project whole, and so does the forked command (dbt then parses every model, statically where it can).
+    env, _target, _logs = dbt_folders
+    env = {**env, "FUNNELHOUSE_CLICKHOUSE_PORT": "18123"}
+
+    result = _probe("parse", env, "parse --no-partial-parse")
+
+    assert result["parsed"] is True
+    assert result["threads"] == 1, "the parse left a native thread pool: a forked parse would wait for ever"
+    assert result["command_ok"] is True
